@@ -1,0 +1,10 @@
+// Node-API entry point: registers the engine's JS-visible surface.
+#include <napi.h>
+#include <openssl/opensslv.h>
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("opensslVersion", Napi::String::New(env, OPENSSL_VERSION_TEXT));
+  return exports;
+}
+
+NODE_API_MODULE(mipsec, Init)

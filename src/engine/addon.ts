@@ -1,0 +1,33 @@
+// Finds and loads the native addon: a prebuild first, then build/Release (node-gyp-build's order).
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const require = createRequire(import.meta.url);
+
+/** The package root: the nearest directory above this file holding binding.gyp. */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'binding.gyp'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('mipsec: binding.gyp not found above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+  return dir;
+}
+
+let cached: { binding?: any; error?: Error } | undefined;
+
+/** The addon's exports, or the error that kept it from loading. Loaded once per process. */
+export function loadAddon(): { binding?: any; error?: Error } {
+  if (!cached) {
+    try {
+      const nodeGypBuild = require('node-gyp-build') as (dir: string) => any;
+      cached = { binding: nodeGypBuild(packageRoot()) };
+    } catch (err) {
+      cached = { error: err as Error };
+    }
+  }
+  return cached;
+}

@@ -1,0 +1,175 @@
+// The engine contract as types: docs/engine.md is the prose, native/engine/abi.h the C++ mirror.
+
+export const Op = {
+  ENCAP: 1,
+  WRAP: 2,
+  INBOUND: 3,
+  IPIP_ENCAP: 4,
+  IPIP_DECAP: 5,
+} as const;
+export type OpCode = (typeof Op)[keyof typeof Op];
+
+export const Verdict = {
+  NONE: 0,
+  FORWARD: 1,
+  DELIVER: 2,
+  PUNT: 3,
+  DROP: 4,
+} as const;
+export type VerdictCode = (typeof Verdict)[keyof typeof Verdict];
+
+/** Drop and punt reasons; the value is the index into the counters array. */
+export const Reason = {
+  none: 0,
+  bad_descriptor: 1,
+  no_room: 2,
+  truncated: 3,
+  bad_ip_version: 4,
+  bad_ihl: 5,
+  bad_total_length: 6,
+  bad_ip_checksum: 7,
+  fragment: 8,
+  ttl_expired: 9,
+  bad_skip: 10,
+  unknown_nsid: 11,
+  unknown_alg: 12,
+  bad_ah: 13,
+  bad_esp: 14,
+  bad_spi: 15,
+  unknown_key: 16,
+  auth: 17,
+  replay: 18,
+  seq_exhausted: 19,
+  no_sa: 20,
+  no_route: 21,
+  bad_next_header: 22,
+  bad_dst_mkid: 23,
+  too_many_layers: 24,
+  not_ipsec: 25,
+  dummy: 26,
+  sa_mismatch: 27,
+  loop: 28,
+} as const;
+export type ReasonName = keyof typeof Reason;
+export type ReasonCode = (typeof Reason)[ReasonName];
+
+export const reasonName: readonly ReasonName[] = (() => {
+  const names: ReasonName[] = [];
+  for (const [name, code] of Object.entries(Reason)) names[code] = name as ReasonName;
+  return names;
+})();
+
+/** Counter array layout: [reason] for drops and punts, [VERDICT_COUNTER_BASE + verdict] per verdict. */
+export const COUNTER_SLOTS = 64;
+export const VERDICT_COUNTER_BASE = 32;
+
+/** Descriptor words per packet in a batch. */
+export const DESC_WORDS = 8;
+export const Desc = {
+  op: 0,
+  arg0: 1,
+  arg1: 2,
+  offset: 3,
+  length: 4,
+  verdict: 5,
+  sa: 6,
+  nexthop: 7,
+} as const;
+
+/** Most nested layers INBOUND peels from one packet. */
+export const MAX_LAYERS = 8;
+
+export type EspSuite = 'aes128gcm' | 'aes256gcm' | 'chacha20poly1305';
+export type MacAlg = 'gmac-aes128' | 'hmac-sha256-128';
+export type Coverage = 'full' | 'headers';
+
+/** Key bytes per algorithm, salt included where the algorithm has one. */
+export const KEY_BYTES: Record<EspSuite | MacAlg, number> = {
+  aes128gcm: 20,
+  aes256gcm: 36,
+  chacha20poly1305: 36,
+  'gmac-aes128': 20,
+  'hmac-sha256-128': 32,
+};
+
+/** SKIP algorithm numbers from the private range 250-255 (docs/engine.md §6). */
+export const SkipAlg = {
+  kij: { 'aes256-kw': 250 },
+  crypt: { aes128gcm: 250, aes256gcm: 251, chacha20poly1305: 252 } as Record<EspSuite, number>,
+  mac: { 'gmac-aes128': 250, 'hmac-sha256-128': 251 } as Record<MacAlg, number>,
+} as const;
+
+export interface AhDesc {
+  alg: MacAlg;
+  key: Uint8Array;
+  spi: number;
+  /** Last sequence number sent (out SAs); the next packet carries seq + 1. */
+  seq?: number;
+  /** Next-hop SAs only. */
+  coverage?: Coverage;
+}
+
+export interface EspDesc {
+  suite: EspSuite;
+  key: Uint8Array;
+  spi: number;
+  seq?: number;
+}
+
+export interface SaDesc {
+  id: number;
+  direction: 'out' | 'in';
+  role: 'end' | 'nexthop';
+  mode: 'skip' | 'spi';
+  src: string;
+  dst: string;
+  /** SKIP mode: the SKIP header bytes (emitted by out SAs, matched by in SAs). */
+  skipHeader?: Uint8Array;
+  ah?: AhDesc;
+  esp?: EspDesc;
+  replayWindow?: number;
+  ttl?: number;
+}
+
+export interface Route {
+  /** 'a.b.c.d/len' */
+  prefix: string;
+  /** Out SA of role nexthop to relay through, or 0 to forward the datagram as it is. */
+  sa: number;
+}
+
+export interface SaStats {
+  packets: bigint;
+  bytes: bigint;
+  /** Outbound: last sequence number used (per header). Inbound: highest authenticated. */
+  ahSeq: number;
+  espSeq: number;
+}
+
+export interface BatchLike {
+  readonly buffer: Uint8Array;
+  readonly desc: Uint32Array;
+  readonly slotSize: number;
+  readonly capacity: number;
+  count: number;
+}
+
+export type EngineImpl = 'native' | 'ts';
+
+/** What both data paths offer: docs/engine.md. */
+export interface Engine {
+  readonly impl: EngineImpl;
+  installSa(sa: SaDesc): void;
+  removeSa(id: number): void;
+  setRoutes(routes: readonly Route[]): void;
+  setLocalAddresses(addresses: readonly string[]): void;
+  /** Runs every packet of the batch synchronously, in one call. */
+  process(batch: BatchLike): void;
+  /** Same, off the JS thread; resolves when the batch is done. Do not touch the batch meanwhile. */
+  processAsync(batch: BatchLike): Promise<void>;
+  /** Live per-reason and per-verdict counters (COUNTER_SLOTS entries). */
+  counters(): BigUint64Array;
+  saStats(id: number): SaStats | undefined;
+  /** Frees every SA (keys zeroed); the engine is unusable afterwards. */
+  close(): void;
+}
