@@ -1,0 +1,174 @@
+/*
+ * The Network interface: everything a role (SGW, SMN, HA) sees of the network it runs on.
+ *
+ * Two implementations share it: MemoryNetwork (in-process links on a virtual clock, the embedded
+ * default) and, later, a Linux one (TUN + raw sockets in network namespaces). Roles must use
+ * nothing else, so either can run them unchanged.
+ *
+ * Model
+ *   Network   a set of hosts and links, plus the clock that drives all timers.
+ *   Host      a node with interfaces, local addresses, a routing table (longest prefix match) and,
+ *             when `forwarding`, IPv4 forwarding with TTL decrement. Packets are raw IPv4
+ *             datagrams (Uint8Array, header included); the network never rewrites a packet except
+ *             for the TTL (and its checksum) when a router forwards it.
+ *   Interface a named attachment of a host to a link with one address/prefix ('10.0.0.1/16').
+ *             moveInterface() re-attaches it elsewhere with a new address: a handover.
+ *   Link      'p2p' (two ends, no address resolution) or 'multi' (a LAN: the frame goes to the
+ *             interface that owns the next-hop address, or that proxies for it — proxy ARP, which
+ *             a home agent uses to capture its away mobile nodes' packets). Every link has a
+ *             capture tap recording each frame with time, link name, sender, receiver and fate.
+ *
+ * Packet path in a host
+ *   send(d)        locally originated: output hooks → route lookup → link.
+ *   from a link    input hooks → local address? deliver to handlers : forwarding? TTL−1, route,
+ *                  link : drop ('not_for_us').
+ *   inject(d)      the input path for a datagram the host made itself (e.g. after decapsulation).
+ *   A hook returns 'consumed' to take the packet (the role then sends whatever it wants) or
+ *   'pass' to let the host carry on. Hooks see packets for any destination, so a router hook is
+ *   where an SGW or HA does its work. `bypassHooks` on send/inject avoids seeing one's own output.
+ *
+ * Every packet the host drops is counted by reason (counters()).
+ * Addresses are dotted strings at this interface; prefixes are 'a.b.c.d/len'.
+ */
+
+/** Time in milliseconds: virtual for MemoryNetwork, wall-clock for a real network. */
+export interface Clock {
+  now(): number;
+  setTimer(delayMs: number, run: () => void): Timer;
+}
+
+export interface Timer {
+  cancel(): void;
+}
+
+export type LinkKind = 'p2p' | 'multi';
+
+export interface LinkOptions {
+  /** Default 'multi'. */
+  kind?: LinkKind;
+  /** One-way delay of every frame, default 1 ms. */
+  latencyMs?: number;
+}
+
+/** Loss injection: a rate in [0, 1) drawn from a seeded generator, or a predicate per frame (index counts frames sent on the link). */
+export type LossModel = number | ((packet: Uint8Array, index: number) => boolean);
+
+export type FrameFate = 'delivered' | 'lost' | 'unresolved';
+
+export interface CapturedPacket {
+  /** Clock time the frame entered the link. */
+  time: number;
+  link: string;
+  /** 'host/interface' of the sender. */
+  from: string;
+  /** 'host/interface' of the receiver; undefined when unresolved. */
+  to?: string;
+  fate: FrameFate;
+  /** A copy of the datagram as it crossed the link. */
+  packet: Uint8Array;
+}
+
+export interface Link {
+  readonly name: string;
+  readonly kind: LinkKind;
+  readonly latencyMs: number;
+  /** Loss injection; `undefined` turns it off. `seed` makes a rate reproducible (default 1). */
+  setLoss(loss: LossModel | undefined, seed?: number): void;
+  /** Every frame that entered this link, in order. */
+  captures(): readonly CapturedPacket[];
+  /** Live tap: called for each frame as it enters the link. Returns a function that removes it. */
+  tap(listener: (frame: CapturedPacket) => void): () => void;
+}
+
+export interface InterfaceInfo {
+  name: string;
+  link: string;
+  address: string;
+  prefixLength: number;
+}
+
+export interface RouteEntry {
+  /** 'a.b.c.d/len' */
+  prefix: string;
+  /** Next-hop router on the interface's link; absent for a connected route. */
+  via?: string;
+  iface: string;
+}
+
+export interface PacketContext {
+  host: string;
+  /** Interface the packet arrived on; undefined for local delivery of the host's own packets. */
+  iface?: string;
+  link?: string;
+  time: number;
+}
+
+export type HookResult = 'consumed' | 'pass';
+export type PacketHook = (packet: Uint8Array, ctx: PacketContext) => HookResult;
+export type PacketHandler = (packet: Uint8Array, ctx: PacketContext) => void;
+export type HookStage = 'input' | 'output';
+
+export type HostDropReason = 'bad_ipv4' | 'no_route' | 'ttl_expired' | 'not_for_us' | 'unresolved';
+
+export type SendResult = { ok: true } | { ok: false; reason: HostDropReason };
+
+export interface SendOptions {
+  /** Skip this host's hooks of the stage concerned (a role re-sending its own transformed packet). */
+  bypassHooks?: boolean;
+}
+
+export interface InjectOptions extends SendOptions {
+  /** Interface to present as the arrival interface. */
+  iface?: string;
+}
+
+export interface Host {
+  readonly name: string;
+  readonly forwarding: boolean;
+
+  /** Attaches a new interface with 'a.b.c.d/len' to a link, adding its connected route. */
+  addInterface(name: string, link: string, cidr: string): void;
+  /** Moves an interface to another link with a new address: its connected route follows, other routes through it are removed. */
+  moveInterface(name: string, link: string, cidr: string): void;
+  interfaces(): readonly InterfaceInfo[];
+
+  /** An address that is local without being on an interface (a mobile node's home address while away). */
+  addLocalAddress(address: string): void;
+  removeLocalAddress(address: string): void;
+  isLocal(address: string): boolean;
+
+  /** Answer on `iface`'s link for `address` (proxy ARP), or stop with `enabled` false. */
+  setProxy(address: string, iface: string, enabled: boolean): void;
+
+  /** Adds or replaces the route for `prefix`. Without `iface` it is the interface whose subnet holds `via`. */
+  addRoute(prefix: string, route: { via?: string; iface?: string }): void;
+  removeRoute(prefix: string): void;
+  routes(): readonly RouteEntry[];
+  /** Longest prefix match. */
+  lookupRoute(destination: string): RouteEntry | undefined;
+  /** The address of the interface the route to `destination` leaves by. */
+  sourceAddressFor(destination: string): string | undefined;
+
+  send(datagram: Uint8Array, options?: SendOptions): SendResult;
+  inject(datagram: Uint8Array, options?: InjectOptions): void;
+  addHook(stage: HookStage, hook: PacketHook): () => void;
+  /** Packets addressed to a local address that no hook consumed. */
+  onDeliver(handler: PacketHandler): () => void;
+
+  counters(): Readonly<Record<HostDropReason, number>>;
+}
+
+export interface HostOptions {
+  /** Forward packets not addressed to this host (a router, SGW). Default false. */
+  forwarding?: boolean;
+}
+
+export interface Network {
+  readonly clock: Clock;
+  addHost(name: string, options?: HostOptions): Host;
+  addLink(name: string, options?: LinkOptions): Link;
+  host(name: string): Host;
+  link(name: string): Link;
+  hosts(): readonly Host[];
+  links(): readonly Link[];
+}
