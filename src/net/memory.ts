@@ -199,8 +199,10 @@ export class MemoryHost implements Host {
     const iface = this.iface(name);
     const { address, prefix } = parseCidr(cidr);
     const target = this.network.link(link);
-    iface.link.detach(iface);
-    target.attach(iface);
+    if (target !== iface.link) {
+      target.attach(iface);
+      iface.link.detach(iface);
+    }
     iface.link = target;
     iface.address = address;
     iface.prefix = prefix;
