@@ -1,0 +1,81 @@
+// Certificate discovery on UDP 1640 (the SKIP CDP port, DESIGN §3): ask a node for its own
+// certificate by NSID/MKID; it answers with the certificate or "not found". Layout:
+// docs/certificates.md §4. Codec only: the roles own the sockets.
+import { decodeCertificate, isCaSubject, type Certificate } from './certificate.js';
+import { formatName, sameName, type SkipName } from './names.js';
+import { NSID_IPV4, NSID_NONE } from '../wire/skip.js';
+import { readIp, writeIp } from '../wire/addr.js';
+
+export const DISCOVERY_PORT = 1640;
+export const DISCOVERY_VERSION = 1;
+export const DiscoveryType = { request: 1, certificate: 2, notFound: 3 } as const;
+const HEADER_BYTES = 11;
+/** Certificates we send or accept in a reply: far above the 164 bytes of ours, far below a datagram. */
+export const MAX_DISCOVERY_CERT_BYTES = 1024;
+
+export type DiscoveryMessage =
+  | { type: 'request'; id: number; name: SkipName }
+  | { type: 'certificate'; id: number; name: SkipName; cert: Certificate }
+  | { type: 'notFound'; id: number; name: SkipName };
+
+export type DiscoveryDecode =
+  | { ok: true; message: DiscoveryMessage }
+  | {
+      ok: false;
+      reason: 'truncated' | 'bad_version' | 'bad_type' | 'unknown_nsid' | 'bad_length' | 'bad_certificate' | 'name_mismatch';
+      message: string;
+    };
+
+export function encodeDiscovery(msg: DiscoveryMessage): Uint8Array {
+  if (!Number.isInteger(msg.id) || msg.id < 0 || msg.id > 0xffffffff) throw new RangeError(`discovery id must be a u32, got ${msg.id}`);
+  const cert = msg.type === 'certificate' ? msg.cert.encoded : undefined;
+  if (cert && cert.length > MAX_DISCOVERY_CERT_BYTES) throw new RangeError(`certificate of ${cert.length} bytes exceeds ${MAX_DISCOVERY_CERT_BYTES}`);
+  const out = new Uint8Array(HEADER_BYTES + (cert ? 2 + cert.length : 0));
+  const view = new DataView(out.buffer);
+  out[0] = DISCOVERY_VERSION;
+  out[1] = DiscoveryType[msg.type];
+  view.setUint32(2, msg.id);
+  out[6] = msg.name.nsid;
+  writeIp(out, 7, msg.name.address);
+  if (cert) {
+    view.setUint16(HEADER_BYTES, cert.length);
+    out.set(cert, HEADER_BYTES + 2);
+  }
+  return out;
+}
+
+/** Parses one discovery datagram; never reads past `bytes`, never throws. */
+export function decodeDiscovery(bytes: Uint8Array): DiscoveryDecode {
+  if (bytes.length < HEADER_BYTES) return { ok: false, reason: 'truncated', message: `discovery message of ${bytes.length} bytes, the header is ${HEADER_BYTES}` };
+  if (bytes[0] !== DISCOVERY_VERSION) return { ok: false, reason: 'bad_version', message: `discovery version ${bytes[0]}, expected ${DISCOVERY_VERSION}` };
+  const typeCode = bytes[1];
+  const type = (Object.keys(DiscoveryType) as (keyof typeof DiscoveryType)[]).find((t) => DiscoveryType[t] === typeCode);
+  if (type === undefined) return { ok: false, reason: 'bad_type', message: `discovery type ${typeCode} is not 1 (request), 2 (certificate) or 3 (not found)` };
+  const nsid = bytes[6];
+  if (nsid !== NSID_NONE && nsid !== NSID_IPV4) return { ok: false, reason: 'unknown_nsid', message: `discovery NSID ${nsid} is not 0 (SGW) or 1 (SMN)` };
+  const id = readIp(bytes, 2);
+  const name: SkipName = { nsid, address: readIp(bytes, 7) };
+  if (type !== 'certificate') {
+    if (bytes.length !== HEADER_BYTES) return { ok: false, reason: 'bad_length', message: `discovery ${type} must be ${HEADER_BYTES} bytes, got ${bytes.length}` };
+    return { ok: true, message: { type, id, name } };
+  }
+  if (bytes.length < HEADER_BYTES + 2) return { ok: false, reason: 'truncated', message: 'discovery certificate reply has no certificate length' };
+  const certLength = (bytes[HEADER_BYTES] << 8) | bytes[HEADER_BYTES + 1];
+  if (certLength > MAX_DISCOVERY_CERT_BYTES) return { ok: false, reason: 'bad_length', message: `certificate length ${certLength} exceeds ${MAX_DISCOVERY_CERT_BYTES}` };
+  if (bytes.length !== HEADER_BYTES + 2 + certLength) {
+    return { ok: false, reason: bytes.length < HEADER_BYTES + 2 + certLength ? 'truncated' : 'bad_length', message: `certificate length field says ${certLength}, the message carries ${bytes.length - HEADER_BYTES - 2}` };
+  }
+  const decoded = decodeCertificate(bytes.subarray(HEADER_BYTES + 2));
+  if (!decoded.ok) return { ok: false, reason: 'bad_certificate', message: decoded.error };
+  const subject = decoded.cert.subject;
+  if (isCaSubject(subject) || !sameName(subject, name)) {
+    return { ok: false, reason: 'name_mismatch', message: `reply for ${formatName(name)} carries a certificate for another subject` };
+  }
+  return { ok: true, message: { type, id, name, cert: decoded.cert } };
+}
+
+/** The answer of a node holding `own` to a request: its certificate if the name is its own. */
+export function answerDiscovery(request: Extract<DiscoveryMessage, { type: 'request' }>, own: Certificate): DiscoveryMessage {
+  const mine = !isCaSubject(own.subject) && sameName(own.subject, request.name);
+  return mine ? { type: 'certificate', id: request.id, name: request.name, cert: own } : { type: 'notFound', id: request.id, name: request.name };
+}

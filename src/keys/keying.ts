@@ -1,0 +1,310 @@
+// SKIP zero-message keying (DESIGN §3): turns a peer's certificate and a counter n into the
+// engine's SAs (src/engine/types.ts). The sender picks a random Kp per SA, wraps it under Kijn
+// into the SKIP header; the receiver unwraps it from the first packet and derives the same keys.
+import { sodium } from './sodium.js';
+import { LruMap, type CertCache } from './cache.js';
+import type { Identity } from './keyfile.js';
+import { formatName, type SkipName } from './names.js';
+import {
+  counterInWindow, deriveKij, deriveKijn, KP_BYTES, skipCounter, trafficKey, unwrapKp, wrapKp, COUNTER_WINDOW,
+} from './derive.js';
+import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg, type SaDesc } from '../engine/types.js';
+import { decodeSkipHeader, encodeSkipHeader, NSID_IPV4, NSID_NONE, SKIP_SPI, type SkipHeader } from '../wire/skip.js';
+import { ipToU32, isIpv4, u32ToIp } from '../wire/addr.js';
+
+const IPPROTO_AH = 51;
+const IPPROTO_ESP = 50;
+const KIJ_ALG = SkipAlg.kij['aes256-kw'];
+const suiteOfCryptAlg = new Map(Object.entries(SkipAlg.crypt).map(([suite, id]) => [id, suite as EspSuite]));
+const macOfMacAlg = new Map(Object.entries(SkipAlg.mac).map(([mac, id]) => [id, mac as MacAlg]));
+
+/** Packets an outbound SA carries before its Kp is replaced (SKIP §2.2 asks for a change every 10 MB or 2 minutes). */
+export const DEFAULT_KP_MAX_PACKETS = 1 << 20;
+export const DEFAULT_MAX_INBOUND_SAS = 65536;
+
+export interface SkipKeyingOptions {
+  identity: Identity;
+  /** Verified peer certificates; inbound and outbound keying read it, never fill it. */
+  certs: CertCache;
+  /** A new Kp (and SA) once an outbound SA has carried this many packets. */
+  kpMaxPackets?: number;
+  /** Bound on remembered inbound SAs (each needs a real peer's Kijn, but a peer may churn Kps). */
+  maxInboundSas?: number;
+  /** Unix seconds; default: the system clock. */
+  now?: () => number;
+  /** Source of Kp bytes; default libsodium's CSPRNG. Tests inject fixed bytes. */
+  random?: (length: number) => Uint8Array;
+  /** Kij cache size (X25519 per peer is the expensive step). */
+  kijCacheSize?: number;
+}
+
+export interface OutboundRequest {
+  /** The peer's SKIP name: its certificate in the cache gives its public key. */
+  peer: SkipName;
+  /** Outer tunnel addresses (for an SMN peer, dst is its care-of address). */
+  src: string;
+  dst: string;
+  role: 'end' | 'nexthop';
+  /** role end: required. */
+  esp?: EspSuite;
+  /** role nexthop: required; role end: optional (the draft-faithful AH in front of ESP). */
+  ah?: MacAlg;
+  coverage?: Coverage;
+  ttl?: number;
+}
+
+export interface InboundRequest {
+  /** Bytes holding the SKIP header at `offset` (it may be a whole packet). */
+  packet: Uint8Array;
+  offset?: number;
+  /** Outer IPv4 source (names the peer when the SKIP source NSID is 0) and destination. */
+  src: string;
+  dst: string;
+  /** Next-hop layers: the coverage this node's policy expects (the SKIP header does not carry it). */
+  coverage?: Coverage;
+  replayWindow?: number;
+}
+
+export type KeyingFailure =
+  | 'truncated' | 'bad_skip' | 'unknown_nsid' | 'unknown_alg'
+  | 'bad_address' | 'bad_dst_mkid' | 'counter_window'
+  | 'unknown_certificate' | 'expired_certificate' | 'certificate_not_yet_valid'
+  | 'bad_peer_key' | 'forged_key' | 'sa_mismatch' | 'too_many_sas';
+
+export type KeyingResult =
+  /** A new SA to install; `retire` is the SA it replaces (remove it once the new one is installed). */
+  | { ok: true; created: true; sa: SaDesc; retire?: number }
+  /** The SA for this request is already handed out. */
+  | { ok: true; created: false; id: number }
+  | { ok: false; reason: KeyingFailure; message: string };
+
+interface OutboundSlot {
+  id: number;
+  n: number;
+}
+
+interface InboundEntry {
+  id: number;
+  n: number;
+  cryptAlg: number;
+  macAlg: number;
+}
+
+const fail = (reason: KeyingFailure, message: string): KeyingResult => ({ ok: false, reason, message });
+
+/** Zeroes the key bytes of an SA description once the engine holds its own copy. */
+export function wipeSaKeys(sa: SaDesc): void {
+  if (sa.ah) sodium.memzero(sa.ah.key);
+  if (sa.esp) sodium.memzero(sa.esp.key);
+}
+
+export class SkipKeying {
+  private readonly identity: Identity;
+  private readonly certs: CertCache;
+  private readonly kpMaxPackets: number;
+  private readonly maxInboundSas: number;
+  private readonly now: () => number;
+  private readonly random: (length: number) => Uint8Array;
+  /** Kij per (peer name, peer public key), zeroed when evicted. */
+  private readonly kijs: LruMap<string, Uint8Array>;
+  private readonly outbound = new Map<string, OutboundSlot>();
+  private readonly inbound = new Map<string, InboundEntry>();
+  private readonly usedIds = new Set<number>();
+  private lastId = 0;
+
+  constructor(options: SkipKeyingOptions) {
+    this.identity = options.identity;
+    this.certs = options.certs;
+    this.kpMaxPackets = options.kpMaxPackets ?? DEFAULT_KP_MAX_PACKETS;
+    this.maxInboundSas = options.maxInboundSas ?? DEFAULT_MAX_INBOUND_SAS;
+    this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    this.random = options.random ?? ((length) => sodium.randombytes_buf(length));
+    this.kijs = new LruMap(options.kijCacheSize ?? 1024, (_key, kij) => sodium.memzero(kij));
+    if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1) throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
+  }
+
+  /** This node's counter n now. */
+  counter(): number {
+    return skipCounter(this.now());
+  }
+
+  /**
+   * The outbound SA towards `req.peer`. A new one (new Kp) when there is none yet, when n has
+   * moved on, or when the current one has carried `packetsSent` ≥ kpMaxPackets packets.
+   */
+  outboundSa(req: OutboundRequest, packetsSent = 0): KeyingResult {
+    const { crypt, mac } = this.checkRequest(req);
+    const slotKey = [formatName(req.peer), req.role, req.esp, req.ah, req.coverage, req.src, req.dst, req.ttl].join('|');
+    const n = this.counter();
+    const slot = this.outbound.get(slotKey);
+    if (slot && slot.n === n && packetsSent < this.kpMaxPackets) return { ok: true, created: false, id: slot.id };
+
+    const kij = this.kijFor(req.peer);
+    if (!kij.ok) return kij;
+    const kp = this.random(KP_BYTES);
+    if (kp.length !== KP_BYTES) throw new RangeError(`the random source returned ${kp.length} bytes, Kp needs ${KP_BYTES}`);
+    const kijn = deriveKijn(kij.kij, n);
+    const own = this.identity.name;
+    const header: SkipHeader = {
+      srcNsid: own.nsid,
+      dstNsid: req.peer.nsid,
+      nextHeader: req.ah ? IPPROTO_AH : IPPROTO_ESP,
+      n,
+      kijAlg: KIJ_ALG,
+      cryptAlg: crypt,
+      macAlg: mac,
+      compAlg: 0,
+      wrappedKp: wrapKp(kijn, kp),
+      srcMkid: own.nsid === NSID_IPV4 ? own.address : undefined,
+      dstMkid: req.peer.nsid === NSID_IPV4 ? req.peer.address : undefined,
+    };
+    sodium.memzero(kijn);
+    const sa: SaDesc = {
+      id: this.allocateId(),
+      direction: 'out',
+      role: req.role,
+      mode: 'skip',
+      src: req.src,
+      dst: req.dst,
+      skipHeader: encodeSkipHeader(header),
+      ...this.trafficKeys(kp, req.esp, req.ah, req.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
+    };
+    sodium.memzero(kp);
+    if (req.ttl !== undefined) sa.ttl = req.ttl;
+    this.outbound.set(slotKey, { id: sa.id, n });
+    if (slot) this.usedIds.delete(slot.id);
+    return slot ? { ok: true, created: true, sa, retire: slot.id } : { ok: true, created: true, sa };
+  }
+
+  /**
+   * The inbound SA for a received SKIP header (the engine punted `unknown_key`). Never throws on
+   * what the packet holds: every problem is a typed reason.
+   */
+  inboundSa(req: InboundRequest): KeyingResult {
+    const offset = req.offset ?? 0;
+    const parsed = decodeSkipHeader(req.packet, offset);
+    if (!parsed.ok) return fail(parsed.reason, `SKIP header rejected: ${parsed.reason}`);
+    const h = parsed.header;
+    if (!isIpv4(req.src) || !isIpv4(req.dst)) return fail('bad_address', `outer addresses must be dotted IPv4, got src '${req.src}' dst '${req.dst}'`);
+
+    const own = this.identity.name;
+    const forUs = own.nsid === NSID_NONE ? h.dstNsid === NSID_NONE : h.dstNsid === NSID_IPV4 && h.dstMkid === own.address;
+    if (!forUs) return fail('bad_dst_mkid', `SKIP destination (NSID ${h.dstNsid}${h.dstMkid === undefined ? '' : ` MKID ${u32ToIp(h.dstMkid)}`}) is not ${formatName(own)}`);
+
+    const localN = this.counter();
+    if (!counterInWindow(h.n, localN)) return fail('counter_window', `SKIP counter n=${h.n} is outside ${localN}±${COUNTER_WINDOW} (clock skew or replay)`);
+
+    const layer = layerOf(h);
+    if (!layer) return fail('bad_skip', `SKIP next header ${h.nextHeader} does not fit crypt alg ${h.cryptAlg} / MAC alg ${h.macAlg}`);
+
+    const peer: SkipName = h.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.srcMkid! } : { nsid: NSID_NONE, address: ipToU32(req.src) };
+    // The engine's key tuple (docs/engine.md §4.1): one SA per tuple, whatever algorithms a copy claims.
+    const tupleKey = `${formatName(peer)}|${h.n}|${h.kijAlg}|${Buffer.from(h.wrappedKp).toString('hex')}`;
+    const known = this.inbound.get(tupleKey);
+    if (known && (known.cryptAlg !== h.cryptAlg || known.macAlg !== h.macAlg)) {
+      return fail('sa_mismatch', `SKIP key tuple from ${formatName(peer)} already keyed with crypt alg ${known.cryptAlg} / MAC alg ${known.macAlg}`);
+    }
+    if (known) return { ok: true, created: false, id: known.id };
+    if (this.inbound.size >= this.maxInboundSas) return fail('too_many_sas', `already ${this.inbound.size} inbound SKIP SAs; expire() old ones first`);
+
+    const kij = this.kijFor(peer);
+    if (!kij.ok) return kij;
+    const kijn = deriveKijn(kij.kij, h.n);
+    const kp = unwrapKp(kijn, h.wrappedKp);
+    sodium.memzero(kijn);
+    if (!kp) return fail('forged_key', `wrapped Kp from ${formatName(peer)} fails the key-wrap integrity check (forged key, or another Kij)`);
+
+    const sa: SaDesc = {
+      id: this.allocateId(),
+      direction: 'in',
+      role: layer.role,
+      mode: 'skip',
+      src: req.src,
+      dst: req.dst,
+      skipHeader: req.packet.slice(offset, offset + parsed.length),
+      ...this.trafficKeys(kp, layer.esp, layer.ah, layer.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
+    };
+    sodium.memzero(kp);
+    if (req.replayWindow !== undefined) sa.replayWindow = req.replayWindow;
+    this.inbound.set(tupleKey, { id: sa.id, n: h.n, cryptAlg: h.cryptAlg, macAlg: h.macAlg });
+    return { ok: true, created: true, sa };
+  }
+
+  /**
+   * Forgets the SAs whose counter has left the window (inbound: n < local n − 1; outbound: n <
+   * local n − 1, i.e. not renewed by outboundSa). Returns their ids for engine.removeSa.
+   */
+  expire(): number[] {
+    const localN = this.counter();
+    const gone: number[] = [];
+    for (const table of [this.inbound, this.outbound]) {
+      for (const [key, entry] of table) {
+        if (entry.n < localN - COUNTER_WINDOW) {
+          table.delete(key);
+          this.usedIds.delete(entry.id);
+          gone.push(entry.id);
+        }
+      }
+    }
+    return gone;
+  }
+
+  /** Zeroes every cached Kij and this node's secret key; the object is unusable afterwards. */
+  close(): void {
+    this.kijs.clear();
+    sodium.memzero(this.identity.secretKey);
+    this.outbound.clear();
+    this.inbound.clear();
+  }
+
+  private checkRequest(req: OutboundRequest): { crypt: number; mac: number } {
+    if (req.role === 'end' && !req.esp) throw new RangeError('an end SA needs esp (aes128gcm, aes256gcm or chacha20poly1305)');
+    if (req.role === 'nexthop' && (!req.ah || req.esp)) throw new RangeError('a nexthop SA needs ah (gmac-aes128 or hmac-sha256-128) and no esp');
+    if (!isIpv4(req.src) || !isIpv4(req.dst)) throw new RangeError(`outer addresses must be dotted IPv4, got src '${req.src}' dst '${req.dst}'`);
+    const crypt = req.esp ? SkipAlg.crypt[req.esp] : 0;
+    const mac = req.ah ? SkipAlg.mac[req.ah] : 0;
+    if (crypt === undefined || mac === undefined) throw new RangeError(`unknown algorithm esp=${req.esp} ah=${req.ah}`);
+    return { crypt, mac };
+  }
+
+  private kijFor(peer: SkipName): { ok: true; kij: Uint8Array } | Extract<KeyingResult, { ok: false }> {
+    const found = this.certs.lookup(peer, this.now());
+    if (!found.ok) return { ok: false, reason: found.reason, message: `no usable certificate for ${formatName(peer)}: ${found.reason.replaceAll('_', ' ')}` };
+    const peerKey = found.cert.publicKey;
+    const cacheKey = `${formatName(peer)}|${Buffer.from(peerKey).toString('hex')}`;
+    const cached = this.kijs.get(cacheKey);
+    if (cached) return { ok: true, kij: cached };
+    const kij = deriveKij(this.identity.secretKey, this.identity.publicKey, peerKey);
+    if (!kij) return { ok: false, reason: 'bad_peer_key', message: `the certified key of ${formatName(peer)} is a low-order point` };
+    this.kijs.set(cacheKey, kij);
+    return { ok: true, kij };
+  }
+
+  private trafficKeys(kp: Uint8Array, esp: EspSuite | undefined, ah: MacAlg | undefined, coverage: Coverage | undefined): Pick<SaDesc, 'ah' | 'esp'> {
+    const keys: Pick<SaDesc, 'ah' | 'esp'> = {};
+    if (ah) {
+      keys.ah = { alg: ah, key: trafficKey(kp, SkipAlg.mac[ah], 'mac', KEY_BYTES[ah]), spi: SKIP_SPI };
+      if (coverage) keys.ah.coverage = coverage;
+    }
+    if (esp) keys.esp = { suite: esp, key: trafficKey(kp, SkipAlg.crypt[esp], 'crypt', KEY_BYTES[esp]), spi: SKIP_SPI };
+    return keys;
+  }
+
+  /** A u32 id > 0 not held by any live SA of this object. */
+  private allocateId(): number {
+    do {
+      this.lastId = this.lastId >= 0xffffffff ? 1 : this.lastId + 1;
+    } while (this.usedIds.has(this.lastId));
+    this.usedIds.add(this.lastId);
+    return this.lastId;
+  }
+}
+
+/** Which layer a SKIP header announces: an end layer has a Crypt Alg, a next-hop layer only a MAC Alg. */
+function layerOf(h: SkipHeader): { role: 'end' | 'nexthop'; esp?: EspSuite; ah?: MacAlg } | undefined {
+  const esp = suiteOfCryptAlg.get(h.cryptAlg);
+  const ah = macOfMacAlg.get(h.macAlg);
+  if (h.kijAlg !== KIJ_ALG || h.compAlg !== 0) return undefined;
+  if (esp) return h.nextHeader === (ah ? IPPROTO_AH : IPPROTO_ESP) ? { role: 'end', esp, ah } : undefined;
+  return ah && h.nextHeader === IPPROTO_AH ? { role: 'nexthop', ah } : undefined;
+}
