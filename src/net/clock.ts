@@ -13,10 +13,15 @@ interface QueuedEvent {
 const DEFAULT_MAX_EVENTS = 1_000_000;
 
 export class VirtualClock implements Clock {
-  private time = 0;
+  private time: number;
   private seq = 0;
   /** Binary min-heap on (at, seq). */
   private readonly heap: QueuedEvent[] = [];
+
+  constructor(startMs = 0) {
+    if (!Number.isFinite(startMs)) throw new RangeError(`virtual clock start must be a finite number of ms, got ${startMs}`);
+    this.time = startMs;
+  }
 
   now(): number {
     return this.time;

@@ -1,7 +1,8 @@
 // MemoryNetwork: the Network interface (types.ts) on in-process links and a virtual clock.
 import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../wire/addr.js';
 import { VirtualClock } from './clock.js';
-import { IPV4_CHECKSUM_OFFSET, parseIpv4, updateChecksum } from '../wire/ipv4.js';
+import { parseIpv4 } from '../wire/ipv4.js';
+import { decrementTtl } from './ip.js';
 import type {
   CapturedPacket,
   Host,
@@ -25,10 +26,21 @@ import type {
 
 const DEFAULT_LATENCY_MS = 1;
 
+export interface MemoryNetworkOptions {
+  /** Virtual time at the start, in Unix ms (default 2026-01-01T00:00:00Z). */
+  startMs?: number;
+}
+
+const DEFAULT_START_MS = Date.UTC(2026, 0, 1);
+
 export class MemoryNetwork implements Network {
-  readonly clock = new VirtualClock();
+  readonly clock: VirtualClock;
   private readonly hostsByName = new Map<string, MemoryHost>();
   private readonly linksByName = new Map<string, MemoryLink>();
+
+  constructor(options: MemoryNetworkOptions = {}) {
+    this.clock = new VirtualClock(options.startMs ?? DEFAULT_START_MS);
+  }
 
   addHost(name: string, options: HostOptions = {}): MemoryHost {
     if (this.hostsByName.has(name)) throw new Error(`host '${name}' already exists (host names must be unique)`);
@@ -399,13 +411,4 @@ function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** TTL − 1 in place, checksum patched incrementally (RFC 1624). */
-function decrementTtl(packet: Uint8Array): void {
-  const oldWord = (packet[8] << 8) | packet[9];
-  packet[8] -= 1;
-  const checksum = updateChecksum((packet[IPV4_CHECKSUM_OFFSET] << 8) | packet[IPV4_CHECKSUM_OFFSET + 1], oldWord, (packet[8] << 8) | packet[9]);
-  packet[IPV4_CHECKSUM_OFFSET] = checksum >>> 8;
-  packet[IPV4_CHECKSUM_OFFSET + 1] = checksum & 0xff;
 }

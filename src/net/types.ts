@@ -31,7 +31,10 @@
  * Addresses are dotted strings at this interface; prefixes are 'a.b.c.d/len'.
  */
 
-/** Time in milliseconds: virtual for MemoryNetwork, wall-clock for a real network. */
+/**
+ * Time in milliseconds since the Unix epoch: wall-clock time on a real network, virtual time
+ * on MemoryNetwork (starting at its `startMs`). Roles take protocol timestamps from it too.
+ */
 export interface Clock {
   now(): number;
   setTimer(delayMs: number, run: () => void): Timer;

@@ -13,7 +13,7 @@ function text(packet: Uint8Array): string {
 
 /** a (10.0.0.1) — lan — r (10.0.0.254 | 198.18.0.1) — wan (p2p) — b (198.18.0.2, 10.9.0.0/16 behind it) */
 function twoNetworks() {
-  const net = new MemoryNetwork();
+  const net = new MemoryNetwork({ startMs: 0 });
   net.addLink('lan');
   net.addLink('wan', { kind: 'p2p', latencyMs: 5 });
   const a = net.addHost('a');
