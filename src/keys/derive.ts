@@ -46,9 +46,12 @@ export function lowOrderHash(length: number, ...parts: Uint8Array[]): Uint8Array
   return out;
 }
 
-/** Both public keys, lower one first (bytewise), so that both peers hash the same bytes. */
+/**
+ * Both public keys, the lexicographically lower one (first differing byte) first, so that both
+ * peers hash the same bytes. Public keys are not secret: a plain comparison is fine.
+ */
 export function canonicalPair(a: Uint8Array, b: Uint8Array): [Uint8Array, Uint8Array] {
-  return sodium.compare(a, b) <= 0 ? [a, b] : [b, a];
+  return Buffer.compare(a, b) <= 0 ? [a, b] : [b, a];
 }
 
 /**
