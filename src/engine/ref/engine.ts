@@ -1,0 +1,141 @@
+// The TypeScript reference data path: docs/engine.md implemented on node:crypto, byte-identical to the native one.
+import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
+import { parseIpv4 } from '../../wire/ipv4.js';
+import {
+  COUNTER_SLOTS,
+  DESC_WORDS,
+  Desc,
+  Op,
+  VERDICT_COUNTER_BASE,
+  Verdict,
+  type BatchLike,
+  type Engine,
+  type Route,
+  type SaDesc,
+  type SaStats,
+} from '../types.js';
+import { encapsulate } from './encap.js';
+import { inbound, type InboundContext, type RouteEntry } from './inbound.js';
+import { ipipDecap, ipipEncap } from './ipip.js';
+import { reject, type Outcome, type Slot } from './outcome.js';
+import { SaTable } from './sa.js';
+import { prependNexthopLayer } from './wrap.js';
+
+export class RefEngine implements Engine {
+  readonly impl = 'ts' as const;
+  private readonly table = new SaTable();
+  private readonly counterArray = new BigUint64Array(COUNTER_SLOTS);
+  /** Longest prefix first. */
+  private routes: RouteEntry[] = [];
+  private locals = new Set<number>();
+  private closed = false;
+
+  private readonly inboundContext: InboundContext = {
+    table: this.table,
+    isLocal: (address) => this.locals.has(address),
+    route: (address) => this.routes.find((r) => ((address & r.mask) >>> 0) === r.network),
+  };
+
+  installSa(sa: SaDesc): void {
+    this.assertOpen();
+    this.table.install(sa);
+  }
+
+  removeSa(id: number): void {
+    this.assertOpen();
+    this.table.remove(id);
+  }
+
+  setRoutes(routes: readonly Route[]): void {
+    this.assertOpen();
+    const entries = routes.map((r, i) => {
+      if (!Number.isInteger(r.sa) || r.sa < 0 || r.sa > 0xffffffff) throw new RangeError(`route ${i} (${r.prefix}): sa must be an SA id or 0, got ${r.sa}`);
+      const p = parsePrefix(r.prefix);
+      return { network: p.network, mask: prefixMask(p.length), length: p.length, sa: r.sa };
+    });
+    entries.sort((a, b) => b.length - a.length);
+    this.routes = entries.map(({ network, mask, sa }) => ({ network, mask, sa }));
+  }
+
+  setLocalAddresses(addresses: readonly string[]): void {
+    this.assertOpen();
+    this.locals = new Set(addresses.map(ipToU32));
+  }
+
+  process(batch: BatchLike): void {
+    this.assertOpen();
+    const { buffer, desc, slotSize, capacity, count } = batch;
+    if (!Number.isInteger(count) || count < 0 || count > capacity) throw new RangeError(`batch count must be 0..${capacity}, got ${count}`);
+    if (buffer.length < capacity * slotSize || desc.length < capacity * DESC_WORDS) {
+      throw new RangeError(`batch buffers are smaller than capacity ${capacity} × slotSize ${slotSize} needs (use the Batch class)`);
+    }
+    for (let i = 0; i < count; i++) {
+      const d = i * DESC_WORDS;
+      const slot: Slot = { buf: buffer, start: i * slotSize, end: (i + 1) * slotSize };
+      const offset = desc[d + Desc.offset];
+      const length = desc[d + Desc.length];
+      const outcome =
+        offset < slot.start || offset + length > slot.end
+          ? reject('bad_descriptor', offset, length)
+          : this.runOp(desc[d + Desc.op], desc[d + Desc.arg0], desc[d + Desc.arg1], slot, offset, length);
+      desc[d + Desc.offset] = outcome.offset;
+      desc[d + Desc.length] = outcome.length;
+      desc[d + Desc.verdict] = outcome.verdict | (outcome.reason << 8);
+      desc[d + Desc.sa] = outcome.sa;
+      desc[d + Desc.nexthop] = outcome.nexthop;
+      this.counterArray[VERDICT_COUNTER_BASE + outcome.verdict]++;
+      if (outcome.verdict === Verdict.DROP || outcome.verdict === Verdict.PUNT) this.counterArray[outcome.reason]++;
+    }
+  }
+
+  async processAsync(batch: BatchLike): Promise<void> {
+    await Promise.resolve();
+    this.process(batch);
+  }
+
+  counters(): BigUint64Array {
+    return this.counterArray;
+  }
+
+  saStats(id: number): SaStats | undefined {
+    const sa = this.table.get(id);
+    if (!sa) return undefined;
+    const seqOf = (h: { seq: number; window?: { top: number } } | undefined) => (h ? (h.window ? h.window.top : h.seq) : 0);
+    return { packets: sa.packets, bytes: sa.bytes, ahSeq: seqOf(sa.ah), espSeq: seqOf(sa.esp) };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.table.clear();
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('mipsec: this engine was closed; create a new one with createEngine()');
+  }
+
+  private runOp(op: number, arg0: number, arg1: number, slot: Slot, offset: number, length: number): Outcome {
+    switch (op) {
+      case Op.ENCAP:
+      case Op.WRAP: {
+        const role = op === Op.ENCAP ? 'end' : 'nexthop';
+        const sa = this.table.get(arg0);
+        if (!sa || sa.direction !== 'out' || sa.role !== role) return reject('no_sa', offset, length);
+        const ip = parseIpv4(slot.buf, offset, offset + length);
+        if (!ip.ok) return reject(ip.reason, offset, length, sa.id);
+        const datagramLength = ip.header.totalLength;
+        return op === Op.ENCAP
+          ? encapsulate(slot, offset, datagramLength, ip.header, sa)
+          : prependNexthopLayer(slot, offset, datagramLength, ip.header, sa);
+      }
+      case Op.INBOUND:
+        return inbound(this.inboundContext, slot, offset, length);
+      case Op.IPIP_ENCAP:
+        return ipipEncap(slot, offset, length, arg0, arg1);
+      case Op.IPIP_DECAP:
+        return ipipDecap(slot, offset, length);
+      default:
+        return reject('bad_descriptor', offset, length);
+    }
+  }
+}

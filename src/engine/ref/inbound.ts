@@ -1,0 +1,168 @@
+// INBOUND (docs/engine.md §5): peel layers addressed to this node; verify, relay, forward or deliver.
+import { AH_FIXED_BYTES, parseAh, readU32 } from '../../wire/ah.js';
+import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
+import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
+import { MAX_LAYERS } from '../types.js';
+import { aeadOpen } from './crypto.js';
+import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
+import { deliver, forward, reject, type Outcome, type Slot } from './outcome.js';
+import type { SaState, SaTable } from './sa.js';
+import { prependNexthopLayer } from './wrap.js';
+
+export interface RouteEntry {
+  network: number;
+  mask: number;
+  sa: number;
+}
+
+export interface InboundContext {
+  table: SaTable;
+  isLocal(address: number): boolean;
+  /** Longest-prefix match, or undefined when no route covers the address. */
+  route(address: number): RouteEntry | undefined;
+}
+
+/** A layer header found behind the outer IPv4 header: where it starts and which SA owns it. */
+interface LayerStart {
+  sa: SaState;
+  /** Protocol of the first IPsec header (51 or 50). */
+  first: number;
+  /** Offset of that header. */
+  at: number;
+  skipLength: number;
+}
+
+const IPSEC_PROTOCOLS = new Set<number>([IPPROTO_SKIP, IpProto.AH, IpProto.ESP, IpProto.IPIP]);
+
+export function inbound(ctx: InboundContext, slot: Slot, offset: number, length: number): Outcome {
+  const buf = slot.buf;
+  let lastSa = 0;
+  let peeled = 0;
+  let afterIpip = false;
+  for (;;) {
+    const ip = parseIpv4(buf, offset, offset + length);
+    if (!ip.ok) return reject(ip.reason, offset, length, lastSa);
+    const h = ip.header;
+    length = h.totalLength;
+    if (afterIpip && h.ttl === 0) return reject('ttl_expired', offset, length, lastSa);
+    if (!IPSEC_PROTOCOLS.has(h.protocol)) return peeled === 0 ? reject('not_ipsec', offset, length) : deliver(offset, length, lastSa);
+    if (peeled === MAX_LAYERS) return reject('too_many_layers', offset, length, lastSa);
+    peeled++;
+    const end = offset + length;
+    if (h.protocol === IpProto.IPIP) {
+      offset += h.headerLength;
+      length -= h.headerLength;
+      afterIpip = true;
+      continue;
+    }
+    afterIpip = false;
+
+    const found = findLayerSa(ctx, buf, offset, offset + h.headerLength, end, h.protocol, h.src);
+    if ('verdict' in found) return found;
+    const { sa } = found;
+    const layout: AhLayout = { ipOffset: offset, ipHeaderLength: h.headerLength, skipLength: found.skipLength, coveredEnd: end };
+
+    if (sa.role === 'end') return openEndLayer(buf, found, layout, offset, length);
+
+    // Next-hop layer: AH with next header 4 around a datagram D.
+    const ah = sa.ah!;
+    if (found.first !== IpProto.AH) return reject('sa_mismatch', offset, length, sa.id);
+    const parsed = parseAh(buf, found.at, end, ah.length);
+    if (!parsed.ok) return reject(parsed.reason, offset, length, sa.id);
+    if (sa.mode === 'skip' && parsed.header.spi !== SKIP_SPI) return reject('bad_spi', offset, length, sa.id);
+    if (parsed.header.nextHeader !== IpProto.IPIP) return reject('bad_next_header', offset, length, sa.id);
+    if (!ah.window!.check(parsed.header.seq)) return reject('replay', offset, length, sa.id);
+    const dOffset = found.at + ah.length;
+    const covered = coverageEnd(ah.coverage, buf, dOffset, end);
+    if (!covered.ok) return reject(covered.reason, offset, length, sa.id);
+    if (!verifyAh(buf, ah, { ...layout, coveredEnd: covered.end })) return reject('auth', offset, length, sa.id);
+    ah.window!.commit(parsed.header.seq);
+    sa.packets++;
+    sa.bytes += BigInt(length);
+    lastSa = sa.id;
+
+    const d = parseIpv4(buf, dOffset, end);
+    if (!d.ok) return reject(d.reason, dOffset, end - dOffset, lastSa);
+    offset = dOffset;
+    length = d.header.totalLength;
+    if (ctx.isLocal(d.header.dst)) continue;
+    const route = ctx.route(d.header.dst);
+    if (!route) return reject('no_route', offset, length, lastSa);
+    if (route.sa === 0) return forward(offset, length, lastSa, d.header.dst);
+    const out = ctx.table.get(route.sa);
+    if (!out || out.direction !== 'out' || out.role !== 'nexthop') return reject('no_sa', offset, length, lastSa);
+    return prependNexthopLayer(slot, offset, length, d.header, out, lastSa);
+  }
+}
+
+/**
+ * SKIP: parse, key tuple → SA (miss: PUNT unknown_key), destination NSID/MKID, Crypt/MAC algorithms, next header.
+ * Bare AH/ESP: (protocol, SPI) → SA (miss: bad_spi). Failures are outcomes for the datagram at ipOffset.
+ */
+function findLayerSa(ctx: InboundContext, buf: Uint8Array, ipOffset: number, at: number, end: number, protocol: number, outerSrc: number): LayerStart | Outcome {
+  const fail = (reason: Parameters<typeof reject>[0], sa = 0) => reject(reason, ipOffset, end - ipOffset, sa);
+  if (protocol === IPPROTO_SKIP) {
+    const skip = decodeSkipHeader(buf, at, end);
+    if (!skip.ok) return fail(skip.reason);
+    const h = skip.header;
+    const sa = ctx.table.findBySkip(h, outerSrc);
+    if (!sa) return fail('unknown_key');
+    const own = sa.skip!;
+    if (h.dstNsid !== own.dstNsid || h.dstMkid !== own.dstMkid) return fail('bad_dst_mkid', sa.id);
+    if (h.cryptAlg !== own.cryptAlg || h.macAlg !== own.macAlg) return fail('sa_mismatch', sa.id);
+    if (h.nextHeader !== IpProto.AH && h.nextHeader !== IpProto.ESP) return fail('bad_skip', sa.id);
+    return { sa, first: h.nextHeader, at: at + skip.length, skipLength: skip.length };
+  }
+  // The SPI sits 4 bytes into AH and at the start of ESP; the header's fixed part must be there to read it.
+  const fixed = protocol === IpProto.AH ? AH_FIXED_BYTES : ESP_HEADER_BYTES;
+  if (end - at < fixed) return fail('truncated');
+  const sa = ctx.table.findBySpi(protocol, readU32(buf, protocol === IpProto.AH ? at + 4 : at));
+  if (!sa) return fail('bad_spi');
+  return { sa, first: protocol, at, skipLength: 0 };
+}
+
+/** End-End layer: [AH next 50: check, verify] → ESP: check, open, commit windows → padding → next header 4 → DELIVER. */
+function openEndLayer(buf: Uint8Array, layer: LayerStart, layout: AhLayout, offset: number, length: number): Outcome {
+  const { sa } = layer;
+  const esp = sa.esp!;
+  const end = offset + length;
+  const drop = (reason: Parameters<typeof reject>[0]) => reject(reason, offset, length, sa.id);
+  if (layer.first !== (sa.ah ? IpProto.AH : IpProto.ESP)) return drop('sa_mismatch');
+  let espAt = layer.at;
+  let ahSeq = 0;
+  if (sa.ah) {
+    const parsed = parseAh(buf, layer.at, end, sa.ah.length);
+    if (!parsed.ok) return drop(parsed.reason);
+    if (sa.mode === 'skip' && parsed.header.spi !== SKIP_SPI) return drop('bad_spi');
+    if (parsed.header.nextHeader !== IpProto.ESP) return drop('bad_next_header');
+    ahSeq = parsed.header.seq;
+    if (!sa.ah.window!.check(ahSeq)) return drop('replay');
+    if (!verifyAh(buf, sa.ah, layout)) return drop('auth');
+    espAt += sa.ah.length;
+  }
+  const frame = parseEsp(buf, espAt, end);
+  if (!frame.ok) return drop(frame.reason);
+  const f = frame.frame;
+  if (f.spi !== esp.spi) return drop('bad_spi');
+  if (!esp.window!.check(f.seq)) return drop('replay');
+  const plaintext = aeadOpen(
+    esp.suite,
+    esp.key,
+    buf.subarray(f.ivOffset, f.ciphertextOffset),
+    buf.subarray(espAt, espAt + ESP_HEADER_BYTES),
+    buf.subarray(f.ciphertextOffset, f.ciphertextEnd),
+    buf.subarray(f.ciphertextEnd, end),
+  );
+  if (!plaintext) return drop('auth');
+  sa.ah?.window!.commit(ahSeq);
+  esp.window!.commit(f.seq);
+  sa.packets++;
+  sa.bytes += BigInt(length);
+  buf.set(plaintext, f.ciphertextOffset);
+  const trailer = checkEspTrailer(buf, f.ciphertextOffset, f.ciphertextEnd);
+  if (!trailer.ok) return drop(trailer.reason);
+  if (trailer.nextHeader === IpProto.NONE) return drop('dummy');
+  if (trailer.nextHeader !== IpProto.IPIP) return drop('bad_next_header');
+  return deliver(f.ciphertextOffset, trailer.payloadEnd - f.ciphertextOffset, sa.id);
+}

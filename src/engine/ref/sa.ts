@@ -1,0 +1,249 @@
+// Security associations: validation of SaDesc (docs/engine.md §4), per-SA state, and the table with its two inbound lookups.
+import { ipToU32, isIpv4 } from '../../wire/addr.js';
+import { AH_BYTES } from '../../wire/ah.js';
+import { IpProto } from '../../wire/ipv4.js';
+import { NSID_NONE, SKIP_SPI, decodeSkipHeader, type SkipHeader } from '../../wire/skip.js';
+import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg, type SaDesc } from '../types.js';
+import { keyMaterial, type KeyMaterial } from './crypto.js';
+import { ReplayWindow } from './replay.js';
+
+export const DEFAULT_REPLAY_WINDOW = 1024;
+export const DEFAULT_OUTER_TTL = 64;
+export const MAX_SEQ = 0xffffffff;
+/** SPI-mode SPIs start above IANA's reserved 1..255 (SKIP's SPI 1 lives there). */
+export const MIN_SPI_MODE_SPI = 256;
+
+export interface AhState {
+  alg: MacAlg;
+  key: KeyMaterial;
+  spi: number;
+  /** Out: last sequence number sent. */
+  seq: number;
+  coverage: Coverage;
+  /** Whole AH in bytes. */
+  length: number;
+  window?: ReplayWindow;
+}
+
+export interface EspState {
+  suite: EspSuite;
+  key: KeyMaterial;
+  spi: number;
+  seq: number;
+  window?: ReplayWindow;
+}
+
+export interface SaState {
+  id: number;
+  direction: 'out' | 'in';
+  role: 'end' | 'nexthop';
+  mode: 'skip' | 'spi';
+  src: number;
+  dst: number;
+  skipBytes?: Uint8Array;
+  skip?: SkipHeader;
+  ah?: AhState;
+  esp?: EspState;
+  ttl: number;
+  packets: bigint;
+  bytes: bigint;
+}
+
+function fail(field: string, problem: string, fix: string): never {
+  throw new RangeError(`SA ${field}: ${problem}; ${fix}`);
+}
+
+function checkInteger(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(field, `got ${String(value)}`, `use an integer in ${min}..${max}`);
+  }
+  return value;
+}
+
+function checkKey(field: string, key: unknown, alg: EspSuite | MacAlg): KeyMaterial {
+  if (!(key instanceof Uint8Array)) fail(field, 'is not a Uint8Array', 'pass the key bytes');
+  const want = KEY_BYTES[alg];
+  // The message names lengths only: key bytes never reach an error.
+  if (key.length !== want) fail(field, `is ${key.length} bytes`, `${alg} needs ${want} bytes (key and 4-byte salt where it has one)`);
+  return keyMaterial(key, alg !== 'hmac-sha256-128');
+}
+
+/** Validates a descriptor and builds the SA's state (private key copies, windows for inbound SAs). */
+export function createSa(desc: SaDesc): SaState {
+  const id = checkInteger('id', desc.id, 1, 0xffffffff);
+  const where = `id ${id}`;
+  if (desc.direction !== 'out' && desc.direction !== 'in') fail(`${where} direction`, `got ${String(desc.direction)}`, "use 'out' or 'in'");
+  if (desc.role !== 'end' && desc.role !== 'nexthop') fail(`${where} role`, `got ${String(desc.role)}`, "use 'end' or 'nexthop'");
+  if (desc.mode !== 'skip' && desc.mode !== 'spi') fail(`${where} mode`, `got ${String(desc.mode)}`, "use 'skip' or 'spi'");
+  for (const field of ['src', 'dst'] as const) {
+    if (typeof desc[field] !== 'string' || !isIpv4(desc[field])) fail(`${where} ${field}`, `got ${String(desc[field])}`, 'use a dotted IPv4 address such as 10.0.0.1');
+  }
+  const inbound = desc.direction === 'in';
+  if (desc.role === 'nexthop') {
+    if (!desc.ah) fail(`${where} ah`, 'is missing', "a 'nexthop' SA needs an ah block");
+    if (desc.esp) fail(`${where} esp`, 'is set', "a 'nexthop' SA carries AH only: remove esp");
+  } else {
+    if (!desc.esp) fail(`${where} esp`, 'is missing', "an 'end' SA needs an esp block");
+    if (desc.ah?.coverage !== undefined) fail(`${where} ah.coverage`, 'is set on an end SA', 'coverage applies to nexthop SAs only: remove it');
+  }
+  const spiRange = desc.mode === 'skip' ? [SKIP_SPI, SKIP_SPI] : [MIN_SPI_MODE_SPI, 0xffffffff];
+  const seqOf = (field: string, seq: number | undefined) => {
+    if (seq === undefined) return 0;
+    if (inbound && seq !== 0) fail(field, 'is set on an inbound SA', 'seq is the last number sent: set it on out SAs only');
+    return checkInteger(field, seq, 0, MAX_SEQ);
+  };
+  const window = desc.replayWindow ?? DEFAULT_REPLAY_WINDOW;
+  if (desc.replayWindow !== undefined) {
+    if (!inbound) fail(`${where} replayWindow`, 'is set on an out SA', 'set it on in SAs only');
+    if (!Number.isInteger(window) || window < 64 || window > 4096 || window % 64 !== 0) {
+      fail(`${where} replayWindow`, `got ${String(window)}`, 'use a multiple of 64 in 64..4096');
+    }
+  }
+  let ttl = DEFAULT_OUTER_TTL;
+  if (desc.ttl !== undefined) {
+    if (inbound) fail(`${where} ttl`, 'is set on an in SA', 'set it on out SAs only');
+    ttl = checkInteger(`${where} ttl`, desc.ttl, 1, 255);
+  }
+
+  let ah: AhState | undefined;
+  if (desc.ah) {
+    const a = desc.ah;
+    if (a.alg !== 'gmac-aes128' && a.alg !== 'hmac-sha256-128') fail(`${where} ah.alg`, `got ${String(a.alg)}`, "use 'gmac-aes128' or 'hmac-sha256-128'");
+    const coverage = a.coverage ?? 'full';
+    if (coverage !== 'full' && coverage !== 'headers') fail(`${where} ah.coverage`, `got ${String(coverage)}`, "use 'full' or 'headers'");
+    ah = {
+      alg: a.alg,
+      spi: checkInteger(`${where} ah.spi`, a.spi, spiRange[0], spiRange[1]),
+      seq: seqOf(`${where} ah.seq`, a.seq),
+      coverage,
+      length: AH_BYTES[a.alg],
+      window: inbound ? new ReplayWindow(window) : undefined,
+      key: checkKey(`${where} ah.key`, a.key, a.alg),
+    };
+  }
+  let esp: EspState | undefined;
+  if (desc.esp) {
+    const e = desc.esp;
+    if (!(e.suite in SkipAlg.crypt)) fail(`${where} esp.suite`, `got ${String(e.suite)}`, "use 'aes128gcm', 'aes256gcm' or 'chacha20poly1305'");
+    esp = {
+      suite: e.suite,
+      spi: checkInteger(`${where} esp.spi`, e.spi, spiRange[0], spiRange[1]),
+      seq: seqOf(`${where} esp.seq`, e.seq),
+      window: inbound ? new ReplayWindow(window) : undefined,
+      key: checkKey(`${where} esp.key`, e.key, e.suite),
+    };
+  }
+
+  const sa: SaState = {
+    id,
+    direction: desc.direction,
+    role: desc.role,
+    mode: desc.mode,
+    src: ipToU32(desc.src),
+    dst: ipToU32(desc.dst),
+    ah,
+    esp,
+    ttl,
+    packets: 0n,
+    bytes: 0n,
+  };
+  try {
+    if (desc.mode === 'skip') attachSkipHeader(sa, desc, where);
+    else if (desc.skipHeader !== undefined) fail(`${where} skipHeader`, "is set on a 'spi' mode SA", "remove it or use mode 'skip'");
+  } catch (err) {
+    zeroKeys(sa);
+    throw err;
+  }
+  return sa;
+}
+
+function attachSkipHeader(sa: SaState, desc: SaDesc, where: string): void {
+  const bytes = desc.skipHeader;
+  if (!(bytes instanceof Uint8Array)) fail(`${where} skipHeader`, 'is missing', "a 'skip' mode SA needs the SKIP header bytes (src/keys builds them)");
+  const parsed = decodeSkipHeader(bytes, 0);
+  if (!parsed.ok) fail(`${where} skipHeader`, `does not parse (${parsed.reason})`, 'pass a header built by src/keys');
+  if (parsed.length !== bytes.length) fail(`${where} skipHeader`, `has ${bytes.length - parsed.length} bytes after the header`, 'pass exactly the header');
+  const h = parsed.header;
+  const wantNext = sa.ah ? IpProto.AH : IpProto.ESP;
+  if (h.nextHeader !== wantNext) fail(`${where} skipHeader`, `next header is ${h.nextHeader}`, `this SA's first header is ${sa.ah ? 'AH (51)' : 'ESP (50)'}`);
+  const wantCrypt = sa.esp ? SkipAlg.crypt[sa.esp.suite] : 0;
+  const wantMac = sa.ah ? SkipAlg.mac[sa.ah.alg] : 0;
+  if (h.cryptAlg !== wantCrypt) fail(`${where} skipHeader`, `Crypt Alg is ${h.cryptAlg}`, `set it to ${wantCrypt} for this SA`);
+  if (h.macAlg !== wantMac) fail(`${where} skipHeader`, `MAC Alg is ${h.macAlg}`, `set it to ${wantMac} for this SA`);
+  sa.skipBytes = Uint8Array.from(bytes);
+  sa.skip = h;
+}
+
+export function zeroKeys(sa: SaState): void {
+  sa.ah?.key.material.fill(0);
+  sa.esp?.key.material.fill(0);
+}
+
+/** SKIP key tuple (docs/engine.md §4.1): source NSID, MKID or outer source, n, Kij alg, wrapped Kp. */
+export function skipTupleKey(h: SkipHeader, outerSrc: number): string {
+  const identity = h.srcNsid === NSID_NONE ? outerSrc : h.srcMkid!;
+  return `${h.srcNsid}/${identity}/${h.n}/${h.kijAlg}/${Buffer.from(h.wrappedKp).toString('hex')}`;
+}
+
+function spiKey(protocol: number, spi: number): string {
+  return `${protocol}/${spi}`;
+}
+
+export class SaTable {
+  private readonly byId = new Map<number, SaState>();
+  private readonly bySpi = new Map<string, SaState>();
+  private readonly byTuple = new Map<string, SaState>();
+
+  install(desc: SaDesc): void {
+    const sa = createSa(desc);
+    const clash = (problem: string, fix: string): never => {
+      zeroKeys(sa);
+      fail(`id ${sa.id}`, problem, fix);
+    };
+    if (this.byId.has(sa.id)) clash('is already installed', 'remove it first or pick another id');
+    const lookup = inboundKey(sa);
+    if (lookup) {
+      const table = sa.mode === 'skip' ? this.byTuple : this.bySpi;
+      const other = table.get(lookup);
+      if (other) clash(`has the same inbound ${sa.mode === 'skip' ? 'SKIP key tuple' : 'protocol and SPI'} as SA ${other.id}`, 'use a fresh Kp/SPI or remove the other SA first');
+      table.set(lookup, sa);
+    }
+    this.byId.set(sa.id, sa);
+  }
+
+  remove(id: number): boolean {
+    const sa = this.byId.get(id);
+    if (!sa) return false;
+    this.byId.delete(id);
+    const lookup = inboundKey(sa);
+    if (lookup) (sa.mode === 'skip' ? this.byTuple : this.bySpi).delete(lookup);
+    zeroKeys(sa);
+    return true;
+  }
+
+  get(id: number): SaState | undefined {
+    return this.byId.get(id);
+  }
+
+  findBySpi(protocol: number, spi: number): SaState | undefined {
+    return this.bySpi.get(spiKey(protocol, spi));
+  }
+
+  findBySkip(h: SkipHeader, outerSrc: number): SaState | undefined {
+    return this.byTuple.get(skipTupleKey(h, outerSrc));
+  }
+
+  clear(): void {
+    for (const sa of this.byId.values()) zeroKeys(sa);
+    this.byId.clear();
+    this.bySpi.clear();
+    this.byTuple.clear();
+  }
+}
+
+/** The key an inbound SA is found by, or undefined for out SAs. */
+function inboundKey(sa: SaState): string | undefined {
+  if (sa.direction !== 'in') return undefined;
+  if (sa.mode === 'skip') return skipTupleKey(sa.skip!, sa.src);
+  return sa.ah ? spiKey(IpProto.AH, sa.ah.spi) : spiKey(IpProto.ESP, sa.esp!.spi);
+}

@@ -1,0 +1,29 @@
+// WRAP and the relay's new layer: IPv4 / SKIP / AH(next-hop, next header 4) in front of a datagram.
+import { IpProto, type Ipv4Header } from '../../wire/ipv4.js';
+import { coverageEnd, signAh, writeOutboundAh } from './icv.js';
+import { forward, reject, type Outcome, type Slot } from './outcome.js';
+import { hasSeqLeft, outerHeadersLength, outerLayout, writeOuterHeaders } from './outer.js';
+import type { SaState } from './sa.js';
+
+/**
+ * Prepends `sa`'s next-hop layer to the datagram `d` at buf[offset, offset + length) so that the layer ends where
+ * the datagram starts. Order of checks: coverage walk, headroom (no_room), sequence numbers (seq_exhausted).
+ * `reportSa` is the SA id the outcome names (the relay reports the SA that authenticated the packet).
+ */
+export function prependNexthopLayer(slot: Slot, offset: number, length: number, d: Ipv4Header, sa: SaState, reportSa = sa.id): Outcome {
+  const ah = sa.ah!;
+  const buf = slot.buf;
+  const covered = coverageEnd(ah.coverage, buf, offset, offset + length);
+  if (!covered.ok) return reject(covered.reason, offset, length, reportSa);
+  const start = offset - outerHeadersLength(sa) - ah.length;
+  if (start < slot.start) return reject('no_room', offset, length, reportSa);
+  if (!hasSeqLeft(sa)) return reject('seq_exhausted', offset, length, reportSa);
+  const seq = ++ah.seq;
+  const total = offset + length - start;
+  const ahAt = writeOuterHeaders(buf, start, sa, d, total, seq);
+  writeOutboundAh(buf, ahAt, ah, IpProto.IPIP, seq);
+  signAh(buf, ah, outerLayout(sa, start, covered.end));
+  sa.packets++;
+  sa.bytes += BigInt(length);
+  return forward(start, total, reportSa, sa.dst);
+}

@@ -1,0 +1,200 @@
+// Shared fixtures for the engine suites: deterministic keys, SKIP headers, SA pairs, datagrams and one-packet runs.
+import { Batch, createEngine, type Engine, type EngineImpl, type OpCode, type PacketResult, type SaDesc } from '../../src/engine/index.js';
+import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../../src/engine/types.js';
+import { ipToU32 } from '../../src/wire/addr.js';
+import { IpProto, buildIpv4, IPV4_FLAG_DF } from '../../src/wire/ipv4.js';
+import { NSID_IPV4, NSID_NONE, encodeSkipHeader } from '../../src/wire/skip.js';
+
+export const IMPLS = ['ts', 'native'] as const;
+export const ESP_SUITES: readonly EspSuite[] = ['aes128gcm', 'aes256gcm', 'chacha20poly1305'];
+export const MAC_ALGS: readonly MacAlg[] = ['gmac-aes128', 'hmac-sha256-128'];
+export const COVERAGES: readonly Coverage[] = ['full', 'headers'];
+export const MODES = ['skip', 'spi'] as const;
+
+/** The draft's cast (§4.5.3): SMN at home 10.0.0.100, care-of 10.1.0.100 in site 1; SGW1, SGW0, CH0, HA. */
+export const ADDR = {
+  smnHome: '10.0.0.100',
+  smnCoa: '10.1.0.100',
+  sgw1: '198.18.1.10',
+  sgw0: '198.18.0.1',
+  sgw2: '198.18.2.1',
+  ch0: '10.0.0.20',
+  ha: '10.0.0.2',
+} as const;
+
+/** Deterministic bytes (never all-equal) so both impls get identical keys. */
+export function bytes(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+export interface SkipIdentity {
+  src?: string;
+  dst?: string;
+}
+
+/** A SKIP header: NSID 1 with the given MKIDs, NSID 0 when omitted. */
+export function skipHeader(id: SkipIdentity, next: number, crypt: number, mac: number, kpSeed: number, n = 0x00004320): Uint8Array {
+  return encodeSkipHeader({
+    srcNsid: id.src ? NSID_IPV4 : NSID_NONE,
+    dstNsid: id.dst ? NSID_IPV4 : NSID_NONE,
+    srcMkid: id.src ? ipToU32(id.src) : undefined,
+    dstMkid: id.dst ? ipToU32(id.dst) : undefined,
+    nextHeader: next,
+    n,
+    kijAlg: SkipAlg.kij['aes256-kw'],
+    cryptAlg: crypt,
+    macAlg: mac,
+    compAlg: 0,
+    wrappedKp: bytes(40, kpSeed),
+  });
+}
+
+export interface SaPair {
+  out: SaDesc;
+  in: SaDesc;
+}
+
+export interface EndSaOptions {
+  suite: EspSuite;
+  ah?: MacAlg;
+  mode: 'skip' | 'spi';
+  id: number;
+  src: string;
+  dst: string;
+  mkid?: SkipIdentity;
+  seed?: number;
+  seq?: number;
+  replayWindow?: number;
+}
+
+/** An End-End SA as sender (id) and receiver (id + 1000), same keys. */
+export function endSaPair(o: EndSaOptions): SaPair {
+  const seed = o.seed ?? o.id;
+  const spiBase = 0x1000 + o.id * 2;
+  const skip = o.mode === 'skip'
+    ? skipHeader(o.mkid ?? {}, o.ah ? IpProto.AH : IpProto.ESP, SkipAlg.crypt[o.suite], o.ah ? SkipAlg.mac[o.ah] : 0, seed)
+    : undefined;
+  const base = (direction: 'out' | 'in', id: number): SaDesc => ({
+    id,
+    direction,
+    role: 'end',
+    mode: o.mode,
+    src: o.src,
+    dst: o.dst,
+    skipHeader: skip,
+    esp: { suite: o.suite, key: bytes(KEY_BYTES[o.suite], seed + 1), spi: o.mode === 'skip' ? 1 : spiBase, ...(direction === 'out' && o.seq ? { seq: o.seq } : {}) },
+    ah: o.ah ? { alg: o.ah, key: bytes(KEY_BYTES[o.ah], seed + 2), spi: o.mode === 'skip' ? 1 : spiBase + 1, ...(direction === 'out' && o.seq ? { seq: o.seq } : {}) } : undefined,
+    ...(direction === 'in' && o.replayWindow ? { replayWindow: o.replayWindow } : {}),
+  });
+  return { out: base('out', o.id), in: base('in', o.id + 1000) };
+}
+
+export interface NexthopSaOptions {
+  alg: MacAlg;
+  coverage?: Coverage;
+  mode: 'skip' | 'spi';
+  id: number;
+  src: string;
+  dst: string;
+  mkid?: SkipIdentity;
+  seed?: number;
+  seq?: number;
+  replayWindow?: number;
+}
+
+export function nexthopSaPair(o: NexthopSaOptions): SaPair {
+  const seed = o.seed ?? o.id;
+  const skip = o.mode === 'skip' ? skipHeader(o.mkid ?? {}, IpProto.AH, 0, SkipAlg.mac[o.alg], seed) : undefined;
+  const base = (direction: 'out' | 'in', id: number): SaDesc => ({
+    id,
+    direction,
+    role: 'nexthop',
+    mode: o.mode,
+    src: o.src,
+    dst: o.dst,
+    skipHeader: skip,
+    ah: {
+      alg: o.alg,
+      key: bytes(KEY_BYTES[o.alg], seed + 3),
+      spi: o.mode === 'skip' ? 1 : 0x2000 + o.id,
+      coverage: o.coverage ?? 'full',
+      ...(direction === 'out' && o.seq ? { seq: o.seq } : {}),
+    },
+    ...(direction === 'in' && o.replayWindow ? { replayWindow: o.replayWindow } : {}),
+  });
+  return { out: base('out', o.id), in: base('in', o.id + 1000) };
+}
+
+/** An IPv4/UDP datagram of exactly `size` bytes (20 = an empty IP packet). */
+export function datagram(size: number, o: { src?: string; dst?: string; tos?: number; df?: boolean; id?: number; ttl?: number; seed?: number } = {}): Uint8Array {
+  const payload = bytes(size - 20, o.seed ?? size);
+  if (payload.length >= 8) {
+    payload.set([0x04, 0x00, 0x01, 0xb2, (payload.length >> 8) & 0xff, payload.length & 0xff, 0, 0], 0);
+  }
+  return buildIpv4(
+    {
+      src: ipToU32(o.src ?? ADDR.smnHome),
+      dst: ipToU32(o.dst ?? ADDR.ch0),
+      tos: o.tos ?? 0x28,
+      identification: o.id ?? 0x1234,
+      flagsFragment: o.df === false ? 0 : IPV4_FLAG_DF,
+      ttl: o.ttl ?? 63,
+      protocol: IpProto.UDP,
+    },
+    payload,
+  );
+}
+
+export interface RunResult extends Omit<PacketResult, 'packet'> {
+  packet: Uint8Array;
+}
+
+/** Runs one packet through one op; the result's packet is a copy. */
+export function runOne(engine: Engine, op: OpCode, packet: Uint8Array, arg0 = 0, arg1 = 0): RunResult {
+  const batch = new Batch({ capacity: 1 });
+  batch.push(op, packet, arg0, arg1);
+  engine.process(batch);
+  const r = batch.result(0);
+  return { ...r, packet: Uint8Array.from(r.packet) };
+}
+
+/** Runs many packets through one op in a single batch. */
+export function runMany(engine: Engine, op: OpCode, packets: readonly Uint8Array[], arg0 = 0, arg1 = 0): RunResult[] {
+  const batch = new Batch({ capacity: Math.max(1, packets.length) });
+  for (const p of packets) batch.push(op, p, arg0, arg1);
+  engine.process(batch);
+  return packets.map((_, i) => {
+    const r = batch.result(i);
+    return { ...r, packet: Uint8Array.from(r.packet) };
+  });
+}
+
+export function engineWith(impl: EngineImpl, sas: readonly SaDesc[], setup?: { local?: string[]; routes?: { prefix: string; sa: number }[] }): Engine {
+  const engine = createEngine(impl);
+  for (const sa of sas) engine.installSa(sa);
+  if (setup?.local) engine.setLocalAddresses(setup.local);
+  if (setup?.routes) engine.setRoutes(setup.routes);
+  return engine;
+}
+
+export function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+/** Byte offsets where two packets differ (and a length note), for precise mismatch reports. */
+export function diffBytes(a: Uint8Array, b: Uint8Array): string {
+  const out: string[] = [];
+  if (a.length !== b.length) out.push(`length ${a.length} vs ${b.length}`);
+  for (let i = 0; i < Math.min(a.length, b.length) && out.length < 20; i++) {
+    if (a[i] !== b[i]) out.push(`@${i}: ${a[i].toString(16).padStart(2, '0')} vs ${b[i].toString(16).padStart(2, '0')}`);
+  }
+  return out.join(', ') || 'identical';
+}
