@@ -3,7 +3,10 @@
     {
       "target_name": "mipsec",
       "sources": [
-        "native/engine/addon.cc"
+        "native/engine/addon.cc",
+        "native/engine/engine.cc",
+        "native/engine/crypto_exports.cc",
+        "<!@(cat native/datapath.sources)"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -1,9 +1,12 @@
 // Node-API entry point: registers the engine's JS-visible surface.
 #include <napi.h>
 #include <openssl/opensslv.h>
+#include "engine/engine.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("opensslVersion", Napi::String::New(env, OPENSSL_VERSION_TEXT));
+  exports.Set("Engine", mipsec::EngineWrap::Define(env));
+  exports.Set("crypto", mipsec::CryptoExports(env));
   return exports;
 }
 

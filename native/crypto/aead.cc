@@ -1,0 +1,75 @@
+#include "crypto/aead.h"
+#include "crypto/evp.h"
+#include <climits>
+
+namespace mipsec {
+
+size_t aead_key_bytes(AeadSuite s) {
+  switch (s) {
+    case AeadSuite::aes128gcm: return 16;
+    case AeadSuite::aes256gcm: return 32;
+    case AeadSuite::chacha20poly1305: return 32;
+    default: return 0;
+  }
+}
+
+static EVP_CIPHER* cipher_for(AeadSuite s) {
+  const Algorithms& a = algorithms();
+  switch (s) {
+    case AeadSuite::aes128gcm: return a.aes128gcm;
+    case AeadSuite::aes256gcm: return a.aes256gcm;
+    case AeadSuite::chacha20poly1305: return a.chacha20poly1305;
+    default: return nullptr;
+  }
+}
+
+Aead::~Aead() { EVP_CIPHER_CTX_free(ctx_); }  // frees and cleanses the key schedule
+
+bool Aead::init(AeadSuite suite, const uint8_t* key) {
+  EVP_CIPHER* cipher = cipher_for(suite);
+  if (!cipher) return false;
+  EVP_CIPHER_CTX_free(ctx_);
+  ctx_ = EVP_CIPHER_CTX_new();
+  if (!ctx_) return false;
+  // The default nonce length of all three ciphers is 12 bytes, the ESP salt ‖ IV.
+  return EVP_CipherInit_ex(ctx_, cipher, nullptr, key, nullptr, 1) == 1;
+}
+
+bool Aead::seal(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len, uint8_t* tag) {
+  if (len > INT_MAX || aad_len > INT_MAX) return false;
+  int out = 0;
+  if (EVP_CipherInit_ex(ctx_, nullptr, nullptr, nullptr, nonce, 1) != 1) return false;
+  if (aad_len && EVP_CipherUpdate(ctx_, nullptr, &out, aad, int(aad_len)) != 1) return false;
+  if (len && EVP_CipherUpdate(ctx_, data, &out, data, int(len)) != 1) return false;
+  if (EVP_CipherFinal_ex(ctx_, data + len, &out) != 1) return false;
+  return EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_GET_TAG, int(kTagBytes), tag) == 1;
+}
+
+bool Aead::open(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len, const uint8_t* tag) {
+  if (len > INT_MAX || aad_len > INT_MAX) return false;
+  int out = 0;
+  if (EVP_CipherInit_ex(ctx_, nullptr, nullptr, nullptr, nonce, 0) != 1) return false;
+  if (aad_len && EVP_CipherUpdate(ctx_, nullptr, &out, aad, int(aad_len)) != 1) return false;
+  if (len && EVP_CipherUpdate(ctx_, data, &out, data, int(len)) != 1) return false;
+  if (EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_SET_TAG, int(kTagBytes), const_cast<uint8_t*>(tag)) != 1) return false;
+  return EVP_CipherFinal_ex(ctx_, data + len, &out) == 1;
+}
+
+bool Aead::gmac_begin(const uint8_t* nonce) {
+  return EVP_CipherInit_ex(ctx_, nullptr, nullptr, nullptr, nonce, 1) == 1;
+}
+
+bool Aead::gmac_update(const uint8_t* data, size_t len) {
+  if (len > INT_MAX) return false;
+  int out = 0;
+  return len == 0 || EVP_CipherUpdate(ctx_, nullptr, &out, data, int(len)) == 1;
+}
+
+bool Aead::gmac_finish(uint8_t* tag) {
+  uint8_t none[16];
+  int out = 0;
+  if (EVP_CipherFinal_ex(ctx_, none, &out) != 1) return false;
+  return EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_GET_TAG, int(kTagBytes), tag) == 1;
+}
+
+}  // namespace mipsec

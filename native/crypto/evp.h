@@ -1,0 +1,18 @@
+// Algorithms fetched once per process from the OpenSSL default provider (Node's bundled OpenSSL 3).
+#pragma once
+#include <openssl/evp.h>
+
+namespace mipsec {
+
+struct Algorithms {
+  EVP_CIPHER* aes128gcm;
+  EVP_CIPHER* aes256gcm;
+  EVP_CIPHER* chacha20poly1305;
+  EVP_CIPHER* aes256wrap;
+  EVP_MAC* hmac;
+};
+
+// Fetched on first use (thread-safe); null members mean the provider lacks an algorithm.
+const Algorithms& algorithms();
+
+}  // namespace mipsec

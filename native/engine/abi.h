@@ -1,0 +1,56 @@
+// The engine ABI shared with JS: numbers mirrored exactly from src/engine/types.ts (docs/engine.md §1-§3).
+#pragma once
+#include <cstdint>
+
+namespace mipsec {
+
+enum Op : uint32_t { OP_ENCAP = 1, OP_WRAP = 2, OP_INBOUND = 3, OP_IPIP_ENCAP = 4, OP_IPIP_DECAP = 5 };
+
+enum Verdict : uint8_t { V_NONE = 0, V_FORWARD = 1, V_DELIVER = 2, V_PUNT = 3, V_DROP = 4 };
+
+enum Reason : uint8_t {
+  R_NONE = 0,
+  R_BAD_DESCRIPTOR = 1,
+  R_NO_ROOM = 2,
+  R_TRUNCATED = 3,
+  R_BAD_IP_VERSION = 4,
+  R_BAD_IHL = 5,
+  R_BAD_TOTAL_LENGTH = 6,
+  R_BAD_IP_CHECKSUM = 7,
+  R_FRAGMENT = 8,
+  R_TTL_EXPIRED = 9,
+  R_BAD_SKIP = 10,
+  R_UNKNOWN_NSID = 11,
+  R_UNKNOWN_ALG = 12,
+  R_BAD_AH = 13,
+  R_BAD_ESP = 14,
+  R_BAD_SPI = 15,
+  R_UNKNOWN_KEY = 16,
+  R_AUTH = 17,
+  R_REPLAY = 18,
+  R_SEQ_EXHAUSTED = 19,
+  R_NO_SA = 20,
+  R_NO_ROUTE = 21,
+  R_BAD_NEXT_HEADER = 22,
+  R_BAD_DST_MKID = 23,
+  R_TOO_MANY_LAYERS = 24,
+  R_NOT_IPSEC = 25,
+  R_DUMMY = 26,
+  R_SA_MISMATCH = 27,
+  R_LOOP = 28,
+};
+
+// Punts are the reasons the control plane resolves; every other failure is a drop.
+inline Verdict verdict_for(Reason r) {
+  return (r == R_UNKNOWN_KEY || r == R_NO_ROUTE || r == R_NOT_IPSEC) ? V_PUNT : V_DROP;
+}
+
+constexpr int kCounterSlots = 64;
+constexpr int kVerdictCounterBase = 32;
+
+constexpr int kDescWords = 8;
+enum DescWord { D_OP = 0, D_ARG0 = 1, D_ARG1 = 2, D_OFFSET = 3, D_LENGTH = 4, D_VERDICT = 5, D_SA = 6, D_NEXTHOP = 7 };
+
+constexpr int kMaxLayers = 8;
+
+}  // namespace mipsec

@@ -1,0 +1,206 @@
+#include "engine/engine.h"
+#include <cstring>
+#include <openssl/crypto.h>
+
+namespace mipsec {
+
+namespace {
+
+uint32_t u32_field(const Napi::Object& o, const char* name, uint32_t fallback) {
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("sa field ") + name + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || d != double(uint32_t(d)))
+    throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + " must be an integer in 0..2^32-1");
+  return uint32_t(d);
+}
+
+// Copies a Uint8Array field into dst (capacity cap); returns its length, 0 if absent.
+size_t bytes_field(const Napi::Object& o, const char* name, uint8_t* dst, size_t cap) {
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined() || v.IsNull()) return 0;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(o.Env(), std::string("sa field ") + name + " must be a Uint8Array");
+  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+  if (a.ElementLength() > cap) throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + " is too long");
+  std::memcpy(dst, a.Data(), a.ElementLength());
+  return a.ElementLength();
+}
+
+SaConfig config_from(const Napi::Object& o) {
+  SaConfig c;
+  c.id = u32_field(o, "id", 0);
+  c.direction = Direction(u32_field(o, "direction", 0) & 1);
+  c.role = Role(u32_field(o, "role", 0) & 1);
+  c.mode = Mode(u32_field(o, "mode", 0) & 1);
+  c.src = u32_field(o, "src", 0);
+  c.dst = u32_field(o, "dst", 0);
+  c.skip_len = bytes_field(o, "skipHeader", c.skip_header, sizeof c.skip_header);
+  const uint32_t ah_alg = u32_field(o, "ahAlg", 0), esp_suite = u32_field(o, "espSuite", 0);
+  if (ah_alg > 2) throw Napi::RangeError::New(o.Env(), "sa field ahAlg must be 0, 1 or 2");
+  if (esp_suite > 3) throw Napi::RangeError::New(o.Env(), "sa field espSuite must be 0..3");
+  c.ah_alg = MacAlg(ah_alg);
+  c.ah_key_len = bytes_field(o, "ahKey", c.ah_key, sizeof c.ah_key);
+  c.ah_spi = u32_field(o, "ahSpi", 0);
+  c.ah_seq = u32_field(o, "ahSeq", 0);
+  c.coverage = Coverage(u32_field(o, "coverage", 0) & 1);
+  c.esp_suite = AeadSuite(esp_suite);
+  c.esp_key_len = bytes_field(o, "espKey", c.esp_key, sizeof c.esp_key);
+  c.esp_spi = u32_field(o, "espSpi", 0);
+  c.esp_seq = u32_field(o, "espSeq", 0);
+  c.replay_window = u32_field(o, "replayWindow", 1024);
+  const uint32_t ttl = u32_field(o, "ttl", 64);
+  if (ttl > 255) throw Napi::RangeError::New(o.Env(), "sa field ttl must be 0..255");
+  c.ttl = uint8_t(ttl);
+  return c;
+}
+
+std::vector<uint32_t> u32_array(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Uint32Array");
+  Napi::Uint32Array a = v.As<Napi::Uint32Array>();
+  return std::vector<uint32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+// The batch arguments (buffer, desc, count, slotSize), checked so no packet can name memory outside them.
+BatchView batch_from(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      !info[2].IsNumber() || !info[3].IsNumber())
+    throw Napi::TypeError::New(env, "process(buffer: Uint8Array, desc: Uint32Array, count: number, slotSize: number)");
+  Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+  Napi::Uint32Array desc = info[1].As<Napi::Uint32Array>();
+  const double count = info[2].As<Napi::Number>().DoubleValue();
+  const double slot = info[3].As<Napi::Number>().DoubleValue();
+  if (!(count >= 0) || count != double(size_t(count)) || size_t(count) * kDescWords > desc.ElementLength())
+    throw Napi::RangeError::New(env, "batch count exceeds the descriptor array (8 words per packet)");
+  if (!(slot >= 1) || slot != double(size_t(slot)) || slot > 4294967295.0)
+    throw Napi::RangeError::New(env, "batch slotSize must be a positive integer");
+  if (size_t(count) * size_t(slot) > buf.ElementLength() || buf.ElementLength() > 0xffffffffu)
+    throw Napi::RangeError::New(env, "batch buffer is smaller than count × slotSize (or larger than 4 GiB)");
+  return BatchView{buf.Data(), buf.ElementLength(), desc.Data(), size_t(count), size_t(slot)};
+}
+
+class BatchWorker : public Napi::AsyncWorker {
+ public:
+  BatchWorker(Napi::Env env, std::shared_ptr<EngineCore> core, BatchView view, Napi::Value buffer, Napi::Value desc)
+      : Napi::AsyncWorker(env, "mipsec:batch"), deferred_(Napi::Promise::Deferred::New(env)), core_(std::move(core)), view_(view) {
+    // Referenced until the batch ends, so the memory the worker writes cannot be collected.
+    buffer_ = Napi::Persistent(buffer.As<Napi::Object>());
+    desc_ = Napi::Persistent(desc.As<Napi::Object>());
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override { core_->process(view_); }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<EngineCore> core_;
+  BatchView view_;
+  Napi::ObjectReference buffer_, desc_;
+};
+
+void release_counters(Napi::Env, void*, std::shared_ptr<Counters>* hold) { delete hold; }
+
+}  // namespace
+
+Napi::Function EngineWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Engine",
+                     {
+                         InstanceMethod<&EngineWrap::InstallSa>("installSa"),
+                         InstanceMethod<&EngineWrap::RemoveSa>("removeSa"),
+                         InstanceMethod<&EngineWrap::SetRoutes>("setRoutes"),
+                         InstanceMethod<&EngineWrap::SetLocalAddresses>("setLocalAddresses"),
+                         InstanceMethod<&EngineWrap::Process>("process"),
+                         InstanceMethod<&EngineWrap::ProcessAsync>("processAsync"),
+                         InstanceMethod<&EngineWrap::Counters>("counters"),
+                         InstanceMethod<&EngineWrap::SaStats>("saStats"),
+                         InstanceMethod<&EngineWrap::Close>("close"),
+                     });
+}
+
+EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), core_(std::make_shared<EngineCore>()) {
+  auto* hold = new std::shared_ptr<mipsec::Counters>(core_->counters);
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), (*hold)->value, sizeof(mipsec::Counters), release_counters, hold);
+  counters_ = Napi::Persistent(ab.As<Napi::Object>());
+}
+
+EngineCore& EngineWrap::core(Napi::Env env) {
+  if (!core_) throw Napi::Error::New(env, "engine is closed (create a new one)");
+  return *core_;
+}
+
+Napi::Value EngineWrap::InstallSa(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "installSa(sa: object)");
+  SaConfig cfg = config_from(info[0].As<Napi::Object>());
+  std::string err = core(info.Env()).table.install(cfg);
+  if (!err.empty()) throw Napi::Error::New(info.Env(), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineWrap::RemoveSa(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "removeSa(id: number)");
+  return Napi::Boolean::New(info.Env(), core(info.Env()).table.remove(info[0].As<Napi::Number>().Uint32Value()));
+}
+
+// routes: Uint32Array of (network, length, sa) triples.
+Napi::Value EngineWrap::SetRoutes(const Napi::CallbackInfo& info) {
+  std::vector<uint32_t> flat = u32_array(info[0], "routes");
+  if (flat.size() % 3 != 0) throw Napi::RangeError::New(info.Env(), "routes must hold (network, length, sa) triples");
+  std::vector<RouteEntry> routes;
+  for (size_t i = 0; i < flat.size(); i += 3) {
+    if (flat[i + 1] > 32) throw Napi::RangeError::New(info.Env(), "route prefix length must be 0..32");
+    routes.push_back(RouteEntry{flat[i], uint8_t(flat[i + 1]), flat[i + 2]});
+  }
+  core(info.Env()).table.set_routes(routes);
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineWrap::SetLocalAddresses(const Napi::CallbackInfo& info) {
+  core(info.Env()).table.set_local(u32_array(info[0], "addresses"));
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineWrap::Process(const Napi::CallbackInfo& info) {
+  EngineCore& c = core(info.Env());
+  c.process(batch_from(info));
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineWrap::ProcessAsync(const Napi::CallbackInfo& info) {
+  core(info.Env());
+  BatchView view = batch_from(info);
+  auto* worker = new BatchWorker(info.Env(), core_, view, info[0], info[1]);
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value EngineWrap::Counters(const Napi::CallbackInfo& info) { return counters_.Value(); }
+
+Napi::Value EngineWrap::SaStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "saStats(id: number)");
+  std::shared_ptr<const Tables> t = core(env).table.snapshot();
+  Sa* sa = t->find(info[0].As<Napi::Number>().Uint32Value());
+  if (!sa) return env.Undefined();
+  Sa::Stats s = sa->stats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("packets", Napi::BigInt::New(env, s.packets));
+  o.Set("bytes", Napi::BigInt::New(env, s.bytes));
+  o.Set("ahSeq", Napi::Number::New(env, s.ah_seq));
+  o.Set("espSeq", Napi::Number::New(env, s.esp_seq));
+  return o;
+}
+
+// Frees every SA once no batch holds it (a running processAsync keeps its snapshot until it ends).
+Napi::Value EngineWrap::Close(const Napi::CallbackInfo& info) {
+  if (core_) core_->table.clear();
+  core_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace mipsec

@@ -1,0 +1,131 @@
+// A security association: suite, keys, outbound sequence counters, inbound anti-replay windows, statistics,
+// and per-thread crypto contexts with the key schedule set once (docs/engine.md §4).
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include "crypto/aead.h"
+#include "crypto/hmac.h"
+#include "sa/replay.h"
+#include "wire/ah.h"
+#include "wire/skip.h"
+
+namespace mipsec {
+
+enum class Direction : uint8_t { out = 0, in = 1 };
+enum class Role : uint8_t { end = 0, nexthop = 1 };
+enum class Mode : uint8_t { skip = 0, spi = 1 };
+enum class Coverage : uint8_t { full = 0, headers = 1 };
+
+constexpr size_t kMaxKeyBytes = 36;
+constexpr uint32_t kMaxSeq = 0xffffffffu;
+
+// What the control plane installs; validated by SaConfig::validate before an Sa is built.
+struct SaConfig {
+  uint32_t id = 0;
+  Direction direction = Direction::out;
+  Role role = Role::end;
+  Mode mode = Mode::skip;
+  uint32_t src = 0, dst = 0;
+  uint8_t skip_header[kSkipMaxHeader] = {};
+  size_t skip_len = 0;
+  MacAlg ah_alg = MacAlg::none;
+  uint8_t ah_key[kMaxKeyBytes] = {};
+  size_t ah_key_len = 0;
+  uint32_t ah_spi = 0;
+  uint32_t ah_seq = 0;
+  Coverage coverage = Coverage::full;
+  AeadSuite esp_suite = AeadSuite::none;
+  uint8_t esp_key[kMaxKeyBytes] = {};
+  size_t esp_key_len = 0;
+  uint32_t esp_spi = 0;
+  uint32_t esp_seq = 0;
+  uint32_t replay_window = 1024;
+  uint8_t ttl = 64;
+
+  // Null when consistent, else a message naming the field and the fix (never key bytes).
+  const char* validate() const;
+  ~SaConfig();
+};
+
+size_t mac_key_bytes(MacAlg a);  // salt included for GMAC
+uint8_t skip_crypt_alg(AeadSuite s);
+uint8_t skip_mac_alg(MacAlg a);
+
+// The EVP state of one SA for one thread at a time.
+struct SaCrypto {
+  Aead esp;
+  Aead gmac;
+  HmacSha256 hmac;
+};
+
+class Sa;
+
+// Exclusive use of one of the SA's crypto slots; released on destruction.
+class CryptoLease {
+ public:
+  CryptoLease(Sa& sa);
+  ~CryptoLease();
+  CryptoLease(const CryptoLease&) = delete;
+  CryptoLease& operator=(const CryptoLease&) = delete;
+  SaCrypto* get() const { return crypto_; }  // null if the contexts could not be created
+
+ private:
+  Sa& sa_;
+  int slot_;
+  SaCrypto* crypto_;
+};
+
+class Sa {
+ public:
+  explicit Sa(const SaConfig& c);
+  ~Sa();
+  Sa(const Sa&) = delete;
+  Sa& operator=(const Sa&) = delete;
+
+  const SaConfig cfg;
+  // Inbound SKIP match data, parsed once from cfg.skip_header.
+  SkipView skip{};
+  SkipKey skip_key{};
+
+  bool has_ah() const { return cfg.ah_alg != MacAlg::none; }
+  bool has_esp() const { return cfg.esp_suite != AeadSuite::none; }
+  const uint8_t* esp_salt() const { return cfg.esp_key + cfg.esp_key_len - kSaltBytes; }
+  const uint8_t* gmac_salt() const { return cfg.ah_key + cfg.ah_key_len - kSaltBytes; }
+
+  // Outbound: the next sequence number; false when it would wrap (rekey).
+  bool next_ah_seq(uint32_t* seq) { return next_seq(ah_out_, seq); }
+  bool next_esp_seq(uint32_t* seq) { return next_seq(esp_out_, seq); }
+
+  // Inbound anti-replay: check before the ICV; commit both headers' numbers after it verifies.
+  bool replay_check_ah(uint32_t seq);
+  bool replay_check_esp(uint32_t seq);
+  bool replay_commit(bool ah, uint32_t ah_seq, bool esp, uint32_t esp_seq);
+
+  void count(size_t bytes) {
+    packets_.fetch_add(1, std::memory_order_relaxed);
+    bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  struct Stats { uint64_t packets, bytes; uint32_t ah_seq, esp_seq; };
+  Stats stats();
+
+ private:
+  friend class CryptoLease;
+  static constexpr int kSlots = 8;
+  struct Slot {
+    std::atomic<bool> busy{false};
+    std::unique_ptr<SaCrypto> crypto;
+  };
+  static bool next_seq(std::atomic<uint64_t>& counter, uint32_t* seq);
+  SaCrypto* make_crypto();
+  void lock() { while (window_lock_.test_and_set(std::memory_order_acquire)) {} }
+  void unlock() { window_lock_.clear(std::memory_order_release); }
+
+  Slot slots_[kSlots];
+  std::atomic<uint64_t> ah_out_, esp_out_;
+  std::atomic_flag window_lock_ = ATOMIC_FLAG_INIT;
+  ReplayWindow ah_window_, esp_window_;
+  std::atomic<uint64_t> packets_{0}, bytes_{0};
+};
+
+}  // namespace mipsec

@@ -1,0 +1,116 @@
+#include "sa/table.h"
+#include <algorithm>
+
+namespace mipsec {
+
+static uint64_t spi_key(uint8_t proto, uint32_t spi) { return uint64_t(proto) << 32 | spi; }
+
+Sa* Tables::find(uint32_t id) const {
+  auto it = by_id.find(id);
+  return it == by_id.end() ? nullptr : it->second.get();
+}
+
+Sa* Tables::find_spi(uint8_t proto, uint32_t spi) const {
+  auto it = by_spi.find(spi_key(proto, spi));
+  return it == by_spi.end() ? nullptr : it->second;
+}
+
+Sa* Tables::find_skip(const SkipKey& key) const {
+  auto it = by_skip.find(key);
+  return it == by_skip.end() ? nullptr : it->second;
+}
+
+bool Tables::route(uint32_t dst, uint32_t* sa) const {
+  for (const RouteLevel& level : routes) {
+    const uint32_t mask = level.length == 0 ? 0 : ~uint32_t(0) << (32 - level.length);
+    auto it = level.sa_by_network.find(dst & mask);
+    if (it != level.sa_by_network.end()) {
+      *sa = it->second;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Tables::is_local(uint32_t addr) const { return std::binary_search(local.begin(), local.end(), addr); }
+
+SaTable::SaTable() : current_(std::make_shared<Tables>()) {}
+
+template <class Edit>
+void SaTable::publish(Edit edit) {
+  auto next = std::make_shared<Tables>(*std::atomic_load(&current_));
+  edit(*next);
+  std::atomic_store(&current_, std::shared_ptr<const Tables>(std::move(next)));
+}
+
+// The inbound lookup key of an SA: (protocol, SPI) of its first header in mode spi.
+static uint64_t inbound_spi_key(const SaConfig& c) {
+  return c.ah_alg != MacAlg::none ? spi_key(51, c.ah_spi) : spi_key(50, c.esp_spi);
+}
+
+std::string SaTable::install(const SaConfig& cfg) {
+  if (const char* why = cfg.validate()) return why;
+  std::lock_guard<std::mutex> hold(writer_);
+  auto cur = std::atomic_load(&current_);
+  if (cur->by_id.count(cfg.id)) return "sa.id " + std::to_string(cfg.id) + " is already installed (remove it first, or install the rekeyed SA under a new id)";
+  auto sa = std::make_shared<Sa>(cfg);
+  if (cfg.direction == Direction::in) {
+    if (cfg.mode == Mode::spi) {
+      auto it = cur->by_spi.find(inbound_spi_key(cfg));
+      if (it != cur->by_spi.end()) return "inbound SPI already used by sa " + std::to_string(it->second->cfg.id) + " (pick another SPI)";
+    } else {
+      auto it = cur->by_skip.find(sa->skip_key);
+      if (it != cur->by_skip.end()) return "inbound SKIP key tuple already used by sa " + std::to_string(it->second->cfg.id) + " (the skipHeader must carry a fresh wrapped Kp)";
+    }
+  }
+  publish([&](Tables& t) {
+    t.by_id.emplace(cfg.id, sa);
+    if (cfg.direction == Direction::in) {
+      if (cfg.mode == Mode::spi) t.by_spi.emplace(inbound_spi_key(cfg), sa.get());
+      else t.by_skip.emplace(sa->skip_key, sa.get());
+    }
+  });
+  return {};
+}
+
+bool SaTable::remove(uint32_t id) {
+  std::lock_guard<std::mutex> hold(writer_);
+  auto cur = std::atomic_load(&current_);
+  auto it = cur->by_id.find(id);
+  if (it == cur->by_id.end()) return false;
+  Sa* sa = it->second.get();
+  publish([&](Tables& t) {
+    if (sa->cfg.direction == Direction::in) {
+      if (sa->cfg.mode == Mode::spi) t.by_spi.erase(inbound_spi_key(sa->cfg));
+      else t.by_skip.erase(sa->skip_key);
+    }
+    t.by_id.erase(id);
+  });
+  return true;
+}
+
+void SaTable::set_routes(const std::vector<RouteEntry>& routes) {
+  std::lock_guard<std::mutex> hold(writer_);
+  publish([&](Tables& t) {
+    t.routes.clear();
+    for (int length = 32; length >= 0; length--) {
+      Tables::RouteLevel level{uint8_t(length), {}};
+      for (const RouteEntry& r : routes)
+        if (r.length == length) level.sa_by_network[r.network] = r.sa;
+      if (!level.sa_by_network.empty()) t.routes.push_back(std::move(level));
+    }
+  });
+}
+
+void SaTable::set_local(std::vector<uint32_t> addresses) {
+  std::sort(addresses.begin(), addresses.end());
+  std::lock_guard<std::mutex> hold(writer_);
+  publish([&](Tables& t) { t.local = addresses; });
+}
+
+void SaTable::clear() {
+  std::lock_guard<std::mutex> hold(writer_);
+  std::atomic_store(&current_, std::make_shared<const Tables>());
+}
+
+}  // namespace mipsec

@@ -1,0 +1,56 @@
+#include "wire/ipv4.h"
+
+namespace mipsec {
+
+Reason ipv4_parse(const uint8_t* p, size_t avail, Ipv4View* out, FragmentCheck frag) {
+  if (avail < kIpv4MinHeader) return R_TRUNCATED;
+  if ((p[0] >> 4) != 4) return R_BAD_IP_VERSION;
+  const size_t header_len = size_t(p[0] & 0x0f) * 4;
+  const size_t total_len = load16(p + 2);
+  if (header_len < kIpv4MinHeader || header_len > total_len) return R_BAD_IHL;
+  if (total_len > avail) return R_BAD_TOTAL_LENGTH;
+  if (ones_complement_sum(p, header_len) != 0xffff) return R_BAD_IP_CHECKSUM;
+  const uint16_t flags_frag = load16(p + 6);
+  if (frag == FragmentCheck::reject && (flags_frag & (kIpv4Mf | kIpv4OffsetMask))) return R_FRAGMENT;
+  out->header_len = header_len;
+  out->total_len = total_len;
+  out->tos = p[1];
+  out->id = load16(p + 4);
+  out->flags_frag = flags_frag;
+  out->ttl = p[8];
+  out->proto = p[9];
+  out->src = load32(p + 12);
+  out->dst = load32(p + 16);
+  return R_NONE;
+}
+
+uint16_t ones_complement_sum(const uint8_t* p, size_t len, uint32_t initial) {
+  uint64_t sum = initial;
+  size_t i = 0;
+  for (; i + 1 < len; i += 2) sum += uint32_t(p[i]) << 8 | p[i + 1];
+  if (i < len) sum += uint32_t(p[i]) << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return uint16_t(sum);
+}
+
+uint16_t checksum_update(uint16_t checksum, uint16_t old_word, uint16_t new_word) {
+  uint32_t sum = uint32_t(uint16_t(~checksum)) + uint16_t(~old_word) + new_word;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return uint16_t(~sum);
+}
+
+void ipv4_build(uint8_t* p, const OuterHeader& h, size_t total_len) {
+  p[0] = 0x45;
+  p[1] = h.tos;
+  store16(p + 2, uint16_t(total_len));
+  store16(p + 4, h.id);
+  store16(p + 6, h.df);
+  p[8] = h.ttl;
+  p[9] = h.proto;
+  p[10] = p[11] = 0;
+  store32(p + 12, h.src);
+  store32(p + 16, h.dst);
+  store16(p + 10, internet_checksum(p, kIpv4MinHeader));
+}
+
+}  // namespace mipsec

@@ -1,0 +1,172 @@
+// INBOUND: everything a gateway does with a packet addressed to it (docs/engine.md §5): peel up to
+// kMaxLayers layers, relay next-hop layers in place, decapsulate the End-End layer.
+#include <cstring>
+#include <openssl/crypto.h>
+#include "sa/table.h"
+#include "wire/ah.h"
+#include "wire/esp.h"
+#include "xform/icv.h"
+#include "xform/layer.h"
+
+namespace mipsec {
+
+namespace {
+
+// One layer after its SA was found: where its headers are.
+struct Layer {
+  uint8_t* ip;
+  size_t ip_len;
+  const uint8_t* skip;  // null in mode spi
+  size_t skip_len;
+  uint8_t* first;  // the AH or ESP header
+  size_t first_len;  // bytes from it to the end of the datagram
+  uint8_t first_proto;
+};
+
+// Parses the AH of `sa` at the layer's first header and checks SPI, next header and the window.
+Reason check_ah(Sa& sa, const Layer& l, uint8_t want_next, AhView* ah) {
+  if (Reason r = ah_parse(l.first, l.first_len, sa.cfg.ah_alg, ah)) return r;
+  if (ah->spi != sa.cfg.ah_spi) return R_BAD_SPI;
+  if (ah->next != want_next) return R_BAD_NEXT_HEADER;
+  if (!sa.replay_check_ah(ah->seq)) return R_REPLAY;
+  return R_NONE;
+}
+
+bool verify_ah(Sa& sa, SaCrypto& c, const Layer& l, const uint8_t* payload, size_t covered) {
+  uint8_t tag[kIcvBytes];
+  const IcvInput in{l.ip, l.ip_len, l.skip, l.skip_len, l.first, payload, covered};
+  return ah_tag(sa, c, in, tag) && CRYPTO_memcmp(tag, l.first + ah_tag_offset(sa.cfg.ah_alg), kIcvBytes) == 0;
+}
+
+// Role nexthop: verify and strip the layer, then continue (local), relay, forward or punt.
+// Returns true with `out` set when the packet is decided; false to continue the loop with the datagram.
+bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_t* authed, Outcome* out) {
+  const uint32_t id = sa.cfg.id;
+  AhView ah;
+  if (l.first_proto != PROTO_AH) return *out = fail(R_SA_MISMATCH, id), true;
+  if (Reason r = check_ah(sa, l, PROTO_IPIP, &ah)) return *out = fail(r, id), true;
+  const size_t ah_bytes = ah_len(sa.cfg.ah_alg);
+  uint8_t* d = l.first + ah_bytes;
+  const size_t d_len = l.first_len - ah_bytes;
+  size_t covered;
+  if (Reason r = covered_len(d, d_len, sa.cfg.coverage, &covered)) return *out = fail(r, id), true;
+  {
+    CryptoLease lease(sa);
+    if (!lease.get() || !verify_ah(sa, *lease.get(), l, d, covered)) return *out = fail(R_AUTH, id), true;
+  }
+  if (!sa.replay_commit(true, ah.seq, false, 0)) return *out = fail(R_REPLAY, id), true;
+  sa.count(d_len);
+  *authed = id;
+  pkt.data = d;
+  pkt.len = d_len;
+
+  Ipv4View dip;
+  if (Reason r = ipv4_parse(d, d_len, &dip)) return *out = fail(r, id), true;
+  if (t.is_local(dip.dst)) return false;
+  pkt.len = dip.total_len;
+  uint32_t via;
+  if (!t.route(dip.dst, &via)) return *out = fail(R_NO_ROUTE, id), true;
+  if (via == 0) return *out = forward(id, dip.dst), true;
+  Sa* next = t.find(via);
+  if (!next || next->cfg.direction != Direction::out || next->cfg.role != Role::nexthop) return *out = fail(R_NO_SA, id), true;
+  // Relay: the new layer ends where the old one ended, so the packet never moves its datagram.
+  *out = prepend_nexthop_layer(*next, pkt, dip);
+  if (out->verdict == V_FORWARD) out->sa = id;
+  return true;
+}
+
+// Role end: [AH] → ESP open → padding → inner datagram.
+Outcome end_layer(Sa& sa, const Layer& l, Packet& pkt) {
+  const uint32_t id = sa.cfg.id;
+  const bool with_ah = sa.has_ah();
+  if (with_ah != (l.first_proto == PROTO_AH)) return fail(R_SA_MISMATCH, id);
+  CryptoLease lease(sa);
+  SaCrypto* c = lease.get();
+  if (!c) return fail(R_AUTH, id);
+  AhView ah{};
+  uint8_t* esp = l.first;
+  size_t esp_len = l.first_len;
+  if (with_ah) {
+    if (Reason r = check_ah(sa, l, PROTO_ESP, &ah)) return fail(r, id);
+    const size_t ah_bytes = ah_len(sa.cfg.ah_alg);
+    esp += ah_bytes;
+    esp_len -= ah_bytes;
+    if (!verify_ah(sa, *c, l, esp, esp_len)) return fail(R_AUTH, id);
+  }
+  EspView ev;
+  if (Reason r = esp_parse(esp, esp_len, &ev)) return fail(r, id);
+  if (ev.spi != sa.cfg.esp_spi) return fail(R_BAD_SPI, id);
+  if (!sa.replay_check_esp(ev.seq)) return fail(R_REPLAY, id);
+  uint8_t nonce[kNonceBytes];
+  std::memcpy(nonce, sa.esp_salt(), kSaltBytes);
+  std::memcpy(nonce + kSaltBytes, ev.iv, 8);
+  uint8_t* pt = esp + kEspHeader;
+  if (!c->esp.open(nonce, esp, 8, pt, ev.ct_len, pt + ev.ct_len)) return fail(R_AUTH, id);
+  if (!sa.replay_commit(with_ah, ah.seq, true, ev.seq)) return fail(R_REPLAY, id);
+  size_t payload_len;
+  uint8_t next;
+  if (Reason r = esp_check_trailer(pt, ev.ct_len, &payload_len, &next)) return fail(r, id);
+  if (next == PROTO_NONE) return fail(R_DUMMY, id);
+  if (next != PROTO_IPIP) return fail(R_BAD_NEXT_HEADER, id);
+  sa.count(payload_len);
+  pkt.data = pt;
+  pkt.len = payload_len;
+  return deliver(id);
+}
+
+}  // namespace
+
+Outcome xform_inbound(const Tables& t, Packet& pkt) {
+  uint32_t authed = 0;  // the last SA that authenticated the packet
+  int peeled = 0;
+  bool after_ipip = false;
+  for (;;) {
+    Ipv4View ip;
+    if (Reason r = ipv4_parse(pkt.data, pkt.len, &ip)) return fail(r, authed);
+    pkt.len = ip.total_len;
+    if (after_ipip && ip.ttl == 0) return fail(R_TTL_EXPIRED, authed);
+    after_ipip = false;
+    const uint8_t proto = ip.proto;
+    if (proto != PROTO_SKIP && proto != PROTO_AH && proto != PROTO_ESP && proto != PROTO_IPIP)
+      return peeled == 0 ? fail(R_NOT_IPSEC) : deliver(authed);
+    if (peeled == kMaxLayers) return fail(R_TOO_MANY_LAYERS, authed);
+    peeled++;
+
+    uint8_t* l4 = pkt.data + ip.header_len;
+    const size_t l4_len = ip.total_len - ip.header_len;
+    if (proto == PROTO_IPIP) {
+      pkt.data = l4;
+      pkt.len = l4_len;
+      after_ipip = true;
+      continue;
+    }
+
+    Layer l{pkt.data, ip.header_len, nullptr, 0, l4, l4_len, proto};
+    Sa* sa;
+    if (proto == PROTO_SKIP) {
+      SkipView skip;
+      if (Reason r = skip_parse(l4, l4_len, &skip)) return fail(r, authed);
+      if (skip.next != PROTO_AH && skip.next != PROTO_ESP) return fail(R_BAD_SKIP, authed);
+      sa = t.find_skip(skip_key(skip, ip.src));
+      if (!sa) return fail(R_UNKNOWN_KEY, authed);
+      if (skip.dst_nsid != sa->skip.dst_nsid || skip.dst_mkid != sa->skip.dst_mkid) return fail(R_BAD_DST_MKID, sa->cfg.id);
+      if (skip.crypt_alg != sa->skip.crypt_alg || skip.mac_alg != sa->skip.mac_alg) return fail(R_SA_MISMATCH, sa->cfg.id);
+      l.skip = l4;
+      l.skip_len = skip.len;
+      l.first = l4 + skip.len;
+      l.first_len = l4_len - skip.len;
+      l.first_proto = skip.next;
+    } else {
+      uint32_t spi;
+      if (Reason r = proto == PROTO_AH ? ah_peek_spi(l4, l4_len, &spi) : esp_peek_spi(l4, l4_len, &spi)) return fail(r, authed);
+      sa = t.find_spi(proto, spi);
+      if (!sa) return fail(R_BAD_SPI, authed);
+    }
+
+    if (sa->cfg.role == Role::end) return end_layer(*sa, l, pkt);
+    Outcome out;
+    if (nexthop_layer(t, *sa, l, pkt, &authed, &out)) return out;
+  }
+}
+
+}  // namespace mipsec

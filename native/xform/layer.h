@@ -1,0 +1,26 @@
+// Building an outbound layer's headers: the outer IPv4 header and the next-hop layer (docs/engine.md §6).
+#pragma once
+#include "sa/sa.h"
+#include "wire/ipv4.h"
+#include "xform/packet.h"
+
+namespace mipsec {
+
+// SKIP header bytes an out SA emits (0 in mode spi).
+inline size_t skip_bytes(const Sa& sa) { return sa.cfg.mode == Mode::skip ? sa.cfg.skip_len : 0; }
+
+// The outer header of a layer protecting datagram `inner`: TOS and DF copied, ID = first header's seq.
+OuterHeader outer_for(const Sa& sa, const Ipv4View& inner, uint32_t first_seq, uint8_t proto_spi_mode);
+
+// Prepends IPv4 / [SKIP] / AH(next 4) for out nexthop SA `sa` to the datagram at pkt (header parsed as d).
+Outcome prepend_nexthop_layer(Sa& sa, Packet& pkt, const Ipv4View& d);
+
+// Encap (ENCAP), wrap (WRAP), inbound (INBOUND), IP-in-IP: one entry point per op.
+struct Tables;
+Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id);
+Outcome xform_wrap(const Tables& t, Packet& pkt, uint32_t sa_id);
+Outcome xform_inbound(const Tables& t, Packet& pkt);
+Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst);
+Outcome xform_ipip_decap(Packet& pkt);
+
+}  // namespace mipsec

@@ -1,0 +1,171 @@
+// The native data path (native/): validates SA descriptions with clear errors, then hands them to the addon.
+import { ipToU32, parsePrefix } from '../wire/addr.js';
+import { SKIP_SPI, decodeSkipHeader } from '../wire/skip.js';
+import {
+  COUNTER_SLOTS,
+  KEY_BYTES,
+  SkipAlg,
+  type BatchLike,
+  type Engine,
+  type EspSuite,
+  type MacAlg,
+  type Route,
+  type SaDesc,
+  type SaStats,
+} from './types.js';
+
+const AH_ALG_CODE: Record<MacAlg, number> = { 'gmac-aes128': 1, 'hmac-sha256-128': 2 };
+const ESP_SUITE_CODE: Record<EspSuite, number> = { aes128gcm: 1, aes256gcm: 2, chacha20poly1305: 3 };
+const MIN_SPI = 256;
+
+function fail(sa: Partial<SaDesc>, message: string): never {
+  throw new RangeError(`installSa(id ${sa.id}): ${message}`);
+}
+
+function u32(sa: SaDesc, field: string, value: unknown, fallback?: number): number {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    fail(sa, `${field} must be an integer in 0..4294967295, got ${String(value)}`);
+  }
+  return value;
+}
+
+function key(sa: SaDesc, field: string, value: unknown, alg: EspSuite | MacAlg): Uint8Array {
+  if (!(value instanceof Uint8Array)) fail(sa, `${field} must be a Uint8Array`);
+  if (value.length !== KEY_BYTES[alg]) {
+    fail(sa, `${field} must be ${KEY_BYTES[alg]} bytes for ${alg} (key and 4-byte salt where the algorithm has one), got ${value.length}`);
+  }
+  return value;
+}
+
+function address(sa: SaDesc, field: string, value: unknown): number {
+  if (typeof value !== 'string') fail(sa, `${field} must be a dotted IPv4 address`);
+  try {
+    return ipToU32(value);
+  } catch (err) {
+    fail(sa, `${field}: ${(err as Error).message}`);
+  }
+}
+
+/** Checks an SaDesc against docs/engine.md §4 and flattens it into the addon's install record. */
+export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
+  if (typeof sa !== 'object' || sa === null) throw new TypeError('installSa expects an SaDesc object');
+  const id = u32(sa, 'id', sa.id);
+  if (id === 0) fail(sa, 'id must be > 0');
+  if (sa.direction !== 'out' && sa.direction !== 'in') fail(sa, `direction must be 'out' or 'in', got ${String(sa.direction)}`);
+  if (sa.role !== 'end' && sa.role !== 'nexthop') fail(sa, `role must be 'end' or 'nexthop', got ${String(sa.role)}`);
+  if (sa.mode !== 'skip' && sa.mode !== 'spi') fail(sa, `mode must be 'skip' or 'spi', got ${String(sa.mode)}`);
+  const { ah, esp } = sa;
+  if (sa.role === 'nexthop' && (!ah || esp)) fail(sa, "role 'nexthop' needs ah and no esp (it only authenticates)");
+  if (sa.role === 'end' && !esp) fail(sa, "role 'end' needs esp (ah is optional)");
+  if (ah && !(ah.alg in AH_ALG_CODE)) fail(sa, `ah.alg must be 'gmac-aes128' or 'hmac-sha256-128', got ${String(ah.alg)}`);
+  if (esp && !(esp.suite in ESP_SUITE_CODE)) fail(sa, `esp.suite must be 'aes128gcm', 'aes256gcm' or 'chacha20poly1305', got ${String(esp.suite)}`);
+  if (ah?.coverage !== undefined && ah.coverage !== 'full' && ah.coverage !== 'headers') fail(sa, `ah.coverage must be 'full' or 'headers'`);
+  if (ah?.coverage !== undefined && sa.role !== 'nexthop') fail(sa, "ah.coverage applies to role 'nexthop' only; remove it");
+  const ahSpi = ah ? u32(sa, 'ah.spi', ah.spi) : 0;
+  const espSpi = esp ? u32(sa, 'esp.spi', esp.spi) : 0;
+
+  if (sa.mode === 'spi') {
+    if (sa.skipHeader !== undefined) fail(sa, "skipHeader is for mode 'skip'; remove it or use mode 'skip'");
+    if (ah && ahSpi < MIN_SPI) fail(sa, `ah.spi must be >= ${MIN_SPI} in mode 'spi', got ${ahSpi}`);
+    if (esp && espSpi < MIN_SPI) fail(sa, `esp.spi must be >= ${MIN_SPI} in mode 'spi', got ${espSpi}`);
+  } else {
+    if (!(sa.skipHeader instanceof Uint8Array)) fail(sa, "mode 'skip' needs skipHeader (build it with encodeSkipHeader)");
+    if (ah && ahSpi !== SKIP_SPI) fail(sa, `ah.spi must be ${SKIP_SPI} (SKIP_SPI) in mode 'skip', got ${ahSpi}`);
+    if (esp && espSpi !== SKIP_SPI) fail(sa, `esp.spi must be ${SKIP_SPI} (SKIP_SPI) in mode 'skip', got ${espSpi}`);
+    const parsed = decodeSkipHeader(sa.skipHeader, 0);
+    if (!parsed.ok) fail(sa, `skipHeader does not parse (${parsed.reason}); build it with encodeSkipHeader`);
+    if (parsed.length !== sa.skipHeader.length) fail(sa, `skipHeader has ${sa.skipHeader.length - parsed.length} bytes after the SKIP header; pass the header alone`);
+    const h = parsed.header;
+    const wantNext = ah ? 51 : 50;
+    if (h.nextHeader !== wantNext) fail(sa, `skipHeader next header must be ${wantNext} (${ah ? 'AH' : 'ESP'} follows), got ${h.nextHeader}`);
+    const wantCrypt = esp ? SkipAlg.crypt[esp.suite] : 0;
+    if (h.cryptAlg !== wantCrypt) fail(sa, `skipHeader cryptAlg must be ${wantCrypt} for ${esp ? esp.suite : "role 'nexthop'"}, got ${h.cryptAlg}`);
+    const wantMac = ah ? SkipAlg.mac[ah.alg] : 0;
+    if (h.macAlg !== wantMac) fail(sa, `skipHeader macAlg must be ${wantMac} for ${ah ? ah.alg : 'an SA without AH'}, got ${h.macAlg}`);
+  }
+  // Direction-specific fields (seq, ttl out; replayWindow in) are ignored on the other direction,
+  // so one description can be installed as both ends of a pair.
+  const inbound = sa.direction === 'in';
+  const replayWindow = inbound ? u32(sa, 'replayWindow', sa.replayWindow, 1024) : 1024;
+  if (replayWindow < 64 || replayWindow > 4096 || replayWindow % 64 !== 0) fail(sa, `replayWindow must be a multiple of 64 in 64..4096, got ${replayWindow}`);
+  const ttl = inbound ? 64 : u32(sa, 'ttl', sa.ttl, 64);
+  if (ttl < 1 || ttl > 255) fail(sa, `ttl must be 1..255, got ${ttl}`);
+
+  return {
+    id,
+    direction: sa.direction === 'out' ? 0 : 1,
+    role: sa.role === 'end' ? 0 : 1,
+    mode: sa.mode === 'skip' ? 0 : 1,
+    src: address(sa, 'src', sa.src),
+    dst: address(sa, 'dst', sa.dst),
+    skipHeader: sa.skipHeader,
+    ahAlg: ah ? AH_ALG_CODE[ah.alg] : 0,
+    ahKey: ah ? key(sa, 'ah.key', ah.key, ah.alg) : undefined,
+    ahSpi,
+    ahSeq: ah && !inbound ? u32(sa, 'ah.seq', ah.seq, 0) : 0,
+    coverage: ah?.coverage === 'headers' ? 1 : 0,
+    espSuite: esp ? ESP_SUITE_CODE[esp.suite] : 0,
+    espKey: esp ? key(sa, 'esp.key', esp.key, esp.suite) : undefined,
+    espSpi,
+    espSeq: esp && !inbound ? u32(sa, 'esp.seq', esp.seq, 0) : 0,
+    replayWindow,
+    ttl,
+  };
+}
+
+export class NativeEngine implements Engine {
+  readonly impl = 'native' as const;
+  private readonly engine: any;
+  private readonly counterView: BigUint64Array;
+
+  constructor(binding: any) {
+    this.engine = new binding.Engine();
+    this.counterView = new BigUint64Array(this.engine.counters() as ArrayBuffer, 0, COUNTER_SLOTS);
+  }
+
+  installSa(sa: SaDesc): void {
+    this.engine.installSa(nativeSaRecord(sa));
+  }
+
+  removeSa(id: number): void {
+    this.engine.removeSa(id);
+  }
+
+  setRoutes(routes: readonly Route[]): void {
+    const flat = new Uint32Array(routes.length * 3);
+    routes.forEach((route, i) => {
+      const prefix = parsePrefix(route.prefix);
+      if (!Number.isInteger(route.sa) || route.sa < 0 || route.sa > 0xffffffff) {
+        throw new RangeError(`route ${route.prefix}: sa must be an SA id or 0 (forward as is), got ${String(route.sa)}`);
+      }
+      flat.set([prefix.network, prefix.length, route.sa], i * 3);
+    });
+    this.engine.setRoutes(flat);
+  }
+
+  setLocalAddresses(addresses: readonly string[]): void {
+    this.engine.setLocalAddresses(Uint32Array.from(addresses, (a) => ipToU32(a)));
+  }
+
+  process(batch: BatchLike): void {
+    this.engine.process(batch.buffer, batch.desc, batch.count, batch.slotSize);
+  }
+
+  processAsync(batch: BatchLike): Promise<void> {
+    return this.engine.processAsync(batch.buffer, batch.desc, batch.count, batch.slotSize);
+  }
+
+  /** A live view over the addon's own counter memory: reading it costs no call. */
+  counters(): BigUint64Array {
+    return this.counterView;
+  }
+
+  saStats(id: number): SaStats | undefined {
+    return this.engine.saStats(id);
+  }
+
+  close(): void {
+    this.engine.close();
+  }
+}
