@@ -1,0 +1,2 @@
+export * from './map.js';
+export * from './position.js';
