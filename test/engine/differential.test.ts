@@ -46,7 +46,7 @@ function expectVerdict(r: RunResult, verdict: number, sa: number, nexthop = 0): 
   expect({ verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop }).toEqual({ verdict, reason: Reason.none, sa, nexthop });
 }
 
-describe.each(PAIRS)('differential %s → %s', (sender, receiver) => {
+describe.each(PAIRS)('[%s→%s] differential', (sender, receiver) => {
   // ts → ts checks the TS path against itself (determinism) so it runs without the addon; every other pair is native vs TS.
   const mirrorOf = (impl: EngineImpl): EngineImpl => (sender === 'ts' && receiver === 'ts' ? 'ts' : impl === 'ts' ? 'native' : 'ts');
 
