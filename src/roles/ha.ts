@@ -1,0 +1,329 @@
+// The home agent (RFC 5944, co-located care-of addresses; DESIGN §2): registrations on UDP 434,
+// a binding table with lifetimes on the network's clock, proxy interception of packets for
+// registered-away home addresses, IP-in-IP (RFC 2003) to the care-of address, and decapsulation
+// of what mobile nodes reverse-tunnel to it. No IPsec: the home SGW does that (draft §2.1).
+import { decrementTtl } from '../net/ip.js';
+import type { Clock, Host, Timer } from '../net/types.js';
+import { ipToU32, readIp, u32ToIp } from '../wire/addr.js';
+import { isIpipLoop, parseIpip, writeIpipHeader } from '../wire/ipip.js';
+import { IPV4_HEADER_BYTES, IpProto, parseIpv4, type Ipv4Header } from '../wire/ipv4.js';
+import {
+  decodeRequest,
+  encodeReply,
+  idHigh,
+  LIFETIME_INFINITE,
+  makeId,
+  MIP_PORT,
+  ntpFromUnixMs,
+  idLow,
+  ReplyCode,
+  RequestFlag,
+  verifyMnHaAuth,
+  type MnHaKey,
+  type RegistrationRequest,
+} from '../wire/mobileip.js';
+import { buildUdpDatagram, parseUdpDatagram } from '../wire/udp.js';
+
+/** RFC 2003 §5.1 / RFC 3024: codes for encapsulations we do not offer. */
+const CODE_ENCAPSULATION_UNAVAILABLE = 139;
+const DEFAULT_MAX_LIFETIME_S = 1800;
+/** RFC 5944 §5.7: default timestamp tolerance. */
+const DEFAULT_REPLAY_TOLERANCE_S = 7;
+
+export interface MobileNodeEntry {
+  homeAddress: string;
+  /** MN-HA security association: SPI and HMAC-MD5 key. The HA keeps its own copy and zeroes it on close(). */
+  auth: MnHaKey;
+}
+
+export interface HomeAgentOptions {
+  host: Host;
+  clock: Clock;
+  /** The HA's address: the Home Agent field of registrations and the outer source of its tunnels. */
+  address: string;
+  /** Interface on the home link, where the HA answers for away mobile nodes (proxy ARP). */
+  homeInterface: string;
+  mobileNodes: readonly MobileNodeEntry[];
+  /** Longest lifetime granted, seconds (default 1800). */
+  maxLifetime?: number;
+  /** Identification timestamp tolerance, seconds (default 7). */
+  replayToleranceS?: number;
+  /** Most bindings held at once; further registrations get 130 (default: unlimited). */
+  maxBindings?: number;
+  /** Administrative policy: false denies a registration with 129. */
+  authorize?: (homeAddress: string, careOf: string) => boolean;
+}
+
+export interface Binding {
+  homeAddress: string;
+  careOf: string;
+  /** Granted lifetime in seconds. */
+  lifetime: number;
+  /** Clock time (ms) the binding expires at. */
+  expiresAt: number;
+}
+
+export type HomeAgentEvent =
+  | { type: 'reply'; homeAddress: string; code: number; lifetime: number }
+  | { type: 'binding'; binding: Binding }
+  | { type: 'deregistered'; homeAddress: string }
+  | { type: 'expired'; homeAddress: string };
+
+/** Why the HA dropped a packet without an answer; counted in counters(). */
+export type HomeAgentDrop =
+  | 'bad_udp'
+  | 'malformed_request'
+  | 'unknown_mobile_node'
+  | 'loop'
+  | 'ttl_expired'
+  | 'bad_tunnel'
+  | 'untrusted_tunnel';
+
+export interface HomeAgentCounters {
+  replies: Record<number, number>;
+  drops: Record<HomeAgentDrop, number>;
+  tunnelled: number;
+  decapsulated: number;
+}
+
+interface MobileNodeState {
+  homeAddress: number;
+  auth: MnHaKey;
+  /** Highest identification accepted so far; later requests must exceed it (RFC 5944 §5.7). */
+  lastAcceptedId: bigint;
+  binding?: { careOf: number; lifetime: number; expiresAt: number; timer?: Timer };
+}
+
+export class HomeAgent {
+  private readonly host: Host;
+  private readonly clock: Clock;
+  private readonly address: number;
+  private readonly homeInterface: string;
+  private readonly maxLifetime: number;
+  private readonly toleranceS: number;
+  private readonly maxBindings: number;
+  private readonly authorize?: (homeAddress: string, careOf: string) => boolean;
+  private readonly nodes = new Map<number, MobileNodeState>();
+  private readonly listeners = new Set<(event: HomeAgentEvent) => void>();
+  private readonly removeHook: () => void;
+  private readonly stats: HomeAgentCounters = {
+    replies: {},
+    drops: { bad_udp: 0, malformed_request: 0, unknown_mobile_node: 0, loop: 0, ttl_expired: 0, bad_tunnel: 0, untrusted_tunnel: 0 },
+    tunnelled: 0,
+    decapsulated: 0,
+  };
+
+  constructor(options: HomeAgentOptions) {
+    this.host = options.host;
+    this.clock = options.clock;
+    this.address = ipToU32(options.address);
+    this.homeInterface = options.homeInterface;
+    this.maxLifetime = options.maxLifetime ?? DEFAULT_MAX_LIFETIME_S;
+    if (!Number.isInteger(this.maxLifetime) || this.maxLifetime < 1 || this.maxLifetime >= LIFETIME_INFINITE) {
+      throw new RangeError(`home agent maxLifetime must be an integer 1..65534 seconds, got ${this.maxLifetime}`);
+    }
+    this.toleranceS = options.replayToleranceS ?? DEFAULT_REPLAY_TOLERANCE_S;
+    this.maxBindings = options.maxBindings ?? Infinity;
+    this.authorize = options.authorize;
+    if (!this.host.isLocal(options.address)) throw new Error(`home agent address ${options.address} is not an address of host '${this.host.name}' (add it to an interface first)`);
+    if (!this.host.interfaces().some((i) => i.name === options.homeInterface)) {
+      throw new Error(`home agent homeInterface '${options.homeInterface}' is not an interface of host '${this.host.name}'`);
+    }
+    for (const mn of options.mobileNodes) {
+      const homeAddress = ipToU32(mn.homeAddress);
+      if (this.nodes.has(homeAddress)) throw new Error(`home agent: mobile node ${mn.homeAddress} is listed twice`);
+      this.nodes.set(homeAddress, { homeAddress, auth: { spi: mn.auth.spi, key: mn.auth.key.slice() }, lastAcceptedId: 0n });
+    }
+    this.removeHook = this.host.addHook('input', (packet) => (this.handle(packet) ? 'consumed' : 'pass'));
+  }
+
+  bindings(): Binding[] {
+    const out: Binding[] = [];
+    for (const node of this.nodes.values()) if (node.binding) out.push(this.describeBinding(node));
+    return out;
+  }
+
+  counters(): HomeAgentCounters {
+    return { replies: { ...this.stats.replies }, drops: { ...this.stats.drops }, tunnelled: this.stats.tunnelled, decapsulated: this.stats.decapsulated };
+  }
+
+  on(listener: (event: HomeAgentEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Stops intercepting, drops every binding and zeroes the MN-HA keys. */
+  close(): void {
+    this.removeHook();
+    for (const node of this.nodes.values()) {
+      this.removeBinding(node);
+      node.auth.key.fill(0);
+    }
+    this.nodes.clear();
+  }
+
+  /** The input hook: true when the packet was the HA's to handle. */
+  private handle(packet: Uint8Array): boolean {
+    const ip = parseIpv4(packet, 0);
+    if (!ip.ok) return false;
+    const { dst, protocol } = ip.header;
+    if (dst === this.address) {
+      if (protocol === IpProto.UDP) return this.handleUdp(packet);
+      if (protocol === IpProto.IPIP) {
+        this.decapsulate(packet);
+        return true;
+      }
+      return false;
+    }
+    const node = this.nodes.get(dst);
+    if (!node?.binding) return false;
+    this.tunnel(packet, ip.header, node.binding.careOf);
+    return true;
+  }
+
+  private handleUdp(packet: Uint8Array): boolean {
+    const udp = parseUdpDatagram(packet);
+    if (!udp.ok) {
+      this.stats.drops.bad_udp++;
+      return true;
+    }
+    if (udp.udp.dstPort !== MIP_PORT) return false;
+    this.handleRequest(udp.udp.payload, udp.udp.src, udp.udp.srcPort);
+    return true;
+  }
+
+  /** RFC 5944 §3.8.2: authenticate first, then identification, then the rest. */
+  private handleRequest(payload: Uint8Array, replyTo: number, replyPort: number): void {
+    const parsed = decodeRequest(payload);
+    if (!parsed.ok) {
+      // A fixed part we can read names the MN, whose key can still authenticate a 134.
+      const node = payload.length >= 8 && payload[0] === 1 ? this.nodes.get(readIp(payload, 4)) : undefined;
+      if (node) this.reply(node, replyTo, replyPort, ReplyCode.POORLY_FORMED_REQUEST, 0, 0n);
+      else this.stats.drops.malformed_request++;
+      return;
+    }
+    const request = parsed.message;
+    const node = this.nodes.get(request.homeAddress);
+    if (!node) {
+      this.stats.drops.unknown_mobile_node++;
+      return;
+    }
+    if (!verifyMnHaAuth(payload, parsed.mnHaAuth, node.auth).ok) {
+      this.reply(node, replyTo, replyPort, ReplyCode.MN_AUTH_FAILED, 0, request.identification);
+      return;
+    }
+    const nowNtp = ntpFromUnixMs(this.clock.now());
+    const skewS = Math.abs(idHigh(request.identification) - idHigh(nowNtp));
+    if (skewS > this.toleranceS || request.identification <= node.lastAcceptedId) {
+      // High half = our clock, low half copied, so the MN can resynchronise (RFC 5944 §5.7).
+      this.reply(node, replyTo, replyPort, ReplyCode.ID_MISMATCH, 0, makeId(idHigh(nowNtp), idLow(request.identification)));
+      return;
+    }
+    const code = this.admissionCode(request, node);
+    if (code !== ReplyCode.ACCEPTED) {
+      this.reply(node, replyTo, replyPort, code, 0, request.identification);
+      return;
+    }
+    node.lastAcceptedId = request.identification;
+    if (request.lifetime === 0 || request.careOf === request.homeAddress) {
+      const wasAway = node.binding !== undefined;
+      this.removeBinding(node);
+      this.reply(node, replyTo, replyPort, ReplyCode.ACCEPTED, 0, request.identification);
+      if (wasAway) this.emit({ type: 'deregistered', homeAddress: u32ToIp(node.homeAddress) });
+      return;
+    }
+    const lifetime = request.lifetime === LIFETIME_INFINITE ? this.maxLifetime : Math.min(request.lifetime, this.maxLifetime);
+    this.setBinding(node, request.careOf, lifetime);
+    // We keep one binding per MN: a request for simultaneous bindings is accepted with code 1.
+    const accepted = request.flags & RequestFlag.S ? ReplyCode.ACCEPTED_NO_SIMULTANEOUS : ReplyCode.ACCEPTED;
+    this.reply(node, replyTo, replyPort, accepted, lifetime, request.identification);
+    this.emit({ type: 'binding', binding: this.describeBinding(node) });
+  }
+
+  private admissionCode(request: RegistrationRequest, node: MobileNodeState): number {
+    if (request.homeAgent !== this.address) return ReplyCode.UNKNOWN_HA_ADDRESS;
+    const deregistering = request.lifetime === 0 || request.careOf === request.homeAddress;
+    if (deregistering) return ReplyCode.ACCEPTED;
+    // A care-of address of 0.0.0.0 or of the HA itself would make the tunnel loop.
+    if (request.careOf === 0 || request.careOf === this.address) return ReplyCode.POORLY_FORMED_REQUEST;
+    if (request.flags & (RequestFlag.M | RequestFlag.G)) return CODE_ENCAPSULATION_UNAVAILABLE;
+    if (this.authorize && !this.authorize(u32ToIp(request.homeAddress), u32ToIp(request.careOf))) return ReplyCode.ADMIN_PROHIBITED;
+    if (!node.binding && this.bindings().length >= this.maxBindings) return ReplyCode.INSUFFICIENT_RESOURCES;
+    return ReplyCode.ACCEPTED;
+  }
+
+  private reply(node: MobileNodeState, to: number, port: number, code: number, lifetime: number, identification: bigint): void {
+    const payload = encodeReply({ code, lifetime, homeAddress: node.homeAddress, homeAgent: this.address, identification }, node.auth);
+    this.host.send(buildUdpDatagram({ src: this.address, dst: to, srcPort: MIP_PORT, dstPort: port }, payload));
+    this.stats.replies[code] = (this.stats.replies[code] ?? 0) + 1;
+    this.emit({ type: 'reply', homeAddress: u32ToIp(node.homeAddress), code, lifetime });
+  }
+
+  private setBinding(node: MobileNodeState, careOf: number, lifetime: number): void {
+    node.binding?.timer?.cancel();
+    const expiresAt = this.clock.now() + lifetime * 1000;
+    node.binding = { careOf, lifetime, expiresAt };
+    node.binding.timer = this.clock.setTimer(lifetime * 1000, () => {
+      // RFC 5944 §3.8.3: an expired binding is deleted silently.
+      this.removeBinding(node);
+      this.emit({ type: 'expired', homeAddress: u32ToIp(node.homeAddress) });
+    });
+    this.host.setProxy(u32ToIp(node.homeAddress), this.homeInterface, true);
+  }
+
+  private removeBinding(node: MobileNodeState): void {
+    if (!node.binding) return;
+    node.binding.timer?.cancel();
+    node.binding = undefined;
+    this.host.setProxy(u32ToIp(node.homeAddress), this.homeInterface, false);
+  }
+
+  /** RFC 2003 encapsulation of an intercepted datagram: outer src = HA, dst = care-of address. */
+  private tunnel(packet: Uint8Array, inner: Ipv4Header, careOf: number): void {
+    // §3.2: never tunnel what comes from the tunnel exit (it covers nested IP-in-IP back from the CoA too).
+    if (isIpipLoop(inner, careOf)) {
+      this.stats.drops.loop++;
+      return;
+    }
+    // We forward the datagram, so its TTL drops by one first (RFC 2003 §3.1).
+    if (inner.ttl <= 1) {
+      this.stats.drops.ttl_expired++;
+      return;
+    }
+    const out = new Uint8Array(IPV4_HEADER_BYTES + inner.totalLength);
+    out.set(packet.subarray(0, inner.totalLength), IPV4_HEADER_BYTES);
+    decrementTtl(out, IPV4_HEADER_BYTES);
+    writeIpipHeader(out, 0, inner, this.address, careOf);
+    this.host.send(out);
+    this.stats.tunnelled++;
+  }
+
+  /** A reverse tunnel from a registered MN: accepted only from its care-of address with its home address inside. */
+  private decapsulate(packet: Uint8Array): void {
+    const parsed = parseIpip(packet, 0);
+    if (!parsed.ok) {
+      this.stats.drops[parsed.reason === 'ttl_expired' ? 'ttl_expired' : 'bad_tunnel']++;
+      return;
+    }
+    const node = this.nodes.get(parsed.inner.src);
+    if (!node?.binding || node.binding.careOf !== parsed.outer.src) {
+      this.stats.drops.untrusted_tunnel++;
+      return;
+    }
+    const inner = packet.slice(parsed.innerOffset, parsed.innerOffset + parsed.inner.totalLength);
+    this.stats.decapsulated++;
+    // The inner datagram may be for another away MN: that one is tunnelled on, not sent on the home link.
+    const peer = this.nodes.get(parsed.inner.dst);
+    if (peer?.binding) this.tunnel(inner, parsed.inner, peer.binding.careOf);
+    else this.host.send(inner);
+  }
+
+  private describeBinding(node: MobileNodeState): Binding {
+    const b = node.binding!;
+    return { homeAddress: u32ToIp(node.homeAddress), careOf: u32ToIp(b.careOf), lifetime: b.lifetime, expiresAt: b.expiresAt };
+  }
+
+  private emit(event: HomeAgentEvent): void {
+    for (const listener of [...this.listeners]) listener(event);
+  }
+}
