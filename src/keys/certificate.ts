@@ -164,8 +164,24 @@ export type CertificateCheck =
 
 export const isoTime = (unix: number): string => new Date(unix * 1000).toISOString().replace('.000Z', 'Z');
 
-/** Is `cert` signed by the CA of `caCert`, and are both valid at `at` (unix seconds)? */
+/** Same subject, key, serial, validity, issuer and signature? */
+function sameCertificate(a: Certificate, b: Certificate): boolean {
+  const sameSubject = isCaSubject(a.subject) || isCaSubject(b.subject)
+    ? isCaSubject(a.subject) && isCaSubject(b.subject) && a.subject.label === b.subject.label
+    : a.subject.nsid === b.subject.nsid && a.subject.address === b.subject.address;
+  return sameSubject && a.serial === b.serial && a.notBefore === b.notBefore && a.notAfter === b.notAfter
+    && Buffer.compare(a.publicKey, b.publicKey) === 0 && Buffer.compare(a.issuer, b.issuer) === 0 && Buffer.compare(a.signature, b.signature) === 0;
+}
+
+/**
+ * Is `cert` signed by the CA of `caCert`, and are both valid at `at` (unix seconds)? The checks
+ * run on the signed bytes (`encoded`); fields that disagree with them fail as 'bad_signature'.
+ */
 export function verifyCertificate(cert: Certificate, caCert: Certificate, at: number): CertificateCheck {
+  const signedForm = decodeCertificate(cert.encoded);
+  if (!signedForm.ok || !sameCertificate(cert, signedForm.cert)) {
+    return { ok: false, reason: 'bad_signature', message: 'the certificate fields do not match its signed bytes' };
+  }
   if (!isCaSubject(caCert.subject)) return { ok: false, reason: 'not_a_ca', message: `the trust anchor ${subjectText(caCert.subject)} is not a CA certificate` };
   if (!sodium.memcmp(cert.issuer, caCert.publicKey)) {
     return { ok: false, reason: 'foreign_ca', message: `issued by another CA (issuer key ${shortKey(cert.issuer)}, trusted CA ${caCert.subject.label} has ${shortKey(caCert.publicKey)})` };
