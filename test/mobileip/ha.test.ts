@@ -230,7 +230,7 @@ describe('home agent: tunnelling', () => {
     expect(IpProto.IPIP).toBe(4);
   });
 
-  it('stops answering on close and leaves the caller'\''s key alone', () => {
+  it('stops answering on close and leaves the caller key alone', () => {
     const world = buildNetwork();
     const key = MN_AUTH.key.slice();
     world.ha.close();
