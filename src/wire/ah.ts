@@ -2,6 +2,9 @@
 import type { MacAlg, ReasonName } from '../engine/types.js';
 
 export const AH_FIXED_BYTES = 12;
+/** AES-GMAC Authentication Data starts with its 8-byte IV (RFC 4543 §3). */
+export const AH_GMAC_IV_OFFSET = AH_FIXED_BYTES;
+export const AH_GMAC_IV_BYTES = 8;
 
 /** Authentication Data bytes per MAC: HMAC-SHA-256-128 = 16-byte ICV; AES-GMAC (RFC 4543) = IV (8) ‖ tag (16). */
 export const AH_AUTH_DATA_BYTES: Readonly<Record<MacAlg, number>> = { 'hmac-sha256-128': 16, 'gmac-aes128': 24 };

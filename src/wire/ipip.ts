@@ -30,13 +30,16 @@ export type IpipParse =
   | { ok: true; outer: Ipv4Header; inner: Ipv4Header; innerOffset: number }
   | { ok: false; reason: Ipv4ParseReason | Extract<ReasonName, 'bad_next_header' | 'ttl_expired'> };
 
-/** Parses outer and inner header of an IP-in-IP packet; an inner TTL of 0 is ttl_expired (RFC 2003 §3.1). */
+/**
+ * Parses outer and inner header of an IP-in-IP packet; the inner datagram may be a fragment (it is delivered,
+ * not opened); an inner TTL of 0 is ttl_expired (RFC 2003 §3.1).
+ */
 export function parseIpip(buf: Uint8Array, offset: number, end = buf.length): IpipParse {
   const outer = parseIpv4(buf, offset, end);
   if (!outer.ok) return outer;
   if (outer.header.protocol !== IpProto.IPIP) return { ok: false, reason: 'bad_next_header' };
   const innerOffset = offset + outer.header.headerLength;
-  const inner = parseIpv4(buf, innerOffset, offset + outer.header.totalLength);
+  const inner = parseIpv4(buf, innerOffset, offset + outer.header.totalLength, { allowFragments: true });
   if (!inner.ok) return inner;
   if (inner.header.ttl === 0) return { ok: false, reason: 'ttl_expired' };
   return { ok: true, outer: outer.header, inner: inner.header, innerOffset };

@@ -3,6 +3,8 @@ import type { ReasonName } from '../engine/types.js';
 import { readIp, writeIp } from './addr.js';
 
 export const IPV4_HEADER_BYTES = 20;
+/** Largest datagram the 16-bit total length can describe. */
+export const MAX_IP_TOTAL = 0xffff;
 export const IPV4_VERSION = 4;
 export const IpProto = { ICMP: 1, IPIP: 4, TCP: 6, UDP: 17, ESP: 50, AH: 51, SKIP: 57, NONE: 59 } as const;
 
@@ -30,24 +32,23 @@ export type Ipv4ParseReason = Extract<ReasonName, 'truncated' | 'bad_ip_version'
 export type Ipv4Parse = { ok: true; header: Ipv4Header } | { ok: false; reason: Ipv4ParseReason };
 
 export interface Ipv4ParseOptions {
-  /** Accept MF=1 or offset≠0 (describe() shows fragments; the data path never accepts them). */
+  /** Accept MF=1 or offset≠0: a datagram about to be protected may be a fragment; one being opened may not. */
   allowFragments?: boolean;
 }
 
 /**
  * Parses the IPv4 header at `offset`, never reading at or past `end`. Check order (both data paths):
- * fewer than 20 bytes → truncated; version → bad_ip_version; IHL < 5 → bad_ihl; total length > bytes
- * received → bad_total_length; 4·IHL > total length → bad_ihl; checksum → bad_ip_checksum; MF/offset → fragment.
+ * fewer than 20 bytes → truncated; version → bad_ip_version; IHL < 5 or 4·IHL > total length → bad_ihl;
+ * total length > bytes received → bad_total_length; checksum → bad_ip_checksum; MF/offset → fragment.
  */
 export function parseIpv4(buf: Uint8Array, offset: number, end = buf.length, options: Ipv4ParseOptions = {}): Ipv4Parse {
   const available = end - offset;
   if (available < IPV4_HEADER_BYTES) return { ok: false, reason: 'truncated' };
   if (buf[offset] >> 4 !== IPV4_VERSION) return { ok: false, reason: 'bad_ip_version' };
   const headerLength = (buf[offset] & 0x0f) * 4;
-  if (headerLength < IPV4_HEADER_BYTES) return { ok: false, reason: 'bad_ihl' };
   const totalLength = (buf[offset + 2] << 8) | buf[offset + 3];
+  if (headerLength < IPV4_HEADER_BYTES || headerLength > totalLength) return { ok: false, reason: 'bad_ihl' };
   if (totalLength > available) return { ok: false, reason: 'bad_total_length' };
-  if (headerLength > totalLength) return { ok: false, reason: 'bad_ihl' };
   if (onesComplementSum(buf, offset, offset + headerLength) !== 0xffff) return { ok: false, reason: 'bad_ip_checksum' };
   const flagsFragment = (buf[offset + 6] << 8) | buf[offset + 7];
   if (!options.allowFragments && (flagsFragment & (IPV4_FLAG_MF | IPV4_FRAGMENT_OFFSET_MASK)) !== 0) return { ok: false, reason: 'fragment' };

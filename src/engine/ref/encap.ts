@@ -1,6 +1,6 @@
 // ENCAP: inner IPv4 → IPv4 / [SKIP] / [AH(end, next header 50)] / ESP / inner, per docs/engine.md §6.
 import { ESP_HEADER_BYTES, ESP_ICV_BYTES, ESP_IV_BYTES, espPadLength, writeEspHeader, writeEspTrailer } from '../../wire/esp.js';
-import { IpProto, type Ipv4Header } from '../../wire/ipv4.js';
+import { IpProto, MAX_IP_TOTAL, type Ipv4Header } from '../../wire/ipv4.js';
 import { aeadSeal, ivFromSeq } from './crypto.js';
 import { signAh, writeOutboundAh } from './icv.js';
 import { forward, reject, type Outcome, type Slot } from './outcome.js';
@@ -9,7 +9,7 @@ import type { SaState } from './sa.js';
 
 /**
  * Encapsulates the parsed datagram at buf[offset, offset + length) (length = its total length).
- * Order of checks: head- and tailroom (no_room), sequence numbers (seq_exhausted).
+ * Order of checks: head- and tailroom or a result over 65535 bytes (no_room), sequence numbers (seq_exhausted).
  */
 export function encapsulate(slot: Slot, offset: number, length: number, inner: Ipv4Header, sa: SaState): Outcome {
   const esp = sa.esp!;
@@ -21,7 +21,7 @@ export function encapsulate(slot: Slot, offset: number, length: number, inner: I
   const padLength = espPadLength(length);
   const plaintextEnd = offset + length + padLength + 2;
   const end = plaintextEnd + ESP_ICV_BYTES;
-  if (start < slot.start || end > slot.end) return reject('no_room', offset, length, sa.id);
+  if (start < slot.start || end > slot.end || end - start > MAX_IP_TOTAL) return reject('no_room', offset, length, sa.id);
   if (!hasSeqLeft(sa)) return reject('seq_exhausted', offset, length, sa.id);
   const espSeq = ++esp.seq;
   const ahSeq = ah ? ++ah.seq : 0;

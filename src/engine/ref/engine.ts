@@ -121,7 +121,8 @@ export class RefEngine implements Engine {
         const role = op === Op.ENCAP ? 'end' : 'nexthop';
         const sa = this.table.get(arg0);
         if (!sa || sa.direction !== 'out' || sa.role !== role) return reject('no_sa', offset, length);
-        const ip = parseIpv4(slot.buf, offset, offset + length);
+        // The datagram to protect may be a fragment (tunnel mode carries it whole); only opened ones may not.
+        const ip = parseIpv4(slot.buf, offset, offset + length, { allowFragments: true });
         if (!ip.ok) return reject(ip.reason, offset, length, sa.id);
         const datagramLength = ip.header.totalLength;
         return op === Op.ENCAP

@@ -1,6 +1,6 @@
 // The AH ICV (RFC 4302 §3.3.3 as docs/engine.md §6 fixes it) and what a next-hop AH covers (§7).
 import { timingSafeEqual } from 'node:crypto';
-import { AH_FIXED_BYTES, AH_GMAC_IV_BYTES, AH_GMAC_IV_OFFSET, writeAhHeader } from '../../wire/ah.js';
+import { AH_GMAC_IV_BYTES, AH_GMAC_IV_OFFSET, writeAhHeader } from '../../wire/ah.js';
 import { IPV4_HEADER_BYTES, IpProto } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, decodeSkipHeader } from '../../wire/skip.js';
 import type { Coverage, ReasonName } from '../types.js';
@@ -84,7 +84,7 @@ export type CoverageEnd = { ok: true; end: number } | { ok: false; reason: Reaso
 /**
  * End of what a next-hop AH covers of the datagram buf[start, end). `full`: all of it. `headers`: walk IPv4
  * (4·IHL) → [SKIP] → [whole AH; next 4 → another IPv4, walk on] → ESP's first 16 bytes; anything else ends
- * the walk after its header. Past `end` → truncated; IHL < 5 → bad_ihl; SKIP parse failures keep their reason.
+ * the walk after its header. Past `end` or IHL < 5 → truncated; SKIP parse failures keep their reason.
  */
 export function coverageEnd(coverage: Coverage, buf: Uint8Array, start: number, end: number): CoverageEnd {
   if (coverage === 'full') return { ok: true, end };
@@ -92,8 +92,7 @@ export function coverageEnd(coverage: Coverage, buf: Uint8Array, start: number, 
   for (;;) {
     if (end - at < IPV4_HEADER_BYTES) return { ok: false, reason: 'truncated' };
     const ihl = (buf[at] & 0x0f) * 4;
-    if (ihl < IPV4_HEADER_BYTES) return { ok: false, reason: 'bad_ihl' };
-    if (end - at < ihl) return { ok: false, reason: 'truncated' };
+    if (ihl < IPV4_HEADER_BYTES || end - at < ihl) return { ok: false, reason: 'truncated' };
     let next = buf[at + 9];
     at += ihl;
     if (next === IPPROTO_SKIP) {
@@ -103,7 +102,7 @@ export function coverageEnd(coverage: Coverage, buf: Uint8Array, start: number, 
       next = skip.header.nextHeader;
     }
     if (next === IpProto.AH) {
-      if (end - at < AH_FIXED_BYTES) return { ok: false, reason: 'truncated' };
+      if (end - at < 2) return { ok: false, reason: 'truncated' };
       const ahLength = (buf[at + 1] + 2) * 4;
       if (end - at < ahLength) return { ok: false, reason: 'truncated' };
       next = buf[at];

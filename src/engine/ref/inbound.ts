@@ -1,5 +1,5 @@
 // INBOUND (docs/engine.md §5): peel layers addressed to this node; verify, relay, forward or deliver.
-import { AH_FIXED_BYTES, parseAh, readU32 } from '../../wire/ah.js';
+import { parseAh, readU32 } from '../../wire/ah.js';
 import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
 import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
@@ -33,6 +33,7 @@ interface LayerStart {
   skipLength: number;
 }
 
+const SPI_PEEK_BYTES = 8;
 const IPSEC_PROTOCOLS = new Set<number>([IPPROTO_SKIP, IpProto.AH, IpProto.ESP, IpProto.IPIP]);
 
 export function inbound(ctx: InboundContext, slot: Slot, offset: number, length: number): Outcome {
@@ -97,7 +98,8 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
 }
 
 /**
- * SKIP: parse, key tuple → SA (miss: PUNT unknown_key), destination NSID/MKID, Crypt/MAC algorithms, next header.
+ * SKIP: parse, next header AH/ESP (bad_skip), key tuple → SA (miss: PUNT unknown_key), destination NSID/MKID,
+ * Crypt/MAC algorithms.
  * Bare AH/ESP: (protocol, SPI) → SA (miss: bad_spi). Failures are outcomes for the datagram at ipOffset.
  */
 function findLayerSa(ctx: InboundContext, buf: Uint8Array, ipOffset: number, at: number, end: number, protocol: number, outerSrc: number): LayerStart | Outcome {
@@ -106,17 +108,16 @@ function findLayerSa(ctx: InboundContext, buf: Uint8Array, ipOffset: number, at:
     const skip = decodeSkipHeader(buf, at, end);
     if (!skip.ok) return fail(skip.reason);
     const h = skip.header;
+    if (h.nextHeader !== IpProto.AH && h.nextHeader !== IpProto.ESP) return fail('bad_skip');
     const sa = ctx.table.findBySkip(h, outerSrc);
     if (!sa) return fail('unknown_key');
     const own = sa.skip!;
     if (h.dstNsid !== own.dstNsid || h.dstMkid !== own.dstMkid) return fail('bad_dst_mkid', sa.id);
     if (h.cryptAlg !== own.cryptAlg || h.macAlg !== own.macAlg) return fail('sa_mismatch', sa.id);
-    if (h.nextHeader !== IpProto.AH && h.nextHeader !== IpProto.ESP) return fail('bad_skip', sa.id);
     return { sa, first: h.nextHeader, at: at + skip.length, skipLength: skip.length };
   }
-  // The SPI sits 4 bytes into AH and at the start of ESP; the header's fixed part must be there to read it.
-  const fixed = protocol === IpProto.AH ? AH_FIXED_BYTES : ESP_HEADER_BYTES;
-  if (end - at < fixed) return fail('truncated');
+  // The SPI sits 4 bytes into AH and at the start of ESP: 8 bytes must be there to read it (both headers).
+  if (end - at < SPI_PEEK_BYTES) return fail('truncated');
   const sa = ctx.table.findBySpi(protocol, readU32(buf, protocol === IpProto.AH ? at + 4 : at));
   if (!sa) return fail('bad_spi');
   return { sa, first: protocol, at, skipLength: 0 };
