@@ -53,11 +53,11 @@ export type Rejection = 'need-nexthop-auth' | 'end-end-conflict' | 'auth-failed'
 export type Decision =
   /** Forward unchanged: no IPsec work for this SGW. */
   | { action: 'pass'; reason: string }
-  /** Protect a plain datagram: End-End layer to `end`, inside a Next-hop layer to `nextHop` when one lies between. */
+  /** Protect a plain datagram (once a verified Next-hop layer around it is stripped): End-End layer to `end`, inside a Next-hop layer to `nextHop` when one lies between. */
   | { action: 'encap'; end: EndPeer; nextHop?: Sgw; reason: string }
   /** Next-hop layer verified: replace it with one for `nextHop`, or strip it and forward what it protected. */
   | { action: 'relay'; nextHop?: Sgw; reason: string }
-  /** End-End layer for this SGW opened; deliver the datagram inside, or protect it again toward its SGW (§3.3). */
+  /** Layers for this SGW removed; deliver the datagram inside, or protect it again toward its SGW (§3.3). `peer` authenticated the last layer. */
   | { action: 'decap'; peer: SkipName; then: { kind: 'deliver' } | { kind: 'reencap'; end: EndPeer; nextHop?: Sgw }; reason: string }
   /** Drop and answer with ICMP 40 `code` to `to` (rate-limited by the caller). */
   | { action: Rejection; icmp: { code: number; to: string }; reason: string }
@@ -180,18 +180,30 @@ function unknownIdentity(place: SgwPlace, name: SkipName): string | undefined {
 
 function decideNextHop(place: SgwPlace, packet: PacketView, layer: SkipLayer, rest: SkipLayer[]): Decision {
   const { map, self } = place;
-  const nextDst = rest[0]?.ip.dst ?? packet.inner?.dst;
-  if (nextDst === undefined) return { action: 'drop', reason: `the Next-hop layer from ${nameText(layer.skipSrc)} protects nothing` };
-  if (isSelf(place, nextDst)) {
-    if (rest.length > 0) return decideLayers(place, packet, rest);
-    return { action: 'decap', peer: layer.skipSrc, then: { kind: 'deliver' }, reason: `datagram for ${self.name} itself, authenticated by ${nameText(layer.skipSrc)}` };
-  }
+  const from = nameText(layer.skipSrc);
+  if (rest.length === 0) return decideAuthenticatedPlain(place, packet, from);
+  const nextDst = rest[0].ip.dst;
+  if (isSelf(place, nextDst)) return decideLayers(place, packet, rest);
   const peer = map.nextHopPeer(self, nextDst);
   if (peer && self.vpnRoutable && peer.vpnRoutable) {
-    return { action: 'relay', nextHop: peer, reason: `Next-hop AH from ${nameText(layer.skipSrc)} verified: replace it with one for ${peer.name} toward ${ip(nextDst)} (§3.1)` };
+    return { action: 'relay', nextHop: peer, reason: `Next-hop AH from ${from} verified: replace it with one for ${peer.name} toward ${ip(nextDst)} (§3.1)` };
   }
   const why = !peer ? `no SGW lies between ${self.name} and ${ip(nextDst)}` : !self.vpnRoutable ? `${self.name} builds no Next-hop layers with other SGWs (§3.4)` : `${peer.name} is not VPN-routable`;
-  return { action: 'relay', reason: `Next-hop AH from ${nameText(layer.skipSrc)} verified: strip it and forward to ${ip(nextDst)} as it is (${why})` };
+  return { action: 'relay', reason: `Next-hop AH from ${from} verified: strip it and forward to ${ip(nextDst)} as it is (${why})` };
+}
+
+/** A plain datagram inside a verified Next-hop layer: this SGW becomes the VPN end for it (§3.2 step 2). */
+function decideAuthenticatedPlain(place: SgwPlace, packet: PacketView, from: string): Decision {
+  const { self } = place;
+  const dgram = packet.inner;
+  if (!dgram) return { action: 'drop', reason: `the Next-hop layer from ${from} protects nothing` };
+  const peer = packet.layers[0].skipSrc;
+  if (isSelf(place, dgram.dst) || isInMyRegion(place, dgram.dst) || isInEnclosingNetwork(place, dgram.dst)) {
+    return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `Next-hop AH from ${from} verified: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside` };
+  }
+  const how = protectToward(place, dgram.dst);
+  if ('plain' in how) return { action: 'relay', reason: `Next-hop AH from ${from} verified: strip it and forward as usual IP (${how.plain})` };
+  return { action: 'encap', ...how, reason: `Next-hop AH from ${from} verified: ${self.name} becomes the VPN end and protects ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)} (§3.2 step 2)` };
 }
 
 function decideEnd(place: SgwPlace, packet: PacketView, layer: SkipLayer): Decision {

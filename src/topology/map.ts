@@ -368,12 +368,9 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
         const b = sgws[k];
         const clash = b.prefixes.find((q) => prefixesOverlap(p, q));
         if (!clash) continue;
-        const nestedInside = isBehind(a, b) && p.length > clash.length && prefixWithin(p, clash);
-        const enclosing = isBehind(b, a) && clash.length > p.length && prefixWithin(clash, p);
-        if (!nestedInside && !enclosing && k < i) {
-          issue(['sgws', i, 'prefixes', j], `${formatPrefix(p)} overlaps ${formatPrefix(clash)} protected by ${b.name}; give each SGW its own addresses, or nest one behind the other (behind:) with a longer prefix (draft §2.2)`);
-        }
-        if (isBehind(a, b) && !nestedInside) {
+        if (!isBehind(a, b) && !isBehind(b, a)) {
+          if (k < i) issue(['sgws', i, 'prefixes', j], `${formatPrefix(p)} overlaps ${formatPrefix(clash)} protected by ${b.name}; give each SGW its own addresses, or nest one behind the other (behind:) with a longer prefix (draft §2.2)`);
+        } else if (isBehind(a, b) && !(p.length > clash.length && prefixWithin(p, clash))) {
           issue(['sgws', i, 'prefixes', j], `${a.name} sits behind ${b.name}, so ${formatPrefix(p)} must lie strictly inside ${formatPrefix(clash)}`);
         }
       }
