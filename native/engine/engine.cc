@@ -86,19 +86,24 @@ BatchView batch_from(const Napi::CallbackInfo& info) {
 class BatchWorker : public Napi::AsyncWorker {
  public:
   BatchWorker(Napi::Env env, std::shared_ptr<EngineCore> core, BatchView view, Napi::Value buffer, Napi::Value desc)
-      : Napi::AsyncWorker(env, "mipsec:batch"), deferred_(Napi::Promise::Deferred::New(env)), core_(std::move(core)), view_(view) {
+      : Napi::AsyncWorker(env, "mipsec:batch"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        core_(std::move(core)),
+        snapshot_(core_->table.snapshot()),  // the table as it is when the batch is submitted
+        view_(view) {
     // Referenced until the batch ends, so the memory the worker writes cannot be collected.
     buffer_ = Napi::Persistent(buffer.As<Napi::Object>());
     desc_ = Napi::Persistent(desc.As<Napi::Object>());
   }
   Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override { core_->process(view_); }
+  void Execute() override { core_->process(view_, *snapshot_); }
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<EngineCore> core_;
+  std::shared_ptr<const Tables> snapshot_;
   BatchView view_;
   Napi::ObjectReference buffer_, desc_;
 };

@@ -40,10 +40,9 @@ void process_batch(const Tables& t, const BatchView& b, uint64_t* counters) {
 
 EngineCore::EngineCore() : counters(std::make_shared<Counters>()) {}
 
-void EngineCore::process(const BatchView& b) {
-  std::shared_ptr<const Tables> snapshot = table.snapshot();
+void EngineCore::process(const BatchView& b, const Tables& snapshot) {
   uint64_t local[kCounterSlots] = {};
-  process_batch(*snapshot, b, local);
+  process_batch(snapshot, b, local);
   for (int i = 0; i < kCounterSlots; i++)
     if (local[i]) counters->value[i].fetch_add(local[i], std::memory_order_relaxed);
 }

@@ -32,8 +32,9 @@ class EngineCore {
   SaTable table;
   // Shared with whoever exposes them (the JS ArrayBuffer keeps them alive after the engine is gone).
   std::shared_ptr<Counters> counters;
-  // Takes one snapshot, runs the batch, adds the batch's counters to the shared ones.
-  void process(const BatchView& b);
+  // Runs the batch on one table snapshot (the current one by default) and adds its counters to the shared ones.
+  void process(const BatchView& b) { process(b, *table.snapshot()); }
+  void process(const BatchView& b, const Tables& snapshot);
 };
 
 }  // namespace mipsec
