@@ -1,7 +1,7 @@
 // Shared test fixtures for test/keys: a CA, SGW and SMN identities, all in memory.
-import { issueCertificate, NSID_CA_LABEL, type CaKey, type Certificate } from '../../src/keys/certificate.js';
+import { isCaSubject, issueCertificate, NSID_CA_LABEL, type CaKey, type Certificate } from '../../src/keys/certificate.js';
 import { generateCaKey, generateX25519, type Identity } from '../../src/keys/keyfile.js';
-import { parseName } from '../../src/keys/names.js';
+import { parseName, type SkipName } from '../../src/keys/names.js';
 
 export const T0 = Date.parse('2026-11-27T12:30:00Z') / 1000;
 export const YEAR = 365 * 86400;
@@ -29,3 +29,9 @@ export function makeIdentity(ca: TestCa, nameText: string, notBefore = T0 - 8640
 
 export const hex = (u: Uint8Array): string => Buffer.from(u).toString('hex');
 export const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
+
+/** The SKIP name of a node certificate. */
+export function nodeName(cert: Certificate): SkipName {
+  if (isCaSubject(cert.subject)) throw new Error('expected a node certificate');
+  return cert.subject;
+}

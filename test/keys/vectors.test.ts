@@ -13,7 +13,7 @@ import { parseName } from '../../src/keys/names.js';
 import { KEY_BYTES, SkipAlg, type EspSuite, type MacAlg } from '../../src/engine/types.js';
 import { decodeSkipHeader } from '../../src/wire/skip.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { hex, unhex } from './helpers.js';
+import { hex, nodeName, unhex } from './helpers.js';
 
 const kat = JSON.parse(readFileSync(new URL('../fixtures/keys/skip-kat.json', import.meta.url), 'utf8'));
 const input = kat.inputs;
@@ -111,8 +111,8 @@ describe('SKIP keying known answers', () => {
     expect(smnCache.add(sgwCert, time).ok).toBe(true);
     const sgwCache = new CertCache(caCert);
     expect(sgwCache.add(smnCert, time).ok).toBe(true);
-    const smn = new SkipKeying({ identity: { name: smnCert.subject, secretKey: unhex(input.smnSecret), publicKey: unhex(kat.smnPublic), cert: smnCert }, certs: smnCache, now: () => time, random: () => unhex(input.kp) });
-    const sgw = new SkipKeying({ identity: { name: sgwCert.subject, secretKey: unhex(input.sgwSecret), publicKey: unhex(kat.sgwPublic), cert: sgwCert }, certs: sgwCache, now: () => time });
+    const smn = new SkipKeying({ identity: { name: nodeName(smnCert), secretKey: unhex(input.smnSecret), publicKey: unhex(kat.smnPublic), cert: smnCert }, certs: smnCache, now: () => time, random: () => unhex(input.kp) });
+    const sgw = new SkipKeying({ identity: { name: nodeName(sgwCert), secretKey: unhex(input.sgwSecret), publicKey: unhex(kat.sgwPublic), cert: sgwCert }, certs: sgwCache, now: () => time });
     const parsedPeer = parseName(input.sgwName);
     if (!parsedPeer.ok) throw new Error(parsedPeer.error);
     const peer = parsedPeer.name;
