@@ -1,7 +1,7 @@
 // The certificate cache (draft §2.3): verified certificates of the nodes we talk to, keyed by
 // SKIP name, bounded (least recently used goes first) and expiry-aware. It holds no mobility
 // state: care-of addresses and bindings live in the roles, not here.
-import { type Certificate, isCaSubject, subjectText, verifyCertificate, type CertificateCheck } from './certificate.js';
+import { type Certificate, isCaSubject, isoTime, subjectText, verifyCertificate, type CertificateCheck } from './certificate.js';
 import { formatName, type SkipName } from './names.js';
 
 /** A Map bounded to `capacity` entries, least recently used evicted first (`onEvict` sees it go). */
@@ -66,7 +66,7 @@ export type CacheLookup =
   | { ok: true; cert: Certificate }
   | { ok: false; reason: 'unknown_certificate' | 'expired_certificate' | 'certificate_not_yet_valid' };
 
-export type CacheAdd = CertificateCheck | { ok: false; reason: 'not_a_node_certificate'; message: string };
+export type CacheAdd = CertificateCheck | { ok: false; reason: 'not_a_node_certificate' | 'superseded'; message: string };
 
 export const DEFAULT_CACHE_CAPACITY = 1024;
 
@@ -89,7 +89,14 @@ export class CertCache {
       return { ok: false, reason: 'not_a_node_certificate', message: `${subjectText(cert.subject)} is a CA certificate; the cache holds SGW and SMN certificates` };
     }
     const check = verifyCertificate(cert, this.ca, now);
-    if (check.ok) this.certs.set(formatName(cert.subject), cert);
+    if (!check.ok) return check;
+    const key = formatName(cert.subject);
+    const cached = this.certs.peek(key);
+    // An older certificate never replaces a newer one: a replayed discovery reply cannot roll back a rekeyed node.
+    if (cached && cached.notBefore > cert.notBefore && now <= cached.notAfter) {
+      return { ok: false, reason: 'superseded', message: `${key} already has a newer certificate (valid from ${isoTime(cached.notBefore)})` };
+    }
+    this.certs.set(key, cert);
     return check;
   }
 

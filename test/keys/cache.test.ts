@@ -55,6 +55,18 @@ describe('CertCache', () => {
     expect(cache.size).toBe(0);
   });
 
+  it('an older certificate for a name never replaces a newer one', () => {
+    const cache = new CertCache(ca.cert);
+    const older = makeIdentity(ca, 'sgw:198.18.0.9', T0 - 1000, T0 + 1000);
+    const newer = makeIdentity(ca, 'sgw:198.18.0.9', T0 - 10, T0 + 1000);
+    expect(cache.add(newer.cert, T0)).toEqual({ ok: true });
+    expect(cache.add(older.cert, T0)).toMatchObject({ ok: false, reason: 'superseded' });
+    expect(cache.get(newer.name, T0)).toBe(newer.cert);
+    const newest = makeIdentity(ca, 'sgw:198.18.0.9', T0 - 5, T0 + 1000);
+    expect(cache.add(newest.cert, T0)).toEqual({ ok: true });
+    expect(cache.get(newer.name, T0)).toBe(newest.cert);
+  });
+
   it('refuses certificates of another CA, expired ones, altered ones and CA certificates', () => {
     const cache = new CertCache(ca.cert);
     const other = makeCa('Other');
