@@ -356,7 +356,7 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     sgw.border = s.border ?? sgw.behind === undefined;
   });
 
-  // Two SGWs may protect overlapping prefixes only when one sits behind the other and its part is strictly inside.
+  // Two SGWs of a site may protect overlapping prefixes only when one sits behind the other and its part is strictly inside.
   const isBehind = (inner: MutableSgw, outer: MutableSgw) => {
     for (let at = inner.behind; at; at = at.behind) if (at === outer) return true;
     return false;
@@ -366,6 +366,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
       for (let k = 0; k < sgws.length; k++) {
         if (k === i) continue;
         const b = sgws[k];
+        // SGWs of different sites never overlap once the sites do not and each SGW stays in its site (checked above).
+        if (a.site !== b.site) continue;
         const clash = b.prefixes.find((q) => prefixesOverlap(p, q));
         if (!clash) continue;
         if (!isBehind(a, b) && !isBehind(b, a)) {
