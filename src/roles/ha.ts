@@ -11,12 +11,14 @@ import {
   decodeRequest,
   encodeReply,
   idHigh,
+  idLow,
   LIFETIME_INFINITE,
   makeId,
   MIP_PORT,
+  MipType,
   ntpFromUnixMs,
-  idLow,
   ReplyCode,
+  REQUEST_FIXED_BYTES,
   RequestFlag,
   verifyMnHaAuth,
   type MnHaKey,
@@ -197,8 +199,8 @@ export class HomeAgent {
     const parsed = decodeRequest(payload);
     if (!parsed.ok) {
       // A fixed part we can read names the MN, whose key can still authenticate a 134.
-      const node = payload.length >= 8 && payload[0] === 1 ? this.nodes.get(readIp(payload, 4)) : undefined;
-      if (node) this.reply(node, replyTo, replyPort, ReplyCode.POORLY_FORMED_REQUEST, 0, 0n);
+      const node = payload.length >= REQUEST_FIXED_BYTES && payload[0] === MipType.REQUEST ? this.nodes.get(readIp(payload, 4)) : undefined;
+      if (node) this.reply(node, replyTo, replyPort, ReplyCode.POORLY_FORMED_REQUEST, 0, new DataView(payload.buffer, payload.byteOffset).getBigUint64(16));
       else this.stats.drops.malformed_request++;
       return;
     }

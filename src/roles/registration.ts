@@ -3,6 +3,7 @@
 // expiry, identification resync on 133, deregistration at home) that talks through a small
 // transport, so the SMN can carry registrations inside its SKIP/AH/ESP stack (draft §4.4); a plain
 // UDP transport over a Network host; and the MN's end of the HA's IP-in-IP tunnel.
+import { randomInt } from 'node:crypto';
 import type { Clock, Host, Timer } from '../net/types.js';
 import { ipToU32, u32ToIp } from '../wire/addr.js';
 import { parseIpip, writeIpipHeader } from '../wire/ipip.js';
@@ -72,6 +73,8 @@ export interface RegistrationCounters {
   resyncs: number;
 }
 
+/** 2^22 < 2^32/1000: random fraction bits stay below one millisecond. */
+const SUB_MS_FRACTION = 1 << 22;
 /** Consecutive 133 answers after which the client stops resyncing (the HA's clock keeps disagreeing). */
 const MAX_CONSECUTIVE_RESYNCS = 3;
 
@@ -214,9 +217,13 @@ export class RegistrationClient {
     this.transmit();
   }
 
-  /** NTP timestamp from the (corrected) local clock, strictly above any identification sent before. */
+  /**
+   * NTP timestamp from the (corrected) local clock, strictly above any identification sent
+   * before. The clock has millisecond resolution, so the fraction's low 22 bits are random
+   * (RFC 5944 §5.7), which keeps the reply-matching low half unpredictable.
+   */
   private nextIdentification(): bigint {
-    let id = ntpFromUnixMs(this.clock.now() + this.clockCorrectionMs);
+    let id = ntpFromUnixMs(this.clock.now() + this.clockCorrectionMs) | BigInt(randomInt(SUB_MS_FRACTION));
     if (id <= this.lastIdentification) id = this.lastIdentification + 1n;
     this.lastIdentification = id;
     return id;
@@ -261,6 +268,13 @@ export class RegistrationClient {
     if (p.lifetime === 0) {
       this.currentState = 'home';
       this.emit({ type: 'deregistered' });
+      return;
+    }
+    if (reply.lifetime === 0) {
+      // "Accepted" for no time at all registers nothing; retrying at once would only loop.
+      this.currentState = 'denied';
+      this.binding = undefined;
+      this.emit({ type: 'denied', code: reply.code });
       return;
     }
     // Lifetime is counted from when the request left (RFC 5944 §3.6.1.3), not from the reply.

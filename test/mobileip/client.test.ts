@@ -196,6 +196,26 @@ describe('registration client', () => {
     expect(() => client.attach(CARE_OF)).toThrow(/stopped/);
   });
 
+  it('treats an acceptance with lifetime 0 as no registration instead of re-registering in a loop', () => {
+    let handler: ((bytes: Uint8Array) => void) | undefined;
+    const sent: Uint8Array[] = [];
+    const w = buildNetwork();
+    const client = new RegistrationClient({
+      clock: w.net.clock,
+      transport: { send: (request) => sent.push(request), onReply: (h) => ((handler = h), () => undefined) },
+      homeAddress: HOME_ADDRESS,
+      homeAgent: HA_ADDRESS,
+      auth: MN_AUTH,
+    });
+    client.attach(CARE_OF);
+    const request = decodeRequest(sent[0]);
+    if (!request.ok) throw new Error(request.detail);
+    handler!(encodeReply({ code: 0, lifetime: 0, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: request.message.identification }, MN_AUTH));
+    w.net.runFor(60_000);
+    expect(client.state).toBe('denied');
+    expect(sent).toHaveLength(1);
+  });
+
   it('lets a new care-of address supersede a registration in progress', () => {
     const w = world();
     moveToSite1(w.mn);

@@ -191,6 +191,7 @@ describe('home agent: registration', () => {
     client.sendBytes(stranger);
     net.runFor(100);
     expect(client.replies.map((r) => r.code)).toEqual([ReplyCode.POORLY_FORMED_REQUEST]);
+    expect(client.replies[0].identification).toBe(new DataView(good.buffer).getBigUint64(16));
     expect(ha.counters().drops).toMatchObject({ malformed_request: 1, unknown_mobile_node: 1 });
   });
 });
