@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { sodium } from '../keys/sodium.js';
 import {
-  certificateSummary, isoTime, issueCertificate, NSID_CA_LABEL, subjectText, verifyCertificate, type Certificate,
+  certificateFromArmor, certificateSummary, isoTime, issueCertificate, NSID_CA_LABEL, subjectText, verifyCertificate,
 } from '../keys/certificate.js';
 import {
-  generateCaKey, generateX25519, KeyFileError, loadCaKey, loadCertificate, loadX25519Public, saveCaSeed, saveCertificate, saveX25519,
+  generateCaKey, generateX25519, KeyFileError, loadCaKey, loadCertificate, loadX25519Public, readPublicFile, saveCaSeed, saveCertificate, saveX25519,
 } from '../keys/keyfile.js';
 import { NAME_EXAMPLE, parseName } from '../keys/names.js';
 
@@ -145,14 +145,12 @@ const commands: Record<string, Command> = {
       const caPath = required(v, 'ca', 'cert verify', 'sgw1.crt --ca ca/ca.crt');
       const at = v.at === undefined ? Math.floor(Date.now() / 1000) : parseTime('--at', v.at as string);
       const caCert = loadCertificate(caPath);
-      let cert: Certificate;
-      try {
-        cert = loadCertificate(file);
-      } catch (err) {
-        if (!(err instanceof KeyFileError)) throw err;
-        console.error(`${file}: invalid: ${err.message}`);
+      const decoded = certificateFromArmor(readPublicFile(file));
+      if (!decoded.ok) {
+        console.error(`${file}: invalid: ${decoded.error}`);
         return 1;
       }
+      const cert = decoded.cert;
       const check = verifyCertificate(cert, caCert, at);
       if (!check.ok) {
         console.error(`${file}: invalid (${check.reason}): ${check.message}`);

@@ -59,7 +59,8 @@ describe('mipsec key commands', () => {
     const tampered = await mipsec('cert', 'verify', p('tampered.crt'), '--ca', p('ca/ca.crt'));
     expect(tampered).toMatchObject({ code: 1, stderr: expect.stringContaining('invalid (bad_signature)') });
     writeFileSync(p('broken.crt'), text.slice(0, 60));
-    expect(await mipsec('cert', 'verify', p('broken.crt'), '--ca', p('ca/ca.crt'))).toMatchObject({ code: 1, stderr: expect.stringContaining('invalid:') });
+    expect(await mipsec('cert', 'verify', p('broken.crt'), '--ca', p('ca/ca.crt'))).toMatchObject({ code: 1, stderr: `${p('broken.crt')}: invalid: has no '-----END MIPSEC CERTIFICATE-----' line` });
+    expect(await mipsec('cert', 'verify', p('missing.crt'), '--ca', p('ca/ca.crt'))).toMatchObject({ code: 1, stderr: `mipsec cert verify: ${p('missing.crt')} does not exist` });
 
     // A certificate from another CA.
     await mipsec('ca', 'init', '--out', p('other'));
