@@ -1,7 +1,7 @@
 // MemoryNetwork: the Network interface (types.ts) on in-process links and a virtual clock.
 import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../wire/addr.js';
-import { VirtualClock } from './clock.js';
 import { parseIpv4 } from '../wire/ipv4.js';
+import { VirtualClock } from './clock.js';
 import { decrementTtl } from './ip.js';
 import type {
   CapturedPacket,
@@ -76,7 +76,10 @@ export class MemoryNetwork implements Network {
     return [...this.linksByName.values()];
   }
 
-  /** Runs events until the queue is empty, or only those up to `untilMs`. */
+  /**
+   * Runs events until the queue is empty, or only those up to `untilMs`. Role timers (lifetimes,
+   * re-registrations) count as events, so with roles running use runFor().
+   */
   run(untilMs?: number): number {
     return this.clock.run(untilMs);
   }
@@ -122,6 +125,10 @@ export class MemoryLink implements Link {
 
   captures(): readonly CapturedPacket[] {
     return this.frames;
+  }
+
+  clearCaptures(): void {
+    this.frames.length = 0;
   }
 
   tap(listener: (frame: CapturedPacket) => void): () => void {
@@ -322,7 +329,7 @@ export class MemoryHost implements Host {
     return { ...this.drops };
   }
 
-  /** A frame arrives from a link (or is injected): input hooks, then local delivery or forwarding. */
+  /** A frame arrives from a link (or is injected): input hooks, then local delivery or forwarding. Called by MemoryLink. */
   receive(datagram: Uint8Array, iface: MemoryInterface | undefined, bypassHooks = false): void {
     const check = parseIpv4(datagram, 0, datagram.length, { allowFragments: true });
     if (!check.ok) {

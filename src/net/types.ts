@@ -79,6 +79,8 @@ export interface Link {
   setLoss(loss: LossModel | undefined, seed?: number): void;
   /** Every frame that entered this link, in order. */
   captures(): readonly CapturedPacket[];
+  /** Forgets the recorded frames (e.g. between two lab cases). */
+  clearCaptures(): void;
   /** Live tap: called for each frame as it enters the link. Returns a function that removes it. */
   tap(listener: (frame: CapturedPacket) => void): () => void;
 }

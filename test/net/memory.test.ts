@@ -231,5 +231,8 @@ describe('MemoryNetwork', () => {
     a.send(datagram('10.0.0.1', '10.0.0.254'));
     net.run();
     expect(frames).toEqual(['lan:a/eth0>r/eth0']);
+    expect(net.link('lan').captures()).toHaveLength(2);
+    net.link('lan').clearCaptures();
+    expect(net.link('lan').captures()).toEqual([]);
   });
 });
