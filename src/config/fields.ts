@@ -81,8 +81,13 @@ export function mapping<S extends z.ZodRawShape>(shape: S, what: string) {
   return z.strictObject(shape, {
     error: (iss) => {
       if (iss.code === 'unrecognized_keys') {
-        const suggestion = closest(iss.keys[0] ?? '', fields);
-        return `unknown field${suggestion ? ` (did you mean ${suggestion}?)` : ''}; the fields of ${what} are ${fields.join(', ')}`;
+        // One line per unknown field, in the order of iss.keys; fromZod puts each at its field.
+        return iss.keys
+          .map((key) => {
+            const suggestion = closest(key, fields);
+            return `unknown field${suggestion ? ` (did you mean ${suggestion}?)` : ''}; the fields of ${what} are ${fields.join(', ')}`;
+          })
+          .join('\n');
       }
       return expecting(`${what}: a mapping with fields ${fields.join(', ')}`)(iss);
     },
@@ -121,7 +126,7 @@ export function pathText(path: readonly PropertyKey[]): string {
 export function fromZod(issues: readonly z.core.$ZodIssue[]): SpecIssue[] {
   return issues.flatMap((iss) =>
     iss.code === 'unrecognized_keys'
-      ? iss.keys.map((key) => ({ path: [...iss.path, key] as (string | number)[], message: iss.message }))
+      ? iss.keys.map((key, i) => ({ path: [...iss.path, key] as (string | number)[], message: iss.message.split('\n')[i] ?? iss.message }))
       : [{ path: iss.path as (string | number)[], message: iss.message }],
   );
 }

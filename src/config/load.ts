@@ -3,7 +3,7 @@
 // Every message names the file and the field: "<file>: <field path>: <what is wrong and a fix>".
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { dirname, relative, resolve } from 'node:path';
+import { basename, dirname, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { TopologyMap } from '../topology/map.js';
 import { pathText, show } from './fields.js';
@@ -13,6 +13,8 @@ import { NODE_KIND, crossCheck, nodeFromDocument, type NodeConfig } from './node
 /** Config files are small; anything larger is a mistake (or an attack on the parser). */
 export const MAX_CONFIG_BYTES = 1 << 20;
 const MAX_YAML_ALIASES = 100;
+/** The CA certificate's name inside the directory `mipsec ca init --out DIR` makes. */
+const CA_CERT_FILE = 'ca.crt';
 
 export interface FileReport {
   file: string;
@@ -120,15 +122,21 @@ export async function loadNode(file: string, maps = new Map<string, Promise<Load
   return { ok: true, node, map, paths, warnings };
 }
 
-/** The mipsec command that creates a missing identity file, with paths as seen from the working directory. */
+/** The mipsec command (src/cli/keys.ts) that creates a missing identity file, with paths as seen from the working directory. */
 function identityCommand(field: 'key' | 'cert' | 'ca', node: NodeConfig, map: TopologyMap, here: string): string {
   const identity = node.identity!;
   const at = (p: string) => relative('.', resolve(here, p)) || p;
-  const caKey = at(identity.ca.replace(/\.[^./]*$/, '') + '.key');
-  if (field === 'key') return `mipsec keygen --out ${at(identity.key)}`;
-  if (field === 'ca') return `mipsec ca init --out ${at(identity.ca)} --key-out ${caKey}`;
+  // `mipsec ca init --out DIR` writes DIR/ca.key and DIR/ca.crt; certificates are issued from DIR.
+  const caDir = dirname(at(identity.ca));
+  const caNamed = basename(identity.ca) === CA_CERT_FILE;
+  // keygen and cert issue write into an existing directory only.
+  const makeDir = (file: string) => (existsSync(dirname(resolve(here, file))) ? '' : `mkdir -p ${dirname(at(file))} && `);
+  if (field === 'key') return `${makeDir(identity.key)}mipsec keygen --out ${at(identity.key)}`;
+  if (field === 'ca') {
+    return caNamed ? `mipsec ca init --out ${caDir}` : `mipsec ca init --out DIR, then set identity.ca to DIR/${CA_CERT_FILE}`;
+  }
   const name = node.role === 'sgw' ? `sgw:${map.sgw(node.name)!.outside}` : `smn:${node.smn!.homeAddress}`;
-  return `mipsec cert issue --ca ${at(identity.ca)} --ca-key ${caKey} --key ${at(identity.key)} --name ${name} --out ${at(identity.cert)}`;
+  return `${makeDir(identity.cert)}mipsec cert issue --ca ${caNamed ? caDir : 'DIR'} --name ${name} --pub ${at(identity.key)}.pub --out ${at(identity.cert)}`;
 }
 
 /** Checks each file by its kind; node files are checked against the network maps they name. */

@@ -21,17 +21,30 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the Figure 6 examples', () => {
-  it('all pass, with warnings only for identity files not made yet', async () => {
+  it('all pass', async () => {
     const reports = await checkFiles(FILES.map((f) => join(EXAMPLES, f)));
     expect(reports.map((r) => [r.file, r.errors])).toEqual(FILES.map((f) => [join(EXAMPLES, f), []]));
     expect(reports[0].summary).toBe('network-map figure6: 3 sites, 3 SGWs (Border: sgw0, sgw1, sgw2), 1 HA, 4 hosts');
-    expect(reports[4].warnings).toEqual([]); // the HA has no identity
-    expect(reports[1].warnings[0]).toBe(
-      'examples/figure6/sgw0.yaml: warning: identity.key: keys/sgw0.key does not exist yet; create it with: mipsec keygen --out examples/figure6/keys/sgw0.key',
-    );
-    expect(reports[5].warnings[1]).toBe(
-      'examples/figure6/smn.yaml: warning: identity.cert: keys/smn.cert does not exist yet; create it with: mipsec cert issue --ca examples/figure6/keys/ca.cert --ca-key examples/figure6/keys/ca.key --key examples/figure6/keys/smn.key --name smn:10.0.0.100 --out examples/figure6/keys/smn.cert',
-    );
+  });
+
+  it('warn about identity files not made yet, with the command that makes each', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'mipsec-fresh-'));
+    try {
+      for (const f of FILES) writeFileSync(join(fresh, f), readFileSync(join(EXAMPLES, f)));
+      const at = relative('.', fresh);
+      const reports = await checkFiles(FILES.map((f) => join(at, f)));
+      expect(reports[4].warnings).toEqual([]); // the HA has no identity
+      expect(reports[1].warnings).toEqual([
+        `${at}/sgw0.yaml: warning: identity.key: keys/sgw0.key does not exist yet; create it with: mkdir -p ${at}/keys && mipsec keygen --out ${at}/keys/sgw0.key`,
+        `${at}/sgw0.yaml: warning: identity.cert: keys/sgw0.crt does not exist yet; create it with: mkdir -p ${at}/keys && mipsec cert issue --ca ${at}/ca --name sgw:198.18.0.1 --pub ${at}/keys/sgw0.key.pub --out ${at}/keys/sgw0.crt`,
+        `${at}/sgw0.yaml: warning: identity.ca: ca/ca.crt does not exist yet; create it with: mipsec ca init --out ${at}/ca`,
+      ]);
+      expect(reports[5].warnings[1]).toBe(
+        `${at}/smn.yaml: warning: identity.cert: keys/smn.crt does not exist yet; create it with: mkdir -p ${at}/keys && mipsec cert issue --ca ${at}/ca --name smn:10.0.0.100 --pub ${at}/keys/smn.key.pub --out ${at}/keys/smn.crt`,
+      );
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
   });
 
   it('load as typed node configs with policy defaults filled in', async () => {
@@ -45,7 +58,8 @@ describe('the Figure 6 examples', () => {
 
   it('warn nothing once the identity files exist', async () => {
     mkdirSync(join(dir, 'keys'), { recursive: true });
-    for (const f of ['sgw1.key', 'sgw1.cert', 'ca.cert']) writeFileSync(join(dir, 'keys', f), 'x');
+    mkdirSync(join(dir, 'ca'), { recursive: true });
+    for (const f of ['keys/sgw1.key', 'keys/sgw1.crt', 'ca/ca.crt']) writeFileSync(join(dir, f), 'x');
     const [report] = await checkFiles([join(dir, 'sgw1.yaml')]);
     expect(report).toMatchObject({ errors: [], warnings: [], summary: 'node sgw1, role sgw' });
   });
@@ -123,6 +137,22 @@ describe('bad configs: exact messages', () => {
     writeFileSync(file, text);
     const [report] = await checkFiles([file]);
     expect(report.errors).toEqual([`${file}: ${c.message.replace('DIR', relative('.', dir))}`]);
+  });
+
+  it('names each unknown field on its own line, with its own suggestion', async () => {
+    const doc = example('sgw1.yaml');
+    doc.interfaces[0].adress = doc.interfaces[0].address;
+    delete doc.interfaces[0].address;
+    doc.interfaces[0].mtu = 1500;
+    const file = join(dir, 'two-unknown.yaml');
+    writeFileSync(file, stringify(doc));
+    const [report] = await checkFiles([file]);
+    const fields = 'the fields of an interface are name, address, prefixLength, gateway';
+    expect(report.errors).toEqual([
+      `${file}: interfaces[0].address: missing; expected an IPv4 address such as 198.18.1.1`,
+      `${file}: interfaces[0].adress: unknown field (did you mean address?); ${fields}`,
+      `${file}: interfaces[0].mtu: unknown field; ${fields}`,
+    ]);
   });
 
   it('reports a bad network map from the node that names it', async () => {

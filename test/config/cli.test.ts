@@ -21,7 +21,7 @@ describe('mipsec check-config', () => {
   it('passes the Figure 6 examples (a directory glob, README included)', async () => {
     expect(await run('check-config', EXAMPLES)).toBe(0);
     expect(err).toEqual([]);
-    expect(out.filter((l) => !l.includes(': warning: '))).toEqual([
+    expect(out.filter((l) => !l.includes(': warning: ')).slice(0, -1)).toEqual([
       'examples/figure6/README.md: skipped (not a .yaml or .yml file)',
       'examples/figure6/ha.yaml: ok (node ha, role ha)',
       'examples/figure6/network.yaml: ok (network-map figure6: 3 sites, 3 SGWs (Border: sgw0, sgw1, sgw2), 1 HA, 4 hosts)',
@@ -29,8 +29,9 @@ describe('mipsec check-config', () => {
       'examples/figure6/sgw1.yaml: ok (node sgw1, role sgw)',
       'examples/figure6/sgw2.yaml: ok (node sgw2, role sgw)',
       'examples/figure6/smn.yaml: ok (node smn, role smn)',
-      '6 files checked: 6 ok, 0 with errors, 12 warnings',
     ]);
+    // Warnings depend on whether the identity files were made here (they are not committed).
+    expect(out.at(-1)).toMatch(/^6 files checked: 6 ok, 0 with errors, \d+ warnings?$/);
   });
 
   it('exits 1 and names the field when a file has an error', async () => {
