@@ -1,6 +1,8 @@
 #include "crypto/aead.h"
 #include "crypto/evp.h"
 #include <climits>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 namespace mipsec {
 
@@ -23,6 +25,17 @@ static EVP_CIPHER* cipher_for(AeadSuite s) {
   }
 }
 
+// The tag moves through one OSSL_PARAM directly: EVP_CIPHER_CTX_ctrl would build the same param per call.
+static bool get_tag(EVP_CIPHER_CTX* ctx, uint8_t* tag) {
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, kTagBytes), OSSL_PARAM_construct_end()};
+  return EVP_CIPHER_CTX_get_params(ctx, params) == 1;
+}
+
+static bool set_tag(EVP_CIPHER_CTX* ctx, const uint8_t* tag) {
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, const_cast<uint8_t*>(tag), kTagBytes), OSSL_PARAM_construct_end()};
+  return EVP_CIPHER_CTX_set_params(ctx, params) == 1;
+}
+
 Aead::~Aead() { EVP_CIPHER_CTX_free(ctx_); }  // frees and cleanses the key schedule
 
 bool Aead::init(AeadSuite suite, const uint8_t* key) {
@@ -42,7 +55,7 @@ bool Aead::seal(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, uint8_
   if (aad_len && EVP_CipherUpdate(ctx_, nullptr, &out, aad, int(aad_len)) != 1) return false;
   if (len && EVP_CipherUpdate(ctx_, data, &out, data, int(len)) != 1) return false;
   if (EVP_CipherFinal_ex(ctx_, data + len, &out) != 1) return false;
-  return EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_GET_TAG, int(kTagBytes), tag) == 1;
+  return get_tag(ctx_, tag);
 }
 
 bool Aead::open(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len, const uint8_t* tag) {
@@ -51,7 +64,7 @@ bool Aead::open(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, uint8_
   if (EVP_CipherInit_ex(ctx_, nullptr, nullptr, nullptr, nonce, 0) != 1) return false;
   if (aad_len && EVP_CipherUpdate(ctx_, nullptr, &out, aad, int(aad_len)) != 1) return false;
   if (len && EVP_CipherUpdate(ctx_, data, &out, data, int(len)) != 1) return false;
-  if (EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_SET_TAG, int(kTagBytes), const_cast<uint8_t*>(tag)) != 1) return false;
+  if (!set_tag(ctx_, tag)) return false;
   return EVP_CipherFinal_ex(ctx_, data + len, &out) == 1;
 }
 
@@ -69,7 +82,7 @@ bool Aead::gmac_finish(uint8_t* tag) {
   uint8_t none[16];
   int out = 0;
   if (EVP_CipherFinal_ex(ctx_, none, &out) != 1) return false;
-  return EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_GET_TAG, int(kTagBytes), tag) == 1;
+  return get_tag(ctx_, tag);
 }
 
 }  // namespace mipsec

@@ -37,14 +37,14 @@ bool SkipKey::operator==(const SkipKey& o) const {
 }
 
 size_t SkipKeyHash::operator()(const SkipKey& k) const {
-  // FNV-1a over the fields; the wrapped Kp is random, so its bytes dominate the spread.
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](uint8_t b) { h = (h ^ b) * 1099511628211ull; };
-  mix(k.src_nsid);
-  mix(k.kij_alg);
-  for (int s = 24; s >= 0; s -= 8) mix(uint8_t(k.n >> s));
-  for (int s = 24; s >= 0; s -= 8) mix(uint8_t(k.src_id >> s));
-  for (size_t i = 0; i < kWrappedKpBytes; i++) mix(k.wrapped_kp[i]);
+  // The wrapped Kp is random: two of its words, mixed with the small fields, spread keys well.
+  uint64_t a, b;
+  std::memcpy(&a, k.wrapped_kp, 8);
+  std::memcpy(&b, k.wrapped_kp + 8, 8);
+  uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull) ^ (uint64_t(k.n) << 32 | k.src_id) ^ (uint64_t(k.src_nsid) << 8 | k.kij_alg);
+  h ^= h >> 31;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 29;
   return size_t(h);
 }
 

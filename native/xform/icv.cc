@@ -65,8 +65,10 @@ static void zero_mutable_options(uint8_t* opt, size_t len) {
 }
 
 bool ah_tag(const Sa& sa, SaCrypto& c, const IcvInput& in, uint8_t* tag) {
-  // Headers are copied into one scratch block with the mutable bits zeroed; the payload is fed in place.
-  uint8_t scratch[60 + kSkipMaxHeader + 36];
+  // Headers are copied into one scratch block with the mutable bits zeroed. A short payload (headers
+  // coverage, small packets) joins them so the MAC runs one update; a long one is fed in place.
+  constexpr size_t kHeaderBytes = 60 + kSkipMaxHeader + 36;
+  uint8_t scratch[kHeaderBytes + 384];
   size_t n = 0;
   std::memcpy(scratch, in.ip, in.ip_len);
   scratch[1] = 0;                                   // TOS
@@ -85,16 +87,23 @@ bool ah_tag(const Sa& sa, SaCrypto& c, const IcvInput& in, uint8_t* tag) {
   std::memcpy(scratch + n, in.ah, tag_at);
   std::memset(scratch + n + tag_at, 0, kIcvBytes);
   n += tag_at + kIcvBytes;
+  const uint8_t* payload = in.payload;
+  size_t payload_len = in.payload_len;
+  if (payload_len <= sizeof scratch - n) {
+    std::memcpy(scratch + n, payload, payload_len);
+    n += payload_len;
+    payload_len = 0;
+  }
 
   if (alg == MacAlg::gmac_aes128) {
     uint8_t nonce[kNonceBytes];
     std::memcpy(nonce, sa.gmac_salt(), kSaltBytes);
     std::memcpy(nonce + kSaltBytes, in.ah + kAhFixed, kGmacIvBytes);
     return c.gmac.gmac_begin(nonce) && c.gmac.gmac_update(scratch, n) &&
-           c.gmac.gmac_update(in.payload, in.payload_len) && c.gmac.gmac_finish(tag);
+           c.gmac.gmac_update(payload, payload_len) && c.gmac.gmac_finish(tag);
   }
   uint8_t full[kSha256Bytes];
-  bool ok = c.hmac.begin() && c.hmac.update(scratch, n) && c.hmac.update(in.payload, in.payload_len) && c.hmac.finish(full);
+  bool ok = c.hmac.begin() && c.hmac.update(scratch, n) && c.hmac.update(payload, payload_len) && c.hmac.finish(full);
   std::memcpy(tag, full, kIcvBytes);
   return ok;
 }
