@@ -81,11 +81,10 @@ const MAX_CONSECUTIVE_RESYNCS = 3;
 interface Pending {
   careOf: number;
   lifetime: number;
-  identification: bigint;
+  /** Every transmission of this request, by the low half of its identification: a late reply to an earlier one counts too. */
+  sent: Map<number, { identification: bigint; sentAt: number }>;
   attempt: number;
   timeoutMs: number;
-  /** Clock time of the last transmission. */
-  sentAt: number;
   timer?: Timer;
 }
 
@@ -186,16 +185,16 @@ export class RegistrationClient {
 
   private startRequest(careOf: number, lifetime: number): void {
     this.consecutiveResyncs = 0;
-    this.pending = { careOf, lifetime, identification: 0n, attempt: 0, timeoutMs: this.initialRetransmitMs, sentAt: 0 };
+    this.pending = { careOf, lifetime, sent: new Map(), attempt: 0, timeoutMs: this.initialRetransmitMs };
     this.transmit();
   }
 
   /** Sends the pending request with a fresh identification and arms its retransmission timer. */
   private transmit(): void {
     const p = this.pending!;
-    p.identification = this.nextIdentification();
-    p.sentAt = this.clock.now();
-    const request = encodeRequest({ flags: this.flags, lifetime: p.lifetime, homeAddress: this.homeAddress, homeAgent: this.homeAgent, careOf: p.careOf, identification: p.identification }, this.auth);
+    const identification = this.nextIdentification();
+    p.sent.set(idLow(identification), { identification, sentAt: this.clock.now() });
+    const request = encodeRequest({ flags: this.flags, lifetime: p.lifetime, homeAddress: this.homeAddress, homeAgent: this.homeAgent, careOf: p.careOf, identification }, this.auth);
     this.stats.requests++;
     if (p.attempt > 0) this.stats.retransmissions++;
     this.transport.send(request, u32ToIp(p.careOf));
@@ -232,14 +231,9 @@ export class RegistrationClient {
   private handleReply(bytes: Uint8Array): void {
     const parsed = decodeReply(bytes);
     const p = this.pending;
-    if (
-      !parsed.ok ||
-      !p ||
-      parsed.message.homeAddress !== this.homeAddress ||
-      // RFC 5944 §5.7: the low half must echo the pending request's, before anything else is believed.
-      idLow(parsed.message.identification) !== idLow(p.identification) ||
-      !verifyMnHaAuth(bytes, parsed.mnHaAuth, this.auth).ok
-    ) {
+    // RFC 5944 §5.7: the low half must echo one of the pending request's, before anything else is believed.
+    const answered = parsed.ok ? p?.sent.get(idLow(parsed.message.identification)) : undefined;
+    if (!parsed.ok || !p || !answered || parsed.message.homeAddress !== this.homeAddress || !verifyMnHaAuth(bytes, parsed.mnHaAuth, this.auth).ok) {
       this.stats.ignoredReplies++;
       return;
     }
@@ -248,7 +242,7 @@ export class RegistrationClient {
     if (reply.code === ReplyCode.ID_MISMATCH && this.consecutiveResyncs < MAX_CONSECUTIVE_RESYNCS) {
       this.consecutiveResyncs++;
       this.stats.resyncs++;
-      const correctionMs = (idHigh(reply.identification) - idHigh(p.identification)) * 1000;
+      const correctionMs = (idHigh(reply.identification) - idHigh(answered.identification)) * 1000;
       this.clockCorrectionMs += correctionMs;
       this.emit({ type: 'resync', correctionMs });
       p.timer?.cancel();
@@ -277,12 +271,12 @@ export class RegistrationClient {
       this.emit({ type: 'denied', code: reply.code });
       return;
     }
-    // Lifetime is counted from when the request left (RFC 5944 §3.6.1.3), not from the reply.
+    // The MN counts the lifetime from when the answered request left, not from the reply (RFC 5944).
     const lifetime = Math.min(reply.lifetime, p.lifetime);
-    this.binding = { careOf: p.careOf, lifetime, expiresAt: p.sentAt + lifetime * 1000 };
+    this.binding = { careOf: p.careOf, lifetime, expiresAt: answered.sentAt + lifetime * 1000 };
     this.currentState = 'registered';
     if (lifetime !== LIFETIME_INFINITE) {
-      const renewAt = p.sentAt + lifetime * 1000 * this.reregisterAt;
+      const renewAt = answered.sentAt + lifetime * 1000 * this.reregisterAt;
       this.renewTimer = this.clock.setTimer(Math.max(0, renewAt - this.clock.now()), () => {
         this.currentState = 'registering';
         this.startRequest(p.careOf, this.lifetime);

@@ -216,6 +216,30 @@ describe('registration client', () => {
     expect(sent).toHaveLength(1);
   });
 
+  it('accepts a late reply to an earlier transmission and counts the lifetime from that request', () => {
+    let handler: ((bytes: Uint8Array) => void) | undefined;
+    const sent: Uint8Array[] = [];
+    const w = buildNetwork();
+    const client = new RegistrationClient({
+      clock: w.net.clock,
+      transport: { send: (request) => sent.push(request), onReply: (h) => ((handler = h), () => undefined) },
+      homeAddress: HOME_ADDRESS,
+      homeAgent: HA_ADDRESS,
+      auth: MN_AUTH,
+    });
+    const start = w.net.clock.now();
+    client.attach(CARE_OF);
+    w.net.runFor(1500);
+    expect(sent).toHaveLength(2);
+    const first = decodeRequest(sent[0]);
+    if (!first.ok) throw new Error(first.detail);
+    handler!(encodeReply({ code: 0, lifetime: 600, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: first.message.identification }, MN_AUTH));
+    expect(client.state).toBe('registered');
+    expect(client.registration?.expiresAt).toBe(start + 600_000);
+    w.net.runFor(10_000);
+    expect(sent).toHaveLength(2);
+  });
+
   it('lets a new care-of address supersede a registration in progress', () => {
     const w = world();
     moveToSite1(w.mn);
