@@ -74,6 +74,9 @@ export function issueCertificate(fields: CertificateFields, ca: CaKey): Certific
     throw new RangeError(`CA label must be 1..${MAX_LABEL_BYTES} bytes of UTF-8, got ${subject.length}`);
   }
   if (fields.publicKey.length !== PUBLIC_KEY_BYTES) throw new RangeError(`public key must be ${PUBLIC_KEY_BYTES} bytes`);
+  if (!isCaSubject(fields.subject) && isLowOrderX25519(fields.publicKey)) {
+    throw new RangeError('the X25519 public key is a low-order point (every shared secret with it would be zero); generate a new key with mipsec keygen');
+  }
   if (fields.serial < 0n || fields.serial >= 1n << 64n) throw new RangeError('serial must fit in 64 bits');
   checkTimes(fields.notBefore, fields.notAfter);
   const out = new Uint8Array(8 + subject.length + TAIL_BYTES);
@@ -95,6 +98,19 @@ export function issueCertificate(fields: CertificateFields, ca: CaKey): Certific
   const decoded = decodeCertificate(out);
   if (!decoded.ok) throw new RangeError(`certificate would not decode: ${decoded.error}`);
   return decoded.cert;
+}
+
+/** A low-order X25519 point makes every shared secret all-zero; libsodium refuses those. */
+function isLowOrderX25519(publicKey: Uint8Array): boolean {
+  const probe = sodium.randombytes_buf(32);
+  try {
+    sodium.memzero(sodium.crypto_scalarmult(probe, publicKey));
+    return false;
+  } catch {
+    return true;
+  } finally {
+    sodium.memzero(probe);
+  }
 }
 
 function checkTimes(notBefore: number, notAfter: number): void {

@@ -155,6 +155,8 @@ describe('certificates', () => {
     expect(() => issueCertificate({ ...base, notAfter: T0 - 1 }, ca.key)).toThrow(/notAfter is before notBefore/);
     expect(() => issueCertificate({ ...base, serial: 1n << 64n }, ca.key)).toThrow(/64 bits/);
     expect(() => issueCertificate({ ...base, publicKey: new Uint8Array(31) }, ca.key)).toThrow(/32 bytes/);
+    expect(() => issueCertificate({ ...base, publicKey: new Uint8Array(32) }, ca.key)).toThrow(/low-order point/);
+    expect(() => issueCertificate({ ...base, publicKey: Uint8Array.of(1, ...new Uint8Array(31)) }, ca.key)).toThrow(/low-order point/);
     expect(() => issueCertificate({ ...base, subject: { nsid: NSID_CA_LABEL, label: 'x'.repeat(65) } }, ca.key)).toThrow(/1\.\.64 bytes/);
   });
 });

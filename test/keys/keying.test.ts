@@ -50,6 +50,7 @@ describe('SkipKeying', () => {
     expect(hex(a)).toBe(hex(b));
     expect(hex(deriveKijn(a, 279684))).toBe(hex(deriveKijn(b, 279684)));
     expect(hex(deriveKijn(a, 279684))).not.toBe(hex(deriveKijn(a, 279685)));
+    expect(deriveKij(smnId.secretKey, smnId.publicKey, new Uint8Array(32))).toBeUndefined(); // low-order peer key
   });
 
   it("the receiver's inbound SA carries the sender's outbound keys (end and next-hop layers)", () => {
