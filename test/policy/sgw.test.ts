@@ -278,3 +278,50 @@ describe('failures and hostile packets', () => {
     expect(summary(decide(at('sgw1'), packet('inside', [])))).toBe('drop');
   });
 });
+
+describe('Figure 2: a chain of SGWs, nested on both sides', () => {
+  // Visited site: sgwA (innermost, the SMN's) behind Border-sgwB. Home: Border-sgwC, home SGW sgwD behind it.
+  const built = buildTopology({
+    name: 'figure2',
+    sites: [
+      { name: 'visited', prefixes: ['10.1.0.0/16'] },
+      { name: 'home', prefixes: ['10.0.0.0/16'] },
+    ],
+    sgws: [
+      { name: 'sgwB', site: 'visited', inside: '10.1.0.1', outside: '198.18.1.1' },
+      { name: 'sgwA', site: 'visited', prefixes: ['10.1.1.0/24'], inside: '10.1.1.1', outside: '10.1.0.2', behind: 'sgwB' },
+      { name: 'sgwC', site: 'home', inside: '10.0.0.1', outside: '198.18.0.1' },
+      { name: 'sgwD', site: 'home', prefixes: ['10.0.1.0/24'], inside: '10.0.1.1', outside: '10.0.0.2', behind: 'sgwC' },
+    ],
+    homeAgents: [{ name: 'ha', address: '10.0.1.2', serves: ['10.0.1.100'] }],
+  });
+  if (!built.ok) throw new Error(JSON.stringify(built.issues));
+  const m = built.map;
+  const home = '10.0.1.100';
+  const coa = '10.1.1.100';
+  const ch = '10.0.1.10';
+  const s = smn(home);
+  const place = (name: string, careOfs: [string, string][] = []): SgwPlace => ({ map: m, self: m.sgw(name)!, careOfs: new Map(careOfs.map(([c, h]) => [ipToU32(c), ipToU32(h)])) });
+  const sgwAddr = (name: string, side: 'inside' | 'outside') => m.sgw(name)![side];
+
+  it('outbound: each SGW verifies the previous Next-hop AH and replaces it with one for the next SGW', () => {
+    const endLayer = end(coa, '10.0.0.2', s);
+    expect(summary(decide(place('sgwA'), packet('inside', [nextHop(coa, sgwAddr('sgwA', 'inside'), s, 'verified'), endLayer])))).toBe('relay next=sgwB');
+    expect(summary(decide(place('sgwB'), packet('inside', [nextHop('10.1.0.2', sgwAddr('sgwB', 'outside'), sgwId('10.1.0.2'), 'verified'), endLayer])))).toBe('relay next=sgwC');
+    expect(summary(decide(place('sgwC'), packet('outside', [nextHop('198.18.1.1', '198.18.0.1', sgwId('198.18.1.1'), 'verified'), endLayer])))).toBe('relay next=sgwD');
+    const atD = [nextHop('10.0.0.1', '10.0.0.2', sgwId('10.0.0.1'), 'verified'), { ...endLayer, auth: 'verified' as const }];
+    expect(summary(decide(place('sgwD'), packet('outside', atD, { src: home, dst: ch })))).toBe('decap deliver');
+  });
+
+  it('inbound: the home SGW protects the HA\'s datagram for the SMN through the chain', () => {
+    expect(summary(decide(place('sgwD', [[coa, home]]), packet('inside', [], { src: '10.0.1.2', dst: coa })))).toBe('encap end=smn 10.0.1.100@10.1.1.100 next=sgwC');
+    const endLayer = end('10.0.0.2', coa, sgwId('10.0.0.2'));
+    expect(summary(decide(place('sgwC'), packet('inside', [nextHop('10.0.0.2', '10.0.0.1', sgwId('10.0.0.2'), 'verified'), endLayer])))).toBe('relay next=sgwB');
+    expect(summary(decide(place('sgwB'), packet('outside', [nextHop('198.18.0.1', '198.18.1.1', sgwId('198.18.0.1'), 'verified'), endLayer])))).toBe('relay next=sgwA');
+    expect(summary(decide(place('sgwA'), packet('outside', [nextHop('10.1.0.1', '10.1.0.2', sgwId('10.1.0.1'), 'verified'), endLayer])))).toBe('relay as-is');
+  });
+
+  it('a nested SGW\'s outbound End-End layer without a Next-hop AH is stopped at the Border-SGW', () => {
+    expect(summary(decide(place('sgwB'), packet('inside', [end('10.1.0.2', '10.0.0.2', sgwId('10.1.0.2'))])))).toBe('need-nexthop-auth icmp 4 to 10.1.0.2');
+  });
+});
