@@ -4,23 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import type { CapturedPacket } from '../../src/net/index.js';
 import { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport } from '../../src/roles/registration.js';
-import { ipToU32, u32ToIp } from '../../src/wire/addr.js';
+import { ipToU32 } from '../../src/wire/addr.js';
 import { writeIpipHeader } from '../../src/wire/ipip.js';
+import { describe as describeStack } from '../../src/wire/describe.js';
 import { IpProto, parseIpv4 } from '../../src/wire/ipv4.js';
 import { appPacket, appText, buildNetwork, CARE_OF, CH0_ADDRESS, HA_ADDRESS, HOME_ADDRESS, MN_AUTH, moveHome, moveToSite1 } from './topology.js';
-
-/** 'src>dst proto' of each header, outermost first: enough to see IP-in-IP nesting. */
-function stack(frame: CapturedPacket): string {
-  const layers: string[] = [];
-  let at = 0;
-  for (;;) {
-    const ip = parseIpv4(frame.packet, at);
-    if (!ip.ok) return layers.join(' / ');
-    layers.push(`${u32ToIp(ip.header.src)}>${u32ToIp(ip.header.dst)} p${ip.header.protocol}`);
-    if (ip.header.protocol !== IpProto.IPIP) return layers.join(' / ');
-    at += ip.header.headerLength;
-  }
-}
 
 function mobileWorld() {
   const w = buildNetwork();
@@ -89,23 +77,23 @@ describe('Mobile IPv4 on a MemoryNetwork', () => {
     expect(w.atCh0).toEqual(['re:at-home', 're:away']);
     expect(w.ha.counters()).toMatchObject({ tunnelled: 1, decapsulated: 1 });
 
-    const home = w.framesSince('home', sentAt).map((f) => [f.from, f.to, stack(f)]);
+    const home = w.framesSince('home', sentAt).map((f) => [f.from, f.to, describeStack(f.packet)]);
     expect(home).toEqual([
       // CH0's packet to the home address goes to the HA, which answers for it on the home link.
-      ['ch0/eth0', 'ha/eth0', `${CH0_ADDRESS}>${HOME_ADDRESS} p17`],
+      ['ch0/eth0', 'ha/eth0', `IPv4(${CH0_ADDRESS}>${HOME_ADDRESS}) / UDP(7000>7000)`],
       // IP-in-IP from the HA to the care-of address, via the home router.
-      ['ha/eth0', 'r0/home', `${HA_ADDRESS}>${CARE_OF} p4 / ${CH0_ADDRESS}>${HOME_ADDRESS} p17`],
+      ['ha/eth0', 'r0/home', `IPv4(${HA_ADDRESS}>${CARE_OF}) / IPv4(${CH0_ADDRESS}>${HOME_ADDRESS}) / UDP(7000>7000)`],
       // The MN's answer arrives reverse-tunnelled to the HA, which sends the inner datagram to CH0.
-      ['r0/home', 'ha/eth0', `${CARE_OF}>${HA_ADDRESS} p4 / ${HOME_ADDRESS}>${CH0_ADDRESS} p17`],
-      ['ha/eth0', 'ch0/eth0', `${HOME_ADDRESS}>${CH0_ADDRESS} p17`],
+      ['r0/home', 'ha/eth0', `IPv4(${CARE_OF}>${HA_ADDRESS}) / IPv4(${HOME_ADDRESS}>${CH0_ADDRESS}) / UDP(7000>7000)`],
+      ['ha/eth0', 'ch0/eth0', `IPv4(${HOME_ADDRESS}>${CH0_ADDRESS}) / UDP(7000>7000)`],
     ]);
-    expect(w.framesSince('internet', sentAt).map((f) => [f.from, f.to, stack(f)])).toEqual([
-      ['r0/wan', 'r1/wan', `${HA_ADDRESS}>${CARE_OF} p4 / ${CH0_ADDRESS}>${HOME_ADDRESS} p17`],
-      ['r1/wan', 'r0/wan', `${CARE_OF}>${HA_ADDRESS} p4 / ${HOME_ADDRESS}>${CH0_ADDRESS} p17`],
+    expect(w.framesSince('internet', sentAt).map((f) => [f.from, f.to, describeStack(f.packet)])).toEqual([
+      ['r0/wan', 'r1/wan', `IPv4(${HA_ADDRESS}>${CARE_OF}) / IPv4(${CH0_ADDRESS}>${HOME_ADDRESS}) / UDP(7000>7000)`],
+      ['r1/wan', 'r0/wan', `IPv4(${CARE_OF}>${HA_ADDRESS}) / IPv4(${HOME_ADDRESS}>${CH0_ADDRESS}) / UDP(7000>7000)`],
     ]);
-    expect(w.framesSince('site1', sentAt).map((f) => [f.from, f.to, stack(f)])).toEqual([
-      ['r1/site', 'mn/eth0', `${HA_ADDRESS}>${CARE_OF} p4 / ${CH0_ADDRESS}>${HOME_ADDRESS} p17`],
-      ['mn/eth0', 'r1/site', `${CARE_OF}>${HA_ADDRESS} p4 / ${HOME_ADDRESS}>${CH0_ADDRESS} p17`],
+    expect(w.framesSince('site1', sentAt).map((f) => [f.from, f.to, describeStack(f.packet)])).toEqual([
+      ['r1/site', 'mn/eth0', `IPv4(${HA_ADDRESS}>${CARE_OF}) / IPv4(${CH0_ADDRESS}>${HOME_ADDRESS}) / UDP(7000>7000)`],
+      ['mn/eth0', 'r1/site', `IPv4(${CARE_OF}>${HA_ADDRESS}) / IPv4(${HOME_ADDRESS}>${CH0_ADDRESS}) / UDP(7000>7000)`],
     ]);
     // The HA took one hop off the inner TTL (it forwarded the datagram); the routers only touched the outer header.
     const delivered = w.framesSince('site1', sentAt)[0].packet;
@@ -122,9 +110,9 @@ describe('Mobile IPv4 on a MemoryNetwork', () => {
     w.net.runFor(1000);
     expect(w.atMn.at(-1)).toBe('back');
     expect(w.atCh0.at(-1)).toBe('re:back');
-    expect(w.framesSince('home', backAt).map((f) => [f.from, f.to, stack(f)])).toEqual([
-      ['ch0/eth0', 'mn/eth0', `${CH0_ADDRESS}>${HOME_ADDRESS} p17`],
-      ['mn/eth0', 'ch0/eth0', `${HOME_ADDRESS}>${CH0_ADDRESS} p17`],
+    expect(w.framesSince('home', backAt).map((f) => [f.from, f.to, describeStack(f.packet)])).toEqual([
+      ['ch0/eth0', 'mn/eth0', `IPv4(${CH0_ADDRESS}>${HOME_ADDRESS}) / UDP(7000>7000)`],
+      ['mn/eth0', 'ch0/eth0', `IPv4(${HOME_ADDRESS}>${CH0_ADDRESS}) / UDP(7000>7000)`],
     ]);
     expect(w.framesSince('internet', backAt)).toEqual([]);
     expect(w.tunnel.counters()).toEqual({ bad_tunnel: 0, ttl_expired: 0, untrusted_tunnel: 0 });
