@@ -53,6 +53,8 @@ export type Rejection = 'need-nexthop-auth' | 'end-end-conflict' | 'auth-failed'
 export type Decision =
   /** Forward unchanged: no IPsec work for this SGW. */
   | { action: 'pass'; reason: string }
+  /** A plain datagram for this SGW's own stack (certificate discovery, ICMP). */
+  | { action: 'local'; reason: string }
   /** Protect a plain datagram (once a verified Next-hop layer around it is stripped): End-End layer to `end`, inside a Next-hop layer to `nextHop` when one lies between. */
   | { action: 'encap'; end: EndPeer; nextHop?: Sgw; reason: string }
   /** Next-hop layer verified: replace it with one for `nextHop`, or strip it and forward what it protected. */
@@ -127,7 +129,7 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
   const { map, self } = place;
   const dgram = packet.inner;
   if (!dgram) return { action: 'drop', reason: 'no datagram: neither SKIP layers nor an IPv4 header were given' };
-  if (isSelf(place, dgram.dst)) return { action: 'pass', reason: `addressed to ${self.name} itself` };
+  if (isSelf(place, dgram.dst)) return { action: 'local', reason: `addressed to ${self.name} itself` };
 
   if (packet.arrivedOn === 'outside') {
     if (isInEnclosingNetwork(place, dgram.src) && isInMyRegion(place, dgram.dst)) {

@@ -27,6 +27,7 @@ const end = (src: string, dst: string, skipSrc: SkipName, auth?: AuthResult): Sk
 function summary(d: Decision): string {
   switch (d.action) {
     case 'pass':
+    case 'local':
     case 'drop':
       return d.action;
     case 'encap':
@@ -267,6 +268,10 @@ describe('failures and hostile packets', () => {
   it('a host of this SGW may talk usual IP to the Internet (§3.5)', () => {
     const d = decide(at('sgw1'), packet('inside', [], { src: COA_SITE1, dst: '198.18.9.10' }));
     expect(d).toEqual({ action: 'pass', reason: '198.18.9.10 is outside every SGW-protected network: usual IP (§3.5)' });
+  });
+
+  it('a plain datagram for the SGW itself goes to its own stack', () => {
+    expect(decide(at('sgw1'), packet('outside', [], { src: SGW0, dst: SGW1 }))).toEqual({ action: 'local', reason: 'addressed to sgw1 itself' });
   });
 
   it('more layers than the engine peels are dropped', () => {
