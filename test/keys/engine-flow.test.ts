@@ -1,9 +1,8 @@
 // The DESIGN §3 flow through the TypeScript data path: the SMN's keying makes an outbound SA, the
 // SGW's engine punts the first packet (unknown_key), the SGW's keying derives the inbound SA from
-// the punted SKIP header, and the re-injected packet is delivered.
+// the punted SKIP header, and the re-injected packet is delivered. Both data paths (native and TS).
 import { describe, expect, it } from 'vitest';
-import { Batch, Op, Reason, Verdict } from '../../src/engine/index.js';
-import { RefEngine } from '../../src/engine/ref/engine.js';
+import { Batch, createEngine, Op, Reason, Verdict } from '../../src/engine/index.js';
 import { CertCache } from '../../src/keys/cache.js';
 import { SkipKeying, type KeyingResult } from '../../src/keys/keying.js';
 import type { SaDesc } from '../../src/engine/types.js';
@@ -19,7 +18,7 @@ function created(r: KeyingResult): SaDesc {
   return r.sa;
 }
 
-describe('SKIP keying through the engine', () => {
+describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (impl) => {
   for (const [esp, ah] of [['aes128gcm', 'gmac-aes128'], ['chacha20poly1305', undefined], ['aes256gcm', 'hmac-sha256-128']] as const) {
     it(`end layer ${esp}${ah ? ` + ${ah}` : ''}: punt, derive, install, deliver`, () => {
       const ca = makeCa();
@@ -32,7 +31,7 @@ describe('SKIP keying through the engine', () => {
       const smnKeys = new SkipKeying({ identity: smnId, certs: smnCerts, now: () => T0 });
       const sgwKeys = new SkipKeying({ identity: sgwId, certs: sgwCerts, now: () => T0 });
 
-      const smnEngine = new RefEngine();
+      const smnEngine = createEngine(impl);
       const out = created(smnKeys.outboundSa({ peer: sgwId.name, src: SMN_COA, dst: SGW, role: 'end', esp, ah }));
       smnEngine.installSa(out);
       const inner = buildIpv4({ protocol: IpProto.UDP, src: ipToU32('10.0.0.100'), dst: ipToU32('10.0.0.20'), ttl: 64 }, new TextEncoder().encode('hello through SKIP'));
@@ -43,7 +42,7 @@ describe('SKIP keying through the engine', () => {
       expect(sent.verdict).toBe(Verdict.FORWARD);
       const wire = sent.packet.slice();
 
-      const sgwEngine = new RefEngine();
+      const sgwEngine = createEngine(impl);
       sgwEngine.setLocalAddresses([SGW]);
       const rx = new Batch({ capacity: 4 });
       rx.push(Op.INBOUND, wire);
@@ -78,7 +77,7 @@ describe('SKIP keying through the engine', () => {
     sgwCerts.add(smnId.cert, T0);
     const smnKeys = new SkipKeying({ identity: smnId, certs: smnCerts, now: () => T0 });
     const sgwKeys = new SkipKeying({ identity: sgwId, certs: sgwCerts, now: () => T0 });
-    const smnEngine = new RefEngine();
+    const smnEngine = createEngine(impl);
     const out = created(smnKeys.outboundSa({ peer: sgwId.name, src: SMN_COA, dst: SGW, role: 'nexthop', ah: 'gmac-aes128', coverage: 'headers' }));
     smnEngine.installSa(out);
     const datagram = buildIpv4({ protocol: IpProto.UDP, src: ipToU32(SMN_COA), dst: ipToU32(SGW), ttl: 64 }, new Uint8Array(40).fill(7));
@@ -88,7 +87,7 @@ describe('SKIP keying through the engine', () => {
     expect(batch.result(0).verdict).toBe(Verdict.FORWARD);
     const wire = batch.result(0).packet.slice();
 
-    const sgwEngine = new RefEngine();
+    const sgwEngine = createEngine(impl);
     sgwEngine.setLocalAddresses([SGW]);
     const inbound = created(sgwKeys.inboundSa({ packet: wire, offset: IPV4_HEADER_BYTES, src: SMN_COA, dst: SGW, coverage: 'headers' }));
     expect(inbound.role).toBe('nexthop');
