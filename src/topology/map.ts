@@ -298,6 +298,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
           issue(['sites', i, 'prefixes', j], `${formatPrefix(p)} overlaps ${formatPrefix(clash)} of site ${JSON.stringify(sites[k].name)}; SGW-protected networks must not overlap (draft §2.2)`);
         }
       }
+      const twin = site.prefixes.slice(0, j).find((q) => prefixesOverlap(p, q));
+      if (twin) issue(['sites', i, 'prefixes', j], `${formatPrefix(p)} overlaps ${formatPrefix(twin)} of the same site; list each part once`);
     }),
   );
 
@@ -330,6 +332,11 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
       border: false,
       vpnRoutable: site?.vpnRoutable ?? false,
     });
+  });
+  // A misspelt site on an SGW would also leave its real site bare: report the misspelling alone.
+  const allSitesKnown = spec.sgws.every((s) => sites.some((x) => x.name === s.site));
+  sites.forEach((site, i) => {
+    if (allSitesKnown && !spec.sgws.some((s) => s.site === site.name)) issue(['sites', i, 'name'], `site ${JSON.stringify(site.name)} has no SGW; add an SGW with site: ${site.name}, or remove the site`);
   });
   spec.sgws.forEach((s, i) => {
     if (s.behind === undefined) return;
