@@ -1,4 +1,4 @@
-// binding.crypto: the data path's own primitives, exposed so vector tests check exactly what packets use.
+// binding.crypto and binding.wire: the data path's own primitives, exposed so tests check exactly what packets use.
 #include <cstring>
 #include <vector>
 #include <openssl/crypto.h>
@@ -6,6 +6,7 @@
 #include "crypto/hmac.h"
 #include "crypto/keywrap.h"
 #include "engine/engine.h"
+#include "wire/icmp40.h"
 #include "wire/ipv4.h"
 
 namespace mipsec {
@@ -125,7 +126,28 @@ Napi::Value IpChecksumUpdate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), checksum_update(word(0), word(1), word(2)));
 }
 
+// parseIcmp40(message) → { status, code?, pointer?, spi? } (the native parser, for cross-checks with src/wire)
+Napi::Value ParseIcmp40(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto msg = bytes_arg(info, 0, "message");
+  Icmp40View v;
+  const Icmp40Status status = icmp40_parse(msg.Data(), msg.ElementLength(), &v);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("status", icmp40_status_name(status));
+  if (status != Icmp40Status::ok) return o;
+  o.Set("code", v.code);
+  o.Set("pointer", v.pointer);
+  if (v.has_spi) o.Set("spi", Napi::Number::New(env, v.spi));
+  return o;
+}
+
 }  // namespace
+
+Napi::Object WireExports(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("parseIcmp40", Napi::Function::New<ParseIcmp40>(env, "parseIcmp40"));
+  return o;
+}
 
 Napi::Object CryptoExports(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);

@@ -31,5 +31,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 // binding.crypto: the raw primitives, for vector tests.
 Napi::Object CryptoExports(Napi::Env env);
+// binding.wire: parsers with no engine op of their own (ICMP 40).
+Napi::Object WireExports(Napi::Env env);
 
 }  // namespace mipsec
