@@ -220,7 +220,10 @@ function decideEnd(place: SgwPlace, packet: PacketView, layer: SkipLayer): Decis
       return reject('end-end-conflict', Icmp40Code.needAuthorization, dgram.src,
         `${ip(dgram.src)} is an SMN of ${self.name}, but its End-End layer was negotiated by ${nameText(peer)}: the SMN must do End-End with ${self.name} itself (§3.2 step 2)`);
     }
-    if (isInMyRegion(place, dgram.src)) {
+    // A peer SGW speaks for hosts behind it; for the rest of this SGW's own network it cannot.
+    const srcSgw = map.protectingSgw(dgram.src);
+    const peerSgw = map.sgwByAddress(peer.address)!;
+    if (isInMyRegion(place, dgram.src) && !(srcSgw && map.isWithin(srcSgw, peerSgw))) {
       return { action: 'drop', reason: `inner source ${ip(dgram.src)} is behind ${self.name}; ${nameText(peer)} cannot speak for it` };
     }
   } else {

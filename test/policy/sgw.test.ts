@@ -4,6 +4,7 @@ import type { SkipName } from '../../src/keys/names.js';
 import { decide, type AuthResult, type Decision, type PacketView, type SgwPlace, type SkipLayer } from '../../src/policy/sgw.js';
 import { buildTopology, type TopologyMap } from '../../src/topology/map.js';
 import { ipToU32 } from '../../src/wire/addr.js';
+import { figure1 } from '../topology/figure1.js';
 import { figure6 } from '../topology/figure6.js';
 
 // Figure 6 (examples/figure6/network.yaml)
@@ -328,5 +329,28 @@ describe('Figure 2: a chain of SGWs, nested on both sides', () => {
 
   it('a nested SGW\'s outbound End-End layer without a Next-hop AH is stopped at the Border-SGW', () => {
     expect(summary(decide(place('sgwB'), packet('inside', [end('10.1.0.2', '10.0.0.2', sgwId('10.1.0.2'))])))).toBe('need-nexthop-auth icmp 4 to 10.1.0.2');
+  });
+});
+
+describe('Figure 1: a nested SGW and the one it sits behind', () => {
+  const m = figure1();
+  const place = (name: string): SgwPlace => ({ map: m, self: m.sgw(name)! });
+
+  it('SGW0 lets its hosts reach the rest of the home network (SGW1\'s) as plain IP', () => {
+    expect(summary(decide(place('sgw0'), packet('inside', [], { src: '10.0.1.10', dst: '10.0.2.7' })))).toBe('pass');
+    expect(summary(decide(place('sgw0'), packet('outside', [], { src: '10.0.2.7', dst: '10.0.1.10' })))).toBe('pass');
+  });
+
+  it('SGW0 protects traffic for another site End-End to its SGW, through a Next-hop layer for SGW1', () => {
+    expect(summary(decide(place('sgw0'), packet('inside', [], { src: '10.0.1.10', dst: '10.1.1.10' })))).toBe('encap end=sgw3 next=sgw1');
+  });
+
+  it('SGW1 accepts a nested SGW speaking for the hosts behind it, not for its other hosts', () => {
+    const fromSgw0 = [end('10.0.0.2', '10.0.0.1', sgwId('10.0.0.2'), 'verified')];
+    expect(summary(decide(place('sgw1'), packet('inside', fromSgw0, { src: '10.0.1.10', dst: '10.0.2.7' })))).toBe('decap deliver');
+    expect(decide(place('sgw1'), packet('inside', fromSgw0, { src: '10.0.3.3', dst: '10.0.2.7' }))).toEqual({
+      action: 'drop',
+      reason: 'inner source 10.0.3.3 is behind sgw1; SGW 10.0.0.2 cannot speak for it',
+    });
   });
 });
