@@ -42,6 +42,15 @@ function step(n: Node, op: OpCode, packet: Uint8Array, arg0 = 0, arg1 = 0): RunR
   return a;
 }
 
+/** Both engines of a node report the same statistics for every SA. */
+function expectSameStats(n: Node, ids: readonly number[]): void {
+  for (const id of ids) {
+    const a = n.main.saStats(id);
+    expect(a, `SA ${id} on ${n.main.impl}`).toBeDefined();
+    expect(n.mirror.saStats(id), `SA ${id} stats, ${n.main.impl} vs ${n.mirror.impl}`).toEqual(a);
+  }
+}
+
 function expectVerdict(r: RunResult, verdict: number, sa: number, nexthop = 0): void {
   expect({ verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop }).toEqual({ verdict, reason: Reason.none, sa, nexthop });
 }
@@ -65,6 +74,11 @@ describe.each(PAIRS)('[%s→%s] differential', (sender, receiver) => {
             expectVerdict(opened, Verdict.DELIVER, pair.in.id);
             expect(hex(opened.packet)).toBe(hex(inner));
           }
+          expectSameStats(tx, [pair.out.id]);
+          expectSameStats(rx, [pair.in.id]);
+          const sent = tx.main.saStats(pair.out.id)!;
+          expect(sent.espSeq).toBe(0x1fffe + SIZES.length);
+          expect(rx.main.saStats(pair.in.id)).toEqual({ ...sent, ahSeq: ah ? sent.ahSeq : 0 });
         });
       }
     }
@@ -116,6 +130,10 @@ describe.each(PAIRS)('[%s→%s] differential', (sender, receiver) => {
           expectVerdict(opened, Verdict.DELIVER, end.in.id);
           expect(hex(opened.packet)).toBe(hex(inner));
         }
+        expectSameStats(smn, [end.out.id, smnToSgw1.out.id]);
+        expectSameStats(sgw1, [smnToSgw1.in.id, sgw1ToSgw2.out.id]);
+        expectSameStats(sgw2, [sgw1ToSgw2.in.id, sgw2ToSgw0.out.id]);
+        expectSameStats(sgw0, [sgw2ToSgw0.in.id, end.in.id]);
       });
     }
   }

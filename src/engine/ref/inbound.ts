@@ -80,7 +80,7 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
     if (!verifyAh(buf, ah, { ...layout, coveredEnd: covered.end })) return reject('auth', offset, length, sa.id);
     ah.window!.commit(parsed.header.seq);
     sa.packets++;
-    sa.bytes += BigInt(length);
+    sa.bytes += BigInt(end - dOffset); // the datagram the layer protected
     lastSa = sa.id;
 
     const d = parseIpv4(buf, dOffset, end);
@@ -158,12 +158,14 @@ function openEndLayer(buf: Uint8Array, layer: LayerStart, layout: AhLayout, offs
   if (!plaintext) return drop('auth');
   sa.ah?.window!.commit(ahSeq);
   esp.window!.commit(f.seq);
-  sa.packets++;
-  sa.bytes += BigInt(length);
   buf.set(plaintext, f.ciphertextOffset);
   const trailer = checkEspTrailer(buf, f.ciphertextOffset, f.ciphertextEnd);
   if (!trailer.ok) return drop(trailer.reason);
   if (trailer.nextHeader === IpProto.NONE) return drop('dummy');
   if (trailer.nextHeader !== IpProto.IPIP) return drop('bad_next_header');
-  return deliver(f.ciphertextOffset, trailer.payloadEnd - f.ciphertextOffset, sa.id);
+  // Stats count delivered datagrams (as the out SA counts the datagrams it protected).
+  const innerLength = trailer.payloadEnd - f.ciphertextOffset;
+  sa.packets++;
+  sa.bytes += BigInt(innerLength);
+  return deliver(f.ciphertextOffset, innerLength, sa.id);
 }
