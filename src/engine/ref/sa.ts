@@ -87,23 +87,14 @@ export function createSa(desc: SaDesc): SaState {
     if (desc.ah?.coverage !== undefined) fail(`${where} ah.coverage`, 'is set on an end SA', 'coverage applies to nexthop SAs only: remove it');
   }
   const spiRange = desc.mode === 'skip' ? [SKIP_SPI, SKIP_SPI] : [MIN_SPI_MODE_SPI, 0xffffffff];
-  const seqOf = (field: string, seq: number | undefined) => {
-    if (seq === undefined) return 0;
-    if (inbound && seq !== 0) fail(field, 'is set on an inbound SA', 'seq is the last number sent: set it on out SAs only');
-    return checkInteger(field, seq, 0, MAX_SEQ);
-  };
-  const window = desc.replayWindow ?? DEFAULT_REPLAY_WINDOW;
-  if (desc.replayWindow !== undefined) {
-    if (!inbound) fail(`${where} replayWindow`, 'is set on an out SA', 'set it on in SAs only');
-    if (!Number.isInteger(window) || window < 64 || window > 4096 || window % 64 !== 0) {
-      fail(`${where} replayWindow`, `got ${String(window)}`, 'use a multiple of 64 in 64..4096');
-    }
+  // Direction-specific fields (seq and ttl: out; replayWindow: in) are ignored on the other direction, so one
+  // description serves both ends of a pair (the native path does the same).
+  const seqOf = (field: string, seq: number | undefined) => (inbound || seq === undefined ? 0 : checkInteger(field, seq, 0, MAX_SEQ));
+  const window = inbound ? desc.replayWindow ?? DEFAULT_REPLAY_WINDOW : DEFAULT_REPLAY_WINDOW;
+  if (!Number.isInteger(window) || window < 64 || window > 4096 || window % 64 !== 0) {
+    fail(`${where} replayWindow`, `got ${String(window)}`, 'use a multiple of 64 in 64..4096');
   }
-  let ttl = DEFAULT_OUTER_TTL;
-  if (desc.ttl !== undefined) {
-    if (inbound) fail(`${where} ttl`, 'is set on an in SA', 'set it on out SAs only');
-    ttl = checkInteger(`${where} ttl`, desc.ttl, 1, 255);
-  }
+  const ttl = inbound || desc.ttl === undefined ? DEFAULT_OUTER_TTL : checkInteger(`${where} ttl`, desc.ttl, 1, 255);
 
   let ah: AhState | undefined;
   if (desc.ah) {
