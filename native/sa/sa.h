@@ -93,6 +93,11 @@ class Sa {
   const uint8_t* esp_salt() const { return cfg.esp_key + cfg.esp_key_len - kSaltBytes; }
   const uint8_t* gmac_salt() const { return cfg.ah_key + cfg.ah_key_len - kSaltBytes; }
 
+  // Outbound: whether every header of the SA has a sequence number left (checked before any is taken).
+  bool has_seq_left() const {
+    return (!has_ah() || ah_out_.load(std::memory_order_relaxed) < kMaxSeq) &&
+           (!has_esp() || esp_out_.load(std::memory_order_relaxed) < kMaxSeq);
+  }
   // Outbound: the next sequence number; false when it would wrap (rekey).
   bool next_ah_seq(uint32_t* seq) { return next_seq(ah_out_, seq); }
   bool next_esp_seq(uint32_t* seq) { return next_seq(esp_out_, seq); }
@@ -102,6 +107,7 @@ class Sa {
   bool replay_check_esp(uint32_t seq);
   bool replay_commit(bool ah, uint32_t ah_seq, bool esp, uint32_t esp_seq);
 
+  // Bytes of the protected datagram (the inner one of an End-End layer).
   void count(size_t bytes) {
     packets_.fetch_add(1, std::memory_order_relaxed);
     bytes_.fetch_add(bytes, std::memory_order_relaxed);

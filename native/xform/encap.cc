@@ -25,7 +25,8 @@ Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id) {
   if (pkt.headroom() < head || size_t(pkt.hi - pkt.data) < body + kEspTag || total > kMaxIpTotal) return fail(R_NO_ROOM, sa_id);
 
   uint32_t esp_seq, ah_seq = 0;
-  if (!sa->next_esp_seq(&esp_seq) || (sa->has_ah() && !sa->next_ah_seq(&ah_seq))) return fail(R_SEQ_EXHAUSTED, sa_id);
+  if (!sa->has_seq_left() || !sa->next_esp_seq(&esp_seq) || (sa->has_ah() && !sa->next_ah_seq(&ah_seq)))
+    return fail(R_SEQ_EXHAUSTED, sa_id);
 
   uint8_t* ip = pkt.data - head;
   uint8_t* ah = ip + kIpv4MinHeader + skip_len;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { Batch, Op, Reason, Verdict } from '../../src/engine/index.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { ADDR, ESP_SUITES, MAC_ALGS, MODES, COVERAGES, datagram, endSaPair, nexthopSaPair, runOne } from '../engine/fixtures.js';
+import { ADDR, ESP_SUITES, MAC_ALGS, MODES, COVERAGES, datagram, endSaPair, engineWith, nexthopSaPair, runOne } from '../engine/fixtures.js';
 import { nativeEngine, toHex } from './addon.js';
 
 const SIZES = [20, 23, 64, 512, 1400];
@@ -89,5 +89,24 @@ describe('native round trips', () => {
     batch.count = 1;
     engine.process(batch);
     expect(counters[Reason.bad_descriptor]).toBe(2n);
+  });
+});
+
+describe('saStats', () => {
+  it('agree with the TS path after the same flows (packets, bytes, sequence numbers)', () => {
+    const pair = endSaPair({ suite: 'chacha20poly1305', ah: 'hmac-sha256-128', mode: 'spi', id: 30, src: ADDR.sgw0, dst: ADDR.sgw1, seq: 100 });
+    const hop = nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 31, src: ADDR.sgw0, dst: ADDR.sgw1 });
+    const stats = (impl: 'ts' | 'native') => {
+      const tx = impl === 'native' ? nativeEngine([pair.out, hop.out]) : engineWith('ts', [pair.out, hop.out]);
+      const rx = impl === 'native' ? nativeEngine([pair.in, hop.in], { local: [ADDR.sgw1, ADDR.ch0] }) : engineWith('ts', [pair.in, hop.in], { local: [ADDR.sgw1, ADDR.ch0] });
+      for (const size of SIZES) {
+        runOne(rx, Op.INBOUND, runOne(tx, Op.ENCAP, datagram(size), pair.out.id).packet);
+        runOne(rx, Op.INBOUND, runOne(tx, Op.WRAP, datagram(size), hop.out.id).packet);
+      }
+      return [pair.out.id, pair.in.id, hop.out.id, hop.in.id].map((id) => impl === 'native' ? tx.saStats(id) ?? rx.saStats(id) : tx.saStats(id) ?? rx.saStats(id));
+    };
+    const native = stats('native');
+    expect(native[0]).toEqual({ packets: BigInt(SIZES.length), bytes: BigInt(SIZES.reduce((a, b) => a + b, 0)), ahSeq: 100 + SIZES.length, espSeq: 100 + SIZES.length });
+    expect(native).toEqual(stats('ts'));
   });
 });
