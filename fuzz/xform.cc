@@ -1,0 +1,75 @@
+// Outbound transforms on fuzzed inner datagrams, then INBOUND back, with a round-trip oracle.
+// Input: 6 control bytes, then the inner datagram.
+//   c0 bit0 repair the inner IPv4 header (so the ops get past the parser), bit1 keep fragment bits,
+//      bit2 IP-in-IP around everything, bit3 receive through relay G1 then G2 (else one gateway peels all)
+//   c1 end SA for ENCAP (>= 18: no ENCAP), c2 % 4 next-hop WRAPs, c3..c5 their next-hop SAs (% 8).
+// Engines persist across inputs (sequence numbers only grow, so windows never reject a fresh packet).
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include "common.h"
+#include "wire/ipv4.h"
+
+using namespace mipsec;
+
+namespace {
+
+struct Cast {
+  std::unique_ptr<EngineCore> sender = fuzz::make_sender();
+  std::unique_ptr<EngineCore> peeler = fuzz::make_peeler();
+  std::unique_ptr<EngineCore> relay = fuzz::make_relay();
+  std::unique_ptr<EngineCore> end = fuzz::make_end();
+};
+
+bool plain(const fuzz::Bytes& inner) {
+  Ipv4View v;
+  if (ipv4_parse(inner.data(), inner.size(), &v) != R_NONE) return false;  // also rejects fragments
+  return v.proto != PROTO_IPIP && v.proto != PROTO_ESP && v.proto != PROTO_AH && v.proto != PROTO_SKIP && v.ttl > 0 &&
+         v.total_len == inner.size();
+}
+
+bool ok(const fuzz::Result& r) { return r.verdict == V_FORWARD || r.verdict == V_DELIVER; }
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static Cast cast;
+  if (size < 6) return 0;
+  const uint8_t c0 = data[0], end_index = data[1], wraps = data[2] % 4;
+  fuzz::Bytes inner(data + 6, data + size);
+  const bool repaired = (c0 & 1) && inner.size() >= kIpv4MinHeader;
+  if (repaired) fuzz::repair_ipv4(inner, !(c0 & 2));
+  const bool encap = end_index < fuzz::end_specs().size();
+  const bool ipip = c0 & 4, via_relay = c0 & 8;
+
+  fuzz::Bytes pkt = inner;
+  bool built = true;
+  if (encap) built = fuzz::run_op(*cast.sender, pkt, OP_ENCAP, fuzz::end_out_id(end_index)).verdict == V_FORWARD;
+  for (int k = 0; k < wraps && built; k++)
+    built = fuzz::run_op(*cast.sender, pkt, OP_WRAP, fuzz::nexthop_out_id(data[3 + k] % fuzz::nexthop_specs().size())).verdict == V_FORWARD;
+  const bool loop = ipip && !encap && wraps == 0 && inner.size() >= 20 && load32(inner.data() + 12) == fuzz::kRelayGw;
+  if (ipip && built) built = fuzz::run_op(*cast.sender, pkt, OP_IPIP_ENCAP, fuzz::kSender, fuzz::kRelayGw).verdict == V_FORWARD;
+  // Only a headers-coverage walk looks into the inner datagram, and it may reject one that claims SKIP/AH/ESP.
+  const bool walkable = repaired && inner[9] != PROTO_SKIP && inner[9] != PROTO_AH && inner[9] != PROTO_ESP;
+  if (walkable && !loop && !built) fuzz::finding("an outbound op dropped a well-formed inner datagram");
+  if (!built) return 0;
+
+  const bool layered = encap || wraps > 0 || ipip;
+  fuzz::Result r;
+  if (!via_relay) {
+    r = fuzz::run_op(*cast.peeler, pkt, OP_INBOUND);
+  } else {
+    if (wraps == 0) return 0;  // G1 holds next-hop SAs only
+    r = fuzz::run_op(*cast.relay, pkt, OP_INBOUND);
+    const bool relayed = r.verdict == V_FORWARD && pkt.size() >= 20 && load32(pkt.data() + 12) == fuzz::kRelayGw;
+    if (relayed) r = fuzz::run_op(*cast.end, pkt, OP_INBOUND);
+  }
+  if (!repaired || !plain(inner) || !layered) return 0;
+  if (!ok(r)) {
+    std::fprintf(stderr, "verdict %d reason %d sa %u\n", r.verdict, r.reason, r.sa);
+    fuzz::finding("a packet this engine built does not come back through INBOUND");
+  }
+  if (pkt != inner) fuzz::finding("the datagram INBOUND returns differs from the one sent");
+  return 0;
+}
