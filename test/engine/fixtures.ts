@@ -1,4 +1,6 @@
-// Shared fixtures for the engine suites: deterministic keys, SKIP headers, SA pairs, datagrams and one-packet runs.
+// Shared fixtures for the engine suites: deterministic keys, SKIP headers, SA pairs, datagrams, one-packet runs,
+// and crypto oracles computed straight from the RFCs with node:crypto.
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { Batch, createEngine, type Engine, type EngineImpl, type OpCode, type PacketResult, type SaDesc } from '../../src/engine/index.js';
 import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../../src/engine/types.js';
 import { ipToU32 } from '../../src/wire/addr.js';
@@ -197,4 +199,33 @@ export function diffBytes(a: Uint8Array, b: Uint8Array): string {
     if (a[i] !== b[i]) out.push(`@${i}: ${a[i].toString(16).padStart(2, '0')} vs ${b[i].toString(16).padStart(2, '0')}`);
   }
   return out.join(', ') || 'identical';
+}
+
+/**
+ * The AH tag as docs/engine.md §6 defines it, computed here from the RFC rules with node:crypto — an oracle
+ * independent of both engines. `ahAt` is the AH's offset; the ICV input is packet[0, coveredEnd) with TOS,
+ * flags+fragment, TTL and checksum zeroed, `zero` ranges (mutable options) zeroed, the SKIP reserved nibble
+ * zeroed (when `skipLength` > 0) and the 16 tag bytes (the AH's last 16) zeroed.
+ */
+export function oracleAhTag(packet: Uint8Array, o: { ahAt: number; skipLength: number; alg: MacAlg; key: Uint8Array; coveredEnd: number; zero?: [number, number][] }): Buffer {
+  const tagAt = o.ahAt + (o.alg === 'gmac-aes128' ? 36 : 28) - 16;
+  const input = Uint8Array.from(packet.subarray(0, o.coveredEnd));
+  for (const at of [1, 6, 7, 8, 10, 11]) input[at] = 0;
+  for (const [from, to] of o.zero ?? []) input.fill(0, from, to);
+  if (o.skipLength) input[o.ahAt - o.skipLength] &= 0xf0;
+  input.fill(0, tagAt, tagAt + 16);
+  if (o.alg === 'hmac-sha256-128') return createHmac('sha256', o.key).update(input).digest().subarray(0, 16);
+  const gmac = createCipheriv('aes-128-gcm', o.key.subarray(0, 16), Buffer.concat([o.key.subarray(16), packet.subarray(o.ahAt + 12, o.ahAt + 20)]));
+  gmac.setAAD(input);
+  gmac.final();
+  return gmac.getAuthTag();
+}
+
+/** Opens an ESP packet (SPI … ICV) with node:crypto directly: nonce = salt ‖ IV, AAD = SPI ‖ seq. */
+export function oracleEspOpen(esp: Uint8Array, suite: EspSuite, key: Uint8Array): Buffer {
+  const cipher = { aes128gcm: 'aes-128-gcm', aes256gcm: 'aes-256-gcm', chacha20poly1305: 'chacha20-poly1305' }[suite];
+  const d = createDecipheriv(cipher as 'aes-128-gcm', key.subarray(0, key.length - 4), Buffer.concat([key.subarray(key.length - 4), esp.subarray(8, 16)]), { authTagLength: 16 });
+  d.setAAD(esp.subarray(0, 8));
+  d.setAuthTag(esp.subarray(esp.length - 16));
+  return Buffer.concat([d.update(esp.subarray(16, esp.length - 16)), d.final()]);
 }

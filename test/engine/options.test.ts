@@ -2,12 +2,11 @@
 // mutable ones are not, a malformed option zeroes the rest. The ICV here is computed by the test itself,
 // from the RFC's rules, with node:crypto — independent of both engines.
 process.env.MIPSEC_NATIVE = '1';
-import { createCipheriv, createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Op, Verdict, reasonName, type Engine, type MacAlg } from '../../src/engine/index.js';
 import { AH_BYTES } from '../../src/wire/ah.js';
 import { internetChecksum } from '../../src/wire/ipv4.js';
-import { ADDR, IMPLS, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne, type SaPair } from './fixtures.js';
+import { ADDR, IMPLS, datagram, endSaPair, engineWith, hex, nexthopSaPair, oracleAhTag, runOne, type SaPair } from './fixtures.js';
 
 const opened: Engine[] = [];
 afterEach(() => {
@@ -28,28 +27,12 @@ function fixChecksum(p: Uint8Array, headerLength: number): void {
 
 /** Re-signs the AH of a packet whose outer header now carries OPTIONS, per RFC 4302 §3.3.3 and App. A. */
 function resign(p: Uint8Array, c: Case, mutable = MUTABLE): void {
-  const { alg } = c;
-  const key = c.pair.out.ah!.key;
   const skipLength = c.pair.out.skipHeader?.length ?? 0;
   const ahAt = 40 + skipLength;
-  const tagAt = ahAt + AH_BYTES[alg] - 16;
   // `headers` coverage of a plain UDP datagram: its IPv4 header only.
-  const coveredEnd = c.pair.out.ah!.coverage === 'headers' ? ahAt + AH_BYTES[alg] + 20 : p.length;
-  const input = Uint8Array.from(p.subarray(0, coveredEnd));
-  for (const at of [1, 6, 7, 8, 10, 11]) input[at] = 0;
-  input.fill(0, mutable.from, mutable.to);
-  if (skipLength) input[40] &= 0xf0;
-  input.fill(0, tagAt, tagAt + 16);
-  let tag: Buffer;
-  if (alg === 'hmac-sha256-128') {
-    tag = createHmac('sha256', key).update(input).digest().subarray(0, 16);
-  } else {
-    const gmac = createCipheriv('aes-128-gcm', key.subarray(0, 16), Buffer.concat([key.subarray(16), p.subarray(ahAt + 12, ahAt + 20)]));
-    gmac.setAAD(input);
-    gmac.final();
-    tag = gmac.getAuthTag();
-  }
-  p.set(tag, tagAt);
+  const coveredEnd = c.pair.out.ah!.coverage === 'headers' ? ahAt + AH_BYTES[c.alg] + 20 : p.length;
+  const tag = oracleAhTag(p, { ahAt, skipLength, alg: c.alg, key: c.pair.out.ah!.key, coveredEnd, zero: [[mutable.from, mutable.to]] });
+  p.set(tag, ahAt + AH_BYTES[c.alg] - 16);
   fixChecksum(p, 40);
 }
 
