@@ -68,7 +68,9 @@ class CryptoLease {
   ~CryptoLease();
   CryptoLease(const CryptoLease&) = delete;
   CryptoLease& operator=(const CryptoLease&) = delete;
-  SaCrypto* get() const { return crypto_; }  // null if the contexts could not be created
+  // Null if the contexts could not be created (out of memory, cipher missing): callers drop the packet as
+  // `auth`, the one reason that says it could not be protected or verified.
+  SaCrypto* get() const { return crypto_; }
 
  private:
   Sa& sa_;

@@ -12,7 +12,6 @@ struct Packet {
   uint8_t* data;  // current packet
   size_t len;
   size_t headroom() const { return size_t(data - lo); }
-  size_t tailroom() const { return size_t(hi - data) - len; }
 };
 
 struct Outcome {
