@@ -60,15 +60,18 @@ function checkInteger(field: string, value: unknown, min: number, max: number): 
   return value;
 }
 
-function checkKey(field: string, key: unknown, alg: EspSuite | MacAlg): KeyMaterial {
+function checkKey(field: string, key: unknown, alg: EspSuite | MacAlg): Uint8Array {
   if (!(key instanceof Uint8Array)) fail(field, 'is not a Uint8Array', 'pass the key bytes');
   const want = KEY_BYTES[alg];
   // The message names lengths only: key bytes never reach an error.
   if (key.length !== want) fail(field, `is ${key.length} bytes`, `${alg} needs ${want} bytes (key and 4-byte salt where it has one)`);
-  return keyMaterial(key, alg !== 'hmac-sha256-128');
+  return key;
 }
 
-/** Validates a descriptor and builds the SA's state (private key copies, windows for inbound SAs). */
+/**
+ * Validates a descriptor and builds the SA's state (windows for inbound SAs). Keys are copied last, once
+ * everything else passed, so a refused descriptor leaves no copy behind.
+ */
 export function createSa(desc: SaDesc): SaState {
   const id = checkInteger('id', desc.id, 1, 0xffffffff);
   const where = `id ${id}`;
@@ -96,73 +99,69 @@ export function createSa(desc: SaDesc): SaState {
   }
   const ttl = inbound || desc.ttl === undefined ? DEFAULT_OUTER_TTL : checkInteger(`${where} ttl`, desc.ttl, 1, 255);
 
-  let ah: AhState | undefined;
-  if (desc.ah) {
-    const a = desc.ah;
+  const a = desc.ah;
+  if (a) {
     if (a.alg !== 'gmac-aes128' && a.alg !== 'hmac-sha256-128') fail(`${where} ah.alg`, `got ${String(a.alg)}`, "use 'gmac-aes128' or 'hmac-sha256-128'");
-    const coverage = a.coverage ?? 'full';
-    if (coverage !== 'full' && coverage !== 'headers') fail(`${where} ah.coverage`, `got ${String(coverage)}`, "use 'full' or 'headers'");
-    ah = {
-      alg: a.alg,
-      spi: checkInteger(`${where} ah.spi`, a.spi, spiRange[0], spiRange[1]),
-      seq: seqOf(`${where} ah.seq`, a.seq),
-      coverage,
-      length: AH_BYTES[a.alg],
-      window: inbound ? new ReplayWindow(window) : undefined,
-      key: checkKey(`${where} ah.key`, a.key, a.alg),
-    };
+    if (a.coverage !== undefined && a.coverage !== 'full' && a.coverage !== 'headers') fail(`${where} ah.coverage`, `got ${String(a.coverage)}`, "use 'full' or 'headers'");
   }
-  let esp: EspState | undefined;
-  if (desc.esp) {
-    const e = desc.esp;
-    if (!(e.suite in SkipAlg.crypt)) fail(`${where} esp.suite`, `got ${String(e.suite)}`, "use 'aes128gcm', 'aes256gcm' or 'chacha20poly1305'");
-    esp = {
-      suite: e.suite,
-      spi: checkInteger(`${where} esp.spi`, e.spi, spiRange[0], spiRange[1]),
-      seq: seqOf(`${where} esp.seq`, e.seq),
-      window: inbound ? new ReplayWindow(window) : undefined,
-      key: checkKey(`${where} esp.key`, e.key, e.suite),
-    };
-  }
+  const e = desc.esp;
+  if (e && !(e.suite in SkipAlg.crypt)) fail(`${where} esp.suite`, `got ${String(e.suite)}`, "use 'aes128gcm', 'aes256gcm' or 'chacha20poly1305'");
+  const ahSpi = a && checkInteger(`${where} ah.spi`, a.spi, spiRange[0], spiRange[1]);
+  const espSpi = e && checkInteger(`${where} esp.spi`, e.spi, spiRange[0], spiRange[1]);
+  const ahSeq = a && seqOf(`${where} ah.seq`, a.seq);
+  const espSeq = e && seqOf(`${where} esp.seq`, e.seq);
+  const ahKey = a && checkKey(`${where} ah.key`, a.key, a.alg);
+  const espKey = e && checkKey(`${where} esp.key`, e.key, e.suite);
+  let skip: { bytes: Uint8Array; header: SkipHeader } | undefined;
+  if (desc.mode === 'skip') skip = checkSkipHeader(desc, where);
+  else if (desc.skipHeader !== undefined) fail(`${where} skipHeader`, "is set on a 'spi' mode SA", "remove it or use mode 'skip'");
 
-  const sa: SaState = {
+  return {
     id,
     direction: desc.direction,
     role: desc.role,
     mode: desc.mode,
     src: ipToU32(desc.src),
     dst: ipToU32(desc.dst),
-    ah,
-    esp,
+    skipBytes: skip?.bytes,
+    skip: skip?.header,
+    ah: a && {
+      alg: a.alg,
+      spi: ahSpi!,
+      seq: ahSeq!,
+      coverage: a.coverage ?? 'full',
+      length: AH_BYTES[a.alg],
+      window: inbound ? new ReplayWindow(window) : undefined,
+      key: keyMaterial(ahKey!, a.alg !== 'hmac-sha256-128'),
+    },
+    esp: e && {
+      suite: e.suite,
+      spi: espSpi!,
+      seq: espSeq!,
+      window: inbound ? new ReplayWindow(window) : undefined,
+      key: keyMaterial(espKey!, true),
+    },
     ttl,
     packets: 0n,
     bytes: 0n,
   };
-  try {
-    if (desc.mode === 'skip') attachSkipHeader(sa, desc, where);
-    else if (desc.skipHeader !== undefined) fail(`${where} skipHeader`, "is set on a 'spi' mode SA", "remove it or use mode 'skip'");
-  } catch (err) {
-    zeroKeys(sa);
-    throw err;
-  }
-  return sa;
 }
 
-function attachSkipHeader(sa: SaState, desc: SaDesc, where: string): void {
+/** The SKIP header must parse alone and announce this SA's first header and algorithms (docs/engine.md §6). */
+function checkSkipHeader(desc: SaDesc, where: string): { bytes: Uint8Array; header: SkipHeader } {
   const bytes = desc.skipHeader;
   if (!(bytes instanceof Uint8Array)) fail(`${where} skipHeader`, 'is missing', "a 'skip' mode SA needs the SKIP header bytes (src/keys builds them)");
   const parsed = decodeSkipHeader(bytes, 0);
   if (!parsed.ok) fail(`${where} skipHeader`, `does not parse (${parsed.reason})`, 'pass a header built by src/keys');
   if (parsed.length !== bytes.length) fail(`${where} skipHeader`, `has ${bytes.length - parsed.length} bytes after the header`, 'pass exactly the header');
   const h = parsed.header;
-  const wantNext = sa.ah ? IpProto.AH : IpProto.ESP;
-  if (h.nextHeader !== wantNext) fail(`${where} skipHeader`, `next header is ${h.nextHeader}`, `this SA's first header is ${sa.ah ? 'AH (51)' : 'ESP (50)'}`);
-  const wantCrypt = sa.esp ? SkipAlg.crypt[sa.esp.suite] : 0;
-  const wantMac = sa.ah ? SkipAlg.mac[sa.ah.alg] : 0;
+  const wantNext = desc.ah ? IpProto.AH : IpProto.ESP;
+  if (h.nextHeader !== wantNext) fail(`${where} skipHeader`, `next header is ${h.nextHeader}`, `this SA's first header is ${desc.ah ? 'AH (51)' : 'ESP (50)'}`);
+  const wantCrypt = desc.esp ? SkipAlg.crypt[desc.esp.suite] : 0;
+  const wantMac = desc.ah ? SkipAlg.mac[desc.ah.alg] : 0;
   if (h.cryptAlg !== wantCrypt) fail(`${where} skipHeader`, `Crypt Alg is ${h.cryptAlg}`, `set it to ${wantCrypt} for this SA`);
   if (h.macAlg !== wantMac) fail(`${where} skipHeader`, `MAC Alg is ${h.macAlg}`, `set it to ${wantMac} for this SA`);
-  sa.skipBytes = Uint8Array.from(bytes);
-  sa.skip = h;
+  return { bytes: Uint8Array.from(bytes), header: h };
 }
 
 export function zeroKeys(sa: SaState): void {
