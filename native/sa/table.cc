@@ -5,27 +5,43 @@ namespace mipsec {
 
 static uint64_t spi_key(uint8_t proto, uint32_t spi) { return uint64_t(proto) << 32 | spi; }
 
+void Tables::index() {
+  std::vector<std::pair<uint32_t, Sa*>> ids;
+  for (const auto& [id, sa] : by_id) ids.emplace_back(id, sa.get());
+  id_index_.build(ids);
+  spi_index_.build(std::vector<std::pair<uint64_t, Sa*>>(by_spi.begin(), by_spi.end()));
+  skip_index_.build(std::vector<std::pair<SkipKey, Sa*>>(by_skip.begin(), by_skip.end()));
+  route_levels_.clear();
+  for (int length = 32; length >= 0; length--) {
+    std::unordered_map<uint32_t, uint32_t> level;  // a later duplicate prefix wins
+    for (const RouteEntry& r : routes)
+      if (r.length == length) level[r.network] = r.sa;
+    if (level.empty()) continue;
+    RouteLevel rl{uint8_t(length), length == 0 ? 0 : ~uint32_t(0) << (32 - length), {}};
+    rl.sa_by_network.build(std::vector<std::pair<uint32_t, uint32_t>>(level.begin(), level.end()));
+    route_levels_.push_back(std::move(rl));
+  }
+}
+
 Sa* Tables::find(uint32_t id) const {
-  auto it = by_id.find(id);
-  return it == by_id.end() ? nullptr : it->second.get();
+  Sa* const* sa = id_index_.find(id);
+  return sa ? *sa : nullptr;
 }
 
 Sa* Tables::find_spi(uint8_t proto, uint32_t spi) const {
-  auto it = by_spi.find(spi_key(proto, spi));
-  return it == by_spi.end() ? nullptr : it->second;
+  Sa* const* sa = spi_index_.find(spi_key(proto, spi));
+  return sa ? *sa : nullptr;
 }
 
 Sa* Tables::find_skip(const SkipKey& key) const {
-  auto it = by_skip.find(key);
-  return it == by_skip.end() ? nullptr : it->second;
+  Sa* const* sa = skip_index_.find(key);
+  return sa ? *sa : nullptr;
 }
 
 bool Tables::route(uint32_t dst, uint32_t* sa) const {
-  for (const RouteLevel& level : routes) {
-    const uint32_t mask = level.length == 0 ? 0 : ~uint32_t(0) << (32 - level.length);
-    auto it = level.sa_by_network.find(dst & mask);
-    if (it != level.sa_by_network.end()) {
-      *sa = it->second;
+  for (const RouteLevel& level : route_levels_) {
+    if (const uint32_t* via = level.sa_by_network.find(dst & level.mask)) {
+      *sa = *via;
       return true;
     }
   }
@@ -40,6 +56,7 @@ template <class Edit>
 void SaTable::publish(Edit edit) {
   auto next = std::make_shared<Tables>(*std::atomic_load(&current_));
   edit(*next);
+  next->index();
   std::atomic_store(&current_, std::shared_ptr<const Tables>(std::move(next)));
 }
 
@@ -91,15 +108,7 @@ bool SaTable::remove(uint32_t id) {
 
 void SaTable::set_routes(const std::vector<RouteEntry>& routes) {
   std::lock_guard<std::mutex> hold(writer_);
-  publish([&](Tables& t) {
-    t.routes.clear();
-    for (int length = 32; length >= 0; length--) {
-      Tables::RouteLevel level{uint8_t(length), {}};
-      for (const RouteEntry& r : routes)
-        if (r.length == length) level.sa_by_network[r.network] = r.sa;
-      if (!level.sa_by_network.empty()) t.routes.push_back(std::move(level));
-    }
-  });
+  publish([&](Tables& t) { t.routes = routes; });
 }
 
 void SaTable::set_local(std::vector<uint32_t> addresses) {

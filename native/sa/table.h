@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+#include "sa/flat_index.h"
 #include "sa/sa.h"
 
 namespace mipsec {
@@ -18,16 +19,16 @@ struct RouteEntry {
   uint32_t sa;     // out nexthop SA to relay through, 0 = forward as is
 };
 
+// One snapshot. The maps are what the control plane edits (copied per publish); index() then builds the
+// flat indexes the packet path reads.
 struct Tables {
   std::unordered_map<uint32_t, std::shared_ptr<Sa>> by_id;
   std::unordered_map<uint64_t, Sa*> by_spi;  // inbound, mode spi: protocol << 32 | SPI of the first header
   std::unordered_map<SkipKey, Sa*, SkipKeyHash> by_skip;  // inbound, mode skip
-  struct RouteLevel {
-    uint8_t length;
-    std::unordered_map<uint32_t, uint32_t> sa_by_network;
-  };
-  std::vector<RouteLevel> routes;  // longest prefix first
-  std::vector<uint32_t> local;     // sorted
+  std::vector<RouteEntry> routes;
+  std::vector<uint32_t> local;  // sorted
+
+  void index();
 
   Sa* find(uint32_t id) const;
   Sa* find_spi(uint8_t proto, uint32_t spi) const;
@@ -35,6 +36,17 @@ struct Tables {
   // Longest-prefix match; false when no route covers dst.
   bool route(uint32_t dst, uint32_t* sa) const;
   bool is_local(uint32_t addr) const;
+
+ private:
+  FlatIndex<uint32_t, Sa*, IntHash> id_index_;
+  FlatIndex<uint64_t, Sa*, IntHash> spi_index_;
+  FlatIndex<SkipKey, Sa*, SkipKeyHash> skip_index_;
+  struct RouteLevel {
+    uint8_t length;
+    uint32_t mask;
+    FlatIndex<uint32_t, uint32_t, IntHash> sa_by_network;
+  };
+  std::vector<RouteLevel> route_levels_;  // longest prefix first
 };
 
 class SaTable {
