@@ -1,6 +1,15 @@
 #include "wire/ipv4.h"
+#include <cstring>
 
 namespace mipsec {
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+static uint16_t to_big_endian16(uint16_t v) { return v; }
+static uint16_t load16_native_pad(uint8_t last) { return uint16_t(last << 8); }  // odd tail: last byte, then 0
+#else
+static uint16_t to_big_endian16(uint16_t v) { return uint16_t(v >> 8 | v << 8); }
+static uint16_t load16_native_pad(uint8_t last) { return last; }
+#endif
 
 Reason ipv4_parse(const uint8_t* p, size_t avail, Ipv4View* out, FragmentCheck frag) {
   if (avail < kIpv4MinHeader) return R_TRUNCATED;
@@ -25,12 +34,25 @@ Reason ipv4_parse(const uint8_t* p, size_t avail, Ipv4View* out, FragmentCheck f
 }
 
 uint16_t ones_complement_sum(const uint8_t* p, size_t len, uint32_t initial) {
-  uint64_t sum = initial;
+  // The sum is byte-order independent (RFC 1071 §2(B)): add native 32-bit words, fold, swap once at the end.
+  uint64_t sum = 0;
   size_t i = 0;
-  for (; i + 1 < len; i += 2) sum += uint32_t(p[i]) << 8 | p[i + 1];
-  if (i < len) sum += uint32_t(p[i]) << 8;
+  for (; i + 4 <= len; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, p + i, 4);
+    sum += w;
+  }
+  if (i + 2 <= len) {
+    uint16_t w;
+    std::memcpy(&w, p + i, 2);
+    sum += w;
+    i += 2;
+  }
+  if (i < len) sum += load16_native_pad(p[i]);
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return uint16_t(sum);
+  uint32_t be = to_big_endian16(uint16_t(sum)) + initial;
+  while (be >> 16) be = (be & 0xffff) + (be >> 16);
+  return uint16_t(be);
 }
 
 uint16_t checksum_update(uint16_t checksum, uint16_t old_word, uint16_t new_word) {
