@@ -43,12 +43,14 @@ export interface SgwPlace {
   careOfs?: ReadonlyMap<number, number>;
   /** Plain datagrams from outside to a protected host: drop (default) or pass as usual IP (§3.5). */
   plainInbound?: 'drop' | 'pass';
+  /** Site policy on visiting SMNs (by home address): false refuses their Next-hop layer with code 5. Default: all allowed. */
+  admitsVisitor?: (home: string) => boolean;
 }
 
 /** The far end of an End-End layer this SGW builds. */
 export type EndPeer = { kind: 'sgw'; sgw: Sgw } | { kind: 'smn'; home: string; careOf: string };
 
-export type Rejection = 'need-nexthop-auth' | 'end-end-conflict' | 'auth-failed' | 'unknown-key';
+export type Rejection = 'need-nexthop-auth' | 'end-end-conflict' | 'visitor-refused' | 'auth-failed' | 'unknown-key';
 
 export type Decision =
   /** Forward unchanged: no IPsec work for this SGW. */
@@ -104,8 +106,9 @@ function protectToward(place: SgwPlace, dst: Address): { end: EndPeer; nextHop?:
   const home = place.careOfs?.get(toU32(dst));
   if (home !== undefined) {
     const end: EndPeer = { kind: 'smn', home: u32ToIp(home), careOf: ip(dst) };
-    const peer = map.protectingSgw(dst);
-    return { end, nextHop: peer?.vpnRoutable ? map.nextHopSgw(self, dst) : undefined };
+    // The first SGW crossed relays our Next-hop layer only if it builds VPNs (§3.4); a parent of a nested SGW always does.
+    const next = map.nextHopSgw(self, dst);
+    return { end, nextHop: next?.vpnRoutable ? next : undefined };
   }
   const target = map.protectingSgw(dst);
   if (!target) return { plain: `${ip(dst)} is outside every SGW-protected network: usual IP (§3.5)` };
@@ -170,6 +173,8 @@ function decideLayers(place: SgwPlace, packet: PacketView, layers: SkipLayer[]):
   }
   const unknown = unknownIdentity(place, layer.skipSrc);
   if (unknown) return { action: 'drop', reason: unknown };
+  const refused = refusedVisitor(place, layer);
+  if (refused) return refused;
   return layer.kind === 'nexthop' ? decideNextHop(place, packet, layer, rest) : decideEnd(place, packet, layer);
 }
 
@@ -178,6 +183,14 @@ function unknownIdentity(place: SgwPlace, name: SkipName): string | undefined {
     return place.map.sgwByAddress(name.address) ? undefined : `${u32ToIp(name.address)} (NSID 0) is not an SGW of network map ${place.map.name}`;
   }
   return place.map.homeAgentFor(name.address) ? undefined : `MKID ${u32ToIp(name.address)} is not a home address served by any HA of network map ${place.map.name}`;
+}
+
+/** A visiting SMN's Next-hop layer, when the site does not admit that SMN (an access-control failure, RFC 2521 code 5). */
+function refusedVisitor(place: SgwPlace, layer: SkipLayer): Decision | undefined {
+  if (layer.kind !== 'nexthop' || layer.skipSrc.nsid === NSID_NONE || !place.admitsVisitor) return undefined;
+  const home = u32ToIp(layer.skipSrc.address);
+  if (isOwnSmnHome(place, home) || place.admitsVisitor(home)) return undefined;
+  return reject('visitor-refused', Icmp40Code.needAuthorization, layer.ip.src, `SMN ${home} is not admitted as a visitor by ${place.self.name}'s site policy`);
 }
 
 function decideNextHop(place: SgwPlace, packet: PacketView, layer: SkipLayer, rest: SkipLayer[]): Decision {

@@ -1,0 +1,53 @@
+// A test/lab-only key log: the ESP keys of the SAs a role installs, held in memory so describe()
+// can open ESP and show the inner headers of captured packets (DESIGN §3, "optional key log").
+// Never printed, never written anywhere; clear() zeroes the copies.
+import type { SaDesc, EspSuite } from '../../engine/types.js';
+import { aeadOpen, keyMaterial } from '../../engine/ref/crypto.js';
+import { checkEspTrailer, ESP_HEADER_BYTES, ESP_ICV_BYTES, ESP_IV_BYTES } from '../../wire/esp.js';
+import type { DescribeResolver, EspContext } from '../../wire/describe.js';
+import { SKIP_FIXED_BYTES } from '../../wire/skip.js';
+
+const WRAPPED_KP_OFFSET = SKIP_FIXED_BYTES;
+const WRAPPED_KP_BYTES = 40;
+
+export class KeyLog {
+  /** ESP key by the wrapped Kp of the SA's SKIP header: both ends of an SA log the same entry. */
+  private readonly keys = new Map<string, { suite: EspSuite; key: Uint8Array }>();
+
+  record(sa: SaDesc): void {
+    if (!sa.esp || !sa.skipHeader) return;
+    const id = wrappedKpId(sa.skipHeader.subarray(WRAPPED_KP_OFFSET, WRAPPED_KP_OFFSET + WRAPPED_KP_BYTES));
+    if (!this.keys.has(id)) this.keys.set(id, { suite: sa.esp.suite, key: sa.esp.key.slice() });
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** Opens SKIP-mode ESP whose SA was logged; anything else stays opaque. */
+  resolver(): DescribeResolver {
+    return { openEsp: (ctx) => this.open(ctx) };
+  }
+
+  clear(): void {
+    for (const entry of this.keys.values()) entry.key.fill(0);
+    this.keys.clear();
+  }
+
+  private open(ctx: EspContext): Uint8Array | undefined {
+    if (!ctx.skip) return undefined;
+    const entry = this.keys.get(wrappedKpId(ctx.skip.wrappedKp));
+    const esp = ctx.esp;
+    if (!entry || esp.length < ESP_HEADER_BYTES + ESP_IV_BYTES + ESP_ICV_BYTES + 2) return undefined;
+    const iv = esp.subarray(ESP_HEADER_BYTES, ESP_HEADER_BYTES + ESP_IV_BYTES);
+    const plain = aeadOpen(entry.suite, keyMaterial(entry.key, true), iv, esp.subarray(0, ESP_HEADER_BYTES),
+      esp.subarray(ESP_HEADER_BYTES + ESP_IV_BYTES, esp.length - ESP_ICV_BYTES), esp.subarray(esp.length - ESP_ICV_BYTES));
+    if (!plain) return undefined;
+    const trailer = checkEspTrailer(plain, 0, plain.length);
+    return trailer.ok ? plain.subarray(0, trailer.payloadEnd) : undefined;
+  }
+}
+
+function wrappedKpId(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}

@@ -1,0 +1,397 @@
+// The security gateway (DESIGN §2, draft §2.1, §3, §4): one engine does the per-packet work; this
+// class feeds it from the host's input hook (one batch per clock tick), installs SKIP SAs when
+// the engine punts a new packet key, and asks the policy (src/policy/sgw.ts) what to do whenever
+// the engine cannot decide alone: plain datagrams, end-layer contents, unrouted relays.
+import { Op, Reason, reasonName, Verdict, type Engine } from '../engine/index.js';
+import type { CertCache } from '../keys/cache.js';
+import type { Identity } from '../keys/keyfile.js';
+import { SkipKeying, type KeyingFailure, type OutboundRequest } from '../keys/keying.js';
+import { formatName, type SkipName } from '../keys/names.js';
+import type { Clock, Host, HookResult, PacketContext, Timer } from '../net/types.js';
+import { decide, type Decision, type EndPeer, type PacketView, type SgwPlace, type SkipLayer } from '../policy/sgw.js';
+import { toU32, type Sgw, type TopologyMap } from '../topology/map.js';
+import { ipToU32, u32ToIp } from '../wire/addr.js';
+import { parseIpv4 } from '../wire/ipv4.js';
+import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../wire/skip.js';
+import { Tally } from './common/counters.js';
+import { CertificateDiscovery } from './common/discovery.js';
+import { sendFailure } from './common/failure.js';
+import { NodeKeys, type SaLookup } from './common/keys.js';
+import type { KeyLog } from './common/keylog.js';
+import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
+import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
+import { DEFAULT_SUITES, type Suites } from './common/suites.js';
+import { staticRoutes, type RouteIntent } from './sgw/routes.js';
+import { addressesOf, outerLayer, viewOf } from './sgw/view.js';
+
+export interface SecurityGatewayOptions {
+  host: Host;
+  clock: Clock;
+  map: TopologyMap;
+  /** This SGW's name in the map. */
+  name: string;
+  identity: Identity;
+  /** Verified peer certificates (the CA is its trust anchor); discovery adds to it. */
+  certs: CertCache;
+  engine: Engine;
+  /** The host interface on the protected side (default 'inside'); every other one is outside. */
+  insideInterface?: string;
+  suites?: Partial<Suites>;
+  /** Plain datagrams from outside to a protected host (§3.5): drop (default) or pass. */
+  plainInbound?: 'drop' | 'pass';
+  /** Which visiting SMNs (home address) this site admits; default all. */
+  admitsVisitor?: (home: string) => boolean;
+  /** Test/lab only: keeps ESP keys in memory so describe() can open captured packets. */
+  keyLog?: KeyLog;
+  failureRate?: RateLimitOptions;
+  discoveryTimeoutMs?: number;
+}
+
+type Arrival = 'inside' | 'outside';
+type Tag =
+  | { kind: 'inbound'; arrivedOn: Arrival }
+  | { kind: 'encap'; wrapWith?: number }
+  | { kind: 'send' };
+type Job = EngineJob<Tag>;
+
+/** Keying failures that mean "no key for you" (code 0) or "your key is wrong" (code 1); others are malformed packets. */
+const NO_KEY: ReadonlySet<KeyingFailure> = new Set(['unknown_certificate', 'expired_certificate', 'certificate_not_yet_valid', 'counter_window', 'bad_dst_mkid']);
+const BAD_KEY: ReadonlySet<KeyingFailure> = new Set(['forged_key', 'bad_peer_key', 'sa_mismatch']);
+/** How long a neighbour route to a visiting SMN's home address lives (for failure messages on its link). */
+const NEIGHBOUR_ROUTE_MS = 10_000;
+
+export class SecurityGateway {
+  readonly self: Sgw;
+  private readonly host: Host;
+  private readonly clock: Clock;
+  private readonly engine: Engine;
+  private readonly suites: Suites;
+  private readonly insideInterface: string;
+  private readonly keys: NodeKeys;
+  private readonly place: SgwPlace;
+  private readonly careOfs = new Map<number, number>();
+  private readonly pipeline: TickPipeline<Tag>;
+  private readonly discovery: CertificateDiscovery;
+  private readonly limiter: RateLimiter;
+  private readonly tally = new Tally();
+  private readonly learnedRoutes = new Map<string, Sgw | undefined>();
+  private readonly neighbourRoutes = new Map<string, Timer>();
+  private routesCounter = -1;
+  private readonly removeHook: () => void;
+
+  constructor(options: SecurityGatewayOptions) {
+    const self = options.map.sgw(options.name);
+    if (!self) throw new Error(`SGW '${options.name}' is not in network map ${options.map.name} (SGWs: ${options.map.sgws.map((s) => s.name).join(', ')})`);
+    if (options.identity.name.nsid !== NSID_NONE || u32ToIp(options.identity.name.address) !== self.outside) {
+      throw new Error(`SGW ${self.name}: its identity is ${formatName(options.identity.name)}, but an SGW is named by its outside address: expected sgw:${self.outside}`);
+    }
+    this.self = self;
+    this.host = options.host;
+    this.clock = options.clock;
+    this.engine = options.engine;
+    this.suites = { ...DEFAULT_SUITES, ...options.suites };
+    this.insideInterface = options.insideInterface ?? 'inside';
+    const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
+    this.keys = new NodeKeys(keying, this.engine, options.keyLog);
+    this.place = { map: options.map, self, careOfs: this.careOfs, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
+    this.limiter = new RateLimiter(this.clock, options.failureRate);
+    this.discovery = new CertificateDiscovery({
+      host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
+      tally: this.tally, timeoutMs: options.discoveryTimeoutMs,
+    });
+    this.engine.setLocalAddresses([self.inside, self.outside]);
+    this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (outcomes) => this.handle(outcomes), () => this.refreshTables());
+    this.removeHook = this.host.addHook('input', (packet, ctx) => this.onInput(packet, ctx));
+  }
+
+  /** Role counters: decisions, drops by reason, failure messages sent. The engine keeps its own (engine.counters()). */
+  counters(): Record<string, number> {
+    return this.tally.snapshot();
+  }
+
+  /** Care-of address → home address of this SGW's SMNs, as learned from their End-End layers. */
+  knownCareOfs(): Map<string, string> {
+    return new Map([...this.careOfs].map(([coa, home]) => [u32ToIp(coa), u32ToIp(home)]));
+  }
+
+  close(): void {
+    this.removeHook();
+    this.discovery.close();
+    for (const timer of this.neighbourRoutes.values()) timer.cancel();
+    this.keys.close();
+  }
+
+  // ── input ────────────────────────────────────────────────────────────────────────────────
+
+  private onInput(packet: Uint8Array, ctx: PacketContext): HookResult {
+    const ip = parseIpv4(packet, 0);
+    if (!ip.ok) return 'pass';
+    const arrivedOn: Arrival = ctx.iface === this.insideInterface ? 'inside' : 'outside';
+    if (ip.header.protocol === IPPROTO_SKIP && this.isOwnAddress(ip.header.dst)) {
+      this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: { kind: 'inbound', arrivedOn } });
+      return 'consumed';
+    }
+    const view = viewOf(packet, arrivedOn);
+    if (!view) {
+      this.tally.add('drop_unreadable_skip');
+      return 'consumed';
+    }
+    const decision = decide(this.place, view);
+    if (decision.action === 'pass' || decision.action === 'local') {
+      this.tally.add(decision.action);
+      return 'pass';
+    }
+    this.act(decision, packet.slice(), (job) => this.pipeline.push(job), arrivedOn);
+    return 'consumed';
+  }
+
+  /** Carries out a decision about `datagram` (the packet, or what the engine unwrapped of it). */
+  private act(d: Decision, datagram: Uint8Array, sink: (job: Job) => void, arrivedOn: Arrival): void {
+    this.tally.add(d.action);
+    switch (d.action) {
+      case 'pass':
+      case 'local':
+        this.transmit(datagram);
+        return;
+      case 'encap':
+        this.protect(datagram, d.end, d.nextHop, sink);
+        return;
+      case 'relay':
+        // Relays of verified Next-hop layers are handled where the engine hands them over (onUnrouted).
+        this.tally.add('drop_relay_without_layer');
+        return;
+      case 'decap':
+        if (d.then.kind === 'deliver') this.transmit(datagram);
+        else this.protect(datagram, d.then.end, d.then.nextHop, sink);
+        return;
+      case 'drop':
+        this.tally.add(`drop_policy`);
+        return;
+      default:
+        this.fail(d.icmp.code, d.icmp.to, datagram, arrivedOn);
+    }
+  }
+
+  // ── engine outcomes ──────────────────────────────────────────────────────────────────────
+
+  private handle(outcomes: EngineOutcome<Tag>[]): Job[] {
+    const next: Job[] = [];
+    const sink = (job: Job) => next.push(job);
+    for (const o of outcomes) {
+      const tag = o.tag;
+      if (tag.kind !== 'inbound') {
+        if (o.verdict !== Verdict.FORWARD) this.tally.add(`drop_engine_${reasonName[o.reason]}`);
+        else if (tag.kind === 'encap' && tag.wrapWith !== undefined) next.push({ op: Op.WRAP, packet: o.packet, arg0: tag.wrapWith, tag: { kind: 'send' } });
+        else this.transmit(o.packet);
+        continue;
+      }
+      if (o.verdict === Verdict.FORWARD) {
+        this.tally.add('relay');
+        this.transmit(o.packet);
+      } else if (o.verdict === Verdict.DELIVER) {
+        this.onDelivered(o, tag.arrivedOn, sink);
+      } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
+        this.onUnknownKey(o, tag.arrivedOn, sink);
+      } else if (o.verdict === Verdict.PUNT && o.reason === Reason.no_route) {
+        this.onUnrouted(o, tag.arrivedOn, sink);
+      } else {
+        this.onEngineDrop(o, tag.arrivedOn);
+      }
+    }
+    return next;
+  }
+
+  /** The engine opened every layer addressed to us: the policy decides on the contents (§3.2 step 2, §3.3). */
+  private onDelivered(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void): void {
+    const meta = this.keys.meta(o.sa);
+    const inner = addressesOf(o.packet);
+    if (!meta || !inner) {
+      this.tally.add('drop_delivered_without_sa');
+      return;
+    }
+    const layer: SkipLayer = { kind: meta.role, ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
+    const d = decide(this.place, { arrivedOn, layers: [layer], inner });
+    if (d.action === 'decap' && meta.role === 'end' && meta.peer.nsid === NSID_IPV4 && ipToU32(meta.src) !== meta.peer.address) {
+      this.careOfs.set(ipToU32(meta.src), meta.peer.address);
+    }
+    this.act(d, o.packet, sink, arrivedOn);
+  }
+
+  /** A verified Next-hop layer around a datagram the engine has no route for (a plain one: §3.2 step 2). */
+  private onUnrouted(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void): void {
+    const meta = this.keys.meta(o.sa);
+    if (!meta) {
+      this.tally.add('drop_unrouted_without_sa');
+      return;
+    }
+    const hop: SkipLayer = { kind: 'nexthop', ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
+    const next = outerLayer(o.packet);
+    const view: PacketView = next ? { arrivedOn, layers: [hop, next] } : { arrivedOn, layers: [hop], inner: addressesOf(o.packet) };
+    const d = decide(this.place, view);
+    if (d.action !== 'relay') {
+      this.act(d, o.packet, sink, arrivedOn);
+      return;
+    }
+    this.tally.add('relay');
+    // A layer for a host or care-of address: remember the route so the next packets stay in the engine.
+    if (next) this.learnRoute(`${u32ToIp(toU32(next.ip.dst))}/32`, d.nextHop);
+    if (!d.nextHop) {
+      this.transmit(o.packet);
+      return;
+    }
+    this.wrapFor(o.packet, d.nextHop, sink);
+  }
+
+  /** Replaces a verified Next-hop layer: a fresh one for `peer` around the datagram it protected (§3.1). */
+  private wrapFor(datagram: Uint8Array, peer: Sgw, sink: (job: Job) => void): void {
+    const sa = this.keys.outbound(this.nextHopRequest(peer));
+    if (sa.ok) sink({ op: Op.WRAP, packet: datagram, arg0: sa.id, tag: { kind: 'send' } });
+    else this.onKeyFailure(sa, this.sgwName(peer), peer.outside, () => this.wrapFor(datagram, peer, (job) => this.pipeline.push(job)));
+  }
+
+  /** First packet of a new packet key: derive and install the inbound SA, then run the packet again. */
+  private onUnknownKey(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void): void {
+    const job: Job = { op: Op.INBOUND, packet: o.packet, tag: { kind: 'inbound', arrivedOn } };
+    const r = this.keys.inbound(o.packet, this.suites.coverage);
+    if (r.ok) {
+      this.tally.add('sa_installed');
+      sink(job);
+      return;
+    }
+    const layer = outerLayer(o.packet);
+    if (r.reason === 'unknown_certificate' && layer) {
+      this.onKeyFailure(r, layer.skipSrc, u32ToIp(toU32(layer.ip.src)), () => this.pipeline.push(job), () => this.refuseLayer(o.packet, 'unknown-key', arrivedOn));
+      return;
+    }
+    this.tally.add(`drop_keying_${r.reason}`);
+    if (NO_KEY.has(r.reason)) this.refuseLayer(o.packet, 'unknown-key', arrivedOn);
+    else if (BAD_KEY.has(r.reason)) this.refuseLayer(o.packet, 'failed', arrivedOn);
+  }
+
+  private onEngineDrop(o: EngineOutcome<Tag>, arrivedOn: Arrival): void {
+    this.tally.add(`drop_engine_${reasonName[o.reason]}`);
+    if (o.reason === Reason.auth) this.refuseLayer(o.packet, 'failed', arrivedOn);
+  }
+
+  /** Answers a layer addressed to us that did not verify, as the policy says (code 0 or 1). */
+  private refuseLayer(datagram: Uint8Array, auth: 'failed' | 'unknown-key', arrivedOn: Arrival): void {
+    const layer = outerLayer(datagram, auth);
+    if (!layer) return;
+    const d = decide(this.place, { arrivedOn, layers: [layer] });
+    if ('icmp' in d) this.fail(d.icmp.code, d.icmp.to, datagram, arrivedOn);
+  }
+
+  // ── protecting ───────────────────────────────────────────────────────────────────────────
+
+  /** End-End layer to `end`, inside a Next-hop layer for `nextHop` when one lies between (§4.5). */
+  private protect(datagram: Uint8Array, end: EndPeer, nextHop: Sgw | undefined, sink: (job: Job) => void): void {
+    const endReq = this.endRequest(end);
+    const endSa = this.keys.outbound(endReq);
+    const retry = () => this.protect(datagram, end, nextHop, (job) => this.pipeline.push(job));
+    if (!endSa.ok) {
+      this.onKeyFailure(endSa, endReq.peer, end.kind === 'sgw' ? end.sgw.outside : end.careOf, retry);
+      return;
+    }
+    let wrapWith: number | undefined;
+    if (nextHop) {
+      const hop = this.keys.outbound(this.nextHopRequest(nextHop));
+      if (!hop.ok) {
+        this.onKeyFailure(hop, this.sgwName(nextHop), nextHop.outside, retry);
+        return;
+      }
+      wrapWith = hop.id;
+    }
+    sink({ op: Op.ENCAP, packet: datagram, arg0: endSa.id, tag: { kind: 'encap', wrapWith } });
+  }
+
+  private endRequest(end: EndPeer): OutboundRequest {
+    const base = { src: this.self.outside, role: 'end' as const, esp: this.suites.esp, ah: this.suites.endAh };
+    return end.kind === 'sgw'
+      ? { ...base, peer: this.sgwName(end.sgw), dst: end.sgw.outside }
+      : { ...base, peer: { nsid: NSID_IPV4, address: ipToU32(end.home) }, dst: end.careOf };
+  }
+
+  private nextHopRequest(peer: Sgw): OutboundRequest {
+    return { peer: this.sgwName(peer), src: this.self.outside, dst: peer.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage };
+  }
+
+  /** A missing certificate is fetched (then `retry`); any other keying failure drops, counted by reason. */
+  private onKeyFailure(r: Extract<SaLookup, { ok: false }>, peer: SkipName, ask: string, retry: () => void, refuse?: () => void): void {
+    if (r.reason !== 'unknown_certificate') {
+      this.tally.add(`drop_keying_${r.reason}`);
+      refuse?.();
+      return;
+    }
+    this.tally.add('held_for_certificate');
+    this.discovery.fetch(peer, ask, (outcome) => {
+      if (outcome.ok) {
+        retry();
+        return;
+      }
+      this.tally.add(`drop_${outcome.reason}`);
+      refuse?.();
+    });
+  }
+
+  // ── tables, output ───────────────────────────────────────────────────────────────────────
+
+  /** Next-hop routes follow the SKIP counter: a new n means new outbound SAs (and old ones expire). */
+  private refreshTables(): void {
+    const n = this.keys.keying.counter();
+    if (n === this.routesCounter) return;
+    this.routesCounter = n;
+    this.keys.expire();
+    this.installRoutes();
+  }
+
+  private learnRoute(prefix: string, via: Sgw | undefined): void {
+    if (this.learnedRoutes.has(prefix) && this.learnedRoutes.get(prefix) === via) return;
+    this.learnedRoutes.set(prefix, via);
+    this.installRoutes();
+  }
+
+  private installRoutes(): void {
+    const intents: RouteIntent[] = [...staticRoutes(this.place.map, this.self), ...[...this.learnedRoutes].map(([prefix, via]) => ({ prefix, via }))];
+    const routes = [];
+    for (const intent of intents) {
+      if (!intent.via) {
+        routes.push({ prefix: intent.prefix, sa: 0 });
+        continue;
+      }
+      // Without the peer's certificate yet, the prefix stays unrouted: the engine punts and discovery runs.
+      const sa = this.keys.outbound(this.nextHopRequest(intent.via));
+      if (sa.ok) routes.push({ prefix: intent.prefix, sa: sa.id });
+    }
+    this.engine.setRoutes(routes);
+  }
+
+  private transmit(datagram: Uint8Array): void {
+    const sent = this.host.send(datagram, { bypassHooks: true });
+    if (!sent.ok) this.tally.add(`drop_send_${sent.reason}`);
+  }
+
+  /** A failure message from our outside address (our SKIP name, which the SMN keys its Next-hop AH with). */
+  private fail(code: number, to: string, original: Uint8Array, arrivedOn: Arrival): void {
+    // A visiting SMN's home address is not routed here: answer on the link the packet came from.
+    if (arrivedOn === 'inside' && !this.place.map.isWithin(this.place.map.protectingSgw(to) ?? this.self, this.self)) this.addNeighbourRoute(to);
+    sendFailure(this.host, this.limiter, this.tally, this.self.outside, to, code, original);
+  }
+
+  private addNeighbourRoute(address: string): void {
+    const prefix = `${address}/32`;
+    this.neighbourRoutes.get(prefix)?.cancel();
+    this.host.addRoute(prefix, { iface: this.insideInterface });
+    this.neighbourRoutes.set(prefix, this.clock.setTimer(NEIGHBOUR_ROUTE_MS, () => {
+      this.neighbourRoutes.delete(prefix);
+      this.host.removeRoute(prefix);
+    }));
+  }
+
+  private isOwnAddress(address: number): boolean {
+    return address === ipToU32(this.self.inside) || address === ipToU32(this.self.outside);
+  }
+
+  private sgwName(sgw: Sgw): SkipName {
+    return { nsid: NSID_NONE, address: ipToU32(sgw.outside) };
+  }
+}

@@ -1,0 +1,326 @@
+// The security mobile node (DESIGN §2, draft §2.1, §3.2–§3.5, §4.4–§4.5): its own IPsec end and a
+// Mobile IPv4 node with a co-located care-of address. Registrations and data leave through the
+// host's output hook, which wraps them in the layers the path table says (End-End to an SGW,
+// Next-hop layers for the SGWs that asked); failure messages teach the path table; what arrives
+// in SKIP layers is opened by the engine and handed back to the host (the HA's tunnel, replies).
+import { Op, Reason, reasonName, Verdict, type Engine } from '../engine/index.js';
+import type { CertCache } from '../keys/cache.js';
+import type { Identity } from '../keys/keyfile.js';
+import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
+import { DISCOVERY_PORT } from '../keys/discovery.js';
+import type { Clock, Host, HookResult } from '../net/types.js';
+import { communicationMode } from '../topology/position.js';
+import type { Sgw, TopologyMap } from '../topology/map.js';
+import { ipToU32, u32ToIp } from '../wire/addr.js';
+import { IpProto, parseIpv4 } from '../wire/ipv4.js';
+import type { MnHaKey } from '../wire/mobileip.js';
+import { IPPROTO_SKIP, NSID_NONE } from '../wire/skip.js';
+import { parseUdpDatagram } from '../wire/udp.js';
+import { Tally } from './common/counters.js';
+import { CertificateDiscovery } from './common/discovery.js';
+import { readFailure } from './common/failure.js';
+import { NodeKeys } from './common/keys.js';
+import type { KeyLog } from './common/keylog.js';
+import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
+import { DEFAULT_SUITES, type Suites } from './common/suites.js';
+import { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport, type RegistrationClientOptions, type RegistrationEvent } from './registration.js';
+import { PathTable, type Procedure } from './smn/paths.js';
+
+/** What the SMN does with a correspondent outside every VPN-routable site (§3.5). */
+export type OutsidePolicy = 'mobile-ip' | 'direct';
+
+export interface MobileNodeOptions {
+  host: Host;
+  clock: Clock;
+  map: TopologyMap;
+  /** smn:<home address>. */
+  identity: Identity;
+  certs: CertCache;
+  engine: Engine;
+  /** The host interface that moves between networks. */
+  interface: string;
+  mnHaKey: MnHaKey;
+  /** Border-SGWs known before leaving home (§2.4), by name; default: the home network's Border-SGW. */
+  knownBorders?: string[];
+  /** 'direct' (default): End-End with the SGW the map names; 'three-step': §3.2 from a plain packet. */
+  procedure?: Procedure;
+  /** §3.5: Mobile IP without IPsec (default), or direct care-of communication. */
+  outsideCh?: OutsidePolicy;
+  suites?: Partial<Suites>;
+  keyLog?: KeyLog;
+  registration?: Partial<Pick<RegistrationClientOptions, 'lifetime' | 'initialRetransmitMs' | 'maxRetransmitMs' | 'reregisterAt'>>;
+}
+
+export type Position = { place: 'home' | 'visiting' | 'outside'; careOf: string; site?: string; vpnRoutable: boolean };
+
+type Tag = { kind: 'out'; wraps: number[] } | { kind: 'in' };
+type Job = EngineJob<Tag>;
+
+/** Packets kept per destination to re-send once a failure message has changed how they must be wrapped. */
+const RESEND_WINDOW_MS = 1000;
+const RESEND_MAX = 16;
+
+export class MobileNode {
+  readonly homeAddress: string;
+  readonly homeAgent: string;
+  private readonly host: Host;
+  private readonly clock: Clock;
+  private readonly map: TopologyMap;
+  private readonly engine: Engine;
+  private readonly iface: string;
+  private readonly suites: Suites;
+  private readonly keys: NodeKeys;
+  private readonly paths: PathTable;
+  private readonly outsideCh: OutsidePolicy;
+  private readonly pipeline: TickPipeline<Tag>;
+  private readonly discovery: CertificateDiscovery;
+  private readonly tunnel: TunnelEndpoint;
+  readonly registration: RegistrationClient;
+  private readonly tally = new Tally();
+  private readonly recent = new Map<number, { packet: Uint8Array; at: number }[]>();
+  private careOf: number;
+  private readonly removers: (() => void)[] = [];
+
+  constructor(options: MobileNodeOptions) {
+    this.host = options.host;
+    this.clock = options.clock;
+    this.map = options.map;
+    this.engine = options.engine;
+    this.iface = options.interface;
+    this.suites = { ...DEFAULT_SUITES, ...options.suites };
+    this.outsideCh = options.outsideCh ?? 'mobile-ip';
+    this.homeAddress = u32ToIp(options.identity.name.address);
+    const ha = this.map.homeAgentFor(this.homeAddress);
+    if (options.identity.name.nsid === NSID_NONE || !ha) {
+      throw new Error(`SMN identity must be smn:<home address> with an HA in map ${this.map.name} serving it; got ${this.homeAddress}`);
+    }
+    this.homeAgent = ha.address;
+    const borders = (options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]).map((name) => {
+      const sgw = this.map.sgw(name);
+      if (!sgw?.border) throw new Error(`knownBorders: '${name}' is not a Border-SGW of map ${this.map.name}`);
+      return sgw;
+    });
+    this.paths = new PathTable(this.map, options.procedure ?? 'direct', borders);
+    const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
+    this.keys = new NodeKeys(keying, this.engine, options.keyLog);
+    this.careOf = ipToU32(this.currentAddress());
+    this.paths.reset(this.careOf);
+    this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
+    this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (o) => this.handle(o), () => this.keys.expire());
+    this.discovery = new CertificateDiscovery({
+      host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => u32ToIp(this.careOf), tally: this.tally,
+    });
+    this.tunnel = new TunnelEndpoint({ host: this.host, homeAddress: this.homeAddress, homeAgent: this.homeAgent });
+    this.registration = new RegistrationClient({
+      clock: this.clock, transport: new UdpRegistrationTransport(this.host, this.homeAgent), homeAddress: this.homeAddress, homeAgent: this.homeAgent,
+      auth: options.mnHaKey, initialRetransmitMs: 500, ...options.registration,
+    });
+    this.removers.push(
+      this.host.addHook('input', (packet) => this.onInput(packet)),
+      this.host.addHook('output', (packet) => this.onOutput(packet)),
+      this.host.onDeliver((packet) => this.onDeliver(packet)),
+    );
+    if (this.careOf !== ipToU32(this.homeAddress)) this.enterForeign();
+  }
+
+  /** Where the SMN is (§4.2): at home, visiting an SGW-protected site, or outside. */
+  position(): Position {
+    const careOf = u32ToIp(this.careOf);
+    if (this.careOf === ipToU32(this.homeAddress)) return { place: 'home', careOf, site: this.map.protectingSgw(careOf)?.site.name, vpnRoutable: true };
+    const sgw = this.map.protectingSgw(careOf);
+    return sgw ? { place: 'visiting', careOf, site: sgw.site.name, vpnRoutable: sgw.vpnRoutable } : { place: 'outside', careOf, vpnRoutable: false };
+  }
+
+  /** The source address to use toward `dst`: the home address, or the care-of address for direct communication (§3.5). */
+  addressFor(dst: string): string {
+    const away = this.careOf !== ipToU32(this.homeAddress);
+    const mode = communicationMode(this.map, this.careOf, dst).mode;
+    return away && (mode === 3 || mode === 4) && this.outsideCh === 'direct' ? u32ToIp(this.careOf) : this.homeAddress;
+  }
+
+  /** Sends a datagram from this node (source: addressFor(dst)). */
+  send(datagram: Uint8Array): void {
+    const sent = this.host.send(datagram);
+    if (!sent.ok) this.tally.add(`drop_send_${sent.reason}`);
+  }
+
+  /**
+   * Handover: the interface joins `link` with `cidr`, default route via `gateway`. Back on the
+   * home address it deregisters; elsewhere it registers the new care-of address through the gateways.
+   */
+  moveTo(link: string, cidr: string, gateway?: string): void {
+    this.host.moveInterface(this.iface, link, cidr);
+    if (gateway) this.host.addRoute('0.0.0.0/0', { via: gateway });
+    this.careOf = ipToU32(this.currentAddress());
+    this.paths.reset(this.careOf);
+    this.recent.clear();
+    this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
+    if (this.careOf === ipToU32(this.homeAddress)) {
+      this.tunnel.returnHome();
+      this.registration.returnHome();
+    } else {
+      this.enterForeign();
+    }
+  }
+
+  onRegistration(listener: (event: RegistrationEvent) => void): () => void {
+    return this.registration.on(listener);
+  }
+
+  counters(): Record<string, number> {
+    return this.tally.snapshot();
+  }
+
+  close(): void {
+    for (const remove of this.removers) remove();
+    this.registration.stop();
+    this.tunnel.close();
+    this.discovery.close();
+    this.keys.close();
+  }
+
+  private enterForeign(): void {
+    const careOf = u32ToIp(this.careOf);
+    // The home address stays ours on the visited link (as a host answers for any of its addresses).
+    this.host.setProxy(this.homeAddress, this.iface, true);
+    this.tunnel.enterForeign(careOf);
+    this.registration.attach(careOf);
+  }
+
+  private currentAddress(): string {
+    const info = this.host.interfaces().find((i) => i.name === this.iface);
+    if (!info) throw new Error(`host '${this.host.name}' has no interface '${this.iface}' for the SMN`);
+    return info.address;
+  }
+
+  // ── sending ──────────────────────────────────────────────────────────────────────────────
+
+  private onOutput(packet: Uint8Array): HookResult {
+    const ip = parseIpv4(packet, 0);
+    if (!ip.ok || this.careOf === ipToU32(this.homeAddress)) return 'pass';
+    const { src, dst, protocol } = ip.header;
+    if (src !== this.careOf && src !== ipToU32(this.homeAddress)) return 'pass';
+    if (protocol === IpProto.ICMP || protocol === IPPROTO_SKIP || isDiscovery(packet)) return 'pass';
+    // §4.5.4: a correspondent on the visited network is reached directly.
+    const here = this.map.protectingSgw(this.careOf);
+    if (here && this.map.protectingSgw(dst) === here) return this.passed('pass_local');
+    const mode = communicationMode(this.map, this.careOf, dst).mode;
+    if (mode === 3 || mode === 4) return this.passed(this.outsideCh === 'direct' ? 'pass_direct_care_of' : 'pass_mobile_ip');
+    this.remember(dst, packet);
+    this.protect(packet.slice(), dst, (job) => this.pipeline.push(job));
+    return 'consumed';
+  }
+
+  private passed(note: string): HookResult {
+    this.tally.add(note);
+    return 'pass';
+  }
+
+  /** Builds the layers the path table asks for: End-End (or none), then Next-hop layers inside out. */
+  private protect(packet: Uint8Array, dst: number, sink: (job: Job) => void): void {
+    const layers = this.paths.layersFor(dst);
+    if (layers.stage === 'refused') {
+      this.tally.add('drop_visit_refused');
+      return;
+    }
+    const wraps: number[] = [];
+    for (const hop of [...layers.hops].reverse()) {
+      const sa = this.outbound({ peer: this.sgwName(hop), src: u32ToIp(this.careOf), dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, hop);
+      if (sa === undefined) return;
+      wraps.push(sa);
+    }
+    if (layers.stage === 'end' && layers.end) {
+      const end = layers.end;
+      const sa = this.outbound({ peer: this.sgwName(end), src: u32ToIp(this.careOf), dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, end);
+      if (sa === undefined) return;
+      sink({ op: Op.ENCAP, packet, arg0: sa, tag: { kind: 'out', wraps } });
+      return;
+    }
+    const first = wraps.shift();
+    if (first === undefined) {
+      this.tally.add('sent_plain');
+      this.host.send(packet, { bypassHooks: true });
+      return;
+    }
+    sink({ op: Op.WRAP, packet, arg0: first, tag: { kind: 'out', wraps } });
+  }
+
+  private outbound(req: OutboundRequest, peer: Sgw): number | undefined {
+    const r = this.keys.outbound(req);
+    if (r.ok) return r.id;
+    if (r.reason === 'unknown_certificate') {
+      this.tally.add('held_for_certificate');
+      this.discovery.fetch(req.peer, peer.outside, (outcome) => this.tally.add(outcome.ok ? 'certificate_fetched' : `drop_${outcome.reason}`));
+    } else {
+      this.tally.add(`drop_keying_${r.reason}`);
+    }
+    return undefined;
+  }
+
+  private remember(dst: number, packet: Uint8Array): void {
+    const now = this.clock.now();
+    const list = (this.recent.get(dst) ?? []).filter((p) => now - p.at <= RESEND_WINDOW_MS).slice(-(RESEND_MAX - 1));
+    list.push({ packet: packet.slice(), at: now });
+    this.recent.set(dst, list);
+  }
+
+  // ── receiving ────────────────────────────────────────────────────────────────────────────
+
+  private onInput(packet: Uint8Array): HookResult {
+    const ip = parseIpv4(packet, 0);
+    if (!ip.ok || ip.header.protocol !== IPPROTO_SKIP) return 'pass';
+    if (ip.header.dst !== this.careOf && ip.header.dst !== ipToU32(this.homeAddress)) return 'pass';
+    this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: { kind: 'in' } });
+    return 'consumed';
+  }
+
+  private handle(outcomes: EngineOutcome<Tag>[]): Job[] {
+    const next: Job[] = [];
+    for (const o of outcomes) {
+      if (o.tag.kind === 'out') {
+        if (o.verdict !== Verdict.FORWARD) this.tally.add(`drop_engine_${reasonName[o.reason]}`);
+        else if (o.tag.wraps.length > 0) next.push({ op: Op.WRAP, packet: o.packet, arg0: o.tag.wraps[0], tag: { kind: 'out', wraps: o.tag.wraps.slice(1) } });
+        else this.host.send(o.packet, { bypassHooks: true });
+        continue;
+      }
+      if (o.verdict === Verdict.DELIVER) {
+        // Only an End-End layer speaks for what it carries; a bare Next-hop layer ends at SGWs.
+        if (this.keys.meta(o.sa)?.role !== 'end') this.tally.add('drop_not_end_end');
+        else this.host.inject(o.packet);
+      } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
+        const r = this.keys.inbound(o.packet, this.suites.coverage);
+        if (r.ok) next.push({ op: Op.INBOUND, packet: o.packet, tag: o.tag });
+        else this.tally.add(`drop_keying_${r.reason}`);
+      } else {
+        this.tally.add(`drop_engine_${reasonName[o.reason]}`);
+      }
+    }
+    return next;
+  }
+
+  private onDeliver(packet: Uint8Array): void {
+    const failure = readFailure(packet);
+    if (!failure) return;
+    const { changed, note } = this.paths.onFailure(failure);
+    this.tally.add(note);
+    for (const dst of changed) {
+      const now = this.clock.now();
+      const again = (this.recent.get(dst) ?? []).filter((p) => now - p.at <= RESEND_WINDOW_MS);
+      this.recent.delete(dst);
+      for (const p of again) {
+        this.tally.add('resent_after_failure');
+        this.remember(dst, p.packet);
+        this.protect(p.packet, dst, (job) => this.pipeline.push(job));
+      }
+    }
+  }
+
+  private sgwName(sgw: Sgw) {
+    return { nsid: NSID_NONE, address: ipToU32(sgw.outside) } as const;
+  }
+}
+
+function isDiscovery(packet: Uint8Array): boolean {
+  const udp = parseUdpDatagram(packet);
+  return udp.ok && (udp.udp.dstPort === DISCOVERY_PORT || udp.udp.srcPort === DISCOVERY_PORT);
+}
