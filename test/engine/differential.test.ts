@@ -171,6 +171,24 @@ describe.each(PAIRS)('[%s→%s] differential', (sender, receiver) => {
     }
   });
 
+  it('a deeper layer with an unknown key punts the peeled datagram, naming the next-hop SA; re-injected after install it opens', () => {
+    const end = endSaPair({ suite: 'aes128gcm', ah: 'hmac-sha256-128', mode: 'skip', id: 35, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+    const hop = nexthopSaPair({ alg: 'gmac-aes128', mode: 'skip', id: 36, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+    const smn = node(sender, mirrorOf(sender), [end.out, hop.out]);
+    const sgw0 = node(receiver, mirrorOf(receiver), [hop.in], { local: [ADDR.sgw0] });
+    const inner = datagram(200);
+    const sealed = step(smn, Op.ENCAP, inner, end.out.id);
+    const wrapped = step(smn, Op.WRAP, sealed.packet, hop.out.id);
+    const punted = step(sgw0, Op.INBOUND, wrapped.packet);
+    expect({ verdict: punted.verdict, reason: punted.reason, sa: punted.sa }).toEqual({ verdict: Verdict.PUNT, reason: Reason.unknown_key, sa: hop.in.id });
+    expect(hex(punted.packet)).toBe(hex(sealed.packet));
+    sgw0.main.installSa(end.in);
+    sgw0.mirror.installSa(end.in);
+    const opened = step(sgw0, Op.INBOUND, punted.packet);
+    expectVerdict(opened, Verdict.DELIVER, end.in.id);
+    expect(hex(opened.packet)).toBe(hex(inner));
+  });
+
   it('IP-in-IP: IPIP_ENCAP identical, IPIP_DECAP and INBOUND give the datagram back', () => {
     const ha = node(sender, mirrorOf(sender), []);
     const smn = node(receiver, mirrorOf(receiver), [], { local: [ADDR.smnCoa] });

@@ -59,7 +59,7 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
     }
     afterIpip = false;
 
-    const found = findLayerSa(ctx, buf, offset, offset + h.headerLength, end, h.protocol, h.src);
+    const found = findLayerSa(ctx, buf, offset, offset + h.headerLength, end, h.protocol, h.src, lastSa);
     if ('verdict' in found) return found;
     const { sa } = found;
     const layout: AhLayout = { ipOffset: offset, ipHeaderLength: h.headerLength, skipLength: found.skipLength, coveredEnd: end };
@@ -100,10 +100,13 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
 /**
  * SKIP: parse, next header AH/ESP (bad_skip), key tuple → SA (miss: PUNT unknown_key), destination NSID/MKID,
  * Crypt/MAC algorithms.
- * Bare AH/ESP: (protocol, SPI) → SA (miss: bad_spi). Failures are outcomes for the datagram at ipOffset.
+ * Bare AH/ESP: (protocol, SPI) → SA (miss: bad_spi). Failures are outcomes for the datagram at ipOffset, naming
+ * the SA found, or else `lastSa` (the last one that authenticated the packet, 0 on the first layer).
  */
-function findLayerSa(ctx: InboundContext, buf: Uint8Array, ipOffset: number, at: number, end: number, protocol: number, outerSrc: number): LayerStart | Outcome {
-  const fail = (reason: Parameters<typeof reject>[0], sa = 0) => reject(reason, ipOffset, end - ipOffset, sa);
+function findLayerSa(
+  ctx: InboundContext, buf: Uint8Array, ipOffset: number, at: number, end: number, protocol: number, outerSrc: number, lastSa: number,
+): LayerStart | Outcome {
+  const fail = (reason: Parameters<typeof reject>[0], sa = lastSa) => reject(reason, ipOffset, end - ipOffset, sa);
   if (protocol === IPPROTO_SKIP) {
     const skip = decodeSkipHeader(buf, at, end);
     if (!skip.ok) return fail(skip.reason);
