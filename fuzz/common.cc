@@ -161,18 +161,23 @@ std::unique_ptr<EngineCore> make_relay() {
   return e;
 }
 
-std::unique_ptr<EngineCore> make_end() {
+// A few of each kind: skip and spi, with and without AH, both MACs, both coverages, MKIDs.
+static const size_t kGatewayEnd[] = {0, 1, 2, 5, 8, 10, 12, 14};
+static const size_t kGatewayNexthop[] = {0, 3, 5, 6};
+
+std::unique_ptr<EngineCore> make_end(bool every_end_sa) {
   auto e = std::make_unique<EngineCore>();
   for (size_t i = 0; i < relay_specs().size(); i++) install(*e, relay_sa(i, Direction::in));
-  for (size_t i = 0; i < end_specs().size(); i++) install(*e, end_sa(i, Direction::in));
+  if (every_end_sa) {
+    for (size_t i = 0; i < end_specs().size(); i++) install(*e, end_sa(i, Direction::in));
+  } else {
+    for (size_t i : kGatewayEnd) install(*e, end_sa(i, Direction::in));
+  }
   e->table.set_local({kEndGw});
   e->table.set_routes({{0, 0, 0}});
   return e;
 }
 
-// A few of each kind: skip and spi, with and without AH, both MACs, both coverages, MKIDs.
-static const size_t kGatewayEnd[] = {1, 5, 8, 10, 12};
-static const size_t kGatewayNexthop[] = {0, 3, 5, 6};
 
 std::unique_ptr<EngineCore> make_gateway() {
   auto e = std::make_unique<EngineCore>();

@@ -44,12 +44,12 @@ mipsec::SaConfig relay_sa(size_t i, mipsec::Direction d);
 
 // Engines. sender: every out SA. peeler: every in SA, local {G1, G2}, default route "forward as is".
 // relay (G1): in next-hop SAs, out relay SAs, local {G1}, routes to G2 through the relay SAs.
-// end (G2): in relay and end SAs, local {G2}, default route "forward as is".
+// end (G2): in relay SAs and every end SA (or only the gateway's few), local {G2}, default route "forward as is".
 // gateway: a small mixed set for raw INBOUND input (both modes, end and next-hop, relay routes).
 std::unique_ptr<mipsec::EngineCore> make_sender();
 std::unique_ptr<mipsec::EngineCore> make_peeler();
 std::unique_ptr<mipsec::EngineCore> make_relay();
-std::unique_ptr<mipsec::EngineCore> make_end();
+std::unique_ptr<mipsec::EngineCore> make_end(bool every_end_sa = true);
 std::unique_ptr<mipsec::EngineCore> make_gateway();
 
 struct Result {

@@ -1,6 +1,6 @@
 // INBOUND on raw hostile packets (docs/engine.md §5). Byte 0 picks the receiver, the rest is the packet:
 //   even: gateway G1 — a small mixed SA set (end and next-hop, skip and spi, both MACs and coverages) and
-//         relay routes towards G2;  odd: end gateway G2 — in relay SAs and every end SA.
+//         relay routes towards G2;  odd: end gateway G2 — in relay SAs and the same end SAs.
 // A fresh engine per input, so every finding reproduces from its input alone (windows start empty).
 // When G1 relays a packet, G2 must authenticate the layer G1 just added.
 #include <cstddef>
@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Bytes pkt(data + 1, data + size);
   // Tailroom 0: the slot ends where the packet ends, so ASan sees any read past the packet.
   if (at_end_gateway) {
-    auto g2 = fuzz::make_end();
+    auto g2 = fuzz::make_end(false);
     fuzz::run_op(*g2, pkt, OP_INBOUND, 0, 0, 256, 0);
     return 0;
   }
@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const fuzz::Result r = fuzz::run_op(*g1, pkt, OP_INBOUND, 0, 0, 256, 0);
   const bool relayed = r.verdict == V_FORWARD && pkt.size() >= 20 && load32(pkt.data() + 12) == fuzz::kRelayGw;
   if (relayed) {
-    auto g2 = fuzz::make_end();
+    auto g2 = fuzz::make_end(false);
     const fuzz::Result next = fuzz::run_op(*g2, pkt, OP_INBOUND, 0, 0, 256, 0);
     if (next.reason == R_AUTH && next.sa > fuzz::kInOffset && next.sa - fuzz::kInOffset >= fuzz::relay_out_id(0))
       fuzz::finding("G2 rejects the next-hop layer G1 just wrote (relay ICV wrong)");

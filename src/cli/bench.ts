@@ -1,0 +1,86 @@
+// mipsec bench micro: the data-path micro-benchmark (src/bench/micro.ts, bench/README.md).
+import { parseArgs } from 'node:util';
+import { MAX_INNER, MIN_INNER, formatTable, runMicro, type MicroOptions } from '../bench/micro.js';
+
+const TS_SHARE = 0.3;
+
+const HELP = `usage: mipsec bench micro [--json] [--seconds S] [--sizes 64,512,1400] [--runs N]
+
+Measures packets/s and Gbit/s (inner bytes) on one core for ESP encap and decap
+(AES-128-GCM), the next-hop relay with GMAC at full and headers coverage and
+with HMAC (full), on the native and the TS data path, next to
+\`openssl speed -evp aes-128-gcm -bytes N\` run in the same invocation; prints
+the ratios native/openssl and native/TS and checks the issue's targets.
+
+options:
+  --seconds S   seconds per measured run of a native cell (default 1; TS cells
+                get ${TS_SHARE} × S, openssl whole seconds, at least 1)
+  --sizes LIST  inner packet sizes in bytes, ${MIN_INNER}..${MAX_INNER} (default 64,512,1400)
+  --runs N      measured runs per cell, the median is reported (default 3)
+  --json        print only a JSON array of {"op","impl","bytes","pps","gbps"}
+  --help        this text
+
+Progress goes to stderr. See bench/README.md for how each op is fed and how to
+read the ratios.`;
+
+function usageError(message: string): number {
+  console.error(`mipsec bench: ${message}\n\n${HELP}`);
+  return 2;
+}
+
+/** The `bench` command group: only `micro` so far. */
+export async function run(_name: string, args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    console.log(HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== 'micro') return usageError(`unknown benchmark '${sub}' (only 'micro')`);
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: {
+        json: { type: 'boolean', default: false },
+        seconds: { type: 'string', default: '1' },
+        sizes: { type: 'string', default: '64,512,1400' },
+        runs: { type: 'string', default: '3' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const seconds = Number(values.seconds);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) return usageError(`--seconds must be a number in (0, 600], got '${values.seconds}'`);
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 99) return usageError(`--runs must be an integer in 1..99, got '${values.runs}'`);
+  const sizes = values.sizes.split(',').map((s) => Number(s.trim()));
+  const badSize = values.sizes.split(',').find((s, i) => !Number.isInteger(sizes[i]) || sizes[i] < MIN_INNER || sizes[i] > MAX_INNER);
+  if (badSize !== undefined) return usageError(`--sizes: '${badSize.trim()}' is not an integer in ${MIN_INNER}..${MAX_INNER}`);
+  if (new Set(sizes).size !== sizes.length) return usageError('--sizes lists a size twice');
+
+  const tty = process.stderr.isTTY;
+  let lastWidth = 0;
+  const progress = (text: string): void => {
+    if (tty) {
+      process.stderr.write(`\r${text.padEnd(lastWidth)}`);
+      lastWidth = text.length;
+    } else {
+      process.stderr.write(`${text}\n`);
+    }
+  };
+  const options: MicroOptions = { sizes, seconds, tsSeconds: seconds * TS_SHARE, runs, progress };
+  const result = await runMicro(options);
+  if (tty) process.stderr.write(`\r${' '.repeat(lastWidth)}\r`);
+  if (values.json) {
+    console.log(JSON.stringify(result.rows));
+  } else {
+    console.log(formatTable(result, options));
+  }
+  return 0;
+}
