@@ -11,7 +11,7 @@ import { IpProto, buildIpv4, internetChecksum, onesComplementSum, parseIpv4 } fr
 import { IMPLS, engineWith, hex, runOne } from './fixtures.js';
 
 type Vector = Record<string, string | number | boolean>;
-const doc = JSON.parse(readFileSync(new URL('./test-vectors.json', import.meta.url), 'utf8')) as { groups: Record<string, { vectors: Vector[] }> };
+const doc = JSON.parse(readFileSync(new URL('../fixtures/test-vectors.json', import.meta.url), 'utf8')) as { groups: Record<string, { vectors: Vector[] }> };
 const group = (name: string): Vector[] => doc.groups[name].vectors;
 const b = (v: Vector, field: string): Buffer => Buffer.from(String(v[field]), 'hex');
 const gcmSuite = (key: Buffer): EspSuite => (key.length === 16 ? 'aes128gcm' : 'aes256gcm');
