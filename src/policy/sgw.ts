@@ -271,6 +271,8 @@ function decideTransit(place: SgwPlace, packet: PacketView, layer: SkipLayer): D
       `${layer.kind} layer from ${nameText(layer.skipSrc)} leaves ${self.name}'s network without a Next-hop AH for ${self.name} (§3.2 step 1, §4.4)`);
   }
   if (!isInMyRegion(place, dst)) return { action: 'drop', reason: `${ip(dst)} is not behind ${self.name}` };
+  // An SGW that exchanges keys with no other SGW cannot ask them for a Next-hop AH: the End-End layer to its visitor is usual IP to it (§3.4).
+  if (!self.vpnRoutable) return { action: 'pass', reason: `${self.name} builds no VPNs: ${layer.kind} layer for ${ip(dst)} passes as usual IP (§3.4)` };
   return reject('need-nexthop-auth', Icmp40Code.needAuthentication, layer.ip.src,
     `${layer.kind} layer for ${ip(dst)} enters ${self.name}'s network without a Next-hop AH for ${self.name} (§3.1)`);
 }

@@ -100,7 +100,7 @@ export class MobileNode {
       if (!sgw?.border) throw new Error(`knownBorders: '${name}' is not a Border-SGW of map ${this.map.name}`);
       return sgw;
     });
-    this.paths = new PathTable(this.map, options.procedure ?? 'direct', borders);
+    this.paths = new PathTable(this.map, options.procedure ?? 'direct', borders, { sgw: ha.sgw, homeAgent: ipToU32(ha.address) });
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
     this.keys = new NodeKeys(keying, this.engine, options.keyLog);
     this.careOf = ipToU32(this.currentAddress());
@@ -205,7 +205,8 @@ export class MobileNode {
     const here = this.map.protectingSgw(this.careOf);
     if (here && this.map.protectingSgw(dst) === here) return this.passed('pass_local');
     const mode = communicationMode(this.map, this.careOf, dst).mode;
-    if (mode === 3 || mode === 4) return this.passed(this.outsideCh === 'direct' ? 'pass_direct_care_of' : 'pass_mobile_ip');
+    // §3.5: usual IP to an outside correspondent, though still with the visited site's Next-hop layers.
+    if (mode === 3 || mode === 4) this.tally.add(this.outsideCh === 'direct' || src === this.careOf ? 'usual_ip_care_of' : 'usual_ip_mobile');
     this.remember(dst, packet);
     this.protect(packet.slice(), dst, (job) => this.pipeline.push(job));
     return 'consumed';

@@ -15,8 +15,8 @@ export interface PathState {
   stage: Stage;
   /** End-End peer (stage 'end'). */
   end?: Sgw;
-  /** SGWs beyond the visited site that asked this destination's packets for a Next-hop AH. */
-  hops: Set<Sgw>;
+  /** A correspondent outside every VPN-routable site (§3.5): never more than the visited site's Next-hop layers. */
+  outside: boolean;
 }
 
 /** The layers to build, outermost Next-hop first. */
@@ -30,6 +30,8 @@ export class PathTable {
   private readonly paths = new Map<number, PathState>();
   /** SGWs enclosing the care-of address that asked for a Next-hop AH: every destination needs them. */
   private readonly firstHops = new Set<Sgw>();
+  /** SGWs further on that asked for a Next-hop AH, by what we sent through them: an End-End peer's name or a destination. */
+  private readonly laterHops = new Map<string, Set<Sgw>>();
   private careOf = 0;
 
   constructor(
@@ -37,6 +39,8 @@ export class PathTable {
     private readonly procedure: Procedure,
     /** Border-SGWs the SMN may build a VPN to from outside (§2.4), the home one first. */
     private readonly knownBorders: readonly Sgw[],
+    /** The home SGW and HA: registrations always go End-End to the home SGW (§4.4). */
+    private readonly home: { sgw: Sgw; homeAgent: number },
   ) {
     if (knownBorders.length === 0) throw new Error('an SMN needs at least one known Border-SGW (draft §2.4)');
   }
@@ -46,6 +50,7 @@ export class PathTable {
     this.careOf = careOf;
     this.paths.clear();
     this.firstHops.clear();
+    this.laterHops.clear();
   }
 
   layersFor(dst: number): Layers {
@@ -56,7 +61,7 @@ export class PathTable {
       const i = order.indexOf(s);
       return i < 0 ? order.length : i;
     };
-    const hops = [...new Set([...this.firstHops, ...state.hops])].filter((s) => s !== state.end).sort((a, b) => rank(a) - rank(b));
+    const hops = [...new Set([...this.firstHops, ...this.hopsFor(state)])].filter((s) => s !== state.end).sort((a, b) => rank(a) - rank(b));
     return { stage: state.stage, end: state.end, hops };
   }
 
@@ -70,13 +75,14 @@ export class PathTable {
     const changed: number[] = [];
     for (const p of affected) {
       if (f.code === Icmp40Code.needAuthentication) {
-        const set = enclosesUs ? this.firstHops : p.hops;
+        const set = enclosesUs ? this.firstHops : this.hopsFor(p);
         const known = set.has(sender);
         set.add(sender);
         if (p.stage === 'plain') p.stage = 'nexthop-plain';
         else if (known) continue;
       } else if (f.code === Icmp40Code.needAuthorization) {
         if (enclosesUs) p.stage = 'refused';
+        else if (p.outside) continue;
         else if (p.stage === 'end' && p.end === sender) continue;
         else {
           p.stage = 'end';
@@ -94,10 +100,23 @@ export class PathTable {
   private state(dst: number): PathState {
     let p = this.paths.get(dst);
     if (!p) {
-      p = this.procedure === 'three-step' ? { dst, stage: 'plain', hops: new Set() } : { dst, stage: 'end', end: this.initialEnd(dst), hops: new Set() };
+      const outside = !this.map.isVpnRoutable(dst);
+      if (dst === this.home.homeAgent) p = { dst, stage: 'end', end: this.home.sgw, outside };
+      else if (outside || this.procedure === 'three-step') p = { dst, stage: 'plain', outside };
+      else p = { dst, stage: 'end', end: this.initialEnd(dst), outside };
       this.paths.set(dst, p);
     }
     return p;
+  }
+
+  private hopsFor(p: PathState): Set<Sgw> {
+    const key = p.stage === 'end' && p.end ? p.end.name : `dst:${p.dst}`;
+    let set = this.laterHops.get(key);
+    if (!set) {
+      set = new Set();
+      this.laterHops.set(key, set);
+    }
+    return set;
   }
 
   /** The first End-End peer the map suggests (§4.5): the CH's own SGW when the visited site relays, else a known Border-SGW (§3.3, §3.4). */
@@ -113,7 +132,7 @@ export class PathTable {
   private targets(p: PathState): Set<number> {
     const out = new Set<number>([p.dst]);
     if (p.end) out.add(toU32(p.end.outside));
-    for (const hop of [...p.hops, ...this.firstHops]) out.add(toU32(hop.outside));
+    for (const hop of [...this.hopsFor(p), ...this.firstHops]) out.add(toU32(hop.outside));
     return out;
   }
 
