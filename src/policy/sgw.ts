@@ -34,6 +34,8 @@ export interface PacketView {
   layers: SkipLayer[];
   /** The protected datagram's IPv4 header: known for plain packets and once the end layer is opened. */
   inner?: IpPair;
+  /** The plain datagram is an ICMP Security Failure (type 40): the protocol's own signalling. */
+  securityFailure?: boolean;
 }
 
 export interface SgwPlace {
@@ -139,6 +141,8 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
       return { action: 'pass', reason: `from ${ip(dgram.src)} in the network ${self.name} sits in` };
     }
     if (!isInMyRegion(place, dgram.dst)) return { action: 'drop', reason: `${ip(dgram.dst)} is not behind ${self.name}` };
+    // A failure message is how a farther SGW tells a visiting SMN what it lacks (§3.4 step 2): it must reach it.
+    if (packet.securityFailure) return { action: 'pass', reason: `ICMP security failure from ${ip(dgram.src)} for ${ip(dgram.dst)} (§3.4)` };
     return place.plainInbound === 'pass'
       ? { action: 'pass', reason: `plain datagram from ${ip(dgram.src)} to ${ip(dgram.dst)}: usual IP allowed by site policy (§3.5)` }
       : { action: 'drop', reason: `plain datagram from outside (${ip(dgram.src)}) to protected host ${ip(dgram.dst)}: site policy drops it` };

@@ -2,7 +2,8 @@
 // outermost SKIP layer (who keyed it, next-hop or end) or the plain datagram's addresses.
 import type { SkipName } from '../../keys/names.js';
 import type { PacketView, SkipLayer } from '../../policy/sgw.js';
-import { parseIpv4 } from '../../wire/ipv4.js';
+import { ICMP_SECURITY_FAILURE } from '../../wire/icmp40.js';
+import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 
 /** The layer a datagram starts with, unchecked; undefined for a plain datagram or unreadable SKIP. */
@@ -22,7 +23,11 @@ export function outerLayer(datagram: Uint8Array, auth?: SkipLayer['auth']): Skip
 export function viewOf(datagram: Uint8Array, arrivedOn: 'inside' | 'outside'): PacketView | undefined {
   const ip = parseIpv4(datagram, 0);
   if (!ip.ok) return undefined;
-  if (ip.header.protocol !== IPPROTO_SKIP) return { arrivedOn, layers: [], inner: { src: ip.header.src, dst: ip.header.dst } };
+  if (ip.header.protocol !== IPPROTO_SKIP) {
+    const at = ip.header.headerLength;
+    const securityFailure = ip.header.protocol === IpProto.ICMP && ip.header.totalLength > at && datagram[at] === ICMP_SECURITY_FAILURE;
+    return { arrivedOn, layers: [], inner: { src: ip.header.src, dst: ip.header.dst }, securityFailure };
+  }
   const layer = outerLayer(datagram);
   return layer ? { arrivedOn, layers: [layer] } : undefined;
 }

@@ -55,6 +55,8 @@ export class PathTable {
 
   layersFor(dst: number): Layers {
     const state = this.state(dst);
+    // §3.2 step 1: an ordinary IP packet first, whatever was learned for other destinations.
+    if (state.stage === 'plain') return { stage: 'plain', hops: [] };
     const target = state.stage === 'end' && state.end ? state.end.outside : dst;
     const order = this.map.path(this.careOf, target).map((c) => c.sgw);
     const rank = (s: Sgw) => {
