@@ -22,10 +22,15 @@ cp -r "$root/binding.gyp" "$root/native" "$asan_dir/"
 ln -s "$root/node_modules" "$asan_dir/node_modules"
 echo '{ "name": "mipsec-asan", "private": true }' > "$asan_dir/package.json"
 
+# node-gyp: the project's own if installed, else the one npm bundles.
+gyp="$root/node_modules/.bin/node-gyp"
+[ -x "$gyp" ] || gyp="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
+[ -e "$gyp" ] || { echo "asan: node-gyp not found (npm install -g node-gyp)" >&2; exit 2; }
+
 echo "asan: building the addon with -fsanitize=address in $asan_dir ($cxx)" >&2
 sanitize="-fsanitize=address -fno-omit-frame-pointer -g"
 (cd "$asan_dir" && CC="$cc" CXX="$cxx" CFLAGS="$sanitize" CXXFLAGS="$sanitize" LDFLAGS="-fsanitize=address" \
-  "$root/node_modules/.bin/node-gyp" rebuild --nodedir="${npm_config_nodedir:-/usr}" --loglevel=warn >"$asan_dir/build.log" 2>&1) || {
+  node "$gyp" rebuild --nodedir="${npm_config_nodedir:-/usr}" --loglevel=warn >"$asan_dir/build.log" 2>&1) || {
   tail -40 "$asan_dir/build.log" >&2
   echo "asan: build failed (log: $asan_dir/build.log)" >&2
   exit 2

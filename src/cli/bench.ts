@@ -1,10 +1,12 @@
 // mipsec bench micro: the data-path micro-benchmark (src/bench/micro.ts, bench/README.md).
 import { parseArgs } from 'node:util';
-import { MAX_INNER, MIN_INNER, formatTable, runMicro, type MicroOptions } from '../bench/micro.js';
+import { MAX_INNER, MICRO_OPS, MIN_INNER, formatTable, runMicro, type MicroOp, type MicroOptions } from '../bench/micro.js';
+import type { EngineImpl } from '../engine/types.js';
 
 const TS_SHARE = 0.3;
 
 const HELP = `usage: mipsec bench micro [--json] [--seconds S] [--sizes 64,512,1400] [--runs N]
+                          [--ops OP,...] [--impls native,ts]
 
 Measures packets/s and Gbit/s (inner bytes) on one core for ESP encap and decap
 (AES-128-GCM), the next-hop relay with GMAC at full and headers coverage and
@@ -17,6 +19,9 @@ options:
                 get ${TS_SHARE} × S, openssl whole seconds, at least 1)
   --sizes LIST  inner packet sizes in bytes, ${MIN_INNER}..${MAX_INNER} (default 64,512,1400)
   --runs N      measured runs per cell, the median is reported (default 3)
+  --ops LIST    only these ops (default all: ${MICRO_OPS.join(', ')});
+                openssl runs when encap-aes128gcm is among them
+  --impls LIST  only these data paths (default native,ts), e.g. to profile one cell
   --json        print only a JSON array of {"op","impl","bytes","pps","gbps"}
   --help        this text
 
@@ -45,6 +50,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
         seconds: { type: 'string', default: '1' },
         sizes: { type: 'string', default: '64,512,1400' },
         runs: { type: 'string', default: '3' },
+        ops: { type: 'string', default: MICRO_OPS.join(',') },
+        impls: { type: 'string', default: 'native,ts' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -63,6 +70,12 @@ export async function run(_name: string, args: string[]): Promise<number> {
   const badSize = values.sizes.split(',').find((s, i) => !Number.isInteger(sizes[i]) || sizes[i] < MIN_INNER || sizes[i] > MAX_INNER);
   if (badSize !== undefined) return usageError(`--sizes: '${badSize.trim()}' is not an integer in ${MIN_INNER}..${MAX_INNER}`);
   if (new Set(sizes).size !== sizes.length) return usageError('--sizes lists a size twice');
+  const ops = values.ops.split(',').map((s) => s.trim());
+  const badOp = ops.find((op) => !(MICRO_OPS as readonly string[]).includes(op));
+  if (badOp !== undefined) return usageError(`--ops: unknown op '${badOp}' (one of ${MICRO_OPS.join(', ')})`);
+  const impls = values.impls.split(',').map((s) => s.trim());
+  const badImpl = impls.find((i) => i !== 'native' && i !== 'ts');
+  if (badImpl !== undefined) return usageError(`--impls: unknown data path '${badImpl}' (native or ts)`);
 
   const tty = process.stderr.isTTY;
   let lastWidth = 0;
@@ -74,7 +87,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       process.stderr.write(`${text}\n`);
     }
   };
-  const options: MicroOptions = { sizes, seconds, tsSeconds: seconds * TS_SHARE, runs, progress };
+  const options: MicroOptions = { sizes, ops: ops as MicroOp[], impls: impls as EngineImpl[], seconds, tsSeconds: seconds * TS_SHARE, runs, progress };
   const result = await runMicro(options);
   if (tty) process.stderr.write(`\r${' '.repeat(lastWidth)}\r`);
   if (values.json) {

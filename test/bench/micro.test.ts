@@ -60,13 +60,24 @@ describe('mipsec bench micro --json', () => {
     const text = out.join('\n');
     for (const op of MICRO_OPS) expect(text).toMatch(new RegExp(`^${op}\\s+64\\s`, 'm'));
     expect(text).toMatch(/nat\/ossl/);
-    expect(text).toMatch(/(MET|MISSED) +encap 1400 B ≥ 0.8 × openssl: not measured/);
+    expect(text).toMatch(/MISSED encap 1400 B ≥ 0.8 × openssl: not measured in this run/);
     expect(text).toMatch(/(MET|MISSED) +relay headers ≥ 2 Mpps at every size: 64 B [\d.]+ [Mk]pps/);
     expect(text).toMatch(/(MET|MISSED) +native ≥ 10 × TS at 64 B: encap-aes128gcm [\d.]+×/);
   });
 
+  it('measures only the cells --ops and --impls name, and says which targets it could not check', async () => {
+    const { code, out } = await bench(['micro', '--json', '--seconds', '0.01', '--runs', '1', '--sizes', '64', '--ops', 'relay-hmac-full', '--impls', 'native']);
+    expect(code).toBe(0);
+    const rows = JSON.parse(out[0]) as { op: string; impl: string; bytes: number }[];
+    expect(rows.map((r) => `${r.op}/${r.impl}/${r.bytes}`)).toEqual(['relay-hmac-full/native/64']);
+    const table = await bench(['micro', '--seconds', '0.01', '--runs', '1', '--sizes', '64', '--ops', 'relay-gmac-headers', '--impls', 'native']);
+    const text = table.out.join('\n');
+    expect(text).toMatch(/MISSED encap 1400 B ≥ 0.8 × openssl: not measured in this run/);
+    expect(text).toMatch(/native ≥ 10 × TS at 64 B: not measured in this run/);
+  });
+
   it('rejects bad options with usage and exit code 2', async () => {
-    for (const args of [['micro', '--sizes', '10'], ['micro', '--seconds', '0'], ['micro', '--runs', 'x'], ['micro', '--bogus'], ['macro']]) {
+    for (const args of [['micro', '--sizes', '10'], ['micro', '--seconds', '0'], ['micro', '--runs', 'x'], ['micro', '--bogus'], ['micro', '--ops', 'encap'], ['micro', '--impls', 'rust'], ['macro']]) {
       const { code, err } = await bench(args);
       expect(code, args.join(' ')).toBe(2);
       expect(err).toMatch(/usage: mipsec bench micro/);
