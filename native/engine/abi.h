@@ -4,7 +4,7 @@
 
 namespace mipsec {
 
-enum Op : uint32_t { OP_ENCAP = 1, OP_WRAP = 2, OP_INBOUND = 3, OP_IPIP_ENCAP = 4, OP_IPIP_DECAP = 5 };
+enum Op : uint32_t { OP_ENCAP = 1, OP_WRAP = 2, OP_INBOUND = 3, OP_IPIP_ENCAP = 4, OP_IPIP_DECAP = 5, OP_OUTBOUND = 6 };
 
 enum Verdict : uint8_t { V_NONE = 0, V_FORWARD = 1, V_DELIVER = 2, V_PUNT = 3, V_DROP = 4 };
 
@@ -38,11 +38,13 @@ enum Reason : uint8_t {
   R_DUMMY = 26,
   R_SA_MISMATCH = 27,
   R_LOOP = 28,
+  R_NO_POLICY = 29,
 };
+constexpr Reason kLastReason = R_NO_POLICY;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop.
 inline Verdict verdict_for(Reason r) {
-  return (r == R_UNKNOWN_KEY || r == R_NO_ROUTE || r == R_NOT_IPSEC) ? V_PUNT : V_DROP;
+  return (r == R_UNKNOWN_KEY || r == R_NO_ROUTE || r == R_NOT_IPSEC || r == R_NO_POLICY) ? V_PUNT : V_DROP;
 }
 
 constexpr int kCounterSlots = 64;
@@ -52,5 +54,7 @@ constexpr int kDescWords = 8;
 enum DescWord { D_OP = 0, D_ARG0 = 1, D_ARG1 = 2, D_OFFSET = 3, D_LENGTH = 4, D_VERDICT = 5, D_SA = 6, D_NEXTHOP = 7 };
 
 constexpr int kMaxLayers = 8;
+// An outbound policy's End-End layer plus at most this many next-hop layers: INBOUND can peel them all.
+constexpr int kMaxPolicyWraps = kMaxLayers - 1;
 
 }  // namespace mipsec

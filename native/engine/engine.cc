@@ -118,6 +118,7 @@ Napi::Function EngineWrap::Define(Napi::Env env) {
                          InstanceMethod<&EngineWrap::InstallSa>("installSa"),
                          InstanceMethod<&EngineWrap::RemoveSa>("removeSa"),
                          InstanceMethod<&EngineWrap::SetRoutes>("setRoutes"),
+                         InstanceMethod<&EngineWrap::SetPolicies>("setPolicies"),
                          InstanceMethod<&EngineWrap::SetLocalAddresses>("setLocalAddresses"),
                          InstanceMethod<&EngineWrap::Process>("process"),
                          InstanceMethod<&EngineWrap::ProcessAsync>("processAsync"),
@@ -162,6 +163,27 @@ Napi::Value EngineWrap::SetRoutes(const Napi::CallbackInfo& info) {
   }
   core(info.Env()).table.set_routes(routes);
   return info.Env().Undefined();
+}
+
+// policies: Uint32Array of records (network, length, sa, wrap count, wrap SA ids…), validated in src/engine/policy.ts.
+Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<uint32_t> flat = u32_array(info[0], "policies");
+  std::vector<PolicyEntry> policies;
+  for (size_t i = 0; i < flat.size();) {
+    if (flat.size() - i < 4) throw Napi::RangeError::New(env, "policy record truncated (network, length, sa, wrap count, wraps…)");
+    PolicyEntry p{flat[i], 0, flat[i + 2], 0, {}};
+    if (flat[i + 1] > 32) throw Napi::RangeError::New(env, "policy prefix length must be 0..32");
+    if (flat[i + 3] > uint32_t(kMaxPolicyWraps)) throw Napi::RangeError::New(env, "a policy has at most 7 wrap SAs");
+    p.length = uint8_t(flat[i + 1]);
+    p.wraps = uint8_t(flat[i + 3]);
+    i += 4;
+    if (flat.size() - i < p.wraps) throw Napi::RangeError::New(env, "policy record truncated (wrap SA ids missing)");
+    for (int w = 0; w < p.wraps; w++) p.wrap[w] = flat[i++];
+    policies.push_back(p);
+  }
+  core(env).table.set_policies(policies);
+  return env.Undefined();
 }
 
 Napi::Value EngineWrap::SetLocalAddresses(const Napi::CallbackInfo& info) {

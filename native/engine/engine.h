@@ -15,6 +15,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value InstallSa(const Napi::CallbackInfo& info);
   Napi::Value RemoveSa(const Napi::CallbackInfo& info);
   Napi::Value SetRoutes(const Napi::CallbackInfo& info);
+  Napi::Value SetPolicies(const Napi::CallbackInfo& info);
   Napi::Value SetLocalAddresses(const Napi::CallbackInfo& info);
   Napi::Value Process(const Napi::CallbackInfo& info);
   Napi::Value ProcessAsync(const Napi::CallbackInfo& info);

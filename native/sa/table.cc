@@ -11,16 +11,30 @@ void Tables::index() {
   id_index_.build(ids);
   spi_index_.build(std::vector<std::pair<uint64_t, Sa*>>(by_spi.begin(), by_spi.end()));
   skip_index_.build(std::vector<std::pair<SkipKey, Sa*>>(by_skip.begin(), by_skip.end()));
-  route_levels_.clear();
+  std::vector<PrefixIndex::Entry> route_entries, policy_entries;
+  for (const RouteEntry& r : routes) route_entries.push_back({r.network, r.length, r.sa});
+  for (size_t i = 0; i < policies.size(); i++) policy_entries.push_back({policies[i].network, policies[i].length, uint32_t(i)});
+  route_index_.build(route_entries);
+  policy_index_.build(policy_entries);
+}
+
+void PrefixIndex::build(const std::vector<Entry>& entries) {
+  levels_.clear();
   for (int length = 32; length >= 0; length--) {
     std::unordered_map<uint32_t, uint32_t> level;  // a later duplicate prefix wins
-    for (const RouteEntry& r : routes)
-      if (r.length == length) level[r.network] = r.sa;
+    for (const Entry& e : entries)
+      if (e.length == length) level[e.network] = e.value;
     if (level.empty()) continue;
-    RouteLevel rl{uint8_t(length), length == 0 ? 0 : ~uint32_t(0) << (32 - length), {}};
-    rl.sa_by_network.build(std::vector<std::pair<uint32_t, uint32_t>>(level.begin(), level.end()));
-    route_levels_.push_back(std::move(rl));
+    Level l{uint8_t(length), length == 0 ? 0 : ~uint32_t(0) << (32 - length), {}};
+    l.value_by_network.build(std::vector<std::pair<uint32_t, uint32_t>>(level.begin(), level.end()));
+    levels_.push_back(std::move(l));
   }
+}
+
+const uint32_t* PrefixIndex::find(uint32_t dst) const {
+  for (const Level& level : levels_)
+    if (const uint32_t* value = level.value_by_network.find(dst & level.mask)) return value;
+  return nullptr;
 }
 
 Sa* Tables::find(uint32_t id) const {
@@ -39,13 +53,14 @@ Sa* Tables::find_skip(const SkipKey& key) const {
 }
 
 bool Tables::route(uint32_t dst, uint32_t* sa) const {
-  for (const RouteLevel& level : route_levels_) {
-    if (const uint32_t* via = level.sa_by_network.find(dst & level.mask)) {
-      *sa = *via;
-      return true;
-    }
-  }
-  return false;
+  const uint32_t* via = route_index_.find(dst);
+  if (via) *sa = *via;
+  return via != nullptr;
+}
+
+const PolicyEntry* Tables::policy(uint32_t dst) const {
+  const uint32_t* i = policy_index_.find(dst);
+  return i ? &policies[*i] : nullptr;
 }
 
 bool Tables::is_local(uint32_t addr) const { return std::binary_search(local.begin(), local.end(), addr); }
@@ -109,6 +124,11 @@ bool SaTable::remove(uint32_t id) {
 void SaTable::set_routes(const std::vector<RouteEntry>& routes) {
   std::lock_guard<std::mutex> hold(writer_);
   publish([&](Tables& t) { t.routes = routes; });
+}
+
+void SaTable::set_policies(const std::vector<PolicyEntry>& policies) {
+  std::lock_guard<std::mutex> hold(writer_);
+  publish([&](Tables& t) { t.policies = policies; });
 }
 
 void SaTable::set_local(std::vector<uint32_t> addresses) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+#include "engine/abi.h"
 #include "sa/flat_index.h"
 #include "sa/sa.h"
 
@@ -19,6 +20,36 @@ struct RouteEntry {
   uint32_t sa;     // out nexthop SA to relay through, 0 = forward as is
 };
 
+// An outbound policy (docs/engine.md §4.2): destinations in network/length get ENCAP with `sa`, then WRAP
+// with each of wrap[0..wraps) (innermost first); sa 0 = bypass (forward as is).
+struct PolicyEntry {
+  uint32_t network;
+  uint8_t length;
+  uint32_t sa;
+  uint8_t wraps;
+  uint32_t wrap[kMaxPolicyWraps];
+};
+
+// Longest-prefix match over (network, length) → value, one flat hash level per prefix length in use.
+class PrefixIndex {
+ public:
+  struct Entry {
+    uint32_t network;
+    uint8_t length;
+    uint32_t value;
+  };
+  void build(const std::vector<Entry>& entries);  // a later duplicate prefix wins
+  const uint32_t* find(uint32_t dst) const;
+
+ private:
+  struct Level {
+    uint8_t length;
+    uint32_t mask;
+    FlatIndex<uint32_t, uint32_t, IntHash> value_by_network;
+  };
+  std::vector<Level> levels_;  // longest prefix first
+};
+
 // One snapshot. The maps are what the control plane edits (copied per publish); index() then builds the
 // flat indexes the packet path reads.
 struct Tables {
@@ -26,6 +57,7 @@ struct Tables {
   std::unordered_map<uint64_t, Sa*> by_spi;  // inbound, mode spi: protocol << 32 | SPI of the first header
   std::unordered_map<SkipKey, Sa*, SkipKeyHash> by_skip;  // inbound, mode skip
   std::vector<RouteEntry> routes;
+  std::vector<PolicyEntry> policies;
   std::vector<uint32_t> local;  // sorted
 
   void index();
@@ -35,18 +67,16 @@ struct Tables {
   Sa* find_skip(const SkipKey& key) const;
   // Longest-prefix match; false when no route covers dst.
   bool route(uint32_t dst, uint32_t* sa) const;
+  // Longest-prefix match over the outbound policies; null when none covers dst.
+  const PolicyEntry* policy(uint32_t dst) const;
   bool is_local(uint32_t addr) const;
 
  private:
   FlatIndex<uint32_t, Sa*, IntHash> id_index_;
   FlatIndex<uint64_t, Sa*, IntHash> spi_index_;
   FlatIndex<SkipKey, Sa*, SkipKeyHash> skip_index_;
-  struct RouteLevel {
-    uint8_t length;
-    uint32_t mask;
-    FlatIndex<uint32_t, uint32_t, IntHash> sa_by_network;
-  };
-  std::vector<RouteLevel> route_levels_;  // longest prefix first
+  PrefixIndex route_index_;   // value: the route's SA
+  PrefixIndex policy_index_;  // value: index into policies
 };
 
 class SaTable {
@@ -58,6 +88,7 @@ class SaTable {
   std::string install(const SaConfig& cfg);
   bool remove(uint32_t id);
   void set_routes(const std::vector<RouteEntry>& routes);
+  void set_policies(const std::vector<PolicyEntry>& policies);
   void set_local(std::vector<uint32_t> addresses);
   void clear();
 

@@ -15,12 +15,13 @@ OuterHeader outer_for(const Sa& sa, const Ipv4View& inner, uint32_t first_seq, u
 // Prepends IPv4 / [SKIP] / AH(next 4) for out nexthop SA `sa` to the datagram at pkt (header parsed as d).
 Outcome prepend_nexthop_layer(Sa& sa, Packet& pkt, const Ipv4View& d);
 
-// Encap (ENCAP), wrap (WRAP), inbound (INBOUND), IP-in-IP: one entry point per op.
+// Encap (ENCAP), wrap (WRAP), inbound (INBOUND), IP-in-IP, outbound (OUTBOUND): one entry point per op.
 struct Tables;
 Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id);
 Outcome xform_wrap(const Tables& t, Packet& pkt, uint32_t sa_id);
 Outcome xform_inbound(const Tables& t, Packet& pkt);
 Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst);
 Outcome xform_ipip_decap(Packet& pkt);
+Outcome xform_outbound(const Tables& t, Packet& pkt);
 
 }  // namespace mipsec

@@ -1,6 +1,7 @@
 // The native data path (native/): validates SA descriptions with clear errors, then hands them to the addon.
 import { ipToU32, parsePrefix } from '../wire/addr.js';
 import { SKIP_SPI, decodeSkipHeader } from '../wire/skip.js';
+import { checkPolicies, flattenPolicies } from './policy.js';
 import {
   COUNTER_SLOTS,
   KEY_BYTES,
@@ -9,6 +10,7 @@ import {
   type Engine,
   type EspSuite,
   type MacAlg,
+  type Policy,
   type Route,
   type SaDesc,
   type SaStats,
@@ -142,6 +144,10 @@ export class NativeEngine implements Engine {
       flat.set([prefix.network, prefix.length, route.sa], i * 3);
     });
     this.engine.setRoutes(flat);
+  }
+
+  setPolicies(policies: readonly Policy[]): void {
+    this.engine.setPolicies(flattenPolicies(checkPolicies(policies)));
   }
 
   setLocalAddresses(addresses: readonly string[]): void {

@@ -6,6 +6,7 @@ export const Op = {
   INBOUND: 3,
   IPIP_ENCAP: 4,
   IPIP_DECAP: 5,
+  OUTBOUND: 6,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 
@@ -49,6 +50,7 @@ export const Reason = {
   dummy: 26,
   sa_mismatch: 27,
   loop: 28,
+  no_policy: 29,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export type ReasonCode = (typeof Reason)[ReasonName];
@@ -138,6 +140,16 @@ export interface Route {
   sa: number;
 }
 
+/** An outbound policy (docs/engine.md §4.2): what OUTBOUND does with a datagram whose destination is in `prefix`. */
+export interface Policy {
+  /** 'a.b.c.d/len'; the longest matching prefix wins. */
+  prefix: string;
+  /** Out SA of role end to ENCAP with, or 0 for bypass (forward the datagram as it is). */
+  sa: number;
+  /** Out SAs of role nexthop to WRAP with after ENCAP, innermost first (at most MAX_LAYERS - 1). */
+  wrap?: number | readonly number[];
+}
+
 export interface SaStats {
   packets: bigint;
   bytes: bigint;
@@ -162,6 +174,8 @@ export interface Engine {
   installSa(sa: SaDesc): void;
   removeSa(id: number): void;
   setRoutes(routes: readonly Route[]): void;
+  /** Replaces the outbound policy table OUTBOUND classifies by. */
+  setPolicies(policies: readonly Policy[]): void;
   setLocalAddresses(addresses: readonly string[]): void;
   /** Runs every packet of the batch synchronously, in one call. */
   process(batch: BatchLike): void;

@@ -1,5 +1,6 @@
 // The TypeScript reference data path: docs/engine.md implemented on node:crypto, byte-identical to the native one.
 import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
+import { checkPolicies, type PolicyEntry } from '../policy.js';
 import { parseIpv4 } from '../../wire/ipv4.js';
 import {
   COUNTER_SLOTS,
@@ -10,6 +11,7 @@ import {
   Verdict,
   type BatchLike,
   type Engine,
+  type Policy,
   type Route,
   type SaDesc,
   type SaStats,
@@ -17,7 +19,7 @@ import {
 import { encapsulate } from './encap.js';
 import { inbound, type InboundContext, type RouteEntry } from './inbound.js';
 import { ipipDecap, ipipEncap } from './ipip.js';
-import { reject, type Outcome, type Slot } from './outcome.js';
+import { forward, reject, type Outcome, type Slot } from './outcome.js';
 import { SaTable } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
 
@@ -27,6 +29,8 @@ export class RefEngine implements Engine {
   private readonly counterArray = new BigUint64Array(COUNTER_SLOTS);
   /** Longest prefix first. */
   private routes: RouteEntry[] = [];
+  /** Longest prefix first. */
+  private policies: (PolicyEntry & { mask: number })[] = [];
   private locals = new Set<number>();
   private closed = false;
 
@@ -55,6 +59,12 @@ export class RefEngine implements Engine {
     });
     entries.sort((a, b) => b.length - a.length);
     this.routes = entries.map(({ network, mask, sa }) => ({ network, mask, sa }));
+  }
+
+  setPolicies(policies: readonly Policy[]): void {
+    this.assertOpen();
+    const entries = checkPolicies(policies).map((p) => ({ ...p, mask: prefixMask(p.length) }));
+    this.policies = entries.sort((a, b) => b.length - a.length);
   }
 
   setLocalAddresses(addresses: readonly string[]): void {
@@ -114,6 +124,22 @@ export class RefEngine implements Engine {
     if (this.closed) throw new Error('mipsec: this engine was closed; create a new one with createEngine()');
   }
 
+  /** OUTBOUND (docs/engine.md §2): policy lookup on the destination, then ENCAP and each WRAP. */
+  private outbound(slot: Slot, offset: number, length: number): Outcome {
+    const ip = parseIpv4(slot.buf, offset, offset + length, { allowFragments: true });
+    if (!ip.ok) return reject(ip.reason, offset, length);
+    const dst = ip.header.dst;
+    const policy = this.policies.find((p) => ((dst & p.mask) >>> 0) === p.network);
+    if (!policy) return reject('no_policy', offset, length);
+    if (policy.sa === 0) return forward(offset, ip.header.totalLength, 0, dst);
+    let o = this.runOp(Op.ENCAP, policy.sa, 0, slot, offset, length);
+    for (const w of policy.wrap) {
+      if (o.verdict !== Verdict.FORWARD) break;
+      o = this.runOp(Op.WRAP, w, 0, slot, o.offset, o.length);
+    }
+    return o.verdict === Verdict.FORWARD ? { ...o, sa: policy.sa } : o;
+  }
+
   private runOp(op: number, arg0: number, arg1: number, slot: Slot, offset: number, length: number): Outcome {
     switch (op) {
       case Op.ENCAP:
@@ -135,6 +161,8 @@ export class RefEngine implements Engine {
         return ipipEncap(slot, offset, length, arg0, arg1);
       case Op.IPIP_DECAP:
         return ipipDecap(slot, offset, length);
+      case Op.OUTBOUND:
+        return this.outbound(slot, offset, length);
       default:
         return reject('bad_descriptor', offset, length);
     }
