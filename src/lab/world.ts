@@ -45,6 +45,10 @@ export interface WorldOptions {
   startMs?: number;
   /** MN-HA key (HMAC-MD5); default a fixed lab key. */
   mnHaKey?: Uint8Array;
+  /** The organization CA; default a fresh one. */
+  ca?: { key: CaKey; cert: Certificate };
+  /** Identities to use instead of fresh ones from the lab CA, by SKIP name (negative tests: another CA, expired). */
+  identities?: Record<string, Identity>;
 }
 
 export interface World {
@@ -74,14 +78,14 @@ export function buildWorld(options: WorldOptions): World {
   const { map } = options;
   const network = new MemoryNetwork({ startMs: options.startMs });
   const nowS = Math.floor(network.clock.now() / 1000);
-  const ca = makeCa(nowS);
+  const ca = options.ca ?? makeCa(nowS);
   const keyLog = new KeyLog();
   const engines: Engine[] = [];
   const identities = new Map<string, Identity>();
   const identity = (name: string): Identity => {
     let id = identities.get(name);
     if (!id) {
-      id = makeIdentity(ca.key, name, nowS);
+      id = options.identities?.[name] ?? makeIdentity(ca.key, name, nowS);
       identities.set(name, id);
     }
     return id;
@@ -216,7 +220,7 @@ function failName(name: string): never {
   throw new Error(`no SGW named '${name}'`);
 }
 
-function makeCa(nowS: number): { key: CaKey; cert: Certificate } {
+export function makeCa(nowS: number): { key: CaKey; cert: Certificate } {
   const { key } = generateCaKey();
   const cert = issueCertificate({ subject: { nsid: NSID_CA_LABEL, label: 'mipsec lab CA' }, publicKey: key.publicKey, serial: 1n, notBefore: nowS - DAY_S, notAfter: nowS + 3650 * DAY_S }, key);
   return { key, cert };

@@ -34,8 +34,8 @@ export interface PacketView {
   layers: SkipLayer[];
   /** The protected datagram's IPv4 header: known for plain packets and once the end layer is opened. */
   inner?: IpPair;
-  /** The plain datagram is an ICMP Security Failure (type 40): the protocol's own signalling. */
-  securityFailure?: boolean;
+  /** The plain datagram is the protocol's own signalling: an ICMP Security Failure (type 40) or certificate discovery (UDP 1640). */
+  signalling?: boolean;
 }
 
 export interface SgwPlace {
@@ -141,8 +141,8 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
       return { action: 'pass', reason: `from ${ip(dgram.src)} in the network ${self.name} sits in` };
     }
     if (!isInMyRegion(place, dgram.dst)) return { action: 'drop', reason: `${ip(dgram.dst)} is not behind ${self.name}` };
-    // A failure message is how a farther SGW tells a visiting SMN what it lacks (§3.4 step 2): it must reach it.
-    if (packet.securityFailure) return { action: 'pass', reason: `ICMP security failure from ${ip(dgram.src)} for ${ip(dgram.dst)} (§3.4)` };
+    // Failure messages tell a visiting SMN what a farther SGW lacks (§3.4 step 2), discovery fetches its certificate: both must reach it.
+    if (packet.signalling) return { action: 'pass', reason: `signalling (ICMP 40 or certificate discovery) from ${ip(dgram.src)} for ${ip(dgram.dst)} (§3.4)` };
     return place.plainInbound === 'pass'
       ? { action: 'pass', reason: `plain datagram from ${ip(dgram.src)} to ${ip(dgram.dst)}: usual IP allowed by site policy (§3.5)` }
       : { action: 'drop', reason: `plain datagram from outside (${ip(dgram.src)}) to protected host ${ip(dgram.dst)}: site policy drops it` };
@@ -189,8 +189,11 @@ function unknownIdentity(place: SgwPlace, name: SkipName): string | undefined {
   return place.map.homeAgentFor(name.address) ? undefined : `MKID ${u32ToIp(name.address)} is not a home address served by any HA of network map ${place.map.name}`;
 }
 
-/** A visiting SMN's Next-hop layer, when the site does not admit that SMN (an access-control failure, RFC 2521 code 5). */
-function refusedVisitor(place: SgwPlace, layer: SkipLayer): Decision | undefined {
+/**
+ * A visiting SMN's Next-hop layer, when the site does not admit that SMN (an access-control failure, RFC 2521 code 5).
+ * Roles ask this before keying the layer: once its SA is installed, the data path relays without asking.
+ */
+export function refusedVisitor(place: SgwPlace, layer: SkipLayer): Decision | undefined {
   if (layer.kind !== 'nexthop' || layer.skipSrc.nsid === NSID_NONE || !place.admitsVisitor) return undefined;
   const home = u32ToIp(layer.skipSrc.address);
   if (isOwnSmnHome(place, home) || place.admitsVisitor(home)) return undefined;

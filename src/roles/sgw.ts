@@ -8,7 +8,7 @@ import type { Identity } from '../keys/keyfile.js';
 import { SkipKeying, type KeyingFailure, type OutboundRequest } from '../keys/keying.js';
 import { formatName, type SkipName } from '../keys/names.js';
 import type { Clock, Host, HookResult, PacketContext, Timer } from '../net/types.js';
-import { decide, type Decision, type EndPeer, type PacketView, type SgwPlace, type SkipLayer } from '../policy/sgw.js';
+import { decide, refusedVisitor, type Decision, type EndPeer, type PacketView, type SgwPlace, type SkipLayer } from '../policy/sgw.js';
 import { toU32, type Sgw, type TopologyMap } from '../topology/map.js';
 import { ipToU32, u32ToIp } from '../wire/addr.js';
 import { parseIpv4 } from '../wire/ipv4.js';
@@ -252,13 +252,20 @@ export class SecurityGateway {
   /** First packet of a new packet key: derive and install the inbound SA, then run the packet again. */
   private onUnknownKey(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void): void {
     const job: Job = { op: Op.INBOUND, packet: o.packet, tag: { kind: 'inbound', arrivedOn } };
+    const layer = outerLayer(o.packet, 'verified');
+    // Admission is decided when the layer is keyed: once its SA is installed, the engine relays on its own.
+    const refused = layer && refusedVisitor(this.place, layer);
+    if (refused && 'icmp' in refused) {
+      this.tally.add(refused.action);
+      this.fail(refused.icmp.code, refused.icmp.to, o.packet, arrivedOn);
+      return;
+    }
     const r = this.keys.inbound(o.packet, this.suites.coverage);
     if (r.ok) {
       this.tally.add('sa_installed');
       sink(job);
       return;
     }
-    const layer = outerLayer(o.packet);
     if (r.reason === 'unknown_certificate' && layer) {
       this.onKeyFailure(r, layer.skipSrc, u32ToIp(toU32(layer.ip.src)), () => this.pipeline.push(job), () => this.refuseLayer(o.packet, 'unknown-key', arrivedOn));
       return;

@@ -2,7 +2,9 @@
 // outermost SKIP layer (who keyed it, next-hop or end) or the plain datagram's addresses.
 import type { SkipName } from '../../keys/names.js';
 import type { PacketView, SkipLayer } from '../../policy/sgw.js';
+import { DISCOVERY_PORT } from '../../keys/discovery.js';
 import { ICMP_SECURITY_FAILURE } from '../../wire/icmp40.js';
+import { parseUdpDatagram } from '../../wire/udp.js';
 import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 
@@ -25,8 +27,10 @@ export function viewOf(datagram: Uint8Array, arrivedOn: 'inside' | 'outside'): P
   if (!ip.ok) return undefined;
   if (ip.header.protocol !== IPPROTO_SKIP) {
     const at = ip.header.headerLength;
-    const securityFailure = ip.header.protocol === IpProto.ICMP && ip.header.totalLength > at && datagram[at] === ICMP_SECURITY_FAILURE;
-    return { arrivedOn, layers: [], inner: { src: ip.header.src, dst: ip.header.dst }, securityFailure };
+    const failure = ip.header.protocol === IpProto.ICMP && ip.header.totalLength > at && datagram[at] === ICMP_SECURITY_FAILURE;
+    const udp = ip.header.protocol === IpProto.UDP ? parseUdpDatagram(datagram) : undefined;
+    const discovery = udp?.ok === true && (udp.udp.dstPort === DISCOVERY_PORT || udp.udp.srcPort === DISCOVERY_PORT);
+    return { arrivedOn, layers: [], inner: { src: ip.header.src, dst: ip.header.dst }, signalling: failure || discovery };
   }
   const layer = outerLayer(datagram);
   return layer ? { arrivedOn, layers: [layer] } : undefined;
