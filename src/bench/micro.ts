@@ -158,7 +158,7 @@ function decapWorkload(impl: EngineImpl, size: number): Workload {
 
 // Relay (INBOUND at G1): verify A's next-hop layer around an End-End packet for G2, replace it with G1's.
 // The new layer ends where the old one ended and the datagram under it is only read, so each slot keeps
-// one End-End packet and a refill writes a fresh layer header (IPv4 + SKIP + AH, 108 or 116 bytes: A wrapped
+// one End-End packet and a refill writes a fresh layer header (IPv4 + SKIP + AH, 108 bytes GMAC, 100 HMAC: A wrapped
 // the same packet once per round, so sequence numbers rise) and the descriptor. The setup checks that a
 // relayed slot plus a refill is byte for byte the packet A sent.
 function relayWorkload(impl: EngineImpl, size: number, op: MicroOp): Workload {
@@ -422,7 +422,7 @@ export function formatTable(result: MicroResult, o: MicroOptions): string {
     'feed ns/pkt: what refilling the batch alone costs per packet (native cells); it is inside the figures:',
     '  encap: descriptor + the 20-byte inner header (the payload is the last round\'s ciphertext, same AES-GCM work);',
     '  decap: descriptor + the whole encapsulated packet, from a pool of rounds with rising sequence numbers;',
-    '  relay: descriptor + a fresh 108/116-byte next-hop layer header (IPv4, SKIP, AH) over the same End-End packet;',
+    '  relay: descriptor + a fresh 108-byte (GMAC) or 100-byte (HMAC) next-hop layer header (IPv4, SKIP, AH) over the same End-End packet;',
     '  decap and relay reinstall the inbound SA once per pool (its replay window accepts the pool again).',
     'openssl: `openssl speed -mr -evp aes-128-gcm -bytes N` (EVP_EncryptUpdate over one buffer, user CPU time; no per-packet IV, AAD or tag).',
     '',
