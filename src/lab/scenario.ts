@@ -2,13 +2,12 @@
 // stacks expected on each link. runScenario() drives it on any world; the tests and `mipsec lab`
 // compare what it returns with `expect`.
 import type { EngineImpl } from '../engine/index.js';
-import { u32ToIp } from '../wire/addr.js';
 import { figure6Map } from './figure6.js';
 import { clearCaptures, hops, stacksByLink, type Hop } from './stacks.js';
-import { collectEchoes, probe, PROBE_PORT } from './traffic.js';
-import { buildWorld, type SmnSetup, type World, type WorldOptions } from './world.js';
-import type { TopologyMap } from '../topology/map.js';
+import { collectEchoes, probe } from './traffic.js';
 import { DISCOVERY_PORT } from '../keys/discovery.js';
+import type { TopologyMap } from '../topology/map.js';
+import { buildWorld, type SmnSetup, type World, type WorldOptions } from './world.js';
 
 export interface Scenario {
   /** The draft section the scenario shows. */
@@ -70,4 +69,3 @@ function finish(world: World, resolver: ReturnType<World['keyLog']['resolver']>,
   return { world, stacks: stacksByLink(world.network, resolver, keep), hops: hops(world.network, resolver), echoed, registered: world.smn.registration.state === 'registered' || world.smn.position().place === 'home' };
 }
 
-export { PROBE_PORT, u32ToIp };

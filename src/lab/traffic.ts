@@ -47,7 +47,7 @@ export class Flow {
 
   constructor(
     private readonly clock: Clock,
-    private readonly host: Host,
+    host: Host,
     private readonly send: (packet: Uint8Array) => void,
     private readonly source: () => string,
     private readonly dst: string,

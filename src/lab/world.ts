@@ -15,7 +15,7 @@ import { SecurityGateway } from '../roles/sgw.js';
 import { MobileNode, type OutsidePolicy } from '../roles/smn.js';
 import type { Procedure } from '../roles/smn/paths.js';
 import type { Sgw, TopologyMap } from '../topology/map.js';
-import { ipToU32, prefixMask, u32ToIp } from '../wire/addr.js';
+import { prefixMask, u32ToIp } from '../wire/addr.js';
 import { echoServer } from './traffic.js';
 
 export const INTERNET_LINK = 'internet';
@@ -237,4 +237,3 @@ export function makeIdentity(ca: CaKey, nameText: string, nowS: number, validity
   return { name: parsed.name, secretKey: pair.secretKey, publicKey: pair.publicKey, cert };
 }
 
-export { ipToU32 };

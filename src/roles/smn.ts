@@ -219,6 +219,11 @@ export class MobileNode {
 
   /** Builds the layers the path table asks for: End-End (or none), then Next-hop layers inside out. */
   private protect(packet: Uint8Array, dst: number, sink: (job: Job) => void): void {
+    const careOf = this.careOf;
+    // After a certificate fetch, the packet goes again, unless the SMN has moved meanwhile.
+    const retry = () => {
+      if (this.careOf === careOf) this.protect(packet, dst, (job) => this.pipeline.push(job));
+    };
     const layers = this.paths.layersFor(dst);
     if (layers.stage === 'refused') {
       this.tally.add('drop_visit_refused');
@@ -226,13 +231,13 @@ export class MobileNode {
     }
     const wraps: number[] = [];
     for (const hop of [...layers.hops].reverse()) {
-      const sa = this.outbound({ peer: this.sgwName(hop), src: u32ToIp(this.careOf), dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, hop);
+      const sa = this.outbound({ peer: this.sgwName(hop), src: u32ToIp(this.careOf), dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, hop, retry);
       if (sa === undefined) return;
       wraps.push(sa);
     }
     if (layers.stage === 'end' && layers.end) {
       const end = layers.end;
-      const sa = this.outbound({ peer: this.sgwName(end), src: u32ToIp(this.careOf), dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, end);
+      const sa = this.outbound({ peer: this.sgwName(end), src: u32ToIp(this.careOf), dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, end, retry);
       if (sa === undefined) return;
       sink({ op: Op.ENCAP, packet, arg0: sa, tag: { kind: 'out', wraps } });
       return;
@@ -246,12 +251,12 @@ export class MobileNode {
     sink({ op: Op.WRAP, packet, arg0: first, tag: { kind: 'out', wraps } });
   }
 
-  private outbound(req: OutboundRequest, peer: Sgw): number | undefined {
+  private outbound(req: OutboundRequest, peer: Sgw, retry: () => void): number | undefined {
     const r = this.keys.outbound(req);
     if (r.ok) return r.id;
     if (r.reason === 'unknown_certificate') {
       this.tally.add('held_for_certificate');
-      this.discovery.fetch(req.peer, peer.outside, (outcome) => this.tally.add(outcome.ok ? 'certificate_fetched' : `drop_${outcome.reason}`));
+      this.discovery.fetch(req.peer, peer.outside, (outcome) => (outcome.ok ? retry() : this.tally.add(`drop_${outcome.reason}`)));
     } else {
       this.tally.add(`drop_keying_${r.reason}`);
     }
@@ -290,8 +295,14 @@ export class MobileNode {
         else this.host.inject(o.packet);
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
         const r = this.keys.inbound(o.packet, this.suites.coverage);
+        const sender = parseIpv4(o.packet, 0);
         if (r.ok) next.push({ op: Op.INBOUND, packet: o.packet, tag: o.tag });
-        else this.tally.add(`drop_keying_${r.reason}`);
+        else if (r.reason === 'unknown_certificate' && sender.ok && this.map.sgwByAddress(sender.header.src)) {
+          // SGWs are named by their address: ask the sender for its certificate, then open the packet.
+          this.tally.add('held_for_certificate');
+          const job: Job = { op: Op.INBOUND, packet: o.packet, tag: o.tag };
+          this.discovery.fetch(this.sgwName(this.map.sgwByAddress(sender.header.src)!), u32ToIp(sender.header.src), (outcome) => (outcome.ok ? this.pipeline.push(job) : this.tally.add(`drop_${outcome.reason}`)));
+        } else this.tally.add(`drop_keying_${r.reason}`);
       } else {
         this.tally.add(`drop_engine_${reasonName[o.reason]}`);
       }

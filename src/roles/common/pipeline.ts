@@ -1,7 +1,7 @@
 // One engine call per clock tick (DESIGN §5): roles collect packets in their host hooks and flush
 // them together with a 0 ms timer; follow-up ops (WRAP after ENCAP, re-injection after an SA
 // install) run as later stages of the same flush.
-import { Batch, Op, Verdict, Reason, type Engine, type OpCode, type ReasonCode, type VerdictCode } from '../../engine/index.js';
+import { Batch, Verdict, Reason, type Engine, type OpCode, type ReasonCode, type VerdictCode } from '../../engine/index.js';
 import type { Clock } from '../../net/types.js';
 
 export interface EngineJob<T> {
@@ -86,4 +86,3 @@ export class TickPipeline<T> {
   }
 }
 
-export { Op };
