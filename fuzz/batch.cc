@@ -18,6 +18,8 @@ std::unique_ptr<EngineCore> make_engine() {
   for (size_t i = 0; i < fuzz::nexthop_specs().size(); i++) fuzz::install(*e, fuzz::nexthop_sa(i, Direction::in));
   e->table.set_local({fuzz::kRelayGw, fuzz::kEndGw});
   e->table.set_routes({{0, 0, 0}});
+  PolicyEntry everything{0, 0, fuzz::end_out_id(0), 1, {fuzz::nexthop_out_id(1)}};  // OUTBOUND: ENCAP + one WRAP
+  e->table.set_policies({everything});
   return e;
 }
 
@@ -57,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool outside = end > buffer_len || off < start || off > end || len > end - off;
     const Verdict verdict = Verdict(d[D_VERDICT] & 0xff);
     const Reason reason = Reason(d[D_VERDICT] >> 8);
-    if (verdict < V_FORWARD || verdict > V_DROP || reason > R_LOOP) fuzz::finding("verdict or reason out of range");
+    if (verdict < V_FORWARD || verdict > V_DROP || reason > kLastReason) fuzz::finding("verdict or reason out of range");
     if (outside && !(verdict == V_DROP && reason == R_BAD_DESCRIPTOR)) fuzz::finding("out-of-slot descriptor not dropped as bad_descriptor");
     if (outside) continue;
     if (d[D_OFFSET] < start || d[D_OFFSET] > end || d[D_LENGTH] > end - d[D_OFFSET]) fuzz::finding("output packet outside its slot");

@@ -89,6 +89,8 @@ int main(int argc, char** argv) {
       x[0] = 1 | 8 | (e % 2 ? 4 : 0);
       x[2] = 1 + e % 3;
       write_seed("xform", x);
+      x[0] = 1 | 16 | (e % 2 ? 8 : 0);  // the same through OUTBOUND and a policy
+      write_seed("xform", x);
     }
     for (size_t n = 0; n < fuzz::nexthop_specs().size(); n++) {
       Bytes wrapped = inner;
@@ -113,12 +115,12 @@ int main(int argc, char** argv) {
     write_seed("ipv4", tunnelled);
   }
 
-  // Batches: an ENCAP, a WRAP and an INBOUND in valid slots, one descriptor pointing into the next slot.
+  // Batches: an ENCAP, a WRAP and an OUTBOUND in valid slots, and an IPIP_ENCAP whose packet runs past its slot.
   const Bytes inner = fuzz::datagram(64, fuzz::kSender, inner_dst, 9);
   for (uint8_t slot_sel : {0, 30}) {
     const size_t slot = 64 * (2 + slot_sel);
     Bytes b{3, slot_sel, 0};
-    const uint32_t ops[4][3] = {{OP_ENCAP, fuzz::end_out_id(0), 0}, {OP_WRAP, fuzz::nexthop_out_id(1), 0}, {OP_INBOUND, 0, 0}, {OP_IPIP_ENCAP, fuzz::kSender, fuzz::kEndGw}};
+    const uint32_t ops[4][3] = {{OP_ENCAP, fuzz::end_out_id(0), 0}, {OP_WRAP, fuzz::nexthop_out_id(1), 0}, {OP_OUTBOUND, 0, 0}, {OP_IPIP_ENCAP, fuzz::kSender, fuzz::kEndGw}};
     for (size_t i = 0; i < 4; i++) {
       for (uint32_t w : ops[i]) put_le32(b, w);
       put_le32(b, uint32_t(i * slot + (i == 3 ? slot - 8 : 40)));

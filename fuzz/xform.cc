@@ -1,7 +1,9 @@
 // Outbound transforms on fuzzed inner datagrams, then INBOUND back, with a round-trip oracle.
 // Input: 6 control bytes, then the inner datagram.
 //   c0 bit0 repair the inner IPv4 header (so the ops get past the parser), bit1 keep fragment bits,
-//      bit2 IP-in-IP around everything, bit3 receive through relay G1 then G2 (else one gateway peels all)
+//      bit2 IP-in-IP around everything, bit3 receive through relay G1 then G2 (else one gateway peels all),
+//      bit4 one OUTBOUND through a policy for the inner destination instead of ENCAP + WRAPs (no ENCAP:
+//      a bypass policy, so no WRAPs either)
 //   c1 end SA for ENCAP (>= 18: no ENCAP), c2 % 4 next-hop WRAPs, c3..c5 their next-hop SAs (% 8).
 // Engines persist across inputs (sequence numbers only grow, so windows never reject a fresh packet).
 #include <cstddef>
@@ -36,18 +38,29 @@ bool ok(const fuzz::Result& r) { return r.verdict == V_FORWARD || r.verdict == V
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Cast cast;
   if (size < 6) return 0;
-  const uint8_t c0 = data[0], end_index = data[1], wraps = data[2] % 4;
+  const uint8_t c0 = data[0], end_index = data[1];
   fuzz::Bytes inner(data + 6, data + size);
   const bool repaired = (c0 & 1) && inner.size() >= kIpv4MinHeader;
   if (repaired) fuzz::repair_ipv4(inner, !(c0 & 2));
   const bool encap = end_index < fuzz::end_specs().size();
-  const bool ipip = c0 & 4, via_relay = c0 & 8;
+  const bool ipip = c0 & 4, via_relay = c0 & 8, outbound = c0 & 16;
+  const int wraps = outbound && !encap ? 0 : data[2] % 4;
+  uint32_t wrap_ids[3];
+  for (int k = 0; k < wraps; k++) wrap_ids[k] = fuzz::nexthop_out_id(data[3 + k] % fuzz::nexthop_specs().size());
 
   fuzz::Bytes pkt = inner;
   bool built = true;
-  if (encap) built = fuzz::run_op(*cast.sender, pkt, OP_ENCAP, fuzz::end_out_id(end_index)).verdict == V_FORWARD;
-  for (int k = 0; k < wraps && built; k++)
-    built = fuzz::run_op(*cast.sender, pkt, OP_WRAP, fuzz::nexthop_out_id(data[3 + k] % fuzz::nexthop_specs().size())).verdict == V_FORWARD;
+  if (outbound) {
+    if (inner.size() < kIpv4MinHeader) return 0;
+    PolicyEntry policy{load32(inner.data() + 16), 32, encap ? fuzz::end_out_id(end_index) : 0, uint8_t(wraps), {}};
+    for (int k = 0; k < wraps; k++) policy.wrap[k] = wrap_ids[k];
+    cast.sender->table.set_policies({policy});
+    built = fuzz::run_op(*cast.sender, pkt, OP_OUTBOUND).verdict == V_FORWARD;
+  } else {
+    if (encap) built = fuzz::run_op(*cast.sender, pkt, OP_ENCAP, fuzz::end_out_id(end_index)).verdict == V_FORWARD;
+    for (int k = 0; k < wraps && built; k++) built = fuzz::run_op(*cast.sender, pkt, OP_WRAP, wrap_ids[k]).verdict == V_FORWARD;
+  }
+  if (outbound && !encap && built && repaired && pkt != inner) fuzz::finding("a bypass policy changed the datagram");
   const bool loop = ipip && !encap && wraps == 0 && inner.size() >= 20 && load32(inner.data() + 12) == fuzz::kRelayGw;
   if (ipip && built) built = fuzz::run_op(*cast.sender, pkt, OP_IPIP_ENCAP, fuzz::kSender, fuzz::kRelayGw).verdict == V_FORWARD;
   // Only a headers-coverage walk looks into the inner datagram, and it may reject one that claims SKIP/AH/ESP.
