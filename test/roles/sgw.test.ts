@@ -6,7 +6,11 @@ import { figure6Map } from '../../src/lab/figure6.js';
 import { F6 } from '../../src/lab/scenarios/figure6.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { probe } from '../../src/lab/traffic.js';
-import { buildWorld, type World } from '../../src/lab/world.js';
+import { buildWorld, makeCa, makeIdentity, type World } from '../../src/lab/world.js';
+import { CertCache } from '../../src/keys/cache.js';
+import { MemoryNetwork } from '../../src/net/memory.js';
+import { Tally } from '../../src/roles/common/counters.js';
+import { CertificateDiscovery } from '../../src/roles/common/discovery.js';
 import { RateLimiter } from '../../src/roles/common/ratelimit.js';
 import { VirtualClock } from '../../src/net/clock.js';
 
@@ -69,5 +73,26 @@ describe('RateLimiter', () => {
     limiter.allow('b');
     limiter.allow('c');
     expect(limiter.allow('a')).toBe(true);
+  });
+});
+
+describe('CertificateDiscovery bounds', () => {
+  it('holds at most 64 packets per exchange and 256 exchanges; the rest fail at once with a reason', () => {
+    const net = new MemoryNetwork();
+    net.addLink('lan');
+    const host = net.addHost('a');
+    host.addInterface('eth0', 'lan', '10.0.0.1/24');
+    const nowS = Math.floor(net.clock.now() / 1000);
+    const ca = makeCa(nowS);
+    const d = new CertificateDiscovery({ host, clock: net.clock, own: makeIdentity(ca.key, 'sgw:10.0.0.1', nowS).cert, cache: new CertCache(ca.cert), localAddress: () => '10.0.0.1', tally: new Tally() });
+    const outcomes: string[] = [];
+    const record = (o: { ok: boolean; reason?: string }) => outcomes.push(o.ok ? 'ok' : o.reason!);
+    for (let i = 0; i < 70; i++) d.fetch({ nsid: 0, address: 0x0a000002 }, '10.0.0.2', record);
+    expect(outcomes).toEqual(Array(6).fill('discovery_queue_full'));
+    for (let i = 0; i < 300; i++) d.fetch({ nsid: 1, address: 0x0a010000 + i }, '10.0.0.3', record);
+    expect(outcomes.filter((o) => o === 'discovery_busy')).toHaveLength(300 - 255);
+    net.runFor(5000);
+    expect(outcomes.filter((o) => o === 'discovery_timeout')).toHaveLength(64 + 255);
+    d.close();
   });
 });

@@ -11,6 +11,10 @@ import type { Tally } from './counters.js';
 
 export type DiscoveryOutcome = { ok: true } | { ok: false; reason: string };
 
+/** Exchanges in flight at once, and packets held per exchange: forged SKIP names cannot make either grow without bound. */
+const MAX_PENDING = 256;
+const MAX_WAITERS = 64;
+
 export interface DiscoveryOptions {
   host: Host;
   clock: Clock;
@@ -46,7 +50,12 @@ export class CertificateDiscovery {
     const key = formatName(name);
     const existing = this.pending.get(key);
     if (existing) {
-      existing.waiters.push(done);
+      if (existing.waiters.length >= MAX_WAITERS) done({ ok: false, reason: 'discovery_queue_full' });
+      else existing.waiters.push(done);
+      return;
+    }
+    if (this.pending.size >= MAX_PENDING) {
+      done({ ok: false, reason: 'discovery_busy' });
       return;
     }
     const p: Pending = { name, ask, id: this.nextId++, attempt: 0, waiters: [done] };
