@@ -138,7 +138,7 @@ local function add_mkid(tree, tvb, at, nsid, bytes_field, ipv4_field, ipv6_field
     text = tostring(range:ipv6())
   else
     tree:add(bytes_field, range)
-    text = tostring(range:bytes())
+    text = range:bytes():tohex(true)
   end
   return at + len, text
 end
