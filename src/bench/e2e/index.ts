@@ -1,0 +1,247 @@
+// mipsec bench e2e: throughput and CPU cost of mipsec's data path against userspace VPN peers and
+// plain forwarding, all through the same four namespaces in the same run (bench/e2e.md).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { NetnsSession, randomSuffix, runCommand } from '../../net/netns.js';
+import { mipsecDrivers } from './mipsec.js';
+import { measureOnce, reachable, startIperfServer, UDP_PAYLOAD } from './measure.js';
+import { PATH_NAMES, waitFor, type PathDriver, type PathName } from './paths.js';
+import { openvpn, strongswan, veth, wireguardGo } from './peers.js';
+import { formatSvg, formatTables, jsonRows, ratios, summarize, type PathResult } from './report.js';
+import { buildTopology, TUNNEL_MTU, type Topology } from './topology.js';
+
+const REACH_TIMEOUT_MS = 15_000;
+
+export const HELP = `usage: mipsec bench e2e [--paths a,b,…] [--runs N] [--seconds S] [--out DIR] [--json]
+
+Builds four network namespaces, client — gwA — gwB — server, joined by veth
+pairs (198.18.0.0/15), and measures through each path between gwA and gwB:
+single-stream TCP Gbit/s and UDP ${UDP_PAYLOAD}-byte datagrams/s with iperf3, and CPU
+seconds per Gbit (the path's processes' utime+stime plus all softirq time,
+from /proc, over the TCP run). Paths run in the same session, one at a time,
+in forward order on even rounds and reversed on odd ones; medians are
+reported with their ratios to veth and to each peer. Needs root, iproute2,
+iperf3 and ping; each peer needs its own package (bench/e2e.md).
+
+paths: ${PATH_NAMES.join(', ')}
+
+options:
+  --paths LIST  paths to measure, comma-separated (default: all)
+  --runs N      measured rounds, the median is reported (default 3)
+  --seconds S   seconds per iperf3 run (default 5)
+  --out DIR     where <timestamp>.json and .svg go (default bench/results)
+  --json        print only {"rows": [{"path","version","tcp_gbps","udp_pps","cpu_s_per_gbit"}]};
+                a path that could not run has null figures and an "error"
+  --help        this text
+
+Progress goes to stderr. Everything the run creates (namespaces, daemons,
+temporary keys) is removed at the end, also on Ctrl-C.`;
+
+export interface E2eOptions {
+  paths: readonly PathName[];
+  runs: number;
+  seconds: number;
+  /** Directory for <timestamp>.json and .svg; undefined writes nothing. */
+  outDir?: string;
+  progress?: (line: string) => void;
+}
+
+export interface E2eReport {
+  meta: Record<string, unknown>;
+  results: PathResult[];
+  /** The namespace-name prefix this run used (all of them are gone when runBenchmark returns). */
+  prefix: string;
+  files?: { json: string; svg: string };
+}
+
+const DRIVERS: Record<PathName, PathDriver> = {
+  veth,
+  'wireguard-go': wireguardGo,
+  openvpn,
+  strongswan,
+  ...mipsecDrivers,
+};
+
+/** The order of round `round`: as given on even rounds, reversed on odd ones. */
+export function roundOrder<T>(paths: readonly T[], round: number): T[] {
+  return round % 2 === 0 ? [...paths] : [...paths].reverse();
+}
+
+function describe(err: unknown): string {
+  return (err as Error)?.message ?? String(err);
+}
+
+async function machineFacts(): Promise<Record<string, unknown>> {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown';
+  return {
+    kernel: (await runCommand('uname', ['-r'])).stdout.trim(),
+    cpu_model: model,
+    cpus: os.cpus().length,
+    node: process.version,
+    iperf3: (await runCommand('iperf3', ['--version'])).stdout.split('\n')[0].trim(),
+  };
+}
+
+async function checkPrerequisites(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('needs root: it creates network namespaces (run it with sudo)');
+  for (const [tool, args, pkg] of [['ip', ['-V'], 'iproute2'], ['iperf3', ['--version'], 'iperf3'], ['ping', ['-V'], 'iputils-ping']] as const) {
+    try {
+      await runCommand(tool, [...args], { timeoutMs: 5000 });
+    } catch {
+      throw new Error(`${tool} is missing: apt-get install ${pkg}`);
+    }
+  }
+}
+
+/** Brings one path up, measures it once, takes it down. */
+async function measurePath(driver: PathDriver, topo: Topology, workdir: string, seconds: number): Promise<PathResult['runs'][number]> {
+  const pathDir = fs.mkdtempSync(path.join(workdir, `${driver.name}-`));
+  const active = await driver.setup({ topo, workdir: pathDir });
+  const server = startIperfServer(topo);
+  try {
+    await waitFor(`the server to answer pings from the client through ${driver.name}`, () => reachable(topo), REACH_TIMEOUT_MS, [...active.processes, server]);
+    return await measureOnce(topo, active.processes, seconds);
+  } finally {
+    await server.stop();
+    await active.teardown();
+  }
+}
+
+export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
+  const progress = options.progress ?? (() => undefined);
+  await checkPrerequisites();
+  const results: PathResult[] = options.paths.map((name) => ({
+    path: name,
+    mode: DRIVERS[name].mode,
+    version: null,
+    tcp_gbps: null,
+    udp_pps: null,
+    cpu_s_per_gbit: null,
+    runs: [],
+  }));
+  for (const result of results) {
+    try {
+      result.version = await DRIVERS[result.path].version();
+    } catch (err) {
+      result.error = describe(err);
+      progress(`${result.path}: cannot run: ${result.error}`);
+    }
+  }
+  const started = new Date();
+  const meta: Record<string, unknown> = {
+    started: started.toISOString(),
+    ...(await machineFacts()),
+    seconds_per_run: options.seconds,
+    runs: options.runs,
+    udp_payload_bytes: UDP_PAYLOAD,
+    tunnel_mtu: TUNNEL_MTU,
+    order: 'paths in the listed order on even rounds, reversed on odd rounds; each path set up, measured once and torn down per round',
+    cpu_accounting: 'utime+stime (/proc/PID/stat) of the path processes + softirq of all CPUs (/proc/stat), over the TCP run, divided by the Gbit the server received',
+  };
+
+  const session = new NetnsSession(`mb-${randomSuffix()}`);
+  const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'mipsec-e2e-'));
+  session.onCleanup('remove work directory', async () => fs.rmSync(workdir, { recursive: true, force: true }), () => fs.rmSync(workdir, { recursive: true, force: true }));
+  try {
+    progress(`building namespaces ${session.prefix}-{client,gwa,gwb,server}`);
+    const topo = await buildTopology(session);
+    for (let round = 0; round < options.runs; round++) {
+      for (const result of roundOrder(results, round)) {
+        if (result.error) continue;
+        progress(`[${round + 1}/${options.runs}] ${result.path}: measuring ${options.seconds} s TCP + ${options.seconds} s UDP…`);
+        try {
+          const figures = await measurePath(DRIVERS[result.path], topo, workdir, options.seconds);
+          result.runs.push(figures);
+          progress(
+            `[${round + 1}/${options.runs}] ${result.path}: TCP ${figures.tcp_gbps.toFixed(3)} Gbit/s, UDP ${Math.round(figures.udp_pps)} pps, CPU ${figures.cpu_s_per_gbit.toFixed(2)} s/Gbit`,
+          );
+        } catch (err) {
+          result.error = `round ${round + 1}: ${describe(err)}`;
+          result.runs = [];
+          progress(`[${round + 1}/${options.runs}] ${result.path}: failed: ${result.error}`);
+        }
+      }
+    }
+  } finally {
+    progress('removing namespaces and daemons');
+    await session.close();
+  }
+  for (const result of results) summarize(result);
+  meta.finished = new Date().toISOString();
+
+  const report: E2eReport = { meta, results, prefix: session.prefix };
+  if (options.outDir) {
+    fs.mkdirSync(options.outDir, { recursive: true });
+    const stamp = started.toISOString().replace(/[:.]/g, '-');
+    const json = path.join(options.outDir, `${stamp}.json`);
+    const svg = path.join(options.outDir, `${stamp}.svg`);
+    const rows = jsonRows(results);
+    const full = results.map((r) => ({ ...r, ratios: r.tcp_gbps == null ? null : ratios(r, rows) }));
+    fs.writeFileSync(json, JSON.stringify({ meta, rows, paths: full }, null, 2) + '\n');
+    fs.writeFileSync(svg, formatSvg(results, `mipsec bench e2e, ${started.toISOString().slice(0, 16)}Z, ${meta.cpus} CPUs, Linux ${meta.kernel}`));
+    report.files = { json, svg };
+  }
+  return report;
+}
+
+function usageError(message: string): number {
+  console.error(`mipsec bench e2e: ${message}\n\n${HELP}`);
+  return 2;
+}
+
+/** `mipsec bench e2e [options]`: returns the exit code. */
+export async function runE2e(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        paths: { type: 'string', default: PATH_NAMES.join(',') },
+        runs: { type: 'string', default: '3' },
+        seconds: { type: 'string', default: '5' },
+        out: { type: 'string', default: path.join('bench', 'results') },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    return usageError(describe(err));
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const paths = values.paths.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const unknown = paths.find((p) => !(PATH_NAMES as readonly string[]).includes(p));
+  if (unknown !== undefined) return usageError(`--paths: unknown path '${unknown}' (one of ${PATH_NAMES.join(', ')})`);
+  if (paths.length === 0) return usageError('--paths: name at least one path');
+  if (new Set(paths).size !== paths.length) return usageError('--paths lists a path twice');
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 99) return usageError(`--runs must be an integer in 1..99, got '${values.runs}'`);
+  const seconds = Number(values.seconds);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return usageError(`--seconds must be an integer in 1..600 (iperf3 -t), got '${values.seconds}'`);
+
+  let report: E2eReport;
+  try {
+    report = await runBenchmark({
+      paths: paths as PathName[],
+      runs,
+      seconds,
+      outDir: values.out,
+      progress: (line) => process.stderr.write(`${line}\n`),
+    });
+  } catch (err) {
+    console.error(`mipsec bench e2e: ${describe(err)}`);
+    return 1;
+  }
+  if (values.json) {
+    console.log(JSON.stringify({ rows: jsonRows(report.results) }));
+  } else {
+    console.log(formatTables(report.results));
+    if (report.files) console.log(`\nwritten: ${report.files.json}\n         ${report.files.svg}`);
+  }
+  return 0;
+}

@@ -1,0 +1,149 @@
+// One measurement of one path: a single-stream TCP run and a UDP run with iperf3 (client → server
+// through the gateways), and the CPU the path spent during the TCP run, read from /proc:
+//   utime + stime of the path's processes (/proc/PID/stat, all their threads)
+//   + softirq time of all CPUs (/proc/stat), where the kernel forwards and where TUN/UDP/veth
+//   receive work lands.
+// iperf3's own CPU time is not counted: it is the same load on every path.
+import fs from 'node:fs';
+import { CommandError, runCommand, type ManagedProcess } from '../../net/netns.js';
+import { PLAN, type Topology } from './topology.js';
+
+export const UDP_PAYLOAD = 1400;
+/** iperf3's target rate for UDP: far above what any path carries, so the sender runs flat out. */
+const UDP_TARGET = '10G';
+const IPERF_PORT = 5201;
+
+export interface RunFigures {
+  tcp_gbps: number;
+  /** Bits the server received in the TCP run, in Gbit. */
+  tcp_gbit: number;
+  tcp_retransmits: number | null;
+  udp_pps: number;
+  udp_sent_pps: number;
+  /** CPU seconds counted during the TCP run (processes + softirq). */
+  cpu_s: number;
+  cpu_process_s: number;
+  cpu_softirq_s: number;
+  cpu_s_per_gbit: number;
+}
+
+let clockTicks: number | undefined;
+
+/** USER_HZ, the unit of /proc times. */
+async function ticksPerSecond(): Promise<number> {
+  if (clockTicks === undefined) {
+    const value = Number((await runCommand('getconf', ['CLK_TCK'])).stdout.trim());
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`getconf CLK_TCK printed '${value}', expected a positive integer`);
+    clockTicks = value;
+  }
+  return clockTicks;
+}
+
+/** utime + stime of a process in ticks; /proc/PID/stat field 2 may hold spaces, so parse after its last ')'. */
+export function processTicks(statText: string): number {
+  const close = statText.lastIndexOf(')');
+  if (close < 0) throw new Error('unreadable /proc/PID/stat: no command name');
+  const fields = statText.slice(close + 2).split(' ');
+  // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error('unreadable /proc/PID/stat: utime/stime');
+  return utime + stime;
+}
+
+/** The softirq column of the aggregate "cpu" line of /proc/stat, in ticks. */
+export function softirqTicks(procStat: string): number {
+  const line = procStat.split('\n').find((l) => l.startsWith('cpu '));
+  const value = Number(line?.trim().split(/\s+/)[7]);
+  if (!line || !Number.isFinite(value)) throw new Error('unreadable /proc/stat: no softirq column on the cpu line');
+  return value;
+}
+
+interface CpuSample {
+  processes: number;
+  softirq: number;
+}
+
+function sampleCpu(processes: readonly ManagedProcess[]): CpuSample {
+  let total = 0;
+  for (const p of processes) {
+    if (!p.running || p.pid === undefined) throw new Error(`${p.label} is not running: ${p.recentOutput().trim().split('\n').slice(-2).join(' | ')}`);
+    total += processTicks(fs.readFileSync(`/proc/${p.pid}/stat`, 'utf8'));
+  }
+  return { processes: total, softirq: softirqTicks(fs.readFileSync('/proc/stat', 'utf8')) };
+}
+
+/** Runs the iperf3 client in the client namespace and returns its parsed JSON report. */
+async function iperf(topo: Topology, args: string[], seconds: number): Promise<any> {
+  const argv = ['-c', PLAN.server.addr, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...args];
+  let stdout: string;
+  try {
+    ({ stdout } = await topo.session.exec(topo.client, 'iperf3', argv, { timeoutMs: (seconds + 20) * 1000 }));
+  } catch (err) {
+    if (!(err instanceof CommandError)) throw err;
+    const reported = safeJson(err.stdout)?.error;
+    throw new Error(`iperf3 ${args.join(' ') || '(TCP)'}: ${reported ?? err.message}`);
+  }
+  const report = safeJson(stdout);
+  if (!report?.end) throw new Error(`iperf3 printed no report: ${stdout.slice(0, 200)}`);
+  return report;
+}
+
+function safeJson(text: string): any {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts the iperf3 server for one path's measurements. */
+export function startIperfServer(topo: Topology): ManagedProcess {
+  return topo.session.spawn(topo.server, 'iperf3 server', 'iperf3', ['-s', '-B', PLAN.server.addr, '-p', String(IPERF_PORT)]);
+}
+
+/** True once the server answers a ping from the client (the path carries packets). */
+export async function reachable(topo: Topology): Promise<boolean> {
+  try {
+    await topo.session.exec(topo.client, 'ping', ['-c', '1', '-W', '1', '-q', PLAN.server.addr], { timeoutMs: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function measureOnce(topo: Topology, processes: readonly ManagedProcess[], seconds: number): Promise<RunFigures> {
+  const hz = await ticksPerSecond();
+  const before = sampleCpu(processes);
+  const tcp = await iperf(topo, [], seconds);
+  const after = sampleCpu(processes);
+  const received = tcp.end.sum_received;
+  if (!received || !(received.bytes > 0)) throw new Error('TCP: the server received nothing');
+  const tcpGbit = (received.bytes * 8) / 1e9;
+  const cpuProcess = (after.processes - before.processes) / hz;
+  const cpuSoftirq = (after.softirq - before.softirq) / hz;
+
+  const udp = await iperf(topo, ['-u', '-l', String(UDP_PAYLOAD), '-b', UDP_TARGET], seconds);
+  const { received: udpReceived, sent: udpSent, seconds: udpSeconds } = udpCounts(udp);
+  return {
+    tcp_gbps: (received.bytes * 8) / received.seconds / 1e9,
+    tcp_gbit: tcpGbit,
+    tcp_retransmits: tcp.end.sum_sent?.retransmits ?? null,
+    udp_pps: udpReceived / udpSeconds,
+    udp_sent_pps: udpSent / udpSeconds,
+    cpu_s: cpuProcess + cpuSoftirq,
+    cpu_process_s: cpuProcess,
+    cpu_softirq_s: cpuSoftirq,
+    cpu_s_per_gbit: (cpuProcess + cpuSoftirq) / tcpGbit,
+  };
+}
+
+/** Datagrams the server received and the client sent; iperf3 ≥ 3.11 reports both sides in end.sum_received / sum_sent. */
+export function udpCounts(report: any): { received: number; sent: number; seconds: number } {
+  const rx = report.end.sum_received ?? report.end.sum;
+  const tx = report.end.sum_sent ?? report.end.sum;
+  if (!rx || typeof rx.packets !== 'number' || typeof rx.lost_packets !== 'number' || !(rx.seconds > 0)) {
+    throw new Error('UDP: iperf3 report lacks packets/lost_packets/seconds');
+  }
+  return { received: Math.max(0, rx.packets - rx.lost_packets), sent: tx.packets, seconds: rx.seconds };
+}

@@ -1,0 +1,64 @@
+// What every measured path provides: how to read its version, how to bring it up between gwA and
+// gwB, which processes carry its data plane (their CPU time is counted), and how to take it down.
+import type { ManagedProcess } from '../../net/netns.js';
+import type { Topology } from './topology.js';
+
+export const PATH_NAMES = ['veth', 'mipsec-skip', 'mipsec-spi', 'mipsec-ts', 'wireguard-go', 'openvpn', 'strongswan'] as const;
+export type PathName = (typeof PATH_NAMES)[number];
+
+/** The userspace VPNs mipsec is compared against. */
+export const PEER_NAMES: readonly PathName[] = ['wireguard-go', 'openvpn', 'strongswan'];
+
+export interface PathContext {
+  topo: Topology;
+  /** A private directory for this path's keys and configs (mode 0700, removed at the end). */
+  workdir: string;
+}
+
+export interface ActivePath {
+  /** The processes whose utime+stime is this path's CPU cost (none for plain forwarding). */
+  processes: readonly ManagedProcess[];
+  /** Stops the processes and removes the routes and devices the path added. */
+  teardown(): Promise<void>;
+}
+
+export interface PathDriver {
+  name: PathName;
+  /** What exactly runs, for the table: protocol, cipher, mode. */
+  mode: string;
+  /** The version of what runs; rejects with the reason when it is not installed. */
+  version(): Promise<string>;
+  setup(ctx: PathContext): Promise<ActivePath>;
+}
+
+/** Polls `check` every 100 ms until it returns true; fails with `what` (and the daemons' output) on timeout or a daemon's exit. */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  daemons: readonly ManagedProcess[] = [],
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dead = daemons.find((d) => !d.running);
+    if (dead) throw new Error(`${dead.label} exited (${describeExit(dead)}) while waiting for ${what}: ${tail(dead.recentOutput())}`);
+    if (await check()) return;
+    if (Date.now() > deadline) {
+      const logs = daemons.map((d) => `${d.label}: ${tail(d.recentOutput())}`).join(' / ');
+      throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${logs ? ` (${logs})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function describeExit(p: ManagedProcess): string {
+  const s = p.exitStatus;
+  if (!s) return 'not started';
+  return s.signal ? `signal ${s.signal}` : `exit ${s.code}`;
+}
+
+/** The last few lines of a daemon's output, for an error message. */
+export function tail(text: string, lines = 4): string {
+  const kept = text.trim().split('\n').slice(-lines).join(' | ');
+  return kept || '(no output)';
+}

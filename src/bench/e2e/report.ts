@@ -1,0 +1,182 @@
+// Medians, ratios, the printed tables and the SVG bar chart of an e2e run.
+import { PEER_NAMES, type PathName } from './paths.js';
+import type { RunFigures } from './measure.js';
+
+/** The `--json` row. Figures are medians; null when the path could not run (then `error` says why). */
+export interface E2eRow {
+  path: PathName;
+  version: string | null;
+  tcp_gbps: number | null;
+  udp_pps: number | null;
+  cpu_s_per_gbit: number | null;
+  error?: string;
+}
+
+/** Everything known about one path, written to bench/results/<timestamp>.json. */
+export interface PathResult extends E2eRow {
+  mode: string;
+  runs: RunFigures[];
+}
+
+export const METRICS = ['tcp_gbps', 'udp_pps', 'cpu_s_per_gbit'] as const;
+export type Metric = (typeof METRICS)[number];
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error('median of no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Fills the medians of a path that ran at least once. */
+export function summarize(result: PathResult): void {
+  if (result.runs.length === 0) return;
+  result.tcp_gbps = median(result.runs.map((r) => r.tcp_gbps));
+  result.udp_pps = median(result.runs.map((r) => r.udp_pps));
+  result.cpu_s_per_gbit = median(result.runs.map((r) => r.cpu_s_per_gbit));
+}
+
+/** ratio[metric][against] = this path's median / that path's median (null if either is missing). */
+export type Ratios = Record<Metric, Partial<Record<PathName, number | null>>>;
+
+export function ratios(row: E2eRow, rows: readonly E2eRow[]): Ratios {
+  const against = ['veth' as PathName, ...PEER_NAMES].filter((p) => rows.some((r) => r.path === p));
+  const out = {} as Ratios;
+  for (const metric of METRICS) {
+    out[metric] = {};
+    for (const name of against) {
+      const other = rows.find((r) => r.path === name)?.[metric];
+      const own = row[metric];
+      out[metric][name] = own != null && other != null && other > 0 ? own / other : null;
+    }
+  }
+  return out;
+}
+
+export function jsonRows(results: readonly PathResult[]): E2eRow[] {
+  return results.map((r) => {
+    const row: E2eRow = { path: r.path, version: r.version, tcp_gbps: r.tcp_gbps, udp_pps: r.udp_pps, cpu_s_per_gbit: r.cpu_s_per_gbit };
+    if (r.error) row.error = r.error;
+    return row;
+  });
+}
+
+function fmt(value: number | null | undefined, digits: number): string {
+  return value == null ? '—' : value.toFixed(digits);
+}
+
+function ratioText(value: number | null | undefined): string {
+  return value == null ? '—' : `${value >= 10 ? value.toFixed(0) : value >= 1 ? value.toFixed(1) : value.toFixed(2)}×`;
+}
+
+function renderTable(header: string[], body: string[][], rightAlignFrom: number): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i >= rightAlignFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+const SHORT: Record<PathName, string> = {
+  veth: 'veth',
+  'mipsec-skip': 'skip',
+  'mipsec-spi': 'spi',
+  'mipsec-ts': 'ts',
+  'wireguard-go': 'wg',
+  openvpn: 'ovpn',
+  strongswan: 'swan',
+};
+
+/** The main table (medians) and the ratio table (each figure against veth and each peer). */
+export function formatTables(results: readonly PathResult[]): string {
+  const rows = jsonRows(results);
+  const main = renderTable(
+    ['path', 'version', 'TCP Gbit/s', '× veth', 'UDP pps', 'CPU s/Gbit', 'runs'],
+    results.map((r) => [
+      r.path,
+      r.version ?? '—',
+      fmt(r.tcp_gbps, 3),
+      ratioText(ratios(r, rows).tcp_gbps.veth),
+      r.udp_pps == null ? '—' : Math.round(r.udp_pps).toString(),
+      fmt(r.cpu_s_per_gbit, 2),
+      String(r.runs.length),
+    ]),
+    2,
+  );
+  const against = (['veth', ...PEER_NAMES] as PathName[]).filter((p) => rows.some((r) => r.path === p));
+  const ratioHeader = ['path', ...METRICS.flatMap((m) => against.map((a) => `${m === 'tcp_gbps' ? 'TCP' : m === 'udp_pps' ? 'UDP' : 'CPU'}/${SHORT[a]}`))];
+  const ratioTable = renderTable(
+    ratioHeader,
+    results.map((r) => {
+      const q = ratios(r, rows);
+      return [r.path, ...METRICS.flatMap((m) => against.map((a) => ratioText(q[m][a])))];
+    }),
+    1,
+  );
+  const modes = results.map((r) => `  ${r.path}: ${r.mode}`).join('\n');
+  const errors = results.filter((r) => r.error).map((r) => `  ${r.path}: ${r.error}`);
+  return [
+    main,
+    '',
+    'Ratios of medians (TCP and UDP: higher is better; CPU s/Gbit: lower is better):',
+    ratioTable,
+    '',
+    'What runs on each path:',
+    modes,
+    ...(errors.length ? ['', 'Paths that could not run:', ...errors] : []),
+  ].join('\n');
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const PALETTE: Record<PathName, string> = {
+  veth: '#9e9e9e',
+  'mipsec-skip': '#1b5e20',
+  'mipsec-spi': '#2e7d32',
+  'mipsec-ts': '#81c784',
+  'wireguard-go': '#1565c0',
+  openvpn: '#ef6c00',
+  strongswan: '#6a1b9a',
+};
+
+/** Three horizontal bar panels (TCP Gbit/s, UDP kpps, CPU s/Gbit), linear scales, each bar labelled with its value. */
+export function formatSvg(results: readonly PathResult[], title: string): string {
+  const panels: { metric: Metric; label: string; scale: number; digits: number }[] = [
+    { metric: 'tcp_gbps', label: 'single-stream TCP, Gbit/s (higher is better)', scale: 1, digits: 3 },
+    { metric: 'udp_pps', label: 'UDP 1400-byte datagrams received, kpps (higher is better)', scale: 1e-3, digits: 1 },
+    { metric: 'cpu_s_per_gbit', label: 'CPU seconds per Gbit of TCP (lower is better)', scale: 1, digits: 2 },
+  ];
+  const barH = 18;
+  const gap = 6;
+  const labelW = 110;
+  const chartW = 520;
+  const valueW = 120;
+  const panelH = 28 + results.length * (barH + gap) + 10;
+  const width = labelW + chartW + valueW;
+  const height = 40 + panels.length * panelH;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="10" y="22" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+  panels.forEach((panel, p) => {
+    const top = 40 + p * panelH;
+    const values = results.map((r) => (r[panel.metric] == null ? null : (r[panel.metric] as number) * panel.scale));
+    const max = Math.max(...values.map((v) => v ?? 0), 1e-12);
+    parts.push(`<text x="10" y="${top + 14}" font-weight="bold">${escapeXml(panel.label)}</text>`);
+    results.forEach((r, i) => {
+      const y = top + 24 + i * (barH + gap);
+      const v = values[i];
+      parts.push(`<text x="${labelW - 6}" y="${y + barH - 5}" text-anchor="end">${escapeXml(r.path)}</text>`);
+      if (v == null) {
+        parts.push(`<text x="${labelW + 4}" y="${y + barH - 5}" fill="#b00020">did not run</text>`);
+        return;
+      }
+      const w = Math.max(1, (v / max) * chartW);
+      parts.push(`<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${PALETTE[r.path]}"/>`);
+      parts.push(`<text x="${(labelW + w + 4).toFixed(1)}" y="${y + barH - 5}">${v.toFixed(panel.digits)}</text>`);
+    });
+  });
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
