@@ -101,6 +101,8 @@ describe('hostile SKIP headers: expert info, never a Lua error', () => {
     [o.ver ?? 0x10, o.src ?? 0, o.dst ?? 0, o.next ?? 51, 0, 0, 0x43, 0x20, o.kij ?? 250, o.crypt ?? 0, o.mac ?? 251, o.comp ?? 0];
   const kp = new Array(40).fill(0xaa);
   const cases: [string, number[], string, string][] = [
+    // Wireshark's IPv4 dissector does not hand an empty payload on: nothing to check but that nothing breaks.
+    ['no bytes', [], 'raw:ip', ''],
     ['3 bytes', [0x10, 0, 0], 'raw:ip:skip', 'SKIP header truncated: 3 of 12 fixed bytes'],
     ['version 2', fixed({ ver: 0x20 }), 'raw:ip:skip', 'SKIP version 2, expected 1'],
     ['NSID 12', fixed({ src: 12 }), 'raw:ip:skip', 'Unknown NSID: MKID length unknown'],
