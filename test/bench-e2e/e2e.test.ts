@@ -1,0 +1,156 @@
+// mipsec bench e2e: the harness on the veth path for real (root, iproute2, iperf3, ping — as in CI),
+// plus the pieces that need no namespaces: /proc parsing, medians, ratios, order, arguments, SVG.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { listNamespaces, NetnsSession, randomSuffix } from '../../src/net/netns.js';
+import { roundOrder, runE2e } from '../../src/bench/e2e/index.js';
+import { processTicks, softirqTicks, udpCounts } from '../../src/bench/e2e/measure.js';
+import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
+import { formatSvg, formatTables, median, ratios, type PathResult } from '../../src/bench/e2e/report.js';
+
+const ROW_KEYS = ['cpu_s_per_gbit', 'path', 'tcp_gbps', 'udp_pps', 'version'];
+
+async function ourNamespaces(): Promise<string[]> {
+  return (await listNamespaces()).filter((n) => n.startsWith('mb-'));
+}
+
+describe('bench e2e on the veth path (real namespaces)', () => {
+  const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-test-'));
+  afterEach(() => vi.restoreAllMocks());
+
+  it('prints exactly {rows: [...]} with --json, writes JSON + SVG, and leaves no namespace behind', async () => {
+    const before = new Set(await ourNamespaces());
+    const printed: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((text: string) => void printed.push(text));
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+
+    const code = await runE2e(['--paths', 'veth', '--runs', '1', '--seconds', '1', '--json', '--out', outDir]);
+    expect(code).toBe(0);
+
+    expect(printed).toHaveLength(1);
+    const out = JSON.parse(printed[0]);
+    expect(Object.keys(out)).toEqual(['rows']);
+    expect(out.rows).toHaveLength(1);
+    const row = out.rows[0];
+    expect(Object.keys(row).sort()).toEqual(ROW_KEYS);
+    expect(row.path).toBe('veth');
+    expect(row.version).toMatch(/^Linux \S+/);
+    expect(row.tcp_gbps).toBeGreaterThan(0.05);
+    expect(row.udp_pps).toBeGreaterThan(1000);
+    expect(row.cpu_s_per_gbit).toBeGreaterThanOrEqual(0);
+
+    const files = fs.readdirSync(outDir).sort();
+    expect(files.filter((f) => f.endsWith('.json'))).toHaveLength(1);
+    expect(files.filter((f) => f.endsWith('.svg'))).toHaveLength(1);
+    const written = JSON.parse(fs.readFileSync(path.join(outDir, files.find((f) => f.endsWith('.json'))!), 'utf8'));
+    expect(written.rows).toEqual(out.rows);
+    expect(written.paths[0].runs).toHaveLength(1);
+    expect(written.meta.seconds_per_run).toBe(1);
+    const svg = fs.readFileSync(path.join(outDir, files.find((f) => f.endsWith('.svg'))!), 'utf8');
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.match(/<rect /g)?.length).toBe(1 + 3); // background + one bar per panel
+
+    const leftovers = (await ourNamespaces()).filter((n) => !before.has(n));
+    expect(leftovers).toEqual([]);
+  }, 120_000);
+
+  it('refuses bad arguments with exit code 2 and names the flag', async () => {
+    const errors: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((text: string) => void errors.push(text));
+    expect(await runE2e(['--paths', 'veth,bogus'])).toBe(2);
+    expect(errors.join('\n')).toMatch(/--paths: unknown path 'bogus'/);
+    expect(await runE2e(['--runs', '0'])).toBe(2);
+    expect(errors.join('\n')).toMatch(/--runs must be an integer/);
+    expect(await runE2e(['--seconds', '1.5'])).toBe(2);
+    expect(errors.join('\n')).toMatch(/--seconds must be an integer/);
+    expect(await runE2e(['--paths', 'veth,veth'])).toBe(2);
+  });
+});
+
+describe('NetnsSession', () => {
+  it('removes its namespaces and stops its processes on close, and only touches its own namespaces', async () => {
+    const session = new NetnsSession(`mb-t${randomSuffix()}`);
+    const ns = await session.addNamespace('one');
+    const sleeper = session.spawn(ns, 'sleep', 'sleep', ['300']);
+    await expect(session.ip('mb-not-ours', ['link', 'show'])).rejects.toThrow(/was not created by session/);
+    expect(await listNamespaces()).toContain(ns);
+    let undone = false;
+    session.onCleanup('flag', async () => {
+      undone = true;
+    });
+    await session.close();
+    expect(sleeper.running).toBe(false);
+    expect(undone).toBe(true);
+    expect(await listNamespaces()).not.toContain(ns);
+    await expect(session.addNamespace('two')).rejects.toThrow(/is closed/);
+  });
+
+  it('rejects interface names Linux would refuse', async () => {
+    const session = new NetnsSession(`mb-t${randomSuffix()}`);
+    try {
+      const a = await session.addNamespace('a');
+      const b = await session.addNamespace('b');
+      await expect(session.addVeth(a, 'x'.repeat(16), b, 'y')).rejects.toThrow(/1\.\.15 characters/);
+      await session.addVeth(a, 'va', b, 'vb');
+      expect((await session.links(b)).map((l) => l.ifname)).toContain('vb');
+    } finally {
+      await session.close();
+    }
+  });
+});
+
+describe('figures', () => {
+  it('reads utime+stime after the last parenthesis of /proc/PID/stat', () => {
+    const stat = '1234 (odd) name) S 1 1 1 0 -1 4194560 100 0 0 0 37 5 0 0 20 0 3 0 100 1000 10';
+    expect(processTicks(stat)).toBe(42);
+    expect(() => processTicks('garbage')).toThrow(/unreadable/);
+  });
+
+  it('reads the softirq column of the cpu line', () => {
+    expect(softirqTicks('cpu  205126 0 30456 165678 2971 0 648 288 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n')).toBe(648);
+    expect(() => softirqTicks('intr 1 2 3\n')).toThrow(/softirq/);
+  });
+
+  it('counts UDP datagrams received as packets − lost on the receiving side', () => {
+    const report = { end: { sum_sent: { packets: 282458 }, sum_received: { packets: 282271, lost_packets: 100102, seconds: 3 } } };
+    expect(udpCounts(report)).toEqual({ received: 182169, sent: 282458, seconds: 3 });
+    expect(() => udpCounts({ end: { sum: { bytes: 1 } } })).toThrow(/lacks packets/);
+  });
+
+  it('takes medians of odd and even counts', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(() => median([])).toThrow();
+  });
+
+  it('alternates the order of the paths between rounds', () => {
+    expect(roundOrder(['a', 'b', 'c'], 0)).toEqual(['a', 'b', 'c']);
+    expect(roundOrder(['a', 'b', 'c'], 1)).toEqual(['c', 'b', 'a']);
+    expect(roundOrder(['a', 'b', 'c'], 2)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('gives ratios against veth and each peer, null where a path did not run', () => {
+    const mk = (path: PathResult['path'], tcp: number | null): PathResult => ({
+      path, mode: 'm', version: tcp == null ? null : '1', tcp_gbps: tcp, udp_pps: tcp == null ? null : tcp * 1000, cpu_s_per_gbit: tcp == null ? null : 1 / tcp, runs: [],
+      ...(tcp == null ? { error: 'not installed' } : {}),
+    });
+    const results = [mk('veth', 10), mk('mipsec-spi', 2), mk('wireguard-go', 0.4), mk('openvpn', null)];
+    const q = ratios(results[1], results);
+    expect(q.tcp_gbps.veth).toBeCloseTo(0.2);
+    expect(q.tcp_gbps['wireguard-go']).toBeCloseTo(5);
+    expect(q.tcp_gbps.openvpn).toBeNull();
+    expect(q.cpu_s_per_gbit['wireguard-go']).toBeCloseTo(0.2);
+    const table = formatTables(results);
+    expect(table).toMatch(/openvpn: not installed/);
+    expect(table).toMatch(/mipsec-spi .* 2\.000 .* 0\.20×/);
+    const svg = formatSvg(results, 'a <title> & more');
+    expect(svg).toContain('a &lt;title&gt; &amp; more');
+    expect(svg.match(/did not run/g)?.length).toBe(3);
+  });
+
+  it('knows exactly the seven paths of the issue', () => {
+    expect([...PATH_NAMES].sort()).toEqual(['mipsec-skip', 'mipsec-spi', 'mipsec-ts', 'openvpn', 'strongswan', 'veth', 'wireguard-go']);
+  });
+});
