@@ -16,6 +16,7 @@ import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../wire/skip.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
 import { sendFailure } from './common/failure.js';
+import { sgwName } from './common/signalling.js';
 import { NodeKeys, type SaLookup } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
@@ -246,7 +247,7 @@ export class SecurityGateway {
   private wrapFor(datagram: Uint8Array, peer: Sgw, sink: (job: Job) => void): void {
     const sa = this.keys.outbound(this.nextHopRequest(peer));
     if (sa.ok) sink({ op: Op.WRAP, packet: datagram, arg0: sa.id, tag: { kind: 'send' } });
-    else this.onKeyFailure(sa, this.sgwName(peer), peer.outside, () => this.wrapFor(datagram, peer, (job) => this.pipeline.push(job)));
+    else this.onKeyFailure(sa, sgwName(peer), peer.outside, () => this.wrapFor(datagram, peer, (job) => this.pipeline.push(job)));
   }
 
   /** First packet of a new packet key: derive and install the inbound SA, then run the packet again. */
@@ -303,7 +304,7 @@ export class SecurityGateway {
     if (nextHop) {
       const hop = this.keys.outbound(this.nextHopRequest(nextHop));
       if (!hop.ok) {
-        this.onKeyFailure(hop, this.sgwName(nextHop), nextHop.outside, retry);
+        this.onKeyFailure(hop, sgwName(nextHop), nextHop.outside, retry);
         return;
       }
       wrapWith = hop.id;
@@ -314,12 +315,12 @@ export class SecurityGateway {
   private endRequest(end: EndPeer): OutboundRequest {
     const base = { src: this.self.outside, role: 'end' as const, esp: this.suites.esp, ah: this.suites.endAh };
     return end.kind === 'sgw'
-      ? { ...base, peer: this.sgwName(end.sgw), dst: end.sgw.outside }
+      ? { ...base, peer: sgwName(end.sgw), dst: end.sgw.outside }
       : { ...base, peer: { nsid: NSID_IPV4, address: ipToU32(end.home) }, dst: end.careOf };
   }
 
   private nextHopRequest(peer: Sgw): OutboundRequest {
-    return { peer: this.sgwName(peer), src: this.self.outside, dst: peer.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage };
+    return { peer: sgwName(peer), src: this.self.outside, dst: peer.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage };
   }
 
   /** A missing certificate is fetched (then `retry`); any other keying failure drops, counted by reason. */
@@ -396,9 +397,5 @@ export class SecurityGateway {
 
   private isOwnAddress(address: number): boolean {
     return address === ipToU32(this.self.inside) || address === ipToU32(this.self.outside);
-  }
-
-  private sgwName(sgw: Sgw): SkipName {
-    return { nsid: NSID_NONE, address: ipToU32(sgw.outside) };
   }
 }

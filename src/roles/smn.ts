@@ -7,7 +7,6 @@ import { Op, Reason, reasonName, Verdict, type Engine } from '../engine/index.js
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
-import { DISCOVERY_PORT } from '../keys/discovery.js';
 import type { Clock, Host, HookResult } from '../net/types.js';
 import { communicationMode } from '../topology/position.js';
 import type { Sgw, TopologyMap } from '../topology/map.js';
@@ -15,10 +14,10 @@ import { ipToU32, u32ToIp } from '../wire/addr.js';
 import { IpProto, parseIpv4 } from '../wire/ipv4.js';
 import type { MnHaKey } from '../wire/mobileip.js';
 import { IPPROTO_SKIP, NSID_NONE } from '../wire/skip.js';
-import { parseUdpDatagram } from '../wire/udp.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
 import { readFailure } from './common/failure.js';
+import { isDiscovery, sgwName } from './common/signalling.js';
 import { NodeKeys } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
@@ -231,13 +230,13 @@ export class MobileNode {
     }
     const wraps: number[] = [];
     for (const hop of [...layers.hops].reverse()) {
-      const sa = this.outbound({ peer: this.sgwName(hop), src: u32ToIp(this.careOf), dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, hop, retry);
+      const sa = this.outbound({ peer: sgwName(hop), src: u32ToIp(this.careOf), dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, hop, retry);
       if (sa === undefined) return;
       wraps.push(sa);
     }
     if (layers.stage === 'end' && layers.end) {
       const end = layers.end;
-      const sa = this.outbound({ peer: this.sgwName(end), src: u32ToIp(this.careOf), dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, end, retry);
+      const sa = this.outbound({ peer: sgwName(end), src: u32ToIp(this.careOf), dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, end, retry);
       if (sa === undefined) return;
       sink({ op: Op.ENCAP, packet, arg0: sa, tag: { kind: 'out', wraps } });
       return;
@@ -301,7 +300,7 @@ export class MobileNode {
           // SGWs are named by their address: ask the sender for its certificate, then open the packet.
           this.tally.add('held_for_certificate');
           const job: Job = { op: Op.INBOUND, packet: o.packet, tag: o.tag };
-          this.discovery.fetch(this.sgwName(this.map.sgwByAddress(sender.header.src)!), u32ToIp(sender.header.src), (outcome) => (outcome.ok ? this.pipeline.push(job) : this.tally.add(`drop_${outcome.reason}`)));
+          this.discovery.fetch(sgwName(this.map.sgwByAddress(sender.header.src)!), u32ToIp(sender.header.src), (outcome) => (outcome.ok ? this.pipeline.push(job) : this.tally.add(`drop_${outcome.reason}`)));
         } else this.tally.add(`drop_keying_${r.reason}`);
       } else {
         this.tally.add(`drop_engine_${reasonName[o.reason]}`);
@@ -326,13 +325,4 @@ export class MobileNode {
       }
     }
   }
-
-  private sgwName(sgw: Sgw) {
-    return { nsid: NSID_NONE, address: ipToU32(sgw.outside) } as const;
-  }
-}
-
-function isDiscovery(packet: Uint8Array): boolean {
-  const udp = parseUdpDatagram(packet);
-  return udp.ok && (udp.udp.dstPort === DISCOVERY_PORT || udp.udp.srcPort === DISCOVERY_PORT);
 }

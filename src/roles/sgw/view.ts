@@ -2,11 +2,9 @@
 // outermost SKIP layer (who keyed it, next-hop or end) or the plain datagram's addresses.
 import type { SkipName } from '../../keys/names.js';
 import type { PacketView, SkipLayer } from '../../policy/sgw.js';
-import { DISCOVERY_PORT } from '../../keys/discovery.js';
-import { ICMP_SECURITY_FAILURE } from '../../wire/icmp40.js';
-import { parseUdpDatagram } from '../../wire/udp.js';
-import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
+import { isDiscovery, isSecurityFailure } from '../common/signalling.js';
 
 /** The layer a datagram starts with, unchecked; undefined for a plain datagram or unreadable SKIP. */
 export function outerLayer(datagram: Uint8Array, auth?: SkipLayer['auth']): SkipLayer | undefined {
@@ -26,11 +24,7 @@ export function viewOf(datagram: Uint8Array, arrivedOn: 'inside' | 'outside'): P
   const ip = parseIpv4(datagram, 0);
   if (!ip.ok) return undefined;
   if (ip.header.protocol !== IPPROTO_SKIP) {
-    const at = ip.header.headerLength;
-    const failure = ip.header.protocol === IpProto.ICMP && ip.header.totalLength > at && datagram[at] === ICMP_SECURITY_FAILURE;
-    const udp = ip.header.protocol === IpProto.UDP ? parseUdpDatagram(datagram) : undefined;
-    const discovery = udp?.ok === true && (udp.udp.dstPort === DISCOVERY_PORT || udp.udp.srcPort === DISCOVERY_PORT);
-    return { arrivedOn, layers: [], inner: { src: ip.header.src, dst: ip.header.dst }, signalling: failure || discovery };
+    return { arrivedOn, layers: [], inner: { src: ip.header.src, dst: ip.header.dst }, signalling: isSecurityFailure(datagram) || isDiscovery(datagram) };
   }
   const layer = outerLayer(datagram);
   return layer ? { arrivedOn, layers: [layer] } : undefined;
