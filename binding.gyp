@@ -6,6 +6,11 @@
         "native/engine/addon.cc",
         "native/engine/engine.cc",
         "native/engine/crypto_exports.cc",
+        "native/io/binding.cc",
+        "native/io/loop.cc",
+        "native/io/netns.cc",
+        "native/io/raw.cc",
+        "native/io/tun.cc",
         "<!@(cat native/datapath.sources)"
       ],
       "include_dirs": [
@@ -21,7 +26,7 @@
       "cflags_cc": ["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
         ["OS=='linux'", {
-          "ldflags": ["-Wl,-z,now"]
+          "ldflags": ["-Wl,-z,now", "-pthread"]
         }]
       ]
     }

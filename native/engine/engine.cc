@@ -108,6 +108,9 @@ class BatchWorker : public Napi::AsyncWorker {
   Napi::ObjectReference buffer_, desc_;
 };
 
+// Marks Engine objects so FromObject can tell them from any other wrapped object.
+constexpr napi_type_tag kEngineTag = {0x6d69707365632d65ull, 0x6e67696e652d7631ull};
+
 void release_counters(Napi::Env, void*, std::shared_ptr<Counters>* hold) { delete hold; }
 
 }  // namespace
@@ -132,6 +135,13 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
   auto* hold = new std::shared_ptr<mipsec::Counters>(core_->counters);
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), (*hold)->value, sizeof(mipsec::Counters), release_counters, hold);
   counters_ = Napi::Persistent(ab.As<Napi::Object>());
+  napi_type_tag_object(info.Env(), info.This(), &kEngineTag);
+}
+
+EngineWrap* EngineWrap::FromObject(const Napi::Object& o) {
+  bool tagged = false;
+  if (napi_check_object_type_tag(o.Env(), o, &kEngineTag, &tagged) != napi_ok || !tagged) return nullptr;
+  return Unwrap(o);
 }
 
 EngineCore& EngineWrap::core(Napi::Env env) {

@@ -10,6 +10,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit EngineWrap(const Napi::CallbackInfo& info);
+  // The EngineWrap behind a JS object, or null when it is not one (checked by a type tag, not a cast).
+  static EngineWrap* FromObject(const Napi::Object& o);
+  // The core, shared with whoever runs packets on other threads (the I/O loop); null once closed.
+  std::shared_ptr<EngineCore> shared_core() const { return core_; }
 
  private:
   Napi::Value InstallSa(const Napi::CallbackInfo& info);

@@ -120,8 +120,12 @@ export class NativeEngine implements Engine {
   readonly impl = 'native' as const;
   private readonly engine: any;
   private readonly counterView: BigUint64Array;
+  private readonly closeHooks = new Set<() => void>();
+  /** The addon's exports this engine came from (the I/O loop is built from the same ones). */
+  readonly binding: any;
 
   constructor(binding: any) {
+    this.binding = binding;
     this.engine = new binding.Engine();
     this.counterView = new BigUint64Array(this.engine.counters() as ArrayBuffer, 0, COUNTER_SLOTS);
   }
@@ -171,7 +175,20 @@ export class NativeEngine implements Engine {
     return this.engine.saStats(id);
   }
 
+  /** The addon's Engine object, for native components that drive it from their own threads (src/engine/io.ts). */
+  get addonEngine(): unknown {
+    return this.engine;
+  }
+
+  /** Runs `hook` first when the engine closes (an I/O loop stops there); returns a function that unregisters it. */
+  onClose(hook: () => void): () => void {
+    this.closeHooks.add(hook);
+    return () => this.closeHooks.delete(hook);
+  }
+
   close(): void {
+    for (const hook of [...this.closeHooks]) hook();
+    this.closeHooks.clear();
     this.engine.close();
   }
 }

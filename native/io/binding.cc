@@ -1,0 +1,190 @@
+// The JS face of native/io (the only file here that sees Node-API): binding.IoLoop wraps io::IoLoop, and
+// punts cross to the JS thread in batches through one ThreadSafeFunction (one queued call at a time).
+#include "io/binding.h"
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include "engine/engine.h"
+#include "io/loop.h"
+
+namespace mipsec::io {
+
+namespace {
+
+constexpr size_t kPuntQueuePackets = 4096;
+constexpr uint32_t kPuntMetaWords = 5;  // offset, length, reason, from, sa
+
+// Punts waiting for the JS thread: bounded; at most one drain call is queued on the ThreadSafeFunction.
+class JsPuntSink : public PuntSink {
+ public:
+  explicit JsPuntSink(Napi::ThreadSafeFunction tsfn) : tsfn_(tsfn) {}
+
+  size_t offer(std::vector<PuntPacket>&& packets) override {
+    std::lock_guard<std::mutex> hold(mu_);
+    const size_t take = std::min(packets.size(), kPuntQueuePackets - queue_.size());
+    std::move(packets.begin(), packets.begin() + take, std::back_inserter(queue_));
+    if (take && !scheduled_) {
+      scheduled_ = true;
+      if (tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function onPunt) { drain(env, onPunt); }) != napi_ok) scheduled_ = false;
+    }
+    return take;
+  }
+
+  // Called after the workers are joined: no offer() follows, so the calls already queued are the last.
+  void release() { tsfn_.Release(); }
+
+ private:
+  // On the JS thread: every queued punt in one call, onPunt(bytes: Buffer, meta: Uint32Array).
+  void drain(Napi::Env env, Napi::Function onPunt) {
+    std::vector<PuntPacket> batch;
+    {
+      std::lock_guard<std::mutex> hold(mu_);
+      batch.swap(queue_);
+      scheduled_ = false;
+    }
+    if (batch.empty()) return;
+    size_t total = 0;
+    for (const PuntPacket& p : batch) total += p.bytes.size();
+    Napi::Buffer<uint8_t> bytes = Napi::Buffer<uint8_t>::New(env, total);
+    Napi::Uint32Array meta = Napi::Uint32Array::New(env, batch.size() * kPuntMetaWords);
+    size_t at = 0;
+    for (size_t i = 0; i < batch.size(); i++) {
+      const PuntPacket& p = batch[i];
+      std::memcpy(bytes.Data() + at, p.bytes.data(), p.bytes.size());
+      uint32_t* m = meta.Data() + i * kPuntMetaWords;
+      m[0] = uint32_t(at);
+      m[1] = uint32_t(p.bytes.size());
+      m[2] = p.reason;
+      m[3] = uint32_t(p.from);
+      m[4] = p.sa;
+      at += p.bytes.size();
+    }
+    onPunt.Call({bytes, meta});
+  }
+
+  Napi::ThreadSafeFunction tsfn_;
+  std::mutex mu_;
+  std::vector<PuntPacket> queue_;
+  bool scheduled_ = false;
+};
+
+uint32_t u32_of(const Napi::Object& o, const char* name, uint32_t fallback) {
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("io config ") + name + " must be a number");
+  return v.As<Napi::Number>().Uint32Value();
+}
+
+}  // namespace
+
+Napi::Function IoLoopWrap::Define(Napi::Env env) {
+  return DefineClass(env, "IoLoop",
+                     {
+                         InstanceMethod<&IoLoopWrap::Start>("start"),
+                         InstanceMethod<&IoLoopWrap::Stop>("stop"),
+                         InstanceMethod<&IoLoopWrap::Inject>("inject"),
+                         InstanceMethod<&IoLoopWrap::Stats>("stats"),
+                         InstanceMethod<&IoLoopWrap::Running>("running"),
+                     });
+}
+
+// new IoLoop(engine: binding.Engine, onPunt: (bytes, meta) => void)
+IoLoopWrap::IoLoopWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IoLoopWrap>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) throw Napi::TypeError::New(env, "new IoLoop(engine, onPunt)");
+  EngineWrap* engine = EngineWrap::FromObject(info[0].As<Napi::Object>());
+  if (!engine) throw Napi::TypeError::New(env, "IoLoop needs the native engine object (binding.Engine)");
+  core_ = engine->shared_core();
+  if (!core_) throw Napi::Error::New(env, "the engine is closed (create a new one)");
+  on_punt_ = Napi::Persistent(info[1].As<Napi::Function>());
+}
+
+IoLoopWrap::~IoLoopWrap() { Shutdown(); }
+
+void IoLoopWrap::Shutdown() {
+  if (loop_) loop_->stop();
+  if (sink_) std::static_pointer_cast<JsPuntSink>(sink_)->release();
+  sink_.reset();
+  if (hooked_) {
+    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+    hooked_ = false;
+  }
+}
+
+void IoLoopWrap::CleanupHook(void* self) {
+  auto* wrap = static_cast<IoLoopWrap*>(self);
+  wrap->hooked_ = false;  // node is removing the hook itself
+  if (wrap->loop_) wrap->loop_->stop();
+}
+
+// start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers })
+Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (loop_) throw Napi::Error::New(env, "this I/O loop was already started (create a new one)");
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "start(config: object)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  IoConfig cfg;
+  if (o.Get("netns").IsString()) cfg.netns = o.Get("netns").As<Napi::String>().Utf8Value();
+  if (!o.Get("tunName").IsString()) throw Napi::TypeError::New(env, "io config tunName must be a string");
+  cfg.tun.name = o.Get("tunName").As<Napi::String>().Utf8Value();
+  cfg.tun.mtu = u32_of(o, "mtu", 1400);
+  cfg.workers = u32_of(o, "workers", 1);
+  Napi::Value addresses = o.Get("addresses");
+  if (!addresses.IsUndefined()) {
+    if (!addresses.IsTypedArray() || addresses.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+      throw Napi::TypeError::New(env, "io config addresses must be a Uint32Array of (address, prefix length) pairs");
+    Napi::Uint32Array a = addresses.As<Napi::Uint32Array>();
+    for (size_t i = 0; i + 1 < a.ElementLength(); i += 2) cfg.tun.addresses.push_back(TunAddress{a[i], uint8_t(std::min<uint32_t>(a[i + 1], 32))});
+  }
+
+  auto sink = std::make_shared<JsPuntSink>(Napi::ThreadSafeFunction::New(env, on_punt_.Value(), "mipsec-punt", 0, 1));
+  auto loop = std::make_unique<IoLoop>(core_, sink);
+  std::string err = loop->start(cfg);
+  if (!err.empty()) {
+    sink->release();
+    throw Napi::Error::New(env, "I/O loop: " + err);
+  }
+  loop_ = std::move(loop);
+  sink_ = sink;
+  env_ = env;
+  napi_add_env_cleanup_hook(env, CleanupHook, this);
+  hooked_ = true;
+  return env.Undefined();
+}
+
+Napi::Value IoLoopWrap::Stop(const Napi::CallbackInfo& info) {
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+// inject(bytes: Uint8Array, meta: Uint32Array of (offset, length, via) triples) → packets taken
+Napi::Value IoLoopWrap::Inject(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw Napi::TypeError::New(env, "inject(bytes: Uint8Array, meta: Uint32Array)");
+  if (!loop_ || !loop_->running()) throw Napi::Error::New(env, "the I/O loop is not running (start it first; a stopped loop cannot be restarted)");
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  Napi::Uint32Array meta = info[1].As<Napi::Uint32Array>();
+  if (meta.ElementLength() % 3) throw Napi::RangeError::New(env, "inject meta must hold (offset, length, via) triples");
+  std::vector<Injected> packets;
+  for (size_t i = 0; i < meta.ElementLength(); i += 3) {
+    const size_t off = meta[i], len = meta[i + 1];
+    const uint32_t via = meta[i + 2];
+    if (off > bytes.ElementLength() || len > bytes.ElementLength() - off) throw Napi::RangeError::New(env, "inject packet " + std::to_string(i / 3) + " lies outside the bytes");
+    if (via > uint32_t(Via::raw)) throw Napi::RangeError::New(env, "inject via must be 0..3");
+    packets.push_back(Injected{Via(via), std::vector<uint8_t>(bytes.Data() + off, bytes.Data() + off + len)});
+  }
+  return Napi::Number::New(env, double(loop_->inject(std::move(packets))));
+}
+
+Napi::Value IoLoopWrap::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  for (int s = 0; s < S_COUNT; s++) o.Set(stat_names()[s], Napi::Number::New(env, loop_ ? double(loop_->stat(Stat(s))) : 0));
+  return o;
+}
+
+Napi::Value IoLoopWrap::Running(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), loop_ && loop_->running()); }
+
+}  // namespace mipsec::io

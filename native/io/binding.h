@@ -1,0 +1,33 @@
+// binding.IoLoop: the Node-API shell over io::IoLoop (native/io/loop.h).
+#pragma once
+#include <napi.h>
+#include <memory>
+#include "io/loop.h"
+
+namespace mipsec::io {
+
+class IoLoopWrap : public Napi::ObjectWrap<IoLoopWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit IoLoopWrap(const Napi::CallbackInfo& info);
+  ~IoLoopWrap() override;
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+  Napi::Value Inject(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Running(const Napi::CallbackInfo& info);
+  // Stops the workers, releases the punt function, drops the cleanup hook. Idempotent.
+  void Shutdown();
+  static void CleanupHook(void* self);
+
+  std::shared_ptr<EngineCore> core_;
+  std::shared_ptr<PuntSink> sink_;
+  std::unique_ptr<IoLoop> loop_;
+  Napi::FunctionReference on_punt_;
+  napi_env env_ = nullptr;
+  bool hooked_ = false;
+};
+
+}  // namespace mipsec::io

@@ -1,0 +1,292 @@
+#include "io/loop.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <cerrno>
+#include <cstring>
+#include "io/netns.h"
+#include "io/raw.h"
+#include "wire/bytes.h"
+
+namespace mipsec::io {
+
+const char* const* stat_names() {
+  static const char* const names[S_COUNT] = {
+      "rxTun", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
+      "txRaw", "txTun", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
+  };
+  return names;
+}
+
+namespace {
+
+constexpr size_t kRawSockets = sizeof kRawProtocols;
+constexpr uint32_t kTagWake = 0, kTagTun = 1, kTagRaw = 2;  // epoll tags; raw socket i is kTagRaw + i
+constexpr Stat kRawStat[kRawSockets] = {S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP};
+static_assert(sizeof kRawProtocols == 4 && kRawProtocols[0] == 57 && kRawProtocols[3] == 4, "kRawStat follows kRawProtocols");
+
+std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+}  // namespace
+
+// One worker: its own TUN queue, raw receivers (filtered to its flows), sender, batch memory and thread.
+struct IoLoop::Worker {
+  unsigned index = 0;
+  Fd tun, tx, epoll, wake;
+  Fd rx[kRawSockets];
+  std::thread thread;
+
+  std::mutex inject_mu;
+  std::vector<Injected> injects;  // bounded by kInjectQueuePackets
+
+  std::vector<uint8_t> buffer = std::vector<uint8_t>(kBatchPackets * kSlotBytes);
+  std::vector<uint32_t> desc = std::vector<uint32_t>(kBatchPackets * kDescWords);
+  From from[kBatchPackets] = {};
+  size_t count = 0;  // packets queued in the batch
+  std::vector<PuntPacket> punts;
+  mmsghdr msgs[kBatchPackets] = {};
+  iovec iov[kBatchPackets] = {};
+  sockaddr_in addr[kBatchPackets] = {};
+
+  uint8_t* packet_at(size_t i) { return buffer.data() + i * kSlotBytes + kHeadroom; }
+  void queue(uint32_t op, size_t len, From f) {
+    uint32_t* d = desc.data() + count * kDescWords;
+    std::memset(d, 0, kDescWords * sizeof *d);
+    d[D_OP] = op;
+    d[D_OFFSET] = uint32_t(count * kSlotBytes + kHeadroom);
+    d[D_LENGTH] = uint32_t(len);
+    from[count++] = f;
+  }
+};
+
+IoLoop::IoLoop(std::shared_ptr<EngineCore> core, std::shared_ptr<PuntSink> sink) : core_(std::move(core)), sink_(std::move(sink)) {}
+
+IoLoop::~IoLoop() { stop(); }
+
+std::string IoLoop::start(const IoConfig& cfg) {
+  std::lock_guard<std::mutex> hold(lifecycle_);
+  if (!workers_.empty() || stopping_) return "this I/O loop was already started (create a new one)";
+  if (cfg.workers < 1 || cfg.workers > kMaxWorkers) return "workers must be 1.." + std::to_string(kMaxWorkers);
+  if (cfg.tun.mtu < 576 || cfg.tun.mtu > kMaxPacket) return "tun.mtu must be 576.." + std::to_string(kMaxPacket) + " (the batch slot size)";
+
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (unsigned i = 0; i < cfg.workers; i++) {
+    workers.push_back(std::make_unique<Worker>());
+    workers.back()->index = i;
+  }
+  std::string err = run_in_netns(cfg.netns, [&]() -> std::string {
+    std::vector<Fd> queues;
+    if (std::string e = tun_open(cfg.tun, cfg.workers, &queues); !e.empty()) return e;
+    if (std::string e = tun_configure(cfg.tun); !e.empty()) return e;
+    for (unsigned i = 0; i < cfg.workers; i++) {
+      Worker& w = *workers[i];
+      w.tun = std::move(queues[i]);
+      for (size_t s = 0; s < kRawSockets; s++)
+        if (std::string e = raw_open_receiver(kRawProtocols[s], i, cfg.workers, &w.rx[s]); !e.empty()) return e;
+      if (std::string e = raw_open_sender(&w.tx); !e.empty()) return e;
+    }
+    return {};
+  });
+  if (!err.empty()) return err;  // workers (and every fd opened so far) are closed on return
+
+  for (auto& wp : workers) {
+    Worker& w = *wp;
+    w.epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+    w.wake.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!w.epoll.valid() || !w.wake.valid()) return sys_error("epoll/eventfd");
+    auto watch = [&](int fd, uint32_t tag) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = tag;
+      return ::epoll_ctl(w.epoll.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
+    };
+    bool ok = watch(w.wake.get(), kTagWake) && watch(w.tun.get(), kTagTun);
+    for (size_t s = 0; s < kRawSockets; s++) ok = ok && watch(w.rx[s].get(), kTagRaw + uint32_t(s));
+    if (!ok) return sys_error("epoll_ctl");
+  }
+  workers_ = std::move(workers);
+  running_ = true;
+  for (auto& wp : workers_) {
+    Worker* w = wp.get();
+    w->thread = std::thread([this, w] { run(*w); });
+    const std::string name = "mipsec-io" + std::to_string(w->index);
+    pthread_setname_np(w->thread.native_handle(), name.c_str());
+  }
+  return {};
+}
+
+void IoLoop::stop() {
+  std::lock_guard<std::mutex> hold(lifecycle_);
+  stopping_ = true;
+  const uint64_t one = 1;
+  for (auto& w : workers_)
+    if (w->thread.joinable() && ::write(w->wake.get(), &one, sizeof one) < 0) count(S_TX_ERRORS);
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  workers_.clear();  // closes every fd; the TUN device goes away with its last queue
+  running_ = false;
+}
+
+size_t IoLoop::inject(std::vector<Injected>&& packets) {
+  std::lock_guard<std::mutex> hold(lifecycle_);
+  if (!running_ || stopping_) return 0;
+  const unsigned n = unsigned(workers_.size());
+  std::vector<bool> woken(n, false);
+  size_t taken = 0;
+  for (Injected& p : packets) {
+    const unsigned wi = p.bytes.size() >= 20 ? flow_worker(load32(p.bytes.data() + 12), load32(p.bytes.data() + 16), n) : 0;
+    Worker& w = *workers_[wi];
+    std::lock_guard<std::mutex> q(w.inject_mu);
+    if (p.bytes.size() > kMaxPacket || w.injects.size() >= kInjectQueuePackets) {
+      count(S_INJECT_DROPPED);
+      continue;
+    }
+    w.injects.push_back(std::move(p));
+    woken[wi] = true;
+    taken++;
+  }
+  const uint64_t one = 1;
+  for (unsigned i = 0; i < n; i++)
+    if (woken[i] && ::write(workers_[i]->wake.get(), &one, sizeof one) < 0) count(S_TX_ERRORS);
+  count(S_INJECTED, taken);
+  return taken;
+}
+
+void IoLoop::run(Worker& w) {
+  // Runs the queued batch through the engine and sends every result where its verdict says.
+  auto flush = [&] {
+    if (w.count == 0) return;
+    const size_t n = w.count;
+    w.count = 0;
+    core_->process(BatchView{w.buffer.data(), w.buffer.size(), w.desc.data(), n, kSlotBytes});
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+      const uint32_t* d = w.desc.data() + i * kDescWords;
+      uint8_t* data = w.buffer.data() + d[D_OFFSET];
+      const size_t len = d[D_LENGTH];
+      switch (Verdict(d[D_VERDICT] & 0xff)) {
+        case V_FORWARD: {
+          w.addr[m] = sockaddr_in{};
+          w.addr[m].sin_family = AF_INET;
+          w.addr[m].sin_addr.s_addr = htonl(d[D_NEXTHOP]);
+          w.iov[m] = iovec{data, len};
+          w.msgs[m].msg_hdr = msghdr{&w.addr[m], sizeof w.addr[m], &w.iov[m], 1, nullptr, 0, 0};
+          m++;
+          break;
+        }
+        case V_DELIVER:
+          count(::write(w.tun.get(), data, len) == ssize_t(len) ? S_TX_TUN : S_TX_ERRORS);
+          break;
+        case V_PUNT:
+          w.punts.push_back(PuntPacket{w.from[i], uint8_t(d[D_VERDICT] >> 8), d[D_SA], std::vector<uint8_t>(data, data + len)});
+          break;
+        default:  // DROP: the engine counted it by reason
+          break;
+      }
+    }
+    for (size_t sent = 0; sent < m;) {
+      const int r = ::sendmmsg(w.tx.get(), w.msgs + sent, unsigned(m - sent), 0);
+      if (r > 0) {
+        sent += size_t(r);
+        count(S_TX_RAW, uint64_t(r));
+      } else if (errno != EINTR) {
+        count(S_TX_ERRORS);  // the kernel refused this packet (too big for the path MTU, no route): skip it
+        sent++;
+      }
+    }
+    if (!w.punts.empty()) {
+      const size_t total = w.punts.size();
+      const size_t taken = sink_->offer(std::move(w.punts));
+      w.punts.clear();
+      count(S_PUNTED, taken);
+      count(S_PUNT_DROPPED, total - taken);
+    }
+  };
+
+  auto read_tun = [&] {
+    while (w.count < kBatchPackets) {
+      const ssize_t r = ::read(w.tun.get(), w.packet_at(w.count), kMaxPacket);
+      if (r < 0) {
+        if (errno != EAGAIN && errno != EINTR) count(S_RX_ERRORS);
+        break;
+      }
+      count(S_RX_TUN);
+      w.queue(OP_OUTBOUND, size_t(r), From::tun);
+    }
+    flush();
+  };
+
+  auto read_raw = [&](size_t s) {
+    for (size_t i = 0; i < kBatchPackets; i++) {
+      w.iov[i] = iovec{w.packet_at(i), kMaxPacket};
+      w.msgs[i].msg_hdr = msghdr{nullptr, 0, &w.iov[i], 1, nullptr, 0, 0};
+    }
+    const int r = ::recvmmsg(w.rx[s].get(), w.msgs, kBatchPackets, MSG_DONTWAIT, nullptr);
+    if (r < 0) {
+      if (errno != EAGAIN && errno != EINTR) count(S_RX_ERRORS);
+      return;
+    }
+    count(S_RX_RAW, uint64_t(r));
+    count(kRawStat[s], uint64_t(r));
+    for (int i = 0; i < r; i++) {
+      // A datagram larger than the slot arrives cut: the engine drops it as truncated.
+      const bool cut = w.msgs[i].msg_hdr.msg_flags & MSG_TRUNC;
+      if (cut) count(S_RX_TOO_BIG);
+      w.queue(OP_INBOUND, cut ? 0 : w.msgs[i].msg_len, From::raw);
+    }
+    flush();
+  };
+
+  auto drain_injects = [&] {
+    uint64_t ignored;
+    if (::read(w.wake.get(), &ignored, sizeof ignored) < 0 && errno != EAGAIN) count(S_RX_ERRORS);
+    std::vector<Injected> batch;
+    {
+      std::lock_guard<std::mutex> q(w.inject_mu);
+      batch.swap(w.injects);
+    }
+    for (Injected& p : batch) {
+      switch (p.via) {
+        case Via::outbound:
+        case Via::inbound:
+          std::memcpy(w.packet_at(w.count), p.bytes.data(), p.bytes.size());
+          w.queue(p.via == Via::outbound ? OP_OUTBOUND : OP_INBOUND, p.bytes.size(), p.via == Via::outbound ? From::tun : From::raw);
+          if (w.count == kBatchPackets) flush();
+          break;
+        case Via::tun:
+          count(::write(w.tun.get(), p.bytes.data(), p.bytes.size()) == ssize_t(p.bytes.size()) ? S_TX_TUN : S_TX_ERRORS);
+          break;
+        case Via::raw: {
+          sockaddr_in to{};
+          to.sin_family = AF_INET;
+          to.sin_addr.s_addr = p.bytes.size() >= 20 ? htonl(load32(p.bytes.data() + 16)) : 0;
+          const bool ok = p.bytes.size() >= 20 &&
+                          ::sendto(w.tx.get(), p.bytes.data(), p.bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(p.bytes.size());
+          count(ok ? S_TX_RAW : S_TX_ERRORS);
+          break;
+        }
+      }
+    }
+    flush();
+  };
+
+  epoll_event events[2 + kRawSockets];
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    const int n = ::epoll_wait(w.epoll.get(), events, int(sizeof events / sizeof events[0]), -1);
+    if (n < 0) {
+      if (errno != EINTR) count(S_RX_ERRORS);
+      continue;
+    }
+    for (int i = 0; i < n && !stopping_.load(std::memory_order_relaxed); i++) {
+      const uint32_t tag = events[i].data.u32;
+      if (tag == kTagWake) drain_injects();
+      else if (tag == kTagTun) read_tun();
+      else read_raw(tag - kTagRaw);
+    }
+  }
+}
+
+}  // namespace mipsec::io

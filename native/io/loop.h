@@ -1,0 +1,99 @@
+// The native I/O loop (DESIGN §1, §5): worker threads read batches from a TUN device and raw IPv4 sockets,
+// run them through the engine (TUN → OUTBOUND, raw → INBOUND) and write the results without entering
+// JavaScript: FORWARD → sendmmsg on the raw socket, DELIVER → write to the TUN, PUNT → a PuntSink (the
+// binding hands them to JS in batches), DROP → already counted by the engine. No Node-API here.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+#include "io/fd.h"
+#include "io/tun.h"
+#include "xform/process.h"
+
+namespace mipsec::io {
+
+// Batch geometry of a worker: slots of kSlotBytes with kHeadroom bytes in front for the outer layers and
+// kTailroom behind for the ESP trailer, so a packet read may be at most kMaxPacket bytes (the TUN MTU cap).
+constexpr size_t kBatchPackets = 64;
+constexpr size_t kSlotBytes = 4096;
+constexpr size_t kHeadroom = 512;
+constexpr size_t kTailroom = 64;
+constexpr size_t kMaxPacket = kSlotBytes - kHeadroom - kTailroom;
+constexpr size_t kInjectQueuePackets = 4096;
+constexpr unsigned kMaxWorkers = 64;
+
+enum class From : uint8_t { tun = 0, raw = 1 };
+// What an injected packet goes through: the engine op of that side (then dispatched like a packet read
+// there), or straight out of the TUN / raw socket as it is.
+enum class Via : uint8_t { outbound = 0, inbound = 1, tun = 2, raw = 3 };
+
+struct PuntPacket {
+  From from;
+  uint8_t reason;
+  uint32_t sa;
+  std::vector<uint8_t> bytes;
+};
+
+struct Injected {
+  Via via;
+  std::vector<uint8_t> bytes;
+};
+
+// Receives punts from worker threads. offer() must not block for long; it takes what fits its bounded
+// queue and returns how many it took (the loop counts the rest as punt_dropped).
+class PuntSink {
+ public:
+  virtual ~PuntSink() = default;
+  virtual size_t offer(std::vector<PuntPacket>&& packets) = 0;
+};
+
+// Loop counters, as named by stat_names().
+enum Stat : int {
+  S_RX_TUN, S_RX_RAW, S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP, S_RX_TOO_BIG, S_RX_ERRORS,
+  S_TX_RAW, S_TX_TUN, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
+  S_COUNT
+};
+const char* const* stat_names();
+
+struct IoConfig {
+  std::string netns;  // empty: the process's own namespace
+  TunConfig tun;
+  unsigned workers = 1;
+};
+
+class IoLoop {
+ public:
+  IoLoop(std::shared_ptr<EngineCore> core, std::shared_ptr<PuntSink> sink);
+  ~IoLoop();
+  IoLoop(const IoLoop&) = delete;
+  IoLoop& operator=(const IoLoop&) = delete;
+
+  // Opens every fd (inside cfg.netns), configures the TUN and starts the workers. Empty on success, else
+  // why (and nothing is left open). Call once.
+  std::string start(const IoConfig& cfg);
+  // Joins the workers and closes every fd. Idempotent.
+  void stop();
+  bool running() const { return running_.load(); }
+  // Queues packets for the worker that owns their flow; returns how many were taken (queues are bounded).
+  size_t inject(std::vector<Injected>&& packets);
+  uint64_t stat(Stat s) const { return stats_[s].load(std::memory_order_relaxed); }
+
+ private:
+  struct Worker;
+  void run(Worker& w);
+  void count(Stat s, uint64_t n = 1) { stats_[s].fetch_add(n, std::memory_order_relaxed); }
+
+  std::shared_ptr<EngineCore> core_;
+  std::shared_ptr<PuntSink> sink_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex lifecycle_;
+  std::atomic<uint64_t> stats_[S_COUNT] = {};
+};
+
+}  // namespace mipsec::io

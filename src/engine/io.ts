@@ -1,0 +1,164 @@
+// The native I/O loop (native/io/, DESIGN §1 and §5): worker threads read a TUN device and raw IPv4 sockets,
+// run the engine and write the results without entering JavaScript. JS sees only the punts, in batches, and
+// re-injects packets after it has acted on them.
+import { ipToU32 } from '../wire/addr.js';
+import { NativeEngine } from './native.js';
+import { reasonName, type ReasonName } from './types.js';
+
+/** Where a punted packet was read: the TUN (OUTBOUND ran) or a raw socket (INBOUND ran). */
+export type PuntOrigin = 'tun' | 'raw';
+
+export interface PuntedPacket {
+  /** The packet as the engine left it (docs/engine.md §3: re-injectable as it is). A copy owned by JS. */
+  packet: Uint8Array;
+  reason: ReasonName;
+  from: PuntOrigin;
+  /** The SA that had authenticated the packet when it was punted, 0 if none. */
+  sa: number;
+}
+
+/**
+ * How an injected packet re-enters the loop: `outbound` runs OUTBOUND (as if read from the TUN), `inbound`
+ * runs INBOUND (as if received on a raw socket), then the verdict is carried out as for a packet read there;
+ * `tun` writes it to the TUN as it is; `raw` sends it out of the raw socket as it is, to its IPv4 destination.
+ */
+export type InjectVia = 'outbound' | 'inbound' | 'tun' | 'raw';
+
+export interface InjectPacket {
+  packet: Uint8Array;
+  via: InjectVia;
+}
+
+export interface IoLoopOptions {
+  /** The native engine whose tables the workers use; closing it stops the loop. */
+  engine: NativeEngine;
+  /** A namespace made by `ip netns add NAME`: the loop's TUN and sockets are created inside it. */
+  netns?: string;
+  tun: {
+    /** Device name (created if missing, removed when the loop stops). */
+    name: string;
+    /** Default 1400, leaving room for the outer layers on a 1500-byte link; at most 3520. */
+    mtu?: number;
+    /** Interface addresses 'a.b.c.d/len' (the kernel adds the prefix routes into the TUN). */
+    addresses?: readonly string[];
+  };
+  /** Raw IPv4 sockets for SKIP, AH, ESP and IP-in-IP (receive) and IP_HDRINCL (send): always on. */
+  raw: true;
+  /** Worker threads (default 1). With more, flows are spread by a hash so none is reordered. */
+  workers?: number;
+  /** Called on the JS thread with every packet the engine punted since the last call. */
+  onPunt(packets: PuntedPacket[]): void;
+}
+
+/** The loop's own counters; drops by reason are the engine's counters(). */
+export interface IoStats {
+  rxTun: number;
+  rxRaw: number;
+  rxSkip: number;
+  rxAh: number;
+  rxEsp: number;
+  rxIpip: number;
+  /** Datagrams larger than a batch slot (dropped by the engine as truncated). */
+  rxTooBig: number;
+  rxErrors: number;
+  txRaw: number;
+  txTun: number;
+  /** Sends the kernel refused (too big for the path, no route). */
+  txErrors: number;
+  punted: number;
+  /** Punts lost because JS had not drained the bounded punt queue (4096 packets). */
+  puntDropped: number;
+  injected: number;
+  /** Injected packets refused: over 3520 bytes, or the worker's inject queue (4096) was full. */
+  injectDropped: number;
+}
+
+const VIA_CODE: Record<InjectVia, number> = { outbound: 0, inbound: 1, tun: 2, raw: 3 };
+const ORIGIN: readonly PuntOrigin[] = ['tun', 'raw'];
+const PUNT_META_WORDS = 5;
+const NETNS_NAME = /^[A-Za-z0-9_.-]{1,200}$/;
+
+function interfaceAddress(text: string, i: number): [number, number] {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(typeof text === 'string' ? text : '');
+  if (!m || Number(m[2]) > 32) throw new RangeError(`tun.addresses[${i}] must be 'a.b.c.d/len' with len 0..32, got ${String(text)}`);
+  try {
+    return [ipToU32(m[1]), Number(m[2])];
+  } catch (err) {
+    throw new RangeError(`tun.addresses[${i}]: ${(err as Error).message}`);
+  }
+}
+
+export class IoLoop {
+  private readonly native: any;
+  private readonly unhook: () => void;
+
+  private constructor(native: any, unhook: () => void) {
+    this.native = native;
+    this.unhook = unhook;
+  }
+
+  /** Opens the TUN and raw sockets (inside `netns`), configures the TUN and starts the workers. Throws why not. */
+  static start(options: IoLoopOptions): IoLoop {
+    const { engine, netns, tun, workers = 1, onPunt } = options;
+    if (!(engine instanceof NativeEngine)) {
+      throw new TypeError("IoLoop needs the native engine (createEngine('native')); the TypeScript path has no native threads to run it");
+    }
+    if (options.raw !== true) throw new TypeError('IoLoop: raw must be true (the raw IPv4 sockets carry every protected packet)');
+    if (netns !== undefined && !NETNS_NAME.test(netns)) throw new RangeError(`netns must be a namespace NAME (as in /var/run/netns/NAME), got ${String(netns)}`);
+    if (typeof tun?.name !== 'string' || tun.name.length < 1 || tun.name.length > 15) throw new RangeError('tun.name must be 1..15 characters');
+    const mtu = tun.mtu ?? 1400;
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 3520) throw new RangeError(`tun.mtu must be an integer 576..3520, got ${String(tun.mtu)}`);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`workers must be an integer 1..64, got ${String(workers)}`);
+    if (typeof onPunt !== 'function') throw new TypeError('onPunt must be a function (packets) => void');
+    const addresses = Uint32Array.from((tun.addresses ?? []).flatMap(interfaceAddress));
+
+    const native = new engine.binding.IoLoop(engine.addonEngine, (bytes: Uint8Array, meta: Uint32Array) => {
+      const packets: PuntedPacket[] = [];
+      for (let i = 0; i < meta.length; i += PUNT_META_WORDS) {
+        packets.push({
+          packet: bytes.subarray(meta[i], meta[i] + meta[i + 1]),
+          reason: reasonName[meta[i + 2]],
+          from: ORIGIN[meta[i + 3]],
+          sa: meta[i + 4],
+        });
+      }
+      onPunt(packets);
+    });
+    native.start({ netns, tunName: tun.name, mtu, addresses, workers });
+    const loop: IoLoop = new IoLoop(native, engine.onClose(() => loop.stop()));
+    return loop;
+  }
+
+  /** Hands packets to the workers (copied); returns how many were taken (the rest count as injectDropped). */
+  inject(packets: readonly InjectPacket[]): number {
+    let total = 0;
+    packets.forEach((p, i) => {
+      if (!(p?.packet instanceof Uint8Array)) throw new TypeError(`inject: packets[${i}].packet must be a Uint8Array`);
+      if (!(p.via in VIA_CODE)) throw new RangeError(`inject: packets[${i}].via must be 'outbound', 'inbound', 'tun' or 'raw', got ${String(p.via)}`);
+      total += p.packet.length;
+    });
+    const bytes = new Uint8Array(total);
+    const meta = new Uint32Array(packets.length * 3);
+    let at = 0;
+    packets.forEach((p, i) => {
+      bytes.set(p.packet, at);
+      meta.set([at, p.packet.length, VIA_CODE[p.via]], i * 3);
+      at += p.packet.length;
+    });
+    return this.native.inject(bytes, meta);
+  }
+
+  stats(): IoStats {
+    return this.native.stats();
+  }
+
+  get running(): boolean {
+    return this.native.running();
+  }
+
+  /** Joins the workers and closes every fd (the TUN device goes away). Idempotent; also runs on engine close. */
+  stop(): void {
+    this.native.stop();
+    this.unhook();
+  }
+}

@@ -1,0 +1,151 @@
+// The native I/O loop on real interfaces: two namespaces joined by a veth pair, each running an IoLoop with a
+// TUN device; ping goes TUN → OUTBOUND → raw → veth → raw → INBOUND → TUN and back (as root; CI is root).
+process.env.MIPSEC_NATIVE = '1';
+import { readdirSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine, NativeEngine, RefEngine, Reason, Verdict, VERDICT_COUNTER_BASE, type Policy, type SaDesc } from '../../src/engine/index.js';
+import { IoLoop, type PuntedPacket } from '../../src/engine/io.js';
+import { endSaPair } from '../engine/fixtures.js';
+import { canRunNetns, captureProtocols, inNetns, makePair, type Pair, type Side } from './topology.js';
+
+const started: IoLoop[] = [];
+const engines: NativeEngine[] = [];
+
+function engineFor(sas: readonly SaDesc[], local: readonly string[], policies: readonly Policy[]): NativeEngine {
+  const engine = createEngine('native') as NativeEngine;
+  for (const sa of sas) engine.installSa(sa);
+  engine.setLocalAddresses(local);
+  engine.setPolicies(policies);
+  engines.push(engine);
+  return engine;
+}
+
+function startLoop(engine: NativeEngine, side: Side, onPunt: (p: PuntedPacket[]) => void = () => {}): IoLoop {
+  const loop = IoLoop.start({ engine, netns: side.ns, tun: { name: side.tun, addresses: [`${side.inner}/16`] }, raw: true, onPunt });
+  started.push(loop);
+  return loop;
+}
+
+/** Manually keyed SAs both ways between the veth addresses: a → b is SA 1 (in: 1001), b → a is SA 2 (in: 1002). */
+function keyedPair(pair: Pair, mode: 'spi' | 'skip') {
+  const ab = endSaPair({ suite: 'aes128gcm', ah: mode === 'skip' ? 'hmac-sha256-128' : undefined, mode, id: 1, src: pair.a.outer, dst: pair.b.outer });
+  const ba = endSaPair({ suite: 'chacha20poly1305', mode, id: 2, src: pair.b.outer, dst: pair.a.outer });
+  return { ab, ba };
+}
+
+const countFds = () => readdirSync('/proc/self/fd').length;
+const countThreads = () => readdirSync('/proc/self/task').length;
+
+describe('IoLoop without root-only resources', () => {
+  it('refuses the TS engine, and bad options name the field', () => {
+    expect(() => IoLoop.start({ engine: new RefEngine() as never, tun: { name: 'x' }, raw: true, onPunt: () => {} })).toThrow(/needs the native engine/);
+    const engine = createEngine('native') as NativeEngine;
+    engines.push(engine);
+    expect(() => IoLoop.start({ engine, tun: { name: 'mipsec-far-too-long-name' }, raw: true, onPunt: () => {} })).toThrow(/tun.name must be 1..15/);
+    expect(() => IoLoop.start({ engine, tun: { name: 't', mtu: 9000 }, raw: true, onPunt: () => {} })).toThrow(/tun.mtu must be an integer 576..3520/);
+    expect(() => IoLoop.start({ engine, tun: { name: 't', addresses: ['10.0.0.1'] }, raw: true, onPunt: () => {} })).toThrow(/tun.addresses\[0\]/);
+    expect(() => IoLoop.start({ engine, netns: '../x', tun: { name: 't' }, raw: true, onPunt: () => {} })).toThrow(/netns must be a namespace NAME/);
+  });
+});
+
+describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
+  let pair: Pair;
+
+  beforeAll(() => {
+    pair = makePair();
+  });
+  afterEach(() => {
+    for (const loop of started.splice(0)) loop.stop();
+    for (const e of engines.splice(0)) e.close();
+  });
+  afterAll(() => {
+    pair?.remove();
+  });
+
+  for (const mode of ['spi', 'skip'] as const) {
+    it(`${mode} mode: ping between the TUN addresses crosses the veth as ${mode === 'spi' ? 'ESP' : 'SKIP'} only`, async () => {
+      const { a, b } = pair;
+      const { ab, ba } = keyedPair(pair, mode);
+      const ea = engineFor([ab.out, ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: ab.out.id }]);
+      const eb = engineFor([ba.out, ab.in], [b.outer, b.inner], [{ prefix: '10.77.1.0/24', sa: ba.out.id }]);
+      const la = startLoop(ea, a);
+      const lb = startLoop(eb, b);
+
+      const capture = captureProtocols(b.ns, b.veth, 2.5);
+      await capture.ready;
+      const ping = await inNetns(a.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', b.inner]);
+      expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+      expect(ping.stdout).toMatch(/3 packets transmitted, 3 received/);
+      const seen = await capture.done;
+
+      const wire = mode === 'spi' ? '50' : '57';
+      expect(seen[wire], JSON.stringify(seen)).toBeGreaterThanOrEqual(6); // 3 echo requests + 3 replies
+      expect(Object.keys(seen).filter((p) => p !== wire), `only protocol ${wire} on the veth: ${JSON.stringify(seen)}`).toEqual([]);
+      for (const [loop, engine, rx] of [[la, ea, ab], [lb, eb, ba]] as const) {
+        const s = loop.stats();
+        expect(s.rxTun).toBeGreaterThanOrEqual(3);
+        expect(mode === 'spi' ? s.rxEsp : s.rxSkip).toBeGreaterThanOrEqual(3);
+        expect(s.txRaw).toBeGreaterThanOrEqual(3);
+        expect(s.txTun).toBeGreaterThanOrEqual(3);
+        expect(s.txErrors).toBe(0);
+        expect(engine.counters()[VERDICT_COUNTER_BASE + Verdict.DELIVER]).toBeGreaterThanOrEqual(3n);
+        expect(engine.saStats(rx.out.id)!.packets).toBeGreaterThanOrEqual(3n);
+      }
+      expect(eb.saStats(ab.in.id)!.packets).toBeGreaterThanOrEqual(3n);
+      expect(ea.saStats(ba.in.id)!.packets).toBeGreaterThanOrEqual(3n);
+    });
+  }
+
+  it('punt path: a packet with no policy reaches onPunt; JS installs a policy and re-injects it; it arrives', async () => {
+    const { a, b } = pair;
+    const { ab, ba } = keyedPair(pair, 'spi');
+    const ea = engineFor([ab.out, ba.in], [a.outer, a.inner], []);
+    const eb = engineFor([ba.out, ab.in], [b.outer, b.inner], [{ prefix: '10.77.1.0/24', sa: ba.out.id }]);
+    const punts: PuntedPacket[] = [];
+    let la: IoLoop | undefined;
+    la = startLoop(ea, a, (packets) => {
+      punts.push(...packets);
+      ea.setPolicies([{ prefix: '10.77.2.0/24', sa: ab.out.id }]);
+      expect(la!.inject(packets.map((p) => ({ packet: p.packet, via: 'outbound' as const })))).toBe(packets.length);
+    });
+    startLoop(eb, b);
+
+    const ping = await inNetns(a.ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '2', b.inner]);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    expect(ping.stdout).toMatch(/2 packets transmitted, 2 received/);
+    expect(punts.length).toBeGreaterThanOrEqual(1);
+    const first = punts[0];
+    expect({ reason: first.reason, from: first.from, sa: first.sa }).toEqual({ reason: 'no_policy', from: 'tun', sa: 0 });
+    expect(first.packet[9]).toBe(1); // ICMP
+    expect(Array.from(first.packet.subarray(16, 20)).join('.')).toBe(b.inner);
+    expect(ea.counters()[Reason.no_policy]).toBe(BigInt(punts.length));
+    expect(la.stats()).toMatchObject({ punted: punts.length, puntDropped: 0, injected: punts.length, injectDropped: 0 });
+    expect(eb.saStats(ab.in.id)!.packets).toBe(2n);
+  });
+
+  it('start/stop 20 times leaves no fd and no thread behind; stop is idempotent and engine close stops the loop', async () => {
+    const { a } = pair;
+    const fds = countFds();
+    const threads = countThreads();
+    for (let i = 0; i < 20; i++) {
+      const engine = createEngine('native') as NativeEngine;
+      const loop = IoLoop.start({ engine, netns: a.ns, tun: { name: a.tun, addresses: [`${a.inner}/16`] }, raw: true, workers: 1 + (i % 3), onPunt: () => {} });
+      expect(loop.running).toBe(true);
+      if (i % 2) {
+        loop.stop();
+        loop.stop();
+        engine.close();
+      } else {
+        engine.close(); // stops the loop first
+        expect(loop.running).toBe(false);
+        loop.stop();
+      }
+      expect(() => loop.inject([{ packet: new Uint8Array(20), via: 'tun' }])).toThrow(/not running/);
+    }
+    await new Promise((r) => setTimeout(r, 50)); // let released thread-safe functions finalize
+    expect(countFds()).toBe(fds);
+    expect(countThreads()).toBe(threads);
+    const links = await inNetns(a.ns, 'ip', ['-o', 'link']);
+    expect(links.stdout).not.toContain(a.tun);
+  });
+});
