@@ -39,6 +39,8 @@ export interface WorldOptions {
   /** Per SGW name. */
   plainInbound?: Record<string, 'drop' | 'pass'>;
   admitsVisitor?: Record<string, (home: string) => boolean>;
+  /** SGW names that translate their inside addresses for usual IP to outside hosts (§3.5). */
+  natOutside?: string[];
   /** 'all' (default): every node starts with every certificate; 'minimal': SGWs know only their own SMNs, the SMN its known Border-SGWs. */
   certificates?: 'all' | 'minimal';
   /** Virtual start time, Unix ms. */
@@ -157,7 +159,7 @@ export function buildWorld(options: WorldOptions): World {
     engines.push(engine);
     sgws.set(sgw.name, new SecurityGateway({
       host: network.host(sgw.name), clock: network.clock, map, name: sgw.name, identity: identity(`sgw:${sgw.outside}`), certs, engine, keyLog,
-      plainInbound: options.plainInbound?.[sgw.name], admitsVisitor: options.admitsVisitor?.[sgw.name],
+      plainInbound: options.plainInbound?.[sgw.name], admitsVisitor: options.admitsVisitor?.[sgw.name], natOutside: options.natOutside?.includes(sgw.name),
     }));
   }
 

@@ -22,6 +22,7 @@ import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
 import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
+import { UdpSourceNat } from './sgw/nat.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
 import { addressesOf, outerLayer, viewOf } from './sgw/view.js';
 
@@ -46,6 +47,8 @@ export interface SecurityGatewayOptions {
   keyLog?: KeyLog;
   failureRate?: RateLimitOptions;
   discoveryTimeoutMs?: number;
+  /** §3.5: translate inside addresses to the outside address for UDP that leaves as usual IP to an outside host. */
+  natOutside?: boolean;
 }
 
 type Arrival = 'inside' | 'outside';
@@ -78,6 +81,7 @@ export class SecurityGateway {
   private readonly learnedRoutes = new Map<string, Sgw | undefined>();
   private readonly neighbourRoutes = new Map<string, Timer>();
   private routesCounter = -1;
+  private readonly nat?: UdpSourceNat;
   private readonly removeHook: () => void;
 
   constructor(options: SecurityGatewayOptions) {
@@ -100,6 +104,7 @@ export class SecurityGateway {
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
       tally: this.tally, timeoutMs: options.discoveryTimeoutMs,
     });
+    if (options.natOutside) this.nat = new UdpSourceNat(this.clock, ipToU32(self.outside));
     this.engine.setLocalAddresses([self.inside, self.outside]);
     this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (outcomes) => this.handle(outcomes), () => this.refreshTables());
     this.removeHook = this.host.addHook('input', (packet, ctx) => this.onInput(packet, ctx));
@@ -137,6 +142,7 @@ export class SecurityGateway {
       this.tally.add('drop_unreadable_skip');
       return 'consumed';
     }
+    if (this.nat && this.translated(packet, view, arrivedOn)) return 'consumed';
     const decision = decide(this.place, view);
     if (decision.action === 'pass' || decision.action === 'local') {
       this.tally.add(decision.action);
@@ -144,6 +150,18 @@ export class SecurityGateway {
     }
     this.act(decision, packet.slice(), (job) => this.pipeline.push(job), arrivedOn);
     return 'consumed';
+  }
+
+  /** §3.5 address translation: inside host → outside host as usual IP, and the answers back. */
+  private translated(packet: Uint8Array, view: PacketView, arrivedOn: Arrival): boolean {
+    if (!this.nat || view.layers.length > 0 || !view.inner) return false;
+    const { map } = this.place;
+    const out = arrivedOn === 'inside' && map.protectingSgw(view.inner.src) === this.self && !map.isProtected(view.inner.dst) && !this.place.careOfs?.has(toU32(view.inner.dst));
+    const translated = out ? this.nat.outbound(packet) : arrivedOn === 'outside' ? this.nat.inbound(packet) : undefined;
+    if (!translated) return false;
+    this.tally.add(out ? 'nat_out' : 'nat_in');
+    this.transmit(translated);
+    return true;
   }
 
   /** Carries out a decision about `datagram` (the packet, or what the engine unwrapped of it). */

@@ -147,7 +147,21 @@ export const outsideDirectScenario: Scenario = {
   expect: { internet: [`smn > chx: ${REQ(F6.out, F6.chx)}`, `chx > smn: ${REP(F6.chx, F6.out)}`] },
 };
 
-export const section3Scenarios: Scenario[] = [threeStepScenario, site34Scenario, figure1Scenario, outsideMobileIpScenario, outsideDirectScenario];
+export const outsideTranslatedScenario: Scenario = {
+  section: '§3.5 (direct, translated)',
+  title: 'CH outside, SMN in Site 1: its care-of address talks to the CH by usual IP, translated to SGW1\'s global address',
+  map: 'figure6',
+  smn: { outsideCh: 'direct' },
+  world: { natOutside: ['sgw1'] },
+  place: 'sgw1',
+  traffic: { from: 'smn', to: F6.chx },
+  expect: {
+    'sgw1-net': [`smn > sgw1: ${REQ(F6.coa1, F6.chx)}`, `sgw1 > smn: ${REP(F6.chx, F6.coa1)}`],
+    internet: [`sgw1 > chx: ${udp(F6.sgw1, F6.chx, 20000, 7)}`, `chx > sgw1: ${udp(F6.chx, F6.sgw1, 7, 20000)}`],
+  },
+};
+
+export const section3Scenarios: Scenario[] = [threeStepScenario, site34Scenario, figure1Scenario, outsideMobileIpScenario, outsideDirectScenario, outsideTranslatedScenario];
 
 /** Figure 2 with `n` SGWs: the SMN in the innermost visited network, the CH in the innermost home network. */
 export function chainScenario(n: number): Scenario & { careOf: string; ch: string; home: string } {
