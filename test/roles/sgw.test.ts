@@ -11,6 +11,9 @@ import { CertCache } from '../../src/keys/cache.js';
 import { MemoryNetwork } from '../../src/net/memory.js';
 import { Tally } from '../../src/roles/common/counters.js';
 import { CertificateDiscovery } from '../../src/roles/common/discovery.js';
+import { UdpSourceNat } from '../../src/roles/sgw/nat.js';
+import { ipToU32 } from '../../src/wire/addr.js';
+import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
 import { RateLimiter } from '../../src/roles/common/ratelimit.js';
 import { VirtualClock } from '../../src/net/clock.js';
 
@@ -94,5 +97,22 @@ describe('CertificateDiscovery bounds', () => {
     net.runFor(5000);
     expect(outcomes.filter((o) => o === 'discovery_timeout')).toHaveLength(64 + 255);
     d.close();
+  });
+});
+
+describe('UdpSourceNat (§3.5)', () => {
+  it('maps an inside address and port to one global port, answers come back, anything else is left alone', () => {
+    const clock = new VirtualClock(0);
+    const nat = new UdpSourceNat(clock, ipToU32('198.18.1.1'));
+    const out1 = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
+    const out2 = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
+    const other = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.101'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
+    const ports = [out1, out2, other].map((p) => parseUdpDatagram(p!)).map((u) => (u.ok ? `${u.udp.src}:${u.udp.srcPort}` : 'bad'));
+    expect(ports).toEqual([`${ipToU32('198.18.1.1')}:20000`, `${ipToU32('198.18.1.1')}:20000`, `${ipToU32('198.18.1.1')}:20001`]);
+    const back = nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: 20000 }, new Uint8Array(4)));
+    const u = parseUdpDatagram(back!);
+    expect(u.ok && [u.udp.dst, u.udp.dstPort]).toEqual([ipToU32('10.1.0.100'), 4000]);
+    expect(nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: 20005 }, new Uint8Array(4)))).toBeUndefined();
+    expect(nat.outbound(new Uint8Array(20))).toBeUndefined();
   });
 });
