@@ -127,7 +127,7 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   if (o.Get("netns").IsString()) cfg.netns = o.Get("netns").As<Napi::String>().Utf8Value();
   if (!o.Get("tunName").IsString()) throw Napi::TypeError::New(env, "io config tunName must be a string");
   cfg.tun.name = o.Get("tunName").As<Napi::String>().Utf8Value();
-  cfg.tun.mtu = u32_of(o, "mtu", 1400);
+  cfg.tun.mtu = u32_of(o, "mtu", cfg.tun.mtu);
   cfg.workers = u32_of(o, "workers", 1);
   Napi::Value addresses = o.Get("addresses");
   if (!addresses.IsUndefined()) {

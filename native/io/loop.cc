@@ -16,7 +16,7 @@ namespace mipsec::io {
 const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
       "rxTun", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
-      "txRaw", "txTun", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
+      "txRaw", "txTun", "txTooBig", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
   };
   return names;
 }
@@ -193,7 +193,7 @@ void IoLoop::run(Worker& w) {
         sent += size_t(r);
         count(S_TX_RAW, uint64_t(r));
       } else if (errno != EINTR) {
-        count(S_TX_ERRORS);  // the kernel refused this packet (too big for the path MTU, no route): skip it
+        count(errno == EMSGSIZE ? S_TX_TOO_BIG : S_TX_ERRORS);  // the kernel refused this packet: skip it
         sent++;
       }
     }

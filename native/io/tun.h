@@ -14,7 +14,7 @@ struct TunAddress {
 
 struct TunConfig {
   std::string name;
-  uint32_t mtu = 1400;
+  uint32_t mtu = 1300;
   std::vector<TunAddress> addresses;
 };
 

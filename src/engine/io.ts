@@ -37,7 +37,10 @@ export interface IoLoopOptions {
   tun: {
     /** Device name (created if missing, removed when the loop stops). */
     name: string;
-    /** Default 1400, leaving room for the outer layers on a 1500-byte link; at most 3520. */
+    /**
+     * Default 1300: room on a 1500-byte link for the End-End layer in SKIP mode with AH (~150 bytes) and one
+     * next-hop layer (~110 bytes more each). Larger packets are refused by the kernel (stats().txTooBig). At most 3520.
+     */
     mtu?: number;
     /** Interface addresses 'a.b.c.d/len' (the kernel adds the prefix routes into the TUN). */
     addresses?: readonly string[];
@@ -63,7 +66,9 @@ export interface IoStats {
   rxErrors: number;
   txRaw: number;
   txTun: number;
-  /** Sends the kernel refused (too big for the path, no route). */
+  /** Sealed packets the kernel refused as larger than the outgoing link's MTU: lower tun.mtu. */
+  txTooBig: number;
+  /** Other sends the kernel refused (no route, …). */
   txErrors: number;
   punted: number;
   /** Punts lost because JS had not drained the bounded punt queue (4096 packets). */
@@ -106,7 +111,7 @@ export class IoLoop {
     if (options.raw !== true) throw new TypeError('IoLoop: raw must be true (the raw IPv4 sockets carry every protected packet)');
     if (netns !== undefined && !NETNS_NAME.test(netns)) throw new RangeError(`netns must be a namespace NAME (as in /var/run/netns/NAME), got ${String(netns)}`);
     if (typeof tun?.name !== 'string' || tun.name.length < 1 || tun.name.length > 15) throw new RangeError('tun.name must be 1..15 characters');
-    const mtu = tun.mtu ?? 1400;
+    const mtu = tun.mtu ?? 1300;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 3520) throw new RangeError(`tun.mtu must be an integer 576..3520, got ${String(tun.mtu)}`);
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`workers must be an integer 1..64, got ${String(workers)}`);
     if (typeof onPunt !== 'function') throw new TypeError('onPunt must be a function (packets) => void');
