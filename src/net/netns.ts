@@ -113,6 +113,8 @@ export interface SpawnOptions {
   cwd?: string;
   /** Keep the last this many bytes of stdout+stderr for error messages (default 16 KiB). */
   keepOutput?: number;
+  /** Written to its stdin, which is then closed (e.g. keys, so they never touch a file). */
+  input?: string;
 }
 
 /** A process started in a namespace and tracked by its session until it exits. */
@@ -332,10 +334,15 @@ export class NetnsSession {
     this.checkOpen();
     this.checkOwn(ns);
     const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: options.env ?? process.env,
       cwd: options.cwd,
     });
+    if (options.input !== undefined) {
+      // A child that exits before reading its input must not take this process down with EPIPE.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(options.input);
+    }
     const proc = new ManagedProcess(label, child, options.keepOutput ?? 16 * 1024);
     this.processes.add(proc);
     void proc.exited.then(() => this.processes.delete(proc));

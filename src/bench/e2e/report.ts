@@ -115,9 +115,7 @@ export function formatTables(results: readonly PathResult[]): string {
   const errors = results.filter((r) => r.error).map((r) => `  ${r.path}: ${r.error}`);
   return [
     main,
-    '',
-    'Ratios of medians (TCP and UDP: higher is better; CPU s/Gbit: lower is better):',
-    ratioTable,
+    ...(against.length ? ['', 'Ratios of medians (TCP and UDP: higher is better; CPU s/Gbit: lower is better):', ratioTable] : []),
     '',
     'What runs on each path:',
     modes,

@@ -6,6 +6,11 @@ import { NetnsSession } from '../../net/netns.js';
 
 /** The largest inner MTU whose encapsulation by every path fits the 1500-byte link (see bench/e2e.md). */
 export const TUNNEL_MTU = 1436;
+/**
+ * SKIP mode carries a 52-byte SKIP header (NSID 0, 40-byte wrapped key) in every packet:
+ * 20 (IPv4) + 52 + 16 (ESP header, IV) + 1392 + 2 (padding) + 2 (pad length, next header) + 16 (ICV) = 1500.
+ */
+export const SKIP_TUNNEL_MTU = 1392;
 export const LINK_MTU = 1500;
 
 export const PLAN = {
