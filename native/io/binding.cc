@@ -129,6 +129,7 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   cfg.tun.name = o.Get("tunName").As<Napi::String>().Utf8Value();
   cfg.tun.mtu = u32_of(o, "mtu", cfg.tun.mtu);
   cfg.workers = u32_of(o, "workers", 1);
+  cfg.tun.offload = !o.Get("offload").IsBoolean() || o.Get("offload").As<Napi::Boolean>().Value();
   Napi::Value addresses = o.Get("addresses");
   if (!addresses.IsUndefined()) {
     if (!addresses.IsTypedArray() || addresses.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <cerrno>
 #include <cstring>
+#include <sys/uio.h>
+#include "io/gso.h"
 #include "io/netns.h"
 #include "io/raw.h"
 #include "wire/bytes.h"
@@ -15,7 +17,7 @@ namespace mipsec::io {
 
 const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
-      "rxTun", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
+      "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
       "txRaw", "txTun", "txTooBig", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
   };
   return names;
@@ -35,6 +37,7 @@ std::string sys_error(const std::string& what) { return what + ": " + std::strer
 // One worker: its own TUN queue, raw receivers (filtered to its flows), sender, batch memory and thread.
 struct IoLoop::Worker {
   unsigned index = 0;
+  bool vnet = false;  // the TUN carries a virtio_net_hdr in front of every packet
   Fd tun, tx, epoll, wake;
   Fd rx[kRawSockets];
   std::thread thread;
@@ -50,6 +53,8 @@ struct IoLoop::Worker {
   mmsghdr msgs[kBatchPackets] = {};
   iovec iov[kBatchPackets] = {};
   sockaddr_in addr[kBatchPackets] = {};
+
+  std::vector<uint8_t> super;  // one read from a TUN with offloads: header + up to 64 KiB
 
   uint8_t* packet_at(size_t i) { return buffer.data() + i * kSlotBytes + kHeadroom; }
   void queue(uint32_t op, size_t len, From f) {
@@ -76,6 +81,8 @@ std::string IoLoop::start(const IoConfig& cfg) {
   for (unsigned i = 0; i < cfg.workers; i++) {
     workers.push_back(std::make_unique<Worker>());
     workers.back()->index = i;
+    workers.back()->vnet = cfg.tun.offload;
+    if (cfg.tun.offload) workers.back()->super.resize(kVnetHdrBytes + 65536);
   }
   std::string err = run_in_netns(cfg.netns, [&]() -> std::string {
     std::vector<Fd> queues;
@@ -156,6 +163,14 @@ size_t IoLoop::inject(std::vector<Injected>&& packets) {
 }
 
 void IoLoop::run(Worker& w) {
+  // A packet out of the TUN, behind an all-zero virtio_net_hdr (no offload) when the device has one.
+  auto write_tun = [&](const uint8_t* p, size_t len) {
+    static const virtio_net_hdr plain{};
+    iovec parts[2] = {{const_cast<virtio_net_hdr*>(&plain), kVnetHdrBytes}, {const_cast<uint8_t*>(p), len}};
+    const ssize_t want = ssize_t(len + (w.vnet ? kVnetHdrBytes : 0));
+    count(::writev(w.tun.get(), w.vnet ? parts : parts + 1, w.vnet ? 2 : 1) == want ? S_TX_TUN : S_TX_ERRORS);
+  };
+
   // Runs the queued batch through the engine and sends every result where its verdict says.
   auto flush = [&] {
     if (w.count == 0) return;
@@ -178,7 +193,7 @@ void IoLoop::run(Worker& w) {
           break;
         }
         case V_DELIVER:
-          count(::write(w.tun.get(), data, len) == ssize_t(len) ? S_TX_TUN : S_TX_ERRORS);
+          write_tun(data, len);
           break;
         case V_PUNT:
           w.punts.push_back(PuntPacket{w.from[i], uint8_t(d[D_VERDICT] >> 8), d[D_SA], std::vector<uint8_t>(data, data + len)});
@@ -206,7 +221,54 @@ void IoLoop::run(Worker& w) {
     }
   };
 
+  // With offloads: finish the checksum or split the super-packet, so the engine sees plain datagrams.
+  auto read_tun_offload = [&] {
+    for (size_t reads = 0; reads < kBatchPackets; reads++) {
+      const ssize_t r = ::read(w.tun.get(), w.super.data(), w.super.size());
+      if (r < 0) {
+        if (errno != EAGAIN && errno != EINTR) count(S_RX_ERRORS);
+        break;
+      }
+      if (size_t(r) < kVnetHdrBytes) {
+        count(S_RX_ERRORS);
+        continue;
+      }
+      count(S_RX_TUN);
+      virtio_net_hdr h;
+      std::memcpy(&h, w.super.data(), kVnetHdrBytes);
+      uint8_t* p = w.super.data() + kVnetHdrBytes;
+      const size_t len = size_t(r) - kVnetHdrBytes;
+      if (h.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+        if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !finish_checksum(h, p, len)) {
+          count(S_RX_ERRORS);
+          continue;
+        }
+        if (len > kMaxPacket) {
+          count(S_RX_TOO_BIG);
+          continue;
+        }
+        if (w.count == kBatchPackets) flush();
+        std::memcpy(w.packet_at(w.count), p, len);
+        w.queue(OP_OUTBOUND, len, From::tun);
+      } else if ((h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV4) {
+        count(S_RX_GSO);
+        const int n = segment_tcp4(h, p, len, [&](size_t seg_len) -> uint8_t* {
+          if (seg_len > kMaxPacket) return nullptr;
+          if (w.count == kBatchPackets) flush();
+          uint8_t* at = w.packet_at(w.count);
+          w.queue(OP_OUTBOUND, seg_len, From::tun);
+          return at;
+        });
+        if (n < 0) count(S_RX_ERRORS);
+      } else {
+        count(S_RX_ERRORS);  // an offload we did not enable
+      }
+    }
+    flush();
+  };
+
   auto read_tun = [&] {
+    if (w.vnet) return read_tun_offload();
     while (w.count < kBatchPackets) {
       const ssize_t r = ::read(w.tun.get(), w.packet_at(w.count), kMaxPacket);
       if (r < 0) {
@@ -257,7 +319,7 @@ void IoLoop::run(Worker& w) {
           if (w.count == kBatchPackets) flush();
           break;
         case Via::tun:
-          count(::write(w.tun.get(), p.bytes.data(), p.bytes.size()) == ssize_t(p.bytes.size()) ? S_TX_TUN : S_TX_ERRORS);
+          write_tun(p.bytes.data(), p.bytes.size());
           break;
         case Via::raw: {
           sockaddr_in to{};

@@ -36,9 +36,11 @@ std::string tun_open(const TunConfig& cfg, size_t queues, std::vector<Fd>* out) 
     if (!fd.valid()) return sys_error("open /dev/net/tun (is the tun module loaded, and are we root?)");
     ifreq ifr;
     set_name(&ifr, cfg.name);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (queues > 1 ? IFF_MULTI_QUEUE : 0);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (queues > 1 ? IFF_MULTI_QUEUE : 0) | (cfg.offload ? IFF_VNET_HDR : 0);
     if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0)
       return sys_error("TUNSETIFF " + cfg.name + " (an existing device of another kind or queue mode has this name?)");
+    if (cfg.offload && ::ioctl(fd.get(), TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) != 0)
+      return sys_error("TUNSETOFFLOAD " + cfg.name + " (turn tun.offload off on this kernel)");
     out->push_back(std::move(fd));
   }
   return {};

@@ -1,4 +1,4 @@
-// TUN devices (IFF_TUN | IFF_NO_PI): opening one queue per worker, and setting MTU, addresses and link up.
+// TUN devices (IFF_TUN | IFF_NO_PI [| IFF_VNET_HDR]): opening one queue per worker, and setting MTU, addresses and link up.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,6 +15,8 @@ struct TunAddress {
 struct TunConfig {
   std::string name;
   uint32_t mtu = 1300;
+  // IFF_VNET_HDR with TUN_F_CSUM | TUN_F_TSO4: TCP super-packets in one read (split in io/gso.h).
+  bool offload = true;
   std::vector<TunAddress> addresses;
 };
 

@@ -44,6 +44,11 @@ export interface IoLoopOptions {
     mtu?: number;
     /** Interface addresses 'a.b.c.d/len' (the kernel adds the prefix routes into the TUN). */
     addresses?: readonly string[];
+    /**
+     * IFF_VNET_HDR with checksum and TCP segmentation offload (default true): the kernel hands TCP over in
+     * super-packets of up to 64 KiB, one read each; the loop splits them into MSS-sized datagrams before OUTBOUND.
+     */
+    offload?: boolean;
   };
   /** Raw IPv4 sockets for SKIP, AH, ESP and IP-in-IP (receive) and IP_HDRINCL (send): always on. */
   raw: true;
@@ -55,7 +60,10 @@ export interface IoLoopOptions {
 
 /** The loop's own counters; drops by reason are the engine's counters(). */
 export interface IoStats {
+  /** Reads from the TUN (a super-packet counts once). */
   rxTun: number;
+  /** TCP super-packets split into segments (offload on). */
+  rxGso: number;
   rxRaw: number;
   rxSkip: number;
   rxAh: number;
@@ -129,7 +137,8 @@ export class IoLoop {
       }
       onPunt(packets);
     });
-    native.start({ netns, tunName: tun.name, mtu, addresses, workers });
+    if (tun.offload !== undefined && typeof tun.offload !== 'boolean') throw new TypeError('tun.offload must be a boolean');
+    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true });
     const loop: IoLoop = new IoLoop(native, engine.onClose(() => loop.stop()));
     return loop;
   }

@@ -74,9 +74,29 @@ export function makePair(): Pair {
 }
 
 /**
- * Captures IPv4 frames (both directions) on a device inside a namespace with an AF_PACKET socket (python3, which node-gyp needs
- * anyway) for `seconds`, and resolves to a count per IP protocol number.
+ * Runs a python3 script (python3 is there: node-gyp needs it) inside a namespace. The script prints 'ready'
+ * once it listens, and its last line as JSON when done.
  */
+export function pythonInNetns(ns: string, script: string, args: string[]): { ready: Promise<void>; done: Promise<any> } {
+  const child = execFile('ip', ['netns', 'exec', ns, 'python3', '-c', script, ...args], { encoding: 'utf8', timeout: 30_000 });
+  let out = '';
+  let markReady: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  child.stdout!.on('data', (chunk: string) => {
+    out += chunk;
+    if (out.startsWith('ready')) markReady();
+  });
+  const done = new Promise<any>((resolve, reject) => {
+    child.on('exit', (code) => {
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !last.startsWith('{')) reject(new Error(`python in ${ns} failed (exit ${code}): ${out}`));
+      else resolve(JSON.parse(last));
+    });
+  });
+  return { ready, done };
+}
+
+/** Counts IPv4 frames per IP protocol number on a device inside a namespace (AF_PACKET, both directions). */
 export function captureProtocols(ns: string, dev: string, seconds: number): { ready: Promise<void>; done: Promise<Record<string, number>> } {
   const script = [
     'import json, socket, sys, time',
@@ -91,20 +111,30 @@ export function captureProtocols(ns: string, dev: string, seconds: number): { re
     '    if len(frame) > 23 and frame[12:14] == b"\\x08\\x00": seen[frame[23]] = seen.get(frame[23], 0) + 1',
     'print(json.dumps(seen), flush=True)',
   ].join('\n');
-  const child = execFile('ip', ['netns', 'exec', ns, 'python3', '-c', script, dev, String(seconds)], { encoding: 'utf8' });
-  let out = '';
-  let markReady: () => void;
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  child.stdout!.on('data', (chunk: string) => {
-    out += chunk;
-    if (out.startsWith('ready')) markReady();
-  });
-  const done = new Promise<Record<string, number>>((resolve, reject) => {
-    child.on('exit', (code) => {
-      const last = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !last.startsWith('{')) reject(new Error(`capture on ${dev} in ${ns} failed (exit ${code}): ${out}`));
-      else resolve(JSON.parse(last) as Record<string, number>);
-    });
-  });
-  return { ready, done };
+  return pythonInNetns(ns, script, [dev, String(seconds)]);
 }
+
+/** A TCP sink on address:port that reports how many bytes it read and their SHA-256. */
+export const TCP_SINK = [
+  'import hashlib, json, socket, sys',
+  's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)',
+  "print('ready', flush=True)",
+  'c, _ = s.accept(); h = hashlib.sha256(); n = 0',
+  'while True:',
+  '    b = c.recv(1 << 16)',
+  '    if not b: break',
+  '    h.update(b); n += len(b)',
+  "print(json.dumps({'bytes': n, 'sha256': h.hexdigest()}), flush=True)",
+].join('\n');
+
+/** Sends `megabytes` of deterministic bytes to address:port; reports the count and SHA-256 it sent. */
+export const TCP_SOURCE = [
+  'import hashlib, json, socket, sys',
+  'block = bytes((i * 7 + 3) % 251 for i in range(1 << 16)); h = hashlib.sha256(); n = 0',
+  "print('ready', flush=True)",
+  'c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)',
+  'for _ in range(int(sys.argv[3]) * 16):',
+  '    c.sendall(block); h.update(block); n += len(block)',
+  'c.close()',
+  "print(json.dumps({'bytes': n, 'sha256': h.hexdigest()}), flush=True)",
+].join('\n');
