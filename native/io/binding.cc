@@ -15,7 +15,7 @@ constexpr size_t kPuntQueuePackets = 4096;
 constexpr uint32_t kPuntMetaWords = 5;  // offset, length, reason, from, sa
 
 // Punts waiting for the JS thread: bounded; at most one drain call is queued on the ThreadSafeFunction.
-class JsPuntSink : public PuntSink {
+class JsPuntSink : public PuntSink, public std::enable_shared_from_this<JsPuntSink> {
  public:
   explicit JsPuntSink(Napi::ThreadSafeFunction tsfn) : tsfn_(tsfn) {}
 
@@ -25,7 +25,9 @@ class JsPuntSink : public PuntSink {
     std::move(packets.begin(), packets.begin() + take, std::back_inserter(queue_));
     if (take && !scheduled_) {
       scheduled_ = true;
-      if (tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function onPunt) { drain(env, onPunt); }) != napi_ok) scheduled_ = false;
+      // The queued call holds the sink, so it may run after the loop and its JS object are gone.
+      auto self = shared_from_this();
+      if (tsfn_.NonBlockingCall([self](Napi::Env env, Napi::Function onPunt) { self->drain(env, onPunt); }) != napi_ok) scheduled_ = false;
     }
     return take;
   }

@@ -150,6 +150,34 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     expect(eb.saStats(ab.in.id)!.packets).toBe(2n);
   });
 
+  it('punt queue: while JS is busy, punts beyond the bounded queue are dropped and counted, the rest arrive', async () => {
+    const { a } = pair;
+    const ea = engineFor([], [a.outer, a.inner], []);
+    let received = 0;
+    const la = startLoop(ea, a, (packets) => {
+      received += packets.length;
+    });
+    const blast = [
+      'import socket, sys',
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      "print('ready', flush=True)",
+      "for i in range(int(sys.argv[1])): s.sendto(b'x', ('10.77.2.9', 9))",
+      "print('{}', flush=True)",
+    ].join('\n');
+    const sender = pythonInNetns(a.ns, blast, ['6000']);
+    await sender.ready;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500); // the JS thread is busy; workers go on
+    await sender.done;
+    await new Promise((r) => setTimeout(r, 200));
+    const s = la.stats();
+    const noPolicy = Number(ea.counters()[Reason.no_policy]);
+    expect(noPolicy).toBeGreaterThan(4096);
+    expect(s.punted + s.puntDropped).toBe(noPolicy);
+    expect(s.puntDropped).toBeGreaterThan(0);
+    expect(s.punted).toBeLessThanOrEqual(noPolicy);
+    expect(received).toBe(s.punted);
+  });
+
   it('start/stop 20 times leaves no fd and no thread behind; stop is idempotent and engine close stops the loop', async () => {
     const { a } = pair;
     const fds = countFds();
