@@ -15,6 +15,10 @@ const commands: Record<string, CommandEntry> = {
   ca: { summary: 'ca init: create an organization CA (Ed25519)', load: () => import('./keys.js') },
   cert: { summary: 'cert issue | show | verify: certificates binding SKIP names to keys', load: () => import('./keys.js') },
   'check-config': { summary: 'validate node configs and the network map', load: () => import('./config.js') },
+  sgw: { summary: 'run a security gateway daemon from a node config', load: () => import('./daemon.js') },
+  smn: { summary: 'run a security mobile node daemon from a node config', load: () => import('./daemon.js') },
+  ha: { summary: 'run a home agent daemon from a node config', load: () => import('./daemon.js') },
+  status: { summary: 'SAs, bindings, counters and rates of a running daemon', load: () => import('./status.js') },
   bench: { summary: 'bench micro: data-path micro-benchmark (native vs TS vs openssl speed)', load: () => import('./bench.js') },
 };
 

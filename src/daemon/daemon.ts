@@ -1,0 +1,277 @@
+// A role daemon: one node config → its identity, engine, role and operator interfaces (status socket,
+// metrics, logs), with a graceful stop and a reload that never touches the engine's SAs.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createEngine, type Engine, type EngineImpl } from '../engine/index.js';
+import { loadNode, type LoadedNode, type Role } from '../config/index.js';
+import { CertCache } from '../keys/cache.js';
+import { loadCertificate, loadIdentity, type Identity } from '../keys/keyfile.js';
+import type { Clock, Host } from '../net/types.js';
+import { systemClock } from './clock.js';
+import { TrackedEngine, type SaRecord } from './engine.js';
+import { createLogger, type Logger } from './log.js';
+import { metricsRegistry, serveMetrics, type MetricsServer } from './metrics.js';
+import { loadMnHaKeys } from './mnha.js';
+import { buildRole, type RunningRole } from './roles.js';
+import { defaultSocketPath, serveStatus, type StatusServer } from './socket.js';
+import { engineCounters, RateSampler, STATUS_VERSION, type Status } from './status.js';
+import type { DestinationStream, LevelWithSilent } from 'pino';
+
+export interface DaemonOptions {
+  configPath: string;
+  /** The role the command runs; a config of another role is refused. */
+  role?: Role;
+  /** The network the role runs on, for this node's config (Linux: the current namespace's interfaces). */
+  host: (loaded: LoadedNode) => Host | Promise<Host>;
+  /** Default: the wall clock. MemoryNetwork hosts need the network's virtual clock. */
+  clock?: Clock;
+  /** Default native (the TypeScript path when the addon is missing, with a warning); 'ts' forces it. */
+  engine?: EngineImpl;
+  /** Tests: wraps the engine before the role gets it. */
+  wrapEngine?: (engine: Engine) => Engine;
+  /** File of MN-HA keys (SMN and HA; src/daemon/mnha.ts). */
+  mnHaKeyFile?: string;
+  /** Default /run/mipsec/<node>.sock; false: no socket. */
+  statusSocket?: string | false;
+  /** HOST:PORT parsed; no metrics endpoint without it. */
+  metrics?: { host: string; port: number };
+  logLevel?: LevelWithSilent;
+  logDestination?: DestinationStream;
+  /** Seconds between the two samples rates are computed from (default 10). */
+  rateIntervalMs?: number;
+  /** SIGTERM/SIGINT stop, SIGHUP reloads (the CLI; tests drive stop()/reload() directly). */
+  handleSignals?: boolean;
+  /** How long a stopping SMN waits for its HA to confirm deregistration (default 2000 ms). */
+  leaveTimeoutMs?: number;
+}
+
+/** A config problem found before anything started: print the lines, exit 2. */
+export class DaemonConfigError extends Error {
+  override name = 'DaemonConfigError';
+  constructor(readonly lines: string[]) {
+    super(lines.join('\n'));
+  }
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  errors?: string[];
+  /** Fields that changed and are in force now. */
+  applied?: string[];
+  /** Fields that changed but take effect only after a restart (the running role fixed them at start). */
+  restartNeededFor?: string[];
+}
+
+export interface Daemon {
+  readonly node: string;
+  readonly role: string;
+  readonly log: Logger;
+  readonly socketPath?: string;
+  readonly metricsAddress?: { host: string; port: number };
+  status(): Status;
+  sas(): SaRecord[];
+  reload(): Promise<ReloadResult>;
+  /** Graceful stop; resolves when everything is closed. Idempotent. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves once stopped (by stop() or a signal). */
+  readonly stopped: Promise<void>;
+}
+
+/** What a config load gave: the node, plus digests of the files a reload compares. */
+interface Snapshot {
+  loaded: LoadedNode;
+  digests: Record<string, string>;
+}
+
+async function loadSnapshot(configPath: string): Promise<Snapshot> {
+  const loaded = await loadNode(configPath);
+  if (!loaded.ok) throw new DaemonConfigError(loaded.errors);
+  const { ok: _ok, warnings, ...node } = loaded;
+  // A missing identity file is only a warning for check-config; a daemon cannot start without it.
+  if (node.node.identity && warnings.length > 0) throw new DaemonConfigError(warnings.map((w) => w.replace(': warning: ', ': ')));
+  const digests: Record<string, string> = { network: digest(node.paths.network) };
+  for (const field of ['cert', 'ca'] as const) if (node.paths[field]) digests[`identity.${field}`] = digest(node.paths[field]!);
+  return { loaded: node, digests };
+}
+
+function digest(path: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch (err) {
+    return `unreadable: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
+  }
+}
+
+export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
+  let current = await loadSnapshot(o.configPath);
+  const { node } = current.loaded;
+  if (o.role && node.role !== o.role) throw new DaemonConfigError([`${o.configPath}: role: this is a ${node.role} config; run it with mipsec ${node.role} (or give a role: ${o.role} config)`]);
+  const clock = o.clock ?? systemClock;
+  const log = createLogger({ level: o.logLevel ?? 'info', role: node.role, node: node.name, destination: o.logDestination });
+
+  let identity: Identity | undefined;
+  let certs: CertCache | undefined;
+  if (node.identity) {
+    try {
+      identity = loadIdentity(current.loaded.paths.key!, current.loaded.paths.cert!);
+      certs = new CertCache(loadCertificate(current.loaded.paths.ca!));
+    } catch (err) {
+      identity?.secretKey.fill(0);
+      throw new DaemonConfigError([`${o.configPath}: identity: ${(err as Error).message}`]);
+    }
+  }
+  const needsMnHa = node.role !== 'sgw';
+  if (needsMnHa && !o.mnHaKeyFile) {
+    throw new DaemonConfigError([`mipsec ${node.role} needs --mn-ha-key FILE: the MN-HA keys it shares with ${node.role === 'ha' ? 'its mobile nodes' : 'its home agent'} (RFC 5944 §3.5), one line '<home address> <SPI> <key hex>', mode 0600`]);
+  }
+  let mnHaKeys;
+  try {
+    mnHaKeys = needsMnHa ? loadMnHaKeys(o.mnHaKeyFile!) : undefined;
+  } catch (err) {
+    identity?.secretKey.fill(0);
+    throw new DaemonConfigError([(err as Error).message]);
+  }
+
+  const host = await o.host(current.loaded);
+  const raw = createEngine(o.engine);
+  const tracked = new TrackedEngine(o.wrapEngine ? o.wrapEngine(raw) : raw, {
+    installed: (sa) => log.info({ event: 'sa_installed', sa: sa.id, direction: sa.direction, layer: sa.role, mode: sa.mode, peer: sa.peer, src: sa.src, dst: sa.dst }, 'SA installed'),
+    retired: (sa) => log.info({ event: 'sa_retired', sa: sa.id, direction: sa.direction, layer: sa.role, peer: sa.peer }, 'SA retired'),
+  }, () => clock.now());
+  let role: RunningRole;
+  try {
+    role = buildRole({
+      loaded: current.loaded, host, clock, engine: tracked, identity, certs, mnHaKeys,
+      onEvent: ({ event, ...fields }) => log.info({ event, ...fields }, event.replace(/_/g, ' ')),
+    });
+  } catch (err) {
+    tracked.close();
+    throw new DaemonConfigError([`${o.configPath}: ${(err as Error).message}`]);
+  } finally {
+    // The roles keep their own copies (keying, HA table); ours are not needed any more.
+    identity?.secretKey.fill(0);
+    for (const e of mnHaKeys ?? []) e.auth.key.fill(0);
+  }
+
+  const startedAt = new Date();
+  const started = performance.now();
+  let loadedAt = new Date();
+  let reloads = 0;
+  let restartNeededFor: string[] = [];
+  const sampler = new RateSampler(tracked, () => tracked.list().map((s) => s.id), o.rateIntervalMs ?? 10_000);
+
+  const status = (): Status => {
+    const { reasons, verdicts } = engineCounters(tracked.counters());
+    const rates = sampler.rates();
+    return {
+      version: STATUS_VERSION, node: node.name, role: node.role, pid: process.pid, startedAt: startedAt.toISOString(),
+      uptimeSeconds: Math.round((performance.now() - started) / 100) / 10, engine: tracked.impl,
+      config: { file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor },
+      sas: tracked.list().map(({ installedAt: _at, ...sa }) => {
+        const stats = tracked.saStats(sa.id);
+        return { ...sa, packets: Number(stats?.packets ?? 0n), bytes: Number(stats?.bytes ?? 0n), packetsPerSecond: rates.perSa(sa.id) };
+      }),
+      bindings: role.bindings() ?? null,
+      counters: { engine: reasons, verdicts, role: role.counters(), host: { ...host.counters() } },
+      rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
+    };
+  };
+
+  const reload = async (): Promise<ReloadResult> => {
+    let next: Snapshot;
+    try {
+      next = await loadSnapshot(o.configPath);
+    } catch (err) {
+      const errors = err instanceof DaemonConfigError ? err.lines : [(err as Error).message];
+      log.error({ event: 'reload_refused', errors }, 'reload refused: the new config is not valid; still running with the previous one');
+      return { ok: false, errors };
+    }
+    const changed = changedFields(current, next);
+    const applied: string[] = [];
+    // Certificates: the cache drops what has expired since (peers are fetched again by discovery).
+    const pruned = certs?.prune(Math.floor(clock.now() / 1000)) ?? [];
+    if (pruned.length > 0) applied.push(`certificates (expired dropped: ${pruned.join(', ')})`);
+    // Everything else the role fixed when it started: policy knobs, the map, interfaces, identity.
+    restartNeededFor = [...new Set([...restartNeededFor, ...changed])];
+    current = next;
+    loadedAt = new Date();
+    reloads++;
+    log.info({ event: 'reload', changed, applied, restartNeededFor, sas: tracked.list().length }, changed.length ? `reloaded: ${changed.length} field(s) changed` : 'reloaded: no change');
+    return { ok: true, applied, restartNeededFor };
+  };
+
+  let socket: StatusServer | undefined;
+  let metrics: MetricsServer | undefined;
+  let stopping: Promise<void> | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  const signals: [NodeJS.Signals, () => void][] = [];
+
+  const stop = (reason = 'stop requested'): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ event: 'stopping', reason }, 'stopping');
+      for (const [signal, handler] of signals) process.off(signal, handler);
+      try {
+        await role.leave(o.leaveTimeoutMs ?? 2000);
+      } catch (err) {
+        log.warn({ event: 'leave_failed', error: (err as Error).message }, 'could not deregister');
+      }
+      sampler.close();
+      role.close();
+      await socket?.close();
+      await metrics?.close();
+      tracked.close();
+      log.info({ event: 'stopped' }, 'stopped');
+      log.flush();
+      resolveStopped();
+    })();
+    return stopping;
+  };
+
+  try {
+    const socketPath = o.statusSocket === false ? undefined : (o.statusSocket ?? defaultSocketPath(node.name));
+    if (socketPath) socket = await serveStatus(socketPath, (request) => {
+      if (request.request !== 'status') throw new Error(`unknown request ${JSON.stringify(request.request)}; the daemon answers {"request":"status"}`);
+      return status();
+    });
+    if (o.metrics) metrics = await serveMetrics(o.metrics, metricsRegistry({ status }, { node: node.name, role: node.role }));
+  } catch (err) {
+    await stop(`start failed: ${(err as Error).message}`);
+    throw err;
+  }
+
+  if (o.handleSignals) {
+    const on = (signal: NodeJS.Signals, handler: () => void) => {
+      signals.push([signal, handler]);
+      process.on(signal, handler);
+    };
+    on('SIGTERM', () => void stop('SIGTERM'));
+    on('SIGINT', () => void stop('SIGINT'));
+    on('SIGHUP', () => void reload());
+  }
+
+  log.info({
+    event: 'started', engine: tracked.impl, config: o.configPath, statusSocket: socket?.path ?? null,
+    metrics: metrics ? `${metrics.address.host}:${metrics.address.port}` : null, identity: node.identity ? current.loaded.paths.cert : null,
+  }, `${node.role} ${node.name} started`);
+
+  return {
+    node: node.name, role: node.role, log, socketPath: socket?.path, metricsAddress: metrics?.address,
+    status, sas: () => tracked.list(), reload, stop, stopped,
+  };
+}
+
+/** Dotted paths of the node fields and file digests that differ between two loads. */
+function changedFields(a: Snapshot, b: Snapshot): string[] {
+  const out: string[] = [];
+  const walk = (x: unknown, y: unknown, path: string) => {
+    if (x !== null && y !== null && typeof x === 'object' && typeof y === 'object' && Array.isArray(x) === Array.isArray(y)) {
+      for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+    } else if (JSON.stringify(x) !== JSON.stringify(y)) {
+      out.push(path);
+    }
+  };
+  walk(a.loaded.node, b.loaded.node, '');
+  for (const [file, d] of Object.entries(b.digests)) if (a.digests[file] !== d && !out.includes(file)) out.push(`${file} (file contents)`);
+  return out;
+}
