@@ -146,10 +146,10 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     });
   } catch (err) {
     tracked.close();
+    identity?.secretKey.fill(0);
     throw new DaemonConfigError([`${o.configPath}: ${(err as Error).message}`]);
   } finally {
-    // The roles keep their own copies (keying, HA table); ours are not needed any more.
-    identity?.secretKey.fill(0);
+    // The role keeps the identity (its keying zeroes it on close) and copies of its MN-HA keys.
     for (const e of mnHaKeys ?? []) e.auth.key.fill(0);
   }
 

@@ -76,7 +76,9 @@ function buildSmn(s: RoleSetup): RunningRole {
   const key = s.mnHaKeys?.find((e) => e.homeAddress === home);
   if (!key) throw new Error(`the MN-HA key file has no line for this SMN's home address ${home}; add '${home} <SPI> <key hex>' (the same line as on its HA)`);
   const smn = new MobileNode({
-    host: s.host, clock: s.clock, map, identity: s.identity!, certs: s.certs!, engine: s.engine, interface: node.interfaces[0].name, mnHaKey: key.auth,
+    host: s.host, clock: s.clock, map, identity: s.identity!, certs: s.certs!, engine: s.engine, interface: node.interfaces[0].name,
+    // A copy: the registration client zeroes its key when it stops, the daemon zeroes the file's.
+    mnHaKey: { spi: key.auth.spi, key: key.auth.key.slice() },
     knownBorders: node.smn!.borderSgws, suites: suitesOf(node.policy),
   });
   smn.onRegistration(({ type, ...fields }) => s.onEvent({ event: `registration_${type}`, ...fields }));

@@ -1,0 +1,220 @@
+// Role daemons on a MemoryNetwork: sgw0 and sgw1 of Figure 6 run from copies of the example configs
+// with fresh keys; traffic between their sites installs SAs; the status socket, the metrics endpoint,
+// reloads (good and bad), a graceful stop and the logs are checked on what they show.
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine/index.js';
+import { runDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import { redact } from '../../src/daemon/log.js';
+import { NoDaemonError, requestStatus } from '../../src/daemon/socket.js';
+import { formatStatus, type Status } from '../../src/daemon/status.js';
+import { SETTLE_MS } from '../../src/lab/scenario.js';
+import { collectEchoes, echoServer, probe } from '../../src/lab/traffic.js';
+import { IPPROTO_SKIP } from '../../src/wire/skip.js';
+import { addCorrespondent, figure6Fixture, type Fixture } from './fixture.js';
+
+const CH0 = '10.0.0.10';
+const CH1 = '10.1.0.10';
+const hex = (u?: Uint8Array) => (u ? Buffer.from(u).toString('hex') : '');
+
+interface Run {
+  fx: Fixture;
+  sgw0: Daemon;
+  sgw1: Daemon;
+  logs: string[];
+  /** Hex of every key the roles installed, captured at installSa (before the role wipes them). */
+  keys: string[];
+  installs: number;
+}
+
+let run: Run | undefined;
+afterEach(async () => {
+  await run?.sgw0.stop();
+  await run?.sgw1.stop();
+  run = undefined;
+});
+
+async function start(impl: 'native' | 'ts'): Promise<Run> {
+  const fx = figure6Fixture();
+  const logs: string[] = [];
+  const keys: string[] = [];
+  const r = { installs: 0 };
+  const capture = (engine: Engine): Engine => {
+    const install = engine.installSa.bind(engine);
+    engine.installSa = (sa) => {
+      r.installs++;
+      keys.push(...[sa.esp?.key, sa.ah?.key].filter((k): k is Uint8Array => k !== undefined).map(hex));
+      install(sa);
+    };
+    return engine;
+  };
+  const daemon = (node: string, extra: object = {}) =>
+    runDaemon({
+      configPath: fx.file(`${node}.yaml`), role: 'sgw', host: fx.hostFor, clock: fx.network.clock, engine: impl, wrapEngine: capture,
+      statusSocket: fx.file(`run/${node}.sock`), logDestination: { write: (line: string) => void logs.push(line) }, rateIntervalMs: 50, ...extra,
+    });
+  const sgw0 = await daemon('sgw0', { metrics: { host: '127.0.0.1', port: 0 } });
+  const sgw1 = await daemon('sgw1');
+  echoServer(addCorrespondent(fx.network, 'ch0', CH0));
+  addCorrespondent(fx.network, 'ch1', CH1);
+  run = Object.assign(r, { fx, sgw0, sgw1, logs, keys });
+  return run;
+}
+
+/** Probes from ch1 to ch0's echo port; returns the sequence numbers echoed back. */
+function ping(r: Run, seqs: number[]): number[] {
+  const echoes = collectEchoes(r.fx.network.host('ch1'));
+  for (const seq of seqs) r.fx.network.host('ch1').send(probe(CH1, CH0, seq));
+  r.fx.network.runFor(SETTLE_MS);
+  echoes.stop();
+  return echoes.seqs;
+}
+
+function scrape(address: { host: string; port: number }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get({ host: address.host, port: address.port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) => {
+  it('status over the socket: role, SAs after traffic with their peers and packets, counters, rates', async () => {
+    const r = await start(impl);
+    expect(statSync(r.sgw0.socketPath!).mode & 0o777).toBe(0o600);
+    const before = (await requestStatus(r.sgw0.socketPath!)) as Status;
+    expect(before).toMatchObject({ version: 1, node: 'sgw0', role: 'sgw', engine: impl, sas: [], bindings: null });
+
+    expect(ping(r, [1, 2, 3])).toEqual([1, 2, 3]);
+    await sleep(120);
+    const after = (await requestStatus(r.sgw0.socketPath!)) as Status;
+    const inbound = after.sas.filter((s) => s.direction === 'in');
+    const outbound = after.sas.filter((s) => s.direction === 'out');
+    expect(inbound.length).toBeGreaterThanOrEqual(1);
+    expect(outbound.length).toBeGreaterThanOrEqual(1);
+    for (const sa of after.sas) {
+      expect(sa).toMatchObject({ role: 'end', mode: 'skip', peer: 'sgw:198.18.1.1' });
+      expect(Object.keys(sa).sort()).toEqual(['bytes', 'direction', 'dst', 'id', 'mode', 'packets', 'packetsPerSecond', 'peer', 'role', 'src']);
+    }
+    expect(inbound.reduce((n, s) => n + s.packets, 0)).toBe(3);
+    expect(outbound.reduce((n, s) => n + s.packets, 0)).toBe(3);
+    expect(after.counters.verdicts.deliver).toBeGreaterThanOrEqual(3);
+    expect(after.counters.role.discovery_request_answered).toBeGreaterThanOrEqual(1);
+    expect(after.rates.intervalSeconds).toBeGreaterThan(0);
+    expect(after.uptimeSeconds).toBeGreaterThan(0);
+    const text = formatStatus(after);
+    expect(text).toMatch(/^node sgw0 \(sgw\), pid \d+, up \d+s, engine /);
+    expect(text).toContain('sgw:198.18.1.1');
+    // Any other request gets an error answer, not a crash; garbage too.
+    expect(await requestStatus(r.sgw0.socketPath!, { request: 'keys' })).toEqual({ error: expect.stringContaining('unknown request "keys"') });
+  });
+
+  it('metrics on 127.0.0.1: a forged packet shows up in mipsec_drops_total with its reason', async () => {
+    const r = await start(impl);
+    expect(ping(r, [1])).toEqual([1]);
+    const internet = r.fx.network.link('internet').captures();
+    const real = internet.find((f) => f.packet[9] === IPPROTO_SKIP && f.to === 'sgw0/outside')!;
+    const forged = real.packet.slice();
+    forged[forged.length - 1] ^= 0xff;
+    const dropsBefore = r.sgw0.status().counters.engine;
+    r.fx.network.host('sgw0').inject(forged, { iface: 'outside' });
+    r.fx.network.runFor(100);
+    const dropsAfter = r.sgw0.status().counters.engine;
+    const grew = Object.keys(dropsAfter).filter((k) => dropsAfter[k] > (dropsBefore[k] ?? 0));
+    expect(grew).toHaveLength(1);
+    expect(['auth', 'replay']).toContain(grew[0]);
+
+    expect(r.sgw0.metricsAddress!.host).toBe('127.0.0.1');
+    const { status, body } = await scrape(r.sgw0.metricsAddress!);
+    expect(status).toBe(200);
+    expect(body).toContain('# TYPE mipsec_drops_total counter');
+    expect(body).toMatch(new RegExp(`^mipsec_drops_total\\{reason="${grew[0]}",node="sgw0",role="sgw"\\} ${dropsAfter[grew[0]]}$`, 'm'));
+    expect(body).toMatch(/^mipsec_verdicts_total\{verdict="deliver",node="sgw0",role="sgw"\} [1-9]/m);
+    expect(body).toMatch(new RegExp(`^mipsec_sas\\{node="sgw0",role="sgw"\\} ${r.sgw0.sas().length}$`, 'm'));
+    const sa = r.sgw0.sas()[0].id;
+    expect(body).toMatch(new RegExp(`^mipsec_sa_packets_total\\{sa="${sa}",node="sgw0",role="sgw"\\} 1$`, 'm'));
+    expect(body).toMatch(/^mipsec_role_events_total\{event="sa_installed",node="sgw0",role="sgw"\} 1$/m);
+    const other = await new Promise<number>((resolve) => get({ ...r.sgw0.metricsAddress!, path: '/' }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }));
+    expect(other).toBe(404);
+  });
+
+  it('a reload keeps every SA (same ids, packets keep flowing); a bad config is refused and logged; SIGHUP reloads', async () => {
+    const r = await start(impl);
+    expect(ping(r, [1, 2])).toEqual([1, 2]);
+    const ids = r.sgw0.sas().map((s) => s.id);
+    expect(ids.length).toBeGreaterThanOrEqual(2);
+
+    const file = r.fx.file('sgw0.yaml');
+    const original = readFileSync(file, 'utf8');
+    writeFileSync(file, original.replace('perSecond: 10', 'perSecond: 25'));
+    const good = await r.sgw0.reload();
+    expect(good).toMatchObject({ ok: true, restartNeededFor: ['policy.icmpRateLimit.perSecond'] });
+    expect(r.sgw0.sas().map((s) => s.id)).toEqual(ids);
+    expect(ping(r, [3, 4])).toEqual([3, 4]);
+    expect(r.sgw0.sas().map((s) => s.id)).toEqual(ids);
+    expect(r.sgw0.status().sas.reduce((n, s) => n + s.packets, 0)).toBe(8);
+
+    writeFileSync(file, original.replace('esp: aes128gcm', 'esp: des'));
+    const bad = await r.sgw0.reload();
+    expect(bad.ok).toBe(false);
+    expect(bad.errors).toEqual([`${file}: policy.esp: expected one of aes128gcm | aes256gcm | chacha20poly1305, got "des"`]);
+    const refused = r.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'reload_refused');
+    expect(refused).toMatchObject({ level: 50, node: 'sgw0', errors: bad.errors });
+    expect(ping(r, [5])).toEqual([5]);
+    expect(r.sgw0.sas().map((s) => s.id)).toEqual(ids);
+    expect(r.sgw0.status().config).toMatchObject({ reloads: 1, restartNeededFor: ['policy.icmpRateLimit.perSecond'] });
+
+    writeFileSync(file, original);
+    await r.sgw1.stop();
+    const signalled = await runDaemon({
+      configPath: r.fx.file('sgw1.yaml'), host: () => r.fx.network.host('sgw1'), clock: r.fx.network.clock, engine: impl, statusSocket: false, handleSignals: true,
+      logDestination: { write: (line: string) => void r.logs.push(line) },
+    });
+    r.sgw1 = signalled;
+    const reloads = () => r.logs.map((l) => JSON.parse(l)).filter((l) => l.node === 'sgw1' && l.event === 'reload');
+    expect(reloads()).toHaveLength(0);
+    process.emit('SIGHUP', 'SIGHUP');
+    for (let waited = 0; reloads().length === 0 && waited < 2000; waited += 20) await sleep(20);
+    expect(reloads()).toHaveLength(1);
+  });
+
+  it('stop removes the socket, closes metrics, and the whole log holds no installed key', async () => {
+    const r = await start(impl);
+    expect(ping(r, [1, 2, 3])).toEqual([1, 2, 3]);
+    await r.sgw0.reload();
+    const socket = r.sgw0.socketPath!;
+    await r.sgw0.stop();
+    await r.sgw1.stop();
+    expect(existsSync(socket)).toBe(false);
+    await expect(requestStatus(socket)).rejects.toThrow(NoDaemonError);
+    await expect(scrape(r.sgw0.metricsAddress!)).rejects.toThrow(/ECONNREFUSED/);
+
+    const log = r.logs.join('');
+    const events = r.logs.map((l) => JSON.parse(l).event);
+    expect(events.filter((e) => e === 'sa_installed')).toHaveLength(r.installs);
+    expect(events).toEqual(expect.arrayContaining(['started', 'sa_installed', 'sa_retired', 'reload', 'stopping', 'stopped']));
+    expect(r.keys.length).toBeGreaterThanOrEqual(4);
+    for (const key of r.keys) {
+      expect(key).toMatch(/^[0-9a-f]{40,}$/);
+      expect(log).not.toContain(key);
+      expect(log.toLowerCase()).not.toContain(Buffer.from(key, 'hex').toString('base64').toLowerCase());
+    }
+  });
+});
+
+describe('log redaction', () => {
+  it('censors key, secret, kp, salt and psk at any depth, and never prints bytes', () => {
+    const input = { sa: 3, Key: 'aa', deep: { list: [{ secret: 's', kp: 'k' }, { salt: 1, psk: { x: 1 } }], ok: 'fine' }, raw: new Uint8Array([1, 2, 3]) };
+    expect(redact(input)).toEqual({
+      sa: 3, Key: '[redacted]', deep: { list: [{ secret: '[redacted]', kp: '[redacted]' }, { salt: '[redacted]', psk: '[redacted]' }], ok: 'fine' }, raw: '[3 bytes]',
+    });
+  });
+});
