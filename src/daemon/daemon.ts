@@ -105,7 +105,7 @@ function digest(path: string): string {
 export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   let current = await loadSnapshot(o.configPath);
   const { node } = current.loaded;
-  if (o.role && node.role !== o.role) throw new DaemonConfigError([`${o.configPath}: role: this is a ${node.role} config; run it with mipsec ${node.role} (or give a role: ${o.role} config)`]);
+  if (o.role && node.role !== o.role) throw new DaemonConfigError([`${o.configPath}: role: this config is for role ${node.role}; run it with mipsec ${node.role} (or give a config with role: ${o.role})`]);
   const clock = o.clock ?? systemClock;
   const log = createLogger({ level: o.logLevel ?? 'info', role: node.role, node: node.name, destination: o.logDestination });
 
