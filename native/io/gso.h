@@ -77,4 +77,87 @@ int segment_tcp4(const virtio_net_hdr& h, const uint8_t* p, size_t len, Out out)
   return n;
 }
 
+// Coalescing delivered TCP segments into one super-packet for one TUN write (the reverse of segment_tcp4,
+// as a NIC's GRO does). Only a plain run qualifies: IPv4 without options or fragments, same addresses, TOS,
+// TTL, DF, ports, ack, window and TCP options; flags ACK only (PSH allowed on the last); contiguous sequence
+// numbers; every payload but the last exactly the first's size (the MSS the kernel re-segments by).
+class TcpCoalescer {
+ public:
+  static constexpr size_t kMaxSuper = 65535;
+
+  // Starts a run with datagram p; false when p cannot lead one (then write it alone).
+  bool start(const uint8_t* p, size_t len) {
+    if (!plain_tcp(p, len) || (p[33] & ~0x10) != 0) return false;  // the first segment: ACK only
+    first_ = p;
+    headers_ = 20 + size_t(p[32] >> 4) * 4;
+    mss_ = len - headers_;
+    if (mss_ == 0) return false;
+    next_seq_ = load32(p + 24) + uint32_t(mss_);
+    total_ = len;
+    last_payload_ = mss_;
+    last_flags_ = p[33];
+    return true;
+  }
+
+  // Whether datagram q continues the run (it is then counted into it).
+  bool append(const uint8_t* q, size_t len) {
+    if (last_payload_ != mss_ || (last_flags_ & 0x08) || !plain_tcp(q, len)) return false;
+    const uint8_t* f = first_;
+    if (size_t(q[32] >> 4) * 4 + 20 != headers_ || len <= headers_ || len - headers_ > mss_ || total_ + len - headers_ > kMaxSuper) return false;
+    if (q[1] != f[1] || q[6] != f[6] || q[8] != f[8] || std::memcmp(q + 12, f + 12, 8) != 0) return false;  // TOS, DF, TTL, addresses
+    if (std::memcmp(q + 20, f + 20, 4) != 0 || std::memcmp(q + 28, f + 28, 4) != 0) return false;          // ports, ack
+    if ((q[33] & ~0x08) != 0x10 || std::memcmp(q + 34, f + 34, 2) != 0) return false;                      // ACK [PSH], window
+    if (std::memcmp(q + 40, f + 40, headers_ - 40) != 0 || load32(q + 24) != next_seq_) return false;       // options, sequence
+    last_payload_ = len - headers_;
+    last_flags_ = q[33];
+    next_seq_ += uint32_t(last_payload_);
+    total_ += last_payload_;
+    return true;
+  }
+
+  // Writes the run as virtio_net_hdr + one IPv4/TCP packet into out (kVnetHdrBytes + kMaxSuper bytes);
+  // payloads[i] / sizes[i] are the runs's later segments' payloads. Returns the bytes to write.
+  size_t build(uint8_t* out, const uint8_t* const* payloads, const size_t* sizes, size_t n) const {
+    virtio_net_hdr h{};
+    h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+    h.hdr_len = uint16_t(headers_);
+    h.gso_size = uint16_t(mss_);
+    h.csum_start = 20;
+    h.csum_offset = 16;
+    std::memcpy(out, &h, kVnetHdrBytes);
+    uint8_t* p = out + kVnetHdrBytes;
+    std::memcpy(p, first_, headers_ + mss_);
+    size_t at = headers_ + mss_;
+    for (size_t i = 0; i < n; i++) {
+      std::memcpy(p + at, payloads[i], sizes[i]);
+      at += sizes[i];
+    }
+    store16(p + 2, uint16_t(at));
+    store16(p + 10, 0);
+    store16(p + 10, internet_checksum(p, 20));
+    p[33] = uint8_t(p[33] | (last_flags_ & 0x08));  // PSH of the last segment
+    // NEEDS_CSUM: the field holds the pseudo-header sum; the kernel sums the rest.
+    const uint32_t src = load32(p + 12), dst = load32(p + 16), l4 = uint32_t(at - 20);
+    const uint32_t pseudo = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 6 + l4;
+    store16(p + 36, 0);
+    store16(p + 36, ones_complement_sum(p + 36, 0, pseudo));
+    return kVnetHdrBytes + at;
+  }
+
+  size_t headers() const { return headers_; }
+
+ private:
+  static bool plain_tcp(const uint8_t* p, size_t len) {
+    if (len < 40 || p[0] != 0x45 || p[9] != 6 || (load16(p + 6) & (kIpv4Mf | kIpv4OffsetMask)) || load16(p + 2) != len) return false;
+    const size_t tcp_len = size_t(p[32] >> 4) * 4;
+    return tcp_len >= 20 && 20 + tcp_len <= len;
+  }
+
+  const uint8_t* first_ = nullptr;
+  size_t headers_ = 0, mss_ = 0, total_ = 0, last_payload_ = 0;
+  uint32_t next_seq_ = 0;
+  uint8_t last_flags_ = 0;
+};
+
 }  // namespace mipsec::io

@@ -18,7 +18,7 @@ namespace mipsec::io {
 const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
       "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
-      "txRaw", "txTun", "txTooBig", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
+      "txRaw", "txTun", "txGro", "txTooBig", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
   };
   return names;
 }
@@ -48,13 +48,15 @@ struct IoLoop::Worker {
   std::vector<uint8_t> buffer = std::vector<uint8_t>(kBatchPackets * kSlotBytes);
   std::vector<uint32_t> desc = std::vector<uint32_t>(kBatchPackets * kDescWords);
   From from[kBatchPackets] = {};
+  size_t delivered[kBatchPackets] = {};  // indices of this batch's DELIVER packets, in order
   size_t count = 0;  // packets queued in the batch
   std::vector<PuntPacket> punts;
   mmsghdr msgs[kBatchPackets] = {};
   iovec iov[kBatchPackets] = {};
   sockaddr_in addr[kBatchPackets] = {};
 
-  std::vector<uint8_t> super;  // one read from a TUN with offloads: header + up to 64 KiB
+  std::vector<uint8_t> super;      // one read from a TUN with offloads: header + up to 64 KiB
+  std::vector<uint8_t> coalesced;  // one coalesced write (a flush may run while `super` is being split)
 
   uint8_t* packet_at(size_t i) { return buffer.data() + i * kSlotBytes + kHeadroom; }
   void queue(uint32_t op, size_t len, From f) {
@@ -82,7 +84,10 @@ std::string IoLoop::start(const IoConfig& cfg) {
     workers.push_back(std::make_unique<Worker>());
     workers.back()->index = i;
     workers.back()->vnet = cfg.tun.offload;
-    if (cfg.tun.offload) workers.back()->super.resize(kVnetHdrBytes + 65536);
+    if (cfg.tun.offload) {
+      workers.back()->super.resize(kVnetHdrBytes + 65536);
+      workers.back()->coalesced.resize(kVnetHdrBytes + TcpCoalescer::kMaxSuper);
+    }
   }
   std::string err = run_in_netns(cfg.netns, [&]() -> std::string {
     std::vector<Fd> queues;
@@ -171,13 +176,48 @@ void IoLoop::run(Worker& w) {
     count(::writev(w.tun.get(), w.vnet ? parts : parts + 1, w.vnet ? 2 : 1) == want ? S_TX_TUN : S_TX_ERRORS);
   };
 
+  // Writes the batch's DELIVER packets to the TUN; with offloads, runs of one TCP flow go as one super-packet.
+  auto deliver = [&](size_t nd) {
+    const uint8_t* payloads[kBatchPackets];
+    size_t sizes[kBatchPackets];
+    auto packet = [&](size_t k, size_t* len) {
+      const uint32_t* d = w.desc.data() + w.delivered[k] * kDescWords;
+      *len = d[D_LENGTH];
+      return w.buffer.data() + d[D_OFFSET];
+    };
+    for (size_t k = 0; k < nd;) {
+      size_t len;
+      const uint8_t* p = packet(k, &len);
+      TcpCoalescer run;
+      size_t extra = 0;
+      if (w.vnet && run.start(p, len)) {
+        for (size_t q_len; k + 1 + extra < nd;) {
+          const uint8_t* q = packet(k + 1 + extra, &q_len);
+          if (!run.append(q, q_len)) break;
+          payloads[extra] = q + run.headers();
+          sizes[extra] = q_len - run.headers();
+          extra++;
+        }
+      }
+      if (extra == 0) {
+        write_tun(p, len);
+      } else {
+        const size_t bytes = run.build(w.coalesced.data(), payloads, sizes, extra);
+        const bool ok = ::write(w.tun.get(), w.coalesced.data(), bytes) == ssize_t(bytes);
+        count(ok ? S_TX_TUN : S_TX_ERRORS, extra + 1);
+        if (ok) count(S_TX_GRO);
+      }
+      k += 1 + extra;
+    }
+  };
+
   // Runs the queued batch through the engine and sends every result where its verdict says.
   auto flush = [&] {
     if (w.count == 0) return;
     const size_t n = w.count;
     w.count = 0;
     core_->process(BatchView{w.buffer.data(), w.buffer.size(), w.desc.data(), n, kSlotBytes});
-    size_t m = 0;
+    size_t m = 0, nd = 0;
     for (size_t i = 0; i < n; i++) {
       const uint32_t* d = w.desc.data() + i * kDescWords;
       uint8_t* data = w.buffer.data() + d[D_OFFSET];
@@ -193,7 +233,7 @@ void IoLoop::run(Worker& w) {
           break;
         }
         case V_DELIVER:
-          write_tun(data, len);
+          w.delivered[nd++] = i;
           break;
         case V_PUNT:
           w.punts.push_back(PuntPacket{w.from[i], uint8_t(d[D_VERDICT] >> 8), d[D_SA], std::vector<uint8_t>(data, data + len)});
@@ -212,6 +252,7 @@ void IoLoop::run(Worker& w) {
         sent++;
       }
     }
+    deliver(nd);
     if (!w.punts.empty()) {
       const size_t total = w.punts.size();
       const size_t taken = sink_->offer(std::move(w.punts));

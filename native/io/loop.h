@@ -54,7 +54,7 @@ class PuntSink {
 // Loop counters, as named by stat_names().
 enum Stat : int {
   S_RX_TUN, S_RX_GSO, S_RX_RAW, S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP, S_RX_TOO_BIG, S_RX_ERRORS,
-  S_TX_RAW, S_TX_TUN, S_TX_TOO_BIG, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
+  S_TX_RAW, S_TX_TUN, S_TX_GRO, S_TX_TOO_BIG, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
   S_COUNT
 };
 const char* const* stat_names();

@@ -46,7 +46,8 @@ export interface IoLoopOptions {
     addresses?: readonly string[];
     /**
      * IFF_VNET_HDR with checksum and TCP segmentation offload (default true): the kernel hands TCP over in
-     * super-packets of up to 64 KiB, one read each; the loop splits them into MSS-sized datagrams before OUTBOUND.
+     * super-packets of up to 64 KiB, one read each; the loop splits them into MSS-sized datagrams before OUTBOUND,
+     * and writes consecutive delivered segments of one TCP flow back as one super-packet (GRO-style).
      */
     offload?: boolean;
   };
@@ -73,7 +74,10 @@ export interface IoStats {
   rxTooBig: number;
   rxErrors: number;
   txRaw: number;
+  /** Datagrams written to the TUN (a coalesced run counts each of its segments). */
   txTun: number;
+  /** Runs of one TCP flow written to the TUN as one super-packet (offload on). */
+  txGro: number;
   /** Sealed packets the kernel refused as larger than the outgoing link's MTU: lower tun.mtu. */
   txTooBig: number;
   /** Other sends the kernel refused (no route, …). */
