@@ -26,7 +26,7 @@ describe('bench e2e on the veth path (real namespaces)', () => {
     vi.spyOn(console, 'log').mockImplementation((text: string) => void printed.push(text));
     vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
 
-    const code = await runE2e(['--paths', 'veth', '--runs', '1', '--seconds', '1', '--json', '--out', outDir]);
+    const code = await runE2e(['--paths', 'veth', '--runs', '1', '--seconds', '1', '--chain', 'off', '--json', '--out', outDir]);
     expect(code).toBe(0);
 
     expect(printed).toHaveLength(1);
@@ -66,6 +66,8 @@ describe('bench e2e on the veth path (real namespaces)', () => {
     expect(await runE2e(['--seconds', '1.5'])).toBe(2);
     expect(errors.join('\n')).toMatch(/--seconds must be an integer/);
     expect(await runE2e(['--paths', 'veth,veth'])).toBe(2);
+    expect(await runE2e(['--chain', '1,5'])).toBe(2);
+    expect(errors.join('\n')).toMatch(/--chain: '5' is not a relay count in 1\.\.4/);
   });
 });
 

@@ -5,16 +5,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NetnsSession, randomSuffix, runCommand } from '../../net/netns.js';
-import { mipsecDrivers } from './mipsec.js';
+import { CHAIN_MIDDLE, runChain, type ChainRow, type RelayCost } from './chain.js';
+import { mipsecDrivers, mipsecVersion } from './mipsec.js';
 import { measureOnce, reachable, startIperfServer, UDP_PAYLOAD } from './measure.js';
 import { PATH_NAMES, waitFor, type PathDriver, type PathName } from './paths.js';
 import { openvpn, strongswan, veth, wireguardGo } from './peers.js';
-import { formatSvg, formatTables, jsonRows, ratios, summarize, type PathResult } from './report.js';
+import { formatChain, formatSvg, formatTables, jsonRows, ratios, summarize, type PathResult } from './report.js';
 import { buildTopology, TUNNEL_MTU, type Topology } from './topology.js';
 
 const REACH_TIMEOUT_MS = 15_000;
 
-export const HELP = `usage: mipsec bench e2e [--paths a,b,…] [--runs N] [--seconds S] [--out DIR] [--json]
+export const HELP = `usage: mipsec bench e2e [--paths a,b,…] [--runs N] [--seconds S] [--chain LIST|off] [--out DIR] [--json]
 
 Builds four network namespaces, client — gwA — gwB — server, joined by veth
 pairs (198.18.0.0/15), and measures through each path between gwA and gwB:
@@ -31,6 +32,9 @@ options:
   --paths LIST  paths to measure, comma-separated (default: all)
   --runs N      measured rounds, the median is reported (default 3)
   --seconds S   seconds per iperf3 run (default 5)
+  --chain LIST  the chain figure: TCP and ping RTT through these numbers of
+                mipsec relaying SGWs (1..${CHAIN_MIDDLE}, default 1,2,4; 0 relays and plain
+                kernel forwarding are always measured with it), or 'off'
   --out DIR     where <timestamp>.json and .svg go (default bench/results)
   --json        print only {"rows": [{"path","version","tcp_gbps","udp_pps","cpu_s_per_gbit"}]};
                 a path that could not run has null figures and an "error"
@@ -43,6 +47,8 @@ export interface E2eOptions {
   paths: readonly PathName[];
   runs: number;
   seconds: number;
+  /** Relay counts for the chain figure; empty or undefined skips it. */
+  chainRelays?: readonly number[];
   /** Directory for <timestamp>.json and .svg; undefined writes nothing. */
   outDir?: string;
   progress?: (line: string) => void;
@@ -51,8 +57,9 @@ export interface E2eOptions {
 export interface E2eReport {
   meta: Record<string, unknown>;
   results: PathResult[];
-  /** The namespace-name prefix this run used (all of them are gone when runBenchmark returns). */
-  prefix: string;
+  chain?: { rows: ChainRow[]; costs: RelayCost[]; error?: string };
+  /** The namespace-name prefixes this run used (all of them are gone when runBenchmark returns). */
+  prefixes: string[];
   files?: { json: string; svg: string };
 }
 
@@ -156,7 +163,7 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
           const figures = await measurePath(DRIVERS[result.path], topo, workdir, options.seconds);
           result.runs.push(figures);
           progress(
-            `[${round + 1}/${options.runs}] ${result.path}: TCP ${figures.tcp_gbps.toFixed(3)} Gbit/s, UDP ${Math.round(figures.udp_pps)} pps, CPU ${figures.cpu_s_per_gbit.toFixed(2)} s/Gbit`,
+            `[${round + 1}/${options.runs}] ${result.path}: TCP ${figures.tcp_gbps.toFixed(3)} Gbit/s, UDP ${figures.udp_pps === null ? `failed (${figures.udp_error})` : `${Math.round(figures.udp_pps)} pps`}, CPU ${figures.cpu_s_per_gbit.toFixed(2)} s/Gbit`,
           );
         } catch (err) {
           result.error = `round ${round + 1}: ${describe(err)}`;
@@ -170,9 +177,19 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     await session.close();
   }
   for (const result of results) summarize(result);
+  const report: E2eReport = { meta, results, prefixes: [session.prefix] };
+
+  if (options.chainRelays?.length) {
+    try {
+      mipsecVersion('native');
+      report.chain = await runChain({ relays: options.chainRelays, runs: options.runs, seconds: options.seconds, progress, onSession: (p) => report.prefixes.push(p) });
+    } catch (err) {
+      report.chain = { rows: [], costs: [], error: describe(err) };
+      progress(`chain: cannot run: ${report.chain.error}`);
+    }
+  }
   meta.finished = new Date().toISOString();
 
-  const report: E2eReport = { meta, results, prefix: session.prefix };
   if (options.outDir) {
     fs.mkdirSync(options.outDir, { recursive: true });
     const stamp = started.toISOString().replace(/[:.]/g, '-');
@@ -180,7 +197,7 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     const svg = path.join(options.outDir, `${stamp}.svg`);
     const rows = jsonRows(results);
     const full = results.map((r) => ({ ...r, ratios: r.tcp_gbps == null ? null : ratios(r, rows) }));
-    fs.writeFileSync(json, JSON.stringify({ meta, rows, paths: full }, null, 2) + '\n');
+    fs.writeFileSync(json, JSON.stringify({ meta, rows, paths: full, ...(report.chain ? { chain: report.chain } : {}) }, null, 2) + '\n');
     fs.writeFileSync(svg, formatSvg(results, `mipsec bench e2e, ${started.toISOString().slice(0, 16)}Z, ${meta.cpus} CPUs, Linux ${meta.kernel}`));
     report.files = { json, svg };
   }
@@ -202,6 +219,7 @@ export async function runE2e(args: string[]): Promise<number> {
         paths: { type: 'string', default: PATH_NAMES.join(',') },
         runs: { type: 'string', default: '3' },
         seconds: { type: 'string', default: '5' },
+        chain: { type: 'string', default: '1,2,4' },
         out: { type: 'string', default: path.join('bench', 'results') },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -224,12 +242,20 @@ export async function runE2e(args: string[]): Promise<number> {
   const seconds = Number(values.seconds);
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return usageError(`--seconds must be an integer in 1..600 (iperf3 -t), got '${values.seconds}'`);
 
+  let chainRelays: number[] = [];
+  if (values.chain !== 'off') {
+    chainRelays = values.chain.split(',').map((k) => Number(k.trim()));
+    const bad = values.chain.split(',').find((k, i) => !Number.isInteger(chainRelays[i]) || chainRelays[i] < 1 || chainRelays[i] > CHAIN_MIDDLE);
+    if (bad !== undefined) return usageError(`--chain: '${bad.trim()}' is not a relay count in 1..${CHAIN_MIDDLE} (or say 'off')`);
+  }
+
   let report: E2eReport;
   try {
     report = await runBenchmark({
       paths: paths as PathName[],
       runs,
       seconds,
+      chainRelays,
       outDir: values.out,
       progress: (line) => process.stderr.write(`${line}\n`),
     });
@@ -241,6 +267,7 @@ export async function runE2e(args: string[]): Promise<number> {
     console.log(JSON.stringify({ rows: jsonRows(report.results) }));
   } else {
     console.log(formatTables(report.results));
+    if (report.chain) console.log(`\n${formatChain(report.chain)}`);
     if (report.files) console.log(`\nwritten: ${report.files.json}\n         ${report.files.svg}`);
   }
   return 0;

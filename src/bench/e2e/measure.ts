@@ -18,8 +18,10 @@ export interface RunFigures {
   /** Bits the server received in the TCP run, in Gbit. */
   tcp_gbit: number;
   tcp_retransmits: number | null;
-  udp_pps: number;
-  udp_sent_pps: number;
+  /** null when the UDP run failed; udp_error says why. */
+  udp_pps: number | null;
+  udp_sent_pps: number | null;
+  udp_error?: string;
   /** CPU seconds counted during the TCP run (processes + softirq). */
   cpu_s: number;
   cpu_process_s: number;
@@ -73,8 +75,11 @@ function sampleCpu(processes: readonly ManagedProcess[]): CpuSample {
   return { processes: total, softirq: softirqTicks(fs.readFileSync('/proc/stat', 'utf8')) };
 }
 
+/** Where iperf3's client runs. */
+type ClientSide = Pick<Topology, 'session' | 'client'>;
+
 /** Runs the iperf3 client in the client namespace and returns its parsed JSON report. */
-async function iperf(topo: Topology, args: string[], seconds: number): Promise<any> {
+async function iperf(topo: ClientSide, args: string[], seconds: number): Promise<any> {
   const argv = ['-c', PLAN.server.addr, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...args];
   let stdout: string;
   try {
@@ -82,7 +87,8 @@ async function iperf(topo: Topology, args: string[], seconds: number): Promise<a
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
     const reported = safeJson(err.stdout)?.error;
-    throw new Error(`iperf3 ${args.join(' ') || '(TCP)'}: ${reported ?? err.message}`);
+    const stderr = err.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('warning:')).join(' | ');
+    throw new Error(`iperf3 ${args.join(' ') || '(TCP)'} failed (exit ${err.exitCode}): ${reported ?? (stderr || err.stdout.slice(0, 300) || 'no output')}`);
   }
   const report = safeJson(stdout);
   if (!report?.end) throw new Error(`iperf3 printed no report: ${stdout.slice(0, 200)}`);
@@ -112,25 +118,38 @@ export async function reachable(topo: Topology): Promise<boolean> {
   }
 }
 
+/** One single-stream TCP run: Gbit/s and Gbit as the server received them. */
+export async function measureTcp(topo: ClientSide, seconds: number): Promise<{ gbps: number; gbit: number; retransmits: number | null }> {
+  const tcp = await iperf(topo, [], seconds);
+  const received = tcp.end.sum_received;
+  if (!received || !(received.bytes > 0) || !(received.seconds > 0)) throw new Error('TCP: the server received nothing');
+  return { gbps: (received.bytes * 8) / received.seconds / 1e9, gbit: (received.bytes * 8) / 1e9, retransmits: tcp.end.sum_sent?.retransmits ?? null };
+}
+
 export async function measureOnce(topo: Topology, processes: readonly ManagedProcess[], seconds: number): Promise<RunFigures> {
   const hz = await ticksPerSecond();
   const before = sampleCpu(processes);
-  const tcp = await iperf(topo, [], seconds);
+  const tcp = await measureTcp(topo, seconds);
   const after = sampleCpu(processes);
-  const received = tcp.end.sum_received;
-  if (!received || !(received.bytes > 0)) throw new Error('TCP: the server received nothing');
-  const tcpGbit = (received.bytes * 8) / 1e9;
+  const tcpGbit = tcp.gbit;
   const cpuProcess = (after.processes - before.processes) / hz;
   const cpuSoftirq = (after.softirq - before.softirq) / hz;
 
-  const udp = await iperf(topo, ['-u', '-l', String(UDP_PAYLOAD), '-b', UDP_TARGET], seconds);
-  const { received: udpReceived, sent: udpSent, seconds: udpSeconds } = udpCounts(udp);
+  // A path that queues without bound (libipsec) can starve iperf3's own control connection behind
+  // the flood, so a failed UDP run costs the UDP figure only, with its reason.
+  let udpFigures: Pick<RunFigures, 'udp_pps' | 'udp_sent_pps' | 'udp_error'>;
+  try {
+    const udp = await iperf(topo, ['-u', '-l', String(UDP_PAYLOAD), '-b', UDP_TARGET], seconds);
+    const counts = udpCounts(udp);
+    udpFigures = { udp_pps: counts.received / counts.seconds, udp_sent_pps: counts.sent / counts.seconds };
+  } catch (err) {
+    udpFigures = { udp_pps: null, udp_sent_pps: null, udp_error: (err as Error).message };
+  }
   return {
-    tcp_gbps: (received.bytes * 8) / received.seconds / 1e9,
+    tcp_gbps: tcp.gbps,
     tcp_gbit: tcpGbit,
-    tcp_retransmits: tcp.end.sum_sent?.retransmits ?? null,
-    udp_pps: udpReceived / udpSeconds,
-    udp_sent_pps: udpSent / udpSeconds,
+    tcp_retransmits: tcp.retransmits,
+    ...udpFigures,
     cpu_s: cpuProcess + cpuSoftirq,
     cpu_process_s: cpuProcess,
     cpu_softirq_s: cpuSoftirq,

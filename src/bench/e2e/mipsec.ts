@@ -25,8 +25,9 @@ function packageVersion(): string {
   return pkg.version ?? 'unknown';
 }
 
-/** The version of what runs, or why it cannot: the addon must load and carry the I/O loop. */
+/** The version of what runs, or why it cannot: the gateway script must be built, the addon load and carry the I/O loop. */
 export function mipsecVersion(dataPath: DataPath): string {
+  gatewayScript();
   const { binding, error } = loadAddon();
   if (!binding) throw new Error(`the native addon did not load (${error?.message.split('\n')[0]}): npm run build`);
   if (typeof binding.IoLoop !== 'function') throw new Error('the native addon has no IoLoop (native/io not built): npm run build');
@@ -60,7 +61,6 @@ function mipsecDriver(name: PathName, mode: SaMode, dataPath: DataPath, descript
     name,
     mode: description,
     async version() {
-      gatewayScript();
       return mipsecVersion(dataPath);
     },
     async setup(ctx: PathContext) {

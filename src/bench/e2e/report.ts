@@ -1,8 +1,9 @@
 // Medians, ratios, the printed tables and the SVG bar chart of an e2e run.
 import { PEER_NAMES, type PathName } from './paths.js';
 import type { RunFigures } from './measure.js';
+import type { ChainRow, RelayCost } from './chain.js';
 
-/** The `--json` row. Figures are medians; null when the path could not run (then `error` says why). */
+/** The `--json` row. Figures are medians; null when the path (or that figure) could not be measured, and `error` says why. */
 export interface E2eRow {
   path: PathName;
   version: string | null;
@@ -32,7 +33,13 @@ export function median(values: readonly number[]): number {
 export function summarize(result: PathResult): void {
   if (result.runs.length === 0) return;
   result.tcp_gbps = median(result.runs.map((r) => r.tcp_gbps));
-  result.udp_pps = median(result.runs.map((r) => r.udp_pps));
+  const udp = result.runs.map((r) => r.udp_pps).filter((v): v is number => v !== null);
+  result.udp_pps = udp.length ? median(udp) : null;
+  const udpErrors = result.runs.map((r, i) => (r.udp_error ? `round ${i + 1}: ${r.udp_error}` : '')).filter(Boolean);
+  if (udpErrors.length) {
+    const note = `UDP failed in ${udpErrors.length} of ${result.runs.length} runs${udp.length ? ' (median of the others)' : ''}: ${udpErrors[0]}`;
+    result.error = result.error ? `${result.error}; ${note}` : note;
+  }
   result.cpu_s_per_gbit = median(result.runs.map((r) => r.cpu_s_per_gbit));
 }
 
@@ -119,7 +126,7 @@ export function formatTables(results: readonly PathResult[]): string {
     '',
     'What runs on each path:',
     modes,
-    ...(errors.length ? ['', 'Paths that could not run:', ...errors] : []),
+    ...(errors.length ? ['', 'Paths or figures that could not be measured:', ...errors] : []),
   ].join('\n');
 }
 
@@ -177,4 +184,23 @@ export function formatSvg(results: readonly PathResult[], title: string): string
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';
+}
+
+/** The chain figure: one row per configuration, then the cost of one relay between measured counts. */
+export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly RelayCost[]; error?: string }): string {
+  if (chain.error) return `Chain figure: could not run: ${chain.error}`;
+  const table = renderTable(
+    ['chain (gwA … gwB)', 'TCP Gbit/s', 'ping RTT µs', 'runs'],
+    chain.rows.map((r) => [
+      r.relays === 'kernel' ? 'kernel forwarding, no mipsec' : `${r.relays} relaying SGW${r.relays === 1 ? '' : 's'}`,
+      fmt(r.tcp_gbps, 3),
+      fmt(r.rtt_us, 0),
+      r.error ? `failed: ${r.error}` : String(r.runs.length),
+    ]),
+    1,
+  );
+  const costs = chain.costs.map(
+    (c) => `  ${c.from} → ${c.to} relays: ${(c.throughput_loss * 100).toFixed(1)} % throughput and ${c.rtt_us.toFixed(0)} µs RTT per added relay`,
+  );
+  return ['Chain figure (medians; 4 middle namespaces, the first k relay, the rest forward in the kernel):', table, ...(costs.length ? ['Cost of one relay:', ...costs] : [])].join('\n');
 }
