@@ -158,7 +158,17 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   let loadedAt = new Date();
   let reloads = 0;
   let restartNeededFor: string[] = [];
-  const sampler = new RateSampler(tracked, () => tracked.list().map((s) => s.id), o.rateIntervalMs ?? 10_000);
+  const intervalMs = o.rateIntervalMs ?? 10_000;
+  const sampler = new RateSampler(tracked, () => tracked.list().map((s) => s.id), intervalMs);
+  // Failure messages (ICMP 40) are counted by the role per packet; the log gets one summary per interval.
+  let failuresBefore: Record<string, number> = {};
+  const failureLog = setInterval(() => {
+    const now = Object.fromEntries(Object.entries(role.counters()).filter(([name]) => name.startsWith('icmp40_')));
+    const sent = Object.fromEntries(Object.entries(now).map(([name, n]) => [name, n - (failuresBefore[name] ?? 0)]).filter(([, n]) => (n as number) > 0));
+    failuresBefore = now;
+    if (Object.keys(sent).length > 0) log.info({ event: 'failures_sent', counts: sent, intervalMs }, 'ICMP security failures sent');
+  }, intervalMs);
+  failureLog.unref();
 
   const status = (): Status => {
     const { reasons, verdicts } = engineCounters(tracked.counters());
@@ -217,6 +227,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
         log.warn({ event: 'leave_failed', error: (err as Error).message }, 'could not deregister');
       }
       sampler.close();
+      clearInterval(failureLog);
       role.close();
       await socket?.close();
       await metrics?.close();
