@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("opensslVersion", Napi::String::New(env, OPENSSL_VERSION_TEXT));
   exports.Set("Engine", mipsec::EngineWrap::Define(env));
   exports.Set("IoLoop", mipsec::io::IoLoopWrap::Define(env));
+  exports.Set("offload", mipsec::io::OffloadExports(env));
   exports.Set("crypto", mipsec::CryptoExports(env));
   exports.Set("wire", mipsec::WireExports(env));
   return exports;

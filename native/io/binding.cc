@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 #include "engine/engine.h"
+#include "io/gso.h"
 #include "io/loop.h"
 
 namespace mipsec::io {
@@ -189,5 +190,80 @@ Napi::Value IoLoopWrap::Stats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value IoLoopWrap::Running(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), loop_ && loop_->running()); }
+
+namespace {
+
+Napi::Uint8Array bytes_arg(const Napi::CallbackInfo& info, size_t i, const char* usage) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(info.Env(), usage);
+  return info[i].As<Napi::Uint8Array>();
+}
+
+// splitTcp4(superPacket, gsoSize) → the segments the TUN read path feeds to OUTBOUND, or null when unparsable.
+Napi::Value SplitTcp4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "splitTcp4(packet: Uint8Array, gsoSize: number)";
+  Napi::Uint8Array p = bytes_arg(info, 0, usage);
+  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, usage);
+  virtio_net_hdr h{};
+  h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+  h.gso_size = uint16_t(info[1].As<Napi::Number>().Uint32Value());
+  std::vector<std::vector<uint8_t>> segments;
+  const int n = segment_tcp4(h, p.Data(), p.ElementLength(), [&](size_t len) {
+    segments.emplace_back(len);
+    return segments.back().data();
+  });
+  if (n < 0) return env.Null();
+  Napi::Array out = Napi::Array::New(env, segments.size());
+  for (size_t i = 0; i < segments.size(); i++) out.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(env, segments[i].data(), segments[i].size()));
+  return out;
+}
+
+// coalesceTcp4(datagrams) → { runs: number[] (datagrams per write), writes: Buffer[] (vnet header + packet, or the
+// datagram alone) }: exactly what the DELIVER path writes to an offloading TUN.
+Napi::Value CoalesceTcp4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "coalesceTcp4(datagrams: Uint8Array[])");
+  Napi::Array in = info[0].As<Napi::Array>();
+  std::vector<Napi::Uint8Array> d;
+  for (uint32_t i = 0; i < in.Length(); i++) {
+    Napi::Value v = in.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "coalesceTcp4: every datagram must be a Uint8Array");
+    d.push_back(v.As<Napi::Uint8Array>());
+  }
+  Napi::Array runs = Napi::Array::New(env), writes = Napi::Array::New(env);
+  std::vector<uint8_t> out(kVnetHdrBytes + TcpCoalescer::kMaxSuper);
+  std::vector<const uint8_t*> payloads(d.size());
+  std::vector<size_t> sizes(d.size());
+  for (size_t k = 0; k < d.size();) {
+    TcpCoalescer run;
+    size_t extra = 0;
+    if (run.start(d[k].Data(), d[k].ElementLength())) {
+      while (k + 1 + extra < d.size() && run.append(d[k + 1 + extra].Data(), d[k + 1 + extra].ElementLength())) {
+        payloads[extra] = d[k + 1 + extra].Data() + run.headers();
+        sizes[extra] = d[k + 1 + extra].ElementLength() - run.headers();
+        extra++;
+      }
+    }
+    const uint32_t at = runs.Length();
+    runs.Set(at, Napi::Number::New(env, double(extra + 1)));
+    if (extra == 0) writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, d[k].Data(), d[k].ElementLength()));
+    else writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, out.data(), run.build(out.data(), payloads.data(), sizes.data(), extra)));
+    k += 1 + extra;
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("runs", runs);
+  o.Set("writes", writes);
+  return o;
+}
+
+}  // namespace
+
+Napi::Object OffloadExports(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("splitTcp4", Napi::Function::New<SplitTcp4>(env, "splitTcp4"));
+  o.Set("coalesceTcp4", Napi::Function::New<CoalesceTcp4>(env, "coalesceTcp4"));
+  return o;
+}
 
 }  // namespace mipsec::io

@@ -30,4 +30,7 @@ class IoLoopWrap : public Napi::ObjectWrap<IoLoopWrap> {
   bool hooked_ = false;
 };
 
+// binding.offload: the TUN offload helpers (io/gso.h) on their own, for tests.
+Napi::Object OffloadExports(Napi::Env env);
+
 }  // namespace mipsec::io
