@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
 
@@ -64,6 +65,11 @@ std::string tun_configure(const TunConfig& cfg) {
     set_inet(&ifr.ifr_netmask, a.prefix_len == 0 ? 0 : ~uint32_t(0) << (32 - a.prefix_len));
     if (::ioctl(sock.get(), SIOCSIFNETMASK, &ifr) != 0) return sys_error("tun address " + std::to_string(i) + " netmask refused");
   }
+  // The engine is IPv4 only: without this the kernel sends IPv6 router solicitations and MLD reports into the
+  // TUN as soon as it is up. The sysctl tree is the calling thread's namespace. No IPv6 in the kernel: nothing to do.
+  const std::string ipv6 = "/proc/sys/net/ipv6/conf/" + cfg.name + "/disable_ipv6";
+  Fd knob(::open(ipv6.c_str(), O_WRONLY | O_CLOEXEC));
+  if (knob.valid() && ::write(knob.get(), "1", 1) != 1) return sys_error("disabling IPv6 on " + cfg.name);
   set_name(&ifr, cfg.name);
   if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) return sys_error("SIOCGIFFLAGS " + cfg.name);
   ifr.ifr_flags |= IFF_UP | IFF_RUNNING;

@@ -24,8 +24,8 @@ struct TunConfig {
 // each flow on one queue). Creates the device if it does not exist. Empty on success, else why.
 std::string tun_open(const TunConfig& cfg, size_t queues, std::vector<Fd>* out);
 
-// Sets MTU, the addresses (the first as primary, the rest as NAME:N aliases) and IFF_UP, in the
-// calling thread's namespace.
+// Sets MTU, the addresses (the first as primary, the rest as NAME:N aliases), turns IPv6 off on the device
+// and sets IFF_UP, in the calling thread's namespace.
 std::string tun_configure(const TunConfig& cfg);
 
 }  // namespace mipsec::io

@@ -89,6 +89,7 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
         expect(mode === 'spi' ? s.rxEsp : s.rxSkip).toBe(3);
         expect(s.rxRaw).toBe(3);
         expect(engine.counters()[Reason.replay]).toBe(0n);
+        expect(engine.counters()[VERDICT_COUNTER_BASE + Verdict.DROP], 'no drops at all (IPv6 stays off the TUN)').toBe(0n);
         expect(s.txRaw).toBeGreaterThanOrEqual(3);
         expect(s.txTun).toBeGreaterThanOrEqual(3);
         expect(s.txErrors + s.txTooBig).toBe(0);
