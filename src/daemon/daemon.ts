@@ -132,7 +132,41 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     throw new DaemonConfigError([(err as Error).message]);
   }
 
-  const host = await o.host(current.loaded);
+  // Claim the operator endpoints first: a second daemon for the same node stops here, before it touches the network.
+  let statusOf: (() => Status) | undefined;
+  const answerStatus = (): Status => {
+    if (!statusOf) throw new Error('the daemon is still starting; ask again in a moment');
+    return statusOf();
+  };
+  let socket: StatusServer | undefined;
+  let metrics: MetricsServer | undefined;
+  const closeEndpoints = async () => {
+    await socket?.close();
+    await metrics?.close();
+  };
+  try {
+    const socketPath = o.statusSocket === false ? undefined : (o.statusSocket ?? defaultSocketPath(node.name));
+    if (socketPath) socket = await serveStatus(socketPath, (request) => {
+      if (request.request !== 'status') throw new Error(`unknown request ${JSON.stringify(request.request)}; the daemon answers {"request":"status"}`);
+      return answerStatus();
+    });
+    if (o.metrics) metrics = await serveMetrics(o.metrics, metricsRegistry({ status: answerStatus }, { node: node.name, role: node.role }));
+  } catch (err) {
+    await closeEndpoints();
+    identity?.secretKey.fill(0);
+    for (const e of mnHaKeys ?? []) e.auth.key.fill(0);
+    throw err;
+  }
+
+  let host: Host;
+  try {
+    host = await o.host(current.loaded);
+  } catch (err) {
+    await closeEndpoints();
+    identity?.secretKey.fill(0);
+    for (const e of mnHaKeys ?? []) e.auth.key.fill(0);
+    throw err;
+  }
   const raw = createEngine(o.engine);
   const tracked = new TrackedEngine(o.wrapEngine ? o.wrapEngine(raw) : raw, {
     installed: (sa) => log.info({ event: 'sa_installed', sa: sa.id, direction: sa.direction, layer: sa.role, mode: sa.mode, peer: sa.peer, src: sa.src, dst: sa.dst }, 'SA installed'),
@@ -147,6 +181,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   } catch (err) {
     tracked.close();
     identity?.secretKey.fill(0);
+    await closeEndpoints();
     throw new DaemonConfigError([`${o.configPath}: ${(err as Error).message}`]);
   } finally {
     // The role keeps the identity (its keying zeroes it on close) and copies of its MN-HA keys.
@@ -210,8 +245,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     return { ok: true, applied, restartNeededFor };
   };
 
-  let socket: StatusServer | undefined;
-  let metrics: MetricsServer | undefined;
+  statusOf = status;
   let stopping: Promise<void> | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -229,8 +263,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
       sampler.close();
       clearInterval(failureLog);
       role.close();
-      await socket?.close();
-      await metrics?.close();
+      await closeEndpoints();
       tracked.close();
       log.info({ event: 'stopped' }, 'stopped');
       log.flush();
@@ -238,18 +271,6 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     })();
     return stopping;
   };
-
-  try {
-    const socketPath = o.statusSocket === false ? undefined : (o.statusSocket ?? defaultSocketPath(node.name));
-    if (socketPath) socket = await serveStatus(socketPath, (request) => {
-      if (request.request !== 'status') throw new Error(`unknown request ${JSON.stringify(request.request)}; the daemon answers {"request":"status"}`);
-      return status();
-    });
-    if (o.metrics) metrics = await serveMetrics(o.metrics, metricsRegistry({ status }, { node: node.name, role: node.role }));
-  } catch (err) {
-    await stop(`start failed: ${(err as Error).message}`);
-    throw err;
-  }
 
   if (o.handleSignals) {
     const on = (signal: NodeJS.Signals, handler: () => void) => {

@@ -3,6 +3,8 @@
 // reloads (good and bad), a graceful stop and the logs are checked on what they show.
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
 import { runDaemon, type Daemon } from '../../src/daemon/daemon.js';
@@ -81,6 +83,17 @@ function scrape(address: { host: string; port: number }): Promise<{ status: numb
   });
 }
 
+/** Writes raw bytes to the socket and returns all it answers. */
+function rawRequest(path: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path, () => socket.write(text));
+    let answer = '';
+    socket.on('data', (c) => (answer += c));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) => {
@@ -112,6 +125,41 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(text).toContain('sgw:198.18.1.1');
     // Any other request gets an error answer, not a crash; garbage too.
     expect(await requestStatus(r.sgw0.socketPath!, { request: 'keys' })).toEqual({ error: expect.stringContaining('unknown request "keys"') });
+    expect(await rawRequest(r.sgw0.socketPath!, 'status please\n')).toBe('{"error":"the request is not JSON; send {\\"request\\":\\"status\\"} and a newline"}\n');
+    expect(await rawRequest(r.sgw0.socketPath!, 'x'.repeat(5000))).toBe('{"error":"request longer than 4096 bytes"}\n');
+  });
+
+  it('the status socket: a silent client does not hold up others; a second daemon on the same socket is refused, a stale file replaced', async () => {
+    const r = await start(impl);
+    const silent = createConnection(r.sgw0.socketPath!);
+    await new Promise((resolve) => silent.once('connect', resolve));
+    const answered = (await requestStatus(r.sgw0.socketPath!)) as Status;
+    expect(answered.node).toBe('sgw0');
+    silent.destroy();
+
+    let hostMade = false;
+    const second = runDaemon({
+      configPath: r.fx.file('sgw0.yaml'), clock: r.fx.network.clock, engine: impl, statusSocket: r.sgw0.socketPath, logLevel: 'silent',
+      host: () => {
+        hostMade = true;
+        return r.fx.network.host('sgw0');
+      },
+    });
+    await expect(second).rejects.toThrow(`another daemon is already listening on ${r.sgw0.socketPath}; stop it first or give another --status-socket`);
+    // Refused before it touched the network.
+    expect(hostMade).toBe(false);
+    expect((await requestStatus(r.sgw0.socketPath!) as Status).node).toBe('sgw0');
+
+    // A socket file left by a crashed daemon (nobody listening) is replaced.
+    const stale = r.fx.file('run/stale.sock');
+    const crashed = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`]);
+    await new Promise((resolve) => crashed.stdout.once('data', resolve));
+    crashed.kill('SIGKILL');
+    await new Promise((resolve) => crashed.once('exit', resolve));
+    expect(existsSync(stale)).toBe(true);
+    await r.sgw1.stop();
+    r.sgw1 = await runDaemon({ configPath: r.fx.file('sgw1.yaml'), host: () => r.fx.network.host('sgw1'), clock: r.fx.network.clock, engine: impl, statusSocket: stale, logLevel: 'silent' });
+    expect((await requestStatus(stale) as Status).node).toBe('sgw1');
   });
 
   it('metrics on 127.0.0.1: a forged packet shows up in mipsec_drops_total with its reason', async () => {
