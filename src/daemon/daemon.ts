@@ -11,7 +11,7 @@ import { systemClock } from './clock.js';
 import { TrackedEngine, type SaRecord } from './engine.js';
 import { createLogger, type Logger } from './log.js';
 import { metricsRegistry, serveMetrics, type MetricsServer } from './metrics.js';
-import { loadMnHaKeys } from './mnha.js';
+import { loadMnHaKeys, type MnHaEntry } from './mnha.js';
 import { buildRole, type RunningRole } from './roles.js';
 import { defaultSocketPath, serveStatus, type StatusServer } from './socket.js';
 import { engineCounters, RateSampler, STATUS_VERSION, type Status } from './status.js';
@@ -37,7 +37,7 @@ export interface DaemonOptions {
   metrics?: { host: string; port: number };
   logLevel?: LevelWithSilent;
   logDestination?: DestinationStream;
-  /** Seconds between the two samples rates are computed from (default 10). */
+  /** Milliseconds between the two samples rates are computed from (default 10 000). */
   rateIntervalMs?: number;
   /** SIGTERM/SIGINT stop, SIGHUP reloads (the CLI; tests drive stop()/reload() directly). */
   handleSignals?: boolean;
@@ -103,7 +103,8 @@ function digest(path: string): string {
 }
 
 export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
-  let current = await loadSnapshot(o.configPath);
+  const initial = await loadSnapshot(o.configPath);
+  let current = initial;
   const { node } = current.loaded;
   if (o.role && node.role !== o.role) throw new DaemonConfigError([`${o.configPath}: role: this config is for role ${node.role}; run it with mipsec ${node.role} (or give a config with role: ${o.role})`]);
   const clock = o.clock ?? systemClock;
@@ -124,11 +125,16 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   if (needsMnHa && !o.mnHaKeyFile) {
     throw new DaemonConfigError([`mipsec ${node.role} needs --mn-ha-key FILE: the MN-HA keys it shares with ${node.role === 'ha' ? 'its mobile nodes' : 'its home agent'} (RFC 5944 §3.5), one line '<home address> <SPI> <key hex>', mode 0600`]);
   }
-  let mnHaKeys;
+  let mnHaKeys: MnHaEntry[] | undefined;
+  /** Until the role holds them, the secrets are ours to zero when a start fails. */
+  const forgetSecrets = () => {
+    identity?.secretKey.fill(0);
+    for (const e of mnHaKeys ?? []) e.auth.key.fill(0);
+  };
   try {
     mnHaKeys = needsMnHa ? loadMnHaKeys(o.mnHaKeyFile!) : undefined;
   } catch (err) {
-    identity?.secretKey.fill(0);
+    forgetSecrets();
     throw new DaemonConfigError([(err as Error).message]);
   }
 
@@ -153,8 +159,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     if (o.metrics) metrics = await serveMetrics(o.metrics, metricsRegistry({ status: answerStatus }, { node: node.name, role: node.role }));
   } catch (err) {
     await closeEndpoints();
-    identity?.secretKey.fill(0);
-    for (const e of mnHaKeys ?? []) e.auth.key.fill(0);
+    forgetSecrets();
     throw err;
   }
 
@@ -163,8 +168,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     host = await o.host(current.loaded);
   } catch (err) {
     await closeEndpoints();
-    identity?.secretKey.fill(0);
-    for (const e of mnHaKeys ?? []) e.auth.key.fill(0);
+    forgetSecrets();
     throw err;
   }
   const raw = createEngine(o.engine);
@@ -180,7 +184,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     });
   } catch (err) {
     tracked.close();
-    identity?.secretKey.fill(0);
+    forgetSecrets();
     await closeEndpoints();
     throw new DaemonConfigError([`${o.configPath}: ${(err as Error).message}`]);
   } finally {
@@ -236,8 +240,9 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     // Certificates: the cache drops what has expired since (peers are fetched again by discovery).
     const pruned = certs?.prune(Math.floor(clock.now() / 1000)) ?? [];
     if (pruned.length > 0) applied.push(`certificates (expired dropped: ${pruned.join(', ')})`);
-    // Everything else the role fixed when it started: policy knobs, the map, interfaces, identity.
-    restartNeededFor = [...new Set([...restartNeededFor, ...changed])];
+    // Everything else the role fixed when it started (policy knobs, the map, interfaces, identity):
+    // what differs from the config it started with waits for a restart.
+    restartNeededFor = changedFields(initial, next);
     current = next;
     loadedAt = new Date();
     reloads++;

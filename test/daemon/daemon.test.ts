@@ -229,7 +229,11 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(r.sgw0.sas().map((s) => s.id)).toEqual(ids);
     expect(r.sgw0.status().config).toMatchObject({ reloads: 1, restartNeededFor: ['policy.icmpRateLimit.perSecond'] });
 
+    // Back to the config it started with: nothing waits for a restart any more.
     writeFileSync(file, original);
+    expect(await r.sgw0.reload()).toEqual({ ok: true, applied: [], restartNeededFor: [] });
+    const reloaded = r.logs.map((l) => JSON.parse(l)).filter((l) => l.node === 'sgw0' && l.event === 'reload');
+    expect(reloaded.map((l) => l.changed)).toEqual([['policy.icmpRateLimit.perSecond'], ['policy.icmpRateLimit.perSecond']]);
     await r.sgw1.stop();
     const signalled = await runDaemon({
       configPath: r.fx.file('sgw1.yaml'), host: () => r.fx.network.host('sgw1'), clock: r.fx.network.clock, engine: impl, statusSocket: false, handleSignals: true,
