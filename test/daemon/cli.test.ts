@@ -1,12 +1,13 @@
 // The commands as an operator runs them: `node bin/mipsec.js status` without a daemon, and the daemon
 // commands refusing bad configs, open private keys and a missing host with exit code 2.
-import { execFile } from 'node:child_process';
-import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { checkFiles } from '../../src/config/index.js';
 import { main } from '../../src/cli/main.js';
+import { requestStatus } from '../../src/daemon/socket.js';
 import { figure6Fixture } from './fixture.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -32,6 +33,56 @@ describe('node bin/mipsec.js status', () => {
     );
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('mipsec status: no mipsec daemon is listening on /nonexistent; start one with `mipsec sgw|smn|ha --config FILE` (add --status-socket PATH for another place)\n');
+  });
+});
+
+describe('a daemon process and its signals', () => {
+  beforeAll(async () => {
+    if (distIsStale()) await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT }).catch(() => undefined);
+  }, 180_000);
+
+  it('SIGHUP reloads, SIGTERM stops: socket removed, JSON log lines on stdout, the process exits 0 on its own', async () => {
+    const fx = figure6Fixture();
+    const socket = fx.file('sgw0.sock');
+    // The built daemon on a MemoryNetwork host made from the config (real interfaces are src/net/linux's job).
+    const child = fx.file('child.mjs');
+    writeFileSync(child, `
+      const { runDaemon } = await import(${JSON.stringify(join(ROOT, 'dist/daemon/daemon.js'))});
+      const { MemoryNetwork } = await import(${JSON.stringify(join(ROOT, 'dist/net/memory.js'))});
+      const network = new MemoryNetwork({ startMs: Date.now() });
+      network.addLink('internet');
+      network.addLink('home');
+      const host = (loaded) => {
+        const h = network.addHost(loaded.node.name, { forwarding: true });
+        for (const i of loaded.node.interfaces) h.addInterface(i.name, i.address.startsWith('198.18.') ? 'internet' : 'home', i.address + '/' + i.prefixLength);
+        return h;
+      };
+      const daemon = await runDaemon({ configPath: ${JSON.stringify(fx.file('sgw0.yaml'))}, statusSocket: ${JSON.stringify(socket)}, handleSignals: true, clock: network.clock, host });
+      await daemon.stopped;
+    `);
+    const proc = spawn(process.execPath, [child], { cwd: ROOT });
+    const lines: { event?: string }[] = [];
+    let buffered = '';
+    proc.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      for (const line of parts) lines.push(JSON.parse(line));
+    });
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    const waitFor = async (event: string) => {
+      for (let waited = 0; !lines.some((l) => l.event === event) && waited < 10_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      expect(lines.map((l) => l.event)).toContain(event);
+    };
+    await waitFor('started');
+    expect(((await requestStatus(socket)) as { node: string }).node).toBe('sgw0');
+    proc.kill('SIGHUP');
+    await waitFor('reload');
+    proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(lines.map((l) => l.event)).toEqual(['started', 'reload', 'stopping', 'stopped']);
+    expect(lines.find((l) => l.event === 'stopping')).toMatchObject({ reason: 'SIGTERM', node: 'sgw0', role: 'sgw' });
+    expect(existsSync(socket)).toBe(false);
   });
 });
 
