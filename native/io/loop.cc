@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sys/uio.h>
@@ -18,7 +19,7 @@ namespace mipsec::io {
 const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
       "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
-      "txRaw", "txTun", "txGro", "txTooBig", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
+      "txRaw", "txTun", "txGro", "txTooBig", "txFragNeeded", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
   };
   return names;
 }
@@ -40,6 +41,7 @@ struct IoLoop::Worker {
   bool vnet = false;  // the TUN carries a virtio_net_hdr in front of every packet
   Fd tun, tx, epoll, wake;
   Fd rx[kRawSockets];
+  Fd mtu_probe;  // a UDP socket in the loop's namespace, to ask the kernel the path MTU toward a next hop
   std::thread thread;
 
   std::mutex inject_mu;
@@ -49,6 +51,10 @@ struct IoLoop::Worker {
   std::vector<uint32_t> desc = std::vector<uint32_t>(kBatchPackets * kDescWords);
   From from[kBatchPackets] = {};
   size_t delivered[kBatchPackets] = {};  // indices of this batch's DELIVER packets, in order
+  size_t sent_from[kBatchPackets] = {};   // batch index of each message handed to sendmmsg
+  // The inner header + 8 bytes of each OUTBOUND packet, kept to quote in an ICMP "fragmentation needed".
+  uint8_t quote[kBatchPackets][kIcmpQuoteMax] = {};
+  size_t quote_len[kBatchPackets] = {};
   size_t count = 0;  // packets queued in the batch
   std::vector<PuntPacket> punts;
   mmsghdr msgs[kBatchPackets] = {};
@@ -99,6 +105,8 @@ std::string IoLoop::start(const IoConfig& cfg) {
       for (size_t s = 0; s < kRawSockets; s++)
         if (std::string e = raw_open_receiver(kRawProtocols[s], i, cfg.workers, &w.rx[s]); !e.empty()) return e;
       if (std::string e = raw_open_sender(&w.tx); !e.empty()) return e;
+      w.mtu_probe.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!w.mtu_probe.valid()) return sys_error("socket(AF_INET, SOCK_DGRAM) for path MTU queries");
     }
     return {};
   });
@@ -211,11 +219,47 @@ void IoLoop::run(Worker& w) {
     }
   };
 
+  // A sealed packet too big for the link toward its next hop: if the inner datagram said DF, tell its sender
+  // the MTU that would have fit (ICMP 3/4, RFC 1191), written into the TUN so the local stack learns it.
+  auto frag_needed = [&](size_t i, size_t sealed_len, uint32_t nexthop) {
+    const uint8_t* q = w.quote[i];
+    const size_t qlen = w.quote_len[i];
+    if (qlen < 20 || (q[0] >> 4) != 4 || !(load16(q + 6) & kIpv4Df)) return;
+    const size_t ihl = size_t(q[0] & 0xf) * 4, inner_len = load16(q + 2), quoted = std::min(qlen, ihl + 8);
+    if (q[9] == 1 && (qlen <= ihl || q[ihl] == 3 || q[ihl] == 4 || q[ihl] == 5 || q[ihl] == 11 || q[ihl] == 12))
+      return;  // never an ICMP error about an ICMP error (RFC 1122 §3.2.2)
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(nexthop);
+    int link_mtu = 0;
+    socklen_t optlen = sizeof link_mtu;
+    if (::connect(w.mtu_probe.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 ||
+        ::getsockopt(w.mtu_probe.get(), IPPROTO_IP, IP_MTU, &link_mtu, &optlen) != 0 || sealed_len <= inner_len)
+      return;
+    const size_t overhead = sealed_len - inner_len;
+    if (size_t(link_mtu) < overhead + 68) return;  // RFC 791: every link carries 68 bytes
+    uint8_t icmp[20 + 8 + kIcmpQuoteMax] = {};
+    const size_t total = 20 + 8 + quoted;
+    ipv4_build(icmp, OuterHeader{0, 0, 0, 64, 1, load32(q + 16), load32(q + 12)}, total);
+    icmp[20] = 3;  // destination unreachable
+    icmp[21] = 4;  // fragmentation needed and DF set
+    store16(icmp + 26, uint16_t(size_t(link_mtu) - overhead));
+    std::memcpy(icmp + 28, q, quoted);
+    store16(icmp + 22, internet_checksum(icmp + 20, 8 + quoted));
+    write_tun(icmp, total);
+    count(S_TX_FRAG_NEEDED);
+  };
+
   // Runs the queued batch through the engine and sends every result where its verdict says.
   auto flush = [&] {
     if (w.count == 0) return;
     const size_t n = w.count;
     w.count = 0;
+    for (size_t i = 0; i < n; i++) {
+      const uint32_t* d = w.desc.data() + i * kDescWords;
+      w.quote_len[i] = d[D_OP] == OP_OUTBOUND ? std::min<size_t>(d[D_LENGTH], kIcmpQuoteMax) : 0;
+      std::memcpy(w.quote[i], w.buffer.data() + d[D_OFFSET], w.quote_len[i]);
+    }
     core_->process(BatchView{w.buffer.data(), w.buffer.size(), w.desc.data(), n, kSlotBytes});
     size_t m = 0, nd = 0;
     for (size_t i = 0; i < n; i++) {
@@ -229,7 +273,7 @@ void IoLoop::run(Worker& w) {
           w.addr[m].sin_addr.s_addr = htonl(d[D_NEXTHOP]);
           w.iov[m] = iovec{data, len};
           w.msgs[m].msg_hdr = msghdr{&w.addr[m], sizeof w.addr[m], &w.iov[m], 1, nullptr, 0, 0};
-          m++;
+          w.sent_from[m++] = i;
           break;
         }
         case V_DELIVER:
@@ -247,8 +291,12 @@ void IoLoop::run(Worker& w) {
       if (r > 0) {
         sent += size_t(r);
         count(S_TX_RAW, uint64_t(r));
+      } else if (errno == EMSGSIZE) {
+        count(S_TX_TOO_BIG);
+        frag_needed(w.sent_from[sent], w.iov[sent].iov_len, ntohl(w.addr[sent].sin_addr.s_addr));
+        sent++;
       } else if (errno != EINTR) {
-        count(errno == EMSGSIZE ? S_TX_TOO_BIG : S_TX_ERRORS);  // the kernel refused this packet: skip it
+        count(S_TX_ERRORS);  // the kernel refused this packet (no route, …): skip it
         sent++;
       }
     }

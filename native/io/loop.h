@@ -24,6 +24,7 @@ constexpr size_t kHeadroom = 512;
 constexpr size_t kTailroom = 64;
 constexpr size_t kMaxPacket = kSlotBytes - kHeadroom - kTailroom;
 constexpr size_t kInjectQueuePackets = 4096;
+constexpr size_t kIcmpQuoteMax = 60 + 8;  // an IPv4 header with options and 8 bytes of its payload
 constexpr unsigned kMaxWorkers = 64;
 
 enum class From : uint8_t { tun = 0, raw = 1 };
@@ -54,7 +55,7 @@ class PuntSink {
 // Loop counters, as named by stat_names().
 enum Stat : int {
   S_RX_TUN, S_RX_GSO, S_RX_RAW, S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP, S_RX_TOO_BIG, S_RX_ERRORS,
-  S_TX_RAW, S_TX_TUN, S_TX_GRO, S_TX_TOO_BIG, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
+  S_TX_RAW, S_TX_TUN, S_TX_GRO, S_TX_TOO_BIG, S_TX_FRAG_NEEDED, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
   S_COUNT
 };
 const char* const* stat_names();

@@ -39,7 +39,8 @@ export interface IoLoopOptions {
     name: string;
     /**
      * Default 1300: room on a 1500-byte link for the End-End layer in SKIP mode with AH (~150 bytes) and one
-     * next-hop layer (~110 bytes more each). Larger packets are refused by the kernel (stats().txTooBig). At most 3520.
+     * next-hop layer (~110 bytes more each). A sealed packet the link refuses is counted (stats().txTooBig); if the
+     * datagram had DF, its sender gets an ICMP "fragmentation needed" with the MTU that fits. At most 3520.
      */
     mtu?: number;
     /** Interface addresses 'a.b.c.d/len' (the kernel adds the prefix routes into the TUN). */
@@ -80,6 +81,8 @@ export interface IoStats {
   txGro: number;
   /** Sealed packets the kernel refused as larger than the outgoing link's MTU: lower tun.mtu. */
   txTooBig: number;
+  /** ICMP "fragmentation needed" (RFC 1191) written into the TUN for those of them sent with DF. */
+  txFragNeeded: number;
   /** Other sends the kernel refused (no route, …). */
   txErrors: number;
   punted: number;

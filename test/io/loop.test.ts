@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Batch, Op, createEngine, NativeEngine, RefEngine, Reason, Verdict, VERDICT_COUNTER_BASE, type Policy, type SaDesc } from '../../src/engine/index.js';
 import { IoLoop, type PuntedPacket } from '../../src/engine/io.js';
 import { datagram, endSaPair } from '../engine/fixtures.js';
-import { TCP_SINK, TCP_SOURCE, canRunNetns, captureProtocols, inNetns, makePair, pythonInNetns, type Pair, type Side } from './topology.js';
+import { TCP_SINK, TCP_SOURCE, canRunNetns, captureProtocols, inNetns, ip, makePair, pythonInNetns, type Pair, type Side } from './topology.js';
 
 const started: IoLoop[] = [];
 const engines: NativeEngine[] = [];
@@ -124,6 +124,28 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
       for (const e of [ea, eb]) expect(e.counters()[Reason.auth] + e.counters()[Reason.bad_ip_checksum]).toBe(0n);
     });
   }
+
+  it('a sealed packet too big for the link: counted, and the DF sender learns the MTU that fits (ICMP 3/4)', async () => {
+    const { a, b } = pair;
+    const { ab, ba } = keyedPair(pair, 'skip');
+    const ea = engineFor([ab.out, ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: ab.out.id }]);
+    const eb = engineFor([ba.out, ab.in], [b.outer, b.inner], [{ prefix: '10.77.1.0/24', sa: ba.out.id }]);
+    const la = startLoop(ea, a);
+    startLoop(eb, b);
+    ip('-n', a.ns, 'link', 'set', a.veth, 'mtu', '1400');
+    try {
+      const tooBig = await inNetns(a.ns, 'ping', ['-c', '1', '-W', '1', '-s', String(1300 - 28), '-M', 'do', b.inner]);
+      expect(tooBig.code).not.toBe(0);
+      const sealedOverhead = 20 + ab.out.skipHeader!.length + 28 + 8 + 8 + 2 + 16 + 2; // IP, SKIP, AH, ESP hdr+IV, pad 2, trailer, tag
+      const fits = 1400 - sealedOverhead;
+      expect(tooBig.stdout).toContain(`Frag needed and DF set (mtu = ${fits})`);
+      expect(la.stats()).toMatchObject({ txTooBig: 1, txFragNeeded: 1 });
+      const ok = await inNetns(a.ns, 'ping', ['-c', '1', '-W', '1', '-s', String(fits - 28), '-M', 'do', b.inner]);
+      expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    } finally {
+      ip('-n', a.ns, 'link', 'set', a.veth, 'mtu', '1500');
+    }
+  });
 
   it('punt path: a packet with no policy reaches onPunt; JS installs a policy and re-injects it; it arrives', async () => {
     const { a, b } = pair;
