@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
 import { runDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { redact } from '../../src/daemon/log.js';
