@@ -2,6 +2,8 @@
 // (SGW1, CH1), Site 2 (SGW2, CH2), an outside host, all Border-SGWs on the Internet.
 import { fileURLToPath } from 'node:url';
 import { loadNetworkMap } from '../config/load.js';
+import type { MemoryNetwork } from '../net/memory.js';
+import type { Network } from '../net/types.js';
 import type { TopologyMap } from '../topology/map.js';
 import { buildWorld, type World, type WorldOptions } from './world.js';
 
@@ -13,6 +15,6 @@ export async function figure6Map(): Promise<TopologyMap> {
   return loaded.map;
 }
 
-export async function figure6World(options: Omit<WorldOptions, 'map'>): Promise<World> {
-  return buildWorld({ ...options, map: await figure6Map() });
+export async function figure6World<N extends Network = MemoryNetwork>(options: Omit<WorldOptions, 'map'> & { network?: N }): Promise<World<N>> {
+  return buildWorld<N>({ ...options, map: await figure6Map() });
 }

@@ -6,6 +6,8 @@ import { figure6Map } from './figure6.js';
 import { clearCaptures, hops, stacksByLink, type Hop } from './stacks.js';
 import { collectEchoes, probe } from './traffic.js';
 import { DISCOVERY_PORT } from '../keys/discovery.js';
+import { MemoryNetwork } from '../net/memory.js';
+import type { Network } from '../net/types.js';
 import type { TopologyMap } from '../topology/map.js';
 import { buildWorld, type SmnSetup, type World, type WorldOptions } from './world.js';
 
@@ -24,8 +26,8 @@ export interface Scenario {
   expect: Record<string, string[]>;
 }
 
-export interface ScenarioRun {
-  world: World;
+export interface ScenarioRun<N extends Network = MemoryNetwork> {
+  world: World<N>;
   stacks: Record<string, string[]>;
   hops: Hop[];
   /** The echo came back to the sender. */
@@ -36,21 +38,53 @@ export interface ScenarioRun {
 /** Time for a registration (with a failure round trip) to settle. */
 export const SETTLE_MS = 2000;
 
-export async function scenarioWorld(s: Scenario, engine: EngineImpl): Promise<World> {
-  const map = s.map === 'figure6' ? await figure6Map() : s.map();
-  return buildWorld({ ...s.world, map, engine, smn: s.smn });
+/**
+ * What a scenario runs on: a fresh network per case and its time. On MemoryNetwork time is virtual
+ * and exact; on a real network wait() may end early once `done` holds (plus a grace for late frames).
+ */
+export interface LabRuntime<N extends Network = Network> {
+  network(): N;
+  /** Called once the world is built, before any traffic (e.g. starts the captures). */
+  ready(network: N): Promise<void>;
+  wait(network: N, ms: number, done?: () => boolean): Promise<void>;
 }
 
-export async function runScenario(s: Scenario, engine: EngineImpl): Promise<ScenarioRun> {
-  const world = await scenarioWorld(s, engine);
+export const memoryRuntime: LabRuntime<MemoryNetwork> = {
+  network: () => new MemoryNetwork(),
+  ready: async () => undefined,
+  wait: async (network, ms) => {
+    network.runFor(ms);
+  },
+};
+
+export async function scenarioWorld<N extends Network = MemoryNetwork>(s: Scenario, engine: EngineImpl, network?: N): Promise<World<N>> {
+  const map = s.map === 'figure6' ? await figure6Map() : s.map();
+  return buildWorld<N>({ ...s.world, map, engine, smn: s.smn, network });
+}
+
+export function runScenario(s: Scenario, engine: EngineImpl): Promise<ScenarioRun>;
+export function runScenario<N extends Network>(s: Scenario, engine: EngineImpl, runtime: LabRuntime<N>): Promise<ScenarioRun<N>>;
+export async function runScenario<N extends Network>(s: Scenario, engine: EngineImpl, runtime: LabRuntime<N> = memoryRuntime as unknown as LabRuntime<N>): Promise<ScenarioRun<N>> {
+  const world = await scenarioWorld<N>(s, engine, runtime.network());
+  try {
+    await runtime.ready(world.network);
+    return await drive(s, world, runtime);
+  } catch (error) {
+    world.close();
+    throw error;
+  }
+}
+
+async function drive<N extends Network>(s: Scenario, world: World<N>, runtime: LabRuntime<N>): Promise<ScenarioRun<N>> {
   const resolver = world.keyLog.resolver();
+  const settled = () => isRegistered(world);
   if (s.traffic === 'registration') {
     world.place(s.place);
-    world.network.runFor(SETTLE_MS);
+    await runtime.wait(world.network, SETTLE_MS, settled);
     return finish(world, resolver, true);
   }
   if (s.place !== 'home') world.place(s.place);
-  world.network.runFor(SETTLE_MS);
+  await runtime.wait(world.network, SETTLE_MS, settled);
   clearCaptures(world.network);
   const { from, to } = s.traffic;
   const sender = from === 'smn' ? world.smnHost : world.network.host(from);
@@ -59,13 +93,17 @@ export async function runScenario(s: Scenario, engine: EngineImpl): Promise<Scen
   const packet = probe(src, to, 1);
   if (from === 'smn') world.smn.send(packet);
   else sender.send(packet);
-  world.network.runFor(SETTLE_MS);
+  await runtime.wait(world.network, SETTLE_MS, () => echoes.seqs.includes(1));
   echoes.stop();
   return finish(world, resolver, echoes.seqs.includes(1));
 }
 
-function finish(world: World, resolver: ReturnType<World['keyLog']['resolver']>, echoed: boolean): ScenarioRun {
+function isRegistered(world: World<Network>): boolean {
+  return world.smn.registration.state === 'registered' || world.smn.position().place === 'home';
+}
+
+function finish<N extends Network>(world: World<N>, resolver: ReturnType<World['keyLog']['resolver']>, echoed: boolean): ScenarioRun<N> {
   const keep = (h: Hop) => !h.stack.includes(`UDP(${DISCOVERY_PORT}>`) && !h.stack.includes(`>${DISCOVERY_PORT})`);
-  return { world, stacks: stacksByLink(world.network, resolver, keep), hops: hops(world.network, resolver), echoed, registered: world.smn.registration.state === 'registered' || world.smn.position().place === 'home' };
+  return { world, stacks: stacksByLink(world.network, resolver, keep), hops: hops(world.network, resolver), echoed, registered: isRegistered(world) };
 }
 

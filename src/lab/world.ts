@@ -8,7 +8,7 @@ import { issueCertificate, NSID_CA_LABEL, type CaKey, type Certificate } from '.
 import { generateCaKey, generateX25519, type Identity } from '../keys/keyfile.js';
 import { parseName } from '../keys/names.js';
 import { MemoryNetwork } from '../net/memory.js';
-import type { Host } from '../net/types.js';
+import type { Host, Network } from '../net/types.js';
 import { HomeAgent } from '../roles/ha.js';
 import { KeyLog } from '../roles/common/keylog.js';
 import { SecurityGateway } from '../roles/sgw.js';
@@ -53,8 +53,8 @@ export interface WorldOptions {
   identities?: Record<string, Identity>;
 }
 
-export interface World {
-  network: MemoryNetwork;
+export interface World<N extends Network = MemoryNetwork> {
+  network: N;
   map: TopologyMap;
   ca: { key: CaKey; cert: Certificate };
   keyLog: KeyLog;
@@ -76,9 +76,10 @@ export function netLink(sgw: Sgw): string {
   return `${sgw.name}-net`;
 }
 
-export function buildWorld(options: WorldOptions): World {
+/** `network`: what to build on (e.g. a LinuxNetwork); default a new MemoryNetwork starting at `startMs`. */
+export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOptions & { network?: N }): World<N> {
   const { map } = options;
-  const network = new MemoryNetwork({ startMs: options.startMs });
+  const network = (options.network ?? new MemoryNetwork({ startMs: options.startMs })) as N;
   const nowS = Math.floor(network.clock.now() / 1000);
   const ca = options.ca ?? makeCa(nowS);
   const keyLog = new KeyLog();

@@ -56,6 +56,17 @@ export function runCommand(cmd: string, args: readonly string[], options: RunOpt
   });
 }
 
+/** runCommand() without awaiting: returns stdout, throws CommandError. */
+export function runCommandSync(cmd: string, args: readonly string[], timeoutMs = 30_000): string {
+  try {
+    return execFileSync(cmd, args, { timeout: timeoutMs, maxBuffer: OUTPUT_LIMIT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { status?: number | null; stderr?: string; stdout?: string };
+    const why = e.code === 'ENOENT' ? `${cmd}: not found (install it)` : e.stderr || e.message;
+    throw new CommandError([cmd, ...args].join(' '), e.status ?? null, String(why), e.stdout ?? '');
+  }
+}
+
 /** Parses `ip -j` output; iproute2 prints nothing at all for an empty list. */
 function parseIpJson<T>(text: string, what: string): T[] {
   const trimmed = text.trim();
@@ -250,6 +261,28 @@ export class NetnsSession {
     this.namespaces.push(ns);
     await this.ip(ns, ['link', 'set', 'lo', 'up']);
     return ns;
+  }
+
+  /** addNamespace() for callers that cannot await (the lab's Network builds hosts synchronously). */
+  addNamespaceSync(role: string): string {
+    this.checkOpen();
+    const ns = this.nsName(role);
+    runCommandSync('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    this.ipSync(ns, ['link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  /** ip() for callers that cannot await. */
+  ipSync(ns: string, args: readonly string[]): string {
+    this.checkOwn(ns);
+    return runCommandSync('ip', ['-n', ns, ...args]);
+  }
+
+  /** exec() for callers that cannot await. */
+  execSync(ns: string, cmd: string, args: readonly string[]): string {
+    this.checkOwn(ns);
+    return runCommandSync('ip', ['netns', 'exec', ns, cmd, ...args]);
   }
 
   /** `ip -n NS args…` in one of this session's namespaces. */

@@ -1,0 +1,32 @@
+// The lab's real runtime: a LinuxNetwork (namespaces, veths, bridges, TUNs) per case, wall-clock
+// waits that end early once the awaited thing happened, and captures started before any traffic.
+import { LinuxNetwork, type LinuxNetworkOptions } from '../net/linux/network.js';
+import type { LabRuntime } from './scenario.js';
+
+/** How often a real wait looks at its condition. */
+const POLL_MS = 25;
+/** After the condition holds: time for the last frames of the exchange to cross and reach the capture. */
+const GRACE_MS = 400;
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function linuxRuntime(options: LinuxNetworkOptions = {}, track?: (network: LinuxNetwork) => void): LabRuntime<LinuxNetwork> {
+  return {
+    network: () => {
+      const network = new LinuxNetwork(options);
+      track?.(network);
+      return network;
+    },
+    ready: (network) => network.startCapture(),
+    wait: async (_network, ms, done) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        if (done?.()) {
+          await sleep(GRACE_MS);
+          return;
+        }
+        await sleep(POLL_MS);
+      }
+    },
+  };
+}

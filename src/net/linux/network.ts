@@ -1,0 +1,640 @@
+/*
+ * LinuxNetwork: the Network interface (../types.ts) on real Linux network namespaces, so the roles
+ * run unchanged with real links, real ARP and real applications (ping, iperf3) in the hosts.
+ *
+ * How the Host contract maps to the kernel
+ *   host            a namespace `<prefix>-<host>` (sysctls: forwarding on for proxy ARP, rp_filter 0,
+ *                   arp_ignore 1, ping_group_range open). The host's packet logic — hooks, local
+ *                   delivery, forwarding, drop counters — runs in JS exactly as on MemoryNetwork; the
+ *                   kernel only carries frames, answers ARP, and runs the applications.
+ *   link            a bridge `br<n>` in the lab's switch namespace `<prefix>-sw` (never the root one);
+ *                   'p2p' is a bridge that takes two ports.
+ *   interface       a veth pair: `<name>` in the host (address via `ip addr`), its peer a bridge port.
+ *   from a link     every IPv4 frame arriving on the interface is redirected at tc ingress
+ *                   (u32 + mirred) into a TUN `t-<name>` of its own, which an IoLoop with an empty
+ *                   engine reads: OUTBOUND finds no policy and punts the packet untouched to JS, which
+ *                   knows the arrival interface from the TUN → input hooks (ctx.iface, ctx.link).
+ *                   The kernel's IP stack never sees it, so it never forwards, answers or decrements TTL.
+ *   send / forward  output hooks, then the JS route table (mirrored into the kernel's main table with
+ *                   `ip route replace`), then the IoLoop's raw IP_HDRINCL socket ('raw' inject): the
+ *                   kernel routes it by that table and resolves the next hop with ARP.
+ *   inject          the JS input path directly (as MemoryHost: queued, not re-entrant).
+ *   local delivery  onDeliver handlers; ICMP echo, TCP and UDP to port 5201 (the applications'
+ *                   traffic) are also written into the TUN `t-local`, where the kernel delivers them
+ *                   to its sockets (the destination is one of the host's kernel addresses).
+ *   applications    run as uid 65534 (appCommand()); a rule `uidrange 65534 lookup 50` sends their
+ *                   packets into `t-local`, so they take the host's send() path: output hooks first
+ *                   (an SMN's traffic is protected by its role like the lab's own probes).
+ *   addLocalAddress an address on lo (applications can bind it; arp_ignore 1 keeps it off the links).
+ *   setProxy        `ip neigh add proxy ADDRESS dev IFACE`; the other hosts on the link forget their
+ *                   neighbour entry for ADDRESS (in place of the gratuitous ARP of RFC 5944 §4.6).
+ *   moveInterface   the port moves to the other bridge, the address is replaced, routes through the
+ *                   interface are removed, stale neighbour entries for the address are flushed.
+ *   captures        one dumpcap in the switch namespace on every bridge port; a frame counts for the
+ *                   port whose host sent it (source MAC), its receiver is the owner of the destination MAC.
+ *   clock           the wall clock with real timers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createEngine } from '../../engine/index.js';
+import { IoLoop, type PuntedPacket } from '../../engine/io.js';
+import { NativeEngine } from '../../engine/native.js';
+import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
+import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { decrementTtl } from '../ip.js';
+import { NetnsSession, randomSuffix } from '../netns.js';
+import type {
+  CapturedPacket,
+  Clock,
+  HookStage,
+  Host,
+  HostDropReason,
+  HostOptions,
+  InjectOptions,
+  InterfaceInfo,
+  Link,
+  LinkKind,
+  LinkOptions,
+  LossModel,
+  Network,
+  PacketContext,
+  PacketHandler,
+  PacketHook,
+  RouteEntry,
+  SendOptions,
+  SendResult,
+  Timer,
+} from '../types.js';
+import { PcapngReader } from './pcapng.js';
+
+/** The uid applications run as in the lab's hosts; their packets take the host's send() path. */
+export const APP_UID = 65534;
+/** The port iperf3 listens on; UDP to it is handed to the kernel, other UDP stays with the roles. */
+export const APP_PORT = 5201;
+const APP_TABLE = 50;
+const LOCAL_TUN = 't-local';
+/** Room for the protocol layers on the lab's links: nothing is ever too big for a veth. */
+const LINK_MTU = 9000;
+const IFACE_TUN_MTU = 3520;
+/** Applications see this MTU: the End-End layer and next-hop layers fit in what the roles send. */
+const APP_MTU = 1300;
+/** dumpcap reports "Capturing on" before every interface is open. */
+const CAPTURE_START_MS = 300;
+const ICMP_ECHO_REPLY = 0;
+const ICMP_ECHO_REQUEST = 8;
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimer(delayMs, run) {
+    const t = setTimeout(run, delayMs);
+    return { cancel: () => clearTimeout(t) } satisfies Timer;
+  },
+};
+
+export interface LinuxNetworkOptions {
+  /** Namespace name prefix; default `mlab-<random>`. */
+  prefix?: string;
+  /** Called with every error a host hits while handling a packet (default: rethrown — a role crash ends the lab). */
+  onError?: (error: unknown) => void;
+}
+
+interface Port {
+  /** Bridge port name in the switch namespace. */
+  name: string;
+  host: LinuxHost;
+  iface: string;
+  mac: string;
+  link: LinuxLink;
+}
+
+export class LinuxNetwork implements Network {
+  readonly clock = realClock;
+  readonly session: NetnsSession;
+  readonly switchNs: string;
+  private readonly hostsByName = new Map<string, LinuxHost>();
+  private readonly linksByName = new Map<string, LinuxLink>();
+  private readonly ports = new Map<string, Port>();
+  private readonly loops: { loop: IoLoop; engine: NativeEngine }[] = [];
+  private capture: { child: ChildProcess; ports: string } | undefined;
+  private portCount = 0;
+  private closed = false;
+  readonly onError: (error: unknown) => void;
+
+  constructor(options: LinuxNetworkOptions = {}) {
+    this.session = new NetnsSession(options.prefix ?? `mlab-${randomSuffix()}`);
+    this.onError = options.onError ?? ((error) => { throw error; });
+    this.session.onCleanup('I/O loops and capture', async () => this.stopLoops(), () => this.stopLoops());
+    this.switchNs = this.session.addNamespaceSync('sw');
+  }
+
+  addHost(name: string, options: HostOptions = {}): LinuxHost {
+    if (this.hostsByName.has(name)) throw new Error(`host '${name}' already exists (host names must be unique)`);
+    const role = name.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const ns = this.session.addNamespaceSync(role);
+    const host = new LinuxHost(this, name, ns, options.forwarding ?? false);
+    this.hostsByName.set(name, host);
+    return host;
+  }
+
+  addLink(name: string, options: LinkOptions = {}): LinuxLink {
+    if (this.linksByName.has(name)) throw new Error(`link '${name}' already exists (link names must be unique)`);
+    const bridge = `br${this.linksByName.size}`;
+    this.session.ipSync(this.switchNs, ['link', 'add', bridge, 'mtu', String(LINK_MTU), 'type', 'bridge', 'forward_delay', '0']);
+    this.session.ipSync(this.switchNs, ['link', 'set', bridge, 'up']);
+    const link = new LinuxLink(name, options.kind ?? 'multi', options.latencyMs ?? 0, bridge);
+    this.linksByName.set(name, link);
+    return link;
+  }
+
+  host(name: string): LinuxHost {
+    const host = this.hostsByName.get(name);
+    if (!host) throw new Error(`no host named '${name}' (known: ${[...this.hostsByName.keys()].join(', ') || 'none'})`);
+    return host;
+  }
+
+  link(name: string): LinuxLink {
+    const link = this.linksByName.get(name);
+    if (!link) throw new Error(`no link named '${name}' (known: ${[...this.linksByName.keys()].join(', ') || 'none'})`);
+    return link;
+  }
+
+  hosts(): readonly LinuxHost[] {
+    return [...this.hostsByName.values()];
+  }
+
+  links(): readonly LinuxLink[] {
+    return [...this.linksByName.values()];
+  }
+
+  /** Starts (or restarts, when ports were added) the capture on every bridge port; resolves once dumpcap captures. */
+  async startCapture(): Promise<void> {
+    const names = [...this.ports.keys()].sort().join(',');
+    if (this.capture && this.capture.ports === names) return;
+    this.capture?.child.kill('SIGTERM');
+    const args = ['netns', 'exec', this.switchNs, 'dumpcap', '-q', '-w', '-', ...[...this.ports.keys()].flatMap((p) => ['-i', p])];
+    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.capture = { child, ports: names };
+    const reader = new PcapngReader();
+    child.stdout!.on('data', (chunk: Buffer) => {
+      for (const frame of reader.push(chunk)) this.onFrame(frame.iface, frame.timeMs, frame.data);
+    });
+    let stderr = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`dumpcap did not start capturing within 10 s: ${stderr.trim()}`)), 10_000);
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (/Capturing on/.test(stderr)) {
+          clearTimeout(timer);
+          setTimeout(resolve, CAPTURE_START_MS);
+        }
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`dumpcap: ${err.message} (install tshark, which brings dumpcap)`));
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`dumpcap exited (${code}) before capturing: ${stderr.trim()}`));
+      });
+    });
+  }
+
+  /** Removes every namespace, device and process of the lab. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.session.close();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** An application command line inside a host, run as the unprivileged lab uid. */
+  appCommand(host: string, argv: readonly string[]): string[] {
+    return ['ip', 'netns', 'exec', this.host(host).ns, 'setpriv', `--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', ...argv];
+  }
+
+  /** Starts an I/O loop in `ns` whose TUN punts every packet to `onPacket`. */
+  startTun(ns: string, tun: string, mtu: number, onPacket: (packet: Uint8Array) => void): IoLoop {
+    const engine = createEngine('native');
+    if (!(engine instanceof NativeEngine)) throw new Error('the Linux lab needs the native addon (npm rebuild)');
+    const loop = IoLoop.start({
+      engine, netns: ns, tun: { name: tun, mtu, offload: false }, raw: true,
+      onPunt: (packets: PuntedPacket[]) => {
+        for (const p of packets) {
+          try {
+            onPacket(p.packet.slice());
+          } catch (error) {
+            this.onError(error);
+          }
+        }
+      },
+    });
+    this.loops.push({ loop, engine });
+    return loop;
+  }
+
+  /** A veth pair: `iface` in the host's namespace, its peer a port of `link`'s bridge. Returns the port. */
+  attach(host: LinuxHost, iface: string, link: LinuxLink): Port {
+    link.checkRoom();
+    const name = `p${this.portCount++}`;
+    this.session.ipSync(this.switchNs, ['link', 'add', name, 'mtu', String(LINK_MTU), 'type', 'veth', 'peer', 'name', iface, 'netns', host.ns]);
+    this.session.ipSync(this.switchNs, ['link', 'set', name, 'master', link.bridge, 'up']);
+    const info = JSON.parse(this.session.ipSync(host.ns, ['-j', 'link', 'show', iface])) as { address: string }[];
+    const port: Port = { name, host, iface, mac: info[0].address, link };
+    this.ports.set(name, port);
+    link.ports.add(port);
+    return port;
+  }
+
+  move(port: Port, link: LinuxLink): void {
+    if (port.link === link) return;
+    link.checkRoom();
+    this.session.ipSync(this.switchNs, ['link', 'set', port.name, 'master', link.bridge]);
+    port.link.ports.delete(port);
+    port.link = link;
+    link.ports.add(port);
+  }
+
+  /** The hosts on `link` (except `except`) forget their neighbour entry for `address`. */
+  forgetNeighbour(link: LinuxLink, address: string, except: LinuxHost): void {
+    for (const port of link.ports) {
+      if (port.host === except) continue;
+      this.session.ipSync(port.host.ns, ['neigh', 'flush', 'to', address, 'dev', port.iface]);
+    }
+  }
+
+  private onFrame(portName: string, timeMs: number, data: Uint8Array): void {
+    const port = this.ports.get(portName);
+    if (!port || data.length < 14 || data[12] !== 0x08 || data[13] !== 0x00) return;
+    const src = macText(data, 6);
+    if (src !== port.mac) return; // the copy leaving the switch towards this port's host
+    const dst = macText(data, 0);
+    const to = [...port.link.ports].find((p) => p.mac === dst);
+    port.link.record({
+      time: timeMs, link: port.link.name, from: `${port.host.name}/${port.iface}`,
+      to: to && `${to.host.name}/${to.iface}`, fate: to ? 'delivered' : 'unresolved', packet: data.slice(14),
+    });
+  }
+
+  private stopLoops(): void {
+    this.capture?.child.kill('SIGTERM');
+    this.capture = undefined;
+    for (const { loop, engine } of this.loops.splice(0)) {
+      loop.stop();
+      engine.close();
+    }
+  }
+}
+
+function macText(data: Uint8Array, at: number): string {
+  return Array.from(data.subarray(at, at + 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+export class LinuxLink implements Link {
+  readonly ports = new Set<Port>();
+  private readonly frames: CapturedPacket[] = [];
+  private readonly listeners = new Set<(frame: CapturedPacket) => void>();
+
+  constructor(
+    readonly name: string,
+    readonly kind: LinkKind,
+    readonly latencyMs: number,
+    readonly bridge: string,
+  ) {}
+
+  setLoss(loss: LossModel | undefined): void {
+    if (loss !== undefined) throw new Error(`link '${this.name}': loss injection is not available on real links (use the in-memory network)`);
+  }
+
+  captures(): readonly CapturedPacket[] {
+    return [...this.frames].sort((a, b) => a.time - b.time);
+  }
+
+  clearCaptures(): void {
+    this.frames.length = 0;
+  }
+
+  tap(listener: (frame: CapturedPacket) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  checkRoom(): void {
+    if (this.kind === 'p2p' && this.ports.size >= 2) throw new Error(`link '${this.name}' is point-to-point and already has two ends`);
+  }
+
+  record(frame: CapturedPacket): void {
+    this.frames.push(frame);
+    for (const listener of this.listeners) listener(frame);
+  }
+}
+
+interface LinuxInterface {
+  name: string;
+  port: Port;
+  address: number;
+  prefix: Prefix;
+}
+
+interface StoredRoute {
+  prefix: Prefix;
+  via?: number;
+  iface: string;
+  connected: boolean;
+}
+
+export class LinuxHost implements Host {
+  private readonly ifaces = new Map<string, LinuxInterface>();
+  private readonly extraLocal = new Set<number>();
+  private readonly routeTable: StoredRoute[] = [];
+  private readonly hooks: Record<HookStage, PacketHook[]> = { input: [], output: [] };
+  private readonly handlers: PacketHandler[] = [];
+  private readonly drops: Record<HostDropReason, number> = { bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0 };
+  private readonly local: IoLoop;
+
+  constructor(
+    private readonly network: LinuxNetwork,
+    readonly name: string,
+    readonly ns: string,
+    readonly forwarding: boolean,
+  ) {
+    const s = network.session;
+    for (const [key, value] of [
+      ['net.ipv4.ip_forward', '1'], ['net.ipv4.conf.all.rp_filter', '0'], ['net.ipv4.conf.default.rp_filter', '0'],
+      ['net.ipv4.conf.all.arp_ignore', '1'], ['net.ipv4.conf.default.arp_ignore', '1'], ['net.ipv4.ping_group_range', '0 2147483647'],
+    ]) s.execSync(ns, 'sysctl', ['-q', '-w', `${key}=${value}`]);
+    this.local = network.startTun(ns, LOCAL_TUN, APP_MTU, (packet) => this.send(packet));
+    s.ipSync(ns, ['link', 'set', LOCAL_TUN, 'up']);
+    s.ipSync(ns, ['route', 'replace', 'default', 'dev', LOCAL_TUN, 'table', String(APP_TABLE)]);
+    s.ipSync(ns, ['rule', 'add', 'pref', '100', 'uidrange', `${APP_UID}-${APP_UID}`, 'lookup', String(APP_TABLE)]);
+  }
+
+  addInterface(name: string, link: string, cidr: string): void {
+    if (this.ifaces.has(name)) throw new Error(`host '${this.name}' already has an interface '${name}'`);
+    const { address, prefix } = parseCidr(cidr);
+    const s = this.network.session;
+    const port = this.network.attach(this, name, this.network.link(link));
+    const tun = `t-${name}`.slice(0, 15);
+    this.network.startTun(this.ns, tun, IFACE_TUN_MTU, (packet) => this.receive(packet, name));
+    s.ipSync(this.ns, ['link', 'set', tun, 'up']);
+    s.execSync(this.ns, 'sysctl', ['-q', '-w', `net.ipv4.neigh.${name}.proxy_delay=0`]);
+    s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
+    s.ipSync(this.ns, ['link', 'set', name, 'up']);
+    s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
+    s.execSync(this.ns, 'tc', ['filter', 'add', 'dev', name, 'ingress', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
+    this.ifaces.set(name, { name, port, address, prefix });
+    this.routeTable.push({ prefix, iface: name, connected: true });
+  }
+
+  moveInterface(name: string, link: string, cidr: string): void {
+    const iface = this.iface(name);
+    const { address, prefix } = parseCidr(cidr);
+    const s = this.network.session;
+    const target = this.network.link(link);
+    this.network.move(iface.port, target);
+    s.ipSync(this.ns, ['addr', 'flush', 'dev', name]);
+    s.ipSync(this.ns, ['neigh', 'flush', 'dev', name]);
+    s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
+    iface.address = address;
+    iface.prefix = prefix;
+    for (const address of this.proxied.get(name) ?? []) s.ipSync(this.ns, ['neigh', 'del', 'proxy', address, 'dev', name]);
+    this.proxied.delete(name);
+    for (let i = this.routeTable.length - 1; i >= 0; i--) {
+      const r = this.routeTable[i];
+      if (r.iface !== name) continue;
+      this.routeTable.splice(i, 1);
+      if (!r.connected) this.kernelRouteDelete(r.prefix);
+    }
+    this.routeTable.push({ prefix, iface: name, connected: true });
+    this.network.forgetNeighbour(target, u32ToIp(address), this);
+  }
+
+  interfaces(): readonly InterfaceInfo[] {
+    return [...this.ifaces.values()].map((i) => ({ name: i.name, link: i.port.link.name, address: u32ToIp(i.address), prefixLength: i.prefix.length }));
+  }
+
+  addLocalAddress(address: string): void {
+    const value = ipToU32(address);
+    if (this.extraLocal.has(value)) return;
+    this.extraLocal.add(value);
+    this.network.session.ipSync(this.ns, ['addr', 'replace', `${address}/32`, 'dev', 'lo']);
+  }
+
+  removeLocalAddress(address: string): void {
+    if (!this.extraLocal.delete(ipToU32(address))) return;
+    this.network.session.ipSync(this.ns, ['addr', 'del', `${address}/32`, 'dev', 'lo']);
+  }
+
+  isLocal(address: string): boolean {
+    return this.isLocalU32(ipToU32(address));
+  }
+
+  private readonly proxied = new Map<string, Set<string>>();
+
+  setProxy(address: string, ifaceName: string, enabled: boolean): void {
+    const iface = this.iface(ifaceName);
+    ipToU32(address);
+    const set = this.proxied.get(ifaceName) ?? new Set<string>();
+    this.proxied.set(ifaceName, set);
+    if (enabled === set.has(address)) return;
+    if (enabled) set.add(address);
+    else set.delete(address);
+    this.network.session.ipSync(this.ns, ['neigh', enabled ? 'add' : 'del', 'proxy', address, 'dev', ifaceName]);
+    // The kernel proxies only for an address routed out of another device than the one asked on.
+    this.network.session.ipSync(this.ns, ['route', enabled ? 'replace' : 'del', `${address}/32`, 'dev', 'lo']);
+    this.network.forgetNeighbour(iface.port.link, address, this);
+  }
+
+  addRoute(prefixText: string, route: { via?: string; iface?: string }): void {
+    const prefix = parsePrefix(prefixText);
+    const via = route.via === undefined ? undefined : ipToU32(route.via);
+    let ifaceName = route.iface;
+    if (ifaceName === undefined) {
+      if (via === undefined) throw new Error(`host '${this.name}': route ${prefixText} needs 'via' (a next-hop router) or 'iface'`);
+      ifaceName = [...this.ifaces.values()].find((i) => prefixContains(i.prefix, via))?.name;
+      if (ifaceName === undefined) throw new Error(`host '${this.name}': route ${prefixText} via ${route.via}: no interface is on that next hop's subnet (add the interface first or name 'iface')`);
+    } else {
+      this.iface(ifaceName);
+    }
+    this.removeRoute(prefixText);
+    this.routeTable.push({ prefix, via, iface: ifaceName, connected: false });
+    this.network.session.ipSync(this.ns, ['route', 'replace', prefixString(prefix), ...(route.via ? ['via', route.via] : []), 'dev', ifaceName]);
+  }
+
+  removeRoute(prefixText: string): void {
+    const prefix = parsePrefix(prefixText);
+    const i = this.routeTable.findIndex((r) => !r.connected && r.prefix.network === prefix.network && r.prefix.length === prefix.length);
+    if (i < 0) return;
+    this.routeTable.splice(i, 1);
+    this.kernelRouteDelete(prefix);
+  }
+
+  private kernelRouteDelete(prefix: Prefix): void {
+    try {
+      this.network.session.ipSync(this.ns, ['route', 'del', prefixString(prefix)]);
+    } catch {
+      // Already gone with the interface's address (the kernel drops routes through a removed subnet).
+    }
+  }
+
+  routes(): readonly RouteEntry[] {
+    return this.routeTable.map(toRouteEntry);
+  }
+
+  lookupRoute(destination: string): RouteEntry | undefined {
+    const route = this.lookup(ipToU32(destination));
+    return route && toRouteEntry(route);
+  }
+
+  sourceAddressFor(destination: string): string | undefined {
+    const route = this.lookup(ipToU32(destination));
+    return route && u32ToIp(this.iface(route.iface).address);
+  }
+
+  send(datagram: Uint8Array, options: SendOptions = {}): SendResult {
+    const check = parseIpv4(datagram, 0, datagram.length, { allowFragments: true });
+    if (!check.ok) return this.drop('bad_ipv4');
+    const packet = datagram.subarray(0, check.header.totalLength);
+    if (!options.bypassHooks) {
+      const ctx: PacketContext = { host: this.name, time: this.network.clock.now() };
+      if (this.hooks.output.some((hook) => hook(packet, ctx) === 'consumed')) return { ok: true };
+    }
+    if (this.isLocalU32(check.header.dst)) {
+      const copy = packet.slice();
+      setImmediate(() => this.guard(() => this.deliver(copy, { host: this.name, time: this.network.clock.now() })));
+      return { ok: true };
+    }
+    return this.route(packet, check.header.dst);
+  }
+
+  inject(datagram: Uint8Array, options: InjectOptions = {}): void {
+    if (options.iface !== undefined) this.iface(options.iface);
+    const copy = datagram.slice();
+    setImmediate(() => this.guard(() => this.receive(copy, options.iface, options.bypassHooks)));
+  }
+
+  addHook(stage: HookStage, hook: PacketHook): () => void {
+    this.hooks[stage].push(hook);
+    return () => {
+      const i = this.hooks[stage].indexOf(hook);
+      if (i >= 0) this.hooks[stage].splice(i, 1);
+    };
+  }
+
+  onDeliver(handler: PacketHandler): () => void {
+    this.handlers.push(handler);
+    return () => {
+      const i = this.handlers.indexOf(handler);
+      if (i >= 0) this.handlers.splice(i, 1);
+    };
+  }
+
+  counters(): Readonly<Record<HostDropReason, number>> {
+    return { ...this.drops };
+  }
+
+  private guard(run: () => void): void {
+    if (this.network.isClosed) return;
+    try {
+      run();
+    } catch (error) {
+      this.network.onError(error);
+    }
+  }
+
+  private receive(datagram: Uint8Array, ifaceName: string | undefined, bypassHooks = false): void {
+    const check = parseIpv4(datagram, 0, datagram.length, { allowFragments: true });
+    if (!check.ok) {
+      this.drop('bad_ipv4');
+      return;
+    }
+    const packet = datagram.subarray(0, check.header.totalLength);
+    const iface = ifaceName === undefined ? undefined : this.ifaces.get(ifaceName);
+    const ctx: PacketContext = { host: this.name, iface: iface?.name, link: iface?.port.link.name, time: this.network.clock.now() };
+    if (!bypassHooks && this.hooks.input.some((hook) => hook(packet, ctx) === 'consumed')) return;
+    if (this.isLocalU32(check.header.dst)) {
+      this.deliver(packet, ctx);
+      return;
+    }
+    if (!this.forwarding) {
+      this.drop('not_for_us');
+      return;
+    }
+    if (check.header.ttl <= 1) {
+      this.drop('ttl_expired');
+      return;
+    }
+    decrementTtl(packet);
+    this.route(packet, check.header.dst);
+  }
+
+  private deliver(packet: Uint8Array, ctx: PacketContext): void {
+    for (const handler of [...this.handlers]) handler(packet, ctx);
+    if (isApplicationTraffic(packet)) this.local.inject([{ packet, via: 'tun' }]);
+  }
+
+  private route(packet: Uint8Array, dst: number): SendResult {
+    if (!this.lookup(dst)) return this.drop('no_route');
+    this.local.inject([{ packet, via: 'raw' }]);
+    return { ok: true };
+  }
+
+  private lookup(dst: number): StoredRoute | undefined {
+    let best: StoredRoute | undefined;
+    for (const route of this.routeTable) {
+      if (prefixContains(route.prefix, dst) && (!best || route.prefix.length > best.prefix.length)) best = route;
+    }
+    return best;
+  }
+
+  private isLocalU32(address: number): boolean {
+    if (this.extraLocal.has(address)) return true;
+    for (const iface of this.ifaces.values()) if (iface.address === address) return true;
+    return false;
+  }
+
+  private iface(name: string): LinuxInterface {
+    const iface = this.ifaces.get(name);
+    if (!iface) throw new Error(`host '${this.name}' has no interface '${name}' (has: ${[...this.ifaces.keys()].join(', ') || 'none'})`);
+    return iface;
+  }
+
+  private drop(reason: HostDropReason): { ok: false; reason: HostDropReason } {
+    this.drops[reason]++;
+    return { ok: false, reason };
+  }
+}
+
+/** What the kernel's sockets in a lab host take: ICMP echo, TCP, and UDP to or from the iperf3 port. */
+function isApplicationTraffic(packet: Uint8Array): boolean {
+  const ihl = (packet[0] & 0x0f) * 4;
+  const proto = packet[9];
+  if (proto === IpProto.TCP) return true;
+  if (packet.length < ihl + 4) return false;
+  if (proto === IpProto.ICMP) return packet[ihl] === ICMP_ECHO_REQUEST || packet[ihl] === ICMP_ECHO_REPLY;
+  if (proto === IpProto.UDP) {
+    const srcPort = (packet[ihl] << 8) | packet[ihl + 1];
+    const dstPort = (packet[ihl + 2] << 8) | packet[ihl + 3];
+    return srcPort === APP_PORT || dstPort === APP_PORT;
+  }
+  return false;
+}
+
+function parseCidr(cidr: string): { address: number; prefix: Prefix } {
+  const slash = cidr.indexOf('/');
+  if (slash < 0) throw new RangeError(`interface address '${cidr}' needs a prefix length (e.g. 10.0.0.1/16)`);
+  const address = ipToU32(cidr.slice(0, slash));
+  const length = Number(cidr.slice(slash + 1));
+  if (!/^\d{1,2}$/.test(cidr.slice(slash + 1)) || length > 32) throw new RangeError(`bad prefix length in '${cidr}' (expected 0..32)`);
+  return { address, prefix: { network: (address & prefixMask(length)) >>> 0, length } };
+}
+
+function prefixString(p: Prefix): string {
+  return `${u32ToIp(p.network)}/${p.length}`;
+}
+
+function toRouteEntry(route: StoredRoute): RouteEntry {
+  const entry: RouteEntry = { prefix: prefixString(route.prefix), iface: route.iface };
+  if (route.via !== undefined) entry.via = u32ToIp(route.via);
+  return entry;
+}
