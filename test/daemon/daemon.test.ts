@@ -5,7 +5,8 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import type { Engine } from '../../src/engine/index.js';
 import { runDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { redact } from '../../src/daemon/log.js';
@@ -94,6 +95,17 @@ function rawRequest(path: string, text: string): Promise<string> {
   });
 }
 
+/** `mipsec status ARGS` in this process, its stdout and exit code. */
+async function statusCommand(...args: string[]): Promise<{ code: number; out: string }> {
+  const out: string[] = [];
+  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  try {
+    return { code: await main(['status', ...args]), out: out.join('\n') };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) => {
@@ -120,6 +132,12 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(after.counters.role.discovery_request_answered).toBeGreaterThanOrEqual(1);
     expect(after.rates.intervalSeconds).toBeGreaterThan(0);
     expect(after.uptimeSeconds).toBeGreaterThan(0);
+    const printed = await statusCommand('--json', '--socket', r.sgw0.socketPath!);
+    expect(printed.code).toBe(0);
+    expect(JSON.parse(printed.out)).toMatchObject({ version: 1, node: 'sgw0', role: 'sgw', sas: after.sas.map((sa) => ({ id: sa.id, peer: sa.peer })) });
+    const table = await statusCommand('--node', 'sgw0', '--socket', r.sgw0.socketPath!);
+    expect(table.out).toMatch(/^node sgw0 \(sgw\)/);
+    expect(table.out).toMatch(/^ {2}id {2}dir {2}layer {2}mode {2}peer +src +dst +packets {2}bytes {2}pkt\/s$/m);
     const text = formatStatus(after);
     expect(text).toMatch(/^node sgw0 \(sgw\), pid \d+, up \d+s, engine /);
     expect(text).toContain('sgw:198.18.1.1');
