@@ -267,9 +267,14 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
       }
       sampler.close();
       clearInterval(failureLog);
-      role.close();
-      await closeEndpoints();
-      tracked.close();
+      // Each step runs even if one before it failed: the engine must be closed (keys zeroed) whatever happens.
+      for (const [step, run] of [['role', () => role.close()], ['endpoints', closeEndpoints], ['engine', () => tracked.close()]] as const) {
+        try {
+          await run();
+        } catch (err) {
+          log.error({ event: 'stop_failed', step, error: (err as Error).message }, `closing the ${step} failed`);
+        }
+      }
       log.info({ event: 'stopped' }, 'stopped');
       log.flush();
       resolveStopped();
