@@ -19,6 +19,7 @@ const commands: Record<string, CommandEntry> = {
   smn: { summary: 'run a security mobile node daemon from a node config', load: () => import('./daemon.js') },
   ha: { summary: 'run a home agent daemon from a node config', load: () => import('./daemon.js') },
   status: { summary: 'SAs, bindings, counters and rates of a running daemon', load: () => import('./status.js') },
+  lab: { summary: 'run the draft\'s cases end to end: in network namespaces as root, else in memory', load: () => import('./lab.js') },
   bench: { summary: 'bench micro: data-path micro-benchmark (native vs TS vs openssl speed)', load: () => import('./bench.js') },
 };
 

@@ -7,6 +7,7 @@ import { clearCaptures, hops, stacksByLink, type Hop } from './stacks.js';
 import { collectEchoes, probe } from './traffic.js';
 import { DISCOVERY_PORT } from '../keys/discovery.js';
 import { MemoryNetwork } from '../net/memory.js';
+import type { KeyLog } from '../roles/common/keylog.js';
 import type { Network } from '../net/types.js';
 import type { TopologyMap } from '../topology/map.js';
 import { buildWorld, type SmnSetup, type World, type WorldOptions } from './world.js';
@@ -47,6 +48,8 @@ export interface LabRuntime<N extends Network = Network> {
   /** Called once the world is built, before any traffic (e.g. starts the captures). */
   ready(network: N): Promise<void>;
   wait(network: N, ms: number, done?: () => boolean): Promise<void>;
+  /** The key log for a new world (default: the world's own). */
+  keyLog?(): KeyLog;
 }
 
 export const memoryRuntime: LabRuntime<MemoryNetwork> = {
@@ -57,15 +60,15 @@ export const memoryRuntime: LabRuntime<MemoryNetwork> = {
   },
 };
 
-export async function scenarioWorld<N extends Network = MemoryNetwork>(s: Scenario, engine: EngineImpl, network?: N): Promise<World<N>> {
+export async function scenarioWorld<N extends Network = MemoryNetwork>(s: Scenario, engine: EngineImpl, network?: N, keyLog?: KeyLog): Promise<World<N>> {
   const map = s.map === 'figure6' ? await figure6Map() : s.map();
-  return buildWorld<N>({ ...s.world, map, engine, smn: s.smn, network });
+  return buildWorld<N>({ ...s.world, map, engine, smn: s.smn, network, keyLog });
 }
 
 export function runScenario(s: Scenario, engine: EngineImpl): Promise<ScenarioRun>;
 export function runScenario<N extends Network>(s: Scenario, engine: EngineImpl, runtime: LabRuntime<N>): Promise<ScenarioRun<N>>;
 export async function runScenario<N extends Network>(s: Scenario, engine: EngineImpl, runtime: LabRuntime<N> = memoryRuntime as unknown as LabRuntime<N>): Promise<ScenarioRun<N>> {
-  const world = await scenarioWorld<N>(s, engine, runtime.network());
+  const world = await scenarioWorld<N>(s, engine, runtime.network(), runtime.keyLog?.());
   try {
     await runtime.ready(world.network);
     return await drive(s, world, runtime);

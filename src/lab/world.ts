@@ -51,6 +51,8 @@ export interface WorldOptions {
   ca?: { key: CaKey; cert: Certificate };
   /** Identities to use instead of fresh ones from the lab CA, by SKIP name (negative tests: another CA, expired). */
   identities?: Record<string, Identity>;
+  /** Where the roles log the SAs they install (default a fresh in-memory KeyLog; `mipsec lab --pcap` also writes them). */
+  keyLog?: KeyLog;
 }
 
 export interface World<N extends Network = MemoryNetwork> {
@@ -82,7 +84,7 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   const network = (options.network ?? new MemoryNetwork({ startMs: options.startMs })) as N;
   const nowS = Math.floor(network.clock.now() / 1000);
   const ca = options.ca ?? makeCa(nowS);
-  const keyLog = new KeyLog();
+  const keyLog = options.keyLog ?? new KeyLog();
   const engines: Engine[] = [];
   const identities = new Map<string, Identity>();
   const identity = (name: string): Identity => {

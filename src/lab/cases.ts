@@ -1,0 +1,243 @@
+// The cases of `mipsec lab`, named after the draft's sections: the Figure 6 cases (§4.4, §4.5.x),
+// the §3 cases, a Figure 2 chain, the §3.5.1 proxy and the handover. Each runs on a LabRuntime —
+// the in-memory network or real namespaces — and reports pass/fail with the stacks seen per link.
+import type { EngineImpl } from '../engine/index.js';
+import type { Network } from '../net/types.js';
+import { ipToU32 } from '../wire/addr.js';
+import { buildUdpDatagram, parseUdpDatagram } from '../wire/udp.js';
+import { figure6World } from './figure6.js';
+import { endAhEsp, ipip, nextAh, SGW, smnId, udp } from './formats.js';
+import { moveFigures, type MoveFigure } from './handover.js';
+import { proxyRequest, PROXY_OUT_PORT, PROXY_PORT, runProxy } from './proxy.js';
+import { runScenario, SETTLE_MS, type LabRuntime, type Scenario } from './scenario.js';
+import { F6, figure6Scenarios } from './scenarios/figure6.js';
+import { chainScenario, section3Scenarios } from './scenarios/section3.js';
+import { clearCaptures, stacksByLink } from './stacks.js';
+import { ECHO_PORT, Flow } from './traffic.js';
+import type { World } from './world.js';
+
+export interface CaseResult {
+  id: string;
+  title: string;
+  /** The draft section as the draft names it. */
+  section: string;
+  pass: boolean;
+  /** Link → the distinct "sender > receiver: stack" lines seen. */
+  stacks: Record<string, string[]>;
+  /** What did not hold (empty when pass). */
+  failures: string[];
+  /** Handover: per move. */
+  moves?: MoveFigure[];
+  /** Set by the real-network extras (measure.ts): ICMP echo RTT and a short TCP transfer. */
+  rttMs?: number;
+  tcpMbps?: number;
+  durationMs: number;
+}
+
+/** Where the SMN talks to a correspondent: the real-network extras ping and stream between the two. */
+export interface AppPath {
+  /** Host name of the correspondent. */
+  peer: string;
+  peerAddress: string;
+}
+
+export interface CaseContext<N extends Network> {
+  engine: EngineImpl;
+  runtime: LabRuntime<N>;
+  /**
+   * Called with the world while it is still up, after the case's own checks (real traffic, captures).
+   * Returns true to leave the world running (`--keep`): its roles stay up until the process ends.
+   */
+  extras?: (world: World<N>, result: CaseResult, path: AppPath | undefined) => Promise<boolean>;
+}
+
+export interface LabCase {
+  id: string;
+  section: string;
+  title: string;
+  run<N extends Network>(ctx: CaseContext<N>): Promise<CaseResult>;
+}
+
+const SCENARIO_IDS: Record<string, string> = {
+  '§4.4': '4.4', '§4.5.1': '4.5.1', '§4.5.2': '4.5.2', '§4.5.3': '4.5.3', '§4.5.4': '4.5.4', '§4.5.5': '4.5.5', '§4.5.6': '4.5.6',
+  '§4.5.7': '4.5.7a', '§4.5.7 (optimized)': '4.5.7b', '§3.2': '3.2', '§3.4': '3.4', 'Figure 1': 'fig1', '§3.5': '3.5',
+  '§3.5 (direct)': '3.5-direct', '§3.5 (direct, translated)': '3.5-nat',
+};
+
+/** The lines of `expected` missing from `seen` and the lines seen that were not expected, per link. */
+export function stackDiff(expected: Record<string, string[]>, seen: Record<string, string[]>): string[] {
+  const out: string[] = [];
+  for (const link of new Set([...Object.keys(expected), ...Object.keys(seen)])) {
+    const want = expected[link] ?? [];
+    const got = seen[link] ?? [];
+    for (const line of want) if (!got.includes(line)) out.push(`${link}: missing ${line}`);
+    for (const line of got) if (!want.includes(line)) out.push(`${link}: unexpected ${line}`);
+    if (out.length === 0 && want.join('\n') !== got.join('\n')) out.push(`${link}: same packets in another order`);
+  }
+  return out;
+}
+
+function start(id: string, section: string, title: string): CaseResult {
+  return { id, section, title, pass: false, stacks: {}, failures: [], durationMs: Date.now() };
+}
+
+function finish(result: CaseResult): CaseResult {
+  result.pass = result.failures.length === 0;
+  result.durationMs = Date.now() - result.durationMs;
+  return result;
+}
+
+function appPath(s: Scenario, world: World<Network>): AppPath | undefined {
+  if (s.traffic === 'registration' || s.traffic.from !== 'smn') return undefined;
+  const to = s.traffic.to;
+  const peer = world.network.hosts().find((h) => h.name !== 'smn' && h.interfaces().some((i) => i.address === to));
+  return peer && { peer: peer.name, peerAddress: to };
+}
+
+function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, result: CaseResult) => void): LabCase {
+  return {
+    id, section: s.section, title: s.title,
+    async run(ctx) {
+      const result = start(id, s.section, s.title);
+      const run = await runScenario(s, ctx.engine, ctx.runtime);
+      let keep = false;
+      try {
+        result.stacks = run.stacks;
+        if (!run.registered) result.failures.push('the SMN is not registered with its home agent');
+        if (s.traffic !== 'registration' && !run.echoed) result.failures.push('the probe was not echoed back');
+        if (check) check(run.world as World<Network>, result);
+        else result.failures.push(...stackDiff(s.expect, run.stacks));
+        keep = (await ctx.extras?.(run.world, result, appPath(s, run.world as World<Network>))) ?? false;
+      } finally {
+        if (!keep) run.world.close();
+      }
+      return finish(result);
+    },
+  };
+}
+
+/** Figure 2 with `n` SGWs: the request crosses every SGW under a fresh Next-hop AH and never grows. */
+function chainCase(n: number): LabCase {
+  const s = chainScenario(n);
+  return scenarioCase(s, `fig2-n${n}`, (world, result) => {
+    const smn = smnId(s.home);
+    const sgwAddr = (i: number) => world.map.sgw(`sgw${i}`)!.outside;
+    const data = endAhEsp(s.careOf, sgwAddr(n), smn, SGW, udp(s.home, s.ch, 40000, 7));
+    const want = [`smn > sgw1: ${nextAh(s.careOf, sgwAddr(1), smn, SGW, data)}`,
+      ...Array.from({ length: n - 1 }, (_, i) => `sgw${i + 1} > sgw${i + 2}: ${nextAh(sgwAddr(i + 1), sgwAddr(i + 2), SGW, SGW, data)}`)];
+    const seen = Object.values(result.stacks).flat().filter((l) => l.includes('UDP(40000>7)') && l.includes('AH[next]'));
+    for (const line of want) if (!seen.includes(line)) result.failures.push(`missing hop ${line}`);
+  });
+}
+
+const PROXY = '10.0.0.20';
+
+/** §3.5.1 (Figure 5): the SMN outside reaches CH2 through a UDP proxy in its home network. */
+const proxyCase: LabCase = {
+  id: '3.5.1', section: '§3.5.1', title: 'SMN outside reaches a CH through a proxy at home: VPN SMN/SGW0, VPN SGW0/SGW2, Mobile IP back',
+  async run(ctx) {
+    const result = start(this.id, this.section, this.title);
+    const world = await figure6World({ engine: ctx.engine, network: ctx.runtime.network(), keyLog: ctx.runtime.keyLog?.() });
+    let keep = false;
+    try {
+      runProxy(world.addHost('proxy', PROXY), ipToU32(PROXY));
+      await ctx.runtime.ready(world.network);
+      world.place('outside');
+      await ctx.runtime.wait(world.network, SETTLE_MS, () => world.smn.registration.state === 'registered');
+      clearCaptures(world.network);
+      const replies: Uint8Array[] = [];
+      world.smnHost.onDeliver((p) => {
+        const u = parseUdpDatagram(p);
+        if (u.ok && u.udp.srcPort === PROXY_PORT) replies.push(u.udp.payload.slice());
+      });
+      const data = new TextEncoder().encode('via the home proxy');
+      world.smn.send(buildUdpDatagram({ src: ipToU32(F6.home), dst: ipToU32(PROXY), srcPort: 40000, dstPort: PROXY_PORT }, proxyRequest(ipToU32(F6.ch2), ECHO_PORT, data)));
+      await ctx.runtime.wait(world.network, SETTLE_MS, () => replies.length > 0);
+      result.stacks = stacksByLink(world.network, world.keyLog.resolver());
+      if (replies.length !== 1 || Buffer.from(replies[0].subarray(6)).toString() !== 'via the home proxy') result.failures.push(`expected one reply through the proxy, got ${replies.length}`);
+      const S = smnId(F6.home);
+      const toProxy = udp(F6.home, PROXY, 40000, PROXY_PORT);
+      const out = udp(PROXY, F6.ch2, PROXY_OUT_PORT, ECHO_PORT);
+      const back = udp(F6.ch2, PROXY, ECHO_PORT, PROXY_OUT_PORT);
+      const toSmn = udp(PROXY, F6.home, PROXY_PORT, 40000);
+      result.failures.push(...stackDiff({
+        internet: [
+          `smn > sgw0: ${endAhEsp(F6.out, F6.sgw0, S, SGW, toProxy)}`,
+          `sgw0 > sgw2: ${endAhEsp(F6.sgw0, F6.sgw2, SGW, SGW, out)}`,
+          `sgw2 > sgw0: ${endAhEsp(F6.sgw2, F6.sgw0, SGW, SGW, back)}`,
+          `sgw0 > smn: ${endAhEsp(F6.sgw0, F6.out, SGW, S, ipip(F6.ha, F6.out, toSmn))}`,
+        ],
+        'sgw0-net': [`sgw0 > proxy: ${toProxy}`, `proxy > sgw0: ${out}`, `sgw0 > proxy: ${back}`, `proxy > ha: ${toSmn}`, `ha > sgw0: ${ipip(F6.ha, F6.out, toSmn)}`],
+        'sgw2-net': [`sgw2 > ch2: ${out}`, `ch2 > sgw2: ${back}`],
+      }, result.stacks));
+      keep = (await ctx.extras?.(world, result, undefined)) ?? false;
+    } finally {
+      if (!keep) world.close();
+    }
+    return finish(result);
+  },
+};
+
+/** How long the SMN stays at each place of the handover. */
+const DWELL_MS = 2500;
+const HANDOVER_ROUTE = [
+  { name: 'home → Site 1', where: 'sgw1', careOf: F6.coa1 },
+  { name: 'Site 1 → Site 2', where: 'sgw2', careOf: F6.coa2 },
+  { name: 'Site 2 → outside', where: 'outside', careOf: F6.out },
+  { name: 'outside → home', where: 'home', careOf: F6.home },
+];
+
+/** One SMN with a probe to CH0 every 20 ms moves home → Site 1 → Site 2 → outside → home. */
+const handoverCase: LabCase = {
+  id: 'handover', section: '§4.4', title: 'handover home → Site 1 → Site 2 → outside → home with a flow every 20 ms: registration kept, traffic resumes after every move',
+  async run(ctx) {
+    const result = start(this.id, this.section, this.title);
+    const world = await figure6World({ engine: ctx.engine, network: ctx.runtime.network(), keyLog: ctx.runtime.keyLog?.() });
+    let keep = false;
+    try {
+      await ctx.runtime.ready(world.network);
+      const clock = world.network.clock;
+      const flow = new Flow(clock, world.smnHost, (p) => world.smn.send(p), () => world.smn.addressFor(F6.ch0), F6.ch0, 20);
+      flow.start();
+      await ctx.runtime.wait(world.network, 1000);
+      const moves: { name: string; at: number }[] = [];
+      for (const step of HANDOVER_ROUTE) {
+        moves.push({ name: step.name, at: clock.now() });
+        world.place(step.where);
+        await ctx.runtime.wait(world.network, DWELL_MS);
+        const bindings = world.ha.bindings().map((b) => b.careOf);
+        const home = step.where === 'home';
+        const state = world.smn.registration.state;
+        if (home ? state !== 'home' || bindings.length !== 0 : state !== 'registered' || bindings.join() !== step.careOf) {
+          result.failures.push(`${step.name}: registration ${state}, HA bindings [${bindings.join(', ')}]`);
+        }
+      }
+      flow.stop();
+      result.moves = moveFigures(flow, moves, clock.now());
+      for (const f of result.moves) {
+        if (f.resumeMs === undefined || f.resumeMs >= 1000) result.failures.push(`${f.move}: traffic did not resume within 1 s`);
+        if (f.lost >= f.sent / 2) result.failures.push(`${f.move}: lost ${f.lost} of ${f.sent}`);
+      }
+      keep = (await ctx.extras?.(world, result, { peer: 'ch0', peerAddress: F6.ch0 })) ?? false;
+    } finally {
+      if (!keep) world.close();
+    }
+    return finish(result);
+  },
+};
+
+export const labCases: LabCase[] = [
+  ...[...figure6Scenarios, ...section3Scenarios].map((s) => scenarioCase(s, SCENARIO_IDS[s.section] ?? s.section)),
+  chainCase(3),
+  proxyCase,
+  handoverCase,
+];
+
+/** The cases with these ids, in the lab's order; throws naming unknown ids. */
+export function selectCases(ids: readonly string[] | undefined, cases: readonly LabCase[] = labCases): LabCase[] {
+  if (!ids || ids.length === 0) return [...cases];
+  const known = new Set(cases.map((c) => c.id));
+  const unknown = ids.filter((id) => !known.has(id));
+  if (unknown.length) throw new Error(`--only: unknown case id ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
+  return cases.filter((c) => ids.includes(c.id));
+}

@@ -1,0 +1,61 @@
+// Real applications between the SMN and its correspondent in the namespaces, run as the lab's
+// unprivileged uid so their packets take the host's send() path through the roles: ping (ICMP
+// echo RTT) and a one-second iperf3 TCP transfer (throughput).
+import type { LinuxNetwork } from '../net/linux/network.js';
+import { APP_PORT, APP_UID } from '../net/linux/network.js';
+import { CommandError, runCommand } from '../net/netns.js';
+import type { AppPath, CaseResult } from './cases.js';
+import { sleep } from './runtime-linux.js';
+import type { World } from './world.js';
+
+const PINGS = 3;
+const TCP_SECONDS = 1;
+/** Time for the iperf3 server to listen before the client connects. */
+const SERVER_START_MS = 300;
+
+/** `rtt min/avg/max/mdev = 0.3/0.4/0.5/0.1 ms` → the average. */
+export function parsePingAverage(output: string): number | undefined {
+  const m = /=\s*[\d.]+\/([\d.]+)\/[\d.]+\/[\d.]+\s*ms/.exec(output);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** iperf3 -J: the receiver's rate in Mbit/s. */
+export function parseIperfMbps(json: string): number | undefined {
+  try {
+    const report = JSON.parse(json) as { end?: { sum_received?: { bits_per_second?: number } } };
+    const bps = report.end?.sum_received?.bits_per_second;
+    return typeof bps === 'number' && Number.isFinite(bps) ? bps / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function why(err: unknown): string {
+  return err instanceof CommandError ? err.message : String((err as Error)?.message ?? err);
+}
+
+/** Pings and streams from the SMN to `path`'s peer; records rttMs / tcpMbps, or a failure. */
+export async function measureApps(network: LinuxNetwork, world: World<LinuxNetwork>, result: CaseResult, path: AppPath): Promise<void> {
+  const src = world.smn.addressFor(path.peerAddress);
+  const [cmd, ...args] = network.appCommand('smn', ['ping', '-n', '-q', '-c', String(PINGS), '-i', '0.2', '-W', '2', '-I', src, path.peerAddress]);
+  try {
+    const { stdout } = await runCommand(cmd, args, { timeoutMs: 10_000 });
+    result.rttMs = parsePingAverage(stdout);
+    if (result.rttMs === undefined) result.failures.push(`ping ${path.peerAddress}: no RTT in its output`);
+  } catch (err) {
+    result.failures.push(`ping from ${src} to ${path.peerAddress} (${path.peer}): ${why(err)}`);
+  }
+  const peerNs = network.host(path.peer).ns;
+  const server = network.session.spawn(peerNs, 'iperf3 server', 'setpriv', [`--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', 'iperf3', '-s', '-1', '-B', path.peerAddress, '-p', String(APP_PORT)]);
+  try {
+    await sleep(SERVER_START_MS);
+    const [c, ...a] = network.appCommand('smn', ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);
+    const { stdout } = await runCommand(c, a, { timeoutMs: (TCP_SECONDS + 15) * 1000 });
+    result.tcpMbps = parseIperfMbps(stdout);
+    if (result.tcpMbps === undefined) result.failures.push('iperf3: no receiver rate in its report');
+  } catch (err) {
+    result.failures.push(`TCP from ${src} to ${path.peerAddress} (${path.peer}): ${why(err)}`);
+  } finally {
+    await server.stop();
+  }
+}
