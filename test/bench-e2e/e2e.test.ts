@@ -8,6 +8,7 @@ import { listNamespaces, NetnsSession, randomSuffix } from '../../src/net/netns.
 import { roundOrder, runE2e } from '../../src/bench/e2e/index.js';
 import { processTicks, softirqTicks, udpCounts } from '../../src/bench/e2e/measure.js';
 import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
+import { relayCosts } from '../../src/bench/e2e/chain.js';
 import { formatSvg, formatTables, median, ratios, type PathResult } from '../../src/bench/e2e/report.js';
 
 const ROW_KEYS = ['cpu_s_per_gbit', 'path', 'tcp_gbps', 'udp_pps', 'version'];
@@ -150,6 +151,17 @@ describe('figures', () => {
     const svg = formatSvg(results, 'a <title> & more');
     expect(svg).toContain('a &lt;title&gt; &amp; more');
     expect(svg.match(/did not run/g)?.length).toBe(3);
+  });
+
+  it('gives the cost of one relay between consecutive relay counts and overall, ignoring the kernel row and failed rows', () => {
+    const row = (relays: number | 'kernel', tcp: number | null, rtt: number | null) => ({ relays, tcp_gbps: tcp, rtt_us: rtt, runs: [] });
+    const costs = relayCosts([row('kernel', 9, 50), row(0, 1, 100), row(1, 0.9, 140), row(2, null, null), row(4, 0.729, 260)]);
+    expect(costs.map((c) => [c.from, c.to])).toEqual([[0, 1], [1, 4], [0, 4]]);
+    expect(costs[0].throughput_loss).toBeCloseTo(0.1);
+    expect(costs[0].rtt_us).toBeCloseTo(40);
+    expect(costs[1].throughput_loss).toBeCloseTo(1 - Math.cbrt(0.81));
+    expect(costs[1].rtt_us).toBeCloseTo(40);
+    expect(costs[2].rtt_us).toBeCloseTo(40);
   });
 
   it('knows exactly the seven paths of the issue', () => {

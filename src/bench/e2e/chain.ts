@@ -6,11 +6,11 @@
 // one. k = 0 is gwA wrapping straight to gwB. Also a row with no mipsec at all: the kernel's RTT.
 import { NetnsSession, randomSuffix } from '../../net/netns.js';
 import { endSa, nexthopSa, type NodeSpec } from './gateway-spec.js';
-import { measureTcp } from './measure.js';
+import { measureTcp, startIperfServer } from './measure.js';
 import { WORKERS, startGateway } from './mipsec.js';
 import { median } from './report.js';
 import { waitFor } from './paths.js';
-import { LINK_MTU, PLAN, SKIP_TUNNEL_MTU, devName, type Topology } from './topology.js';
+import { LINK_MTU, PLAN, SKIP_TUNNEL_MTU, devName } from './topology.js';
 
 /** Middle nodes between gwA and gwB; a run with k relays uses the first k. */
 export const CHAIN_MIDDLE = 4;
@@ -157,10 +157,9 @@ async function measureConfig(chain: Chain, relays: ChainRow['relays'], seconds: 
     }
     await waitFor(`the server to answer pings through ${relays} relays`, () => reachable(chain), 15_000, daemons);
     const rtt = await pingRtt(chain);
-    const server = chain.session.spawn(chain.server, 'iperf3 server', 'iperf3', ['-s', '-B', PLAN.server.addr]);
+    const server = await startIperfServer(chain);
     try {
-      const topoLike = { session: chain.session, client: chain.client } as Pick<Topology, 'session' | 'client'>;
-      const tcp = await measureTcp(topoLike, seconds);
+      const tcp = await measureTcp(chain, seconds);
       return { tcp_gbps: tcp.gbps, rtt_us: rtt };
     } finally {
       await server.stop();
@@ -174,12 +173,14 @@ async function measureConfig(chain: Chain, relays: ChainRow['relays'], seconds: 
 export function relayCosts(rows: readonly ChainRow[]): RelayCost[] {
   const measured = rows.filter((r): r is ChainRow & { relays: number; tcp_gbps: number; rtt_us: number } => r.relays !== 'kernel' && r.tcp_gbps != null && r.rtt_us != null);
   measured.sort((x, y) => x.relays - y.relays);
-  const out: RelayCost[] = [];
-  for (let i = 1; i < measured.length; i++) {
-    const [p, q] = [measured[i - 1], measured[i]];
+  const cost = (p: (typeof measured)[number], q: (typeof measured)[number]): RelayCost => {
     const steps = q.relays - p.relays;
-    out.push({ from: p.relays, to: q.relays, throughput_loss: 1 - Math.pow(q.tcp_gbps / p.tcp_gbps, 1 / steps), rtt_us: (q.rtt_us - p.rtt_us) / steps });
-  }
+    return { from: p.relays, to: q.relays, throughput_loss: 1 - Math.pow(q.tcp_gbps / p.tcp_gbps, 1 / steps), rtt_us: (q.rtt_us - p.rtt_us) / steps };
+  };
+  const out: RelayCost[] = [];
+  for (let i = 1; i < measured.length; i++) out.push(cost(measured[i - 1], measured[i]));
+  // Fewest to most relays as well: the steadiest single figure, when there are steps in between.
+  if (measured.length > 2) out.push(cost(measured[0], measured[measured.length - 1]));
   return out;
 }
 

@@ -107,7 +107,13 @@ async function checkPrerequisites(): Promise<void> {
 async function measurePath(driver: PathDriver, topo: Topology, workdir: string, seconds: number): Promise<PathResult['runs'][number]> {
   const pathDir = fs.mkdtempSync(path.join(workdir, `${driver.name}-`));
   const active = await driver.setup({ topo, workdir: pathDir });
-  const server = startIperfServer(topo);
+  let server;
+  try {
+    server = await startIperfServer(topo);
+  } catch (err) {
+    await active.teardown();
+    throw err;
+  }
   try {
     await waitFor(`the server to answer pings from the client through ${driver.name}`, () => reachable(topo), REACH_TIMEOUT_MS, [...active.processes, server]);
     return await measureOnce(topo, active.processes, seconds);

@@ -6,6 +6,7 @@
 // iperf3's own CPU time is not counted: it is the same load on every path.
 import fs from 'node:fs';
 import { CommandError, runCommand, type ManagedProcess } from '../../net/netns.js';
+import { waitFor } from './paths.js';
 import { PLAN, type Topology } from './topology.js';
 
 export const UDP_PAYLOAD = 1400;
@@ -91,6 +92,7 @@ async function iperf(topo: ClientSide, args: string[], seconds: number): Promise
     throw new Error(`iperf3 ${args.join(' ') || '(TCP)'} failed (exit ${err.exitCode}): ${reported ?? (stderr || err.stdout.slice(0, 300) || 'no output')}`);
   }
   const report = safeJson(stdout);
+  if (report?.error) throw new Error(`iperf3 ${args.join(' ') || '(TCP)'}: ${report.error}`);
   if (!report?.end) throw new Error(`iperf3 printed no report: ${stdout.slice(0, 200)}`);
   return report;
 }
@@ -103,9 +105,17 @@ function safeJson(text: string): any {
   }
 }
 
-/** Starts the iperf3 server for one path's measurements. */
-export function startIperfServer(topo: Topology): ManagedProcess {
-  return topo.session.spawn(topo.server, 'iperf3 server', 'iperf3', ['-s', '-B', PLAN.server.addr, '-p', String(IPERF_PORT)]);
+/** Starts the iperf3 server in the server namespace and waits until it listens. */
+export async function startIperfServer(topo: Pick<Topology, 'session' | 'server'>): Promise<ManagedProcess> {
+  const server = topo.session.spawn(topo.server, 'iperf3 server', 'iperf3', ['-s', '-B', PLAN.server.addr, '-p', String(IPERF_PORT)]);
+  const listening = async (): Promise<boolean> => (await topo.session.exec(topo.server, 'ss', ['-Hltn', `sport = :${IPERF_PORT}`])).stdout.trim() !== '';
+  try {
+    await waitFor('the iperf3 server to listen', listening, 10_000, [server]);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
 }
 
 /** True once the server answers a ping from the client (the path carries packets). */
@@ -122,7 +132,9 @@ export async function reachable(topo: Topology): Promise<boolean> {
 export async function measureTcp(topo: ClientSide, seconds: number): Promise<{ gbps: number; gbit: number; retransmits: number | null }> {
   const tcp = await iperf(topo, [], seconds);
   const received = tcp.end.sum_received;
-  if (!received || !(received.bytes > 0) || !(received.seconds > 0)) throw new Error('TCP: the server received nothing');
+  if (!received || !(received.bytes > 0) || !(received.seconds > 0)) {
+    throw new Error(`TCP: the server received nothing (sender: ${tcp.end.sum_sent?.bytes ?? '?'} bytes, ${tcp.end.sum_sent?.retransmits ?? '?'} retransmits)`);
+  }
   return { gbps: (received.bytes * 8) / received.seconds / 1e9, gbit: (received.bytes * 8) / 1e9, retransmits: tcp.end.sum_sent?.retransmits ?? null };
 }
 
