@@ -68,21 +68,38 @@ bool Aead::open(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, uint8_
   return EVP_CipherFinal_ex(ctx_, data + len, &out) == 1;
 }
 
-bool Aead::gmac_begin(const uint8_t* nonce) {
-  return EVP_CipherInit_ex(ctx_, nullptr, nullptr, nullptr, nonce, 1) == 1;
+AesGmac::~AesGmac() {
+  if (gcm_) CRYPTO_gcm128_release(gcm_);  // OPENSSL_clear_free: H and the tables are zeroed
+  EVP_CIPHER_CTX_free(ecb_);              // frees and cleanses the key schedule
 }
 
-bool Aead::gmac_update(const uint8_t* data, size_t len) {
-  if (len > INT_MAX) return false;
-  int out = 0;
-  return len == 0 || EVP_CipherUpdate(ctx_, nullptr, &out, data, int(len)) == 1;
+void AesGmac::encrypt_block(const unsigned char in[16], unsigned char out[16], const void* self) {
+  const AesGmac* g = static_cast<const AesGmac*>(self);
+  int n = 0;
+  if (EVP_EncryptUpdate(g->ecb_, out, &n, in, 16) != 1 || n != 16) g->block_failed_ = true;
 }
 
-bool Aead::gmac_finish(uint8_t* tag) {
-  uint8_t none[16];
-  int out = 0;
-  if (EVP_CipherFinal_ex(ctx_, none, &out) != 1) return false;
-  return get_tag(ctx_, tag);
+bool AesGmac::init(const uint8_t* key) {
+  EVP_CIPHER* ecb = algorithms().aes128ecb;
+  if (!ecb || ecb_) return false;
+  ecb_ = EVP_CIPHER_CTX_new();
+  if (!ecb_ || EVP_EncryptInit_ex(ecb_, ecb, nullptr, key, nullptr) != 1 || EVP_CIPHER_CTX_set_padding(ecb_, 0) != 1) return false;
+  block_failed_ = false;
+  gcm_ = CRYPTO_gcm128_new(this, encrypt_block);  // computes H = E(K, 0) through encrypt_block
+  return gcm_ && !block_failed_;
+}
+
+bool AesGmac::begin(const uint8_t* nonce) {
+  block_failed_ = false;
+  CRYPTO_gcm128_setiv(gcm_, nonce, kNonceBytes);  // E(K, J0) through encrypt_block
+  return !block_failed_;
+}
+
+bool AesGmac::update(const uint8_t* data, size_t len) { return len == 0 || CRYPTO_gcm128_aad(gcm_, data, len) == 0; }
+
+bool AesGmac::finish(uint8_t* tag) {
+  CRYPTO_gcm128_tag(gcm_, tag, kTagBytes);
+  return !block_failed_;
 }
 
 }  // namespace mipsec

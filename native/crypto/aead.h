@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <openssl/evp.h>
+#include <openssl/modes.h>
 
 namespace mipsec {
 
@@ -31,13 +32,39 @@ class Aead {
   // In place: false if the tag does not verify (data is then garbage).
   bool open(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len, const uint8_t* tag);
 
-  // GMAC: authentication only, AAD fed in pieces between begin and finish.
-  bool gmac_begin(const uint8_t* nonce);
-  bool gmac_update(const uint8_t* data, size_t len);
-  bool gmac_finish(uint8_t* tag);
 
  private:
   EVP_CIPHER_CTX* ctx_ = nullptr;
+};
+
+// AES-128-GMAC (RFC 4543: GCM over AAD only) for AH, with H and the GHASH tables computed once.
+//
+// Why not an EVP AES-GCM context as for ESP: with OpenSSL 3.0 every nonce set queries the IV length and
+// every tag read goes through OSSL_PARAM name matching, about 50 ns per MAC, more than the GHASH of a
+// relayed packet's headers. Here GHASH is OpenSSL's own GCM mode code (<openssl/modes.h>, PCLMULQDQ when
+// the CPU has it) and the one AES block per MAC, E(K, J0), runs through an EVP AES-128-ECB context, so AES
+// stays the provider's constant-time implementation (AES-NI); EVP_EncryptUpdate on ECB touches no params.
+// Not thread-safe: one per thread, like Aead.
+class AesGmac {
+ public:
+  static constexpr size_t kKeyBytes = 16;
+  AesGmac() = default;
+  ~AesGmac();  // cleanses H, the GHASH tables and the AES key schedule
+  AesGmac(const AesGmac&) = delete;
+  AesGmac& operator=(const AesGmac&) = delete;
+
+  bool init(const uint8_t* key);
+  // One MAC: begin(nonce), update any number of times, finish.
+  bool begin(const uint8_t* nonce);
+  bool update(const uint8_t* data, size_t len);
+  bool finish(uint8_t* tag);
+
+ private:
+  static void encrypt_block(const unsigned char in[16], unsigned char out[16], const void* self);
+
+  EVP_CIPHER_CTX* ecb_ = nullptr;
+  GCM128_CONTEXT* gcm_ = nullptr;
+  mutable bool block_failed_ = false;  // set by encrypt_block (a void callback); fails the MAC in progress
 };
 
 }  // namespace mipsec

@@ -6,6 +6,7 @@ namespace mipsec {
 
 struct Algorithms {
   EVP_CIPHER* aes128gcm;
+  EVP_CIPHER* aes128ecb;  // the block function of AesGmac
   EVP_CIPHER* aes256gcm;
   EVP_CIPHER* chacha20poly1305;
   EVP_CIPHER* aes256wrap;

@@ -71,8 +71,8 @@ Napi::Value Gmac(const Napi::CallbackInfo& info) {
   need_len(env, key, 16, "key");
   need_len(env, nonce, kNonceBytes, "nonce");
   uint8_t tag[kTagBytes];
-  Aead a;
-  if (!a.init(AeadSuite::aes128gcm, key.Data()) || !a.gmac_begin(nonce.Data()) || !a.gmac_update(data.Data(), data.ElementLength()) || !a.gmac_finish(tag))
+  AesGmac g;
+  if (!g.init(key.Data()) || !g.begin(nonce.Data()) || !g.update(data.Data(), data.ElementLength()) || !g.finish(tag))
     throw Napi::Error::New(env, "GMAC failed");
   return copy_out(env, tag, sizeof tag);
 }

@@ -115,7 +115,7 @@ SaCrypto* Sa::make_crypto() {
   auto c = std::make_unique<SaCrypto>();
   bool ok = true;
   if (has_esp()) ok = ok && c->esp.init(cfg.esp_suite, cfg.esp_key);
-  if (cfg.ah_alg == MacAlg::gmac_aes128) ok = ok && c->gmac.init(AeadSuite::aes128gcm, cfg.ah_key);
+  if (cfg.ah_alg == MacAlg::gmac_aes128) ok = ok && c->gmac.init(cfg.ah_key);
   if (cfg.ah_alg == MacAlg::hmac_sha256_128) ok = ok && c->hmac.init(cfg.ah_key, cfg.ah_key_len);
   return ok ? c.release() : nullptr;
 }

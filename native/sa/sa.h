@@ -55,7 +55,7 @@ uint8_t skip_mac_alg(MacAlg a);
 // The EVP state of one SA for one thread at a time.
 struct SaCrypto {
   Aead esp;
-  Aead gmac;
+  AesGmac gmac;
   HmacSha256 hmac;
 };
 

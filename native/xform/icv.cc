@@ -99,8 +99,7 @@ bool ah_tag(const Sa& sa, SaCrypto& c, const IcvInput& in, uint8_t* tag) {
     uint8_t nonce[kNonceBytes];
     std::memcpy(nonce, sa.gmac_salt(), kSaltBytes);
     std::memcpy(nonce + kSaltBytes, in.ah + kAhFixed, kGmacIvBytes);
-    return c.gmac.gmac_begin(nonce) && c.gmac.gmac_update(scratch, n) &&
-           c.gmac.gmac_update(payload, payload_len) && c.gmac.gmac_finish(tag);
+    return c.gmac.begin(nonce) && c.gmac.update(scratch, n) && c.gmac.update(payload, payload_len) && c.gmac.finish(tag);
   }
   uint8_t full[kSha256Bytes];
   bool ok = c.hmac.begin() && c.hmac.update(scratch, n) && c.hmac.update(payload, payload_len) && c.hmac.finish(full);
