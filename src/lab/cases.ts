@@ -14,6 +14,7 @@ import { F6, figure6Scenarios } from './scenarios/figure6.js';
 import { chainScenario, section3Scenarios } from './scenarios/section3.js';
 import { clearCaptures, stacksByLink } from './stacks.js';
 import { ECHO_PORT, Flow } from './traffic.js';
+import { spiCase } from './spi.js';
 import type { World } from './world.js';
 
 export interface CaseResult {
@@ -36,6 +37,9 @@ export interface CaseResult {
 
 /** Where the SMN talks to a correspondent: the real-network extras ping and stream between the two. */
 export interface AppPath {
+  /** Host name and address the applications start from (the SMN and the address it uses towards the peer). */
+  from: string;
+  fromAddress: string;
   /** Host name of the correspondent. */
   peer: string;
   peerAddress: string;
@@ -48,7 +52,7 @@ export interface CaseContext<N extends Network> {
    * Called with the world while it is still up, after the case's own checks (real traffic, captures).
    * Returns true to leave the world running (`--keep`): its roles stay up until the process ends.
    */
-  extras?: (world: World<N>, result: CaseResult, path: AppPath | undefined) => Promise<boolean>;
+  extras?: (network: N, result: CaseResult, path: AppPath | undefined) => Promise<boolean>;
 }
 
 export interface LabCase {
@@ -91,7 +95,7 @@ function appPath(s: Scenario, world: World<Network>): AppPath | undefined {
   if (s.traffic === 'registration' || s.traffic.from !== 'smn') return undefined;
   const to = s.traffic.to;
   const peer = world.network.hosts().find((h) => h.name !== 'smn' && h.interfaces().some((i) => i.address === to));
-  return peer && { peer: peer.name, peerAddress: to };
+  return peer && { from: 'smn', fromAddress: world.smn.addressFor(to), peer: peer.name, peerAddress: to };
 }
 
 function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, result: CaseResult) => void): LabCase {
@@ -107,7 +111,7 @@ function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, r
         if (s.traffic !== 'registration' && !run.echoed) result.failures.push('the probe was not echoed back');
         if (check) check(run.world as World<Network>, result);
         else result.failures.push(...stackDiff(s.expect, run.stacks));
-        keep = (await ctx.extras?.(run.world, result, appPath(s, run.world as World<Network>))) ?? false;
+        keep = (await ctx.extras?.(run.world.network, result, appPath(s, run.world as World<Network>))) ?? false;
       } finally {
         if (!keep) run.world.close();
       }
@@ -170,7 +174,7 @@ const proxyCase: LabCase = {
         'sgw0-net': [`sgw0 > proxy: ${toProxy}`, `proxy > sgw0: ${out}`, `sgw0 > proxy: ${back}`, `proxy > ha: ${toSmn}`, `ha > sgw0: ${ipip(F6.ha, F6.out, toSmn)}`],
         'sgw2-net': [`sgw2 > ch2: ${out}`, `ch2 > sgw2: ${back}`],
       }, result.stacks));
-      keep = (await ctx.extras?.(world, result, undefined)) ?? false;
+      keep = (await ctx.extras?.(world.network, result, undefined)) ?? false;
     } finally {
       if (!keep) world.close();
     }
@@ -218,7 +222,7 @@ const handoverCase: LabCase = {
         if (f.resumeMs === undefined || f.resumeMs >= 1000) result.failures.push(`${f.move}: traffic did not resume within 1 s`);
         if (f.lost >= f.sent / 2) result.failures.push(`${f.move}: lost ${f.lost} of ${f.sent}`);
       }
-      keep = (await ctx.extras?.(world, result, { peer: 'ch0', peerAddress: F6.ch0 })) ?? false;
+      keep = (await ctx.extras?.(world.network, result, { from: 'smn', fromAddress: world.smn.addressFor(F6.ch0), peer: 'ch0', peerAddress: F6.ch0 })) ?? false;
     } finally {
       if (!keep) world.close();
     }
@@ -231,6 +235,7 @@ export const labCases: LabCase[] = [
   chainCase(3),
   proxyCase,
   handoverCase,
+  spiCase,
 ];
 
 /** The cases with these ids, in the lab's order; throws naming unknown ids. */

@@ -1,4 +1,4 @@
-// Real applications between the SMN and its correspondent in the namespaces, run as the lab's
+// Real applications between the SMN (or another host) and its correspondent in the namespaces, run as the lab's
 // unprivileged uid so their packets take the host's send() path through the roles: ping (ICMP
 // echo RTT) and a one-second iperf3 TCP transfer (throughput).
 import type { LinuxNetwork } from '../net/linux/network.js';
@@ -6,7 +6,6 @@ import { APP_PORT, APP_UID } from '../net/linux/network.js';
 import { CommandError, runCommand } from '../net/netns.js';
 import type { AppPath, CaseResult } from './cases.js';
 import { sleep } from './runtime-linux.js';
-import type { World } from './world.js';
 
 const PINGS = 3;
 const TCP_SECONDS = 1;
@@ -35,9 +34,9 @@ function why(err: unknown): string {
 }
 
 /** Pings and streams from the SMN to `path`'s peer; records rttMs / tcpMbps, or a failure. */
-export async function measureApps(network: LinuxNetwork, world: World<LinuxNetwork>, result: CaseResult, path: AppPath): Promise<void> {
-  const src = world.smn.addressFor(path.peerAddress);
-  const [cmd, ...args] = network.appCommand('smn', ['ping', '-n', '-q', '-c', String(PINGS), '-i', '0.2', '-W', '2', '-I', src, path.peerAddress]);
+export async function measureApps(network: LinuxNetwork, result: CaseResult, path: AppPath): Promise<void> {
+  const src = path.fromAddress;
+  const [cmd, ...args] = network.appCommand(path.from, ['ping', '-n', '-q', '-c', String(PINGS), '-i', '0.2', '-W', '2', '-I', src, path.peerAddress]);
   try {
     const { stdout } = await runCommand(cmd, args, { timeoutMs: 10_000 });
     result.rttMs = parsePingAverage(stdout);
@@ -49,7 +48,7 @@ export async function measureApps(network: LinuxNetwork, world: World<LinuxNetwo
   const server = network.session.spawn(peerNs, 'iperf3 server', 'setpriv', [`--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', 'iperf3', '-s', '-1', '-B', path.peerAddress, '-p', String(APP_PORT)]);
   try {
     await sleep(SERVER_START_MS);
-    const [c, ...a] = network.appCommand('smn', ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);
+    const [c, ...a] = network.appCommand(path.from, ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);
     const { stdout } = await runCommand(c, a, { timeoutMs: (TCP_SECONDS + 15) * 1000 });
     result.tcpMbps = parseIperfMbps(stdout);
     if (result.tcpMbps === undefined) result.failures.push('iperf3: no receiver rate in its report');

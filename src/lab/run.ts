@@ -96,9 +96,9 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
     const ctx: CaseContext<Network> = {
       engine: options.engine,
       runtime,
-      extras: async (world, result, path) => {
-        if (dir) writeCaptures(world.network, dir);
-        if (network && path) await measureApps(network, world as never, result, path);
+      extras: async (caseNetwork, result, path) => {
+        if (dir) writeCaptures(caseNetwork, dir);
+        if (network && path) await measureApps(network, result, path);
         return keepThis;
       },
     };

@@ -14,6 +14,7 @@ import { ipToU32, u32ToIp } from '../wire/addr.js';
 import { IpProto, parseIpv4 } from '../wire/ipv4.js';
 import type { MnHaKey } from '../wire/mobileip.js';
 import { IPPROTO_SKIP, NSID_NONE } from '../wire/skip.js';
+import { ICMP_SECURITY_FAILURE } from '../wire/icmp40.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
 import { readFailure } from './common/failure.js';
@@ -199,7 +200,8 @@ export class MobileNode {
     if (!ip.ok || this.careOf === ipToU32(this.homeAddress)) return 'pass';
     const { src, dst, protocol } = ip.header;
     if (src !== this.careOf && src !== ipToU32(this.homeAddress)) return 'pass';
-    if (protocol === IpProto.ICMP || protocol === IPPROTO_SKIP || isDiscovery(packet)) return 'pass';
+    // Signalling stays plain (ICMP 40, SKIP, certificate discovery); an application's ICMP (ping) is protected like its UDP and TCP.
+    if (isSecurityFailure(packet, ip.header.headerLength) || protocol === IPPROTO_SKIP || isDiscovery(packet)) return 'pass';
     // §4.5.4: a correspondent on the visited network is reached directly.
     const here = this.map.protectingSgw(this.careOf);
     if (here && this.map.protectingSgw(dst) === here) return this.passed('pass_local');
@@ -325,4 +327,8 @@ export class MobileNode {
       }
     }
   }
+}
+
+function isSecurityFailure(packet: Uint8Array, headerLength: number): boolean {
+  return packet[9] === IpProto.ICMP && packet.length > headerLength && packet[headerLength] === ICMP_SECURITY_FAILURE;
 }

@@ -82,13 +82,31 @@ const CAPTURE_START_MS = 300;
 const ICMP_ECHO_REPLY = 0;
 const ICMP_ECHO_REQUEST = 8;
 
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimer(delayMs, run) {
-    const t = setTimeout(run, delayMs);
-    return { cancel: () => clearTimeout(t) } satisfies Timer;
-  },
-};
+/** The wall clock with real timers; close() cancels every pending one (roles' timers die with their network). */
+export class RealClock implements Clock {
+  private readonly pending = new Set<NodeJS.Timeout>();
+
+  now(): number {
+    return Date.now();
+  }
+
+  setTimer(delayMs: number, run: () => void): Timer {
+    const t = setTimeout(() => {
+      this.pending.delete(t);
+      run();
+    }, delayMs);
+    this.pending.add(t);
+    return { cancel: () => {
+      clearTimeout(t);
+      this.pending.delete(t);
+    } };
+  }
+
+  close(): void {
+    for (const t of this.pending) clearTimeout(t);
+    this.pending.clear();
+  }
+}
 
 export interface LinuxNetworkOptions {
   /** Namespace name prefix; default `mlab-<random>`. */
@@ -107,7 +125,7 @@ interface Port {
 }
 
 export class LinuxNetwork implements Network {
-  readonly clock = realClock;
+  readonly clock = new RealClock();
   readonly session: NetnsSession;
   readonly switchNs: string;
   private readonly hostsByName = new Map<string, LinuxHost>();
@@ -201,6 +219,7 @@ export class LinuxNetwork implements Network {
   /** Removes every namespace, device and process of the lab. */
   async close(): Promise<void> {
     this.closed = true;
+    this.clock.close();
     await this.session.close();
   }
 
@@ -220,6 +239,7 @@ export class LinuxNetwork implements Network {
     const loop = IoLoop.start({
       engine, netns: ns, tun: { name: tun, mtu, offload: false }, raw: true,
       onPunt: (packets: PuntedPacket[]) => {
+        if (this.closed) return;
         for (const p of packets) {
           try {
             onPacket(p.packet.slice());
@@ -277,6 +297,8 @@ export class LinuxNetwork implements Network {
   }
 
   private stopLoops(): void {
+    this.closed = true;
+    this.clock.close();
     this.capture?.child.kill('SIGTERM');
     this.capture = undefined;
     for (const { loop, engine } of this.loops.splice(0)) {
@@ -359,10 +381,8 @@ export class LinuxHost implements Host {
     readonly forwarding: boolean,
   ) {
     const s = network.session;
-    for (const [key, value] of [
-      ['net.ipv4.ip_forward', '1'], ['net.ipv4.conf.all.rp_filter', '0'], ['net.ipv4.conf.default.rp_filter', '0'],
-      ['net.ipv4.conf.all.arp_ignore', '1'], ['net.ipv4.conf.default.arp_ignore', '1'], ['net.ipv4.ping_group_range', '0 2147483647'],
-    ]) s.execSync(ns, 'sysctl', ['-q', '-w', `${key}=${value}`]);
+    s.execSync(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0',
+      'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.default.arp_ignore=1', 'net.ipv4.ping_group_range=0 2147483647']);
     this.local = network.startTun(ns, LOCAL_TUN, APP_MTU, (packet) => this.send(packet));
     s.ipSync(ns, ['link', 'set', LOCAL_TUN, 'up']);
     s.ipSync(ns, ['route', 'replace', 'default', 'dev', LOCAL_TUN, 'table', String(APP_TABLE)]);

@@ -6,6 +6,7 @@ import { aeadOpen, keyMaterial } from '../../engine/ref/crypto.js';
 import { checkEspTrailer, ESP_HEADER_BYTES, ESP_ICV_BYTES, ESP_IV_BYTES } from '../../wire/esp.js';
 import type { DescribeResolver, EspContext } from '../../wire/describe.js';
 import { SKIP_FIXED_BYTES } from '../../wire/skip.js';
+import { u32ToIp } from '../../wire/addr.js';
 
 const WRAPPED_KP_OFFSET = SKIP_FIXED_BYTES;
 const WRAPPED_KP_BYTES = 40;
@@ -15,8 +16,11 @@ export class KeyLog {
   private readonly keys = new Map<string, { suite: EspSuite; key: Uint8Array }>();
 
   record(sa: SaDesc): void {
-    if (!sa.esp || !sa.skipHeader) return;
-    const id = wrappedKpId(sa.skipHeader.subarray(WRAPPED_KP_OFFSET, WRAPPED_KP_OFFSET + WRAPPED_KP_BYTES));
+    if (!sa.esp) return;
+    let id: string;
+    if (sa.mode === 'spi') id = spiId(sa.dst, sa.esp.spi);
+    else if (sa.skipHeader) id = wrappedKpId(sa.skipHeader.subarray(WRAPPED_KP_OFFSET, WRAPPED_KP_OFFSET + WRAPPED_KP_BYTES));
+    else return;
     if (!this.keys.has(id)) this.keys.set(id, { suite: sa.esp.suite, key: sa.esp.key.slice() });
   }
 
@@ -24,7 +28,7 @@ export class KeyLog {
     return this.keys.size;
   }
 
-  /** Opens SKIP-mode ESP whose SA was logged; anything else stays opaque. */
+  /** Opens ESP whose SA was logged (SKIP mode by wrapped Kp, SPI mode by destination and SPI); anything else stays opaque. */
   resolver(): DescribeResolver {
     return { openEsp: (ctx) => this.open(ctx) };
   }
@@ -35,8 +39,7 @@ export class KeyLog {
   }
 
   private open(ctx: EspContext): Uint8Array | undefined {
-    if (!ctx.skip) return undefined;
-    const entry = this.keys.get(wrappedKpId(ctx.skip.wrappedKp));
+    const entry = this.keys.get(ctx.skip ? wrappedKpId(ctx.skip.wrappedKp) : spiId(u32ToIp(ctx.ip.dst), ctx.spi));
     const esp = ctx.esp;
     if (!entry || esp.length < ESP_HEADER_BYTES + ESP_IV_BYTES + ESP_ICV_BYTES + 2) return undefined;
     const iv = esp.subarray(ESP_HEADER_BYTES, ESP_HEADER_BYTES + ESP_IV_BYTES);
@@ -46,6 +49,10 @@ export class KeyLog {
     const trailer = checkEspTrailer(plain, 0, plain.length);
     return trailer.ok ? plain.subarray(0, trailer.payloadEnd) : undefined;
   }
+}
+
+function spiId(dst: string, spi: number): string {
+  return `spi ${dst} ${spi}`;
 }
 
 function wrappedKpId(bytes: Uint8Array): string {
