@@ -67,6 +67,8 @@ static void zero_mutable_options(uint8_t* opt, size_t len) {
 bool ah_tag(const Sa& sa, SaCrypto& c, const IcvInput& in, uint8_t* tag) {
   // Headers are copied into one scratch block with the mutable bits zeroed. A short payload (headers
   // coverage, small packets) joins them so the MAC runs one update; a long one is fed in place.
+  // GHASH has a fixed cost per update and per partial block: feeding the headers in place as five
+  // pieces (patched IPv4 copy, SKIP byte 0, SKIP rest, AH, zero tag) made a GMAC relay ~35% slower.
   constexpr size_t kHeaderBytes = 60 + kSkipMaxHeader + 36;
   uint8_t scratch[kHeaderBytes + 384];
   size_t n = 0;
