@@ -50,7 +50,7 @@ const OUT_SA = 1;
 const IN_SA = 2;
 
 function manualSa(id: number, direction: 'out' | 'in', sa: ManualSa): SaDesc {
-  return { id, direction, role: 'end', mode: 'spi', src: sa.src, dst: sa.dst, esp: { suite: 'aes128gcm', key: Buffer.from(sa.key, 'hex'), spi: sa.spi } };
+  return { id, direction, role: 'end', mode: 'spi', src: sa.src, dst: sa.dst, esp: { suite: 'aes128gcm', key: new Uint8Array(Buffer.from(sa.key, 'hex')), spi: sa.spi } };
 }
 
 /**
@@ -68,8 +68,8 @@ export class ManualSpiGateway {
     const remote = parsePrefix(config.remote);
     engine.setLocalAddresses([config.inside.split('/')[0], outside]);
     for (const sa of [manualSa(OUT_SA, 'out', config.out), manualSa(IN_SA, 'in', config.in)]) {
-      engine.installSa(sa);
       keyLog?.record(sa);
+      engine.installSa(sa);
       sa.esp!.key.fill(0);
     }
     engine.setPolicies([{ prefix: config.remote, sa: OUT_SA }]);

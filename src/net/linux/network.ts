@@ -4,7 +4,7 @@
  *
  * How the Host contract maps to the kernel
  *   host            a namespace `<prefix>-<host>` (sysctls: forwarding on for proxy ARP, rp_filter 0,
- *                   arp_ignore 1, ping_group_range open). The host's packet logic — hooks, local
+ *                   ping_group_range open for the unprivileged ping). The host's packet logic — hooks, local
  *                   delivery, forwarding, drop counters — runs in JS exactly as on MemoryNetwork; the
  *                   kernel only carries frames, answers ARP, and runs the applications.
  *   link            a bridge `br<n>` in the lab's switch namespace `<prefix>-sw` (never the root one);
@@ -25,7 +25,8 @@
  *   applications    run as uid 65534 (appCommand()); a rule `uidrange 65534 lookup 50` sends their
  *                   packets into `t-local`, so they take the host's send() path: output hooks first
  *                   (an SMN's traffic is protected by its role like the lab's own probes).
- *   addLocalAddress an address on lo (applications can bind it; arp_ignore 1 keeps it off the links).
+ *   addLocalAddress an address on lo (applications can bind it; like any host, the kernel answers
+ *                   ARP for it — an SMN away proxies its home address on the visited link anyway).
  *   setProxy        `ip neigh add proxy ADDRESS dev IFACE`; the other hosts on the link forget their
  *                   neighbour entry for ADDRESS (in place of the gratuitous ARP of RFC 5944 §4.6).
  *   moveInterface   the port moves to the other bridge, the address is replaced, routes through the
@@ -382,7 +383,7 @@ export class LinuxHost implements Host {
   ) {
     const s = network.session;
     s.execSync(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0',
-      'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.default.arp_ignore=1', 'net.ipv4.ping_group_range=0 2147483647']);
+      'net.ipv4.ping_group_range=0 2147483647']);
     this.local = network.startTun(ns, LOCAL_TUN, APP_MTU, (packet) => this.send(packet));
     s.ipSync(ns, ['link', 'set', LOCAL_TUN, 'up']);
     s.ipSync(ns, ['route', 'replace', 'default', 'dev', LOCAL_TUN, 'table', String(APP_TABLE)]);

@@ -21,7 +21,8 @@ export class KeyLog {
     if (sa.mode === 'spi') id = spiId(sa.dst, sa.esp.spi);
     else if (sa.skipHeader) id = wrappedKpId(sa.skipHeader.subarray(WRAPPED_KP_OFFSET, WRAPPED_KP_OFFSET + WRAPPED_KP_BYTES));
     else return;
-    if (!this.keys.has(id)) this.keys.set(id, { suite: sa.esp.suite, key: sa.esp.key.slice() });
+    // A copy (a Buffer's slice() would be a view of a key the caller zeroes).
+    if (!this.keys.has(id)) this.keys.set(id, { suite: sa.esp.suite, key: new Uint8Array(sa.esp.key) });
   }
 
   get size(): number {
