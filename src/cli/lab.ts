@@ -36,6 +36,7 @@ function figures(result: CaseResult): string {
   if (result.rttMs !== undefined) parts.push(`RTT ${result.rttMs.toFixed(2)} ms`);
   if (result.tcpMbps !== undefined) parts.push(`TCP ${result.tcpMbps.toFixed(1)} Mbit/s`);
   for (const m of result.moves ?? []) parts.push(`${m.move}: lost ${m.lost}/${m.sent}, back after ${m.resumeMs ?? '—'} ms`);
+  parts.push(...(result.notes ?? []));
   return parts.join('; ');
 }
 

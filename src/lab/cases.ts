@@ -32,6 +32,8 @@ export interface CaseResult {
   /** Set by the real-network extras (measure.ts): ICMP echo RTT and a short TCP transfer. */
   rttMs?: number;
   tcpMbps?: number;
+  /** Why a figure is missing, e.g. no applications on a path that carries UDP only. */
+  notes?: string[];
   durationMs: number;
 }
 
@@ -98,6 +100,11 @@ function appPath(s: Scenario, world: World<Network>): AppPath | undefined {
   return peer && { from: 'smn', fromAddress: world.smn.addressFor(to), peer: peer.name, peerAddress: to };
 }
 
+/** Paths where ping and TCP cannot work by design, and why. */
+const NO_APPS: Record<string, string> = {
+  '3.5-nat': 'no ping or TCP: the SGW translates usual IP for UDP only (§3.5 source NAT)',
+};
+
 function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, result: CaseResult) => void): LabCase {
   return {
     id, section: s.section, title: s.title,
@@ -111,7 +118,8 @@ function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, r
         if (s.traffic !== 'registration' && !run.echoed) result.failures.push('the probe was not echoed back');
         if (check) check(run.world as World<Network>, result);
         else result.failures.push(...stackDiff(s.expect, run.stacks));
-        keep = (await ctx.extras?.(run.world.network, result, appPath(s, run.world as World<Network>))) ?? false;
+        if (NO_APPS[id]) result.notes = [NO_APPS[id]];
+        keep = (await ctx.extras?.(run.world.network, result, NO_APPS[id] ? undefined : appPath(s, run.world as World<Network>))) ?? false;
       } finally {
         if (!keep) run.world.close();
       }

@@ -42,7 +42,7 @@ import { NativeEngine } from '../../engine/native.js';
 import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
 import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { decrementTtl } from '../ip.js';
-import { NetnsSession, randomSuffix } from '../netns.js';
+import { CommandError, NetnsSession, randomSuffix } from '../netns.js';
 import type {
   CapturedPacket,
   Clock,
@@ -400,7 +400,7 @@ export class LinuxHost implements Host {
     s.ipSync(this.ns, ['link', 'set', tun, 'up']);
     s.execSync(this.ns, 'sysctl', ['-q', '-w', `net.ipv4.neigh.${name}.proxy_delay=0`]);
     s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
-    s.ipSync(this.ns, ['link', 'set', name, 'up']);
+    s.ipSync(this.ns, ['link', 'set', name, 'mtu', String(LINK_MTU), 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
     s.execSync(this.ns, 'tc', ['filter', 'add', 'dev', name, 'ingress', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
     this.ifaces.set(name, { name, port, address, prefix });
@@ -412,20 +412,20 @@ export class LinuxHost implements Host {
     const { address, prefix } = parseCidr(cidr);
     const s = this.network.session;
     const target = this.network.link(link);
+    for (const proxied of [...(this.proxied.get(name) ?? [])]) this.setProxy(proxied, name, false);
     this.network.move(iface.port, target);
     s.ipSync(this.ns, ['addr', 'flush', 'dev', name]);
     s.ipSync(this.ns, ['neigh', 'flush', 'dev', name]);
-    s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
-    iface.address = address;
-    iface.prefix = prefix;
-    for (const address of this.proxied.get(name) ?? []) s.ipSync(this.ns, ['neigh', 'del', 'proxy', address, 'dev', name]);
-    this.proxied.delete(name);
+    // Routes through the old subnet go before the new address brings its own connected route.
     for (let i = this.routeTable.length - 1; i >= 0; i--) {
       const r = this.routeTable[i];
       if (r.iface !== name) continue;
       this.routeTable.splice(i, 1);
       if (!r.connected) this.kernelRouteDelete(r.prefix);
     }
+    s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
+    iface.address = address;
+    iface.prefix = prefix;
     this.routeTable.push({ prefix, iface: name, connected: true });
     this.network.forgetNeighbour(target, u32ToIp(address), this);
   }
@@ -460,9 +460,14 @@ export class LinuxHost implements Host {
     if (enabled === set.has(address)) return;
     if (enabled) set.add(address);
     else set.delete(address);
-    this.network.session.ipSync(this.ns, ['neigh', enabled ? 'add' : 'del', 'proxy', address, 'dev', ifaceName]);
     // The kernel proxies only for an address routed out of another device than the one asked on.
-    this.network.session.ipSync(this.ns, ['route', enabled ? 'replace' : 'del', `${address}/32`, 'dev', 'lo']);
+    if (enabled) {
+      this.network.session.ipSync(this.ns, ['neigh', 'replace', 'proxy', address, 'dev', ifaceName]);
+      this.network.session.ipSync(this.ns, ['route', 'replace', `${address}/32`, 'dev', 'lo']);
+    } else {
+      this.quietly(['neigh', 'del', 'proxy', address, 'dev', ifaceName]);
+      this.quietly(['route', 'del', `${address}/32`, 'dev', 'lo']);
+    }
     this.network.forgetNeighbour(iface.port.link, address, this);
   }
 
@@ -491,10 +496,15 @@ export class LinuxHost implements Host {
   }
 
   private kernelRouteDelete(prefix: Prefix): void {
+    this.quietly(['route', 'del', prefixString(prefix)]);
+  }
+
+  /** An `ip` removal whose object may already be gone with an address or a flushed table. */
+  private quietly(args: string[]): void {
     try {
-      this.network.session.ipSync(this.ns, ['route', 'del', prefixString(prefix)]);
-    } catch {
-      // Already gone with the interface's address (the kernel drops routes through a removed subnet).
+      this.network.session.ipSync(this.ns, args);
+    } catch (err) {
+      if (!(err instanceof CommandError && /No such|not found|Cannot find/i.test(err.stderr))) throw err;
     }
   }
 
