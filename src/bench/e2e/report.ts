@@ -195,12 +195,18 @@ export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly 
       r.relays === 'kernel' ? 'kernel forwarding, no mipsec' : `${r.relays} relaying SGW${r.relays === 1 ? '' : 's'}`,
       fmt(r.tcp_gbps, 3),
       fmt(r.rtt_us, 0),
-      r.error ? `failed: ${r.error}` : String(r.runs.length),
+      r.error ? 'failed' : String(r.runs.length),
     ]),
     1,
   );
+  const failures = chain.rows.filter((r) => r.error).map((r) => `  ${r.relays === 'kernel' ? 'kernel' : `${r.relays} relays`}: ${r.error}`);
   const costs = chain.costs.map(
     (c) => `  ${c.from} → ${c.to} relays: ${(c.throughput_loss * 100).toFixed(1)} % throughput and ${c.rtt_us.toFixed(0)} µs RTT per added relay`,
   );
-  return ['Chain figure (medians; 4 middle namespaces, the first k relay, the rest forward in the kernel):', table, ...(costs.length ? ['Cost of one relay:', ...costs] : [])].join('\n');
+  return [
+    'Chain figure (medians; 4 middle namespaces, the first k relay, the rest forward in the kernel):',
+    table,
+    ...(costs.length ? ['Cost of one relay:', ...costs] : []),
+    ...(failures.length ? ['Failed:', ...failures] : []),
+  ].join('\n');
 }
