@@ -29,7 +29,7 @@ describe.skipIf(!canRunNetns)('mipsec lab in network namespaces (root)', () => {
 
   it('4.4, 4.5.3, 4.5.7a, 3.2, spi and the handover pass with real traffic; every link shows the draft\'s stacks; no namespace is left', async () => {
     const report = await runLab({ mode: 'netns', engine: 'native', only: ['4.4', '4.5.3', '4.5.7a', '3.2', 'spi', 'handover'] });
-    expect(report.cases.map((c) => c.id)).toEqual(['4.4', '4.5.3', '4.5.7a', '3.2', 'spi', 'handover']);
+    expect(report.cases.map((c) => c.id)).toEqual(['4.4', '4.5.3', '4.5.7a', '3.2', 'handover', 'spi']);
     for (const c of report.cases) expect(c.pass, explain(c)).toBe(true);
     const byId = new Map(report.cases.map((c) => [c.id, c]));
     // Real applications between the SMN (away, in Site 1) and CH0: ping and a TCP transfer through the roles.
@@ -56,10 +56,10 @@ describe.skipIf(!canRunNetns)('mipsec lab in network namespaces (root)', () => {
       const rows = tsharkFields(join(caseDir, 'internet.pcap'), ['frame.protocols', 'ip.dst'], ['-o', 'esp.enable_encryption_decode:TRUE', ...uat]);
       expect(rows.length).toBeGreaterThan(0);
       const protocols = rows.map((r) => r[0][0]);
-      // The request: outer IPv4 / [SKIP / AH /] ESP / inner IPv4 / UDP, the inner destination the correspondent.
+      // The request: outer IPv4 / [SKIP / AH /] ESP / inner IPv4 / UDP (to the echo port), the inner destination the correspondent.
       const wanted = caseId === 'spi' ? 'raw:ip:esp:ip:udp' : 'raw:ip:skip:ah:esp:ip:udp';
-      expect(protocols, protocols.join(', ')).toContain(wanted);
-      const request = rows.find((r) => r[0][0] === wanted && r[1].includes(inner));
+      expect(protocols.some((p) => p.startsWith(wanted)), protocols.join(', ')).toBe(true);
+      const request = rows.find((r) => r[0][0].startsWith(wanted) && r[1].includes(inner));
       expect(request, `no decrypted request to ${inner} in ${caseId}`).toBeDefined();
     }
     expect(readFileSync(join(dir, '4.5.2', 'skip-sa.jsonl'), 'utf8').trim().split('\n').length).toBeGreaterThan(0);
