@@ -1,9 +1,18 @@
-// mipsec bench micro: the data-path micro-benchmark (src/bench/micro.ts, bench/README.md).
+// mipsec bench micro | e2e: the data-path micro-benchmark (src/bench/micro.ts, bench/README.md) and the
+// end-to-end benchmark against other userspace VPNs (src/bench/e2e/, bench/e2e.md).
 import { parseArgs } from 'node:util';
 import { MAX_INNER, MICRO_OPS, MIN_INNER, formatTable, runMicro, type MicroOp, type MicroOptions } from '../bench/micro.js';
 import type { EngineImpl } from '../engine/types.js';
 
 const TS_SHARE = 0.3;
+
+const GROUP_HELP = `usage: mipsec bench micro | e2e [options]
+
+  micro   data-path micro-benchmark: native vs TS vs openssl speed, one core
+  e2e     iperf3 through client — gateway A — gateway B — server namespaces:
+          plain veth, mipsec (SKIP, SPI, TS path), wireguard-go, OpenVPN, strongSwan
+
+Run \`mipsec bench micro --help\` or \`mipsec bench e2e --help\` for the options.`;
 
 const HELP = `usage: mipsec bench micro [--json] [--seconds S] [--sizes 64,512,1400] [--runs N]
                           [--ops OP,...] [--impls native,ts]
@@ -33,14 +42,18 @@ function usageError(message: string): number {
   return 2;
 }
 
-/** The `bench` command group: only `micro` so far. */
+/** The `bench` command group: `micro` here, `e2e` in src/bench/e2e/. */
 export async function run(_name: string, args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    console.log(HELP);
+    console.log(GROUP_HELP);
     return sub === undefined ? 2 : 0;
   }
-  if (sub !== 'micro') return usageError(`unknown benchmark '${sub}' (only 'micro')`);
+  if (sub === 'e2e') return (await import('../bench/e2e/index.js')).runE2e(rest);
+  if (sub !== 'micro') {
+    console.error(`mipsec bench: unknown benchmark '${sub}' (micro or e2e)\n\n${GROUP_HELP}`);
+    return 2;
+  }
   let values;
   try {
     ({ values } = parseArgs({

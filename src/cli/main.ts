@@ -20,7 +20,7 @@ const commands: Record<string, CommandEntry> = {
   ha: { summary: 'run a home agent daemon from a node config', load: () => import('./daemon.js') },
   status: { summary: 'SAs, bindings, counters and rates of a running daemon', load: () => import('./status.js') },
   lab: { summary: 'run the draft\'s cases end to end: in network namespaces as root, else in memory', load: () => import('./lab.js') },
-  bench: { summary: 'bench micro: data-path micro-benchmark (native vs TS vs openssl speed)', load: () => import('./bench.js') },
+  bench: { summary: 'bench micro | e2e: data-path micro-benchmark; end-to-end against other VPNs', load: () => import('./bench.js') },
 };
 
 export function usage(): string {
