@@ -12,6 +12,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 
 export function linuxRuntime(options: LinuxNetworkOptions = {}, track?: (network: LinuxNetwork) => void): LabRuntime<LinuxNetwork> {
   return {
+    real: true,
     network: () => {
       const network = new LinuxNetwork(options);
       track?.(network);

@@ -44,6 +44,8 @@ export const SETTLE_MS = 2000;
  * and exact; on a real network wait() may end early once `done` holds (plus a grace for late frames).
  */
 export interface LabRuntime<N extends Network = Network> {
+  /** Wall-clock time on real links (scheduling and ARP add latency) rather than exact virtual time. */
+  readonly real: boolean;
   network(): N;
   /** Called once the world is built, before any traffic (e.g. starts the captures). */
   ready(network: N): Promise<void>;
@@ -53,6 +55,7 @@ export interface LabRuntime<N extends Network = Network> {
 }
 
 export const memoryRuntime: LabRuntime<MemoryNetwork> = {
+  real: false,
   network: () => new MemoryNetwork(),
   ready: async () => undefined,
   wait: async (network, ms) => {
