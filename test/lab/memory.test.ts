@@ -32,6 +32,20 @@ describe('mipsec lab on the in-memory network', () => {
     }
   });
 
+  it('without root it says so in one line and runs the cases on the in-memory network', () => {
+    // As root, drop to an unprivileged uid for this run; otherwise the test already runs without root.
+    const argv = [BIN, 'lab', '--json', '--only', '4.5.1'];
+    const run = process.getuid?.() === 0
+      ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', ...argv], { encoding: 'utf8', timeout: 60_000 })
+      : spawnSync('node', argv, { encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const notices = run.stderr.split('\n').filter((l) => l.includes('running on the in-memory network instead'));
+    expect(notices).toEqual(['mipsec lab: network namespaces unavailable (not running as root); running on the in-memory network instead']);
+    const out = JSON.parse(run.stdout) as { mode: string; cases: { id: string; pass: boolean }[] };
+    expect(out.mode).toBe('memory');
+    expect(out.cases.map((c) => [c.id, c.pass])).toEqual([['4.5.1', true]]);
+  });
+
   it('usage errors exit 2 and name the problem', () => {
     const bad = spawnSync('node', [BIN, 'lab', '--memory', '--only', '4.4,9.9'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
