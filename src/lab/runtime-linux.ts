@@ -7,6 +7,8 @@ import type { LabRuntime } from './scenario.js';
 const POLL_MS = 25;
 /** After the condition holds: time for the last frames of the exchange to cross and reach the capture. */
 const GRACE_MS = 400;
+/** How much longer than virtual time a conditional wait may last on real links. */
+const LOADED_MACHINE_FACTOR = 3;
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -20,7 +22,8 @@ export function linuxRuntime(options: LinuxNetworkOptions = {}, track?: (network
     },
     ready: (network) => network.startCapture(),
     wait: async (_network, ms, done) => {
-      const end = Date.now() + ms;
+      // A wait with a condition ends as soon as it holds, so a loaded machine may take longer at no cost otherwise.
+      const end = Date.now() + (done ? ms * LOADED_MACHINE_FACTOR : ms);
       while (Date.now() < end) {
         if (done?.()) {
           await sleep(GRACE_MS);

@@ -8,7 +8,8 @@
  *                   delivery, forwarding, drop counters — runs in JS exactly as on MemoryNetwork; the
  *                   kernel only carries frames, answers ARP, and runs the applications.
  *   link            a bridge `br<n>` in the lab's switch namespace `<prefix>-sw` (never the root one);
- *                   'p2p' is a bridge that takes two ports.
+ *                   'p2p' is a bridge that takes two ports. Real links add no delay of their own
+ *                   (latencyMs is only reported) and no loss (setLoss refuses: use MemoryNetwork).
  *   interface       a veth pair: `<name>` in the host (address via `ip addr`), its peer a bridge port.
  *   from a link     every IPv4 frame arriving on the interface is redirected at tc ingress
  *                   (u32 + mirred) into a TUN `t-<name>` of its own, which an IoLoop with an empty
