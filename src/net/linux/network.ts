@@ -88,6 +88,9 @@ const ICMP_ECHO_REQUEST = 8;
 export class RealClock implements Clock {
   private readonly pending = new Set<NodeJS.Timeout>();
 
+  /** `onError` gets what a timer's callback throws (a role failing on a real network). */
+  constructor(private readonly onError: (error: unknown) => void) {}
+
   now(): number {
     return Date.now();
   }
@@ -95,7 +98,11 @@ export class RealClock implements Clock {
   setTimer(delayMs: number, run: () => void): Timer {
     const t = setTimeout(() => {
       this.pending.delete(t);
-      run();
+      try {
+        run();
+      } catch (error) {
+        this.onError(error);
+      }
     }, delayMs);
     this.pending.add(t);
     return { cancel: () => {
@@ -127,7 +134,7 @@ interface Port {
 }
 
 export class LinuxNetwork implements Network {
-  readonly clock = new RealClock();
+  readonly clock = new RealClock((error) => this.onError(error));
   readonly session: NetnsSession;
   readonly switchNs: string;
   private readonly hostsByName = new Map<string, LinuxHost>();
@@ -195,7 +202,9 @@ export class LinuxNetwork implements Network {
     this.capture = { child, ports: names };
     const reader = new PcapngReader();
     child.stdout!.on('data', (chunk: Buffer) => {
+      const wasBroken = reader.error !== undefined;
       for (const frame of reader.push(chunk)) this.onFrame(frame.iface, frame.timeMs, frame.data);
+      if (!wasBroken && reader.error) this.onError(new Error(`capture: ${reader.error}; frames after it are not recorded`));
     });
     let stderr = '';
     await new Promise<void>((resolve, reject) => {
