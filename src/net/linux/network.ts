@@ -15,6 +15,7 @@
  *                   (u32 + mirred) into a TUN `t-<name>` of its own, which an IoLoop with an empty
  *                   engine reads: OUTBOUND finds no policy and punts the packet untouched to JS, which
  *                   knows the arrival interface from the TUN → input hooks (ctx.iface, ctx.link).
+ *                   The kernels' own multicast (IGMP reports) is left out, as MemoryNetwork has none.
  *                   The kernel's IP stack never sees it, so it never forwards, answers or decrements TTL.
  *   send / forward  output hooks, then the JS route table (mirrored into the kernel's main table with
  *                   `ip route replace`), then the IoLoop's raw IP_HDRINCL socket ('raw' inject): the
@@ -166,7 +167,7 @@ export class LinuxNetwork implements Network {
     if (this.linksByName.has(name)) throw new Error(`link '${name}' already exists (link names must be unique)`);
     const bridge = `br${this.linksByName.size}`;
     this.session.ipSync(this.switchNs, ['link', 'add', bridge, 'mtu', String(LINK_MTU), 'type', 'bridge', 'forward_delay', '0']);
-    this.session.ipSync(this.switchNs, ['link', 'set', bridge, 'up']);
+    this.session.ipSync(this.switchNs, ['link', 'set', 'dev', bridge, 'up']);
     const link = new LinuxLink(name, options.kind ?? 'multi', options.latencyMs ?? 0, bridge);
     this.linksByName.set(name, link);
     return link;
@@ -269,8 +270,8 @@ export class LinuxNetwork implements Network {
     link.checkRoom();
     const name = `p${this.portCount++}`;
     this.session.ipSync(this.switchNs, ['link', 'add', name, 'mtu', String(LINK_MTU), 'type', 'veth', 'peer', 'name', iface, 'netns', host.ns]);
-    this.session.ipSync(this.switchNs, ['link', 'set', name, 'master', link.bridge, 'up']);
-    const info = JSON.parse(this.session.ipSync(host.ns, ['-j', 'link', 'show', iface])) as { address: string }[];
+    this.session.ipSync(this.switchNs, ['link', 'set', 'dev', name, 'master', link.bridge, 'up']);
+    const info = JSON.parse(this.session.ipSync(host.ns, ['-j', 'link', 'show', 'dev', iface])) as { address: string }[];
     const port: Port = { name, host, iface, mac: info[0].address, link };
     this.ports.set(name, port);
     link.ports.add(port);
@@ -280,7 +281,7 @@ export class LinuxNetwork implements Network {
   move(port: Port, link: LinuxLink): void {
     if (port.link === link) return;
     link.checkRoom();
-    this.session.ipSync(this.switchNs, ['link', 'set', port.name, 'master', link.bridge]);
+    this.session.ipSync(this.switchNs, ['link', 'set', 'dev', port.name, 'master', link.bridge]);
     port.link.ports.delete(port);
     port.link = link;
     link.ports.add(port);
@@ -395,7 +396,7 @@ export class LinuxHost implements Host {
     s.execSync(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0',
       'net.ipv4.ping_group_range=0 2147483647']);
     this.local = network.startTun(ns, LOCAL_TUN, APP_MTU, (packet) => this.send(packet));
-    s.ipSync(ns, ['link', 'set', LOCAL_TUN, 'up']);
+    s.ipSync(ns, ['link', 'set', 'dev', LOCAL_TUN, 'up']);
     s.ipSync(ns, ['route', 'replace', 'default', 'dev', LOCAL_TUN, 'table', String(APP_TABLE)]);
     s.ipSync(ns, ['rule', 'add', 'pref', '100', 'uidrange', `${APP_UID}-${APP_UID}`, 'lookup', String(APP_TABLE)]);
   }
@@ -406,11 +407,13 @@ export class LinuxHost implements Host {
     const s = this.network.session;
     const port = this.network.attach(this, name, this.network.link(link));
     const tun = `t-${name}`.slice(0, 15);
-    this.network.startTun(this.ns, tun, IFACE_TUN_MTU, (packet) => this.receive(packet, name));
-    s.ipSync(this.ns, ['link', 'set', tun, 'up']);
+    this.network.startTun(this.ns, tun, IFACE_TUN_MTU, (packet) => {
+      if (!isKernelMulticast(packet)) this.receive(packet, name);
+    });
+    s.ipSync(this.ns, ['link', 'set', 'dev', tun, 'up']);
     s.execSync(this.ns, 'sysctl', ['-q', '-w', `net.ipv4.neigh.${name}.proxy_delay=0`]);
     s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
-    s.ipSync(this.ns, ['link', 'set', name, 'mtu', String(LINK_MTU), 'up']);
+    s.ipSync(this.ns, ['link', 'set', 'dev', name, 'mtu', String(LINK_MTU), 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
     s.execSync(this.ns, 'tc', ['filter', 'add', 'dev', name, 'ingress', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
     this.ifaces.set(name, { name, port, address, prefix });
@@ -644,6 +647,14 @@ export class LinuxHost implements Host {
     this.drops[reason]++;
     return { ok: false, reason };
   }
+}
+
+/**
+ * Destinations 224.0.0.0 and up (multicast, reserved, broadcast): the kernels' own IGMP reports when
+ * interfaces come up. No lab host sends any and MemoryNetwork has none, so they stay out of the hosts.
+ */
+function isKernelMulticast(packet: Uint8Array): boolean {
+  return packet.length >= 20 && packet[16] >= 224;
 }
 
 /** What the kernel's sockets in a lab host take: ICMP echo, TCP, and UDP to or from the iperf3 port. */
