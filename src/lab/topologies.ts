@@ -9,25 +9,27 @@ function build(spec: NetworkSpec): TopologyMap {
 }
 
 /** Figure 1: SGW0 behind SGW1 at home, SGW3 behind SGW2 in site 1, SGW5 behind SGW4 in site 2. */
+export const figure1Spec: NetworkSpec = {
+  name: 'figure1',
+  sites: [
+    { name: 'home', prefixes: ['10.0.0.0/16'] },
+    { name: 'other1', prefixes: ['10.1.0.0/16'] },
+    { name: 'other2', prefixes: ['10.2.0.0/16'] },
+  ],
+  sgws: [
+    { name: 'sgw1', site: 'home', inside: '10.0.0.1', outside: '198.18.1.1' },
+    { name: 'sgw0', site: 'home', prefixes: ['10.0.1.0/24'], inside: '10.0.1.1', outside: '10.0.0.2', behind: 'sgw1' },
+    { name: 'sgw2', site: 'other1', inside: '10.1.0.1', outside: '198.18.2.1' },
+    { name: 'sgw3', site: 'other1', prefixes: ['10.1.1.0/24'], inside: '10.1.1.1', outside: '10.1.0.2', behind: 'sgw2' },
+    { name: 'sgw4', site: 'other2', inside: '10.2.0.1', outside: '198.18.4.1' },
+    { name: 'sgw5', site: 'other2', prefixes: ['10.2.1.0/24'], inside: '10.2.1.1', outside: '10.2.0.2', behind: 'sgw4' },
+  ],
+  homeAgents: [{ name: 'ha', address: '10.0.1.2', serves: ['10.0.1.100'] }],
+  hosts: [{ name: 'ch', address: '10.0.1.10' }, { name: 'ch1', address: '10.1.0.10' }],
+};
+
 export function figure1Map(): TopologyMap {
-  return build({
-    name: 'figure1',
-    sites: [
-      { name: 'home', prefixes: ['10.0.0.0/16'] },
-      { name: 'other1', prefixes: ['10.1.0.0/16'] },
-      { name: 'other2', prefixes: ['10.2.0.0/16'] },
-    ],
-    sgws: [
-      { name: 'sgw1', site: 'home', inside: '10.0.0.1', outside: '198.18.1.1' },
-      { name: 'sgw0', site: 'home', prefixes: ['10.0.1.0/24'], inside: '10.0.1.1', outside: '10.0.0.2', behind: 'sgw1' },
-      { name: 'sgw2', site: 'other1', inside: '10.1.0.1', outside: '198.18.2.1' },
-      { name: 'sgw3', site: 'other1', prefixes: ['10.1.1.0/24'], inside: '10.1.1.1', outside: '10.1.0.2', behind: 'sgw2' },
-      { name: 'sgw4', site: 'other2', inside: '10.2.0.1', outside: '198.18.4.1' },
-      { name: 'sgw5', site: 'other2', prefixes: ['10.2.1.0/24'], inside: '10.2.1.1', outside: '10.2.0.2', behind: 'sgw4' },
-    ],
-    homeAgents: [{ name: 'ha', address: '10.0.1.2', serves: ['10.0.1.100'] }],
-    hosts: [{ name: 'ch', address: '10.0.1.10' }, { name: 'ch1', address: '10.1.0.10' }],
-  });
+  return build(figure1Spec);
 }
 
 /** Nested prefixes, border first: each level's outside address is its parent's network + 2. */

@@ -4,7 +4,7 @@ import type { SkipName } from '../../src/keys/names.js';
 import { decide, type AuthResult, type Decision, type PacketView, type SgwPlace, type SkipLayer } from '../../src/policy/sgw.js';
 import { buildTopology, type TopologyMap } from '../../src/topology/map.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { figure1 } from '../topology/figure1.js';
+import { figure1Map } from '../../src/lab/topologies.js';
 import { figure6 } from '../topology/figure6.js';
 
 // Figure 6 (examples/figure6/network.yaml)
@@ -333,7 +333,7 @@ describe('Figure 2: a chain of SGWs, nested on both sides', () => {
 });
 
 describe('Figure 1: a nested SGW and the one it sits behind', () => {
-  const m = figure1();
+  const m = figure1Map();
   const place = (name: string): SgwPlace => ({ map: m, self: m.sgw(name)! });
 
   it('SGW0 lets its hosts reach the rest of the home network (SGW1\'s) as plain IP', () => {

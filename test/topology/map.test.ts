@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildTopology, type Crossing, type NetworkSpec, type Sgw, type TopologyMap } from '../../src/topology/map.js';
-import { figure1, figure1Spec } from './figure1.js';
+import { figure1Map, figure1Spec } from '../../src/lab/topologies.js';
 import { figure6 } from './figure6.js';
 
 const names = (sgws: (Sgw | undefined)[]) => sgws.map((s) => s?.name);
 const crossings = (path: Crossing[]) => path.map((c) => `${c.sgw.name} ${c.direction}`);
 
 describe('figure 1 nesting', () => {
-  const map: TopologyMap = figure1();
+  const map: TopologyMap = figure1Map();
   const sgw = (name: string) => map.sgw(name)!;
 
   it('finds the innermost protecting SGW by longest prefix', () => {
