@@ -13,11 +13,12 @@ const HARNESSES = {
   skip: 'SKIP header parser and key tuple',
   ah: 'AH parser (GMAC and HMAC lengths), SPI peek',
   esp: 'ESP framing, trailer check and writer',
+  icmp40: 'ICMP 40 Security Failures parser (raw, and made type 40 with a valid checksum)',
   inbound: 'INBOUND on raw packets at gateway G1 (relay) and G2 (end)',
   xform: 'ENCAP / WRAP / IPIP_ENCAP on fuzzed inner datagrams, INBOUND round trip',
   batch: 'descriptor and batch bounds',
 };
-const MAX_LEN = { ipv4: 256, skip: 128, ah: 128, esp: 2048, inbound: 2048, xform: 1600, batch: 4096 };
+const MAX_LEN = { ipv4: 256, skip: 128, ah: 128, esp: 2048, icmp40: 512, inbound: 2048, xform: 1600, batch: 4096 };
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fuzzDir = path.join(root, 'fuzz');

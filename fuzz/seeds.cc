@@ -8,6 +8,7 @@
 #include "common.h"
 #include "wire/ah.h"
 #include "wire/esp.h"
+#include "wire/icmp40.h"
 #include "wire/ipv4.h"
 
 using namespace mipsec;
@@ -42,6 +43,18 @@ size_t skip_len_of(const Bytes& p) { return p[9] == PROTO_SKIP ? (12 + 40 + (p[2
 
 void put_le32(Bytes& b, uint32_t v) {
   for (int i = 0; i < 4; i++) b.push_back(uint8_t(v >> (8 * i)));
+}
+
+// An ICMP 40 message (code 4) quoting a 20-byte IPv4 header and 8 bytes behind it, pointer 0 or 20.
+Bytes icmp40_seed(uint16_t pointer) {
+  Bytes m = {40, 4, 0, 0, 0, 0, uint8_t(pointer >> 8), uint8_t(pointer)};
+  const Bytes quoted = {0x45, 0, 0, 48, 0, 1, 0x40, 0, 64, PROTO_ESP, 0, 0, 10, 1, 0, 100, 198, 18, 0, 1,
+                        0, 0, 1, 0, 0, 0, 0, 1};
+  m.insert(m.end(), quoted.begin(), quoted.end());
+  const uint16_t sum = internet_checksum(m.data(), m.size());
+  m[2] = uint8_t(sum >> 8);
+  m[3] = uint8_t(sum);
+  return m;
 }
 
 }  // namespace
@@ -131,5 +144,7 @@ int main(int argc, char** argv) {
     b.insert(b.end(), fill.begin(), fill.end());
     write_seed("batch", b);
   }
+  write_seed("icmp40", icmp40_seed(0));
+  write_seed("icmp40", icmp40_seed(20));
   return 0;
 }
