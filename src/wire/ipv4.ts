@@ -95,13 +95,19 @@ export function writeIpv4Header(buf: Uint8Array, offset: number, f: Ipv4Fields):
   buf[offset + 7] = ff & 0xff;
   buf[offset + 8] = f.ttl ?? 64;
   buf[offset + 9] = f.protocol;
-  buf[offset + 10] = 0;
-  buf[offset + 11] = 0;
   writeIp(buf, offset + 12, f.src);
   writeIp(buf, offset + 16, f.dst);
-  const checksum = internetChecksum(buf, offset, offset + IPV4_HEADER_BYTES);
-  buf[offset + 10] = checksum >>> 8;
-  buf[offset + 11] = checksum & 0xff;
+  setIpv4Checksum(buf, offset);
+}
+
+/** Recomputes in place the checksum of the IPv4 header at `offset` spanning `headerLength` bytes (options included). */
+export function setIpv4Checksum(buf: Uint8Array, offset = 0, headerLength = IPV4_HEADER_BYTES): void {
+  const at = offset + IPV4_CHECKSUM_OFFSET;
+  buf[at] = 0;
+  buf[at + 1] = 0;
+  const checksum = internetChecksum(buf, offset, offset + headerLength);
+  buf[at] = checksum >>> 8;
+  buf[at + 1] = checksum & 0xff;
 }
 
 /** A whole datagram: a 20-byte header (total length filled in) followed by `payload`. */

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Batch, Op, type Engine, type OpCode, type SaDesc } from '../../src/engine/index.js';
 import { Verdict } from '../../src/engine/types.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { internetChecksum } from '../../src/wire/ipv4.js';
+import { setIpv4Checksum } from '../../src/wire/ipv4.js';
 import { ADDR, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
 
 const opened: Engine[] = [];
@@ -44,13 +44,7 @@ function mutate(p: Uint8Array, r: (n: number) => number): Uint8Array {
     const ihl = (out[0] & 15) * 4;
     out[2] = out.length >> 8;
     out[3] = out.length & 0xff;
-    if (ihl >= 20 && ihl <= out.length) {
-      out[10] = 0;
-      out[11] = 0;
-      const sum = internetChecksum(out, 0, ihl);
-      out[10] = sum >> 8;
-      out[11] = sum & 0xff;
-    }
+    if (ihl >= 20 && ihl <= out.length) setIpv4Checksum(out, 0, ihl);
   }
   return out;
 }

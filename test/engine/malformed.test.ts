@@ -10,7 +10,7 @@ import { KEY_BYTES } from '../../src/engine/types.js';
 import { aeadSeal, ivFromSeq, keyMaterial } from '../../src/engine/ref/crypto.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { AH_BYTES } from '../../src/wire/ah.js';
-import { IPV4_HEADER_BYTES, IpProto, buildIpv4, internetChecksum } from '../../src/wire/ipv4.js';
+import { IPV4_HEADER_BYTES, IpProto, buildIpv4, setIpv4Checksum } from '../../src/wire/ipv4.js';
 import { ADDR, IMPLS, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
 
 type Want = ReasonName | 'deliver' | 'forward';
@@ -91,11 +91,7 @@ function cut(packet: Uint8Array, length: number): Uint8Array {
 /** Applies `change` to a copy's outer IPv4 header, then recomputes its checksum over the first 20 bytes. */
 function patchHeader(packet: Uint8Array, change: (h: Uint8Array) => void): Uint8Array {
   change(packet);
-  packet[10] = 0;
-  packet[11] = 0;
-  const sum = internetChecksum(packet, 0, IPV4_HEADER_BYTES);
-  packet[10] = sum >> 8;
-  packet[11] = sum & 0xff;
+  setIpv4Checksum(packet);
   return packet;
 }
 

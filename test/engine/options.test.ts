@@ -5,7 +5,7 @@ process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Op, Verdict, reasonName, type Engine, type MacAlg } from '../../src/engine/index.js';
 import { AH_BYTES } from '../../src/wire/ah.js';
-import { internetChecksum } from '../../src/wire/ipv4.js';
+import { setIpv4Checksum } from '../../src/wire/ipv4.js';
 import { ADDR, IMPLS, datagram, endSaPair, engineWith, hex, nexthopSaPair, oracleAhTag, runOne, type SaPair } from './fixtures.js';
 
 const opened: Engine[] = [];
@@ -17,14 +17,6 @@ afterEach(() => {
 const OPTIONS = [0x94, 0x04, 0x00, 0x00, 0x01, 0x44, 0x0c, 0x05, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 0x07, 0x03, 0x04];
 const MUTABLE = { from: 20 + 5, to: 20 + 20 };
 
-function fixChecksum(p: Uint8Array, headerLength: number): void {
-  p[10] = 0;
-  p[11] = 0;
-  const sum = internetChecksum(p, 0, headerLength);
-  p[10] = sum >> 8;
-  p[11] = sum & 0xff;
-}
-
 /** Re-signs the AH of a packet whose outer header now carries OPTIONS, per RFC 4302 §3.3.3 and App. A. */
 function resign(p: Uint8Array, c: Case, mutable = MUTABLE): void {
   const skipLength = c.pair.out.skipHeader?.length ?? 0;
@@ -33,7 +25,7 @@ function resign(p: Uint8Array, c: Case, mutable = MUTABLE): void {
   const coveredEnd = c.pair.out.ah!.coverage === 'headers' ? ahAt + AH_BYTES[c.alg] + 20 : p.length;
   const tag = oracleAhTag(p, { ahAt, skipLength, alg: c.alg, key: c.pair.out.ah!.key, coveredEnd, zero: [[mutable.from, mutable.to]] });
   p.set(tag, ahAt + AH_BYTES[c.alg] - 16);
-  fixChecksum(p, 40);
+  setIpv4Checksum(p, 0, 40);
 }
 
 /** The packet with OPTIONS inserted into its outer header (IHL 10), re-signed. */
@@ -92,7 +84,7 @@ describe.each(IMPLS)('[%s] outer IPv4 options under AH', (impl) => {
       for (let at = MUTABLE.from; at < MUTABLE.to; at++) {
         const p = withOptions(sealed(), c);
         p[at] ^= 0x21;
-        fixChecksum(p, 40);
+        setIpv4Checksum(p, 0, 40);
         // A changed length byte can make the option run past the header: then the rest is zeroed, same input.
         expect(inbound(p).outcome, `option byte ${at - 20}`).toBe('deliver');
       }
@@ -102,7 +94,7 @@ describe.each(IMPLS)('[%s] outer IPv4 options under AH', (impl) => {
       for (const at of [20, 21, 22, 23, 24]) {
         const p = withOptions(sealed(), c);
         p[at] ^= at === 20 || at === 24 ? 0x80 : 0x01; // 0x94 → 0x14 (unknown type), NOP → 0x81
-        fixChecksum(p, 40);
+        setIpv4Checksum(p, 0, 40);
         expect(inbound(p).outcome, `option byte ${at - 20}`).toBe('auth');
       }
     });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ipToU32 } from '../../src/wire/addr.js';
 import {
-  IPV4_FLAG_DF, IPV4_FLAG_MF, IpProto, buildIpv4, internetChecksum, onesComplementSum, parseIpv4, updateChecksum, writeIpv4Header,
+  IPV4_FLAG_DF, IPV4_FLAG_MF, IpProto, buildIpv4, internetChecksum, onesComplementSum, parseIpv4, setIpv4Checksum, updateChecksum, writeIpv4Header,
 } from '../../src/wire/ipv4.js';
 
 function random(seed: number): () => number {
@@ -24,11 +24,7 @@ const SAMPLE = buildIpv4(
 function withHeader(packet: Uint8Array, change: (p: Uint8Array) => void, headerLength = 20): Uint8Array {
   const out = Uint8Array.from(packet);
   change(out);
-  out[10] = 0;
-  out[11] = 0;
-  const sum = internetChecksum(out, 0, headerLength);
-  out[10] = sum >> 8;
-  out[11] = sum & 0xff;
+  setIpv4Checksum(out, 0, headerLength);
   return out;
 }
 
