@@ -64,9 +64,8 @@ export interface SaPair {
   in: SaDesc;
 }
 
-export interface EndSaOptions {
-  suite: EspSuite;
-  ah?: MacAlg;
+/** What an End-End and a Next-hop SA pair have in common: ids, addresses, key seed, counters. */
+interface SaPairOptions {
   mode: 'skip' | 'spi';
   id: number;
   src: string;
@@ -75,6 +74,11 @@ export interface EndSaOptions {
   seed?: number;
   seq?: number;
   replayWindow?: number;
+}
+
+export interface EndSaOptions extends SaPairOptions {
+  suite: EspSuite;
+  ah?: MacAlg;
 }
 
 /** An End-End SA as sender (id) and receiver (id + 1000), same keys. */
@@ -99,17 +103,9 @@ export function endSaPair(o: EndSaOptions): SaPair {
   return { out: base('out', o.id), in: base('in', o.id + 1000) };
 }
 
-export interface NexthopSaOptions {
+export interface NexthopSaOptions extends SaPairOptions {
   alg: MacAlg;
   coverage?: Coverage;
-  mode: 'skip' | 'spi';
-  id: number;
-  src: string;
-  dst: string;
-  mkid?: SkipIdentity;
-  seed?: number;
-  seq?: number;
-  replayWindow?: number;
 }
 
 export function nexthopSaPair(o: NexthopSaOptions): SaPair {
