@@ -13,6 +13,22 @@ import { makeCa, makeIdentity, T0 } from './helpers.js';
 const SMN_COA = '10.1.0.100';
 const SGW = '198.18.0.1';
 
+/** The SMN and its SGW, each with a certificate from one CA and the other's certificate cached. */
+function skipPeers() {
+  const ca = makeCa();
+  const smnId = makeIdentity(ca, 'smn:10.0.0.100');
+  const sgwId = makeIdentity(ca, `sgw:${SGW}`);
+  const smnCerts = new CertCache(ca.cert);
+  smnCerts.add(sgwId.cert, T0);
+  const sgwCerts = new CertCache(ca.cert);
+  sgwCerts.add(smnId.cert, T0);
+  return {
+    sgwId,
+    smnKeys: new SkipKeying({ identity: smnId, certs: smnCerts, now: () => T0 }),
+    sgwKeys: new SkipKeying({ identity: sgwId, certs: sgwCerts, now: () => T0 }),
+  };
+}
+
 function created(r: KeyingResult): SaDesc {
   if (!r.ok || !r.created) throw new Error(`expected a new SA, got ${JSON.stringify(r)}`);
   return r.sa;
@@ -21,15 +37,7 @@ function created(r: KeyingResult): SaDesc {
 describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (impl) => {
   for (const [esp, ah] of [['aes128gcm', 'gmac-aes128'], ['chacha20poly1305', undefined], ['aes256gcm', 'hmac-sha256-128']] as const) {
     it(`end layer ${esp}${ah ? ` + ${ah}` : ''}: punt, derive, install, deliver`, () => {
-      const ca = makeCa();
-      const smnId = makeIdentity(ca, 'smn:10.0.0.100');
-      const sgwId = makeIdentity(ca, `sgw:${SGW}`);
-      const smnCerts = new CertCache(ca.cert);
-      smnCerts.add(sgwId.cert, T0);
-      const sgwCerts = new CertCache(ca.cert);
-      sgwCerts.add(smnId.cert, T0);
-      const smnKeys = new SkipKeying({ identity: smnId, certs: smnCerts, now: () => T0 });
-      const sgwKeys = new SkipKeying({ identity: sgwId, certs: sgwCerts, now: () => T0 });
+      const { sgwId, smnKeys, sgwKeys } = skipPeers();
 
       const smnEngine = createEngine(impl);
       const out = created(smnKeys.outboundSa({ peer: sgwId.name, src: SMN_COA, dst: SGW, role: 'end', esp, ah }));
@@ -68,15 +76,7 @@ describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (i
   }
 
   it('next-hop layer (AH headers coverage): punt, derive, install, deliver', () => {
-    const ca = makeCa();
-    const smnId = makeIdentity(ca, 'smn:10.0.0.100');
-    const sgwId = makeIdentity(ca, `sgw:${SGW}`);
-    const smnCerts = new CertCache(ca.cert);
-    smnCerts.add(sgwId.cert, T0);
-    const sgwCerts = new CertCache(ca.cert);
-    sgwCerts.add(smnId.cert, T0);
-    const smnKeys = new SkipKeying({ identity: smnId, certs: smnCerts, now: () => T0 });
-    const sgwKeys = new SkipKeying({ identity: sgwId, certs: sgwCerts, now: () => T0 });
+    const { sgwId, smnKeys, sgwKeys } = skipPeers();
     const smnEngine = createEngine(impl);
     const out = created(smnKeys.outboundSa({ peer: sgwId.name, src: SMN_COA, dst: SGW, role: 'nexthop', ah: 'gmac-aes128', coverage: 'headers' }));
     smnEngine.installSa(out);
