@@ -2,7 +2,7 @@
 // unprivileged uid so their packets take the host's send() path through the roles: ping (ICMP
 // echo RTT) and a one-second iperf3 TCP transfer (throughput).
 import type { LinuxNetwork } from '../net/linux/network.js';
-import { APP_PORT, APP_UID } from '../net/linux/network.js';
+import { APP_PORT, asAppUser } from '../net/linux/network.js';
 import { CommandError, runCommand } from '../net/netns.js';
 import type { AppPath, CaseResult } from './cases.js';
 import { sleep } from './runtime-linux.js';
@@ -45,7 +45,8 @@ export async function measureApps(network: LinuxNetwork, result: CaseResult, pat
     result.failures.push(`ping from ${src} to ${path.peerAddress} (${path.peer}): ${why(err)}`);
   }
   const peerNs = network.host(path.peer).ns;
-  const server = network.session.spawn(peerNs, 'iperf3 server', 'setpriv', [`--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', 'iperf3', '-s', '-1', '-B', path.peerAddress, '-p', String(APP_PORT)]);
+  const [serverCmd, ...serverArgs] = asAppUser(['iperf3', '-s', '-1', '-B', path.peerAddress, '-p', String(APP_PORT)]);
+  const server = network.session.spawn(peerNs, 'iperf3 server', serverCmd, serverArgs);
   try {
     await sleep(SERVER_START_MS);
     const [c, ...a] = network.appCommand(path.from, ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);

@@ -73,6 +73,11 @@ import { PcapngReader } from './pcapng.js';
 export const APP_UID = 65534;
 /** The port iperf3 listens on; UDP to it is handed to the kernel, other UDP stays with the roles. */
 export const APP_PORT = 5201;
+
+/** A command line that runs `argv` as the lab's application uid. */
+export function asAppUser(argv: readonly string[]): string[] {
+  return ['setpriv', `--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', ...argv];
+}
 const APP_TABLE = 50;
 const LOCAL_TUN = 't-local';
 /** Room for the protocol layers on the lab's links: nothing is ever too big for a veth. */
@@ -241,7 +246,7 @@ export class LinuxNetwork implements Network {
 
   /** An application command line inside a host, run as the unprivileged lab uid. */
   appCommand(host: string, argv: readonly string[]): string[] {
-    return ['ip', 'netns', 'exec', this.host(host).ns, 'setpriv', `--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', ...argv];
+    return ['ip', 'netns', 'exec', this.host(host).ns, ...asAppUser(argv)];
   }
 
   /** Starts an I/O loop in `ns` whose TUN punts every packet to `onPacket`. */
