@@ -29,6 +29,23 @@ function world(options: { clockErrorMs?: number; lifetime?: number; ha?: Paramet
   return { ...w, client, events, requestsOn };
 }
 
+/** A client whose transport records each request it sends and lets the test hand it replies. */
+function scriptedClient() {
+  const w = buildNetwork();
+  const sent: Uint8Array[] = [];
+  const handlers: ((bytes: Uint8Array) => void)[] = [];
+  const transport: RegistrationTransport = {
+    send: (request) => sent.push(request),
+    onReply: (handler) => {
+      handlers.push(handler);
+      return () => undefined;
+    },
+  };
+  const client = new RegistrationClient({ clock: w.net.clock, transport, homeAddress: HOME_ADDRESS, homeAgent: HA_ADDRESS, auth: MN_AUTH });
+  const deliver = (bytes: Uint8Array) => handlers.forEach((h) => h(bytes));
+  return { ...w, client, sent, deliver };
+}
+
 describe('registration client', () => {
   it('registers a co-located care-of address with the D flag, from the care-of address', () => {
     const w = world();
@@ -166,23 +183,12 @@ describe('registration client', () => {
   });
 
   it('ignores replies that are forged, for another request, or for another node', () => {
-    const replies: ((bytes: Uint8Array) => void)[] = [];
-    const sent: Uint8Array[] = [];
-    const transport: RegistrationTransport = {
-      send: (request) => sent.push(request),
-      onReply: (handler) => {
-        replies.push(handler);
-        return () => undefined;
-      },
-    };
-    const w = buildNetwork();
-    const client = new RegistrationClient({ clock: w.net.clock, transport, homeAddress: HOME_ADDRESS, homeAgent: HA_ADDRESS, auth: MN_AUTH });
+    const { client, sent, deliver } = scriptedClient();
     client.attach(CARE_OF);
     const request = decodeRequest(sent[0]);
     if (!request.ok) throw new Error(request.detail);
     const id = request.message.identification;
     const base = { code: 0, lifetime: 600, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: id };
-    const deliver = (bytes: Uint8Array) => replies.forEach((h) => h(bytes));
     deliver(encodeReply(base, { spi: MN_AUTH.spi, key: new Uint8Array(16) }));
     deliver(encodeReply({ ...base, identification: id + 1n }, MN_AUTH));
     deliver(encodeReply({ ...base, homeAddress: ipToU32('10.0.0.101') }, MN_AUTH));
@@ -197,46 +203,28 @@ describe('registration client', () => {
   });
 
   it('treats an acceptance with lifetime 0 as no registration instead of re-registering in a loop', () => {
-    let handler: ((bytes: Uint8Array) => void) | undefined;
-    const sent: Uint8Array[] = [];
-    const w = buildNetwork();
-    const client = new RegistrationClient({
-      clock: w.net.clock,
-      transport: { send: (request) => sent.push(request), onReply: (h) => ((handler = h), () => undefined) },
-      homeAddress: HOME_ADDRESS,
-      homeAgent: HA_ADDRESS,
-      auth: MN_AUTH,
-    });
+    const { net, client, sent, deliver } = scriptedClient();
     client.attach(CARE_OF);
     const request = decodeRequest(sent[0]);
     if (!request.ok) throw new Error(request.detail);
-    handler!(encodeReply({ code: 0, lifetime: 0, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: request.message.identification }, MN_AUTH));
-    w.net.runFor(60_000);
+    deliver(encodeReply({ code: 0, lifetime: 0, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: request.message.identification }, MN_AUTH));
+    net.runFor(60_000);
     expect(client.state).toBe('denied');
     expect(sent).toHaveLength(1);
   });
 
   it('accepts a late reply to an earlier transmission and counts the lifetime from that request', () => {
-    let handler: ((bytes: Uint8Array) => void) | undefined;
-    const sent: Uint8Array[] = [];
-    const w = buildNetwork();
-    const client = new RegistrationClient({
-      clock: w.net.clock,
-      transport: { send: (request) => sent.push(request), onReply: (h) => ((handler = h), () => undefined) },
-      homeAddress: HOME_ADDRESS,
-      homeAgent: HA_ADDRESS,
-      auth: MN_AUTH,
-    });
-    const start = w.net.clock.now();
+    const { net, client, sent, deliver } = scriptedClient();
+    const start = net.clock.now();
     client.attach(CARE_OF);
-    w.net.runFor(1500);
+    net.runFor(1500);
     expect(sent).toHaveLength(2);
     const first = decodeRequest(sent[0]);
     if (!first.ok) throw new Error(first.detail);
-    handler!(encodeReply({ code: 0, lifetime: 600, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: first.message.identification }, MN_AUTH));
+    deliver(encodeReply({ code: 0, lifetime: 600, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: first.message.identification }, MN_AUTH));
     expect(client.state).toBe('registered');
     expect(client.registration?.expiresAt).toBe(start + 600_000);
-    w.net.runFor(10_000);
+    net.runFor(10_000);
     expect(sent).toHaveLength(2);
   });
 
