@@ -3,19 +3,11 @@ import { RegistrationClient, UdpRegistrationTransport, type RegistrationEvent, t
 import { ipToU32 } from '../../src/wire/addr.js';
 import { decodeRequest, encodeReply, MIP_PORT, RequestFlag } from '../../src/wire/mobileip.js';
 import { parseUdpDatagram } from '../../src/wire/udp.js';
-import { buildNetwork, CARE_OF, HA_ADDRESS, HOME_ADDRESS, MN_AUTH, moveHome, moveToSite1 } from './topology.js';
+import { buildNetwork, CARE_OF, HA_ADDRESS, HOME_ADDRESS, MN_AUTH, mnRegistrationClient, moveHome, moveToSite1 } from './topology.js';
 
 function world(options: { clockErrorMs?: number; lifetime?: number; ha?: Parameters<typeof buildNetwork>[0] } = {}) {
   const w = buildNetwork(options.ha);
-  const client = new RegistrationClient({
-    clock: w.net.clock,
-    transport: new UdpRegistrationTransport(w.mn, HA_ADDRESS),
-    homeAddress: HOME_ADDRESS,
-    homeAgent: HA_ADDRESS,
-    auth: MN_AUTH,
-    lifetime: options.lifetime,
-    clockErrorMs: options.clockErrorMs,
-  });
+  const client = mnRegistrationClient(w, { lifetime: options.lifetime, clockErrorMs: options.clockErrorMs });
   const events: RegistrationEvent[] = [];
   client.on((e) => events.push(e));
   /** Registration Requests as they entered `link`, with their time relative to `start`. */
@@ -41,7 +33,7 @@ function scriptedClient() {
       return () => undefined;
     },
   };
-  const client = new RegistrationClient({ clock: w.net.clock, transport, homeAddress: HOME_ADDRESS, homeAgent: HA_ADDRESS, auth: MN_AUTH });
+  const client = mnRegistrationClient(w, { transport });
   const deliver = (bytes: Uint8Array) => handlers.forEach((h) => h(bytes));
   return { ...w, client, sent, deliver };
 }

@@ -3,23 +3,16 @@
 // tunnel, answers through a reverse tunnel, comes home and deregisters.
 import { describe, expect, it } from 'vitest';
 import type { CapturedPacket } from '../../src/net/index.js';
-import { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport } from '../../src/roles/registration.js';
+import { TunnelEndpoint } from '../../src/roles/registration.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { writeIpipHeader } from '../../src/wire/ipip.js';
 import { describe as describeStack } from '../../src/wire/describe.js';
 import { IpProto, parseIpv4 } from '../../src/wire/ipv4.js';
-import { appPacket, appText, buildNetwork, CARE_OF, CH0_ADDRESS, HA_ADDRESS, HOME_ADDRESS, MN_AUTH, moveHome, moveToSite1 } from './topology.js';
+import { appPacket, appText, buildNetwork, CARE_OF, CH0_ADDRESS, HA_ADDRESS, HOME_ADDRESS, mnRegistrationClient, moveHome, moveToSite1 } from './topology.js';
 
 function mobileWorld() {
   const w = buildNetwork();
-  const client = new RegistrationClient({
-    clock: w.net.clock,
-    transport: new UdpRegistrationTransport(w.mn, HA_ADDRESS),
-    homeAddress: HOME_ADDRESS,
-    homeAgent: HA_ADDRESS,
-    auth: MN_AUTH,
-    reverseTunnel: true,
-  });
+  const client = mnRegistrationClient(w, { reverseTunnel: true });
   const tunnel = new TunnelEndpoint({ host: w.mn, homeAddress: HOME_ADDRESS, homeAgent: HA_ADDRESS, reverseTunnel: true });
   const atMn: string[] = [];
   const atCh0: string[] = [];

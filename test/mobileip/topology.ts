@@ -4,6 +4,7 @@
 //   site1 10.1.0.0/16:   r1 .1, the mn's care-of address .100 once it moved there
 import { MemoryNetwork } from '../../src/net/index.js';
 import { HomeAgent, type HomeAgentOptions } from '../../src/roles/ha.js';
+import { RegistrationClient, UdpRegistrationTransport, type RegistrationClientOptions } from '../../src/roles/registration.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
 
@@ -44,6 +45,18 @@ export function buildNetwork(haOptions: Partial<HomeAgentOptions> = {}) {
     ...haOptions,
   });
   return { net, r0, r1, haHost, ch0, mn, ha };
+}
+
+/** The MN's registration client: UDP from the MN host to the HA, the network's clock, MN_AUTH; `options` on top. */
+export function mnRegistrationClient(w: Pick<ReturnType<typeof buildNetwork>, 'net' | 'mn'>, options: Partial<RegistrationClientOptions> = {}): RegistrationClient {
+  return new RegistrationClient({
+    clock: w.net.clock,
+    transport: new UdpRegistrationTransport(w.mn, HA_ADDRESS),
+    homeAddress: HOME_ADDRESS,
+    homeAgent: HA_ADDRESS,
+    auth: MN_AUTH,
+    ...options,
+  });
 }
 
 /** The MN leaves home for site 1. */
