@@ -243,11 +243,16 @@ function parseExtensions(buf: Uint8Array, start: number, end: number): ParsedExt
   return result;
 }
 
-export function decodeRequest(buf: Uint8Array): RequestParse {
+/** What decoding a Request and a Reply share: the Type, the fixed part's length, the extensions behind it. */
+function decodeTypeAndExtensions(buf: Uint8Array, type: (typeof MipType)[keyof typeof MipType], name: string, fixedBytes: number): ParsedExtensions | MipParseFailure {
   if (buf.length < 1) return fail('truncated', 'empty message');
-  if (buf[0] !== MipType.REQUEST) return fail('unknown_type', `Type ${buf[0]}: expected 1 (Registration Request)`);
-  if (buf.length < REQUEST_FIXED_BYTES) return fail('truncated', `Registration Request of ${buf.length} bytes: the fixed part is ${REQUEST_FIXED_BYTES}`);
-  const ext = parseExtensions(buf, REQUEST_FIXED_BYTES, buf.length);
+  if (buf[0] !== type) return fail('unknown_type', `Type ${buf[0]}: expected ${type} (${name})`);
+  if (buf.length < fixedBytes) return fail('truncated', `${name} of ${buf.length} bytes: the fixed part is ${fixedBytes}`);
+  return parseExtensions(buf, fixedBytes, buf.length);
+}
+
+export function decodeRequest(buf: Uint8Array): RequestParse {
+  const ext = decodeTypeAndExtensions(buf, MipType.REQUEST, 'Registration Request', REQUEST_FIXED_BYTES);
   if ('ok' in ext) return ext;
   const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
   return {
@@ -266,10 +271,7 @@ export function decodeRequest(buf: Uint8Array): RequestParse {
 }
 
 export function decodeReply(buf: Uint8Array): ReplyParse {
-  if (buf.length < 1) return fail('truncated', 'empty message');
-  if (buf[0] !== MipType.REPLY) return fail('unknown_type', `Type ${buf[0]}: expected 3 (Registration Reply)`);
-  if (buf.length < REPLY_FIXED_BYTES) return fail('truncated', `Registration Reply of ${buf.length} bytes: the fixed part is ${REPLY_FIXED_BYTES}`);
-  const ext = parseExtensions(buf, REPLY_FIXED_BYTES, buf.length);
+  const ext = decodeTypeAndExtensions(buf, MipType.REPLY, 'Registration Reply', REPLY_FIXED_BYTES);
   if ('ok' in ext) return ext;
   const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
   return {
