@@ -31,15 +31,25 @@ AeadSuite suite_arg(const Napi::CallbackInfo& info) {
   throw Napi::TypeError::New(info.Env(), "suite must be 'aes128gcm', 'aes256gcm' or 'chacha20poly1305'");
 }
 
+// aeadSeal and aeadOpen take the same arguments; the fifth is the plaintext or the ciphertext ‖ tag.
+struct AeadArgs {
+  AeadSuite suite;
+  Napi::Uint8Array key, nonce, aad, data;
+};
+
+AeadArgs aead_args(const Napi::CallbackInfo& info, const char* data_name) {
+  AeadArgs a{suite_arg(info), bytes_arg(info, 1, "key"), bytes_arg(info, 2, "nonce"), bytes_arg(info, 3, "aad"), bytes_arg(info, 4, data_name)};
+  need_len(info.Env(), a.key, aead_key_bytes(a.suite), "key");
+  need_len(info.Env(), a.nonce, kNonceBytes, "nonce");
+  return a;
+}
+
 Napi::Buffer<uint8_t> copy_out(Napi::Env env, const uint8_t* p, size_t n) { return Napi::Buffer<uint8_t>::Copy(env, p, n); }
 
 // aeadSeal(suite, key, nonce(12), aad, plaintext) → ciphertext ‖ tag(16)
 Napi::Value AeadSeal(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  AeadSuite suite = suite_arg(info);
-  auto key = bytes_arg(info, 1, "key"), nonce = bytes_arg(info, 2, "nonce"), aad = bytes_arg(info, 3, "aad"), pt = bytes_arg(info, 4, "plaintext");
-  need_len(env, key, aead_key_bytes(suite), "key");
-  need_len(env, nonce, kNonceBytes, "nonce");
+  auto [suite, key, nonce, aad, pt] = aead_args(info, "plaintext");
   std::vector<uint8_t> out(pt.ElementLength() + kTagBytes);
   std::memcpy(out.data(), pt.Data(), pt.ElementLength());
   Aead a;
@@ -51,10 +61,7 @@ Napi::Value AeadSeal(const Napi::CallbackInfo& info) {
 // aeadOpen(suite, key, nonce(12), aad, ciphertext ‖ tag) → plaintext, or null when the tag fails
 Napi::Value AeadOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  AeadSuite suite = suite_arg(info);
-  auto key = bytes_arg(info, 1, "key"), nonce = bytes_arg(info, 2, "nonce"), aad = bytes_arg(info, 3, "aad"), ct = bytes_arg(info, 4, "ciphertext");
-  need_len(env, key, aead_key_bytes(suite), "key");
-  need_len(env, nonce, kNonceBytes, "nonce");
+  auto [suite, key, nonce, aad, ct] = aead_args(info, "ciphertext");
   if (ct.ElementLength() < kTagBytes) throw Napi::RangeError::New(env, "ciphertext must include the 16-byte tag");
   const size_t n = ct.ElementLength() - kTagBytes;
   std::vector<uint8_t> out(ct.Data(), ct.Data() + n);
