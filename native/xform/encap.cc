@@ -9,8 +9,8 @@
 namespace mipsec {
 
 Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id) {
-  Sa* sa = t.find(sa_id);
-  if (!sa || sa->cfg.direction != Direction::out || sa->cfg.role != Role::end) return fail(R_NO_SA);
+  Sa* sa = find_out_sa(t, sa_id, Role::end);
+  if (!sa) return fail(R_NO_SA);
   Ipv4View inner;
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &inner, FragmentCheck::allow)) return fail(r, sa_id);
   const size_t len = inner.total_len;  // bytes beyond the datagram are not protected

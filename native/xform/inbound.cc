@@ -67,8 +67,8 @@ bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_
   uint32_t via;
   if (!t.route(dip.dst, &via)) return *out = fail(R_NO_ROUTE, id), true;
   if (via == 0) return *out = forward(id, dip.dst), true;
-  Sa* next = t.find(via);
-  if (!next || next->cfg.direction != Direction::out || next->cfg.role != Role::nexthop) return *out = fail(R_NO_SA, id), true;
+  Sa* next = find_out_sa(t, via, Role::nexthop);
+  if (!next) return *out = fail(R_NO_SA, id), true;
   // Relay: the new layer ends where the old one ended, so the packet never moves its datagram.
   *out = prepend_nexthop_layer(*next, pkt, dip);
   if (out->verdict == V_FORWARD) out->sa = id;

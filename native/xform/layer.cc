@@ -1,9 +1,15 @@
 #include "xform/layer.h"
 #include <cstring>
+#include "sa/table.h"
 #include "wire/ah.h"
 #include "xform/icv.h"
 
 namespace mipsec {
+
+Sa* find_out_sa(const Tables& t, uint32_t id, Role role) {
+  Sa* sa = t.find(id);
+  return sa && sa->cfg.direction == Direction::out && sa->cfg.role == role ? sa : nullptr;
+}
 
 OuterHeader outer_for(const Sa& sa, const Ipv4View& inner, uint32_t first_seq, uint8_t proto_spi_mode) {
   OuterHeader h;

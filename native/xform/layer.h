@@ -12,11 +12,14 @@ inline size_t skip_bytes(const Sa& sa) { return sa.cfg.mode == Mode::skip ? sa.c
 // The outer header of a layer protecting datagram `inner`: TOS and DF copied, ID = first header's seq.
 OuterHeader outer_for(const Sa& sa, const Ipv4View& inner, uint32_t first_seq, uint8_t proto_spi_mode);
 
+struct Tables;
+// SA `id` if it is an out SA with `role`, else nullptr (the caller answers R_NO_SA).
+Sa* find_out_sa(const Tables& t, uint32_t id, Role role);
+
 // Prepends IPv4 / [SKIP] / AH(next 4) for out nexthop SA `sa` to the datagram at pkt (header parsed as d).
 Outcome prepend_nexthop_layer(Sa& sa, Packet& pkt, const Ipv4View& d);
 
 // Encap (ENCAP), wrap (WRAP), inbound (INBOUND), IP-in-IP, outbound (OUTBOUND): one entry point per op.
-struct Tables;
 Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id);
 Outcome xform_wrap(const Tables& t, Packet& pkt, uint32_t sa_id);
 Outcome xform_inbound(const Tables& t, Packet& pkt);

@@ -5,8 +5,8 @@
 namespace mipsec {
 
 Outcome xform_wrap(const Tables& t, Packet& pkt, uint32_t sa_id) {
-  Sa* sa = t.find(sa_id);
-  if (!sa || sa->cfg.direction != Direction::out || sa->cfg.role != Role::nexthop) return fail(R_NO_SA);
+  Sa* sa = find_out_sa(t, sa_id, Role::nexthop);
+  if (!sa) return fail(R_NO_SA);
   Ipv4View d;
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &d, FragmentCheck::allow)) return fail(r, sa_id);
   pkt.len = d.total_len;
