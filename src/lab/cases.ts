@@ -4,16 +4,15 @@
 import type { EngineImpl } from '../engine/index.js';
 import type { Network } from '../net/types.js';
 import { ipToU32 } from '../wire/addr.js';
-import { buildUdpDatagram, parseUdpDatagram } from '../wire/udp.js';
 import { figure6World } from './figure6.js';
-import { endAhEsp, ipip, nextAh, SGW, smnId, udp } from './formats.js';
+import { endAhEsp, nextAh, SGW, smnId, udp } from './formats.js';
 import { moveFigures, type MoveFigure } from './handover.js';
-import { proxyRequest, PROXY_OUT_PORT, PROXY_PORT, runProxy } from './proxy.js';
+import { HOME_PROXY, homeProxyStacks, runProxy, sendViaHomeProxy } from './proxy.js';
 import { runScenario, SETTLE_MS, type LabRuntime, type Scenario } from './scenario.js';
 import { F6, figure6Scenarios } from './scenarios/figure6.js';
 import { chainScenario, section3Scenarios } from './scenarios/section3.js';
 import { clearCaptures, stacksByLink } from './stacks.js';
-import { ECHO_PORT, Flow } from './traffic.js';
+import { Flow } from './traffic.js';
 import { spiCase } from './spi.js';
 import type { World } from './world.js';
 
@@ -142,8 +141,6 @@ function chainCase(n: number): LabCase {
   });
 }
 
-const PROXY = '10.0.0.20';
-
 /** §3.5.1 (Figure 5): the SMN outside reaches CH2 through a UDP proxy in its home network. */
 const proxyCase: LabCase = {
   id: '3.5.1', section: '§3.5.1', title: 'SMN outside reaches a CH through a proxy at home: VPN SMN/SGW0, VPN SGW0/SGW2, Mobile IP back',
@@ -152,36 +149,16 @@ const proxyCase: LabCase = {
     const world = await figure6World({ engine: ctx.engine, network: ctx.runtime.network(), keyLog: ctx.runtime.keyLog?.() });
     let keep = false;
     try {
-      runProxy(world.addHost('proxy', PROXY), ipToU32(PROXY));
+      runProxy(world.addHost('proxy', HOME_PROXY), ipToU32(HOME_PROXY));
       await ctx.runtime.ready(world.network);
       world.place('outside');
       await ctx.runtime.wait(world.network, SETTLE_MS, () => world.smn.registration.state === 'registered');
       clearCaptures(world.network);
-      const replies: Uint8Array[] = [];
-      world.smnHost.onDeliver((p) => {
-        const u = parseUdpDatagram(p);
-        if (u.ok && u.udp.srcPort === PROXY_PORT) replies.push(u.udp.payload.slice());
-      });
-      const data = new TextEncoder().encode('via the home proxy');
-      world.smn.send(buildUdpDatagram({ src: ipToU32(F6.home), dst: ipToU32(PROXY), srcPort: 40000, dstPort: PROXY_PORT }, proxyRequest(ipToU32(F6.ch2), ECHO_PORT, data)));
+      const replies = sendViaHomeProxy(world, 'via the home proxy');
       await ctx.runtime.wait(world.network, SETTLE_MS, () => replies.length > 0);
       result.stacks = stacksByLink(world.network, world.keyLog.resolver());
       if (replies.length !== 1 || Buffer.from(replies[0].subarray(6)).toString() !== 'via the home proxy') result.failures.push(`expected one reply through the proxy, got ${replies.length}`);
-      const S = smnId(F6.home);
-      const toProxy = udp(F6.home, PROXY, 40000, PROXY_PORT);
-      const out = udp(PROXY, F6.ch2, PROXY_OUT_PORT, ECHO_PORT);
-      const back = udp(F6.ch2, PROXY, ECHO_PORT, PROXY_OUT_PORT);
-      const toSmn = udp(PROXY, F6.home, PROXY_PORT, 40000);
-      result.failures.push(...stackDiff({
-        internet: [
-          `smn > sgw0: ${endAhEsp(F6.out, F6.sgw0, S, SGW, toProxy)}`,
-          `sgw0 > sgw2: ${endAhEsp(F6.sgw0, F6.sgw2, SGW, SGW, out)}`,
-          `sgw2 > sgw0: ${endAhEsp(F6.sgw2, F6.sgw0, SGW, SGW, back)}`,
-          `sgw0 > smn: ${endAhEsp(F6.sgw0, F6.out, SGW, S, ipip(F6.ha, F6.out, toSmn))}`,
-        ],
-        'sgw0-net': [`sgw0 > proxy: ${toProxy}`, `proxy > sgw0: ${out}`, `sgw0 > proxy: ${back}`, `proxy > ha: ${toSmn}`, `ha > sgw0: ${ipip(F6.ha, F6.out, toSmn)}`],
-        'sgw2-net': [`sgw2 > ch2: ${out}`, `ch2 > sgw2: ${back}`],
-      }, result.stacks));
+      result.failures.push(...stackDiff(homeProxyStacks(), result.stacks));
       keep = (await ctx.extras?.(world.network, result, undefined)) ?? false;
     } finally {
       if (!keep) world.close();
