@@ -1,7 +1,7 @@
 // mipsec sgw | smn | ha --config FILE: run one role as a daemon on this machine's interfaces.
 import { parseArgs } from 'node:util';
 import type { LoadedNode, Role } from '../config/index.js';
-import type { Host } from '../net/types.js';
+import { AttachedHost, InterfaceMismatchError } from '../net/linux/attached.js';
 import { DaemonConfigError, runDaemon } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../daemon/log.js';
 import { parseListen } from '../daemon/metrics.js';
@@ -9,7 +9,10 @@ import type { LevelWithSilent } from 'pino';
 
 const help = (role: string) => `usage: mipsec ${role} --config FILE [options]
 
-Runs the ${role.toUpperCase()} role of node config FILE (kind: node, role: ${role}) on this machine.
+Runs the ${role.toUpperCase()} role of node config FILE (kind: node, role: ${role}) on this machine's
+interfaces (needs root): the interfaces the config names must exist with their addresses in the current
+network namespace; all their IPv4 ingress then goes through the role (local services on them stop
+answering), ARP stays with the kernel. Everything added (tc filters, TUNs, routes) goes on stop.
 Logs are JSON lines on stdout. SIGTERM or SIGINT stops it gracefully${role === 'smn' ? ' (deregistering first)' : ''},
 SIGHUP reloads the config. See docs/operations.md.
 
@@ -23,11 +26,21 @@ options:
 
 Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad usage or config.`;
 
-/** The host for the current network namespace: the Linux Network implementation (src/net/linux), once it is in the build. */
-async function linuxHost(_loaded: LoadedNode): Promise<Host> {
-  throw new DaemonConfigError([
-    'real interfaces are not available yet: the Linux Network implementation (src/net/linux) is not part of this build, so the daemon cannot attach to this machine\'s interfaces. Use `mipsec lab --memory` or embed the roles on a MemoryNetwork meanwhile.',
-  ]);
+/** The host for the current network namespace: the node config's interfaces, attached in place (src/net/linux/attached.ts). */
+function linuxHost(configPath: string) {
+  return (loaded: LoadedNode): AttachedHost => {
+    const { node } = loaded;
+    try {
+      return AttachedHost.attach({
+        name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces,
+        // A role that throws on one packet must not take the gateway down: the packet is dropped, the error logged.
+        onError: (error) => console.error(JSON.stringify({ level: 50, time: Date.now(), node: node.name, event: 'packet_error', msg: (error as Error)?.message ?? String(error) })),
+      });
+    } catch (err) {
+      if (err instanceof InterfaceMismatchError) throw new DaemonConfigError([`${configPath}: ${err.message}`]);
+      throw err;
+    }
+  };
 }
 
 export async function run(role: string, args: string[]): Promise<number> {
@@ -65,7 +78,7 @@ export async function run(role: string, args: string[]): Promise<number> {
   }
   try {
     const daemon = await runDaemon({
-      configPath: v.config, role: role as Role, host: linuxHost, engine: v.engine as 'native' | 'ts' | undefined, mnHaKeyFile: v['mn-ha-key'],
+      configPath: v.config, role: role as Role, host: linuxHost(v.config), engine: v.engine as 'native' | 'ts' | undefined, mnHaKeyFile: v['mn-ha-key'],
       statusSocket: v['status-socket'], metrics, logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
     });
     await daemon.stopped;

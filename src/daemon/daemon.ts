@@ -21,8 +21,11 @@ export interface DaemonOptions {
   configPath: string;
   /** The role the command runs; a config of another role is refused. */
   role?: Role;
-  /** The network the role runs on, for this node's config (Linux: the current namespace's interfaces). */
-  host: (loaded: LoadedNode) => Host | Promise<Host>;
+  /**
+   * The network the role runs on, for this node's config (Linux: the current namespace's interfaces).
+   * A host with a close() method is closed when the daemon stops (after the role).
+   */
+  host: (loaded: LoadedNode) => DaemonHost | Promise<DaemonHost>;
   /** Default: the wall clock. MemoryNetwork hosts need the network's virtual clock. */
   clock?: Clock;
   /** Default native (the TypeScript path when the addon is missing, with a warning); 'ts' forces it. */
@@ -44,6 +47,9 @@ export interface DaemonOptions {
   /** How long a stopping SMN waits for its HA to confirm deregistration (default 2000 ms). */
   leaveTimeoutMs?: number;
 }
+
+/** A Host the daemon closes on stop (e.g. src/net/linux/attached.ts removes its redirections). */
+export type DaemonHost = Host & { close?(): void | Promise<void> };
 
 /** A config problem found before anything started: print the lines, exit 2. */
 export class DaemonConfigError extends Error {
@@ -163,7 +169,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     throw err;
   }
 
-  let host: Host;
+  let host: DaemonHost;
   try {
     host = await o.host(current.loaded);
   } catch (err) {
@@ -186,6 +192,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     tracked.close();
     forgetSecrets();
     await closeEndpoints();
+    await host.close?.();
     throw new DaemonConfigError([`${o.configPath}: ${(err as Error).message}`]);
   } finally {
     // The role keeps the identity (its keying zeroes it on close) and copies of its MN-HA keys.
@@ -268,7 +275,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
       sampler.close();
       clearInterval(failureLog);
       // Each step runs even if one before it failed: the engine must be closed (keys zeroed) whatever happens.
-      for (const [step, run] of [['role', () => role.close()], ['endpoints', closeEndpoints], ['engine', () => tracked.close()]] as const) {
+      for (const [step, run] of [['role', () => role.close()], ['host', () => host.close?.()], ['endpoints', closeEndpoints], ['engine', () => tracked.close()]] as const) {
         try {
           await run();
         } catch (err) {

@@ -112,14 +112,12 @@ describe('mipsec sgw|smn|ha refusals', () => {
     expect(err.join('\n')).toContain(`is accessible by group or others (mode 0644); fix it with: chmod 600 ${fx.file('keys/sgw0.key')}`);
   });
 
-  it('a config of another role, a missing MN-HA key file, and (for now) no real interfaces: exit 2 with the reason', async () => {
+  it('a config of another role, a missing MN-HA key file: exit 2 with the reason', async () => {
     const fx = figure6Fixture();
     expect(await main(['smn', '--config', fx.file('sgw0.yaml')])).toBe(2);
     expect(err.at(-1)).toBe(`${fx.file('sgw0.yaml')}: role: this config is for role sgw; run it with mipsec sgw (or give a config with role: smn)`);
     expect(await main(['ha', '--config', fx.file('ha.yaml')])).toBe(2);
     expect(err.at(-1)).toMatch(/^mipsec ha needs --mn-ha-key FILE/);
-    expect(await main(['sgw', '--config', fx.file('sgw0.yaml'), '--status-socket', fx.file('s.sock')])).toBe(2);
-    expect(err.at(-1)).toMatch(/^real interfaces are not available yet: the Linux Network implementation \(src\/net\/linux\)/);
     expect(await main(['sgw', '--config', fx.file('sgw0.yaml'), '--metrics', '9100'])).toBe(2);
     expect(err.at(-1)).toMatch(/^mipsec sgw: --metrics expects HOST:PORT such as 127.0.0.1:9571, got "9100"/);
   });
