@@ -5,7 +5,7 @@ import { decide, type AuthResult, type Decision, type PacketView, type SgwPlace,
 import { buildTopology, type TopologyMap } from '../../src/topology/map.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { figure1Map } from '../../src/lab/topologies.js';
-import { figure6 } from '../topology/figure6.js';
+import { figure6Map } from '../../src/lab/figure6.js';
 
 // Figure 6 (examples/figure6/network.yaml)
 const SGW0 = '198.18.0.1';
@@ -47,7 +47,7 @@ function summary(d: Decision): string {
 let map: TopologyMap;
 let at: (sgw: string, careOfs?: [string, string][]) => SgwPlace;
 beforeAll(async () => {
-  map = await figure6();
+  map = await figure6Map();
   at = (name, careOfs = []) => ({ map, self: map.sgw(name)!, careOfs: new Map(careOfs.map(([c, h]) => [ipToU32(c), ipToU32(h)])) });
 });
 const packet = (arrivedOn: 'inside' | 'outside', layers: SkipLayer[], inner?: { src: string; dst: string }): PacketView => ({ arrivedOn, layers, inner });

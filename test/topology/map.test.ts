@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildTopology, type Crossing, type NetworkSpec, type Sgw, type TopologyMap } from '../../src/topology/map.js';
 import { figure1Map, figure1Spec } from '../../src/lab/topologies.js';
-import { figure6 } from './figure6.js';
+import { figure6Map } from '../../src/lab/figure6.js';
 
 const names = (sgws: (Sgw | undefined)[]) => sgws.map((s) => s?.name);
 const crossings = (path: Crossing[]) => path.map((c) => `${c.sgw.name} ${c.direction}`);
@@ -96,7 +96,7 @@ describe('VPN-routability', () => {
 
 describe('figure 6 example map', () => {
   it('has the three sites behind their Border-SGWs', async () => {
-    const map = await figure6();
+    const map = await figure6Map();
     expect(names(map.borderSgws())).toEqual(['sgw0', 'sgw1', 'sgw2']);
     expect(map.protectingSgw('10.0.0.100')?.name).toBe('sgw0');
     expect(map.homeAgentFor('10.0.0.100')?.address).toBe('10.0.0.2');

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildTopology, type TopologyMap } from '../../src/topology/map.js';
 import { classifyFigure6, communicationMode } from '../../src/topology/position.js';
-import { figure6 } from './figure6.js';
+import { figure6Map } from '../../src/lab/figure6.js';
 
 // Figure 6 addresses (examples/figure6/network.yaml).
 const HOME = '10.0.0.100';
@@ -16,7 +16,7 @@ const CH_OUTSIDE = '198.18.9.10';
 
 let map: TopologyMap;
 beforeAll(async () => {
-  map = await figure6();
+  map = await figure6Map();
 });
 
 describe('§4.2 first table: (SMN position, CH position) → mode', () => {
