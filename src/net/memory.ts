@@ -1,28 +1,8 @@
 // MemoryNetwork: the Network interface (types.ts) on in-process links and a virtual clock.
-import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../wire/addr.js';
-import { parseIpv4 } from '../wire/ipv4.js';
+import { ipToU32, type Prefix } from '../wire/addr.js';
 import { VirtualClock } from './clock.js';
-import { decrementTtl } from './ip.js';
-import type {
-  CapturedPacket,
-  Host,
-  HookStage,
-  HostDropReason,
-  HostOptions,
-  InjectOptions,
-  InterfaceInfo,
-  Link,
-  LinkKind,
-  LinkOptions,
-  LossModel,
-  Network,
-  PacketContext,
-  PacketHandler,
-  PacketHook,
-  RouteEntry,
-  SendOptions,
-  SendResult,
-} from './types.js';
+import { HostCore, parseCidr } from './host-core.js';
+import type { CapturedPacket, HostOptions, Link, LinkKind, LinkOptions, LossModel, Network } from './types.js';
 
 const DEFAULT_LATENCY_MS = 1;
 
@@ -184,34 +164,21 @@ export class MemoryLink implements Link {
   }
 }
 
-interface StoredRoute {
-  prefix: Prefix;
-  via?: number;
-  iface: string;
-  connected: boolean;
-}
-
-export class MemoryHost implements Host {
-  private readonly ifaces = new Map<string, MemoryInterface>();
-  private readonly extraLocal = new Set<number>();
-  private readonly routeTable: StoredRoute[] = [];
-  private readonly hooks: Record<HookStage, PacketHook[]> = { input: [], output: [] };
-  private readonly handlers: PacketHandler[] = [];
-  private readonly drops: Record<HostDropReason, number> = { bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0 };
-
+export class MemoryHost extends HostCore<MemoryInterface> {
   constructor(
     private readonly network: MemoryNetwork,
-    readonly name: string,
-    readonly forwarding: boolean,
-  ) {}
+    name: string,
+    forwarding: boolean,
+  ) {
+    super(name, forwarding, network.clock);
+  }
 
   addInterface(name: string, link: string, cidr: string): void {
-    if (this.ifaces.has(name)) throw new Error(`host '${this.name}' already has an interface '${name}'`);
+    this.assertNewInterface(name);
     const { address, prefix } = parseCidr(cidr);
     const iface: MemoryInterface = { name, host: this, link: this.network.link(link), address, prefix, proxies: new Set() };
     iface.link.attach(iface);
-    this.ifaces.set(name, iface);
-    this.routeTable.push({ prefix, iface: name, connected: true });
+    this.registerInterface(iface);
   }
 
   moveInterface(name: string, link: string, cidr: string): void {
@@ -223,27 +190,9 @@ export class MemoryHost implements Host {
       iface.link.detach(iface);
     }
     iface.link = target;
-    iface.address = address;
-    iface.prefix = prefix;
     iface.proxies.clear();
-    for (let i = this.routeTable.length - 1; i >= 0; i--) if (this.routeTable[i].iface === name) this.routeTable.splice(i, 1);
-    this.routeTable.push({ prefix, iface: name, connected: true });
-  }
-
-  interfaces(): readonly InterfaceInfo[] {
-    return [...this.ifaces.values()].map((i) => ({ name: i.name, link: i.link.name, address: u32ToIp(i.address), prefixLength: i.prefix.length }));
-  }
-
-  addLocalAddress(address: string): void {
-    this.extraLocal.add(ipToU32(address));
-  }
-
-  removeLocalAddress(address: string): void {
-    this.extraLocal.delete(ipToU32(address));
-  }
-
-  isLocal(address: string): boolean {
-    return this.isLocalU32(ipToU32(address));
+    this.removeRoutesThrough(name);
+    this.readdress(iface, address, prefix);
   }
 
   setProxy(address: string, iface: string, enabled: boolean): void {
@@ -252,160 +201,17 @@ export class MemoryHost implements Host {
     else proxies.delete(ipToU32(address));
   }
 
-  addRoute(prefixText: string, route: { via?: string; iface?: string }): void {
-    const prefix = parsePrefix(prefixText);
-    const via = route.via === undefined ? undefined : ipToU32(route.via);
-    let ifaceName = route.iface;
-    if (ifaceName === undefined) {
-      if (via === undefined) throw new Error(`host '${this.name}': route ${prefixText} needs 'via' (a next-hop router) or 'iface'`);
-      ifaceName = [...this.ifaces.values()].find((i) => prefixContains(i.prefix, via))?.name;
-      if (ifaceName === undefined) throw new Error(`host '${this.name}': route ${prefixText} via ${route.via}: no interface is on that next hop's subnet (add the interface first or name 'iface')`);
-    } else {
-      this.iface(ifaceName);
-    }
-    this.removeRoute(prefixText);
-    this.routeTable.push({ prefix, via, iface: ifaceName, connected: false });
+  protected override defer(run: () => void): void {
+    this.network.clock.setTimer(0, run);
   }
 
-  removeRoute(prefixText: string): void {
-    const prefix = parsePrefix(prefixText);
-    const i = this.routeTable.findIndex((r) => !r.connected && r.prefix.network === prefix.network && r.prefix.length === prefix.length);
-    if (i >= 0) this.routeTable.splice(i, 1);
+  protected override linkName(iface: MemoryInterface): string {
+    return iface.link.name;
   }
 
-  routes(): readonly RouteEntry[] {
-    return this.routeTable.map(toRouteEntry);
+  protected override transmit(packet: Uint8Array, iface: MemoryInterface, nextHop: number): boolean {
+    return iface.link.transmit(iface, nextHop, packet);
   }
-
-  lookupRoute(destination: string): RouteEntry | undefined {
-    const route = this.lookup(ipToU32(destination));
-    return route && toRouteEntry(route);
-  }
-
-  sourceAddressFor(destination: string): string | undefined {
-    const route = this.lookup(ipToU32(destination));
-    return route && u32ToIp(this.iface(route.iface).address);
-  }
-
-  send(datagram: Uint8Array, options: SendOptions = {}): SendResult {
-    const check = parseIpv4(datagram, 0, datagram.length, { allowFragments: true });
-    if (!check.ok) return this.drop('bad_ipv4');
-    const packet = datagram.subarray(0, check.header.totalLength);
-    if (!options.bypassHooks) {
-      const ctx: PacketContext = { host: this.name, time: this.network.clock.now() };
-      if (this.hooks.output.some((hook) => hook(packet, ctx) === 'consumed')) return { ok: true };
-    }
-    if (this.isLocalU32(check.header.dst)) {
-      const copy = packet.slice();
-      this.network.clock.setTimer(0, () => this.deliver(copy, { host: this.name, time: this.network.clock.now() }));
-      return { ok: true };
-    }
-    return this.route(packet, check.header.dst);
-  }
-
-  inject(datagram: Uint8Array, options: InjectOptions = {}): void {
-    const iface = options.iface === undefined ? undefined : this.iface(options.iface);
-    const copy = datagram.slice();
-    this.network.clock.setTimer(0, () => this.receive(copy, iface, options.bypassHooks));
-  }
-
-  addHook(stage: HookStage, hook: PacketHook): () => void {
-    this.hooks[stage].push(hook);
-    return () => {
-      const i = this.hooks[stage].indexOf(hook);
-      if (i >= 0) this.hooks[stage].splice(i, 1);
-    };
-  }
-
-  onDeliver(handler: PacketHandler): () => void {
-    this.handlers.push(handler);
-    return () => {
-      const i = this.handlers.indexOf(handler);
-      if (i >= 0) this.handlers.splice(i, 1);
-    };
-  }
-
-  counters(): Readonly<Record<HostDropReason, number>> {
-    return { ...this.drops };
-  }
-
-  /** A frame arrives from a link (or is injected): input hooks, then local delivery or forwarding. Called by MemoryLink. */
-  receive(datagram: Uint8Array, iface: MemoryInterface | undefined, bypassHooks = false): void {
-    const check = parseIpv4(datagram, 0, datagram.length, { allowFragments: true });
-    if (!check.ok) {
-      this.drop('bad_ipv4');
-      return;
-    }
-    const packet = datagram.subarray(0, check.header.totalLength);
-    const ctx: PacketContext = { host: this.name, iface: iface?.name, link: iface?.link.name, time: this.network.clock.now() };
-    if (!bypassHooks && this.hooks.input.some((hook) => hook(packet, ctx) === 'consumed')) return;
-    if (this.isLocalU32(check.header.dst)) {
-      this.deliver(packet, ctx);
-      return;
-    }
-    if (!this.forwarding) {
-      this.drop('not_for_us');
-      return;
-    }
-    if (check.header.ttl <= 1) {
-      this.drop('ttl_expired');
-      return;
-    }
-    decrementTtl(packet);
-    this.route(packet, check.header.dst);
-  }
-
-  private deliver(packet: Uint8Array, ctx: PacketContext): void {
-    for (const handler of [...this.handlers]) handler(packet, ctx);
-  }
-
-  private route(packet: Uint8Array, dst: number): SendResult {
-    const route = this.lookup(dst);
-    if (!route) return this.drop('no_route');
-    const iface = this.iface(route.iface);
-    if (!iface.link.transmit(iface, route.via ?? dst, packet)) return this.drop('unresolved');
-    return { ok: true };
-  }
-
-  private lookup(dst: number): StoredRoute | undefined {
-    let best: StoredRoute | undefined;
-    for (const route of this.routeTable) {
-      if (prefixContains(route.prefix, dst) && (!best || route.prefix.length > best.prefix.length)) best = route;
-    }
-    return best;
-  }
-
-  private isLocalU32(address: number): boolean {
-    if (this.extraLocal.has(address)) return true;
-    for (const iface of this.ifaces.values()) if (iface.address === address) return true;
-    return false;
-  }
-
-  private iface(name: string): MemoryInterface {
-    const iface = this.ifaces.get(name);
-    if (!iface) throw new Error(`host '${this.name}' has no interface '${name}' (has: ${[...this.ifaces.keys()].join(', ') || 'none'})`);
-    return iface;
-  }
-
-  private drop(reason: HostDropReason): { ok: false; reason: HostDropReason } {
-    this.drops[reason]++;
-    return { ok: false, reason };
-  }
-}
-
-function parseCidr(cidr: string): { address: number; prefix: Prefix } {
-  const slash = cidr.indexOf('/');
-  if (slash < 0) throw new RangeError(`interface address '${cidr}' needs a prefix length (e.g. 10.0.0.1/16)`);
-  const address = ipToU32(cidr.slice(0, slash));
-  const length = Number(cidr.slice(slash + 1));
-  if (!/^\d{1,2}$/.test(cidr.slice(slash + 1)) || length > 32) throw new RangeError(`bad prefix length in '${cidr}' (expected 0..32)`);
-  return { address, prefix: { network: (address & prefixMask(length)) >>> 0, length } };
-}
-
-function toRouteEntry(route: StoredRoute): RouteEntry {
-  const entry: RouteEntry = { prefix: `${u32ToIp(route.prefix.network)}/${route.prefix.length}`, iface: route.iface };
-  if (route.via !== undefined) entry.via = u32ToIp(route.via);
-  return entry;
 }
 
 /** mulberry32: a small seeded generator, so loss patterns repeat run to run. */

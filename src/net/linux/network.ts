@@ -5,7 +5,7 @@
  * How the Host contract maps to the kernel
  *   host            a namespace `<prefix>-<host>` (sysctls: forwarding on for proxy ARP, rp_filter 0,
  *                   ping_group_range open for the unprivileged ping). The host's packet logic — hooks, local
- *                   delivery, forwarding, drop counters — runs in JS exactly as on MemoryNetwork; the
+ *                   delivery, forwarding, drop counters — is HostCore's (../host-core.ts), as MemoryHost's; the
  *                   kernel only carries frames, answers ARP, and runs the applications.
  *   link            a bridge `br<n>` in the lab's switch namespace `<prefix>-sw` (never the root one);
  *                   'p2p' is a bridge that takes two ports. Real links add no delay of their own
@@ -41,32 +41,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createEngine } from '../../engine/index.js';
 import { IoLoop, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
-import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
-import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
-import { decrementTtl } from '../ip.js';
+import { ipToU32, u32ToIp, type Prefix } from '../../wire/addr.js';
+import { IpProto } from '../../wire/ipv4.js';
+import { HostCore, parseCidr, prefixString } from '../host-core.js';
 import { CommandError, NetnsSession, randomSuffix } from '../netns.js';
-import type {
-  CapturedPacket,
-  Clock,
-  HookStage,
-  Host,
-  HostDropReason,
-  HostOptions,
-  InjectOptions,
-  InterfaceInfo,
-  Link,
-  LinkKind,
-  LinkOptions,
-  LossModel,
-  Network,
-  PacketContext,
-  PacketHandler,
-  PacketHook,
-  RouteEntry,
-  SendOptions,
-  SendResult,
-  Timer,
-} from '../types.js';
+import type { CapturedPacket, Clock, HostOptions, Link, LinkKind, LinkOptions, LossModel, Network, Timer } from '../types.js';
 import { PcapngReader } from './pcapng.js';
 
 /** The uid applications run as in the lab's hosts; their packets take the host's send() path. */
@@ -375,28 +354,17 @@ interface LinuxInterface {
   prefix: Prefix;
 }
 
-interface StoredRoute {
-  prefix: Prefix;
-  via?: number;
-  iface: string;
-  connected: boolean;
-}
-
-export class LinuxHost implements Host {
-  private readonly ifaces = new Map<string, LinuxInterface>();
-  private readonly extraLocal = new Set<number>();
-  private readonly routeTable: StoredRoute[] = [];
-  private readonly hooks: Record<HookStage, PacketHook[]> = { input: [], output: [] };
-  private readonly handlers: PacketHandler[] = [];
-  private readonly drops: Record<HostDropReason, number> = { bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0 };
+export class LinuxHost extends HostCore<LinuxInterface> {
   private readonly local: IoLoop;
+  private readonly proxied = new Map<string, Set<string>>();
 
   constructor(
     private readonly network: LinuxNetwork,
-    readonly name: string,
+    name: string,
     readonly ns: string,
-    readonly forwarding: boolean,
+    forwarding: boolean,
   ) {
+    super(name, forwarding, network.clock);
     const s = network.session;
     s.execSync(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0',
       'net.ipv4.ping_group_range=0 2147483647']);
@@ -407,13 +375,14 @@ export class LinuxHost implements Host {
   }
 
   addInterface(name: string, link: string, cidr: string): void {
-    if (this.ifaces.has(name)) throw new Error(`host '${this.name}' already has an interface '${name}'`);
+    this.assertNewInterface(name);
     const { address, prefix } = parseCidr(cidr);
     const s = this.network.session;
     const port = this.network.attach(this, name, this.network.link(link));
+    const iface: LinuxInterface = { name, port, address, prefix };
     const tun = `t-${name}`.slice(0, 15);
     this.network.startTun(this.ns, tun, IFACE_TUN_MTU, (packet) => {
-      if (!isKernelMulticast(packet)) this.receive(packet, name);
+      if (!isKernelMulticast(packet)) this.receive(packet, iface);
     });
     s.ipSync(this.ns, ['link', 'set', 'dev', tun, 'up']);
     s.execSync(this.ns, 'sysctl', ['-q', '-w', `net.ipv4.neigh.${name}.proxy_delay=0`]);
@@ -421,8 +390,7 @@ export class LinuxHost implements Host {
     s.ipSync(this.ns, ['link', 'set', 'dev', name, 'mtu', String(LINK_MTU), 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
     s.execSync(this.ns, 'tc', ['filter', 'add', 'dev', name, 'ingress', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
-    this.ifaces.set(name, { name, port, address, prefix });
-    this.routeTable.push({ prefix, iface: name, connected: true });
+    this.registerInterface(iface);
   }
 
   moveInterface(name: string, link: string, cidr: string): void {
@@ -435,40 +403,11 @@ export class LinuxHost implements Host {
     s.ipSync(this.ns, ['addr', 'flush', 'dev', name]);
     s.ipSync(this.ns, ['neigh', 'flush', 'dev', name]);
     // Routes through the old subnet go before the new address brings its own connected route.
-    for (let i = this.routeTable.length - 1; i >= 0; i--) {
-      const r = this.routeTable[i];
-      if (r.iface !== name) continue;
-      this.routeTable.splice(i, 1);
-      if (!r.connected) this.kernelRouteDelete(r.prefix);
-    }
+    this.removeRoutesThrough(name);
     s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
-    iface.address = address;
-    iface.prefix = prefix;
-    this.routeTable.push({ prefix, iface: name, connected: true });
+    this.readdress(iface, address, prefix);
     this.network.forgetNeighbour(target, u32ToIp(address), this);
   }
-
-  interfaces(): readonly InterfaceInfo[] {
-    return [...this.ifaces.values()].map((i) => ({ name: i.name, link: i.port.link.name, address: u32ToIp(i.address), prefixLength: i.prefix.length }));
-  }
-
-  addLocalAddress(address: string): void {
-    const value = ipToU32(address);
-    if (this.extraLocal.has(value)) return;
-    this.extraLocal.add(value);
-    this.network.session.ipSync(this.ns, ['addr', 'replace', `${address}/32`, 'dev', 'lo']);
-  }
-
-  removeLocalAddress(address: string): void {
-    if (!this.extraLocal.delete(ipToU32(address))) return;
-    this.network.session.ipSync(this.ns, ['addr', 'del', `${address}/32`, 'dev', 'lo']);
-  }
-
-  isLocal(address: string): boolean {
-    return this.isLocalU32(ipToU32(address));
-  }
-
-  private readonly proxied = new Map<string, Set<string>>();
 
   setProxy(address: string, ifaceName: string, enabled: boolean): void {
     const iface = this.iface(ifaceName);
@@ -489,31 +428,21 @@ export class LinuxHost implements Host {
     this.network.forgetNeighbour(iface.port.link, address, this);
   }
 
-  addRoute(prefixText: string, route: { via?: string; iface?: string }): void {
-    const prefix = parsePrefix(prefixText);
-    const via = route.via === undefined ? undefined : ipToU32(route.via);
-    let ifaceName = route.iface;
-    if (ifaceName === undefined) {
-      if (via === undefined) throw new Error(`host '${this.name}': route ${prefixText} needs 'via' (a next-hop router) or 'iface'`);
-      ifaceName = [...this.ifaces.values()].find((i) => prefixContains(i.prefix, via))?.name;
-      if (ifaceName === undefined) throw new Error(`host '${this.name}': route ${prefixText} via ${route.via}: no interface is on that next hop's subnet (add the interface first or name 'iface')`);
-    } else {
-      this.iface(ifaceName);
-    }
-    this.removeRoute(prefixText);
-    this.routeTable.push({ prefix, via, iface: ifaceName, connected: false });
-    this.network.session.ipSync(this.ns, ['route', 'replace', prefixString(prefix), ...(route.via ? ['via', route.via] : []), 'dev', ifaceName]);
+  /** Applications can bind it: an address on lo. */
+  protected override localAddressAdded(address: string): void {
+    this.network.session.ipSync(this.ns, ['addr', 'replace', `${address}/32`, 'dev', 'lo']);
   }
 
-  removeRoute(prefixText: string): void {
-    const prefix = parsePrefix(prefixText);
-    const i = this.routeTable.findIndex((r) => !r.connected && r.prefix.network === prefix.network && r.prefix.length === prefix.length);
-    if (i < 0) return;
-    this.routeTable.splice(i, 1);
-    this.kernelRouteDelete(prefix);
+  protected override localAddressRemoved(address: string): void {
+    this.network.session.ipSync(this.ns, ['addr', 'del', `${address}/32`, 'dev', 'lo']);
   }
 
-  private kernelRouteDelete(prefix: Prefix): void {
+  /** The kernel's main table mirrors the JS routes: it routes what the raw socket sends. */
+  protected override routeAdded(prefix: Prefix, via: string | undefined, iface: string): void {
+    this.network.session.ipSync(this.ns, ['route', 'replace', prefixString(prefix), ...(via ? ['via', via] : []), 'dev', iface]);
+  }
+
+  protected override routeRemoved(prefix: Prefix): void {
     this.quietly(['route', 'del', prefixString(prefix)]);
   }
 
@@ -526,60 +455,23 @@ export class LinuxHost implements Host {
     }
   }
 
-  routes(): readonly RouteEntry[] {
-    return this.routeTable.map(toRouteEntry);
+  protected override defer(run: () => void): void {
+    setImmediate(() => this.guard(run));
   }
 
-  lookupRoute(destination: string): RouteEntry | undefined {
-    const route = this.lookup(ipToU32(destination));
-    return route && toRouteEntry(route);
+  protected override linkName(iface: LinuxInterface): string {
+    return iface.port.link.name;
   }
 
-  sourceAddressFor(destination: string): string | undefined {
-    const route = this.lookup(ipToU32(destination));
-    return route && u32ToIp(this.iface(route.iface).address);
+  /** The raw socket: the kernel routes the packet by its (mirrored) table and resolves the next hop with ARP. */
+  protected override transmit(packet: Uint8Array): boolean {
+    this.local.inject([{ packet, via: 'raw' }]);
+    return true;
   }
 
-  send(datagram: Uint8Array, options: SendOptions = {}): SendResult {
-    const check = parseIpv4(datagram, 0, datagram.length, { allowFragments: true });
-    if (!check.ok) return this.drop('bad_ipv4');
-    const packet = datagram.subarray(0, check.header.totalLength);
-    if (!options.bypassHooks) {
-      const ctx: PacketContext = { host: this.name, time: this.network.clock.now() };
-      if (this.hooks.output.some((hook) => hook(packet, ctx) === 'consumed')) return { ok: true };
-    }
-    if (this.isLocalU32(check.header.dst)) {
-      const copy = packet.slice();
-      setImmediate(() => this.guard(() => this.deliver(copy, { host: this.name, time: this.network.clock.now() })));
-      return { ok: true };
-    }
-    return this.route(packet, check.header.dst);
-  }
-
-  inject(datagram: Uint8Array, options: InjectOptions = {}): void {
-    if (options.iface !== undefined) this.iface(options.iface);
-    const copy = datagram.slice();
-    setImmediate(() => this.guard(() => this.receive(copy, options.iface, options.bypassHooks)));
-  }
-
-  addHook(stage: HookStage, hook: PacketHook): () => void {
-    this.hooks[stage].push(hook);
-    return () => {
-      const i = this.hooks[stage].indexOf(hook);
-      if (i >= 0) this.hooks[stage].splice(i, 1);
-    };
-  }
-
-  onDeliver(handler: PacketHandler): () => void {
-    this.handlers.push(handler);
-    return () => {
-      const i = this.handlers.indexOf(handler);
-      if (i >= 0) this.handlers.splice(i, 1);
-    };
-  }
-
-  counters(): Readonly<Record<HostDropReason, number>> {
-    return { ...this.drops };
+  /** The applications' traffic also goes to the kernel's sockets. */
+  protected override delivered(packet: Uint8Array): void {
+    if (isApplicationTraffic(packet)) this.local.inject([{ packet, via: 'tun' }]);
   }
 
   private guard(run: () => void): void {
@@ -589,68 +481,6 @@ export class LinuxHost implements Host {
     } catch (error) {
       this.network.onError(error);
     }
-  }
-
-  private receive(datagram: Uint8Array, ifaceName: string | undefined, bypassHooks = false): void {
-    const check = parseIpv4(datagram, 0, datagram.length, { allowFragments: true });
-    if (!check.ok) {
-      this.drop('bad_ipv4');
-      return;
-    }
-    const packet = datagram.subarray(0, check.header.totalLength);
-    const iface = ifaceName === undefined ? undefined : this.ifaces.get(ifaceName);
-    const ctx: PacketContext = { host: this.name, iface: iface?.name, link: iface?.port.link.name, time: this.network.clock.now() };
-    if (!bypassHooks && this.hooks.input.some((hook) => hook(packet, ctx) === 'consumed')) return;
-    if (this.isLocalU32(check.header.dst)) {
-      this.deliver(packet, ctx);
-      return;
-    }
-    if (!this.forwarding) {
-      this.drop('not_for_us');
-      return;
-    }
-    if (check.header.ttl <= 1) {
-      this.drop('ttl_expired');
-      return;
-    }
-    decrementTtl(packet);
-    this.route(packet, check.header.dst);
-  }
-
-  private deliver(packet: Uint8Array, ctx: PacketContext): void {
-    for (const handler of [...this.handlers]) handler(packet, ctx);
-    if (isApplicationTraffic(packet)) this.local.inject([{ packet, via: 'tun' }]);
-  }
-
-  private route(packet: Uint8Array, dst: number): SendResult {
-    if (!this.lookup(dst)) return this.drop('no_route');
-    this.local.inject([{ packet, via: 'raw' }]);
-    return { ok: true };
-  }
-
-  private lookup(dst: number): StoredRoute | undefined {
-    let best: StoredRoute | undefined;
-    for (const route of this.routeTable) {
-      if (prefixContains(route.prefix, dst) && (!best || route.prefix.length > best.prefix.length)) best = route;
-    }
-    return best;
-  }
-
-  private isLocalU32(address: number): boolean {
-    if (this.extraLocal.has(address)) return true;
-    for (const iface of this.ifaces.values()) if (iface.address === address) return true;
-    return false;
-  }
-
-  private iface(name: string): LinuxInterface {
-    const iface = this.ifaces.get(name);
-    if (!iface) throw new Error(`host '${this.name}' has no interface '${name}' (has: ${[...this.ifaces.keys()].join(', ') || 'none'})`);
-    return iface;
-  }
-
-  private drop(reason: HostDropReason): { ok: false; reason: HostDropReason } {
-    this.drops[reason]++;
-    return { ok: false, reason };
   }
 }
 
@@ -675,23 +505,4 @@ function isApplicationTraffic(packet: Uint8Array): boolean {
     return srcPort === APP_PORT || dstPort === APP_PORT;
   }
   return false;
-}
-
-function parseCidr(cidr: string): { address: number; prefix: Prefix } {
-  const slash = cidr.indexOf('/');
-  if (slash < 0) throw new RangeError(`interface address '${cidr}' needs a prefix length (e.g. 10.0.0.1/16)`);
-  const address = ipToU32(cidr.slice(0, slash));
-  const length = Number(cidr.slice(slash + 1));
-  if (!/^\d{1,2}$/.test(cidr.slice(slash + 1)) || length > 32) throw new RangeError(`bad prefix length in '${cidr}' (expected 0..32)`);
-  return { address, prefix: { network: (address & prefixMask(length)) >>> 0, length } };
-}
-
-function prefixString(p: Prefix): string {
-  return `${u32ToIp(p.network)}/${p.length}`;
-}
-
-function toRouteEntry(route: StoredRoute): RouteEntry {
-  const entry: RouteEntry = { prefix: prefixString(route.prefix), iface: route.iface };
-  if (route.via !== undefined) entry.via = u32ToIp(route.via);
-  return entry;
 }
