@@ -10,11 +10,11 @@ import type { Clock, Host } from '../net/types.js';
 import { systemClock } from './clock.js';
 import { TrackedEngine, type SaRecord } from './engine.js';
 import { createLogger, type Logger } from './log.js';
-import { metricsRegistry, serveMetrics, type MetricsServer } from './metrics.js';
+import { serveEndpoints, type OperatorEndpoints } from './endpoints.js';
 import { loadMnHaKeys, type MnHaEntry } from './mnha.js';
 import { buildRole, type RunningRole } from './roles.js';
-import { defaultSocketPath, serveStatus, type StatusServer } from './socket.js';
-import { engineCounters, RateSampler, STATUS_VERSION, type Status } from './status.js';
+import { defaultSocketPath } from './socket.js';
+import { RateSampler, readStatus, type Status } from './status.js';
 import type { DestinationStream, LevelWithSilent } from 'pino';
 
 export interface DaemonOptions {
@@ -150,24 +150,17 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     if (!statusOf) throw new Error('the daemon is still starting; ask again in a moment');
     return statusOf();
   };
-  let socket: StatusServer | undefined;
-  let metrics: MetricsServer | undefined;
-  const closeEndpoints = async () => {
-    await socket?.close();
-    await metrics?.close();
-  };
+  let endpoints: OperatorEndpoints;
   try {
-    const socketPath = o.statusSocket === false ? undefined : (o.statusSocket ?? defaultSocketPath(node.name));
-    if (socketPath) socket = await serveStatus(socketPath, (request) => {
-      if (request.request !== 'status') throw new Error(`unknown request ${JSON.stringify(request.request)}; the daemon answers {"request":"status"}`);
-      return answerStatus();
+    endpoints = await serveEndpoints({
+      socketPath: o.statusSocket === false ? undefined : (o.statusSocket ?? defaultSocketPath(node.name)),
+      metrics: o.metrics, labels: { node: node.name, role: node.role }, status: answerStatus,
     });
-    if (o.metrics) metrics = await serveMetrics(o.metrics, metricsRegistry({ status: answerStatus }, { node: node.name, role: node.role }));
   } catch (err) {
-    await closeEndpoints();
     forgetSecrets();
     throw err;
   }
+  const closeEndpoints = () => endpoints.close();
 
   let host: DaemonHost;
   try {
@@ -216,22 +209,11 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   }, intervalMs);
   failureLog.unref();
 
-  const status = (): Status => {
-    const { reasons, verdicts } = engineCounters(tracked.counters());
-    const rates = sampler.rates();
-    return {
-      version: STATUS_VERSION, node: node.name, role: node.role, pid: process.pid, startedAt: startedAt.toISOString(),
-      uptimeSeconds: Math.round((performance.now() - started) / 100) / 10, engine: tracked.impl,
-      config: { file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor },
-      sas: tracked.list().map(({ installedAt: _at, ...sa }) => {
-        const stats = tracked.saStats(sa.id);
-        return { ...sa, packets: Number(stats?.packets ?? 0n), bytes: Number(stats?.bytes ?? 0n), packetsPerSecond: rates.perSa(sa.id) };
-      }),
-      bindings: role.bindings() ?? null,
-      counters: { engine: reasons, verdicts, role: role.counters(), host: { ...host.counters() } },
-      rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
-    };
-  };
+  const status = (): Status => readStatus({
+    node: node.name, role: node.role, startedAt, started, engine: tracked, sas: () => tracked.list(), sampler,
+    config: () => ({ file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor }),
+    bindings: () => role.bindings(), roleCounters: () => role.counters(), hostCounters: () => host.counters(),
+  });
 
   const reload = async (): Promise<ReloadResult> => {
     let next: Snapshot;
@@ -300,12 +282,12 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   }
 
   log.info({
-    event: 'started', engine: tracked.impl, config: o.configPath, statusSocket: socket?.path ?? null,
-    metrics: metrics ? `${metrics.address.host}:${metrics.address.port}` : null, identity: node.identity ? current.loaded.paths.cert : null,
+    event: 'started', engine: tracked.impl, config: o.configPath, statusSocket: endpoints.socketPath ?? null,
+    metrics: endpoints.metricsAddress ? `${endpoints.metricsAddress.host}:${endpoints.metricsAddress.port}` : null, identity: node.identity ? current.loaded.paths.cert : null,
   }, `${node.role} ${node.name} started`);
 
   return {
-    node: node.name, role: node.role, log, socketPath: socket?.path, metricsAddress: metrics?.address,
+    node: node.name, role: node.role, log, socketPath: endpoints.socketPath, metricsAddress: endpoints.metricsAddress,
     status, sas: () => tracked.list(), reload, stop, stopped,
   };
 }

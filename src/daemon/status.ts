@@ -50,6 +50,42 @@ export function engineCounters(counters: BigUint64Array): { reasons: Record<stri
   return { reasons, verdicts };
 }
 
+/** Where one role's status comes from (a daemon's, or one of `mipsec lab --keep`'s roles). */
+export interface StatusParts {
+  node: string;
+  role: string;
+  startedAt: Date;
+  /** performance.now() at start. */
+  started: number;
+  engine: Engine;
+  /** The SAs installed now (never key bytes). */
+  sas: () => readonly Omit<SaRecord, 'installedAt'>[];
+  sampler: RateSampler;
+  config: () => Status['config'];
+  bindings: () => Status['bindings'] | undefined;
+  roleCounters: () => Record<string, number>;
+  hostCounters: () => Readonly<Record<string, number>>;
+}
+
+/** One snapshot, in the shape of docs/operations.md "Status JSON". */
+export function readStatus(p: StatusParts): Status {
+  const { reasons, verdicts } = engineCounters(p.engine.counters());
+  const rates = p.sampler.rates();
+  return {
+    version: STATUS_VERSION, node: p.node, role: p.role, pid: process.pid, startedAt: p.startedAt.toISOString(),
+    uptimeSeconds: Math.round((performance.now() - p.started) / 100) / 10, engine: p.engine.impl,
+    config: p.config(),
+    sas: p.sas().map((sa) => {
+      const { installedAt: _at, ...fields } = sa as SaRecord;
+      const stats = p.engine.saStats(sa.id);
+      return { ...fields, packets: Number(stats?.packets ?? 0n), bytes: Number(stats?.bytes ?? 0n), packetsPerSecond: rates.perSa(sa.id) };
+    }),
+    bindings: p.bindings() ?? null,
+    counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() } },
+    rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
+  };
+}
+
 interface Sample {
   at: number;
   packets: number;
