@@ -13,6 +13,8 @@
  *   localAddressAdded/Removed  addLocalAddress()/removeLocalAddress() changed the set.
  * Attaching and moving interfaces and proxy ARP are the world's own: its addInterface,
  * moveInterface and setProxy use registerInterface(), removeRoutesThrough() and readdress().
+ *
+ * NetworkCore: the hosts and links of a Network by unique name, for MemoryNetwork and LinuxNetwork.
  */
 import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../wire/addr.js';
 import { parseIpv4 } from '../wire/ipv4.js';
@@ -22,8 +24,12 @@ import type {
   Host,
   HookStage,
   HostDropReason,
+  HostOptions,
   InjectOptions,
   InterfaceInfo,
+  Link,
+  LinkOptions,
+  Network,
   PacketContext,
   PacketHandler,
   PacketHook,
@@ -260,6 +266,60 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
     this.drops[reason]++;
     return { ok: false, reason };
   }
+}
+
+export abstract class NetworkCore<H extends Host, L extends Link> implements Network {
+  abstract readonly clock: Clock;
+  private readonly hostsByName = new Map<string, H>();
+  private readonly linksByName = new Map<string, L>();
+
+  abstract addHost(name: string, options?: HostOptions): H;
+  abstract addLink(name: string, options?: LinkOptions): L;
+
+  host(name: string): H {
+    return named(this.hostsByName, 'host', name);
+  }
+
+  link(name: string): L {
+    return named(this.linksByName, 'link', name);
+  }
+
+  hosts(): readonly H[] {
+    return [...this.hostsByName.values()];
+  }
+
+  links(): readonly L[] {
+    return [...this.linksByName.values()];
+  }
+
+  /** Throws if a host is already called `name` (check before creating anything in the world). */
+  protected assertNewHost(name: string): void {
+    assertUnique(this.hostsByName, 'host', name);
+  }
+
+  protected assertNewLink(name: string): void {
+    assertUnique(this.linksByName, 'link', name);
+  }
+
+  protected registerHost(host: H): H {
+    this.hostsByName.set(host.name, host);
+    return host;
+  }
+
+  protected registerLink(link: L): L {
+    this.linksByName.set(link.name, link);
+    return link;
+  }
+}
+
+function named<T>(byName: ReadonlyMap<string, T>, kind: string, name: string): T {
+  const item = byName.get(name);
+  if (!item) throw new Error(`no ${kind} named '${name}' (known: ${[...byName.keys()].join(', ') || 'none'})`);
+  return item;
+}
+
+function assertUnique(byName: ReadonlyMap<string, unknown>, kind: string, name: string): void {
+  if (byName.has(name)) throw new Error(`${kind} '${name}' already exists (${kind} names must be unique)`);
 }
 
 /** 'a.b.c.d/len' of an interface: its address and the subnet it is on. */

@@ -1,8 +1,8 @@
 // MemoryNetwork: the Network interface (types.ts) on in-process links and a virtual clock.
 import { ipToU32, type Prefix } from '../wire/addr.js';
 import { VirtualClock } from './clock.js';
-import { HostCore, parseCidr } from './host-core.js';
-import type { CapturedPacket, HostOptions, Link, LinkKind, LinkOptions, LossModel, Network } from './types.js';
+import { HostCore, NetworkCore, parseCidr } from './host-core.js';
+import type { CapturedPacket, HostOptions, Link, LinkKind, LinkOptions, LossModel } from './types.js';
 
 const DEFAULT_LATENCY_MS = 1;
 
@@ -13,47 +13,22 @@ export interface MemoryNetworkOptions {
 
 const DEFAULT_START_MS = Date.UTC(2026, 0, 1);
 
-export class MemoryNetwork implements Network {
+export class MemoryNetwork extends NetworkCore<MemoryHost, MemoryLink> {
   readonly clock: VirtualClock;
-  private readonly hostsByName = new Map<string, MemoryHost>();
-  private readonly linksByName = new Map<string, MemoryLink>();
 
   constructor(options: MemoryNetworkOptions = {}) {
+    super();
     this.clock = new VirtualClock(options.startMs ?? DEFAULT_START_MS);
   }
 
   addHost(name: string, options: HostOptions = {}): MemoryHost {
-    if (this.hostsByName.has(name)) throw new Error(`host '${name}' already exists (host names must be unique)`);
-    const host = new MemoryHost(this, name, options.forwarding ?? false);
-    this.hostsByName.set(name, host);
-    return host;
+    this.assertNewHost(name);
+    return this.registerHost(new MemoryHost(this, name, options.forwarding ?? false));
   }
 
   addLink(name: string, options: LinkOptions = {}): MemoryLink {
-    if (this.linksByName.has(name)) throw new Error(`link '${name}' already exists (link names must be unique)`);
-    const link = new MemoryLink(this.clock, name, options.kind ?? 'multi', options.latencyMs ?? DEFAULT_LATENCY_MS);
-    this.linksByName.set(name, link);
-    return link;
-  }
-
-  host(name: string): MemoryHost {
-    const host = this.hostsByName.get(name);
-    if (!host) throw new Error(`no host named '${name}' (known: ${[...this.hostsByName.keys()].join(', ') || 'none'})`);
-    return host;
-  }
-
-  link(name: string): MemoryLink {
-    const link = this.linksByName.get(name);
-    if (!link) throw new Error(`no link named '${name}' (known: ${[...this.linksByName.keys()].join(', ') || 'none'})`);
-    return link;
-  }
-
-  hosts(): readonly MemoryHost[] {
-    return [...this.hostsByName.values()];
-  }
-
-  links(): readonly MemoryLink[] {
-    return [...this.linksByName.values()];
+    this.assertNewLink(name);
+    return this.registerLink(new MemoryLink(this.clock, name, options.kind ?? 'multi', options.latencyMs ?? DEFAULT_LATENCY_MS));
   }
 
   /**

@@ -43,9 +43,9 @@ import { IoLoop, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
 import { ipToU32, u32ToIp, type Prefix } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
-import { HostCore, parseCidr, prefixString } from '../host-core.js';
+import { HostCore, NetworkCore, parseCidr, prefixString } from '../host-core.js';
 import { CommandError, NetnsSession, randomSuffix } from '../netns.js';
-import type { CapturedPacket, Clock, HostOptions, Link, LinkKind, LinkOptions, LossModel, Network, Timer } from '../types.js';
+import type { CapturedPacket, Clock, HostOptions, Link, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
 import { PcapngReader } from './pcapng.js';
 
 /** The uid applications run as in the lab's hosts; their packets take the host's send() path. */
@@ -118,12 +118,10 @@ interface Port {
   link: LinuxLink;
 }
 
-export class LinuxNetwork implements Network {
+export class LinuxNetwork extends NetworkCore<LinuxHost, LinuxLink> {
   readonly clock = new RealClock((error) => this.onError(error));
   readonly session: NetnsSession;
   readonly switchNs: string;
-  private readonly hostsByName = new Map<string, LinuxHost>();
-  private readonly linksByName = new Map<string, LinuxLink>();
   private readonly ports = new Map<string, Port>();
   private readonly loops: { loop: IoLoop; engine: NativeEngine }[] = [];
   private capture: { child: ChildProcess; ports: string } | undefined;
@@ -132,6 +130,7 @@ export class LinuxNetwork implements Network {
   readonly onError: (error: unknown) => void;
 
   constructor(options: LinuxNetworkOptions = {}) {
+    super();
     this.session = new NetnsSession(options.prefix ?? `mlab-${randomSuffix()}`);
     this.onError = options.onError ?? ((error) => { throw error; });
     this.session.onCleanup('I/O loops and capture', async () => this.stopLoops(), () => this.stopLoops());
@@ -139,42 +138,18 @@ export class LinuxNetwork implements Network {
   }
 
   addHost(name: string, options: HostOptions = {}): LinuxHost {
-    if (this.hostsByName.has(name)) throw new Error(`host '${name}' already exists (host names must be unique)`);
+    this.assertNewHost(name);
     const role = name.replace(/[^A-Za-z0-9_.-]/g, '_');
     const ns = this.session.addNamespaceSync(role);
-    const host = new LinuxHost(this, name, ns, options.forwarding ?? false);
-    this.hostsByName.set(name, host);
-    return host;
+    return this.registerHost(new LinuxHost(this, name, ns, options.forwarding ?? false));
   }
 
   addLink(name: string, options: LinkOptions = {}): LinuxLink {
-    if (this.linksByName.has(name)) throw new Error(`link '${name}' already exists (link names must be unique)`);
-    const bridge = `br${this.linksByName.size}`;
+    this.assertNewLink(name);
+    const bridge = `br${this.links().length}`;
     this.session.ipSync(this.switchNs, ['link', 'add', bridge, 'mtu', String(LINK_MTU), 'type', 'bridge', 'forward_delay', '0']);
     this.session.ipSync(this.switchNs, ['link', 'set', 'dev', bridge, 'up']);
-    const link = new LinuxLink(name, options.kind ?? 'multi', options.latencyMs ?? 0, bridge);
-    this.linksByName.set(name, link);
-    return link;
-  }
-
-  host(name: string): LinuxHost {
-    const host = this.hostsByName.get(name);
-    if (!host) throw new Error(`no host named '${name}' (known: ${[...this.hostsByName.keys()].join(', ') || 'none'})`);
-    return host;
-  }
-
-  link(name: string): LinuxLink {
-    const link = this.linksByName.get(name);
-    if (!link) throw new Error(`no link named '${name}' (known: ${[...this.linksByName.keys()].join(', ') || 'none'})`);
-    return link;
-  }
-
-  hosts(): readonly LinuxHost[] {
-    return [...this.hostsByName.values()];
-  }
-
-  links(): readonly LinuxLink[] {
-    return [...this.linksByName.values()];
+    return this.registerLink(new LinuxLink(name, options.kind ?? 'multi', options.latencyMs ?? 0, bridge));
   }
 
   /** Starts (or restarts, when ports were added) the capture on every bridge port; resolves once dumpcap captures. */
