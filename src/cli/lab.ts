@@ -5,8 +5,9 @@ import type { EngineImpl } from '../engine/index.js';
 import type { CaseResult } from '../lab/cases.js';
 import { labCases } from '../lab/cases.js';
 import { netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
+import { parseListen } from '../daemon/metrics.js';
 
-const HELP = `usage: mipsec lab [--memory] [--json] [--pcap DIR] [--keep] [--engine native|ts] [--only ID,...]
+const HELP = `usage: mipsec lab [--memory] [--json] [--pcap DIR] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
 
 Runs the draft's cases (Figure 6 §4.4/§4.5, §3, Figure 1/2, §3.5.1, a handover) and checks the
 packet stacks on every link against the draft's [Packet Format]. As root it builds every case in
@@ -16,7 +17,10 @@ between the SMN and its correspondent; otherwise it runs them on the in-memory n
   --memory          run on the in-memory network (virtual time) even as root
   --json            print {"mode", "cases": [{"id", "title", "pass", ...}]} instead of text
   --pcap DIR        write DIR/<case>/<link>.pcap and the key log (esp_sa, skip-sa.jsonl): live keys!
-  --keep            leave the last case's namespaces and roles up until Ctrl-C
+  --keep            leave the last case's namespaces and roles up until Ctrl-C; each SGW and the SMN
+                    answers \`mipsec status --socket /run/mipsec/lab-<node>.sock\`
+  --metrics H:P     with --keep: Prometheus text per kept role on http://H:P/metrics, P+1, … in the
+                    order printed (port 0: a free port each)
   --engine E        native (default) or ts: the data path the roles use
   --only IDS        comma-separated case ids: ${labCases.map((c) => c.id).join(', ')}
 
@@ -46,7 +50,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
     ({ values } = parseArgs({
       args,
       options: {
-        memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, keep: { type: 'boolean' },
+        memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, keep: { type: 'boolean' }, metrics: { type: 'string' },
         engine: { type: 'string', default: 'native' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -71,6 +75,17 @@ export async function run(_name: string, args: string[]): Promise<number> {
     console.error(`mipsec lab: --only: unknown case id ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
     return 2;
   }
+  let metrics;
+  try {
+    metrics = values.metrics === undefined ? undefined : parseListen(values.metrics);
+  } catch (err) {
+    console.error(`mipsec lab: ${(err as Error).message}`);
+    return 2;
+  }
+  if (metrics && !values.keep) {
+    console.error('mipsec lab: --metrics serves the roles kept by --keep; add --keep');
+    return 2;
+  }
   const json = values.json === true;
   // Progress goes to stderr with --json so stdout stays one JSON document.
   const say = json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => console.log(line);
@@ -89,7 +104,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
 
   say(`mipsec lab: ${only?.length ?? labCases.length} cases ${mode === 'netns' ? 'in network namespaces' : 'on the in-memory network'} (${engine} engine)`);
   const report = await runLab({
-    mode, engine, only, pcapDir: values.pcap, keep: values.keep,
+    mode, engine, only, pcapDir: values.pcap, keep: values.keep, metrics,
     progress: (e) => {
       const n = `[${String(e.index + 1).padStart(2)}/${e.total}]`;
       if (e.phase === 'start') {
@@ -109,6 +124,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
   if (json) console.log(JSON.stringify({ mode: report.mode, engine: report.engine, cases: report.cases }, null, 2));
   say(`${passed} of ${report.cases.length} cases passed (${mode})${values.pcap ? `; captures and key logs in ${values.pcap}` : ''}`);
   if (report.kept) {
+    for (const r of report.keptRoles ?? []) {
+      say(`--keep: ${r.role} ${r.node}: mipsec status --socket ${r.socketPath}${r.metricsUrl ? `; metrics ${r.metricsUrl}` : ''}`);
+    }
     say(`--keep: namespaces ${report.kept.session.names.join(' ')} stay up with the roles running; Ctrl-C removes them`);
     await new Promise(() => undefined);
   }

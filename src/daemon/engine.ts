@@ -36,7 +36,7 @@ export class TrackedEngine implements Engine {
 
   installSa(sa: SaDesc): void {
     this.inner.installSa(sa);
-    const record: SaRecord = { id: sa.id, direction: sa.direction, role: sa.role, mode: sa.mode, peer: peerOf(sa), src: sa.src, dst: sa.dst, installedAt: this.now() };
+    const record = saRecord(sa, this.now());
     this.sas.set(sa.id, record);
     this.events.installed(record);
   }
@@ -80,6 +80,11 @@ export class TrackedEngine implements Engine {
     this.sas.clear();
     this.inner.close();
   }
+}
+
+/** What status shows of an SA (no key bytes). */
+export function saRecord(sa: SaDesc, installedAt: number): SaRecord {
+  return { id: sa.id, direction: sa.direction, role: sa.role, mode: sa.mode, peer: peerOf(sa), src: sa.src, dst: sa.dst, installedAt };
 }
 
 /** Who is at the other end of an SA: the SKIP name its header carries, else the outer address. */

@@ -52,6 +52,11 @@ export interface RunningRole {
   close(): void;
 }
 
+/** The daemon's face of an SGW (also used for the lab's kept SGWs). */
+export function sgwFace(sgw: SecurityGateway): RunningRole {
+  return { counters: () => sgw.counters(), bindings: () => undefined, leave: async () => {}, close: () => sgw.close() };
+}
+
 /** The suites a role keys with, from the node's policy knobs. */
 export function suitesOf(p: PolicyKnobs): Suites {
   return { esp: p.esp, nextHopAh: p.nextHopMac, coverage: p.coverage, endAh: p.endEndAh ? p.nextHopMac : undefined };
@@ -64,7 +69,7 @@ export function buildRole(s: RoleSetup): RunningRole {
       host: s.host, clock: s.clock, map, name: node.name, identity: s.identity!, certs: s.certs!, engine: s.engine, insideInterface: node.sgw!.inside,
       suites: suitesOf(node.policy), plainInbound: node.policy.plainInbound, failureRate: node.policy.icmpRateLimit,
     });
-    return { counters: () => sgw.counters(), bindings: () => undefined, leave: async () => {}, close: () => sgw.close() };
+    return sgwFace(sgw);
   }
   if (node.role === 'smn') return buildSmn(s);
   return buildHa(s);
@@ -82,7 +87,13 @@ function buildSmn(s: RoleSetup): RunningRole {
     knownBorders: node.smn!.borderSgws, suites: suitesOf(node.policy),
   });
   smn.onRegistration(({ type, ...fields }) => s.onEvent({ event: `registration_${type}`, ...fields }));
-  const remaining = (expiresAt: number) => Math.max(0, Math.round((expiresAt - s.clock.now()) / 1000));
+  return smnFace(smn, s.clock);
+}
+
+/** The daemon's face of an SMN: counters with its registration client's, its position, a deregistering leave(). */
+export function smnFace(smn: MobileNode, clock: Clock): RunningRole {
+  const home = smn.homeAddress;
+  const remaining = (expiresAt: number) => Math.max(0, Math.round((expiresAt - clock.now()) / 1000));
   return {
     counters: () => ({ ...smn.counters(), ...prefixed('registration_', { ...smn.registration.counters() }) }),
     bindings: () => {
@@ -94,7 +105,7 @@ function buildSmn(s: RoleSetup): RunningRole {
       if (smn.position().place === 'home') return;
       // Away: tell the HA we are gone (lifetime 0), and wait a little for its answer.
       const answered = new Promise<void>((done) => {
-        const timer = s.clock.setTimer(waitMs, () => done());
+        const timer = clock.setTimer(waitMs, () => done());
         const off = smn.onRegistration((e) => {
           if (e.type === 'deregistered' || e.type === 'denied' || e.type === 'gave_up') {
             timer.cancel();

@@ -53,7 +53,7 @@ export interface CaseContext<N extends Network> {
    * Called with the world while it is still up, after the case's own checks (real traffic, captures).
    * Returns true to leave the world running (`--keep`): its roles stay up until the process ends.
    */
-  extras?: (network: N, result: CaseResult, path: AppPath | undefined) => Promise<boolean>;
+  extras?: (network: N, result: CaseResult, path: AppPath | undefined, world?: World<Network>) => Promise<boolean>;
 }
 
 export interface LabCase {
@@ -118,7 +118,7 @@ function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, r
         if (check) check(run.world as World<Network>, result);
         else result.failures.push(...stackDiff(s.expect, run.stacks));
         if (NO_APPS[id]) result.notes = [NO_APPS[id]];
-        keep = (await ctx.extras?.(run.world.network, result, NO_APPS[id] ? undefined : appPath(s, run.world as World<Network>))) ?? false;
+        keep = (await ctx.extras?.(run.world.network, result, NO_APPS[id] ? undefined : appPath(s, run.world as World<Network>), run.world as World<Network>)) ?? false;
       } finally {
         if (!keep) run.world.close();
       }
@@ -159,7 +159,7 @@ const proxyCase: LabCase = {
       result.stacks = stacksByLink(world.network, world.keyLog.resolver());
       if (replies.length !== 1 || Buffer.from(replies[0].subarray(6)).toString() !== 'via the home proxy') result.failures.push(`expected one reply through the proxy, got ${replies.length}`);
       result.failures.push(...stackDiff(homeProxyStacks(), result.stacks));
-      keep = (await ctx.extras?.(world.network, result, undefined)) ?? false;
+      keep = (await ctx.extras?.(world.network, result, undefined, world as World<Network>)) ?? false;
     } finally {
       if (!keep) world.close();
     }
@@ -210,7 +210,7 @@ const handoverCase: LabCase = {
         if (f.resumeMs === undefined || f.resumeMs >= limit) result.failures.push(`${f.move}: traffic did not resume within ${limit} ms`);
         if (f.lost >= f.sent / 2) result.failures.push(`${f.move}: lost ${f.lost} of ${f.sent}`);
       }
-      keep = (await ctx.extras?.(world.network, result, { from: 'smn', fromAddress: world.smn.addressFor(F6.ch0), peer: 'ch0', peerAddress: F6.ch0 })) ?? false;
+      keep = (await ctx.extras?.(world.network, result, { from: 'smn', fromAddress: world.smn.addressFor(F6.ch0), peer: 'ch0', peerAddress: F6.ch0 }, world as World<Network>)) ?? false;
     } finally {
       if (!keep) world.close();
     }

@@ -10,7 +10,15 @@ import { writePcap } from '../net/pcap.js';
 import { runCommandSync } from '../net/netns.js';
 import type { Network } from '../net/types.js';
 import { KeyLog } from '../roles/common/keylog.js';
+import { saRecord, type SaRecord } from '../daemon/engine.js';
+import { serveEndpoints, type OperatorEndpoints } from '../daemon/endpoints.js';
+import { sgwFace, smnFace, type RunningRole } from '../daemon/roles.js';
+import { SOCKET_DIR } from '../daemon/socket.js';
+import { RateSampler, readStatus } from '../daemon/status.js';
+import type { Engine } from '../engine/types.js';
+import type { Host } from '../net/types.js';
 import { selectCases, type CaseContext, type CaseResult, type LabCase } from './cases.js';
+import type { World } from './world.js';
 import { measureApps } from './measure.js';
 import { linuxRuntime } from './runtime-linux.js';
 import { memoryRuntime, type LabRuntime } from './scenario.js';
@@ -24,8 +32,10 @@ export interface LabOptions {
   only?: string[];
   /** Write DIR/<case>/<link>.pcap, esp_sa and skip-sa.jsonl. */
   pcapDir?: string;
-  /** Leave the last case's namespaces and roles up (netns mode). */
+  /** Leave the last case's namespaces and roles up (netns mode), each role with a status socket. */
   keep?: boolean;
+  /** With keep: a Prometheus endpoint per kept role, on consecutive ports from this one (port 0: a free port each). */
+  metrics?: { host: string; port: number };
   /** Called before and after each case. */
   progress?: (event: { phase: 'start'; index: number; total: number; labCase: LabCase } | { phase: 'done'; index: number; total: number; result: CaseResult }) => void;
 }
@@ -36,6 +46,20 @@ export interface LabReport {
   cases: CaseResult[];
   /** The network left running by --keep. */
   kept?: LinuxNetwork;
+  /** The kept roles' status sockets and metrics URLs. */
+  keptRoles?: KeptRole[];
+}
+
+export interface KeptRole {
+  node: string;
+  role: 'sgw' | 'smn';
+  socketPath: string;
+  metricsUrl?: string;
+}
+
+/** Where `mipsec status --socket` reaches a kept lab role. */
+export function labSocketPath(node: string): string {
+  return `${SOCKET_DIR}/lab-${node}.sock`;
 }
 
 /** Why the lab cannot use namespaces here, or undefined when it can. */
@@ -58,16 +82,90 @@ export function netnsUnavailable(): string | undefined {
   return undefined;
 }
 
-/** The roles' in-memory key log that also writes every SA to DIR/esp_sa and DIR/skip-sa.jsonl. */
-class WritingKeyLog extends KeyLog {
-  constructor(private readonly writer: KeyLogWriter) {
+/**
+ * The roles' in-memory key log, which also writes every SA to DIR/esp_sa and DIR/skip-sa.jsonl with
+ * --pcap, and keeps what status shows of each SA (never key bytes) for the kept roles.
+ */
+class LabKeyLog extends KeyLog {
+  readonly sas: SaRecord[] = [];
+
+  constructor(private readonly writer: KeyLogWriter | undefined) {
     super();
   }
 
   override record(sa: SaDesc): void {
     super.record(sa);
-    this.writer.record(sa);
+    this.writer?.record(sa);
+    this.sas.push(saRecord(sa, Date.now()));
   }
+}
+
+interface KeptSource {
+  node: string;
+  role: KeptRole['role'];
+  host: Host;
+  engine: Engine;
+  face: RunningRole;
+  /** Addresses whose SAs are this role's: an outbound SA's source, an inbound one's destination. */
+  addresses: () => string[];
+}
+
+/**
+ * The kept world's SGWs and SMN, each with the daemon's status socket and (optionally) metrics
+ * endpoint. buildWorld makes one engine per SGW in map order, then the SMN's; the HA runs none.
+ */
+async function serveKeptRoles(caseId: string, world: World<Network>, network: LinuxNetwork, keyLog: LabKeyLog, metrics: LabOptions['metrics']): Promise<KeptRole[]> {
+  const sgwNames = [...world.sgws.keys()];
+  if (world.engines.length !== sgwNames.length + 1) throw new Error(`--keep: expected one engine per SGW and one for the SMN, found ${world.engines.length}`);
+  const interfaceAddresses = (host: Host) => host.interfaces().map((i) => i.address);
+  const sources: KeptSource[] = sgwNames.map((name, i) => {
+    const host = network.host(name);
+    return { node: name, role: 'sgw', host, engine: world.engines[i], face: sgwFace(world.sgws.get(name)!), addresses: () => interfaceAddresses(host) };
+  });
+  sources.push({
+    node: 'smn', role: 'smn', host: world.smnHost, engine: world.engines[sgwNames.length], face: smnFace(world.smn, network.clock),
+    addresses: () => [...interfaceAddresses(world.smnHost), world.smn.homeAddress],
+  });
+  const opened: { endpoints: OperatorEndpoints; sampler: RateSampler }[] = [];
+  const closeAll = async () => {
+    for (const { endpoints, sampler } of opened.splice(0)) {
+      sampler.close();
+      await endpoints.close();
+    }
+  };
+  network.session.onCleanup('status sockets and metrics', closeAll, () => {
+    for (const { endpoints } of opened) endpoints.closeSync();
+  });
+  const kept: KeptRole[] = [];
+  for (const [i, src] of sources.entries()) {
+    const sas = () => {
+      const mine = new Set(src.addresses());
+      return keyLog.sas.filter((sa) => mine.has(sa.direction === 'out' ? sa.src : sa.dst) && src.engine.saStats(sa.id) !== undefined);
+    };
+    const sampler = new RateSampler(src.engine, () => sas().map((sa) => sa.id), 10_000);
+    const startedAt = new Date();
+    const started = performance.now();
+    const status = () => readStatus({
+      node: src.node, role: src.role, startedAt, started, engine: src.engine, sas, sampler,
+      config: () => ({ file: `mipsec lab case ${caseId}`, loadedAt: startedAt.toISOString(), reloads: 0, restartNeededFor: [] }),
+      bindings: () => src.face.bindings(), roleCounters: () => src.face.counters(), hostCounters: () => src.host.counters(),
+    });
+    let endpoints: OperatorEndpoints;
+    try {
+      endpoints = await serveEndpoints({
+        socketPath: labSocketPath(src.node), metrics: metrics && { host: metrics.host, port: metrics.port === 0 ? 0 : metrics.port + i },
+        labels: { node: src.node, role: src.role }, status,
+      });
+    } catch (err) {
+      sampler.close();
+      await closeAll();
+      throw err;
+    }
+    opened.push({ endpoints, sampler });
+    const m = endpoints.metricsAddress;
+    kept.push({ node: src.node, role: src.role, socketPath: endpoints.socketPath!, metricsUrl: m && `http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}/metrics` });
+  }
+  return kept;
 }
 
 function safeFileName(name: string): string {
@@ -87,19 +185,32 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
     const dir = options.pcapDir && join(options.pcapDir, safeFileName(labCase.id));
     if (dir) mkdirSync(dir, { recursive: true });
     const writer = dir ? new KeyLogWriter(dir) : undefined;
+    const keyLog = writer || keepThis ? new LabKeyLog(writer) : undefined;
     const roleErrors: string[] = [];
     let network: LinuxNetwork | undefined;
     const base: LabRuntime<Network> = options.mode === 'netns'
       ? (linuxRuntime({ onError: (err) => roleErrors.push(String((err as Error)?.stack ?? err)) }, (n) => { network = n; }) as unknown as LabRuntime<Network>)
       : (memoryRuntime as unknown as LabRuntime<Network>);
-    const runtime: LabRuntime<Network> = writer ? { ...base, keyLog: () => new WritingKeyLog(writer) } : base;
+    const runtime: LabRuntime<Network> = keyLog ? { ...base, keyLog: () => keyLog } : base;
+    let kept = false;
+    let keptRoles: KeptRole[] | undefined;
     const ctx: CaseContext<Network> = {
       engine: options.engine,
       runtime,
-      extras: async (caseNetwork, result, path) => {
+      extras: async (caseNetwork, result, path, world) => {
         if (dir) writeCaptures(caseNetwork, dir);
         if (network && path) await measureApps(network, result, path);
-        return keepThis;
+        if (!keepThis || !network) return false;
+        if (world && keyLog) {
+          try {
+            keptRoles = await serveKeptRoles(labCase.id, world, network, keyLog, options.metrics);
+          } catch (err) {
+            result.failures.push(`--keep: ${(err as Error).message}`);
+            return false;
+          }
+        }
+        kept = true;
+        return true;
       },
     };
     let result: CaseResult;
@@ -109,13 +220,16 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
       result = { id: labCase.id, section: labCase.section, title: labCase.title, pass: false, stacks: {}, failures: [`crashed: ${(err as Error)?.message ?? err}`], durationMs: 0 };
     } finally {
       writer?.close();
-      if (!keepThis) await network?.close();
+      if (!kept) await network?.close();
     }
     if (roleErrors.length) {
       result.failures.push(...roleErrors.map((e) => `role error: ${e.split('\n')[0]}`));
       result.pass = false;
     }
-    if (keepThis) report.kept = network;
+    if (kept) {
+      report.kept = network;
+      report.keptRoles = keptRoles;
+    }
     report.cases.push(result);
     options.progress?.({ phase: 'done', index, total: cases.length, result });
   }
