@@ -18,7 +18,8 @@
  *
  * close() removes everything it added — the tc filters (and the ingress qdiscs it created), the TUNs,
  * routes, proxy entries and local addresses — and runs synchronously, so it also runs from a process
- * 'exit' handler after a crash. A filter at FILTER_PREF left by a killed daemon is replaced at attach.
+ * 'exit' handler after a crash. A filter at FILTER_PREF left by a killed daemon is replaced at attach
+ * (and its ingress qdisc, when nothing else uses it, is removed on close).
  */
 import { createEngine } from '../../engine/index.js';
 import { IoLoop, type PuntedPacket } from '../../engine/io.js';
@@ -197,13 +198,16 @@ export class AttachedHost implements Host {
     this.loops.push({ loop, engine });
     ip(['link', 'set', 'dev', tun, 'up']);
     const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show', 'dev', itf.name]) || '[]') as { kind: string }[];
-    if (!qdiscs.some((q) => q.kind === 'ingress')) {
+    const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', itf.name, 'ingress']);
+    let ownQdisc = !qdiscs.some((q) => q.kind === 'ingress');
+    if (ownQdisc) {
       runCommandSync('tc', ['qdisc', 'add', 'dev', itf.name, 'ingress']);
-      this.undo.push({ what: `ingress qdisc on ${itf.name}`, run: () => quietly('tc', ['qdisc', 'del', 'dev', itf.name, 'ingress']) });
-    } else {
-      // A filter left by a daemon that was killed: ours by its preference.
-      quietly('tc', ['filter', 'del', 'dev', itf.name, 'ingress', 'pref', String(FILTER_PREF)]);
+    } else if (filters().includes(`pref ${FILTER_PREF} `)) {
+      // A filter left by a daemon that was killed (ours by its preference); with nothing else there, its qdisc was ours too.
+      runCommandSync('tc', ['filter', 'del', 'dev', itf.name, 'ingress', 'pref', String(FILTER_PREF)]);
+      ownQdisc = filters().trim() === '';
     }
+    if (ownQdisc) this.undo.push({ what: `ingress qdisc on ${itf.name}`, run: () => quietly('tc', ['qdisc', 'del', 'dev', itf.name, 'ingress']) });
     runCommandSync('tc', ['filter', 'add', 'dev', itf.name, 'ingress', 'pref', String(FILTER_PREF), 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0',
       'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
     this.undo.push({ what: `tc filter on ${itf.name}`, run: () => quietly('tc', ['filter', 'del', 'dev', itf.name, 'ingress', 'pref', String(FILTER_PREF)]) });
