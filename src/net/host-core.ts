@@ -15,11 +15,13 @@
  * moveInterface and setProxy use registerInterface(), removeRoutesThrough() and readdress().
  *
  * NetworkCore: the hosts and links of a Network by unique name, for MemoryNetwork and LinuxNetwork.
+ * LinkCore: a link's capture record and live taps, and the two-ends rule of 'p2p', for their links.
  */
 import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../wire/addr.js';
 import { parseIpv4 } from '../wire/ipv4.js';
 import { decrementTtl } from './ip.js';
 import type {
+  CapturedPacket,
   Clock,
   Host,
   HookStage,
@@ -28,7 +30,9 @@ import type {
   InjectOptions,
   InterfaceInfo,
   Link,
+  LinkKind,
   LinkOptions,
+  LossModel,
   Network,
   PacketContext,
   PacketHandler,
@@ -309,6 +313,44 @@ export abstract class NetworkCore<H extends Host, L extends Link> implements Net
   protected registerLink(link: L): L {
     this.linksByName.set(link.name, link);
     return link;
+  }
+}
+
+export abstract class LinkCore implements Link {
+  private readonly frames: CapturedPacket[] = [];
+  private readonly listeners = new Set<(frame: CapturedPacket) => void>();
+
+  constructor(
+    readonly name: string,
+    readonly kind: LinkKind,
+    readonly latencyMs: number,
+  ) {}
+
+  abstract setLoss(loss: LossModel | undefined, seed?: number): void;
+
+  /** The recorded frames in the order record() got them. */
+  captures(): readonly CapturedPacket[] {
+    return this.frames;
+  }
+
+  clearCaptures(): void {
+    this.frames.length = 0;
+  }
+
+  tap(listener: (frame: CapturedPacket) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A frame entered the link: keep it and show it to the live taps. Called by the world. */
+  record(frame: CapturedPacket): void {
+    this.frames.push(frame);
+    for (const listener of this.listeners) listener(frame);
+  }
+
+  /** Throws if one more end cannot attach: a 'p2p' link that has `ends` ≥ 2 already. */
+  protected assertRoomFor(ends: number): void {
+    if (this.kind === 'p2p' && ends >= 2) throw new Error(`link '${this.name}' is point-to-point and already has two ends`);
   }
 }
 

@@ -1,8 +1,8 @@
 // MemoryNetwork: the Network interface (types.ts) on in-process links and a virtual clock.
 import { ipToU32, type Prefix } from '../wire/addr.js';
 import { VirtualClock } from './clock.js';
-import { HostCore, NetworkCore, parseCidr } from './host-core.js';
-import type { CapturedPacket, HostOptions, Link, LinkKind, LinkOptions, LossModel } from './types.js';
+import { HostCore, LinkCore, NetworkCore, parseCidr } from './host-core.js';
+import type { CapturedPacket, HostOptions, LinkKind, LinkOptions, LossModel } from './types.js';
 
 const DEFAULT_LATENCY_MS = 1;
 
@@ -55,20 +55,19 @@ interface MemoryInterface {
   proxies: Set<number>;
 }
 
-export class MemoryLink implements Link {
+export class MemoryLink extends LinkCore {
   private readonly attached = new Set<MemoryInterface>();
-  private readonly frames: CapturedPacket[] = [];
-  private readonly listeners = new Set<(frame: CapturedPacket) => void>();
   private loss: LossModel | undefined;
   private random: () => number = seededRandom(1);
   private framesSent = 0;
 
   constructor(
     private readonly clock: VirtualClock,
-    readonly name: string,
-    readonly kind: LinkKind,
-    readonly latencyMs: number,
+    name: string,
+    kind: LinkKind,
+    latencyMs: number,
   ) {
+    super(name, kind, latencyMs);
     if (!Number.isFinite(latencyMs) || latencyMs < 0) throw new RangeError(`link '${name}': latencyMs must be a finite number >= 0, got ${latencyMs}`);
   }
 
@@ -78,21 +77,8 @@ export class MemoryLink implements Link {
     this.random = seededRandom(seed);
   }
 
-  captures(): readonly CapturedPacket[] {
-    return this.frames;
-  }
-
-  clearCaptures(): void {
-    this.frames.length = 0;
-  }
-
-  tap(listener: (frame: CapturedPacket) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
   attach(iface: MemoryInterface): void {
-    if (this.kind === 'p2p' && this.attached.size >= 2) throw new Error(`link '${this.name}' is point-to-point and already has two ends`);
+    this.assertRoomFor(this.attached.size);
     this.attached.add(iface);
   }
 
@@ -114,8 +100,7 @@ export class MemoryLink implements Link {
       fate,
       packet: datagram.slice(),
     };
-    this.frames.push(frame);
-    for (const listener of this.listeners) listener(frame);
+    this.record(frame);
     if (receiver && fate === 'delivered') {
       const copy = datagram.slice();
       this.clock.setTimer(this.latencyMs, () => {

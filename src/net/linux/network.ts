@@ -43,9 +43,9 @@ import { IoLoop, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
 import { ipToU32, u32ToIp, type Prefix } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
-import { HostCore, NetworkCore, parseCidr, prefixString } from '../host-core.js';
+import { HostCore, LinkCore, NetworkCore, parseCidr, prefixString } from '../host-core.js';
 import { CommandError, NetnsSession, randomSuffix } from '../netns.js';
-import type { CapturedPacket, Clock, HostOptions, Link, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
+import type { CapturedPacket, Clock, HostOptions, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
 import { PcapngReader } from './pcapng.js';
 
 /** The uid applications run as in the lab's hosts; their packets take the host's send() path. */
@@ -283,42 +283,29 @@ function macText(data: Uint8Array, at: number): string {
   return Array.from(data.subarray(at, at + 6), (b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-export class LinuxLink implements Link {
+export class LinuxLink extends LinkCore {
   readonly ports = new Set<Port>();
-  private readonly frames: CapturedPacket[] = [];
-  private readonly listeners = new Set<(frame: CapturedPacket) => void>();
 
   constructor(
-    readonly name: string,
-    readonly kind: LinkKind,
-    readonly latencyMs: number,
+    name: string,
+    kind: LinkKind,
+    latencyMs: number,
     readonly bridge: string,
-  ) {}
+  ) {
+    super(name, kind, latencyMs);
+  }
 
   setLoss(loss: LossModel | undefined): void {
     if (loss !== undefined) throw new Error(`link '${this.name}': loss injection is not available on real links (use the in-memory network)`);
   }
 
-  captures(): readonly CapturedPacket[] {
-    return [...this.frames].sort((a, b) => a.time - b.time);
-  }
-
-  clearCaptures(): void {
-    this.frames.length = 0;
-  }
-
-  tap(listener: (frame: CapturedPacket) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /** In time order: dumpcap may hand over the frames of different ports out of time order. */
+  override captures(): readonly CapturedPacket[] {
+    return [...super.captures()].sort((a, b) => a.time - b.time);
   }
 
   checkRoom(): void {
-    if (this.kind === 'p2p' && this.ports.size >= 2) throw new Error(`link '${this.name}' is point-to-point and already has two ends`);
-  }
-
-  record(frame: CapturedPacket): void {
-    this.frames.push(frame);
-    for (const listener of this.listeners) listener(frame);
+    this.assertRoomFor(this.ports.size);
   }
 }
 
