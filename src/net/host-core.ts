@@ -2,7 +2,7 @@
  * HostCore: the packet logic of a Host (types.ts) that is the same in every world — interfaces and
  * local addresses, the route table (longest prefix match), hooks, the send path, the input path
  * (local delivery, or forwarding with one TTL decrement), inject queueing, onDeliver handlers and
- * the drop counters. MemoryHost and LinuxHost extend it.
+ * the drop counters. MemoryHost, LinuxHost and AttachedHost (linux/attached.ts) extend it.
  *
  * What a world supplies (the abstract and overridable members below):
  *   defer(run)            runs `run` later, off the caller's stack (delivery to oneself, inject).
@@ -12,7 +12,8 @@
  *   routeAdded/Removed    a route of addRoute() entered or left the table (a kernel mirrors it).
  *   localAddressAdded/Removed  addLocalAddress()/removeLocalAddress() changed the set.
  * Attaching and moving interfaces and proxy ARP are the world's own: its addInterface,
- * moveInterface and setProxy use registerInterface(), removeRoutesThrough() and readdress().
+ * moveInterface and setProxy use registerInterface(), removeRoutesThrough() and readdress();
+ * adoptRoute() takes in a route the world already had.
  *
  * NetworkCore: the hosts and links of a Network by unique name, for MemoryNetwork and LinuxNetwork.
  * LinkCore: a link's capture record and live taps, and the two-ends rule of 'p2p', for their links.
@@ -96,8 +97,9 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   addLocalAddress(address: string): void {
     const value = ipToU32(address);
     if (this.extraLocal.has(value)) return;
-    this.extraLocal.add(value);
+    // The world first: if it refuses, the set stays as it was.
     this.localAddressAdded(address);
+    this.extraLocal.add(value);
   }
 
   removeLocalAddress(address: string): void {
@@ -120,8 +122,9 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
       this.iface(ifaceName);
     }
     this.removeRoute(prefixText);
-    this.routeTable.push({ prefix, via, iface: ifaceName, connected: false });
+    // The world first: if it refuses, the table stays without the route.
     this.routeAdded(prefix, route.via, ifaceName);
+    this.routeTable.push({ prefix, via, iface: ifaceName, connected: false });
   }
 
   removeRoute(prefixText: string): void {
@@ -215,6 +218,12 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   protected registerInterface(iface: I): void {
     this.ifaces.set(iface.name, iface);
     this.routeTable.push({ prefix: iface.prefix, iface: iface.name, connected: true });
+  }
+
+  /** Takes in a route the world already has (e.g. a kernel's at attach): no routeAdded. */
+  protected adoptRoute(prefix: Prefix, via: number | undefined, iface: string): void {
+    this.iface(iface);
+    this.routeTable.push({ prefix, via, iface, connected: false });
   }
 
   /** Removes every route out of interface `name`, its connected route included (routeRemoved for the others). */
