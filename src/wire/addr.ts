@@ -18,16 +18,21 @@ export function u32ToIp(value: number): string {
   return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
 }
 
-export function readIp(buf: Uint8Array, offset: number): number {
+/** A big-endian (network order) unsigned 32-bit field: SPIs, sequence numbers, addresses. */
+export function readU32(buf: Uint8Array, offset: number): number {
   return ((buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]) >>> 0;
 }
 
-export function writeIp(buf: Uint8Array, offset: number, value: number): void {
+export function writeU32(buf: Uint8Array, offset: number, value: number): void {
   buf[offset] = value >>> 24;
   buf[offset + 1] = (value >>> 16) & 0xff;
   buf[offset + 2] = (value >>> 8) & 0xff;
   buf[offset + 3] = value & 0xff;
 }
+
+/** An IPv4 address on the wire is a big-endian u32. */
+export const readIp = readU32;
+export const writeIp = writeU32;
 
 export interface Prefix {
   network: number;

@@ -1,5 +1,6 @@
 // Authentication Header (RFC 4302 §2): next header, payload length, reserved, SPI, sequence number, ICV.
 import type { MacAlg, ReasonName } from '../engine/types.js';
+import { readU32, writeU32 } from './addr.js';
 
 export const AH_FIXED_BYTES = 12;
 /** AES-GMAC Authentication Data starts with its 8-byte IV (RFC 4543 §3). */
@@ -50,13 +51,3 @@ export function writeAhHeader(buf: Uint8Array, offset: number, h: AhHeader): voi
   buf.fill(0, offset + AH_FIXED_BYTES, offset + h.length);
 }
 
-export function readU32(buf: Uint8Array, offset: number): number {
-  return ((buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]) >>> 0;
-}
-
-export function writeU32(buf: Uint8Array, offset: number, value: number): void {
-  buf[offset] = value >>> 24;
-  buf[offset + 1] = (value >>> 16) & 0xff;
-  buf[offset + 2] = (value >>> 8) & 0xff;
-  buf[offset + 3] = value & 0xff;
-}

@@ -17,8 +17,8 @@
  *
  * Each IPv4 header bounds what follows it by its total length; trailing bytes are not shown. Never throws.
  */
-import { u32ToIp } from './addr.js';
-import { parseAh, readU32 } from './ah.js';
+import { readU32, u32ToIp } from './addr.js';
+import { parseAh } from './ah.js';
 import { ESP_HEADER_BYTES } from './esp.js';
 import { ICMP_SECURITY_FAILURE } from './icmp40.js';
 import { IPV4_FRAGMENT_OFFSET_MASK, IpProto, parseIpv4, type Ipv4Header } from './ipv4.js';

@@ -1,6 +1,6 @@
 // ESP framing (RFC 4303 §2) for AEAD suites with an explicit 8-byte IV and a 16-byte ICV (RFC 4106, RFC 7634).
 import type { ReasonName } from '../engine/types.js';
-import { readU32, writeU32 } from './ah.js';
+import { readU32, writeU32 } from './addr.js';
 
 export const ESP_HEADER_BYTES = 8;
 export const ESP_IV_BYTES = 8;

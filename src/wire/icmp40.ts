@@ -1,5 +1,5 @@
 // ICMP Security Failures, type 40 (RFC 2521; spec/wire-formats.md §7).
-import { readU32 } from './ah.js';
+import { readU32 } from './addr.js';
 import { IPV4_HEADER_BYTES, IpProto, buildIpv4, internetChecksum, onesComplementSum, parseIpv4 } from './ipv4.js';
 import { IPPROTO_SKIP, decodeSkipHeader } from './skip.js';
 

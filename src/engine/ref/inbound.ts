@@ -1,5 +1,6 @@
 // INBOUND (docs/engine.md §5): peel layers addressed to this node; verify, relay, forward or deliver.
-import { parseAh, readU32 } from '../../wire/ah.js';
+import { parseAh } from '../../wire/ah.js';
+import { readU32 } from '../../wire/addr.js';
 import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
 import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
