@@ -8,6 +8,7 @@ import { parseDocument } from 'yaml';
 import type { TopologyMap } from '../topology/map.js';
 import { pathText, show } from './fields.js';
 import { NETWORK_MAP_KIND, networkMapFromDocument } from './network.js';
+import { manualKeyCommand, readManualKey, type ManualKeyPaths } from './manual-sa.js';
 import { NODE_KIND, crossCheck, nodeFromDocument, type NodeConfig } from './node.js';
 
 /** Config files are small; anything larger is a mistake (or an attack on the parser). */
@@ -83,7 +84,7 @@ export interface LoadedNode {
   node: NodeConfig;
   map: TopologyMap;
   /** Absolute paths of the network map and the identity files. */
-  paths: { network: string; key?: string; cert?: string; ca?: string };
+  paths: { network: string; key?: string; cert?: string; ca?: string; manualKeys?: ManualKeyPaths[] };
 }
 
 /** Loads a node config and the network map it names. Missing identity files are warnings. */
@@ -118,6 +119,26 @@ export async function loadNode(file: string, maps = new Map<string, Promise<Load
         warnings.push(`${file}: warning: identity.${field}: ${node.identity[field]} does not exist yet; create it with: ${identityCommand(field, node, map, here)}`);
       }
     }
+  }
+  if (node.manualSas) {
+    const keyErrors: { path: (string | number)[]; message: string }[] = [];
+    paths.manualKeys = node.manualSas.map((sa, i) => {
+      const keys = { out: resolve(here, sa.keyOut), in: resolve(here, sa.keyIn) };
+      for (const [field, path] of [['keyOut', keys.out], ['keyIn', keys.in]] as const) {
+        const given = sa[field];
+        if (!existsSync(path)) {
+          warnings.push(`${file}: warning: manualSas[${i}].${field}: ${given} does not exist yet; create it (the peer's ${field === 'keyOut' ? 'keyIn' : 'keyOut'} is the same file) with: ${manualKeyCommand(relative('.', path) || given, sa.suite)}`);
+          continue;
+        }
+        try {
+          readManualKey(path, sa.suite).fill(0);
+        } catch (err) {
+          keyErrors.push({ path: ['manualSas', i, field], message: (err as Error).message });
+        }
+      }
+      return keys;
+    });
+    if (keyErrors.length > 0) return fail(keyErrors);
   }
   return { ok: true, node, map, paths, warnings };
 }

@@ -14,6 +14,8 @@ export type Role = (typeof ROLES)[number];
 const MAC_ALGS = ['gmac-aes128', 'hmac-sha256-128'] as const satisfies readonly MacAlg[];
 const COVERAGES = ['full', 'headers'] as const satisfies readonly Coverage[];
 const ESP_SUITES = ['aes128gcm', 'aes256gcm', 'chacha20poly1305'] as const satisfies readonly EspSuite[];
+/** SPIs 1..255 are reserved by IANA (RFC 4303 §2.1). */
+export const MIN_MANUAL_SPI = 256;
 
 export interface PolicyKnobs {
   nextHopMac: MacAlg;
@@ -64,6 +66,23 @@ const nodeSchema = mapping(
       1,
     ),
     policy: policy.optional(),
+    manualSas: list(
+      mapping(
+        {
+          name: name('to-gwb'),
+          peer: ipv4('198.18.20.1'),
+          local: prefix('10.10.0.0/24'),
+          remote: prefix('10.20.0.0/24'),
+          suite: oneOf(ESP_SUITES),
+          spiOut: integer(MIN_MANUAL_SPI, 2 ** 32 - 1, 4097),
+          spiIn: integer(MIN_MANUAL_SPI, 2 ** 32 - 1, 8194),
+          keyOut: filePath('keys/gwa-to-gwb.key'),
+          keyIn: filePath('keys/gwb-to-gwa.key'),
+        },
+        'a manual SA',
+      ),
+      'manual SAs',
+    ).optional(),
     sgw: mapping({ inside: name('inside'), outside: name('outside') }, 'the sgw section').optional(),
     smn: mapping(
       {
@@ -84,9 +103,9 @@ export type NodeConfig = Omit<NodeDocument, 'policy'> & { policy: PolicyKnobs };
 /** Role sections and the fields each role needs or must not have. */
 const ROLE_RULES: Record<Role, { needs: (keyof NodeDocument)[]; refuses: (keyof NodeDocument)[]; why: string }> = {
   sgw: { needs: ['identity', 'sgw'], refuses: ['smn', 'ha'], why: 'an SGW' },
-  smn: { needs: ['identity', 'smn'], refuses: ['sgw', 'ha'], why: 'an SMN' },
+  smn: { needs: ['identity', 'smn'], refuses: ['sgw', 'ha', 'manualSas'], why: 'an SMN' },
   // The HA does no IPsec: the home SGW does it (draft §2.1).
-  ha: { needs: ['ha'], refuses: ['identity', 'policy', 'sgw', 'smn'], why: 'an HA (it does no IPsec, draft §2.1)' },
+  ha: { needs: ['ha'], refuses: ['identity', 'policy', 'sgw', 'smn', 'manualSas'], why: 'an HA (it does no IPsec, draft §2.1)' },
 };
 
 const SECTION_EXAMPLES: Partial<Record<keyof NodeDocument, string>> = {
@@ -132,10 +151,29 @@ export function nodeFromDocument(doc: unknown): NodeResult {
     }
     if (node.sgw.inside === node.sgw.outside) issues.push({ path: ['sgw', 'outside'], message: `the inside and outside interfaces must differ (both are ${JSON.stringify(node.sgw.inside)})` });
   }
+  issues.push(...manualSaIssues(node.manualSas ?? []));
   if (issues.length > 0) return { ok: false, issues };
   const given = node.policy ?? {};
   const knobs: PolicyKnobs = { ...DEFAULT_POLICY, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
   return { ok: true, node: { ...node, policy: knobs } };
+}
+
+/** SPIs are distinct within an entry, and inbound SPIs across entries (the engine finds an inbound SA by its SPI). */
+function manualSaIssues(entries: NonNullable<NodeDocument['manualSas']>): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const names = new Map<string, number>();
+  const inbound = new Map<number, number>();
+  entries.forEach((sa, i) => {
+    const earlier = names.get(sa.name);
+    if (earlier !== undefined) issues.push({ path: ['manualSas', i, 'name'], message: `duplicate name ${JSON.stringify(sa.name)} (already used by manualSas[${earlier}]); give each manual SA its own name` });
+    else names.set(sa.name, i);
+    if (sa.spiOut === sa.spiIn) issues.push({ path: ['manualSas', i, 'spiIn'], message: `expected an SPI other than spiOut, got ${sa.spiIn} for both; use distinct SPIs per direction, e.g. spiOut: ${sa.spiOut}, spiIn: ${sa.spiOut + 1}` });
+    const sameIn = inbound.get(sa.spiIn);
+    if (sameIn !== undefined) issues.push({ path: ['manualSas', i, 'spiIn'], message: `expected an inbound SPI no other manual SA uses, got ${sa.spiIn} (also manualSas[${sameIn}].spiIn); inbound ESP is matched by its SPI alone` });
+    else inbound.set(sa.spiIn, i);
+    if (sa.keyOut === sa.keyIn) issues.push({ path: ['manualSas', i, 'keyIn'], message: `expected another key file than keyOut, got ${JSON.stringify(sa.keyIn)} for both; each direction has its own key, e.g. keyIn: keys/${sa.name}-in.key` });
+  });
+  return issues;
 }
 
 /** Checks that the names and addresses a node config uses exist in the network map. */

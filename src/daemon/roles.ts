@@ -1,5 +1,6 @@
 // One role built from a loaded node config, the way src/lab/world.ts wires roles, with one face for
 // the daemon: counters, bindings, a graceful stop and events for the log.
+import { createEngine } from '../engine/index.js';
 import type { Engine } from '../engine/types.js';
 import type { LoadedNode, PolicyKnobs } from '../config/index.js';
 import type { CertCache } from '../keys/cache.js';
@@ -7,6 +8,7 @@ import type { Identity } from '../keys/keyfile.js';
 import type { Clock, Host } from '../net/types.js';
 import { HomeAgent } from '../roles/ha.js';
 import { SecurityGateway } from '../roles/sgw.js';
+import { ManualSpiGateway } from '../roles/sgw/manual.js';
 import { MobileNode } from '../roles/smn.js';
 import type { Suites } from '../roles/common/suites.js';
 import { parseAddressOrPrefix, prefixWithin } from '../topology/map.js';
@@ -65,14 +67,43 @@ export function suitesOf(p: PolicyKnobs): Suites {
 export function buildRole(s: RoleSetup): RunningRole {
   const { node, map } = s.loaded;
   if (node.role === 'sgw') {
-    const sgw = new SecurityGateway({
-      host: s.host, clock: s.clock, map, name: node.name, identity: s.identity!, certs: s.certs!, engine: s.engine, insideInterface: node.sgw!.inside,
-      suites: suitesOf(node.policy), plainInbound: node.policy.plainInbound, failureRate: node.policy.icmpRateLimit,
-    });
-    return sgwFace(sgw);
+    // Manual SAs first: their hook sees the datagrams they own before the SKIP SGW's does.
+    const manual = node.manualSas?.length ? buildManualSas(s) : undefined;
+    let sgw: SecurityGateway;
+    try {
+      sgw = new SecurityGateway({
+        host: s.host, clock: s.clock, map, name: node.name, identity: s.identity!, certs: s.certs!, engine: s.engine, insideInterface: node.sgw!.inside,
+        suites: suitesOf(node.policy), plainInbound: node.policy.plainInbound, failureRate: node.policy.icmpRateLimit,
+      });
+    } catch (err) {
+      manual?.close();
+      throw err;
+    }
+    const face = sgwFace(sgw);
+    if (!manual) return face;
+    s.onEvent({ event: 'manual_sas_installed', count: node.manualSas!.length, names: node.manualSas!.map((e) => e.name) });
+    return {
+      ...face,
+      counters: () => ({ ...face.counters(), ...manual.counters() }),
+      close: () => {
+        manual.close();
+        face.close();
+        s.onEvent({ event: 'manual_sas_removed', count: node.manualSas!.length });
+      },
+    };
   }
   if (node.role === 'smn') return buildSmn(s);
   return buildHa(s);
+}
+
+/** The node's manual SPI-mode SAs on an engine of their own (same implementation as the role's). */
+function buildManualSas(s: RoleSetup): ManualSpiGateway {
+  const { node, paths } = s.loaded;
+  const side = (which: 'inside' | 'outside') => node.interfaces.find((i) => i.name === node.sgw![which])!;
+  return new ManualSpiGateway({
+    host: s.host, clock: s.clock, engine: createEngine(s.engine.impl), entries: node.manualSas!, keys: paths.manualKeys!,
+    inside: side('inside'), outside: side('outside'),
+  });
 }
 
 function buildSmn(s: RoleSetup): RunningRole {

@@ -74,6 +74,13 @@ interface BadCase {
 }
 
 const sgwAt = (doc: Doc, name: string) => doc.sgws.find((s: Doc) => s.name === name);
+/** A valid manual SA for sgw1 (its key files need not exist for these checks). */
+const manualSa = (): Doc => ({ name: 'to-sgw2', peer: '198.18.2.1', local: '10.1.0.0/16', remote: '10.2.0.0/16', suite: 'aes128gcm', spiOut: 4097, spiIn: 8194, keyOut: 'keys/out.key', keyIn: 'keys/in.key' });
+const withManualSa = (doc: Doc, change: (sa: Doc) => void) => {
+  const sa = manualSa();
+  change(sa);
+  doc.manualSas = [sa];
+};
 
 const CASES: BadCase[] = [
   // network map
@@ -118,6 +125,17 @@ const CASES: BadCase[] = [
   { what: 'HA without its address', file: 'ha.yaml', change: (d) => { d.interfaces[0].address = '10.0.0.3'; }, message: "interfaces: no interface has ha's address 10.0.0.2 from network.yaml; add one" },
   { what: 'network map that does not exist', file: 'smn.yaml', change: (d) => { d.network = 'nowhere.yaml'; }, message: 'network: nowhere.yaml not found (looked in DIR); give the network map\'s path relative to this file' },
   { what: 'node file with a map kind', file: 'smn.yaml', change: (d) => { d.kind = 'network'; }, message: 'kind: expected node or network-map (every mipsec YAML file starts with it, e.g. kind: node), got "network"' },
+  // manual SPI-mode SAs
+  { what: 'SPI in the reserved range', file: 'sgw1.yaml', change: (d) => withManualSa(d, (sa) => { sa.spiOut = 255; }), message: 'manualSas[0].spiOut: expected a whole number from 256 to 4294967295 such as 4097, got 255' },
+  { what: 'one SPI for both directions', file: 'sgw1.yaml', change: (d) => withManualSa(d, (sa) => { sa.spiIn = 4097; }), message: 'manualSas[0].spiIn: expected an SPI other than spiOut, got 4097 for both; use distinct SPIs per direction, e.g. spiOut: 4097, spiIn: 4098' },
+  { what: 'inbound SPI used twice', file: 'sgw1.yaml', change: (d) => { d.manualSas = [manualSa(), { ...manualSa(), name: 'to-sgw0', spiOut: 4099 }]; }, message: 'manualSas[1].spiIn: expected an inbound SPI no other manual SA uses, got 8194 (also manualSas[0].spiIn); inbound ESP is matched by its SPI alone' },
+  { what: 'manual SA name used twice', file: 'sgw1.yaml', change: (d) => { d.manualSas = [manualSa(), { ...manualSa(), spiOut: 4099, spiIn: 4100 }]; }, message: 'manualSas[1].name: duplicate name "to-sgw2" (already used by manualSas[0]); give each manual SA its own name' },
+  { what: 'unknown manual ESP suite', file: 'sgw1.yaml', change: (d) => withManualSa(d, (sa) => { sa.suite = 'aes-gcm'; }), message: 'manualSas[0].suite: expected one of aes128gcm | aes256gcm | chacha20poly1305, got "aes-gcm"' },
+  { what: 'manual SA without its peer', file: 'sgw1.yaml', change: (d) => withManualSa(d, (sa) => { delete sa.peer; }), message: 'manualSas[0].peer: missing; expected an IPv4 address such as 198.18.20.1' },
+  { what: 'manual SA remote without a length', file: 'sgw1.yaml', change: (d) => withManualSa(d, (sa) => { sa.remote = '10.2.0.0'; }), message: 'manualSas[0].remote: expected an IPv4 prefix such as 10.20.0.0/24, got "10.2.0.0" (no /length)' },
+  { what: 'key inline in the YAML', file: 'sgw1.yaml', change: (d) => withManualSa(d, (sa) => { sa.key = '00112233445566778899aabbccddeeff01020304'; }), message: 'manualSas[0].key: unknown field (did you mean keyIn?); the fields of a manual SA are name, peer, local, remote, suite, spiOut, spiIn, keyOut, keyIn' },
+  { what: 'one key file for both directions', file: 'sgw1.yaml', change: (d) => withManualSa(d, (sa) => { sa.keyIn = sa.keyOut; }), message: 'manualSas[0].keyIn: expected another key file than keyOut, got "keys/out.key" for both; each direction has its own key, e.g. keyIn: keys/to-sgw2-in.key' },
+  { what: 'manual SAs on an SMN', file: 'smn.yaml', change: (d) => { d.manualSas = [manualSa()]; }, message: 'manualSas: not used by an SMN; remove it (role is smn)' },
 ];
 
 describe('bad configs: exact messages', () => {
