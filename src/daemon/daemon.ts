@@ -1,5 +1,6 @@
 // A role daemon: one node config → its identity, engine, role and operator interfaces (status socket,
-// metrics, logs), with a graceful stop and a reload that never touches the engine's SAs.
+// metrics, logs), with a graceful stop and a reload that applies what the role can change live and keeps
+// its installed SAs (only manual SAs whose entry changed are replaced).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createEngine, type Engine, type EngineImpl } from '../engine/index.js';
@@ -212,7 +213,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   const status = (): Status => readStatus({
     node: node.name, role: node.role, startedAt, started, engine: tracked, sas: () => tracked.list(), sampler,
     config: () => ({ file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor }),
-    bindings: () => role.bindings(), roleCounters: () => role.counters(), hostCounters: () => host.counters(),
+    manualSas: role.manualSas && (() => role.manualSas!()), bindings: () => role.bindings(), roleCounters: () => role.counters(), hostCounters: () => host.counters(),
   });
 
   const reload = async (): Promise<ReloadResult> => {
@@ -229,9 +230,18 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     // Certificates: the cache drops what has expired since (peers are fetched again by discovery).
     const pruned = certs?.prune(Math.floor(clock.now() / 1000)) ?? [];
     if (pruned.length > 0) applied.push(`certificates (expired dropped: ${pruned.join(', ')})`);
-    // Everything else the role fixed when it started (policy knobs, the map, interfaces, identity):
-    // what differs from the config it started with waits for a restart.
-    restartNeededFor = changedFields(initial, next);
+    // The role applies what it can change live (policy knobs, manual SAs, known Border-SGWs); SAs
+    // already installed stay. If it refuses, the old values stay in force until a restart.
+    let refused: string | undefined;
+    try {
+      applied.push(...role.reconfigure(next.loaded, changed));
+    } catch (err) {
+      refused = (err as Error).message;
+      log.error({ event: 'reload_not_applied', error: refused }, 'the role could not apply the new config; the changes wait for a restart');
+    }
+    // What differs from the config the role started with and it cannot change live (identity, interfaces,
+    // role, the network map, …) waits for a restart.
+    restartNeededFor = changedFields(initial, next).filter((f) => refused !== undefined || !role.appliesLive(f));
     current = next;
     loadedAt = new Date();
     reloads++;

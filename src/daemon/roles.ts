@@ -2,7 +2,7 @@
 // the daemon: counters, bindings, a graceful stop and events for the log.
 import { createEngine } from '../engine/index.js';
 import type { Engine } from '../engine/types.js';
-import type { LoadedNode, PolicyKnobs } from '../config/index.js';
+import type { LoadedNode, PolicyKnobs, Role } from '../config/index.js';
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import type { Clock, Host } from '../net/types.js';
@@ -12,6 +12,7 @@ import { ManualSpiGateway } from '../roles/sgw/manual.js';
 import { MobileNode } from '../roles/smn.js';
 import type { Suites } from '../roles/common/suites.js';
 import { parseAddressOrPrefix, prefixWithin } from '../topology/map.js';
+import { TrackedEngine, type SaRecord } from './engine.js';
 import type { MnHaEntry } from './mnha.js';
 
 export interface HaBindingView {
@@ -29,6 +30,27 @@ export interface SmnMobilityView {
   site?: string;
   /** Seconds left of the granted registration, when registered. */
   remainingSeconds?: number;
+}
+
+/** One manual SA as status shows it: the record the SA tracker keeps, its entry's name and its counters. */
+export interface ManualSaView extends SaRecord {
+  name: string;
+  packets: number;
+  bytes: number;
+}
+
+/** Policy knobs an SGW applies on reload (dotted-path prefixes); manualSas too when it started with some. */
+const SGW_LIVE_FIELDS = ['policy.esp', 'policy.nextHopMac', 'policy.coverage', 'policy.endEndAh', 'policy.plainInbound', 'policy.icmpRateLimit'];
+const SUITE_FIELDS = ['policy.esp', 'policy.nextHopMac', 'policy.coverage', 'policy.endEndAh'];
+
+/** Whether a dotted path is one of `fields` or inside one. */
+function within(field: string, fields: readonly string[]): boolean {
+  return fields.some((f) => field === f || field.startsWith(`${f}.`));
+}
+
+/** Whether any of the changed fields is one of `fields` or inside one. */
+function touches(changed: readonly string[], fields: readonly string[]): boolean {
+  return changed.some((c) => within(c, fields));
 }
 
 export type RoleEvent = { event: string; [field: string]: unknown };
@@ -49,6 +71,16 @@ export interface RunningRole {
   counters(): Record<string, number>;
   /** HA: its bindings; SMN: its registration and position; SGW: none. */
   bindings(): HaBindingView[] | SmnMobilityView | undefined;
+  /**
+   * A reload: puts in force what `next` changes among the fields this role applies live
+   * (liveFields; `changed` lists the dotted paths that differ from the config in force). Returns what
+   * it applied, for the log; throws if the role refused it (nothing of it applied, the old stays).
+   */
+  reconfigure(next: LoadedNode, changed: readonly string[]): string[];
+  /** Whether a changed field (a dotted path) is one reconfigure() puts in force; others wait for a restart. */
+  appliesLive(field: string): boolean;
+  /** SGW with manual SPI-mode SAs: their SAs (no keys), on the manual SAs' own engine. */
+  manualSas?(): ManualSaView[];
   /** Before close: what the role owes its peers on the way out (the SMN deregisters). */
   leave(waitMs: number): Promise<void>;
   close(): void;
@@ -56,7 +88,20 @@ export interface RunningRole {
 
 /** The daemon's face of an SGW (also used for the lab's kept SGWs). */
 export function sgwFace(sgw: SecurityGateway): RunningRole {
-  return { counters: () => sgw.counters(), bindings: () => undefined, leave: async () => {}, close: () => sgw.close() };
+  return {
+    counters: () => sgw.counters(), bindings: () => undefined, leave: async () => {}, close: () => sgw.close(),
+    reconfigure: (next, changed) => {
+      const { policy } = next.node;
+      const applied = changed.filter((f) => within(f, SGW_LIVE_FIELDS));
+      sgw.reconfigure({
+        suites: touches(changed, SUITE_FIELDS) ? suitesOf(policy) : undefined,
+        plainInbound: touches(changed, ['policy.plainInbound']) ? policy.plainInbound : undefined,
+        failureRate: touches(changed, ['policy.icmpRateLimit']) ? policy.icmpRateLimit : undefined,
+      });
+      return applied;
+    },
+    appliesLive: (field) => within(field, SGW_LIVE_FIELDS),
+  };
 }
 
 /** The suites a role keys with, from the node's policy knobs. */
@@ -76,7 +121,7 @@ export function buildRole(s: RoleSetup): RunningRole {
         suites: suitesOf(node.policy), plainInbound: node.policy.plainInbound, failureRate: node.policy.icmpRateLimit,
       });
     } catch (err) {
-      manual?.close();
+      manual?.gateway.close();
       throw err;
     }
     const face = sgwFace(sgw);
@@ -84,11 +129,34 @@ export function buildRole(s: RoleSetup): RunningRole {
     s.onEvent({ event: 'manual_sas_installed', count: node.manualSas!.length, names: node.manualSas!.map((e) => e.name) });
     return {
       ...face,
-      counters: () => ({ ...face.counters(), ...manual.counters() }),
+      counters: () => ({ ...face.counters(), ...manual.gateway.counters() }),
+      reconfigure: (next, changed) => {
+        // Key files are read again even when no field changed: a new key under the same path counts.
+        const { installed, removed } = manual.gateway.replace(next.node.manualSas ?? [], next.paths.manualKeys ?? []);
+        const applied = face.reconfigure(next, changed);
+        if (installed.length || removed.length) {
+          s.onEvent({ event: 'manual_sas_replaced', installed, removed });
+          applied.push(`manualSas (installed: ${installed.join(', ') || 'none'}; removed: ${removed.join(', ') || 'none'})`);
+        }
+        return applied;
+      },
+      // Only an SGW that started with manual SAs has their hook in front of the SKIP SGW's; one that gains
+      // its first needs a restart.
+      appliesLive: (field) => face.appliesLive(field) || within(field, ['manualSas']),
+      manualSas: () => {
+        const records = new Map(manual.engine.list().map((r) => [r.id, r]));
+        return manual.gateway.entries().flatMap(({ name, out, in: inbound }) =>
+          [out, inbound].flatMap((id) => {
+            const record = records.get(id);
+            const stats = manual.engine.saStats(id);
+            return record ? [{ ...record, name, packets: Number(stats?.packets ?? 0n), bytes: Number(stats?.bytes ?? 0n) }] : [];
+          }));
+      },
       close: () => {
-        manual.close();
+        const count = manual.gateway.entries().length;
+        manual.gateway.close();
         face.close();
-        s.onEvent({ event: 'manual_sas_removed', count: node.manualSas!.length });
+        s.onEvent({ event: 'manual_sas_removed', count });
       },
     };
   }
@@ -96,14 +164,17 @@ export function buildRole(s: RoleSetup): RunningRole {
   return buildHa(s);
 }
 
-/** The node's manual SPI-mode SAs on an engine of their own (same implementation as the role's). */
-function buildManualSas(s: RoleSetup): ManualSpiGateway {
+/** The node's manual SPI-mode SAs on an engine of their own (same implementation as the role's), tracked for status. */
+function buildManualSas(s: RoleSetup): { gateway: ManualSpiGateway; engine: TrackedEngine } {
   const { node, paths } = s.loaded;
   const side = (which: 'inside' | 'outside') => node.interfaces.find((i) => i.name === node.sgw![which])!;
-  return new ManualSpiGateway({
-    host: s.host, clock: s.clock, engine: createEngine(s.engine.impl), entries: node.manualSas!, keys: paths.manualKeys!,
+  const quiet = { installed: () => {}, retired: () => {} };
+  const engine = new TrackedEngine(createEngine(s.engine.impl), quiet, () => s.clock.now());
+  const gateway = new ManualSpiGateway({
+    host: s.host, clock: s.clock, engine, entries: node.manualSas!, keys: paths.manualKeys!,
     inside: side('inside'), outside: side('outside'),
   });
+  return { gateway, engine };
 }
 
 function buildSmn(s: RoleSetup): RunningRole {
@@ -148,6 +219,12 @@ export function smnFace(smn: MobileNode, clock: Clock): RunningRole {
       smn.registration.returnHome();
       await answered;
     },
+    reconfigure: (next, changed) => {
+      if (!touches(changed, ['smn.borderSgws'])) return [];
+      smn.setKnownBorders(next.node.smn!.borderSgws);
+      return ['smn.borderSgws'];
+    },
+    appliesLive: (field) => within(field, ['smn.borderSgws']),
     close: () => smn.close(),
   };
 }
@@ -176,6 +253,8 @@ function buildHa(s: RoleSetup): RunningRole {
     bindings: () =>
       agent.bindings().map((b) => ({ homeAddress: b.homeAddress, careOf: b.careOf, lifetimeSeconds: b.lifetime, remainingSeconds: Math.max(0, Math.round((b.expiresAt - s.clock.now()) / 1000)) })),
     leave: async () => {},
+    reconfigure: () => [],
+    appliesLive: () => false,
     close: () => agent.close(),
   };
 }

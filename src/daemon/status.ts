@@ -2,7 +2,7 @@
 // docs/operations.md, "Status JSON"), and the rate sampler behind its packets-per-second figures.
 import { COUNTER_SLOTS, reasonName, Verdict, VERDICT_COUNTER_BASE, type Engine } from '../engine/types.js';
 import type { SaRecord } from './engine.js';
-import type { HaBindingView, SmnMobilityView } from './roles.js';
+import type { HaBindingView, ManualSaView, SmnMobilityView } from './roles.js';
 
 export const STATUS_VERSION = 1;
 
@@ -12,6 +12,8 @@ export interface SaStatus extends Omit<SaRecord, 'installedAt'> {
   /** Packets per second over the last sampling interval; null until two samples exist. */
   packetsPerSecond: number | null;
 }
+
+export type ManualSaStatus = Omit<ManualSaView, 'installedAt'>;
 
 export interface Status {
   version: typeof STATUS_VERSION;
@@ -23,6 +25,8 @@ export interface Status {
   engine: Engine['impl'];
   config: { file: string; loadedAt: string; reloads: number; restartNeededFor: string[] };
   sas: SaStatus[];
+  /** SGW: its manual SPI-mode SAs (config manualSas), on their own engine (ids of their own); else []. */
+  manualSas: ManualSaStatus[];
   /** HA: list of bindings; SMN: its registration and position; SGW: null. */
   bindings: HaBindingView[] | SmnMobilityView | null;
   counters: {
@@ -61,6 +65,8 @@ export interface StatusParts {
   /** The SAs installed now (never key bytes). */
   sas: () => readonly Omit<SaRecord, 'installedAt'>[];
   sampler: RateSampler;
+  /** SGW with manual SAs: their records and counters. */
+  manualSas?: () => readonly ManualSaView[];
   config: () => Status['config'];
   bindings: () => Status['bindings'] | undefined;
   roleCounters: () => Record<string, number>;
@@ -80,6 +86,7 @@ export function readStatus(p: StatusParts): Status {
       const stats = p.engine.saStats(sa.id);
       return { ...fields, packets: Number(stats?.packets ?? 0n), bytes: Number(stats?.bytes ?? 0n), packetsPerSecond: rates.perSa(sa.id) };
     }),
+    manualSas: (p.manualSas?.() ?? []).map(({ installedAt: _at, ...fields }) => fields),
     bindings: p.bindings() ?? null,
     counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() } },
     rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
@@ -146,6 +153,10 @@ export function formatStatus(s: Status): string {
   const header = ['id', 'dir', 'layer', 'mode', 'peer', 'src', 'dst', 'packets', 'bytes', 'pkt/s'];
   const rows = s.sas.map((sa) => [String(sa.id), sa.direction, sa.role, sa.mode, sa.peer, sa.src, sa.dst, String(sa.packets), String(sa.bytes), sa.packetsPerSecond === null ? '-' : String(sa.packetsPerSecond)]);
   lines.push(...table(header, rows));
+  if (s.manualSas.length > 0) {
+    const manualRows = s.manualSas.map((sa) => [String(sa.id), sa.name, sa.direction, sa.peer, sa.src, sa.dst, String(sa.packets), String(sa.bytes)]);
+    lines.push('', `manual SAs (${s.manualSas.length})`, ...table(['id', 'name', 'dir', 'peer', 'src', 'dst', 'packets', 'bytes'], manualRows));
+  }
   if (Array.isArray(s.bindings)) {
     lines.push('', `bindings (${s.bindings.length})`, ...table(['home address', 'care-of', 'lifetime', 'left'], s.bindings.map((b) => [b.homeAddress, b.careOf, `${b.lifetimeSeconds}s`, `${b.remainingSeconds}s`])));
   } else if (s.bindings) {

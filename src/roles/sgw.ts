@@ -51,6 +51,9 @@ export interface SecurityGatewayOptions {
   natOutside?: boolean;
 }
 
+/** What SecurityGateway.reconfigure can change; absent fields stay as they are. */
+export type SgwReconfiguration = Partial<Pick<SecurityGatewayOptions, 'suites' | 'plainInbound' | 'admitsVisitor' | 'failureRate'>>;
+
 type Arrival = 'inside' | 'outside';
 type Tag =
   | { kind: 'inbound'; arrivedOn: Arrival }
@@ -69,14 +72,15 @@ export class SecurityGateway {
   private readonly host: Host;
   private readonly clock: Clock;
   private readonly engine: Engine;
-  private readonly suites: Suites;
+  // suites, place.plainInbound, place.admitsVisitor and limiter change only through reconfigure().
+  private suites: Suites;
   private readonly insideInterface: string;
   private readonly keys: NodeKeys;
   private readonly place: SgwPlace;
   private readonly careOfs = new Map<number, number>();
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
-  private readonly limiter: RateLimiter;
+  private limiter: RateLimiter;
   private readonly tally = new Tally();
   private readonly learnedRoutes = new Map<string, Sgw | undefined>();
   private readonly neighbourRoutes = new Map<string, Timer>();
@@ -113,6 +117,18 @@ export class SecurityGateway {
   /** Role counters: decisions, drops by reason, failure messages sent. The engine keeps its own (engine.counters()). */
   counters(): Record<string, number> {
     return this.tally.snapshot();
+  }
+
+  /**
+   * Changes policy knobs while running (a daemon reload). New SAs key with the new suites; SAs already
+   * installed stay as they are, under their ids, until they rotate (a new n or Kp) or expire, so traffic
+   * on them is not interrupted. A new failure rate starts with fresh buckets.
+   */
+  reconfigure(changes: SgwReconfiguration): void {
+    if (changes.suites) this.suites = { ...this.suites, ...changes.suites };
+    if (changes.plainInbound) this.place.plainInbound = changes.plainInbound;
+    if (changes.admitsVisitor) this.place.admitsVisitor = changes.admitsVisitor;
+    if (changes.failureRate) this.limiter = new RateLimiter(this.clock, changes.failureRate);
   }
 
   /** Care-of address → home address of this SGW's SMNs, as learned from their End-End layers. */

@@ -70,7 +70,9 @@ export class MobileNode {
   private readonly iface: string;
   private readonly suites: Suites;
   private readonly keys: NodeKeys;
-  private readonly paths: PathTable;
+  /** Replaced only by setKnownBorders(). */
+  private paths: PathTable;
+  private readonly procedure: Procedure;
   private readonly outsideCh: OutsidePolicy;
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
@@ -95,12 +97,8 @@ export class MobileNode {
       throw new Error(`SMN identity must be smn:<home address> with an HA in map ${this.map.name} serving it; got ${this.homeAddress}`);
     }
     this.homeAgent = ha.address;
-    const borders = (options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]).map((name) => {
-      const sgw = this.map.sgw(name);
-      if (!sgw?.border) throw new Error(`knownBorders: '${name}' is not a Border-SGW of map ${this.map.name}`);
-      return sgw;
-    });
-    this.paths = new PathTable(this.map, options.procedure ?? 'direct', borders, { sgw: ha.sgw, homeAgent: ipToU32(ha.address) });
+    this.procedure = options.procedure ?? 'direct';
+    this.paths = this.pathTable(options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]);
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
     this.keys = new NodeKeys(keying, this.engine, options.keyLog);
     this.careOf = ipToU32(this.currentAddress());
@@ -121,6 +119,26 @@ export class MobileNode {
       this.host.onDeliver((packet) => this.onDeliver(packet)),
     );
     if (this.careOf !== ipToU32(this.homeAddress)) this.enterForeign();
+  }
+
+  /**
+   * Changes the Border-SGWs the SMN may build a VPN to from outside (a daemon reload). The paths learned
+   * so far are forgotten and learned again from the next packets; installed SAs stay as they are.
+   */
+  setKnownBorders(names: readonly string[]): void {
+    const paths = this.pathTable(names);
+    paths.reset(this.careOf);
+    this.paths = paths;
+  }
+
+  private pathTable(borderNames: readonly string[]): PathTable {
+    const borders = borderNames.map((name) => {
+      const sgw = this.map.sgw(name);
+      if (!sgw?.border) throw new Error(`knownBorders: '${name}' is not a Border-SGW of map ${this.map.name}`);
+      return sgw;
+    });
+    const ha = this.map.homeAgentFor(this.homeAddress)!;
+    return new PathTable(this.map, this.procedure, borders, { sgw: ha.sgw, homeAgent: ipToU32(ha.address) });
   }
 
   /** Where the SMN is (§4.2): at home, visiting an SGW-protected site, or outside. */

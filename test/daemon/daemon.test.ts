@@ -29,6 +29,8 @@ interface Run {
   /** Hex of every key the roles installed, captured at installSa (before the role wipes them). */
   keys: string[];
   installs: number;
+  /** Every SA installed (both daemons), in order: who sent on it and its ESP suite. */
+  installed: { id: number; direction: string; src: string; suite?: string }[];
 }
 
 let run: Run | undefined;
@@ -42,11 +44,12 @@ async function start(impl: 'native' | 'ts'): Promise<Run> {
   const fx = figure6Fixture();
   const logs: string[] = [];
   const keys: string[] = [];
-  const r = { installs: 0 };
+  const r = { installs: 0, installed: [] as Run['installed'] };
   const capture = (engine: Engine): Engine => {
     const install = engine.installSa.bind(engine);
     engine.installSa = (sa) => {
       r.installs++;
+      r.installed.push({ id: sa.id, direction: sa.direction, src: sa.src, suite: sa.esp?.suite });
       keys.push(...[sa.esp?.key, sa.ah?.key].filter((k): k is Uint8Array => k !== undefined).map(hex));
       install(sa);
     };
@@ -221,21 +224,30 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(other).toBe(404);
   });
 
-  it('a reload keeps every SA (same ids, packets keep flowing); a bad config is refused and logged; SIGHUP reloads', async () => {
+  it('a reload applies the failure rate and the ESP suite live: SAs keep their ids and traffic, new SAs use the new suite; a bad config is refused; SIGHUP reloads', async () => {
     const r = await start(impl);
     expect(ping(r, [1, 2])).toEqual([1, 2]);
-    const ids = r.sgw0.sas().map((s) => s.id);
+    const before = r.sgw0.status().sas;
+    const ids = before.map((s) => s.id);
     expect(ids.length).toBeGreaterThanOrEqual(2);
+    const sgw0Sealed = (from: number) => r.installed.slice(from).filter((sa) => sa.direction === 'out' && sa.src === '198.18.0.1' && sa.suite);
+    expect(sgw0Sealed(0).map((sa) => sa.suite)).toEqual(['aes128gcm']);
+    const installsBefore = r.installed.length;
 
     const file = r.fx.file('sgw0.yaml');
     const original = readFileSync(file, 'utf8');
-    writeFileSync(file, original.replace('perSecond: 10', 'perSecond: 25'));
+    const live = original.replace('perSecond: 10', 'perSecond: 25').replace('esp: aes128gcm', 'esp: aes256gcm');
+    writeFileSync(file, live);
     const good = await r.sgw0.reload();
-    expect(good).toMatchObject({ ok: true, restartNeededFor: ['policy.icmpRateLimit.perSecond'] });
+    expect(good).toEqual({ ok: true, applied: ['policy.esp', 'policy.icmpRateLimit.perSecond'], restartNeededFor: [] });
     expect(r.sgw0.sas().map((s) => s.id)).toEqual(ids);
     expect(ping(r, [3, 4])).toEqual([3, 4]);
-    expect(r.sgw0.sas().map((s) => s.id)).toEqual(ids);
-    expect(r.sgw0.status().sas.reduce((n, s) => n + s.packets, 0)).toBe(8);
+    // Every SA installed before is still there under its id; sgw1 (not reloaded) still seals with its
+    // SA, so sgw0's inbound SAs from before carry the new packets; sgw0 seals its answers on a new SA.
+    const after = r.sgw0.status().sas;
+    expect(after.map((s) => s.id)).toEqual(expect.arrayContaining(ids));
+    for (const sa of before.filter((s) => s.direction === 'in')) expect(after.find((s) => s.id === sa.id)!.packets).toBe(sa.packets + 2);
+    expect(sgw0Sealed(installsBefore).map((sa) => sa.suite)).toEqual(['aes256gcm']);
 
     writeFileSync(file, original.replace('esp: aes128gcm', 'esp: des'));
     const bad = await r.sgw0.reload();
@@ -243,15 +255,20 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(bad.errors).toEqual([`${file}: policy.esp: expected one of aes128gcm | aes256gcm | chacha20poly1305, got "des"`]);
     const refused = r.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'reload_refused');
     expect(refused).toMatchObject({ level: 50, node: 'sgw0', errors: bad.errors });
+    const idsNow = r.sgw0.sas().map((s) => s.id);
     expect(ping(r, [5])).toEqual([5]);
-    expect(r.sgw0.sas().map((s) => s.id)).toEqual(ids);
-    expect(r.sgw0.status().config).toMatchObject({ reloads: 1, restartNeededFor: ['policy.icmpRateLimit.perSecond'] });
+    expect(r.sgw0.sas().map((s) => s.id)).toEqual(idsNow);
+    expect(r.sgw0.status().config).toMatchObject({ reloads: 1, restartNeededFor: [] });
 
-    // Back to the config it started with: nothing waits for a restart any more.
-    writeFileSync(file, original);
-    expect(await r.sgw0.reload()).toEqual({ ok: true, applied: [], restartNeededFor: [] });
+    // Back to the original knobs, and a change the role fixed at start: that one waits for a restart.
+    writeFileSync(file, original.replace('kpRotationPackets: 1048576', 'kpRotationPackets: 2048'));
+    expect(await r.sgw0.reload()).toEqual({ ok: true, applied: ['policy.esp', 'policy.icmpRateLimit.perSecond'], restartNeededFor: ['policy.kpRotationPackets'] });
+    expect(r.sgw0.status().config).toMatchObject({ reloads: 2, restartNeededFor: ['policy.kpRotationPackets'] });
     const reloaded = r.logs.map((l) => JSON.parse(l)).filter((l) => l.node === 'sgw0' && l.event === 'reload');
-    expect(reloaded.map((l) => l.changed)).toEqual([['policy.icmpRateLimit.perSecond'], ['policy.icmpRateLimit.perSecond']]);
+    expect(reloaded.map((l) => [l.changed, l.applied, l.restartNeededFor])).toEqual([
+      [['policy.esp', 'policy.icmpRateLimit.perSecond'], ['policy.esp', 'policy.icmpRateLimit.perSecond'], []],
+      [['policy.esp', 'policy.icmpRateLimit.perSecond', 'policy.kpRotationPackets'], ['policy.esp', 'policy.icmpRateLimit.perSecond'], ['policy.kpRotationPackets']],
+    ]);
     await r.sgw1.stop();
     const signalled = await runDaemon({
       configPath: r.fx.file('sgw1.yaml'), host: () => r.fx.network.host('sgw1'), clock: r.fx.network.clock, engine: impl, statusSocket: false, handleSignals: true,

@@ -1,7 +1,7 @@
 // SMN and HA daemons with the two SGW daemons of Figure 6: the SMN starts visiting site 1, registers
 // through sgw1 and sgw0; `status` shows the HA's binding and the SMN's registration; a graceful stop
 // of the SMN deregisters it, so the HA's binding goes away.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LoadedNode } from '../../src/config/index.js';
 import { runDaemon, type Daemon } from '../../src/daemon/daemon.js';
@@ -63,6 +63,15 @@ describe.each(['native', 'ts'] as const)('SMN and HA daemons on the %s engine', 
     const events = logs.map((l) => JSON.parse(l));
     expect(events.find((e) => e.node === 'smn' && e.event === 'registration_registered')).toMatchObject({ careOf: CARE_OF });
     expect(events.find((e) => e.node === 'ha' && e.event === 'binding')).toMatchObject({ homeAddress: '10.0.0.100', careOf: CARE_OF });
+
+    // A reload that adds a known Border-SGW is applied at once; the SAs and the registration stay.
+    const smnSas = smn.sas().map((s) => s.id);
+    const smnFile = fx.file('smn.yaml');
+    writeFileSync(smnFile, readFileSync(smnFile, 'utf8').replace('borderSgws: [sgw0]', 'borderSgws: [sgw0, sgw2]'));
+    expect(await smn.reload()).toEqual({ ok: true, applied: ['smn.borderSgws'], restartNeededFor: [] });
+    expect(smn.sas().map((s) => s.id)).toEqual(smnSas);
+    expect(smn.status().bindings).toMatchObject({ registration: 'registered', careOf: CARE_OF });
+    expect(logs.map((l) => JSON.parse(l)).find((e) => e.node === 'smn' && e.event === 'reload')).toMatchObject({ changed: ['smn.borderSgws.1'], applied: ['smn.borderSgws'] });
 
     const stopping = smn.stop('SIGTERM');
     fx.network.runFor(2 * SETTLE_MS);
