@@ -77,6 +77,20 @@ function ping(r: Run, seqs: number[]): number[] {
   return echoes.seqs;
 }
 
+/** Holds back the packet sgw1 sends sgw0 for probe `seq` (a fresh sequence number) and returns it with a forged ICV. */
+function forgeFromSgw1(r: Run, seq: number): Uint8Array {
+  const internet = r.fx.network.link('internet');
+  const toSgw0 = (p: Uint8Array) => p[9] === IPPROTO_SKIP && p.subarray(16, 20).join('.') === '198.18.0.1';
+  internet.setLoss((p) => toSgw0(p));
+  expect(ping(r, [seq])).toEqual([]);
+  internet.setLoss(undefined);
+  const held = internet.captures().filter((f) => f.fate === 'lost' && toSgw0(f.packet));
+  expect(held).toHaveLength(1);
+  const forged = held[0].packet.slice();
+  forged[forged.length - 1] ^= 0xff;
+  return forged;
+}
+
 function scrape(address: { host: string; port: number }): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     get({ host: address.host, port: address.port, path: '/metrics' }, (res) => {
@@ -186,16 +200,7 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
   it('metrics on 127.0.0.1: a forged packet shows up in mipsec_drops_total with its reason', async () => {
     const r = await start(impl);
     expect(ping(r, [1])).toEqual([1]);
-    // Hold back the next real packet sgw1 sends sgw0 (a fresh sequence number), then forge its ICV.
-    const internet = r.fx.network.link('internet');
-    const toSgw0 = (p: Uint8Array) => p[9] === IPPROTO_SKIP && p.subarray(16, 20).join('.') === '198.18.0.1';
-    internet.setLoss((p) => toSgw0(p));
-    expect(ping(r, [2])).toEqual([]);
-    internet.setLoss(undefined);
-    const held = internet.captures().filter((f) => f.fate === 'lost' && toSgw0(f.packet));
-    expect(held).toHaveLength(1);
-    const forged = held[0].packet.slice();
-    forged[forged.length - 1] ^= 0xff;
+    const forged = forgeFromSgw1(r, 2);
     const dropsBefore = r.sgw0.status().counters.engine;
     r.fx.network.host('sgw0').inject(forged, { iface: 'outside' });
     r.fx.network.runFor(100);
@@ -280,6 +285,20 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     process.emit('SIGHUP', 'SIGHUP');
     for (let waited = 0; reloads().length === 0 && waited < 2000; waited += 20) await sleep(20);
     expect(reloads()).toHaveLength(1);
+  });
+
+  it('a reload that lowers the ICMP burst limits failure messages from then on', async () => {
+    const r = await start(impl);
+    expect(ping(r, [1])).toEqual([1]);
+    const forged = forgeFromSgw1(r, 2);
+    const file = r.fx.file('sgw0.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('burst: 20', 'burst: 2'));
+    expect(await r.sgw0.reload()).toEqual({ ok: true, applied: ['policy.icmpRateLimit.burst'], restartNeededFor: [] });
+    for (let i = 0; i < 5; i++) r.fx.network.host('sgw0').inject(forged.slice(), { iface: 'outside' });
+    r.fx.network.runFor(100);
+    const { role, engine } = r.sgw0.status().counters;
+    expect(engine.auth).toBe(5);
+    expect(role).toMatchObject({ icmp40_sent_code1: 2, icmp40_rate_limited: 3 });
   });
 
   it('stop removes the socket, closes metrics, and the whole log holds no installed key', async () => {
