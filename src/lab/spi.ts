@@ -12,7 +12,7 @@ import { loadNode, type LoadedNode } from '../config/index.js';
 import { MANUAL_KEY_BYTES } from '../config/manual-sa.js';
 import { SECRET_FILE_MODE } from '../keys/keyfile.js';
 import { createEngine, type EngineImpl } from '../engine/index.js';
-import type { Network } from '../net/types.js';
+import type { Host, Network } from '../net/types.js';
 import { KeyLog } from '../roles/common/keylog.js';
 import { ManualSpiGateway } from '../roles/sgw/manual.js';
 import type { CaseContext, CaseResult, LabCase } from './cases.js';
@@ -72,6 +72,33 @@ function interfaceOf(loaded: LoadedNode, side: 'inside' | 'outside') {
   return { name: itf.name, address: itf.address, cidr: `${itf.address}/${itf.prefixLength}` };
 }
 
+/** The example's links: the Internet between the two gateways and one network behind each. */
+export function addSpiLinks(network: Network): void {
+  for (const link of ['internet', 'gwa-net', 'gwb-net']) network.addLink(link);
+}
+
+/** A gateway of examples/spi: its inside interface on `<name>-net`, its outside one on the Internet. */
+export function addSpiGatewayHost(network: Network, g: LoadedNode): Host {
+  const host = network.addHost(g.node.name, { forwarding: true });
+  const inside = interfaceOf(g, 'inside');
+  const outside = interfaceOf(g, 'outside');
+  host.addInterface(inside.name, `${g.node.name}-net`, inside.cidr);
+  host.addInterface(outside.name, 'internet', outside.cidr);
+  return host;
+}
+
+/** Host A behind gwa and host B behind gwb, each answering echo probes: [hostA, hostB]. */
+export function addSpiEndHosts(network: Network): [Host, Host] {
+  const [a, b] = [HOST_A, HOST_B].map((h) => {
+    const host = network.addHost(h.name);
+    host.addInterface('eth0', h.link, `${h.address}/24`);
+    host.addRoute('0.0.0.0/0', { via: h.gateway });
+    echoServer(host);
+    return host;
+  });
+  return [a, b];
+}
+
 const REQ = udp(HOST_A.address, HOST_B.address, 40000, 7);
 const REP = udp(HOST_B.address, HOST_A.address, 7, 40000);
 const esp = (sa: typeof A_TO_B, inner: string) => `${ip(sa.src, sa.dst)} / ESP(spi ${sa.spi}) / ${inner}`;
@@ -92,21 +119,9 @@ async function runSpiCase<N extends Network>(this: LabCase, ctx: CaseContext<N>)
   const example = await loadSpiExample();
   let keep = false;
   try {
-    for (const link of ['internet', 'gwa-net', 'gwb-net']) network.addLink(link);
-    for (const g of example.nodes) {
-      const host = network.addHost(g.node.name, { forwarding: true });
-      const inside = interfaceOf(g, 'inside');
-      const outside = interfaceOf(g, 'outside');
-      host.addInterface(inside.name, `${g.node.name}-net`, inside.cidr);
-      host.addInterface(outside.name, 'internet', outside.cidr);
-    }
-    const hosts = [HOST_A, HOST_B].map((h) => {
-      const host = network.addHost(h.name);
-      host.addInterface('eth0', h.link, `${h.address}/24`);
-      host.addRoute('0.0.0.0/0', { via: h.gateway });
-      echoServer(host);
-      return host;
-    });
+    addSpiLinks(network);
+    for (const g of example.nodes) addSpiGatewayHost(network, g);
+    const hosts = addSpiEndHosts(network);
     for (const g of example.nodes) {
       gateways.push(new ManualSpiGateway({
         host: network.host(g.node.name), clock: network.clock, engine: createEngine(ctx.engine as EngineImpl), entries: g.node.manualSas ?? [],

@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { formatStatus } from '../../src/daemon/status.js';
 import { saveCertificate, saveX25519 } from '../../src/keys/keyfile.js';
-import { loadSpiExample } from '../../src/lab/spi.js';
-import { collectEchoes, echoServer, probe } from '../../src/lab/traffic.js';
+import { addSpiEndHosts, addSpiGatewayHost, addSpiLinks, loadSpiExample } from '../../src/lab/spi.js';
+import { collectEchoes, probe } from '../../src/lab/traffic.js';
 import { makeCa, makeIdentity } from '../../src/lab/world.js';
 import { MemoryNetwork } from '../../src/net/memory.js';
 
@@ -58,7 +58,7 @@ describe.each(['native', 'ts'] as const)('manual SAs in the SGW daemon on the %s
     writeFileSync(gwaFile, readFileSync(gwaFile, 'utf8').replace('manualSas:\n', TO_GWC));
     writeKey(join(dir, 'keys/a-to-c.key'));
     writeKey(join(dir, 'keys/c-to-a.key'));
-    for (const link of ['internet', 'gwa-net', 'gwb-net']) network.addLink(link);
+    addSpiLinks(network);
 
     const logs: string[] = [];
     const daemons: Daemon[] = [];
@@ -66,24 +66,14 @@ describe.each(['native', 'ts'] as const)('manual SAs in the SGW daemon on the %s
       daemons.push(await runDaemon({
         configPath: join(dir, `${node}.yaml`), role: 'sgw', clock: network.clock, engine: impl, statusSocket: false,
         logDestination: { write: (line: string) => void logs.push(line) },
-        host: (loaded) => {
-          const host = network.addHost(loaded.node.name, { forwarding: true });
-          for (const itf of loaded.node.interfaces) host.addInterface(itf.name, itf.name === 'outside' ? 'internet' : `${loaded.node.name}-net`, `${itf.address}/${itf.prefixLength}`);
-          return host;
-        },
+        host: (loaded) => addSpiGatewayHost(network, loaded),
       }));
     }
     cleanup.push(async () => {
       for (const d of daemons) await d.stop();
     });
     const [gwa] = daemons;
-    const hostA = network.addHost('hosta');
-    hostA.addInterface('eth0', 'gwa-net', '10.10.0.10/24');
-    hostA.addRoute('0.0.0.0/0', { via: '10.10.0.1' });
-    const hostB = network.addHost('hostb');
-    hostB.addInterface('eth0', 'gwb-net', '10.20.0.10/24');
-    hostB.addRoute('0.0.0.0/0', { via: '10.20.0.1' });
-    echoServer(hostB);
+    const [hostA] = addSpiEndHosts(network);
     const ping = (seqs: number[]) => {
       const echoes = collectEchoes(hostA);
       for (const seq of seqs) hostA.send(probe('10.10.0.10', '10.20.0.10', seq));

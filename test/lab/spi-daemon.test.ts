@@ -7,8 +7,8 @@ import { loadCertificate, loadIdentity, saveCertificate, saveX25519 } from '../.
 import { CertCache } from '../../src/keys/cache.js';
 import { buildRole, type RoleEvent, type RunningRole } from '../../src/daemon/roles.js';
 import { createEngine } from '../../src/engine/index.js';
-import { loadSpiExample } from '../../src/lab/spi.js';
-import { collectEchoes, echoServer, probe } from '../../src/lab/traffic.js';
+import { addSpiEndHosts, addSpiGatewayHost, addSpiLinks, loadSpiExample } from '../../src/lab/spi.js';
+import { collectEchoes, probe } from '../../src/lab/traffic.js';
 import { makeCa, makeIdentity } from '../../src/lab/world.js';
 import { MemoryNetwork } from '../../src/net/memory.js';
 import { IpProto, parseIpv4 } from '../../src/wire/ipv4.js';
@@ -39,7 +39,7 @@ describe('SGW daemon role with manualSas (examples/spi)', () => {
     mkdirSync(join(example.dir, 'keys'), { recursive: true });
     mkdirSync(join(example.dir, 'ca'));
     saveCertificate(join(example.dir, 'ca/ca.crt'), ca.cert);
-    for (const link of ['internet', 'gwa-net', 'gwb-net']) network.addLink(link);
+    addSpiLinks(network);
     const events: RoleEvent[] = [];
     const roles: RunningRole[] = [];
     for (const loaded of example.nodes) {
@@ -49,8 +49,7 @@ describe('SGW daemon role with manualSas (examples/spi)', () => {
       saveX25519(join(example.dir, `keys/${node.name}.key`), id);
       saveCertificate(join(example.dir, `keys/${node.name}.crt`), id.cert);
       id.secretKey.fill(0);
-      const host = network.addHost(node.name, { forwarding: true });
-      for (const itf of node.interfaces) host.addInterface(itf.name, itf.name === 'outside' ? 'internet' : `${node.name}-net`, `${itf.address}/${itf.prefixLength}`);
+      const host = addSpiGatewayHost(network, loaded);
       const paths = { ...loaded.paths, key: join(example.dir, `keys/${node.name}.key`), cert: join(example.dir, `keys/${node.name}.crt`), ca: join(example.dir, 'ca/ca.crt') };
       roles.push(buildRole({
         loaded: { ...loaded, paths }, host, clock: network.clock, engine: createEngine('ts'),
@@ -59,13 +58,7 @@ describe('SGW daemon role with manualSas (examples/spi)', () => {
     }
     let closed = false;
     cleanup.push(() => { if (!closed) for (const r of roles) r.close(); });
-    const hostA = network.addHost('hosta');
-    hostA.addInterface('eth0', 'gwa-net', '10.10.0.10/24');
-    hostA.addRoute('0.0.0.0/0', { via: '10.10.0.1' });
-    const hostB = network.addHost('hostb');
-    hostB.addInterface('eth0', 'gwb-net', '10.20.0.10/24');
-    hostB.addRoute('0.0.0.0/0', { via: '10.20.0.1' });
-    echoServer(hostB);
+    const [hostA] = addSpiEndHosts(network);
     expect(events.filter((e) => e.event === 'manual_sas_installed')).toEqual([
       { event: 'manual_sas_installed', count: 1, names: ['to-gwb'] },
       { event: 'manual_sas_installed', count: 1, names: ['to-gwa'] },
