@@ -11,6 +11,7 @@
         "native/io/netns.cc",
         "native/io/raw.cc",
         "native/io/tun.cc",
+        "native/io/udp.cc",
         "<!@(cat native/datapath.sources)"
       ],
       "include_dirs": [

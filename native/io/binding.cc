@@ -120,7 +120,7 @@ void IoLoopWrap::CleanupHook(void* self) {
   if (wrap->loop_) wrap->loop_->stop();
 }
 
-// start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers })
+// start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers, offload, udpPort })
 Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (loop_) throw Napi::Error::New(env, "this I/O loop was already started (create a new one)");
@@ -133,6 +133,10 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   cfg.tun.mtu = u32_of(o, "mtu", cfg.tun.mtu);
   cfg.workers = u32_of(o, "workers", 1);
   cfg.tun.offload = !o.Get("offload").IsBoolean() || o.Get("offload").As<Napi::Boolean>().Value();
+  const uint32_t udp_port = u32_of(o, "udpPort", 0);
+  if (udp_port > 65535) throw Napi::RangeError::New(env, "io config udpPort must be 0..65535");
+  cfg.udp_port = uint16_t(udp_port);
+  cfg.poll_us = u32_of(o, "pollMicros", 0);
   Napi::Value addresses = o.Get("addresses");
   if (!addresses.IsUndefined()) {
     if (!addresses.IsTypedArray() || addresses.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)

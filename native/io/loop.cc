@@ -1,5 +1,6 @@
 #include "io/loop.h"
 #include <arpa/inet.h>
+#include <netinet/udp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -8,10 +9,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <sched.h>
 #include <sys/uio.h>
+#include <chrono>
 #include "io/gso.h"
 #include "io/netns.h"
 #include "io/raw.h"
+#include "io/udp.h"
 #include "wire/bytes.h"
 
 namespace mipsec::io {
@@ -20,6 +24,7 @@ const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
       "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
       "txRaw", "txTun", "txGro", "txTooBig", "txFragNeeded", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
+      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso",
   };
   return names;
 }
@@ -28,6 +33,9 @@ namespace {
 
 constexpr size_t kRawSockets = sizeof kRawProtocols;
 constexpr uint32_t kTagWake = 0, kTagTun = 1, kTagRaw = 2;  // epoll tags; raw socket i is kTagRaw + i
+constexpr uint32_t kTagUdp = kTagRaw + kRawSockets;
+// UDP transport receive: datagrams per recvmmsg, each up to a GRO super-datagram of 64 KiB.
+constexpr size_t kUdpRecvMessages = 8, kUdpRecvBytes = 65536;
 constexpr Stat kRawStat[kRawSockets] = {S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP};
 static_assert(sizeof kRawProtocols == 4 && kRawProtocols[0] == 57 && kRawProtocols[3] == 4, "kRawStat follows kRawProtocols");
 
@@ -42,6 +50,9 @@ struct IoLoop::Worker {
   Fd tun, tx, epoll, wake;
   Fd rx[kRawSockets];
   Fd mtu_probe;  // a UDP socket in the loop's namespace, to ask the kernel the path MTU toward a next hop
+  Fd udp;        // the UDP transport (udp.h), when configured
+  uint16_t udp_port = 0;
+  bool udp_gso = true;  // cleared when the kernel refuses UDP_SEGMENT on this worker's route (no checksum offload)
   std::thread thread;
 
   std::mutex inject_mu;
@@ -60,6 +71,19 @@ struct IoLoop::Worker {
   mmsghdr msgs[kBatchPackets] = {};
   iovec iov[kBatchPackets] = {};
   sockaddr_in addr[kBatchPackets] = {};
+
+  // UDP transport send: the batch indices it carries, then one message per run of equal-sized packets to one peer.
+  size_t udp_from[kBatchPackets] = {};
+  size_t group_first[kBatchPackets] = {}, group_size[kBatchPackets] = {};
+  mmsghdr udp_msgs[kBatchPackets] = {};
+  iovec udp_iov[kBatchPackets] = {};
+  sockaddr_in udp_addr[kBatchPackets] = {};
+  alignas(cmsghdr) uint8_t udp_ctl[kBatchPackets][CMSG_SPACE(sizeof(uint16_t))] = {};
+  // UDP transport receive (its own messages: a flush while splitting reuses msgs/iov for sending).
+  std::vector<uint8_t> udp_rx;
+  mmsghdr udp_rx_msgs[kUdpRecvMessages] = {};
+  iovec udp_rx_iov[kUdpRecvMessages] = {};
+  alignas(cmsghdr) uint8_t udp_rx_ctl[kUdpRecvMessages][CMSG_SPACE(sizeof(int))] = {};
 
   std::vector<uint8_t> super;      // one read from a TUN with offloads: header + up to 64 KiB
   std::vector<uint8_t> coalesced;  // one coalesced write (a flush may run while `super` is being split)
@@ -90,6 +114,8 @@ std::string IoLoop::start(const IoConfig& cfg) {
     workers.push_back(std::make_unique<Worker>());
     workers.back()->index = i;
     workers.back()->vnet = cfg.tun.offload;
+    workers.back()->udp_port = cfg.udp_port;
+    if (cfg.udp_port) workers.back()->udp_rx.resize(kUdpRecvMessages * kUdpRecvBytes);
     if (cfg.tun.offload) {
       workers.back()->super.resize(kVnetHdrBytes + 65536);
       workers.back()->coalesced.resize(kVnetHdrBytes + TcpCoalescer::kMaxSuper);
@@ -105,6 +131,8 @@ std::string IoLoop::start(const IoConfig& cfg) {
       for (size_t s = 0; s < kRawSockets; s++)
         if (std::string e = raw_open_receiver(kRawProtocols[s], i, cfg.workers, &w.rx[s]); !e.empty()) return e;
       if (std::string e = raw_open_sender(&w.tx); !e.empty()) return e;
+      if (cfg.udp_port)
+        if (std::string e = udp_open(cfg.udp_port, &w.udp); !e.empty()) return e;
       w.mtu_probe.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
       if (!w.mtu_probe.valid()) return sys_error("socket(AF_INET, SOCK_DGRAM) for path MTU queries");
     }
@@ -125,9 +153,11 @@ std::string IoLoop::start(const IoConfig& cfg) {
     };
     bool ok = watch(w.wake.get(), kTagWake) && watch(w.tun.get(), kTagTun);
     for (size_t s = 0; s < kRawSockets; s++) ok = ok && watch(w.rx[s].get(), kTagRaw + uint32_t(s));
+    if (w.udp.valid()) ok = ok && watch(w.udp.get(), kTagUdp);
     if (!ok) return sys_error("epoll_ctl");
   }
   workers_ = std::move(workers);
+  poll_us_ = cfg.poll_us;
   running_ = true;
   for (auto& wp : workers_) {
     Worker* w = wp.get();
@@ -250,6 +280,103 @@ void IoLoop::run(Worker& w) {
     count(S_TX_FRAG_NEEDED);
   };
 
+  // The UDP transport's destination for a sealed packet: the gateway that owns its outer destination.
+  auto udp_peer = [&](const uint8_t* p) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(w.udp_port);
+    to.sin_addr.s_addr = htonl(load32(p + 16));
+    return to;
+  };
+
+  // One packet over the UDP transport without segmentation offload; 0 or the errno of the refusal.
+  auto send_udp_one = [&](const uint8_t* p, size_t len) -> int {
+    sockaddr_in to = udp_peer(p);
+    for (;;) {
+      if (::sendto(w.udp.get(), p, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(len)) {
+        count(S_TX_UDP);
+        return 0;
+      }
+      if (errno != EINTR) return errno;
+    }
+  };
+
+  // A FORWARD packet the UDP transport refused (batch index i).
+  auto udp_refused = [&](size_t i, int err) {
+    const uint32_t* d = w.desc.data() + i * kDescWords;
+    if (err != EMSGSIZE) return count(S_TX_ERRORS);
+    count(S_TX_TOO_BIG);
+    frag_needed(i, d[D_LENGTH] + kUdpOverhead, d[D_NEXTHOP]);
+  };
+
+  // Sends the batch's UDP-carried FORWARD packets (w.udp_from[0..nu), in batch order): each run of packets of one
+  // size to one peer (the last may be shorter) is one UDP_SEGMENT message, so one sendmmsg moves the whole batch.
+  auto send_udp = [&](size_t nu) {
+    auto packet = [&](size_t k) { return w.desc.data() + w.udp_from[k] * kDescWords; };
+    size_t groups = 0;
+    for (size_t k = 0; k < nu;) {
+      const uint32_t* d = packet(k);
+      const uint8_t* first = w.buffer.data() + d[D_OFFSET];
+      const uint32_t peer = load32(first + 16);
+      const size_t seg = d[D_LENGTH];
+      size_t n = 1, bytes = seg;
+      while (w.udp_gso && k + n < nu && n < kUdpGsoMaxSegments) {
+        const uint32_t* e = packet(k + n);
+        const size_t len = e[D_LENGTH];
+        if (load32(w.buffer.data() + e[D_OFFSET] + 16) != peer || len > seg || bytes + len > kUdpGsoMaxBytes) break;
+        bytes += len;
+        n++;
+        if (len < seg) break;  // only the last segment may be shorter
+      }
+      for (size_t j = 0; j < n; j++) {
+        const uint32_t* e = packet(k + j);
+        w.udp_iov[k + j] = iovec{w.buffer.data() + e[D_OFFSET], e[D_LENGTH]};
+      }
+      w.udp_addr[groups] = udp_peer(first);
+      msghdr& h = w.udp_msgs[groups].msg_hdr;
+      h = msghdr{&w.udp_addr[groups], sizeof w.udp_addr[groups], &w.udp_iov[k], n, nullptr, 0, 0};
+      if (n > 1) {
+        h.msg_control = w.udp_ctl[groups];
+        h.msg_controllen = sizeof w.udp_ctl[groups];
+        cmsghdr* c = CMSG_FIRSTHDR(&h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        const uint16_t size = uint16_t(seg);
+        std::memcpy(CMSG_DATA(c), &size, sizeof size);
+      }
+      w.group_first[groups] = k;
+      w.group_size[groups++] = n;
+      k += n;
+    }
+    for (size_t sent = 0; sent < groups;) {
+      const int r = ::sendmmsg(w.udp.get(), w.udp_msgs + sent, unsigned(groups - sent), 0);
+      if (r > 0) {
+        for (size_t g = sent; g < sent + size_t(r); g++) {
+          count(S_TX_UDP, w.group_size[g]);
+          if (w.group_size[g] > 1) count(S_TX_UDP_GSO);
+        }
+        sent += size_t(r);
+        continue;
+      }
+      const int err = errno;
+      if (err == EINTR) continue;
+      const size_t first = w.group_first[sent], n = w.group_size[sent];
+      if (n == 1) {
+        udp_refused(w.udp_from[first], err);
+      } else {
+        // The kernel refused the offload itself: EIO when the route's device cannot checksum for it (stop asking
+        // on this worker), EINVAL when a segment exceeds the path MTU. Each packet then goes alone.
+        if (err == EIO) w.udp_gso = false;
+        for (size_t j = first; j < first + n; j++) {
+          const uint32_t* d = packet(j);
+          if (const int e = send_udp_one(w.buffer.data() + d[D_OFFSET], d[D_LENGTH])) udp_refused(w.udp_from[j], e);
+        }
+      }
+      sent++;
+    }
+  };
+
   // Runs the queued batch through the engine and sends every result where its verdict says.
   auto flush = [&] {
     if (w.count == 0) return;
@@ -261,13 +388,17 @@ void IoLoop::run(Worker& w) {
       std::memcpy(w.quote[i], w.buffer.data() + d[D_OFFSET], w.quote_len[i]);
     }
     core_->process(BatchView{w.buffer.data(), w.buffer.size(), w.desc.data(), n, kSlotBytes});
-    size_t m = 0, nd = 0;
+    size_t m = 0, nd = 0, nu = 0;
     for (size_t i = 0; i < n; i++) {
       const uint32_t* d = w.desc.data() + i * kDescWords;
       uint8_t* data = w.buffer.data() + d[D_OFFSET];
       const size_t len = d[D_LENGTH];
       switch (Verdict(d[D_VERDICT] & 0xff)) {
         case V_FORWARD: {
+          if (w.udp.valid() && len >= 20 && udp_carries(data[9])) {
+            w.udp_from[nu++] = i;
+            break;
+          }
           w.addr[m] = sockaddr_in{};
           w.addr[m].sin_family = AF_INET;
           w.addr[m].sin_addr.s_addr = htonl(d[D_NEXTHOP]);
@@ -300,6 +431,7 @@ void IoLoop::run(Worker& w) {
         sent++;
       }
     }
+    if (nu) send_udp(nu);
     deliver(nd);
     if (!w.punts.empty()) {
       const size_t total = w.punts.size();
@@ -391,6 +523,46 @@ void IoLoop::run(Worker& w) {
     flush();
   };
 
+  // The UDP transport: each datagram (or GRO super-datagram of equal-sized segments, the last maybe shorter)
+  // holds whole IPv4 packets, which go to INBOUND as if read from a raw socket.
+  auto read_udp = [&] {
+    for (size_t j = 0; j < kUdpRecvMessages; j++) {
+      w.udp_rx_iov[j] = iovec{w.udp_rx.data() + j * kUdpRecvBytes, kUdpRecvBytes};
+      w.udp_rx_msgs[j].msg_hdr = msghdr{nullptr, 0, &w.udp_rx_iov[j], 1, w.udp_rx_ctl[j], sizeof w.udp_rx_ctl[j], 0};
+    }
+    const int r = ::recvmmsg(w.udp.get(), w.udp_rx_msgs, kUdpRecvMessages, MSG_DONTWAIT, nullptr);
+    if (r < 0) {
+      if (errno != EAGAIN && errno != EINTR) count(S_RX_ERRORS);
+      return;
+    }
+    for (int j = 0; j < r; j++) {
+      msghdr& h = w.udp_rx_msgs[j].msg_hdr;
+      const uint8_t* data = w.udp_rx.data() + size_t(j) * kUdpRecvBytes;
+      const size_t total = w.udp_rx_msgs[j].msg_len;
+      size_t seg = total;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+        int size = 0;
+        if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO || c->cmsg_len < CMSG_LEN(sizeof size)) continue;
+        std::memcpy(&size, CMSG_DATA(c), sizeof size);
+        if (size > 0) seg = size_t(size);
+      }
+      size_t segments = 0;
+      for (size_t at = 0; at < total || (total == 0 && segments == 0); at += seg) {
+        const size_t len = std::min(seg, total - at);
+        if (w.count == kBatchPackets) flush();
+        // A datagram larger than a slot goes in as length 0: the engine drops it as truncated.
+        if (len > kMaxPacket) count(S_RX_TOO_BIG);
+        else std::memcpy(w.packet_at(w.count), data + at, len);
+        w.queue(OP_INBOUND, len > kMaxPacket ? 0 : len, From::raw);
+        segments++;
+        if (seg == 0) break;
+      }
+      count(S_RX_UDP, segments);
+      if (segments > 1) count(S_RX_UDP_GRO);
+    }
+    flush();
+  };
+
   auto drain_injects = [&] {
     uint64_t ignored;
     if (::read(w.wake.get(), &ignored, sizeof ignored) < 0 && errno != EAGAIN) count(S_RX_ERRORS);
@@ -411,6 +583,11 @@ void IoLoop::run(Worker& w) {
           write_tun(p.bytes.data(), p.bytes.size());
           break;
         case Via::raw: {
+          if (w.udp.valid() && p.bytes.size() >= 20 && udp_carries(p.bytes[9])) {
+            const int err = send_udp_one(p.bytes.data(), p.bytes.size());
+            if (err) count(err == EMSGSIZE ? S_TX_TOO_BIG : S_TX_ERRORS);
+            break;
+          }
           sockaddr_in to{};
           to.sin_family = AF_INET;
           to.sin_addr.s_addr = p.bytes.size() >= 20 ? htonl(load32(p.bytes.data() + 16)) : 0;
@@ -424,17 +601,29 @@ void IoLoop::run(Worker& w) {
     flush();
   };
 
-  epoll_event events[2 + kRawSockets];
+  // A wakeup of a sleeping worker by a packet from another CPU costs tens of µs on a VM (an IPI through the
+  // hypervisor); within poll_us of its last packet the worker polls instead, yielding to any runnable thread.
+  using Clock = std::chrono::steady_clock;
+  const auto poll_window = std::chrono::microseconds(poll_us_);
+  Clock::time_point last_packet = Clock::now() - poll_window;
+  epoll_event events[3 + kRawSockets];
   while (!stopping_.load(std::memory_order_relaxed)) {
-    const int n = ::epoll_wait(w.epoll.get(), events, int(sizeof events / sizeof events[0]), -1);
+    const bool polling = poll_us_ && Clock::now() - last_packet < poll_window;
+    const int n = ::epoll_wait(w.epoll.get(), events, int(sizeof events / sizeof events[0]), polling ? 0 : -1);
+    if (n == 0) {
+      sched_yield();
+      continue;
+    }
     if (n < 0) {
       if (errno != EINTR) count(S_RX_ERRORS);
       continue;
     }
+    if (poll_us_) last_packet = Clock::now();
     for (int i = 0; i < n && !stopping_.load(std::memory_order_relaxed); i++) {
       const uint32_t tag = events[i].data.u32;
       if (tag == kTagWake) drain_injects();
       else if (tag == kTagTun) read_tun();
+      else if (tag == kTagUdp) read_udp();
       else read_raw(tag - kTagRaw);
     }
   }

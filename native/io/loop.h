@@ -1,6 +1,6 @@
 // The native I/O loop (DESIGN §1, §5): worker threads read batches from a TUN device and raw IPv4 sockets,
-// run them through the engine (TUN → OUTBOUND, raw → INBOUND) and write the results without entering
-// JavaScript: FORWARD → sendmmsg on the raw socket, DELIVER → write to the TUN, PUNT → a PuntSink (the
+// (and, with the UDP transport, a UDP socket), run them through the engine (TUN → OUTBOUND, raw/UDP → INBOUND)
+// and write the results without entering JavaScript: FORWARD → sendmmsg on the raw socket (or UDP, udp.h), DELIVER → write to the TUN, PUNT → a PuntSink (the
 // binding hands them to JS in batches), DROP → already counted by the engine. No Node-API here.
 #pragma once
 #include <atomic>
@@ -56,6 +56,7 @@ class PuntSink {
 enum Stat : int {
   S_RX_TUN, S_RX_GSO, S_RX_RAW, S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP, S_RX_TOO_BIG, S_RX_ERRORS,
   S_TX_RAW, S_TX_TUN, S_TX_GRO, S_TX_TOO_BIG, S_TX_FRAG_NEEDED, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
+  S_RX_UDP, S_RX_UDP_GRO, S_TX_UDP, S_TX_UDP_GSO,
   S_COUNT
 };
 const char* const* stat_names();
@@ -64,6 +65,10 @@ struct IoConfig {
   std::string netns;  // empty: the process's own namespace
   TunConfig tun;
   unsigned workers = 1;
+  uint16_t udp_port = 0;  // the UDP transport's port (udp.h); 0: the raw socket carries everything
+  // After handling packets, a worker keeps polling its fds this long (yielding the CPU to anything runnable)
+  // before it sleeps: a packet that comes within it costs no wakeup. 0: sleep at once.
+  uint32_t poll_us = 0;
 };
 
 class IoLoop {
@@ -93,6 +98,7 @@ class IoLoop {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
+  uint32_t poll_us_ = 0;
   std::mutex lifecycle_;
   std::atomic<uint64_t> stats_[S_COUNT] = {};
 };

@@ -54,6 +54,20 @@ export interface IoLoopOptions {
   };
   /** Raw IPv4 sockets for SKIP, AH, ESP and IP-in-IP (receive) and IP_HDRINCL (send): always on. */
   raw: true;
+  /**
+   * The UDP transport (docs/engine.md §9.1): send every SKIP, AH, ESP and IP-in-IP packet whole — its own IPv4
+   * header included — as the payload of a UDP datagram from and to this port, so the kernel moves them in
+   * segmentation-offload batches (UDP_SEGMENT / UDP_GRO). Every gateway this loop sends to must use the same
+   * port; packets arriving on the raw sockets are still accepted. Unset: the raw socket carries everything.
+   * A carried packet grows by 28 bytes on the wire: lower tun.mtu by as much.
+   */
+  udpPort?: number;
+  /**
+   * After handling packets, each worker keeps polling for this many µs (yielding the CPU to any runnable
+   * thread) before it sleeps, so a packet arriving within it costs no wakeup — on a VM a cross-CPU wakeup
+   * costs tens of µs per hop. Costs idle CPU after traffic; 0 (default) sleeps at once. At most 100000.
+   */
+  pollMicros?: number;
   /** Worker threads (default 1). With more, flows are spread by a hash so none is reordered. */
   workers?: number;
   /** Called on the JS thread with every packet the engine punted since the last call. */
@@ -91,6 +105,14 @@ export interface IoStats {
   injected: number;
   /** Injected packets refused: over 3520 bytes, or the worker's inject queue (4096) was full. */
   injectDropped: number;
+  /** Packets received over the UDP transport (each segment of a GRO super-datagram counts). */
+  rxUdp: number;
+  /** GRO super-datagrams received (more than one packet in one read). */
+  rxUdpGro: number;
+  /** Packets sent over the UDP transport. */
+  txUdp: number;
+  /** UDP_SEGMENT sends (more than one packet in one datagram the kernel segments). */
+  txUdpGso: number;
 }
 
 const VIA_CODE: Record<InjectVia, number> = { outbound: 0, inbound: 1, tun: 2, raw: 3 };
@@ -119,7 +141,7 @@ export class IoLoop {
 
   /** Opens the TUN and raw sockets (inside `netns`), configures the TUN and starts the workers. Throws why not. */
   static start(options: IoLoopOptions): IoLoop {
-    const { engine, netns, tun, workers = 1, onPunt } = options;
+    const { engine, netns, tun, workers = 1, udpPort = 0, pollMicros = 0, onPunt } = options;
     if (!(engine instanceof NativeEngine)) {
       throw new TypeError("IoLoop needs the native engine (createEngine('native')); the TypeScript path has no native threads to run it");
     }
@@ -129,6 +151,12 @@ export class IoLoop {
     const mtu = tun.mtu ?? 1300;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 3520) throw new RangeError(`tun.mtu must be an integer 576..3520, got ${String(tun.mtu)}`);
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`workers must be an integer 1..64, got ${String(workers)}`);
+    if (options.udpPort !== undefined && (!Number.isInteger(udpPort) || udpPort < 1 || udpPort > 65535)) {
+      throw new RangeError(`udpPort must be a UDP port 1..65535 (the same on every gateway), got ${String(options.udpPort)}`);
+    }
+    if (!Number.isInteger(pollMicros) || pollMicros < 0 || pollMicros > 100_000) {
+      throw new RangeError(`pollMicros must be an integer 0..100000 (µs of polling before a worker sleeps), got ${String(options.pollMicros)}`);
+    }
     if (typeof onPunt !== 'function') throw new TypeError('onPunt must be a function (packets) => void');
     const addresses = Uint32Array.from((tun.addresses ?? []).flatMap(interfaceAddress));
 
@@ -145,7 +173,7 @@ export class IoLoop {
       onPunt(packets);
     });
     if (tun.offload !== undefined && typeof tun.offload !== 'boolean') throw new TypeError('tun.offload must be a boolean');
-    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true });
+    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true, udpPort, pollMicros });
     const loop: IoLoop = new IoLoop(native, engine.onClose(() => loop.stop()));
     return loop;
   }
