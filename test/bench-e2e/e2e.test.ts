@@ -1,8 +1,10 @@
 // mipsec bench e2e: the harness on the veth path for real (root, iproute2, iperf3, ping — as in CI),
 // plus the pieces that need no namespaces: /proc parsing, medians, ratios, order, arguments, SVG.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listNamespaces, NetnsSession, randomSuffix } from '../../src/net/netns.js';
 import { roundOrder, runE2e } from '../../src/bench/e2e/index.js';
@@ -69,7 +71,42 @@ describe('bench e2e on the veth path (real namespaces)', () => {
     expect(await runE2e(['--paths', 'veth,veth'])).toBe(2);
     expect(await runE2e(['--chain', '1,5'])).toBe(2);
     expect(errors.join('\n')).toMatch(/--chain: '5' is not a relay count in 1\.\.4/);
+    expect(await runE2e(['--transport', 'tcp'])).toBe(2);
+    expect(errors.join('\n')).toMatch(/--transport must be udp or raw, got 'tcp'/);
+    expect(await runE2e(['--relay-coverage', 'some'])).toBe(2);
+    expect(errors.join('\n')).toMatch(/--relay-coverage must be headers or full/);
+    expect(await runE2e(['--poll-us=-1'])).toBe(2);
+    expect(errors.join('\n')).toMatch(/--poll-us must be an integer in 0\.\.100000/);
   });
+});
+
+// The mipsec paths run the built gateway process (dist/, made by npm ci / npm run build), so this runs the CLI.
+const cli = fileURLToPath(new URL('../../bin/mipsec.js', import.meta.url));
+const built = fs.existsSync(fileURLToPath(new URL('../../dist/bench/e2e/gateway.js', import.meta.url)));
+
+describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)', () => {
+  it('mipsec-skip over the UDP transport and a chain through one relaying SGW carry TCP; the JSON says how it ran', async () => {
+    const before = new Set(await ourNamespaces());
+    const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-mipsec-'));
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [cli, 'bench', 'e2e', '--paths', 'mipsec-skip', '--runs', '1', '--seconds', '1', '--chain', '1', '--json', '--out', outDir], { timeout: 150_000 }, (err, out, errOut) =>
+        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
+      ),
+    );
+    const { rows } = JSON.parse(stdout);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].path).toBe('mipsec-skip');
+    expect(rows[0].version).toMatch(/native, OpenSSL .*UDP transport, port 4741/);
+    expect(rows[0].tcp_gbps).toBeGreaterThan(0.05);
+    const written = JSON.parse(fs.readFileSync(path.join(outDir, fs.readdirSync(outDir).find((f) => f.endsWith('.json'))!), 'utf8'));
+    expect(written.meta).toMatchObject({ mipsec_transport: 'udp', mipsec_poll_us: 1000 });
+    expect(written.chain.setup).toMatch(/covering headers only .*UDP transport/);
+    const relayed = written.chain.rows.find((r: { relays: unknown }) => r.relays === 1);
+    expect(relayed.error).toBeUndefined();
+    expect(relayed.tcp_gbps).toBeGreaterThan(0.05);
+    expect(relayed.rtt_us).toBeGreaterThan(0);
+    expect((await ourNamespaces()).filter((n) => !before.has(n))).toEqual([]);
+  }, 180_000);
 });
 
 describe('NetnsSession', () => {

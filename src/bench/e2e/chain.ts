@@ -5,9 +5,9 @@
 // layer, strips it and adds its own toward the next hop (docs/engine.md §5); gwB verifies the last
 // one. k = 0 is gwA wrapping straight to gwB. Also a row with no mipsec at all: the kernel's RTT.
 import { NetnsSession, randomSuffix } from '../../net/netns.js';
-import { endSa, nexthopSa, type NodeSpec } from './gateway-spec.js';
+import { endSa, nexthopSa, type Coverage, type NodeSpec, type Transport } from './gateway-spec.js';
 import { measureTcp, startIperfServer } from './measure.js';
-import { WORKERS, startGateway } from './mipsec.js';
+import { WORKERS, loopSpec, startGateway, tuningLabel, tunnelMtu, type LoopTuning } from './mipsec.js';
 import { median } from './report.js';
 import { waitFor } from './paths.js';
 import { LINK_MTU, PLAN, SKIP_TUNNEL_MTU, devName } from './topology.js';
@@ -99,19 +99,19 @@ async function plainRoutes(chain: Chain): Promise<void> {
 }
 
 /** The gateway specs for k relays: End-End SKIP+ESP gwA⇄gwB, one next-hop layer per leg each way. */
-function relaySpecs(chain: Chain, relays: number): NodeSpec[] {
+function relaySpecs(chain: Chain, relays: number, transport: Transport, coverage: Coverage): NodeSpec[] {
   const hops = [0, ...Array.from({ length: relays }, (_, j) => j + 1), chain.nodes.length - 1];
   const addr = hops.map((h) => chain.ids[h]);
   const a = addr[0];
   const b = addr[addr.length - 1];
   const ab = endSa('skip', a, b, { out: 1, in: 1 }, 0);
   const ba = endSa('skip', b, a, { out: 2, in: 2 }, 0);
-  const fwd = hops.slice(0, -1).map((_, j) => nexthopSa(addr[j], addr[j + 1], { out: 10 + j, in: 10 + j }));
-  const rev = hops.slice(0, -1).map((_, j) => nexthopSa(addr[j + 1], addr[j], { out: 30 + j, in: 30 + j }));
+  const fwd = hops.slice(0, -1).map((_, j) => nexthopSa(addr[j], addr[j + 1], { out: 10 + j, in: 10 + j }, coverage));
+  const rev = hops.slice(0, -1).map((_, j) => nexthopSa(addr[j + 1], addr[j], { out: 30 + j, in: 30 + j }, coverage));
   const tun = (i: number): string => devName(chain.session, `t${i}`);
   const specs: NodeSpec[] = [];
   hops.forEach((h, j) => {
-    const node: NodeSpec = { netns: chain.nodes[h], tun: tun(h), tunMtu: CHAIN_TUNNEL_MTU, local: [addr[j]], sas: [], policies: [], routes: [] };
+    const node: NodeSpec = { netns: chain.nodes[h], tun: tun(h), tunMtu: tunnelMtu(CHAIN_TUNNEL_MTU, transport), local: [addr[j]], sas: [], policies: [], routes: [] };
     if (j === 0) {
       node.sas.push(ab.out, ba.in, fwd[0].out, rev[0].in);
       node.policies.push({ prefix: PLAN.server.net, sa: ab.out.id, wrap: [fwd[0].out.id] });
@@ -144,14 +144,14 @@ async function reachable(chain: Chain): Promise<boolean> {
   }
 }
 
-async function measureConfig(chain: Chain, relays: ChainRow['relays'], seconds: number): Promise<ChainRun> {
+async function measureConfig(chain: Chain, relays: ChainRow['relays'], options: ChainOptions): Promise<ChainRun> {
   await plainRoutes(chain);
   const last = chain.nodes.length - 1;
   const daemons = [];
   try {
     if (relays !== 'kernel') {
-      const specs = relaySpecs(chain, relays);
-      daemons.push(await startGateway(chain.session, chain.nodes[0], `mipsec chain (${relays} relays)`, { dataPath: 'native', workers: WORKERS, nodes: specs }));
+      const specs = relaySpecs(chain, relays, options.transport, options.coverage);
+      daemons.push(await startGateway(chain.session, chain.nodes[0], `mipsec chain (${relays} relays)`, { dataPath: 'native', workers: WORKERS, ...loopSpec(options), nodes: specs }));
       await chain.session.replaceRoute(chain.nodes[0], { prefix: PLAN.server.net, dev: specs[0].tun });
       await chain.session.replaceRoute(chain.nodes[last], { prefix: PLAN.client.net, dev: specs[specs.length - 1].tun });
     }
@@ -159,7 +159,7 @@ async function measureConfig(chain: Chain, relays: ChainRow['relays'], seconds: 
     const rtt = await pingRtt(chain);
     const server = await startIperfServer(chain);
     try {
-      const tcp = await measureTcp(chain, seconds);
+      const tcp = await measureTcp(chain, options.seconds);
       return { tcp_gbps: tcp.gbps, rtt_us: rtt };
     } finally {
       await server.stop();
@@ -184,8 +184,10 @@ export function relayCosts(rows: readonly ChainRow[]): RelayCost[] {
   return out;
 }
 
-export interface ChainOptions {
+export interface ChainOptions extends LoopTuning {
   relays: readonly number[];
+  /** What each next-hop AH covers. */
+  coverage: Coverage;
   runs: number;
   seconds: number;
   progress: (line: string) => void;
@@ -193,7 +195,13 @@ export interface ChainOptions {
   onSession?: (prefix: string) => void;
 }
 
-export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[]; costs: RelayCost[] }> {
+/** What the chain's gateways run, for the report. */
+export function chainSetup(options: Pick<ChainOptions, 'coverage' | 'transport' | 'pollMicros'>): string {
+  const coverage = options.coverage === 'headers' ? 'headers only (the draft\'s §3.6)' : 'the whole datagram (RFC 4302)';
+  return `End-End SKIP + ESP AES-128-GCM gwA⇄gwB inside one next-hop SKIP + AH AES-128-GMAC layer per leg, covering ${coverage}; ${tuningLabel(options)}`;
+}
+
+export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[]; costs: RelayCost[]; setup: string }> {
   const configs: ChainRow['relays'][] = ['kernel', ...[0, ...options.relays].filter((k, i, all) => all.indexOf(k) === i)];
   const rows: ChainRow[] = configs.map((relays) => ({ relays, tcp_gbps: null, rtt_us: null, runs: [] }));
   const session = new NetnsSession(`mb-${randomSuffix()}`);
@@ -206,7 +214,7 @@ export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[
         if (row.error) continue;
         const label = row.relays === 'kernel' ? 'kernel forwarding' : `${row.relays} relays`;
         try {
-          const run = await measureConfig(chain, row.relays, options.seconds);
+          const run = await measureConfig(chain, row.relays, options);
           row.runs.push(run);
           options.progress(`[${round + 1}/${options.runs}] chain, ${label}: TCP ${run.tcp_gbps.toFixed(3)} Gbit/s, RTT ${run.rtt_us.toFixed(0)} µs`);
         } catch (err) {
@@ -224,5 +232,5 @@ export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[
     row.tcp_gbps = median(row.runs.map((r) => r.tcp_gbps));
     row.rtt_us = median(row.runs.map((r) => r.rtt_us));
   }
-  return { rows, costs: relayCosts(rows) };
+  return { rows, costs: relayCosts(rows), setup: chainSetup(options) };
 }

@@ -8,6 +8,12 @@ import { NSID_NONE, SKIP_SPI, encodeSkipHeader } from '../../wire/skip.js';
 
 export type DataPath = 'native' | 'ts';
 export type SaMode = 'skip' | 'spi';
+/** How gateways carry sealed packets: raw IPv4 (the draft's wire) or whole inside UDP (docs/engine.md §9.1). */
+export type Transport = 'udp' | 'raw';
+/** The UDP transport's port between the benchmark's gateways. */
+export const BENCH_UDP_PORT = 4741;
+/** What the UDP transport adds to every sealed packet: IPv4 (20) + UDP (8). */
+export const UDP_TRANSPORT_OVERHEAD = 28;
 
 export interface NodeSpec {
   netns: string;
@@ -27,6 +33,10 @@ export interface GatewaySpec {
    */
   dataPath: DataPath;
   workers: number;
+  /** The UDP transport's port; absent: raw IPv4. */
+  udpPort?: number;
+  /** The I/O loops' pollMicros (0: workers sleep at once). */
+  pollMicros?: number;
   nodes: NodeSpec[];
 }
 
@@ -87,9 +97,12 @@ export function endSa(mode: SaMode, src: string, dst: string, ids: { out: number
   return { out: { ...base, id: ids.out, direction: 'out', esp }, in: { ...base, id: ids.in, direction: 'in', esp: { ...esp, key: esp.key.slice() } } };
 }
 
-/** A next-hop layer (SKIP + AH AES-128-GMAC, full coverage) from src to dst, as the draft's relays use. */
-export function nexthopSa(src: string, dst: string, ids: { out: number; in: number }): { out: SaDesc; in: SaDesc } {
-  const ah = { alg: 'gmac-aes128' as const, key: new Uint8Array(randomBytes(KEY_BYTES['gmac-aes128'])), spi: SKIP_SPI, coverage: 'full' as const };
+/** What a next-hop AH authenticates (docs/engine.md §7): the whole datagram, or its headers only (the draft's §3.6). */
+export type Coverage = 'full' | 'headers';
+
+/** A next-hop layer (SKIP + AH AES-128-GMAC) from src to dst, as the draft's relays use. */
+export function nexthopSa(src: string, dst: string, ids: { out: number; in: number }, coverage: Coverage): { out: SaDesc; in: SaDesc } {
+  const ah = { alg: 'gmac-aes128' as const, key: new Uint8Array(randomBytes(KEY_BYTES['gmac-aes128'])), spi: SKIP_SPI, coverage };
   const base = { role: 'nexthop' as const, mode: 'skip' as const, src, dst, skipHeader: skipHeader(IpProto.AH, 0, SkipAlg.mac['gmac-aes128']) };
   return { out: { ...base, id: ids.out, direction: 'out', ah }, in: { ...base, id: ids.in, direction: 'in', ah: { ...ah, key: ah.key.slice() } } };
 }

@@ -69,6 +69,8 @@ async function main(): Promise<void> {
       tun: { name: node.tun, mtu: node.tunMtu },
       raw: true,
       workers: spec.workers,
+      udpPort: spec.udpPort,
+      pollMicros: spec.pollMicros,
       onPunt(packets) {
         if (ts && batch) {
           tsTransform(ts, batch, running.loop!, packets, punts);

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NetnsSession, randomSuffix, runCommand } from '../../net/netns.js';
 import { CHAIN_MIDDLE, runChain, type ChainRow, type RelayCost } from './chain.js';
-import { mipsecDrivers, mipsecVersion } from './mipsec.js';
+import type { Coverage, Transport } from './gateway-spec.js';
+import { mipsecDrivers, mipsecVersion, tuningLabel, type LoopTuning } from './mipsec.js';
 import { measureOnce, reachable, startIperfServer, UDP_PAYLOAD } from './measure.js';
 import { PATH_NAMES, waitFor, type PathDriver, type PathName } from './paths.js';
 import { openvpn, strongswan, veth, wireguardGo } from './peers.js';
@@ -14,8 +15,12 @@ import { formatChain, formatSvg, formatTables, jsonRows, ratios, summarize, type
 import { buildTopology, TUNNEL_MTU, type Topology } from './topology.js';
 
 const REACH_TIMEOUT_MS = 15_000;
+/** Default µs a mipsec worker polls after a packet before it sleeps (--poll-us). */
+export const DEFAULT_POLL_US = 1000;
 
-export const HELP = `usage: mipsec bench e2e [--paths a,b,…] [--runs N] [--seconds S] [--chain LIST|off] [--out DIR] [--json]
+export const HELP = `usage: mipsec bench e2e [--paths a,b,…] [--runs N] [--seconds S] [--chain LIST|off]
+                       [--relay-coverage headers|full] [--transport udp|raw] [--poll-us N]
+                       [--out DIR] [--json]
 
 Builds four network namespaces, client — gwA — gwB — server, joined by veth
 pairs (198.18.0.0/15), and measures through each path between gwA and gwB:
@@ -35,6 +40,20 @@ options:
   --chain LIST  the chain figure: TCP and ping RTT through these numbers of
                 mipsec relaying SGWs (1..${CHAIN_MIDDLE}, default 1,2,4; 0 relays and plain
                 kernel forwarding are always measured with it), or 'off'
+  --relay-coverage headers|full
+                what each next-hop AH in the chain authenticates (default
+                headers: the IP/SKIP/AH/ESP headers, the draft's §3.6 way
+                to make relaying cheap; full: the whole datagram, RFC 4302)
+  --transport T how mipsec's gateways carry sealed packets (default udp):
+                udp  whole, inside UDP datagrams on one port, moved by the
+                     kernel in GSO/GRO batches (docs/engine.md §9.1), as the
+                     peers too send UDP;
+                raw  as the draft puts them on the wire, raw IPv4 (protocol
+                     57 SKIP / 50 ESP), one socket send per packet
+  --poll-us N   µs each mipsec worker keeps polling after a packet before it
+                sleeps (default ${DEFAULT_POLL_US}; 0: sleep at once). A packet within the
+                window costs no wakeup: on a VM a cross-CPU wakeup costs tens of
+                µs per hop, which is most of a relay's added RTT
   --out DIR     where <timestamp>.json and .svg go (default bench/results)
   --json        print only {"rows": [{"path","version","tcp_gbps","udp_pps","cpu_s_per_gbit"}]};
                 a path that could not run has null figures and an "error"
@@ -47,6 +66,12 @@ export interface E2eOptions {
   paths: readonly PathName[];
   runs: number;
   seconds: number;
+  /** How mipsec's gateways carry sealed packets (default udp). */
+  transport?: Transport;
+  /** µs a mipsec worker polls after a packet before it sleeps (default DEFAULT_POLL_US). */
+  pollMicros?: number;
+  /** What the chain's next-hop AH covers (default headers, the draft's §3.6). */
+  relayCoverage?: Coverage;
   /** Relay counts for the chain figure; empty or undefined skips it. */
   chainRelays?: readonly number[];
   /** Directory for <timestamp>.json and .svg; undefined writes nothing. */
@@ -57,19 +82,15 @@ export interface E2eOptions {
 export interface E2eReport {
   meta: Record<string, unknown>;
   results: PathResult[];
-  chain?: { rows: ChainRow[]; costs: RelayCost[]; error?: string };
+  chain?: { rows: ChainRow[]; costs: RelayCost[]; setup?: string; error?: string };
   /** The namespace-name prefixes this run used (all of them are gone when runBenchmark returns). */
   prefixes: string[];
   files?: { json: string; svg: string };
 }
 
-const DRIVERS: Record<PathName, PathDriver> = {
-  veth,
-  'wireguard-go': wireguardGo,
-  openvpn,
-  strongswan,
-  ...mipsecDrivers,
-};
+function drivers(tuning: LoopTuning): Record<PathName, PathDriver> {
+  return { veth, 'wireguard-go': wireguardGo, openvpn, strongswan, ...mipsecDrivers(tuning) };
+}
 
 /** The order of round `round`: as given on even rounds, reversed on odd ones. */
 export function roundOrder<T>(paths: readonly T[], round: number): T[] {
@@ -125,6 +146,9 @@ async function measurePath(driver: PathDriver, topo: Topology, workdir: string, 
 
 export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
   const progress = options.progress ?? (() => undefined);
+  const tuning: LoopTuning = { transport: options.transport ?? 'udp', pollMicros: options.pollMicros ?? DEFAULT_POLL_US };
+  const { transport } = tuning;
+  const DRIVERS = drivers(tuning);
   await checkPrerequisites();
   const results: PathResult[] = options.paths.map((name) => ({
     path: name,
@@ -151,6 +175,9 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     runs: options.runs,
     udp_payload_bytes: UDP_PAYLOAD,
     tunnel_mtu: TUNNEL_MTU,
+    mipsec_transport: transport,
+    mipsec_poll_us: tuning.pollMicros,
+    mipsec_loop: tuningLabel(tuning),
     order: 'paths in the listed order on even rounds, reversed on odd rounds; each path set up, measured once and torn down per round',
     cpu_accounting: 'utime+stime (/proc/PID/stat) of the path processes + softirq of all CPUs (/proc/stat), over the TCP run, divided by the Gbit the server received',
   };
@@ -187,8 +214,8 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
 
   if (options.chainRelays?.length) {
     try {
-      mipsecVersion('native');
-      report.chain = await runChain({ relays: options.chainRelays, runs: options.runs, seconds: options.seconds, progress, onSession: (p) => report.prefixes.push(p) });
+      mipsecVersion('native', transport);
+      report.chain = await runChain({ relays: options.chainRelays, ...tuning, coverage: options.relayCoverage ?? 'headers', runs: options.runs, seconds: options.seconds, progress, onSession: (p) => report.prefixes.push(p) });
     } catch (err) {
       report.chain = { rows: [], costs: [], error: describe(err) };
       progress(`chain: cannot run: ${report.chain.error}`);
@@ -226,6 +253,9 @@ export async function runE2e(args: string[]): Promise<number> {
         runs: { type: 'string', default: '3' },
         seconds: { type: 'string', default: '5' },
         chain: { type: 'string', default: '1,2,4' },
+        transport: { type: 'string', default: 'udp' },
+        'relay-coverage': { type: 'string', default: 'headers' },
+        'poll-us': { type: 'string', default: String(DEFAULT_POLL_US) },
         out: { type: 'string', default: path.join('bench', 'results') },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -248,6 +278,13 @@ export async function runE2e(args: string[]): Promise<number> {
   const seconds = Number(values.seconds);
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return usageError(`--seconds must be an integer in 1..600 (iperf3 -t), got '${values.seconds}'`);
 
+  if (values.transport !== 'udp' && values.transport !== 'raw') return usageError(`--transport must be udp or raw, got '${values.transport}'`);
+  const transport: Transport = values.transport;
+  const coverage = values['relay-coverage'];
+  if (coverage !== 'headers' && coverage !== 'full') return usageError(`--relay-coverage must be headers or full, got '${coverage}'`);
+  const pollMicros = Number(values['poll-us']);
+  if (!Number.isInteger(pollMicros) || pollMicros < 0 || pollMicros > 100_000) return usageError(`--poll-us must be an integer in 0..100000, got '${values['poll-us']}'`);
+
   let chainRelays: number[] = [];
   if (values.chain !== 'off') {
     chainRelays = values.chain.split(',').map((k) => Number(k.trim()));
@@ -262,6 +299,9 @@ export async function runE2e(args: string[]): Promise<number> {
       runs,
       seconds,
       chainRelays,
+      transport,
+      relayCoverage: coverage,
+      pollMicros,
       outDir: values.out,
       progress: (line) => process.stderr.write(`${line}\n`),
     });

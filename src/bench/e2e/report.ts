@@ -187,7 +187,7 @@ export function formatSvg(results: readonly PathResult[], title: string): string
 }
 
 /** The chain figure: one row per configuration, then the cost of one relay between measured counts. */
-export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly RelayCost[]; error?: string }): string {
+export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly RelayCost[]; setup?: string; error?: string }): string {
   if (chain.error) return `Chain figure: could not run: ${chain.error}`;
   const table = renderTable(
     ['chain (gwA … gwB)', 'TCP Gbit/s', 'ping RTT µs', 'runs'],
@@ -205,6 +205,7 @@ export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly 
   );
   return [
     'Chain figure (medians; 4 middle namespaces, the first k relay, the rest forward in the kernel):',
+    ...(chain.setup ? [`  ${chain.setup}`] : []),
     table,
     ...(costs.length ? ['Cost of one relay:', ...costs] : []),
     ...(failures.length ? ['Failed:', ...failures] : []),
