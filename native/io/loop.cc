@@ -36,6 +36,8 @@ constexpr uint32_t kTagWake = 0, kTagTun = 1, kTagRaw = 2;  // epoll tags; raw s
 constexpr uint32_t kTagUdp = kTagRaw + kRawSockets;
 // UDP transport receive: datagrams per recvmmsg, each up to a GRO super-datagram of 64 KiB.
 constexpr size_t kUdpRecvMessages = 8, kUdpRecvBytes = 65536;
+// A worker that handled more packets than this within one poll window is under load: it sleeps when idle.
+constexpr uint64_t kPollMaxPackets = 64;
 constexpr Stat kRawStat[kRawSockets] = {S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP};
 static_assert(sizeof kRawProtocols == 4 && kRawProtocols[0] == 57 && kRawProtocols[3] == 4, "kRawStat follows kRawProtocols");
 
@@ -67,6 +69,7 @@ struct IoLoop::Worker {
   uint8_t quote[kBatchPackets][kIcmpQuoteMax] = {};
   size_t quote_len[kBatchPackets] = {};
   size_t count = 0;  // packets queued in the batch
+  uint64_t handled = 0;  // packets run through the engine so far
   std::vector<PuntPacket> punts;
   mmsghdr msgs[kBatchPackets] = {};
   iovec iov[kBatchPackets] = {};
@@ -382,6 +385,7 @@ void IoLoop::run(Worker& w) {
     if (w.count == 0) return;
     const size_t n = w.count;
     w.count = 0;
+    w.handled += n;
     for (size_t i = 0; i < n; i++) {
       const uint32_t* d = w.desc.data() + i * kDescWords;
       w.quote_len[i] = d[D_OP] == OP_OUTBOUND ? std::min<size_t>(d[D_LENGTH], kIcmpQuoteMax) : 0;
@@ -603,12 +607,15 @@ void IoLoop::run(Worker& w) {
 
   // A wakeup of a sleeping worker by a packet from another CPU costs tens of µs on a VM (an IPI through the
   // hypervisor); within poll_us of its last packet the worker polls instead, yielding to any runnable thread.
+  // That pays off for sparse traffic (a request, then its reply); under load the next batch comes anyway and
+  // spinning would only take CPU from other threads, so a worker busier than kPollMaxPackets per window sleeps.
   using Clock = std::chrono::steady_clock;
   const auto poll_window = std::chrono::microseconds(poll_us_);
-  Clock::time_point last_packet = Clock::now() - poll_window;
+  Clock::time_point last_packet = Clock::now() - poll_window, window_start = last_packet;
+  uint64_t handled_before_window = 0;
   epoll_event events[3 + kRawSockets];
   while (!stopping_.load(std::memory_order_relaxed)) {
-    const bool polling = poll_us_ && Clock::now() - last_packet < poll_window;
+    const bool polling = poll_us_ && Clock::now() - last_packet < poll_window && w.handled - handled_before_window <= kPollMaxPackets;
     const int n = ::epoll_wait(w.epoll.get(), events, int(sizeof events / sizeof events[0]), polling ? 0 : -1);
     if (n == 0) {
       sched_yield();
@@ -618,7 +625,13 @@ void IoLoop::run(Worker& w) {
       if (errno != EINTR) count(S_RX_ERRORS);
       continue;
     }
-    if (poll_us_) last_packet = Clock::now();
+    if (poll_us_) {
+      last_packet = Clock::now();
+      if (last_packet - window_start >= poll_window) {
+        window_start = last_packet;
+        handled_before_window = w.handled;
+      }
+    }
     for (int i = 0; i < n && !stopping_.load(std::memory_order_relaxed); i++) {
       const uint32_t tag = events[i].data.u32;
       if (tag == kTagWake) drain_injects();
