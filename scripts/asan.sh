@@ -36,7 +36,8 @@ sanitize="-fsanitize=address -fno-omit-frame-pointer -g"
   exit 2
 }
 addon="$asan_dir/build/Release/mipsec.node"
-if ! nm -D "$addon" | grep -q __asan_report_load; then
+# grep without -q reads all of nm's output: under pipefail an early exit would fail nm with SIGPIPE.
+if ! nm -D "$addon" | grep __asan_report_load >/dev/null; then
   echo "asan: $addon is not instrumented (no __asan_report_* imports); check CXXFLAGS in $asan_dir/build.log" >&2
   exit 2
 fi
