@@ -190,6 +190,7 @@ Napi::Value IoLoopWrap::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   for (int s = 0; s < S_COUNT; s++) o.Set(stat_names()[s], Napi::Number::New(env, loop_ ? double(loop_->stat(Stat(s))) : 0));
+  o.Set("cpuMicros", Napi::Number::New(env, loop_ ? double(loop_->cpu_micros()) : 0));
   return o;
 }
 

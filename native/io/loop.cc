@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <algorithm>
@@ -206,6 +207,18 @@ size_t IoLoop::inject(std::vector<Injected>&& packets) {
     if (woken[i] && ::write(workers_[i]->wake.get(), &one, sizeof one) < 0) count(S_TX_ERRORS);
   count(S_INJECTED, taken);
   return taken;
+}
+
+uint64_t IoLoop::cpu_micros() {
+  std::lock_guard<std::mutex> hold(lifecycle_);  // stop() joins under it: a worker is live or retired, never both
+  uint64_t ns = retired_cpu_ns_.load();
+  for (auto& w : workers_) {
+    clockid_t clock;
+    timespec t{};
+    if (w->thread.joinable() && pthread_getcpuclockid(w->thread.native_handle(), &clock) == 0 && clock_gettime(clock, &t) == 0)
+      ns += uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_nsec);
+  }
+  return ns / 1000;
 }
 
 void IoLoop::run(Worker& w) {
@@ -477,6 +490,10 @@ void IoLoop::run(Worker& w) {
         w.queue(OP_OUTBOUND, len, From::tun);
       } else if ((h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV4) {
         count(S_RX_GSO);
+        // A super-packet's segments stay in one batch where they fit (len / gso_size over-counts by at most
+        // one): they then leave as one UDP_SEGMENT run, arrive as one GRO read and go into the far TUN as one
+        // coalesced write. Split across two batches, every hop after would carry two shorter runs.
+        if (h.gso_size && w.count + (len + h.gso_size - 1) / h.gso_size > kBatchPackets) flush();
         const int n = segment_tcp4(h, p, len, [&](size_t seg_len) -> uint8_t* {
           if (seg_len > kMaxPacket) return nullptr;
           if (w.count == kBatchPackets) flush();
@@ -550,6 +567,8 @@ void IoLoop::run(Worker& w) {
         std::memcpy(&size, CMSG_DATA(c), sizeof size);
         if (size > 0) seg = size_t(size);
       }
+      // As for TUN super-packets: a GRO run stays in one batch where it fits, so a relay sends it on whole.
+      if (seg && w.count + (total + seg - 1) / seg > kBatchPackets) flush();
       size_t segments = 0;
       for (size_t at = 0; at < total || (total == 0 && segments == 0); at += seg) {
         const size_t len = std::min(seg, total - at);
@@ -640,6 +659,8 @@ void IoLoop::run(Worker& w) {
       else read_raw(tag - kTagRaw);
     }
   }
+  timespec used{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used) == 0) retired_cpu_ns_ += uint64_t(used.tv_sec) * 1000000000u + uint64_t(used.tv_nsec);
 }
 
 }  // namespace mipsec::io

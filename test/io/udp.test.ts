@@ -85,6 +85,10 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
 
       const sa = la.stats();
       const sb = lb.stats();
+      // The workers' CPU time: some, less than the wall time of the run per worker, and kept after stop().
+      expect(sa.cpuMicros).toBeGreaterThan(1000);
+      la.stop();
+      expect(la.stats().cpuMicros).toBeGreaterThanOrEqual(sa.cpuMicros);
       expect(sa.txRaw + sb.txRaw, 'nothing left by the raw socket').toBe(0);
       expect(sa.rxRaw + sb.rxRaw).toBe(0);
       // 16 MiB in ~1.2 kB segments: over 13,000 sealed packets A → B, sent mostly as UDP_SEGMENT batches.
