@@ -10,7 +10,7 @@ import { listNamespaces, NetnsSession, randomSuffix } from '../../src/net/netns.
 import { roundOrder, runE2e } from '../../src/bench/e2e/index.js';
 import { processTicks, softirqTicks, udpCounts } from '../../src/bench/e2e/measure.js';
 import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
-import { relayCosts } from '../../src/bench/e2e/chain.js';
+import { relayCosts, relayCpuPerPacket } from '../../src/bench/e2e/chain.js';
 import { formatSvg, formatTables, median, ratios, type PathResult } from '../../src/bench/e2e/report.js';
 
 const ROW_KEYS = ['cpu_s_per_gbit', 'path', 'tcp_gbps', 'udp_pps', 'version'];
@@ -105,6 +105,9 @@ describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)',
     expect(relayed.error).toBeUndefined();
     expect(relayed.tcp_gbps).toBeGreaterThan(0.05);
     expect(relayed.rtt_us).toBeGreaterThan(0);
+    // The relay's worker CPU per relayed packet, from its loop's cpuMicros: well under a millisecond, above zero.
+    expect(relayed.relay_cpu_us).toBeGreaterThan(0.05);
+    expect(relayed.relay_cpu_us).toBeLessThan(1000);
     expect((await ourNamespaces()).filter((n) => !before.has(n))).toEqual([]);
   }, 180_000);
 });
@@ -157,6 +160,16 @@ describe('figures', () => {
     const report = { end: { sum_sent: { packets: 282458 }, sum_received: { packets: 282271, lost_packets: 100102, seconds: 3 } } };
     expect(udpCounts(report)).toEqual({ received: 182169, sent: 282458, seconds: 3 });
     expect(() => udpCounts({ end: { sum: { bytes: 1 } } })).toThrow(/lacks packets/);
+  });
+
+  it("reads the relays' CPU per packet from the gateway's loop-stats lines", () => {
+    const line = (netns: string, cpuMicros: number, rxUdp: number, rxRaw = 0) => `loop-stats ${JSON.stringify({ netns, stats: { cpuMicros, rxUdp, rxRaw } })}`;
+    const output = ['ready', line('n0', 9_000_000, 5), line('n1', 900_000, 1_000_000), line('n2', 1_000_000, 999_000, 1_000), 'n2: {…} engine drops/punts: none'].join('\n');
+    expect(relayCpuPerPacket(output, ['n1'])).toBeCloseTo(0.9, 9);
+    expect(relayCpuPerPacket(output, ['n1', 'n2'])).toBeCloseTo(0.95, 9);
+    expect(relayCpuPerPacket(output, [])).toBeNull();
+    expect(relayCpuPerPacket(output, ['n1', 'n3']), 'a relay without its line').toBeNull();
+    expect(relayCpuPerPacket('loop-stats {"netns":"n1","sta', ['n1']), 'a cut line').toBeNull();
   });
 
   it('takes medians of odd and even counts', () => {

@@ -22,6 +22,8 @@ const PING_INTERVAL_S = '0.005';
 export interface ChainRun {
   tcp_gbps: number;
   rtt_us: number;
+  /** CPU µs the relays' workers spent per packet they relayed (both directions), null without relays. */
+  relay_cpu_us: number | null;
 }
 
 export interface ChainRow {
@@ -29,6 +31,7 @@ export interface ChainRow {
   relays: number | 'kernel';
   tcp_gbps: number | null;
   rtt_us: number | null;
+  relay_cpu_us: number | null;
   runs: ChainRun[];
   error?: string;
 }
@@ -158,15 +161,45 @@ async function measureConfig(chain: Chain, relays: ChainRow['relays'], options: 
     await waitFor(`the server to answer pings through ${relays} relays`, () => reachable(chain), 15_000, daemons);
     const rtt = await pingRtt(chain);
     const server = await startIperfServer(chain);
+    let tcp;
     try {
-      const tcp = await measureTcp(chain, options.seconds);
-      return { tcp_gbps: tcp.gbps, rtt_us: rtt };
+      tcp = await measureTcp(chain, options.seconds);
     } finally {
       await server.stop();
     }
+    await Promise.all(daemons.map((d) => d.stop()));
+    const relayNodes = relays === 'kernel' ? [] : chain.nodes.slice(1, 1 + relays);
+    return { tcp_gbps: tcp.gbps, rtt_us: rtt, relay_cpu_us: daemons.length ? relayCpuPerPacket(daemons[0].recentOutput(), relayNodes) : null };
   } finally {
     await Promise.all(daemons.map((d) => d.stop()));
   }
+}
+
+/**
+ * From the gateway process's `loop-stats` lines (printed as it stops): the relays' worker CPU over the packets
+ * they received, µs per relayed packet; null without relays or when a relay's line is missing.
+ */
+export function relayCpuPerPacket(output: string, relayNamespaces: readonly string[]): number | null {
+  if (relayNamespaces.length === 0) return null;
+  const lines = new Map<string, { cpuMicros: number; rxUdp: number; rxRaw: number }>();
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('loop-stats ')) continue;
+    try {
+      const { netns, stats } = JSON.parse(line.slice('loop-stats '.length));
+      lines.set(netns, stats);
+    } catch {
+      // a line cut by the output buffer: that relay counts as missing
+    }
+  }
+  let cpu = 0;
+  let packets = 0;
+  for (const ns of relayNamespaces) {
+    const s = lines.get(ns);
+    if (!s) return null;
+    cpu += s.cpuMicros;
+    packets += s.rxUdp + s.rxRaw;
+  }
+  return packets > 0 ? cpu / packets : null;
 }
 
 /** Per-relay costs between consecutive measured relay counts (the kernel row excluded). */
@@ -203,7 +236,7 @@ export function chainSetup(options: Pick<ChainOptions, 'coverage' | 'transport' 
 
 export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[]; costs: RelayCost[]; setup: string }> {
   const configs: ChainRow['relays'][] = ['kernel', ...[0, ...options.relays].filter((k, i, all) => all.indexOf(k) === i)];
-  const rows: ChainRow[] = configs.map((relays) => ({ relays, tcp_gbps: null, rtt_us: null, runs: [] }));
+  const rows: ChainRow[] = configs.map((relays) => ({ relays, tcp_gbps: null, rtt_us: null, relay_cpu_us: null, runs: [] }));
   const session = new NetnsSession(`mb-${randomSuffix()}`);
   options.onSession?.(session.prefix);
   try {
@@ -216,7 +249,8 @@ export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[
         try {
           const run = await measureConfig(chain, row.relays, options);
           row.runs.push(run);
-          options.progress(`[${round + 1}/${options.runs}] chain, ${label}: TCP ${run.tcp_gbps.toFixed(3)} Gbit/s, RTT ${run.rtt_us.toFixed(0)} µs`);
+          const cpu = run.relay_cpu_us === null ? '' : `, relay CPU ${run.relay_cpu_us.toFixed(2)} µs/packet`;
+          options.progress(`[${round + 1}/${options.runs}] chain, ${label}: TCP ${run.tcp_gbps.toFixed(3)} Gbit/s, RTT ${run.rtt_us.toFixed(0)} µs${cpu}`);
         } catch (err) {
           row.error = `round ${round + 1}: ${(err as Error).message}`;
           row.runs = [];
@@ -231,6 +265,8 @@ export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[
     if (row.runs.length === 0) continue;
     row.tcp_gbps = median(row.runs.map((r) => r.tcp_gbps));
     row.rtt_us = median(row.runs.map((r) => r.rtt_us));
+    const cpu = row.runs.map((r) => r.relay_cpu_us).filter((v): v is number => v !== null);
+    row.relay_cpu_us = cpu.length ? median(cpu) : null;
   }
   return { rows, costs: relayCosts(rows), setup: chainSetup(options) };
 }

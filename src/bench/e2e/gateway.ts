@@ -91,6 +91,8 @@ async function main(): Promise<void> {
     for (const node of nodes) {
       node.loop.stop();
       const stats = node.loop.stats();
+      // One machine-readable line per node (the chain figure reads its relays' CPU per packet from it).
+      process.stderr.write(`loop-stats ${JSON.stringify({ netns: node.spec.netns, stats })}\n`);
       const counters = (node.ts ?? node.native).counters();
       const drops = [...counters.entries()].filter(([i, n]) => i > 0 && i < 32 && n > 0n).map(([i, n]) => `${reasonName[i]}=${n}`);
       const punts = [...node.punts.entries()].map(([r, n]) => `${r}=${n}`);

@@ -190,11 +190,12 @@ export function formatSvg(results: readonly PathResult[], title: string): string
 export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly RelayCost[]; setup?: string; error?: string }): string {
   if (chain.error) return `Chain figure: could not run: ${chain.error}`;
   const table = renderTable(
-    ['chain (gwA … gwB)', 'TCP Gbit/s', 'ping RTT µs', 'runs'],
+    ['chain (gwA … gwB)', 'TCP Gbit/s', 'ping RTT µs', 'relay CPU µs/pkt', 'runs'],
     chain.rows.map((r) => [
       r.relays === 'kernel' ? 'kernel forwarding, no mipsec' : `${r.relays} relaying SGW${r.relays === 1 ? '' : 's'}`,
       fmt(r.tcp_gbps, 3),
       fmt(r.rtt_us, 0),
+      fmt(r.relay_cpu_us ?? null, 2),
       r.error ? 'failed' : String(r.runs.length),
     ]),
     1,
@@ -203,6 +204,11 @@ export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly 
   const costs = chain.costs.map(
     (c) => `  ${c.from} → ${c.to} relays: ${(c.throughput_loss * 100).toFixed(1)} % throughput and ${c.rtt_us.toFixed(0)} µs RTT per added relay`,
   );
+  const cpu = chain.rows.map((r) => r.relay_cpu_us).filter((v): v is number => typeof v === 'number');
+  if (cpu.length) {
+    const perPacket = median(cpu);
+    costs.push(`  a relay's worker: ${perPacket.toFixed(2)} µs CPU per relayed packet, i.e. one core relays ≈ ${(1 / perPacket).toFixed(2)} Mpps (it shares this machine's cores with every other gateway and iperf3)`);
+  }
   return [
     'Chain figure (medians; 4 middle namespaces, the first k relay, the rest forward in the kernel):',
     ...(chain.setup ? [`  ${chain.setup}`] : []),
