@@ -228,3 +228,26 @@ function skip.dissector(tvb, pinfo, tree)
 end
 
 ip_proto_table:add(57, skip)
+
+-- The UDP transport (docs/engine.md §9.1): each datagram on the agreed port carries one whole IPv4
+-- packet (outer IPv4 / SKIP / AH / ESP as above), so its payload goes to the IPv4 dissector.
+-- The port is a preference: -o mipsec_udp.port:N (default 4741, the benchmark's).
+local transport = Proto("mipsec_udp", "mipsec UDP transport")
+transport.prefs.port = Pref.uint("UDP port", 4741, "The port mipsec's gateways carry sealed packets on (IoLoop udpPort)")
+local ip_dissector = Dissector.get("ip")
+local udp_port_table = DissectorTable.get("udp.port")
+local registered_port = 4741
+
+function transport.dissector(tvb, pinfo, tree)
+  tree:add(transport, tvb(0, 0))
+  return ip_dissector:call(tvb, pinfo, tree)
+end
+
+function transport.prefs_changed()
+  if transport.prefs.port == registered_port then return end
+  udp_port_table:remove(registered_port, transport)
+  registered_port = transport.prefs.port
+  udp_port_table:add(registered_port, transport)
+end
+
+udp_port_table:add(registered_port, transport)

@@ -10,6 +10,7 @@ import { writeKeyLog } from '../../src/keys/keylog.js';
 import { writePcap } from '../../src/net/pcap.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
+import { buildUdpDatagram } from '../../src/wire/udp.js';
 import { ADDR, hex, IMPLS } from '../engine/fixtures.js';
 import { buildCaptures, endPair, FIXTURE_N, INNER_UDP_PORT, nexthopPair, skipPair, type Captures } from './packets.js';
 import { configHome, ensureTshark, tshark, tsharkFields } from './tshark.js';
@@ -92,6 +93,40 @@ describe.each(IMPLS)('[%s] tshark decodes engine-built SPI, SKIP and next-hop-wr
     expect(opened.map((r) => upToUdp(r[0][0]).endsWith(':esp:ip:udp'))).toEqual([true, true, true]);
     const closed = tsharkFields(pcap, ['frame.protocols'], [], { home: keyHome });
     expect(closed.map((r) => r[0][0].endsWith(':esp'))).toEqual([true, true, true]);
+  });
+});
+
+describe('the UDP transport (docs/engine.md §9.1): each sealed packet whole inside a UDP datagram', () => {
+  const [GW_A, GW_B] = ['192.0.2.1', '192.0.2.2'];
+  const carried = (port: number) => {
+    const captures = buildCaptures('native');
+    const dir = mkdtempSync(join(tmpdir(), 'mipsec-tshark-udp-'));
+    const pcap = join(dir, 'udp.pcap');
+    const outer = (packet: Uint8Array) => buildUdpDatagram({ src: ipToU32(GW_A), dst: ipToU32(GW_B), srcPort: port, dstPort: port, ttl: 64 }, packet);
+    writePcap(pcap, captures.packets.map((p, i) => ({ time: TIMES[i], packet: outer(p.packet) })));
+    const home = configHome();
+    mkdirSync(join(home, 'wireshark'));
+    copyFileSync(writeKeyLog(dir, captures.sas).espSaPath, join(home, 'wireshark', 'esp_sa'));
+    return { pcap, home, captures };
+  };
+
+  it('on port 4741 the payload decodes as the packet the draft defines, and its ESP opens with the key log', () => {
+    const { pcap, home, captures } = carried(4741);
+    const rows = tsharkFields(pcap, ['frame.protocols', 'ip.src', 'udp.port', 'esp.contained_data'], ['-o', 'esp.enable_encryption_decode:TRUE'], { home });
+    expect(rows.map((r) => r[0][0].replace(/^(.*?:esp:ip:udp).*$/, '$1'))).toEqual([
+      'raw:ip:udp:mipsec_udp:ip:esp:ip:udp',
+      'raw:ip:udp:mipsec_udp:ip:skip:ah:esp:ip:udp',
+      'raw:ip:udp:mipsec_udp:ip:skip:ah:ip:skip:ah:esp:ip:udp',
+    ]);
+    expect(rows[1][1].slice(0, 2)).toEqual([GW_A, ADDR.sgw0]);
+    expect(rows.map((r) => r[3])).toEqual(captures.inner.map((d) => [hex(d.bytes)]));
+  });
+
+  it('another port is a preference (-o mipsec_udp.port:N); without it the payload stays opaque', () => {
+    const { pcap } = carried(4800);
+    expect(tsharkFields(pcap, ['frame.protocols']).map((r) => r[0][0]).some((p) => p.includes('skip'))).toBe(false);
+    const rows = tsharkFields(pcap, ['frame.protocols'], ['-o', 'mipsec_udp.port:4800']);
+    expect(rows.map((r) => r[0][0])).toEqual(['raw:ip:udp:mipsec_udp:ip:esp', 'raw:ip:udp:mipsec_udp:ip:skip:ah:esp', 'raw:ip:udp:mipsec_udp:ip:skip:ah:ip:skip:ah:esp']);
   });
 });
 
