@@ -25,7 +25,7 @@ const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
       "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
       "txRaw", "txTun", "txGro", "txTooBig", "txFragNeeded", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
-      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso",
+      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso", "rxUnauthenticated",
   };
   return names;
 }
@@ -425,6 +425,13 @@ void IoLoop::run(Worker& w) {
           break;
         }
         case V_DELIVER:
+          // Only what an SA authenticated goes into the TUN. A plain IP-in-IP datagram (INBOUND, SA 0) is the
+          // control plane's to judge (an HA's RFC 2003 tunnel): it is punted as not_ipsec, never delivered here.
+          if (d[D_OP] == OP_INBOUND && d[D_SA] == 0) {
+            count(S_RX_UNAUTHENTICATED);
+            w.punts.push_back(PuntPacket{w.from[i], uint8_t(R_NOT_IPSEC), 0, std::vector<uint8_t>(data, data + len)});
+            break;
+          }
           w.delivered[nd++] = i;
           break;
         case V_PUNT:

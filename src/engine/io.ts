@@ -113,6 +113,11 @@ export interface IoStats {
   txUdp: number;
   /** UDP_SEGMENT sends (more than one packet in one datagram the kernel segments). */
   txUdpGso: number;
+  /**
+   * INBOUND results no SA authenticated (plain IP-in-IP, decapsulated): never written to the TUN, punted as
+   * not_ipsec for the control plane to judge.
+   */
+  rxUnauthenticated: number;
   /** CPU time the worker threads have used, µs (kept after stop()): over the packets handled, what one costs. */
   cpuMicros: number;
 }

@@ -4,7 +4,7 @@ process.env.MIPSEC_NATIVE = '1';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, NativeEngine, Reason, Verdict, VERDICT_COUNTER_BASE, type Policy, type SaDesc } from '../../src/engine/index.js';
-import { IoLoop } from '../../src/engine/io.js';
+import { IoLoop, type PuntedPacket } from '../../src/engine/io.js';
 import { endSaPair } from '../engine/fixtures.js';
 import { processTicks } from '../../src/bench/e2e/measure.js';
 import { TCP_SINK, TCP_SOURCE, canRunNetns, captureProtocols, inNetns, ip, makePair, pythonInNetns, type Pair, type Side } from './topology.js';
@@ -152,6 +152,50 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
     } finally {
       ip('-n', a.ns, 'link', 'set', a.veth, 'mtu', '1500');
     }
+  });
+
+  it('plain IP-in-IP, by the raw socket or the UDP transport, never reaches the TUN: punted as not_ipsec and counted', async () => {
+    const { a, b } = pair;
+    const { ea, eb } = keyedEngines(pair);
+    startLoop(ea, a);
+    const punts: PuntedPacket[] = [];
+    const lb = IoLoop.start({ engine: eb, netns: b.ns, tun: { name: b.tun, addresses: [`${b.inner}/16`] }, raw: true, udpPort: PORT, onPunt: (p) => punts.push(...p) });
+    started.push(lb);
+    const listener = pythonInNetns(b.ns, [
+      'import json, socket, sys',
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 4343)); s.settimeout(1.5)',
+      "print('ready', flush=True)",
+      'got = []',
+      'try:',
+      '    while True: got.append(s.recv(2048).hex())',
+      'except socket.timeout: pass',
+      "print(json.dumps({'got': got}), flush=True)",
+    ].join('\n'), [b.inner]);
+    await listener.ready;
+    // An inner IPv4/UDP datagram a.inner → b.inner:4343, once inside IP-in-IP from the kernel (raw socket,
+    // protocol 4) and once as a whole IPv4 protocol-4 packet in a datagram to the transport's port.
+    const sender = pythonInNetns(a.ns, [
+      'import socket, struct, sys',
+      'def csum(b):',
+      '    s = sum(struct.unpack("!10H", b)); s = (s & 0xffff) + (s >> 16); return (~((s & 0xffff) + (s >> 16))) & 0xffff',
+      'def ip(proto, src, dst, payload):',
+      '    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, socket.inet_aton(src), socket.inet_aton(dst))',
+      '    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload',
+      "inner = ip(17, sys.argv[1], sys.argv[2], struct.pack('!HHHH', 4000, 4343, 12, 0) + b'hiya')",
+      'r = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4); r.sendto(inner, (sys.argv[3], 0))',
+      'u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(ip(4, sys.argv[4], sys.argv[3], inner), (sys.argv[3], int(sys.argv[5])))',
+      "print('ready', flush=True)",
+      "print('{}', flush=True)",
+    ].join('\n'), [a.inner, b.inner, b.outer, a.outer, String(PORT)]);
+    await sender.done;
+    const { got } = (await listener.done) as { got: string[] };
+    expect(got, 'nothing unauthenticated reached the socket behind the TUN').toEqual([]);
+    const s = lb.stats();
+    expect(s).toMatchObject({ rxUnauthenticated: 2, rxIpip: 1, rxUdp: 1 });
+    expect(punts.map((p) => [p.reason, p.from, p.sa, Array.from(p.packet.subarray(16, 20)).join('.')])).toEqual([
+      ['not_ipsec', 'raw', 0, b.inner],
+      ['not_ipsec', 'raw', 0, b.inner],
+    ]);
   });
 
   it('hostile datagrams on the port (empty, garbage, a 60 KB blob, a forged SKIP packet) are dropped and counted; traffic goes on', async () => {
