@@ -25,7 +25,7 @@ const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
       "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
       "txRaw", "txTun", "txGro", "txTooBig", "txFragNeeded", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
-      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso", "rxUnauthenticated",
+      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso", "rxUnauthenticated", "rxUdpMisaddressed",
   };
   return names;
 }
@@ -87,7 +87,7 @@ struct IoLoop::Worker {
   std::vector<uint8_t> udp_rx;
   mmsghdr udp_rx_msgs[kUdpRecvMessages] = {};
   iovec udp_rx_iov[kUdpRecvMessages] = {};
-  alignas(cmsghdr) uint8_t udp_rx_ctl[kUdpRecvMessages][CMSG_SPACE(sizeof(int))] = {};
+  alignas(cmsghdr) uint8_t udp_rx_ctl[kUdpRecvMessages][CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in_pktinfo))] = {};
 
   std::vector<uint8_t> super;      // one read from a TUN with offloads: header + up to 64 KiB
   std::vector<uint8_t> coalesced;  // one coalesced write (a flush may run while `super` is being split)
@@ -552,7 +552,9 @@ void IoLoop::run(Worker& w) {
   };
 
   // The UDP transport: each datagram (or GRO super-datagram of equal-sized segments, the last maybe shorter)
-  // holds whole IPv4 packets, which go to INBOUND as if read from a raw socket.
+  // holds whole IPv4 packets, which go to INBOUND as if read from a raw socket. A raw socket only ever sees
+  // packets for this host; here the carried header is the sender's word, so a packet whose destination is
+  // not the address the datagram came to is dropped before the engine sees it (rxUdpMisaddressed).
   auto read_udp = [&] {
     for (size_t j = 0; j < kUdpRecvMessages; j++) {
       w.udp_rx_iov[j] = iovec{w.udp_rx.data() + j * kUdpRecvBytes, kUdpRecvBytes};
@@ -568,23 +570,36 @@ void IoLoop::run(Worker& w) {
       const uint8_t* data = w.udp_rx.data() + size_t(j) * kUdpRecvBytes;
       const size_t total = w.udp_rx_msgs[j].msg_len;
       size_t seg = total;
+      bool addressed = false;  // no IP_PKTINFO: nothing to check against, so nothing goes in
+      uint32_t to = 0;
       for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
-        int size = 0;
-        if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO || c->cmsg_len < CMSG_LEN(sizeof size)) continue;
-        std::memcpy(&size, CMSG_DATA(c), sizeof size);
-        if (size > 0) seg = size_t(size);
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+          int size = 0;
+          std::memcpy(&size, CMSG_DATA(c), sizeof size);
+          if (size > 0) seg = size_t(size);
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
+          in_pktinfo info;
+          std::memcpy(&info, CMSG_DATA(c), sizeof info);
+          to = ntohl(info.ipi_addr.s_addr);
+          addressed = true;
+        }
       }
       // As for TUN super-packets: a GRO run stays in one batch where it fits, so a relay sends it on whole.
       if (seg && w.count + (total + seg - 1) / seg > kBatchPackets) flush();
       size_t segments = 0;
       for (size_t at = 0; at < total || (total == 0 && segments == 0); at += seg) {
         const size_t len = std::min(seg, total - at);
+        segments++;
+        if (!addressed || (len >= 20 && load32(data + at + 16) != to)) {
+          count(S_RX_UDP_MISADDRESSED);
+          if (seg == 0) break;
+          continue;
+        }
         if (w.count == kBatchPackets) flush();
         // A datagram larger than a slot goes in as length 0: the engine drops it as truncated.
         if (len > kMaxPacket) count(S_RX_TOO_BIG);
         else std::memcpy(w.packet_at(w.count), data + at, len);
         w.queue(OP_INBOUND, len > kMaxPacket ? 0 : len, From::raw);
-        segments++;
         if (seg == 0) break;
       }
       count(S_RX_UDP, segments);

@@ -24,6 +24,8 @@ std::string udp_open(uint16_t port, Fd* out) {
   // sender is told the MTU that fits instead of the kernel fragmenting the outer datagram.
   const int pmtu = IP_PMTUDISC_DO;
   if (::setsockopt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) != 0) return sys_error("IP_MTU_DISCOVER on the UDP transport socket");
+  // The datagram's destination address with each read: a carried packet must be addressed to it (loop.cc).
+  if (::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) return sys_error("IP_PKTINFO on the UDP transport socket");
   // Without GRO (old kernels) every datagram arrives alone: slower, still correct.
   ::setsockopt(fd.get(), IPPROTO_UDP, UDP_GRO, &one, sizeof one);
   sockaddr_in at{};

@@ -20,7 +20,7 @@ constexpr size_t kUdpGsoMaxBytes = 65535 - kUdpOverhead;
 // Whether the UDP transport carries a packet of this IP protocol (the others leave by the raw socket as they are).
 inline bool udp_carries(uint8_t proto) { return proto == 57 || proto == 51 || proto == 50 || proto == 4; }
 
-// A socket bound to 0.0.0.0:port with GRO on and large buffers, non-blocking for receive (callers pass
+// A socket bound to 0.0.0.0:port with GRO and IP_PKTINFO on and large buffers, non-blocking for receive (callers pass
 // MSG_DONTWAIT), blocking for send so a full buffer holds the worker back. Several workers bind the same port
 // with SO_REUSEPORT: the kernel keeps each peer's datagrams on one socket, so no flow is reordered.
 std::string udp_open(uint16_t port, Fd* out);

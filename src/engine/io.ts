@@ -118,6 +118,11 @@ export interface IoStats {
    * not_ipsec for the control plane to judge.
    */
   rxUnauthenticated: number;
+  /**
+   * Packets on the UDP transport whose own IPv4 destination is not the address the datagram came to: dropped
+   * before the engine (a raw socket only sees packets for this host; over UDP the sender writes the header).
+   */
+  rxUdpMisaddressed: number;
   /** CPU time the worker threads have used, µs (kept after stop()): over the packets handled, what one costs. */
   cpuMicros: number;
 }

@@ -198,7 +198,7 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
     ]);
   });
 
-  it('hostile datagrams on the port (empty, garbage, a 60 KB blob, a forged SKIP packet) are dropped and counted; traffic goes on', async () => {
+  it('hostile datagrams on the port (empty, garbage, misaddressed, a 60 KB blob, a forged SKIP packet) are dropped and counted; traffic goes on', async () => {
     const { a, b } = pair;
     const { ea, eb } = keyedEngines(pair);
     startLoop(ea, a);
@@ -208,22 +208,30 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
       's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
       "print('ready', flush=True)",
       'to = (sys.argv[1], int(sys.argv[2]))',
+      'def hdr(proto, dst): return bytes([0x45, 0, 0, 120, 0, 0, 0x40, 0, 64, proto, 0, 0]) + socket.inet_aton(sys.argv[3]) + socket.inet_aton(dst)',
+      // Too short to carry a destination: the engine drops them as truncated.
       "s.sendto(b'', to)",
-      'for n in (1, 19, 20, 64, 1400, 3000): s.sendto(os.urandom(n), to)',
-      's.sendto(os.urandom(60000), to)',
-      // An IPv4 header claiming SKIP from A to B, then noise where the SKIP header and AH should be.
-      "hdr = bytes([0x45, 0, 0, 120, 0, 0, 0x40, 0, 64, 57, 0, 0]) + socket.inet_aton(sys.argv[3]) + socket.inet_aton(sys.argv[1])",
-      's.sendto(hdr + os.urandom(100), to)',
+      'for n in (1, 19): s.sendto(os.urandom(n), to)',
+      // Random bytes (their "destination" is not B's address), and well-formed packets addressed past B:
+      // dropped before the engine as misaddressed.
+      'for n in (20, 64, 1400, 3000): s.sendto(b"\\x45" + os.urandom(15) + b"\\0\\0\\0\\0" + os.urandom(n - 20), to)',
+      "s.sendto(hdr(4, sys.argv[4]) + os.urandom(100), to)",
+      "s.sendto(hdr(57, '198.51.100.9') + os.urandom(100), to)",
+      // Addressed to B: a 60 KB blob (over a slot: truncated) and a SKIP header of noise (the engine's to judge).
+      "s.sendto(hdr(57, sys.argv[1]) + os.urandom(60000), to)",
+      "s.sendto(hdr(57, sys.argv[1]) + os.urandom(100), to)",
       "print('{}', flush=True)",
     ].join('\n');
-    const sender = pythonInNetns(a.ns, flood, [b.outer, String(PORT), a.outer]);
+    const sender = pythonInNetns(a.ns, flood, [b.outer, String(PORT), a.outer, b.inner]);
     await sender.done;
     await new Promise((r) => setTimeout(r, 200));
     const s = lb.stats();
-    expect(s.rxUdp).toBe(9);
-    // Every one reached the engine and was dropped by reason; none was delivered or forwarded.
-    expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.DROP]).toBe(9n);
+    expect(s.rxUdp).toBe(11);
+    expect(s.rxUdpMisaddressed).toBe(6);
+    // The other five reached the engine and were dropped by reason; none was delivered, forwarded or punted.
+    expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.DROP]).toBe(5n);
     expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.DELIVER] + eb.counters()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(0n);
+    expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.PUNT]).toBe(0n);
     expect(s.rxTooBig, 'the 60 KB blob is over a slot').toBe(1);
     const ping = await inNetns(a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', b.inner]);
     expect(ping.code, ping.stdout + ping.stderr).toBe(0);
