@@ -44,6 +44,8 @@ static_assert(sizeof kRawProtocols == 4 && kRawProtocols[0] == 57 && kRawProtoco
 
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+uint64_t nanoseconds(const timespec& t) { return uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_nsec); }
+
 }  // namespace
 
 // One worker: its own TUN queue, raw receivers (filtered to its flows), sender, batch memory and thread.
@@ -216,7 +218,7 @@ uint64_t IoLoop::cpu_micros() {
     clockid_t clock;
     timespec t{};
     if (w->thread.joinable() && pthread_getcpuclockid(w->thread.native_handle(), &clock) == 0 && clock_gettime(clock, &t) == 0)
-      ns += uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_nsec);
+      ns += nanoseconds(t);
   }
   return ns / 1000;
 }
@@ -295,6 +297,9 @@ void IoLoop::run(Worker& w) {
     write_tun(icmp, total);
     count(S_TX_FRAG_NEEDED);
   };
+
+  // Whether a packet leaving "raw" goes over the UDP transport instead (when configured, for its protocols).
+  auto carried_by_udp = [&](const uint8_t* p, size_t len) { return w.udp.valid() && len >= 20 && udp_carries(p[9]); };
 
   // The UDP transport's destination for a sealed packet: the gateway that owns its outer destination.
   auto udp_peer = [&](const uint8_t* p) {
@@ -412,7 +417,7 @@ void IoLoop::run(Worker& w) {
       const size_t len = d[D_LENGTH];
       switch (Verdict(d[D_VERDICT] & 0xff)) {
         case V_FORWARD: {
-          if (w.udp.valid() && len >= 20 && udp_carries(data[9])) {
+          if (carried_by_udp(data, len)) {
             w.udp_from[nu++] = i;
             break;
           }
@@ -584,15 +589,14 @@ void IoLoop::run(Worker& w) {
           addressed = true;
         }
       }
+      // An empty datagram is one (empty) packet: the engine drops it as truncated.
+      const size_t segments = total == 0 ? 1 : (total + seg - 1) / seg;
       // As for TUN super-packets: a GRO run stays in one batch where it fits, so a relay sends it on whole.
-      if (seg && w.count + (total + seg - 1) / seg > kBatchPackets) flush();
-      size_t segments = 0;
-      for (size_t at = 0; at < total || (total == 0 && segments == 0); at += seg) {
-        const size_t len = std::min(seg, total - at);
-        segments++;
+      if (w.count + segments > kBatchPackets) flush();
+      for (size_t k = 0; k < segments; k++) {
+        const size_t at = k * seg, len = std::min(seg, total - at);
         if (!addressed || (len >= 20 && load32(data + at + 16) != to)) {
           count(S_RX_UDP_MISADDRESSED);
-          if (seg == 0) break;
           continue;
         }
         if (w.count == kBatchPackets) flush();
@@ -600,7 +604,6 @@ void IoLoop::run(Worker& w) {
         if (len > kMaxPacket) count(S_RX_TOO_BIG);
         else std::memcpy(w.packet_at(w.count), data + at, len);
         w.queue(OP_INBOUND, len > kMaxPacket ? 0 : len, From::raw);
-        if (seg == 0) break;
       }
       count(S_RX_UDP, segments);
       if (segments > 1) count(S_RX_UDP_GRO);
@@ -628,7 +631,7 @@ void IoLoop::run(Worker& w) {
           write_tun(p.bytes.data(), p.bytes.size());
           break;
         case Via::raw: {
-          if (w.udp.valid() && p.bytes.size() >= 20 && udp_carries(p.bytes[9])) {
+          if (carried_by_udp(p.bytes.data(), p.bytes.size())) {
             const int err = send_udp_one(p.bytes.data(), p.bytes.size());
             if (err) count(err == EMSGSIZE ? S_TX_TOO_BIG : S_TX_ERRORS);
             break;
@@ -682,7 +685,7 @@ void IoLoop::run(Worker& w) {
     }
   }
   timespec used{};
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used) == 0) retired_cpu_ns_ += uint64_t(used.tv_sec) * 1000000000u + uint64_t(used.tv_nsec);
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used) == 0) retired_cpu_ns_ += nanoseconds(used);
 }
 
 }  // namespace mipsec::io

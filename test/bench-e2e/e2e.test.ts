@@ -1,12 +1,11 @@
 // mipsec bench e2e: the harness on the veth path for real (root, iproute2, iperf3, ping — as in CI),
 // plus the pieces that need no namespaces: /proc parsing, medians, ratios, order, arguments, SVG.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { listNamespaces, NetnsSession, randomSuffix } from '../../src/net/netns.js';
+import { listNamespaces, NetnsSession, randomSuffix, runCommand } from '../../src/net/netns.js';
 import { roundOrder, runE2e } from '../../src/bench/e2e/index.js';
 import { processTicks, softirqTicks, udpCounts } from '../../src/bench/e2e/measure.js';
 import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
@@ -88,11 +87,7 @@ describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)',
   it('mipsec-skip over the UDP transport and a chain through one relaying SGW carry TCP; the JSON says how it ran', async () => {
     const before = new Set(await ourNamespaces());
     const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-mipsec-'));
-    const stdout = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, [cli, 'bench', 'e2e', '--paths', 'mipsec-skip', '--runs', '1', '--seconds', '1', '--chain', '1', '--json', '--out', outDir], { timeout: 150_000 }, (err, out, errOut) =>
-        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
-      ),
-    );
+    const { stdout } = await runCommand(process.execPath, [cli, 'bench', 'e2e', '--paths', 'mipsec-skip', '--runs', '1', '--seconds', '1', '--chain', '1', '--json', '--out', outDir], { timeoutMs: 150_000 });
     const { rows } = JSON.parse(stdout);
     expect(rows).toHaveLength(1);
     expect(rows[0].path).toBe('mipsec-skip');

@@ -3,26 +3,17 @@
 process.env.MIPSEC_NATIVE = '1';
 import { readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Batch, Op, createEngine, NativeEngine, RefEngine, Reason, Verdict, VERDICT_COUNTER_BASE, type Policy, type SaDesc } from '../../src/engine/index.js';
+import { Batch, Op, createEngine, NativeEngine, RefEngine, Reason, Verdict, VERDICT_COUNTER_BASE } from '../../src/engine/index.js';
 import { IoLoop, type PuntedPacket } from '../../src/engine/io.js';
 import { datagram, endSaPair } from '../engine/fixtures.js';
+import { loopRegistry } from './harness.js';
 import { TCP_SINK, TCP_SOURCE, canRunNetns, captureProtocols, inNetns, ip, makePair, pythonInNetns, type Pair, type Side } from './topology.js';
 
-const started: IoLoop[] = [];
-const engines: NativeEngine[] = [];
-
-function engineFor(sas: readonly SaDesc[], local: readonly string[], policies: readonly Policy[]): NativeEngine {
-  const engine = createEngine('native') as NativeEngine;
-  for (const sa of sas) engine.installSa(sa);
-  engine.setLocalAddresses(local);
-  engine.setPolicies(policies);
-  engines.push(engine);
-  return engine;
-}
+const { engineFor, track, closeAll } = loopRegistry();
 
 function startLoop(engine: NativeEngine, side: Side, onPunt: (p: PuntedPacket[]) => void = () => {}, workers = 1): IoLoop {
   const loop = IoLoop.start({ engine, netns: side.ns, tun: { name: side.tun, addresses: [`${side.inner}/16`] }, raw: true, workers, onPunt });
-  started.push(loop);
+  track(loop);
   return loop;
 }
 
@@ -39,8 +30,7 @@ const countThreads = () => readdirSync('/proc/self/task').length;
 describe('IoLoop without root-only resources', () => {
   it('refuses the TS engine, and bad options name the field', () => {
     expect(() => IoLoop.start({ engine: new RefEngine() as never, tun: { name: 'x' }, raw: true, onPunt: () => {} })).toThrow(/needs the native engine/);
-    const engine = createEngine('native') as NativeEngine;
-    engines.push(engine);
+    const engine = engineFor();
     expect(() => IoLoop.start({ engine, tun: { name: 'mipsec-far-too-long-name' }, raw: true, onPunt: () => {} })).toThrow(/tun.name must be 1..15/);
     expect(() => IoLoop.start({ engine, tun: { name: 't', mtu: 9000 }, raw: true, onPunt: () => {} })).toThrow(/tun.mtu must be an integer 576..3520/);
     expect(() => IoLoop.start({ engine, tun: { name: 't', addresses: ['10.0.0.1'] }, raw: true, onPunt: () => {} })).toThrow(/tun.addresses\[0\]/);
@@ -54,10 +44,7 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
   beforeAll(() => {
     pair = makePair();
   });
-  afterEach(() => {
-    for (const loop of started.splice(0)) loop.stop();
-    for (const e of engines.splice(0)) e.close();
-  });
+  afterEach(() => closeAll());
   afterAll(() => {
     pair?.remove();
   });
@@ -109,7 +96,7 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
       const eb = engineFor([ba.out, ab.in], [b.outer, b.inner], [{ prefix: '10.77.1.0/24', sa: ba.out.id }]);
       const la = IoLoop.start({ engine: ea, netns: a.ns, tun: { name: a.tun, addresses: [`${a.inner}/16`], offload }, raw: true, onPunt: () => {} });
       const lb = IoLoop.start({ engine: eb, netns: b.ns, tun: { name: b.tun, addresses: [`${b.inner}/16`], offload }, raw: true, onPunt: () => {} });
-      started.push(la, lb);
+      track(la, lb);
       const sink = pythonInNetns(b.ns, TCP_SINK, [b.inner, '5001']);
       await sink.ready;
       const source = pythonInNetns(a.ns, TCP_SOURCE, [b.inner, '5001', '8']);

@@ -3,28 +3,19 @@
 process.env.MIPSEC_NATIVE = '1';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, NativeEngine, Reason, Verdict, VERDICT_COUNTER_BASE, type Policy, type SaDesc } from '../../src/engine/index.js';
+import { NativeEngine, Reason, Verdict, VERDICT_COUNTER_BASE } from '../../src/engine/index.js';
 import { IoLoop, type PuntedPacket } from '../../src/engine/io.js';
 import { endSaPair } from '../engine/fixtures.js';
 import { processTicks } from '../../src/bench/e2e/measure.js';
+import { loopRegistry } from './harness.js';
 import { TCP_SINK, TCP_SOURCE, canRunNetns, captureProtocols, inNetns, ip, makePair, pythonInNetns, type Pair, type Side } from './topology.js';
 
 const PORT = 4741;
-const started: IoLoop[] = [];
-const engines: NativeEngine[] = [];
-
-function engineFor(sas: readonly SaDesc[], local: readonly string[], policies: readonly Policy[]): NativeEngine {
-  const engine = createEngine('native') as NativeEngine;
-  for (const sa of sas) engine.installSa(sa);
-  engine.setLocalAddresses(local);
-  engine.setPolicies(policies);
-  engines.push(engine);
-  return engine;
-}
+const { engineFor, track, closeAll } = loopRegistry();
 
 function startLoop(engine: NativeEngine, side: Side, workers = 1, pollMicros = 0): IoLoop {
   const loop = IoLoop.start({ engine, netns: side.ns, tun: { name: side.tun, addresses: [`${side.inner}/16`] }, raw: true, udpPort: PORT, pollMicros, workers, onPunt: () => {} });
-  started.push(loop);
+  track(loop);
   return loop;
 }
 
@@ -40,15 +31,13 @@ function keyedEngines(pair: Pair) {
 
 describe('IoLoop UDP transport: options', () => {
   it('a bad udpPort names the field and the range', () => {
-    const engine = createEngine('native') as NativeEngine;
-    engines.push(engine);
+    const engine = engineFor();
     for (const udpPort of [0, 70000, 1.5, Number.NaN]) {
       expect(() => IoLoop.start({ engine, tun: { name: 't' }, raw: true, udpPort, onPunt: () => {} })).toThrow(/udpPort must be a UDP port 1..65535/);
     }
     for (const pollMicros of [-1, 100_001, 0.5]) {
       expect(() => IoLoop.start({ engine, tun: { name: 't' }, raw: true, pollMicros, onPunt: () => {} })).toThrow(/pollMicros must be an integer 0..100000/);
     }
-    engine.close();
   });
 });
 
@@ -58,10 +47,7 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
   beforeAll(() => {
     pair = makePair();
   });
-  afterEach(() => {
-    for (const loop of started.splice(0)) loop.stop();
-    for (const e of engines.splice(0)) e.close();
-  });
+  afterEach(() => closeAll());
   afterAll(() => {
     pair?.remove();
   });
@@ -160,7 +146,7 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
     startLoop(ea, a);
     const punts: PuntedPacket[] = [];
     const lb = IoLoop.start({ engine: eb, netns: b.ns, tun: { name: b.tun, addresses: [`${b.inner}/16`] }, raw: true, udpPort: PORT, onPunt: (p) => punts.push(...p) });
-    started.push(lb);
+    track(lb);
     const listener = pythonInNetns(b.ns, [
       'import json, socket, sys',
       's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 4343)); s.settimeout(1.5)',
