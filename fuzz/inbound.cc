@@ -2,10 +2,12 @@
 //   even: gateway G1 — a small mixed SA set (end and next-hop, skip and spi, both MACs and coverages) and
 //         relay routes towards G2;  odd: end gateway G2 — in relay SAs and the same end SAs.
 // A fresh engine per input, so every finding reproduces from its input alone (windows start empty).
-// When G1 relays a packet, G2 must authenticate the layer G1 just added.
+// When G1 relays a packet, G2 must authenticate the layer G1 just added. G1 never forwards anything but
+// SKIP/AH/ESP, never delivers under a next-hop SA, and never delivers outside an End-End SA's selectors.
 #include <cstddef>
 #include <cstdint>
 #include "common.h"
+#include "wire/ipv4.h"
 
 using namespace mipsec;
 
@@ -21,6 +23,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto g1 = fuzz::make_gateway();
   const fuzz::Result r = fuzz::run_op(*g1, pkt, OP_INBOUND, 0, 0, 256, 0);
+  // Only SKIP/AH/ESP leaves under a next-hop layer; only an End-End layer (or bare IP-in-IP, SA 0) delivers.
+  if (r.verdict == V_FORWARD && (pkt.size() < 20 || (pkt[9] != PROTO_SKIP && pkt[9] != PROTO_AH && pkt[9] != PROTO_ESP)))
+    fuzz::finding("G1 forwarded a datagram that is not SKIP/AH/ESP");
+  if (r.verdict == V_DELIVER && fuzz::is_nexthop_in(r.sa)) fuzz::finding("G1 delivered what only a next-hop layer protected");
+  if (r.verdict == V_DELIVER && !fuzz::gateway_selectors_admit(r.sa, pkt)) fuzz::finding("G1 delivered a datagram outside its SA's selectors");
   const bool relayed = r.verdict == V_FORWARD && pkt.size() >= 20 && load32(pkt.data() + 12) == fuzz::kRelayGw;
   if (relayed) {
     auto g2 = fuzz::make_end(false);
