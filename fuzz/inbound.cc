@@ -27,7 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (r.verdict == V_FORWARD && (pkt.size() < 20 || (pkt[9] != PROTO_SKIP && pkt[9] != PROTO_AH && pkt[9] != PROTO_ESP)))
     fuzz::finding("G1 forwarded a datagram that is not SKIP/AH/ESP");
   if (r.verdict == V_DELIVER && fuzz::is_nexthop_in(r.sa)) fuzz::finding("G1 delivered what only a next-hop layer protected");
-  if (r.verdict == V_DELIVER && !fuzz::gateway_selectors_admit(r.sa, pkt)) fuzz::finding("G1 delivered a datagram outside its SA's selectors");
+  if (r.verdict == V_DELIVER && !fuzz::gateway_selectors_admit(r.sa, pkt))
+    fuzz::finding("G1 delivered a datagram outside its SA's selectors");
   const bool relayed = r.verdict == V_FORWARD && pkt.size() >= 20 && load32(pkt.data() + 12) == fuzz::kRelayGw;
   if (relayed) {
     auto g2 = fuzz::make_end(false);

@@ -63,7 +63,8 @@ export function manualSaTables(entries: readonly ManualSaEntry[], keys: readonly
       });
       tables.sas.push(sa(outId, 'out', outside, entry.peer, entry.spiOut, keys[i].out));
       // RFC 4301 §5.2: what the peer's key opens must come from its remote prefix and go to our local one.
-      tables.sas.push({ ...sa(outId + 1, 'in', entry.peer, outside, entry.spiIn, keys[i].in), selectors: { src: [entry.remote], dst: [entry.local] } });
+      const selectors = { src: [entry.remote], dst: [entry.local] };
+      tables.sas.push({ ...sa(outId + 1, 'in', entry.peer, outside, entry.spiIn, keys[i].in), selectors });
       tables.policies.push({ prefix: entry.remote, sa: outId });
       if (!tables.routes.some((r) => r.prefix === entry.local)) tables.routes.push({ prefix: entry.local, sa: 0 });
     });

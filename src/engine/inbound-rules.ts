@@ -23,7 +23,9 @@ function side(value: unknown, field: string): Prefix[] {
 }
 
 function checkSelectors(selectors: Selectors, where: string): SelectorTable {
-  if (typeof selectors !== 'object' || selectors === null) throw new RangeError(`${where}: selectors must be { src: ['a.b.c.d/len', …], dst: [...] }`);
+  if (typeof selectors !== 'object' || selectors === null) {
+    throw new RangeError(`${where}: selectors must be { src: ['a.b.c.d/len', …], dst: [...] }`);
+  }
   return { src: side(selectors.src, `${where}: selectors.src`), dst: side(selectors.dst, `${where}: selectors.dst`) };
 }
 

@@ -50,7 +50,8 @@ describe.each(IMPLS)('[%s] batches', (impl) => {
       if (plan[i].op === Op.ENCAP || plan[i].op === Op.WRAP) {
         const opened = runOne(rx, Op.INBOUND, ra.packet);
         const want = plan[i].op === Op.ENCAP ? [Verdict.DELIVER, Reason.none] : [Verdict.PUNT, Reason.nexthop_plain];
-        expect([i, opened.verdict, opened.reason, hex(opened.packet)]).toEqual([i, ...want, hex(datagram(20 + ((i * 37) % 1300), { id: i }))]);
+        const sent = datagram(20 + ((i * 37) % 1300), { id: i });
+        expect([i, opened.verdict, opened.reason, hex(opened.packet)]).toEqual([i, ...want, hex(sent)]);
       }
     }
     const c = syncEngine.counters();

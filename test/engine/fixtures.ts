@@ -156,7 +156,8 @@ export function datagram(size: number, o: { src?: string; dst?: string; tos?: nu
  * layer may protect and a gateway relays without opening (docs/engine.md §5).
  */
 export function espDatagram(size: number, o: { src?: string; dst?: string; seed?: number } = {}): Uint8Array {
-  return buildIpv4({ src: ipToU32(o.src ?? ADDR.smnCoa), dst: ipToU32(o.dst ?? ADDR.sgw0), protocol: IpProto.ESP }, bytes(size - 20, o.seed ?? size));
+  const header = { src: ipToU32(o.src ?? ADDR.smnCoa), dst: ipToU32(o.dst ?? ADDR.sgw0), protocol: IpProto.ESP };
+  return buildIpv4(header, bytes(size - 20, o.seed ?? size));
 }
 
 export interface RunResult extends Omit<PacketResult, 'packet'> {

@@ -14,6 +14,7 @@ import { IPV4_HEADER_BYTES, IpProto, buildIpv4, setIpv4Checksum } from '../../sr
 import { ADDR, IMPLS, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
 
 type Want = ReasonName | 'deliver' | 'forward';
+const PUNTS: readonly Want[] = ['unknown_key', 'no_route', 'not_ipsec', 'nexthop_plain', 'relay_denied'];
 
 /** An engine plus the counters it must show: every expectation adds to the tally. */
 class Checked {
@@ -37,7 +38,8 @@ class Checked {
       got.push(r.verdict === Verdict.DELIVER ? 'deliver' : r.verdict === Verdict.FORWARD ? 'forward' : reasonName[r.reason]);
       out.push(Uint8Array.from(r.packet));
       const w = want[i];
-      const verdict = w === 'deliver' ? Verdict.DELIVER : w === 'forward' ? Verdict.FORWARD : ['unknown_key', 'no_route', 'not_ipsec', 'nexthop_plain', 'relay_denied'].includes(w) ? Verdict.PUNT : Verdict.DROP;
+      const failed = PUNTS.includes(w) ? Verdict.PUNT : Verdict.DROP;
+      const verdict = w === 'deliver' ? Verdict.DELIVER : w === 'forward' ? Verdict.FORWARD : failed;
       this.count(VERDICT_COUNTER_BASE + verdict);
       if (w !== 'deliver' && w !== 'forward') {
         this.count(Reason[w]);

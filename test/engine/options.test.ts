@@ -22,7 +22,8 @@ function resign(p: Uint8Array, c: Case, mutable = MUTABLE): void {
   const skipLength = c.pair.out.skipHeader?.length ?? 0;
   const ahAt = 40 + skipLength;
   // `headers` coverage of a plain UDP datagram covers all of it, as `full` does (docs/engine.md §7).
-  const tag = oracleAhTag(p, { ahAt, skipLength, alg: c.alg, key: c.pair.out.ah!.key, coveredEnd: p.length, zero: [[mutable.from, mutable.to]] });
+  const zero: [number, number][] = [[mutable.from, mutable.to]];
+  const tag = oracleAhTag(p, { ahAt, skipLength, alg: c.alg, key: c.pair.out.ah!.key, coveredEnd: p.length, zero });
   p.set(tag, ahAt + AH_BYTES[c.alg] - 16);
   setIpv4Checksum(p, 0, 40);
 }
@@ -56,9 +57,10 @@ const endPair = endSaPair({ suite: 'aes128gcm', ah: 'hmac-sha256-128', mode: 'sp
 const hopPair = nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 112, src: ADDR.sgw1, dst: ADDR.sgw0 });
 
 const CASES: Case[] = [
-  { name: 'end AH HMAC, SPI mode', pair: endPair, rxSas: [endPair.in], local: [], alg: 'hmac-sha256-128', make: () => datagram(77), accepted: 'deliver' },
-  { name: 'next-hop AH GMAC behind SKIP', pair: hopPair, rxSas: [hopPair.in], local: [ADDR.sgw0], alg: 'gmac-aes128', make: () => datagram(77, { dst: ADDR.sgw0 }),
-    accepted: 'nexthop_plain' },
+  { name: 'end AH HMAC, SPI mode', pair: endPair, rxSas: [endPair.in], local: [], alg: 'hmac-sha256-128', make: () => datagram(77),
+    accepted: 'deliver' },
+  { name: 'next-hop AH GMAC behind SKIP', pair: hopPair, rxSas: [hopPair.in], local: [ADDR.sgw0], alg: 'gmac-aes128',
+    make: () => datagram(77, { dst: ADDR.sgw0 }), accepted: 'nexthop_plain' },
 ];
 
 describe.each(IMPLS)('[%s] outer IPv4 options under AH', (impl) => {

@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { Batch, Op, Reason, VERDICT_COUNTER_BASE, Verdict } from '../../src/engine/index.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { ADDR, ESP_SUITES, MAC_ALGS, MODES, COVERAGES, datagram, endSaPair, espDatagram, engineWith, nexthopSaPair, runOne } from '../engine/fixtures.js';
+import {
+  ADDR, ESP_SUITES, MAC_ALGS, MODES, COVERAGES, datagram, endSaPair, espDatagram, engineWith, nexthopSaPair, runOne,
+} from '../engine/fixtures.js';
 import { nativeEngine, toHex } from './addon.js';
 
 const SIZES = [20, 23, 64, 512, 1400];
@@ -48,7 +50,8 @@ describe('native round trips', () => {
             expect([relayed.verdict, relayed.reason, relayed.sa, relayed.nexthop]).toEqual([Verdict.FORWARD, Reason.none, hop1.in.id, ipToU32(ADDR.sgw0)]);
             expect(toHex(relayed.packet.subarray(relayed.packet.length - inner.length))).toBe(toHex(inner));
             const peeled = runOne(last, Op.INBOUND, relayed.packet);
-            expect([peeled.verdict, peeled.reason, peeled.sa, peeled.nexthop]).toEqual([Verdict.FORWARD, Reason.none, hop2.in.id, ipToU32(ADDR.ch0)]);
+            const onward = [Verdict.FORWARD, Reason.none, hop2.in.id, ipToU32(ADDR.ch0)];
+            expect([peeled.verdict, peeled.reason, peeled.sa, peeled.nexthop]).toEqual(onward);
             expect(toHex(peeled.packet)).toBe(toHex(inner));
           }
         });

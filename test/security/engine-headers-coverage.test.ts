@@ -8,7 +8,9 @@ import { Op, Reason, Verdict, reasonName, type Engine, type MacAlg } from '../..
 import { AH_BYTES } from '../../src/wire/ah.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4 } from '../../src/wire/ipv4.js';
-import { ADDR, MAC_ALGS, MODES, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, oracleAhTag, runOne } from '../engine/fixtures.js';
+import {
+  ADDR, MAC_ALGS, MODES, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, oracleAhTag, runOne,
+} from '../engine/fixtures.js';
 
 const opened: Engine[] = [];
 afterEach(() => {
@@ -40,8 +42,9 @@ describe.each(['native', 'ts'] as const)('[%s] engine: next-hop headers coverage
         opened.push(smn, sgw1);
         return { smn, sgw1, wrap: (d: Uint8Array) => runOne(smn, Op.WRAP, d, hop.out.id).packet };
       };
+      const skipLength = hop.out.skipHeader?.length ?? 0;
       const tagOf = (p: Uint8Array, coveredEnd: number) =>
-        hex(oracleAhTag(p, { ahAt: layer - AH_BYTES[alg], skipLength: hop.out.skipHeader?.length ?? 0, alg, key: hop.out.ah!.key, coveredEnd }));
+        hex(oracleAhTag(p, { ahAt: layer - AH_BYTES[alg], skipLength, alg, key: hop.out.ah!.key, coveredEnd }));
       const tagIn = (p: Uint8Array) => hex(p.subarray(layer - 16, layer));
 
       it(`hole 9 (${mode} ${alg}): an on-path rewrite of the UDP header or payload of a plain datagram is auth-dropped`, () => {

@@ -60,7 +60,8 @@ describe.each(['native', 'ts'] as const)('[%s] engine: End-End traffic selectors
     head.set(ivFromSeq(1), 8);
     const plaintext = Uint8Array.from([0x45, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 2, 4]); // 12 bytes, padding 1 2, pad length 2, next 4
     const sealed = aeadSeal('aes128gcm', keyMaterial(key.esp!.key, true), head.subarray(8), head.subarray(0, 8), plaintext);
-    const packet = buildIpv4({ src: ipToU32(ADDR.sgw1), dst: ipToU32(ADDR.sgw0), protocol: IpProto.ESP }, Buffer.concat([head, sealed.ciphertext, sealed.tag]));
+    const outer = { src: ipToU32(ADDR.sgw1), dst: ipToU32(ADDR.sgw0), protocol: IpProto.ESP };
+    const packet = buildIpv4(outer, Buffer.concat([head, sealed.ciphertext, sealed.tag]));
     const r = runOne(rx, Op.INBOUND, packet);
     expect([r.verdict, r.reason]).toEqual([Verdict.DROP, Reason.selector]);
   });
@@ -102,8 +103,10 @@ describe.each(['native', 'ts'] as const)('[%s] manual SPI-mode SAs', (impl) => {
     const entry = (peer: string, local: string, remote: string, spiOut: number, spiIn: number): ManualSaEntry =>
       ({ name: 'site', peer, local, remote, suite: 'aes128gcm', spiOut, spiIn, keyOut: '', keyIn: '' }) as ManualSaEntry;
     // gwa (198.18.10.1, site 10.10.0.0/24) ↔ gwb (198.18.20.1, site 10.20.0.0/24).
-    const gwa = manualSaTables([entry('198.18.20.1', '10.10.0.0/24', '10.20.0.0/24', 4097, 8194)], [{ out: aToB, in: bToA }], '198.18.10.1');
-    const gwb = manualSaTables([entry('198.18.10.1', '10.20.0.0/24', '10.10.0.0/24', 8194, 4097)], [{ out: bToA, in: aToB }], '198.18.20.1');
+    const gwaEntry = entry('198.18.20.1', '10.10.0.0/24', '10.20.0.0/24', 4097, 8194);
+    const gwbEntry = entry('198.18.10.1', '10.20.0.0/24', '10.10.0.0/24', 8194, 4097);
+    const gwa = manualSaTables([gwaEntry], [{ out: aToB, in: bToA }], '198.18.10.1');
+    const gwb = manualSaTables([gwbEntry], [{ out: bToA, in: aToB }], '198.18.20.1');
     const a = track(engineWith(impl, gwa.sas));
     const b = track(engineWith(impl, gwb.sas, { local: ['198.18.20.1'], routes: gwb.routes }));
     // gwa seals with its out SA whatever it is given (a compromised or misconfigured peer): gwb judges the inside.

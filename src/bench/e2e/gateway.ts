@@ -94,7 +94,9 @@ async function main(): Promise<void> {
       // One machine-readable line per node (the chain figure reads its relays' CPU per packet from it).
       process.stderr.write(`loop-stats ${JSON.stringify({ netns: node.spec.netns, stats })}\n`);
       const counters = (node.ts ?? node.native).counters();
-      const drops = [...counters.entries()].filter(([i, n]) => i > 0 && i < VERDICT_COUNTER_BASE && n > 0n).map(([i, n]) => `${reasonName[i]}=${n}`);
+      const drops = [...counters.entries()]
+        .filter(([i, n]) => i > 0 && i < VERDICT_COUNTER_BASE && n > 0n)
+        .map(([i, n]) => `${reasonName[i]}=${n}`);
       const punts = [...node.punts.entries()].map(([r, n]) => `${r}=${n}`);
       process.stderr.write(`${node.spec.netns}: ${JSON.stringify(stats)} engine drops/punts: ${drops.join(' ') || 'none'}; punts seen: ${punts.join(' ') || 'none'}\n`);
       node.ts?.close();

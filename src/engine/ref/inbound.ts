@@ -139,7 +139,8 @@ function findLayerSa(
  * its addresses does not).
  */
 function selectorsAdmitDatagram(selectors: SelectorTable | undefined, buf: Uint8Array, at: number, length: number): boolean {
-  return !selectors || (length >= IPV4_HEADER_BYTES && buf[at] >> 4 === 4 && selectorsAdmit(selectors, readU32(buf, at + 12), readU32(buf, at + 16)));
+  if (!selectors) return true;
+  return length >= IPV4_HEADER_BYTES && buf[at] >> 4 === 4 && selectorsAdmit(selectors, readU32(buf, at + 12), readU32(buf, at + 16));
 }
 
 /** End-End layer: [AH next 50: check, verify] → ESP: check, open, commit windows → padding → next header 4 → DELIVER. */
