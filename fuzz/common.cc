@@ -227,7 +227,7 @@ Result run_op(EngineCore& e, Bytes& pkt, uint32_t op, uint32_t arg0, uint32_t ar
   if (!pkt.empty()) std::memcpy(slot.data() + headroom, pkt.data(), pkt.size());
   uint32_t desc[kDescWords] = {op, arg0, arg1, uint32_t(headroom), uint32_t(pkt.size()), 0, 0, 0};
   e.process(BatchView{slot.data(), slot.size(), desc, 1, slot.size()});
-  const Result r{Verdict(desc[D_VERDICT] & 0xff), Reason(desc[D_VERDICT] >> 8), desc[D_SA]};
+  const Result r{Verdict(desc[D_VERDICT] & 0xff), Reason(desc[D_VERDICT] >> 8), desc[D_SA], desc[D_NEXTHOP]};
   if (r.verdict < V_FORWARD || r.verdict > V_DROP) finding("verdict outside 1..4");
   if ((r.verdict == V_FORWARD || r.verdict == V_DELIVER) != (r.reason == R_NONE)) finding("verdict and reason disagree");
   if (r.verdict == V_DROP || r.verdict == V_PUNT) {

@@ -62,6 +62,7 @@ struct Result {
   mipsec::Verdict verdict;
   mipsec::Reason reason;
   uint32_t sa;
+  uint32_t nexthop;
 };
 
 // Runs one op on pkt in a slot of exactly headroom + pkt.size() + tailroom bytes (heap, so ASan sees any
