@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include "wire/ipv4.h"
 #include "wire/skip.h"
@@ -179,10 +180,42 @@ std::unique_ptr<EngineCore> make_end(bool every_end_sa) {
 }
 
 
+// The gateway's end SAs at odd positions of kGatewayEnd accept 10/8 and 198.18/15 → 10.0/16 only.
+static Selectors gateway_selectors() {
+  Selectors s;
+  s.on = true;
+  s.src_count = 2;
+  s.src[0] = {0x0a000000, 8};
+  s.src[1] = {0xc6120000, 15};
+  s.dst_count = 1;
+  s.dst[0] = {0x0a000000, 16};
+  return s;
+}
+
+static bool gateway_has_selectors(size_t position) { return position % 2 == 1; }
+
+bool is_nexthop_in(uint32_t id) { return id > kInOffset && id - kInOffset >= nexthop_out_id(0); }
+
+bool gateway_selectors_admit(uint32_t id, const Bytes& d) {
+  for (size_t k = 0; k < std::size(kGatewayEnd); k++) {
+    if (end_out_id(kGatewayEnd[k]) + kInOffset != id || !gateway_has_selectors(k)) continue;
+    return d.size() >= kIpv4MinHeader && gateway_selectors().admit(load32(d.data() + 12), load32(d.data() + 16));
+  }
+  return true;
+}
+
 std::unique_ptr<EngineCore> make_gateway() {
   auto e = std::make_unique<EngineCore>();
-  for (size_t i : kGatewayEnd) install(*e, end_sa(i, Direction::in));
-  for (size_t i : kGatewayNexthop) install(*e, nexthop_sa(i, Direction::in));
+  for (size_t k = 0; k < std::size(kGatewayEnd); k++) {
+    SaConfig c = end_sa(kGatewayEnd[k], Direction::in);
+    if (gateway_has_selectors(k)) c.selectors = gateway_selectors();
+    install(*e, c);
+  }
+  for (size_t i : kGatewayNexthop) {
+    SaConfig c = nexthop_sa(i, Direction::in);
+    c.relay = i != kGatewayNexthop[1];  // one SA that never relays: relay_denied
+    install(*e, c);
+  }
   for (size_t i = 0; i < relay_specs().size(); i++) install(*e, relay_sa(i, Direction::out));
   e->table.set_local({kRelayGw});
   relay_routes(*e);
@@ -194,7 +227,7 @@ Result run_op(EngineCore& e, Bytes& pkt, uint32_t op, uint32_t arg0, uint32_t ar
   if (!pkt.empty()) std::memcpy(slot.data() + headroom, pkt.data(), pkt.size());
   uint32_t desc[kDescWords] = {op, arg0, arg1, uint32_t(headroom), uint32_t(pkt.size()), 0, 0, 0};
   e.process(BatchView{slot.data(), slot.size(), desc, 1, slot.size()});
-  const Result r{Verdict(desc[D_VERDICT] & 0xff), Reason(desc[D_VERDICT] >> 8), desc[D_SA]};
+  const Result r{Verdict(desc[D_VERDICT] & 0xff), Reason(desc[D_VERDICT] >> 8), desc[D_SA], desc[D_NEXTHOP]};
   if (r.verdict < V_FORWARD || r.verdict > V_DROP) finding("verdict outside 1..4");
   if ((r.verdict == V_FORWARD || r.verdict == V_DELIVER) != (r.reason == R_NONE)) finding("verdict and reason disagree");
   if (r.verdict == V_DROP || r.verdict == V_PUNT) {

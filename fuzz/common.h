@@ -45,17 +45,24 @@ mipsec::SaConfig relay_sa(size_t i, mipsec::Direction d);
 // Engines. sender: every out SA. peeler: every in SA, local {G1, G2}, default route "forward as is".
 // relay (G1): in next-hop SAs, out relay SAs, local {G1}, routes to G2 through the relay SAs.
 // end (G2): in relay SAs and every end SA (or only the gateway's few), local {G2}, default route "forward as is".
-// gateway: a small mixed set for raw INBOUND input (both modes, end and next-hop, relay routes).
+// gateway: a small mixed set for raw INBOUND input (both modes, end and next-hop, relay routes); half its end
+//          SAs carry selectors, one next-hop SA has relay off.
 std::unique_ptr<mipsec::EngineCore> make_sender();
 std::unique_ptr<mipsec::EngineCore> make_peeler();
 std::unique_ptr<mipsec::EngineCore> make_relay();
 std::unique_ptr<mipsec::EngineCore> make_end(bool every_end_sa = true);
 std::unique_ptr<mipsec::EngineCore> make_gateway();
 
+// Whether `id` names an in SA of role nexthop (the cast's next-hop and relay SAs).
+bool is_nexthop_in(uint32_t id);
+// Whether gateway SA `id`'s selectors (if any) admit the delivered datagram d.
+bool gateway_selectors_admit(uint32_t id, const Bytes& d);
+
 struct Result {
   mipsec::Verdict verdict;
   mipsec::Reason reason;
   uint32_t sa;
+  uint32_t nexthop;
 };
 
 // Runs one op on pkt in a slot of exactly headroom + pkt.size() + tailroom bytes (heap, so ASan sees any

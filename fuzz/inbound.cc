@@ -2,12 +2,31 @@
 //   even: gateway G1 — a small mixed SA set (end and next-hop, skip and spi, both MACs and coverages) and
 //         relay routes towards G2;  odd: end gateway G2 — in relay SAs and the same end SAs.
 // A fresh engine per input, so every finding reproduces from its input alone (windows start empty).
-// When G1 relays a packet, G2 must authenticate the layer G1 just added.
+// When G1 relays a packet, G2 must authenticate the layer G1 just added. G1 never forwards anything but
+// SKIP/AH/ESP, never delivers under a next-hop SA, and never delivers outside an End-End SA's selectors.
 #include <cstddef>
 #include <cstdint>
 #include "common.h"
+#include "wire/ah.h"
+#include "wire/ipv4.h"
 
 using namespace mipsec;
+
+namespace {
+
+// Where the datagram G1 sends on starts: behind the layer it wrote when it relayed (every relay SA goes to G2,
+// and no forward-as-is route covers G2), else at the start of the packet.
+size_t forwarded_datagram_at(const fuzz::Bytes& p, const fuzz::Result& r) {
+  if (r.nexthop != fuzz::kEndGw) return 0;
+  const SaConfig relay = fuzz::relay_sa(p[9] == PROTO_SKIP ? 0 : 1, Direction::out);
+  return kIpv4MinHeader + relay.skip_len + ah_len(relay.ah_alg);
+}
+
+bool carries_layer(const fuzz::Bytes& p, size_t at) {
+  return p.size() >= at + kIpv4MinHeader && (p[at + 9] == PROTO_SKIP || p[at + 9] == PROTO_AH || p[at + 9] == PROTO_ESP);
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
@@ -21,6 +40,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto g1 = fuzz::make_gateway();
   const fuzz::Result r = fuzz::run_op(*g1, pkt, OP_INBOUND, 0, 0, 256, 0);
+  // Only SKIP/AH/ESP leaves under a next-hop layer; only an End-End layer (or bare IP-in-IP, SA 0) delivers.
+  if (r.verdict == V_FORWARD && !carries_layer(pkt, forwarded_datagram_at(pkt, r)))
+    fuzz::finding("G1 relayed or forwarded a datagram that is not SKIP/AH/ESP");
+  if (r.verdict == V_DELIVER && fuzz::is_nexthop_in(r.sa)) fuzz::finding("G1 delivered what only a next-hop layer protected");
+  if (r.verdict == V_DELIVER && !fuzz::gateway_selectors_admit(r.sa, pkt))
+    fuzz::finding("G1 delivered a datagram outside its SA's selectors");
   const bool relayed = r.verdict == V_FORWARD && pkt.size() >= 20 && load32(pkt.data() + 12) == fuzz::kRelayGw;
   if (relayed) {
     auto g2 = fuzz::make_end(false);

@@ -39,16 +39,24 @@ enum Reason : uint8_t {
   R_SA_MISMATCH = 27,
   R_LOOP = 28,
   R_NO_POLICY = 29,
+  R_NEXTHOP_PLAIN = 30,
+  R_RELAY_DENIED = 31,
+  R_SELECTOR = 32,
 };
-constexpr Reason kLastReason = R_NO_POLICY;
+constexpr Reason kLastReason = R_SELECTOR;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop.
 inline Verdict verdict_for(Reason r) {
-  return (r == R_UNKNOWN_KEY || r == R_NO_ROUTE || r == R_NOT_IPSEC || r == R_NO_POLICY) ? V_PUNT : V_DROP;
+  return (r == R_UNKNOWN_KEY || r == R_NO_ROUTE || r == R_NOT_IPSEC || r == R_NO_POLICY || r == R_NEXTHOP_PLAIN ||
+          r == R_RELAY_DENIED)
+             ? V_PUNT
+             : V_DROP;
 }
 
+// Reasons below the base, one counter per verdict from it.
 constexpr int kCounterSlots = 64;
-constexpr int kVerdictCounterBase = 32;
+constexpr int kVerdictCounterBase = 48;
+static_assert(kLastReason < kVerdictCounterBase && kVerdictCounterBase + V_DROP < kCounterSlots, "counter layout");
 
 constexpr int kDescWords = 8;
 enum DescWord { D_OP = 0, D_ARG0 = 1, D_ARG1 = 2, D_OFFSET = 3, D_LENGTH = 4, D_VERDICT = 5, D_SA = 6, D_NEXTHOP = 7 };

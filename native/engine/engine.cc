@@ -28,6 +28,21 @@ size_t bytes_field(const Napi::Object& o, const char* name, uint8_t* dst, size_t
   return a.ElementLength();
 }
 
+// Copies a Uint32Array of (network, length) pairs into `dst`; returns how many, or throws on a malformed field.
+uint8_t prefixes_field(const Napi::Object& o, const char* name, SelectorPrefix* dst) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw Napi::TypeError::New(o.Env(), std::string("sa field ") + name + " must be a Uint32Array of (network, length) pairs");
+  Napi::Uint32Array a = v.As<Napi::Uint32Array>();
+  if (a.ElementLength() % 2 != 0 || a.ElementLength() > 2 * kMaxSelectorPrefixes)
+    throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + " must hold at most 32 (network, length) pairs");
+  for (size_t i = 0; i < a.ElementLength(); i += 2) {
+    if (a[i + 1] > 32) throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + ": prefix length must be 0..32");
+    dst[i / 2] = SelectorPrefix{a[i], uint8_t(a[i + 1])};
+  }
+  return uint8_t(a.ElementLength() / 2);
+}
+
 SaConfig config_from(const Napi::Object& o) {
   SaConfig c;
   c.id = u32_field(o, "id", 0);
@@ -53,6 +68,12 @@ SaConfig config_from(const Napi::Object& o) {
   const uint32_t ttl = u32_field(o, "ttl", 64);
   if (ttl > 255) throw Napi::RangeError::New(o.Env(), "sa field ttl must be 0..255");
   c.ttl = uint8_t(ttl);
+  c.relay = u32_field(o, "relay", 1) != 0;
+  c.selectors.on = !o.Get("selectorSrc").IsUndefined() || !o.Get("selectorDst").IsUndefined();
+  if (c.selectors.on) {
+    c.selectors.src_count = prefixes_field(o, "selectorSrc", c.selectors.src);
+    c.selectors.dst_count = prefixes_field(o, "selectorDst", c.selectors.dst);
+  }
   return c;
 }
 

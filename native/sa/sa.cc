@@ -20,6 +20,24 @@ uint8_t skip_crypt_alg(AeadSuite s) {
 
 uint8_t skip_mac_alg(MacAlg a) { return a == MacAlg::gmac_aes128 ? 250 : a == MacAlg::hmac_sha256_128 ? 251 : 0; }
 
+static bool any_contains(const SelectorPrefix* prefixes, size_t count, uint32_t addr) {
+  for (size_t i = 0; i < count; i++)
+    if (prefixes[i].contains(addr)) return true;
+  return false;
+}
+
+bool Selectors::admit(uint32_t src_addr, uint32_t dst_addr) const {
+  return !on || (any_contains(src, src_count, src_addr) && any_contains(dst, dst_count, dst_addr));
+}
+
+static bool prefixes_valid(const SelectorPrefix* prefixes, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    const SelectorPrefix& p = prefixes[i];
+    if (p.length > 32 || (p.length < 32 && (p.network << p.length) != 0)) return false;
+  }
+  return count > 0 && count <= kMaxSelectorPrefixes;
+}
+
 SaConfig::~SaConfig() {
   OPENSSL_cleanse(ah_key, sizeof ah_key);
   OPENSSL_cleanse(esp_key, sizeof esp_key);
@@ -31,6 +49,10 @@ const char* SaConfig::validate() const {
   if (role == Role::nexthop && (!ah || esp)) return "role 'nexthop' needs sa.ah and no sa.esp";
   if (role == Role::end && !esp) return "role 'end' needs sa.esp";
   if (role == Role::end && coverage != Coverage::full) return "sa.ah.coverage applies to role 'nexthop' only";
+  if (role == Role::nexthop && selectors.on) return "sa.selectors apply to role 'end' only";
+  if (role == Role::end && !relay) return "sa.relay applies to role 'nexthop' only";
+  if (selectors.on && (!prefixes_valid(selectors.src, selectors.src_count) || !prefixes_valid(selectors.dst, selectors.dst_count)))
+    return "sa.selectors need 1..32 prefixes on each side, without host bits";
   if (ah && ah_key_len != mac_key_bytes(ah_alg)) return "sa.ah.key has the wrong length for sa.ah.alg (gmac-aes128: 20 bytes, hmac-sha256-128: 32)";
   if (esp && esp_key_len != aead_key_bytes(esp_suite) + kSaltBytes) return "sa.esp.key has the wrong length for sa.esp.suite (aes128gcm: 20 bytes, aes256gcm and chacha20poly1305: 36)";
   if (direction == Direction::in && (replay_window < 64 || replay_window > kMaxReplayWindow || replay_window % 64 != 0))

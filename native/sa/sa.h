@@ -19,6 +19,24 @@ enum class Coverage : uint8_t { full = 0, headers = 1 };
 
 constexpr size_t kMaxKeyBytes = 36;
 constexpr uint32_t kMaxSeq = 0xffffffffu;
+// Prefixes per side of an inbound End-End SA's traffic selectors (an SGW region, an SMN's two addresses).
+constexpr size_t kMaxSelectorPrefixes = 32;
+
+struct SelectorPrefix {
+  uint32_t network;
+  uint8_t length;  // 0..32
+  bool contains(uint32_t addr) const { return length == 0 || (addr ^ network) >> (32 - length) == 0; }
+};
+
+// RFC 4301 §5.2: the inner source and destination an inbound End-End SA may carry; off = anything.
+struct Selectors {
+  bool on = false;
+  uint8_t src_count = 0, dst_count = 0;
+  SelectorPrefix src[kMaxSelectorPrefixes] = {};
+  SelectorPrefix dst[kMaxSelectorPrefixes] = {};
+  // Whether an inner datagram from `src` to `dst` lies inside both sides.
+  bool admit(uint32_t src_addr, uint32_t dst_addr) const;
+};
 
 // What the control plane installs; validated by SaConfig::validate before an Sa is built.
 struct SaConfig {
@@ -42,6 +60,8 @@ struct SaConfig {
   uint32_t esp_seq = 0;
   uint32_t replay_window = 1024;
   uint8_t ttl = 64;
+  bool relay = true;    // in, role nexthop: a verified datagram not for this node may be relayed (else punted)
+  Selectors selectors;  // in, role end
 
   // Null when consistent, else a message naming the field and the fix (never key bytes).
   const char* validate() const;

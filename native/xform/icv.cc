@@ -34,9 +34,11 @@ Reason covered_len(const uint8_t* d, size_t len, Coverage coverage, size_t* out)
     }
     if (proto == PROTO_ESP) {
       if (len - at < kEspHeader) return R_TRUNCATED;
-      at += kEspHeader;
+      *out = at + kEspHeader;
+      return R_NONE;
     }
-    *out = at;
+    // No ESP ends the walk: nothing else protects the payload, so the layer covers the whole datagram.
+    *out = len;
     return R_NONE;
   }
 }

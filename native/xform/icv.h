@@ -5,7 +5,8 @@
 
 namespace mipsec {
 
-// How many leading bytes of the protected datagram d an AH covers: all of it (full) or its headers (§7).
+// How many leading bytes of the protected datagram d an AH covers: all of it (full), or its headers up to and
+// including the first 16 bytes of an ESP header (headers; all of it when the walk reaches no ESP) (§7).
 Reason covered_len(const uint8_t* d, size_t len, Coverage coverage, size_t* out);
 
 struct IcvInput {

@@ -62,8 +62,12 @@ bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_
 
   Ipv4View dip;
   if (Reason r = ipv4_parse(d, d_len, &dip)) return *out = fail(r, id), true;
-  if (t.is_local(dip.dst)) return false;
   pkt.len = dip.total_len;
+  // Only a further layer goes on in the engine: a datagram a Next-hop layer alone protects is judged by the
+  // role's policy (draft §3.2 step 2), never delivered, peeled or relayed here.
+  if (dip.proto != PROTO_SKIP && dip.proto != PROTO_AH && dip.proto != PROTO_ESP) return *out = fail(R_NEXTHOP_PLAIN, id), true;
+  if (t.is_local(dip.dst)) return false;
+  if (!sa.cfg.relay) return *out = fail(R_RELAY_DENIED, id), true;
   uint32_t via;
   if (!t.route(dip.dst, &via)) return *out = fail(R_NO_ROUTE, id), true;
   if (via == 0) return *out = forward(id, dip.dst), true;
@@ -73,6 +77,12 @@ bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_
   *out = prepend_nexthop_layer(*next, pkt, dip);
   if (out->verdict == V_FORWARD) out->sa = id;
   return true;
+}
+
+// RFC 4301 §5.2: the opened datagram's source and destination lie in the SA's selectors (one too short to
+// name its addresses does not).
+bool selectors_admit(const Selectors& s, const uint8_t* d, size_t len) {
+  return !s.on || (len >= kIpv4MinHeader && d[0] >> 4 == 4 && s.admit(load32(d + 12), load32(d + 16)));
 }
 
 // Role end: [AH] → ESP open → padding → inner datagram.
@@ -108,6 +118,7 @@ Outcome end_layer(Sa& sa, const Layer& l, Packet& pkt) {
   if (Reason r = esp_check_trailer(pt, ev.ct_len, &payload_len, &next)) return fail(r, id);
   if (next == PROTO_NONE) return fail(R_DUMMY, id);
   if (next != PROTO_IPIP) return fail(R_BAD_NEXT_HEADER, id);
+  if (!selectors_admit(sa.cfg.selectors, pt, payload_len)) return fail(R_SELECTOR, id);
   sa.count(payload_len);
   pkt.data = pt;
   pkt.len = payload_len;

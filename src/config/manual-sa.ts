@@ -41,7 +41,10 @@ export function readManualKey(path: string, suite: EspSuite): Uint8Array {
 
 /** What an engine needs for a node's manual SAs. */
 export interface ManualSaTables {
-  /** Per entry: its out SA (id 2i+1) then its in SA (id 2i+2). The caller zeroes the keys once installed. */
+  /**
+   * Per entry: its out SA (id 2i+1) then its in SA (id 2i+2), whose selectors admit only datagrams from the
+   * entry's remote prefix to its local one. The caller zeroes the keys once installed.
+   */
   sas: SaDesc[];
   /** Outbound: each entry's remote prefix → its out SA. */
   policies: Policy[];
@@ -59,7 +62,9 @@ export function manualSaTables(entries: readonly ManualSaEntry[], keys: readonly
         id, direction, role: 'end', mode: 'spi', src, dst, esp: { suite: entry.suite, spi, key: readManualKey(keyPath, entry.suite) },
       });
       tables.sas.push(sa(outId, 'out', outside, entry.peer, entry.spiOut, keys[i].out));
-      tables.sas.push(sa(outId + 1, 'in', entry.peer, outside, entry.spiIn, keys[i].in));
+      // RFC 4301 §5.2: what the peer's key opens must come from its remote prefix and go to our local one.
+      const selectors = { src: [entry.remote], dst: [entry.local] };
+      tables.sas.push({ ...sa(outId + 1, 'in', entry.peer, outside, entry.spiIn, keys[i].in), selectors });
       tables.policies.push({ prefix: entry.remote, sa: outId });
       if (!tables.routes.some((r) => r.prefix === entry.local)) tables.routes.push({ prefix: entry.local, sa: 0 });
     });

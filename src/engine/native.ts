@@ -1,6 +1,7 @@
 // The native data path (native/): validates SA descriptions with clear errors, then hands them to the addon.
 import { ipToU32, parsePrefix } from '../wire/addr.js';
 import { SKIP_SPI, decodeSkipHeader } from '../wire/skip.js';
+import { checkInboundRules, flattenPrefixes } from './inbound-rules.js';
 import { checkPolicies, flattenPolicies } from './policy.js';
 import {
   COUNTER_SLOTS,
@@ -93,6 +94,7 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
   if (replayWindow < 64 || replayWindow > 4096 || replayWindow % 64 !== 0) fail(sa, `replayWindow must be a multiple of 64 in 64..4096, got ${replayWindow}`);
   const ttl = inbound ? 64 : u32(sa, 'ttl', sa.ttl, 64);
   if (ttl < 1 || ttl > 255) fail(sa, `ttl must be 1..255, got ${ttl}`);
+  const rules = checkInboundRules(sa, `installSa(id ${sa.id})`);
 
   return {
     id,
@@ -113,6 +115,9 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     espSeq: esp && !inbound ? u32(sa, 'esp.seq', esp.seq, 0) : 0,
     replayWindow,
     ttl,
+    relay: rules.relay ? 1 : 0,
+    selectorSrc: rules.selectors && flattenPrefixes(rules.selectors.src),
+    selectorDst: rules.selectors && flattenPrefixes(rules.selectors.dst),
   };
 }
 

@@ -51,6 +51,9 @@ export const Reason = {
   sa_mismatch: 27,
   loop: 28,
   no_policy: 29,
+  nexthop_plain: 30,
+  relay_denied: 31,
+  selector: 32,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export type ReasonCode = (typeof Reason)[ReasonName];
@@ -63,7 +66,7 @@ export const reasonName: readonly ReasonName[] = (() => {
 
 /** Counter array layout: [reason] for drops and punts, [VERDICT_COUNTER_BASE + verdict] per verdict. */
 export const COUNTER_SLOTS = 64;
-export const VERDICT_COUNTER_BASE = 32;
+export const VERDICT_COUNTER_BASE = 48;
 
 /** Descriptor words per packet in a batch. */
 export const DESC_WORDS = 8;
@@ -131,7 +134,22 @@ export interface SaDesc {
   esp?: EspDesc;
   replayWindow?: number;
   ttl?: number;
+  /**
+   * In SAs of role nexthop: whether a verified datagram not addressed to this node may be relayed by the routes
+   * (default true); false punts it as `relay_denied`.
+   */
+  relay?: boolean;
+  /** In SAs of role end: prefixes the opened datagram's source and destination must lie in (else DROP `selector`). */
+  selectors?: Selectors;
 }
+
+/** Traffic selectors (RFC 4301 §5.2): 'a.b.c.d/len' prefixes, 1..MAX_SELECTOR_PREFIXES per side; any match admits. */
+export interface Selectors {
+  src: readonly string[];
+  dst: readonly string[];
+}
+
+export const MAX_SELECTOR_PREFIXES = 32;
 
 export interface Route {
   /** 'a.b.c.d/len' */

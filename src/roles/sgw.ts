@@ -227,7 +227,7 @@ export class SecurityGateway {
         this.onDelivered(o, tag.arrivedOn, sink);
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
         this.onUnknownKey(o, tag.arrivedOn, sink);
-      } else if (o.verdict === Verdict.PUNT && o.reason === Reason.no_route) {
+      } else if (o.verdict === Verdict.PUNT && (o.reason === Reason.no_route || o.reason === Reason.nexthop_plain)) {
         this.onUnrouted(o, tag.arrivedOn, sink);
       } else {
         this.onEngineDrop(o, tag.arrivedOn);
@@ -252,7 +252,10 @@ export class SecurityGateway {
     this.act(d, o.packet, sink, arrivedOn);
   }
 
-  /** A verified Next-hop layer around a datagram the engine has no route for (a plain one: §3.2 step 2). */
+  /**
+   * A verified Next-hop layer around a datagram the engine leaves to the policy: one it has no route for, or a
+   * plain one (not SKIP/AH/ESP, §3.2 step 2), which the engine never delivers or relays itself.
+   */
   private onUnrouted(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void): void {
     const meta = this.keys.meta(o.sa);
     if (!meta) {

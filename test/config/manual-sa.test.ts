@@ -41,7 +41,7 @@ describe('examples/spi', () => {
     ]);
   });
 
-  it('with its key files, turns into out/in SPI-mode end SAs, a policy and a route per gateway', async () => {
+  it('with its key files, turns into out/in SPI-mode end SAs (the in SA selects remote → local), a policy and a route', async () => {
     writeKey('a-to-b.key', A_TO_B);
     writeKey('b-to-a.key', B_TO_A);
     const loaded = await loadNode(join(dir, 'gwb.yaml'));
@@ -50,7 +50,11 @@ describe('examples/spi', () => {
     const tables = manualSaTables(loaded.node.manualSas!, loaded.paths.manualKeys!, '198.18.20.1');
     expect(tables.sas.map(({ esp, ...rest }) => ({ ...rest, esp: { ...esp, key: Buffer.from(esp!.key).toString('hex') } }))).toEqual([
       { id: 1, direction: 'out', role: 'end', mode: 'spi', src: '198.18.20.1', dst: '198.18.10.1', esp: { suite: 'aes128gcm', spi: 8194, key: B_TO_A } },
-      { id: 2, direction: 'in', role: 'end', mode: 'spi', src: '198.18.10.1', dst: '198.18.20.1', esp: { suite: 'aes128gcm', spi: 4097, key: A_TO_B } },
+      {
+        id: 2, direction: 'in', role: 'end', mode: 'spi', src: '198.18.10.1', dst: '198.18.20.1',
+        esp: { suite: 'aes128gcm', spi: 4097, key: A_TO_B },
+        selectors: { src: ['10.10.0.0/24'], dst: ['10.20.0.0/24'] },
+      },
     ]);
     expect(tables.policies).toEqual([{ prefix: '10.10.0.0/24', sa: 1 }]);
     expect(tables.routes).toEqual([{ prefix: '10.20.0.0/24', sa: 0 }]);

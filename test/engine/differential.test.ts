@@ -6,7 +6,8 @@ import { Op, Reason, Verdict, type Engine, type EngineImpl, type OpCode, type Sa
 import { ipToU32 } from '../../src/wire/addr.js';
 import { describe as describePacket } from '../../src/wire/describe.js';
 import {
-  ADDR, COVERAGES, ESP_SUITES, MAC_ALGS, MODES, datagram, diffBytes, endSaPair, engineWith, hex, nexthopSaPair, runOne, type RunResult,
+  ADDR, COVERAGES, ESP_SUITES, MAC_ALGS, MODES, datagram, diffBytes, endSaPair, espDatagram, engineWith, hex, nexthopSaPair, runOne,
+  type RunResult,
 } from './fixtures.js';
 
 const PAIRS = [['ts', 'ts'], ['ts', 'native'], ['native', 'ts'], ['native', 'native']] as const;
@@ -188,6 +189,31 @@ describe.each(PAIRS)('[%s→%s] differential', (sender, receiver) => {
     expectVerdict(opened, Verdict.DELIVER, end.in.id);
     expect(hex(opened.packet)).toBe(hex(inner));
   });
+
+  for (const coverage of COVERAGES) {
+    it(`issue 10 rules, ${coverage}: nexthop_plain, relay_denied and selector agree; a plain datagram's layer covers it whole`, () => {
+      const mkid = { src: ADDR.smnHome };
+      const hop = nexthopSaPair({ alg: 'gmac-aes128', coverage, mode: 'skip', id: 51, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid });
+      const end = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 52, src: ADDR.smnCoa, dst: ADDR.sgw0 });
+      const smn = node(sender, mirrorOf(sender), [hop.out, end.out]);
+      const selectors = { src: [`${ADDR.smnHome}/32`, `${ADDR.smnCoa}/32`], dst: ['10.0.0.0/24'] };
+      const rules = [{ ...hop.in, relay: false }, { ...end.in, selectors }];
+      const sgw0 = node(receiver, mirrorOf(receiver), rules, { local: [ADDR.sgw0], routes: [{ prefix: '0.0.0.0/0', sa: 0 }] });
+      for (const size of SIZES) {
+        const plain = datagram(size, { dst: ADDR.ch0 });
+        const punted = step(sgw0, Op.INBOUND, step(smn, Op.WRAP, plain, hop.out.id).packet);
+        const puntedAs = [Verdict.PUNT, Reason.nexthop_plain, hop.in.id, hex(plain)];
+        expect([punted.verdict, punted.reason, punted.sa, hex(punted.packet)]).toEqual(puntedAs);
+        const toSgw2 = espDatagram(Math.max(size, 36), { dst: ADDR.sgw2 });
+        const denied = step(sgw0, Op.INBOUND, step(smn, Op.WRAP, toSgw2, hop.out.id).packet);
+        const deniedAs = [Verdict.PUNT, Reason.relay_denied, hop.in.id, hex(toSgw2)];
+        expect([denied.verdict, denied.reason, denied.sa, hex(denied.packet)]).toEqual(deniedAs);
+        const notOurs = datagram(size, { src: '10.9.9.9', dst: ADDR.ch0 });
+        const selected = step(sgw0, Op.INBOUND, step(smn, Op.WRAP, step(smn, Op.ENCAP, notOurs, end.out.id).packet, hop.out.id).packet);
+        expect([selected.verdict, selected.reason, selected.sa]).toEqual([Verdict.DROP, Reason.selector, end.in.id]);
+      }
+    });
+  }
 
   it('IP-in-IP: IPIP_ENCAP identical, IPIP_DECAP and INBOUND give the datagram back', () => {
     const ha = node(sender, mirrorOf(sender), []);

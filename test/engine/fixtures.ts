@@ -151,6 +151,15 @@ export function datagram(size: number, o: { src?: string; dst?: string; tos?: nu
   );
 }
 
+/**
+ * An IPv4 datagram of exactly `size` bytes (>= 36) carrying protocol 50 with made-up ESP bytes: what a next-hop
+ * layer may protect and a gateway relays without opening (docs/engine.md §5).
+ */
+export function espDatagram(size: number, o: { src?: string; dst?: string; seed?: number } = {}): Uint8Array {
+  const header = { src: ipToU32(o.src ?? ADDR.smnCoa), dst: ipToU32(o.dst ?? ADDR.sgw0), protocol: IpProto.ESP };
+  return buildIpv4(header, bytes(size - 20, o.seed ?? size));
+}
+
 export interface RunResult extends Omit<PacketResult, 'packet'> {
   packet: Uint8Array;
 }

@@ -108,18 +108,23 @@ describe.each(IMPLS)('[%s] wire format of what the engine writes', (impl) => {
   it('a relay writes its own layer in front of the datagram, with its SA\'s addresses and sequence number', () => {
     const hopIn = nexthopSaPair({ alg: 'gmac-aes128', mode: 'skip', id: 124, src: ADDR.smnCoa, dst: ADDR.sgw1, mkid: { src: ADDR.smnHome } });
     const hopOut = nexthopSaPair({ alg: 'hmac-sha256-128', coverage: 'headers', mode: 'spi', id: 125, src: ADDR.sgw1, dst: ADDR.sgw0, seq: 41 });
-    const smn = engineWith(impl, [hopIn.out]);
+    // The layer protects an End-End ESP packet for SGW0 (only SKIP/AH/ESP is relayed): headers coverage takes
+    // its IPv4 header and the ESP's first 16 bytes.
+    const end = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 126, src: ADDR.smnCoa, dst: ADDR.sgw0 });
+    const smn = engineWith(impl, [hopIn.out, end.out]);
     const sgw1 = engineWith(impl, [hopIn.in, hopOut.out], { local: [ADDR.sgw1], routes: [{ prefix: '198.18.0.0/24', sa: hopOut.out.id }] });
     opened.push(smn, sgw1);
-    const datagramToSgw0 = datagram(200, { dst: ADDR.sgw0, tos: 0x10 });
-    const wrapped = runOne(smn, Op.WRAP, datagramToSgw0, hopIn.out.id).packet;
+    const espToSgw0 = runOne(smn, Op.ENCAP, datagram(200, { tos: 0x10 }), end.out.id).packet;
+    const wrapped = runOne(smn, Op.WRAP, espToSgw0, hopIn.out.id).packet;
     const r = runOne(sgw1, Op.INBOUND, wrapped);
     expect([r.verdict, r.sa, r.nexthop]).toEqual([Verdict.FORWARD, hopIn.in.id, ipToU32(ADDR.sgw0)]);
     const p = r.packet;
-    expectOuter(p, { tos: 0x10, df: true, id: 42, ttl: 64, protocol: 51, src: ADDR.sgw1, dst: ADDR.sgw0, length: 20 + 28 + 200 });
+    const length = 20 + 28 + espToSgw0.length;
+    expectOuter(p, { tos: 0x10, df: true, id: 42, ttl: 64, protocol: 51, src: ADDR.sgw1, dst: ADDR.sgw0, length });
     expect([p[20], u32(p, 24), u32(p, 28)]).toEqual([4, hopOut.out.ah!.spi, 42]);
-    expect(hex(p.subarray(48))).toBe(hex(datagramToSgw0));
-    expect(hex(p.subarray(32, 48))).toBe(hex(oracleAhTag(p, { ahAt: 20, skipLength: 0, alg: 'hmac-sha256-128', key: hopOut.out.ah!.key, coveredEnd: 48 + 20 })));
+    expect(hex(p.subarray(48))).toBe(hex(espToSgw0));
+    const tag = oracleAhTag(p, { ahAt: 20, skipLength: 0, alg: 'hmac-sha256-128', key: hopOut.out.ah!.key, coveredEnd: 48 + 20 + 16 });
+    expect(hex(p.subarray(32, 48))).toBe(hex(tag));
   });
 
   it('IPIP_ENCAP: TOS, DF and identification copied, TTL 64, protocol 4', () => {

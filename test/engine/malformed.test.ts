@@ -14,6 +14,7 @@ import { IPV4_HEADER_BYTES, IpProto, buildIpv4, setIpv4Checksum } from '../../sr
 import { ADDR, IMPLS, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
 
 type Want = ReasonName | 'deliver' | 'forward';
+const PUNTS: readonly Want[] = ['unknown_key', 'no_route', 'not_ipsec', 'nexthop_plain', 'relay_denied'];
 
 /** An engine plus the counters it must show: every expectation adds to the tally. */
 class Checked {
@@ -37,7 +38,8 @@ class Checked {
       got.push(r.verdict === Verdict.DELIVER ? 'deliver' : r.verdict === Verdict.FORWARD ? 'forward' : reasonName[r.reason]);
       out.push(Uint8Array.from(r.packet));
       const w = want[i];
-      const verdict = w === 'deliver' ? Verdict.DELIVER : w === 'forward' ? Verdict.FORWARD : ['unknown_key', 'no_route', 'not_ipsec'].includes(w) ? Verdict.PUNT : Verdict.DROP;
+      const failed = PUNTS.includes(w) ? Verdict.PUNT : Verdict.DROP;
+      const verdict = w === 'deliver' ? Verdict.DELIVER : w === 'forward' ? Verdict.FORWARD : failed;
       this.count(VERDICT_COUNTER_BASE + verdict);
       if (w !== 'deliver' && w !== 'forward') {
         this.count(Reason[w]);
@@ -240,7 +242,7 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
       [withByte(q, s + 7, q[s + 7] ^ 1), 'bad_spi'], // SPI mode: unknown SPI
       [seal({ ...spi.out, esp: { ...spi.out.esp!, spi: 0x7777 } }, datagram(70), 2), 'bad_spi'], // the ESP SPI behind a good AH is not the SA's
       [p, 'deliver'],
-      [w, 'deliver'],
+      [w, 'nexthop_plain'], // a plain datagram under a next-hop layer only: for the policy (docs/engine.md §5)
       [q, 'deliver'],
     ];
     rx.expectAll(Op.INBOUND, cases.map((c) => c[0]), cases.map((c) => c[1]));
@@ -301,16 +303,17 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
     rx.expectOne(Op.IPIP_ENCAP, d, 'no_room', 1, 2, { headroom: 0 });
     rx.expectOne(Op.ENCAP, datagram(2048 - 256 - 10), 'no_room', fresh.out.id); // no tailroom for the trailer
     rx.expectOne(Op.ENCAP, d, 'forward', fresh.out.id);
-    // Unwrapped datagrams for elsewhere: no route → punt D; a route whose SA is not an out nexthop SA → no_sa.
-    const punted = rx.expectOne(Op.INBOUND, seal(hop.out, datagram(60, { dst: '10.8.0.1' }), 1), 'no_route');
-    expect(hex(punted)).toBe(hex(datagram(60, { dst: '10.8.0.1' })));
-    rx.expectOne(Op.INBOUND, seal(hop.out, datagram(60, { dst: '10.9.0.1' }), 2), 'no_sa');
+    // Unwrapped layers for elsewhere: no route → punt D; a route whose SA is not an out nexthop SA → no_sa.
+    const espTo = (dst: string) => buildIpv4({ src: ipToU32(ADDR.sgw2), dst: ipToU32(dst), protocol: IpProto.ESP }, bytes(60, 94));
+    const punted = rx.expectOne(Op.INBOUND, seal(hop.out, espTo('10.8.0.1'), 1), 'no_route');
+    expect(hex(punted)).toBe(hex(espTo('10.8.0.1')));
+    rx.expectOne(Op.INBOUND, seal(hop.out, espTo('10.9.0.1'), 2), 'no_sa');
     // SKIP with a key tuple (here: another wrapped Kp) that no SA has: the control plane must derive it.
     const stranger = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 95, src: ADDR.sgw1, dst: ADDR.sgw0 });
     rx.expectOne(Op.INBOUND, seal(stranger.out, d), 'unknown_key');
   });
 
-  it('100 stacked IP-in-IP layers → too_many_layers; 8 peel, 9 do not; 9 next-hop layers too', () => {
+  it('100 stacked IP-in-IP layers → too_many_layers; 8 peel, 9 do not; 9 next-hop layers too (8 reach the plain datagram)', () => {
     const hop = nexthopSaPair({ alg: 'hmac-sha256-128', mode: 'spi', id: 96, src: ADDR.sgw1, dst: ADDR.sgw0 });
     const rx = checkedEngine(impl, [hop.in], { local: [ADDR.sgw0] });
     const nest = (n: number) => {
@@ -325,7 +328,7 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
       for (let i = 0; i < n; i++) p = seal(hop.out, p, firstSeq + i);
       return p;
     };
-    rx.expectAll(Op.INBOUND, [stack(8, 1), stack(9, 100)], ['deliver', 'too_many_layers']);
+    rx.expectAll(Op.INBOUND, [stack(8, 1), stack(9, 100)], ['nexthop_plain', 'too_many_layers']);
   });
 
   it('bad descriptors: offset or length outside the slot, unknown ops', () => {

@@ -75,7 +75,7 @@ describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (i
     });
   }
 
-  it('next-hop layer (AH headers coverage): punt, derive, install, deliver', () => {
+  it('next-hop layer (AH headers coverage): punt, derive, install, verify (the plain datagram is punted nexthop_plain)', () => {
     const { sgwId, smnKeys, sgwKeys } = skipPeers();
     const smnEngine = createEngine(impl);
     const out = created(smnKeys.outboundSa({ peer: sgwId.name, src: SMN_COA, dst: SGW, role: 'nexthop', ah: 'gmac-aes128', coverage: 'headers' }));
@@ -95,7 +95,8 @@ describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (i
     const rx = new Batch({ capacity: 4 });
     rx.push(Op.INBOUND, wire);
     sgwEngine.process(rx);
-    expect(rx.result(0)).toMatchObject({ verdict: Verdict.DELIVER, sa: inbound.id });
+    // Verified; a plain datagram under a next-hop layer alone goes to the policy with it (docs/engine.md §5).
+    expect(rx.result(0)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.nexthop_plain, sa: inbound.id });
     expect(Buffer.from(rx.result(0).packet).equals(Buffer.from(datagram))).toBe(true);
     smnEngine.close();
     sgwEngine.close();

@@ -1,7 +1,7 @@
 // SA churn: batches run on native threads (processAsync) while JS installs, removes and rekeys SAs.
 // Every packet must get a valid verdict, nothing may crash, and the counters must add up.
 import { describe, expect, it } from 'vitest';
-import { Batch, Op, Reason, Verdict, type SaDesc } from '../../src/engine/index.js';
+import { Batch, Op, Reason, Verdict, VERDICT_COUNTER_BASE, type SaDesc } from '../../src/engine/index.js';
 import { ADDR, datagram, endSaPair, runMany } from '../engine/fixtures.js';
 import { nativeEngine, toHex } from './addon.js';
 
@@ -10,7 +10,8 @@ const IN_FLIGHT = 4;
 const ROUNDS = 6;
 
 function totalVerdicts(c: BigUint64Array): bigint {
-  return c[32 + Verdict.FORWARD] + c[32 + Verdict.DELIVER] + c[32 + Verdict.PUNT] + c[32 + Verdict.DROP];
+  const at = (v: number) => c[VERDICT_COUNTER_BASE + v];
+  return at(Verdict.FORWARD) + at(Verdict.DELIVER) + at(Verdict.PUNT) + at(Verdict.DROP);
 }
 
 describe('SA churn under processAsync', () => {
@@ -64,10 +65,10 @@ describe('SA churn under processAsync', () => {
     expect(processed).toBe(ROUNDS * IN_FLIGHT * BATCH);
     expect(delivered).toBeGreaterThan(0);
     expect(totalVerdicts(counters)).toBe(BigInt(processed));
-    expect(counters[32 + Verdict.DELIVER]).toBe(BigInt(delivered));
+    expect(counters[VERDICT_COUNTER_BASE + Verdict.DELIVER]).toBe(BigInt(delivered));
     expect(counters[Reason.unknown_key]).toBe(BigInt(punted));
     expect(counters[Reason.replay]).toBe(BigInt(replayed));
-    expect(counters[32 + Verdict.DROP]).toBe(BigInt(replayed));
+    expect(counters[VERDICT_COUNTER_BASE + Verdict.DROP]).toBe(BigInt(replayed));
     tx.close();
     rx.close();
   });
@@ -84,7 +85,7 @@ describe('SA churn under processAsync', () => {
     await running;
     for (let i = 0; i < batch.count; i++) expect(batch.result(i).verdict).toBe(Verdict.DELIVER);
     expect(() => rx.process(batch)).toThrow(/closed/);
-    expect(rx.counters()[32 + Verdict.DELIVER]).toBe(BigInt(BATCH));
+    expect(rx.counters()[VERDICT_COUNTER_BASE + Verdict.DELIVER]).toBe(BigInt(BATCH));
     tx.close();
   });
 

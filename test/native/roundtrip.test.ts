@@ -1,8 +1,10 @@
 // Smoke round trips on the native engine alone: every suite and layer type gives the original bytes back.
 import { describe, expect, it } from 'vitest';
-import { Batch, Op, Reason, Verdict } from '../../src/engine/index.js';
+import { Batch, Op, Reason, VERDICT_COUNTER_BASE, Verdict } from '../../src/engine/index.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { ADDR, ESP_SUITES, MAC_ALGS, MODES, COVERAGES, datagram, endSaPair, engineWith, nexthopSaPair, runOne } from '../engine/fixtures.js';
+import {
+  ADDR, ESP_SUITES, MAC_ALGS, MODES, COVERAGES, datagram, endSaPair, espDatagram, engineWith, nexthopSaPair, runOne,
+} from '../engine/fixtures.js';
 import { nativeEngine, toHex } from './addon.js';
 
 const SIZES = [20, 23, 64, 512, 1400];
@@ -38,16 +40,18 @@ describe('native round trips', () => {
           const hop2 = nexthopSaPair({ alg: alg === 'gmac-aes128' ? 'hmac-sha256-128' : 'gmac-aes128', coverage, mode, id: 21, src: ADDR.sgw1, dst: ADDR.sgw0 });
           const first = nativeEngine([hop1.out]);
           const relay = nativeEngine([hop1.in, hop2.out], { local: [ADDR.sgw1], routes: [{ prefix: '10.0.0.0/8', sa: hop2.out.id }] });
-          const last = nativeEngine([hop2.in], { local: [ADDR.sgw0, ADDR.ch0] });
+          // The layers protect an End-End ESP packet for CH0's gateway (only SKIP/AH/ESP goes on in the engine).
+          const last = nativeEngine([hop2.in], { local: [ADDR.sgw0], routes: [{ prefix: '0.0.0.0/0', sa: 0 }] });
           for (const size of SIZES) {
-            const inner = datagram(size);
+            const inner = espDatagram(Math.max(size, 36), { dst: ADDR.ch0 });
             const wrapped = runOne(first, Op.WRAP, inner, hop1.out.id);
             expect([wrapped.verdict, wrapped.reason]).toEqual([Verdict.FORWARD, Reason.none]);
             const relayed = runOne(relay, Op.INBOUND, wrapped.packet);
             expect([relayed.verdict, relayed.reason, relayed.sa, relayed.nexthop]).toEqual([Verdict.FORWARD, Reason.none, hop1.in.id, ipToU32(ADDR.sgw0)]);
             expect(toHex(relayed.packet.subarray(relayed.packet.length - inner.length))).toBe(toHex(inner));
             const peeled = runOne(last, Op.INBOUND, relayed.packet);
-            expect([peeled.verdict, peeled.reason, peeled.sa]).toEqual([Verdict.DELIVER, Reason.none, hop2.in.id]);
+            const onward = [Verdict.FORWARD, Reason.none, hop2.in.id, ipToU32(ADDR.ch0)];
+            expect([peeled.verdict, peeled.reason, peeled.sa, peeled.nexthop]).toEqual(onward);
             expect(toHex(peeled.packet)).toBe(toHex(inner));
           }
         });
@@ -83,8 +87,8 @@ describe('native round trips', () => {
     expect(counters[Reason.no_sa]).toBe(1n);
     expect(counters[Reason.truncated]).toBe(1n);
     expect(counters[Reason.bad_descriptor]).toBe(1n);
-    expect(counters[32 + Verdict.PUNT]).toBe(1n);
-    expect(counters[32 + Verdict.DROP]).toBe(3n);
+    expect(counters[VERDICT_COUNTER_BASE + Verdict.PUNT]).toBe(1n);
+    expect(counters[VERDICT_COUNTER_BASE + Verdict.DROP]).toBe(3n);
     batch.desc[3] = 2048 + 300;                      // packet 0 pointing into slot 1
     batch.count = 1;
     engine.process(batch);

@@ -6,7 +6,7 @@ import { IoLoop, type InjectPacket, type PuntedPacket } from '../../engine/io.js
 import { NativeEngine } from '../../engine/native.js';
 import { RefEngine } from '../../engine/ref/engine.js';
 import { createEngine } from '../../engine/index.js';
-import { Op, Verdict, reasonName, type Engine } from '../../engine/types.js';
+import { Op, Verdict, VERDICT_COUNTER_BASE, reasonName, type Engine } from '../../engine/types.js';
 import { decodeSpec, wipeSpec, type NodeSpec } from './gateway-spec.js';
 
 interface RunningNode {
@@ -94,7 +94,9 @@ async function main(): Promise<void> {
       // One machine-readable line per node (the chain figure reads its relays' CPU per packet from it).
       process.stderr.write(`loop-stats ${JSON.stringify({ netns: node.spec.netns, stats })}\n`);
       const counters = (node.ts ?? node.native).counters();
-      const drops = [...counters.entries()].filter(([i, n]) => i > 0 && i < 32 && n > 0n).map(([i, n]) => `${reasonName[i]}=${n}`);
+      const drops = [...counters.entries()]
+        .filter(([i, n]) => i > 0 && i < VERDICT_COUNTER_BASE && n > 0n)
+        .map(([i, n]) => `${reasonName[i]}=${n}`);
       const punts = [...node.punts.entries()].map(([r, n]) => `${r}=${n}`);
       process.stderr.write(`${node.spec.netns}: ${JSON.stringify(stats)} engine drops/punts: ${drops.join(' ') || 'none'}; punts seen: ${punts.join(' ') || 'none'}\n`);
       node.ts?.close();

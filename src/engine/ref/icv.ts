@@ -83,8 +83,8 @@ export type CoverageEnd = { ok: true; end: number } | { ok: false; reason: Reaso
 
 /**
  * End of what a next-hop AH covers of the datagram buf[start, end). `full`: all of it. `headers`: walk IPv4
- * (4·IHL) → [SKIP] → [whole AH; next 4 → another IPv4, walk on] → ESP's first 16 bytes; anything else ends
- * the walk after its header. Past `end` or IHL < 5 → truncated; SKIP parse failures keep their reason.
+ * (4·IHL) → [SKIP] → [whole AH; next 4 → another IPv4, walk on] → ESP's first 16 bytes; a walk that ends
+ * anywhere else covers the whole datagram. Past `end` or IHL < 5 → truncated; SKIP parse failures keep their reason.
  */
 export function coverageEnd(coverage: Coverage, buf: Uint8Array, start: number, end: number): CoverageEnd {
   if (coverage === 'full') return { ok: true, end };
@@ -113,6 +113,7 @@ export function coverageEnd(coverage: Coverage, buf: Uint8Array, start: number, 
       if (end - at < ESP_COVERED_BYTES) return { ok: false, reason: 'truncated' };
       return { ok: true, end: at + ESP_COVERED_BYTES };
     }
-    return { ok: true, end: at };
+    // No ESP ends the walk: nothing else protects the payload, so the layer covers the whole datagram.
+    return { ok: true, end };
   }
 }

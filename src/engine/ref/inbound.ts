@@ -2,8 +2,9 @@
 import { parseAh } from '../../wire/ah.js';
 import { readU32 } from '../../wire/addr.js';
 import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
-import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
+import { selectorsAdmit, type SelectorTable } from '../inbound-rules.js';
 import { MAX_LAYERS } from '../types.js';
 import { aeadOpen } from './crypto.js';
 import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
@@ -35,7 +36,9 @@ interface LayerStart {
 }
 
 const SPI_PEEK_BYTES = 8;
-const IPSEC_PROTOCOLS = new Set<number>([IPPROTO_SKIP, IpProto.AH, IpProto.ESP, IpProto.IPIP]);
+/** What a Next-hop layer may carry on into the engine: another layer. */
+const LAYER_PROTOCOLS = new Set<number>([IPPROTO_SKIP, IpProto.AH, IpProto.ESP]);
+const IPSEC_PROTOCOLS = new Set<number>([...LAYER_PROTOCOLS, IpProto.IPIP]);
 
 export function inbound(ctx: InboundContext, slot: Slot, offset: number, length: number): Outcome {
   const buf = slot.buf;
@@ -88,7 +91,11 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
     if (!d.ok) return reject(d.reason, dOffset, end - dOffset, lastSa);
     offset = dOffset;
     length = d.header.totalLength;
+    // Only a further layer goes on in the engine: a datagram a Next-hop layer alone protects is judged by the
+    // role's policy (draft §3.2 step 2), never delivered, peeled or relayed here.
+    if (!LAYER_PROTOCOLS.has(d.header.protocol)) return reject('nexthop_plain', offset, length, lastSa);
     if (ctx.isLocal(d.header.dst)) continue;
+    if (!sa.relay) return reject('relay_denied', offset, length, lastSa);
     const route = ctx.route(d.header.dst);
     if (!route) return reject('no_route', offset, length, lastSa);
     if (route.sa === 0) return forward(offset, length, lastSa, d.header.dst);
@@ -125,6 +132,15 @@ function findLayerSa(
   const sa = ctx.table.findBySpi(protocol, readU32(buf, protocol === IpProto.AH ? at + 4 : at));
   if (!sa) return fail('bad_spi');
   return { sa, first: protocol, at, skipLength: 0 };
+}
+
+/**
+ * RFC 4301 §5.2: the opened datagram's source and destination lie in the SA's selectors (one too short to name
+ * its addresses does not).
+ */
+function selectorsAdmitDatagram(selectors: SelectorTable | undefined, buf: Uint8Array, at: number, length: number): boolean {
+  if (!selectors) return true;
+  return length >= IPV4_HEADER_BYTES && buf[at] >> 4 === 4 && selectorsAdmit(selectors, readU32(buf, at + 12), readU32(buf, at + 16));
 }
 
 /** End-End layer: [AH next 50: check, verify] → ESP: check, open, commit windows → padding → next header 4 → DELIVER. */
@@ -167,8 +183,9 @@ function openEndLayer(buf: Uint8Array, layer: LayerStart, layout: AhLayout, offs
   if (!trailer.ok) return drop(trailer.reason);
   if (trailer.nextHeader === IpProto.NONE) return drop('dummy');
   if (trailer.nextHeader !== IpProto.IPIP) return drop('bad_next_header');
-  // Stats count delivered datagrams (as the out SA counts the datagrams it protected).
   const innerLength = trailer.payloadEnd - f.ciphertextOffset;
+  if (!selectorsAdmitDatagram(sa.selectors, buf, f.ciphertextOffset, innerLength)) return drop('selector');
+  // Stats count delivered datagrams (as the out SA counts the datagrams it protected).
   sa.packets++;
   sa.bytes += BigInt(innerLength);
   return deliver(f.ciphertextOffset, innerLength, sa.id);

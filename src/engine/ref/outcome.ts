@@ -18,7 +18,7 @@ export interface Outcome {
 }
 
 /** Reasons the control plane acts on (docs/engine.md §3); every other reason is a drop. */
-const PUNT_REASONS = new Set<ReasonName>(['unknown_key', 'no_route', 'not_ipsec', 'no_policy']);
+const PUNT_REASONS = new Set<ReasonName>(['unknown_key', 'no_route', 'not_ipsec', 'no_policy', 'nexthop_plain', 'relay_denied']);
 
 /**
  * A drop or punt. offset/length name the datagram being processed when it was decided (after any layers already

@@ -3,6 +3,7 @@ import { ipToU32, isIpv4 } from '../../wire/addr.js';
 import { AH_BYTES } from '../../wire/ah.js';
 import { IpProto } from '../../wire/ipv4.js';
 import { NSID_NONE, SKIP_SPI, decodeSkipHeader, type SkipHeader } from '../../wire/skip.js';
+import { checkInboundRules, type SelectorTable } from '../inbound-rules.js';
 import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg, type SaDesc } from '../types.js';
 import { keyMaterial, type KeyMaterial } from './crypto.js';
 import { ReplayWindow } from './replay.js';
@@ -45,6 +46,10 @@ export interface SaState {
   ah?: AhState;
   esp?: EspState;
   ttl: number;
+  /** In nexthop: a verified datagram not for this node may be relayed. */
+  relay: boolean;
+  /** In end: where the opened datagram may come from and go to. */
+  selectors?: SelectorTable;
   packets: bigint;
   bytes: bigint;
 }
@@ -112,6 +117,7 @@ export function createSa(desc: SaDesc): SaState {
   const espSeq = e && seqOf(`${where} esp.seq`, e.seq);
   const ahKey = a && checkKey(`${where} ah.key`, a.key, a.alg);
   const espKey = e && checkKey(`${where} esp.key`, e.key, e.suite);
+  const rules = checkInboundRules(desc, `SA ${where}`);
   let skip: { bytes: Uint8Array; header: SkipHeader } | undefined;
   if (desc.mode === 'skip') skip = checkSkipHeader(desc, where);
   else if (desc.skipHeader !== undefined) fail(`${where} skipHeader`, "is set on a 'spi' mode SA", "remove it or use mode 'skip'");
@@ -142,6 +148,8 @@ export function createSa(desc: SaDesc): SaState {
       key: keyMaterial(espKey!, true),
     },
     ttl,
+    relay: rules.relay,
+    selectors: rules.selectors,
     packets: 0n,
     bytes: 0n,
   };
