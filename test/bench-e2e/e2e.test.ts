@@ -199,7 +199,7 @@ describe('figures', () => {
   });
 
   it('gives the cost of one relay between consecutive relay counts and overall, ignoring the kernel row and failed rows', () => {
-    const row = (relays: number | 'kernel', tcp: number | null, rtt: number | null) => ({ relays, tcp_gbps: tcp, rtt_us: rtt, runs: [] });
+    const row = (relays: number | 'kernel', tcp: number | null, rtt: number | null) => ({ relays, tcp_gbps: tcp, rtt_us: rtt, relay_cpu_us: null, runs: [] });
     const costs = relayCosts([row('kernel', 9, 50), row(0, 1, 100), row(1, 0.9, 140), row(2, null, null), row(4, 0.729, 260)]);
     expect(costs.map((c) => [c.from, c.to])).toEqual([[0, 1], [1, 4], [0, 4]]);
     expect(costs[0].throughput_loss).toBeCloseTo(0.1);
