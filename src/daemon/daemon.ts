@@ -37,6 +37,8 @@ export interface DaemonOptions {
   mnHaKeyFile?: string;
   /** Default /run/mipsec/<node>.sock; false: no socket. */
   statusSocket?: string | false;
+  /** Durable state (the HA's bindings) lives in <stateDir>/<node>/; default /var/lib/mipsec. */
+  stateDir?: string;
   /** HOST:PORT parsed; no metrics endpoint without it. */
   metrics?: { host: string; port: number };
   logLevel?: LevelWithSilent;
@@ -179,7 +181,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   let role: RunningRole;
   try {
     role = buildRole({
-      loaded: current.loaded, host, clock, engine: tracked, identity, certs, mnHaKeys,
+      loaded: current.loaded, host, clock, engine: tracked, identity, certs, mnHaKeys, stateDir: o.stateDir,
       onEvent: ({ event, ...fields }) => log.info({ event, ...fields }, event.replace(/_/g, ' ')),
     });
   } catch (err) {
