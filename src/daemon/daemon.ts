@@ -216,6 +216,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     node: node.name, role: node.role, startedAt, started, engine: tracked, sas: () => tracked.list(), sampler,
     config: () => ({ file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor }),
     manualSas: role.manualSas && (() => role.manualSas!()), bindings: () => role.bindings(), roleCounters: () => role.counters(), hostCounters: () => host.counters(),
+    tables: () => tracked.tableSizes(),
   });
 
   const reload = async (): Promise<ReloadResult> => {
