@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RegistrarSpec } from '../../src/bench/soak/registrar.js';
 import { canRunNetns } from '../io/topology.js';
 import { figure6Fixture } from './fixture.js';
 import { daemonStatus, ensureDist, ROOT, startInNs, TestNamespaces, waitFor, type StartedDaemon } from './netns.js';
@@ -48,9 +49,11 @@ describe.skipIf(!canRunNetns)('mipsec ha under SIGKILL during a registration sto
 
   it(`${KILLS} kill -9s during ${REGISTRATIONS} registrations lose no acknowledged binding`, async () => {
     current = await startHa();
-    const nodes = homes.map((home, i) => ({ home, spi: 256 + i, key: (i + 16).toString(16).repeat(16) }));
-    const storm = spawn('ip', ['netns', 'exec', clientNs, process.execPath, join(ROOT, 'test/daemon/ha-storm-client.mjs'),
-      join(ROOT, 'dist'), HA_ADDRESS, String(REGISTRATIONS), JSON.stringify(nodes)], { cwd: ROOT });
+    const spec: RegistrarSpec = {
+      ha: HA_ADDRESS, mode: 'storm', count: REGISTRATIONS, careOfBase: '10.1.0.1',
+      nodes: homes.map((home, i) => ({ home, spi: 256 + i, keyHex: (i + 16).toString(16).repeat(16) })),
+    };
+    const storm = spawn('ip', ['netns', 'exec', clientNs, process.execPath, join(ROOT, 'dist/bench/soak/registrar.js'), JSON.stringify(spec)], { cwd: ROOT });
     let out = '';
     let err = '';
     storm.stdout!.on('data', (c: Buffer) => (out += c.toString()));

@@ -53,7 +53,7 @@ function distIsStale(dirs: readonly string[]): boolean {
 
 /** Rebuilds dist/ when src/ is newer; throws when it stays stale. */
 export async function ensureDist(): Promise<void> {
-  const dirs = ['cli', 'config', 'daemon', 'net', 'roles', 'wire', 'engine', 'keys'];
+  const dirs = ['bench', 'cli', 'config', 'daemon', 'net', 'roles', 'wire', 'engine', 'keys'];
   if (distIsStale(dirs)) await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT }).catch(() => undefined);
   if (distIsStale(dirs)) throw new Error('dist/ is older than src/ and tsc did not rebuild it: run npm run build');
 }
