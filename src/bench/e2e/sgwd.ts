@@ -36,17 +36,35 @@ function plans(topo: Topology): GatewayPlan[] {
   ];
 }
 
+/** A home agent in site a (the soak's), on a network of its own beside the client's. */
+export interface MapHomeAgent {
+  address: string;
+  /** Its link's prefix and the home addresses it serves, both in site a. */
+  network: string;
+  serves: string;
+}
+
+/** What the daemons run with besides the defaults. */
+export interface SgwdOptions {
+  /** gwA and gwB take a new packet key after this many packets (policy.kpRotationPackets). */
+  kpRotationPackets?: number;
+  homeAgent?: MapHomeAgent;
+}
+
 /** The network map: the client's and the server's subnets, each behind its SGW, both VPN-routable. */
-function networkMap(): string {
+export function networkMap(ha?: MapHomeAgent): string {
+  const siteA = [PLAN.client.net, ...(ha ? [ha.network, ha.serves] : [])].join(', ');
   return `kind: network-map
 name: bench
 sites:
-  - { name: a, prefixes: [${PLAN.client.net}], vpnRoutable: true }
+  - { name: a, prefixes: [${siteA}], vpnRoutable: true }
   - { name: b, prefixes: [${PLAN.server.net}], vpnRoutable: true }
 sgws:
   - { name: gwa, site: a, inside: ${PLAN.gwA.inside}, outside: ${PLAN.gwA.outside}, border: true }
   - { name: gwb, site: b, inside: ${PLAN.gwB.inside}, outside: ${PLAN.gwB.outside}, border: true }
-`;
+${ha ? `homeAgents:
+  - { name: ha, address: ${ha.address}, serves: [${ha.serves}] }
+` : ''}`;
 }
 
 function nodeConfig(g: GatewayPlan, kpRotationPackets?: number): string {
@@ -63,16 +81,16 @@ ${kpRotationPackets ? `policy: { kpRotationPackets: ${kpRotationPackets} }\n` : 
 }
 
 /** The CA, both identities and configs in `dir`, made with the CLI as the README's deployment says. */
-async function writeConfigs(dir: string, topo: Topology, kpRotationPackets?: number): Promise<void> {
+async function writeConfigs(dir: string, topo: Topology, options: SgwdOptions): Promise<void> {
   await cli(['ca', 'init', '--out', path.join(dir, 'ca'), '--name', 'bench CA']);
   fs.mkdirSync(path.join(dir, 'keys'), { mode: 0o700 });
   for (const g of plans(topo)) {
     const key = path.join(dir, 'keys', `${g.name}.key`);
     await cli(['keygen', '--out', key]);
     await cli(['cert', 'issue', '--ca', path.join(dir, 'ca'), '--name', `sgw:${g.outside.address}`, '--pub', `${key}.pub`, '--out', path.join(dir, 'keys', `${g.name}.crt`)]);
-    fs.writeFileSync(path.join(dir, `${g.name}.yaml`), nodeConfig(g, kpRotationPackets));
+    fs.writeFileSync(path.join(dir, `${g.name}.yaml`), nodeConfig(g, options.kpRotationPackets));
   }
-  fs.writeFileSync(path.join(dir, 'network.yaml'), networkMap());
+  fs.writeFileSync(path.join(dir, 'network.yaml'), networkMap(options.homeAgent));
 }
 
 /**
@@ -86,9 +104,9 @@ async function setHostMtu(topo: Topology, mtu: number | undefined): Promise<void
 }
 
 /** Both daemons up (routes to the far site first: the daemon reads them at start), or a clear error. */
-async function startDaemons(ctx: PathContext, kpRotationPackets?: number): Promise<ActivePath> {
+export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}): Promise<ActivePath> {
   const { topo, workdir } = ctx;
-  await writeConfigs(workdir, topo, kpRotationPackets);
+  await writeConfigs(workdir, topo, options);
   await topo.session.replaceRoute(topo.gwA, { prefix: PLAN.server.net, via: PLAN.gwB.outside });
   await topo.session.replaceRoute(topo.gwB, { prefix: PLAN.client.net, via: PLAN.gwA.outside });
   await setHostMtu(topo, SKIP_TUNNEL_MTU);
@@ -148,7 +166,7 @@ export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>):
  */
 export async function measureFirstPacket(ctx: PathContext): Promise<{ median_ms: number; samples: number }> {
   const { topo } = ctx;
-  const active = await startDaemons(ctx, 1);
+  const active = await startDaemons(ctx, { kpRotationPackets: 1 });
   try {
     const capture = topo.session.spawn(topo.gwB, 'tshark (first packet)', 'tshark', [
       '-l', '-n', '-i', topo.dev.bToA, '-i', topo.dev.bToServer, '-f', 'ip proto 57 or icmp[icmptype] == icmp-echo',
