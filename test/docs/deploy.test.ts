@@ -67,6 +67,7 @@ describe.skipIf(!canRunNetns)('docs/deploy.md run as written (root, test namespa
     });
     expect(outputs[1]).toMatch(/^network\.yaml: ok .*\nsgwa\.yaml: ok \(node sgwa, role sgw\)\nsgwb\.yaml: ok \(node sgwb, role sgw\)\n3 files checked: 3 ok/m);
     expect(outputs[4]).toMatch(/4 packets transmitted, [34] received/);
+    expect(outputs[4]).toMatch(/1 packets transmitted, 1 received/);
     expect(outputs[5]).toMatch(/^node sgwa \(sgw\)/);
     expect(outputs[5]).toMatch(/SAs \([1-9]\d*\)/);
     expect(outputs[6].trim()).toBe('1');
