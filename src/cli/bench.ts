@@ -6,13 +6,14 @@ import type { EngineImpl } from '../engine/types.js';
 
 const TS_SHARE = 0.3;
 
-const GROUP_HELP = `usage: mipsec bench micro | e2e [options]
+const GROUP_HELP = `usage: mipsec bench micro | e2e | soak [options]
 
   micro   data-path micro-benchmark: native vs TS vs openssl speed, one core
   e2e     iperf3 through client — gateway A — gateway B — server namespaces:
-          plain veth, mipsec (SKIP, SPI, TS path), wireguard-go, OpenVPN, strongSwan
+          plain veth, mipsec (SKIP, SPI, the sgw daemons, TS path), wireguard-go, OpenVPN, strongSwan
+  soak    the daemons under load for N minutes: memory, fds, tables and drops every minute
 
-Run \`mipsec bench micro --help\` or \`mipsec bench e2e --help\` for the options.`;
+Run \`mipsec bench <name> --help\` for the options.`;
 
 const HELP = `usage: mipsec bench micro [--json] [--seconds S] [--sizes 64,512,1400] [--runs N]
                           [--ops OP,...] [--impls native,ts]
@@ -50,8 +51,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
     return sub === undefined ? 2 : 0;
   }
   if (sub === 'e2e') return (await import('../bench/e2e/index.js')).runE2e(rest);
+  if (sub === 'soak') return (await import('../bench/soak/index.js')).runSoakCommand(rest);
   if (sub !== 'micro') {
-    console.error(`mipsec bench: unknown benchmark '${sub}' (micro or e2e)\n\n${GROUP_HELP}`);
+    console.error(`mipsec bench: unknown benchmark '${sub}' (micro, e2e or soak)\n\n${GROUP_HELP}`);
     return 2;
   }
   let values;

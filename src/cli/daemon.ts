@@ -19,7 +19,7 @@ SIGHUP reloads the config. See docs/operations.md.
 options:
   --config FILE            the node config (required)
   --status-socket PATH     where \`mipsec status\` reaches it (default /run/mipsec/<node>.sock)
-  --metrics HOST:PORT      serve Prometheus text on http://HOST:PORT/metrics
+  --metrics HOST:PORT      serve Prometheus text on http://HOST:PORT/metrics${role === 'ha' ? '\n  --state-dir DIR          the binding journal goes to DIR/<node>/bindings.journal unless ha.bindings names a file\n                           (default /var/lib/mipsec); bindings survive restarts and crashes' : ''}
   --log-level LEVEL        ${LOG_LEVELS.join(' | ')} (default info)
   --engine native|ts       data path (default native; ts forces the TypeScript path)${role === 'sgw' ? '' : '\n  --mn-ha-key FILE         MN-HA keys, lines \'<home address> <SPI> <key hex>\' (mode 0600)'}
   --help                   this text
@@ -49,7 +49,7 @@ export async function run(role: string, args: string[]): Promise<number> {
     parsed = parseArgs({
       args,
       options: {
-        config: { type: 'string' }, 'status-socket': { type: 'string' }, metrics: { type: 'string' }, 'log-level': { type: 'string' },
+        config: { type: 'string' }, 'status-socket': { type: 'string' }, 'state-dir': { type: 'string' }, metrics: { type: 'string' }, 'log-level': { type: 'string' },
         engine: { type: 'string' }, 'mn-ha-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -79,7 +79,7 @@ export async function run(role: string, args: string[]): Promise<number> {
   try {
     const daemon = await runDaemon({
       configPath: v.config, role: role as Role, host: linuxHost(v.config), engine: v.engine as 'native' | 'ts' | undefined, mnHaKeyFile: v['mn-ha-key'],
-      statusSocket: v['status-socket'], metrics, logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
+      statusSocket: v['status-socket'], stateDir: v['state-dir'], metrics, logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
     });
     await daemon.stopped;
     return 0;

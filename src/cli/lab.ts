@@ -7,13 +7,15 @@ import { labCases } from '../lab/cases.js';
 import { netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
 import { parseListen } from '../daemon/metrics.js';
 
-const HELP = `usage: mipsec lab [--memory] [--json] [--pcap DIR] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
+const HELP = `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
 
 Runs the draft's cases (Figure 6 §4.4/§4.5, §3, Figure 1/2, §3.5.1, a handover) and checks the
 packet stacks on every link against the draft's [Packet Format]. As root it builds every case in
 network namespaces (veths, bridges, TUN devices) and also measures ping RTT and a 1 s TCP transfer
 between the SMN and its correspondent; otherwise it runs them on the in-memory network.
 
+  --netns           namespaces or nothing: exit 2 with the reason when they cannot be used (missing
+                    root, /dev/net/tun or a tool such as ping), instead of falling back to memory
   --memory          run on the in-memory network (virtual time) even as root
   --json            print {"mode", "cases": [{"id", "title", "pass", ...}]} instead of text
   --pcap DIR        write DIR/<case>/<link>.pcap and the key log (esp_sa, skip-sa.jsonl): live keys!
@@ -50,7 +52,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
     ({ values } = parseArgs({
       args,
       options: {
-        memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, keep: { type: 'boolean' }, metrics: { type: 'string' },
+        netns: { type: 'boolean' }, memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, keep: { type: 'boolean' }, metrics: { type: 'string' },
         engine: { type: 'string', default: 'native' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -90,10 +92,19 @@ export async function run(_name: string, args: string[]): Promise<number> {
   // Progress goes to stderr with --json so stdout stays one JSON document.
   const say = json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => console.log(line);
 
+  if (values.netns && values.memory) {
+    console.error('mipsec lab: --netns and --memory exclude each other; give one');
+    return 2;
+  }
   let mode: LabMode = 'memory';
   if (!values.memory) {
     const why = netnsUnavailable();
-    if (why) say(`mipsec lab: network namespaces unavailable (${why}); running on the in-memory network instead`);
+    if (why && values.netns) {
+      console.error(`mipsec lab: --netns: network namespaces cannot be used: ${why}`);
+      return 2;
+    }
+    // Loud, on stderr even without --json: a root user asked for the real lab and gets the simulation.
+    if (why) console.error(`mipsec lab: WARNING: network namespaces unavailable (${why}); running on the in-memory network instead (--netns makes this an error)`);
     else mode = 'netns';
   }
   if (mode === 'netns' && engine !== 'native') {

@@ -84,7 +84,7 @@ export interface LoadedNode {
   node: NodeConfig;
   map: TopologyMap;
   /** Absolute paths of the network map and the identity files. */
-  paths: { network: string; key?: string; cert?: string; ca?: string; manualKeys?: ManualKeyPaths[] };
+  paths: { network: string; key?: string; cert?: string; ca?: string; manualKeys?: ManualKeyPaths[]; bindings?: string };
 }
 
 /** Loads a node config and the network map it names. Missing identity files are warnings. */
@@ -111,6 +111,7 @@ export async function loadNode(file: string, maps = new Map<string, Promise<Load
   if (cross.length > 0) return fail(cross);
 
   const paths: LoadedNode['paths'] = { network: networkPath };
+  if (node.ha?.bindings) paths.bindings = resolve(here, node.ha.bindings);
   const warnings: string[] = [];
   if (node.identity) {
     for (const field of ['key', 'cert', 'ca'] as const) {

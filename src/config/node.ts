@@ -92,7 +92,14 @@ const nodeSchema = mapping(
       },
       'the smn section',
     ).optional(),
-    ha: mapping({ serves: list(prefix('10.0.0.100', true), 'home addresses or prefixes such as 10.0.0.100', 1) }, 'the ha section').optional(),
+    ha: mapping(
+      {
+        serves: list(prefix('10.0.0.100', true), 'home addresses or prefixes such as 10.0.0.100', 1),
+        /** The binding journal; default <state dir>/<node>/bindings.journal (mipsec ha --state-dir). */
+        bindings: filePath('state/ha.bindings').optional(),
+      },
+      'the ha section',
+    ).optional(),
   },
   'a node',
 );

@@ -37,6 +37,8 @@ export interface DaemonOptions {
   mnHaKeyFile?: string;
   /** Default /run/mipsec/<node>.sock; false: no socket. */
   statusSocket?: string | false;
+  /** Durable state (the HA's bindings) lives in <stateDir>/<node>/; default /var/lib/mipsec. */
+  stateDir?: string;
   /** HOST:PORT parsed; no metrics endpoint without it. */
   metrics?: { host: string; port: number };
   logLevel?: LevelWithSilent;
@@ -179,7 +181,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   let role: RunningRole;
   try {
     role = buildRole({
-      loaded: current.loaded, host, clock, engine: tracked, identity, certs, mnHaKeys,
+      loaded: current.loaded, host, clock, engine: tracked, identity, certs, mnHaKeys, stateDir: o.stateDir,
       onEvent: ({ event, ...fields }) => log.info({ event, ...fields }, event.replace(/_/g, ' ')),
     });
   } catch (err) {
@@ -214,6 +216,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     node: node.name, role: node.role, startedAt, started, engine: tracked, sas: () => tracked.list(), sampler,
     config: () => ({ file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor }),
     manualSas: role.manualSas && (() => role.manualSas!()), bindings: () => role.bindings(), roleCounters: () => role.counters(), hostCounters: () => host.counters(),
+    tables: () => tracked.tableSizes(),
   });
 
   const reload = async (): Promise<ReloadResult> => {

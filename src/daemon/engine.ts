@@ -19,6 +19,12 @@ export interface SaRecord {
   installedAt: number;
 }
 
+export interface TableSizes {
+  sas: number;
+  routes: number;
+  policies: number;
+}
+
 export interface SaEvents {
   installed(sa: SaRecord): void;
   retired(sa: SaRecord): void;
@@ -27,6 +33,8 @@ export interface SaEvents {
 /** Wraps `engine`; every other call passes straight through. */
 export class TrackedEngine implements Engine {
   private readonly sas = new Map<number, SaRecord>();
+  private routes = 0;
+  private policies = 0;
 
   constructor(private readonly inner: Engine, private readonly events: SaEvents, private readonly now: () => number = Date.now) {}
 
@@ -54,11 +62,18 @@ export class TrackedEngine implements Engine {
     return [...this.sas.values()].sort((a, b) => a.id - b.id);
   }
 
+  /** How many SAs, routes and outbound policies the engine holds now. */
+  tableSizes(): TableSizes {
+    return { sas: this.sas.size, routes: this.routes, policies: this.policies };
+  }
+
   setRoutes(routes: readonly Route[]): void {
     this.inner.setRoutes(routes);
+    this.routes = routes.length;
   }
   setPolicies(policies: readonly Policy[]): void {
     this.inner.setPolicies(policies);
+    this.policies = policies.length;
   }
   setLocalAddresses(addresses: readonly string[]): void {
     this.inner.setLocalAddresses(addresses);

@@ -1,5 +1,6 @@
 // One role built from a loaded node config, the way src/lab/world.ts wires roles, with one face for
 // the daemon: counters, bindings, a graceful stop and events for the log.
+import { join } from 'node:path';
 import { createEngine } from '../engine/index.js';
 import type { Engine } from '../engine/types.js';
 import type { LoadedNode, PolicyKnobs, Role } from '../config/index.js';
@@ -7,6 +8,7 @@ import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import type { Clock, Host } from '../net/types.js';
 import { HomeAgent } from '../roles/ha.js';
+import { BindingJournal } from '../roles/ha/journal.js';
 import { SecurityGateway } from '../roles/sgw.js';
 import { ManualSpiGateway } from '../roles/sgw/manual.js';
 import { MobileNode } from '../roles/smn.js';
@@ -55,6 +57,8 @@ function touches(changed: readonly string[], fields: readonly string[]): boolean
 
 export type RoleEvent = { event: string; [field: string]: unknown };
 
+export const DEFAULT_STATE_DIR = '/var/lib/mipsec';
+
 export interface RoleSetup {
   loaded: LoadedNode;
   host: Host;
@@ -63,6 +67,8 @@ export interface RoleSetup {
   identity?: Identity;
   certs?: CertCache;
   mnHaKeys?: MnHaEntry[];
+  /** Where durable role state lives (<stateDir>/<node>/…) unless the config names a file; default DEFAULT_STATE_DIR. */
+  stateDir?: string;
   onEvent(e: RoleEvent): void;
 }
 
@@ -236,7 +242,9 @@ function buildHa(s: RoleSetup): RunningRole {
   const mobileNodes = (s.mnHaKeys ?? []).filter((e) => served.some((p) => prefixWithin(parseAddressOrPrefix(e.homeAddress), p)));
   if (mobileNodes.length === 0) throw new Error(`the MN-HA key file has no line for a home address this HA serves (${node.ha!.serves.join(', ')}); add '<home address> <SPI> <key hex>' per mobile node`);
   const homeInterface = node.interfaces.find((i) => i.address === ha.address)!.name;
-  const agent = new HomeAgent({ host: s.host, clock: s.clock, address: ha.address, homeInterface, mobileNodes });
+  const store = new BindingJournal(s.loaded.paths.bindings ?? join(s.stateDir ?? DEFAULT_STATE_DIR, node.name, 'bindings.journal'));
+  const agent = new HomeAgent({ host: s.host, clock: s.clock, address: ha.address, homeInterface, mobileNodes, store });
+  s.onEvent({ event: 'bindings_restored', file: store.file, ...agent.restored, discardedLines: store.lastLoad.discardedLines });
   agent.on((e) => {
     if (e.type === 'binding') s.onEvent({ event: 'binding', homeAddress: e.binding.homeAddress, careOf: e.binding.careOf, lifetime: e.binding.lifetime });
     else {

@@ -1,7 +1,8 @@
 // What `mipsec status` shows: one snapshot of a running daemon (the JSON shape is documented in
 // docs/operations.md, "Status JSON"), and the rate sampler behind its packets-per-second figures.
 import { COUNTER_SLOTS, reasonName, Verdict, VERDICT_COUNTER_BASE, type Engine } from '../engine/types.js';
-import type { SaRecord } from './engine.js';
+import { readdirSync } from 'node:fs';
+import type { SaRecord, TableSizes } from './engine.js';
 import type { HaBindingView, ManualSaView, SmnMobilityView } from './roles.js';
 
 export const STATUS_VERSION = 1;
@@ -38,6 +39,21 @@ export interface Status {
     host: Record<string, number>;
   };
   rates: { intervalSeconds: number | null; packetsPerSecond: number | null; dropsPerSecond: number | null };
+  /** The process's memory (bytes, process.memoryUsage()) and open file descriptors (null off Linux): what a soak watches drift. */
+  process: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; openFds: number | null };
+  /** What the engine's tables hold; null where the role's engine is not tracked. */
+  tables: TableSizes | null;
+}
+
+function processFigures(): Status['process'] {
+  const m = process.memoryUsage();
+  let openFds: number | null = null;
+  try {
+    openFds = readdirSync('/proc/self/fd').length;
+  } catch {
+    // Not Linux: no /proc.
+  }
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, openFds };
 }
 
 export const VERDICT_NAMES = Object.fromEntries(Object.entries(Verdict).filter(([, v]) => v !== Verdict.NONE).map(([k, v]) => [v, k.toLowerCase()])) as Record<number, string>;
@@ -71,6 +87,7 @@ export interface StatusParts {
   bindings: () => Status['bindings'] | undefined;
   roleCounters: () => Record<string, number>;
   hostCounters: () => Readonly<Record<string, number>>;
+  tables?: () => TableSizes;
 }
 
 /** One snapshot, in the shape of docs/operations.md "Status JSON". */
@@ -90,6 +107,8 @@ export function readStatus(p: StatusParts): Status {
     bindings: p.bindings() ?? null,
     counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() } },
     rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
+    process: processFigures(),
+    tables: p.tables?.() ?? null,
   };
 }
 
@@ -139,6 +158,7 @@ export class RateSampler {
 }
 
 const pad = (text: string, width: number) => text.padEnd(width);
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** The human table `mipsec status` prints. */
 export function formatStatus(s: Status): string {
@@ -147,6 +167,8 @@ export function formatStatus(s: Status): string {
     `config ${s.config.file}, loaded ${s.config.loadedAt}, ${s.config.reloads} reload${s.config.reloads === 1 ? '' : 's'}` +
       (s.config.restartNeededFor.length ? `; restart needed for: ${s.config.restartNeededFor.join(', ')}` : ''),
     `rates: ${s.rates.packetsPerSecond ?? '-'} packets/s, ${s.rates.dropsPerSecond ?? '-'} drops/s` + (s.rates.intervalSeconds ? ` (last ${s.rates.intervalSeconds} s)` : ''),
+    `process: rss ${mib(s.process.rssBytes)}, heap ${mib(s.process.heapUsedBytes)} of ${mib(s.process.heapTotalBytes)}, ${s.process.openFds ?? '-'} open fds` +
+      (s.tables ? `; tables: ${s.tables.sas} SAs, ${s.tables.routes} routes, ${s.tables.policies} policies` : ''),
     '',
     `SAs (${s.sas.length})`,
   ];

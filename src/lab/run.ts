@@ -67,7 +67,7 @@ export function netnsUnavailable(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux';
   if (process.getuid?.() !== 0) return 'not running as root';
   if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['tc', 'iproute2'], ['dumpcap', 'tshark'], ['iperf3', 'iperf3'], ['setpriv', 'util-linux']]) {
+  for (const [tool, pkg] of [['ip', 'iproute2'], ['tc', 'iproute2'], ['dumpcap', 'tshark'], ['iperf3', 'iperf3'], ['ping', 'iputils-ping'], ['setpriv', 'util-linux']]) {
     try {
       runCommandSync('sh', ['-c', `command -v ${tool}`]);
     } catch {

@@ -25,6 +25,7 @@ import {
   type RegistrationRequest,
 } from '../wire/mobileip.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../wire/udp.js';
+import type { BindingRecord, BindingStore } from './ha/journal.js';
 
 /** RFC 2003 §5.1 / RFC 3024: codes for encapsulations we do not offer. */
 const CODE_ENCAPSULATION_UNAVAILABLE = 139;
@@ -54,6 +55,11 @@ export interface HomeAgentOptions {
   maxBindings?: number;
   /** Administrative policy: false denies a registration with 129. */
   authorize?: (homeAddress: string, careOf: string) => boolean;
+  /**
+   * Durable bindings and replay state (RFC 5944 §5.7): loaded at construction, written before each
+   * accepting reply leaves, so a restart or a crash forgets no acknowledged registration.
+   */
+  store?: BindingStore;
 }
 
 export interface Binding {
@@ -79,7 +85,9 @@ export type HomeAgentDrop =
   | 'loop'
   | 'ttl_expired'
   | 'bad_tunnel'
-  | 'untrusted_tunnel';
+  | 'untrusted_tunnel'
+  /** The binding store could not write an accepted registration: answered 130 instead. */
+  | 'store_failed';
 
 export interface HomeAgentCounters {
   replies: Record<number, number>;
@@ -105,12 +113,13 @@ export class HomeAgent {
   private readonly toleranceS: number;
   private readonly maxBindings: number;
   private readonly authorize?: (homeAddress: string, careOf: string) => boolean;
+  private readonly store?: BindingStore;
   private readonly nodes = new Map<number, MobileNodeState>();
   private readonly listeners = new Set<(event: HomeAgentEvent) => void>();
   private readonly removeHook: () => void;
   private readonly stats: HomeAgentCounters = {
     replies: {},
-    drops: { bad_udp: 0, malformed_request: 0, unknown_mobile_node: 0, loop: 0, ttl_expired: 0, bad_tunnel: 0, untrusted_tunnel: 0 },
+    drops: { bad_udp: 0, malformed_request: 0, unknown_mobile_node: 0, loop: 0, ttl_expired: 0, bad_tunnel: 0, untrusted_tunnel: 0, store_failed: 0 },
     tunnelled: 0,
     decapsulated: 0,
   };
@@ -127,6 +136,7 @@ export class HomeAgent {
     this.toleranceS = options.replayToleranceS ?? DEFAULT_REPLAY_TOLERANCE_S;
     this.maxBindings = options.maxBindings ?? Infinity;
     this.authorize = options.authorize;
+    this.store = options.store;
     if (!this.host.isLocal(options.address)) throw new Error(`home agent address ${options.address} is not an address of host '${this.host.name}' (add it to an interface first)`);
     if (!this.host.interfaces().some((i) => i.name === options.homeInterface)) {
       throw new Error(`home agent homeInterface '${options.homeInterface}' is not an interface of host '${this.host.name}'`);
@@ -136,8 +146,12 @@ export class HomeAgent {
       if (this.nodes.has(homeAddress)) throw new Error(`home agent: mobile node ${mn.homeAddress} is listed twice`);
       this.nodes.set(homeAddress, { homeAddress, auth: { spi: mn.auth.spi, key: mn.auth.key.slice() }, lastAcceptedId: 0n });
     }
+    this.restored = this.restore();
     this.removeHook = this.host.addHook('input', (packet) => (this.handle(packet) ? 'consumed' : 'pass'));
   }
+
+  /** What the store gave back at start: bindings still valid, and those whose lifetime ran out meanwhile. */
+  readonly restored: { bindings: number; expired: number };
 
   bindings(): Binding[] {
     const out: Binding[] = [];
@@ -154,9 +168,10 @@ export class HomeAgent {
     return () => this.listeners.delete(listener);
   }
 
-  /** Stops intercepting, drops every binding and zeroes the MN-HA keys. */
+  /** Stops intercepting, drops every binding (the store keeps them) and zeroes the MN-HA keys. */
   close(): void {
     this.removeHook();
+    this.store?.close();
     for (const node of this.nodes.values()) {
       this.removeBinding(node);
       node.auth.key.fill(0);
@@ -226,16 +241,22 @@ export class HomeAgent {
       this.reply(node, replyTo, replyPort, code, 0, request.identification);
       return;
     }
+    const deregistering = request.lifetime === 0 || request.careOf === request.homeAddress;
+    const lifetime = request.lifetime === LIFETIME_INFINITE ? this.maxLifetime : Math.min(request.lifetime, this.maxLifetime);
+    const registeredAt = this.clock.now();
+    if (!this.persisted(node, request.identification, deregistering ? undefined : { careOf: request.careOf, lifetime, registeredAt })) {
+      this.reply(node, replyTo, replyPort, ReplyCode.INSUFFICIENT_RESOURCES, 0, request.identification);
+      return;
+    }
     node.lastAcceptedId = request.identification;
-    if (request.lifetime === 0 || request.careOf === request.homeAddress) {
+    if (deregistering) {
       const wasAway = node.binding !== undefined;
       this.removeBinding(node);
       this.reply(node, replyTo, replyPort, ReplyCode.ACCEPTED, 0, request.identification);
       if (wasAway) this.emit({ type: 'deregistered', homeAddress: u32ToIp(node.homeAddress) });
       return;
     }
-    const lifetime = request.lifetime === LIFETIME_INFINITE ? this.maxLifetime : Math.min(request.lifetime, this.maxLifetime);
-    this.setBinding(node, request.careOf, lifetime);
+    this.setBinding(node, request.careOf, lifetime, registeredAt);
     // We keep one binding per MN: a request for simultaneous bindings is accepted with code 1.
     const accepted = request.flags & RequestFlag.S ? ReplyCode.ACCEPTED_NO_SIMULTANEOUS : ReplyCode.ACCEPTED;
     this.reply(node, replyTo, replyPort, accepted, lifetime, request.identification);
@@ -261,11 +282,46 @@ export class HomeAgent {
     this.emit({ type: 'reply', homeAddress: u32ToIp(node.homeAddress), code, lifetime });
   }
 
-  private setBinding(node: MobileNodeState, careOf: number, lifetime: number): void {
+  /** Writes what an accepted request changes before anything acts on it; false when the store refused. */
+  private persisted(node: MobileNodeState, identification: bigint, binding?: { careOf: number; lifetime: number; registeredAt: number }): boolean {
+    if (!this.store) return true;
+    const record: BindingRecord = { homeAddress: u32ToIp(node.homeAddress), lastAcceptedId: identification.toString() };
+    if (binding) record.binding = { careOf: u32ToIp(binding.careOf), lifetime: binding.lifetime, registeredAt: binding.registeredAt };
+    try {
+      this.store.write(record);
+      return true;
+    } catch {
+      this.stats.drops.store_failed++;
+      return false;
+    }
+  }
+
+  /** Bindings and identifications from the store; lifetimes count from the original registration. */
+  private restore(): { bindings: number; expired: number } {
+    const counts = { bindings: 0, expired: 0 };
+    if (!this.store) return counts;
+    const now = this.clock.now();
+    for (const record of this.store.load()) {
+      const node = this.nodes.get(ipToU32(record.homeAddress));
+      if (!node) continue;
+      node.lastAcceptedId = BigInt(record.lastAcceptedId);
+      const b = record.binding;
+      if (!b) continue;
+      if (b.registeredAt + b.lifetime * 1000 <= now) {
+        counts.expired++;
+        continue;
+      }
+      this.setBinding(node, ipToU32(b.careOf), b.lifetime, b.registeredAt);
+      counts.bindings++;
+    }
+    return counts;
+  }
+
+  private setBinding(node: MobileNodeState, careOf: number, lifetime: number, registeredAt: number): void {
     node.binding?.timer?.cancel();
-    const expiresAt = this.clock.now() + lifetime * 1000;
+    const expiresAt = registeredAt + lifetime * 1000;
     node.binding = { careOf, lifetime, expiresAt };
-    node.binding.timer = this.clock.setTimer(lifetime * 1000, () => {
+    node.binding.timer = this.clock.setTimer(expiresAt - this.clock.now(), () => {
       // RFC 5944 §3.8.3: an expired binding is deleted silently.
       this.removeBinding(node);
       this.emit({ type: 'expired', homeAddress: u32ToIp(node.homeAddress) });

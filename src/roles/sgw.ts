@@ -138,6 +138,7 @@ export class SecurityGateway {
 
   close(): void {
     this.removeHook();
+    this.pipeline.close();
     this.discovery.close();
     for (const timer of this.neighbourRoutes.values()) timer.cancel();
     this.keys.close();

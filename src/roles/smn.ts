@@ -191,6 +191,7 @@ export class MobileNode {
 
   close(): void {
     for (const remove of this.removers) remove();
+    this.pipeline.close();
     this.registration.stop();
     this.tunnel.close();
     this.discovery.close();

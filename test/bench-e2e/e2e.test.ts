@@ -11,6 +11,8 @@ import { processTicks, softirqTicks, udpCounts } from '../../src/bench/e2e/measu
 import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
 import { relayCosts, relayCpuPerPacket } from '../../src/bench/e2e/chain.js';
 import { formatSvg, formatTables, median, ratios, type PathResult } from '../../src/bench/e2e/report.js';
+import { firstPacketDelays } from '../../src/bench/e2e/sgwd.js';
+import type { Topology } from '../../src/bench/e2e/topology.js';
 
 const ROW_KEYS = ['cpu_s_per_gbit', 'path', 'tcp_gbps', 'udp_pps', 'version'];
 
@@ -105,6 +107,38 @@ describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)',
     expect(relayed.relay_cpu_us).toBeLessThan(1000);
     expect((await ourNamespaces()).filter((n) => !before.has(n))).toEqual([]);
   }, 180_000);
+
+  it('mipsec-sgwd: two real mipsec sgw daemons from CLI-made configs carry TCP, and a new SKIP key is timed at the receiver', async () => {
+    const before = new Set(await ourNamespaces());
+    const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-sgwd-'));
+    const { stdout } = await runCommand(process.execPath, [cli, 'bench', 'e2e', '--paths', 'mipsec-sgwd', '--runs', '1', '--seconds', '1', '--chain', 'off', '--json', '--out', outDir], { timeoutMs: 150_000 });
+    const { rows } = JSON.parse(stdout);
+    expect(rows).toEqual([expect.objectContaining({ path: 'mipsec-sgwd', version: expect.stringMatching(/mipsec sgw daemons/) })]);
+    expect(rows[0].error).toBeUndefined();
+    expect(rows[0].tcp_gbps).toBeGreaterThan(0.01);
+    expect(rows[0].first_packet_ms).toBeGreaterThan(0);
+    expect(rows[0].first_packet_ms).toBeLessThan(100);
+    expect((await ourNamespaces()).filter((n) => !before.has(n))).toEqual([]);
+  }, 180_000);
+});
+
+describe('first packet of a new key, from a capture at the receiving gateway', () => {
+  it('pairs each SKIP arrival from gwA with the next echo request leaving inside, in time order', () => {
+    const dev = { bToA: 'x-ba', bToServer: 'x-bs' } as Topology['dev'];
+    const line = (t: number, d: string, proto: number, src: string) => `${t}\t${d}\t${proto}\t${src}`;
+    const capture = [
+      'Capturing on x-ba and x-bs',
+      line(10.000, 'x-ba', 57, '198.18.2.1'),
+      line(10.010, 'x-ba', 57, '198.18.2.2'),
+      line(10.100, 'x-ba', 57, '198.18.2.1'),
+      // tshark writes one interface's packets late: order comes from the timestamps.
+      line(10.002, 'x-bs', 1, '198.18.1.1'),
+      line(10.1015, 'x-bs', 1, '198.18.1.1'),
+      line(10.200, 'x-ba', 57, '198.18.2.1'),
+      '5 packets captured',
+    ].join('\n');
+    expect(firstPacketDelays(capture, { dev }).map((d) => Math.round(d * 10) / 10)).toEqual([2, 1.5]);
+  });
 });
 
 describe('NetnsSession', () => {
@@ -199,7 +233,7 @@ describe('figures', () => {
   });
 
   it('gives the cost of one relay between consecutive relay counts and overall, ignoring the kernel row and failed rows', () => {
-    const row = (relays: number | 'kernel', tcp: number | null, rtt: number | null) => ({ relays, tcp_gbps: tcp, rtt_us: rtt, runs: [] });
+    const row = (relays: number | 'kernel', tcp: number | null, rtt: number | null) => ({ relays, tcp_gbps: tcp, rtt_us: rtt, relay_cpu_us: null, runs: [] });
     const costs = relayCosts([row('kernel', 9, 50), row(0, 1, 100), row(1, 0.9, 140), row(2, null, null), row(4, 0.729, 260)]);
     expect(costs.map((c) => [c.from, c.to])).toEqual([[0, 1], [1, 4], [0, 4]]);
     expect(costs[0].throughput_loss).toBeCloseTo(0.1);
@@ -209,7 +243,7 @@ describe('figures', () => {
     expect(costs[2].rtt_us).toBeCloseTo(40);
   });
 
-  it('knows exactly the seven paths of the issue', () => {
-    expect([...PATH_NAMES].sort()).toEqual(['mipsec-skip', 'mipsec-spi', 'mipsec-ts', 'openvpn', 'strongswan', 'veth', 'wireguard-go']);
+  it('knows exactly its eight paths (the seven of issue 6 and the daemons of issue 11)', () => {
+    expect([...PATH_NAMES].sort()).toEqual(['mipsec-sgwd', 'mipsec-skip', 'mipsec-spi', 'mipsec-ts', 'openvpn', 'strongswan', 'veth', 'wireguard-go']);
   });
 });

@@ -149,6 +149,10 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(after.counters.role.discovery_request_answered).toBeGreaterThanOrEqual(1);
     expect(after.rates.intervalSeconds).toBeGreaterThan(0);
     expect(after.uptimeSeconds).toBeGreaterThan(0);
+    // What a soak watches: the process's memory and fds, and the engine's table sizes.
+    expect(after.process.rssBytes).toBeGreaterThan(after.process.heapUsedBytes);
+    expect(after.process.openFds).toBeGreaterThan(2);
+    expect(after.tables).toEqual({ sas: after.sas.length, routes: expect.any(Number), policies: 0 });
     const printed = await statusCommand('--json', '--socket', r.sgw0.socketPath!);
     expect(printed.code).toBe(0);
     expect(JSON.parse(printed.out)).toMatchObject({ version: 1, node: 'sgw0', role: 'sgw', sas: after.sas.map((sa) => ({ id: sa.id, peer: sa.peer })) });
@@ -157,6 +161,7 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(table.out).toMatch(/^ {2}id {2}dir {2}layer {2}mode {2}peer +src +dst +packets {2}bytes {2}pkt\/s$/m);
     const text = formatStatus(after);
     expect(text).toMatch(/^node sgw0 \(sgw\), pid \d+, up \d+s, engine /);
+    expect(text).toMatch(/^process: rss [\d.]+ MiB, heap [\d.]+ MiB of [\d.]+ MiB, \d+ open fds; tables: \d+ SAs, \d+ routes, 0 policies$/m);
     expect(text).toContain('sgw:198.18.1.1');
     // Any other request gets an error answer, not a crash; garbage too.
     expect(await requestStatus(r.sgw0.socketPath!, { request: 'keys' })).toEqual({ error: expect.stringContaining('unknown request "keys"') });

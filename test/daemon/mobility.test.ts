@@ -45,7 +45,7 @@ describe.each(['native', 'ts'] as const)('SMN and HA daemons on the %s engine', 
     };
     await start('sgw0');
     await start('sgw1');
-    const ha = await start('ha', { mnHaKeyFile: keyFile });
+    const ha = await start('ha', { mnHaKeyFile: keyFile, stateDir: fx.file('state') });
     const smn = await start('smn', { mnHaKeyFile: keyFile });
     fx.network.runFor(2 * SETTLE_MS);
 

@@ -40,10 +40,16 @@ describe('mipsec lab on the in-memory network', () => {
       : spawnSync('node', argv, { encoding: 'utf8', timeout: 60_000 });
     expect(run.status, run.stderr).toBe(0);
     const notices = run.stderr.split('\n').filter((l) => l.includes('running on the in-memory network instead'));
-    expect(notices).toEqual(['mipsec lab: network namespaces unavailable (not running as root); running on the in-memory network instead']);
+    expect(notices).toEqual(['mipsec lab: WARNING: network namespaces unavailable (not running as root); running on the in-memory network instead (--netns makes this an error)']);
     const out = JSON.parse(run.stdout) as { mode: string; cases: { id: string; pass: boolean }[] };
     expect(out.mode).toBe('memory');
     expect(out.cases.map((c) => [c.id, c.pass])).toEqual([['4.5.1', true]]);
+    // Asked for namespaces it cannot have, it refuses instead of simulating.
+    const strict = process.getuid?.() === 0
+      ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', BIN, 'lab', '--netns', '--only', '4.5.1'], { encoding: 'utf8', timeout: 60_000 })
+      : spawnSync('node', [BIN, 'lab', '--netns', '--only', '4.5.1'], { encoding: 'utf8', timeout: 60_000 });
+    expect(strict.status).toBe(2);
+    expect(strict.stderr.trim()).toBe('mipsec lab: --netns: network namespaces cannot be used: not running as root');
   });
 
   it('usage errors exit 2 and name the problem', () => {

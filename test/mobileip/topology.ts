@@ -14,8 +14,9 @@ export const CH0_ADDRESS = '10.0.0.10';
 export const CARE_OF = '10.1.0.100';
 export const MN_AUTH = { spi: 0x100, key: new Uint8Array(Buffer.from('6d697073656320686f6d65206b657921', 'hex')) };
 
-export function buildNetwork(haOptions: Partial<HomeAgentOptions> = {}) {
-  const net = new MemoryNetwork();
+/** `startMs`: the virtual clock's start (a restarted HA comes up later than the first one). */
+export function buildNetwork(haOptions: Partial<HomeAgentOptions> = {}, startMs = 0) {
+  const net = new MemoryNetwork({ startMs });
   net.addLink('home');
   net.addLink('internet', { latencyMs: 10 });
   net.addLink('site1');

@@ -11,6 +11,7 @@ import { mipsecDrivers, mipsecVersion, tuningLabel, type LoopTuning } from './mi
 import { measureOnce, reachable, startIperfServer, UDP_PAYLOAD } from './measure.js';
 import { PATH_NAMES, waitFor, type PathDriver, type PathName } from './paths.js';
 import { openvpn, strongswan, veth, wireguardGo } from './peers.js';
+import { FIRST_PACKET_SAMPLES, mipsecSgwd } from './sgwd.js';
 import { formatChain, formatSvg, formatTables, jsonRows, ratios, summarize, type PathResult } from './report.js';
 import { buildTopology, TUNNEL_MTU, type Topology } from './topology.js';
 
@@ -89,7 +90,7 @@ export interface E2eReport {
 }
 
 function drivers(tuning: LoopTuning): Record<PathName, PathDriver> {
-  return { veth, 'wireguard-go': wireguardGo, openvpn, strongswan, ...mipsecDrivers(tuning) };
+  return { veth, 'wireguard-go': wireguardGo, openvpn, strongswan, 'mipsec-sgwd': mipsecSgwd, ...mipsecDrivers(tuning) };
 }
 
 /** The order of round `round`: as given on even rounds, reversed on odd ones. */
@@ -157,6 +158,7 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     tcp_gbps: null,
     udp_pps: null,
     cpu_s_per_gbit: null,
+    ...(DRIVERS[name].firstPacket ? { first_packet_ms: null } : {}),
     runs: [],
   }));
   for (const result of results) {
@@ -203,6 +205,19 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
           result.runs = [];
           progress(`[${round + 1}/${options.runs}] ${result.path}: failed: ${result.error}`);
         }
+      }
+    }
+    for (const result of results) {
+      const firstPacket = DRIVERS[result.path].firstPacket;
+      if (result.error || !firstPacket) continue;
+      progress(`${result.path}: first packet of ${FIRST_PACKET_SAMPLES - 1} new SKIP keys…`);
+      try {
+        const fp = await firstPacket({ topo, workdir: fs.mkdtempSync(path.join(workdir, `${result.path}-first-`)) });
+        result.first_packet_ms = fp.median_ms;
+        progress(`${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms (median of ${fp.samples})`);
+      } catch (err) {
+        result.error = `first packet: ${describe(err)}`;
+        progress(`${result.path}: first packet: failed: ${describe(err)}`);
       }
     }
   } finally {

@@ -12,7 +12,7 @@ import { PLAN, type Topology } from './topology.js';
 export const UDP_PAYLOAD = 1400;
 /** iperf3's target rate for UDP: far above what any path carries, so the sender runs flat out. */
 const UDP_TARGET = '10G';
-const IPERF_PORT = 5201;
+export const IPERF_PORT = 5201;
 
 export interface RunFigures {
   tcp_gbps: number;
@@ -80,8 +80,8 @@ function sampleCpu(processes: readonly ManagedProcess[]): CpuSample {
 type ClientSide = Pick<Topology, 'session' | 'client'>;
 
 /** Runs the iperf3 client in the client namespace and returns its parsed JSON report. */
-async function iperf(topo: ClientSide, args: string[], seconds: number): Promise<any> {
-  const argv = ['-c', PLAN.server.addr, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...args];
+export async function iperf(topo: ClientSide, args: string[], seconds: number, port = IPERF_PORT): Promise<any> {
+  const argv = ['-c', PLAN.server.addr, '-p', String(port), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...args];
   let stdout: string;
   try {
     ({ stdout } = await topo.session.exec(topo.client, 'iperf3', argv, { timeoutMs: (seconds + 20) * 1000 }));
@@ -106,9 +106,9 @@ function safeJson(text: string): any {
 }
 
 /** Starts the iperf3 server in the server namespace and waits until it listens. */
-export async function startIperfServer(topo: Pick<Topology, 'session' | 'server'>): Promise<ManagedProcess> {
-  const server = topo.session.spawn(topo.server, 'iperf3 server', 'iperf3', ['-s', '-B', PLAN.server.addr, '-p', String(IPERF_PORT)]);
-  const listening = async (): Promise<boolean> => (await topo.session.exec(topo.server, 'ss', ['-Hltn', `sport = :${IPERF_PORT}`])).stdout.trim() !== '';
+export async function startIperfServer(topo: Pick<Topology, 'session' | 'server'>, port = IPERF_PORT): Promise<ManagedProcess> {
+  const server = topo.session.spawn(topo.server, `iperf3 server :${port}`, 'iperf3', ['-s', '-B', PLAN.server.addr, '-p', String(port)]);
+  const listening = async (): Promise<boolean> => (await topo.session.exec(topo.server, 'ss', ['-Hltn', `sport = :${port}`])).stdout.trim() !== '';
   try {
     await waitFor('the iperf3 server to listen', listening, 10_000, [server]);
   } catch (err) {
@@ -129,8 +129,8 @@ export async function reachable(topo: Topology): Promise<boolean> {
 }
 
 /** One single-stream TCP run: Gbit/s and Gbit as the server received them. */
-export async function measureTcp(topo: ClientSide, seconds: number): Promise<{ gbps: number; gbit: number; retransmits: number | null }> {
-  const tcp = await iperf(topo, [], seconds);
+export async function measureTcp(topo: ClientSide, seconds: number, port = IPERF_PORT): Promise<{ gbps: number; gbit: number; retransmits: number | null }> {
+  const tcp = await iperf(topo, [], seconds, port);
   const received = tcp.end.sum_received;
   if (!received || !(received.bytes > 0) || !(received.seconds > 0)) {
     throw new Error(`TCP: the server received nothing (sender: ${tcp.end.sum_sent?.bytes ?? '?'} bytes, ${tcp.end.sum_sent?.retransmits ?? '?'} retransmits)`);

@@ -3,7 +3,7 @@
 import type { ManagedProcess } from '../../net/netns.js';
 import type { Topology } from './topology.js';
 
-export const PATH_NAMES = ['veth', 'mipsec-skip', 'mipsec-spi', 'mipsec-ts', 'wireguard-go', 'openvpn', 'strongswan'] as const;
+export const PATH_NAMES = ['veth', 'mipsec-skip', 'mipsec-spi', 'mipsec-sgwd', 'mipsec-ts', 'wireguard-go', 'openvpn', 'strongswan'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 
 /** The userspace VPNs mipsec is compared against. */
@@ -29,6 +29,8 @@ export interface PathDriver {
   /** The version of what runs; rejects with the reason when it is not installed. */
   version(): Promise<string>;
   setup(ctx: PathContext): Promise<ActivePath>;
+  /** What the first packet of a new key costs on this path (ms, median), measured once per run. */
+  firstPacket?(ctx: PathContext): Promise<{ median_ms: number; samples: number }>;
 }
 
 /** Polls `check` every 100 ms until it returns true; fails with `what` (and the daemons' output) on timeout or a daemon's exit. */

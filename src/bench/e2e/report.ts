@@ -10,6 +10,8 @@ export interface E2eRow {
   tcp_gbps: number | null;
   udp_pps: number | null;
   cpu_s_per_gbit: number | null;
+  /** Paths that key on the first packet (mipsec-sgwd): first packet of a new key to its delivery, ms (median). */
+  first_packet_ms?: number | null;
   error?: string;
 }
 
@@ -63,6 +65,7 @@ export function ratios(row: E2eRow, rows: readonly E2eRow[]): Ratios {
 export function jsonRows(results: readonly PathResult[]): E2eRow[] {
   return results.map((r) => {
     const row: E2eRow = { path: r.path, version: r.version, tcp_gbps: r.tcp_gbps, udp_pps: r.udp_pps, cpu_s_per_gbit: r.cpu_s_per_gbit };
+    if (r.first_packet_ms !== undefined) row.first_packet_ms = r.first_packet_ms;
     if (r.error) row.error = r.error;
     return row;
   });
@@ -86,6 +89,7 @@ const SHORT: Record<PathName, string> = {
   veth: 'veth',
   'mipsec-skip': 'skip',
   'mipsec-spi': 'spi',
+  'mipsec-sgwd': 'sgwd',
   'mipsec-ts': 'ts',
   'wireguard-go': 'wg',
   openvpn: 'ovpn',
@@ -119,15 +123,28 @@ export function formatTables(results: readonly PathResult[]): string {
     1,
   );
   const modes = results.map((r) => `  ${r.path}: ${r.mode}`).join('\n');
+  const product = productLines(results);
   const errors = results.filter((r) => r.error).map((r) => `  ${r.path}: ${r.error}`);
   return [
     main,
     ...(against.length ? ['', 'Ratios of medians (TCP and UDP: higher is better; CPU s/Gbit: lower is better):', ratioTable] : []),
+    ...(product.length ? ['', 'The deployed daemons (mipsec-sgwd) against the benchmark\'s static gateway (mipsec-skip):', ...product] : []),
     '',
     'What runs on each path:',
     modes,
     ...(errors.length ? ['', 'Paths or figures that could not be measured:', ...errors] : []),
   ].join('\n');
+}
+
+/** mipsec-sgwd's TCP as a share of mipsec-skip's, and what a new packet key costs it. */
+function productLines(results: readonly PathResult[]): string[] {
+  const sgwd = results.find((r) => r.path === 'mipsec-sgwd');
+  if (!sgwd) return [];
+  const skip = results.find((r) => r.path === 'mipsec-skip')?.tcp_gbps;
+  const lines = [];
+  if (sgwd.tcp_gbps != null && skip != null && skip > 0) lines.push(`  TCP: ${ratioText(sgwd.tcp_gbps / skip)} mipsec-skip (${fmt(sgwd.tcp_gbps, 3)} vs ${fmt(skip, 3)} Gbit/s)`);
+  if (sgwd.first_packet_ms != null) lines.push(`  first packet of a new SKIP key, arrival at the receiving daemon to delivery inside: ${sgwd.first_packet_ms.toFixed(3)} ms (median)`);
+  return lines;
 }
 
 function escapeXml(text: string): string {
@@ -138,6 +155,7 @@ const PALETTE: Record<PathName, string> = {
   veth: '#9e9e9e',
   'mipsec-skip': '#1b5e20',
   'mipsec-spi': '#2e7d32',
+  'mipsec-sgwd': '#43a047',
   'mipsec-ts': '#81c784',
   'wireguard-go': '#1565c0',
   openvpn: '#ef6c00',

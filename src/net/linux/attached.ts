@@ -15,7 +15,8 @@
  *                   the roles add are mirrored with `ip route replace` and removed again on close.
  *   send / forward  output hooks, the route table, then a raw IP_HDRINCL socket: the kernel routes the
  *                   datagram by its table and resolves the next hop with ARP.
- *   local delivery  onDeliver handlers only (the host's own applications are not routed through the role).
+ *   local delivery  onDeliver handlers; an ICMP echo request to the host's own addresses is answered here
+ *                   (the kernel never sees it). The host's own applications are not routed through the role.
  *
  * close() removes everything it added — the tc filters (and the ingress qdiscs it created), the TUNs,
  * routes, proxy entries and local addresses — and runs synchronously, so it also runs from a process
@@ -27,6 +28,7 @@ import { createEngine } from '../../engine/index.js';
 import { IoLoop, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
 import { ipToU32, parsePrefix, prefixMask, type Prefix } from '../../wire/addr.js';
+import { echoReply } from '../echo.js';
 import { HostCore, parseCidr, prefixString, type CoreInterface } from '../host-core.js';
 import { CommandError, runCommandSync } from '../netns.js';
 
@@ -109,6 +111,12 @@ export class AttachedHost extends HostCore<CoreInterface> {
     super(options.name, options.forwarding, systemClock);
     this.onError = options.onError ?? ((error) => { throw error; });
     process.on('exit', this.exitHook);
+  }
+
+  /** The kernel never sees what the role delivers locally: the gateway's own addresses answer ping here. */
+  protected override delivered(packet: Uint8Array): void {
+    const reply = echoReply(packet);
+    if (reply) this.send(reply);
   }
 
   private setUp(wanted: readonly AttachInterface[]): void {

@@ -2,7 +2,7 @@
 // them together with a 0 ms timer; follow-up ops (WRAP after ENCAP, re-injection after an SA
 // install) run as later stages of the same flush.
 import { Batch, Verdict, Reason, type Engine, type OpCode, type ReasonCode, type VerdictCode } from '../../engine/index.js';
-import type { Clock } from '../../net/types.js';
+import type { Clock, Timer } from '../../net/types.js';
 
 export interface EngineJob<T> {
   op: OpCode;
@@ -28,7 +28,8 @@ const MAX_STAGES = 8;
 export class TickPipeline<T> {
   private readonly batch: Batch;
   private queued: EngineJob<T>[] = [];
-  private scheduled = false;
+  private scheduled: Timer | undefined;
+  private closed = false;
 
   constructor(
     private readonly clock: Clock,
@@ -43,14 +44,24 @@ export class TickPipeline<T> {
   }
 
   push(job: EngineJob<T>): void {
+    if (this.closed) return;
     this.queued.push(job);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.clock.setTimer(0, () => this.flush());
+    this.scheduled ??= this.clock.setTimer(0, () => this.flush());
+  }
+
+  /**
+   * The role is stopping: queued jobs are dropped and the pending flush cancelled, so nothing runs
+   * on an engine that closes next (a daemon stopped under traffic would otherwise throw from it).
+   */
+  close(): void {
+    this.closed = true;
+    this.scheduled?.cancel();
+    this.scheduled = undefined;
+    this.queued = [];
   }
 
   private flush(): void {
-    this.scheduled = false;
+    this.scheduled = undefined;
     this.beforeFlush();
     let jobs = this.queued;
     this.queued = [];

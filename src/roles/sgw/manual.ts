@@ -156,6 +156,7 @@ export class ManualSpiGateway {
   /** Removes the hook, then frees the SAs (the engine zeroes their keys). */
   close(): void {
     this.removeHook();
+    this.pipeline.close();
     this.engine.close();
   }
 }

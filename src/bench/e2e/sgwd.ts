@@ -1,0 +1,201 @@
+// The product as an operator deploys it: two `mipsec sgw` daemons (gwA, gwB) started from node
+// configs and certificates made with the CLI (ca init, keygen, cert issue), SKIP keyed on the first
+// packet, every setting at its default. Their utime+stime is the path's CPU cost. Also measures what
+// a new packet key costs: the time from the first packet of a new SKIP key arriving at gwB to its
+// delivery on gwB's inside link (punt → derive → install → re-inject).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCommand, type ManagedProcess } from '../../net/netns.js';
+import { median } from './report.js';
+import { tail, waitFor, type ActivePath, type PathContext, type PathDriver } from './paths.js';
+import { clearGatewayRoutes, PLAN, SKIP_TUNNEL_MTU, type Topology } from './topology.js';
+
+const READY_TIMEOUT_MS = 20_000;
+/** New keys measured for first_packet_ms; the first exchange (certificate discovery) is not counted. */
+export const FIRST_PACKET_SAMPLES = 21;
+const FIRST_PACKET_INTERVAL_S = 0.1;
+
+const bin = () => fileURLToPath(new URL('../../../bin/mipsec.js', import.meta.url));
+
+/** `mipsec ARGS` as a user runs it; fails with its output. */
+async function cli(args: readonly string[]): Promise<void> {
+  await runCommand(process.execPath, [bin(), ...args], { timeoutMs: 30_000 });
+}
+
+interface GatewayPlan {
+  name: 'gwa' | 'gwb';
+  inside: { dev: string; address: string };
+  outside: { dev: string; address: string };
+}
+
+function plans(topo: Topology): GatewayPlan[] {
+  return [
+    { name: 'gwa', inside: { dev: topo.dev.aToClient, address: PLAN.gwA.inside }, outside: { dev: topo.dev.aToB, address: PLAN.gwA.outside } },
+    { name: 'gwb', inside: { dev: topo.dev.bToServer, address: PLAN.gwB.inside }, outside: { dev: topo.dev.bToA, address: PLAN.gwB.outside } },
+  ];
+}
+
+/** A home agent in site a (the soak's), on a network of its own beside the client's. */
+export interface MapHomeAgent {
+  address: string;
+  /** Its link's prefix and the home addresses it serves, both in site a. */
+  network: string;
+  serves: string;
+}
+
+/** What the daemons run with besides the defaults. */
+export interface SgwdOptions {
+  /** gwA and gwB take a new packet key after this many packets (policy.kpRotationPackets). */
+  kpRotationPackets?: number;
+  homeAgent?: MapHomeAgent;
+}
+
+/** The network map: the client's and the server's subnets, each behind its SGW, both VPN-routable. */
+export function networkMap(ha?: MapHomeAgent): string {
+  const siteA = [PLAN.client.net, ...(ha ? [ha.network, ha.serves] : [])].join(', ');
+  return `kind: network-map
+name: bench
+sites:
+  - { name: a, prefixes: [${siteA}], vpnRoutable: true }
+  - { name: b, prefixes: [${PLAN.server.net}], vpnRoutable: true }
+sgws:
+  - { name: gwa, site: a, inside: ${PLAN.gwA.inside}, outside: ${PLAN.gwA.outside}, border: true }
+  - { name: gwb, site: b, inside: ${PLAN.gwB.inside}, outside: ${PLAN.gwB.outside}, border: true }
+${ha ? `homeAgents:
+  - { name: ha, address: ${ha.address}, serves: [${ha.serves}] }
+` : ''}`;
+}
+
+function nodeConfig(g: GatewayPlan, kpRotationPackets?: number): string {
+  return `kind: node
+name: ${g.name}
+role: sgw
+network: network.yaml
+identity: { key: keys/${g.name}.key, cert: keys/${g.name}.crt, ca: ca/ca.crt }
+interfaces:
+  - { name: ${g.inside.dev}, address: ${g.inside.address}, prefixLength: 24 }
+  - { name: ${g.outside.dev}, address: ${g.outside.address}, prefixLength: 24 }
+sgw: { inside: ${g.inside.dev}, outside: ${g.outside.dev} }
+${kpRotationPackets ? `policy: { kpRotationPackets: ${kpRotationPackets} }\n` : ''}`;
+}
+
+/** The CA, both identities and configs in `dir`, made with the CLI as the README's deployment says. */
+async function writeConfigs(dir: string, topo: Topology, options: SgwdOptions): Promise<void> {
+  await cli(['ca', 'init', '--out', path.join(dir, 'ca'), '--name', 'bench CA']);
+  fs.mkdirSync(path.join(dir, 'keys'), { mode: 0o700 });
+  for (const g of plans(topo)) {
+    const key = path.join(dir, 'keys', `${g.name}.key`);
+    await cli(['keygen', '--out', key]);
+    await cli(['cert', 'issue', '--ca', path.join(dir, 'ca'), '--name', `sgw:${g.outside.address}`, '--pub', `${key}.pub`, '--out', path.join(dir, 'keys', `${g.name}.crt`)]);
+    fs.writeFileSync(path.join(dir, `${g.name}.yaml`), nodeConfig(g, options.kpRotationPackets));
+  }
+  fs.writeFileSync(path.join(dir, 'network.yaml'), networkMap(options.homeAgent));
+}
+
+/**
+ * The daemons send no ICMP "fragmentation needed" yet for what they cannot fit (issue 11, item 5), so
+ * the client's and server's routes carry the tunnel's MTU, as an operator must set it today.
+ */
+async function setHostMtu(topo: Topology, mtu: number | undefined): Promise<void> {
+  const extra = mtu ? ['mtu', String(mtu)] : [];
+  await topo.session.replaceRoute(topo.client, { prefix: 'default', via: PLAN.gwA.inside, extra });
+  await topo.session.replaceRoute(topo.server, { prefix: 'default', via: PLAN.gwB.inside, extra });
+}
+
+/** Both daemons up (routes to the far site first: the daemon reads them at start), or a clear error. */
+export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}): Promise<ActivePath> {
+  const { topo, workdir } = ctx;
+  await writeConfigs(workdir, topo, options);
+  await topo.session.replaceRoute(topo.gwA, { prefix: PLAN.server.net, via: PLAN.gwB.outside });
+  await topo.session.replaceRoute(topo.gwB, { prefix: PLAN.client.net, via: PLAN.gwA.outside });
+  await setHostMtu(topo, SKIP_TUNNEL_MTU);
+  const daemons: ManagedProcess[] = [];
+  const teardown = async (): Promise<void> => {
+    await Promise.all(daemons.map((d) => d.stop()));
+    await clearGatewayRoutes(topo);
+    await setHostMtu(topo, undefined);
+  };
+  try {
+    for (const g of plans(topo)) {
+      const ns = g.name === 'gwa' ? topo.gwA : topo.gwB;
+      const args = [bin(), 'sgw', '--config', path.join(workdir, `${g.name}.yaml`), '--status-socket', path.join(workdir, `${g.name}.sock`), '--log-level', 'warn'];
+      const d = topo.session.spawn(ns, `mipsec sgw ${g.name}`, process.execPath, args);
+      daemons.push(d);
+      await waitFor(`mipsec sgw ${g.name} to start`, () => fs.existsSync(path.join(workdir, `${g.name}.sock`)), READY_TIMEOUT_MS, [d]);
+    }
+  } catch (err) {
+    const output = daemons.map((d) => tail(d.recentOutput())).join(' / ');
+    await teardown().catch(() => undefined);
+    throw new Error(`${(err as Error).message}${output ? ` (${output})` : ''}`);
+  }
+  return { processes: daemons, teardown };
+}
+
+/**
+ * The capture's packet lines in time order (tshark's own messages share the output, and it writes each
+ * interface's packets in batches of its own): epoch seconds, interface, IP protocol, source.
+ */
+function captureLines(text: string): { t: number; dev: string; proto: number; src: string }[] {
+  return text.split('\n').map((line) => line.split('\t')).filter((f) => f.length === 4 && f[2] !== '')
+    .map(([t, dev, proto, src]) => ({ t: Number(t), dev, proto: Number(proto.split(',')[0]), src: src.split(',')[0] }))
+    .sort((a, b) => a.t - b.t);
+}
+
+/**
+ * Pairs each SKIP packet gwB receives from gwA with the next echo request gwB sends to the server:
+ * with one ping every 100 ms the pairs cannot interleave. Returns the delays in ms, in order.
+ */
+export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
+  const delays: number[] = [];
+  let arrived: number | undefined;
+  for (const p of captureLines(capture)) {
+    if (p.dev === topo.dev.bToA && p.proto === 57 && p.src === PLAN.gwA.outside) arrived ??= p.t;
+    else if (p.dev === topo.dev.bToServer && p.proto === 1 && arrived !== undefined) {
+      delays.push((p.t - arrived) * 1000);
+      arrived = undefined;
+    }
+  }
+  return delays;
+}
+
+/**
+ * Daemons whose gwA takes a new packet key for every packet (kpRotationPackets 1), so each ping from
+ * the client is the first packet of a new SKIP key at gwB; the median delay at gwB over
+ * FIRST_PACKET_SAMPLES − 1 keys (the first ping also fetches certificates and is left out).
+ */
+export async function measureFirstPacket(ctx: PathContext): Promise<{ median_ms: number; samples: number }> {
+  const { topo } = ctx;
+  const active = await startDaemons(ctx, { kpRotationPackets: 1 });
+  try {
+    const capture = topo.session.spawn(topo.gwB, 'tshark (first packet)', 'tshark', [
+      '-l', '-n', '-i', topo.dev.bToA, '-i', topo.dev.bToServer, '-f', 'ip proto 57 or icmp[icmptype] == icmp-echo',
+      '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'frame.interface_name', '-e', 'ip.proto', '-e', 'ip.src',
+    ], { keepOutput: 1 << 20 });
+    try {
+      await waitFor('tshark to capture on gwB', () => /Capturing on/.test(capture.recentOutput()), 10_000, [capture]);
+      await new Promise((r) => setTimeout(r, 300));
+      await topo.session.exec(topo.client, 'ping', ['-c', String(FIRST_PACKET_SAMPLES), '-i', String(FIRST_PACKET_INTERVAL_S), '-W', '2', PLAN.server.addr]).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      await capture.stop();
+    }
+    const delays = firstPacketDelays(capture.recentOutput(), topo).slice(1);
+    if (delays.length < FIRST_PACKET_SAMPLES - 1) throw new Error(`only ${delays.length} of ${FIRST_PACKET_SAMPLES - 1} new keys reached the server (${tail(capture.recentOutput())})`);
+    return { median_ms: median(delays), samples: delays.length };
+  } finally {
+    await active.teardown();
+  }
+}
+
+export const mipsecSgwd: PathDriver = {
+  name: 'mipsec-sgwd',
+  mode: 'two `mipsec sgw` daemons from CLI-made configs and certificates: SKIP keyed on the first packet (certificates fetched over UDP 1640), ESP AES-128-GCM, default settings',
+  async version() {
+    const pkg = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version?: string };
+    if (!fs.existsSync(bin())) throw new Error(`${bin()} not found`);
+    return `${pkg.version ?? 'unknown'} (mipsec sgw daemons, OpenSSL ${process.versions.openssl})`;
+  },
+  setup: (ctx) => startDaemons(ctx),
+  firstPacket: measureFirstPacket,
+};
