@@ -112,7 +112,9 @@ export class MobileNode {
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => u32ToIp(this.careOf), tally: this.tally,
     });
-    this.tunnel = new TunnelEndpoint({ host: this.host, homeAddress: this.homeAddress, homeAgent: this.homeAgent });
+    this.tunnel = new TunnelEndpoint({
+      host: this.host, homeAddress: this.homeAddress, homeAgent: this.homeAgent, accept: 'authenticated',
+    });
     this.registration = new RegistrationClient({
       clock: this.clock, transport: new UdpRegistrationTransport(this.host, this.homeAgent), homeAddress: this.homeAddress, homeAgent: this.homeAgent,
       auth: options.mnHaKey, initialRetransmitMs: 500, ...options.registration,
@@ -191,7 +193,8 @@ export class MobileNode {
   }
 
   counters(): Record<string, number> {
-    return this.tally.snapshot();
+    const tunnel = Object.entries(this.tunnel.counters()).filter(([, n]) => n > 0).map(([reason, n]) => [`drop_tunnel_${reason}`, n]);
+    return { ...this.tally.snapshot(), ...Object.fromEntries(tunnel) };
   }
 
   close(): void {
@@ -320,8 +323,9 @@ export class MobileNode {
       }
       if (o.verdict === Verdict.DELIVER) {
         // Only an End-End layer speaks for what it carries; a bare Next-hop layer ends at SGWs.
+        // The HA's tunnel is opened only here, inside an End-End layer; bare IP-in-IP from the wire proves nothing.
         if (this.keys.meta(o.sa)?.role !== 'end') this.tally.add('drop_not_end_end');
-        else this.host.inject(o.packet);
+        else if (!this.tunnel.open(o.packet)) this.host.inject(o.packet);
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
         const r = this.keys.inbound(o.packet, this.suites.coverage);
         const sender = parseIpv4(o.packet, 0);
