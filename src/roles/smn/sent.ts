@@ -32,12 +32,13 @@ export class SentLog {
     if (this.sent.size > SENT_DESTINATIONS) this.sent.delete(this.sent.keys().next().value!);
   }
 
-  /** Whether `quote` (the datagram a failure message quotes) is the start of something recently recorded. */
+  /** Whether `quote` (the datagram a failure message quotes) covers all a failure quotes of something recently recorded. */
   quotes(quote: Uint8Array): boolean {
     if (quote.length < 20) return false;
-    const key = normalize(quote, quote.length);
     const now = this.now();
-    return (this.sent.get(readIp(quote, 16)) ?? []).some((s) => s.quote === key && now - s.at <= SENT_QUOTABLE_MS);
+    const recent = (this.sent.get(readIp(quote, 16)) ?? []).filter((s) => now - s.at <= SENT_QUOTABLE_MS && s.quote.length <= quote.length);
+    // A sender may quote more than our builder would; the bytes that identify the packet must all be there.
+    return recent.some((s) => normalize(quote, s.quote.length) === s.quote);
   }
 
   /** A new point of attachment: nothing sent from the old one can be quoted any more. */
