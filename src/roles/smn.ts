@@ -17,7 +17,7 @@ import { IPPROTO_SKIP, NSID_NONE } from '../wire/skip.js';
 import { ICMP_SECURITY_FAILURE } from '../wire/icmp40.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
-import { readFailure } from './common/failure.js';
+import { readFailure, type ReceivedFailure } from './common/failure.js';
 import { isDiscovery, sgwName } from './common/signalling.js';
 import { NodeKeys } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
@@ -324,8 +324,9 @@ export class MobileNode {
       if (o.verdict === Verdict.DELIVER) {
         // Only an End-End layer speaks for what it carries; a bare Next-hop layer ends at SGWs.
         // The HA's tunnel is opened only here, inside an End-End layer; bare IP-in-IP from the wire proves nothing.
-        if (this.keys.meta(o.sa)?.role !== 'end') this.tally.add('drop_not_end_end');
-        else if (!this.tunnel.open(o.packet)) this.host.inject(o.packet);
+        const meta = this.keys.meta(o.sa);
+        if (meta?.role !== 'end') this.tally.add('drop_not_end_end');
+        else if (!this.tunnel.open(o.packet) && !this.failureFromPeer(o.packet, meta.src)) this.host.inject(o.packet);
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
         const r = this.keys.inbound(o.packet, this.suites.coverage);
         const sender = parseIpv4(o.packet, 0);
@@ -348,14 +349,30 @@ export class MobileNode {
     this.host.send(packet, { bypassHooks: true });
   }
 
+  /**
+   * A failure message the End-End peer sent in its own name inside its SA: authenticated, so trusted without quoting a
+   * recent send (it may be about an older packet); the path rules still apply. False when `packet` is anything else.
+   */
+  private failureFromPeer(packet: Uint8Array, peerAddress: string): boolean {
+    const failure = readFailure(packet);
+    if (!failure || failure.from !== ipToU32(peerAddress)) return false;
+    this.tally.add('failure_authenticated');
+    this.applyFailure(failure);
+    return true;
+  }
+
   private onDeliver(packet: Uint8Array): void {
     const failure = readFailure(packet);
     if (!failure) return;
-    // A failure message steers only if it quotes a packet this SMN sent lately (its SKIP key, SPI and sequence).
+    // A plain failure message steers only if it quotes a packet this SMN sent lately (its SKIP key, SPI and sequence).
     if (!this.sent.quotes(failure.quote)) {
       this.tally.add('failure_quote_not_sent');
       return;
     }
+    this.applyFailure(failure);
+  }
+
+  private applyFailure(failure: ReceivedFailure): void {
     const { changed, note } = this.paths.onFailure(failure);
     this.tally.add(note);
     for (const dst of changed) {

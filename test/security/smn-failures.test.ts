@@ -3,18 +3,23 @@
 // sources. A failure counts only if it quotes a packet the SMN sent lately and comes from an SGW on that packet's
 // path; a refusal by the visited site expires. Both engines.
 import { afterEach, describe, expect, it } from 'vitest';
+import { createEngine, Op } from '../../src/engine/index.js';
+import { CertCache } from '../../src/keys/cache.js';
+import { SkipKeying } from '../../src/keys/keying.js';
 import { figure6World } from '../../src/lab/figure6.js';
 import { F6 } from '../../src/lab/scenarios/figure6.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { clearCaptures } from '../../src/lab/stacks.js';
 import { collectEchoes, probe } from '../../src/lab/traffic.js';
 import type { World } from '../../src/lab/world.js';
-const REFUSAL_MS = 30_000;
-import type { Procedure } from '../../src/roles/smn/paths.js';
+import { NodeKeys } from '../../src/roles/common/keys.js';
+import { DEFAULT_SUITES } from '../../src/roles/common/suites.js';
+import { REFUSAL_MS, type Procedure } from '../../src/roles/smn/paths.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildSecurityFailurePacket, Icmp40Code, type Icmp40CodeValue } from '../../src/wire/icmp40.js';
 import { buildIpv4, parseIpv4 } from '../../src/wire/ipv4.js';
-import { IPPROTO_SKIP } from '../../src/wire/skip.js';
+import { IPPROTO_SKIP, NSID_IPV4 } from '../../src/wire/skip.js';
+import { runOne } from '../engine/fixtures.js';
 
 process.env.MIPSEC_NATIVE = '1';
 /** An attacker's address on Site 1's network, next to the visiting SMN. */
@@ -92,6 +97,34 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
     expect(w.smn.counters().drop_visit_refused).toBeGreaterThanOrEqual(1);
     w.network.runFor(REFUSAL_MS);
     expect(echoed(w, 3)).toBe(true);
+  });
+
+  it('hole 5: a failure the End-End peer (SGW0) sends inside its own SA is trusted without quoting a recent send', async () => {
+    const w = await visiting();
+    expect(echoed(w, 1)).toBe(true);
+    const older = buildIpv4({ src: ipToU32(F6.coa1), dst: ipToU32(F6.sgw0), protocol: IPPROTO_SKIP, ttl: 64 }, new Uint8Array(64).fill(9));
+    const failure = buildSecurityFailurePacket(ipToU32(F6.sgw0), ipToU32(F6.coa1), Icmp40Code.needAuthentication, older);
+    // Plain, the same message proves nothing.
+    forge(w, F6.sgw0, Icmp40Code.needAuthentication, older);
+    expect(w.smn.counters()).toMatchObject({ failure_quote_not_sent: 1 });
+    // Inside an End-End layer keyed with SGW0's certificate (as SGW0 would build it), it is authenticated.
+    const nowS = () => Math.floor(w.network.clock.now() / 1000);
+    const certs = new CertCache(w.ca.cert);
+    certs.add(w.identities.get(`smn:${F6.home}`)!.cert, nowS());
+    const sgw0Engine = createEngine(engine);
+    const sgw0 = new NodeKeys(new SkipKeying({ identity: w.identities.get(`sgw:${F6.sgw0}`)!, certs, now: nowS }), sgw0Engine);
+    const sa = sgw0.outbound({
+      peer: { nsid: NSID_IPV4, address: ipToU32(F6.home) }, src: F6.sgw0, dst: F6.coa1, role: 'end', esp: DEFAULT_SUITES.esp, ah: DEFAULT_SUITES.endAh,
+    });
+    if (!sa.ok) throw new Error(sa.message);
+    const sealed = runOne(sgw0Engine, Op.ENCAP, failure, sa.id);
+    sgw0.close();
+    sgw0Engine.close();
+    const nexthopNotes = w.smn.counters().failure_need_nexthop ?? 0;
+    w.addHost('mallory-sgw0', '10.1.0.67').send(sealed.packet, { bypassHooks: true });
+    w.network.runFor(50);
+    expect(w.smn.counters()).toMatchObject({ failure_authenticated: 1, failure_need_nexthop: nexthopNotes + 1 });
+    expect(w.smn.counters().failure_quote_not_sent).toBe(1);
   });
 
   it('hole 5: genuine failures still drive the three-step procedure (§3.2): plain, Next-hop AH, End-End', async () => {
