@@ -114,7 +114,8 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
     const sgw0Engine = createEngine(engine);
     const sgw0 = new NodeKeys(new SkipKeying({ identity: w.identities.get(`sgw:${F6.sgw0}`)!, certs, now: nowS }), sgw0Engine);
     const sa = sgw0.outbound({
-      peer: { nsid: NSID_IPV4, address: ipToU32(F6.home) }, src: F6.sgw0, dst: F6.coa1, role: 'end', esp: DEFAULT_SUITES.esp, ah: DEFAULT_SUITES.endAh,
+      peer: { nsid: NSID_IPV4, address: ipToU32(F6.home) }, src: F6.sgw0, dst: F6.coa1, role: 'end',
+      esp: DEFAULT_SUITES.esp, ah: DEFAULT_SUITES.endAh,
     });
     if (!sa.ok) throw new Error(sa.message);
     const sealed = runOne(sgw0Engine, Op.ENCAP, failure, sa.id);
