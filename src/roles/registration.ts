@@ -330,9 +330,15 @@ export interface TunnelEndpointOptions {
   homeAgent: string;
   /** Also send this node's own packets (source = home address) back through the HA (RFC 3024). */
   reverseTunnel?: boolean;
+  /**
+   * 'wire' (default, plain Mobile IP): the tunnel is taken from the input path. 'authenticated' (an SMN): only what
+   * open() is handed after an authenticated layer, and bare IP-in-IP to the care-of address is dropped, since its
+   * outer source (the HA's address) proves nothing.
+   */
+  accept?: 'wire' | 'authenticated';
 }
 
-export type TunnelEndpointDrop = 'bad_tunnel' | 'ttl_expired' | 'untrusted_tunnel';
+export type TunnelEndpointDrop = 'bad_tunnel' | 'ttl_expired' | 'untrusted_tunnel' | 'unauthenticated_tunnel';
 
 /**
  * The mobile node's end of the HA's IP-in-IP tunnel with a co-located care-of address: it
@@ -345,17 +351,21 @@ export class TunnelEndpoint {
   private readonly homeAddress: number;
   private readonly homeAgent: number;
   private readonly reverseTunnel: boolean;
+  private readonly authenticatedOnly: boolean;
   private careOf?: number;
   private readonly removeHooks: (() => void)[];
-  private readonly drops: Record<TunnelEndpointDrop, number> = { bad_tunnel: 0, ttl_expired: 0, untrusted_tunnel: 0 };
+  private readonly drops: Record<TunnelEndpointDrop, number> = {
+    bad_tunnel: 0, ttl_expired: 0, untrusted_tunnel: 0, unauthenticated_tunnel: 0,
+  };
 
   constructor(options: TunnelEndpointOptions) {
     this.host = options.host;
     this.homeAddress = ipToU32(options.homeAddress);
     this.homeAgent = ipToU32(options.homeAgent);
     this.reverseTunnel = options.reverseTunnel ?? false;
+    this.authenticatedOnly = options.accept === 'authenticated';
     this.removeHooks = [
-      this.host.addHook('input', (packet) => (this.decapsulate(packet) ? 'consumed' : 'pass')),
+      this.host.addHook('input', (packet) => (this.fromWire(packet) ? 'consumed' : 'pass')),
       this.host.addHook('output', (packet) => (this.encapsulate(packet) ? 'consumed' : 'pass')),
     ];
   }
@@ -380,10 +390,28 @@ export class TunnelEndpoint {
     for (const remove of this.removeHooks) remove();
   }
 
-  private decapsulate(packet: Uint8Array): boolean {
+  /**
+   * A datagram an authenticated layer delivered: if it is the HA's tunnel to the care-of address, the inner datagram
+   * goes to the home stack. Returns false when it is not a tunnel to us (the caller delivers it as it is).
+   */
+  open(packet: Uint8Array): boolean {
+    return this.isTunnelToUs(packet) && this.decapsulate(packet);
+  }
+
+  private fromWire(packet: Uint8Array): boolean {
+    if (!this.isTunnelToUs(packet)) return false;
+    if (!this.authenticatedOnly) return this.decapsulate(packet);
+    this.drops.unauthenticated_tunnel++;
+    return true;
+  }
+
+  private isTunnelToUs(packet: Uint8Array): boolean {
     if (this.careOf === undefined) return false;
     const ip = parseIpv4(packet, 0);
-    if (!ip.ok || ip.header.protocol !== IpProto.IPIP || ip.header.dst !== this.careOf) return false;
+    return ip.ok && ip.header.protocol === IpProto.IPIP && ip.header.dst === this.careOf;
+  }
+
+  private decapsulate(packet: Uint8Array): boolean {
     const parsed = parseIpip(packet, 0);
     if (!parsed.ok) {
       this.drops[parsed.reason === 'ttl_expired' ? 'ttl_expired' : 'bad_tunnel']++;

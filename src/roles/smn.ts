@@ -17,7 +17,7 @@ import { IPPROTO_SKIP, NSID_NONE } from '../wire/skip.js';
 import { ICMP_SECURITY_FAILURE } from '../wire/icmp40.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
-import { readFailure } from './common/failure.js';
+import { readFailure, type ReceivedFailure } from './common/failure.js';
 import { isDiscovery, sgwName } from './common/signalling.js';
 import { NodeKeys } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
@@ -25,6 +25,7 @@ import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipel
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
 import { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport, type RegistrationClientOptions, type RegistrationEvent } from './registration.js';
 import { PathTable, type Procedure } from './smn/paths.js';
+import { SentLog } from './smn/sent.js';
 
 /** What the SMN does with a correspondent outside every VPN-routable site (§3.5). */
 export type OutsidePolicy = 'mobile-ip' | 'direct';
@@ -80,6 +81,8 @@ export class MobileNode {
   readonly registration: RegistrationClient;
   private readonly tally = new Tally();
   private readonly recent = new Map<number, { packet: Uint8Array; at: number }[]>();
+  /** What left recently, in every form an SGW on the way may quote back in a failure message. */
+  private readonly sent: SentLog;
   private careOf: number;
   private readonly removers: (() => void)[] = [];
 
@@ -98,6 +101,7 @@ export class MobileNode {
     }
     this.homeAgent = ha.address;
     this.procedure = options.procedure ?? 'direct';
+    this.sent = new SentLog(() => this.clock.now());
     this.paths = this.pathTable(options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]);
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
     this.keys = new NodeKeys(keying, this.engine, options.keyLog);
@@ -108,7 +112,9 @@ export class MobileNode {
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => u32ToIp(this.careOf), tally: this.tally,
     });
-    this.tunnel = new TunnelEndpoint({ host: this.host, homeAddress: this.homeAddress, homeAgent: this.homeAgent });
+    this.tunnel = new TunnelEndpoint({
+      host: this.host, homeAddress: this.homeAddress, homeAgent: this.homeAgent, accept: 'authenticated',
+    });
     this.registration = new RegistrationClient({
       clock: this.clock, transport: new UdpRegistrationTransport(this.host, this.homeAgent), homeAddress: this.homeAddress, homeAgent: this.homeAgent,
       auth: options.mnHaKey, initialRetransmitMs: 500, ...options.registration,
@@ -138,7 +144,7 @@ export class MobileNode {
       return sgw;
     });
     const ha = this.map.homeAgentFor(this.homeAddress)!;
-    return new PathTable(this.map, this.procedure, borders, { sgw: ha.sgw, homeAgent: ipToU32(ha.address) });
+    return new PathTable(this.map, this.procedure, borders, { sgw: ha.sgw, homeAgent: ipToU32(ha.address) }, () => this.clock.now());
   }
 
   /** Where the SMN is (§4.2): at home, visiting an SGW-protected site, or outside. */
@@ -172,6 +178,7 @@ export class MobileNode {
     this.careOf = ipToU32(this.currentAddress());
     this.paths.reset(this.careOf);
     this.recent.clear();
+    this.sent.clear();
     this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
     if (this.careOf === ipToU32(this.homeAddress)) {
       this.tunnel.returnHome();
@@ -186,7 +193,8 @@ export class MobileNode {
   }
 
   counters(): Record<string, number> {
-    return this.tally.snapshot();
+    const tunnel = Object.entries(this.tunnel.counters()).filter(([, n]) => n > 0).map(([reason, n]) => [`drop_tunnel_${reason}`, n]);
+    return { ...this.tally.snapshot(), ...Object.fromEntries(tunnel) };
   }
 
   close(): void {
@@ -228,6 +236,8 @@ export class MobileNode {
     // §3.5: usual IP to an outside correspondent, though still with the visited site's Next-hop layers.
     if (mode === 3 || mode === 4) this.tally.add(this.outsideCh === 'direct' || src === this.careOf ? 'usual_ip_care_of' : 'usual_ip_mobile');
     this.remember(dst, packet);
+    // An SGW that strips our Next-hop layer may quote the plain datagram.
+    this.sent.record(packet);
     this.protect(packet.slice(), dst, (job) => this.pipeline.push(job));
     return 'consumed';
   }
@@ -265,7 +275,7 @@ export class MobileNode {
     const first = wraps.shift();
     if (first === undefined) {
       this.tally.add('sent_plain');
-      this.host.send(packet, { bypassHooks: true });
+      this.emit(packet);
       return;
     }
     sink({ op: Op.WRAP, packet, arg0: first, tag: { kind: 'out', wraps } });
@@ -305,14 +315,19 @@ export class MobileNode {
     for (const o of outcomes) {
       if (o.tag.kind === 'out') {
         if (o.verdict !== Verdict.FORWARD) this.tally.add(`drop_engine_${reasonName[o.reason]}`);
-        else if (o.tag.wraps.length > 0) next.push({ op: Op.WRAP, packet: o.packet, arg0: o.tag.wraps[0], tag: { kind: 'out', wraps: o.tag.wraps.slice(1) } });
-        else this.host.send(o.packet, { bypassHooks: true });
+        else if (o.tag.wraps.length > 0) {
+          // The inner layers reach SGWs further on once the outer ones are stripped: quotable too.
+          this.sent.record(o.packet);
+          next.push({ op: Op.WRAP, packet: o.packet, arg0: o.tag.wraps[0], tag: { kind: 'out', wraps: o.tag.wraps.slice(1) } });
+        } else this.emit(o.packet);
         continue;
       }
       if (o.verdict === Verdict.DELIVER) {
         // Only an End-End layer speaks for what it carries; a bare Next-hop layer ends at SGWs.
-        if (this.keys.meta(o.sa)?.role !== 'end') this.tally.add('drop_not_end_end');
-        else this.host.inject(o.packet);
+        // The HA's tunnel is opened only here, inside an End-End layer; bare IP-in-IP from the wire proves nothing.
+        const meta = this.keys.meta(o.sa);
+        if (meta?.role !== 'end') this.tally.add('drop_not_end_end');
+        else if (!this.tunnel.open(o.packet) && !this.failureFromPeer(o.packet, meta.src)) this.host.inject(o.packet);
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
         const r = this.keys.inbound(o.packet, this.suites.coverage);
         const sender = parseIpv4(o.packet, 0);
@@ -330,9 +345,35 @@ export class MobileNode {
     return next;
   }
 
+  private emit(packet: Uint8Array): void {
+    this.sent.record(packet);
+    this.host.send(packet, { bypassHooks: true });
+  }
+
+  /**
+   * A failure message the End-End peer sent in its own name inside its SA: authenticated, so trusted without quoting a
+   * recent send (it may be about an older packet); the path rules still apply. False when `packet` is anything else.
+   */
+  private failureFromPeer(packet: Uint8Array, peerAddress: string): boolean {
+    const failure = readFailure(packet);
+    if (!failure || failure.from !== ipToU32(peerAddress)) return false;
+    this.tally.add('failure_authenticated');
+    this.applyFailure(failure);
+    return true;
+  }
+
   private onDeliver(packet: Uint8Array): void {
     const failure = readFailure(packet);
     if (!failure) return;
+    // A plain failure message steers only if it quotes a packet this SMN sent lately (its SKIP key, SPI and sequence).
+    if (!this.sent.quotes(failure.quote)) {
+      this.tally.add('failure_quote_not_sent');
+      return;
+    }
+    this.applyFailure(failure);
+  }
+
+  private applyFailure(failure: ReceivedFailure): void {
     const { changed, note } = this.paths.onFailure(failure);
     this.tally.add(note);
     for (const dst of changed) {

@@ -48,9 +48,7 @@ export function offendingSpiPointer(original: Uint8Array): number {
 export function buildSecurityFailure(code: Icmp40CodeValue, original: Uint8Array): Uint8Array {
   if (!Number.isInteger(code) || code < 0 || code > MAX_CODE) throw new RangeError(`ICMP 40 code must be 0..${MAX_CODE}, got ${code}`);
   const pointer = offendingSpiPointer(original);
-  const ip = parseIpv4(original, 0, original.length, { allowFragments: true });
-  if (!ip.ok) throw new RangeError(`ICMP 40 needs a valid IPv4 header (${ip.reason})`);
-  const quoteEnd = Math.min(ip.header.totalLength, (pointer === 0 ? ip.header.headerLength : pointer + 4) + ICMP40_QUOTE_TAIL_BYTES);
+  const quoteEnd = quotedLength(original);
   const out = new Uint8Array(ICMP40_HEADER_BYTES + quoteEnd);
   out[0] = ICMP_SECURITY_FAILURE;
   out[1] = code;
@@ -61,6 +59,17 @@ export function buildSecurityFailure(code: Icmp40CodeValue, original: Uint8Array
   out[2] = checksum >>> 8;
   out[3] = checksum & 0xff;
   return out;
+}
+
+/**
+ * How many bytes of `original` a failure message about it quotes: the IP header, the headers up to and including the
+ * offending SPI and 8 bytes more, clipped to the datagram. Throws RangeError like offendingSpiPointer.
+ */
+export function quotedLength(original: Uint8Array): number {
+  const pointer = offendingSpiPointer(original);
+  const ip = parseIpv4(original, 0, original.length, { allowFragments: true });
+  if (!ip.ok) throw new RangeError(`ICMP 40 needs a valid IPv4 header (${ip.reason})`);
+  return Math.min(ip.header.totalLength, (pointer === 0 ? ip.header.headerLength : pointer + 4) + ICMP40_QUOTE_TAIL_BYTES);
 }
 
 /** A whole IPv4 datagram carrying the type-40 message from `src` to `dst` (usually the offender's source). */

@@ -108,7 +108,7 @@ describe('Mobile IPv4 on a MemoryNetwork', () => {
       ['mn/eth0', 'ch0/eth0', `IPv4(${HOME_ADDRESS}>${CH0_ADDRESS}) / UDP(7000>7000)`],
     ]);
     expect(w.framesSince('internet', backAt)).toEqual([]);
-    expect(w.tunnel.counters()).toEqual({ bad_tunnel: 0, ttl_expired: 0, untrusted_tunnel: 0 });
+    expect(w.tunnel.counters()).toEqual({ bad_tunnel: 0, ttl_expired: 0, untrusted_tunnel: 0, unauthenticated_tunnel: 0 });
   });
 
   it('keeps a steady flow going through loss on the Internet link: registration retransmits, traffic resumes', () => {

@@ -14,7 +14,7 @@ process.env.MIPSEC_NATIVE = '1';
 const u = ipToU32;
 
 function table(map: TopologyMap, procedure: 'direct' | 'three-step', borders = ['sgw0']) {
-  const t = new PathTable(map, procedure, borders.map((b) => map.sgw(b)!), { sgw: map.sgw('sgw0')!, homeAgent: u(F6.ha) });
+  const t = new PathTable(map, procedure, borders.map((b) => map.sgw(b)!), { sgw: map.sgw('sgw0')!, homeAgent: u(F6.ha) }, () => 0);
   t.reset(u(F6.coa1));
   return t;
 }

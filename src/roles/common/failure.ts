@@ -30,6 +30,8 @@ export interface ReceivedFailure {
   /** Destination of the quoted datagram: which of our flows was refused. */
   quotedDst: number;
   quotedSrc: number;
+  /** The quoted datagram's first bytes (a view into the message): to match against what was really sent. */
+  quote: Uint8Array;
 }
 
 /** A failure message inside an IPv4 datagram, or undefined if the datagram is anything else. */
@@ -41,5 +43,5 @@ export function readFailure(datagram: Uint8Array): ReceivedFailure | undefined {
   // The quote is clipped after the offending headers, so only the quoted addresses are read (the parser checked 20 bytes).
   const quote = icmp.message.original;
   if (quote[0] >> 4 !== 4) return undefined;
-  return { from: ip.header.src, code: icmp.message.code, quotedSrc: readIp(quote, 12), quotedDst: readIp(quote, 16) };
+  return { from: ip.header.src, code: icmp.message.code, quotedSrc: readIp(quote, 12), quotedDst: readIp(quote, 16), quote };
 }

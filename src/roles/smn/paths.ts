@@ -17,7 +17,12 @@ export interface PathState {
   end?: Sgw;
   /** A correspondent outside every VPN-routable site (§3.5): never more than the visited site's Next-hop layers. */
   outside: boolean;
+  /** Stage 'refused': when the visited site may be asked again (a refusal that never expired would be a blackhole). */
+  refusedUntil?: number;
 }
+
+/** How long a code 5 from the visited site keeps a destination refused. */
+export const REFUSAL_MS = 30_000;
 
 /** The layers to build, outermost Next-hop first. */
 export interface Layers {
@@ -41,6 +46,7 @@ export class PathTable {
     private readonly knownBorders: readonly Sgw[],
     /** The home SGW and HA: registrations always go End-End to the home SGW (§4.4). */
     private readonly home: { sgw: Sgw; homeAgent: number },
+    private readonly now: () => number,
   ) {
     if (knownBorders.length === 0) throw new Error('an SMN needs at least one known Border-SGW (draft §2.4)');
   }
@@ -68,9 +74,11 @@ export class PathTable {
   }
 
   /** Applies a failure message; returns the destinations whose layers changed (their recent packets are worth re-sending). */
-  onFailure(f: ReceivedFailure): { changed: number[]; note: string } {
+  onFailure(f: Omit<ReceivedFailure, 'quote'>): { changed: number[]; note: string } {
     const sender = this.map.sgwByAddress(f.from);
     if (!sender) return { changed: [], note: 'failure_from_unknown_node' };
+    // Only an SGW the quoted packet crosses (or is addressed to) may change how it is sent: no detour to a stranger.
+    if (!this.onPathTo(sender, f.quotedDst)) return { changed: [], note: 'failure_off_path' };
     const affected = [...this.paths.values()].filter((p) => this.targets(p).has(f.quotedDst));
     if (affected.length === 0) return { changed: [], note: 'failure_for_unknown_flow' };
     const enclosesUs = this.encloses(sender);
@@ -83,8 +91,10 @@ export class PathTable {
         if (p.stage === 'plain') p.stage = 'nexthop-plain';
         else if (known) continue;
       } else if (f.code === Icmp40Code.needAuthorization) {
-        if (enclosesUs) p.stage = 'refused';
-        else if (p.outside) continue;
+        if (enclosesUs) {
+          p.stage = 'refused';
+          p.refusedUntil = this.now() + REFUSAL_MS;
+        } else if (p.outside) continue;
         else if (p.stage === 'end' && p.end === sender) continue;
         else {
           p.stage = 'end';
@@ -101,6 +111,7 @@ export class PathTable {
 
   private state(dst: number): PathState {
     let p = this.paths.get(dst);
+    if (p?.stage === 'refused' && this.now() >= p.refusedUntil!) p = undefined;
     if (!p) {
       const outside = !this.map.isVpnRoutable(dst);
       if (dst === this.home.homeAgent) p = { dst, stage: 'end', end: this.home.sgw, outside };
@@ -136,6 +147,10 @@ export class PathTable {
     if (p.end) out.add(toU32(p.end.outside));
     for (const hop of [...this.hopsFor(p), ...this.firstHops]) out.add(toU32(hop.outside));
     return out;
+  }
+
+  private onPathTo(sgw: Sgw, quotedDst: number): boolean {
+    return this.map.sgwByAddress(quotedDst) === sgw || this.map.path(this.careOf, quotedDst).some((c) => c.sgw === sgw);
   }
 
   private encloses(sgw: Sgw): boolean {
