@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { drift, formatMinute, type MinuteSample, type SoakReport } from '../../src/bench/soak/index.js';
 import { canRunNetns } from '../io/topology.js';
 
-const node = (rssMiB: number, fds: number, sas: number, routes = 1) => ({ rssMiB, heapMiB: 20, fds, sas, routes, drops: {} });
+const node = (rssMiB: number, fds: number, sas: number, routes = 1) => ({ rssMiB, heapMiB: 20, externalMiB: 2, fds, sas, routes, drops: {} });
 const minute = (m: number, gwa: ReturnType<typeof node>): MinuteSample => ({ minute: m, nodes: { gwa }, tcpMbps: 100, udpMbps: 20, registrations: m * 240 });
 
 describe('soak figures', () => {
@@ -20,7 +20,7 @@ describe('soak figures', () => {
     const text = formatMinute({ ...minute(2, node(100, 40, 4)), nodes: { gwa: { ...node(100, 40, 4), drops: { replay: 3 } }, ha: { error: 'exited: boom' } } });
     expect(text.split('\n')).toEqual([
       'minute 2: TCP 100.0 Mbit/s, UDP 20.0 Mbit/s, 480 registrations accepted so far',
-      '  gwa  rss 100 MiB, heap 20 MiB, 40 fds, 4 SAs, 1 routes; drops and punts: replay 3',
+      '  gwa  rss 100 MiB, heap 20 MiB, external 2 MiB, 40 fds, 4 SAs, 1 routes; drops and punts: replay 3',
       '  ha: exited: boom',
     ]);
   });

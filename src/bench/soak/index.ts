@@ -45,6 +45,8 @@ the last (RSS %, fds, SAs, routes) and the daemons that died.
 export interface NodeSample {
   rssMiB: number;
   heapMiB: number;
+  /** Memory outside the V8 heap that JS objects hold (Buffers, ArrayBuffers): with RSS − heap, where a leak lives. */
+  externalMiB: number;
   fds: number | null;
   sas: number;
   routes: number;
@@ -70,7 +72,7 @@ const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 function nodeSample(s: Status): NodeSample {
   const drops = Object.fromEntries(Object.entries(s.counters.engine).filter(([, n]) => n > 0));
   for (const [k, n] of Object.entries(s.counters.role)) if (k.startsWith('drop') && n > 0) drops[k] = n;
-  return { rssMiB: mib(s.process.rssBytes), heapMiB: mib(s.process.heapUsedBytes), fds: s.process.openFds, sas: s.tables?.sas ?? s.sas.length, routes: s.tables?.routes ?? 0, drops };
+  return { rssMiB: mib(s.process.rssBytes), heapMiB: mib(s.process.heapUsedBytes), externalMiB: mib(s.process.externalBytes), fds: s.process.openFds, sas: s.tables?.sas ?? s.sas.length, routes: s.tables?.routes ?? 0, drops };
 }
 
 /** Drift from minute 2 (the first after warm-up) to the last, per daemon. */
@@ -95,7 +97,7 @@ export function formatMinute(m: MinuteSample): string {
       continue;
     }
     const drops = Object.entries(n.drops).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
-    lines.push(`  ${name.padEnd(4)} rss ${n.rssMiB} MiB, heap ${n.heapMiB} MiB, ${n.fds ?? '—'} fds, ${n.sas} SAs, ${n.routes} routes; drops and punts: ${drops}`);
+    lines.push(`  ${name.padEnd(4)} rss ${n.rssMiB} MiB, heap ${n.heapMiB} MiB, external ${n.externalMiB} MiB, ${n.fds ?? '—'} fds, ${n.sas} SAs, ${n.routes} routes; drops and punts: ${drops}`);
   }
   return lines.join('\n');
 }
