@@ -36,7 +36,10 @@ export interface PacketView {
   inner?: IpPair;
   /** The plain datagram is the protocol's own signalling: an ICMP Security Failure (type 40) or certificate discovery (UDP 1640). */
   signalling?: boolean;
+  /** The datagram is IP-in-IP: the IPv4 header it carries (the HA's tunnel: care-of address outside, home address inside). */
+  ipInIp?: IpPair;
 }
+
 
 export interface SgwPlace {
   map: TopologyMap;
@@ -67,7 +70,8 @@ export type Decision =
   | { action: 'decap'; peer: SkipName; then: { kind: 'deliver' } | { kind: 'reencap'; end: EndPeer; nextHop?: Sgw }; reason: string }
   /** Drop and answer with ICMP 40 `code` to `to` (rate-limited by the caller). */
   | { action: Rejection; icmp: { code: number; to: string }; reason: string }
-  | { action: 'drop'; reason: string };
+  /** `counter` names the rule for the role's drop counters (`drop_<counter>`); absent: a plain policy drop. */
+  | { action: 'drop'; reason: string; counter?: string };
 
 const ip = (a: Address) => u32ToIp(toU32(a));
 const nameText = (n: SkipName) => (n.nsid === NSID_NONE ? `SGW ${u32ToIp(n.address)}` : `SMN ${u32ToIp(n.address)}`);
@@ -219,7 +223,12 @@ function decideAuthenticatedPlain(place: SgwPlace, packet: PacketView, from: str
   const { self } = place;
   const dgram = packet.inner;
   if (!dgram) return { action: 'drop', reason: `the Next-hop layer from ${from} protects nothing` };
-  const peer = packet.layers[0].skipSrc;
+  const layer = packet.layers[0];
+  // A Next-hop AH vouches for one hop only: a tunnel under it could carry any address into the site.
+  if (packet.ipInIp) return { action: 'drop', counter: 'nexthop_ipip', reason: `IP-in-IP under only a Next-hop AH from ${from}` };
+  const refused = sourceRefusal(place, layer, dgram);
+  if (refused) return refused;
+  const peer = layer.skipSrc;
   if (isSelf(place, dgram.dst) || isInMyRegion(place, dgram.dst) || isInEnclosingNetwork(place, dgram.dst)) {
     return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `Next-hop AH from ${from} verified: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside` };
   }
@@ -228,34 +237,49 @@ function decideAuthenticatedPlain(place: SgwPlace, packet: PacketView, from: str
   return { action: 'encap', ...how, reason: `Next-hop AH from ${from} verified: ${self.name} becomes the VPN end and protects ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)} (§3.2 step 2)` };
 }
 
-function decideEnd(place: SgwPlace, packet: PacketView, layer: SkipLayer): Decision {
+/**
+ * Whether the peer that keyed `layer` may speak for the datagram's source, for an End-End layer and for a plain datagram under
+ * a Next-hop layer alike: an SGW for hosts behind it but never for an SMN of this SGW (§3.2 step 2), an SMN for its own addresses.
+ */
+function sourceRefusal(place: SgwPlace, layer: SkipLayer, dgram: IpPair): Decision | undefined {
   const { map, self } = place;
+  const peer = layer.skipSrc;
+  const src = toU32(dgram.src);
+  const sgwPeer = peer.nsid === NSID_NONE;
+  // §3.2 step 2: the home SGW sees its own SMN's datagram, but another SGW negotiated the End-End layer (or none was made).
+  if (isOwnSmnHome(place, src) && (sgwPeer || (layer.kind === 'nexthop' && src === peer.address))) {
+    const how = sgwPeer && layer.kind === 'end' ? 'End-End layer was negotiated by' : 'datagram came under only a Next-hop AH from';
+    return reject('end-end-conflict', Icmp40Code.needAuthorization, dgram.src,
+      `${ip(dgram.src)} is an SMN of ${self.name}, but its ${how} ${nameText(peer)}: `
+      + `the SMN must do End-End with ${self.name} itself (§3.2 step 2)`);
+  }
+  if (sgwPeer) {
+    // A peer SGW speaks for hosts behind it; for the rest of this SGW's own network it cannot.
+    const srcSgw = map.protectingSgw(src);
+    const peerSgw = map.sgwByAddress(peer.address)!;
+    if (!isInMyRegion(place, src) || (srcSgw && map.isWithin(srcSgw, peerSgw))) return undefined;
+    return spoofed(`inner source ${ip(src)} is behind ${self.name}; ${nameText(peer)} cannot speak for it`);
+  }
+  // An SMN speaks for its home address and its care-of address: under End-End only toward its own HA (registration, §4.4).
+  const careOf = src === toU32(layer.ip.src);
+  const ha = map.homeAgentFor(peer.address);
+  const registering = careOf && ha !== undefined && toU32(ha.address) === toU32(dgram.dst);
+  if (src === peer.address || (layer.kind === 'nexthop' ? careOf : registering)) return undefined;
+  const which = layer.kind === 'end' ? 'its care-of address talking to its HA' : 'its care-of address';
+  return spoofed(`inner source ${ip(src)} is neither the home address of ${nameText(peer)} nor ${which}`);
+}
+
+function spoofed(reason: string): Decision {
+  return { action: 'drop', counter: 'spoofed_source', reason };
+}
+
+function decideEnd(place: SgwPlace, packet: PacketView, layer: SkipLayer): Decision {
+  const { self } = place;
   const dgram = packet.inner;
   if (!dgram) return { action: 'drop', reason: `End-End layer from ${nameText(layer.skipSrc)} opened but no inner datagram was given` };
+  const refused = sourceRefusal(place, layer, dgram);
+  if (refused) return refused;
   const peer = layer.skipSrc;
-
-  if (peer.nsid === NSID_NONE) {
-    // §3.2 step 2: the home SGW sees its own SMN's datagram, but another SGW negotiated the End-End layer.
-    if (isOwnSmnHome(place, dgram.src)) {
-      return reject('end-end-conflict', Icmp40Code.needAuthorization, dgram.src,
-        `${ip(dgram.src)} is an SMN of ${self.name}, but its End-End layer was negotiated by ${nameText(peer)}: the SMN must do End-End with ${self.name} itself (§3.2 step 2)`);
-    }
-    // A peer SGW speaks for hosts behind it; for the rest of this SGW's own network it cannot.
-    const srcSgw = map.protectingSgw(dgram.src);
-    const peerSgw = map.sgwByAddress(peer.address)!;
-    if (isInMyRegion(place, dgram.src) && !(srcSgw && map.isWithin(srcSgw, peerSgw))) {
-      return { action: 'drop', reason: `inner source ${ip(dgram.src)} is behind ${self.name}; ${nameText(peer)} cannot speak for it` };
-    }
-  } else {
-    // An SMN speaks for its home address, and for its care-of address toward its own HA (registration, §4.4).
-    const ha = map.homeAgentFor(peer.address);
-    const src = toU32(dgram.src);
-    const registering = src === toU32(layer.ip.src) && ha !== undefined && toU32(ha.address) === toU32(dgram.dst);
-    if (src !== peer.address && !registering) {
-      return { action: 'drop', reason: `inner source ${ip(dgram.src)} is neither the home address of ${nameText(peer)} nor its care-of address talking to its HA` };
-    }
-  }
-
   if (isSelf(place, dgram.dst)) return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `datagram for ${self.name} itself from ${nameText(peer)}` };
   if (isMine(place, dgram.dst) || isInEnclosingNetwork(place, dgram.dst)) {
     return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `End-End layer from ${nameText(peer)}: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside` };

@@ -24,7 +24,7 @@ import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
 import { UdpSourceNat } from './sgw/nat.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
-import { addressesOf, outerLayer, viewOf } from './sgw/view.js';
+import { addressesOf, outerLayer, tunnelledOf, viewOf } from './sgw/view.js';
 
 export interface SecurityGatewayOptions {
   host: Host;
@@ -200,7 +200,7 @@ export class SecurityGateway {
         else this.protect(datagram, d.then.end, d.then.nextHop, sink);
         return;
       case 'drop':
-        this.tally.add(`drop_policy`);
+        this.tally.add(d.counter ? `drop_${d.counter}` : 'drop_policy');
         return;
       default:
         this.fail(d.icmp.code, d.icmp.to, datagram, arrivedOn);
@@ -245,7 +245,9 @@ export class SecurityGateway {
       return;
     }
     const layer: SkipLayer = { kind: meta.role, ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
-    const d = decide(this.place, { arrivedOn, layers: [layer], inner });
+    // Under a Next-hop SA alone the engine delivers what was addressed to us, or what it took out of IP-in-IP addressed to us.
+    const ipInIp = meta.role === 'nexthop' && !this.isOwnAddress(inner.dst) ? inner : undefined;
+    const d = decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp });
     if (d.action === 'decap' && meta.role === 'end' && meta.peer.nsid === NSID_IPV4 && ipToU32(meta.src) !== meta.peer.address) {
       this.careOfs.set(ipToU32(meta.src), meta.peer.address);
     }
@@ -261,7 +263,9 @@ export class SecurityGateway {
     }
     const hop: SkipLayer = { kind: 'nexthop', ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
     const next = outerLayer(o.packet);
-    const view: PacketView = next ? { arrivedOn, layers: [hop, next] } : { arrivedOn, layers: [hop], inner: addressesOf(o.packet) };
+    const view: PacketView = next
+      ? { arrivedOn, layers: [hop, next] }
+      : { arrivedOn, layers: [hop], inner: addressesOf(o.packet), ipInIp: tunnelledOf(o.packet) };
     const d = decide(this.place, view);
     if (d.action !== 'relay') {
       this.act(d, o.packet, sink, arrivedOn);

@@ -1,8 +1,10 @@
 // What the policy (src/policy/sgw.ts) needs to know about a packet, read from its headers: the
-// outermost SKIP layer (who keyed it, next-hop or end) or the plain datagram's addresses.
+// outermost SKIP layer (who keyed it, next-hop or end) or the plain datagram's addresses, what an
+// IP-in-IP datagram carries, and whether it is the protocol's own signalling.
 import type { SkipName } from '../../keys/names.js';
 import type { PacketView, SkipLayer } from '../../policy/sgw.js';
-import { parseIpv4 } from '../../wire/ipv4.js';
+import { readIp } from '../../wire/addr.js';
+import { IpProto, IPV4_HEADER_BYTES, parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import { isDiscovery, isSecurityFailure } from '../common/signalling.js';
 
@@ -24,7 +26,8 @@ export function viewOf(datagram: Uint8Array, arrivedOn: 'inside' | 'outside'): P
   const ip = parseIpv4(datagram, 0);
   if (!ip.ok) return undefined;
   if (ip.header.protocol !== IPPROTO_SKIP) {
-    return { arrivedOn, layers: [], inner: { src: ip.header.src, dst: ip.header.dst }, signalling: isSecurityFailure(datagram) || isDiscovery(datagram) };
+    const inner = { src: ip.header.src, dst: ip.header.dst };
+    return { arrivedOn, layers: [], inner, ipInIp: tunnelledOf(datagram), signalling: isSecurityFailure(datagram) || isDiscovery(datagram) };
   }
   const layer = outerLayer(datagram);
   return layer ? { arrivedOn, layers: [layer] } : undefined;
@@ -34,4 +37,16 @@ export function viewOf(datagram: Uint8Array, arrivedOn: 'inside' | 'outside'): P
 export function addressesOf(datagram: Uint8Array): { src: number; dst: number } | undefined {
   const ip = parseIpv4(datagram, 0);
   return ip.ok ? { src: ip.header.src, dst: ip.header.dst } : undefined;
+}
+
+/**
+ * The addresses inside an IP-in-IP datagram, read from the inner header as it stands (a fragment or a bad checksum still names
+ * them); an inner header too short to name them counts as 0.0.0.0, so a tunnel is never taken for a plain datagram.
+ */
+export function tunnelledOf(datagram: Uint8Array): { src: number; dst: number } | undefined {
+  const ip = parseIpv4(datagram, 0);
+  if (!ip.ok || ip.header.protocol !== IpProto.IPIP) return undefined;
+  const at = ip.header.headerLength;
+  if (ip.header.totalLength - at < IPV4_HEADER_BYTES) return { src: 0, dst: 0 };
+  return { src: readIp(datagram, at + 12), dst: readIp(datagram, at + 16) };
 }
