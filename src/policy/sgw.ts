@@ -40,12 +40,17 @@ export interface PacketView {
   ipInIp?: IpPair;
 }
 
+/** Care-of address → home address, as the SGW role keeps it (only live entries answer). */
+export interface CareOfLookup {
+  get(careOf: number): number | undefined;
+  has(careOf: number): boolean;
+}
 
 export interface SgwPlace {
   map: TopologyMap;
   self: Sgw;
-  /** Care-of address → home address of this SGW's own SMNs, learned from their End-End layers. */
-  careOfs?: ReadonlyMap<number, number>;
+  /** Care-of address → home address of this SGW's own SMNs, learned from their HA's accepted registrations. */
+  careOfs?: CareOfLookup;
   /** Plain datagrams from outside to a protected host: drop (default) or pass as usual IP (§3.5). */
   plainInbound?: 'drop' | 'pass';
   /** Site policy on visiting SMNs (by home address): false refuses their Next-hop layer with code 5. Default: all allowed. */
@@ -161,10 +166,42 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
   if (isInMyRegion(place, dgram.dst) && !place.careOfs?.has(toU32(dgram.dst))) {
     return { action: 'pass', reason: `${ip(dgram.dst)} is behind ${self.name} too: internal traffic` };
   }
+  const unprotectable = unprotectableHomeTraffic(place, packet, dgram);
+  if (unprotectable) return unprotectable;
   if (isInEnclosingNetwork(place, dgram.dst)) return { action: 'pass', reason: `${ip(dgram.dst)} is in the network ${self.name} sits in` };
   const how = protectToward(place, dgram.dst);
   if ('plain' in how) return { action: 'pass', reason: how.plain };
   return { action: 'encap', ...how, reason: `protect ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)}${how.nextHop ? ` through ${how.nextHop.name}` : ''}` };
+}
+
+/**
+ * Traffic for an SMN of this SGW leaving its network (the HA's tunnel to a care-of address, or a datagram for the home address
+ * itself) goes only End-End to that SMN at a care-of address its HA accepted; without one (after a restart, a lost binding) it is
+ * dropped, never sent plain: the SMN's next registration teaches the care-of address again.
+ */
+function unprotectableHomeTraffic(place: SgwPlace, packet: PacketView, dgram: IpPair): Decision | undefined {
+  const home = [dgram.dst, packet.ipInIp?.dst].find((a) => a !== undefined && isOwnSmnHome(place, a));
+  if (home === undefined || place.careOfs?.get(toU32(dgram.dst)) === toU32(home)) return undefined;
+  return {
+    action: 'drop', counter: 'home_unprotected',
+    reason: `${ip(dgram.dst)}${packet.ipInIp ? ` (tunnelling to ${ip(home)})` : ''} is no care-of address ${place.self.name} knows `
+      + `for its SMN ${ip(home)}: never sent plain`,
+  };
+}
+
+/**
+ * Why `careOf` may not become a care-of address of an SMN of this SGW: an entry redirects every datagram for that address into
+ * the SMN's End-End layer, so it must never shadow this SGW's own network, an SGW, an HA, a home address or a host the map names.
+ */
+export function careOfShadow(place: SgwPlace, careOf: Address): string | undefined {
+  const { map, self } = place;
+  const a = toU32(careOf);
+  if (isInMyRegion(place, a)) return `${ip(a)} is behind ${self.name} itself`;
+  if (map.sgwByAddress(a)) return `${ip(a)} is an address of ${map.sgwByAddress(a)!.name}`;
+  if (map.homeAgents.some((ha) => toU32(ha.address) === a)) return `${ip(a)} is a home agent`;
+  if (map.homeAgentFor(a)) return `${ip(a)} is a home address`;
+  const host = map.hosts.find((h) => toU32(h.address) === a);
+  return host ? `${ip(a)} is the map's host ${host.name}` : undefined;
 }
 
 function decideLayers(place: SgwPlace, packet: PacketView, layers: SkipLayer[]): Decision {

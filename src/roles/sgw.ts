@@ -22,6 +22,7 @@ import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
 import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
+import { CareOfTable } from './sgw/careofs.js';
 import { UdpSourceNat } from './sgw/nat.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
 import { addressesOf, outerLayer, tunnelledOf, viewOf } from './sgw/view.js';
@@ -77,7 +78,7 @@ export class SecurityGateway {
   private readonly insideInterface: string;
   private readonly keys: NodeKeys;
   private readonly place: SgwPlace;
-  private readonly careOfs = new Map<number, number>();
+  private readonly careOfs: CareOfTable;
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
   private limiter: RateLimiter;
@@ -102,7 +103,9 @@ export class SecurityGateway {
     this.insideInterface = options.insideInterface ?? 'inside';
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
     this.keys = new NodeKeys(keying, this.engine, options.keyLog);
-    this.place = { map: options.map, self, careOfs: this.careOfs, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
+    this.place = { map: options.map, self, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
+    this.careOfs = new CareOfTable(this.place, this.clock, this.tally);
+    this.place.careOfs = this.careOfs;
     this.limiter = new RateLimiter(this.clock, options.failureRate);
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
@@ -131,9 +134,9 @@ export class SecurityGateway {
     if (changes.failureRate) this.limiter = new RateLimiter(this.clock, changes.failureRate);
   }
 
-  /** Care-of address → home address of this SGW's SMNs, as learned from their End-End layers. */
+  /** Care-of address → home address of this SGW's SMNs, as their HA accepted them (live bindings only). */
   knownCareOfs(): Map<string, string> {
-    return new Map([...this.careOfs].map(([coa, home]) => [u32ToIp(coa), u32ToIp(home)]));
+    return new Map(this.careOfs.entries().map(([coa, home]) => [u32ToIp(coa), u32ToIp(home)]));
   }
 
   close(): void {
@@ -158,6 +161,7 @@ export class SecurityGateway {
       this.tally.add('drop_unreadable_skip');
       return 'consumed';
     }
+    if (arrivedOn === 'inside' && view.layers.length === 0) this.careOfs.observe(packet);
     if (this.nat && this.translated(packet, view, arrivedOn)) return 'consumed';
     const decision = decide(this.place, view);
     if (decision.action === 'pass' || decision.action === 'local') {
@@ -247,11 +251,7 @@ export class SecurityGateway {
     const layer: SkipLayer = { kind: meta.role, ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
     // Under a Next-hop SA alone the engine delivers what was addressed to us, or what it took out of IP-in-IP addressed to us.
     const ipInIp = meta.role === 'nexthop' && !this.isOwnAddress(inner.dst) ? inner : undefined;
-    const d = decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp });
-    if (d.action === 'decap' && meta.role === 'end' && meta.peer.nsid === NSID_IPV4 && ipToU32(meta.src) !== meta.peer.address) {
-      this.careOfs.set(ipToU32(meta.src), meta.peer.address);
-    }
-    this.act(d, o.packet, sink, arrivedOn);
+    this.act(decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp }), o.packet, sink, arrivedOn);
   }
 
   /** A verified Next-hop layer around a datagram the engine has no route for (a plain one: §3.2 step 2). */

@@ -8,16 +8,23 @@ import { SkipKeying, type OutboundRequest } from '../../src/keys/keying.js';
 import { figure6World } from '../../src/lab/figure6.js';
 import { F6 } from '../../src/lab/scenarios/figure6.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
-import { probe } from '../../src/lab/traffic.js';
+import { clearCaptures } from '../../src/lab/stacks.js';
+import { collectEchoes, probe } from '../../src/lab/traffic.js';
 import { OUTSIDE_CARE_OF, type World } from '../../src/lab/world.js';
 import type { Host } from '../../src/net/types.js';
 import { NodeKeys } from '../../src/roles/common/keys.js';
+import { SecurityGateway } from '../../src/roles/sgw.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
-import { NSID_NONE } from '../../src/wire/skip.js';
-import { parseUdpDatagram } from '../../src/wire/udp.js';
+import { encodeRequest, MIP_PORT, ntpFromUnixMs, RequestFlag } from '../../src/wire/mobileip.js';
+import { IPPROTO_SKIP, NSID_NONE } from '../../src/wire/skip.js';
+import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
 
 process.env.MIPSEC_NATIVE = '1';
+/** The registration lifetime the lab's SMN asks for and its HA grants, seconds. */
+const LIFETIME_S = 600;
+/** The lab's MN-HA key (world.ts default), which the attacker, as the SMN, holds. */
+const MN_HA = { spi: 0x1000, key: new Uint8Array(16).fill(0x5a) };
 const SUITE = { esp: 'aes128gcm', ah: 'gmac-aes128', coverage: 'headers' } as const;
 
 /** Source ports of the UDP datagrams `host` is handed (its stack, not the link). */
@@ -64,8 +71,35 @@ function attacker(w: World, impl: EngineImpl) {
   };
 }
 
+function udp(src: string, dst: string, srcPort: number, dstPort: number, payload: Uint8Array): Uint8Array {
+  return buildUdpDatagram({ src: ipToU32(src), dst: ipToU32(dst), srcPort, dstPort }, payload);
+}
+
 function ipip(src: string, dst: string, inner: Uint8Array): Uint8Array {
   return buildIpv4({ protocol: IpProto.IPIP, src: ipToU32(src), dst: ipToU32(dst) }, inner);
+}
+
+/** SGW0 restarted: a new role and engine on the same host, with the same identity and certificates, and no state. */
+function restartSgw0(w: World, impl: EngineImpl): SecurityGateway {
+  const identity = w.identities.get(`sgw:${F6.sgw0}`)!;
+  const kept = { ...identity, secretKey: identity.secretKey.slice() }; // close() wipes the key it was given
+  w.sgws.get('sgw0')!.close();
+  const nowS = Math.floor(w.network.clock.now() / 1000);
+  const certs = new CertCache(w.ca.cert);
+  for (const [name, id] of w.identities) if (name !== `sgw:${F6.sgw0}`) certs.add(id.cert, nowS);
+  const engine = createEngine(impl);
+  w.engines.push(engine);
+  const sgw = new SecurityGateway({
+    host: w.network.host('sgw0'), clock: w.network.clock, map: w.map, name: 'sgw0', identity: kept, certs, engine, keyLog: w.keyLog,
+  });
+  w.sgws.set('sgw0', sgw);
+  return sgw;
+}
+
+/** What crossed the Internet link from SGW0 other than SKIP (i.e. in clear). */
+function clearFromSgw0(w: World): number[] {
+  const captures = w.network.link('internet').captures();
+  return captures.filter((f) => f.from.startsWith('sgw0') && f.packet[9] !== IPPROTO_SKIP).map((f) => f.packet[9]);
 }
 
 describe.each(['native', 'ts'] as const)('SGW policy holes (issue 10) on the %s engine', (impl) => {
@@ -112,4 +146,64 @@ describe.each(['native', 'ts'] as const)('SGW policy holes (issue 10) on the %s 
     expect(w.sgws.get('sgw0')!.counters()['end-end-conflict']).toBe(1);
   });
 
+  it('hole 4: one End-End packet with a spoofed outer source does not make the SGW encrypt a host\'s traffic to the SMN', async () => {
+    const w = await settled('outside');
+    bad = attacker(w, impl);
+    // The SMN claims CH1's address as its outer source; the HA's binding says it is at its real care-of address.
+    w.smnHost.send(bad.endEnd(F6.ch1, F6.sgw0, probe(F6.home, F6.ch0, 1, 32, 41005)), { bypassHooks: true });
+    w.network.runFor(200);
+    // CH0's traffic to CH1 still goes through the VPN to SGW1 (not to the SMN's key) and CH1 answers.
+    const echoes = collectEchoes(w.network.host('ch0'));
+    w.network.host('ch0').send(probe(F6.ch0, F6.ch1, 2));
+    w.network.runFor(SETTLE_MS);
+    expect(echoes.seqs).toEqual([2]);
+    const sgw0 = w.sgws.get('sgw0')!;
+    expect(sgw0.knownCareOfs()).toEqual(new Map([[OUTSIDE_CARE_OF, F6.home]]));
+    // The SMN stops renewing: its care-of address is forgotten with the binding's lifetime.
+    w.smn.registration.stop();
+    w.network.runFor(LIFETIME_S * 1000);
+    expect(sgw0.knownCareOfs()).toEqual(new Map());
+  });
+
+  it('hole 4: a care-of address the HA accepts never shadows a host the map names', async () => {
+    const w = await settled('outside');
+    bad = attacker(w, impl);
+    // The SMN registers CH1's address as its care-of address: a valid MN-HA authenticator, the outer source spoofed to match.
+    const addresses = { homeAddress: ipToU32(F6.home), homeAgent: ipToU32(F6.ha), careOf: ipToU32(F6.ch1) };
+    const identification = ntpFromUnixMs(w.network.clock.now());
+    const request = encodeRequest({ flags: RequestFlag.D, lifetime: LIFETIME_S, ...addresses, identification }, MN_HA);
+    const registration = udp(F6.ch1, F6.ha, MIP_PORT, MIP_PORT, request);
+    w.smnHost.send(bad.endEnd(F6.ch1, F6.sgw0, registration), { bypassHooks: true });
+    w.network.runFor(200);
+    expect(w.ha.bindings().map((b) => b.careOf)).toEqual([F6.ch1]);
+    const sgw0 = w.sgws.get('sgw0')!;
+    expect(sgw0.knownCareOfs()).toEqual(new Map());
+    expect(sgw0.counters().careof_refused_shadow).toBe(1);
+    // The HA's tunnel to CH1 is not sent to CH1 encrypted for the SMN, nor in clear.
+    clearCaptures(w.network);
+    w.network.host('ch0').send(probe(F6.ch0, F6.home, 3));
+    w.network.runFor(SETTLE_MS);
+    expect(w.network.link('sgw1-net').captures().filter((f) => f.from.startsWith('sgw1'))).toEqual([]);
+    expect(sgw0.counters().drop_home_unprotected).toBe(1);
+  });
+
+  it('hole 8: after SGW0 restarts, the HA\'s tunnel to an away SMN is dropped, never sent in clear, until it registers again', async () => {
+    const w = await settled('outside');
+    const sgw0 = restartSgw0(w, impl);
+    clearCaptures(w.network);
+    const echoes = collectEchoes(w.network.host('ch0'));
+    w.network.host('ch0').send(probe(F6.ch0, F6.home, 1));
+    w.network.runFor(SETTLE_MS);
+    expect(echoes.seqs).toEqual([]);
+    expect(clearFromSgw0(w)).toEqual([]);
+    expect(sgw0.counters().drop_home_unprotected).toBeGreaterThanOrEqual(1);
+
+    // The SMN's next registration (at 80 % of its lifetime) teaches SGW0 its care-of address again.
+    w.network.runFor(LIFETIME_S * 900);
+    expect(sgw0.knownCareOfs()).toEqual(new Map([[OUTSIDE_CARE_OF, F6.home]]));
+    w.network.host('ch0').send(probe(F6.ch0, F6.home, 2));
+    w.network.runFor(SETTLE_MS);
+    expect(echoes.seqs).toEqual([2]);
+    expect(clearFromSgw0(w)).toEqual([]);
+  });
 });
