@@ -34,7 +34,10 @@ export interface PacketView {
   layers: SkipLayer[];
   /** The protected datagram's IPv4 header: known for plain packets and once the end layer is opened. */
   inner?: IpPair;
-  /** The plain datagram is the protocol's own signalling: an ICMP Security Failure (type 40) or certificate discovery (UDP 1640). */
+  /**
+   * The plain datagram is the protocol's own signalling: an ICMP Security Failure (type 40), a certificate discovery
+   * request to UDP 1640, or a discovery answer to a request the role saw leaving (UDP 1640 alone is not enough).
+   */
   signalling?: boolean;
   /** The datagram is IP-in-IP: the IPv4 header it carries (the HA's tunnel: care-of address outside, home address inside). */
   ipInIp?: IpPair;

@@ -16,13 +16,14 @@ import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../wire/skip.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
 import { sendFailure } from './common/failure.js';
-import { sgwName } from './common/signalling.js';
+import { discoveryOf, sgwName, type Discovery } from './common/signalling.js';
 import { NodeKeys, type SaLookup } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
 import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
 import { CareOfTable } from './sgw/careofs.js';
+import { DiscoveryCrossings } from './sgw/crossings.js';
 import { UdpSourceNat } from './sgw/nat.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
 import { addressesOf, outerLayer, tunnelledOf, viewOf } from './sgw/view.js';
@@ -79,6 +80,7 @@ export class SecurityGateway {
   private readonly keys: NodeKeys;
   private readonly place: SgwPlace;
   private readonly careOfs: CareOfTable;
+  private readonly crossings: DiscoveryCrossings;
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
   private limiter: RateLimiter;
@@ -106,6 +108,7 @@ export class SecurityGateway {
     this.place = { map: options.map, self, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
     this.careOfs = new CareOfTable(this.place, this.clock, this.tally);
     this.place.careOfs = this.careOfs;
+    this.crossings = new DiscoveryCrossings(this.clock);
     this.limiter = new RateLimiter(this.clock, options.failureRate);
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
@@ -156,7 +159,7 @@ export class SecurityGateway {
       this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: { kind: 'inbound', arrivedOn } });
       return 'consumed';
     }
-    const view = viewOf(packet, arrivedOn);
+    const view = viewOf(packet, arrivedOn, (answer) => arrivedOn === 'outside' && this.awaited(answer));
     if (!view) {
       this.tally.add('drop_unreadable_skip');
       return 'consumed';
@@ -166,10 +169,25 @@ export class SecurityGateway {
     const decision = decide(this.place, view);
     if (decision.action === 'pass' || decision.action === 'local') {
       this.tally.add(decision.action);
+      if (decision.action === 'pass' && arrivedOn === 'inside' && view.signalling) this.noteRequestOut(packet);
       return 'pass';
     }
     this.act(decision, packet.slice(), (job) => this.pipeline.push(job), arrivedOn);
     return 'consumed';
+  }
+
+  /** A discovery answer from outside for an inside host: only one to a request that host sent out through us passes. */
+  private awaited(answer: Discovery): boolean {
+    if (this.isOwnAddress(answer.dst)) return false;
+    if (this.crossings.answers(answer)) return true;
+    this.tally.add('discovery_answer_unawaited');
+    return false;
+  }
+
+  /** A discovery request an inside host sends out: its answer may come back in. */
+  private noteRequestOut(datagram: Uint8Array): void {
+    const discovery = discoveryOf(datagram);
+    if (discovery?.message.type === 'request') this.crossings.sent(discovery);
   }
 
   /** §3.5 address translation: inside host → outside host as usual IP, and the answers back. */

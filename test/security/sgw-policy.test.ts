@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Batch, createEngine, Op, Verdict, type EngineImpl } from '../../src/engine/index.js';
 import { CertCache } from '../../src/keys/cache.js';
+import { encodeDiscovery, DISCOVERY_PORT } from '../../src/keys/discovery.js';
 import { SkipKeying, type OutboundRequest } from '../../src/keys/keying.js';
 import { figure6World } from '../../src/lab/figure6.js';
 import { F6 } from '../../src/lab/scenarios/figure6.js';
@@ -17,7 +18,7 @@ import { SecurityGateway } from '../../src/roles/sgw.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { encodeRequest, MIP_PORT, ntpFromUnixMs, RequestFlag } from '../../src/wire/mobileip.js';
-import { IPPROTO_SKIP, NSID_NONE } from '../../src/wire/skip.js';
+import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../src/wire/skip.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
 
 process.env.MIPSEC_NATIVE = '1';
@@ -118,6 +119,30 @@ describe.each(['native', 'ts'] as const)('SGW policy holes (issue 10) on the %s 
     world.network.runFor(SETTLE_MS);
     return world;
   }
+
+  it('hole 2: UDP source port 1640 from the Internet reaches no inside host or port; only an answer to a request sent out', async () => {
+    const w = await settled('home');
+    const chx = w.network.host('chx');
+    const ch0 = w.network.host('ch0');
+    const atCh0 = arrivals(ch0);
+    const answer = (id: number) => encodeDiscovery({ type: 'notFound', id, name: { nsid: NSID_IPV4, address: ipToU32(F6.home) } });
+
+    // From port 1640 to CH0's echo port, and a well-formed discovery answer nobody asked for: both dropped.
+    chx.send(udp(F6.chx, F6.ch0, DISCOVERY_PORT, 7, new Uint8Array(32)));
+    chx.send(udp(F6.chx, F6.ch0, DISCOVERY_PORT, DISCOVERY_PORT, answer(7)));
+    w.network.runFor(100);
+    expect(atCh0).toEqual([]);
+    expect(w.sgws.get('sgw0')!.counters()).toMatchObject({ drop_policy: 2, discovery_answer_unawaited: 1 });
+
+    // CH0 asks CHX: the answer to that request comes in, once; a replay of it does not.
+    const request = encodeDiscovery({ type: 'request', id: 9, name: { nsid: NSID_IPV4, address: ipToU32(F6.home) } });
+    ch0.send(udp(F6.ch0, F6.chx, DISCOVERY_PORT, DISCOVERY_PORT, request));
+    w.network.runFor(100);
+    for (let i = 0; i < 2; i++) chx.send(udp(F6.chx, F6.ch0, DISCOVERY_PORT, DISCOVERY_PORT, answer(9)));
+    w.network.runFor(100);
+    expect(atCh0).toEqual([DISCOVERY_PORT]);
+    expect(w.sgws.get('sgw0')!.counters().discovery_answer_unawaited).toBe(2);
+  });
 
   it('hole 3: a datagram under only a visiting SMN\'s Next-hop AH is delivered only from its own addresses, never IP-in-IP', async () => {
     const w = await settled('sgw1');

@@ -6,7 +6,10 @@ import type { PacketView, SkipLayer } from '../../policy/sgw.js';
 import { readIp } from '../../wire/addr.js';
 import { IpProto, IPV4_HEADER_BYTES, parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
-import { isDiscovery, isSecurityFailure } from '../common/signalling.js';
+import { discoveryOf, isSecurityFailure, type Discovery } from '../common/signalling.js';
+
+/** Whether a discovery answer (not a request) is awaited: only then does a datagram from port 1640 count as signalling. */
+export type AwaitedAnswer = (answer: Discovery) => boolean;
 
 /** The layer a datagram starts with, unchecked; undefined for a plain datagram or unreadable SKIP. */
 export function outerLayer(datagram: Uint8Array, auth?: SkipLayer['auth']): SkipLayer | undefined {
@@ -22,15 +25,21 @@ export function outerLayer(datagram: Uint8Array, auth?: SkipLayer['auth']): Skip
 }
 
 /** A packet as the policy sees it before any layer is opened. */
-export function viewOf(datagram: Uint8Array, arrivedOn: 'inside' | 'outside'): PacketView | undefined {
+export function viewOf(datagram: Uint8Array, arrivedOn: 'inside' | 'outside', awaited: AwaitedAnswer): PacketView | undefined {
   const ip = parseIpv4(datagram, 0);
   if (!ip.ok) return undefined;
   if (ip.header.protocol !== IPPROTO_SKIP) {
     const inner = { src: ip.header.src, dst: ip.header.dst };
-    return { arrivedOn, layers: [], inner, ipInIp: tunnelledOf(datagram), signalling: isSecurityFailure(datagram) || isDiscovery(datagram) };
+    return { arrivedOn, layers: [], inner, ipInIp: tunnelledOf(datagram), signalling: isSignalling(datagram, awaited) };
   }
   const layer = outerLayer(datagram);
   return layer ? { arrivedOn, layers: [layer] } : undefined;
+}
+
+function isSignalling(datagram: Uint8Array, awaited: AwaitedAnswer): boolean {
+  if (isSecurityFailure(datagram)) return true;
+  const discovery = discoveryOf(datagram);
+  return discovery !== undefined && (discovery.message.type === 'request' || awaited(discovery));
 }
 
 /** The addresses of a plain datagram. */
