@@ -200,7 +200,8 @@ export function careOfShadow(place: SgwPlace, careOf: Address): string | undefin
   const { map, self } = place;
   const a = toU32(careOf);
   if (isInMyRegion(place, a)) return `${ip(a)} is behind ${self.name} itself`;
-  if (map.sgwByAddress(a)) return `${ip(a)} is an address of ${map.sgwByAddress(a)!.name}`;
+  const sgw = map.sgwByAddress(a);
+  if (sgw) return `${ip(a)} is an address of ${sgw.name}`;
   if (map.homeAgents.some((ha) => toU32(ha.address) === a)) return `${ip(a)} is a home agent`;
   if (map.homeAgentFor(a)) return `${ip(a)} is a home address`;
   const host = map.hosts.find((h) => toU32(h.address) === a);
