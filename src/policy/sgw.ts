@@ -34,15 +34,26 @@ export interface PacketView {
   layers: SkipLayer[];
   /** The protected datagram's IPv4 header: known for plain packets and once the end layer is opened. */
   inner?: IpPair;
-  /** The plain datagram is the protocol's own signalling: an ICMP Security Failure (type 40) or certificate discovery (UDP 1640). */
+  /**
+   * The plain datagram is the protocol's own signalling: an ICMP Security Failure (type 40), a certificate discovery
+   * request to UDP 1640, or a discovery answer to a request the role saw leaving (UDP 1640 alone is not enough).
+   */
   signalling?: boolean;
+  /** The datagram is IP-in-IP: the IPv4 header it carries (the HA's tunnel: care-of address outside, home address inside). */
+  ipInIp?: IpPair;
+}
+
+/** Care-of address → home address, as the SGW role keeps it (only live entries answer). */
+export interface CareOfLookup {
+  get(careOf: number): number | undefined;
+  has(careOf: number): boolean;
 }
 
 export interface SgwPlace {
   map: TopologyMap;
   self: Sgw;
-  /** Care-of address → home address of this SGW's own SMNs, learned from their End-End layers. */
-  careOfs?: ReadonlyMap<number, number>;
+  /** Care-of address → home address of this SGW's own SMNs, learned from their HA's accepted registrations. */
+  careOfs?: CareOfLookup;
   /** Plain datagrams from outside to a protected host: drop (default) or pass as usual IP (§3.5). */
   plainInbound?: 'drop' | 'pass';
   /** Site policy on visiting SMNs (by home address): false refuses their Next-hop layer with code 5. Default: all allowed. */
@@ -67,7 +78,8 @@ export type Decision =
   | { action: 'decap'; peer: SkipName; then: { kind: 'deliver' } | { kind: 'reencap'; end: EndPeer; nextHop?: Sgw }; reason: string }
   /** Drop and answer with ICMP 40 `code` to `to` (rate-limited by the caller). */
   | { action: Rejection; icmp: { code: number; to: string }; reason: string }
-  | { action: 'drop'; reason: string };
+  /** `counter` names the rule for the role's drop counters (`drop_<counter>`); absent: a plain policy drop. */
+  | { action: 'drop'; reason: string; counter?: string };
 
 const ip = (a: Address) => u32ToIp(toU32(a));
 const nameText = (n: SkipName) => (n.nsid === NSID_NONE ? `SGW ${u32ToIp(n.address)}` : `SMN ${u32ToIp(n.address)}`);
@@ -157,10 +169,43 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
   if (isInMyRegion(place, dgram.dst) && !place.careOfs?.has(toU32(dgram.dst))) {
     return { action: 'pass', reason: `${ip(dgram.dst)} is behind ${self.name} too: internal traffic` };
   }
+  const unprotectable = unprotectableHomeTraffic(place, packet, dgram);
+  if (unprotectable) return unprotectable;
   if (isInEnclosingNetwork(place, dgram.dst)) return { action: 'pass', reason: `${ip(dgram.dst)} is in the network ${self.name} sits in` };
   const how = protectToward(place, dgram.dst);
   if ('plain' in how) return { action: 'pass', reason: how.plain };
   return { action: 'encap', ...how, reason: `protect ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)}${how.nextHop ? ` through ${how.nextHop.name}` : ''}` };
+}
+
+/**
+ * Traffic for an SMN of this SGW leaving its network (the HA's tunnel to a care-of address, or a datagram for the home address
+ * itself) goes only End-End to that SMN at a care-of address its HA accepted; without one (after a restart, a lost binding) it is
+ * dropped, never sent plain: the SMN's next registration teaches the care-of address again.
+ */
+function unprotectableHomeTraffic(place: SgwPlace, packet: PacketView, dgram: IpPair): Decision | undefined {
+  const home = [dgram.dst, packet.ipInIp?.dst].find((a) => a !== undefined && isOwnSmnHome(place, a));
+  if (home === undefined || place.careOfs?.get(toU32(dgram.dst)) === toU32(home)) return undefined;
+  return {
+    action: 'drop', counter: 'home_unprotected',
+    reason: `${ip(dgram.dst)}${packet.ipInIp ? ` (tunnelling to ${ip(home)})` : ''} is no care-of address ${place.self.name} knows `
+      + `for its SMN ${ip(home)}: never sent plain`,
+  };
+}
+
+/**
+ * Why `careOf` may not become a care-of address of an SMN of this SGW: an entry redirects every datagram for that address into
+ * the SMN's End-End layer, so it must never shadow this SGW's own network, an SGW, an HA, a home address or a host the map names.
+ */
+export function careOfShadow(place: SgwPlace, careOf: Address): string | undefined {
+  const { map, self } = place;
+  const a = toU32(careOf);
+  if (isInMyRegion(place, a)) return `${ip(a)} is behind ${self.name} itself`;
+  const sgw = map.sgwByAddress(a);
+  if (sgw) return `${ip(a)} is an address of ${sgw.name}`;
+  if (map.homeAgents.some((ha) => toU32(ha.address) === a)) return `${ip(a)} is a home agent`;
+  if (map.homeAgentFor(a)) return `${ip(a)} is a home address`;
+  const host = map.hosts.find((h) => toU32(h.address) === a);
+  return host ? `${ip(a)} is the map's host ${host.name}` : undefined;
 }
 
 function decideLayers(place: SgwPlace, packet: PacketView, layers: SkipLayer[]): Decision {
@@ -219,7 +264,12 @@ function decideAuthenticatedPlain(place: SgwPlace, packet: PacketView, from: str
   const { self } = place;
   const dgram = packet.inner;
   if (!dgram) return { action: 'drop', reason: `the Next-hop layer from ${from} protects nothing` };
-  const peer = packet.layers[0].skipSrc;
+  const layer = packet.layers[0];
+  // A Next-hop AH vouches for one hop only: a tunnel under it could carry any address into the site.
+  if (packet.ipInIp) return { action: 'drop', counter: 'nexthop_ipip', reason: `IP-in-IP under only a Next-hop AH from ${from}` };
+  const refused = sourceRefusal(place, layer, dgram);
+  if (refused) return refused;
+  const peer = layer.skipSrc;
   if (isSelf(place, dgram.dst) || isInMyRegion(place, dgram.dst) || isInEnclosingNetwork(place, dgram.dst)) {
     return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `Next-hop AH from ${from} verified: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside` };
   }
@@ -228,34 +278,49 @@ function decideAuthenticatedPlain(place: SgwPlace, packet: PacketView, from: str
   return { action: 'encap', ...how, reason: `Next-hop AH from ${from} verified: ${self.name} becomes the VPN end and protects ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)} (§3.2 step 2)` };
 }
 
-function decideEnd(place: SgwPlace, packet: PacketView, layer: SkipLayer): Decision {
+/**
+ * Whether the peer that keyed `layer` may speak for the datagram's source, for an End-End layer and for a plain datagram under
+ * a Next-hop layer alike: an SGW for hosts behind it but never for an SMN of this SGW (§3.2 step 2), an SMN for its own addresses.
+ */
+function sourceRefusal(place: SgwPlace, layer: SkipLayer, dgram: IpPair): Decision | undefined {
   const { map, self } = place;
+  const peer = layer.skipSrc;
+  const src = toU32(dgram.src);
+  const sgwPeer = peer.nsid === NSID_NONE;
+  // §3.2 step 2: the home SGW sees its own SMN's datagram, but another SGW negotiated the End-End layer (or none was made).
+  if (isOwnSmnHome(place, src) && (sgwPeer || (layer.kind === 'nexthop' && src === peer.address))) {
+    const how = sgwPeer && layer.kind === 'end' ? 'End-End layer was negotiated by' : 'datagram came under only a Next-hop AH from';
+    return reject('end-end-conflict', Icmp40Code.needAuthorization, dgram.src,
+      `${ip(dgram.src)} is an SMN of ${self.name}, but its ${how} ${nameText(peer)}: `
+      + `the SMN must do End-End with ${self.name} itself (§3.2 step 2)`);
+  }
+  if (sgwPeer) {
+    // A peer SGW speaks for hosts behind it; for the rest of this SGW's own network it cannot.
+    const srcSgw = map.protectingSgw(src);
+    const peerSgw = map.sgwByAddress(peer.address)!;
+    if (!isInMyRegion(place, src) || (srcSgw && map.isWithin(srcSgw, peerSgw))) return undefined;
+    return spoofed(`inner source ${ip(src)} is behind ${self.name}; ${nameText(peer)} cannot speak for it`);
+  }
+  // An SMN speaks for its home address and its care-of address: under End-End only toward its own HA (registration, §4.4).
+  const careOf = src === toU32(layer.ip.src);
+  const ha = map.homeAgentFor(peer.address);
+  const registering = careOf && ha !== undefined && toU32(ha.address) === toU32(dgram.dst);
+  if (src === peer.address || (layer.kind === 'nexthop' ? careOf : registering)) return undefined;
+  const which = layer.kind === 'end' ? 'its care-of address talking to its HA' : 'its care-of address';
+  return spoofed(`inner source ${ip(src)} is neither the home address of ${nameText(peer)} nor ${which}`);
+}
+
+function spoofed(reason: string): Decision {
+  return { action: 'drop', counter: 'spoofed_source', reason };
+}
+
+function decideEnd(place: SgwPlace, packet: PacketView, layer: SkipLayer): Decision {
+  const { self } = place;
   const dgram = packet.inner;
   if (!dgram) return { action: 'drop', reason: `End-End layer from ${nameText(layer.skipSrc)} opened but no inner datagram was given` };
+  const refused = sourceRefusal(place, layer, dgram);
+  if (refused) return refused;
   const peer = layer.skipSrc;
-
-  if (peer.nsid === NSID_NONE) {
-    // §3.2 step 2: the home SGW sees its own SMN's datagram, but another SGW negotiated the End-End layer.
-    if (isOwnSmnHome(place, dgram.src)) {
-      return reject('end-end-conflict', Icmp40Code.needAuthorization, dgram.src,
-        `${ip(dgram.src)} is an SMN of ${self.name}, but its End-End layer was negotiated by ${nameText(peer)}: the SMN must do End-End with ${self.name} itself (§3.2 step 2)`);
-    }
-    // A peer SGW speaks for hosts behind it; for the rest of this SGW's own network it cannot.
-    const srcSgw = map.protectingSgw(dgram.src);
-    const peerSgw = map.sgwByAddress(peer.address)!;
-    if (isInMyRegion(place, dgram.src) && !(srcSgw && map.isWithin(srcSgw, peerSgw))) {
-      return { action: 'drop', reason: `inner source ${ip(dgram.src)} is behind ${self.name}; ${nameText(peer)} cannot speak for it` };
-    }
-  } else {
-    // An SMN speaks for its home address, and for its care-of address toward its own HA (registration, §4.4).
-    const ha = map.homeAgentFor(peer.address);
-    const src = toU32(dgram.src);
-    const registering = src === toU32(layer.ip.src) && ha !== undefined && toU32(ha.address) === toU32(dgram.dst);
-    if (src !== peer.address && !registering) {
-      return { action: 'drop', reason: `inner source ${ip(dgram.src)} is neither the home address of ${nameText(peer)} nor its care-of address talking to its HA` };
-    }
-  }
-
   if (isSelf(place, dgram.dst)) return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `datagram for ${self.name} itself from ${nameText(peer)}` };
   if (isMine(place, dgram.dst) || isInEnclosingNetwork(place, dgram.dst)) {
     return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `End-End layer from ${nameText(peer)}: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside` };

@@ -16,15 +16,17 @@ import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../wire/skip.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
 import { sendFailure } from './common/failure.js';
-import { sgwName } from './common/signalling.js';
+import { discoveryOf, sgwName, type Discovery } from './common/signalling.js';
 import { NodeKeys, type SaLookup } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
 import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
+import { CareOfTable } from './sgw/careofs.js';
+import { DiscoveryCrossings } from './sgw/crossings.js';
 import { UdpSourceNat } from './sgw/nat.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
-import { addressesOf, outerLayer, viewOf } from './sgw/view.js';
+import { addressesOf, outerLayer, tunnelledOf, viewOf } from './sgw/view.js';
 
 export interface SecurityGatewayOptions {
   host: Host;
@@ -77,7 +79,8 @@ export class SecurityGateway {
   private readonly insideInterface: string;
   private readonly keys: NodeKeys;
   private readonly place: SgwPlace;
-  private readonly careOfs = new Map<number, number>();
+  private readonly careOfs: CareOfTable;
+  private readonly crossings: DiscoveryCrossings;
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
   private limiter: RateLimiter;
@@ -102,7 +105,10 @@ export class SecurityGateway {
     this.insideInterface = options.insideInterface ?? 'inside';
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
     this.keys = new NodeKeys(keying, this.engine, options.keyLog);
-    this.place = { map: options.map, self, careOfs: this.careOfs, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
+    this.place = { map: options.map, self, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
+    this.careOfs = new CareOfTable(this.place, this.clock, this.tally);
+    this.place.careOfs = this.careOfs;
+    this.crossings = new DiscoveryCrossings(this.clock);
     this.limiter = new RateLimiter(this.clock, options.failureRate);
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
@@ -131,9 +137,9 @@ export class SecurityGateway {
     if (changes.failureRate) this.limiter = new RateLimiter(this.clock, changes.failureRate);
   }
 
-  /** Care-of address → home address of this SGW's SMNs, as learned from their End-End layers. */
+  /** Care-of address → home address of this SGW's SMNs, as their HA accepted them (live bindings only). */
   knownCareOfs(): Map<string, string> {
-    return new Map([...this.careOfs].map(([coa, home]) => [u32ToIp(coa), u32ToIp(home)]));
+    return new Map(this.careOfs.entries().map(([coa, home]) => [u32ToIp(coa), u32ToIp(home)]));
   }
 
   close(): void {
@@ -154,19 +160,35 @@ export class SecurityGateway {
       this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: { kind: 'inbound', arrivedOn } });
       return 'consumed';
     }
-    const view = viewOf(packet, arrivedOn);
+    const view = viewOf(packet, arrivedOn, (answer) => arrivedOn === 'outside' && this.awaited(answer));
     if (!view) {
       this.tally.add('drop_unreadable_skip');
       return 'consumed';
     }
+    if (arrivedOn === 'inside' && view.layers.length === 0) this.careOfs.observe(packet);
     if (this.nat && this.translated(packet, view, arrivedOn)) return 'consumed';
     const decision = decide(this.place, view);
     if (decision.action === 'pass' || decision.action === 'local') {
       this.tally.add(decision.action);
+      if (decision.action === 'pass' && arrivedOn === 'inside' && view.signalling) this.noteRequestOut(packet);
       return 'pass';
     }
     this.act(decision, packet.slice(), (job) => this.pipeline.push(job), arrivedOn);
     return 'consumed';
+  }
+
+  /** A discovery answer from outside for an inside host: only one to a request that host sent out through us passes. */
+  private awaited(answer: Discovery): boolean {
+    if (this.isOwnAddress(answer.dst)) return false;
+    if (this.crossings.answers(answer)) return true;
+    this.tally.add('discovery_answer_unawaited');
+    return false;
+  }
+
+  /** A discovery request an inside host sends out: its answer may come back in. */
+  private noteRequestOut(datagram: Uint8Array): void {
+    const discovery = discoveryOf(datagram);
+    if (discovery?.message.type === 'request') this.crossings.sent(discovery);
   }
 
   /** §3.5 address translation: inside host → outside host as usual IP, and the answers back. */
@@ -201,7 +223,7 @@ export class SecurityGateway {
         else this.protect(datagram, d.then.end, d.then.nextHop, sink);
         return;
       case 'drop':
-        this.tally.add(`drop_policy`);
+        this.tally.add(d.counter ? `drop_${d.counter}` : 'drop_policy');
         return;
       default:
         this.fail(d.icmp.code, d.icmp.to, datagram, arrivedOn);
@@ -246,11 +268,9 @@ export class SecurityGateway {
       return;
     }
     const layer: SkipLayer = { kind: meta.role, ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
-    const d = decide(this.place, { arrivedOn, layers: [layer], inner });
-    if (d.action === 'decap' && meta.role === 'end' && meta.peer.nsid === NSID_IPV4 && ipToU32(meta.src) !== meta.peer.address) {
-      this.careOfs.set(ipToU32(meta.src), meta.peer.address);
-    }
-    this.act(d, o.packet, sink, arrivedOn);
+    // Under a Next-hop SA alone the engine delivers what was addressed to us, or what it took out of IP-in-IP addressed to us.
+    const ipInIp = meta.role === 'nexthop' && !this.isOwnAddress(inner.dst) ? inner : undefined;
+    this.act(decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp }), o.packet, sink, arrivedOn);
   }
 
   /**
@@ -265,7 +285,9 @@ export class SecurityGateway {
     }
     const hop: SkipLayer = { kind: 'nexthop', ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
     const next = outerLayer(o.packet);
-    const view: PacketView = next ? { arrivedOn, layers: [hop, next] } : { arrivedOn, layers: [hop], inner: addressesOf(o.packet) };
+    const view: PacketView = next
+      ? { arrivedOn, layers: [hop, next] }
+      : { arrivedOn, layers: [hop], inner: addressesOf(o.packet), ipInIp: tunnelledOf(o.packet) };
     const d = decide(this.place, view);
     if (d.action !== 'relay') {
       this.act(d, o.packet, sink, arrivedOn);

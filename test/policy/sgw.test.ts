@@ -248,7 +248,8 @@ describe('failures and hostile packets', () => {
 
   it('a peer SGW speaking for a host of this SGW is dropped', () => {
     const d = decide(at('sgw0'), packet('outside', [end(SGW1, SGW0, sgwId(SGW1), 'verified')], { src: CH0, dst: HA }));
-    expect(d).toEqual({ action: 'drop', reason: 'inner source 10.0.0.10 is behind sgw0; SGW 198.18.1.1 cannot speak for it' });
+    const reason = 'inner source 10.0.0.10 is behind sgw0; SGW 198.18.1.1 cannot speak for it';
+    expect(d).toEqual({ action: 'drop', counter: 'spoofed_source', reason });
   });
 
   it('an IPsec packet entering without a Next-hop AH for this SGW: code 4 to its sender', () => {
@@ -350,6 +351,7 @@ describe('Figure 1: a nested SGW and the one it sits behind', () => {
     expect(summary(decide(place('sgw1'), packet('inside', fromSgw0, { src: '10.0.1.10', dst: '10.0.2.7' })))).toBe('decap deliver');
     expect(decide(place('sgw1'), packet('inside', fromSgw0, { src: '10.0.3.3', dst: '10.0.2.7' }))).toEqual({
       action: 'drop',
+      counter: 'spoofed_source',
       reason: 'inner source 10.0.3.3 is behind sgw1; SGW 10.0.0.2 cannot speak for it',
     });
   });

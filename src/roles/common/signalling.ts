@@ -1,6 +1,6 @@
 // The protocol's own plain datagrams, which roles let through unprotected: ICMP Security
 // Failures (type 40) and certificate discovery (UDP 1640).
-import { DISCOVERY_PORT } from '../../keys/discovery.js';
+import { decodeDiscovery, DISCOVERY_PORT, type DiscoveryMessage } from '../../keys/discovery.js';
 import type { SkipName } from '../../keys/names.js';
 import type { Sgw } from '../../topology/map.js';
 import { ipToU32 } from '../../wire/addr.js';
@@ -9,9 +9,27 @@ import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { NSID_NONE } from '../../wire/skip.js';
 import { parseUdpDatagram } from '../../wire/udp.js';
 
+/** A certificate discovery message with its addresses and ports. */
+export interface Discovery {
+  src: number;
+  dst: number;
+  srcPort: number;
+  dstPort: number;
+  message: DiscoveryMessage;
+}
+
+/** A well-formed discovery message: a request to port 1640, or an answer from it. Any other use of the port is not signalling. */
+export function discoveryOf(datagram: Uint8Array): Discovery | undefined {
+  const parsed = parseUdpDatagram(datagram);
+  if (!parsed.ok || (parsed.udp.dstPort !== DISCOVERY_PORT && parsed.udp.srcPort !== DISCOVERY_PORT)) return undefined;
+  const { src, dst, srcPort, dstPort, payload } = parsed.udp;
+  const msg = decodeDiscovery(payload);
+  if (!msg.ok || (msg.message.type === 'request' ? dstPort : srcPort) !== DISCOVERY_PORT) return undefined;
+  return { src, dst, srcPort, dstPort, message: msg.message };
+}
+
 export function isDiscovery(datagram: Uint8Array): boolean {
-  const udp = parseUdpDatagram(datagram);
-  return udp.ok && (udp.udp.dstPort === DISCOVERY_PORT || udp.udp.srcPort === DISCOVERY_PORT);
+  return discoveryOf(datagram) !== undefined;
 }
 
 export function isSecurityFailure(datagram: Uint8Array): boolean {
