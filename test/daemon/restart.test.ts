@@ -1,0 +1,78 @@
+// A gateway restart costs seconds, not a re-registration (root, test namespaces only): two `mipsec sgw`
+// daemons between two hosts, a ping every 10 ms across them; sgw1 is killed with SIGKILL and started
+// again, then stopped with SIGTERM and started again. Traffic flows again by itself (SKIP needs no
+// handshake: the first packet re-keys), within 2 s of the new process starting after SIGKILL and 1 s
+// after SIGTERM, and the peer does nothing.
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canRunNetns } from '../io/topology.js';
+import { figure6Fixture } from './fixture.js';
+import { ensureDist, ipIn, startInNs, TestNamespaces, waitFor, type StartedDaemon } from './netns.js';
+
+const PING_INTERVAL_S = 0.01;
+
+/** Epoch ms of every echo reply in `ping -D` output. */
+function replyTimes(output: string): number[] {
+  return [...output.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) => Number(m[1]) * 1000);
+}
+
+describe.skipIf(!canRunNetns)('mipsec sgw restarts under a live flow (root, test namespaces)', () => {
+  const spaces = new TestNamespaces('mipsec-rs');
+  const fx = figure6Fixture();
+  const ns: Record<string, string> = {};
+  const running: StartedDaemon[] = [];
+
+  beforeAll(async () => {
+    await ensureDist();
+    for (const name of ['sgw0', 'sgw1', 'h0', 'h1']) ns[name] = spaces.add(name);
+    spaces.veth(ns.sgw0, 'outside', '198.18.0.1/16', ns.sgw1, 'outside', '198.18.1.1/16');
+    spaces.veth(ns.sgw0, 'inside', '10.0.0.1/16', ns.h0, 'eth0', '10.0.0.10/16');
+    spaces.veth(ns.sgw1, 'inside', '10.1.0.1/16', ns.h1, 'eth0', '10.1.0.10/16');
+    ipIn(ns.h0, 'route', 'add', 'default', 'via', '10.0.0.1');
+    ipIn(ns.h1, 'route', 'add', 'default', 'via', '10.1.0.1');
+    ipIn(ns.sgw0, 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
+    ipIn(ns.sgw1, 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
+  }, 60_000);
+
+  afterAll(() => {
+    for (const d of running) d.child.kill('SIGKILL');
+    spaces.close();
+  });
+
+  const startSgw = async (node: 'sgw0' | 'sgw1'): Promise<{ daemon: StartedDaemon; spawnedAt: number; startedAt: number }> => {
+    const spawnedAt = Date.now();
+    const daemon = startInNs(ns[node], ['sgw', '--config', fx.file(`${node}.yaml`), '--status-socket', fx.file(`${node}.sock`)]);
+    running.push(daemon);
+    await waitFor(`${node} to start (${daemon.out()})`, () => daemon.out().includes('"event":"started"'), 30_000);
+    return { daemon, spawnedAt, startedAt: Date.now() };
+  };
+
+  it('traffic resumes by itself within 2 s of a restart after SIGKILL and 1 s after SIGTERM', async () => {
+    await startSgw('sgw0');
+    let sgw1 = (await startSgw('sgw1')).daemon;
+    const ping = spawn('ip', ['netns', 'exec', ns.h0, 'ping', '-D', '-n', '-i', String(PING_INTERVAL_S), '-W', '1', '10.1.0.10']);
+    let out = '';
+    ping.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    try {
+      await waitFor('the flow to carry replies', () => replyTimes(out).length > 50, 20_000);
+      const resumedAfter = async (signal: 'SIGKILL' | 'SIGTERM'): Promise<number> => {
+        sgw1.child.kill(signal);
+        await sgw1.exited;
+        const restart = await startSgw('sgw1');
+        sgw1 = restart.daemon;
+        await waitFor(`replies after the ${signal} restart`, () => replyTimes(out).some((t) => t > restart.spawnedAt), 10_000);
+        await new Promise((r) => setTimeout(r, 1000));
+        const first = replyTimes(out).find((t) => t > restart.spawnedAt)!;
+        console.log(`sgw1 ${signal} + restart: traffic again ${(first - restart.spawnedAt).toFixed(0)} ms after the new process started ` +
+          `(${(restart.startedAt - restart.spawnedAt).toFixed(0)} ms of it until it logged "started")`);
+        return first - restart.spawnedAt;
+      };
+      const afterKill = await resumedAfter('SIGKILL');
+      const afterTerm = await resumedAfter('SIGTERM');
+      expect(afterKill).toBeLessThanOrEqual(2000);
+      expect(afterTerm).toBeLessThanOrEqual(1000);
+    } finally {
+      ping.kill('SIGINT');
+    }
+  }, 90_000);
+});
