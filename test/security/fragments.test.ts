@@ -17,7 +17,7 @@ import { randomSuffix } from '../../src/net/netns.js';
 import type { CapturedPacket, Host, Network } from '../../src/net/types.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { fragmentIpv4, isFragment } from '../../src/wire/fragment.js';
-import { buildIpv4, IPV4_FLAG_MF, IpProto, parseIpv4 } from '../../src/wire/ipv4.js';
+import { buildIpv4, IPV4_FLAG_MF, IpProto, parseIpv4, setIpv4Checksum } from '../../src/wire/ipv4.js';
 import { IPPROTO_SKIP } from '../../src/wire/skip.js';
 import { parseUdpDatagram } from '../../src/wire/udp.js';
 import { canRunNetns } from '../io/topology.js';
@@ -241,4 +241,39 @@ describe.skipIf(!canRunNetns)('hole 1 in namespaces: kernel-made fragments (root
     const c = world.sgws.get('sgw0')!.counters();
     expect(c.frag_reassembled).toBe(2);
   }, 120_000);
+
+  it('hole 1: a datagram larger than a Linux host\'s links carry (3,520 bytes, the I/O loop\'s cap) leaves in fragments; with DF it is dropped, counted', async () => {
+    const net = new LinuxNetwork({ prefix: `mfrag-${randomSuffix()}` });
+    try {
+      net.addLink('left');
+      net.addLink('right');
+      const a = net.addHost('a');
+      const r = net.addHost('r', { forwarding: true });
+      const b = net.addHost('b');
+      a.addInterface('eth0', 'left', '10.51.0.10/24');
+      r.addInterface('l', 'left', '10.51.0.1/24');
+      r.addInterface('r', 'right', '10.61.0.1/24');
+      b.addInterface('eth0', 'right', '10.61.0.10/24');
+      a.addRoute('0.0.0.0/0', { via: '10.51.0.1' });
+      b.addRoute('0.0.0.0/0', { via: '10.61.0.1' });
+      const got: Uint8Array[] = [];
+      b.onDeliver((p) => void got.push(p.slice()));
+      await net.startCapture();
+      const big = probe('10.51.0.10', '10.61.0.10', 1, 5000);
+      expect(a.send(big)).toEqual({ ok: true });
+      const deadline = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < deadline) await sleep(20);
+      await sleep(300);
+      expect(got.map((p) => p.length)).toEqual(fragmentIpv4(big, 3520)!.map((p) => p.length));
+      expect(net.link('left').captures().every((f) => f.packet.length <= 3520)).toBe(true);
+      const dontFragment = probe('10.51.0.10', '10.61.0.10', 2, 5000);
+      dontFragment[6] |= 0x40;
+      dontFragment[10] = dontFragment[11] = 0;
+      setIpv4Checksum(dontFragment);
+      expect(a.send(dontFragment)).toEqual({ ok: false, reason: 'too_big' });
+      expect(a.counters().too_big).toBe(1);
+    } finally {
+      await net.close();
+    }
+  }, 60_000);
 });

@@ -317,6 +317,8 @@ interface LinuxInterface {
 }
 
 export class LinuxHost extends HostCore<LinuxInterface> {
+  /** The peer's interface TUN reads at most this much a packet (the I/O loop's cap), though the veths take 9000. */
+  protected override readonly linkMtu = IFACE_TUN_MTU;
   private readonly local: IoLoop;
   private readonly proxied = new Map<string, Set<string>>();
 
