@@ -318,9 +318,7 @@ export class MobileNode {
     const header = readableHeader(packet, this.tally);
     if (!header) return 'consumed';
     if (isFragment(header)) {
-      // Whole again, it takes the input path of an unfragmented datagram, every hook included.
-      const whole = this.inFragments.push(packet, header);
-      if (whole) this.host.inject(whole.datagram, { iface: ctx.iface });
+      this.inFragments.reinject(this.host, packet, header, ctx.iface);
       return 'consumed';
     }
     if (header.protocol !== IPPROTO_SKIP) return 'pass';

@@ -4,8 +4,11 @@
 // whole datagram takes the path an unfragmented one takes (policy, engine). Both engines; the
 // namespace tests (root) do the same with kernel-made fragments.
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createEngine } from '../../src/engine/index.js';
 import { figure6World } from '../../src/lab/figure6.js';
+import { addSpiEndHosts, addSpiGatewayHost, addSpiLinks, interfaceOf, loadSpiExample } from '../../src/lab/spi.js';
 import { F6 } from '../../src/lab/scenarios/figure6.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { sleep } from '../../src/lab/runtime-linux.js';
@@ -13,7 +16,9 @@ import { clearCaptures } from '../../src/lab/stacks.js';
 import { probe } from '../../src/lab/traffic.js';
 import type { World } from '../../src/lab/world.js';
 import { APP_PORT, LinuxNetwork } from '../../src/net/linux/network.js';
+import { MemoryNetwork } from '../../src/net/memory.js';
 import { randomSuffix } from '../../src/net/netns.js';
+import { ManualSpiGateway } from '../../src/roles/sgw/manual.js';
 import type { CapturedPacket, Host, Network } from '../../src/net/types.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { fragmentIpv4, isFragment } from '../../src/wire/fragment.js';
@@ -186,6 +191,38 @@ describe.each(['native', 'ts'] as const)('hole 1: fragments never bypass policy,
     w.network.runFor(100);
     expect(atSmn.slice(before).map((p) => p.length)).toEqual([BIG]);
     expect(w.smn.counters().frag_reassembled).toBe(2);
+  });
+});
+
+describe.each(['native', 'ts'] as const)('hole 1: SPI-mode gateways (manual SAs), memory network, %s engine', (engine) => {
+  it('hole 1: a 3,000-byte datagram host A → host B, fragmented by the sender, arrives whole and crosses the Internet only in ESP', async () => {
+    const network = new MemoryNetwork();
+    const example = await loadSpiExample();
+    const gateways: ManualSpiGateway[] = [];
+    try {
+      addSpiLinks(network);
+      for (const g of example.nodes) addSpiGatewayHost(network, g);
+      const [a, b] = addSpiEndHosts(network);
+      for (const g of example.nodes) {
+        gateways.push(new ManualSpiGateway({
+          host: network.host(g.node.name), clock: network.clock, engine: createEngine(engine), entries: g.node.manualSas ?? [],
+          keys: g.paths.manualKeys ?? [], inside: interfaceOf(g, 'inside'), outside: interfaceOf(g, 'outside'),
+        }));
+      }
+      const atB = received(b);
+      const atA = received(a);
+      for (const f of fragments(probe('10.10.0.10', '10.20.0.10', 1, BIG))) a.send(f);
+      network.runFor(500);
+      expect(atB.map((p) => p.length)).toEqual([BIG]);
+      expect(atA.map((p) => p.length)).toEqual([BIG]);
+      const internet = network.link('internet').captures().map(header);
+      expect(internet.length).toBe(2);
+      expect(internet.filter((h) => h.protocol !== IpProto.ESP || isFragment(h))).toEqual([]);
+      expect(gateways[0].counters()).toMatchObject({ manual_frag_received: 3, manual_frag_reassembled: 1 });
+    } finally {
+      for (const g of gateways) g.close();
+      rmSync(example.dir, { recursive: true, force: true });
+    }
   });
 });
 

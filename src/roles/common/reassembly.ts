@@ -3,7 +3,7 @@
 // Hostile input is the normal case: memory is bounded overall and per source, incomplete datagrams
 // time out, and overlapping or inconsistent pieces drop the whole datagram (RFC 5722's rule for IPv6,
 // which closes the tiny- and overlapping-fragment tricks of RFC 1858). Every outcome is counted.
-import type { Clock, Timer } from '../../net/types.js';
+import type { Clock, Host, Timer } from '../../net/types.js';
 import { fragmentOffset } from '../../wire/fragment.js';
 import { IPV4_FLAG_MF, MAX_IP_TOTAL, parseIpv4, setIpv4Checksum, type Ipv4Header } from '../../wire/ipv4.js';
 import type { Tally } from './counters.js';
@@ -79,6 +79,12 @@ export class Reassembler {
   /** Bytes and datagrams held now. */
   held(): { bytes: number; datagrams: number } {
     return { bytes: this.heldBytes, datagrams: this.pending.size };
+  }
+
+  /** Takes a fragment; once whole, the datagram enters `host`'s input path again (on `iface`), where every hook sees it unfragmented. */
+  reinject(host: Host, packet: Uint8Array, header: Ipv4Header, iface: string | undefined): void {
+    const whole = this.push(packet, header);
+    if (whole) host.inject(whole.datagram, { iface });
   }
 
   /** Takes one fragment (`header` parsed with fragments allowed); returns the datagram once it is whole. */
