@@ -26,6 +26,7 @@ import { buildIpv4, IPV4_FLAG_MF, IpProto, parseIpv4, setIpv4Checksum } from '..
 import { IPPROTO_SKIP } from '../../src/wire/skip.js';
 import { parseUdpDatagram } from '../../src/wire/udp.js';
 import { canRunNetns } from '../io/topology.js';
+import { routedPair } from '../lab/routed.js';
 
 process.env.MIPSEC_NATIVE = '1';
 const BIG = 3000;
@@ -282,17 +283,7 @@ describe.skipIf(!canRunNetns)('hole 1 in namespaces: kernel-made fragments (root
   it('hole 1: a datagram larger than a Linux host\'s links carry (3,520 bytes, the I/O loop\'s cap) leaves in fragments; with DF it is dropped, counted', async () => {
     const net = new LinuxNetwork({ prefix: `mfrag-${randomSuffix()}` });
     try {
-      net.addLink('left');
-      net.addLink('right');
-      const a = net.addHost('a');
-      const r = net.addHost('r', { forwarding: true });
-      const b = net.addHost('b');
-      a.addInterface('eth0', 'left', '10.51.0.10/24');
-      r.addInterface('l', 'left', '10.51.0.1/24');
-      r.addInterface('r', 'right', '10.61.0.1/24');
-      b.addInterface('eth0', 'right', '10.61.0.10/24');
-      a.addRoute('0.0.0.0/0', { via: '10.51.0.1' });
-      b.addRoute('0.0.0.0/0', { via: '10.61.0.1' });
+      const { a, b } = routedPair(net, '10.51', '10.61');
       const got: Uint8Array[] = [];
       b.onDeliver((p) => void got.push(p.slice()));
       await net.startCapture();
