@@ -21,7 +21,12 @@ const { fragmentIpv4 } = await load('wire/fragment.js');
 const { buildIpv4, parseIpv4, setIpv4Checksum, MAX_IP_TOTAL } = await load('wire/ipv4.js');
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '60' }, seed: { type: 'string' }, artifacts: { type: 'string', default: path.join(root, 'fuzz', 'out', 'artifacts', 'reassembly') }, replay: { type: 'string' } },
+  options: {
+    seconds: { type: 'string', default: '60' },
+    seed: { type: 'string' },
+    artifacts: { type: 'string', default: path.join(root, 'fuzz', 'out', 'artifacts', 'reassembly') },
+    replay: { type: 'string' },
+  },
 });
 
 /** mulberry32: small, fast, seedable. */
@@ -117,14 +122,17 @@ function execute(r, state, exec) {
       return `push threw: ${err.stack}`;
     }
     const held = reassembler.held();
-    if (held.bytes > (limits.maxBytes ?? DEFAULTS.maxBytes) || held.datagrams > (limits.maxDatagrams ?? DEFAULTS.maxDatagrams) || held.bytes < 0) {
+    const bound = { ...DEFAULTS, ...limits };
+    if (held.bytes > bound.maxBytes || held.datagrams > bound.maxDatagrams || held.bytes < 0) {
       return `memory bound broken: ${JSON.stringify(held)}`;
     }
     if (whole) {
       const check = parseIpv4(whole.datagram, 0);
-      if (!check.ok || check.header.totalLength !== whole.datagram.length || whole.datagram.length > MAX_IP_TOTAL) return 'reassembled datagram does not parse';
-      if (!isNoise && whole.header.identification === id && whole.header.src === src) back++;
-      if (!isNoise && clean && whole.header.identification === id && whole.header.src === src && !equal(whole.datagram, original)) return 'clean permutation came back different';
+      const length = whole.datagram.length;
+      if (!check.ok || check.header.totalLength !== length || length > MAX_IP_TOTAL) return 'reassembled datagram does not parse';
+      const ours = !isNoise && whole.header.identification === id && whole.header.src === src;
+      if (ours) back++;
+      if (ours && clean && !equal(whole.datagram, original)) return 'clean permutation came back different';
     }
     if (r.chance(0.01)) {
       clock.runFor(r.int(limits.timeoutMs ?? 20_000));
@@ -133,7 +141,7 @@ function execute(r, state, exec) {
   }
   const evicted = tally.get('drop_frag_memory') + tally.get('drop_frag_timeout') + tally.get('drop_frag_source_share') !== evictedBefore;
   const fragmented = parts.length > 1;
-  if (clean && fragmented && !jumped && !evicted && pieces.length <= (limits.maxFragments ?? DEFAULTS.maxFragments) && back !== 1) {
+  if (clean && fragmented && !jumped && !evicted && pieces.length <= ({ ...DEFAULTS, ...limits }).maxFragments && back !== 1) {
     return `clean permutation of ${parts.length} fragments came back ${back} times`;
   }
   return undefined;
@@ -178,5 +186,6 @@ if (result.finding) {
   reproducer = path.join(values.artifacts, `crash-${seed}-${result.round}-${result.exec}.json`);
   fs.writeFileSync(reproducer, JSON.stringify({ seed, round: result.round, exec: result.exec, finding: result.finding }, null, 2));
 }
-console.log(JSON.stringify({ executions: result.executions, execPerSec: Math.round(result.executions / seconds), seed, finding: result.finding, reproducer }));
+const execPerSec = Math.round(result.executions / seconds);
+console.log(JSON.stringify({ executions: result.executions, execPerSec, seed, finding: result.finding, reproducer }));
 process.exitCode = result.finding ? 1 : 0;

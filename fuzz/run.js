@@ -247,7 +247,8 @@ async function buildDist() {
   const marker = path.join(root, 'dist', 'index.js');
   if (fs.existsSync(marker) && fs.statSync(marker).mtimeMs >= newest(path.join(root, 'src'))) return;
   console.error('fuzz: compiling src/ into dist/ for the JS harnesses');
-  await runCommand(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')]);
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  await runCommand(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')]);
 }
 
 function runJsHarness(name, seconds) {
@@ -255,7 +256,8 @@ function runJsHarness(name, seconds) {
   const logFile = path.join(outDir, 'logs', `${name}.log`);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(fuzzDir, `${name}.js`), '--seconds', String(seconds), '--artifacts', artifacts], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [path.join(fuzzDir, `${name}.js`), '--seconds', String(seconds), '--artifacts', artifacts];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     child.stdout.on('data', (d) => (log += d));
     child.stderr.on('data', (d) => (log += d));

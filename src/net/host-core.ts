@@ -66,7 +66,9 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   private readonly routeTable: StoredRoute[] = [];
   private readonly hooks: Record<HookStage, PacketHook[]> = { input: [], output: [] };
   private readonly handlers: PacketHandler[] = [];
-  private readonly drops: Record<HostDropReason, number> = { bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0, too_big: 0 };
+  private readonly drops: Record<HostDropReason, number> = {
+    bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0, too_big: 0,
+  };
   /** The largest packet the world's links carry; larger ones are fragmented on the way out. */
   protected readonly linkMtu: number = Infinity;
 

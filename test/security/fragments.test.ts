@@ -65,12 +65,14 @@ function fragments(datagram: Uint8Array, mtu = MTU): Uint8Array[] {
 /** A UDP fragment of datagram `id` from `src`: payload bytes [offset, offset + size), MF = `more`. */
 function fragment(src: string, dst: string, id: number, offset: number, size: number, more: boolean): Uint8Array {
   const flagsFragment = (more ? IPV4_FLAG_MF : 0) | (offset / 8);
-  return buildIpv4({ src: ipToU32(src), dst: ipToU32(dst), identification: id, flagsFragment, protocol: IpProto.UDP }, new Uint8Array(size).fill(0x5a));
+  const payload = new Uint8Array(size).fill(0x5a);
+  return buildIpv4({ src: ipToU32(src), dst: ipToU32(dst), identification: id, flagsFragment, protocol: IpProto.UDP }, payload);
 }
 
 /** Counter changes from `a` to `b`, fragment counters left out. */
 function delta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(b).filter(([k, v]) => !k.startsWith('frag_') && v !== (a[k] ?? 0)).map(([k, v]) => [k, v - (a[k] ?? 0)]));
+  const changed = Object.entries(b).filter(([k, v]) => !k.startsWith('frag_') && v !== (a[k] ?? 0));
+  return Object.fromEntries(changed.map(([k, v]) => [k, v - (a[k] ?? 0)]));
 }
 
 describe.each(['native', 'ts'] as const)('hole 1: fragments never bypass policy, memory network, %s engine', (engine) => {
@@ -105,7 +107,7 @@ describe.each(['native', 'ts'] as const)('hole 1: fragments never bypass policy,
     expect(after).toMatchObject({ frag_received: 3, frag_reassembled: 1 });
   });
 
-  it('hole 1: a 3,000-byte UDP datagram CH0 → CH1, fragmented by the sender, arrives whole and crosses the Internet only in SKIP/ESP', async () => {
+  it('hole 1: a 3,000-byte UDP datagram CH0 → CH1, fragmented by its sender, arrives whole, crossing the Internet in ESP', async () => {
     const w = await settled();
     const atCh1 = received(w.network.host('ch1'));
     const atCh0 = received(w.network.host('ch0'));
@@ -136,7 +138,7 @@ describe.each(['native', 'ts'] as const)('hole 1: fragments never bypass policy,
     expect(w.sgws.get('sgw0')!.counters().frag_reassembled).toBeUndefined();
   });
 
-  it('hole 1: a flood of incomplete datagrams from many sources stays within the memory bound, times out, and real traffic still arrives', async () => {
+  it('hole 1: a flood of incomplete datagrams from many sources stays within the memory bound, times out; traffic goes on', async () => {
     const w = await settled();
     const chx = w.network.host('chx');
     const sgw0 = w.sgws.get('sgw0')!;
@@ -159,7 +161,7 @@ describe.each(['native', 'ts'] as const)('hole 1: fragments never bypass policy,
     expect(sgw0.counters()).toMatchObject({ drop_frag_memory: 144 + 64 + 1, drop_frag_timeout: 255, frag_reassembled: 1 });
   });
 
-  it('hole 1: the SMN\'s own fragments leave inside its layers, and a SKIP packet fragmented on the way to it is opened whole', async () => {
+  it('hole 1: the SMN\'s own fragments leave inside its layers; a SKIP packet fragmented on the way to it is opened whole', async () => {
     const w = await settled();
     w.place('sgw1');
     w.network.runFor(SETTLE_MS);
@@ -196,7 +198,7 @@ describe.each(['native', 'ts'] as const)('hole 1: fragments never bypass policy,
 });
 
 describe.each(['native', 'ts'] as const)('hole 1: SPI-mode gateways (manual SAs), memory network, %s engine', (engine) => {
-  it('hole 1: a 3,000-byte datagram host A → host B, fragmented by the sender, arrives whole and crosses the Internet only in ESP', async () => {
+  it('hole 1: a 3,000-byte datagram host A → host B, fragmented by its sender, arrives whole, crossing the Internet in ESP', async () => {
     const network = new MemoryNetwork();
     const example = await loadSpiExample();
     const gateways: ManualSpiGateway[] = [];
@@ -257,7 +259,7 @@ describe.skipIf(!canRunNetns)('hole 1 in namespaces: kernel-made fragments (root
     world = undefined;
   });
 
-  it('hole 1: a 2,972-byte UDP datagram ch0 → ch1 arrives whole, the Internet link carries SKIP only; fragments from chx never reach ch0', async () => {
+  it('hole 1: 2,972 UDP bytes ch0 → ch1 arrive whole, only SKIP on the Internet link; fragments from chx never reach ch0', async () => {
     world = await figure6World({ engine: 'native', network: new LinuxNetwork({ prefix: `mfrag-${randomSuffix()}` }) });
     const net = world.network;
     await net.startCapture();
@@ -280,7 +282,8 @@ describe.skipIf(!canRunNetns)('hole 1 in namespaces: kernel-made fragments (root
     expect(c.frag_reassembled).toBe(2);
   }, 120_000);
 
-  it('hole 1: a datagram larger than a Linux host\'s links carry (3,520 bytes, the I/O loop\'s cap) leaves in fragments; with DF it is dropped, counted', async () => {
+  // A Linux lab host's links carry 3,520 bytes (the I/O loop's cap); a reassembled datagram and its encapsulation may be larger.
+  it('hole 1: a datagram larger than a Linux host\'s links carry leaves in fragments; with DF it is dropped, counted', async () => {
     const net = new LinuxNetwork({ prefix: `mfrag-${randomSuffix()}` });
     try {
       const { a, b } = routedPair(net, '10.51', '10.61');

@@ -22,7 +22,9 @@ function setup(limits = {}) {
 }
 
 function piece(offset: number, size: number, more: boolean, id = 1, src = 0x0a000001): Uint8Array {
-  return buildIpv4({ src, dst: 0x0a010001, identification: id, flagsFragment: (more ? IPV4_FLAG_MF : 0) | (offset / 8), protocol: IpProto.UDP }, new Uint8Array(size).fill(offset & 0xff));
+  const flagsFragment = (more ? IPV4_FLAG_MF : 0) | (offset / 8);
+  const payload = new Uint8Array(size).fill(offset & 0xff);
+  return buildIpv4({ src, dst: 0x0a010001, identification: id, flagsFragment, protocol: IpProto.UDP }, payload);
 }
 
 describe('hole 1: the reassembler', () => {

@@ -21,7 +21,9 @@ export interface ReassemblyLimits {
   timeoutMs: number;
 }
 
-export const DEFAULT_REASSEMBLY_LIMITS: ReassemblyLimits = { maxBytes: 1 << 20, maxDatagrams: 256, perSourceShare: 0.25, maxFragments: 128, timeoutMs: 15_000 };
+export const DEFAULT_REASSEMBLY_LIMITS: ReassemblyLimits = {
+  maxBytes: 1 << 20, maxDatagrams: 256, perSourceShare: 0.25, maxFragments: 128, timeoutMs: 15_000,
+};
 
 /** A datagram made whole again, and the fragments it was made of (as received). */
 export interface Reassembled {
@@ -170,7 +172,8 @@ export class Reassembler {
   private fitsSource(src: number, bytes: number, datagrams: number): boolean {
     const use = this.bySource.get(src) ?? { bytes: 0, datagrams: 0 };
     const { maxBytes, maxDatagrams, perSourceShare } = this.limits;
-    return use.bytes + bytes <= maxBytes * perSourceShare && use.datagrams + datagrams <= Math.max(1, Math.floor(maxDatagrams * perSourceShare));
+    const datagramShare = Math.max(1, Math.floor(maxDatagrams * perSourceShare));
+    return use.bytes + bytes <= maxBytes * perSourceShare && use.datagrams + datagrams <= datagramShare;
   }
 
   /** The oldest incomplete datagrams give way to a new fragment when the total is reached; false if even that is not enough. */
