@@ -12,7 +12,7 @@ import { decide, refusedVisitor, type Decision, type EndPeer, type PacketView, t
 import { toU32, type Sgw, type TopologyMap } from '../topology/map.js';
 import { ipToU32, u32ToIp } from '../wire/addr.js';
 import { isFragment } from '../wire/fragment.js';
-import { parseIpv4 } from '../wire/ipv4.js';
+import type { Ipv4Header } from '../wire/ipv4.js';
 import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../wire/skip.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
@@ -157,9 +157,9 @@ export class SecurityGateway {
     const header = readableHeader(packet, this.tally);
     if (!header) return 'consumed';
     const arrivedOn: Arrival = ctx.iface === this.insideInterface ? 'inside' : 'outside';
-    if (!isFragment(header)) return this.classify(packet, arrivedOn);
+    if (!isFragment(header)) return this.classify(packet, header, arrivedOn);
     const whole = this.fragments.push(packet, header);
-    if (whole && this.classify(whole.datagram, arrivedOn) === 'pass') this.release(whole, ctx);
+    if (whole && this.classify(whole.datagram, whole.header, arrivedOn) === 'pass') this.release(whole, ctx);
     return 'consumed';
   }
 
@@ -170,13 +170,8 @@ export class SecurityGateway {
   }
 
   /** The policy's verdict on a whole datagram: 'pass' lets the host deliver or forward it. */
-  private classify(packet: Uint8Array, arrivedOn: Arrival): HookResult {
-    const ip = parseIpv4(packet, 0);
-    if (!ip.ok) {
-      this.tally.add(`drop_ipv4_${ip.reason}`);
-      return 'consumed';
-    }
-    if (ip.header.protocol === IPPROTO_SKIP && this.isOwnAddress(ip.header.dst)) {
+  private classify(packet: Uint8Array, header: Ipv4Header, arrivedOn: Arrival): HookResult {
+    if (header.protocol === IPPROTO_SKIP && this.isOwnAddress(header.dst)) {
       this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: { kind: 'inbound', arrivedOn } });
       return 'consumed';
     }
