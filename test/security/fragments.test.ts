@@ -231,7 +231,7 @@ describe.each(['native', 'ts'] as const)('hole 1: SPI-mode gateways (manual SAs)
 
 // ── namespaces: kernel-made fragments ────────────────────────────────────────────────────────
 
-/** A UDP socket in `host`'s namespace as the lab's application user: sends `size` bytes, or prints what it gets. */
+/** Runs a Python `script` in `host`'s namespace as the lab's application user; resolves with what it printed. */
 function udpApp(net: LinuxNetwork, host: string, script: string): Promise<string> {
   const [cmd, ...args] = net.appCommand(host, ['/usr/bin/python3', '-c', script]);
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
