@@ -8,7 +8,7 @@
  *   defer(run)            runs `run` later, off the caller's stack (delivery to oneself, inject).
  *   linkName(iface)       the link an interface is attached to (PacketContext.link, interfaces()).
  *   transmit(...)         puts a routed packet on the interface's link towards a next hop.
- *   linkMtu               the largest packet its links carry (default unlimited): route() fragments above it.
+ * An interface's `mtu` (if the world sets one) is the largest packet its link carries: route() fragments above it.
  *   delivered(...)        after the onDeliver handlers, e.g. hands the packet to the kernel's sockets.
  *   routeAdded/Removed    a route of addRoute() entered or left the table (a kernel mirrors it).
  *   localAddressAdded/Removed  addLocalAddress()/removeLocalAddress() changed the set.
@@ -50,6 +50,8 @@ export interface CoreInterface {
   name: string;
   address: number;
   prefix: Prefix;
+  /** The largest packet its link carries (absent: unlimited); route() fragments above it. */
+  mtu?: number;
 }
 
 interface StoredRoute {
@@ -69,8 +71,6 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   private readonly drops: Record<HostDropReason, number> = {
     bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0, too_big: 0,
   };
-  /** The largest packet the world's links carry; larger ones are fragmented on the way out. */
-  protected readonly linkMtu: number = Infinity;
 
   constructor(
     readonly name: string,
@@ -263,10 +263,11 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   private route(packet: Uint8Array, dst: number): SendResult {
     const route = this.lookup(dst);
     if (!route) return this.drop('no_route');
+    const iface = this.iface(route.iface);
     // RFC 791: what the link cannot carry leaves in fragments, unless DF forbids it.
-    const pieces = packet.length <= this.linkMtu ? [packet] : fragmentIpv4(packet, this.linkMtu);
+    const pieces = packet.length <= (iface.mtu ?? Infinity) ? [packet] : fragmentIpv4(packet, iface.mtu!);
     if (!pieces) return this.drop('too_big');
-    for (const piece of pieces) if (!this.transmit(piece, this.iface(route.iface), route.via ?? dst)) return this.drop('unresolved');
+    for (const piece of pieces) if (!this.transmit(piece, iface, route.via ?? dst)) return this.drop('unresolved');
     return { ok: true };
   }
 
