@@ -55,7 +55,7 @@ describe.skipIf(!canRunNetns)('hole 1: fragments through the mipsec sgw daemons 
     await session.close();
   });
 
-  it('hole 1: 2,972 UDP bytes h0 → h1 in kernel fragments arrive whole; between the SGWs only SKIP, in ≤ 1,500-byte fragments', async () => {
+  it('hole 1: 2,972 UDP bytes h0 → h1 in kernel fragments arrive; between the SGWs only SKIP, in ≤ 1,500-byte fragments', async () => {
     const daemon = (node: 'sgw0' | 'sgw1'): ManagedProcess => session.spawn(ns[node], node, process.execPath,
       [join(ROOT, 'bin/mipsec.js'), 'sgw', '--config', fx.file(`${node}.yaml`), '--status-socket', fx.file(`${node}.sock`)], { cwd: ROOT });
     const daemons = [daemon('sgw0'), daemon('sgw1')];

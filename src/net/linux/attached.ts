@@ -127,7 +127,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
       const address = ipToU32(itf.address);
       // The raw socket sends nothing larger than the interface's MTU, the I/O loop nothing larger than TUN_MTU.
       const mtu = Math.min(present.find((p) => p.ifname === itf.name)?.mtu ?? TUN_MTU, TUN_MTU);
-      return { name: itf.name, address, prefix: { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength }, mtu };
+      const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
+      return { name: itf.name, address, prefix, mtu };
     });
     for (const iface of ifaces) this.redirect(iface);
     for (const iface of ifaces) this.registerInterface(iface);
