@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the libFuzzer harnesses (clang++ -fsanitize=fuzzer,address,undefined) from the native data-path
-// sources, writes the seed corpus, runs each harness for --seconds and prints what it found. See fuzz/README.md.
+// sources, writes the seed corpus, runs each harness for --seconds and prints what it found; the JS
+// harnesses (fuzz/<name>.js) run over dist/, compiled first when src/ is newer. See fuzz/README.md.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,6 +19,11 @@ const HARNESSES = {
   xform: 'ENCAP / WRAP / IPIP_ENCAP on fuzzed inner datagrams, INBOUND round trip',
   batch: 'descriptor and batch bounds',
 };
+/** Harnesses written in JS over the compiled TypeScript (dist/): fuzz/<name>.js, a seeded mutation loop. */
+const JS_HARNESSES = {
+  reassembly: 'fragment reassembly (src/roles/common/reassembly.ts): permuted, mutated and interleaved fragment sequences',
+};
+const ALL = { ...HARNESSES, ...JS_HARNESSES };
 const MAX_LEN = { ipv4: 256, skip: 128, ah: 128, esp: 2048, icmp40: 512, inbound: 2048, xform: 1600, batch: 4096 };
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,12 +34,12 @@ const buildDir = path.join(outDir, 'build');
 const usage = `usage: npm run fuzz -- [--seconds N] [--only NAME[,NAME]] [--jobs J] [--build-only]
 
   --seconds N   run each harness N seconds (default 60)
-  --only NAMES  run only these harnesses: ${Object.keys(HARNESSES).join(', ')}
+  --only NAMES  run only these harnesses: ${Object.keys(ALL).join(', ')}
   --jobs J      harnesses run in parallel (default 1; each uses one core)
   --build-only  build harnesses and seeds, run nothing
 
 Exits non-zero when a harness finds a crash, a sanitizer report or an oracle failure; the reproducer
-path is printed (re-run it with: fuzz/out/<name> <reproducer>).`;
+path is printed (re-run it with: fuzz/out/<name> <reproducer>, or node fuzz/<name>.js --replay <reproducer>).`;
 
 function fail(message) {
   console.error(`fuzz: ${message}`);
@@ -63,8 +69,8 @@ function parseOptions() {
   if (!Number.isInteger(seconds) || seconds < 1) fail(`--seconds must be a positive integer, got '${values.seconds}'`);
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) fail(`--jobs must be a positive integer, got '${values.jobs}'`);
-  const names = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(HARNESSES);
-  for (const n of names) if (!(n in HARNESSES)) fail(`--only: unknown harness '${n}' (one of ${Object.keys(HARNESSES).join(', ')})`);
+  const names = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(ALL);
+  for (const n of names) if (!(n in ALL)) fail(`--only: unknown harness '${n}' (one of ${Object.keys(ALL).join(', ')})`);
   return { seconds, jobs, names, buildOnly: values['build-only'] };
 }
 
@@ -229,6 +235,44 @@ function runHarness(name, seconds, seedsDir) {
   });
 }
 
+/** Newest modification time of the files under `dir`. */
+function newest(dir) {
+  let t = 0;
+  for (const entry of fs.readdirSync(dir, { recursive: true })) t = Math.max(t, fs.statSync(path.join(dir, String(entry))).mtimeMs);
+  return t;
+}
+
+/** The JS harnesses import dist/: compile src/ when it is newer. */
+async function buildDist() {
+  const marker = path.join(root, 'dist', 'index.js');
+  if (fs.existsSync(marker) && fs.statSync(marker).mtimeMs >= newest(path.join(root, 'src'))) return;
+  console.error('fuzz: compiling src/ into dist/ for the JS harnesses');
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  await runCommand(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')]);
+}
+
+function runJsHarness(name, seconds) {
+  const artifacts = path.join(outDir, 'artifacts', name);
+  const logFile = path.join(outDir, 'logs', `${name}.log`);
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  return new Promise((resolve) => {
+    const args = [path.join(fuzzDir, `${name}.js`), '--seconds', String(seconds), '--artifacts', artifacts];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d) => (log += d));
+    child.stderr.on('data', (d) => (log += d));
+    child.on('close', (code, signal) => {
+      fs.writeFileSync(logFile, log);
+      const line = log.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      const r = line ? JSON.parse(line) : { finding: log.trim().split('\n').at(-1) };
+      resolve({
+        name, exit: code ?? signal, log: logFile, executions: r.executions, execPerSec: r.execPerSec,
+        coverage: '-', features: '-', corpus: '-', reproducer: r.reproducer, finding: r.finding,
+      });
+    });
+  });
+}
+
 function table(results) {
   const rows = results.map((r) => [
     r.name,
@@ -247,16 +291,20 @@ function table(results) {
 
 async function main() {
   const { seconds, jobs, names, buildOnly } = parseOptions();
-  const cxx = toolchain();
-  console.error(`fuzz: building ${names.join(', ')} with ${cxx}`);
-  const seedsBin = await build(cxx, names);
-  const seedsDir = writeSeeds(seedsBin);
+  const native = names.filter((n) => n in HARNESSES);
+  let seedsDir;
+  if (native.length > 0) {
+    const cxx = toolchain();
+    console.error(`fuzz: building ${native.join(', ')} with ${cxx}`);
+    seedsDir = writeSeeds(await build(cxx, native));
+  }
+  if (names.some((n) => n in JS_HARNESSES)) await buildDist();
   if (buildOnly) return 0;
   const results = [];
   await parallel(
     names.map((name) => async () => {
-      console.error(`fuzz: ${name} (${HARNESSES[name]}) for ${seconds} s`);
-      results.push(await runHarness(name, seconds, seedsDir));
+      console.error(`fuzz: ${name} (${ALL[name]}) for ${seconds} s`);
+      results.push(await (name in JS_HARNESSES ? runJsHarness(name, seconds) : runHarness(name, seconds, seedsDir)));
     }),
     jobs,
   );
@@ -265,7 +313,8 @@ async function main() {
   const bad = results.filter((r) => r.exit !== 0);
   for (const r of bad) {
     console.log(`\n${r.name}: ${r.finding ?? `exit ${r.exit}`}`);
-    console.log(`  reproducer: ${r.reproducer ?? '(none written)'}  (re-run: fuzz/out/${r.name} ${r.reproducer ?? ''})`);
+    const rerun = r.name in JS_HARNESSES ? `node fuzz/${r.name}.js --replay` : `fuzz/out/${r.name}`;
+    console.log(`  reproducer: ${r.reproducer ?? '(none written)'}  (re-run: ${rerun} ${r.reproducer ?? ''})`);
     console.log(`  log: ${path.relative(root, r.log)}`);
   }
   return bad.length ? 1 : 0;

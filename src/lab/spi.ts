@@ -67,7 +67,8 @@ export async function loadSpiExample(exampleDir = SPI_EXAMPLE_DIR): Promise<{ no
   }
 }
 
-function interfaceOf(loaded: LoadedNode, side: 'inside' | 'outside') {
+/** The inside or outside interface the node config names for its SGW. */
+export function interfaceOf(loaded: LoadedNode, side: 'inside' | 'outside') {
   const itf = loaded.node.interfaces.find((i) => i.name === loaded.node.sgw![side])!;
   return { name: itf.name, address: itf.address, cidr: `${itf.address}/${itf.prefixLength}` };
 }

@@ -8,6 +8,7 @@
  *   defer(run)            runs `run` later, off the caller's stack (delivery to oneself, inject).
  *   linkName(iface)       the link an interface is attached to (PacketContext.link, interfaces()).
  *   transmit(...)         puts a routed packet on the interface's link towards a next hop.
+ * An interface's `mtu` (if the world sets one) is the largest packet its link carries: route() fragments above it.
  *   delivered(...)        after the onDeliver handlers, e.g. hands the packet to the kernel's sockets.
  *   routeAdded/Removed    a route of addRoute() entered or left the table (a kernel mirrors it).
  *   localAddressAdded/Removed  addLocalAddress()/removeLocalAddress() changed the set.
@@ -19,6 +20,7 @@
  * LinkCore: a link's capture record and live taps, and the two-ends rule of 'p2p', for their links.
  */
 import { ipToU32, parsePrefix, prefixContains, prefixMask, u32ToIp, type Prefix } from '../wire/addr.js';
+import { fragmentIpv4 } from '../wire/fragment.js';
 import { parseIpv4 } from '../wire/ipv4.js';
 import { decrementTtl } from './ip.js';
 import type {
@@ -48,6 +50,8 @@ export interface CoreInterface {
   name: string;
   address: number;
   prefix: Prefix;
+  /** The largest packet its link carries (absent: unlimited); route() fragments above it. */
+  mtu?: number;
 }
 
 interface StoredRoute {
@@ -64,7 +68,9 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   private readonly routeTable: StoredRoute[] = [];
   private readonly hooks: Record<HookStage, PacketHook[]> = { input: [], output: [] };
   private readonly handlers: PacketHandler[] = [];
-  private readonly drops: Record<HostDropReason, number> = { bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0 };
+  private readonly drops: Record<HostDropReason, number> = {
+    bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0, too_big: 0,
+  };
 
   constructor(
     readonly name: string,
@@ -257,7 +263,11 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   private route(packet: Uint8Array, dst: number): SendResult {
     const route = this.lookup(dst);
     if (!route) return this.drop('no_route');
-    if (!this.transmit(packet, this.iface(route.iface), route.via ?? dst)) return this.drop('unresolved');
+    const iface = this.iface(route.iface);
+    // RFC 791: what the link cannot carry leaves in fragments, unless DF forbids it.
+    const pieces = packet.length <= (iface.mtu ?? Infinity) ? [packet] : fragmentIpv4(packet, iface.mtu!);
+    if (!pieces) return this.drop('too_big');
+    for (const piece of pieces) if (!this.transmit(piece, iface, route.via ?? dst)) return this.drop('unresolved');
     return { ok: true };
   }
 

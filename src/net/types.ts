@@ -113,7 +113,7 @@ export type PacketHook = (packet: Uint8Array, ctx: PacketContext) => HookResult;
 export type PacketHandler = (packet: Uint8Array, ctx: PacketContext) => void;
 export type HookStage = 'input' | 'output';
 
-export type HostDropReason = 'bad_ipv4' | 'no_route' | 'ttl_expired' | 'not_for_us' | 'unresolved';
+export type HostDropReason = 'bad_ipv4' | 'no_route' | 'ttl_expired' | 'not_for_us' | 'unresolved' | 'too_big';
 
 export type SendResult = { ok: true } | { ok: false; reason: HostDropReason };
 

@@ -11,7 +11,8 @@ import type { Clock, Host, HookResult, PacketContext, Timer } from '../net/types
 import { decide, refusedVisitor, type Decision, type EndPeer, type PacketView, type SgwPlace, type SkipLayer } from '../policy/sgw.js';
 import { toU32, type Sgw, type TopologyMap } from '../topology/map.js';
 import { ipToU32, u32ToIp } from '../wire/addr.js';
-import { parseIpv4 } from '../wire/ipv4.js';
+import { isFragment } from '../wire/fragment.js';
+import type { Ipv4Header } from '../wire/ipv4.js';
 import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../wire/skip.js';
 import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
@@ -21,6 +22,7 @@ import { NodeKeys, type SaLookup } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
 import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
+import { readableHeader, Reassembler, type Reassembled, type ReassemblyLimits } from './common/reassembly.js';
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
 import { CareOfTable } from './sgw/careofs.js';
 import { DiscoveryCrossings } from './sgw/crossings.js';
@@ -51,6 +53,8 @@ export interface SecurityGatewayOptions {
   discoveryTimeoutMs?: number;
   /** §3.5: translate inside addresses to the outside address for UDP that leaves as usual IP to an outside host. */
   natOutside?: boolean;
+  /** Bounds of fragment reassembly (tests shrink them). */
+  reassembly?: Partial<ReassemblyLimits>;
 }
 
 /** What SecurityGateway.reconfigure can change; absent fields stay as they are. */
@@ -90,6 +94,7 @@ export class SecurityGateway {
   private routesCounter = -1;
   private readonly nat?: UdpSourceNat;
   private readonly removeHook: () => void;
+  private readonly fragments: Reassembler;
 
   constructor(options: SecurityGatewayOptions) {
     const self = options.map.sgw(options.name);
@@ -117,6 +122,7 @@ export class SecurityGateway {
     if (options.natOutside) this.nat = new UdpSourceNat(this.clock, ipToU32(self.outside));
     this.engine.setLocalAddresses([self.inside, self.outside]);
     this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (outcomes) => this.handle(outcomes), () => this.refreshTables());
+    this.fragments = new Reassembler(this.clock, this.tally, options.reassembly);
     this.removeHook = this.host.addHook('input', (packet, ctx) => this.onInput(packet, ctx));
   }
 
@@ -145,6 +151,7 @@ export class SecurityGateway {
   close(): void {
     this.removeHook();
     this.pipeline.close();
+    this.fragments.close();
     this.discovery.close();
     for (const timer of this.neighbourRoutes.values()) timer.cancel();
     this.keys.close();
@@ -153,10 +160,25 @@ export class SecurityGateway {
   // ── input ────────────────────────────────────────────────────────────────────────────────
 
   private onInput(packet: Uint8Array, ctx: PacketContext): HookResult {
-    const ip = parseIpv4(packet, 0);
-    if (!ip.ok) return 'pass';
+    // What cannot be classified never passes: unreadable headers are dropped, fragments classified whole.
+    const header = readableHeader(packet, this.tally);
+    if (!header) return 'consumed';
     const arrivedOn: Arrival = ctx.iface === this.insideInterface ? 'inside' : 'outside';
-    if (ip.header.protocol === IPPROTO_SKIP && this.isOwnAddress(ip.header.dst)) {
+    if (!isFragment(header)) return this.classify(packet, header, arrivedOn);
+    const whole = this.fragments.push(packet, header);
+    if (whole && this.classify(whole.datagram, whole.header, arrivedOn) === 'pass') this.release(whole, ctx);
+    return 'consumed';
+  }
+
+  /** A reassembled datagram the policy passes: to us whole, else forwarded as the fragments it came in. */
+  private release(whole: Reassembled, ctx: PacketContext): void {
+    const packets = this.host.isLocal(u32ToIp(whole.header.dst)) ? [whole.datagram] : whole.fragments;
+    for (const packet of packets) this.host.inject(packet, { iface: ctx.iface, bypassHooks: true });
+  }
+
+  /** The policy's verdict on a whole datagram: 'pass' lets the host deliver or forward it. */
+  private classify(packet: Uint8Array, header: Ipv4Header, arrivedOn: Arrival): HookResult {
+    if (header.protocol === IPPROTO_SKIP && this.isOwnAddress(header.dst)) {
       this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: { kind: 'inbound', arrivedOn } });
       return 'consumed';
     }

@@ -7,11 +7,12 @@ import { Op, Reason, reasonName, Verdict, type Engine } from '../engine/index.js
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
-import type { Clock, Host, HookResult } from '../net/types.js';
+import type { Clock, Host, HookResult, PacketContext } from '../net/types.js';
 import { communicationMode } from '../topology/position.js';
 import type { Sgw, TopologyMap } from '../topology/map.js';
 import { ipToU32, u32ToIp } from '../wire/addr.js';
-import { IpProto, parseIpv4 } from '../wire/ipv4.js';
+import { isFragment } from '../wire/fragment.js';
+import { IpProto, parseIpv4, type Ipv4Header } from '../wire/ipv4.js';
 import type { MnHaKey } from '../wire/mobileip.js';
 import { IPPROTO_SKIP, NSID_NONE } from '../wire/skip.js';
 import { ICMP_SECURITY_FAILURE } from '../wire/icmp40.js';
@@ -22,6 +23,7 @@ import { isDiscovery, sgwName } from './common/signalling.js';
 import { NodeKeys } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
+import { readableHeader, Reassembler, type ReassemblyLimits } from './common/reassembly.js';
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
 import { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport, type RegistrationClientOptions, type RegistrationEvent } from './registration.js';
 import { PathTable, type Procedure } from './smn/paths.js';
@@ -49,6 +51,8 @@ export interface MobileNodeOptions {
   outsideCh?: OutsidePolicy;
   suites?: Partial<Suites>;
   keyLog?: KeyLog;
+  /** Bounds of fragment reassembly, each way (tests shrink them). */
+  reassembly?: Partial<ReassemblyLimits>;
   registration?: Partial<Pick<RegistrationClientOptions, 'lifetime' | 'initialRetransmitMs' | 'maxRetransmitMs' | 'reregisterAt'>>;
 }
 
@@ -85,6 +89,9 @@ export class MobileNode {
   private readonly sent: SentLog;
   private careOf: number;
   private readonly removers: (() => void)[] = [];
+  /** Fragments arriving, and fragments of the SMN's own applications (apart, so a flood in cannot starve what goes out). */
+  private readonly inFragments: Reassembler;
+  private readonly outFragments: Reassembler;
 
   constructor(options: MobileNodeOptions) {
     this.host = options.host;
@@ -112,6 +119,8 @@ export class MobileNode {
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => u32ToIp(this.careOf), tally: this.tally,
     });
+    this.inFragments = new Reassembler(this.clock, this.tally, options.reassembly);
+    this.outFragments = new Reassembler(this.clock, this.tally, options.reassembly);
     this.tunnel = new TunnelEndpoint({
       host: this.host, homeAddress: this.homeAddress, homeAgent: this.homeAgent, accept: 'authenticated',
     });
@@ -120,7 +129,7 @@ export class MobileNode {
       auth: options.mnHaKey, initialRetransmitMs: 500, ...options.registration,
     });
     this.removers.push(
-      this.host.addHook('input', (packet) => this.onInput(packet)),
+      this.host.addHook('input', (packet, ctx) => this.onInput(packet, ctx)),
       this.host.addHook('output', (packet) => this.onOutput(packet)),
       this.host.onDeliver((packet) => this.onDeliver(packet)),
     );
@@ -200,6 +209,8 @@ export class MobileNode {
   close(): void {
     for (const remove of this.removers) remove();
     this.pipeline.close();
+    this.inFragments.close();
+    this.outFragments.close();
     this.registration.stop();
     this.tunnel.close();
     this.discovery.close();
@@ -223,12 +234,24 @@ export class MobileNode {
   // ── sending ──────────────────────────────────────────────────────────────────────────────
 
   private onOutput(packet: Uint8Array): HookResult {
-    const ip = parseIpv4(packet, 0);
-    if (!ip.ok || this.careOf === ipToU32(this.homeAddress)) return 'pass';
-    const { src, dst, protocol } = ip.header;
+    const header = readableHeader(packet, this.tally);
+    if (!header) return 'consumed';
+    if (this.careOf === ipToU32(this.homeAddress)) return 'pass';
+    if (!isFragment(header)) return this.classifyOutput(packet, header);
+    // The applications' fragments are protected whole; those the rules pass leave as they were sent.
+    const whole = this.outFragments.push(packet, header);
+    if (whole && this.classifyOutput(whole.datagram, whole.header) === 'pass') {
+      for (const fragment of whole.fragments) this.host.send(fragment, { bypassHooks: true });
+    }
+    return 'consumed';
+  }
+
+  /** Which layers a whole datagram of ours leaves in, or 'pass' for none (`header`: its addresses and protocol). */
+  private classifyOutput(packet: Uint8Array, header: Ipv4Header): HookResult {
+    const { src, dst, protocol } = header;
     if (src !== this.careOf && src !== ipToU32(this.homeAddress)) return 'pass';
     // Signalling stays plain (ICMP 40, SKIP, certificate discovery); an application's ICMP (ping) is protected like its UDP and TCP.
-    if (isSecurityFailure(packet, ip.header.headerLength) || protocol === IPPROTO_SKIP || isDiscovery(packet)) return 'pass';
+    if (isSecurityFailure(packet, header.headerLength) || protocol === IPPROTO_SKIP || isDiscovery(packet)) return 'pass';
     // §4.5.4: a correspondent on the visited network is reached directly.
     const here = this.map.protectingSgw(this.careOf);
     if (here && this.map.protectingSgw(dst) === here) return this.passed('pass_local');
@@ -302,10 +325,15 @@ export class MobileNode {
 
   // ── receiving ────────────────────────────────────────────────────────────────────────────
 
-  private onInput(packet: Uint8Array): HookResult {
-    const ip = parseIpv4(packet, 0);
-    if (!ip.ok || ip.header.protocol !== IPPROTO_SKIP) return 'pass';
-    if (ip.header.dst !== this.careOf && ip.header.dst !== ipToU32(this.homeAddress)) return 'pass';
+  private onInput(packet: Uint8Array, ctx: PacketContext): HookResult {
+    const header = readableHeader(packet, this.tally);
+    if (!header) return 'consumed';
+    if (isFragment(header)) {
+      this.inFragments.reinject(this.host, packet, header, ctx.iface);
+      return 'consumed';
+    }
+    if (header.protocol !== IPPROTO_SKIP) return 'pass';
+    if (header.dst !== this.careOf && header.dst !== ipToU32(this.homeAddress)) return 'pass';
     this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: { kind: 'in' } });
     return 'consumed';
   }

@@ -9,6 +9,7 @@ import { listNamespaces } from '../../src/net/netns.js';
 import type { PacketContext } from '../../src/net/types.js';
 import { describe as describePacket } from '../../src/wire/describe.js';
 import { canRunNetns } from '../io/topology.js';
+import { routedPair } from './routed.js';
 
 process.env.MIPSEC_NATIVE = '1';
 
@@ -21,17 +22,7 @@ describe.skipIf(!canRunNetns)('LinuxNetwork hosts (root)', () => {
   it('a → router → b: hooks, forwarding, drops by reason, captures, proxy ARP; nothing left after close()', async () => {
     const net = new LinuxNetwork();
     try {
-      net.addLink('left');
-      net.addLink('right');
-      const a = net.addHost('a');
-      const r = net.addHost('r', { forwarding: true });
-      const b = net.addHost('b');
-      a.addInterface('eth0', 'left', '10.50.0.10/24');
-      r.addInterface('l', 'left', '10.50.0.1/24');
-      r.addInterface('r', 'right', '10.60.0.1/24');
-      b.addInterface('eth0', 'right', '10.60.0.10/24');
-      a.addRoute('0.0.0.0/0', { via: '10.50.0.1' });
-      b.addRoute('0.0.0.0/0', { via: '10.60.0.1' });
+      const { a, r, b } = routedPair(net);
       expect(a.lookupRoute('10.60.0.10')).toEqual({ prefix: '0.0.0.0/0', via: '10.50.0.1', iface: 'eth0' });
       echoServer(b);
       const seen: PacketContext[] = [];

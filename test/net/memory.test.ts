@@ -103,7 +103,7 @@ describe('MemoryNetwork', () => {
     b.send(datagram('198.18.0.2', '10.7.0.1'));
     net.run();
     expect(a.counters().not_for_us).toBe(1);
-    expect(r.counters()).toEqual({ bad_ipv4: 0, no_route: 1, ttl_expired: 1, not_for_us: 0, unresolved: 1 });
+    expect(r.counters()).toEqual({ bad_ipv4: 0, no_route: 1, ttl_expired: 1, not_for_us: 0, unresolved: 1, too_big: 0 });
   });
 
   it('answers for proxied addresses on a multi-access link', () => {

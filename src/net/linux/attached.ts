@@ -14,7 +14,8 @@
  *   routes          the kernel's main-table routes through the named interfaces are read at attach; routes
  *                   the roles add are mirrored with `ip route replace` and removed again on close.
  *   send / forward  output hooks, the route table, then a raw IP_HDRINCL socket: the kernel routes the
- *                   datagram by its table and resolves the next hop with ARP.
+ *                   datagram by its table and resolves the next hop with ARP. What is larger than the
+ *                   interface's MTU (or the loop's 3520) leaves in fragments (DF set: dropped, too_big).
  *   local delivery  onDeliver handlers; an ICMP echo request to the host's own addresses is answered here
  *                   (the kernel never sees it). The host's own applications are not routed through the role.
  *
@@ -62,6 +63,7 @@ interface AddrInfo {
   ifname: string;
   operstate?: string;
   addr_info?: { family: string; local: string; prefixlen: number }[];
+  mtu?: number;
 }
 
 interface KernelRoute {
@@ -131,7 +133,10 @@ export class AttachedHost extends HostCore<CoreInterface> {
     }
     const ifaces = wanted.map((itf): CoreInterface => {
       const address = ipToU32(itf.address);
-      return { name: itf.name, address, prefix: { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength } };
+      // The raw socket sends nothing larger than the interface's MTU, the I/O loop nothing larger than TUN_MTU.
+      const mtu = Math.min(present.find((p) => p.ifname === itf.name)?.mtu ?? TUN_MTU, TUN_MTU);
+      const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
+      return { name: itf.name, address, prefix, mtu };
     });
     for (const iface of ifaces) this.redirect(iface);
     for (const iface of ifaces) this.registerInterface(iface);

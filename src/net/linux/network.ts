@@ -19,7 +19,8 @@
  *                   The kernel's IP stack never sees it, so it never forwards, answers or decrements TTL.
  *   send / forward  output hooks, then the JS route table (mirrored into the kernel's main table with
  *                   `ip route replace`), then the IoLoop's raw IP_HDRINCL socket ('raw' inject): the
- *                   kernel routes it by that table and resolves the next hop with ARP.
+ *                   kernel routes it by that table and resolves the next hop with ARP. Packets over
+ *                   3520 bytes (what the peer's TUN reads) leave in fragments.
  *   inject          the JS input path directly (as MemoryHost: queued, not re-entrant).
  *   local delivery  onDeliver handlers; ICMP echo, TCP and UDP to port 5201 (the applications'
  *                   traffic) are also written into the TUN `t-local`, where the kernel delivers them
@@ -314,6 +315,7 @@ interface LinuxInterface {
   port: Port;
   address: number;
   prefix: Prefix;
+  mtu: number;
 }
 
 export class LinuxHost extends HostCore<LinuxInterface> {
@@ -341,7 +343,8 @@ export class LinuxHost extends HostCore<LinuxInterface> {
     const { address, prefix } = parseCidr(cidr);
     const s = this.network.session;
     const port = this.network.attach(this, name, this.network.link(link));
-    const iface: LinuxInterface = { name, port, address, prefix };
+    // The veths take 9000, but the peer's interface TUN reads at most IFACE_TUN_MTU a packet (the I/O loop's cap).
+    const iface: LinuxInterface = { name, port, address, prefix, mtu: IFACE_TUN_MTU };
     const tun = `t-${name}`.slice(0, 15);
     this.network.startTun(this.ns, tun, IFACE_TUN_MTU, (packet) => {
       if (!isKernelMulticast(packet)) this.receive(packet, iface);

@@ -10,7 +10,10 @@ import type { Clock, Host } from '../../net/types.js';
 import { TickPipeline } from '../common/pipeline.js';
 import type { KeyLog } from '../common/keylog.js';
 import { ipToU32, parsePrefix, prefixContains, type Prefix } from '../../wire/addr.js';
-import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { isFragment } from '../../wire/fragment.js';
+import { IpProto } from '../../wire/ipv4.js';
+import { Tally } from '../common/counters.js';
+import { readableHeader, Reassembler } from '../common/reassembly.js';
 
 export interface ManualSaSetup {
   host: Host;
@@ -48,6 +51,9 @@ export class ManualSpiGateway {
   private remotes: Prefix[] = [];
   private nextId = 1;
   readonly drops = new Map<string, number>();
+  /** Unreadable packets and fragment reassembly. */
+  private readonly tally = new Tally();
+  private readonly fragments: Reassembler;
 
   constructor(s: ManualSaSetup) {
     this.engine = s.engine;
@@ -68,10 +74,16 @@ export class ManualSpiGateway {
       }
       return [];
     });
+    this.fragments = new Reassembler(s.clock, this.tally);
     this.removeHook = s.host.addHook('input', (packet, ctx) => {
-      const check = parseIpv4(packet, 0);
-      if (!check.ok) return 'pass';
-      const { dst, protocol } = check.header;
+      // Nothing unreadable passes; a fragment is judged whole (it could be for a remote prefix).
+      const header = readableHeader(packet, this.tally);
+      if (!header) return 'consumed';
+      if (isFragment(header)) {
+        this.fragments.reinject(s.host, packet, header, ctx.iface);
+        return 'consumed';
+      }
+      const { dst, protocol } = header;
       if (ctx.iface === s.inside.name && this.remotes.some((p) => prefixContains(p, dst))) this.pipeline.push({ op: Op.OUTBOUND, packet: packet.slice(), tag: 'out' });
       else if (ctx.iface === s.outside.name && protocol === IpProto.ESP && dst === outsideU32) this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: 'in' });
       else return 'pass';
@@ -148,15 +160,17 @@ export class ManualSpiGateway {
     return this.installed.map(({ name, out, in: inbound }) => ({ name, out, in: inbound }));
   }
 
-  /** Drops by engine reason, as role counters. */
+  /** Drops by engine reason, unreadable packets and fragment reassembly, as role counters. */
   counters(): Record<string, number> {
-    return Object.fromEntries([...this.drops].map(([reason, n]) => [`manual_drop_${reason}`, n]));
+    const own = Object.entries(this.tally.snapshot()).map(([name, n]) => [`manual_${name}`, n]);
+    return Object.fromEntries([...[...this.drops].map(([reason, n]) => [`manual_drop_${reason}`, n]), ...own]);
   }
 
   /** Removes the hook, then frees the SAs (the engine zeroes their keys). */
   close(): void {
     this.removeHook();
     this.pipeline.close();
+    this.fragments.close();
     this.engine.close();
   }
 }
