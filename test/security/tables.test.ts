@@ -2,7 +2,7 @@
 // capped per peer and overall (NodeKeys), learned routes are capped and expire (LearnedRoutes), and an SA
 // install costs the same at 32k SAs as at 1k (both engines).
 import { describe, expect, it } from 'vitest';
-import { installCostUs } from '../../src/bench/install.js';
+import { installCostUs, probeSa } from '../../src/bench/install.js';
 import { createEngine, type Engine, type EngineImpl } from '../../src/engine/index.js';
 import { CertCache } from '../../src/keys/cache.js';
 import { SkipKeying } from '../../src/keys/keying.js';
@@ -125,4 +125,25 @@ describe.each(['native', 'ts'] as const)('hole 11: SA install cost (%s engine)',
     engine.close();
     expect(large / small, `${small.toFixed(1)} µs at 1k, ${large.toFixed(1)} µs at 32k`).toBeLessThan(4);
   }, 120_000);
+});
+
+describe.each(['native', 'ts'] as const)('hole 11: the incremental SA table (%s engine)', (impl: EngineImpl) => {
+  it('hole 11: installs and removes in shuffled order keep every live SA findable by id and its SPI taken, and free the rest', () => {
+    const engine = createEngine(impl);
+    const ids = Array.from({ length: 5000 }, (_, i) => i + 1);
+    let seed = 11;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let i = ids.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [ids[i], ids[j]] = [ids[j], ids[i]];
+    }
+    for (const id of ids) engine.installSa(probeSa(id));
+    const removed = new Set(ids.filter((id) => id % 3 === 0));
+    for (const id of removed) engine.removeSa(id);
+    for (const id of ids) expect(engine.saStats(id) !== undefined, `SA ${id}`).toBe(!removed.has(id));
+    // A removed SA's SPI is free again, a live one's is not.
+    for (const id of removed) engine.installSa(probeSa(id));
+    expect(() => engine.installSa({ ...probeSa(0x7000000), esp: probeSa(7).esp })).toThrow(/SPI|protocol/);
+    engine.close();
+  });
 });
