@@ -13,7 +13,8 @@ const KEY = new Uint8Array(20).fill(7);
 
 /** An inbound SPI-mode End SA; its id names its SPI, so every id is a distinct inbound lookup key. */
 export function probeSa(id: number): SaDesc {
-  return { id, direction: 'in', role: 'end', mode: 'spi', src: '198.18.9.1', dst: '198.18.9.2', esp: { suite: 'aes128gcm', key: KEY, spi: 255 + id } };
+  const esp = { suite: 'aes128gcm' as const, key: KEY, spi: 255 + id };
+  return { id, direction: 'in', role: 'end', mode: 'spi', src: '198.18.9.1', dst: '198.18.9.2', esp };
 }
 
 /** Fills `engine` to `size` SAs (ids from filled.next on), then returns the CPU µs one install and remove cost. */

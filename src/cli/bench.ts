@@ -105,7 +105,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
   };
   // The SA install rows belong to the human table; the --json rows stay one per op, impl and size.
   const installSizes = values.json ? [] : INSTALL_TABLE_SIZES;
-  const options: MicroOptions = { sizes, ops: ops as MicroOp[], impls: impls as EngineImpl[], seconds, tsSeconds: seconds * TS_SHARE, runs, installSizes, progress };
+  const options: MicroOptions = {
+    sizes, ops: ops as MicroOp[], impls: impls as EngineImpl[], seconds, tsSeconds: seconds * TS_SHARE, runs, installSizes, progress,
+  };
   const result = await runMicro(options);
   if (tty) process.stderr.write(`\r${' '.repeat(lastWidth)}\r`);
   if (values.json) {

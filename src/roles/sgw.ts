@@ -67,7 +67,13 @@ type Tag =
 type Job = EngineJob<Tag>;
 
 /** Keying failures that mean "no key for you" (code 0) or "your key is wrong" (code 1); others are malformed packets. */
-const NO_KEY: ReadonlySet<SaFailure> = new Set(['unknown_certificate', 'expired_certificate', 'certificate_not_yet_valid', 'counter_window', 'bad_dst_mkid']);
+const NO_KEY: ReadonlySet<SaFailure> = new Set([
+  'unknown_certificate',
+  'expired_certificate',
+  'certificate_not_yet_valid',
+  'counter_window',
+  'bad_dst_mkid',
+]);
 const BAD_KEY: ReadonlySet<SaFailure> = new Set(['forged_key', 'bad_peer_key', 'sa_mismatch']);
 /** How long a neighbour route to a visiting SMN's home address lives (for failure messages on its link). */
 const NEIGHBOUR_ROUTE_MS = 10_000;

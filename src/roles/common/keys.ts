@@ -35,7 +35,8 @@ export interface SaLimits {
 }
 
 const peerKey = (peer: SkipName): string => `${peer.nsid}/${peer.address}`;
-const outKey = (req: Pick<OutboundRequest, 'role' | 'src' | 'dst' | 'peer'>): string => `${req.role}|${req.src}|${req.dst}|${peerKey(req.peer)}`;
+type OutKeyFields = Pick<OutboundRequest, 'role' | 'src' | 'dst' | 'peer'>;
+const outKey = (req: OutKeyFields): string => `${req.role}|${req.src}|${req.dst}|${peerKey(req.peer)}`;
 
 export class NodeKeys {
   private readonly metas = new Map<number, SaMeta>();
@@ -79,7 +80,8 @@ export class NodeKeys {
     const { src, dst, headerLength } = ip.header;
     const srcText = u32ToIp(src);
     const h = decodeSkipHeader(datagram, headerLength);
-    const peer: SkipName = h.ok && h.header.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.header.srcMkid! } : { nsid: NSID_NONE, address: src };
+    const peer: SkipName =
+      h.ok && h.header.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.header.srcMkid! } : { nsid: NSID_NONE, address: src };
     // Checked before any keying work: a refused packet costs a header parse, not a Diffie-Hellman or unwrap.
     const limit = this.inboundLimit(peer);
     if (limit) return limit;
@@ -107,9 +109,12 @@ export class NodeKeys {
   private inboundLimit(peer: SkipName): SaLookup | undefined {
     const held = this.inboundPerPeer.get(peerKey(peer)) ?? 0;
     if (held >= this.maxInboundPerPeer) {
-      return { ok: false, reason: 'sa_limit_peer', message: `peer ${peerKey(peer)} already holds ${held} inbound SAs (limit ${this.maxInboundPerPeer})` };
+      const message = `peer ${peerKey(peer)} already holds ${held} inbound SAs (limit ${this.maxInboundPerPeer})`;
+      return { ok: false, reason: 'sa_limit_peer', message };
     }
-    if (this.inboundCount >= this.maxInbound) return { ok: false, reason: 'sa_limit_total', message: `already ${this.inboundCount} inbound SAs (limit ${this.maxInbound})` };
+    if (this.inboundCount >= this.maxInbound) {
+      return { ok: false, reason: 'sa_limit_total', message: `already ${this.inboundCount} inbound SAs (limit ${this.maxInbound})` };
+    }
     return undefined;
   }
 
