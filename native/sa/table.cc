@@ -71,7 +71,8 @@ std::string SaTable::install(const SaConfig& cfg) {
   if (const char* why = cfg.validate()) return why;
   std::lock_guard<std::mutex> hold(writer_);
   auto cur = std::atomic_load(&current_);
-  if (cur->by_id.find(cfg.id)) return "sa.id " + std::to_string(cfg.id) + " is already installed (remove it first, or install the rekeyed SA under a new id)";
+  if (cur->by_id.find(cfg.id))
+    return "sa.id " + std::to_string(cfg.id) + " is already installed (remove it first, or install the rekeyed SA under a new id)";
   auto sa = std::make_shared<Sa>(cfg);
   if (cfg.direction == Direction::in) {
     if (cfg.mode == Mode::spi) {
