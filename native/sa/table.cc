@@ -1,22 +1,10 @@
 #include "sa/table.h"
 #include <algorithm>
+#include <unordered_map>
 
 namespace mipsec {
 
 static uint64_t spi_key(uint8_t proto, uint32_t spi) { return uint64_t(proto) << 32 | spi; }
-
-void Tables::index() {
-  std::vector<std::pair<uint32_t, Sa*>> ids;
-  for (const auto& [id, sa] : by_id) ids.emplace_back(id, sa.get());
-  id_index_.build(ids);
-  spi_index_.build(std::vector<std::pair<uint64_t, Sa*>>(by_spi.begin(), by_spi.end()));
-  skip_index_.build(std::vector<std::pair<SkipKey, Sa*>>(by_skip.begin(), by_skip.end()));
-  std::vector<PrefixIndex::Entry> route_entries, policy_entries;
-  for (const RouteEntry& r : routes) route_entries.push_back({r.network, r.length, r.sa});
-  for (size_t i = 0; i < policies.size(); i++) policy_entries.push_back({policies[i].network, policies[i].length, uint32_t(i)});
-  route_index_.build(route_entries);
-  policy_index_.build(policy_entries);
-}
 
 void PrefixIndex::build(const std::vector<Entry>& entries) {
   levels_.clear();
@@ -38,32 +26,32 @@ const uint32_t* PrefixIndex::find(uint32_t dst) const {
 }
 
 Sa* Tables::find(uint32_t id) const {
-  Sa* const* sa = id_index_.find(id);
-  return sa ? *sa : nullptr;
+  const std::shared_ptr<Sa>* sa = by_id.find(id);
+  return sa ? sa->get() : nullptr;
 }
 
 Sa* Tables::find_spi(uint8_t proto, uint32_t spi) const {
-  Sa* const* sa = spi_index_.find(spi_key(proto, spi));
+  Sa* const* sa = by_spi.find(spi_key(proto, spi));
   return sa ? *sa : nullptr;
 }
 
 Sa* Tables::find_skip(const SkipKey& key) const {
-  Sa* const* sa = skip_index_.find(key);
+  Sa* const* sa = by_skip.find(key);
   return sa ? *sa : nullptr;
 }
 
 bool Tables::route(uint32_t dst, uint32_t* sa) const {
-  const uint32_t* via = route_index_.find(dst);
+  const uint32_t* via = routes->index.find(dst);
   if (via) *sa = *via;
   return via != nullptr;
 }
 
 const PolicyEntry* Tables::policy(uint32_t dst) const {
-  const uint32_t* i = policy_index_.find(dst);
-  return i ? &policies[*i] : nullptr;
+  const uint32_t* i = policies->index.find(dst);
+  return i ? &policies->policies[*i] : nullptr;
 }
 
-bool Tables::is_local(uint32_t addr) const { return std::binary_search(local.begin(), local.end(), addr); }
+bool Tables::is_local(uint32_t addr) const { return std::binary_search(local->begin(), local->end(), addr); }
 
 SaTable::SaTable() : current_(std::make_shared<Tables>()) {}
 
@@ -71,7 +59,6 @@ template <class Edit>
 void SaTable::publish(Edit edit) {
   auto next = std::make_shared<Tables>(*std::atomic_load(&current_));
   edit(*next);
-  next->index();
   std::atomic_store(&current_, std::shared_ptr<const Tables>(std::move(next)));
 }
 
@@ -84,22 +71,24 @@ std::string SaTable::install(const SaConfig& cfg) {
   if (const char* why = cfg.validate()) return why;
   std::lock_guard<std::mutex> hold(writer_);
   auto cur = std::atomic_load(&current_);
-  if (cur->by_id.count(cfg.id)) return "sa.id " + std::to_string(cfg.id) + " is already installed (remove it first, or install the rekeyed SA under a new id)";
+  if (cur->by_id.find(cfg.id))
+    return "sa.id " + std::to_string(cfg.id) + " is already installed (remove it first, or install the rekeyed SA under a new id)";
   auto sa = std::make_shared<Sa>(cfg);
   if (cfg.direction == Direction::in) {
     if (cfg.mode == Mode::spi) {
-      auto it = cur->by_spi.find(inbound_spi_key(cfg));
-      if (it != cur->by_spi.end()) return "inbound SPI already used by sa " + std::to_string(it->second->cfg.id) + " (pick another SPI)";
+      if (Sa* const* other = cur->by_spi.find(inbound_spi_key(cfg)))
+        return "inbound SPI already used by sa " + std::to_string((*other)->cfg.id) + " (pick another SPI)";
     } else {
-      auto it = cur->by_skip.find(sa->skip_key);
-      if (it != cur->by_skip.end()) return "inbound SKIP key tuple already used by sa " + std::to_string(it->second->cfg.id) + " (the skipHeader must carry a fresh wrapped Kp)";
+      if (Sa* const* other = cur->by_skip.find(sa->skip_key))
+        return "inbound SKIP key tuple already used by sa " + std::to_string((*other)->cfg.id) +
+               " (the skipHeader must carry a fresh wrapped Kp)";
     }
   }
   publish([&](Tables& t) {
-    t.by_id.emplace(cfg.id, sa);
+    t.by_id.insert(cfg.id, sa);
     if (cfg.direction == Direction::in) {
-      if (cfg.mode == Mode::spi) t.by_spi.emplace(inbound_spi_key(cfg), sa.get());
-      else t.by_skip.emplace(sa->skip_key, sa.get());
+      if (cfg.mode == Mode::spi) t.by_spi.insert(inbound_spi_key(cfg), sa.get());
+      else t.by_skip.insert(sa->skip_key, sa.get());
     }
   });
   return {};
@@ -108,9 +97,8 @@ std::string SaTable::install(const SaConfig& cfg) {
 bool SaTable::remove(uint32_t id) {
   std::lock_guard<std::mutex> hold(writer_);
   auto cur = std::atomic_load(&current_);
-  auto it = cur->by_id.find(id);
-  if (it == cur->by_id.end()) return false;
-  Sa* sa = it->second.get();
+  Sa* sa = cur->find(id);
+  if (!sa) return false;
   publish([&](Tables& t) {
     if (sa->cfg.direction == Direction::in) {
       if (sa->cfg.mode == Mode::spi) t.by_spi.erase(inbound_spi_key(sa->cfg));
@@ -123,18 +111,29 @@ bool SaTable::remove(uint32_t id) {
 
 void SaTable::set_routes(const std::vector<RouteEntry>& routes) {
   std::lock_guard<std::mutex> hold(writer_);
-  publish([&](Tables& t) { t.routes = routes; });
+  auto next = std::make_shared<RouteTable>();
+  next->routes = routes;
+  std::vector<PrefixIndex::Entry> entries;
+  for (const RouteEntry& r : routes) entries.push_back({r.network, r.length, r.sa});
+  next->index.build(entries);
+  publish([&](Tables& t) { t.routes = std::move(next); });
 }
 
 void SaTable::set_policies(const std::vector<PolicyEntry>& policies) {
   std::lock_guard<std::mutex> hold(writer_);
-  publish([&](Tables& t) { t.policies = policies; });
+  auto next = std::make_shared<PolicyTable>();
+  next->policies = policies;
+  std::vector<PrefixIndex::Entry> entries;
+  for (size_t i = 0; i < policies.size(); i++) entries.push_back({policies[i].network, policies[i].length, uint32_t(i)});
+  next->index.build(entries);
+  publish([&](Tables& t) { t.policies = std::move(next); });
 }
 
 void SaTable::set_local(std::vector<uint32_t> addresses) {
   std::sort(addresses.begin(), addresses.end());
   std::lock_guard<std::mutex> hold(writer_);
-  publish([&](Tables& t) { t.local = addresses; });
+  auto next = std::make_shared<const std::vector<uint32_t>>(std::move(addresses));
+  publish([&](Tables& t) { t.local = std::move(next); });
 }
 
 void SaTable::clear() {

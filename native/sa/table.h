@@ -1,15 +1,17 @@
 // The SA table, next-hop routes and local addresses, published as one immutable snapshot: a batch takes the
 // current snapshot once and keeps it (and every SA in it) alive until it ends, while the control plane
-// installs, removes and rekeys by publishing a new one (docs/engine.md §4).
+// installs, removes and rekeys by publishing a new one (docs/engine.md §4). A publish shares what it did
+// not change with the previous snapshot: the SA maps are persistent tries (an install copies one path),
+// routes, policies and local addresses are held by pointer (an SA change copies none of them).
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 #include "engine/abi.h"
 #include "sa/flat_index.h"
+#include "sa/hash_trie.h"
 #include "sa/sa.h"
 
 namespace mipsec {
@@ -50,17 +52,24 @@ class PrefixIndex {
   std::vector<Level> levels_;  // longest prefix first
 };
 
-// One snapshot. The maps are what the control plane edits (copied per publish); index() then builds the
-// flat indexes the packet path reads.
-struct Tables {
-  std::unordered_map<uint32_t, std::shared_ptr<Sa>> by_id;
-  std::unordered_map<uint64_t, Sa*> by_spi;  // inbound, mode spi: protocol << 32 | SPI of the first header
-  std::unordered_map<SkipKey, Sa*, SkipKeyHash> by_skip;  // inbound, mode skip
+// Routes with their longest-prefix index, built once per set_routes (and likewise for policies).
+struct RouteTable {
   std::vector<RouteEntry> routes;
+  PrefixIndex index;  // value: the route's SA
+};
+struct PolicyTable {
   std::vector<PolicyEntry> policies;
-  std::vector<uint32_t> local;  // sorted
+  PrefixIndex index;  // value: index into policies
+};
 
-  void index();
+// One snapshot; copying it copies pointers only.
+struct Tables {
+  HashTrie<uint32_t, std::shared_ptr<Sa>, IntHash> by_id;
+  HashTrie<uint64_t, Sa*, IntHash> by_spi;  // inbound, mode spi: protocol << 32 | SPI of the first header
+  HashTrie<SkipKey, Sa*, SkipKeyHash> by_skip;  // inbound, mode skip
+  std::shared_ptr<const RouteTable> routes = std::make_shared<RouteTable>();
+  std::shared_ptr<const PolicyTable> policies = std::make_shared<PolicyTable>();
+  std::shared_ptr<const std::vector<uint32_t>> local = std::make_shared<std::vector<uint32_t>>();  // sorted
 
   Sa* find(uint32_t id) const;
   Sa* find_spi(uint8_t proto, uint32_t spi) const;
@@ -70,13 +79,6 @@ struct Tables {
   // Longest-prefix match over the outbound policies; null when none covers dst.
   const PolicyEntry* policy(uint32_t dst) const;
   bool is_local(uint32_t addr) const;
-
- private:
-  FlatIndex<uint32_t, Sa*, IntHash> id_index_;
-  FlatIndex<uint64_t, Sa*, IntHash> spi_index_;
-  FlatIndex<SkipKey, Sa*, SkipKeyHash> skip_index_;
-  PrefixIndex route_index_;   // value: the route's SA
-  PrefixIndex policy_index_;  // value: index into policies
 };
 
 class SaTable {
@@ -93,7 +95,7 @@ class SaTable {
   void clear();
 
  private:
-  // Copies the current tables, lets edit change the copy, publishes it.
+  // Copies the current tables (pointers and trie roots), lets edit change the copy, publishes it.
   template <class Edit>
   void publish(Edit edit);
   std::mutex writer_;

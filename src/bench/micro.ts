@@ -7,6 +7,7 @@ import { Batch } from '../engine/batch.js';
 import { createEngine } from '../engine/index.js';
 import { DESC_WORDS, Desc, Op, VERDICT_COUNTER_BASE, Verdict, reasonName, type Engine, type EngineImpl, type OpCode, type SaDesc, type VerdictCode } from '../engine/types.js';
 import { END_GW, RELAY_GW, SENDER, endPair, innerDatagram, nexthopPair } from './fixtures.js';
+import { installCostUs } from './install.js';
 
 export const MICRO_OPS = ['encap-aes128gcm', 'decap-aes128gcm', 'relay-gmac-full', 'relay-gmac-headers', 'relay-hmac-full'] as const;
 export type MicroOp = (typeof MICRO_OPS)[number];
@@ -32,12 +33,22 @@ export interface MicroOptions {
   tsSeconds: number;
   /** Measured runs per cell; the median is reported. */
   runs: number;
+  /** Table sizes at which to measure the SA install cost (none: not measured). */
+  installSizes?: readonly number[];
   /** Progress text, one call per step. */
   progress?: (text: string) => void;
 }
 
+/** CPU µs per SA install (and remove) with `sas` SAs installed. */
+export interface InstallRow {
+  impl: EngineImpl;
+  sas: number;
+  us: number;
+}
+
 export interface MicroResult {
   rows: MicroRow[];
+  installs: InstallRow[];
   /** Native cells: what refilling the batch alone costs per packet (ns), already inside the figures. */
   feedNs: Map<string, number>;
   /** Why there are no openssl rows, when there are none. */
@@ -343,7 +354,24 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
       opensslMissing = `openssl speed failed: ${(err as Error).message.split('\n')[0]}`;
     }
   }
-  return { rows, feedNs, opensslMissing, opensslVersion: version };
+  return { rows, installs: measureInstalls(o, progress), feedNs, opensslMissing, opensslVersion: version };
+}
+
+function measureInstalls(o: MicroOptions, progress: (text: string) => void): InstallRow[] {
+  const rows: InstallRow[] = [];
+  for (const impl of o.impls ?? (['native', 'ts'] as const)) {
+    const engine = createEngine(impl);
+    const filled = { next: 1 };
+    try {
+      for (const sas of o.installSizes ?? []) {
+        progress(`${impl} SA install with ${sas} SAs installed`);
+        rows.push({ impl, sas, us: installCostUs(engine, sas, filled) });
+      }
+    } finally {
+      engine.close();
+    }
+  }
+  return rows;
 }
 
 // ---- the report ----
@@ -392,6 +420,22 @@ export function checkTargets(result: MicroResult, sizes: readonly number[]): Tar
   return checks;
 }
 
+/** The SA install rows: one line per table size, native and ts side by side. */
+function formatInstalls(installs: readonly InstallRow[]): string[] {
+  if (installs.length === 0) return [];
+  const cell = (impl: EngineImpl, sas: number): string => {
+    const row = installs.find((r) => r.impl === impl && r.sas === sas);
+    return row ? row.us.toFixed(1) : '—';
+  };
+  const sizes = [...new Set(installs.map((r) => r.sas))];
+  return [
+    'SA install (+ remove) cost, CPU µs each, fastest of several rounds, by SAs already installed (flat: no table copy):',
+    `  ${'SAs'.padStart(6)}  ${'native µs'.padStart(9)}  ${'ts µs'.padStart(9)}`,
+    ...sizes.map((n) => `  ${String(n).padStart(6)}  ${cell('native', n).padStart(9)}  ${cell('ts', n).padStart(9)}`),
+    '',
+  ];
+}
+
 export function formatTable(result: MicroResult, o: MicroOptions): string {
   const { rows } = result;
   const head = ['op', 'bytes', 'native pps', 'Gbit/s', 'ts pps', 'Gbit/s', 'openssl pps', 'Gbit/s', 'nat/ossl', 'nat/ts', 'feed ns/pkt'];
@@ -429,6 +473,7 @@ export function formatTable(result: MicroResult, o: MicroOptions): string {
     ...body.map(line),
     '',
   ];
+  out.push(...formatInstalls(result.installs));
   if (result.opensslMissing) out.push(`openssl: ${result.opensslMissing}; no openssl figures and no native/openssl ratio.`);
   out.push(
     'feed ns/pkt: what refilling the batch alone costs per packet (native cells); it is inside the figures:',

@@ -1,6 +1,7 @@
 // mipsec bench micro | e2e: the data-path micro-benchmark (src/bench/micro.ts, bench/README.md) and the
 // end-to-end benchmark against other userspace VPNs (src/bench/e2e/, bench/e2e.md).
 import { parseArgs } from 'node:util';
+import { INSTALL_TABLE_SIZES } from '../bench/install.js';
 import { MAX_INNER, MICRO_OPS, MIN_INNER, formatTable, runMicro, type MicroOp, type MicroOptions } from '../bench/micro.js';
 import type { EngineImpl } from '../engine/types.js';
 
@@ -22,7 +23,9 @@ Measures packets/s and Gbit/s (inner bytes) on one core for ESP encap and decap
 (AES-128-GCM), the next-hop relay with GMAC at full and headers coverage and
 with HMAC (full), on the native and the TS data path, next to
 \`openssl speed -evp aes-128-gcm -bytes N\` run in the same invocation; prints
-the ratios native/openssl and native/TS and checks the issue's targets.
+the ratios native/openssl and native/TS and checks the issue's targets. The
+table ends with the SA install cost at ${INSTALL_TABLE_SIZES.join(', ')} installed SAs
+(CPU µs per install and remove; not in --json).
 
 options:
   --seconds S   seconds per measured run of a native cell (default 1; TS cells
@@ -102,7 +105,11 @@ export async function run(_name: string, args: string[]): Promise<number> {
       process.stderr.write(`${text}\n`);
     }
   };
-  const options: MicroOptions = { sizes, ops: ops as MicroOp[], impls: impls as EngineImpl[], seconds, tsSeconds: seconds * TS_SHARE, runs, progress };
+  // The SA install rows belong to the human table; the --json rows stay one per op, impl and size.
+  const installSizes = values.json ? [] : INSTALL_TABLE_SIZES;
+  const options: MicroOptions = {
+    sizes, ops: ops as MicroOp[], impls: impls as EngineImpl[], seconds, tsSeconds: seconds * TS_SHARE, runs, installSizes, progress,
+  };
   const result = await runMicro(options);
   if (tty) process.stderr.write(`\r${' '.repeat(lastWidth)}\r`);
   if (values.json) {

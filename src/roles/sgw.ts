@@ -5,7 +5,7 @@
 import { Op, Reason, reasonName, Verdict, type Engine } from '../engine/index.js';
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
-import { SkipKeying, type KeyingFailure, type OutboundRequest } from '../keys/keying.js';
+import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
 import { formatName, type SkipName } from '../keys/names.js';
 import type { Clock, Host, HookResult, PacketContext, Timer } from '../net/types.js';
 import { decide, refusedVisitor, type Decision, type EndPeer, type PacketView, type SgwPlace, type SkipLayer } from '../policy/sgw.js';
@@ -18,7 +18,7 @@ import { Tally } from './common/counters.js';
 import { CertificateDiscovery } from './common/discovery.js';
 import { sendFailure } from './common/failure.js';
 import { discoveryOf, sgwName, type Discovery } from './common/signalling.js';
-import { NodeKeys, type SaLookup } from './common/keys.js';
+import { NodeKeys, type SaFailure, type SaLimits, type SaLookup } from './common/keys.js';
 import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
 import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
@@ -27,6 +27,7 @@ import { DEFAULT_SUITES, type Suites } from './common/suites.js';
 import { CareOfTable } from './sgw/careofs.js';
 import { DiscoveryCrossings } from './sgw/crossings.js';
 import { UdpSourceNat } from './sgw/nat.js';
+import { LearnedRoutes, type LearnedRouteLimits } from './sgw/learned.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
 import { addressesOf, outerLayer, tunnelledOf, viewOf } from './sgw/view.js';
 
@@ -55,6 +56,10 @@ export interface SecurityGatewayOptions {
   natOutside?: boolean;
   /** Bounds of fragment reassembly (tests shrink them). */
   reassembly?: Partial<ReassemblyLimits>;
+  /** Inbound SA caps (default 64 per peer, 65,536 in all). */
+  saLimits?: SaLimits;
+  /** Learned host routes: caps and lifetime (default 1024 per next-hop peer, 4096 in all, 60 s). */
+  learnedRoutes?: LearnedRouteLimits;
 }
 
 /** What SecurityGateway.reconfigure can change; absent fields stay as they are. */
@@ -68,8 +73,14 @@ type Tag =
 type Job = EngineJob<Tag>;
 
 /** Keying failures that mean "no key for you" (code 0) or "your key is wrong" (code 1); others are malformed packets. */
-const NO_KEY: ReadonlySet<KeyingFailure> = new Set(['unknown_certificate', 'expired_certificate', 'certificate_not_yet_valid', 'counter_window', 'bad_dst_mkid']);
-const BAD_KEY: ReadonlySet<KeyingFailure> = new Set(['forged_key', 'bad_peer_key', 'sa_mismatch']);
+const NO_KEY: ReadonlySet<SaFailure> = new Set([
+  'unknown_certificate',
+  'expired_certificate',
+  'certificate_not_yet_valid',
+  'counter_window',
+  'bad_dst_mkid',
+]);
+const BAD_KEY: ReadonlySet<SaFailure> = new Set(['forged_key', 'bad_peer_key', 'sa_mismatch']);
 /** How long a neighbour route to a visiting SMN's home address lives (for failure messages on its link). */
 const NEIGHBOUR_ROUTE_MS = 10_000;
 
@@ -89,7 +100,7 @@ export class SecurityGateway {
   private readonly discovery: CertificateDiscovery;
   private limiter: RateLimiter;
   private readonly tally = new Tally();
-  private readonly learnedRoutes = new Map<string, Sgw | undefined>();
+  private readonly learned: LearnedRoutes;
   private readonly neighbourRoutes = new Map<string, Timer>();
   private routesCounter = -1;
   private readonly nat?: UdpSourceNat;
@@ -109,7 +120,8 @@ export class SecurityGateway {
     this.suites = { ...DEFAULT_SUITES, ...options.suites };
     this.insideInterface = options.insideInterface ?? 'inside';
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
-    this.keys = new NodeKeys(keying, this.engine, options.keyLog);
+    this.keys = new NodeKeys(keying, this.engine, options.keyLog, options.saLimits);
+    this.learned = new LearnedRoutes(this.clock, this.tally, options.learnedRoutes);
     this.place = { map: options.map, self, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
     this.careOfs = new CareOfTable(this.place, this.clock, this.tally);
     this.place.careOfs = this.careOfs;
@@ -317,7 +329,7 @@ export class SecurityGateway {
     }
     this.tally.add('relay');
     // A layer for a host or care-of address: remember the route so the next packets stay in the engine.
-    if (next) this.learnRoute(`${u32ToIp(toU32(next.ip.dst))}/32`, d.nextHop);
+    if (next) this.learned.learn(`${u32ToIp(toU32(next.ip.dst))}/32`, d.nextHop);
     if (!d.nextHop) {
       this.transmit(o.packet);
       return;
@@ -425,23 +437,22 @@ export class SecurityGateway {
 
   // ── tables, output ───────────────────────────────────────────────────────────────────────
 
-  /** Next-hop routes follow the SKIP counter: a new n means new outbound SAs (and old ones expire). */
+  /**
+   * Before each flush: next-hop routes follow the SKIP counter (a new n means new outbound SAs, and old ones
+   * expire), and routes learned or expired since the last flush reach the engine in one setRoutes.
+   */
   private refreshTables(): void {
     const n = this.keys.keying.counter();
-    if (n === this.routesCounter) return;
-    this.routesCounter = n;
-    this.keys.expire();
-    this.installRoutes();
-  }
-
-  private learnRoute(prefix: string, via: Sgw | undefined): void {
-    if (this.learnedRoutes.has(prefix) && this.learnedRoutes.get(prefix) === via) return;
-    this.learnedRoutes.set(prefix, via);
-    this.installRoutes();
+    const newCounter = n !== this.routesCounter;
+    if (newCounter) {
+      this.routesCounter = n;
+      this.keys.expire();
+    }
+    if (this.learned.takeChanges() || newCounter) this.installRoutes();
   }
 
   private installRoutes(): void {
-    const intents: RouteIntent[] = [...staticRoutes(this.place.map, this.self), ...[...this.learnedRoutes].map(([prefix, via]) => ({ prefix, via }))];
+    const intents: RouteIntent[] = [...staticRoutes(this.place.map, this.self), ...this.learned.intents()];
     const routes = [];
     for (const intent of intents) {
       if (!intent.via) {

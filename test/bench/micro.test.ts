@@ -63,6 +63,8 @@ describe('mipsec bench micro --json', () => {
     expect(text).toMatch(/MISSED encap 1400 B ≥ 0.8 × openssl: not measured in this run/);
     expect(text).toMatch(/(MET|MISSED) +relay headers ≥ 2 Mpps at every size: 64 B [\d.]+ [Mk]pps/);
     expect(text).toMatch(/(MET|MISSED) +native ≥ 10 × TS at 64 B: encap-aes128gcm [\d.]+×/);
+    expect(text).toMatch(/SA install \(\+ remove\) cost/);
+    for (const sas of [1024, 4096, 16384, 65536]) expect(text).toMatch(new RegExp(`^ +${sas} +[\\d.]+ +[\\d.]+$`, 'm'));
   });
 
   it('measures only the cells --ops and --impls name, and says which targets it could not check', async () => {

@@ -1,6 +1,8 @@
 // A node's SKIP keying bound to its engine: outbound SAs on demand, inbound SAs from punted
 // headers, each installed once, its keys wiped from JS memory right after, and what each SA id
-// means to the role (peer, layer, outer addresses) remembered for policy decisions.
+// means to the role (peer, layer, outer addresses) remembered for policy decisions. Inbound SAs are
+// capped per peer and overall: each costs a punted packet and an install, and a peer may mint packet
+// keys at will (issue 10 hole 11).
 import type { Engine, SaDesc } from '../../engine/types.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
@@ -18,20 +20,50 @@ export interface SaMeta {
   dst: string;
 }
 
-export type SaLookup = { ok: true; id: number } | { ok: false; reason: KeyingFailure; message: string };
+/** Why no SA: a keying failure, or an inbound cap reached (counted by the roles as drop_keying_<reason>). */
+export type SaFailure = KeyingFailure | 'sa_limit_peer' | 'sa_limit_total';
+export type SaLookup = { ok: true; id: number } | { ok: false; reason: SaFailure; message: string };
+
+/** Inbound SAs one peer (SKIP name) may hold: 64 packet keys, far above what a peer rotating Kp needs. */
+export const DEFAULT_MAX_INBOUND_PER_PEER = 64;
+/** Inbound SAs in all (the engine's SA ids and memory stay bounded). */
+export const DEFAULT_MAX_INBOUND = 65536;
+
+export interface SaLimits {
+  maxInboundPerPeer?: number;
+  maxInbound?: number;
+}
+
+const peerKey = (peer: SkipName): string => `${peer.nsid}/${peer.address}`;
+type OutKeyFields = Pick<OutboundRequest, 'role' | 'src' | 'dst' | 'peer'>;
+const outKey = (req: OutKeyFields): string => `${req.role}|${req.src}|${req.dst}|${peerKey(req.peer)}`;
 
 export class NodeKeys {
   private readonly metas = new Map<number, SaMeta>();
+  /** Outbound SA id per request (role, outer addresses, peer): found without a scan. */
+  private readonly outIds = new Map<string, number>();
+  /** Inbound SAs installed per peer. */
+  private readonly inboundPerPeer = new Map<string, number>();
+  private inboundCount = 0;
+  private readonly maxInboundPerPeer: number;
+  private readonly maxInbound: number;
 
   constructor(
     readonly keying: SkipKeying,
     private readonly engine: Engine,
     private readonly keyLog?: KeyLog,
-  ) {}
+    limits: SaLimits = {},
+  ) {
+    this.maxInboundPerPeer = limits.maxInboundPerPeer ?? DEFAULT_MAX_INBOUND_PER_PEER;
+    this.maxInbound = limits.maxInbound ?? DEFAULT_MAX_INBOUND;
+    for (const [name, value] of Object.entries({ maxInboundPerPeer: this.maxInboundPerPeer, maxInbound: this.maxInbound })) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+    }
+  }
 
   /** The outbound SA for `req`, installed in the engine (a fresh one when n moved on or Kp is used up). */
   outbound(req: OutboundRequest): SaLookup {
-    const current = this.findOut(req);
+    const current = this.outIds.get(outKey(req));
     const sent = current === undefined ? 0 : Number(this.engine.saStats(current)?.packets ?? 0n);
     const r = this.keying.outboundSa(req, sent);
     if (!r.ok) return r;
@@ -47,11 +79,15 @@ export class NodeKeys {
     if (!ip.ok || ip.header.protocol !== IPPROTO_SKIP) return { ok: false, reason: 'truncated', message: 'punted packet is not an IPv4/SKIP datagram' };
     const { src, dst, headerLength } = ip.header;
     const srcText = u32ToIp(src);
+    const h = decodeSkipHeader(datagram, headerLength);
+    const peer: SkipName =
+      h.ok && h.header.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.header.srcMkid! } : { nsid: NSID_NONE, address: src };
+    // Checked before any keying work: a refused packet costs a header parse, not a Diffie-Hellman or unwrap.
+    const limit = this.inboundLimit(peer);
+    if (limit) return limit;
     const r = this.keying.inboundSa({ packet: datagram, offset: headerLength, src: srcText, dst: u32ToIp(dst), coverage });
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
-    const h = decodeSkipHeader(datagram, headerLength);
-    const peer: SkipName = h.ok && h.header.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.header.srcMkid! } : { nsid: NSID_NONE, address: ipToU32(srcText) };
     this.install(r.sa, { peer, role: r.sa.role, direction: 'in', src: srcText, dst: u32ToIp(dst) });
     return { ok: true, id: r.sa.id };
   }
@@ -70,23 +106,42 @@ export class NodeKeys {
     this.keying.close();
   }
 
+  private inboundLimit(peer: SkipName): SaLookup | undefined {
+    const held = this.inboundPerPeer.get(peerKey(peer)) ?? 0;
+    if (held >= this.maxInboundPerPeer) {
+      const message = `peer ${peerKey(peer)} already holds ${held} inbound SAs (limit ${this.maxInboundPerPeer})`;
+      return { ok: false, reason: 'sa_limit_peer', message };
+    }
+    if (this.inboundCount >= this.maxInbound) {
+      return { ok: false, reason: 'sa_limit_total', message: `already ${this.inboundCount} inbound SAs (limit ${this.maxInbound})` };
+    }
+    return undefined;
+  }
+
   private install(sa: SaDesc, meta: SaMeta): void {
     this.keyLog?.record(sa);
     this.engine.installSa(sa);
     wipeSaKeys(sa);
     this.metas.set(sa.id, meta);
+    if (meta.direction === 'out') this.outIds.set(outKey(meta), sa.id);
+    else this.countInbound(meta.peer, +1);
   }
 
   private remove(id: number): void {
     this.engine.removeSa(id);
+    const meta = this.metas.get(id);
     this.metas.delete(id);
+    if (!meta) return;
+    if (meta.direction === 'in') this.countInbound(meta.peer, -1);
+    else if (this.outIds.get(outKey(meta)) === id) this.outIds.delete(outKey(meta));
   }
 
-  private findOut(req: OutboundRequest): number | undefined {
-    for (const [id, m] of this.metas) {
-      if (m.direction === 'out' && m.role === req.role && m.src === req.src && m.dst === req.dst && m.peer.address === req.peer.address && m.peer.nsid === req.peer.nsid) return id;
-    }
-    return undefined;
+  private countInbound(peer: SkipName, delta: number): void {
+    const key = peerKey(peer);
+    const held = (this.inboundPerPeer.get(key) ?? 0) + delta;
+    if (held > 0) this.inboundPerPeer.set(key, held);
+    else this.inboundPerPeer.delete(key);
+    this.inboundCount += delta;
   }
 }
 
