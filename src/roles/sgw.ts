@@ -22,6 +22,7 @@ import type { KeyLog } from './common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
 import { RateLimiter, type RateLimitOptions } from './common/ratelimit.js';
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
+import { certificateAuthority, vouchedCertificate } from './sgw/authority.js';
 import { UdpSourceNat } from './sgw/nat.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
 import { addressesOf, outerLayer, viewOf } from './sgw/view.js';
@@ -80,7 +81,8 @@ export class SecurityGateway {
   private readonly careOfs = new Map<number, number>();
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
-  private limiter: RateLimiter;
+  /** Failure messages by the side the refused packet came from: an Internet flood cannot spend the budget a visitor on the inside needs (§3.4). */
+  private limiter: Record<Arrival, RateLimiter>;
   private readonly tally = new Tally();
   private readonly learnedRoutes = new Map<string, Sgw | undefined>();
   private readonly neighbourRoutes = new Map<string, Timer>();
@@ -103,10 +105,10 @@ export class SecurityGateway {
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
     this.keys = new NodeKeys(keying, this.engine, options.keyLog);
     this.place = { map: options.map, self, careOfs: this.careOfs, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
-    this.limiter = new RateLimiter(this.clock, options.failureRate);
+    this.limiter = failureLimiters(this.clock, options.failureRate);
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
-      tally: this.tally, timeoutMs: options.discoveryTimeoutMs,
+      tally: this.tally, timeoutMs: options.discoveryTimeoutMs, vouchesFor: (name) => vouchedCertificate(options.certs, name, Math.floor(this.clock.now() / 1000)),
     });
     if (options.natOutside) this.nat = new UdpSourceNat(this.clock, ipToU32(self.outside));
     this.engine.setLocalAddresses([self.inside, self.outside]);
@@ -128,7 +130,7 @@ export class SecurityGateway {
     if (changes.suites) this.suites = { ...this.suites, ...changes.suites };
     if (changes.plainInbound) this.place.plainInbound = changes.plainInbound;
     if (changes.admitsVisitor) this.place.admitsVisitor = changes.admitsVisitor;
-    if (changes.failureRate) this.limiter = new RateLimiter(this.clock, changes.failureRate);
+    if (changes.failureRate) this.limiter = failureLimiters(this.clock, changes.failureRate);
   }
 
   /** Care-of address → home address of this SGW's SMNs, as learned from their End-End layers. */
@@ -302,7 +304,10 @@ export class SecurityGateway {
       return;
     }
     if (r.reason === 'unknown_certificate' && layer) {
-      this.onKeyFailure(r, layer.skipSrc, u32ToIp(toU32(layer.ip.src)), () => this.pipeline.push(job), () => this.refuseLayer(o.packet, 'unknown-key', arrivedOn));
+      const source = toU32(layer.ip.src);
+      const ask = certificateAuthority(this.place.map, this.self, layer.skipSrc, source, arrivedOn);
+      const refuse = () => this.refuseLayer(o.packet, 'unknown-key', arrivedOn);
+      this.onKeyFailure(r, layer.skipSrc, ask, () => this.pipeline.push(job), refuse, u32ToIp(source));
       return;
     }
     this.tally.add(`drop_keying_${r.reason}`);
@@ -357,10 +362,13 @@ export class SecurityGateway {
     return { peer: sgwName(peer), src: this.self.outside, dst: peer.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage };
   }
 
-  /** A missing certificate is fetched (then `retry`); any other keying failure drops, counted by reason. */
-  private onKeyFailure(r: Extract<SaLookup, { ok: false }>, peer: SkipName, ask: string, retry: () => void, refuse?: () => void): void {
-    if (r.reason !== 'unknown_certificate') {
-      this.tally.add(`drop_keying_${r.reason}`);
+  /**
+   * A missing certificate is fetched from `ask` (then `retry`), on behalf of a packet from `source`;
+   * with nobody to ask, or any other keying failure, the packet drops, counted by reason.
+   */
+  private onKeyFailure(r: Extract<SaLookup, { ok: false }>, peer: SkipName, ask: string | undefined, retry: () => void, refuse?: () => void, source?: string): void {
+    if (r.reason !== 'unknown_certificate' || ask === undefined) {
+      this.tally.add(r.reason !== 'unknown_certificate' ? `drop_keying_${r.reason}` : 'drop_discovery_no_authority');
       refuse?.();
       return;
     }
@@ -372,7 +380,7 @@ export class SecurityGateway {
       }
       this.tally.add(`drop_${outcome.reason}`);
       refuse?.();
-    });
+    }, source);
   }
 
   // ── tables, output ───────────────────────────────────────────────────────────────────────
@@ -416,7 +424,7 @@ export class SecurityGateway {
   private fail(code: number, to: string, original: Uint8Array, arrivedOn: Arrival): void {
     // A visiting SMN's home address is not routed here: answer on the link the packet came from.
     if (arrivedOn === 'inside' && !this.place.map.isWithin(this.place.map.protectingSgw(to) ?? this.self, this.self)) this.addNeighbourRoute(to);
-    sendFailure(this.host, this.limiter, this.tally, this.self.outside, to, code, original);
+    sendFailure(this.host, this.limiter[arrivedOn], this.tally, this.self.outside, to, code, original);
   }
 
   private addNeighbourRoute(address: string): void {
@@ -432,4 +440,8 @@ export class SecurityGateway {
   private isOwnAddress(address: number): boolean {
     return address === ipToU32(this.self.inside) || address === ipToU32(this.self.outside);
   }
+}
+
+function failureLimiters(clock: Clock, options: RateLimitOptions | undefined): Record<Arrival, RateLimiter> {
+  return { inside: new RateLimiter(clock, options), outside: new RateLimiter(clock, options) };
 }
