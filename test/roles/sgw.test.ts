@@ -101,18 +101,22 @@ describe('CertificateDiscovery bounds', () => {
 });
 
 describe('UdpSourceNat (§3.5)', () => {
-  it('maps an inside address and port to one global port, answers come back, anything else is left alone', () => {
+  it('maps an inside address and port (per remote end) to one global port, answers come back, anything else is left alone', () => {
     const clock = new VirtualClock(0);
     const nat = new UdpSourceNat(clock, ipToU32('198.18.1.1'));
     const out1 = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
     const out2 = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
     const other = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.101'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
-    const ports = [out1, out2, other].map((p) => parseUdpDatagram(p!)).map((u) => (u.ok ? `${u.udp.src}:${u.udp.srcPort}` : 'bad'));
-    expect(ports).toEqual([`${ipToU32('198.18.1.1')}:20000`, `${ipToU32('198.18.1.1')}:20000`, `${ipToU32('198.18.1.1')}:20001`]);
-    const back = nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: 20000 }, new Uint8Array(4)));
+    const sent = [out1, out2, other].map((p) => parseUdpDatagram(p!)).map((u) => (u.ok ? u.udp : undefined));
+    expect(sent.map((u) => u?.src)).toEqual(Array(3).fill(ipToU32('198.18.1.1')));
+    const [port, samePort, otherPort] = sent.map((u) => u!.srcPort);
+    expect(samePort).toBe(port);
+    expect(otherPort).not.toBe(port);
+    const back = nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: port }, new Uint8Array(4)));
     const u = parseUdpDatagram(back!);
     expect(u.ok && [u.udp.dst, u.udp.dstPort]).toEqual([ipToU32('10.1.0.100'), 4000]);
-    expect(nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: 20005 }, new Uint8Array(4)))).toBeUndefined();
+    const unmapped = [...Array(10000).keys()].map((i) => 20000 + i).find((p) => p !== port && p !== otherPort)!;
+    expect(nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: unmapped }, new Uint8Array(4)))).toBeUndefined();
     expect(nat.outbound(new Uint8Array(20))).toBeUndefined();
   });
 });
