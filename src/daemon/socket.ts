@@ -1,6 +1,7 @@
 // The status socket: a local unix socket (mode 0600) where each connection carries one JSON request
 // line and gets one JSON answer. It is bound inside a fresh 0700 directory, made 0600, and only then
-// renamed onto its path, so it is never reachable with a looser mode; a symlinked path is refused. The daemon never waits on a client: requests are small and bounded,
+// renamed onto its path, so it is never reachable with a looser mode; a symlinked path is refused.
+// The daemon never waits on a client: requests are small and bounded,
 // answers are written without waiting for them to drain, and an idle connection is cut.
 import { existsSync, mkdirSync, mkdtempSync, chmodSync, unlinkSync, lstatSync, renameSync, rmdirSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';

@@ -60,7 +60,8 @@ export function decodeDiscovery(bytes: Uint8Array): DiscoveryDecode {
   const name: SkipName = { nsid, address: readIp(bytes, 7) };
   if (type === 'request') {
     if (bytes.length !== DISCOVERY_REQUEST_BYTES || bytes.subarray(HEADER_BYTES).some((b) => b !== 0)) {
-      return { ok: false, reason: 'bad_length', message: `discovery request must be ${DISCOVERY_REQUEST_BYTES} bytes, zero-padded after the header, got ${bytes.length}` };
+      const message = `discovery request must be ${DISCOVERY_REQUEST_BYTES} bytes, zero-padded after the header, got ${bytes.length}`;
+      return { ok: false, reason: 'bad_length', message };
     }
     return { ok: true, message: { type, id, name } };
   }
@@ -85,7 +86,8 @@ export function decodeDiscovery(bytes: Uint8Array): DiscoveryDecode {
 
 /** The answer to a request from a node that knows `known` (its own, or one it vouches for): the certificate if it is for the name asked. */
 export function answerDiscovery(request: Extract<DiscoveryMessage, { type: 'request' }>, known: Certificate | undefined): DiscoveryMessage {
-  return certifies(known, request.name) ? { type: 'certificate', id: request.id, name: request.name, cert: known } : { type: 'notFound', id: request.id, name: request.name };
+  const { id, name } = request;
+  return certifies(known, name) ? { type: 'certificate', id, name, cert: known } : { type: 'notFound', id, name };
 }
 
 /** Whether `cert` is the certificate of node `name`. */

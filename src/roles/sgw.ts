@@ -81,7 +81,7 @@ export class SecurityGateway {
   private readonly careOfs = new Map<number, number>();
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
-  /** Failure messages by the side the refused packet came from: an Internet flood cannot spend the budget a visitor on the inside needs (§3.4). */
+  /** Failure budgets by the side the refused packet came from: an Internet flood cannot spend what a visitor inside needs (§3.4). */
   private limiter: Record<Arrival, RateLimiter>;
   private readonly tally = new Tally();
   private readonly learnedRoutes = new Map<string, Sgw | undefined>();
@@ -108,7 +108,8 @@ export class SecurityGateway {
     this.limiter = failureLimiters(this.clock, options.failureRate);
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
-      tally: this.tally, timeoutMs: options.discoveryTimeoutMs, vouchesFor: (name) => vouchedCertificate(options.certs, name, Math.floor(this.clock.now() / 1000)),
+      tally: this.tally, timeoutMs: options.discoveryTimeoutMs,
+      vouchesFor: (name) => vouchedCertificate(options.certs, name, Math.floor(this.clock.now() / 1000)),
     });
     if (options.natOutside) this.nat = new UdpSourceNat(this.clock, ipToU32(self.outside));
     this.engine.setLocalAddresses([self.inside, self.outside]);
@@ -366,7 +367,9 @@ export class SecurityGateway {
    * A missing certificate is fetched from `ask` (then `retry`), on behalf of a packet from `source`;
    * with nobody to ask, or any other keying failure, the packet drops, counted by reason.
    */
-  private onKeyFailure(r: Extract<SaLookup, { ok: false }>, peer: SkipName, ask: string | undefined, retry: () => void, refuse?: () => void, source?: string): void {
+  private onKeyFailure(
+    r: Extract<SaLookup, { ok: false }>, peer: SkipName, ask: string | undefined, retry: () => void, refuse?: () => void, source?: string,
+  ): void {
     if (r.reason !== 'unknown_certificate' || ask === undefined) {
       this.tally.add(r.reason !== 'unknown_certificate' ? `drop_keying_${r.reason}` : 'drop_discovery_no_authority');
       refuse?.();

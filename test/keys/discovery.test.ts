@@ -1,7 +1,8 @@
 // Certificate discovery codec (UDP 1640).
 import { describe, expect, it } from 'vitest';
 import {
-  answerDiscovery, decodeDiscovery, DISCOVERY_PORT, DISCOVERY_REQUEST_BYTES, encodeDiscovery, MAX_DISCOVERY_CERT_BYTES, type DiscoveryMessage,
+  answerDiscovery, decodeDiscovery, DISCOVERY_PORT, DISCOVERY_REQUEST_BYTES, encodeDiscovery, MAX_DISCOVERY_CERT_BYTES,
+  type DiscoveryMessage,
 } from '../../src/keys/discovery.js';
 import { makeCa, makeIdentity } from './helpers.js';
 
@@ -18,10 +19,11 @@ describe('certificate discovery', () => {
     expect(bytes.subarray(11).every((b) => b === 0)).toBe(true);
   });
 
-  it('hole 10: a request is padded to the largest answer, so no answer is larger than the request; an unpadded request does not decode', () => {
+  it('hole 10: a request is padded to the largest answer, so no answer is larger than it; an unpadded request does not decode', () => {
     expect(DISCOVERY_REQUEST_BYTES).toBe(11 + 2 + MAX_DISCOVERY_CERT_BYTES);
     const req = encodeDiscovery(request);
-    expect(encodeDiscovery(answerDiscovery(request as Extract<DiscoveryMessage, { type: 'request' }>, smn.cert)).length).toBeLessThanOrEqual(req.length);
+    const answer = encodeDiscovery(answerDiscovery(request as Extract<DiscoveryMessage, { type: 'request' }>, smn.cert));
+    expect(answer.length).toBeLessThanOrEqual(req.length);
     expect(decodeDiscovery(req.subarray(0, 11))).toMatchObject({ ok: false, reason: 'bad_length' });
     expect(decodeDiscovery(req.subarray(0, req.length - 1))).toMatchObject({ ok: false, reason: 'bad_length' });
     const dirty = req.slice();

@@ -6,11 +6,8 @@ import { figure6Map } from '../../src/lab/figure6.js';
 import { F6 } from '../../src/lab/scenarios/figure6.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { probe } from '../../src/lab/traffic.js';
-import { buildWorld, makeCa, makeIdentity, type World } from '../../src/lab/world.js';
-import { CertCache } from '../../src/keys/cache.js';
-import { MemoryNetwork } from '../../src/net/memory.js';
-import { Tally } from '../../src/roles/common/counters.js';
-import { CertificateDiscovery } from '../../src/roles/common/discovery.js';
+import { buildWorld, type World } from '../../src/lab/world.js';
+import { lanDiscovery } from './discovery-fixture.js';
 import { UdpSourceNat } from '../../src/roles/sgw/nat.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
@@ -81,15 +78,7 @@ describe('RateLimiter', () => {
 
 describe('CertificateDiscovery bounds', () => {
   it('holds at most 64 packets per exchange and 256 exchanges; the rest fail at once with a reason', () => {
-    const net = new MemoryNetwork();
-    net.addLink('lan');
-    const host = net.addHost('a');
-    host.addInterface('eth0', 'lan', '10.0.0.1/24');
-    const nowS = Math.floor(net.clock.now() / 1000);
-    const ca = makeCa(nowS);
-    const d = new CertificateDiscovery({ host, clock: net.clock, own: makeIdentity(ca.key, 'sgw:10.0.0.1', nowS).cert, cache: new CertCache(ca.cert), localAddress: () => '10.0.0.1', tally: new Tally() });
-    const outcomes: string[] = [];
-    const record = (o: { ok: boolean; reason?: string }) => outcomes.push(o.ok ? 'ok' : o.reason!);
+    const { net, d, outcomes, record } = lanDiscovery();
     for (let i = 0; i < 70; i++) d.fetch({ nsid: 0, address: 0x0a000002 }, '10.0.0.2', record);
     expect(outcomes).toEqual(Array(6).fill('discovery_queue_full'));
     for (let i = 0; i < 300; i++) d.fetch({ nsid: 1, address: 0x0a010000 + i }, '10.0.0.3', record);
@@ -112,11 +101,13 @@ describe('UdpSourceNat (§3.5)', () => {
     const [port, samePort, otherPort] = sent.map((u) => u!.srcPort);
     expect(samePort).toBe(port);
     expect(otherPort).not.toBe(port);
-    const back = nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: port }, new Uint8Array(4)));
+    const answer = (dstPort: number) =>
+      buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort }, new Uint8Array(4));
+    const back = nat.inbound(answer(port));
     const u = parseUdpDatagram(back!);
     expect(u.ok && [u.udp.dst, u.udp.dstPort]).toEqual([ipToU32('10.1.0.100'), 4000]);
     const unmapped = [...Array(10000).keys()].map((i) => 20000 + i).find((p) => p !== port && p !== otherPort)!;
-    expect(nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: unmapped }, new Uint8Array(4)))).toBeUndefined();
+    expect(nat.inbound(answer(unmapped))).toBeUndefined();
     expect(nat.outbound(new Uint8Array(20))).toBeUndefined();
   });
 });

@@ -4,17 +4,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SkipAlg } from '../../src/engine/types.js';
 import { skipCounter } from '../../src/keys/derive.js';
-import { CertCache } from '../../src/keys/cache.js';
 import { DISCOVERY_PORT, DISCOVERY_REQUEST_BYTES, encodeDiscovery } from '../../src/keys/discovery.js';
 import { figure6World } from '../../src/lab/figure6.js';
 import { F6 } from '../../src/lab/scenarios/figure6.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { collectEchoes, probe } from '../../src/lab/traffic.js';
-import { makeCa, makeIdentity, type World } from '../../src/lab/world.js';
-import { MemoryNetwork } from '../../src/net/memory.js';
+import type { World } from '../../src/lab/world.js';
 import type { Host } from '../../src/net/types.js';
-import { Tally } from '../../src/roles/common/counters.js';
-import { CertificateDiscovery } from '../../src/roles/common/discovery.js';
+import { lanDiscovery } from '../roles/discovery-fixture.js';
 import { ipToU32, u32ToIp } from '../../src/wire/addr.js';
 import { writeAhHeader } from '../../src/wire/ah.js';
 import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
@@ -30,7 +27,8 @@ const random = () => (seed = (seed * 1103515245 + 12345) >>> 0);
 function forgedSkip(src: number, dst: string, mkid: number, nowMs: number): Uint8Array {
   const skip = encodeSkipHeader({
     srcNsid: NSID_IPV4, dstNsid: NSID_NONE, srcMkid: mkid, nextHeader: IpProto.AH, n: skipCounter(nowMs / 1000),
-    kijAlg: SkipAlg.kij['aes256-kw'], cryptAlg: 0, macAlg: SkipAlg.mac['gmac-aes128'], compAlg: 0, wrappedKp: new Uint8Array(40).fill(random() & 0xff),
+    kijAlg: SkipAlg.kij['aes256-kw'], cryptAlg: 0, macAlg: SkipAlg.mac['gmac-aes128'], compAlg: 0,
+    wrappedKp: new Uint8Array(40).fill(random() & 0xff),
   });
   const ah = new Uint8Array(36 + 28);
   writeAhHeader(ah, 0, { nextHeader: IpProto.UDP, length: 36, spi: 1, seq: 1 });
@@ -49,7 +47,8 @@ const randomMkid = (i: number) => (i % 2 === 0 ? ipToU32('10.0.0.0') + (random()
 function discoverySent(world: World, link: string, from: string): [string, number][] {
   return world.network.link(link).captures().flatMap((f) => {
     const u = parseUdpDatagram(f.packet);
-    return u.ok && u.udp.src === ipToU32(from) && u.udp.srcPort === DISCOVERY_PORT ? [[u32ToIp(u.udp.dst), u.udp.payload.length] as [string, number]] : [];
+    const ours = u.ok && u.udp.src === ipToU32(from) && u.udp.srcPort === DISCOVERY_PORT;
+    return ours ? [[u32ToIp(u.udp.dst), u.udp.payload.length] as [string, number]] : [];
   });
 }
 
@@ -76,12 +75,14 @@ describe.each(['native', 'ts'] as const)('hole 10: certificate discovery on the 
     expect(sent.every(([to]) => to === F6.sgw0)).toBe(true);
   });
 
-  it('hole 10: a flood of forged SKIP headers with random MKIDs from many sources does not stop a real visitor from keying and registering', async () => {
+  it('hole 10: a flood of forged SKIP headers, random MKIDs, many sources, does not stop a real visitor keying, registering', async () => {
     const { w, attacker } = await minimalWorld();
     // 3,000 forged packets a second, three each millisecond, before and while the SMN arrives in site 1 with no certificate known to SGW1.
     const flood = (ms: number) => {
       for (let t = 0; t < ms; t++) {
-        for (let i = 0; i < 3; i++) attacker.send(forgedSkip(spoofedSource(), F6.sgw1, randomMkid(i), w.network.clock.now()), { bypassHooks: true });
+        for (let i = 0; i < 3; i++) {
+          attacker.send(forgedSkip(spoofedSource(), F6.sgw1, randomMkid(i), w.network.clock.now()), { bypassHooks: true });
+        }
         w.network.runFor(1);
       }
     };
@@ -105,10 +106,13 @@ describe.each(['native', 'ts'] as const)('hole 10: certificate discovery on the 
 
   it('hole 10: answers are rate-limited per requester and overall, and never larger than the request', async () => {
     const { w, attacker } = await minimalWorld();
-    const request = (src: string, id: number, payload = encodeDiscovery({ type: 'request', id, name: { nsid: NSID_NONE, address: ipToU32(F6.sgw1) } })) =>
-      attacker.send(buildUdpDatagram({ src: ipToU32(src), dst: ipToU32(F6.sgw1), srcPort: 5000, dstPort: DISCOVERY_PORT }, payload), { bypassHooks: true });
+    const ask = (id: number) => encodeDiscovery({ type: 'request', id, name: { nsid: NSID_NONE, address: ipToU32(F6.sgw1) } });
+    const request = (src: string, id: number, payload = ask(id)) => {
+      const datagram = buildUdpDatagram({ src: ipToU32(src), dst: ipToU32(F6.sgw1), srcPort: 5000, dstPort: DISCOVERY_PORT }, payload);
+      attacker.send(datagram, { bypassHooks: true });
+    };
     // The old 11-byte request drew a 177-byte certificate (5.3×): an unpadded request gets nothing.
-    request('198.18.9.77', 1, encodeDiscovery({ type: 'request', id: 1, name: { nsid: NSID_NONE, address: ipToU32(F6.sgw1) } }).subarray(0, 11));
+    request('198.18.9.77', 1, ask(1).subarray(0, 11));
     w.network.runFor(10);
     expect(discoverySent(w, 'internet', F6.sgw1)).toEqual([]);
     for (let i = 0; i < 50; i++) request('198.18.9.77', i);
@@ -120,22 +124,14 @@ describe.each(['native', 'ts'] as const)('hole 10: certificate discovery on the 
     const all = discoverySent(w, 'internet', F6.sgw1);
     expect(all.length - toOne.length).toBe(12);
     expect(all.every(([, bytes]) => bytes <= DISCOVERY_REQUEST_BYTES)).toBe(true);
-    expect(w.sgws.get('sgw1')!.counters()).toMatchObject({ discovery_bad_length: 1, discovery_answer_rate_limited: 46, discovery_answer_global_rate_limited: 38 });
+    const limited = { discovery_answer_rate_limited: 46, discovery_answer_global_rate_limited: 38 };
+    expect(w.sgws.get('sgw1')!.counters()).toMatchObject({ discovery_bad_length: 1, ...limited });
   });
 });
 
 describe('hole 10: lookups in flight are capped per source and per node asked', () => {
   it('one source holds at most 4 lookups and one asked node 8; other sources and the node’s own lookups still get theirs', () => {
-    const net = new MemoryNetwork();
-    net.addLink('lan');
-    const host = net.addHost('a');
-    host.addInterface('eth0', 'lan', '10.0.0.1/24');
-    const nowS = Math.floor(net.clock.now() / 1000);
-    const ca = makeCa(nowS);
-    const own = makeIdentity(ca.key, 'sgw:10.0.0.1', nowS).cert;
-    const d = new CertificateDiscovery({ host, clock: net.clock, own, cache: new CertCache(ca.cert), localAddress: () => '10.0.0.1', tally: new Tally() });
-    const outcomes: string[] = [];
-    const record = (o: { ok: boolean; reason?: string }) => outcomes.push(o.ok ? 'ok' : o.reason!);
+    const { d, outcomes, record } = lanDiscovery();
     const name = (i: number) => ({ nsid: NSID_IPV4 as 1, address: 0x0a010000 + i });
     for (let i = 0; i < 10; i++) d.fetch(name(i), `10.0.0.${100 + i}`, record, '198.18.100.1');
     expect(outcomes).toEqual(Array(6).fill('discovery_busy_source'));

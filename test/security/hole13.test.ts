@@ -18,7 +18,7 @@ import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
 
 describe('hole 13: ICMP 40 global budget', () => {
-  it('hole 13: bad packets from spoofed sources (a new source each) draw at most the global burst of failure messages, the rest counted', () => {
+  it('hole 13: bad packets from spoofed sources (a new one each) draw at most the global burst of failures, the rest counted', () => {
     const clock = new VirtualClock(0);
     const limiter = new RateLimiter(clock);
     const tally = new Tally();
@@ -84,12 +84,16 @@ describe('hole 13: the status socket', () => {
 
 describe('hole 13: the §3.5 NAT', () => {
   const global = ipToU32('198.18.1.1');
+  /** A datagram from an inside host to the outside CH. */
+  const outbound = (src: string, srcPort: number, dstPort = 7) =>
+    buildUdpDatagram({ src: ipToU32(src), dst: ipToU32('198.18.9.10'), srcPort, dstPort }, new Uint8Array(4));
 
   it('hole 13: an answer is let in only from the remote address and port the mapping was made for', () => {
     const nat = new UdpSourceNat(new VirtualClock(0), global);
-    const sent = parseUdpDatagram(nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 53 }, new Uint8Array(4)))!);
+    const sent = parseUdpDatagram(nat.outbound(outbound('10.1.0.100', 4000, 53))!);
     const port = sent.ok ? sent.udp.srcPort : -1;
-    const from = (src: string, srcPort: number) => nat.inbound(buildUdpDatagram({ src: ipToU32(src), dst: global, srcPort, dstPort: port }, new Uint8Array(4)));
+    const from = (src: string, srcPort: number) =>
+      nat.inbound(buildUdpDatagram({ src: ipToU32(src), dst: global, srcPort, dstPort: port }, new Uint8Array(4)));
     expect(from('198.18.9.66', 53)).toBeUndefined();
     expect(from('198.18.9.10', 54)).toBeUndefined();
     const back = parseUdpDatagram(from('198.18.9.10', 53)!);
@@ -100,7 +104,7 @@ describe('hole 13: the §3.5 NAT', () => {
     const nat = new UdpSourceNat(new VirtualClock(0), global);
     const ports: number[] = [];
     for (let i = 0; i < 10000; i++) {
-      const sent = parseUdpDatagram(nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 1024 + i, dstPort: 7 }, new Uint8Array(4)))!);
+      const sent = parseUdpDatagram(nat.outbound(outbound('10.1.0.100', 1024 + i))!);
       ports.push(sent.ok ? sent.udp.srcPort : -1);
     }
     expect(new Set(ports).size).toBe(10000);
@@ -108,6 +112,6 @@ describe('hole 13: the §3.5 NAT', () => {
     // Not a sequence: among the first 50, few follow their predecessor.
     const successors = ports.slice(1, 50).filter((p, i) => p === ports[i] + 1).length;
     expect(successors).toBeLessThan(10);
-    expect(nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.101'), dst: ipToU32('198.18.9.10'), srcPort: 9, dstPort: 7 }, new Uint8Array(4)))).toBeUndefined();
+    expect(nat.outbound(outbound('10.1.0.101', 9))).toBeUndefined();
   });
 });

@@ -11,7 +11,9 @@ import { u32ToIp } from '../../wire/addr.js';
 import { NSID_NONE } from '../../wire/skip.js';
 
 /** The address to ask for `name`'s certificate, for a layer from `source` that arrived on `arrivedOn`; undefined when nobody can vouch. */
-export function certificateAuthority(map: TopologyMap, self: Sgw, name: SkipName, source: number, arrivedOn: 'inside' | 'outside'): string | undefined {
+export function certificateAuthority(
+  map: TopologyMap, self: Sgw, name: SkipName, source: number, arrivedOn: 'inside' | 'outside',
+): string | undefined {
   if (name.nsid === NSID_NONE) {
     const sgw = map.sgwByAddress(name.address);
     return sgw && sgw !== self ? sgw.outside : undefined;

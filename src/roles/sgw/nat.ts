@@ -46,7 +46,7 @@ export class UdpSourceNat {
     return buildUdpDatagram({ src: this.global, dst: u.dst, srcPort: m.port, dstPort: u.dstPort, ttl: ttlOf(datagram) }, u.payload);
   }
 
-  /** A datagram to the global address on a mapped port from that mapping's remote end, readdressed to the inside host; undefined otherwise. */
+  /** A datagram to a mapped port of the global address from that mapping's remote end, readdressed inside; undefined otherwise. */
   inbound(datagram: Uint8Array): Uint8Array | undefined {
     const udp = parseUdpDatagram(datagram);
     if (!udp.ok || udp.udp.dst !== this.global) return undefined;
