@@ -1,9 +1,11 @@
 // The status socket: a local unix socket (mode 0600) where each connection carries one JSON request
-// line and gets one JSON answer. The daemon never waits on a client: requests are small and bounded,
+// line and gets one JSON answer. It is bound inside a fresh 0700 directory, made 0600, and only then
+// renamed onto its path, so it is never reachable with a looser mode; a symlinked path is refused.
+// The daemon never waits on a client: requests are small and bounded,
 // answers are written without waiting for them to drain, and an idle connection is cut.
-import { existsSync, mkdirSync, chmodSync, unlinkSync, lstatSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, chmodSync, unlinkSync, lstatSync, renameSync, rmdirSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const SOCKET_DIR = '/run/mipsec';
 const MAX_REQUEST_BYTES = 4096;
@@ -25,6 +27,7 @@ export interface StatusServer {
 export async function serveStatus(path: string, answer: Answer): Promise<StatusServer> {
   const dir = dirname(path);
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  refuseSymlinks(path);
   if (existsSync(path)) {
     if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket; remove it or give another --status-socket`);
     if (await isListening(path)) throw new Error(`another daemon is already listening on ${path}; stop it first or give another --status-socket`);
@@ -32,15 +35,38 @@ export async function serveStatus(path: string, answer: Answer): Promise<StatusS
   }
   const server = createServer({ allowHalfOpen: false }, (socket) => handle(socket, answer));
   server.maxConnections = MAX_CLIENTS;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
+  const privateDir = mkdtempSync(join(dir, '.mipsec-'));
+  try {
+    chmodSync(privateDir, 0o700);
+    const bound = join(privateDir, 'status.sock');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(bound, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
-  chmodSync(path, 0o600);
+    chmodSync(bound, 0o600);
+    renameSync(bound, path);
+  } finally {
+    rmdirSync(privateDir);
+  }
   return { path, close: () => closeServer(server, path) };
+}
+
+/** Neither the socket path nor its directory may be a symlink: the daemon would create or replace a file elsewhere. */
+function refuseSymlinks(path: string): void {
+  for (const at of [path, dirname(path)]) {
+    if (isSymlink(at)) throw new Error(`${at} is a symlink; give the status socket a path without one (--status-socket)`);
+  }
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 function handle(socket: Socket, answer: Answer): void {

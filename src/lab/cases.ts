@@ -75,11 +75,19 @@ export function stackDiff(expected: Record<string, string[]>, seen: Record<strin
   for (const link of new Set([...Object.keys(expected), ...Object.keys(seen)])) {
     const want = expected[link] ?? [];
     const got = seen[link] ?? [];
-    for (const line of want) if (!got.includes(line)) out.push(`${link}: missing ${line}`);
-    for (const line of got) if (!want.includes(line)) out.push(`${link}: unexpected ${line}`);
-    if (out.length === 0 && want.join('\n') !== got.join('\n')) out.push(`${link}: same packets in another order`);
+    for (const line of want) if (!got.some((g) => stackMatches(line, g))) out.push(`${link}: missing ${line}`);
+    for (const line of got) if (!want.some((w) => stackMatches(w, line))) out.push(`${link}: unexpected ${line}`);
+    const inOrder = want.length === got.length && want.every((w, i) => stackMatches(w, got[i]));
+    if (out.length === 0 && !inOrder) out.push(`${link}: same packets in another order`);
   }
   return out;
+}
+
+/** An expected line may hold `*` where the value is random by design (the §3.5 NAT's port): any digits match there. */
+export function stackMatches(want: string, line: string): boolean {
+  if (!want.includes('*')) return want === line;
+  const pattern = want.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\d+');
+  return new RegExp(`^${pattern}$`).test(line);
 }
 
 function start(id: string, section: string, title: string): CaseResult {

@@ -23,6 +23,8 @@ export const endAhEsp = (src: string, dst: string, from: Ident, to: Ident, inner
 /** IP-in-IP (RFC 2003) from the HA to the care-of address around a datagram. */
 export const ipip = (ha: string, careOf: string, inner: string) => `${ip(ha, careOf)} / ${inner}`;
 
-export const udp = (src: string, dst: string, srcPort: number, dstPort: number) => `${ip(src, dst)} / UDP(${srcPort}>${dstPort})`;
+/** A port written '*' is random by design (the §3.5 NAT's): stackDiff matches any digits there. */
+export const udp = (src: string, dst: string, srcPort: number | '*', dstPort: number | '*') =>
+  `${ip(src, dst)} / UDP(${srcPort}>${dstPort})`;
 
 export const icmp40 = (src: string, dst: string, code: number) => `${ip(src, dst)} / ICMP40(code ${code})`;

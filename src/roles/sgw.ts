@@ -26,6 +26,7 @@ import { readableHeader, Reassembler, type Reassembled, type ReassemblyLimits } 
 import { DEFAULT_SUITES, type Suites } from './common/suites.js';
 import { CareOfTable } from './sgw/careofs.js';
 import { DiscoveryCrossings } from './sgw/crossings.js';
+import { certificateAuthority, vouchedCertificate } from './sgw/authority.js';
 import { UdpSourceNat } from './sgw/nat.js';
 import { LearnedRoutes, type LearnedRouteLimits } from './sgw/learned.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
@@ -98,7 +99,8 @@ export class SecurityGateway {
   private readonly crossings: DiscoveryCrossings;
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
-  private limiter: RateLimiter;
+  /** Failure budgets by the side the refused packet came from: an Internet flood cannot spend what a visitor inside needs (§3.4). */
+  private limiter: Record<Arrival, RateLimiter>;
   private readonly tally = new Tally();
   private readonly learned: LearnedRoutes;
   private readonly neighbourRoutes = new Map<string, Timer>();
@@ -126,10 +128,11 @@ export class SecurityGateway {
     this.careOfs = new CareOfTable(this.place, this.clock, this.tally);
     this.place.careOfs = this.careOfs;
     this.crossings = new DiscoveryCrossings(this.clock);
-    this.limiter = new RateLimiter(this.clock, options.failureRate);
+    this.limiter = failureLimiters(this.clock, options.failureRate);
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
       tally: this.tally, timeoutMs: options.discoveryTimeoutMs,
+      vouchesFor: (name) => vouchedCertificate(options.certs, name, Math.floor(this.clock.now() / 1000)),
     });
     if (options.natOutside) this.nat = new UdpSourceNat(this.clock, ipToU32(self.outside));
     this.engine.setLocalAddresses([self.inside, self.outside]);
@@ -152,7 +155,7 @@ export class SecurityGateway {
     if (changes.suites) this.suites = { ...this.suites, ...changes.suites };
     if (changes.plainInbound) this.place.plainInbound = changes.plainInbound;
     if (changes.admitsVisitor) this.place.admitsVisitor = changes.admitsVisitor;
-    if (changes.failureRate) this.limiter = new RateLimiter(this.clock, changes.failureRate);
+    if (changes.failureRate) this.limiter = failureLimiters(this.clock, changes.failureRate);
   }
 
   /** Care-of address → home address of this SGW's SMNs, as their HA accepted them (live bindings only). */
@@ -362,7 +365,10 @@ export class SecurityGateway {
       return;
     }
     if (r.reason === 'unknown_certificate' && layer) {
-      this.onKeyFailure(r, layer.skipSrc, u32ToIp(toU32(layer.ip.src)), () => this.pipeline.push(job), () => this.refuseLayer(o.packet, 'unknown-key', arrivedOn));
+      const source = toU32(layer.ip.src);
+      const ask = certificateAuthority(this.place.map, this.self, layer.skipSrc, source, arrivedOn);
+      const refuse = () => this.refuseLayer(o.packet, 'unknown-key', arrivedOn);
+      this.onKeyFailure(r, layer.skipSrc, ask, () => this.pipeline.push(job), refuse, u32ToIp(source));
       return;
     }
     this.tally.add(`drop_keying_${r.reason}`);
@@ -417,10 +423,15 @@ export class SecurityGateway {
     return { peer: sgwName(peer), src: this.self.outside, dst: peer.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage };
   }
 
-  /** A missing certificate is fetched (then `retry`); any other keying failure drops, counted by reason. */
-  private onKeyFailure(r: Extract<SaLookup, { ok: false }>, peer: SkipName, ask: string, retry: () => void, refuse?: () => void): void {
-    if (r.reason !== 'unknown_certificate') {
-      this.tally.add(`drop_keying_${r.reason}`);
+  /**
+   * A missing certificate is fetched from `ask` (then `retry`), on behalf of a packet from `source`;
+   * with nobody to ask, or any other keying failure, the packet drops, counted by reason.
+   */
+  private onKeyFailure(
+    r: Extract<SaLookup, { ok: false }>, peer: SkipName, ask: string | undefined, retry: () => void, refuse?: () => void, source?: string,
+  ): void {
+    if (r.reason !== 'unknown_certificate' || ask === undefined) {
+      this.tally.add(r.reason !== 'unknown_certificate' ? `drop_keying_${r.reason}` : 'drop_discovery_no_authority');
       refuse?.();
       return;
     }
@@ -432,7 +443,7 @@ export class SecurityGateway {
       }
       this.tally.add(`drop_${outcome.reason}`);
       refuse?.();
-    });
+    }, source);
   }
 
   // ── tables, output ───────────────────────────────────────────────────────────────────────
@@ -475,7 +486,7 @@ export class SecurityGateway {
   private fail(code: number, to: string, original: Uint8Array, arrivedOn: Arrival): void {
     // A visiting SMN's home address is not routed here: answer on the link the packet came from.
     if (arrivedOn === 'inside' && !this.place.map.isWithin(this.place.map.protectingSgw(to) ?? this.self, this.self)) this.addNeighbourRoute(to);
-    sendFailure(this.host, this.limiter, this.tally, this.self.outside, to, code, original);
+    sendFailure(this.host, this.limiter[arrivedOn], this.tally, this.self.outside, to, code, original);
   }
 
   private addNeighbourRoute(address: string): void {
@@ -491,4 +502,8 @@ export class SecurityGateway {
   private isOwnAddress(address: number): boolean {
     return address === ipToU32(this.self.inside) || address === ipToU32(this.self.outside);
   }
+}
+
+function failureLimiters(clock: Clock, options: RateLimitOptions | undefined): Record<Arrival, RateLimiter> {
+  return { inside: new RateLimiter(clock, options), outside: new RateLimiter(clock, options) };
 }

@@ -1,6 +1,9 @@
 // Certificate discovery codec (UDP 1640).
 import { describe, expect, it } from 'vitest';
-import { answerDiscovery, decodeDiscovery, DISCOVERY_PORT, encodeDiscovery, type DiscoveryMessage } from '../../src/keys/discovery.js';
+import {
+  answerDiscovery, decodeDiscovery, DISCOVERY_PORT, DISCOVERY_REQUEST_BYTES, encodeDiscovery, MAX_DISCOVERY_CERT_BYTES,
+  type DiscoveryMessage,
+} from '../../src/keys/discovery.js';
 import { makeCa, makeIdentity } from './helpers.js';
 
 describe('certificate discovery', () => {
@@ -10,7 +13,22 @@ describe('certificate discovery', () => {
 
   it('uses the SKIP CDP port and the documented request layout', () => {
     expect(DISCOVERY_PORT).toBe(1640);
-    expect(Buffer.from(encodeDiscovery(request)).toString('hex')).toBe('0101deadbeef010a000064');
+    const bytes = encodeDiscovery(request);
+    expect(Buffer.from(bytes.subarray(0, 11)).toString('hex')).toBe('0101deadbeef010a000064');
+    expect(bytes).toHaveLength(DISCOVERY_REQUEST_BYTES);
+    expect(bytes.subarray(11).every((b) => b === 0)).toBe(true);
+  });
+
+  it('hole 10: a request is padded to the largest answer, so no answer is larger than it; an unpadded request does not decode', () => {
+    expect(DISCOVERY_REQUEST_BYTES).toBe(11 + 2 + MAX_DISCOVERY_CERT_BYTES);
+    const req = encodeDiscovery(request);
+    const answer = encodeDiscovery(answerDiscovery(request as Extract<DiscoveryMessage, { type: 'request' }>, smn.cert));
+    expect(answer.length).toBeLessThanOrEqual(req.length);
+    expect(decodeDiscovery(req.subarray(0, 11))).toMatchObject({ ok: false, reason: 'bad_length' });
+    expect(decodeDiscovery(req.subarray(0, req.length - 1))).toMatchObject({ ok: false, reason: 'bad_length' });
+    const dirty = req.slice();
+    dirty[500] = 1;
+    expect(decodeDiscovery(dirty)).toMatchObject({ ok: false, reason: 'bad_length' });
   });
 
   it('round-trips request, certificate and not-found', () => {

@@ -71,6 +71,9 @@ describe('stackDiff', () => {
     expect(stackDiff({ a: ['x', 'y'] }, { a: ['x', 'y'] })).toEqual([]);
     expect(stackDiff({ a: ['x', 'y'] }, { a: ['x'], b: ['z'] })).toEqual(['a: missing y', 'b: unexpected z']);
     expect(stackDiff({ a: ['x', 'y'] }, { a: ['y', 'x'] })).toEqual(['a: same packets in another order']);
+    // `*` stands for a value random by design (the NAT's port): digits only.
+    expect(stackDiff({ a: ['UDP(*>7)'] }, { a: ['UDP(28362>7)'] })).toEqual([]);
+    expect(stackDiff({ a: ['UDP(*>7)'] }, { a: ['UDP(x>7)'] })).toEqual(['a: missing UDP(*>7)', 'a: unexpected UDP(x>7)']);
   });
 });
 

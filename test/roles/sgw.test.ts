@@ -6,11 +6,8 @@ import { figure6Map } from '../../src/lab/figure6.js';
 import { F6 } from '../../src/lab/scenarios/figure6.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { probe } from '../../src/lab/traffic.js';
-import { buildWorld, makeCa, makeIdentity, type World } from '../../src/lab/world.js';
-import { CertCache } from '../../src/keys/cache.js';
-import { MemoryNetwork } from '../../src/net/memory.js';
-import { Tally } from '../../src/roles/common/counters.js';
-import { CertificateDiscovery } from '../../src/roles/common/discovery.js';
+import { buildWorld, type World } from '../../src/lab/world.js';
+import { lanDiscovery } from './discovery-fixture.js';
 import { UdpSourceNat } from '../../src/roles/sgw/nat.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
@@ -81,15 +78,7 @@ describe('RateLimiter', () => {
 
 describe('CertificateDiscovery bounds', () => {
   it('holds at most 64 packets per exchange and 256 exchanges; the rest fail at once with a reason', () => {
-    const net = new MemoryNetwork();
-    net.addLink('lan');
-    const host = net.addHost('a');
-    host.addInterface('eth0', 'lan', '10.0.0.1/24');
-    const nowS = Math.floor(net.clock.now() / 1000);
-    const ca = makeCa(nowS);
-    const d = new CertificateDiscovery({ host, clock: net.clock, own: makeIdentity(ca.key, 'sgw:10.0.0.1', nowS).cert, cache: new CertCache(ca.cert), localAddress: () => '10.0.0.1', tally: new Tally() });
-    const outcomes: string[] = [];
-    const record = (o: { ok: boolean; reason?: string }) => outcomes.push(o.ok ? 'ok' : o.reason!);
+    const { net, d, outcomes, record } = lanDiscovery();
     for (let i = 0; i < 70; i++) d.fetch({ nsid: 0, address: 0x0a000002 }, '10.0.0.2', record);
     expect(outcomes).toEqual(Array(6).fill('discovery_queue_full'));
     for (let i = 0; i < 300; i++) d.fetch({ nsid: 1, address: 0x0a010000 + i }, '10.0.0.3', record);
@@ -101,18 +90,24 @@ describe('CertificateDiscovery bounds', () => {
 });
 
 describe('UdpSourceNat (§3.5)', () => {
-  it('maps an inside address and port to one global port, answers come back, anything else is left alone', () => {
+  it('maps an inside address and port (per remote end) to one global port, answers come back, anything else is left alone', () => {
     const clock = new VirtualClock(0);
     const nat = new UdpSourceNat(clock, ipToU32('198.18.1.1'));
     const out1 = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
     const out2 = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
     const other = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.101'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
-    const ports = [out1, out2, other].map((p) => parseUdpDatagram(p!)).map((u) => (u.ok ? `${u.udp.src}:${u.udp.srcPort}` : 'bad'));
-    expect(ports).toEqual([`${ipToU32('198.18.1.1')}:20000`, `${ipToU32('198.18.1.1')}:20000`, `${ipToU32('198.18.1.1')}:20001`]);
-    const back = nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: 20000 }, new Uint8Array(4)));
+    const sent = [out1, out2, other].map((p) => parseUdpDatagram(p!)).map((u) => (u.ok ? u.udp : undefined));
+    expect(sent.map((u) => u?.src)).toEqual(Array(3).fill(ipToU32('198.18.1.1')));
+    const [port, samePort, otherPort] = sent.map((u) => u!.srcPort);
+    expect(samePort).toBe(port);
+    expect(otherPort).not.toBe(port);
+    const answer = (dstPort: number) =>
+      buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort }, new Uint8Array(4));
+    const back = nat.inbound(answer(port));
     const u = parseUdpDatagram(back!);
     expect(u.ok && [u.udp.dst, u.udp.dstPort]).toEqual([ipToU32('10.1.0.100'), 4000]);
-    expect(nat.inbound(buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort: 20005 }, new Uint8Array(4)))).toBeUndefined();
+    const unmapped = [...Array(10000).keys()].map((i) => 20000 + i).find((p) => p !== port && p !== otherPort)!;
+    expect(nat.inbound(answer(unmapped))).toBeUndefined();
     expect(nat.outbound(new Uint8Array(20))).toBeUndefined();
   });
 });

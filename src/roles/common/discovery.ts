@@ -1,19 +1,33 @@
-// Certificate discovery on UDP 1640 (DESIGN §3): answer requests for our own certificate, and
+// Certificate discovery on UDP 1640 (DESIGN §3): answer requests for a certificate we know, and
 // fetch a peer's certificate into the cache when keying finds it missing. Codec: src/keys/discovery.ts.
+// Forged SKIP names must not turn this into a flood or an amplifier (issue 10 hole 10): lookups in
+// flight are capped per packet source, per node asked and overall, answers are rate-limited per
+// requester and overall, and a request is as long as any answer (the codec pads it).
+import { randomInt } from 'node:crypto';
 import type { CertCache } from '../../keys/cache.js';
 import type { Certificate } from '../../keys/certificate.js';
-import { answerDiscovery, decodeDiscovery, DISCOVERY_PORT, encodeDiscovery } from '../../keys/discovery.js';
+import { answerDiscovery, certifies, decodeDiscovery, DISCOVERY_PORT, encodeDiscovery } from '../../keys/discovery.js';
 import { formatName, type SkipName } from '../../keys/names.js';
 import type { Clock, Host, Timer } from '../../net/types.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../wire/udp.js';
 import type { Tally } from './counters.js';
+import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 
 export type DiscoveryOutcome = { ok: true } | { ok: false; reason: string };
 
 /** Exchanges in flight at once, and packets held per exchange: forged SKIP names cannot make either grow without bound. */
 const MAX_PENDING = 256;
 const MAX_WAITERS = 64;
+/**
+ * Exchanges in flight on behalf of packets: per packet source, per node asked, and overall with room
+ * left for the node's own (an SGW named by the map), so forged names never starve those.
+ */
+const MAX_PER_SOURCE = 4;
+const MAX_PER_ASKED = 8;
+const RESERVED_FOR_OWN = 32;
+/** Answers: a few to one requester, a bounded stream to everyone together. */
+const ANSWER_RATE: RateLimitOptions = { burst: 4, perSecond: 2, globalBurst: 16, globalPerSecond: 20 };
 
 export interface DiscoveryOptions {
   host: Host;
@@ -25,11 +39,16 @@ export interface DiscoveryOptions {
   tally: Tally;
   timeoutMs?: number;
   attempts?: number;
+  /** Certificates other than our own we answer for (an SGW: the SMNs it holds, see docs/certificates.md §4). */
+  vouchesFor?: (name: SkipName) => Certificate | undefined;
+  answerRate?: RateLimitOptions;
 }
 
 interface Pending {
   name: SkipName;
   ask: string;
+  /** The packet source the lookup is for; undefined for the node's own (a peer the map names). */
+  source?: string;
   id: number;
   attempt: number;
   timer?: Timer;
@@ -38,15 +57,24 @@ interface Pending {
 
 export class CertificateDiscovery {
   private readonly pending = new Map<string, Pending>();
+  private readonly bySource = new Counts();
+  private readonly byAsked = new Counts();
+  /** Answers for our own name and for any other spend separate budgets: requests for forged names cannot starve the first. */
+  private readonly ownAnswers: RateLimiter;
+  private readonly otherAnswers: RateLimiter;
   private readonly stopListening: () => void;
-  private nextId = 1;
 
   constructor(private readonly o: DiscoveryOptions) {
+    this.ownAnswers = new RateLimiter(o.clock, o.answerRate ?? ANSWER_RATE);
+    this.otherAnswers = new RateLimiter(o.clock, o.answerRate ?? ANSWER_RATE);
     this.stopListening = o.host.onDeliver((packet) => this.receive(packet));
   }
 
-  /** Asks `ask` for the certificate of `name`; `done` runs once with the outcome. Concurrent asks share one exchange. */
-  fetch(name: SkipName, ask: string, done: (outcome: DiscoveryOutcome) => void): void {
+  /**
+   * Asks `ask` for the certificate of `name`, on behalf of a packet from `source` (undefined: for the
+   * node itself); `done` runs once with the outcome. Concurrent asks share one exchange.
+   */
+  fetch(name: SkipName, ask: string, done: (outcome: DiscoveryOutcome) => void, source?: string): void {
     const key = formatName(name);
     const existing = this.pending.get(key);
     if (existing) {
@@ -54,12 +82,14 @@ export class CertificateDiscovery {
       else existing.waiters.push(done);
       return;
     }
-    if (this.pending.size >= MAX_PENDING) {
-      done({ ok: false, reason: 'discovery_busy' });
+    const busy = this.busy(ask, source);
+    if (busy) {
+      done({ ok: false, reason: busy });
       return;
     }
-    const p: Pending = { name, ask, id: this.nextId++, attempt: 0, waiters: [done] };
+    const p: Pending = { name, ask, source, id: randomInt(0, 0x1_0000_0000), attempt: 0, waiters: [done] };
     this.pending.set(key, p);
+    this.count(p, 1);
     this.send(p);
   }
 
@@ -67,6 +97,21 @@ export class CertificateDiscovery {
     this.stopListening();
     for (const p of this.pending.values()) p.timer?.cancel();
     this.pending.clear();
+  }
+
+  /** Why a new exchange may not start now, or undefined when it may. */
+  private busy(ask: string, source: string | undefined): string | undefined {
+    if (this.pending.size >= MAX_PENDING - (source === undefined ? 0 : RESERVED_FOR_OWN)) return 'discovery_busy';
+    if (source === undefined) return undefined;
+    if (this.bySource.get(source) >= MAX_PER_SOURCE) return 'discovery_busy_source';
+    if (this.byAsked.get(ask) >= MAX_PER_ASKED) return 'discovery_busy_asked';
+    return undefined;
+  }
+
+  private count(p: Pending, n: number): void {
+    if (p.source === undefined) return;
+    this.bySource.add(p.source, n);
+    this.byAsked.add(p.ask, n);
   }
 
   private send(p: Pending): void {
@@ -82,6 +127,7 @@ export class CertificateDiscovery {
   private finish(p: Pending, outcome: DiscoveryOutcome): void {
     p.timer?.cancel();
     this.pending.delete(formatName(p.name));
+    this.count(p, -1);
     for (const done of p.waiters) done(outcome);
   }
 
@@ -94,13 +140,14 @@ export class CertificateDiscovery {
       return;
     }
     const m = msg.message;
+    const from = u32ToIp(parsed.udp.src);
     if (m.type === 'request') {
-      this.o.tally.add('discovery_request_answered');
-      this.udp(u32ToIp(parsed.udp.src), parsed.udp.srcPort, encodeDiscovery(answerDiscovery(m, this.o.own)));
+      this.answer(m, from, parsed.udp.srcPort);
       return;
     }
+    // Only the node asked can answer, under the id we chose at random.
     const p = this.pending.get(formatName(m.name));
-    if (!p || p.id !== m.id) {
+    if (!p || p.id !== m.id || p.ask !== from) {
       this.o.tally.add('discovery_unsolicited');
       return;
     }
@@ -110,9 +157,34 @@ export class CertificateDiscovery {
     this.finish(p, added.ok ? { ok: true } : { ok: false, reason: `certificate_${added.reason}` });
   }
 
+  private answer(request: Parameters<typeof answerDiscovery>[0], to: string, port: number): void {
+    const ours = certifies(this.o.own, request.name);
+    const verdict = (ours ? this.ownAnswers : this.otherAnswers).take(to);
+    if (verdict !== 'allowed') {
+      this.o.tally.add(`discovery_answer_${verdict}`);
+      return;
+    }
+    this.o.tally.add('discovery_request_answered');
+    this.udp(to, port, encodeDiscovery(answerDiscovery(request, ours ? this.o.own : this.o.vouchesFor?.(request.name))));
+  }
+
   private udp(to: string, port: number, payload: Uint8Array): void {
     const datagram = buildUdpDatagram({ src: ipToU32(this.o.localAddress()), dst: ipToU32(to), srcPort: DISCOVERY_PORT, dstPort: port }, payload);
     this.o.host.send(datagram, { bypassHooks: true });
   }
 }
 
+/** Exchanges in flight per key; a key at zero is forgotten. */
+class Counts {
+  private readonly counts = new Map<string, number>();
+
+  get(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+
+  add(key: string, n: number): void {
+    const value = this.get(key) + n;
+    if (value > 0) this.counts.set(key, value);
+    else this.counts.delete(key);
+  }
+}

@@ -6,10 +6,11 @@ import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import type { Tally } from './counters.js';
 import type { RateLimiter } from './ratelimit.js';
 
-/** Sends a failure message about `original` from `from` to `to`, within the rate limit; counts what it did. */
+/** Sends a failure message about `original` from `from` to `to` within the rate limits (per destination, global); counts what it did. */
 export function sendFailure(host: Host, limiter: RateLimiter, tally: Tally, from: string, to: string, code: number, original: Uint8Array): void {
-  if (!limiter.allow(to)) {
-    tally.add('icmp40_rate_limited');
+  const verdict = limiter.take(to);
+  if (verdict !== 'allowed') {
+    tally.add(`icmp40_${verdict}`);
     return;
   }
   let packet: Uint8Array;

@@ -1,6 +1,9 @@
 // §3.5: "If SMN is in the SGW-protected network the Care-of address is translated to a global
 // address at the SGW of that network." A small UDP source NAT for datagrams an SGW lets out as
-// usual IP: inside address and port ↔ a port of the SGW's outside address.
+// usual IP: inside address and port ↔ a port of the SGW's outside address. Filtering is endpoint-
+// dependent (an answer must come from the remote address and port the mapping was made for, not from
+// anyone who learns the port) and ports are drawn at random, so they cannot be guessed in sequence.
+import { randomInt } from 'node:crypto';
 import type { Clock } from '../../net/types.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../wire/udp.js';
 import { parseIpv4 } from '../../wire/ipv4.js';
@@ -13,6 +16,8 @@ const IDLE_MS = 120_000;
 interface Mapping {
   inside: number;
   insidePort: number;
+  remote: number;
+  remotePort: number;
   port: number;
   usedAt: number;
 }
@@ -20,7 +25,6 @@ interface Mapping {
 export class UdpSourceNat {
   private readonly byInside = new Map<string, Mapping>();
   private readonly byPort = new Map<number, Mapping>();
-  private next = FIRST_PORT;
 
   constructor(private readonly clock: Clock, private readonly global: number) {}
 
@@ -29,12 +33,12 @@ export class UdpSourceNat {
     const udp = parseUdpDatagram(datagram);
     if (!udp.ok) return undefined;
     const u = udp.udp;
-    const key = `${u.src}:${u.srcPort}`;
+    const key = flowKey(u.src, u.srcPort, u.dst, u.dstPort);
     let m = this.byInside.get(key);
     if (!m) {
       const port = this.freePort();
       if (port === undefined) return undefined;
-      m = { inside: u.src, insidePort: u.srcPort, port, usedAt: 0 };
+      m = { inside: u.src, insidePort: u.srcPort, remote: u.dst, remotePort: u.dstPort, port, usedAt: 0 };
       this.byInside.set(key, m);
       this.byPort.set(port, m);
     }
@@ -42,28 +46,34 @@ export class UdpSourceNat {
     return buildUdpDatagram({ src: this.global, dst: u.dst, srcPort: m.port, dstPort: u.dstPort, ttl: ttlOf(datagram) }, u.payload);
   }
 
-  /** A datagram to the global address on a mapped port, readdressed to the inside host; undefined otherwise. */
+  /** A datagram to a mapped port of the global address from that mapping's remote end, readdressed inside; undefined otherwise. */
   inbound(datagram: Uint8Array): Uint8Array | undefined {
     const udp = parseUdpDatagram(datagram);
     if (!udp.ok || udp.udp.dst !== this.global) return undefined;
     const m = this.byPort.get(udp.udp.dstPort);
-    if (!m) return undefined;
+    if (!m || m.remote !== udp.udp.src || m.remotePort !== udp.udp.srcPort) return undefined;
     m.usedAt = this.clock.now();
     return buildUdpDatagram({ src: udp.udp.src, dst: m.inside, srcPort: udp.udp.srcPort, dstPort: m.insidePort, ttl: ttlOf(datagram) }, udp.udp.payload);
   }
 
+  /** A port no live mapping holds: a random one, scanning on from it when taken (so a full table is found full). */
   private freePort(): number | undefined {
     const now = this.clock.now();
-    for (let tries = 0; tries <= LAST_PORT - FIRST_PORT; tries++) {
-      const port = this.next;
-      this.next = port === LAST_PORT ? FIRST_PORT : port + 1;
+    const span = LAST_PORT - FIRST_PORT + 1;
+    const start = randomInt(0, span);
+    for (let i = 0; i < span; i++) {
+      const port = FIRST_PORT + ((start + i) % span);
       const old = this.byPort.get(port);
       if (old && now - old.usedAt < IDLE_MS) continue;
-      if (old) this.byInside.delete(`${old.inside}:${old.insidePort}`);
+      if (old) this.byInside.delete(flowKey(old.inside, old.insidePort, old.remote, old.remotePort));
       return port;
     }
     return undefined;
   }
+}
+
+function flowKey(inside: number, insidePort: number, remote: number, remotePort: number): string {
+  return `${inside}:${insidePort}>${remote}:${remotePort}`;
 }
 
 /** The forwarded datagram's TTL, one less than it arrived with. */
