@@ -50,7 +50,7 @@ export interface DaemonOptions {
 }
 
 /** A Host the daemon closes on stop (e.g. src/net/linux/attached.ts removes its redirections). */
-export type DaemonHost = Host & { close?(): void | Promise<void> };
+export type DaemonHost = Host & { close?(): void | Promise<void>; ioCounters?(): Record<string, number> };
 
 /** A config problem found before anything started: print the lines, exit 2. */
 export class DaemonConfigError extends Error {
@@ -214,6 +214,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     node: node.name, role: node.role, startedAt, started, engine: tracked, sas: () => tracked.list(), sampler,
     config: () => ({ file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor }),
     manualSas: role.manualSas && (() => role.manualSas!()), bindings: () => role.bindings(), roleCounters: () => role.counters(), hostCounters: () => host.counters(),
+    ioCounters: host.ioCounters && (() => host.ioCounters!()),
   });
 
   const reload = async (): Promise<ReloadResult> => {

@@ -36,6 +36,8 @@ export interface Status {
     verdicts: Record<string, number>;
     role: Record<string, number>;
     host: Record<string, number>;
+    /** The I/O loops' own counters (docs/engine.md §9 stats(), summed over interfaces); {} without loops. */
+    io: Record<string, number>;
   };
   rates: { intervalSeconds: number | null; packetsPerSecond: number | null; dropsPerSecond: number | null };
 }
@@ -71,6 +73,8 @@ export interface StatusParts {
   bindings: () => Status['bindings'] | undefined;
   roleCounters: () => Record<string, number>;
   hostCounters: () => Readonly<Record<string, number>>;
+  /** A host on real interfaces: its I/O loops' counters. */
+  ioCounters?: () => Record<string, number>;
 }
 
 /** One snapshot, in the shape of docs/operations.md "Status JSON". */
@@ -88,7 +92,7 @@ export function readStatus(p: StatusParts): Status {
     }),
     manualSas: (p.manualSas?.() ?? []).map(({ installedAt: _at, ...fields }) => fields),
     bindings: p.bindings() ?? null,
-    counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() } },
+    counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() }, io: p.ioCounters?.() ?? {} },
     rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
   };
 }
@@ -171,6 +175,7 @@ export function formatStatus(s: Status): string {
   section('engine drops and punts by reason', s.counters.engine);
   section('role counters', s.counters.role);
   section('host drops', s.counters.host);
+  section('I/O loop', s.counters.io);
   return lines.join('\n');
 }
 

@@ -80,7 +80,7 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   protected abstract defer(run: () => void): void;
   protected abstract linkName(iface: I): string;
   /** Puts `packet` on `iface`'s link for `nextHop`; false when nothing there answers for it. */
-  protected abstract transmit(packet: Uint8Array, iface: I, nextHop: number): boolean;
+  protected abstract transmit(packet: Uint8Array, iface: I, nextHop: number, carries?: Uint8Array): boolean;
   /** After the onDeliver handlers had a locally addressed packet. */
   protected delivered(_packet: Uint8Array): void {}
   /** addRoute() put a route in the table (`via` as the caller wrote it). */
@@ -162,7 +162,7 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
       this.defer(() => this.deliver(copy, { host: this.name, time: this.clock.now() }));
       return { ok: true };
     }
-    return this.route(packet, check.header.dst);
+    return this.route(packet, check.header.dst, options.carries);
   }
 
   inject(datagram: Uint8Array, options: InjectOptions = {}): void {
@@ -254,10 +254,10 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
     this.delivered(packet);
   }
 
-  private route(packet: Uint8Array, dst: number): SendResult {
+  private route(packet: Uint8Array, dst: number, carries?: Uint8Array): SendResult {
     const route = this.lookup(dst);
     if (!route) return this.drop('no_route');
-    if (!this.transmit(packet, this.iface(route.iface), route.via ?? dst)) return this.drop('unresolved');
+    if (!this.transmit(packet, this.iface(route.iface), route.via ?? dst, carries)) return this.drop('unresolved');
     return { ok: true };
   }
 
