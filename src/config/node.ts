@@ -180,7 +180,8 @@ export function nodeFromDocument(doc: unknown): NodeResult {
   }
   issues.push(...manualSaIssues(node.manualSas ?? []));
   if (node.dataPath?.transport === 'raw' && node.dataPath.udpPort !== undefined) {
-    issues.push({ path: ['dataPath', 'udpPort'], message: `not used with transport raw; remove it, or set transport: udp to carry the packets in UDP port ${node.dataPath.udpPort}` });
+    const fix = `remove it, or set transport: udp to carry the packets in UDP port ${node.dataPath.udpPort}`;
+    issues.push({ path: ['dataPath', 'udpPort'], message: `not used with transport raw; ${fix}` });
   }
   if (issues.length > 0) return { ok: false, issues };
   const knobs: PolicyKnobs = { ...DEFAULT_POLICY, ...given(node.policy) };

@@ -215,7 +215,9 @@ export class IoLoop {
     packets.forEach((p, i) => {
       if (!(p?.packet instanceof Uint8Array)) throw new TypeError(`inject: packets[${i}].packet must be a Uint8Array`);
       if (!(p.via in VIA_CODE)) throw new RangeError(`inject: packets[${i}].via must be 'outbound', 'inbound', 'tun' or 'raw', got ${String(p.via)}`);
-      if (p.carries !== undefined && !(p.carries instanceof Uint8Array)) throw new TypeError(`inject: packets[${i}].carries must be a Uint8Array`);
+      if (p.carries !== undefined && !(p.carries instanceof Uint8Array)) {
+        throw new TypeError(`inject: packets[${i}].carries must be a Uint8Array`);
+      }
       total += p.packet.length + quoteOf(p).length;
     });
     // Each packet, then the quote of what it carries (native/io/binding.cc).

@@ -218,7 +218,9 @@ export class SecurityGateway {
       const tag = o.tag;
       if (tag.kind !== 'inbound') {
         if (o.verdict !== Verdict.FORWARD) this.tally.add(`drop_engine_${reasonName[o.reason]}`);
-        else if (tag.kind === 'encap' && tag.wrapWith !== undefined) next.push({ op: Op.WRAP, packet: o.packet, arg0: tag.wrapWith, tag: { kind: 'send', carries: tag.carries } });
+        else if (tag.kind === 'encap' && tag.wrapWith !== undefined) {
+          next.push({ op: Op.WRAP, packet: o.packet, arg0: tag.wrapWith, tag: { kind: 'send', carries: tag.carries } });
+        }
         else this.transmit(o.packet, tag.carries);
         continue;
       }

@@ -35,7 +35,8 @@ export interface SgwNamespaces {
 
 export function sgwNamespaces(prefix: string): SgwNamespaces {
   const tag = randomBytes(3).toString('hex');
-  const ns: Record<Node, string> = { sgw0: `${prefix}-${tag}-sgw0`, sgw1: `${prefix}-${tag}-sgw1`, h0: `${prefix}-${tag}-h0`, h1: `${prefix}-${tag}-h1` };
+  const named = (node: Node) => `${prefix}-${tag}-${node}`;
+  const ns: Record<Node, string> = { sgw0: named('sgw0'), sgw1: named('sgw1'), h0: named('h0'), h1: named('h1') };
   const made: string[] = [];
   const started: Started[] = [];
   let links = 0;
@@ -70,7 +71,8 @@ export function sgwNamespaces(prefix: string): SgwNamespaces {
       ipIn(ns.sgw1, 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
     },
     startSgw(node, config, socket) {
-      const child = spawn('ip', ['netns', 'exec', ns[node], process.execPath, 'bin/mipsec.js', 'sgw', '--config', config, '--status-socket', socket], { cwd: ROOT });
+      const args = ['netns', 'exec', ns[node], process.execPath, 'bin/mipsec.js', 'sgw', '--config', config, '--status-socket', socket];
+      const child = spawn('ip', args, { cwd: ROOT });
       let out = '';
       child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
       child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -94,7 +96,8 @@ export async function waitFor(what: string, check: () => boolean, ms = 15_000): 
 
 /** `mipsec status --json` of the daemon behind `socket`. */
 export async function statusJson(socket: string): Promise<Status> {
-  const { stdout } = await run(process.execPath, ['bin/mipsec.js', 'status', '--json', '--socket', socket], { cwd: ROOT, encoding: 'utf8' });
+  const args = ['bin/mipsec.js', 'status', '--json', '--socket', socket];
+  const { stdout } = await run(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
   return JSON.parse(stdout);
 }
 
@@ -102,7 +105,8 @@ export async function statusJson(socket: string): Promise<Status> {
 export function distIsStale(): boolean {
   const built = (f: string) => statSync(join(ROOT, 'dist', f), { throwIfNoEntry: false })?.mtimeMs ?? 0;
   const newest = (dir: string) => Math.max(...readdirSync(join(ROOT, 'src', dir)).map((f) => statSync(join(ROOT, 'src', dir, f)).mtimeMs));
-  return built('net/linux/attached.js') < Math.max(newest('daemon'), newest('cli'), newest('net/linux'), newest('engine'), newest('config'), newest('roles'));
+  const sources = ['daemon', 'cli', 'net/linux', 'engine', 'config', 'roles'];
+  return built('net/linux/attached.js') < Math.max(...sources.map(newest));
 }
 
 /** Rebuilds dist/ when it is stale (the daemons run bin/mipsec.js). */

@@ -33,15 +33,43 @@ function sgwWith(name: string, dataPath: unknown): string {
 }
 
 const REFUSED: { what: string; dataPath: unknown; message: string }[] = [
-  { what: 'unknown transport', dataPath: { transport: 'tcp' }, message: 'dataPath.transport: expected one of raw | udp, got "tcp"' },
-  { what: 'no transport', dataPath: { workers: 2 }, message: 'dataPath.transport: missing; expected one of raw | udp' },
-  { what: 'UDP port 0', dataPath: { transport: 'udp', udpPort: 0 }, message: 'dataPath.udpPort: expected a whole number from 1 to 65535 such as 4741, got 0' },
-  { what: 'UDP port with the raw transport', dataPath: { transport: 'raw', udpPort: 4741 }, message: 'dataPath.udpPort: not used with transport raw; remove it, or set transport: udp to carry the packets in UDP port 4741' },
-  { what: 'no workers', dataPath: { transport: 'raw', workers: 0 }, message: 'dataPath.workers: expected a whole number from 1 to 64 such as 2, got 0' },
-  { what: 'too many workers', dataPath: { transport: 'raw', workers: 65 }, message: 'dataPath.workers: expected a whole number from 1 to 64 such as 2, got 65' },
-  { what: 'poll window over 100 ms', dataPath: { transport: 'raw', pollMicros: 100001 }, message: 'dataPath.pollMicros: expected a whole number from 0 to 100000 such as 50, got 100001' },
-  { what: 'misspelt field', dataPath: { transport: 'udp', udpport: 4741 }, message: 'dataPath.udpport: unknown field (did you mean udpPort?); the fields of dataPath are transport, udpPort, workers, pollMicros' },
-  { what: 'not a mapping', dataPath: 'udp', message: 'dataPath: expected dataPath: a mapping with fields transport, udpPort, workers, pollMicros, got "udp"' },
+  {
+    what: 'unknown transport', dataPath: { transport: 'tcp' },
+    message: 'dataPath.transport: expected one of raw | udp, got "tcp"',
+  },
+  {
+    what: 'no transport', dataPath: { workers: 2 },
+    message: 'dataPath.transport: missing; expected one of raw | udp',
+  },
+  {
+    what: 'UDP port 0', dataPath: { transport: 'udp', udpPort: 0 },
+    message: 'dataPath.udpPort: expected a whole number from 1 to 65535 such as 4741, got 0',
+  },
+  {
+    what: 'UDP port with the raw transport', dataPath: { transport: 'raw', udpPort: 4741 },
+    message: 'dataPath.udpPort: not used with transport raw; remove it, or set transport: udp to carry the packets in UDP port 4741',
+  },
+  {
+    what: 'no workers', dataPath: { transport: 'raw', workers: 0 },
+    message: 'dataPath.workers: expected a whole number from 1 to 64 such as 2, got 0',
+  },
+  {
+    what: 'too many workers', dataPath: { transport: 'raw', workers: 65 },
+    message: 'dataPath.workers: expected a whole number from 1 to 64 such as 2, got 65',
+  },
+  {
+    what: 'poll window over 100 ms', dataPath: { transport: 'raw', pollMicros: 100001 },
+    message: 'dataPath.pollMicros: expected a whole number from 0 to 100000 such as 50, got 100001',
+  },
+  {
+    what: 'misspelt field', dataPath: { transport: 'udp', udpport: 4741 },
+    message: 'dataPath.udpport: unknown field (did you mean udpPort?); the fields of dataPath are '
+      + 'transport, udpPort, workers, pollMicros',
+  },
+  {
+    what: 'not a mapping', dataPath: 'udp',
+    message: 'dataPath: expected dataPath: a mapping with fields transport, udpPort, workers, pollMicros, got "udp"',
+  },
 ];
 
 describe('check-config: dataPath', () => {
@@ -63,6 +91,7 @@ describe('check-config: dataPath', () => {
     const plain: Doc = parse(readFileSync(join(EXAMPLES, 'sgw1.yaml'), 'utf8'));
     writeFileSync(join(dir, 'plain.yaml'), stringify(plain));
     expect(await dataPathOf(join(dir, 'plain.yaml'))).toEqual({ transport: 'raw', workers: 1, pollMicros: 0 });
-    expect(await dataPathOf(sgwWith('udp-default', { transport: 'udp' }))).toEqual({ transport: 'udp', udpPort: 4741, workers: 1, pollMicros: 0 });
+    const udp = await dataPathOf(sgwWith('udp-default', { transport: 'udp' }));
+    expect(udp).toEqual({ transport: 'udp', udpPort: 4741, workers: 1, pollMicros: 0 });
   });
 });

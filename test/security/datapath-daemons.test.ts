@@ -21,8 +21,11 @@ describe.skipIf(!canRunNetns)('daemons on 1500-byte links (root, test namespaces
     // A third namespace on an sgw1 interface its node config does not name.
     lab.addNs(`${ns.sgw1}-x`);
     lab.veth(ns.sgw1, 'unnamed', '192.0.2.1/24', `${ns.sgw1}-x`, 'eth0', '192.0.2.2/24');
-    daemons.push(lab.startSgw('sgw0', fx.file('sgw0.yaml'), fx.file('dp0.sock')), lab.startSgw('sgw1', fx.file('sgw1.yaml'), fx.file('dp1.sock')));
-    for (const d of daemons) await waitFor(`the daemon on ${d.socket} to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
+    daemons.push(lab.startSgw('sgw0', fx.file('sgw0.yaml'), fx.file('dp0.sock')));
+    daemons.push(lab.startSgw('sgw1', fx.file('sgw1.yaml'), fx.file('dp1.sock')));
+    for (const d of daemons) {
+      await waitFor(`the daemon on ${d.socket} to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
+    }
     // The first packets of a new key go to certificate discovery: let the keys settle.
     await inNs(ns.h0, 'ping', ['-c', '3', '-i', '0.3', '-W', '2', '10.1.0.10']).catch(() => undefined);
   }, 180_000);
@@ -30,11 +33,13 @@ describe.skipIf(!canRunNetns)('daemons on 1500-byte links (root, test namespaces
   afterAll(() => lab.removeAll());
 
   it('path MTU: a DF datagram too big for the tunnel gets ICMP 3/4 with the MTU that fits; one that size crosses', async () => {
-    const tooBig = await inNs(ns.h0, 'ping', ['-c', '1', '-W', '2', '-s', '1472', '-M', 'do', '10.1.0.10']).catch((err: { stdout: string }) => err);
+    const ping = (size: number) =>
+      inNs(ns.h0, 'ping', ['-c', '1', '-W', '2', '-s', String(size), '-M', 'do', '10.1.0.10']).catch((err: { stdout: string }) => err);
+    const tooBig = await ping(1472);
     const mtu = Number(/Frag needed and DF set \(mtu = (\d+)\)/.exec(tooBig.stdout)?.[1]);
     expect(mtu, tooBig.stdout).toBeGreaterThan(1300);
     expect(mtu).toBeLessThan(1500);
-    const fits = await inNs(ns.h0, 'ping', ['-c', '1', '-W', '2', '-s', String(mtu - 28), '-M', 'do', '10.1.0.10']).catch((err: { stdout: string }) => err);
+    const fits = await ping(mtu - 28);
     expect(fits.stdout).toMatch(/1 packets transmitted, 1 received/);
     const s = await statusJson(daemons[0].socket);
     expect(s.counters.io.txTooBig).toBeGreaterThanOrEqual(1);
@@ -44,7 +49,8 @@ describe.skipIf(!canRunNetns)('daemons on 1500-byte links (root, test namespaces
   it('path MTU: a 300 KB TCP transfer between the hosts completes (PMTUD through the daemons)', async () => {
     const server = pythonInNetns(ns.h1, [
       'import json, socket',
-      's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("10.1.0.10", 5201)); s.listen(1); s.settimeout(25)',
+      's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+      's.bind(("10.1.0.10", 5201)); s.listen(1); s.settimeout(25)',
       "print('ready', flush=True)",
       'c, _ = s.accept(); c.settimeout(25); n = 0',
       'while True:',
@@ -66,7 +72,8 @@ describe.skipIf(!canRunNetns)('daemons on 1500-byte links (root, test namespaces
 
   it("status --json shows the I/O loops' counters beside the engine's", async () => {
     const s = await statusJson(daemons[0].socket);
-    for (const name of ['rxTun', 'txRaw', 'txErrors', 'txTooBig', 'txFragNeeded', 'rxUdpGro', 'txUdpGso', 'punted', 'puntDropped', 'injected', 'rxForeignInterface']) {
+    const names = ['rxTun', 'txRaw', 'txErrors', 'txTooBig', 'txFragNeeded', 'rxUdpGro', 'txUdpGso', 'punted', 'puntDropped', 'injected'];
+    for (const name of [...names, 'rxForeignInterface']) {
       expect(s.counters.io[name], name).toBeTypeOf('number');
     }
     expect(s.counters.io.punted).toBeGreaterThan(0);

@@ -10,8 +10,14 @@ import { canRunNetns, inNetns, ip, makePair, type Pair, type Side } from '../io/
 
 const { engineFor, track, closeAll } = loopRegistry();
 
-function startLoop(engine: NativeEngine, side: Side, options: { bindInterface?: string; onPunt?: (p: PuntedPacket[]) => void } = {}): IoLoop {
-  const loop = IoLoop.start({ engine, netns: side.ns, tun: { name: side.tun, addresses: [`${side.inner}/16`] }, raw: true, bindInterface: options.bindInterface, onPunt: options.onPunt ?? (() => {}) });
+interface LoopOptions {
+  bindInterface?: string;
+  onPunt?: (p: PuntedPacket[]) => void;
+}
+
+function startLoop(engine: NativeEngine, side: Side, { bindInterface, onPunt = () => {} }: LoopOptions = {}): IoLoop {
+  const tun = { name: side.tun, addresses: [`${side.inner}/16`] };
+  const loop = IoLoop.start({ engine, netns: side.ns, tun, raw: true, bindInterface, onPunt });
   track(loop);
   return loop;
 }
@@ -54,7 +60,7 @@ describe.skipIf(!canRunNetns)('I/O loop: arrival interface and path MTU (root, t
     expect(lb.stats()).toMatchObject({ rxForeignInterface: 0 });
   });
 
-  it("path MTU: a packet sealed in JS and injected via 'raw' that the link refuses is txTooBig, and its DF sender gets ICMP 3/4 with the MTU that fits", async () => {
+  it("path MTU: sealed in JS, injected via 'raw', too big for the link: txTooBig, and ICMP 3/4 with the MTU that fits to the DF sender", async () => {
     const { a, b } = pair;
     const { ea, eb, ab } = keyed();
     ea.setPolicies([]); // every datagram is punted, sealed here and re-injected, as the daemons do

@@ -194,9 +194,11 @@ export class AttachedHost extends HostCore<CoreInterface> {
     const ifname = iface.name;
     const pref = String(FILTER_PREF - 1);
     quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
-    runCommandSync('tc', ['filter', 'add', 'dev', ifname, 'ingress', 'pref', pref, 'protocol', 'ip', 'u32', 'match', 'ip', 'dst', `${u32ToIp(iface.address)}/32`,
-      'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', String(port), '0xffff', 'action', 'ok']);
-    this.undo.push({ what: `tc UDP transport filter on ${ifname}`, run: () => quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]) });
+    runCommandSync('tc', ['filter', 'add', 'dev', ifname, 'ingress', 'pref', pref, 'protocol', 'ip', 'u32',
+      'match', 'ip', 'dst', `${u32ToIp(iface.address)}/32`, 'match', 'ip', 'protocol', '17', '0xff',
+      'match', 'ip', 'dport', String(port), '0xffff', 'action', 'ok']);
+    const remove = () => quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
+    this.undo.push({ what: `tc UDP transport filter on ${ifname}`, run: remove });
   }
 
   /** The I/O loops' own counters, summed over the interfaces (docs/engine.md §9 stats()). */
