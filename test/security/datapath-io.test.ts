@@ -60,7 +60,7 @@ describe.skipIf(!canRunNetns)('I/O loop: arrival interface and path MTU (root, t
     expect(lb.stats()).toMatchObject({ rxForeignInterface: 0 });
   });
 
-  it("path MTU: sealed in JS, injected via 'raw', too big for the link: txTooBig, and ICMP 3/4 with the MTU that fits to the DF sender", async () => {
+  it("path MTU: injected via 'raw', too big for the link: txTooBig, and ICMP 3/4 with the MTU that fits to the DF sender", async () => {
     const { a, b } = pair;
     const { ea, eb, ab } = keyed();
     ea.setPolicies([]); // every datagram is punted, sealed here and re-injected, as the daemons do
