@@ -2,14 +2,52 @@
 // (root): issue 11 item 5 (path MTU: ICMP 3/4 with the MTU that fits, a 300 KB TCP transfer completes),
 // item 6 (the I/O loops' counters in status --json) and issue 10 hole 13's last point (SKIP arriving on an
 // interface the node config does not name is not taken). The daemons run the native engine's I/O loop only.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { figure6Fixture } from '../daemon/fixture.js';
-import { freshDist, sgwNamespaces, statusJson, waitFor, type Started } from '../daemon/sgw-namespaces.js';
+import { freshDist, sgwNamespaces, statusJson, waitFor, type SgwNamespaces, type Started } from '../daemon/sgw-namespaces.js';
 import { canRunNetns, pythonInNetns } from '../io/topology.js';
 
 const lab = sgwNamespaces('mipsec-dp');
-const { ns, ipIn, inNs } = lab;
+const { ns, inNs } = lab;
 const BYTES = 300 * 1024;
+
+/** Sends `bytes` over TCP from h0 to h1; what h1 received. */
+async function tcpTransfer(on: SgwNamespaces, bytes: number): Promise<number> {
+  const server = pythonInNetns(on.ns.h1, [
+    'import json, socket',
+    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+    's.bind(("10.1.0.10", 5201)); s.listen(1); s.settimeout(25)',
+    "print('ready', flush=True)",
+    'c, _ = s.accept(); c.settimeout(25); n = 0',
+    'while True:',
+    '    b = c.recv(65536)',
+    '    if not b: break',
+    '    n += len(b)',
+    "print(json.dumps({'received': n}), flush=True)",
+  ].join('\n'), []);
+  await server.ready;
+  const client = pythonInNetns(on.ns.h0, [
+    'import json, socket, sys',
+    's = socket.create_connection(("10.1.0.10", 5201), timeout=25); s.sendall(b"m" * int(sys.argv[1])); s.shutdown(socket.SHUT_WR)',
+    's.settimeout(25); s.recv(1)',
+    "print(json.dumps({'sent': int(sys.argv[1])}), flush=True)",
+  ].join('\n'), [String(bytes)]);
+  const [{ received }] = await Promise.all([server.done, client.done]);
+  return received;
+}
+
+/** Starts both SGW daemons of `on` with these node configs and waits until they run. */
+async function startDaemons(on: SgwNamespaces, configs: [string, string], sockets: [string, string]): Promise<Started[]> {
+  const started = [on.startSgw('sgw0', configs[0], sockets[0]), on.startSgw('sgw1', configs[1], sockets[1])];
+  for (const d of started) {
+    await waitFor(`the daemon on ${d.socket} to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'), 40_000);
+  }
+  // The first packets of a new key go to certificate discovery: let the keys settle.
+  await on.inNs(on.ns.h0, 'ping', ['-c', '3', '-i', '0.3', '-W', '2', '10.1.0.10']).catch(() => undefined);
+  return started;
+}
 
 describe.skipIf(!canRunNetns)('daemons on 1500-byte links (root, test namespaces only)', () => {
   const fx = figure6Fixture();
@@ -21,13 +59,7 @@ describe.skipIf(!canRunNetns)('daemons on 1500-byte links (root, test namespaces
     // A third namespace on an sgw1 interface its node config does not name.
     lab.addNs(`${ns.sgw1}-x`);
     lab.veth(ns.sgw1, 'unnamed', '192.0.2.1/24', `${ns.sgw1}-x`, 'eth0', '192.0.2.2/24');
-    daemons.push(lab.startSgw('sgw0', fx.file('sgw0.yaml'), fx.file('dp0.sock')));
-    daemons.push(lab.startSgw('sgw1', fx.file('sgw1.yaml'), fx.file('dp1.sock')));
-    for (const d of daemons) {
-      await waitFor(`the daemon on ${d.socket} to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
-    }
-    // The first packets of a new key go to certificate discovery: let the keys settle.
-    await inNs(ns.h0, 'ping', ['-c', '3', '-i', '0.3', '-W', '2', '10.1.0.10']).catch(() => undefined);
+    daemons.push(...(await startDaemons(lab, [fx.file('sgw0.yaml'), fx.file('sgw1.yaml')], [fx.file('dp0.sock'), fx.file('dp1.sock')])));
   }, 180_000);
 
   afterAll(() => lab.removeAll());
@@ -47,27 +79,7 @@ describe.skipIf(!canRunNetns)('daemons on 1500-byte links (root, test namespaces
   }, 30_000);
 
   it('path MTU: a 300 KB TCP transfer between the hosts completes (PMTUD through the daemons)', async () => {
-    const server = pythonInNetns(ns.h1, [
-      'import json, socket',
-      's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-      's.bind(("10.1.0.10", 5201)); s.listen(1); s.settimeout(25)',
-      "print('ready', flush=True)",
-      'c, _ = s.accept(); c.settimeout(25); n = 0',
-      'while True:',
-      '    b = c.recv(65536)',
-      '    if not b: break',
-      '    n += len(b)',
-      "print(json.dumps({'received': n}), flush=True)",
-    ].join('\n'), []);
-    await server.ready;
-    const client = pythonInNetns(ns.h0, [
-      'import json, socket, sys',
-      's = socket.create_connection(("10.1.0.10", 5201), timeout=25); s.sendall(b"m" * int(sys.argv[1])); s.shutdown(socket.SHUT_WR)',
-      's.settimeout(25); s.recv(1)',
-      "print(json.dumps({'sent': int(sys.argv[1])}), flush=True)",
-    ].join('\n'), [String(BYTES)]);
-    const [{ received }] = await Promise.all([server.done, client.done]);
-    expect(received).toBe(BYTES);
+    expect(await tcpTransfer(lab, BYTES)).toBe(BYTES);
   }, 40_000);
 
   it("status --json shows the I/O loops' counters beside the engine's", async () => {
@@ -95,4 +107,36 @@ describe.skipIf(!canRunNetns)('daemons on 1500-byte links (root, test namespaces
     expect(after.counters.io.punted).toBe(before.counters.io.punted);
     expect(after.counters.role).toEqual(before.counters.role);
   });
+});
+
+describe.skipIf(!canRunNetns)('daemons with dataPath transport udp (root, test namespaces only)', () => {
+  const fx = figure6Fixture();
+  const udpLab = sgwNamespaces('mipsec-du');
+  let daemons: Started[] = [];
+
+  /** The example node config with the UDP transport on port 4800 and two workers. */
+  const withUdp = (name: string) => {
+    const doc = parse(readFileSync(fx.file(`${name}.yaml`), 'utf8'));
+    doc.dataPath = { transport: 'udp', udpPort: 4800, workers: 2 };
+    writeFileSync(fx.file(`${name}-udp.yaml`), stringify(doc));
+    return fx.file(`${name}-udp.yaml`);
+  };
+
+  beforeAll(async () => {
+    expect(await freshDist()).toBe(true);
+    udpLab.build();
+    daemons = await startDaemons(udpLab, [withUdp('sgw0'), withUdp('sgw1')], [fx.file('du0.sock'), fx.file('du1.sock')]);
+  }, 180_000);
+
+  afterAll(() => udpLab.removeAll());
+
+  it('the daemons carry the hosts\' traffic in UDP port 4800 both ways; a 300 KB TCP transfer completes', async () => {
+    expect(await tcpTransfer(udpLab, BYTES)).toBe(BYTES);
+    for (const d of daemons) {
+      const { io } = (await statusJson(d.socket)).counters;
+      expect(io.txUdp, JSON.stringify(io)).toBeGreaterThan(0);
+      expect(io.rxUdp, JSON.stringify(io)).toBeGreaterThan(0);
+      expect(io.rxForeignInterface).toBe(0);
+    }
+  }, 40_000);
 });

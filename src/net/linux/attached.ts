@@ -196,7 +196,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
     runCommandSync('tc', ['filter', 'add', 'dev', ifname, 'ingress', 'pref', pref, 'protocol', 'ip', 'u32',
       'match', 'ip', 'dst', `${u32ToIp(iface.address)}/32`, 'match', 'ip', 'protocol', '17', '0xff',
-      'match', 'ip', 'dport', String(port), '0xffff', 'action', 'ok']);
+      'match', 'ip', 'dport', String(port), '0xffff', 'flowid', ':1']);
     const remove = () => quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
     this.undo.push({ what: `tc UDP transport filter on ${ifname}`, run: remove });
   }
