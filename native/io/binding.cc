@@ -120,7 +120,8 @@ void IoLoopWrap::CleanupHook(void* self) {
   if (wrap->loop_) wrap->loop_->stop();
 }
 
-// start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers, offload, udpPort })
+// start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers, offload, udpPort, pollMicros,
+//         bindInterface })
 Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (loop_) throw Napi::Error::New(env, "this I/O loop was already started (create a new one)");
@@ -137,6 +138,7 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   if (udp_port > 65535) throw Napi::RangeError::New(env, "io config udpPort must be 0..65535");
   cfg.udp_port = uint16_t(udp_port);
   cfg.poll_us = u32_of(o, "pollMicros", 0);
+  if (o.Get("bindInterface").IsString()) cfg.bind_device = o.Get("bindInterface").As<Napi::String>().Utf8Value();
   Napi::Value addresses = o.Get("addresses");
   if (!addresses.IsUndefined()) {
     if (!addresses.IsTypedArray() || addresses.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
@@ -165,7 +167,8 @@ Napi::Value IoLoopWrap::Stop(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// inject(bytes: Uint8Array, meta: Uint32Array of (offset, length, via) triples) → packets taken
+// inject(bytes: Uint8Array, meta: Uint32Array of (offset, length, via, quoteLength) quadruples) → packets taken;
+// a packet's quote (Injected::quote) follows it in bytes.
 Napi::Value IoLoopWrap::Inject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
@@ -174,14 +177,17 @@ Napi::Value IoLoopWrap::Inject(const Napi::CallbackInfo& info) {
   if (!loop_ || !loop_->running()) throw Napi::Error::New(env, "the I/O loop is not running (start it first; a stopped loop cannot be restarted)");
   Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   Napi::Uint32Array meta = info[1].As<Napi::Uint32Array>();
-  if (meta.ElementLength() % 3) throw Napi::RangeError::New(env, "inject meta must hold (offset, length, via) triples");
+  if (meta.ElementLength() % 4) throw Napi::RangeError::New(env, "inject meta must hold (offset, length, via, quoteLength) quadruples");
   std::vector<Injected> packets;
-  for (size_t i = 0; i < meta.ElementLength(); i += 3) {
-    const size_t off = meta[i], len = meta[i + 1];
+  for (size_t i = 0; i < meta.ElementLength(); i += 4) {
+    const size_t off = meta[i], len = meta[i + 1], quote = meta[i + 3];
     const uint32_t via = meta[i + 2];
-    if (off > bytes.ElementLength() || len > bytes.ElementLength() - off) throw Napi::RangeError::New(env, "inject packet " + std::to_string(i / 3) + " lies outside the bytes");
+    if (off > bytes.ElementLength() || len > bytes.ElementLength() - off || quote > bytes.ElementLength() - off - len)
+      throw Napi::RangeError::New(env, "inject packet " + std::to_string(i / 4) + " lies outside the bytes");
     if (via > uint32_t(Via::raw)) throw Napi::RangeError::New(env, "inject via must be 0..3");
-    packets.push_back(Injected{Via(via), std::vector<uint8_t>(bytes.Data() + off, bytes.Data() + off + len)});
+    const uint8_t* at = bytes.Data() + off;
+    const size_t kept = std::min(quote, kIcmpQuoteMax);
+    packets.push_back(Injected{Via(via), std::vector<uint8_t>(at, at + len), std::vector<uint8_t>(at + len, at + len + kept)});
   }
   return Napi::Number::New(env, double(loop_->inject(std::move(packets))));
 }

@@ -1,5 +1,6 @@
 #include "io/loop.h"
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/udp.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -25,7 +26,7 @@ const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
       "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
       "txRaw", "txTun", "txGro", "txTooBig", "txFragNeeded", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
-      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso", "rxUnauthenticated", "rxUdpMisaddressed",
+      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso", "rxUnauthenticated", "rxUdpMisaddressed", "rxForeignInterface",
   };
   return names;
 }
@@ -46,6 +47,17 @@ std::string sys_error(const std::string& what) { return what + ": " + std::strer
 
 uint64_t nanoseconds(const timespec& t) { return uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_nsec); }
 
+// The IP_PKTINFO of a received message, if it carries one.
+bool pktinfo_of(msghdr& h, in_pktinfo* out) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
+      std::memcpy(out, CMSG_DATA(c), sizeof *out);
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 // One worker: its own TUN queue, raw receivers (filtered to its flows), sender, batch memory and thread.
@@ -56,6 +68,7 @@ struct IoLoop::Worker {
   Fd rx[kRawSockets];
   Fd mtu_probe;  // a UDP socket in the loop's namespace, to ask the kernel the path MTU toward a next hop
   Fd udp;        // the UDP transport (udp.h), when configured
+  unsigned ifindex = 0;  // IoConfig::bind_device's index: what arrives elsewhere is refused; 0 takes every interface
   uint16_t udp_port = 0;
   bool udp_gso = true;  // cleared when the kernel refuses UDP_SEGMENT on this worker's route (no checksum offload)
   std::thread thread;
@@ -77,6 +90,7 @@ struct IoLoop::Worker {
   mmsghdr msgs[kBatchPackets] = {};
   iovec iov[kBatchPackets] = {};
   sockaddr_in addr[kBatchPackets] = {};
+  alignas(cmsghdr) uint8_t rx_ctl[kBatchPackets][CMSG_SPACE(sizeof(in_pktinfo))] = {};  // raw reads: arrival interface
 
   // UDP transport send: the batch indices it carries, then one message per run of equal-sized packets to one peer.
   size_t udp_from[kBatchPackets] = {};
@@ -128,17 +142,20 @@ std::string IoLoop::start(const IoConfig& cfg) {
     }
   }
   std::string err = run_in_netns(cfg.netns, [&]() -> std::string {
+    const unsigned ifindex = cfg.bind_device.empty() ? 0 : ::if_nametoindex(cfg.bind_device.c_str());
+    if (!cfg.bind_device.empty() && ifindex == 0) return sys_error("bind interface " + cfg.bind_device);
     std::vector<Fd> queues;
     if (std::string e = tun_open(cfg.tun, cfg.workers, &queues); !e.empty()) return e;
     if (std::string e = tun_configure(cfg.tun); !e.empty()) return e;
     for (unsigned i = 0; i < cfg.workers; i++) {
       Worker& w = *workers[i];
+      w.ifindex = ifindex;
       w.tun = std::move(queues[i]);
       for (size_t s = 0; s < kRawSockets; s++)
         if (std::string e = raw_open_receiver(kRawProtocols[s], i, cfg.workers, &w.rx[s]); !e.empty()) return e;
       if (std::string e = raw_open_sender(&w.tx); !e.empty()) return e;
       if (cfg.udp_port)
-        if (std::string e = udp_open(cfg.udp_port, &w.udp); !e.empty()) return e;
+        if (std::string e = udp_open(cfg.udp_port, cfg.bind_device, &w.udp); !e.empty()) return e;
       w.mtu_probe.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
       if (!w.mtu_probe.valid()) return sys_error("socket(AF_INET, SOCK_DGRAM) for path MTU queries");
     }
@@ -267,11 +284,22 @@ void IoLoop::run(Worker& w) {
     }
   };
 
-  // A sealed packet too big for the link toward its next hop: if the inner datagram said DF, tell its sender
-  // the MTU that would have fit (ICMP 3/4, RFC 1191), written into the TUN so the local stack learns it.
-  auto frag_needed = [&](size_t i, size_t sealed_len, uint32_t nexthop) {
-    const uint8_t* q = w.quote[i];
-    const size_t qlen = w.quote_len[i];
+  // Sends a packet out of the raw socket to its next hop; 0 or the errno of the refusal.
+  auto send_raw_one = [&](const uint8_t* p, size_t len, uint32_t nexthop) -> int {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(nexthop);
+    for (;;) {
+      if (::sendto(w.tx.get(), p, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(len)) return 0;
+      if (errno != EINTR) return errno;
+    }
+  };
+
+  // A sealed packet too big for the link toward its next hop: if the datagram it carries (quote q: its header
+  // and 8 bytes) said DF, tell its sender the MTU that would have fit (ICMP 3/4, RFC 1191), back the way the
+  // datagram came: into the TUN for one read there, out of the raw socket (routed by the kernel to the sender)
+  // for one the control plane injected from a link.
+  auto frag_needed = [&](const uint8_t* q, size_t qlen, size_t sealed_len, uint32_t nexthop, From back) {
     if (qlen < 20 || (q[0] >> 4) != 4 || !(load16(q + 6) & kIpv4Df)) return;
     const size_t ihl = size_t(q[0] & 0xf) * 4, inner_len = load16(q + 2), quoted = std::min(qlen, ihl + 8);
     if (q[9] == 1 && (qlen <= ihl || q[ihl] == 3 || q[ihl] == 4 || q[ihl] == 5 || q[ihl] == 11 || q[ihl] == 12))
@@ -294,8 +322,16 @@ void IoLoop::run(Worker& w) {
     store16(icmp + 26, uint16_t(size_t(link_mtu) - overhead));
     std::memcpy(icmp + 28, q, quoted);
     store16(icmp + 22, internet_checksum(icmp + 20, 8 + quoted));
-    write_tun(icmp, total);
+    if (back == From::tun) write_tun(icmp, total);
+    else if (send_raw_one(icmp, total, load32(q + 12)) != 0) return count(S_TX_ERRORS);
     count(S_TX_FRAG_NEEDED);
+  };
+
+  // A send the kernel refused: too big for the link (answered as above) or any other reason (no route, …).
+  auto refused = [&](int err, const uint8_t* q, size_t qlen, size_t on_wire, uint32_t nexthop, From back) {
+    if (err != EMSGSIZE) return count(S_TX_ERRORS);
+    count(S_TX_TOO_BIG);
+    frag_needed(q, qlen, on_wire, nexthop, back);
   };
 
   // Whether a packet leaving "raw" goes over the UDP transport instead (when configured, for its protocols).
@@ -325,9 +361,7 @@ void IoLoop::run(Worker& w) {
   // A FORWARD packet the UDP transport refused (batch index i).
   auto udp_refused = [&](size_t i, int err) {
     const uint32_t* d = w.desc.data() + i * kDescWords;
-    if (err != EMSGSIZE) return count(S_TX_ERRORS);
-    count(S_TX_TOO_BIG);
-    frag_needed(i, d[D_LENGTH] + kUdpOverhead, d[D_NEXTHOP]);
+    refused(err, w.quote[i], w.quote_len[i], d[D_LENGTH] + kUdpOverhead, d[D_NEXTHOP], From::tun);
   };
 
   // Sends the batch's UDP-carried FORWARD packets (w.udp_from[0..nu), in batch order): each run of packets of one
@@ -451,12 +485,10 @@ void IoLoop::run(Worker& w) {
       if (r > 0) {
         sent += size_t(r);
         count(S_TX_RAW, uint64_t(r));
-      } else if (errno == EMSGSIZE) {
-        count(S_TX_TOO_BIG);
-        frag_needed(w.sent_from[sent], w.iov[sent].iov_len, ntohl(w.addr[sent].sin_addr.s_addr));
-        sent++;
       } else if (errno != EINTR) {
-        count(S_TX_ERRORS);  // the kernel refused this packet (no route, …): skip it
+        // The kernel refused this packet (too big, no route, …): skip it.
+        const size_t i = w.sent_from[sent];
+        refused(errno, w.quote[i], w.quote_len[i], w.iov[sent].iov_len, ntohl(w.addr[sent].sin_addr.s_addr), From::tun);
         sent++;
       }
     }
@@ -535,10 +567,19 @@ void IoLoop::run(Worker& w) {
     flush();
   };
 
+  // Whether a received message arrived on the interface the loop is bound to (counted when not). Without
+  // IP_PKTINFO there is nothing to check against, so a bound loop refuses it.
+  auto arrived_here = [&](msghdr& h) {
+    in_pktinfo info{};
+    if (w.ifindex == 0 || (pktinfo_of(h, &info) && unsigned(info.ipi_ifindex) == w.ifindex)) return true;
+    count(S_RX_FOREIGN_INTERFACE);
+    return false;
+  };
+
   auto read_raw = [&](size_t s) {
     for (size_t i = 0; i < kBatchPackets; i++) {
       w.iov[i] = iovec{w.packet_at(i), kMaxPacket};
-      w.msgs[i].msg_hdr = msghdr{nullptr, 0, &w.iov[i], 1, nullptr, 0, 0};
+      w.msgs[i].msg_hdr = msghdr{nullptr, 0, &w.iov[i], 1, w.rx_ctl[i], sizeof w.rx_ctl[i], 0};
     }
     const int r = ::recvmmsg(w.rx[s].get(), w.msgs, kBatchPackets, MSG_DONTWAIT, nullptr);
     if (r < 0) {
@@ -548,9 +589,12 @@ void IoLoop::run(Worker& w) {
     count(S_RX_RAW, uint64_t(r));
     count(kRawStat[s], uint64_t(r));
     for (int i = 0; i < r; i++) {
+      if (!arrived_here(w.msgs[i].msg_hdr)) continue;
       // A datagram larger than the slot arrives cut: the engine drops it as truncated.
       const bool cut = w.msgs[i].msg_hdr.msg_flags & MSG_TRUNC;
       if (cut) count(S_RX_TOO_BIG);
+      // Slots stay in step with the reads: a refused packet leaves its slot behind, so move this one down.
+      if (w.count != size_t(i)) std::memmove(w.packet_at(w.count), w.packet_at(i), cut ? 0 : w.msgs[i].msg_len);
       w.queue(OP_INBOUND, cut ? 0 : w.msgs[i].msg_len, From::raw);
     }
     flush();
@@ -574,21 +618,18 @@ void IoLoop::run(Worker& w) {
       msghdr& h = w.udp_rx_msgs[j].msg_hdr;
       const uint8_t* data = w.udp_rx.data() + size_t(j) * kUdpRecvBytes;
       const size_t total = w.udp_rx_msgs[j].msg_len;
+      if (!arrived_here(h)) continue;
       size_t seg = total;
-      bool addressed = false;  // no IP_PKTINFO: nothing to check against, so nothing goes in
-      uint32_t to = 0;
       for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
         if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
           int size = 0;
           std::memcpy(&size, CMSG_DATA(c), sizeof size);
           if (size > 0) seg = size_t(size);
-        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
-          in_pktinfo info;
-          std::memcpy(&info, CMSG_DATA(c), sizeof info);
-          to = ntohl(info.ipi_addr.s_addr);
-          addressed = true;
         }
       }
+      in_pktinfo info{};
+      const bool addressed = pktinfo_of(h, &info);  // no IP_PKTINFO: nothing to check against, so nothing goes in
+      const uint32_t to = ntohl(info.ipi_addr.s_addr);
       // An empty datagram is one (empty) packet: the engine drops it as truncated.
       const size_t segments = total == 0 ? 1 : (total + seg - 1) / seg;
       // As for TUN super-packets: a GRO run stays in one batch where it fits, so a relay sends it on whole.
@@ -611,6 +652,18 @@ void IoLoop::run(Worker& w) {
     flush();
   };
 
+  // An injected packet out as it is, to its destination: refused as too big, it is answered like a FORWARD.
+  auto send_injected = [&](const Injected& p) {
+    const uint8_t* b = p.bytes.data();
+    const size_t len = p.bytes.size();
+    if (len < 20) return count(S_TX_ERRORS);
+    const uint32_t dst = load32(b + 16);
+    const bool udp = carried_by_udp(b, len);
+    const int err = udp ? send_udp_one(b, len) : send_raw_one(b, len, dst);
+    if (err) return refused(err, p.quote.data(), p.quote.size(), len + (udp ? kUdpOverhead : 0), dst, From::raw);
+    if (!udp) count(S_TX_RAW);
+  };
+
   auto drain_injects = [&] {
     uint64_t ignored;
     if (::read(w.wake.get(), &ignored, sizeof ignored) < 0 && errno != EAGAIN) count(S_RX_ERRORS);
@@ -630,20 +683,9 @@ void IoLoop::run(Worker& w) {
         case Via::tun:
           write_tun(p.bytes.data(), p.bytes.size());
           break;
-        case Via::raw: {
-          if (carried_by_udp(p.bytes.data(), p.bytes.size())) {
-            const int err = send_udp_one(p.bytes.data(), p.bytes.size());
-            if (err) count(err == EMSGSIZE ? S_TX_TOO_BIG : S_TX_ERRORS);
-            break;
-          }
-          sockaddr_in to{};
-          to.sin_family = AF_INET;
-          to.sin_addr.s_addr = p.bytes.size() >= 20 ? htonl(load32(p.bytes.data() + 16)) : 0;
-          const bool ok = p.bytes.size() >= 20 &&
-                          ::sendto(w.tx.get(), p.bytes.data(), p.bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(p.bytes.size());
-          count(ok ? S_TX_RAW : S_TX_ERRORS);
+        case Via::raw:
+          send_injected(p);
           break;
-        }
       }
     }
     flush();

@@ -42,6 +42,9 @@ struct PuntPacket {
 struct Injected {
   Via via;
   std::vector<uint8_t> bytes;
+  // Via::raw: the start of the datagram a sealed packet carries (header + 8 bytes), so that a link refusing the
+  // packet as too big can answer its sender with ICMP 3/4 as for the loop's own FORWARDs. Empty: no answer.
+  std::vector<uint8_t> quote;
 };
 
 // Receives punts from worker threads. offer() must not block for long; it takes what fits its bounded
@@ -57,7 +60,7 @@ enum Stat : int {
   S_RX_TUN, S_RX_GSO, S_RX_RAW, S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP, S_RX_TOO_BIG, S_RX_ERRORS,
   S_TX_RAW, S_TX_TUN, S_TX_GRO, S_TX_TOO_BIG, S_TX_FRAG_NEEDED, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
   S_RX_UDP, S_RX_UDP_GRO, S_TX_UDP, S_TX_UDP_GSO, S_RX_UNAUTHENTICATED, S_RX_UDP_MISADDRESSED,
-  S_COUNT
+  S_RX_FOREIGN_INTERFACE, S_COUNT
 };
 const char* const* stat_names();
 
@@ -69,6 +72,9 @@ struct IoConfig {
   // After handling packets, a worker keeps polling its fds this long (yielding the CPU to anything runnable)
   // before it sleeps: a packet that comes within it costs no wakeup. 0: sleep at once.
   uint32_t poll_us = 0;
+  // Non-empty: the raw receivers and the UDP transport take only what arrived on this interface; the rest is
+  // counted (rxForeignInterface) and never reaches the engine.
+  std::string bind_device;
 };
 
 class IoLoop {

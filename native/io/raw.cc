@@ -29,6 +29,9 @@ std::string raw_open_receiver(uint8_t proto, unsigned worker, unsigned workers, 
   Fd fd(::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto));
   if (!fd.valid()) return sys_error("raw socket for IP protocol " + std::to_string(proto) + " (needs CAP_NET_RAW)");
   grow_buffer(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF);
+  // The arrival interface with each packet: a loop bound to one interface refuses the others' (loop.cc).
+  const int one = 1;
+  if (::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) return sys_error("IP_PKTINFO on a raw receiver");
   if (workers > 1) {
     // On a raw IPv4 socket the filter sees the packet from its IP header: flow_worker() in classic BPF.
     sock_filter code[] = {

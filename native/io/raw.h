@@ -10,7 +10,8 @@ namespace mipsec::io {
 constexpr uint8_t kRawProtocols[] = {57, 51, 50, 4};
 constexpr int kSocketBufferBytes = 4 << 20;
 
-// A non-blocking receiver for `proto`. With workers > 1, a socket filter keeps only the packets whose outer
+// A non-blocking receiver for `proto`, with IP_PKTINFO (its arrival interface with each packet).
+// With workers > 1, a socket filter keeps only the packets whose outer
 // (source, destination) hash to `worker`, so each flow is read by one worker only and never reordered.
 std::string raw_open_receiver(uint8_t proto, unsigned worker, unsigned workers, Fd* out);
 std::string raw_open_sender(Fd* out);

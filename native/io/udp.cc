@@ -13,7 +13,7 @@ namespace {
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 }  // namespace
 
-std::string udp_open(uint16_t port, Fd* out) {
+std::string udp_open(uint16_t port, const std::string& device, Fd* out) {
   Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
   if (!fd.valid()) return sys_error("UDP socket for the transport");
   const int one = 1, bytes = kSocketBufferBytes;
@@ -28,6 +28,8 @@ std::string udp_open(uint16_t port, Fd* out) {
   if (::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) return sys_error("IP_PKTINFO on the UDP transport socket");
   // Without GRO (old kernels) every datagram arrives alone: slower, still correct.
   ::setsockopt(fd.get(), IPPROTO_UDP, UDP_GRO, &one, sizeof one);
+  if (!device.empty() && ::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, device.c_str(), socklen_t(device.size())) != 0)
+    return sys_error("SO_BINDTODEVICE " + device + " on the UDP transport socket");
   sockaddr_in at{};
   at.sin_family = AF_INET;
   at.sin_port = htons(port);

@@ -23,6 +23,8 @@ inline bool udp_carries(uint8_t proto) { return proto == 57 || proto == 51 || pr
 // A socket bound to 0.0.0.0:port with GRO and IP_PKTINFO on and large buffers, non-blocking for receive (callers pass
 // MSG_DONTWAIT), blocking for send so a full buffer holds the worker back. Several workers bind the same port
 // with SO_REUSEPORT: the kernel keeps each peer's datagrams on one socket, so no flow is reordered.
-std::string udp_open(uint16_t port, Fd* out);
+// With `device`, the socket takes only what arrives on that interface and sends only out of it (SO_BINDTODEVICE):
+// several loops, one per interface, can then share the port.
+std::string udp_open(uint16_t port, const std::string& device, Fd* out);
 
 }  // namespace mipsec::io

@@ -32,7 +32,7 @@ function linuxHost(configPath: string) {
     const { node } = loaded;
     try {
       return AttachedHost.attach({
-        name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces,
+        name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces, dataPath: node.dataPath,
         // A role that throws on one packet must not take the gateway down: the packet is dropped, the error logged.
         onError: (error) => console.error(JSON.stringify({ level: 50, time: Date.now(), node: node.name, event: 'packet_error', msg: (error as Error)?.message ?? String(error) })),
       });

@@ -53,6 +53,32 @@ const policy = mapping(
   'policy',
 );
 
+/** The UDP transport's port when dataPath.transport is udp and none is given (docs/engine.md §9.1). */
+export const DEFAULT_UDP_PORT = 4741;
+/** The I/O loop's worker limit (native/io/loop.h kMaxWorkers). */
+export const MAX_WORKERS = 64;
+
+/** How the daemon's I/O loops move packets (docs/engine.md §9, docs/operations.md "Data path"). */
+export interface DataPath {
+  transport: 'raw' | 'udp';
+  /** Set exactly when transport is udp. */
+  udpPort?: number;
+  workers: number;
+  pollMicros: number;
+}
+
+export const DEFAULT_DATA_PATH: DataPath = { transport: 'raw', workers: 1, pollMicros: 0 };
+
+const dataPath = mapping(
+  {
+    transport: oneOf(['raw', 'udp'] as const),
+    udpPort: integer(1, 65535, DEFAULT_UDP_PORT).optional(),
+    workers: integer(1, MAX_WORKERS, 2).optional(),
+    pollMicros: integer(0, 100_000, 50).optional(),
+  },
+  'dataPath',
+);
+
 const nodeSchema = mapping(
   {
     kind: z.literal(NODE_KIND),
@@ -66,6 +92,7 @@ const nodeSchema = mapping(
       1,
     ),
     policy: policy.optional(),
+    dataPath: dataPath.optional(),
     manualSas: list(
       mapping(
         {
@@ -105,7 +132,7 @@ const nodeSchema = mapping(
 );
 
 export type NodeDocument = z.infer<typeof nodeSchema>;
-export type NodeConfig = Omit<NodeDocument, 'policy'> & { policy: PolicyKnobs };
+export type NodeConfig = Omit<NodeDocument, 'policy' | 'dataPath'> & { policy: PolicyKnobs; dataPath: DataPath };
 
 /** Role sections and the fields each role needs or must not have. */
 const ROLE_RULES: Record<Role, { needs: (keyof NodeDocument)[]; refuses: (keyof NodeDocument)[]; why: string }> = {
@@ -159,10 +186,25 @@ export function nodeFromDocument(doc: unknown): NodeResult {
     if (node.sgw.inside === node.sgw.outside) issues.push({ path: ['sgw', 'outside'], message: `the inside and outside interfaces must differ (both are ${JSON.stringify(node.sgw.inside)})` });
   }
   issues.push(...manualSaIssues(node.manualSas ?? []));
+  if (node.dataPath?.transport === 'raw' && node.dataPath.udpPort !== undefined) {
+    const fix = `remove it, or set transport: udp to carry the packets in UDP port ${node.dataPath.udpPort}`;
+    issues.push({ path: ['dataPath', 'udpPort'], message: `not used with transport raw; ${fix}` });
+  }
   if (issues.length > 0) return { ok: false, issues };
-  const given = node.policy ?? {};
-  const knobs: PolicyKnobs = { ...DEFAULT_POLICY, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
-  return { ok: true, node: { ...node, policy: knobs } };
+  const knobs: PolicyKnobs = { ...DEFAULT_POLICY, ...given(node.policy) };
+  return { ok: true, node: { ...node, policy: knobs, dataPath: dataPathOf(node.dataPath) } };
+}
+
+/** The fields a config sets (an optional field left out stays at its default). */
+function given<T extends object>(section: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(section ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The data-path settings with defaults filled in; udp without a port takes DEFAULT_UDP_PORT. */
+function dataPathOf(section: NodeDocument['dataPath']): DataPath {
+  const settings: DataPath = { ...DEFAULT_DATA_PATH, ...given(section) };
+  if (settings.transport === 'udp') settings.udpPort ??= DEFAULT_UDP_PORT;
+  return settings;
 }
 
 /** SPIs are distinct within an entry, and inbound SPIs across entries (the engine finds an inbound SA by its SPI). */

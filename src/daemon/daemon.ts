@@ -52,7 +52,7 @@ export interface DaemonOptions {
 }
 
 /** A Host the daemon closes on stop (e.g. src/net/linux/attached.ts removes its redirections). */
-export type DaemonHost = Host & { close?(): void | Promise<void> };
+export type DaemonHost = Host & { close?(): void | Promise<void>; ioCounters?(): Record<string, number> };
 
 /** A config problem found before anything started: print the lines, exit 2. */
 export class DaemonConfigError extends Error {
@@ -217,6 +217,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     config: () => ({ file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor }),
     manualSas: role.manualSas && (() => role.manualSas!()), bindings: () => role.bindings(), roleCounters: () => role.counters(), hostCounters: () => host.counters(),
     tables: () => tracked.tableSizes(),
+    ioCounters: host.ioCounters && (() => host.ioCounters!()),
   });
 
   const reload = async (): Promise<ReloadResult> => {

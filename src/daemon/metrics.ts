@@ -27,6 +27,8 @@ export function metricsRegistry(source: MetricsSource, labels: { node: string; r
   counter('mipsec_verdicts_total', 'Engine verdicts, by verdict', 'verdict', (s) => s.counters.verdicts);
   counter('mipsec_role_events_total', 'Role decisions, drops and messages, by name', 'event', (s) => s.counters.role);
   counter('mipsec_host_drops_total', 'Packets the host dropped, by reason', 'reason', (s) => s.counters.host);
+  const ioHelp = "The I/O loops' own counters (reads, sends, tx errors, too-big, ICMP sent, GSO/GRO, punts, injections)";
+  counter('mipsec_io_total', ioHelp, 'counter', (s) => s.counters.io);
   counter('mipsec_sa_packets_total', 'Packets through each installed SA', 'sa', (s) => Object.fromEntries(s.sas.map((sa) => [String(sa.id), sa.packets])));
   counter('mipsec_sa_bytes_total', 'Bytes through each installed SA', 'sa', (s) => Object.fromEntries(s.sas.map((sa) => [String(sa.id), sa.bytes])));
   new Gauge({ name: 'mipsec_sas', help: 'SAs installed in the engine', registers: [registry], collect() { this.set(snapshot().sas.length); } });

@@ -37,6 +37,8 @@ export interface Status {
     verdicts: Record<string, number>;
     role: Record<string, number>;
     host: Record<string, number>;
+    /** The I/O loops' own counters (docs/engine.md §9 stats(), summed over interfaces); {} without loops. */
+    io: Record<string, number>;
   };
   rates: { intervalSeconds: number | null; packetsPerSecond: number | null; dropsPerSecond: number | null };
   /** The process's memory (bytes, process.memoryUsage()) and open file descriptors (null off Linux): what a soak watches drift. */
@@ -88,6 +90,8 @@ export interface StatusParts {
   roleCounters: () => Record<string, number>;
   hostCounters: () => Readonly<Record<string, number>>;
   tables?: () => TableSizes;
+  /** A host on real interfaces: its I/O loops' counters. */
+  ioCounters?: () => Record<string, number>;
 }
 
 /** One snapshot, in the shape of docs/operations.md "Status JSON". */
@@ -105,7 +109,7 @@ export function readStatus(p: StatusParts): Status {
     }),
     manualSas: (p.manualSas?.() ?? []).map(({ installedAt: _at, ...fields }) => fields),
     bindings: p.bindings() ?? null,
-    counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() } },
+    counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() }, io: p.ioCounters?.() ?? {} },
     rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
     process: processFigures(),
     tables: p.tables?.() ?? null,
@@ -193,6 +197,7 @@ export function formatStatus(s: Status): string {
   section('engine drops and punts by reason', s.counters.engine);
   section('role counters', s.counters.role);
   section('host drops', s.counters.host);
+  section('I/O loop', s.counters.io);
   return lines.join('\n');
 }
 

@@ -27,6 +27,11 @@ export type InjectVia = 'outbound' | 'inbound' | 'tun' | 'raw';
 export interface InjectPacket {
   packet: Uint8Array;
   via: InjectVia;
+  /**
+   * `raw`: the datagram a sealed packet carries (its first 68 bytes are kept). If the link refuses the packet as
+   * too big and the datagram has DF, its sender gets ICMP 3/4 with the MTU that fits, sent out of the raw socket.
+   */
+  carries?: Uint8Array;
 }
 
 export interface IoLoopOptions {
@@ -70,6 +75,11 @@ export interface IoLoopOptions {
   pollMicros?: number;
   /** Worker threads (default 1). With more, flows are spread by a hash so none is reordered. */
   workers?: number;
+  /**
+   * The raw receivers and the UDP transport take only what arrives on this interface (the rest is counted as
+   * rxForeignInterface); the UDP socket is bound to it (SO_BINDTODEVICE). Unset: every interface.
+   */
+  bindInterface?: string;
   /** Called on the JS thread with every packet the engine punted since the last call. */
   onPunt(packets: PuntedPacket[]): void;
 }
@@ -123,6 +133,8 @@ export interface IoStats {
    * before the engine (a raw socket only sees packets for this host; over UDP the sender writes the header).
    */
   rxUdpMisaddressed: number;
+  /** SKIP, AH, ESP, IP-in-IP or UDP-transport packets that arrived on another interface than bindInterface. */
+  rxForeignInterface: number;
   /** CPU time the worker threads have used, µs (kept after stop()): over the packets handled, what one costs. */
   cpuMicros: number;
 }
@@ -130,6 +142,10 @@ export interface IoStats {
 const VIA_CODE: Record<InjectVia, number> = { outbound: 0, inbound: 1, tun: 2, raw: 3 };
 const ORIGIN: readonly PuntOrigin[] = ['tun', 'raw'];
 const PUNT_META_WORDS = 5;
+/** An IPv4 header with options and 8 bytes of its payload: what an ICMP error quotes (native kIcmpQuoteMax). */
+export const ICMP_QUOTE_MAX = 68;
+
+const quoteOf = (p: InjectPacket) => (p.carries ?? new Uint8Array(0)).subarray(0, ICMP_QUOTE_MAX);
 const NETNS_NAME = /^[A-Za-z0-9_.-]{1,200}$/;
 
 function interfaceAddress(text: string, i: number): [number, number] {
@@ -153,7 +169,7 @@ export class IoLoop {
 
   /** Opens the TUN and raw sockets (inside `netns`), configures the TUN and starts the workers. Throws why not. */
   static start(options: IoLoopOptions): IoLoop {
-    const { engine, netns, tun, workers = 1, udpPort = 0, pollMicros = 0, onPunt } = options;
+    const { engine, netns, tun, workers = 1, udpPort = 0, pollMicros = 0, bindInterface, onPunt } = options;
     if (!(engine instanceof NativeEngine)) {
       throw new TypeError("IoLoop needs the native engine (createEngine('native')); the TypeScript path has no native threads to run it");
     }
@@ -168,6 +184,9 @@ export class IoLoop {
     }
     if (!Number.isInteger(pollMicros) || pollMicros < 0 || pollMicros > 100_000) {
       throw new RangeError(`pollMicros must be an integer 0..100000 (µs of polling before a worker sleeps), got ${String(options.pollMicros)}`);
+    }
+    if (bindInterface !== undefined && (typeof bindInterface !== 'string' || bindInterface.length < 1 || bindInterface.length > 15)) {
+      throw new RangeError(`bindInterface must be an interface name of 1..15 characters, got ${String(bindInterface)}`);
     }
     if (typeof onPunt !== 'function') throw new TypeError('onPunt must be a function (packets) => void');
     const addresses = Uint32Array.from((tun.addresses ?? []).flatMap(interfaceAddress));
@@ -185,7 +204,7 @@ export class IoLoop {
       onPunt(packets);
     });
     if (tun.offload !== undefined && typeof tun.offload !== 'boolean') throw new TypeError('tun.offload must be a boolean');
-    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true, udpPort, pollMicros });
+    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true, udpPort, pollMicros, bindInterface });
     const loop: IoLoop = new IoLoop(native, engine.onClose(() => loop.stop()));
     return loop;
   }
@@ -196,15 +215,21 @@ export class IoLoop {
     packets.forEach((p, i) => {
       if (!(p?.packet instanceof Uint8Array)) throw new TypeError(`inject: packets[${i}].packet must be a Uint8Array`);
       if (!(p.via in VIA_CODE)) throw new RangeError(`inject: packets[${i}].via must be 'outbound', 'inbound', 'tun' or 'raw', got ${String(p.via)}`);
-      total += p.packet.length;
+      if (p.carries !== undefined && !(p.carries instanceof Uint8Array)) {
+        throw new TypeError(`inject: packets[${i}].carries must be a Uint8Array`);
+      }
+      total += p.packet.length + quoteOf(p).length;
     });
+    // Each packet, then the quote of what it carries (native/io/binding.cc).
     const bytes = new Uint8Array(total);
-    const meta = new Uint32Array(packets.length * 3);
+    const meta = new Uint32Array(packets.length * 4);
     let at = 0;
     packets.forEach((p, i) => {
+      const quote = quoteOf(p);
       bytes.set(p.packet, at);
-      meta.set([at, p.packet.length, VIA_CODE[p.via]], i * 3);
-      at += p.packet.length;
+      bytes.set(quote, at + p.packet.length);
+      meta.set([at, p.packet.length, VIA_CODE[p.via], quote.length], i * 4);
+      at += p.packet.length + quote.length;
     });
     return this.native.inject(bytes, meta);
   }

@@ -86,7 +86,7 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   protected abstract defer(run: () => void): void;
   protected abstract linkName(iface: I): string;
   /** Puts `packet` on `iface`'s link for `nextHop`; false when nothing there answers for it. */
-  protected abstract transmit(packet: Uint8Array, iface: I, nextHop: number): boolean;
+  protected abstract transmit(packet: Uint8Array, iface: I, nextHop: number, carries?: Uint8Array): boolean;
   /** After the onDeliver handlers had a locally addressed packet. */
   protected delivered(_packet: Uint8Array): void {}
   /** addRoute() put a route in the table (`via` as the caller wrote it). */
@@ -168,7 +168,7 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
       this.defer(() => this.deliver(copy, { host: this.name, time: this.clock.now() }));
       return { ok: true };
     }
-    return this.route(packet, check.header.dst);
+    return this.route(packet, check.header.dst, options.carries);
   }
 
   inject(datagram: Uint8Array, options: InjectOptions = {}): void {
@@ -260,14 +260,20 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
     this.delivered(packet);
   }
 
-  private route(packet: Uint8Array, dst: number): SendResult {
+  private route(packet: Uint8Array, dst: number, carries?: Uint8Array): SendResult {
     const route = this.lookup(dst);
     if (!route) return this.drop('no_route');
     const iface = this.iface(route.iface);
-    // RFC 791: what the link cannot carry leaves in fragments, unless DF forbids it.
-    const pieces = packet.length <= (iface.mtu ?? Infinity) ? [packet] : fragmentIpv4(packet, iface.mtu!);
-    if (!pieces) return this.drop('too_big');
-    for (const piece of pieces) if (!this.transmit(piece, iface, route.via ?? dst)) return this.drop('unresolved');
+    const next = route.via ?? dst;
+    if (packet.length > (iface.mtu ?? Infinity)) {
+      // RFC 791: what the link cannot carry leaves in fragments, unless DF forbids it. A sealed packet with DF goes to
+      // the world whole when it says what it carries: the link refuses it and its sender learns the path MTU (ICMP 3/4).
+      const pieces = fragmentIpv4(packet, iface.mtu!);
+      if (!pieces && !carries) return this.drop('too_big');
+      for (const piece of pieces ?? [packet]) if (!this.transmit(piece, iface, next, carries)) return this.drop('unresolved');
+      return { ok: true };
+    }
+    if (!this.transmit(packet, iface, next, carries)) return this.drop('unresolved');
     return { ok: true };
   }
 

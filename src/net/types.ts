@@ -120,6 +120,11 @@ export type SendResult = { ok: true } | { ok: false; reason: HostDropReason };
 export interface SendOptions {
   /** Skip this host's hooks of the stage concerned (a role re-sending its own transformed packet). */
   bypassHooks?: boolean;
+  /**
+   * A sealed packet: the start of the datagram it carries. A world whose link refuses the packet as too big
+   * answers that datagram's sender with ICMP 3/4 if it has DF (src/net/linux/attached.ts); others ignore it.
+   */
+  carries?: Uint8Array;
 }
 
 export interface InjectOptions extends SendOptions {

@@ -3,6 +3,7 @@
 // the engine punts a new packet key, and asks the policy (src/policy/sgw.ts) what to do whenever
 // the engine cannot decide alone: plain datagrams, end-layer contents, unrouted relays.
 import { Op, Reason, reasonName, Verdict, type Engine } from '../engine/index.js';
+import { ICMP_QUOTE_MAX } from '../engine/io.js';
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
@@ -69,8 +70,9 @@ export type SgwReconfiguration = Partial<Pick<SecurityGatewayOptions, 'suites' |
 type Arrival = 'inside' | 'outside';
 type Tag =
   | { kind: 'inbound'; arrivedOn: Arrival }
-  | { kind: 'encap'; wrapWith?: number }
-  | { kind: 'send' };
+  // `carries`: the datagram being protected, for an ICMP "fragmentation needed" if the link refuses the result.
+  | { kind: 'encap'; wrapWith?: number; carries: Uint8Array }
+  | { kind: 'send'; carries?: Uint8Array };
 type Job = EngineJob<Tag>;
 
 /** Keying failures that mean "no key for you" (code 0) or "your key is wrong" (code 1); others are malformed packets. */
@@ -276,8 +278,10 @@ export class SecurityGateway {
       const tag = o.tag;
       if (tag.kind !== 'inbound') {
         if (o.verdict !== Verdict.FORWARD) this.tally.add(`drop_engine_${reasonName[o.reason]}`);
-        else if (tag.kind === 'encap' && tag.wrapWith !== undefined) next.push({ op: Op.WRAP, packet: o.packet, arg0: tag.wrapWith, tag: { kind: 'send' } });
-        else this.transmit(o.packet);
+        else if (tag.kind === 'encap' && tag.wrapWith !== undefined) {
+          next.push({ op: Op.WRAP, packet: o.packet, arg0: tag.wrapWith, tag: { kind: 'send', carries: tag.carries } });
+        }
+        else this.transmit(o.packet, tag.carries);
         continue;
       }
       if (o.verdict === Verdict.FORWARD) {
@@ -409,7 +413,7 @@ export class SecurityGateway {
       }
       wrapWith = hop.id;
     }
-    sink({ op: Op.ENCAP, packet: datagram, arg0: endSa.id, tag: { kind: 'encap', wrapWith } });
+    sink({ op: Op.ENCAP, packet: datagram, arg0: endSa.id, tag: { kind: 'encap', wrapWith, carries: datagram.slice(0, ICMP_QUOTE_MAX) } });
   }
 
   private endRequest(end: EndPeer): OutboundRequest {
@@ -477,8 +481,8 @@ export class SecurityGateway {
     this.engine.setRoutes(routes);
   }
 
-  private transmit(datagram: Uint8Array): void {
-    const sent = this.host.send(datagram, { bypassHooks: true });
+  private transmit(datagram: Uint8Array, carries?: Uint8Array): void {
+    const sent = this.host.send(datagram, { bypassHooks: true, carries });
     if (!sent.ok) this.tally.add(`drop_send_${sent.reason}`);
   }
 

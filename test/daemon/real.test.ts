@@ -2,40 +2,16 @@
 // namespaces joined by a veth (the Internet), a host namespace behind each. A ping between the hosts
 // crosses the daemons as SKIP (protocol 57) — seen in their status SAs and in a capture on the link —
 // and SIGTERM leaves no tc filter, TUN or route of theirs behind.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILTER_PREF } from '../../src/net/linux/attached.js';
 import { canRunNetns } from '../io/topology.js';
 import { figure6Fixture } from './fixture.js';
+import { ROOT, freshDist, sgwNamespaces, statusJson as status, waitFor, type Started } from './sgw-namespaces.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const run = promisify(execFile);
-const tag = randomBytes(3).toString('hex');
-const ns = { sgw0: `mipsec-d-${tag}-sgw0`, sgw1: `mipsec-d-${tag}-sgw1`, h0: `mipsec-d-${tag}-h0`, h1: `mipsec-d-${tag}-h1` };
-const made: string[] = [];
-
-const ipIn = (name: string, ...args: string[]) => execFileSync('ip', ['-n', name, ...args], { encoding: 'utf8' });
-const inNs = (name: string, cmd: string, args: string[]) => run('ip', ['netns', 'exec', name, cmd, ...args], { encoding: 'utf8', timeout: 20_000 });
-
-function addNs(name: string): void {
-  execFileSync('ip', ['netns', 'add', name]);
-  made.push(name);
-  ipIn(name, 'link', 'set', 'lo', 'up');
-}
-
-function veth(a: string, ifA: string, cidrA: string, b: string, ifB: string, cidrB: string): void {
-  execFileSync('ip', ['link', 'add', `v${tag}`, 'netns', a, 'type', 'veth', 'peer', 'name', `w${tag}`, 'netns', b]);
-  ipIn(a, 'link', 'set', `v${tag}`, 'name', ifA);
-  ipIn(b, 'link', 'set', `w${tag}`, 'name', ifB);
-  ipIn(a, 'addr', 'add', cidrA, 'dev', ifA);
-  ipIn(b, 'addr', 'add', cidrB, 'dev', ifB);
-  ipIn(a, 'link', 'set', ifA, 'up');
-  ipIn(b, 'link', 'set', ifB, 'up');
-}
+const lab = sgwNamespaces('mipsec-d');
+const { ns, ipIn, inNs } = lab;
 
 /** What the kernel of a namespace holds that a daemon could have added. */
 function leftovers(name: string): { filters: string; links: string[]; routes: string } {
@@ -44,60 +20,18 @@ function leftovers(name: string): { filters: string; links: string[]; routes: st
   return { filters, links, routes: ipIn(name, 'route', 'show') };
 }
 
-function distIsStale(): boolean {
-  const built = (f: string) => statSync(join(ROOT, 'dist', f), { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  const newest = (dir: string) => Math.max(...readdirSync(join(ROOT, 'src', dir)).map((f) => statSync(join(ROOT, 'src', dir, f)).mtimeMs));
-  return built('net/linux/attached.js') < Math.max(newest('daemon'), newest('cli'), newest('net/linux'));
-}
-
-interface Started {
-  child: ChildProcess;
-  socket: string;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-function startSgw(node: 'sgw0' | 'sgw1', config: string, socket: string): Started {
-  const child = spawn('ip', ['netns', 'exec', ns[node], process.execPath, 'bin/mipsec.js', 'sgw', '--config', config, '--status-socket', socket], { cwd: ROOT });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, socket, out: () => out, exited };
-}
-
-async function waitFor(what: string, check: () => boolean, ms = 15_000): Promise<void> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (check()) return;
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function status(socket: string): Promise<{ sas: { mode: string; packets: number; direction: string }[]; counters: { verdicts: Record<string, number>; role: Record<string, number> } }> {
-  const { stdout } = await run(process.execPath, ['bin/mipsec.js', 'status', '--json', '--socket', socket], { cwd: ROOT, encoding: 'utf8' });
-  return JSON.parse(stdout);
-}
+const startSgw = lab.startSgw;
 
 describe.skipIf(!canRunNetns)('mipsec sgw on real interfaces (root, in test namespaces only)', () => {
   const fx = figure6Fixture();
   const daemons: Started[] = [];
 
   beforeAll(async () => {
-    if (distIsStale()) await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT }).catch(() => undefined);
-    expect(distIsStale()).toBe(false);
-    for (const name of Object.values(ns)) addNs(name);
-    veth(ns.sgw0, 'outside', '198.18.0.1/16', ns.sgw1, 'outside', '198.18.1.1/16');
-    veth(ns.sgw0, 'inside', '10.0.0.1/16', ns.h0, 'eth0', '10.0.0.10/16');
-    veth(ns.sgw1, 'inside', '10.1.0.1/16', ns.h1, 'eth0', '10.1.0.10/16');
-    ipIn(ns.h0, 'route', 'add', 'default', 'via', '10.0.0.1');
-    ipIn(ns.h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-    // As on a real gateway: the kernel knows where the other site is; the daemon reads it.
-    ipIn(ns.sgw0, 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
-    ipIn(ns.sgw1, 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
+    expect(await freshDist()).toBe(true);
+    lab.build();
   }, 180_000);
 
-  afterAll(async () => {
-    for (const d of daemons) d.child.kill('SIGKILL');
-    for (const name of made.reverse()) execFileSync('ip', ['netns', 'del', name]);
-  });
+  afterAll(() => lab.removeAll());
 
   it('a config naming an interface the namespace lacks: exit 2, the field and the fix, nothing added', async () => {
     const r = await inNs(ns.h0, process.execPath, [join(ROOT, 'bin/mipsec.js'), 'sgw', '--config', fx.file('sgw0.yaml'), '--status-socket', fx.file('h0.sock')]).then(

@@ -10,12 +10,19 @@
  *                   mirred, filter preference FILTER_PREF) into a TUN `t-<name>` read by an IoLoop with an
  *                   empty engine, which punts it to JS with its arrival interface → input hooks. The
  *                   kernel's IP stack never sees it: local services on those interfaces stop answering.
- *                   ARP stays with the kernel. Kernel multicast (224.0.0.0 and up) is left out.
+ *                   ARP stays with the kernel. Kernel multicast (224.0.0.0 and up) is left out. Each loop takes
+ *                   the node config's dataPath (transport, workers, poll window) and is bound to its interface:
+ *                   SKIP/AH/ESP/IP-in-IP reaching the kernel on an interface the config does not name is refused
+ *                   (rxForeignInterface). With transport udp, datagrams to the UDP port pass the redirect
+ *                   to the interface's own address (filter preference FILTER_PREF - 1) so the kernel hands them to
+ *                   the loop's UDP socket; nothing else reaches the kernel's forwarding.
  *   routes          the kernel's main-table routes through the named interfaces are read at attach; routes
  *                   the roles add are mirrored with `ip route replace` and removed again on close.
- *   send / forward  output hooks, the route table, then a raw IP_HDRINCL socket: the kernel routes the
- *                   datagram by its table and resolves the next hop with ARP. What is larger than the
- *                   interface's MTU (or the loop's 3520) leaves in fragments (DF set: dropped, too_big).
+ *   send / forward  output hooks, the route table, then the raw IP_HDRINCL socket (or the UDP transport) of the
+ *                   route's interface's loop: the kernel routes the datagram by its table and resolves the next
+ *                   hop with ARP. What is larger than the interface's MTU (or the loop's 3520) leaves in
+ *                   fragments; a sealed packet with DF is refused by the link and answered with ICMP 3/4 when the
+ *                   datagram it carries has DF (the loop's path, docs/engine.md §9), else dropped (too_big).
  *   local delivery  onDeliver handlers; an ICMP echo request to the host's own addresses is answered here
  *                   (the kernel never sees it). The host's own applications are not routed through the role.
  *
@@ -24,11 +31,12 @@
  * 'exit' handler after a crash. A filter at FILTER_PREF left by a killed daemon is replaced at attach
  * (and its ingress qdisc, when nothing else uses it, is removed on close).
  */
+import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
 import { systemClock } from '../../daemon/clock.js';
 import { createEngine } from '../../engine/index.js';
 import { IoLoop, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
-import { ipToU32, parsePrefix, prefixMask, type Prefix } from '../../wire/addr.js';
+import { ipToU32, parsePrefix, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
 import { echoReply } from '../echo.js';
 import { HostCore, parseCidr, prefixString, type CoreInterface } from '../host-core.js';
 import { CommandError, runCommandSync } from '../netns.js';
@@ -55,6 +63,8 @@ export interface AttachOptions {
   name: string;
   forwarding: boolean;
   interfaces: readonly AttachInterface[];
+  /** How the I/O loops move packets (node config dataPath; default raw, one worker, no polling). */
+  dataPath?: DataPath;
   /** Errors a role throws while handling a packet (default: rethrown). */
   onError?: (error: unknown) => void;
 }
@@ -89,7 +99,8 @@ function quietly(cmd: string, args: readonly string[]): void {
 /** An interface is its own link here: the namespace's real device. */
 export class AttachedHost extends HostCore<CoreInterface> {
   private readonly proxied = new Set<string>();
-  private readonly loops: { loop: IoLoop; engine: NativeEngine }[] = [];
+  private readonly loops = new Map<string, { loop: IoLoop; engine: NativeEngine }>();
+  private readonly dataPath: DataPath;
   /** Undo steps for what was added to the kernel, run in reverse order by close(). */
   private readonly undo: { what: string; run: () => void }[] = [];
   private readonly addedRoutes = new Set<string>();
@@ -112,6 +123,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private constructor(options: AttachOptions) {
     super(options.name, options.forwarding, systemClock);
     this.onError = options.onError ?? ((error) => { throw error; });
+    this.dataPath = options.dataPath ?? DEFAULT_DATA_PATH;
     process.on('exit', this.exitHook);
   }
 
@@ -160,8 +172,9 @@ export class AttachedHost extends HostCore<CoreInterface> {
     if (!(engine instanceof NativeEngine)) throw new Error('real interfaces need the native addon (run npm rebuild)');
     let loop: IoLoop;
     try {
+      const { udpPort, workers, pollMicros } = this.dataPath;
       loop = IoLoop.start({
-        engine, tun: { name: tun, mtu: TUN_MTU, offload: false }, raw: true,
+        engine, tun: { name: tun, mtu: TUN_MTU, offload: false }, raw: true, udpPort, workers, pollMicros, bindInterface: iface.name,
         onPunt: (packets: PuntedPacket[]) => {
           for (const p of packets) if (p.packet.length >= 20 && p.packet[16] < 224) this.guard(() => this.receive(p.packet.slice(), iface));
         },
@@ -170,7 +183,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
       engine.close();
       throw err;
     }
-    this.loops.push({ loop, engine });
+    this.loops.set(iface.name, { loop, engine });
     ip(['link', 'set', 'dev', tun, 'up']);
     const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show', 'dev', iface.name]) || '[]') as { kind: string }[];
     const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', iface.name, 'ingress']);
@@ -186,6 +199,28 @@ export class AttachedHost extends HostCore<CoreInterface> {
     runCommandSync('tc', ['filter', 'add', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF), 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0',
       'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
     this.undo.push({ what: `tc filter on ${iface.name}`, run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]) });
+    if (this.dataPath.udpPort !== undefined) this.passUdpTransport(iface, this.dataPath.udpPort);
+  }
+
+  /** UDP transport datagrams to this interface's address go to the kernel (so to the loop's UDP socket), not the TUN. */
+  private passUdpTransport(iface: CoreInterface, port: number): void {
+    const ifname = iface.name;
+    const pref = String(FILTER_PREF - 1);
+    quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
+    runCommandSync('tc', ['filter', 'add', 'dev', ifname, 'ingress', 'pref', pref, 'protocol', 'ip', 'u32',
+      'match', 'ip', 'dst', `${u32ToIp(iface.address)}/32`, 'match', 'ip', 'protocol', '17', '0xff',
+      'match', 'ip', 'dport', String(port), '0xffff', 'flowid', ':1']);
+    const remove = () => quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
+    this.undo.push({ what: `tc UDP transport filter on ${ifname}`, run: remove });
+  }
+
+  /** The I/O loops' own counters, summed over the interfaces (docs/engine.md §9 stats()). */
+  ioCounters(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const { loop } of this.loops.values()) {
+      for (const [name, n] of Object.entries(loop.stats())) sum[name] = (sum[name] ?? 0) + n;
+    }
+    return sum;
   }
 
   /** Removes everything it added; idempotent and synchronous (also the process 'exit' path). */
@@ -202,10 +237,11 @@ export class AttachedHost extends HostCore<CoreInterface> {
         errors.push(`${step.what}: ${(err as Error).message}`);
       }
     }
-    for (const { loop, engine } of this.loops.splice(0)) {
+    for (const { loop, engine } of this.loops.values()) {
       loop.stop();
       engine.close();
     }
+    this.loops.clear();
     if (errors.length) throw new Error(`could not remove everything mipsec added: ${errors.join('; ')}`);
   }
 
@@ -271,10 +307,11 @@ export class AttachedHost extends HostCore<CoreInterface> {
     return iface.name;
   }
 
-  /** The raw socket: the kernel routes the packet by its table and resolves the next hop with ARP. */
-  protected override transmit(packet: Uint8Array): boolean {
-    if (this.closed || this.loops.length === 0) return false;
-    this.loops[0].loop.inject([{ packet, via: 'raw' }]);
+  /** The route's interface's loop: the kernel routes the packet by its table and resolves the next hop with ARP. */
+  protected override transmit(packet: Uint8Array, iface: CoreInterface, _nextHop: number, carries?: Uint8Array): boolean {
+    const out = this.loops.get(iface.name);
+    if (this.closed || !out) return false;
+    out.loop.inject([{ packet, via: 'raw', carries }]);
     return true;
   }
 
