@@ -130,6 +130,8 @@ export interface SaDesc {
   ah?: AhDesc;
   esp?: EspDesc;
   replayWindow?: number;
+  /** In SAs: sequence numbers up to it count as already seen (a restarted node's high-water mark); default 0. */
+  replayFloor?: number;
   ttl?: number;
 }
 
