@@ -23,6 +23,8 @@ options:
   --config FILE            the node config (required)
   --status-socket PATH     where \`mipsec status\` reaches it (default /run/mipsec/<node>.sock)
   --metrics HOST:PORT      serve Prometheus text on http://HOST:PORT/metrics
+  --state-dir DIR          where replay high-water marks survive a restart (default /var/lib/mipsec;
+                           file <node>.replay-marks.json)
   --log-level LEVEL        ${LOG_LEVELS.join(' | ')} (default info)
   --engine native|ts       data path (default native; ts forces the TypeScript path)${role === 'sgw' ? `
   --uninstall              remove what a stopped or killed gateway left on the config's interfaces
@@ -66,7 +68,7 @@ export async function run(role: string, args: string[]): Promise<number> {
     parsed = parseArgs({
       args,
       options: {
-        config: { type: 'string' }, 'status-socket': { type: 'string' }, metrics: { type: 'string' }, 'log-level': { type: 'string' },
+        config: { type: 'string' }, 'status-socket': { type: 'string' }, 'state-dir': { type: 'string' }, metrics: { type: 'string' }, 'log-level': { type: 'string' },
         engine: { type: 'string' }, 'mn-ha-key': { type: 'string' }, uninstall: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -97,7 +99,7 @@ export async function run(role: string, args: string[]): Promise<number> {
   try {
     const daemon = await runDaemon({
       configPath: v.config, role: role as Role, host: linuxHost(v.config), engine: v.engine as 'native' | 'ts' | undefined, mnHaKeyFile: v['mn-ha-key'],
-      statusSocket: v['status-socket'], metrics, logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
+      statusSocket: v['status-socket'], stateDir: v['state-dir'] ?? '/var/lib/mipsec', metrics, logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
     });
     await daemon.stopped;
     return 0;
