@@ -28,7 +28,8 @@ options:
   --log-level LEVEL        ${LOG_LEVELS.join(' | ')} (default info)
   --engine native|ts       data path (default native; ts forces the TypeScript path)${role === 'sgw' ? `
   --uninstall              remove what a stopped or killed gateway left on the config's interfaces
-                           (the fail-closed rules, a stale tc filter) and exit; forwarding reopens` : '\n  --mn-ha-key FILE         MN-HA keys, lines \'<home address> <SPI> <key hex>\' (mode 0600)'}
+                           (the fail-closed rules, a stale tc filter) and exit; forwarding reopens`
+    : '\n  --mn-ha-key FILE         MN-HA keys, lines \'<home address> <SPI> <key hex>\' (mode 0600)'}
   --help                   this text
 
 Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad usage or config.`;
@@ -68,7 +69,8 @@ export async function run(role: string, args: string[]): Promise<number> {
     parsed = parseArgs({
       args,
       options: {
-        config: { type: 'string' }, 'status-socket': { type: 'string' }, 'state-dir': { type: 'string' }, metrics: { type: 'string' }, 'log-level': { type: 'string' },
+        config: { type: 'string' }, 'status-socket': { type: 'string' }, 'state-dir': { type: 'string' },
+        metrics: { type: 'string' }, 'log-level': { type: 'string' },
         engine: { type: 'string' }, 'mn-ha-key': { type: 'string' }, uninstall: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -99,7 +101,8 @@ export async function run(role: string, args: string[]): Promise<number> {
   try {
     const daemon = await runDaemon({
       configPath: v.config, role: role as Role, host: linuxHost(v.config), engine: v.engine as 'native' | 'ts' | undefined, mnHaKeyFile: v['mn-ha-key'],
-      statusSocket: v['status-socket'], stateDir: v['state-dir'] ?? '/var/lib/mipsec', metrics, logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
+      statusSocket: v['status-socket'], stateDir: v['state-dir'] ?? '/var/lib/mipsec', metrics,
+      logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
     });
     await daemon.stopped;
     return 0;

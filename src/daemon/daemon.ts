@@ -176,7 +176,8 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   }
   let marks: ReplayMarks | undefined;
   try {
-    marks = o.stateDir === undefined ? undefined : new ReplayMarks(o.stateDir, node.name, () => clock.now(), (message) => log.error({ event: 'replay_marks_unreadable' }, message));
+    const unreadable = (message: string) => log.error({ event: 'replay_marks_unreadable' }, message);
+    marks = o.stateDir === undefined ? undefined : new ReplayMarks(o.stateDir, node.name, () => clock.now(), unreadable);
   } catch (err) {
     await closeEndpoints();
     await host.close?.();
@@ -292,7 +293,10 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
       clearInterval(failureLog);
       clearInterval(markWriter);
       // Each step runs even if one before it failed: the engine must be closed (keys zeroed) whatever happens.
-      const steps = [['role', () => role.close()], ['replay marks', () => marks?.close(saStats)], ['host', () => host.close?.()], ['endpoints', closeEndpoints], ['engine', () => tracked.close()]] as const;
+      const steps = [
+        ['role', () => role.close()], ['replay marks', () => marks?.close(saStats)], ['host', () => host.close?.()],
+        ['endpoints', closeEndpoints], ['engine', () => tracked.close()],
+      ] as const;
       for (const [step, run] of steps) {
         try {
           await run();

@@ -30,7 +30,12 @@ export class TrackedEngine implements Engine {
   private readonly sas = new Map<number, SaRecord>();
 
   /** With `marks`, inbound SKIP SAs start above their key tuple's persisted high-water mark (./replay-marks.ts). */
-  constructor(private readonly inner: Engine, private readonly events: SaEvents, private readonly now: () => number = Date.now, private readonly marks?: ReplayMarks) {}
+  constructor(
+    private readonly inner: Engine,
+    private readonly events: SaEvents,
+    private readonly now: () => number = Date.now,
+    private readonly marks?: ReplayMarks,
+  ) {}
 
   get impl() {
     return this.inner.impl;

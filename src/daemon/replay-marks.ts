@@ -30,9 +30,10 @@ interface Live {
 /** The file's content: { version: 1, marks: { <key>: [seq, margin, seenMs] } }; malformed entries are skipped. */
 function parseMarks(text: string): Map<string, Mark> {
   const parsed = JSON.parse(text) as { version?: unknown; marks?: unknown };
-  if (parsed.version !== 1 || typeof parsed.marks !== 'object' || parsed.marks === null) throw new Error('not a version 1 replay-marks file');
+  const valid = parsed.version === 1 && typeof parsed.marks === 'object' && parsed.marks !== null;
+  if (!valid) throw new Error('not a version 1 replay-marks file');
   const marks = new Map<string, Mark>();
-  for (const [key, value] of Object.entries(parsed.marks)) {
+  for (const [key, value] of Object.entries(parsed.marks as object)) {
     if (!/^[0-9a-f]{32}$/.test(key) || !Array.isArray(value) || value.length !== 3) continue;
     const [seq, margin, seenMs] = value as unknown[];
     if (!isCount(seq, MAX_SEQ) || !isCount(margin, MAX_SEQ) || !isCount(seenMs, Number.MAX_SAFE_INTEGER)) continue;
@@ -129,7 +130,8 @@ export class ReplayMarks {
     try {
       return parseMarks(text);
     } catch (err) {
-      this.problem(`${this.path}: ${(err as Error).message}; starting without replay marks (packets from before the restart may be accepted once)`);
+      const why = `${this.path}: ${(err as Error).message}`;
+      this.problem(`${why}; starting without replay marks (packets from before the restart may be accepted once)`);
       return new Map();
     }
   }

@@ -10,32 +10,16 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILTER_PREF } from '../../src/net/linux/attached.js';
 import { canRunNetns } from '../io/topology.js';
+import { testNamespaces } from './namespaces.js';
 import { figure6Fixture } from './fixture.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const run = promisify(execFile);
 const tag = randomBytes(3).toString('hex');
 const ns = { sgw0: `mipsec-d-${tag}-sgw0`, sgw1: `mipsec-d-${tag}-sgw1`, h0: `mipsec-d-${tag}-h0`, h1: `mipsec-d-${tag}-h1` };
-const made: string[] = [];
-
-const ipIn = (name: string, ...args: string[]) => execFileSync('ip', ['-n', name, ...args], { encoding: 'utf8' });
+const netns = testNamespaces(tag);
+const { ipIn } = netns;
 const inNs = (name: string, cmd: string, args: string[]) => run('ip', ['netns', 'exec', name, cmd, ...args], { encoding: 'utf8', timeout: 20_000 });
-
-function addNs(name: string): void {
-  execFileSync('ip', ['netns', 'add', name]);
-  made.push(name);
-  ipIn(name, 'link', 'set', 'lo', 'up');
-}
-
-function veth(a: string, ifA: string, cidrA: string, b: string, ifB: string, cidrB: string): void {
-  execFileSync('ip', ['link', 'add', `v${tag}`, 'netns', a, 'type', 'veth', 'peer', 'name', `w${tag}`, 'netns', b]);
-  ipIn(a, 'link', 'set', `v${tag}`, 'name', ifA);
-  ipIn(b, 'link', 'set', `w${tag}`, 'name', ifB);
-  ipIn(a, 'addr', 'add', cidrA, 'dev', ifA);
-  ipIn(b, 'addr', 'add', cidrB, 'dev', ifB);
-  ipIn(a, 'link', 'set', ifA, 'up');
-  ipIn(b, 'link', 'set', ifB, 'up');
-}
 
 /** What the kernel of a namespace holds that a daemon could have added. */
 function leftovers(name: string): { filters: string; links: string[]; routes: string } {
@@ -83,20 +67,12 @@ describe.skipIf(!canRunNetns)('mipsec sgw on real interfaces (root, in test name
   beforeAll(async () => {
     if (distIsStale()) await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT }).catch(() => undefined);
     expect(distIsStale()).toBe(false);
-    for (const name of Object.values(ns)) addNs(name);
-    veth(ns.sgw0, 'outside', '198.18.0.1/16', ns.sgw1, 'outside', '198.18.1.1/16');
-    veth(ns.sgw0, 'inside', '10.0.0.1/16', ns.h0, 'eth0', '10.0.0.10/16');
-    veth(ns.sgw1, 'inside', '10.1.0.1/16', ns.h1, 'eth0', '10.1.0.10/16');
-    ipIn(ns.h0, 'route', 'add', 'default', 'via', '10.0.0.1');
-    ipIn(ns.h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-    // As on a real gateway: the kernel knows where the other site is; the daemon reads it.
-    ipIn(ns.sgw0, 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
-    ipIn(ns.sgw1, 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
+    netns.twoSites(ns);
   }, 180_000);
 
   afterAll(async () => {
     for (const d of daemons) d.child.kill('SIGKILL');
-    for (const name of made.reverse()) execFileSync('ip', ['netns', 'del', name]);
+    netns.removeAll();
   });
 
   it('a config naming an interface the namespace lacks: exit 2, the field and the fix, nothing added', async () => {

@@ -84,7 +84,10 @@ describe.each(['native', 'ts'] as const)('[%s] hole 13: replay marks across an S
       stateDir: fx.file('state'), wrapEngine: (e) => (engines.push(e), e),
     });
     daemons.push(await sgw0(fx.hostFor));
-    daemons.push(await runDaemon({ configPath: fx.file('sgw1.yaml'), role: 'sgw', host: fx.hostFor, clock: fx.network.clock, engine: impl, statusSocket: false, logLevel: 'silent' }));
+    daemons.push(await runDaemon({
+      configPath: fx.file('sgw1.yaml'), role: 'sgw', host: fx.hostFor, clock: fx.network.clock, engine: impl,
+      statusSocket: false, logLevel: 'silent',
+    }));
     echoServer(addCorrespondent(fx.network, 'ch0', CH0));
     const ch1 = addCorrespondent(fx.network, 'ch1', CH1);
     const ping = (seqs: number[]) => {
@@ -113,7 +116,8 @@ describe.each(['native', 'ts'] as const)('[%s] hole 13: replay marks across an S
 });
 
 describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
-  const inbound = (id: number): SaDesc => ({ ...endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 74, src: ADDR.sgw0, dst: ADDR.sgw1 }).in, id });
+  const pair = endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 74, src: ADDR.sgw0, dst: ADDR.sgw1 });
+  const inbound = (id: number): SaDesc => ({ ...pair.in, id });
   const stats = (espSeq: number) => () => ({ packets: 0n, bytes: 0n, ahSeq: 0, espSeq });
 
   it('hole 13: the floor covers what arrived after the last periodic write (twice the last interval\'s advance)', () => {

@@ -191,7 +191,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private closeForwarding(dev: string): void {
     if (hasBlackhole(dev)) return;
     ip(['rule', 'add', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
-    if (!this.failClosed) this.undo.push({ what: `ip rule for ${dev}`, run: () => quietly('ip', ['rule', 'del', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']) });
+    const remove = () => quietly('ip', ['rule', 'del', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
+    if (!this.failClosed) this.undo.push({ what: `ip rule for ${dev}`, run: remove });
   }
 
   /** tc ingress of `iface` → its own TUN, read by an I/O loop that punts every packet to receive(). */
