@@ -42,7 +42,9 @@ interface Started {
 }
 
 function startSgw(node: 'sgw0' | 'sgw1', config: string, socket: string): Started {
-  const child = spawn('ip', ['netns', 'exec', ns[node], process.execPath, 'bin/mipsec.js', 'sgw', '--config', config, '--status-socket', socket], { cwd: ROOT });
+  const args = ['netns', 'exec', ns[node], process.execPath, 'bin/mipsec.js', 'sgw', '--config', config, '--status-socket', socket];
+  // Replay marks in the test's own directory, not the default /var/lib/mipsec.
+  const child = spawn('ip', [...args, '--state-dir', `${socket}.state`], { cwd: ROOT });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
