@@ -65,6 +65,7 @@ SaConfig config_from(const Napi::Object& o) {
   c.esp_spi = u32_field(o, "espSpi", 0);
   c.esp_seq = u32_field(o, "espSeq", 0);
   c.replay_window = u32_field(o, "replayWindow", 1024);
+  c.replay_floor = u32_field(o, "replayFloor", 0);
   const uint32_t ttl = u32_field(o, "ttl", 64);
   if (ttl > 255) throw Napi::RangeError::New(o.Env(), "sa field ttl must be 0..255");
   c.ttl = uint8_t(ttl);

@@ -3,10 +3,10 @@
 
 namespace mipsec {
 
-void ReplayWindow::reset(uint32_t size_bits) {
+void ReplayWindow::reset(uint32_t size_bits, uint32_t floor) {
   size_ = size_bits;
-  top_ = 0;
-  std::memset(bits_, 0, sizeof bits_);
+  top_ = floor;
+  std::memset(bits_, floor == 0 ? 0 : 0xff, sizeof bits_);
 }
 
 bool ReplayWindow::check(uint32_t seq) const {

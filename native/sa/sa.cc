@@ -77,8 +77,8 @@ Sa::Sa(const SaConfig& c) : cfg(c), ah_out_(c.ah_seq), esp_out_(c.esp_seq) {
     skip_parse(cfg.skip_header, cfg.skip_len, &skip);  // validated before construction
     skip_key = mipsec::skip_key(skip, cfg.src);
   }
-  ah_window_.reset(cfg.replay_window);
-  esp_window_.reset(cfg.replay_window);
+  ah_window_.reset(cfg.replay_window, cfg.replay_floor);
+  esp_window_.reset(cfg.replay_window, cfg.replay_floor);
 }
 
 Sa::~Sa() { OPENSSL_cleanse(&skip_key, sizeof skip_key); }  // contexts free (and cleanse) their schedules

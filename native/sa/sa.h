@@ -59,6 +59,7 @@ struct SaConfig {
   uint32_t esp_spi = 0;
   uint32_t esp_seq = 0;
   uint32_t replay_window = 1024;
+  uint32_t replay_floor = 0;  // in: sequence numbers <= it are replays (docs/engine.md)
   uint8_t ttl = 64;
   bool relay = true;    // in, role nexthop: a verified datagram not for this node may be relayed (else punted)
   Selectors selectors;  // in, role end

@@ -1,7 +1,7 @@
 // mipsec sgw | smn | ha --config FILE: run one role as a daemon on this machine's interfaces.
 import { parseArgs } from 'node:util';
-import type { LoadedNode, Role } from '../config/index.js';
-import { AttachedHost, InterfaceMismatchError } from '../net/linux/attached.js';
+import { loadNode, type LoadedNode, type Role } from '../config/index.js';
+import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/linux/attached.js';
 import { DaemonConfigError, runDaemon } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../daemon/log.js';
 import { parseListen } from '../daemon/metrics.js';
@@ -12,16 +12,24 @@ const help = (role: string) => `usage: mipsec ${role} --config FILE [options]
 Runs the ${role.toUpperCase()} role of node config FILE (kind: node, role: ${role}) on this machine's
 interfaces (needs root): the interfaces the config names must exist with their addresses in the current
 network namespace; all their IPv4 ingress then goes through the role (local services on them stop
-answering), ARP stays with the kernel. Everything added (tc filters, TUNs, routes) goes on stop.
+answering), ARP stays with the kernel. Everything added (tc filters, TUNs, routes) goes on stop${role === 'sgw' ? `,
+except one rule per interface ('ip rule' priority 32001 iif IFACE blackhole): a stopped gateway fails
+closed and forwards nothing from its interfaces until the next start (which keeps the rule under its
+redirect) or until 'mipsec sgw --uninstall --config FILE' removes it` : ''}.
 Logs are JSON lines on stdout. SIGTERM or SIGINT stops it gracefully${role === 'smn' ? ' (deregistering first)' : ''},
 SIGHUP reloads the config. See docs/operations.md.
 
 options:
   --config FILE            the node config (required)
   --status-socket PATH     where \`mipsec status\` reaches it (default /run/mipsec/<node>.sock)
-  --metrics HOST:PORT      serve Prometheus text on http://HOST:PORT/metrics${role === 'ha' ? '\n  --state-dir DIR          the binding journal goes to DIR/<node>/bindings.journal unless ha.bindings names a file\n                           (default /var/lib/mipsec); bindings survive restarts and crashes' : ''}
+  --metrics HOST:PORT      serve Prometheus text on http://HOST:PORT/metrics
+  --state-dir DIR          durable state in DIR/<node>/ (default /var/lib/mipsec): replay high-water marks, so a restart
+                           does not reopen the replay windows${role === 'ha' ? ', and the binding journal (bindings.journal, unless\n                           ha.bindings names a file): bindings survive restarts and crashes' : ''}
   --log-level LEVEL        ${LOG_LEVELS.join(' | ')} (default info)
-  --engine native|ts       data path (default native; ts forces the TypeScript path)${role === 'sgw' ? '' : '\n  --mn-ha-key FILE         MN-HA keys, lines \'<home address> <SPI> <key hex>\' (mode 0600)'}
+  --engine native|ts       data path (default native; ts forces the TypeScript path)${role === 'sgw' ? `
+  --uninstall              remove what a stopped or killed gateway left on the config's interfaces
+                           (the fail-closed rules, a stale tc filter) and exit; forwarding reopens`
+    : '\n  --mn-ha-key FILE         MN-HA keys, lines \'<home address> <SPI> <key hex>\' (mode 0600)'}
   --help                   this text
 
 Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad usage or config.`;
@@ -32,7 +40,7 @@ function linuxHost(configPath: string) {
     const { node } = loaded;
     try {
       return AttachedHost.attach({
-        name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces, dataPath: node.dataPath,
+        name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces, dataPath: node.dataPath, failClosed: node.role === 'sgw',
         // A role that throws on one packet must not take the gateway down: the packet is dropped, the error logged.
         onError: (error) => console.error(JSON.stringify({ level: 50, time: Date.now(), node: node.name, event: 'packet_error', msg: (error as Error)?.message ?? String(error) })),
       });
@@ -43,14 +51,27 @@ function linuxHost(configPath: string) {
   };
 }
 
+/** `mipsec sgw --uninstall`: the fail-closed state of the config's interfaces goes; nothing else is touched. */
+async function uninstall(configPath: string): Promise<number> {
+  const loaded = await loadNode(configPath);
+  if (!loaded.ok) {
+    for (const line of loaded.errors) console.error(line);
+    return 2;
+  }
+  const removed = removeFailClosed(loaded.node.interfaces.map((i) => i.name));
+  console.log(removed.length ? `removed: ${removed.join('; ')}` : 'nothing to remove');
+  return 0;
+}
+
 export async function run(role: string, args: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
       args,
       options: {
-        config: { type: 'string' }, 'status-socket': { type: 'string' }, 'state-dir': { type: 'string' }, metrics: { type: 'string' }, 'log-level': { type: 'string' },
-        engine: { type: 'string' }, 'mn-ha-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        config: { type: 'string' }, 'status-socket': { type: 'string' }, 'state-dir': { type: 'string' },
+        metrics: { type: 'string' }, 'log-level': { type: 'string' },
+        engine: { type: 'string' }, 'mn-ha-key': { type: 'string' }, uninstall: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
@@ -70,6 +91,7 @@ export async function run(role: string, args: string[]): Promise<number> {
   if (v['log-level'] && !LOG_LEVELS.includes(v['log-level'] as LevelWithSilent)) return usage(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   if (v.engine && v.engine !== 'native' && v.engine !== 'ts') return usage('--engine must be native or ts');
   if (role === 'sgw' && v['mn-ha-key']) return usage('--mn-ha-key is for smn and ha only');
+  if (v.uninstall) return role === 'sgw' ? uninstall(v.config) : usage('--uninstall is for sgw only');
   let metrics;
   try {
     metrics = v.metrics ? parseListen(v.metrics) : undefined;
@@ -79,7 +101,8 @@ export async function run(role: string, args: string[]): Promise<number> {
   try {
     const daemon = await runDaemon({
       configPath: v.config, role: role as Role, host: linuxHost(v.config), engine: v.engine as 'native' | 'ts' | undefined, mnHaKeyFile: v['mn-ha-key'],
-      statusSocket: v['status-socket'], stateDir: v['state-dir'], metrics, logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
+      statusSocket: v['status-socket'], stateDir: v['state-dir'] ?? '/var/lib/mipsec', metrics,
+      logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
     });
     await daemon.stopped;
     return 0;

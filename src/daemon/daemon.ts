@@ -13,6 +13,7 @@ import { TrackedEngine, type SaRecord } from './engine.js';
 import { createLogger, type Logger } from './log.js';
 import { serveEndpoints, type OperatorEndpoints } from './endpoints.js';
 import { loadMnHaKeys, type MnHaEntry } from './mnha.js';
+import { ReplayMarks } from './replay-marks.js';
 import { buildRole, type RunningRole } from './roles.js';
 import { defaultSocketPath } from './socket.js';
 import { RateSampler, readStatus, type Status } from './status.js';
@@ -37,8 +38,6 @@ export interface DaemonOptions {
   mnHaKeyFile?: string;
   /** Default /run/mipsec/<node>.sock; false: no socket. */
   statusSocket?: string | false;
-  /** Durable state (the HA's bindings) lives in <stateDir>/<node>/; default /var/lib/mipsec. */
-  stateDir?: string;
   /** HOST:PORT parsed; no metrics endpoint without it. */
   metrics?: { host: string; port: number };
   logLevel?: LevelWithSilent;
@@ -47,6 +46,11 @@ export interface DaemonOptions {
   rateIntervalMs?: number;
   /** SIGTERM/SIGINT stop, SIGHUP reloads (the CLI; tests drive stop()/reload() directly). */
   handleSignals?: boolean;
+  /**
+   * Durable state, in <stateDir>/<node>/: replay high-water marks (./replay-marks.ts; none persist without a
+   * stateDir) and the HA's binding journal (default there: /var/lib/mipsec/<node>/).
+   */
+  stateDir?: string;
   /** How long a stopping SMN waits for its HA to confirm deregistration (default 2000 ms). */
   leaveTimeoutMs?: number;
 }
@@ -173,11 +177,22 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     forgetSecrets();
     throw err;
   }
+  let marks: ReplayMarks | undefined;
+  try {
+    const unreadable = (message: string) => log.error({ event: 'replay_marks_unreadable' }, message);
+    marks = o.stateDir === undefined ? undefined : new ReplayMarks(o.stateDir, node.name, () => clock.now(), unreadable);
+  } catch (err) {
+    await closeEndpoints();
+    await host.close?.();
+    forgetSecrets();
+    throw new DaemonConfigError([`state directory ${o.stateDir}: ${(err as Error).message}`]);
+  }
   const raw = createEngine(o.engine);
   const tracked = new TrackedEngine(o.wrapEngine ? o.wrapEngine(raw) : raw, {
     installed: (sa) => log.info({ event: 'sa_installed', sa: sa.id, direction: sa.direction, layer: sa.role, mode: sa.mode, peer: sa.peer, src: sa.src, dst: sa.dst }, 'SA installed'),
     retired: (sa) => log.info({ event: 'sa_retired', sa: sa.id, direction: sa.direction, layer: sa.role, peer: sa.peer }, 'SA retired'),
-  }, () => clock.now());
+  }, () => clock.now(), marks);
+
   let role: RunningRole;
   try {
     role = buildRole({
@@ -194,6 +209,17 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     // The role keeps the identity (its keying zeroes it on close) and copies of its MN-HA keys.
     for (const e of mnHaKeys ?? []) e.auth.key.fill(0);
   }
+
+  // Every second, so a SIGKILL loses at most about a second of marks (covered by their margin).
+  const saStats = (id: number) => tracked.saStats(id);
+  const markWriter = marks && setInterval(() => {
+    try {
+      marks.sample(saStats);
+    } catch (err) {
+      log.error({ event: 'replay_marks_not_written', error: (err as Error).message }, 'could not write the replay marks');
+    }
+  }, 1000);
+  markWriter?.unref();
 
   const startedAt = new Date();
   const started = performance.now();
@@ -270,8 +296,13 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
       }
       sampler.close();
       clearInterval(failureLog);
+      clearInterval(markWriter);
       // Each step runs even if one before it failed: the engine must be closed (keys zeroed) whatever happens.
-      for (const [step, run] of [['role', () => role.close()], ['host', () => host.close?.()], ['endpoints', closeEndpoints], ['engine', () => tracked.close()]] as const) {
+      const steps = [
+        ['role', () => role.close()], ['replay marks', () => marks?.close(saStats)], ['host', () => host.close?.()],
+        ['endpoints', closeEndpoints], ['engine', () => tracked.close()],
+      ] as const;
+      for (const [step, run] of steps) {
         try {
           await run();
         } catch (err) {

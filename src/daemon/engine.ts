@@ -5,6 +5,7 @@ import type { BatchLike, Engine, Policy, Route, SaDesc, SaStats } from '../engin
 import { formatName } from '../keys/names.js';
 import { ipToU32 } from '../wire/addr.js';
 import { decodeSkipHeader, NSID_IPV4, NSID_NONE } from '../wire/skip.js';
+import type { ReplayMarks } from './replay-marks.js';
 
 export interface SaRecord {
   id: number;
@@ -36,20 +37,27 @@ export class TrackedEngine implements Engine {
   private routes = 0;
   private policies = 0;
 
-  constructor(private readonly inner: Engine, private readonly events: SaEvents, private readonly now: () => number = Date.now) {}
+  /** With `marks`, inbound SKIP SAs start above their key tuple's persisted high-water mark (./replay-marks.ts). */
+  constructor(
+    private readonly inner: Engine,
+    private readonly events: SaEvents,
+    private readonly now: () => number = Date.now,
+    private readonly marks?: ReplayMarks,
+  ) {}
 
   get impl() {
     return this.inner.impl;
   }
 
   installSa(sa: SaDesc): void {
-    this.inner.installSa(sa);
+    this.inner.installSa(this.marks?.floored(sa) ?? sa);
     const record = saRecord(sa, this.now());
     this.sas.set(sa.id, record);
     this.events.installed(record);
   }
 
   removeSa(id: number): void {
+    this.marks?.retire(id, this.inner.saStats(id));
     this.inner.removeSa(id);
     const record = this.sas.get(id);
     if (!record) return;

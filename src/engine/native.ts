@@ -92,6 +92,7 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
   const inbound = sa.direction === 'in';
   const replayWindow = inbound ? u32(sa, 'replayWindow', sa.replayWindow, 1024) : 1024;
   if (replayWindow < 64 || replayWindow > 4096 || replayWindow % 64 !== 0) fail(sa, `replayWindow must be a multiple of 64 in 64..4096, got ${replayWindow}`);
+  const replayFloor = inbound ? u32(sa, 'replayFloor', sa.replayFloor, 0) : 0;
   const ttl = inbound ? 64 : u32(sa, 'ttl', sa.ttl, 64);
   if (ttl < 1 || ttl > 255) fail(sa, `ttl must be 1..255, got ${ttl}`);
   const rules = checkInboundRules(sa, `installSa(id ${sa.id})`);
@@ -114,6 +115,7 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     espSpi,
     espSeq: esp && !inbound ? u32(sa, 'esp.seq', esp.seq, 0) : 0,
     replayWindow,
+    replayFloor,
     ttl,
     relay: rules.relay ? 1 : 0,
     selectorSrc: rules.selectors && flattenPrefixes(rules.selectors.src),

@@ -133,6 +133,8 @@ export interface SaDesc {
   ah?: AhDesc;
   esp?: EspDesc;
   replayWindow?: number;
+  /** In SAs: sequence numbers up to it count as already seen (a restarted node's high-water mark); default 0. */
+  replayFloor?: number;
   ttl?: number;
   /**
    * In SAs of role nexthop: whether a verified datagram not addressed to this node may be relayed by the routes

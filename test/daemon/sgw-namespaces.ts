@@ -71,7 +71,8 @@ export function sgwNamespaces(prefix: string): SgwNamespaces {
       ipIn(ns.sgw1, 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
     },
     startSgw(node, config, socket) {
-      const args = ['netns', 'exec', ns[node], process.execPath, 'bin/mipsec.js', 'sgw', '--config', config, '--status-socket', socket];
+      // Durable state (replay marks) in the test's own directory, not the default /var/lib/mipsec.
+      const args = ['netns', 'exec', ns[node], process.execPath, 'bin/mipsec.js', 'sgw', '--config', config, '--status-socket', socket, '--state-dir', `${socket}.state`];
       const child = spawn('ip', args, { cwd: ROOT });
       let out = '';
       child.stdout!.on('data', (c: Buffer) => (out += c.toString()));

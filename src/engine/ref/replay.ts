@@ -6,8 +6,11 @@ export class ReplayWindow {
   /** Bit (seq mod size) set ⇔ seq, inside the window, was accepted. */
   private readonly bits: Uint32Array;
 
-  constructor(readonly size: number) {
+  /** Every seq <= floor counts as seen: a restarted node does not reopen what it accepted before. */
+  constructor(readonly size: number, floor = 0) {
     this.bits = new Uint32Array(size / 32);
+    this.top = floor;
+    if (floor > 0) this.bits.fill(0xffffffff);
   }
 
   /** True when `seq` may be new: not 0, not left of the window, not seen. */

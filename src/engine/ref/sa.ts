@@ -102,6 +102,7 @@ export function createSa(desc: SaDesc): SaState {
   if (!Number.isInteger(window) || window < 64 || window > 4096 || window % 64 !== 0) {
     fail(`${where} replayWindow`, `got ${String(window)}`, 'use a multiple of 64 in 64..4096');
   }
+  const floor = inbound && desc.replayFloor !== undefined ? checkInteger(`${where} replayFloor`, desc.replayFloor, 0, MAX_SEQ) : 0;
   const ttl = inbound || desc.ttl === undefined ? DEFAULT_OUTER_TTL : checkInteger(`${where} ttl`, desc.ttl, 1, 255);
 
   const a = desc.ah;
@@ -137,14 +138,14 @@ export function createSa(desc: SaDesc): SaState {
       seq: ahSeq!,
       coverage: a.coverage ?? 'full',
       length: AH_BYTES[a.alg],
-      window: inbound ? new ReplayWindow(window) : undefined,
+      window: inbound ? new ReplayWindow(window, floor) : undefined,
       key: keyMaterial(ahKey!, a.alg !== 'hmac-sha256-128'),
     },
     esp: e && {
       suite: e.suite,
       spi: espSpi!,
       seq: espSeq!,
-      window: inbound ? new ReplayWindow(window) : undefined,
+      window: inbound ? new ReplayWindow(window, floor) : undefined,
       key: keyMaterial(espKey!, true),
     },
     ttl,

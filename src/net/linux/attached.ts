@@ -30,6 +30,14 @@
  * routes, proxy entries and local addresses — and runs synchronously, so it also runs from a process
  * 'exit' handler after a crash. A filter at FILTER_PREF left by a killed daemon is replaced at attach
  * (and its ingress qdisc, when nothing else uses it, is removed on close).
+ *
+ * fail closed     attach also adds a policy rule (RULE_PREF, after the local table, before main) that
+ *                 blackholes what the kernel would forward from each named interface. While the redirect is up
+ *                 it sees nothing; with failClosed (the SGW daemon's default) close() leaves it, so a stopped
+ *                 gateway on a kernel with ip_forward=1 does not forward the protected sites' traffic in clear.
+ *                 The next attach finds it in place (and keeps it while it swaps a stale filter);
+ *                 removeFailClosed() (`mipsec sgw --uninstall`) removes it. iproute2 only: tc's gact drop
+ *                 action is a module many kernels do not load.
  */
 import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
 import { systemClock } from '../../daemon/clock.js';
@@ -43,6 +51,8 @@ import { CommandError, runCommandSync } from '../netns.js';
 
 /** The tc filter preference mipsec's redirect uses (and removes) on each interface's ingress. */
 export const FILTER_PREF = 49_001;
+/** The priority of the fail-closed blackhole rule: after `lookup local` (0), before `lookup main` (32766). */
+export const RULE_PREF = 32_001;
 const TUN_MTU = 3520;
 
 /** The node config's interfaces do not match this namespace (message: 'interfaces: …' with the fix). */
@@ -65,6 +75,8 @@ export interface AttachOptions {
   interfaces: readonly AttachInterface[];
   /** How the I/O loops move packets (node config dataPath; default raw, one worker, no polling). */
   dataPath?: DataPath;
+  /** close() leaves the blackhole rules for forwarding from the interfaces in place (default false). */
+  failClosed?: boolean;
   /** Errors a role throws while handling a packet (default: rethrown). */
   onError?: (error: unknown) => void;
 }
@@ -87,6 +99,34 @@ function ip(args: readonly string[]): string {
   return runCommandSync('ip', args);
 }
 
+function hasBlackhole(dev: string): boolean {
+  const rules = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(RULE_PREF)]) || '[]') as { iif?: string; action?: string }[];
+  return rules.some((r) => r.iif === dev && r.action === 'blackhole');
+}
+
+/**
+ * `mipsec sgw --uninstall`: removes what a fail-closed stop (or a killed daemon) left for `devs`: the blackhole
+ * rules, and a stale redirect filter (its ingress qdisc too when no other filter uses it). Returns what it removed.
+ */
+export function removeFailClosed(devs: readonly string[]): string[] {
+  const removed: string[] = [];
+  for (const dev of devs) {
+    if (hasBlackhole(dev)) {
+      ip(['rule', 'del', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
+      removed.push(`ip rule ${RULE_PREF} iif ${dev} blackhole`);
+    }
+    const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', dev, 'ingress']);
+    if (!filters().includes(`pref ${FILTER_PREF} `)) continue;
+    runCommandSync('tc', ['filter', 'del', 'dev', dev, 'ingress', 'pref', String(FILTER_PREF)]);
+    removed.push(`tc filter pref ${FILTER_PREF} on ${dev}`);
+    if (filters().trim() === '') {
+      quietly('tc', ['qdisc', 'del', 'dev', dev, 'ingress']);
+      removed.push(`ingress qdisc on ${dev}`);
+    }
+  }
+  return removed;
+}
+
 /** A removal whose object may already be gone (with its device, or never made). */
 function quietly(cmd: string, args: readonly string[]): void {
   try {
@@ -105,6 +145,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private readonly undo: { what: string; run: () => void }[] = [];
   private readonly addedRoutes = new Set<string>();
   private readonly onError: (error: unknown) => void;
+  private readonly failClosed: boolean;
   private readonly exitHook = () => this.close();
   private closed = false;
 
@@ -124,6 +165,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     super(options.name, options.forwarding, systemClock);
     this.onError = options.onError ?? ((error) => { throw error; });
     this.dataPath = options.dataPath ?? DEFAULT_DATA_PATH;
+    this.failClosed = options.failClosed ?? false;
     process.on('exit', this.exitHook);
   }
 
@@ -150,6 +192,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
       const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
       return { name: itf.name, address, prefix, mtu };
     });
+    // Closed before anything is redirected: no moment in which the kernel forwards what arrives.
+    for (const iface of ifaces) this.closeForwarding(iface.name);
     for (const iface of ifaces) this.redirect(iface);
     for (const iface of ifaces) this.registerInterface(iface);
     // The kernel's routes through our interfaces are the host's routes too.
@@ -163,6 +207,17 @@ export class AttachedHost extends HostCore<CoreInterface> {
     for (const itf of wanted) {
       if (itf.gateway && !this.lookupRoute('0.0.0.0')?.via) this.addRoute('0.0.0.0/0', { via: itf.gateway, iface: itf.name });
     }
+  }
+
+  /**
+   * What the kernel would forward from `dev` is blackholed (local delivery is looked up first, so it still works);
+   * the rule is removed on close unless the host fails closed (then it outlives the daemon).
+   */
+  private closeForwarding(dev: string): void {
+    if (hasBlackhole(dev)) return;
+    ip(['rule', 'add', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
+    const remove = () => quietly('ip', ['rule', 'del', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
+    if (!this.failClosed) this.undo.push({ what: `ip rule for ${dev}`, run: remove });
   }
 
   /** tc ingress of `iface` → its own TUN, read by an I/O loop that punts every packet to receive(). */
