@@ -14,7 +14,7 @@ export function echoReply(packet: Uint8Array): Uint8Array | undefined {
   const { headerLength, totalLength, src, dst } = ip.header;
   if (totalLength - headerLength < ECHO_HEADER_BYTES || packet[headerLength] !== ECHO_REQUEST || packet[headerLength + 1] !== 0) return undefined;
   if (internetChecksum(packet, headerLength, totalLength) !== 0) return undefined;
-  const icmp = packet.slice(headerLength, totalLength);
+  const icmp = Uint8Array.from(packet.subarray(headerLength, totalLength));
   icmp[0] = ECHO_REPLY;
   icmp[2] = 0;
   icmp[3] = 0;

@@ -37,6 +37,14 @@ describe('hole 5: the SMN\'s record of recent sends', () => {
     expect(log.quotes(quoteOf(sent).subarray(0, 12))).toBe(false);
   });
 
+  it('recording leaves the packet as it was, also a Buffer (whose slice() is a view: the lab hands the roles Buffers)', () => {
+    const log = new SentLog(() => 0);
+    const packet = Buffer.from(datagram(0x0a00000a, 1));
+    const before = Buffer.from(packet);
+    log.record(packet);
+    expect(packet.equals(before)).toBe(true);
+  });
+
   it('hole 5: the record is bounded per destination, in destinations, and in time', () => {
     let now = 0;
     const log = new SentLog(() => now);

@@ -56,7 +56,8 @@ function normalizedQuote(datagram: Uint8Array): string | undefined {
 }
 
 function normalize(bytes: Uint8Array, length: number): string {
-  const copy = bytes.slice(0, length);
+  // A copy, also when `bytes` is a Buffer (whose slice() is a view): the packet itself goes on unchanged.
+  const copy = Uint8Array.from(bytes.subarray(0, length));
   for (const at of MUTABLE_BYTES) copy[at] = 0;
   return Buffer.from(copy).toString('latin1');
 }
