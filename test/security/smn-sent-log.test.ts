@@ -18,11 +18,13 @@ const quoteOf = (packet: Uint8Array) => {
 };
 
 describe('hole 5: the SMN\'s record of recent sends', () => {
-  it('hole 5: a quote matches a recorded send after a router changed TTL and checksum, not after any other change', () => {
+  it('hole 5: a quote matches a recorded send after the kernel filled in its identification and a router changed TTL and checksum, not after any other change', () => {
     const log = new SentLog(() => 0);
     const sent = datagram(0x0a00000a, 1);
     log.record(sent);
     const routed = quoteOf(sent).slice();
+    routed[4] = 0x12;
+    routed[5] = 0x34;
     routed[8] -= 3;
     routed[10] ^= 0xff;
     expect(log.quotes(routed)).toBe(true);

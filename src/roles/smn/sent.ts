@@ -9,8 +9,12 @@ export const SENT_PER_DESTINATION = 32;
 export const SENT_DESTINATIONS = 64;
 export const SENT_QUOTABLE_MS = 10_000;
 
-/** IPv4 header bytes a router may change on the way (TTL, header checksum): left out of the comparison. */
-const MUTABLE_BYTES = [8, 10, 11];
+/**
+ * IPv4 header bytes that change between what the SMN hands its host and what an SGW quotes, left out of the
+ * comparison: the identification (a raw IP_HDRINCL send has the kernel fill in a zero one), the TTL and the header
+ * checksum (every router). What identifies a protected packet — SKIP header, SPI, sequence — lies beyond them.
+ */
+const MUTABLE_BYTES = [4, 5, 8, 10, 11];
 
 export class SentLog {
   /** By outer destination, oldest first: the packet's quote with the mutable bytes cleared, and when it left. */
