@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canRunNetns } from '../io/topology.js';
 import { figure6Fixture } from './fixture.js';
-import { ensureDist, ipIn, startInNs, TestNamespaces, waitFor, type StartedDaemon } from './netns.js';
+import { freshDist, sgwNamespaces, waitFor, type Started } from './sgw-namespaces.js';
 
 const PING_INTERVAL_S = 0.01;
 
@@ -18,32 +18,20 @@ function replyTimes(output: string): number[] {
 }
 
 describe.skipIf(!canRunNetns)('mipsec sgw restarts under a live flow (root, test namespaces)', () => {
-  const spaces = new TestNamespaces('mipsec-rs');
+  const lab = sgwNamespaces('mipsec-rs');
+  const { ns } = lab;
   const fx = figure6Fixture();
-  const ns: Record<string, string> = {};
-  const running: StartedDaemon[] = [];
 
   beforeAll(async () => {
-    await ensureDist();
-    for (const name of ['sgw0', 'sgw1', 'h0', 'h1']) ns[name] = spaces.add(name);
-    spaces.veth(ns.sgw0, 'outside', '198.18.0.1/16', ns.sgw1, 'outside', '198.18.1.1/16');
-    spaces.veth(ns.sgw0, 'inside', '10.0.0.1/16', ns.h0, 'eth0', '10.0.0.10/16');
-    spaces.veth(ns.sgw1, 'inside', '10.1.0.1/16', ns.h1, 'eth0', '10.1.0.10/16');
-    ipIn(ns.h0, 'route', 'add', 'default', 'via', '10.0.0.1');
-    ipIn(ns.h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-    ipIn(ns.sgw0, 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
-    ipIn(ns.sgw1, 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
+    expect(await freshDist()).toBe(true);
+    lab.build();
   }, 60_000);
 
-  afterAll(() => {
-    for (const d of running) d.child.kill('SIGKILL');
-    spaces.close();
-  });
+  afterAll(() => lab.removeAll());
 
-  const startSgw = async (node: 'sgw0' | 'sgw1'): Promise<{ daemon: StartedDaemon; spawnedAt: number; startedAt: number }> => {
+  const startSgw = async (node: 'sgw0' | 'sgw1'): Promise<{ daemon: Started; spawnedAt: number; startedAt: number }> => {
     const spawnedAt = Date.now();
-    const daemon = startInNs(ns[node], ['sgw', '--config', fx.file(`${node}.yaml`), '--status-socket', fx.file(`${node}.sock`)]);
-    running.push(daemon);
+    const daemon = lab.startSgw(node, fx.file(`${node}.yaml`), fx.file(`${node}.sock`));
     await waitFor(`${node} to start (${daemon.out()})`, () => daemon.out().includes('"event":"started"'), 30_000);
     return { daemon, spawnedAt, startedAt: Date.now() };
   };

@@ -2,21 +2,15 @@
 // with ip_forward=1 (as on any router) joined by a veth (the Internet), a host behind each, all made by
 // this test; the hosts' echo requests are watched on sgw0's outside link while sgw0 is stopped,
 // killed, restarted and uninstalled. Only traffic between these namespaces is sent.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILTER_PREF, RULE_PREF } from '../../src/net/linux/attached.js';
 import { figure6Fixture } from '../daemon/fixture.js';
 import { canRunNetns } from '../io/topology.js';
-import { testNamespaces } from '../daemon/namespaces.js';
+import { ROOT, run, sgwNamespaces } from '../daemon/sgw-namespaces.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const run = promisify(execFile);
-const tag = randomBytes(3).toString('hex');
-const ns = { sgw0: `mipsec-stop-${tag}-s0`, sgw1: `mipsec-stop-${tag}-s1`, h0: `mipsec-stop-${tag}-h0`, h1: `mipsec-stop-${tag}-h1` };
-const netns = testNamespaces(tag);
-const { ipIn } = netns;
+const lab = sgwNamespaces('mipsec-stop');
+const { ns, ipIn } = lab;
 const inNs = (name: string, cmd: string, ...args: string[]) =>
   execFileSync('ip', ['netns', 'exec', name, cmd, ...args], { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -78,13 +72,13 @@ describe.skipIf(!canRunNetns)('hole 12: a stopped SGW fails closed (root, in tes
 
   beforeAll(async () => {
     await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
-    netns.twoSites(ns);
+    lab.build();
     for (const gw of [ns.sgw0, ns.sgw1]) inNs(gw, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
   }, 180_000);
 
   afterAll(() => {
     for (const d of daemons) d.child.kill('SIGKILL');
-    netns.removeAll();
+    lab.removeAll();
   });
 
   it('hole 12: after SIGTERM (ip_forward=1) nothing crosses the outside link in clear; a restart carries traffic again', async () => {
