@@ -11,6 +11,21 @@ export const run = promisify(execFile);
 
 export const ipIn = (ns: string, ...args: string[]) => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
 
+/**
+ * A veth between namespaces `a` and `b`, each end renamed, addressed and up. `tmp` makes the names it is created
+ * under unique among tests running at the same time.
+ */
+export function addVeth(tmp: string, a: string, ifA: string, cidrA: string, b: string, ifB: string, cidrB: string): void {
+  const [tmpA, tmpB] = [`v${tmp}`, `w${tmp}`];
+  execFileSync('ip', ['link', 'add', tmpA, 'netns', a, 'type', 'veth', 'peer', 'name', tmpB, 'netns', b]);
+  ipIn(a, 'link', 'set', tmpA, 'name', ifA);
+  ipIn(b, 'link', 'set', tmpB, 'name', ifB);
+  ipIn(a, 'addr', 'add', cidrA, 'dev', ifA);
+  ipIn(b, 'addr', 'add', cidrB, 'dev', ifB);
+  ipIn(a, 'link', 'set', ifA, 'up');
+  ipIn(b, 'link', 'set', ifB, 'up');
+}
+
 /** Namespaces named `<prefix>-<random tag>-<name>`, removed by close(). */
 export class TestNamespaces {
   readonly tag = randomBytes(3).toString('hex');
@@ -28,14 +43,7 @@ export class TestNamespaces {
 
   /** A veth between two namespaces, each end named and addressed, both up. */
   veth(a: string, ifA: string, cidrA: string, b: string, ifB: string, cidrB: string): void {
-    const [tmpA, tmpB] = [`v${this.tag}`, `w${this.tag}`];
-    execFileSync('ip', ['link', 'add', tmpA, 'netns', a, 'type', 'veth', 'peer', 'name', tmpB, 'netns', b]);
-    ipIn(a, 'link', 'set', tmpA, 'name', ifA);
-    ipIn(b, 'link', 'set', tmpB, 'name', ifB);
-    ipIn(a, 'addr', 'add', cidrA, 'dev', ifA);
-    ipIn(b, 'addr', 'add', cidrB, 'dev', ifB);
-    ipIn(a, 'link', 'set', ifA, 'up');
-    ipIn(b, 'link', 'set', ifB, 'up');
+    addVeth(this.tag, a, ifA, cidrA, b, ifB, cidrB);
   }
 
   close(): void {

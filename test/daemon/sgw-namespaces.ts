@@ -6,6 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Status } from '../../src/daemon/status.js';
+import { addVeth } from './netns.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 export const run = promisify(execFile);
@@ -50,14 +51,7 @@ export function sgwNamespaces(prefix: string): SgwNamespaces {
       ipIn(name, 'link', 'set', 'lo', 'up');
     },
     veth(a, ifA, cidrA, b, ifB, cidrB) {
-      const [va, vb] = [`v${tag}${links}`, `w${tag}${links++}`];
-      execFileSync('ip', ['link', 'add', va, 'netns', a, 'type', 'veth', 'peer', 'name', vb, 'netns', b]);
-      ipIn(a, 'link', 'set', va, 'name', ifA);
-      ipIn(b, 'link', 'set', vb, 'name', ifB);
-      ipIn(a, 'addr', 'add', cidrA, 'dev', ifA);
-      ipIn(b, 'addr', 'add', cidrB, 'dev', ifB);
-      ipIn(a, 'link', 'set', ifA, 'up');
-      ipIn(b, 'link', 'set', ifB, 'up');
+      addVeth(`${tag}${links++}`, a, ifA, cidrA, b, ifB, cidrB);
     },
     build() {
       for (const name of Object.values(ns)) self.addNs(name);
