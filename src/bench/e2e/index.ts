@@ -90,7 +90,7 @@ export interface E2eReport {
 }
 
 function drivers(tuning: LoopTuning): Record<PathName, PathDriver> {
-  return { veth, 'wireguard-go': wireguardGo, openvpn, strongswan, 'mipsec-sgwd': mipsecSgwd, ...mipsecDrivers(tuning) };
+  return { veth, 'wireguard-go': wireguardGo, openvpn, strongswan, 'mipsec-sgwd': mipsecSgwd(tuning.transport), ...mipsecDrivers(tuning) };
 }
 
 /** The order of round `round`: as given on even rounds, reversed on odd ones. */
