@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { runCommand, type ManagedProcess } from '../../net/netns.js';
 import type { Transport } from './gateway-spec.js';
 import { median } from './report.js';
-import { tail, waitFor, type ActivePath, type PathContext, type PathDriver } from './paths.js';
+import { requestStatus } from '../../daemon/socket.js';
+import { tail, waitFor, type ActivePath, type DataPathCounts, type PathContext, type PathDriver } from './paths.js';
 import { clearGatewayRoutes, PLAN, SKIP_TUNNEL_MTU, type Topology } from './topology.js';
 
 const READY_TIMEOUT_MS = 20_000;
@@ -132,7 +133,21 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
     await teardown().catch(() => undefined);
     throw new Error(`${(err as Error).message}${output ? ` (${output})` : ''}`);
   }
-  return { processes: daemons, teardown };
+  const sockets = plans(topo).map((g) => path.join(workdir, `${g.name}.sock`));
+  return { processes: daemons, teardown, dataPathCounts: () => daemonCounts(sockets) };
+}
+
+/** The daemons' fast path (`mipsec status`: counters.io.fastPath) and slow path (counters.io.punted), summed. */
+async function daemonCounts(sockets: readonly string[]): Promise<DataPathCounts> {
+  let fastPath = 0;
+  let slowPath = 0;
+  for (const socket of sockets) {
+    const status = (await requestStatus(socket)) as { counters?: { io?: Record<string, number> } };
+    const io = status.counters?.io ?? {};
+    fastPath += io.fastPath ?? 0;
+    slowPath += io.punted ?? 0;
+  }
+  return { fastPath, slowPath };
 }
 
 /**
