@@ -44,6 +44,10 @@ enum Reason : uint8_t {
   R_SELECTOR = 32,
 };
 constexpr Reason kLastReason = R_SELECTOR;
+// Punted by the I/O loop (not the engine): a DELIVER addressed to one of the engine's local addresses, which a loop
+// sending DELIVERs by route must not hand to the kernel (its reply would leave in clear). R_DELIVER_LOCAL in the
+// engine's enum (contract, issue 11).
+constexpr uint8_t kReasonDeliverLocal = 36;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop.
 inline Verdict verdict_for(Reason r) {
