@@ -42,7 +42,7 @@
 import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
 import { systemClock } from '../../daemon/clock.js';
 import { createEngine } from '../../engine/index.js';
-import { IoLoop, type PuntedPacket } from '../../engine/io.js';
+import { flatIoStats, IoLoop, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
 import type { ReasonName } from '../../engine/types.js';
 import { ipToU32, parsePrefix, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
@@ -318,7 +318,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
   ioCounters(): Record<string, number> {
     const sum: Record<string, number> = {};
     for (const { loop } of this.loops.values()) {
-      for (const [name, n] of Object.entries(loop.stats())) sum[name] = (sum[name] ?? 0) + n;
+      for (const [name, n] of Object.entries(flatIoStats(loop.stats()))) sum[name] = (sum[name] ?? 0) + n;
     }
     return sum;
   }
