@@ -64,6 +64,8 @@ export interface SecurityGatewayOptions {
   saLimits?: SaLimits;
   /** Learned host routes: caps and lifetime (default 1024 per next-hop peer, 4096 in all, 60 s). */
   learnedRoutes?: LearnedRouteLimits;
+  /** Packets one packet key Kp protects before a new one is taken (node config policy.kpRotationPackets; default 2^20). */
+  kpRotationPackets?: number;
 }
 
 /** What SecurityGateway.reconfigure can change; absent fields stay as they are. */
@@ -135,7 +137,9 @@ export class SecurityGateway {
     this.engine = options.engine;
     this.suites = { ...DEFAULT_SUITES, ...options.suites };
     this.insideInterface = options.insideInterface ?? 'inside';
-    const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
+    const keying = new SkipKeying({
+      identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000), kpMaxPackets: options.kpRotationPackets,
+    });
     const dataPath = options.host.dataPath;
     this.keys = new NodeKeys(keying, this.engine, options.keyLog, options.saLimits, dataPath && ((peer) => this.tables!.selectorsFor(peer)));
     this.learned = new LearnedRoutes(this.clock, this.tally, options.learnedRoutes);
