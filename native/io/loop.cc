@@ -580,10 +580,10 @@ void IoLoop::run(Worker& w) {
 
   // A role's port (deliver 'route') hands IPv4 fragments to the role whole: it reassembles before its policy decides
   // (RFC 4301 §7), and a fragment sealed alone would not fit the link its datagram was fragmented for.
-  auto punted_fragment = [&](const uint8_t* p, size_t len) {
+  auto punted_fragment = [&](const uint8_t* p, size_t len, From from) {
     if (!deliver_route_ || len < 20 || (p[0] >> 4) != 4 || (load16(p + 6) & 0x3fff) == 0) return false;
     if (w.punts.size() >= kBatchPackets) offer_punts();
-    w.punts.push_back(PuntPacket{From::tun, uint8_t(R_FRAGMENT), 0, std::vector<uint8_t>(p, p + len)});
+    w.punts.push_back(PuntPacket{from, uint8_t(R_FRAGMENT), 0, std::vector<uint8_t>(p, p + len)});
     return true;
   };
 
@@ -613,7 +613,7 @@ void IoLoop::run(Worker& w) {
           count(S_RX_TOO_BIG);
           continue;
         }
-        if (punted_fragment(p, len)) continue;
+        if (punted_fragment(p, len, From::tun)) continue;
         if (w.count == kBatchPackets) flush();
         std::memcpy(w.packet_at(w.count), p, len);
         w.queue(OP_OUTBOUND, len, From::tun);
@@ -647,7 +647,7 @@ void IoLoop::run(Worker& w) {
         break;
       }
       count(S_RX_TUN);
-      if (!punted_fragment(w.packet_at(w.count), size_t(r))) w.queue(OP_OUTBOUND, size_t(r), From::tun);
+      if (!punted_fragment(w.packet_at(w.count), size_t(r), From::tun)) w.queue(OP_OUTBOUND, size_t(r), From::tun);
     }
     flush();
   };
@@ -725,6 +725,9 @@ void IoLoop::run(Worker& w) {
           count(S_RX_UDP_MISADDRESSED);
           continue;
         }
+        // A sealed packet the sender fragmented (its control plane fragments after encapsulation) reaches the role
+        // whole only through its reassembly: INBOUND parses no fragment.
+        if (punted_fragment(data + at, len, From::raw)) continue;
         if (w.count == kBatchPackets) flush();
         // A datagram larger than a slot goes in as length 0: the engine drops it as truncated.
         if (len > kMaxPacket) count(S_RX_TOO_BIG);

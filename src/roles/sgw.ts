@@ -272,9 +272,24 @@ export class SecurityGateway {
 
   /** A punt of the I/O loops with engine context: handled as the same outcome of the role's own engine call. */
   private onEnginePunt(punt: EnginePunt): void {
+    if (punt.reason === 'rekey') {
+      this.rekeyed(punt);
+      return;
+    }
     const arrivedOn: Arrival = punt.iface === this.insideInterface ? 'inside' : 'outside';
     const outcome = { verdict: Verdict.PUNT, reason: Reason[punt.reason], sa: punt.sa, packet: punt.packet, tag: { kind: 'inbound' as const, arrivedOn } };
     for (const job of this.handle([outcome])) this.pipeline.push(job);
+  }
+
+  /**
+   * A compiled SA carried its packet key's share (kpRotationPackets): the tables move to a fresh key, and the datagram
+   * the engine held back goes through the policy as it arrived (sealed with the new key).
+   */
+  private rekeyed(punt: EnginePunt): void {
+    this.tally.add('rekey');
+    this.tables?.refresh();
+    const ctx: PacketContext = { host: this.host.name, iface: punt.iface, time: this.clock.now() };
+    if (this.onInput(punt.packet, ctx) === 'pass') this.host.inject(punt.packet, { iface: punt.iface, bypassHooks: true });
   }
 
   /** A discovery answer from outside for an inside host: only one to a request that host sent out through us passes. */
