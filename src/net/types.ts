@@ -30,6 +30,7 @@
  * Every packet the host drops is counted by reason (counters()).
  * Addresses are dotted strings at this interface; prefixes are 'a.b.c.d/len'.
  */
+import type { ReasonName } from '../engine/types.js';
 
 /**
  * Time in milliseconds since the Unix epoch: wall-clock time on a real network, virtual time
@@ -132,9 +133,25 @@ export interface InjectOptions extends SendOptions {
   iface?: string;
 }
 
+/**
+ * The native data path of a host whose role runs on a shared engine (CONTRACT.md, issue 11): the policy table each
+ * port's loop runs OUTBOUND with, and the punts that carry engine context. Undefined on MemoryNetwork hosts.
+ */
+export interface HostDataPath {
+  /** The policy table id OUTBOUND uses for packets arriving on `iface` (an interface, or an application port). */
+  tableOf(iface: string): number;
+  /**
+   * Punts that carry engine context (SA ≠ 0, or reasons nexthop_plain, no_route, relay_denied, selector,
+   * deliver_local, not_ipsec after a peel) go to this handler instead of the input hooks.
+   */
+  onEnginePunt(handler: (punt: { packet: Uint8Array; reason: ReasonName; sa: number; iface: string }) => void): () => void;
+}
+
 export interface Host {
   readonly name: string;
   readonly forwarding: boolean;
+  /** The host's native data path (a Linux host on a shared engine); undefined: every packet takes the hooks. */
+  readonly dataPath?: HostDataPath;
 
   /** Attaches a new interface with 'a.b.c.d/len' to a link, adding its connected route. */
   addInterface(name: string, link: string, cidr: string): void;

@@ -7,7 +7,7 @@ import type { Engine, SaDesc } from '../../engine/types.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
-import { parseIpv4 } from '../../wire/ipv4.js';
+import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import type { KeyLog } from './keylog.js';
 
@@ -18,6 +18,8 @@ export interface SaMeta {
   /** Outer addresses: for an inbound SA from an SMN, src is its care-of address. */
   src: string;
   dst: string;
+  /** Out SAs in SKIP mode: what starts each packet they seal after the outer IPv4 header (a quote names it). */
+  head?: { skipHeader: Uint8Array; firstProtocol: number; spi: number };
 }
 
 /** Why no SA: a keying failure, or an inbound cap reached (counted by the roles as drop_keying_<reason>). */
@@ -53,6 +55,8 @@ export class NodeKeys {
     private readonly engine: Engine,
     private readonly keyLog?: KeyLog,
     limits: SaLimits = {},
+    /** Adds to an inbound SA before it is installed (the SMN's selectors on its fast path). */
+    private readonly shapeInbound?: (sa: SaDesc, meta: SaMeta) => void,
   ) {
     this.maxInboundPerPeer = limits.maxInboundPerPeer ?? DEFAULT_MAX_INBOUND_PER_PEER;
     this.maxInbound = limits.maxInbound ?? DEFAULT_MAX_INBOUND;
@@ -119,6 +123,10 @@ export class NodeKeys {
   }
 
   private install(sa: SaDesc, meta: SaMeta): void {
+    if (meta.direction === 'in') this.shapeInbound?.(sa, meta);
+    if (meta.direction === 'out' && sa.skipHeader) {
+      meta.head = { skipHeader: sa.skipHeader.slice(), firstProtocol: sa.ah ? IpProto.AH : IpProto.ESP, spi: sa.ah ? sa.ah.spi : sa.esp!.spi };
+    }
     this.keyLog?.record(sa);
     this.engine.installSa(sa);
     wipeSaKeys(sa);
