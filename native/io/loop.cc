@@ -464,16 +464,13 @@ void IoLoop::run(Worker& w) {
           break;
         }
         case V_DELIVER:
-          // Only what an SA authenticated goes into the TUN. A plain IP-in-IP datagram (INBOUND, SA 0) is the
-          // control plane's to judge (an HA's RFC 2003 tunnel): it is punted as not_ipsec, never delivered here.
-          if (d[D_OP] == OP_INBOUND && d[D_SA] == 0) {
-            count(S_RX_UNAUTHENTICATED);
-            w.punts.push_back(PuntPacket{w.from[i], uint8_t(R_NOT_IPSEC), 0, std::vector<uint8_t>(data, data + len)});
-            break;
-          }
           w.delivered[nd++] = i;
           break;
         case V_PUNT:
+          // INBOUND (as an op or a policy's action) punts the datagram it peeled out of bare IP-in-IP as not_ipsec:
+          // no SA authenticated it, so it goes to JS, never into the TUN.
+          if ((d[D_VERDICT] >> 8) == R_NOT_IPSEC && d[D_OFFSET] != i * kSlotBytes + kHeadroom)
+            count(S_RX_UNAUTHENTICATED);
           w.punts.push_back(PuntPacket{w.from[i], uint8_t(d[D_VERDICT] >> 8), d[D_SA], std::vector<uint8_t>(data, data + len)});
           break;
         default:  // DROP: the engine counted it by reason
