@@ -140,7 +140,7 @@ function quietly(cmd: string, args: readonly string[]): void {
 export class AttachedHost extends HostCore<CoreInterface> {
   private readonly proxied = new Set<string>();
   private readonly loops = new Map<string, { loop: IoLoop; engine: NativeEngine }>();
-  private readonly dataPathConfig: DataPath;
+  private readonly transport: DataPath;
   /** Undo steps for what was added to the kernel, run in reverse order by close(). */
   private readonly undo: { what: string; run: () => void }[] = [];
   private readonly addedRoutes = new Set<string>();
@@ -164,7 +164,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private constructor(options: AttachOptions) {
     super(options.name, options.forwarding, systemClock);
     this.onError = options.onError ?? ((error) => { throw error; });
-    this.dataPathConfig = options.dataPath ?? DEFAULT_DATA_PATH;
+    this.transport = options.dataPath ?? DEFAULT_DATA_PATH;
     this.failClosed = options.failClosed ?? false;
     process.on('exit', this.exitHook);
   }
@@ -227,7 +227,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     if (!(engine instanceof NativeEngine)) throw new Error('real interfaces need the native addon (run npm rebuild)');
     let loop: IoLoop;
     try {
-      const { udpPort, workers, pollMicros } = this.dataPathConfig;
+      const { udpPort, workers, pollMicros } = this.transport;
       loop = IoLoop.start({
         engine, tun: { name: tun, mtu: TUN_MTU, offload: false }, raw: true, udpPort, workers, pollMicros, bindInterface: iface.name,
         onPunt: (packets: PuntedPacket[]) => {
@@ -254,7 +254,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     runCommandSync('tc', ['filter', 'add', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF), 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0',
       'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
     this.undo.push({ what: `tc filter on ${iface.name}`, run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]) });
-    if (this.dataPathConfig.udpPort !== undefined) this.passUdpTransport(iface, this.dataPathConfig.udpPort);
+    if (this.transport.udpPort !== undefined) this.passUdpTransport(iface, this.transport.udpPort);
   }
 
   /** UDP transport datagrams to this interface's address go to the kernel (so to the loop's UDP socket), not the TUN. */
