@@ -3,7 +3,7 @@
 // host's output hook, which wraps them in the layers the path table says (End-End to an SGW,
 // Next-hop layers for the SGWs that asked); failure messages teach the path table; what arrives
 // in SKIP layers is opened by the engine and handed back to the host (the HA's tunnel, replies).
-import { Op, Reason, reasonName, Verdict, type Engine, type ReasonName, type SaDesc } from '../engine/index.js';
+import { Op, Reason, reasonName, Verdict, type Engine, type ReasonName } from '../engine/index.js';
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
@@ -131,7 +131,8 @@ export class MobileNode {
     this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
     // On a native data path, what an End-End layer opens is delivered by the engine only when it is for the home
     // address (the applications' traffic); the rest — the HA's tunnel, registration replies, failures — is punted here.
-    this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, (sa) => this.shapeInbound(sa));
+    const home = `${this.homeAddress}/32`;
+    this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, this.host.dataPath ? () => ({ src: ['0.0.0.0/0'], dst: [home] }) : undefined);
     this.tables = new SmnTables(this.engine, () => this.tableContext());
     this.careOf = ipToU32(this.currentAddress());
     this.paths.reset(this.careOf);
@@ -373,36 +374,33 @@ export class MobileNode {
    */
   private refresh(): void {
     this.refreshTimer = undefined;
+    // SAs a rotation replaced stay installed until the tables no longer name them (a packet the loop seals
+    // meanwhile still finds its SA).
+    const retired: number[] = [];
     for (const dst of this.tables.destinations()) {
-      const p = this.protectionFor(dst);
+      const p = this.protectionFor(dst, retired);
       if (p) this.tables.set(dst, p);
       else this.tables.forget(dst);
     }
+    for (const id of retired) this.keys.retire(id);
     if (this.tables.destinations().length > 0) this.refreshTimer = this.clock.setTimer(TABLE_REFRESH_MS, () => this.refresh());
   }
 
   /** The SAs that protect dst now, without side effects beyond keying (no discovery, no counters); undefined: JS decides. */
-  private protectionFor(dst: number): Protection | undefined {
+  private protectionFor(dst: number, retired: number[]): Protection | undefined {
     if (this.careOf === ipToU32(this.homeAddress)) return undefined;
     const layers = this.paths.layersFor(dst);
     if (layers.stage !== 'end' || !layers.end) return undefined;
     const src = u32ToIp(this.careOf);
     const wraps: number[] = [];
     for (const hop of [...layers.hops].reverse()) {
-      const r = this.keys.outbound({ peer: sgwName(hop), src, dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage });
+      const r = this.keys.outbound({ peer: sgwName(hop), src, dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, retired);
       if (!r.ok) return undefined;
       wraps.push(r.id);
     }
     const end = layers.end;
-    const r = this.keys.outbound({ peer: sgwName(end), src, dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh });
+    const r = this.keys.outbound({ peer: sgwName(end), src, dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, retired);
     return r.ok ? { sa: r.id, wraps } : undefined;
-  }
-
-  /** Inbound End-End SAs on a native data path: the engine delivers only datagrams for the home address itself. */
-  private shapeInbound(sa: SaDesc): void {
-    if (!this.host.dataPath || sa.role !== 'end') return;
-    sa.selectors = { src: ['0.0.0.0/0'], dst: [`${this.homeAddress}/32`] };
-    (sa as SaDesc & { selectorMiss?: 'drop' | 'punt' }).selectorMiss = 'punt';
   }
 
   /** What the engine's loops punted with context: judged as the JS path judges the same outcome of engine.process. */
