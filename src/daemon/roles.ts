@@ -244,7 +244,8 @@ function buildHa(s: RoleSetup): RunningRole {
   if (mobileNodes.length === 0) throw new Error(`the MN-HA key file has no line for a home address this HA serves (${node.ha!.serves.join(', ')}); add '<home address> <SPI> <key hex>' per mobile node`);
   const homeInterface = node.interfaces.find((i) => i.address === ha.address)!.name;
   const store = new BindingJournal(s.loaded.paths.bindings ?? join(s.stateDir ?? DEFAULT_STATE_DIR, node.name, 'bindings.journal'));
-  const agent = new HomeAgent({ host: s.host, clock: s.clock, address: ha.address, homeInterface, mobileNodes, store });
+  // The daemon's engine builds and opens the RFC 2003 tunnels (IPIP_ENCAP / IPIP_DECAP).
+  const agent = new HomeAgent({ host: s.host, clock: s.clock, address: ha.address, homeInterface, mobileNodes, store, engine: s.engine });
   s.onEvent({ event: 'bindings_restored', file: store.file, ...agent.restored, discardedLines: store.lastLoad.discardedLines });
   agent.on((e) => {
     if (e.type === 'binding') s.onEvent({ event: 'binding', homeAddress: e.binding.homeAddress, careOf: e.binding.careOf, lifetime: e.binding.lifetime });

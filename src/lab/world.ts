@@ -143,9 +143,12 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   if (!haSpec) throw new Error(`network map ${map.name} has no home agent; a world needs one for its SMN`);
   const home = options.smn?.home ?? u32ToIp(haSpec.serves[0].network);
   const mnHaKey = { spi: 0x1000, key: options.mnHaKey ?? new Uint8Array(16).fill(0x5a) };
+  // The HA's RFC 2003 tunnels run on the world's engine implementation (IPIP_ENCAP / IPIP_DECAP).
+  // Not in `engines` (indexed by SGW, then the SMN): closed with the world below.
+  const haEngine = createEngine(options.engine);
   const ha = new HomeAgent({
     host: attach(haSpec.name, haSpec.address), clock: network.clock, address: haSpec.address, homeInterface: 'eth0',
-    mobileNodes: [{ homeAddress: home, auth: mnHaKey }],
+    mobileNodes: [{ homeAddress: home, auth: mnHaKey }], engine: haEngine,
   });
 
   const smnName = `smn:${home}`;
@@ -205,6 +208,7 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
       for (const g of sgws.values()) g.close();
       ha.close();
       for (const e of engines) e.close();
+      haEngine.close();
       keyLog.clear();
     },
   };

@@ -30,6 +30,7 @@
  * Every packet the host drops is counted by reason (counters()).
  * Addresses are dotted strings at this interface; prefixes are 'a.b.c.d/len'.
  */
+import type { NativeEngine } from '../engine/native.js';
 import type { ReasonName } from '../engine/types.js';
 
 /**
@@ -136,6 +137,12 @@ export interface InjectOptions extends SendOptions {
 export interface Host {
   readonly name: string;
   readonly forwarding: boolean;
+  /**
+   * The native data path of a Linux host whose interfaces are read by I/O loops (LinuxNetwork role hosts,
+   * AttachedHost daemons): the policy table of each interface and the punts that carry engine context.
+   * Undefined on MemoryNetwork hosts and on LinuxNetwork's plain (kernel-stack) hosts.
+   */
+  readonly dataPath?: HostDataPath;
 
   /** Attaches a new interface with 'a.b.c.d/len' to a link, adding its connected route. */
   addInterface(name: string, link: string, cidr: string): void;
@@ -167,29 +174,33 @@ export interface Host {
   onDeliver(handler: PacketHandler): () => void;
 
   counters(): Readonly<Record<HostDropReason, number>>;
+
   /**
-   * A host on real interfaces whose I/O loops run its role's engine (DESIGN §1): the role compiles its decisions
-   * into that engine's tables and sees only punts. Undefined where the role runs every packet itself (memory).
+   * Opens UDP `port` on the host's addresses for its onDeliver handlers (an application's server port). A host on
+   * its kernel's own stack (LinuxNetwork `plain` hosts) answers a datagram to a port no socket holds with ICMP port
+   * unreachable, so a lab application opens its ports first; hosts whose local delivery is JS's ignore it.
    */
-  readonly dataPath?: HostDataPath;
+  listenUdp?(port: number): void;
 }
 
-/** A punt that carries engine context: the packet is what the engine left of it after peeling layers (docs/engine.md §3). */
+/** A punt of the I/O loop that carries engine context (see HostDataPath.onEnginePunt). */
 export interface EnginePunt {
   packet: Uint8Array;
   reason: ReasonName;
-  /** The SA that had authenticated the packet when it was punted (0: none). */
+  /** The SA that had authenticated the packet when it was punted, 0 if none. */
   sa: number;
-  /** The interface it arrived on. */
+  /** The interface the packet arrived on (LinuxNetwork: 'local' for the host's applications' TUN). */
   iface: string;
 }
 
+/** A Linux host's interface loops on its node's engine (CONTRACT: roles are table compilers). */
 export interface HostDataPath {
-  /** The engine policy table OUTBOUND classifies packets arriving on `iface` by (docs/engine.md §4.2). */
+  /** The policy table id OUTBOUND uses for packets arriving on `iface` (stable for the host's lifetime, never 0). */
   tableOf(iface: string): number;
   /**
-   * Punts with engine context (an SA authenticated part of the packet, or the engine peeled it) go to `handler`
-   * instead of the input hooks; the rest carry the packet as it arrived and take the input path.
+   * Punts that carry engine context (SA ≠ 0, or reasons nexthop_plain, no_route, relay_denied, selector,
+   * deliver_local, not_ipsec after a peel) go to this handler instead of the input hooks. Returns its removal.
+   * While no handler is registered they take the input path like every other punt.
    */
   onEnginePunt(handler: (punt: EnginePunt) => void): () => void;
 }
@@ -197,6 +208,19 @@ export interface HostDataPath {
 export interface HostOptions {
   /** Forward packets not addressed to this host (a router, SGW). Default false. */
   forwarding?: boolean;
+  /**
+   * The native engine of the role that runs on this host: a Linux host starts its interface loops on it (each
+   * interface's table dataPath.tableOf(iface), DELIVERs routed by the kernel), so what the role compiles into
+   * its tables never reaches JS. Absent: the loops run an empty engine that punts everything. MemoryNetwork
+   * ignores it.
+   */
+  engine?: NativeEngine;
+  /**
+   * A host without a role (a correspondent, a router, an application server). LinuxNetwork runs it on its
+   * kernel's own stack: kernel forwarding, routes, ARP, ICMP and sockets; no hooks and no inject; send() and
+   * onDeliver() carry UDP through real sockets (listenUdp). MemoryNetwork ignores it. Default false.
+   */
+  plain?: boolean;
 }
 
 export interface Network {

@@ -2,10 +2,11 @@
 // a binding table with lifetimes on the network's clock, proxy interception of packets for
 // registered-away home addresses, IP-in-IP (RFC 2003) to the care-of address, and decapsulation
 // of what mobile nodes reverse-tunnel to it. No IPsec: the home SGW does that (draft §2.1).
+import { Batch, createEngine, Op, reasonName, Verdict, type Engine } from '../engine/index.js';
 import { decrementTtl } from '../net/ip.js';
 import type { Clock, Host, Timer } from '../net/types.js';
 import { ipToU32, readIp, u32ToIp } from '../wire/addr.js';
-import { isIpipLoop, parseIpip, writeIpipHeader } from '../wire/ipip.js';
+import { isIpipLoop, parseIpip } from '../wire/ipip.js';
 import { IPV4_HEADER_BYTES, IpProto, parseIpv4, type Ipv4Header } from '../wire/ipv4.js';
 import {
   decodeRequest,
@@ -60,6 +61,11 @@ export interface HomeAgentOptions {
    * accepting reply leaves, so a restart or a crash forgets no acknowledged registration.
    */
   store?: BindingStore;
+  /**
+   * The engine whose IPIP_ENCAP / IPIP_DECAP ops build and open the RFC 2003 tunnels (docs/engine.md §2); default
+   * an engine of the HA's own (the TypeScript one), closed with it.
+   */
+  engine?: Engine;
 }
 
 export interface Binding {
@@ -117,6 +123,10 @@ export class HomeAgent {
   private readonly nodes = new Map<number, MobileNodeState>();
   private readonly listeners = new Set<(event: HomeAgentEvent) => void>();
   private readonly removeHook: () => void;
+  private readonly engine: Engine;
+  private readonly ownEngine: boolean;
+  /** One datagram at a time: the HA answers from its input hook, synchronously. */
+  private readonly batch = new Batch({ capacity: 1, slotSize: 4096, headroom: 64 });
   private readonly stats: HomeAgentCounters = {
     replies: {},
     drops: { bad_udp: 0, malformed_request: 0, unknown_mobile_node: 0, loop: 0, ttl_expired: 0, bad_tunnel: 0, untrusted_tunnel: 0, store_failed: 0 },
@@ -137,6 +147,8 @@ export class HomeAgent {
     this.maxBindings = options.maxBindings ?? Infinity;
     this.authorize = options.authorize;
     this.store = options.store;
+    this.ownEngine = options.engine === undefined;
+    this.engine = options.engine ?? createEngine('ts');
     if (!this.host.isLocal(options.address)) throw new Error(`home agent address ${options.address} is not an address of host '${this.host.name}' (add it to an interface first)`);
     if (!this.host.interfaces().some((i) => i.name === options.homeInterface)) {
       throw new Error(`home agent homeInterface '${options.homeInterface}' is not an interface of host '${this.host.name}'`);
@@ -177,6 +189,7 @@ export class HomeAgent {
       node.auth.key.fill(0);
     }
     this.nodes.clear();
+    if (this.ownEngine) this.engine.close();
   }
 
   /** The input hook: true when the packet was the HA's to handle. */
@@ -348,11 +361,14 @@ export class HomeAgent {
       this.stats.drops.ttl_expired++;
       return;
     }
-    const out = new Uint8Array(IPV4_HEADER_BYTES + inner.totalLength);
-    out.set(packet.subarray(0, inner.totalLength), IPV4_HEADER_BYTES);
-    decrementTtl(out, IPV4_HEADER_BYTES);
-    writeIpipHeader(out, 0, inner, this.address, careOf);
-    this.host.send(out);
+    const copy = packet.slice(0, inner.totalLength);
+    decrementTtl(copy, 0);
+    const r = this.run(Op.IPIP_ENCAP, copy, this.address, careOf);
+    if (r?.verdict !== Verdict.FORWARD) {
+      this.stats.drops[r?.reason === 'loop' ? 'loop' : 'bad_tunnel']++;
+      return;
+    }
+    this.host.send(r.packet);
     this.stats.tunnelled++;
   }
 
@@ -368,12 +384,27 @@ export class HomeAgent {
       this.stats.drops.untrusted_tunnel++;
       return;
     }
-    const inner = packet.slice(parsed.innerOffset, parsed.innerOffset + parsed.inner.totalLength);
+    const r = this.run(Op.IPIP_DECAP, packet);
+    if (r?.verdict !== Verdict.DELIVER) {
+      this.stats.drops.bad_tunnel++;
+      return;
+    }
+    const inner = r.packet;
     this.stats.decapsulated++;
     // The inner datagram may be for another away MN: that one is tunnelled on, not sent on the home link.
     const peer = this.nodes.get(parsed.inner.dst);
     if (peer?.binding) this.tunnel(inner, parsed.inner, peer.binding.careOf);
     else this.host.send(inner);
+  }
+
+  /** One engine op on one datagram; undefined when it does not fit a batch slot. The result's packet is a copy. */
+  private run(op: typeof Op.IPIP_ENCAP | typeof Op.IPIP_DECAP, packet: Uint8Array, arg0 = 0, arg1 = 0): { verdict: number; reason: string; packet: Uint8Array } | undefined {
+    this.batch.clear();
+    if (packet.length > this.batch.slotSize - this.batch.headroom) return undefined;
+    const i = this.batch.push(op, packet, arg0, arg1);
+    this.engine.process(this.batch);
+    const r = this.batch.result(i);
+    return { verdict: r.verdict, reason: reasonName[r.reason], packet: r.packet.slice() };
   }
 
   private describeBinding(node: MobileNodeState): Binding {

@@ -3,14 +3,14 @@
 // host's output hook, which wraps them in the layers the path table says (End-End to an SGW,
 // Next-hop layers for the SGWs that asked); failure messages teach the path table; what arrives
 // in SKIP layers is opened by the engine and handed back to the host (the HA's tunnel, replies).
-import { Op, Reason, reasonName, Verdict, type Engine } from '../engine/index.js';
+import { Op, Reason, reasonName, Verdict, type Engine, type ReasonName } from '../engine/index.js';
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
-import type { Clock, Host, HookResult, PacketContext } from '../net/types.js';
+import type { Clock, Host, HookResult, PacketContext, Timer } from '../net/types.js';
 import { communicationMode } from '../topology/position.js';
 import type { Sgw, TopologyMap } from '../topology/map.js';
-import { ipToU32, u32ToIp } from '../wire/addr.js';
+import { ipToU32, readIp, u32ToIp } from '../wire/addr.js';
 import { isFragment } from '../wire/fragment.js';
 import { IpProto, parseIpv4, type Ipv4Header } from '../wire/ipv4.js';
 import type { MnHaKey } from '../wire/mobileip.js';
@@ -28,6 +28,7 @@ import { DEFAULT_SUITES, type Suites } from './common/suites.js';
 import { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport, type RegistrationClientOptions, type RegistrationEvent } from './registration.js';
 import { PathTable, type Procedure } from './smn/paths.js';
 import { SentLog } from './smn/sent.js';
+import { SmnTables, type Protection } from './smn/tables.js';
 
 /** What the SMN does with a correspondent outside every VPN-routable site (§3.5). */
 export type OutsidePolicy = 'mobile-ip' | 'direct';
@@ -54,7 +55,19 @@ export interface MobileNodeOptions {
   /** Bounds of fragment reassembly, each way (tests shrink them). */
   reassembly?: Partial<ReassemblyLimits>;
   registration?: Partial<Pick<RegistrationClientOptions, 'lifetime' | 'initialRetransmitMs' | 'maxRetransmitMs' | 'reregisterAt'>>;
+  /**
+   * The port the host's applications send through (a TUN whose loop runs OUTBOUND with this port's table, see
+   * host.dataPath); default APPLICATION_PORT. Only used when the host has a native data path.
+   */
+  applicationPort?: string;
 }
+
+/** The name a host's data path knows the SMN's application TUN by (src/net/linux/app-tun.ts). */
+export const APPLICATION_PORT = 'mipsec-apps';
+/** How often the compiled policies are checked against the keys (an SA rotates when n moves on or Kp is used up). */
+export const TABLE_REFRESH_MS = 250;
+/** Sequence numbers back from an SA's last one that a failure message may quote (packets the engine sealed alone). */
+export const QUOTABLE_SEQS = 4096;
 
 export type Position = { place: 'home' | 'visiting' | 'outside'; careOf: string; site?: string; vpnRoutable: boolean };
 
@@ -92,6 +105,10 @@ export class MobileNode {
   /** Fragments arriving, and fragments of the SMN's own applications (apart, so a flood in cannot starve what goes out). */
   private readonly inFragments: Reassembler;
   private readonly outFragments: Reassembler;
+  /** What the engine protects on its own (a host with a native data path); empty otherwise. */
+  private readonly tables: SmnTables;
+  private readonly applicationPort: string;
+  private refreshTimer: Timer | undefined;
 
   constructor(options: MobileNodeOptions) {
     this.host = options.host;
@@ -111,7 +128,12 @@ export class MobileNode {
     this.sent = new SentLog(() => this.clock.now());
     this.paths = this.pathTable(options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]);
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
-    this.keys = new NodeKeys(keying, this.engine, options.keyLog);
+    this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
+    // On a native data path, what an End-End layer opens is delivered by the engine only when it is for the home
+    // address (the applications' traffic); the rest — the HA's tunnel, registration replies, failures — is punted here.
+    const home = `${this.homeAddress}/32`;
+    this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, this.host.dataPath ? () => ({ src: ['0.0.0.0/0'], dst: [home] }) : undefined);
+    this.tables = new SmnTables(this.engine, () => this.tableContext());
     this.careOf = ipToU32(this.currentAddress());
     this.paths.reset(this.careOf);
     this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
@@ -128,6 +150,8 @@ export class MobileNode {
       clock: this.clock, transport: new UdpRegistrationTransport(this.host, this.homeAgent), homeAddress: this.homeAddress, homeAgent: this.homeAgent,
       auth: options.mnHaKey, initialRetransmitMs: 500, ...options.registration,
     });
+    if (this.host.dataPath) this.removers.push(this.host.dataPath.onEnginePunt((p) => this.onEnginePunt(p)));
+    this.tables.publish();
     this.removers.push(
       this.host.addHook('input', (packet, ctx) => this.onInput(packet, ctx)),
       this.host.addHook('output', (packet) => this.onOutput(packet)),
@@ -144,6 +168,7 @@ export class MobileNode {
     const paths = this.pathTable(names);
     paths.reset(this.careOf);
     this.paths = paths;
+    this.tables.clear();
   }
 
   private pathTable(borderNames: readonly string[]): PathTable {
@@ -188,6 +213,8 @@ export class MobileNode {
     this.paths.reset(this.careOf);
     this.recent.clear();
     this.sent.clear();
+    // New outer addresses, new SAs: nothing compiled for the old point of attachment stays in the engine.
+    this.tables.clear();
     this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
     if (this.careOf === ipToU32(this.homeAddress)) {
       this.tunnel.returnHome();
@@ -206,8 +233,16 @@ export class MobileNode {
     return { ...this.tally.snapshot(), ...Object.fromEntries(tunnel) };
   }
 
+  /** The policies the engine holds for this SMN (empty without a native data path). */
+  policies(): ReturnType<SmnTables['policies']> {
+    return this.tables.policies();
+  }
+
   close(): void {
     for (const remove of this.removers) remove();
+    this.refreshTimer?.cancel();
+    this.refreshTimer = undefined;
+    this.tables.clear();
     this.pipeline.close();
     this.inFragments.close();
     this.outFragments.close();
@@ -292,9 +327,12 @@ export class MobileNode {
       const end = layers.end;
       const sa = this.outbound({ peer: sgwName(end), src: u32ToIp(this.careOf), dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, end, retry);
       if (sa === undefined) return;
+      // The next packets to dst are the engine's (a native data path): the same SAs, in the same order.
+      this.compile(dst, { sa, wraps });
       sink({ op: Op.ENCAP, packet, arg0: sa, tag: { kind: 'out', wraps } });
       return;
     }
+    this.tables.forget(dst);
     const first = wraps.shift();
     if (first === undefined) {
       this.tally.add('sent_plain');
@@ -314,6 +352,92 @@ export class MobileNode {
       this.tally.add(`drop_keying_${r.reason}`);
     }
     return undefined;
+  }
+
+  // ── the engine's tables (a host with a native data path) ───────────────────────────────────
+
+  private tableContext(): { appTable: number; interfaceTables: number[]; homeAddress: string; careOf: string } | undefined {
+    const dp = this.host.dataPath;
+    if (!dp) return undefined;
+    return { appTable: dp.tableOf(this.applicationPort), interfaceTables: [dp.tableOf(this.iface)], homeAddress: this.homeAddress, careOf: u32ToIp(this.careOf) };
+  }
+
+  private compile(dst: number, protection: Protection): void {
+    if (!this.host.dataPath) return;
+    this.tables.set(dst, protection);
+    this.refreshTimer ??= this.clock.setTimer(TABLE_REFRESH_MS, () => this.refresh());
+  }
+
+  /**
+   * Checks every compiled destination against the path table and the keys: an SA that rotated (n moved on, Kp
+   * used up) is replaced in the policy, a destination whose path changed or whose keys fail goes back to JS.
+   */
+  private refresh(): void {
+    this.refreshTimer = undefined;
+    // SAs a rotation replaced stay installed until the tables no longer name them (a packet the loop seals
+    // meanwhile still finds its SA).
+    const retired: number[] = [];
+    for (const dst of this.tables.destinations()) {
+      const p = this.protectionFor(dst, retired);
+      if (p) this.tables.set(dst, p);
+      else this.tables.forget(dst);
+    }
+    for (const id of retired) this.keys.retire(id);
+    if (this.tables.destinations().length > 0) this.refreshTimer = this.clock.setTimer(TABLE_REFRESH_MS, () => this.refresh());
+  }
+
+  /** The SAs that protect dst now, without side effects beyond keying (no discovery, no counters); undefined: JS decides. */
+  private protectionFor(dst: number, retired: number[]): Protection | undefined {
+    if (this.careOf === ipToU32(this.homeAddress)) return undefined;
+    const layers = this.paths.layersFor(dst);
+    if (layers.stage !== 'end' || !layers.end) return undefined;
+    const src = u32ToIp(this.careOf);
+    const wraps: number[] = [];
+    for (const hop of [...layers.hops].reverse()) {
+      const r = this.keys.outbound({ peer: sgwName(hop), src, dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, retired);
+      if (!r.ok) return undefined;
+      wraps.push(r.id);
+    }
+    const end = layers.end;
+    const r = this.keys.outbound({ peer: sgwName(end), src, dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, retired);
+    return r.ok ? { sa: r.id, wraps } : undefined;
+  }
+
+  /** What the engine's loops punted with context: judged as the JS path judges the same outcome of engine.process. */
+  private onEnginePunt(p: { packet: Uint8Array; reason: ReasonName; sa: number }): void {
+    // An opened datagram outside the SA's selectors, or one addressed to us: what INBOUND would have DELIVERed.
+    const opened = p.sa !== 0 && (p.reason === 'selector' || (p.reason as string) === 'deliver_local');
+    const outcome = {
+      verdict: opened ? Verdict.DELIVER : Verdict.PUNT, reason: opened ? Reason.none : (Reason[p.reason] ?? Reason.none), sa: p.sa, packet: p.packet, tag: { kind: 'in' } as Tag,
+    };
+    for (const job of this.handle([outcome])) this.pipeline.push(job);
+  }
+
+  /**
+   * Whether a failure message quotes a packet the engine sealed alone with one of the compiled SAs: the quote starts
+   * with that SA's outer addresses, its SKIP header (the wrapped Kp), its SPI and a sequence number it has used
+   * lately — what only a packet it really sent carries (the JS path's sent-packet record cannot see these).
+   */
+  private quotesCompiled(quote: Uint8Array): boolean {
+    if (quote.length < 20 || quote[9] !== IPPROTO_SKIP) return false;
+    const ihl = (quote[0] & 0x0f) * 4;
+    const src = readIp(quote, 12);
+    const dst = readIp(quote, 16);
+    const view = new DataView(quote.buffer, quote.byteOffset, quote.byteLength);
+    for (const id of this.tables.saIds()) {
+      const meta = this.keys.meta(id);
+      const head = meta?.head;
+      if (!head || ipToU32(meta.src) !== src || ipToU32(meta.dst) !== dst) continue;
+      const at = ihl + head.skipHeader.length;
+      const spiAt = head.firstProtocol === IpProto.AH ? at + 4 : at;
+      if (quote.length < spiAt + 8) continue;
+      if (!head.skipHeader.every((b, i) => quote[ihl + i] === b) || view.getUint32(spiAt) !== head.spi) continue;
+      const seq = view.getUint32(spiAt + 4);
+      const stats = this.engine.saStats(id);
+      const last = stats ? (head.firstProtocol === IpProto.AH ? stats.ahSeq : stats.espSeq) : 0;
+      if (seq >= 1 && seq <= last && last - seq < QUOTABLE_SEQS) return true;
+    }
+    return false;
   }
 
   private remember(dst: number, packet: Uint8Array): void {
@@ -350,7 +474,9 @@ export class MobileNode {
         } else this.emit(o.packet);
         continue;
       }
-      if (o.verdict === Verdict.DELIVER) {
+      // An End-End layer's datagram outside its selectors (the engine delivers only the applications' own) is
+      // judged here as a DELIVER is.
+      if (o.verdict === Verdict.DELIVER || (o.verdict === Verdict.PUNT && o.reason === Reason.selector && o.sa !== 0)) {
         // Only an End-End layer speaks for what it carries; a bare Next-hop layer ends at SGWs.
         // The HA's tunnel is opened only here, inside an End-End layer; bare IP-in-IP from the wire proves nothing.
         const meta = this.keys.meta(o.sa);
@@ -394,7 +520,7 @@ export class MobileNode {
     const failure = readFailure(packet);
     if (!failure) return;
     // A plain failure message steers only if it quotes a packet this SMN sent lately (its SKIP key, SPI and sequence).
-    if (!this.sent.quotes(failure.quote)) {
+    if (!this.sent.quotes(failure.quote) && !this.quotesCompiled(failure.quote)) {
       this.tally.add('failure_quote_not_sent');
       return;
     }
@@ -405,6 +531,7 @@ export class MobileNode {
     const { changed, note } = this.paths.onFailure(failure);
     this.tally.add(note);
     for (const dst of changed) {
+      this.tables.forget(dst);
       const now = this.clock.now();
       const again = (this.recent.get(dst) ?? []).filter((p) => now - p.at <= RESEND_WINDOW_MS);
       this.recent.delete(dst);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createEngine, Verdict, VERDICT_COUNTER_BASE, type Engine } from '../../src/engine/index.js';
 import type { MemoryHost } from '../../src/net/index.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { writeIpipHeader } from '../../src/wire/ipip.js';
@@ -51,8 +52,8 @@ function rawClient(mn: MemoryHost, clockNow: () => number) {
   return { replies, send, sendBytes, request };
 }
 
-function away() {
-  const world = buildNetwork({ maxLifetime: 600 });
+function away(engine?: Engine) {
+  const world = buildNetwork({ maxLifetime: 600, engine });
   moveToSite1(world.mn);
   world.mn.addLocalAddress(HOME_ADDRESS);
   const client = rawClient(world.mn, () => world.net.clock.now());
@@ -228,6 +229,40 @@ describe('home agent: tunnelling', () => {
     net.runFor(100);
     expect(got).toEqual(['reverse']);
     expect(ha.counters()).toMatchObject({ decapsulated: 1, drops: { untrusted_tunnel: 2 } });
+  });
+
+  it.each(['native', 'ts'] as const)('builds the tunnel and opens the reverse tunnel with the %s engine\'s IPIP_ENCAP / IPIP_DECAP', (impl) => {
+    process.env.MIPSEC_NATIVE = '1';
+    const engine = createEngine(impl);
+    const { net, ha, mn, ch0, client } = away(engine);
+    client.send();
+    net.runFor(100);
+    const verdicts = () => engine.counters();
+    const forwards = verdicts()[VERDICT_COUNTER_BASE + Verdict.FORWARD];
+    const delivers = verdicts()[VERDICT_COUNTER_BASE + Verdict.DELIVER];
+    const atMn: Uint8Array[] = [];
+    mn.addHook('input', (packet) => (atMn.push(packet.slice()), 'pass'));
+    ch0.send(appPacket(CH0_ADDRESS, HOME_ADDRESS, 'to-mn'));
+    net.runFor(100);
+    expect(verdicts()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(forwards + 1n);
+    const tunnel = atMn.find((p) => p[9] === 4)!;
+    expect(parseIpv4(tunnel, 0)).toMatchObject({ ok: true, header: { src: ipToU32(HA_ADDRESS), dst: ipToU32(CARE_OF) } });
+    expect(appText(tunnel.subarray(IPV4_HEADER_BYTES))).toBe('to-mn');
+    const inner = appPacket(HOME_ADDRESS, CH0_ADDRESS, 'reverse');
+    const ip = parseIpv4(inner, 0);
+    if (!ip.ok) throw new Error(ip.reason);
+    const out = new Uint8Array(IPV4_HEADER_BYTES + inner.length);
+    out.set(inner, IPV4_HEADER_BYTES);
+    writeIpipHeader(out, 0, ip.header, ipToU32(CARE_OF), ipToU32(HA_ADDRESS));
+    const got: string[] = [];
+    ch0.onDeliver((packet) => got.push(appText(packet) ?? '?'));
+    mn.send(out);
+    net.runFor(100);
+    expect(got).toEqual(['reverse']);
+    expect(verdicts()[VERDICT_COUNTER_BASE + Verdict.DELIVER]).toBe(delivers + 1n);
+    expect(ha.counters()).toMatchObject({ tunnelled: 1, decapsulated: 1 });
+    ha.close();
+    engine.close();
   });
 
   it('stops answering on close and leaves the caller key alone', () => {

@@ -7,7 +7,7 @@ import type { Engine, SaDesc, Selectors } from '../../engine/types.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
-import { parseIpv4 } from '../../wire/ipv4.js';
+import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import type { KeyLog } from './keylog.js';
 
@@ -18,6 +18,8 @@ export interface SaMeta {
   /** Outer addresses: for an inbound SA from an SMN, src is its care-of address. */
   src: string;
   dst: string;
+  /** Out SAs in SKIP mode: what starts each packet they seal after the outer IPv4 header (a quote names it). */
+  head?: { skipHeader: Uint8Array; firstProtocol: number; spi: number };
 }
 
 /** Why no SA: a keying failure, or an inbound cap reached (counted by the roles as drop_keying_<reason>). */
@@ -142,6 +144,9 @@ export class NodeKeys {
   }
 
   private install(sa: SaDesc, meta: SaMeta): void {
+    if (meta.direction === 'out' && sa.skipHeader) {
+      meta.head = { skipHeader: sa.skipHeader.slice(), firstProtocol: sa.ah ? IpProto.AH : IpProto.ESP, spi: sa.ah ? sa.ah.spi : sa.esp!.spi };
+    }
     this.keyLog?.record(sa);
     this.engine.installSa(sa);
     wipeSaKeys(sa);

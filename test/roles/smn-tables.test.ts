@@ -1,0 +1,151 @@
+// Issue 11 item 1 for the SMN: what its paths decide for a destination becomes an OUTBOUND policy in the table of
+// its application port (End-End SA, Next-hop SAs innermost first), updated as SAs rotate, on handover and on
+// failures. The Figure 6 world (memory network) with a host data path on the SMN's host: the engine's output for
+// the compiled table must reach the correspondent as the JS path's does. Both engines.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Batch, Op, Verdict, type Engine } from '../../src/engine/index.js';
+import { SKIP_COUNTER_SECONDS } from '../../src/keys/derive.js';
+import { figure6World } from '../../src/lab/figure6.js';
+import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { SETTLE_MS } from '../../src/lab/scenario.js';
+import { collectEchoes, probe } from '../../src/lab/traffic.js';
+import type { World } from '../../src/lab/world.js';
+import type { HostDataPath } from '../../src/net/types.js';
+import { APPLICATION_PORT, TABLE_REFRESH_MS } from '../../src/roles/smn.js';
+import { compileSmnPolicies } from '../../src/roles/smn/tables.js';
+import { ipToU32 } from '../../src/wire/addr.js';
+import { buildSecurityFailurePacket, Icmp40Code } from '../../src/wire/icmp40.js';
+import { decodeSkipHeader as decodeSkip, IPPROTO_SKIP } from '../../src/wire/skip.js';
+
+process.env.MIPSEC_NATIVE = '1';
+const APP_TABLE = 7;
+const IFACE_TABLE = 1;
+
+describe('compileSmnPolicies', () => {
+  it('protects each destination for the home and care-of sources in the application table; own addresses are inbound in each interface table', () => {
+    const policies = compileSmnPolicies({
+      appTable: APP_TABLE, interfaceTables: [IFACE_TABLE], homeAddress: F6.home, careOf: F6.coa1,
+      protections: new Map([[ipToU32(F6.ch2), { sa: 9, wraps: [] }], [ipToU32(F6.ch0), { sa: 5, wraps: [6] }]]),
+    });
+    expect(policies).toEqual([
+      { prefix: `${F6.coa1}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
+      { prefix: `${F6.home}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
+      { prefix: `${F6.ch0}/32`, table: APP_TABLE, src: [`${F6.coa1}/32`, `${F6.home}/32`], action: 'protect', sa: 5, wrap: [6] },
+      { prefix: `${F6.ch2}/32`, table: APP_TABLE, src: [`${F6.coa1}/32`, `${F6.home}/32`], action: 'protect', sa: 9 },
+    ]);
+  });
+
+  it('at home the home address is listed once', () => {
+    const policies = compileSmnPolicies({ appTable: APP_TABLE, interfaceTables: [IFACE_TABLE], homeAddress: F6.home, careOf: F6.home, protections: new Map() });
+    expect(policies).toEqual([{ prefix: `${F6.home}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 }]);
+  });
+});
+
+describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its engine (%s engine)', (impl) => {
+  let world: World | undefined;
+  afterEach(() => world?.close());
+
+  async function visiting(): Promise<{ w: World; engine: Engine }> {
+    const w = await figure6World({ engine: impl });
+    world = w;
+    const dataPath: HostDataPath = { tableOf: (port) => (port === APPLICATION_PORT ? APP_TABLE : IFACE_TABLE), onEnginePunt: () => () => {} };
+    Object.defineProperty(w.smnHost, 'dataPath', { value: dataPath });
+    w.place('sgw1');
+    w.network.runFor(SETTLE_MS);
+    expect(w.smn.registration.state).toBe('registered');
+    return { w, engine: w.engines.at(-1)! };
+  }
+
+  function echoed(w: World, seq: number): boolean {
+    const echoes = collectEchoes(w.smnHost);
+    w.smn.send(probe(F6.home, F6.ch0, seq));
+    w.network.runFor(SETTLE_MS);
+    echoes.stop();
+    return echoes.seqs.includes(seq);
+  }
+
+  /** What the engine makes of an application's datagram by the compiled tables alone (no JS decision). */
+  function sealByTable(engine: Engine, datagram: Uint8Array): { verdict: number; packet: Uint8Array } {
+    const batch = new Batch({ capacity: 1, slotSize: 4096, headroom: 512 });
+    batch.push(Op.OUTBOUND, datagram, APP_TABLE);
+    engine.process(batch);
+    const r = batch.result(0);
+    return { verdict: r.verdict, packet: r.packet.slice() };
+  }
+
+  function protectOf(w: World, dst: string) {
+    return w.smn.policies().find((p) => p.prefix === `${dst}/32` && p.action === 'protect');
+  }
+
+  it('after the first packet, the policy for the CH seals the next ones as the JS path does: End-End to SGW0 inside SGW1\'s Next-hop layer', async () => {
+    const { w, engine } = await visiting();
+    expect(w.smn.policies().filter((p) => p.action === 'inbound').map((p) => p.prefix)).toEqual([`${F6.coa1}/32`, `${F6.home}/32`]);
+    expect(echoed(w, 1)).toBe(true);
+    const policy = protectOf(w, F6.ch0);
+    expect(policy).toMatchObject({ table: APP_TABLE, sa: expect.any(Number), wrap: [expect.any(Number)] });
+    const sealed = sealByTable(engine, probe(F6.home, F6.ch0, 2));
+    expect(sealed.verdict).toBe(Verdict.FORWARD);
+    // Outer: care-of → SGW1 (the Next-hop layer), SKIP.
+    expect([sealed.packet[9], sealed.packet.subarray(12, 16).join('.'), sealed.packet.subarray(16, 20).join('.')]).toEqual([IPPROTO_SKIP, F6.coa1, F6.sgw1]);
+    // On the wire, without the SMN's JS: CH0 gets it and its echo comes back.
+    const echoes = collectEchoes(w.smnHost);
+    w.smnHost.send(sealed.packet, { bypassHooks: true });
+    w.network.runFor(SETTLE_MS);
+    echoes.stop();
+    expect(echoes.seqs).toEqual([2]);
+  });
+
+  it('an SA that rotates (the SKIP counter n moves on) is replaced in the policy by the refresh; a handover empties the protections and moves the inbound addresses', async () => {
+    const { w } = await visiting();
+    expect(echoed(w, 1)).toBe(true);
+    const before = protectOf(w, F6.ch0)!;
+    // An hour later n has moved on: the refresh keys new SAs and puts them in the policy (no packet needed).
+    w.network.runFor(SKIP_COUNTER_SECONDS * 1000 + 2 * TABLE_REFRESH_MS);
+    const after = protectOf(w, F6.ch0)!;
+    expect(after.sa).not.toBe(before.sa);
+    expect(after.wrap).toHaveLength(1);
+    expect(after.wrap).not.toEqual(before.wrap);
+    expect(echoed(w, 3)).toBe(true);
+
+    w.place('sgw2');
+    w.network.runFor(SETTLE_MS);
+    expect(protectOf(w, F6.ch0)).toBeUndefined();
+    expect(w.smn.policies().filter((p) => p.action === 'inbound').map((p) => p.prefix)).toEqual([`${F6.coa2}/32`, `${F6.home}/32`]);
+    expect(echoed(w, 4)).toBe(true);
+    expect(protectOf(w, F6.ch0)).toMatchObject({ src: [`${F6.coa2}/32`, `${F6.home}/32`] });
+  });
+
+  it('hole 5 on the fast path: a failure quoting a packet the engine sealed alone is believed; the same quote with a sequence number not yet used is not', async () => {
+    const { w, engine } = await visiting();
+    expect(echoed(w, 1)).toBe(true);
+    const sealed = sealByTable(engine, probe(F6.home, F6.ch0, 2)).packet;
+    const nexthopBefore = w.smn.counters().failure_need_nexthop ?? 0;
+    const mallory = w.addHost('mallory', '10.1.0.66');
+    const failure = (quoted: Uint8Array) => {
+      mallory.send(buildSecurityFailurePacket(ipToU32(F6.sgw1), ipToU32(F6.coa1), Icmp40Code.needAuthentication, quoted), { bypassHooks: true });
+      w.network.runFor(50);
+    };
+    // Next-hop AH: SKIP header, then AH (SPI at +4, sequence at +8).
+    const ihl = (sealed[0] & 0x0f) * 4;
+    const ahAt = ihl + skipHeaderLength(sealed, ihl);
+    const future = sealed.slice();
+    new DataView(future.buffer).setUint32(ahAt + 8, new DataView(sealed.buffer, sealed.byteOffset).getUint32(ahAt + 8) + 1);
+    failure(future);
+    expect(w.smn.counters()).toMatchObject({ failure_quote_not_sent: 1 });
+    const forged = sealed.slice();
+    forged[ihl + 8] ^= 1; // a byte of the wrapped Kp
+    failure(forged);
+    expect(w.smn.counters()).toMatchObject({ failure_quote_not_sent: 2 });
+    failure(sealed);
+    expect(w.smn.counters().failure_quote_not_sent).toBe(2);
+    // Believed: the path rules then judge it (SGW1 is on the path and already known: nothing to re-send).
+    expect(w.smn.counters().failure_need_nexthop).toBe(nexthopBefore + 1);
+  });
+});
+
+/** The SKIP header's length at `at` (RFC-draft SKIP: 8 fixed bytes + wrapped Kp + MKIDs), from the wire decoder. */
+function skipHeaderLength(packet: Uint8Array, at: number): number {
+  const h = decodeSkip(packet, at);
+  if (!h.ok) throw new Error(`not a SKIP header: ${h.reason}`);
+  return h.length;
+}
