@@ -193,7 +193,7 @@ function buildSmn(s: RoleSetup): RunningRole {
     host: s.host, clock: s.clock, map, identity: s.identity!, certs: s.certs!, engine: s.engine, interface: node.interfaces[0].name,
     // A copy: the registration client zeroes its key when it stops, the daemon zeroes the file's.
     mnHaKey: { spi: key.auth.spi, key: key.auth.key.slice() },
-    knownBorders: node.smn!.borderSgws, suites: suitesOf(node.policy),
+    knownBorders: node.smn!.borderSgws, suites: suitesOf(node.policy), kpRotationPackets: node.policy.kpRotationPackets,
   });
   smn.onRegistration(({ type, ...fields }) => s.onEvent({ event: `registration_${type}`, ...fields }));
   return smnFace(smn, s.clock);

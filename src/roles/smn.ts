@@ -36,6 +36,8 @@ export type OutsidePolicy = 'mobile-ip' | 'direct';
 export interface MobileNodeOptions {
   host: Host;
   clock: Clock;
+  /** Packets one packet key Kp protects before a new one is taken (node config policy.kpRotationPackets; default 2^20). */
+  kpRotationPackets?: number;
   map: TopologyMap;
   /** smn:<home address>. */
   identity: Identity;
@@ -127,7 +129,9 @@ export class MobileNode {
     this.procedure = options.procedure ?? 'direct';
     this.sent = new SentLog(() => this.clock.now());
     this.paths = this.pathTable(options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]);
-    const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
+    const keying = new SkipKeying({
+      identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000), kpMaxPackets: options.kpRotationPackets,
+    });
     this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
     // On a native data path, what an End-End layer opens is delivered by the engine only when it is for the home
     // address (the applications' traffic); the rest — the HA's tunnel, registration replies, failures — is punted here.
@@ -405,6 +409,15 @@ export class MobileNode {
 
   /** What the engine's loops punted with context: judged as the JS path judges the same outcome of engine.process. */
   private onEnginePunt(p: { packet: Uint8Array; reason: ReasonName; sa: number }): void {
+    if (p.reason === 'rekey') {
+      // A compiled SA carried its packet key's share (kpRotationPackets): move the tables to fresh keys now, and
+      // send the datagram the engine held back the way an application's datagram goes.
+      this.tally.add('rekey');
+      this.refreshTimer?.cancel();
+      this.refresh();
+      this.host.send(p.packet);
+      return;
+    }
     // An opened datagram outside the SA's selectors, or one addressed to us: what INBOUND would have DELIVERed.
     const opened = p.sa !== 0 && (p.reason === 'selector' || (p.reason as string) === 'deliver_local');
     const outcome = {
