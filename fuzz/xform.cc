@@ -53,9 +53,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool built = true;
   if (outbound) {
     if (inner.size() < kIpv4MinHeader) return 0;
-    PolicyEntry policy{load32(inner.data() + 16), 32, encap ? fuzz::end_out_id(end_index) : 0, uint8_t(wraps), {}};
+    PolicyEntry policy;
+    policy.network = load32(inner.data() + 16);
+    policy.length = 32;
+    policy.action = encap ? PA_PROTECT : PA_BYPASS;
+    policy.sa = encap ? fuzz::end_out_id(end_index) : 0;
+    policy.wraps = uint8_t(wraps);
     for (int k = 0; k < wraps; k++) policy.wrap[k] = wrap_ids[k];
-    cast.sender->table.set_policies({policy});
+    if (!cast.sender->table.set_policies({policy}, {}).empty()) fuzz::finding("a valid policy table was refused");
     built = fuzz::run_op(*cast.sender, pkt, OP_OUTBOUND).verdict == V_FORWARD;
   } else {
     if (encap) built = fuzz::run_op(*cast.sender, pkt, OP_ENCAP, fuzz::end_out_id(end_index)).verdict == V_FORWARD;

@@ -513,19 +513,16 @@ void IoLoop::run(Worker& w) {
           else send_to(i, data, len, d[D_NEXTHOP]);
           break;
         case V_DELIVER:
-          // Only what an SA authenticated goes into the TUN. A plain IP-in-IP datagram (INBOUND, SA 0) is the
-          // control plane's to judge (an HA's RFC 2003 tunnel): it is punted as not_ipsec, never delivered here.
-          if (d[D_OP] == OP_INBOUND && d[D_SA] == 0) {
-            count(S_RX_UNAUTHENTICATED);
-            w.punts.push_back(PuntPacket{w.from[i], uint8_t(R_NOT_IPSEC), 0, std::vector<uint8_t>(data, data + len)});
-            break;
-          }
           if (deliver_route_ && d[D_SA] != 0) {
             // By route: the kernel sends the datagram on toward its destination, never over the UDP transport. One
             // for this node itself is the control plane's (handed to the kernel, its reply would leave in clear).
-            const uint32_t dst = len >= 20 ? load32(data + 16) : 0;
-            if (len < 20 || tables->is_local(dst)) {
-              w.punts.push_back(PuntPacket{w.from[i], kReasonDeliverLocal, d[D_SA], std::vector<uint8_t>(data, data + len)});
+            if (len < 20) {  // the engine delivers parsed IPv4 only
+              count(S_TX_ERRORS);
+              break;
+            }
+            const uint32_t dst = load32(data + 16);
+            if (tables->is_local(dst)) {
+              w.punts.push_back(PuntPacket{w.from[i], uint8_t(R_DELIVER_LOCAL), d[D_SA], std::vector<uint8_t>(data, data + len)});
               break;
             }
             fast++;
@@ -536,6 +533,10 @@ void IoLoop::run(Worker& w) {
           w.delivered[nd++] = i;
           break;
         case V_PUNT:
+          // INBOUND (as an op or a policy's action) punts the datagram it peeled out of bare IP-in-IP as not_ipsec:
+          // no SA authenticated it, so it goes to JS, never into the TUN.
+          if ((d[D_VERDICT] >> 8) == R_NOT_IPSEC && d[D_OFFSET] != i * kSlotBytes + kHeadroom)
+            count(S_RX_UNAUTHENTICATED);
           w.punts.push_back(PuntPacket{w.from[i], uint8_t(d[D_VERDICT] >> 8), d[D_SA], std::vector<uint8_t>(data, data + len)});
           break;
         default:  // DROP: the engine counted it by reason

@@ -137,8 +137,8 @@ export interface IoStats {
   /** UDP_SEGMENT sends (more than one packet in one datagram the kernel segments). */
   txUdpGso: number;
   /**
-   * INBOUND results no SA authenticated (plain IP-in-IP, decapsulated): never written to the TUN, punted as
-   * not_ipsec for the control plane to judge.
+   * Datagrams the engine peeled out of bare IP-in-IP, which no SA authenticated: punted by INBOUND as not_ipsec
+   * for the control plane to judge, never written to the TUN.
    */
   rxUnauthenticated: number;
   /**
