@@ -106,7 +106,8 @@ struct IoLoop::Worker {
   std::thread thread;
 
   std::mutex inject_mu;
-  std::vector<Injected> injects;  // bounded by kInjectQueuePackets
+  InjectBatch injects;  // filled by inject() under inject_mu; bounded by kInjectQueuePackets
+  InjectBatch injecting;  // the worker's: swapped with `injects`, sent, cleared (both keep their capacity)
 
   std::vector<uint8_t> buffer = std::vector<uint8_t>(kBatchPackets * kSlotBytes);
   std::vector<uint32_t> desc = std::vector<uint32_t>(kBatchPackets * kDescWords);
@@ -118,7 +119,7 @@ struct IoLoop::Worker {
   size_t quote_len[kBatchPackets] = {};
   size_t count = 0;  // packets queued in the batch
   uint64_t handled = 0;  // packets run through the engine so far
-  std::vector<PuntPacket> punts;
+  PuntBatch punts;  // this batch's punts, offered to the sink after it (cleared, capacity kept)
   mmsghdr msgs[kBatchPackets] = {};
   iovec iov[kBatchPackets] = {};
   sockaddr_in addr[kBatchPackets] = {};
@@ -249,27 +250,30 @@ void IoLoop::stop() {
   unclaim_ = nullptr;
 }
 
-size_t IoLoop::inject(std::vector<Injected>&& packets) {
+size_t IoLoop::inject(const uint8_t* bytes, const InjectMeta* meta, size_t count_in) {
   std::lock_guard<std::mutex> hold(lifecycle_);
   if (!running_ || stopping_) return 0;
   const unsigned n = unsigned(workers_.size());
-  std::vector<bool> woken(n, false);
+  static_assert(kMaxWorkers <= 64, "one bit per worker");
+  uint64_t woken = 0;
   size_t taken = 0;
-  for (Injected& p : packets) {
-    const unsigned wi = p.bytes.size() >= 20 ? flow_worker(load32(p.bytes.data() + 12), load32(p.bytes.data() + 16), n) : 0;
+  for (size_t i = 0; i < count_in; i++) {
+    const InjectMeta& m = meta[i];
+    const uint8_t* p = bytes + m.offset;
+    const unsigned wi = m.length >= 20 ? flow_worker(load32(p + 12), load32(p + 16), n) : 0;
     Worker& w = *workers_[wi];
     std::lock_guard<std::mutex> q(w.inject_mu);
-    if (p.bytes.size() > kMaxPacket || w.injects.size() >= kInjectQueuePackets) {
+    if (m.length > kMaxPacket || w.injects.size() >= kInjectQueuePackets) {
       count(S_INJECT_DROPPED);
       continue;
     }
-    w.injects.push_back(std::move(p));
-    woken[wi] = true;
+    w.injects.add(Via(m.via), p, m.length, p + m.length, std::min<size_t>(m.quote_length, kIcmpQuoteMax));
+    woken |= uint64_t(1) << wi;
     taken++;
   }
   const uint64_t one = 1;
   for (unsigned i = 0; i < n; i++)
-    if (woken[i] && ::write(workers_[i]->wake.get(), &one, sizeof one) < 0) count(S_TX_ERRORS);
+    if ((woken >> i & 1) && ::write(workers_[i]->wake.get(), &one, sizeof one) < 0) count(S_TX_ERRORS);
   count(S_INJECTED, taken);
   return taken;
 }
@@ -522,7 +526,7 @@ void IoLoop::run(Worker& w) {
             }
             const uint32_t dst = load32(data + 16);
             if (tables->is_local(dst)) {
-              w.punts.push_back(PuntPacket{w.from[i], uint8_t(R_DELIVER_LOCAL), d[D_SA], std::vector<uint8_t>(data, data + len)});
+              w.punts.add(w.from[i], uint8_t(R_DELIVER_LOCAL), d[D_SA], data, len);
               break;
             }
             fast++;
@@ -537,7 +541,7 @@ void IoLoop::run(Worker& w) {
           // no SA authenticated it, so it goes to JS, never into the TUN.
           if ((d[D_VERDICT] >> 8) == R_NOT_IPSEC && d[D_OFFSET] != i * kSlotBytes + kHeadroom)
             count(S_RX_UNAUTHENTICATED);
-          w.punts.push_back(PuntPacket{w.from[i], uint8_t(d[D_VERDICT] >> 8), d[D_SA], std::vector<uint8_t>(data, data + len)});
+          w.punts.add(w.from[i], uint8_t(d[D_VERDICT] >> 8), d[D_SA], data, len);
           break;
         default:  // DROP: the engine counted it by reason
           fast++;
@@ -562,8 +566,8 @@ void IoLoop::run(Worker& w) {
     if (!w.punts.empty()) {
       const size_t total = w.punts.size();
       uint8_t reasons[kBatchPackets];
-      for (size_t k = 0; k < total; k++) reasons[k] = w.punts[k].reason;
-      const size_t taken = sink_->offer(std::move(w.punts));
+      for (size_t k = 0; k < total; k++) reasons[k] = w.punts.meta[k].reason;
+      const size_t taken = sink_->offer(w.punts);
       w.punts.clear();
       // The sink takes a prefix of the batch.
       for (size_t k = 0; k < taken; k++) punt_reasons_[reasons[k] % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
@@ -722,41 +726,40 @@ void IoLoop::run(Worker& w) {
   };
 
   // An injected packet out as it is, to its destination: refused as too big, it is answered like a FORWARD.
-  auto send_injected = [&](const Injected& p) {
-    const uint8_t* b = p.bytes.data();
-    const size_t len = p.bytes.size();
+  auto send_injected = [&](const uint8_t* b, size_t len, const uint8_t* quote, size_t quote_len) {
     if (len < 20) return count(S_TX_ERRORS);
     const uint32_t dst = load32(b + 16);
     const bool udp = carried_by_udp(b, len);
     const int err = udp ? send_udp_one(b, len) : send_raw_one(b, len, dst);
-    if (err) return refused(err, p.quote.data(), p.quote.size(), len + (udp ? kUdpOverhead : 0), dst, From::raw);
+    if (err) return refused(err, quote, quote_len, len + (udp ? kUdpOverhead : 0), dst, From::raw);
     if (!udp) count(S_TX_RAW);
   };
 
   auto drain_injects = [&] {
     uint64_t ignored;
     if (::read(w.wake.get(), &ignored, sizeof ignored) < 0 && errno != EAGAIN) count(S_RX_ERRORS);
-    std::vector<Injected> batch;
     {
       std::lock_guard<std::mutex> q(w.inject_mu);
-      batch.swap(w.injects);
+      std::swap(w.injecting, w.injects);
     }
-    for (Injected& p : batch) {
-      switch (p.via) {
+    for (const InjectMeta& m : w.injecting.meta) {
+      const uint8_t* p = w.injecting.bytes.data() + m.offset;
+      switch (Via(m.via)) {
         case Via::outbound:
         case Via::inbound:
-          std::memcpy(w.packet_at(w.count), p.bytes.data(), p.bytes.size());
-          w.queue(p.via == Via::outbound ? OP_OUTBOUND : OP_INBOUND, p.bytes.size(), p.via == Via::outbound ? From::tun : From::raw);
+          std::memcpy(w.packet_at(w.count), p, m.length);
+          w.queue(Via(m.via) == Via::outbound ? OP_OUTBOUND : OP_INBOUND, m.length, Via(m.via) == Via::outbound ? From::tun : From::raw);
           if (w.count == kBatchPackets) flush();
           break;
         case Via::tun:
-          write_tun(p.bytes.data(), p.bytes.size());
+          write_tun(p, m.length);
           break;
         case Via::raw:
-          send_injected(p);
+          send_injected(p, m.length, p + m.length, m.quote_length);
           break;
       }
     }
+    w.injecting.clear();
     flush();
   };
 

@@ -33,27 +33,66 @@ enum class From : uint8_t { tun = 0, raw = 1 };
 // there), or straight out of the TUN / raw socket as it is.
 enum class Via : uint8_t { outbound = 0, inbound = 1, tun = 2, raw = 3 };
 
-struct PuntPacket {
-  From from;
+// Packets in one contiguous byte buffer with their metadata, for the punt and inject queues: nothing is allocated
+// per packet. A batch is cleared and refilled, so its vectors keep their capacity (a high-water mark bounded by the
+// queue's packet limit) instead of each packet's bytes being allocated on one thread and freed on another.
+struct PuntMeta {
+  uint32_t offset, length, sa;
   uint8_t reason;
-  uint32_t sa;
-  std::vector<uint8_t> bytes;
+  From from;
 };
 
-struct Injected {
-  Via via;
+struct PuntBatch {
   std::vector<uint8_t> bytes;
-  // Via::raw: the start of the datagram a sealed packet carries (header + 8 bytes), so that a link refusing the
-  // packet as too big can answer its sender with ICMP 3/4 as for the loop's own FORWARDs. Empty: no answer.
-  std::vector<uint8_t> quote;
+  std::vector<PuntMeta> meta;
+  size_t size() const { return meta.size(); }
+  bool empty() const { return meta.empty(); }
+  void clear() {
+    bytes.clear();
+    meta.clear();
+  }
+  void add(From from, uint8_t reason, uint32_t sa, const uint8_t* p, size_t len) {
+    meta.push_back(PuntMeta{uint32_t(bytes.size()), uint32_t(len), sa, reason, from});
+    bytes.insert(bytes.end(), p, p + len);
+  }
+  // Packet i of other, appended.
+  void add(const PuntBatch& other, size_t i) {
+    const PuntMeta& m = other.meta[i];
+    add(m.from, m.reason, m.sa, other.bytes.data() + m.offset, m.length);
+  }
+  const uint8_t* data(size_t i) const { return bytes.data() + meta[i].offset; }
 };
 
-// Receives punts from worker threads. offer() must not block for long; it takes what fits its bounded
-// queue and returns how many it took (the loop counts the rest as punt_dropped).
+// An injected packet: `length` bytes at `offset`, then `quote_length` bytes of quote. Via::raw: the quote is the
+// start of the datagram a sealed packet carries (header + 8 bytes), so that a link refusing the packet as too big
+// can answer its sender with ICMP 3/4 as for the loop's own FORWARDs; none: no answer. The layout of inject()'s
+// meta words (native/io/binding.cc, src/engine/io.ts).
+struct InjectMeta {
+  uint32_t offset, length, via, quote_length;
+};
+static_assert(sizeof(InjectMeta) == 16, "InjectMeta is four u32 words, as JS writes them");
+
+struct InjectBatch {
+  std::vector<uint8_t> bytes;
+  std::vector<InjectMeta> meta;
+  size_t size() const { return meta.size(); }
+  void clear() {
+    bytes.clear();
+    meta.clear();
+  }
+  void add(Via via, const uint8_t* p, size_t len, const uint8_t* quote, size_t quote_len) {
+    meta.push_back(InjectMeta{uint32_t(bytes.size()), uint32_t(len), uint32_t(via), uint32_t(quote_len)});
+    bytes.insert(bytes.end(), p, p + len);
+    bytes.insert(bytes.end(), quote, quote + quote_len);
+  }
+};
+
+// Receives punts from worker threads. offer() must not block for long; it copies the first packets of the batch
+// that fit its bounded queue and returns how many it took (the loop counts the rest as punt_dropped).
 class PuntSink {
  public:
   virtual ~PuntSink() = default;
-  virtual size_t offer(std::vector<PuntPacket>&& packets) = 0;
+  virtual size_t offer(const PuntBatch& packets) = 0;
 };
 
 // Loop counters, as named by stat_names().
@@ -99,8 +138,9 @@ class IoLoop {
   // Joins the workers and closes every fd. Idempotent.
   void stop();
   bool running() const { return running_.load(); }
-  // Queues packets for the worker that owns their flow; returns how many were taken (queues are bounded).
-  size_t inject(std::vector<Injected>&& packets);
+  // Queues packets for the worker that owns their flow (copied); returns how many were taken (queues are
+  // bounded). meta[i] lies inside bytes (the caller checked), its quote at most kIcmpQuoteMax bytes.
+  size_t inject(const uint8_t* bytes, const InjectMeta* meta, size_t n);
   uint64_t stat(Stat s) const { return stats_[s].load(std::memory_order_relaxed); }
   // Punts taken by the sink with this reason code.
   uint64_t punt_reason(size_t code) const { return code < kPuntReasonSlots ? punt_reasons_[code].load(std::memory_order_relaxed) : 0; }
