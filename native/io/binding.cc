@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 #include "io/gso.h"
 #include "io/loop.h"
+#include "wire/icmp.h"
 
 namespace mipsec::io {
 
@@ -234,41 +235,42 @@ Napi::Value SplitTcp4(const Napi::CallbackInfo& info) {
 }
 
 // coalesceTcp4(datagrams) → { runs: number[] (datagrams per write), writes: Buffer[] (vnet header + packet, or the
-// datagram alone) }: exactly what the DELIVER path writes to an offloading TUN.
+// datagram alone) }: what the DELIVER path writes to an offloading TUN (the same coalesce_tcp4 the TUN port calls).
 Napi::Value CoalesceTcp4(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "coalesceTcp4(datagrams: Uint8Array[])");
   Napi::Array in = info[0].As<Napi::Array>();
-  std::vector<Napi::Uint8Array> d;
+  std::vector<const uint8_t*> p;
+  std::vector<size_t> len;
   for (uint32_t i = 0; i < in.Length(); i++) {
     Napi::Value v = in.Get(i);
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "coalesceTcp4: every datagram must be a Uint8Array");
-    d.push_back(v.As<Napi::Uint8Array>());
+    p.push_back(v.As<Napi::Uint8Array>().Data());
+    len.push_back(v.As<Napi::Uint8Array>().ElementLength());
   }
   Napi::Array runs = Napi::Array::New(env), writes = Napi::Array::New(env);
-  std::vector<uint8_t> out(kVnetHdrBytes + TcpCoalescer::kMaxSuper);
-  std::vector<const uint8_t*> payloads(d.size());
-  std::vector<size_t> sizes(d.size());
-  for (size_t k = 0; k < d.size();) {
-    TcpCoalescer run;
-    size_t extra = 0;
-    if (run.start(d[k].Data(), d[k].ElementLength())) {
-      while (k + 1 + extra < d.size() && run.append(d[k + 1 + extra].Data(), d[k + 1 + extra].ElementLength())) {
-        payloads[extra] = d[k + 1 + extra].Data() + run.headers();
-        sizes[extra] = d[k + 1 + extra].ElementLength() - run.headers();
-        extra++;
-      }
-    }
+  std::vector<uint8_t> scratch(kVnetHdrBytes + TcpCoalescer::kMaxSuper);
+  coalesce_tcp4(p.data(), len.data(), p.size(), scratch.data(), [&](const uint8_t* bytes, size_t length, size_t datagrams) {
     const uint32_t at = runs.Length();
-    runs.Set(at, Napi::Number::New(env, double(extra + 1)));
-    if (extra == 0) writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, d[k].Data(), d[k].ElementLength()));
-    else writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, out.data(), run.build(out.data(), payloads.data(), sizes.data(), extra)));
-    k += 1 + extra;
-  }
+    runs.Set(at, Napi::Number::New(env, double(datagrams)));
+    writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, bytes, length));
+  });
   Napi::Object o = Napi::Object::New(env);
   o.Set("runs", runs);
   o.Set("writes", writes);
   return o;
+}
+
+// fragNeeded(quote: Uint8Array, mtu: number) → the ICMP 3/4 the loop sends for that datagram (wire/icmp.h), or null
+// when it must not answer.
+Napi::Value FragNeeded(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "fragNeeded(quote: Uint8Array, mtu: number)";
+  Napi::Uint8Array q = bytes_arg(info, 0, usage);
+  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, usage);
+  uint8_t out[kIcmpFragNeededMax];
+  const size_t n = icmp_frag_needed(out, q.Data(), std::min(q.ElementLength(), kIcmpQuoteMax), uint16_t(info[1].As<Napi::Number>().Uint32Value()));
+  return n ? Napi::Buffer<uint8_t>::Copy(env, out, n) : env.Null();
 }
 
 }  // namespace
@@ -277,6 +279,7 @@ Napi::Object OffloadExports(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("splitTcp4", Napi::Function::New<SplitTcp4>(env, "splitTcp4"));
   o.Set("coalesceTcp4", Napi::Function::New<CoalesceTcp4>(env, "coalesceTcp4"));
+  o.Set("fragNeeded", Napi::Function::New<FragNeeded>(env, "fragNeeded"));
   return o;
 }
 

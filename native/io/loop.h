@@ -1,7 +1,8 @@
-// The native I/O loop (DESIGN §1, §5): worker threads read batches from a TUN device and raw IPv4 sockets,
-// (and, with the UDP transport, a UDP socket), run them through the engine (TUN → OUTBOUND, raw/UDP → INBOUND)
-// and write the results without entering JavaScript: FORWARD → sendmmsg on the raw socket (or UDP, udp.h), DELIVER → write to the TUN, PUNT → a PuntSink (the
-// binding hands them to JS in batches), DROP → already counted by the engine. No Node-API here.
+// The native I/O loop (DESIGN §1, §5, docs/engine.md §9): worker threads read batches through their ports — the
+// TUN (tun.h), the raw IPv4 sockets (raw.h) and, with the UDP transport, a UDP socket (udp.h) — run them through the
+// engine (TUN → OUTBOUND, raw/UDP → INBOUND) and hand each verdict to a port without entering JavaScript:
+// FORWARD → the raw or UDP port, DELIVER → the TUN port (or by route: the raw port), PUNT → a PuntSink (the binding
+// hands them to JS in batches), DROP → already counted by the engine. This file is the dispatcher; no Node-API here.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -11,24 +12,16 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "io/batch.h"
 #include "io/fd.h"
 #include "io/tun.h"
 #include "xform/process.h"
 
 namespace mipsec::io {
 
-// Batch geometry of a worker: slots of kSlotBytes with kHeadroom bytes in front for the outer layers and
-// kTailroom behind for the ESP trailer, so a packet read may be at most kMaxPacket bytes (the TUN MTU cap).
-constexpr size_t kBatchPackets = 64;
-constexpr size_t kSlotBytes = 4096;
-constexpr size_t kHeadroom = 512;
-constexpr size_t kTailroom = 64;
-constexpr size_t kMaxPacket = kSlotBytes - kHeadroom - kTailroom;
 constexpr size_t kInjectQueuePackets = 4096;
-constexpr size_t kIcmpQuoteMax = 60 + 8;  // an IPv4 header with options and 8 bytes of its payload
 constexpr unsigned kMaxWorkers = 64;
 
-enum class From : uint8_t { tun = 0, raw = 1 };
 // What an injected packet goes through: the engine op of that side (then dispatched like a packet read
 // there), or straight out of the TUN / raw socket as it is.
 enum class Via : uint8_t { outbound = 0, inbound = 1, tun = 2, raw = 3 };
@@ -95,16 +88,8 @@ class PuntSink {
   virtual size_t offer(const PuntBatch& packets) = 0;
 };
 
-// Loop counters, as named by stat_names().
-enum Stat : int {
-  S_RX_TUN, S_RX_GSO, S_RX_RAW, S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP, S_RX_TOO_BIG, S_RX_ERRORS,
-  S_TX_RAW, S_TX_TUN, S_TX_GRO, S_TX_TOO_BIG, S_TX_FRAG_NEEDED, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
-  S_RX_UDP, S_RX_UDP_GRO, S_TX_UDP, S_TX_UDP_GSO, S_RX_UNAUTHENTICATED, S_RX_UDP_MISADDRESSED,
-  S_RX_FOREIGN_INTERFACE, S_FAST_PATH, S_COUNT
-};
 // Punts handed to the sink, by reason code (the engine's reasons, R_DELIVER_LOCAL among them).
 constexpr size_t kPuntReasonSlots = 64;
-const char* const* stat_names();
 
 struct IoConfig {
   std::string netns;  // empty: the process's own namespace
@@ -141,7 +126,7 @@ class IoLoop {
   // Queues packets for the worker that owns their flow (copied); returns how many were taken (queues are
   // bounded). meta[i] lies inside bytes (the caller checked), its quote at most kIcmpQuoteMax bytes.
   size_t inject(const uint8_t* bytes, const InjectMeta* meta, size_t n);
-  uint64_t stat(Stat s) const { return stats_[s].load(std::memory_order_relaxed); }
+  uint64_t stat(Stat s) const { return stats_.get(s); }
   // Punts taken by the sink with this reason code.
   uint64_t punt_reason(size_t code) const { return code < kPuntReasonSlots ? punt_reasons_[code].load(std::memory_order_relaxed) : 0; }
   // CPU time the workers have used, µs: the running ones by their thread clocks, the stopped ones as they
@@ -149,10 +134,8 @@ class IoLoop {
   uint64_t cpu_micros();
 
  private:
-  struct Worker;
+  class Worker;
   std::string open(const IoConfig& cfg);
-  void run(Worker& w);
-  void count(Stat s, uint64_t n = 1) { stats_[s].fetch_add(n, std::memory_order_relaxed); }
 
   std::shared_ptr<EngineCore> core_;
   std::shared_ptr<PuntSink> sink_;
@@ -160,11 +143,10 @@ class IoLoop {
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
   uint32_t poll_us_ = 0;
-  uint32_t tun_table_ = 0;
   bool deliver_route_ = false;
   std::mutex lifecycle_;
   std::function<void()> unclaim_;  // releases this loop's (engine, namespace, TUN, interface) claim
-  std::atomic<uint64_t> stats_[S_COUNT] = {};
+  LoopStats stats_;
   std::atomic<uint64_t> punt_reasons_[kPuntReasonSlots] = {};
   std::atomic<uint64_t> retired_cpu_ns_{0};
 };
