@@ -153,7 +153,12 @@ std::string IoLoop::open(const IoConfig& cfg) {
       if (cfg.udp_port) {
         Fd udp;
         if (std::string e = udp_open(cfg.udp_port, cfg.bind_device, &udp); !e.empty()) return e;
-        w.udp.emplace(std::move(udp), cfg.udp_port, ifindex, stats_);
+        // Bound to the interface, the socket would also send only through it, while a node's loops send toward
+        // their peers by the kernel's routes: sends then go from an unbound socket (an ephemeral port).
+        Fd udp_tx;
+        if (!cfg.bind_device.empty())
+          if (std::string e = udp_open(0, "", &udp_tx); !e.empty()) return e;
+        w.udp.emplace(std::move(udp), std::move(udp_tx), cfg.udp_port, ifindex, stats_);
       }
       w.mtu_probe.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
       if (!w.mtu_probe.valid()) return sys_error("socket(AF_INET, SOCK_DGRAM) for path MTU queries");
@@ -266,20 +271,15 @@ void IoLoop::Worker::flush() {
         break;
       case V_DELIVER:
         if (loop_.deliver_route_ && d[D_SA] != 0) {
-          // By route: the kernel sends the datagram on toward its destination, never over the UDP transport. One
-          // for this node itself is the control plane's (handed to the kernel, its reply would leave in clear).
-          if (len < 20) {  // the engine delivers parsed IPv4 only
-            count(S_TX_ERRORS);
+          // By route: into the TUN (coalesced like any delivery), whose kernel forwards it on toward its destination.
+          // One for this node itself is the control plane's (the kernel's own reply would leave in clear), and so is
+          // one whose TTL runs out here (the kernel's ICMP "time exceeded" would too).
+          const uint32_t dst = len >= 20 ? load32(data + 16) : 0;
+          const uint8_t reason = len < 20 || tables->is_local(dst) ? uint8_t(R_DELIVER_LOCAL) : data[8] <= 1 ? uint8_t(R_TTL_EXCEEDED) : 0;
+          if (reason) {
+            punts_.add(batch_.from(i), reason, d[D_SA], data, len);
             break;
           }
-          const uint32_t dst = load32(data + 16);
-          if (tables->is_local(dst)) {
-            punts_.add(batch_.from(i), uint8_t(R_DELIVER_LOCAL), d[D_SA], data, len);
-            break;
-          }
-          fast++;
-          raw->add(i, data, len, dst);
-          break;
         }
         fast++;
         delivered_[nd++] = i;
@@ -295,12 +295,10 @@ void IoLoop::Worker::flush() {
         break;
     }
   }
-  // A refusal answers the datagram's sender back the way it came: into the TUN for a packet read there.
+  // A refusal answers the datagram's sender back the way it came: for a packet read from the TUN, into it.
   for (size_t k = 0, nr = raw->send(refusals_); k < nr; k++) {
     const size_t i = refusals_[k].index;
-    const uint32_t* d = batch_.desc(i);
-    const bool routed = Verdict(d[D_VERDICT] & 0xff) == V_DELIVER;
-    refused(refusals_[k].err, batch_.quote(i), batch_.quote_length(i), batch_.length(i), routed ? load32(batch_.data(i) + 16) : d[D_NEXTHOP], From::tun);
+    refused(refusals_[k].err, batch_.quote(i), batch_.quote_length(i), batch_.length(i), batch_.desc(i)[D_NEXTHOP], From::tun);
   }
   if (udp)
     for (size_t k = 0, nr = udp->send(batch_, refusals_); k < nr; k++) {
@@ -346,7 +344,8 @@ void IoLoop::Worker::frag_needed(const uint8_t* q, size_t qlen, size_t sealed_le
   if (size_t(link_mtu) < overhead + 68) return;  // RFC 791: every link carries 68 bytes
   uint8_t icmp[kIcmpFragNeededMax];
   const size_t total = icmp_frag_needed(icmp, q, qlen, uint16_t(size_t(link_mtu) - overhead));
-  if (back == From::tun) tun->write(icmp, total);
+  // A loop delivering by route reads a link's traffic on its TUN: the answer goes back by the kernel's routes too.
+  if (back == From::tun && !loop_.deliver_route_) tun->write(icmp, total);
   else if (raw->send_one(icmp, total, load32(q + 12)) != 0) return count(S_TX_ERRORS);
   count(S_TX_FRAG_NEEDED);
 }

@@ -41,8 +41,8 @@ std::string udp_open(uint16_t port, const std::string& device, Fd* out) {
   return {};
 }
 
-UdpPort::UdpPort(Fd fd, uint16_t port, unsigned ifindex, LoopStats& stats)
-    : fd_(std::move(fd)), port_(port), ifindex_(ifindex), stats_(stats), rx_(kRecvMessages * kRecvBytes) {}
+UdpPort::UdpPort(Fd fd, Fd send_fd, uint16_t port, unsigned ifindex, LoopStats& stats)
+    : fd_(std::move(fd)), send_fd_(std::move(send_fd)), port_(port), ifindex_(ifindex), stats_(stats), rx_(kRecvMessages * kRecvBytes) {}
 
 sockaddr_in UdpPort::peer(const uint8_t* p) const {
   sockaddr_in to{};
@@ -105,7 +105,7 @@ void UdpPort::read(Batch& b) {
 int UdpPort::send_one(const uint8_t* p, size_t len) {
   sockaddr_in to = peer(p);
   for (;;) {
-    if (::sendto(fd_.get(), p, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(len)) {
+    if (::sendto(send_fd(), p, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(len)) {
       stats_.add(S_TX_UDP);
       return 0;
     }
@@ -148,7 +148,7 @@ size_t UdpPort::send(const Batch& b, Refusal* refused) {
     k += n;
   }
   for (size_t sent = 0; sent < groups;) {
-    const int r = ::sendmmsg(fd_.get(), msgs_ + sent, unsigned(groups - sent), 0);
+    const int r = ::sendmmsg(send_fd(), msgs_ + sent, unsigned(groups - sent), 0);
     if (r > 0) {
       for (size_t g = sent; g < sent + size_t(r); g++) {
         stats_.add(S_TX_UDP, group_size_[g]);

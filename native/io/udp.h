@@ -35,7 +35,8 @@ std::string udp_open(uint16_t port, const std::string& device, Fd* out);
 // and sends grouped into UDP_SEGMENT runs.
 class UdpPort {
  public:
-  UdpPort(Fd fd, uint16_t port, unsigned ifindex, LoopStats& stats);
+  // send_fd: where sends go from when fd is bound to an interface (invalid: fd itself).
+  UdpPort(Fd fd, Fd send_fd, uint16_t port, unsigned ifindex, LoopStats& stats);
   int fd() const { return fd_.get(); }
 
   // One recvmmsg: each datagram (or GRO super-datagram of equal-sized segments, the last maybe shorter) holds whole
@@ -55,7 +56,8 @@ class UdpPort {
 
  private:
   sockaddr_in peer(const uint8_t* p) const;
-  Fd fd_;
+  int send_fd() const { return send_fd_.valid() ? send_fd_.get() : fd_.get(); }
+  Fd fd_, send_fd_;
   uint16_t port_;
   unsigned ifindex_;
   LoopStats& stats_;

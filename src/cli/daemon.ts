@@ -1,6 +1,8 @@
 // mipsec sgw | smn | ha --config FILE: run one role as a daemon on this machine's interfaces.
 import { parseArgs } from 'node:util';
 import { loadNode, type LoadedNode, type Role } from '../config/index.js';
+import { NativeEngine } from '../engine/native.js';
+import type { Engine } from '../engine/types.js';
 import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/linux/attached.js';
 import { DaemonConfigError, runDaemon } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../daemon/log.js';
@@ -36,11 +38,13 @@ Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad usage or config.`;
 
 /** The host for the current network namespace: the node config's interfaces, attached in place (src/net/linux/attached.ts). */
 function linuxHost(configPath: string) {
-  return (loaded: LoadedNode): AttachedHost => {
+  return (loaded: LoadedNode, engine: Engine): AttachedHost => {
     const { node } = loaded;
     try {
       return AttachedHost.attach({
         name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces, dataPath: node.dataPath, failClosed: node.role === 'sgw',
+        // The SGW compiles its decisions into its engine's tables: the interfaces' I/O loops run that engine.
+        engine: node.role === 'sgw' && engine instanceof NativeEngine ? engine : undefined,
         // A role that throws on one packet must not take the gateway down: the packet is dropped, the error logged.
         onError: (error) => console.error(JSON.stringify({ level: 50, time: Date.now(), node: node.name, event: 'packet_error', msg: (error as Error)?.message ?? String(error) })),
       });

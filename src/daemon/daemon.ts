@@ -27,7 +27,8 @@ export interface DaemonOptions {
    * The network the role runs on, for this node's config (Linux: the current namespace's interfaces).
    * A host with a close() method is closed when the daemon stops (after the role).
    */
-  host: (loaded: LoadedNode) => DaemonHost | Promise<DaemonHost>;
+  /** The node's world; `engine` is the one its role will run (a host on real interfaces runs its I/O loops on it). */
+  host: (loaded: LoadedNode, engine: Engine) => DaemonHost | Promise<DaemonHost>;
   /** Default: the wall clock. MemoryNetwork hosts need the network's virtual clock. */
   clock?: Clock;
   /** Default native (the TypeScript path when the addon is missing, with a warning); 'ts' forces it. */
@@ -169,10 +170,12 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   }
   const closeEndpoints = () => endpoints.close();
 
+  const raw = createEngine(o.engine);
   let host: DaemonHost;
   try {
-    host = await o.host(current.loaded);
+    host = await o.host(current.loaded, raw);
   } catch (err) {
+    raw.close();
     await closeEndpoints();
     forgetSecrets();
     throw err;
@@ -184,10 +187,10 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   } catch (err) {
     await closeEndpoints();
     await host.close?.();
+    raw.close();
     forgetSecrets();
     throw new DaemonConfigError([`state directory ${o.stateDir}: ${(err as Error).message}`]);
   }
-  const raw = createEngine(o.engine);
   const tracked = new TrackedEngine(o.wrapEngine ? o.wrapEngine(raw) : raw, {
     installed: (sa) => log.info({ event: 'sa_installed', sa: sa.id, direction: sa.direction, layer: sa.role, mode: sa.mode, peer: sa.peer, src: sa.src, dst: sa.dst }, 'SA installed'),
     retired: (sa) => log.info({ event: 'sa_retired', sa: sa.id, direction: sa.direction, layer: sa.role, peer: sa.peer }, 'SA retired'),

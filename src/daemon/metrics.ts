@@ -29,6 +29,9 @@ export function metricsRegistry(source: MetricsSource, labels: { node: string; r
   counter('mipsec_host_drops_total', 'Packets the host dropped, by reason', 'reason', (s) => s.counters.host);
   const ioHelp = "The I/O loops' own counters (reads, sends, tx errors, too-big, ICMP sent, GSO/GRO, punts, injections)";
   counter('mipsec_io_total', ioHelp, 'counter', (s) => s.counters.io);
+  counter('mipsec_datapath_packets_total', 'Packets the I/O loops handled, by path: native (never in JavaScript) or punted to JavaScript', 'path',
+    (s) => ({ fast: s.counters.fastPath, slow: s.counters.slowPath.total }));
+  counter('mipsec_slow_path_total', 'Packets the I/O loops punted to JavaScript, by engine reason', 'reason', (s) => s.counters.slowPath.reasons);
   counter('mipsec_sa_packets_total', 'Packets through each installed SA', 'sa', (s) => Object.fromEntries(s.sas.map((sa) => [String(sa.id), sa.packets])));
   counter('mipsec_sa_bytes_total', 'Bytes through each installed SA', 'sa', (s) => Object.fromEntries(s.sas.map((sa) => [String(sa.id), sa.bytes])));
   new Gauge({ name: 'mipsec_sas', help: 'SAs installed in the engine', registers: [registry], collect() { this.set(snapshot().sas.length); } });

@@ -39,6 +39,10 @@ export interface Status {
     host: Record<string, number>;
     /** The I/O loops' own counters (docs/engine.md §9 stats(), summed over interfaces); {} without loops. */
     io: Record<string, number>;
+    /** Packets the I/O loops carried out without JavaScript (io.fastPath); 0 without loops. */
+    fastPath: number;
+    /** Packets the I/O loops punted to JavaScript, in all and by engine reason (io.punted, io.punted_<reason>). */
+    slowPath: { total: number; reasons: Record<string, number> };
   };
   rates: { intervalSeconds: number | null; packetsPerSecond: number | null; dropsPerSecond: number | null };
   /** The process's memory (bytes, process.memoryUsage()) and open file descriptors (null off Linux): what a soak watches drift. */
@@ -94,6 +98,11 @@ export interface StatusParts {
   ioCounters?: () => Record<string, number>;
 }
 
+function ioFigures(io: Record<string, number>): Pick<Status['counters'], 'io' | 'fastPath' | 'slowPath'> {
+  const reasons = Object.fromEntries(Object.entries(io).filter(([name]) => name.startsWith('punted_')).map(([name, n]) => [name.slice('punted_'.length), n]));
+  return { io, fastPath: io.fastPath ?? 0, slowPath: { total: io.punted ?? 0, reasons } };
+}
+
 /** One snapshot, in the shape of docs/operations.md "Status JSON". */
 export function readStatus(p: StatusParts): Status {
   const { reasons, verdicts } = engineCounters(p.engine.counters());
@@ -109,7 +118,7 @@ export function readStatus(p: StatusParts): Status {
     }),
     manualSas: (p.manualSas?.() ?? []).map(({ installedAt: _at, ...fields }) => fields),
     bindings: p.bindings() ?? null,
-    counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() }, io: p.ioCounters?.() ?? {} },
+    counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() }, ...ioFigures(p.ioCounters?.() ?? {}) },
     rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
     process: processFigures(),
     tables: p.tables?.() ?? null,
@@ -197,6 +206,10 @@ export function formatStatus(s: Status): string {
   section('engine drops and punts by reason', s.counters.engine);
   section('role counters', s.counters.role);
   section('host drops', s.counters.host);
+  const slow = s.counters.slowPath;
+  const share = s.counters.fastPath + slow.total > 0 ? ` (${((100 * slow.total) / (s.counters.fastPath + slow.total)).toFixed(3)} % in JavaScript)` : '';
+  lines.push('', `data path: ${s.counters.fastPath} packets native, ${slow.total} punted to JavaScript${share}`);
+  section('punted to JavaScript, by reason', slow.reasons);
   section('I/O loop', s.counters.io);
   return lines.join('\n');
 }

@@ -86,11 +86,12 @@ export interface IoLoopOptions {
    */
   tunTable?: number;
   /**
-   * Where a DELIVER that an SA authenticated goes: 'tun' (default) writes it into the TUN; 'route' sends it out of
-   * the raw socket to its IPv4 destination, so the kernel's routes carry it on (refusals are counted like a
-   * FORWARD's: txTooBig, txErrors). A DELIVER addressed to one of the engine's local addresses
-   * (setLocalAddresses) is never handed to the kernel that way (its reply would leave in clear): it is punted with
-   * reason `deliver_local` and its SA.
+   * What a DELIVER that an SA authenticated is for: 'tun' (default) — the host behind the TUN; 'route' — the
+   * kernel forwards it on by its routes: it is written into the TUN the same way (coalesced), and the TUN's owner
+   * turns forwarding on for that device only. With 'route', a DELIVER addressed to one of the engine's local
+   * addresses (setLocalAddresses) is punted `deliver_local` with its SA (the kernel's own reply would leave in
+   * clear), one with TTL <= 1 is punted `ttl_exceeded` (so would the kernel's "time exceeded"), and the ICMP 3/4 for
+   * a packet read from the TUN goes back by route too.
    */
   deliver?: 'tun' | 'route';
   /** Called on the JS thread with every packet the engine punted since the last call. */

@@ -30,6 +30,7 @@
  * Every packet the host drops is counted by reason (counters()).
  * Addresses are dotted strings at this interface; prefixes are 'a.b.c.d/len'.
  */
+import type { ReasonName } from '../engine/types.js';
 
 /**
  * Time in milliseconds since the Unix epoch: wall-clock time on a real network, virtual time
@@ -166,6 +167,31 @@ export interface Host {
   onDeliver(handler: PacketHandler): () => void;
 
   counters(): Readonly<Record<HostDropReason, number>>;
+  /**
+   * A host on real interfaces whose I/O loops run its role's engine (DESIGN §1): the role compiles its decisions
+   * into that engine's tables and sees only punts. Undefined where the role runs every packet itself (memory).
+   */
+  readonly dataPath?: HostDataPath;
+}
+
+/** A punt that carries engine context: the packet is what the engine left of it after peeling layers (docs/engine.md §3). */
+export interface EnginePunt {
+  packet: Uint8Array;
+  reason: ReasonName;
+  /** The SA that had authenticated the packet when it was punted (0: none). */
+  sa: number;
+  /** The interface it arrived on. */
+  iface: string;
+}
+
+export interface HostDataPath {
+  /** The engine policy table OUTBOUND classifies packets arriving on `iface` by (docs/engine.md §4.2). */
+  tableOf(iface: string): number;
+  /**
+   * Punts with engine context (an SA authenticated part of the packet, or the engine peeled it) go to `handler`
+   * instead of the input hooks; the rest carry the packet as it arrived and take the input path.
+   */
+  onEnginePunt(handler: (punt: EnginePunt) => void): () => void;
 }
 
 export interface HostOptions {

@@ -3,12 +3,13 @@
 // the engine punts a new packet key, and asks the policy (src/policy/sgw.ts) what to do whenever
 // the engine cannot decide alone: plain datagrams, end-layer contents, unrouted relays.
 import { Op, Reason, reasonName, Verdict, type Engine } from '../engine/index.js';
+import type { ReasonCode } from '../engine/types.js';
 import { ICMP_QUOTE_MAX } from '../engine/io.js';
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
 import { formatName, type SkipName } from '../keys/names.js';
-import type { Clock, Host, HookResult, PacketContext, Timer } from '../net/types.js';
+import type { Clock, EnginePunt, Host, HookResult, PacketContext, Timer } from '../net/types.js';
 import { decide, refusedVisitor, type Decision, type EndPeer, type PacketView, type SgwPlace, type SkipLayer } from '../policy/sgw.js';
 import { toU32, type Sgw, type TopologyMap } from '../topology/map.js';
 import { ipToU32, u32ToIp } from '../wire/addr.js';
@@ -31,6 +32,7 @@ import { certificateAuthority, vouchedCertificate } from './sgw/authority.js';
 import { UdpSourceNat } from './sgw/nat.js';
 import { LearnedRoutes, type LearnedRouteLimits } from './sgw/learned.js';
 import { staticRoutes, type RouteIntent } from './sgw/routes.js';
+import { SgwTables } from './sgw/tables.js';
 import { addressesOf, outerLayer, tunnelledOf, viewOf } from './sgw/view.js';
 
 export interface SecurityGatewayOptions {
@@ -86,6 +88,12 @@ const NO_KEY: ReadonlySet<SaFailure> = new Set([
 const BAD_KEY: ReadonlySet<SaFailure> = new Set(['forged_key', 'bad_peer_key', 'sa_mismatch']);
 /** How long a neighbour route to a visiting SMN's home address lives (for failure messages on its link). */
 const NEIGHBOUR_ROUTE_MS = 10_000;
+/** How often the compiled tables are checked for rotated keys when no packet reaches the role. */
+const TABLE_REFRESH_MS = 1_000;
+/** Engine punts whose packet is a datagram an End-End SA opened: the policy decides where it goes (§3.2, §3.3). */
+const OPENED: ReadonlySet<ReasonCode> = new Set([Reason.selector, Reason.deliver_local]);
+/** Engine punts of a datagram a verified Next-hop layer protected that the engine does not relay by itself. */
+const UNROUTED: ReadonlySet<ReasonCode> = new Set([Reason.no_route, Reason.nexthop_plain, Reason.relay_denied]);
 
 export class SecurityGateway {
   readonly self: Sgw;
@@ -110,6 +118,10 @@ export class SecurityGateway {
   private readonly nat?: UdpSourceNat;
   private readonly removeHook: () => void;
   private readonly fragments: Reassembler;
+  /** On real interfaces: the decisions compiled into the engine the I/O loops run (undefined: every packet comes here). */
+  private readonly tables?: SgwTables;
+  private tableTimer?: Timer;
+  private readonly removePuntHandler?: () => void;
 
   constructor(options: SecurityGatewayOptions) {
     const self = options.map.sgw(options.name);
@@ -124,7 +136,8 @@ export class SecurityGateway {
     this.suites = { ...DEFAULT_SUITES, ...options.suites };
     this.insideInterface = options.insideInterface ?? 'inside';
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
-    this.keys = new NodeKeys(keying, this.engine, options.keyLog, options.saLimits);
+    const dataPath = options.host.dataPath;
+    this.keys = new NodeKeys(keying, this.engine, options.keyLog, options.saLimits, dataPath && ((peer) => this.tables!.selectorsFor(peer)));
     this.learned = new LearnedRoutes(this.clock, this.tally, options.learnedRoutes);
     this.place = { map: options.map, self, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
     this.careOfs = new CareOfTable(this.place, this.clock, this.tally);
@@ -140,6 +153,15 @@ export class SecurityGateway {
     this.engine.setLocalAddresses([self.inside, self.outside]);
     this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (outcomes) => this.handle(outcomes), () => this.refreshTables());
     this.fragments = new Reassembler(this.clock, this.tally, options.reassembly);
+    if (dataPath) {
+      const outside = this.host.interfaces().map((i) => i.name).filter((name) => name !== this.insideInterface);
+      const ids = { inside: dataPath.tableOf(this.insideInterface), outside: outside.map((name) => dataPath.tableOf(name)) };
+      const requests = { end: (end: EndPeer) => this.endRequest(end), nextHop: (peer: Sgw) => this.nextHopRequest(peer) };
+      this.tables = new SgwTables(this.place, this.engine, this.keys, requests, ids, this.clock, this.tally);
+      this.tables.refresh();
+      this.scheduleTableRefresh();
+      this.removePuntHandler = dataPath.onEnginePunt((punt) => this.onEnginePunt(punt));
+    }
     this.removeHook = this.host.addHook('input', (packet, ctx) => this.onInput(packet, ctx));
   }
 
@@ -167,6 +189,8 @@ export class SecurityGateway {
 
   close(): void {
     this.removeHook();
+    this.removePuntHandler?.();
+    this.tableTimer?.cancel();
     this.pipeline.close();
     this.fragments.close();
     this.discovery.close();
@@ -204,9 +228,13 @@ export class SecurityGateway {
       this.tally.add('drop_unreadable_skip');
       return 'consumed';
     }
-    if (arrivedOn === 'inside' && view.layers.length === 0) this.careOfs.observe(packet);
+    if (arrivedOn === 'inside' && view.layers.length === 0) {
+      const replied = this.careOfs.observe(packet);
+      if (replied !== undefined) this.tables?.resumeCareOf(replied);
+    }
     if (this.nat && this.translated(packet, view, arrivedOn)) return 'consumed';
     const decision = decide(this.place, view);
+    if (this.tables && arrivedOn === 'inside' && view.layers.length === 0) this.compile(decision, view);
     if (decision.action === 'pass' || decision.action === 'local') {
       this.tally.add(decision.action);
       if (decision.action === 'pass' && arrivedOn === 'inside' && view.signalling) this.noteRequestOut(packet);
@@ -214,6 +242,35 @@ export class SecurityGateway {
     }
     this.act(decision, packet.slice(), (job) => this.pipeline.push(job), arrivedOn);
     return 'consumed';
+  }
+
+  /**
+   * A decision about a plain datagram from one of our own hosts that holds for every such datagram to its destination
+   * goes into the tables (SgwTables says which and why); signalling, NAT and tunnels stay with the policy.
+   */
+  private compile(decision: Decision, view: PacketView): void {
+    const { map } = this.place;
+    const dgram = view.inner;
+    if (!dgram || view.signalling || view.ipInIp || map.protectingSgw(dgram.src) !== this.self) return;
+    if (decision.action === 'encap') {
+      this.tables!.learnProtect(toU32(dgram.dst), decision.end, decision.nextHop);
+    } else if (decision.action === 'pass' && !this.nat && !map.isProtected(dgram.dst) && !this.careOfs.has(toU32(dgram.dst))) {
+      this.tables!.learnPass(toU32(dgram.dst));
+    }
+  }
+
+  private scheduleTableRefresh(): void {
+    this.tableTimer = this.clock.setTimer(TABLE_REFRESH_MS, () => {
+      this.tables!.refresh();
+      this.scheduleTableRefresh();
+    });
+  }
+
+  /** A punt of the I/O loops with engine context: handled as the same outcome of the role's own engine call. */
+  private onEnginePunt(punt: EnginePunt): void {
+    const arrivedOn: Arrival = punt.iface === this.insideInterface ? 'inside' : 'outside';
+    const outcome = { verdict: Verdict.PUNT, reason: Reason[punt.reason], sa: punt.sa, packet: punt.packet, tag: { kind: 'inbound' as const, arrivedOn } };
+    for (const job of this.handle([outcome])) this.pipeline.push(job);
   }
 
   /** A discovery answer from outside for an inside host: only one to a request that host sent out through us passes. */
@@ -291,7 +348,9 @@ export class SecurityGateway {
         this.onDelivered(o, tag.arrivedOn, sink);
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
         this.onUnknownKey(o, tag.arrivedOn, sink);
-      } else if (o.verdict === Verdict.PUNT && (o.reason === Reason.no_route || o.reason === Reason.nexthop_plain)) {
+      } else if (o.verdict === Verdict.PUNT && OPENED.has(o.reason)) {
+        this.onDelivered(o, tag.arrivedOn, sink);
+      } else if (o.verdict === Verdict.PUNT && UNROUTED.has(o.reason)) {
         this.onUnrouted(o, tag.arrivedOn, sink);
       } else {
         this.onEngineDrop(o, tag.arrivedOn);
@@ -309,6 +368,8 @@ export class SecurityGateway {
       return;
     }
     const layer: SkipLayer = { kind: meta.role, ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
+    // An SMN's datagram from its care-of address (a registration): its HA's reply must reach the care-of table.
+    if (meta.peer.nsid !== NSID_NONE && toU32(inner.src) !== meta.peer.address) this.tables?.suspendCareOf(toU32(inner.src));
     // Under a Next-hop SA alone the engine delivers what was addressed to us, or what it took out of IP-in-IP addressed to us.
     const ipInIp = meta.role === 'nexthop' && !this.isOwnAddress(inner.dst) ? inner : undefined;
     this.act(decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp }), o.packet, sink, arrivedOn);
@@ -459,6 +520,8 @@ export class SecurityGateway {
   private refreshTables(): void {
     const n = this.keys.keying.counter();
     const newCounter = n !== this.routesCounter;
+    // The compiled tables move to new SAs before expire() removes the old ones.
+    this.tables?.refresh();
     if (newCounter) {
       this.routesCounter = n;
       this.keys.expire();

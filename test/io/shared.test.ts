@@ -124,7 +124,7 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     expect(countFds()).toBe(fds);
   });
 
-  it("deliver 'route': what an SA opened goes to the kernel by route (not into the TUN), and is answered", async () => {
+  it("deliver 'route': what an SA opened goes to the kernel to route on (through the TUN), and is answered", async () => {
     const { a, b } = pair;
     const { p1 } = keyed();
     const ea = engineFor([p1.ab.out, p1.ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: p1.ab.out.id }]);
@@ -135,9 +135,24 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     const r = await ping(a.ns, b.inner, 3);
     expect(r.stdout, r.stderr).toMatch(/3 packets transmitted, 3 received/);
     const s = lb.stats();
-    // 3 requests out of the raw socket to the kernel, 3 sealed replies out to a.
-    expect(s).toMatchObject({ rxSkip: 3, txTun: 0, txRaw: 6, fastPath: 6, punted: 0, txErrors: 0, txTooBig: 0 });
+    // 3 requests into the TUN for the kernel, 3 sealed replies out to a.
+    expect(s).toMatchObject({ rxSkip: 3, txTun: 3, txRaw: 3, fastPath: 6, punted: 0, txErrors: 0, txTooBig: 0 });
     expect(eb.saStats(p1.ab.in.id)!.packets).toBe(3n);
+  });
+
+  it("deliver 'route': a DELIVER whose TTL runs out here is punted ttl_exceeded with its SA, never handed to the kernel", async () => {
+    const { a, b } = pair;
+    const { p1 } = keyed();
+    const ea = engineFor([p1.ab.out, p1.ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: p1.ab.out.id }]);
+    const eb = engineFor([p1.ba.out, p1.ab.in], [b.outer], [{ prefix: '10.77.1.0/24', sa: p1.ba.out.id }]);
+    const punts: PuntedPacket[] = [];
+    loop(ea, a.ns, a.tun, a.inner, undefined);
+    const lb = loop(eb, b.ns, b.tun, b.inner, undefined, { deliver: 'route', onPunt: (p) => punts.push(...p) });
+    const r = await inNetns(a.ns, 'ping', ['-c', '1', '-W', '1', '-t', '1', b.inner]);
+    expect(r.stdout).toMatch(/1 packets transmitted, 0 received/);
+    expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, ttl: p.packet[8] }))).toEqual([{ reason: 'ttl_exceeded', sa: p1.ab.in.id, ttl: 1 }]);
+    expect(lb.stats()).toMatchObject({ txTun: 0, fastPath: 0, punted: 1 });
+    expect(lb.stats().puntReasons.ttl_exceeded).toBe(1);
   });
 
   it("deliver 'route': a DELIVER to one of the engine's own addresses is punted deliver_local with its SA", async () => {

@@ -90,7 +90,7 @@ export interface E2eReport {
 }
 
 function drivers(tuning: LoopTuning): Record<PathName, PathDriver> {
-  return { veth, 'wireguard-go': wireguardGo, openvpn, strongswan, 'mipsec-sgwd': mipsecSgwd, ...mipsecDrivers(tuning) };
+  return { veth, 'wireguard-go': wireguardGo, openvpn, strongswan, 'mipsec-sgwd': mipsecSgwd(tuning.transport), ...mipsecDrivers(tuning) };
 }
 
 /** The order of round `round`: as given on even rounds, reversed on odd ones. */
@@ -138,7 +138,7 @@ async function measurePath(driver: PathDriver, topo: Topology, workdir: string, 
   }
   try {
     await waitFor(`the server to answer pings from the client through ${driver.name}`, () => reachable(topo), REACH_TIMEOUT_MS, [...active.processes, server]);
-    return await measureOnce(topo, active.processes, seconds);
+    return await measureOnce(topo, active.processes, seconds, active.dataPathCounts);
   } finally {
     await server.stop();
     await active.teardown();

@@ -6,7 +6,7 @@
 // iperf3's own CPU time is not counted: it is the same load on every path.
 import fs from 'node:fs';
 import { CommandError, runCommand, type ManagedProcess } from '../../net/netns.js';
-import { waitFor } from './paths.js';
+import { waitFor, type DataPathCounts } from './paths.js';
 import { PLAN, type Topology } from './topology.js';
 
 export const UDP_PAYLOAD = 1400;
@@ -28,6 +28,13 @@ export interface RunFigures {
   cpu_process_s: number;
   cpu_softirq_s: number;
   cpu_s_per_gbit: number;
+  /**
+   * Paths with mipsec daemons: packets of the TCP run the daemons' I/O loops carried natively, packets they punted to
+   * JavaScript, and the JavaScript share (slow / (fast + slow)).
+   */
+  tcp_fast_path_packets?: number;
+  tcp_slow_path_packets?: number;
+  tcp_js_share?: number;
 }
 
 let clockTicks: number | undefined;
@@ -138,11 +145,14 @@ export async function measureTcp(topo: ClientSide, seconds: number, port = IPERF
   return { gbps: (received.bytes * 8) / received.seconds / 1e9, gbit: (received.bytes * 8) / 1e9, retransmits: tcp.end.sum_sent?.retransmits ?? null };
 }
 
-export async function measureOnce(topo: Topology, processes: readonly ManagedProcess[], seconds: number): Promise<RunFigures> {
+export async function measureOnce(topo: Topology, processes: readonly ManagedProcess[], seconds: number, counts?: () => Promise<DataPathCounts>): Promise<RunFigures> {
   const hz = await ticksPerSecond();
+  const countsBefore = await counts?.();
   const before = sampleCpu(processes);
   const tcp = await measureTcp(topo, seconds);
   const after = sampleCpu(processes);
+  const countsAfter = await counts?.();
+  const share = countsBefore && countsAfter ? dataPathShare(countsBefore, countsAfter) : {};
   const tcpGbit = tcp.gbit;
   const cpuProcess = (after.processes - before.processes) / hz;
   const cpuSoftirq = (after.softirq - before.softirq) / hz;
@@ -166,7 +176,14 @@ export async function measureOnce(topo: Topology, processes: readonly ManagedPro
     cpu_process_s: cpuProcess,
     cpu_softirq_s: cpuSoftirq,
     cpu_s_per_gbit: (cpuProcess + cpuSoftirq) / tcpGbit,
+    ...share,
   };
+}
+
+function dataPathShare(before: DataPathCounts, after: DataPathCounts): Pick<RunFigures, 'tcp_fast_path_packets' | 'tcp_slow_path_packets' | 'tcp_js_share'> {
+  const fast = after.fastPath - before.fastPath;
+  const slow = after.slowPath - before.slowPath;
+  return { tcp_fast_path_packets: fast, tcp_slow_path_packets: slow, tcp_js_share: fast + slow > 0 ? slow / (fast + slow) : 0 };
 }
 
 /** Datagrams the server received and the client sent; iperf3 ≥ 3.11 reports both sides in end.sum_received / sum_sent. */

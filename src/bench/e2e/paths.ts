@@ -20,6 +20,13 @@ export interface ActivePath {
   processes: readonly ManagedProcess[];
   /** Stops the processes and removes the routes and devices the path added. */
   teardown(): Promise<void>;
+  /** mipsec daemons: packets their I/O loops carried without JS and packets punted to JS so far, summed over the nodes. */
+  dataPathCounts?(): Promise<DataPathCounts>;
+}
+
+export interface DataPathCounts {
+  fastPath: number;
+  slowPath: number;
 }
 
 export interface PathDriver {

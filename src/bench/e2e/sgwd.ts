@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommand, type ManagedProcess } from '../../net/netns.js';
+import type { Transport } from './gateway-spec.js';
 import { median } from './report.js';
-import { tail, waitFor, type ActivePath, type PathContext, type PathDriver } from './paths.js';
-import { clearGatewayRoutes, PLAN, SKIP_TUNNEL_MTU, type Topology } from './topology.js';
+import { requestStatus } from '../../daemon/socket.js';
+import { tail, waitFor, type ActivePath, type DataPathCounts, type PathContext, type PathDriver } from './paths.js';
+import { clearGatewayRoutes, PLAN, type Topology } from './topology.js';
 
 const READY_TIMEOUT_MS = 20_000;
 /** New keys measured for first_packet_ms; the first exchange (certificate discovery) is not counted. */
@@ -48,6 +50,8 @@ export interface MapHomeAgent {
 export interface SgwdOptions {
   /** gwA and gwB take a new packet key after this many packets (policy.kpRotationPackets). */
   kpRotationPackets?: number;
+  /** How sealed packets travel between the daemons (node config dataPath.transport; default raw, the daemons' own default). */
+  transport?: Transport;
   homeAgent?: MapHomeAgent;
 }
 
@@ -67,7 +71,7 @@ ${ha ? `homeAgents:
 ` : ''}`;
 }
 
-function nodeConfig(g: GatewayPlan, kpRotationPackets?: number): string {
+function nodeConfig(g: GatewayPlan, { kpRotationPackets, transport }: SgwdOptions): string {
   return `kind: node
 name: ${g.name}
 role: sgw
@@ -77,7 +81,7 @@ interfaces:
   - { name: ${g.inside.dev}, address: ${g.inside.address}, prefixLength: 24 }
   - { name: ${g.outside.dev}, address: ${g.outside.address}, prefixLength: 24 }
 sgw: { inside: ${g.inside.dev}, outside: ${g.outside.dev} }
-${kpRotationPackets ? `policy: { kpRotationPackets: ${kpRotationPackets} }\n` : ''}`;
+${kpRotationPackets ? `policy: { kpRotationPackets: ${kpRotationPackets} }\n` : ''}${transport ? `dataPath: { transport: ${transport} }\n` : ''}`;
 }
 
 /** The CA, both identities and configs in `dir`, made with the CLI as the README's deployment says. */
@@ -88,19 +92,9 @@ async function writeConfigs(dir: string, topo: Topology, options: SgwdOptions): 
     const key = path.join(dir, 'keys', `${g.name}.key`);
     await cli(['keygen', '--out', key]);
     await cli(['cert', 'issue', '--ca', path.join(dir, 'ca'), '--name', `sgw:${g.outside.address}`, '--pub', `${key}.pub`, '--out', path.join(dir, 'keys', `${g.name}.crt`)]);
-    fs.writeFileSync(path.join(dir, `${g.name}.yaml`), nodeConfig(g, options.kpRotationPackets));
+    fs.writeFileSync(path.join(dir, `${g.name}.yaml`), nodeConfig(g, options));
   }
   fs.writeFileSync(path.join(dir, 'network.yaml'), networkMap(options.homeAgent));
-}
-
-/**
- * The daemons send no ICMP "fragmentation needed" yet for what they cannot fit (issue 11, item 5), so
- * the client's and server's routes carry the tunnel's MTU, as an operator must set it today.
- */
-async function setHostMtu(topo: Topology, mtu: number | undefined): Promise<void> {
-  const extra = mtu ? ['mtu', String(mtu)] : [];
-  await topo.session.replaceRoute(topo.client, { prefix: 'default', via: PLAN.gwA.inside, extra });
-  await topo.session.replaceRoute(topo.server, { prefix: 'default', via: PLAN.gwB.inside, extra });
 }
 
 /** Both daemons up (routes to the far site first: the daemon reads them at start), or a clear error. */
@@ -109,12 +103,10 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
   await writeConfigs(workdir, topo, options);
   await topo.session.replaceRoute(topo.gwA, { prefix: PLAN.server.net, via: PLAN.gwB.outside });
   await topo.session.replaceRoute(topo.gwB, { prefix: PLAN.client.net, via: PLAN.gwA.outside });
-  await setHostMtu(topo, SKIP_TUNNEL_MTU);
   const daemons: ManagedProcess[] = [];
   const teardown = async (): Promise<void> => {
     await Promise.all(daemons.map((d) => d.stop()));
     await clearGatewayRoutes(topo);
-    await setHostMtu(topo, undefined);
   };
   try {
     for (const g of plans(topo)) {
@@ -129,7 +121,21 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
     await teardown().catch(() => undefined);
     throw new Error(`${(err as Error).message}${output ? ` (${output})` : ''}`);
   }
-  return { processes: daemons, teardown };
+  const sockets = plans(topo).map((g) => path.join(workdir, `${g.name}.sock`));
+  return { processes: daemons, teardown, dataPathCounts: () => daemonCounts(sockets) };
+}
+
+/** The daemons' fast path (`mipsec status`: counters.io.fastPath) and slow path (counters.io.punted), summed. */
+async function daemonCounts(sockets: readonly string[]): Promise<DataPathCounts> {
+  let fastPath = 0;
+  let slowPath = 0;
+  for (const socket of sockets) {
+    const status = (await requestStatus(socket)) as { counters?: { io?: Record<string, number> } };
+    const io = status.counters?.io ?? {};
+    fastPath += io.fastPath ?? 0;
+    slowPath += io.punted ?? 0;
+  }
+  return { fastPath, slowPath };
 }
 
 /**
@@ -164,9 +170,9 @@ export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>):
  * the client is the first packet of a new SKIP key at gwB; the median delay at gwB over
  * FIRST_PACKET_SAMPLES − 1 keys (the first ping also fetches certificates and is left out).
  */
-export async function measureFirstPacket(ctx: PathContext): Promise<{ median_ms: number; samples: number }> {
+export async function measureFirstPacket(ctx: PathContext, transport?: Transport): Promise<{ median_ms: number; samples: number }> {
   const { topo } = ctx;
-  const active = await startDaemons(ctx, { kpRotationPackets: 1 });
+  const active = await startDaemons(ctx, { kpRotationPackets: 1, transport });
   try {
     const capture = topo.session.spawn(topo.gwB, 'tshark (first packet)', 'tshark', [
       '-l', '-n', '-i', topo.dev.bToA, '-i', topo.dev.bToServer, '-f', 'ip proto 57 or icmp[icmptype] == icmp-echo',
@@ -188,14 +194,15 @@ export async function measureFirstPacket(ctx: PathContext): Promise<{ median_ms:
   }
 }
 
-export const mipsecSgwd: PathDriver = {
+/** The daemons with every default but the transport, the same one the static gateways of mipsec-skip use. */
+export const mipsecSgwd = (transport: Transport): PathDriver => ({
   name: 'mipsec-sgwd',
-  mode: 'two `mipsec sgw` daemons from CLI-made configs and certificates: SKIP keyed on the first packet (certificates fetched over UDP 1640), ESP AES-128-GCM, default settings',
+  mode: `two \`mipsec sgw\` daemons from CLI-made configs and certificates: SKIP keyed on the first packet (certificates fetched over UDP 1640), ESP AES-128-GCM, default settings but dataPath.transport ${transport}`,
   async version() {
     const pkg = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version?: string };
     if (!fs.existsSync(bin())) throw new Error(`${bin()} not found`);
     return `${pkg.version ?? 'unknown'} (mipsec sgw daemons, OpenSSL ${process.versions.openssl})`;
   },
-  setup: (ctx) => startDaemons(ctx),
-  firstPacket: measureFirstPacket,
-};
+  setup: (ctx) => startDaemons(ctx, { transport }),
+  firstPacket: (ctx) => measureFirstPacket(ctx, transport),
+});

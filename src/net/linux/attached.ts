@@ -39,14 +39,17 @@
  *                 removeFailClosed() (`mipsec sgw --uninstall`) removes it. iproute2 only: tc's gact drop
  *                 action is a module many kernels do not load.
  */
+import fs from 'node:fs';
 import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
 import { systemClock } from '../../daemon/clock.js';
 import { createEngine } from '../../engine/index.js';
-import { IoLoop, type PuntedPacket } from '../../engine/io.js';
+import { flatIoStats, IoLoop, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
+import type { ReasonName } from '../../engine/types.js';
 import { ipToU32, parsePrefix, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
 import { echoReply } from '../echo.js';
 import { HostCore, parseCidr, prefixString, type CoreInterface } from '../host-core.js';
+import type { EnginePunt, HostDataPath } from '../types.js';
 import { CommandError, runCommandSync } from '../netns.js';
 
 /** The tc filter preference mipsec's redirect uses (and removes) on each interface's ingress. */
@@ -79,7 +82,16 @@ export interface AttachOptions {
   failClosed?: boolean;
   /** Errors a role throws while handling a packet (default: rethrown). */
   onError?: (error: unknown) => void;
+  /**
+   * The engine the node's role runs: every interface's loop runs it too, with the interface's policy table
+   * (host.dataPath), and hands decrypted datagrams to the kernel's routes. Unset: each loop has an empty engine and
+   * punts every packet to the role. The host never closes it.
+   */
+  engine?: NativeEngine;
 }
+
+/** Punt reasons whose packet is what the engine left after authenticating or peeling part of it (docs/engine.md §3). */
+const ENGINE_CONTEXT: ReadonlySet<ReasonName> = new Set(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
 
 interface AddrInfo {
   ifname: string;
@@ -139,8 +151,12 @@ function quietly(cmd: string, args: readonly string[]): void {
 /** An interface is its own link here: the namespace's real device. */
 export class AttachedHost extends HostCore<CoreInterface> {
   private readonly proxied = new Set<string>();
-  private readonly loops = new Map<string, { loop: IoLoop; engine: NativeEngine }>();
-  private readonly dataPath: DataPath;
+  private readonly loops = new Map<string, { loop: IoLoop; engine: NativeEngine; table: number }>();
+  /** The role's engine, shared by every loop (AttachOptions.engine). */
+  private readonly shared?: NativeEngine;
+  private readonly puntHandlers = new Set<(punt: EnginePunt) => void>();
+  readonly dataPath?: HostDataPath;
+  private readonly loopSettings: DataPath;
   /** Undo steps for what was added to the kernel, run in reverse order by close(). */
   private readonly undo: { what: string; run: () => void }[] = [];
   private readonly addedRoutes = new Set<string>();
@@ -164,8 +180,22 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private constructor(options: AttachOptions) {
     super(options.name, options.forwarding, systemClock);
     this.onError = options.onError ?? ((error) => { throw error; });
-    this.dataPath = options.dataPath ?? DEFAULT_DATA_PATH;
+    this.loopSettings = options.dataPath ?? DEFAULT_DATA_PATH;
     this.failClosed = options.failClosed ?? false;
+    this.shared = options.engine;
+    if (this.shared) {
+      this.dataPath = {
+        tableOf: (iface) => {
+          const table = this.loops.get(iface)?.table;
+          if (table === undefined) throw new Error(`host '${this.name}': no interface '${iface}' (it has: ${[...this.loops.keys()].join(', ')})`);
+          return table;
+        },
+        onEnginePunt: (handler) => {
+          this.puntHandlers.add(handler);
+          return () => this.puntHandlers.delete(handler);
+        },
+      };
+    }
     process.on('exit', this.exitHook);
   }
 
@@ -194,7 +224,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     });
     // Closed before anything is redirected: no moment in which the kernel forwards what arrives.
     for (const iface of ifaces) this.closeForwarding(iface.name);
-    for (const iface of ifaces) this.redirect(iface);
+    ifaces.forEach((iface, i) => this.redirect(iface, i + 1));
     for (const iface of ifaces) this.registerInterface(iface);
     // The kernel's routes through our interfaces are the host's routes too.
     const kernel = JSON.parse(ip(['-j', 'route', 'show', 'table', 'main']) || '[]') as KernelRoute[];
@@ -220,26 +250,34 @@ export class AttachedHost extends HostCore<CoreInterface> {
     if (!this.failClosed) this.undo.push({ what: `ip rule for ${dev}`, run: remove });
   }
 
-  /** tc ingress of `iface` → its own TUN, read by an I/O loop that punts every packet to receive(). */
-  private redirect(iface: CoreInterface): void {
+  /**
+   * tc ingress of `iface` → its own TUN, read by an I/O loop: on the role's engine with policy table `table` (the
+   * role's tables decide; punts come to the role), else on an empty engine that punts every packet to receive().
+   */
+  private redirect(iface: CoreInterface, table: number): void {
     const tun = `t-${iface.name}`.slice(0, 15);
-    const engine = createEngine('native');
+    const engine = this.shared ?? createEngine('native');
     if (!(engine instanceof NativeEngine)) throw new Error('real interfaces need the native addon (run npm rebuild)');
     let loop: IoLoop;
     try {
-      const { udpPort, workers, pollMicros } = this.dataPath;
+      const { udpPort, workers, pollMicros } = this.loopSettings;
+      const fast = this.shared !== undefined;
       loop = IoLoop.start({
-        engine, tun: { name: tun, mtu: TUN_MTU, offload: false }, raw: true, udpPort, workers, pollMicros, bindInterface: iface.name,
+        engine, tun: { name: tun, mtu: TUN_MTU, offload: fast }, raw: true, udpPort, workers, pollMicros, bindInterface: iface.name,
+        tunTable: table, deliver: fast ? 'route' : 'tun',
         onPunt: (packets: PuntedPacket[]) => {
-          for (const p of packets) if (p.packet.length >= 20 && p.packet[16] < 224) this.guard(() => this.receive(p.packet.slice(), iface));
+          for (const p of packets) this.guard(() => this.punted(p, iface));
         },
       });
     } catch (err) {
-      engine.close();
+      if (engine !== this.shared) engine.close();
       throw err;
     }
-    this.loops.set(iface.name, { loop, engine });
+    this.loops.set(iface.name, { loop, engine, table });
     ip(['link', 'set', 'dev', tun, 'up']);
+    // What the role's SAs opened goes into the TUN for the kernel to forward inside: forwarding on that device only
+    // (the interfaces' own forwarding stays blackholed, RULE_PREF), no reverse-path check (the sources are remote).
+    if (this.shared) for (const [key, value] of [['forwarding', '1'], ['rp_filter', '0']]) fs.writeFileSync(`/proc/sys/net/ipv4/conf/${tun}/${key}`, value);
     const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show', 'dev', iface.name]) || '[]') as { kind: string }[];
     const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', iface.name, 'ingress']);
     let ownQdisc = !qdiscs.some((q) => q.kind === 'ingress');
@@ -254,7 +292,18 @@ export class AttachedHost extends HostCore<CoreInterface> {
     runCommandSync('tc', ['filter', 'add', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF), 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0',
       'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
     this.undo.push({ what: `tc filter on ${iface.name}`, run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]) });
-    if (this.dataPath.udpPort !== undefined) this.passUdpTransport(iface, this.dataPath.udpPort);
+    if (this.loopSettings.udpPort !== undefined) this.passUdpTransport(iface, this.loopSettings.udpPort);
+  }
+
+  /** A punt with engine context goes to the role's handler; any other is a packet as it arrived: the input path. */
+  private punted(p: PuntedPacket, iface: CoreInterface): void {
+    if (this.puntHandlers.size && (p.sa !== 0 || ENGINE_CONTEXT.has(p.reason))) {
+      const punt: EnginePunt = { packet: p.packet, reason: p.reason, sa: p.sa, iface: iface.name };
+      for (const handler of this.puntHandlers) handler(punt);
+      return;
+    }
+    // Kernel multicast (IGMP reports) is not the roles' business.
+    if (p.packet.length >= 20 && p.packet[16] < 224) this.receive(p.packet.slice(), iface);
   }
 
   /** UDP transport datagrams to this interface's address go to the kernel (so to the loop's UDP socket), not the TUN. */
@@ -273,7 +322,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
   ioCounters(): Record<string, number> {
     const sum: Record<string, number> = {};
     for (const { loop } of this.loops.values()) {
-      for (const [name, n] of Object.entries(loop.stats())) sum[name] = (sum[name] ?? 0) + n;
+      for (const [name, n] of Object.entries(flatIoStats(loop.stats()))) sum[name] = (sum[name] ?? 0) + n;
     }
     return sum;
   }
@@ -294,7 +343,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     }
     for (const { loop, engine } of this.loops.values()) {
       loop.stop();
-      engine.close();
+      if (engine !== this.shared) engine.close();
     }
     this.loops.clear();
     if (errors.length) throw new Error(`could not remove everything mipsec added: ${errors.join('; ')}`);

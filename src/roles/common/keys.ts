@@ -3,7 +3,7 @@
 // means to the role (peer, layer, outer addresses) remembered for policy decisions. Inbound SAs are
 // capped per peer and overall: each costs a punted packet and an install, and a peer may mint packet
 // keys at will (issue 10 hole 11).
-import type { Engine, SaDesc } from '../../engine/types.js';
+import type { Engine, SaDesc, Selectors } from '../../engine/types.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
@@ -34,6 +34,12 @@ export interface SaLimits {
   maxInbound?: number;
 }
 
+/**
+ * What an inbound End-End SA from `peer` may deliver by itself (docs/engine.md §4 selectors): the engine (and the I/O
+ * loop, without JS) delivers only inside them and punts the rest (`selectorMiss: 'punt'`) to the role's policy.
+ */
+export type SelectorsFor = (peer: SkipName) => Selectors;
+
 const peerKey = (peer: SkipName): string => `${peer.nsid}/${peer.address}`;
 type OutKeyFields = Pick<OutboundRequest, 'role' | 'src' | 'dst' | 'peer'>;
 const outKey = (req: OutKeyFields): string => `${req.role}|${req.src}|${req.dst}|${peerKey(req.peer)}`;
@@ -53,6 +59,7 @@ export class NodeKeys {
     private readonly engine: Engine,
     private readonly keyLog?: KeyLog,
     limits: SaLimits = {},
+    private readonly selectorsFor?: SelectorsFor,
   ) {
     this.maxInboundPerPeer = limits.maxInboundPerPeer ?? DEFAULT_MAX_INBOUND_PER_PEER;
     this.maxInbound = limits.maxInbound ?? DEFAULT_MAX_INBOUND;
@@ -61,15 +68,22 @@ export class NodeKeys {
     }
   }
 
-  /** The outbound SA for `req`, installed in the engine (a fresh one when n moved on or Kp is used up). */
-  outbound(req: OutboundRequest): SaLookup {
+  /**
+   * The outbound SA for `req`, installed in the engine (a fresh one when n moved on or Kp is used up). The SA it
+   * replaces is removed at once, or, with `retired`, left installed and its id pushed there: a caller whose engine
+   * tables name the old SA publishes the new tables first, then calls retire().
+   */
+  outbound(req: OutboundRequest, retired?: number[]): SaLookup {
     const current = this.outIds.get(outKey(req));
     const sent = current === undefined ? 0 : Number(this.engine.saStats(current)?.packets ?? 0n);
     const r = this.keying.outboundSa(req, sent);
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
     this.install(r.sa, { peer: req.peer, role: req.role, direction: 'out', src: req.src, dst: req.dst });
-    if (r.retire !== undefined) this.remove(r.retire);
+    if (r.retire !== undefined) {
+      if (retired) retired.push(r.retire);
+      else this.remove(r.retire);
+    }
     return { ok: true, id: r.sa.id };
   }
 
@@ -88,12 +102,21 @@ export class NodeKeys {
     const r = this.keying.inboundSa({ packet: datagram, offset: headerLength, src: srcText, dst: u32ToIp(dst), coverage });
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
+    if (r.sa.role === 'end' && this.selectorsFor) {
+      r.sa.selectors = this.selectorsFor(peer);
+      r.sa.selectorMiss = 'punt';
+    }
     this.install(r.sa, { peer, role: r.sa.role, direction: 'in', src: srcText, dst: u32ToIp(dst) });
     return { ok: true, id: r.sa.id };
   }
 
   meta(id: number): SaMeta | undefined {
     return this.metas.get(id);
+  }
+
+  /** Removes an SA outbound() replaced (see its `retired`). */
+  retire(id: number): void {
+    this.remove(id);
   }
 
   /** Removes SAs whose SKIP counter left the window (call once per flush; cheap). */

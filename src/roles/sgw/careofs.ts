@@ -45,25 +45,29 @@ export class CareOfTable implements CareOfLookup {
     });
   }
 
-  /** Reads a datagram leaving from inside: a Registration Reply of an HA behind this SGW updates the table. */
-  observe(datagram: Uint8Array): void {
+  /**
+   * Reads a datagram leaving from inside: a Registration Reply of an HA behind this SGW updates the table. Returns the
+   * care-of address an accepted reply went to (learned, or refused as a shadow), else undefined.
+   */
+  observe(datagram: Uint8Array): number | undefined {
     const udp = parseUdpDatagram(datagram);
     if (!udp.ok || udp.udp.srcPort !== MIP_PORT) return;
     const reply = decodeReply(udp.udp.payload);
     if (!reply.ok || !isAccepted(reply.message.code)) return;
     const { homeAddress: home, homeAgent, lifetime } = reply.message;
     const ha = this.place.map.homeAgentFor(home);
-    if (!ha || ha.sgw !== this.place.self || toU32(ha.address) !== homeAgent || udp.udp.src !== homeAgent) return;
+    if (!ha || ha.sgw !== this.place.self || toU32(ha.address) !== homeAgent || udp.udp.src !== homeAgent) return undefined;
     this.forget(home);
     const careOf = udp.udp.dst;
     // Lifetime 0 or a reply to the home address itself: the SMN deregistered (RFC 5944 §3.8.3).
-    if (lifetime === 0 || careOf === home) return;
+    if (lifetime === 0 || careOf === home) return careOf;
     if (careOfShadow(this.place, careOf)) {
       this.tally.add('careof_refused_shadow');
-      return;
+      return careOf;
     }
     this.byCareOf.set(careOf, { home, expiresAt: this.clock.now() + lifetime * 1000 });
     this.tally.add('careof_learned');
+    return careOf;
   }
 
   private forget(home: number): void {

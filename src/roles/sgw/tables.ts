@@ -1,0 +1,254 @@
+// The SGW as a table compiler (DESIGN §1): decisions of the policy (src/policy/sgw.ts) that hold for a whole
+// destination prefix and every source this SGW speaks for become OUTBOUND policies of the engine its I/O loops
+// share, so the next packets of the flow never reach JavaScript. What no entry covers is punted and decided
+// here as before; an entry only ever repeats a decision the policy made, for exactly the packets it would make
+// it for:
+//
+//   own addresses                 → inbound (INBOUND opens, relays by route, punts what needs a decision)
+//   an SGW's protected prefixes   → protect (End-End to it, inside a Next-hop layer when one lies between),
+//                                   for sources this SGW itself protects; sources of SGWs nested behind it punt
+//   a care-of address of our SMN  → protect (End-End to the SMN), while its HA's binding lives
+//   an outside host (§3.5)        → pass (routed as usual IP), learned per address, capped and expiring
+//   every other SGW's prefixes    → punt, so a shorter compiled prefix never answers for them
+//
+// SA ids change as SKIP keys rotate (a new n, Kp used up): refresh() asks the keys again, publishes the new tables
+// and only then retires the SAs they replaced, so no packet meets a table naming a removed SA.
+import type { Engine, Policy, Selectors } from '../../engine/types.js';
+import type { OutboundRequest } from '../../keys/keying.js';
+import type { SkipName } from '../../keys/names.js';
+import type { Clock } from '../../net/types.js';
+import type { EndPeer, SgwPlace } from '../../policy/sgw.js';
+import { formatPrefix, prefixWithin, toU32, type Sgw } from '../../topology/map.js';
+import { u32ToIp, type Prefix } from '../../wire/addr.js';
+import { NSID_NONE } from '../../wire/skip.js';
+import type { Tally } from '../common/counters.js';
+import type { NodeKeys } from '../common/keys.js';
+
+/** The engine's policy tables this SGW's interfaces read with (HostDataPath.tableOf). */
+export interface SgwTableIds {
+  inside: number;
+  /** One per outside interface. */
+  outside: number[];
+}
+
+export const DEFAULT_LEARNED_PASSES = 4096;
+export const DEFAULT_LEARNED_PASS_MS = 60_000;
+/** Prefixes a selector side or a policy's source list may hold (docs/engine.md §4). */
+const MAX_PREFIXES = 32;
+/** A selector nothing matches: everything the SA opens is punted to the policy. */
+const NOTHING: Selectors = { src: ['0.0.0.0/32'], dst: ['0.0.0.0/32'] };
+
+interface Protected {
+  end: EndPeer;
+  nextHop?: Sgw;
+  /** Destination prefixes the decision holds for. */
+  prefixes: string[];
+  /** Installed SA ids; undefined while keying fails (the entry is left out). */
+  endSa?: number;
+  wrapSa?: number;
+}
+
+/** Requests for the outbound SAs of an End-End layer to `end` and a Next-hop layer to `nextHop`. */
+export interface SaRequests {
+  end(end: EndPeer): OutboundRequest;
+  nextHop(peer: Sgw): OutboundRequest;
+}
+
+const text = (p: Prefix) => formatPrefix(p);
+
+/** `base` minus every prefix of `holes` inside it, as prefixes (each hole splits its container in halves). */
+export function subtractPrefixes(base: readonly Prefix[], holes: readonly Prefix[]): Prefix[] {
+  let out = [...base];
+  for (const hole of holes) {
+    const next: Prefix[] = [];
+    for (const p of out) {
+      if (prefixWithin(p, hole)) continue;
+      if (!prefixWithin(hole, p)) {
+        next.push(p);
+        continue;
+      }
+      // Walk from p down to the hole, keeping the sibling half at each step.
+      let at = p;
+      while (at.length < hole.length) {
+        const length = at.length + 1;
+        const bit = (1 << (32 - length)) >>> 0;
+        const low: Prefix = { network: at.network, length };
+        const high: Prefix = { network: (at.network | bit) >>> 0, length };
+        const [toward, away] = (hole.network & bit) !== 0 ? [high, low] : [low, high];
+        next.push(away);
+        at = toward;
+      }
+    }
+    out = next;
+  }
+  return out;
+}
+
+export class SgwTables {
+  private readonly self: Sgw;
+  /** By end peer (SGW name or care-of address): what is compiled, in the order learned. */
+  private readonly protects = new Map<string, Protected>();
+  /** Outside hosts (a.b.c.d/32) passed as usual IP → until; insertion order is expiry order. */
+  private readonly passes = new Map<string, number>();
+  /** Care-of addresses left to the policy until their HA's next reply is seen (a registration in flight). */
+  private readonly suspended = new Set<number>();
+  private published = '';
+  private readonly mine: string[];
+  /**
+   * Sources inside that an entry never answers for: SGWs nested behind this one (they are not its hosts, §3.2 step 1)
+   * and, except toward a care-of address, its HAs (a tunnel to a care-of address no binding names is never sent
+   * plain nor to another SGW: the policy drops it, issue 10 hole 8).
+   */
+  private readonly nestedSources: string[];
+  private readonly haSources: string[];
+
+  constructor(
+    private readonly place: SgwPlace,
+    private readonly engine: Engine,
+    private readonly keys: NodeKeys,
+    private readonly requests: SaRequests,
+    private readonly ids: SgwTableIds,
+    private readonly clock: Clock,
+    private readonly tally: Tally,
+    private readonly passLimit = DEFAULT_LEARNED_PASSES,
+  ) {
+    this.self = place.self;
+    const { map } = place;
+    const nested = map.sgws.filter((s) => s !== this.self && map.isWithin(s, this.self));
+    this.mine = this.self.prefixes.map(text);
+    this.nestedSources = nested.flatMap((s) => s.prefixes.map(text));
+    this.haSources = map.homeAgents.filter((ha) => ha.sgw === this.self).map((ha) => `${u32ToIp(toU32(ha.address))}/32`);
+  }
+
+  /** What an inbound End-End SA from `peer` delivers without asking: its sources, to what this SGW delivers inside. */
+  selectorsFor(peer: SkipName): Selectors {
+    const { map } = this.place;
+    const within = (outer: Sgw) => map.sgws.filter((s) => map.isWithin(s, outer));
+    let src: Prefix[];
+    if (peer.nsid === NSID_NONE) {
+      const sgw = map.sgwByAddress(peer.address);
+      if (!sgw) return NOTHING;
+      src = within(sgw).flatMap((s) => [...s.prefixes]);
+    } else {
+      if (!map.homeAgentFor(peer.address)) return NOTHING;
+      src = [{ network: peer.address, length: 32 }];
+    }
+    // Delivered inside: what this SGW itself protects (not its nested SGWs' networks: those are re-protected, §4.5)
+    // and the networks it sits in (Figure 1); everything else is the policy's.
+    const nested = within(this.self).filter((s) => s !== this.self).flatMap((s) => [...s.prefixes]);
+    const enclosing = map.chain(this.self.behind).flatMap((s) => subtractPrefixes(s.prefixes, within(this.self).flatMap((n) => [...n.prefixes])));
+    const dst = [...subtractPrefixes(this.self.prefixes, nested), ...enclosing];
+    if (src.length === 0 || src.length > MAX_PREFIXES || dst.length === 0 || dst.length > MAX_PREFIXES) return NOTHING;
+    return { src: src.map(text), dst: dst.map(text) };
+  }
+
+  /** The policy protected a plain datagram from inside, from a source this SGW protects, toward `dst`. */
+  learnProtect(dst: number, end: EndPeer, nextHop: Sgw | undefined): void {
+    const key = end.kind === 'sgw' ? `sgw ${end.sgw.name}` : `smn ${end.careOf}`;
+    if (this.protects.has(key)) return;
+    if (end.kind === 'smn') {
+      if (this.suspended.has(toU32(end.careOf))) return;
+    } else if (end.sgw.prefixes.length === 0 || !end.sgw.prefixes.some((p) => prefixWithin({ network: dst, length: 32 }, p))) {
+      return;
+    }
+    const prefixes = end.kind === 'sgw' ? end.sgw.prefixes.map(text) : [`${end.careOf}/32`];
+    this.protects.set(key, { end, nextHop, prefixes });
+    this.passes.delete(`${u32ToIp(dst)}/32`);
+    this.tally.add('table_protect_learned');
+  }
+
+  /** The policy passed a plain datagram from inside to an outside host as usual IP. */
+  learnPass(dst: number): void {
+    const prefix = `${u32ToIp(dst)}/32`;
+    if (this.passes.has(prefix)) return;
+    if (this.passes.size >= this.passLimit) return this.tally.add('table_pass_limit');
+    this.passes.set(prefix, this.clock.now() + DEFAULT_LEARNED_PASS_MS);
+    this.tally.add('table_pass_learned');
+  }
+
+  /**
+   * A registration of an SMN at `careOf` passes through: its entry goes until the HA's reply is seen again
+   * (the care-of table learns only from replies, which an entry would carry past the policy).
+   */
+  suspendCareOf(careOf: number): void {
+    this.suspended.add(careOf);
+    this.protects.delete(`smn ${u32ToIp(careOf)}`);
+  }
+
+  /** The HA's reply for `careOf` was seen: the care-of address may be compiled again. */
+  resumeCareOf(careOf: number): void {
+    this.suspended.delete(careOf);
+  }
+
+  /** Re-resolves every SA, drops what no longer holds, publishes when anything changed. Cheap when nothing did. */
+  refresh(): void {
+    const retired: number[] = [];
+    const now = this.clock.now();
+    for (const [prefix, until] of this.passes) {
+      if (until > now) break;
+      this.passes.delete(prefix);
+    }
+    for (const [key, entry] of this.protects) {
+      const { end } = entry;
+      if (end.kind === 'smn' && this.place.careOfs?.get(toU32(end.careOf)) !== toU32(end.home)) {
+        this.protects.delete(key);
+        continue;
+      }
+      const endSa = this.keys.outbound(this.requests.end(end), retired);
+      const wrapSa = entry.nextHop ? this.keys.outbound(this.requests.nextHop(entry.nextHop), retired) : undefined;
+      const ok = endSa.ok && (!wrapSa || wrapSa.ok);
+      entry.endSa = ok && endSa.ok ? endSa.id : undefined;
+      entry.wrapSa = ok && wrapSa?.ok ? wrapSa.id : undefined;
+    }
+    const policies = this.policies();
+    const key = JSON.stringify(policies);
+    if (key !== this.published) {
+      this.engine.setPolicies(policies);
+      this.published = key;
+    }
+    for (const id of retired) this.keys.retire(id);
+  }
+
+  /** Entries now compiled (status). */
+  size(): { protected: number; passes: number } {
+    return { protected: this.protects.size, passes: this.passes.size };
+  }
+
+  private policies(): Policy[] {
+    const { map } = this.place;
+    const out: Policy[] = [];
+    for (const table of [this.ids.inside, ...this.ids.outside]) {
+      for (const address of new Set([this.self.inside, this.self.outside])) out.push({ table, prefix: `${address}/32`, sa: 0, action: 'inbound' });
+    }
+    const table = this.ids.inside;
+    const compiled = new Set<string>();
+    const sources = [this.mine, this.nestedSources, this.haSources].every((list) => list.length <= MAX_PREFIXES);
+    // Sources listed first are refused (punted) before the SGW's own sources decide.
+    const refused = (prefix: string, withHas: boolean) => {
+      for (const src of [this.nestedSources, withHas ? this.haSources : []]) if (src.length) out.push({ table, prefix, src, sa: 0, action: 'punt' });
+    };
+    for (const entry of this.protects.values()) {
+      if (entry.endSa === undefined || !sources) continue;
+      for (const prefix of entry.prefixes) {
+        compiled.add(prefix);
+        refused(prefix, entry.end.kind === 'sgw');
+        const wrap = entry.wrapSa === undefined ? [] : [entry.wrapSa];
+        out.push({ table, prefix, src: this.mine, sa: entry.endSa, wrap, action: 'protect' });
+      }
+    }
+    for (const sgw of map.sgws) {
+      for (const p of sgw.prefixes) {
+        const prefix = text(p);
+        if (!compiled.has(prefix)) out.push({ table, prefix, sa: 0, action: 'punt' });
+      }
+    }
+    if (sources) {
+      for (const prefix of this.passes.keys()) {
+        if (compiled.has(prefix)) continue;
+        refused(prefix, true);
+        out.push({ table, prefix, src: this.mine, sa: 0, action: 'pass' });
+      }
+    }
+    return out;
+  }
+}

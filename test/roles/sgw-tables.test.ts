@@ -1,0 +1,148 @@
+// SgwTables (src/roles/sgw/tables.ts): what an SGW compiles into its engine's OUTBOUND tables answers exactly the
+// packets the policy would answer the same way, on both engines; everything else is punted to the policy.
+process.env.MIPSEC_NATIVE = '1';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Op, Reason, Verdict, type Engine, type SaDesc } from '../../src/engine/index.js';
+import { figure6Map } from '../../src/lab/figure6.js';
+import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { VirtualClock } from '../../src/net/clock.js';
+import { Tally } from '../../src/roles/common/counters.js';
+import type { NodeKeys, SaLookup } from '../../src/roles/common/keys.js';
+import { SgwTables, subtractPrefixes } from '../../src/roles/sgw/tables.js';
+import type { SgwPlace } from '../../src/policy/sgw.js';
+import { ipToU32, parsePrefix } from '../../src/wire/addr.js';
+import { NSID_IPV4, NSID_NONE } from '../../src/wire/skip.js';
+import { ADDR, IMPLS, datagram, endSaPair, engineWith, runOne } from '../engine/fixtures.js';
+
+const INSIDE = 1;
+const OUTSIDE = 2;
+const opened: Engine[] = [];
+afterEach(() => {
+  for (const e of opened.splice(0)) e.close();
+});
+
+/** NodeKeys as SgwTables uses it: outbound() answers the SA id `current`, rotating when told to. */
+class FakeKeys {
+  current: number;
+  rotateTo?: number;
+  retired: number[] = [];
+  constructor(private readonly engine: Engine, first: SaDesc) {
+    this.current = first.id;
+  }
+  outbound(_req: unknown, retired?: number[]): SaLookup {
+    if (this.rotateTo !== undefined) {
+      retired?.push(this.current);
+      this.current = this.rotateTo;
+      this.rotateTo = undefined;
+    }
+    return { ok: true, id: this.current };
+  }
+  retire(id: number): void {
+    // Retired only after the tables that named it were replaced: OUTBOUND must not meet it any more.
+    this.retired.push(id);
+    this.engine.removeSa(id);
+  }
+}
+
+async function setUp(impl: (typeof IMPLS)[number]) {
+  const map = await figure6Map();
+  const self = map.sgw('sgw0')!;
+  const clock = new VirtualClock(0);
+  const first = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 11, src: F6.sgw0, dst: F6.sgw1 }).out;
+  const second = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 12, src: F6.sgw0, dst: F6.sgw1 }).out;
+  const engine = engineWith(impl, [first, second]);
+  opened.push(engine);
+  const keys = new FakeKeys(engine, first);
+  const place: SgwPlace = { map, self };
+  const requests = { end: () => ({}) as never, nextHop: () => ({}) as never };
+  const tables = new SgwTables(place, engine, keys as unknown as NodeKeys, requests, { inside: INSIDE, outside: [OUTSIDE] }, clock, new Tally());
+  return { map, self, engine, keys, tables, clock };
+}
+
+const outbound = (engine: Engine, table: number, src: string, dst: string, ttl = 64) => runOne(engine, Op.OUTBOUND, datagram(200, { src, dst, ttl }), table);
+
+describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
+  it('own addresses go to INBOUND on every interface; nothing else is answered before the policy decides', async () => {
+    const { engine, tables } = await setUp(impl);
+    tables.refresh();
+    for (const table of [INSIDE, OUTSIDE]) {
+      expect(outbound(engine, table, F6.ch1, F6.sgw0)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.not_ipsec });
+    }
+    expect(outbound(engine, INSIDE, F6.ch0, F6.ch1)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
+    expect(outbound(engine, OUTSIDE, F6.chx, F6.ch0)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
+  });
+
+  it('a protect decision answers for the whole target region, only for sources this SGW protects; the HA and other sources punt', async () => {
+    const { engine, tables, map } = await setUp(impl);
+    tables.learnProtect(ipToU32(F6.ch1), { kind: 'sgw', sgw: map.sgw('sgw1')! }, undefined);
+    tables.refresh();
+    const r = outbound(engine, INSIDE, F6.ch0, '10.1.7.7');
+    expect(r).toMatchObject({ verdict: Verdict.FORWARD, sa: 11, nexthop: ipToU32(F6.sgw1) });
+    // The HA's tunnel to an address no binding names is the policy's (never sent on, issue 10 hole 8).
+    expect(outbound(engine, INSIDE, F6.ha, F6.ch1)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
+    // A visiting SMN's home address is not ours: the policy answers with ICMP 40 (§3.2 step 1).
+    expect(outbound(engine, INSIDE, F6.coa2, F6.ch1)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
+    // Site 2 was not compiled: its prefix punts.
+    expect(outbound(engine, INSIDE, F6.ch0, F6.ch2)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
+  });
+
+  it('keys rotate: the tables move to the new SA before the old one is removed', async () => {
+    const { engine, tables, map, keys } = await setUp(impl);
+    tables.learnProtect(ipToU32(F6.ch1), { kind: 'sgw', sgw: map.sgw('sgw1')! }, undefined);
+    tables.refresh();
+    keys.rotateTo = 12;
+    tables.refresh();
+    expect(keys.retired).toEqual([11]);
+    expect(outbound(engine, INSIDE, F6.ch0, F6.ch1)).toMatchObject({ verdict: Verdict.FORWARD, sa: 12 });
+  });
+
+  it('a pass to an outside host is routed with TTL - 1, learned per address and forgotten after a minute', async () => {
+    const { engine, tables, clock } = await setUp(impl);
+    tables.learnPass(ipToU32(F6.chx));
+    tables.refresh();
+    const r = outbound(engine, INSIDE, F6.ch0, F6.chx, 9);
+    expect(r).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(F6.chx) });
+    expect(r.packet[8]).toBe(8);
+    expect(outbound(engine, INSIDE, F6.ha, F6.chx)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
+    clock.run(60_001);
+    tables.refresh();
+    expect(outbound(engine, INSIDE, F6.ch0, F6.chx)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
+  });
+
+  it('a care-of address is compiled while its binding lives, and left to the policy while a registration is in flight', async () => {
+    const { engine, tables, map, self, clock } = await setUp(impl);
+    const bindings = new Map([[ipToU32(ADDR.smnCoa), ipToU32(F6.home)]]);
+    const careOfs = { get: (c: number) => bindings.get(c), has: (c: number) => bindings.has(c) };
+    const t = new SgwTables({ map, self, careOfs }, engine, (tables as unknown as { keys: NodeKeys }).keys,
+      { end: () => ({}) as never, nextHop: () => ({}) as never }, { inside: INSIDE, outside: [OUTSIDE] }, clock, new Tally());
+    t.learnProtect(ipToU32(ADDR.smnCoa), { kind: 'smn', home: F6.home, careOf: ADDR.smnCoa }, undefined);
+    t.refresh();
+    // The HA's tunnel to the bound care-of address is what the entry is for.
+    expect(outbound(engine, INSIDE, F6.ha, ADDR.smnCoa)).toMatchObject({ verdict: Verdict.FORWARD, sa: 11 });
+    t.suspendCareOf(ipToU32(ADDR.smnCoa));
+    t.refresh();
+    expect(outbound(engine, INSIDE, F6.ha, ADDR.smnCoa)).toMatchObject({ verdict: Verdict.PUNT });
+    t.resumeCareOf(ipToU32(ADDR.smnCoa));
+    t.learnProtect(ipToU32(ADDR.smnCoa), { kind: 'smn', home: F6.home, careOf: ADDR.smnCoa }, undefined);
+    bindings.clear();
+    t.refresh();
+    expect(outbound(engine, INSIDE, F6.ha, ADDR.smnCoa)).toMatchObject({ verdict: Verdict.PUNT });
+  });
+});
+
+describe('SgwTables selectors and prefix arithmetic', () => {
+  it('subtractPrefixes leaves exactly the addresses outside the holes', () => {
+    const left = subtractPrefixes([parsePrefix('10.0.0.0/16')], [parsePrefix('10.0.5.0/24')]);
+    expect(left).toHaveLength(8);
+    const covered = (a: string) => left.filter((p) => ((ipToU32(a) ^ p.network) >>> (32 - p.length)) === 0 || p.length === 0).length;
+    expect(covered('10.0.5.7')).toBe(0);
+    for (const a of ['10.0.0.1', '10.0.4.255', '10.0.6.0', '10.0.255.255']) expect(covered(a)).toBe(1);
+  });
+
+  it('an SGW peer speaks for its region, an SMN for its home address; unknown peers get selectors nothing matches', async () => {
+    const { tables } = await setUp('ts');
+    expect(tables.selectorsFor({ nsid: NSID_NONE, address: ipToU32(F6.sgw1) })).toEqual({ src: ['10.1.0.0/16'], dst: ['10.0.0.0/16'] });
+    expect(tables.selectorsFor({ nsid: NSID_IPV4, address: ipToU32(F6.home) })).toEqual({ src: ['10.0.0.100/32'], dst: ['10.0.0.0/16'] });
+    expect(tables.selectorsFor({ nsid: NSID_NONE, address: ipToU32(F6.chx) })).toEqual({ src: ['0.0.0.0/32'], dst: ['0.0.0.0/32'] });
+  });
+});
