@@ -60,7 +60,7 @@ class JsPuntSink : public PuntSink, public std::enable_shared_from_this<JsPuntSi
       m[3] = uint32_t(p.from);
       m[4] = p.sa;
     }
-    draining_.clear();
+    draining_.clear_and_trim(draining_.bytes.size());
     onPunt.Call({bytes, meta});
   }
 

@@ -1,7 +1,6 @@
 #include "io/loop.h"
 #include <arpa/inet.h>
 #include <net/if.h>
-#include <netinet/udp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -12,7 +11,6 @@
 #include <cerrno>
 #include <cstring>
 #include <sched.h>
-#include <sys/uio.h>
 #include <chrono>
 #include <list>
 #include <optional>
@@ -384,7 +382,7 @@ void IoLoop::Worker::drain_injects() {
         break;
     }
   }
-  injecting_.clear();
+  injecting_.clear_and_trim(injecting_.bytes.size());
   flush();
 }
 

@@ -29,6 +29,12 @@ enum class Via : uint8_t { outbound = 0, inbound = 1, tun = 2, raw = 3 };
 // Packets in one contiguous byte buffer with their metadata, for the punt and inject queues: nothing is allocated
 // per packet. A batch is cleared and refilled, so its vectors keep their capacity (a high-water mark bounded by the
 // queue's packet limit) instead of each packet's bytes being allocated on one thread and freed on another.
+// After a burst, trim() gives back a buffer far larger than what the last batch used; a steady load keeps its own.
+constexpr size_t kQueueKeepBytes = 4 << 20;
+inline void trim_bytes(std::vector<uint8_t>& bytes, size_t used) {
+  if (bytes.capacity() > kQueueKeepBytes && used * 8 < bytes.capacity()) std::vector<uint8_t>().swap(bytes);
+}
+
 struct PuntMeta {
   uint32_t offset, length, sa;
   uint8_t reason;
@@ -43,6 +49,11 @@ struct PuntBatch {
   void clear() {
     bytes.clear();
     meta.clear();
+  }
+  // Clears the batch; gives its byte buffer back if it is far larger than the `used` bytes the batch held.
+  void clear_and_trim(size_t used) {
+    clear();
+    trim_bytes(bytes, used);
   }
   void add(From from, uint8_t reason, uint32_t sa, const uint8_t* p, size_t len) {
     meta.push_back(PuntMeta{uint32_t(bytes.size()), uint32_t(len), sa, reason, from});
@@ -72,6 +83,10 @@ struct InjectBatch {
   void clear() {
     bytes.clear();
     meta.clear();
+  }
+  void clear_and_trim(size_t used) {
+    clear();
+    trim_bytes(bytes, used);
   }
   void add(Via via, const uint8_t* p, size_t len, const uint8_t* quote, size_t quote_len) {
     meta.push_back(InjectMeta{uint32_t(bytes.size()), uint32_t(len), uint32_t(via), uint32_t(quote_len)});
