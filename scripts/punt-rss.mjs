@@ -2,7 +2,8 @@
 // The punt path's memory under load (issue 11 item 5): an I/O loop whose engine has no policy punts every packet
 // read from its TUN to JS, as a daemon's interface loops do. A generator in a test namespace sends UDP datagrams of
 // mixed sizes into the TUN at a paced rate; this process samples its RSS (and V8's heap and external memory) every
-// few seconds. Like a daemon forwarding what it decides, JS sends every punted packet back out (one inject call per
+// few seconds: RSS, V8's heap (total and used) and external memory, glibc's thread arenas (the workers' malloc
+// heaps) and the main heap (brk: the JS thread's mallocs, ArrayBuffer backing stores among them). Like a daemon forwarding what it decides, JS sends every punted packet back out (one inject call per
 // packet, via 'raw' with the datagram as `carries`), readdressed into a device that discards it. Root only; runs the built dist/ (npx tsc -p tsconfig.build.json) and the built addon.
 //
 //   node scripts/punt-rss.mjs [seconds=120] [packetsPerSecond=50000] [sampleSeconds=10]
@@ -26,19 +27,24 @@ const MiB = 1 << 20;
  * Resident memory of glibc's thread arenas (the workers' malloc heaps): anonymous read-write mappings that start on
  * a 64 MiB boundary (HEAP_MAX_SIZE on 64-bit: each non-main arena heap is mapped so aligned).
  */
-function arenaMiB() {
-  let kb = 0;
-  let inArena = false;
+function mallocMiB() {
+  let arenaKb = 0;
+  let brkKb = 0;
+  let at = '';
   for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
     const head = /^([0-9a-f]+)-[0-9a-f]+ (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
     if (head) {
-      inArena = BigInt('0x' + head[1]) % (64n << 20n) === 0n && head[2].startsWith('rw') && head[3] === '0' && head[4] === '';
+      at = head[4] === '[heap]' ? 'brk' : BigInt('0x' + head[1]) % (64n << 20n) === 0n && head[2].startsWith('rw') && head[3] === '0' && head[4] === '' ? 'arena' : '';
       continue;
     }
-    if (inArena && line.startsWith('Rss:')) kb += Number(line.split(/\s+/)[1]);
+    if (at && line.startsWith('Rss:')) {
+      if (at === 'brk') brkKb += Number(line.split(/\s+/)[1]);
+      else arenaKb += Number(line.split(/\s+/)[1]);
+    }
   }
-  return +(kb / 1024).toFixed(1);
+  return { arena: +(arenaKb / 1024).toFixed(1), brk: +(brkKb / 1024).toFixed(1) };
 }
+const arenaMiB = () => mallocMiB().arena;
 
 const generator = [
   'import random, socket, sys, time',
@@ -86,7 +92,7 @@ try {
   const sample = () => {
     const m = process.memoryUsage();
     const s = loop.stats();
-    return { t: Math.round((Date.now() - t0) / 1000), rssMiB: +(m.rss / MiB).toFixed(1), arenaMiB: arenaMiB(), heapUsedMiB: +(m.heapUsed / MiB).toFixed(1), externalMiB: +(m.external / MiB).toFixed(1), arrayBuffersMiB: +(m.arrayBuffers / MiB).toFixed(1), punted: s.punted, puntDropped: s.puntDropped, injected: s.injected, injectDropped: s.injectDropped, txRaw: s.txRaw, txErrors: s.txErrors, received };
+    return { t: Math.round((Date.now() - t0) / 1000), rssMiB: +(m.rss / MiB).toFixed(1), arenaMiB: arenaMiB(), mainHeapMiB: mallocMiB().brk, heapTotalMiB: +(m.heapTotal / MiB).toFixed(1), heapUsedMiB: +(m.heapUsed / MiB).toFixed(1), externalMiB: +(m.external / MiB).toFixed(1), arrayBuffersMiB: +(m.arrayBuffers / MiB).toFixed(1), punted: s.punted, puntDropped: s.puntDropped, injected: s.injected, injectDropped: s.injectDropped, txRaw: s.txRaw, txErrors: s.txErrors, received };
   };
   const samples = [sample()];
   console.log(JSON.stringify(samples[0]));
