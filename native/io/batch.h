@@ -52,6 +52,10 @@ class Batch {
 
   // Runs the batch (set by the worker); a port calls it through make_room() when what it reads would not fit.
   std::function<void()> flush;
+  // Set by the worker when it takes some datagrams before the engine: a port offers each datagram it read from the
+  // TUN or the UDP transport here first; true: taken (punted), not to be queued.
+  std::function<bool(const uint8_t* p, size_t len, From from)> divert;
+  bool diverted(const uint8_t* p, size_t len, From from) const { return divert && divert(p, len, from); }
 
   size_t count() const { return count_; }
   bool full() const { return count_ == kBatchPackets; }

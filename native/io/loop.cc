@@ -79,7 +79,10 @@ void unclaim(std::list<Claim>::iterator it) {
 // through the engine and hands each verdict to a port.
 class IoLoop::Worker {
  public:
-  Worker(IoLoop& loop, unsigned index, uint32_t table) : index(index), loop_(loop), batch_(table) { batch_.flush = [this] { flush(); }; }
+  Worker(IoLoop& loop, unsigned index, uint32_t table, bool deliver_route) : index(index), loop_(loop), batch_(table) {
+    batch_.flush = [this] { flush(); };
+    if (deliver_route) batch_.divert = [this](const uint8_t* p, size_t len, From from) { return punted_fragment(p, len, from); };
+  }
 
   const unsigned index;
   Fd epoll, wake;
@@ -96,6 +99,8 @@ class IoLoop::Worker {
 
  private:
   void flush();
+  void offer_punts();
+  bool punted_fragment(const uint8_t* p, size_t len, From from);
   void drain_injects();
   void send_injected(const uint8_t* p, size_t len, const uint8_t* quote, size_t quote_len);
   void refused(int err, const uint8_t* quote, size_t quote_len, size_t on_wire, uint32_t nexthop, From back);
@@ -106,7 +111,8 @@ class IoLoop::Worker {
 
   IoLoop& loop_;
   Batch batch_;
-  PuntBatch punts_;       // this batch's punts, offered to the sink after it (cleared, capacity kept)
+  // This batch's punts (and fragments read before it), offered to the sink after it (cleared, capacity kept).
+  PuntBatch punts_;
   InjectBatch injecting_;  // swapped with `injects`, sent, cleared (both keep their capacity)
   size_t delivered_[kBatchPackets] = {};  // batch indices of the DELIVER packets for the TUN, in order
   Refusal refusals_[kBatchPackets] = {};
@@ -133,7 +139,7 @@ std::string IoLoop::start(const IoConfig& cfg) {
 
 std::string IoLoop::open(const IoConfig& cfg) {
   std::vector<std::unique_ptr<Worker>> workers;
-  for (unsigned i = 0; i < cfg.workers; i++) workers.push_back(std::make_unique<Worker>(*this, i, cfg.tun_table));
+  for (unsigned i = 0; i < cfg.workers; i++) workers.push_back(std::make_unique<Worker>(*this, i, cfg.tun_table, cfg.deliver_route));
   std::string err = run_in_netns(cfg.netns, [&]() -> std::string {
     const unsigned ifindex = cfg.bind_device.empty() ? 0 : ::if_nametoindex(cfg.bind_device.c_str());
     if (!cfg.bind_device.empty() && ifindex == 0) return sys_error("bind interface " + cfg.bind_device);
@@ -250,7 +256,7 @@ uint64_t IoLoop::cpu_micros() {
 
 // Runs the queued batch through the engine and hands each result to the port its verdict names.
 void IoLoop::Worker::flush() {
-  if (batch_.count() == 0) return;
+  if (batch_.count() == 0) return offer_punts();
   const size_t n = batch_.take();
   handled_ += n;
   // One snapshot for the batch and for the local-address check of DELIVERs sent by route.
@@ -305,15 +311,29 @@ void IoLoop::Worker::flush() {
     }
   tun->write_batch(batch_, delivered_, nd);
   count(S_FAST_PATH, fast);
-  if (!punts_.empty()) {
-    const size_t total = punts_.size();
-    const size_t taken = loop_.sink_->offer(punts_);
-    // The sink takes a prefix of the batch.
-    for (size_t k = 0; k < taken; k++) loop_.punt_reasons_[punts_.meta[k].reason % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
-    punts_.clear();
-    count(S_PUNTED, taken);
-    count(S_PUNT_DROPPED, total - taken);
-  }
+  offer_punts();
+}
+
+// Hands the punts gathered so far to the sink: a batch's, and the fragments read before it.
+void IoLoop::Worker::offer_punts() {
+  if (punts_.empty()) return;
+  const size_t total = punts_.size();
+  const size_t taken = loop_.sink_->offer(punts_);
+  // The sink takes a prefix of the batch.
+  for (size_t k = 0; k < taken; k++) loop_.punt_reasons_[punts_.meta[k].reason % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
+  punts_.clear();
+  count(S_PUNTED, taken);
+  count(S_PUNT_DROPPED, total - taken);
+}
+
+// A role's port (deliver 'route') hands IPv4 fragments read from its TUN or the UDP transport to the role whole: it
+// reassembles before its policy decides (RFC 4301 §7), a fragment sealed alone would not fit the link its datagram
+// was fragmented for, and INBOUND parses no fragment of a sealed packet its sender fragmented.
+bool IoLoop::Worker::punted_fragment(const uint8_t* p, size_t len, From from) {
+  if (len < 20 || (p[0] >> 4) != 4 || (load16(p + 6) & 0x3fff) == 0) return false;
+  if (punts_.size() >= kBatchPackets) offer_punts();
+  punts_.add(from, uint8_t(R_FRAGMENT), 0, p, len);
+  return true;
 }
 
 // A send the kernel refused: too big for the link (answered below) or any other reason (no route, …).

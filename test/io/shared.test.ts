@@ -124,7 +124,7 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     expect(countFds()).toBe(fds);
   });
 
-  it("deliver 'route': what an SA opened goes to the kernel to route on (through the TUN), and is answered", async () => {
+  it("deliver 'route': what an SA opened goes into the TUN for the kernel to forward, and is answered", async () => {
     const { a, b } = pair;
     const { p1 } = keyed();
     const ea = engineFor([p1.ab.out, p1.ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: p1.ab.out.id }]);
@@ -135,7 +135,7 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     const r = await ping(a.ns, b.inner, 3);
     expect(r.stdout, r.stderr).toMatch(/3 packets transmitted, 3 received/);
     const s = lb.stats();
-    // 3 requests into the TUN for the kernel, 3 sealed replies out to a.
+    // 3 requests into the TUN (the kernel's routes carry them on: here to its own b.inner), 3 sealed replies out to a.
     expect(s).toMatchObject({ rxSkip: 3, txTun: 3, txRaw: 3, fastPath: 6, punted: 0, txErrors: 0, txTooBig: 0 });
     expect(eb.saStats(p1.ab.in.id)!.packets).toBe(3n);
   });
@@ -153,6 +153,23 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, ttl: p.packet[8] }))).toEqual([{ reason: 'ttl_exceeded', sa: p1.ab.in.id, ttl: 1 }]);
     expect(lb.stats()).toMatchObject({ txTun: 0, fastPath: 0, punted: 1 });
     expect(lb.stats().puntReasons.ttl_exceeded).toBe(1);
+  });
+
+  it("deliver 'route': IPv4 fragments read from the TUN are punted (reason fragment, SA 0) for the role to reassemble", async () => {
+    const { b } = pair;
+    const eb = engineFor([], [b.outer], [{ prefix: '10.77.1.0/24', sa: 0 }]);
+    const punts: PuntedPacket[] = [];
+    const lb = loop(eb, b.ns, b.tun, b.inner, undefined, { deliver: 'route', onPunt: (p) => punts.push(...p) });
+    // 2000 bytes of ICMP through a TUN of MTU 1300: the kernel sends it in two fragments.
+    await inNetns(b.ns, 'ping', ['-c', '1', '-W', '1', '-s', '2000', '10.77.1.9']);
+    expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, from: p.from }))).toEqual([
+      { reason: 'fragment', sa: 0, from: 'tun' },
+      { reason: 'fragment', sa: 0, from: 'tun' },
+    ]);
+    expect(punts.map((p) => ((p.packet[6] << 8) | p.packet[7]) & 0x3fff).map((f) => f > 0x1fff)).toEqual([true, false]); // MF, then the last
+    expect(lb.stats()).toMatchObject({ rxTun: 2, punted: 2, fastPath: 0 });
+    expect(lb.stats().puntReasons.fragment).toBe(2);
+    expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(0n); // the engine saw neither
   });
 
   it("deliver 'route': a DELIVER to one of the engine's own addresses is punted deliver_local with its SA", async () => {

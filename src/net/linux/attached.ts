@@ -57,6 +57,7 @@ export const FILTER_PREF = 49_001;
 /** The priority of the fail-closed blackhole rule: after `lookup local` (0), before `lookup main` (32766). */
 export const RULE_PREF = 32_001;
 const TUN_MTU = 3520;
+const UDP_TRANSPORT_BYTES = 28;
 
 /** The node config's interfaces do not match this namespace (message: 'interfaces: …' with the fix). */
 export class InterfaceMismatchError extends Error {
@@ -218,7 +219,9 @@ export class AttachedHost extends HostCore<CoreInterface> {
     const ifaces = wanted.map((itf): CoreInterface => {
       const address = ipToU32(itf.address);
       // The raw socket sends nothing larger than the interface's MTU, the I/O loop nothing larger than TUN_MTU.
-      const mtu = Math.min(present.find((p) => p.ifname === itf.name)?.mtu ?? TUN_MTU, TUN_MTU);
+      // The UDP transport puts 28 bytes of IPv4 + UDP in front of what the role sends (docs/engine.md §9.1).
+      const carried = this.loopSettings.udpPort === undefined ? 0 : UDP_TRANSPORT_BYTES;
+      const mtu = Math.min((present.find((p) => p.ifname === itf.name)?.mtu ?? TUN_MTU) - carried, TUN_MTU);
       const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
       return { name: itf.name, address, prefix, mtu };
     });
