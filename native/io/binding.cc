@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 #include "io/gso.h"
 #include "io/loop.h"
+#include "wire/icmp.h"
 
 namespace mipsec::io {
 
@@ -15,15 +16,18 @@ namespace {
 constexpr size_t kPuntQueuePackets = 4096;
 constexpr uint32_t kPuntMetaWords = 5;  // offset, length, reason, from, sa
 
-// Punts waiting for the JS thread: bounded; at most one drain call is queued on the ThreadSafeFunction.
+// Punts waiting for the JS thread: bounded; at most one drain call is queued on the ThreadSafeFunction. Two
+// batches, refilled in turn: the workers copy into `filling_`, the JS thread swaps it with `draining_` and copies
+// that into one Buffer. Neither is freed between drains, so no packet's bytes are allocated on one thread and freed
+// on another (glibc's per-thread arenas fragmented under that, issue 11 item 5).
 class JsPuntSink : public PuntSink, public std::enable_shared_from_this<JsPuntSink> {
  public:
   explicit JsPuntSink(Napi::ThreadSafeFunction tsfn) : tsfn_(tsfn) {}
 
-  size_t offer(std::vector<PuntPacket>&& packets) override {
+  size_t offer(const PuntBatch& packets) override {
     std::lock_guard<std::mutex> hold(mu_);
-    const size_t take = std::min(packets.size(), kPuntQueuePackets - queue_.size());
-    std::move(packets.begin(), packets.begin() + take, std::back_inserter(queue_));
+    const size_t take = std::min(packets.size(), kPuntQueuePackets - filling_.size());
+    for (size_t i = 0; i < take; i++) filling_.add(packets, i);
     if (take && !scheduled_) {
       scheduled_ = true;
       // The queued call holds the sink, so it may run after the loop and its JS object are gone.
@@ -39,35 +43,31 @@ class JsPuntSink : public PuntSink, public std::enable_shared_from_this<JsPuntSi
  private:
   // On the JS thread: every queued punt in one call, onPunt(bytes: Buffer, meta: Uint32Array).
   void drain(Napi::Env env, Napi::Function onPunt) {
-    std::vector<PuntPacket> batch;
     {
       std::lock_guard<std::mutex> hold(mu_);
-      batch.swap(queue_);
+      std::swap(filling_, draining_);
       scheduled_ = false;
     }
-    if (batch.empty()) return;
-    size_t total = 0;
-    for (const PuntPacket& p : batch) total += p.bytes.size();
-    Napi::Buffer<uint8_t> bytes = Napi::Buffer<uint8_t>::New(env, total);
-    Napi::Uint32Array meta = Napi::Uint32Array::New(env, batch.size() * kPuntMetaWords);
-    size_t at = 0;
-    for (size_t i = 0; i < batch.size(); i++) {
-      const PuntPacket& p = batch[i];
-      std::memcpy(bytes.Data() + at, p.bytes.data(), p.bytes.size());
+    if (draining_.empty()) return;
+    Napi::Buffer<uint8_t> bytes = Napi::Buffer<uint8_t>::Copy(env, draining_.bytes.data(), draining_.bytes.size());
+    Napi::Uint32Array meta = Napi::Uint32Array::New(env, draining_.size() * kPuntMetaWords);
+    for (size_t i = 0; i < draining_.size(); i++) {
+      const PuntMeta& p = draining_.meta[i];
       uint32_t* m = meta.Data() + i * kPuntMetaWords;
-      m[0] = uint32_t(at);
-      m[1] = uint32_t(p.bytes.size());
+      m[0] = p.offset;
+      m[1] = p.length;
       m[2] = p.reason;
       m[3] = uint32_t(p.from);
       m[4] = p.sa;
-      at += p.bytes.size();
     }
+    draining_.clear_and_trim(draining_.bytes.size());
     onPunt.Call({bytes, meta});
   }
 
   Napi::ThreadSafeFunction tsfn_;
   std::mutex mu_;
-  std::vector<PuntPacket> queue_;
+  PuntBatch filling_;   // under mu_
+  PuntBatch draining_;  // the JS thread's
   bool scheduled_ = false;
 };
 
@@ -170,7 +170,7 @@ Napi::Value IoLoopWrap::Stop(const Napi::CallbackInfo& info) {
 }
 
 // inject(bytes: Uint8Array, meta: Uint32Array of (offset, length, via, quoteLength) quadruples) → packets taken;
-// a packet's quote (Injected::quote) follows it in bytes.
+// a packet's quote (InjectMeta::quote_length bytes) follows it in bytes.
 Napi::Value IoLoopWrap::Inject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
@@ -180,18 +180,16 @@ Napi::Value IoLoopWrap::Inject(const Napi::CallbackInfo& info) {
   Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   Napi::Uint32Array meta = info[1].As<Napi::Uint32Array>();
   if (meta.ElementLength() % 4) throw Napi::RangeError::New(env, "inject meta must hold (offset, length, via, quoteLength) quadruples");
-  std::vector<Injected> packets;
-  for (size_t i = 0; i < meta.ElementLength(); i += 4) {
-    const size_t off = meta[i], len = meta[i + 1], quote = meta[i + 3];
-    const uint32_t via = meta[i + 2];
+  // Checked in place, then copied straight from the JS memory into the workers' queues.
+  const InjectMeta* packets = reinterpret_cast<const InjectMeta*>(meta.Data());
+  const size_t n = meta.ElementLength() / 4;
+  for (size_t i = 0; i < n; i++) {
+    const size_t off = packets[i].offset, len = packets[i].length, quote = packets[i].quote_length;
     if (off > bytes.ElementLength() || len > bytes.ElementLength() - off || quote > bytes.ElementLength() - off - len)
-      throw Napi::RangeError::New(env, "inject packet " + std::to_string(i / 4) + " lies outside the bytes");
-    if (via > uint32_t(Via::raw)) throw Napi::RangeError::New(env, "inject via must be 0..3");
-    const uint8_t* at = bytes.Data() + off;
-    const size_t kept = std::min(quote, kIcmpQuoteMax);
-    packets.push_back(Injected{Via(via), std::vector<uint8_t>(at, at + len), std::vector<uint8_t>(at + len, at + len + kept)});
+      throw Napi::RangeError::New(env, "inject packet " + std::to_string(i) + " lies outside the bytes");
+    if (packets[i].via > uint32_t(Via::raw)) throw Napi::RangeError::New(env, "inject via must be 0..3");
   }
-  return Napi::Number::New(env, double(loop_->inject(std::move(packets))));
+  return Napi::Number::New(env, double(loop_->inject(bytes.Data(), packets, n)));
 }
 
 Napi::Value IoLoopWrap::Stats(const Napi::CallbackInfo& info) {
@@ -237,41 +235,42 @@ Napi::Value SplitTcp4(const Napi::CallbackInfo& info) {
 }
 
 // coalesceTcp4(datagrams) → { runs: number[] (datagrams per write), writes: Buffer[] (vnet header + packet, or the
-// datagram alone) }: exactly what the DELIVER path writes to an offloading TUN.
+// datagram alone) }: what the DELIVER path writes to an offloading TUN (the same coalesce_tcp4 the TUN port calls).
 Napi::Value CoalesceTcp4(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "coalesceTcp4(datagrams: Uint8Array[])");
   Napi::Array in = info[0].As<Napi::Array>();
-  std::vector<Napi::Uint8Array> d;
+  std::vector<const uint8_t*> p;
+  std::vector<size_t> len;
   for (uint32_t i = 0; i < in.Length(); i++) {
     Napi::Value v = in.Get(i);
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "coalesceTcp4: every datagram must be a Uint8Array");
-    d.push_back(v.As<Napi::Uint8Array>());
+    p.push_back(v.As<Napi::Uint8Array>().Data());
+    len.push_back(v.As<Napi::Uint8Array>().ElementLength());
   }
   Napi::Array runs = Napi::Array::New(env), writes = Napi::Array::New(env);
-  std::vector<uint8_t> out(kVnetHdrBytes + TcpCoalescer::kMaxSuper);
-  std::vector<const uint8_t*> payloads(d.size());
-  std::vector<size_t> sizes(d.size());
-  for (size_t k = 0; k < d.size();) {
-    TcpCoalescer run;
-    size_t extra = 0;
-    if (run.start(d[k].Data(), d[k].ElementLength())) {
-      while (k + 1 + extra < d.size() && run.append(d[k + 1 + extra].Data(), d[k + 1 + extra].ElementLength())) {
-        payloads[extra] = d[k + 1 + extra].Data() + run.headers();
-        sizes[extra] = d[k + 1 + extra].ElementLength() - run.headers();
-        extra++;
-      }
-    }
+  std::vector<uint8_t> scratch(kVnetHdrBytes + TcpCoalescer::kMaxSuper);
+  coalesce_tcp4(p.data(), len.data(), p.size(), scratch.data(), [&](const uint8_t* bytes, size_t length, size_t datagrams) {
     const uint32_t at = runs.Length();
-    runs.Set(at, Napi::Number::New(env, double(extra + 1)));
-    if (extra == 0) writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, d[k].Data(), d[k].ElementLength()));
-    else writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, out.data(), run.build(out.data(), payloads.data(), sizes.data(), extra)));
-    k += 1 + extra;
-  }
+    runs.Set(at, Napi::Number::New(env, double(datagrams)));
+    writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, bytes, length));
+  });
   Napi::Object o = Napi::Object::New(env);
   o.Set("runs", runs);
   o.Set("writes", writes);
   return o;
+}
+
+// fragNeeded(quote: Uint8Array, mtu: number) → the ICMP 3/4 the loop sends for that datagram (wire/icmp.h), or null
+// when it must not answer.
+Napi::Value FragNeeded(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "fragNeeded(quote: Uint8Array, mtu: number)";
+  Napi::Uint8Array q = bytes_arg(info, 0, usage);
+  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, usage);
+  uint8_t out[kIcmpFragNeededMax];
+  const size_t n = icmp_frag_needed(out, q.Data(), std::min(q.ElementLength(), kIcmpQuoteMax), uint16_t(info[1].As<Napi::Number>().Uint32Value()));
+  return n ? Napi::Buffer<uint8_t>::Copy(env, out, n) : env.Null();
 }
 
 }  // namespace
@@ -280,6 +279,7 @@ Napi::Object OffloadExports(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("splitTcp4", Napi::Function::New<SplitTcp4>(env, "splitTcp4"));
   o.Set("coalesceTcp4", Napi::Function::New<CoalesceTcp4>(env, "coalesceTcp4"));
+  o.Set("fragNeeded", Napi::Function::New<FragNeeded>(env, "fragNeeded"));
   return o;
 }
 

@@ -30,7 +30,8 @@ class IoLoopWrap : public Napi::ObjectWrap<IoLoopWrap> {
   bool hooked_ = false;
 };
 
-// binding.offload: the TUN offload helpers (io/gso.h) on their own, for tests.
+// binding.offload: the loop's pure packet functions on their own, for tests: TCP split and coalesce (io/gso.h), and
+// the ICMP 3/4 it answers too-big packets with (wire/icmp.h). Thin wrappers: the loop calls the same functions.
 Napi::Object OffloadExports(Napi::Env env);
 
 }  // namespace mipsec::io

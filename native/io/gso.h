@@ -116,8 +116,8 @@ class TcpCoalescer {
   }
 
   // Writes the run as virtio_net_hdr + one IPv4/TCP packet into out (kVnetHdrBytes + kMaxSuper bytes);
-  // payloads[i] / sizes[i] are the runs's later segments' payloads. Returns the bytes to write.
-  size_t build(uint8_t* out, const uint8_t* const* payloads, const size_t* sizes, size_t n) const {
+  // later[i] / later_len[i] (i < n) are the run's later datagrams, as appended. Returns the bytes to write.
+  size_t build(uint8_t* out, const uint8_t* const* later, const size_t* later_len, size_t n) const {
     virtio_net_hdr h{};
     h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
@@ -130,8 +130,8 @@ class TcpCoalescer {
     std::memcpy(p, first_, headers_ + mss_);
     size_t at = headers_ + mss_;
     for (size_t i = 0; i < n; i++) {
-      std::memcpy(p + at, payloads[i], sizes[i]);
-      at += sizes[i];
+      std::memcpy(p + at, later[i] + headers_, later_len[i] - headers_);
+      at += later_len[i] - headers_;
     }
     store16(p + 2, uint16_t(at));
     store16(p + 10, 0);
@@ -159,5 +159,22 @@ class TcpCoalescer {
   uint32_t next_seq_ = 0;
   uint8_t last_flags_ = 0;
 };
+
+// The TUN writes for datagrams (p[i], len[i]), i < n, in order (the DELIVER path of a TUN with offloads): each run
+// of one TCP flow that TcpCoalescer accepts becomes one virtio super-packet built in `scratch` (kVnetHdrBytes +
+// TcpCoalescer::kMaxSuper bytes); any other datagram goes alone. write(bytes, length, datagrams) is called once per
+// write: datagrams == 1 → the datagram as it is (without a virtio header); > 1 → virtio header + super-packet.
+template <class Write>
+void coalesce_tcp4(const uint8_t* const* p, const size_t* len, size_t n, uint8_t* scratch, Write write) {
+  for (size_t k = 0; k < n;) {
+    TcpCoalescer run;
+    size_t extra = 0;
+    if (run.start(p[k], len[k]))
+      while (k + 1 + extra < n && run.append(p[k + 1 + extra], len[k + 1 + extra])) extra++;
+    if (extra == 0) write(p[k], len[k], size_t(1));
+    else write(static_cast<const uint8_t*>(scratch), run.build(scratch, p + k + 1, len + k + 1, extra), extra + 1);
+    k += 1 + extra;
+  }
+}
 
 }  // namespace mipsec::io

@@ -1,7 +1,8 @@
-// The native I/O loop (DESIGN §1, §5): worker threads read batches from a TUN device and raw IPv4 sockets,
-// (and, with the UDP transport, a UDP socket), run them through the engine (TUN → OUTBOUND, raw/UDP → INBOUND)
-// and write the results without entering JavaScript: FORWARD → sendmmsg on the raw socket (or UDP, udp.h), DELIVER → write to the TUN, PUNT → a PuntSink (the
-// binding hands them to JS in batches), DROP → already counted by the engine. No Node-API here.
+// The native I/O loop (DESIGN §1, §5, docs/engine.md §9): worker threads read batches through their ports — the
+// TUN (tun.h), the raw IPv4 sockets (raw.h) and, with the UDP transport, a UDP socket (udp.h) — run them through the
+// engine (TUN → OUTBOUND, raw/UDP → INBOUND) and hand each verdict to a port without entering JavaScript:
+// FORWARD → the raw or UDP port, DELIVER → the TUN port (or by route: the raw port), PUNT → a PuntSink (the binding
+// hands them to JS in batches), DROP → already counted by the engine. This file is the dispatcher; no Node-API here.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -11,61 +12,99 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "io/batch.h"
 #include "io/fd.h"
 #include "io/tun.h"
 #include "xform/process.h"
 
 namespace mipsec::io {
 
-// Batch geometry of a worker: slots of kSlotBytes with kHeadroom bytes in front for the outer layers and
-// kTailroom behind for the ESP trailer, so a packet read may be at most kMaxPacket bytes (the TUN MTU cap).
-constexpr size_t kBatchPackets = 64;
-constexpr size_t kSlotBytes = 4096;
-constexpr size_t kHeadroom = 512;
-constexpr size_t kTailroom = 64;
-constexpr size_t kMaxPacket = kSlotBytes - kHeadroom - kTailroom;
 constexpr size_t kInjectQueuePackets = 4096;
-constexpr size_t kIcmpQuoteMax = 60 + 8;  // an IPv4 header with options and 8 bytes of its payload
 constexpr unsigned kMaxWorkers = 64;
 
-enum class From : uint8_t { tun = 0, raw = 1 };
 // What an injected packet goes through: the engine op of that side (then dispatched like a packet read
 // there), or straight out of the TUN / raw socket as it is.
 enum class Via : uint8_t { outbound = 0, inbound = 1, tun = 2, raw = 3 };
 
-struct PuntPacket {
-  From from;
+// Packets in one contiguous byte buffer with their metadata, for the punt and inject queues: nothing is allocated
+// per packet. A batch is cleared and refilled, so its vectors keep their capacity (a high-water mark bounded by the
+// queue's packet limit) instead of each packet's bytes being allocated on one thread and freed on another.
+// After a burst, trim() gives back a buffer far larger than what the last batch used; a steady load keeps its own.
+constexpr size_t kQueueKeepBytes = 4 << 20;
+inline void trim_bytes(std::vector<uint8_t>& bytes, size_t used) {
+  if (bytes.capacity() > kQueueKeepBytes && used * 8 < bytes.capacity()) std::vector<uint8_t>().swap(bytes);
+}
+
+struct PuntMeta {
+  uint32_t offset, length, sa;
   uint8_t reason;
-  uint32_t sa;
-  std::vector<uint8_t> bytes;
+  From from;
 };
 
-struct Injected {
-  Via via;
+struct PuntBatch {
   std::vector<uint8_t> bytes;
-  // Via::raw: the start of the datagram a sealed packet carries (header + 8 bytes), so that a link refusing the
-  // packet as too big can answer its sender with ICMP 3/4 as for the loop's own FORWARDs. Empty: no answer.
-  std::vector<uint8_t> quote;
+  std::vector<PuntMeta> meta;
+  size_t size() const { return meta.size(); }
+  bool empty() const { return meta.empty(); }
+  void clear() {
+    bytes.clear();
+    meta.clear();
+  }
+  // Clears the batch; gives its byte buffer back if it is far larger than the `used` bytes the batch held.
+  void clear_and_trim(size_t used) {
+    clear();
+    trim_bytes(bytes, used);
+  }
+  void add(From from, uint8_t reason, uint32_t sa, const uint8_t* p, size_t len) {
+    meta.push_back(PuntMeta{uint32_t(bytes.size()), uint32_t(len), sa, reason, from});
+    bytes.insert(bytes.end(), p, p + len);
+  }
+  // Packet i of other, appended.
+  void add(const PuntBatch& other, size_t i) {
+    const PuntMeta& m = other.meta[i];
+    add(m.from, m.reason, m.sa, other.bytes.data() + m.offset, m.length);
+  }
+  const uint8_t* data(size_t i) const { return bytes.data() + meta[i].offset; }
 };
 
-// Receives punts from worker threads. offer() must not block for long; it takes what fits its bounded
-// queue and returns how many it took (the loop counts the rest as punt_dropped).
+// An injected packet: `length` bytes at `offset`, then `quote_length` bytes of quote. Via::raw: the quote is the
+// start of the datagram a sealed packet carries (header + 8 bytes), so that a link refusing the packet as too big
+// can answer its sender with ICMP 3/4 as for the loop's own FORWARDs; none: no answer. The layout of inject()'s
+// meta words (native/io/binding.cc, src/engine/io.ts).
+struct InjectMeta {
+  uint32_t offset, length, via, quote_length;
+};
+static_assert(sizeof(InjectMeta) == 16, "InjectMeta is four u32 words, as JS writes them");
+
+struct InjectBatch {
+  std::vector<uint8_t> bytes;
+  std::vector<InjectMeta> meta;
+  size_t size() const { return meta.size(); }
+  void clear() {
+    bytes.clear();
+    meta.clear();
+  }
+  void clear_and_trim(size_t used) {
+    clear();
+    trim_bytes(bytes, used);
+  }
+  void add(Via via, const uint8_t* p, size_t len, const uint8_t* quote, size_t quote_len) {
+    meta.push_back(InjectMeta{uint32_t(bytes.size()), uint32_t(len), uint32_t(via), uint32_t(quote_len)});
+    bytes.insert(bytes.end(), p, p + len);
+    bytes.insert(bytes.end(), quote, quote + quote_len);
+  }
+};
+
+// Receives punts from worker threads. offer() must not block for long; it copies the first packets of the batch
+// that fit its bounded queue and returns how many it took (the loop counts the rest as punt_dropped).
 class PuntSink {
  public:
   virtual ~PuntSink() = default;
-  virtual size_t offer(std::vector<PuntPacket>&& packets) = 0;
+  virtual size_t offer(const PuntBatch& packets) = 0;
 };
 
-// Loop counters, as named by stat_names().
-enum Stat : int {
-  S_RX_TUN, S_RX_GSO, S_RX_RAW, S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP, S_RX_TOO_BIG, S_RX_ERRORS,
-  S_TX_RAW, S_TX_TUN, S_TX_GRO, S_TX_TOO_BIG, S_TX_FRAG_NEEDED, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
-  S_RX_UDP, S_RX_UDP_GRO, S_TX_UDP, S_TX_UDP_GSO, S_RX_UNAUTHENTICATED, S_RX_UDP_MISADDRESSED,
-  S_RX_FOREIGN_INTERFACE, S_FAST_PATH, S_COUNT
-};
-// Punts handed to the sink, by reason code (the engine's reasons, R_DELIVER_LOCAL included).
+// Punts handed to the sink, by reason code (the engine's reasons, R_DELIVER_LOCAL among them).
 constexpr size_t kPuntReasonSlots = 64;
-const char* const* stat_names();
 
 struct IoConfig {
   std::string netns;  // empty: the process's own namespace
@@ -99,9 +138,10 @@ class IoLoop {
   // Joins the workers and closes every fd. Idempotent.
   void stop();
   bool running() const { return running_.load(); }
-  // Queues packets for the worker that owns their flow; returns how many were taken (queues are bounded).
-  size_t inject(std::vector<Injected>&& packets);
-  uint64_t stat(Stat s) const { return stats_[s].load(std::memory_order_relaxed); }
+  // Queues packets for the worker that owns their flow (copied); returns how many were taken (queues are
+  // bounded). meta[i] lies inside bytes (the caller checked), its quote at most kIcmpQuoteMax bytes.
+  size_t inject(const uint8_t* bytes, const InjectMeta* meta, size_t n);
+  uint64_t stat(Stat s) const { return stats_.get(s); }
   // Punts taken by the sink with this reason code.
   uint64_t punt_reason(size_t code) const { return code < kPuntReasonSlots ? punt_reasons_[code].load(std::memory_order_relaxed) : 0; }
   // CPU time the workers have used, µs: the running ones by their thread clocks, the stopped ones as they
@@ -109,10 +149,8 @@ class IoLoop {
   uint64_t cpu_micros();
 
  private:
-  struct Worker;
+  class Worker;
   std::string open(const IoConfig& cfg);
-  void run(Worker& w);
-  void count(Stat s, uint64_t n = 1) { stats_[s].fetch_add(n, std::memory_order_relaxed); }
 
   std::shared_ptr<EngineCore> core_;
   std::shared_ptr<PuntSink> sink_;
@@ -120,11 +158,10 @@ class IoLoop {
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
   uint32_t poll_us_ = 0;
-  uint32_t tun_table_ = 0;
   bool deliver_route_ = false;
   std::mutex lifecycle_;
   std::function<void()> unclaim_;  // releases this loop's (engine, namespace, TUN, interface) claim
-  std::atomic<uint64_t> stats_[S_COUNT] = {};
+  LoopStats stats_;
   std::atomic<uint64_t> punt_reasons_[kPuntReasonSlots] = {};
   std::atomic<uint64_t> retired_cpu_ns_{0};
 };

@@ -1,4 +1,5 @@
 #include "io/raw.h"
+#include <arpa/inet.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -61,6 +62,94 @@ std::string raw_open_sender(Fd* out) {
   grow_buffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF);
   *out = std::move(fd);
   return {};
+}
+
+namespace {
+constexpr Stat kRawStat[kRawSockets] = {S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP};
+static_assert(kRawSockets == 4 && kRawProtocols[0] == 57 && kRawProtocols[3] == 4, "kRawStat follows kRawProtocols");
+}  // namespace
+
+bool pktinfo_of(msghdr& h, in_pktinfo* out) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
+      std::memcpy(out, CMSG_DATA(c), sizeof *out);
+      return true;
+    }
+  }
+  return false;
+}
+
+RawPort::RawPort(Fd (&rx)[kRawSockets], Fd tx, unsigned ifindex, LoopStats& stats) : tx_(std::move(tx)), ifindex_(ifindex), stats_(stats) {
+  for (size_t s = 0; s < kRawSockets; s++) rx_[s] = std::move(rx[s]);
+}
+
+bool RawPort::arrived_here(msghdr& h) {
+  in_pktinfo info{};
+  if (ifindex_ == 0 || (pktinfo_of(h, &info) && unsigned(info.ipi_ifindex) == ifindex_)) return true;
+  stats_.add(S_RX_FOREIGN_INTERFACE);
+  return false;
+}
+
+void RawPort::read(size_t s, Batch& b) {
+  // Reads into the batch's free slots: make room for a whole read first.
+  b.make_room(kBatchPackets);
+  const size_t first = b.count();
+  for (size_t i = 0; i < kBatchPackets; i++) {
+    iov_[i] = iovec{b.slot(first + i), kMaxPacket};
+    msgs_[i].msg_hdr = msghdr{nullptr, 0, &iov_[i], 1, ctl_[i], sizeof ctl_[i], 0};
+  }
+  const int r = ::recvmmsg(rx_[s].get(), msgs_, unsigned(kBatchPackets - first), MSG_DONTWAIT, nullptr);
+  if (r < 0) {
+    if (errno != EAGAIN && errno != EINTR) stats_.add(S_RX_ERRORS);
+    return;
+  }
+  stats_.add(S_RX_RAW, uint64_t(r));
+  stats_.add(kRawStat[s], uint64_t(r));
+  for (int i = 0; i < r; i++) {
+    if (!arrived_here(msgs_[i].msg_hdr)) continue;
+    // A datagram larger than the slot arrives cut: the engine drops it as truncated.
+    const bool cut = msgs_[i].msg_hdr.msg_flags & MSG_TRUNC;
+    if (cut) stats_.add(S_RX_TOO_BIG);
+    // Slots stay in step with the reads: a refused packet leaves its slot behind, so move this one down.
+    if (b.next_slot() != b.slot(first + size_t(i))) std::memmove(b.next_slot(), b.slot(first + size_t(i)), cut ? 0 : msgs_[i].msg_len);
+    b.queue(OP_INBOUND, cut ? 0 : msgs_[i].msg_len, From::raw);
+  }
+}
+
+void RawPort::add(size_t i, const uint8_t* data, size_t len, uint32_t to) {
+  addr_[pending_] = sockaddr_in{};
+  addr_[pending_].sin_family = AF_INET;
+  addr_[pending_].sin_addr.s_addr = htonl(to);
+  iov_[pending_] = iovec{const_cast<uint8_t*>(data), len};
+  msgs_[pending_].msg_hdr = msghdr{&addr_[pending_], sizeof addr_[pending_], &iov_[pending_], 1, nullptr, 0, 0};
+  index_[pending_++] = i;
+}
+
+size_t RawPort::send(Refusal* refused) {
+  size_t nr = 0;
+  for (size_t sent = 0; sent < pending_;) {
+    const int r = ::sendmmsg(tx_.get(), msgs_ + sent, unsigned(pending_ - sent), 0);
+    if (r > 0) {
+      sent += size_t(r);
+      stats_.add(S_TX_RAW, uint64_t(r));
+    } else if (errno != EINTR) {
+      // The kernel refused this packet (too big, no route, …): report it, go on with the next.
+      refused[nr++] = Refusal{index_[sent], errno};
+      sent++;
+    }
+  }
+  pending_ = 0;
+  return nr;
+}
+
+int RawPort::send_one(const uint8_t* p, size_t len, uint32_t nexthop) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(nexthop);
+  for (;;) {
+    if (::sendto(tx_.get(), p, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(len)) return 0;
+    if (errno != EINTR) return errno;
+  }
 }
 
 }  // namespace mipsec::io

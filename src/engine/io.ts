@@ -86,11 +86,12 @@ export interface IoLoopOptions {
    */
   tunTable?: number;
   /**
-   * Where a DELIVER that an SA authenticated goes: 'tun' (default) writes it into the TUN; 'route' sends it out of
-   * the raw socket to its IPv4 destination, so the kernel's routes carry it on (refusals are counted like a
-   * FORWARD's: txTooBig, txErrors). A DELIVER addressed to one of the engine's local addresses
-   * (setLocalAddresses) is never handed to the kernel that way (its reply would leave in clear): it is punted with
-   * reason `deliver_local` and its SA.
+   * What a DELIVER that an SA authenticated is for: 'tun' (default) — the host behind the TUN; 'route' — the
+   * kernel forwards it on by its routes: it is written into the TUN the same way (coalesced), and the TUN's owner
+   * turns forwarding on for that device only. With 'route', a DELIVER addressed to one of the engine's local
+   * addresses (setLocalAddresses) is punted `deliver_local` with its SA (the kernel's own reply would leave in
+   * clear), one with TTL <= 1 is punted `ttl_exceeded` (so would the kernel's "time exceeded"), and the ICMP 3/4 for
+   * a packet read from the TUN goes back by route too.
    */
   deliver?: 'tun' | 'route';
   /** Called on the JS thread with every packet the engine punted since the last call. */
@@ -170,6 +171,10 @@ export function flatIoStats(stats: IoStats): Record<string, number> {
   return flat;
 }
 
+/** inject()'s staging buffer: its default size, and the size beyond which it is not kept. */
+const STAGING_BYTES = 64 * 1024;
+const STAGING_KEEP_BYTES = 1 << 20;
+
 const VIA_CODE: Record<InjectVia, number> = { outbound: 0, inbound: 1, tun: 2, raw: 3 };
 const ORIGIN: readonly PuntOrigin[] = ['tun', 'raw'];
 const PUNT_META_WORDS = 5;
@@ -192,6 +197,8 @@ function interfaceAddress(text: string, i: number): [number, number] {
 export class IoLoop {
   private readonly native: any;
   private readonly unhook: () => void;
+  private staging = new Uint8Array(STAGING_BYTES);
+  private stagingMeta = new Uint32Array(64 * 4);
 
   private constructor(native: any, unhook: () => void) {
     this.native = native;
@@ -253,18 +260,28 @@ export class IoLoop {
       }
       total += p.packet.length + quoteOf(p).length;
     });
-    // Each packet, then the quote of what it carries (native/io/binding.cc).
-    const bytes = new Uint8Array(total);
-    const meta = new Uint32Array(packets.length * 4);
+    // Each packet, then the quote of what it carries (native/io/binding.cc), staged in this loop's reused buffers:
+    // the addon copies them into the workers' queues before it returns, so a daemon that injects packet by packet
+    // allocates no ArrayBuffer per packet (freed only by a later GC, those fragmented the malloc heap).
+    if (this.staging.length < total) this.staging = new Uint8Array(Math.max(total, 2 * this.staging.length));
+    if (this.stagingMeta.length < packets.length * 4) this.stagingMeta = new Uint32Array(Math.max(packets.length * 4, 2 * this.stagingMeta.length));
+    const bytes = this.staging;
+    const meta = this.stagingMeta;
     let at = 0;
     packets.forEach((p, i) => {
       const quote = quoteOf(p);
       bytes.set(p.packet, at);
       bytes.set(quote, at + p.packet.length);
-      meta.set([at, p.packet.length, VIA_CODE[p.via], quote.length], i * 4);
+      meta[i * 4] = at;
+      meta[i * 4 + 1] = p.packet.length;
+      meta[i * 4 + 2] = VIA_CODE[p.via];
+      meta[i * 4 + 3] = quote.length;
       at += p.packet.length + quote.length;
     });
-    return this.native.inject(bytes, meta);
+    const taken = this.native.inject(bytes.subarray(0, total), meta.subarray(0, packets.length * 4));
+    // One large injection does not pin its buffer: beyond 1 MiB it goes back to the default size.
+    if (this.staging.length > STAGING_KEEP_BYTES) this.staging = new Uint8Array(STAGING_BYTES);
+    return taken;
   }
 
   stats(): IoStats {

@@ -9,6 +9,7 @@ import { IPV4_FLAG_DF, IpProto, buildIpv4, onesComplementSum, parseIpv4 } from '
 const offload = loadAddon().binding.offload as {
   splitTcp4(packet: Uint8Array, gsoSize: number): Uint8Array[] | null;
   coalesceTcp4(datagrams: Uint8Array[]): { runs: number[]; writes: Uint8Array[] };
+  fragNeeded(quote: Uint8Array, mtu: number): Uint8Array | null;
 };
 
 const SRC = ipToU32('10.77.1.1');
@@ -125,5 +126,35 @@ describe('TUN offload: split and coalesce TCP/IPv4', () => {
       // A datagram written alone is written exactly as it is.
       out.runs.forEach((n, i) => n === 1 && expect(out.writes[i].length).toBe(datagrams[out.runs.slice(0, i).reduce((a, b) => a + b, 0)].length));
     }
+  });
+});
+
+describe('ICMP 3/4 "fragmentation needed" (native/wire/icmp.h), as the loop answers a too-big packet', () => {
+  const udp = (flags: number, payload = payload8(40)) => buildIpv4({ src: SRC, dst: DST, tos: 0, identification: 7, flagsFragment: flags, ttl: 61, protocol: IpProto.UDP }, payload);
+  const payload8 = (n: number) => Uint8Array.from({ length: n }, (_, i) => i + 1);
+  const icmp = (type: number) => buildIpv4({ src: SRC, dst: DST, tos: 0, identification: 7, flagsFragment: IPV4_FLAG_DF, ttl: 61, protocol: IpProto.ICMP }, Uint8Array.of(type, 0, 0, 0, 0, 0, 0, 0, 9, 9));
+
+  it('answers the sender from the destination: type 3 code 4, the MTU, the header and 8 bytes quoted, checksums valid', () => {
+    const datagram = udp(IPV4_FLAG_DF);
+    const m = offload.fragNeeded(datagram.subarray(0, 68), 1234)!;
+    expect(m.length).toBe(20 + 8 + 28);
+    const ip = parseIpv4(m, 0, m.length);
+    expect(ip.ok).toBe(true);
+    if (!ip.ok) return;
+    expect({ src: ip.header.src, dst: ip.header.dst, protocol: ip.header.protocol, ttl: ip.header.ttl }).toEqual({ src: DST, dst: SRC, protocol: IpProto.ICMP, ttl: 64 });
+    expect([m[20], m[21], u16(m, 26)]).toEqual([3, 4, 1234]);
+    expect(~onesComplementSum(m, 20, m.length) & 0xffff).toBe(0);
+    expect(Buffer.from(m.subarray(28))).toEqual(Buffer.from(datagram.subarray(0, 28)));
+  });
+
+  it('says nothing without DF, about an ICMP error, or about what it cannot read', () => {
+    expect(offload.fragNeeded(udp(0), 1000)).toBeNull();
+    for (const type of [3, 4, 5, 11, 12]) expect(offload.fragNeeded(icmp(type), 1000), `ICMP type ${type}`).toBeNull();
+    expect(offload.fragNeeded(icmp(8), 1000)).not.toBeNull(); // an echo request is answered
+    expect(offload.fragNeeded(icmp(8).subarray(0, 20), 1000)).toBeNull(); // ICMP whose type is not quoted
+    expect(offload.fragNeeded(udp(IPV4_FLAG_DF).subarray(0, 19), 1000)).toBeNull();
+    const v6 = Uint8Array.from(udp(IPV4_FLAG_DF));
+    v6[0] = 0x65;
+    expect(offload.fragNeeded(v6, 1000)).toBeNull();
   });
 });

@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Reason, Verdict, VERDICT_COUNTER_BASE, type NativeEngine } from '../../src/engine/index.js';
 import { IoLoop, flatIoStats, type IoLoopOptions, type IoStats, type PuntedPacket } from '../../src/engine/io.js';
-import { endSaPair } from '../engine/fixtures.js';
+import { datagram, endSaPair } from '../engine/fixtures.js';
 import { loopRegistry } from './harness.js';
 import { canRunNetns, inNetns, ip, makePair, type Pair } from './topology.js';
 
@@ -61,14 +61,15 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
   it('two loops on one engine, one per interface: both paths carry SKIP at once; stopping one leaves the other running', async () => {
     const { a, b } = pair;
     const { p1, p2 } = keyed();
+    // A: one policy table per interface, the same prefix in each: only the loop's tunTable tells them apart.
     const ea = engineFor([p1.ab.out, p1.ba.in, p2.ab.out, p2.ba.in], [a.outer, a.inner, second.a.outer, second.a.inner],
-      [{ prefix: '10.77.2.0/24', sa: p1.ab.out.id }, { prefix: '10.78.2.0/24', sa: p2.ab.out.id }]);
+      [{ prefix: '10.0.0.0/8', table: 1, sa: p1.ab.out.id }, { prefix: '10.0.0.0/8', table: 2, sa: p2.ab.out.id }]);
     const eb = engineFor([p1.ba.out, p1.ab.in, p2.ba.out, p2.ab.in], [b.outer, b.inner, second.b.outer, second.b.inner],
       [{ prefix: '10.77.1.0/24', sa: p1.ba.out.id }, { prefix: '10.78.1.0/24', sa: p2.ba.out.id }]);
     const threads = countThreads();
     const fds = countFds();
-    const la1 = loop(ea, a.ns, a.tun, a.inner, a.veth);
-    const la2 = loop(ea, a.ns, second.a.tun, second.a.inner, second.a.veth, { workers: 2 });
+    const la1 = loop(ea, a.ns, a.tun, a.inner, a.veth, { tunTable: 1 });
+    const la2 = loop(ea, a.ns, second.a.tun, second.a.inner, second.a.veth, { workers: 2, tunTable: 2 });
     const lb1 = loop(eb, b.ns, b.tun, b.inner, b.veth);
     const lb2 = loop(eb, b.ns, second.b.tun, second.b.inner, second.b.veth, { workers: 2 });
 
@@ -92,6 +93,14 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     // The engine's counters are one: both loops' verdicts.
     expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.DELIVER]).toBe(10n);
     expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(10n);
+    expect(ea.saStats(p1.ab.out.id)!.packets).toBe(5n);
+    expect(ea.saStats(p2.ab.out.id)!.packets).toBe(5n);
+    // An injected datagram 'outbound' runs OUTBOUND on the loop's table too: table 2 seals it for path 2.
+    expect(la2.inject([{ packet: datagram(100, { src: second.a.inner, dst: second.b.inner, seed: 7 }), via: 'outbound' }])).toBe(1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ea.saStats(p2.ab.out.id)!.packets).toBe(6n);
+    expect(lb2.stats().txTun).toBe(6);
+    expect(ea.counters()[Reason.no_policy]).toBe(0n);
 
     lb2.stop();
     la2.stop();
@@ -101,7 +110,7 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     expect(gone.stdout + gone.stderr).toMatch(/Network is unreachable/);
     // A stopped loop's claim is released: a new loop takes its interface (and TUN) on the same engine.
     const lb3 = loop(eb, b.ns, second.b.tun, second.b.inner, second.b.veth);
-    const la3 = loop(ea, a.ns, second.a.tun, second.a.inner, second.a.veth);
+    const la3 = loop(ea, a.ns, second.a.tun, second.a.inner, second.a.veth, { tunTable: 2 });
     const back = await ping(a.ns, second.b.inner, 2);
     expect(back.stdout, back.stderr).toMatch(/2 packets transmitted, 2 received/);
     expect(lb3.stats().txTun).toBe(2);
@@ -129,6 +138,38 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     // 3 requests into the TUN (the kernel's routes carry them on: here to its own b.inner), 3 sealed replies out to a.
     expect(s).toMatchObject({ rxSkip: 3, txTun: 3, txRaw: 3, fastPath: 6, punted: 0, txErrors: 0, txTooBig: 0 });
     expect(eb.saStats(p1.ab.in.id)!.packets).toBe(3n);
+  });
+
+  it("deliver 'route': a DELIVER whose TTL runs out here is punted ttl_exceeded with its SA, never handed to the kernel", async () => {
+    const { a, b } = pair;
+    const { p1 } = keyed();
+    const ea = engineFor([p1.ab.out, p1.ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: p1.ab.out.id }]);
+    const eb = engineFor([p1.ba.out, p1.ab.in], [b.outer], [{ prefix: '10.77.1.0/24', sa: p1.ba.out.id }]);
+    const punts: PuntedPacket[] = [];
+    loop(ea, a.ns, a.tun, a.inner, undefined);
+    const lb = loop(eb, b.ns, b.tun, b.inner, undefined, { deliver: 'route', onPunt: (p) => punts.push(...p) });
+    const r = await inNetns(a.ns, 'ping', ['-c', '1', '-W', '1', '-t', '1', b.inner]);
+    expect(r.stdout).toMatch(/1 packets transmitted, 0 received/);
+    expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, ttl: p.packet[8] }))).toEqual([{ reason: 'ttl_exceeded', sa: p1.ab.in.id, ttl: 1 }]);
+    expect(lb.stats()).toMatchObject({ txTun: 0, fastPath: 0, punted: 1 });
+    expect(lb.stats().puntReasons.ttl_exceeded).toBe(1);
+  });
+
+  it("deliver 'route': IPv4 fragments read from the TUN are punted (reason fragment, SA 0) for the role to reassemble", async () => {
+    const { b } = pair;
+    const eb = engineFor([], [b.outer], [{ prefix: '10.77.1.0/24', sa: 0 }]);
+    const punts: PuntedPacket[] = [];
+    const lb = loop(eb, b.ns, b.tun, b.inner, undefined, { deliver: 'route', onPunt: (p) => punts.push(...p) });
+    // 2000 bytes of ICMP through a TUN of MTU 1300: the kernel sends it in two fragments.
+    await inNetns(b.ns, 'ping', ['-c', '1', '-W', '1', '-s', '2000', '10.77.1.9']);
+    expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, from: p.from }))).toEqual([
+      { reason: 'fragment', sa: 0, from: 'tun' },
+      { reason: 'fragment', sa: 0, from: 'tun' },
+    ]);
+    expect(punts.map((p) => ((p.packet[6] << 8) | p.packet[7]) & 0x3fff).map((f) => f > 0x1fff)).toEqual([true, false]); // MF, then the last
+    expect(lb.stats()).toMatchObject({ rxTun: 2, punted: 2, fastPath: 0 });
+    expect(lb.stats().puntReasons.fragment).toBe(2);
+    expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(0n); // the engine saw neither
   });
 
   it("deliver 'route': a DELIVER to one of the engine's own addresses is punted deliver_local with its SA", async () => {
