@@ -6,8 +6,10 @@ import type { CaseResult } from '../lab/cases.js';
 import { labCases } from '../lab/cases.js';
 import { netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
 import { parseListen } from '../daemon/metrics.js';
+import { FAULT_IDS, runFaults, type FaultId } from '../lab/faults.js';
 
 const HELP = `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
+       mipsec lab --faults [--only FAULT,...] [--tcp-rate RATE] [--json]
 
 Runs the draft's cases (Figure 6 §4.4/§4.5, §3, Figure 1/2, §3.5.1, a handover) and checks the
 packet stacks on every link against the draft's [Packet Format]. As root it builds every case in
@@ -25,6 +27,11 @@ between the SMN and its correspondent; otherwise it runs them on the in-memory n
                     order printed (port 0: a free port each)
   --engine E        native (default) or ts: the data path the roles use
   --only IDS        comma-separated case ids: ${labCases.map((c) => c.id).join(', ')}
+  --faults          (root) faults under a live flow (ping every 10 ms + a TCP stream) on real
+                    \`mipsec sgw\` / \`mipsec ha\` processes in namespaces: a chain of 3 SGWs and a
+                    HA; --only picks faults: ${FAULT_IDS.join(', ')}. Per fault: probes
+                    lost, time until traffic flows again, TCP goodput, what the daemons logged
+  --tcp-rate RATE   with --faults: the TCP stream's iperf3 -b (default 20M)
 
 Exit status: 0 when every case passed, 1 when one failed, 2 on a usage error.`;
 
@@ -54,6 +61,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       options: {
         netns: { type: 'boolean' }, memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, keep: { type: 'boolean' }, metrics: { type: 'string' },
         engine: { type: 'string', default: 'native' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        faults: { type: 'boolean' }, 'tcp-rate': { type: 'string' },
       },
       strict: true,
     }));
@@ -71,6 +79,11 @@ export async function run(_name: string, args: string[]): Promise<number> {
   }
   const engine = values.engine as EngineImpl;
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (values.faults) return runFaultsCommand(only, values['tcp-rate'], values.json === true);
+  if (values['tcp-rate'] !== undefined) {
+    console.error('mipsec lab: --tcp-rate goes with --faults');
+    return 2;
+  }
   const known = new Set(labCases.map((c) => c.id));
   const unknown = (only ?? []).filter((id) => !known.has(id));
   if (unknown.length) {
@@ -142,4 +155,28 @@ export async function run(_name: string, args: string[]): Promise<number> {
     await new Promise(() => undefined);
   }
   return passed === report.cases.length ? 0 : 1;
+}
+
+/** `mipsec lab --faults`: namespaces only (the faults kill real daemon processes). */
+async function runFaultsCommand(only: string[] | undefined, tcpRate: string | undefined, json: boolean): Promise<number> {
+  const unknown = (only ?? []).filter((id) => !(FAULT_IDS as readonly string[]).includes(id));
+  if (unknown.length) {
+    console.error(`mipsec lab --faults: --only: unknown fault ${unknown.join(', ')} (known: ${FAULT_IDS.join(', ')})`);
+    return 2;
+  }
+  if (tcpRate !== undefined && !/^\d+(\.\d+)?[KMG]?$/.test(tcpRate)) {
+    console.error(`mipsec lab --faults: --tcp-rate is an iperf3 -b rate such as 20M, got '${tcpRate}'`);
+    return 2;
+  }
+  const why = netnsUnavailable();
+  if (why) {
+    console.error(`mipsec lab --faults: needs network namespaces: ${why}`);
+    return 2;
+  }
+  const say = json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => console.log(line);
+  const report = await runFaults({ only: only as FaultId[] | undefined, tcpRate, progress: say });
+  const passed = report.faults.filter((f) => f.pass).length;
+  if (json) console.log(JSON.stringify(report, null, 2));
+  say(`${passed} of ${report.faults.length} faults passed`);
+  return passed === report.faults.length ? 0 : 1;
 }
