@@ -21,7 +21,8 @@ import { IMPAIR_PY } from './impair.js';
 import { makeCa, makeIdentity } from './world.js';
 
 const BIN = fileURLToPath(new URL('../../bin/mipsec.js', import.meta.url));
-const REGISTRAR = fileURLToPath(new URL('../bench/soak/registrar.js', import.meta.url));
+// The built script (from src/lab under vitest as from dist/lab): it runs as a process of its own.
+const REGISTRAR = fileURLToPath(new URL('../../dist/bench/soak/registrar.js', import.meta.url));
 
 export const FAULT_IDS = ['sgw-kill9', 'sgw-term', 'ha-kill9', 'link-flap', 'netem', 'mtu'] as const;
 export type FaultId = (typeof FAULT_IDS)[number];
@@ -357,10 +358,13 @@ export class FaultLab {
   }
 }
 
-/** Differences of counters (after − before), only those that grew. */
-function delta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+/** Differences of counters (after − before), only those that grew; a restarted daemon's count from zero. */
+function delta(before: Record<string, number>, after: Record<string, number>, restarted: readonly string[] = []): Record<string, number> {
   const d: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) d[k] = v - (before[k] ?? 0);
+  for (const [k, v] of Object.entries(after)) {
+    const was = restarted.includes(k.split(' ')[0]) ? 0 : (before[k] ?? 0);
+    if (v - was > 0) d[k] = v - was;
+  }
   return d;
 }
 
@@ -478,7 +482,7 @@ async function measureFault(lab: FaultLab, id: FaultId, opts: FaultOptions, seco
     resumeMs: resumeMs === null ? null : Math.round(resumeMs),
     resumeFromSpawnMs: resumeFromSpawnMs === null ? null : Math.round(resumeFromSpawnMs),
     tcp, logs: injected ? logsSince(lab, faultAt, injected.watch) : [],
-    counters: delta(dropsBefore, lab.counters()), notes: injected?.notes ?? [], durationMs: Date.now() - t0,
+    counters: delta(dropsBefore, lab.counters(), [...lab.daemons].filter(([, d]) => d.spawnedAt > t0).map(([name]) => name)), notes: injected?.notes ?? [], durationMs: Date.now() - t0,
   };
   return result;
 }
