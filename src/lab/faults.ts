@@ -5,7 +5,8 @@
 // Topology (the Figure 2 chain of three SGWs between two hosts, one nested, as Figure 1 nests them):
 //
 //   h0 10.0.1.10 ── sgw3 (nested, 10.0.1.1 | 10.0.0.3) ── home link (bridge: sgw0 10.0.0.1, ha 10.0.0.2, mn 10.0.0.200)
-//      ── sgw0 (home border, outside 198.18.0.1) ══ Internet ══ sgw1 (site 1 border, 198.18.1.1 | 10.1.0.1) ── h1 10.1.0.10
+//      ── sgw0 (home border, outside 198.18.0.1) ══ Internet (bridge; x 198.18.9.10) ══ sgw1 (site 1 border, 198.18.1.1 | 10.1.0.1)
+//      ── h1 10.1.0.10
 //
 // The live flow during every fault: a ping from h0 to h1 every 10 ms and a TCP stream (iperf3) h0 → h1; for the
 // HA also Mobile IP registrations from `mn` (back to back, each fsync'd by the HA before its reply).
@@ -84,8 +85,8 @@ export interface FaultReport {
   faults: FaultResult[];
 }
 
-type Node = 'h0' | 'sgw3' | 'home' | 'ha' | 'mn' | 'sgw0' | 'inet' | 'sgw1' | 'h1';
-type Daemon = 'sgw0' | 'sgw1' | 'sgw3' | 'ha';
+export type Node = 'h0' | 'sgw3' | 'home' | 'ha' | 'mn' | 'sgw0' | 'inet' | 'x' | 'sgw1' | 'h1';
+export type Daemon = 'sgw0' | 'sgw1' | 'sgw3' | 'ha';
 
 interface Running {
   child: ChildProcess;
@@ -125,7 +126,7 @@ const SGWS: Record<'sgw0' | 'sgw1' | 'sgw3', { inside: string; insideLen: number
   sgw1: { inside: '10.1.0.1', insideLen: 16, outside: '198.18.1.1', outsideLen: 16 },
 };
 
-const MN_HOMES = Array.from({ length: 8 }, (_, i) => ({ home: `10.0.0.${128 + i}`, spi: 256 + i, keyHex: (i + 16).toString(16).repeat(16) }));
+export const MN_HOMES = Array.from({ length: 8 }, (_, i) => ({ home: `10.0.0.${128 + i}`, spi: 256 + i, keyHex: (i + 16).toString(16).repeat(16) }));
 
 function sgwConfig(name: keyof typeof SGWS): string {
   const s = SGWS[name];
@@ -214,7 +215,7 @@ export class FaultLab {
   }
 
   build(): void {
-    for (const node of ['h0', 'sgw3', 'home', 'ha', 'mn', 'sgw0', 'inet', 'sgw1', 'h1'] as Node[]) {
+    for (const node of ['h0', 'sgw3', 'home', 'ha', 'mn', 'sgw0', 'inet', 'x', 'sgw1', 'h1'] as Node[]) {
       execFileSync('ip', ['netns', 'add', this.ns(node)]);
       this.made.push(this.ns(node));
       this.ip(node, 'link', 'set', 'lo', 'up');
@@ -238,6 +239,8 @@ export class FaultLab {
     this.ip('home', 'link', 'set', 'imp1', 'master', 'br0');
     port('inet', 'sgw0', 'outside', '198.18.0.1/16', 'p-sgw0');
     port('inet', 'sgw1', 'outside', '198.18.1.1/16', 'p-sgw1');
+    // An Internet host (the overload bench's flood comes from here, with spoofed sources).
+    port('inet', 'x', 'eth0', '198.18.9.10/16', 'p-x');
     this.veth('h0', 'eth0', '10.0.1.10/24', 'sgw3', 'inside', '10.0.1.1/24');
     this.veth('sgw1', 'inside', '10.1.0.1/16', 'h1', 'eth0', '10.1.0.10/16');
     this.ip('h0', 'route', 'add', 'default', 'via', '10.0.1.1');
@@ -248,6 +251,7 @@ export class FaultLab {
     this.ip('sgw0', 'route', 'add', '10.0.1.0/24', 'via', '10.0.0.3');
     this.ip('sgw0', 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
     this.ip('sgw1', 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
+    this.ip('x', 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
   }
 
   /** A CA, an identity per SGW, the map, node configs and the HA's MN-HA keys in the lab's directory. */
@@ -322,7 +326,7 @@ export class FaultLab {
   /** `mipsec status --json` of a running daemon, with how long the answer took. */
   status(name: Daemon): { status: Record<string, unknown> & { counters: { engine: Record<string, number> } }; ms: number } {
     const t = performance.now();
-    const out = execFileSync(process.execPath, [BIN, 'status', '--json', '--socket', join(this.dir, `${name}.sock`)], { encoding: 'utf8', timeout: 10_000 });
+    const out = execFileSync(process.execPath, [BIN, 'status', '--json', '--socket', join(this.dir, `${name}.sock`)], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
     return { status: JSON.parse(out), ms: performance.now() - t };
   }
 
