@@ -743,7 +743,7 @@ const fmt = (v: number | null, unit: string, digits = 1) => (v === null ? '—' 
 export function formatFault(r: FaultResult): string[] {
   const lines = [`${r.pass ? 'PASS' : 'FAIL'} ${r.id.padEnd(10)} ${r.title} (${(r.durationMs / 1000).toFixed(1)} s)`];
   lines.push(`      probes (10 ms): lost ${r.probe.lost}/${r.probe.sent}, longest gap ${r.probe.maxGapMs} ms` +
-    (r.resumeMs !== null ? `; flowing again ${r.resumeMs} ms after ${r.id === 'link-flap' ? 'link up' : 'the new process started'}` : '') +
+    (r.resumeMs !== null ? `; ${r.id === 'ha-kill9' ? 'registrations accepted again' : 'flowing again'} ${r.resumeMs} ms after ${r.id === 'link-flap' ? 'link up' : 'the new process started'}` : '') +
     (r.resumeFromSpawnMs !== null ? ` (${r.resumeFromSpawnMs} ms after spawn)` : ''));
   lines.push(`      TCP: before ${fmt(r.tcp.beforeMbps, ' Mbit/s')}, during the fault ${fmt(r.tcp.duringMbps, ' Mbit/s')}, overall ${fmt(r.tcp.overallMbps, ' Mbit/s')}, retransmits ${r.tcp.retransmits ?? '—'}, ${r.tcp.completed ? 'completed' : 'DID NOT complete'}`);
   const counted = Object.entries(r.counters).map(([k, v]) => `${k} ${v}`).join(', ');
