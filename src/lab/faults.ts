@@ -128,8 +128,17 @@ const SGWS: Record<'sgw0' | 'sgw1' | 'sgw3', { inside: string; insideLen: number
 
 export const MN_HOMES = Array.from({ length: 8 }, (_, i) => ({ home: `10.0.0.${128 + i}`, spi: 256 + i, keyHex: (i + 16).toString(16).repeat(16) }));
 
-function sgwConfig(name: keyof typeof SGWS): string {
+/** What the SGWs' configs set beyond the defaults (src/lab/suites.ts runs every suite through the chain). */
+export interface SgwKnobs {
+  esp?: string;
+  nextHopMac?: string;
+  coverage?: string;
+  transport?: 'raw' | 'udp';
+}
+
+function sgwConfig(name: keyof typeof SGWS, knobs: SgwKnobs = {}): string {
   const s = SGWS[name];
+  const policy = Object.entries({ esp: knobs.esp, nextHopMac: knobs.nextHopMac, coverage: knobs.coverage }).filter(([, v]) => v !== undefined);
   return `kind: node
 name: ${name}
 role: sgw
@@ -139,7 +148,7 @@ interfaces:
   - { name: inside, address: ${s.inside}, prefixLength: ${s.insideLen} }
   - { name: outside, address: ${s.outside}, prefixLength: ${s.outsideLen} }
 sgw: { inside: inside, outside: outside }
-`;
+${policy.length ? `policy: { ${policy.map(([k, v]) => `${k}: ${v}`).join(', ')} }\n` : ''}${knobs.transport ? `dataPath: { transport: ${knobs.transport} }\n` : ''}`;
 }
 
 const HA_CONFIG = `kind: node
@@ -252,6 +261,11 @@ export class FaultLab {
     this.ip('sgw0', 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
     this.ip('sgw1', 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
     this.ip('x', 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
+  }
+
+  /** The SGWs' node configs with these knobs (the next start reads them). */
+  writeSgwConfigs(knobs: SgwKnobs = {}): void {
+    for (const name of Object.keys(SGWS) as (keyof typeof SGWS)[]) writeFileSync(join(this.dir, `${name}.yaml`), sgwConfig(name, knobs));
   }
 
   /** A CA, an identity per SGW, the map, node configs and the HA's MN-HA keys in the lab's directory. */
