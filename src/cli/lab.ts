@@ -1,5 +1,6 @@
 // mipsec lab: the draft's cases end to end — in network namespaces with real links, TUNs, ping and
 // TCP when run as root, else (or with --memory) on the in-memory network.
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import type { EngineImpl } from '../engine/index.js';
 import type { CaseResult } from '../lab/cases.js';
@@ -180,7 +181,7 @@ async function runFaultsCommand(only: string[] | undefined, tcpRate: string | un
     console.error(`mipsec lab --faults: --tcp-rate is an iperf3 -b rate such as 20M, got '${tcpRate}'`);
     return 2;
   }
-  const why = netnsUnavailable();
+  const why = netnsUnavailable() ?? (commandMissing('python3') ? 'python3 is missing (apt-get install python3): the netem stand-in is a Python script' : undefined);
   if (why) {
     console.error(`mipsec lab --faults: needs network namespaces: ${why}`);
     return 2;
@@ -217,4 +218,13 @@ async function runSuitesCommand(only: string[] | undefined, pcapDir: string | un
   if (json) console.log(JSON.stringify(report, null, 2));
   say(`${passed} of ${report.suites.length} suite combinations passed${pcapDir ? `; captures in ${pcapDir}` : ''}`);
   return passed === report.suites.length ? 0 : 1;
+}
+
+function commandMissing(tool: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
+  }
 }
