@@ -405,29 +405,42 @@ function logsSince(lab: FaultLab, since: number, names: readonly Daemon[], max =
 
 export interface FaultOptions {
   only?: readonly FaultId[];
-  /** TCP stream rate cap (iperf3 -b), default 20M: the daemons share a small machine with the probes. */
+  /** TCP stream rate cap (iperf3 -b), default 20M: the daemons share a small machine with the probes. '0': no stream. */
   tcpRate?: string;
+  /** Per fault, instead of tcpRate. */
+  tcpRateFor?: Partial<Record<FaultId, string>>;
   progress?: (line: string) => void;
 }
 
 interface Flow {
   ping: ReturnType<FaultLab['spawnIn']>;
-  iperf: ReturnType<FaultLab['spawnIn']>;
+  iperf?: ReturnType<FaultLab['spawnIn']>;
+  server?: ReturnType<FaultLab['spawnIn']>;
   startedAt: number;
 }
 
-function startFlow(lab: FaultLab, seconds: number, rate: string): Flow {
+let nextPort = 5300;
+
+/** The ping and (unless rate is '0') a TCP stream to a one-test iperf3 server of its own (a stalled test cannot block the next fault's). */
+async function startFlow(lab: FaultLab, seconds: number, rate: string): Promise<Flow> {
+  const port = String(nextPort++);
+  const server = rate === '0' ? undefined : lab.spawnIn('h1', 'iperf3', ['-s', '-1', '-p', port]);
+  if (server) await waitFor('the iperf3 server', () => server.out().includes('listening') || server.child.exitCode !== null, 5000).catch(() => undefined);
   const startedAt = Date.now();
   const ping = lab.spawnIn('h0', 'ping', ['-D', '-n', '-i', '0.01', '-W', '1', '10.1.0.10']);
-  const iperf = lab.spawnIn('h0', 'iperf3', ['-c', '10.1.0.10', '-t', String(seconds), '-i', '0.5', '-b', rate, '-J', '--connect-timeout', '3000']);
-  return { ping, iperf, startedAt };
+  const iperf = server
+    ? lab.spawnIn('h0', 'iperf3', ['-c', '10.1.0.10', '-p', port, '-t', String(seconds), '-i', '0.5', '-b', rate, '-J', '--connect-timeout', '3000'])
+    : undefined;
+  return { ping, iperf, server, startedAt };
 }
 
 async function endFlow(flow: Flow): Promise<{ pingOut: string; iperfCode: number | null; iperf: { intervals: IperfInterval[]; overallMbps: number | null; retransmits: number | null; error?: string } }> {
   flow.ping.child.kill('SIGINT');
   await flow.ping.exited;
+  if (!flow.iperf) return { pingOut: flow.ping.out(), iperfCode: null, iperf: { intervals: [], overallMbps: null, retransmits: null, error: 'no TCP stream (rate 0)' } };
   const iperfCode = await Promise.race([flow.iperf.exited, sleep(30_000).then(() => -1)]);
   if (iperfCode === -1) flow.iperf.child.kill('SIGKILL');
+  flow.server?.child.kill('SIGKILL');
   let intervals: IperfInterval[] = [];
   let overallMbps: number | null = null;
   let retransmits: number | null = null;
@@ -456,9 +469,9 @@ async function flowing(flow: Flow, n = 30, ms = 20_000): Promise<void> {
 
 /** One fault: a flow of `seconds`, `inject` between 2 s of flow and its end; figures from the flow. */
 async function measureFault(lab: FaultLab, id: FaultId, opts: FaultOptions, seconds: number,
-  inject: () => Promise<{ faultAt: number; endAt?: number; backAt?: number; spawnedAt?: number; watch: Daemon[]; notes?: string[]; failures?: string[] }>): Promise<FaultResult> {
+  inject: (flow: Flow) => Promise<{ faultAt: number; endAt?: number; backAt?: number; spawnedAt?: number; watch: Daemon[]; notes?: string[]; failures?: string[] }>): Promise<FaultResult> {
   const t0 = Date.now();
-  const flow = startFlow(lab, seconds, opts.tcpRate ?? '20M');
+  const flow = await startFlow(lab, seconds, opts.tcpRateFor?.[id] ?? opts.tcpRate ?? '20M');
   const failures: string[] = [];
   let injected: Awaited<ReturnType<typeof inject>> | undefined;
   let dropsBefore: Record<string, number> = {};
@@ -466,7 +479,7 @@ async function measureFault(lab: FaultLab, id: FaultId, opts: FaultOptions, seco
     await flowing(flow);
     await sleep(1000);
     dropsBefore = lab.counters();
-    injected = await inject();
+    injected = await inject(flow);
     failures.push(...(injected.failures ?? []));
   } catch (err) {
     failures.push(`fault: ${(err as Error).message}`);
@@ -486,7 +499,7 @@ async function measureFault(lab: FaultLab, id: FaultId, opts: FaultOptions, seco
   // During the fault: until traffic flowed again (kills, link) or until the impairment was removed (netem, MTU).
   const faultEnd = injected?.endAt ?? back ?? faultAt;
   const tcp: TcpFigures = {
-    completed: ended.iperfCode === 0,
+    completed: ended.iperfCode === 0 || !flow.iperf,
     beforeMbps: goodput(ended.iperf.intervals, 0, rel(faultAt)),
     duringMbps: goodput(ended.iperf.intervals, rel(faultAt), Math.max(rel(faultEnd), rel(faultAt) + 0.5)),
     overallMbps: ended.iperf.overallMbps,
@@ -508,11 +521,13 @@ async function measureFault(lab: FaultLab, id: FaultId, opts: FaultOptions, seco
 async function restartFault(lab: FaultLab, id: 'sgw-kill9' | 'sgw-term', opts: FaultOptions): Promise<FaultResult> {
   const signal = id === 'sgw-kill9' ? 'SIGKILL' : 'SIGTERM';
   const limit = id === 'sgw-kill9' ? 2000 : 1000;
-  const r = await measureFault(lab, id, opts, 12, async () => {
+  const r = await measureFault(lab, id, opts, 12, async (flow) => {
     const faultAt = Date.now();
     const code = await lab.stop('sgw1', signal);
     const restarted = await lab.start('sgw1');
-    await sleep(3000);
+    // Watch up to 20 s for the flow to come back (the replay floor can hold it back that long), then 2 s more.
+    await waitFor('replies after the restart', () => pingReplies(flow.ping.out()).some((p) => p.t > restarted.startedAt), 20_000).catch(() => undefined);
+    await sleep(2000);
     return { faultAt, backAt: restarted.startedAt, spawnedAt: restarted.spawnedAt, watch: ['sgw1', 'sgw0'], notes: [`sgw1 exited with ${code ?? 'a signal'}`] };
   });
   if (r.resumeMs === null) r.failures.push('traffic did not flow again after the restart');
@@ -728,14 +743,10 @@ export async function runFaults(opts: FaultOptions = {}): Promise<FaultReport> {
   const say = opts.progress ?? (() => undefined);
   const lab = new FaultLab();
   const faults: FaultResult[] = [];
-  const iperfServer: { stop?: () => void } = {};
   try {
     lab.build();
     lab.writeConfigs();
     for (const name of ['sgw0', 'sgw1', 'sgw3', 'ha'] as const) await lab.start(name);
-    const server = lab.spawnIn('h1', 'iperf3', ['-s']);
-    iperfServer.stop = () => server.child.kill('SIGKILL');
-    await sleep(300);
     say(`faults: namespaces mf-${lab.tag}-*, daemons sgw3 → sgw0 → sgw1 and ha up`);
     for (const id of opts.only ?? FAULT_IDS) {
       const run = { 'sgw-kill9': () => restartFault(lab, 'sgw-kill9', opts), 'sgw-term': () => restartFault(lab, 'sgw-term', opts), 'ha-kill9': () => haFault(lab, opts),
@@ -746,7 +757,6 @@ export async function runFaults(opts: FaultOptions = {}): Promise<FaultReport> {
       say(formatFault(r).join('\n'));
     }
   } finally {
-    iperfServer.stop?.();
     lab.close();
   }
   return { faults };

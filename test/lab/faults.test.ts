@@ -25,7 +25,7 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
 
   it('SGW kill -9 and SIGTERM restarts and netem-like loss with reordering across the 3-SGW chain', async () => {
     await ensureDist();
-    ({ faults: results } = await runFaults({ only: ['sgw-kill9', 'sgw-term', 'netem'], tcpRate: '1M' }));
+    ({ faults: results } = await runFaults({ only: ['sgw-kill9', 'sgw-term', 'netem'], tcpRate: '1M', tcpRateFor: { 'sgw-kill9': '0' } }));
     expect(results.map((r) => r.id)).toEqual(['sgw-kill9', 'sgw-term', 'netem']);
 
     const kill = byId('sgw-kill9');
