@@ -7,12 +7,14 @@ import type { EngineImpl } from '../engine/types.js';
 
 const TS_SHARE = 0.3;
 
-const GROUP_HELP = `usage: mipsec bench micro | e2e | soak [options]
+const GROUP_HELP = `usage: mipsec bench micro | e2e | soak | overload [options]
 
   micro   data-path micro-benchmark: native vs TS vs openssl speed, one core
   e2e     iperf3 through client — gateway A — gateway B — server namespaces:
           plain veth, mipsec (SKIP, SPI, the sgw daemons, TS path), wireguard-go, OpenVPN, strongSwan
   soak    the daemons under load for N minutes: memory, fds, tables and drops every minute
+  overload  the sgw daemons offered 2× what they carry plus a spoofed-source flood: drops by reason,
+          status latency, registrations and new keys under load, recovery
 
 Run \`mipsec bench <name> --help\` for the options.`;
 
@@ -55,8 +57,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
   }
   if (sub === 'e2e') return (await import('../bench/e2e/index.js')).runE2e(rest);
   if (sub === 'soak') return (await import('../bench/soak/index.js')).runSoakCommand(rest);
+  if (sub === 'overload') return (await import('../bench/overload/index.js')).runOverloadCommand(rest);
   if (sub !== 'micro') {
-    console.error(`mipsec bench: unknown benchmark '${sub}' (micro, e2e or soak)\n\n${GROUP_HELP}`);
+    console.error(`mipsec bench: unknown benchmark '${sub}' (micro, e2e, soak or overload)\n\n${GROUP_HELP}`);
     return 2;
   }
   let values;

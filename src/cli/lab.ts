@@ -1,13 +1,18 @@
 // mipsec lab: the draft's cases end to end — in network namespaces with real links, TUNs, ping and
 // TCP when run as root, else (or with --memory) on the in-memory network.
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import type { EngineImpl } from '../engine/index.js';
 import type { CaseResult } from '../lab/cases.js';
 import { labCases } from '../lab/cases.js';
 import { netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
 import { parseListen } from '../daemon/metrics.js';
+import { FAULT_IDS, runFaults, type FaultId } from '../lab/faults.js';
+import { allCombos, comboId, coveringCombos, runSuites } from '../lab/suites.js';
 
 const HELP = `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
+       mipsec lab --faults [--only FAULT,...] [--tcp-rate RATE] [--json]
+       mipsec lab --suites [--only covering | COMBINATION,...] [--pcap DIR] [--json]
 
 Runs the draft's cases (Figure 6 §4.4/§4.5, §3, Figure 1/2, §3.5.1, a handover) and checks the
 packet stacks on every link against the draft's [Packet Format]. As root it builds every case in
@@ -25,6 +30,16 @@ between the SMN and its correspondent; otherwise it runs them on the in-memory n
                     order printed (port 0: a free port each)
   --engine E        native (default) or ts: the data path the roles use
   --only IDS        comma-separated case ids: ${labCases.map((c) => c.id).join(', ')}
+  --faults          (root) faults under a live flow (ping every 10 ms + a TCP stream) on real
+                    \`mipsec sgw\` / \`mipsec ha\` processes in namespaces: a chain of 3 SGWs and a
+                    HA; --only picks faults: ${FAULT_IDS.join(', ')}. Per fault: probes
+                    lost, time until traffic flows again, TCP goodput, what the daemons logged
+  --tcp-rate RATE   with --faults: the TCP stream's iperf3 -b (default 20M)
+  --suites          (root) every ESP suite × Next-hop MAC × AH coverage × transport (24) through the
+                    same 3-SGW daemon chain: ping and 2 MB of TCP, the Internet link's first 600
+                    packets read back by tshark with wireshark/mipsec-skip.lua (SKIP on every packet,
+                    the configured Crypt/MAC Alg, nothing in clear); --only covering: 3 combinations
+                    that use every value once; --pcap DIR keeps DIR/<combination>/internet.pcap
 
 Exit status: 0 when every case passed, 1 when one failed, 2 on a usage error.`;
 
@@ -54,6 +69,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       options: {
         netns: { type: 'boolean' }, memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, keep: { type: 'boolean' }, metrics: { type: 'string' },
         engine: { type: 'string', default: 'native' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        faults: { type: 'boolean' }, 'tcp-rate': { type: 'string' }, suites: { type: 'boolean' },
       },
       strict: true,
     }));
@@ -71,6 +87,16 @@ export async function run(_name: string, args: string[]): Promise<number> {
   }
   const engine = values.engine as EngineImpl;
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (values.faults && values.suites) {
+    console.error('mipsec lab: --faults and --suites are separate runs; give one');
+    return 2;
+  }
+  if (values.faults) return runFaultsCommand(only, values['tcp-rate'], values.json === true);
+  if (values.suites) return runSuitesCommand(only, values.pcap, values.json === true);
+  if (values['tcp-rate'] !== undefined) {
+    console.error('mipsec lab: --tcp-rate goes with --faults');
+    return 2;
+  }
   const known = new Set(labCases.map((c) => c.id));
   const unknown = (only ?? []).filter((id) => !known.has(id));
   if (unknown.length) {
@@ -142,4 +168,63 @@ export async function run(_name: string, args: string[]): Promise<number> {
     await new Promise(() => undefined);
   }
   return passed === report.cases.length ? 0 : 1;
+}
+
+/** `mipsec lab --faults`: namespaces only (the faults kill real daemon processes). */
+async function runFaultsCommand(only: string[] | undefined, tcpRate: string | undefined, json: boolean): Promise<number> {
+  const unknown = (only ?? []).filter((id) => !(FAULT_IDS as readonly string[]).includes(id));
+  if (unknown.length) {
+    console.error(`mipsec lab --faults: --only: unknown fault ${unknown.join(', ')} (known: ${FAULT_IDS.join(', ')})`);
+    return 2;
+  }
+  if (tcpRate !== undefined && !/^\d+(\.\d+)?[KMG]?$/.test(tcpRate)) {
+    console.error(`mipsec lab --faults: --tcp-rate is an iperf3 -b rate such as 20M, got '${tcpRate}'`);
+    return 2;
+  }
+  const why = netnsUnavailable() ?? (commandMissing('python3') ? 'python3 is missing (apt-get install python3): the netem stand-in is a Python script' : undefined);
+  if (why) {
+    console.error(`mipsec lab --faults: needs network namespaces: ${why}`);
+    return 2;
+  }
+  const say = json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => console.log(line);
+  const report = await runFaults({ only: only as FaultId[] | undefined, tcpRate, progress: say });
+  const passed = report.faults.filter((f) => f.pass).length;
+  if (json) console.log(JSON.stringify(report, null, 2));
+  say(`${passed} of ${report.faults.length} faults passed`);
+  return passed === report.faults.length ? 0 : 1;
+}
+
+/** `mipsec lab --suites`: every suite combination on the wire through the daemon chain (namespaces only). */
+async function runSuitesCommand(only: string[] | undefined, pcapDir: string | undefined, json: boolean): Promise<number> {
+  const all = allCombos();
+  let combos = all;
+  if (only?.length === 1 && only[0] === 'covering') combos = coveringCombos();
+  else if (only?.length) {
+    const unknown = only.filter((id) => !all.some((c) => comboId(c) === id));
+    if (unknown.length) {
+      console.error(`mipsec lab --suites: --only: unknown combination ${unknown.join(', ')} (covering, or ESP-MAC-COVERAGE-TRANSPORT such as ${comboId(all[0])})`);
+      return 2;
+    }
+    combos = all.filter((c) => only.includes(comboId(c)));
+  }
+  const why = netnsUnavailable();
+  if (why) {
+    console.error(`mipsec lab --suites: needs network namespaces: ${why}`);
+    return 2;
+  }
+  const say = json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => console.log(line);
+  const report = await runSuites({ combos, pcapDir, progress: say });
+  const passed = report.suites.filter((r) => r.pass).length;
+  if (json) console.log(JSON.stringify(report, null, 2));
+  say(`${passed} of ${report.suites.length} suite combinations passed${pcapDir ? `; captures in ${pcapDir}` : ''}`);
+  return passed === report.suites.length ? 0 : 1;
+}
+
+function commandMissing(tool: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
+  }
 }

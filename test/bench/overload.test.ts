@@ -1,0 +1,51 @@
+// `mipsec bench overload`, CI-sized (root, in namespaces it makes and removes): the sgw daemons offered twice
+// what they carry, plus a flood from 2,000 spoofed sources of plain datagrams and SKIP packets with fresh keys.
+// Held: what is dropped is counted by reason (the flood's plain datagrams as drop_policy, its keys as
+// drop_discovery_no_authority, the overflow of the punt queue as puntDropped); new keys still install under the
+// load (a restarted nested SGW's first packets get through); and once the load stops the gateways carry half
+// their rate without loss, answer ping and status within 100 ms.
+// Not held today, so asserted as failing (it.fails): status within 100 ms under the load. The daemons punt every
+// packet to their one JS thread (issue 11's fast path is not there yet), which also answers the status socket;
+// at 2× load it answers in ~5 ms median but its tail reaches seconds.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { formatOverload, runOverload, type OverloadReport } from '../../src/bench/overload/index.js';
+import { ensureDist } from '../daemon/netns.js';
+import { canRunNetns } from '../io/topology.js';
+
+describe.skipIf(!canRunNetns)('mipsec bench overload (root, its own namespaces)', () => {
+  let r: OverloadReport;
+
+  beforeAll(async () => {
+    await ensureDist();
+    r = await runOverload({ seconds: 6, floodPps: 3000 });
+    console.log(formatOverload(r).join('\n'));
+  }, 300_000);
+
+  it('drops under 2× load are counted by reason; new keys still install', () => {
+    expect(r.carry.receivedMbps).toBeGreaterThan(1);
+    expect(r.load.udp.offeredMbps).toBeGreaterThan(1.5 * r.carry.receivedMbps);
+    expect(r.load.flood.sent).toBeGreaterThan(1000);
+    // The flood: every SKIP packet with an unknown key from a sender no map vouches for, every plain datagram from
+    // outside to a protected host — each dropped with its reason (minus what the full punt queue dropped first).
+    expect(r.load.counters['sgw1 role drop_discovery_no_authority'] ?? 0).toBeGreaterThan(0);
+    expect(r.load.counters['sgw1 role drop_policy'] ?? 0).toBeGreaterThan(0);
+    expect(r.load.newKeyFirstReplyMs).not.toBeNull();
+    expect(r.load.newKeyFirstReplyMs!).toBeLessThan(5000);
+  });
+
+  it('recovers when the load stops: half the carry rate without loss, ping, status within 100 ms', () => {
+    expect(r.after.udp.lostPct).toBeLessThanOrEqual(2);
+    expect(r.after.pingLost).toMatch(/ 0% packet loss/);
+    for (const name of ['sgw0', 'sgw1'] as const) {
+      expect(r.after.status[name].failed).toBe(0);
+      expect(r.after.status[name].p95Ms!).toBeLessThanOrEqual(100);
+    }
+  });
+
+  it.fails('status answers within 100 ms under 2× load (known to fail: one JS thread drains every punt and answers status)', () => {
+    for (const name of ['sgw0', 'sgw1'] as const) {
+      expect(r.load.status[name].failed).toBe(0);
+      expect(r.load.status[name].maxMs!).toBeLessThanOrEqual(100);
+    }
+  });
+});
