@@ -48,8 +48,6 @@ enum Reason : uint8_t {
   R_DELIVER_LOCAL = 36,
 };
 constexpr Reason kLastReason = R_DELIVER_LOCAL;
-// Punted by the I/O loop: a DELIVER addressed to one of the engine's local addresses (deliver 'route').
-constexpr uint8_t kReasonDeliverLocal = R_DELIVER_LOCAL;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop (R_SELECTOR is punted
 // instead by an SA with selectorMiss 'punt', which says so explicitly).

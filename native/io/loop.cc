@@ -99,6 +99,10 @@ struct IoLoop::Worker {
   Fd rx[kRawSockets];
   Fd mtu_probe;  // a UDP socket in the loop's namespace, to ask the kernel the path MTU toward a next hop
   Fd udp;        // the UDP transport (udp.h), when configured
+  // Sends of the UDP transport when `udp` is bound to the loop's interface (which would also bind its sends, and a
+  // node's loops all send toward their peers by the kernel's routes): unbound, from an ephemeral port.
+  Fd udp_tx;
+  int udp_send_fd() const { return udp_tx.valid() ? udp_tx.get() : udp.get(); }
   unsigned ifindex = 0;  // IoConfig::bind_device's index: what arrives elsewhere is refused; 0 takes every interface
   uint16_t udp_port = 0;
   uint32_t table = 0;  // OUTBOUND's arg0: the policy table of what is read from the TUN
@@ -199,6 +203,8 @@ std::string IoLoop::open(const IoConfig& cfg) {
       if (std::string e = raw_open_sender(&w.tx); !e.empty()) return e;
       if (cfg.udp_port)
         if (std::string e = udp_open(cfg.udp_port, cfg.bind_device, &w.udp); !e.empty()) return e;
+      if (cfg.udp_port && !cfg.bind_device.empty())
+        if (std::string e = udp_open(0, "", &w.udp_tx); !e.empty()) return e;
       w.mtu_probe.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
       if (!w.mtu_probe.valid()) return sys_error("socket(AF_INET, SOCK_DGRAM) for path MTU queries");
     }
@@ -368,7 +374,8 @@ void IoLoop::run(Worker& w) {
     store16(icmp + 26, uint16_t(size_t(link_mtu) - overhead));
     std::memcpy(icmp + 28, q, quoted);
     store16(icmp + 22, internet_checksum(icmp + 20, 8 + quoted));
-    if (back == From::tun) write_tun(icmp, total);
+    // A loop delivering by route reads a link's traffic on its TUN: the answer goes back by the kernel's routes too.
+    if (back == From::tun && !deliver_route_) write_tun(icmp, total);
     else if (send_raw_one(icmp, total, load32(q + 12)) != 0) return count(S_TX_ERRORS);
     count(S_TX_FRAG_NEEDED);
   };
@@ -396,7 +403,7 @@ void IoLoop::run(Worker& w) {
   auto send_udp_one = [&](const uint8_t* p, size_t len) -> int {
     sockaddr_in to = udp_peer(p);
     for (;;) {
-      if (::sendto(w.udp.get(), p, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(len)) {
+      if (::sendto(w.udp_send_fd(), p, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(len)) {
         count(S_TX_UDP);
         return 0;
       }
@@ -451,7 +458,7 @@ void IoLoop::run(Worker& w) {
       k += n;
     }
     for (size_t sent = 0; sent < groups;) {
-      const int r = ::sendmmsg(w.udp.get(), w.udp_msgs + sent, unsigned(groups - sent), 0);
+      const int r = ::sendmmsg(w.udp_send_fd(), w.udp_msgs + sent, unsigned(groups - sent), 0);
       if (r > 0) {
         for (size_t g = sent; g < sent + size_t(r); g++) {
           count(S_TX_UDP, w.group_size[g]);
@@ -514,16 +521,15 @@ void IoLoop::run(Worker& w) {
           break;
         case V_DELIVER:
           if (deliver_route_ && d[D_SA] != 0) {
-            // By route: the kernel sends the datagram on toward its destination, never over the UDP transport. One
-            // for this node itself is the control plane's (handed to the kernel, its reply would leave in clear).
+            // By route: into the TUN (coalesced like any delivery), whose kernel forwards it on toward its destination.
+            // One for this node itself is the control plane's (the kernel's own reply would leave in clear), and so is
+            // one whose TTL runs out here (the kernel's ICMP "time exceeded" would too).
             const uint32_t dst = len >= 20 ? load32(data + 16) : 0;
-            if (len < 20 || tables->is_local(dst)) {
-              w.punts.push_back(PuntPacket{w.from[i], kReasonDeliverLocal, d[D_SA], std::vector<uint8_t>(data, data + len)});
+            const uint8_t reason = len < 20 || tables->is_local(dst) ? uint8_t(R_DELIVER_LOCAL) : data[8] <= 1 ? uint8_t(R_TTL_EXCEEDED) : 0;
+            if (reason) {
+              w.punts.push_back(PuntPacket{w.from[i], reason, d[D_SA], std::vector<uint8_t>(data, data + len)});
               break;
             }
-            fast++;
-            send_to(i, data, len, dst);
-            break;
           }
           fast++;
           w.delivered[nd++] = i;

@@ -63,7 +63,7 @@ enum Stat : int {
   S_RX_UDP, S_RX_UDP_GRO, S_TX_UDP, S_TX_UDP_GSO, S_RX_UNAUTHENTICATED, S_RX_UDP_MISADDRESSED,
   S_RX_FOREIGN_INTERFACE, S_FAST_PATH, S_COUNT
 };
-// Punts handed to the sink, by reason code (the engine's reasons, and kReasonDeliverLocal).
+// Punts handed to the sink, by reason code (the engine's reasons, R_DELIVER_LOCAL included).
 constexpr size_t kPuntReasonSlots = 64;
 const char* const* stat_names();
 
@@ -81,7 +81,7 @@ struct IoConfig {
   // OUTBOUND's arg0 (the policy table) for TUN reads and Via::outbound injects.
   uint32_t tun_table = 0;
   // A DELIVER with an SA leaves by the raw socket to its destination (the kernel routes it) instead of into the
-  // TUN; one addressed to a local address of the engine is punted (kReasonDeliverLocal) with its SA.
+  // TUN; one addressed to a local address of the engine is punted (R_DELIVER_LOCAL) with its SA.
   bool deliver_route = false;
 };
 

@@ -59,7 +59,7 @@ describe('native round trips', () => {
     }
   }
 
-  it('IPIP_ENCAP → IPIP_DECAP and INBOUND; loop and TTL 0 are refused', () => {
+  it('IPIP_ENCAP → IPIP_DECAP (delivers) and INBOUND (punts the peeled datagram not_ipsec, SA 0); loop and TTL 0 are refused', () => {
     const engine = nativeEngine();
     const inner = datagram(100);
     const [src, dst] = [ipToU32(ADDR.ha), ipToU32(ADDR.smnCoa)];
@@ -67,7 +67,7 @@ describe('native round trips', () => {
     expect([outer.verdict, outer.nexthop, outer.packet.length]).toEqual([Verdict.FORWARD, dst, inner.length + 20]);
     expect(toHex(runOne(engine, Op.IPIP_DECAP, outer.packet).packet)).toBe(toHex(inner));
     const viaInbound = runOne(engine, Op.INBOUND, outer.packet);
-    expect([viaInbound.verdict, toHex(viaInbound.packet)]).toEqual([Verdict.DELIVER, toHex(inner)]);
+    expect([viaInbound.verdict, viaInbound.reason, viaInbound.sa, toHex(viaInbound.packet)]).toEqual([Verdict.PUNT, Reason.not_ipsec, 0, toHex(inner)]);
     expect(runOne(engine, Op.IPIP_ENCAP, inner, src, ipToU32(ADDR.smnHome)).reason).toBe(Reason.loop);
     const dead = runOne(engine, Op.IPIP_ENCAP, datagram(100, { ttl: 0 }), src, dst);
     expect(runOne(engine, Op.IPIP_DECAP, dead.packet).reason).toBe(Reason.ttl_expired);

@@ -11,7 +11,7 @@ import type { Transport } from './gateway-spec.js';
 import { median } from './report.js';
 import { requestStatus } from '../../daemon/socket.js';
 import { tail, waitFor, type ActivePath, type DataPathCounts, type PathContext, type PathDriver } from './paths.js';
-import { clearGatewayRoutes, PLAN, SKIP_TUNNEL_MTU, type Topology } from './topology.js';
+import { clearGatewayRoutes, PLAN, type Topology } from './topology.js';
 
 const READY_TIMEOUT_MS = 20_000;
 /** New keys measured for first_packet_ms; the first exchange (certificate discovery) is not counted. */
@@ -97,28 +97,16 @@ async function writeConfigs(dir: string, topo: Topology, options: SgwdOptions): 
   fs.writeFileSync(path.join(dir, 'network.yaml'), networkMap(options.homeAgent));
 }
 
-/**
- * The daemons send no ICMP "fragmentation needed" yet for what they cannot fit (issue 11, item 5), so
- * the client's and server's routes carry the tunnel's MTU, as an operator must set it today.
- */
-async function setHostMtu(topo: Topology, mtu: number | undefined): Promise<void> {
-  const extra = mtu ? ['mtu', String(mtu)] : [];
-  await topo.session.replaceRoute(topo.client, { prefix: 'default', via: PLAN.gwA.inside, extra });
-  await topo.session.replaceRoute(topo.server, { prefix: 'default', via: PLAN.gwB.inside, extra });
-}
-
 /** Both daemons up (routes to the far site first: the daemon reads them at start), or a clear error. */
 export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}): Promise<ActivePath> {
   const { topo, workdir } = ctx;
   await writeConfigs(workdir, topo, options);
   await topo.session.replaceRoute(topo.gwA, { prefix: PLAN.server.net, via: PLAN.gwB.outside });
   await topo.session.replaceRoute(topo.gwB, { prefix: PLAN.client.net, via: PLAN.gwA.outside });
-  await setHostMtu(topo, SKIP_TUNNEL_MTU);
   const daemons: ManagedProcess[] = [];
   const teardown = async (): Promise<void> => {
     await Promise.all(daemons.map((d) => d.stop()));
     await clearGatewayRoutes(topo);
-    await setHostMtu(topo, undefined);
   };
   try {
     for (const g of plans(topo)) {

@@ -39,6 +39,7 @@
  *                 removeFailClosed() (`mipsec sgw --uninstall`) removes it. iproute2 only: tc's gact drop
  *                 action is a module many kernels do not load.
  */
+import fs from 'node:fs';
 import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
 import { systemClock } from '../../daemon/clock.js';
 import { createEngine } from '../../engine/index.js';
@@ -274,6 +275,9 @@ export class AttachedHost extends HostCore<CoreInterface> {
     }
     this.loops.set(iface.name, { loop, engine, table });
     ip(['link', 'set', 'dev', tun, 'up']);
+    // What the role's SAs opened goes into the TUN for the kernel to forward inside: forwarding on that device only
+    // (the interfaces' own forwarding stays blackholed, RULE_PREF), no reverse-path check (the sources are remote).
+    if (this.shared) for (const [key, value] of [['forwarding', '1'], ['rp_filter', '0']]) fs.writeFileSync(`/proc/sys/net/ipv4/conf/${tun}/${key}`, value);
     const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show', 'dev', iface.name]) || '[]') as { kind: string }[];
     const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', iface.name, 'ingress']);
     let ownQdisc = !qdiscs.some((q) => q.kind === 'ingress');
