@@ -4,6 +4,7 @@ import { loadNode, type LoadedNode, type Role } from '../config/index.js';
 import { NativeEngine } from '../engine/native.js';
 import type { Engine } from '../engine/types.js';
 import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/linux/attached.js';
+import { APPLICATION_PORT } from '../roles/smn.js';
 import { DaemonConfigError, runDaemon } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../daemon/log.js';
 import { parseListen } from '../daemon/metrics.js';
@@ -44,7 +45,9 @@ function linuxHost(configPath: string) {
       return AttachedHost.attach({
         name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces, dataPath: node.dataPath, failClosed: node.role === 'sgw',
         // The SGW compiles its decisions into its engine's tables: the interfaces' I/O loops run that engine.
-        engine: node.role === 'sgw' && engine instanceof NativeEngine ? engine : undefined,
+        // So does the SMN, and its host's applications get a TUN (the home address) whose loop runs the SMN's table.
+        engine: node.role !== 'ha' && engine instanceof NativeEngine ? engine : undefined,
+        applications: node.role === 'smn' && engine instanceof NativeEngine ? { port: APPLICATION_PORT, address: node.smn!.homeAddress } : undefined,
         // A role that throws on one packet must not take the gateway down: the packet is dropped, the error logged.
         onError: (error) => console.error(JSON.stringify({ level: 50, time: Date.now(), node: node.name, event: 'packet_error', msg: (error as Error)?.message ?? String(error) })),
       });

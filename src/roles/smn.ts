@@ -136,7 +136,7 @@ export class MobileNode {
     this.tables = new SmnTables(this.engine, () => this.tableContext());
     this.careOf = ipToU32(this.currentAddress());
     this.paths.reset(this.careOf);
-    this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
+    this.setLocalAddresses();
     this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (o) => this.handle(o), () => this.keys.expire());
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => u32ToIp(this.careOf), tally: this.tally,
@@ -215,7 +215,7 @@ export class MobileNode {
     this.sent.clear();
     // New outer addresses, new SAs: nothing compiled for the old point of attachment stays in the engine.
     this.tables.clear();
-    this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
+    this.setLocalAddresses();
     if (this.careOf === ipToU32(this.homeAddress)) {
       this.tunnel.returnHome();
       this.registration.returnHome();
@@ -250,6 +250,18 @@ export class MobileNode {
     this.tunnel.close();
     this.discovery.close();
     this.keys.close();
+  }
+
+  /**
+   * The engine's own addresses: the care-of address, and the home address unless the host's applications own it on
+   * their port (host.dataPath.applicationAddress) while away: then the interface loops hand what an End-End SA
+   * opens for it to the kernel, whose replies from it enter the application port's table (sealed by the engine), so
+   * the applications' inbound traffic does not pass through JS. At home the interface carries it: the engine's.
+   */
+  private setLocalAddresses(): void {
+    const careOf = u32ToIp(this.careOf);
+    const kernelOwned = careOf !== this.homeAddress && this.host.dataPath?.applicationAddress?.() === this.homeAddress;
+    this.engine.setLocalAddresses(kernelOwned ? [careOf] : [careOf, this.homeAddress]);
   }
 
   private enterForeign(): void {
