@@ -47,7 +47,8 @@ function linuxHost(configPath: string) {
         // The SGW compiles its decisions into its engine's tables: the interfaces' I/O loops run that engine.
         // So does the SMN, and its host's applications get a TUN (the home address) whose loop runs the SMN's table.
         engine: node.role !== 'ha' && engine instanceof NativeEngine ? engine : undefined,
-        applications: node.role === 'smn' && engine instanceof NativeEngine ? { port: APPLICATION_PORT, address: node.smn!.homeAddress } : undefined,
+        applications: node.role === 'smn' && engine instanceof NativeEngine ? { port: APPLICATION_PORT, address: node.smn!.homeAddress, homeAgent: loaded.map.homeAgent(node.smn!.homeAgent)?.address }
+          : undefined,
         // A role that throws on one packet must not take the gateway down: the packet is dropped, the error logged.
         onError: (error) => console.error(JSON.stringify({ level: 50, time: Date.now(), node: node.name, event: 'packet_error', msg: (error as Error)?.message ?? String(error) })),
       });

@@ -130,9 +130,14 @@ export class MobileNode {
     const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
     this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
     // On a native data path, what an End-End layer opens is delivered by the engine only when it is for the home
-    // address (the applications' traffic); the rest — the HA's tunnel, registration replies, failures — is punted here.
+    // address (the applications' traffic); the rest — registration replies, failures — is punted here. When the
+    // host's applications own the home address (an application port), what comes to the care-of address is
+    // delivered too: the interface loops peel the HA's tunnel for the kernel (IoLoopOptions.kernelTunnel) and punt
+    // everything else for the care-of address (deliver_local), which comes here as before.
     const home = `${this.homeAddress}/32`;
-    this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, this.host.dataPath ? () => ({ src: ['0.0.0.0/0'], dst: [home] }) : undefined);
+    const selectors = (_peer: unknown, local: string) =>
+      ({ src: ['0.0.0.0/0'], dst: local !== this.homeAddress && this.host.dataPath?.applicationAddress?.() === this.homeAddress ? [home, `${local}/32`] : [home] });
+    this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, this.host.dataPath ? selectors : undefined);
     this.tables = new SmnTables(this.engine, () => this.tableContext());
     this.careOf = ipToU32(this.currentAddress());
     this.paths.reset(this.careOf);

@@ -98,7 +98,21 @@ export interface AttachOptions {
    * locally generated datagram into it with `address` as source, except the I/O loops' own sends (raw
    * IP_HDRINCL, the UDP transport) and what leaves from an interface's own address (see APP_RULE_PREF).
    */
-  applications?: { port: string; address: string; mtu?: number };
+  applications?: ApplicationPort;
+}
+
+export interface ApplicationPort {
+  /** The TUN's name (and its name for dataPath.tableOf). */
+  port: string;
+  /** The applications' address (an SMN's home address). */
+  address: string;
+  /** Default APP_MTU. */
+  mtu?: number;
+  /**
+   * The home agent whose RFC 2003 tunnel carries `address`'s traffic to this host: the interface loops peel it and
+   * hand the inner datagram to the kernel (IoLoopOptions.kernelTunnel) once an End-End SA has opened it.
+   */
+  homeAgent?: string;
 }
 
 /**
@@ -118,6 +132,8 @@ export const APP_ROUTE_TABLE = 31_001;
  * 1260-byte datagram is the largest that arrives; 1200 leaves room for an End-End AH or the UDP transport (28).
  */
 export const APP_MTU = 1200;
+/** The metric of table APP_ROUTE_TABLE's `unreachable default` behind the TUN's route. */
+const APP_FALLBACK_METRIC = 4_000_000_000;
 
 /** Punt reasons whose packet is what the engine left after authenticating or peeling part of it (docs/engine.md §3). */
 const ENGINE_CONTEXT: ReadonlySet<ReasonName> = new Set(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
@@ -204,6 +220,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private readonly failClosed: boolean;
   private readonly exitHook = () => this.close();
   private closed = false;
+  /** What the interface loops peel for the applications (ApplicationPort.homeAgent). */
+  private readonly kernelTunnel?: { from: string; to: string };
   /** The applications' port (AttachOptions.applications) once its loop runs. */
   private apps?: { port: string; address: number; loop: IoLoop };
 
@@ -231,6 +249,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
     this.loopSettings = options.dataPath ?? DEFAULT_DATA_PATH;
     this.failClosed = options.failClosed ?? false;
     this.shared = options.engine;
+    const apps = options.applications;
+    this.kernelTunnel = this.shared && apps?.homeAgent ? { from: apps.homeAgent, to: apps.address } : undefined;
     if (this.shared) {
       this.dataPath = {
         tableOf: (iface) => {
@@ -303,7 +323,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
    * send the host's own traffic into it (APP_RULE_PREF); everything is undone on close (rules and table also at the
    * next attach after a crash; the TUN goes with the process).
    */
-  private setUpApplications(apps: { port: string; address: string; mtu?: number }): void {
+  private setUpApplications(apps: ApplicationPort): void {
     if (!this.shared || !this.dataPath) throw new Error(`host '${this.name}': an application port needs the role's native engine (AttachOptions.engine)`);
     const address = ipToU32(apps.address);
     const removeAll = () => {
@@ -329,6 +349,9 @@ export class AttachedHost extends HostCore<CoreInterface> {
     ip(['link', 'set', 'dev', apps.port, 'up']);
     fs.writeFileSync(`/proc/sys/net/ipv4/conf/${apps.port}/rp_filter`, '0');
     ip(['route', 'replace', 'default', 'dev', apps.port, 'src', apps.address, 'table', String(APP_ROUTE_TABLE)]);
+    // Fail closed: when the TUN goes without a stop (SIGKILL), its route goes with it and this one answers instead
+    // (the applications get "unreachable" rather than leaving in clear by the main table) until the next start.
+    ip(['route', 'replace', 'unreachable', 'default', 'metric', String(APP_FALLBACK_METRIC), 'table', String(APP_ROUTE_TABLE)]);
     ip(['rule', 'add', 'pref', String(APP_RULE_PREF), 'ipproto', '255', 'lookup', 'main']);
     if (udpPort !== undefined) ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 1), 'ipproto', 'udp', 'dport', String(udpPort), 'lookup', 'main']);
     this.sourceRules();
@@ -382,7 +405,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
       const fast = this.shared !== undefined;
       loop = IoLoop.start({
         engine, tun: { name: tun, mtu: TUN_MTU, offload: fast }, raw: true, udpPort, workers, pollMicros, bindInterface: iface.name,
-        tunTable: table, deliver: fast ? 'route' : 'tun',
+        tunTable: table, deliver: fast ? 'route' : 'tun', kernelTunnel: this.kernelTunnel,
         onPunt: (packets: PuntedPacket[]) => {
           for (const p of packets) this.guard(() => this.punted(p, iface));
         },
