@@ -140,6 +140,25 @@ std::unique_ptr<EngineCore> make_sender() {
   return e;
 }
 
+std::unique_ptr<EngineCore> make_spent_sender() {
+  auto e = std::make_unique<EngineCore>();
+  for (size_t i = 0; i < end_specs().size(); i++) {
+    SaConfig c = end_sa(i, Direction::out);
+    c.max_packets = 1;
+    install(*e, c);
+    Bytes d = datagram(60, kSender, kEndGw, uint8_t(i));
+    if (run_op(*e, d, OP_ENCAP, c.id).verdict != V_FORWARD) std::abort();
+  }
+  for (size_t i = 0; i < nexthop_specs().size(); i++) {
+    SaConfig c = nexthop_sa(i, Direction::out);
+    c.max_packets = 1;
+    install(*e, c);
+    Bytes d = datagram(60, kSender, kRelayGw, uint8_t(i));
+    if (run_op(*e, d, OP_WRAP, c.id).verdict != V_FORWARD) std::abort();
+  }
+  return e;
+}
+
 std::unique_ptr<EngineCore> make_peeler() {
   auto e = std::make_unique<EngineCore>();
   for (size_t i = 0; i < end_specs().size(); i++) install(*e, end_sa(i, Direction::in));

@@ -48,6 +48,8 @@ mipsec::SaConfig relay_sa(size_t i, mipsec::Direction d);
 // gateway: a small mixed set for raw INBOUND input (both modes, end and next-hop, relay routes); half its end
 //          SAs carry selectors, one next-hop SA has relay off.
 std::unique_ptr<mipsec::EngineCore> make_sender();
+// The sender's out SAs with maxPackets 1, each having sealed one packet: every further seal is PUNT rekey.
+std::unique_ptr<mipsec::EngineCore> make_spent_sender();
 std::unique_ptr<mipsec::EngineCore> make_peeler();
 std::unique_ptr<mipsec::EngineCore> make_relay();
 std::unique_ptr<mipsec::EngineCore> make_end(bool every_end_sa = true);

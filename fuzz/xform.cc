@@ -7,6 +7,8 @@
 //      bit4 one OUTBOUND through a policy for the inner destination instead of ENCAP + WRAPs (no ENCAP:
 //      a bypass policy, so no WRAPs either; with bit5 a pass policy: TTL − 1 and a valid checksum, or
 //      ttl_exceeded and the datagram unchanged)
+//      bit6 (with bit0) the same ENCAP / first WRAP / protect policy on a sender whose SAs all sealed their
+//      maxPackets (1): PUNT rekey naming that SA, the datagram exactly as given, nothing else happens
 //   c1 end SA for ENCAP (>= 18: no ENCAP), c2 % 4 next-hop WRAPs, c3..c5 their next-hop SAs (% 8).
 // Engines persist across inputs (sequence numbers only grow, so windows never reject a fresh packet).
 #include <algorithm>
@@ -24,6 +26,7 @@ namespace {
 
 struct Cast {
   std::unique_ptr<EngineCore> sender = fuzz::make_sender();
+  std::unique_ptr<EngineCore> spent = fuzz::make_spent_sender();
   std::unique_ptr<EngineCore> peeler = fuzz::make_peeler();
   std::unique_ptr<EngineCore> relay = fuzz::make_relay();
   std::unique_ptr<EngineCore> end = fuzz::make_end();
@@ -53,6 +56,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint32_t wrap_ids[3];
   for (int k = 0; k < wraps; k++) wrap_ids[k] = fuzz::nexthop_out_id(data[3 + k] % fuzz::nexthop_specs().size());
 
+  if ((c0 & 64) && repaired && (encap || wraps > 0)) {
+    // Packet limit (docs/engine.md §4): checked right after the IPv4 parse, before anything is sealed.
+    fuzz::Bytes pkt = inner;
+    const uint32_t first = encap ? fuzz::end_out_id(end_index) : wrap_ids[0];
+    fuzz::Result r;
+    if (outbound) {
+      PolicyEntry policy;
+      policy.network = load32(inner.data() + 16);
+      policy.length = 32;
+      policy.action = PA_PROTECT;
+      policy.sa = encap ? first : fuzz::end_out_id(0);
+      policy.wraps = uint8_t(wraps);
+      for (int k = 0; k < wraps; k++) policy.wrap[k] = wrap_ids[k];
+      if (!cast.spent->table.set_policies({policy}, {}).empty()) fuzz::finding("a valid policy table was refused");
+      r = fuzz::run_op(*cast.spent, pkt, OP_OUTBOUND);
+      if (r.sa != policy.sa) fuzz::finding("rekey: OUTBOUND did not name the spent End-End SA");
+    } else {
+      r = fuzz::run_op(*cast.spent, pkt, encap ? OP_ENCAP : OP_WRAP, first);
+      if (r.sa != first) fuzz::finding("rekey: did not name the spent SA");
+    }
+    if (r.verdict != V_PUNT || r.reason != R_REKEY || pkt != inner) fuzz::finding("rekey: a spent SA's packet was not punted unchanged");
+    return 0;
+  }
   fuzz::Bytes pkt = inner;
   bool built = true;
   if (outbound) {

@@ -503,8 +503,22 @@ void IoLoop::run(Worker& w) {
   };
 
   // Runs the queued batch through the engine and sends every result where its verdict says.
+  // Hands the punts gathered so far to the sink (at most 2 × kBatchPackets: a batch's, and fragments read before it).
+  auto offer_punts = [&] {
+    if (w.punts.empty()) return;
+    const size_t total = w.punts.size();
+    uint8_t reasons[2 * kBatchPackets];
+    for (size_t k = 0; k < total; k++) reasons[k] = w.punts[k].reason;
+    const size_t taken = sink_->offer(std::move(w.punts));
+    w.punts.clear();
+    // The sink takes a prefix of the batch.
+    for (size_t k = 0; k < taken; k++) punt_reasons_[reasons[k] % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
+    count(S_PUNTED, taken);
+    count(S_PUNT_DROPPED, total - taken);
+  };
+
   auto flush = [&] {
-    if (w.count == 0) return;
+    if (w.count == 0) return offer_punts();
     const size_t n = w.count;
     w.count = 0;
     w.handled += n;
@@ -586,17 +600,16 @@ void IoLoop::run(Worker& w) {
     if (nu) send_udp(nu);
     deliver(nd);
     count(S_FAST_PATH, fast);
-    if (!w.punts.empty()) {
-      const size_t total = w.punts.size();
-      uint8_t reasons[kBatchPackets];
-      for (size_t k = 0; k < total; k++) reasons[k] = w.punts[k].reason;
-      const size_t taken = sink_->offer(std::move(w.punts));
-      w.punts.clear();
-      // The sink takes a prefix of the batch.
-      for (size_t k = 0; k < taken; k++) punt_reasons_[reasons[k] % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
-      count(S_PUNTED, taken);
-      count(S_PUNT_DROPPED, total - taken);
-    }
+    offer_punts();
+  };
+
+  // A role's port (deliver 'route') hands IPv4 fragments to the role whole: it reassembles before its policy decides
+  // (RFC 4301 §7), and a fragment sealed alone would not fit the link its datagram was fragmented for.
+  auto punted_fragment = [&](const uint8_t* p, size_t len, From from) {
+    if (!deliver_route_ || len < 20 || (p[0] >> 4) != 4 || (load16(p + 6) & 0x3fff) == 0) return false;
+    if (w.punts.size() >= kBatchPackets) offer_punts();
+    w.punts.push_back(PuntPacket{from, uint8_t(R_FRAGMENT), 0, std::vector<uint8_t>(p, p + len)});
+    return true;
   };
 
   // With offloads: finish the checksum or split the super-packet, so the engine sees plain datagrams.
@@ -625,6 +638,7 @@ void IoLoop::run(Worker& w) {
           count(S_RX_TOO_BIG);
           continue;
         }
+        if (punted_fragment(p, len, From::tun)) continue;
         if (w.count == kBatchPackets) flush();
         std::memcpy(w.packet_at(w.count), p, len);
         w.queue(OP_OUTBOUND, len, From::tun);
@@ -658,7 +672,7 @@ void IoLoop::run(Worker& w) {
         break;
       }
       count(S_RX_TUN);
-      w.queue(OP_OUTBOUND, size_t(r), From::tun);
+      if (!punted_fragment(w.packet_at(w.count), size_t(r), From::tun)) w.queue(OP_OUTBOUND, size_t(r), From::tun);
     }
     flush();
   };
@@ -736,6 +750,9 @@ void IoLoop::run(Worker& w) {
           count(S_RX_UDP_MISADDRESSED);
           continue;
         }
+        // A sealed packet the sender fragmented (its control plane fragments after encapsulation) reaches the role
+        // whole only through its reassembly: INBOUND parses no fragment.
+        if (punted_fragment(data + at, len, From::raw)) continue;
         if (w.count == kBatchPackets) flush();
         // A datagram larger than a slot goes in as length 0: the engine drops it as truncated.
         if (len > kMaxPacket) count(S_RX_TOO_BIG);

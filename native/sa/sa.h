@@ -61,6 +61,7 @@ struct SaConfig {
   uint32_t replay_window = 1024;
   uint32_t replay_floor = 0;  // in: sequence numbers <= it are replays (docs/engine.md)
   uint8_t ttl = 64;
+  uint32_t max_packets = 0;  // out: packets ENCAP/WRAP/OUTBOUND protect may seal with it; 0 = no limit
   bool relay = true;    // in, role nexthop: a verified datagram not for this node may be relayed (else punted)
   Selectors selectors;  // in, role end
   bool selector_miss_punt = false;  // in, role end: a datagram outside the selectors is punted, not dropped
@@ -121,6 +122,11 @@ class Sa {
   bool has_seq_left() const {
     return (!has_ah() || ah_out_.load(std::memory_order_relaxed) < kMaxSeq) &&
            (!has_esp() || esp_out_.load(std::memory_order_relaxed) < kMaxSeq);
+  }
+  // Outbound: whether the SA already sealed its max_packets (docs/engine.md §4: the packet is PUNT rekey).
+  // Workers count concurrently, so packets in flight on other threads may overshoot it by a little.
+  bool packet_limit_reached() const {
+    return cfg.max_packets != 0 && packets_.load(std::memory_order_relaxed) >= cfg.max_packets;
   }
   // Outbound: the next sequence number; false when it would wrap (rekey).
   bool next_ah_seq(uint32_t* seq) { return next_seq(ah_out_, seq); }

@@ -13,6 +13,7 @@ Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id) {
   if (!sa) return fail(R_NO_SA);
   Ipv4View inner;
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &inner, FragmentCheck::allow)) return fail(r, sa_id);
+  if (sa->packet_limit_reached()) return fail(R_REKEY, sa_id);  // before any sequence number; packet as given
   const size_t len = inner.total_len;  // bytes beyond the datagram are not protected
 
   const MacAlg ah_alg = sa->cfg.ah_alg;

@@ -30,6 +30,13 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
     case PA_INBOUND: return xform_inbound(t, pkt);
     case PA_PROTECT: break;
   }
+  // Before anything is sealed: an SA of the chain that has sealed its maxPackets punts the datagram as given
+  // (re-injectable once the control plane installed the next SA). Missing or wrong SAs fail in their op below.
+  for (int i = -1; i < policy->wraps; i++) {
+    const uint32_t id = i < 0 ? policy->sa : policy->wrap[i];
+    const Sa* sa = find_out_sa(t, id, i < 0 ? Role::end : Role::nexthop);
+    if (sa && sa->packet_limit_reached()) return fail(R_REKEY, id);
+  }
   Outcome o = xform_encap(t, pkt, policy->sa);
   for (int i = 0; i < policy->wraps && o.verdict == V_FORWARD; i++) o = xform_wrap(t, pkt, policy->wrap[i]);
   if (o.verdict == V_FORWARD) o.sa = policy->sa;  // the End-End SA names the packet; nexthop is the outermost layer's

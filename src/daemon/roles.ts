@@ -130,6 +130,7 @@ export function buildRole(s: RoleSetup): RunningRole {
       sgw = new SecurityGateway({
         host: s.host, clock: s.clock, map, name: node.name, identity: s.identity!, certs: s.certs!, engine: s.engine, insideInterface: node.sgw!.inside,
         suites: suitesOf(node.policy), plainInbound: node.policy.plainInbound, failureRate: node.policy.icmpRateLimit,
+        kpRotationPackets: node.policy.kpRotationPackets,
       });
     } catch (err) {
       manual?.gateway.close();

@@ -95,6 +95,11 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
   const replayFloor = inbound ? u32(sa, 'replayFloor', sa.replayFloor, 0) : 0;
   const ttl = inbound ? 64 : u32(sa, 'ttl', sa.ttl, 64);
   if (ttl < 1 || ttl > 255) fail(sa, `ttl must be 1..255, got ${ttl}`);
+  // Out only (ignored on in SAs, like seq and ttl); 0 tells the addon "no limit".
+  const maxPackets = inbound || sa.maxPackets === undefined ? 0 : sa.maxPackets;
+  if (!Number.isInteger(maxPackets) || maxPackets < 0 || maxPackets > 0xffffffff || (!inbound && sa.maxPackets !== undefined && maxPackets === 0)) {
+    fail(sa, `maxPackets must be an integer in 1..4294967295 (omit it for no limit), got ${String(sa.maxPackets)}`);
+  }
   const rules = checkInboundRules(sa, `installSa(id ${sa.id})`);
 
   return {
@@ -117,6 +122,7 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     replayWindow,
     replayFloor,
     ttl,
+    maxPackets,
     relay: rules.relay ? 1 : 0,
     selectorSrc: rules.selectors && flattenPrefixes(rules.selectors.src),
     selectorDst: rules.selectors && flattenPrefixes(rules.selectors.dst),

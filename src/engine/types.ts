@@ -58,6 +58,7 @@ export const Reason = {
   policy_drop: 34,
   ttl_exceeded: 35,
   deliver_local: 36,
+  rekey: 37,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export type ReasonCode = (typeof Reason)[ReasonName];
@@ -140,6 +141,12 @@ export interface SaDesc {
   /** In SAs: sequence numbers up to it count as already seen (a restarted node's high-water mark); default 0. */
   replayFloor?: number;
   ttl?: number;
+  /**
+   * Out SAs: the most packets ENCAP, WRAP and OUTBOUND `protect` seal with this SA (1..2^32-1; absent = no limit).
+   * Once `saStats(id).packets` reaches it, each further packet is PUNT `rekey`, unchanged, naming this SA: the
+   * control plane installs the next SA (SKIP: a new Kp) and re-injects it. A relay's new layer ignores it.
+   */
+  maxPackets?: number;
   /**
    * In SAs of role nexthop: whether a verified datagram not addressed to this node may be relayed by the routes
    * (default true); false punts it as `relay_denied`.

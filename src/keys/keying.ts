@@ -168,6 +168,8 @@ export class SkipKeying {
       dst: req.dst,
       skipHeader: encodeSkipHeader(header),
       ...this.trafficKeys(kp, req.esp, req.ah, req.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
+      // The engine stops sealing with Kp at the limit (PUNT rekey) even when no packet passes the control plane.
+      maxPackets: this.kpMaxPackets,
     };
     sodium.memzero(kp);
     if (req.ttl !== undefined) sa.ttl = req.ttl;

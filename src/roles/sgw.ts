@@ -64,6 +64,8 @@ export interface SecurityGatewayOptions {
   saLimits?: SaLimits;
   /** Learned host routes: caps and lifetime (default 1024 per next-hop peer, 4096 in all, 60 s). */
   learnedRoutes?: LearnedRouteLimits;
+  /** Packets one packet key Kp protects before a new one is taken (node config policy.kpRotationPackets; default 2^20). */
+  kpRotationPackets?: number;
 }
 
 /** What SecurityGateway.reconfigure can change; absent fields stay as they are. */
@@ -135,7 +137,9 @@ export class SecurityGateway {
     this.engine = options.engine;
     this.suites = { ...DEFAULT_SUITES, ...options.suites };
     this.insideInterface = options.insideInterface ?? 'inside';
-    const keying = new SkipKeying({ identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000) });
+    const keying = new SkipKeying({
+      identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000), kpMaxPackets: options.kpRotationPackets,
+    });
     const dataPath = options.host.dataPath;
     this.keys = new NodeKeys(keying, this.engine, options.keyLog, options.saLimits, dataPath && ((peer) => this.tables!.selectorsFor(peer)));
     this.learned = new LearnedRoutes(this.clock, this.tally, options.learnedRoutes);
@@ -268,9 +272,24 @@ export class SecurityGateway {
 
   /** A punt of the I/O loops with engine context: handled as the same outcome of the role's own engine call. */
   private onEnginePunt(punt: EnginePunt): void {
+    if (punt.reason === 'rekey') {
+      this.rekeyed(punt);
+      return;
+    }
     const arrivedOn: Arrival = punt.iface === this.insideInterface ? 'inside' : 'outside';
     const outcome = { verdict: Verdict.PUNT, reason: Reason[punt.reason], sa: punt.sa, packet: punt.packet, tag: { kind: 'inbound' as const, arrivedOn } };
     for (const job of this.handle([outcome])) this.pipeline.push(job);
+  }
+
+  /**
+   * A compiled SA carried its packet key's share (kpRotationPackets): the tables move to a fresh key, and the datagram
+   * the engine held back goes through the policy as it arrived (sealed with the new key).
+   */
+  private rekeyed(punt: EnginePunt): void {
+    this.tally.add('rekey');
+    this.tables?.refresh();
+    const ctx: PacketContext = { host: this.host.name, iface: punt.iface, time: this.clock.now() };
+    if (this.onInput(punt.packet, ctx) === 'pass') this.host.inject(punt.packet, { iface: punt.iface, bypassHooks: true });
   }
 
   /** A discovery answer from outside for an inside host: only one to a request that host sent out through us passes. */

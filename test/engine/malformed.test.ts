@@ -14,7 +14,7 @@ import { IPV4_HEADER_BYTES, IpProto, buildIpv4, setIpv4Checksum } from '../../sr
 import { ADDR, IMPLS, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
 
 type Want = ReasonName | 'deliver' | 'forward';
-const PUNTS: readonly Want[] = ['unknown_key', 'no_route', 'not_ipsec', 'nexthop_plain', 'relay_denied', 'policy_punt', 'ttl_exceeded', 'deliver_local'];
+const PUNTS: readonly Want[] = ['unknown_key', 'no_route', 'not_ipsec', 'nexthop_plain', 'relay_denied', 'policy_punt', 'ttl_exceeded', 'deliver_local', 'rekey'];
 
 /** An engine plus the counters it must show: every expectation adds to the tally. */
 class Checked {

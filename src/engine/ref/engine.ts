@@ -20,7 +20,7 @@ import { encapsulate } from './encap.js';
 import { inbound, type InboundContext, type RouteEntry } from './inbound.js';
 import { ipipDecap, ipipEncap } from './ipip.js';
 import { forward, reject, type Outcome, type Slot } from './outcome.js';
-import { SaTable } from './sa.js';
+import { SaTable, packetLimitReached } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
 
 export class RefEngine implements Engine {
@@ -152,6 +152,12 @@ export class RefEngine implements Engine {
       case 'protect':
         break;
     }
+    // Before anything is sealed: an SA of the chain that has sealed its maxPackets punts the datagram as given
+    // (re-injectable once the control plane installed the next SA). Missing or wrong SAs fail in their op below.
+    for (const [i, id] of [policy.sa, ...policy.wrap].entries()) {
+      const sa = this.table.get(id);
+      if (sa && sa.direction === 'out' && sa.role === (i === 0 ? 'end' : 'nexthop') && packetLimitReached(sa)) return reject('rekey', offset, length, id);
+    }
     let o = this.runOp(Op.ENCAP, policy.sa, 0, slot, offset, length);
     for (const w of policy.wrap) {
       if (o.verdict !== Verdict.FORWARD) break;
@@ -170,6 +176,8 @@ export class RefEngine implements Engine {
         // The datagram to protect may be a fragment (tunnel mode carries it whole); only opened ones may not.
         const ip = parseIpv4(slot.buf, offset, offset + length, { allowFragments: true });
         if (!ip.ok) return reject(ip.reason, offset, length, sa.id);
+        // Packet limit (docs/engine.md §4): checked before any sequence number is taken; the packet stays as given.
+        if (packetLimitReached(sa)) return reject('rekey', offset, length, sa.id);
         const datagramLength = ip.header.totalLength;
         return op === Op.ENCAP
           ? encapsulate(slot, offset, datagramLength, ip.header, sa)

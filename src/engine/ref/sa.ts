@@ -46,6 +46,8 @@ export interface SaState {
   ah?: AhState;
   esp?: EspState;
   ttl: number;
+  /** Out: packets this SA may seal (ENCAP, WRAP, OUTBOUND protect); undefined = no limit. */
+  maxPackets?: bigint;
   /** In nexthop: a verified datagram not for this node may be relayed. */
   relay: boolean;
   /** In end: where the opened datagram may come from and go to. */
@@ -106,6 +108,7 @@ export function createSa(desc: SaDesc): SaState {
   }
   const floor = inbound && desc.replayFloor !== undefined ? checkInteger(`${where} replayFloor`, desc.replayFloor, 0, MAX_SEQ) : 0;
   const ttl = inbound || desc.ttl === undefined ? DEFAULT_OUTER_TTL : checkInteger(`${where} ttl`, desc.ttl, 1, 255);
+  const maxPackets = inbound || desc.maxPackets === undefined ? undefined : checkInteger(`${where} maxPackets`, desc.maxPackets, 1, MAX_SEQ);
 
   const a = desc.ah;
   if (a) {
@@ -151,6 +154,7 @@ export function createSa(desc: SaDesc): SaState {
       key: keyMaterial(espKey!, true),
     },
     ttl,
+    maxPackets: maxPackets === undefined ? undefined : BigInt(maxPackets),
     relay: rules.relay,
     selectors: rules.selectors,
     selectorMissPunt: inbound && rules.selectorMissPunt,
@@ -174,6 +178,11 @@ function checkSkipHeader(desc: SaDesc, where: string): { bytes: Uint8Array; head
   if (h.cryptAlg !== wantCrypt) fail(`${where} skipHeader`, `Crypt Alg is ${h.cryptAlg}`, `set it to ${wantCrypt} for this SA`);
   if (h.macAlg !== wantMac) fail(`${where} skipHeader`, `MAC Alg is ${h.macAlg}`, `set it to ${wantMac} for this SA`);
   return { bytes: Uint8Array.from(bytes), header: h };
+}
+
+/** Out: whether the SA already sealed its `maxPackets` packets (the next one is PUNT `rekey`). */
+export function packetLimitReached(sa: SaState): boolean {
+  return sa.maxPackets !== undefined && sa.packets >= sa.maxPackets;
 }
 
 export function zeroKeys(sa: SaState): void {

@@ -59,6 +59,7 @@ export const RULE_PREF = 32_001;
 /** The priority of the rules that let proxy ARP answer for a proxied address in front of the blackhole (setProxy). */
 export const PROXY_RULE_PREF = 32_000;
 const TUN_MTU = 3520;
+const UDP_TRANSPORT_BYTES = 28;
 
 /** The node config's interfaces do not match this namespace (message: 'interfaces: …' with the fix). */
 export class InterfaceMismatchError extends Error {
@@ -292,7 +293,9 @@ export class AttachedHost extends HostCore<CoreInterface> {
     const ifaces = wanted.map((itf): CoreInterface => {
       const address = ipToU32(itf.address);
       // The raw socket sends nothing larger than the interface's MTU, the I/O loop nothing larger than TUN_MTU.
-      const mtu = Math.min(present.find((p) => p.ifname === itf.name)?.mtu ?? TUN_MTU, TUN_MTU);
+      // The UDP transport puts 28 bytes of IPv4 + UDP in front of what the role sends (docs/engine.md §9.1).
+      const carried = this.loopSettings.udpPort === undefined ? 0 : UDP_TRANSPORT_BYTES;
+      const mtu = Math.min((present.find((p) => p.ifname === itf.name)?.mtu ?? TUN_MTU) - carried, TUN_MTU);
       const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
       return { name: itf.name, address, prefix, mtu };
     });
