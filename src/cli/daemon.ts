@@ -20,7 +20,12 @@ except one rule per interface ('ip rule' priority 32001 iif IFACE blackhole): a 
 closed and forwards nothing from its interfaces until the next start (which keeps the rule under its
 redirect) or until 'mipsec sgw --uninstall --config FILE' removes it` : ''}.
 Logs are JSON lines on stdout. SIGTERM or SIGINT stops it gracefully${role === 'smn' ? ' (deregistering first)' : ''},
-SIGHUP reloads the config. See docs/operations.md.
+SIGHUP reloads the config. See docs/operations.md.${role === 'smn' ? `
+
+With the native engine (the default) the SMN also carries this machine's own applications: a TUN 'mipsec-apps' with the home address
+(MTU 1200) and policy rules 31001-31004 send what local sockets send through the SMN's layers; it
+follows the interface's address (a new address and default route there is a handover). Removed on
+stop; after SIGKILL the rules stay and the applications fail closed until the next start.` : ''}
 
 options:
   --config FILE            the node config (required)
