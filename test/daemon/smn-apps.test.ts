@@ -1,10 +1,12 @@
-// Issue 11 item 3: `mipsec smn` protects its own host's applications. Real daemons (sgw0, sgw1, ha, smn of
-// Figure 6) in namespaces this test makes: site 0 (sgw0, the HA, CH 10.0.0.10) and site 1 (sgw1, the SMN away
-// from home with care-of 10.1.0.100) are bridges in a switch namespace, the SGWs' outsides a veth. On the SMN's
-// machine itself, `ping` and `curl` reach the CH through the draft's layers; a TCP connection opened before a
-// handover (the kernel's address of eth0 changes to 10.1.0.101, as a DHCP client would do it) still carries data
-// afterwards; a capture on the visited link shows SKIP only, never the applications' ICMP or TCP; SIGKILL leaves
-// the policy rules, which the next start replaces; SIGTERM removes the application TUN, its rules and table.
+// Issue 11 item 3: `mipsec smn` protects its own host's applications. Real daemons (sgw0, sgw1, sgw2, ha, smn of
+// Figure 6) in namespaces this test makes: site 0 (sgw0, the HA, CH 10.0.0.10), site 1 (sgw1; the SMN starts there,
+// away from home, care-of 10.1.0.100), site 2 (sgw2) and the Internet (the SGWs' outsides) are bridges in a switch
+// namespace. On the SMN's machine itself, `ping` and `curl` reach the CH through the draft's layers; a TCP
+// connection opened before a handover (the machine moves to site 2: its port to another bridge, eth0's address to
+// 10.2.0.100 and a default route there, as a DHCP client would set them) still carries data afterwards; a capture
+// of everything the SMN's interface sent and received shows SKIP only, never the applications' ICMP or TCP;
+// SIGKILL leaves the policy rules (the applications fail closed), which the next start replaces; SIGTERM removes
+// the application TUN, its rules and table.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,11 +19,11 @@ import { daemonStatus, ensureDist, ipIn, run, startInNs, TestNamespaces, waitFor
 const CH = '10.0.0.10';
 const HOME = '10.0.0.100';
 const COA1 = '10.1.0.100';
-const COA2 = '10.1.0.101';
+const COA2 = '10.2.0.100';
 const MN_HA_KEY = '5a'.repeat(16);
 const BLOB_BYTES = 2 * 1024 * 1024;
 
-type Status = { counters: { fastPath: number; slowPath: { total: number; reasons: Record<string, number> } }; bindings?: { registration?: string; careOf?: string }; sas: { packets: number }[] };
+type Status = { counters: { fastPath: number; slowPath: { total: number; reasons: Record<string, number> } }; bindings?: { registration?: string; place?: string; site?: string; careOf?: string }; sas: { packets: number }[] };
 
 /** The echo server the long TCP connection talks to (one line in, the same line back, per line, until EOF). */
 const ECHO_SERVER = `
@@ -78,21 +80,22 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
 
   beforeAll(async () => {
     await ensureDist();
-    for (const name of ['sw', 'sgw0', 'sgw1', 'ha', 'ch', 'smn']) ns[name] = nss.add(name);
-    for (const br of ['br0', 'br1']) {
+    for (const name of ['sw', 'sgw0', 'sgw1', 'sgw2', 'ha', 'ch', 'smn']) ns[name] = nss.add(name);
+    for (const br of ['inet', 'br0', 'br1', 'br2']) {
       ipIn(ns.sw, 'link', 'add', br, 'type', 'bridge');
       ipIn(ns.sw, 'link', 'set', br, 'up');
     }
-    nss.veth(ns.sgw0, 'outside', '198.18.0.1/16', ns.sgw1, 'outside', '198.18.1.1/16');
+    for (const i of [0, 1, 2]) toBridge(`sgw${i}`, 'outside', `198.18.${i}.1/16`, 'inet');
     toBridge('sgw0', 'inside', '10.0.0.1/16', 'br0');
     toBridge('ha', 'home', '10.0.0.2/16', 'br0');
     toBridge('ch', 'eth0', `${CH}/16`, 'br0');
     toBridge('sgw1', 'inside', '10.1.0.1/16', 'br1');
+    toBridge('sgw2', 'inside', '10.2.0.1/16', 'br2');
     toBridge('smn', 'eth0', `${COA1}/16`, 'br1');
     ipIn(ns.ch, 'route', 'add', 'default', 'via', '10.0.0.1');
     ipIn(ns.smn, 'route', 'add', 'default', 'via', '10.1.0.1');
-    ipIn(ns.sgw0, 'route', 'add', '10.1.0.0/16', 'via', '198.18.1.1');
-    ipIn(ns.sgw1, 'route', 'add', '10.0.0.0/16', 'via', '198.18.0.1');
+    // As on real gateways: each knows where the other sites are; the daemons read it.
+    for (const i of [0, 1, 2]) for (const j of [0, 1, 2]) if (i !== j) ipIn(ns[`sgw${i}`], 'route', 'add', `10.${j}.0.0/16`, 'via', `198.18.${j}.1`);
     // The SMN's machine starts away from home: its interface has the care-of address.
     const smnFile = fx.file('smn.yaml');
     writeFileSync(smnFile, readFileSync(smnFile, 'utf8').replace('address: 10.0.0.100     # the home address while at home', `address: ${COA1}`).replace('gateway: 10.0.0.1', 'gateway: 10.1.0.1'));
@@ -111,6 +114,7 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     const before = { rules: ipIn(ns.smn, 'rule', 'show'), links: ipIn(ns.smn, '-br', 'link', 'show') };
     start('sgw0', ['sgw', '--config', fx.file('sgw0.yaml'), '--state-dir', fx.file('state')]);
     start('sgw1', ['sgw', '--config', fx.file('sgw1.yaml'), '--state-dir', fx.file('state')]);
+    start('sgw2', ['sgw', '--config', fx.file('sgw2.yaml'), '--state-dir', fx.file('state')]);
     start('ha', ['ha', '--config', fx.file('ha.yaml'), '--mn-ha-key', fx.file('mn-ha.keys'), '--state-dir', fx.file('state')]);
     for (const d of daemons) await waitFor(`a daemon to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
     let smn = startSmn();
@@ -134,7 +138,7 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     server.stdout!.on('data', (c: Buffer) => (serverOut += c.toString()));
     await waitFor('the servers', () => echoOut.includes('listening') && serverOut.includes('Serving HTTP'));
 
-    // Everything on the visited link (the SMN's port of bridge br1).
+    // Everything the SMN's interface sends or receives, on both visited links (its port, moved from br1 to br2).
     const capture = spawn('ip', ['netns', 'exec', ns.sw, 'tshark', '-i', ns.smnPort, '-l', '-n', '-f', 'ip', '-T', 'fields', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ip.proto', '-e', 'icmp.type'], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(capture);
     let captured = '';
@@ -158,10 +162,13 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     await waitFor(`the first echo (client: ${clientOut})`, () => clientOut.includes('echo before'));
     expect(clientOut).toContain(`echo before ${HOME}`);
 
-    // Handover: the machine gets another address on eth0 (as a DHCP client would set it); the daemon follows.
+    // Handover: the machine moves to site 2 (its port to bridge br2) and gets an address there (as a DHCP client
+    // would set it); the daemon follows.
+    ipIn(ns.sw, 'link', 'set', ns.smnPort, 'nomaster');
+    ipIn(ns.sw, 'link', 'set', ns.smnPort, 'master', 'br2');
     ipIn(ns.smn, 'addr', 'flush', 'dev', 'eth0');
     ipIn(ns.smn, 'addr', 'add', `${COA2}/16`, 'dev', 'eth0');
-    ipIn(ns.smn, 'route', 'replace', 'default', 'via', '10.1.0.1', 'dev', 'eth0');
+    ipIn(ns.smn, 'route', 'replace', 'default', 'via', '10.2.0.1', 'dev', 'eth0');
     await waitFor(`the SMN to register ${COA2} (output: ${smn.out()})`, () => smn.out().includes(`"event":"registration_registered","careOf":"${COA2}"`) || new RegExp(`registration_registered[^\\n]*${COA2.replace(/\./g, '\\.')}`).test(smn.out()), 20_000);
     expect(rules(APP_RULE_PREF + 2)).toContain(`from ${COA2} lookup main`);
     expect(rules(APP_RULE_PREF + 2)).not.toContain(COA1);
@@ -190,7 +197,7 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     // (End-End SA, the HA's tunnel peeled in the interface loop) written for the kernel. JavaScript saw the first
     // packet of each key, registrations and discovery: under 1 % of the packets.
     const s = await daemonStatus<Status>(fx.file('smn.sock'));
-    expect(s.bindings).toMatchObject({ registration: 'registered', careOf: COA2 });
+    expect(s.bindings).toMatchObject({ registration: 'registered', place: 'visiting', site: 'site2', careOf: COA2 });
     expect(s.counters.fastPath, JSON.stringify(s.counters)).toBeGreaterThan(2000);
     expect(s.counters.slowPath.total * 100, JSON.stringify(s.counters)).toBeLessThan(s.counters.fastPath);
     expect(s.counters.slowPath.reasons.selector ?? 0, JSON.stringify(s.counters)).toBe(0);
@@ -202,7 +209,9 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     // …and fail closed: with the TUN gone, the applications' traffic is unreachable, never sent by the main table.
     expect(ipIn(ns.smn, 'route', 'show', 'table', String(APP_ROUTE_TABLE)).trim()).toBe('unreachable default metric 4000000000');
     expect(() => execFileSync('ip', ['-n', ns.smn, 'route', 'get', CH], { stdio: 'pipe' })).toThrow(/No route to host/);
-    // The restarted daemon attaches with its config's address again.
+    // The restarted daemon attaches with its config's address again (back in site 1).
+    ipIn(ns.sw, 'link', 'set', ns.smnPort, 'nomaster');
+    ipIn(ns.sw, 'link', 'set', ns.smnPort, 'master', 'br1');
     ipIn(ns.smn, 'addr', 'flush', 'dev', 'eth0');
     ipIn(ns.smn, 'addr', 'add', `${COA1}/16`, 'dev', 'eth0');
     ipIn(ns.smn, 'route', 'replace', 'default', 'via', '10.1.0.1', 'dev', 'eth0');
