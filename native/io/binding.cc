@@ -121,7 +121,7 @@ void IoLoopWrap::CleanupHook(void* self) {
 }
 
 // start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers, offload, udpPort, pollMicros,
-//         bindInterface, tunTable, deliverRoute })
+//         bindInterface, tunTable, deliverRoute, tunnelFrom, tunnelTo })
 Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (loop_) throw Napi::Error::New(env, "this I/O loop was already started (create a new one)");
@@ -141,6 +141,8 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   if (o.Get("bindInterface").IsString()) cfg.bind_device = o.Get("bindInterface").As<Napi::String>().Utf8Value();
   cfg.tun_table = u32_of(o, "tunTable", 0);
   cfg.deliver_route = o.Get("deliverRoute").IsBoolean() && o.Get("deliverRoute").As<Napi::Boolean>().Value();
+  cfg.tunnel_from = u32_of(o, "tunnelFrom", 0);
+  cfg.tunnel_to = u32_of(o, "tunnelTo", 0);
   Napi::Value addresses = o.Get("addresses");
   if (!addresses.IsUndefined()) {
     if (!addresses.IsTypedArray() || addresses.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)

@@ -190,6 +190,8 @@ std::string IoLoop::open(const IoConfig& cfg) {
   workers_ = std::move(workers);
   poll_us_ = cfg.poll_us;
   deliver_route_ = cfg.deliver_route;
+  tunnel_from_ = cfg.tunnel_from;
+  tunnel_to_ = cfg.tunnel_to;
   running_ = true;
   for (auto& wp : workers_) {
     Worker* w = wp.get();
@@ -254,6 +256,21 @@ uint64_t IoLoop::cpu_micros() {
   return ns / 1000;
 }
 
+// RFC 2003 §6.2, as the SMN's JS tunnel endpoint checks it (src/roles/registration.ts): a whole IP-in-IP datagram
+// (no fragment) from the configured home agent whose inner datagram is a whole IPv4 header and total length inside it,
+// addressed to the configured address, TTL not zero. Returns the inner datagram's offset, 0 when it is not one.
+size_t IoLoop::home_tunnel_inner(const uint8_t* p, size_t len) const {
+  if (tunnel_from_ == 0 || len < 40 || p[0] >> 4 != 4 || p[9] != 4 || load32(p + 12) != tunnel_from_) return 0;
+  const size_t ihl = size_t(p[0] & 0x0f) * 4;
+  const size_t total = load16(p + 2);
+  if (ihl < 20 || total > len || total < ihl + 20 || (load16(p + 6) & 0x3fff) != 0) return 0;
+  const uint8_t* q = p + ihl;
+  const size_t inner_ihl = size_t(q[0] & 0x0f) * 4;
+  const size_t inner_total = load16(q + 2);
+  if (q[0] >> 4 != 4 || inner_ihl < 20 || inner_total < inner_ihl || inner_total > total - ihl || q[8] == 0) return 0;
+  return load32(q + 16) == tunnel_to_ ? ihl : 0;
+}
+
 // Runs the queued batch through the engine and hands each result to the port its verdict names.
 void IoLoop::Worker::flush() {
   if (batch_.count() == 0) return offer_punts();
@@ -279,7 +296,15 @@ void IoLoop::Worker::flush() {
           // One for this node itself is the control plane's (the kernel's own reply would leave in clear), and so is
           // one whose TTL runs out here (the kernel's ICMP "time exceeded" would too).
           const uint32_t dst = len >= 20 ? load32(data + 16) : 0;
-          const uint8_t reason = len < 20 || tables->is_local(dst) ? uint8_t(R_DELIVER_LOCAL) : data[8] <= 1 ? uint8_t(R_TTL_EXCEEDED) : 0;
+          uint8_t reason = len < 20 || tables->is_local(dst) ? uint8_t(R_DELIVER_LOCAL) : data[8] <= 1 ? uint8_t(R_TTL_EXCEEDED) : 0;
+          size_t inner_at = 0;
+          if (reason == R_DELIVER_LOCAL && (inner_at = loop_.home_tunnel_inner(data, len)) != 0) {
+            // The home agent's tunnel to us, for an address the kernel owns: its inner datagram goes into the TUN.
+            uint32_t* dm = batch_.desc(i);
+            dm[D_OFFSET] += uint32_t(inner_at);
+            dm[D_LENGTH] = uint32_t(load16(data + inner_at + 2));
+            reason = 0;
+          }
           if (reason) {
             punts_.add(batch_.from(i), reason, d[D_SA], data, len);
             break;

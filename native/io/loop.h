@@ -122,6 +122,11 @@ struct IoConfig {
   // A DELIVER with an SA leaves by the raw socket to its destination (the kernel routes it) instead of into the
   // TUN; one addressed to a local address of the engine is punted (R_DELIVER_LOCAL) with its SA.
   bool deliver_route = false;
+  // With deliver_route: a DELIVER that is IP-in-IP from tunnel_from to a local address of the engine, carrying a
+  // datagram to tunnel_to (an address the kernel owns), is peeled and the inner datagram written into the TUN for
+  // the kernel to deliver (RFC 2003 decapsulation of a home agent's tunnel on the fast path). 0: none.
+  uint32_t tunnel_from = 0;
+  uint32_t tunnel_to = 0;
 };
 
 class IoLoop {
@@ -135,6 +140,8 @@ class IoLoop {
   // why (and nothing is left open). Call once. Several loops may share one engine, one per interface: in one
   // namespace each must then be bound to its own (cfg.bind_device), and no two running loops may name one TUN.
   std::string start(const IoConfig& cfg);
+  // The offset of the inner datagram when `p` is the home agent's tunnel for tunnel_to (IoConfig), else 0.
+  size_t home_tunnel_inner(const uint8_t* p, size_t len) const;
   // Joins the workers and closes every fd. Idempotent.
   void stop();
   bool running() const { return running_.load(); }
@@ -159,6 +166,7 @@ class IoLoop {
   std::atomic<bool> stopping_{false};
   uint32_t poll_us_ = 0;
   bool deliver_route_ = false;
+  uint32_t tunnel_from_ = 0, tunnel_to_ = 0;
   std::mutex lifecycle_;
   std::function<void()> unclaim_;  // releases this loop's (engine, namespace, TUN, interface) claim
   LoopStats stats_;

@@ -4,6 +4,7 @@ import { loadNode, type LoadedNode, type Role } from '../config/index.js';
 import { NativeEngine } from '../engine/native.js';
 import type { Engine } from '../engine/types.js';
 import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/linux/attached.js';
+import { APPLICATION_PORT } from '../roles/smn.js';
 import { DaemonConfigError, runDaemon } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../daemon/log.js';
 import { parseListen } from '../daemon/metrics.js';
@@ -19,7 +20,12 @@ except one rule per interface ('ip rule' priority 32001 iif IFACE blackhole): a 
 closed and forwards nothing from its interfaces until the next start (which keeps the rule under its
 redirect) or until 'mipsec sgw --uninstall --config FILE' removes it` : ''}.
 Logs are JSON lines on stdout. SIGTERM or SIGINT stops it gracefully${role === 'smn' ? ' (deregistering first)' : ''},
-SIGHUP reloads the config. See docs/operations.md.
+SIGHUP reloads the config. See docs/operations.md.${role === 'smn' ? `
+
+With the native engine (the default) the SMN also carries this machine's own applications: a TUN 'mipsec-apps' with the home address
+(MTU 1200) and policy rules 31001-31004 send what local sockets send through the SMN's layers; it
+follows the interface's address (a new address and default route there is a handover). Removed on
+stop; after SIGKILL the rules stay and the applications fail closed until the next start.` : ''}
 
 options:
   --config FILE            the node config (required)
@@ -44,7 +50,10 @@ function linuxHost(configPath: string) {
       return AttachedHost.attach({
         name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces, dataPath: node.dataPath, failClosed: node.role === 'sgw',
         // The SGW compiles its decisions into its engine's tables: the interfaces' I/O loops run that engine.
-        engine: node.role === 'sgw' && engine instanceof NativeEngine ? engine : undefined,
+        // So does the SMN, and its host's applications get a TUN (the home address) whose loop runs the SMN's table.
+        engine: node.role !== 'ha' && engine instanceof NativeEngine ? engine : undefined,
+        applications: node.role === 'smn' && engine instanceof NativeEngine ? { port: APPLICATION_PORT, address: node.smn!.homeAddress, homeAgent: loaded.map.homeAgent(node.smn!.homeAgent)?.address }
+          : undefined,
         // A role that throws on one packet must not take the gateway down: the packet is dropped, the error logged.
         onError: (error) => console.error(JSON.stringify({ level: 50, time: Date.now(), node: node.name, event: 'packet_error', msg: (error as Error)?.message ?? String(error) })),
       });

@@ -55,6 +55,11 @@ function touches(changed: readonly string[], fields: readonly string[]): boolean
   return changed.some((c) => within(c, fields));
 }
 
+/** A host that reports when the kernel moved an interface to another address (src/net/linux/attached.ts). */
+interface AddressFollower {
+  followAddress(iface: string, moved: (cidr: string, gateway: string) => void): () => void;
+}
+
 export type RoleEvent = { event: string; [field: string]: unknown };
 
 export const DEFAULT_STATE_DIR = '/var/lib/mipsec';
@@ -196,7 +201,15 @@ function buildSmn(s: RoleSetup): RunningRole {
     knownBorders: node.smn!.borderSgws, suites: suitesOf(node.policy), kpRotationPackets: node.policy.kpRotationPackets,
   });
   smn.onRegistration(({ type, ...fields }) => s.onEvent({ event: `registration_${type}`, ...fields }));
-  return smnFace(smn, s.clock);
+  // A host on real interfaces tells when the kernel's address of the SMN's interface changed: a handover.
+  const follow = (s.host as Partial<AddressFollower>).followAddress?.bind(s.host);
+  const iface = node.interfaces[0].name;
+  const stopFollowing = follow?.(iface, (cidr, gateway) => {
+    s.onEvent({ event: 'handover', interface: iface, address: cidr, gateway });
+    smn.moveTo(iface, cidr, gateway);
+  });
+  const face = smnFace(smn, s.clock);
+  return stopFollowing ? { ...face, close: () => { stopFollowing(); face.close(); } } : face;
 }
 
 /** The daemon's face of an SMN: counters with its registration client's, its position, a deregistering leave(). */

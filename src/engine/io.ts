@@ -94,6 +94,14 @@ export interface IoLoopOptions {
    * a packet read from the TUN goes back by route too.
    */
   deliver?: 'tun' | 'route';
+  /**
+   * With deliver 'route': a DELIVER that is IP-in-IP from `from` (a home agent) to one of the engine's local
+   * addresses, whole, carrying a datagram to `to` (an address the kernel owns, whose replies the engine's tables
+   * seal: an SMN's home address on its application TUN), is peeled and the inner datagram written into the TUN for
+   * the kernel to deliver, instead of being punted deliver_local (RFC 2003 §6.2's checks, as the SMN's JS tunnel
+   * endpoint makes them). Anything else stays as `deliver` says.
+   */
+  kernelTunnel?: { from: string; to: string };
   /** Called on the JS thread with every packet the engine punted since the last call. */
   onPunt(packets: PuntedPacket[]): void;
 }
@@ -228,6 +236,10 @@ export class IoLoop {
     }
     if (!Number.isInteger(tunTable) || tunTable < 0 || tunTable > 0xffff_ffff) throw new RangeError(`tunTable must be a policy table id 0..4294967295, got ${String(options.tunTable)}`);
     if (deliver !== 'tun' && deliver !== 'route') throw new RangeError(`deliver must be 'tun' or 'route', got ${String(options.deliver)}`);
+    const { kernelTunnel } = options;
+    if (kernelTunnel !== undefined && deliver !== 'route') throw new RangeError("kernelTunnel needs deliver 'route'");
+    const tunnelFrom = kernelTunnel ? ipToU32(kernelTunnel.from) : 0;
+    const tunnelTo = kernelTunnel ? ipToU32(kernelTunnel.to) : 0;
     if (typeof onPunt !== 'function') throw new TypeError('onPunt must be a function (packets) => void');
     const addresses = Uint32Array.from((tun.addresses ?? []).flatMap(interfaceAddress));
 
@@ -244,7 +256,7 @@ export class IoLoop {
       onPunt(packets);
     });
     if (tun.offload !== undefined && typeof tun.offload !== 'boolean') throw new TypeError('tun.offload must be a boolean');
-    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true, udpPort, pollMicros, bindInterface, tunTable, deliverRoute: deliver === 'route' });
+    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true, udpPort, pollMicros, bindInterface, tunTable, deliverRoute: deliver === 'route', tunnelFrom, tunnelTo });
     const loop: IoLoop = new IoLoop(native, engine.onClose(() => loop.stop()));
     return loop;
   }

@@ -203,6 +203,12 @@ export interface HostDataPath {
    * While no handler is registered they take the input path like every other punt.
    */
   onEnginePunt(handler: (punt: EnginePunt) => void): () => void;
+  /**
+   * The address of the host's applications' port (an SMN daemon's home address on its application TUN), if it has
+   * one: the kernel owns it and routes what it sends from it into that port (the role's tables seal it), so a
+   * DELIVER for it is the kernel's to hand to its sockets, not the role's.
+   */
+  applicationAddress?(): string | undefined;
 }
 
 export interface HostOptions {

@@ -134,13 +134,18 @@ export class MobileNode {
     });
     this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
     // On a native data path, what an End-End layer opens is delivered by the engine only when it is for the home
-    // address (the applications' traffic); the rest — the HA's tunnel, registration replies, failures — is punted here.
+    // address (the applications' traffic); the rest — registration replies, failures — is punted here. When the
+    // host's applications own the home address (an application port), what comes to the care-of address is
+    // delivered too: the interface loops peel the HA's tunnel for the kernel (IoLoopOptions.kernelTunnel) and punt
+    // everything else for the care-of address (deliver_local), which comes here as before.
     const home = `${this.homeAddress}/32`;
-    this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, this.host.dataPath ? () => ({ src: ['0.0.0.0/0'], dst: [home] }) : undefined);
+    const selectors = (_peer: unknown, local: string) =>
+      ({ src: ['0.0.0.0/0'], dst: local !== this.homeAddress && this.host.dataPath?.applicationAddress?.() === this.homeAddress ? [home, `${local}/32`] : [home] });
+    this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, this.host.dataPath ? selectors : undefined);
     this.tables = new SmnTables(this.engine, () => this.tableContext());
     this.careOf = ipToU32(this.currentAddress());
     this.paths.reset(this.careOf);
-    this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
+    this.setLocalAddresses();
     this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (o) => this.handle(o), () => this.keys.expire());
     this.discovery = new CertificateDiscovery({
       host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => u32ToIp(this.careOf), tally: this.tally,
@@ -219,7 +224,7 @@ export class MobileNode {
     this.sent.clear();
     // New outer addresses, new SAs: nothing compiled for the old point of attachment stays in the engine.
     this.tables.clear();
-    this.engine.setLocalAddresses([u32ToIp(this.careOf), this.homeAddress]);
+    this.setLocalAddresses();
     if (this.careOf === ipToU32(this.homeAddress)) {
       this.tunnel.returnHome();
       this.registration.returnHome();
@@ -254,6 +259,18 @@ export class MobileNode {
     this.tunnel.close();
     this.discovery.close();
     this.keys.close();
+  }
+
+  /**
+   * The engine's own addresses: the care-of address, and the home address unless the host's applications own it on
+   * their port (host.dataPath.applicationAddress) while away: then the interface loops hand what an End-End SA
+   * opens for it to the kernel, whose replies from it enter the application port's table (sealed by the engine), so
+   * the applications' inbound traffic does not pass through JS. At home the interface carries it: the engine's.
+   */
+  private setLocalAddresses(): void {
+    const careOf = u32ToIp(this.careOf);
+    const kernelOwned = careOf !== this.homeAddress && this.host.dataPath?.applicationAddress?.() === this.homeAddress;
+    this.engine.setLocalAddresses(kernelOwned ? [careOf] : [careOf, this.homeAddress]);
   }
 
   private enterForeign(): void {

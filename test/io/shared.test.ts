@@ -5,6 +5,10 @@ import { readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Reason, Verdict, VERDICT_COUNTER_BASE, type NativeEngine } from '../../src/engine/index.js';
 import { IoLoop, flatIoStats, type IoLoopOptions, type IoStats, type PuntedPacket } from '../../src/engine/io.js';
+import { probe } from '../../src/lab/traffic.js';
+import { ipToU32 } from '../../src/wire/addr.js';
+import { writeIpipHeader } from '../../src/wire/ipip.js';
+import { parseIpv4 } from '../../src/wire/ipv4.js';
 import { datagram, endSaPair } from '../engine/fixtures.js';
 import { loopRegistry } from './harness.js';
 import { canRunNetns, inNetns, ip, makePair, type Pair } from './topology.js';
@@ -193,5 +197,43 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     expect(s.puntReasons.deliver_local).toBe(2);
     expect(flatIoStats(s)).toMatchObject({ punted: 2, punted_deliver_local: 2 });
     expect(eb.counters()[Reason.no_policy]).toBe(0n);
+  });
+
+  it("deliver 'route' with kernelTunnel: the home agent's tunnel to an engine address is peeled for the kernel-owned address; any other tunnel is punted deliver_local", async () => {
+    const { a, b } = pair;
+    const { p1 } = keyed();
+    // b's engine owns b.outer and the tunnel end 10.77.2.200 (a care-of address); the kernel owns b.inner (the TUN's).
+    const tunnelEnd = '10.77.2.200';
+    const homeAgent = '10.77.1.50';
+    const ea = engineFor([p1.ab.out, p1.ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: p1.ab.out.id }]);
+    const eb = engineFor([p1.ba.out, p1.ab.in], [b.outer, tunnelEnd], [{ prefix: '10.77.1.0/24', sa: p1.ba.out.id }]);
+    const punts: PuntedPacket[] = [];
+    const la = loop(ea, a.ns, a.tun, a.inner, undefined);
+    const lb = loop(eb, b.ns, b.tun, b.inner, undefined, { deliver: 'route', kernelTunnel: { from: homeAgent, to: b.inner }, onPunt: (p) => punts.push(...p) });
+    /** A UDP probe from a.inner to `to` (no listener: the kernel answers ICMP port unreachable) in IP-in-IP from `from`. */
+    const tunnelled = (from: string, to: string, seq: number) => {
+      const inner = probe(a.inner, to, seq);
+      const out = new Uint8Array(20 + inner.length);
+      out.set(inner, 20);
+      const h = parseIpv4(inner, 0);
+      if (!h.ok) throw new Error('bad probe');
+      writeIpipHeader(out, 0, h.header, ipToU32(from), ipToU32(tunnelEnd));
+      return out;
+    };
+    // Sealed by a's End-End SA (policy 10.77.2.0/24), opened by b's: only the first is the HA's tunnel for b.inner.
+    la.inject([{ packet: tunnelled(homeAgent, b.inner, 1), via: 'outbound' }, { packet: tunnelled('10.77.1.51', b.inner, 2), via: 'outbound' }, { packet: tunnelled(homeAgent, '10.77.2.9', 3), via: 'outbound' }]);
+    const until = Date.now() + 3000;
+    while ((punts.length < 2 || la.stats().txTun < 1) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    // The peeled probe reached b's kernel (written into the TUN), whose ICMP answer came back sealed to a's TUN.
+    expect(lb.stats()).toMatchObject({ rxSkip: 3, txTun: 1, punted: 2 });
+    expect(la.stats().txTun).toBe(1);
+    const answer = la.stats();
+    expect(answer.rxSkip).toBe(1);
+    // The others stay the control plane's, whole, with the SA that opened them.
+    expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, proto: p.packet[9], src: Array.from(p.packet.subarray(12, 16)).join('.') }))).toEqual([
+      { reason: 'deliver_local', sa: p1.ab.in.id, proto: 4, src: '10.77.1.51' },
+      { reason: 'deliver_local', sa: p1.ab.in.id, proto: 4, src: homeAgent },
+    ]);
+    expect(() => loop(engineFor(), b.ns, 'mipsec-x8', '10.79.2.1', undefined, { kernelTunnel: { from: homeAgent, to: b.inner } })).toThrow(/kernelTunnel needs deliver 'route'/);
   });
 });

@@ -56,6 +56,8 @@ import { CommandError, runCommandSync } from '../netns.js';
 export const FILTER_PREF = 49_001;
 /** The priority of the fail-closed blackhole rule: after `lookup local` (0), before `lookup main` (32766). */
 export const RULE_PREF = 32_001;
+/** The priority of the rules that let proxy ARP answer for a proxied address in front of the blackhole (setProxy). */
+export const PROXY_RULE_PREF = 32_000;
 const TUN_MTU = 3520;
 const UDP_TRANSPORT_BYTES = 28;
 
@@ -89,7 +91,50 @@ export interface AttachOptions {
    * punts every packet to the role. The host never closes it.
    */
   engine?: NativeEngine;
+  /**
+   * With `engine`: the host's own applications' port (an SMN's home address). A TUN named `port` carrying
+   * `address`/32, read by an I/O loop on the engine with table dataPath.tableOf(port) (OUTBOUND: what the role
+   * compiled seals them without JS; no policy → the host's send() path, output hooks first); what the host
+   * delivers to `address` is written into it (the kernel hands it to the sockets). Policy routing sends every
+   * locally generated datagram into it with `address` as source, except the I/O loops' own sends (raw
+   * IP_HDRINCL, the UDP transport) and what leaves from an interface's own address (see APP_RULE_PREF).
+   */
+  applications?: ApplicationPort;
 }
+
+export interface ApplicationPort {
+  /** The TUN's name (and its name for dataPath.tableOf). */
+  port: string;
+  /** The applications' address (an SMN's home address). */
+  address: string;
+  /** Default APP_MTU. */
+  mtu?: number;
+  /**
+   * The home agent whose RFC 2003 tunnel carries `address`'s traffic to this host: the interface loops peel it and
+   * hand the inner datagram to the kernel (IoLoopOptions.kernelTunnel) once an End-End SA has opened it.
+   */
+  homeAgent?: string;
+}
+
+/**
+ * Policy rules of the applications' port, in this order (before `lookup main`, 32766; after `lookup local`, 0):
+ *   APP_RULE_PREF      ipproto 255 lookup main      the loops' raw IP_HDRINCL sends (sealed packets, signalling)
+ *   APP_RULE_PREF + 1  ipproto udp dport P lookup main   the UDP transport (dataPath.transport udp)
+ *   APP_RULE_PREF + 2  from <interface address> lookup main   what is bound to the care-of address itself
+ *   APP_RULE_PREF + 3  iif lo lookup APP_ROUTE_TABLE   every other locally generated datagram: into the TUN
+ * A daemon killed before its stop leaves them: the next attach deletes every rule at these preferences first.
+ */
+export const APP_RULE_PREF = 31_001;
+/** The routing table with the applications' default route (dev <port> src <address>). */
+export const APP_ROUTE_TABLE = 31_001;
+/**
+ * The MTU the applications see. Measured on 1500-byte links (Figure 6, SMN away): a CH's reply crosses the HA's
+ * IP-in-IP (20), SGW0's End-End SKIP/ESP and the Next-hop layer (≈ 220 in all with the default suites), so a
+ * 1260-byte datagram is the largest that arrives; 1200 leaves room for an End-End AH or the UDP transport (28).
+ */
+export const APP_MTU = 1200;
+/** The metric of table APP_ROUTE_TABLE's `unreachable default` behind the TUN's route. */
+const APP_FALLBACK_METRIC = 4_000_000_000;
 
 /** Punt reasons whose packet is what the engine left after authenticating or peeling part of it (docs/engine.md §3). */
 const ENGINE_CONTEXT: ReadonlySet<ReasonName> = new Set(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
@@ -140,6 +185,16 @@ export function removeFailClosed(devs: readonly string[]): string[] {
   return removed;
 }
 
+/** Deletes every policy rule at `pref` (none left is fine). */
+function removeRules(pref: number): void {
+  const rules = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(pref)]) || '[]') as unknown[];
+  for (let i = 0; i < rules.length; i++) quietly('ip', ['rule', 'del', 'pref', String(pref)]);
+}
+
+function readU32(b: Uint8Array, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
 /** A removal whose object may already be gone (with its device, or never made). */
 function quietly(cmd: string, args: readonly string[]): void {
   try {
@@ -152,6 +207,7 @@ function quietly(cmd: string, args: readonly string[]): void {
 /** An interface is its own link here: the namespace's real device. */
 export class AttachedHost extends HostCore<CoreInterface> {
   private readonly proxied = new Set<string>();
+  private readonly proxySysctls = new Set<string>();
   private readonly loops = new Map<string, { loop: IoLoop; engine: NativeEngine; table: number }>();
   /** The role's engine, shared by every loop (AttachOptions.engine). */
   private readonly shared?: NativeEngine;
@@ -165,12 +221,22 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private readonly failClosed: boolean;
   private readonly exitHook = () => this.close();
   private closed = false;
+  /** What the interface loops peel for the applications (ApplicationPort.homeAgent). */
+  private readonly kernelTunnel?: { from: string; to: string };
+  /** The applications' port (AttachOptions.applications) once its loop runs. */
+  private apps?: { port: string; address: number; loop: IoLoop };
+
+  /** The address the host's applications use (its application port's), if it has one. */
+  get applicationAddress(): string | undefined {
+    return this.apps && u32ToIp(this.apps.address);
+  }
 
   /** Attaches to the named interfaces; on any failure, whatever it had added is removed again. */
   static attach(options: AttachOptions): AttachedHost {
     const host = new AttachedHost(options);
     try {
       host.setUp(options.interfaces);
+      if (options.applications) host.setUpApplications(options.applications);
     } catch (err) {
       host.close();
       throw err;
@@ -184,6 +250,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
     this.loopSettings = options.dataPath ?? DEFAULT_DATA_PATH;
     this.failClosed = options.failClosed ?? false;
     this.shared = options.engine;
+    const apps = options.applications;
+    this.kernelTunnel = this.shared && apps?.homeAgent ? { from: apps.homeAgent, to: apps.address } : undefined;
     if (this.shared) {
       this.dataPath = {
         tableOf: (iface) => {
@@ -195,6 +263,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
           this.puntHandlers.add(handler);
           return () => this.puntHandlers.delete(handler);
         },
+        applicationAddress: () => this.applicationAddress,
       };
     }
     process.on('exit', this.exitHook);
@@ -202,6 +271,11 @@ export class AttachedHost extends HostCore<CoreInterface> {
 
   /** The kernel never sees what the role delivers locally: the gateway's own addresses answer ping here. */
   protected override delivered(packet: Uint8Array): void {
+    // For the applications: into their TUN, where the kernel hands it to the sockets (and answers ping itself).
+    if (this.apps && packet.length >= 20 && readU32(packet, 16) === this.apps.address) {
+      this.apps.loop.inject([{ packet, via: 'tun' }]);
+      return;
+    }
     const reply = echoReply(packet);
     if (reply) this.send(reply);
   }
@@ -225,6 +299,11 @@ export class AttachedHost extends HostCore<CoreInterface> {
       const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
       return { name: itf.name, address, prefix, mtu };
     });
+    // Proxy ARP rules a killed daemon left for these interfaces.
+    const stale = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(PROXY_RULE_PREF)]) || '[]') as { iif?: string; dst?: string; dstlen?: number }[];
+    for (const r of stale) {
+      if (r.iif && r.dst && ifaces.some((i) => i.name === r.iif)) quietly('ip', ['rule', 'del', 'pref', String(PROXY_RULE_PREF), 'iif', r.iif, 'to', `${r.dst}/${r.dstlen ?? 32}`]);
+    }
     // Closed before anything is redirected: no moment in which the kernel forwards what arrives.
     for (const iface of ifaces) this.closeForwarding(iface.name);
     ifaces.forEach((iface, i) => this.redirect(iface, i + 1));
@@ -243,12 +322,74 @@ export class AttachedHost extends HostCore<CoreInterface> {
   }
 
   /**
+   * The applications' TUN and its loop on the role's engine, the address on it, the routing table and rules that
+   * send the host's own traffic into it (APP_RULE_PREF); everything is undone on close (rules and table also at the
+   * next attach after a crash; the TUN goes with the process).
+   */
+  private setUpApplications(apps: ApplicationPort): void {
+    if (!this.shared || !this.dataPath) throw new Error(`host '${this.name}': an application port needs the role's native engine (AttachOptions.engine)`);
+    const address = ipToU32(apps.address);
+    const removeAll = () => {
+      for (let pref = APP_RULE_PREF; pref <= APP_RULE_PREF + 3; pref++) removeRules(pref);
+      quietly('ip', ['route', 'flush', 'table', String(APP_ROUTE_TABLE)]);
+    };
+    // What a killed daemon left.
+    removeAll();
+    const table = this.loops.size + 1;
+    const { udpPort, workers, pollMicros } = this.loopSettings;
+    const loop = IoLoop.start({
+      engine: this.shared, tun: { name: apps.port, mtu: apps.mtu ?? APP_MTU, offload: true, addresses: [`${apps.address}/32`] }, raw: true,
+      // Its raw receivers and UDP socket take nothing from the links (the interfaces' loops do): bound to lo (a
+      // loop of a shared engine must be bound, and the TUN does not exist before the loop opens it).
+      udpPort, workers, pollMicros, bindInterface: 'lo', tunTable: table, deliver: 'tun',
+      onPunt: (packets: PuntedPacket[]) => {
+        for (const p of packets) this.guard(() => this.appPunted(p, apps.port));
+      },
+    });
+    this.loops.set(apps.port, { loop, engine: this.shared, table });
+    this.apps = { port: apps.port, address, loop };
+    this.undo.push({ what: `application rules and table ${APP_ROUTE_TABLE}`, run: removeAll });
+    ip(['link', 'set', 'dev', apps.port, 'up']);
+    fs.writeFileSync(`/proc/sys/net/ipv4/conf/${apps.port}/rp_filter`, '0');
+    ip(['route', 'replace', 'default', 'dev', apps.port, 'src', apps.address, 'table', String(APP_ROUTE_TABLE)]);
+    // Fail closed: when the TUN goes without a stop (SIGKILL), its route goes with it and this one answers instead
+    // (the applications get "unreachable" rather than leaving in clear by the main table) until the next start.
+    ip(['route', 'replace', 'unreachable', 'default', 'metric', String(APP_FALLBACK_METRIC), 'table', String(APP_ROUTE_TABLE)]);
+    ip(['rule', 'add', 'pref', String(APP_RULE_PREF), 'ipproto', '255', 'lookup', 'main']);
+    if (udpPort !== undefined) ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 1), 'ipproto', 'udp', 'dport', String(udpPort), 'lookup', 'main']);
+    this.sourceRules();
+    ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 3), 'iif', 'lo', 'lookup', String(APP_ROUTE_TABLE)]);
+  }
+
+  /** `from <address> lookup main` for each interface's current address (what is bound to it leaves as it is). */
+  private sourceRules(): void {
+    if (!this.apps) return;
+    removeRules(APP_RULE_PREF + 2);
+    for (const info of this.interfaces()) ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 2), 'from', `${info.address}/32`, 'lookup', 'main']);
+  }
+
+  /**
+   * What the applications sent and the tables do not cover: the host's send path (the role's output hook decides);
+   * one with engine context (an SA's punt) goes to the role's handler.
+   */
+  private appPunted(p: PuntedPacket, port: string): void {
+    if (p.packet.length < 20 || p.packet[16] >= 224) return;
+    if (this.puntHandlers.size && (p.sa !== 0 || ENGINE_CONTEXT.has(p.reason))) {
+      const punt: EnginePunt = { packet: p.packet.slice(), reason: p.reason, sa: p.sa, iface: port };
+      for (const handler of this.puntHandlers) handler(punt);
+      return;
+    }
+    this.send(p.packet.slice());
+  }
+
+  /**
    * What the kernel would forward from `dev` is blackholed (local delivery is looked up first, so it still works);
    * the rule is removed on close unless the host fails closed (then it outlives the daemon).
    */
   private closeForwarding(dev: string): void {
-    if (hasBlackhole(dev)) return;
-    ip(['rule', 'add', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
+    // One already there (a fail-closed stop, or a daemon killed before its stop) is kept; a host that does not fail
+    // closed still removes it on close, so a crash does not leave it for good.
+    if (!hasBlackhole(dev)) ip(['rule', 'add', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
     const remove = () => quietly('ip', ['rule', 'del', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
     if (!this.failClosed) this.undo.push({ what: `ip rule for ${dev}`, run: remove });
   }
@@ -267,7 +408,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
       const fast = this.shared !== undefined;
       loop = IoLoop.start({
         engine, tun: { name: tun, mtu: TUN_MTU, offload: fast }, raw: true, udpPort, workers, pollMicros, bindInterface: iface.name,
-        tunTable: table, deliver: fast ? 'route' : 'tun',
+        tunTable: table, deliver: fast ? 'route' : 'tun', kernelTunnel: this.kernelTunnel,
         onPunt: (packets: PuntedPacket[]) => {
           for (const p of packets) this.guard(() => this.punted(p, iface));
         },
@@ -321,6 +462,32 @@ export class AttachedHost extends HostCore<CoreInterface> {
     this.undo.push({ what: `tc UDP transport filter on ${ifname}`, run: remove });
   }
 
+  /**
+   * Follows the kernel's address of `iface` (a DHCP client or the operator moving the machine to another network):
+   * every `everyMs`, when the interface's IPv4 address differs from the host's and the kernel has a default route
+   * through it via a gateway on the new prefix, `moved` gets the new address and gateway (the role moves there).
+   * Stops on close or with the returned function.
+   */
+  followAddress(iface: string, moved: (cidr: string, gateway: string) => void, everyMs = 500): () => void {
+    this.iface(iface);
+    const check = () => this.guard(() => {
+      const found = (JSON.parse(ip(['-j', 'addr', 'show', 'dev', iface]) || '[]') as AddrInfo[])[0];
+      const inet = (found?.addr_info ?? []).filter((a) => a.family === 'inet');
+      const current = this.interfaces().find((i) => i.name === iface)!;
+      if (inet.length !== 1 || inet[0].local === current.address) return;
+      const { local, prefixlen } = inet[0];
+      const network = (ipToU32(local) & prefixMask(prefixlen)) >>> 0;
+      const routes = JSON.parse(ip(['-j', 'route', 'show', 'default', 'dev', iface]) || '[]') as KernelRoute[];
+      const gateway = routes.find((r) => r.gateway && ((ipToU32(r.gateway) & prefixMask(prefixlen)) >>> 0) === network)?.gateway;
+      if (gateway) moved(`${local}/${prefixlen}`, gateway);
+    });
+    const timer = setInterval(check, everyMs);
+    timer.unref();
+    const stop = () => clearInterval(timer);
+    this.undo.push({ what: `address follower of ${iface}`, run: stop });
+    return stop;
+  }
+
   /** The I/O loops' own counters, summed over the interfaces (docs/engine.md §9 stats()). */
   ioCounters(): Record<string, number> {
     const sum: Record<string, number> = {};
@@ -365,20 +532,45 @@ export class AttachedHost extends HostCore<CoreInterface> {
     this.removeRoutesThrough(name);
     ip(['addr', 'add', cidr, 'dev', name]);
     this.readdress(iface, address, prefix);
+    this.sourceRules();
   }
 
+  /**
+   * Answers ARP for `address` on `ifaceName` (`ip neigh replace proxy`). The kernel's ARP answers only for an address
+   * it would route from that device — there the fail-closed blackhole (RULE_PREF) stands, and the address is on the
+   * same link — so a rule PROXY_RULE_PREF `iif <dev> to <address>/32 lookup main` goes in front of it and the device
+   * gets forwarding and proxy_arp_pvlan (its IPv4 ingress is redirected into the TUN: the kernel forwards none of it).
+   * All undone when the last proxy entry of the device goes, or on close.
+   */
   setProxy(address: string, ifaceName: string, enabled: boolean): void {
     this.iface(ifaceName);
     ipToU32(address);
     const key = `${address} ${ifaceName}`;
     if (enabled === this.proxied.has(key)) return;
+    const rule = ['pref', String(PROXY_RULE_PREF), 'iif', ifaceName, 'to', `${address}/32`, 'lookup', 'main'];
     if (enabled) {
+      this.proxyArpSysctls(ifaceName);
+      ip(['rule', 'add', ...rule]);
       ip(['neigh', 'replace', 'proxy', address, 'dev', ifaceName]);
       this.proxied.add(key);
       this.undo.push({ what: `proxy ARP for ${address}`, run: () => this.setProxy(address, ifaceName, false) });
     } else {
       this.proxied.delete(key);
       quietly('ip', ['neigh', 'del', 'proxy', address, 'dev', ifaceName]);
+      quietly('ip', ['rule', 'del', ...rule]);
+    }
+  }
+
+  /** forwarding and proxy_arp_pvlan on for `dev` (once; the old values come back on close). */
+  private proxyArpSysctls(dev: string): void {
+    if (this.proxySysctls.has(dev)) return;
+    this.proxySysctls.add(dev);
+    for (const key of ['forwarding', 'proxy_arp_pvlan']) {
+      const file = `/proc/sys/net/ipv4/conf/${dev}/${key}`;
+      const was = fs.readFileSync(file, 'utf8').trim();
+      if (was === '1') continue;
+      fs.writeFileSync(file, '1');
+      this.undo.push({ what: `${key} of ${dev}`, run: () => fs.existsSync(file) && fs.writeFileSync(file, was) });
     }
   }
 

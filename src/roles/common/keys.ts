@@ -40,7 +40,8 @@ export interface SaLimits {
  * What an inbound End-End SA from `peer` may deliver by itself (docs/engine.md §4 selectors): the engine (and the I/O
  * loop, without JS) delivers only inside them and punts the rest (`selectorMiss: 'punt'`) to the role's policy.
  */
-export type SelectorsFor = (peer: SkipName) => Selectors;
+/** `local`: the SA's own (outer destination) address. */
+export type SelectorsFor = (peer: SkipName, local: string) => Selectors;
 
 const peerKey = (peer: SkipName): string => `${peer.nsid}/${peer.address}`;
 type OutKeyFields = Pick<OutboundRequest, 'role' | 'src' | 'dst' | 'peer'>;
@@ -105,7 +106,7 @@ export class NodeKeys {
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
     if (r.sa.role === 'end' && this.selectorsFor) {
-      r.sa.selectors = this.selectorsFor(peer);
+      r.sa.selectors = this.selectorsFor(peer, u32ToIp(dst));
       r.sa.selectorMiss = 'punt';
     }
     this.install(r.sa, { peer, role: r.sa.role, direction: 'in', src: srcText, dst: u32ToIp(dst) });
