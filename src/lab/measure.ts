@@ -1,14 +1,15 @@
 // Real applications between the SMN (or another host) and its correspondent in the namespaces, run as the lab's
 // unprivileged uid so their packets take the host's send() path through the roles: ping (ICMP
-// echo RTT) and a one-second iperf3 TCP transfer (throughput).
+// echo RTT) and a TCP_SECONDS iperf3 TCP transfer (throughput), with the role nodes' data-path counters
+// over the TCP phase: how many packets their I/O loops carried out natively and how many went to JS.
 import type { LinuxNetwork } from '../net/linux/network.js';
 import { APP_PORT, asAppUser } from '../net/linux/network.js';
 import { CommandError, runCommand } from '../net/netns.js';
-import type { AppPath, CaseResult } from './cases.js';
+import type { AppPath, CaseResult, DataPathFigures } from './cases.js';
 import { sleep } from './runtime-linux.js';
 
 const PINGS = 3;
-const TCP_SECONDS = 1;
+export const TCP_SECONDS = 2;
 /** Time for the iperf3 server to listen before the client connects. */
 const SERVER_START_MS = 300;
 
@@ -27,6 +28,41 @@ export function parseIperfMbps(json: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+interface NodeCounters {
+  fastPath: number | undefined;
+  punted: number;
+  puntReasons: Record<string, number> | undefined;
+}
+
+/** The I/O loop counters of every role node (a host with I/O loops: SGWs, SMN, HA), by node. */
+function snapshot(network: LinuxNetwork): Map<string, NodeCounters> {
+  return new Map(network.roleHosts().map((h) => {
+    const s = h.ioStats();
+    return [h.name, { fastPath: s.fastPath, punted: s.punted, puntReasons: s.puntReasons }];
+  }));
+}
+
+/** What the role nodes' loops did between two snapshots, summed and by node; `notes` says what they do not count. */
+export function dataPathDelta(before: Map<string, NodeCounters>, after: Map<string, NodeCounters>, notes: string[]): DataPathFigures {
+  const figures: DataPathFigures = { fastPath: 0, slowPath: 0, slowPathReasons: {}, nodes: {} };
+  let fastCounted = true;
+  for (const [node, a] of after) {
+    const b = before.get(node) ?? { fastPath: 0, punted: 0, puntReasons: {} };
+    const fast = a.fastPath === undefined || b.fastPath === undefined ? undefined : a.fastPath - b.fastPath;
+    if (fast === undefined) fastCounted = false;
+    const slow = a.punted - b.punted;
+    figures.nodes[node] = { fastPath: fast ?? null, slowPath: slow };
+    figures.fastPath = fast === undefined || figures.fastPath === null ? null : figures.fastPath + fast;
+    figures.slowPath += slow;
+    for (const [reason, n] of Object.entries(a.puntReasons ?? {})) {
+      const d = n - (b.puntReasons?.[reason] ?? 0);
+      if (d > 0) figures.slowPathReasons[reason] = (figures.slowPathReasons[reason] ?? 0) + d;
+    }
+  }
+  if (!fastCounted) notes.push('fastPath: these I/O loops do not count packets carried out natively (no IoStats.fastPath)');
+  return figures;
 }
 
 function why(err: unknown): string {
@@ -50,7 +86,11 @@ export async function measureApps(network: LinuxNetwork, result: CaseResult, pat
   try {
     await sleep(SERVER_START_MS);
     const [c, ...a] = network.appCommand(path.from, ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);
+    const before = snapshot(network);
     const { stdout } = await runCommand(c, a, { timeoutMs: (TCP_SECONDS + 15) * 1000 });
+    const notes: string[] = [];
+    result.tcpDataPath = dataPathDelta(before, snapshot(network), notes);
+    if (notes.length) result.notes = [...(result.notes ?? []), ...notes];
     result.tcpMbps = parseIperfMbps(stdout);
     if (result.tcpMbps === undefined) result.failures.push('iperf3: no receiver rate in its report');
   } catch (err) {

@@ -151,10 +151,10 @@ export class InterfaceLoops implements HostDataPath {
     return this.loops.get(iface);
   }
 
-  /** Hands packets to `iface`'s loop; false when it has none (stopped, or never started). */
+  /** Hands packets to `iface`'s loop; false when it has none running (never started, stopped, or its engine closed). */
   inject(iface: string, packets: readonly InjectPacket[]): boolean {
     const loop = this.loops.get(iface);
-    if (this.stopped || !loop) return false;
+    if (this.stopped || !loop?.running) return false;
     loop.inject(packets);
     return true;
   }
