@@ -18,8 +18,26 @@ std::unique_ptr<EngineCore> make_engine() {
   for (size_t i = 0; i < fuzz::nexthop_specs().size(); i++) fuzz::install(*e, fuzz::nexthop_sa(i, Direction::in));
   e->table.set_local({fuzz::kRelayGw, fuzz::kEndGw});
   e->table.set_routes({{0, 0, 0}});
-  PolicyEntry everything{0, 0, fuzz::end_out_id(0), 1, {fuzz::nexthop_out_id(1)}};  // OUTBOUND: ENCAP + one WRAP
-  e->table.set_policies({everything});
+  // OUTBOUND arg0 picks the table: 0 = ENCAP + one WRAP for everything; 1 = every other action, by source and
+  // destination prefix (fallthrough to shorter prefixes when no source matches); any other table is empty.
+  std::vector<PolicyEntry> policies(8);
+  policies[0].action = PA_PROTECT, policies[0].sa = fuzz::end_out_id(0), policies[0].wraps = 1, policies[0].wrap[0] = fuzz::nexthop_out_id(1);
+  const PolicyAction actions[] = {PA_PASS, PA_PUNT, PA_DROP, PA_INBOUND, PA_BYPASS, PA_PASS, PA_PROTECT};
+  const uint8_t lengths[] = {0, 8, 16, 24, 32, 8, 16};
+  std::vector<SelectorPrefix> src = {{0x0a000000, 8}, {0xc0000000, 2}, {0x80000000, 1}};
+  for (int k = 0; k < 7; k++) {
+    PolicyEntry& p = policies[k + 1];
+    p.table = 1;
+    p.length = lengths[k];
+    p.network = lengths[k] == 0 ? 0 : 0x0a000000u & (~uint32_t(0) << (32 - lengths[k]));
+    if (k == 5) p.network = 0x80000000u;
+    if (k == 6) p.network = 0x0a010000u;
+    p.action = actions[k];
+    p.sa = actions[k] == PA_PROTECT ? fuzz::end_out_id(0) : 0;
+    p.src_first = uint32_t(k % 3);
+    p.src_count = k % 2 == 0 ? 0 : 1;
+  }
+  if (!e->table.set_policies(policies, src).empty()) fuzz::finding("the batch harness's policy tables were refused");
   return e;
 }
 

@@ -193,6 +193,8 @@ static Selectors gateway_selectors() {
 }
 
 static bool gateway_has_selectors(size_t position) { return position % 2 == 1; }
+// Half of those punt a miss (selectorMiss 'punt') instead of dropping it.
+static bool gateway_punts_selector_miss(size_t position) { return position % 4 == 3; }
 
 bool is_nexthop_in(uint32_t id) { return id > kInOffset && id - kInOffset >= nexthop_out_id(0); }
 
@@ -204,11 +206,18 @@ bool gateway_selectors_admit(uint32_t id, const Bytes& d) {
   return true;
 }
 
+bool gateway_selector_miss_punts(uint32_t id) {
+  for (size_t k = 0; k < std::size(kGatewayEnd); k++)
+    if (end_out_id(kGatewayEnd[k]) + kInOffset == id) return gateway_punts_selector_miss(k);
+  return false;
+}
+
 std::unique_ptr<EngineCore> make_gateway() {
   auto e = std::make_unique<EngineCore>();
   for (size_t k = 0; k < std::size(kGatewayEnd); k++) {
     SaConfig c = end_sa(kGatewayEnd[k], Direction::in);
     if (gateway_has_selectors(k)) c.selectors = gateway_selectors();
+    c.selector_miss_punt = gateway_punts_selector_miss(k);
     install(*e, c);
   }
   for (size_t i : kGatewayNexthop) {
@@ -231,7 +240,9 @@ Result run_op(EngineCore& e, Bytes& pkt, uint32_t op, uint32_t arg0, uint32_t ar
   if (r.verdict < V_FORWARD || r.verdict > V_DROP) finding("verdict outside 1..4");
   if ((r.verdict == V_FORWARD || r.verdict == V_DELIVER) != (r.reason == R_NONE)) finding("verdict and reason disagree");
   if (r.verdict == V_DROP || r.verdict == V_PUNT) {
-    if (verdict_for(r.reason) != r.verdict) finding("punt/drop verdict does not match its reason");
+    // R_SELECTOR alone may be either: an SA with selectorMiss 'punt' punts it.
+    if (verdict_for(r.reason) != r.verdict && !(r.reason == R_SELECTOR && r.verdict == V_PUNT))
+      finding("punt/drop verdict does not match its reason");
   }
   if (r.verdict == V_DROP) return r;
   const size_t off = desc[D_OFFSET], len = desc[D_LENGTH];

@@ -57,6 +57,8 @@ std::unique_ptr<mipsec::EngineCore> make_gateway();
 bool is_nexthop_in(uint32_t id);
 // Whether gateway SA `id`'s selectors (if any) admit the delivered datagram d.
 bool gateway_selectors_admit(uint32_t id, const Bytes& d);
+// Whether G1's end SA `id` punts a datagram outside its selectors (selectorMiss 'punt').
+bool gateway_selector_miss_punts(uint32_t id);
 
 struct Result {
   mipsec::Verdict verdict;

@@ -3,7 +3,8 @@
 //         relay routes towards G2;  odd: end gateway G2 — in relay SAs and the same end SAs.
 // A fresh engine per input, so every finding reproduces from its input alone (windows start empty).
 // When G1 relays a packet, G2 must authenticate the layer G1 just added. G1 never forwards anything but
-// SKIP/AH/ESP, never delivers under a next-hop SA, and never delivers outside an End-End SA's selectors.
+// SKIP/AH/ESP, never delivers under a next-hop SA, never delivers outside an End-End SA's selectors (a miss is
+// punted only by an SA with selectorMiss 'punt'), and neither gateway delivers what no SA authenticated.
 #include <cstddef>
 #include <cstdint>
 #include "common.h"
@@ -35,17 +36,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Tailroom 0: the slot ends where the packet ends, so ASan sees any read past the packet.
   if (at_end_gateway) {
     auto g2 = fuzz::make_end(false);
-    fuzz::run_op(*g2, pkt, OP_INBOUND, 0, 0, 256, 0);
+    const fuzz::Result r2 = fuzz::run_op(*g2, pkt, OP_INBOUND, 0, 0, 256, 0);
+    if (r2.verdict == V_DELIVER && r2.sa == 0) fuzz::finding("G2 delivered a datagram no SA authenticated");
     return 0;
   }
   auto g1 = fuzz::make_gateway();
   const fuzz::Result r = fuzz::run_op(*g1, pkt, OP_INBOUND, 0, 0, 256, 0);
-  // Only SKIP/AH/ESP leaves under a next-hop layer; only an End-End layer (or bare IP-in-IP, SA 0) delivers.
+  // Only SKIP/AH/ESP leaves under a next-hop layer; only an End-End layer delivers (bare IP-in-IP is punted).
   if (r.verdict == V_FORWARD && !carries_layer(pkt, forwarded_datagram_at(pkt, r)))
     fuzz::finding("G1 relayed or forwarded a datagram that is not SKIP/AH/ESP");
   if (r.verdict == V_DELIVER && fuzz::is_nexthop_in(r.sa)) fuzz::finding("G1 delivered what only a next-hop layer protected");
   if (r.verdict == V_DELIVER && !fuzz::gateway_selectors_admit(r.sa, pkt))
     fuzz::finding("G1 delivered a datagram outside its SA's selectors");
+  if (r.verdict == V_DELIVER && r.sa == 0) fuzz::finding("G1 delivered a datagram no SA authenticated");
+  if (r.verdict == V_PUNT && r.reason == R_SELECTOR && (!fuzz::gateway_selector_miss_punts(r.sa) || fuzz::gateway_selectors_admit(r.sa, pkt)))
+    fuzz::finding("G1 punted a selector miss without selectorMiss 'punt', or a datagram inside the selectors");
   const bool relayed = r.verdict == V_FORWARD && pkt.size() >= 20 && load32(pkt.data() + 12) == fuzz::kRelayGw;
   if (relayed) {
     auto g2 = fuzz::make_end(false);

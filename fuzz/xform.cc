@@ -1,18 +1,22 @@
 // Outbound transforms on fuzzed inner datagrams, then INBOUND back, with a round-trip oracle (delivered, relayed
-// and delivered, or — next-hop layers alone around a plain datagram — punted nexthop_plain with it).
+// and delivered, or — next-hop layers alone around a plain datagram — punted nexthop_plain with it; bare
+// IP-in-IP — punted not_ipsec with it, SA 0).
 // Input: 6 control bytes, then the inner datagram.
 //   c0 bit0 repair the inner IPv4 header (so the ops get past the parser), bit1 keep fragment bits,
 //      bit2 IP-in-IP around everything, bit3 receive through relay G1 then G2 (else one gateway peels all),
 //      bit4 one OUTBOUND through a policy for the inner destination instead of ENCAP + WRAPs (no ENCAP:
-//      a bypass policy, so no WRAPs either)
+//      a bypass policy, so no WRAPs either; with bit5 a pass policy: TTL − 1 and a valid checksum, or
+//      ttl_exceeded and the datagram unchanged)
 //   c1 end SA for ENCAP (>= 18: no ENCAP), c2 % 4 next-hop WRAPs, c3..c5 their next-hop SAs (% 8).
 // Engines persist across inputs (sequence numbers only grow, so windows never reject a fresh packet).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include "common.h"
 #include "wire/ipv4.h"
+#include "xform/packet.h"
 
 using namespace mipsec;
 
@@ -44,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool repaired = (c0 & 1) && inner.size() >= kIpv4MinHeader;
   if (repaired) fuzz::repair_ipv4(inner, !(c0 & 2));
   const bool encap = end_index < fuzz::end_specs().size();
-  const bool ipip = c0 & 4, via_relay = c0 & 8, outbound = c0 & 16;
+  const bool ipip = c0 & 4, via_relay = c0 & 8, outbound = c0 & 16, pass = outbound && !encap && (c0 & 32);
   const int wraps = outbound && !encap ? 0 : data[2] % 4;
   uint32_t wrap_ids[3];
   for (int k = 0; k < wraps; k++) wrap_ids[k] = fuzz::nexthop_out_id(data[3 + k] % fuzz::nexthop_specs().size());
@@ -53,10 +57,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool built = true;
   if (outbound) {
     if (inner.size() < kIpv4MinHeader) return 0;
-    PolicyEntry policy{load32(inner.data() + 16), 32, encap ? fuzz::end_out_id(end_index) : 0, uint8_t(wraps), {}};
+    PolicyEntry policy;
+    policy.network = load32(inner.data() + 16);
+    policy.length = 32;
+    policy.action = encap ? PA_PROTECT : pass ? PA_PASS : PA_BYPASS;
+    policy.sa = encap ? fuzz::end_out_id(end_index) : 0;
+    policy.wraps = uint8_t(wraps);
     for (int k = 0; k < wraps; k++) policy.wrap[k] = wrap_ids[k];
-    cast.sender->table.set_policies({policy});
-    built = fuzz::run_op(*cast.sender, pkt, OP_OUTBOUND).verdict == V_FORWARD;
+    if (!cast.sender->table.set_policies({policy}, {}).empty()) fuzz::finding("a valid policy table was refused");
+    const fuzz::Result o = fuzz::run_op(*cast.sender, pkt, OP_OUTBOUND);
+    built = o.verdict == V_FORWARD;
+    if (pass && repaired) {
+      // A router's forward: TTL − 1, checksum still valid, every other byte as it was (trailing bytes cut).
+      const uint8_t ttl = inner[8];
+      if (ttl <= 1 && (o.verdict != V_PUNT || o.reason != R_TTL_EXCEEDED || pkt != inner)) fuzz::finding("pass: TTL <= 1 not punted ttl_exceeded unchanged");
+      if (ttl > 1) {
+        if (!built || pkt.size() != std::min<size_t>(inner.size(), kMaxIpTotal) || pkt[8] != ttl - 1) fuzz::finding("pass: not forwarded with TTL - 1");
+        if (internet_checksum(pkt.data(), size_t(pkt[0] & 15) * 4) != 0) fuzz::finding("pass: header checksum invalid after TTL - 1");
+        for (size_t k = 0; k < pkt.size(); k++)
+          if (k != 8 && k != 10 && k != 11 && pkt[k] != inner[k]) fuzz::finding("pass: changed a byte other than TTL and checksum");
+      }
+      return 0;
+    }
   } else {
     if (encap) built = fuzz::run_op(*cast.sender, pkt, OP_ENCAP, fuzz::end_out_id(end_index)).verdict == V_FORWARD;
     for (int k = 0; k < wraps && built; k++) built = fuzz::run_op(*cast.sender, pkt, OP_WRAP, wrap_ids[k]).verdict == V_FORWARD;
@@ -82,7 +104,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!repaired || !plain(inner) || !layered) return 0;
   // Next-hop layers alone around a plain datagram: verified, then punted to the policy with the datagram.
   const bool hop_only = wraps > 0 && !encap;
-  if (hop_only ? r.verdict != V_PUNT || r.reason != R_NEXTHOP_PLAIN : !ok(r)) {
+  const bool ipip_only = ipip && wraps == 0 && !encap;  // no SA authenticated it: the control plane judges it
+  const bool as_expected = hop_only    ? r.verdict == V_PUNT && r.reason == R_NEXTHOP_PLAIN
+                           : ipip_only ? r.verdict == V_PUNT && r.reason == R_NOT_IPSEC && r.sa == 0
+                                       : ok(r);
+  if (!as_expected) {
     std::fprintf(stderr, "verdict %d reason %d sa %u\n", r.verdict, r.reason, r.sa);
     fuzz::finding("a packet this engine built does not come back through INBOUND");
   }

@@ -42,13 +42,18 @@ enum Reason : uint8_t {
   R_NEXTHOP_PLAIN = 30,
   R_RELAY_DENIED = 31,
   R_SELECTOR = 32,
+  R_POLICY_PUNT = 33,
+  R_POLICY_DROP = 34,
+  R_TTL_EXCEEDED = 35,
+  R_DELIVER_LOCAL = 36,
 };
-constexpr Reason kLastReason = R_SELECTOR;
+constexpr Reason kLastReason = R_DELIVER_LOCAL;
 
-// Punts are the reasons the control plane resolves; every other failure is a drop.
+// Punts are the reasons the control plane resolves; every other failure is a drop (R_SELECTOR is punted
+// instead by an SA with selectorMiss 'punt', which says so explicitly).
 inline Verdict verdict_for(Reason r) {
   return (r == R_UNKNOWN_KEY || r == R_NO_ROUTE || r == R_NOT_IPSEC || r == R_NO_POLICY || r == R_NEXTHOP_PLAIN ||
-          r == R_RELAY_DENIED)
+          r == R_RELAY_DENIED || r == R_POLICY_PUNT || r == R_TTL_EXCEEDED || r == R_DELIVER_LOCAL)
              ? V_PUNT
              : V_DROP;
 }
@@ -64,5 +69,10 @@ enum DescWord { D_OP = 0, D_ARG0 = 1, D_ARG1 = 2, D_OFFSET = 3, D_LENGTH = 4, D_
 constexpr int kMaxLayers = 8;
 // An outbound policy's End-End layer plus at most this many next-hop layers: INBOUND can peel them all.
 constexpr int kMaxPolicyWraps = kMaxLayers - 1;
+// Source prefixes one outbound policy may list.
+constexpr int kMaxPolicySrc = 32;
+
+// Outbound policy actions as the binding passes them (src/engine/policy.ts PolicyActionCode, docs/engine.md §4.2).
+enum PolicyAction : uint8_t { PA_PROTECT = 1, PA_BYPASS = 2, PA_PASS = 3, PA_PUNT = 4, PA_DROP = 5, PA_INBOUND = 6 };
 
 }  // namespace mipsec

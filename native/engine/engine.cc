@@ -70,6 +70,7 @@ SaConfig config_from(const Napi::Object& o) {
   if (ttl > 255) throw Napi::RangeError::New(o.Env(), "sa field ttl must be 0..255");
   c.ttl = uint8_t(ttl);
   c.relay = u32_field(o, "relay", 1) != 0;
+  c.selector_miss_punt = u32_field(o, "selectorMiss", 0) != 0;
   c.selectors.on = !o.Get("selectorSrc").IsUndefined() || !o.Get("selectorDst").IsUndefined();
   if (c.selectors.on) {
     c.selectors.src_count = prefixes_field(o, "selectorSrc", c.selectors.src);
@@ -197,24 +198,45 @@ Napi::Value EngineWrap::SetRoutes(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// policies: Uint32Array of records (network, length, sa, wrap count, wrap SA ids…), validated in src/engine/policy.ts.
+// policies: Uint32Array of records (table, network, length, action, sa, wrap count, src count, wrap SA ids…,
+// src (network, length) pairs…), built and checked by src/engine/policy.ts; checked again here (check_policies),
+// every error naming the policy index and field.
 Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<uint32_t> flat = u32_array(info[0], "policies");
   std::vector<PolicyEntry> policies;
+  std::vector<SelectorPrefix> src;
+  constexpr size_t kFixed = 7;
   for (size_t i = 0; i < flat.size();) {
-    if (flat.size() - i < 4) throw Napi::RangeError::New(env, "policy record truncated (network, length, sa, wrap count, wraps…)");
-    PolicyEntry p{flat[i], 0, flat[i + 2], 0, {}};
-    if (flat[i + 1] > 32) throw Napi::RangeError::New(env, "policy prefix length must be 0..32");
-    if (flat[i + 3] > uint32_t(kMaxPolicyWraps)) throw Napi::RangeError::New(env, "a policy has at most 7 wrap SAs");
-    p.length = uint8_t(flat[i + 1]);
-    p.wraps = uint8_t(flat[i + 3]);
-    i += 4;
-    if (flat.size() - i < p.wraps) throw Napi::RangeError::New(env, "policy record truncated (wrap SA ids missing)");
+    const std::string where = "policy " + std::to_string(policies.size()) + ": ";
+    if (flat.size() - i < kFixed)
+      throw Napi::RangeError::New(env, where + "record truncated (table, network, length, action, sa, wrap count, src count, wraps…, src…)");
+    PolicyEntry p;
+    p.table = flat[i];
+    p.network = flat[i + 1];
+    if (flat[i + 2] > 32) throw Napi::RangeError::New(env, where + "prefix length must be 0..32");
+    p.length = uint8_t(flat[i + 2]);
+    if (flat[i + 3] < PA_PROTECT || flat[i + 3] > PA_INBOUND)
+      throw Napi::RangeError::New(env, where + "action must be 1..6 (protect, bypass, pass, punt, drop, inbound)");
+    p.action = PolicyAction(flat[i + 3]);
+    p.sa = flat[i + 4];
+    if (flat[i + 5] > uint32_t(kMaxPolicyWraps)) throw Napi::RangeError::New(env, where + "wrap: at most 7 wrap SAs");
+    if (flat[i + 6] > uint32_t(kMaxPolicySrc)) throw Napi::RangeError::New(env, where + "src: at most 32 source prefixes");
+    p.wraps = uint8_t(flat[i + 5]);
+    p.src_count = uint8_t(flat[i + 6]);
+    i += kFixed;
+    if (flat.size() - i < size_t(p.wraps) + 2 * size_t(p.src_count))
+      throw Napi::RangeError::New(env, where + "record truncated (wrap SA ids or src prefixes missing)");
     for (int w = 0; w < p.wraps; w++) p.wrap[w] = flat[i++];
+    p.src_first = uint32_t(src.size());
+    for (int k = 0; k < p.src_count; k++, i += 2) {
+      if (flat[i + 1] > 32) throw Napi::RangeError::New(env, where + "src[" + std::to_string(k) + "] prefix length must be 0..32");
+      src.push_back(SelectorPrefix{flat[i], uint8_t(flat[i + 1])});
+    }
     policies.push_back(p);
   }
-  core(env).table.set_policies(policies);
+  std::string err = core(env).table.set_policies(std::move(policies), std::move(src));
+  if (!err.empty()) throw Napi::RangeError::New(env, err);
   return env.Undefined();
 }
 

@@ -121,7 +121,7 @@ void IoLoopWrap::CleanupHook(void* self) {
 }
 
 // start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers, offload, udpPort, pollMicros,
-//         bindInterface })
+//         bindInterface, tunTable, deliverRoute })
 Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (loop_) throw Napi::Error::New(env, "this I/O loop was already started (create a new one)");
@@ -139,6 +139,8 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   cfg.udp_port = uint16_t(udp_port);
   cfg.poll_us = u32_of(o, "pollMicros", 0);
   if (o.Get("bindInterface").IsString()) cfg.bind_device = o.Get("bindInterface").As<Napi::String>().Utf8Value();
+  cfg.tun_table = u32_of(o, "tunTable", 0);
+  cfg.deliver_route = o.Get("deliverRoute").IsBoolean() && o.Get("deliverRoute").As<Napi::Boolean>().Value();
   Napi::Value addresses = o.Get("addresses");
   if (!addresses.IsUndefined()) {
     if (!addresses.IsTypedArray() || addresses.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
@@ -197,6 +199,10 @@ Napi::Value IoLoopWrap::Stats(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   for (int s = 0; s < S_COUNT; s++) o.Set(stat_names()[s], Napi::Number::New(env, loop_ ? double(loop_->stat(Stat(s))) : 0));
   o.Set("cpuMicros", Napi::Number::New(env, loop_ ? double(loop_->cpu_micros()) : 0));
+  // Punts taken, by reason code (io.ts names them).
+  Napi::Float64Array reasons = Napi::Float64Array::New(env, kPuntReasonSlots);
+  for (size_t r = 0; r < kPuntReasonSlots; r++) reasons[r] = loop_ ? double(loop_->punt_reason(r)) : 0;
+  o.Set("puntReasons", reasons);
   return o;
 }
 

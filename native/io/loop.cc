@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <sys/uio.h>
 #include <chrono>
+#include <list>
 #include "io/gso.h"
 #include "io/netns.h"
 #include "io/raw.h"
@@ -26,7 +27,7 @@ const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
       "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
       "txRaw", "txTun", "txGro", "txTooBig", "txFragNeeded", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
-      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso", "rxUnauthenticated", "rxUdpMisaddressed", "rxForeignInterface",
+      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso", "rxUnauthenticated", "rxUdpMisaddressed", "rxForeignInterface", "fastPath",
   };
   return names;
 }
@@ -58,6 +59,36 @@ bool pktinfo_of(msghdr& h, in_pktinfo* out) {
   return false;
 }
 
+// The running loops of this process, by (engine, namespace, TUN, bound interface): several loops may share one
+// engine (one per interface of a node), but two loops of one engine in one namespace would each read every packet
+// of the raw sockets that the other's interface takes — unless each is bound to its own interface — and two loops
+// naming one TUN in one namespace would silently share the device.
+struct Claim {
+  const EngineCore* core;
+  std::string netns, tun, device;
+};
+std::mutex claims_mu;
+std::list<Claim> claims;
+
+std::string claim(const EngineCore* core, const IoConfig& cfg, std::list<Claim>::iterator* out) {
+  std::lock_guard<std::mutex> hold(claims_mu);
+  for (const Claim& c : claims) {
+    if (c.netns != cfg.netns) continue;
+    if (c.tun == cfg.tun.name) return "another running I/O loop uses TUN " + cfg.tun.name + " in this namespace";
+    if (c.core == core && (c.device.empty() || cfg.bind_device.empty() || c.device == cfg.bind_device))
+      return "another I/O loop of this engine already reads " +
+             (c.device.empty() ? std::string("every interface") : "interface " + c.device) +
+             " in this namespace: loops sharing an engine must each be bound to their own interface (bindInterface)";
+  }
+  *out = claims.insert(claims.end(), Claim{core, cfg.netns, cfg.tun.name, cfg.bind_device});
+  return {};
+}
+
+void unclaim(std::list<Claim>::iterator it) {
+  std::lock_guard<std::mutex> hold(claims_mu);
+  claims.erase(it);
+}
+
 }  // namespace
 
 // One worker: its own TUN queue, raw receivers (filtered to its flows), sender, batch memory and thread.
@@ -70,6 +101,7 @@ struct IoLoop::Worker {
   Fd udp;        // the UDP transport (udp.h), when configured
   unsigned ifindex = 0;  // IoConfig::bind_device's index: what arrives elsewhere is refused; 0 takes every interface
   uint16_t udp_port = 0;
+  uint32_t table = 0;  // OUTBOUND's arg0: the policy table of what is read from the TUN
   bool udp_gso = true;  // cleared when the kernel refuses UDP_SEGMENT on this worker's route (no checksum offload)
   std::thread thread;
 
@@ -113,6 +145,7 @@ struct IoLoop::Worker {
     uint32_t* d = desc.data() + count * kDescWords;
     std::memset(d, 0, kDescWords * sizeof *d);
     d[D_OP] = op;
+    d[D_ARG0] = op == OP_OUTBOUND ? table : 0;
     d[D_OFFSET] = uint32_t(count * kSlotBytes + kHeadroom);
     d[D_LENGTH] = uint32_t(len);
     from[count++] = f;
@@ -129,12 +162,22 @@ std::string IoLoop::start(const IoConfig& cfg) {
   if (cfg.workers < 1 || cfg.workers > kMaxWorkers) return "workers must be 1.." + std::to_string(kMaxWorkers);
   if (cfg.tun.mtu < 576 || cfg.tun.mtu > kMaxPacket) return "tun.mtu must be 576.." + std::to_string(kMaxPacket) + " (the batch slot size)";
 
+  std::list<Claim>::iterator claimed;
+  if (std::string e = claim(core_.get(), cfg, &claimed); !e.empty()) return e;
+  std::string err = open(cfg);
+  if (err.empty()) unclaim_ = [claimed] { unclaim(claimed); };
+  else unclaim(claimed);
+  return err;
+}
+
+std::string IoLoop::open(const IoConfig& cfg) {
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < cfg.workers; i++) {
     workers.push_back(std::make_unique<Worker>());
     workers.back()->index = i;
     workers.back()->vnet = cfg.tun.offload;
     workers.back()->udp_port = cfg.udp_port;
+    workers.back()->table = cfg.tun_table;
     if (cfg.udp_port) workers.back()->udp_rx.resize(kUdpRecvMessages * kUdpRecvBytes);
     if (cfg.tun.offload) {
       workers.back()->super.resize(kVnetHdrBytes + 65536);
@@ -181,6 +224,7 @@ std::string IoLoop::start(const IoConfig& cfg) {
   }
   workers_ = std::move(workers);
   poll_us_ = cfg.poll_us;
+  deliver_route_ = cfg.deliver_route;
   running_ = true;
   for (auto& wp : workers_) {
     Worker* w = wp.get();
@@ -201,6 +245,8 @@ void IoLoop::stop() {
     if (w->thread.joinable()) w->thread.join();
   workers_.clear();  // closes every fd; the TUN device goes away with its last queue
   running_ = false;
+  if (unclaim_) unclaim_();
+  unclaim_ = nullptr;
 }
 
 size_t IoLoop::inject(std::vector<Injected>&& packets) {
@@ -443,40 +489,58 @@ void IoLoop::run(Worker& w) {
       w.quote_len[i] = d[D_OP] == OP_OUTBOUND ? std::min<size_t>(d[D_LENGTH], kIcmpQuoteMax) : 0;
       std::memcpy(w.quote[i], w.buffer.data() + d[D_OFFSET], w.quote_len[i]);
     }
-    core_->process(BatchView{w.buffer.data(), w.buffer.size(), w.desc.data(), n, kSlotBytes});
-    size_t m = 0, nd = 0, nu = 0;
+    // One snapshot for the batch and for the local-address check of DELIVERs sent by route.
+    const std::shared_ptr<const Tables> tables = core_->table.snapshot();
+    core_->process(BatchView{w.buffer.data(), w.buffer.size(), w.desc.data(), n, kSlotBytes}, *tables);
+    size_t m = 0, nd = 0, nu = 0, fast = 0;
+    // A message for sendmmsg on the raw socket: packet i of the batch to next hop `to`.
+    auto send_to = [&](size_t i, uint8_t* data, size_t len, uint32_t to) {
+      w.addr[m] = sockaddr_in{};
+      w.addr[m].sin_family = AF_INET;
+      w.addr[m].sin_addr.s_addr = htonl(to);
+      w.iov[m] = iovec{data, len};
+      w.msgs[m].msg_hdr = msghdr{&w.addr[m], sizeof w.addr[m], &w.iov[m], 1, nullptr, 0, 0};
+      w.sent_from[m++] = i;
+    };
     for (size_t i = 0; i < n; i++) {
       const uint32_t* d = w.desc.data() + i * kDescWords;
       uint8_t* data = w.buffer.data() + d[D_OFFSET];
       const size_t len = d[D_LENGTH];
       switch (Verdict(d[D_VERDICT] & 0xff)) {
-        case V_FORWARD: {
-          if (carried_by_udp(data, len)) {
-            w.udp_from[nu++] = i;
-            break;
-          }
-          w.addr[m] = sockaddr_in{};
-          w.addr[m].sin_family = AF_INET;
-          w.addr[m].sin_addr.s_addr = htonl(d[D_NEXTHOP]);
-          w.iov[m] = iovec{data, len};
-          w.msgs[m].msg_hdr = msghdr{&w.addr[m], sizeof w.addr[m], &w.iov[m], 1, nullptr, 0, 0};
-          w.sent_from[m++] = i;
+        case V_FORWARD:
+          fast++;
+          if (carried_by_udp(data, len)) w.udp_from[nu++] = i;
+          else send_to(i, data, len, d[D_NEXTHOP]);
           break;
-        }
         case V_DELIVER:
-          // Only what an SA authenticated goes into the TUN. A plain IP-in-IP datagram (INBOUND, SA 0) is the
-          // control plane's to judge (an HA's RFC 2003 tunnel): it is punted as not_ipsec, never delivered here.
-          if (d[D_OP] == OP_INBOUND && d[D_SA] == 0) {
-            count(S_RX_UNAUTHENTICATED);
-            w.punts.push_back(PuntPacket{w.from[i], uint8_t(R_NOT_IPSEC), 0, std::vector<uint8_t>(data, data + len)});
+          if (deliver_route_ && d[D_SA] != 0) {
+            // By route: the kernel sends the datagram on toward its destination, never over the UDP transport. One
+            // for this node itself is the control plane's (handed to the kernel, its reply would leave in clear).
+            if (len < 20) {  // the engine delivers parsed IPv4 only
+              count(S_TX_ERRORS);
+              break;
+            }
+            const uint32_t dst = load32(data + 16);
+            if (tables->is_local(dst)) {
+              w.punts.push_back(PuntPacket{w.from[i], uint8_t(R_DELIVER_LOCAL), d[D_SA], std::vector<uint8_t>(data, data + len)});
+              break;
+            }
+            fast++;
+            send_to(i, data, len, dst);
             break;
           }
+          fast++;
           w.delivered[nd++] = i;
           break;
         case V_PUNT:
+          // INBOUND (as an op or a policy's action) punts the datagram it peeled out of bare IP-in-IP as not_ipsec:
+          // no SA authenticated it, so it goes to JS, never into the TUN.
+          if ((d[D_VERDICT] >> 8) == R_NOT_IPSEC && d[D_OFFSET] != i * kSlotBytes + kHeadroom)
+            count(S_RX_UNAUTHENTICATED);
           w.punts.push_back(PuntPacket{w.from[i], uint8_t(d[D_VERDICT] >> 8), d[D_SA], std::vector<uint8_t>(data, data + len)});
           break;
         default:  // DROP: the engine counted it by reason
+          fast++;
           break;
       }
     }
@@ -494,10 +558,15 @@ void IoLoop::run(Worker& w) {
     }
     if (nu) send_udp(nu);
     deliver(nd);
+    count(S_FAST_PATH, fast);
     if (!w.punts.empty()) {
       const size_t total = w.punts.size();
+      uint8_t reasons[kBatchPackets];
+      for (size_t k = 0; k < total; k++) reasons[k] = w.punts[k].reason;
       const size_t taken = sink_->offer(std::move(w.punts));
       w.punts.clear();
+      // The sink takes a prefix of the batch.
+      for (size_t k = 0; k < taken; k++) punt_reasons_[reasons[k] % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
       count(S_PUNTED, taken);
       count(S_PUNT_DROPPED, total - taken);
     }

@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -60,8 +61,10 @@ enum Stat : int {
   S_RX_TUN, S_RX_GSO, S_RX_RAW, S_RX_SKIP, S_RX_AH, S_RX_ESP, S_RX_IPIP, S_RX_TOO_BIG, S_RX_ERRORS,
   S_TX_RAW, S_TX_TUN, S_TX_GRO, S_TX_TOO_BIG, S_TX_FRAG_NEEDED, S_TX_ERRORS, S_PUNTED, S_PUNT_DROPPED, S_INJECTED, S_INJECT_DROPPED,
   S_RX_UDP, S_RX_UDP_GRO, S_TX_UDP, S_TX_UDP_GSO, S_RX_UNAUTHENTICATED, S_RX_UDP_MISADDRESSED,
-  S_RX_FOREIGN_INTERFACE, S_COUNT
+  S_RX_FOREIGN_INTERFACE, S_FAST_PATH, S_COUNT
 };
+// Punts handed to the sink, by reason code (the engine's reasons, R_DELIVER_LOCAL among them).
+constexpr size_t kPuntReasonSlots = 64;
 const char* const* stat_names();
 
 struct IoConfig {
@@ -75,6 +78,11 @@ struct IoConfig {
   // Non-empty: the raw receivers and the UDP transport take only what arrived on this interface; the rest is
   // counted (rxForeignInterface) and never reaches the engine.
   std::string bind_device;
+  // OUTBOUND's arg0 (the policy table) for TUN reads and Via::outbound injects.
+  uint32_t tun_table = 0;
+  // A DELIVER with an SA leaves by the raw socket to its destination (the kernel routes it) instead of into the
+  // TUN; one addressed to a local address of the engine is punted (R_DELIVER_LOCAL) with its SA.
+  bool deliver_route = false;
 };
 
 class IoLoop {
@@ -85,7 +93,8 @@ class IoLoop {
   IoLoop& operator=(const IoLoop&) = delete;
 
   // Opens every fd (inside cfg.netns), configures the TUN and starts the workers. Empty on success, else
-  // why (and nothing is left open). Call once.
+  // why (and nothing is left open). Call once. Several loops may share one engine, one per interface: in one
+  // namespace each must then be bound to its own (cfg.bind_device), and no two running loops may name one TUN.
   std::string start(const IoConfig& cfg);
   // Joins the workers and closes every fd. Idempotent.
   void stop();
@@ -93,12 +102,15 @@ class IoLoop {
   // Queues packets for the worker that owns their flow; returns how many were taken (queues are bounded).
   size_t inject(std::vector<Injected>&& packets);
   uint64_t stat(Stat s) const { return stats_[s].load(std::memory_order_relaxed); }
+  // Punts taken by the sink with this reason code.
+  uint64_t punt_reason(size_t code) const { return code < kPuntReasonSlots ? punt_reasons_[code].load(std::memory_order_relaxed) : 0; }
   // CPU time the workers have used, µs: the running ones by their thread clocks, the stopped ones as they
   // left it. What a packet costs the data path is this over the packets handled.
   uint64_t cpu_micros();
 
  private:
   struct Worker;
+  std::string open(const IoConfig& cfg);
   void run(Worker& w);
   void count(Stat s, uint64_t n = 1) { stats_[s].fetch_add(n, std::memory_order_relaxed); }
 
@@ -108,8 +120,12 @@ class IoLoop {
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
   uint32_t poll_us_ = 0;
+  uint32_t tun_table_ = 0;
+  bool deliver_route_ = false;
   std::mutex lifecycle_;
+  std::function<void()> unclaim_;  // releases this loop's (engine, namespace, TUN, interface) claim
   std::atomic<uint64_t> stats_[S_COUNT] = {};
+  std::atomic<uint64_t> punt_reasons_[kPuntReasonSlots] = {};
   std::atomic<uint64_t> retired_cpu_ns_{0};
 };
 

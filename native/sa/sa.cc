@@ -50,6 +50,7 @@ const char* SaConfig::validate() const {
   if (role == Role::end && !esp) return "role 'end' needs sa.esp";
   if (role == Role::end && coverage != Coverage::full) return "sa.ah.coverage applies to role 'nexthop' only";
   if (role == Role::nexthop && selectors.on) return "sa.selectors apply to role 'end' only";
+  if (role == Role::nexthop && selector_miss_punt) return "sa.selectorMiss applies to role 'end' only";
   if (role == Role::end && !relay) return "sa.relay applies to role 'nexthop' only";
   if (selectors.on && (!prefixes_valid(selectors.src, selectors.src_count) || !prefixes_valid(selectors.dst, selectors.dst_count)))
     return "sa.selectors need 1..32 prefixes on each side, without host bits";

@@ -63,6 +63,7 @@ struct SaConfig {
   uint8_t ttl = 64;
   bool relay = true;    // in, role nexthop: a verified datagram not for this node may be relayed (else punted)
   Selectors selectors;  // in, role end
+  bool selector_miss_punt = false;  // in, role end: a datagram outside the selectors is punted, not dropped
 
   // Null when consistent, else a message naming the field and the fix (never key bytes).
   const char* validate() const;

@@ -46,9 +46,103 @@ bool Tables::route(uint32_t dst, uint32_t* sa) const {
   return via != nullptr;
 }
 
-const PolicyEntry* Tables::policy(uint32_t dst) const {
-  const uint32_t* i = policies->index.find(dst);
-  return i ? &policies->policies[*i] : nullptr;
+const PolicyEntry* Tables::policy(uint32_t table, uint32_t src, uint32_t dst) const { return policies->find(table, src, dst); }
+
+void PolicyTable::build() {
+  order.resize(policies.size());
+  for (uint32_t i = 0; i < order.size(); i++) order[i] = i;
+  // Grouped by table, then longest prefix first, then network; stable, so each group keeps the given order.
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const PolicyEntry &x = policies[a], &y = policies[b];
+    if (x.table != y.table) return x.table < y.table;
+    if (x.length != y.length) return x.length > y.length;
+    return x.network < y.network;
+  });
+  tables.clear();
+  std::vector<std::pair<uint32_t, uint32_t>> table_ids;
+  std::vector<std::pair<uint32_t, Span>> spans;
+  auto close_level = [&](std::vector<Level>& levels) {
+    if (spans.empty()) return;
+    levels.back().by_network.build(spans);
+    spans.clear();
+  };
+  for (uint32_t i = 0; i < order.size();) {
+    const PolicyEntry& p = policies[order[i]];
+    uint32_t j = i + 1;
+    while (j < order.size() && policies[order[j]].table == p.table && policies[order[j]].length == p.length &&
+           policies[order[j]].network == p.network)
+      j++;
+    const bool new_table = table_ids.empty() || table_ids.back().first != p.table;
+    if (new_table) {
+      if (!tables.empty()) close_level(tables.back());
+      table_ids.emplace_back(p.table, uint32_t(tables.size()));
+      tables.emplace_back();
+    }
+    std::vector<Level>& levels = tables.back();
+    if (new_table || levels.back().length != p.length) {
+      close_level(levels);
+      levels.push_back(Level{p.length, p.length == 0 ? 0 : ~uint32_t(0) << (32 - p.length), {}});
+    }
+    spans.emplace_back(p.network, Span{i, j - i});
+    i = j;
+  }
+  if (!tables.empty()) close_level(tables.back());
+  table_index.build(table_ids);
+}
+
+const PolicyEntry* PolicyTable::find(uint32_t table, uint32_t src_addr, uint32_t dst) const {
+  const uint32_t* t = table_index.find(table);
+  if (!t) return nullptr;
+  for (const Level& level : tables[*t]) {
+    const Span* span = level.by_network.find(dst & level.mask);
+    if (!span) continue;
+    for (uint32_t k = span->first; k < span->first + span->count; k++) {
+      const PolicyEntry& p = policies[order[k]];
+      if (p.src_count == 0) return &p;
+      for (uint32_t s = p.src_first; s < p.src_first + p.src_count; s++)
+        if (src[s].contains(src_addr)) return &p;
+    }
+  }
+  return nullptr;
+}
+
+static bool prefix_ok(uint32_t network, uint8_t length) {
+  return length <= 32 && (length == 32 || (length == 0 ? network == 0 : (network << length) == 0));
+}
+
+std::string check_policies(const std::vector<PolicyEntry>& policies, const std::vector<SelectorPrefix>& src) {
+  std::unordered_map<std::string, size_t> seen;
+  for (size_t i = 0; i < policies.size(); i++) {
+    const PolicyEntry& p = policies[i];
+    const std::string where = "policy " + std::to_string(i) + ": ";
+    if (!prefix_ok(p.network, p.length)) return where + "prefix must be a.b.c.d/0..32 without host bits";
+    if (p.action < PA_PROTECT || p.action > PA_INBOUND) return where + "action must be 1..6 (protect, bypass, pass, punt, drop, inbound)";
+    if (p.action == PA_PROTECT && p.sa == 0) return where + "sa must be an out SA id (1..2^32-1) for action protect";
+    if (p.action != PA_PROTECT && p.sa != 0) return where + "sa applies to action protect only (use 0)";
+    if (p.action != PA_PROTECT && p.wraps != 0) return where + "wrap applies to action protect only";
+    if (p.wraps > kMaxPolicyWraps) return where + "wrap: at most 7 wrap SAs";
+    for (int w = 0; w < p.wraps; w++)
+      if (p.wrap[w] == 0) return where + "wrap[" + std::to_string(w) + "] must be an SA id (1..2^32-1)";
+    if (p.src_count > kMaxPolicySrc) return where + "src: at most 32 source prefixes";
+    if (size_t(p.src_first) + p.src_count > src.size()) return where + "src: prefixes missing";
+    // The (table, prefix, src set) key; no src and a set holding 0.0.0.0/0 are the same set.
+    std::vector<uint64_t> set;
+    bool any = p.src_count == 0;
+    for (uint32_t s = 0; s < p.src_count; s++) {
+      const SelectorPrefix& sp = src[p.src_first + s];
+      if (!prefix_ok(sp.network, sp.length)) return where + "src[" + std::to_string(s) + "] must be a.b.c.d/0..32 without host bits";
+      any = any || sp.length == 0;
+      set.push_back(uint64_t(sp.network) << 8 | sp.length);
+    }
+    if (any) set.assign(1, 0);
+    std::sort(set.begin(), set.end());
+    set.erase(std::unique(set.begin(), set.end()), set.end());
+    std::string key = std::to_string(p.table) + "|" + std::to_string(p.network) + "/" + std::to_string(p.length) + "|";
+    for (uint64_t k : set) key += std::to_string(k) + ",";
+    auto [at, fresh] = seen.emplace(std::move(key), i);
+    if (!fresh) return where + "repeats the table, prefix and src of policy " + std::to_string(at->second) + "; keep one";
+  }
+  return {};
 }
 
 bool Tables::is_local(uint32_t addr) const { return std::binary_search(local->begin(), local->end(), addr); }
@@ -119,14 +213,16 @@ void SaTable::set_routes(const std::vector<RouteEntry>& routes) {
   publish([&](Tables& t) { t.routes = std::move(next); });
 }
 
-void SaTable::set_policies(const std::vector<PolicyEntry>& policies) {
-  std::lock_guard<std::mutex> hold(writer_);
+std::string SaTable::set_policies(std::vector<PolicyEntry> policies, std::vector<SelectorPrefix> src) {
+  std::string err = check_policies(policies, src);
+  if (!err.empty()) return err;
   auto next = std::make_shared<PolicyTable>();
-  next->policies = policies;
-  std::vector<PrefixIndex::Entry> entries;
-  for (size_t i = 0; i < policies.size(); i++) entries.push_back({policies[i].network, policies[i].length, uint32_t(i)});
-  next->index.build(entries);
+  next->policies = std::move(policies);
+  next->src = std::move(src);
+  next->build();
+  std::lock_guard<std::mutex> hold(writer_);
   publish([&](Tables& t) { t.policies = std::move(next); });
+  return {};
 }
 
 void SaTable::set_local(std::vector<uint32_t> addresses) {

@@ -22,14 +22,19 @@ struct RouteEntry {
   uint32_t sa;     // out nexthop SA to relay through, 0 = forward as is
 };
 
-// An outbound policy (docs/engine.md §4.2): destinations in network/length get ENCAP with `sa`, then WRAP
-// with each of wrap[0..wraps) (innermost first); sa 0 = bypass (forward as is).
+// An outbound policy (docs/engine.md §4.2): in table `table`, destinations in network/length from a source in
+// one of its src prefixes (none = any) get `action`; protect = ENCAP with `sa`, then WRAP with each of
+// wrap[0..wraps) (innermost first).
 struct PolicyEntry {
-  uint32_t network;
-  uint8_t length;
-  uint32_t sa;
-  uint8_t wraps;
-  uint32_t wrap[kMaxPolicyWraps];
+  uint32_t table = 0;
+  uint32_t network = 0;
+  uint8_t length = 0;
+  PolicyAction action = PA_BYPASS;
+  uint32_t sa = 0;
+  uint8_t wraps = 0;
+  uint32_t wrap[kMaxPolicyWraps] = {};
+  uint32_t src_first = 0;  // into the table's src prefixes
+  uint8_t src_count = 0;   // 0 = any source
 };
 
 // Longest-prefix match over (network, length) → value, one flat hash level per prefix length in use.
@@ -57,10 +62,32 @@ struct RouteTable {
   std::vector<RouteEntry> routes;
   PrefixIndex index;  // value: the route's SA
 };
+// Every policy table, indexed: table id → its prefix lengths in use (longest first) → network → the policies
+// with that prefix in the order given. A lookup is one probe per length, then a walk of that prefix's policies.
 struct PolicyTable {
   std::vector<PolicyEntry> policies;
-  PrefixIndex index;  // value: index into policies
+  std::vector<SelectorPrefix> src;  // the policies' source prefixes
+  struct Span {
+    uint32_t first = 0, count = 0;  // into order
+  };
+  struct Level {
+    uint8_t length;
+    uint32_t mask;
+    FlatIndex<uint32_t, Span, IntHash> by_network;
+  };
+  std::vector<std::vector<Level>> tables;
+  FlatIndex<uint32_t, uint32_t, IntHash> table_index;  // table id → index into tables
+  std::vector<uint32_t> order;  // policy indices grouped by (table, length, network), each group in given order
+
+  // Builds the index over policies/src (already checked by check_policies).
+  void build();
+  const PolicyEntry* find(uint32_t table, uint32_t src_addr, uint32_t dst) const;
 };
+
+// Empty when the policies (with their src prefixes) form valid tables, else which policy and field is wrong:
+// prefix lengths, host bits, action, sa and wraps only on protect, at most 7 wraps and 32 src prefixes, no
+// repeated (table, prefix, src set).
+std::string check_policies(const std::vector<PolicyEntry>& policies, const std::vector<SelectorPrefix>& src);
 
 // One snapshot; copying it copies pointers only.
 struct Tables {
@@ -76,8 +103,8 @@ struct Tables {
   Sa* find_skip(const SkipKey& key) const;
   // Longest-prefix match; false when no route covers dst.
   bool route(uint32_t dst, uint32_t* sa) const;
-  // Longest-prefix match over the outbound policies; null when none covers dst.
-  const PolicyEntry* policy(uint32_t dst) const;
+  // The policy of `table` that decides a datagram src → dst (docs/engine.md §4.2); null when none does.
+  const PolicyEntry* policy(uint32_t table, uint32_t src, uint32_t dst) const;
   bool is_local(uint32_t addr) const;
 };
 
@@ -90,7 +117,8 @@ class SaTable {
   std::string install(const SaConfig& cfg);
   bool remove(uint32_t id);
   void set_routes(const std::vector<RouteEntry>& routes);
-  void set_policies(const std::vector<PolicyEntry>& policies);
+  // Empty on success, else check_policies' message (the tables stay as they were).
+  std::string set_policies(std::vector<PolicyEntry> policies, std::vector<SelectorPrefix> src);
   void set_local(std::vector<uint32_t> addresses);
   void clear();
 

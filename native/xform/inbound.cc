@@ -118,7 +118,13 @@ Outcome end_layer(Sa& sa, const Layer& l, Packet& pkt) {
   if (Reason r = esp_check_trailer(pt, ev.ct_len, &payload_len, &next)) return fail(r, id);
   if (next == PROTO_NONE) return fail(R_DUMMY, id);
   if (next != PROTO_IPIP) return fail(R_BAD_NEXT_HEADER, id);
-  if (!selectors_admit(sa.cfg.selectors, pt, payload_len)) return fail(R_SELECTOR, id);
+  if (!selectors_admit(sa.cfg.selectors, pt, payload_len)) {
+    if (!sa.cfg.selector_miss_punt) return fail(R_SELECTOR, id);
+    // The opened datagram goes to the control plane with this SA (windows committed, not counted as delivered).
+    pkt.data = pt;
+    pkt.len = payload_len;
+    return punt(R_SELECTOR, id);
+  }
   sa.count(payload_len);
   pkt.data = pt;
   pkt.len = payload_len;
@@ -138,8 +144,9 @@ Outcome xform_inbound(const Tables& t, Packet& pkt) {
     if (after_ipip && ip.ttl == 0) return fail(R_TTL_EXPIRED, authed);
     after_ipip = false;
     const uint8_t proto = ip.proto;
-    if (proto != PROTO_SKIP && proto != PROTO_AH && proto != PROTO_ESP && proto != PROTO_IPIP)
-      return peeled == 0 ? fail(R_NOT_IPSEC) : deliver(authed);
+    // Not a layer: on the first layer the packet itself; after bare IP-in-IP the peeled datagram, which no SA
+    // authenticated (a Next-hop layer only ever goes on with SKIP/AH/ESP), so the control plane judges it.
+    if (proto != PROTO_SKIP && proto != PROTO_AH && proto != PROTO_ESP && proto != PROTO_IPIP) return fail(R_NOT_IPSEC, authed);
     if (peeled == kMaxLayers) return fail(R_TOO_MANY_LAYERS, authed);
     peeled++;
 

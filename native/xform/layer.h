@@ -25,6 +25,6 @@ Outcome xform_wrap(const Tables& t, Packet& pkt, uint32_t sa_id);
 Outcome xform_inbound(const Tables& t, Packet& pkt);
 Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst);
 Outcome xform_ipip_decap(Packet& pkt);
-Outcome xform_outbound(const Tables& t, Packet& pkt);
+Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table);
 
 }  // namespace mipsec

@@ -32,10 +32,12 @@ function checkSelectors(selectors: Selectors, where: string): SelectorTable {
 export interface InboundRules {
   relay: boolean;
   selectors?: SelectorTable;
+  /** A datagram outside the selectors is punted (`selector`, with the opened datagram) instead of dropped. */
+  selectorMissPunt: boolean;
 }
 
 /**
- * `relay` (nexthop only, default true) and `selectors` (end only) of a description. Errors are RangeErrors that
+ * `relay` (nexthop only, default true), `selectors` and `selectorMiss` (end only) of a description. Errors are RangeErrors that
  * start with `where` and name the field and the fix.
  */
 export function checkInboundRules(desc: SaDesc, where: string): InboundRules {
@@ -45,7 +47,15 @@ export function checkInboundRules(desc: SaDesc, where: string): InboundRules {
   if (desc.relay !== undefined && desc.role !== 'nexthop') refuse("relay applies to role 'nexthop' only; remove it");
   if (desc.relay !== undefined && typeof desc.relay !== 'boolean') refuse(`relay must be true or false, got ${String(desc.relay)}`);
   if (desc.selectors !== undefined && desc.role !== 'end') refuse("selectors apply to role 'end' only; remove them");
-  return { relay: desc.relay ?? true, selectors: desc.selectors === undefined ? undefined : checkSelectors(desc.selectors, where) };
+  if (desc.selectorMiss !== undefined && desc.role !== 'end') refuse("selectorMiss applies to role 'end' only; remove it");
+  if (desc.selectorMiss !== undefined && desc.selectorMiss !== 'drop' && desc.selectorMiss !== 'punt') {
+    refuse(`selectorMiss must be 'drop' or 'punt', got ${String(desc.selectorMiss)}`);
+  }
+  return {
+    relay: desc.relay ?? true,
+    selectors: desc.selectors === undefined ? undefined : checkSelectors(desc.selectors, where),
+    selectorMissPunt: desc.selectorMiss === 'punt',
+  };
 }
 
 /** Whether a datagram from `src` to `dst` lies inside both sides (always, without selectors). */

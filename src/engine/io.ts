@@ -80,6 +80,19 @@ export interface IoLoopOptions {
    * rxForeignInterface); the UDP socket is bound to it (SO_BINDTODEVICE). Unset: every interface.
    */
   bindInterface?: string;
+  /**
+   * The policy table OUTBOUND uses (its arg0, docs/engine.md §4.2) for packets read from the TUN and for
+   * `via: 'outbound'` injects: the table the role fills for this interface. Default 0.
+   */
+  tunTable?: number;
+  /**
+   * Where a DELIVER that an SA authenticated goes: 'tun' (default) writes it into the TUN; 'route' sends it out of
+   * the raw socket to its IPv4 destination, so the kernel's routes carry it on (refusals are counted like a
+   * FORWARD's: txTooBig, txErrors). A DELIVER addressed to one of the engine's local addresses
+   * (setLocalAddresses) is never handed to the kernel that way (its reply would leave in clear): it is punted with
+   * reason `deliver_local` and its SA.
+   */
+  deliver?: 'tun' | 'route';
   /** Called on the JS thread with every packet the engine punted since the last call. */
   onPunt(packets: PuntedPacket[]): void;
 }
@@ -124,8 +137,8 @@ export interface IoStats {
   /** UDP_SEGMENT sends (more than one packet in one datagram the kernel segments). */
   txUdpGso: number;
   /**
-   * INBOUND results no SA authenticated (plain IP-in-IP, decapsulated): never written to the TUN, punted as
-   * not_ipsec for the control plane to judge.
+   * Datagrams the engine peeled out of bare IP-in-IP, which no SA authenticated: punted by INBOUND as not_ipsec
+   * for the control plane to judge, never written to the TUN.
    */
   rxUnauthenticated: number;
   /**
@@ -135,8 +148,26 @@ export interface IoStats {
   rxUdpMisaddressed: number;
   /** SKIP, AH, ESP, IP-in-IP or UDP-transport packets that arrived on another interface than bindInterface. */
   rxForeignInterface: number;
+  /**
+   * Packets whose verdict the loop carried out without JavaScript: FORWARD (sent on), DELIVER (into the TUN or, with
+   * deliver 'route', out by the kernel's routes) and DROP. Sends the kernel refused are in txTooBig / txErrors too.
+   */
+  fastPath: number;
+  /** The punts handed to onPunt (`punted`), by reason: the slow path's share of each reason. */
+  puntReasons: Record<ReasonName, number>;
   /** CPU time the worker threads have used, µs (kept after stop()): over the packets handled, what one costs. */
   cpuMicros: number;
+}
+
+/**
+ * IoStats as one flat record of numbers (a daemon's `counters.io`, the metric mipsec_io_total): every counter by its
+ * name, and each reason of `puntReasons` that was punted at least once as `punted_<reason>`.
+ */
+export function flatIoStats(stats: IoStats): Record<string, number> {
+  const { puntReasons, ...counters } = stats;
+  const flat: Record<string, number> = { ...counters };
+  for (const [reason, n] of Object.entries(puntReasons)) if (n > 0) flat[`punted_${reason}`] = n;
+  return flat;
 }
 
 const VIA_CODE: Record<InjectVia, number> = { outbound: 0, inbound: 1, tun: 2, raw: 3 };
@@ -169,7 +200,7 @@ export class IoLoop {
 
   /** Opens the TUN and raw sockets (inside `netns`), configures the TUN and starts the workers. Throws why not. */
   static start(options: IoLoopOptions): IoLoop {
-    const { engine, netns, tun, workers = 1, udpPort = 0, pollMicros = 0, bindInterface, onPunt } = options;
+    const { engine, netns, tun, workers = 1, udpPort = 0, pollMicros = 0, bindInterface, tunTable = 0, deliver = 'tun', onPunt } = options;
     if (!(engine instanceof NativeEngine)) {
       throw new TypeError("IoLoop needs the native engine (createEngine('native')); the TypeScript path has no native threads to run it");
     }
@@ -188,6 +219,8 @@ export class IoLoop {
     if (bindInterface !== undefined && (typeof bindInterface !== 'string' || bindInterface.length < 1 || bindInterface.length > 15)) {
       throw new RangeError(`bindInterface must be an interface name of 1..15 characters, got ${String(bindInterface)}`);
     }
+    if (!Number.isInteger(tunTable) || tunTable < 0 || tunTable > 0xffff_ffff) throw new RangeError(`tunTable must be a policy table id 0..4294967295, got ${String(options.tunTable)}`);
+    if (deliver !== 'tun' && deliver !== 'route') throw new RangeError(`deliver must be 'tun' or 'route', got ${String(options.deliver)}`);
     if (typeof onPunt !== 'function') throw new TypeError('onPunt must be a function (packets) => void');
     const addresses = Uint32Array.from((tun.addresses ?? []).flatMap(interfaceAddress));
 
@@ -204,7 +237,7 @@ export class IoLoop {
       onPunt(packets);
     });
     if (tun.offload !== undefined && typeof tun.offload !== 'boolean') throw new TypeError('tun.offload must be a boolean');
-    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true, udpPort, pollMicros, bindInterface });
+    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true, udpPort, pollMicros, bindInterface, tunTable, deliverRoute: deliver === 'route' });
     const loop: IoLoop = new IoLoop(native, engine.onClose(() => loop.stop()));
     return loop;
   }
@@ -235,7 +268,12 @@ export class IoLoop {
   }
 
   stats(): IoStats {
-    return this.native.stats();
+    const { puntReasons: byCode, ...counters } = this.native.stats() as Omit<IoStats, 'puntReasons'> & { puntReasons: Float64Array };
+    const puntReasons = {} as Record<ReasonName, number>;
+    reasonName.forEach((name, code) => {
+      if (name !== undefined) puntReasons[name] = byCode[code];
+    });
+    return { ...counters, puntReasons };
   }
 
   get running(): boolean {

@@ -120,6 +120,7 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     relay: rules.relay ? 1 : 0,
     selectorSrc: rules.selectors && flattenPrefixes(rules.selectors.src),
     selectorDst: rules.selectors && flattenPrefixes(rules.selectors.dst),
+    selectorMiss: inbound && rules.selectorMissPunt ? 1 : 0,
   };
 }
 

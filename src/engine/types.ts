@@ -54,6 +54,10 @@ export const Reason = {
   nexthop_plain: 30,
   relay_denied: 31,
   selector: 32,
+  policy_punt: 33,
+  policy_drop: 34,
+  ttl_exceeded: 35,
+  deliver_local: 36,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export type ReasonCode = (typeof Reason)[ReasonName];
@@ -141,8 +145,13 @@ export interface SaDesc {
    * (default true); false punts it as `relay_denied`.
    */
   relay?: boolean;
-  /** In SAs of role end: prefixes the opened datagram's source and destination must lie in (else DROP `selector`). */
+  /** In SAs of role end: prefixes the opened datagram's source and destination must lie in (else `selectorMiss`). */
   selectors?: Selectors;
+  /**
+   * In SAs of role end: what a datagram outside `selectors` gets: 'drop' (default, DROP `selector`) or 'punt'
+   * (PUNT `selector`, packet = the opened datagram, SA = this SA, for the control plane to decide).
+   */
+  selectorMiss?: 'drop' | 'punt';
 }
 
 /** Traffic selectors (RFC 4301 §5.2): 'a.b.c.d/len' prefixes, 1..MAX_SELECTOR_PREFIXES per side; any match admits. */
@@ -160,15 +169,29 @@ export interface Route {
   sa: number;
 }
 
-/** An outbound policy (docs/engine.md §4.2): what OUTBOUND does with a datagram whose destination is in `prefix`. */
+/** What OUTBOUND does with a datagram a policy matches (docs/engine.md §4.2). */
+export type PolicyAction = 'protect' | 'bypass' | 'pass' | 'punt' | 'drop' | 'inbound';
+
+/**
+ * An outbound policy (docs/engine.md §4.2): what OUTBOUND, run on table `table`, does with a datagram whose
+ * destination is in `prefix` and whose source is in one of `src`.
+ */
 export interface Policy {
-  /** 'a.b.c.d/len'; the longest matching prefix wins. */
+  /** Destination 'a.b.c.d/len'; the longest matching prefix is tried first. */
   prefix: string;
-  /** Out SA of role end to ENCAP with, or 0 for bypass (forward the datagram as it is). */
+  /** Table id (u32, default 0): OUTBOUND's arg0 selects the table. */
+  table?: number;
+  /** 1..MAX_POLICY_SRC_PREFIXES source prefixes; absent = any source. Same destination prefix: first in order wins. */
+  src?: readonly string[];
+  /** Default: sa > 0 → 'protect', sa 0 → 'bypass'. */
+  action?: PolicyAction;
+  /** Out SA of role end to ENCAP with (protect only; 0 for every other action). */
   sa: number;
-  /** Out SAs of role nexthop to WRAP with after ENCAP, innermost first (at most MAX_LAYERS - 1). */
+  /** Out SAs of role nexthop to WRAP with after ENCAP, innermost first (protect only, at most MAX_LAYERS - 1). */
   wrap?: number | readonly number[];
 }
+
+export const MAX_POLICY_SRC_PREFIXES = 32;
 
 export interface SaStats {
   packets: bigint;
@@ -194,7 +217,7 @@ export interface Engine {
   installSa(sa: SaDesc): void;
   removeSa(id: number): void;
   setRoutes(routes: readonly Route[]): void;
-  /** Replaces the outbound policy table OUTBOUND classifies by. */
+  /** Replaces every outbound policy table OUTBOUND classifies by (all tables at once). */
   setPolicies(policies: readonly Policy[]): void;
   setLocalAddresses(addresses: readonly string[]): void;
   /** Runs every packet of the batch synchronously, in one call. */

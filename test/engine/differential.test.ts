@@ -215,7 +215,7 @@ describe.each(PAIRS)('[%s→%s] differential', (sender, receiver) => {
     });
   }
 
-  it('IP-in-IP: IPIP_ENCAP identical, IPIP_DECAP and INBOUND give the datagram back', () => {
+  it('IP-in-IP: IPIP_ENCAP identical, IPIP_DECAP gives the datagram back, INBOUND punts it not_ipsec with SA 0 (no SA authenticated it)', () => {
     const ha = node(sender, mirrorOf(sender), []);
     const smn = node(receiver, mirrorOf(receiver), [], { local: [ADDR.smnCoa] });
     for (const size of SIZES) {
@@ -227,7 +227,8 @@ describe.each(PAIRS)('[%s→%s] differential', (sender, receiver) => {
       expectVerdict(decap, Verdict.DELIVER, 0);
       expect(hex(decap.packet)).toBe(hex(inner));
       const viaInbound = step(smn, Op.INBOUND, tunnelled.packet);
-      expectVerdict(viaInbound, Verdict.DELIVER, 0);
+      expect({ verdict: viaInbound.verdict, reason: viaInbound.reason, sa: viaInbound.sa, nexthop: viaInbound.nexthop })
+        .toEqual({ verdict: Verdict.PUNT, reason: Reason.not_ipsec, sa: 0, nexthop: 0 });
       expect(hex(viaInbound.packet)).toBe(hex(inner));
     }
   });

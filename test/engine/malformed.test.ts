@@ -14,7 +14,7 @@ import { IPV4_HEADER_BYTES, IpProto, buildIpv4, setIpv4Checksum } from '../../sr
 import { ADDR, IMPLS, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
 
 type Want = ReasonName | 'deliver' | 'forward';
-const PUNTS: readonly Want[] = ['unknown_key', 'no_route', 'not_ipsec', 'nexthop_plain', 'relay_denied'];
+const PUNTS: readonly Want[] = ['unknown_key', 'no_route', 'not_ipsec', 'nexthop_plain', 'relay_denied', 'policy_punt', 'ttl_exceeded', 'deliver_local'];
 
 /** An engine plus the counters it must show: every expectation adds to the tally. */
 class Checked {
@@ -313,7 +313,7 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
     rx.expectOne(Op.INBOUND, seal(stranger.out, d), 'unknown_key');
   });
 
-  it('100 stacked IP-in-IP layers → too_many_layers; 8 peel, 9 do not; 9 next-hop layers too (8 reach the plain datagram)', () => {
+  it('100 stacked IP-in-IP layers → too_many_layers; 8 peel (the datagram is punted not_ipsec), 9 do not; 9 next-hop layers too (8 reach the plain datagram)', () => {
     const hop = nexthopSaPair({ alg: 'hmac-sha256-128', mode: 'spi', id: 96, src: ADDR.sgw1, dst: ADDR.sgw0 });
     const rx = checkedEngine(impl, [hop.in], { local: [ADDR.sgw0] });
     const nest = (n: number) => {
@@ -321,7 +321,8 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
       for (let i = 0; i < n; i++) p = buildIpv4({ src: ipToU32(ADDR.sgw1), dst: ipToU32(ADDR.sgw0), protocol: IpProto.IPIP }, p);
       return p;
     };
-    rx.expectAll(Op.INBOUND, [nest(100), nest(9), nest(8)], ['too_many_layers', 'too_many_layers', 'deliver'], 0, 0, { slotSize: 4096 });
+    const peeled = rx.expectAll(Op.INBOUND, [nest(100), nest(9), nest(8)], ['too_many_layers', 'too_many_layers', 'not_ipsec'], 0, 0, { slotSize: 4096 });
+    expect(hex(peeled[2])).toBe(hex(datagram(40, { dst: ADDR.sgw0 })));
     // Next-hop layers all addressed to this gateway; fresh sequence numbers per stack (peeling commits them).
     const stack = (n: number, firstSeq: number) => {
       let p = datagram(40, { dst: ADDR.sgw0 });

@@ -144,10 +144,10 @@ describe('OUTBOUND, native and TS', () => {
     const cases: [unknown, RegExp][] = [
       [[{ prefix: '10.0.0.1/8', sa: 1 }], /host bits set/],
       [[{ prefix: '10.0.0.0/8', sa: -1 }], /policy 0 \(10\.0\.0\.0\/8\): sa must be an SA id/],
-      [[{ prefix: '10.0.0.0/8', sa: 0, wrap: 3 }], /bypass policy \(sa 0\) takes no wrap/],
+      [[{ prefix: '10.0.0.0/8', sa: 0, wrap: 3 }], /policy 0 \(10\.0\.0\.0\/8\): wrap applies to action 'protect' only \(this policy is 'bypass', sa 0\)/],
       [[{ prefix: '10.0.0.0/8', sa: 1, wrap: [3, 0] }], /wrap\[1\] must be an SA id/],
       [[{ prefix: '10.0.0.0/8', sa: 1, wrap: [3, 3, 3, 3, 3, 3, 3, 3] }], /at most 7 wrap SAs/],
-      [[{ prefix: '10.0.0.0/8', sa: 1 }, { prefix: '10.0.0.0/8', sa: 2 }], /policy 1 .* repeats the prefix of policy 0/],
+      [[{ prefix: '10.0.0.0/8', sa: 1 }, { prefix: '10.0.0.0/8', sa: 2 }], /policy 1 .* repeats the table, prefix and src of policy 0/],
     ];
     for (const impl of IMPLS) {
       const e = make(impl, OUT_SAS, []);

@@ -158,6 +158,10 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     expect(Array.from(first.packet.subarray(16, 20)).join('.')).toBe(b.inner);
     expect(ea.counters()[Reason.no_policy]).toBe(BigInt(punts.length));
     expect(la.stats()).toMatchObject({ punted: punts.length, puntDropped: 0, injected: punts.length, injectDropped: 0 });
+    // The punts by reason; the re-injected packets (and b's replies) went the fast path.
+    const { puntReasons, fastPath } = la.stats();
+    expect(Object.entries(puntReasons).filter(([, n]) => n > 0)).toEqual([['no_policy', punts.length]]);
+    expect(fastPath).toBe(2 + 2); // 2 sealed requests FORWARDed, 2 replies DELIVERed
     expect(eb.saStats(ab.in.id)!.packets).toBe(2n);
   });
 

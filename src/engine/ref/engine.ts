@@ -1,7 +1,7 @@
 // The TypeScript reference data path: docs/engine.md implemented on node:crypto, byte-identical to the native one.
 import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
-import { checkPolicies, type PolicyEntry } from '../policy.js';
-import { parseIpv4 } from '../../wire/ipv4.js';
+import { PolicyIndex, checkPolicies } from '../policy.js';
+import { parseIpv4, updateChecksum } from '../../wire/ipv4.js';
 import {
   COUNTER_SLOTS,
   DESC_WORDS,
@@ -29,8 +29,7 @@ export class RefEngine implements Engine {
   private readonly counterArray = new BigUint64Array(COUNTER_SLOTS);
   /** Longest prefix first. */
   private routes: RouteEntry[] = [];
-  /** Longest prefix first. */
-  private policies: (PolicyEntry & { mask: number })[] = [];
+  private policies = new PolicyIndex([]);
   private locals = new Set<number>();
   private closed = false;
 
@@ -63,8 +62,7 @@ export class RefEngine implements Engine {
 
   setPolicies(policies: readonly Policy[]): void {
     this.assertOpen();
-    const entries = checkPolicies(policies).map((p) => ({ ...p, mask: prefixMask(p.length) }));
-    this.policies = entries.sort((a, b) => b.length - a.length);
+    this.policies = new PolicyIndex(checkPolicies(policies));
   }
 
   setLocalAddresses(addresses: readonly string[]): void {
@@ -124,14 +122,36 @@ export class RefEngine implements Engine {
     if (this.closed) throw new Error('mipsec: this engine was closed; create a new one with createEngine()');
   }
 
-  /** OUTBOUND (docs/engine.md §2): policy lookup on the destination, then ENCAP and each WRAP. */
-  private outbound(slot: Slot, offset: number, length: number): Outcome {
-    const ip = parseIpv4(slot.buf, offset, offset + length, { allowFragments: true });
+  /** OUTBOUND (docs/engine.md §2, §4.2): policy lookup in table `table` by destination and source, then its action. */
+  private outbound(table: number, slot: Slot, offset: number, length: number): Outcome {
+    const buf = slot.buf;
+    const ip = parseIpv4(buf, offset, offset + length, { allowFragments: true });
     if (!ip.ok) return reject(ip.reason, offset, length);
-    const dst = ip.header.dst;
-    const policy = this.policies.find((p) => ((dst & p.mask) >>> 0) === p.network);
+    const { src, dst, totalLength, ttl } = ip.header;
+    const policy = this.policies.find(table, src, dst);
     if (!policy) return reject('no_policy', offset, length);
-    if (policy.sa === 0) return forward(offset, ip.header.totalLength, 0, dst);
+    switch (policy.action) {
+      case 'bypass':
+        return forward(offset, totalLength, 0, dst);
+      case 'pass': {
+        if (ttl <= 1) return reject('ttl_exceeded', offset, length);
+        // RFC 1624: the word at bytes 8-9 is TTL ‖ protocol.
+        const oldWord = (buf[offset + 8] << 8) | buf[offset + 9];
+        buf[offset + 8] = ttl - 1;
+        const sum = updateChecksum((buf[offset + 10] << 8) | buf[offset + 11], oldWord, oldWord - 0x100);
+        buf[offset + 10] = sum >> 8;
+        buf[offset + 11] = sum & 0xff;
+        return forward(offset, totalLength, 0, dst);
+      }
+      case 'punt':
+        return reject('policy_punt', offset, length);
+      case 'drop':
+        return reject('policy_drop', offset, length);
+      case 'inbound':
+        return this.runOp(Op.INBOUND, 0, 0, slot, offset, length);
+      case 'protect':
+        break;
+    }
     let o = this.runOp(Op.ENCAP, policy.sa, 0, slot, offset, length);
     for (const w of policy.wrap) {
       if (o.verdict !== Verdict.FORWARD) break;
@@ -162,7 +182,7 @@ export class RefEngine implements Engine {
       case Op.IPIP_DECAP:
         return ipipDecap(slot, offset, length);
       case Op.OUTBOUND:
-        return this.outbound(slot, offset, length);
+        return this.outbound(arg0, slot, offset, length);
       default:
         return reject('bad_descriptor', offset, length);
     }

@@ -8,7 +8,7 @@ import { selectorsAdmit, type SelectorTable } from '../inbound-rules.js';
 import { MAX_LAYERS } from '../types.js';
 import { aeadOpen } from './crypto.js';
 import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
-import { deliver, forward, reject, type Outcome, type Slot } from './outcome.js';
+import { deliver, forward, punt, reject, type Outcome, type Slot } from './outcome.js';
 import type { SaState, SaTable } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
 
@@ -51,7 +51,9 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
     const h = ip.header;
     length = h.totalLength;
     if (afterIpip && h.ttl === 0) return reject('ttl_expired', offset, length, lastSa);
-    if (!IPSEC_PROTOCOLS.has(h.protocol)) return peeled === 0 ? reject('not_ipsec', offset, length) : deliver(offset, length, lastSa);
+    // Not a layer: on the first layer the packet itself; after bare IP-in-IP the peeled datagram, which no SA
+    // authenticated (a Next-hop layer only ever goes on with SKIP/AH/ESP), so the control plane judges it.
+    if (!IPSEC_PROTOCOLS.has(h.protocol)) return reject('not_ipsec', offset, length, lastSa);
     if (peeled === MAX_LAYERS) return reject('too_many_layers', offset, length, lastSa);
     peeled++;
     const end = offset + length;
@@ -184,7 +186,9 @@ function openEndLayer(buf: Uint8Array, layer: LayerStart, layout: AhLayout, offs
   if (trailer.nextHeader === IpProto.NONE) return drop('dummy');
   if (trailer.nextHeader !== IpProto.IPIP) return drop('bad_next_header');
   const innerLength = trailer.payloadEnd - f.ciphertextOffset;
-  if (!selectorsAdmitDatagram(sa.selectors, buf, f.ciphertextOffset, innerLength)) return drop('selector');
+  if (!selectorsAdmitDatagram(sa.selectors, buf, f.ciphertextOffset, innerLength)) {
+    return sa.selectorMissPunt ? punt('selector', f.ciphertextOffset, innerLength, sa.id) : drop('selector');
+  }
   // Stats count delivered datagrams (as the out SA counts the datagrams it protected).
   sa.packets++;
   sa.bytes += BigInt(innerLength);

@@ -18,7 +18,9 @@ export interface Outcome {
 }
 
 /** Reasons the control plane acts on (docs/engine.md §3); every other reason is a drop. */
-const PUNT_REASONS = new Set<ReasonName>(['unknown_key', 'no_route', 'not_ipsec', 'no_policy', 'nexthop_plain', 'relay_denied']);
+const PUNT_REASONS = new Set<ReasonName>([
+  'unknown_key', 'no_route', 'not_ipsec', 'no_policy', 'nexthop_plain', 'relay_denied', 'policy_punt', 'ttl_exceeded', 'deliver_local',
+]);
 
 /**
  * A drop or punt. offset/length name the datagram being processed when it was decided (after any layers already
@@ -26,6 +28,11 @@ const PUNT_REASONS = new Set<ReasonName>(['unknown_key', 'no_route', 'not_ipsec'
  */
 export function reject(reason: ReasonName, offset: number, length: number, sa = 0): Outcome {
   return { verdict: PUNT_REASONS.has(reason) ? Verdict.PUNT : Verdict.DROP, reason: Reason[reason], sa, nexthop: 0, offset, length };
+}
+
+/** A PUNT with a reason that is a drop unless an SA says otherwise (`selector` under selectorMiss 'punt'). */
+export function punt(reason: ReasonName, offset: number, length: number, sa = 0): Outcome {
+  return { verdict: Verdict.PUNT, reason: Reason[reason], sa, nexthop: 0, offset, length };
 }
 
 export function forward(offset: number, length: number, sa: number, nexthop: number): Outcome {

@@ -50,6 +50,8 @@ export interface SaState {
   relay: boolean;
   /** In end: where the opened datagram may come from and go to. */
   selectors?: SelectorTable;
+  /** In end: a datagram outside the selectors is punted (`selector`) instead of dropped. */
+  selectorMissPunt: boolean;
   packets: bigint;
   bytes: bigint;
 }
@@ -151,6 +153,7 @@ export function createSa(desc: SaDesc): SaState {
     ttl,
     relay: rules.relay,
     selectors: rules.selectors,
+    selectorMissPunt: inbound && rules.selectorMissPunt,
     packets: 0n,
     bytes: 0n,
   };
