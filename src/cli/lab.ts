@@ -44,7 +44,7 @@ function figures(result: CaseResult): string {
   const d = result.tcpDataPath;
   if (d) {
     const reasons = Object.entries(d.slowPathReasons).map(([r, n]) => `${r} ${n}`).join(', ');
-    parts.push(`TCP packets in the role nodes: fast path ${d.fastPath ?? '—'}, slow path ${d.slowPath}${reasons ? ` (${reasons})` : ''}`);
+    parts.push(`TCP packets in the role nodes: fast path ${d.fastPath}, slow path ${d.slowPath}${reasons ? ` (${reasons})` : ''}`);
   }
   for (const m of result.moves ?? []) parts.push(`${m.move}: lost ${m.lost}/${m.sent}, back after ${m.resumeMs ?? '—'} ms`);
   parts.push(...(result.notes ?? []));

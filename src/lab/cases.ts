@@ -43,13 +43,12 @@ export interface CaseResult {
  * carried out natively (fastPath: FORWARD, DELIVER, DROP without JS) or punted to JS (slowPath, by reason).
  */
 export interface DataPathFigures {
-  /** null when the loops do not count it (then `notes` says so). */
-  fastPath: number | null;
+  fastPath: number;
   slowPath: number;
   /** slowPath by punt reason (reasons punted at least once). */
   slowPathReasons: Record<string, number>;
   /** The same per role node (SGWs, SMN, HA). */
-  nodes: Record<string, { fastPath: number | null; slowPath: number }>;
+  nodes: Record<string, { fastPath: number; slowPath: number }>;
 }
 
 /** Where the SMN talks to a correspondent: the real-network extras ping and stream between the two. */

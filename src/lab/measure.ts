@@ -2,6 +2,7 @@
 // unprivileged uid so their packets take the host's send() path through the roles: ping (ICMP
 // echo RTT) and a TCP_SECONDS iperf3 TCP transfer (throughput), with the role nodes' data-path counters
 // over the TCP phase: how many packets their I/O loops carried out natively and how many went to JS.
+import type { DataPathStats } from '../net/linux/interface-loops.js';
 import type { LinuxNetwork } from '../net/linux/network.js';
 import { APP_PORT, asAppUser } from '../net/linux/network.js';
 import { CommandError, runCommand } from '../net/netns.js';
@@ -30,38 +31,26 @@ export function parseIperfMbps(json: string): number | undefined {
   }
 }
 
-interface NodeCounters {
-  fastPath: number | undefined;
-  punted: number;
-  puntReasons: Record<string, number> | undefined;
-}
-
 /** The I/O loop counters of every role node (a host with I/O loops: SGWs, SMN, HA), by node. */
-function snapshot(network: LinuxNetwork): Map<string, NodeCounters> {
-  return new Map(network.roleHosts().map((h) => {
-    const s = h.ioStats();
-    return [h.name, { fastPath: s.fastPath, punted: s.punted, puntReasons: s.puntReasons }];
-  }));
+function snapshot(network: LinuxNetwork): Map<string, DataPathStats> {
+  return new Map(network.roleHosts().map((h) => [h.name, h.ioStats()]));
 }
 
-/** What the role nodes' loops did between two snapshots, summed and by node; `notes` says what they do not count. */
-export function dataPathDelta(before: Map<string, NodeCounters>, after: Map<string, NodeCounters>, notes: string[]): DataPathFigures {
+/** What the role nodes' loops did between two snapshots, summed and by node. */
+export function dataPathDelta(before: ReadonlyMap<string, DataPathStats>, after: ReadonlyMap<string, DataPathStats>): DataPathFigures {
   const figures: DataPathFigures = { fastPath: 0, slowPath: 0, slowPathReasons: {}, nodes: {} };
-  let fastCounted = true;
   for (const [node, a] of after) {
-    const b = before.get(node) ?? { fastPath: 0, punted: 0, puntReasons: {} };
-    const fast = a.fastPath === undefined || b.fastPath === undefined ? undefined : a.fastPath - b.fastPath;
-    if (fast === undefined) fastCounted = false;
-    const slow = a.punted - b.punted;
-    figures.nodes[node] = { fastPath: fast ?? null, slowPath: slow };
-    figures.fastPath = fast === undefined || figures.fastPath === null ? null : figures.fastPath + fast;
+    const b = before.get(node);
+    const fast = a.fastPath - (b?.fastPath ?? 0);
+    const slow = a.punted - (b?.punted ?? 0);
+    figures.nodes[node] = { fastPath: fast, slowPath: slow };
+    figures.fastPath += fast;
     figures.slowPath += slow;
-    for (const [reason, n] of Object.entries(a.puntReasons ?? {})) {
-      const d = n - (b.puntReasons?.[reason] ?? 0);
+    for (const [reason, n] of Object.entries(a.puntReasons)) {
+      const d = n - (b?.puntReasons[reason as keyof DataPathStats['puntReasons']] ?? 0);
       if (d > 0) figures.slowPathReasons[reason] = (figures.slowPathReasons[reason] ?? 0) + d;
     }
   }
-  if (!fastCounted) notes.push('fastPath: these I/O loops do not count packets carried out natively (no IoStats.fastPath)');
   return figures;
 }
 
@@ -88,9 +77,7 @@ export async function measureApps(network: LinuxNetwork, result: CaseResult, pat
     const [c, ...a] = network.appCommand(path.from, ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);
     const before = snapshot(network);
     const { stdout } = await runCommand(c, a, { timeoutMs: (TCP_SECONDS + 15) * 1000 });
-    const notes: string[] = [];
-    result.tcpDataPath = dataPathDelta(before, snapshot(network), notes);
-    if (notes.length) result.notes = [...(result.notes ?? []), ...notes];
+    result.tcpDataPath = dataPathDelta(before, snapshot(network));
     result.tcpMbps = parseIperfMbps(stdout);
     if (result.tcpMbps === undefined) result.failures.push('iperf3: no receiver rate in its report');
   } catch (err) {
