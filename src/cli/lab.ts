@@ -56,6 +56,11 @@ function figures(result: CaseResult): string {
   const parts: string[] = [];
   if (result.rttMs !== undefined) parts.push(`RTT ${result.rttMs.toFixed(2)} ms`);
   if (result.tcpMbps !== undefined) parts.push(`TCP ${result.tcpMbps.toFixed(1)} Mbit/s`);
+  const d = result.tcpDataPath;
+  if (d) {
+    const reasons = Object.entries(d.slowPathReasons).map(([r, n]) => `${r} ${n}`).join(', ');
+    parts.push(`TCP packets in the role nodes: fast path ${d.fastPath}, slow path ${d.slowPath}${reasons ? ` (${reasons})` : ''}`);
+  }
   for (const m of result.moves ?? []) parts.push(`${m.move}: lost ${m.lost}/${m.sent}, back after ${m.resumeMs ?? '—'} ms`);
   parts.push(...(result.notes ?? []));
   return parts.join('; ');

@@ -28,12 +28,27 @@ export interface CaseResult {
   failures: string[];
   /** Handover: per move. */
   moves?: MoveFigure[];
-  /** Set by the real-network extras (measure.ts): ICMP echo RTT and a short TCP transfer. */
+  /** Set by the real-network extras (measure.ts): ICMP echo RTT and a TCP transfer of TCP_SECONDS. */
   rttMs?: number;
   tcpMbps?: number;
+  /** Set with tcpMbps: the role nodes' I/O loop counters over the TCP phase. */
+  tcpDataPath?: DataPathFigures;
   /** Why a figure is missing, e.g. no applications on a path that carries UDP only. */
   notes?: string[];
   durationMs: number;
+}
+
+/**
+ * What the role nodes' I/O loops did with the packets of one phase (IoStats deltas, summed over every role node):
+ * carried out natively (fastPath: FORWARD, DELIVER, DROP without JS) or punted to JS (slowPath, by reason).
+ */
+export interface DataPathFigures {
+  fastPath: number;
+  slowPath: number;
+  /** slowPath by punt reason (reasons punted at least once). */
+  slowPathReasons: Record<string, number>;
+  /** The same per role node (SGWs, SMN, HA). */
+  nodes: Record<string, { fastPath: number; slowPath: number }>;
 }
 
 /** Where the SMN talks to a correspondent: the real-network extras ping and stream between the two. */

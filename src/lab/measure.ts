@@ -1,14 +1,16 @@
 // Real applications between the SMN (or another host) and its correspondent in the namespaces, run as the lab's
 // unprivileged uid so their packets take the host's send() path through the roles: ping (ICMP
-// echo RTT) and a one-second iperf3 TCP transfer (throughput).
+// echo RTT) and a TCP_SECONDS iperf3 TCP transfer (throughput), with the role nodes' data-path counters
+// over the TCP phase: how many packets their I/O loops carried out natively and how many went to JS.
+import type { DataPathStats } from '../net/linux/interface-loops.js';
 import type { LinuxNetwork } from '../net/linux/network.js';
 import { APP_PORT, asAppUser } from '../net/linux/network.js';
 import { CommandError, runCommand } from '../net/netns.js';
-import type { AppPath, CaseResult } from './cases.js';
+import type { AppPath, CaseResult, DataPathFigures } from './cases.js';
 import { sleep } from './runtime-linux.js';
 
 const PINGS = 3;
-const TCP_SECONDS = 1;
+export const TCP_SECONDS = 2;
 /** Time for the iperf3 server to listen before the client connects. */
 const SERVER_START_MS = 300;
 
@@ -27,6 +29,29 @@ export function parseIperfMbps(json: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The I/O loop counters of every role node (a host with I/O loops: SGWs, SMN, HA), by node. */
+function snapshot(network: LinuxNetwork): Map<string, DataPathStats> {
+  return new Map(network.roleHosts().map((h) => [h.name, h.ioStats()]));
+}
+
+/** What the role nodes' loops did between two snapshots, summed and by node. */
+export function dataPathDelta(before: ReadonlyMap<string, DataPathStats>, after: ReadonlyMap<string, DataPathStats>): DataPathFigures {
+  const figures: DataPathFigures = { fastPath: 0, slowPath: 0, slowPathReasons: {}, nodes: {} };
+  for (const [node, a] of after) {
+    const b = before.get(node);
+    const fast = a.fastPath - (b?.fastPath ?? 0);
+    const slow = a.punted - (b?.punted ?? 0);
+    figures.nodes[node] = { fastPath: fast, slowPath: slow };
+    figures.fastPath += fast;
+    figures.slowPath += slow;
+    for (const [reason, n] of Object.entries(a.puntReasons)) {
+      const d = n - (b?.puntReasons[reason as keyof DataPathStats['puntReasons']] ?? 0);
+      if (d > 0) figures.slowPathReasons[reason] = (figures.slowPathReasons[reason] ?? 0) + d;
+    }
+  }
+  return figures;
 }
 
 function why(err: unknown): string {
@@ -50,7 +75,9 @@ export async function measureApps(network: LinuxNetwork, result: CaseResult, pat
   try {
     await sleep(SERVER_START_MS);
     const [c, ...a] = network.appCommand(path.from, ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);
+    const before = snapshot(network);
     const { stdout } = await runCommand(c, a, { timeoutMs: (TCP_SECONDS + 15) * 1000 });
+    result.tcpDataPath = dataPathDelta(before, snapshot(network));
     result.tcpMbps = parseIperfMbps(stdout);
     if (result.tcpMbps === undefined) result.failures.push('iperf3: no receiver rate in its report');
   } catch (err) {

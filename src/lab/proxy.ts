@@ -26,6 +26,8 @@ export function proxyRequest(dst: number, port: number, data: Uint8Array): Uint8
 
 export function runProxy(host: Host, address: number): () => void {
   let client: { address: number; port: number } | undefined;
+  host.listenUdp?.(PROXY_PORT);
+  host.listenUdp?.(PROXY_OUT_PORT);
   return host.onDeliver((packet) => {
     const udp = parseUdpDatagram(packet);
     if (!udp.ok || udp.udp.dst !== address) return;

@@ -20,7 +20,7 @@ export function linuxRuntime(options: LinuxNetworkOptions = {}, track?: (network
       track?.(network);
       return network;
     },
-    ready: (network) => network.startCapture(),
+    ready: (network) => network.ready(),
     wait: async (_network, ms, done) => {
       // A wait with a condition ends as soon as it holds, so a loaded machine may take longer at no cost otherwise.
       const end = Date.now() + (done ? ms * LOADED_MACHINE_FACTOR : ms);

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { loadNode, type LoadedNode } from '../config/index.js';
 import { MANUAL_KEY_BYTES } from '../config/manual-sa.js';
 import { SECRET_FILE_MODE } from '../keys/keyfile.js';
-import { createEngine, type EngineImpl } from '../engine/index.js';
+import { createEngine, NativeEngine, type Engine, type EngineImpl } from '../engine/index.js';
 import type { Host, Network } from '../net/types.js';
 import { KeyLog } from '../roles/common/keylog.js';
 import { ManualSpiGateway } from '../roles/sgw/manual.js';
@@ -79,8 +79,8 @@ export function addSpiLinks(network: Network): void {
 }
 
 /** A gateway of examples/spi: its inside interface on `<name>-net`, its outside one on the Internet. */
-export function addSpiGatewayHost(network: Network, g: LoadedNode): Host {
-  const host = network.addHost(g.node.name, { forwarding: true });
+export function addSpiGatewayHost(network: Network, g: LoadedNode, engine?: Engine): Host {
+  const host = network.addHost(g.node.name, { forwarding: true, engine: engine instanceof NativeEngine ? engine : undefined });
   const inside = interfaceOf(g, 'inside');
   const outside = interfaceOf(g, 'outside');
   host.addInterface(inside.name, `${g.node.name}-net`, inside.cidr);
@@ -88,10 +88,10 @@ export function addSpiGatewayHost(network: Network, g: LoadedNode): Host {
   return host;
 }
 
-/** Host A behind gwa and host B behind gwb, each answering echo probes: [hostA, hostB]. */
+/** Host A behind gwa and host B behind gwb (plain hosts), each answering echo probes: [hostA, hostB]. */
 export function addSpiEndHosts(network: Network): [Host, Host] {
   const [a, b] = [HOST_A, HOST_B].map((h) => {
-    const host = network.addHost(h.name);
+    const host = network.addHost(h.name, { plain: true });
     host.addInterface('eth0', h.link, `${h.address}/24`);
     host.addRoute('0.0.0.0/0', { via: h.gateway });
     echoServer(host);
@@ -121,11 +121,12 @@ async function runSpiCase<N extends Network>(this: LabCase, ctx: CaseContext<N>)
   let keep = false;
   try {
     addSpiLinks(network);
-    for (const g of example.nodes) addSpiGatewayHost(network, g);
+    const engines = example.nodes.map(() => createEngine(ctx.engine as EngineImpl));
+    example.nodes.forEach((g, i) => addSpiGatewayHost(network, g, engines[i]));
     const hosts = addSpiEndHosts(network);
-    for (const g of example.nodes) {
+    for (const [i, g] of example.nodes.entries()) {
       gateways.push(new ManualSpiGateway({
-        host: network.host(g.node.name), clock: network.clock, engine: createEngine(ctx.engine as EngineImpl), entries: g.node.manualSas ?? [],
+        host: network.host(g.node.name), clock: network.clock, engine: engines[i], entries: g.node.manualSas ?? [],
         keys: g.paths.manualKeys ?? [], inside: interfaceOf(g, 'inside'), outside: interfaceOf(g, 'outside'), keyLog: log,
       }));
     }

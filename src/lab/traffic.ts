@@ -9,6 +9,7 @@ export const PROBE_PORT = 40000;
 
 /** Answers every UDP datagram to port 7 with the same payload, addresses and ports swapped. */
 export function echoServer(host: Host): () => void {
+  host.listenUdp?.(ECHO_PORT);
   return host.onDeliver((packet) => {
     const udp = parseUdpDatagram(packet);
     if (!udp.ok || udp.udp.dstPort !== ECHO_PORT) return;

@@ -2,13 +2,13 @@
 // links (one per SGW-protected network plus the Internet), routes, echo responders on the
 // correspondent hosts and one SMN that can move. The lab's scenarios run on it; they see the
 // roles and the Network interface only, so a Linux Network can carry the same scenarios.
-import { createEngine, type Engine, type EngineImpl } from '../engine/index.js';
+import { createEngine, NativeEngine, type Engine, type EngineImpl } from '../engine/index.js';
 import { CertCache } from '../keys/cache.js';
 import { issueCertificate, NSID_CA_LABEL, type CaKey, type Certificate } from '../keys/certificate.js';
 import { generateCaKey, generateX25519, type Identity } from '../keys/keyfile.js';
 import { parseName } from '../keys/names.js';
 import { MemoryNetwork } from '../net/memory.js';
-import type { Host, Network } from '../net/types.js';
+import type { Host, HostOptions, Network } from '../net/types.js';
 import { HomeAgent } from '../roles/ha.js';
 import { KeyLog } from '../roles/common/keylog.js';
 import { SecurityGateway } from '../roles/sgw.js';
@@ -99,9 +99,19 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   network.addLink(INTERNET_LINK);
   for (const sgw of map.sgws) network.addLink(netLink(sgw));
 
+  // One engine per node with a role, made before its host: a Linux host runs its interfaces' loops on it.
+  const sgwEngines = new Map<string, Engine>();
+  for (const sgw of map.sgws) {
+    const engine = createEngine(options.engine);
+    engines.push(engine);
+    sgwEngines.set(sgw.name, engine);
+  }
+  const smnEngine = createEngine(options.engine);
+  engines.push(smnEngine);
+
   // SGW hosts: inside on their own network, outside on the parent's network or the Internet.
   for (const sgw of map.sgws) {
-    const host = network.addHost(sgw.name, { forwarding: true });
+    const host = network.addHost(sgw.name, { forwarding: true, engine: nativeOf(sgwEngines.get(sgw.name)!) });
     host.addInterface('inside', netLink(sgw), `${sgw.inside}/${sgw.prefixes[0].length}`);
     if (sgw.behind) {
       host.addInterface('outside', netLink(sgw.behind), `${sgw.outside}/${sgw.behind.prefixes[0].length}`);
@@ -123,8 +133,8 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   const internetRoutes = (host: Host) => {
     for (const border of map.sgws.filter((s) => !s.behind)) for (const p of border.prefixes) host.addRoute(prefixText(p), { via: border.outside });
   };
-  const attach = (name: string, address: string): Host => {
-    const host = network.addHost(name);
+  const attach = (name: string, address: string, hostOptions: HostOptions): Host => {
+    const host = network.addHost(name, hostOptions);
     const sgw = map.protectingSgw(address);
     if (sgw) {
       host.addInterface('eth0', netLink(sgw), `${address}/${sgw.prefixes[0].length}`);
@@ -135,9 +145,10 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
     }
     return host;
   };
-  for (const h of map.hosts) echoServer(attach(h.name, h.address));
+  // Correspondents and extra lab hosts have no role: on a real network they run on their kernel's own stack.
+  for (const h of map.hosts) echoServer(attach(h.name, h.address, { plain: true }));
   /** Extra lab hosts (e.g. the §3.5.1 proxy) on the network that holds their address. */
-  const addHost = (name: string, address: string): Host => attach(name, address);
+  const addHost = (name: string, address: string): Host => attach(name, address, { plain: true });
 
   const haSpec = map.homeAgents[0];
   if (!haSpec) throw new Error(`network map ${map.name} has no home agent; a world needs one for its SMN`);
@@ -147,7 +158,7 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   // Not in `engines` (indexed by SGW, then the SMN): closed with the world below.
   const haEngine = createEngine(options.engine);
   const ha = new HomeAgent({
-    host: attach(haSpec.name, haSpec.address), clock: network.clock, address: haSpec.address, homeInterface: 'eth0',
+    host: attach(haSpec.name, haSpec.address, {}), clock: network.clock, address: haSpec.address, homeInterface: 'eth0',
     mobileNodes: [{ homeAddress: home, auth: mnHaKey }], engine: haEngine,
   });
 
@@ -161,22 +172,19 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
     const certs = new CertCache(ca.cert);
     if (!minimal) for (const other of map.sgws) if (other !== sgw) certs.add(identity(`sgw:${other.outside}`).cert, nowS);
     if (!minimal || map.homeAgentFor(home)?.sgw === sgw) certs.add(identity(smnName).cert, nowS);
-    const engine = createEngine(options.engine);
-    engines.push(engine);
+    const engine = sgwEngines.get(sgw.name)!;
     sgws.set(sgw.name, new SecurityGateway({
       host: network.host(sgw.name), clock: network.clock, map, name: sgw.name, identity: identity(`sgw:${sgw.outside}`), certs, engine, keyLog,
       plainInbound: options.plainInbound?.[sgw.name], admitsVisitor: options.admitsVisitor?.[sgw.name], natOutside: options.natOutside?.includes(sgw.name),
     }));
   }
 
-  const smnHost = attach('smn', home);
+  const smnHost = attach('smn', home, { engine: nativeOf(smnEngine) });
   echoServer(smnHost);
   const smnCerts = new CertCache(ca.cert);
   for (const sgw of map.sgws) {
     if (!minimal || knownBorders.includes(sgw.name) || sgw === homeSgw) smnCerts.add(identity(`sgw:${sgw.outside}`).cert, nowS);
   }
-  const smnEngine = createEngine(options.engine);
-  engines.push(smnEngine);
   const smn = new MobileNode({
     host: smnHost, clock: network.clock, map, identity: identity(smnName), certs: smnCerts, engine: smnEngine, interface: 'eth0', mnHaKey,
     knownBorders, procedure: options.smn?.procedure, outsideCh: options.smn?.outsideCh, keyLog,
@@ -212,6 +220,11 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
       keyLog.clear();
     },
   };
+}
+
+/** The engine a Linux host can run its I/O loops on: the native one (the TypeScript engine has no native threads). */
+function nativeOf(engine: Engine): NativeEngine | undefined {
+  return engine instanceof NativeEngine ? engine : undefined;
 }
 
 /** A care-of address in the network `sgw` protects: its network address + 100 (or the middle of a small prefix). */

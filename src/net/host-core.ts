@@ -255,7 +255,8 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
     return iface;
   }
 
-  private deliver(packet: Uint8Array, ctx: PacketContext): void {
+  /** Local delivery: the onDeliver handlers, then delivered(). */
+  protected deliver(packet: Uint8Array, ctx: PacketContext): void {
     for (const handler of [...this.handlers]) handler(packet, ctx);
     this.delivered(packet);
   }

@@ -73,6 +73,11 @@ describe.skipIf(!canRunNetns)('mipsec lab in network namespaces (root)', () => {
     expect(out.cases.map((c) => [c.id, c.pass])).toEqual([['4.5.1', true], ['spi', true]]);
     for (const c of out.cases) expect(typeof c.title).toBe('string');
     expect(out.cases[0].rttMs).toBeGreaterThan(0);
+    // The role nodes' loops over the TCP phase: every SGW, the HA and the SMN, packets carried natively or punted.
+    const dp = out.cases[0].tcpDataPath!;
+    expect(Object.keys(dp.nodes).sort()).toEqual(['ha', 'sgw0', 'sgw1', 'sgw2', 'smn']);
+    expect(dp.fastPath + dp.slowPath).toBeGreaterThan(0);
+    expect(dp.slowPath).toBe(Object.values(dp.slowPathReasons).reduce((a, b) => a + b, 0));
     const left = (spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.match(/^mlab-\S+/gm) ?? []).filter((n) => !before.includes(n));
     expect(left).toEqual([]);
   }, 150_000);

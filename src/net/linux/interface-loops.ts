@@ -23,7 +23,7 @@ import type { ReasonName } from '../../engine/types.js';
 import type { EnginePunt, HostDataPath } from '../types.js';
 
 /** Reasons whose punt carries engine context whatever its SA (CONTRACT.md, Host side). */
-const CONTEXT_REASONS: ReadonlySet<string> = new Set(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
+const CONTEXT_REASONS: ReadonlySet<ReasonName> = new Set<ReasonName>(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
 const IPV4_DST = 16;
 const FIRST_MULTICAST_OCTET = 224;
 
@@ -60,17 +60,13 @@ export interface InterfaceLoopsOptions {
 /** The loops' counters summed over the host's interfaces: every numeric IoStats counter, puntReasons by reason. */
 export interface DataPathStats {
   counters: Record<string, number>;
-  /** Packets the loops carried out without JS (IoStats.fastPath, summed); undefined if the loops do not count it. */
-  fastPath: number | undefined;
+  /** Packets the loops carried out without JS (IoStats.fastPath, summed). */
+  fastPath: number;
   /** Packets handed to JS (IoStats.punted, summed): the slow path. */
   punted: number;
-  /** The punts by reason (only reasons punted at least once); undefined if the loops do not count them. */
-  puntReasons: Record<string, number> | undefined;
+  /** The punts by reason (only reasons punted at least once). */
+  puntReasons: Partial<Record<ReasonName, number>>;
 }
-
-/** IoStats as the contract has it (tunTable/deliver options, fastPath/puntReasons counters) until every branch has them. */
-type ContractLoopOptions = IoLoopOptions & { tunTable?: number; deliver?: 'tun' | 'route' };
-type ContractStats = IoStats & { fastPath?: number; puntReasons?: Partial<Record<string, number>> };
 
 /**
  * Whether a punt carries engine context (CONTRACT.md): an SA had authenticated it, or its reason is one the engine
@@ -136,7 +132,7 @@ export class InterfaceLoops implements HostDataPath {
     if (this.stopped) throw new Error(`interface loops stopped: cannot start ${port.iface}`);
     if (this.loops.has(port.iface)) throw new Error(`interface ${port.iface} already has an I/O loop`);
     const { udpPort, workers, pollMicros } = this.options.transport ?? {};
-    const options: ContractLoopOptions = {
+    const options: IoLoopOptions = {
       engine: this.engine, netns: this.options.netns, tun: { name: port.tun, mtu: port.mtu, offload: false }, raw: true,
       udpPort, workers, pollMicros, bindInterface: port.bindInterface ?? port.iface,
       tunTable: this.tableOf(port.iface), deliver: 'route',
@@ -151,26 +147,23 @@ export class InterfaceLoops implements HostDataPath {
     return this.loops.get(iface);
   }
 
-  /** Hands packets to `iface`'s loop; false when it has none (stopped, or never started). */
+  /** Hands packets to `iface`'s loop; false when it has none running (never started, stopped, or its engine closed). */
   inject(iface: string, packets: readonly InjectPacket[]): boolean {
     const loop = this.loops.get(iface);
-    if (this.stopped || !loop) return false;
+    if (this.stopped || !loop?.running) return false;
     loop.inject(packets);
     return true;
   }
 
   stats(): DataPathStats {
     const counters: Record<string, number> = {};
-    let fastPath: number | undefined;
-    let puntReasons: Record<string, number> | undefined;
+    let fastPath = 0;
+    const puntReasons: Partial<Record<ReasonName, number>> = {};
     for (const loop of this.loops.values()) {
-      const s = loop.stats() as ContractStats;
+      const s: IoStats = loop.stats();
       for (const [name, n] of Object.entries(s)) if (typeof n === 'number') counters[name] = (counters[name] ?? 0) + n;
-      if (typeof s.fastPath === 'number') fastPath = (fastPath ?? 0) + s.fastPath;
-      if (s.puntReasons) {
-        puntReasons ??= {};
-        for (const [reason, n] of Object.entries(s.puntReasons)) if (n) puntReasons[reason] = (puntReasons[reason] ?? 0) + n;
-      }
+      fastPath += s.fastPath;
+      for (const [reason, n] of Object.entries(s.puntReasons) as [ReasonName, number][]) if (n) puntReasons[reason] = (puntReasons[reason] ?? 0) + n;
     }
     return { counters, fastPath, punted: counters.punted ?? 0, puntReasons };
   }
@@ -189,7 +182,7 @@ export class InterfaceLoops implements HostDataPath {
       if (p.packet.length < 20 || p.packet[IPV4_DST] >= FIRST_MULTICAST_OCTET) continue;
       try {
         if (this.puntHandlers.length > 0 && hasEngineContext(p, this.options.isInterfaceAddress)) {
-          const punt: EnginePunt = { packet: p.packet.slice(), reason: p.reason as ReasonName, sa: p.sa, iface };
+          const punt: EnginePunt = { packet: p.packet.slice(), reason: p.reason, sa: p.sa, iface };
           for (const handler of [...this.puntHandlers]) handler(punt);
         } else {
           onInput(p.packet.slice(), iface);

@@ -2,32 +2,23 @@
  * LinuxNetwork: the Network interface (../types.ts) on real Linux network namespaces, so the roles
  * run unchanged with real links, real ARP and real applications (ping, iperf3) in the hosts.
  *
- * How the Host contract maps to the kernel
- *   host            a namespace `<prefix>-<host>` (sysctls: forwarding on for proxy ARP, rp_filter 0,
- *                   ping_group_range open for the unprivileged ping). The host's packet logic — hooks, local
- *                   delivery, forwarding, drop counters — is HostCore's (../host-core.ts), as MemoryHost's; the
- *                   kernel only carries frames, answers ARP, and runs the applications.
+ * Two kinds of host
+ *   role host       (default) a host a role runs on (SGW, SMN, HA). Its packet logic — hooks, local delivery,
+ *                   forwarding, drop counters — is HostCore's (../host-core.ts), as MemoryHost's, behind I/O
+ *                   loops on the role's native engine (HostOptions.engine; else an empty one that punts
+ *                   everything): what the role compiled into its tables never reaches JS.
+ *   plain host      (HostOptions.plain) a host without a role — a correspondent, a router, an application
+ *                   server — on its kernel's own stack: kernel forwarding, routes, ARP, ping, real sockets
+ *                   (./plain-host.ts). Only its veths and routes are made here.
+ *
+ * How the Host contract maps to the kernel (both kinds, ./namespace-host.ts)
+ *   host            a namespace `<prefix>-<host>` (sysctls: rp_filter 0, ping_group_range open for the
+ *                   unprivileged ping; forwarding on for a role host's proxy ARP).
  *   link            a bridge `br<n>` in the lab's switch namespace `<prefix>-sw` (never the root one);
  *                   'p2p' is a bridge that takes two ports. Real links add no delay of their own
  *                   (latencyMs is only reported) and no loss (setLoss refuses: use MemoryNetwork).
  *   interface       a veth pair: `<name>` in the host (address via `ip addr`), its peer a bridge port.
- *   from a link     every IPv4 frame arriving on the interface is redirected at tc ingress
- *                   (u32 + mirred) into a TUN `t-<name>` of its own, which an IoLoop with an empty
- *                   engine reads: OUTBOUND finds no policy and punts the packet untouched to JS, which
- *                   knows the arrival interface from the TUN → input hooks (ctx.iface, ctx.link).
- *                   The kernels' own multicast (IGMP reports) is left out, as MemoryNetwork has none.
- *                   The kernel's IP stack never sees it, so it never forwards, answers or decrements TTL.
- *   send / forward  output hooks, then the JS route table (mirrored into the kernel's main table with
- *                   `ip route replace`), then the IoLoop's raw IP_HDRINCL socket ('raw' inject): the
- *                   kernel routes it by that table and resolves the next hop with ARP. Packets over
- *                   3520 bytes (what the peer's TUN reads) leave in fragments.
- *   inject          the JS input path directly (as MemoryHost: queued, not re-entrant).
- *   local delivery  onDeliver handlers; ICMP echo, TCP and UDP to port 5201 (the applications'
- *                   traffic) are also written into the TUN `t-local`, where the kernel delivers them
- *                   to its sockets (the destination is one of the host's kernel addresses).
- *   applications    run as uid 65534 (appCommand()); a rule `uidrange 65534 lookup 50` sends their
- *                   packets into `t-local`, so they take the host's send() path: output hooks first
- *                   (an SMN's traffic is protected by its role like the lab's own probes).
+ *   routes          the JS route table is mirrored into the kernel's main table (`ip route replace`).
  *   addLocalAddress an address on lo (applications can bind it; like any host, the kernel answers
  *                   ARP for it — an SMN away proxies its home address on the visited link anyway).
  *   setProxy        `ip neigh add proxy ADDRESS dev IFACE`; the other hosts on the link forget their
@@ -37,17 +28,38 @@
  *   captures        one dumpcap in the switch namespace on every bridge port; a frame counts for the
  *                   port whose host sent it (source MAC), its receiver is the owner of the destination MAC.
  *   clock           the wall clock with real timers.
+ *
+ * A role host's data path (./interface-loops.ts)
+ *   from a link     every IPv4 frame arriving on the interface is redirected at tc ingress (u32 + mirred) into a
+ *                   TUN `t-<name>` of its own, read by the interface's I/O loop: OUTBOUND with the interface's
+ *                   policy table (dataPath.tableOf(name)). What the tables decide is carried out natively
+ *                   (forwarded, sealed, opened and delivered by the kernel's routes); a punt with engine context
+ *                   goes to the role's onEnginePunt handler, any other to JS with its arrival interface → input
+ *                   hooks (ctx.iface, ctx.link). The kernels' own multicast (IGMP reports) is left out, as
+ *                   MemoryNetwork has none. The kernel's IP stack never sees a frame of a role host's links.
+ *   send / forward  output hooks, then the JS route table, then the raw IP_HDRINCL socket ('raw' inject): the
+ *                   kernel routes it by its table and resolves the next hop with ARP. Packets over 3520 bytes
+ *                   (what the peer's TUN reads) leave in fragments.
+ *   inject          the JS input path directly (as MemoryHost: queued, not re-entrant).
+ *   local delivery  onDeliver handlers; ICMP echo, TCP and UDP to port 5201 (the applications'
+ *                   traffic) are also written into the TUN `t-local`, where the kernel delivers them
+ *                   to its sockets (the destination is one of the host's kernel addresses).
+ *   applications    run as uid 65534 (appCommand()); a rule `uidrange 65534 lookup 50` sends their
+ *                   packets into `t-local`, whose loop runs OUTBOUND with the table dataPath.tableOf('local'),
+ *                   so what the role has not compiled takes the host's send() path: output hooks first (an
+ *                   SMN's traffic is protected by its role like the lab's own probes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createEngine } from '../../engine/index.js';
-import { IoLoop, type PuntedPacket } from '../../engine/io.js';
-import { NativeEngine } from '../../engine/native.js';
-import { ipToU32, u32ToIp, type Prefix } from '../../wire/addr.js';
+import type { NativeEngine } from '../../engine/native.js';
+import { ipToU32 } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
-import { HostCore, LinkCore, NetworkCore, parseCidr, prefixString } from '../host-core.js';
-import { CommandError, NetnsSession, randomSuffix } from '../netns.js';
+import { LinkCore, NetworkCore } from '../host-core.js';
+import { NetnsSession, randomSuffix } from '../netns.js';
 import type { CapturedPacket, Clock, HostOptions, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
+import { InterfaceLoops, type DataPathStats } from './interface-loops.js';
+import { NamespaceHost, type NamespaceInterface, type NamespaceWorld, type Port } from './namespace-host.js';
 import { PcapngReader } from './pcapng.js';
+import { PlainHost } from './plain-host.js';
 
 /** The uid applications run as in the lab's hosts; their packets take the host's send() path. */
 export const APP_UID = 65534;
@@ -61,10 +73,10 @@ export function asAppUser(argv: readonly string[]): string[] {
 const APP_TABLE = 50;
 const LOCAL_TUN = 't-local';
 /** Room for the protocol layers on the lab's links: nothing is ever too big for a veth. */
-const LINK_MTU = 9000;
+export const LINK_MTU = 9000;
 const IFACE_TUN_MTU = 3520;
 /** Applications see this MTU: the End-End layer and next-hop layers fit in what the roles send. */
-const APP_MTU = 1300;
+export const APP_MTU = 1300;
 /** dumpcap reports "Capturing on" before every interface is open. */
 const CAPTURE_START_MS = 300;
 const ICMP_ECHO_REPLY = 0;
@@ -110,21 +122,15 @@ export interface LinuxNetworkOptions {
   onError?: (error: unknown) => void;
 }
 
-interface Port {
-  /** Bridge port name in the switch namespace. */
-  name: string;
-  host: LinuxHost;
-  iface: string;
-  mac: string;
-  link: LinuxLink;
-}
+export type LabHost = LinuxHost | PlainHost;
 
-export class LinuxNetwork extends NetworkCore<LinuxHost, LinuxLink> {
+export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements NamespaceWorld {
   readonly clock = new RealClock((error) => this.onError(error));
   readonly session: NetnsSession;
   readonly switchNs: string;
   private readonly ports = new Map<string, Port>();
-  private readonly loops: { loop: IoLoop; engine: NativeEngine }[] = [];
+  private readonly dataPaths: InterfaceLoops[] = [];
+  private readonly stoppers: (() => void)[] = [];
   private capture: { child: ChildProcess; ports: string } | undefined;
   private portCount = 0;
   private closed = false;
@@ -138,11 +144,38 @@ export class LinuxNetwork extends NetworkCore<LinuxHost, LinuxLink> {
     this.switchNs = this.session.addNamespaceSync('sw');
   }
 
-  addHost(name: string, options: HostOptions = {}): LinuxHost {
+  /** A role host (I/O loops on `options.engine`, or an empty engine) or, with `plain`, a host on the kernel's own stack. */
+  addHost(name: string, options: HostOptions = {}): LabHost {
     this.assertNewHost(name);
     const role = name.replace(/[^A-Za-z0-9_.-]/g, '_');
     const ns = this.session.addNamespaceSync(role);
-    return this.registerHost(new LinuxHost(this, name, ns, options.forwarding ?? false));
+    const forwarding = options.forwarding ?? false;
+    if (options.plain) {
+      if (options.engine) throw new Error(`host '${name}': a plain host runs no role, so no engine`);
+      return this.registerHost(new PlainHost(this, name, ns, forwarding, { linkMtu: LINK_MTU, appMtu: APP_MTU, asAppUser }));
+    }
+    return this.registerHost(new LinuxHost(this, name, ns, forwarding, options.engine));
+  }
+
+  /** The role hosts (I/O loops, JS input path). */
+  roleHosts(): LinuxHost[] {
+    return this.hosts().filter((h): h is LinuxHost => h instanceof LinuxHost);
+  }
+
+  /** Stopped with the lab: a host's data path. */
+  track(dataPath: InterfaceLoops): void {
+    this.dataPaths.push(dataPath);
+  }
+
+  /** Run when the lab stops (before its namespaces go): e.g. a plain host's application agent. */
+  onStop(stop: () => void): void {
+    this.stoppers.push(stop);
+  }
+
+  /** Before any traffic: the captures run and every plain host's applications hold their ports. */
+  async ready(): Promise<void> {
+    await this.startCapture();
+    await Promise.all(this.hosts().filter((h): h is PlainHost => h instanceof PlainHost).map((h) => h.appsReady()));
   }
 
   addLink(name: string, options: LinkOptions = {}): LinuxLink {
@@ -204,29 +237,9 @@ export class LinuxNetwork extends NetworkCore<LinuxHost, LinuxLink> {
     return ['ip', 'netns', 'exec', this.host(host).ns, ...asAppUser(argv)];
   }
 
-  /** Starts an I/O loop in `ns` whose TUN punts every packet to `onPacket`. */
-  startTun(ns: string, tun: string, mtu: number, onPacket: (packet: Uint8Array) => void): IoLoop {
-    const engine = createEngine('native');
-    if (!(engine instanceof NativeEngine)) throw new Error('the Linux lab needs the native addon (npm rebuild)');
-    const loop = IoLoop.start({
-      engine, netns: ns, tun: { name: tun, mtu, offload: false }, raw: true,
-      onPunt: (packets: PuntedPacket[]) => {
-        if (this.closed) return;
-        for (const p of packets) {
-          try {
-            onPacket(p.packet.slice());
-          } catch (error) {
-            this.onError(error);
-          }
-        }
-      },
-    });
-    this.loops.push({ loop, engine });
-    return loop;
-  }
-
   /** A veth pair: `iface` in the host's namespace, its peer a port of `link`'s bridge. Returns the port. */
-  attach(host: LinuxHost, iface: string, link: LinuxLink): Port {
+  attach(host: NamespaceHost, iface: string, linkName: string): Port {
+    const link = this.link(linkName);
     link.checkRoom();
     const name = `p${this.portCount++}`;
     this.session.ipSync(this.switchNs, ['link', 'add', name, 'mtu', String(LINK_MTU), 'type', 'veth', 'peer', 'name', iface, 'netns', host.ns]);
@@ -238,7 +251,8 @@ export class LinuxNetwork extends NetworkCore<LinuxHost, LinuxLink> {
     return port;
   }
 
-  move(port: Port, link: LinuxLink): void {
+  move(port: Port, linkName: string): void {
+    const link = this.link(linkName);
     if (port.link === link) return;
     link.checkRoom();
     this.session.ipSync(this.switchNs, ['link', 'set', 'dev', port.name, 'master', link.bridge]);
@@ -248,7 +262,7 @@ export class LinuxNetwork extends NetworkCore<LinuxHost, LinuxLink> {
   }
 
   /** The hosts on `link` (except `except`) forget their neighbour entry for `address`. */
-  forgetNeighbour(link: LinuxLink, address: string, except: LinuxHost): void {
+  forgetNeighbour(link: Port['link'], address: string, except: NamespaceHost): void {
     for (const port of link.ports) {
       if (port.host === except) continue;
       this.session.ipSync(port.host.ns, ['neigh', 'flush', 'to', address, 'dev', port.iface]);
@@ -273,10 +287,8 @@ export class LinuxNetwork extends NetworkCore<LinuxHost, LinuxLink> {
     this.clock.close();
     this.capture?.child.kill('SIGTERM');
     this.capture = undefined;
-    for (const { loop, engine } of this.loops.splice(0)) {
-      loop.stop();
-      engine.close();
-    }
+    for (const stop of this.stoppers.splice(0)) stop();
+    for (const dataPath of this.dataPaths.splice(0)) dataPath.stop();
   }
 }
 
@@ -310,151 +322,71 @@ export class LinuxLink extends LinkCore {
   }
 }
 
-interface LinuxInterface {
-  name: string;
+
+interface LinuxInterface extends NamespaceInterface {
   port: Port;
-  address: number;
-  prefix: Prefix;
-  mtu: number;
 }
 
-export class LinuxHost extends HostCore<LinuxInterface> {
-  private readonly local: IoLoop;
-  private readonly proxied = new Map<string, Set<string>>();
+/** The name the host's applications' TUN has among its data path's ports (tableOf, EnginePunt.iface). */
+export const APPS_PORT = 'local';
+
+/**
+ * A role host: every IPv4 packet of its interfaces is read by an I/O loop on the role's engine (or an empty one),
+ * and what the engine punts takes the host's input path in JS (HostCore's) — see the file comment.
+ */
+export class LinuxHost extends NamespaceHost<LinuxInterface> {
+  readonly dataPath: InterfaceLoops;
 
   constructor(
     private readonly network: LinuxNetwork,
     name: string,
-    readonly ns: string,
+    ns: string,
     forwarding: boolean,
+    engine: NativeEngine | undefined,
   ) {
-    super(name, forwarding, network.clock);
+    super(network, name, ns, forwarding);
     const s = network.session;
     s.execSync(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0',
       'net.ipv4.ping_group_range=0 2147483647']);
-    this.local = network.startTun(ns, LOCAL_TUN, APP_MTU, (packet) => this.send(packet));
+    this.dataPath = new InterfaceLoops({
+      engine, netns: ns, onError: (error) => network.onError(error),
+      isInterfaceAddress: (address) => this.interfaces().some((i) => ipToU32(i.address) === address),
+    });
+    network.track(this.dataPath);
+    // The applications' packets take the host's send() path (output hooks first); raw receivers on lo see nothing.
+    this.dataPath.start({ iface: APPS_PORT, tun: LOCAL_TUN, mtu: APP_MTU, bindInterface: 'lo' }, (packet) => this.send(packet));
     s.ipSync(ns, ['link', 'set', 'dev', LOCAL_TUN, 'up']);
     s.ipSync(ns, ['route', 'replace', 'default', 'dev', LOCAL_TUN, 'table', String(APP_TABLE)]);
     s.ipSync(ns, ['rule', 'add', 'pref', '100', 'uidrange', `${APP_UID}-${APP_UID}`, 'lookup', String(APP_TABLE)]);
   }
 
   addInterface(name: string, link: string, cidr: string): void {
-    this.assertNewInterface(name);
-    const { address, prefix } = parseCidr(cidr);
+    const { port, address, prefix } = this.attachInterface(name, link, cidr, LINK_MTU);
     const s = this.network.session;
-    const port = this.network.attach(this, name, this.network.link(link));
-    // The veths take 9000, but the peer's interface TUN reads at most IFACE_TUN_MTU a packet (the I/O loop's cap).
+    // The veths take LINK_MTU, but the peer's interface TUN reads at most IFACE_TUN_MTU a packet (the I/O loop's cap).
     const iface: LinuxInterface = { name, port, address, prefix, mtu: IFACE_TUN_MTU };
     const tun = `t-${name}`.slice(0, 15);
-    this.network.startTun(this.ns, tun, IFACE_TUN_MTU, (packet) => {
-      if (!isKernelMulticast(packet)) this.receive(packet, iface);
-    });
+    this.dataPath.start({ iface: name, tun, mtu: IFACE_TUN_MTU }, (packet) => this.receive(packet, iface));
     s.ipSync(this.ns, ['link', 'set', 'dev', tun, 'up']);
-    s.execSync(this.ns, 'sysctl', ['-q', '-w', `net.ipv4.neigh.${name}.proxy_delay=0`]);
-    s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
-    s.ipSync(this.ns, ['link', 'set', 'dev', name, 'mtu', String(LINK_MTU), 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
     s.execSync(this.ns, 'tc', ['filter', 'add', 'dev', name, 'ingress', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
     this.registerInterface(iface);
   }
 
-  moveInterface(name: string, link: string, cidr: string): void {
-    const iface = this.iface(name);
-    const { address, prefix } = parseCidr(cidr);
-    const s = this.network.session;
-    const target = this.network.link(link);
-    for (const proxied of [...(this.proxied.get(name) ?? [])]) this.setProxy(proxied, name, false);
-    this.network.move(iface.port, target);
-    s.ipSync(this.ns, ['addr', 'flush', 'dev', name]);
-    s.ipSync(this.ns, ['neigh', 'flush', 'dev', name]);
-    // Routes through the old subnet go before the new address brings its own connected route.
-    this.removeRoutesThrough(name);
-    s.ipSync(this.ns, ['addr', 'add', cidr, 'dev', name]);
-    this.readdress(iface, address, prefix);
-    this.network.forgetNeighbour(target, u32ToIp(address), this);
-  }
-
-  setProxy(address: string, ifaceName: string, enabled: boolean): void {
-    const iface = this.iface(ifaceName);
-    ipToU32(address);
-    const set = this.proxied.get(ifaceName) ?? new Set<string>();
-    this.proxied.set(ifaceName, set);
-    if (enabled === set.has(address)) return;
-    if (enabled) set.add(address);
-    else set.delete(address);
-    // The kernel proxies only for an address routed out of another device than the one asked on.
-    if (enabled) {
-      this.network.session.ipSync(this.ns, ['neigh', 'replace', 'proxy', address, 'dev', ifaceName]);
-      this.network.session.ipSync(this.ns, ['route', 'replace', `${address}/32`, 'dev', 'lo']);
-    } else {
-      this.quietly(['neigh', 'del', 'proxy', address, 'dev', ifaceName]);
-      this.quietly(['route', 'del', `${address}/32`, 'dev', 'lo']);
-    }
-    this.network.forgetNeighbour(iface.port.link, address, this);
-  }
-
-  /** Applications can bind it: an address on lo. */
-  protected override localAddressAdded(address: string): void {
-    this.network.session.ipSync(this.ns, ['addr', 'replace', `${address}/32`, 'dev', 'lo']);
-  }
-
-  protected override localAddressRemoved(address: string): void {
-    this.network.session.ipSync(this.ns, ['addr', 'del', `${address}/32`, 'dev', 'lo']);
-  }
-
-  /** The kernel's main table mirrors the JS routes: it routes what the raw socket sends. */
-  protected override routeAdded(prefix: Prefix, via: string | undefined, iface: string): void {
-    this.network.session.ipSync(this.ns, ['route', 'replace', prefixString(prefix), ...(via ? ['via', via] : []), 'dev', iface]);
-  }
-
-  protected override routeRemoved(prefix: Prefix): void {
-    this.quietly(['route', 'del', prefixString(prefix)]);
-  }
-
-  /** An `ip` removal whose object may already be gone with an address or a flushed table. */
-  private quietly(args: string[]): void {
-    try {
-      this.network.session.ipSync(this.ns, args);
-    } catch (err) {
-      if (!(err instanceof CommandError && /No such|not found|Cannot find/i.test(err.stderr))) throw err;
-    }
-  }
-
-  protected override defer(run: () => void): void {
-    setImmediate(() => this.guard(run));
-  }
-
-  protected override linkName(iface: LinuxInterface): string {
-    return iface.port.link.name;
+  /** The I/O loops' counters, summed over the host's ports (fastPath, punted, puntReasons, …). */
+  ioStats(): DataPathStats {
+    return this.dataPath.stats();
   }
 
   /** The raw socket: the kernel routes the packet by its (mirrored) table and resolves the next hop with ARP. */
   protected override transmit(packet: Uint8Array): boolean {
-    this.local.inject([{ packet, via: 'raw' }]);
-    return true;
+    return this.dataPath.inject(APPS_PORT, [{ packet, via: 'raw' }]);
   }
 
   /** The applications' traffic also goes to the kernel's sockets. */
   protected override delivered(packet: Uint8Array): void {
-    if (isApplicationTraffic(packet)) this.local.inject([{ packet, via: 'tun' }]);
+    if (isApplicationTraffic(packet)) this.dataPath.inject(APPS_PORT, [{ packet, via: 'tun' }]);
   }
-
-  private guard(run: () => void): void {
-    if (this.network.isClosed) return;
-    try {
-      run();
-    } catch (error) {
-      this.network.onError(error);
-    }
-  }
-}
-
-/**
- * Destinations 224.0.0.0 and up (multicast, reserved, broadcast): the kernels' own IGMP reports when
- * interfaces come up. No lab host sends any and MemoryNetwork has none, so they stay out of the hosts.
- */
-function isKernelMulticast(packet: Uint8Array): boolean {
-  return packet.length >= 20 && packet[16] >= 224;
 }
 
 /** What the kernel's sockets in a lab host take: ICMP echo, TCP, and UDP to or from the iperf3 port. */
