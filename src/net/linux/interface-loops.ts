@@ -51,8 +51,8 @@ export interface InterfaceLoopsOptions {
   /** A namespace (`ip netns add`) to open the TUNs and sockets in; default the current one. */
   netns?: string;
   transport?: LoopTransport;
-  /** Whether an IPv4 address (u32) is one of the host's interface addresses (tells a peeled not_ipsec apart). */
-  isInterfaceAddress(address: number): boolean;
+  /** Whether an IPv4 address (u32) is local to the host (an interface's or a home address): tells a peeled not_ipsec apart. */
+  isLocalAddress(address: number): boolean;
   /** What a punt handler throws. */
   onError(error: unknown): void;
 }
@@ -75,10 +75,10 @@ export interface DataPathStats {
  * from a first-layer not_ipsec (both SA 0): a first-layer one was read under an `inbound` policy, so it is addressed
  * to one of the host's interface addresses; a peeled one is addressed elsewhere (its tunnel's inner destination).
  */
-export function hasEngineContext(punt: Pick<PuntedPacket, 'packet' | 'reason' | 'sa'>, isInterfaceAddress: (address: number) => boolean): boolean {
+export function hasEngineContext(punt: Pick<PuntedPacket, 'packet' | 'reason' | 'sa'>, isLocalAddress: (address: number) => boolean): boolean {
   if (punt.sa !== 0 || CONTEXT_REASONS.has(punt.reason)) return true;
   if (punt.reason !== 'not_ipsec' || punt.packet.length < 20) return false;
-  return !isInterfaceAddress(readU32(punt.packet, IPV4_DST));
+  return !isLocalAddress(readU32(punt.packet, IPV4_DST));
 }
 
 function readU32(b: Uint8Array, at: number): number {
@@ -133,7 +133,7 @@ export class InterfaceLoops implements HostDataPath {
     if (this.loops.has(port.iface)) throw new Error(`interface ${port.iface} already has an I/O loop`);
     const { udpPort, workers, pollMicros } = this.options.transport ?? {};
     const options: IoLoopOptions = {
-      engine: this.engine, netns: this.options.netns, tun: { name: port.tun, mtu: port.mtu, offload: false }, raw: true,
+      engine: this.engine, netns: this.options.netns, tun: { name: port.tun, mtu: port.mtu, offload: true }, raw: true,
       udpPort, workers, pollMicros, bindInterface: port.bindInterface ?? port.iface,
       tunTable: this.tableOf(port.iface), deliver: 'route',
       onPunt: (packets) => this.dispatch(port.iface, packets, onInput),
@@ -181,7 +181,7 @@ export class InterfaceLoops implements HostDataPath {
     for (const p of packets) {
       if (p.packet.length < 20 || p.packet[IPV4_DST] >= FIRST_MULTICAST_OCTET) continue;
       try {
-        if (this.puntHandlers.length > 0 && hasEngineContext(p, this.options.isInterfaceAddress)) {
+        if (this.puntHandlers.length > 0 && hasEngineContext(p, this.options.isLocalAddress)) {
           const punt: EnginePunt = { packet: p.packet.slice(), reason: p.reason, sa: p.sa, iface };
           for (const handler of [...this.puntHandlers]) handler(punt);
         } else {

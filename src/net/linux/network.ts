@@ -51,7 +51,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { NativeEngine } from '../../engine/native.js';
-import { ipToU32 } from '../../wire/addr.js';
+import { ipToU32, u32ToIp } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
 import { LinkCore, NetworkCore } from '../host-core.js';
 import { NetnsSession, randomSuffix } from '../netns.js';
@@ -350,7 +350,7 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
       'net.ipv4.ping_group_range=0 2147483647']);
     this.dataPath = new InterfaceLoops({
       engine, netns: ns, onError: (error) => network.onError(error),
-      isInterfaceAddress: (address) => this.interfaces().some((i) => ipToU32(i.address) === address),
+      isLocalAddress: (address) => this.isLocal(u32ToIp(address)),
     });
     network.track(this.dataPath);
     // The applications' packets take the host's send() path (output hooks first); raw receivers on lo see nothing.
