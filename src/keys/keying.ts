@@ -236,6 +236,16 @@ export class SkipKeying {
    * Forgets the SAs whose counter has left the window (inbound: n < local n − 1; outbound: n <
    * local n − 1, i.e. not renewed by outboundSa). Returns their ids for engine.removeSa.
    */
+  /** Forgets the inbound SA `id` (its key tuple keys afresh if it comes again); no-op for an unknown id. */
+  forgetInbound(id: number): void {
+    for (const [key, entry] of this.inbound) {
+      if (entry.id !== id) continue;
+      this.inbound.delete(key);
+      this.usedIds.delete(id);
+      return;
+    }
+  }
+
   expire(): number[] {
     const localN = this.counter();
     const gone: number[] = [];

@@ -1,8 +1,9 @@
 // A node's SKIP keying bound to its engine: outbound SAs on demand, inbound SAs from punted
 // headers, each installed once, its keys wiped from JS memory right after, and what each SA id
 // means to the role (peer, layer, outer addresses) remembered for policy decisions. Inbound SAs are
-// capped per peer and overall: each costs a punted packet and an install, and a peer may mint packet
-// keys at will (issue 10 hole 11).
+// bounded per peer (a new packet key replaces the peer's oldest: SKIP rotates Kp by packet count, so a
+// busy peer reaches the bound within the hour's n) and capped overall: each costs a punted packet and an
+// install, and a peer may mint packet keys at will (issue 10 hole 11).
 import type { Engine, SaDesc, Selectors } from '../../engine/types.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
@@ -23,7 +24,7 @@ export interface SaMeta {
 }
 
 /** Why no SA: a keying failure, or an inbound cap reached (counted by the roles as drop_keying_<reason>). */
-export type SaFailure = KeyingFailure | 'sa_limit_peer' | 'sa_limit_total';
+export type SaFailure = KeyingFailure | 'sa_limit_total';
 export type SaLookup = { ok: true; id: number } | { ok: false; reason: SaFailure; message: string };
 
 /** Inbound SAs one peer (SKIP name) may hold: 64 packet keys, far above what a peer rotating Kp needs. */
@@ -53,7 +54,11 @@ export class NodeKeys {
   private readonly outIds = new Map<string, number>();
   /** Inbound SAs installed per peer. */
   private readonly inboundPerPeer = new Map<string, number>();
+  /** Inbound SA ids per peer, oldest first: a peer at its cap replaces its oldest packet key. */
+  private readonly inboundOrder = new Map<string, number[]>();
   private inboundCount = 0;
+  /** Inbound SAs replaced by a newer packet key of the same peer at its cap. */
+  evictedInbound = 0;
   private readonly maxInboundPerPeer: number;
   private readonly maxInbound: number;
 
@@ -105,6 +110,15 @@ export class NodeKeys {
     const r = this.keying.inboundSa({ packet: datagram, offset: headerLength, src: srcText, dst: u32ToIp(dst), coverage });
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
+    // A peer at its cap rotated Kp again (kpRotationPackets at line rate reaches 64 keys within the hour's n): only
+    // a holder of the pairwise key mints a key that unwraps, so the new key replaces that peer's oldest, never another's.
+    const held = this.inboundOrder.get(peerKey(peer)) ?? [];
+    if (held.length >= this.maxInboundPerPeer) {
+      const oldest = held[0];
+      this.keying.forgetInbound(oldest);
+      this.remove(oldest);
+      this.evictedInbound++;
+    }
     if (r.sa.role === 'end' && this.selectorsFor) {
       r.sa.selectors = this.selectorsFor(peer, u32ToIp(dst));
       r.sa.selectorMiss = 'punt';
@@ -134,11 +148,7 @@ export class NodeKeys {
 
   private inboundLimit(peer: SkipName): SaLookup | undefined {
     const held = this.inboundPerPeer.get(peerKey(peer)) ?? 0;
-    if (held >= this.maxInboundPerPeer) {
-      const message = `peer ${peerKey(peer)} already holds ${held} inbound SAs (limit ${this.maxInboundPerPeer})`;
-      return { ok: false, reason: 'sa_limit_peer', message };
-    }
-    if (this.inboundCount >= this.maxInbound) {
+    if (held < this.maxInboundPerPeer && this.inboundCount >= this.maxInbound) {
       return { ok: false, reason: 'sa_limit_total', message: `already ${this.inboundCount} inbound SAs (limit ${this.maxInbound})` };
     }
     return undefined;
@@ -153,7 +163,7 @@ export class NodeKeys {
     wipeSaKeys(sa);
     this.metas.set(sa.id, meta);
     if (meta.direction === 'out') this.outIds.set(outKey(meta), sa.id);
-    else this.countInbound(meta.peer, +1);
+    else this.countInbound(meta.peer, +1, sa.id);
   }
 
   private remove(id: number): void {
@@ -161,12 +171,17 @@ export class NodeKeys {
     const meta = this.metas.get(id);
     this.metas.delete(id);
     if (!meta) return;
-    if (meta.direction === 'in') this.countInbound(meta.peer, -1);
+    if (meta.direction === 'in') this.countInbound(meta.peer, -1, id);
     else if (this.outIds.get(outKey(meta)) === id) this.outIds.delete(outKey(meta));
   }
 
-  private countInbound(peer: SkipName, delta: number): void {
+  private countInbound(peer: SkipName, delta: number, id: number): void {
     const key = peerKey(peer);
+    const order = this.inboundOrder.get(key) ?? [];
+    if (delta > 0) order.push(id);
+    else order.splice(order.indexOf(id), 1);
+    if (order.length > 0) this.inboundOrder.set(key, order);
+    else this.inboundOrder.delete(key);
     const held = (this.inboundPerPeer.get(key) ?? 0) + delta;
     if (held > 0) this.inboundPerPeer.set(key, held);
     else this.inboundPerPeer.delete(key);
