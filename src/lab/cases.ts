@@ -4,12 +4,12 @@
 import type { EngineImpl } from '../engine/index.js';
 import type { Network } from '../net/types.js';
 import { ipToU32 } from '../wire/addr.js';
-import { figure6World } from './figure6.js';
+import { figure6World } from './figure6-world.js';
 import { endAhEsp, nextAh, SGW, smnId, udp } from './formats.js';
 import { moveFigures, type MoveFigure } from './handover.js';
 import { HOME_PROXY, homeProxyStacks, runProxy, sendViaHomeProxy } from './proxy.js';
 import { runScenario, SETTLE_MS, type LabRuntime, type Scenario } from './scenario.js';
-import { F6, figure6Scenarios } from './scenarios/figure6.js';
+import { F6, figure6Scenarios } from './scenarios/figure6-cases.js';
 import { chainScenario, section3Scenarios } from './scenarios/section3.js';
 import { clearCaptures, stacksByLink } from './stacks.js';
 import { Flow } from './traffic.js';

@@ -41,7 +41,7 @@
  */
 import fs from 'node:fs';
 import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
-import { systemClock } from '../../daemon/clock.js';
+import { systemClock } from '../system-clock.js';
 import { createEngine } from '../../engine/index.js';
 import { flatIoStats, IoLoop, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';

@@ -4,10 +4,10 @@
 // transport, so the SMN can carry registrations inside its SKIP/AH/ESP stack (draft §4.4); a plain
 // UDP transport over a Network host; and the MN's end of the HA's IP-in-IP tunnel.
 import { randomInt } from 'node:crypto';
-import type { Clock, Host, Timer } from '../net/types.js';
-import { ipToU32, u32ToIp } from '../wire/addr.js';
-import { parseIpip, writeIpipHeader } from '../wire/ipip.js';
-import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../wire/ipv4.js';
+import type { Clock, Host, Timer } from '../../net/types.js';
+import { ipToU32, u32ToIp } from '../../wire/addr.js';
+import { parseIpip, writeIpipHeader } from '../../wire/ipip.js';
+import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import {
   decodeReply,
   encodeRequest,
@@ -21,8 +21,8 @@ import {
   RequestFlag,
   verifyMnHaAuth,
   type MnHaKey,
-} from '../wire/mobileip.js';
-import { buildUdpDatagram, parseUdpDatagram } from '../wire/udp.js';
+} from '../../wire/mobileip.js';
+import { buildUdpDatagram, parseUdpDatagram } from '../../wire/udp.js';
 
 /** How registration messages leave and reach the mobile node. */
 export interface RegistrationTransport {
