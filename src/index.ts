@@ -13,7 +13,9 @@ export type { MobileNodeOptions, OutsidePolicy, Position } from './roles/smn/mob
 export type { Procedure } from './roles/smn/paths.js';
 export { HomeAgent } from './roles/ha/home-agent.js';
 export type { HomeAgentOptions, HomeAgentEvent, Binding, MobileNodeEntry } from './roles/ha/home-agent.js';
-export { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport } from './roles/smn/registration-client.js';
+export { RegistrationClient } from './roles/smn/registration-client.js';
+export { UdpRegistrationTransport } from './roles/smn/registration-transport.js';
+export { TunnelEndpoint } from './roles/smn/tunnel-endpoint.js';
 export type { RegistrationClientOptions, RegistrationEvent, RegistrationState, RegistrationTransport } from './roles/smn/registration-client.js';
 export { KeyLog } from './roles/common/keylog.js';
 export { DEFAULT_SUITES } from './roles/common/suites.js';
