@@ -272,7 +272,7 @@ export class IoLoop {
       }
       total += p.packet.length + quoteOf(p).length;
     });
-    // Each packet, then the quote of what it carries (native/io/binding.cc), staged in this loop's reused buffers:
+    // Each packet, then the quote of what it carries (native/node/io_loop.cc), staged in this loop's reused buffers:
     // the addon copies them into the workers' queues before it returns, so a daemon that injects packet by packet
     // allocates no ArrayBuffer per packet (freed only by a later GC, those fragmented the malloc heap).
     if (this.staging.length < total) this.staging = new Uint8Array(Math.max(total, 2 * this.staging.length));

@@ -1,8 +1,8 @@
 // Node-API entry point: registers the engine's JS-visible surface.
 #include <napi.h>
 #include <openssl/opensslv.h>
-#include "engine/engine.h"
-#include "io/binding.h"
+#include "node/engine.h"
+#include "node/io_loop.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("opensslVersion", Napi::String::New(env, OPENSSL_VERSION_TEXT));
