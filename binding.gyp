@@ -18,6 +18,7 @@
       "target_name": "mipsec",
       "dependencies": ["mipsec_core"],
       "sources": [
+        "native/node/abi.cc",
         "native/node/addon.cc",
         "native/node/crypto_exports.cc",
         "native/node/engine.cc",

@@ -14,7 +14,6 @@ namespace mipsec::io {
 namespace {
 
 constexpr size_t kPuntQueuePackets = 4096;
-constexpr uint32_t kPuntMetaWords = 5;  // offset, length, reason, from, sa
 
 // Punts waiting for the JS thread: bounded; at most one drain call is queued on the ThreadSafeFunction. Two
 // batches, refilled in turn: the workers copy into `filling_`, the JS thread swaps it with `draining_` and copies
