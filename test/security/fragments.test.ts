@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/index.js';
+import { MAX_PACKET } from '../../src/engine/io.js';
 import { figure6World } from '../../src/lab/figure6-world.js';
 import { addSpiEndHosts, addSpiGatewayHost, addSpiLinks, interfaceOf, loadSpiExample } from '../../src/lab/spi.js';
 import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
@@ -295,8 +296,8 @@ describe.skipIf(!canRunNetns)('hole 1 in namespaces: kernel-made fragments (root
       const deadline = Date.now() + 5000;
       while (got.length < 2 && Date.now() < deadline) await sleep(20);
       await sleep(300);
-      expect(got.map((p) => p.length)).toEqual(fragmentIpv4(big, 3520)!.map((p) => p.length));
-      expect(net.link('left').captures().every((f) => f.packet.length <= 3520)).toBe(true);
+      expect(got.map((p) => p.length)).toEqual(fragmentIpv4(big, MAX_PACKET)!.map((p) => p.length));
+      expect(net.link('left').captures().every((f) => f.packet.length <= MAX_PACKET)).toBe(true);
       const dontFragment = probe('10.51.0.10', '10.61.0.10', 2, 5000);
       dontFragment[6] |= 0x40;
       dontFragment[10] = dontFragment[11] = 0;
