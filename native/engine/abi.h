@@ -47,8 +47,11 @@ enum Reason : uint8_t {
   R_TTL_EXCEEDED = 35,
   R_DELIVER_LOCAL = 36,
   R_REKEY = 37,
+  // Not a failure: a FORWARD whose sealing brought an out SA to its soft_packets (docs/engine.md §4) says so with
+  // this reason and that SA, so the control plane installs the next key while this one keeps sealing.
+  R_REKEY_DUE = 38,
 };
-constexpr Reason kLastReason = R_REKEY;
+constexpr Reason kLastReason = R_REKEY_DUE;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop (R_SELECTOR is punted
 // instead by an SA with selectorMiss 'punt', which says so explicitly).
