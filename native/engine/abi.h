@@ -22,6 +22,8 @@ namespace mipsec {
   X(V_PUNT, 3)             \
   X(V_DROP, 4)
 
+// R_REKEY_DUE is not a failure: a FORWARD whose sealing brought an out SA to its soft_packets (docs/engine.md §4)
+// says so with this reason and that SA, so the control plane installs the next key while this one keeps sealing.
 #define MIPSEC_REASONS(X) \
   X(R_NONE, 0)             \
   X(R_BAD_DESCRIPTOR, 1)   \
@@ -60,13 +62,14 @@ namespace mipsec {
   X(R_POLICY_DROP, 34)     \
   X(R_TTL_EXCEEDED, 35)    \
   X(R_DELIVER_LOCAL, 36)   \
-  X(R_REKEY, 37)
+  X(R_REKEY, 37)           \
+  X(R_REKEY_DUE, 38)
 
 #define MIPSEC_ENUMERATOR(name, value) name = value,
 enum Op : uint32_t { MIPSEC_OPS(MIPSEC_ENUMERATOR) };
 enum Verdict : uint8_t { MIPSEC_VERDICTS(MIPSEC_ENUMERATOR) };
 enum Reason : uint8_t { MIPSEC_REASONS(MIPSEC_ENUMERATOR) };
-constexpr Reason kLastReason = R_REKEY;
+constexpr Reason kLastReason = R_REKEY_DUE;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop (R_SELECTOR is punted
 // instead by an SA with selectorMiss 'punt', which says so explicitly).

@@ -287,6 +287,8 @@ void IoLoop::Worker::flush() {
     switch (Verdict(d[D_VERDICT] & 0xff)) {
       case V_FORWARD:
         fast++;
+        // An SA reached its soft limit sealing this packet: the control plane hears of it as a punt without bytes.
+        if ((d[D_VERDICT] >> 8) == R_REKEY_DUE) punts_.add(batch_.from(i), uint8_t(R_REKEY_DUE), d[D_SA], data, 0);
         if (carried_by_udp(data, len)) udp->add(i);
         else raw->add(i, data, len, d[D_NEXTHOP]);
         break;

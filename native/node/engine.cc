@@ -70,6 +70,7 @@ SaConfig config_from(const Napi::Object& o) {
   if (ttl > 255) throw Napi::RangeError::New(o.Env(), "sa field ttl must be 0..255");
   c.ttl = uint8_t(ttl);
   c.max_packets = u32_field(o, "maxPackets", 0);  // 0 = no limit; the binding passes 0 for in SAs
+  c.soft_packets = u32_field(o, "softPackets", 0);  // 0 = no event; likewise 0 for in SAs
   c.relay = u32_field(o, "relay", 1) != 0;
   c.selector_miss_punt = u32_field(o, "selectorMiss", 0) != 0;
   c.selectors.on = !o.Get("selectorSrc").IsUndefined() || !o.Get("selectorDst").IsUndefined();

@@ -52,6 +52,7 @@ const char* SaConfig::validate() const {
   if (role == Role::nexthop && selectors.on) return "sa.selectors apply to role 'end' only";
   if (role == Role::nexthop && selector_miss_punt) return "sa.selectorMiss applies to role 'end' only";
   if (role == Role::end && !relay) return "sa.relay applies to role 'nexthop' only";
+  if (max_packets != 0 && soft_packets > max_packets) return "sa.softPackets must not exceed sa.maxPackets";
   if (selectors.on && (!prefixes_valid(selectors.src, selectors.src_count) || !prefixes_valid(selectors.dst, selectors.dst_count)))
     return "sa.selectors need 1..32 prefixes on each side, without host bits";
   if (ah && ah_key_len != mac_key_bytes(ah_alg)) return "sa.ah.key has the wrong length for sa.ah.alg (gmac-aes128: 20 bytes, hmac-sha256-128: 32)";

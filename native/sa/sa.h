@@ -62,6 +62,7 @@ struct SaConfig {
   uint32_t replay_floor = 0;  // in: sequence numbers <= it are replays (docs/engine.md)
   uint8_t ttl = 64;
   uint32_t max_packets = 0;  // out: packets ENCAP/WRAP/OUTBOUND protect may seal with it; 0 = no limit
+  uint32_t soft_packets = 0;  // out: the FORWARD that seals this many says R_REKEY_DUE (once); 0 = never
   bool relay = true;    // in, role nexthop: a verified datagram not for this node may be relayed (else punted)
   Selectors selectors;  // in, role end
   bool selector_miss_punt = false;  // in, role end: a datagram outside the selectors is punted, not dropped
@@ -137,10 +138,12 @@ class Sa {
   bool replay_check_esp(uint32_t seq);
   bool replay_commit(bool ah, uint32_t ah_seq, bool esp, uint32_t esp_seq);
 
-  // Bytes of the protected datagram (the inner one of an End-End layer).
-  void count(size_t bytes) {
-    packets_.fetch_add(1, std::memory_order_relaxed);
+  // Counts one sealed packet of `bytes` (the inner datagram of an End-End layer). True for exactly one packet, the
+  // one that brings the count to soft_packets: each fetch_add returns a distinct count, whichever thread seals.
+  bool count(size_t bytes) {
+    const uint64_t sealed = packets_.fetch_add(1, std::memory_order_relaxed) + 1;
     bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    return cfg.soft_packets != 0 && sealed == cfg.soft_packets;
   }
   struct Stats { uint64_t packets, bytes; uint32_t ah_seq, esp_seq; };
   Stats stats();

@@ -54,10 +54,10 @@ Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id) {
     const IcvInput in{ip, kIpv4MinHeader, skip_len ? ip + kIpv4MinHeader : nullptr, skip_len, ah, esp, kEspHeader + body + kEspTag};
     if (!ah_tag(*sa, *c, in, ah + ah_tag_offset(ah_alg))) return fail(R_AUTH, sa_id);
   }
-  sa->count(len);
+  const bool due = sa->count(len);
   pkt.data = ip;
   pkt.len = total;
-  return forward(sa_id, sa->cfg.dst);
+  return due ? rekey_due(sa_id, sa->cfg.dst) : forward(sa_id, sa->cfg.dst);
 }
 
 }  // namespace mipsec

@@ -75,7 +75,8 @@ bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_
   if (!next) return *out = fail(R_NO_SA, id), true;
   // Relay: the new layer ends where the old one ended, so the packet never moves its datagram.
   *out = prepend_nexthop_layer(*next, pkt, dip);
-  if (out->verdict == V_FORWARD) out->sa = id;
+  // A FORWARD names the SA that authenticated, unless the new layer's SA reached its soft limit (it says which).
+  if (out->verdict == V_FORWARD && out->reason != R_REKEY_DUE) out->sa = id;
   return true;
 }
 

@@ -46,10 +46,10 @@ Outcome prepend_nexthop_layer(Sa& sa, Packet& pkt, const Ipv4View& d) {
   const IcvInput in{ip, kIpv4MinHeader, skip_len ? ip + kIpv4MinHeader : nullptr, skip_len, ah, pkt.data, covered};
   if (!ah_tag(sa, *lease.get(), in, ah + ah_tag_offset(alg))) return fail(R_AUTH, id);
 
-  sa.count(pkt.len);
+  const bool due = sa.count(pkt.len);
   pkt.data = ip;
   pkt.len += head;
-  return forward(id, sa.cfg.dst);
+  return due ? rekey_due(id, sa.cfg.dst) : forward(id, sa.cfg.dst);
 }
 
 }  // namespace mipsec

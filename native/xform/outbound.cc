@@ -38,9 +38,14 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
     if (sa && sa->packet_limit_reached()) return fail(R_REKEY, id);
   }
   Outcome o = xform_encap(t, pkt, policy->sa);
-  for (int i = 0; i < policy->wraps && o.verdict == V_FORWARD; i++) o = xform_wrap(t, pkt, policy->wrap[i]);
-  if (o.verdict == V_FORWARD) o.sa = policy->sa;  // the End-End SA names the packet; nexthop is the outermost layer's
-  return o;
+  uint32_t due = o.reason == R_REKEY_DUE ? policy->sa : 0;  // the first SA of the chain that reached its soft limit
+  for (int i = 0; i < policy->wraps && o.verdict == V_FORWARD; i++) {
+    o = xform_wrap(t, pkt, policy->wrap[i]);
+    if (!due && o.reason == R_REKEY_DUE) due = policy->wrap[i];
+  }
+  if (o.verdict != V_FORWARD) return o;
+  // The End-End SA names the packet, or the SA whose soft limit it reached; nexthop is the outermost layer's.
+  return due ? rekey_due(due, o.nexthop) : forward(policy->sa, o.nexthop);
 }
 
 }  // namespace mipsec

@@ -25,6 +25,8 @@ inline Outcome fail(Reason r, uint32_t sa = 0) { return {verdict_for(r), r, sa, 
 // A PUNT for a reason that is otherwise a drop (R_SELECTOR under selectorMiss 'punt').
 inline Outcome punt(Reason r, uint32_t sa = 0) { return {V_PUNT, r, sa, 0}; }
 inline Outcome forward(uint32_t sa, uint32_t nexthop) { return {V_FORWARD, R_NONE, sa, nexthop}; }
+// A FORWARD whose sealing brought out SA `sa` to its soft_packets: the packet goes out, the reason tells of it.
+inline Outcome rekey_due(uint32_t sa, uint32_t nexthop) { return {V_FORWARD, R_REKEY_DUE, sa, nexthop}; }
 inline Outcome deliver(uint32_t sa) { return {V_DELIVER, R_NONE, sa, 0}; }
 
 constexpr size_t kMaxIpTotal = 65535;

@@ -101,6 +101,11 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
   if (!Number.isInteger(maxPackets) || maxPackets < 0 || maxPackets > 0xffffffff || (!inbound && sa.maxPackets !== undefined && maxPackets === 0)) {
     fail(sa, `maxPackets must be an integer in 1..4294967295 (omit it for no limit), got ${String(sa.maxPackets)}`);
   }
+  const softPackets = inbound || sa.softPackets === undefined ? 0 : sa.softPackets;
+  if (!Number.isInteger(softPackets) || softPackets < 0 || softPackets > 0xffffffff || (!inbound && sa.softPackets !== undefined && softPackets === 0)) {
+    fail(sa, `softPackets must be an integer in 1..4294967295 (omit it for no event), got ${String(sa.softPackets)}`);
+  }
+  if (maxPackets !== 0 && softPackets > maxPackets) fail(sa, `softPackets ${softPackets} exceeds maxPackets ${maxPackets}`);
   const rules = checkInboundRules(sa, `installSa(id ${sa.id})`);
 
   return {
@@ -124,6 +129,7 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     replayFloor,
     ttl,
     maxPackets,
+    softPackets,
     relay: rules.relay ? 1 : 0,
     selectorSrc: rules.selectors && flattenPrefixes(rules.selectors.src),
     selectorDst: rules.selectors && flattenPrefixes(rules.selectors.dst),

@@ -60,6 +60,8 @@ export const Reason = {
   ttl_exceeded: 35,
   deliver_local: 36,
   rekey: 37,
+  /** Not a failure: on a FORWARD, the SA named reached its softPackets sealing this packet (docs/engine.md §4). */
+  rekey_due: 38,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export type ReasonCode = (typeof Reason)[ReasonName];
@@ -148,6 +150,12 @@ export interface SaDesc {
    * control plane installs the next SA (SKIP: a new Kp) and re-injects it. A relay's new layer ignores it.
    */
   maxPackets?: number;
+  /**
+   * Out SAs: the packet that brings `saStats(id).packets` to this count (1..maxPackets) is FORWARDed with reason
+   * `rekey_due` naming this SA, once: the control plane installs the next SA while this one keeps sealing, so the
+   * hard limit (`maxPackets`) is never met on a busy path. A relay's new layer counts and reports it too.
+   */
+  softPackets?: number;
   /**
    * In SAs of role nexthop: whether a verified datagram not addressed to this node may be relayed by the routes
    * (default true); false punts it as `relay_denied`.

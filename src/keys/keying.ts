@@ -20,6 +20,18 @@ const macOfMacAlg = new Map(Object.entries(SkipAlg.mac).map(([mac, id]) => [id, 
 
 /** Packets an outbound SA carries before its Kp is replaced (SKIP §2.2 asks for a change every 10 MB or 2 minutes). */
 export const DEFAULT_KP_MAX_PACKETS = 1 << 20;
+/** The most packets an outbound SA seals between its soft limit (a new Kp is installed) and its hard limit. */
+export const MAX_KP_ROTATION_HEADROOM = 1 << 16;
+
+/**
+ * Where an outbound SA with a hard limit of `maxPackets` asks for its successor (SaDesc.softPackets): a quarter of the
+ * limit early, at most MAX_KP_ROTATION_HEADROOM packets (half a second of a 1.5 Gbit/s stream), so the control plane
+ * installs the next Kp while the old one keeps sealing. Undefined for a limit of 1: that key rotates on the punt.
+ */
+export function kpSoftLimit(maxPackets: number): number | undefined {
+  if (maxPackets < 2) return undefined;
+  return maxPackets - Math.min(Math.ceil(maxPackets / 4), MAX_KP_ROTATION_HEADROOM);
+}
 export const DEFAULT_MAX_INBOUND_SAS = 65536;
 
 export interface SkipKeyingOptions {
@@ -102,6 +114,8 @@ export class SkipKeying {
   private readonly identity: Identity;
   private readonly certs: CertCache;
   private readonly kpMaxPackets: number;
+  /** Packets after which outboundSa takes a new Kp (kpSoftLimit), before the engine's hard limit stops the SA. */
+  private readonly kpSoftPackets: number | undefined;
   private readonly maxInboundSas: number;
   private readonly now: () => number;
   private readonly random: (length: number) => Uint8Array;
@@ -121,6 +135,7 @@ export class SkipKeying {
     this.random = options.random ?? ((length) => sodium.randombytes_buf(length));
     this.kijs = new LruMap(options.kijCacheSize ?? 1024, (_key, kij) => sodium.memzero(kij));
     if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1) throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
+    this.kpSoftPackets = kpSoftLimit(this.kpMaxPackets);
   }
 
   /** This node's counter n now. */
@@ -130,14 +145,15 @@ export class SkipKeying {
 
   /**
    * The outbound SA towards `req.peer`. A new one (new Kp) when there is none yet, when n has
-   * moved on, or when the current one has carried `packetsSent` ≥ kpMaxPackets packets.
+   * moved on, or when the current one has carried `packetsSent` packets up to its soft limit
+   * (kpSoftLimit of kpMaxPackets; kpMaxPackets itself for a limit of 1).
    */
   outboundSa(req: OutboundRequest, packetsSent = 0): KeyingResult {
     const { crypt, mac } = this.checkRequest(req);
     const slotKey = [formatName(req.peer), req.role, req.esp, req.ah, req.coverage, req.src, req.dst, req.ttl].join('|');
     const n = this.counter();
     const slot = this.outbound.get(slotKey);
-    if (slot && slot.n === n && packetsSent < this.kpMaxPackets) return { ok: true, created: false, id: slot.id };
+    if (slot && slot.n === n && packetsSent < (this.kpSoftPackets ?? this.kpMaxPackets)) return { ok: true, created: false, id: slot.id };
 
     const kij = this.kijFor(req.peer);
     if (!kij.ok) return kij;
@@ -168,9 +184,11 @@ export class SkipKeying {
       dst: req.dst,
       skipHeader: encodeSkipHeader(header),
       ...this.trafficKeys(kp, req.esp, req.ah, req.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
-      // The engine stops sealing with Kp at the limit (PUNT rekey) even when no packet passes the control plane.
+      // The engine tells the control plane when the next Kp is due (FORWARD rekey_due), and stops sealing with this
+      // one at the hard limit (PUNT rekey) should the successor not be in place by then.
       maxPackets: this.kpMaxPackets,
     };
+    if (this.kpSoftPackets !== undefined) sa.softPackets = this.kpSoftPackets;
     sodium.memzero(kp);
     if (req.ttl !== undefined) sa.ttl = req.ttl;
     this.outbound.set(slotKey, { id: sa.id, n });

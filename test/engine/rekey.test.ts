@@ -2,6 +2,7 @@
 // packet as given with reason `rekey` once the SA sealed that many, before any sequence number is taken; the
 // punted datagram goes through again once the control plane installed the next SA and republished its policies.
 // Both paths, byte for byte; in SAs ignore the field; a relay's new layer is exempt; bad values name the field.
+// The soft limit (SaDesc.softPackets): the FORWARD that brings the count to it says rekey_due, once, naming the SA.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Batch, COUNTER_SLOTS, Op, Reason, Verdict, createEngine, type Engine, type EngineImpl, type OpCode, type Policy, type SaDesc } from '../../src/engine/index.js';
@@ -46,6 +47,8 @@ const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id:
 const spiEnd = endSaPair({ suite: 'chacha20poly1305', mode: 'spi', id: 2, src: ADDR.smnCoa, dst: ADDR.sgw0 });
 const hop = nexthopSaPair({ alg: 'hmac-sha256-128', coverage: 'headers', mode: 'skip', id: 3, src: ADDR.smnCoa, dst: ADDR.sgw0 });
 const limited = (sa: SaDesc, maxPackets: number): SaDesc => ({ ...sa, maxPackets });
+const soft = (sa: SaDesc, softPackets: number, maxPackets?: number): SaDesc => ({ ...sa, softPackets, ...(maxPackets ? { maxPackets } : {}) });
+const due = (sa: number, to: string) => ({ verdict: Verdict.FORWARD, reason: Reason.rekey_due, sa, nexthop: ipToU32(to) });
 const packets = (n: number, size = 90) => Array.from({ length: n }, (_, i) => datagram(size + i, { seed: i + 7 }));
 
 describe('SaDesc.maxPackets, native and TS', () => {
@@ -180,5 +183,71 @@ describe('SaDesc.maxPackets, native and TS', () => {
     expect(forwarded).toBeLessThan(limit + batches.length); // one in flight per concurrent batch at most
     const s = e.saStats(spiEnd.out.id)!;
     expect([s.packets, s.espSeq]).toEqual([BigInt(forwarded), forwarded]);
+  });
+});
+
+describe('SaDesc.softPackets, native and TS', () => {
+  it('ENCAP: the packet that reaches the soft limit is sealed and says rekey_due, once; the hard limit still punts', () => {
+    for (const pair of [end, spiEnd]) {
+      const input = packets(5);
+      const [r] = both([soft(pair.out, 2, 4)], (e) => {
+        const r = runMany(e, Op.ENCAP, input, pair.out.id);
+        expect(e.counters()[Reason.rekey_due], e.impl).toBe(1n);
+        expect(e.saStats(pair.out.id)!.packets, e.impl).toBe(4n);
+        return [r];
+      });
+      const to = ADDR.sgw0;
+      expect(r.map(outcome)).toEqual([sent(pair.out.id, to), due(pair.out.id, to), sent(pair.out.id, to), sent(pair.out.id, to), rekey(pair.out.id)]);
+    }
+  });
+
+  it('WRAP: a soft limit of 1 without a hard limit says rekey_due on the first packet and never again', () => {
+    const [r] = both([soft(hop.out, 1)], (e) => [runMany(e, Op.WRAP, packets(3), hop.out.id)]);
+    expect(r.map(outcome)).toEqual([due(hop.out.id, ADDR.sgw0), sent(hop.out.id, ADDR.sgw0), sent(hop.out.id, ADDR.sgw0)]);
+  });
+
+  it('OUTBOUND protect names the SA of the chain that reached its soft limit (the End-End one first)', () => {
+    const policies: Policy[] = [{ prefix: '10.0.0.0/24', sa: end.out.id, wrap: hop.out.id }];
+    const [r] = both([soft(end.out, 3), soft(hop.out, 2)], (e) => [runMany(e, Op.OUTBOUND, packets(4))], policies);
+    expect(r.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), due(hop.out.id, ADDR.sgw0), due(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0)]);
+    const [s] = both([soft(end.out, 2), soft(hop.out, 2)], (e) => [runMany(e, Op.OUTBOUND, packets(3))], policies);
+    expect(s.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), due(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0)]);
+  });
+
+  it("a relay's new layer counts too: its FORWARD names the relaying SA when it reaches the soft limit", () => {
+    const inHop = nexthopSaPair({ alg: 'gmac-aes128', mode: 'spi', id: 21, src: ADDR.sgw1, dst: ADDR.sgw0 });
+    const relay = nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 22, src: ADDR.sgw0, dst: ADDR.sgw2 });
+    const tx = make('ts', [inHop.out]);
+    const arriving = [1, 2, 3].map((i) => runOne(tx, Op.WRAP, espDatagram(80 + i, { dst: '10.9.1.1' }), inHop.out.id).packet);
+    const setup = { local: [ADDR.sgw0], routes: [{ prefix: '10.9.0.0/16', sa: relay.out.id }] };
+    const runs = IMPLS.map((impl) => runMany(make(impl, [inHop.in, soft(relay.out, 2)], undefined, setup), Op.INBOUND, arriving));
+    expect(runs[0].map(outcome)).toEqual(runs[1].map(outcome));
+    runs[0].forEach((r, i) => expect(hex(r.packet)).toBe(hex(runs[1][i].packet)));
+    expect(runs[1].map(outcome)).toEqual([sent(inHop.in.id, ADDR.sgw2), due(relay.out.id, ADDR.sgw2), sent(inHop.in.id, ADDR.sgw2)]);
+  });
+
+  it('refuses a softPackets outside 1..2^32-1 or above maxPackets on an out SA, naming the field; in SAs ignore it', () => {
+    for (const impl of IMPLS) {
+      const e = createEngine(impl);
+      opened.push(e);
+      for (const bad of [0, -1, 1.5, 2 ** 32, '5' as never]) expect(() => e.installSa(soft(end.out, bad)), `${impl} ${String(bad)}`).toThrow(/softPackets/);
+      expect(() => e.installSa(soft(end.out, 5, 4)), impl).toThrow(/softPackets/);
+      e.installSa(soft(end.out, 4, 4));
+      e.installSa(soft(end.in, 0));
+    }
+  });
+
+  it('native, concurrent batches: exactly one packet says rekey_due', async () => {
+    const e = make('native', [soft(spiEnd.out, 40)]);
+    const batches = Array.from({ length: 8 }, () => {
+      const b = new Batch({ capacity: 16 });
+      for (const p of packets(16, 60)) b.push(Op.ENCAP as OpCode, p, spiEnd.out.id);
+      return b;
+    });
+    await Promise.all(batches.map((b) => e.processAsync(b)));
+    const results = batches.flatMap((b) => Array.from({ length: b.count }, (_, i) => b.result(i)));
+    expect(results.every((r) => r.verdict === Verdict.FORWARD)).toBe(true);
+    expect(results.filter((r) => r.reason === Reason.rekey_due).map((r) => r.sa)).toEqual([spiEnd.out.id]);
+    expect(e.counters()[Reason.rekey_due]).toBe(1n);
   });
 });

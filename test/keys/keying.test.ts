@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CertCache } from '../../src/keys/cache.js';
 import { deriveKij, deriveKijn } from '../../src/keys/derive.js';
-import { SkipKeying, wipeSaKeys, type KeyingResult } from '../../src/keys/keying.js';
+import { kpSoftLimit, MAX_KP_ROTATION_HEADROOM, SkipKeying, wipeSaKeys, type KeyingResult } from '../../src/keys/keying.js';
 import type { Identity } from '../../src/keys/keyfile.js';
 import type { SaDesc } from '../../src/engine/types.js';
 import { decodeSkipHeader, encodeSkipHeader } from '../../src/wire/skip.js';
@@ -174,12 +174,20 @@ describe('SkipKeying', () => {
     expect(p.sgw.inboundSa({ packet: otherAlgs, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'sa_mismatch' });
   });
 
-  it('outbound: one SA per request until n moves or the packet count is reached; ids unique and > 0', () => {
+  it('the soft limit: a quarter of the hard one early, at most MAX_KP_ROTATION_HEADROOM packets, none for a limit of 1', () => {
+    expect([1, 2, 3, 4, 1000, 50_000, 1 << 20, 2 ** 32 - 1].map(kpSoftLimit)).toEqual([
+      undefined, 1, 2, 3, 750, 37_500, (1 << 20) - MAX_KP_ROTATION_HEADROOM, 2 ** 32 - 1 - MAX_KP_ROTATION_HEADROOM,
+    ]);
+  });
+
+  it('outbound: one SA per request until n moves or the soft packet count is reached; ids unique and > 0', () => {
     const p = setup({ kpMaxPackets: 1000 });
     const first = created(p.smn.outboundSa(endRequest(p)));
     expect(first.id).toBeGreaterThan(0);
-    expect(p.smn.outboundSa(endRequest(p), 999)).toEqual({ ok: true, created: false, id: first.id });
-    const rotated = p.smn.outboundSa(endRequest(p), 1000);
+    // The engine gets both limits: it reports the soft one (rekey_due) and stops sealing at the hard one (rekey).
+    expect([first.softPackets, first.maxPackets]).toEqual([750, 1000]);
+    expect(p.smn.outboundSa(endRequest(p), 749)).toEqual({ ok: true, created: false, id: first.id });
+    const rotated = p.smn.outboundSa(endRequest(p), 750);
     if (!rotated.ok || !rotated.created) throw new Error('expected a rotation');
     expect(rotated.retire).toBe(first.id);
     expect(hex(rotated.sa.skipHeader!.subarray(12, 52))).not.toBe(hex(first.skipHeader!.subarray(12, 52)));

@@ -3,9 +3,9 @@ import { ESP_HEADER_BYTES, ESP_ICV_BYTES, ESP_IV_BYTES, espPadLength, writeEspHe
 import { IpProto, MAX_IP_TOTAL, type Ipv4Header } from '../../wire/ipv4.js';
 import { aeadSeal, ivFromSeq } from './crypto.js';
 import { signAh, writeOutboundAh } from './icv.js';
-import { forward, reject, type Outcome, type Slot } from './outcome.js';
+import { forward, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
 import { hasSeqLeft, outerHeadersLength, outerLayout, writeOuterHeaders } from './outer.js';
-import type { SaState } from './sa.js';
+import { countSealed, type SaState } from './sa.js';
 
 /**
  * Encapsulates the parsed datagram at buf[offset, offset + length) (length = its total length).
@@ -39,7 +39,6 @@ export function encapsulate(slot: Slot, offset: number, length: number, inner: I
     writeOutboundAh(buf, ahAt, ah, IpProto.ESP, ahSeq);
     signAh(buf, ah, outerLayout(sa, start, end));
   }
-  sa.packets++;
-  sa.bytes += BigInt(length);
-  return forward(start, end - start, sa.id, sa.dst);
+  const due = countSealed(sa, length);
+  return (due ? rekeyDue : forward)(start, end - start, sa.id, sa.dst);
 }

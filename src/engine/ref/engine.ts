@@ -7,6 +7,7 @@ import {
   DESC_WORDS,
   Desc,
   Op,
+  Reason,
   VERDICT_COUNTER_BASE,
   Verdict,
   type BatchLike,
@@ -19,7 +20,7 @@ import {
 import { encapsulate } from './encap.js';
 import { inbound, type InboundContext, type RouteEntry } from './inbound.js';
 import { ipipDecap, ipipEncap } from './ipip.js';
-import { forward, reject, type Outcome, type Slot } from './outcome.js';
+import { forward, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
 import { SaTable, packetLimitReached } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
 
@@ -92,7 +93,7 @@ export class RefEngine implements Engine {
       desc[d + Desc.sa] = outcome.sa;
       desc[d + Desc.nexthop] = outcome.nexthop;
       this.counterArray[VERDICT_COUNTER_BASE + outcome.verdict]++;
-      if (outcome.verdict === Verdict.DROP || outcome.verdict === Verdict.PUNT) this.counterArray[outcome.reason]++;
+      if (outcome.reason !== Reason.none) this.counterArray[outcome.reason]++;
     }
   }
 
@@ -159,11 +160,15 @@ export class RefEngine implements Engine {
       if (sa && sa.direction === 'out' && sa.role === (i === 0 ? 'end' : 'nexthop') && packetLimitReached(sa)) return reject('rekey', offset, length, id);
     }
     let o = this.runOp(Op.ENCAP, policy.sa, 0, slot, offset, length);
+    // The first SA of the chain that reached its soft limit names the FORWARD (else the End-End SA).
+    let due = o.reason === Reason.rekey_due ? policy.sa : 0;
     for (const w of policy.wrap) {
       if (o.verdict !== Verdict.FORWARD) break;
       o = this.runOp(Op.WRAP, w, 0, slot, o.offset, o.length);
+      if (!due && o.reason === Reason.rekey_due) due = w;
     }
-    return o.verdict === Verdict.FORWARD ? { ...o, sa: policy.sa } : o;
+    if (o.verdict !== Verdict.FORWARD) return o;
+    return due ? rekeyDue(o.offset, o.length, due, o.nexthop) : forward(o.offset, o.length, policy.sa, o.nexthop);
   }
 
   private runOp(op: number, arg0: number, arg1: number, slot: Slot, offset: number, length: number): Outcome {

@@ -39,6 +39,11 @@ export function forward(offset: number, length: number, sa: number, nexthop: num
   return { verdict: Verdict.FORWARD, reason: Reason.none, sa, nexthop, offset, length };
 }
 
+/** A FORWARD whose sealing brought out SA `sa` to its softPackets (docs/engine.md §4): the reason tells of it. */
+export function rekeyDue(offset: number, length: number, sa: number, nexthop: number): Outcome {
+  return { verdict: Verdict.FORWARD, reason: Reason.rekey_due, sa, nexthop, offset, length };
+}
+
 export function deliver(offset: number, length: number, sa: number): Outcome {
   return { verdict: Verdict.DELIVER, reason: Reason.none, sa, nexthop: 0, offset, length };
 }

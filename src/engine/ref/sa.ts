@@ -48,6 +48,8 @@ export interface SaState {
   ttl: number;
   /** Out: packets this SA may seal (ENCAP, WRAP, OUTBOUND protect); undefined = no limit. */
   maxPackets?: bigint;
+  /** Out: the FORWARD that seals this many packets says `rekey_due`; undefined = never. */
+  softPackets?: bigint;
   /** In nexthop: a verified datagram not for this node may be relayed. */
   relay: boolean;
   /** In end: where the opened datagram may come from and go to. */
@@ -109,6 +111,10 @@ export function createSa(desc: SaDesc): SaState {
   const floor = inbound && desc.replayFloor !== undefined ? checkInteger(`${where} replayFloor`, desc.replayFloor, 0, MAX_SEQ) : 0;
   const ttl = inbound || desc.ttl === undefined ? DEFAULT_OUTER_TTL : checkInteger(`${where} ttl`, desc.ttl, 1, 255);
   const maxPackets = inbound || desc.maxPackets === undefined ? undefined : checkInteger(`${where} maxPackets`, desc.maxPackets, 1, MAX_SEQ);
+  const softPackets = inbound || desc.softPackets === undefined ? undefined : checkInteger(`${where} softPackets`, desc.softPackets, 1, MAX_SEQ);
+  if (softPackets !== undefined && maxPackets !== undefined && softPackets > maxPackets) {
+    fail(`${where} softPackets`, `${softPackets} exceeds maxPackets ${maxPackets}`, 'use a value up to maxPackets');
+  }
 
   const a = desc.ah;
   if (a) {
@@ -155,6 +161,7 @@ export function createSa(desc: SaDesc): SaState {
     },
     ttl,
     maxPackets: maxPackets === undefined ? undefined : BigInt(maxPackets),
+    softPackets: softPackets === undefined ? undefined : BigInt(softPackets),
     relay: rules.relay,
     selectors: rules.selectors,
     selectorMissPunt: inbound && rules.selectorMissPunt,
@@ -183,6 +190,13 @@ function checkSkipHeader(desc: SaDesc, where: string): { bytes: Uint8Array; head
 /** Out: whether the SA already sealed its `maxPackets` packets (the next one is PUNT `rekey`). */
 export function packetLimitReached(sa: SaState): boolean {
   return sa.maxPackets !== undefined && sa.packets >= sa.maxPackets;
+}
+
+/** Out: counts one sealed packet of `bytes`; true for the one that brings the count to `softPackets`. */
+export function countSealed(sa: SaState, bytes: number): boolean {
+  sa.packets++;
+  sa.bytes += BigInt(bytes);
+  return sa.packets === sa.softPackets;
 }
 
 export function zeroKeys(sa: SaState): void {

@@ -1,9 +1,9 @@
 // WRAP and the relay's new layer: IPv4 / SKIP / AH(next-hop, next header 4) in front of a datagram.
 import { IpProto, MAX_IP_TOTAL, type Ipv4Header } from '../../wire/ipv4.js';
 import { coverageEnd, signAh, writeOutboundAh } from './icv.js';
-import { forward, reject, type Outcome, type Slot } from './outcome.js';
+import { forward, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
 import { hasSeqLeft, outerHeadersLength, outerLayout, writeOuterHeaders } from './outer.js';
-import type { SaState } from './sa.js';
+import { countSealed, type SaState } from './sa.js';
 
 /**
  * Prepends `sa`'s next-hop layer to the datagram `d` at buf[offset, offset + length) so that the layer ends where
@@ -23,7 +23,7 @@ export function prependNexthopLayer(slot: Slot, offset: number, length: number, 
   const ahAt = writeOuterHeaders(buf, start, sa, d, total, seq);
   writeOutboundAh(buf, ahAt, ah, IpProto.IPIP, seq);
   signAh(buf, ah, outerLayout(sa, start, covered.end));
-  sa.packets++;
-  sa.bytes += BigInt(length);
+  // A FORWARD names forwardSa, unless this SA reached its soft limit: then it names this SA.
+  if (countSealed(sa, length)) return rekeyDue(start, total, sa.id, sa.dst);
   return forward(start, total, forwardSa, sa.dst);
 }

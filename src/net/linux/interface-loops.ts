@@ -179,7 +179,8 @@ export class InterfaceLoops implements HostDataPath {
   private dispatch(iface: string, packets: PuntedPacket[], onInput: (packet: Uint8Array, iface: string) => void): void {
     if (this.stopped) return;
     for (const p of packets) {
-      if (p.packet.length < 20 || p.packet[IPV4_DST] >= FIRST_MULTICAST_OCTET) continue;
+      // rekey_due is an event without bytes (an SA reached its soft limit): the role's, like any punt with an SA.
+      if (p.reason !== 'rekey_due' && (p.packet.length < 20 || p.packet[IPV4_DST] >= FIRST_MULTICAST_OCTET)) continue;
       try {
         if (this.puntHandlers.length > 0 && hasEngineContext(p, this.options.isLocalAddress)) {
           const punt: EnginePunt = { packet: p.packet.slice(), reason: p.reason, sa: p.sa, iface };

@@ -276,6 +276,12 @@ export class SecurityGateway {
       this.rekeyed(punt);
       return;
     }
+    if (punt.reason === 'rekey_due') {
+      // An event, no packet: a compiled SA reached its soft limit; the tables move to a fresh key while it seals on.
+      this.tally.add('rekey_due');
+      this.tables?.refresh();
+      return;
+    }
     const arrivedOn: Arrival = punt.iface === this.insideInterface ? 'inside' : 'outside';
     const outcome = { verdict: Verdict.PUNT, reason: Reason[punt.reason], sa: punt.sa, packet: punt.packet, tag: { kind: 'inbound' as const, arrivedOn } };
     for (const job of this.handle([outcome])) this.pipeline.push(job);

@@ -427,6 +427,13 @@ export class MobileNode {
 
   /** What the engine's loops punted with context: judged as the JS path judges the same outcome of engine.process. */
   private onEnginePunt(p: { packet: Uint8Array; reason: ReasonName; sa: number }): void {
+    if (p.reason === 'rekey_due') {
+      // An event, no packet: a compiled SA reached its soft limit; the tables move to a fresh key while it seals on.
+      this.tally.add('rekey_due');
+      this.refreshTimer?.cancel();
+      this.refresh();
+      return;
+    }
     if (p.reason === 'rekey') {
       // A compiled SA carried its packet key's share (kpRotationPackets): move the tables to fresh keys now, and
       // send the datagram the engine held back the way an application's datagram goes.
