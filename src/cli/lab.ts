@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import type { EngineImpl } from '../engine/index.js';
-import type { CaseResult } from '../lab/cases.js';
+import type { CaseResult } from '../lab/case.js';
 import { labCases } from '../lab/cases.js';
 import { TCP_SECONDS } from '../lab/measure.js';
 import { netnsUnavailable, runLab, type LabMode } from '../lab/run.js';

@@ -3,8 +3,8 @@
 // path MTU (what TCP's PMTUD needs). CH0 (home network, kernel stack) pings CH1 (Site 1) through SGW0 → SGW1, with its
 // route's MTU raised from the applications' 1200 to the link's 1500.
 import { afterAll, describe, expect, it } from 'vitest';
-import { figure6World } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6World } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import type { World } from '../../src/lab/world.js';
 import { LINK_MTU, LinuxNetwork } from '../../src/net/linux/network.js';
 import { runCommand } from '../../src/net/netns.js';
@@ -21,10 +21,11 @@ describe.skipIf(!canRunNetns)('path MTU through the lab\'s SGWs (root)', () => {
 
   it('a DF ping from CH0 too big for the VPN gets ICMP 3/4; CH0\'s kernel then knows the path MTU, below the link\'s', async () => {
     const network = new LinuxNetwork();
-    world = await figure6World({ engine: 'native', network });
+    const w = await figure6World({ engine: 'native', network });
+    world = w;
     await network.ready();
     const ns = network.host('ch0').ns;
-    await runCommand('ip', ['netns', 'exec', ns, 'ip', 'route', 'replace', `${F6.ch1}/32`, 'via', world.map.sgw('sgw0')!.inside, 'mtu', String(LINK_MTU)]);
+    await runCommand('ip', ['netns', 'exec', ns, 'ip', 'route', 'replace', `${F6.ch1}/32`, 'via', w.map.sgw('sgw0')!.inside, 'mtu', String(LINK_MTU)]);
     const ping = (size: number) => runCommand('ip', ['netns', 'exec', ns, 'ping', '-n', '-M', 'do', '-s', String(size), '-c', '3', '-i', '0.3', '-W', '1', F6.ch1])
       .then((r) => r.stdout, (err: Error) => err.message);
     // 1472 bytes of ICMP data: a 1500-byte datagram, which cannot carry the VPN's layers on a 1500-byte link.

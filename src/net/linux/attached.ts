@@ -21,7 +21,7 @@
  *                   the roles add are mirrored with `ip route replace` and removed again on close.
  *   send / forward  output hooks, the route table, then the raw IP_HDRINCL socket (or the UDP transport) of the
  *                   route's interface's loop: the kernel routes the datagram by its table and resolves the next
- *                   hop with ARP. What is larger than the interface's MTU (or the loop's 3520) leaves in
+ *                   hop with ARP. What is larger than the interface's MTU (or the loop's MAX_PACKET) leaves in
  *                   fragments; a sealed packet with DF is refused by the link and answered with ICMP 3/4 when the
  *                   datagram it carries has DF (the loop's path, docs/engine.md §9), else dropped (too_big).
  *   local delivery  onDeliver handlers; an ICMP echo request to the host's own addresses is answered here
@@ -42,13 +42,14 @@
  */
 import fs from 'node:fs';
 import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
-import { systemClock } from '../../daemon/clock.js';
+import { systemClock } from '../system-clock.js';
+import { MAX_PACKET } from '../../engine/io.js';
 import type { NativeEngine } from '../../engine/native.js';
 import { ipToU32, parsePrefix, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
 import { echoReply } from '../echo.js';
 import { HostCore, parseCidr, prefixString, type CoreInterface } from '../host-core.js';
 import type { HostDataPath } from '../types.js';
-import { APP_MTU, InterfaceLoops, LOOP_TUN_MTU } from './interface-loops.js';
+import { APP_MTU, InterfaceLoops } from './interface-loops.js';
 import { CommandError, runCommandSync } from '../netns.js';
 
 /** The tc filter preference mipsec's redirect uses (and removes) on each interface's ingress. */
@@ -280,10 +281,10 @@ export class AttachedHost extends HostCore<CoreInterface> {
     }
     const ifaces = wanted.map((itf): CoreInterface => {
       const address = ipToU32(itf.address);
-      // The raw socket sends nothing larger than the interface's MTU, the I/O loop nothing larger than LOOP_TUN_MTU.
+      // The raw socket sends nothing larger than the interface's MTU, the I/O loop nothing larger than MAX_PACKET.
       // The UDP transport puts 28 bytes of IPv4 + UDP in front of what the role sends (docs/engine.md §9.1).
       const carried = this.loopSettings.udpPort === undefined ? 0 : UDP_TRANSPORT_BYTES;
-      const mtu = Math.min((present.find((p) => p.ifname === itf.name)?.mtu ?? LOOP_TUN_MTU) - carried, LOOP_TUN_MTU);
+      const mtu = Math.min((present.find((p) => p.ifname === itf.name)?.mtu ?? MAX_PACKET) - carried, MAX_PACKET);
       const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
       return { name: itf.name, address, prefix, mtu };
     });
@@ -368,7 +369,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
    */
   private redirect(iface: CoreInterface): void {
     const tun = `t-${iface.name}`.slice(0, 15);
-    this.loops.start({ iface: iface.name, tun, mtu: LOOP_TUN_MTU, kernelTunnel: this.kernelTunnel }, (packet) => this.guard(() => this.receive(packet, iface)));
+    this.loops.start({ iface: iface.name, tun, mtu: MAX_PACKET, kernelTunnel: this.kernelTunnel }, (packet) => this.guard(() => this.receive(packet, iface)));
     ip(['link', 'set', 'dev', tun, 'up']);
     // What the role's SAs opened goes into the TUN for the kernel to forward inside: forwarding on that device only
     // (the interfaces' own forwarding stays blackholed, RULE_PREF), no reverse-path check (the sources are remote).

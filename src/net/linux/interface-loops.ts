@@ -25,11 +25,6 @@ import type { EnginePunt, HostDataPath } from '../types.js';
 /** Reasons whose punt carries engine context whatever its SA (CONTRACT.md, Host side). */
 const CONTEXT_REASONS: ReadonlySet<ReasonName> = new Set<ReasonName>(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
 /**
- * The most an interface's TUN takes in one packet (the I/O loop's cap): a role host sends at most
- * min(link MTU, LOOP_TUN_MTU) in one datagram, larger ones leave in fragments.
- */
-export const LOOP_TUN_MTU = 3520;
-/**
  * The MTU the host's applications see (an SMN's home address, a lab host's own probes). Measured on 1500-byte links
  * (Figure 6, SMN away): a CH's reply crosses the HA's IP-in-IP (20), SGW0's End-End SKIP/ESP and the Next-hop layer
  * (≈ 220 in all with the default suites), so a 1260-byte datagram is the largest that arrives; 1200 leaves room for

@@ -51,13 +51,14 @@
  *                   SMN's traffic is protected by its role like the lab's own probes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { MAX_PACKET } from '../../engine/io.js';
 import type { NativeEngine } from '../../engine/native.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
 import { LinkCore, NetworkCore } from '../host-core.js';
 import { NetnsSession, randomSuffix } from '../netns.js';
 import type { CapturedPacket, Clock, HostOptions, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
-import { APP_MTU, InterfaceLoops, LOOP_TUN_MTU, type DataPathStats } from './interface-loops.js';
+import { APP_MTU, InterfaceLoops, type DataPathStats } from './interface-loops.js';
 import { NamespaceHost, type NamespaceInterface, type NamespaceWorld, type Port } from './namespace-host.js';
 import { PcapngReader } from './pcapng.js';
 import { PlainHost } from './plain-host.js';
@@ -364,10 +365,10 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
   addInterface(name: string, link: string, cidr: string): void {
     const { port, address, prefix } = this.attachInterface(name, link, cidr, LINK_MTU);
     const s = this.network.session;
-    // What the host sends fits the veth (LINK_MTU) and the peer's interface TUN (LOOP_TUN_MTU).
-    const iface: LinuxInterface = { name, port, address, prefix, mtu: Math.min(LINK_MTU, LOOP_TUN_MTU) };
+    // What the host sends fits the veth (LINK_MTU) and the peer's interface TUN (MAX_PACKET).
+    const iface: LinuxInterface = { name, port, address, prefix, mtu: Math.min(LINK_MTU, MAX_PACKET) };
     const tun = `t-${name}`.slice(0, 15);
-    this.dataPath.start({ iface: name, tun, mtu: LOOP_TUN_MTU }, (packet) => this.receive(packet, iface));
+    this.dataPath.start({ iface: name, tun, mtu: MAX_PACKET }, (packet) => this.receive(packet, iface));
     s.ipSync(this.ns, ['link', 'set', 'dev', tun, 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
     s.execSync(this.ns, 'tc', ['filter', 'add', 'dev', name, 'ingress', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
