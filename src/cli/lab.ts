@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { EngineImpl } from '../engine/index.js';
 import type { CaseResult } from '../lab/case.js';
 import { labCases } from '../lab/cases.js';
+import { TCP_SECONDS } from '../lab/measure.js';
 import { netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
 import { parseListen } from '../daemon/metrics.js';
 import { FAULT_IDS, runFaults, type FaultId } from '../lab/faults.js';
@@ -16,7 +17,7 @@ const HELP = `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR] [--ke
 
 Runs the draft's cases (Figure 6 §4.4/§4.5, §3, Figure 1/2, §3.5.1, a handover) and checks the
 packet stacks on every link against the draft's [Packet Format]. As root it builds every case in
-network namespaces (veths, bridges, TUN devices) and also measures ping RTT and a 1 s TCP transfer
+network namespaces (veths, bridges, TUN devices) and also measures ping RTT and a ${TCP_SECONDS} s TCP transfer
 between the SMN and its correspondent; otherwise it runs them on the in-memory network.
 
   --netns           namespaces or nothing: exit 2 with the reason when they cannot be used (missing

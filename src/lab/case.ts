@@ -37,8 +37,8 @@ export interface DataPathFigures {
   slowPath: number;
   /** slowPath by punt reason (reasons punted at least once). */
   slowPathReasons: Record<string, number>;
-  /** The same per role node (SGWs, SMN, HA). */
-  nodes: Record<string, { fastPath: number; slowPath: number }>;
+  /** The same per role node (SGWs, SMN, HA); slowPathReasons only when it punted. */
+  nodes: Record<string, { fastPath: number; slowPath: number; slowPathReasons?: Record<string, number> }>;
 }
 
 /** Where the SMN talks to a correspondent: the real-network extras ping and stream between the two. */

@@ -43,13 +43,16 @@ export function dataPathDelta(before: ReadonlyMap<string, DataPathStats>, after:
     const b = before.get(node);
     const fast = a.fastPath - (b?.fastPath ?? 0);
     const slow = a.punted - (b?.punted ?? 0);
-    figures.nodes[node] = { fastPath: fast, slowPath: slow };
-    figures.fastPath += fast;
-    figures.slowPath += slow;
+    const nodeReasons: Record<string, number> = {};
     for (const [reason, n] of Object.entries(a.puntReasons)) {
       const d = n - (b?.puntReasons[reason as keyof DataPathStats['puntReasons']] ?? 0);
-      if (d > 0) figures.slowPathReasons[reason] = (figures.slowPathReasons[reason] ?? 0) + d;
+      if (d <= 0) continue;
+      nodeReasons[reason] = d;
+      figures.slowPathReasons[reason] = (figures.slowPathReasons[reason] ?? 0) + d;
     }
+    figures.nodes[node] = { fastPath: fast, slowPath: slow, ...(slow > 0 ? { slowPathReasons: nodeReasons } : {}) };
+    figures.fastPath += fast;
+    figures.slowPath += slow;
   }
   return figures;
 }

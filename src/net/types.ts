@@ -189,7 +189,7 @@ export interface EnginePunt {
   reason: ReasonName;
   /** The SA that had authenticated the packet when it was punted, 0 if none. */
   sa: number;
-  /** The interface the packet arrived on (LinuxNetwork: 'local' for the host's applications' TUN). */
+  /** The interface the packet arrived on (LinuxNetwork: APPS_PORT for the host's applications' TUN). */
   iface: string;
 }
 

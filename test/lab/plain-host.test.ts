@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { createEngine, NativeEngine } from '../../src/engine/index.js';
 import { collectEchoes, echoServer, probe } from '../../src/lab/traffic.js';
 import { sleep } from '../../src/lab/runtime-linux.js';
-import { LinuxHost, LinuxNetwork } from '../../src/net/linux/network.js';
+import { APPS_PORT, LinuxHost, LinuxNetwork } from '../../src/net/linux/network.js';
+import { APP_MTU } from '../../src/net/linux/interface-loops.js';
 import { PlainHost } from '../../src/net/linux/plain-host.js';
 import { listNamespaces, runCommand } from '../../src/net/netns.js';
 import type { EnginePunt, Host } from '../../src/net/types.js';
@@ -50,7 +51,7 @@ describe.skipIf(!canRunNetns)('LinuxNetwork plain and role hosts (root)', () => 
       expect(() => r.addHook('input', () => 'pass')).toThrow(/plain host on its kernel's own stack/);
       expect(() => b.inject(probe('10.52.0.10', '10.62.0.10', 1))).toThrow(/nothing can be injected/);
       // The kernel's main table mirrors the routes, with the applications' MTU.
-      expect(net.session.ipSync(a.ns, ['route', 'show', 'default'])).toMatch(/via 10\.52\.0\.1 dev eth0 .*mtu 1300/);
+      expect(net.session.ipSync(a.ns, ['route', 'show', 'default'])).toMatch(new RegExp(`via 10\\.52\\.0\\.1 dev eth0 .*mtu ${APP_MTU}`));
       echoServer(b);
       await net.ready();
 
@@ -80,7 +81,7 @@ describe.skipIf(!canRunNetns)('LinuxNetwork plain and role hosts (root)', () => 
     try {
       const { a, r, b } = pair(net, (n) => n.addHost('r', { forwarding: true, engine }) as LinuxHost);
       const router = r as LinuxHost;
-      const tables = [router.dataPath.tableOf('l'), router.dataPath.tableOf('r'), router.dataPath.tableOf('local')];
+      const tables = [router.dataPath.tableOf('l'), router.dataPath.tableOf('r'), router.dataPath.tableOf(APPS_PORT)];
       expect(new Set(tables).size).toBe(3);
       expect(tables).not.toContain(0);
       expect(devices(net, 'r')).toEqual(expect.arrayContaining(['t-l', 't-r', 't-local']));

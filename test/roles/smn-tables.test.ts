@@ -9,7 +9,7 @@ import { figure6World } from '../../src/lab/figure6-world.js';
 import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { collectEchoes, probe } from '../../src/lab/traffic.js';
-import type { World } from '../../src/lab/world.js';
+import type { World, WorldOptions } from '../../src/lab/world.js';
 import type { HostDataPath } from '../../src/net/types.js';
 import { APPLICATION_PORT, TABLE_REFRESH_MS } from '../../src/roles/smn/mobile-node.js';
 import { compileSmnPolicies } from '../../src/roles/smn/tables.js';
@@ -35,9 +35,21 @@ describe('compileSmnPolicies', () => {
     ]);
   });
 
-  it('at home the home address is listed once', () => {
+  it('at home the home address is listed once, and what the applications send from it leaves as it is', () => {
     const policies = compileSmnPolicies({ appTable: APP_TABLE, interfaceTables: [IFACE_TABLE], homeAddress: F6.home, careOf: F6.home, protections: new Map() });
-    expect(policies).toEqual([{ prefix: `${F6.home}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 }]);
+    expect(policies).toEqual([
+      { prefix: `${F6.home}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
+      { prefix: '0.0.0.0/0', table: APP_TABLE, src: [`${F6.home}/32`], action: 'bypass', sa: 0 },
+    ]);
+  });
+
+  it('a destination without layers (SA 0) is bypassed from the own addresses, only away from home', () => {
+    const policies = compileSmnPolicies({
+      appTable: APP_TABLE, interfaceTables: [IFACE_TABLE], homeAddress: F6.home, careOf: F6.coa1, protections: new Map([[ipToU32(F6.ch2), { sa: 0, wraps: [] }]]),
+    });
+    expect(policies.filter((p) => p.table === APP_TABLE)).toEqual([
+      { prefix: `${F6.ch2}/32`, table: APP_TABLE, src: [`${F6.coa1}/32`, `${F6.home}/32`], action: 'bypass', sa: 0 },
+    ]);
   });
 });
 
@@ -45,12 +57,12 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
   let world: World | undefined;
   afterEach(() => world?.close());
 
-  async function visiting(): Promise<{ w: World; engine: Engine }> {
-    const w = await figure6World({ engine: impl });
+  async function visiting(place = 'sgw1', smn?: WorldOptions['smn']): Promise<{ w: World; engine: Engine }> {
+    const w = await figure6World({ engine: impl, smn });
     world = w;
     const dataPath: HostDataPath = { tableOf: (port) => (port === APPLICATION_PORT ? APP_TABLE : IFACE_TABLE), onEnginePunt: () => () => {} };
     Object.defineProperty(w.smnHost, 'dataPath', { value: dataPath });
-    w.place('sgw1');
+    w.place(place);
     w.network.runFor(SETTLE_MS);
     expect(w.smn.registration.state).toBe('registered');
     return { w, engine: w.engines.at(-1)! };
@@ -113,6 +125,35 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     expect(w.smn.policies().filter((p) => p.action === 'inbound').map((p) => p.prefix)).toEqual([`${F6.coa2}/32`, `${F6.home}/32`]);
     expect(echoed(w, 4)).toBe(true);
     expect(protectOf(w, F6.ch0)).toMatchObject({ src: [`${F6.coa2}/32`, `${F6.home}/32`] });
+  });
+
+  it('at home the applications\' datagrams leave as they are by the table (usual IP), as the JS path passes them', async () => {
+    const { w, engine } = await visiting();
+    w.place('home');
+    w.network.runFor(SETTLE_MS);
+    const datagram = probe(F6.home, F6.ch1, 7);
+    const out = sealByTable(engine, datagram);
+    expect(out.verdict).toBe(Verdict.FORWARD);
+    expect(out.packet).toEqual(datagram);
+    // Not what a CH sends from elsewhere: only the home address's own datagrams are covered.
+    expect(sealByTable(engine, probe(F6.ch0, F6.ch1, 8)).verdict).toBe(Verdict.PUNT);
+  });
+
+  it('§3.5 direct from outside: once the first datagram went plain, the table bypasses the next ones; visiting a site (an SGW on the way) it does not', async () => {
+    const { w, engine } = await visiting('outside', { outsideCh: 'direct' });
+    w.smn.send(probe(F6.out, F6.chx, 1));
+    w.network.runFor(SETTLE_MS);
+    expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toMatchObject({ table: APP_TABLE, action: 'bypass', sa: 0 });
+    const datagram = probe(F6.out, F6.chx, 2);
+    const out = sealByTable(engine, datagram);
+    expect(out.verdict).toBe(Verdict.FORWARD);
+    expect(out.packet).toEqual(datagram);
+
+    w.place('sgw1');
+    w.network.runFor(SETTLE_MS);
+    w.smn.send(probe(F6.coa1, F6.chx, 3));
+    w.network.runFor(SETTLE_MS);
+    expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toBeUndefined();
   });
 
   it('hole 5 on the fast path: a failure quoting a packet the engine sealed alone is believed; the same quote with a sequence number not yet used is not', async () => {

@@ -7,8 +7,9 @@
  *   interfaces      the ones the node config names; each must exist and carry its configured address
  *                   (`ip -j addr`). Nothing is created or renamed; moveInterface replaces the address.
  *   from a link     every IPv4 packet arriving on a named interface is redirected at tc ingress (u32 +
- *                   mirred, filter preference FILTER_PREF) into a TUN `t-<name>` read by an IoLoop with an
- *                   empty engine, which punts it to JS with its arrival interface → input hooks. The
+ *                   mirred, filter preference FILTER_PREF) into a TUN `t-<name>` read by an I/O loop (the same
+ *                   InterfaceLoops as a lab host's, ./interface-loops.ts) on the role's engine, or on an empty engine
+ *                   that punts it to JS with its arrival interface → input hooks. The
  *                   kernel's IP stack never sees it: local services on those interfaces stop answering.
  *                   ARP stays with the kernel. Kernel multicast (224.0.0.0 and up) is left out. Each loop takes
  *                   the node config's dataPath (transport, workers, poll window) and is bound to its interface:
@@ -42,14 +43,13 @@
 import fs from 'node:fs';
 import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
 import { systemClock } from '../system-clock.js';
-import { createEngine } from '../../engine/index.js';
-import { flatIoStats, IoLoop, MAX_PACKET, type PuntedPacket } from '../../engine/io.js';
-import { NativeEngine } from '../../engine/native.js';
-import type { ReasonName } from '../../engine/types.js';
+import { MAX_PACKET } from '../../engine/io.js';
+import type { NativeEngine } from '../../engine/native.js';
 import { ipToU32, parsePrefix, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
 import { echoReply } from '../echo.js';
 import { HostCore, parseCidr, prefixString, type CoreInterface } from '../host-core.js';
-import type { EnginePunt, HostDataPath } from '../types.js';
+import type { HostDataPath } from '../types.js';
+import { APP_MTU, InterfaceLoops } from './interface-loops.js';
 import { CommandError, runCommandSync } from '../netns.js';
 
 /** The tc filter preference mipsec's redirect uses (and removes) on each interface's ingress. */
@@ -58,7 +58,6 @@ export const FILTER_PREF = 49_001;
 export const RULE_PREF = 32_001;
 /** The priority of the rules that let proxy ARP answer for a proxied address in front of the blackhole (setProxy). */
 export const PROXY_RULE_PREF = 32_000;
-const TUN_MTU = MAX_PACKET;
 const UDP_TRANSPORT_BYTES = 28;
 
 /** The node config's interfaces do not match this namespace (message: 'interfaces: …' with the fix). */
@@ -127,17 +126,8 @@ export interface ApplicationPort {
 export const APP_RULE_PREF = 31_001;
 /** The routing table with the applications' default route (dev <port> src <address>). */
 export const APP_ROUTE_TABLE = 31_001;
-/**
- * The MTU the applications see. Measured on 1500-byte links (Figure 6, SMN away): a CH's reply crosses the HA's
- * IP-in-IP (20), SGW0's End-End SKIP/ESP and the Next-hop layer (≈ 220 in all with the default suites), so a
- * 1260-byte datagram is the largest that arrives; 1200 leaves room for an End-End AH or the UDP transport (28).
- */
-export const APP_MTU = 1200;
 /** The metric of table APP_ROUTE_TABLE's `unreachable default` behind the TUN's route. */
 const APP_FALLBACK_METRIC = 4_000_000_000;
-
-/** Punt reasons whose packet is what the engine left after authenticating or peeling part of it (docs/engine.md §3). */
-const ENGINE_CONTEXT: ReadonlySet<ReasonName> = new Set(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
 
 interface AddrInfo {
   ifname: string;
@@ -208,10 +198,8 @@ function quietly(cmd: string, args: readonly string[]): void {
 export class AttachedHost extends HostCore<CoreInterface> {
   private readonly proxied = new Set<string>();
   private readonly proxySysctls = new Set<string>();
-  private readonly loops = new Map<string, { loop: IoLoop; engine: NativeEngine; table: number }>();
-  /** The role's engine, shared by every loop (AttachOptions.engine). */
-  private readonly shared?: NativeEngine;
-  private readonly puntHandlers = new Set<(punt: EnginePunt) => void>();
+  /** The interfaces' loops and the applications', on the role's engine (AttachOptions.engine) or an empty one. */
+  private readonly loops: InterfaceLoops;
   readonly dataPath?: HostDataPath;
   private readonly loopSettings: DataPath;
   /** Undo steps for what was added to the kernel, run in reverse order by close(). */
@@ -224,7 +212,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
   /** What the interface loops peel for the applications (ApplicationPort.homeAgent). */
   private readonly kernelTunnel?: { from: string; to: string };
   /** The applications' port (AttachOptions.applications) once its loop runs. */
-  private apps?: { port: string; address: number; loop: IoLoop };
+  private apps?: { port: string; address: number };
 
   /** The address the host's applications use (its application port's), if it has one. */
   get applicationAddress(): string | undefined {
@@ -249,20 +237,21 @@ export class AttachedHost extends HostCore<CoreInterface> {
     this.onError = options.onError ?? ((error) => { throw error; });
     this.loopSettings = options.dataPath ?? DEFAULT_DATA_PATH;
     this.failClosed = options.failClosed ?? false;
-    this.shared = options.engine;
+    const { udpPort, workers, pollMicros } = this.loopSettings;
+    this.loops = new InterfaceLoops({
+      engine: options.engine, transport: { udpPort, workers, pollMicros }, isLocalAddress: (address) => this.isLocal(u32ToIp(address)),
+      onError: (error) => this.onError(error),
+    });
     const apps = options.applications;
-    this.kernelTunnel = this.shared && apps?.homeAgent ? { from: apps.homeAgent, to: apps.address } : undefined;
-    if (this.shared) {
+    this.kernelTunnel = options.engine && apps?.homeAgent ? { from: apps.homeAgent, to: apps.address } : undefined;
+    if (this.loops.shared) {
+      const loops = this.loops;
       this.dataPath = {
         tableOf: (iface) => {
-          const table = this.loops.get(iface)?.table;
-          if (table === undefined) throw new Error(`host '${this.name}': no interface '${iface}' (it has: ${[...this.loops.keys()].join(', ')})`);
-          return table;
+          if (!loops.loop(iface)) throw new Error(`host '${this.name}': no interface '${iface}' with an I/O loop`);
+          return loops.tableOf(iface);
         },
-        onEnginePunt: (handler) => {
-          this.puntHandlers.add(handler);
-          return () => this.puntHandlers.delete(handler);
-        },
+        onEnginePunt: (handler) => loops.onEnginePunt(handler),
         applicationAddress: () => this.applicationAddress,
       };
     }
@@ -273,7 +262,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
   protected override delivered(packet: Uint8Array): void {
     // For the applications: into their TUN, where the kernel hands it to the sockets (and answers ping itself).
     if (this.apps && packet.length >= 20 && readU32(packet, 16) === this.apps.address) {
-      this.apps.loop.inject([{ packet, via: 'tun' }]);
+      this.loops.inject(this.apps.port, [{ packet, via: 'tun' }]);
       return;
     }
     const reply = echoReply(packet);
@@ -292,10 +281,10 @@ export class AttachedHost extends HostCore<CoreInterface> {
     }
     const ifaces = wanted.map((itf): CoreInterface => {
       const address = ipToU32(itf.address);
-      // The raw socket sends nothing larger than the interface's MTU, the I/O loop nothing larger than TUN_MTU.
+      // The raw socket sends nothing larger than the interface's MTU, the I/O loop nothing larger than MAX_PACKET.
       // The UDP transport puts 28 bytes of IPv4 + UDP in front of what the role sends (docs/engine.md §9.1).
       const carried = this.loopSettings.udpPort === undefined ? 0 : UDP_TRANSPORT_BYTES;
-      const mtu = Math.min((present.find((p) => p.ifname === itf.name)?.mtu ?? TUN_MTU) - carried, TUN_MTU);
+      const mtu = Math.min((present.find((p) => p.ifname === itf.name)?.mtu ?? MAX_PACKET) - carried, MAX_PACKET);
       const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
       return { name: itf.name, address, prefix, mtu };
     });
@@ -306,7 +295,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     }
     // Closed before anything is redirected: no moment in which the kernel forwards what arrives.
     for (const iface of ifaces) this.closeForwarding(iface.name);
-    ifaces.forEach((iface, i) => this.redirect(iface, i + 1));
+    for (const iface of ifaces) this.redirect(iface);
     for (const iface of ifaces) this.registerInterface(iface);
     // The kernel's routes through our interfaces are the host's routes too.
     const kernel = JSON.parse(ip(['-j', 'route', 'show', 'table', 'main']) || '[]') as KernelRoute[];
@@ -327,7 +316,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
    * next attach after a crash; the TUN goes with the process).
    */
   private setUpApplications(apps: ApplicationPort): void {
-    if (!this.shared || !this.dataPath) throw new Error(`host '${this.name}': an application port needs the role's native engine (AttachOptions.engine)`);
+    if (!this.dataPath) throw new Error(`host '${this.name}': an application port needs the role's native engine (AttachOptions.engine)`);
     const address = ipToU32(apps.address);
     const removeAll = () => {
       for (let pref = APP_RULE_PREF; pref <= APP_RULE_PREF + 3; pref++) removeRules(pref);
@@ -335,19 +324,12 @@ export class AttachedHost extends HostCore<CoreInterface> {
     };
     // What a killed daemon left.
     removeAll();
-    const table = this.loops.size + 1;
-    const { udpPort, workers, pollMicros } = this.loopSettings;
-    const loop = IoLoop.start({
-      engine: this.shared, tun: { name: apps.port, mtu: apps.mtu ?? APP_MTU, offload: true, addresses: [`${apps.address}/32`] }, raw: true,
-      // Its raw receivers and UDP socket take nothing from the links (the interfaces' loops do): bound to lo (a
-      // loop of a shared engine must be bound, and the TUN does not exist before the loop opens it).
-      udpPort, workers, pollMicros, bindInterface: 'lo', tunTable: table, deliver: 'tun',
-      onPunt: (packets: PuntedPacket[]) => {
-        for (const p of packets) this.guard(() => this.appPunted(p, apps.port));
-      },
-    });
-    this.loops.set(apps.port, { loop, engine: this.shared, table });
-    this.apps = { port: apps.port, address, loop };
+    const { udpPort } = this.loopSettings;
+    // Its raw receivers and UDP socket take nothing from the links (the interfaces' loops do): bound to lo (a loop of
+    // a shared engine must be bound, and the TUN does not exist before the loop opens it).
+    this.loops.start({ iface: apps.port, tun: apps.port, mtu: apps.mtu ?? APP_MTU, addresses: [`${apps.address}/32`], bindInterface: 'lo', deliver: 'tun' },
+      (packet) => this.guard(() => this.send(packet)));
+    this.apps = { port: apps.port, address };
     this.undo.push({ what: `application rules and table ${APP_ROUTE_TABLE}`, run: removeAll });
     ip(['link', 'set', 'dev', apps.port, 'up']);
     fs.writeFileSync(`/proc/sys/net/ipv4/conf/${apps.port}/rp_filter`, '0');
@@ -369,20 +351,6 @@ export class AttachedHost extends HostCore<CoreInterface> {
   }
 
   /**
-   * What the applications sent and the tables do not cover: the host's send path (the role's output hook decides);
-   * one with engine context (an SA's punt) goes to the role's handler.
-   */
-  private appPunted(p: PuntedPacket, port: string): void {
-    if (p.packet.length < 20 || p.packet[16] >= 224) return;
-    if (this.puntHandlers.size && (p.sa !== 0 || ENGINE_CONTEXT.has(p.reason))) {
-      const punt: EnginePunt = { packet: p.packet.slice(), reason: p.reason, sa: p.sa, iface: port };
-      for (const handler of this.puntHandlers) handler(punt);
-      return;
-    }
-    this.send(p.packet.slice());
-  }
-
-  /**
    * What the kernel would forward from `dev` is blackholed (local delivery is looked up first, so it still works);
    * the rule is removed on close unless the host fails closed (then it outlives the daemon).
    */
@@ -395,33 +363,17 @@ export class AttachedHost extends HostCore<CoreInterface> {
   }
 
   /**
-   * tc ingress of `iface` → its own TUN, read by an I/O loop: on the role's engine with policy table `table` (the
-   * role's tables decide; punts come to the role), else on an empty engine that punts every packet to receive().
+   * tc ingress of `iface` → its own TUN, read by an I/O loop (InterfaceLoops): on the role's engine with the
+   * interface's policy table (the role's tables decide; punts with engine context come to the role), else on an
+   * empty engine that punts every packet to receive().
    */
-  private redirect(iface: CoreInterface, table: number): void {
+  private redirect(iface: CoreInterface): void {
     const tun = `t-${iface.name}`.slice(0, 15);
-    const engine = this.shared ?? createEngine('native');
-    if (!(engine instanceof NativeEngine)) throw new Error('real interfaces need the native addon (run npm rebuild)');
-    let loop: IoLoop;
-    try {
-      const { udpPort, workers, pollMicros } = this.loopSettings;
-      const fast = this.shared !== undefined;
-      loop = IoLoop.start({
-        engine, tun: { name: tun, mtu: TUN_MTU, offload: fast }, raw: true, udpPort, workers, pollMicros, bindInterface: iface.name,
-        tunTable: table, deliver: fast ? 'route' : 'tun', kernelTunnel: this.kernelTunnel,
-        onPunt: (packets: PuntedPacket[]) => {
-          for (const p of packets) this.guard(() => this.punted(p, iface));
-        },
-      });
-    } catch (err) {
-      if (engine !== this.shared) engine.close();
-      throw err;
-    }
-    this.loops.set(iface.name, { loop, engine, table });
+    this.loops.start({ iface: iface.name, tun, mtu: MAX_PACKET, kernelTunnel: this.kernelTunnel }, (packet) => this.guard(() => this.receive(packet, iface)));
     ip(['link', 'set', 'dev', tun, 'up']);
     // What the role's SAs opened goes into the TUN for the kernel to forward inside: forwarding on that device only
     // (the interfaces' own forwarding stays blackholed, RULE_PREF), no reverse-path check (the sources are remote).
-    if (this.shared) for (const [key, value] of [['forwarding', '1'], ['rp_filter', '0']]) fs.writeFileSync(`/proc/sys/net/ipv4/conf/${tun}/${key}`, value);
+    if (this.loops.shared) for (const [key, value] of [['forwarding', '1'], ['rp_filter', '0']]) fs.writeFileSync(`/proc/sys/net/ipv4/conf/${tun}/${key}`, value);
     const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show', 'dev', iface.name]) || '[]') as { kind: string }[];
     const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', iface.name, 'ingress']);
     let ownQdisc = !qdiscs.some((q) => q.kind === 'ingress');
@@ -437,17 +389,6 @@ export class AttachedHost extends HostCore<CoreInterface> {
       'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
     this.undo.push({ what: `tc filter on ${iface.name}`, run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]) });
     if (this.loopSettings.udpPort !== undefined) this.passUdpTransport(iface, this.loopSettings.udpPort);
-  }
-
-  /** A punt with engine context goes to the role's handler; any other is a packet as it arrived: the input path. */
-  private punted(p: PuntedPacket, iface: CoreInterface): void {
-    if (this.puntHandlers.size && (p.sa !== 0 || ENGINE_CONTEXT.has(p.reason))) {
-      const punt: EnginePunt = { packet: p.packet, reason: p.reason, sa: p.sa, iface: iface.name };
-      for (const handler of this.puntHandlers) handler(punt);
-      return;
-    }
-    // Kernel multicast (IGMP reports) is not the roles' business.
-    if (p.packet.length >= 20 && p.packet[16] < 224) this.receive(p.packet.slice(), iface);
   }
 
   /** UDP transport datagrams to this interface's address go to the kernel (so to the loop's UDP socket), not the TUN. */
@@ -490,11 +431,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
 
   /** The I/O loops' own counters, summed over the interfaces (docs/engine.md §9 stats()). */
   ioCounters(): Record<string, number> {
-    const sum: Record<string, number> = {};
-    for (const { loop } of this.loops.values()) {
-      for (const [name, n] of Object.entries(flatIoStats(loop.stats()))) sum[name] = (sum[name] ?? 0) + n;
-    }
-    return sum;
+    return this.loops.flatCounters();
   }
 
   /** Removes everything it added; idempotent and synchronous (also the process 'exit' path). */
@@ -511,11 +448,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
         errors.push(`${step.what}: ${(err as Error).message}`);
       }
     }
-    for (const { loop, engine } of this.loops.values()) {
-      loop.stop();
-      if (engine !== this.shared) engine.close();
-    }
-    this.loops.clear();
+    this.loops.stop();
     if (errors.length) throw new Error(`could not remove everything mipsec added: ${errors.join('; ')}`);
   }
 
@@ -608,10 +541,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
 
   /** The route's interface's loop: the kernel routes the packet by its table and resolves the next hop with ARP. */
   protected override transmit(packet: Uint8Array, iface: CoreInterface, _nextHop: number, carries?: Uint8Array): boolean {
-    const out = this.loops.get(iface.name);
-    if (this.closed || !out) return false;
-    out.loop.inject([{ packet, via: 'raw', carries }]);
-    return true;
+    return !this.closed && this.loops.inject(iface.name, [{ packet, via: 'raw', carries }]);
   }
 
   private guard(run: () => void): void {

@@ -17,13 +17,20 @@
  *   stats()         the loops' counters summed (fastPath, punted, puntReasons, tx errors, …).
  */
 import { createEngine } from '../../engine/index.js';
-import { IoLoop, type InjectPacket, type IoLoopOptions, type IoStats, type PuntedPacket } from '../../engine/io.js';
+import { flatIoStats, IoLoop, type InjectPacket, type IoLoopOptions, type IoStats, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
 import type { ReasonName } from '../../engine/types.js';
 import type { EnginePunt, HostDataPath } from '../types.js';
 
 /** Reasons whose punt carries engine context whatever its SA (CONTRACT.md, Host side). */
 const CONTEXT_REASONS: ReadonlySet<ReasonName> = new Set<ReasonName>(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
+/**
+ * The MTU the host's applications see (an SMN's home address, a lab host's own probes). Measured on 1500-byte links
+ * (Figure 6, SMN away): a CH's reply crosses the HA's IP-in-IP (20), SGW0's End-End SKIP/ESP and the Next-hop layer
+ * (≈ 220 in all with the default suites), so a 1260-byte datagram is the largest that arrives; 1200 leaves room for
+ * an End-End AH or the UDP transport (28).
+ */
+export const APP_MTU = 1200;
 const IPV4_DST = 16;
 const FIRST_MULTICAST_OCTET = 224;
 
@@ -36,6 +43,15 @@ export interface LoopPort {
   mtu: number;
   /** The raw receivers (and a UDP transport) take only what arrives on this device (default: `iface`). */
   bindInterface?: string;
+  /** Addresses 'a.b.c.d/len' on the TUN (an application port's). */
+  addresses?: readonly string[];
+  /**
+   * 'route' (default): the TUN is an interface's port, what an SA opened goes on by the kernel's routes; 'tun': it is
+   * the applications' own device, what the host delivers them is written into it.
+   */
+  deliver?: 'tun' | 'route';
+  /** With deliver 'route': the home agent's tunnel the loop peels for the kernel (IoLoopOptions.kernelTunnel). */
+  kernelTunnel?: { from: string; to: string };
 }
 
 /** How every loop of the host moves packets (a daemon's node config dataPath). */
@@ -133,9 +149,9 @@ export class InterfaceLoops implements HostDataPath {
     if (this.loops.has(port.iface)) throw new Error(`interface ${port.iface} already has an I/O loop`);
     const { udpPort, workers, pollMicros } = this.options.transport ?? {};
     const options: IoLoopOptions = {
-      engine: this.engine, netns: this.options.netns, tun: { name: port.tun, mtu: port.mtu, offload: true }, raw: true,
+      engine: this.engine, netns: this.options.netns, tun: { name: port.tun, mtu: port.mtu, offload: true, addresses: port.addresses }, raw: true,
       udpPort, workers, pollMicros, bindInterface: port.bindInterface ?? port.iface,
-      tunTable: this.tableOf(port.iface), deliver: 'route',
+      tunTable: this.tableOf(port.iface), deliver: port.deliver ?? 'route', kernelTunnel: port.kernelTunnel,
       onPunt: (packets) => this.dispatch(port.iface, packets, onInput),
     };
     const loop = IoLoop.start(options);
@@ -153,6 +169,15 @@ export class InterfaceLoops implements HostDataPath {
     if (this.stopped || !loop?.running) return false;
     loop.inject(packets);
     return true;
+  }
+
+  /** Every loop's counters as one flat record (flatIoStats: `punted_<reason>` per reason), summed. */
+  flatCounters(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const loop of this.loops.values()) {
+      for (const [name, n] of Object.entries(flatIoStats(loop.stats()))) sum[name] = (sum[name] ?? 0) + n;
+    }
+    return sum;
   }
 
   stats(): DataPathStats {

@@ -38,14 +38,15 @@
  *                   hooks (ctx.iface, ctx.link). The kernels' own multicast (IGMP reports) is left out, as
  *                   MemoryNetwork has none. The kernel's IP stack never sees a frame of a role host's links.
  *   send / forward  output hooks, then the JS route table, then the raw IP_HDRINCL socket ('raw' inject): the
- *                   kernel routes it by its table and resolves the next hop with ARP. Packets over MAX_PACKET bytes
- *                   (what the peer's TUN reads) leave in fragments.
+ *                   kernel routes it by its table and resolves the next hop with ARP. Packets over the link's
+ *                   MTU (1500) leave in fragments; a sealed one with DF that the link refuses is answered with ICMP
+ *                   3/4 carrying the MTU that fits, when the datagram it carries had DF (the loop builds it).
  *   inject          the JS input path directly (as MemoryHost: queued, not re-entrant).
  *   local delivery  onDeliver handlers; ICMP echo, TCP and UDP to port 5201 (the applications'
  *                   traffic) are also written into the TUN `t-local`, where the kernel delivers them
  *                   to its sockets (the destination is one of the host's kernel addresses).
  *   applications    run as uid 65534 (appCommand()); a rule `uidrange 65534 lookup 50` sends their
- *                   packets into `t-local`, whose loop runs OUTBOUND with the table dataPath.tableOf('local'),
+ *                   packets into `t-local`, whose loop runs OUTBOUND with the table dataPath.tableOf(APPS_PORT),
  *                   so what the role has not compiled takes the host's send() path: output hooks first (an
  *                   SMN's traffic is protected by its role like the lab's own probes).
  */
@@ -57,7 +58,7 @@ import { IpProto } from '../../wire/ipv4.js';
 import { LinkCore, NetworkCore } from '../host-core.js';
 import { NetnsSession, randomSuffix } from '../netns.js';
 import type { CapturedPacket, Clock, HostOptions, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
-import { InterfaceLoops, type DataPathStats } from './interface-loops.js';
+import { APP_MTU, InterfaceLoops, type DataPathStats } from './interface-loops.js';
 import { NamespaceHost, type NamespaceInterface, type NamespaceWorld, type Port } from './namespace-host.js';
 import { PcapngReader } from './pcapng.js';
 import { PlainHost } from './plain-host.js';
@@ -73,11 +74,8 @@ export function asAppUser(argv: readonly string[]): string[] {
 }
 const APP_TABLE = 50;
 const LOCAL_TUN = 't-local';
-/** Room for the protocol layers on the lab's links: nothing is ever too big for a veth. */
-export const LINK_MTU = 9000;
-const IFACE_TUN_MTU = MAX_PACKET;
-/** Applications see this MTU: the End-End layer and next-hop layers fit in what the roles send. */
-export const APP_MTU = 1300;
+/** The lab's links have Ethernet's default MTU, as a deployment's do (the applications see APP_MTU). */
+export const LINK_MTU = 1500;
 /** dumpcap reports "Capturing on" before every interface is open. */
 const CAPTURE_START_MS = 300;
 const ICMP_ECHO_REPLY = 0;
@@ -328,8 +326,11 @@ interface LinuxInterface extends NamespaceInterface {
   port: Port;
 }
 
-/** The name the host's applications' TUN has among its data path's ports (tableOf, EnginePunt.iface). */
-export const APPS_PORT = 'local';
+/**
+ * The name the host's applications' TUN has among its data path's ports (tableOf, EnginePunt.iface): the one an SMN
+ * compiles its applications' policies for (src/roles/smn.ts APPLICATION_PORT), as on a daemon's host.
+ */
+export const APPS_PORT = 'mipsec-apps';
 
 /**
  * A role host: every IPv4 packet of its interfaces is read by an I/O loop on the role's engine (or an empty one),
@@ -364,10 +365,10 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
   addInterface(name: string, link: string, cidr: string): void {
     const { port, address, prefix } = this.attachInterface(name, link, cidr, LINK_MTU);
     const s = this.network.session;
-    // The veths take LINK_MTU, but the peer's interface TUN reads at most IFACE_TUN_MTU a packet (the I/O loop's cap).
-    const iface: LinuxInterface = { name, port, address, prefix, mtu: IFACE_TUN_MTU };
+    // What the host sends fits the veth (LINK_MTU) and the peer's interface TUN (MAX_PACKET).
+    const iface: LinuxInterface = { name, port, address, prefix, mtu: Math.min(LINK_MTU, MAX_PACKET) };
     const tun = `t-${name}`.slice(0, 15);
-    this.dataPath.start({ iface: name, tun, mtu: IFACE_TUN_MTU }, (packet) => this.receive(packet, iface));
+    this.dataPath.start({ iface: name, tun, mtu: MAX_PACKET }, (packet) => this.receive(packet, iface));
     s.ipSync(this.ns, ['link', 'set', 'dev', tun, 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
     s.execSync(this.ns, 'tc', ['filter', 'add', 'dev', name, 'ingress', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
@@ -380,8 +381,8 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
   }
 
   /** The raw socket: the kernel routes the packet by its (mirrored) table and resolves the next hop with ARP. */
-  protected override transmit(packet: Uint8Array): boolean {
-    return this.dataPath.inject(APPS_PORT, [{ packet, via: 'raw' }]);
+  protected override transmit(packet: Uint8Array, _iface: LinuxInterface, _nextHop: number, carries?: Uint8Array): boolean {
+    return this.dataPath.inject(APPS_PORT, [{ packet, via: 'raw', carries }]);
   }
 
   /** The applications' traffic also goes to the kernel's sockets. */

@@ -27,7 +27,7 @@ import { DEFAULT_SUITES, type Suites } from '../common/suites.js';
 import { RegistrationClient, type RegistrationClientOptions, type RegistrationEvent } from './registration-client.js';
 import { UdpRegistrationTransport } from './registration-transport.js';
 import { TunnelEndpoint } from './tunnel-endpoint.js';
-import { PathTable, type Procedure } from './paths.js';
+import { PathTable, type Layers, type Procedure } from './paths.js';
 import { SentLog } from './sent.js';
 import { SmnTables, type Protection } from './tables.js';
 
@@ -76,6 +76,9 @@ export type Position = { place: 'home' | 'visiting' | 'outside'; careOf: string;
 
 type Tag = { kind: 'out'; wraps: number[] } | { kind: 'in' };
 type Job = EngineJob<Tag>;
+
+/** A destination whose datagrams leave with no layer (SmnTables: `bypass`). */
+const PLAIN: Protection = { sa: 0, wraps: [] };
 
 /** Packets kept per destination to re-send once a failure message has changed how they must be wrapped. */
 const RESEND_WINDOW_MS = 1000;
@@ -354,7 +357,8 @@ export class MobileNode {
       sink({ op: Op.ENCAP, packet, arg0: sa, tag: { kind: 'out', wraps } });
       return;
     }
-    this.tables.forget(dst);
+    if (this.leavesPlain(dst, layers)) this.compile(dst, PLAIN);
+    else this.tables.forget(dst);
     const first = wraps.shift();
     if (first === undefined) {
       this.tally.add('sent_plain');
@@ -412,6 +416,7 @@ export class MobileNode {
   private protectionFor(dst: number, retired: number[]): Protection | undefined {
     if (this.careOf === ipToU32(this.homeAddress)) return undefined;
     const layers = this.paths.layersFor(dst);
+    if (this.leavesPlain(dst, layers)) return PLAIN;
     if (layers.stage !== 'end' || !layers.end) return undefined;
     const src = u32ToIp(this.careOf);
     const wraps: number[] = [];
@@ -423,6 +428,15 @@ export class MobileNode {
     const end = layers.end;
     const r = this.keys.outbound({ peer: sgwName(end), src, dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, retired);
     return r.ok ? { sa: r.id, wraps } : undefined;
+  }
+
+  /**
+   * Whether the datagrams to `dst` leave plain for good: usual IP (§3.5) to a destination no SGW lies on the way to,
+   * so no failure message can change how they are sent (one about a packet the engine sent alone would not be
+   * recognised as ours).
+   */
+  private leavesPlain(dst: number, layers: Layers): boolean {
+    return layers.stage === 'plain' && layers.hops.length === 0 && this.map.path(this.careOf, dst).length === 0;
   }
 
   /** What the engine's loops punted with context: judged as the JS path judges the same outcome of engine.process. */

@@ -2,8 +2,10 @@
 // the End-End SA and the Next-hop SAs around it — becomes an OUTBOUND policy in the table of the SMN's
 // application port, so the next packets of its applications are sealed by the engine without entering JS.
 // Own addresses become `inbound` policies in each interface's table (INBOUND opens what comes to the SMN).
-// What no policy covers is punted: the first packet of a key, the §3.2 plain steps, §4.5.4 local traffic,
-// everything at home — the JS path decides those exactly as before (src/roles/smn.ts).
+// At home the applications' datagrams leave as they are (the JS path passes them: usual IP, §4.5.1/§4.5.2), and so
+// do those to an outside destination no SGW lies on the way to (§3.5 direct): `bypass` in the application table.
+// What no policy covers is punted: the first packet of a key, the §3.2 plain steps, §4.5.4 local traffic — the JS
+// path decides those exactly as before (src/roles/smn.ts).
 import type { Engine, Policy } from '../../engine/types.js';
 import { u32ToIp } from '../../wire/addr.js';
 
@@ -16,6 +18,7 @@ export type TablePolicy = Policy & {
 
 /** The SAs that protect one destination: End-End, and Next-hop layers innermost first (the order WRAP runs). */
 export interface Protection {
+  /** The End-End SA; 0: the datagram leaves plain (no layer, `wraps` empty). */
   sa: number;
   wraps: readonly number[];
 }
@@ -33,7 +36,8 @@ export interface SmnTableInput {
 
 /**
  * The engine tables for an SMN: per destination, `protect` for datagrams from the home or care-of address (what
- * the JS path protects, src/roles/smn.ts classifyOutput); per interface table, `inbound` for the own addresses.
+ * the JS path protects, src/roles/smn.ts classifyOutput), or `bypass` for one that leaves plain; at home, `bypass`
+ * for everything from the home address; per interface table, `inbound` for the own addresses.
  */
 export function compileSmnPolicies(input: SmnTableInput): TablePolicy[] {
   const own = [...new Set([input.careOf, input.homeAddress])];
@@ -42,8 +46,11 @@ export function compileSmnPolicies(input: SmnTableInput): TablePolicy[] {
     for (const address of own) out.push({ prefix: `${address}/32`, table, action: 'inbound', sa: 0 });
   }
   const src = own.map((a) => `${a}/32`);
+  if (input.careOf === input.homeAddress) out.push({ prefix: '0.0.0.0/0', table: input.appTable, src, action: 'bypass', sa: 0 });
   for (const [dst, p] of [...input.protections].sort((a, b) => a[0] - b[0])) {
-    out.push({ prefix: `${u32ToIp(dst)}/32`, table: input.appTable, src, action: 'protect', sa: p.sa, ...(p.wraps.length ? { wrap: [...p.wraps] } : {}) });
+    const prefix = `${u32ToIp(dst)}/32`;
+    if (p.sa === 0) out.push({ prefix, table: input.appTable, src, action: 'bypass', sa: 0 });
+    else out.push({ prefix, table: input.appTable, src, action: 'protect', sa: p.sa, ...(p.wraps.length ? { wrap: [...p.wraps] } : {}) });
   }
   return out;
 }
@@ -92,7 +99,7 @@ export class SmnTables {
   /** The SAs compiled policies use (their packets leave without JS seeing them). */
   saIds(): Set<number> {
     const ids = new Set<number>();
-    for (const p of this.protections.values()) for (const id of [p.sa, ...p.wraps]) ids.add(id);
+    for (const p of this.protections.values()) for (const id of [p.sa, ...p.wraps]) if (id !== 0) ids.add(id);
     return ids;
   }
 
