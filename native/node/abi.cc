@@ -1,5 +1,5 @@
-// binding.abi: every number JS and the native side must agree on, from the lists that define them natively
-// (engine/abi.h, io/batch.h, io/loop.h, node/io_loop.h). test/engine/abi.test.ts compares it with the TS tables.
+// binding.abi: every number JS and the native side must agree on, read from where each is defined natively (the lists
+// of engine/abi.h, the loop's headers, the SA enums). test/engine/abi.test.ts compares it with the TS tables.
 #include <cctype>
 #include <string>
 #include "crypto/aead.h"
@@ -14,13 +14,17 @@ namespace mipsec {
 
 namespace {
 
-// Sets object[name] = value, name being the enumerator without its prefix ("R_BAD_AH" → "BAD_AH"), lower-cased if asked.
-void put(Napi::Object object, const char* enumerator, double value, bool lower) {
+// The JS name of an enumerator: without its prefix ("R_BAD_AH" → "BAD_AH"), lower-cased if asked.
+std::string js_name(const char* enumerator, bool lower) {
   std::string name(enumerator);
   name.erase(0, name.find('_') + 1);
   if (lower)
     for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
-  object.Set(name, Napi::Number::New(object.Env(), value));
+  return name;
+}
+
+void put(Napi::Object object, const char* enumerator, double value, bool lower) {
+  object.Set(js_name(enumerator, lower), Napi::Number::New(object.Env(), value));
 }
 
 }  // namespace
@@ -46,6 +50,12 @@ Napi::Object AbiExports(Napi::Env env) {
   MIPSEC_REASONS(MIPSEC_PUT_REASON)
   MIPSEC_DESC_WORDS(MIPSEC_PUT_DESC)
   MIPSEC_POLICY_ACTIONS(MIPSEC_PUT_ACTION)
+  // The reasons whose verdict is PUNT (verdict_for); every other reason is a drop.
+  Napi::Array punts = Napi::Array::New(env);
+#define MIPSEC_PUT_PUNT(name, value) \
+  if (verdict_for(name) == V_PUNT) punts.Set(punts.Length(), js_name(#name, true));
+  MIPSEC_REASONS(MIPSEC_PUT_PUNT)
+  abi.Set("puntReasons", punts);
   abi.Set("counterSlots", number(kCounterSlots));
   abi.Set("verdictCounterBase", number(kVerdictCounterBase));
   abi.Set("descWords", number(kDescWords));

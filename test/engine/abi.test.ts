@@ -13,6 +13,7 @@ import {
 } from '../../src/engine/io.js';
 import { AH_ALG_CODE, ESP_SUITE_CODE } from '../../src/engine/native.js';
 import { MAX_POLICY_WRAPS, PolicyActionCode } from '../../src/engine/policy.js';
+import { PUNT_REASONS } from '../../src/engine/ref/outcome.js';
 import {
   COUNTER_SLOTS,
   DESC_WORDS,
@@ -86,11 +87,13 @@ const tsAbi = {
 
 describe('JS ↔ native ABI', () => {
   it('binding.abi equals the TS tables, number for number and name for name', () => {
-    const { puntReasonSlots, ioStats, ...native } = binding().abi;
+    const { puntReasonSlots, ioStats, puntReasons, ...native } = binding().abi;
     const { ioStats: tsIoStats, ...ts } = tsAbi;
     expect(native).toStrictEqual(ts);
     // The binding sets stats() fields by name: the order is free, the set is not.
     expect([...ioStats].sort()).toStrictEqual([...tsIoStats].sort());
+    // Which reasons are punts, the rest drops (abi.h verdict_for, the reference engine's reject()).
+    expect([...puntReasons].sort()).toStrictEqual([...PUNT_REASONS].sort());
     // The loop counts punts per reason code in puntReasonSlots slots; io.ts names each by reasonName.
     expect(reasonName.length).toBeLessThanOrEqual(puntReasonSlots);
   });
