@@ -151,12 +151,15 @@ async function build(cxx, names) {
   const jobs = os.cpus().length;
   const coreDir = path.join(buildDir, 'core');
   const sanitizedFlags = [...COMMON_FLAGS.filter((f) => !f.startsWith('-I')), LIB_SANITIZE].join(' ');
-  await runCommand('make', ['-s', '-C', path.join(root, 'native'), `-j${jobs}`, 'lib', `OUT=${coreDir}`, `CXX=${cxx}`, `CXXFLAGS=${sanitizedFlags}`]);
+  const make = ['-s', '-C', path.join(root, 'native'), `-j${jobs}`, 'lib', `OUT=${coreDir}`, `CXX=${cxx}`];
+  await runCommand('make', [...make, `CXXFLAGS=${sanitizedFlags}`]);
   const lib = path.join(coreDir, 'libmipsec-core.a');
   const headerTime = newestHeader();
   const commonSrc = path.join(fuzzDir, 'common.cc');
   const commonObj = path.join(buildDir, 'fuzz_common.o');
-  if (stale(commonObj, [commonSrc], headerTime)) await runCommand(cxx, [...COMMON_FLAGS, LIB_SANITIZE, '-c', commonSrc, '-o', commonObj]);
+  if (stale(commonObj, [commonSrc], headerTime)) {
+    await runCommand(cxx, [...COMMON_FLAGS, LIB_SANITIZE, '-c', commonSrc, '-o', commonObj]);
+  }
   const objs = [commonObj, lib];
   const link = [];
   for (const name of names) {

@@ -75,7 +75,8 @@ Napi::Object AbiExports(Napi::Env env) {
   skip.Set("kij", kij);
   skip.Set("crypt", crypt);
   skip.Set("mac", mac);
-  for (const auto& [name, alg] : {std::pair{"gmac-aes128", MacAlg::gmac_aes128}, {"hmac-sha256-128", MacAlg::hmac_sha256_128}}) {
+  for (const auto& [name, alg] :
+       {std::pair{"gmac-aes128", MacAlg::gmac_aes128}, {"hmac-sha256-128", MacAlg::hmac_sha256_128}}) {
     ah.Set(name, number(double(alg)));
     key_bytes.Set(name, number(double(mac_key_bytes(alg))));
     mac.Set(name, number(skip_mac_alg(alg)));
