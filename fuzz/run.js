@@ -142,28 +142,25 @@ async function parallel(tasks, limit) {
   await Promise.all(workers);
 }
 
-/** Compiles the data path (native/wire, crypto, sa, xform) and fuzz/common.cc once, then links each harness. */
+/**
+ * Builds the native core library with the sanitizers (native/Makefile: the same sources and dependency tracking as
+ * `make -C native`, into fuzz/out/build/core) and fuzz/common.cc, then links each harness against them.
+ */
 async function build(cxx, names) {
   fs.mkdirSync(buildDir, { recursive: true });
-  const headerTime = newestHeader();
-  const libSources = fs
-    .readFileSync(path.join(root, 'native', 'datapath.sources'), 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map((rel) => path.join(root, rel))
-    .concat(path.join(fuzzDir, 'common.cc'));
-  for (const src of libSources) {
-    const text = fs.readFileSync(src, 'utf8');
-    if (/#include\s*[<"](napi|node_api|node)\.h/.test(text)) fail(`${path.relative(root, src)} includes Node-API headers; the data path must build without them`);
-  }
-  const objOf = (src) => path.join(buildDir, path.relative(root, src).replace(/[/\\]/g, '_').replace(/\.cc$/, '.o'));
-  const compile = libSources
-    .filter((src) => stale(objOf(src), [src], headerTime))
-    .map((src) => () => runCommand(cxx, [...COMMON_FLAGS, LIB_SANITIZE, '-c', src, '-o', objOf(src)]));
   const jobs = os.cpus().length;
-  await parallel(compile, jobs);
-  const objs = libSources.map(objOf);
+  const coreDir = path.join(buildDir, 'core');
+  const sanitizedFlags = [...COMMON_FLAGS.filter((f) => !f.startsWith('-I')), LIB_SANITIZE].join(' ');
+  const make = ['-s', '-C', path.join(root, 'native'), `-j${jobs}`, 'lib', `OUT=${coreDir}`, `CXX=${cxx}`];
+  await runCommand('make', [...make, `CXXFLAGS=${sanitizedFlags}`]);
+  const lib = path.join(coreDir, 'libmipsec-core.a');
+  const headerTime = newestHeader();
+  const commonSrc = path.join(fuzzDir, 'common.cc');
+  const commonObj = path.join(buildDir, 'fuzz_common.o');
+  if (stale(commonObj, [commonSrc], headerTime)) {
+    await runCommand(cxx, [...COMMON_FLAGS, LIB_SANITIZE, '-c', commonSrc, '-o', commonObj]);
+  }
+  const objs = [commonObj, lib];
   const link = [];
   for (const name of names) {
     const src = path.join(fuzzDir, `${name}.cc`);

@@ -61,7 +61,7 @@ const char* SaConfig::validate() const {
     return "sa.replayWindow must be a multiple of 64 in 64..4096";
   if (mode == Mode::spi) {
     if (skip_len != 0) return "sa.skipHeader is for mode 'skip' only";
-    if ((ah && ah_spi < 256) || (esp && esp_spi < 256)) return "SPIs in mode 'spi' must be at least 256";
+    if ((ah && ah_spi < kMinSpi) || (esp && esp_spi < kMinSpi)) return "SPIs in mode 'spi' must be at least 256";
     return nullptr;
   }
   if ((ah && ah_spi != kSkipSpi) || (esp && esp_spi != kSkipSpi)) return "SPIs in mode 'skip' must be 1 (SKIP_SPI)";

@@ -18,6 +18,8 @@ enum class Mode : uint8_t { skip = 0, spi = 1 };
 enum class Coverage : uint8_t { full = 0, headers = 1 };
 
 constexpr size_t kMaxKeyBytes = 36;
+// The smallest SPI of mode 'spi' (RFC 4303: 1..255 are reserved).
+constexpr uint32_t kMinSpi = 256;
 constexpr uint32_t kMaxSeq = 0xffffffffu;
 // Prefixes per side of an inbound End-End SA's traffic selectors (an SGW region, an SMN's two addresses).
 constexpr size_t kMaxSelectorPrefixes = 32;

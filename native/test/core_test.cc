@@ -67,7 +67,9 @@ std::string bring_up_loopback() {
   const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   ifreq req{};
   std::strncpy(req.ifr_name, "lo", IFNAMSIZ - 1);
-  const bool ok = fd >= 0 && ::ioctl(fd, SIOCGIFFLAGS, &req) == 0 && (req.ifr_flags |= IFF_UP, ::ioctl(fd, SIOCSIFFLAGS, &req) == 0);
+  bool ok = fd >= 0 && ::ioctl(fd, SIOCGIFFLAGS, &req) == 0;
+  req.ifr_flags |= IFF_UP;
+  ok = ok && ::ioctl(fd, SIOCSIFFLAGS, &req) == 0;
   const std::string err = ok ? "" : std::string("bringing lo up: ") + std::strerror(errno);
   if (fd >= 0) ::close(fd);
   return err;
@@ -109,8 +111,9 @@ bool send_udp(uint32_t to, uint16_t port, const std::string& payload) {
   dst.sin_family = AF_INET;
   dst.sin_port = htons(port);
   dst.sin_addr.s_addr = htonl(to);
-  const bool ok = fd >= 0 && ::sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&dst), sizeof dst) ==
-                                 ssize_t(payload.size());
+  const auto* to_addr = reinterpret_cast<const sockaddr*>(&dst);
+  const ssize_t sent = fd >= 0 ? ::sendto(fd, payload.data(), payload.size(), 0, to_addr, sizeof dst) : -1;
+  const bool ok = sent == ssize_t(payload.size());
   if (fd >= 0) ::close(fd);
   return ok;
 }
@@ -130,7 +133,8 @@ void sealed_round_trip(io::IoLoop& loop, EngineCore& engine) {
   const std::string payload = "sealed by the core test";
   check(send_udp(kSealedPeer, 9000, payload), "UDP datagram to 10.9.0.2 sent into the TUN");
   const bool delivered = wait_for([&] { return loop.stat(io::S_TX_TUN) >= 1; });
-  check(delivered, "the opened datagram was written back into the TUN (txTun " + std::to_string(loop.stat(io::S_TX_TUN)) + ")");
+  const std::string tx_tun = std::to_string(loop.stat(io::S_TX_TUN));
+  check(delivered, "the opened datagram was written back into the TUN (txTun " + tx_tun + ")");
   check(loop.stat(io::S_RX_TUN) >= 1, "read from the TUN (rxTun)");
   check(loop.stat(io::S_TX_RAW) >= 1, "sent sealed by the raw socket (txRaw)");
   check(loop.stat(io::S_RX_ESP) >= 1, "received as ESP on the raw socket (rxEsp)");
@@ -139,8 +143,9 @@ void sealed_round_trip(io::IoLoop& loop, EngineCore& engine) {
   const auto snapshot = engine.table.snapshot();
   check(snapshot->find(kOutSa)->stats().packets >= 1, "the out SA sealed it");
   check(snapshot->find(kInSa)->stats().packets >= 1, "the in SA opened it");
-  check(engine.counters->value[kVerdictCounterBase + V_DELIVER].load() >= 1, "engine counted a DELIVER");
-  check(engine.counters->value[R_AUTH].load() == 0 && engine.counters->value[R_REPLAY].load() == 0, "no auth or replay drop");
+  const auto& counted = engine.counters->value;
+  check(counted[kVerdictCounterBase + V_DELIVER].load() >= 1, "engine counted a DELIVER");
+  check(counted[R_AUTH].load() == 0 && counted[R_REPLAY].load() == 0, "no auth or replay drop");
 }
 
 void punted_without_policy(io::IoLoop& loop, CollectingSink& sink) {

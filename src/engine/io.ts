@@ -289,7 +289,9 @@ export class IoLoop {
     // allocates no ArrayBuffer per packet (freed only by a later GC, those fragmented the malloc heap).
     if (this.staging.length < total) this.staging = new Uint8Array(Math.max(total, 2 * this.staging.length));
     const metaWords = packets.length * INJECT_META_WORDS;
-    if (this.stagingMeta.length < metaWords) this.stagingMeta = new Uint32Array(Math.max(metaWords, 2 * this.stagingMeta.length));
+    if (this.stagingMeta.length < metaWords) {
+      this.stagingMeta = new Uint32Array(Math.max(metaWords, 2 * this.stagingMeta.length));
+    }
     const bytes = this.staging;
     const meta = this.stagingMeta;
     let at = 0;

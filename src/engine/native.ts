@@ -8,6 +8,7 @@ import {
   KEY_BYTES,
   SkipAlg,
   type BatchLike,
+  type Coverage,
   type Engine,
   type EspSuite,
   type MacAlg,
@@ -17,10 +18,23 @@ import {
   type SaStats,
 } from './types.js';
 
-/** The algorithm codes installSa passes (binding.abi.ahAlgs and espSuites; test/engine/abi.test.ts compares). */
+// What installSa hands the addon (binding.abi's ahAlgs, espSuites, saFields, minSpi, maxReplayWindow;
+// test/engine/abi.test.ts compares).
 export const AH_ALG_CODE: Readonly<Record<MacAlg, number>> = { 'gmac-aes128': 1, 'hmac-sha256-128': 2 };
 export const ESP_SUITE_CODE: Readonly<Record<EspSuite, number>> = { aes128gcm: 1, aes256gcm: 2, chacha20poly1305: 3 };
-const MIN_SPI = 256;
+export const SA_FIELD_CODE = {
+  direction: { out: 0, in: 1 },
+  role: { end: 0, nexthop: 1 },
+  mode: { skip: 0, spi: 1 },
+  coverage: { full: 0, headers: 1 },
+} as const satisfies {
+  direction: Record<SaDesc['direction'], number>;
+  role: Record<SaDesc['role'], number>;
+  mode: Record<SaDesc['mode'], number>;
+  coverage: Record<Coverage, number>;
+};
+export const MIN_SPI = 256;
+export const MAX_REPLAY_WINDOW = 4096;
 
 function fail(sa: Partial<SaDesc>, message: string): never {
   throw new RangeError(`installSa(id ${sa.id}): ${message}`);
@@ -92,7 +106,9 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
   // so one description can be installed as both ends of a pair.
   const inbound = sa.direction === 'in';
   const replayWindow = inbound ? u32(sa, 'replayWindow', sa.replayWindow, 1024) : 1024;
-  if (replayWindow < 64 || replayWindow > 4096 || replayWindow % 64 !== 0) fail(sa, `replayWindow must be a multiple of 64 in 64..4096, got ${replayWindow}`);
+  if (replayWindow < 64 || replayWindow > MAX_REPLAY_WINDOW || replayWindow % 64 !== 0) {
+    fail(sa, `replayWindow must be a multiple of 64 in 64..${MAX_REPLAY_WINDOW}, got ${replayWindow}`);
+  }
   const replayFloor = inbound ? u32(sa, 'replayFloor', sa.replayFloor, 0) : 0;
   const ttl = inbound ? 64 : u32(sa, 'ttl', sa.ttl, 64);
   if (ttl < 1 || ttl > 255) fail(sa, `ttl must be 1..255, got ${ttl}`);
@@ -110,9 +126,9 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
 
   return {
     id,
-    direction: sa.direction === 'out' ? 0 : 1,
-    role: sa.role === 'end' ? 0 : 1,
-    mode: sa.mode === 'skip' ? 0 : 1,
+    direction: SA_FIELD_CODE.direction[sa.direction],
+    role: SA_FIELD_CODE.role[sa.role],
+    mode: SA_FIELD_CODE.mode[sa.mode],
     src: address(sa, 'src', sa.src),
     dst: address(sa, 'dst', sa.dst),
     skipHeader: sa.skipHeader,
@@ -120,7 +136,7 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     ahKey: ah ? key(sa, 'ah.key', ah.key, ah.alg) : undefined,
     ahSpi,
     ahSeq: ah && !inbound ? u32(sa, 'ah.seq', ah.seq, 0) : 0,
-    coverage: ah?.coverage === 'headers' ? 1 : 0,
+    coverage: SA_FIELD_CODE.coverage[ah?.coverage ?? 'full'],
     espSuite: esp ? ESP_SUITE_CODE[esp.suite] : 0,
     espKey: esp ? key(sa, 'esp.key', esp.key, esp.suite) : undefined,
     espSpi,

@@ -11,21 +11,26 @@ import {
   VIA_CODE,
   type IoCounter,
 } from '../../src/engine/io.js';
-import { AH_ALG_CODE, ESP_SUITE_CODE } from '../../src/engine/native.js';
+import { AH_ALG_CODE, ESP_SUITE_CODE, MAX_REPLAY_WINDOW, MIN_SPI, SA_FIELD_CODE } from '../../src/engine/native.js';
 import { MAX_POLICY_WRAPS, PolicyActionCode } from '../../src/engine/policy.js';
+import { PUNT_REASONS } from '../../src/engine/ref/outcome.js';
+import { MIN_SPI_MODE_SPI } from '../../src/engine/ref/sa.js';
 import {
   COUNTER_SLOTS,
   DESC_WORDS,
   Desc,
+  KEY_BYTES,
   MAX_LAYERS,
   MAX_POLICY_SRC_PREFIXES,
   MAX_SELECTOR_PREFIXES,
   Op,
   Reason,
+  SkipAlg,
   VERDICT_COUNTER_BASE,
   Verdict,
   reasonName,
 } from '../../src/engine/types.js';
+import { SKIP_SPI } from '../../src/wire/skip.js';
 import { binding } from '../native/addon.js';
 
 // Every IoStats counter once (tsc refuses a missing or unknown name), to compare with the loop's stat names.
@@ -75,6 +80,12 @@ const tsAbi = {
   maxSelectorPrefixes: MAX_SELECTOR_PREFIXES,
   ahAlgs: AH_ALG_CODE,
   espSuites: ESP_SUITE_CODE,
+  keyBytes: KEY_BYTES,
+  skipAlgs: SkipAlg,
+  saFields: SA_FIELD_CODE,
+  skipSpi: SKIP_SPI,
+  minSpi: MIN_SPI,
+  maxReplayWindow: MAX_REPLAY_WINDOW,
   ioStats: Object.keys(ioCounters),
   maxPacket: MAX_PACKET,
   icmpQuoteMax: ICMP_QUOTE_MAX,
@@ -86,13 +97,17 @@ const tsAbi = {
 
 describe('JS ↔ native ABI', () => {
   it('binding.abi equals the TS tables, number for number and name for name', () => {
-    const { puntReasonSlots, ioStats, ...native } = binding().abi;
+    const { puntReasonSlots, ioStats, puntReasons, ...native } = binding().abi;
     const { ioStats: tsIoStats, ...ts } = tsAbi;
     expect(native).toStrictEqual(ts);
     // The binding sets stats() fields by name: the order is free, the set is not.
     expect([...ioStats].sort()).toStrictEqual([...tsIoStats].sort());
+    // Which reasons are punts, the rest drops (abi.h verdict_for, the reference engine's reject()).
+    expect([...puntReasons].sort()).toStrictEqual([...PUNT_REASONS].sort());
     // The loop counts punts per reason code in puntReasonSlots slots; io.ts names each by reasonName.
     expect(reasonName.length).toBeLessThanOrEqual(puntReasonSlots);
+    // The reference engine checks SPIs by its own constant.
+    expect(MIN_SPI_MODE_SPI).toBe(MIN_SPI);
   });
 
   it('the counter layout holds every reason below the verdict counters', () => {
