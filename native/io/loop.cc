@@ -37,6 +37,12 @@ constexpr uint32_t kTagWake = 0, kTagTun = 1, kTagRaw = 2;  // epoll tags; raw s
 constexpr uint32_t kTagUdp = kTagRaw + kRawSockets;
 // A worker that handled more packets than this within one poll window is under load: it sleeps when idle.
 constexpr uint64_t kPollMaxPackets = 64;
+// Fresh-key punts per worker and epoch, in all and per source bucket (Worker::shed_fresh_key_punts).
+constexpr uint64_t kPuntEpochNs = 100'000'000;
+constexpr uint32_t kFreshKeyPuntsPerEpoch = 64;
+constexpr uint16_t kFreshKeyPuntsPerSource = 8;
+constexpr unsigned kPuntSourceBucketBits = 8;
+constexpr size_t kPuntSourceBuckets = size_t(1) << kPuntSourceBucketBits;
 
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -100,6 +106,7 @@ class IoLoop::Worker {
  private:
   void flush();
   void offer_punts();
+  size_t shed_fresh_key_punts();
   bool punted_fragment(const uint8_t* p, size_t len, From from);
   void drain_injects();
   void send_injected(const uint8_t* p, size_t len, const uint8_t* quote, size_t quote_len);
@@ -113,6 +120,11 @@ class IoLoop::Worker {
   Batch batch_;
   // This batch's punts (and fragments read before it), offered to the sink after it (cleared, capacity kept).
   PuntBatch punts_;
+  PuntBatch kept_punts_;  // punts_ reordered by shed_fresh_key_punts() (swapped with it, capacity kept)
+  // Fresh-key punts offered in this epoch: in all, and per source bucket (shed_fresh_key_punts).
+  uint64_t punt_epoch_ = 0;
+  uint32_t fresh_key_punts_ = 0;
+  uint16_t fresh_key_punts_from_[kPuntSourceBuckets] = {};
   InjectBatch injecting_;  // swapped with `injects`, sent, cleared (both keep their capacity)
   size_t delivered_[kBatchPackets] = {};  // batch indices of the DELIVER packets for the TUN, in order
   Refusal refusals_[kBatchPackets] = {};
@@ -344,13 +356,49 @@ void IoLoop::Worker::flush() {
 // Hands the punts gathered so far to the sink: a batch's, and the fragments read before it.
 void IoLoop::Worker::offer_punts() {
   if (punts_.empty()) return;
+  const size_t shed = shed_fresh_key_punts();
   const size_t total = punts_.size();
-  const size_t taken = loop_.sink_->offer(punts_);
+  const size_t taken = total ? loop_.sink_->offer(punts_) : 0;
   // The sink takes a prefix of the batch.
   for (size_t k = 0; k < taken; k++) loop_.punt_reasons_[punts_.meta[k].reason % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
   punts_.clear();
   count(S_PUNTED, taken);
-  count(S_PUNT_DROPPED, total - taken);
+  count(S_PUNT_DROPPED, total - taken + shed);
+}
+
+// The first packet of a key no SA vouches for (unknown_key with no verified outer layer) costs the control plane a
+// keying attempt, and anyone may send one from any address: per worker, at most kFreshKeyPuntsPerEpoch of them go on
+// each kPuntEpochNs, one source (hashed into kPuntSourceBuckets) at most kFreshKeyPuntsPerSource — so a flood neither
+// fills the bounded queue nor keeps the control plane from the rest. Every other punt goes first, in its order (a new
+// key opened under a peer's verified Next-hop layer among them); what is shed counts as puntDropped.
+size_t IoLoop::Worker::shed_fresh_key_punts() {
+  const uint64_t epoch = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) / kPuntEpochNs;
+  if (epoch != punt_epoch_) {
+    punt_epoch_ = epoch;
+    fresh_key_punts_ = 0;
+    std::fill(std::begin(fresh_key_punts_from_), std::end(fresh_key_punts_from_), uint16_t(0));
+  }
+  const auto fresh = [this](size_t i) { return punts_.meta[i].reason == R_UNKNOWN_KEY && punts_.meta[i].sa == 0; };
+  size_t shed = 0;
+  kept_punts_.clear();
+  for (size_t i = 0; i < punts_.size(); i++)
+    if (!fresh(i)) kept_punts_.add(punts_, i);
+  for (size_t i = 0; i < punts_.size(); i++) {
+    if (!fresh(i)) continue;
+    const PuntMeta& m = punts_.meta[i];
+    const uint32_t src = m.length >= 20 ? load32(punts_.data(i) + 12) : 0;
+    uint16_t& from = fresh_key_punts_from_[(src * 2654435761u) >> (32 - kPuntSourceBucketBits)];
+    if (fresh_key_punts_ >= kFreshKeyPuntsPerEpoch || from >= kFreshKeyPuntsPerSource) {
+      shed++;
+      continue;
+    }
+    fresh_key_punts_++;
+    from++;
+    kept_punts_.add(punts_, i);
+  }
+  std::swap(punts_, kept_punts_);
+  kept_punts_.clear();
+  return shed;
 }
 
 // A role's port (deliver 'route') hands IPv4 fragments read from its TUN or the UDP transport to the role whole: it

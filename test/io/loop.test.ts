@@ -1,10 +1,16 @@
 // The native I/O loop on real interfaces: two namespaces joined by a veth pair, each running an IoLoop with a
 // TUN device; ping goes TUN → OUTBOUND → raw → veth → raw → INBOUND → TUN and back (as root; CI is root).
 process.env.MIPSEC_NATIVE = '1';
+import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Batch, Op, createEngine, NativeEngine, RefEngine, Reason, Verdict, VERDICT_COUNTER_BASE } from '../../src/engine/index.js';
 import { IoLoop, MAX_PACKET, type PuntedPacket } from '../../src/engine/io.js';
+import { SkipAlg } from '../../src/engine/types.js';
+import { skipCounter } from '../../src/keys/derive.js';
+import { ipToU32 } from '../../src/wire/addr.js';
+import { IpProto, buildIpv4 } from '../../src/wire/ipv4.js';
+import { IPPROTO_SKIP, NSID_NONE, encodeSkipHeader } from '../../src/wire/skip.js';
 import { datagram, endSaPair } from '../engine/fixtures.js';
 import { loopRegistry } from './harness.js';
 import { TCP_SINK, TCP_SOURCE, canRunNetns, captureProtocols, inNetns, ip, makePair, pythonInNetns, type Pair, type Side } from './topology.js';
@@ -224,6 +230,48 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     expect(s.puntDropped).toBeGreaterThan(0);
     expect(s.punted).toBeLessThanOrEqual(noPolicy);
     expect(received).toBe(s.punted);
+  });
+
+  it('punt queue: fresh keys from one source are shed past its share per 100 ms; another source gets in', async () => {
+    const { a, b } = pair;
+    const eb = engineFor([], [b.outer, b.inner], []);
+    const punts: PuntedPacket[] = [];
+    const lb = startLoop(eb, b, (packets) => punts.push(...packets));
+    // SKIP packets with fresh (random) wrapped keys: 200 from a.outer in one burst, then 4 from another address of its
+    // link (192.168.77.3; the two hash to different source buckets).
+    const fresh = (src: string) => {
+      const skip = encodeSkipHeader({
+        srcNsid: NSID_NONE, dstNsid: NSID_NONE, nextHeader: IpProto.ESP, n: skipCounter(Math.floor(Date.now() / 1000)),
+        kijAlg: SkipAlg.kij['aes256-kw'], cryptAlg: SkipAlg.crypt.aes128gcm, macAlg: 0, compAlg: 0,
+        wrappedKp: randomBytes(40),
+      });
+      const esp = Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 0, 0, 1]), randomBytes(64)]);
+      const header = { src: ipToU32(src), dst: ipToU32(b.outer), protocol: IPPROTO_SKIP };
+      return Buffer.from(buildIpv4(header, Buffer.concat([skip, esp])));
+    };
+    const burst = Array.from({ length: 200 }, () => fresh(a.outer));
+    const packets = [...burst, ...[1, 2, 3, 4].map(() => fresh('192.168.77.3'))];
+    const sender = pythonInNetns(a.ns, [
+      'import socket, sys',
+      's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
+      "print('ready', flush=True)",
+      "for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 0))",
+      "print('{}', flush=True)",
+    ].join('\n'), [b.outer, ...packets.map((p) => p.toString('hex'))]);
+    await sender.ready;
+    await sender.done;
+    await new Promise((r) => setTimeout(r, 300));
+    const from = (src: string) =>
+      punts.filter((p) => p.reason === 'unknown_key' && Array.from(p.packet.subarray(12, 16)).join('.') === src);
+    const unknownKey = Number(eb.counters()[Reason.unknown_key]);
+    expect(unknownKey).toBe(204);
+    // 8 per source and 100 ms: the burst may straddle two epochs.
+    expect(from(a.outer).length).toBeGreaterThanOrEqual(8);
+    expect(from(a.outer).length).toBeLessThanOrEqual(16);
+    expect(from('192.168.77.3').length).toBe(4);
+    const s = lb.stats();
+    expect(s.punted).toBe(punts.length);
+    expect(s.punted + s.puntDropped).toBe(unknownKey);
   });
 
   it('start/stop 20 times leaves no fd and no thread behind; stop is idempotent and engine close stops the loop', async () => {

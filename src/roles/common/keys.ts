@@ -7,7 +7,7 @@
 import type { Engine, SaDesc, Selectors } from '../../engine/types.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
-import { ipToU32, u32ToIp } from '../../wire/addr.js';
+import { ipToU32, readIp, u32ToIp } from '../../wire/addr.js';
 import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import type { KeyLog } from './keylog.js';
@@ -31,6 +31,9 @@ export type SaLookup = { ok: true; id: number } | { ok: false; reason: SaFailure
 export const DEFAULT_MAX_INBOUND_PER_PEER = 64;
 /** Inbound SAs in all (the engine's SA ids and memory stay bounded). */
 export const DEFAULT_MAX_INBOUND = 65536;
+
+/** Sequence numbers back from an SA's last one that a failure message may quote (packets the engine sealed alone). */
+export const QUOTABLE_SEQS = 4096;
 
 export interface SaLimits {
   maxInboundPerPeer?: number;
@@ -57,6 +60,8 @@ export class NodeKeys {
   /** Inbound SA ids per peer, oldest first: a peer at its cap replaces its oldest packet key. */
   private readonly inboundOrder = new Map<string, number[]>();
   private inboundCount = 0;
+  /** Outbound SAs their receiver can no longer use (spend()): the next outbound() for them takes a fresh Kp. */
+  private readonly spent = new Set<number>();
   /** Inbound SAs replaced by a newer packet key of the same peer at its cap. */
   evictedInbound = 0;
   private readonly maxInboundPerPeer: number;
@@ -83,7 +88,8 @@ export class NodeKeys {
    */
   outbound(req: OutboundRequest, retired?: number[]): SaLookup {
     const current = this.outIds.get(outKey(req));
-    const sent = current === undefined ? 0 : Number(this.engine.saStats(current)?.packets ?? 0n);
+    const used = (id: number) => (this.spent.has(id) ? Infinity : Number(this.engine.saStats(id)?.packets ?? 0n));
+    const sent = current === undefined ? 0 : used(current);
     const r = this.keying.outboundSa(req, sent);
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
@@ -131,6 +137,38 @@ export class NodeKeys {
     return this.metas.get(id);
   }
 
+  /**
+   * The outbound SA (of `among`, default all) that sealed the datagram a failure message quotes: the quote starts with
+   * its outer addresses, its SKIP header (the wrapped Kp), its SPI and one of its last QUOTABLE_SEQS sequence
+   * numbers — what only a packet it really sent carries.
+   */
+  quotedOutbound(quote: Uint8Array, among: Iterable<number> = this.metas.keys()): number | undefined {
+    if (quote.length < 20 || quote[9] !== IPPROTO_SKIP) return undefined;
+    const ihl = (quote[0] & 0x0f) * 4;
+    const src = readIp(quote, 12);
+    const dst = readIp(quote, 16);
+    const view = new DataView(quote.buffer, quote.byteOffset, quote.byteLength);
+    for (const id of among) {
+      const meta = this.metas.get(id);
+      const head = meta?.head;
+      if (!head || ipToU32(meta.src) !== src || ipToU32(meta.dst) !== dst) continue;
+      const at = ihl + head.skipHeader.length;
+      const spiAt = head.firstProtocol === IpProto.AH ? at + 4 : at;
+      if (quote.length < spiAt + 8) continue;
+      if (!head.skipHeader.every((b, i) => quote[ihl + i] === b) || view.getUint32(spiAt) !== head.spi) continue;
+      const seq = view.getUint32(spiAt + 4);
+      const stats = this.engine.saStats(id);
+      const last = stats ? (head.firstProtocol === IpProto.AH ? stats.ahSeq : stats.espSeq) : 0;
+      if (seq >= 1 && seq <= last && last - seq < QUOTABLE_SEQS) return id;
+    }
+    return undefined;
+  }
+
+  /** The receiver of outbound SA `id` lost its state (it restarted): the next outbound() for it takes a fresh Kp. */
+  spend(id: number): void {
+    if (this.metas.get(id)?.direction === 'out') this.spent.add(id);
+  }
+
   /** Removes an SA outbound() replaced (see its `retired`). */
   retire(id: number): void {
     this.remove(id);
@@ -168,6 +206,7 @@ export class NodeKeys {
 
   private remove(id: number): void {
     this.engine.removeSa(id);
+    this.spent.delete(id);
     const meta = this.metas.get(id);
     this.metas.delete(id);
     if (!meta) return;

@@ -13,12 +13,13 @@ import type { Clock, EnginePunt, Host, HookResult, PacketContext, Timer } from '
 import { decide, refusedVisitor, type Decision, type EndPeer, type PacketView, type SgwPlace, type SkipLayer } from '../../policy/sgw.js';
 import { toU32, type Sgw, type TopologyMap } from '../../topology/map.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
+import { Icmp40Code } from '../../wire/icmp40.js';
 import { isFragment } from '../../wire/fragment.js';
 import type { Ipv4Header } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import { Tally } from '../common/counters.js';
 import { CertificateDiscovery } from '../common/discovery.js';
-import { sendFailure } from '../common/failure.js';
+import { readFailure, sendFailure } from '../common/failure.js';
 import { discoveryOf, sgwName, type Discovery } from '../common/signalling.js';
 import { NodeKeys, type SaFailure, type SaLimits, type SaLookup } from '../common/keys.js';
 import type { KeyLog } from '../common/keylog.js';
@@ -73,7 +74,8 @@ export type SgwReconfiguration = Partial<Pick<SecurityGatewayOptions, 'suites' |
 
 type Arrival = 'inside' | 'outside';
 type Tag =
-  | { kind: 'inbound'; arrivedOn: Arrival }
+  // `firstOfKey`: the packet that keyed a new inbound SA, run again once it is installed.
+  | { kind: 'inbound'; arrivedOn: Arrival; firstOfKey?: boolean }
   // `carries`: the datagram being protected, for an ICMP "fragmentation needed" if the link refuses the result.
   | { kind: 'encap'; wrapWith?: number; carries: Uint8Array }
   | { kind: 'send'; carries?: Uint8Array };
@@ -232,6 +234,7 @@ export class SecurityGateway {
       this.tally.add('drop_unreadable_skip');
       return 'consumed';
     }
+    if (view.signalling && this.isOwnAddress(header.dst)) this.onFailureToUs(packet);
     if (arrivedOn === 'inside' && view.layers.length === 0) {
       const replied = this.careOfs.observe(packet);
       if (replied !== undefined) this.tables?.resumeCareOf(replied);
@@ -378,7 +381,7 @@ export class SecurityGateway {
       } else if (o.verdict === Verdict.PUNT && UNROUTED.has(o.reason)) {
         this.onUnrouted(o, tag.arrivedOn, sink);
       } else {
-        this.onEngineDrop(o, tag.arrivedOn);
+        this.onEngineDrop(o, tag);
       }
     }
     return next;
@@ -439,7 +442,7 @@ export class SecurityGateway {
 
   /** First packet of a new packet key: derive and install the inbound SA, then run the packet again. */
   private onUnknownKey(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void): void {
-    const job: Job = { op: Op.INBOUND, packet: o.packet, tag: { kind: 'inbound', arrivedOn } };
+    const job: Job = { op: Op.INBOUND, packet: o.packet, tag: { kind: 'inbound', arrivedOn, firstOfKey: true } };
     const layer = outerLayer(o.packet, 'verified');
     // Admission is decided when the layer is keyed: once its SA is installed, the engine relays on its own.
     const refused = layer && refusedVisitor(this.place, layer);
@@ -466,9 +469,39 @@ export class SecurityGateway {
     else if (BAD_KEY.has(r.reason)) this.refuseLayer(o.packet, 'failed', arrivedOn);
   }
 
-  private onEngineDrop(o: EngineOutcome<Tag>, arrivedOn: Arrival): void {
+  private onEngineDrop(o: EngineOutcome<Tag>, tag: Extract<Tag, { kind: 'inbound' }>): void {
     this.tally.add(`drop_engine_${reasonName[o.reason]}`);
-    if (o.reason === Reason.auth) this.refuseLayer(o.packet, 'failed', arrivedOn);
+    if (o.reason === Reason.auth) this.refuseLayer(o.packet, 'failed', tag.arrivedOn);
+    else if (o.reason === Reason.replay && tag.firstOfKey) this.refuseRestoredKey(o.packet, tag.arrivedOn);
+  }
+
+  /**
+   * The first packet of a packet key new to this process is a replay only under the floor its key tuple reached
+   * before a restart (src/daemon/replay-marks.ts): the sender is still below it, and every packet it sends under that
+   * Kp would be refused until it climbs past. Code 0 (the key expired for us) tells it to move to a new Kp, whose
+   * window is fresh.
+   */
+  private refuseRestoredKey(datagram: Uint8Array, arrivedOn: Arrival): void {
+    const layer = outerLayer(datagram);
+    if (!layer) return;
+    this.tally.add('refused_restored_key');
+    this.fail(Icmp40Code.badSpi, u32ToIp(toU32(layer.ip.src)), datagram, arrivedOn);
+  }
+
+  /** A peer that restarted refuses one of our packet keys with code 0 (refuseRestoredKey): take a fresh Kp. */
+  private onFailureToUs(packet: Uint8Array): void {
+    const failure = readFailure(packet);
+    if (!failure || failure.code !== Icmp40Code.badSpi) return;
+    // Only the SA's own receiver, quoting a packet the SA really sealed lately, may retire its key.
+    const id = failure.from === failure.quotedDst ? this.keys.quotedOutbound(failure.quote) : undefined;
+    if (id === undefined) {
+      this.tally.add('failure_quote_not_sent');
+      return;
+    }
+    this.tally.add('rekey_peer_lost_key');
+    this.keys.spend(id);
+    this.tables?.refresh();
+    this.installRoutes();
   }
 
   /** Answers a layer addressed to us that did not verify, as the policy says (code 0 or 1). */

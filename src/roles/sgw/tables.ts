@@ -95,8 +95,9 @@ export class SgwTables {
   private published = '';
   private readonly mine: string[];
   /**
-   * Sources inside that an entry never answers for: SGWs nested behind this one (they are not its hosts, §3.2 step 1)
-   * and, except toward a care-of address, its HAs (a tunnel to a care-of address no binding names is never sent
+   * Sources inside that an entry never answers for: SGWs nested behind this one (they are not its hosts, §3.2 step 1;
+   * their own outside address sends signalling — a discovery request passed here unseen gets its answer refused as
+   * unawaited) and, except toward a care-of address, its HAs (a tunnel to a care-of address no binding names is never sent
    * plain nor to another SGW: the policy drops it, issue 10 hole 8).
    */
   private readonly nestedSources: string[];
@@ -116,7 +117,7 @@ export class SgwTables {
     const { map } = place;
     const nested = map.sgws.filter((s) => s !== this.self && map.isWithin(s, this.self));
     this.mine = this.self.prefixes.map(text);
-    this.nestedSources = nested.flatMap((s) => s.prefixes.map(text));
+    this.nestedSources = nested.flatMap((s) => [...s.prefixes.map(text), `${s.outside}/32`]);
     this.haSources = map.homeAgents.filter((ha) => ha.sgw === this.self).map((ha) => `${u32ToIp(toU32(ha.address))}/32`);
   }
 

@@ -15,6 +15,7 @@ import { isFragment } from '../../wire/fragment.js';
 import { IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import type { MnHaKey } from '../../wire/mobileip.js';
 import { IPPROTO_SKIP, NSID_NONE } from '../../wire/skip.js';
+import { ICMP_SECURITY_FAILURE } from '../../wire/icmp40.js';
 import { Tally } from '../common/counters.js';
 import { CertificateDiscovery } from '../common/discovery.js';
 import { readFailure, type ReceivedFailure } from '../common/failure.js';
@@ -69,8 +70,6 @@ export interface MobileNodeOptions {
 export const APPLICATION_PORT = 'mipsec-apps';
 /** How often the compiled policies are checked against the keys (an SA rotates when n moves on or Kp is used up). */
 export const TABLE_REFRESH_MS = 250;
-/** Sequence numbers back from an SA's last one that a failure message may quote (packets the engine sealed alone). */
-export const QUOTABLE_SEQS = 4096;
 
 export type Position = { place: 'home' | 'visiting' | 'outside'; careOf: string; site?: string; vpnRoutable: boolean };
 
@@ -471,25 +470,7 @@ export class MobileNode {
    * lately — what only a packet it really sent carries (the JS path's sent-packet record cannot see these).
    */
   private quotesCompiled(quote: Uint8Array): boolean {
-    if (quote.length < 20 || quote[9] !== IPPROTO_SKIP) return false;
-    const ihl = (quote[0] & 0x0f) * 4;
-    const src = readIp(quote, 12);
-    const dst = readIp(quote, 16);
-    const view = new DataView(quote.buffer, quote.byteOffset, quote.byteLength);
-    for (const id of this.tables.saIds()) {
-      const meta = this.keys.meta(id);
-      const head = meta?.head;
-      if (!head || ipToU32(meta.src) !== src || ipToU32(meta.dst) !== dst) continue;
-      const at = ihl + head.skipHeader.length;
-      const spiAt = head.firstProtocol === IpProto.AH ? at + 4 : at;
-      if (quote.length < spiAt + 8) continue;
-      if (!head.skipHeader.every((b, i) => quote[ihl + i] === b) || view.getUint32(spiAt) !== head.spi) continue;
-      const seq = view.getUint32(spiAt + 4);
-      const stats = this.engine.saStats(id);
-      const last = stats ? (head.firstProtocol === IpProto.AH ? stats.ahSeq : stats.espSeq) : 0;
-      if (seq >= 1 && seq <= last && last - seq < QUOTABLE_SEQS) return true;
-    }
-    return false;
+    return this.keys.quotedOutbound(quote, this.tables.saIds()) !== undefined;
   }
 
   private remember(dst: number, packet: Uint8Array): void {
