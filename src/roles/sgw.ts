@@ -415,8 +415,12 @@ export class SecurityGateway {
       return;
     }
     this.tally.add('relay');
-    // A layer for a host or care-of address: remember the route so the next packets stay in the engine.
-    if (next) this.learned.learn(`${u32ToIp(toU32(next.ip.dst))}/32`, d.nextHop);
+    // A layer for a host or care-of address: remember the route so the next packets stay in the engine. Now, not at
+    // the next flush: a relay as it is queues no engine job, so no flush might come while the flow lasts.
+    if (next) {
+      this.learned.learn(`${u32ToIp(toU32(next.ip.dst))}/32`, d.nextHop);
+      if (this.learned.takeChanges()) this.installRoutes();
+    }
     if (!d.nextHop) {
       this.transmit(o.packet);
       return;
