@@ -124,9 +124,13 @@ async function runSpiCase<N extends Network>(this: LabCase, ctx: CaseContext<N>)
     example.nodes.forEach((g, i) => addSpiGatewayHost(network, g, engines[i]));
     const hosts = addSpiEndHosts(network);
     for (const [i, g] of example.nodes.entries()) {
+      const host = network.host(g.node.name);
+      const [inside, outside] = [interfaceOf(g, 'inside'), interfaceOf(g, 'outside')];
+      // The host's I/O loops run the gateway's engine only when it is native (addSpiGatewayHost).
+      const loops = engines[i] instanceof NativeEngine ? host.dataPath : undefined;
       gateways.push(new ManualSpiGateway({
-        host: network.host(g.node.name), clock: network.clock, engine: engines[i], entries: g.node.manualSas ?? [],
-        keys: g.paths.manualKeys ?? [], inside: interfaceOf(g, 'inside'), outside: interfaceOf(g, 'outside'), keyLog: log,
+        host, clock: network.clock, engine: engines[i], entries: g.node.manualSas ?? [], keys: g.paths.manualKeys ?? [], inside, outside,
+        keyLog: log, dataPath: loops && { inside: loops.tableOf(inside.name), outside: loops.tableOf(outside.name) },
       }));
     }
     await ctx.runtime.ready(network);

@@ -120,6 +120,18 @@ describe('hole 11: learned routes', () => {
     routes.learn('10.9.0.3/32', b);
     expect(routes.intents()).toEqual([{ prefix: '10.9.0.3/32', via: b }]);
   });
+
+  it('a route to forward as it is (no next-hop SGW) is learned like one through an SGW, and counts toward its own peer', () => {
+    const tally = new Tally();
+    const routes = new LearnedRoutes(new FakeClock(), tally, { perPeer: 1 });
+    routes.learn('10.1.0.100/32', undefined);
+    expect(routes.takeChanges()).toBe(true);
+    expect(routes.intents()).toEqual([{ prefix: '10.1.0.100/32', via: undefined }]);
+    routes.learn('10.1.0.101/32', undefined);
+    expect(tally.get('route_limit_peer')).toBe(1);
+    routes.learn('10.1.0.100/32', via('sgwB'));
+    expect(routes.intents()).toEqual([{ prefix: '10.1.0.100/32', via: via('sgwB') }]);
+  });
 });
 
 describe.each(['native', 'ts'] as const)('hole 11: SA install cost (%s engine)', (impl: EngineImpl) => {

@@ -7,7 +7,7 @@ import { ipToU32 } from '../../wire/addr.js';
 import { ICMP_SECURITY_FAILURE } from '../../wire/icmp40.js';
 import { IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import { NSID_NONE } from '../../wire/skip.js';
-import { parseUdpDatagram } from '../../wire/udp.js';
+import { parseUdpDatagram, type UdpDatagram } from '../../wire/udp.js';
 
 /** A certificate discovery message with its addresses and ports. */
 export interface Discovery {
@@ -21,8 +21,13 @@ export interface Discovery {
 /** A well-formed discovery message: a request to port 1640, or an answer from it. Any other use of the port is not signalling. */
 export function discoveryOf(datagram: Uint8Array): Discovery | undefined {
   const parsed = parseUdpDatagram(datagram);
-  if (!parsed.ok || (parsed.udp.dstPort !== DISCOVERY_PORT && parsed.udp.srcPort !== DISCOVERY_PORT)) return undefined;
-  const { src, dst, srcPort, dstPort, payload } = parsed.udp;
+  return parsed.ok ? discoveryIn(parsed.udp) : undefined;
+}
+
+/** The same, for a UDP datagram already decoded. */
+export function discoveryIn(udp: UdpDatagram): Discovery | undefined {
+  if (udp.dstPort !== DISCOVERY_PORT && udp.srcPort !== DISCOVERY_PORT) return undefined;
+  const { src, dst, srcPort, dstPort, payload } = udp;
   const msg = decodeDiscovery(payload);
   if (!msg.ok || (msg.message.type === 'request' ? dstPort : srcPort) !== DISCOVERY_PORT) return undefined;
   return { src, dst, srcPort, dstPort, message: msg.message };

@@ -7,7 +7,7 @@ import { careOfShadow, type CareOfLookup, type SgwPlace } from '../../policy/sgw
 import type { Clock } from '../../net/types.js';
 import { toU32 } from '../../topology/map.js';
 import { decodeReply, isAccepted, MIP_PORT } from '../../wire/mobileip.js';
-import { parseUdpDatagram } from '../../wire/udp.js';
+import type { UdpDatagram } from '../../wire/udp.js';
 import type { Tally } from '../common/counters.js';
 
 interface Binding {
@@ -46,19 +46,18 @@ export class CareOfTable implements CareOfLookup {
   }
 
   /**
-   * Reads a datagram leaving from inside: a Registration Reply of an HA behind this SGW updates the table. Returns the
+   * Reads a UDP datagram leaving from inside: a Registration Reply of an HA behind this SGW updates the table. Returns the
    * care-of address an accepted reply went to (learned, or refused as a shadow), else undefined.
    */
-  observe(datagram: Uint8Array): number | undefined {
-    const udp = parseUdpDatagram(datagram);
-    if (!udp.ok || udp.udp.srcPort !== MIP_PORT) return;
-    const reply = decodeReply(udp.udp.payload);
+  observe(udp: UdpDatagram): number | undefined {
+    if (udp.srcPort !== MIP_PORT) return;
+    const reply = decodeReply(udp.payload);
     if (!reply.ok || !isAccepted(reply.message.code)) return;
     const { homeAddress: home, homeAgent, lifetime } = reply.message;
     const ha = this.place.map.homeAgentFor(home);
-    if (!ha || ha.sgw !== this.place.self || toU32(ha.address) !== homeAgent || udp.udp.src !== homeAgent) return undefined;
+    if (!ha || ha.sgw !== this.place.self || toU32(ha.address) !== homeAgent || udp.src !== homeAgent) return undefined;
     this.forget(home);
-    const careOf = udp.udp.dst;
+    const careOf = udp.dst;
     // Lifetime 0 or a reply to the home address itself: the SMN deregistered (RFC 5944 §3.8.3).
     if (lifetime === 0 || careOf === home) return careOf;
     if (careOfShadow(this.place, careOf)) {

@@ -16,11 +16,12 @@ import { ipToU32, u32ToIp } from '../../wire/addr.js';
 import { Icmp40Code } from '../../wire/icmp40.js';
 import { isFragment } from '../../wire/fragment.js';
 import type { Ipv4Header } from '../../wire/ipv4.js';
+import type { UdpDatagram } from '../../wire/udp.js';
 import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import { Tally } from '../common/counters.js';
 import { CertificateDiscovery } from '../common/discovery.js';
 import { readFailure, sendFailure } from '../common/failure.js';
-import { discoveryOf, sgwName, type Discovery } from '../common/signalling.js';
+import { discoveryIn, sgwName, type Discovery } from '../common/signalling.js';
 import { NodeKeys, type SaFailure, type SaLimits, type SaLookup } from '../common/keys.js';
 import type { KeyLog } from '../common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from '../common/pipeline.js';
@@ -34,7 +35,7 @@ import { UdpSourceNat } from './nat.js';
 import { LearnedRoutes, type LearnedRouteLimits } from './learned.js';
 import { staticRoutes, type RouteIntent } from './routes.js';
 import { SgwTables } from './tables.js';
-import { addressesOf, outerLayer, tunnelledOf, viewOf } from './view.js';
+import { addressesOf, headerOf, outerLayer, parsedOf, tunnelledOf, viewOf } from './view.js';
 
 export interface SecurityGatewayOptions {
   host: Host;
@@ -229,14 +230,16 @@ export class SecurityGateway {
       this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: { kind: 'inbound', arrivedOn } });
       return 'consumed';
     }
-    const view = viewOf(packet, arrivedOn, (answer) => arrivedOn === 'outside' && this.awaited(answer));
+    // The header read once here (and the UDP header, if any) is what every step below looks at.
+    const parsed = parsedOf(packet, header);
+    const view = viewOf(parsed, arrivedOn, (answer) => arrivedOn === 'outside' && this.awaited(answer));
     if (!view) {
       this.tally.add('drop_unreadable_skip');
       return 'consumed';
     }
     if (view.signalling && this.isOwnAddress(header.dst)) this.onFailureToUs(packet);
-    if (arrivedOn === 'inside' && view.layers.length === 0) {
-      const replied = this.careOfs.observe(packet);
+    if (arrivedOn === 'inside' && parsed.udp) {
+      const replied = this.careOfs.observe(parsed.udp);
       if (replied !== undefined) this.tables?.resumeCareOf(replied);
     }
     if (this.nat && this.translated(packet, view, arrivedOn)) return 'consumed';
@@ -244,7 +247,7 @@ export class SecurityGateway {
     if (this.tables && arrivedOn === 'inside' && view.layers.length === 0) this.compile(decision, view);
     if (decision.action === 'pass' || decision.action === 'local') {
       this.tally.add(decision.action);
-      if (decision.action === 'pass' && arrivedOn === 'inside' && view.signalling) this.noteRequestOut(packet);
+      if (decision.action === 'pass' && arrivedOn === 'inside' && view.signalling && parsed.udp) this.noteRequestOut(parsed.udp);
       return 'pass';
     }
     this.act(decision, packet.slice(), (job) => this.pipeline.push(job), arrivedOn);
@@ -310,8 +313,8 @@ export class SecurityGateway {
   }
 
   /** A discovery request an inside host sends out: its answer may come back in. */
-  private noteRequestOut(datagram: Uint8Array): void {
-    const discovery = discoveryOf(datagram);
+  private noteRequestOut(udp: UdpDatagram): void {
+    const discovery = discoveryIn(udp);
     if (discovery?.message.type === 'request') this.crossings.sent(discovery);
   }
 
@@ -414,18 +417,23 @@ export class SecurityGateway {
       return;
     }
     const hop: SkipLayer = { kind: 'nexthop', ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
-    const next = outerLayer(o.packet);
+    const ip = headerOf(o.packet);
+    const next = outerLayer(o.packet, undefined, ip);
     const view: PacketView = next
       ? { arrivedOn, layers: [hop, next] }
-      : { arrivedOn, layers: [hop], inner: addressesOf(o.packet), ipInIp: tunnelledOf(o.packet) };
+      : { arrivedOn, layers: [hop], inner: ip && { src: ip.src, dst: ip.dst }, ipInIp: tunnelledOf(o.packet, ip) };
     const d = decide(this.place, view);
     if (d.action !== 'relay') {
       this.act(d, o.packet, sink, arrivedOn);
       return;
     }
     this.tally.add('relay');
-    // A layer for a host or care-of address: remember the route so the next packets stay in the engine.
-    if (next) this.learned.learn(`${u32ToIp(toU32(next.ip.dst))}/32`, d.nextHop);
+    // A layer for a host or care-of address: remember the route so the next packets stay in the engine. Now, not at
+    // the next flush: a relay as it is queues no engine job, so no flush might come while the flow lasts.
+    if (next) {
+      this.learned.learn(`${u32ToIp(toU32(next.ip.dst))}/32`, d.nextHop);
+      if (this.learned.takeChanges()) this.installRoutes();
+    }
     if (!d.nextHop) {
       this.transmit(o.packet);
       return;

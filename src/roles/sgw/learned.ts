@@ -48,7 +48,8 @@ export class LearnedRoutes {
   /** Remembers prefix → via, unless a limit is reached (counted as route_limit_peer / route_limit_total). */
   learn(prefix: string, via: Sgw | undefined): void {
     const known = this.routes.get(prefix);
-    if (known?.via === via) return;
+    // `known?.via === via` would take an unknown prefix for a known forward-as-is route (both undefined).
+    if (known && known.via === via) return;
     if (known) this.forget(prefix, known);
     const peer = peerOf(via);
     if ((this.perPeer.get(peer) ?? 0) >= this.limits.perPeer) return this.tally.add('route_limit_peer');

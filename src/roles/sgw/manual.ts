@@ -1,11 +1,13 @@
 // An SGW's manually keyed SPI-mode SAs (config `manualSas`) at work on a Host, on an engine of their
 // own (their SA ids, policies and routes do not mix with the SKIP tables): datagrams from inside to a
 // remote prefix are sealed (OUTBOUND), ESP to the outside address is opened (INBOUND); everything
-// else passes on to the hooks after this one (the SKIP SGW) or is forwarded as usual.
+// else passes on to the hooks after this one (the SKIP SGW) or is forwarded as usual. When the host's
+// I/O loops run this very engine (`dataPath`), the same decisions go into their interface tables, so
+// sealing and opening never reach JavaScript; what the tables leave out is punted to the hook below.
 import type { ManualKeyPaths, ManualSaEntry } from '../../config/manual-sa.js';
 import { manualSaTables } from '../../config/manual-sa.js';
 import { createHash } from 'node:crypto';
-import { Op, Verdict, reasonName, type Engine, type SaDesc } from '../../engine/types.js';
+import { Op, Verdict, reasonName, type Engine, type Policy, type SaDesc } from '../../engine/types.js';
 import type { Clock, Host } from '../../net/types.js';
 import { TickPipeline } from '../common/pipeline.js';
 import type { KeyLog } from '../common/keylog.js';
@@ -25,6 +27,11 @@ export interface ManualSaSetup {
   inside: { name: string; address: string };
   outside: { name: string; address: string };
   keyLog?: KeyLog;
+  /**
+   * The policy tables of the host's I/O loops (HostDataPath.tableOf) when they run `engine`: inside gets each
+   * entry's protect policy, outside an `inbound` one for the outside address. Absent: only engine.process is fed.
+   */
+  dataPath?: { inside: number; outside: number };
 }
 
 /** An entry's inbound SA after a failed reload took it away. */
@@ -54,11 +61,13 @@ export class ManualSpiGateway {
   /** Unreadable packets and fragment reassembly. */
   private readonly tally = new Tally();
   private readonly fragments: Reassembler;
+  private readonly dataPath?: { inside: number; outside: number };
 
   constructor(s: ManualSaSetup) {
     this.engine = s.engine;
     this.outside = s.outside.address;
     this.keyLog = s.keyLog;
+    this.dataPath = s.dataPath;
     try {
       s.engine.setLocalAddresses([s.inside.address, s.outside.address]);
       this.replace(s.entries, s.keys);
@@ -143,7 +152,7 @@ export class ManualSpiGateway {
     } finally {
       for (const sa of tables.sas) sa.esp!.key.fill(0);
     }
-    this.engine.setPolicies(tables.policies.map((p) => ({ ...p, sa: ids.get(p.sa)! })));
+    this.engine.setPolicies(this.compiled(tables.policies.map((p) => ({ ...p, sa: ids.get(p.sa)! }))));
     this.engine.setRoutes(tables.routes);
     this.remotes = entries.map((e) => parsePrefix(e.remote));
     const gone = this.installed.filter((e) => !next.includes(e));
@@ -153,6 +162,17 @@ export class ManualSpiGateway {
     }
     this.installed = next;
     return { installed: added, removed: gone.map((e) => e.name) };
+  }
+
+  /**
+   * `policies` (table 0, engine.process) and, for the I/O loops, the same protect policies in the inside table and
+   * the outside address opened by INBOUND in the outside table: the decisions the hook makes, and no others.
+   */
+  private compiled(policies: Policy[]): Policy[] {
+    if (!this.dataPath) return policies;
+    const { inside, outside } = this.dataPath;
+    const opened: Policy = { table: outside, prefix: `${this.outside}/32`, sa: 0, action: 'inbound' };
+    return [...policies, ...policies.map((p) => ({ ...p, table: inside })), opened];
   }
 
   /** The entries in force, by name, with their SA ids in this gateway's engine. */

@@ -173,7 +173,9 @@ export class SgwTables {
    */
   suspendCareOf(careOf: number): void {
     this.suspended.add(careOf);
-    this.protects.delete(`smn ${u32ToIp(careOf)}`);
+    // Published now, before the registration goes on to the HA: the tables of the next flush could be too late for
+    // the reply, which the old entry would seal past the policy, leaving the care-of address suspended for good.
+    if (this.protects.delete(`smn ${u32ToIp(careOf)}`)) this.refresh();
   }
 
   /** The HA's reply for `careOf` was seen: the care-of address may be compiled again. */
