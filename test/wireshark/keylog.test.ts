@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { espSaLine, KeyLogWriter, skipSaRecord, writeKeyLog } from '../../src/keys/keylog.js';
+import { KeyLog } from '../../src/roles/common/keylog.js';
 import { ADDR, endSaPair, hex, nexthopSaPair } from '../engine/fixtures.js';
 import { endPair, nexthopPair, skipPair, spiPair } from './packets.js';
 
@@ -55,9 +56,13 @@ describe('SKIP SA records', () => {
       compAlg: 0,
       wrappedKp: hex(endPair.in.skipHeader!.subarray(12, 52)),
       esp: { suite: 'aes256gcm', spi: 1, key: hex(endPair.in.esp!.key) },
-      ah: { alg: 'hmac-sha256-128', spi: 1, key: hex(endPair.in.ah!.key) },
+      // An end layer's AH covers the whole datagram: its coverage is written too.
+      ah: { alg: 'hmac-sha256-128', spi: 1, key: hex(endPair.in.ah!.key), coverage: 'full' },
     });
     expect(skipSaRecord(nexthopPair.out)).toMatchObject({ role: 'nexthop', cryptAlg: 0, macAlg: 250, ah: { alg: 'gmac-aes128', coverage: 'full' } });
+    const headers = nexthopSaPair({ alg: 'hmac-sha256-128', mode: 'skip', id: 42, src: ADDR.sgw1, dst: ADDR.sgw0, coverage: 'headers' });
+    expect(skipSaRecord(headers.out)!.ah!.coverage).toBe('headers');
+    expect(skipSaRecord(endPair.in)).not.toHaveProperty('kij');
     expect(skipSaRecord(nexthopPair.out)!.esp).toBeUndefined();
     expect(skipSaRecord(skipPair.out)).toMatchObject({ srcNsid: 0, dstNsid: 1, dstMkid: ADDR.smnHome });
     expect(skipSaRecord(spiPair.out)).toBeUndefined();
@@ -107,5 +112,34 @@ describe('key log files', () => {
     expect(paths).toEqual({ espSaPath: join(d, 'esp_sa'), skipSaPath: join(d, 'skip-sa.jsonl') });
     const records = lines(paths.skipSaPath).map((l) => JSON.parse(l));
     expect(records.map((r) => [r.node, r.sa, r.srcMkid])).toEqual([[undefined, 12, undefined], ['sgw1', 41, ADDR.sgw1]]);
+  });
+});
+
+describe('key chain (test runs only)', () => {
+  const chain = { kij: 'ab'.repeat(32), kp: 'cd'.repeat(32) };
+
+  it('is written only by a writer opened with keyChain, next to the SA it keyed; an SPI SA has none', () => {
+    const plain = dir();
+    const off = new KeyLogWriter(plain);
+    off.record(endPair.out, 'sgw0', chain);
+    off.close();
+    expect(readFileSync(join(plain, 'skip-sa.jsonl'), 'utf8')).not.toContain(chain.kij);
+    const asked = dir();
+    const on = new KeyLogWriter(asked, { keyChain: true });
+    on.record(endPair.out, 'sgw0', chain);
+    on.record(spiPair.out, 'sgw0', chain);
+    on.close();
+    const records = lines(join(asked, 'skip-sa.jsonl')).map((l) => JSON.parse(l));
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ sa: endPair.out.id, kij: chain.kij, kp: chain.kp });
+    expect(readFileSync(join(asked, 'esp_sa'), 'utf8')).not.toContain(chain.kp);
+  });
+
+  it('the roles\' KeyLog offers a sink only when asked, and keeps what SkipKeying hands it per SA', () => {
+    expect(new KeyLog().keyChainSink).toBeUndefined();
+    const log = new KeyLog({ keyChain: true });
+    log.keyChainSink!(endPair.out, { kij: Buffer.from(chain.kij, 'hex'), n: 1, kp: Buffer.from(chain.kp, 'hex') });
+    expect(log.keyChainOf(endPair.out)).toEqual(chain);
+    expect(log.keyChainOf(endPair.in)).toBeUndefined();
   });
 });
