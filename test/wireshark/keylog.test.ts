@@ -1,10 +1,16 @@
 // src/keys/keylog.ts: the esp_sa lines Wireshark reads, the SKIP SA records, file permissions and de-duplication.
+import { createDecipheriv, createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { espSaLine, KeyLogWriter, skipSaRecord, writeKeyLog } from '../../src/keys/keylog.js';
 import { KeyLog } from '../../src/roles/common/keylog.js';
+import { CertCache } from '../../src/keys/cache.js';
+import type { Identity } from '../../src/keys/keyfile.js';
+import { SkipKeying } from '../../src/keys/keying.js';
+import { decodeSkipHeader } from '../../src/wire/skip.js';
+import { makeCa, makeIdentity, T0 } from '../keys/helpers.js';
 import { ADDR, endSaPair, hex, nexthopSaPair } from '../engine/fixtures.js';
 import { endPair, nexthopPair, skipPair, spiPair } from './packets.js';
 
@@ -142,4 +148,32 @@ describe('key chain (test runs only)', () => {
     expect(log.keyChainOf(endPair.out)).toEqual(chain);
     expect(log.keyChainOf(endPair.in)).toBeUndefined();
   });
+
+  it('SkipKeying hands the sink the Kij and Kp of each new SA, both ends the same, and the copy outlives the zeroing', () => {
+    const ca = makeCa();
+    const smnId = makeIdentity(ca, 'smn:10.0.0.100');
+    const sgwId = makeIdentity(ca, 'sgw:198.18.0.1');
+    const logs = [new KeyLog({ keyChain: true }), new KeyLog({ keyChain: true })];
+    const [smn, sgw] = [[smnId, sgwId, logs[0]], [sgwId, smnId, logs[1]]].map(([id, peer, log]) => {
+      const certs = new CertCache(ca.cert);
+      certs.add((peer as Identity).cert, T0);
+      return new SkipKeying({ identity: id as Identity, certs, now: () => T0, keyChain: (log as KeyLog).keyChainSink });
+    }) as [SkipKeying, SkipKeying];
+    const out = smn.outboundSa({ peer: sgwId.name, src: '10.1.0.100', dst: '198.18.0.1', role: 'end', esp: 'aes256gcm', ah: 'hmac-sha256-128' });
+    if (!out.ok || !out.created) throw new Error('no outbound SA');
+    const inn = sgw.inboundSa({ packet: out.sa.skipHeader!, src: '10.1.0.100', dst: '198.18.0.1' });
+    if (!inn.ok || !inn.created) throw new Error('no inbound SA');
+    const sent = logs[0].keyChainOf(out.sa)!;
+    expect(logs[1].keyChainOf(inn.sa)).toEqual(sent);
+    // node:crypto, not our derive.ts: Kijn = last 32 bytes of BLAKE2b-512(Kij | n | 0), AES-256-KW unwraps the header's Kp.
+    const n = decodeSkipHeader(out.sa.skipHeader!, 0);
+    if (!n.ok) throw new Error('header');
+    const counter = Buffer.alloc(4);
+    counter.writeUInt32BE(n.header.n);
+    const kijn = createHash('blake2b512').update(Buffer.concat([Buffer.from(sent.kij, 'hex'), counter, Buffer.of(0)])).digest().subarray(32);
+    const unwrap = createDecipheriv('id-aes256-wrap', kijn, Buffer.from('a6a6a6a6a6a6a6a6', 'hex'));
+    expect(Buffer.concat([unwrap.update(n.header.wrappedKp), unwrap.final()]).toString('hex')).toBe(sent.kp);
+    expect(new KeyLog().keyChainOf(out.sa)).toBeUndefined();
+  });
 });
+
