@@ -6,15 +6,17 @@ export { createEngine, Batch, NativeEngine, RefEngine, Op, Verdict, Reason, reas
 export type { Engine, EngineImpl, SaDesc, Route, SaStats, BatchOptions, PacketResult, EspSuite, MacAlg, Coverage } from './engine/index.js';
 
 // Roles (DESIGN §2).
-export { SecurityGateway } from './roles/sgw.js';
-export type { SecurityGatewayOptions } from './roles/sgw.js';
-export { MobileNode } from './roles/smn.js';
-export type { MobileNodeOptions, OutsidePolicy, Position } from './roles/smn.js';
+export { SecurityGateway } from './roles/sgw/gateway.js';
+export type { SecurityGatewayOptions } from './roles/sgw/gateway.js';
+export { MobileNode } from './roles/smn/mobile-node.js';
+export type { MobileNodeOptions, OutsidePolicy, Position } from './roles/smn/mobile-node.js';
 export type { Procedure } from './roles/smn/paths.js';
-export { HomeAgent } from './roles/ha.js';
-export type { HomeAgentOptions, HomeAgentEvent, Binding, MobileNodeEntry } from './roles/ha.js';
-export { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport } from './roles/registration.js';
-export type { RegistrationClientOptions, RegistrationEvent, RegistrationState, RegistrationTransport } from './roles/registration.js';
+export { HomeAgent } from './roles/ha/home-agent.js';
+export type { HomeAgentOptions, HomeAgentEvent, Binding, MobileNodeEntry } from './roles/ha/home-agent.js';
+export { RegistrationClient } from './roles/smn/registration-client.js';
+export { UdpRegistrationTransport } from './roles/smn/registration-transport.js';
+export { TunnelEndpoint } from './roles/smn/tunnel-endpoint.js';
+export type { RegistrationClientOptions, RegistrationEvent, RegistrationState, RegistrationTransport } from './roles/smn/registration-client.js';
 export { KeyLog } from './roles/common/keylog.js';
 export { DEFAULT_SUITES } from './roles/common/suites.js';
 export type { Suites } from './roles/common/suites.js';
@@ -53,4 +55,4 @@ export { buildWorld } from './lab/world.js';
 export type { World, WorldOptions } from './lab/world.js';
 export { runScenario } from './lab/scenario.js';
 export type { Scenario, ScenarioRun } from './lab/scenario.js';
-export { figure6World, figure6Map } from './lab/figure6.js';
+export { figure6World, figure6Map } from './lab/figure6-world.js';

@@ -1,53 +1,71 @@
-// The engine ABI shared with JS: numbers mirrored exactly from src/engine/types.ts (docs/engine.md §1-§3).
+// The engine ABI shared with JS (docs/engine.md §1-§3). Each list below is the only place its numbers are written on
+// the native side; the addon exports them (native/node/abi.cc, binding.abi) and test/engine/abi.test.ts fails when
+// src/engine/types.ts (the TS reference engine's copy, usable without the addon) differs.
 #pragma once
 #include <cstdint>
 
 namespace mipsec {
 
-enum Op : uint32_t { OP_ENCAP = 1, OP_WRAP = 2, OP_INBOUND = 3, OP_IPIP_ENCAP = 4, OP_IPIP_DECAP = 5, OP_OUTBOUND = 6 };
+// X(enumerator, value): JS names an op, verdict or reason by its enumerator without the prefix (reasons lower-cased).
+#define MIPSEC_OPS(X) \
+  X(OP_ENCAP, 1)      \
+  X(OP_WRAP, 2)       \
+  X(OP_INBOUND, 3)    \
+  X(OP_IPIP_ENCAP, 4) \
+  X(OP_IPIP_DECAP, 5) \
+  X(OP_OUTBOUND, 6)
 
-enum Verdict : uint8_t { V_NONE = 0, V_FORWARD = 1, V_DELIVER = 2, V_PUNT = 3, V_DROP = 4 };
+#define MIPSEC_VERDICTS(X) \
+  X(V_NONE, 0)             \
+  X(V_FORWARD, 1)          \
+  X(V_DELIVER, 2)          \
+  X(V_PUNT, 3)             \
+  X(V_DROP, 4)
 
-enum Reason : uint8_t {
-  R_NONE = 0,
-  R_BAD_DESCRIPTOR = 1,
-  R_NO_ROOM = 2,
-  R_TRUNCATED = 3,
-  R_BAD_IP_VERSION = 4,
-  R_BAD_IHL = 5,
-  R_BAD_TOTAL_LENGTH = 6,
-  R_BAD_IP_CHECKSUM = 7,
-  R_FRAGMENT = 8,
-  R_TTL_EXPIRED = 9,
-  R_BAD_SKIP = 10,
-  R_UNKNOWN_NSID = 11,
-  R_UNKNOWN_ALG = 12,
-  R_BAD_AH = 13,
-  R_BAD_ESP = 14,
-  R_BAD_SPI = 15,
-  R_UNKNOWN_KEY = 16,
-  R_AUTH = 17,
-  R_REPLAY = 18,
-  R_SEQ_EXHAUSTED = 19,
-  R_NO_SA = 20,
-  R_NO_ROUTE = 21,
-  R_BAD_NEXT_HEADER = 22,
-  R_BAD_DST_MKID = 23,
-  R_TOO_MANY_LAYERS = 24,
-  R_NOT_IPSEC = 25,
-  R_DUMMY = 26,
-  R_SA_MISMATCH = 27,
-  R_LOOP = 28,
-  R_NO_POLICY = 29,
-  R_NEXTHOP_PLAIN = 30,
-  R_RELAY_DENIED = 31,
-  R_SELECTOR = 32,
-  R_POLICY_PUNT = 33,
-  R_POLICY_DROP = 34,
-  R_TTL_EXCEEDED = 35,
-  R_DELIVER_LOCAL = 36,
-  R_REKEY = 37,
-};
+#define MIPSEC_REASONS(X) \
+  X(R_NONE, 0)             \
+  X(R_BAD_DESCRIPTOR, 1)   \
+  X(R_NO_ROOM, 2)          \
+  X(R_TRUNCATED, 3)        \
+  X(R_BAD_IP_VERSION, 4)   \
+  X(R_BAD_IHL, 5)          \
+  X(R_BAD_TOTAL_LENGTH, 6) \
+  X(R_BAD_IP_CHECKSUM, 7)  \
+  X(R_FRAGMENT, 8)         \
+  X(R_TTL_EXPIRED, 9)      \
+  X(R_BAD_SKIP, 10)        \
+  X(R_UNKNOWN_NSID, 11)    \
+  X(R_UNKNOWN_ALG, 12)     \
+  X(R_BAD_AH, 13)          \
+  X(R_BAD_ESP, 14)         \
+  X(R_BAD_SPI, 15)         \
+  X(R_UNKNOWN_KEY, 16)     \
+  X(R_AUTH, 17)            \
+  X(R_REPLAY, 18)          \
+  X(R_SEQ_EXHAUSTED, 19)   \
+  X(R_NO_SA, 20)           \
+  X(R_NO_ROUTE, 21)        \
+  X(R_BAD_NEXT_HEADER, 22) \
+  X(R_BAD_DST_MKID, 23)    \
+  X(R_TOO_MANY_LAYERS, 24) \
+  X(R_NOT_IPSEC, 25)       \
+  X(R_DUMMY, 26)           \
+  X(R_SA_MISMATCH, 27)     \
+  X(R_LOOP, 28)            \
+  X(R_NO_POLICY, 29)       \
+  X(R_NEXTHOP_PLAIN, 30)   \
+  X(R_RELAY_DENIED, 31)    \
+  X(R_SELECTOR, 32)        \
+  X(R_POLICY_PUNT, 33)     \
+  X(R_POLICY_DROP, 34)     \
+  X(R_TTL_EXCEEDED, 35)    \
+  X(R_DELIVER_LOCAL, 36)   \
+  X(R_REKEY, 37)
+
+#define MIPSEC_ENUMERATOR(name, value) name = value,
+enum Op : uint32_t { MIPSEC_OPS(MIPSEC_ENUMERATOR) };
+enum Verdict : uint8_t { MIPSEC_VERDICTS(MIPSEC_ENUMERATOR) };
+enum Reason : uint8_t { MIPSEC_REASONS(MIPSEC_ENUMERATOR) };
 constexpr Reason kLastReason = R_REKEY;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop (R_SELECTOR is punted
@@ -65,7 +83,16 @@ constexpr int kVerdictCounterBase = 48;
 static_assert(kLastReason < kVerdictCounterBase && kVerdictCounterBase + V_DROP < kCounterSlots, "counter layout");
 
 constexpr int kDescWords = 8;
-enum DescWord { D_OP = 0, D_ARG0 = 1, D_ARG1 = 2, D_OFFSET = 3, D_LENGTH = 4, D_VERDICT = 5, D_SA = 6, D_NEXTHOP = 7 };
+#define MIPSEC_DESC_WORDS(X) \
+  X(D_OP, 0)                 \
+  X(D_ARG0, 1)               \
+  X(D_ARG1, 2)               \
+  X(D_OFFSET, 3)             \
+  X(D_LENGTH, 4)             \
+  X(D_VERDICT, 5)            \
+  X(D_SA, 6)                 \
+  X(D_NEXTHOP, 7)
+enum DescWord { MIPSEC_DESC_WORDS(MIPSEC_ENUMERATOR) };
 
 constexpr int kMaxLayers = 8;
 // An outbound policy's End-End layer plus at most this many next-hop layers: INBOUND can peel them all.
@@ -74,6 +101,13 @@ constexpr int kMaxPolicyWraps = kMaxLayers - 1;
 constexpr int kMaxPolicySrc = 32;
 
 // Outbound policy actions as the binding passes them (src/engine/policy.ts PolicyActionCode, docs/engine.md §4.2).
-enum PolicyAction : uint8_t { PA_PROTECT = 1, PA_BYPASS = 2, PA_PASS = 3, PA_PUNT = 4, PA_DROP = 5, PA_INBOUND = 6 };
+#define MIPSEC_POLICY_ACTIONS(X) \
+  X(PA_PROTECT, 1)               \
+  X(PA_BYPASS, 2)                \
+  X(PA_PASS, 3)                  \
+  X(PA_PUNT, 4)                  \
+  X(PA_DROP, 5)                  \
+  X(PA_INBOUND, 6)
+enum PolicyAction : uint8_t { MIPSEC_POLICY_ACTIONS(MIPSEC_ENUMERATOR) };
 
 }  // namespace mipsec

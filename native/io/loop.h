@@ -70,7 +70,7 @@ struct PuntBatch {
 // An injected packet: `length` bytes at `offset`, then `quote_length` bytes of quote. Via::raw: the quote is the
 // start of the datagram a sealed packet carries (header + 8 bytes), so that a link refusing the packet as too big
 // can answer its sender with ICMP 3/4 as for the loop's own FORWARDs; none: no answer. The layout of inject()'s
-// meta words (native/io/binding.cc, src/engine/io.ts).
+// meta words (native/node/io_loop.cc, src/engine/io.ts).
 struct InjectMeta {
   uint32_t offset, length, via, quote_length;
 };

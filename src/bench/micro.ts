@@ -8,6 +8,7 @@ import { createEngine } from '../engine/index.js';
 import { DESC_WORDS, Desc, Op, VERDICT_COUNTER_BASE, Verdict, reasonName, type Engine, type EngineImpl, type OpCode, type SaDesc, type VerdictCode } from '../engine/types.js';
 import { END_GW, RELAY_GW, SENDER, endPair, innerDatagram, nexthopPair } from './fixtures.js';
 import { installCostUs } from './install.js';
+import { median } from './median.js';
 
 export const MICRO_OPS = ['encap-aes128gcm', 'decap-aes128gcm', 'relay-gmac-full', 'relay-gmac-headers', 'relay-hmac-full'] as const;
 export type MicroOp = (typeof MICRO_OPS)[number];
@@ -260,12 +261,6 @@ function measure(w: Workload, seconds: number, what: string): number {
 /** What the refill alone costs per packet (ns): the part of each figure that is not the op. */
 function feedCost(w: Workload, seconds: number): number {
   return 1e9 / timed(seconds, w.batch.count, w.refill).rate;
-}
-
-export function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 const toRow = (op: MicroOp, impl: MicroImpl, bytes: number, pps: number): MicroRow => ({ op, impl, bytes, pps, gbps: (pps * bytes * 8) / 1e9 });

@@ -4,7 +4,7 @@ import { loadNode, type LoadedNode, type Role } from '../config/index.js';
 import { NativeEngine } from '../engine/native.js';
 import type { Engine } from '../engine/types.js';
 import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/linux/attached.js';
-import { APPLICATION_PORT } from '../roles/smn.js';
+import { APPLICATION_PORT } from '../roles/smn/mobile-node.js';
 import { DaemonConfigError, runDaemon } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../daemon/log.js';
 import { parseListen } from '../daemon/metrics.js';

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import type { EngineImpl } from '../engine/index.js';
-import type { CaseResult } from '../lab/cases.js';
+import type { CaseResult } from '../lab/case.js';
 import { labCases } from '../lab/cases.js';
 import { FLOW_FRAMES_PER_LINK, netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
 import { parseListen } from '../daemon/metrics.js';

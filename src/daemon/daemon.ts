@@ -8,7 +8,7 @@ import { loadNode, type LoadedNode, type Role } from '../config/index.js';
 import { CertCache } from '../keys/cache.js';
 import { loadCertificate, loadIdentity, type Identity } from '../keys/keyfile.js';
 import type { Clock, Host } from '../net/types.js';
-import { systemClock } from './clock.js';
+import { systemClock } from '../net/system-clock.js';
 import { TrackedEngine, type SaRecord } from './engine.js';
 import { createLogger, type Logger } from './log.js';
 import { serveEndpoints, type OperatorEndpoints } from './endpoints.js';

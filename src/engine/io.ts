@@ -45,7 +45,7 @@ export interface IoLoopOptions {
     /**
      * Default 1300: room on a 1500-byte link for the End-End layer in SKIP mode with AH (~150 bytes) and one
      * next-hop layer (~110 bytes more each). A sealed packet the link refuses is counted (stats().txTooBig); if the
-     * datagram had DF, its sender gets an ICMP "fragmentation needed" with the MTU that fits. At most 3520.
+     * datagram had DF, its sender gets an ICMP "fragmentation needed" with the MTU that fits. At most MAX_PACKET.
      */
     mtu?: number;
     /** Interface addresses 'a.b.c.d/len' (the kernel adds the prefix routes into the TUN). */
@@ -135,7 +135,7 @@ export interface IoStats {
   /** Punts lost because JS had not drained the bounded punt queue (4096 packets). */
   puntDropped: number;
   injected: number;
-  /** Injected packets refused: over 3520 bytes, or the worker's inject queue (4096) was full. */
+  /** Injected packets refused: over MAX_PACKET bytes, or the worker's inject queue (4096) was full. */
   injectDropped: number;
   /** Packets received over the UDP transport (each segment of a GRO super-datagram counts). */
   rxUdp: number;
@@ -183,9 +183,19 @@ export function flatIoStats(stats: IoStats): Record<string, number> {
 const STAGING_BYTES = 64 * 1024;
 const STAGING_KEEP_BYTES = 1 << 20;
 
-const VIA_CODE: Record<InjectVia, number> = { outbound: 0, inbound: 1, tun: 2, raw: 3 };
-const ORIGIN: readonly PuntOrigin[] = ['tun', 'raw'];
-const PUNT_META_WORDS = 5;
+// The loop's side of the ABI; test/engine/abi.test.ts compares each with the addon's binding.abi.
+/** The largest packet the loop reads or takes injected (a batch slot less head- and tailroom): the TUN MTU cap. */
+export const MAX_PACKET = 3520;
+export const VIA_CODE: Readonly<Record<InjectVia, number>> = { outbound: 0, inbound: 1, tun: 2, raw: 3 };
+export const ORIGIN_CODE: Readonly<Record<PuntOrigin, number>> = { tun: 0, raw: 1 };
+const ORIGIN: PuntOrigin[] = [];
+for (const [origin, code] of Object.entries(ORIGIN_CODE)) ORIGIN[code] = origin as PuntOrigin;
+/** onPunt's meta words per packet: offset, length, reason, from, sa. */
+export const PUNT_META_WORDS = 5;
+/** inject()'s meta words per packet: offset, length, via, quote length. */
+export const INJECT_META_WORDS = 4;
+/** The loop's counters by name: every IoStats field but the two that are not plain counters. */
+export type IoCounter = Exclude<keyof IoStats, 'puntReasons' | 'cpuMicros'>;
 /** An IPv4 header with options and 8 bytes of its payload: what an ICMP error quotes (native kIcmpQuoteMax). */
 export const ICMP_QUOTE_MAX = 68;
 
@@ -206,7 +216,7 @@ export class IoLoop {
   private readonly native: any;
   private readonly unhook: () => void;
   private staging = new Uint8Array(STAGING_BYTES);
-  private stagingMeta = new Uint32Array(64 * 4);
+  private stagingMeta = new Uint32Array(64 * INJECT_META_WORDS);
 
   private constructor(native: any, unhook: () => void) {
     this.native = native;
@@ -223,7 +233,9 @@ export class IoLoop {
     if (netns !== undefined && !NETNS_NAME.test(netns)) throw new RangeError(`netns must be a namespace NAME (as in /var/run/netns/NAME), got ${String(netns)}`);
     if (typeof tun?.name !== 'string' || tun.name.length < 1 || tun.name.length > 15) throw new RangeError('tun.name must be 1..15 characters');
     const mtu = tun.mtu ?? 1300;
-    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 3520) throw new RangeError(`tun.mtu must be an integer 576..3520, got ${String(tun.mtu)}`);
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > MAX_PACKET) {
+      throw new RangeError(`tun.mtu must be an integer 576..${MAX_PACKET}, got ${String(tun.mtu)}`);
+    }
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`workers must be an integer 1..64, got ${String(workers)}`);
     if (options.udpPort !== undefined && (!Number.isInteger(udpPort) || udpPort < 1 || udpPort > 65535)) {
       throw new RangeError(`udpPort must be a UDP port 1..65535 (the same on every gateway), got ${String(options.udpPort)}`);
@@ -272,11 +284,12 @@ export class IoLoop {
       }
       total += p.packet.length + quoteOf(p).length;
     });
-    // Each packet, then the quote of what it carries (native/io/binding.cc), staged in this loop's reused buffers:
+    // Each packet, then the quote of what it carries (native/node/io_loop.cc), staged in this loop's reused buffers:
     // the addon copies them into the workers' queues before it returns, so a daemon that injects packet by packet
     // allocates no ArrayBuffer per packet (freed only by a later GC, those fragmented the malloc heap).
     if (this.staging.length < total) this.staging = new Uint8Array(Math.max(total, 2 * this.staging.length));
-    if (this.stagingMeta.length < packets.length * 4) this.stagingMeta = new Uint32Array(Math.max(packets.length * 4, 2 * this.stagingMeta.length));
+    const metaWords = packets.length * INJECT_META_WORDS;
+    if (this.stagingMeta.length < metaWords) this.stagingMeta = new Uint32Array(Math.max(metaWords, 2 * this.stagingMeta.length));
     const bytes = this.staging;
     const meta = this.stagingMeta;
     let at = 0;
@@ -284,13 +297,14 @@ export class IoLoop {
       const quote = quoteOf(p);
       bytes.set(p.packet, at);
       bytes.set(quote, at + p.packet.length);
-      meta[i * 4] = at;
-      meta[i * 4 + 1] = p.packet.length;
-      meta[i * 4 + 2] = VIA_CODE[p.via];
-      meta[i * 4 + 3] = quote.length;
+      const m = i * INJECT_META_WORDS;
+      meta[m] = at;
+      meta[m + 1] = p.packet.length;
+      meta[m + 2] = VIA_CODE[p.via];
+      meta[m + 3] = quote.length;
       at += p.packet.length + quote.length;
     });
-    const taken = this.native.inject(bytes.subarray(0, total), meta.subarray(0, packets.length * 4));
+    const taken = this.native.inject(bytes.subarray(0, total), meta.subarray(0, metaWords));
     // One large injection does not pin its buffer: beyond 1 MiB it goes back to the default size.
     if (this.staging.length > STAGING_KEEP_BYTES) this.staging = new Uint8Array(STAGING_BYTES);
     return taken;

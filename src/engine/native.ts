@@ -17,8 +17,9 @@ import {
   type SaStats,
 } from './types.js';
 
-const AH_ALG_CODE: Record<MacAlg, number> = { 'gmac-aes128': 1, 'hmac-sha256-128': 2 };
-const ESP_SUITE_CODE: Record<EspSuite, number> = { aes128gcm: 1, aes256gcm: 2, chacha20poly1305: 3 };
+/** The algorithm codes installSa passes (binding.abi.ahAlgs and espSuites; test/engine/abi.test.ts compares). */
+export const AH_ALG_CODE: Readonly<Record<MacAlg, number>> = { 'gmac-aes128': 1, 'hmac-sha256-128': 2 };
+export const ESP_SUITE_CODE: Readonly<Record<EspSuite, number>> = { aes128gcm: 1, aes256gcm: 2, chacha20poly1305: 3 };
 const MIN_SPI = 256;
 
 function fail(sa: Partial<SaDesc>, message: string): never {

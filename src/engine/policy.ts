@@ -17,7 +17,7 @@ export interface PolicyEntry {
 
 export const MAX_POLICY_WRAPS = MAX_LAYERS - 1;
 
-/** The addon's action codes (native/engine/abi.h PolicyAction). */
+/** The addon's action codes (native/engine/abi.h PolicyAction; test/engine/abi.test.ts compares). */
 export const PolicyActionCode: Record<PolicyAction, number> = { protect: 1, bypass: 2, pass: 3, punt: 4, drop: 5, inbound: 6 };
 const ACTIONS = Object.keys(PolicyActionCode) as PolicyAction[];
 

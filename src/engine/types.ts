@@ -1,4 +1,5 @@
-// The engine contract as types: docs/engine.md is the prose, native/engine/abi.h the C++ mirror.
+// The engine contract as types: docs/engine.md is the prose; native/engine/abi.h defines the same numbers for the addon,
+// and test/engine/abi.test.ts fails on any difference between these tables and the addon's binding.abi.
 
 export const Op = {
   ENCAP: 1,

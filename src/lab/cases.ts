@@ -1,109 +1,26 @@
 // The cases of `mipsec lab`, named after the draft's sections: the Figure 6 cases (§4.4, §4.5.x),
 // the §3 cases, a Figure 2 chain, the §3.5.1 proxy and the handover. Each runs on a LabRuntime —
 // the in-memory network or real namespaces — and reports pass/fail with the stacks seen per link.
-import type { EngineImpl } from '../engine/index.js';
 import type { Network } from '../net/types.js';
 import { ipToU32 } from '../wire/addr.js';
-import { figure6World } from './figure6.js';
+import { figure6World } from './figure6-world.js';
 import { endAhEsp, nextAh, SGW, smnId, udp } from './formats.js';
-import { moveFigures, type MoveFigure } from './handover.js';
+import { moveFigures } from './handover.js';
 import { HOME_PROXY, homeProxyStacks, runProxy, sendViaHomeProxy } from './proxy.js';
-import { runScenario, SETTLE_MS, type LabRuntime, type Scenario } from './scenario.js';
-import { F6, figure6Scenarios } from './scenarios/figure6.js';
+import { runScenario, SETTLE_MS, type Scenario } from './scenario.js';
+import { F6, figure6Scenarios } from './scenarios/figure6-cases.js';
 import { chainScenario, section3Scenarios } from './scenarios/section3.js';
-import { clearCaptures, stacksByLink } from './stacks.js';
+import { clearCaptures, stackDiff, stacksByLink } from './stacks.js';
 import { Flow } from './traffic.js';
 import { spiCase } from './spi.js';
 import type { World } from './world.js';
-
-export interface CaseResult {
-  id: string;
-  title: string;
-  /** The draft section as the draft names it. */
-  section: string;
-  pass: boolean;
-  /** Link → the distinct "sender > receiver: stack" lines seen. */
-  stacks: Record<string, string[]>;
-  /** What did not hold (empty when pass). */
-  failures: string[];
-  /** Handover: per move. */
-  moves?: MoveFigure[];
-  /** Set by the real-network extras (measure.ts): ICMP echo RTT and a TCP transfer of TCP_SECONDS. */
-  rttMs?: number;
-  tcpMbps?: number;
-  /** Set with tcpMbps: the role nodes' I/O loop counters over the TCP phase. */
-  tcpDataPath?: DataPathFigures;
-  /** Why a figure is missing, e.g. no applications on a path that carries UDP only. */
-  notes?: string[];
-  durationMs: number;
-}
-
-/**
- * What the role nodes' I/O loops did with the packets of one phase (IoStats deltas, summed over every role node):
- * carried out natively (fastPath: FORWARD, DELIVER, DROP without JS) or punted to JS (slowPath, by reason).
- */
-export interface DataPathFigures {
-  fastPath: number;
-  slowPath: number;
-  /** slowPath by punt reason (reasons punted at least once). */
-  slowPathReasons: Record<string, number>;
-  /** The same per role node (SGWs, SMN, HA). */
-  nodes: Record<string, { fastPath: number; slowPath: number }>;
-}
-
-/** Where the SMN talks to a correspondent: the real-network extras ping and stream between the two. */
-export interface AppPath {
-  /** Host name and address the applications start from (the SMN and the address it uses towards the peer). */
-  from: string;
-  fromAddress: string;
-  /** Host name of the correspondent. */
-  peer: string;
-  peerAddress: string;
-}
-
-export interface CaseContext<N extends Network> {
-  engine: EngineImpl;
-  runtime: LabRuntime<N>;
-  /**
-   * Called with the world while it is still up, after the case's own checks (real traffic, captures).
-   * Returns true to leave the world running (`--keep`): its roles stay up until the process ends.
-   */
-  extras?: (network: N, result: CaseResult, path: AppPath | undefined, world?: World<Network>) => Promise<boolean>;
-}
-
-export interface LabCase {
-  id: string;
-  section: string;
-  title: string;
-  run<N extends Network>(ctx: CaseContext<N>): Promise<CaseResult>;
-}
+import type { AppPath, CaseContext, CaseResult, LabCase } from './case.js';
 
 const SCENARIO_IDS: Record<string, string> = {
   '§4.4': '4.4', '§4.5.1': '4.5.1', '§4.5.2': '4.5.2', '§4.5.3': '4.5.3', '§4.5.4': '4.5.4', '§4.5.5': '4.5.5', '§4.5.6': '4.5.6',
   '§4.5.7': '4.5.7a', '§4.5.7 (optimized)': '4.5.7b', '§3.2': '3.2', '§3.4': '3.4', 'Figure 1': 'fig1', '§3.5': '3.5',
   '§3.5 (direct)': '3.5-direct', '§3.5 (direct, translated)': '3.5-nat',
 };
-
-/** The lines of `expected` missing from `seen` and the lines seen that were not expected, per link. */
-export function stackDiff(expected: Record<string, string[]>, seen: Record<string, string[]>): string[] {
-  const out: string[] = [];
-  for (const link of new Set([...Object.keys(expected), ...Object.keys(seen)])) {
-    const want = expected[link] ?? [];
-    const got = seen[link] ?? [];
-    for (const line of want) if (!got.some((g) => stackMatches(line, g))) out.push(`${link}: missing ${line}`);
-    for (const line of got) if (!want.some((w) => stackMatches(w, line))) out.push(`${link}: unexpected ${line}`);
-    const inOrder = want.length === got.length && want.every((w, i) => stackMatches(w, got[i]));
-    if (out.length === 0 && !inOrder) out.push(`${link}: same packets in another order`);
-  }
-  return out;
-}
-
-/** An expected line may hold `*` where the value is random by design (the §3.5 NAT's port): any digits match there. */
-export function stackMatches(want: string, line: string): boolean {
-  if (!want.includes('*')) return want === line;
-  const pattern = want.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\d+');
-  return new RegExp(`^${pattern}$`).test(line);
-}
 
 function start(id: string, section: string, title: string): CaseResult {
   return { id, section, title, pass: false, stacks: {}, failures: [], durationMs: Date.now() };

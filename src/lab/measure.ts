@@ -6,7 +6,7 @@ import type { DataPathStats } from '../net/linux/interface-loops.js';
 import type { LinuxNetwork } from '../net/linux/network.js';
 import { APP_PORT, asAppUser } from '../net/linux/network.js';
 import { CommandError, runCommand } from '../net/netns.js';
-import type { AppPath, CaseResult, DataPathFigures } from './cases.js';
+import type { AppPath, CaseResult, DataPathFigures } from './case.js';
 import { sleep } from './runtime-linux.js';
 
 const PINGS = 3;

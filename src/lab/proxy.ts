@@ -6,7 +6,7 @@ import type { Host, Network } from '../net/types.js';
 import { ipToU32, readIp, writeIp } from '../wire/addr.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../wire/udp.js';
 import { endAhEsp, ipip, SGW, smnId, udp } from './formats.js';
-import { F6 } from './scenarios/figure6.js';
+import { F6 } from './scenarios/figure6-cases.js';
 import { ECHO_PORT } from './traffic.js';
 import type { World } from './world.js';
 

@@ -2,7 +2,7 @@
 // stacks expected on each link. runScenario() drives it on any world; the tests and `mipsec lab`
 // compare what it returns with `expect`.
 import type { EngineImpl } from '../engine/index.js';
-import { figure6Map } from './figure6.js';
+import { figure6Map } from './figure6-world.js';
 import { clearCaptures, hops, stacksByLink, type Hop } from './stacks.js';
 import { collectEchoes, probe } from './traffic.js';
 import { DISCOVERY_PORT } from '../keys/discovery.js';

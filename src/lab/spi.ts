@@ -15,11 +15,10 @@ import { createEngine, NativeEngine, type Engine, type EngineImpl } from '../eng
 import type { Host, Network } from '../net/types.js';
 import { KeyLog } from '../roles/common/keylog.js';
 import { ManualSpiGateway } from '../roles/sgw/manual.js';
-import type { CaseContext, CaseResult, LabCase } from './cases.js';
-import { stackDiff } from './cases.js';
+import type { CaseContext, CaseResult, LabCase } from './case.js';
 import { ip, udp } from './formats.js';
 import { SETTLE_MS } from './scenario.js';
-import { clearCaptures, stacksByLink } from './stacks.js';
+import { clearCaptures, stackDiff, stacksByLink } from './stacks.js';
 import { collectEchoes, echoServer, probe } from './traffic.js';
 
 /** examples/spi, from src/lab or dist/lab alike. */

@@ -40,3 +40,24 @@ export function stacksByLink(network: Network, resolver?: DescribeResolver, keep
 export function clearCaptures(network: Network): void {
   for (const link of network.links()) link.clearCaptures();
 }
+
+/** The lines of `expected` missing from `seen` and the lines seen that were not expected, per link. */
+export function stackDiff(expected: Record<string, string[]>, seen: Record<string, string[]>): string[] {
+  const out: string[] = [];
+  for (const link of new Set([...Object.keys(expected), ...Object.keys(seen)])) {
+    const want = expected[link] ?? [];
+    const got = seen[link] ?? [];
+    for (const line of want) if (!got.some((g) => stackMatches(line, g))) out.push(`${link}: missing ${line}`);
+    for (const line of got) if (!want.some((w) => stackMatches(w, line))) out.push(`${link}: unexpected ${line}`);
+    const inOrder = want.length === got.length && want.every((w, i) => stackMatches(w, got[i]));
+    if (out.length === 0 && !inOrder) out.push(`${link}: same packets in another order`);
+  }
+  return out;
+}
+
+/** An expected line may hold `*` where the value is random by design (the §3.5 NAT's port): any digits match there. */
+export function stackMatches(want: string, line: string): boolean {
+  if (!want.includes('*')) return want === line;
+  const pattern = want.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\d+');
+  return new RegExp(`^${pattern}$`).test(line);
+}

@@ -9,10 +9,10 @@ import { generateCaKey, generateX25519, type Identity } from '../keys/keyfile.js
 import { parseName } from '../keys/names.js';
 import { MemoryNetwork } from '../net/memory.js';
 import type { Host, HostOptions, Network } from '../net/types.js';
-import { HomeAgent } from '../roles/ha.js';
+import { HomeAgent } from '../roles/ha/home-agent.js';
 import { KeyLog } from '../roles/common/keylog.js';
-import { SecurityGateway } from '../roles/sgw.js';
-import { MobileNode, type OutsidePolicy } from '../roles/smn.js';
+import { SecurityGateway } from '../roles/sgw/gateway.js';
+import { MobileNode, type OutsidePolicy } from '../roles/smn/mobile-node.js';
 import type { Procedure } from '../roles/smn/paths.js';
 import type { Sgw, TopologyMap } from '../topology/map.js';
 import { prefixMask, u32ToIp } from '../wire/addr.js';

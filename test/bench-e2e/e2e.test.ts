@@ -10,7 +10,8 @@ import { roundOrder, runE2e } from '../../src/bench/e2e/index.js';
 import { processTicks, softirqTicks, udpCounts } from '../../src/bench/e2e/measure.js';
 import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
 import { relayCosts, relayCpuPerPacket } from '../../src/bench/e2e/chain.js';
-import { formatSvg, formatTables, median, ratios, type PathResult } from '../../src/bench/e2e/report.js';
+import { median } from '../../src/bench/median.js';
+import { formatSvg, formatTables, ratios, type PathResult } from '../../src/bench/e2e/report.js';
 import { firstPacketDelays } from '../../src/bench/e2e/sgwd.js';
 import type { Topology } from '../../src/bench/e2e/topology.js';
 

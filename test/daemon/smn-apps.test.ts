@@ -11,7 +11,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_ROUTE_TABLE, APP_RULE_PREF } from '../../src/net/linux/attached.js';
-import { APPLICATION_PORT } from '../../src/roles/smn.js';
+import { APPLICATION_PORT } from '../../src/roles/smn/mobile-node.js';
 import { canRunNetns } from '../io/topology.js';
 import { figure6Fixture } from './fixture.js';
 import { daemonStatus, ensureDist, ipIn, run, startInNs, TestNamespaces, waitFor, type StartedDaemon } from './netns.js';

@@ -3,7 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { labCases, stackDiff } from '../../src/lab/cases.js';
+import { labCases } from '../../src/lab/cases.js';
+import { stackDiff } from '../../src/lab/stacks.js';
 import { runLab } from '../../src/lab/run.js';
 import { PcapngReader } from '../../src/net/linux/pcapng.js';
 

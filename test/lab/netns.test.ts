@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CaseResult } from '../../src/lab/cases.js';
+import type { CaseResult } from '../../src/lab/case.js';
 import { runLab } from '../../src/lab/run.js';
 import { SPI_EXPECT } from '../../src/lab/spi.js';
 import { listNamespaces } from '../../src/net/netns.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RegistrationClient, UdpRegistrationTransport, type RegistrationEvent, type RegistrationTransport } from '../../src/roles/registration.js';
+import { RegistrationClient, type RegistrationEvent, type RegistrationTransport } from '../../src/roles/smn/registration-client.js';
+import { UdpRegistrationTransport } from '../../src/roles/smn/registration-transport.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { decodeRequest, encodeReply, MIP_PORT, RequestFlag } from '../../src/wire/mobileip.js';
 import { parseUdpDatagram } from '../../src/wire/udp.js';

@@ -3,7 +3,7 @@
 // tunnel, answers through a reverse tunnel, comes home and deregisters.
 import { describe, expect, it } from 'vitest';
 import type { CapturedPacket } from '../../src/net/index.js';
-import { TunnelEndpoint } from '../../src/roles/registration.js';
+import { TunnelEndpoint } from '../../src/roles/smn/tunnel-endpoint.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { writeIpipHeader } from '../../src/wire/ipip.js';
 import { describe as describeStack } from '../../src/wire/describe.js';

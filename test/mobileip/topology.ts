@@ -3,8 +3,9 @@
 //   internet 198.18.0.0/16: r0 198.18.0.1, r1 198.18.1.1
 //   site1 10.1.0.0/16:   r1 .1, the mn's care-of address .100 once it moved there
 import { MemoryNetwork } from '../../src/net/index.js';
-import { HomeAgent, type HomeAgentOptions } from '../../src/roles/ha.js';
-import { RegistrationClient, UdpRegistrationTransport, type RegistrationClientOptions } from '../../src/roles/registration.js';
+import { HomeAgent, type HomeAgentOptions } from '../../src/roles/ha/home-agent.js';
+import { RegistrationClient, type RegistrationClientOptions } from '../../src/roles/smn/registration-client.js';
+import { UdpRegistrationTransport } from '../../src/roles/smn/registration-transport.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
 

@@ -5,7 +5,7 @@ import { decide, type AuthResult, type Decision, type PacketView, type SgwPlace,
 import { buildTopology, type TopologyMap } from '../../src/topology/map.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { figure1Map } from '../../src/lab/topologies.js';
-import { figure6Map } from '../../src/lab/figure6.js';
+import { figure6Map } from '../../src/lab/figure6-world.js';
 
 // Figure 6 (examples/figure6/network.yaml)
 const SGW0 = '198.18.0.1';

@@ -1,8 +1,8 @@
 // A role stopped with packets queued for its next engine call (a daemon's SIGTERM under traffic): the
 // queued flush is cancelled with the role, so nothing runs on the engine that closes right after it.
 import { afterEach, describe, expect, it } from 'vitest';
-import { figure6Map } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6Map } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { probe } from '../../src/lab/traffic.js';
 import { buildWorld, type World } from '../../src/lab/world.js';

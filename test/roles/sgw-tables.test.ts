@@ -3,8 +3,8 @@
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Op, Reason, Verdict, type Engine, type SaDesc } from '../../src/engine/index.js';
-import { figure6Map } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6Map } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { VirtualClock } from '../../src/net/clock.js';
 import { Tally } from '../../src/roles/common/counters.js';
 import type { NodeKeys, SaLookup } from '../../src/roles/common/keys.js';

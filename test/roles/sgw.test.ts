@@ -2,8 +2,8 @@
 // packets, failure messages within the per-destination token bucket, counters for every decision.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/index.js';
-import { figure6Map } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6Map } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { probe } from '../../src/lab/traffic.js';
 import { buildWorld, type World } from '../../src/lab/world.js';

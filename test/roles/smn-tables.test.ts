@@ -5,13 +5,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Batch, Op, Verdict, type Engine } from '../../src/engine/index.js';
 import { SKIP_COUNTER_SECONDS } from '../../src/keys/derive.js';
-import { figure6World } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6World } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { collectEchoes, probe } from '../../src/lab/traffic.js';
 import type { World } from '../../src/lab/world.js';
 import type { HostDataPath } from '../../src/net/types.js';
-import { APPLICATION_PORT, TABLE_REFRESH_MS } from '../../src/roles/smn.js';
+import { APPLICATION_PORT, TABLE_REFRESH_MS } from '../../src/roles/smn/mobile-node.js';
 import { compileSmnPolicies } from '../../src/roles/smn/tables.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildSecurityFailurePacket, Icmp40Code } from '../../src/wire/icmp40.js';

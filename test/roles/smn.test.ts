@@ -1,8 +1,8 @@
 // The SMN's path table (draft §3.2, §3.4): which layers it builds, and how failure messages change
 // them; and the SMN's position (§4.2) as it moves.
 import { afterEach, describe, expect, it } from 'vitest';
-import { figure6Map } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6Map } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { buildWorld, type World } from '../../src/lab/world.js';
 import { PathTable } from '../../src/roles/smn/paths.js';

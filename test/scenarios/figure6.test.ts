@@ -1,7 +1,7 @@
 // The draft's Figure 6 cases (§4.4, §4.5.1–§4.5.7) end to end on the in-memory network, with both
 // data paths: data both ways, and every packet on every link against the draft's [Packet Format].
 import { afterEach, describe, expect, it } from 'vitest';
-import { figure6Scenarios } from '../../src/lab/scenarios/figure6.js';
+import { figure6Scenarios } from '../../src/lab/scenarios/figure6-cases.js';
 import { runScenario, type ScenarioRun } from '../../src/lab/scenario.js';
 
 process.env.MIPSEC_NATIVE = '1';

@@ -2,9 +2,9 @@
 // outside → home. No move may lose the registration, and traffic must always resume; the figures
 // (packets lost, time to resume) are printed per move. Both engines.
 import { afterEach, describe, expect, it } from 'vitest';
-import { figure6World } from '../../src/lab/figure6.js';
+import { figure6World } from '../../src/lab/figure6-world.js';
 import { moveFigures } from '../../src/lab/handover.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { Flow } from '../../src/lab/traffic.js';
 import type { World } from '../../src/lab/world.js';
 

@@ -3,8 +3,8 @@
 // silently); nothing crashes and nothing reaches the inside.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Reason } from '../../src/engine/index.js';
-import { figure6World } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6World } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { clearCaptures } from '../../src/lab/stacks.js';
 import { collectEchoes, probe } from '../../src/lab/traffic.js';

@@ -2,7 +2,7 @@
 // SMN → proxy through the VPN with SGW0, proxy → CH through the VPN between SGWs, the reply back
 // to the proxy the same way and from the proxy to the SMN by Mobile IP via the HA. Both engines.
 import { afterEach, describe, expect, it } from 'vitest';
-import { figure6World } from '../../src/lab/figure6.js';
+import { figure6World } from '../../src/lab/figure6-world.js';
 import { HOME_PROXY, homeProxyStacks, runProxy, sendViaHomeProxy } from '../../src/lab/proxy.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { clearCaptures, stacksByLink } from '../../src/lab/stacks.js';

@@ -2,7 +2,7 @@
 // Figure 1 nesting, §3.5 (outside correspondents) and the Figure 2 chain with 2..6 SGWs.
 import { afterEach, describe, expect, it } from 'vitest';
 import { endAhEsp, nextAh, SGW, smnId, udp } from '../../src/lab/formats.js';
-import { stackDiff } from '../../src/lab/cases.js';
+import { stackDiff } from '../../src/lab/stacks.js';
 import { runScenario, type ScenarioRun } from '../../src/lab/scenario.js';
 import { chainScenario, section3Scenarios } from '../../src/lab/scenarios/section3.js';
 

@@ -2,8 +2,8 @@
 // cases the memory-network tests in sgw-policy.test.ts cannot stage, each named after its hole.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SkipName } from '../../src/keys/names.js';
-import { figure6Map } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6Map } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { careOfShadow, decide, type IpPair, type PacketView, type SgwPlace, type SkipLayer } from '../../src/policy/sgw.js';
 import type { TopologyMap } from '../../src/topology/map.js';
 import { ipToU32 } from '../../src/wire/addr.js';

@@ -6,15 +6,15 @@ import { Batch, createEngine, Op, Verdict, type EngineImpl } from '../../src/eng
 import { CertCache } from '../../src/keys/cache.js';
 import { encodeDiscovery, DISCOVERY_PORT } from '../../src/keys/discovery.js';
 import { SkipKeying, type OutboundRequest } from '../../src/keys/keying.js';
-import { figure6World } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6World } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { clearCaptures } from '../../src/lab/stacks.js';
 import { collectEchoes, probe } from '../../src/lab/traffic.js';
 import { OUTSIDE_CARE_OF, type World } from '../../src/lab/world.js';
 import type { Host } from '../../src/net/types.js';
 import { NodeKeys } from '../../src/roles/common/keys.js';
-import { SecurityGateway } from '../../src/roles/sgw.js';
+import { SecurityGateway } from '../../src/roles/sgw/gateway.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { encodeRequest, MIP_PORT, ntpFromUnixMs, RequestFlag } from '../../src/wire/mobileip.js';

@@ -2,8 +2,8 @@
 // stack; only the HA's tunnel that arrives inside an authenticated End-End layer is opened. Figure 6 world, the SMN
 // visiting Site 1, both engines.
 import { afterEach, describe, expect, it } from 'vitest';
-import { figure6World } from '../../src/lab/figure6.js';
-import { F6 } from '../../src/lab/scenarios/figure6.js';
+import { figure6World } from '../../src/lab/figure6-world.js';
+import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { collectEchoes, ECHO_PORT, PROBE_PORT, probe } from '../../src/lab/traffic.js';
 import type { World } from '../../src/lab/world.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildTopology, type Crossing, type NetworkSpec, type Sgw, type TopologyMap } from '../../src/topology/map.js';
 import { figure1Map, figure1Spec } from '../../src/lab/topologies.js';
-import { figure6Map } from '../../src/lab/figure6.js';
+import { figure6Map } from '../../src/lab/figure6-world.js';
 
 const names = (sgws: (Sgw | undefined)[]) => sgws.map((s) => s?.name);
 const crossings = (path: Crossing[]) => path.map((c) => `${c.sgw.name} ${c.direction}`);

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildTopology, type TopologyMap } from '../../src/topology/map.js';
 import { classifyFigure6, communicationMode } from '../../src/topology/position.js';
-import { figure6Map } from '../../src/lab/figure6.js';
+import { figure6Map } from '../../src/lab/figure6-world.js';
 
 // Figure 6 addresses (examples/figure6/network.yaml).
 const HOME = '10.0.0.100';

@@ -8,7 +8,7 @@ import { NetnsSession, randomSuffix } from '../../net/netns.js';
 import { endSa, nexthopSa, type Coverage, type NodeSpec, type Transport } from './gateway-spec.js';
 import { measureTcp, startIperfServer } from './measure.js';
 import { WORKERS, loopSpec, startGateway, tuningLabel, tunnelMtu, type LoopTuning } from './mipsec.js';
-import { median } from './report.js';
+import { median } from '../median.js';
 import { waitFor } from './paths.js';
 import { LINK_MTU, PLAN, SKIP_TUNNEL_MTU, devName } from './topology.js';
 

@@ -1,4 +1,5 @@
 // Medians, ratios, the printed tables and the SVG bar chart of an e2e run.
+import { median } from '../median.js';
 import { PEER_NAMES, type PathName } from './paths.js';
 import type { RunFigures } from './measure.js';
 import type { ChainRow, RelayCost } from './chain.js';
@@ -23,13 +24,6 @@ export interface PathResult extends E2eRow {
 
 export const METRICS = ['tcp_gbps', 'udp_pps', 'cpu_s_per_gbit'] as const;
 export type Metric = (typeof METRICS)[number];
-
-export function median(values: readonly number[]): number {
-  if (values.length === 0) throw new Error('median of no values');
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /** Fills the medians of a path that ran at least once. */
 export function summarize(result: PathResult): void {

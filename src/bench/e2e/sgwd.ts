@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommand, type ManagedProcess } from '../../net/netns.js';
 import type { Transport } from './gateway-spec.js';
-import { median } from './report.js';
+import { median } from '../median.js';
 import { DEFAULT_UDP_PORT } from '../../config/node.js';
 import { requestStatus } from '../../daemon/socket.js';
 import { tail, waitFor, type ActivePath, type DataPathCounts, type PathContext, type PathDriver } from './paths.js';

@@ -5,7 +5,7 @@ import { endAhEsp, icmp40, ipip, nextAh, SGW, smnId, udp } from '../formats.js';
 import type { Scenario } from '../scenario.js';
 import { chainMap, figure1Map, figure4Map, innermostAddress } from '../topologies.js';
 import { careOfIn } from '../world.js';
-import { F6 } from './figure6.js';
+import { F6 } from './figure6-cases.js';
 
 const REQ = (src: string, dst: string) => udp(src, dst, 40000, 7);
 const REP = (src: string, dst: string) => udp(src, dst, 7, 40000);

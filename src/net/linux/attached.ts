@@ -20,7 +20,7 @@
  *                   the roles add are mirrored with `ip route replace` and removed again on close.
  *   send / forward  output hooks, the route table, then the raw IP_HDRINCL socket (or the UDP transport) of the
  *                   route's interface's loop: the kernel routes the datagram by its table and resolves the next
- *                   hop with ARP. What is larger than the interface's MTU (or the loop's 3520) leaves in
+ *                   hop with ARP. What is larger than the interface's MTU (or the loop's MAX_PACKET) leaves in
  *                   fragments; a sealed packet with DF is refused by the link and answered with ICMP 3/4 when the
  *                   datagram it carries has DF (the loop's path, docs/engine.md §9), else dropped (too_big).
  *   local delivery  onDeliver handlers; an ICMP echo request to the host's own addresses is answered here
@@ -41,9 +41,9 @@
  */
 import fs from 'node:fs';
 import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
-import { systemClock } from '../../daemon/clock.js';
+import { systemClock } from '../system-clock.js';
 import { createEngine } from '../../engine/index.js';
-import { flatIoStats, IoLoop, type PuntedPacket } from '../../engine/io.js';
+import { flatIoStats, IoLoop, MAX_PACKET, type PuntedPacket } from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
 import type { ReasonName } from '../../engine/types.js';
 import { ipToU32, parsePrefix, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
@@ -58,7 +58,7 @@ export const FILTER_PREF = 49_001;
 export const RULE_PREF = 32_001;
 /** The priority of the rules that let proxy ARP answer for a proxied address in front of the blackhole (setProxy). */
 export const PROXY_RULE_PREF = 32_000;
-const TUN_MTU = 3520;
+const TUN_MTU = MAX_PACKET;
 const UDP_TRANSPORT_BYTES = 28;
 
 /** The node config's interfaces do not match this namespace (message: 'interfaces: …' with the fix). */

@@ -38,7 +38,7 @@
  *                   hooks (ctx.iface, ctx.link). The kernels' own multicast (IGMP reports) is left out, as
  *                   MemoryNetwork has none. The kernel's IP stack never sees a frame of a role host's links.
  *   send / forward  output hooks, then the JS route table, then the raw IP_HDRINCL socket ('raw' inject): the
- *                   kernel routes it by its table and resolves the next hop with ARP. Packets over 3520 bytes
+ *                   kernel routes it by its table and resolves the next hop with ARP. Packets over MAX_PACKET bytes
  *                   (what the peer's TUN reads) leave in fragments.
  *   inject          the JS input path directly (as MemoryHost: queued, not re-entrant).
  *   local delivery  onDeliver handlers; ICMP echo, TCP and UDP to port 5201 (the applications'
@@ -50,6 +50,7 @@
  *                   SMN's traffic is protected by its role like the lab's own probes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { MAX_PACKET } from '../../engine/io.js';
 import type { NativeEngine } from '../../engine/native.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
@@ -74,7 +75,7 @@ const APP_TABLE = 50;
 const LOCAL_TUN = 't-local';
 /** Room for the protocol layers on the lab's links: nothing is ever too big for a veth. */
 export const LINK_MTU = 9000;
-const IFACE_TUN_MTU = 3520;
+const IFACE_TUN_MTU = MAX_PACKET;
 /** Applications see this MTU: the End-End layer and next-hop layers fit in what the roles send. */
 export const APP_MTU = 1300;
 /** dumpcap reports "Capturing on" before every interface is open. */

@@ -5,7 +5,7 @@ import type { SkipName } from '../../keys/names.js';
 import type { Sgw } from '../../topology/map.js';
 import { ipToU32 } from '../../wire/addr.js';
 import { ICMP_SECURITY_FAILURE } from '../../wire/icmp40.js';
-import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import { NSID_NONE } from '../../wire/skip.js';
 import { parseUdpDatagram } from '../../wire/udp.js';
 
@@ -32,9 +32,16 @@ export function isDiscovery(datagram: Uint8Array): boolean {
   return discoveryOf(datagram) !== undefined;
 }
 
-export function isSecurityFailure(datagram: Uint8Array): boolean {
+/** An ICMP Security Failure (type 40); `header`, when the caller has parsed the datagram already, spares a second parse. */
+export function isSecurityFailure(datagram: Uint8Array, header: Ipv4Header | undefined = headerOf(datagram)): boolean {
+  if (header === undefined || header.protocol !== IpProto.ICMP) return false;
+  const at = header.headerLength;
+  return header.totalLength > at && datagram.length > at && datagram[at] === ICMP_SECURITY_FAILURE;
+}
+
+function headerOf(datagram: Uint8Array): Ipv4Header | undefined {
   const ip = parseIpv4(datagram, 0);
-  return ip.ok && ip.header.protocol === IpProto.ICMP && ip.header.totalLength > ip.header.headerLength && datagram[ip.header.headerLength] === ICMP_SECURITY_FAILURE;
+  return ip.ok ? ip.header : undefined;
 }
 
 /** An SGW's SKIP name: NSID 0, named by its outside address (docs/certificates.md §1). */

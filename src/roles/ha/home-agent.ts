@@ -2,12 +2,12 @@
 // a binding table with lifetimes on the network's clock, proxy interception of packets for
 // registered-away home addresses, IP-in-IP (RFC 2003) to the care-of address, and decapsulation
 // of what mobile nodes reverse-tunnel to it. No IPsec: the home SGW does that (draft §2.1).
-import { Batch, createEngine, Op, reasonName, Verdict, type Engine } from '../engine/index.js';
-import { decrementTtl } from '../net/ip.js';
-import type { Clock, Host, Timer } from '../net/types.js';
-import { ipToU32, readIp, u32ToIp } from '../wire/addr.js';
-import { isIpipLoop, parseIpip } from '../wire/ipip.js';
-import { IPV4_HEADER_BYTES, IpProto, parseIpv4, type Ipv4Header } from '../wire/ipv4.js';
+import { Batch, createEngine, Op, reasonName, Verdict, type Engine } from '../../engine/index.js';
+import { decrementTtl } from '../../net/ip.js';
+import type { Clock, Host, Timer } from '../../net/types.js';
+import { ipToU32, readIp, u32ToIp } from '../../wire/addr.js';
+import { isIpipLoop, parseIpip } from '../../wire/ipip.js';
+import { IPV4_HEADER_BYTES, IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import {
   decodeRequest,
   encodeReply,
@@ -24,9 +24,9 @@ import {
   verifyMnHaAuth,
   type MnHaKey,
   type RegistrationRequest,
-} from '../wire/mobileip.js';
-import { buildUdpDatagram, parseUdpDatagram } from '../wire/udp.js';
-import type { BindingRecord, BindingStore } from './ha/journal.js';
+} from '../../wire/mobileip.js';
+import { buildUdpDatagram, parseUdpDatagram } from '../../wire/udp.js';
+import type { BindingRecord, BindingStore } from './journal.js';
 
 /** RFC 2003 §5.1 / RFC 3024: codes for encapsulations we do not offer. */
 const CODE_ENCAPSULATION_UNAVAILABLE = 139;

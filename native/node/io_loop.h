@@ -6,6 +6,9 @@
 
 namespace mipsec::io {
 
+// Words per punted packet in onPunt's meta array: offset, length, reason, from, sa (src/engine/io.ts reads them).
+constexpr uint32_t kPuntMetaWords = 5;
+
 class IoLoopWrap : public Napi::ObjectWrap<IoLoopWrap> {
  public:
   static Napi::Function Define(Napi::Env env);

@@ -1,5 +1,5 @@
 // Wall-clock time for a daemon on a real network (MemoryNetwork brings its own virtual clock).
-import type { Clock, Timer } from '../net/types.js';
+import type { Clock, Timer } from './types.js';
 
 export const systemClock: Clock = {
   now: () => Date.now(),

@@ -1,4 +1,4 @@
-#include "engine/engine.h"
+#include "node/engine.h"
 #include <cstring>
 #include <openssl/crypto.h>
 

@@ -1,10 +1,10 @@
-// The JS face of native/io (the only file here that sees Node-API): binding.IoLoop wraps io::IoLoop, and
+// The JS face of native/io: binding.IoLoop wraps io::IoLoop, and
 // punts cross to the JS thread in batches through one ThreadSafeFunction (one queued call at a time).
-#include "io/binding.h"
+#include "node/io_loop.h"
 #include <algorithm>
 #include <cstring>
 #include <mutex>
-#include "engine/engine.h"
+#include "node/engine.h"
 #include "io/gso.h"
 #include "io/loop.h"
 #include "wire/icmp.h"
@@ -14,7 +14,6 @@ namespace mipsec::io {
 namespace {
 
 constexpr size_t kPuntQueuePackets = 4096;
-constexpr uint32_t kPuntMetaWords = 5;  // offset, length, reason, from, sa
 
 // Punts waiting for the JS thread: bounded; at most one drain call is queued on the ThreadSafeFunction. Two
 // batches, refilled in turn: the workers copy into `filling_`, the JS thread swaps it with `draining_` and copies

@@ -5,7 +5,7 @@
 #include "crypto/aead.h"
 #include "crypto/hmac.h"
 #include "crypto/keywrap.h"
-#include "engine/engine.h"
+#include "node/engine.h"
 #include "wire/icmp40.h"
 #include "wire/ipv4.h"
 

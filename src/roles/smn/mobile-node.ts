@@ -3,32 +3,33 @@
 // host's output hook, which wraps them in the layers the path table says (End-End to an SGW,
 // Next-hop layers for the SGWs that asked); failure messages teach the path table; what arrives
 // in SKIP layers is opened by the engine and handed back to the host (the HA's tunnel, replies).
-import { Op, Reason, reasonName, Verdict, type Engine, type ReasonName } from '../engine/index.js';
-import type { CertCache } from '../keys/cache.js';
-import type { Identity } from '../keys/keyfile.js';
-import { SkipKeying, type OutboundRequest } from '../keys/keying.js';
-import type { Clock, Host, HookResult, PacketContext, Timer } from '../net/types.js';
-import { communicationMode } from '../topology/position.js';
-import type { Sgw, TopologyMap } from '../topology/map.js';
-import { ipToU32, readIp, u32ToIp } from '../wire/addr.js';
-import { isFragment } from '../wire/fragment.js';
-import { IpProto, parseIpv4, type Ipv4Header } from '../wire/ipv4.js';
-import type { MnHaKey } from '../wire/mobileip.js';
-import { IPPROTO_SKIP, NSID_NONE } from '../wire/skip.js';
-import { ICMP_SECURITY_FAILURE } from '../wire/icmp40.js';
-import { Tally } from './common/counters.js';
-import { CertificateDiscovery } from './common/discovery.js';
-import { readFailure, type ReceivedFailure } from './common/failure.js';
-import { isDiscovery, sgwName } from './common/signalling.js';
-import { NodeKeys } from './common/keys.js';
-import type { KeyLog } from './common/keylog.js';
-import { TickPipeline, type EngineJob, type EngineOutcome } from './common/pipeline.js';
-import { readableHeader, Reassembler, type ReassemblyLimits } from './common/reassembly.js';
-import { DEFAULT_SUITES, type Suites } from './common/suites.js';
-import { RegistrationClient, TunnelEndpoint, UdpRegistrationTransport, type RegistrationClientOptions, type RegistrationEvent } from './registration.js';
-import { PathTable, type Procedure } from './smn/paths.js';
-import { SentLog } from './smn/sent.js';
-import { SmnTables, type Protection } from './smn/tables.js';
+import { Op, Reason, reasonName, Verdict, type Engine, type ReasonName } from '../../engine/index.js';
+import type { CertCache } from '../../keys/cache.js';
+import type { Identity } from '../../keys/keyfile.js';
+import { SkipKeying, type OutboundRequest } from '../../keys/keying.js';
+import type { Clock, Host, HookResult, PacketContext, Timer } from '../../net/types.js';
+import { communicationMode } from '../../topology/position.js';
+import type { Sgw, TopologyMap } from '../../topology/map.js';
+import { ipToU32, readIp, u32ToIp } from '../../wire/addr.js';
+import { isFragment } from '../../wire/fragment.js';
+import { IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
+import type { MnHaKey } from '../../wire/mobileip.js';
+import { IPPROTO_SKIP, NSID_NONE } from '../../wire/skip.js';
+import { Tally } from '../common/counters.js';
+import { CertificateDiscovery } from '../common/discovery.js';
+import { readFailure, type ReceivedFailure } from '../common/failure.js';
+import { isDiscovery, isSecurityFailure, sgwName } from '../common/signalling.js';
+import { NodeKeys } from '../common/keys.js';
+import type { KeyLog } from '../common/keylog.js';
+import { TickPipeline, type EngineJob, type EngineOutcome } from '../common/pipeline.js';
+import { readableHeader, Reassembler, type ReassemblyLimits } from '../common/reassembly.js';
+import { DEFAULT_SUITES, type Suites } from '../common/suites.js';
+import { RegistrationClient, type RegistrationClientOptions, type RegistrationEvent } from './registration-client.js';
+import { UdpRegistrationTransport } from './registration-transport.js';
+import { TunnelEndpoint } from './tunnel-endpoint.js';
+import { PathTable, type Procedure } from './paths.js';
+import { SentLog } from './sent.js';
+import { SmnTables, type Protection } from './tables.js';
 
 /** What the SMN does with a correspondent outside every VPN-routable site (§3.5). */
 export type OutsidePolicy = 'mobile-ip' | 'direct';
@@ -308,7 +309,7 @@ export class MobileNode {
     const { src, dst, protocol } = header;
     if (src !== this.careOf && src !== ipToU32(this.homeAddress)) return 'pass';
     // Signalling stays plain (ICMP 40, SKIP, certificate discovery); an application's ICMP (ping) is protected like its UDP and TCP.
-    if (isSecurityFailure(packet, header.headerLength) || protocol === IPPROTO_SKIP || isDiscovery(packet)) return 'pass';
+    if (isSecurityFailure(packet, header) || protocol === IPPROTO_SKIP || isDiscovery(packet)) return 'pass';
     // §4.5.4: a correspondent on the visited network is reached directly.
     const here = this.map.protectingSgw(this.careOf);
     if (here && this.map.protectingSgw(dst) === here) return this.passed('pass_local');
@@ -573,8 +574,4 @@ export class MobileNode {
       }
     }
   }
-}
-
-function isSecurityFailure(packet: Uint8Array, headerLength: number): boolean {
-  return packet[9] === IpProto.ICMP && packet.length > headerLength && packet[headerLength] === ICMP_SECURITY_FAILURE;
 }

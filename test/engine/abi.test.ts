@@ -1,0 +1,102 @@
+// The JS ↔ native ABI is checked here, once: every number the addon exports in binding.abi (native/node/abi.cc, from
+// the lists in native/engine/abi.h and native/io) must equal its TS counterpart, which the TS reference engine uses
+// without the addon. A constant changed, added or removed on one side only fails this test.
+import { describe, expect, it } from 'vitest';
+import {
+  ICMP_QUOTE_MAX,
+  INJECT_META_WORDS,
+  MAX_PACKET,
+  ORIGIN_CODE,
+  PUNT_META_WORDS,
+  VIA_CODE,
+  type IoCounter,
+} from '../../src/engine/io.js';
+import { AH_ALG_CODE, ESP_SUITE_CODE } from '../../src/engine/native.js';
+import { MAX_POLICY_WRAPS, PolicyActionCode } from '../../src/engine/policy.js';
+import {
+  COUNTER_SLOTS,
+  DESC_WORDS,
+  Desc,
+  MAX_LAYERS,
+  MAX_POLICY_SRC_PREFIXES,
+  MAX_SELECTOR_PREFIXES,
+  Op,
+  Reason,
+  VERDICT_COUNTER_BASE,
+  Verdict,
+  reasonName,
+} from '../../src/engine/types.js';
+import { binding } from '../native/addon.js';
+
+// Every IoStats counter once (tsc refuses a missing or unknown name), to compare with the loop's stat names.
+const ioCounters = {
+  rxTun: true,
+  rxGso: true,
+  rxRaw: true,
+  rxSkip: true,
+  rxAh: true,
+  rxEsp: true,
+  rxIpip: true,
+  rxTooBig: true,
+  rxErrors: true,
+  txRaw: true,
+  txTun: true,
+  txGro: true,
+  txTooBig: true,
+  txFragNeeded: true,
+  txErrors: true,
+  punted: true,
+  puntDropped: true,
+  injected: true,
+  injectDropped: true,
+  rxUdp: true,
+  rxUdpGro: true,
+  txUdp: true,
+  txUdpGso: true,
+  rxUnauthenticated: true,
+  rxUdpMisaddressed: true,
+  rxForeignInterface: true,
+  fastPath: true,
+} satisfies Record<IoCounter, true>;
+
+/** binding.abi as the TS side has it. */
+const tsAbi = {
+  ops: Op,
+  verdicts: Verdict,
+  reasons: Reason,
+  desc: Desc,
+  policyActions: PolicyActionCode,
+  counterSlots: COUNTER_SLOTS,
+  verdictCounterBase: VERDICT_COUNTER_BASE,
+  descWords: DESC_WORDS,
+  maxLayers: MAX_LAYERS,
+  maxPolicyWraps: MAX_POLICY_WRAPS,
+  maxPolicySrc: MAX_POLICY_SRC_PREFIXES,
+  maxSelectorPrefixes: MAX_SELECTOR_PREFIXES,
+  ahAlgs: AH_ALG_CODE,
+  espSuites: ESP_SUITE_CODE,
+  ioStats: Object.keys(ioCounters),
+  maxPacket: MAX_PACKET,
+  icmpQuoteMax: ICMP_QUOTE_MAX,
+  puntMetaWords: PUNT_META_WORDS,
+  injectMetaWords: INJECT_META_WORDS,
+  from: ORIGIN_CODE,
+  via: VIA_CODE,
+};
+
+describe('JS ↔ native ABI', () => {
+  it('binding.abi equals the TS tables, number for number and name for name', () => {
+    const { puntReasonSlots, ioStats, ...native } = binding().abi;
+    const { ioStats: tsIoStats, ...ts } = tsAbi;
+    expect(native).toStrictEqual(ts);
+    // The binding sets stats() fields by name: the order is free, the set is not.
+    expect([...ioStats].sort()).toStrictEqual([...tsIoStats].sort());
+    // The loop counts punts per reason code in puntReasonSlots slots; io.ts names each by reasonName.
+    expect(reasonName.length).toBeLessThanOrEqual(puntReasonSlots);
+  });
+
+  it('the counter layout holds every reason below the verdict counters', () => {
+    expect(reasonName.length).toBeLessThanOrEqual(VERDICT_COUNTER_BASE);
+    expect(VERDICT_COUNTER_BASE + Math.max(...Object.values(Verdict))).toBeLessThan(COUNTER_SLOTS);
+  });
+});
