@@ -1,4 +1,5 @@
-// A real capture checked by tools that share no code with mipsec (root, namespaces): `mipsec lab --pcap DIR
+// wireshark/check-key-chain.py, the independent checker of the key chain: first on packets the native engine sealed
+// with SkipKeying's SAs for every Crypt Alg and MAC Alg, then on a real capture (root, namespaces): `mipsec lab --pcap DIR
 // --key-chain` on §4.5.3 (SMN away: next-hop and End-End layers over three SGWs), then
 //   - tshark with the SKIP dissector and esp_sa finds the pings and the TCP stream inside the ESP on the Internet link
 //     and in clear at home (the capture comes from the links, after the applications ran, on the fast path);
@@ -10,8 +11,18 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { SkipSaRecord } from '../../src/keys/keylog.js';
+import { Op, Verdict } from '../../src/engine/index.js';
+import type { EspSuite, MacAlg } from '../../src/engine/types.js';
+import { CertCache } from '../../src/keys/cache.js';
+import { KeyLogWriter, type SkipSaRecord } from '../../src/keys/keylog.js';
+import { SkipKeying, type OutboundRequest } from '../../src/keys/keying.js';
+import { writePcap } from '../../src/net/pcap.js';
+import { KeyLog } from '../../src/roles/common/keylog.js';
+import { ipToU32 } from '../../src/wire/addr.js';
+import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
+import { engineWith, runOne } from '../engine/fixtures.js';
 import { canRunNetns } from '../io/topology.js';
+import { makeCa, makeIdentity, T0 } from '../keys/helpers.js';
 import { configHome, ensureTshark, tsharkFields } from './tshark.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -40,6 +51,68 @@ function altered(dir: string, alter: (records: SkipSaRecord[]) => void): string 
 
 /** One hex digit changed. */
 const flip = (hex: string) => `${hex.slice(0, -1)}${hex.endsWith('0') ? '1' : '0'}`;
+
+describe('check-key-chain.py on engine-sealed packets of every Crypt Alg and MAC Alg', () => {
+  const SMN_COA = '10.1.0.100';
+  const SGW = '198.18.0.1';
+  const SUITES: EspSuite[] = ['aes128gcm', 'aes256gcm', 'chacha20poly1305'];
+  const MACS: MacAlg[] = ['gmac-aes128', 'hmac-sha256-128'];
+  const requests: Omit<OutboundRequest, 'peer'>[] = [
+    ...SUITES.flatMap((esp) => [undefined, ...MACS].map((ah) => ({ role: 'end' as const, src: SMN_COA, dst: SGW, esp, ah }))),
+    ...MACS.map((ah) => ({ role: 'nexthop' as const, src: SMN_COA, dst: SGW, ah, coverage: 'headers' as const })),
+  ];
+
+  /** DIR with one pcap of a packet per request, sealed by the native engine, and the key log of both ends. */
+  function sealed(): string {
+    ensureTshark();
+    const dir = mkdtempSync(join(tmpdir(), 'mipsec-key-chain-algs-'));
+    const ca = makeCa();
+    const smnId = makeIdentity(ca, 'smn:10.0.0.100');
+    const sgwId = makeIdentity(ca, `sgw:${SGW}`);
+    const [smnLog, sgwLog] = [new KeyLog({ keyChain: true }), new KeyLog({ keyChain: true })];
+    const keying = (id: typeof smnId, peer: typeof smnId, log: KeyLog) => {
+      const certs = new CertCache(ca.cert);
+      certs.add(peer.cert, T0);
+      return new SkipKeying({ identity: id, certs, now: () => T0, keyChain: log.keyChainSink });
+    };
+    const [smn, sgw] = [keying(smnId, sgwId, smnLog), keying(sgwId, smnId, sgwLog)];
+    const writer = new KeyLogWriter(dir, { keyChain: true });
+    const packets: { time: number; packet: Uint8Array }[] = [];
+    for (const [i, req] of requests.entries()) {
+      const out = smn.outboundSa({ ...req, peer: sgwId.name });
+      if (!out.ok || !out.created) throw new Error(`no SA for ${JSON.stringify(req)}`);
+      const inn = sgw.inboundSa({ packet: out.sa.skipHeader!, src: SMN_COA, dst: SGW, coverage: req.coverage });
+      if (!inn.ok || !inn.created) throw new Error(`no inbound SA for ${JSON.stringify(req)}: ${JSON.stringify(inn)}`);
+      writer.record(out.sa, 'smn', smnLog.keyChainOf(out.sa));
+      writer.record(inn.sa, 'sgw0', sgwLog.keyChainOf(inn.sa));
+      const engine = engineWith('native', [out.sa]);
+      const datagram = buildIpv4({ src: ipToU32('10.0.0.100'), dst: ipToU32('10.0.0.20'), protocol: IpProto.UDP, ttl: 64 }, new Uint8Array(40));
+      const r = runOne(engine, req.role === 'end' ? Op.ENCAP : Op.WRAP, datagram, out.sa.id);
+      engine.close();
+      expect(r.verdict, JSON.stringify(req)).toBe(Verdict.FORWARD);
+      packets.push({ time: 1_795_000_000_000 + i, packet: r.packet });
+    }
+    writer.close();
+    writePcap(join(dir, 'sealed.pcap'), packets);
+    return dir;
+  }
+
+  it('every header unwraps to its logged keys; a changed A_kp of a HMAC-SHA-256 next-hop SA is named', () => {
+    const dir = sealed();
+    const result = check(dir);
+    expect(result.status, result.out).toBe(0);
+    expect(result.out).toContain(`: ${requests.length} SKIP headers in ${requests.length} packets of 1 pcaps, ${requests.length} distinct wrapped Kps, ${2 * requests.length} logged SAs, 1 Kijs`);
+    const hop = readLog(dir).find((r) => r.role === 'nexthop' && r.ah!.alg === 'hmac-sha256-128' && r.direction === 'in')!;
+    expect(hop.ah!.coverage).toBe('headers');
+    const bad = check(altered(dir, (rs) => {
+      const r = rs.find((x) => x.wrappedKp === hop.wrappedKp && x.direction === 'in')!;
+      r.ah!.key = flip(r.ah!.key);
+    }));
+    expect(bad.status, bad.out).toBe(1);
+    expect(bad.out).toMatch(/MAC Alg 251\) unwraps to Kp .*, but logged SA \d+ \(in\) differs in A_kp/);
+    expect(bad.out).toContain(`FAIL: 1 of ${requests.length} SKIP headers do not unwrap to a logged key`);
+  }, 120_000);
+});
 
 describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independent decoder (root)', () => {
   let dir = '';
