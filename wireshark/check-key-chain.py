@@ -87,7 +87,8 @@ def check_header(n, kij_alg, crypt, mac, wrapped, kijs, records):
                'E_kp': r.get('esp', {}).get('key'), 'A_kp': r.get('ah', {}).get('key')}
         wrong = [name for name in want if got[name] != want[name]]
         if wrong:
-            return f'unwraps to Kp {kp.hex()[:8]}…, but logged SA {r["sa"]} ({r["direction"]}) differs in {", ".join(wrong)}'
+            return (f'unwraps to Kp {kp.hex()[:8]}…, but logged SA {r["sa"]} ({r["direction"]}) '
+                    f'differs in {", ".join(wrong)}')
     return None
 
 

@@ -101,7 +101,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
     return 2;
   }
   if (values['key-chain'] && (values.pcap === undefined || values.faults || values.suites)) {
-    console.error('mipsec lab: --key-chain goes with the cases\' --pcap DIR (it adds Kij and Kp to DIR/<case>/skip-sa.jsonl)');
+    console.error("mipsec lab: --key-chain goes with the cases' --pcap DIR (it adds Kij and Kp to DIR/<case>/skip-sa.jsonl)");
     return 2;
   }
   if (values.faults) return runFaultsCommand(only, values['tcp-rate'], values.json === true);

@@ -43,7 +43,7 @@ export interface SkipKeyingOptions {
   keyChain?: KeyChainSink;
 }
 
-/** What a wrapped Kp on the wire is checked with: Kijn = H(Kij | n | 0x00) unwraps it to Kp (docs/skip-keying.md §2). */
+/** What checks a wrapped Kp on the wire: Kijn = H(Kij | n | 0x00) unwraps it to Kp (docs/skip-keying.md §2). */
 export interface KeyChain {
   kij: Uint8Array;
   n: number;

@@ -157,7 +157,9 @@ export function skipSaRecord(sa: SaDesc, node?: string, chain?: KeyChainHex): Sk
     compAlg: h.compAlg,
     wrappedKp: hex(h.wrappedKp),
     ...(sa.esp ? { esp: { suite: sa.esp.suite, spi: sa.esp.spi, key: hex(sa.esp.key) } } : {}),
-    ...(sa.ah ? { ah: { alg: sa.ah.alg, spi: sa.ah.spi, key: hex(sa.ah.key), coverage: sa.ah.coverage ?? 'full' } } : {}),
+    ...(sa.ah
+      ? { ah: { alg: sa.ah.alg, spi: sa.ah.spi, key: hex(sa.ah.key), coverage: sa.ah.coverage ?? 'full' } }
+      : {}),
     ...(chain ? { kij: chain.kij, kp: chain.kp } : {}),
   };
 }

@@ -62,7 +62,9 @@ function why(err: unknown): string {
  * Pings and streams from the SMN to `path`'s peer; records rttMs / tcpMbps, or a failure. `onFlow` is called as
  * each application flow (the pings, then the TCP stream) starts, e.g. to keep its first packets (--pcap).
  */
-export async function measureApps(network: LinuxNetwork, result: CaseResult, path: AppPath, onFlow?: (flow: 'ping' | 'tcp') => void): Promise<void> {
+export async function measureApps(
+  network: LinuxNetwork, result: CaseResult, path: AppPath, onFlow?: (flow: 'ping' | 'tcp') => void,
+): Promise<void> {
   const src = path.fromAddress;
   onFlow?.('ping');
   const [cmd, ...args] = network.appCommand(path.from, ['ping', '-n', '-q', '-c', String(PINGS), '-i', '0.2', '-W', '2', '-I', src, path.peerAddress]);

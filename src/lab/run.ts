@@ -182,7 +182,8 @@ export const FLOW_FRAMES_PER_LINK = 400;
 function writeCaptures(network: Network, dir: string, flowStarts: readonly number[]): void {
   for (const link of network.links()) {
     const delivered = link.captures().filter((f) => f.fate === 'delivered');
-    writePcap(join(dir, `${safeFileName(link.name)}.pcap`), firstFramesOfFlows(delivered, flowStarts, FLOW_FRAMES_PER_LINK));
+    const kept = firstFramesOfFlows(delivered, flowStarts, FLOW_FRAMES_PER_LINK);
+    writePcap(join(dir, `${safeFileName(link.name)}.pcap`), kept);
   }
 }
 

@@ -111,7 +111,9 @@ export class PcapWriter {
  * `perFlow` frames of each flow that started at `flowStarts[i]` (ms, ascending) — a TCP stream's handshake and first
  * segments, not the whole stream. `frames` are in time order.
  */
-export function firstFramesOfFlows<F extends PcapFrame>(frames: readonly F[], flowStarts: readonly number[], perFlow: number): F[] {
+export function firstFramesOfFlows<F extends PcapFrame>(
+  frames: readonly F[], flowStarts: readonly number[], perFlow: number,
+): F[] {
   const kept: F[] = [];
   let flow = -1;
   let inFlow = 0;

@@ -1,6 +1,6 @@
-// wireshark/check-key-chain.py, the independent checker of the key chain: first on packets the native engine sealed
-// with SkipKeying's SAs for every Crypt Alg and MAC Alg, then on a real capture (root, namespaces): `mipsec lab --pcap DIR
-// --key-chain` on §4.5.3 (SMN away: next-hop and End-End layers over three SGWs), then
+// wireshark/check-key-chain.py, the independent checker of the key chain: first on packets the native engine
+// sealed with SkipKeying's SAs for every Crypt Alg and MAC Alg, then on a real capture (root, namespaces):
+// `mipsec lab --pcap DIR --key-chain` on §4.5.3 (SMN away: next-hop and End-End layers over three SGWs), then
 //   - tshark with the SKIP dissector and esp_sa finds the pings and the TCP stream inside the ESP on the Internet link
 //     and in clear at home (the capture comes from the links, after the applications ran, on the fast path);
 //   - wireshark/check-key-chain.py (python3 hashlib BLAKE2b + `openssl enc -id-aes256-wrap`) unwraps every wrapped Kp
@@ -33,11 +33,13 @@ const APP_PORT = '5201';
 
 function check(dir: string): { status: number | null; out: string } {
   const home = configHome();
-  const run = spawnSync('python3', [CHECKER, dir], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, HOME: home, XDG_CONFIG_HOME: home } });
+  const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: home };
+  const run = spawnSync('python3', [CHECKER, dir], { encoding: 'utf8', timeout: 300_000, env });
   return { status: run.status, out: `${run.stdout}${run.stderr}` };
 }
 
-const readLog = (dir: string): SkipSaRecord[] => readFileSync(join(dir, 'skip-sa.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const readLog = (dir: string): SkipSaRecord[] =>
+  readFileSync(join(dir, 'skip-sa.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
 /** A copy of the case's directory whose key log `alter` rewrote. */
 function altered(dir: string, alter: (records: SkipSaRecord[]) => void): string {
@@ -58,7 +60,8 @@ describe('check-key-chain.py on engine-sealed packets of every Crypt Alg and MAC
   const SUITES: EspSuite[] = ['aes128gcm', 'aes256gcm', 'chacha20poly1305'];
   const MACS: MacAlg[] = ['gmac-aes128', 'hmac-sha256-128'];
   const requests: Omit<OutboundRequest, 'peer'>[] = [
-    ...SUITES.flatMap((esp) => [undefined, ...MACS].map((ah) => ({ role: 'end' as const, src: SMN_COA, dst: SGW, esp, ah }))),
+    ...SUITES.flatMap((esp) =>
+      [undefined, ...MACS].map((ah) => ({ role: 'end' as const, src: SMN_COA, dst: SGW, esp, ah }))),
     ...MACS.map((ah) => ({ role: 'nexthop' as const, src: SMN_COA, dst: SGW, ah, coverage: 'headers' as const })),
   ];
 
@@ -86,7 +89,8 @@ describe('check-key-chain.py on engine-sealed packets of every Crypt Alg and MAC
       writer.record(out.sa, 'smn', smnLog.keyChainOf(out.sa));
       writer.record(inn.sa, 'sgw0', sgwLog.keyChainOf(inn.sa));
       const engine = engineWith('native', [out.sa]);
-      const datagram = buildIpv4({ src: ipToU32('10.0.0.100'), dst: ipToU32('10.0.0.20'), protocol: IpProto.UDP, ttl: 64 }, new Uint8Array(40));
+      const header = { src: ipToU32('10.0.0.100'), dst: ipToU32('10.0.0.20'), protocol: IpProto.UDP, ttl: 64 };
+      const datagram = buildIpv4(header, new Uint8Array(40));
       const r = runOne(engine, req.role === 'end' ? Op.ENCAP : Op.WRAP, datagram, out.sa.id);
       engine.close();
       expect(r.verdict, JSON.stringify(req)).toBe(Verdict.FORWARD);
@@ -101,8 +105,12 @@ describe('check-key-chain.py on engine-sealed packets of every Crypt Alg and MAC
     const dir = sealed();
     const result = check(dir);
     expect(result.status, result.out).toBe(0);
-    expect(result.out).toContain(`: ${requests.length} SKIP headers in ${requests.length} packets of 1 pcaps, ${requests.length} distinct wrapped Kps, ${2 * requests.length} logged SAs, 1 Kijs`);
-    const hop = readLog(dir).find((r) => r.role === 'nexthop' && r.ah!.alg === 'hmac-sha256-128' && r.direction === 'in')!;
+    const n = requests.length;
+    const summary = `: ${n} SKIP headers in ${n} packets of 1 pcaps, ${n} distinct wrapped Kps, ${2 * n} logged SAs`;
+    expect(result.out).toContain(`${summary}, 1 Kijs`);
+    const isHop = (r: SkipSaRecord) => r.role === 'nexthop' && r.ah?.alg === 'hmac-sha256-128' && r.direction === 'in';
+    const hop = readLog(dir).find(isHop);
+    if (!hop) throw new Error('no inbound HMAC-SHA-256 next-hop SA in the log');
     expect(hop.ah!.coverage).toBe('headers');
     const bad = check(altered(dir, (rs) => {
       const r = rs.find((x) => x.wrappedKp === hop.wrappedKp && x.direction === 'in')!;
@@ -121,7 +129,8 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
   beforeAll(() => {
     ensureTshark();
     const out = mkdtempSync(join(tmpdir(), 'mipsec-key-chain-'));
-    const run = spawnSync('node', [BIN, 'lab', '--netns', '--only', CASE, '--pcap', out, '--key-chain'], { encoding: 'utf8', timeout: 180_000 });
+    const args = [BIN, 'lab', '--netns', '--only', CASE, '--pcap', out, '--key-chain'];
+    const run = spawnSync('node', args, { encoding: 'utf8', timeout: 180_000 });
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     dir = join(out, CASE);
     records = readLog(dir);
@@ -151,9 +160,11 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
     for (const r of ahs.filter((a) => a.role === 'end')) expect(r.ah!.coverage).toBe('full');
   });
 
-  it('the pcaps hold the pings and the TCP stream: in clear at home, inside the ESP on the Internet (tshark + esp_sa)', () => {
-    expect(readdirSync(dir).filter((f) => f.endsWith('.pcap')).sort()).toEqual(['internet.pcap', 'sgw0-net.pcap', 'sgw1-net.pcap', 'sgw2-net.pcap']);
-    const uat = readFileSync(join(dir, 'esp_sa'), 'utf8').split('\n').filter((l) => l.startsWith('"')).flatMap((l) => ['-o', `uat:esp_sa:${l}`]);
+  it('the pcaps hold the pings and the TCP stream: in clear at home, inside the ESP on the Internet', () => {
+    const pcaps = readdirSync(dir).filter((f) => f.endsWith('.pcap')).sort();
+    expect(pcaps).toEqual(['internet.pcap', 'sgw0-net.pcap', 'sgw1-net.pcap', 'sgw2-net.pcap']);
+    const espSa = readFileSync(join(dir, 'esp_sa'), 'utf8').split('\n').filter((l) => l.startsWith('"'));
+    const uat = espSa.flatMap((l) => ['-o', `uat:esp_sa:${l}`]);
     const flows = (pcap: string, args: string[] = []) => {
       const rows = tsharkFields(join(dir, pcap), ['frame.protocols', 'icmp.type', 'tcp.port'], args);
       return {
@@ -173,7 +184,7 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
     expect(internet.tcp).toBeGreaterThan(100);
   });
 
-  it('check-key-chain.py: every wrapped Kp on the wire unwraps with the logged Kij to the logged Kp and traffic keys', () => {
+  it('check-key-chain.py: every wrapped Kp on the wire unwraps with a logged Kij to the logged Kp and keys', () => {
     const result = check(dir);
     expect(result.status, result.out).toBe(0);
     const m = /: (\d+) SKIP headers in (\d+) packets of 4 pcaps, (\d+) distinct wrapped Kps/.exec(result.out);
@@ -191,11 +202,12 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
       r.esp!.key = flip(r.esp!.key);
     }));
     expect(badKey.status, badKey.out).toBe(1);
-    expect(badKey.out).toMatch(new RegExp(`wrapped Kp ${endSa.wrappedKp.slice(0, 16)}… .* but logged SA ${endSa.sa} \\(out\\) differs in E_kp`));
+    const wire = `wrapped Kp ${endSa.wrappedKp.slice(0, 16)}…`;
+    expect(badKey.out).toMatch(new RegExp(`${wire} .* but logged SA ${endSa.sa} \\(out\\) differs in E_kp`));
     const badKij = check(altered(dir, (rs) => {
       for (const r of rs) if (r.kij === endSa.kij) r.kij = flip(r.kij!);
     }));
     expect(badKij.status, badKij.out).toBe(1);
-    expect(badKij.out).toMatch(new RegExp(`wrapped Kp ${endSa.wrappedKp.slice(0, 16)}… .* unwraps with no logged Kij`));
+    expect(badKij.out).toMatch(new RegExp(`${wire} .* unwraps with no logged Kij`));
   }, 300_000);
 });

@@ -66,7 +66,9 @@ describe('SKIP SA records', () => {
       ah: { alg: 'hmac-sha256-128', spi: 1, key: hex(endPair.in.ah!.key), coverage: 'full' },
     });
     expect(skipSaRecord(nexthopPair.out)).toMatchObject({ role: 'nexthop', cryptAlg: 0, macAlg: 250, ah: { alg: 'gmac-aes128', coverage: 'full' } });
-    const headers = nexthopSaPair({ alg: 'hmac-sha256-128', mode: 'skip', id: 42, src: ADDR.sgw1, dst: ADDR.sgw0, coverage: 'headers' });
+    const headers = nexthopSaPair({
+      alg: 'hmac-sha256-128', mode: 'skip', id: 42, src: ADDR.sgw1, dst: ADDR.sgw0, coverage: 'headers',
+    });
     expect(skipSaRecord(headers.out)!.ah!.coverage).toBe('headers');
     expect(skipSaRecord(endPair.in)).not.toHaveProperty('kij');
     expect(skipSaRecord(nexthopPair.out)!.esp).toBeUndefined();
@@ -149,7 +151,7 @@ describe('key chain (test runs only)', () => {
     expect(log.keyChainOf(endPair.in)).toBeUndefined();
   });
 
-  it('SkipKeying hands the sink the Kij and Kp of each new SA, both ends the same, and the copy outlives the zeroing', () => {
+  it('SkipKeying hands the sink the Kij and Kp of each new SA, the same at both ends, kept past the zeroing', () => {
     const ca = makeCa();
     const smnId = makeIdentity(ca, 'smn:10.0.0.100');
     const sgwId = makeIdentity(ca, 'sgw:198.18.0.1');
@@ -159,18 +161,21 @@ describe('key chain (test runs only)', () => {
       certs.add((peer as Identity).cert, T0);
       return new SkipKeying({ identity: id as Identity, certs, now: () => T0, keyChain: (log as KeyLog).keyChainSink });
     }) as [SkipKeying, SkipKeying];
-    const out = smn.outboundSa({ peer: sgwId.name, src: '10.1.0.100', dst: '198.18.0.1', role: 'end', esp: 'aes256gcm', ah: 'hmac-sha256-128' });
+    const out = smn.outboundSa({
+      peer: sgwId.name, src: '10.1.0.100', dst: '198.18.0.1', role: 'end', esp: 'aes256gcm', ah: 'hmac-sha256-128',
+    });
     if (!out.ok || !out.created) throw new Error('no outbound SA');
     const inn = sgw.inboundSa({ packet: out.sa.skipHeader!, src: '10.1.0.100', dst: '198.18.0.1' });
     if (!inn.ok || !inn.created) throw new Error('no inbound SA');
     const sent = logs[0].keyChainOf(out.sa)!;
     expect(logs[1].keyChainOf(inn.sa)).toEqual(sent);
-    // node:crypto, not our derive.ts: Kijn = last 32 bytes of BLAKE2b-512(Kij | n | 0), AES-256-KW unwraps the header's Kp.
+    // node:crypto, not our derive.ts: Kijn = last 32 bytes of BLAKE2b-512(Kij | n | 0); AES-256-KW unwraps the Kp.
     const n = decodeSkipHeader(out.sa.skipHeader!, 0);
     if (!n.ok) throw new Error('header');
     const counter = Buffer.alloc(4);
     counter.writeUInt32BE(n.header.n);
-    const kijn = createHash('blake2b512').update(Buffer.concat([Buffer.from(sent.kij, 'hex'), counter, Buffer.of(0)])).digest().subarray(32);
+    const kijnInput = Buffer.concat([Buffer.from(sent.kij, 'hex'), counter, Buffer.of(0)]);
+    const kijn = createHash('blake2b512').update(kijnInput).digest().subarray(32);
     const unwrap = createDecipheriv('id-aes256-wrap', kijn, Buffer.from('a6a6a6a6a6a6a6a6', 'hex'));
     expect(Buffer.concat([unwrap.update(n.header.wrappedKp), unwrap.final()]).toString('hex')).toBe(sent.kp);
     expect(new KeyLog().keyChainOf(out.sa)).toBeUndefined();

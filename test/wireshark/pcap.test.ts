@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryNetwork } from '../../src/net/index.js';
-import { firstFramesOfFlows, LINKTYPE_RAW, PCAP_SNAPLEN, PcapWriter, pcapRecord, writePcap } from '../../src/net/pcap.js';
+import {
+  firstFramesOfFlows, LINKTYPE_RAW, PCAP_SNAPLEN, PcapWriter, pcapRecord, writePcap,
+} from '../../src/net/pcap.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { readPcap } from './pcap-reader.js';

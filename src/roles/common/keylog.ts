@@ -28,7 +28,7 @@ export class KeyLog {
 
   constructor(options: KeyLogOptions = {}) {
     this.keyChainSink = options.keyChain
-      ? (sa, chain) => this.chains.set(sa, { kij: Buffer.from(chain.kij).toString('hex'), kp: Buffer.from(chain.kp).toString('hex') })
+      ? (sa, chain) => this.chains.set(sa, { kij: hexOf(chain.kij), kp: hexOf(chain.kp) })
       : undefined;
   }
 
@@ -74,10 +74,14 @@ export class KeyLog {
   }
 }
 
+function hexOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
 function spiId(dst: string, spi: number): string {
   return `spi ${dst} ${spi}`;
 }
 
 function wrappedKpId(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex');
+  return hexOf(bytes);
 }
