@@ -6,12 +6,12 @@ import type { EngineImpl } from '../engine/index.js';
 import type { CaseResult } from '../lab/case.js';
 import { labCases } from '../lab/cases.js';
 import { TCP_SECONDS } from '../lab/measure.js';
-import { netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
+import { FLOW_FRAMES_PER_LINK, netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
 import { parseListen } from '../daemon/metrics.js';
 import { FAULT_IDS, runFaults, type FaultId } from '../lab/faults.js';
 import { allCombos, comboId, coveringCombos, runSuites } from '../lab/suites.js';
 
-const HELP = `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
+const HELP = `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR [--key-chain]] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
        mipsec lab --faults [--only FAULT,...] [--tcp-rate RATE] [--json]
        mipsec lab --suites [--only covering | COMBINATION,...] [--pcap DIR] [--json]
 
@@ -25,6 +25,10 @@ between the SMN and its correspondent; otherwise it runs them on the in-memory n
   --memory          run on the in-memory network (virtual time) even as root
   --json            print {"mode", "cases": [{"id", "title", "pass", ...}]} instead of text
   --pcap DIR        write DIR/<case>/<link>.pcap and the key log (esp_sa, skip-sa.jsonl): live keys!
+                    Each pcap holds the case's probes and the first ${FLOW_FRAMES_PER_LINK} frames on the link of
+                    each application flow (the pings, the TCP stream)
+  --key-chain       TEST RUNS ONLY, with --pcap: skip-sa.jsonl also holds each SKIP SA's Kij and Kp,
+                    so wireshark/check-key-chain.py can check every wrapped Kp on the wire
   --keep            leave the last case's namespaces and roles up until Ctrl-C; each SGW and the SMN
                     answers \`mipsec status --socket /run/mipsec/lab-<node>.sock\`
   --metrics H:P     with --keep: Prometheus text per kept role on http://H:P/metrics, P+1, … in the
@@ -73,7 +77,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
     ({ values } = parseArgs({
       args,
       options: {
-        netns: { type: 'boolean' }, memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, keep: { type: 'boolean' }, metrics: { type: 'string' },
+        netns: { type: 'boolean' }, memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, 'key-chain': { type: 'boolean' }, keep: { type: 'boolean' }, metrics: { type: 'string' },
         engine: { type: 'string', default: 'native' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
         faults: { type: 'boolean' }, 'tcp-rate': { type: 'string' }, suites: { type: 'boolean' },
       },
@@ -95,6 +99,10 @@ export async function run(_name: string, args: string[]): Promise<number> {
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
   if (values.faults && values.suites) {
     console.error('mipsec lab: --faults and --suites are separate runs; give one');
+    return 2;
+  }
+  if (values['key-chain'] && (values.pcap === undefined || values.faults || values.suites)) {
+    console.error("mipsec lab: --key-chain goes with the cases' --pcap DIR (it adds Kij and Kp to DIR/<case>/skip-sa.jsonl)");
     return 2;
   }
   if (values.faults) return runFaultsCommand(only, values['tcp-rate'], values.json === true);
@@ -147,7 +155,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
 
   say(`mipsec lab: ${only?.length ?? labCases.length} cases ${mode === 'netns' ? 'in network namespaces' : 'on the in-memory network'} (${engine} engine)`);
   const report = await runLab({
-    mode, engine, only, pcapDir: values.pcap, keep: values.keep, metrics,
+    mode, engine, only, pcapDir: values.pcap, keyChain: values['key-chain'], keep: values.keep, metrics,
     progress: (e) => {
       const n = `[${String(e.index + 1).padStart(2)}/${e.total}]`;
       if (e.phase === 'start') {

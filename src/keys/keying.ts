@@ -48,7 +48,20 @@ export interface SkipKeyingOptions {
   random?: (length: number) => Uint8Array;
   /** Kij cache size (X25519 per peer is the expensive step). */
   kijCacheSize?: number;
+  /**
+   * TEST RUNS ONLY (`mipsec lab --pcap DIR --key-chain`, docs/security.md): called with each new SA and the Kij and
+   * Kp it came from, before they are zeroed (copy what you keep), so an independent tool can check the wrapped Kp.
+   */
+  keyChain?: KeyChainSink;
 }
+
+/** What checks a wrapped Kp on the wire: Kijn = H(Kij | n | 0x00) unwraps it to Kp (docs/skip-keying.md §2). */
+export interface KeyChain {
+  kij: Uint8Array;
+  n: number;
+  kp: Uint8Array;
+}
+export type KeyChainSink = (sa: SaDesc, chain: KeyChain) => void;
 
 export interface OutboundRequest {
   /** The peer's SKIP name: its certificate in the cache gives its public key. */
@@ -119,6 +132,7 @@ export class SkipKeying {
   private readonly maxInboundSas: number;
   private readonly now: () => number;
   private readonly random: (length: number) => Uint8Array;
+  private readonly keyChain: KeyChainSink | undefined;
   /** Kij per (peer name, peer public key), zeroed when evicted. */
   private readonly kijs: LruMap<string, Uint8Array>;
   private readonly outbound = new Map<string, OutboundSlot>();
@@ -133,6 +147,7 @@ export class SkipKeying {
     this.maxInboundSas = options.maxInboundSas ?? DEFAULT_MAX_INBOUND_SAS;
     this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.random = options.random ?? ((length) => sodium.randombytes_buf(length));
+    this.keyChain = options.keyChain;
     this.kijs = new LruMap(options.kijCacheSize ?? 1024, (_key, kij) => sodium.memzero(kij));
     if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1) throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
     this.kpSoftPackets = kpSoftLimit(this.kpMaxPackets);
@@ -189,6 +204,7 @@ export class SkipKeying {
       maxPackets: this.kpMaxPackets,
     };
     if (this.kpSoftPackets !== undefined) sa.softPackets = this.kpSoftPackets;
+    this.keyChain?.(sa, { kij: kij.kij, n, kp });
     sodium.memzero(kp);
     if (req.ttl !== undefined) sa.ttl = req.ttl;
     this.outbound.set(slotKey, { id: sa.id, n });
@@ -244,6 +260,7 @@ export class SkipKeying {
       skipHeader: req.packet.slice(offset, offset + parsed.length),
       ...this.trafficKeys(kp, layer.esp, layer.ah, layer.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
     };
+    this.keyChain?.(sa, { kij: kij.kij, n: h.n, kp });
     sodium.memzero(kp);
     if (req.replayWindow !== undefined) sa.replayWindow = req.replayWindow;
     this.inbound.set(tupleKey, { id: sa.id, n: h.n, cryptAlg: h.cryptAlg, macAlg: h.macAlg });

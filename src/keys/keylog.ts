@@ -17,11 +17,15 @@
  *                   the first listed wins and later packets stay opaque — the JSON log is exact.
  *                   ChaCha20-Poly1305 lines are commented out by default (Wireshark 4.0 lacks it).
  *   skip-sa.jsonl   one JSON object per line for every SKIP-derived SA: its SKIP header fields
- *                   (identities, counter n, algorithms, wrapped Kp) and its traffic keys E_kp / A_kp.
+ *                   (identities, counter n, algorithms, wrapped Kp), its traffic keys E_kp / A_kp and the
+ *                   coverage of its AH (end layers: always full). With KeyLogOptions.keyChain (TEST RUNS ONLY,
+ *                   `mipsec lab --pcap DIR --key-chain`) also Kij and Kp, so a tool that shares no code with
+ *                   mipsec can check that Kijn = H(Kij | n | 0x00) unwraps the wrapped Kp to Kp and that Kp
+ *                   derives E_kp / A_kp (docs/skip-keying.md §2, wireshark/check-key-chain.py).
  */
 import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EspSuite, MacAlg, SaDesc } from '../engine/types.js';
+import type { Coverage, EspSuite, MacAlg, SaDesc } from '../engine/types.js';
 import { u32ToIp } from '../wire/addr.js';
 import { decodeSkipHeader, SKIP_SPI } from '../wire/skip.js';
 
@@ -55,6 +59,14 @@ const ESP_SA_HEADER = [
 export interface KeyLogOptions {
   /** Write ChaCha20-Poly1305 esp_sa lines uncommented (needs a Wireshark newer than 4.0). Default false. */
   chacha20?: boolean;
+  /** TEST RUNS ONLY: write the Kij and Kp record() is given into skip-sa.jsonl (never in production). Default false. */
+  keyChain?: boolean;
+}
+
+/** The key chain of a SKIP SA, hex: Kij (with the header's n, the input of Kijn) and Kp. */
+export interface KeyChainHex {
+  kij: string;
+  kp: string;
 }
 
 function hex(bytes: Uint8Array): string {
@@ -111,12 +123,15 @@ export interface SkipSaRecord {
   wrappedKp: string;
   /** E_kp: the ESP key. */
   esp?: { suite: EspSuite; spi: number; key: string };
-  /** A_kp: the AH key. */
-  ah?: { alg: MacAlg; spi: number; key: string; coverage?: string };
+  /** A_kp: the AH key, and what its ICV covers (an end layer's AH always the whole datagram). */
+  ah?: { alg: MacAlg; spi: number; key: string; coverage: Coverage };
+  /** Test runs with keyChain only: the Kijn input Kij and the packet key Kp. */
+  kij?: string;
+  kp?: string;
 }
 
-/** The JSON-lines record of a SKIP-mode SA, or undefined for an SPI-mode SA. */
-export function skipSaRecord(sa: SaDesc, node?: string): SkipSaRecord | undefined {
+/** The JSON-lines record of a SKIP-mode SA (with its key chain, if given), or undefined for an SPI-mode SA. */
+export function skipSaRecord(sa: SaDesc, node?: string, chain?: KeyChainHex): SkipSaRecord | undefined {
   if (sa.mode !== 'skip') return undefined;
   if (!sa.skipHeader) throw new RangeError(`key log: SA ${sa.id} is in skip mode but has no skipHeader`);
   const parsed = decodeSkipHeader(sa.skipHeader, 0);
@@ -142,7 +157,10 @@ export function skipSaRecord(sa: SaDesc, node?: string): SkipSaRecord | undefine
     compAlg: h.compAlg,
     wrappedKp: hex(h.wrappedKp),
     ...(sa.esp ? { esp: { suite: sa.esp.suite, spi: sa.esp.spi, key: hex(sa.esp.key) } } : {}),
-    ...(sa.ah ? { ah: { alg: sa.ah.alg, spi: sa.ah.spi, key: hex(sa.ah.key), ...(sa.ah.coverage ? { coverage: sa.ah.coverage } : {}) } } : {}),
+    ...(sa.ah
+      ? { ah: { alg: sa.ah.alg, spi: sa.ah.spi, key: hex(sa.ah.key), coverage: sa.ah.coverage ?? 'full' } }
+      : {}),
+    ...(chain ? { kij: chain.kij, kp: chain.kp } : {}),
   };
 }
 
@@ -182,15 +200,18 @@ export class KeyLogWriter {
     }
   }
 
-  /** Logs one installed SA; `node` names the host that installed it (kept in the JSON record). */
-  record(sa: SaDesc, node?: string): void {
+  /**
+   * Logs one installed SA; `node` names the host that installed it (kept in the JSON record). `chain` is written only
+   * when the writer was opened with keyChain (test runs).
+   */
+  record(sa: SaDesc, node?: string, chain?: KeyChainHex): void {
     if (this.espFd === undefined || this.skipFd === undefined) throw new Error(`key log in ${this.espSaPath} is closed; open a new KeyLogWriter`);
     const line = espSaLine(sa, this.options);
     if (line !== undefined && !this.written.has(line)) {
       this.written.add(line);
       writeLine(this.espFd, line);
     }
-    const record = skipSaRecord(sa, node);
+    const record = skipSaRecord(sa, node, this.options.keyChain ? chain : undefined);
     if (record !== undefined) {
       const json = JSON.stringify(record);
       if (!this.written.has(json)) {

@@ -61,9 +61,15 @@ function why(err: unknown): string {
   return err instanceof CommandError ? err.message : String((err as Error)?.message ?? err);
 }
 
-/** Pings and streams from the SMN to `path`'s peer; records rttMs / tcpMbps, or a failure. */
-export async function measureApps(network: LinuxNetwork, result: CaseResult, path: AppPath): Promise<void> {
+/**
+ * Pings and streams from the SMN to `path`'s peer; records rttMs / tcpMbps, or a failure. `onFlow` is called as
+ * each application flow (the pings, then the TCP stream) starts, e.g. to keep its first packets (--pcap).
+ */
+export async function measureApps(
+  network: LinuxNetwork, result: CaseResult, path: AppPath, onFlow?: (flow: 'ping' | 'tcp') => void,
+): Promise<void> {
   const src = path.fromAddress;
+  onFlow?.('ping');
   const [cmd, ...args] = network.appCommand(path.from, ['ping', '-n', '-q', '-c', String(PINGS), '-i', '0.2', '-W', '2', '-I', src, path.peerAddress]);
   try {
     const { stdout } = await runCommand(cmd, args, { timeoutMs: 10_000 });
@@ -79,6 +85,7 @@ export async function measureApps(network: LinuxNetwork, result: CaseResult, pat
     await sleep(SERVER_START_MS);
     const [c, ...a] = network.appCommand(path.from, ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);
     const before = snapshot(network);
+    onFlow?.('tcp');
     const { stdout } = await runCommand(c, a, { timeoutMs: (TCP_SECONDS + 15) * 1000 });
     result.tcpDataPath = dataPathDelta(before, snapshot(network));
     result.tcpMbps = parseIperfMbps(stdout);

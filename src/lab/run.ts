@@ -6,7 +6,7 @@ import type { EngineImpl } from '../engine/index.js';
 import type { SaDesc } from '../engine/types.js';
 import { KeyLogWriter } from '../keys/keylog.js';
 import type { LinuxNetwork } from '../net/linux/network.js';
-import { writePcap } from '../net/pcap.js';
+import { firstFramesOfFlows, writePcap } from '../net/pcap.js';
 import { runCommandSync } from '../net/netns.js';
 import type { Network } from '../net/types.js';
 import { KeyLog } from '../roles/common/keylog.js';
@@ -33,6 +33,8 @@ export interface LabOptions {
   only?: string[];
   /** Write DIR/<case>/<link>.pcap, esp_sa and skip-sa.jsonl. */
   pcapDir?: string;
+  /** TEST RUNS ONLY, with pcapDir: skip-sa.jsonl also holds each SKIP SA's Kij and Kp (docs/security.md). */
+  keyChain?: boolean;
   /** Leave the last case's namespaces and roles up (netns mode), each role with a status socket. */
   keep?: boolean;
   /** With keep: a Prometheus endpoint per kept role, on consecutive ports from this one (port 0: a free port each). */
@@ -90,13 +92,13 @@ export function netnsUnavailable(): string | undefined {
 class LabKeyLog extends KeyLog {
   readonly sas: SaRecord[] = [];
 
-  constructor(private readonly writer: KeyLogWriter | undefined) {
-    super();
+  constructor(private readonly writer: KeyLogWriter | undefined, keyChain: boolean) {
+    super({ keyChain });
   }
 
   override record(sa: SaDesc): void {
     super.record(sa);
-    this.writer?.record(sa);
+    this.writer?.record(sa, undefined, this.keyChainOf(sa));
     this.sas.push(saRecord(sa, Date.now()));
   }
 }
@@ -173,8 +175,16 @@ function safeFileName(name: string): string {
   return name.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
-function writeCaptures(network: Network, dir: string): void {
-  for (const link of network.links()) writePcap(join(dir, `${safeFileName(link.name)}.pcap`), link.captures().filter((f) => f.fate === 'delivered'));
+/** Frames kept per link of each application flow (the pings, the TCP stream): its start, not the whole stream. */
+export const FLOW_FRAMES_PER_LINK = 400;
+
+/** One pcap per link: the probes' frames, then the first frames of each application flow started at `flowStarts`. */
+function writeCaptures(network: Network, dir: string, flowStarts: readonly number[]): void {
+  for (const link of network.links()) {
+    const delivered = link.captures().filter((f) => f.fate === 'delivered');
+    const kept = firstFramesOfFlows(delivered, flowStarts, FLOW_FRAMES_PER_LINK);
+    writePcap(join(dir, `${safeFileName(link.name)}.pcap`), kept);
+  }
 }
 
 export async function runLab(options: LabOptions): Promise<LabReport> {
@@ -185,8 +195,9 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
     const keepThis = options.keep === true && index === cases.length - 1 && options.mode === 'netns';
     const dir = options.pcapDir && join(options.pcapDir, safeFileName(labCase.id));
     if (dir) mkdirSync(dir, { recursive: true });
-    const writer = dir ? new KeyLogWriter(dir) : undefined;
-    const keyLog = writer || keepThis ? new LabKeyLog(writer) : undefined;
+    const keyChain = options.keyChain === true && dir !== undefined;
+    const writer = dir ? new KeyLogWriter(dir, { keyChain }) : undefined;
+    const keyLog = writer || keepThis ? new LabKeyLog(writer, keyChain) : undefined;
     const roleErrors: string[] = [];
     let network: LinuxNetwork | undefined;
     const base: LabRuntime<Network> = options.mode === 'netns'
@@ -199,8 +210,9 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
       engine: options.engine,
       runtime,
       extras: async (caseNetwork, result, path, world) => {
-        if (dir) writeCaptures(caseNetwork, dir);
-        if (network && path) await measureApps(network, result, path);
+        const flowStarts: number[] = [];
+        if (network && path) await measureApps(network, result, path, () => flowStarts.push(Date.now()));
+        if (dir) writeCaptures(caseNetwork, dir, flowStarts);
         if (!keepThis || !network) return false;
         if (world && keyLog) {
           try {

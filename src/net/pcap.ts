@@ -106,6 +106,28 @@ export class PcapWriter {
   }
 }
 
+/**
+ * The frames worth keeping of a run in phases: every frame before the first start (the probes), then the first
+ * `perFlow` frames of each flow that started at `flowStarts[i]` (ms, ascending) — a TCP stream's handshake and first
+ * segments, not the whole stream. `frames` are in time order.
+ */
+export function firstFramesOfFlows<F extends PcapFrame>(
+  frames: readonly F[], flowStarts: readonly number[], perFlow: number,
+): F[] {
+  const kept: F[] = [];
+  let flow = -1;
+  let inFlow = 0;
+  for (const frame of frames) {
+    while (flow + 1 < flowStarts.length && frame.time >= flowStarts[flow + 1]) {
+      flow++;
+      inFlow = 0;
+    }
+    if (flow >= 0 && inFlow++ >= perFlow) continue;
+    kept.push(frame);
+  }
+  return kept;
+}
+
 /** Writes all frames (one link's captures) to `path`; returns how many were written. */
 export function writePcap(path: string, frames: Iterable<PcapFrame>): number {
   const writer = new PcapWriter(path);

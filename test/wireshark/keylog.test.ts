@@ -1,9 +1,16 @@
 // src/keys/keylog.ts: the esp_sa lines Wireshark reads, the SKIP SA records, file permissions and de-duplication.
+import { createDecipheriv, createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { espSaLine, KeyLogWriter, skipSaRecord, writeKeyLog } from '../../src/keys/keylog.js';
+import { KeyLog } from '../../src/roles/common/keylog.js';
+import { CertCache } from '../../src/keys/cache.js';
+import type { Identity } from '../../src/keys/keyfile.js';
+import { SkipKeying } from '../../src/keys/keying.js';
+import { decodeSkipHeader } from '../../src/wire/skip.js';
+import { makeCa, makeIdentity, T0 } from '../keys/helpers.js';
 import { ADDR, endSaPair, hex, nexthopSaPair } from '../engine/fixtures.js';
 import { endPair, nexthopPair, skipPair, spiPair } from './packets.js';
 
@@ -55,9 +62,15 @@ describe('SKIP SA records', () => {
       compAlg: 0,
       wrappedKp: hex(endPair.in.skipHeader!.subarray(12, 52)),
       esp: { suite: 'aes256gcm', spi: 1, key: hex(endPair.in.esp!.key) },
-      ah: { alg: 'hmac-sha256-128', spi: 1, key: hex(endPair.in.ah!.key) },
+      // An end layer's AH covers the whole datagram: its coverage is written too.
+      ah: { alg: 'hmac-sha256-128', spi: 1, key: hex(endPair.in.ah!.key), coverage: 'full' },
     });
     expect(skipSaRecord(nexthopPair.out)).toMatchObject({ role: 'nexthop', cryptAlg: 0, macAlg: 250, ah: { alg: 'gmac-aes128', coverage: 'full' } });
+    const headers = nexthopSaPair({
+      alg: 'hmac-sha256-128', mode: 'skip', id: 42, src: ADDR.sgw1, dst: ADDR.sgw0, coverage: 'headers',
+    });
+    expect(skipSaRecord(headers.out)!.ah!.coverage).toBe('headers');
+    expect(skipSaRecord(endPair.in)).not.toHaveProperty('kij');
     expect(skipSaRecord(nexthopPair.out)!.esp).toBeUndefined();
     expect(skipSaRecord(skipPair.out)).toMatchObject({ srcNsid: 0, dstNsid: 1, dstMkid: ADDR.smnHome });
     expect(skipSaRecord(spiPair.out)).toBeUndefined();
@@ -109,3 +122,63 @@ describe('key log files', () => {
     expect(records.map((r) => [r.node, r.sa, r.srcMkid])).toEqual([[undefined, 12, undefined], ['sgw1', 41, ADDR.sgw1]]);
   });
 });
+
+describe('key chain (test runs only)', () => {
+  const chain = { kij: 'ab'.repeat(32), kp: 'cd'.repeat(32) };
+
+  it('is written only by a writer opened with keyChain, next to the SA it keyed; an SPI SA has none', () => {
+    const plain = dir();
+    const off = new KeyLogWriter(plain);
+    off.record(endPair.out, 'sgw0', chain);
+    off.close();
+    expect(readFileSync(join(plain, 'skip-sa.jsonl'), 'utf8')).not.toContain(chain.kij);
+    const asked = dir();
+    const on = new KeyLogWriter(asked, { keyChain: true });
+    on.record(endPair.out, 'sgw0', chain);
+    on.record(spiPair.out, 'sgw0', chain);
+    on.close();
+    const records = lines(join(asked, 'skip-sa.jsonl')).map((l) => JSON.parse(l));
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ sa: endPair.out.id, kij: chain.kij, kp: chain.kp });
+    expect(readFileSync(join(asked, 'esp_sa'), 'utf8')).not.toContain(chain.kp);
+  });
+
+  it('the roles\' KeyLog offers a sink only when asked, and keeps what SkipKeying hands it per SA', () => {
+    expect(new KeyLog().keyChainSink).toBeUndefined();
+    const log = new KeyLog({ keyChain: true });
+    log.keyChainSink!(endPair.out, { kij: Buffer.from(chain.kij, 'hex'), n: 1, kp: Buffer.from(chain.kp, 'hex') });
+    expect(log.keyChainOf(endPair.out)).toEqual(chain);
+    expect(log.keyChainOf(endPair.in)).toBeUndefined();
+  });
+
+  it('SkipKeying hands the sink the Kij and Kp of each new SA, the same at both ends, kept past the zeroing', () => {
+    const ca = makeCa();
+    const smnId = makeIdentity(ca, 'smn:10.0.0.100');
+    const sgwId = makeIdentity(ca, 'sgw:198.18.0.1');
+    const logs = [new KeyLog({ keyChain: true }), new KeyLog({ keyChain: true })];
+    const [smn, sgw] = [[smnId, sgwId, logs[0]], [sgwId, smnId, logs[1]]].map(([id, peer, log]) => {
+      const certs = new CertCache(ca.cert);
+      certs.add((peer as Identity).cert, T0);
+      return new SkipKeying({ identity: id as Identity, certs, now: () => T0, keyChain: (log as KeyLog).keyChainSink });
+    }) as [SkipKeying, SkipKeying];
+    const out = smn.outboundSa({
+      peer: sgwId.name, src: '10.1.0.100', dst: '198.18.0.1', role: 'end', esp: 'aes256gcm', ah: 'hmac-sha256-128',
+    });
+    if (!out.ok || !out.created) throw new Error('no outbound SA');
+    const inn = sgw.inboundSa({ packet: out.sa.skipHeader!, src: '10.1.0.100', dst: '198.18.0.1' });
+    if (!inn.ok || !inn.created) throw new Error('no inbound SA');
+    const sent = logs[0].keyChainOf(out.sa)!;
+    expect(logs[1].keyChainOf(inn.sa)).toEqual(sent);
+    // node:crypto, not our derive.ts: Kijn = last 32 bytes of BLAKE2b-512(Kij | n | 0); AES-256-KW unwraps the Kp.
+    const n = decodeSkipHeader(out.sa.skipHeader!, 0);
+    if (!n.ok) throw new Error('header');
+    const counter = Buffer.alloc(4);
+    counter.writeUInt32BE(n.header.n);
+    const kijnInput = Buffer.concat([Buffer.from(sent.kij, 'hex'), counter, Buffer.of(0)]);
+    const kijn = createHash('blake2b512').update(kijnInput).digest().subarray(32);
+    const unwrap = createDecipheriv('id-aes256-wrap', kijn, Buffer.from('a6a6a6a6a6a6a6a6', 'hex'));
+    expect(Buffer.concat([unwrap.update(n.header.wrappedKp), unwrap.final()]).toString('hex')).toBe(sent.kp);
+    expect(new KeyLog().keyChainOf(out.sa)).toBeUndefined();
+  });
+});
+

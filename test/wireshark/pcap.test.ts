@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryNetwork } from '../../src/net/index.js';
-import { LINKTYPE_RAW, PCAP_SNAPLEN, PcapWriter, pcapRecord, writePcap } from '../../src/net/pcap.js';
+import {
+  firstFramesOfFlows, LINKTYPE_RAW, PCAP_SNAPLEN, PcapWriter, pcapRecord, writePcap,
+} from '../../src/net/pcap.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { readPcap } from './pcap-reader.js';
@@ -82,3 +84,20 @@ describe('pcap writer', () => {
     expect(file.records.map((r) => r.seconds * 1000 + r.micros / 1000)).toEqual(captured.map((c) => c.time));
   });
 });
+
+describe('firstFramesOfFlows', () => {
+  const frame = (time: number) => ({ time, packet: packet(20, time) });
+  const times = (frames: { time: number }[]) => frames.map((f) => f.time);
+
+  it('keeps every frame before the first flow, then the first N of each flow', () => {
+    const frames = [1, 2, 3, 10, 11, 12, 13, 20, 21, 22].map(frame);
+    expect(times(firstFramesOfFlows(frames, [10, 20], 2))).toEqual([1, 2, 3, 10, 11, 20, 21]);
+  });
+
+  it('without flows keeps everything; a flow with no frames of its own takes none of the next one\'s allowance', () => {
+    const frames = [1, 5, 30, 31, 32].map(frame);
+    expect(times(firstFramesOfFlows(frames, [], 1))).toEqual([1, 5, 30, 31, 32]);
+    expect(times(firstFramesOfFlows(frames, [10, 30], 2))).toEqual([1, 5, 30, 31]);
+  });
+});
+

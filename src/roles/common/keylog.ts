@@ -1,7 +1,10 @@
 // A test/lab-only key log: the ESP keys of the SAs a role installs, held in memory so describe()
 // can open ESP and show the inner headers of captured packets (DESIGN §3, "optional key log").
-// Never printed, never written anywhere; clear() zeroes the copies.
+// Never printed, never written anywhere by itself; clear() zeroes the copies. With keyChain (test runs
+// only: `mipsec lab --pcap DIR --key-chain`) it also keeps each SKIP SA's Kij and Kp for the file key log.
 import type { SaDesc, EspSuite } from '../../engine/types.js';
+import type { KeyChainSink } from '../../keys/keying.js';
+import type { KeyChainHex } from '../../keys/keylog.js';
 import { aeadOpen, keyMaterial } from '../../engine/ref/crypto.js';
 import { checkEspTrailer, ESP_HEADER_BYTES, ESP_ICV_BYTES, ESP_IV_BYTES } from '../../wire/esp.js';
 import type { DescribeResolver, EspContext } from '../../wire/describe.js';
@@ -11,9 +14,28 @@ import { u32ToIp } from '../../wire/addr.js';
 const WRAPPED_KP_OFFSET = SKIP_FIXED_BYTES;
 const WRAPPED_KP_BYTES = 40;
 
+export interface KeyLogOptions {
+  /** TEST RUNS ONLY: also keep each SKIP SA's Kij and Kp (keyChainOf) — never in production (docs/security.md). */
+  keyChain?: boolean;
+}
+
 export class KeyLog {
   /** ESP key by the wrapped Kp of the SA's SKIP header: both ends of an SA log the same entry. */
   private readonly keys = new Map<string, { suite: EspSuite; key: Uint8Array }>();
+  private readonly chains = new WeakMap<SaDesc, KeyChainHex>();
+  /** What a role's SkipKeying hands each new SA's key chain to; undefined unless asked for (keyChain). */
+  readonly keyChainSink: KeyChainSink | undefined;
+
+  constructor(options: KeyLogOptions = {}) {
+    this.keyChainSink = options.keyChain
+      ? (sa, chain) => this.chains.set(sa, { kij: hexOf(chain.kij), kp: hexOf(chain.kp) })
+      : undefined;
+  }
+
+  /** The key chain SkipKeying reported for `sa` (only with keyChain). */
+  keyChainOf(sa: SaDesc): KeyChainHex | undefined {
+    return this.chains.get(sa);
+  }
 
   record(sa: SaDesc): void {
     if (!sa.esp) return;
@@ -52,10 +74,14 @@ export class KeyLog {
   }
 }
 
+function hexOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
 function spiId(dst: string, spi: number): string {
   return `spi ${dst} ${spi}`;
 }
 
 function wrappedKpId(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex');
+  return hexOf(bytes);
 }

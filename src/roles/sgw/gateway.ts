@@ -142,6 +142,7 @@ export class SecurityGateway {
     this.insideInterface = options.insideInterface ?? 'inside';
     const keying = new SkipKeying({
       identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000), kpMaxPackets: options.kpRotationPackets,
+      keyChain: options.keyLog?.keyChainSink,
     });
     const dataPath = options.host.dataPath;
     this.keys = new NodeKeys(keying, this.engine, options.keyLog, options.saLimits, dataPath && ((peer) => this.tables!.selectorsFor(peer)));

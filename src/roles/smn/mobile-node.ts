@@ -134,6 +134,7 @@ export class MobileNode {
     this.paths = this.pathTable(options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]);
     const keying = new SkipKeying({
       identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000), kpMaxPackets: options.kpRotationPackets,
+      keyChain: options.keyLog?.keyChainSink,
     });
     this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
     // On a native data path, what an End-End layer opens is delivered by the engine only when it is for the home
