@@ -1,5 +1,4 @@
 // The engine contract as types: docs/engine.md is the prose, native/engine/abi.h the C++ mirror.
-import type { SaDesc } from '../keys/sa.js';
 
 export const Op = {
   ENCAP: 1,
@@ -94,6 +93,7 @@ export const MAX_LAYERS = 8;
 // fills it (both below the engine in the layers, docs/architecture.md); the engine's contract includes them.
 export { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
 export type { AhDesc, EspDesc, SaDesc, Selectors } from '../keys/sa.js';
+import type { SaDesc } from '../keys/sa.js';
 
 export const MAX_SELECTOR_PREFIXES = 32;
 
