@@ -130,9 +130,10 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   });
   const daemon = runningDaemon(o, { initial, clock, log, certs: secrets.certs, ...parts });
   statusOf = daemon.status;
+  const { socketPath, metricsAddress } = parts.endpoints;
   log.info({
-    event: 'started', engine: parts.engine.impl, config: o.configPath, statusSocket: parts.endpoints.socketPath ?? null,
-    metrics: parts.endpoints.metricsAddress ? `${parts.endpoints.metricsAddress.host}:${parts.endpoints.metricsAddress.port}` : null,
+    event: 'started', engine: parts.engine.impl, config: o.configPath, statusSocket: socketPath ?? null,
+    metrics: metricsAddress ? `${metricsAddress.host}:${metricsAddress.port}` : null,
     identity: node.identity ? initial.loaded.paths.cert : null,
   }, `${node.role} ${node.name} started`);
   return daemon;
@@ -143,7 +144,8 @@ async function loadSnapshotFor(o: DaemonOptions): Promise<Snapshot> {
   const snapshot = await loadSnapshot(o.configPath);
   const { role } = snapshot.loaded.node;
   if (o.role && role !== o.role) {
-    throw new DaemonConfigError([`${o.configPath}: role: this config is for role ${role}; run it with mipsec ${role} (or give a config with role: ${o.role})`]);
+    const fix = `run it with mipsec ${role} (or give a config with role: ${o.role})`;
+    throw new DaemonConfigError([`${o.configPath}: role: this config is for role ${role}; ${fix}`]);
   }
   return snapshot;
 }
@@ -173,7 +175,8 @@ function loadSecrets(o: DaemonOptions, loaded: LoadedNode): Secrets {
   if (node.role === 'sgw') return secrets;
   if (!o.mnHaKeyFile) {
     const peers = node.role === 'ha' ? 'its mobile nodes' : 'its home agent';
-    refuse(`mipsec ${node.role} needs --mn-ha-key FILE: the MN-HA keys it shares with ${peers} (RFC 5944 §3.5), one line '<home address> <SPI> <key hex>', mode 0600`);
+    const keys = `the MN-HA keys it shares with ${peers} (RFC 5944 §3.5)`;
+    refuse(`mipsec ${node.role} needs --mn-ha-key FILE: ${keys}, one line '<home address> <SPI> <key hex>', mode 0600`);
   }
   try {
     secrets.mnHaKeys = loadMnHaKeys(o.mnHaKeyFile!);
@@ -313,7 +316,10 @@ function runningDaemon(o: DaemonOptions, r: Running): Daemon {
     r.log.info({ event: 'stopped' }, 'stopped');
     r.log.flush();
   });
-  if (o.handleSignals) offSignals = onSignals({ SIGTERM: () => void stop('SIGTERM'), SIGINT: () => void stop('SIGINT'), SIGHUP: () => void reload() });
+  if (o.handleSignals) {
+    const stopOn = (signal: NodeJS.Signals) => () => void stop(signal);
+    offSignals = onSignals({ SIGTERM: stopOn('SIGTERM'), SIGINT: stopOn('SIGINT'), SIGHUP: () => void reload() });
+  }
   return {
     node: r.initial.loaded.node.name, role: r.initial.loaded.node.role, log: r.log,
     socketPath: r.endpoints.socketPath, metricsAddress: r.endpoints.metricsAddress,
@@ -321,8 +327,8 @@ function runningDaemon(o: DaemonOptions, r: Running): Daemon {
   };
 }
 
-/** stop() runs `run` once however often it is called (later calls get the same promise); `stopped` resolves after it. */
-function stopOnce(run: (reason: string) => Promise<void>): { stop(reason?: string): Promise<void>; stopped: Promise<void> } {
+/** A stop that runs `run` once however often it is called (later calls get the same promise); `stopped` follows it. */
+function stopOnce(run: (reason: string) => Promise<void>): Pick<Daemon, 'stop' | 'stopped'> {
   let stopping: Promise<void> | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -358,9 +364,11 @@ function logFailuresSent(r: Running, intervalMs: number): NodeJS.Timeout {
   let before: Record<string, number> = {};
   const timer = setInterval(() => {
     const now = Object.fromEntries(Object.entries(r.role.counters()).filter(([name]) => name.startsWith('icmp40_')));
-    const sent = Object.fromEntries(Object.entries(now).map(([name, n]) => [name, n - (before[name] ?? 0)]).filter(([, n]) => (n as number) > 0));
+    const increments = Object.entries(now).map(([name, n]) => [name, n - (before[name] ?? 0)] as const);
+    const sent = Object.fromEntries(increments.filter(([, n]) => n > 0));
     before = now;
-    if (Object.keys(sent).length > 0) r.log.info({ event: 'failures_sent', counts: sent, intervalMs }, 'ICMP security failures sent');
+    if (Object.keys(sent).length === 0) return;
+    r.log.info({ event: 'failures_sent', counts: sent, intervalMs }, 'ICMP security failures sent');
   }, intervalMs);
   return timer.unref();
 }
@@ -372,9 +380,13 @@ function statusReader(o: DaemonOptions, r: Running, sampler: RateSampler, config
   const started = performance.now();
   return () => readStatus({
     node: node.name, role: node.role, startedAt, started, engine, sas: () => engine.list(), sampler,
-    config: () => ({ file: o.configPath, loadedAt: config.loadedAt.toISOString(), reloads: config.reloads, restartNeededFor: config.restartNeededFor }),
-    manualSas: role.manualSas && (() => role.manualSas!()), bindings: () => role.bindings(), roleCounters: () => role.counters(),
-    hostCounters: () => host.counters(), tables: () => engine.tableSizes(), ioCounters: host.ioCounters && (() => host.ioCounters!()),
+    config: () => {
+      const { loadedAt, reloads, restartNeededFor } = config;
+      return { file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor };
+    },
+    manualSas: role.manualSas && (() => role.manualSas!()), bindings: () => role.bindings(),
+    roleCounters: () => role.counters(), hostCounters: () => host.counters(), tables: () => engine.tableSizes(),
+    ioCounters: host.ioCounters && (() => host.ioCounters!()),
   });
 }
 
@@ -390,7 +402,8 @@ async function reloadConfig(o: DaemonOptions, r: Running, config: ConfigState): 
     next = await loadSnapshot(o.configPath);
   } catch (err) {
     const errors = err instanceof DaemonConfigError ? err.lines : [(err as Error).message];
-    log.error({ event: 'reload_refused', errors }, 'reload refused: the new config is not valid; still running with the previous one');
+    const message = 'reload refused: the new config is not valid; still running with the previous one';
+    log.error({ event: 'reload_refused', errors }, message);
     return { ok: false, errors };
   }
   const changed = changedFields(config.current, next);
@@ -400,7 +413,8 @@ async function reloadConfig(o: DaemonOptions, r: Running, config: ConfigState): 
   config.loadedAt = new Date();
   config.reloads++;
   config.restartNeededFor = restartNeededFor;
-  log.info({ event: 'reload', changed, applied, restartNeededFor, sas: r.engine.list().length }, changed.length ? `reloaded: ${changed.length} field(s) changed` : 'reloaded: no change');
+  const message = changed.length ? `reloaded: ${changed.length} field(s) changed` : 'reloaded: no change';
+  log.info({ event: 'reload', changed, applied, restartNeededFor, sas: r.engine.list().length }, message);
   return { ok: true, applied, restartNeededFor };
 }
 
@@ -414,7 +428,8 @@ function applyLive(r: Running, next: Snapshot, changed: readonly string[]): { ap
     return { applied, refused: false };
   } catch (err) {
     const error = (err as Error).message;
-    r.log.error({ event: 'reload_not_applied', error }, 'the role could not apply the new config; the changes wait for a restart');
+    const message = 'the role could not apply the new config; the changes wait for a restart';
+    r.log.error({ event: 'reload_not_applied', error }, message);
     return { applied, refused: true };
   }
 }

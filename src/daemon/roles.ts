@@ -43,7 +43,7 @@ export interface ManualSaView extends SaRecord {
 }
 
 /** The policy knobs an SGW's suites are made of (suitesOf). */
-const SUITE_FIELDS = ['policy.esp', 'policy.nextHopMac', 'policy.coverage', 'policy.endEndAh'] as const satisfies readonly LiveField[];
+const SUITE_FIELDS: readonly LiveField[] = ['policy.esp', 'policy.nextHopMac', 'policy.coverage', 'policy.endEndAh'];
 
 /** A host that reports when the kernel moved an interface to another address (src/net/linux/attached.ts). */
 interface AddressFollower {

@@ -54,7 +54,10 @@ export interface SaDesc {
   selectorMiss?: 'drop' | 'punt';
 }
 
-/** Traffic selectors (RFC 4301 §5.2): 'a.b.c.d/len' prefixes, 1..MAX_SELECTOR_PREFIXES (engine/types.ts) per side; any match admits. */
+/**
+ * Traffic selectors (RFC 4301 §5.2): 'a.b.c.d/len' prefixes, 1..MAX_SELECTOR_PREFIXES (engine/types.ts) per side;
+ * any match admits.
+ */
 export interface Selectors {
   src: readonly string[];
   dst: readonly string[];

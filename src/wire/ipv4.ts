@@ -27,7 +27,7 @@ export interface Ipv4Header {
   dst: number;
 }
 
-/** Parse failures are named as the engine counts the drop (`Reason` in src/engine/types.ts, which the ref engine checks). */
+/** Parse failures are named as the engine counts the drop (`Reason` in src/engine/types.ts; the ref engine checks). */
 export type Ipv4ParseReason = 'truncated' | 'bad_ip_version' | 'bad_ihl' | 'bad_total_length' | 'bad_ip_checksum' | 'fragment';
 export type Ipv4Parse = { ok: true; header: Ipv4Header } | { ok: false; reason: Ipv4ParseReason };
 
