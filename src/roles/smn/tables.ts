@@ -3,7 +3,7 @@
 // application port, so the next packets of its applications are sealed by the engine without entering JS.
 // Own addresses become `inbound` policies in each interface's table (INBOUND opens what comes to the SMN).
 // What no policy covers is punted: the first packet of a key, the §3.2 plain steps, §4.5.4 local traffic,
-// everything at home — the JS path decides those exactly as before (src/roles/smn/mobile-node.ts).
+// everything at home — the JS path decides those exactly as before (src/roles/smn.ts).
 import type { Engine, Policy } from '../../engine/types.js';
 import { u32ToIp } from '../../wire/addr.js';
 
@@ -33,7 +33,7 @@ export interface SmnTableInput {
 
 /**
  * The engine tables for an SMN: per destination, `protect` for datagrams from the home or care-of address (what
- * the JS path protects, src/roles/smn/mobile-node.ts classifyOutput); per interface table, `inbound` for the own addresses.
+ * the JS path protects, src/roles/smn.ts classifyOutput); per interface table, `inbound` for the own addresses.
  */
 export function compileSmnPolicies(input: SmnTableInput): TablePolicy[] {
   const own = [...new Set([input.careOf, input.homeAddress])];
