@@ -15,6 +15,7 @@ import { MobileNode } from '../roles/smn/mobile-node.js';
 import type { Suites } from '../roles/common/suites.js';
 import { parseAddressOrPrefix, prefixWithin } from '../topology/map.js';
 import { TrackedEngine, type SaRecord } from './engine.js';
+import type { LiveChanges, LiveField } from './live-fields.js';
 import type { MnHaEntry } from './mnha.js';
 
 export interface HaBindingView {
@@ -41,19 +42,8 @@ export interface ManualSaView extends SaRecord {
   bytes: number;
 }
 
-/** Policy knobs an SGW applies on reload (dotted-path prefixes); manualSas too when it started with some. */
-const SGW_LIVE_FIELDS = ['policy.esp', 'policy.nextHopMac', 'policy.coverage', 'policy.endEndAh', 'policy.plainInbound', 'policy.icmpRateLimit'];
-const SUITE_FIELDS = ['policy.esp', 'policy.nextHopMac', 'policy.coverage', 'policy.endEndAh'];
-
-/** Whether a dotted path is one of `fields` or inside one. */
-function within(field: string, fields: readonly string[]): boolean {
-  return fields.some((f) => field === f || field.startsWith(`${f}.`));
-}
-
-/** Whether any of the changed fields is one of `fields` or inside one. */
-function touches(changed: readonly string[], fields: readonly string[]): boolean {
-  return changed.some((c) => within(c, fields));
-}
+/** The policy knobs an SGW's suites are made of (suitesOf). */
+const SUITE_FIELDS: readonly LiveField[] = ['policy.esp', 'policy.nextHopMac', 'policy.coverage', 'policy.endEndAh'];
 
 /** A host that reports when the kernel moved an interface to another address (src/net/linux/attached.ts). */
 interface AddressFollower {
@@ -82,14 +72,14 @@ export interface RunningRole {
   counters(): Record<string, number>;
   /** HA: its bindings; SMN: its registration and position; SGW: none. */
   bindings(): HaBindingView[] | SmnMobilityView | undefined;
+  /** The config fields this role puts in force on a reload; a change to any other waits for a restart. */
+  readonly liveFields: readonly LiveField[];
   /**
-   * A reload: puts in force what `next` changes among the fields this role applies live
-   * (liveFields; `changed` lists the dotted paths that differ from the config in force). Returns what
-   * it applied, for the log; throws if the role refused it (nothing of it applied, the old stays).
+   * A reload (called on every one, even with no change: a role may read files again): puts in force what `next`
+   * changes inside liveFields (`changes`, against the config in force). Returns what it applied, for the log; throws
+   * if the role refused it (nothing of it applied, the old stays).
    */
-  reconfigure(next: LoadedNode, changed: readonly string[]): string[];
-  /** Whether a changed field (a dotted path) is one reconfigure() puts in force; others wait for a restart. */
-  appliesLive(field: string): boolean;
+  reconfigure(next: LoadedNode, changes: LiveChanges): string[];
   /** SGW with manual SPI-mode SAs: their SAs (no keys), on the manual SAs' own engine. */
   manualSas?(): ManualSaView[];
   /** Before close: what the role owes its peers on the way out (the SMN deregisters). */
@@ -101,17 +91,16 @@ export interface RunningRole {
 export function sgwFace(sgw: SecurityGateway): RunningRole {
   return {
     counters: () => sgw.counters(), bindings: () => undefined, leave: async () => {}, close: () => sgw.close(),
-    reconfigure: (next, changed) => {
+    liveFields: [...SUITE_FIELDS, 'policy.plainInbound', 'policy.icmpRateLimit'],
+    reconfigure: (next, changes) => {
       const { policy } = next.node;
-      const applied = changed.filter((f) => within(f, SGW_LIVE_FIELDS));
       sgw.reconfigure({
-        suites: touches(changed, SUITE_FIELDS) ? suitesOf(policy) : undefined,
-        plainInbound: touches(changed, ['policy.plainInbound']) ? policy.plainInbound : undefined,
-        failureRate: touches(changed, ['policy.icmpRateLimit']) ? policy.icmpRateLimit : undefined,
+        suites: SUITE_FIELDS.some((field) => changes.has(field)) ? suitesOf(policy) : undefined,
+        plainInbound: changes.has('policy.plainInbound') ? policy.plainInbound : undefined,
+        failureRate: changes.has('policy.icmpRateLimit') ? policy.icmpRateLimit : undefined,
       });
-      return applied;
+      return [...changes.paths];
     },
-    appliesLive: (field) => within(field, SGW_LIVE_FIELDS),
   };
 }
 
@@ -142,19 +131,19 @@ export function buildRole(s: RoleSetup): RunningRole {
     return {
       ...face,
       counters: () => ({ ...face.counters(), ...manual.gateway.counters() }),
-      reconfigure: (next, changed) => {
+      // Only an SGW that started with manual SAs has their hook in front of the SKIP SGW's; one that gains
+      // its first needs a restart.
+      liveFields: [...face.liveFields, 'manualSas'],
+      reconfigure: (next, changes) => {
         // Key files are read again even when no field changed: a new key under the same path counts.
         const { installed, removed } = manual.gateway.replace(next.node.manualSas ?? [], next.paths.manualKeys ?? []);
-        const applied = face.reconfigure(next, changed);
+        const applied = face.reconfigure(next, changes.only(face.liveFields));
         if (installed.length || removed.length) {
           s.onEvent({ event: 'manual_sas_replaced', installed, removed });
           applied.push(`manualSas (installed: ${installed.join(', ') || 'none'}; removed: ${removed.join(', ') || 'none'})`);
         }
         return applied;
       },
-      // Only an SGW that started with manual SAs has their hook in front of the SKIP SGW's; one that gains
-      // its first needs a restart.
-      appliesLive: (field) => face.appliesLive(field) || within(field, ['manualSas']),
       manualSas: () => {
         const records = new Map(manual.engine.list().map((r) => [r.id, r]));
         return manual.gateway.entries().flatMap(({ name, out, in: inbound }) =>
@@ -239,12 +228,12 @@ export function smnFace(smn: MobileNode, clock: Clock): RunningRole {
       smn.registration.returnHome();
       await answered;
     },
-    reconfigure: (next, changed) => {
-      if (!touches(changed, ['smn.borderSgws'])) return [];
+    liveFields: ['smn.borderSgws'],
+    reconfigure: (next, changes) => {
+      if (!changes.has('smn.borderSgws')) return [];
       smn.setKnownBorders(next.node.smn!.borderSgws);
       return ['smn.borderSgws'];
     },
-    appliesLive: (field) => within(field, ['smn.borderSgws']),
     close: () => smn.close(),
   };
 }
@@ -276,8 +265,8 @@ function buildHa(s: RoleSetup): RunningRole {
     bindings: () =>
       agent.bindings().map((b) => ({ homeAddress: b.homeAddress, careOf: b.careOf, lifetimeSeconds: b.lifetime, remainingSeconds: Math.max(0, Math.round((b.expiresAt - s.clock.now()) / 1000)) })),
     leave: async () => {},
+    liveFields: [],
     reconfigure: () => [],
-    appliesLive: () => false,
     close: () => agent.close(),
   };
 }

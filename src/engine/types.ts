@@ -92,89 +92,11 @@ export const Desc = {
 /** Most nested layers INBOUND peels from one packet. */
 export const MAX_LAYERS = 8;
 
-export type EspSuite = 'aes128gcm' | 'aes256gcm' | 'chacha20poly1305';
-export type MacAlg = 'gmac-aes128' | 'hmac-sha256-128';
-export type Coverage = 'full' | 'headers';
-
-/** Key bytes per algorithm, salt included where the algorithm has one. */
-export const KEY_BYTES: Record<EspSuite | MacAlg, number> = {
-  aes128gcm: 20,
-  aes256gcm: 36,
-  chacha20poly1305: 36,
-  'gmac-aes128': 20,
-  'hmac-sha256-128': 32,
-};
-
-/** SKIP algorithm numbers from the private range 250-255 (docs/engine.md §6). */
-export const SkipAlg = {
-  kij: { 'aes256-kw': 250 },
-  crypt: { aes128gcm: 250, aes256gcm: 251, chacha20poly1305: 252 } as Record<EspSuite, number>,
-  mac: { 'gmac-aes128': 250, 'hmac-sha256-128': 251 } as Record<MacAlg, number>,
-} as const;
-
-export interface AhDesc {
-  alg: MacAlg;
-  key: Uint8Array;
-  spi: number;
-  /** Last sequence number sent (out SAs); the next packet carries seq + 1. */
-  seq?: number;
-  /** Next-hop SAs only. */
-  coverage?: Coverage;
-}
-
-export interface EspDesc {
-  suite: EspSuite;
-  key: Uint8Array;
-  spi: number;
-  seq?: number;
-}
-
-export interface SaDesc {
-  id: number;
-  direction: 'out' | 'in';
-  role: 'end' | 'nexthop';
-  mode: 'skip' | 'spi';
-  src: string;
-  dst: string;
-  /** SKIP mode: the SKIP header bytes (emitted by out SAs, matched by in SAs). */
-  skipHeader?: Uint8Array;
-  ah?: AhDesc;
-  esp?: EspDesc;
-  replayWindow?: number;
-  /** In SAs: sequence numbers up to it count as already seen (a restarted node's high-water mark); default 0. */
-  replayFloor?: number;
-  ttl?: number;
-  /**
-   * Out SAs: the most packets ENCAP, WRAP and OUTBOUND `protect` seal with this SA (1..2^32-1; absent = no limit).
-   * Once `saStats(id).packets` reaches it, each further packet is PUNT `rekey`, unchanged, naming this SA: the
-   * control plane installs the next SA (SKIP: a new Kp) and re-injects it. A relay's new layer ignores it.
-   */
-  maxPackets?: number;
-  /**
-   * Out SAs: the packet that brings `saStats(id).packets` to this count (1..maxPackets) is FORWARDed with reason
-   * `rekey_due` naming this SA, once: the control plane installs the next SA while this one keeps sealing, so the
-   * hard limit (`maxPackets`) is never met on a busy path. A relay's new layer counts and reports it too.
-   */
-  softPackets?: number;
-  /**
-   * In SAs of role nexthop: whether a verified datagram not addressed to this node may be relayed by the routes
-   * (default true); false punts it as `relay_denied`.
-   */
-  relay?: boolean;
-  /** In SAs of role end: prefixes the opened datagram's source and destination must lie in (else `selectorMiss`). */
-  selectors?: Selectors;
-  /**
-   * In SAs of role end: what a datagram outside `selectors` gets: 'drop' (default, DROP `selector`) or 'punt'
-   * (PUNT `selector`, packet = the opened datagram, SA = this SA, for the control plane to decide).
-   */
-  selectorMiss?: 'drop' | 'punt';
-}
-
-/** Traffic selectors (RFC 4301 §5.2): 'a.b.c.d/len' prefixes, 1..MAX_SELECTOR_PREFIXES per side; any match admits. */
-export interface Selectors {
-  src: readonly string[];
-  dst: readonly string[];
-}
+// The algorithm vocabulary lives with the wire formats that carry it, the SA descriptor with the keying that
+// fills it (both below the engine in the layers, docs/architecture.md); the engine's contract includes them.
+export { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
+export type { AhDesc, EspDesc, SaDesc, Selectors } from '../keys/sa.js';
+import type { SaDesc } from '../keys/sa.js';
 
 export const MAX_SELECTOR_PREFIXES = 32;
 

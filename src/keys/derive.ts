@@ -2,7 +2,7 @@
 // X25519 for the shared secret, BLAKE2b-512 where SKIP used MD5, AES-256 Key Wrap for Kp.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { sodium } from './sodium.js';
-import { SkipAlg } from '../engine/types.js';
+import { SkipAlg } from '../wire/algorithms.js';
 import { WRAPPED_KP_BYTES } from '../wire/skip.js';
 
 /** 1995-01-01T00:00:00Z, SKIP's counter epoch; the counter counts hours. */

@@ -8,7 +8,8 @@ import { formatName, type SkipName } from './names.js';
 import {
   counterInWindow, deriveKij, deriveKijn, KP_BYTES, skipCounter, trafficKey, unwrapKp, wrapKp, COUNTER_WINDOW,
 } from './derive.js';
-import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg, type SaDesc } from '../engine/types.js';
+import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
+import type { SaDesc } from './sa.js';
 import { decodeSkipHeader, encodeSkipHeader, NSID_IPV4, NSID_NONE, SKIP_SPI, type SkipHeader } from '../wire/skip.js';
 import { ipToU32, isIpv4, u32ToIp } from '../wire/addr.js';
 

@@ -25,7 +25,8 @@
  */
 import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Coverage, EspSuite, MacAlg, SaDesc } from '../engine/types.js';
+import type { Coverage, EspSuite, MacAlg } from '../wire/algorithms.js';
+import type { SaDesc } from './sa.js';
 import { u32ToIp } from '../wire/addr.js';
 import { decodeSkipHeader, SKIP_SPI } from '../wire/skip.js';
 

@@ -1,5 +1,5 @@
 // Authentication Header (RFC 4302 §2): next header, payload length, reserved, SPI, sequence number, ICV.
-import type { MacAlg, ReasonName } from '../engine/types.js';
+import type { MacAlg } from './algorithms.js';
 import { readU32, writeU32 } from './addr.js';
 
 export const AH_FIXED_BYTES = 12;
@@ -23,7 +23,7 @@ export interface AhHeader {
   seq: number;
 }
 
-export type AhParse = { ok: true; header: AhHeader } | { ok: false; reason: Extract<ReasonName, 'truncated' | 'bad_ah'> };
+export type AhParse = { ok: true; header: AhHeader } | { ok: false; reason: 'truncated' | 'bad_ah' };
 
 /**
  * Parses the AH at `offset`, never reading at or past `end`. With `expectedLength` (the SA's algorithm)

@@ -1,5 +1,4 @@
 // ESP framing (RFC 4303 §2) for AEAD suites with an explicit 8-byte IV and a 16-byte ICV (RFC 4106, RFC 7634).
-import type { ReasonName } from '../engine/types.js';
 import { readU32, writeU32 } from './addr.js';
 
 export const ESP_HEADER_BYTES = 8;
@@ -19,7 +18,7 @@ export interface EspFrame {
   ciphertextEnd: number;
 }
 
-export type EspParse = { ok: true; frame: EspFrame } | { ok: false; reason: Extract<ReasonName, 'truncated' | 'bad_esp'> };
+export type EspParse = { ok: true; frame: EspFrame } | { ok: false; reason: 'truncated' | 'bad_esp' };
 
 /** Frames the ESP packet in buf[offset, end): fewer than 8 bytes → truncated; too short for IV, trailer and ICV → bad_esp. */
 export function parseEsp(buf: Uint8Array, offset: number, end = buf.length): EspParse {
@@ -55,7 +54,7 @@ export function writeEspTrailer(buf: Uint8Array, offset: number, padLength: numb
   return padLength + ESP_TRAILER_BYTES;
 }
 
-export type EspTrailer = { ok: true; payloadEnd: number; nextHeader: number } | { ok: false; reason: Extract<ReasonName, 'bad_esp'> };
+export type EspTrailer = { ok: true; payloadEnd: number; nextHeader: number } | { ok: false; reason: 'bad_esp' };
 
 /** Checks the trailer of the plaintext buf[start, end): pad length fits and the padding bytes are 1, 2, 3 … */
 export function checkEspTrailer(buf: Uint8Array, start: number, end: number): EspTrailer {

@@ -1,5 +1,4 @@
 // IP-in-IP (RFC 2003): an outer IPv4 header (protocol 4) in front of an unchanged datagram.
-import type { ReasonName } from '../engine/types.js';
 import { IPV4_FLAG_DF, IPV4_HEADER_BYTES, IpProto, parseIpv4, writeIpv4Header, type Ipv4Header, type Ipv4ParseReason } from './ipv4.js';
 
 export const IPIP_TTL = 64;
@@ -28,7 +27,7 @@ export function isIpipLoop(inner: Ipv4Header, outerDst: number): boolean {
 
 export type IpipParse =
   | { ok: true; outer: Ipv4Header; inner: Ipv4Header; innerOffset: number }
-  | { ok: false; reason: Ipv4ParseReason | Extract<ReasonName, 'bad_next_header' | 'ttl_expired'> };
+  | { ok: false; reason: Ipv4ParseReason | 'bad_next_header' | 'ttl_expired' };
 
 /**
  * Parses outer and inner header of an IP-in-IP packet; the inner datagram may be a fragment (it is delivered,

@@ -1,5 +1,4 @@
 // IPv4 header (RFC 791): parse with the checks of spec/wire-formats.md §2, build, RFC 1071 checksum, RFC 1624 update.
-import type { ReasonName } from '../engine/types.js';
 import { readIp, writeIp } from './addr.js';
 
 export const IPV4_HEADER_BYTES = 20;
@@ -28,7 +27,8 @@ export interface Ipv4Header {
   dst: number;
 }
 
-export type Ipv4ParseReason = Extract<ReasonName, 'truncated' | 'bad_ip_version' | 'bad_ihl' | 'bad_total_length' | 'bad_ip_checksum' | 'fragment'>;
+/** Parse failures are named as the engine counts the drop (`Reason` in src/engine/types.ts; the ref engine checks). */
+export type Ipv4ParseReason = 'truncated' | 'bad_ip_version' | 'bad_ihl' | 'bad_total_length' | 'bad_ip_checksum' | 'fragment';
 export type Ipv4Parse = { ok: true; header: Ipv4Header } | { ok: false; reason: Ipv4ParseReason };
 
 export interface Ipv4ParseOptions {

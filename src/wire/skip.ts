@@ -1,5 +1,5 @@
 // SKIP header (IP protocol 57): spec/wire-formats.md §4, algorithm numbers in docs/engine.md §6.
-import { SkipAlg } from '../engine/types.js';
+import { SkipAlg } from './algorithms.js';
 import { readIp, writeIp } from './addr.js';
 
 export const IPPROTO_SKIP = 57;

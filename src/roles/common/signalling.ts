@@ -37,7 +37,7 @@ export function isDiscovery(datagram: Uint8Array): boolean {
   return discoveryOf(datagram) !== undefined;
 }
 
-/** An ICMP Security Failure (type 40); `header`, when the caller has parsed the datagram already, spares a second parse. */
+/** An ICMP Security Failure (type 40); `header`, when the caller parsed the datagram already, spares a second parse. */
 export function isSecurityFailure(datagram: Uint8Array, header: Ipv4Header | undefined = headerOf(datagram)): boolean {
   if (header === undefined || header.protocol !== IpProto.ICMP) return false;
   const at = header.headerLength;
