@@ -1,7 +1,7 @@
 // SKIP zero-message keying (DESIGN §3): turns a peer's certificate and a counter n into the
 // engine's SAs (src/engine/types.ts). The sender picks a random Kp per SA, wraps it under Kijn
 // into the SKIP header; the receiver unwraps it from the first packet and derives the same keys.
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { sodium } from './sodium.js';
 import { LruMap, type CertCache } from './cache.js';
 import type { Identity } from './keyfile.js';
@@ -150,7 +150,7 @@ export class SkipKeying {
     this.kpMaxPackets = options.kpMaxPackets ?? DEFAULT_KP_MAX_PACKETS;
     this.maxInboundSas = options.maxInboundSas ?? DEFAULT_MAX_INBOUND_SAS;
     this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
-    this.random = options.random ?? ((length) => new Uint8Array(randomBytes(length)));
+    this.random = options.random ?? ((length) => randomFillSync(new Uint8Array(length)));
     this.peerKeys = new LruMap(options.kijCacheSize ?? 1024, (_key, keys) => forgetPeerKeys(keys));
     if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1) throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
     this.kpSoftPackets = kpSoftLimit(this.kpMaxPackets);
