@@ -20,8 +20,8 @@ const READY_TIMEOUT_MS = 20_000;
 /** New keys measured for first_packet_ms. */
 export const FIRST_PACKET_SAMPLES = 20;
 const FIRST_PACKET_INTERVAL_S = 0.1;
-/** Pings beyond the samples, for what a busy machine loses. */
-const FIRST_PACKET_SPARE = 4;
+/** Pings beyond the samples, for what a busy machine loses (and the pairs a stall merges). */
+const FIRST_PACKET_SPARE = 10;
 /**
  * New keys before the measured ones, after the certificate exchange: a daemon just started runs its JavaScript
  * unoptimised (its first keys took 10–50 ms here, its twentieth 2 ms), and a gateway in service is warm.
@@ -179,21 +179,20 @@ function captureLines(text: string): { t: number; dev: string; proto: number; sr
 
 type CaptureLine = ReturnType<typeof captureLines>[number];
 
-/** An arrival not answered by a departure within this long was lost (ping's own timeout). */
-const PAIR_MAX_S = 2;
-
 /**
- * Packets `arrives` picks paired in order with those `leaves` picks (first in, first out: a stalled gateway lets
- * several arrive before the first leaves); an arrival unanswered for PAIR_MAX_S is dropped, a departure with no
- * arrival waiting is not paired. Delays in ms.
+ * The first packet `arrives` picks since the last pair, paired with the next one `leaves` picks; delays in ms. Packets
+ * carry nothing to match them by, so when a stalled gateway lets several arrive before one leaves only the first
+ * pairs (a sample lost, never one shifted by a whole ping interval, as first-in-first-out pairing would after a loss).
  */
 function pairedDelays(capture: string, arrives: (p: CaptureLine) => boolean, leaves: (p: CaptureLine) => boolean): number[] {
   const delays: number[] = [];
-  const waiting: number[] = [];
+  let arrived: number | undefined;
   for (const p of captureLines(capture)) {
-    while (waiting.length > 0 && p.t - waiting[0] > PAIR_MAX_S) waiting.shift();
-    if (arrives(p)) waiting.push(p.t);
-    else if (waiting.length > 0 && leaves(p)) delays.push((p.t - waiting.shift()!) * 1000);
+    if (arrives(p)) arrived ??= p.t;
+    else if (arrived !== undefined && leaves(p)) {
+      delays.push((p.t - arrived) * 1000);
+      arrived = undefined;
+    }
   }
   return delays;
 }
