@@ -1,6 +1,7 @@
 // SKIP zero-message keying (DESIGN §3): turns a peer's certificate and a counter n into the
 // engine's SAs (src/engine/types.ts). The sender picks a random Kp per SA, wraps it under Kijn
 // into the SKIP header; the receiver unwraps it from the first packet and derives the same keys.
+import { randomFillSync } from 'node:crypto';
 import { sodium } from './sodium.js';
 import { LruMap, type CertCache } from './cache.js';
 import type { Identity } from './keyfile.js';
@@ -45,9 +46,12 @@ export interface SkipKeyingOptions {
   maxInboundSas?: number;
   /** Unix seconds; default: the system clock. */
   now?: () => number;
-  /** Source of Kp bytes; default libsodium's CSPRNG. Tests inject fixed bytes. */
+  /**
+   * Source of Kp bytes; default the OS CSPRNG through node:crypto (libsodium-wrappers' randombytes_buf fetches its
+   * bytes a few at a time and cost 1.3 ms per Kp, most of a new key's time). Tests inject fixed bytes.
+   */
   random?: (length: number) => Uint8Array;
-  /** Kij cache size (X25519 per peer is the expensive step). */
+  /** Peers whose Kij (and Kijn for the counters in use) are cached (X25519 per peer is the expensive step). */
   kijCacheSize?: number;
   /**
    * TEST RUNS ONLY (`mipsec lab --pcap DIR --key-chain`, docs/security.md): called with each new SA and the Kij and
@@ -104,6 +108,20 @@ export type KeyingResult =
   | { ok: true; created: false; id: number }
   | { ok: false; reason: KeyingFailure; message: string };
 
+/** A peer's pairwise keys: Kij, and Kijn for the few counters n in use (the current hour and its neighbours). */
+interface PeerKeys {
+  kij: Uint8Array;
+  kijns: Map<number, Uint8Array>;
+}
+/** Kijn kept per peer: n − 1, n and n + 1 are all a receiver accepts (COUNTER_WINDOW). */
+const KIJNS_PER_PEER = 2 * COUNTER_WINDOW + 1;
+
+function forgetPeerKeys(keys: PeerKeys): void {
+  sodium.memzero(keys.kij);
+  for (const kijn of keys.kijns.values()) sodium.memzero(kijn);
+  keys.kijns.clear();
+}
+
 interface OutboundSlot {
   id: number;
   n: number;
@@ -134,8 +152,8 @@ export class SkipKeying {
   private readonly now: () => number;
   private readonly random: (length: number) => Uint8Array;
   private readonly keyChain: KeyChainSink | undefined;
-  /** Kij per (peer name, peer public key), zeroed when evicted. */
-  private readonly kijs: LruMap<string, Uint8Array>;
+  /** Kij and Kijns per (peer name, peer public key), zeroed when evicted. */
+  private readonly peerKeys: LruMap<string, PeerKeys>;
   private readonly outbound = new Map<string, OutboundSlot>();
   private readonly inbound = new Map<string, InboundEntry>();
   private readonly usedIds = new Set<number>();
@@ -147,9 +165,9 @@ export class SkipKeying {
     this.kpMaxPackets = options.kpMaxPackets ?? DEFAULT_KP_MAX_PACKETS;
     this.maxInboundSas = options.maxInboundSas ?? DEFAULT_MAX_INBOUND_SAS;
     this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
-    this.random = options.random ?? ((length) => sodium.randombytes_buf(length));
+    this.random = options.random ?? ((length) => randomFillSync(new Uint8Array(length)));
     this.keyChain = options.keyChain;
-    this.kijs = new LruMap(options.kijCacheSize ?? 1024, (_key, kij) => sodium.memzero(kij));
+    this.peerKeys = new LruMap(options.kijCacheSize ?? 1024, (_key, keys) => forgetPeerKeys(keys));
     if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1) throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
     this.kpSoftPackets = kpSoftLimit(this.kpMaxPackets);
   }
@@ -171,11 +189,10 @@ export class SkipKeying {
     const slot = this.outbound.get(slotKey);
     if (slot && slot.n === n && packetsSent < (this.kpSoftPackets ?? this.kpMaxPackets)) return { ok: true, created: false, id: slot.id };
 
-    const kij = this.kijFor(req.peer);
-    if (!kij.ok) return kij;
+    const kijn = this.kijnFor(req.peer, n);
+    if (!kijn.ok) return kijn;
     const kp = this.random(KP_BYTES);
     if (kp.length !== KP_BYTES) throw new RangeError(`the random source returned ${kp.length} bytes, Kp needs ${KP_BYTES}`);
-    const kijn = deriveKijn(kij.kij, n);
     const own = this.identity.name;
     const header: SkipHeader = {
       srcNsid: own.nsid,
@@ -186,11 +203,10 @@ export class SkipKeying {
       cryptAlg: crypt,
       macAlg: mac,
       compAlg: 0,
-      wrappedKp: wrapKp(kijn, kp),
+      wrappedKp: wrapKp(kijn.kijn, kp),
       srcMkid: own.nsid === NSID_IPV4 ? own.address : undefined,
       dstMkid: req.peer.nsid === NSID_IPV4 ? req.peer.address : undefined,
     };
-    sodium.memzero(kijn);
     const sa: SaDesc = {
       id: this.allocateId(),
       direction: 'out',
@@ -205,7 +221,7 @@ export class SkipKeying {
       maxPackets: this.kpMaxPackets,
     };
     if (this.kpSoftPackets !== undefined) sa.softPackets = this.kpSoftPackets;
-    this.keyChain?.(sa, { kij: kij.kij, n, kp });
+    this.keyChain?.(sa, { kij: kijn.kij, n, kp });
     sodium.memzero(kp);
     if (req.ttl !== undefined) sa.ttl = req.ttl;
     this.outbound.set(slotKey, { id: sa.id, n });
@@ -244,11 +260,9 @@ export class SkipKeying {
     if (known) return { ok: true, created: false, id: known.id };
     if (this.inbound.size >= this.maxInboundSas) return fail('too_many_sas', `already ${this.inbound.size} inbound SKIP SAs; expire() old ones first`);
 
-    const kij = this.kijFor(peer);
-    if (!kij.ok) return kij;
-    const kijn = deriveKijn(kij.kij, h.n);
-    const kp = unwrapKp(kijn, h.wrappedKp);
-    sodium.memzero(kijn);
+    const kijn = this.kijnFor(peer, h.n);
+    if (!kijn.ok) return kijn;
+    const kp = unwrapKp(kijn.kijn, h.wrappedKp);
     if (!kp) return fail('forged_key', `wrapped Kp from ${formatName(peer)} fails the key-wrap integrity check (forged key, or another Kij)`);
 
     const sa: SaDesc = {
@@ -261,7 +275,7 @@ export class SkipKeying {
       skipHeader: req.packet.slice(offset, offset + parsed.length),
       ...this.trafficKeys(kp, layer.esp, layer.ah, layer.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
     };
-    this.keyChain?.(sa, { kij: kij.kij, n: h.n, kp });
+    this.keyChain?.(sa, { kij: kijn.kij, n: h.n, kp });
     sodium.memzero(kp);
     if (req.replayWindow !== undefined) sa.replayWindow = req.replayWindow;
     this.inbound.set(tupleKey, { id: sa.id, n: h.n, cryptAlg: h.cryptAlg, macAlg: h.macAlg });
@@ -299,7 +313,7 @@ export class SkipKeying {
 
   /** Zeroes every cached Kij and this node's secret key; the object is unusable afterwards. */
   close(): void {
-    this.kijs.clear();
+    this.peerKeys.clear();
     sodium.memzero(this.identity.secretKey);
     this.outbound.clear();
     this.inbound.clear();
@@ -315,17 +329,31 @@ export class SkipKeying {
     return { crypt, mac };
   }
 
-  private kijFor(peer: SkipName): { ok: true; kij: Uint8Array } | Extract<KeyingResult, { ok: false }> {
+  /** Kijn of `peer` for counter `n` (and the Kij it comes from, for a test run's key chain): Kij from the cache (else one X25519), Kijn from the cache (else one hash). */
+  private kijnFor(peer: SkipName, n: number): { ok: true; kij: Uint8Array; kijn: Uint8Array } | Extract<KeyingResult, { ok: false }> {
     const found = this.certs.lookup(peer, this.now());
     if (!found.ok) return { ok: false, reason: found.reason, message: `no usable certificate for ${formatName(peer)}: ${found.reason.replaceAll('_', ' ')}` };
     const peerKey = found.cert.publicKey;
     const cacheKey = `${formatName(peer)}|${Buffer.from(peerKey).toString('hex')}`;
-    const cached = this.kijs.get(cacheKey);
-    if (cached) return { ok: true, kij: cached };
-    const kij = deriveKij(this.identity.secretKey, this.identity.publicKey, peerKey);
-    if (!kij) return { ok: false, reason: 'bad_peer_key', message: `the certified key of ${formatName(peer)} is a low-order point` };
-    this.kijs.set(cacheKey, kij);
-    return { ok: true, kij };
+    let keys = this.peerKeys.get(cacheKey);
+    if (!keys) {
+      const kij = deriveKij(this.identity.secretKey, this.identity.publicKey, peerKey);
+      if (!kij) return { ok: false, reason: 'bad_peer_key', message: `the certified key of ${formatName(peer)} is a low-order point` };
+      keys = { kij, kijns: new Map() };
+      this.peerKeys.set(cacheKey, keys);
+    }
+    let kijn = keys.kijns.get(n);
+    if (!kijn) {
+      kijn = deriveKijn(keys.kij, n);
+      keys.kijns.set(n, kijn);
+      // Counters advance with the hour: drop the first cached (a cache: a miss costs one hash, never a key).
+      if (keys.kijns.size > KIJNS_PER_PEER) {
+        const [oldest, bytes] = keys.kijns.entries().next().value!;
+        sodium.memzero(bytes);
+        keys.kijns.delete(oldest);
+      }
+    }
+    return { ok: true, kij: keys.kij, kijn };
   }
 
   private trafficKeys(kp: Uint8Array, esp: EspSuite | undefined, ah: MacAlg | undefined, coverage: Coverage | undefined): Pick<SaDesc, 'ah' | 'esp'> {

@@ -12,7 +12,7 @@ import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
 import { relayCosts, relayCpuPerPacket } from '../../src/bench/e2e/chain.js';
 import { median } from '../../src/bench/median.js';
 import { formatSvg, formatTables, ratios, type PathResult } from '../../src/bench/e2e/report.js';
-import { firstPacketDelays } from '../../src/bench/e2e/sgwd.js';
+import { firstPacketDelays, firstPacketSendDelays } from '../../src/bench/e2e/sgwd.js';
 import type { Topology } from '../../src/bench/e2e/topology.js';
 
 const ROW_KEYS = ['cpu_s_per_gbit', 'path', 'tcp_gbps', 'udp_pps', 'version'];
@@ -119,6 +119,8 @@ describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)',
     expect(rows[0].tcp_gbps).toBeGreaterThan(0.01);
     expect(rows[0].first_packet_ms).toBeGreaterThan(0);
     expect(rows[0].first_packet_ms).toBeLessThan(100);
+    expect(rows[0].first_packet_send_ms).toBeGreaterThan(0);
+    expect(rows[0].first_packet_send_ms).toBeLessThan(100);
     expect((await ourNamespaces()).filter((n) => !before.has(n))).toEqual([]);
   }, 180_000);
 });
@@ -139,6 +141,24 @@ describe('first packet of a new key, from a capture at the receiving gateway', (
       '5 packets captured',
     ].join('\n');
     expect(firstPacketDelays(capture, { dev }).map((d) => Math.round(d * 10) / 10)).toEqual([2, 1.5]);
+  });
+
+  it('at the sender: pairs each echo request from the client with the next packet gwA seals to gwB', () => {
+    const dev = { aToClient: 'x-ac', aToB: 'x-ab' } as Topology['dev'];
+    const line = (t: number, d: string, proto: number, src: string) => `${t}\t${d}\t${proto}\t${src}`;
+    const capture = [
+      line(10.000, 'x-ac', 1, '198.18.1.1'),
+      line(10.0005, 'x-ab', 17, '198.18.2.2'), // gwB's packet on the same link: not gwA's
+      line(10.003, 'x-ab', 17, '198.18.2.1'),
+      line(10.004, 'x-ab', 17, '198.18.2.1'),
+      line(10.100, 'x-ac', 1, '198.18.1.1'),
+      line(10.1012, 'x-ab', 57, '198.18.2.1'),
+    ].join('\n');
+    expect(firstPacketSendDelays(capture, { dev }).map((d) => Math.round(d * 10) / 10)).toEqual([3, 1.2]);
+    // A stalled gateway: two arrive before the first leaves; only the first pairs, and a loss shifts nothing after it.
+    const stalled = [line(20, 'x-ac', 1, '198.18.1.1'), line(20.1, 'x-ac', 1, '198.18.1.1'), line(20.15, 'x-ab', 17, '198.18.2.1'),
+      line(20.16, 'x-ab', 17, '198.18.2.1'), line(21, 'x-ac', 1, '198.18.1.1'), line(21.002, 'x-ab', 17, '198.18.2.1')];
+    expect(firstPacketSendDelays(stalled.join('\n'), { dev }).map((d) => Math.round(d))).toEqual([150, 2]);
   });
 });
 

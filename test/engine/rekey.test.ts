@@ -51,6 +51,19 @@ const soft = (sa: SaDesc, softPackets: number, maxPackets?: number): SaDesc => (
 const due = (sa: number, to: string) => ({ verdict: Verdict.FORWARD, reason: Reason.rekey_due, sa, nexthop: ipToU32(to) });
 const packets = (n: number, size = 90) => Array.from({ length: n }, (_, i) => datagram(size + i, { seed: i + 7 }));
 
+const CONCURRENT_BATCHES = 8;
+
+/** ENCAP with `sa` in CONCURRENT_BATCHES batches of 16 at once on native threads (processAsync); every result. */
+async function concurrentEncap(e: Engine, sa: number) {
+  const batches = Array.from({ length: CONCURRENT_BATCHES }, () => {
+    const b = new Batch({ capacity: 16 });
+    for (const p of packets(16, 60)) b.push(Op.ENCAP as OpCode, p, sa);
+    return b;
+  });
+  await Promise.all(batches.map((b) => e.processAsync(b)));
+  return batches.flatMap((b) => Array.from({ length: b.count }, (_, i) => b.result(i)));
+}
+
 describe('SaDesc.maxPackets, native and TS', () => {
   it('ENCAP: the packets beyond the limit are PUNT rekey, unchanged, and take no sequence number', () => {
     for (const pair of [end, spiEnd]) {
@@ -170,17 +183,11 @@ describe('SaDesc.maxPackets, native and TS', () => {
   it('native, concurrent batches: at most a little overshoot, never a gap or a reused sequence number', async () => {
     const limit = 40;
     const e = make('native', [limited(spiEnd.out, limit)]);
-    const batches = Array.from({ length: 8 }, () => {
-      const b = new Batch({ capacity: 16 });
-      for (const p of packets(16, 60)) b.push(Op.ENCAP as OpCode, p, spiEnd.out.id);
-      return b;
-    });
-    await Promise.all(batches.map((b) => e.processAsync(b)));
-    const results = batches.flatMap((b) => Array.from({ length: b.count }, (_, i) => b.result(i)));
+    const results = await concurrentEncap(e, spiEnd.out.id);
     const forwarded = results.filter((r) => r.verdict === Verdict.FORWARD).length;
     expect(results.every((r) => r.verdict === Verdict.FORWARD || r.reason === Reason.rekey)).toBe(true);
     expect(forwarded).toBeGreaterThanOrEqual(limit);
-    expect(forwarded).toBeLessThan(limit + batches.length); // one in flight per concurrent batch at most
+    expect(forwarded).toBeLessThan(limit + CONCURRENT_BATCHES); // one in flight per concurrent batch at most
     const s = e.saStats(spiEnd.out.id)!;
     expect([s.packets, s.espSeq]).toEqual([BigInt(forwarded), forwarded]);
   });
@@ -239,13 +246,7 @@ describe('SaDesc.softPackets, native and TS', () => {
 
   it('native, concurrent batches: exactly one packet says rekey_due', async () => {
     const e = make('native', [soft(spiEnd.out, 40)]);
-    const batches = Array.from({ length: 8 }, () => {
-      const b = new Batch({ capacity: 16 });
-      for (const p of packets(16, 60)) b.push(Op.ENCAP as OpCode, p, spiEnd.out.id);
-      return b;
-    });
-    await Promise.all(batches.map((b) => e.processAsync(b)));
-    const results = batches.flatMap((b) => Array.from({ length: b.count }, (_, i) => b.result(i)));
+    const results = await concurrentEncap(e, spiEnd.out.id);
     expect(results.every((r) => r.verdict === Verdict.FORWARD)).toBe(true);
     expect(results.filter((r) => r.reason === Reason.rekey_due).map((r) => r.sa)).toEqual([spiEnd.out.id]);
     expect(e.counters()[Reason.rekey_due]).toBe(1n);

@@ -158,7 +158,7 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     tcp_gbps: null,
     udp_pps: null,
     cpu_s_per_gbit: null,
-    ...(DRIVERS[name].firstPacket ? { first_packet_ms: null } : {}),
+    ...(DRIVERS[name].firstPacket ? { first_packet_ms: null, first_packet_send_ms: null } : {}),
     runs: [],
   }));
   for (const result of results) {
@@ -210,11 +210,13 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     for (const result of results) {
       const firstPacket = DRIVERS[result.path].firstPacket;
       if (result.error || !firstPacket) continue;
-      progress(`${result.path}: first packet of ${FIRST_PACKET_SAMPLES - 1} new SKIP keys…`);
+      progress(`${result.path}: first packet of ${FIRST_PACKET_SAMPLES} new SKIP keys…`);
       try {
         const fp = await firstPacket({ topo, workdir: fs.mkdtempSync(path.join(workdir, `${result.path}-first-`)) });
         result.first_packet_ms = fp.median_ms;
-        progress(`${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms (median of ${fp.samples})`);
+        result.first_packet_send_ms = fp.send_median_ms;
+        progress(`${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms at the receiver (median of ${fp.samples}), `
+          + `sealed after ${fp.send_median_ms?.toFixed(3) ?? '—'} ms at the sender (median of ${fp.send_samples})`);
       } catch (err) {
         result.error = `first packet: ${describe(err)}`;
         progress(`${result.path}: first packet: failed: ${describe(err)}`);

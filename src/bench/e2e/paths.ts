@@ -37,7 +37,16 @@ export interface PathDriver {
   version(): Promise<string>;
   setup(ctx: PathContext): Promise<ActivePath>;
   /** What the first packet of a new key costs on this path (ms, median), measured once per run. */
-  firstPacket?(ctx: PathContext): Promise<{ median_ms: number; samples: number }>;
+  firstPacket?(ctx: PathContext): Promise<FirstPacket>;
+}
+
+/** The first packet of a new key: at the receiving gateway (arrival to delivery) and at the sending one (to sealed). */
+export interface FirstPacket {
+  median_ms: number;
+  samples: number;
+  /** null when the sender's capture paired no packet. */
+  send_median_ms: number | null;
+  send_samples: number;
 }
 
 /** Polls `check` every 100 ms until it returns true; fails with `what` (and the daemons' output) on timeout or a daemon's exit. */

@@ -13,6 +13,8 @@ export interface E2eRow {
   cpu_s_per_gbit: number | null;
   /** Paths that key on the first packet (mipsec-sgwd): first packet of a new key to its delivery, ms (median). */
   first_packet_ms?: number | null;
+  /** The same key at the sending gateway: the datagram's arrival to its first packet under the new key leaving, ms. */
+  first_packet_send_ms?: number | null;
   error?: string;
 }
 
@@ -60,6 +62,7 @@ export function jsonRows(results: readonly PathResult[]): E2eRow[] {
   return results.map((r) => {
     const row: E2eRow = { path: r.path, version: r.version, tcp_gbps: r.tcp_gbps, udp_pps: r.udp_pps, cpu_s_per_gbit: r.cpu_s_per_gbit };
     if (r.first_packet_ms !== undefined) row.first_packet_ms = r.first_packet_ms;
+    if (r.first_packet_send_ms !== undefined) row.first_packet_send_ms = r.first_packet_send_ms;
     if (r.error) row.error = r.error;
     return row;
   });
@@ -138,6 +141,7 @@ function productLines(results: readonly PathResult[]): string[] {
   const lines = [];
   if (sgwd.tcp_gbps != null && skip != null && skip > 0) lines.push(`  TCP: ${ratioText(sgwd.tcp_gbps / skip)} mipsec-skip (${fmt(sgwd.tcp_gbps, 3)} vs ${fmt(skip, 3)} Gbit/s)`);
   if (sgwd.first_packet_ms != null) lines.push(`  first packet of a new SKIP key, arrival at the receiving daemon to delivery inside: ${sgwd.first_packet_ms.toFixed(3)} ms (median)`);
+  if (sgwd.first_packet_send_ms != null) lines.push(`  the same at the sending daemon, the datagram's arrival to its first sealed packet leaving: ${sgwd.first_packet_send_ms.toFixed(3)} ms (median)`);
   return lines;
 }
 

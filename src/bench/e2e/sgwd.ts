@@ -2,7 +2,8 @@
 // configs and certificates made with the CLI (ca init, keygen, cert issue), SKIP keyed on the first
 // packet, every setting at its default. Their utime+stime is the path's CPU cost. Also measures what
 // a new packet key costs: the time from the first packet of a new SKIP key arriving at gwB to its
-// delivery on gwB's inside link (punt → derive → install → re-inject).
+// delivery on gwB's inside link (punt → derive → install → re-inject), and at the sender, from the
+// datagram arriving at gwA to its first packet under the new key leaving (punt → new Kp → install → seal).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,16 +12,23 @@ import type { Transport } from './gateway-spec.js';
 import { median } from '../median.js';
 import { DEFAULT_UDP_PORT } from '../../config/node.js';
 import { requestStatus } from '../../daemon/socket.js';
-import { tail, waitFor, type ActivePath, type DataPathCounts, type PathContext, type PathDriver } from './paths.js';
+import { tail, waitFor, type ActivePath, type DataPathCounts, type FirstPacket, type PathContext, type PathDriver } from './paths.js';
 import { tunnelMtu } from './mipsec.js';
 import { clearGatewayRoutes, PLAN, SKIP_TUNNEL_MTU, type Topology } from './topology.js';
 
 const READY_TIMEOUT_MS = 20_000;
-/** New keys measured for first_packet_ms; the first exchange (certificate discovery) is not counted. */
-export const FIRST_PACKET_SAMPLES = 21;
+/** New keys measured for first_packet_ms. */
+export const FIRST_PACKET_SAMPLES = 20;
 const FIRST_PACKET_INTERVAL_S = 0.1;
-/** Pings beyond the samples: the certificate exchange may hold (and cost) the first ones. */
-const FIRST_PACKET_SPARE = 3;
+/** Pings beyond the samples, for what a busy machine loses (and the pairs a stall merges). */
+const FIRST_PACKET_SPARE = 10;
+/**
+ * New keys before the measured ones, after the certificate exchange: a daemon just started runs its JavaScript
+ * unoptimised (its first keys took 10–50 ms here, its twentieth 2 ms), and a gateway in service is warm.
+ */
+const FIRST_PACKET_WARMUP = 20;
+/** tshark starts slowly on a loaded machine. */
+const CAPTURE_START_TIMEOUT_MS = 30_000;
 
 const bin = () => fileURLToPath(new URL('../../../bin/mipsec.js', import.meta.url));
 
@@ -169,17 +177,19 @@ function captureLines(text: string): { t: number; dev: string; proto: number; sr
     .sort((a, b) => a.t - b.t);
 }
 
+type CaptureLine = ReturnType<typeof captureLines>[number];
+
 /**
- * Pairs each SKIP packet gwB receives from gwA with the next echo request gwB sends to the server:
- * with one ping every 100 ms the pairs cannot interleave. Returns the delays in ms, in order.
+ * The first packet `arrives` picks since the last pair, paired with the next one `leaves` picks; delays in ms. Packets
+ * carry nothing to match them by, so when a stalled gateway lets several arrive before one leaves only the first
+ * pairs (a sample lost, never one shifted by a whole ping interval, as first-in-first-out pairing would after a loss).
  */
-export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
+function pairedDelays(capture: string, arrives: (p: CaptureLine) => boolean, leaves: (p: CaptureLine) => boolean): number[] {
   const delays: number[] = [];
   let arrived: number | undefined;
   for (const p of captureLines(capture)) {
-    // A sealed packet: SKIP, or SKIP carried by the UDP transport (the capture filter keeps only its port).
-    if (p.dev === topo.dev.bToA && (p.proto === 57 || p.proto === 17) && p.src === PLAN.gwA.outside) arrived ??= p.t;
-    else if (p.dev === topo.dev.bToServer && p.proto === 1 && arrived !== undefined) {
+    if (arrives(p)) arrived ??= p.t;
+    else if (arrived !== undefined && leaves(p)) {
       delays.push((p.t - arrived) * 1000);
       arrived = undefined;
     }
@@ -187,30 +197,54 @@ export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>):
   return delays;
 }
 
+/** A packet gwA sealed: SKIP, or SKIP carried by the UDP transport (the capture filter keeps only its port). */
+const sealedByGwA = (p: CaptureLine) => (p.proto === 57 || p.proto === 17) && p.src === PLAN.gwA.outside;
+
+/** Pairs each SKIP packet gwB receives from gwA with an echo request gwB sends to the server, in order. Delays in ms. */
+export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
+  return pairedDelays(capture, (p) => p.dev === topo.dev.bToA && sealedByGwA(p), (p) => p.dev === topo.dev.bToServer && p.proto === 1);
+}
+
+/** At the sender: each echo request from the client arriving at gwA, paired with the next packet gwA seals to gwB. */
+export function firstPacketSendDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
+  const fromClient = (p: CaptureLine) => p.dev === topo.dev.aToClient && p.proto === 1 && p.src === PLAN.client.addr;
+  return pairedDelays(capture, fromClient, (p) => p.dev === topo.dev.aToB && sealedByGwA(p));
+}
+
 /**
  * Daemons whose gwA takes a new packet key for every packet (kpRotationPackets 1), so each ping from
- * the client is the first packet of a new SKIP key at gwB; the median delay at gwB over
- * FIRST_PACKET_SAMPLES − 1 keys (the first ping also fetches certificates and is left out).
+ * the client is the first packet of a new SKIP key at gwB; the median delay at gwB (and at gwA) over
+ * FIRST_PACKET_SAMPLES keys, after one exchange that fetches the certificates and FIRST_PACKET_WARMUP keys.
  */
-export async function measureFirstPacket(ctx: PathContext, transport?: Transport): Promise<{ median_ms: number; samples: number }> {
+export async function measureFirstPacket(ctx: PathContext, transport?: Transport): Promise<FirstPacket> {
   const { topo } = ctx;
   const active = await startDaemons(ctx, { kpRotationPackets: 1, transport });
+  const filter = `ip proto 57 or udp dst port ${DEFAULT_UDP_PORT} or icmp[icmptype] == icmp-echo`;
+  const fields = ['-T', 'fields', '-e', 'frame.time_epoch', '-e', 'frame.interface_name', '-e', 'ip.proto', '-e', 'ip.src'];
+  const tshark = (ns: string, gw: string, devs: string[]) =>
+    topo.session.spawn(ns, `tshark (first packet, ${gw})`, 'tshark', ['-l', '-n', ...devs.flatMap((d) => ['-i', d]), '-f', filter, ...fields], { keepOutput: 1 << 20 });
+  const ping = (count: number, waitS: number) =>
+    topo.session.exec(topo.client, 'ping', ['-c', String(count), '-i', String(FIRST_PACKET_INTERVAL_S), '-W', String(waitS), PLAN.server.addr]).catch(() => undefined);
   try {
-    const capture = topo.session.spawn(topo.gwB, 'tshark (first packet)', 'tshark', [
-      '-l', '-n', '-i', topo.dev.bToA, '-i', topo.dev.bToServer, '-f', `ip proto 57 or udp dst port ${DEFAULT_UDP_PORT} or icmp[icmptype] == icmp-echo`,
-      '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'frame.interface_name', '-e', 'ip.proto', '-e', 'ip.src',
-    ], { keepOutput: 1 << 20 });
+    await ping(1, 10);
+    await ping(FIRST_PACKET_WARMUP, 2);
+    const atB = tshark(topo.gwB, 'gwB', [topo.dev.bToA, topo.dev.bToServer]);
+    const atA = tshark(topo.gwA, 'gwA', [topo.dev.aToClient, topo.dev.aToB]);
     try {
-      await waitFor('tshark to capture on gwB', () => /Capturing on/.test(capture.recentOutput()), 10_000, [capture]);
+      for (const [gw, capture] of [['gwB', atB], ['gwA', atA]] as const) {
+        await waitFor(`tshark to capture on ${gw}`, () => /Capturing on/.test(capture.recentOutput()), CAPTURE_START_TIMEOUT_MS, [capture]);
+      }
       await new Promise((r) => setTimeout(r, 300));
-      await topo.session.exec(topo.client, 'ping', ['-c', String(FIRST_PACKET_SAMPLES + FIRST_PACKET_SPARE), '-i', String(FIRST_PACKET_INTERVAL_S), '-W', '2', PLAN.server.addr]).catch(() => undefined);
+      await ping(FIRST_PACKET_SAMPLES + FIRST_PACKET_SPARE, 2);
       await new Promise((r) => setTimeout(r, 500));
     } finally {
-      await capture.stop();
+      await atB.stop();
+      await atA.stop();
     }
-    const delays = firstPacketDelays(capture.recentOutput(), topo).slice(1);
-    if (delays.length < FIRST_PACKET_SAMPLES - 1) throw new Error(`only ${delays.length} of ${FIRST_PACKET_SAMPLES - 1} new keys reached the server (${tail(capture.recentOutput())})`);
-    return { median_ms: median(delays), samples: delays.length };
+    const delays = firstPacketDelays(atB.recentOutput(), topo);
+    if (delays.length < FIRST_PACKET_SAMPLES) throw new Error(`only ${delays.length} of ${FIRST_PACKET_SAMPLES} new keys reached the server (${tail(atB.recentOutput())})`);
+    const sent = firstPacketSendDelays(atA.recentOutput(), topo);
+    return { median_ms: median(delays), samples: delays.length, send_median_ms: sent.length > 0 ? median(sent) : null, send_samples: sent.length };
   } finally {
     await active.teardown();
   }
