@@ -7,7 +7,7 @@
 import type { Engine, SaDesc, Selectors } from '../../engine/types.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
-import { ipToU32, u32ToIp } from '../../wire/addr.js';
+import { u32ToIp } from '../../wire/addr.js';
 import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import type { KeyLog } from './keylog.js';
