@@ -31,6 +31,8 @@ export default tseslint.config(
       // `async` on a method with no await is deliberate where an interface returns a Promise: a throw in it
       // becomes a rejection the caller's await sees, instead of a synchronous throw the caller does not expect.
       '@typescript-eslint/require-await': 'off',
+      // `let f; const g = () => f?.(); ... f = ...` is a late binding a closure reads: not a const.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
   },
   {
