@@ -10,7 +10,7 @@ import {
 import {
   generateCaKey, generateX25519, KeyFileError, loadCaKey, loadCertificate, loadX25519Public, readPublicFile, saveCaSeed, saveCertificate, saveX25519,
 } from '../keys/keyfile.js';
-import { NAME_EXAMPLE, parseName } from '../keys/names.js';
+import { parseName } from '../keys/names.js';
 
 const CA_KEY_FILE = 'ca.key';
 const CA_CERT_FILE = 'ca.crt';

@@ -105,7 +105,7 @@ async function loadSnapshot(configPath: string): Promise<Snapshot> {
   // A missing identity file is only a warning for check-config; a daemon cannot start without it.
   if (node.node.identity && warnings.length > 0) throw new DaemonConfigError(warnings.map((w) => w.replace(': warning: ', ': ')));
   const digests: Record<string, string> = { network: digest(node.paths.network) };
-  for (const field of ['cert', 'ca'] as const) if (node.paths[field]) digests[`identity.${field}`] = digest(node.paths[field]!);
+  for (const field of ['cert', 'ca'] as const) if (node.paths[field]) digests[`identity.${field}`] = digest(node.paths[field]);
   return { loaded: node, digests };
 }
 

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { createEngine } from '../engine/index.js';
 import type { Engine } from '../engine/types.js';
-import type { LoadedNode, PolicyKnobs, Role } from '../config/index.js';
+import type { LoadedNode, PolicyKnobs } from '../config/index.js';
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
 import type { Clock, Host } from '../net/types.js';

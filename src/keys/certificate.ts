@@ -151,6 +151,7 @@ export function decodeCertificate(bytes: Uint8Array): CertificateDecode {
     } catch {
       return fail('CA label is not valid UTF-8');
     }
+    // eslint-disable-next-line no-control-regex -- matching control characters is this check's purpose
     if (/[\u0000-\u001f\u007f]/.test(label)) return fail('CA label contains control characters');
     subject = { nsid: NSID_CA_LABEL, label };
   } else {

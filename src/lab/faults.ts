@@ -291,8 +291,8 @@ export class FaultLab {
     const child = spawn('ip', ['netns', 'exec', this.ns(node), cmd, ...args]);
     this.children.add(child);
     let out = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
     // 'close', not 'exit': the last output (ping's summary) may still be in the pipe when the process exits.
     const exited = new Promise<number | null>((resolve) => child.once('close', (code) => {
       this.children.delete(child);
@@ -317,8 +317,8 @@ export class FaultLab {
       partial = lines.pop()!;
       for (const l of lines) out.push(`${Date.now()} ${l}`);
     };
-    child.stdout!.on('data', take);
-    child.stderr!.on('data', take);
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
       this.children.delete(child);
       resolve(code);

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { loadNode, type LoadedNode } from '../config/index.js';
 import { MANUAL_KEY_BYTES } from '../config/manual-sa.js';
 import { SECRET_FILE_MODE } from '../keys/keyfile.js';
-import { createEngine, NativeEngine, type Engine, type EngineImpl } from '../engine/index.js';
+import { createEngine, NativeEngine, type Engine } from '../engine/index.js';
 import type { Host, Network } from '../net/types.js';
 import { KeyLog } from '../roles/common/keylog.js';
 import { ManualSpiGateway } from '../roles/sgw/manual.js';
@@ -120,7 +120,7 @@ async function runSpiCase<N extends Network>(this: LabCase, ctx: CaseContext<N>)
   let keep = false;
   try {
     addSpiLinks(network);
-    const engines = example.nodes.map(() => createEngine(ctx.engine as EngineImpl));
+    const engines = example.nodes.map(() => createEngine(ctx.engine));
     example.nodes.forEach((g, i) => addSpiGatewayHost(network, g, engines[i]));
     const hosts = addSpiEndHosts(network);
     for (const [i, g] of example.nodes.entries()) {

@@ -15,7 +15,7 @@ import { NetnsSession, randomSuffix, type ManagedProcess } from '../../net/netns
 import { iperf, IPERF_PORT, measureTcp, startIperfServer } from '../e2e/measure.js';
 import { tail, waitFor } from '../e2e/paths.js';
 import { startDaemons, type MapHomeAgent } from '../e2e/sgwd.js';
-import { buildTopology, devName, PLAN, type Topology } from '../e2e/topology.js';
+import { buildTopology, devName, type Topology } from '../e2e/topology.js';
 import type { RegistrarSpec } from './registrar.js';
 
 const HA: MapHomeAgent & { client: string } = { address: '198.18.5.2', network: '198.18.5.0/24', serves: '10.9.0.0/26', client: '198.18.5.1' };

@@ -68,7 +68,7 @@ export interface InterfaceLoopsOptions {
   netns?: string;
   transport?: LoopTransport;
   /** Whether an IPv4 address (u32) is local to the host (an interface's or a home address): tells a peeled not_ipsec apart. */
-  isLocalAddress(address: number): boolean;
+  isLocalAddress: (address: number) => boolean; // a property: it is passed on detached from the options object
   /** What a punt handler throws. */
   onError(error: unknown): void;
 }

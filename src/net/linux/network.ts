@@ -53,7 +53,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { MAX_PACKET } from '../../engine/io.js';
 import type { NativeEngine } from '../../engine/native.js';
-import { ipToU32, u32ToIp } from '../../wire/addr.js';
+import { u32ToIp } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
 import { LinkCore, NetworkCore } from '../host-core.js';
 import { NetnsSession, randomSuffix } from '../netns.js';
@@ -194,7 +194,7 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.capture = { child, ports: names };
     const reader = new PcapngReader();
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       const wasBroken = reader.error !== undefined;
       for (const frame of reader.push(chunk)) this.onFrame(frame.iface, frame.timeMs, frame.data);
       if (!wasBroken && reader.error) this.onError(new Error(`capture: ${reader.error}; frames after it are not recorded`));
@@ -202,7 +202,7 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     let stderr = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`dumpcap did not start capturing within 10 s: ${stderr.trim()}`)), 10_000);
-      child.stderr!.on('data', (chunk: Buffer) => {
+      child.stderr.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();
         if (/Capturing on/.test(stderr)) {
           clearTimeout(timer);

@@ -160,9 +160,9 @@ export class PlainHost extends NamespaceHost {
     this.agent = child;
     let stderr = '';
     let buffered = '';
-    child.stdin!.on('error', () => undefined);
-    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdin.on('error', () => undefined);
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    child.stdout.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {

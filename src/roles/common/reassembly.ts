@@ -197,7 +197,7 @@ export class Reassembler {
 
   private schedule(): void {
     if (this.timer) return;
-    const oldest = this.pending.values().next().value as Pending | undefined;
+    const oldest = this.pending.values().next().value;
     if (oldest) this.timer = this.clock.setTimer(Math.max(0, oldest.deadline - this.clock.now()), () => this.expire());
   }
 
