@@ -99,7 +99,7 @@ export type KeyingFailure =
   | 'truncated' | 'bad_skip' | 'unknown_nsid' | 'unknown_alg'
   | 'bad_address' | 'bad_dst_mkid' | 'counter_window'
   | 'unknown_certificate' | 'expired_certificate' | 'certificate_not_yet_valid'
-  | 'bad_peer_key' | 'forged_key' | 'sa_mismatch' | 'too_many_sas';
+  | 'bad_peer_key' | 'forged_key' | 'sa_mismatch' | 'too_many_sas' | 'retired_key';
 
 export type KeyingResult =
   /** A new SA to install; `retire` is the SA it replaces (remove it once the new one is installed). */
@@ -115,6 +115,8 @@ interface PeerKeys {
 }
 /** Kijn kept per peer: n − 1, n and n + 1 are all a receiver accepts (COUNTER_WINDOW). */
 const KIJNS_PER_PEER = 2 * COUNTER_WINDOW + 1;
+/** Retired key tuples remembered: at 64 per peer a few dozen busy peers' rotations within the window. */
+const RETIRED_KEYS = 4096;
 
 function forgetPeerKeys(keys: PeerKeys): void {
   sodium.memzero(keys.kij);
@@ -149,13 +151,19 @@ export class SkipKeying {
   /** Packets after which outboundSa takes a new Kp (kpSoftLimit), before the engine's hard limit stops the SA. */
   private readonly kpSoftPackets: number | undefined;
   private readonly maxInboundSas: number;
-  private readonly now: () => number;
+  /** Unix seconds (the keying's clock: n and certificate validity are read on it). */
+  readonly now: () => number;
   private readonly random: (length: number) => Uint8Array;
   private readonly keyChain: KeyChainSink | undefined;
   /** Kij and Kijns per (peer name, peer public key), zeroed when evicted. */
   private readonly peerKeys: LruMap<string, PeerKeys>;
   private readonly outbound = new Map<string, OutboundSlot>();
   private readonly inbound = new Map<string, InboundEntry>();
+  /**
+   * Key tuples of retired inbound SAs and their n: refused until n leaves the window, so a retired key never comes
+   * back with a fresh replay window. At most RETIRED_KEYS, oldest forgotten first.
+   */
+  private readonly retired = new Map<string, number>();
   private readonly usedIds = new Set<number>();
   private lastId = 0;
 
@@ -253,6 +261,7 @@ export class SkipKeying {
     const peer: SkipName = h.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.srcMkid! } : { nsid: NSID_NONE, address: ipToU32(req.src) };
     // The engine's key tuple (docs/engine.md §4.1): one SA per tuple, whatever algorithms a copy claims.
     const tupleKey = `${formatName(peer)}|${h.n}|${h.kijAlg}|${Buffer.from(h.wrappedKp).toString('hex')}`;
+    if (this.retired.has(tupleKey)) return fail('retired_key', `SKIP key from ${formatName(peer)} was retired (superseded by a newer key); it does not come back`);
     const known = this.inbound.get(tupleKey);
     if (known && (known.cryptAlg !== h.cryptAlg || known.macAlg !== h.macAlg)) {
       return fail('sa_mismatch', `SKIP key tuple from ${formatName(peer)} already keyed with crypt alg ${known.cryptAlg} / MAC alg ${known.macAlg}`);
@@ -296,9 +305,22 @@ export class SkipKeying {
     }
   }
 
+  /** Forgets the inbound SA `id` for good: its key tuple is refused as `retired_key` while its n is in the window. */
+  retireInbound(id: number): void {
+    for (const [key, entry] of this.inbound) {
+      if (entry.id !== id) continue;
+      this.inbound.delete(key);
+      this.usedIds.delete(id);
+      this.retired.set(key, entry.n);
+      if (this.retired.size > RETIRED_KEYS) this.retired.delete(this.retired.keys().next().value!);
+      return;
+    }
+  }
+
   expire(): number[] {
     const localN = this.counter();
     const gone: number[] = [];
+    for (const [key, n] of this.retired) if (n < localN - COUNTER_WINDOW) this.retired.delete(key);
     for (const table of [this.inbound, this.outbound]) {
       for (const [key, entry] of table) {
         if (entry.n < localN - COUNTER_WINDOW) {

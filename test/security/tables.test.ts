@@ -8,7 +8,7 @@ import { CertCache } from '../../src/keys/cache.js';
 import { SkipKeying } from '../../src/keys/keying.js';
 import type { Clock } from '../../src/net/types.js';
 import { Tally } from '../../src/roles/common/counters.js';
-import { NodeKeys, type SaLimits, type SaLookup } from '../../src/roles/common/keys.js';
+import { NodeKeys, SUPERSEDED_IDLE_SECONDS, type SaLimits, type SaLookup } from '../../src/roles/common/keys.js';
 import { LearnedRoutes } from '../../src/roles/sgw/learned.js';
 import type { Sgw } from '../../src/topology/map.js';
 import { ipToU32 } from '../../src/wire/addr.js';
@@ -19,7 +19,7 @@ import { makeCa, makeIdentity, T0 } from '../keys/helpers.js';
 const SGW = '198.18.0.1';
 
 /** An SGW's NodeKeys on `engine`, and per named peer a source of SKIP datagrams, each under a fresh packet key. */
-function keyedGateway(engine: Engine, peers: string[], limits?: SaLimits) {
+function keyedGateway(engine: Engine, peers: string[], limits?: SaLimits, now: () => number = () => T0) {
   const ca = makeCa();
   const sgwId = makeIdentity(ca, `sgw:${SGW}`);
   const sgwCerts = new CertCache(ca.cert);
@@ -39,8 +39,8 @@ function keyedGateway(engine: Engine, peers: string[], limits?: SaLimits) {
       return buildIpv4({ protocol: IPPROTO_SKIP, src: ipToU32(address), dst: ipToU32(SGW), ttl: 64 }, payload);
     });
   }
-  const keys = new NodeKeys(new SkipKeying({ identity: sgwId, certs: sgwCerts, now: () => T0 }), engine, undefined, limits);
-  return { keys, send: (peer: string) => keys.inbound(senders.get(peer)!(), 'full') };
+  const keys = new NodeKeys(new SkipKeying({ identity: sgwId, certs: sgwCerts, now }), engine, undefined, limits);
+  return { keys, send: (peer: string) => keys.inbound(senders.get(peer)!(), 'full'), packet: (peer: string) => senders.get(peer)!() };
 }
 
 const reasons = (results: SaLookup[]): string[] => results.map((r) => (r.ok ? 'ok' : r.reason));
@@ -59,6 +59,29 @@ describe.each(['native', 'ts'] as const)('hole 11: inbound SAs per peer and over
     expect(keys.evictedInbound).toBe(16);
     expect(other.ok && engine.saStats(other.id)).toBeTruthy();
     expect(send('198.18.0.3').ok).toBe(true);
+    keys.close();
+    engine.close();
+  });
+
+  it('hole 11: a packet key superseded by a newer one of the same peer and path is retired once idle, and never keys again (no fresh replay window)', () => {
+    const engine = createEngine(impl);
+    let now = T0;
+    const { keys, packet } = keyedGateway(engine, ['198.18.0.2', '198.18.0.3'], undefined, () => now);
+    const first = packet('198.18.0.2');
+    const [a, b, other] = [keys.inbound(first, 'full'), keys.inbound(packet('198.18.0.2'), 'full'), keys.inbound(packet('198.18.0.3'), 'full')];
+    if (!a.ok || !b.ok || !other.ok) throw new Error('expected three SAs');
+    keys.expire();
+    expect(engine.saStats(a.id)).toBeDefined(); // idle for less than SUPERSEDED_IDLE_SECONDS
+    now = T0 + SUPERSEDED_IDLE_SECONDS;
+    keys.expire();
+    expect(engine.saStats(a.id)).toBeUndefined();
+    expect(keys.retiredInbound).toBe(1);
+    // The newest key of each peer stays, however idle: nothing superseded it.
+    expect(engine.saStats(b.id)).toBeDefined();
+    expect(engine.saStats(other.id)).toBeDefined();
+    // A replayed packet under the retired key does not re-derive it with a fresh replay window.
+    const again = keys.inbound(first, 'full');
+    expect(again.ok ? 'ok' : again.reason).toBe('retired_key');
     keys.close();
     engine.close();
   });

@@ -34,6 +34,11 @@ export const DEFAULT_MAX_INBOUND = 65536;
 
 /** Sequence numbers back from an SA's last one that a failure message may quote (packets the engine sealed alone). */
 export const QUOTABLE_SEQS = 4096;
+/**
+ * An inbound SA a newer packet key of the same peer and path superseded is retired once it has carried nothing for
+ * this long (seconds): a peer seals with one key per path, so only reordered stragglers can still use the old one.
+ */
+export const SUPERSEDED_IDLE_SECONDS = 5;
 
 export interface SaLimits {
   maxInboundPerPeer?: number;
@@ -64,6 +69,11 @@ export class NodeKeys {
   private readonly spent = new Set<number>();
   /** Inbound SAs replaced by a newer packet key of the same peer at its cap. */
   evictedInbound = 0;
+  /** Inbound SAs retired after a newer key of the same peer and path left them idle (SUPERSEDED_IDLE_SECONDS). */
+  retiredInbound = 0;
+  /** Superseded inbound SAs: the packets they had carried when last looked at, and when (keying seconds). */
+  private readonly superseded = new Map<number, { packets: bigint; since: number }>();
+  private lastSweep = 0;
   private readonly maxInboundPerPeer: number;
   private readonly maxInbound: number;
 
@@ -121,7 +131,7 @@ export class NodeKeys {
     const held = this.inboundOrder.get(peerKey(peer)) ?? [];
     if (held.length >= this.maxInboundPerPeer) {
       const oldest = held[0];
-      this.keying.forgetInbound(oldest);
+      this.keying.retireInbound(oldest);
       this.remove(oldest);
       this.evictedInbound++;
     }
@@ -129,7 +139,9 @@ export class NodeKeys {
       r.sa.selectors = this.selectorsFor(peer, u32ToIp(dst));
       r.sa.selectorMiss = 'punt';
     }
-    this.install(r.sa, { peer, role: r.sa.role, direction: 'in', src: srcText, dst: u32ToIp(dst) });
+    const meta: SaMeta = { peer, role: r.sa.role, direction: 'in', src: srcText, dst: u32ToIp(dst) };
+    this.install(r.sa, meta);
+    this.supersede(meta, r.sa.id);
     return { ok: true, id: r.sa.id };
   }
 
@@ -174,9 +186,27 @@ export class NodeKeys {
     this.remove(id);
   }
 
-  /** Removes SAs whose SKIP counter left the window (call once per flush; cheap). */
+  /**
+   * Removes SAs whose SKIP counter left the window, and (once a second) retires superseded inbound SAs that stayed
+   * idle: without it every Kp rotation of a busy peer would hold an SA until the hour's n moves on (call once per
+   * flush; cheap).
+   */
   expire(): void {
     for (const id of this.keying.expire()) this.remove(id);
+    const now = this.keying.now();
+    if (now === this.lastSweep) return;
+    this.lastSweep = now;
+    for (const [id, seen] of this.superseded) {
+      if (now - seen.since < SUPERSEDED_IDLE_SECONDS) continue;
+      const packets = this.packets(id);
+      if (packets !== seen.packets) {
+        this.superseded.set(id, { packets, since: now });
+        continue;
+      }
+      this.keying.retireInbound(id);
+      this.remove(id);
+      this.retiredInbound++;
+    }
   }
 
   close(): void {
@@ -204,7 +234,22 @@ export class NodeKeys {
     else this.countInbound(meta.peer, +1, sa.id);
   }
 
+  /** Marks the other inbound SAs of `meta`'s peer and path superseded by `id`. */
+  private supersede(meta: SaMeta, id: number): void {
+    for (const older of this.inboundOrder.get(peerKey(meta.peer)) ?? []) {
+      const m = this.metas.get(older);
+      if (older === id || this.superseded.has(older) || !m) continue;
+      if (m.role !== meta.role || m.src !== meta.src || m.dst !== meta.dst) continue;
+      this.superseded.set(older, { packets: this.packets(older), since: this.keying.now() });
+    }
+  }
+
+  private packets(id: number): bigint {
+    return this.engine.saStats(id)?.packets ?? 0n;
+  }
+
   private remove(id: number): void {
+    this.superseded.delete(id);
     this.engine.removeSa(id);
     this.spent.delete(id);
     const meta = this.metas.get(id);
