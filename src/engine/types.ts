@@ -89,12 +89,9 @@ export const Desc = {
   nexthop: 7,
 } as const;
 
-/** Most nested layers INBOUND peels from one packet. */
-export const MAX_LAYERS = 8;
-
 // The algorithm vocabulary lives with the wire formats that carry it, the SA descriptor with the keying that
 // fills it (both below the engine in the layers, docs/architecture.md); the engine's contract includes them.
-export { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
+export { KEY_BYTES, MAX_LAYERS, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
 export type { AhDesc, EspDesc, SaDesc, Selectors } from '../keys/sa.js';
 import type { SaDesc } from '../keys/sa.js';
 

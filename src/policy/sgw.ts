@@ -1,7 +1,7 @@
 // What an SGW does with a packet (draft §3.1–§3.4, §4.4–§4.5), as a pure function over the network
 // map, the SGW's own place and a summary of the packet's layers. The roles parse and verify; this
 // module only decides, and always says why.
-import { MAX_LAYERS } from '../engine/types.js';
+import { MAX_LAYERS } from '../wire/algorithms.js';
 import type { SkipName } from '../keys/names.js';
 import { u32ToIp } from '../wire/addr.js';
 import { Icmp40Code } from '../wire/icmp40.js';

@@ -20,3 +20,6 @@ export const SkipAlg = {
   crypt: { aes128gcm: 250, aes256gcm: 251, chacha20poly1305: 252 } as Record<EspSuite, number>,
   mac: { 'gmac-aes128': 250, 'hmac-sha256-128': 251 } as Record<MacAlg, number>,
 } as const;
+
+/** Most nested SKIP layers one packet may carry: what INBOUND peels and the policy accepts (the engine's kMaxLayers). */
+export const MAX_LAYERS = 8;
