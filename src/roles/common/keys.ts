@@ -186,13 +186,18 @@ export class NodeKeys {
     this.remove(id);
   }
 
-  /**
-   * Removes SAs whose SKIP counter left the window, and (once a second) retires superseded inbound SAs that stayed
-   * idle: without it every Kp rotation of a busy peer would hold an SA until the hour's n moves on (call once per
-   * flush; cheap).
-   */
+  /** Removes SAs whose SKIP counter left the window, and retires idle superseded ones (call once per flush; cheap). */
   expire(): void {
     for (const id of this.keying.expire()) this.remove(id);
+    this.retireSuperseded();
+  }
+
+  /**
+   * Once a second at most: retires the inbound SAs a newer key of the same peer and path superseded that carried
+   * nothing for SUPERSEDED_IDLE_SECONDS. Without it every Kp rotation of a busy peer would hold an SA until the
+   * hour's n moves on.
+   */
+  retireSuperseded(): void {
     const now = this.keying.now();
     if (now === this.lastSweep) return;
     this.lastSweep = now;

@@ -592,6 +592,8 @@ export class SecurityGateway {
     if (newCounter) {
       this.routesCounter = n;
       this.keys.expire();
+    } else {
+      this.keys.retireSuperseded();
     }
     if (this.learned.takeChanges() || newCounter) this.installRoutes();
   }
