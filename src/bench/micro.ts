@@ -70,7 +70,7 @@ interface Workload {
   engine: Engine;
   batch: Batch;
   expect: VerdictCode;
-  refill(): void;
+  refill: () => void;
 }
 
 /** Pushes one packet per slot for `op`; returns the batch and each slot's packet offset. */
@@ -280,7 +280,7 @@ export function parseOpensslSpeed(output: string): number | undefined {
 
 function execOpenssl(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile('openssl', args, { timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr })));
+    execFile('openssl', args, { timeout: 120_000 }, (err: Error | null, stdout, stderr) => (err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr })));
   });
 }
 

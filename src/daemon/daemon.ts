@@ -129,7 +129,7 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
     return statusOf();
   });
   const daemon = runningDaemon(o, { initial, clock, log, certs: secrets.certs, ...parts });
-  statusOf = daemon.status;
+  statusOf = () => daemon.status();
   const { socketPath, metricsAddress } = parts.endpoints;
   log.info({
     event: 'started', engine: parts.engine.impl, config: o.configPath, statusSocket: socketPath ?? null,

@@ -17,13 +17,27 @@ function packageRoot(): string {
   return dir;
 }
 
-let cached: { binding?: any; error?: Error } | undefined;
+/**
+ * The addon's exports (native/node/addon.cc), by name only: the engine wrappers (native.ts, io.ts) call into them
+ * untyped, and a caller outside them checks a value before it uses it (IoLoop is absent without native/io).
+ */
+export interface AddonBinding {
+  readonly opensslVersion?: unknown;
+  readonly abi?: unknown;
+  readonly Engine?: unknown;
+  readonly IoLoop?: unknown;
+  readonly offload?: unknown;
+  readonly crypto?: unknown;
+  readonly wire?: unknown;
+}
+
+let cached: { binding?: AddonBinding; error?: Error } | undefined;
 
 /** The addon's exports, or the error that kept it from loading. Loaded once per process. */
-export function loadAddon(): { binding?: any; error?: Error } {
+export function loadAddon(): { binding?: AddonBinding; error?: Error } {
   if (!cached) {
     try {
-      const nodeGypBuild = require('node-gyp-build') as (dir: string) => any;
+      const nodeGypBuild = require('node-gyp-build') as (dir: string) => AddonBinding;
       cached = { binding: nodeGypBuild(packageRoot()) };
     } catch (err) {
       cached = { error: err as Error };

@@ -103,7 +103,7 @@ export interface IoLoopOptions {
    */
   kernelTunnel?: { from: string; to: string };
   /** Called on the JS thread with every packet the engine punted since the last call. */
-  onPunt(packets: PuntedPacket[]): void;
+  onPunt: (packets: PuntedPacket[]) => void;
 }
 
 /** The loop's own counters; drops by reason are the engine's counters(). */

@@ -31,7 +31,8 @@ function u32(value: unknown, where: string, what: string, min: number): number {
 function srcPrefixes(value: unknown, where: string): Prefix[] {
   if (value === undefined) return [];
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_POLICY_SRC_PREFIXES) {
-    const got = Array.isArray(value) ? `${value.length} prefixes` : String(value);
+    // JSON, not String(): an object's default string is '[object Object]'.
+    const got = Array.isArray(value) ? `${value.length} prefixes` : JSON.stringify(value);
     throw new RangeError(`${where}: src must list 1..${MAX_POLICY_SRC_PREFIXES} source prefixes (omit it for any source), got ${got}`);
   }
   return value.map((text: unknown, j: number) => {

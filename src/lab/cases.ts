@@ -14,7 +14,7 @@ import { clearCaptures, stackDiff, stacksByLink } from './stacks.js';
 import { Flow } from './traffic.js';
 import { spiCase } from './spi.js';
 import type { World } from './world.js';
-import type { AppPath, CaseContext, CaseResult, LabCase } from './case.js';
+import type { AppPath, CaseResult, LabCase } from './case.js';
 
 const SCENARIO_IDS: Record<string, string> = {
   '§4.4': '4.4', '§4.5.1': '4.5.1', '§4.5.2': '4.5.2', '§4.5.3': '4.5.3', '§4.5.4': '4.5.4', '§4.5.5': '4.5.5', '§4.5.6': '4.5.6',

@@ -174,6 +174,9 @@ export function pingSummary(output: string): { sent: number; received: number } 
 
 interface IperfInterval { start: number; end: number; bytes: number }
 
+/** `mipsec status --json` as FaultLab.status returns it: the engine counters typed, the rest read as found. */
+type StatusJson = Record<string, unknown> & { counters: { engine: Record<string, number> } };
+
 /** Bits per second over the iperf3 intervals that overlap [from, to) (seconds since the stream started). */
 export function goodput(intervals: readonly IperfInterval[], from: number, to: number): number | null {
   const inWindow = intervals.filter((i) => i.end > from && i.start < to);
@@ -338,10 +341,10 @@ export class FaultLab {
   }
 
   /** `mipsec status --json` of a running daemon, with how long the answer took. */
-  status(name: Daemon): { status: Record<string, unknown> & { counters: { engine: Record<string, number> } }; ms: number } {
+  status(name: Daemon): { status: StatusJson; ms: number } {
     const t = performance.now();
     const out = execFileSync(process.execPath, [BIN, 'status', '--json', '--socket', join(this.dir, `${name}.sock`)], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
-    return { status: JSON.parse(out), ms: performance.now() - t };
+    return { status: JSON.parse(out) as StatusJson, ms: performance.now() - t };
   }
 
   /**
@@ -556,7 +559,7 @@ async function haFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult> 
       await lab.stop('ha', 'SIGKILL');
       const restarted = await lab.start('ha');
       // The HA's own log times (ms): its last acceptance before the kill, "started", its first acceptance after.
-      const logTime = (line: string | undefined) => (line ? Date.parse(JSON.parse(line.slice(line.indexOf(' ') + 1)).time as string) : undefined);
+      const logTime = (line: string | undefined) => (line ? Date.parse((JSON.parse(line.slice(line.indexOf(' ') + 1)) as { time: string }).time) : undefined);
       const accepted = (l: string) => l.includes('"event":"reply"') && l.includes('"code":0,');
       await waitFor('the new HA to accept a registration', () => restarted.out.some(accepted), 10_000).catch(() => undefined);
       const started = logTime(restarted.out.find((l) => l.includes('"event":"started"')));

@@ -6,7 +6,7 @@ import { loadAddon } from '../../src/engine/addon.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IPV4_FLAG_DF, IpProto, buildIpv4, onesComplementSum, parseIpv4 } from '../../src/wire/ipv4.js';
 
-const offload = loadAddon().binding.offload as {
+const offload = loadAddon().binding!.offload as {
   splitTcp4(packet: Uint8Array, gsoSize: number): Uint8Array[] | null;
   coalesceTcp4(datagrams: Uint8Array[]): { runs: number[]; writes: Uint8Array[] };
   fragNeeded(quote: Uint8Array, mtu: number): Uint8Array | null;

@@ -175,17 +175,23 @@ async function measureConfig(chain: Chain, relays: ChainRow['relays'], options: 
   return { ...measured, relay_cpu_us: daemons.length ? relayCpuPerPacket(daemons[0].recentOutput(), relayNodes) : null };
 }
 
+/** One `loop-stats` line's JSON, as the gateway process prints it (gateway.ts): the fields read here. */
+interface LoopStatsLine {
+  netns: string;
+  stats: { cpuMicros: number; rxUdp: number; rxRaw: number };
+}
+
 /**
  * From the gateway process's `loop-stats` lines (printed as it stops): the relays' worker CPU over the packets
  * they received, µs per relayed packet; null without relays or when a relay's line is missing.
  */
 export function relayCpuPerPacket(output: string, relayNamespaces: readonly string[]): number | null {
   if (relayNamespaces.length === 0) return null;
-  const lines = new Map<string, { cpuMicros: number; rxUdp: number; rxRaw: number }>();
+  const lines = new Map<string, LoopStatsLine['stats']>();
   for (const line of output.split('\n')) {
     if (!line.startsWith('loop-stats ')) continue;
     try {
-      const { netns, stats } = JSON.parse(line.slice('loop-stats '.length));
+      const { netns, stats } = JSON.parse(line.slice('loop-stats '.length)) as LoopStatsLine;
       lines.set(netns, stats);
     } catch {
       // a line cut by the output buffer: that relay counts as missing

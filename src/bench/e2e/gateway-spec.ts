@@ -42,13 +42,19 @@ export interface GatewaySpec {
 
 /** JSON with byte arrays as {"hex": …}. */
 export function encodeSpec(spec: GatewaySpec): string {
-  return JSON.stringify(spec, (_key, value) => (value instanceof Uint8Array ? { hex: Buffer.from(value).toString('hex') } : value));
+  return JSON.stringify(spec, (_key, value: unknown) => (value instanceof Uint8Array ? { hex: Buffer.from(value).toString('hex') } : value));
+}
+
+/** The bytes of a {"hex": …} object (its only key), else undefined. */
+function hexBytes(value: unknown): Uint8Array | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { hex } = value as { hex?: unknown };
+  if (typeof hex !== 'string' || Object.keys(value).length !== 1) return undefined;
+  return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
 export function decodeSpec(text: string): GatewaySpec {
-  const spec = JSON.parse(text, (_key, value) =>
-    value && typeof value === 'object' && typeof value.hex === 'string' && Object.keys(value).length === 1 ? new Uint8Array(Buffer.from(value.hex, 'hex')) : value,
-  ) as GatewaySpec;
+  const spec = JSON.parse(text, (_key, value: unknown) => hexBytes(value) ?? value) as GatewaySpec;
   if (spec?.dataPath !== 'native' && spec?.dataPath !== 'ts') throw new Error('gateway spec: dataPath must be native or ts');
   if (!Array.isArray(spec.nodes) || spec.nodes.length === 0) throw new Error('gateway spec: nodes must be a non-empty array');
   return spec;

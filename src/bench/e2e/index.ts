@@ -248,7 +248,7 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     const rows = jsonRows(results);
     const full = results.map((r) => ({ ...r, ratios: r.tcp_gbps == null ? null : ratios(r, rows) }));
     fs.writeFileSync(json, JSON.stringify({ meta, rows, paths: full, ...(report.chain ? { chain: report.chain } : {}) }, null, 2) + '\n');
-    fs.writeFileSync(svg, formatSvg(results, `mipsec bench e2e, ${started.toISOString().slice(0, 16)}Z, ${meta.cpus} CPUs, Linux ${meta.kernel}`));
+    fs.writeFileSync(svg, formatSvg(results, `mipsec bench e2e, ${started.toISOString().slice(0, 16)}Z, ${String(meta.cpus)} CPUs, Linux ${String(meta.kernel)}`));
     report.files = { json, svg };
   }
   return report;

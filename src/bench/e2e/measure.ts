@@ -86,8 +86,23 @@ function sampleCpu(processes: readonly ManagedProcess[]): CpuSample {
 /** Where iperf3's client runs. */
 type ClientSide = Pick<Topology, 'session' | 'client'>;
 
+/** One sum in iperf3's -J report: the fields read (packets and lost_packets in UDP runs, retransmits in TCP). */
+export interface IperfSum {
+  bytes: number;
+  seconds: number;
+  bits_per_second: number;
+  packets?: number;
+  lost_packets?: number;
+  retransmits?: number;
+}
+
+/** iperf3's -J report as iperf() returns it (end checked present); its sums depend on the version and protocol. */
+export interface IperfReport {
+  end: { sum?: IperfSum; sum_sent?: IperfSum; sum_received?: IperfSum };
+}
+
 /** Runs the iperf3 client in the client namespace and returns its parsed JSON report. */
-export async function iperf(topo: ClientSide, args: string[], seconds: number, port = IPERF_PORT): Promise<any> {
+export async function iperf(topo: ClientSide, args: string[], seconds: number, port = IPERF_PORT): Promise<IperfReport> {
   const argv = ['-c', PLAN.server.addr, '-p', String(port), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...args];
   let stdout: string;
   try {

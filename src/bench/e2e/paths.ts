@@ -21,7 +21,7 @@ export interface ActivePath {
   /** Stops the processes and removes the routes and devices the path added. */
   teardown(): Promise<void>;
   /** mipsec daemons: packets their I/O loops carried without JS and packets punted to JS so far, summed over the nodes. */
-  dataPathCounts?(): Promise<DataPathCounts>;
+  dataPathCounts?: () => Promise<DataPathCounts>;
 }
 
 export interface DataPathCounts {
@@ -37,7 +37,7 @@ export interface PathDriver {
   version(): Promise<string>;
   setup(ctx: PathContext): Promise<ActivePath>;
   /** What the first packet of a new key costs on this path (ms, median), measured once per run. */
-  firstPacket?(ctx: PathContext): Promise<FirstPacket>;
+  firstPacket?: (ctx: PathContext) => Promise<FirstPacket>;
 }
 
 /** The first packet of a new key: at the receiving gateway (arrival to delivery) and at the sending one (to sealed). */

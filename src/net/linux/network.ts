@@ -195,9 +195,9 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     this.capture = { child, ports: names };
     const reader = new PcapngReader();
     child.stdout.on('data', (chunk: Buffer) => {
-      const wasBroken = reader.error !== undefined;
+      const errorBefore = reader.error;
       for (const frame of reader.push(chunk)) this.onFrame(frame.iface, frame.timeMs, frame.data);
-      if (!wasBroken && reader.error) this.onError(new Error(`capture: ${reader.error}; frames after it are not recorded`));
+      if (errorBefore === undefined && reader.error) this.onError(new Error(`capture: ${reader.error}; frames after it are not recorded`));
     });
     let stderr = '';
     await new Promise<void>((resolve, reject) => {

@@ -7,7 +7,7 @@ import { decrementTtl } from '../../net/ip.js';
 import type { Clock, Host, Timer } from '../../net/types.js';
 import { ipToU32, readIp, u32ToIp } from '../../wire/addr.js';
 import { isIpipLoop, parseIpip } from '../../wire/ipip.js';
-import { IPV4_HEADER_BYTES, IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
+import { IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import {
   decodeRequest,
   encodeReply,

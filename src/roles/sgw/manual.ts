@@ -182,8 +182,8 @@ export class ManualSpiGateway {
 
   /** Drops by engine reason, unreadable packets and fragment reassembly, as role counters. */
   counters(): Record<string, number> {
-    const own = Object.entries(this.tally.snapshot()).map(([name, n]) => [`manual_${name}`, n]);
-    return Object.fromEntries([...[...this.drops].map(([reason, n]) => [`manual_drop_${reason}`, n]), ...own]);
+    const own = Object.entries(this.tally.snapshot()).map(([name, n]): [string, number] => [`manual_${name}`, n]);
+    return Object.fromEntries([...[...this.drops].map(([reason, n]): [string, number] => [`manual_drop_${reason}`, n]), ...own]);
   }
 
   /** Removes the hook, then frees the SAs (the engine zeroes their keys). */

@@ -10,12 +10,11 @@ import { SkipKeying, type OutboundRequest } from '../../keys/keying.js';
 import type { Clock, Host, HookResult, PacketContext, Timer } from '../../net/types.js';
 import { communicationMode } from '../../topology/position.js';
 import type { Sgw, TopologyMap } from '../../topology/map.js';
-import { ipToU32, readIp, u32ToIp } from '../../wire/addr.js';
+import { ipToU32, u32ToIp } from '../../wire/addr.js';
 import { isFragment } from '../../wire/fragment.js';
-import { IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
+import { parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import type { MnHaKey } from '../../wire/mobileip.js';
 import { IPPROTO_SKIP, NSID_NONE } from '../../wire/skip.js';
-import { ICMP_SECURITY_FAILURE } from '../../wire/icmp40.js';
 import { Tally } from '../common/counters.js';
 import { CertificateDiscovery } from '../common/discovery.js';
 import { readFailure, type ReceivedFailure } from '../common/failure.js';
@@ -242,7 +241,7 @@ export class MobileNode {
   }
 
   counters(): Record<string, number> {
-    const tunnel = Object.entries(this.tunnel.counters()).filter(([, n]) => n > 0).map(([reason, n]) => [`drop_tunnel_${reason}`, n]);
+    const tunnel = Object.entries(this.tunnel.counters()).filter(([, n]) => n > 0).map(([reason, n]): [string, number] => [`drop_tunnel_${reason}`, n]);
     return { ...this.tally.snapshot(), ...Object.fromEntries(tunnel) };
   }
 
