@@ -21,7 +21,8 @@ std::unique_ptr<EngineCore> make_engine() {
   // OUTBOUND arg0 picks the table: 0 = ENCAP + one WRAP for everything; 1 = every other action, by source and
   // destination prefix (fallthrough to shorter prefixes when no source matches); any other table is empty.
   std::vector<PolicyEntry> policies(8);
-  policies[0].action = PA_PROTECT, policies[0].sa = fuzz::end_out_id(0), policies[0].wraps = 1, policies[0].wrap[0] = fuzz::nexthop_out_id(1);
+  policies[0].action = PA_PROTECT, policies[0].sa = fuzz::end_out_id(0), policies[0].wraps = 1,
+  policies[0].wrap[0] = fuzz::nexthop_out_id(1);
   const PolicyAction actions[] = {PA_PASS, PA_PUNT, PA_DROP, PA_INBOUND, PA_BYPASS, PA_PASS, PA_PROTECT};
   const uint8_t lengths[] = {0, 8, 16, 24, 32, 8, 16};
   std::vector<SelectorPrefix> src = {{0x0a000000, 8}, {0xc0000000, 2}, {0x80000000, 1}};
@@ -41,7 +42,9 @@ std::unique_ptr<EngineCore> make_engine() {
   return e;
 }
 
-uint32_t le32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
+uint32_t le32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
 
 }  // namespace
 
@@ -56,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Bytes buffer(buffer_len);
   const uint8_t* fill = data + 3 + count * 20;
   const size_t fill_len = size - 3 - count * 20;
-  for (size_t i = 0; fill_len && i < buffer_len; i += fill_len) std::memcpy(buffer.data() + i, fill, std::min(fill_len, buffer_len - i));
+  for (size_t i = 0; fill_len && i < buffer_len; i += fill_len)
+    std::memcpy(buffer.data() + i, fill, std::min(fill_len, buffer_len - i));
 
   std::vector<uint32_t> desc(count * kDescWords);
   for (size_t i = 0; i < count; i++)
@@ -68,19 +72,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   engine->process(BatchView{buffer.data(), buffer.size(), desc.data(), count, slot});
 
   uint64_t verdicts = 0;
-  for (int v = V_FORWARD; v <= V_DROP; v++) verdicts += engine->counters->value[kVerdictCounterBase + v].load() - before[kVerdictCounterBase + v];
+  for (int v = V_FORWARD; v <= V_DROP; v++)
+    verdicts += engine->counters->value[kVerdictCounterBase + v].load() - before[kVerdictCounterBase + v];
   if (verdicts != count) fuzz::finding("verdict counters do not add up to the batch count");
 
   for (size_t i = 0; i < count; i++) {
     const uint32_t* d = &desc[i * kDescWords];
-    const size_t start = i * slot, end = start + slot, off = in[i * kDescWords + D_OFFSET], len = in[i * kDescWords + D_LENGTH];
+    const size_t start = i * slot, end = start + slot, off = in[i * kDescWords + D_OFFSET],
+                 len = in[i * kDescWords + D_LENGTH];
     const bool outside = end > buffer_len || off < start || off > end || len > end - off;
     const Verdict verdict = Verdict(d[D_VERDICT] & 0xff);
     const Reason reason = Reason(d[D_VERDICT] >> 8);
-    if (verdict < V_FORWARD || verdict > V_DROP || reason > kLastReason) fuzz::finding("verdict or reason out of range");
-    if (outside && !(verdict == V_DROP && reason == R_BAD_DESCRIPTOR)) fuzz::finding("out-of-slot descriptor not dropped as bad_descriptor");
+    if (verdict < V_FORWARD || verdict > V_DROP || reason > kLastReason)
+      fuzz::finding("verdict or reason out of range");
+    if (outside && !(verdict == V_DROP && reason == R_BAD_DESCRIPTOR))
+      fuzz::finding("out-of-slot descriptor not dropped as bad_descriptor");
     if (outside) continue;
-    if (d[D_OFFSET] < start || d[D_OFFSET] > end || d[D_LENGTH] > end - d[D_OFFSET]) fuzz::finding("output packet outside its slot");
+    if (d[D_OFFSET] < start || d[D_OFFSET] > end || d[D_LENGTH] > end - d[D_OFFSET])
+      fuzz::finding("output packet outside its slot");
   }
   return 0;
 }

@@ -198,7 +198,6 @@ std::unique_ptr<EngineCore> make_end(bool every_end_sa) {
   return e;
 }
 
-
 // The gateway's end SAs at odd positions of kGatewayEnd accept 10/8 and 198.18/15 → 10.0/16 only.
 static Selectors gateway_selectors() {
   Selectors s;
@@ -257,7 +256,8 @@ Result run_op(EngineCore& e, Bytes& pkt, uint32_t op, uint32_t arg0, uint32_t ar
   e.process(BatchView{slot.data(), slot.size(), desc, 1, slot.size()});
   const Result r{Verdict(desc[D_VERDICT] & 0xff), Reason(desc[D_VERDICT] >> 8), desc[D_SA], desc[D_NEXTHOP]};
   if (r.verdict < V_FORWARD || r.verdict > V_DROP) finding("verdict outside 1..4");
-  if ((r.verdict == V_FORWARD || r.verdict == V_DELIVER) != (r.reason == R_NONE)) finding("verdict and reason disagree");
+  if ((r.verdict == V_FORWARD || r.verdict == V_DELIVER) != (r.reason == R_NONE))
+    finding("verdict and reason disagree");
   if (r.verdict == V_DROP || r.verdict == V_PUNT) {
     // R_SELECTOR alone may be either: an SA with selectorMiss 'punt' punts it.
     if (verdict_for(r.reason) != r.verdict && !(r.reason == R_SELECTOR && r.verdict == V_PUNT))

@@ -12,9 +12,9 @@ namespace fuzz {
 using Bytes = std::vector<uint8_t>;
 
 // Addresses: the sender A, the relaying gateway G1 and the end gateway G2 (host order).
-constexpr uint32_t kSender = 0xc6120101;   // 198.18.1.1
+constexpr uint32_t kSender = 0xc6120101;  // 198.18.1.1
 constexpr uint32_t kRelayGw = 0xc6120201;  // 198.18.2.1
-constexpr uint32_t kEndGw = 0xc6120301;    // 198.18.3.1
+constexpr uint32_t kEndGw = 0xc6120301;  // 198.18.3.1
 // Inner datagrams to 10.99/16 are relayed through the HMAC relay SA, everything else through the GMAC one.
 constexpr uint32_t kHmacRelayNet = 0x0a630000;
 
@@ -22,15 +22,15 @@ struct SaSpec {
   mipsec::Role role;
   mipsec::Mode mode;
   mipsec::AeadSuite suite;  // end only
-  mipsec::MacAlg mac;       // none allowed for end
+  mipsec::MacAlg mac;  // none allowed for end
   mipsec::Coverage coverage;
   bool mkids;  // SKIP NSID 1 on both sides (else NSID 0)
 };
 
 // The SA pairs: out id = index + 1, in id = index + 101; keys, SPIs and wrapped Kp derived from the index.
-const std::vector<SaSpec>& end_specs();      // 18: mode × suite × {no AH, GMAC, HMAC}
+const std::vector<SaSpec>& end_specs();  // 18: mode × suite × {no AH, GMAC, HMAC}
 const std::vector<SaSpec>& nexthop_specs();  // 8: mode × MAC × coverage; ids follow the end SAs
-const std::vector<SaSpec>& relay_specs();    // 2 out SAs of G1 towards G2 (GMAC headers, HMAC full spi)
+const std::vector<SaSpec>& relay_specs();  // 2 out SAs of G1 towards G2 (GMAC headers, HMAC full spi)
 uint32_t end_out_id(size_t i);
 uint32_t nexthop_out_id(size_t i);
 uint32_t relay_out_id(size_t i);
@@ -71,8 +71,8 @@ struct Result {
 
 // Runs one op on pkt in a slot of exactly headroom + pkt.size() + tailroom bytes (heap, so ASan sees any
 // read past it); pkt becomes the output packet when the op did not drop it.
-Result run_op(mipsec::EngineCore& e, Bytes& pkt, uint32_t op, uint32_t arg0 = 0, uint32_t arg1 = 0, size_t headroom = 768,
-              size_t tailroom = 64);
+Result run_op(mipsec::EngineCore& e, Bytes& pkt, uint32_t op, uint32_t arg0 = 0, uint32_t arg1 = 0,
+              size_t headroom = 768, size_t tailroom = 64);
 
 // An IPv4 datagram of `size` bytes (>= 20), protocol UDP, valid checksum, payload from seed.
 Bytes datagram(size_t size, uint32_t src, uint32_t dst, uint8_t seed);

@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (esp_peek_spi(data, size, &spi) == R_NONE && size < 8) fuzz::finding("esp_peek_spi read past the buffer");
   EspView v;
   if (esp_parse(data, size, &v) == R_NONE) {
-    if (v.iv != data + 8 || kEspHeader + v.ct_len + kEspTag != size) fuzz::finding("esp_parse framing does not add up to the packet");
+    if (v.iv != data + 8 || kEspHeader + v.ct_len + kEspTag != size)
+      fuzz::finding("esp_parse framing does not add up to the packet");
   }
   // The same bytes as a decrypted plaintext: pad length, padding 1, 2, 3 ..., next header.
   size_t payload_len;
@@ -28,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t trailer = esp_write_trailer(round.data() + payload_len, pad, next);
     size_t back_len;
     uint8_t back_next;
-    if (esp_check_trailer(round.data(), payload_len + trailer, &back_len, &back_next) != R_NONE || back_len != payload_len || back_next != next)
+    if (esp_check_trailer(round.data(), payload_len + trailer, &back_len, &back_next) != R_NONE ||
+        back_len != payload_len || back_next != next)
       fuzz::finding("esp_write_trailer output fails esp_check_trailer");
     if ((payload_len + trailer) % 4 != 0) fuzz::finding("esp trailer does not align to 4");
   }

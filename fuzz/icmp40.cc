@@ -20,7 +20,8 @@ void check(const uint8_t* p, size_t len) {
   if (v.original != p + 8 || v.original_len != len - 8) fuzz::finding("icmp40_parse quoted the wrong bytes");
   if (v.code > 5) fuzz::finding("icmp40_parse accepted an unknown code");
   if (v.has_spi != (v.pointer != 0)) fuzz::finding("icmp40_parse: has_spi disagrees with the pointer");
-  if (v.has_spi && size_t(v.pointer) + 4 > v.original_len) fuzz::finding("icmp40_parse: pointer past the quoted headers");
+  if (v.has_spi && size_t(v.pointer) + 4 > v.original_len)
+    fuzz::finding("icmp40_parse: pointer past the quoted headers");
 }
 
 }  // namespace

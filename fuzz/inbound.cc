@@ -24,7 +24,8 @@ size_t forwarded_datagram_at(const fuzz::Bytes& p, const fuzz::Result& r) {
 }
 
 bool carries_layer(const fuzz::Bytes& p, size_t at) {
-  return p.size() >= at + kIpv4MinHeader && (p[at + 9] == PROTO_SKIP || p[at + 9] == PROTO_AH || p[at + 9] == PROTO_ESP);
+  return p.size() >= at + kIpv4MinHeader &&
+         (p[at + 9] == PROTO_SKIP || p[at + 9] == PROTO_AH || p[at + 9] == PROTO_ESP);
 }
 
 }  // namespace
@@ -45,11 +46,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Only SKIP/AH/ESP leaves under a next-hop layer; only an End-End layer delivers (bare IP-in-IP is punted).
   if (r.verdict == V_FORWARD && !carries_layer(pkt, forwarded_datagram_at(pkt, r)))
     fuzz::finding("G1 relayed or forwarded a datagram that is not SKIP/AH/ESP");
-  if (r.verdict == V_DELIVER && fuzz::is_nexthop_in(r.sa)) fuzz::finding("G1 delivered what only a next-hop layer protected");
+  if (r.verdict == V_DELIVER && fuzz::is_nexthop_in(r.sa))
+    fuzz::finding("G1 delivered what only a next-hop layer protected");
   if (r.verdict == V_DELIVER && !fuzz::gateway_selectors_admit(r.sa, pkt))
     fuzz::finding("G1 delivered a datagram outside its SA's selectors");
   if (r.verdict == V_DELIVER && r.sa == 0) fuzz::finding("G1 delivered a datagram no SA authenticated");
-  if (r.verdict == V_PUNT && r.reason == R_SELECTOR && (!fuzz::gateway_selector_miss_punts(r.sa) || fuzz::gateway_selectors_admit(r.sa, pkt)))
+  if (r.verdict == V_PUNT && r.reason == R_SELECTOR &&
+      (!fuzz::gateway_selector_miss_punts(r.sa) || fuzz::gateway_selectors_admit(r.sa, pkt)))
     fuzz::finding("G1 punted a selector miss without selectorMiss 'punt', or a datagram inside the selectors");
   const bool relayed = r.verdict == V_FORWARD && pkt.size() >= 20 && load32(pkt.data() + 12) == fuzz::kRelayGw;
   if (relayed) {

@@ -11,9 +11,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Ipv4View v;
     const Reason r = ipv4_parse(data, size, &v, frag);
     if (r != R_NONE) continue;
-    if (v.header_len < kIpv4MinHeader || v.header_len > v.total_len || v.total_len > size) fuzz::finding("ipv4_parse accepted lengths outside the buffer");
+    if (v.header_len < kIpv4MinHeader || v.header_len > v.total_len || v.total_len > size)
+      fuzz::finding("ipv4_parse accepted lengths outside the buffer");
     if (internet_checksum(data, v.header_len) != 0) fuzz::finding("ipv4_parse accepted a bad checksum");
-    if (frag == FragmentCheck::reject && (v.flags_frag & (kIpv4Mf | kIpv4OffsetMask))) fuzz::finding("ipv4_parse accepted a fragment");
+    if (frag == FragmentCheck::reject && (v.flags_frag & (kIpv4Mf | kIpv4OffsetMask)))
+      fuzz::finding("ipv4_parse accepted a fragment");
   }
   // RFC 1624: updating one word incrementally gives the same checksum as recomputing it.
   if (size >= kIpv4MinHeader) {

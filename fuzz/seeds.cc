@@ -36,7 +36,9 @@ Bytes with_prefix(uint8_t first, const Bytes& b) {
   return out;
 }
 
-Bytes slice(const Bytes& b, size_t from, size_t len) { return Bytes(b.begin() + from, b.begin() + std::min(b.size(), from + len)); }
+Bytes slice(const Bytes& b, size_t from, size_t len) {
+  return Bytes(b.begin() + from, b.begin() + std::min(b.size(), from + len));
+}
 
 // The SKIP header length of an outer packet with IHL 5 (0 when not SKIP).
 size_t skip_len_of(const Bytes& p) { return p[9] == PROTO_SKIP ? (12 + 40 + (p[21] ? 4 : 0) + (p[22] ? 4 : 0)) : 0; }
@@ -48,8 +50,8 @@ void put_le32(Bytes& b, uint32_t v) {
 // An ICMP 40 message (code 4) quoting a 20-byte IPv4 header and 8 bytes behind it, pointer 0 or 20.
 Bytes icmp40_seed(uint16_t pointer) {
   Bytes m = {40, 4, 0, 0, 0, 0, uint8_t(pointer >> 8), uint8_t(pointer)};
-  const Bytes quoted = {0x45, 0, 0, 48, 0, 1, 0x40, 0, 64, PROTO_ESP, 0, 0, 10, 1, 0, 100, 198, 18, 0, 1,
-                        0, 0, 1, 0, 0, 0, 0, 1};
+  const Bytes quoted = {0x45, 0,   0,   48, 0, 1, 0x40, 0, 64, PROTO_ESP, 0, 0, 10, 1,
+                        0,    100, 198, 18, 0, 1, 0,    0, 1,  0,         0, 0, 0,  1};
   m.insert(m.end(), quoted.begin(), quoted.end());
   const uint16_t sum = internet_checksum(m.data(), m.size());
   m[2] = uint8_t(sum >> 8);
@@ -93,8 +95,10 @@ int main(int argc, char** argv) {
       fuzz::run_op(*sender, p, OP_ENCAP, fuzz::end_out_id(e));
       write_seed("inbound", with_prefix(0, p));
       const size_t at = 20 + skip_len_of(p);
-      if (p[9] == PROTO_AH || (p[9] == PROTO_SKIP && p[20 + 3] == PROTO_AH)) write_seed("ah", slice(p, at, 36));
-      else write_seed("esp", slice(p, at, p.size() - at));
+      if (p[9] == PROTO_AH || (p[9] == PROTO_SKIP && p[20 + 3] == PROTO_AH))
+        write_seed("ah", slice(p, at, 36));
+      else
+        write_seed("esp", slice(p, at, p.size() - at));
       const Bytes ctrl{1, uint8_t(e), uint8_t(e % 4), uint8_t(e), uint8_t(e + 3), uint8_t(e + 5)};
       Bytes x = ctrl;
       x.insert(x.end(), inner.begin(), inner.end());
@@ -116,7 +120,8 @@ int main(int argc, char** argv) {
       fuzz::run_op(*sender, layered, OP_WRAP, fuzz::nexthop_out_id(n));
       write_seed("inbound", with_prefix(0, layered));
       Bytes relayed = layered;
-      if (fuzz::run_op(*relay, relayed, OP_INBOUND).verdict == V_FORWARD) write_seed("inbound", with_prefix(1, relayed));
+      if (fuzz::run_op(*relay, relayed, OP_INBOUND).verdict == V_FORWARD)
+        write_seed("inbound", with_prefix(1, relayed));
       Bytes stacked = layered;
       fuzz::run_op(*sender, stacked, OP_WRAP, fuzz::nexthop_out_id((n + 1) % fuzz::nexthop_specs().size()));
       fuzz::run_op(*sender, stacked, OP_IPIP_ENCAP, fuzz::kSender, fuzz::kRelayGw);
@@ -133,7 +138,10 @@ int main(int argc, char** argv) {
   for (uint8_t slot_sel : {0, 30}) {
     const size_t slot = 64 * (2 + slot_sel);
     Bytes b{3, slot_sel, 0};
-    const uint32_t ops[4][3] = {{OP_ENCAP, fuzz::end_out_id(0), 0}, {OP_WRAP, fuzz::nexthop_out_id(1), 0}, {OP_OUTBOUND, 0, 0}, {OP_IPIP_ENCAP, fuzz::kSender, fuzz::kEndGw}};
+    const uint32_t ops[4][3] = {{OP_ENCAP, fuzz::end_out_id(0), 0},
+                                {OP_WRAP, fuzz::nexthop_out_id(1), 0},
+                                {OP_OUTBOUND, 0, 0},
+                                {OP_IPIP_ENCAP, fuzz::kSender, fuzz::kEndGw}};
     for (size_t i = 0; i < 4; i++) {
       for (uint32_t w : ops[i]) put_le32(b, w);
       put_le32(b, uint32_t(i * slot + (i == 3 ? slot - 8 : 40)));

@@ -76,7 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       r = fuzz::run_op(*cast.spent, pkt, encap ? OP_ENCAP : OP_WRAP, first);
       if (r.sa != first) fuzz::finding("rekey: did not name the spent SA");
     }
-    if (r.verdict != V_PUNT || r.reason != R_REKEY || pkt != inner) fuzz::finding("rekey: a spent SA's packet was not punted unchanged");
+    if (r.verdict != V_PUNT || r.reason != R_REKEY || pkt != inner)
+      fuzz::finding("rekey: a spent SA's packet was not punted unchanged");
     return 0;
   }
   fuzz::Bytes pkt = inner;
@@ -96,22 +97,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (pass && repaired) {
       // A router's forward: TTL − 1, checksum still valid, every other byte as it was (trailing bytes cut).
       const uint8_t ttl = inner[8];
-      if (ttl <= 1 && (o.verdict != V_PUNT || o.reason != R_TTL_EXCEEDED || pkt != inner)) fuzz::finding("pass: TTL <= 1 not punted ttl_exceeded unchanged");
+      if (ttl <= 1 && (o.verdict != V_PUNT || o.reason != R_TTL_EXCEEDED || pkt != inner))
+        fuzz::finding("pass: TTL <= 1 not punted ttl_exceeded unchanged");
       if (ttl > 1) {
-        if (!built || pkt.size() != std::min<size_t>(inner.size(), kMaxIpTotal) || pkt[8] != ttl - 1) fuzz::finding("pass: not forwarded with TTL - 1");
-        if (internet_checksum(pkt.data(), size_t(pkt[0] & 15) * 4) != 0) fuzz::finding("pass: header checksum invalid after TTL - 1");
+        if (!built || pkt.size() != std::min<size_t>(inner.size(), kMaxIpTotal) || pkt[8] != ttl - 1)
+          fuzz::finding("pass: not forwarded with TTL - 1");
+        if (internet_checksum(pkt.data(), size_t(pkt[0] & 15) * 4) != 0)
+          fuzz::finding("pass: header checksum invalid after TTL - 1");
         for (size_t k = 0; k < pkt.size(); k++)
-          if (k != 8 && k != 10 && k != 11 && pkt[k] != inner[k]) fuzz::finding("pass: changed a byte other than TTL and checksum");
+          if (k != 8 && k != 10 && k != 11 && pkt[k] != inner[k])
+            fuzz::finding("pass: changed a byte other than TTL and checksum");
       }
       return 0;
     }
   } else {
     if (encap) built = fuzz::run_op(*cast.sender, pkt, OP_ENCAP, fuzz::end_out_id(end_index)).verdict == V_FORWARD;
-    for (int k = 0; k < wraps && built; k++) built = fuzz::run_op(*cast.sender, pkt, OP_WRAP, wrap_ids[k]).verdict == V_FORWARD;
+    for (int k = 0; k < wraps && built; k++)
+      built = fuzz::run_op(*cast.sender, pkt, OP_WRAP, wrap_ids[k]).verdict == V_FORWARD;
   }
   if (outbound && !encap && built && repaired && pkt != inner) fuzz::finding("a bypass policy changed the datagram");
   const bool loop = ipip && !encap && wraps == 0 && inner.size() >= 20 && load32(inner.data() + 12) == fuzz::kRelayGw;
-  if (ipip && built) built = fuzz::run_op(*cast.sender, pkt, OP_IPIP_ENCAP, fuzz::kSender, fuzz::kRelayGw).verdict == V_FORWARD;
+  if (ipip && built)
+    built = fuzz::run_op(*cast.sender, pkt, OP_IPIP_ENCAP, fuzz::kSender, fuzz::kRelayGw).verdict == V_FORWARD;
   // Only a headers-coverage walk looks into the inner datagram, and it may reject one that claims SKIP/AH/ESP.
   const bool walkable = repaired && inner[9] != PROTO_SKIP && inner[9] != PROTO_AH && inner[9] != PROTO_ESP;
   if (walkable && !loop && !built) fuzz::finding("an outbound op dropped a well-formed inner datagram");

@@ -3,7 +3,18 @@
 
 // The packet engine: native addon or the TypeScript path, one API (docs/engine.md).
 export { createEngine, Batch, NativeEngine, RefEngine, Op, Verdict, Reason, reasonName } from './engine/index.js';
-export type { Engine, EngineImpl, SaDesc, Route, SaStats, BatchOptions, PacketResult, EspSuite, MacAlg, Coverage } from './engine/index.js';
+export type {
+  Engine,
+  EngineImpl,
+  SaDesc,
+  Route,
+  SaStats,
+  BatchOptions,
+  PacketResult,
+  EspSuite,
+  MacAlg,
+  Coverage,
+} from './engine/index.js';
 
 // Roles (DESIGN §2).
 export { SecurityGateway } from './roles/sgw/gateway.js';
@@ -16,14 +27,30 @@ export type { HomeAgentOptions, HomeAgentEvent, Binding, MobileNodeEntry } from 
 export { RegistrationClient } from './roles/smn/registration-client.js';
 export { UdpRegistrationTransport } from './roles/smn/registration-transport.js';
 export { TunnelEndpoint } from './roles/smn/tunnel-endpoint.js';
-export type { RegistrationClientOptions, RegistrationEvent, RegistrationState, RegistrationTransport } from './roles/smn/registration-client.js';
+export type {
+  RegistrationClientOptions,
+  RegistrationEvent,
+  RegistrationState,
+  RegistrationTransport,
+} from './roles/smn/registration-client.js';
 export { KeyLog } from './roles/common/keylog.js';
 export { DEFAULT_SUITES } from './roles/common/suites.js';
 export type { Suites } from './roles/common/suites.js';
 
 // Networks: the interface roles see, and its in-memory implementation.
 export { MemoryNetwork } from './net/memory.js';
-export type { Network, Host, Link, Clock, Timer, CapturedPacket, HookResult, PacketContext, InterfaceInfo, RouteEntry } from './net/types.js';
+export type {
+  Network,
+  Host,
+  Link,
+  Clock,
+  Timer,
+  CapturedPacket,
+  HookResult,
+  PacketContext,
+  InterfaceInfo,
+  RouteEntry,
+} from './net/types.js';
 
 // The network map, position classification (§2.4, §4.2) and configuration files.
 export { buildTopology, TopologyMap } from './topology/map.js';

@@ -32,7 +32,6 @@ class Aead {
   // In place: false if the tag does not verify (data is then garbage).
   bool open(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len, const uint8_t* tag);
 
-
  private:
   EVP_CIPHER_CTX* ctx_ = nullptr;
 };

@@ -13,8 +13,8 @@ static bool run_wrap(int encrypt, const uint8_t* kek, const uint8_t* in, size_t 
   EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
   int len = 0, fin = 0;
   bool ok = EVP_CipherInit_ex(ctx, cipher, nullptr, kek, nullptr, encrypt) == 1 &&
-            EVP_CipherUpdate(ctx, out, &len, in, int(in_len)) == 1 &&
-            EVP_CipherFinal_ex(ctx, out + len, &fin) == 1 && size_t(len + fin) == expect;
+            EVP_CipherUpdate(ctx, out, &len, in, int(in_len)) == 1 && EVP_CipherFinal_ex(ctx, out + len, &fin) == 1 &&
+            size_t(len + fin) == expect;
   EVP_CIPHER_CTX_free(ctx);
   return ok;
 }

@@ -24,7 +24,7 @@ namespace mipsec {
 
 // R_REKEY_DUE is not a failure: a FORWARD whose sealing brought an out SA to its soft_packets (docs/engine.md §4)
 // says so with this reason and that SA, so the control plane installs the next key while this one keeps sealing.
-#define MIPSEC_REASONS(X) \
+#define MIPSEC_REASONS(X)  \
   X(R_NONE, 0)             \
   X(R_BAD_DESCRIPTOR, 1)   \
   X(R_NO_ROOM, 2)          \

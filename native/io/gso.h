@@ -67,7 +67,7 @@ int segment_tcp4(const virtio_net_hdr& h, const uint8_t* p, size_t len, Out out)
     uint8_t* tcp = s + tcp_at;
     store32(tcp + 4, seq + uint32_t(off));
     if (off + seg < payload) tcp[13] &= uint8_t(~0x09);  // FIN, PSH: the last segment only
-    if (n > 0) tcp[13] &= uint8_t(~0x80);                 // CWR: the first segment only
+    if (n > 0) tcp[13] &= uint8_t(~0x80);  // CWR: the first segment only
     store16(tcp + 16, 0);
     const size_t l4 = tcp_len + seg;
     const uint32_t pseudo = (ip.src >> 16) + (ip.src & 0xffff) + (ip.dst >> 16) + (ip.dst & 0xffff) + 6 + uint32_t(l4);
@@ -103,11 +103,15 @@ class TcpCoalescer {
   bool append(const uint8_t* q, size_t len) {
     if (last_payload_ != mss_ || (last_flags_ & 0x08) || !plain_tcp(q, len)) return false;
     const uint8_t* f = first_;
-    if (size_t(q[32] >> 4) * 4 + 20 != headers_ || len <= headers_ || len - headers_ > mss_ || total_ + len - headers_ > kMaxSuper) return false;
-    if (q[1] != f[1] || q[6] != f[6] || q[8] != f[8] || std::memcmp(q + 12, f + 12, 8) != 0) return false;  // TOS, DF, TTL, addresses
-    if (std::memcmp(q + 20, f + 20, 4) != 0 || std::memcmp(q + 28, f + 28, 4) != 0) return false;          // ports, ack
-    if ((q[33] & ~0x08) != 0x10 || std::memcmp(q + 34, f + 34, 2) != 0) return false;                      // ACK [PSH], window
-    if (std::memcmp(q + 40, f + 40, headers_ - 40) != 0 || load32(q + 24) != next_seq_) return false;       // options, sequence
+    if (size_t(q[32] >> 4) * 4 + 20 != headers_ || len <= headers_ || len - headers_ > mss_ ||
+        total_ + len - headers_ > kMaxSuper)
+      return false;
+    if (q[1] != f[1] || q[6] != f[6] || q[8] != f[8] || std::memcmp(q + 12, f + 12, 8) != 0)
+      return false;  // TOS, DF, TTL, addresses
+    if (std::memcmp(q + 20, f + 20, 4) != 0 || std::memcmp(q + 28, f + 28, 4) != 0) return false;  // ports, ack
+    if ((q[33] & ~0x08) != 0x10 || std::memcmp(q + 34, f + 34, 2) != 0) return false;  // ACK [PSH], window
+    if (std::memcmp(q + 40, f + 40, headers_ - 40) != 0 || load32(q + 24) != next_seq_)
+      return false;  // options, sequence
     last_payload_ = len - headers_;
     last_flags_ = q[33];
     next_seq_ += uint32_t(last_payload_);
@@ -149,7 +153,8 @@ class TcpCoalescer {
 
  private:
   static bool plain_tcp(const uint8_t* p, size_t len) {
-    if (len < 40 || p[0] != 0x45 || p[9] != 6 || (load16(p + 6) & (kIpv4Mf | kIpv4OffsetMask)) || load16(p + 2) != len) return false;
+    if (len < 40 || p[0] != 0x45 || p[9] != 6 || (load16(p + 6) & (kIpv4Mf | kIpv4OffsetMask)) || load16(p + 2) != len)
+      return false;
     const size_t tcp_len = size_t(p[32] >> 4) * 4;
     return tcp_len >= 20 && 20 + tcp_len <= len;
   }
@@ -171,8 +176,10 @@ void coalesce_tcp4(const uint8_t* const* p, const size_t* len, size_t n, uint8_t
     size_t extra = 0;
     if (run.start(p[k], len[k]))
       while (k + 1 + extra < n && run.append(p[k + 1 + extra], len[k + 1 + extra])) extra++;
-    if (extra == 0) write(p[k], len[k], size_t(1));
-    else write(static_cast<const uint8_t*>(scratch), run.build(scratch, p + k + 1, len + k + 1, extra), extra + 1);
+    if (extra == 0)
+      write(p[k], len[k], size_t(1));
+    else
+      write(static_cast<const uint8_t*>(scratch), run.build(scratch, p + k + 1, len + k + 1, extra), extra + 1);
     k += 1 + extra;
   }
 }

@@ -24,9 +24,33 @@ namespace mipsec::io {
 
 const char* const* stat_names() {
   static const char* const names[S_COUNT] = {
-      "rxTun", "rxGso", "rxRaw", "rxSkip", "rxAh", "rxEsp", "rxIpip", "rxTooBig", "rxErrors",
-      "txRaw", "txTun", "txGro", "txTooBig", "txFragNeeded", "txErrors", "punted", "puntDropped", "injected", "injectDropped",
-      "rxUdp", "rxUdpGro", "txUdp", "txUdpGso", "rxUnauthenticated", "rxUdpMisaddressed", "rxForeignInterface", "fastPath",
+      "rxTun",
+      "rxGso",
+      "rxRaw",
+      "rxSkip",
+      "rxAh",
+      "rxEsp",
+      "rxIpip",
+      "rxTooBig",
+      "rxErrors",
+      "txRaw",
+      "txTun",
+      "txGro",
+      "txTooBig",
+      "txFragNeeded",
+      "txErrors",
+      "punted",
+      "puntDropped",
+      "injected",
+      "injectDropped",
+      "rxUdp",
+      "rxUdpGro",
+      "txUdp",
+      "txUdpGso",
+      "rxUnauthenticated",
+      "rxUdpMisaddressed",
+      "rxForeignInterface",
+      "fastPath",
   };
   return names;
 }
@@ -87,7 +111,8 @@ class IoLoop::Worker {
  public:
   Worker(IoLoop& loop, unsigned index, uint32_t table, bool deliver_route) : index(index), loop_(loop), batch_(table) {
     batch_.flush = [this] { flush(); };
-    if (deliver_route) batch_.divert = [this](const uint8_t* p, size_t len, From from) { return punted_fragment(p, len, from); };
+    if (deliver_route)
+      batch_.divert = [this](const uint8_t* p, size_t len, From from) { return punted_fragment(p, len, from); };
   }
 
   const unsigned index;
@@ -131,7 +156,8 @@ class IoLoop::Worker {
   uint64_t handled_ = 0;  // packets run through the engine so far
 };
 
-IoLoop::IoLoop(std::shared_ptr<EngineCore> core, std::shared_ptr<PuntSink> sink) : core_(std::move(core)), sink_(std::move(sink)) {}
+IoLoop::IoLoop(std::shared_ptr<EngineCore> core, std::shared_ptr<PuntSink> sink)
+    : core_(std::move(core)), sink_(std::move(sink)) {}
 
 IoLoop::~IoLoop() { stop(); }
 
@@ -139,19 +165,23 @@ std::string IoLoop::start(const IoConfig& cfg) {
   std::lock_guard<std::mutex> hold(lifecycle_);
   if (!workers_.empty() || stopping_) return "this I/O loop was already started (create a new one)";
   if (cfg.workers < 1 || cfg.workers > kMaxWorkers) return "workers must be 1.." + std::to_string(kMaxWorkers);
-  if (cfg.tun.mtu < 576 || cfg.tun.mtu > kMaxPacket) return "tun.mtu must be 576.." + std::to_string(kMaxPacket) + " (the batch slot size)";
+  if (cfg.tun.mtu < 576 || cfg.tun.mtu > kMaxPacket)
+    return "tun.mtu must be 576.." + std::to_string(kMaxPacket) + " (the batch slot size)";
 
   std::list<Claim>::iterator claimed;
   if (std::string e = claim(core_.get(), cfg, &claimed); !e.empty()) return e;
   std::string err = open(cfg);
-  if (err.empty()) unclaim_ = [claimed] { unclaim(claimed); };
-  else unclaim(claimed);
+  if (err.empty())
+    unclaim_ = [claimed] { unclaim(claimed); };
+  else
+    unclaim(claimed);
   return err;
 }
 
 std::string IoLoop::open(const IoConfig& cfg) {
   std::vector<std::unique_ptr<Worker>> workers;
-  for (unsigned i = 0; i < cfg.workers; i++) workers.push_back(std::make_unique<Worker>(*this, i, cfg.tun_table, cfg.deliver_route));
+  for (unsigned i = 0; i < cfg.workers; i++)
+    workers.push_back(std::make_unique<Worker>(*this, i, cfg.tun_table, cfg.deliver_route));
   std::string err = run_in_netns(cfg.netns, [&]() -> std::string {
     const unsigned ifindex = cfg.bind_device.empty() ? 0 : ::if_nametoindex(cfg.bind_device.c_str());
     if (!cfg.bind_device.empty() && ifindex == 0) return sys_error("bind interface " + cfg.bind_device);
@@ -262,7 +292,8 @@ uint64_t IoLoop::cpu_micros() {
   for (auto& w : workers_) {
     clockid_t clock;
     timespec t{};
-    if (w->thread.joinable() && pthread_getcpuclockid(w->thread.native_handle(), &clock) == 0 && clock_gettime(clock, &t) == 0)
+    if (w->thread.joinable() && pthread_getcpuclockid(w->thread.native_handle(), &clock) == 0 &&
+        clock_gettime(clock, &t) == 0)
       ns += nanoseconds(t);
   }
   return ns / 1000;
@@ -301,8 +332,10 @@ void IoLoop::Worker::flush() {
         fast++;
         // An SA reached its soft limit sealing this packet: the control plane hears of it as a punt without bytes.
         if ((d[D_VERDICT] >> 8) == R_REKEY_DUE) punts_.add(batch_.from(i), uint8_t(R_REKEY_DUE), d[D_SA], data, 0);
-        if (carried_by_udp(data, len)) udp->add(i);
-        else raw->add(i, data, len, d[D_NEXTHOP]);
+        if (carried_by_udp(data, len))
+          udp->add(i);
+        else
+          raw->add(i, data, len, d[D_NEXTHOP]);
         break;
       case V_DELIVER:
         if (loop_.deliver_route_ && d[D_SA] != 0) {
@@ -310,7 +343,9 @@ void IoLoop::Worker::flush() {
           // One for this node itself is the control plane's (the kernel's own reply would leave in clear), and so is
           // one whose TTL runs out here (the kernel's ICMP "time exceeded" would too).
           const uint32_t dst = len >= 20 ? load32(data + 16) : 0;
-          uint8_t reason = len < 20 || tables->is_local(dst) ? uint8_t(R_DELIVER_LOCAL) : data[8] <= 1 ? uint8_t(R_TTL_EXCEEDED) : 0;
+          uint8_t reason = len < 20 || tables->is_local(dst) ? uint8_t(R_DELIVER_LOCAL)
+                           : data[8] <= 1                    ? uint8_t(R_TTL_EXCEEDED)
+                                                             : 0;
           size_t inner_at = 0;
           if (reason == R_DELIVER_LOCAL && (inner_at = loop_.home_tunnel_inner(data, len)) != 0) {
             // The home agent's tunnel to us, for an address the kernel owns: its inner datagram goes into the TUN.
@@ -330,7 +365,8 @@ void IoLoop::Worker::flush() {
       case V_PUNT:
         // INBOUND (as an op or a policy's action) punts the datagram it peeled out of bare IP-in-IP as not_ipsec:
         // no SA authenticated it, so it goes to JS, never into the TUN.
-        if ((d[D_VERDICT] >> 8) == R_NOT_IPSEC && d[D_OFFSET] != i * kSlotBytes + kHeadroom) count(S_RX_UNAUTHENTICATED);
+        if ((d[D_VERDICT] >> 8) == R_NOT_IPSEC && d[D_OFFSET] != i * kSlotBytes + kHeadroom)
+          count(S_RX_UNAUTHENTICATED);
         punts_.add(batch_.from(i), uint8_t(d[D_VERDICT] >> 8), d[D_SA], data, len);
         break;
       default:  // DROP: the engine counted it by reason
@@ -341,12 +377,14 @@ void IoLoop::Worker::flush() {
   // A refusal answers the datagram's sender back the way it came: for a packet read from the TUN, into it.
   for (size_t k = 0, nr = raw->send(refusals_); k < nr; k++) {
     const size_t i = refusals_[k].index;
-    refused(refusals_[k].err, batch_.quote(i), batch_.quote_length(i), batch_.length(i), batch_.desc(i)[D_NEXTHOP], From::tun);
+    refused(refusals_[k].err, batch_.quote(i), batch_.quote_length(i), batch_.length(i), batch_.desc(i)[D_NEXTHOP],
+            From::tun);
   }
   if (udp)
     for (size_t k = 0, nr = udp->send(batch_, refusals_); k < nr; k++) {
       const size_t i = refusals_[k].index;
-      refused(refusals_[k].err, batch_.quote(i), batch_.quote_length(i), batch_.length(i) + kUdpOverhead, batch_.desc(i)[D_NEXTHOP], From::tun);
+      refused(refusals_[k].err, batch_.quote(i), batch_.quote_length(i), batch_.length(i) + kUdpOverhead,
+              batch_.desc(i)[D_NEXTHOP], From::tun);
     }
   tun->write_batch(batch_, delivered_, nd);
   count(S_FAST_PATH, fast);
@@ -360,7 +398,8 @@ void IoLoop::Worker::offer_punts() {
   const size_t total = punts_.size();
   const size_t taken = total ? loop_.sink_->offer(punts_) : 0;
   // The sink takes a prefix of the batch.
-  for (size_t k = 0; k < taken; k++) loop_.punt_reasons_[punts_.meta[k].reason % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
+  for (size_t k = 0; k < taken; k++)
+    loop_.punt_reasons_[punts_.meta[k].reason % kPuntReasonSlots].fetch_add(1, std::memory_order_relaxed);
   punts_.clear();
   count(S_PUNTED, taken);
   count(S_PUNT_DROPPED, total - taken + shed);
@@ -438,8 +477,10 @@ void IoLoop::Worker::frag_needed(const uint8_t* q, size_t qlen, size_t sealed_le
   uint8_t icmp[kIcmpFragNeededMax];
   const size_t total = icmp_frag_needed(icmp, q, qlen, uint16_t(size_t(link_mtu) - overhead));
   // A loop delivering by route reads a link's traffic on its TUN: the answer goes back by the kernel's routes too.
-  if (back == From::tun && !loop_.deliver_route_) tun->write(icmp, total);
-  else if (raw->send_one(icmp, total, load32(q + 12)) != 0) return count(S_TX_ERRORS);
+  if (back == From::tun && !loop_.deliver_route_)
+    tun->write(icmp, total);
+  else if (raw->send_one(icmp, total, load32(q + 12)) != 0)
+    return count(S_TX_ERRORS);
   count(S_TX_FRAG_NEEDED);
 }
 
@@ -467,7 +508,8 @@ void IoLoop::Worker::drain_injects() {
       case Via::inbound:
         batch_.make_room(1);
         std::memcpy(batch_.next_slot(), p, m.length);
-        batch_.queue(Via(m.via) == Via::outbound ? OP_OUTBOUND : OP_INBOUND, m.length, Via(m.via) == Via::outbound ? From::tun : From::raw);
+        batch_.queue(Via(m.via) == Via::outbound ? OP_OUTBOUND : OP_INBOUND, m.length,
+                     Via(m.via) == Via::outbound ? From::tun : From::raw);
         break;
       case Via::tun:
         tun->write(p, m.length);
@@ -494,7 +536,8 @@ void IoLoop::Worker::run() {
   epoll_event events[3 + kRawSockets];
   const std::atomic<bool>& stopping = loop_.stopping_;
   while (!stopping.load(std::memory_order_relaxed)) {
-    const bool polling = poll_us && Clock::now() - last_packet < poll_window && handled_ - handled_before_window <= kPollMaxPackets;
+    const bool polling =
+        poll_us && Clock::now() - last_packet < poll_window && handled_ - handled_before_window <= kPollMaxPackets;
     const int n = ::epoll_wait(epoll.get(), events, int(sizeof events / sizeof events[0]), polling ? 0 : -1);
     if (n == 0) {
       sched_yield();
@@ -513,10 +556,14 @@ void IoLoop::Worker::run() {
     }
     for (int i = 0; i < n && !stopping.load(std::memory_order_relaxed); i++) {
       const uint32_t tag = events[i].data.u32;
-      if (tag == kTagWake) drain_injects();
-      else if (tag == kTagTun) tun->read(batch_);
-      else if (tag == kTagUdp) udp->read(batch_);
-      else raw->read(tag - kTagRaw, batch_);
+      if (tag == kTagWake)
+        drain_injects();
+      else if (tag == kTagTun)
+        tun->read(batch_);
+      else if (tag == kTagUdp)
+        udp->read(batch_);
+      else
+        raw->read(tag - kTagRaw, batch_);
       flush();
     }
   }

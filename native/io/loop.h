@@ -150,7 +150,9 @@ class IoLoop {
   size_t inject(const uint8_t* bytes, const InjectMeta* meta, size_t n);
   uint64_t stat(Stat s) const { return stats_.get(s); }
   // Punts taken by the sink with this reason code.
-  uint64_t punt_reason(size_t code) const { return code < kPuntReasonSlots ? punt_reasons_[code].load(std::memory_order_relaxed) : 0; }
+  uint64_t punt_reason(size_t code) const {
+    return code < kPuntReasonSlots ? punt_reasons_[code].load(std::memory_order_relaxed) : 0;
+  }
   // CPU time the workers have used, µs: the running ones by their thread clocks, the stopped ones as they
   // left it. What a packet costs the data path is this over the packets handled.
   uint64_t cpu_micros();

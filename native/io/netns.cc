@@ -17,7 +17,8 @@ std::string run_in_netns(const std::string& name, const std::function<std::strin
     const std::string path = "/var/run/netns/" + name;
     Fd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!ns.valid()) {
-      result = "netns '" + name + "': cannot open " + path + ": " + std::strerror(errno) + " (create it with `ip netns add " + name + "`)";
+      result = "netns '" + name + "': cannot open " + path + ": " + std::strerror(errno) +
+               " (create it with `ip netns add " + name + "`)";
       return;
     }
     if (::setns(ns.get(), CLONE_NEWNET) != 0) {

@@ -15,7 +15,8 @@ std::string sys_error(const std::string& what) { return what + ": " + std::strer
 // Root may exceed net.core.[rw]mem_max with the FORCE variants; otherwise the plain option, capped by the kernel.
 void grow_buffer(int fd, int force_opt, int opt) {
   const int bytes = kSocketBufferBytes;
-  if (::setsockopt(fd, SOL_SOCKET, force_opt, &bytes, sizeof bytes) != 0) ::setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
+  if (::setsockopt(fd, SOL_SOCKET, force_opt, &bytes, sizeof bytes) != 0)
+    ::setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
 }
 
 }  // namespace
@@ -32,24 +33,26 @@ std::string raw_open_receiver(uint8_t proto, unsigned worker, unsigned workers, 
   grow_buffer(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF);
   // The arrival interface with each packet: a loop bound to one interface refuses the others' (loop.cc).
   const int one = 1;
-  if (::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) return sys_error("IP_PKTINFO on a raw receiver");
+  if (::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0)
+    return sys_error("IP_PKTINFO on a raw receiver");
   if (workers > 1) {
     // On a raw IPv4 socket the filter sees the packet from its IP header: flow_worker() in classic BPF.
     sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12),           // A = source
-        BPF_STMT(BPF_MISC | BPF_TAX, 0),                  // X = A
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),           // A = destination
-        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),           // A ^= X
-        BPF_STMT(BPF_MISC | BPF_TAX, 0),                  // X = A
-        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),          // A >>= 16
-        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),           // A ^= X
-        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, workers),     // A %= workers
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12),  // A = source
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),  // X = A
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),  // A = destination
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),  // A ^= X
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),  // X = A
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),  // A >>= 16
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),  // A ^= X
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, workers),  // A %= workers
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, worker, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
         BPF_STMT(BPF_RET | BPF_K, 0),
     };
     sock_fprog prog{uint16_t(sizeof code / sizeof code[0]), code};
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) return sys_error("SO_ATTACH_FILTER (flow spreading)");
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
+      return sys_error("SO_ATTACH_FILTER (flow spreading)");
   }
   *out = std::move(fd);
   return {};
@@ -79,7 +82,8 @@ bool pktinfo_of(msghdr& h, in_pktinfo* out) {
   return false;
 }
 
-RawPort::RawPort(Fd (&rx)[kRawSockets], Fd tx, unsigned ifindex, LoopStats& stats) : tx_(std::move(tx)), ifindex_(ifindex), stats_(stats) {
+RawPort::RawPort(Fd (&rx)[kRawSockets], Fd tx, unsigned ifindex, LoopStats& stats)
+    : tx_(std::move(tx)), ifindex_(ifindex), stats_(stats) {
   for (size_t s = 0; s < kRawSockets; s++) rx_[s] = std::move(rx[s]);
 }
 
@@ -111,7 +115,8 @@ void RawPort::read(size_t s, Batch& b) {
     const bool cut = msgs_[i].msg_hdr.msg_flags & MSG_TRUNC;
     if (cut) stats_.add(S_RX_TOO_BIG);
     // Slots stay in step with the reads: a refused packet leaves its slot behind, so move this one down.
-    if (b.next_slot() != b.slot(first + size_t(i))) std::memmove(b.next_slot(), b.slot(first + size_t(i)), cut ? 0 : msgs_[i].msg_len);
+    if (b.next_slot() != b.slot(first + size_t(i)))
+      std::memmove(b.next_slot(), b.slot(first + size_t(i)), cut ? 0 : msgs_[i].msg_len);
     b.queue(OP_INBOUND, cut ? 0 : msgs_[i].msg_len, From::raw);
   }
 }

@@ -33,7 +33,8 @@ void set_inet(sockaddr* sa, uint32_t host_order) {
 }  // namespace
 
 std::string tun_open(const TunConfig& cfg, size_t queues, std::vector<Fd>* out) {
-  if (cfg.name.empty() || cfg.name.size() >= IFNAMSIZ) return "tun.name must be 1.." + std::to_string(IFNAMSIZ - 1) + " characters";
+  if (cfg.name.empty() || cfg.name.size() >= IFNAMSIZ)
+    return "tun.name must be 1.." + std::to_string(IFNAMSIZ - 1) + " characters";
   for (size_t q = 0; q < queues; q++) {
     Fd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) return sys_error("open /dev/net/tun (is the tun module loaded, and are we root?)");
@@ -65,7 +66,8 @@ std::string tun_configure(const TunConfig& cfg) {
     if (::ioctl(sock.get(), SIOCSIFADDR, &ifr) != 0) return sys_error("tun address " + std::to_string(i) + " refused");
     set_name(&ifr, label);
     set_inet(&ifr.ifr_netmask, a.prefix_len == 0 ? 0 : ~uint32_t(0) << (32 - a.prefix_len));
-    if (::ioctl(sock.get(), SIOCSIFNETMASK, &ifr) != 0) return sys_error("tun address " + std::to_string(i) + " netmask refused");
+    if (::ioctl(sock.get(), SIOCSIFNETMASK, &ifr) != 0)
+      return sys_error("tun address " + std::to_string(i) + " netmask refused");
   }
   // The engine is IPv4 only: without this the kernel sends IPv6 router solicitations and MLD reports into the
   // TUN as soon as it is up. The sysctl tree is the calling thread's namespace. No IPv6 in the kernel: nothing to do.

@@ -52,7 +52,7 @@ class TunPort {
   Fd fd_;
   bool vnet_;
   LoopStats& stats_;
-  std::vector<uint8_t> super_;      // one vnet read: header + up to 64 KiB
+  std::vector<uint8_t> super_;  // one vnet read: header + up to 64 KiB
   std::vector<uint8_t> coalesced_;  // one coalesced write (a flush may run while super_ is being split)
 };
 

@@ -20,29 +20,40 @@ std::string udp_open(uint16_t port, const std::string& device, Fd* out) {
   Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
   if (!fd.valid()) return sys_error("UDP socket for the transport");
   const int one = 1, bytes = kSocketBufferBytes;
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) return sys_error("SO_REUSEPORT on the UDP transport socket");
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    return sys_error("SO_REUSEPORT on the UDP transport socket");
   for (auto [force, plain] : {std::pair{SO_RCVBUFFORCE, SO_RCVBUF}, std::pair{SO_SNDBUFFORCE, SO_SNDBUF}})
-    if (::setsockopt(fd.get(), SOL_SOCKET, force, &bytes, sizeof bytes) != 0) ::setsockopt(fd.get(), SOL_SOCKET, plain, &bytes, sizeof bytes);
+    if (::setsockopt(fd.get(), SOL_SOCKET, force, &bytes, sizeof bytes) != 0)
+      ::setsockopt(fd.get(), SOL_SOCKET, plain, &bytes, sizeof bytes);
   // DF on every datagram: a packet too big for the path fails with EMSGSIZE, as on the raw socket, and its
   // sender is told the MTU that fits instead of the kernel fragmenting the outer datagram.
   const int pmtu = IP_PMTUDISC_DO;
-  if (::setsockopt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) != 0) return sys_error("IP_MTU_DISCOVER on the UDP transport socket");
+  if (::setsockopt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) != 0)
+    return sys_error("IP_MTU_DISCOVER on the UDP transport socket");
   // The datagram's destination address with each read: a carried packet must be addressed to it (loop.cc).
-  if (::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) return sys_error("IP_PKTINFO on the UDP transport socket");
+  if (::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0)
+    return sys_error("IP_PKTINFO on the UDP transport socket");
   // Without GRO (old kernels) every datagram arrives alone: slower, still correct.
   ::setsockopt(fd.get(), IPPROTO_UDP, UDP_GRO, &one, sizeof one);
-  if (!device.empty() && ::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, device.c_str(), socklen_t(device.size())) != 0)
+  if (!device.empty() &&
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, device.c_str(), socklen_t(device.size())) != 0)
     return sys_error("SO_BINDTODEVICE " + device + " on the UDP transport socket");
   sockaddr_in at{};
   at.sin_family = AF_INET;
   at.sin_port = htons(port);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) return sys_error("bind UDP port " + std::to_string(port) + " for the transport");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) != 0)
+    return sys_error("bind UDP port " + std::to_string(port) + " for the transport");
   *out = std::move(fd);
   return {};
 }
 
 UdpPort::UdpPort(Fd fd, Fd send_fd, uint16_t port, unsigned ifindex, LoopStats& stats)
-    : fd_(std::move(fd)), send_fd_(std::move(send_fd)), port_(port), ifindex_(ifindex), stats_(stats), rx_(kRecvMessages * kRecvBytes) {}
+    : fd_(std::move(fd)),
+      send_fd_(std::move(send_fd)),
+      port_(port),
+      ifindex_(ifindex),
+      stats_(stats),
+      rx_(kRecvMessages * kRecvBytes) {}
 
 sockaddr_in UdpPort::peer(const uint8_t* p) const {
   sockaddr_in to{};
@@ -94,8 +105,10 @@ void UdpPort::read(Batch& b) {
       if (b.diverted(data + at, len, From::raw)) continue;
       b.make_room(1);
       // A datagram larger than a slot goes in as length 0: the engine drops it as truncated.
-      if (len > kMaxPacket) stats_.add(S_RX_TOO_BIG);
-      else std::memcpy(b.next_slot(), data + at, len);
+      if (len > kMaxPacket)
+        stats_.add(S_RX_TOO_BIG);
+      else
+        std::memcpy(b.next_slot(), data + at, len);
       b.queue(OP_INBOUND, len > kMaxPacket ? 0 : len, From::raw);
     }
     stats_.add(S_RX_UDP, segments);
@@ -130,7 +143,8 @@ size_t UdpPort::send(const Batch& b, Refusal* refused) {
       n++;
       if (len < seg) break;  // only the last segment may be shorter
     }
-    for (size_t j = 0; j < n; j++) iov_[k + j] = iovec{const_cast<uint8_t*>(b.data(index_[k + j])), b.length(index_[k + j])};
+    for (size_t j = 0; j < n; j++)
+      iov_[k + j] = iovec{const_cast<uint8_t*>(b.data(index_[k + j])), b.length(index_[k + j])};
     addr_[groups] = peer(first);
     msghdr& h = msgs_[groups].msg_hdr;
     h = msghdr{&addr_[groups], sizeof addr_[groups], &iov_[k], n, nullptr, 0, 0};

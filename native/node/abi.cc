@@ -81,7 +81,8 @@ Napi::Object AbiExports(Napi::Env env) {
     key_bytes.Set(name, number(double(mac_key_bytes(alg))));
     mac.Set(name, number(skip_mac_alg(alg)));
   }
-  for (const auto& [name, suite] : {std::pair{"aes128gcm", AeadSuite::aes128gcm}, {"aes256gcm", AeadSuite::aes256gcm},
+  for (const auto& [name, suite] : {std::pair{"aes128gcm", AeadSuite::aes128gcm},
+                                    {"aes256gcm", AeadSuite::aes256gcm},
                                     {"chacha20poly1305", AeadSuite::chacha20poly1305}}) {
     esp.Set(name, number(double(suite)));
     key_bytes.Set(name, number(double(aead_key_bytes(suite) + kSaltBytes)));

@@ -14,13 +14,15 @@ namespace mipsec {
 namespace {
 
 Napi::Uint8Array bytes_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Uint8Array");
   return info[i].As<Napi::Uint8Array>();
 }
 
 void need_len(Napi::Env env, const Napi::Uint8Array& a, size_t want, const char* name) {
-  if (a.ElementLength() != want) throw Napi::RangeError::New(env, std::string(name) + " must be " + std::to_string(want) + " bytes");
+  if (a.ElementLength() != want)
+    throw Napi::RangeError::New(env, std::string(name) + " must be " + std::to_string(want) + " bytes");
 }
 
 AeadSuite suite_arg(const Napi::CallbackInfo& info) {
@@ -38,13 +40,16 @@ struct AeadArgs {
 };
 
 AeadArgs aead_args(const Napi::CallbackInfo& info, const char* data_name) {
-  AeadArgs a{suite_arg(info), bytes_arg(info, 1, "key"), bytes_arg(info, 2, "nonce"), bytes_arg(info, 3, "aad"), bytes_arg(info, 4, data_name)};
+  AeadArgs a{suite_arg(info), bytes_arg(info, 1, "key"), bytes_arg(info, 2, "nonce"), bytes_arg(info, 3, "aad"),
+             bytes_arg(info, 4, data_name)};
   need_len(info.Env(), a.key, aead_key_bytes(a.suite), "key");
   need_len(info.Env(), a.nonce, kNonceBytes, "nonce");
   return a;
 }
 
-Napi::Buffer<uint8_t> copy_out(Napi::Env env, const uint8_t* p, size_t n) { return Napi::Buffer<uint8_t>::Copy(env, p, n); }
+Napi::Buffer<uint8_t> copy_out(Napi::Env env, const uint8_t* p, size_t n) {
+  return Napi::Buffer<uint8_t>::Copy(env, p, n);
+}
 
 // aeadSeal(suite, key, nonce(12), aad, plaintext) → ciphertext ‖ tag(16)
 Napi::Value AeadSeal(const Napi::CallbackInfo& info) {
@@ -53,7 +58,8 @@ Napi::Value AeadSeal(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> out(pt.ElementLength() + kTagBytes);
   std::memcpy(out.data(), pt.Data(), pt.ElementLength());
   Aead a;
-  if (!a.init(suite, key.Data()) || !a.seal(nonce.Data(), aad.Data(), aad.ElementLength(), out.data(), pt.ElementLength(), out.data() + pt.ElementLength()))
+  if (!a.init(suite, key.Data()) || !a.seal(nonce.Data(), aad.Data(), aad.ElementLength(), out.data(),
+                                            pt.ElementLength(), out.data() + pt.ElementLength()))
     throw Napi::Error::New(env, "AEAD seal failed");
   return copy_out(env, out.data(), out.size());
 }
@@ -90,7 +96,8 @@ Napi::Value HmacSha256Fn(const Napi::CallbackInfo& info) {
   auto key = bytes_arg(info, 0, "key"), data = bytes_arg(info, 1, "data");
   uint8_t out[kSha256Bytes];
   HmacSha256 h;
-  if (!h.init(key.Data(), key.ElementLength()) || !h.begin() || !h.update(data.Data(), data.ElementLength()) || !h.finish(out))
+  if (!h.init(key.Data(), key.ElementLength()) || !h.begin() || !h.update(data.Data(), data.ElementLength()) ||
+      !h.finish(out))
     throw Napi::Error::New(env, "HMAC failed");
   return copy_out(env, out, sizeof out);
 }
@@ -100,7 +107,8 @@ Napi::Value KeyWrap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto kek = bytes_arg(info, 0, "kek"), in = bytes_arg(info, 1, "key");
   need_len(env, kek, kKekBytes, "kek");
-  if (in.ElementLength() < 16 || in.ElementLength() % 8) throw Napi::RangeError::New(env, "key must be a multiple of 8 bytes, at least 16");
+  if (in.ElementLength() < 16 || in.ElementLength() % 8)
+    throw Napi::RangeError::New(env, "key must be a multiple of 8 bytes, at least 16");
   std::vector<uint8_t> out(in.ElementLength() + kKeyWrapOverhead);
   if (!key_wrap(kek.Data(), in.Data(), in.ElementLength(), out.data())) throw Napi::Error::New(env, "key wrap failed");
   return copy_out(env, out.data(), out.size());
@@ -111,7 +119,8 @@ Napi::Value KeyUnwrap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto kek = bytes_arg(info, 0, "kek"), in = bytes_arg(info, 1, "wrapped");
   need_len(env, kek, kKekBytes, "kek");
-  if (in.ElementLength() < 24 || in.ElementLength() % 8) throw Napi::RangeError::New(env, "wrapped must be a multiple of 8 bytes, at least 24");
+  if (in.ElementLength() < 24 || in.ElementLength() % 8)
+    throw Napi::RangeError::New(env, "wrapped must be a multiple of 8 bytes, at least 24");
   std::vector<uint8_t> out(in.ElementLength() - kKeyWrapOverhead);
   const bool ok = key_unwrap(kek.Data(), in.Data(), in.ElementLength(), out.data());
   Napi::Value result = ok ? Napi::Value(copy_out(env, out.data(), out.size())) : env.Null();

@@ -32,12 +32,15 @@ size_t bytes_field(const Napi::Object& o, const char* name, uint8_t* dst, size_t
 uint8_t prefixes_field(const Napi::Object& o, const char* name, SelectorPrefix* dst) {
   Napi::Value v = o.Get(name);
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-    throw Napi::TypeError::New(o.Env(), std::string("sa field ") + name + " must be a Uint32Array of (network, length) pairs");
+    throw Napi::TypeError::New(o.Env(),
+                               std::string("sa field ") + name + " must be a Uint32Array of (network, length) pairs");
   Napi::Uint32Array a = v.As<Napi::Uint32Array>();
   if (a.ElementLength() % 2 != 0 || a.ElementLength() > 2 * kMaxSelectorPrefixes)
-    throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + " must hold at most 32 (network, length) pairs");
+    throw Napi::RangeError::New(o.Env(),
+                                std::string("sa field ") + name + " must hold at most 32 (network, length) pairs");
   for (size_t i = 0; i < a.ElementLength(); i += 2) {
-    if (a[i + 1] > 32) throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + ": prefix length must be 0..32");
+    if (a[i + 1] > 32)
+      throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + ": prefix length must be 0..32");
     dst[i / 2] = SelectorPrefix{a[i], uint8_t(a[i + 1])};
   }
   return uint8_t(a.ElementLength() / 2);
@@ -91,9 +94,10 @@ std::vector<uint32_t> u32_array(const Napi::Value& v, const char* what) {
 // The batch arguments (buffer, desc, count, slotSize), checked so no packet can name memory outside them.
 BatchView batch_from(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-      !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
-      !info[2].IsNumber() || !info[3].IsNumber())
+  if (info.Length() < 4 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || !info[2].IsNumber() ||
+      !info[3].IsNumber())
     throw Napi::TypeError::New(env, "process(buffer: Uint8Array, desc: Uint32Array, count: number, slotSize: number)");
   Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
   Napi::Uint32Array desc = info[1].As<Napi::Uint32Array>();
@@ -156,9 +160,11 @@ Napi::Function EngineWrap::Define(Napi::Env env) {
                      });
 }
 
-EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), core_(std::make_shared<EngineCore>()) {
+EngineWrap::EngineWrap(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<EngineWrap>(info), core_(std::make_shared<EngineCore>()) {
   auto* hold = new std::shared_ptr<mipsec::Counters>(core_->counters);
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), (*hold)->value, sizeof(mipsec::Counters), release_counters, hold);
+  Napi::ArrayBuffer ab =
+      Napi::ArrayBuffer::New(info.Env(), (*hold)->value, sizeof(mipsec::Counters), release_counters, hold);
   counters_ = Napi::Persistent(ab.As<Napi::Object>());
   napi_type_tag_object(info.Env(), info.This(), &kEngineTag);
 }
@@ -212,7 +218,8 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < flat.size();) {
     const std::string where = "policy " + std::to_string(policies.size()) + ": ";
     if (flat.size() - i < kFixed)
-      throw Napi::RangeError::New(env, where + "record truncated (table, network, length, action, sa, wrap count, src count, wraps…, src…)");
+      throw Napi::RangeError::New(
+          env, where + "record truncated (table, network, length, action, sa, wrap count, src count, wraps…, src…)");
     PolicyEntry p;
     p.table = flat[i];
     p.network = flat[i + 1];
@@ -223,7 +230,8 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
     p.action = PolicyAction(flat[i + 3]);
     p.sa = flat[i + 4];
     if (flat[i + 5] > uint32_t(kMaxPolicyWraps)) throw Napi::RangeError::New(env, where + "wrap: at most 7 wrap SAs");
-    if (flat[i + 6] > uint32_t(kMaxPolicySrc)) throw Napi::RangeError::New(env, where + "src: at most 32 source prefixes");
+    if (flat[i + 6] > uint32_t(kMaxPolicySrc))
+      throw Napi::RangeError::New(env, where + "src: at most 32 source prefixes");
     p.wraps = uint8_t(flat[i + 5]);
     p.src_count = uint8_t(flat[i + 6]);
     i += kFixed;
@@ -232,7 +240,8 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
     for (int w = 0; w < p.wraps; w++) p.wrap[w] = flat[i++];
     p.src_first = uint32_t(src.size());
     for (int k = 0; k < p.src_count; k++, i += 2) {
-      if (flat[i + 1] > 32) throw Napi::RangeError::New(env, where + "src[" + std::to_string(k) + "] prefix length must be 0..32");
+      if (flat[i + 1] > 32)
+        throw Napi::RangeError::New(env, where + "src[" + std::to_string(k) + "] prefix length must be 0..32");
       src.push_back(SelectorPrefix{flat[i], uint8_t(flat[i + 1])});
     }
     policies.push_back(p);

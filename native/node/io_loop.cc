@@ -31,7 +31,8 @@ class JsPuntSink : public PuntSink, public std::enable_shared_from_this<JsPuntSi
       scheduled_ = true;
       // The queued call holds the sink, so it may run after the loop and its JS object are gone.
       auto self = shared_from_this();
-      if (tsfn_.NonBlockingCall([self](Napi::Env env, Napi::Function onPunt) { self->drain(env, onPunt); }) != napi_ok) scheduled_ = false;
+      if (tsfn_.NonBlockingCall([self](Napi::Env env, Napi::Function onPunt) { self->drain(env, onPunt); }) != napi_ok)
+        scheduled_ = false;
     }
     return take;
   }
@@ -65,7 +66,7 @@ class JsPuntSink : public PuntSink, public std::enable_shared_from_this<JsPuntSi
 
   Napi::ThreadSafeFunction tsfn_;
   std::mutex mu_;
-  PuntBatch filling_;   // under mu_
+  PuntBatch filling_;  // under mu_
   PuntBatch draining_;  // the JS thread's
   bool scheduled_ = false;
 };
@@ -93,7 +94,8 @@ Napi::Function IoLoopWrap::Define(Napi::Env env) {
 // new IoLoop(engine: binding.Engine, onPunt: (bytes, meta) => void)
 IoLoopWrap::IoLoopWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IoLoopWrap>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) throw Napi::TypeError::New(env, "new IoLoop(engine, onPunt)");
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
+    throw Napi::TypeError::New(env, "new IoLoop(engine, onPunt)");
   EngineWrap* engine = EngineWrap::FromObject(info[0].As<Napi::Object>());
   if (!engine) throw Napi::TypeError::New(env, "IoLoop needs the native engine object (binding.Engine)");
   core_ = engine->shared_core();
@@ -119,7 +121,8 @@ void IoLoopWrap::CleanupHook(void* self) {
   if (wrap->loop_) wrap->loop_->stop();
 }
 
-// start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers, offload, udpPort, pollMicros,
+// start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers, offload, udpPort,
+// pollMicros,
 //         bindInterface, tunTable, deliverRoute, tunnelFrom, tunnelTo })
 Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -147,7 +150,8 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
     if (!addresses.IsTypedArray() || addresses.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
       throw Napi::TypeError::New(env, "io config addresses must be a Uint32Array of (address, prefix length) pairs");
     Napi::Uint32Array a = addresses.As<Napi::Uint32Array>();
-    for (size_t i = 0; i + 1 < a.ElementLength(); i += 2) cfg.tun.addresses.push_back(TunAddress{a[i], uint8_t(std::min<uint32_t>(a[i + 1], 32))});
+    for (size_t i = 0; i + 1 < a.ElementLength(); i += 2)
+      cfg.tun.addresses.push_back(TunAddress{a[i], uint8_t(std::min<uint32_t>(a[i + 1], 32))});
   }
 
   auto sink = std::make_shared<JsPuntSink>(Napi::ThreadSafeFunction::New(env, on_punt_.Value(), "mipsec-punt", 0, 1));
@@ -174,13 +178,16 @@ Napi::Value IoLoopWrap::Stop(const Napi::CallbackInfo& info) {
 // a packet's quote (InjectMeta::quote_length bytes) follows it in bytes.
 Napi::Value IoLoopWrap::Inject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-      !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+  if (info.Length() < 2 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
     throw Napi::TypeError::New(env, "inject(bytes: Uint8Array, meta: Uint32Array)");
-  if (!loop_ || !loop_->running()) throw Napi::Error::New(env, "the I/O loop is not running (start it first; a stopped loop cannot be restarted)");
+  if (!loop_ || !loop_->running())
+    throw Napi::Error::New(env, "the I/O loop is not running (start it first; a stopped loop cannot be restarted)");
   Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   Napi::Uint32Array meta = info[1].As<Napi::Uint32Array>();
-  if (meta.ElementLength() % 4) throw Napi::RangeError::New(env, "inject meta must hold (offset, length, via, quoteLength) quadruples");
+  if (meta.ElementLength() % 4)
+    throw Napi::RangeError::New(env, "inject meta must hold (offset, length, via, quoteLength) quadruples");
   // Checked in place, then copied straight from the JS memory into the workers' queues.
   const InjectMeta* packets = reinterpret_cast<const InjectMeta*>(meta.Data());
   const size_t n = meta.ElementLength() / 4;
@@ -196,7 +203,8 @@ Napi::Value IoLoopWrap::Inject(const Napi::CallbackInfo& info) {
 Napi::Value IoLoopWrap::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
-  for (int s = 0; s < S_COUNT; s++) o.Set(stat_names()[s], Napi::Number::New(env, loop_ ? double(loop_->stat(Stat(s))) : 0));
+  for (int s = 0; s < S_COUNT; s++)
+    o.Set(stat_names()[s], Napi::Number::New(env, loop_ ? double(loop_->stat(Stat(s))) : 0));
   o.Set("cpuMicros", Napi::Number::New(env, loop_ ? double(loop_->cpu_micros()) : 0));
   // Punts taken, by reason code (io.ts names them).
   Napi::Float64Array reasons = Napi::Float64Array::New(env, kPuntReasonSlots);
@@ -205,12 +213,15 @@ Napi::Value IoLoopWrap::Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Value IoLoopWrap::Running(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), loop_ && loop_->running()); }
+Napi::Value IoLoopWrap::Running(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), loop_ && loop_->running());
+}
 
 namespace {
 
 Napi::Uint8Array bytes_arg(const Napi::CallbackInfo& info, size_t i, const char* usage) {
-  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw Napi::TypeError::New(info.Env(), usage);
   return info[i].As<Napi::Uint8Array>();
 }
@@ -231,7 +242,8 @@ Napi::Value SplitTcp4(const Napi::CallbackInfo& info) {
   });
   if (n < 0) return env.Null();
   Napi::Array out = Napi::Array::New(env, segments.size());
-  for (size_t i = 0; i < segments.size(); i++) out.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(env, segments[i].data(), segments[i].size()));
+  for (size_t i = 0; i < segments.size(); i++)
+    out.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(env, segments[i].data(), segments[i].size()));
   return out;
 }
 
@@ -245,17 +257,19 @@ Napi::Value CoalesceTcp4(const Napi::CallbackInfo& info) {
   std::vector<size_t> len;
   for (uint32_t i = 0; i < in.Length(); i++) {
     Napi::Value v = in.Get(i);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "coalesceTcp4: every datagram must be a Uint8Array");
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "coalesceTcp4: every datagram must be a Uint8Array");
     p.push_back(v.As<Napi::Uint8Array>().Data());
     len.push_back(v.As<Napi::Uint8Array>().ElementLength());
   }
   Napi::Array runs = Napi::Array::New(env), writes = Napi::Array::New(env);
   std::vector<uint8_t> scratch(kVnetHdrBytes + TcpCoalescer::kMaxSuper);
-  coalesce_tcp4(p.data(), len.data(), p.size(), scratch.data(), [&](const uint8_t* bytes, size_t length, size_t datagrams) {
-    const uint32_t at = runs.Length();
-    runs.Set(at, Napi::Number::New(env, double(datagrams)));
-    writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, bytes, length));
-  });
+  coalesce_tcp4(p.data(), len.data(), p.size(), scratch.data(),
+                [&](const uint8_t* bytes, size_t length, size_t datagrams) {
+                  const uint32_t at = runs.Length();
+                  runs.Set(at, Napi::Number::New(env, double(datagrams)));
+                  writes.Set(at, Napi::Buffer<uint8_t>::Copy(env, bytes, length));
+                });
   Napi::Object o = Napi::Object::New(env);
   o.Set("runs", runs);
   o.Set("writes", writes);
@@ -270,7 +284,8 @@ Napi::Value FragNeeded(const Napi::CallbackInfo& info) {
   Napi::Uint8Array q = bytes_arg(info, 0, usage);
   if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, usage);
   uint8_t out[kIcmpFragNeededMax];
-  const size_t n = icmp_frag_needed(out, q.Data(), std::min(q.ElementLength(), kIcmpQuoteMax), uint16_t(info[1].As<Napi::Number>().Uint32Value()));
+  const size_t n = icmp_frag_needed(out, q.Data(), std::min(q.ElementLength(), kIcmpQuoteMax),
+                                    uint16_t(info[1].As<Napi::Number>().Uint32Value()));
   return n ? Napi::Buffer<uint8_t>::Copy(env, out, n) : env.Null();
 }
 

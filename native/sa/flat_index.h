@@ -32,7 +32,7 @@ class FlatIndex {
 
   const Value* find(const Key& key) const {
     if (slots_.empty()) return nullptr;
-    for (size_t i = Hash{}(key) & mask_;; i = (i + 1) & mask_) {
+    for (size_t i = Hash{}(key)&mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (!s.used) return nullptr;
       if (s.key == key) return &s.value;

@@ -52,7 +52,7 @@ class HashTrie {
   using NodePtr = std::shared_ptr<const Node>;
   struct Node {
     bool leaf = true;
-    std::vector<Item> items;                      // leaf
+    std::vector<Item> items;  // leaf
     std::array<NodePtr, size_t(1) << kBits> child;  // branch
   };
 

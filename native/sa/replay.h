@@ -13,7 +13,7 @@ class ReplayWindow {
   // size_bits: a multiple of 64 in 64..4096; every seq <= floor counts as seen (a restart does not reopen them).
   void reset(uint32_t size_bits, uint32_t floor = 0);
   bool check(uint32_t seq) const;  // false: 0, duplicate or left of the window
-  bool commit(uint32_t seq);       // re-checks (another thread may have committed it); false: replay
+  bool commit(uint32_t seq);  // re-checks (another thread may have committed it); false: replay
   uint32_t top() const { return top_; }
 
  private:

@@ -11,10 +11,14 @@ size_t mac_key_bytes(MacAlg a) {
 
 uint8_t skip_crypt_alg(AeadSuite s) {
   switch (s) {
-    case AeadSuite::aes128gcm: return 250;
-    case AeadSuite::aes256gcm: return 251;
-    case AeadSuite::chacha20poly1305: return 252;
-    default: return 0;
+    case AeadSuite::aes128gcm:
+      return 250;
+    case AeadSuite::aes256gcm:
+      return 251;
+    case AeadSuite::chacha20poly1305:
+      return 252;
+    default:
+      return 0;
   }
 }
 
@@ -53,10 +57,13 @@ const char* SaConfig::validate() const {
   if (role == Role::nexthop && selector_miss_punt) return "sa.selectorMiss applies to role 'end' only";
   if (role == Role::end && !relay) return "sa.relay applies to role 'nexthop' only";
   if (max_packets != 0 && soft_packets > max_packets) return "sa.softPackets must not exceed sa.maxPackets";
-  if (selectors.on && (!prefixes_valid(selectors.src, selectors.src_count) || !prefixes_valid(selectors.dst, selectors.dst_count)))
+  if (selectors.on &&
+      (!prefixes_valid(selectors.src, selectors.src_count) || !prefixes_valid(selectors.dst, selectors.dst_count)))
     return "sa.selectors need 1..32 prefixes on each side, without host bits";
-  if (ah && ah_key_len != mac_key_bytes(ah_alg)) return "sa.ah.key has the wrong length for sa.ah.alg (gmac-aes128: 20 bytes, hmac-sha256-128: 32)";
-  if (esp && esp_key_len != aead_key_bytes(esp_suite) + kSaltBytes) return "sa.esp.key has the wrong length for sa.esp.suite (aes128gcm: 20 bytes, aes256gcm and chacha20poly1305: 36)";
+  if (ah && ah_key_len != mac_key_bytes(ah_alg))
+    return "sa.ah.key has the wrong length for sa.ah.alg (gmac-aes128: 20 bytes, hmac-sha256-128: 32)";
+  if (esp && esp_key_len != aead_key_bytes(esp_suite) + kSaltBytes)
+    return "sa.esp.key has the wrong length for sa.esp.suite (aes128gcm: 20 bytes, aes256gcm and chacha20poly1305: 36)";
   if (direction == Direction::in && (replay_window < 64 || replay_window > kMaxReplayWindow || replay_window % 64 != 0))
     return "sa.replayWindow must be a multiple of 64 in 64..4096";
   if (mode == Mode::spi) {
@@ -67,9 +74,11 @@ const char* SaConfig::validate() const {
   if ((ah && ah_spi != kSkipSpi) || (esp && esp_spi != kSkipSpi)) return "SPIs in mode 'skip' must be 1 (SKIP_SPI)";
   SkipView v;
   if (skip_len == 0) return "mode 'skip' needs sa.skipHeader";
-  if (skip_parse(skip_header, skip_len, &v) != R_NONE || v.len != skip_len) return "sa.skipHeader is not a valid SKIP header (build it with encodeSkipHeader)";
+  if (skip_parse(skip_header, skip_len, &v) != R_NONE || v.len != skip_len)
+    return "sa.skipHeader is not a valid SKIP header (build it with encodeSkipHeader)";
   if (v.next != (ah ? 51 : 50)) return "sa.skipHeader next header must be 51 (AH) when the SA has AH, else 50 (ESP)";
-  if (v.crypt_alg != skip_crypt_alg(esp_suite)) return "sa.skipHeader Crypt Alg must match sa.esp.suite (0 for role 'nexthop')";
+  if (v.crypt_alg != skip_crypt_alg(esp_suite))
+    return "sa.skipHeader Crypt Alg must match sa.esp.suite (0 for role 'nexthop')";
   if (v.mac_alg != skip_mac_alg(ah_alg)) return "sa.skipHeader MAC Alg must match sa.ah.alg (0 without AH)";
   return nullptr;
 }

@@ -65,7 +65,7 @@ struct SaConfig {
   uint8_t ttl = 64;
   uint32_t max_packets = 0;  // out: packets ENCAP/WRAP/OUTBOUND protect may seal with it; 0 = no limit
   uint32_t soft_packets = 0;  // out: the FORWARD that seals this many says R_REKEY_DUE (once); 0 = never
-  bool relay = true;    // in, role nexthop: a verified datagram not for this node may be relayed (else punted)
+  bool relay = true;  // in, role nexthop: a verified datagram not for this node may be relayed (else punted)
   Selectors selectors;  // in, role end
   bool selector_miss_punt = false;  // in, role end: a datagram outside the selectors is punted, not dropped
 
@@ -147,7 +147,10 @@ class Sa {
     bytes_.fetch_add(bytes, std::memory_order_relaxed);
     return cfg.soft_packets != 0 && sealed == cfg.soft_packets;
   }
-  struct Stats { uint64_t packets, bytes; uint32_t ah_seq, esp_seq; };
+  struct Stats {
+    uint64_t packets, bytes;
+    uint32_t ah_seq, esp_seq;
+  };
   Stats stats();
 
  private:
@@ -159,7 +162,10 @@ class Sa {
   };
   static bool next_seq(std::atomic<uint64_t>& counter, uint32_t* seq);
   SaCrypto* make_crypto();
-  void lock() { while (window_lock_.test_and_set(std::memory_order_acquire)) {} }
+  void lock() {
+    while (window_lock_.test_and_set(std::memory_order_acquire)) {
+    }
+  }
   void unlock() { window_lock_.clear(std::memory_order_release); }
 
   Slot slots_[kSlots];

@@ -46,7 +46,9 @@ bool Tables::route(uint32_t dst, uint32_t* sa) const {
   return via != nullptr;
 }
 
-const PolicyEntry* Tables::policy(uint32_t table, uint32_t src, uint32_t dst) const { return policies->find(table, src, dst); }
+const PolicyEntry* Tables::policy(uint32_t table, uint32_t src, uint32_t dst) const {
+  return policies->find(table, src, dst);
+}
 
 void PolicyTable::build() {
   order.resize(policies.size());
@@ -116,7 +118,8 @@ std::string check_policies(const std::vector<PolicyEntry>& policies, const std::
     const PolicyEntry& p = policies[i];
     const std::string where = "policy " + std::to_string(i) + ": ";
     if (!prefix_ok(p.network, p.length)) return where + "prefix must be a.b.c.d/0..32 without host bits";
-    if (p.action < PA_PROTECT || p.action > PA_INBOUND) return where + "action must be 1..6 (protect, bypass, pass, punt, drop, inbound)";
+    if (p.action < PA_PROTECT || p.action > PA_INBOUND)
+      return where + "action must be 1..6 (protect, bypass, pass, punt, drop, inbound)";
     if (p.action == PA_PROTECT && p.sa == 0) return where + "sa must be an out SA id (1..2^32-1) for action protect";
     if (p.action != PA_PROTECT && p.sa != 0) return where + "sa applies to action protect only (use 0)";
     if (p.action != PA_PROTECT && p.wraps != 0) return where + "wrap applies to action protect only";
@@ -130,7 +133,8 @@ std::string check_policies(const std::vector<PolicyEntry>& policies, const std::
     bool any = p.src_count == 0;
     for (uint32_t s = 0; s < p.src_count; s++) {
       const SelectorPrefix& sp = src[p.src_first + s];
-      if (!prefix_ok(sp.network, sp.length)) return where + "src[" + std::to_string(s) + "] must be a.b.c.d/0..32 without host bits";
+      if (!prefix_ok(sp.network, sp.length))
+        return where + "src[" + std::to_string(s) + "] must be a.b.c.d/0..32 without host bits";
       any = any || sp.length == 0;
       set.push_back(uint64_t(sp.network) << 8 | sp.length);
     }
@@ -140,7 +144,8 @@ std::string check_policies(const std::vector<PolicyEntry>& policies, const std::
     std::string key = std::to_string(p.table) + "|" + std::to_string(p.network) + "/" + std::to_string(p.length) + "|";
     for (uint64_t k : set) key += std::to_string(k) + ",";
     auto [at, fresh] = seen.emplace(std::move(key), i);
-    if (!fresh) return where + "repeats the table, prefix and src of policy " + std::to_string(at->second) + "; keep one";
+    if (!fresh)
+      return where + "repeats the table, prefix and src of policy " + std::to_string(at->second) + "; keep one";
   }
   return {};
 }
@@ -166,7 +171,8 @@ std::string SaTable::install(const SaConfig& cfg) {
   std::lock_guard<std::mutex> hold(writer_);
   auto cur = std::atomic_load(&current_);
   if (cur->by_id.find(cfg.id))
-    return "sa.id " + std::to_string(cfg.id) + " is already installed (remove it first, or install the rekeyed SA under a new id)";
+    return "sa.id " + std::to_string(cfg.id) +
+           " is already installed (remove it first, or install the rekeyed SA under a new id)";
   auto sa = std::make_shared<Sa>(cfg);
   if (cfg.direction == Direction::in) {
     if (cfg.mode == Mode::spi) {
@@ -181,8 +187,10 @@ std::string SaTable::install(const SaConfig& cfg) {
   publish([&](Tables& t) {
     t.by_id.insert(cfg.id, sa);
     if (cfg.direction == Direction::in) {
-      if (cfg.mode == Mode::spi) t.by_spi.insert(inbound_spi_key(cfg), sa.get());
-      else t.by_skip.insert(sa->skip_key, sa.get());
+      if (cfg.mode == Mode::spi)
+        t.by_spi.insert(inbound_spi_key(cfg), sa.get());
+      else
+        t.by_skip.insert(sa->skip_key, sa.get());
     }
   });
   return {};
@@ -195,8 +203,10 @@ bool SaTable::remove(uint32_t id) {
   if (!sa) return false;
   publish([&](Tables& t) {
     if (sa->cfg.direction == Direction::in) {
-      if (sa->cfg.mode == Mode::spi) t.by_spi.erase(inbound_spi_key(sa->cfg));
-      else t.by_skip.erase(sa->skip_key);
+      if (sa->cfg.mode == Mode::spi)
+        t.by_spi.erase(inbound_spi_key(sa->cfg));
+      else
+        t.by_skip.erase(sa->skip_key);
     }
     t.by_id.erase(id);
   });

@@ -19,7 +19,7 @@ namespace mipsec {
 struct RouteEntry {
   uint32_t network;
   uint8_t length;  // 0..32
-  uint32_t sa;     // out nexthop SA to relay through, 0 = forward as is
+  uint32_t sa;  // out nexthop SA to relay through, 0 = forward as is
 };
 
 // An outbound policy (docs/engine.md §4.2): in table `table`, destinations in network/length from a source in
@@ -34,7 +34,7 @@ struct PolicyEntry {
   uint8_t wraps = 0;
   uint32_t wrap[kMaxPolicyWraps] = {};
   uint32_t src_first = 0;  // into the table's src prefixes
-  uint8_t src_count = 0;   // 0 = any source
+  uint8_t src_count = 0;  // 0 = any source
 };
 
 // Longest-prefix match over (network, length) → value, one flat hash level per prefix length in use.

@@ -6,8 +6,8 @@
 namespace mipsec {
 
 constexpr size_t kAhFixed = 12;
-constexpr size_t kIcvBytes = 16;     // both MACs end in a 16-byte tag
-constexpr size_t kGmacIvBytes = 8;   // AES-GMAC authentication data = IV(8) ‖ tag(16)
+constexpr size_t kIcvBytes = 16;  // both MACs end in a 16-byte tag
+constexpr size_t kGmacIvBytes = 8;  // AES-GMAC authentication data = IV(8) ‖ tag(16)
 
 enum class MacAlg : uint8_t { none = 0, gmac_aes128 = 1, hmac_sha256_128 = 2 };
 

@@ -10,12 +10,18 @@ constexpr uint8_t kIcmp40MaxCode = 5;
 
 const char* icmp40_status_name(Icmp40Status s) {
   switch (s) {
-    case Icmp40Status::ok: return "ok";
-    case Icmp40Status::truncated: return "truncated";
-    case Icmp40Status::bad_type: return "bad_type";
-    case Icmp40Status::bad_checksum: return "bad_checksum";
-    case Icmp40Status::bad_code: return "bad_code";
-    case Icmp40Status::bad_pointer: return "bad_pointer";
+    case Icmp40Status::ok:
+      return "ok";
+    case Icmp40Status::truncated:
+      return "truncated";
+    case Icmp40Status::bad_type:
+      return "bad_type";
+    case Icmp40Status::bad_checksum:
+      return "bad_checksum";
+    case Icmp40Status::bad_code:
+      return "bad_code";
+    case Icmp40Status::bad_pointer:
+      return "bad_pointer";
   }
   return "unknown";
 }
@@ -28,7 +34,8 @@ Icmp40Status icmp40_parse(const uint8_t* p, size_t len, Icmp40View* out) {
   const size_t original_len = len - kIcmp40Header;
   if (original_len < kIpv4MinHeader) return Icmp40Status::truncated;
   const uint16_t pointer = load16(p + 6);
-  if (pointer != 0 && (pointer < kIpv4MinHeader || size_t(pointer) + 4 > original_len)) return Icmp40Status::bad_pointer;
+  if (pointer != 0 && (pointer < kIpv4MinHeader || size_t(pointer) + 4 > original_len))
+    return Icmp40Status::bad_pointer;
   out->code = p[1];
   out->pointer = pointer;
   out->original = p + kIcmp40Header;

@@ -10,7 +10,7 @@ const char* icmp40_status_name(Icmp40Status s);
 
 struct Icmp40View {
   uint8_t code;
-  uint16_t pointer;       // offset of the offending SPI within the quoted headers, 0 if none
+  uint16_t pointer;  // offset of the offending SPI within the quoted headers, 0 if none
   const uint8_t* original;  // quoted headers
   size_t original_len;
   bool has_spi;

@@ -12,7 +12,7 @@ constexpr uint16_t kIpv4OffsetMask = 0x1fff;
 
 struct Ipv4View {
   size_t header_len;  // 4·IHL
-  size_t total_len;   // from the header; bytes beyond it are not part of the datagram
+  size_t total_len;  // from the header; bytes beyond it are not part of the datagram
   uint8_t tos;
   uint16_t id;
   uint16_t flags_frag;

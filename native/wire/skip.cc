@@ -26,7 +26,10 @@ Reason skip_parse(const uint8_t* p, size_t avail, SkipView* out) {
   out->wrapped_kp = p + kSkipFixed;
   size_t at = kSkipFixed + kWrappedKpBytes;
   out->src_mkid = out->dst_mkid = 0;
-  if (src_nsid == 1) { out->src_mkid = load32(p + at); at += 4; }
+  if (src_nsid == 1) {
+    out->src_mkid = load32(p + at);
+    at += 4;
+  }
   if (dst_nsid == 1) out->dst_mkid = load32(p + at);
   return R_NONE;
 }
@@ -41,7 +44,8 @@ size_t SkipKeyHash::operator()(const SkipKey& k) const {
   uint64_t a, b;
   std::memcpy(&a, k.wrapped_kp, 8);
   std::memcpy(&b, k.wrapped_kp + 8, 8);
-  uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull) ^ (uint64_t(k.n) << 32 | k.src_id) ^ (uint64_t(k.src_nsid) << 8 | k.kij_alg);
+  uint64_t h =
+      a ^ (b * 0x9e3779b97f4a7c15ull) ^ (uint64_t(k.n) << 32 | k.src_id) ^ (uint64_t(k.src_nsid) << 8 | k.kij_alg);
   h ^= h >> 31;
   h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 29;

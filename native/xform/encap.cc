@@ -23,7 +23,8 @@ Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id) {
   const size_t pad = esp_pad_len(len);
   const size_t body = len + pad + kEspTrailer;  // encrypted bytes
   const size_t total = head + body + kEspTag;
-  if (pkt.headroom() < head || size_t(pkt.hi - pkt.data) < body + kEspTag || total > kMaxIpTotal) return fail(R_NO_ROOM, sa_id);
+  if (pkt.headroom() < head || size_t(pkt.hi - pkt.data) < body + kEspTag || total > kMaxIpTotal)
+    return fail(R_NO_ROOM, sa_id);
 
   uint32_t esp_seq, ah_seq = 0;
   if (!sa->has_seq_left() || !sa->next_esp_seq(&esp_seq) || (sa->has_ah() && !sa->next_ah_seq(&ah_seq)))
@@ -51,7 +52,8 @@ Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id) {
   if (sa->has_ah()) {
     ah_build(ah, ah_alg, PROTO_ESP, sa->cfg.ah_spi, ah_seq);
     if (ah_alg == MacAlg::gmac_aes128) store64(ah + kAhFixed, ah_seq);
-    const IcvInput in{ip, kIpv4MinHeader, skip_len ? ip + kIpv4MinHeader : nullptr, skip_len, ah, esp, kEspHeader + body + kEspTag};
+    const IcvInput in{
+        ip, kIpv4MinHeader, skip_len ? ip + kIpv4MinHeader : nullptr, skip_len, ah, esp, kEspHeader + body + kEspTag};
     if (!ah_tag(*sa, *c, in, ah + ah_tag_offset(ah_alg))) return fail(R_AUTH, sa_id);
   }
   const bool due = sa->count(len);

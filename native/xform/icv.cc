@@ -75,10 +75,10 @@ bool ah_tag(const Sa& sa, SaCrypto& c, const IcvInput& in, uint8_t* tag) {
   uint8_t scratch[kHeaderBytes + 384];
   size_t n = 0;
   std::memcpy(scratch, in.ip, in.ip_len);
-  scratch[1] = 0;                                   // TOS
-  scratch[6] = scratch[7] = 0;                      // flags, fragment offset
-  scratch[8] = 0;                                   // TTL
-  scratch[10] = scratch[11] = 0;                    // checksum
+  scratch[1] = 0;  // TOS
+  scratch[6] = scratch[7] = 0;  // flags, fragment offset
+  scratch[8] = 0;  // TTL
+  scratch[10] = scratch[11] = 0;  // checksum
   zero_mutable_options(scratch + kIpv4MinHeader, in.ip_len - kIpv4MinHeader);
   n = in.ip_len;
   if (in.skip) {
@@ -103,7 +103,8 @@ bool ah_tag(const Sa& sa, SaCrypto& c, const IcvInput& in, uint8_t* tag) {
     uint8_t nonce[kNonceBytes];
     std::memcpy(nonce, sa.gmac_salt(), kSaltBytes);
     std::memcpy(nonce + kSaltBytes, in.ah + kAhFixed, kGmacIvBytes);
-    return c.gmac.begin(nonce) && c.gmac.update(scratch, n) && c.gmac.update(payload, payload_len) && c.gmac.finish(tag);
+    return c.gmac.begin(nonce) && c.gmac.update(scratch, n) && c.gmac.update(payload, payload_len) &&
+           c.gmac.finish(tag);
   }
   uint8_t full[kSha256Bytes];
   bool ok = c.hmac.begin() && c.hmac.update(scratch, n) && c.hmac.update(payload, payload_len) && c.hmac.finish(full);

@@ -65,7 +65,8 @@ bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_
   pkt.len = dip.total_len;
   // Only a further layer goes on in the engine: a datagram a Next-hop layer alone protects is judged by the
   // role's policy (draft §3.2 step 2), never delivered, peeled or relayed here.
-  if (dip.proto != PROTO_SKIP && dip.proto != PROTO_AH && dip.proto != PROTO_ESP) return *out = fail(R_NEXTHOP_PLAIN, id), true;
+  if (dip.proto != PROTO_SKIP && dip.proto != PROTO_AH && dip.proto != PROTO_ESP)
+    return *out = fail(R_NEXTHOP_PLAIN, id), true;
   if (t.is_local(dip.dst)) return false;
   if (!sa.cfg.relay) return *out = fail(R_RELAY_DENIED, id), true;
   uint32_t via;
@@ -147,7 +148,8 @@ Outcome xform_inbound(const Tables& t, Packet& pkt) {
     const uint8_t proto = ip.proto;
     // Not a layer: on the first layer the packet itself; after bare IP-in-IP the peeled datagram, which no SA
     // authenticated (a Next-hop layer only ever goes on with SKIP/AH/ESP), so the control plane judges it.
-    if (proto != PROTO_SKIP && proto != PROTO_AH && proto != PROTO_ESP && proto != PROTO_IPIP) return fail(R_NOT_IPSEC, authed);
+    if (proto != PROTO_SKIP && proto != PROTO_AH && proto != PROTO_ESP && proto != PROTO_IPIP)
+      return fail(R_NOT_IPSEC, authed);
     if (peeled == kMaxLayers) return fail(R_TOO_MANY_LAYERS, authed);
     peeled++;
 
@@ -168,8 +170,10 @@ Outcome xform_inbound(const Tables& t, Packet& pkt) {
       if (skip.next != PROTO_AH && skip.next != PROTO_ESP) return fail(R_BAD_SKIP, authed);
       sa = t.find_skip(skip_key(skip, ip.src));
       if (!sa) return fail(R_UNKNOWN_KEY, authed);
-      if (skip.dst_nsid != sa->skip.dst_nsid || skip.dst_mkid != sa->skip.dst_mkid) return fail(R_BAD_DST_MKID, sa->cfg.id);
-      if (skip.crypt_alg != sa->skip.crypt_alg || skip.mac_alg != sa->skip.mac_alg) return fail(R_SA_MISMATCH, sa->cfg.id);
+      if (skip.dst_nsid != sa->skip.dst_nsid || skip.dst_mkid != sa->skip.dst_mkid)
+        return fail(R_BAD_DST_MKID, sa->cfg.id);
+      if (skip.crypt_alg != sa->skip.crypt_alg || skip.mac_alg != sa->skip.mac_alg)
+        return fail(R_SA_MISMATCH, sa->cfg.id);
       l.skip = l4;
       l.skip_len = skip.len;
       l.first = l4 + skip.len;
@@ -177,7 +181,8 @@ Outcome xform_inbound(const Tables& t, Packet& pkt) {
       l.first_proto = skip.next;
     } else {
       uint32_t spi;
-      if (Reason r = proto == PROTO_AH ? ah_peek_spi(l4, l4_len, &spi) : esp_peek_spi(l4, l4_len, &spi)) return fail(r, authed);
+      if (Reason r = proto == PROTO_AH ? ah_peek_spi(l4, l4_len, &spi) : esp_peek_spi(l4, l4_len, &spi))
+        return fail(r, authed);
       sa = t.find_spi(proto, spi);
       if (!sa) return fail(R_BAD_SPI, authed);
     }

@@ -25,10 +25,14 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
       pkt.len = ip.total_len;
       return forward(0, ip.dst);
     }
-    case PA_PUNT: return fail(R_POLICY_PUNT);
-    case PA_DROP: return fail(R_POLICY_DROP);
-    case PA_INBOUND: return xform_inbound(t, pkt);
-    case PA_PROTECT: break;
+    case PA_PUNT:
+      return fail(R_POLICY_PUNT);
+    case PA_DROP:
+      return fail(R_POLICY_DROP);
+    case PA_INBOUND:
+      return xform_inbound(t, pkt);
+    case PA_PROTECT:
+      break;
   }
   // Before anything is sealed: an SA of the chain that has sealed its maxPackets punts the datagram as given
   // (re-injectable once the control plane installed the next SA). Missing or wrong SAs fail in their op below.

@@ -7,8 +7,8 @@
 namespace mipsec {
 
 struct Packet {
-  uint8_t* lo;    // slot start: prepending may go down to here
-  uint8_t* hi;    // slot end: the packet may grow up to here
+  uint8_t* lo;  // slot start: prepending may go down to here
+  uint8_t* hi;  // slot end: the packet may grow up to here
   uint8_t* data;  // current packet
   size_t len;
   size_t headroom() const { return size_t(data - lo); }
@@ -17,7 +17,7 @@ struct Packet {
 struct Outcome {
   Verdict verdict;
   Reason reason;
-  uint32_t sa;       // the SA that decided the packet, 0 if none
+  uint32_t sa;  // the SA that decided the packet, 0 if none
   uint32_t nexthop;  // FORWARD only
 };
 

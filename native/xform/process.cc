@@ -5,13 +5,20 @@ namespace mipsec {
 
 static Outcome run(const Tables& t, Packet& pkt, const uint32_t* d) {
   switch (d[D_OP]) {
-    case OP_ENCAP: return xform_encap(t, pkt, d[D_ARG0]);
-    case OP_WRAP: return xform_wrap(t, pkt, d[D_ARG0]);
-    case OP_INBOUND: return xform_inbound(t, pkt);
-    case OP_IPIP_ENCAP: return xform_ipip_encap(pkt, d[D_ARG0], d[D_ARG1]);
-    case OP_IPIP_DECAP: return xform_ipip_decap(pkt);
-    case OP_OUTBOUND: return xform_outbound(t, pkt, d[D_ARG0]);
-    default: return fail(R_BAD_DESCRIPTOR);
+    case OP_ENCAP:
+      return xform_encap(t, pkt, d[D_ARG0]);
+    case OP_WRAP:
+      return xform_wrap(t, pkt, d[D_ARG0]);
+    case OP_INBOUND:
+      return xform_inbound(t, pkt);
+    case OP_IPIP_ENCAP:
+      return xform_ipip_encap(pkt, d[D_ARG0], d[D_ARG1]);
+    case OP_IPIP_DECAP:
+      return xform_ipip_decap(pkt);
+    case OP_OUTBOUND:
+      return xform_outbound(t, pkt, d[D_ARG0]);
+    default:
+      return fail(R_BAD_DESCRIPTOR);
   }
 }
 

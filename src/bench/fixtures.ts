@@ -29,11 +29,23 @@ export function seededBytes(length: number, seed: number): Uint8Array {
 
 /** An IPv4/UDP datagram of exactly `size` bytes; `seed` varies the payload. */
 export function innerDatagram(size: number, seed: number): Uint8Array {
-  if (!Number.isInteger(size) || size < 28) throw new RangeError(`inner packet size must be at least 28 bytes (IPv4 + UDP), got ${size}`);
+  if (!Number.isInteger(size) || size < 28)
+    throw new RangeError(`inner packet size must be at least 28 bytes (IPv4 + UDP), got ${size}`);
   const udpLength = size - 20;
   const udp = seededBytes(udpLength, seed + 1);
   udp.set([0x30, 0x39, 0x01, 0xbb, udpLength >> 8, udpLength & 0xff, 0, 0], 0);
-  return buildIpv4({ src: ipToU32(INNER_SRC), dst: ipToU32(INNER_DST), tos: 0, identification: seed & 0xffff, flagsFragment: IPV4_FLAG_DF, ttl: 64, protocol: IpProto.UDP }, udp);
+  return buildIpv4(
+    {
+      src: ipToU32(INNER_SRC),
+      dst: ipToU32(INNER_DST),
+      tos: 0,
+      identification: seed & 0xffff,
+      flagsFragment: IPV4_FLAG_DF,
+      ttl: 64,
+      protocol: IpProto.UDP,
+    },
+    udp,
+  );
 }
 
 export interface SaPair {
@@ -43,7 +55,13 @@ export interface SaPair {
 
 /** End-End ESP AES-128-GCM, SPI mode, A → G2: out id 1, in id 2. */
 export function endPair(): SaPair {
-  const base = { role: 'end', mode: 'spi', src: SENDER, dst: END_GW, esp: { suite: 'aes128gcm', key: seededBytes(KEY_BYTES.aes128gcm, 1), spi: 0x1000 } } as const;
+  const base = {
+    role: 'end',
+    mode: 'spi',
+    src: SENDER,
+    dst: END_GW,
+    esp: { suite: 'aes128gcm', key: seededBytes(KEY_BYTES.aes128gcm, 1), spi: 0x1000 },
+  } as const;
   return { out: { ...base, id: 1, direction: 'out' }, in: { ...base, id: 2, direction: 'in' } };
 }
 
@@ -60,6 +78,13 @@ export function nexthopPair(id: number, alg: MacAlg, coverage: Coverage, src: st
     compAlg: 0,
     wrappedKp: seededBytes(40, id + 100),
   });
-  const base = { role: 'nexthop', mode: 'skip', src, dst, skipHeader, ah: { alg, key: seededBytes(KEY_BYTES[alg], id + 200), spi: SKIP_SPI, coverage } } as const;
+  const base = {
+    role: 'nexthop',
+    mode: 'skip',
+    src,
+    dst,
+    skipHeader,
+    ah: { alg, key: seededBytes(KEY_BYTES[alg], id + 200), spi: SKIP_SPI, coverage },
+  } as const;
   return { out: { ...base, id, direction: 'out' }, in: { ...base, id: id + 1, direction: 'in' } };
 }

@@ -5,12 +5,30 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { Batch } from '../engine/batch.js';
 import { createEngine } from '../engine/index.js';
-import { DESC_WORDS, Desc, Op, VERDICT_COUNTER_BASE, Verdict, reasonName, type Engine, type EngineImpl, type OpCode, type SaDesc, type VerdictCode } from '../engine/types.js';
+import {
+  DESC_WORDS,
+  Desc,
+  Op,
+  VERDICT_COUNTER_BASE,
+  Verdict,
+  reasonName,
+  type Engine,
+  type EngineImpl,
+  type OpCode,
+  type SaDesc,
+  type VerdictCode,
+} from '../engine/types.js';
 import { END_GW, RELAY_GW, SENDER, endPair, innerDatagram, nexthopPair } from './fixtures.js';
 import { installCostUs } from './install.js';
 import { median } from './median.js';
 
-export const MICRO_OPS = ['encap-aes128gcm', 'decap-aes128gcm', 'relay-gmac-full', 'relay-gmac-headers', 'relay-hmac-full'] as const;
+export const MICRO_OPS = [
+  'encap-aes128gcm',
+  'decap-aes128gcm',
+  'relay-gmac-full',
+  'relay-gmac-headers',
+  'relay-hmac-full',
+] as const;
 export type MicroOp = (typeof MICRO_OPS)[number];
 export type MicroImpl = EngineImpl | 'openssl';
 
@@ -89,7 +107,13 @@ function fill(op: OpCode, packets: readonly Uint8Array[], arg0 = 0): { batch: Ba
  * slot i's packet that the op overwrote — and slot i's descriptor. After the last round `restart` runs
  * (it reinstalls an inbound SA, so its replay window accepts the pool's sequence numbers again).
  */
-function pooledRefill(batch: Batch, offsets: Uint32Array, lengths: Uint32Array, pool: readonly (readonly Uint8Array[])[], restart?: () => void): () => void {
+function pooledRefill(
+  batch: Batch,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  pool: readonly (readonly Uint8Array[])[],
+  restart?: () => void,
+): () => void {
   const { buffer, desc } = batch;
   let round = 0;
   return () => {
@@ -112,12 +136,22 @@ function innerPackets(size: number): Uint8Array[] {
 }
 
 /** Runs packets through one op on `engine` and returns copies of the outputs (all must get `expect`). */
-function prepare(engine: Engine, op: OpCode, packets: readonly Uint8Array[], arg0: number, expect: VerdictCode, what: string): Uint8Array[] {
+function prepare(
+  engine: Engine,
+  op: OpCode,
+  packets: readonly Uint8Array[],
+  arg0: number,
+  expect: VerdictCode,
+  what: string,
+): Uint8Array[] {
   const { batch } = fill(op, packets, arg0);
   engine.process(batch);
   return packets.map((_, i) => {
     const r = batch.result(i);
-    if (r.verdict !== expect) throw new Error(`bench setup (${what}): packet ${i} got verdict ${r.verdict} (${reasonName[r.reason]}), expected ${expect}`);
+    if (r.verdict !== expect)
+      throw new Error(
+        `bench setup (${what}): packet ${i} got verdict ${r.verdict} (${reasonName[r.reason]}), expected ${expect}`,
+      );
     return Uint8Array.from(r.packet);
   });
 }
@@ -133,7 +167,7 @@ function reinstaller(engine: Engine, sa: SaDesc): () => void {
 
 /** Rounds of pre-built inbound packets: enough that an SA reinstall is rare, few enough to stay in cache. */
 function poolRounds(impl: EngineImpl, wireBytes: number, wholePackets: boolean): number {
-  if (impl === 'ts') return 4;  // TS setup is slow and its per-packet cost dwarfs a reinstall
+  if (impl === 'ts') return 4; // TS setup is slow and its per-packet cost dwarfs a reinstall
   if (!wholePackets) return 64;
   return Math.max(2, Math.min(16, Math.floor((4 << 20) / (BATCH_PACKETS * wireBytes))));
 }
@@ -160,12 +194,18 @@ function decapWorkload(impl: EngineImpl, size: number): Workload {
   const first = prepare(sender, Op.ENCAP, inner, pair.out.id, Verdict.FORWARD, 'encap for decap');
   const pool = [first];
   const rounds = poolRounds(impl, first[0].length, true);
-  while (pool.length < rounds) pool.push(prepare(sender, Op.ENCAP, inner, pair.out.id, Verdict.FORWARD, 'encap for decap'));
+  while (pool.length < rounds)
+    pool.push(prepare(sender, Op.ENCAP, inner, pair.out.id, Verdict.FORWARD, 'encap for decap'));
   sender.close();
   const engine = createEngine(impl);
   engine.installSa(pair.in);
   const { batch, offsets } = fill(Op.INBOUND, first);
-  return { engine, batch, expect: Verdict.DELIVER, refill: pooledRefill(batch, offsets, lengthsOf(first), pool, reinstaller(engine, pair.in)) };
+  return {
+    engine,
+    batch,
+    expect: Verdict.DELIVER,
+    refill: pooledRefill(batch, offsets, lengthsOf(first), pool, reinstaller(engine, pair.in)),
+  };
 }
 
 // Relay (INBOUND at G1): verify A's next-hop layer around an End-End packet for G2, replace it with G1's.
@@ -185,7 +225,8 @@ function relayWorkload(impl: EngineImpl, size: number, op: MicroOp): Workload {
   const esp = prepare(sender, Op.ENCAP, innerPackets(size), end.out.id, Verdict.FORWARD, 'encap for relay');
   const rounds = poolRounds(impl, 0, false);
   const wire: Uint8Array[][] = [];
-  while (wire.length < rounds) wire.push(prepare(sender, Op.WRAP, esp, firstHop.out.id, Verdict.FORWARD, 'wrap for relay'));
+  while (wire.length < rounds)
+    wire.push(prepare(sender, Op.WRAP, esp, firstHop.out.id, Verdict.FORWARD, 'wrap for relay'));
   sender.close();
   // Compact copies: subarrays would keep every whole packet alive and scatter the refill's reads.
   const pool = wire.map((round) => round.map((p, i) => p.slice(0, p.length - esp[i].length)));
@@ -202,7 +243,8 @@ function relayWorkload(impl: EngineImpl, size: number, op: MicroOp): Workload {
   refill();
   for (let i = 0; i < BATCH_PACKETS; i++) {
     const back = batch.buffer.subarray(offsets[i], offsets[i] + wire[1][i].length);
-    if (Buffer.compare(back, wire[1][i]) !== 0) throw new Error(`bench setup (${op}): a relayed slot plus a refill is not packet ${i} as sent`);
+    if (Buffer.compare(back, wire[1][i]) !== 0)
+      throw new Error(`bench setup (${op}): a relayed slot plus a refill is not packet ${i} as sent`);
   }
   return { engine, batch, expect: Verdict.FORWARD, refill };
 }
@@ -253,7 +295,9 @@ function measure(w: Workload, seconds: number, what: string): number {
   const got = verdictCount(w.engine, w.expect) - before;
   if (got !== BigInt(packets)) {
     const r = w.batch.result(0);
-    throw new Error(`${what}: only ${got} of ${packets} packets got the expected verdict (packet 0: verdict ${r.verdict}, ${reasonName[r.reason]})`);
+    throw new Error(
+      `${what}: only ${got} of ${packets} packets got the expected verdict (packet 0: verdict ${r.verdict}, ${reasonName[r.reason]})`,
+    );
   }
   return rate;
 }
@@ -263,7 +307,13 @@ function feedCost(w: Workload, seconds: number): number {
   return 1e9 / timed(seconds, w.batch.count, w.refill).rate;
 }
 
-const toRow = (op: MicroOp, impl: MicroImpl, bytes: number, pps: number): MicroRow => ({ op, impl, bytes, pps, gbps: (pps * bytes * 8) / 1e9 });
+const toRow = (op: MicroOp, impl: MicroImpl, bytes: number, pps: number): MicroRow => ({
+  op,
+  impl,
+  bytes,
+  pps,
+  gbps: (pps * bytes * 8) / 1e9,
+});
 
 // ---- openssl speed ----
 
@@ -280,7 +330,9 @@ export function parseOpensslSpeed(output: string): number | undefined {
 
 function execOpenssl(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile('openssl', args, { timeout: 120_000 }, (err: Error | null, stdout, stderr) => (err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr })));
+    execFile('openssl', args, { timeout: 120_000 }, (err: Error | null, stdout, stderr) =>
+      err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr }),
+    );
   });
 }
 
@@ -295,9 +347,21 @@ async function opensslVersion(): Promise<string | undefined> {
 /** Packets/s of `openssl speed -evp aes-128-gcm -bytes N -seconds S` (whole seconds, at least 1). */
 async function opensslPps(bytes: number, seconds: number): Promise<number> {
   const s = String(Math.max(1, Math.round(seconds)));
-  const { stdout, stderr } = await execOpenssl(['speed', '-mr', '-evp', 'aes-128-gcm', '-bytes', String(bytes), '-seconds', s]);
+  const { stdout, stderr } = await execOpenssl([
+    'speed',
+    '-mr',
+    '-evp',
+    'aes-128-gcm',
+    '-bytes',
+    String(bytes),
+    '-seconds',
+    s,
+  ]);
   const rate = parseOpensslSpeed(stdout) ?? parseOpensslSpeed(stderr);
-  if (rate === undefined || !Number.isFinite(rate) || rate <= 0) throw new Error(`could not read a rate from \`openssl speed\` output: ${JSON.stringify((stdout + stderr).slice(-200))}`);
+  if (rate === undefined || !Number.isFinite(rate) || rate <= 0)
+    throw new Error(
+      `could not read a rate from \`openssl speed\` output: ${JSON.stringify((stdout + stderr).slice(-200))}`,
+    );
   return rate / bytes;
 }
 
@@ -308,7 +372,9 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult> {
   const rows: MicroRow[] = [];
   const feedNs = new Map<string, number>();
   const ops = o.ops ?? MICRO_OPS;
-  const cells = (o.impls ?? (['native', 'ts'] as const)).flatMap((impl) => ops.flatMap((op) => o.sizes.map((bytes) => ({ impl, op, bytes }))));
+  const cells = (o.impls ?? (['native', 'ts'] as const)).flatMap((impl) =>
+    ops.flatMap((op) => o.sizes.map((bytes) => ({ impl, op, bytes }))),
+  );
   const opensslSizes = ops.includes('encap-aes128gcm') ? o.sizes : [];
   const total = cells.length + opensslSizes.length;
   let step = 0;
@@ -390,17 +456,35 @@ export function checkTargets(result: MicroResult, sizes: readonly number[]): Tar
   const checks: TargetCheck[] = [];
   const encapNative = find(rows, 'encap-aes128gcm', 'native', 1400);
   const encapOpenssl = find(rows, 'encap-aes128gcm', 'openssl', 1400);
-  if (!encapNative) checks.push({ target: 'encap 1400 B ≥ 0.8 × openssl', met: false, detail: 'not measured in this run (needs native encap-aes128gcm at 1400 B)' });
-  else if (!encapOpenssl) checks.push({ target: 'encap 1400 B ≥ 0.8 × openssl', met: false, detail: `no openssl figure (${result.opensslMissing ?? 'not measured'})` });
+  if (!encapNative)
+    checks.push({
+      target: 'encap 1400 B ≥ 0.8 × openssl',
+      met: false,
+      detail: 'not measured in this run (needs native encap-aes128gcm at 1400 B)',
+    });
+  else if (!encapOpenssl)
+    checks.push({
+      target: 'encap 1400 B ≥ 0.8 × openssl',
+      met: false,
+      detail: `no openssl figure (${result.opensslMissing ?? 'not measured'})`,
+    });
   else {
     const ratio = encapNative.pps / encapOpenssl.pps;
-    checks.push({ target: 'encap 1400 B ≥ 0.8 × openssl', met: ratio >= 0.8, detail: `${fmtPps(encapNative.pps)}pps vs ${fmtPps(encapOpenssl.pps)}pps = ${ratio.toFixed(2)}×` });
+    checks.push({
+      target: 'encap 1400 B ≥ 0.8 × openssl',
+      met: ratio >= 0.8,
+      detail: `${fmtPps(encapNative.pps)}pps vs ${fmtPps(encapOpenssl.pps)}pps = ${ratio.toFixed(2)}×`,
+    });
   }
-  const relay = sizes.map((b) => find(rows, 'relay-gmac-headers', 'native', b)).filter((r): r is MicroRow => r !== undefined);
+  const relay = sizes
+    .map((b) => find(rows, 'relay-gmac-headers', 'native', b))
+    .filter((r): r is MicroRow => r !== undefined);
   checks.push({
     target: 'relay headers ≥ 2 Mpps at every size',
     met: relay.length > 0 && relay.length === sizes.length && relay.every((r) => r.pps >= 2e6),
-    detail: relay.length ? relay.map((r) => `${r.bytes} B ${fmtPps(r.pps)}pps`).join(', ') : 'not measured in this run (needs native relay-gmac-headers)',
+    detail: relay.length
+      ? relay.map((r) => `${r.bytes} B ${fmtPps(r.pps)}pps`).join(', ')
+      : 'not measured in this run (needs native relay-gmac-headers)',
   });
   const ratios = MICRO_OPS.flatMap((op) => {
     const n = find(rows, op, 'native', 64);
@@ -410,7 +494,9 @@ export function checkTargets(result: MicroResult, sizes: readonly number[]): Tar
   checks.push({
     target: 'native ≥ 10 × TS at 64 B',
     met: ratios.length === MICRO_OPS.length && ratios.every((r) => r.ratio >= 10),
-    detail: ratios.length ? ratios.map((r) => `${r.op} ${r.ratio.toFixed(1)}×`).join(', ') : 'not measured in this run (needs native and ts at 64 B)',
+    detail: ratios.length
+      ? ratios.map((r) => `${r.op} ${r.ratio.toFixed(1)}×`).join(', ')
+      : 'not measured in this run (needs native and ts at 64 B)',
   });
   return checks;
 }
@@ -433,14 +519,27 @@ function formatInstalls(installs: readonly InstallRow[]): string[] {
 
 export function formatTable(result: MicroResult, o: MicroOptions): string {
   const { rows } = result;
-  const head = ['op', 'bytes', 'native pps', 'Gbit/s', 'ts pps', 'Gbit/s', 'openssl pps', 'Gbit/s', 'nat/ossl', 'nat/ts', 'feed ns/pkt'];
+  const head = [
+    'op',
+    'bytes',
+    'native pps',
+    'Gbit/s',
+    'ts pps',
+    'Gbit/s',
+    'openssl pps',
+    'Gbit/s',
+    'nat/ossl',
+    'nat/ts',
+    'feed ns/pkt',
+  ];
   const body: string[][] = [];
   for (const op of o.ops ?? MICRO_OPS) {
     for (const bytes of o.sizes) {
       const n = find(rows, op, 'native', bytes);
       const t = find(rows, op, 'ts', bytes);
       const s = op === 'encap-aes128gcm' ? find(rows, op, 'openssl', bytes) : undefined;
-      const opensslCells = op !== 'encap-aes128gcm' ? ['', ''] : s ? [fmtPps(s.pps), s.gbps.toFixed(2)] : ['n/a', 'n/a'];
+      const opensslCells =
+        op !== 'encap-aes128gcm' ? ['', ''] : s ? [fmtPps(s.pps), s.gbps.toFixed(2)] : ['n/a', 'n/a'];
       const feed = result.feedNs.get(cellKey(op, 'native', bytes));
       body.push([
         op,
@@ -457,7 +556,11 @@ export function formatTable(result: MicroResult, o: MicroOptions): string {
     }
   }
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const out = [
     `mipsec micro-benchmark: one core (${cpu}), node ${process.version}, ${result.opensslVersion ?? 'openssl: not found'}`,
@@ -469,10 +572,11 @@ export function formatTable(result: MicroResult, o: MicroOptions): string {
     '',
   ];
   out.push(...formatInstalls(result.installs));
-  if (result.opensslMissing) out.push(`openssl: ${result.opensslMissing}; no openssl figures and no native/openssl ratio.`);
+  if (result.opensslMissing)
+    out.push(`openssl: ${result.opensslMissing}; no openssl figures and no native/openssl ratio.`);
   out.push(
     'feed ns/pkt: what refilling the batch alone costs per packet (native cells); it is inside the figures:',
-    '  encap: descriptor + the 20-byte inner header (the payload is the last round\'s ciphertext, same AES-GCM work);',
+    "  encap: descriptor + the 20-byte inner header (the payload is the last round's ciphertext, same AES-GCM work);",
     '  decap: descriptor + the whole encapsulated packet, from a pool of rounds with rising sequence numbers;',
     '  relay: descriptor + a fresh 108-byte (GMAC) or 100-byte (HMAC) next-hop layer header (IPv4, SKIP, AH) over the same End-End packet;',
     '  decap and relay reinstall the inbound SA once per pool (its replay window accepts the pool again).',

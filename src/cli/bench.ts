@@ -2,7 +2,15 @@
 // end-to-end benchmark against other userspace VPNs (src/bench/e2e/, bench/e2e.md).
 import { parseArgs } from 'node:util';
 import { INSTALL_TABLE_SIZES } from '../bench/install.js';
-import { MAX_INNER, MICRO_OPS, MIN_INNER, formatTable, runMicro, type MicroOp, type MicroOptions } from '../bench/micro.js';
+import {
+  MAX_INNER,
+  MICRO_OPS,
+  MIN_INNER,
+  formatTable,
+  runMicro,
+  type MicroOp,
+  type MicroOptions,
+} from '../bench/micro.js';
 import type { EngineImpl } from '../engine/types.js';
 
 const TS_SHARE = 0.3;
@@ -84,12 +92,17 @@ export async function run(_name: string, args: string[]): Promise<number> {
     return 0;
   }
   const seconds = Number(values.seconds);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) return usageError(`--seconds must be a number in (0, 600], got '${values.seconds}'`);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+    return usageError(`--seconds must be a number in (0, 600], got '${values.seconds}'`);
   const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1 || runs > 99) return usageError(`--runs must be an integer in 1..99, got '${values.runs}'`);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 99)
+    return usageError(`--runs must be an integer in 1..99, got '${values.runs}'`);
   const sizes = values.sizes.split(',').map((s) => Number(s.trim()));
-  const badSize = values.sizes.split(',').find((s, i) => !Number.isInteger(sizes[i]) || sizes[i] < MIN_INNER || sizes[i] > MAX_INNER);
-  if (badSize !== undefined) return usageError(`--sizes: '${badSize.trim()}' is not an integer in ${MIN_INNER}..${MAX_INNER}`);
+  const badSize = values.sizes
+    .split(',')
+    .find((s, i) => !Number.isInteger(sizes[i]) || sizes[i] < MIN_INNER || sizes[i] > MAX_INNER);
+  if (badSize !== undefined)
+    return usageError(`--sizes: '${badSize.trim()}' is not an integer in ${MIN_INNER}..${MAX_INNER}`);
   if (new Set(sizes).size !== sizes.length) return usageError('--sizes lists a size twice');
   const ops = values.ops.split(',').map((s) => s.trim());
   const badOp = ops.find((op) => !(MICRO_OPS as readonly string[]).includes(op));
@@ -111,7 +124,14 @@ export async function run(_name: string, args: string[]): Promise<number> {
   // The SA install rows belong to the human table; the --json rows stay one per op, impl and size.
   const installSizes = values.json ? [] : INSTALL_TABLE_SIZES;
   const options: MicroOptions = {
-    sizes, ops: ops as MicroOp[], impls: impls as EngineImpl[], seconds, tsSeconds: seconds * TS_SHARE, runs, installSizes, progress,
+    sizes,
+    ops: ops as MicroOp[],
+    impls: impls as EngineImpl[],
+    seconds,
+    tsSeconds: seconds * TS_SHARE,
+    runs,
+    installSizes,
+    progress,
   };
   const result = await runMicro(options);
   if (tty) process.stderr.write(`\r${' '.repeat(lastWidth)}\r`);

@@ -19,7 +19,11 @@ options:
 export async function run(_name: string, args: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+    parsed = parseArgs({
+      args,
+      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
   } catch (err) {
     console.error(`mipsec check-config: ${(err as Error).message}\n\n${HELP}`);
     return 2;
@@ -31,7 +35,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
   // A shell glob also expands to the README and other non-YAML files next to the configs.
   const isYaml = (f: string) => /\.ya?ml$/i.test(f);
   const files = parsed.positionals.filter(isYaml);
-  if (!parsed.values.json) for (const f of parsed.positionals.filter((f) => !isYaml(f))) console.log(`${f}: skipped (not a .yaml or .yml file)`);
+  if (!parsed.values.json)
+    for (const f of parsed.positionals.filter((f) => !isYaml(f)))
+      console.log(`${f}: skipped (not a .yaml or .yml file)`);
   if (files.length === 0) {
     console.error(`mipsec check-config: no .yaml or .yml files given\n\n${HELP}`);
     return 2;
@@ -47,7 +53,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
     }
     const bad = reports.filter((r) => r.errors.length > 0).length;
     const warned = reports.reduce((n, r) => n + r.warnings.length, 0);
-    console.log(`${reports.length} file${reports.length === 1 ? '' : 's'} checked: ${reports.length - bad} ok, ${bad} with errors, ${warned} warning${warned === 1 ? '' : 's'}`);
+    console.log(
+      `${reports.length} file${reports.length === 1 ? '' : 's'} checked: ${reports.length - bad} ok, ${bad} with errors, ${warned} warning${warned === 1 ? '' : 's'}`,
+    );
   }
   return reports.some((r) => r.errors.length > 0) ? 1 : 0;
 }

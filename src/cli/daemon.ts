@@ -15,17 +15,25 @@ const help = (role: string) => `usage: mipsec ${role} --config FILE [options]
 Runs the ${role.toUpperCase()} role of node config FILE (kind: node, role: ${role}) on this machine's
 interfaces (needs root): the interfaces the config names must exist with their addresses in the current
 network namespace; all their IPv4 ingress then goes through the role (local services on them stop
-answering), ARP stays with the kernel. Everything added (tc filters, TUNs, routes) goes on stop${role === 'sgw' ? `,
+answering), ARP stays with the kernel. Everything added (tc filters, TUNs, routes) goes on stop${
+  role === 'sgw'
+    ? `,
 except one rule per interface ('ip rule' priority 32001 iif IFACE blackhole): a stopped gateway fails
 closed and forwards nothing from its interfaces until the next start (which keeps the rule under its
-redirect) or until 'mipsec sgw --uninstall --config FILE' removes it` : ''}.
+redirect) or until 'mipsec sgw --uninstall --config FILE' removes it`
+    : ''
+}.
 Logs are JSON lines on stdout. SIGTERM or SIGINT stops it gracefully${role === 'smn' ? ' (deregistering first)' : ''},
-SIGHUP reloads the config. See docs/operations.md.${role === 'smn' ? `
+SIGHUP reloads the config. See docs/operations.md.${
+  role === 'smn'
+    ? `
 
 With the native engine (the default) the SMN also carries this machine's own applications: a TUN 'mipsec-apps' with the home address
 (MTU 1200) and policy rules 31001-31004 send what local sockets send through the SMN's layers; it
 follows the interface's address (a new address and default route there is a handover). Removed on
-stop; after SIGKILL the rules stay and the applications fail closed until the next start.` : ''}
+stop; after SIGKILL the rules stay and the applications fail closed until the next start.`
+    : ''
+}
 
 options:
   --config FILE            the node config (required)
@@ -34,10 +42,13 @@ options:
   --state-dir DIR          durable state in DIR/<node>/ (default /var/lib/mipsec): replay high-water marks, so a restart
                            does not reopen the replay windows${role === 'ha' ? ', and the binding journal (bindings.journal, unless\n                           ha.bindings names a file): bindings survive restarts and crashes' : ''}
   --log-level LEVEL        ${LOG_LEVELS.join(' | ')} (default info)
-  --engine native|ts       data path (default native; ts forces the TypeScript path)${role === 'sgw' ? `
+  --engine native|ts       data path (default native; ts forces the TypeScript path)${
+    role === 'sgw'
+      ? `
   --uninstall              remove what a stopped or killed gateway left on the config's interfaces
                            (the fail-closed rules, a stale tc filter) and exit; forwarding reopens`
-    : '\n  --mn-ha-key FILE         MN-HA keys, lines \'<home address> <SPI> <key hex>\' (mode 0600)'}
+      : "\n  --mn-ha-key FILE         MN-HA keys, lines '<home address> <SPI> <key hex>' (mode 0600)"
+  }
   --help                   this text
 
 Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad usage or config.`;
@@ -48,14 +59,33 @@ function linuxHost(configPath: string) {
     const { node } = loaded;
     try {
       return AttachedHost.attach({
-        name: node.name, forwarding: node.role === 'sgw', interfaces: node.interfaces, dataPath: node.dataPath, failClosed: node.role === 'sgw',
+        name: node.name,
+        forwarding: node.role === 'sgw',
+        interfaces: node.interfaces,
+        dataPath: node.dataPath,
+        failClosed: node.role === 'sgw',
         // The SGW compiles its decisions into its engine's tables: the interfaces' I/O loops run that engine.
         // So does the SMN, and its host's applications get a TUN (the home address) whose loop runs the SMN's table.
         engine: node.role !== 'ha' && engine instanceof NativeEngine ? engine : undefined,
-        applications: node.role === 'smn' && engine instanceof NativeEngine ? { port: APPLICATION_PORT, address: node.smn!.homeAddress, homeAgent: loaded.map.homeAgent(node.smn!.homeAgent)?.address }
-          : undefined,
+        applications:
+          node.role === 'smn' && engine instanceof NativeEngine
+            ? {
+                port: APPLICATION_PORT,
+                address: node.smn!.homeAddress,
+                homeAgent: loaded.map.homeAgent(node.smn!.homeAgent)?.address,
+              }
+            : undefined,
         // A role that throws on one packet must not take the gateway down: the packet is dropped, the error logged.
-        onError: (error) => console.error(JSON.stringify({ level: 50, time: Date.now(), node: node.name, event: 'packet_error', msg: (error as Error)?.message ?? String(error) })),
+        onError: (error) =>
+          console.error(
+            JSON.stringify({
+              level: 50,
+              time: Date.now(),
+              node: node.name,
+              event: 'packet_error',
+              msg: (error as Error)?.message ?? String(error),
+            }),
+          ),
       });
     } catch (err) {
       if (err instanceof InterfaceMismatchError) throw new DaemonConfigError([`${configPath}: ${err.message}`]);
@@ -82,9 +112,15 @@ export async function run(role: string, args: string[]): Promise<number> {
     parsed = parseArgs({
       args,
       options: {
-        config: { type: 'string' }, 'status-socket': { type: 'string' }, 'state-dir': { type: 'string' },
-        metrics: { type: 'string' }, 'log-level': { type: 'string' },
-        engine: { type: 'string' }, 'mn-ha-key': { type: 'string' }, uninstall: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        config: { type: 'string' },
+        'status-socket': { type: 'string' },
+        'state-dir': { type: 'string' },
+        metrics: { type: 'string' },
+        'log-level': { type: 'string' },
+        engine: { type: 'string' },
+        'mn-ha-key': { type: 'string' },
+        uninstall: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
@@ -101,7 +137,8 @@ export async function run(role: string, args: string[]): Promise<number> {
     return 2;
   };
   if (!v.config) return usage('--config FILE is required');
-  if (v['log-level'] && !LOG_LEVELS.includes(v['log-level'] as LevelWithSilent)) return usage(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (v['log-level'] && !LOG_LEVELS.includes(v['log-level'] as LevelWithSilent))
+    return usage(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   if (v.engine && v.engine !== 'native' && v.engine !== 'ts') return usage('--engine must be native or ts');
   if (role === 'sgw' && v['mn-ha-key']) return usage('--mn-ha-key is for smn and ha only');
   if (v.uninstall) return role === 'sgw' ? uninstall(v.config) : usage('--uninstall is for sgw only');
@@ -113,9 +150,16 @@ export async function run(role: string, args: string[]): Promise<number> {
   }
   try {
     const daemon = await runDaemon({
-      configPath: v.config, role: role as Role, host: linuxHost(v.config), engine: v.engine as 'native' | 'ts' | undefined, mnHaKeyFile: v['mn-ha-key'],
-      statusSocket: v['status-socket'], stateDir: v['state-dir'] ?? '/var/lib/mipsec', metrics,
-      logLevel: v['log-level'] as LevelWithSilent | undefined, handleSignals: true,
+      configPath: v.config,
+      role: role as Role,
+      host: linuxHost(v.config),
+      engine: v.engine as 'native' | 'ts' | undefined,
+      mnHaKeyFile: v['mn-ha-key'],
+      statusSocket: v['status-socket'],
+      stateDir: v['state-dir'] ?? '/var/lib/mipsec',
+      metrics,
+      logLevel: v['log-level'] as LevelWithSilent | undefined,
+      handleSignals: true,
     });
     await daemon.stopped;
     return 0;

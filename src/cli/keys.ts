@@ -5,10 +5,25 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { sodium } from '../keys/sodium.js';
 import {
-  certificateFromArmor, certificateSummary, isoTime, issueCertificate, NSID_CA_LABEL, subjectText, verifyCertificate,
+  certificateFromArmor,
+  certificateSummary,
+  isoTime,
+  issueCertificate,
+  NSID_CA_LABEL,
+  subjectText,
+  verifyCertificate,
 } from '../keys/certificate.js';
 import {
-  generateCaKey, generateX25519, KeyFileError, loadCaKey, loadCertificate, loadX25519Public, readPublicFile, saveCaSeed, saveCertificate, saveX25519,
+  generateCaKey,
+  generateX25519,
+  KeyFileError,
+  loadCaKey,
+  loadCertificate,
+  loadX25519Public,
+  readPublicFile,
+  saveCaSeed,
+  saveCertificate,
+  saveX25519,
 } from '../keys/keyfile.js';
 import { parseName } from '../keys/names.js';
 
@@ -61,13 +76,22 @@ const commands: Record<string, Command> = {
       const label = (v.name as string | undefined) ?? 'mipsec CA';
       const days = parseDays(v.days as string | undefined, 3650, 'ca init');
       const labelBytes = new TextEncoder().encode(label).length;
-      if (labelBytes < 1 || labelBytes > 64) throw new UsageError(`--name must be 1..64 bytes of text, got ${labelBytes} (example: --name "Example Corp CA")`);
+      if (labelBytes < 1 || labelBytes > 64)
+        throw new UsageError(
+          `--name must be 1..64 bytes of text, got ${labelBytes} (example: --name "Example Corp CA")`,
+        );
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const { seed, key } = generateCaKey();
       const now = Math.floor(Date.now() / 1000);
       try {
         const cert = issueCertificate(
-          { subject: { nsid: NSID_CA_LABEL, label }, publicKey: key.publicKey, serial: randomSerial(), notBefore: now - BACKDATE_SECONDS, notAfter: now + days * DAY_SECONDS },
+          {
+            subject: { nsid: NSID_CA_LABEL, label },
+            publicKey: key.publicKey,
+            serial: randomSerial(),
+            notBefore: now - BACKDATE_SECONDS,
+            notAfter: now + days * DAY_SECONDS,
+          },
           key,
         );
         saveCaSeed(join(dir, CA_KEY_FILE), seed);
@@ -89,8 +113,13 @@ const commands: Record<string, Command> = {
   --not-before  start of validity (default: now minus 5 minutes)
   example: mipsec cert issue --ca ca --name sgw:198.18.0.1 --pub sgw1.key.pub --days 365 --out sgw1.crt`,
     options: {
-      ca: { type: 'string' }, name: { type: 'string' }, pub: { type: 'string' }, out: { type: 'string' },
-      days: { type: 'string' }, 'not-before': { type: 'string' }, ...HELP,
+      ca: { type: 'string' },
+      name: { type: 'string' },
+      pub: { type: 'string' },
+      out: { type: 'string' },
+      days: { type: 'string' },
+      'not-before': { type: 'string' },
+      ...HELP,
     },
     run: (v) => {
       const example = '--ca ca --name sgw:198.18.0.1 --pub sgw1.key.pub --out sgw1.crt';
@@ -101,20 +130,32 @@ const commands: Record<string, Command> = {
       const days = parseDays(v.days as string | undefined, 365, 'cert issue');
       const name = parseName(nameText);
       if (!name.ok) throw new UsageError(`--name: ${name.error}`);
-      const notBefore = v['not-before'] === undefined ? Math.floor(Date.now() / 1000) - BACKDATE_SECONDS : parseTime('--not-before', v['not-before'] as string);
+      const notBefore =
+        v['not-before'] === undefined
+          ? Math.floor(Date.now() / 1000) - BACKDATE_SECONDS
+          : parseTime('--not-before', v['not-before'] as string);
       const notAfter = notBefore + days * DAY_SECONDS;
       const caCert = loadCertificate(join(caDir, CA_CERT_FILE));
-      if (caCert.subject.nsid !== NSID_CA_LABEL) throw new KeyFileError(`${join(caDir, CA_CERT_FILE)} is not a CA certificate`);
+      if (caCert.subject.nsid !== NSID_CA_LABEL)
+        throw new KeyFileError(`${join(caDir, CA_CERT_FILE)} is not a CA certificate`);
       if (notAfter > caCert.notAfter) {
-        throw new UsageError(`--days ${days} ends ${isoTime(notAfter)}, after the CA expires (${isoTime(caCert.notAfter)}); use at most --days ${Math.floor((caCert.notAfter - notBefore) / DAY_SECONDS)}`);
+        throw new UsageError(
+          `--days ${days} ends ${isoTime(notAfter)}, after the CA expires (${isoTime(caCert.notAfter)}); use at most --days ${Math.floor((caCert.notAfter - notBefore) / DAY_SECONDS)}`,
+        );
       }
       const publicKey = loadX25519Public(pubPath);
       const caKey = loadCaKey(join(caDir, CA_KEY_FILE));
       try {
-        if (!sodium.memcmp(caKey.publicKey, caCert.publicKey)) throw new KeyFileError(`${join(caDir, CA_KEY_FILE)} does not match ${join(caDir, CA_CERT_FILE)}`);
-        const cert = issueCertificate({ subject: name.name, publicKey, serial: randomSerial(), notBefore, notAfter }, caKey);
+        if (!sodium.memcmp(caKey.publicKey, caCert.publicKey))
+          throw new KeyFileError(`${join(caDir, CA_KEY_FILE)} does not match ${join(caDir, CA_CERT_FILE)}`);
+        const cert = issueCertificate(
+          { subject: name.name, publicKey, serial: randomSerial(), notBefore, notAfter },
+          caKey,
+        );
         saveCertificate(out, cert);
-        console.log(`wrote ${out}: ${subjectText(cert.subject)} valid ${isoTime(cert.notBefore)} to ${isoTime(cert.notAfter)}, serial ${certificateSummary(cert).serial}`);
+        console.log(
+          `wrote ${out}: ${subjectText(cert.subject)} valid ${isoTime(cert.notBefore)} to ${isoTime(cert.notAfter)}, serial ${certificateSummary(cert).serial}`,
+        );
       } finally {
         sodium.memzero(caKey.secretKey);
       }
@@ -156,7 +197,9 @@ const commands: Record<string, Command> = {
         console.error(`${file}: invalid (${check.reason}): ${check.message}`);
         return 1;
       }
-      console.log(`${file}: valid: ${subjectText(cert.subject)} issued by ${subjectText(caCert.subject)}, valid until ${isoTime(cert.notAfter)}`);
+      console.log(
+        `${file}: valid: ${subjectText(cert.subject)} issued by ${subjectText(caCert.subject)}, valid until ${isoTime(cert.notAfter)}`,
+      );
       return 0;
     },
   },
@@ -166,21 +209,27 @@ const GROUPS: Record<string, string[]> = { ca: ['init'], cert: ['issue', 'show',
 
 function required(values: Record<string, unknown>, flag: string, command: string, example: string): string {
   const value = values[flag];
-  if (typeof value !== 'string' || value === '') throw new UsageError(`--${flag} is required (example: mipsec ${command} ${example})`);
+  if (typeof value !== 'string' || value === '')
+    throw new UsageError(`--${flag} is required (example: mipsec ${command} ${example})`);
   return value;
 }
 
 function parseDays(text: string | undefined, fallback: number, command: string): number {
   if (text === undefined) return fallback;
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > MAX_DAYS) {
-    throw new UsageError(`--days must be a whole number of days in 1..${MAX_DAYS}, got '${text}' (example: mipsec ${command} ... --days 365)`);
+    throw new UsageError(
+      `--days must be a whole number of days in 1..${MAX_DAYS}, got '${text}' (example: mipsec ${command} ... --days 365)`,
+    );
   }
   return Number(text);
 }
 
 function parseTime(flag: string, text: string): number {
-  const ms = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text) ? Date.parse(text) : NaN;
-  if (Number.isNaN(ms) || ms < 0) throw new UsageError(`${flag} must be an ISO time such as 2027-01-01T00:00:00Z, got '${text}'`);
+  const ms = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text)
+    ? Date.parse(text)
+    : NaN;
+  if (Number.isNaN(ms) || ms < 0)
+    throw new UsageError(`${flag} must be an ISO time such as 2027-01-01T00:00:00Z, got '${text}'`);
   return Math.floor(ms / 1000);
 }
 
@@ -201,7 +250,9 @@ export async function run(name: string, args: string[]): Promise<number> {
       return sub ? 0 : 2;
     }
     if (!subcommands.includes(sub)) {
-      console.error(`mipsec ${name}: unknown subcommand '${sub}' (expected ${subcommands.join(', ')}; example: mipsec ${name} ${subcommands[0]} --help)`);
+      console.error(
+        `mipsec ${name}: unknown subcommand '${sub}' (expected ${subcommands.join(', ')}; example: mipsec ${name} ${subcommands[0]} --help)`,
+      );
       return 2;
     }
     key = `${name} ${sub}`;
@@ -217,7 +268,9 @@ export async function run(name: string, args: string[]): Promise<number> {
     try {
       parsed = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
     } catch (err) {
-      throw new UsageError((err as Error).message.replace(/^Unknown option/, 'unknown option').replace(/\. To specify.*$/, ''));
+      throw new UsageError(
+        (err as Error).message.replace(/^Unknown option/, 'unknown option').replace(/\. To specify.*$/, ''),
+      );
     }
     if (parsed.values.help) {
       console.log(command.usage);
@@ -225,7 +278,11 @@ export async function run(name: string, args: string[]): Promise<number> {
     }
     const wanted = command.positionals ?? 0;
     if (parsed.positionals.length !== wanted) {
-      throw new UsageError(wanted === 0 ? `unexpected argument '${parsed.positionals[0]}'` : `expected ${wanted} FILE argument, got ${parsed.positionals.length}`);
+      throw new UsageError(
+        wanted === 0
+          ? `unexpected argument '${parsed.positionals[0]}'`
+          : `expected ${wanted} FILE argument, got ${parsed.positionals.length}`,
+      );
     }
     return command.run(parsed.values, parsed.positionals);
   } catch (err) {

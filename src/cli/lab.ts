@@ -63,10 +63,15 @@ function figures(result: CaseResult): string {
   if (result.tcpMbps !== undefined) parts.push(`TCP ${result.tcpMbps.toFixed(1)} Mbit/s`);
   const d = result.tcpDataPath;
   if (d) {
-    const reasons = Object.entries(d.slowPathReasons).map(([r, n]) => `${r} ${n}`).join(', ');
-    parts.push(`TCP packets in the role nodes: fast path ${d.fastPath}, slow path ${d.slowPath}${reasons ? ` (${reasons})` : ''}`);
+    const reasons = Object.entries(d.slowPathReasons)
+      .map(([r, n]) => `${r} ${n}`)
+      .join(', ');
+    parts.push(
+      `TCP packets in the role nodes: fast path ${d.fastPath}, slow path ${d.slowPath}${reasons ? ` (${reasons})` : ''}`,
+    );
   }
-  for (const m of result.moves ?? []) parts.push(`${m.move}: lost ${m.lost}/${m.sent}, back after ${m.resumeMs ?? '—'} ms`);
+  for (const m of result.moves ?? [])
+    parts.push(`${m.move}: lost ${m.lost}/${m.sent}, back after ${m.resumeMs ?? '—'} ms`);
   parts.push(...(result.notes ?? []));
   return parts.join('; ');
 }
@@ -77,9 +82,19 @@ export async function run(_name: string, args: string[]): Promise<number> {
     ({ values } = parseArgs({
       args,
       options: {
-        netns: { type: 'boolean' }, memory: { type: 'boolean' }, json: { type: 'boolean' }, pcap: { type: 'string' }, 'key-chain': { type: 'boolean' }, keep: { type: 'boolean' }, metrics: { type: 'string' },
-        engine: { type: 'string', default: 'native' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-        faults: { type: 'boolean' }, 'tcp-rate': { type: 'string' }, suites: { type: 'boolean' },
+        netns: { type: 'boolean' },
+        memory: { type: 'boolean' },
+        json: { type: 'boolean' },
+        pcap: { type: 'string' },
+        'key-chain': { type: 'boolean' },
+        keep: { type: 'boolean' },
+        metrics: { type: 'string' },
+        engine: { type: 'string', default: 'native' },
+        only: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        faults: { type: 'boolean' },
+        'tcp-rate': { type: 'string' },
+        suites: { type: 'boolean' },
       },
       strict: true,
     }));
@@ -96,13 +111,18 @@ export async function run(_name: string, args: string[]): Promise<number> {
     return 2;
   }
   const engine = values.engine as EngineImpl;
-  const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = values.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (values.faults && values.suites) {
     console.error('mipsec lab: --faults and --suites are separate runs; give one');
     return 2;
   }
   if (values['key-chain'] && (values.pcap === undefined || values.faults || values.suites)) {
-    console.error("mipsec lab: --key-chain goes with the cases' --pcap DIR (it adds Kij and Kp to DIR/<case>/skip-sa.jsonl)");
+    console.error(
+      "mipsec lab: --key-chain goes with the cases' --pcap DIR (it adds Kij and Kp to DIR/<case>/skip-sa.jsonl)",
+    );
     return 2;
   }
   if (values.faults) return runFaultsCommand(only, values['tcp-rate'], values.json === true);
@@ -144,18 +164,31 @@ export async function run(_name: string, args: string[]): Promise<number> {
       return 2;
     }
     // Loud, on stderr even without --json: a root user asked for the real lab and gets the simulation.
-    if (why) console.error(`mipsec lab: WARNING: network namespaces unavailable (${why}); running on the in-memory network instead (--netns makes this an error)`);
+    if (why)
+      console.error(
+        `mipsec lab: WARNING: network namespaces unavailable (${why}); running on the in-memory network instead (--netns makes this an error)`,
+      );
     else mode = 'netns';
   }
   if (mode === 'netns' && engine !== 'native') {
-    console.error('mipsec lab: the namespace lab reads its TUNs with the native I/O loop; use --engine native or --memory');
+    console.error(
+      'mipsec lab: the namespace lab reads its TUNs with the native I/O loop; use --engine native or --memory',
+    );
     return 2;
   }
   if (values.keep && mode !== 'netns') say('mipsec lab: --keep has nothing to keep on the in-memory network');
 
-  say(`mipsec lab: ${only?.length ?? labCases.length} cases ${mode === 'netns' ? 'in network namespaces' : 'on the in-memory network'} (${engine} engine)`);
+  say(
+    `mipsec lab: ${only?.length ?? labCases.length} cases ${mode === 'netns' ? 'in network namespaces' : 'on the in-memory network'} (${engine} engine)`,
+  );
   const report = await runLab({
-    mode, engine, only, pcapDir: values.pcap, keyChain: values['key-chain'], keep: values.keep, metrics,
+    mode,
+    engine,
+    only,
+    pcapDir: values.pcap,
+    keyChain: values['key-chain'],
+    keep: values.keep,
+    metrics,
     progress: (e) => {
       const n = `[${String(e.index + 1).padStart(2)}/${e.total}]`;
       if (e.phase === 'start') {
@@ -163,7 +196,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
         return;
       }
       const r = e.result;
-      say(`${n} ${r.pass ? 'PASS' : 'FAIL'} ${r.id.padEnd(10)} ${r.section} ${r.title} (${(r.durationMs / 1000).toFixed(1)} s)`);
+      say(
+        `${n} ${r.pass ? 'PASS' : 'FAIL'} ${r.id.padEnd(10)} ${r.section} ${r.title} (${(r.durationMs / 1000).toFixed(1)} s)`,
+      );
       if (json) return;
       for (const line of fmtStacks(r)) say(line);
       const f = figures(r);
@@ -173,19 +208,29 @@ export async function run(_name: string, args: string[]): Promise<number> {
   });
   const passed = report.cases.filter((c) => c.pass).length;
   if (json) console.log(JSON.stringify({ mode: report.mode, engine: report.engine, cases: report.cases }, null, 2));
-  say(`${passed} of ${report.cases.length} cases passed (${mode})${values.pcap ? `; captures and key logs in ${values.pcap}` : ''}`);
+  say(
+    `${passed} of ${report.cases.length} cases passed (${mode})${values.pcap ? `; captures and key logs in ${values.pcap}` : ''}`,
+  );
   if (report.kept) {
     for (const r of report.keptRoles ?? []) {
-      say(`--keep: ${r.role} ${r.node}: mipsec status --socket ${r.socketPath}${r.metricsUrl ? `; metrics ${r.metricsUrl}` : ''}`);
+      say(
+        `--keep: ${r.role} ${r.node}: mipsec status --socket ${r.socketPath}${r.metricsUrl ? `; metrics ${r.metricsUrl}` : ''}`,
+      );
     }
-    say(`--keep: namespaces ${report.kept.session.names.join(' ')} stay up with the roles running; Ctrl-C removes them`);
+    say(
+      `--keep: namespaces ${report.kept.session.names.join(' ')} stay up with the roles running; Ctrl-C removes them`,
+    );
     await new Promise(() => undefined);
   }
   return passed === report.cases.length ? 0 : 1;
 }
 
 /** `mipsec lab --faults`: namespaces only (the faults kill real daemon processes). */
-async function runFaultsCommand(only: string[] | undefined, tcpRate: string | undefined, json: boolean): Promise<number> {
+async function runFaultsCommand(
+  only: string[] | undefined,
+  tcpRate: string | undefined,
+  json: boolean,
+): Promise<number> {
   const unknown = (only ?? []).filter((id) => !(FAULT_IDS as readonly string[]).includes(id));
   if (unknown.length) {
     console.error(`mipsec lab --faults: --only: unknown fault ${unknown.join(', ')} (known: ${FAULT_IDS.join(', ')})`);
@@ -195,7 +240,11 @@ async function runFaultsCommand(only: string[] | undefined, tcpRate: string | un
     console.error(`mipsec lab --faults: --tcp-rate is an iperf3 -b rate such as 20M, got '${tcpRate}'`);
     return 2;
   }
-  const why = netnsUnavailable() ?? (commandMissing('python3') ? 'python3 is missing (apt-get install python3): the netem stand-in is a Python script' : undefined);
+  const why =
+    netnsUnavailable() ??
+    (commandMissing('python3')
+      ? 'python3 is missing (apt-get install python3): the netem stand-in is a Python script'
+      : undefined);
   if (why) {
     console.error(`mipsec lab --faults: needs network namespaces: ${why}`);
     return 2;
@@ -209,14 +258,20 @@ async function runFaultsCommand(only: string[] | undefined, tcpRate: string | un
 }
 
 /** `mipsec lab --suites`: every suite combination on the wire through the daemon chain (namespaces only). */
-async function runSuitesCommand(only: string[] | undefined, pcapDir: string | undefined, json: boolean): Promise<number> {
+async function runSuitesCommand(
+  only: string[] | undefined,
+  pcapDir: string | undefined,
+  json: boolean,
+): Promise<number> {
   const all = allCombos();
   let combos = all;
   if (only?.length === 1 && only[0] === 'covering') combos = coveringCombos();
   else if (only?.length) {
     const unknown = only.filter((id) => !all.some((c) => comboId(c) === id));
     if (unknown.length) {
-      console.error(`mipsec lab --suites: --only: unknown combination ${unknown.join(', ')} (covering, or ESP-MAC-COVERAGE-TRANSPORT such as ${comboId(all[0])})`);
+      console.error(
+        `mipsec lab --suites: --only: unknown combination ${unknown.join(', ')} (covering, or ESP-MAC-COVERAGE-TRANSPORT such as ${comboId(all[0])})`,
+      );
       return 2;
     }
     combos = all.filter((c) => only.includes(comboId(c)));

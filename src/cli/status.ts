@@ -21,7 +21,15 @@ const START_HINT = 'start one with `mipsec sgw|smn|ha --config FILE` (add --stat
 export async function run(_name: string, args: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args, options: { json: { type: 'boolean' }, socket: { type: 'string' }, node: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args,
+      options: {
+        json: { type: 'boolean' },
+        socket: { type: 'string' },
+        node: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
   } catch (err) {
     console.error(`mipsec status: ${(err as Error).message}\n\n${HELP}`);
     return 2;
@@ -61,5 +69,7 @@ function onlySocket(): string | { error: string } {
   }
   if (sockets.length === 1) return join(SOCKET_DIR, sockets[0]);
   if (sockets.length === 0) return { error: `no mipsec daemon is listening in ${SOCKET_DIR}; ${START_HINT}` };
-  return { error: `several daemons listen in ${SOCKET_DIR} (${sockets.join(', ')}); pick one with --node NAME or --socket PATH` };
+  return {
+    error: `several daemons listen in ${SOCKET_DIR} (${sockets.join(', ')}); pick one with --node NAME or --socket PATH`,
+  };
 }

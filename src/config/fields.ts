@@ -20,7 +20,8 @@ interface InputIssue {
 
 /** The error function for a field expecting `what`. */
 export function expecting(what: string) {
-  return (iss: InputIssue) => (iss.input === undefined ? `missing; expected ${what}` : `expected ${what}, got ${show(iss.input)}`);
+  return (iss: InputIssue) =>
+    iss.input === undefined ? `missing; expected ${what}` : `expected ${what}, got ${show(iss.input)}`;
 }
 
 export function ipv4(example: string) {
@@ -42,7 +43,8 @@ export function prefix(example: string, allowAddress = false) {
   const what = allowAddress ? `an IPv4 address or prefix such as ${example}` : `an IPv4 prefix such as ${example}`;
   return z.string({ error: expecting(what) }).superRefine((text, ctx) => {
     const problem = allowAddress || text.includes('/') ? prefixProblem(text, parseAddressOrPrefix) : 'no /length';
-    if (problem) ctx.addIssue({ code: 'custom', input: text, message: `expected ${what}, got ${show(text)} (${problem})` });
+    if (problem)
+      ctx.addIssue({ code: 'custom', input: text, message: `expected ${what}, got ${show(text)} (${problem})` });
   });
 }
 
@@ -109,7 +111,8 @@ function editDistance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     row = next;
   }
   return row[b.length];
@@ -126,7 +129,10 @@ export function pathText(path: readonly PropertyKey[]): string {
 export function fromZod(issues: readonly z.core.$ZodIssue[]): SpecIssue[] {
   return issues.flatMap((iss) =>
     iss.code === 'unrecognized_keys'
-      ? iss.keys.map((key, i) => ({ path: [...iss.path, key] as (string | number)[], message: iss.message.split('\n')[i] ?? iss.message }))
+      ? iss.keys.map((key, i) => ({
+          path: [...iss.path, key] as (string | number)[],
+          message: iss.message.split('\n')[i] ?? iss.message,
+        }))
       : [{ path: iss.path as (string | number)[], message: iss.message }],
   );
 }

@@ -34,11 +34,20 @@ async function readYaml(file: string): Promise<{ ok: true; doc: unknown } | { ok
   try {
     const info = await stat(file);
     if (!info.isFile()) return { ok: false, errors: [`${file}: not a regular file; give the path of a YAML file`] };
-    if (info.size > MAX_CONFIG_BYTES) return { ok: false, errors: [`${file}: ${info.size} bytes is too large for a config file (limit ${MAX_CONFIG_BYTES})`] };
+    if (info.size > MAX_CONFIG_BYTES)
+      return {
+        ok: false,
+        errors: [`${file}: ${info.size} bytes is too large for a config file (limit ${MAX_CONFIG_BYTES})`],
+      };
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return { ok: false, errors: [`${file}: ${code === 'ENOENT' ? 'file not found; check the path' : `cannot read: ${(err as Error).message}`}`] };
+    return {
+      ok: false,
+      errors: [
+        `${file}: ${code === 'ENOENT' ? 'file not found; check the path' : `cannot read: ${(err as Error).message}`}`,
+      ],
+    };
   }
   const doc = parseDocument(text, { schema: 'core' });
   if (doc.errors.length > 0) {
@@ -59,12 +68,15 @@ async function readYaml(file: string): Promise<{ ok: true; doc: unknown } | { ok
 }
 
 function kindOf(doc: unknown): string | undefined {
-  return doc !== null && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>).kind as string | undefined : undefined;
+  return doc !== null && typeof doc === 'object' && !Array.isArray(doc)
+    ? ((doc as Record<string, unknown>).kind as string | undefined)
+    : undefined;
 }
 
 function kindError(file: string, doc: unknown, expected: string[]): string {
   const expectation = `${expected.join(' or ')} (every mipsec YAML file starts with it, e.g. kind: ${expected[0]})`;
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return `${file}: (top level): expected a mapping starting with kind: ${expectation}, got ${show(doc)}`;
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    return `${file}: (top level): expected a mapping starting with kind: ${expectation}, got ${show(doc)}`;
   const kind = (doc as Record<string, unknown>).kind;
   return `${file}: kind: ${kind === undefined ? 'missing; expected' : `expected`} ${expectation}${kind === undefined ? '' : `, got ${show(kind)}`}`;
 }
@@ -73,7 +85,8 @@ function kindError(file: string, doc: unknown, expected: string[]): string {
 export async function loadNetworkMap(file: string): Promise<Loaded<{ map: TopologyMap }>> {
   const read = await readYaml(file);
   if (!read.ok) return read;
-  if (kindOf(read.doc) !== NETWORK_MAP_KIND) return { ok: false, errors: [kindError(file, read.doc, [NETWORK_MAP_KIND])] };
+  if (kindOf(read.doc) !== NETWORK_MAP_KIND)
+    return { ok: false, errors: [kindError(file, read.doc, [NETWORK_MAP_KIND])] };
   const built = networkMapFromDocument(read.doc);
   if (!built.ok) return { ok: false, errors: built.issues.map((i) => `${file}: ${pathText(i.path)}: ${i.message}`) };
   return { ok: true, map: built.map, warnings: [] };
@@ -84,27 +97,51 @@ export interface LoadedNode {
   node: NodeConfig;
   map: TopologyMap;
   /** Absolute paths of the network map and the identity files. */
-  paths: { network: string; key?: string; cert?: string; ca?: string; manualKeys?: ManualKeyPaths[]; bindings?: string };
+  paths: {
+    network: string;
+    key?: string;
+    cert?: string;
+    ca?: string;
+    manualKeys?: ManualKeyPaths[];
+    bindings?: string;
+  };
 }
 
 /** Loads a node config and the network map it names. Missing identity files are warnings. */
-export async function loadNode(file: string, maps = new Map<string, Promise<Loaded<{ map: TopologyMap }>>>()): Promise<Loaded<LoadedNode>> {
+export async function loadNode(
+  file: string,
+  maps = new Map<string, Promise<Loaded<{ map: TopologyMap }>>>(),
+): Promise<Loaded<LoadedNode>> {
   const read = await readYaml(file);
   if (!read.ok) return read;
   if (kindOf(read.doc) !== NODE_KIND) return { ok: false, errors: [kindError(file, read.doc, [NODE_KIND])] };
   const checked = nodeFromDocument(read.doc);
-  const fail = (issues: { path: (string | number)[]; message: string }[]) => ({ ok: false as const, errors: issues.map((i) => `${file}: ${pathText(i.path)}: ${i.message}`) });
+  const fail = (issues: { path: (string | number)[]; message: string }[]) => ({
+    ok: false as const,
+    errors: issues.map((i) => `${file}: ${pathText(i.path)}: ${i.message}`),
+  });
   if (!checked.ok) return fail(checked.issues);
   const node = checked.node;
 
   const here = dirname(file);
   const networkPath = resolve(here, node.network);
-  if (!existsSync(networkPath)) return fail([{ path: ['network'], message: `${node.network} not found (looked in ${relative('.', here) || '.'}); give the network map's path relative to this file` }]);
+  if (!existsSync(networkPath))
+    return fail([
+      {
+        path: ['network'],
+        message: `${node.network} not found (looked in ${relative('.', here) || '.'}); give the network map's path relative to this file`,
+      },
+    ]);
   if (!maps.has(networkPath)) maps.set(networkPath, loadNetworkMap(networkPath));
   const loadedMap = await maps.get(networkPath)!;
   if (!loadedMap.ok) {
     const first = withoutFile(loadedMap.errors[0], networkPath);
-    return fail([{ path: ['network'], message: `${node.network} is not a valid network map (${loadedMap.errors.length} error${loadedMap.errors.length > 1 ? 's' : ''}, first: ${first}); run mipsec check-config on it` }]);
+    return fail([
+      {
+        path: ['network'],
+        message: `${node.network} is not a valid network map (${loadedMap.errors.length} error${loadedMap.errors.length > 1 ? 's' : ''}, first: ${first}); run mipsec check-config on it`,
+      },
+    ]);
   }
   const map = loadedMap.map;
   const cross = crossCheck(node, map, node.network);
@@ -117,7 +154,9 @@ export async function loadNode(file: string, maps = new Map<string, Promise<Load
     for (const field of ['key', 'cert', 'ca'] as const) {
       paths[field] = resolve(here, node.identity[field]);
       if (!existsSync(paths[field])) {
-        warnings.push(`${file}: warning: identity.${field}: ${node.identity[field]} does not exist yet; create it with: ${identityCommand(field, node, map, here)}`);
+        warnings.push(
+          `${file}: warning: identity.${field}: ${node.identity[field]} does not exist yet; create it with: ${identityCommand(field, node, map, here)}`,
+        );
       }
     }
   }
@@ -125,10 +164,15 @@ export async function loadNode(file: string, maps = new Map<string, Promise<Load
     const keyErrors: { path: (string | number)[]; message: string }[] = [];
     paths.manualKeys = node.manualSas.map((sa, i) => {
       const keys = { out: resolve(here, sa.keyOut), in: resolve(here, sa.keyIn) };
-      for (const [field, path] of [['keyOut', keys.out], ['keyIn', keys.in]] as const) {
+      for (const [field, path] of [
+        ['keyOut', keys.out],
+        ['keyIn', keys.in],
+      ] as const) {
         const given = sa[field];
         if (!existsSync(path)) {
-          warnings.push(`${file}: warning: manualSas[${i}].${field}: ${given} does not exist yet; create it (the peer's ${field === 'keyOut' ? 'keyIn' : 'keyOut'} is the same file) with: ${manualKeyCommand(relative('.', path) || given, sa.suite)}`);
+          warnings.push(
+            `${file}: warning: manualSas[${i}].${field}: ${given} does not exist yet; create it (the peer's ${field === 'keyOut' ? 'keyIn' : 'keyOut'} is the same file) with: ${manualKeyCommand(relative('.', path) || given, sa.suite)}`,
+          );
           continue;
         }
         try {
@@ -152,10 +196,13 @@ function identityCommand(field: 'key' | 'cert' | 'ca', node: NodeConfig, map: To
   const caDir = dirname(at(identity.ca));
   const caNamed = basename(identity.ca) === CA_CERT_FILE;
   // keygen and cert issue write into an existing directory only.
-  const makeDir = (file: string) => (existsSync(dirname(resolve(here, file))) ? '' : `mkdir -p ${dirname(at(file))} && `);
+  const makeDir = (file: string) =>
+    existsSync(dirname(resolve(here, file))) ? '' : `mkdir -p ${dirname(at(file))} && `;
   if (field === 'key') return `${makeDir(identity.key)}mipsec keygen --out ${at(identity.key)}`;
   if (field === 'ca') {
-    return caNamed ? `mipsec ca init --out ${caDir}` : `mipsec ca init --out DIR, then set identity.ca to DIR/${CA_CERT_FILE}`;
+    return caNamed
+      ? `mipsec ca init --out ${caDir}`
+      : `mipsec ca init --out DIR, then set identity.ca to DIR/${CA_CERT_FILE}`;
   }
   const name = node.role === 'sgw' ? `sgw:${map.sgw(node.name)!.outside}` : `smn:${node.smn!.homeAddress}`;
   return `${makeDir(identity.cert)}mipsec cert issue --ca ${caNamed ? caDir : 'DIR'} --name ${name} --pub ${at(identity.key)}.pub --out ${at(identity.cert)}`;
@@ -185,7 +232,13 @@ export async function checkFiles(files: string[]): Promise<FileReport[]> {
       const loaded = await loadNode(file, maps);
       reports.push(
         loaded.ok
-          ? { file, kind, errors: [], warnings: loaded.warnings, summary: `node ${loaded.node.name}, role ${loaded.node.role}` }
+          ? {
+              file,
+              kind,
+              errors: [],
+              warnings: loaded.warnings,
+              summary: `node ${loaded.node.name}, role ${loaded.node.role}`,
+            }
           : { file, kind, errors: loaded.errors, warnings: [] },
       );
     } else {
@@ -202,5 +255,10 @@ function withoutFile(message: string, file: string): string {
 
 function mapSummary(map: TopologyMap): string {
   const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-  return `network-map ${map.name}: ${count(map.sites.length, 'site')}, ${count(map.sgws.length, 'SGW')} (Border: ${map.borderSgws().map((s) => s.name).join(', ') || 'none'}), ${count(map.homeAgents.length, 'HA')}, ${count(map.hosts.length, 'host')}`;
+  return `network-map ${map.name}: ${count(map.sites.length, 'site')}, ${count(map.sgws.length, 'SGW')} (Border: ${
+    map
+      .borderSgws()
+      .map((s) => s.name)
+      .join(', ') || 'none'
+  }), ${count(map.homeAgents.length, 'HA')}, ${count(map.hosts.length, 'host')}`;
 }

@@ -28,10 +28,14 @@ export function readManualKey(path: string, suite: EspSuite): Uint8Array {
   try {
     const text = Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1').trim();
     if (!/^[0-9a-fA-F]*$/.test(text) || text.length % 2 !== 0) {
-      throw new KeyFileError(`${path}: expected one line of hex digits (key + salt, ${want} bytes), got other characters; make it with: ${manualKeyCommand(path, suite)}`);
+      throw new KeyFileError(
+        `${path}: expected one line of hex digits (key + salt, ${want} bytes), got other characters; make it with: ${manualKeyCommand(path, suite)}`,
+      );
     }
     if (text.length !== want * 2) {
-      throw new KeyFileError(`${path}: expected ${want} bytes (${want * 2} hex digits) for ${suite}, got ${text.length / 2}; make it with: ${manualKeyCommand(path, suite)}`);
+      throw new KeyFileError(
+        `${path}: expected ${want} bytes (${want * 2} hex digits) for ${suite}, got ${text.length / 2}; make it with: ${manualKeyCommand(path, suite)}`,
+      );
     }
     return new Uint8Array(Buffer.from(text, 'hex'));
   } finally {
@@ -53,13 +57,30 @@ export interface ManualSaTables {
 }
 
 /** Turns config entries into SPI-mode end SAs; `outside` is this gateway's outer address. */
-export function manualSaTables(entries: readonly ManualSaEntry[], keys: readonly ManualKeyPaths[], outside: string): ManualSaTables {
+export function manualSaTables(
+  entries: readonly ManualSaEntry[],
+  keys: readonly ManualKeyPaths[],
+  outside: string,
+): ManualSaTables {
   const tables: ManualSaTables = { sas: [], policies: [], routes: [] };
   try {
     entries.forEach((entry, i) => {
       const outId = 2 * i + 1;
-      const sa = (id: number, direction: 'out' | 'in', src: string, dst: string, spi: number, keyPath: string): SaDesc => ({
-        id, direction, role: 'end', mode: 'spi', src, dst, esp: { suite: entry.suite, spi, key: readManualKey(keyPath, entry.suite) },
+      const sa = (
+        id: number,
+        direction: 'out' | 'in',
+        src: string,
+        dst: string,
+        spi: number,
+        keyPath: string,
+      ): SaDesc => ({
+        id,
+        direction,
+        role: 'end',
+        mode: 'spi',
+        src,
+        dst,
+        esp: { suite: entry.suite, spi, key: readManualKey(keyPath, entry.suite) },
       });
       tables.sas.push(sa(outId, 'out', outside, entry.peer, entry.spiOut, keys[i].out));
       // RFC 4301 §5.2: what the peer's key opens must come from its remote prefix and go to our local one.

@@ -46,7 +46,10 @@ const policy = mapping(
     coverage: oneOf(COVERAGES).optional(),
     esp: oneOf(ESP_SUITES).optional(),
     endEndAh: flag().optional(),
-    icmpRateLimit: mapping({ perSecond: integer(1, 100000, 10), burst: integer(1, 100000, 20) }, 'icmpRateLimit').optional(),
+    icmpRateLimit: mapping(
+      { perSecond: integer(1, 100000, 10), burst: integer(1, 100000, 20) },
+      'icmpRateLimit',
+    ).optional(),
     kpRotationPackets: integer(1, 2 ** 32 - 1, 1048576).optional(),
     plainInbound: oneOf(['drop', 'pass'] as const).optional(),
   },
@@ -85,9 +88,20 @@ const nodeSchema = mapping(
     name: name('sgw1'),
     role: oneOf(ROLES),
     network: filePath('network.yaml'),
-    identity: mapping({ key: filePath('keys/sgw1.key'), cert: filePath('keys/sgw1.cert'), ca: filePath('keys/ca.cert') }, 'identity').optional(),
+    identity: mapping(
+      { key: filePath('keys/sgw1.key'), cert: filePath('keys/sgw1.cert'), ca: filePath('keys/ca.cert') },
+      'identity',
+    ).optional(),
     interfaces: list(
-      mapping({ name: name('outside'), address: ipv4('198.18.1.1'), prefixLength: integer(0, 32, 16), gateway: ipv4('198.18.0.254').optional() }, 'an interface'),
+      mapping(
+        {
+          name: name('outside'),
+          address: ipv4('198.18.1.1'),
+          prefixLength: integer(0, 32, 16),
+          gateway: ipv4('198.18.0.254').optional(),
+        },
+        'an interface',
+      ),
       'interfaces',
       1,
     ),
@@ -139,7 +153,11 @@ const ROLE_RULES: Record<Role, { needs: (keyof NodeDocument)[]; refuses: (keyof 
   sgw: { needs: ['identity', 'sgw'], refuses: ['smn', 'ha'], why: 'an SGW' },
   smn: { needs: ['identity', 'smn'], refuses: ['sgw', 'ha', 'manualSas'], why: 'an SMN' },
   // The HA does no IPsec: the home SGW does it (draft §2.1).
-  ha: { needs: ['ha'], refuses: ['identity', 'policy', 'sgw', 'smn', 'manualSas'], why: 'an HA (it does no IPsec, draft §2.1)' },
+  ha: {
+    needs: ['ha'],
+    refuses: ['identity', 'policy', 'sgw', 'smn', 'manualSas'],
+    why: 'an HA (it does no IPsec, draft §2.1)',
+  },
 };
 
 const SECTION_EXAMPLES: Partial<Record<keyof NodeDocument, string>> = {
@@ -159,31 +177,51 @@ export function nodeFromDocument(doc: unknown): NodeResult {
   const issues: SpecIssue[] = [];
   const rules = ROLE_RULES[node.role];
   for (const field of rules.needs) {
-    if (node[field] === undefined) issues.push({ path: [field], message: `missing; ${rules.why} needs it, e.g. ${SECTION_EXAMPLES[field]}` });
+    if (node[field] === undefined)
+      issues.push({ path: [field], message: `missing; ${rules.why} needs it, e.g. ${SECTION_EXAMPLES[field]}` });
   }
   for (const field of rules.refuses) {
-    if (node[field] !== undefined) issues.push({ path: [field], message: `not used by ${rules.why}; remove it (role is ${node.role})` });
+    if (node[field] !== undefined)
+      issues.push({ path: [field], message: `not used by ${rules.why}; remove it (role is ${node.role})` });
   }
   const seenNames = new Set<string>();
   const seenAddresses = new Set<string>();
   node.interfaces.forEach((itf, i) => {
-    if (seenNames.has(itf.name)) issues.push({ path: ['interfaces', i, 'name'], message: `duplicate interface name ${JSON.stringify(itf.name)}; give each interface its own name` });
-    if (seenAddresses.has(itf.address)) issues.push({ path: ['interfaces', i, 'address'], message: `${itf.address} is already used by another interface` });
+    if (seenNames.has(itf.name))
+      issues.push({
+        path: ['interfaces', i, 'name'],
+        message: `duplicate interface name ${JSON.stringify(itf.name)}; give each interface its own name`,
+      });
+    if (seenAddresses.has(itf.address))
+      issues.push({
+        path: ['interfaces', i, 'address'],
+        message: `${itf.address} is already used by another interface`,
+      });
     seenNames.add(itf.name);
     seenAddresses.add(itf.address);
     const mask = prefixMask(itf.prefixLength);
     if (itf.gateway !== undefined && ((ipToU32(itf.gateway) ^ ipToU32(itf.address)) & mask) !== 0) {
       const network = u32ToIp((ipToU32(itf.address) & mask) >>> 0);
-      issues.push({ path: ['interfaces', i, 'gateway'], message: `${itf.gateway} is not on this interface's network ${network}/${itf.prefixLength}; use a router address of that network` });
+      issues.push({
+        path: ['interfaces', i, 'gateway'],
+        message: `${itf.gateway} is not on this interface's network ${network}/${itf.prefixLength}; use a router address of that network`,
+      });
     }
   });
   if (node.sgw) {
     for (const side of ['inside', 'outside'] as const) {
       if (!seenNames.has(node.sgw[side])) {
-        issues.push({ path: ['sgw', side], message: `no interface named ${JSON.stringify(node.sgw[side])} (interfaces: ${[...seenNames].join(', ')})` });
+        issues.push({
+          path: ['sgw', side],
+          message: `no interface named ${JSON.stringify(node.sgw[side])} (interfaces: ${[...seenNames].join(', ')})`,
+        });
       }
     }
-    if (node.sgw.inside === node.sgw.outside) issues.push({ path: ['sgw', 'outside'], message: `the inside and outside interfaces must differ (both are ${JSON.stringify(node.sgw.inside)})` });
+    if (node.sgw.inside === node.sgw.outside)
+      issues.push({
+        path: ['sgw', 'outside'],
+        message: `the inside and outside interfaces must differ (both are ${JSON.stringify(node.sgw.inside)})`,
+      });
   }
   issues.push(...manualSaIssues(node.manualSas ?? []));
   if (node.dataPath?.transport === 'raw' && node.dataPath.udpPort !== undefined) {
@@ -214,13 +252,29 @@ function manualSaIssues(entries: NonNullable<NodeDocument['manualSas']>): SpecIs
   const inbound = new Map<number, number>();
   entries.forEach((sa, i) => {
     const earlier = names.get(sa.name);
-    if (earlier !== undefined) issues.push({ path: ['manualSas', i, 'name'], message: `duplicate name ${JSON.stringify(sa.name)} (already used by manualSas[${earlier}]); give each manual SA its own name` });
+    if (earlier !== undefined)
+      issues.push({
+        path: ['manualSas', i, 'name'],
+        message: `duplicate name ${JSON.stringify(sa.name)} (already used by manualSas[${earlier}]); give each manual SA its own name`,
+      });
     else names.set(sa.name, i);
-    if (sa.spiOut === sa.spiIn) issues.push({ path: ['manualSas', i, 'spiIn'], message: `expected an SPI other than spiOut, got ${sa.spiIn} for both; use distinct SPIs per direction, e.g. spiOut: ${sa.spiOut}, spiIn: ${sa.spiOut + 1}` });
+    if (sa.spiOut === sa.spiIn)
+      issues.push({
+        path: ['manualSas', i, 'spiIn'],
+        message: `expected an SPI other than spiOut, got ${sa.spiIn} for both; use distinct SPIs per direction, e.g. spiOut: ${sa.spiOut}, spiIn: ${sa.spiOut + 1}`,
+      });
     const sameIn = inbound.get(sa.spiIn);
-    if (sameIn !== undefined) issues.push({ path: ['manualSas', i, 'spiIn'], message: `expected an inbound SPI no other manual SA uses, got ${sa.spiIn} (also manualSas[${sameIn}].spiIn); inbound ESP is matched by its SPI alone` });
+    if (sameIn !== undefined)
+      issues.push({
+        path: ['manualSas', i, 'spiIn'],
+        message: `expected an inbound SPI no other manual SA uses, got ${sa.spiIn} (also manualSas[${sameIn}].spiIn); inbound ESP is matched by its SPI alone`,
+      });
     else inbound.set(sa.spiIn, i);
-    if (sa.keyOut === sa.keyIn) issues.push({ path: ['manualSas', i, 'keyIn'], message: `expected another key file than keyOut, got ${JSON.stringify(sa.keyIn)} for both; each direction has its own key, e.g. keyIn: keys/${sa.name}-in.key` });
+    if (sa.keyOut === sa.keyIn)
+      issues.push({
+        path: ['manualSas', i, 'keyIn'],
+        message: `expected another key file than keyOut, got ${JSON.stringify(sa.keyIn)} for both; each direction has its own key, e.g. keyIn: keys/${sa.name}-in.key`,
+      });
   });
   return issues;
 }
@@ -233,22 +287,42 @@ export function crossCheck(node: NodeConfig, map: TopologyMap, mapLabel: string)
 
   if (node.role === 'sgw' && node.sgw) {
     const sgw = map.sgw(node.name);
-    if (!sgw) return [{ path: ['name'], message: `no SGW named ${JSON.stringify(node.name)} in ${mapLabel} (SGWs: ${map.sgws.map((s) => s.name).join(', ')})` }];
+    if (!sgw)
+      return [
+        {
+          path: ['name'],
+          message: `no SGW named ${JSON.stringify(node.name)} in ${mapLabel} (SGWs: ${map.sgws.map((s) => s.name).join(', ')})`,
+        },
+      ];
     for (const side of ['inside', 'outside'] as const) {
       const i = interfaceAddress(node.sgw[side]);
       const address = node.interfaces[i].address;
-      if (address !== sgw[side]) add(['interfaces', i, 'address'], `${address} differs from ${sgw.name}'s ${side} address ${sgw[side]} in ${mapLabel}; make them equal`);
+      if (address !== sgw[side])
+        add(
+          ['interfaces', i, 'address'],
+          `${address} differs from ${sgw.name}'s ${side} address ${sgw[side]} in ${mapLabel}; make them equal`,
+        );
     }
   }
 
   if (node.role === 'ha' && node.ha) {
     const ha = map.homeAgent(node.name);
-    if (!ha) return [{ path: ['name'], message: `no HA named ${JSON.stringify(node.name)} in ${mapLabel} (HAs: ${map.homeAgents.map((h) => h.name).join(', ') || 'none'})` }];
-    if (!node.interfaces.some((i) => i.address === ha.address)) add(['interfaces'], `no interface has ${ha.name}'s address ${ha.address} from ${mapLabel}; add one`);
+    if (!ha)
+      return [
+        {
+          path: ['name'],
+          message: `no HA named ${JSON.stringify(node.name)} in ${mapLabel} (HAs: ${map.homeAgents.map((h) => h.name).join(', ') || 'none'})`,
+        },
+      ];
+    if (!node.interfaces.some((i) => i.address === ha.address))
+      add(['interfaces'], `no interface has ${ha.name}'s address ${ha.address} from ${mapLabel}; add one`);
     node.ha.serves.forEach((text, j) => {
       const served = parseAddressOrPrefix(text);
       if (!ha.serves.some((p) => prefixWithin(served, p))) {
-        add(['ha', 'serves', j], `${text} is not among the home addresses ${mapLabel} gives ${ha.name} (${ha.serves.map(formatPrefix).join(', ')})`);
+        add(
+          ['ha', 'serves', j],
+          `${text} is not among the home addresses ${mapLabel} gives ${ha.name} (${ha.serves.map(formatPrefix).join(', ')})`,
+        );
       }
     });
   }
@@ -256,15 +330,29 @@ export function crossCheck(node: NodeConfig, map: TopologyMap, mapLabel: string)
   if (node.role === 'smn' && node.smn) {
     const home = node.smn.homeAddress;
     const servedBy = map.homeAgentFor(home);
-    if (!servedBy) add(['smn', 'homeAddress'], `${home} is not served by any HA of ${mapLabel}; add it to an HA's serves`);
+    if (!servedBy)
+      add(['smn', 'homeAddress'], `${home} is not served by any HA of ${mapLabel}; add it to an HA's serves`);
     const ha = map.homeAgent(node.smn.homeAgent);
-    if (!ha) add(['smn', 'homeAgent'], `no HA named ${JSON.stringify(node.smn.homeAgent)} in ${mapLabel} (HAs: ${map.homeAgents.map((h) => h.name).join(', ') || 'none'})`);
-    else if (servedBy && ha !== servedBy) add(['smn', 'homeAgent'], `${ha.name} does not serve ${home}; ${servedBy.name} does`);
+    if (!ha)
+      add(
+        ['smn', 'homeAgent'],
+        `no HA named ${JSON.stringify(node.smn.homeAgent)} in ${mapLabel} (HAs: ${map.homeAgents.map((h) => h.name).join(', ') || 'none'})`,
+      );
+    else if (servedBy && ha !== servedBy)
+      add(['smn', 'homeAgent'], `${ha.name} does not serve ${home}; ${servedBy.name} does`);
     const borders = map.borderSgws();
     node.smn.borderSgws.forEach((sgwName, j) => {
       const sgw = map.sgw(sgwName);
-      if (!sgw) add(['smn', 'borderSgws', j], `no SGW named ${JSON.stringify(sgwName)} in ${mapLabel} (Border-SGWs: ${borders.map((s) => s.name).join(', ')})`);
-      else if (!borders.includes(sgw)) add(['smn', 'borderSgws', j], `${sgwName} is not a Border-SGW of the VPN-routable system (Border-SGWs: ${borders.map((s) => s.name).join(', ')})`);
+      if (!sgw)
+        add(
+          ['smn', 'borderSgws', j],
+          `no SGW named ${JSON.stringify(sgwName)} in ${mapLabel} (Border-SGWs: ${borders.map((s) => s.name).join(', ')})`,
+        );
+      else if (!borders.includes(sgw))
+        add(
+          ['smn', 'borderSgws', j],
+          `${sgwName} is not a Border-SGW of the VPN-routable system (Border-SGWs: ${borders.map((s) => s.name).join(', ')})`,
+        );
     });
   }
 

@@ -103,9 +103,11 @@ async function loadSnapshot(configPath: string): Promise<Snapshot> {
   if (!loaded.ok) throw new DaemonConfigError(loaded.errors);
   const { ok: _ok, warnings, ...node } = loaded;
   // A missing identity file is only a warning for check-config; a daemon cannot start without it.
-  if (node.node.identity && warnings.length > 0) throw new DaemonConfigError(warnings.map((w) => w.replace(': warning: ', ': ')));
+  if (node.node.identity && warnings.length > 0)
+    throw new DaemonConfigError(warnings.map((w) => w.replace(': warning: ', ': ')));
   const digests: Record<string, string> = { network: digest(node.paths.network) };
-  for (const field of ['cert', 'ca'] as const) if (node.paths[field]) digests[`identity.${field}`] = digest(node.paths[field]);
+  for (const field of ['cert', 'ca'] as const)
+    if (node.paths[field]) digests[`identity.${field}`] = digest(node.paths[field]);
   return { loaded: node, digests };
 }
 
@@ -121,7 +123,12 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   const initial = await loadSnapshotFor(o);
   const { node } = initial.loaded;
   const clock = o.clock ?? systemClock;
-  const log = createLogger({ level: o.logLevel ?? 'info', role: node.role, node: node.name, destination: o.logDestination });
+  const log = createLogger({
+    level: o.logLevel ?? 'info',
+    role: node.role,
+    node: node.name,
+    destination: o.logDestination,
+  });
   const secrets = loadSecrets(o, initial.loaded);
   let statusOf: (() => Status) | undefined;
   const parts = await startParts(o, { loaded: initial.loaded, clock, log, secrets }, () => {
@@ -131,11 +138,17 @@ export async function runDaemon(o: DaemonOptions): Promise<Daemon> {
   const daemon = runningDaemon(o, { initial, clock, log, certs: secrets.certs, ...parts });
   statusOf = () => daemon.status();
   const { socketPath, metricsAddress } = parts.endpoints;
-  log.info({
-    event: 'started', engine: parts.engine.impl, config: o.configPath, statusSocket: socketPath ?? null,
-    metrics: metricsAddress ? `${metricsAddress.host}:${metricsAddress.port}` : null,
-    identity: node.identity ? initial.loaded.paths.cert : null,
-  }, `${node.role} ${node.name} started`);
+  log.info(
+    {
+      event: 'started',
+      engine: parts.engine.impl,
+      config: o.configPath,
+      statusSocket: socketPath ?? null,
+      metrics: metricsAddress ? `${metricsAddress.host}:${metricsAddress.port}` : null,
+      identity: node.identity ? initial.loaded.paths.cert : null,
+    },
+    `${node.role} ${node.name} started`,
+  );
   return daemon;
 }
 
@@ -230,7 +243,9 @@ async function startParts(o: DaemonOptions, c: StartContext, answerStatus: () =>
   try {
     const endpoints = await serveEndpoints({
       socketPath: o.statusSocket === false ? undefined : (o.statusSocket ?? defaultSocketPath(c.loaded.node.name)),
-      metrics: o.metrics, labels: { node: c.loaded.node.name, role: c.loaded.node.role }, status: answerStatus,
+      metrics: o.metrics,
+      labels: { node: c.loaded.node.name, role: c.loaded.node.role },
+      status: answerStatus,
     });
     started.push(['endpoints', () => endpoints.close()]);
     const marks = openReplayMarks(o, c);
@@ -264,17 +279,46 @@ function openReplayMarks(o: DaemonOptions, c: StartContext): ReplayMarks | undef
 /** The role's engine, logging every SA installed and retired. */
 function trackedEngine(engine: Engine, c: StartContext, marks: ReplayMarks | undefined): TrackedEngine {
   const { log } = c;
-  return new TrackedEngine(engine, {
-    installed: (sa) => log.info({ event: 'sa_installed', sa: sa.id, direction: sa.direction, layer: sa.role, mode: sa.mode, peer: sa.peer, src: sa.src, dst: sa.dst }, 'SA installed'),
-    retired: (sa) => log.info({ event: 'sa_retired', sa: sa.id, direction: sa.direction, layer: sa.role, peer: sa.peer }, 'SA retired'),
-  }, () => c.clock.now(), marks);
+  return new TrackedEngine(
+    engine,
+    {
+      installed: (sa) =>
+        log.info(
+          {
+            event: 'sa_installed',
+            sa: sa.id,
+            direction: sa.direction,
+            layer: sa.role,
+            mode: sa.mode,
+            peer: sa.peer,
+            src: sa.src,
+            dst: sa.dst,
+          },
+          'SA installed',
+        ),
+      retired: (sa) =>
+        log.info(
+          { event: 'sa_retired', sa: sa.id, direction: sa.direction, layer: sa.role, peer: sa.peer },
+          'SA retired',
+        ),
+    },
+    () => c.clock.now(),
+    marks,
+  );
 }
 
 function startRole(o: DaemonOptions, c: StartContext, host: DaemonHost, engine: TrackedEngine): RunningRole {
   const { identity, certs, mnHaKeys } = c.secrets;
   try {
     return buildRole({
-      loaded: c.loaded, host, clock: c.clock, engine, identity, certs, mnHaKeys, stateDir: o.stateDir,
+      loaded: c.loaded,
+      host,
+      clock: c.clock,
+      engine,
+      identity,
+      certs,
+      mnHaKeys,
+      stateDir: o.stateDir,
       onEvent: ({ event, ...fields }) => c.log.info({ event, ...fields }, event.replace(/_/g, ' ')),
     });
   } catch (err) {
@@ -321,9 +365,16 @@ function runningDaemon(o: DaemonOptions, r: Running): Daemon {
     offSignals = onSignals({ SIGTERM: stopOn('SIGTERM'), SIGINT: stopOn('SIGINT'), SIGHUP: () => void reload() });
   }
   return {
-    node: r.initial.loaded.node.name, role: r.initial.loaded.node.role, log: r.log,
-    socketPath: r.endpoints.socketPath, metricsAddress: r.endpoints.metricsAddress,
-    status, sas: () => r.engine.list(), reload, stop, stopped,
+    node: r.initial.loaded.node.name,
+    role: r.initial.loaded.node.role,
+    log: r.log,
+    socketPath: r.endpoints.socketPath,
+    metricsAddress: r.endpoints.metricsAddress,
+    status,
+    sas: () => r.engine.list(),
+    reload,
+    stop,
+    stopped,
   };
 }
 
@@ -353,7 +404,10 @@ function writeMarksEverySecond(r: Running): NodeJS.Timeout | undefined {
     try {
       marks.sample((id) => engine.saStats(id));
     } catch (err) {
-      log.error({ event: 'replay_marks_not_written', error: (err as Error).message }, 'could not write the replay marks');
+      log.error(
+        { event: 'replay_marks_not_written', error: (err as Error).message },
+        'could not write the replay marks',
+      );
     }
   }, 1000);
   return timer.unref();
@@ -378,16 +432,26 @@ function statusReader(o: DaemonOptions, r: Running, sampler: RateSampler, config
   const { engine, role, host } = r;
   const startedAt = new Date();
   const started = performance.now();
-  return () => readStatus({
-    node: node.name, role: node.role, startedAt, started, engine, sas: () => engine.list(), sampler,
-    config: () => {
-      const { loadedAt, reloads, restartNeededFor } = config;
-      return { file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor };
-    },
-    manualSas: role.manualSas && (() => role.manualSas!()), bindings: () => role.bindings(),
-    roleCounters: () => role.counters(), hostCounters: () => host.counters(), tables: () => engine.tableSizes(),
-    ioCounters: host.ioCounters && (() => host.ioCounters!()),
-  });
+  return () =>
+    readStatus({
+      node: node.name,
+      role: node.role,
+      startedAt,
+      started,
+      engine,
+      sas: () => engine.list(),
+      sampler,
+      config: () => {
+        const { loadedAt, reloads, restartNeededFor } = config;
+        return { file: o.configPath, loadedAt: loadedAt.toISOString(), reloads, restartNeededFor };
+      },
+      manualSas: role.manualSas && (() => role.manualSas!()),
+      bindings: () => role.bindings(),
+      roleCounters: () => role.counters(),
+      hostCounters: () => host.counters(),
+      tables: () => engine.tableSizes(),
+      ioCounters: host.ioCounters && (() => host.ioCounters!()),
+    });
 }
 
 /**
@@ -445,23 +509,38 @@ async function leavePeers(o: DaemonOptions, r: Running): Promise<void> {
 
 /** Every piece closes, the engine last whatever failed before it (its keys are zeroed). */
 async function closeParts(r: Running): Promise<void> {
-  await closeEach([
-    ['role', () => r.role.close()], ['replay marks', () => r.marks?.close((id) => r.engine.saStats(id))],
-    ['host', () => r.host.close?.()], ['endpoints', () => r.endpoints.close()], ['engine', () => r.engine.close()],
-  ], r.log, 'stop_failed');
+  await closeEach(
+    [
+      ['role', () => r.role.close()],
+      ['replay marks', () => r.marks?.close((id) => r.engine.saStats(id))],
+      ['host', () => r.host.close?.()],
+      ['endpoints', () => r.endpoints.close()],
+      ['engine', () => r.engine.close()],
+    ],
+    r.log,
+    'stop_failed',
+  );
 }
 
 /** Dotted paths of the node fields and file digests that differ between two loads. */
 function changedFields(a: Snapshot, b: Snapshot): string[] {
   const out: string[] = [];
   const walk = (x: unknown, y: unknown, path: string) => {
-    if (x !== null && y !== null && typeof x === 'object' && typeof y === 'object' && Array.isArray(x) === Array.isArray(y)) {
-      for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+    if (
+      x !== null &&
+      y !== null &&
+      typeof x === 'object' &&
+      typeof y === 'object' &&
+      Array.isArray(x) === Array.isArray(y)
+    ) {
+      for (const k of new Set([...Object.keys(x), ...Object.keys(y)]))
+        walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
     } else if (JSON.stringify(x) !== JSON.stringify(y)) {
       out.push(path);
     }
   };
   walk(a.loaded.node, b.loaded.node, '');
-  for (const [file, d] of Object.entries(b.digests)) if (a.digests[file] !== d && !out.includes(file)) out.push(`${file} (file contents)`);
+  for (const [file, d] of Object.entries(b.digests))
+    if (a.digests[file] !== d && !out.includes(file)) out.push(`${file} (file contents)`);
   return out;
 }

@@ -35,17 +35,23 @@ export async function serveEndpoints(o: EndpointOptions): Promise<OperatorEndpoi
     await metrics?.close();
   };
   try {
-    if (o.socketPath) socket = await serveStatus(o.socketPath, (request) => {
-      if (request.request !== 'status') throw new Error(`unknown request ${JSON.stringify(request.request)}; the daemon answers {"request":"status"}`);
-      return o.status();
-    });
+    if (o.socketPath)
+      socket = await serveStatus(o.socketPath, (request) => {
+        if (request.request !== 'status')
+          throw new Error(
+            `unknown request ${JSON.stringify(request.request)}; the daemon answers {"request":"status"}`,
+          );
+        return o.status();
+      });
     if (o.metrics) metrics = await serveMetrics(o.metrics, metricsRegistry({ status: o.status }, o.labels));
   } catch (err) {
     await close();
     throw err;
   }
   return {
-    socketPath: socket?.path, metricsAddress: metrics?.address, close,
+    socketPath: socket?.path,
+    metricsAddress: metrics?.address,
+    close,
     closeSync: () => {
       if (socket && existsSync(socket.path)) unlinkSync(socket.path);
     },

@@ -107,7 +107,16 @@ export class TrackedEngine implements Engine {
 
 /** What status shows of an SA (no key bytes). */
 export function saRecord(sa: SaDesc, installedAt: number): SaRecord {
-  return { id: sa.id, direction: sa.direction, role: sa.role, mode: sa.mode, peer: peerOf(sa), src: sa.src, dst: sa.dst, installedAt };
+  return {
+    id: sa.id,
+    direction: sa.direction,
+    role: sa.role,
+    mode: sa.mode,
+    peer: peerOf(sa),
+    src: sa.src,
+    dst: sa.dst,
+    installedAt,
+  };
 }
 
 /** Who is at the other end of an SA: the SKIP name its header carries, else the outer address. */

@@ -5,8 +5,13 @@ import type { NodeConfig } from '../config/index.js';
 
 /** A node config field or a field of one of its sections, as a dotted path: 'manualSas', 'policy.esp'. */
 type FieldPath<T> = {
-  [K in keyof T & string]: K | (NonNullable<T[K]> extends readonly unknown[] ? never
-    : NonNullable<T[K]> extends object ? `${K}.${keyof NonNullable<T[K]> & string}` : never);
+  [K in keyof T & string]:
+    | K
+    | (NonNullable<T[K]> extends readonly unknown[]
+        ? never
+        : NonNullable<T[K]> extends object
+          ? `${K}.${keyof NonNullable<T[K]> & string}`
+          : never);
 }[keyof T & string];
 
 /** A config field a role can put in force while it runs; a change anywhere inside it counts. */

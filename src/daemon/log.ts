@@ -19,7 +19,8 @@ export function redact(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   if (value instanceof Error) return { type: value.name, message: value.message };
   const out: Record<string, unknown> = {};
-  for (const [field, v] of Object.entries(value)) out[field] = SECRET_FIELDS.has(field.toLowerCase()) ? CENSORED : redact(v, depth + 1);
+  for (const [field, v] of Object.entries(value))
+    out[field] = SECRET_FIELDS.has(field.toLowerCase()) ? CENSORED : redact(v, depth + 1);
   return out;
 }
 

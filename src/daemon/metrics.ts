@@ -17,7 +17,10 @@ export function metricsRegistry(source: MetricsSource, labels: { node: string; r
   const snapshot = () => (current ??= source.status());
   const counter = (name: string, help: string, labelName: string, read: (s: Status) => Record<string, number>) =>
     new Counter({
-      name, help, labelNames: [labelName], registers: [registry],
+      name,
+      help,
+      labelNames: [labelName],
+      registers: [registry],
       collect() {
         this.reset();
         for (const [label, n] of Object.entries(read(snapshot()))) this.inc({ [labelName]: label }, n);
@@ -27,22 +30,52 @@ export function metricsRegistry(source: MetricsSource, labels: { node: string; r
   counter('mipsec_verdicts_total', 'Engine verdicts, by verdict', 'verdict', (s) => s.counters.verdicts);
   counter('mipsec_role_events_total', 'Role decisions, drops and messages, by name', 'event', (s) => s.counters.role);
   counter('mipsec_host_drops_total', 'Packets the host dropped, by reason', 'reason', (s) => s.counters.host);
-  const ioHelp = "The I/O loops' own counters (reads, sends, tx errors, too-big, ICMP sent, GSO/GRO, punts, injections)";
+  const ioHelp =
+    "The I/O loops' own counters (reads, sends, tx errors, too-big, ICMP sent, GSO/GRO, punts, injections)";
   counter('mipsec_io_total', ioHelp, 'counter', (s) => s.counters.io);
-  counter('mipsec_datapath_packets_total', 'Packets the I/O loops handled, by path: native (never in JavaScript) or punted to JavaScript', 'path',
-    (s) => ({ fast: s.counters.fastPath, slow: s.counters.slowPath.total }));
-  counter('mipsec_slow_path_total', 'Packets the I/O loops punted to JavaScript, by engine reason', 'reason', (s) => s.counters.slowPath.reasons);
-  counter('mipsec_sa_packets_total', 'Packets through each installed SA', 'sa', (s) => Object.fromEntries(s.sas.map((sa) => [String(sa.id), sa.packets])));
-  counter('mipsec_sa_bytes_total', 'Bytes through each installed SA', 'sa', (s) => Object.fromEntries(s.sas.map((sa) => [String(sa.id), sa.bytes])));
-  new Gauge({ name: 'mipsec_sas', help: 'SAs installed in the engine', registers: [registry], collect() { this.set(snapshot().sas.length); } });
+  counter(
+    'mipsec_datapath_packets_total',
+    'Packets the I/O loops handled, by path: native (never in JavaScript) or punted to JavaScript',
+    'path',
+    (s) => ({ fast: s.counters.fastPath, slow: s.counters.slowPath.total }),
+  );
+  counter(
+    'mipsec_slow_path_total',
+    'Packets the I/O loops punted to JavaScript, by engine reason',
+    'reason',
+    (s) => s.counters.slowPath.reasons,
+  );
+  counter('mipsec_sa_packets_total', 'Packets through each installed SA', 'sa', (s) =>
+    Object.fromEntries(s.sas.map((sa) => [String(sa.id), sa.packets])),
+  );
+  counter('mipsec_sa_bytes_total', 'Bytes through each installed SA', 'sa', (s) =>
+    Object.fromEntries(s.sas.map((sa) => [String(sa.id), sa.bytes])),
+  );
   new Gauge({
-    name: 'mipsec_bindings', help: 'HA: mobility bindings held; SMN: 1 while registered away', registers: [registry],
+    name: 'mipsec_sas',
+    help: 'SAs installed in the engine',
+    registers: [registry],
+    collect() {
+      this.set(snapshot().sas.length);
+    },
+  });
+  new Gauge({
+    name: 'mipsec_bindings',
+    help: 'HA: mobility bindings held; SMN: 1 while registered away',
+    registers: [registry],
     collect() {
       const b = snapshot().bindings;
       this.set(Array.isArray(b) ? b.length : b && b.registration === 'registered' ? 1 : 0);
     },
   });
-  new Gauge({ name: 'mipsec_uptime_seconds', help: 'Seconds since the daemon started', registers: [registry], collect() { this.set(snapshot().uptimeSeconds); } });
+  new Gauge({
+    name: 'mipsec_uptime_seconds',
+    help: 'Seconds since the daemon started',
+    registers: [registry],
+    collect() {
+      this.set(snapshot().uptimeSeconds);
+    },
+  });
   const metrics = registry.metrics.bind(registry);
   registry.metrics = async () => {
     current = undefined;
@@ -65,7 +98,8 @@ export interface MetricsServer {
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new Error(`--metrics expects HOST:PORT such as 127.0.0.1:9571, got ${JSON.stringify(text)}`);
+  if (!m || port > 65535)
+    throw new Error(`--metrics expects HOST:PORT such as 127.0.0.1:9571, got ${JSON.stringify(text)}`);
   return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
 
@@ -83,16 +117,19 @@ export async function serveMetrics(listen: { host: string; port: number }, regis
   });
   server.requestTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`--metrics ${listen.host}:${listen.port}: cannot listen (${err.code ?? err.message})`)));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`--metrics ${listen.host}:${listen.port}: cannot listen (${err.code ?? err.message})`)),
+    );
     server.listen(listen.port, listen.host, () => resolve());
   });
   const bound = server.address();
   const port = typeof bound === 'object' && bound ? bound.port : listen.port;
   return {
     address: { host: listen.host, port },
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -25,7 +25,9 @@ export function loadMnHaKeys(path: string): MnHaEntry[] {
   const entries: MnHaEntry[] = [];
   const fail = (n: number, why: string): never => {
     for (const e of entries) e.auth.key.fill(0);
-    throw new Error(`${path}: line ${n}: ${why}; each line is '<home address> <SPI> <key hex>', e.g. 10.0.0.100 4096 ${'5a'.repeat(16)}`);
+    throw new Error(
+      `${path}: line ${n}: ${why}; each line is '<home address> <SPI> <key hex>', e.g. 10.0.0.100 4096 ${'5a'.repeat(16)}`,
+    );
   };
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/#.*/, '').trim();
@@ -35,7 +37,8 @@ export function loadMnHaKeys(path: string): MnHaEntry[] {
     const [, homeAddress, spiText, keyHex] = m;
     if (!isIpv4(homeAddress)) return fail(i + 1, `${JSON.stringify(homeAddress)} is not an IPv4 address`);
     const spi = Number(spiText);
-    if (!/^\d+$/.test(spiText) || spi < MIN_SPI || spi > 0xffffffff) return fail(i + 1, `SPI must be a whole number from ${MIN_SPI} to 4294967295`);
+    if (!/^\d+$/.test(spiText) || spi < MIN_SPI || spi > 0xffffffff)
+      return fail(i + 1, `SPI must be a whole number from ${MIN_SPI} to 4294967295`);
     if (!/^([0-9a-fA-F]{2})+$/.test(keyHex) || keyHex.length / 2 < MIN_KEY_BYTES || keyHex.length / 2 > MAX_KEY_BYTES) {
       return fail(i + 1, `the key must be ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} bytes of hex`);
     }

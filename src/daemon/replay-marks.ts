@@ -65,7 +65,12 @@ export class ReplayMarks {
   private readonly live = new Map<number, Live>();
 
   /** Loads `dir`/<node>/replay-marks.json (missing: none yet); `problem` says why an unreadable file was ignored. */
-  constructor(dir: string, node: string, private readonly now: () => number, private readonly problem: (message: string) => void) {
+  constructor(
+    dir: string,
+    node: string,
+    private readonly now: () => number,
+    private readonly problem: (message: string) => void,
+  ) {
     mkdirSync(join(dir, node), { recursive: true, mode: 0o700 });
     this.path = join(dir, node, 'replay-marks.json');
     this.marks = this.load();
@@ -112,7 +117,10 @@ export class ReplayMarks {
 
   private save(): void {
     const cutoff = this.now() - KEEP_MS;
-    const kept = [...this.marks].filter(([, m]) => m.seenMs >= cutoff).sort((a, b) => b[1].seenMs - a[1].seenMs).slice(0, MAX_MARKS);
+    const kept = [...this.marks]
+      .filter(([, m]) => m.seenMs >= cutoff)
+      .sort((a, b) => b[1].seenMs - a[1].seenMs)
+      .slice(0, MAX_MARKS);
     this.marks.clear();
     for (const [key, m] of kept) this.marks.set(key, m);
     const marks = Object.fromEntries(kept.map(([key, m]) => [key, [m.seq, m.margin, m.seenMs]]));

@@ -90,7 +90,10 @@ export interface RunningRole {
 /** The daemon's face of an SGW (also used for the lab's kept SGWs). */
 export function sgwFace(sgw: SecurityGateway): RunningRole {
   return {
-    counters: () => sgw.counters(), bindings: () => undefined, leave: async () => {}, close: () => sgw.close(),
+    counters: () => sgw.counters(),
+    bindings: () => undefined,
+    leave: async () => {},
+    close: () => sgw.close(),
     liveFields: [...SUITE_FIELDS, 'policy.plainInbound', 'policy.icmpRateLimit'],
     reconfigure: (next, changes) => {
       const { policy } = next.node;
@@ -117,8 +120,17 @@ export function buildRole(s: RoleSetup): RunningRole {
     let sgw: SecurityGateway;
     try {
       sgw = new SecurityGateway({
-        host: s.host, clock: s.clock, map, name: node.name, identity: s.identity!, certs: s.certs!, engine: s.engine, insideInterface: node.sgw!.inside,
-        suites: suitesOf(node.policy), plainInbound: node.policy.plainInbound, failureRate: node.policy.icmpRateLimit,
+        host: s.host,
+        clock: s.clock,
+        map,
+        name: node.name,
+        identity: s.identity!,
+        certs: s.certs!,
+        engine: s.engine,
+        insideInterface: node.sgw!.inside,
+        suites: suitesOf(node.policy),
+        plainInbound: node.policy.plainInbound,
+        failureRate: node.policy.icmpRateLimit,
         kpRotationPackets: node.policy.kpRotationPackets,
       });
     } catch (err) {
@@ -127,7 +139,11 @@ export function buildRole(s: RoleSetup): RunningRole {
     }
     const face = sgwFace(sgw);
     if (!manual) return face;
-    s.onEvent({ event: 'manual_sas_installed', count: node.manualSas!.length, names: node.manualSas!.map((e) => e.name) });
+    s.onEvent({
+      event: 'manual_sas_installed',
+      count: node.manualSas!.length,
+      names: node.manualSas!.map((e) => e.name),
+    });
     return {
       ...face,
       counters: () => ({ ...face.counters(), ...manual.gateway.counters() }),
@@ -140,7 +156,9 @@ export function buildRole(s: RoleSetup): RunningRole {
         const applied = face.reconfigure(next, changes.only(face.liveFields));
         if (installed.length || removed.length) {
           s.onEvent({ event: 'manual_sas_replaced', installed, removed });
-          applied.push(`manualSas (installed: ${installed.join(', ') || 'none'}; removed: ${removed.join(', ') || 'none'})`);
+          applied.push(
+            `manualSas (installed: ${installed.join(', ') || 'none'}; removed: ${removed.join(', ') || 'none'})`,
+          );
         }
         return applied;
       },
@@ -150,8 +168,11 @@ export function buildRole(s: RoleSetup): RunningRole {
           [out, inbound].flatMap((id) => {
             const record = records.get(id);
             const stats = manual.engine.saStats(id);
-            return record ? [{ ...record, name, packets: Number(stats?.packets ?? 0n), bytes: Number(stats?.bytes ?? 0n) }] : [];
-          }));
+            return record
+              ? [{ ...record, name, packets: Number(stats?.packets ?? 0n), bytes: Number(stats?.bytes ?? 0n) }]
+              : [];
+          }),
+        );
       },
       close: () => {
         const count = manual.gateway.entries().length;
@@ -172,8 +193,13 @@ function buildManualSas(s: RoleSetup): { gateway: ManualSpiGateway; engine: Trac
   const quiet = { installed: () => {}, retired: () => {} };
   const engine = new TrackedEngine(createEngine(s.engine.impl), quiet, () => s.clock.now());
   const gateway = new ManualSpiGateway({
-    host: s.host, clock: s.clock, engine, entries: node.manualSas!, keys: paths.manualKeys!,
-    inside: side('inside'), outside: side('outside'),
+    host: s.host,
+    clock: s.clock,
+    engine,
+    entries: node.manualSas!,
+    keys: paths.manualKeys!,
+    inside: side('inside'),
+    outside: side('outside'),
   });
   return { gateway, engine };
 }
@@ -182,12 +208,23 @@ function buildSmn(s: RoleSetup): RunningRole {
   const { node, map } = s.loaded;
   const home = node.smn!.homeAddress;
   const key = s.mnHaKeys?.find((e) => e.homeAddress === home);
-  if (!key) throw new Error(`the MN-HA key file has no line for this SMN's home address ${home}; add '${home} <SPI> <key hex>' (the same line as on its HA)`);
+  if (!key)
+    throw new Error(
+      `the MN-HA key file has no line for this SMN's home address ${home}; add '${home} <SPI> <key hex>' (the same line as on its HA)`,
+    );
   const smn = new MobileNode({
-    host: s.host, clock: s.clock, map, identity: s.identity!, certs: s.certs!, engine: s.engine, interface: node.interfaces[0].name,
+    host: s.host,
+    clock: s.clock,
+    map,
+    identity: s.identity!,
+    certs: s.certs!,
+    engine: s.engine,
+    interface: node.interfaces[0].name,
     // A copy: the registration client zeroes its key when it stops, the daemon zeroes the file's.
     mnHaKey: { spi: key.auth.spi, key: key.auth.key.slice() },
-    knownBorders: node.smn!.borderSgws, suites: suitesOf(node.policy), kpRotationPackets: node.policy.kpRotationPackets,
+    knownBorders: node.smn!.borderSgws,
+    suites: suitesOf(node.policy),
+    kpRotationPackets: node.policy.kpRotationPackets,
   });
   smn.onRegistration(({ type, ...fields }) => s.onEvent({ event: `registration_${type}`, ...fields }));
   // A host on real interfaces tells when the kernel's address of the SMN's interface changed: a handover.
@@ -198,7 +235,15 @@ function buildSmn(s: RoleSetup): RunningRole {
     smn.moveTo(iface, cidr, gateway);
   });
   const face = smnFace(smn, s.clock);
-  return stopFollowing ? { ...face, close: () => { stopFollowing(); face.close(); } } : face;
+  return stopFollowing
+    ? {
+        ...face,
+        close: () => {
+          stopFollowing();
+          face.close();
+        },
+      }
+    : face;
 }
 
 /** The daemon's face of an SMN: counters with its registration client's, its position, a deregistering leave(). */
@@ -210,7 +255,14 @@ export function smnFace(smn: MobileNode, clock: Clock): RunningRole {
     bindings: () => {
       const position = smn.position();
       const reg = smn.registration.registration;
-      return { homeAddress: home, registration: smn.registration.state, place: position.place, careOf: position.careOf, site: position.site, remainingSeconds: reg && remaining(reg.expiresAt) };
+      return {
+        homeAddress: home,
+        registration: smn.registration.state,
+        place: position.place,
+        careOf: position.careOf,
+        site: position.site,
+        remainingSeconds: reg && remaining(reg.expiresAt),
+      };
     },
     leave: async (waitMs) => {
       if (smn.position().place === 'home') return;
@@ -242,15 +294,41 @@ function buildHa(s: RoleSetup): RunningRole {
   const { node, map } = s.loaded;
   const ha = map.homeAgent(node.name)!;
   const served = node.ha!.serves.map((text) => parseAddressOrPrefix(text));
-  const mobileNodes = (s.mnHaKeys ?? []).filter((e) => served.some((p) => prefixWithin(parseAddressOrPrefix(e.homeAddress), p)));
-  if (mobileNodes.length === 0) throw new Error(`the MN-HA key file has no line for a home address this HA serves (${node.ha!.serves.join(', ')}); add '<home address> <SPI> <key hex>' per mobile node`);
+  const mobileNodes = (s.mnHaKeys ?? []).filter((e) =>
+    served.some((p) => prefixWithin(parseAddressOrPrefix(e.homeAddress), p)),
+  );
+  if (mobileNodes.length === 0)
+    throw new Error(
+      `the MN-HA key file has no line for a home address this HA serves (${node.ha!.serves.join(', ')}); add '<home address> <SPI> <key hex>' per mobile node`,
+    );
   const homeInterface = node.interfaces.find((i) => i.address === ha.address)!.name;
-  const store = new BindingJournal(s.loaded.paths.bindings ?? join(s.stateDir ?? DEFAULT_STATE_DIR, node.name, 'bindings.journal'));
+  const store = new BindingJournal(
+    s.loaded.paths.bindings ?? join(s.stateDir ?? DEFAULT_STATE_DIR, node.name, 'bindings.journal'),
+  );
   // The daemon's engine builds and opens the RFC 2003 tunnels (IPIP_ENCAP / IPIP_DECAP).
-  const agent = new HomeAgent({ host: s.host, clock: s.clock, address: ha.address, homeInterface, mobileNodes, store, engine: s.engine });
-  s.onEvent({ event: 'bindings_restored', file: store.file, ...agent.restored, discardedLines: store.lastLoad.discardedLines });
+  const agent = new HomeAgent({
+    host: s.host,
+    clock: s.clock,
+    address: ha.address,
+    homeInterface,
+    mobileNodes,
+    store,
+    engine: s.engine,
+  });
+  s.onEvent({
+    event: 'bindings_restored',
+    file: store.file,
+    ...agent.restored,
+    discardedLines: store.lastLoad.discardedLines,
+  });
   agent.on((e) => {
-    if (e.type === 'binding') s.onEvent({ event: 'binding', homeAddress: e.binding.homeAddress, careOf: e.binding.careOf, lifetime: e.binding.lifetime });
+    if (e.type === 'binding')
+      s.onEvent({
+        event: 'binding',
+        homeAddress: e.binding.homeAddress,
+        careOf: e.binding.careOf,
+        lifetime: e.binding.lifetime,
+      });
     else {
       const { type, ...fields } = e;
       s.onEvent({ event: type, ...fields });
@@ -263,7 +341,12 @@ function buildHa(s: RoleSetup): RunningRole {
       return { ...replies, ...prefixed('drop_', c.drops), tunnelled: c.tunnelled, decapsulated: c.decapsulated };
     },
     bindings: () =>
-      agent.bindings().map((b) => ({ homeAddress: b.homeAddress, careOf: b.careOf, lifetimeSeconds: b.lifetime, remainingSeconds: Math.max(0, Math.round((b.expiresAt - s.clock.now()) / 1000)) })),
+      agent.bindings().map((b) => ({
+        homeAddress: b.homeAddress,
+        careOf: b.careOf,
+        lifetimeSeconds: b.lifetime,
+        remainingSeconds: Math.max(0, Math.round((b.expiresAt - s.clock.now()) / 1000)),
+      })),
     leave: async () => {},
     liveFields: [],
     reconfigure: () => [],

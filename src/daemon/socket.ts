@@ -29,8 +29,10 @@ export async function serveStatus(path: string, answer: Answer): Promise<StatusS
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   refuseSymlinks(path);
   if (existsSync(path)) {
-    if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket; remove it or give another --status-socket`);
-    if (await isListening(path)) throw new Error(`another daemon is already listening on ${path}; stop it first or give another --status-socket`);
+    if (!lstatSync(path).isSocket())
+      throw new Error(`${path} exists and is not a socket; remove it or give another --status-socket`);
+    if (await isListening(path))
+      throw new Error(`another daemon is already listening on ${path}; stop it first or give another --status-socket`);
     unlinkSync(path);
   }
   const server = createServer({ allowHalfOpen: false }, (socket) => handle(socket, answer));
@@ -57,7 +59,8 @@ export async function serveStatus(path: string, answer: Answer): Promise<StatusS
 /** Neither the socket path nor its directory may be a symlink: the daemon would create or replace a file elsewhere. */
 function refuseSymlinks(path: string): void {
   for (const at of [path, dirname(path)]) {
-    if (isSymlink(at)) throw new Error(`${at} is a symlink; give the status socket a path without one (--status-socket)`);
+    if (isSymlink(at))
+      throw new Error(`${at} is a symlink; give the status socket a path without one (--status-socket)`);
   }
 }
 
@@ -88,7 +91,8 @@ function handle(socket: Socket, answer: Answer): void {
     } catch {
       return reply({ error: 'the request is not JSON; send {"request":"status"} and a newline' });
     }
-    if (request === null || typeof request !== 'object' || Array.isArray(request)) return reply({ error: 'the request must be a JSON object such as {"request":"status"}' });
+    if (request === null || typeof request !== 'object' || Array.isArray(request))
+      return reply({ error: 'the request must be a JSON object such as {"request":"status"}' });
     try {
       reply(answer(request as { request?: unknown }));
     } catch (err) {
@@ -121,7 +125,11 @@ export class NoDaemonError extends Error {
 }
 
 /** Sends one request to the daemon on `path` and returns its JSON answer. */
-export function requestStatus(path: string, request: object = { request: 'status' }, timeoutMs = 3000): Promise<unknown> {
+export function requestStatus(
+  path: string,
+  request: object = { request: 'status' },
+  timeoutMs = 3000,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     let text = '';
@@ -133,8 +141,14 @@ export function requestStatus(path: string, request: object = { request: 'status
     socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
     socket.once('error', (err: NodeJS.ErrnoException) => {
       socket.destroy();
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') reject(new NoDaemonError(`no mipsec daemon is listening on ${path}`));
-      else if (err.code === 'EACCES') reject(new Error(`no permission to open ${path} (the socket is mode 0600: run as the daemon's user, e.g. with sudo)`));
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')
+        reject(new NoDaemonError(`no mipsec daemon is listening on ${path}`));
+      else if (err.code === 'EACCES')
+        reject(
+          new Error(
+            `no permission to open ${path} (the socket is mode 0600: run as the daemon's user, e.g. with sudo)`,
+          ),
+        );
       else reject(new Error(`cannot talk to ${path}: ${err.message}`));
     });
     socket.once('end', () => {

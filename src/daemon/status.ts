@@ -46,7 +46,13 @@ export interface Status {
   };
   rates: { intervalSeconds: number | null; packetsPerSecond: number | null; dropsPerSecond: number | null };
   /** The process's memory (bytes, process.memoryUsage()) and open file descriptors (null off Linux): what a soak watches drift. */
-  process: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; openFds: number | null };
+  process: {
+    rssBytes: number;
+    heapUsedBytes: number;
+    heapTotalBytes: number;
+    externalBytes: number;
+    openFds: number | null;
+  };
   /** What the engine's tables hold; null where the role's engine is not tracked. */
   tables: TableSizes | null;
 }
@@ -59,15 +65,29 @@ function processFigures(): Status['process'] {
   } catch {
     // Not Linux: no /proc.
   }
-  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, openFds };
+  return {
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    heapTotalBytes: m.heapTotal,
+    externalBytes: m.external,
+    openFds,
+  };
 }
 
-export const VERDICT_NAMES = Object.fromEntries(Object.entries(Verdict).filter(([, v]) => v !== Verdict.NONE).map(([k, v]) => [v, k.toLowerCase()])) as Record<number, string>;
+export const VERDICT_NAMES = Object.fromEntries(
+  Object.entries(Verdict)
+    .filter(([, v]) => v !== Verdict.NONE)
+    .map(([k, v]) => [v, k.toLowerCase()]),
+) as Record<number, string>;
 
 /** Engine counters split into reasons and verdicts (COUNTER_SLOTS layout of src/engine/types.ts). */
-export function engineCounters(counters: BigUint64Array): { reasons: Record<string, number>; verdicts: Record<string, number> } {
+export function engineCounters(counters: BigUint64Array): {
+  reasons: Record<string, number>;
+  verdicts: Record<string, number>;
+} {
   const reasons: Record<string, number> = {};
-  for (let i = 1; i < VERDICT_COUNTER_BASE && i < reasonName.length; i++) if (counters[i] > 0n) reasons[reasonName[i]] = Number(counters[i]);
+  for (let i = 1; i < VERDICT_COUNTER_BASE && i < reasonName.length; i++)
+    if (counters[i] > 0n) reasons[reasonName[i]] = Number(counters[i]);
   const verdicts: Record<string, number> = {};
   for (const [code, name] of Object.entries(VERDICT_NAMES)) {
     const slot = VERDICT_COUNTER_BASE + Number(code);
@@ -99,7 +119,11 @@ export interface StatusParts {
 }
 
 function ioFigures(io: Record<string, number>): Pick<Status['counters'], 'io' | 'fastPath' | 'slowPath'> {
-  const reasons = Object.fromEntries(Object.entries(io).filter(([name]) => name.startsWith('punted_')).map(([name, n]) => [name.slice('punted_'.length), n]));
+  const reasons = Object.fromEntries(
+    Object.entries(io)
+      .filter(([name]) => name.startsWith('punted_'))
+      .map(([name, n]) => [name.slice('punted_'.length), n]),
+  );
   return { io, fastPath: io.fastPath ?? 0, slowPath: { total: io.punted ?? 0, reasons } };
 }
 
@@ -108,18 +132,38 @@ export function readStatus(p: StatusParts): Status {
   const { reasons, verdicts } = engineCounters(p.engine.counters());
   const rates = p.sampler.rates();
   return {
-    version: STATUS_VERSION, node: p.node, role: p.role, pid: process.pid, startedAt: p.startedAt.toISOString(),
-    uptimeSeconds: Math.round((performance.now() - p.started) / 100) / 10, engine: p.engine.impl,
+    version: STATUS_VERSION,
+    node: p.node,
+    role: p.role,
+    pid: process.pid,
+    startedAt: p.startedAt.toISOString(),
+    uptimeSeconds: Math.round((performance.now() - p.started) / 100) / 10,
+    engine: p.engine.impl,
     config: p.config(),
     sas: p.sas().map((sa) => {
       const { installedAt: _at, ...fields } = sa as SaRecord;
       const stats = p.engine.saStats(sa.id);
-      return { ...fields, packets: Number(stats?.packets ?? 0n), bytes: Number(stats?.bytes ?? 0n), packetsPerSecond: rates.perSa(sa.id) };
+      return {
+        ...fields,
+        packets: Number(stats?.packets ?? 0n),
+        bytes: Number(stats?.bytes ?? 0n),
+        packetsPerSecond: rates.perSa(sa.id),
+      };
     }),
     manualSas: (p.manualSas?.() ?? []).map(({ installedAt: _at, ...fields }) => fields),
     bindings: p.bindings() ?? null,
-    counters: { engine: reasons, verdicts, role: p.roleCounters(), host: { ...p.hostCounters() }, ...ioFigures(p.ioCounters?.() ?? {}) },
-    rates: { intervalSeconds: rates.intervalSeconds, packetsPerSecond: rates.packetsPerSecond, dropsPerSecond: rates.dropsPerSecond },
+    counters: {
+      engine: reasons,
+      verdicts,
+      role: p.roleCounters(),
+      host: { ...p.hostCounters() },
+      ...ioFigures(p.ioCounters?.() ?? {}),
+    },
+    rates: {
+      intervalSeconds: rates.intervalSeconds,
+      packetsPerSecond: rates.packetsPerSecond,
+      dropsPerSecond: rates.dropsPerSecond,
+    },
     process: processFigures(),
     tables: p.tables?.() ?? null,
   };
@@ -138,7 +182,11 @@ export class RateSampler {
   private latest?: Sample;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly engine: Engine, private readonly saIds: () => number[], intervalMs: number) {
+  constructor(
+    private readonly engine: Engine,
+    private readonly saIds: () => number[],
+    intervalMs: number,
+  ) {
     this.sample();
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
@@ -149,12 +197,18 @@ export class RateSampler {
     const perSa = new Map<number, number>();
     for (const id of this.saIds()) perSa.set(id, Number(this.engine.saStats(id)?.packets ?? 0n));
     this.previous = this.latest;
-    this.latest = { at: performance.now(), packets: Object.values(verdicts).reduce((a, b) => a + b, 0), drops: verdicts.drop, perSa };
+    this.latest = {
+      at: performance.now(),
+      packets: Object.values(verdicts).reduce((a, b) => a + b, 0),
+      drops: verdicts.drop,
+      perSa,
+    };
   }
 
   rates(): Status['rates'] & { perSa: (id: number) => number | null } {
     const [a, b] = [this.previous, this.latest];
-    if (!a || !b || b.at <= a.at) return { intervalSeconds: null, packetsPerSecond: null, dropsPerSecond: null, perSa: () => null };
+    if (!a || !b || b.at <= a.at)
+      return { intervalSeconds: null, packetsPerSecond: null, dropsPerSecond: null, perSa: () => null };
     const seconds = (b.at - a.at) / 1000;
     const rate = (n: number) => Math.round((n / seconds) * 10) / 10;
     return {
@@ -179,24 +233,59 @@ export function formatStatus(s: Status): string {
     `node ${s.node} (${s.role}), pid ${s.pid}, up ${formatDuration(s.uptimeSeconds)}, engine ${s.engine}`,
     `config ${s.config.file}, loaded ${s.config.loadedAt}, ${s.config.reloads} reload${s.config.reloads === 1 ? '' : 's'}` +
       (s.config.restartNeededFor.length ? `; restart needed for: ${s.config.restartNeededFor.join(', ')}` : ''),
-    `rates: ${s.rates.packetsPerSecond ?? '-'} packets/s, ${s.rates.dropsPerSecond ?? '-'} drops/s` + (s.rates.intervalSeconds ? ` (last ${s.rates.intervalSeconds} s)` : ''),
+    `rates: ${s.rates.packetsPerSecond ?? '-'} packets/s, ${s.rates.dropsPerSecond ?? '-'} drops/s` +
+      (s.rates.intervalSeconds ? ` (last ${s.rates.intervalSeconds} s)` : ''),
     `process: rss ${mib(s.process.rssBytes)}, heap ${mib(s.process.heapUsedBytes)} of ${mib(s.process.heapTotalBytes)}, ${s.process.openFds ?? '-'} open fds` +
       (s.tables ? `; tables: ${s.tables.sas} SAs, ${s.tables.routes} routes, ${s.tables.policies} policies` : ''),
     '',
     `SAs (${s.sas.length})`,
   ];
   const header = ['id', 'dir', 'layer', 'mode', 'peer', 'src', 'dst', 'packets', 'bytes', 'pkt/s'];
-  const rows = s.sas.map((sa) => [String(sa.id), sa.direction, sa.role, sa.mode, sa.peer, sa.src, sa.dst, String(sa.packets), String(sa.bytes), sa.packetsPerSecond === null ? '-' : String(sa.packetsPerSecond)]);
+  const rows = s.sas.map((sa) => [
+    String(sa.id),
+    sa.direction,
+    sa.role,
+    sa.mode,
+    sa.peer,
+    sa.src,
+    sa.dst,
+    String(sa.packets),
+    String(sa.bytes),
+    sa.packetsPerSecond === null ? '-' : String(sa.packetsPerSecond),
+  ]);
   lines.push(...table(header, rows));
   if (s.manualSas.length > 0) {
-    const manualRows = s.manualSas.map((sa) => [String(sa.id), sa.name, sa.direction, sa.peer, sa.src, sa.dst, String(sa.packets), String(sa.bytes)]);
-    lines.push('', `manual SAs (${s.manualSas.length})`, ...table(['id', 'name', 'dir', 'peer', 'src', 'dst', 'packets', 'bytes'], manualRows));
+    const manualRows = s.manualSas.map((sa) => [
+      String(sa.id),
+      sa.name,
+      sa.direction,
+      sa.peer,
+      sa.src,
+      sa.dst,
+      String(sa.packets),
+      String(sa.bytes),
+    ]);
+    lines.push(
+      '',
+      `manual SAs (${s.manualSas.length})`,
+      ...table(['id', 'name', 'dir', 'peer', 'src', 'dst', 'packets', 'bytes'], manualRows),
+    );
   }
   if (Array.isArray(s.bindings)) {
-    lines.push('', `bindings (${s.bindings.length})`, ...table(['home address', 'care-of', 'lifetime', 'left'], s.bindings.map((b) => [b.homeAddress, b.careOf, `${b.lifetimeSeconds}s`, `${b.remainingSeconds}s`])));
+    lines.push(
+      '',
+      `bindings (${s.bindings.length})`,
+      ...table(
+        ['home address', 'care-of', 'lifetime', 'left'],
+        s.bindings.map((b) => [b.homeAddress, b.careOf, `${b.lifetimeSeconds}s`, `${b.remainingSeconds}s`]),
+      ),
+    );
   } else if (s.bindings) {
     const m = s.bindings;
-    lines.push('', `mobility: home ${m.homeAddress}, ${m.place}${m.site ? ` (${m.site})` : ''}, care-of ${m.careOf}, registration ${m.registration}${m.remainingSeconds !== undefined ? `, ${m.remainingSeconds}s left` : ''}`);
+    lines.push(
+      '',
+      `mobility: home ${m.homeAddress}, ${m.place}${m.site ? ` (${m.site})` : ''}, care-of ${m.careOf}, registration ${m.registration}${m.remainingSeconds !== undefined ? `, ${m.remainingSeconds}s left` : ''}`,
+    );
   }
   const section = (title: string, counts: Record<string, number>) => {
     const entries = Object.entries(counts).filter(([, n]) => n > 0);
@@ -207,7 +296,10 @@ export function formatStatus(s: Status): string {
   section('role counters', s.counters.role);
   section('host drops', s.counters.host);
   const slow = s.counters.slowPath;
-  const share = s.counters.fastPath + slow.total > 0 ? ` (${((100 * slow.total) / (s.counters.fastPath + slow.total)).toFixed(3)} % in JavaScript)` : '';
+  const share =
+    s.counters.fastPath + slow.total > 0
+      ? ` (${((100 * slow.total) / (s.counters.fastPath + slow.total)).toFixed(3)} % in JavaScript)`
+      : '';
   lines.push('', `data path: ${s.counters.fastPath} packets native, ${slow.total} punted to JavaScript${share}`);
   section('punted to JavaScript, by reason', slow.reasons);
   section('I/O loop', s.counters.io);

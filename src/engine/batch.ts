@@ -30,9 +30,12 @@ export class Batch implements BatchLike {
     this.capacity = options.capacity ?? 256;
     this.slotSize = options.slotSize ?? 2048;
     this.headroom = options.headroom ?? 256;
-    if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new RangeError(`batch capacity must be a positive integer, got ${this.capacity}`);
-    if (!Number.isInteger(this.slotSize) || this.slotSize < 128 || this.slotSize % 64 !== 0) throw new RangeError(`batch slotSize must be a multiple of 64 and at least 128, got ${this.slotSize}`);
-    if (!Number.isInteger(this.headroom) || this.headroom < 0 || this.headroom >= this.slotSize) throw new RangeError(`batch headroom must be between 0 and slotSize-1, got ${this.headroom}`);
+    if (!Number.isInteger(this.capacity) || this.capacity < 1)
+      throw new RangeError(`batch capacity must be a positive integer, got ${this.capacity}`);
+    if (!Number.isInteger(this.slotSize) || this.slotSize < 128 || this.slotSize % 64 !== 0)
+      throw new RangeError(`batch slotSize must be a multiple of 64 and at least 128, got ${this.slotSize}`);
+    if (!Number.isInteger(this.headroom) || this.headroom < 0 || this.headroom >= this.slotSize)
+      throw new RangeError(`batch headroom must be between 0 and slotSize-1, got ${this.headroom}`);
     this.buffer = new Uint8Array(this.capacity * this.slotSize);
     this.desc = new Uint32Array(this.capacity * DESC_WORDS);
   }
@@ -49,7 +52,9 @@ export class Batch implements BatchLike {
   push(op: OpCode, packet: Uint8Array, arg0 = 0, arg1 = 0): number {
     if (this.count >= this.capacity) throw new RangeError(`batch is full (${this.capacity} packets)`);
     if (packet.length > this.slotSize - this.headroom) {
-      throw new RangeError(`packet of ${packet.length} bytes does not fit a slot (${this.slotSize - this.headroom} bytes after headroom)`);
+      throw new RangeError(
+        `packet of ${packet.length} bytes does not fit a slot (${this.slotSize - this.headroom} bytes after headroom)`,
+      );
     }
     const i = this.count++;
     const offset = i * this.slotSize + this.headroom;

@@ -45,9 +45,11 @@ export function checkInboundRules(desc: SaDesc, where: string): InboundRules {
     throw new RangeError(`${where}: ${message}`);
   };
   if (desc.relay !== undefined && desc.role !== 'nexthop') refuse("relay applies to role 'nexthop' only; remove it");
-  if (desc.relay !== undefined && typeof desc.relay !== 'boolean') refuse(`relay must be true or false, got ${String(desc.relay)}`);
+  if (desc.relay !== undefined && typeof desc.relay !== 'boolean')
+    refuse(`relay must be true or false, got ${String(desc.relay)}`);
   if (desc.selectors !== undefined && desc.role !== 'end') refuse("selectors apply to role 'end' only; remove them");
-  if (desc.selectorMiss !== undefined && desc.role !== 'end') refuse("selectorMiss applies to role 'end' only; remove it");
+  if (desc.selectorMiss !== undefined && desc.role !== 'end')
+    refuse("selectorMiss applies to role 'end' only; remove it");
   if (desc.selectorMiss !== undefined && desc.selectorMiss !== 'drop' && desc.selectorMiss !== 'punt') {
     refuse(`selectorMiss must be 'drop' or 'punt', got ${String(desc.selectorMiss)}`);
   }

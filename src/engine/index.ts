@@ -20,11 +20,16 @@ export function createEngine(impl?: EngineImpl): Engine {
   const { binding, error } = loadAddon();
   if (binding) return new NativeEngine(binding);
   if (impl === 'native' || process.env.MIPSEC_NATIVE === '1') {
-    throw new Error(`mipsec: native engine required but the addon did not load: ${error?.message}. Rebuild it with \`npm rebuild mipsec\` (needs python3, make, g++).`);
+    throw new Error(
+      `mipsec: native engine required but the addon did not load: ${error?.message}. Rebuild it with \`npm rebuild mipsec\` (needs python3, make, g++).`,
+    );
   }
   if (!warned) {
     warned = true;
-    process.emitWarning(`native addon unavailable (${error?.message?.split('\n')[0]}); using the TypeScript data path`, { code: 'MIPSEC_NO_NATIVE' });
+    process.emitWarning(
+      `native addon unavailable (${error?.message?.split('\n')[0]}); using the TypeScript data path`,
+      { code: 'MIPSEC_NO_NATIVE' },
+    );
   }
   return new RefEngine();
 }

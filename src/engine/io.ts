@@ -204,7 +204,8 @@ const NETNS_NAME = /^[A-Za-z0-9_.-]{1,200}$/;
 
 function interfaceAddress(text: string, i: number): [number, number] {
   const m = /^([^/]+)\/(\d{1,2})$/.exec(typeof text === 'string' ? text : '');
-  if (!m || Number(m[2]) > 32) throw new RangeError(`tun.addresses[${i}] must be 'a.b.c.d/len' with len 0..32, got ${String(text)}`);
+  if (!m || Number(m[2]) > 32)
+    throw new RangeError(`tun.addresses[${i}] must be 'a.b.c.d/len' with len 0..32, got ${String(text)}`);
   try {
     return [ipToU32(m[1]), Number(m[2])];
   } catch (err) {
@@ -225,29 +226,55 @@ export class IoLoop {
 
   /** Opens the TUN and raw sockets (inside `netns`), configures the TUN and starts the workers. Throws why not. */
   static start(options: IoLoopOptions): IoLoop {
-    const { engine, netns, tun, workers = 1, udpPort = 0, pollMicros = 0, bindInterface, tunTable = 0, deliver = 'tun', onPunt } = options;
+    const {
+      engine,
+      netns,
+      tun,
+      workers = 1,
+      udpPort = 0,
+      pollMicros = 0,
+      bindInterface,
+      tunTable = 0,
+      deliver = 'tun',
+      onPunt,
+    } = options;
     if (!(engine instanceof NativeEngine)) {
-      throw new TypeError("IoLoop needs the native engine (createEngine('native')); the TypeScript path has no native threads to run it");
+      throw new TypeError(
+        "IoLoop needs the native engine (createEngine('native')); the TypeScript path has no native threads to run it",
+      );
     }
-    if (options.raw !== true) throw new TypeError('IoLoop: raw must be true (the raw IPv4 sockets carry every protected packet)');
-    if (netns !== undefined && !NETNS_NAME.test(netns)) throw new RangeError(`netns must be a namespace NAME (as in /var/run/netns/NAME), got ${String(netns)}`);
-    if (typeof tun?.name !== 'string' || tun.name.length < 1 || tun.name.length > 15) throw new RangeError('tun.name must be 1..15 characters');
+    if (options.raw !== true)
+      throw new TypeError('IoLoop: raw must be true (the raw IPv4 sockets carry every protected packet)');
+    if (netns !== undefined && !NETNS_NAME.test(netns))
+      throw new RangeError(`netns must be a namespace NAME (as in /var/run/netns/NAME), got ${String(netns)}`);
+    if (typeof tun?.name !== 'string' || tun.name.length < 1 || tun.name.length > 15)
+      throw new RangeError('tun.name must be 1..15 characters');
     const mtu = tun.mtu ?? 1300;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > MAX_PACKET) {
       throw new RangeError(`tun.mtu must be an integer 576..${MAX_PACKET}, got ${String(tun.mtu)}`);
     }
-    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`workers must be an integer 1..64, got ${String(workers)}`);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+      throw new RangeError(`workers must be an integer 1..64, got ${String(workers)}`);
     if (options.udpPort !== undefined && (!Number.isInteger(udpPort) || udpPort < 1 || udpPort > 65535)) {
-      throw new RangeError(`udpPort must be a UDP port 1..65535 (the same on every gateway), got ${String(options.udpPort)}`);
+      throw new RangeError(
+        `udpPort must be a UDP port 1..65535 (the same on every gateway), got ${String(options.udpPort)}`,
+      );
     }
     if (!Number.isInteger(pollMicros) || pollMicros < 0 || pollMicros > 100_000) {
-      throw new RangeError(`pollMicros must be an integer 0..100000 (µs of polling before a worker sleeps), got ${String(options.pollMicros)}`);
+      throw new RangeError(
+        `pollMicros must be an integer 0..100000 (µs of polling before a worker sleeps), got ${String(options.pollMicros)}`,
+      );
     }
-    if (bindInterface !== undefined && (typeof bindInterface !== 'string' || bindInterface.length < 1 || bindInterface.length > 15)) {
+    if (
+      bindInterface !== undefined &&
+      (typeof bindInterface !== 'string' || bindInterface.length < 1 || bindInterface.length > 15)
+    ) {
       throw new RangeError(`bindInterface must be an interface name of 1..15 characters, got ${String(bindInterface)}`);
     }
-    if (!Number.isInteger(tunTable) || tunTable < 0 || tunTable > 0xffff_ffff) throw new RangeError(`tunTable must be a policy table id 0..4294967295, got ${String(options.tunTable)}`);
-    if (deliver !== 'tun' && deliver !== 'route') throw new RangeError(`deliver must be 'tun' or 'route', got ${String(options.deliver)}`);
+    if (!Number.isInteger(tunTable) || tunTable < 0 || tunTable > 0xffff_ffff)
+      throw new RangeError(`tunTable must be a policy table id 0..4294967295, got ${String(options.tunTable)}`);
+    if (deliver !== 'tun' && deliver !== 'route')
+      throw new RangeError(`deliver must be 'tun' or 'route', got ${String(options.deliver)}`);
     const { kernelTunnel } = options;
     if (kernelTunnel !== undefined && deliver !== 'route') throw new RangeError("kernelTunnel needs deliver 'route'");
     const tunnelFrom = kernelTunnel ? ipToU32(kernelTunnel.from) : 0;
@@ -267,9 +294,27 @@ export class IoLoop {
       }
       onPunt(packets);
     });
-    if (tun.offload !== undefined && typeof tun.offload !== 'boolean') throw new TypeError('tun.offload must be a boolean');
-    native.start({ netns, tunName: tun.name, mtu, addresses, workers, offload: tun.offload ?? true, udpPort, pollMicros, bindInterface, tunTable, deliverRoute: deliver === 'route', tunnelFrom, tunnelTo });
-    const loop: IoLoop = new IoLoop(native, engine.onClose(() => loop.stop()));
+    if (tun.offload !== undefined && typeof tun.offload !== 'boolean')
+      throw new TypeError('tun.offload must be a boolean');
+    native.start({
+      netns,
+      tunName: tun.name,
+      mtu,
+      addresses,
+      workers,
+      offload: tun.offload ?? true,
+      udpPort,
+      pollMicros,
+      bindInterface,
+      tunTable,
+      deliverRoute: deliver === 'route',
+      tunnelFrom,
+      tunnelTo,
+    });
+    const loop: IoLoop = new IoLoop(
+      native,
+      engine.onClose(() => loop.stop()),
+    );
     return loop;
   }
 
@@ -278,7 +323,10 @@ export class IoLoop {
     let total = 0;
     packets.forEach((p, i) => {
       if (!(p?.packet instanceof Uint8Array)) throw new TypeError(`inject: packets[${i}].packet must be a Uint8Array`);
-      if (!(p.via in VIA_CODE)) throw new RangeError(`inject: packets[${i}].via must be 'outbound', 'inbound', 'tun' or 'raw', got ${String(p.via)}`);
+      if (!(p.via in VIA_CODE))
+        throw new RangeError(
+          `inject: packets[${i}].via must be 'outbound', 'inbound', 'tun' or 'raw', got ${String(p.via)}`,
+        );
       if (p.carries !== undefined && !(p.carries instanceof Uint8Array)) {
         throw new TypeError(`inject: packets[${i}].carries must be a Uint8Array`);
       }
@@ -313,7 +361,9 @@ export class IoLoop {
   }
 
   stats(): IoStats {
-    const { puntReasons: byCode, ...counters } = this.native.stats() as Omit<IoStats, 'puntReasons'> & { puntReasons: Float64Array };
+    const { puntReasons: byCode, ...counters } = this.native.stats() as Omit<IoStats, 'puntReasons'> & {
+      puntReasons: Float64Array;
+    };
     const puntReasons = {} as Record<ReasonName, number>;
     reasonName.forEach((name, code) => {
       if (name !== undefined) puntReasons[name] = byCode[code];

@@ -51,7 +51,10 @@ function u32(sa: SaDesc, field: string, value: unknown, fallback?: number): numb
 function key(sa: SaDesc, field: string, value: unknown, alg: EspSuite | MacAlg): Uint8Array {
   if (!(value instanceof Uint8Array)) fail(sa, `${field} must be a Uint8Array`);
   if (value.length !== KEY_BYTES[alg]) {
-    fail(sa, `${field} must be ${KEY_BYTES[alg]} bytes for ${alg} (key and 4-byte salt where the algorithm has one), got ${value.length}`);
+    fail(
+      sa,
+      `${field} must be ${KEY_BYTES[alg]} bytes for ${alg} (key and 4-byte salt where the algorithm has one), got ${value.length}`,
+    );
   }
   return value;
 }
@@ -70,16 +73,21 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
   if (typeof sa !== 'object' || sa === null) throw new TypeError('installSa expects an SaDesc object');
   const id = u32(sa, 'id', sa.id);
   if (id === 0) fail(sa, 'id must be > 0');
-  if (sa.direction !== 'out' && sa.direction !== 'in') fail(sa, `direction must be 'out' or 'in', got ${String(sa.direction)}`);
+  if (sa.direction !== 'out' && sa.direction !== 'in')
+    fail(sa, `direction must be 'out' or 'in', got ${String(sa.direction)}`);
   if (sa.role !== 'end' && sa.role !== 'nexthop') fail(sa, `role must be 'end' or 'nexthop', got ${String(sa.role)}`);
   if (sa.mode !== 'skip' && sa.mode !== 'spi') fail(sa, `mode must be 'skip' or 'spi', got ${String(sa.mode)}`);
   const { ah, esp } = sa;
   if (sa.role === 'nexthop' && (!ah || esp)) fail(sa, "role 'nexthop' needs ah and no esp (it only authenticates)");
   if (sa.role === 'end' && !esp) fail(sa, "role 'end' needs esp (ah is optional)");
-  if (ah && !(ah.alg in AH_ALG_CODE)) fail(sa, `ah.alg must be 'gmac-aes128' or 'hmac-sha256-128', got ${String(ah.alg)}`);
-  if (esp && !(esp.suite in ESP_SUITE_CODE)) fail(sa, `esp.suite must be 'aes128gcm', 'aes256gcm' or 'chacha20poly1305', got ${String(esp.suite)}`);
-  if (ah?.coverage !== undefined && ah.coverage !== 'full' && ah.coverage !== 'headers') fail(sa, `ah.coverage must be 'full' or 'headers'`);
-  if (ah?.coverage !== undefined && sa.role !== 'nexthop') fail(sa, "ah.coverage applies to role 'nexthop' only; remove it");
+  if (ah && !(ah.alg in AH_ALG_CODE))
+    fail(sa, `ah.alg must be 'gmac-aes128' or 'hmac-sha256-128', got ${String(ah.alg)}`);
+  if (esp && !(esp.suite in ESP_SUITE_CODE))
+    fail(sa, `esp.suite must be 'aes128gcm', 'aes256gcm' or 'chacha20poly1305', got ${String(esp.suite)}`);
+  if (ah?.coverage !== undefined && ah.coverage !== 'full' && ah.coverage !== 'headers')
+    fail(sa, `ah.coverage must be 'full' or 'headers'`);
+  if (ah?.coverage !== undefined && sa.role !== 'nexthop')
+    fail(sa, "ah.coverage applies to role 'nexthop' only; remove it");
   const ahSpi = ah ? u32(sa, 'ah.spi', ah.spi) : 0;
   const espSpi = esp ? u32(sa, 'esp.spi', esp.spi) : 0;
 
@@ -88,19 +96,27 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     if (ah && ahSpi < MIN_SPI) fail(sa, `ah.spi must be >= ${MIN_SPI} in mode 'spi', got ${ahSpi}`);
     if (esp && espSpi < MIN_SPI) fail(sa, `esp.spi must be >= ${MIN_SPI} in mode 'spi', got ${espSpi}`);
   } else {
-    if (!(sa.skipHeader instanceof Uint8Array)) fail(sa, "mode 'skip' needs skipHeader (build it with encodeSkipHeader)");
+    if (!(sa.skipHeader instanceof Uint8Array))
+      fail(sa, "mode 'skip' needs skipHeader (build it with encodeSkipHeader)");
     if (ah && ahSpi !== SKIP_SPI) fail(sa, `ah.spi must be ${SKIP_SPI} (SKIP_SPI) in mode 'skip', got ${ahSpi}`);
     if (esp && espSpi !== SKIP_SPI) fail(sa, `esp.spi must be ${SKIP_SPI} (SKIP_SPI) in mode 'skip', got ${espSpi}`);
     const parsed = decodeSkipHeader(sa.skipHeader, 0);
     if (!parsed.ok) fail(sa, `skipHeader does not parse (${parsed.reason}); build it with encodeSkipHeader`);
-    if (parsed.length !== sa.skipHeader.length) fail(sa, `skipHeader has ${sa.skipHeader.length - parsed.length} bytes after the SKIP header; pass the header alone`);
+    if (parsed.length !== sa.skipHeader.length)
+      fail(
+        sa,
+        `skipHeader has ${sa.skipHeader.length - parsed.length} bytes after the SKIP header; pass the header alone`,
+      );
     const h = parsed.header;
     const wantNext = ah ? 51 : 50;
-    if (h.nextHeader !== wantNext) fail(sa, `skipHeader next header must be ${wantNext} (${ah ? 'AH' : 'ESP'} follows), got ${h.nextHeader}`);
+    if (h.nextHeader !== wantNext)
+      fail(sa, `skipHeader next header must be ${wantNext} (${ah ? 'AH' : 'ESP'} follows), got ${h.nextHeader}`);
     const wantCrypt = esp ? SkipAlg.crypt[esp.suite] : 0;
-    if (h.cryptAlg !== wantCrypt) fail(sa, `skipHeader cryptAlg must be ${wantCrypt} for ${esp ? esp.suite : "role 'nexthop'"}, got ${h.cryptAlg}`);
+    if (h.cryptAlg !== wantCrypt)
+      fail(sa, `skipHeader cryptAlg must be ${wantCrypt} for ${esp ? esp.suite : "role 'nexthop'"}, got ${h.cryptAlg}`);
     const wantMac = ah ? SkipAlg.mac[ah.alg] : 0;
-    if (h.macAlg !== wantMac) fail(sa, `skipHeader macAlg must be ${wantMac} for ${ah ? ah.alg : 'an SA without AH'}, got ${h.macAlg}`);
+    if (h.macAlg !== wantMac)
+      fail(sa, `skipHeader macAlg must be ${wantMac} for ${ah ? ah.alg : 'an SA without AH'}, got ${h.macAlg}`);
   }
   // Direction-specific fields (seq, ttl out; replayWindow in) are ignored on the other direction,
   // so one description can be installed as both ends of a pair.
@@ -114,14 +130,25 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
   if (ttl < 1 || ttl > 255) fail(sa, `ttl must be 1..255, got ${ttl}`);
   // Out only (ignored on in SAs, like seq and ttl); 0 tells the addon "no limit".
   const maxPackets = inbound || sa.maxPackets === undefined ? 0 : sa.maxPackets;
-  if (!Number.isInteger(maxPackets) || maxPackets < 0 || maxPackets > 0xffffffff || (!inbound && sa.maxPackets !== undefined && maxPackets === 0)) {
+  if (
+    !Number.isInteger(maxPackets) ||
+    maxPackets < 0 ||
+    maxPackets > 0xffffffff ||
+    (!inbound && sa.maxPackets !== undefined && maxPackets === 0)
+  ) {
     fail(sa, `maxPackets must be an integer in 1..4294967295 (omit it for no limit), got ${String(sa.maxPackets)}`);
   }
   const softPackets = inbound || sa.softPackets === undefined ? 0 : sa.softPackets;
-  if (!Number.isInteger(softPackets) || softPackets < 0 || softPackets > 0xffffffff || (!inbound && sa.softPackets !== undefined && softPackets === 0)) {
+  if (
+    !Number.isInteger(softPackets) ||
+    softPackets < 0 ||
+    softPackets > 0xffffffff ||
+    (!inbound && sa.softPackets !== undefined && softPackets === 0)
+  ) {
     fail(sa, `softPackets must be an integer in 1..4294967295 (omit it for no event), got ${String(sa.softPackets)}`);
   }
-  if (maxPackets !== 0 && softPackets > maxPackets) fail(sa, `softPackets ${softPackets} exceeds maxPackets ${maxPackets}`);
+  if (maxPackets !== 0 && softPackets > maxPackets)
+    fail(sa, `softPackets ${softPackets} exceeds maxPackets ${maxPackets}`);
   const rules = checkInboundRules(sa, `installSa(id ${sa.id})`);
 
   return {
@@ -180,7 +207,9 @@ export class NativeEngine implements Engine {
     routes.forEach((route, i) => {
       const prefix = parsePrefix(route.prefix);
       if (!Number.isInteger(route.sa) || route.sa < 0 || route.sa > 0xffffffff) {
-        throw new RangeError(`route ${route.prefix}: sa must be an SA id or 0 (forward as is), got ${String(route.sa)}`);
+        throw new RangeError(
+          `route ${route.prefix}: sa must be an SA id or 0 (forward as is), got ${String(route.sa)}`,
+        );
       }
       flat.set([prefix.network, prefix.length, route.sa], i * 3);
     });

@@ -18,7 +18,14 @@ export interface PolicyEntry {
 export const MAX_POLICY_WRAPS = MAX_LAYERS - 1;
 
 /** The addon's action codes (native/engine/abi.h PolicyAction; test/engine/abi.test.ts compares). */
-export const PolicyActionCode: Record<PolicyAction, number> = { protect: 1, bypass: 2, pass: 3, punt: 4, drop: 5, inbound: 6 };
+export const PolicyActionCode: Record<PolicyAction, number> = {
+  protect: 1,
+  bypass: 2,
+  pass: 3,
+  punt: 4,
+  drop: 5,
+  inbound: 6,
+};
 const ACTIONS = Object.keys(PolicyActionCode) as PolicyAction[];
 
 function u32(value: unknown, where: string, what: string, min: number): number {
@@ -33,10 +40,13 @@ function srcPrefixes(value: unknown, where: string): Prefix[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_POLICY_SRC_PREFIXES) {
     // JSON, not String(): an object's default string is '[object Object]'.
     const got = Array.isArray(value) ? `${value.length} prefixes` : JSON.stringify(value);
-    throw new RangeError(`${where}: src must list 1..${MAX_POLICY_SRC_PREFIXES} source prefixes (omit it for any source), got ${got}`);
+    throw new RangeError(
+      `${where}: src must list 1..${MAX_POLICY_SRC_PREFIXES} source prefixes (omit it for any source), got ${got}`,
+    );
   }
   return value.map((text: unknown, j: number) => {
-    if (typeof text !== 'string') throw new RangeError(`${where}: src[${j}] must be an 'a.b.c.d/len' string, got ${String(text)}`);
+    if (typeof text !== 'string')
+      throw new RangeError(`${where}: src[${j}] must be an 'a.b.c.d/len' string, got ${String(text)}`);
     try {
       return parsePrefix(text);
     } catch (err) {
@@ -51,7 +61,8 @@ function srcPrefixes(value: unknown, where: string): Prefix[] {
  * more than 7 wraps, and a policy repeating the (table, prefix, src set) of an earlier one.
  */
 export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
-  if (!Array.isArray(policies)) throw new TypeError('setPolicies expects an array of { prefix, table?, src?, action?, sa, wrap? }');
+  if (!Array.isArray(policies))
+    throw new TypeError('setPolicies expects an array of { prefix, table?, src?, action?, sa, wrap? }');
   const seen = new Map<string, number>();
   return policies.map((p, i) => {
     if (typeof p !== 'object' || p === null || typeof p.prefix !== 'string') {
@@ -77,21 +88,31 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
       sa = u32(p.sa, `${where}: sa`, "an out SA id of role 'end' for action 'protect'", 1);
       action = 'protect';
     } else {
-      if (p.sa !== undefined && p.sa !== 0) throw new RangeError(`${where}: sa applies to action 'protect' only (this policy is '${p.action}'); use sa 0`);
+      if (p.sa !== undefined && p.sa !== 0)
+        throw new RangeError(`${where}: sa applies to action 'protect' only (this policy is '${p.action}'); use sa 0`);
       sa = 0;
       action = p.action;
     }
     const wrapList = p.wrap === undefined ? [] : Array.isArray(p.wrap) ? (p.wrap as readonly unknown[]) : [p.wrap];
     if (action !== 'protect' && wrapList.length > 0) {
-      throw new RangeError(`${where}: wrap applies to action 'protect' only (this policy is '${action}'${p.action === undefined ? ', sa 0' : ''}); remove wrap`);
+      throw new RangeError(
+        `${where}: wrap applies to action 'protect' only (this policy is '${action}'${p.action === undefined ? ', sa 0' : ''}); remove wrap`,
+      );
     }
     const wrap = wrapList.map((w: unknown, j: number) => u32(w, `${where}: wrap[${j}]`, 'an SA id', 1));
-    if (wrap.length > MAX_POLICY_WRAPS) throw new RangeError(`${where}: wrap: at most ${MAX_POLICY_WRAPS} wrap SAs (INBOUND peels ${MAX_LAYERS} layers), got ${wrap.length}`);
+    if (wrap.length > MAX_POLICY_WRAPS)
+      throw new RangeError(
+        `${where}: wrap: at most ${MAX_POLICY_WRAPS} wrap SAs (INBOUND peels ${MAX_LAYERS} layers), got ${wrap.length}`,
+      );
     const src = srcPrefixes(p.src, where);
-    const srcSet = src.length === 0 || src.some((s) => s.length === 0) ? ['0/0'] : [...new Set(src.map((s) => `${s.network}/${s.length}`))].sort();
+    const srcSet =
+      src.length === 0 || src.some((s) => s.length === 0)
+        ? ['0/0']
+        : [...new Set(src.map((s) => `${s.network}/${s.length}`))].sort();
     const key = `${table}|${dst.network}/${dst.length}|${srcSet.join(',')}`;
     const earlier = seen.get(key);
-    if (earlier !== undefined) throw new RangeError(`${where} repeats the table, prefix and src of policy ${earlier}; keep one`);
+    if (earlier !== undefined)
+      throw new RangeError(`${where} repeats the table, prefix and src of policy ${earlier}; keep one`);
     seen.set(key, i);
     return { table, network: dst.network, length: dst.length, action, sa, wrap, src };
   });
@@ -127,12 +148,17 @@ export class PolicyIndex {
       let levels = byTable.get(e.table);
       if (!levels) byTable.set(e.table, (levels = new Map()));
       let level = levels.get(e.length);
-      if (!level) levels.set(e.length, (level = { length: e.length, mask: prefixMask(e.length), byNetwork: new Map() }));
+      if (!level)
+        levels.set(e.length, (level = { length: e.length, mask: prefixMask(e.length), byNetwork: new Map() }));
       const list = level.byNetwork.get(e.network);
       if (list) list.push(e);
       else level.byNetwork.set(e.network, [e]);
     }
-    for (const [table, levels] of byTable) this.tables.set(table, [...levels.values()].sort((a, b) => b.length - a.length));
+    for (const [table, levels] of byTable)
+      this.tables.set(
+        table,
+        [...levels.values()].sort((a, b) => b.length - a.length),
+      );
   }
 
   /** Longest destination prefix first; among equal prefixes the first whose src holds `src`; undefined: none. */

@@ -32,7 +32,10 @@ export function armor(label: ArmorLabelText, body: Uint8Array): Uint8Array {
   let lineChars = 0;
   const put = (c: number): void => {
     out[at++] = c;
-    if (++lineChars === LINE_CHARS) { out[at++] = 0x0a; lineChars = 0; }
+    if (++lineChars === LINE_CHARS) {
+      out[at++] = 0x0a;
+      lineChars = 0;
+    }
   };
   for (let i = 0; i < body.length; i += 3) {
     const rest = body.length - i;
@@ -63,7 +66,8 @@ function beginLabel(text: Uint8Array, at: number): string | undefined {
   if (!startsWith(text, at, begin)) return undefined;
   const start = at + begin.length;
   for (let i = start; i < text.length && i < start + 64; i++) {
-    if (text[i] === 0x2d) return startsWith(text, i, ascii(DASHES)) ? new TextDecoder().decode(text.subarray(start, i)) : undefined;
+    if (text[i] === 0x2d)
+      return startsWith(text, i, ascii(DASHES)) ? new TextDecoder().decode(text.subarray(start, i)) : undefined;
     if (text[i] < 0x20 || text[i] > 0x7e) return undefined;
   }
   return undefined;
@@ -80,9 +84,13 @@ export function dearmor(label: ArmorLabelText, text: Uint8Array): Dearmored {
   const end = ascii(`${DASHES}END ${label}${DASHES}`);
   let stop = -1;
   for (let i = at; i < text.length; i++) {
-    if (text[i] === 0x2d) { stop = i; break; }
+    if (text[i] === 0x2d) {
+      stop = i;
+      break;
+    }
   }
-  if (stop < 0 || !startsWith(text, stop, end)) return { ok: false, error: `has no '${DASHES}END ${label}${DASHES}' line` };
+  if (stop < 0 || !startsWith(text, stop, end))
+    return { ok: false, error: `has no '${DASHES}END ${label}${DASHES}' line` };
   for (let i = stop + end.length; i < text.length; i++) {
     if (!isSpace(text[i])) return { ok: false, error: `has data after the '${DASHES}END ${label}${DASHES}' line` };
   }
@@ -95,7 +103,10 @@ function decodeBase64(text: Uint8Array, start: number, end: number): Dearmored {
   for (let i = start; i < end; i++) {
     const c = text[i];
     if (isSpace(c)) continue;
-    if (c === PAD) { pads++; continue; }
+    if (c === PAD) {
+      pads++;
+      continue;
+    }
     if (VALUE[c] < 0 || pads > 0) return { ok: false, error: 'has a character that is not base64 inside the armor' };
     chars++;
   }

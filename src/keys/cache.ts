@@ -1,15 +1,26 @@
 // The certificate cache (draft §2.3): verified certificates of the nodes we talk to, keyed by
 // SKIP name, bounded (least recently used goes first) and expiry-aware. It holds no mobility
 // state: care-of addresses and bindings live in the roles, not here.
-import { type Certificate, isCaSubject, isoTime, subjectText, verifyCertificate, type CertificateCheck } from './certificate.js';
+import {
+  type Certificate,
+  isCaSubject,
+  isoTime,
+  subjectText,
+  verifyCertificate,
+  type CertificateCheck,
+} from './certificate.js';
 import { formatName, type SkipName } from './names.js';
 
 /** A Map bounded to `capacity` entries, least recently used evicted first (`onEvict` sees it go). */
 export class LruMap<K, V> {
   private readonly entries = new Map<K, V>();
 
-  constructor(readonly capacity: number, private readonly onEvict?: (key: K, value: V) => void) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`LRU capacity must be a positive integer, got ${capacity}`);
+  constructor(
+    readonly capacity: number,
+    private readonly onEvict?: (key: K, value: V) => void,
+  ) {
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`LRU capacity must be a positive integer, got ${capacity}`);
   }
 
   get size(): number {
@@ -66,7 +77,9 @@ export type CacheLookup =
   | { ok: true; cert: Certificate }
   | { ok: false; reason: 'unknown_certificate' | 'expired_certificate' | 'certificate_not_yet_valid' };
 
-export type CacheAdd = CertificateCheck | { ok: false; reason: 'not_a_node_certificate' | 'superseded'; message: string };
+export type CacheAdd =
+  | CertificateCheck
+  | { ok: false; reason: 'not_a_node_certificate' | 'superseded'; message: string };
 
 export const DEFAULT_CACHE_CAPACITY = 1024;
 
@@ -74,8 +87,12 @@ export class CertCache {
   private readonly certs: LruMap<string, Certificate>;
 
   /** `ca` is the organization CA certificate every cached certificate must be signed by. */
-  constructor(private readonly ca: Certificate, capacity = DEFAULT_CACHE_CAPACITY) {
-    if (!isCaSubject(ca.subject)) throw new RangeError(`the cache's trust anchor must be a CA certificate, got ${subjectText(ca.subject)}`);
+  constructor(
+    private readonly ca: Certificate,
+    capacity = DEFAULT_CACHE_CAPACITY,
+  ) {
+    if (!isCaSubject(ca.subject))
+      throw new RangeError(`the cache's trust anchor must be a CA certificate, got ${subjectText(ca.subject)}`);
     this.certs = new LruMap(capacity);
   }
 
@@ -86,7 +103,11 @@ export class CertCache {
   /** Verifies `cert` against the CA at `now` (unix seconds) and caches it under its name. */
   add(cert: Certificate, now: number): CacheAdd {
     if (isCaSubject(cert.subject)) {
-      return { ok: false, reason: 'not_a_node_certificate', message: `${subjectText(cert.subject)} is a CA certificate; the cache holds SGW and SMN certificates` };
+      return {
+        ok: false,
+        reason: 'not_a_node_certificate',
+        message: `${subjectText(cert.subject)} is a CA certificate; the cache holds SGW and SMN certificates`,
+      };
     }
     const check = verifyCertificate(cert, this.ca, now);
     if (!check.ok) return check;
@@ -94,7 +115,11 @@ export class CertCache {
     const cached = this.certs.peek(key);
     // An older certificate never replaces a newer one: a replayed discovery reply cannot roll back a rekeyed node.
     if (cached && cached.notBefore > cert.notBefore && now <= cached.notAfter) {
-      return { ok: false, reason: 'superseded', message: `${key} already has a newer certificate (valid from ${isoTime(cached.notBefore)})` };
+      return {
+        ok: false,
+        reason: 'superseded',
+        message: `${key} already has a newer certificate (valid from ${isoTime(cached.notBefore)})`,
+      };
     }
     this.certs.set(key, cert);
     return check;

@@ -73,9 +73,12 @@ export function issueCertificate(fields: CertificateFields, ca: CaKey): Certific
   if (isCaSubject(fields.subject) && (subject.length < 1 || subject.length > MAX_LABEL_BYTES)) {
     throw new RangeError(`CA label must be 1..${MAX_LABEL_BYTES} bytes of UTF-8, got ${subject.length}`);
   }
-  if (fields.publicKey.length !== PUBLIC_KEY_BYTES) throw new RangeError(`public key must be ${PUBLIC_KEY_BYTES} bytes`);
+  if (fields.publicKey.length !== PUBLIC_KEY_BYTES)
+    throw new RangeError(`public key must be ${PUBLIC_KEY_BYTES} bytes`);
   if (!isCaSubject(fields.subject) && isLowOrderX25519(fields.publicKey)) {
-    throw new RangeError('the X25519 public key is a low-order point (every shared secret with it would be zero); generate a new key with mipsec keygen');
+    throw new RangeError(
+      'the X25519 public key is a low-order point (every shared secret with it would be zero); generate a new key with mipsec keygen',
+    );
   }
   if (fields.serial < 0n || fields.serial >= 1n << 64n) throw new RangeError('serial must fit in 64 bits');
   checkTimes(fields.notBefore, fields.notAfter);
@@ -114,8 +117,12 @@ function isLowOrderX25519(publicKey: Uint8Array): boolean {
 }
 
 function checkTimes(notBefore: number, notAfter: number): void {
-  for (const [name, t] of [['notBefore', notBefore], ['notAfter', notAfter]] as const) {
-    if (!Number.isSafeInteger(t) || t < 0 || t > MAX_TIME) throw new RangeError(`${name} must be unix seconds in 0..${MAX_TIME}`);
+  for (const [name, t] of [
+    ['notBefore', notBefore],
+    ['notAfter', notAfter],
+  ] as const) {
+    if (!Number.isSafeInteger(t) || t < 0 || t > MAX_TIME)
+      throw new RangeError(`${name} must be unix seconds in 0..${MAX_TIME}`);
   }
   if (notAfter < notBefore) throw new RangeError('notAfter is before notBefore');
 }
@@ -126,23 +133,32 @@ export type CertificateDecode = { ok: true; cert: Certificate } | { ok: false; e
 export function decodeCertificate(bytes: Uint8Array): CertificateDecode {
   const fail = (error: string): CertificateDecode => ({ ok: false, error });
   if (bytes.length < 8) return fail(`certificate truncated: ${bytes.length} bytes, the fixed header alone is 8`);
-  for (let i = 0; i < CERT_MAGIC.length; i++) if (bytes[i] !== CERT_MAGIC[i]) return fail("not a mipsec certificate (magic is not 'MIPC')");
-  if (bytes[4] !== CERT_VERSION) return fail(`certificate version ${bytes[4]} is not supported (this build reads version ${CERT_VERSION})`);
+  for (let i = 0; i < CERT_MAGIC.length; i++)
+    if (bytes[i] !== CERT_MAGIC[i]) return fail("not a mipsec certificate (magic is not 'MIPC')");
+  if (bytes[4] !== CERT_VERSION)
+    return fail(`certificate version ${bytes[4]} is not supported (this build reads version ${CERT_VERSION})`);
   const keyType = bytes[5];
   const nsid = bytes[6];
   const subjectLength = bytes[7];
   if (nsid === NSID_NONE || nsid === NSID_IPV4) {
-    if (keyType !== KeyType.x25519) return fail(`certificate for NSID ${nsid} must carry an X25519 key (key type ${KeyType.x25519}), has key type ${keyType}`);
-    if (subjectLength !== 4) return fail(`certificate subject for NSID ${nsid} must be a 4-byte IPv4 address, length is ${subjectLength}`);
+    if (keyType !== KeyType.x25519)
+      return fail(
+        `certificate for NSID ${nsid} must carry an X25519 key (key type ${KeyType.x25519}), has key type ${keyType}`,
+      );
+    if (subjectLength !== 4)
+      return fail(`certificate subject for NSID ${nsid} must be a 4-byte IPv4 address, length is ${subjectLength}`);
   } else if (nsid === NSID_CA_LABEL) {
-    if (keyType !== KeyType.ed25519) return fail(`CA certificate must carry an Ed25519 key (key type ${KeyType.ed25519}), has key type ${keyType}`);
-    if (subjectLength < 1 || subjectLength > MAX_LABEL_BYTES) return fail(`CA label length ${subjectLength} is outside 1..${MAX_LABEL_BYTES}`);
+    if (keyType !== KeyType.ed25519)
+      return fail(`CA certificate must carry an Ed25519 key (key type ${KeyType.ed25519}), has key type ${keyType}`);
+    if (subjectLength < 1 || subjectLength > MAX_LABEL_BYTES)
+      return fail(`CA label length ${subjectLength} is outside 1..${MAX_LABEL_BYTES}`);
   } else {
     return fail(`certificate subject NSID ${nsid} is not supported (0 SGW, 1 SMN, ${NSID_CA_LABEL} CA)`);
   }
   const expected = 8 + subjectLength + TAIL_BYTES;
   if (bytes.length < expected) return fail(`certificate truncated: ${bytes.length} bytes, expected ${expected}`);
-  if (bytes.length > expected) return fail(`certificate has ${bytes.length - expected} bytes of trailing data after its ${expected} bytes`);
+  if (bytes.length > expected)
+    return fail(`certificate has ${bytes.length - expected} bytes of trailing data after its ${expected} bytes`);
   let subject: Subject;
   if (nsid === NSID_CA_LABEL) {
     let label: string;
@@ -162,32 +178,55 @@ export function decodeCertificate(bytes: Uint8Array): CertificateDecode {
   const serial = view.getBigUint64(at);
   const notBefore = view.getBigUint64(at + 8);
   const notAfter = view.getBigUint64(at + 16);
-  if (notBefore > BigInt(MAX_TIME) || notAfter > BigInt(MAX_TIME)) return fail(`certificate validity runs past ${MAX_TIME} (year 9999)`);
+  if (notBefore > BigInt(MAX_TIME) || notAfter > BigInt(MAX_TIME))
+    return fail(`certificate validity runs past ${MAX_TIME} (year 9999)`);
   if (notAfter < notBefore) return fail('certificate notAfter is before its notBefore');
   at += 24;
   const publicKey = bytes.slice(at, at + PUBLIC_KEY_BYTES);
   const issuer = bytes.slice(at + PUBLIC_KEY_BYTES, at + 2 * PUBLIC_KEY_BYTES);
   const signature = bytes.slice(at + 2 * PUBLIC_KEY_BYTES);
-  if (nsid === NSID_CA_LABEL && !sodium.memcmp(publicKey, issuer)) return fail('CA certificate is not self-signed (issuer differs from its key)');
+  if (nsid === NSID_CA_LABEL && !sodium.memcmp(publicKey, issuer))
+    return fail('CA certificate is not self-signed (issuer differs from its key)');
   return {
     ok: true,
-    cert: { subject, publicKey, serial, notBefore: Number(notBefore), notAfter: Number(notAfter), issuer, signature, encoded: bytes.slice() },
+    cert: {
+      subject,
+      publicKey,
+      serial,
+      notBefore: Number(notBefore),
+      notAfter: Number(notAfter),
+      issuer,
+      signature,
+      encoded: bytes.slice(),
+    },
   };
 }
 
 export type CertificateCheck =
   | { ok: true }
-  | { ok: false; reason: 'not_a_ca' | 'foreign_ca' | 'bad_signature' | 'not_yet_valid' | 'expired' | 'ca_not_valid'; message: string };
+  | {
+      ok: false;
+      reason: 'not_a_ca' | 'foreign_ca' | 'bad_signature' | 'not_yet_valid' | 'expired' | 'ca_not_valid';
+      message: string;
+    };
 
 export const isoTime = (unix: number): string => new Date(unix * 1000).toISOString().replace('.000Z', 'Z');
 
 /** Same subject, key, serial, validity, issuer and signature? */
 function sameCertificate(a: Certificate, b: Certificate): boolean {
-  const sameSubject = isCaSubject(a.subject) || isCaSubject(b.subject)
-    ? isCaSubject(a.subject) && isCaSubject(b.subject) && a.subject.label === b.subject.label
-    : a.subject.nsid === b.subject.nsid && a.subject.address === b.subject.address;
-  return sameSubject && a.serial === b.serial && a.notBefore === b.notBefore && a.notAfter === b.notAfter
-    && Buffer.compare(a.publicKey, b.publicKey) === 0 && Buffer.compare(a.issuer, b.issuer) === 0 && Buffer.compare(a.signature, b.signature) === 0;
+  const sameSubject =
+    isCaSubject(a.subject) || isCaSubject(b.subject)
+      ? isCaSubject(a.subject) && isCaSubject(b.subject) && a.subject.label === b.subject.label
+      : a.subject.nsid === b.subject.nsid && a.subject.address === b.subject.address;
+  return (
+    sameSubject &&
+    a.serial === b.serial &&
+    a.notBefore === b.notBefore &&
+    a.notAfter === b.notAfter &&
+    Buffer.compare(a.publicKey, b.publicKey) === 0 &&
+    Buffer.compare(a.issuer, b.issuer) === 0 &&
+    Buffer.compare(a.signature, b.signature) === 0
+  );
 }
 
 /**
@@ -199,19 +238,46 @@ export function verifyCertificate(cert: Certificate, caCert: Certificate, at: nu
   if (!signedForm.ok || !sameCertificate(cert, signedForm.cert)) {
     return { ok: false, reason: 'bad_signature', message: 'the certificate fields do not match its signed bytes' };
   }
-  if (!isCaSubject(caCert.subject)) return { ok: false, reason: 'not_a_ca', message: `the trust anchor ${subjectText(caCert.subject)} is not a CA certificate` };
+  if (!isCaSubject(caCert.subject))
+    return {
+      ok: false,
+      reason: 'not_a_ca',
+      message: `the trust anchor ${subjectText(caCert.subject)} is not a CA certificate`,
+    };
   if (!sodium.memcmp(cert.issuer, caCert.publicKey)) {
-    return { ok: false, reason: 'foreign_ca', message: `issued by another CA (issuer key ${shortKey(cert.issuer)}, trusted CA ${caCert.subject.label} has ${shortKey(caCert.publicKey)})` };
+    return {
+      ok: false,
+      reason: 'foreign_ca',
+      message: `issued by another CA (issuer key ${shortKey(cert.issuer)}, trusted CA ${caCert.subject.label} has ${shortKey(caCert.publicKey)})`,
+    };
   }
   const signed = cert.encoded.subarray(0, cert.encoded.length - SIGNATURE_BYTES);
   if (!sodium.crypto_sign_verify_detached(cert.signature, signed, caCert.publicKey)) {
-    return { ok: false, reason: 'bad_signature', message: 'the CA signature does not verify (the certificate was altered or forged)' };
+    return {
+      ok: false,
+      reason: 'bad_signature',
+      message: 'the CA signature does not verify (the certificate was altered or forged)',
+    };
   }
   if (at < caCert.notBefore || at > caCert.notAfter) {
-    return { ok: false, reason: 'ca_not_valid', message: `the CA certificate is valid ${isoTime(caCert.notBefore)} to ${isoTime(caCert.notAfter)}, not at ${isoTime(at)}` };
+    return {
+      ok: false,
+      reason: 'ca_not_valid',
+      message: `the CA certificate is valid ${isoTime(caCert.notBefore)} to ${isoTime(caCert.notAfter)}, not at ${isoTime(at)}`,
+    };
   }
-  if (at < cert.notBefore) return { ok: false, reason: 'not_yet_valid', message: `not valid before ${isoTime(cert.notBefore)} (checked at ${isoTime(at)})` };
-  if (at > cert.notAfter) return { ok: false, reason: 'expired', message: `expired at ${isoTime(cert.notAfter)} (checked at ${isoTime(at)})` };
+  if (at < cert.notBefore)
+    return {
+      ok: false,
+      reason: 'not_yet_valid',
+      message: `not valid before ${isoTime(cert.notBefore)} (checked at ${isoTime(at)})`,
+    };
+  if (at > cert.notAfter)
+    return {
+      ok: false,
+      reason: 'expired',
+      message: `expired at ${isoTime(cert.notAfter)} (checked at ${isoTime(at)})`,
+    };
   return { ok: true };
 }
 

@@ -25,7 +25,8 @@ const KEY_WRAP_CIPHER = 'id-aes256-wrap';
 
 /** n = floor((unix − 788918400) / 3600). Unix seconds before 1995 give a RangeError. */
 export function skipCounter(unixSeconds: number): number {
-  if (!Number.isFinite(unixSeconds) || unixSeconds < SKIP_EPOCH_UNIX) throw new RangeError(`time ${unixSeconds} is before the SKIP epoch 1995-01-01`);
+  if (!Number.isFinite(unixSeconds) || unixSeconds < SKIP_EPOCH_UNIX)
+    throw new RangeError(`time ${unixSeconds} is before the SKIP epoch 1995-01-01`);
   return Math.floor((unixSeconds - SKIP_EPOCH_UNIX) / SKIP_COUNTER_SECONDS);
 }
 
@@ -38,7 +39,10 @@ export function lowOrderHash(length: number, ...parts: Uint8Array[]): Uint8Array
   if (length > HASH_BYTES) throw new RangeError(`a key of ${length} bytes is longer than one BLAKE2b-512 output`);
   const input = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
   let at = 0;
-  for (const p of parts) { input.set(p, at); at += p.length; }
+  for (const p of parts) {
+    input.set(p, at);
+    at += p.length;
+  }
   const hash = sodium.crypto_generichash(HASH_BYTES, input, null);
   const out = hash.slice(HASH_BYTES - length);
   sodium.memzero(input);
@@ -58,7 +62,11 @@ export function canonicalPair(a: Uint8Array, b: Uint8Array): [Uint8Array, Uint8A
  * Kij = low-order 32 bytes of BLAKE2b-512(X25519(own secret, peer public) | lower public | higher public).
  * Returns undefined when the peer key is a low-order point (the shared secret would be all zero).
  */
-export function deriveKij(ownSecret: Uint8Array, ownPublic: Uint8Array, peerPublic: Uint8Array): Uint8Array | undefined {
+export function deriveKij(
+  ownSecret: Uint8Array,
+  ownPublic: Uint8Array,
+  peerPublic: Uint8Array,
+): Uint8Array | undefined {
   let shared: Uint8Array;
   try {
     shared = sodium.crypto_scalarmult(ownSecret, peerPublic);
@@ -82,7 +90,8 @@ export function deriveKijn(kij: Uint8Array, n: number): Uint8Array {
 
 /** AES-256 Key Wrap (RFC 3394, default IV) of the 32-byte Kp under Kijn → 40 bytes. */
 export function wrapKp(kijn: Uint8Array, kp: Uint8Array): Uint8Array {
-  if (kijn.length !== KIJN_BYTES || kp.length !== KP_BYTES) throw new RangeError(`key wrap needs a ${KIJN_BYTES}-byte Kijn and a ${KP_BYTES}-byte Kp`);
+  if (kijn.length !== KIJN_BYTES || kp.length !== KP_BYTES)
+    throw new RangeError(`key wrap needs a ${KIJN_BYTES}-byte Kijn and a ${KP_BYTES}-byte Kp`);
   const cipher = createCipheriv(KEY_WRAP_CIPHER, kijn, KEY_WRAP_IV);
   const out = Buffer.concat([cipher.update(kp), cipher.final()]);
   return new Uint8Array(out.buffer, out.byteOffset, out.length);

@@ -25,15 +25,26 @@ export type DiscoveryDecode =
   | { ok: true; message: DiscoveryMessage }
   | {
       ok: false;
-      reason: 'truncated' | 'bad_version' | 'bad_type' | 'unknown_nsid' | 'bad_length' | 'bad_certificate' | 'name_mismatch';
+      reason:
+        | 'truncated'
+        | 'bad_version'
+        | 'bad_type'
+        | 'unknown_nsid'
+        | 'bad_length'
+        | 'bad_certificate'
+        | 'name_mismatch';
       message: string;
     };
 
 export function encodeDiscovery(msg: DiscoveryMessage): Uint8Array {
-  if (!Number.isInteger(msg.id) || msg.id < 0 || msg.id > 0xffffffff) throw new RangeError(`discovery id must be a u32, got ${msg.id}`);
+  if (!Number.isInteger(msg.id) || msg.id < 0 || msg.id > 0xffffffff)
+    throw new RangeError(`discovery id must be a u32, got ${msg.id}`);
   const cert = msg.type === 'certificate' ? msg.cert.encoded : undefined;
-  if (cert && cert.length > MAX_DISCOVERY_CERT_BYTES) throw new RangeError(`certificate of ${cert.length} bytes exceeds ${MAX_DISCOVERY_CERT_BYTES}`);
-  const out = new Uint8Array(msg.type === 'request' ? DISCOVERY_REQUEST_BYTES : HEADER_BYTES + (cert ? 2 + cert.length : 0));
+  if (cert && cert.length > MAX_DISCOVERY_CERT_BYTES)
+    throw new RangeError(`certificate of ${cert.length} bytes exceeds ${MAX_DISCOVERY_CERT_BYTES}`);
+  const out = new Uint8Array(
+    msg.type === 'request' ? DISCOVERY_REQUEST_BYTES : HEADER_BYTES + (cert ? 2 + cert.length : 0),
+  );
   const view = new DataView(out.buffer);
   out[0] = DISCOVERY_VERSION;
   out[1] = DiscoveryType[msg.type];
@@ -49,13 +60,31 @@ export function encodeDiscovery(msg: DiscoveryMessage): Uint8Array {
 
 /** Parses one discovery datagram; never reads past `bytes`, never throws. */
 export function decodeDiscovery(bytes: Uint8Array): DiscoveryDecode {
-  if (bytes.length < HEADER_BYTES) return { ok: false, reason: 'truncated', message: `discovery message of ${bytes.length} bytes, the header is ${HEADER_BYTES}` };
-  if (bytes[0] !== DISCOVERY_VERSION) return { ok: false, reason: 'bad_version', message: `discovery version ${bytes[0]}, expected ${DISCOVERY_VERSION}` };
+  if (bytes.length < HEADER_BYTES)
+    return {
+      ok: false,
+      reason: 'truncated',
+      message: `discovery message of ${bytes.length} bytes, the header is ${HEADER_BYTES}`,
+    };
+  if (bytes[0] !== DISCOVERY_VERSION)
+    return {
+      ok: false,
+      reason: 'bad_version',
+      message: `discovery version ${bytes[0]}, expected ${DISCOVERY_VERSION}`,
+    };
   const typeCode = bytes[1];
-  const type = (Object.keys(DiscoveryType) as (keyof typeof DiscoveryType)[]).find((t) => DiscoveryType[t] === typeCode);
-  if (type === undefined) return { ok: false, reason: 'bad_type', message: `discovery type ${typeCode} is not 1 (request), 2 (certificate) or 3 (not found)` };
+  const type = (Object.keys(DiscoveryType) as (keyof typeof DiscoveryType)[]).find(
+    (t) => DiscoveryType[t] === typeCode,
+  );
+  if (type === undefined)
+    return {
+      ok: false,
+      reason: 'bad_type',
+      message: `discovery type ${typeCode} is not 1 (request), 2 (certificate) or 3 (not found)`,
+    };
   const nsid = bytes[6];
-  if (nsid !== NSID_NONE && nsid !== NSID_IPV4) return { ok: false, reason: 'unknown_nsid', message: `discovery NSID ${nsid} is not 0 (SGW) or 1 (SMN)` };
+  if (nsid !== NSID_NONE && nsid !== NSID_IPV4)
+    return { ok: false, reason: 'unknown_nsid', message: `discovery NSID ${nsid} is not 0 (SGW) or 1 (SMN)` };
   const id = readIp(bytes, 2);
   const name: SkipName = { nsid, address: readIp(bytes, 7) };
   if (type === 'request') {
@@ -66,26 +95,48 @@ export function decodeDiscovery(bytes: Uint8Array): DiscoveryDecode {
     return { ok: true, message: { type, id, name } };
   }
   if (type === 'notFound') {
-    if (bytes.length !== HEADER_BYTES) return { ok: false, reason: 'bad_length', message: `discovery ${type} must be ${HEADER_BYTES} bytes, got ${bytes.length}` };
+    if (bytes.length !== HEADER_BYTES)
+      return {
+        ok: false,
+        reason: 'bad_length',
+        message: `discovery ${type} must be ${HEADER_BYTES} bytes, got ${bytes.length}`,
+      };
     return { ok: true, message: { type, id, name } };
   }
-  if (bytes.length < HEADER_BYTES + 2) return { ok: false, reason: 'truncated', message: 'discovery certificate reply has no certificate length' };
+  if (bytes.length < HEADER_BYTES + 2)
+    return { ok: false, reason: 'truncated', message: 'discovery certificate reply has no certificate length' };
   const certLength = (bytes[HEADER_BYTES] << 8) | bytes[HEADER_BYTES + 1];
-  if (certLength > MAX_DISCOVERY_CERT_BYTES) return { ok: false, reason: 'bad_length', message: `certificate length ${certLength} exceeds ${MAX_DISCOVERY_CERT_BYTES}` };
+  if (certLength > MAX_DISCOVERY_CERT_BYTES)
+    return {
+      ok: false,
+      reason: 'bad_length',
+      message: `certificate length ${certLength} exceeds ${MAX_DISCOVERY_CERT_BYTES}`,
+    };
   if (bytes.length !== HEADER_BYTES + 2 + certLength) {
-    return { ok: false, reason: bytes.length < HEADER_BYTES + 2 + certLength ? 'truncated' : 'bad_length', message: `certificate length field says ${certLength}, the message carries ${bytes.length - HEADER_BYTES - 2}` };
+    return {
+      ok: false,
+      reason: bytes.length < HEADER_BYTES + 2 + certLength ? 'truncated' : 'bad_length',
+      message: `certificate length field says ${certLength}, the message carries ${bytes.length - HEADER_BYTES - 2}`,
+    };
   }
   const decoded = decodeCertificate(bytes.subarray(HEADER_BYTES + 2));
   if (!decoded.ok) return { ok: false, reason: 'bad_certificate', message: decoded.error };
   const subject = decoded.cert.subject;
   if (isCaSubject(subject) || !sameName(subject, name)) {
-    return { ok: false, reason: 'name_mismatch', message: `reply for ${formatName(name)} carries a certificate for another subject` };
+    return {
+      ok: false,
+      reason: 'name_mismatch',
+      message: `reply for ${formatName(name)} carries a certificate for another subject`,
+    };
   }
   return { ok: true, message: { type, id, name, cert: decoded.cert } };
 }
 
 /** The answer to a request from a node that knows `known` (its own, or one it vouches for): the certificate if it is for the name asked. */
-export function answerDiscovery(request: Extract<DiscoveryMessage, { type: 'request' }>, known: Certificate | undefined): DiscoveryMessage {
+export function answerDiscovery(
+  request: Extract<DiscoveryMessage, { type: 'request' }>,
+  known: Certificate | undefined,
+): DiscoveryMessage {
   const { id, name } = request;
   return certifies(known, name) ? { type: 'certificate', id, name, cert: known } : { type: 'notFound', id, name };
 }

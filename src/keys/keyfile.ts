@@ -1,6 +1,16 @@
 // Key files. Private keys: written 0600, atomically and never over an existing file; refused on
 // load when group or others can read them. Secret bytes are zeroed once decoded or written.
-import { closeSync, constants, fstatSync, fsyncSync, linkSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { sodium } from './sodium.js';
 import { armor, ArmorLabel, dearmor, type ArmorLabelText } from './armor.js';
@@ -49,7 +59,11 @@ export function writeFileAtomic(path: string, data: Uint8Array, mode: number): v
     linkSync(temp, path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new KeyFileError(code === 'EEXIST' ? `${path} already exists; remove it or choose another --out` : `cannot write ${path}: ${(err as Error).message}`);
+    throw new KeyFileError(
+      code === 'EEXIST'
+        ? `${path} already exists; remove it or choose another --out`
+        : `cannot write ${path}: ${(err as Error).message}`,
+    );
   } finally {
     if (open) closeSync(fd);
     unlinkSync(temp);
@@ -63,13 +77,16 @@ function readSmallFile(path: string, checkMode?: (mode: number) => void): Uint8A
     fd = openSync(path, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new KeyFileError(code === 'ENOENT' ? `${path} does not exist` : `cannot open ${path}: ${(err as Error).message}`);
+    throw new KeyFileError(
+      code === 'ENOENT' ? `${path} does not exist` : `cannot open ${path}: ${(err as Error).message}`,
+    );
   }
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new KeyFileError(`${path} is not a regular file`);
     checkMode?.(stat.mode);
-    if (stat.size > MAX_FILE_BYTES) throw new KeyFileError(`${path} is ${stat.size} bytes; key and certificate files are under ${MAX_FILE_BYTES}`);
+    if (stat.size > MAX_FILE_BYTES)
+      throw new KeyFileError(`${path} is ${stat.size} bytes; key and certificate files are under ${MAX_FILE_BYTES}`);
     const data = new Uint8Array(stat.size);
     let done = 0;
     while (done < data.length) {
@@ -88,7 +105,9 @@ export function readSecretFile(path: string): Uint8Array {
   return readSmallFile(path, (mode) => {
     if ((mode & 0o077) !== 0) {
       const octal = (mode & 0o777).toString(8).padStart(4, '0');
-      throw new KeyFileError(`private key file ${path} is accessible by group or others (mode ${octal}); fix it with: chmod 600 ${path}`);
+      throw new KeyFileError(
+        `private key file ${path} is accessible by group or others (mode ${octal}); fix it with: chmod 600 ${path}`,
+      );
     }
   });
 }
@@ -182,11 +201,14 @@ export function loadCertificate(path: string): Certificate {
 /** A node's identity: its private key file and its certificate, which must carry the matching public key. */
 export function loadIdentity(keyPath: string, certPath: string): Identity {
   const cert = loadCertificate(certPath);
-  if (isCaSubject(cert.subject)) throw new KeyFileError(`${certPath} is a CA certificate; a node identity needs an sgw: or smn: certificate`);
+  if (isCaSubject(cert.subject))
+    throw new KeyFileError(`${certPath} is a CA certificate; a node identity needs an sgw: or smn: certificate`);
   const pair = loadX25519Secret(keyPath);
   if (!sodium.memcmp(pair.publicKey, cert.publicKey)) {
     sodium.memzero(pair.secretKey);
-    throw new KeyFileError(`${certPath} certifies another key than ${keyPath} (public key ${shortKey(cert.publicKey)} vs ${shortKey(pair.publicKey)})`);
+    throw new KeyFileError(
+      `${certPath} certifies another key than ${keyPath} (public key ${shortKey(cert.publicKey)} vs ${shortKey(pair.publicKey)})`,
+    );
   }
   return { name: cert.subject, secretKey: pair.secretKey, publicKey: pair.publicKey, cert };
 }

@@ -7,7 +7,15 @@ import { LruMap, type CertCache } from './cache.js';
 import type { Identity } from './keyfile.js';
 import { formatName, type SkipName } from './names.js';
 import {
-  counterInWindow, deriveKij, deriveKijn, KP_BYTES, skipCounter, trafficKey, unwrapKp, wrapKp, COUNTER_WINDOW,
+  counterInWindow,
+  deriveKij,
+  deriveKijn,
+  KP_BYTES,
+  skipCounter,
+  trafficKey,
+  unwrapKp,
+  wrapKp,
+  COUNTER_WINDOW,
 } from './derive.js';
 import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
 import type { SaDesc } from './sa.js';
@@ -96,10 +104,21 @@ export interface InboundRequest {
 }
 
 export type KeyingFailure =
-  | 'truncated' | 'bad_skip' | 'unknown_nsid' | 'unknown_alg'
-  | 'bad_address' | 'bad_dst_mkid' | 'counter_window'
-  | 'unknown_certificate' | 'expired_certificate' | 'certificate_not_yet_valid'
-  | 'bad_peer_key' | 'forged_key' | 'sa_mismatch' | 'too_many_sas' | 'retired_key';
+  | 'truncated'
+  | 'bad_skip'
+  | 'unknown_nsid'
+  | 'unknown_alg'
+  | 'bad_address'
+  | 'bad_dst_mkid'
+  | 'counter_window'
+  | 'unknown_certificate'
+  | 'expired_certificate'
+  | 'certificate_not_yet_valid'
+  | 'bad_peer_key'
+  | 'forged_key'
+  | 'sa_mismatch'
+  | 'too_many_sas'
+  | 'retired_key';
 
 export type KeyingResult =
   /** A new SA to install; `retire` is the SA it replaces (remove it once the new one is installed). */
@@ -176,7 +195,8 @@ export class SkipKeying {
     this.random = options.random ?? ((length) => randomFillSync(new Uint8Array(length)));
     this.keyChain = options.keyChain;
     this.peerKeys = new LruMap(options.kijCacheSize ?? 1024, (_key, keys) => forgetPeerKeys(keys));
-    if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1) throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
+    if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1)
+      throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
     this.kpSoftPackets = kpSoftLimit(this.kpMaxPackets);
   }
 
@@ -192,15 +212,19 @@ export class SkipKeying {
    */
   outboundSa(req: OutboundRequest, packetsSent = 0): KeyingResult {
     const { crypt, mac } = this.checkRequest(req);
-    const slotKey = [formatName(req.peer), req.role, req.esp, req.ah, req.coverage, req.src, req.dst, req.ttl].join('|');
+    const slotKey = [formatName(req.peer), req.role, req.esp, req.ah, req.coverage, req.src, req.dst, req.ttl].join(
+      '|',
+    );
     const n = this.counter();
     const slot = this.outbound.get(slotKey);
-    if (slot && slot.n === n && packetsSent < (this.kpSoftPackets ?? this.kpMaxPackets)) return { ok: true, created: false, id: slot.id };
+    if (slot && slot.n === n && packetsSent < (this.kpSoftPackets ?? this.kpMaxPackets))
+      return { ok: true, created: false, id: slot.id };
 
     const kijn = this.kijnFor(req.peer, n);
     if (!kijn.ok) return kijn;
     const kp = this.random(KP_BYTES);
-    if (kp.length !== KP_BYTES) throw new RangeError(`the random source returned ${kp.length} bytes, Kp needs ${KP_BYTES}`);
+    if (kp.length !== KP_BYTES)
+      throw new RangeError(`the random source returned ${kp.length} bytes, Kp needs ${KP_BYTES}`);
     const own = this.identity.name;
     const header: SkipHeader = {
       srcNsid: own.nsid,
@@ -246,33 +270,62 @@ export class SkipKeying {
     const parsed = decodeSkipHeader(req.packet, offset);
     if (!parsed.ok) return fail(parsed.reason, `SKIP header rejected: ${parsed.reason}`);
     const h = parsed.header;
-    if (!isIpv4(req.src) || !isIpv4(req.dst)) return fail('bad_address', `outer addresses must be dotted IPv4, got src '${req.src}' dst '${req.dst}'`);
+    if (!isIpv4(req.src) || !isIpv4(req.dst))
+      return fail('bad_address', `outer addresses must be dotted IPv4, got src '${req.src}' dst '${req.dst}'`);
 
     const own = this.identity.name;
-    const forUs = own.nsid === NSID_NONE ? h.dstNsid === NSID_NONE : h.dstNsid === NSID_IPV4 && h.dstMkid === own.address;
-    if (!forUs) return fail('bad_dst_mkid', `SKIP destination (NSID ${h.dstNsid}${h.dstMkid === undefined ? '' : ` MKID ${u32ToIp(h.dstMkid)}`}) is not ${formatName(own)}`);
+    const forUs =
+      own.nsid === NSID_NONE ? h.dstNsid === NSID_NONE : h.dstNsid === NSID_IPV4 && h.dstMkid === own.address;
+    if (!forUs)
+      return fail(
+        'bad_dst_mkid',
+        `SKIP destination (NSID ${h.dstNsid}${h.dstMkid === undefined ? '' : ` MKID ${u32ToIp(h.dstMkid)}`}) is not ${formatName(own)}`,
+      );
 
     const localN = this.counter();
-    if (!counterInWindow(h.n, localN)) return fail('counter_window', `SKIP counter n=${h.n} is outside ${localN}±${COUNTER_WINDOW} (clock skew or replay)`);
+    if (!counterInWindow(h.n, localN))
+      return fail(
+        'counter_window',
+        `SKIP counter n=${h.n} is outside ${localN}±${COUNTER_WINDOW} (clock skew or replay)`,
+      );
 
     const layer = layerOf(h);
-    if (!layer) return fail('bad_skip', `SKIP next header ${h.nextHeader} does not fit crypt alg ${h.cryptAlg} / MAC alg ${h.macAlg}`);
+    if (!layer)
+      return fail(
+        'bad_skip',
+        `SKIP next header ${h.nextHeader} does not fit crypt alg ${h.cryptAlg} / MAC alg ${h.macAlg}`,
+      );
 
-    const peer: SkipName = h.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.srcMkid! } : { nsid: NSID_NONE, address: ipToU32(req.src) };
+    const peer: SkipName =
+      h.srcNsid === NSID_IPV4
+        ? { nsid: NSID_IPV4, address: h.srcMkid! }
+        : { nsid: NSID_NONE, address: ipToU32(req.src) };
     // The engine's key tuple (docs/engine.md §4.1): one SA per tuple, whatever algorithms a copy claims.
     const tupleKey = `${formatName(peer)}|${h.n}|${h.kijAlg}|${Buffer.from(h.wrappedKp).toString('hex')}`;
-    if (this.retired.has(tupleKey)) return fail('retired_key', `SKIP key from ${formatName(peer)} was retired (superseded by a newer key); it does not come back`);
+    if (this.retired.has(tupleKey))
+      return fail(
+        'retired_key',
+        `SKIP key from ${formatName(peer)} was retired (superseded by a newer key); it does not come back`,
+      );
     const known = this.inbound.get(tupleKey);
     if (known && (known.cryptAlg !== h.cryptAlg || known.macAlg !== h.macAlg)) {
-      return fail('sa_mismatch', `SKIP key tuple from ${formatName(peer)} already keyed with crypt alg ${known.cryptAlg} / MAC alg ${known.macAlg}`);
+      return fail(
+        'sa_mismatch',
+        `SKIP key tuple from ${formatName(peer)} already keyed with crypt alg ${known.cryptAlg} / MAC alg ${known.macAlg}`,
+      );
     }
     if (known) return { ok: true, created: false, id: known.id };
-    if (this.inbound.size >= this.maxInboundSas) return fail('too_many_sas', `already ${this.inbound.size} inbound SKIP SAs; expire() old ones first`);
+    if (this.inbound.size >= this.maxInboundSas)
+      return fail('too_many_sas', `already ${this.inbound.size} inbound SKIP SAs; expire() old ones first`);
 
     const kijn = this.kijnFor(peer, h.n);
     if (!kijn.ok) return kijn;
     const kp = unwrapKp(kijn.kijn, h.wrappedKp);
-    if (!kp) return fail('forged_key', `wrapped Kp from ${formatName(peer)} fails the key-wrap integrity check (forged key, or another Kij)`);
+    if (!kp)
+      return fail(
+        'forged_key',
+        `wrapped Kp from ${formatName(peer)} fails the key-wrap integrity check (forged key, or another Kij)`,
+      );
 
     const sa: SaDesc = {
       id: this.allocateId(),
@@ -342,9 +395,12 @@ export class SkipKeying {
   }
 
   private checkRequest(req: OutboundRequest): { crypt: number; mac: number } {
-    if (req.role === 'end' && !req.esp) throw new RangeError('an end SA needs esp (aes128gcm, aes256gcm or chacha20poly1305)');
-    if (req.role === 'nexthop' && (!req.ah || req.esp)) throw new RangeError('a nexthop SA needs ah (gmac-aes128 or hmac-sha256-128) and no esp');
-    if (!isIpv4(req.src) || !isIpv4(req.dst)) throw new RangeError(`outer addresses must be dotted IPv4, got src '${req.src}' dst '${req.dst}'`);
+    if (req.role === 'end' && !req.esp)
+      throw new RangeError('an end SA needs esp (aes128gcm, aes256gcm or chacha20poly1305)');
+    if (req.role === 'nexthop' && (!req.ah || req.esp))
+      throw new RangeError('a nexthop SA needs ah (gmac-aes128 or hmac-sha256-128) and no esp');
+    if (!isIpv4(req.src) || !isIpv4(req.dst))
+      throw new RangeError(`outer addresses must be dotted IPv4, got src '${req.src}' dst '${req.dst}'`);
     const crypt = req.esp ? SkipAlg.crypt[req.esp] : 0;
     const mac = req.ah ? SkipAlg.mac[req.ah] : 0;
     if (crypt === undefined || mac === undefined) throw new RangeError(`unknown algorithm esp=${req.esp} ah=${req.ah}`);
@@ -352,15 +408,28 @@ export class SkipKeying {
   }
 
   /** Kijn of `peer` for counter `n` (and the Kij it comes from, for a test run's key chain): Kij from the cache (else one X25519), Kijn from the cache (else one hash). */
-  private kijnFor(peer: SkipName, n: number): { ok: true; kij: Uint8Array; kijn: Uint8Array } | Extract<KeyingResult, { ok: false }> {
+  private kijnFor(
+    peer: SkipName,
+    n: number,
+  ): { ok: true; kij: Uint8Array; kijn: Uint8Array } | Extract<KeyingResult, { ok: false }> {
     const found = this.certs.lookup(peer, this.now());
-    if (!found.ok) return { ok: false, reason: found.reason, message: `no usable certificate for ${formatName(peer)}: ${found.reason.replaceAll('_', ' ')}` };
+    if (!found.ok)
+      return {
+        ok: false,
+        reason: found.reason,
+        message: `no usable certificate for ${formatName(peer)}: ${found.reason.replaceAll('_', ' ')}`,
+      };
     const peerKey = found.cert.publicKey;
     const cacheKey = `${formatName(peer)}|${Buffer.from(peerKey).toString('hex')}`;
     let keys = this.peerKeys.get(cacheKey);
     if (!keys) {
       const kij = deriveKij(this.identity.secretKey, this.identity.publicKey, peerKey);
-      if (!kij) return { ok: false, reason: 'bad_peer_key', message: `the certified key of ${formatName(peer)} is a low-order point` };
+      if (!kij)
+        return {
+          ok: false,
+          reason: 'bad_peer_key',
+          message: `the certified key of ${formatName(peer)} is a low-order point`,
+        };
       keys = { kij, kijns: new Map() };
       this.peerKeys.set(cacheKey, keys);
     }
@@ -378,7 +447,12 @@ export class SkipKeying {
     return { ok: true, kij: keys.kij, kijn };
   }
 
-  private trafficKeys(kp: Uint8Array, esp: EspSuite | undefined, ah: MacAlg | undefined, coverage: Coverage | undefined): Pick<SaDesc, 'ah' | 'esp'> {
+  private trafficKeys(
+    kp: Uint8Array,
+    esp: EspSuite | undefined,
+    ah: MacAlg | undefined,
+    coverage: Coverage | undefined,
+  ): Pick<SaDesc, 'ah' | 'esp'> {
     const keys: Pick<SaDesc, 'ah' | 'esp'> = {};
     if (ah) {
       keys.ah = { alg: ah, key: trafficKey(kp, SkipAlg.mac[ah], 'mac', KEY_BYTES[ah]), spi: SKIP_SPI };

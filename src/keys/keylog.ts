@@ -88,16 +88,21 @@ export function espSaLine(sa: SaDesc, options: KeyLogOptions = {}): string | und
   if (!sa.esp) return undefined;
   const spi = sa.mode === 'skip' ? SKIP_SPI : sa.esp.spi;
   const prefix = sa.esp.suite === 'chacha20poly1305' && !options.chacha20 ? '#' : '';
-  return prefix + [
-    'IPv4',
-    sa.src,
-    sa.dst,
-    `0x${(spi >>> 0).toString(16).padStart(8, '0')}`,
-    WIRESHARK_ESP_ENCRYPTION[sa.esp.suite],
-    `0x${hex(sa.esp.key)}`,
-    WIRESHARK_AUTH_NONE,
-    '',
-  ].map(uatField).join(',');
+  return (
+    prefix +
+    [
+      'IPv4',
+      sa.src,
+      sa.dst,
+      `0x${(spi >>> 0).toString(16).padStart(8, '0')}`,
+      WIRESHARK_ESP_ENCRYPTION[sa.esp.suite],
+      `0x${hex(sa.esp.key)}`,
+      WIRESHARK_AUTH_NONE,
+      '',
+    ]
+      .map(uatField)
+      .join(',')
+  );
 }
 
 /** One SKIP-derived SA as written to skip-sa.jsonl. Keys are hex, salt included (engine key format). */
@@ -136,7 +141,10 @@ export function skipSaRecord(sa: SaDesc, node?: string, chain?: KeyChainHex): Sk
   if (sa.mode !== 'skip') return undefined;
   if (!sa.skipHeader) throw new RangeError(`key log: SA ${sa.id} is in skip mode but has no skipHeader`);
   const parsed = decodeSkipHeader(sa.skipHeader, 0);
-  if (!parsed.ok) throw new RangeError(`key log: SA ${sa.id} skipHeader does not parse (${parsed.reason}); it must be the header the engine emits (docs/engine.md §6)`);
+  if (!parsed.ok)
+    throw new RangeError(
+      `key log: SA ${sa.id} skipHeader does not parse (${parsed.reason}); it must be the header the engine emits (docs/engine.md §6)`,
+    );
   const h = parsed.header;
   return {
     ...(node === undefined ? {} : { node }),
@@ -174,7 +182,7 @@ function openPrivate(path: string): number {
 
 function writeLine(fd: number, line: string): void {
   const bytes = Buffer.from(`${line}\n`);
-  for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
 }
 
 /**
@@ -188,7 +196,10 @@ export class KeyLogWriter {
   private skipFd: number | undefined;
   private readonly written = new Set<string>();
 
-  constructor(dir: string, private readonly options: KeyLogOptions = {}) {
+  constructor(
+    dir: string,
+    private readonly options: KeyLogOptions = {},
+  ) {
     this.espSaPath = join(dir, ESP_SA_FILE);
     this.skipSaPath = join(dir, SKIP_SA_FILE);
     this.espFd = openPrivate(this.espSaPath);
@@ -206,7 +217,8 @@ export class KeyLogWriter {
    * when the writer was opened with keyChain (test runs).
    */
   record(sa: SaDesc, node?: string, chain?: KeyChainHex): void {
-    if (this.espFd === undefined || this.skipFd === undefined) throw new Error(`key log in ${this.espSaPath} is closed; open a new KeyLogWriter`);
+    if (this.espFd === undefined || this.skipFd === undefined)
+      throw new Error(`key log in ${this.espSaPath} is closed; open a new KeyLogWriter`);
     const line = espSaLine(sa, this.options);
     if (line !== undefined && !this.written.has(line)) {
       this.written.add(line);
@@ -230,7 +242,11 @@ export class KeyLogWriter {
 }
 
 /** Writes the key log of `sas` into `dir` at once; returns the two paths. */
-export function writeKeyLog(dir: string, sas: Iterable<SaDesc | { sa: SaDesc; node?: string }>, options: KeyLogOptions = {}): { espSaPath: string; skipSaPath: string } {
+export function writeKeyLog(
+  dir: string,
+  sas: Iterable<SaDesc | { sa: SaDesc; node?: string }>,
+  options: KeyLogOptions = {},
+): { espSaPath: string; skipSaPath: string } {
   const writer = new KeyLogWriter(dir, options);
   try {
     for (const entry of sas) {

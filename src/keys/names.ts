@@ -25,8 +25,10 @@ export function parseName(text: string): { ok: true; name: SkipName } | { ok: fa
   const kind = colon < 0 ? '' : text.slice(0, colon);
   const address = text.slice(colon + 1);
   const nsid = kind === 'sgw' ? NSID_NONE : kind === 'smn' ? NSID_IPV4 : undefined;
-  if (nsid === undefined) return { ok: false, error: `name '${text}' must start with 'sgw:' or 'smn:' (e.g. ${NAME_EXAMPLE})` };
-  if (!isIpv4(address)) return { ok: false, error: `name '${text}' needs a dotted IPv4 address after '${kind}:' (e.g. ${NAME_EXAMPLE})` };
+  if (nsid === undefined)
+    return { ok: false, error: `name '${text}' must start with 'sgw:' or 'smn:' (e.g. ${NAME_EXAMPLE})` };
+  if (!isIpv4(address))
+    return { ok: false, error: `name '${text}' needs a dotted IPv4 address after '${kind}:' (e.g. ${NAME_EXAMPLE})` };
   return { ok: true, name: { nsid, address: ipToU32(address) } };
 }
 

@@ -17,9 +17,21 @@ import type { World } from './world.js';
 import type { AppPath, CaseResult, LabCase } from './case.js';
 
 const SCENARIO_IDS: Record<string, string> = {
-  '§4.4': '4.4', '§4.5.1': '4.5.1', '§4.5.2': '4.5.2', '§4.5.3': '4.5.3', '§4.5.4': '4.5.4', '§4.5.5': '4.5.5', '§4.5.6': '4.5.6',
-  '§4.5.7': '4.5.7a', '§4.5.7 (optimized)': '4.5.7b', '§3.2': '3.2', '§3.4': '3.4', 'Figure 1': 'fig1', '§3.5': '3.5',
-  '§3.5 (direct)': '3.5-direct', '§3.5 (direct, translated)': '3.5-nat',
+  '§4.4': '4.4',
+  '§4.5.1': '4.5.1',
+  '§4.5.2': '4.5.2',
+  '§4.5.3': '4.5.3',
+  '§4.5.4': '4.5.4',
+  '§4.5.5': '4.5.5',
+  '§4.5.6': '4.5.6',
+  '§4.5.7': '4.5.7a',
+  '§4.5.7 (optimized)': '4.5.7b',
+  '§3.2': '3.2',
+  '§3.4': '3.4',
+  'Figure 1': 'fig1',
+  '§3.5': '3.5',
+  '§3.5 (direct)': '3.5-direct',
+  '§3.5 (direct, translated)': '3.5-nat',
 };
 
 function start(id: string, section: string, title: string): CaseResult {
@@ -46,7 +58,9 @@ const NO_APPS: Record<string, string> = {
 
 function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, result: CaseResult) => void): LabCase {
   return {
-    id, section: s.section, title: s.title,
+    id,
+    section: s.section,
+    title: s.title,
     async run(ctx) {
       const result = start(id, s.section, s.title);
       const run = await runScenario(s, ctx.engine, ctx.runtime);
@@ -58,7 +72,13 @@ function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, r
         if (check) check(run.world as World<Network>, result);
         else result.failures.push(...stackDiff(s.expect, run.stacks));
         if (NO_APPS[id]) result.notes = [NO_APPS[id]];
-        keep = (await ctx.extras?.(run.world.network, result, NO_APPS[id] ? undefined : appPath(s, run.world as World<Network>), run.world as World<Network>)) ?? false;
+        keep =
+          (await ctx.extras?.(
+            run.world.network,
+            result,
+            NO_APPS[id] ? undefined : appPath(s, run.world as World<Network>),
+            run.world as World<Network>,
+          )) ?? false;
       } finally {
         if (!keep) run.world.close();
       }
@@ -74,19 +94,32 @@ function chainCase(n: number): LabCase {
     const smn = smnId(s.home);
     const sgwAddr = (i: number) => world.map.sgw(`sgw${i}`)!.outside;
     const data = endAhEsp(s.careOf, sgwAddr(n), smn, SGW, udp(s.home, s.ch, 40000, 7));
-    const want = [`smn > sgw1: ${nextAh(s.careOf, sgwAddr(1), smn, SGW, data)}`,
-      ...Array.from({ length: n - 1 }, (_, i) => `sgw${i + 1} > sgw${i + 2}: ${nextAh(sgwAddr(i + 1), sgwAddr(i + 2), SGW, SGW, data)}`)];
-    const seen = Object.values(result.stacks).flat().filter((l) => l.includes('UDP(40000>7)') && l.includes('AH[next]'));
+    const want = [
+      `smn > sgw1: ${nextAh(s.careOf, sgwAddr(1), smn, SGW, data)}`,
+      ...Array.from(
+        { length: n - 1 },
+        (_, i) => `sgw${i + 1} > sgw${i + 2}: ${nextAh(sgwAddr(i + 1), sgwAddr(i + 2), SGW, SGW, data)}`,
+      ),
+    ];
+    const seen = Object.values(result.stacks)
+      .flat()
+      .filter((l) => l.includes('UDP(40000>7)') && l.includes('AH[next]'));
     for (const line of want) if (!seen.includes(line)) result.failures.push(`missing hop ${line}`);
   });
 }
 
 /** §3.5.1 (Figure 5): the SMN outside reaches CH2 through a UDP proxy in its home network. */
 const proxyCase: LabCase = {
-  id: '3.5.1', section: '§3.5.1', title: 'SMN outside reaches a CH through a proxy at home: VPN SMN/SGW0, VPN SGW0/SGW2, Mobile IP back',
+  id: '3.5.1',
+  section: '§3.5.1',
+  title: 'SMN outside reaches a CH through a proxy at home: VPN SMN/SGW0, VPN SGW0/SGW2, Mobile IP back',
   async run(ctx) {
     const result = start(this.id, this.section, this.title);
-    const world = await figure6World({ engine: ctx.engine, network: ctx.runtime.network(), keyLog: ctx.runtime.keyLog?.() });
+    const world = await figure6World({
+      engine: ctx.engine,
+      network: ctx.runtime.network(),
+      keyLog: ctx.runtime.keyLog?.(),
+    });
     let keep = false;
     try {
       runProxy(world.addHost('proxy', HOME_PROXY), ipToU32(HOME_PROXY));
@@ -97,7 +130,8 @@ const proxyCase: LabCase = {
       const replies = sendViaHomeProxy(world, 'via the home proxy');
       await ctx.runtime.wait(world.network, SETTLE_MS, () => replies.length > 0);
       result.stacks = stacksByLink(world.network, world.keyLog.resolver());
-      if (replies.length !== 1 || Buffer.from(replies[0].subarray(6)).toString() !== 'via the home proxy') result.failures.push(`expected one reply through the proxy, got ${replies.length}`);
+      if (replies.length !== 1 || Buffer.from(replies[0].subarray(6)).toString() !== 'via the home proxy')
+        result.failures.push(`expected one reply through the proxy, got ${replies.length}`);
       result.failures.push(...stackDiff(homeProxyStacks(), result.stacks));
       keep = (await ctx.extras?.(world.network, result, undefined, world as World<Network>)) ?? false;
     } finally {
@@ -120,15 +154,29 @@ const HANDOVER_ROUTE = [
 
 /** One SMN with a probe to CH0 every 20 ms moves home → Site 1 → Site 2 → outside → home. */
 const handoverCase: LabCase = {
-  id: 'handover', section: '§4.4', title: 'handover home → Site 1 → Site 2 → outside → home with a flow every 20 ms: registration kept, traffic resumes after every move',
+  id: 'handover',
+  section: '§4.4',
+  title:
+    'handover home → Site 1 → Site 2 → outside → home with a flow every 20 ms: registration kept, traffic resumes after every move',
   async run(ctx) {
     const result = start(this.id, this.section, this.title);
-    const world = await figure6World({ engine: ctx.engine, network: ctx.runtime.network(), keyLog: ctx.runtime.keyLog?.() });
+    const world = await figure6World({
+      engine: ctx.engine,
+      network: ctx.runtime.network(),
+      keyLog: ctx.runtime.keyLog?.(),
+    });
     let keep = false;
     try {
       await ctx.runtime.ready(world.network);
       const clock = world.network.clock;
-      const flow = new Flow(clock, world.smnHost, (p) => world.smn.send(p), () => world.smn.addressFor(F6.ch0), F6.ch0, 20);
+      const flow = new Flow(
+        clock,
+        world.smnHost,
+        (p) => world.smn.send(p),
+        () => world.smn.addressFor(F6.ch0),
+        F6.ch0,
+        20,
+      );
       flow.start();
       await ctx.runtime.wait(world.network, 1000);
       const moves: { name: string; at: number }[] = [];
@@ -139,7 +187,9 @@ const handoverCase: LabCase = {
         const bindings = world.ha.bindings().map((b) => b.careOf);
         const home = step.where === 'home';
         const state = world.smn.registration.state;
-        if (home ? state !== 'home' || bindings.length !== 0 : state !== 'registered' || bindings.join() !== step.careOf) {
+        if (
+          home ? state !== 'home' || bindings.length !== 0 : state !== 'registered' || bindings.join() !== step.careOf
+        ) {
           result.failures.push(`${step.name}: registration ${state}, HA bindings [${bindings.join(', ')}]`);
         }
       }
@@ -147,10 +197,17 @@ const handoverCase: LabCase = {
       result.moves = moveFigures(flow, moves, clock.now());
       const limit = ctx.runtime.real ? RESUME_LIMIT_MS.real : RESUME_LIMIT_MS.virtual;
       for (const f of result.moves) {
-        if (f.resumeMs === undefined || f.resumeMs >= limit) result.failures.push(`${f.move}: traffic did not resume within ${limit} ms`);
+        if (f.resumeMs === undefined || f.resumeMs >= limit)
+          result.failures.push(`${f.move}: traffic did not resume within ${limit} ms`);
         if (f.lost >= f.sent / 2) result.failures.push(`${f.move}: lost ${f.lost} of ${f.sent}`);
       }
-      keep = (await ctx.extras?.(world.network, result, { from: 'smn', fromAddress: world.smn.addressFor(F6.ch0), peer: 'ch0', peerAddress: F6.ch0 }, world as World<Network>)) ?? false;
+      keep =
+        (await ctx.extras?.(
+          world.network,
+          result,
+          { from: 'smn', fromAddress: world.smn.addressFor(F6.ch0), peer: 'ch0', peerAddress: F6.ch0 },
+          world as World<Network>,
+        )) ?? false;
     } finally {
       if (!keep) world.close();
     }
@@ -171,6 +228,7 @@ export function selectCases(ids: readonly string[] | undefined, cases: readonly 
   if (!ids || ids.length === 0) return [...cases];
   const known = new Set(cases.map((c) => c.id));
   const unknown = ids.filter((id) => !known.has(id));
-  if (unknown.length) throw new Error(`--only: unknown case id ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
+  if (unknown.length)
+    throw new Error(`--only: unknown case id ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
   return cases.filter((c) => ids.includes(c.id));
 }

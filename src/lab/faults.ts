@@ -97,7 +97,20 @@ interface Running {
 }
 
 /** I/O loop counters that only count traffic (the flow's own packets), not what happened to it. */
-const IO_NOISE = new Set(['rxTun', 'rxRaw', 'txRaw', 'punted', 'injected', 'cpuMicros', 'rxSkip', 'rxAh', 'rxEsp', 'txTun', 'rxUdp', 'txUdp']);
+const IO_NOISE = new Set([
+  'rxTun',
+  'rxRaw',
+  'txRaw',
+  'punted',
+  'injected',
+  'cpuMicros',
+  'rxSkip',
+  'rxAh',
+  'rxEsp',
+  'txTun',
+  'rxUdp',
+  'txUdp',
+]);
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -120,13 +133,20 @@ homeAgents:
   - { name: ha, address: 10.0.0.2, serves: [10.0.0.128/26] }
 `;
 
-const SGWS: Record<'sgw0' | 'sgw1' | 'sgw3', { inside: string; insideLen: number; outside: string; outsideLen: number }> = {
+const SGWS: Record<
+  'sgw0' | 'sgw1' | 'sgw3',
+  { inside: string; insideLen: number; outside: string; outsideLen: number }
+> = {
   sgw0: { inside: '10.0.0.1', insideLen: 16, outside: '198.18.0.1', outsideLen: 16 },
   sgw3: { inside: '10.0.1.1', insideLen: 24, outside: '10.0.0.3', outsideLen: 16 },
   sgw1: { inside: '10.1.0.1', insideLen: 16, outside: '198.18.1.1', outsideLen: 16 },
 };
 
-export const MN_HOMES = Array.from({ length: 8 }, (_, i) => ({ home: `10.0.0.${128 + i}`, spi: 256 + i, keyHex: (i + 16).toString(16).repeat(16) }));
+export const MN_HOMES = Array.from({ length: 8 }, (_, i) => ({
+  home: `10.0.0.${128 + i}`,
+  spi: 256 + i,
+  keyHex: (i + 16).toString(16).repeat(16),
+}));
 
 /** What the SGWs' configs set beyond the defaults (src/lab/suites.ts runs every suite through the chain). */
 export interface SgwKnobs {
@@ -138,7 +158,9 @@ export interface SgwKnobs {
 
 function sgwConfig(name: keyof typeof SGWS, knobs: SgwKnobs = {}): string {
   const s = SGWS[name];
-  const policy = Object.entries({ esp: knobs.esp, nextHopMac: knobs.nextHopMac, coverage: knobs.coverage }).filter(([, v]) => v !== undefined);
+  const policy = Object.entries({ esp: knobs.esp, nextHopMac: knobs.nextHopMac, coverage: knobs.coverage }).filter(
+    ([, v]) => v !== undefined,
+  );
   return `kind: node
 name: ${name}
 role: sgw
@@ -163,7 +185,10 @@ ha:
 
 /** Milliseconds since the epoch of each echo reply in `ping -D` output, with its sequence number. */
 export function pingReplies(output: string): { seq: number; t: number }[] {
-  return [...output.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+)/gm)].map((m) => ({ seq: Number(m[2]), t: Number(m[1]) * 1000 }));
+  return [...output.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+)/gm)].map((m) => ({
+    seq: Number(m[2]),
+    t: Number(m[1]) * 1000,
+  }));
 }
 
 /** The "N packets transmitted, M received" summary ping prints when it stops. */
@@ -172,7 +197,11 @@ export function pingSummary(output: string): { sent: number; received: number } 
   return m ? { sent: Number(m[1]), received: Number(m[2]) } : undefined;
 }
 
-interface IperfInterval { start: number; end: number; bytes: number }
+interface IperfInterval {
+  start: number;
+  end: number;
+  bytes: number;
+}
 
 /** `mipsec status --json` as FaultLab.status returns it: the engine counters typed, the rest read as found. */
 type StatusJson = Record<string, unknown> & { counters: { engine: Record<string, number> } };
@@ -217,7 +246,20 @@ export class FaultLab {
 
   private veth(a: Node, ifA: string, cidrA: string | undefined, b: Node, ifB: string, cidrB: string | undefined): void {
     const [ta, tb] = [`fv${this.tag}${this.links}`, `fw${this.tag}${this.links++}`];
-    execFileSync('ip', ['link', 'add', ta, 'netns', this.ns(a), 'type', 'veth', 'peer', 'name', tb, 'netns', this.ns(b)]);
+    execFileSync('ip', [
+      'link',
+      'add',
+      ta,
+      'netns',
+      this.ns(a),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      tb,
+      'netns',
+      this.ns(b),
+    ]);
     this.ip(a, 'link', 'set', ta, 'name', ifA);
     this.ip(b, 'link', 'set', tb, 'name', ifB);
     if (cidrA) this.ip(a, 'addr', 'add', cidrA, 'dev', ifA);
@@ -268,7 +310,8 @@ export class FaultLab {
 
   /** The SGWs' node configs with these knobs (the next start reads them). */
   writeSgwConfigs(knobs: SgwKnobs = {}): void {
-    for (const name of Object.keys(SGWS) as (keyof typeof SGWS)[]) writeFileSync(join(this.dir, `${name}.yaml`), sgwConfig(name, knobs));
+    for (const name of Object.keys(SGWS) as (keyof typeof SGWS)[])
+      writeFileSync(join(this.dir, `${name}.yaml`), sgwConfig(name, knobs));
   }
 
   /** A CA, an identity per SGW, the map, node configs and the HA's MN-HA keys in the lab's directory. */
@@ -287,28 +330,39 @@ export class FaultLab {
     }
     writeFileSync(join(this.dir, 'network.yaml'), NETWORK_MAP);
     writeFileSync(join(this.dir, 'ha.yaml'), HA_CONFIG);
-    writeFileSync(join(this.dir, 'mn-ha.keys'), `${MN_HOMES.map((n) => `${n.home} ${n.spi} ${n.keyHex}`).join('\n')}\n`, { mode: 0o600 });
+    writeFileSync(
+      join(this.dir, 'mn-ha.keys'),
+      `${MN_HOMES.map((n) => `${n.home} ${n.spi} ${n.keyHex}`).join('\n')}\n`,
+      { mode: 0o600 },
+    );
   }
 
-  spawnIn(node: Node, cmd: string, args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  spawnIn(
+    node: Node,
+    cmd: string,
+    args: string[],
+  ): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
     const child = spawn('ip', ['netns', 'exec', this.ns(node), cmd, ...args]);
     this.children.add(child);
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
     // 'close', not 'exit': the last output (ping's summary) may still be in the pipe when the process exits.
-    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => {
-      this.children.delete(child);
-      resolve(code);
-    }));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('close', (code) => {
+        this.children.delete(child);
+        resolve(code);
+      }),
+    );
     return { child, out: () => out, exited };
   }
 
   /** Starts the daemon `name` in its namespace and waits for its "started" log line. */
   async start(name: Daemon): Promise<Running> {
-    const args = name === 'ha'
-      ? ['ha', '--config', join(this.dir, 'ha.yaml'), '--mn-ha-key', join(this.dir, 'mn-ha.keys')]
-      : ['sgw', '--config', join(this.dir, `${name}.yaml`)];
+    const args =
+      name === 'ha'
+        ? ['ha', '--config', join(this.dir, 'ha.yaml'), '--mn-ha-key', join(this.dir, 'mn-ha.keys')]
+        : ['sgw', '--config', join(this.dir, `${name}.yaml`)];
     args.push('--status-socket', join(this.dir, `${name}.sock`), '--state-dir', join(this.dir, `${name}.state`));
     const spawnedAt = Date.now();
     const child = spawn('ip', ['netns', 'exec', this.ns(name), process.execPath, BIN, ...args]);
@@ -322,14 +376,21 @@ export class FaultLab {
     };
     child.stdout.on('data', take);
     child.stderr.on('data', take);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-      this.children.delete(child);
-      resolve(code);
-    }));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => {
+        this.children.delete(child);
+        resolve(code);
+      }),
+    );
     const running: Running = { child, out, exited, spawnedAt, startedAt: 0 };
     this.daemons.set(name, running);
-    await waitFor(`mipsec ${name} to start (${out.slice(-3).join(' / ')})`, () => out.some((l) => l.includes('"event":"started"')) || child.exitCode !== null, 30_000);
-    if (child.exitCode !== null) throw new Error(`mipsec ${name} exited ${child.exitCode}: ${out.slice(-5).join(' / ')}`);
+    await waitFor(
+      `mipsec ${name} to start (${out.slice(-3).join(' / ')})`,
+      () => out.some((l) => l.includes('"event":"started"')) || child.exitCode !== null,
+      30_000,
+    );
+    if (child.exitCode !== null)
+      throw new Error(`mipsec ${name} exited ${child.exitCode}: ${out.slice(-5).join(' / ')}`);
     running.startedAt = Date.now();
     return running;
   }
@@ -343,7 +404,11 @@ export class FaultLab {
   /** `mipsec status --json` of a running daemon, with how long the answer took. */
   status(name: Daemon): { status: StatusJson; ms: number } {
     const t = performance.now();
-    const out = execFileSync(process.execPath, [BIN, 'status', '--json', '--socket', join(this.dir, `${name}.sock`)], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(process.execPath, [BIN, 'status', '--json', '--socket', join(this.dir, `${name}.sock`)], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return { status: JSON.parse(out) as StatusJson, ms: performance.now() - t };
   }
 
@@ -355,9 +420,13 @@ export class FaultLab {
     const all: Record<string, number> = {};
     for (const name of ['sgw0', 'sgw1', 'sgw3'] as const) {
       try {
-        const c = this.status(name).status.counters as unknown as Record<'engine' | 'role' | 'io', Record<string, number>>;
+        const c = this.status(name).status.counters as unknown as Record<
+          'engine' | 'role' | 'io',
+          Record<string, number>
+        >;
         for (const group of ['engine', 'role', 'io'] as const) {
-          for (const [k, v] of Object.entries(c[group] ?? {})) if (v && !IO_NOISE.has(k)) all[`${name} ${group} ${k}`] = v;
+          for (const [k, v] of Object.entries(c[group] ?? {}))
+            if (v && !IO_NOISE.has(k)) all[`${name} ${group} ${k}`] = v;
         }
       } catch {
         // a daemon that is down has no counters to read
@@ -380,7 +449,11 @@ export class FaultLab {
 }
 
 /** Differences of counters (after − before), only those that grew; a restarted daemon's count from zero. */
-function delta(before: Record<string, number>, after: Record<string, number>, restarted: readonly string[] = []): Record<string, number> {
+function delta(
+  before: Record<string, number>,
+  after: Record<string, number>,
+  restarted: readonly string[] = [],
+): Record<string, number> {
   const d: Record<string, number> = {};
   for (const [k, v] of Object.entries(after)) {
     const was = restarted.includes(k.split(' ')[0]) ? 0 : (before[k] ?? 0);
@@ -428,19 +501,47 @@ let nextPort = 5300;
 async function startFlow(lab: FaultLab, seconds: number, rate: string): Promise<Flow> {
   const port = String(nextPort++);
   const server = rate === '0' ? undefined : lab.spawnIn('h1', 'iperf3', ['-s', '-1', '-p', port]);
-  if (server) await waitFor('the iperf3 server', () => server.out().includes('listening') || server.child.exitCode !== null, 5000).catch(() => undefined);
+  if (server)
+    await waitFor(
+      'the iperf3 server',
+      () => server.out().includes('listening') || server.child.exitCode !== null,
+      5000,
+    ).catch(() => undefined);
   const startedAt = Date.now();
   const ping = lab.spawnIn('h0', 'ping', ['-D', '-n', '-i', '0.01', '-W', '1', '10.1.0.10']);
   const iperf = server
-    ? lab.spawnIn('h0', 'iperf3', ['-c', '10.1.0.10', '-p', port, '-t', String(seconds), '-i', '0.5', '-b', rate, '-J', '--connect-timeout', '3000'])
+    ? lab.spawnIn('h0', 'iperf3', [
+        '-c',
+        '10.1.0.10',
+        '-p',
+        port,
+        '-t',
+        String(seconds),
+        '-i',
+        '0.5',
+        '-b',
+        rate,
+        '-J',
+        '--connect-timeout',
+        '3000',
+      ])
     : undefined;
   return { ping, iperf, server, startedAt };
 }
 
-async function endFlow(flow: Flow): Promise<{ pingOut: string; iperfCode: number | null; iperf: { intervals: IperfInterval[]; overallMbps: number | null; retransmits: number | null; error?: string } }> {
+async function endFlow(flow: Flow): Promise<{
+  pingOut: string;
+  iperfCode: number | null;
+  iperf: { intervals: IperfInterval[]; overallMbps: number | null; retransmits: number | null; error?: string };
+}> {
   flow.ping.child.kill('SIGINT');
   await flow.ping.exited;
-  if (!flow.iperf) return { pingOut: flow.ping.out(), iperfCode: null, iperf: { intervals: [], overallMbps: null, retransmits: null, error: 'no TCP stream (rate 0)' } };
+  if (!flow.iperf)
+    return {
+      pingOut: flow.ping.out(),
+      iperfCode: null,
+      iperf: { intervals: [], overallMbps: null, retransmits: null, error: 'no TCP stream (rate 0)' },
+    };
   const iperfCode = await Promise.race([flow.iperf.exited, sleep(30_000).then(() => -1)]);
   if (iperfCode === -1) flow.iperf.child.kill('SIGKILL');
   flow.server?.child.kill('SIGKILL');
@@ -471,8 +572,21 @@ async function flowing(flow: Flow, n = 30, ms = 20_000): Promise<void> {
 }
 
 /** One fault: a flow of `seconds`, `inject` between 2 s of flow and its end; figures from the flow. */
-async function measureFault(lab: FaultLab, id: FaultId, opts: FaultOptions, seconds: number,
-  inject: (flow: Flow) => Promise<{ faultAt: number; endAt?: number; backAt?: number; spawnedAt?: number; watch: Daemon[]; notes?: string[]; failures?: string[] }>): Promise<FaultResult> {
+async function measureFault(
+  lab: FaultLab,
+  id: FaultId,
+  opts: FaultOptions,
+  seconds: number,
+  inject: (flow: Flow) => Promise<{
+    faultAt: number;
+    endAt?: number;
+    backAt?: number;
+    spawnedAt?: number;
+    watch: Daemon[];
+    notes?: string[];
+    failures?: string[];
+  }>,
+): Promise<FaultResult> {
   const t0 = Date.now();
   const flow = await startFlow(lab, seconds, opts.tcpRateFor?.[id] ?? opts.tcpRate ?? '20M');
   const failures: string[] = [];
@@ -511,12 +625,26 @@ async function measureFault(lab: FaultLab, id: FaultId, opts: FaultOptions, seco
   };
   if (!summary) failures.push('ping printed no summary');
   const result: FaultResult = {
-    id, title: FAULT_TITLES[id], pass: false, failures,
-    probe: { sent: summary?.sent ?? 0, lost: summary ? summary.sent - summary.received : 0, maxGapMs: Math.round(maxGapMs) },
+    id,
+    title: FAULT_TITLES[id],
+    pass: false,
+    failures,
+    probe: {
+      sent: summary?.sent ?? 0,
+      lost: summary ? summary.sent - summary.received : 0,
+      maxGapMs: Math.round(maxGapMs),
+    },
     resumeMs: resumeMs === null ? null : Math.round(resumeMs),
     resumeFromSpawnMs: resumeFromSpawnMs === null ? null : Math.round(resumeFromSpawnMs),
-    tcp, logs: injected ? logsSince(lab, faultAt, injected.watch) : [],
-    counters: delta(dropsBefore, lab.counters(), [...lab.daemons].filter(([, d]) => d.spawnedAt > t0).map(([name]) => name)), notes: injected?.notes ?? [], durationMs: Date.now() - t0,
+    tcp,
+    logs: injected ? logsSince(lab, faultAt, injected.watch) : [],
+    counters: delta(
+      dropsBefore,
+      lab.counters(),
+      [...lab.daemons].filter(([, d]) => d.spawnedAt > t0).map(([name]) => name),
+    ),
+    notes: injected?.notes ?? [],
+    durationMs: Date.now() - t0,
   };
   return result;
 }
@@ -529,12 +657,23 @@ async function restartFault(lab: FaultLab, id: 'sgw-kill9' | 'sgw-term', opts: F
     const code = await lab.stop('sgw1', signal);
     const restarted = await lab.start('sgw1');
     // Watch up to 20 s for the flow to come back (the replay floor can hold it back that long), then 2 s more.
-    await waitFor('replies after the restart', () => pingReplies(flow.ping.out()).some((p) => p.t > restarted.startedAt), 20_000).catch(() => undefined);
+    await waitFor(
+      'replies after the restart',
+      () => pingReplies(flow.ping.out()).some((p) => p.t > restarted.startedAt),
+      20_000,
+    ).catch(() => undefined);
     await sleep(2000);
-    return { faultAt, backAt: restarted.startedAt, spawnedAt: restarted.spawnedAt, watch: ['sgw1', 'sgw0'], notes: [`sgw1 exited with ${code ?? 'a signal'}`] };
+    return {
+      faultAt,
+      backAt: restarted.startedAt,
+      spawnedAt: restarted.spawnedAt,
+      watch: ['sgw1', 'sgw0'],
+      notes: [`sgw1 exited with ${code ?? 'a signal'}`],
+    };
   });
   if (r.resumeMs === null) r.failures.push('traffic did not flow again after the restart');
-  else if (r.resumeMs > limit) r.failures.push(`traffic flowed again ${r.resumeMs} ms after the new sgw1 started (target ≤ ${limit} ms)`);
+  else if (r.resumeMs > limit)
+    r.failures.push(`traffic flowed again ${r.resumeMs} ms after the new sgw1 started (target ≤ ${limit} ms)`);
   if (!r.tcp.completed) r.failures.push(`the TCP stream did not complete: ${r.tcp.error ?? 'iperf3 failed'}`);
   r.pass = r.failures.length === 0;
   return r;
@@ -559,9 +698,12 @@ async function haFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult> 
       await lab.stop('ha', 'SIGKILL');
       const restarted = await lab.start('ha');
       // The HA's own log times (ms): its last acceptance before the kill, "started", its first acceptance after.
-      const logTime = (line: string | undefined) => (line ? Date.parse((JSON.parse(line.slice(line.indexOf(' ') + 1)) as { time: string }).time) : undefined);
+      const logTime = (line: string | undefined) =>
+        line ? Date.parse((JSON.parse(line.slice(line.indexOf(' ') + 1)) as { time: string }).time) : undefined;
       const accepted = (l: string) => l.includes('"event":"reply"') && l.includes('"code":0,');
-      await waitFor('the new HA to accept a registration', () => restarted.out.some(accepted), 10_000).catch(() => undefined);
+      await waitFor('the new HA to accept a registration', () => restarted.out.some(accepted), 10_000).catch(
+        () => undefined,
+      );
       const started = logTime(restarted.out.find((l) => l.includes('"event":"started"')));
       const firstNew = logTime(restarted.out.find(accepted));
       const restoredLine = restarted.out.find((l) => l.includes('"event":"bindings_restored"')) ?? '';
@@ -575,13 +717,20 @@ async function haFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult> 
       };
       const failures: string[] = [];
       const afterStart = firstNew !== undefined && started !== undefined ? firstNew - started : undefined;
-      resume = { fromStarted: afterStart ?? null, fromSpawn: firstNew === undefined ? null : firstNew - restarted.spawnedAt };
+      resume = {
+        fromStarted: afterStart ?? null,
+        fromSpawn: firstNew === undefined ? null : firstNew - restarted.spawnedAt,
+      };
       if (afterStart === undefined) failures.push('no registration was accepted after the HA restarted');
-      else if (afterStart > 2000) failures.push(`registrations accepted again only ${afterStart} ms after the HA started`);
+      else if (afterStart > 2000)
+        failures.push(`registrations accepted again only ${afterStart} ms after the HA started`);
       // Every node was acknowledged at least once before the kill (the storm goes round robin): all must come back.
-      if (restored !== MN_HOMES.length) failures.push(`the restarted HA restored ${restored} bindings, ${MN_HOMES.length} were acknowledged`);
+      if (restored !== MN_HOMES.length)
+        failures.push(`the restarted HA restored ${restored} bindings, ${MN_HOMES.length} were acknowledged`);
       return {
-        faultAt, watch: ['ha'], failures,
+        faultAt,
+        watch: ['ha'],
+        failures,
         notes: [
           `registrations: the new HA accepted one ${afterStart ?? '—'} ms after it logged "started" (its log's times; ${firstNew === undefined ? '—' : firstNew - restarted.spawnedAt} ms after spawn); the client saw no acknowledgement for ${gap()} ms around the kill; ${seen} acknowledged in all`,
           `bindings: ${MN_HOMES.length} acknowledged before the kill, ${restored} restored by the new HA from its journal`,
@@ -591,7 +740,8 @@ async function haFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult> 
     });
     r.resumeMs = resume.fromStarted;
     r.resumeFromSpawnMs = resume.fromSpawn;
-    if (r.probe.lost > 0) r.notes.push(`the data flow lost ${r.probe.lost} probes while the HA was down (it does not cross the HA)`);
+    if (r.probe.lost > 0)
+      r.notes.push(`the data flow lost ${r.probe.lost} probes while the HA was down (it does not cross the HA)`);
     if (!r.tcp.completed) r.failures.push(`the TCP stream did not complete: ${r.tcp.error ?? 'iperf3 failed'}`);
     r.pass = r.failures.length === 0;
     return r;
@@ -613,7 +763,8 @@ async function linkFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult
   });
   if (r.resumeMs === null) r.failures.push('traffic did not flow again after the link came back');
   if (!r.tcp.completed) r.failures.push(`the TCP stream did not complete: ${r.tcp.error ?? 'iperf3 failed'}`);
-  for (const name of ['sgw0', 'sgw1'] as const) if (lab.daemons.get(name)?.child.exitCode !== null) r.failures.push(`${name} exited during the link fault`);
+  for (const name of ['sgw0', 'sgw1'] as const)
+    if (lab.daemons.get(name)?.child.exitCode !== null) r.failures.push(`${name} exited during the link fault`);
   r.pass = r.failures.length === 0;
   return r;
 }
@@ -629,7 +780,10 @@ const CHAIN_HOPS: { sw: 'home' | 'inet'; a: string; b: string; detach: string[] 
 const IMPAIR = { loss: 0.01, delayMs: 5, jitterMs: 5 };
 
 /** `tc netem delay 5ms 5ms loss 1%` on both hops for `ms` (impair.ts: this kernel has no sch_netem); the impairers' counts. */
-async function impaired(lab: FaultLab, ms: number): Promise<{ notes: string[]; failures: string[]; reordered: number }> {
+async function impaired(
+  lab: FaultLab,
+  ms: number,
+): Promise<{ notes: string[]; failures: string[]; reordered: number }> {
   writeFileSync(join(lab.dir, 'impair.py'), IMPAIR_PY);
   const runs: ReturnType<FaultLab['spawnIn']>[] = [];
   const failures: string[] = [];
@@ -638,9 +792,20 @@ async function impaired(lab: FaultLab, ms: number): Promise<{ notes: string[]; f
   let carrying = false;
   try {
     for (const hop of CHAIN_HOPS) {
-      const run = lab.spawnIn(hop.sw, 'python3', [join(lab.dir, 'impair.py'), hop.a, hop.b, String(IMPAIR.loss), String(IMPAIR.delayMs), String(IMPAIR.jitterMs)]);
+      const run = lab.spawnIn(hop.sw, 'python3', [
+        join(lab.dir, 'impair.py'),
+        hop.a,
+        hop.b,
+        String(IMPAIR.loss),
+        String(IMPAIR.delayMs),
+        String(IMPAIR.jitterMs),
+      ]);
       runs.push(run);
-      await waitFor(`the impairer on ${hop.sw} (${run.out()})`, () => run.out().includes('ready') || run.child.exitCode !== null, 10_000);
+      await waitFor(
+        `the impairer on ${hop.sw} (${run.out()})`,
+        () => run.out().includes('ready') || run.child.exitCode !== null,
+        10_000,
+      );
     }
     // Both running: now move the frames to them (a few ms of `ip`, no bridge carrying them twice).
     carrying = true;
@@ -661,15 +826,23 @@ async function impaired(lab: FaultLab, ms: number): Promise<{ notes: string[]; f
       const hop = CHAIN_HOPS[i];
       run.child.kill('SIGTERM');
       await run.exited;
-      const line = run.out().split('\n').find((l) => l.startsWith('{'));
+      const line = run
+        .out()
+        .split('\n')
+        .find((l) => l.startsWith('{'));
       if (!line) {
         failures.push(`the impairer on ${hop.sw} printed no counts: ${run.out().slice(0, 300)}`);
         continue;
       }
-      const counts = JSON.parse(line) as Record<string, { in: number; lost: number; out: number; reordered: number; errors: number; overrun: number }>;
+      const counts = JSON.parse(line) as Record<
+        string,
+        { in: number; lost: number; out: number; reordered: number; errors: number; overrun: number }
+      >;
       for (const [dir, c] of Object.entries(counts)) {
         reordered += c.reordered;
-        notes.push(`impaired ${hop.sw} ${dir}: ${c.in} frames, ${c.lost} lost, ${c.reordered} sent after a later one (reordered), ${c.errors} send errors, ${c.overrun} overrun (the stand-in too slow)`);
+        notes.push(
+          `impaired ${hop.sw} ${dir}: ${c.in} frames, ${c.lost} lost, ${c.reordered} sent after a later one (reordered), ${c.errors} send errors, ${c.overrun} overrun (the stand-in too slow)`,
+        );
       }
     }
   }
@@ -681,17 +854,27 @@ async function netemFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResul
     const faultAt = Date.now();
     const imp = await impaired(lab, 9000);
     return {
-      faultAt, endAt: Date.now(), watch: ['sgw0', 'sgw1', 'sgw3'], failures: imp.failures,
-      notes: [`netem-like delay ${IMPAIR.delayMs} ms ± ${IMPAIR.jitterMs} ms (uniform) and ${IMPAIR.loss * 100} % loss each way on both hops between the SGWs for 9 s`, ...imp.notes],
+      faultAt,
+      endAt: Date.now(),
+      watch: ['sgw0', 'sgw1', 'sgw3'],
+      failures: imp.failures,
+      notes: [
+        `netem-like delay ${IMPAIR.delayMs} ms ± ${IMPAIR.jitterMs} ms (uniform) and ${IMPAIR.loss * 100} % loss each way on both hops between the SGWs for 9 s`,
+        ...imp.notes,
+      ],
     };
   });
-  if (!r.tcp.completed) r.failures.push(`the TCP stream did not complete under netem: ${r.tcp.error ?? 'iperf3 failed'}`);
+  if (!r.tcp.completed)
+    r.failures.push(`the TCP stream did not complete under netem: ${r.tcp.error ?? 'iperf3 failed'}`);
   const replay = Object.entries(r.counters).filter(([k]) => /replay/.test(k));
-  if (replay.length) r.failures.push(`replay-window drops under reordering: ${replay.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (replay.length)
+    r.failures.push(`replay-window drops under reordering: ${replay.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (r.probe.sent > 0) {
     // 1 % per hop and direction, 2 hops each way: about 4 % of round trips; more means the SGWs drop too.
     const expected = 1 - 0.99 ** 4;
-    r.notes.push(`probe loss ${((100 * r.probe.lost) / r.probe.sent).toFixed(1)} % of ${r.probe.sent} (netem alone: ≈ ${(100 * expected).toFixed(1)} % of those sent during its 9 s)`);
+    r.notes.push(
+      `probe loss ${((100 * r.probe.lost) / r.probe.sent).toFixed(1)} % of ${r.probe.sent} (netem alone: ≈ ${(100 * expected).toFixed(1)} % of those sent during its 9 s)`,
+    );
   }
   r.pass = r.failures.length === 0;
   return r;
@@ -699,8 +882,10 @@ async function netemFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResul
 
 /** Every device of the Internet link (the bridge takes the smallest MTU of its ports). */
 const INTERNET_DEVS: [Node, string, string, string, string][] = [
-  ['sgw0', 'link', 'set', 'dev', 'outside'], ['sgw1', 'link', 'set', 'dev', 'outside'],
-  ['inet', 'link', 'set', 'dev', 'p-sgw0'], ['inet', 'link', 'set', 'dev', 'p-sgw1'],
+  ['sgw0', 'link', 'set', 'dev', 'outside'],
+  ['sgw1', 'link', 'set', 'dev', 'outside'],
+  ['inet', 'link', 'set', 'dev', 'p-sgw0'],
+  ['inet', 'link', 'set', 'dev', 'p-sgw1'],
 ];
 
 async function mtuFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult> {
@@ -711,16 +896,47 @@ async function mtuFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult>
     const notes: string[] = [];
     for (const dev of INTERNET_DEVS) lab.ip(...dev, 'mtu', '1280');
     // A DF datagram that fits the links before but not now: the ICMP 3/4 must reach h0 with the MTU that fits.
-    const probeOut = await lab.execAsync('h0', 'ping', ['-M', 'do', '-s', '1300', '-c', '3', '-i', '0.3', '-W', '1', '10.1.0.10']);
-    const frag = /From (\S+).*Frag needed and DF set \(mtu = (\d+)\)/.exec(probeOut) ?? /local error: message too long, mtu=(\d+)/.exec(probeOut);
+    const probeOut = await lab.execAsync('h0', 'ping', [
+      '-M',
+      'do',
+      '-s',
+      '1300',
+      '-c',
+      '3',
+      '-i',
+      '0.3',
+      '-W',
+      '1',
+      '10.1.0.10',
+    ]);
+    const frag =
+      /From (\S+).*Frag needed and DF set \(mtu = (\d+)\)/.exec(probeOut) ??
+      /local error: message too long, mtu=(\d+)/.exec(probeOut);
     const route = await lab.execAsync('h0', 'ip', ['route', 'get', '10.1.0.10']);
     const cached = /mtu (\d+)/.exec(route);
     const mtu = cached ? Number(cached[1]) : undefined;
     const before = routeMtuBefore;
-    notes.push(`ping -M do -s 1300 from h0: ${frag ? frag[0] : probeOut.split('\n').filter(Boolean).slice(-2).join(' | ')}`);
+    notes.push(
+      `ping -M do -s 1300 from h0: ${frag ? frag[0] : probeOut.split('\n').filter(Boolean).slice(-2).join(' | ')}`,
+    );
     notes.push(`h0's path MTU to h1 before the drop: ${before ?? 'none'}, after: ${mtu ?? 'none'}`);
     // What really crosses now: the largest DF echo (bisected), against what h0 was told.
-    const fits = async (size: number) => /[1-9]\d* received/.test(await lab.execAsync('h0', 'ping', ['-M', 'do', '-s', String(size), '-c', '2', '-i', '0.2', '-W', '1', '10.1.0.10']));
+    const fits = async (size: number) =>
+      /[1-9]\d* received/.test(
+        await lab.execAsync('h0', 'ping', [
+          '-M',
+          'do',
+          '-s',
+          String(size),
+          '-c',
+          '2',
+          '-i',
+          '0.2',
+          '-W',
+          '1',
+          '10.1.0.10',
+        ]),
+      );
     let [lo, hi] = [500, 1473];
     while (hi - lo > 1) {
       const mid = (lo + hi) >> 1;
@@ -730,13 +946,17 @@ async function mtuFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult>
     const crosses = lo + 28;
     notes.push(`largest DF datagram that crosses the chain now: ${crosses} bytes; h0's path MTU: ${mtu ?? 'none'}`);
     if (mtu === undefined) failures.push('no path MTU reached h0 (its route to h1 carries no mtu)');
-    else if (mtu > crosses) failures.push(`PMTUD broken: h0 holds path MTU ${mtu}, but only datagrams ≤ ${crosses} bytes cross after the drop — ${crosses + 1}..${mtu} are black-holed with no ICMP 3/4`);
+    else if (mtu > crosses)
+      failures.push(
+        `PMTUD broken: h0 holds path MTU ${mtu}, but only datagrams ≤ ${crosses} bytes cross after the drop — ${crosses + 1}..${mtu} are black-holed with no ICMP 3/4`,
+      );
     else if (mtu < crosses) failures.push(`h0 holds path MTU ${mtu}, smaller than the ${crosses} bytes that cross`);
     await sleep(2500);
     for (const dev of INTERNET_DEVS) lab.ip(...dev, 'mtu', '1500');
     return { faultAt, endAt: Date.now(), watch: ['sgw0', 'sgw1', 'sgw3'], failures, notes };
   });
-  if (!r.tcp.completed) r.failures.push(`the TCP stream did not complete across the MTU drop: ${r.tcp.error ?? 'iperf3 failed'}`);
+  if (!r.tcp.completed)
+    r.failures.push(`the TCP stream did not complete across the MTU drop: ${r.tcp.error ?? 'iperf3 failed'}`);
   r.pass = r.failures.length === 0;
   return r;
 }
@@ -752,8 +972,14 @@ export async function runFaults(opts: FaultOptions = {}): Promise<FaultReport> {
     for (const name of ['sgw0', 'sgw1', 'sgw3', 'ha'] as const) await lab.start(name);
     say(`faults: namespaces mf-${lab.tag}-*, daemons sgw3 → sgw0 → sgw1 and ha up`);
     for (const id of opts.only ?? FAULT_IDS) {
-      const run = { 'sgw-kill9': () => restartFault(lab, 'sgw-kill9', opts), 'sgw-term': () => restartFault(lab, 'sgw-term', opts), 'ha-kill9': () => haFault(lab, opts),
-        'link-flap': () => linkFault(lab, opts), netem: () => netemFault(lab, opts), mtu: () => mtuFault(lab, opts) }[id];
+      const run = {
+        'sgw-kill9': () => restartFault(lab, 'sgw-kill9', opts),
+        'sgw-term': () => restartFault(lab, 'sgw-term', opts),
+        'ha-kill9': () => haFault(lab, opts),
+        'link-flap': () => linkFault(lab, opts),
+        netem: () => netemFault(lab, opts),
+        mtu: () => mtuFault(lab, opts),
+      }[id];
       say(`fault ${id} …`);
       const r = await run();
       faults.push(r);
@@ -769,11 +995,19 @@ const fmt = (v: number | null, unit: string, digits = 1) => (v === null ? '—' 
 
 export function formatFault(r: FaultResult): string[] {
   const lines = [`${r.pass ? 'PASS' : 'FAIL'} ${r.id.padEnd(10)} ${r.title} (${(r.durationMs / 1000).toFixed(1)} s)`];
-  lines.push(`      probes (10 ms): lost ${r.probe.lost}/${r.probe.sent}, longest gap ${r.probe.maxGapMs} ms` +
-    (r.resumeMs !== null ? `; ${r.id === 'ha-kill9' ? 'registrations accepted again' : 'flowing again'} ${r.resumeMs} ms after ${r.id === 'link-flap' ? 'link up' : 'the new process started'}` : '') +
-    (r.resumeFromSpawnMs !== null ? ` (${r.resumeFromSpawnMs} ms after spawn)` : ''));
-  lines.push(`      TCP: before ${fmt(r.tcp.beforeMbps, ' Mbit/s')}, during the fault ${fmt(r.tcp.duringMbps, ' Mbit/s')}, overall ${fmt(r.tcp.overallMbps, ' Mbit/s')}, retransmits ${r.tcp.retransmits ?? '—'}, ${r.tcp.completed ? 'completed' : 'DID NOT complete'}`);
-  const counted = Object.entries(r.counters).map(([k, v]) => `${k} ${v}`).join(', ');
+  lines.push(
+    `      probes (10 ms): lost ${r.probe.lost}/${r.probe.sent}, longest gap ${r.probe.maxGapMs} ms` +
+      (r.resumeMs !== null
+        ? `; ${r.id === 'ha-kill9' ? 'registrations accepted again' : 'flowing again'} ${r.resumeMs} ms after ${r.id === 'link-flap' ? 'link up' : 'the new process started'}`
+        : '') +
+      (r.resumeFromSpawnMs !== null ? ` (${r.resumeFromSpawnMs} ms after spawn)` : ''),
+  );
+  lines.push(
+    `      TCP: before ${fmt(r.tcp.beforeMbps, ' Mbit/s')}, during the fault ${fmt(r.tcp.duringMbps, ' Mbit/s')}, overall ${fmt(r.tcp.overallMbps, ' Mbit/s')}, retransmits ${r.tcp.retransmits ?? '—'}, ${r.tcp.completed ? 'completed' : 'DID NOT complete'}`,
+  );
+  const counted = Object.entries(r.counters)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   if (counted) lines.push(`      the SGWs counted meanwhile: ${counted}`);
   for (const n of r.notes) lines.push(`      ${n}`);
   for (const l of r.logs) lines.push(`      log ${l}`);

@@ -15,6 +15,8 @@ export async function figure6Map(): Promise<TopologyMap> {
   return loaded.map;
 }
 
-export async function figure6World<N extends Network = MemoryNetwork>(options: Omit<WorldOptions, 'map'> & { network?: N }): Promise<World<N>> {
+export async function figure6World<N extends Network = MemoryNetwork>(
+  options: Omit<WorldOptions, 'map'> & { network?: N },
+): Promise<World<N>> {
   return buildWorld<N>({ ...options, map: await figure6Map() });
 }

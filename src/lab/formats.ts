@@ -15,10 +15,12 @@ export const ip = (src: string, dst: string) => `IPv4(${src}>${dst})`;
 export const skip = (src: Ident, dst: Ident) => `SKIP(${ident(src)} > ${ident(dst)})`;
 
 /** IP Hdr / SKIP Hdr / NextAH, then whatever it protects. */
-export const nextAh = (src: string, dst: string, from: Ident, to: Ident, inner: string) => `${ip(src, dst)} / ${skip(from, to)} / AH[next] / ${inner}`;
+export const nextAh = (src: string, dst: string, from: Ident, to: Ident, inner: string) =>
+  `${ip(src, dst)} / ${skip(from, to)} / AH[next] / ${inner}`;
 
 /** IP Hdr / SKIP Hdr / EndAH+ESP / the inner datagram. */
-export const endAhEsp = (src: string, dst: string, from: Ident, to: Ident, inner: string) => `${ip(src, dst)} / ${skip(from, to)} / AH[end] / ESP(spi 1) / ${inner}`;
+export const endAhEsp = (src: string, dst: string, from: Ident, to: Ident, inner: string) =>
+  `${ip(src, dst)} / ${skip(from, to)} / AH[end] / ESP(spi 1) / ${inner}`;
 
 /** IP-in-IP (RFC 2003) from the HA to the care-of address around a datagram. */
 export const ipip = (ha: string, careOf: string, inner: string) => `${ip(ha, careOf)} / ${inner}`;

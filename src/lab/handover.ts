@@ -12,7 +12,12 @@ export interface MoveFigure {
 }
 
 /** Probes in flight when the interface moves belong to that move: the window starts `inFlightMs` before it. */
-export function moveFigures(flow: Flow, moves: { name: string; at: number }[], end: number, inFlightMs = 20): MoveFigure[] {
+export function moveFigures(
+  flow: Flow,
+  moves: { name: string; at: number }[],
+  end: number,
+  inFlightMs = 20,
+): MoveFigure[] {
   const echoed = new Set(flow.echoes.map((e) => e.seq));
   return moves.map((m, i) => {
     const from = m.at - inFlightMs;
@@ -20,6 +25,11 @@ export function moveFigures(flow: Flow, moves: { name: string; at: number }[], e
     const inWindow = [...flow.sentAt].filter(([, at]) => at >= from && at < to).map(([seq]) => seq);
     const after = new Set([...flow.sentAt].filter(([, at]) => at >= m.at && at < to).map(([seq]) => seq));
     const first = flow.echoes.find((e) => after.has(e.seq));
-    return { move: m.name, sent: inWindow.length, lost: inWindow.filter((s) => !echoed.has(s)).length, resumeMs: first && first.at - m.at };
+    return {
+      move: m.name,
+      sent: inWindow.length,
+      lost: inWindow.filter((s) => !echoed.has(s)).length,
+      resumeMs: first && first.at - m.at,
+    };
   });
 }

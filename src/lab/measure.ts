@@ -37,7 +37,10 @@ function snapshot(network: LinuxNetwork): Map<string, DataPathStats> {
 }
 
 /** What the role nodes' loops did between two snapshots, summed and by node. */
-export function dataPathDelta(before: ReadonlyMap<string, DataPathStats>, after: ReadonlyMap<string, DataPathStats>): DataPathFigures {
+export function dataPathDelta(
+  before: ReadonlyMap<string, DataPathStats>,
+  after: ReadonlyMap<string, DataPathStats>,
+): DataPathFigures {
   const figures: DataPathFigures = { fastPath: 0, slowPath: 0, slowPathReasons: {}, nodes: {} };
   for (const [node, a] of after) {
     const b = before.get(node);
@@ -66,11 +69,27 @@ function why(err: unknown): string {
  * each application flow (the pings, then the TCP stream) starts, e.g. to keep its first packets (--pcap).
  */
 export async function measureApps(
-  network: LinuxNetwork, result: CaseResult, path: AppPath, onFlow?: (flow: 'ping' | 'tcp') => void,
+  network: LinuxNetwork,
+  result: CaseResult,
+  path: AppPath,
+  onFlow?: (flow: 'ping' | 'tcp') => void,
 ): Promise<void> {
   const src = path.fromAddress;
   onFlow?.('ping');
-  const [cmd, ...args] = network.appCommand(path.from, ['ping', '-n', '-q', '-c', String(PINGS), '-i', '0.2', '-W', '2', '-I', src, path.peerAddress]);
+  const [cmd, ...args] = network.appCommand(path.from, [
+    'ping',
+    '-n',
+    '-q',
+    '-c',
+    String(PINGS),
+    '-i',
+    '0.2',
+    '-W',
+    '2',
+    '-I',
+    src,
+    path.peerAddress,
+  ]);
   try {
     const { stdout } = await runCommand(cmd, args, { timeoutMs: 10_000 });
     result.rttMs = parsePingAverage(stdout);
@@ -83,7 +102,18 @@ export async function measureApps(
   const server = network.session.spawn(peerNs, 'iperf3 server', serverCmd, serverArgs);
   try {
     await sleep(SERVER_START_MS);
-    const [c, ...a] = network.appCommand(path.from, ['iperf3', '-c', path.peerAddress, '-B', src, '-p', String(APP_PORT), '-t', String(TCP_SECONDS), '-J']);
+    const [c, ...a] = network.appCommand(path.from, [
+      'iperf3',
+      '-c',
+      path.peerAddress,
+      '-B',
+      src,
+      '-p',
+      String(APP_PORT),
+      '-t',
+      String(TCP_SECONDS),
+      '-J',
+    ]);
     const before = snapshot(network);
     onFlow?.('tcp');
     const { stdout } = await runCommand(c, a, { timeoutMs: (TCP_SECONDS + 15) * 1000 });

@@ -36,9 +36,19 @@ export function runProxy(host: Host, address: number): () => void {
       client = { address: u.src, port: u.srcPort };
       const dst = readIp(u.payload, 0);
       const port = (u.payload[4] << 8) | u.payload[5];
-      host.send(buildUdpDatagram({ src: address, dst, srcPort: PROXY_OUT_PORT, dstPort: port }, u.payload.subarray(HEADER_BYTES)));
+      host.send(
+        buildUdpDatagram(
+          { src: address, dst, srcPort: PROXY_OUT_PORT, dstPort: port },
+          u.payload.subarray(HEADER_BYTES),
+        ),
+      );
     } else if (u.dstPort === PROXY_OUT_PORT && client) {
-      host.send(buildUdpDatagram({ src: address, dst: client.address, srcPort: PROXY_PORT, dstPort: client.port }, proxyRequest(u.src, u.srcPort, u.payload)));
+      host.send(
+        buildUdpDatagram(
+          { src: address, dst: client.address, srcPort: PROXY_PORT, dstPort: client.port },
+          proxyRequest(u.src, u.srcPort, u.payload),
+        ),
+      );
     }
   });
 }
@@ -55,7 +65,12 @@ export function sendViaHomeProxy<N extends Network>(world: World<N>, text: strin
     if (u.ok && u.udp.srcPort === PROXY_PORT) replies.push(u.udp.payload.slice());
   });
   const request = proxyRequest(ipToU32(F6.ch2), ECHO_PORT, new TextEncoder().encode(text));
-  world.smn.send(buildUdpDatagram({ src: ipToU32(F6.home), dst: ipToU32(HOME_PROXY), srcPort: SMN_PORT, dstPort: PROXY_PORT }, request));
+  world.smn.send(
+    buildUdpDatagram(
+      { src: ipToU32(F6.home), dst: ipToU32(HOME_PROXY), srcPort: SMN_PORT, dstPort: PROXY_PORT },
+      request,
+    ),
+  );
   return replies;
 }
 
@@ -73,7 +88,13 @@ export function homeProxyStacks(): Record<string, string[]> {
       `sgw2 > sgw0: ${endAhEsp(F6.sgw2, F6.sgw0, SGW, SGW, back)}`, // (5)
       `sgw0 > smn: ${endAhEsp(F6.sgw0, F6.out, SGW, S, ipip(F6.ha, F6.out, toSmn))}`, // (8)
     ],
-    'sgw0-net': [`sgw0 > proxy: ${toProxy}`, `proxy > sgw0: ${out}`, `sgw0 > proxy: ${back}`, `proxy > ha: ${toSmn}`, `ha > sgw0: ${ipip(F6.ha, F6.out, toSmn)}`],
+    'sgw0-net': [
+      `sgw0 > proxy: ${toProxy}`,
+      `proxy > sgw0: ${out}`,
+      `sgw0 > proxy: ${back}`,
+      `proxy > ha: ${toSmn}`,
+      `ha > sgw0: ${ipip(F6.ha, F6.out, toSmn)}`,
+    ],
     'sgw2-net': [`sgw2 > ch2: ${out}`, `ch2 > sgw2: ${back}`], // (3), (4)
   };
 }

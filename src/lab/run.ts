@@ -40,7 +40,11 @@ export interface LabOptions {
   /** With keep: a Prometheus endpoint per kept role, on consecutive ports from this one (port 0: a free port each). */
   metrics?: { host: string; port: number };
   /** Called before and after each case. */
-  progress?: (event: { phase: 'start'; index: number; total: number; labCase: LabCase } | { phase: 'done'; index: number; total: number; result: CaseResult }) => void;
+  progress?: (
+    event:
+      | { phase: 'start'; index: number; total: number; labCase: LabCase }
+      | { phase: 'done'; index: number; total: number; result: CaseResult },
+  ) => void;
 }
 
 export interface LabReport {
@@ -70,7 +74,14 @@ export function netnsUnavailable(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux';
   if (process.getuid?.() !== 0) return 'not running as root';
   if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['tc', 'iproute2'], ['dumpcap', 'tshark'], ['iperf3', 'iperf3'], ['ping', 'iputils-ping'], ['setpriv', 'util-linux']]) {
+  for (const [tool, pkg] of [
+    ['ip', 'iproute2'],
+    ['tc', 'iproute2'],
+    ['dumpcap', 'tshark'],
+    ['iperf3', 'iperf3'],
+    ['ping', 'iputils-ping'],
+    ['setpriv', 'util-linux'],
+  ]) {
     try {
       runCommandSync('sh', ['-c', `command -v ${tool}`]);
     } catch {
@@ -92,7 +103,10 @@ export function netnsUnavailable(): string | undefined {
 class LabKeyLog extends KeyLog {
   readonly sas: SaRecord[] = [];
 
-  constructor(private readonly writer: KeyLogWriter | undefined, keyChain: boolean) {
+  constructor(
+    private readonly writer: KeyLogWriter | undefined,
+    keyChain: boolean,
+  ) {
     super({ keyChain });
   }
 
@@ -117,16 +131,34 @@ interface KeptSource {
  * The kept world's SGWs and SMN, each with the daemon's status socket and (optionally) metrics
  * endpoint. buildWorld makes one engine per SGW in map order, then the SMN's; the HA runs none.
  */
-async function serveKeptRoles(caseId: string, world: World<Network>, network: LinuxNetwork, keyLog: LabKeyLog, metrics: LabOptions['metrics']): Promise<KeptRole[]> {
+async function serveKeptRoles(
+  caseId: string,
+  world: World<Network>,
+  network: LinuxNetwork,
+  keyLog: LabKeyLog,
+  metrics: LabOptions['metrics'],
+): Promise<KeptRole[]> {
   const sgwNames = [...world.sgws.keys()];
-  if (world.engines.length !== sgwNames.length + 1) throw new Error(`--keep: expected one engine per SGW and one for the SMN, found ${world.engines.length}`);
+  if (world.engines.length !== sgwNames.length + 1)
+    throw new Error(`--keep: expected one engine per SGW and one for the SMN, found ${world.engines.length}`);
   const interfaceAddresses = (host: Host) => host.interfaces().map((i) => i.address);
   const sources: KeptSource[] = sgwNames.map((name, i) => {
     const host = network.host(name);
-    return { node: name, role: 'sgw', host, engine: world.engines[i], face: sgwFace(world.sgws.get(name)!), addresses: () => interfaceAddresses(host) };
+    return {
+      node: name,
+      role: 'sgw',
+      host,
+      engine: world.engines[i],
+      face: sgwFace(world.sgws.get(name)!),
+      addresses: () => interfaceAddresses(host),
+    };
   });
   sources.push({
-    node: 'smn', role: 'smn', host: world.smnHost, engine: world.engines[sgwNames.length], face: smnFace(world.smn, network.clock),
+    node: 'smn',
+    role: 'smn',
+    host: world.smnHost,
+    engine: world.engines[sgwNames.length],
+    face: smnFace(world.smn, network.clock),
     addresses: () => [...interfaceAddresses(world.smnHost), world.smn.homeAddress],
   });
   const opened: { endpoints: OperatorEndpoints; sampler: RateSampler }[] = [];
@@ -143,21 +175,39 @@ async function serveKeptRoles(caseId: string, world: World<Network>, network: Li
   for (const [i, src] of sources.entries()) {
     const sas = () => {
       const mine = new Set(src.addresses());
-      return keyLog.sas.filter((sa) => mine.has(sa.direction === 'out' ? sa.src : sa.dst) && src.engine.saStats(sa.id) !== undefined);
+      return keyLog.sas.filter(
+        (sa) => mine.has(sa.direction === 'out' ? sa.src : sa.dst) && src.engine.saStats(sa.id) !== undefined,
+      );
     };
     const sampler = new RateSampler(src.engine, () => sas().map((sa) => sa.id), 10_000);
     const startedAt = new Date();
     const started = performance.now();
-    const status = () => readStatus({
-      node: src.node, role: src.role, startedAt, started, engine: src.engine, sas, sampler,
-      config: () => ({ file: `mipsec lab case ${caseId}`, loadedAt: startedAt.toISOString(), reloads: 0, restartNeededFor: [] }),
-      bindings: () => src.face.bindings(), roleCounters: () => src.face.counters(), hostCounters: () => src.host.counters(),
-    });
+    const status = () =>
+      readStatus({
+        node: src.node,
+        role: src.role,
+        startedAt,
+        started,
+        engine: src.engine,
+        sas,
+        sampler,
+        config: () => ({
+          file: `mipsec lab case ${caseId}`,
+          loadedAt: startedAt.toISOString(),
+          reloads: 0,
+          restartNeededFor: [],
+        }),
+        bindings: () => src.face.bindings(),
+        roleCounters: () => src.face.counters(),
+        hostCounters: () => src.host.counters(),
+      });
     let endpoints: OperatorEndpoints;
     try {
       endpoints = await serveEndpoints({
-        socketPath: labSocketPath(src.node), metrics: metrics && { host: metrics.host, port: metrics.port === 0 ? 0 : metrics.port + i },
-        labels: { node: src.node, role: src.role }, status,
+        socketPath: labSocketPath(src.node),
+        metrics: metrics && { host: metrics.host, port: metrics.port === 0 ? 0 : metrics.port + i },
+        labels: { node: src.node, role: src.role },
+        status,
       });
     } catch (err) {
       sampler.close();
@@ -166,7 +216,12 @@ async function serveKeptRoles(caseId: string, world: World<Network>, network: Li
     }
     opened.push({ endpoints, sampler });
     const m = endpoints.metricsAddress;
-    kept.push({ node: src.node, role: src.role, socketPath: endpoints.socketPath!, metricsUrl: m && `http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}/metrics` });
+    kept.push({
+      node: src.node,
+      role: src.role,
+      socketPath: endpoints.socketPath!,
+      metricsUrl: m && `http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}/metrics`,
+    });
   }
   return kept;
 }
@@ -200,9 +255,12 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
     const keyLog = writer || keepThis ? new LabKeyLog(writer, keyChain) : undefined;
     const roleErrors: string[] = [];
     let network: LinuxNetwork | undefined;
-    const base: LabRuntime<Network> = options.mode === 'netns'
-      ? (linuxRuntime({ onError: (err) => roleErrors.push(String((err as Error)?.stack ?? err)) }, (n) => { network = n; }) as unknown as LabRuntime<Network>)
-      : (memoryRuntime as unknown as LabRuntime<Network>);
+    const base: LabRuntime<Network> =
+      options.mode === 'netns'
+        ? (linuxRuntime({ onError: (err) => roleErrors.push(String((err as Error)?.stack ?? err)) }, (n) => {
+            network = n;
+          }) as unknown as LabRuntime<Network>)
+        : (memoryRuntime as unknown as LabRuntime<Network>);
     const runtime: LabRuntime<Network> = keyLog ? { ...base, keyLog: () => keyLog } : base;
     let kept = false;
     let keptRoles: KeptRole[] | undefined;
@@ -230,7 +288,15 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
     try {
       result = await labCase.run(ctx);
     } catch (err) {
-      result = { id: labCase.id, section: labCase.section, title: labCase.title, pass: false, stacks: {}, failures: [`crashed: ${(err as Error)?.message ?? err}`], durationMs: 0 };
+      result = {
+        id: labCase.id,
+        section: labCase.section,
+        title: labCase.title,
+        pass: false,
+        stacks: {},
+        failures: [`crashed: ${(err as Error)?.message ?? err}`],
+        durationMs: 0,
+      };
     } finally {
       writer?.close();
       if (!kept) await network?.close();

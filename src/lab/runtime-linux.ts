@@ -12,7 +12,10 @@ const LOADED_MACHINE_FACTOR = 3;
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function linuxRuntime(options: LinuxNetworkOptions = {}, track?: (network: LinuxNetwork) => void): LabRuntime<LinuxNetwork> {
+export function linuxRuntime(
+  options: LinuxNetworkOptions = {},
+  track?: (network: LinuxNetwork) => void,
+): LabRuntime<LinuxNetwork> {
   return {
     real: true,
     network: () => {

@@ -63,14 +63,27 @@ export const memoryRuntime: LabRuntime<MemoryNetwork> = {
   },
 };
 
-export async function scenarioWorld<N extends Network = MemoryNetwork>(s: Scenario, engine: EngineImpl, network?: N, keyLog?: KeyLog): Promise<World<N>> {
+export async function scenarioWorld<N extends Network = MemoryNetwork>(
+  s: Scenario,
+  engine: EngineImpl,
+  network?: N,
+  keyLog?: KeyLog,
+): Promise<World<N>> {
   const map = s.map === 'figure6' ? await figure6Map() : s.map();
   return buildWorld<N>({ ...s.world, map, engine, smn: s.smn, network, keyLog });
 }
 
 export function runScenario(s: Scenario, engine: EngineImpl): Promise<ScenarioRun>;
-export function runScenario<N extends Network>(s: Scenario, engine: EngineImpl, runtime: LabRuntime<N>): Promise<ScenarioRun<N>>;
-export async function runScenario<N extends Network>(s: Scenario, engine: EngineImpl, runtime: LabRuntime<N> = memoryRuntime as unknown as LabRuntime<N>): Promise<ScenarioRun<N>> {
+export function runScenario<N extends Network>(
+  s: Scenario,
+  engine: EngineImpl,
+  runtime: LabRuntime<N>,
+): Promise<ScenarioRun<N>>;
+export async function runScenario<N extends Network>(
+  s: Scenario,
+  engine: EngineImpl,
+  runtime: LabRuntime<N> = memoryRuntime as unknown as LabRuntime<N>,
+): Promise<ScenarioRun<N>> {
   const world = await scenarioWorld<N>(s, engine, runtime.network(), runtime.keyLog?.());
   try {
     await runtime.ready(world.network);
@@ -108,8 +121,17 @@ function isRegistered(world: World<Network>): boolean {
   return world.smn.registration.state === 'registered' || world.smn.position().place === 'home';
 }
 
-function finish<N extends Network>(world: World<N>, resolver: ReturnType<World['keyLog']['resolver']>, echoed: boolean): ScenarioRun<N> {
+function finish<N extends Network>(
+  world: World<N>,
+  resolver: ReturnType<World['keyLog']['resolver']>,
+  echoed: boolean,
+): ScenarioRun<N> {
   const keep = (h: Hop) => !h.stack.includes(`UDP(${DISCOVERY_PORT}>`) && !h.stack.includes(`>${DISCOVERY_PORT})`);
-  return { world, stacks: stacksByLink(world.network, resolver, keep), hops: hops(world.network, resolver), echoed, registered: isRegistered(world) };
+  return {
+    world,
+    stacks: stacksByLink(world.network, resolver, keep),
+    hops: hops(world.network, resolver),
+    echoed,
+    registered: isRegistered(world),
+  };
 }
-

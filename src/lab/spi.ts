@@ -79,7 +79,10 @@ export function addSpiLinks(network: Network): void {
 
 /** A gateway of examples/spi: its inside interface on `<name>-net`, its outside one on the Internet. */
 export function addSpiGatewayHost(network: Network, g: LoadedNode, engine?: Engine): Host {
-  const host = network.addHost(g.node.name, { forwarding: true, engine: engine instanceof NativeEngine ? engine : undefined });
+  const host = network.addHost(g.node.name, {
+    forwarding: true,
+    engine: engine instanceof NativeEngine ? engine : undefined,
+  });
   const inside = interfaceOf(g, 'inside');
   const outside = interfaceOf(g, 'outside');
   host.addInterface(inside.name, `${g.node.name}-net`, inside.cidr);
@@ -111,7 +114,15 @@ export const SPI_EXPECT: Record<string, string[]> = {
 
 async function runSpiCase<N extends Network>(this: LabCase, ctx: CaseContext<N>): Promise<CaseResult> {
   const started = Date.now();
-  const result: CaseResult = { id: this.id, section: this.section, title: this.title, pass: false, stacks: {}, failures: [], durationMs: 0 };
+  const result: CaseResult = {
+    id: this.id,
+    section: this.section,
+    title: this.title,
+    pass: false,
+    stacks: {},
+    failures: [],
+    durationMs: 0,
+  };
   const network = ctx.runtime.network();
   const keyLog = ctx.runtime.keyLog?.();
   const log = keyLog ?? new KeyLog();
@@ -128,10 +139,19 @@ async function runSpiCase<N extends Network>(this: LabCase, ctx: CaseContext<N>)
       const [inside, outside] = [interfaceOf(g, 'inside'), interfaceOf(g, 'outside')];
       // The host's I/O loops run the gateway's engine only when it is native (addSpiGatewayHost).
       const loops = engines[i] instanceof NativeEngine ? host.dataPath : undefined;
-      gateways.push(new ManualSpiGateway({
-        host, clock: network.clock, engine: engines[i], entries: g.node.manualSas ?? [], keys: g.paths.manualKeys ?? [], inside, outside,
-        keyLog: log, dataPath: loops && { inside: loops.tableOf(inside.name), outside: loops.tableOf(outside.name) },
-      }));
+      gateways.push(
+        new ManualSpiGateway({
+          host,
+          clock: network.clock,
+          engine: engines[i],
+          entries: g.node.manualSas ?? [],
+          keys: g.paths.manualKeys ?? [],
+          inside,
+          outside,
+          keyLog: log,
+          dataPath: loops && { inside: loops.tableOf(inside.name), outside: loops.tableOf(outside.name) },
+        }),
+      );
     }
     await ctx.runtime.ready(network);
     clearCaptures(network);
@@ -142,8 +162,15 @@ async function runSpiCase<N extends Network>(this: LabCase, ctx: CaseContext<N>)
     result.stacks = stacksByLink(network, log.resolver());
     if (!echoes.seqs.includes(1)) result.failures.push('the probe from host A was not echoed back by host B');
     result.failures.push(...stackDiff(SPI_EXPECT, result.stacks));
-    for (const g of gateways) for (const [reason, n] of g.drops) result.failures.push(`gateway dropped ${n} packet(s): ${reason}`);
-    keep = (await ctx.extras?.(network, result, { from: HOST_A.name, fromAddress: HOST_A.address, peer: HOST_B.name, peerAddress: HOST_B.address })) ?? false;
+    for (const g of gateways)
+      for (const [reason, n] of g.drops) result.failures.push(`gateway dropped ${n} packet(s): ${reason}`);
+    keep =
+      (await ctx.extras?.(network, result, {
+        from: HOST_A.name,
+        fromAddress: HOST_A.address,
+        peer: HOST_B.name,
+        peerAddress: HOST_B.address,
+      })) ?? false;
   } finally {
     rmSync(example.dir, { recursive: true, force: true });
     if (!keep) {

@@ -19,14 +19,25 @@ export function hops(network: Network, resolver?: DescribeResolver): Hop[] {
   for (const link of network.links()) {
     for (const f of link.captures()) {
       if (f.fate !== 'delivered') continue;
-      out.push({ link: link.name, from: f.from.split('/')[0], to: (f.to ?? '').split('/')[0], stack: describe(f.packet, resolver), bytes: f.packet.length, time: f.time });
+      out.push({
+        link: link.name,
+        from: f.from.split('/')[0],
+        to: (f.to ?? '').split('/')[0],
+        stack: describe(f.packet, resolver),
+        bytes: f.packet.length,
+        time: f.time,
+      });
     }
   }
   return out.sort((a, b) => a.time - b.time);
 }
 
 /** The distinct "from > to: stack" lines per link, in first-seen order. */
-export function stacksByLink(network: Network, resolver?: DescribeResolver, keep: (h: Hop) => boolean = () => true): Record<string, string[]> {
+export function stacksByLink(
+  network: Network,
+  resolver?: DescribeResolver,
+  keep: (h: Hop) => boolean = () => true,
+): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const h of hops(network, resolver)) {
     if (!keep(h)) continue;
@@ -58,6 +69,9 @@ export function stackDiff(expected: Record<string, string[]>, seen: Record<strin
 /** An expected line may hold `*` where the value is random by design (the §3.5 NAT's port): any digits match there. */
 export function stackMatches(want: string, line: string): boolean {
   if (!want.includes('*')) return want === line;
-  const pattern = want.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\d+');
+  const pattern = want
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('\\d+');
   return new RegExp(`^${pattern}$`).test(line);
 }

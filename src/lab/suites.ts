@@ -29,7 +29,11 @@ export const comboId = (c: SuiteCombo) => `${c.esp}-${c.nextHopMac}-${c.coverage
 
 /** Every combination (24). */
 export function allCombos(): SuiteCombo[] {
-  return ESP_SUITES.flatMap((esp) => NEXT_HOP_MACS.flatMap((nextHopMac) => COVERAGES.flatMap((coverage) => TRANSPORTS.map((transport) => ({ esp, nextHopMac, coverage, transport })))));
+  return ESP_SUITES.flatMap((esp) =>
+    NEXT_HOP_MACS.flatMap((nextHopMac) =>
+      COVERAGES.flatMap((coverage) => TRANSPORTS.map((transport) => ({ esp, nextHopMac, coverage, transport }))),
+    ),
+  );
 }
 
 /** Three combinations in which every suite, MAC, coverage and transport appears at least once. */
@@ -55,11 +59,37 @@ export interface SuiteResult {
 }
 
 /** tshark's reading of a capture: frame.protocols, the SKIP headers' Crypt and MAC algorithms, IP addresses. */
-function readCapture(lab: FaultLab, file: string): { stacks: string[]; crypt: number[][]; mac: number[][]; src: string[][] } {
-  const out = lab.exec('inet', 'tshark', ['-X', `lua_script:${DISSECTOR}`, '-r', file, '-T', 'fields', '-e', 'frame.protocols', '-e', 'skip.crypt_alg', '-e', 'skip.mac_alg', '-e', 'ip.src']);
-  const rows = out.split('\n').filter(Boolean).map((l) => l.split('\t'));
+function readCapture(
+  lab: FaultLab,
+  file: string,
+): { stacks: string[]; crypt: number[][]; mac: number[][]; src: string[][] } {
+  const out = lab.exec('inet', 'tshark', [
+    '-X',
+    `lua_script:${DISSECTOR}`,
+    '-r',
+    file,
+    '-T',
+    'fields',
+    '-e',
+    'frame.protocols',
+    '-e',
+    'skip.crypt_alg',
+    '-e',
+    'skip.mac_alg',
+    '-e',
+    'ip.src',
+  ]);
+  const rows = out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('\t'));
   const nums = (f: string | undefined) => (f ? f.split(',').filter(Boolean).map(Number) : []);
-  return { stacks: rows.map((r) => r[0]), crypt: rows.map((r) => nums(r[1])), mac: rows.map((r) => nums(r[2])), src: rows.map((r) => (r[3] ?? '').split(',')) };
+  return {
+    stacks: rows.map((r) => r[0]),
+    crypt: rows.map((r) => nums(r[1])),
+    mac: rows.map((r) => nums(r[2])),
+    src: rows.map((r) => (r[3] ?? '').split(',')),
+  };
 }
 
 async function runCombo(lab: FaultLab, combo: SuiteCombo, pcapDir: string | undefined): Promise<SuiteResult> {
@@ -71,16 +101,40 @@ async function runCombo(lab: FaultLab, combo: SuiteCombo, pcapDir: string | unde
   const file = join(lab.dir, `${id}.pcap`);
   // The first 600 packets between the gateways (certificate discovery on 1640 and ARP aside): all of the pings,
   // the TCP stream's handshake and first few hundred segments.
-  const capture = lab.spawnIn('inet', 'tcpdump', ['-n', '-U', '-i', 'br0', '-c', '600', '-w', file, 'ip and not udp port 1640']);
+  const capture = lab.spawnIn('inet', 'tcpdump', [
+    '-n',
+    '-U',
+    '-i',
+    'br0',
+    '-c',
+    '600',
+    '-w',
+    file,
+    'ip and not udp port 1640',
+  ]);
   await sleep(800);
   const pingOut = await lab.execAsync('h0', 'ping', ['-c', '5', '-i', '0.2', '-W', '3', '10.1.0.10']);
   const m = /(\d+) packets transmitted, (\d+) received/.exec(pingOut);
   const ping = { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
-  const tcpOut = await lab.execAsync('h0', 'iperf3', ['-c', '10.1.0.10', '-n', '2M', '-J', '--connect-timeout', '5000']);
+  const tcpOut = await lab.execAsync('h0', 'iperf3', [
+    '-c',
+    '10.1.0.10',
+    '-n',
+    '2M',
+    '-J',
+    '--connect-timeout',
+    '5000',
+  ]);
   let tcp: SuiteResult['tcp'] = { completed: false, mbps: null };
   try {
-    const j = JSON.parse(tcpOut.slice(tcpOut.indexOf('{'))) as { end?: { sum_received?: { bits_per_second: number } }; error?: string };
-    tcp = { completed: !j.error && j.end?.sum_received !== undefined, mbps: j.end?.sum_received ? j.end.sum_received.bits_per_second / 1e6 : null };
+    const j = JSON.parse(tcpOut.slice(tcpOut.indexOf('{'))) as {
+      end?: { sum_received?: { bits_per_second: number } };
+      error?: string;
+    };
+    tcp = {
+      completed: !j.error && j.end?.sum_received !== undefined,
+      mbps: j.end?.sum_received ? j.end.sum_received.bits_per_second / 1e6 : null,
+    };
     if (j.error) failures.push(`TCP: ${j.error}`);
   } catch {
     failures.push(`TCP: iperf3 said ${tcpOut.slice(0, 200)}`);
@@ -96,19 +150,34 @@ async function runCombo(lab: FaultLab, combo: SuiteCombo, pcapDir: string | unde
   const cryptAlgs = [...new Set(read.crypt.flat().filter((a) => a !== 0))].sort();
   const macAlgs = [...new Set(read.mac.flat().filter((a) => a !== 0))].sort();
   // In clear: a packet from h0 or h1 whose stack has no SKIP layer.
-  const clear = read.stacks.filter((s, i) => !s.includes('skip') && read.src[i].some((a) => a === '10.0.1.10' || a === '10.1.0.10')).length;
+  const clear = read.stacks.filter(
+    (s, i) => !s.includes('skip') && read.src[i].some((a) => a === '10.0.1.10' || a === '10.1.0.10'),
+  ).length;
   const wire = { packets: read.stacks.length, stacks, cryptAlgs, macAlgs, clear };
 
-  if (ping.received < ping.sent - 1 || ping.received === 0) failures.push(`ping: ${ping.received} of ${ping.sent} answered`);
+  if (ping.received < ping.sent - 1 || ping.received === 0)
+    failures.push(`ping: ${ping.received} of ${ping.sent} answered`);
   if (!tcp.completed) failures.push('TCP: the 2 MB transfer did not complete');
   if (read.stacks.length < 50) failures.push(`only ${read.stacks.length} packets captured on the Internet link`);
   const notSkip = read.stacks.filter((s) => !s.includes('skip'));
-  if (notSkip.length) failures.push(`${notSkip.length} packets between the gateways without a SKIP header (${[...new Set(notSkip)].join(', ')})`);
+  if (notSkip.length)
+    failures.push(
+      `${notSkip.length} packets between the gateways without a SKIP header (${[...new Set(notSkip)].join(', ')})`,
+    );
   const wantUdp = combo.transport === 'udp';
-  const wrongTransport = read.stacks.filter((s) => s.includes('skip') && s.startsWith('eth:ethertype:ip:udp') !== wantUdp);
-  if (wrongTransport.length) failures.push(`${wrongTransport.length} SKIP packets not on the ${combo.transport} transport`);
-  if (cryptAlgs.join() !== String(SkipAlg.crypt[combo.esp])) failures.push(`SKIP Crypt Alg on the wire ${cryptAlgs.join(', ') || 'none'}, configured ${combo.esp} (${SkipAlg.crypt[combo.esp]})`);
-  if (macAlgs.join() !== String(SkipAlg.mac[combo.nextHopMac])) failures.push(`SKIP MAC Alg on the wire ${macAlgs.join(', ') || 'none'}, configured ${combo.nextHopMac} (${SkipAlg.mac[combo.nextHopMac]})`);
+  const wrongTransport = read.stacks.filter(
+    (s) => s.includes('skip') && s.startsWith('eth:ethertype:ip:udp') !== wantUdp,
+  );
+  if (wrongTransport.length)
+    failures.push(`${wrongTransport.length} SKIP packets not on the ${combo.transport} transport`);
+  if (cryptAlgs.join() !== String(SkipAlg.crypt[combo.esp]))
+    failures.push(
+      `SKIP Crypt Alg on the wire ${cryptAlgs.join(', ') || 'none'}, configured ${combo.esp} (${SkipAlg.crypt[combo.esp]})`,
+    );
+  if (macAlgs.join() !== String(SkipAlg.mac[combo.nextHopMac]))
+    failures.push(
+      `SKIP MAC Alg on the wire ${macAlgs.join(', ') || 'none'}, configured ${combo.nextHopMac} (${SkipAlg.mac[combo.nextHopMac]})`,
+    );
   if (clear) failures.push(`${clear} packets of h0's or h1's own traffic crossed the Internet in clear`);
   let kept: string | undefined;
   if (pcapDir) {
@@ -151,7 +220,9 @@ export async function runSuites(o: SuitesOptions = {}): Promise<{ suites: SuiteR
 
 export function formatSuite(r: SuiteResult): string[] {
   const lines = [`${r.pass ? 'PASS' : 'FAIL'} ${r.id} (${(r.durationMs / 1000).toFixed(1)} s)`];
-  lines.push(`      ping ${r.ping.received}/${r.ping.sent}; TCP 2 MB ${r.tcp.completed ? `${r.tcp.mbps?.toFixed(1)} Mbit/s` : 'FAILED'}; ${r.wire.packets} packets on the Internet link, Crypt Alg ${r.wire.cryptAlgs.join(',') || '—'}, MAC Alg ${r.wire.macAlgs.join(',') || '—'}, ${r.wire.clear} in clear`);
+  lines.push(
+    `      ping ${r.ping.received}/${r.ping.sent}; TCP 2 MB ${r.tcp.completed ? `${r.tcp.mbps?.toFixed(1)} Mbit/s` : 'FAILED'}; ${r.wire.packets} packets on the Internet link, Crypt Alg ${r.wire.cryptAlgs.join(',') || '—'}, MAC Alg ${r.wire.macAlgs.join(',') || '—'}, ${r.wire.clear} in clear`,
+  );
   for (const [stack, n] of Object.entries(r.wire.stacks)) lines.push(`      ${n} × ${stack}`);
   if (r.pcap) lines.push(`      kept ${r.pcap}`);
   for (const f of r.failures) lines.push(`      ✗ ${f}`);

@@ -4,7 +4,8 @@ import { buildTopology, type NetworkSpec, type SgwSpec, type TopologyMap } from 
 
 function build(spec: NetworkSpec): TopologyMap {
   const built = buildTopology(spec);
-  if (!built.ok) throw new Error(`lab map ${spec.name}: ${built.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!built.ok)
+    throw new Error(`lab map ${spec.name}: ${built.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return built.map;
 }
 
@@ -20,12 +21,29 @@ export const figure1Spec: NetworkSpec = {
     { name: 'sgw1', site: 'home', inside: '10.0.0.1', outside: '198.18.1.1' },
     { name: 'sgw0', site: 'home', prefixes: ['10.0.1.0/24'], inside: '10.0.1.1', outside: '10.0.0.2', behind: 'sgw1' },
     { name: 'sgw2', site: 'other1', inside: '10.1.0.1', outside: '198.18.2.1' },
-    { name: 'sgw3', site: 'other1', prefixes: ['10.1.1.0/24'], inside: '10.1.1.1', outside: '10.1.0.2', behind: 'sgw2' },
+    {
+      name: 'sgw3',
+      site: 'other1',
+      prefixes: ['10.1.1.0/24'],
+      inside: '10.1.1.1',
+      outside: '10.1.0.2',
+      behind: 'sgw2',
+    },
     { name: 'sgw4', site: 'other2', inside: '10.2.0.1', outside: '198.18.4.1' },
-    { name: 'sgw5', site: 'other2', prefixes: ['10.2.1.0/24'], inside: '10.2.1.1', outside: '10.2.0.2', behind: 'sgw4' },
+    {
+      name: 'sgw5',
+      site: 'other2',
+      prefixes: ['10.2.1.0/24'],
+      inside: '10.2.1.1',
+      outside: '10.2.0.2',
+      behind: 'sgw4',
+    },
   ],
   homeAgents: [{ name: 'ha', address: '10.0.1.2', serves: ['10.0.1.100'] }],
-  hosts: [{ name: 'ch', address: '10.0.1.10' }, { name: 'ch1', address: '10.1.0.10' }],
+  hosts: [
+    { name: 'ch', address: '10.0.1.10' },
+    { name: 'ch1', address: '10.1.0.10' },
+  ],
 };
 
 export function figure1Map(): TopologyMap {
@@ -79,7 +97,10 @@ export function chainMap(n: number): TopologyMap {
       { name: 'visited', prefixes: ['10.1.0.0/16'] },
       { name: 'home', prefixes: ['10.0.0.0/16'] },
     ],
-    sgws: [...nestedSgws('visited', 1, k, visitedNames, '198.18.1.1'), ...nestedSgws('home', 0, n - k, homeNames, '198.18.0.1')],
+    sgws: [
+      ...nestedSgws('visited', 1, k, visitedNames, '198.18.1.1'),
+      ...nestedSgws('home', 0, n - k, homeNames, '198.18.0.1'),
+    ],
     homeAgents: [{ name: 'ha', address: innermostAddress(0, n - k, 3), serves: [innermostAddress(0, n - k, 20)] }],
     hosts: [{ name: 'ch', address: innermostAddress(0, n - k, 10) }],
   });

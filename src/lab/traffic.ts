@@ -59,7 +59,10 @@ export class Flow {
     this.stopCollecting = host.onDeliver((packet) => {
       const udp = parseUdpDatagram(packet);
       if (udp.ok && udp.udp.srcPort === ECHO_PORT && udp.udp.dstPort === this.port && udp.udp.payload.length >= 4) {
-        this.echoes.push({ seq: new DataView(udp.udp.payload.buffer, udp.udp.payload.byteOffset).getUint32(0), at: this.clock.now() });
+        this.echoes.push({
+          seq: new DataView(udp.udp.payload.buffer, udp.udp.payload.byteOffset).getUint32(0),
+          at: this.clock.now(),
+        });
       }
     });
   }

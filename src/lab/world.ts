@@ -131,7 +131,8 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   }
 
   const internetRoutes = (host: Host) => {
-    for (const border of map.sgws.filter((s) => !s.behind)) for (const p of border.prefixes) host.addRoute(prefixText(p), { via: border.outside });
+    for (const border of map.sgws.filter((s) => !s.behind))
+      for (const p of border.prefixes) host.addRoute(prefixText(p), { via: border.outside });
   };
   const attach = (name: string, address: string, hostOptions: HostOptions): Host => {
     const host = network.addHost(name, hostOptions);
@@ -158,8 +159,12 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   // Not in `engines` (indexed by SGW, then the SMN): closed with the world below.
   const haEngine = createEngine(options.engine);
   const ha = new HomeAgent({
-    host: attach(haSpec.name, haSpec.address, {}), clock: network.clock, address: haSpec.address, homeInterface: 'eth0',
-    mobileNodes: [{ homeAddress: home, auth: mnHaKey }], engine: haEngine,
+    host: attach(haSpec.name, haSpec.address, {}),
+    clock: network.clock,
+    address: haSpec.address,
+    homeInterface: 'eth0',
+    mobileNodes: [{ homeAddress: home, auth: mnHaKey }],
+    engine: haEngine,
   });
 
   const smnName = `smn:${home}`;
@@ -170,24 +175,48 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   const sgws = new Map<string, SecurityGateway>();
   for (const sgw of map.sgws) {
     const certs = new CertCache(ca.cert);
-    if (!minimal) for (const other of map.sgws) if (other !== sgw) certs.add(identity(`sgw:${other.outside}`).cert, nowS);
+    if (!minimal)
+      for (const other of map.sgws) if (other !== sgw) certs.add(identity(`sgw:${other.outside}`).cert, nowS);
     if (!minimal || map.homeAgentFor(home)?.sgw === sgw) certs.add(identity(smnName).cert, nowS);
     const engine = sgwEngines.get(sgw.name)!;
-    sgws.set(sgw.name, new SecurityGateway({
-      host: network.host(sgw.name), clock: network.clock, map, name: sgw.name, identity: identity(`sgw:${sgw.outside}`), certs, engine, keyLog,
-      plainInbound: options.plainInbound?.[sgw.name], admitsVisitor: options.admitsVisitor?.[sgw.name], natOutside: options.natOutside?.includes(sgw.name),
-    }));
+    sgws.set(
+      sgw.name,
+      new SecurityGateway({
+        host: network.host(sgw.name),
+        clock: network.clock,
+        map,
+        name: sgw.name,
+        identity: identity(`sgw:${sgw.outside}`),
+        certs,
+        engine,
+        keyLog,
+        plainInbound: options.plainInbound?.[sgw.name],
+        admitsVisitor: options.admitsVisitor?.[sgw.name],
+        natOutside: options.natOutside?.includes(sgw.name),
+      }),
+    );
   }
 
   const smnHost = attach('smn', home, { engine: nativeOf(smnEngine) });
   echoServer(smnHost);
   const smnCerts = new CertCache(ca.cert);
   for (const sgw of map.sgws) {
-    if (!minimal || knownBorders.includes(sgw.name) || sgw === homeSgw) smnCerts.add(identity(`sgw:${sgw.outside}`).cert, nowS);
+    if (!minimal || knownBorders.includes(sgw.name) || sgw === homeSgw)
+      smnCerts.add(identity(`sgw:${sgw.outside}`).cert, nowS);
   }
   const smn = new MobileNode({
-    host: smnHost, clock: network.clock, map, identity: identity(smnName), certs: smnCerts, engine: smnEngine, interface: 'eth0', mnHaKey,
-    knownBorders, procedure: options.smn?.procedure, outsideCh: options.smn?.outsideCh, keyLog,
+    host: smnHost,
+    clock: network.clock,
+    map,
+    identity: identity(smnName),
+    certs: smnCerts,
+    engine: smnEngine,
+    interface: 'eth0',
+    mnHaKey,
+    knownBorders,
+    procedure: options.smn?.procedure,
+    outsideCh: options.smn?.outsideCh,
+    keyLog,
   });
 
   const place = (where: string, careOf?: string): string => {
@@ -209,7 +238,18 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   };
 
   return {
-    network, map, ca, keyLog, engines, sgws, ha, smn, smnHost, identities, place, addHost,
+    network,
+    map,
+    ca,
+    keyLog,
+    engines,
+    sgws,
+    ha,
+    smn,
+    smnHost,
+    identities,
+    place,
+    addHost,
     linkOf: (name) => netLink(map.sgw(name) ?? failName(name)),
     close: () => {
       smn.close();
@@ -244,18 +284,40 @@ function failName(name: string): never {
 
 export function makeCa(nowS: number): { key: CaKey; cert: Certificate } {
   const { key } = generateCaKey();
-  const cert = issueCertificate({ subject: { nsid: NSID_CA_LABEL, label: 'mipsec lab CA' }, publicKey: key.publicKey, serial: 1n, notBefore: nowS - DAY_S, notAfter: nowS + 3650 * DAY_S }, key);
+  const cert = issueCertificate(
+    {
+      subject: { nsid: NSID_CA_LABEL, label: 'mipsec lab CA' },
+      publicKey: key.publicKey,
+      serial: 1n,
+      notBefore: nowS - DAY_S,
+      notAfter: nowS + 3650 * DAY_S,
+    },
+    key,
+  );
   return { key, cert };
 }
 
 let serial = 1000n;
 
 /** An X25519 identity certified by the lab CA; `validity` in seconds around now (tests make expired ones). */
-export function makeIdentity(ca: CaKey, nameText: string, nowS: number, validity: { from: number; to: number } = { from: -DAY_S, to: 365 * DAY_S }): Identity {
+export function makeIdentity(
+  ca: CaKey,
+  nameText: string,
+  nowS: number,
+  validity: { from: number; to: number } = { from: -DAY_S, to: 365 * DAY_S },
+): Identity {
   const parsed = parseName(nameText);
   if (!parsed.ok) throw new Error(parsed.error);
   const pair = generateX25519();
-  const cert = issueCertificate({ subject: parsed.name, publicKey: pair.publicKey, serial: serial++, notBefore: nowS + validity.from, notAfter: nowS + validity.to }, ca);
+  const cert = issueCertificate(
+    {
+      subject: parsed.name,
+      publicKey: pair.publicKey,
+      serial: serial++,
+      notBefore: nowS + validity.from,
+      notAfter: nowS + validity.to,
+    },
+    ca,
+  );
   return { name: parsed.name, secretKey: pair.secretKey, publicKey: pair.publicKey, cert };
 }
-

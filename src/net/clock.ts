@@ -19,7 +19,8 @@ export class VirtualClock implements Clock {
   private readonly heap: QueuedEvent[] = [];
 
   constructor(startMs = 0) {
-    if (!Number.isFinite(startMs)) throw new RangeError(`virtual clock start must be a finite number of ms, got ${startMs}`);
+    if (!Number.isFinite(startMs))
+      throw new RangeError(`virtual clock start must be a finite number of ms, got ${startMs}`);
     this.time = startMs;
   }
 
@@ -28,10 +29,15 @@ export class VirtualClock implements Clock {
   }
 
   setTimer(delayMs: number, run: () => void): Timer {
-    if (!Number.isFinite(delayMs) || delayMs < 0) throw new RangeError(`timer delay must be a finite number of ms >= 0, got ${delayMs}`);
+    if (!Number.isFinite(delayMs) || delayMs < 0)
+      throw new RangeError(`timer delay must be a finite number of ms >= 0, got ${delayMs}`);
     const event: QueuedEvent = { at: this.time + delayMs, seq: this.seq++, run, cancelled: false };
     this.push(event);
-    return { cancel: () => { event.cancelled = true; } };
+    return {
+      cancel: () => {
+        event.cancelled = true;
+      },
+    };
   }
 
   /** Events still waiting (cancelled ones excluded). */
@@ -50,7 +56,9 @@ export class VirtualClock implements Clock {
       const event = this.pop()!;
       if (event.cancelled) continue;
       if (++count > maxEvents) {
-        throw new Error(`virtual clock: more than ${maxEvents} events before ${untilMs === Infinity ? 'idle' : `t=${untilMs} ms`}; a periodic timer keeps the queue busy — use runFor(ms) instead of run()`);
+        throw new Error(
+          `virtual clock: more than ${maxEvents} events before ${untilMs === Infinity ? 'idle' : `t=${untilMs} ms`}; a periodic timer keeps the queue busy — use runFor(ms) instead of run()`,
+        );
       }
       this.time = event.at;
       event.run();
@@ -61,7 +69,8 @@ export class VirtualClock implements Clock {
 
   /** Runs every event due in the next `durationMs` and advances the clock by exactly that much. */
   runFor(durationMs: number, maxEvents = DEFAULT_MAX_EVENTS): number {
-    if (!Number.isFinite(durationMs) || durationMs < 0) throw new RangeError(`runFor duration must be a finite number of ms >= 0, got ${durationMs}`);
+    if (!Number.isFinite(durationMs) || durationMs < 0)
+      throw new RangeError(`runFor duration must be a finite number of ms >= 0, got ${durationMs}`);
     return this.run(this.time + durationMs, maxEvents);
   }
 

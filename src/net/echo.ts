@@ -12,7 +12,12 @@ export function echoReply(packet: Uint8Array): Uint8Array | undefined {
   const ip = parseIpv4(packet, 0);
   if (!ip.ok || ip.header.protocol !== IpProto.ICMP) return undefined;
   const { headerLength, totalLength, src, dst } = ip.header;
-  if (totalLength - headerLength < ECHO_HEADER_BYTES || packet[headerLength] !== ECHO_REQUEST || packet[headerLength + 1] !== 0) return undefined;
+  if (
+    totalLength - headerLength < ECHO_HEADER_BYTES ||
+    packet[headerLength] !== ECHO_REQUEST ||
+    packet[headerLength + 1] !== 0
+  )
+    return undefined;
   if (internetChecksum(packet, headerLength, totalLength) !== 0) return undefined;
   const icmp = Uint8Array.from(packet.subarray(headerLength, totalLength));
   icmp[0] = ECHO_REPLY;

@@ -69,7 +69,12 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   private readonly hooks: Record<HookStage, PacketHook[]> = { input: [], output: [] };
   private readonly handlers: PacketHandler[] = [];
   private readonly drops: Record<HostDropReason, number> = {
-    bad_ipv4: 0, no_route: 0, ttl_expired: 0, not_for_us: 0, unresolved: 0, too_big: 0,
+    bad_ipv4: 0,
+    no_route: 0,
+    ttl_expired: 0,
+    not_for_us: 0,
+    unresolved: 0,
+    too_big: 0,
   };
 
   constructor(
@@ -97,7 +102,12 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
   protected localAddressRemoved(_address: string): void {}
 
   interfaces(): readonly InterfaceInfo[] {
-    return [...this.ifaces.values()].map((i) => ({ name: i.name, link: this.linkName(i), address: u32ToIp(i.address), prefixLength: i.prefix.length }));
+    return [...this.ifaces.values()].map((i) => ({
+      name: i.name,
+      link: this.linkName(i),
+      address: u32ToIp(i.address),
+      prefixLength: i.prefix.length,
+    }));
   }
 
   addLocalAddress(address: string): void {
@@ -121,9 +131,13 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
     const via = route.via === undefined ? undefined : ipToU32(route.via);
     let ifaceName = route.iface;
     if (ifaceName === undefined) {
-      if (via === undefined) throw new Error(`host '${this.name}': route ${prefixText} needs 'via' (a next-hop router) or 'iface'`);
+      if (via === undefined)
+        throw new Error(`host '${this.name}': route ${prefixText} needs 'via' (a next-hop router) or 'iface'`);
       ifaceName = [...this.ifaces.values()].find((i) => prefixContains(i.prefix, via))?.name;
-      if (ifaceName === undefined) throw new Error(`host '${this.name}': route ${prefixText} via ${route.via}: no interface is on that next hop's subnet (add the interface first or name 'iface')`);
+      if (ifaceName === undefined)
+        throw new Error(
+          `host '${this.name}': route ${prefixText} via ${route.via}: no interface is on that next hop's subnet (add the interface first or name 'iface')`,
+        );
     } else {
       this.iface(ifaceName);
     }
@@ -135,7 +149,9 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
 
   removeRoute(prefixText: string): void {
     const prefix = parsePrefix(prefixText);
-    const i = this.routeTable.findIndex((r) => !r.connected && r.prefix.network === prefix.network && r.prefix.length === prefix.length);
+    const i = this.routeTable.findIndex(
+      (r) => !r.connected && r.prefix.network === prefix.network && r.prefix.length === prefix.length,
+    );
     if (i < 0) return;
     this.routeTable.splice(i, 1);
     this.routeRemoved(prefix);
@@ -197,7 +213,12 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
       return;
     }
     const packet = datagram.subarray(0, check.header.totalLength);
-    const ctx: PacketContext = { host: this.name, iface: iface?.name, link: iface && this.linkName(iface), time: this.clock.now() };
+    const ctx: PacketContext = {
+      host: this.name,
+      iface: iface?.name,
+      link: iface && this.linkName(iface),
+      time: this.clock.now(),
+    };
     if (!bypassHooks && this.hooks.input.some((hook) => hook(packet, ctx) === 'consumed')) return;
     if (this.isLocalU32(check.header.dst)) {
       this.deliver(packet, ctx);
@@ -251,7 +272,10 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
 
   protected iface(name: string): I {
     const iface = this.ifaces.get(name);
-    if (!iface) throw new Error(`host '${this.name}' has no interface '${name}' (has: ${[...this.ifaces.keys()].join(', ') || 'none'})`);
+    if (!iface)
+      throw new Error(
+        `host '${this.name}' has no interface '${name}' (has: ${[...this.ifaces.keys()].join(', ') || 'none'})`,
+      );
     return iface;
   }
 
@@ -271,7 +295,8 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
       // the world whole when it says what it carries: the link refuses it and its sender learns the path MTU (ICMP 3/4).
       const pieces = fragmentIpv4(packet, iface.mtu!);
       if (!pieces && !carries) return this.drop('too_big');
-      for (const piece of pieces ?? [packet]) if (!this.transmit(piece, iface, next, carries)) return this.drop('unresolved');
+      for (const piece of pieces ?? [packet])
+        if (!this.transmit(piece, iface, next, carries)) return this.drop('unresolved');
       return { ok: true };
     }
     if (!this.transmit(packet, iface, next, carries)) return this.drop('unresolved');
@@ -376,7 +401,8 @@ export abstract class LinkCore implements Link {
 
   /** Throws if one more end cannot attach: a 'p2p' link that has `ends` ≥ 2 already. */
   protected assertRoomFor(ends: number): void {
-    if (this.kind === 'p2p' && ends >= 2) throw new Error(`link '${this.name}' is point-to-point and already has two ends`);
+    if (this.kind === 'p2p' && ends >= 2)
+      throw new Error(`link '${this.name}' is point-to-point and already has two ends`);
   }
 }
 
@@ -396,7 +422,8 @@ export function parseCidr(cidr: string): { address: number; prefix: Prefix } {
   if (slash < 0) throw new RangeError(`interface address '${cidr}' needs a prefix length (e.g. 10.0.0.1/16)`);
   const address = ipToU32(cidr.slice(0, slash));
   const length = Number(cidr.slice(slash + 1));
-  if (!/^\d{1,2}$/.test(cidr.slice(slash + 1)) || length > 32) throw new RangeError(`bad prefix length in '${cidr}' (expected 0..32)`);
+  if (!/^\d{1,2}$/.test(cidr.slice(slash + 1)) || length > 32)
+    throw new RangeError(`bad prefix length in '${cidr}' (expected 0..32)`);
   return { address, prefix: { network: (address & prefixMask(length)) >>> 0, length } };
 }
 

@@ -28,7 +28,9 @@ export class MemoryNetwork extends NetworkCore<MemoryHost, MemoryLink> {
 
   addLink(name: string, options: LinkOptions = {}): MemoryLink {
     this.assertNewLink(name);
-    return this.registerLink(new MemoryLink(this.clock, name, options.kind ?? 'multi', options.latencyMs ?? DEFAULT_LATENCY_MS));
+    return this.registerLink(
+      new MemoryLink(this.clock, name, options.kind ?? 'multi', options.latencyMs ?? DEFAULT_LATENCY_MS),
+    );
   }
 
   /**
@@ -68,11 +70,13 @@ export class MemoryLink extends LinkCore {
     latencyMs: number,
   ) {
     super(name, kind, latencyMs);
-    if (!Number.isFinite(latencyMs) || latencyMs < 0) throw new RangeError(`link '${name}': latencyMs must be a finite number >= 0, got ${latencyMs}`);
+    if (!Number.isFinite(latencyMs) || latencyMs < 0)
+      throw new RangeError(`link '${name}': latencyMs must be a finite number >= 0, got ${latencyMs}`);
   }
 
   setLoss(loss: LossModel | undefined, seed = 1): void {
-    if (typeof loss === 'number' && !(loss >= 0 && loss < 1)) throw new RangeError(`link '${this.name}': loss rate must be in [0, 1), got ${loss}`);
+    if (typeof loss === 'number' && !(loss >= 0 && loss < 1))
+      throw new RangeError(`link '${this.name}': loss rate must be in [0, 1), got ${loss}`);
     this.loss = loss;
     this.random = seededRandom(seed);
   }
@@ -136,7 +140,14 @@ export class MemoryHost extends HostCore<MemoryInterface> {
   addInterface(name: string, link: string, cidr: string): void {
     this.assertNewInterface(name);
     const { address, prefix } = parseCidr(cidr);
-    const iface: MemoryInterface = { name, host: this, link: this.network.link(link), address, prefix, proxies: new Set() };
+    const iface: MemoryInterface = {
+      name,
+      host: this,
+      link: this.network.link(link),
+      address,
+      prefix,
+      proxies: new Set(),
+    };
     iface.link.attach(iface);
     this.registerInterface(iface);
   }

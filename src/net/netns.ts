@@ -42,11 +42,18 @@ export function runCommand(cmd: string, args: readonly string[], options: RunOpt
     execFile(
       cmd,
       args,
-      { timeout: options.timeoutMs ?? 30_000, maxBuffer: OUTPUT_LIMIT, env: options.env ?? process.env, encoding: 'utf8' },
+      {
+        timeout: options.timeoutMs ?? 30_000,
+        maxBuffer: OUTPUT_LIMIT,
+        env: options.env ?? process.env,
+        encoding: 'utf8',
+      },
       (err, stdout, stderr) => {
         if (err) {
-          const code = typeof (err as NodeJS.ErrnoException).code === 'number' ? ((err as unknown as { code: number }).code) : null;
-          const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${cmd}: not found (install it)` : stderr || err.message;
+          const code =
+            typeof (err as NodeJS.ErrnoException).code === 'number' ? (err as unknown as { code: number }).code : null;
+          const why =
+            (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${cmd}: not found (install it)` : stderr || err.message;
           reject(new CommandError([cmd, ...args].join(' '), code, why, stdout));
         } else {
           resolve({ stdout, stderr });
@@ -59,7 +66,12 @@ export function runCommand(cmd: string, args: readonly string[], options: RunOpt
 /** runCommand() without awaiting: returns stdout, throws CommandError. */
 export function runCommandSync(cmd: string, args: readonly string[], timeoutMs = 30_000): string {
   try {
-    return execFileSync(cmd, args, { timeout: timeoutMs, maxBuffer: OUTPUT_LIMIT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync(cmd, args, {
+      timeout: timeoutMs,
+      maxBuffer: OUTPUT_LIMIT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { status?: number | null; stderr?: string; stdout?: string };
     const why = e.code === 'ENOENT' ? `${cmd}: not found (install it)` : e.stderr || e.message;
@@ -232,7 +244,8 @@ export class NetnsSession {
 
   /** prefix: e.g. 'mb-1a2b'; namespace names are `${prefix}-${role}`. */
   constructor(readonly prefix: string) {
-    if (!/^[A-Za-z0-9_.-]{1,40}$/.test(prefix)) throw new Error(`namespace prefix '${prefix}': use 1..40 characters of [A-Za-z0-9_.-]`);
+    if (!/^[A-Za-z0-9_.-]{1,40}$/.test(prefix))
+      throw new Error(`namespace prefix '${prefix}': use 1..40 characters of [A-Za-z0-9_.-]`);
     trackSession(this, true);
   }
 
@@ -304,7 +317,21 @@ export class NetnsSession {
     this.checkOwn(nsB);
     checkIfname(ifA);
     checkIfname(ifB);
-    await runCommand('ip', ['-n', nsA, 'link', 'add', ifA, ...(mtu ? ['mtu', String(mtu)] : []), 'type', 'veth', 'peer', 'name', ifB, 'netns', nsB]);
+    await runCommand('ip', [
+      '-n',
+      nsA,
+      'link',
+      'add',
+      ifA,
+      ...(mtu ? ['mtu', String(mtu)] : []),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      ifB,
+      'netns',
+      nsB,
+    ]);
     if (mtu) await this.ip(nsB, ['link', 'set', ifB, 'mtu', String(mtu)]);
     await this.ip(nsA, ['link', 'set', ifA, 'up']);
     await this.ip(nsB, ['link', 'set', ifB, 'up']);
@@ -332,7 +359,12 @@ export class NetnsSession {
   /** Removes a route; a route that is already gone is not an error. */
   async deleteRoute(ns: string, route: Pick<RouteSpec, 'prefix' | 'table'>): Promise<void> {
     try {
-      await this.ip(ns, ['route', 'del', route.prefix, ...(route.table !== undefined ? ['table', String(route.table)] : [])]);
+      await this.ip(ns, [
+        'route',
+        'del',
+        route.prefix,
+        ...(route.table !== undefined ? ['table', String(route.table)] : []),
+      ]);
     } catch (err) {
       if (!(err instanceof CommandError && /No such process|not found/i.test(err.stderr))) throw err;
     }

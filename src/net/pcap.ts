@@ -40,11 +40,14 @@ export function pcapGlobalHeader(linkType = LINKTYPE_RAW, snaplen = PCAP_SNAPLEN
 /** One record (header + data) for a frame; `time` is milliseconds since the Unix epoch. */
 export function pcapRecord(frame: PcapFrame, snaplen = PCAP_SNAPLEN): Buffer {
   if (!Number.isFinite(frame.time) || frame.time < 0) {
-    throw new RangeError(`pcap frame time must be a non-negative number of milliseconds since the Unix epoch, got ${frame.time}`);
+    throw new RangeError(
+      `pcap frame time must be a non-negative number of milliseconds since the Unix epoch, got ${frame.time}`,
+    );
   }
   const micros = Math.round(frame.time * 1000);
   const seconds = Math.floor(micros / 1e6);
-  if (seconds > 0xffffffff) throw new RangeError(`pcap frame time ${frame.time} ms is beyond what a classic pcap timestamp holds (year 2106)`);
+  if (seconds > 0xffffffff)
+    throw new RangeError(`pcap frame time ${frame.time} ms is beyond what a classic pcap timestamp holds (year 2106)`);
   const included = Math.min(frame.packet.length, snaplen);
   const record = Buffer.alloc(PCAP_RECORD_HEADER_BYTES + included);
   record.writeUInt32LE(seconds, 0);
@@ -65,7 +68,10 @@ export class PcapWriter {
   private pendingBytes = 0;
   private frames = 0;
 
-  constructor(readonly path: string, private readonly linkType = LINKTYPE_RAW) {
+  constructor(
+    readonly path: string,
+    private readonly linkType = LINKTYPE_RAW,
+  ) {
     this.fd = openSync(path, 'w');
     this.queue(pcapGlobalHeader(linkType));
   }
@@ -75,7 +81,8 @@ export class PcapWriter {
   }
 
   write(frame: PcapFrame): void {
-    if (this.fd === undefined) throw new Error(`pcap writer for ${this.path} is closed; open a new PcapWriter to write more frames`);
+    if (this.fd === undefined)
+      throw new Error(`pcap writer for ${this.path} is closed; open a new PcapWriter to write more frames`);
     this.queue(pcapRecord(frame));
     this.frames++;
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
@@ -102,7 +109,7 @@ export class PcapWriter {
     const chunk = Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    for (let at = 0; at < chunk.length;) at += writeSync(this.fd, chunk, at, chunk.length - at);
+    for (let at = 0; at < chunk.length; ) at += writeSync(this.fd, chunk, at, chunk.length - at);
   }
 }
 
@@ -112,7 +119,9 @@ export class PcapWriter {
  * segments, not the whole stream. `frames` are in time order.
  */
 export function firstFramesOfFlows<F extends PcapFrame>(
-  frames: readonly F[], flowStarts: readonly number[], perFlow: number,
+  frames: readonly F[],
+  flowStarts: readonly number[],
+  perFlow: number,
 ): F[] {
   const kept: F[] = [];
   let flow = -1;

@@ -75,7 +75,12 @@ export type Decision =
   /** Next-hop layer verified: replace it with one for `nextHop`, or strip it and forward what it protected. */
   | { action: 'relay'; nextHop?: Sgw; reason: string }
   /** Layers for this SGW removed; deliver the datagram inside, or protect it again toward its SGW (§3.3). `peer` authenticated the last layer. */
-  | { action: 'decap'; peer: SkipName; then: { kind: 'deliver' } | { kind: 'reencap'; end: EndPeer; nextHop?: Sgw }; reason: string }
+  | {
+      action: 'decap';
+      peer: SkipName;
+      then: { kind: 'deliver' } | { kind: 'reencap'; end: EndPeer; nextHop?: Sgw };
+      reason: string;
+    }
   /** Drop and answer with ICMP 40 `code` to `to` (rate-limited by the caller). */
   | { action: Rejection; icmp: { code: number; to: string }; reason: string }
   /** `counter` names the rule for the role's drop counters (`drop_<counter>`); absent: a plain policy drop. */
@@ -126,7 +131,8 @@ function protectToward(place: SgwPlace, dst: Address): { end: EndPeer; nextHop?:
   }
   const target = map.protectingSgw(dst);
   if (!target) return { plain: `${ip(dst)} is outside every SGW-protected network: usual IP (§3.5)` };
-  if (!target.vpnRoutable) return { plain: `${ip(dst)} is behind ${target.name}, which is not VPN-routable: usual IP (§3.4)` };
+  if (!target.vpnRoutable)
+    return { plain: `${ip(dst)} is behind ${target.name}, which is not VPN-routable: usual IP (§3.4)` };
   if (!self.vpnRoutable) return { plain: `${self.name}'s site is not VPN-routable: no VPN to ${target.name} (§3.4)` };
   const next = map.nextHopSgw(self, dst);
   return { end: { kind: 'sgw', sgw: target }, nextHop: next === target ? undefined : next };
@@ -152,29 +158,49 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
     if (isInEnclosingNetwork(place, dgram.src) && isInMyRegion(place, dgram.dst)) {
       return { action: 'pass', reason: `from ${ip(dgram.src)} in the network ${self.name} sits in` };
     }
-    if (!isInMyRegion(place, dgram.dst)) return { action: 'drop', reason: `${ip(dgram.dst)} is not behind ${self.name}` };
+    if (!isInMyRegion(place, dgram.dst))
+      return { action: 'drop', reason: `${ip(dgram.dst)} is not behind ${self.name}` };
     // Failure messages tell a visiting SMN what a farther SGW lacks (§3.4 step 2), discovery fetches its certificate: both must reach it.
-    if (packet.signalling) return { action: 'pass', reason: `signalling (ICMP 40 or certificate discovery) from ${ip(dgram.src)} for ${ip(dgram.dst)} (§3.4)` };
+    if (packet.signalling)
+      return {
+        action: 'pass',
+        reason: `signalling (ICMP 40 or certificate discovery) from ${ip(dgram.src)} for ${ip(dgram.dst)} (§3.4)`,
+      };
     return place.plainInbound === 'pass'
-      ? { action: 'pass', reason: `plain datagram from ${ip(dgram.src)} to ${ip(dgram.dst)}: usual IP allowed by site policy (§3.5)` }
-      : { action: 'drop', reason: `plain datagram from outside (${ip(dgram.src)}) to protected host ${ip(dgram.dst)}: site policy drops it` };
+      ? {
+          action: 'pass',
+          reason: `plain datagram from ${ip(dgram.src)} to ${ip(dgram.dst)}: usual IP allowed by site policy (§3.5)`,
+        }
+      : {
+          action: 'drop',
+          reason: `plain datagram from outside (${ip(dgram.src)}) to protected host ${ip(dgram.dst)}: site policy drops it`,
+        };
   }
 
   // From inside: the source address tells a visiting SMN (its home address belongs elsewhere, §3.2 step 1).
   if (!isMine(place, dgram.src)) {
     const owner = map.protectingSgw(dgram.src);
-    return reject('need-nexthop-auth', Icmp40Code.needAuthentication, dgram.src,
-      `source ${ip(dgram.src)} is not a host of ${self.name} (${owner ? `protected by ${owner.name}` : 'an outside address'}): a visiting SMN must add a Next-hop AH for ${self.name} (§3.2 step 1)`);
+    return reject(
+      'need-nexthop-auth',
+      Icmp40Code.needAuthentication,
+      dgram.src,
+      `source ${ip(dgram.src)} is not a host of ${self.name} (${owner ? `protected by ${owner.name}` : 'an outside address'}): a visiting SMN must add a Next-hop AH for ${self.name} (§3.2 step 1)`,
+    );
   }
   if (isInMyRegion(place, dgram.dst) && !place.careOfs?.has(toU32(dgram.dst))) {
     return { action: 'pass', reason: `${ip(dgram.dst)} is behind ${self.name} too: internal traffic` };
   }
   const unprotectable = unprotectableHomeTraffic(place, packet, dgram);
   if (unprotectable) return unprotectable;
-  if (isInEnclosingNetwork(place, dgram.dst)) return { action: 'pass', reason: `${ip(dgram.dst)} is in the network ${self.name} sits in` };
+  if (isInEnclosingNetwork(place, dgram.dst))
+    return { action: 'pass', reason: `${ip(dgram.dst)} is in the network ${self.name} sits in` };
   const how = protectToward(place, dgram.dst);
   if ('plain' in how) return { action: 'pass', reason: how.plain };
-  return { action: 'encap', ...how, reason: `protect ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)}${how.nextHop ? ` through ${how.nextHop.name}` : ''}` };
+  return {
+    action: 'encap',
+    ...how,
+    reason: `protect ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)}${how.nextHop ? ` through ${how.nextHop.name}` : ''}`,
+  };
 }
 
 /**
@@ -186,9 +212,11 @@ function unprotectableHomeTraffic(place: SgwPlace, packet: PacketView, dgram: Ip
   const home = [dgram.dst, packet.ipInIp?.dst].find((a) => a !== undefined && isOwnSmnHome(place, a));
   if (home === undefined || place.careOfs?.get(toU32(dgram.dst)) === toU32(home)) return undefined;
   return {
-    action: 'drop', counter: 'home_unprotected',
-    reason: `${ip(dgram.dst)}${packet.ipInIp ? ` (tunnelling to ${ip(home)})` : ''} is no care-of address ${place.self.name} knows `
-      + `for its SMN ${ip(home)}: never sent plain`,
+    action: 'drop',
+    counter: 'home_unprotected',
+    reason:
+      `${ip(dgram.dst)}${packet.ipInIp ? ` (tunnelling to ${ip(home)})` : ''} is no care-of address ${place.self.name} knows ` +
+      `for its SMN ${ip(home)}: never sent plain`,
   };
 }
 
@@ -213,12 +241,23 @@ function decideLayers(place: SgwPlace, packet: PacketView, layers: SkipLayer[]):
   const [layer, ...rest] = layers;
   if (!isSelf(place, layer.ip.dst)) return decideTransit(place, packet, layer);
 
-  if (layer.auth === undefined) return { action: 'drop', reason: `the ${layer.kind} layer for ${self.name} was not checked` };
+  if (layer.auth === undefined)
+    return { action: 'drop', reason: `the ${layer.kind} layer for ${self.name} was not checked` };
   if (layer.auth === 'unknown-key') {
-    return reject('unknown-key', Icmp40Code.badSpi, layer.ip.src, `no key for ${nameText(layer.skipSrc)}: its certificate is unknown or n is outside ±1 hour`);
+    return reject(
+      'unknown-key',
+      Icmp40Code.badSpi,
+      layer.ip.src,
+      `no key for ${nameText(layer.skipSrc)}: its certificate is unknown or n is outside ±1 hour`,
+    );
   }
   if (layer.auth === 'failed') {
-    return reject('auth-failed', Icmp40Code.authenticationFailed, layer.ip.src, `the ${layer.kind === 'nexthop' ? 'Next-hop AH' : 'End-End layer'} from ${nameText(layer.skipSrc)} did not verify`);
+    return reject(
+      'auth-failed',
+      Icmp40Code.authenticationFailed,
+      layer.ip.src,
+      `the ${layer.kind === 'nexthop' ? 'Next-hop AH' : 'End-End layer'} from ${nameText(layer.skipSrc)} did not verify`,
+    );
   }
   const unknown = unknownIdentity(place, layer.skipSrc);
   if (unknown) return { action: 'drop', reason: unknown };
@@ -229,9 +268,13 @@ function decideLayers(place: SgwPlace, packet: PacketView, layers: SkipLayer[]):
 
 function unknownIdentity(place: SgwPlace, name: SkipName): string | undefined {
   if (name.nsid === NSID_NONE) {
-    return place.map.sgwByAddress(name.address) ? undefined : `${u32ToIp(name.address)} (NSID 0) is not an SGW of network map ${place.map.name}`;
+    return place.map.sgwByAddress(name.address)
+      ? undefined
+      : `${u32ToIp(name.address)} (NSID 0) is not an SGW of network map ${place.map.name}`;
   }
-  return place.map.homeAgentFor(name.address) ? undefined : `MKID ${u32ToIp(name.address)} is not a home address served by any HA of network map ${place.map.name}`;
+  return place.map.homeAgentFor(name.address)
+    ? undefined
+    : `MKID ${u32ToIp(name.address)} is not a home address served by any HA of network map ${place.map.name}`;
 }
 
 /**
@@ -242,7 +285,12 @@ export function refusedVisitor(place: SgwPlace, layer: SkipLayer): Decision | un
   if (layer.kind !== 'nexthop' || layer.skipSrc.nsid === NSID_NONE || !place.admitsVisitor) return undefined;
   const home = u32ToIp(layer.skipSrc.address);
   if (isOwnSmnHome(place, home) || place.admitsVisitor(home)) return undefined;
-  return reject('visitor-refused', Icmp40Code.needAuthorization, layer.ip.src, `SMN ${home} is not admitted as a visitor by ${place.self.name}'s site policy`);
+  return reject(
+    'visitor-refused',
+    Icmp40Code.needAuthorization,
+    layer.ip.src,
+    `SMN ${home} is not admitted as a visitor by ${place.self.name}'s site policy`,
+  );
 }
 
 function decideNextHop(place: SgwPlace, packet: PacketView, layer: SkipLayer, rest: SkipLayer[]): Decision {
@@ -253,10 +301,21 @@ function decideNextHop(place: SgwPlace, packet: PacketView, layer: SkipLayer, re
   if (isSelf(place, nextDst)) return decideLayers(place, packet, rest);
   const peer = map.nextHopPeer(self, nextDst);
   if (peer && self.vpnRoutable && peer.vpnRoutable) {
-    return { action: 'relay', nextHop: peer, reason: `Next-hop AH from ${from} verified: replace it with one for ${peer.name} toward ${ip(nextDst)} (§3.1)` };
+    return {
+      action: 'relay',
+      nextHop: peer,
+      reason: `Next-hop AH from ${from} verified: replace it with one for ${peer.name} toward ${ip(nextDst)} (§3.1)`,
+    };
   }
-  const why = !peer ? `no SGW lies between ${self.name} and ${ip(nextDst)}` : !self.vpnRoutable ? `${self.name} builds no Next-hop layers with other SGWs (§3.4)` : `${peer.name} is not VPN-routable`;
-  return { action: 'relay', reason: `Next-hop AH from ${from} verified: strip it and forward to ${ip(nextDst)} as it is (${why})` };
+  const why = !peer
+    ? `no SGW lies between ${self.name} and ${ip(nextDst)}`
+    : !self.vpnRoutable
+      ? `${self.name} builds no Next-hop layers with other SGWs (§3.4)`
+      : `${peer.name} is not VPN-routable`;
+  return {
+    action: 'relay',
+    reason: `Next-hop AH from ${from} verified: strip it and forward to ${ip(nextDst)} as it is (${why})`,
+  };
 }
 
 /** A plain datagram inside a verified Next-hop layer: this SGW becomes the VPN end for it (§3.2 step 2). */
@@ -266,16 +325,30 @@ function decideAuthenticatedPlain(place: SgwPlace, packet: PacketView, from: str
   if (!dgram) return { action: 'drop', reason: `the Next-hop layer from ${from} protects nothing` };
   const layer = packet.layers[0];
   // A Next-hop AH vouches for one hop only: a tunnel under it could carry any address into the site.
-  if (packet.ipInIp) return { action: 'drop', counter: 'nexthop_ipip', reason: `IP-in-IP under only a Next-hop AH from ${from}` };
+  if (packet.ipInIp)
+    return { action: 'drop', counter: 'nexthop_ipip', reason: `IP-in-IP under only a Next-hop AH from ${from}` };
   const refused = sourceRefusal(place, layer, dgram);
   if (refused) return refused;
   const peer = layer.skipSrc;
   if (isSelf(place, dgram.dst) || isInMyRegion(place, dgram.dst) || isInEnclosingNetwork(place, dgram.dst)) {
-    return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `Next-hop AH from ${from} verified: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside` };
+    return {
+      action: 'decap',
+      peer,
+      then: { kind: 'deliver' },
+      reason: `Next-hop AH from ${from} verified: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside`,
+    };
   }
   const how = protectToward(place, dgram.dst);
-  if ('plain' in how) return { action: 'relay', reason: `Next-hop AH from ${from} verified: strip it and forward as usual IP (${how.plain})` };
-  return { action: 'encap', ...how, reason: `Next-hop AH from ${from} verified: ${self.name} becomes the VPN end and protects ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)} (§3.2 step 2)` };
+  if ('plain' in how)
+    return {
+      action: 'relay',
+      reason: `Next-hop AH from ${from} verified: strip it and forward as usual IP (${how.plain})`,
+    };
+  return {
+    action: 'encap',
+    ...how,
+    reason: `Next-hop AH from ${from} verified: ${self.name} becomes the VPN end and protects ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)} (§3.2 step 2)`,
+  };
 }
 
 /**
@@ -289,10 +362,17 @@ function sourceRefusal(place: SgwPlace, layer: SkipLayer, dgram: IpPair): Decisi
   const sgwPeer = peer.nsid === NSID_NONE;
   // §3.2 step 2: the home SGW sees its own SMN's datagram, but another SGW negotiated the End-End layer (or none was made).
   if (isOwnSmnHome(place, src) && (sgwPeer || (layer.kind === 'nexthop' && src === peer.address))) {
-    const how = sgwPeer && layer.kind === 'end' ? 'End-End layer was negotiated by' : 'datagram came under only a Next-hop AH from';
-    return reject('end-end-conflict', Icmp40Code.needAuthorization, dgram.src,
-      `${ip(dgram.src)} is an SMN of ${self.name}, but its ${how} ${nameText(peer)}: `
-      + `the SMN must do End-End with ${self.name} itself (§3.2 step 2)`);
+    const how =
+      sgwPeer && layer.kind === 'end'
+        ? 'End-End layer was negotiated by'
+        : 'datagram came under only a Next-hop AH from';
+    return reject(
+      'end-end-conflict',
+      Icmp40Code.needAuthorization,
+      dgram.src,
+      `${ip(dgram.src)} is an SMN of ${self.name}, but its ${how} ${nameText(peer)}: ` +
+        `the SMN must do End-End with ${self.name} itself (§3.2 step 2)`,
+    );
   }
   if (sgwPeer) {
     // A peer SGW speaks for hosts behind it; for the rest of this SGW's own network it cannot.
@@ -317,18 +397,36 @@ function spoofed(reason: string): Decision {
 function decideEnd(place: SgwPlace, packet: PacketView, layer: SkipLayer): Decision {
   const { self } = place;
   const dgram = packet.inner;
-  if (!dgram) return { action: 'drop', reason: `End-End layer from ${nameText(layer.skipSrc)} opened but no inner datagram was given` };
+  if (!dgram)
+    return {
+      action: 'drop',
+      reason: `End-End layer from ${nameText(layer.skipSrc)} opened but no inner datagram was given`,
+    };
   const refused = sourceRefusal(place, layer, dgram);
   if (refused) return refused;
   const peer = layer.skipSrc;
-  if (isSelf(place, dgram.dst)) return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `datagram for ${self.name} itself from ${nameText(peer)}` };
+  if (isSelf(place, dgram.dst))
+    return {
+      action: 'decap',
+      peer,
+      then: { kind: 'deliver' },
+      reason: `datagram for ${self.name} itself from ${nameText(peer)}`,
+    };
   if (isMine(place, dgram.dst) || isInEnclosingNetwork(place, dgram.dst)) {
-    return { action: 'decap', peer, then: { kind: 'deliver' }, reason: `End-End layer from ${nameText(peer)}: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside` };
+    return {
+      action: 'decap',
+      peer,
+      then: { kind: 'deliver' },
+      reason: `End-End layer from ${nameText(peer)}: deliver ${ip(dgram.src)} > ${ip(dgram.dst)} inside`,
+    };
   }
   const how = protectToward(place, dgram.dst);
-  if ('plain' in how) return { action: 'drop', reason: `decrypted datagram for ${ip(dgram.dst)} cannot go on: ${how.plain}` };
+  if ('plain' in how)
+    return { action: 'drop', reason: `decrypted datagram for ${ip(dgram.dst)} cannot go on: ${how.plain}` };
   return {
-    action: 'decap', peer, then: { kind: 'reencap', ...how },
+    action: 'decap',
+    peer,
+    then: { kind: 'reencap', ...how },
     reason: `End-End layer from ${nameText(peer)} opened: re-encrypt ${ip(dgram.src)} > ${ip(dgram.dst)} to ${endText(how.end)} (§3.3)`,
   };
 }
@@ -338,13 +436,26 @@ function decideTransit(place: SgwPlace, packet: PacketView, layer: SkipLayer): D
   const { self } = place;
   const dst = layer.ip.dst;
   if (packet.arrivedOn === 'inside') {
-    if (isInMyRegion(place, dst)) return { action: 'pass', reason: `${ip(dst)} is behind ${self.name} too: internal traffic` };
-    return reject('need-nexthop-auth', Icmp40Code.needAuthentication, layer.ip.src,
-      `${layer.kind} layer from ${nameText(layer.skipSrc)} leaves ${self.name}'s network without a Next-hop AH for ${self.name} (§3.2 step 1, §4.4)`);
+    if (isInMyRegion(place, dst))
+      return { action: 'pass', reason: `${ip(dst)} is behind ${self.name} too: internal traffic` };
+    return reject(
+      'need-nexthop-auth',
+      Icmp40Code.needAuthentication,
+      layer.ip.src,
+      `${layer.kind} layer from ${nameText(layer.skipSrc)} leaves ${self.name}'s network without a Next-hop AH for ${self.name} (§3.2 step 1, §4.4)`,
+    );
   }
   if (!isInMyRegion(place, dst)) return { action: 'drop', reason: `${ip(dst)} is not behind ${self.name}` };
   // An SGW that exchanges keys with no other SGW cannot ask them for a Next-hop AH: the End-End layer to its visitor is usual IP to it (§3.4).
-  if (!self.vpnRoutable) return { action: 'pass', reason: `${self.name} builds no VPNs: ${layer.kind} layer for ${ip(dst)} passes as usual IP (§3.4)` };
-  return reject('need-nexthop-auth', Icmp40Code.needAuthentication, layer.ip.src,
-    `${layer.kind} layer for ${ip(dst)} enters ${self.name}'s network without a Next-hop AH for ${self.name} (§3.1)`);
+  if (!self.vpnRoutable)
+    return {
+      action: 'pass',
+      reason: `${self.name} builds no VPNs: ${layer.kind} layer for ${ip(dst)} passes as usual IP (§3.4)`,
+    };
+  return reject(
+    'need-nexthop-auth',
+    Icmp40Code.needAuthentication,
+    layer.ip.src,
+    `${layer.kind} layer for ${ip(dst)} enters ${self.name}'s network without a Next-hop AH for ${self.name} (§3.1)`,
+  );
 }

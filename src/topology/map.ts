@@ -274,7 +274,11 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
   const seenNames = new Map<string, string>();
   const claimName = (name: string, path: (string | number)[]) => {
     const where = seenNames.get(name);
-    if (where) issue([...path, 'name'], `duplicate name ${JSON.stringify(name)} (already used by ${where}); names must be unique across sites, SGWs, HAs and hosts`);
+    if (where)
+      issue(
+        [...path, 'name'],
+        `duplicate name ${JSON.stringify(name)} (already used by ${where}); names must be unique across sites, SGWs, HAs and hosts`,
+      );
     else seenNames.set(name, `${path[0]}[${path[1]}]`);
   };
   const homeAgentSpecs = spec.homeAgents ?? [];
@@ -295,11 +299,18 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
       for (let k = 0; k < i; k++) {
         const clash = sites[k].prefixes.find((q) => prefixesOverlap(p, q));
         if (clash) {
-          issue(['sites', i, 'prefixes', j], `${formatPrefix(p)} overlaps ${formatPrefix(clash)} of site ${JSON.stringify(sites[k].name)}; SGW-protected networks must not overlap (draft §2.2)`);
+          issue(
+            ['sites', i, 'prefixes', j],
+            `${formatPrefix(p)} overlaps ${formatPrefix(clash)} of site ${JSON.stringify(sites[k].name)}; SGW-protected networks must not overlap (draft §2.2)`,
+          );
         }
       }
       const twin = site.prefixes.slice(0, j).find((q) => prefixesOverlap(p, q));
-      if (twin) issue(['sites', i, 'prefixes', j], `${formatPrefix(p)} overlaps ${formatPrefix(twin)} of the same site; list each part once`);
+      if (twin)
+        issue(
+          ['sites', i, 'prefixes', j],
+          `${formatPrefix(p)} overlaps ${formatPrefix(twin)} of the same site; list each part once`,
+        );
     }),
   );
 
@@ -310,7 +321,10 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     const at = ['sgws', i];
     const site = sites.find((x) => x.name === s.site);
     if (!site) {
-      issue([...at, 'site'], `no site named ${JSON.stringify(s.site)} (sites: ${sites.map((x) => x.name).join(', ') || 'none'})`);
+      issue(
+        [...at, 'site'],
+        `no site named ${JSON.stringify(s.site)} (sites: ${sites.map((x) => x.name).join(', ') || 'none'})`,
+      );
     }
     checkAddress(s.inside, [...at, 'inside']);
     checkAddress(s.outside, [...at, 'outside']);
@@ -318,7 +332,10 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     if (site && s.prefixes) {
       prefixes.forEach((p, j) => {
         if (!site.prefixes.some((q) => prefixWithin(p, q))) {
-          issue([...at, 'prefixes', j], `${formatPrefix(p)} lies outside site ${JSON.stringify(site.name)} (${site.prefixes.map(formatPrefix).join(', ')})`);
+          issue(
+            [...at, 'prefixes', j],
+            `${formatPrefix(p)} lies outside site ${JSON.stringify(site.name)} (${site.prefixes.map(formatPrefix).join(', ')})`,
+          );
         }
       });
     }
@@ -336,13 +353,25 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
   // A misspelt site on an SGW would also leave its real site bare: report the misspelling alone.
   const allSitesKnown = spec.sgws.every((s) => sites.some((x) => x.name === s.site));
   sites.forEach((site, i) => {
-    if (allSitesKnown && !spec.sgws.some((s) => s.site === site.name)) issue(['sites', i, 'name'], `site ${JSON.stringify(site.name)} has no SGW; add an SGW with site: ${site.name}, or remove the site`);
+    if (allSitesKnown && !spec.sgws.some((s) => s.site === site.name))
+      issue(
+        ['sites', i, 'name'],
+        `site ${JSON.stringify(site.name)} has no SGW; add an SGW with site: ${site.name}, or remove the site`,
+      );
   });
   spec.sgws.forEach((s, i) => {
     if (s.behind === undefined) return;
     const parent = sgws.find((x) => x.name === s.behind);
-    if (!parent) issue(['sgws', i, 'behind'], `no SGW named ${JSON.stringify(s.behind)} (SGWs: ${sgws.map((x) => x.name).join(', ')})`);
-    else if (parent === sgws[i]) issue(['sgws', i, 'behind'], `an SGW cannot sit behind itself; remove behind or name the SGW in front of ${s.name}`);
+    if (!parent)
+      issue(
+        ['sgws', i, 'behind'],
+        `no SGW named ${JSON.stringify(s.behind)} (SGWs: ${sgws.map((x) => x.name).join(', ')})`,
+      );
+    else if (parent === sgws[i])
+      issue(
+        ['sgws', i, 'behind'],
+        `an SGW cannot sit behind itself; remove behind or name the SGW in front of ${s.name}`,
+      );
     else sgws[i].behind = parent;
   });
   // A cycle makes every chain infinite: break it before anything walks the chains.
@@ -350,7 +379,10 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     const seen = new Set<MutableSgw>();
     for (let at: MutableSgw | undefined = sgw; at; at = at.behind as MutableSgw | undefined) {
       if (seen.has(at)) {
-        issue(['sgws', i, 'behind'], `nesting loops back to ${at.name}; each chain of behind: must end at a Border-SGW`);
+        issue(
+          ['sgws', i, 'behind'],
+          `nesting loops back to ${at.name}; each chain of behind: must end at a Border-SGW`,
+        );
         sgw.behind = undefined;
         break;
       }
@@ -359,7 +391,11 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
   });
   spec.sgws.forEach((s, i) => {
     const sgw = sgws[i];
-    if (s.border && sgw.behind) issue(['sgws', i, 'border'], `a Border-SGW faces the Internet, but ${s.name} sits behind ${sgw.behind.name}; remove border: true or behind`);
+    if (s.border && sgw.behind)
+      issue(
+        ['sgws', i, 'border'],
+        `a Border-SGW faces the Internet, but ${s.name} sits behind ${sgw.behind.name}; remove border: true or behind`,
+      );
     sgw.border = s.border ?? sgw.behind === undefined;
   });
 
@@ -378,9 +414,16 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
         const clash = b.prefixes.find((q) => prefixesOverlap(p, q));
         if (!clash) continue;
         if (!isBehind(a, b) && !isBehind(b, a)) {
-          if (k < i) issue(['sgws', i, 'prefixes', j], `${formatPrefix(p)} overlaps ${formatPrefix(clash)} protected by ${b.name}; give each SGW its own addresses, or nest one behind the other (behind:) with a longer prefix (draft §2.2)`);
+          if (k < i)
+            issue(
+              ['sgws', i, 'prefixes', j],
+              `${formatPrefix(p)} overlaps ${formatPrefix(clash)} protected by ${b.name}; give each SGW its own addresses, or nest one behind the other (behind:) with a longer prefix (draft §2.2)`,
+            );
         } else if (isBehind(a, b) && !(p.length > clash.length && prefixWithin(p, clash))) {
-          issue(['sgws', i, 'prefixes', j], `${a.name} sits behind ${b.name}, so ${formatPrefix(p)} must lie strictly inside ${formatPrefix(clash)}`);
+          issue(
+            ['sgws', i, 'prefixes', j],
+            `${a.name} sits behind ${b.name}, so ${formatPrefix(p)} must lie strictly inside ${formatPrefix(clash)}`,
+          );
         }
       }
     }),
@@ -390,18 +433,29 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
   // Addresses: now the prefixes are sound, build the map and check where each SGW's interfaces sit.
   // The map shares this array: HAs are added below once each is checked against the SGWs.
   const homeAgents: HomeAgent[] = [];
-  const hosts: Host[] = hostSpecs.filter((h, i) => checkAddress(h.address, ['hosts', i, 'address'])).map((h) => ({ ...h }));
+  const hosts: Host[] = hostSpecs
+    .filter((h, i) => checkAddress(h.address, ['hosts', i, 'address']))
+    .map((h) => ({ ...h }));
   const map = new TopologyMap(spec.name, sites, sgws, homeAgents, hosts);
   sgws.forEach((sgw, i) => {
     if (map.protectingSgw(sgw.inside) !== sgw) {
-      issue(['sgws', i, 'inside'], `${sgw.inside} is not in ${sgw.name}'s protected network (${sgw.prefixes.map(formatPrefix).join(', ')}); use an address of that network`);
+      issue(
+        ['sgws', i, 'inside'],
+        `${sgw.inside} is not in ${sgw.name}'s protected network (${sgw.prefixes.map(formatPrefix).join(', ')}); use an address of that network`,
+      );
     }
     const around = map.protectingSgw(sgw.outside);
     if (sgw.behind && around !== sgw.behind) {
-      issue(['sgws', i, 'outside'], `${sgw.outside} is not in the network protected by ${sgw.behind.name} (behind: ${sgw.behind.name}); use an address of ${sgw.behind.prefixes.map(formatPrefix).join(', ')}`);
+      issue(
+        ['sgws', i, 'outside'],
+        `${sgw.outside} is not in the network protected by ${sgw.behind.name} (behind: ${sgw.behind.name}); use an address of ${sgw.behind.prefixes.map(formatPrefix).join(', ')}`,
+      );
     }
     if (!sgw.behind && around) {
-      issue(['sgws', i, 'outside'], `${sgw.outside} is inside the network protected by ${around.name}; a top-level SGW's outside address is global (or add behind: ${around.name})`);
+      issue(
+        ['sgws', i, 'outside'],
+        `${sgw.outside} is inside the network protected by ${around.name}; a top-level SGW's outside address is global (or add behind: ${around.name})`,
+      );
     }
   });
 
@@ -423,17 +477,27 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     claimAddress(h.address, h.name, [...at, 'address']);
     const sgw = map.protectingSgw(h.address);
     if (!sgw) {
-      issue([...at, 'address'], `${h.address} is not protected by any SGW; an HA sits on its home network behind the home SGW, which does its IPsec (draft §2.1)`);
+      issue(
+        [...at, 'address'],
+        `${h.address} is not protected by any SGW; an HA sits on its home network behind the home SGW, which does its IPsec (draft §2.1)`,
+      );
       return;
     }
     const serves = parseList(h.serves, [...at, 'serves'], parseAddressOrPrefix);
     serves.forEach((p, j) => {
       if (map.protectingSgw(p.network) !== sgw || !sgw.prefixes.some((q) => prefixWithin(p, q))) {
-        issue([...at, 'serves', j], `${formatPrefix(p)} is not on ${h.name}'s home network (protected by ${sgw.name}: ${sgw.prefixes.map(formatPrefix).join(', ')})`);
+        issue(
+          [...at, 'serves', j],
+          `${formatPrefix(p)} is not on ${h.name}'s home network (protected by ${sgw.name}: ${sgw.prefixes.map(formatPrefix).join(', ')})`,
+        );
       }
       for (const other of homeAgents) {
         const clash = other.serves.find((q) => prefixesOverlap(p, q));
-        if (clash) issue([...at, 'serves', j], `${formatPrefix(p)} is also served by ${other.name} (${formatPrefix(clash)}); each home address has one HA`);
+        if (clash)
+          issue(
+            [...at, 'serves', j],
+            `${formatPrefix(p)} is also served by ${other.name} (${formatPrefix(clash)}); each home address has one HA`,
+          );
       }
     });
     homeAgents.push({ name: h.name, address: h.address, serves, sgw });

@@ -52,13 +52,20 @@ export function classifyFigure6(map: TopologyMap, smn: { careOf: Address; home: 
   if (mode.mode === 3 || mode.mode === 4) return { ...mode, mode: mode.mode, case: null, smnIpsec: false };
 
   const homeSgw = map.protectingSgw(smn.home);
-  if (!homeSgw) throw new RangeError(`SMN home address ${u32ToIp(toU32(smn.home))} is not protected by any SGW of map ${map.name}`);
+  if (!homeSgw)
+    throw new RangeError(`SMN home address ${u32ToIp(toU32(smn.home))} is not protected by any SGW of map ${map.name}`);
   const homeSite = homeSgw.site;
   const chSite = map.protectingSgw(ch)?.site;
   const careOfSite = map.protectingSgw(smn.careOf)?.site;
   const chPlace: ChPlace = chSite === homeSite ? 'home' : 'other-site';
   const smnPlace: SmnPlace =
-    careOfSite === undefined ? 'outside' : careOfSite === homeSite ? 'home' : careOfSite === chSite ? 'ch-site' : 'other-site';
+    careOfSite === undefined
+      ? 'outside'
+      : careOfSite === homeSite
+        ? 'home'
+        : careOfSite === chSite
+          ? 'ch-site'
+          : 'other-site';
   const number = CASES[smnPlace][chPlace];
   return { ...mode, mode: mode.mode, case: number, smnPlace, chPlace, smnIpsec: number > 2 };
 }

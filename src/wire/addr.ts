@@ -8,7 +8,8 @@ export function isIpv4(text: string): boolean {
 
 /** '10.0.0.1' → 0x0a000001. Throws RangeError naming the bad text. */
 export function ipToU32(text: string): number {
-  if (!DOTTED.test(text)) throw new RangeError(`not an IPv4 address: '${text}' (expected dotted quad such as 10.0.0.1)`);
+  if (!DOTTED.test(text))
+    throw new RangeError(`not an IPv4 address: '${text}' (expected dotted quad such as 10.0.0.1)`);
   const [a, b, c, d] = text.split('.').map(Number);
   return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
@@ -46,10 +47,13 @@ export function parsePrefix(text: string): Prefix {
   const network = ipToU32(text.slice(0, slash));
   const lenText = text.slice(slash + 1);
   const length = Number(lenText);
-  if (!/^\d{1,2}$/.test(lenText) || length > 32) throw new RangeError(`bad prefix length in '${text}' (expected 0..32)`);
+  if (!/^\d{1,2}$/.test(lenText) || length > 32)
+    throw new RangeError(`bad prefix length in '${text}' (expected 0..32)`);
   const mask = prefixMask(length);
   if ((network & mask) >>> 0 !== network) {
-    throw new RangeError(`prefix '${text}' has host bits set (did you mean ${u32ToIp((network & mask) >>> 0)}/${length}?)`);
+    throw new RangeError(
+      `prefix '${text}' has host bits set (did you mean ${u32ToIp((network & mask) >>> 0)}/${length}?)`,
+    );
   }
   return { network, length };
 }
@@ -59,5 +63,5 @@ export function prefixMask(length: number): number {
 }
 
 export function prefixContains(prefix: Prefix, address: number): boolean {
-  return ((address & prefixMask(prefix.length)) >>> 0) === prefix.network;
+  return (address & prefixMask(prefix.length)) >>> 0 === prefix.network;
 }

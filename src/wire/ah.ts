@@ -33,15 +33,20 @@ export type AhParse = { ok: true; header: AhHeader } | { ok: false; reason: 'tru
 export function parseAh(buf: Uint8Array, offset: number, end = buf.length, expectedLength?: number): AhParse {
   if (end - offset < AH_FIXED_BYTES) return { ok: false, reason: 'truncated' };
   const length = (buf[offset + 1] + 2) * 4;
-  if (length < AH_FIXED_BYTES || (expectedLength !== undefined && length !== expectedLength)) return { ok: false, reason: 'bad_ah' };
+  if (length < AH_FIXED_BYTES || (expectedLength !== undefined && length !== expectedLength))
+    return { ok: false, reason: 'bad_ah' };
   if (buf[offset + 2] !== 0 || buf[offset + 3] !== 0) return { ok: false, reason: 'bad_ah' };
   if (end - offset < length) return { ok: false, reason: 'truncated' };
-  return { ok: true, header: { nextHeader: buf[offset], length, spi: readU32(buf, offset + 4), seq: readU32(buf, offset + 8) } };
+  return {
+    ok: true,
+    header: { nextHeader: buf[offset], length, spi: readU32(buf, offset + 4), seq: readU32(buf, offset + 8) },
+  };
 }
 
 /** Writes the AH fixed part at `offset` and zeroes its Authentication Data. */
 export function writeAhHeader(buf: Uint8Array, offset: number, h: AhHeader): void {
-  if (h.length < AH_FIXED_BYTES || h.length % 4 !== 0) throw new RangeError(`AH length must be a multiple of 4 and at least 12, got ${h.length}`);
+  if (h.length < AH_FIXED_BYTES || h.length % 4 !== 0)
+    throw new RangeError(`AH length must be a multiple of 4 and at least 12, got ${h.length}`);
   buf[offset] = h.nextHeader;
   buf[offset + 1] = h.length / 4 - 2;
   buf[offset + 2] = 0;
@@ -50,4 +55,3 @@ export function writeAhHeader(buf: Uint8Array, offset: number, h: AhHeader): voi
   writeU32(buf, offset + 8, h.seq);
   buf.fill(0, offset + AH_FIXED_BYTES, offset + h.length);
 }
-

@@ -54,39 +54,72 @@ function skipIdentity(nsid: number, mkid: number | undefined): string {
 }
 
 /** Renders the IPv4 datagram at buf[offset, end) and everything it carries into `parts`. */
-function describeIpv4(buf: Uint8Array, offset: number, end: number, parts: string[], resolver?: DescribeResolver): void {
+function describeIpv4(
+  buf: Uint8Array,
+  offset: number,
+  end: number,
+  parts: string[],
+  resolver?: DescribeResolver,
+): void {
   for (;;) {
-    if (parts.length >= MAX_PARTS) { parts.push('…'); return; }
+    if (parts.length >= MAX_PARTS) {
+      parts.push('…');
+      return;
+    }
     const ip = parseIpv4(buf, offset, end, { allowFragments: true });
-    if (!ip.ok) { parts.push(`IPv4! ${ip.reason}`); return; }
+    if (!ip.ok) {
+      parts.push(`IPv4! ${ip.reason}`);
+      return;
+    }
     const h = ip.header;
     parts.push(`IPv4(${u32ToIp(h.src)}>${u32ToIp(h.dst)})`);
     const datagramEnd = offset + h.totalLength;
     let at = offset + h.headerLength;
-    if ((h.flagsFragment & IPV4_FRAGMENT_OFFSET_MASK) !== 0) { parts.push(`Fragment(offset ${h.flagsFragment & IPV4_FRAGMENT_OFFSET_MASK})`); return; }
+    if ((h.flagsFragment & IPV4_FRAGMENT_OFFSET_MASK) !== 0) {
+      parts.push(`Fragment(offset ${h.flagsFragment & IPV4_FRAGMENT_OFFSET_MASK})`);
+      return;
+    }
     let next = h.protocol;
     let skip: SkipHeader | undefined;
     // Headers between this IPv4 header and the next datagram (or the end).
     for (;;) {
-      if (parts.length >= MAX_PARTS) { parts.push('…'); return; }
+      if (parts.length >= MAX_PARTS) {
+        parts.push('…');
+        return;
+      }
       if (next === IPPROTO_SKIP) {
         const s = decodeSkipHeader(buf, at, datagramEnd);
-        if (!s.ok) { parts.push(`SKIP! ${s.reason}`); return; }
+        if (!s.ok) {
+          parts.push(`SKIP! ${s.reason}`);
+          return;
+        }
         skip = s.header;
         parts.push(`SKIP(${skipIdentity(skip.srcNsid, skip.srcMkid)} > ${skipIdentity(skip.dstNsid, skip.dstMkid)})`);
         at += s.length;
         next = skip.nextHeader;
       } else if (next === IpProto.AH) {
         const a = parseAh(buf, at, datagramEnd);
-        if (!a.ok) { parts.push(`AH! ${a.reason}`); return; }
+        if (!a.ok) {
+          parts.push(`AH! ${a.reason}`);
+          return;
+        }
         parts.push(a.header.nextHeader === IpProto.IPIP ? 'AH[next]' : 'AH[end]');
         at += a.header.length;
         next = a.header.nextHeader;
       } else if (next === IpProto.ESP) {
-        if (datagramEnd - at < ESP_HEADER_BYTES) { parts.push('ESP! truncated'); return; }
+        if (datagramEnd - at < ESP_HEADER_BYTES) {
+          parts.push('ESP! truncated');
+          return;
+        }
         const spi = readU32(buf, at);
         parts.push(`ESP(spi ${spi})`);
-        const inner = resolver?.openEsp({ spi, seq: readU32(buf, at + 4), esp: buf.subarray(at, datagramEnd), ip: h, skip });
+        const inner = resolver?.openEsp({
+          spi,
+          seq: readU32(buf, at + 4),
+          esp: buf.subarray(at, datagramEnd),
+          ip: h,
+          skip,
+        });
         if (inner === undefined) return;
         buf = inner;
         offset = 0;
@@ -113,7 +146,9 @@ function describeTransport(protocol: number, buf: Uint8Array, at: number, end: n
       return end - at < 20 ? 'TCP! truncated' : `TCP(${port(at)}>${port(at + 2)})`;
     case IpProto.ICMP:
       if (end - at < 4) return 'ICMP! truncated';
-      return buf[at] === ICMP_SECURITY_FAILURE ? `ICMP40(code ${buf[at + 1]})` : `ICMP(type ${buf[at]} code ${buf[at + 1]})`;
+      return buf[at] === ICMP_SECURITY_FAILURE
+        ? `ICMP40(code ${buf[at + 1]})`
+        : `ICMP(type ${buf[at]} code ${buf[at + 1]})`;
     default:
       return `Proto(${protocol}, ${end - at} bytes)`;
   }

@@ -1,6 +1,13 @@
 // IPv4 fragmentation (RFC 791 §3.2): what a host does with a datagram too big for its link, and what
 // the reassembler (src/roles/common/reassembly.ts) undoes.
-import { IPV4_FLAG_DF, IPV4_FLAG_MF, IPV4_FRAGMENT_OFFSET_MASK, parseIpv4, setIpv4Checksum, type Ipv4Header } from './ipv4.js';
+import {
+  IPV4_FLAG_DF,
+  IPV4_FLAG_MF,
+  IPV4_FRAGMENT_OFFSET_MASK,
+  parseIpv4,
+  setIpv4Checksum,
+  type Ipv4Header,
+} from './ipv4.js';
 
 /** MF set or a non-zero offset: one piece of a larger datagram. */
 export function isFragment(header: Pick<Ipv4Header, 'flagsFragment'>): boolean {

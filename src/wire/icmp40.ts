@@ -26,7 +26,8 @@ const MAX_CODE = Icmp40Code.needAuthorization;
  */
 export function offendingSpiPointer(original: Uint8Array): number {
   const ip = parseIpv4(original, 0, original.length, { allowFragments: true });
-  if (!ip.ok) throw new RangeError(`ICMP 40 needs the offending datagram to start with a valid IPv4 header (${ip.reason})`);
+  if (!ip.ok)
+    throw new RangeError(`ICMP 40 needs the offending datagram to start with a valid IPv4 header (${ip.reason})`);
   let at = ip.header.headerLength;
   let next = ip.header.protocol;
   const end = ip.header.totalLength;
@@ -46,7 +47,8 @@ export function offendingSpiPointer(original: Uint8Array): number {
  * offending SPI, and the first 8 bytes after it (after the IP header when there is no SPI), clipped to the datagram.
  */
 export function buildSecurityFailure(code: Icmp40CodeValue, original: Uint8Array): Uint8Array {
-  if (!Number.isInteger(code) || code < 0 || code > MAX_CODE) throw new RangeError(`ICMP 40 code must be 0..${MAX_CODE}, got ${code}`);
+  if (!Number.isInteger(code) || code < 0 || code > MAX_CODE)
+    throw new RangeError(`ICMP 40 code must be 0..${MAX_CODE}, got ${code}`);
   const pointer = offendingSpiPointer(original);
   const quoteEnd = quotedLength(original);
   const out = new Uint8Array(ICMP40_HEADER_BYTES + quoteEnd);
@@ -69,11 +71,20 @@ export function quotedLength(original: Uint8Array): number {
   const pointer = offendingSpiPointer(original);
   const ip = parseIpv4(original, 0, original.length, { allowFragments: true });
   if (!ip.ok) throw new RangeError(`ICMP 40 needs a valid IPv4 header (${ip.reason})`);
-  return Math.min(ip.header.totalLength, (pointer === 0 ? ip.header.headerLength : pointer + 4) + ICMP40_QUOTE_TAIL_BYTES);
+  return Math.min(
+    ip.header.totalLength,
+    (pointer === 0 ? ip.header.headerLength : pointer + 4) + ICMP40_QUOTE_TAIL_BYTES,
+  );
 }
 
 /** A whole IPv4 datagram carrying the type-40 message from `src` to `dst` (usually the offender's source). */
-export function buildSecurityFailurePacket(src: number, dst: number, code: Icmp40CodeValue, original: Uint8Array, ttl = 64): Uint8Array {
+export function buildSecurityFailurePacket(
+  src: number,
+  dst: number,
+  code: Icmp40CodeValue,
+  original: Uint8Array,
+  ttl = 64,
+): Uint8Array {
   return buildIpv4({ src, dst, ttl, protocol: IpProto.ICMP }, buildSecurityFailure(code, original));
 }
 

@@ -1,5 +1,13 @@
 // IP-in-IP (RFC 2003): an outer IPv4 header (protocol 4) in front of an unchanged datagram.
-import { IPV4_FLAG_DF, IPV4_HEADER_BYTES, IpProto, parseIpv4, writeIpv4Header, type Ipv4Header, type Ipv4ParseReason } from './ipv4.js';
+import {
+  IPV4_FLAG_DF,
+  IPV4_HEADER_BYTES,
+  IpProto,
+  parseIpv4,
+  writeIpv4Header,
+  type Ipv4Header,
+  type Ipv4ParseReason,
+} from './ipv4.js';
 
 export const IPIP_TTL = 64;
 

@@ -28,7 +28,13 @@ export interface Ipv4Header {
 }
 
 /** Parse failures are named as the engine counts the drop (`Reason` in src/engine/types.ts; the ref engine checks). */
-export type Ipv4ParseReason = 'truncated' | 'bad_ip_version' | 'bad_ihl' | 'bad_total_length' | 'bad_ip_checksum' | 'fragment';
+export type Ipv4ParseReason =
+  | 'truncated'
+  | 'bad_ip_version'
+  | 'bad_ihl'
+  | 'bad_total_length'
+  | 'bad_ip_checksum'
+  | 'fragment';
 export type Ipv4Parse = { ok: true; header: Ipv4Header } | { ok: false; reason: Ipv4ParseReason };
 
 export interface Ipv4ParseOptions {
@@ -41,7 +47,12 @@ export interface Ipv4ParseOptions {
  * fewer than 20 bytes → truncated; version → bad_ip_version; IHL < 5 or 4·IHL > total length → bad_ihl;
  * total length > bytes received → bad_total_length; checksum → bad_ip_checksum; MF/offset → fragment.
  */
-export function parseIpv4(buf: Uint8Array, offset: number, end = buf.length, options: Ipv4ParseOptions = {}): Ipv4Parse {
+export function parseIpv4(
+  buf: Uint8Array,
+  offset: number,
+  end = buf.length,
+  options: Ipv4ParseOptions = {},
+): Ipv4Parse {
   const available = end - offset;
   if (available < IPV4_HEADER_BYTES) return { ok: false, reason: 'truncated' };
   if (buf[offset] >> 4 !== IPV4_VERSION) return { ok: false, reason: 'bad_ip_version' };
@@ -51,7 +62,8 @@ export function parseIpv4(buf: Uint8Array, offset: number, end = buf.length, opt
   if (totalLength > available) return { ok: false, reason: 'bad_total_length' };
   if (onesComplementSum(buf, offset, offset + headerLength) !== 0xffff) return { ok: false, reason: 'bad_ip_checksum' };
   const flagsFragment = (buf[offset + 6] << 8) | buf[offset + 7];
-  if (!options.allowFragments && (flagsFragment & (IPV4_FLAG_MF | IPV4_FRAGMENT_OFFSET_MASK)) !== 0) return { ok: false, reason: 'fragment' };
+  if (!options.allowFragments && (flagsFragment & (IPV4_FLAG_MF | IPV4_FRAGMENT_OFFSET_MASK)) !== 0)
+    return { ok: false, reason: 'fragment' };
   return {
     ok: true,
     header: {

@@ -116,7 +116,7 @@ const NTP_UNIX_OFFSET_S = 2208988800n;
 export function ntpFromUnixMs(unixMs: number): bigint {
   const ms = BigInt(Math.floor(unixMs));
   const seconds = ms / 1000n + NTP_UNIX_OFFSET_S;
-  const fraction = ((ms % 1000n) << 32n) / 1000n;
+  const fraction = (ms % 1000n << 32n) / 1000n;
   return ((seconds & 0xffffffffn) << 32n) | fraction;
 }
 
@@ -136,11 +136,13 @@ export function makeId(high: number, low: number): bigint {
 // ---- encoding ----
 
 function checkU16(field: string, value: number): void {
-  if (!Number.isInteger(value) || value < 0 || value > 0xffff) throw new RangeError(`Mobile IP ${field} must be an integer 0..65535, got ${value}`);
+  if (!Number.isInteger(value) || value < 0 || value > 0xffff)
+    throw new RangeError(`Mobile IP ${field} must be an integer 0..65535, got ${value}`);
 }
 
 function checkU8(field: string, value: number): void {
-  if (!Number.isInteger(value) || value < 0 || value > 0xff) throw new RangeError(`Mobile IP ${field} must be an integer 0..255, got ${value}`);
+  if (!Number.isInteger(value) || value < 0 || value > 0xff)
+    throw new RangeError(`Mobile IP ${field} must be an integer 0..255, got ${value}`);
 }
 
 function extensionBytes(extensions: readonly Extension[]): number {
@@ -150,10 +152,14 @@ function extensionBytes(extensions: readonly Extension[]): number {
 function writeExtensions(out: Uint8Array, at: number, extensions: readonly Extension[]): number {
   for (const e of extensions) {
     checkU8('extension type', e.type);
-    if (e.type === ExtType.MN_HA_AUTH) throw new RangeError('Mobile IP: pass the MN-HA key instead of a type-32 extension; the encoder computes it');
+    if (e.type === ExtType.MN_HA_AUTH)
+      throw new RangeError('Mobile IP: pass the MN-HA key instead of a type-32 extension; the encoder computes it');
     out[at++] = e.type;
     if (e.type === ExtType.PAD) continue;
-    if (e.data.length > 0xff) throw new RangeError(`Mobile IP extension type ${e.type}: data of ${e.data.length} bytes exceeds the 255-byte Length`);
+    if (e.data.length > 0xff)
+      throw new RangeError(
+        `Mobile IP extension type ${e.type}: data of ${e.data.length} bytes exceeds the 255-byte Length`,
+      );
     out[at++] = e.data.length;
     out.set(e.data, at);
     at += e.data.length;
@@ -163,7 +169,8 @@ function writeExtensions(out: Uint8Array, at: number, extensions: readonly Exten
 
 /** Appends the MN-HA authentication extension at `at`, computing HMAC-MD5 over out[0, at + 6). */
 function writeMnHaAuth(out: Uint8Array, at: number, auth: MnHaKey): void {
-  if (!Number.isInteger(auth.spi) || auth.spi < 0 || auth.spi > 0xffffffff) throw new RangeError(`Mobile IP MN-HA SPI must be a 32-bit unsigned integer, got ${auth.spi}`);
+  if (!Number.isInteger(auth.spi) || auth.spi < 0 || auth.spi > 0xffffffff)
+    throw new RangeError(`Mobile IP MN-HA SPI must be a 32-bit unsigned integer, got ${auth.spi}`);
   out[at] = ExtType.MN_HA_AUTH;
   out[at + 1] = 4 + HMAC_MD5_BYTES;
   new DataView(out.buffer, out.byteOffset).setUint32(at + 2, auth.spi);
@@ -228,14 +235,29 @@ function parseExtensions(buf: Uint8Array, start: number, end: number): ParsedExt
     }
     if (end - at < 2) return fail('truncated', `extension type ${type} at byte ${at}: no Length byte`);
     const length = buf[at + 1];
-    if (end - at - 2 < length) return fail('truncated', `extension type ${type} at byte ${at}: Length ${length} runs past the message end (${end - at - 2} bytes left)`);
+    if (end - at - 2 < length)
+      return fail(
+        'truncated',
+        `extension type ${type} at byte ${at}: Length ${length} runs past the message end (${end - at - 2} bytes left)`,
+      );
     const data = buf.subarray(at + 2, at + 2 + length);
     if (type === ExtType.MN_HA_AUTH) {
       if (result.mnHaAuth) return fail('duplicate_mn_ha_auth', `second MN-HA authentication extension at byte ${at}`);
-      if (length < 4 + 1) return fail('bad_extension_length', `MN-HA authentication extension Length ${length}: needs a 4-byte SPI and an authenticator`);
-      result.mnHaAuth = { spi: new DataView(data.buffer, data.byteOffset).getUint32(0), authenticator: data.subarray(4), offset: at };
+      if (length < 4 + 1)
+        return fail(
+          'bad_extension_length',
+          `MN-HA authentication extension Length ${length}: needs a 4-byte SPI and an authenticator`,
+        );
+      result.mnHaAuth = {
+        spi: new DataView(data.buffer, data.byteOffset).getUint32(0),
+        authenticator: data.subarray(4),
+        offset: at,
+      };
     } else if (type < FIRST_SKIPPABLE_TYPE && !KNOWN_NON_SKIPPABLE.has(type)) {
-      return fail('unknown_extension', `unknown non-skippable extension type ${type} at byte ${at} (types 0-127 must be understood)`);
+      return fail(
+        'unknown_extension',
+        `unknown non-skippable extension type ${type} at byte ${at} (types 0-127 must be understood)`,
+      );
     }
     if (type !== ExtType.MN_HA_AUTH) result.extensions.push({ type, data });
     at += 2 + length;
@@ -244,10 +266,16 @@ function parseExtensions(buf: Uint8Array, start: number, end: number): ParsedExt
 }
 
 /** What decoding a Request and a Reply share: the Type, the fixed part's length, the extensions behind it. */
-function decodeTypeAndExtensions(buf: Uint8Array, type: (typeof MipType)[keyof typeof MipType], name: string, fixedBytes: number): ParsedExtensions | MipParseFailure {
+function decodeTypeAndExtensions(
+  buf: Uint8Array,
+  type: (typeof MipType)[keyof typeof MipType],
+  name: string,
+  fixedBytes: number,
+): ParsedExtensions | MipParseFailure {
   if (buf.length < 1) return fail('truncated', 'empty message');
   if (buf[0] !== type) return fail('unknown_type', `Type ${buf[0]}: expected ${type} (${name})`);
-  if (buf.length < fixedBytes) return fail('truncated', `${name} of ${buf.length} bytes: the fixed part is ${fixedBytes}`);
+  if (buf.length < fixedBytes)
+    return fail('truncated', `${name} of ${buf.length} bytes: the fixed part is ${fixedBytes}`);
   return parseExtensions(buf, fixedBytes, buf.length);
 }
 
@@ -288,7 +316,9 @@ export function decodeReply(buf: Uint8Array): ReplyParse {
   };
 }
 
-export type MnHaCheck = { ok: true } | { ok: false; reason: 'missing_mn_ha_auth' | 'spi_mismatch' | 'bad_authenticator' };
+export type MnHaCheck =
+  | { ok: true }
+  | { ok: false; reason: 'missing_mn_ha_auth' | 'spi_mismatch' | 'bad_authenticator' };
 
 /**
  * Checks the MN-HA authenticator of a parsed message (`buf` = the bytes it was parsed from):
@@ -298,6 +328,7 @@ export function verifyMnHaAuth(buf: Uint8Array, auth: MnHaAuth | undefined, key:
   if (!auth) return { ok: false, reason: 'missing_mn_ha_auth' };
   if (auth.spi !== key.spi) return { ok: false, reason: 'spi_mismatch' };
   const expected = hmacMd5(key.key, buf.subarray(0, auth.offset + AUTH_EXT_COVERED_BYTES));
-  if (auth.authenticator.length !== expected.length || !timingSafeEqual(auth.authenticator, expected)) return { ok: false, reason: 'bad_authenticator' };
+  if (auth.authenticator.length !== expected.length || !timingSafeEqual(auth.authenticator, expected))
+    return { ok: false, reason: 'bad_authenticator' };
   return { ok: true };
 }

@@ -37,14 +37,21 @@ export type SkipParse =
   | { ok: false; reason: 'truncated' | 'bad_skip' | 'unknown_nsid' | 'unknown_alg' };
 
 export function skipHeaderLength(h: Pick<SkipHeader, 'srcNsid' | 'dstNsid' | 'kijAlg'>): number {
-  return SKIP_FIXED_BYTES + (WRAPPED_KP_BYTES[h.kijAlg] ?? 0) + (MKID_BYTES[h.srcNsid] ?? 0) + (MKID_BYTES[h.dstNsid] ?? 0);
+  return (
+    SKIP_FIXED_BYTES + (WRAPPED_KP_BYTES[h.kijAlg] ?? 0) + (MKID_BYTES[h.srcNsid] ?? 0) + (MKID_BYTES[h.dstNsid] ?? 0)
+  );
 }
 
 export function encodeSkipHeader(h: SkipHeader): Uint8Array {
   const kpLen = WRAPPED_KP_BYTES[h.kijAlg];
-  if (kpLen === undefined) throw new RangeError(`SKIP kijAlg ${h.kijAlg} is not supported (use ${SkipAlg.kij['aes256-kw']})`);
-  if (h.wrappedKp.length !== kpLen) throw new RangeError(`SKIP wrappedKp must be ${kpLen} bytes, got ${h.wrappedKp.length}`);
-  for (const [field, nsid, mkid] of [['src', h.srcNsid, h.srcMkid], ['dst', h.dstNsid, h.dstMkid]] as const) {
+  if (kpLen === undefined)
+    throw new RangeError(`SKIP kijAlg ${h.kijAlg} is not supported (use ${SkipAlg.kij['aes256-kw']})`);
+  if (h.wrappedKp.length !== kpLen)
+    throw new RangeError(`SKIP wrappedKp must be ${kpLen} bytes, got ${h.wrappedKp.length}`);
+  for (const [field, nsid, mkid] of [
+    ['src', h.srcNsid, h.srcMkid],
+    ['dst', h.dstNsid, h.dstMkid],
+  ] as const) {
     if (!(nsid in MKID_BYTES)) throw new RangeError(`SKIP ${field}Nsid ${nsid} is not supported (0 or 1)`);
     if (nsid === NSID_IPV4 && mkid === undefined) throw new RangeError(`SKIP ${field}Nsid 1 needs ${field}Mkid`);
   }
@@ -61,7 +68,10 @@ export function encodeSkipHeader(h: SkipHeader): Uint8Array {
   out[11] = h.compAlg;
   out.set(h.wrappedKp, SKIP_FIXED_BYTES);
   let at = SKIP_FIXED_BYTES + kpLen;
-  if (h.srcNsid === NSID_IPV4) { writeIp(out, at, h.srcMkid!); at += 4; }
+  if (h.srcNsid === NSID_IPV4) {
+    writeIp(out, at, h.srcMkid!);
+    at += 4;
+  }
   if (h.dstNsid === NSID_IPV4) writeIp(out, at, h.dstMkid!);
   return out;
 }
@@ -78,7 +88,8 @@ export function decodeSkipHeader(buf: Uint8Array, offset: number, end = buf.leng
   const macAlg = buf[offset + 10];
   const compAlg = buf[offset + 11];
   const kpLen = WRAPPED_KP_BYTES[kijAlg];
-  if (kpLen === undefined || !CRYPT_ALGS.has(cryptAlg) || !MAC_ALGS.has(macAlg) || compAlg !== 0) return { ok: false, reason: 'unknown_alg' };
+  if (kpLen === undefined || !CRYPT_ALGS.has(cryptAlg) || !MAC_ALGS.has(macAlg) || compAlg !== 0)
+    return { ok: false, reason: 'unknown_alg' };
   const length = skipHeaderLength({ srcNsid, dstNsid, kijAlg });
   if (end - offset < length) return { ok: false, reason: 'truncated' };
   let at = offset + SKIP_FIXED_BYTES + kpLen;
@@ -93,7 +104,10 @@ export function decodeSkipHeader(buf: Uint8Array, offset: number, end = buf.leng
     compAlg,
     wrappedKp: buf.slice(offset + SKIP_FIXED_BYTES, offset + SKIP_FIXED_BYTES + kpLen),
   };
-  if (srcNsid === NSID_IPV4) { header.srcMkid = readIp(buf, at); at += 4; }
+  if (srcNsid === NSID_IPV4) {
+    header.srcMkid = readIp(buf, at);
+    at += 4;
+  }
   if (dstNsid === NSID_IPV4) header.dstMkid = readIp(buf, at);
   return { ok: true, header, length };
 }

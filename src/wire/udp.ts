@@ -27,7 +27,8 @@ function pseudoHeaderSum(src: number, dst: number, udpLength: number): number {
 }
 
 function checkPort(name: string, port: number): void {
-  if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`UDP ${name} must be an integer 0..65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 0xffff)
+    throw new RangeError(`UDP ${name} must be an integer 0..65535, got ${port}`);
 }
 
 /** A UDP header + payload with its checksum computed for the given IPv4 addresses. */
@@ -86,7 +87,10 @@ export interface UdpAddressing {
 
 /** A whole IPv4/UDP datagram. */
 export function buildUdpDatagram(a: UdpAddressing, payload: Uint8Array): Uint8Array {
-  return buildIpv4({ src: a.src, dst: a.dst, protocol: IpProto.UDP, ttl: a.ttl }, encodeUdp(a.src, a.dst, a.srcPort, a.dstPort, payload));
+  return buildIpv4(
+    { src: a.src, dst: a.dst, protocol: IpProto.UDP, ttl: a.ttl },
+    encodeUdp(a.src, a.dst, a.srcPort, a.dstPort, payload),
+  );
 }
 
 /** Parses an IPv4 datagram that should carry UDP; `not_udp` when it carries something else. */

@@ -31,7 +31,19 @@ describe('bench e2e on the veth path (real namespaces)', () => {
     vi.spyOn(console, 'log').mockImplementation((text: string) => void printed.push(text));
     vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
 
-    const code = await runE2e(['--paths', 'veth', '--runs', '1', '--seconds', '1', '--chain', 'off', '--json', '--out', outDir]);
+    const code = await runE2e([
+      '--paths',
+      'veth',
+      '--runs',
+      '1',
+      '--seconds',
+      '1',
+      '--chain',
+      'off',
+      '--json',
+      '--out',
+      outDir,
+    ]);
     expect(code).toBe(0);
 
     expect(printed).toHaveLength(1);
@@ -90,13 +102,34 @@ describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)',
   it('mipsec-skip over the UDP transport and a chain through one relaying SGW carry TCP; the JSON says how it ran', async () => {
     const before = new Set(await ourNamespaces());
     const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-mipsec-'));
-    const { stdout } = await runCommand(process.execPath, [cli, 'bench', 'e2e', '--paths', 'mipsec-skip', '--runs', '1', '--seconds', '1', '--chain', '1', '--json', '--out', outDir], { timeoutMs: 150_000 });
+    const { stdout } = await runCommand(
+      process.execPath,
+      [
+        cli,
+        'bench',
+        'e2e',
+        '--paths',
+        'mipsec-skip',
+        '--runs',
+        '1',
+        '--seconds',
+        '1',
+        '--chain',
+        '1',
+        '--json',
+        '--out',
+        outDir,
+      ],
+      { timeoutMs: 150_000 },
+    );
     const { rows } = JSON.parse(stdout);
     expect(rows).toHaveLength(1);
     expect(rows[0].path).toBe('mipsec-skip');
     expect(rows[0].version).toMatch(/native, OpenSSL .*UDP transport, port 4741/);
     expect(rows[0].tcp_gbps).toBeGreaterThan(0.05);
-    const written = JSON.parse(fs.readFileSync(path.join(outDir, fs.readdirSync(outDir).find((f) => f.endsWith('.json'))!), 'utf8'));
+    const written = JSON.parse(
+      fs.readFileSync(path.join(outDir, fs.readdirSync(outDir).find((f) => f.endsWith('.json'))!), 'utf8'),
+    );
     expect(written.meta).toMatchObject({ mipsec_transport: 'udp', mipsec_poll_us: 1000 });
     expect(written.chain.setup).toMatch(/covering headers only .*UDP transport/);
     const relayed = written.chain.rows.find((r: { relays: unknown }) => r.relays === 1);
@@ -112,9 +145,30 @@ describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)',
   it('mipsec-sgwd: two real mipsec sgw daemons from CLI-made configs carry TCP, and a new SKIP key is timed at the receiver', async () => {
     const before = new Set(await ourNamespaces());
     const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-sgwd-'));
-    const { stdout } = await runCommand(process.execPath, [cli, 'bench', 'e2e', '--paths', 'mipsec-sgwd', '--runs', '1', '--seconds', '1', '--chain', 'off', '--json', '--out', outDir], { timeoutMs: 150_000 });
+    const { stdout } = await runCommand(
+      process.execPath,
+      [
+        cli,
+        'bench',
+        'e2e',
+        '--paths',
+        'mipsec-sgwd',
+        '--runs',
+        '1',
+        '--seconds',
+        '1',
+        '--chain',
+        'off',
+        '--json',
+        '--out',
+        outDir,
+      ],
+      { timeoutMs: 150_000 },
+    );
     const { rows } = JSON.parse(stdout);
-    expect(rows).toEqual([expect.objectContaining({ path: 'mipsec-sgwd', version: expect.stringMatching(/mipsec sgw daemons/) })]);
+    expect(rows).toEqual([
+      expect.objectContaining({ path: 'mipsec-sgwd', version: expect.stringMatching(/mipsec sgw daemons/) }),
+    ]);
     expect(rows[0].error).toBeUndefined();
     expect(rows[0].tcp_gbps).toBeGreaterThan(0.01);
     expect(rows[0].first_packet_ms).toBeGreaterThan(0);
@@ -131,13 +185,13 @@ describe('first packet of a new key, from a capture at the receiving gateway', (
     const line = (t: number, d: string, proto: number, src: string) => `${t}\t${d}\t${proto}\t${src}`;
     const capture = [
       'Capturing on x-ba and x-bs',
-      line(10.000, 'x-ba', 57, '198.18.2.1'),
-      line(10.010, 'x-ba', 57, '198.18.2.2'),
-      line(10.100, 'x-ba', 57, '198.18.2.1'),
+      line(10.0, 'x-ba', 57, '198.18.2.1'),
+      line(10.01, 'x-ba', 57, '198.18.2.2'),
+      line(10.1, 'x-ba', 57, '198.18.2.1'),
       // tshark writes one interface's packets late: order comes from the timestamps.
       line(10.002, 'x-bs', 1, '198.18.1.1'),
       line(10.1015, 'x-bs', 1, '198.18.1.1'),
-      line(10.200, 'x-ba', 57, '198.18.2.1'),
+      line(10.2, 'x-ba', 57, '198.18.2.1'),
       '5 packets captured',
     ].join('\n');
     expect(firstPacketDelays(capture, { dev }).map((d) => Math.round(d * 10) / 10)).toEqual([2, 1.5]);
@@ -147,17 +201,23 @@ describe('first packet of a new key, from a capture at the receiving gateway', (
     const dev = { aToClient: 'x-ac', aToB: 'x-ab' } as Topology['dev'];
     const line = (t: number, d: string, proto: number, src: string) => `${t}\t${d}\t${proto}\t${src}`;
     const capture = [
-      line(10.000, 'x-ac', 1, '198.18.1.1'),
+      line(10.0, 'x-ac', 1, '198.18.1.1'),
       line(10.0005, 'x-ab', 17, '198.18.2.2'), // gwB's packet on the same link: not gwA's
       line(10.003, 'x-ab', 17, '198.18.2.1'),
       line(10.004, 'x-ab', 17, '198.18.2.1'),
-      line(10.100, 'x-ac', 1, '198.18.1.1'),
+      line(10.1, 'x-ac', 1, '198.18.1.1'),
       line(10.1012, 'x-ab', 57, '198.18.2.1'),
     ].join('\n');
     expect(firstPacketSendDelays(capture, { dev }).map((d) => Math.round(d * 10) / 10)).toEqual([3, 1.2]);
     // A stalled gateway: two arrive before the first leaves; only the first pairs, and a loss shifts nothing after it.
-    const stalled = [line(20, 'x-ac', 1, '198.18.1.1'), line(20.1, 'x-ac', 1, '198.18.1.1'), line(20.15, 'x-ab', 17, '198.18.2.1'),
-      line(20.16, 'x-ab', 17, '198.18.2.1'), line(21, 'x-ac', 1, '198.18.1.1'), line(21.002, 'x-ab', 17, '198.18.2.1')];
+    const stalled = [
+      line(20, 'x-ac', 1, '198.18.1.1'),
+      line(20.1, 'x-ac', 1, '198.18.1.1'),
+      line(20.15, 'x-ab', 17, '198.18.2.1'),
+      line(20.16, 'x-ab', 17, '198.18.2.1'),
+      line(21, 'x-ac', 1, '198.18.1.1'),
+      line(21.002, 'x-ab', 17, '198.18.2.1'),
+    ];
     expect(firstPacketSendDelays(stalled.join('\n'), { dev }).map((d) => Math.round(d))).toEqual([150, 2]);
   });
 });
@@ -207,14 +267,23 @@ describe('figures', () => {
   });
 
   it('counts UDP datagrams received as packets − lost on the receiving side', () => {
-    const report = { end: { sum_sent: { packets: 282458 }, sum_received: { packets: 282271, lost_packets: 100102, seconds: 3 } } };
+    const report = {
+      end: { sum_sent: { packets: 282458 }, sum_received: { packets: 282271, lost_packets: 100102, seconds: 3 } },
+    };
     expect(udpCounts(report)).toEqual({ received: 182169, sent: 282458, seconds: 3 });
     expect(() => udpCounts({ end: { sum: { bytes: 1 } } })).toThrow(/lacks packets/);
   });
 
   it("reads the relays' CPU per packet from the gateway's loop-stats lines", () => {
-    const line = (netns: string, cpuMicros: number, rxUdp: number, rxRaw = 0) => `loop-stats ${JSON.stringify({ netns, stats: { cpuMicros, rxUdp, rxRaw } })}`;
-    const output = ['ready', line('n0', 9_000_000, 5), line('n1', 900_000, 1_000_000), line('n2', 1_000_000, 999_000, 1_000), 'n2: {…} engine drops/punts: none'].join('\n');
+    const line = (netns: string, cpuMicros: number, rxUdp: number, rxRaw = 0) =>
+      `loop-stats ${JSON.stringify({ netns, stats: { cpuMicros, rxUdp, rxRaw } })}`;
+    const output = [
+      'ready',
+      line('n0', 9_000_000, 5),
+      line('n1', 900_000, 1_000_000),
+      line('n2', 1_000_000, 999_000, 1_000),
+      'n2: {…} engine drops/punts: none',
+    ].join('\n');
     expect(relayCpuPerPacket(output, ['n1'])).toBeCloseTo(0.9, 9);
     expect(relayCpuPerPacket(output, ['n1', 'n2'])).toBeCloseTo(0.95, 9);
     expect(relayCpuPerPacket(output, [])).toBeNull();
@@ -236,7 +305,13 @@ describe('figures', () => {
 
   it('gives ratios against veth and each peer, null where a path did not run', () => {
     const mk = (path: PathResult['path'], tcp: number | null): PathResult => ({
-      path, mode: 'm', version: tcp == null ? null : '1', tcp_gbps: tcp, udp_pps: tcp == null ? null : tcp * 1000, cpu_s_per_gbit: tcp == null ? null : 1 / tcp, runs: [],
+      path,
+      mode: 'm',
+      version: tcp == null ? null : '1',
+      tcp_gbps: tcp,
+      udp_pps: tcp == null ? null : tcp * 1000,
+      cpu_s_per_gbit: tcp == null ? null : 1 / tcp,
+      runs: [],
       ...(tcp == null ? { error: 'not installed' } : {}),
     });
     const results = [mk('veth', 10), mk('mipsec-spi', 2), mk('wireguard-go', 0.4), mk('openvpn', null)];
@@ -254,9 +329,25 @@ describe('figures', () => {
   });
 
   it('gives the cost of one relay between consecutive relay counts and overall, ignoring the kernel row and failed rows', () => {
-    const row = (relays: number | 'kernel', tcp: number | null, rtt: number | null) => ({ relays, tcp_gbps: tcp, rtt_us: rtt, relay_cpu_us: null, runs: [] });
-    const costs = relayCosts([row('kernel', 9, 50), row(0, 1, 100), row(1, 0.9, 140), row(2, null, null), row(4, 0.729, 260)]);
-    expect(costs.map((c) => [c.from, c.to])).toEqual([[0, 1], [1, 4], [0, 4]]);
+    const row = (relays: number | 'kernel', tcp: number | null, rtt: number | null) => ({
+      relays,
+      tcp_gbps: tcp,
+      rtt_us: rtt,
+      relay_cpu_us: null,
+      runs: [],
+    });
+    const costs = relayCosts([
+      row('kernel', 9, 50),
+      row(0, 1, 100),
+      row(1, 0.9, 140),
+      row(2, null, null),
+      row(4, 0.729, 260),
+    ]);
+    expect(costs.map((c) => [c.from, c.to])).toEqual([
+      [0, 1],
+      [1, 4],
+      [0, 4],
+    ]);
     expect(costs[0].throughput_loss).toBeCloseTo(0.1);
     expect(costs[0].rtt_us).toBeCloseTo(40);
     expect(costs[1].throughput_loss).toBeCloseTo(1 - Math.cbrt(0.81));
@@ -265,6 +356,15 @@ describe('figures', () => {
   });
 
   it('knows exactly its eight paths (the seven of issue 6 and the daemons of issue 11)', () => {
-    expect([...PATH_NAMES].sort()).toEqual(['mipsec-sgwd', 'mipsec-skip', 'mipsec-spi', 'mipsec-ts', 'openvpn', 'strongswan', 'veth', 'wireguard-go']);
+    expect([...PATH_NAMES].sort()).toEqual([
+      'mipsec-sgwd',
+      'mipsec-skip',
+      'mipsec-spi',
+      'mipsec-ts',
+      'openvpn',
+      'strongswan',
+      'veth',
+      'wireguard-go',
+    ]);
   });
 });

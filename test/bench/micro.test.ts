@@ -14,7 +14,9 @@ async function bench(args: string[]): Promise<{ code: number; out: string[]; err
   let err = '';
   const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
   const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (err += a.join(' ') + '\n'));
-  const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
+  const write = vi
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
   try {
     return { code: await run('bench', args), out, err };
   } finally {
@@ -29,7 +31,16 @@ afterEach(() => vi.restoreAllMocks());
 describe('mipsec bench micro --json', () => {
   it('prints one row per op, impl and size, every figure positive and finite', async () => {
     const sizes = [64, 512];
-    const { code, out, err } = await bench(['micro', '--json', '--seconds', '0.01', '--runs', '1', '--sizes', sizes.join(',')]);
+    const { code, out, err } = await bench([
+      'micro',
+      '--json',
+      '--seconds',
+      '0.01',
+      '--runs',
+      '1',
+      '--sizes',
+      sizes.join(','),
+    ]);
     expect(code).toBe(0);
     expect(out).toHaveLength(1);
     const rows = JSON.parse(out[0]) as Record<string, unknown>[];
@@ -68,18 +79,51 @@ describe('mipsec bench micro --json', () => {
   });
 
   it('measures only the cells --ops and --impls name, and says which targets it could not check', async () => {
-    const { code, out } = await bench(['micro', '--json', '--seconds', '0.01', '--runs', '1', '--sizes', '64', '--ops', 'relay-hmac-full', '--impls', 'native']);
+    const { code, out } = await bench([
+      'micro',
+      '--json',
+      '--seconds',
+      '0.01',
+      '--runs',
+      '1',
+      '--sizes',
+      '64',
+      '--ops',
+      'relay-hmac-full',
+      '--impls',
+      'native',
+    ]);
     expect(code).toBe(0);
     const rows = JSON.parse(out[0]) as { op: string; impl: string; bytes: number }[];
     expect(rows.map((r) => `${r.op}/${r.impl}/${r.bytes}`)).toEqual(['relay-hmac-full/native/64']);
-    const table = await bench(['micro', '--seconds', '0.01', '--runs', '1', '--sizes', '64', '--ops', 'relay-gmac-headers', '--impls', 'native']);
+    const table = await bench([
+      'micro',
+      '--seconds',
+      '0.01',
+      '--runs',
+      '1',
+      '--sizes',
+      '64',
+      '--ops',
+      'relay-gmac-headers',
+      '--impls',
+      'native',
+    ]);
     const text = table.out.join('\n');
     expect(text).toMatch(/MISSED encap 1400 B ≥ 0.8 × openssl: not measured in this run/);
     expect(text).toMatch(/native ≥ 10 × TS at 64 B: not measured in this run/);
   });
 
   it('rejects bad options with usage and exit code 2', async () => {
-    for (const args of [['micro', '--sizes', '10'], ['micro', '--seconds', '0'], ['micro', '--runs', 'x'], ['micro', '--bogus'], ['micro', '--ops', 'encap'], ['micro', '--impls', 'rust'], ['macro']]) {
+    for (const args of [
+      ['micro', '--sizes', '10'],
+      ['micro', '--seconds', '0'],
+      ['micro', '--runs', 'x'],
+      ['micro', '--bogus'],
+      ['micro', '--ops', 'encap'],
+      ['micro', '--impls', 'rust'],
+      ['macro'],
+    ]) {
       const { code, err } = await bench(args);
       expect(code, args.join(' ')).toBe(2);
       expect(err).toMatch(/usage: mipsec bench micro/);
@@ -89,10 +133,15 @@ describe('mipsec bench micro --json', () => {
 
 describe('parseOpensslSpeed', () => {
   it('reads the -mr +F line (bytes per second)', () => {
-    expect(parseOpensslSpeed('+DT:AES-128-GCM:1:64\n+R:408856:AES-128-GCM:0.150000\n+H:64\n+F:25:AES-128-GCM:174445226.67\n')).toBeCloseTo(174445226.67, 2);
+    expect(
+      parseOpensslSpeed(
+        '+DT:AES-128-GCM:1:64\n+R:408856:AES-128-GCM:0.150000\n+H:64\n+F:25:AES-128-GCM:174445226.67\n',
+      ),
+    ).toBeCloseTo(174445226.67, 2);
   });
   it('falls back to the human table (1000s of bytes per second)', () => {
-    const human = "The 'numbers' are in 1000s of bytes per second processed.\ntype             64 bytes\nAES-128-GCM     182335.57k\n";
+    const human =
+      "The 'numbers' are in 1000s of bytes per second processed.\ntype             64 bytes\nAES-128-GCM     182335.57k\n";
     expect(parseOpensslSpeed(human)).toBeCloseTo(182335570, 0);
   });
   it('returns undefined for output without a rate', () => {

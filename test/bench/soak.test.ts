@@ -6,18 +6,40 @@ import { describe, expect, it } from 'vitest';
 import { drift, formatMinute, type MinuteSample, type SoakReport } from '../../src/bench/soak/index.js';
 import { canRunNetns } from '../io/topology.js';
 
-const node = (rssMiB: number, fds: number, sas: number, routes = 1) => ({ rssMiB, heapMiB: 20, externalMiB: 2, fds, sas, routes, drops: {} });
-const minute = (m: number, gwa: ReturnType<typeof node>): MinuteSample => ({ minute: m, nodes: { gwa }, tcpMbps: 100, udpMbps: 20, registrations: m * 240 });
+const node = (rssMiB: number, fds: number, sas: number, routes = 1) => ({
+  rssMiB,
+  heapMiB: 20,
+  externalMiB: 2,
+  fds,
+  sas,
+  routes,
+  drops: {},
+});
+const minute = (m: number, gwa: ReturnType<typeof node>): MinuteSample => ({
+  minute: m,
+  nodes: { gwa },
+  tcpMbps: 100,
+  udpMbps: 20,
+  registrations: m * 240,
+});
 
 describe('soak figures', () => {
   it('drift runs from minute 2 (after warm-up) to the last; fewer than 3 minutes have none', () => {
     expect(drift([minute(1, node(100, 40, 2))])).toBeNull();
-    const d = drift([minute(1, node(90, 38, 2)), minute(2, node(100, 40, 4)), minute(3, node(101, 40, 4)), minute(4, node(104, 41, 5, 2))]);
+    const d = drift([
+      minute(1, node(90, 38, 2)),
+      minute(2, node(100, 40, 4)),
+      minute(3, node(101, 40, 4)),
+      minute(4, node(104, 41, 5, 2)),
+    ]);
     expect(d).toEqual({ gwa: { rssPercent: 4, fds: 1, sas: 1, routes: 1 } });
   });
 
   it('a minute prints each daemon, and a dead one says so', () => {
-    const text = formatMinute({ ...minute(2, node(100, 40, 4)), nodes: { gwa: { ...node(100, 40, 4), drops: { replay: 3 } }, ha: { error: 'exited: boom' } } });
+    const text = formatMinute({
+      ...minute(2, node(100, 40, 4)),
+      nodes: { gwa: { ...node(100, 40, 4), drops: { replay: 3 } }, ha: { error: 'exited: boom' } },
+    });
     expect(text.split('\n')).toEqual([
       'minute 2: TCP 100.0 Mbit/s, UDP 20.0 Mbit/s, 480 registrations accepted so far',
       '  gwa  rss 100 MiB, heap 20 MiB, external 2 MiB, 40 fds, 4 SAs, 1 routes; drops and punts: replay 3',
@@ -31,7 +53,10 @@ const built = existsSync(new URL('../../dist/bench/soak/registrar.js', import.me
 
 describe.skipIf(!canRunNetns || !built)('mipsec bench soak (built CLI, real namespaces)', () => {
   it('one minute: every daemon alive and sampled, TCP and UDP carried, registrations accepted', () => {
-    const run = spawnSync(process.execPath, [cli, 'bench', 'soak', '--minutes', '1', '--json'], { encoding: 'utf8', timeout: 240_000 });
+    const run = spawnSync(process.execPath, [cli, 'bench', 'soak', '--minutes', '1', '--json'], {
+      encoding: 'utf8',
+      timeout: 240_000,
+    });
     expect(run.status, run.stderr.slice(-2000)).toBe(0);
     const report = JSON.parse(run.stdout) as SoakReport;
     expect(report.crashes).toEqual([]);

@@ -15,7 +15,9 @@ beforeEach(() => {
 });
 afterEach(() => vi.restoreAllMocks());
 
-const EXAMPLES = ['README.md', 'ha.yaml', 'network.yaml', 'sgw0.yaml', 'sgw1.yaml', 'sgw2.yaml', 'smn.yaml'].map((f) => `examples/figure6/${f}`);
+const EXAMPLES = ['README.md', 'ha.yaml', 'network.yaml', 'sgw0.yaml', 'sgw1.yaml', 'sgw2.yaml', 'smn.yaml'].map(
+  (f) => `examples/figure6/${f}`,
+);
 
 describe('mipsec check-config', () => {
   it('passes the Figure 6 examples (a directory glob, README included)', async () => {
@@ -39,9 +41,14 @@ describe('mipsec check-config', () => {
     try {
       writeFileSync(join(dir, 'network.yaml'), readFileSync('examples/figure6/network.yaml'));
       const bad = join(dir, 'sgw1.yaml');
-      writeFileSync(bad, readFileSync('examples/figure6/sgw1.yaml', 'utf8').replace('address: 10.1.0.1', 'address: 198.18.1'));
+      writeFileSync(
+        bad,
+        readFileSync('examples/figure6/sgw1.yaml', 'utf8').replace('address: 10.1.0.1', 'address: 198.18.1'),
+      );
       expect(await run('check-config', [join(dir, 'network.yaml'), bad])).toBe(1);
-      expect(err).toEqual([`${bad}: interfaces[0].address: expected an IPv4 address such as 198.18.1.1, got "198.18.1"`]);
+      expect(err).toEqual([
+        `${bad}: interfaces[0].address: expected an IPv4 address such as 198.18.1.1, got "198.18.1"`,
+      ]);
       expect(out.at(-1)).toBe('2 files checked: 1 ok, 1 with errors, 0 warnings');
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -51,7 +58,13 @@ describe('mipsec check-config', () => {
   it('prints JSON reports with --json', async () => {
     expect(await run('check-config', ['--json', 'examples/figure6/network.yaml'])).toBe(0);
     expect(JSON.parse(out.join('\n'))).toEqual([
-      { file: 'examples/figure6/network.yaml', kind: 'network-map', errors: [], warnings: [], summary: 'network-map figure6: 3 sites, 3 SGWs (Border: sgw0, sgw1, sgw2), 1 HA, 4 hosts' },
+      {
+        file: 'examples/figure6/network.yaml',
+        kind: 'network-map',
+        errors: [],
+        warnings: [],
+        summary: 'network-map figure6: 3 sites, 3 SGWs (Border: sgw0, sgw1, sgw2), 1 HA, 4 hosts',
+      },
     ]);
   });
 

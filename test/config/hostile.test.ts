@@ -21,7 +21,28 @@ function rng(seed: number): () => number {
   };
 }
 
-const JUNK: unknown[] = [null, 0, -1, 1e300, 4294967296, '', ' ', '10.0.0', '10.0.0.0/33', '256.1.1.1', '10.0.0.1/8', 'sgw0', 'x'.repeat(500), [], [[]], {}, { a: 1 }, true, '☃', '../../../etc/passwd'];
+const JUNK: unknown[] = [
+  null,
+  0,
+  -1,
+  1e300,
+  4294967296,
+  '',
+  ' ',
+  '10.0.0',
+  '10.0.0.0/33',
+  '256.1.1.1',
+  '10.0.0.1/8',
+  'sgw0',
+  'x'.repeat(500),
+  [],
+  [[]],
+  {},
+  { a: 1 },
+  true,
+  '☃',
+  '../../../etc/passwd',
+];
 
 /** Replaces, deletes or adds one value somewhere in the document. */
 function damage(doc: any, random: () => number): void {
@@ -53,7 +74,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('damaged configs', () => {
   it('never crash the checker, and every error names the file and a field', async () => {
     const random = rng(0x5eed);
-    const originals = Object.fromEntries(FILES.map((f) => [f, parse(readFileSync(join('examples/figure6', f), 'utf8'))]));
+    const originals = Object.fromEntries(
+      FILES.map((f) => [f, parse(readFileSync(join('examples/figure6', f), 'utf8'))]),
+    );
     let failures = 0;
     for (let round = 0; round < 150; round++) {
       // Each round damages the network map and one node file, side by side as the lab has them.
@@ -68,7 +91,9 @@ describe('damaged configs', () => {
       for (const report of reports) {
         for (const error of report.errors) {
           expect(error.startsWith(`${report.file}: `)).toBe(true);
-          expect(error.slice(report.file.length + 2)).toMatch(/^(\(top level\)|[A-Za-z][\w.[\]]*|line \d+, column \d+): /);
+          expect(error.slice(report.file.length + 2)).toMatch(
+            /^(\(top level\)|[A-Za-z][\w.[\]]*|line \d+, column \d+): /,
+          );
           failures++;
         }
       }

@@ -1,6 +1,15 @@
 // Manually keyed SPI-mode SAs: examples/spi checks, key files (mode, length, hex) and the SaDescs,
 // policies and routes an engine gets from them.
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -34,7 +43,11 @@ describe('examples/spi', () => {
     const at = relative('.', dir);
     const reports = await checkFiles(FILES.map((f) => join(at, f)));
     expect(reports.map((r) => r.errors)).toEqual([[], [], []]);
-    expect(reports.map((r) => r.summary)).toEqual(['network-map spi: 2 sites, 2 SGWs (Border: gwa, gwb), 0 HAs, 2 hosts', 'node gwa, role sgw', 'node gwb, role sgw']);
+    expect(reports.map((r) => r.summary)).toEqual([
+      'network-map spi: 2 sites, 2 SGWs (Border: gwa, gwb), 0 HAs, 2 hosts',
+      'node gwa, role sgw',
+      'node gwb, role sgw',
+    ]);
     expect(reports[1].warnings.filter((w) => w.includes('manualSas'))).toEqual([
       `${at}/gwa.yaml: warning: manualSas[0].keyOut: keys/a-to-b.key does not exist yet; create it (the peer's keyIn is the same file) with: (umask 077 && openssl rand -hex 20 > ${at}/keys/a-to-b.key)`,
       `${at}/gwa.yaml: warning: manualSas[0].keyIn: keys/b-to-a.key does not exist yet; create it (the peer's keyOut is the same file) with: (umask 077 && openssl rand -hex 20 > ${at}/keys/b-to-a.key)`,
@@ -48,10 +61,25 @@ describe('examples/spi', () => {
     expect(loaded.ok && loaded.warnings.filter((w) => w.includes('manualSas'))).toEqual([]);
     if (!loaded.ok) return;
     const tables = manualSaTables(loaded.node.manualSas!, loaded.paths.manualKeys!, '198.18.20.1');
-    expect(tables.sas.map(({ esp, ...rest }) => ({ ...rest, esp: { ...esp, key: Buffer.from(esp!.key).toString('hex') } }))).toEqual([
-      { id: 1, direction: 'out', role: 'end', mode: 'spi', src: '198.18.20.1', dst: '198.18.10.1', esp: { suite: 'aes128gcm', spi: 8194, key: B_TO_A } },
+    expect(
+      tables.sas.map(({ esp, ...rest }) => ({ ...rest, esp: { ...esp, key: Buffer.from(esp!.key).toString('hex') } })),
+    ).toEqual([
       {
-        id: 2, direction: 'in', role: 'end', mode: 'spi', src: '198.18.10.1', dst: '198.18.20.1',
+        id: 1,
+        direction: 'out',
+        role: 'end',
+        mode: 'spi',
+        src: '198.18.20.1',
+        dst: '198.18.10.1',
+        esp: { suite: 'aes128gcm', spi: 8194, key: B_TO_A },
+      },
+      {
+        id: 2,
+        direction: 'in',
+        role: 'end',
+        mode: 'spi',
+        src: '198.18.10.1',
+        dst: '198.18.20.1',
         esp: { suite: 'aes128gcm', spi: 4097, key: A_TO_B },
         selectors: { src: ['10.10.0.0/24'], dst: ['10.20.0.0/24'] },
       },
@@ -65,20 +93,39 @@ describe('examples/spi', () => {
     const base = doc.manualSas[0];
     doc.manualSas = [
       { ...base, name: 'gcm256', suite: 'aes256gcm', spiOut: 300, spiIn: 301, keyOut: 'keys/k1', keyIn: 'keys/k2' },
-      { ...base, name: 'chacha', suite: 'chacha20poly1305', remote: '10.30.0.0/24', spiOut: 302, spiIn: 303, keyOut: 'keys/k3', keyIn: 'keys/k4' },
+      {
+        ...base,
+        name: 'chacha',
+        suite: 'chacha20poly1305',
+        remote: '10.30.0.0/24',
+        spiOut: 302,
+        spiIn: 303,
+        keyOut: 'keys/k3',
+        keyIn: 'keys/k4',
+      },
     ];
     writeFileSync(join(dir, 'gwa.yaml'), stringify(doc));
     const keys = ['k1', 'k2', 'k3', 'k4'].map((k, i) => writeKey(k, String(i + 1).repeat(72)));
     const loaded = await loadNode(join(dir, 'gwa.yaml'));
     if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
     const tables = manualSaTables(loaded.node.manualSas!, loaded.paths.manualKeys!, '198.18.10.1');
-    expect(tables.sas.map((s) => [s.id, s.direction, s.esp!.suite, s.esp!.spi, s.esp!.key.length, s.esp!.key[0]])).toEqual([
-      [1, 'out', 'aes256gcm', 300, 36, 0x11], [2, 'in', 'aes256gcm', 301, 36, 0x22],
-      [3, 'out', 'chacha20poly1305', 302, 36, 0x33], [4, 'in', 'chacha20poly1305', 303, 36, 0x44],
+    expect(
+      tables.sas.map((s) => [s.id, s.direction, s.esp!.suite, s.esp!.spi, s.esp!.key.length, s.esp!.key[0]]),
+    ).toEqual([
+      [1, 'out', 'aes256gcm', 300, 36, 0x11],
+      [2, 'in', 'aes256gcm', 301, 36, 0x22],
+      [3, 'out', 'chacha20poly1305', 302, 36, 0x33],
+      [4, 'in', 'chacha20poly1305', 303, 36, 0x44],
     ]);
-    expect(tables.policies).toEqual([{ prefix: '10.20.0.0/24', sa: 1 }, { prefix: '10.30.0.0/24', sa: 3 }]);
+    expect(tables.policies).toEqual([
+      { prefix: '10.20.0.0/24', sa: 1 },
+      { prefix: '10.30.0.0/24', sa: 3 },
+    ]);
     expect(tables.routes).toEqual([{ prefix: '10.10.0.0/24', sa: 0 }]);
-    expect(loaded.paths.manualKeys).toEqual([{ out: keys[0], in: keys[1] }, { out: keys[2], in: keys[3] }]);
+    expect(loaded.paths.manualKeys).toEqual([
+      { out: keys[0], in: keys[1] },
+      { out: keys[2], in: keys[3] },
+    ]);
   });
 
   it("the lab's loader writes fresh random 0600 key files into a temp dir, and each pair of gateways shares them", async () => {
@@ -87,8 +134,10 @@ describe('examples/spi', () => {
     try {
       const [gwa, gwb] = first.nodes;
       expect(gwa.paths.manualKeys![0]).toEqual({ out: gwb.paths.manualKeys![0].in, in: gwb.paths.manualKeys![0].out });
-      for (const path of [gwa.paths.manualKeys![0].out, gwa.paths.manualKeys![0].in]) expect(statSync(path).mode & 0o777).toBe(0o600);
-      const key = (paths: typeof first) => Buffer.from(readManualKey(paths.nodes[0].paths.manualKeys![0].out, 'aes128gcm')).toString('hex');
+      for (const path of [gwa.paths.manualKeys![0].out, gwa.paths.manualKeys![0].in])
+        expect(statSync(path).mode & 0o777).toBe(0o600);
+      const key = (paths: typeof first) =>
+        Buffer.from(readManualKey(paths.nodes[0].paths.manualKeys![0].out, 'aes128gcm')).toString('hex');
       expect(key(first)).toMatch(/^[0-9a-f]{40}$/);
       expect(key(first)).not.toBe(key(second));
     } finally {
@@ -100,10 +149,30 @@ describe('examples/spi', () => {
 
 describe('bad key files: exact messages, never the key', () => {
   const CASES: { what: string; hex: string; mode?: number; message: (path: string) => string }[] = [
-    { what: 'readable by others', hex: A_TO_B, mode: 0o644, message: (p) => `private key file ${p} is accessible by group or others (mode 0644); fix it with: chmod 600 ${p}` },
-    { what: 'too short for the suite', hex: A_TO_B.slice(0, 32), message: (p) => `${p}: expected 20 bytes (40 hex digits) for aes128gcm, got 16; make it with: (umask 077 && openssl rand -hex 20 > ${p})` },
-    { what: 'not hex', hex: `${A_TO_B.slice(0, 38)}zz`, message: (p) => `${p}: expected one line of hex digits (key + salt, 20 bytes), got other characters; make it with: (umask 077 && openssl rand -hex 20 > ${p})` },
-    { what: 'two keys in one file', hex: `${A_TO_B}\n${B_TO_A}`, message: (p) => `${p}: expected one line of hex digits (key + salt, 20 bytes), got other characters; make it with: (umask 077 && openssl rand -hex 20 > ${p})` },
+    {
+      what: 'readable by others',
+      hex: A_TO_B,
+      mode: 0o644,
+      message: (p) => `private key file ${p} is accessible by group or others (mode 0644); fix it with: chmod 600 ${p}`,
+    },
+    {
+      what: 'too short for the suite',
+      hex: A_TO_B.slice(0, 32),
+      message: (p) =>
+        `${p}: expected 20 bytes (40 hex digits) for aes128gcm, got 16; make it with: (umask 077 && openssl rand -hex 20 > ${p})`,
+    },
+    {
+      what: 'not hex',
+      hex: `${A_TO_B.slice(0, 38)}zz`,
+      message: (p) =>
+        `${p}: expected one line of hex digits (key + salt, 20 bytes), got other characters; make it with: (umask 077 && openssl rand -hex 20 > ${p})`,
+    },
+    {
+      what: 'two keys in one file',
+      hex: `${A_TO_B}\n${B_TO_A}`,
+      message: (p) =>
+        `${p}: expected one line of hex digits (key + salt, 20 bytes), got other characters; make it with: (umask 077 && openssl rand -hex 20 > ${p})`,
+    },
   ];
 
   it.each(CASES.map((c, i) => [c.what, i] as const))('%s', async (_what, i) => {

@@ -16,7 +16,8 @@ const run = promisify(execFile);
 /** bin/mipsec.js runs dist/: build it (the package's prepare step) when src/daemon or src/cli is newer. */
 function distIsStale(): boolean {
   const built = (f: string) => statSync(join(ROOT, 'dist', f), { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  const newest = (dir: string) => Math.max(...readdirSync(join(ROOT, 'src', dir)).map((f) => statSync(join(ROOT, 'src', dir, f)).mtimeMs));
+  const newest = (dir: string) =>
+    Math.max(...readdirSync(join(ROOT, 'src', dir)).map((f) => statSync(join(ROOT, 'src', dir, f)).mtimeMs));
   return built('cli/status.js') < Math.max(newest('daemon'), newest('cli'));
 }
 
@@ -32,7 +33,9 @@ describe('node bin/mipsec.js status', () => {
       (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
     );
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('mipsec status: no mipsec daemon is listening on /nonexistent; start one with `mipsec sgw|smn|ha --config FILE` (add --status-socket PATH for another place)\n');
+    expect(r.stderr).toBe(
+      'mipsec status: no mipsec daemon is listening on /nonexistent; start one with `mipsec sgw|smn|ha --config FILE` (add --status-socket PATH for another place)\n',
+    );
   });
 });
 
@@ -46,7 +49,9 @@ describe('a daemon process and its signals', () => {
     const socket = fx.file('sgw0.sock');
     // The built daemon on a MemoryNetwork host made from the config (real interfaces are src/net/linux's job).
     const child = fx.file('child.mjs');
-    writeFileSync(child, `
+    writeFileSync(
+      child,
+      `
       const { runDaemon } = await import(${JSON.stringify(join(ROOT, 'dist/daemon/daemon.js'))});
       const { MemoryNetwork } = await import(${JSON.stringify(join(ROOT, 'dist/net/memory.js'))});
       const network = new MemoryNetwork({ startMs: Date.now() });
@@ -59,7 +64,8 @@ describe('a daemon process and its signals', () => {
       };
       const daemon = await runDaemon({ configPath: ${JSON.stringify(fx.file('sgw0.yaml'))}, statusSocket: ${JSON.stringify(socket)}, handleSignals: true, clock: network.clock, host });
       await daemon.stopped;
-    `);
+    `,
+    );
     const proc = spawn(process.execPath, [child], { cwd: ROOT });
     const lines: { event?: string }[] = [];
     let buffered = '';
@@ -71,7 +77,8 @@ describe('a daemon process and its signals', () => {
     });
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
     const waitFor = async (event: string) => {
-      for (let waited = 0; !lines.some((l) => l.event === event) && waited < 10_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      for (let waited = 0; !lines.some((l) => l.event === event) && waited < 10_000; waited += 20)
+        await new Promise((r) => setTimeout(r, 20));
       expect(lines.map((l) => l.event)).toContain(event);
     };
     await waitFor('started');
@@ -109,13 +116,17 @@ describe('mipsec sgw|smn|ha refusals', () => {
     const fx = figure6Fixture();
     chmodSync(fx.file('keys/sgw0.key'), 0o644);
     expect(await main(['sgw', '--config', fx.file('sgw0.yaml')])).toBe(2);
-    expect(err.join('\n')).toContain(`is accessible by group or others (mode 0644); fix it with: chmod 600 ${fx.file('keys/sgw0.key')}`);
+    expect(err.join('\n')).toContain(
+      `is accessible by group or others (mode 0644); fix it with: chmod 600 ${fx.file('keys/sgw0.key')}`,
+    );
   });
 
   it('a config of another role, a missing MN-HA key file: exit 2 with the reason', async () => {
     const fx = figure6Fixture();
     expect(await main(['smn', '--config', fx.file('sgw0.yaml')])).toBe(2);
-    expect(err.at(-1)).toBe(`${fx.file('sgw0.yaml')}: role: this config is for role sgw; run it with mipsec sgw (or give a config with role: smn)`);
+    expect(err.at(-1)).toBe(
+      `${fx.file('sgw0.yaml')}: role: this config is for role sgw; run it with mipsec sgw (or give a config with role: smn)`,
+    );
     expect(await main(['ha', '--config', fx.file('ha.yaml')])).toBe(2);
     expect(err.at(-1)).toMatch(/^mipsec ha needs --mn-ha-key FILE/);
     expect(await main(['sgw', '--config', fx.file('sgw0.yaml'), '--metrics', '9100'])).toBe(2);

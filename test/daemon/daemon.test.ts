@@ -57,8 +57,16 @@ async function start(impl: 'native' | 'ts'): Promise<Run> {
   };
   const daemon = (node: string, extra: object = {}) =>
     runDaemon({
-      configPath: fx.file(`${node}.yaml`), role: 'sgw', host: fx.hostFor, clock: fx.network.clock, engine: impl, wrapEngine: capture,
-      statusSocket: fx.file(`run/${node}.sock`), logDestination: { write: (line: string) => void logs.push(line) }, rateIntervalMs: 50, ...extra,
+      configPath: fx.file(`${node}.yaml`),
+      role: 'sgw',
+      host: fx.hostFor,
+      clock: fx.network.clock,
+      engine: impl,
+      wrapEngine: capture,
+      statusSocket: fx.file(`run/${node}.sock`),
+      logDestination: { write: (line: string) => void logs.push(line) },
+      rateIntervalMs: 50,
+      ...extra,
     });
   const sgw0 = await daemon('sgw0', { metrics: { host: '127.0.0.1', port: 0 } });
   const sgw1 = await daemon('sgw1');
@@ -141,7 +149,18 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(outbound.length).toBeGreaterThanOrEqual(1);
     for (const sa of after.sas) {
       expect(sa).toMatchObject({ role: 'end', mode: 'skip', peer: 'sgw:198.18.1.1' });
-      expect(Object.keys(sa).sort()).toEqual(['bytes', 'direction', 'dst', 'id', 'mode', 'packets', 'packetsPerSecond', 'peer', 'role', 'src']);
+      expect(Object.keys(sa).sort()).toEqual([
+        'bytes',
+        'direction',
+        'dst',
+        'id',
+        'mode',
+        'packets',
+        'packetsPerSecond',
+        'peer',
+        'role',
+        'src',
+      ]);
     }
     expect(inbound.reduce((n, s) => n + s.packets, 0)).toBe(3);
     expect(outbound.reduce((n, s) => n + s.packets, 0)).toBe(3);
@@ -155,17 +174,28 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(after.tables).toEqual({ sas: after.sas.length, routes: expect.any(Number), policies: 0 });
     const printed = await statusCommand('--json', '--socket', r.sgw0.socketPath!);
     expect(printed.code).toBe(0);
-    expect(JSON.parse(printed.out)).toMatchObject({ version: 1, node: 'sgw0', role: 'sgw', sas: after.sas.map((sa) => ({ id: sa.id, peer: sa.peer })) });
+    expect(JSON.parse(printed.out)).toMatchObject({
+      version: 1,
+      node: 'sgw0',
+      role: 'sgw',
+      sas: after.sas.map((sa) => ({ id: sa.id, peer: sa.peer })),
+    });
     const table = await statusCommand('--node', 'sgw0', '--socket', r.sgw0.socketPath!);
     expect(table.out).toMatch(/^node sgw0 \(sgw\)/);
     expect(table.out).toMatch(/^ {2}id {2}dir {2}layer {2}mode {2}peer +src +dst +packets {2}bytes {2}pkt\/s$/m);
     const text = formatStatus(after);
     expect(text).toMatch(/^node sgw0 \(sgw\), pid \d+, up \d+s, engine /);
-    expect(text).toMatch(/^process: rss [\d.]+ MiB, heap [\d.]+ MiB of [\d.]+ MiB, \d+ open fds; tables: \d+ SAs, \d+ routes, 0 policies$/m);
+    expect(text).toMatch(
+      /^process: rss [\d.]+ MiB, heap [\d.]+ MiB of [\d.]+ MiB, \d+ open fds; tables: \d+ SAs, \d+ routes, 0 policies$/m,
+    );
     expect(text).toContain('sgw:198.18.1.1');
     // Any other request gets an error answer, not a crash; garbage too.
-    expect(await requestStatus(r.sgw0.socketPath!, { request: 'keys' })).toEqual({ error: expect.stringContaining('unknown request "keys"') });
-    expect(await rawRequest(r.sgw0.socketPath!, 'status please\n')).toBe('{"error":"the request is not JSON; send {\\"request\\":\\"status\\"} and a newline"}\n');
+    expect(await requestStatus(r.sgw0.socketPath!, { request: 'keys' })).toEqual({
+      error: expect.stringContaining('unknown request "keys"'),
+    });
+    expect(await rawRequest(r.sgw0.socketPath!, 'status please\n')).toBe(
+      '{"error":"the request is not JSON; send {\\"request\\":\\"status\\"} and a newline"}\n',
+    );
     expect(await rawRequest(r.sgw0.socketPath!, 'x'.repeat(5000))).toBe('{"error":"request longer than 4096 bytes"}\n');
   });
 
@@ -179,27 +209,43 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
 
     let hostMade = false;
     const second = runDaemon({
-      configPath: r.fx.file('sgw0.yaml'), clock: r.fx.network.clock, engine: impl, statusSocket: r.sgw0.socketPath, logLevel: 'silent',
+      configPath: r.fx.file('sgw0.yaml'),
+      clock: r.fx.network.clock,
+      engine: impl,
+      statusSocket: r.sgw0.socketPath,
+      logLevel: 'silent',
       host: () => {
         hostMade = true;
         return r.fx.network.host('sgw0');
       },
     });
-    await expect(second).rejects.toThrow(`another daemon is already listening on ${r.sgw0.socketPath}; stop it first or give another --status-socket`);
+    await expect(second).rejects.toThrow(
+      `another daemon is already listening on ${r.sgw0.socketPath}; stop it first or give another --status-socket`,
+    );
     // Refused before it touched the network.
     expect(hostMade).toBe(false);
-    expect((await requestStatus(r.sgw0.socketPath!) as Status).node).toBe('sgw0');
+    expect(((await requestStatus(r.sgw0.socketPath!)) as Status).node).toBe('sgw0');
 
     // A socket file left by a crashed daemon (nobody listening) is replaced.
     const stale = r.fx.file('run/stale.sock');
-    const crashed = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`]);
+    const crashed = spawn(process.execPath, [
+      '-e',
+      `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`,
+    ]);
     await new Promise((resolve) => crashed.stdout.once('data', resolve));
     crashed.kill('SIGKILL');
     await new Promise((resolve) => crashed.once('exit', resolve));
     expect(existsSync(stale)).toBe(true);
     await r.sgw1.stop();
-    r.sgw1 = await runDaemon({ configPath: r.fx.file('sgw1.yaml'), host: () => r.fx.network.host('sgw1'), clock: r.fx.network.clock, engine: impl, statusSocket: stale, logLevel: 'silent' });
-    expect((await requestStatus(stale) as Status).node).toBe('sgw1');
+    r.sgw1 = await runDaemon({
+      configPath: r.fx.file('sgw1.yaml'),
+      host: () => r.fx.network.host('sgw1'),
+      clock: r.fx.network.clock,
+      engine: impl,
+      statusSocket: stale,
+      logLevel: 'silent',
+    });
+    expect(((await requestStatus(stale)) as Status).node).toBe('sgw1');
   });
 
   it('metrics on 127.0.0.1: a forged packet shows up in mipsec_drops_total with its reason', async () => {
@@ -215,7 +261,10 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     expect(dropsAfter.auth).toBe(1);
     // A layer that does not verify is answered with code 1 (failed authentication), logged once per interval.
     await sleep(120);
-    expect(r.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'failures_sent')).toMatchObject({ node: 'sgw0', counts: { icmp40_sent_code1: 1 } });
+    expect(r.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'failures_sent')).toMatchObject({
+      node: 'sgw0',
+      counts: { icmp40_sent_code1: 1 },
+    });
 
     expect(r.sgw0.metricsAddress!.host).toBe('127.0.0.1');
     const { status, body } = await scrape(r.sgw0.metricsAddress!);
@@ -227,10 +276,12 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     const sa = r.sgw0.sas()[0].id;
     expect(body).toMatch(new RegExp(`^mipsec_sa_packets_total\\{sa="${sa}",node="sgw0",role="sgw"\\} 1$`, 'm'));
     expect(body).toMatch(/^mipsec_role_events_total\{event="sa_installed",node="sgw0",role="sgw"\} 1$/m);
-    const other = await new Promise<number>((resolve) => get({ ...r.sgw0.metricsAddress!, path: '/' }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    }));
+    const other = await new Promise<number>((resolve) =>
+      get({ ...r.sgw0.metricsAddress!, path: '/' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }),
+    );
     expect(other).toBe(404);
   });
 
@@ -240,7 +291,8 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     const before = r.sgw0.status().sas;
     const ids = before.map((s) => s.id);
     expect(ids.length).toBeGreaterThanOrEqual(2);
-    const sgw0Sealed = (from: number) => r.installed.slice(from).filter((sa) => sa.direction === 'out' && sa.src === '198.18.0.1' && sa.suite);
+    const sgw0Sealed = (from: number) =>
+      r.installed.slice(from).filter((sa) => sa.direction === 'out' && sa.src === '198.18.0.1' && sa.suite);
     expect(sgw0Sealed(0).map((sa) => sa.suite)).toEqual(['aes128gcm']);
     const installsBefore = r.installed.length;
 
@@ -256,13 +308,16 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     // SA, so sgw0's inbound SAs from before carry the new packets; sgw0 seals its answers on a new SA.
     const after = r.sgw0.status().sas;
     expect(after.map((s) => s.id)).toEqual(expect.arrayContaining(ids));
-    for (const sa of before.filter((s) => s.direction === 'in')) expect(after.find((s) => s.id === sa.id)!.packets).toBe(sa.packets + 2);
+    for (const sa of before.filter((s) => s.direction === 'in'))
+      expect(after.find((s) => s.id === sa.id)!.packets).toBe(sa.packets + 2);
     expect(sgw0Sealed(installsBefore).map((sa) => sa.suite)).toEqual(['aes256gcm']);
 
     writeFileSync(file, original.replace('esp: aes128gcm', 'esp: des'));
     const bad = await r.sgw0.reload();
     expect(bad.ok).toBe(false);
-    expect(bad.errors).toEqual([`${file}: policy.esp: expected one of aes128gcm | aes256gcm | chacha20poly1305, got "des"`]);
+    expect(bad.errors).toEqual([
+      `${file}: policy.esp: expected one of aes128gcm | aes256gcm | chacha20poly1305, got "des"`,
+    ]);
     const refused = r.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'reload_refused');
     expect(refused).toMatchObject({ level: 50, node: 'sgw0', errors: bad.errors });
     const idsNow = r.sgw0.sas().map((s) => s.id);
@@ -272,16 +327,29 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
 
     // Back to the original knobs, and a change the role fixed at start: that one waits for a restart.
     writeFileSync(file, original.replace('kpRotationPackets: 1048576', 'kpRotationPackets: 2048'));
-    expect(await r.sgw0.reload()).toEqual({ ok: true, applied: ['policy.esp', 'policy.icmpRateLimit.perSecond'], restartNeededFor: ['policy.kpRotationPackets'] });
+    expect(await r.sgw0.reload()).toEqual({
+      ok: true,
+      applied: ['policy.esp', 'policy.icmpRateLimit.perSecond'],
+      restartNeededFor: ['policy.kpRotationPackets'],
+    });
     expect(r.sgw0.status().config).toMatchObject({ reloads: 2, restartNeededFor: ['policy.kpRotationPackets'] });
     const reloaded = r.logs.map((l) => JSON.parse(l)).filter((l) => l.node === 'sgw0' && l.event === 'reload');
     expect(reloaded.map((l) => [l.changed, l.applied, l.restartNeededFor])).toEqual([
       [['policy.esp', 'policy.icmpRateLimit.perSecond'], ['policy.esp', 'policy.icmpRateLimit.perSecond'], []],
-      [['policy.esp', 'policy.icmpRateLimit.perSecond', 'policy.kpRotationPackets'], ['policy.esp', 'policy.icmpRateLimit.perSecond'], ['policy.kpRotationPackets']],
+      [
+        ['policy.esp', 'policy.icmpRateLimit.perSecond', 'policy.kpRotationPackets'],
+        ['policy.esp', 'policy.icmpRateLimit.perSecond'],
+        ['policy.kpRotationPackets'],
+      ],
     ]);
     await r.sgw1.stop();
     const signalled = await runDaemon({
-      configPath: r.fx.file('sgw1.yaml'), host: () => r.fx.network.host('sgw1'), clock: r.fx.network.clock, engine: impl, statusSocket: false, handleSignals: true,
+      configPath: r.fx.file('sgw1.yaml'),
+      host: () => r.fx.network.host('sgw1'),
+      clock: r.fx.network.clock,
+      engine: impl,
+      statusSocket: false,
+      handleSignals: true,
       logDestination: { write: (line: string) => void r.logs.push(line) },
     });
     r.sgw1 = signalled;
@@ -320,7 +388,9 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
     const log = r.logs.join('');
     const events = r.logs.map((l) => JSON.parse(l).event);
     expect(events.filter((e) => e === 'sa_installed')).toHaveLength(r.installs);
-    expect(events).toEqual(expect.arrayContaining(['started', 'sa_installed', 'sa_retired', 'reload', 'stopping', 'stopped']));
+    expect(events).toEqual(
+      expect.arrayContaining(['started', 'sa_installed', 'sa_retired', 'reload', 'stopping', 'stopped']),
+    );
     expect(r.keys.length).toBeGreaterThanOrEqual(4);
     for (const key of r.keys) {
       expect(key).toMatch(/^[0-9a-f]{40,}$/);
@@ -332,9 +402,29 @@ describe.each(['native', 'ts'] as const)('SGW daemon on the %s engine', (impl) =
 
 describe('log redaction', () => {
   it('censors key, secret, kp, salt and psk at any depth, and never prints bytes', () => {
-    const input = { sa: 3, Key: 'aa', deep: { list: [{ secret: 's', kp: 'k' }, { salt: 1, psk: { x: 1 } }], ok: 'fine' }, raw: new Uint8Array([1, 2, 3]) };
+    const input = {
+      sa: 3,
+      Key: 'aa',
+      deep: {
+        list: [
+          { secret: 's', kp: 'k' },
+          { salt: 1, psk: { x: 1 } },
+        ],
+        ok: 'fine',
+      },
+      raw: new Uint8Array([1, 2, 3]),
+    };
     expect(redact(input)).toEqual({
-      sa: 3, Key: '[redacted]', deep: { list: [{ secret: '[redacted]', kp: '[redacted]' }, { salt: '[redacted]', psk: '[redacted]' }], ok: 'fine' }, raw: '[3 bytes]',
+      sa: 3,
+      Key: '[redacted]',
+      deep: {
+        list: [
+          { secret: '[redacted]', kp: '[redacted]' },
+          { salt: '[redacted]', psk: '[redacted]' },
+        ],
+        ok: 'fine',
+      },
+      raw: '[3 bytes]',
     });
   });
 });

@@ -29,14 +29,20 @@ function linkOf(address: string): string {
 
 export function figure6Fixture(): Fixture {
   const dir = mkdtempSync(join(tmpdir(), 'mipsec-daemon-'));
-  for (const f of readdirSync(EXAMPLE_DIR).filter((f) => f.endsWith('.yaml'))) copyFileSync(join(EXAMPLE_DIR, f), join(dir, f));
+  for (const f of readdirSync(EXAMPLE_DIR).filter((f) => f.endsWith('.yaml')))
+    copyFileSync(join(EXAMPLE_DIR, f), join(dir, f));
   mkdirSync(join(dir, 'keys'));
   mkdirSync(join(dir, 'ca'));
   const network = new MemoryNetwork({ startMs: Date.now() });
   const nowS = Math.floor(network.clock.now() / 1000);
   const ca = makeCa(nowS);
   saveCertificate(join(dir, 'ca/ca.crt'), ca.cert);
-  const names: Record<string, string> = { sgw0: 'sgw:198.18.0.1', sgw1: 'sgw:198.18.1.1', sgw2: 'sgw:198.18.2.1', smn: 'smn:10.0.0.100' };
+  const names: Record<string, string> = {
+    sgw0: 'sgw:198.18.0.1',
+    sgw1: 'sgw:198.18.1.1',
+    sgw2: 'sgw:198.18.2.1',
+    smn: 'smn:10.0.0.100',
+  };
   for (const [node, name] of Object.entries(names)) {
     const id = makeIdentity(ca.key, name, nowS);
     saveX25519(join(dir, `keys/${node}.key`), id);
@@ -47,10 +53,13 @@ export function figure6Fixture(): Fixture {
   const hostFor = (loaded: LoadedNode): Host => {
     const { node } = loaded;
     const host = network.addHost(node.name, { forwarding: node.role === 'sgw' });
-    for (const itf of node.interfaces) host.addInterface(itf.name, linkOf(itf.address), `${itf.address}/${itf.prefixLength}`);
+    for (const itf of node.interfaces)
+      host.addInterface(itf.name, linkOf(itf.address), `${itf.address}/${itf.prefixLength}`);
     for (const itf of node.interfaces) if (itf.gateway) host.addRoute('0.0.0.0/0', { via: itf.gateway });
     // The lab's Internet routes each site's prefix to its Border-SGW.
-    if (node.role === 'sgw') for (const sgw of loaded.map.sgws) if (sgw.name !== node.name) host.addRoute(`10.${sgw.outside.split('.')[2]}.0.0/16`, { via: sgw.outside });
+    if (node.role === 'sgw')
+      for (const sgw of loaded.map.sgws)
+        if (sgw.name !== node.name) host.addRoute(`10.${sgw.outside.split('.')[2]}.0.0/16`, { via: sgw.outside });
     return host;
   };
   return { dir, file: (name) => join(dir, name), network, hostFor };

@@ -30,7 +30,10 @@ describe.skipIf(!canRunNetns)('mipsec ha under SIGKILL during a registration sto
     spaces.veth(haNs, 'home', `${HA_ADDRESS}/16`, clientNs, 'eth0', '10.0.0.200/16');
     // The HA serves 50 mobile nodes: the map and its node config say so, the key file holds their MN-HA keys.
     for (const file of ['network.yaml', 'ha.yaml']) {
-      writeFileSync(fx.file(file), readFileSync(fx.file(file), 'utf8').replace(/serves: \[10\.0\.0\.100\]/g, 'serves: [10.0.0.128/26]'));
+      writeFileSync(
+        fx.file(file),
+        readFileSync(fx.file(file), 'utf8').replace(/serves: \[10\.0\.0\.100\]/g, 'serves: [10.0.0.128/26]'),
+      );
     }
     const keys = homes.map((home, i) => `${home} ${256 + i} ${(i + 16).toString(16).repeat(16)}`);
     writeFileSync(fx.file('mn-ha.keys'), `${keys.join('\n')}\n`, { mode: 0o600 });
@@ -42,7 +45,17 @@ describe.skipIf(!canRunNetns)('mipsec ha under SIGKILL during a registration sto
   });
 
   const startHa = async (): Promise<StartedDaemon> => {
-    const d = startInNs(haNs, ['ha', '--config', fx.file('ha.yaml'), '--mn-ha-key', fx.file('mn-ha.keys'), '--status-socket', fx.file('ha.sock'), '--state-dir', fx.file('state')]);
+    const d = startInNs(haNs, [
+      'ha',
+      '--config',
+      fx.file('ha.yaml'),
+      '--mn-ha-key',
+      fx.file('mn-ha.keys'),
+      '--status-socket',
+      fx.file('ha.sock'),
+      '--state-dir',
+      fx.file('state'),
+    ]);
     await waitFor(`the HA to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
     return d;
   };
@@ -50,10 +63,17 @@ describe.skipIf(!canRunNetns)('mipsec ha under SIGKILL during a registration sto
   it(`${KILLS} kill -9s during ${REGISTRATIONS} registrations lose no acknowledged binding`, async () => {
     current = await startHa();
     const spec: RegistrarSpec = {
-      ha: HA_ADDRESS, mode: 'storm', count: REGISTRATIONS, careOfBase: '10.1.0.1',
+      ha: HA_ADDRESS,
+      mode: 'storm',
+      count: REGISTRATIONS,
+      careOfBase: '10.1.0.1',
       nodes: homes.map((home, i) => ({ home, spi: 256 + i, keyHex: (i + 16).toString(16).repeat(16) })),
     };
-    const storm = spawn('ip', ['netns', 'exec', clientNs, process.execPath, join(ROOT, 'dist/bench/soak/registrar.js'), JSON.stringify(spec)], { cwd: ROOT });
+    const storm = spawn(
+      'ip',
+      ['netns', 'exec', clientNs, process.execPath, join(ROOT, 'dist/bench/soak/registrar.js'), JSON.stringify(spec)],
+      { cwd: ROOT },
+    );
     let out = '';
     let err = '';
     storm.stdout!.on('data', (c: Buffer) => (out += c.toString()));
@@ -70,10 +90,20 @@ describe.skipIf(!canRunNetns)('mipsec ha under SIGKILL during a registration sto
       current.child.kill('SIGKILL');
       await current.exited;
       current = await startHa();
-      restoredLogs.push(current.out().split('\n').find((l) => l.includes('"event":"bindings_restored"')) ?? '');
+      restoredLogs.push(
+        current
+          .out()
+          .split('\n')
+          .find((l) => l.includes('"event":"bindings_restored"')) ?? '',
+      );
     }
     expect(await stormDone, err).toBe(0);
-    const acked = JSON.parse(out.split('\n').find((l) => l.startsWith('acked '))!.slice('acked '.length)) as Record<string, string>;
+    const acked = JSON.parse(
+      out
+        .split('\n')
+        .find((l) => l.startsWith('acked '))!
+        .slice('acked '.length),
+    ) as Record<string, string>;
     expect(Object.keys(acked).length).toBe(NODES);
 
     // One more crash after the storm, then compare what the HA holds with what it acknowledged last.

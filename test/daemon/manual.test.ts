@@ -39,7 +39,7 @@ afterEach(async () => {
 });
 
 describe.each(['native', 'ts'] as const)('manual SAs in the SGW daemon on the %s engine', (impl) => {
-  it('status lists them without keys; a reload that changes one key replaces only that entry\'s SAs; traffic keeps flowing', async () => {
+  it("status lists them without keys; a reload that changes one key replaces only that entry's SAs; traffic keeps flowing", async () => {
     const example = await loadSpiExample();
     const { dir } = example;
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -48,7 +48,10 @@ describe.each(['native', 'ts'] as const)('manual SAs in the SGW daemon on the %s
     const ca = makeCa(nowS);
     mkdirSync(join(dir, 'ca'));
     saveCertificate(join(dir, 'ca/ca.crt'), ca.cert);
-    for (const [node, outside] of [['gwa', '198.18.10.1'], ['gwb', '198.18.20.1']]) {
+    for (const [node, outside] of [
+      ['gwa', '198.18.10.1'],
+      ['gwb', '198.18.20.1'],
+    ]) {
       const id = makeIdentity(ca.key, `sgw:${outside}`, nowS);
       saveX25519(join(dir, `keys/${node}.key`), id);
       saveCertificate(join(dir, `keys/${node}.crt`), id.cert);
@@ -63,11 +66,17 @@ describe.each(['native', 'ts'] as const)('manual SAs in the SGW daemon on the %s
     const logs: string[] = [];
     const daemons: Daemon[] = [];
     for (const node of ['gwa', 'gwb']) {
-      daemons.push(await runDaemon({
-        configPath: join(dir, `${node}.yaml`), role: 'sgw', clock: network.clock, engine: impl, statusSocket: false,
-        logDestination: { write: (line: string) => void logs.push(line) },
-        host: (loaded) => addSpiGatewayHost(network, loaded),
-      }));
+      daemons.push(
+        await runDaemon({
+          configPath: join(dir, `${node}.yaml`),
+          role: 'sgw',
+          clock: network.clock,
+          engine: impl,
+          statusSocket: false,
+          logDestination: { write: (line: string) => void logs.push(line) },
+          host: (loaded) => addSpiGatewayHost(network, loaded),
+        }),
+      );
     }
     cleanup.push(async () => {
       for (const d of daemons) await d.stop();
@@ -91,21 +100,46 @@ describe.each(['native', 'ts'] as const)('manual SAs in the SGW daemon on the %s
       ['to-gwb', 'in', 'spi', '198.18.20.1', '198.18.20.1', '198.18.10.1'],
     ]);
     expect(before.map((sa) => sa.packets)).toEqual([0, 0, 2, 2]);
-    expect(Object.keys(before[0]).sort()).toEqual(['bytes', 'direction', 'dst', 'id', 'mode', 'name', 'packets', 'peer', 'role', 'src']);
+    expect(Object.keys(before[0]).sort()).toEqual([
+      'bytes',
+      'direction',
+      'dst',
+      'id',
+      'mode',
+      'name',
+      'packets',
+      'peer',
+      'role',
+      'src',
+    ]);
     expect(formatStatus(gwa.status())).toContain('manual SAs (4)');
     // The SKIP SA table is separate: no SKIP traffic ran, so it is empty.
     expect(gwa.status().sas).toEqual([]);
 
     writeKey(join(dir, 'keys/a-to-c.key'));
     const result = await gwa.reload();
-    expect(result).toEqual({ ok: true, applied: ['manualSas (installed: to-gwc; removed: to-gwc)'], restartNeededFor: [] });
+    expect(result).toEqual({
+      ok: true,
+      applied: ['manualSas (installed: to-gwc; removed: to-gwc)'],
+      restartNeededFor: [],
+    });
     const after = gwa.status().manualSas;
     expect(after.map((sa) => sa.name)).toEqual(['to-gwc', 'to-gwc', 'to-gwb', 'to-gwb']);
     // to-gwb untouched (same ids, counters kept); to-gwc on new SAs.
     expect(after.slice(2)).toEqual(before.slice(2));
-    expect(after.slice(0, 2).map((sa) => sa.id).some((id) => before.some((b) => b.id === id))).toBe(false);
+    expect(
+      after
+        .slice(0, 2)
+        .map((sa) => sa.id)
+        .some((id) => before.some((b) => b.id === id)),
+    ).toBe(false);
     expect(ping([3])).toEqual([3]);
-    expect(gwa.status().manualSas.slice(2).map((sa) => sa.packets)).toEqual([3, 3]);
+    expect(
+      gwa
+        .status()
+        .manualSas.slice(2)
+        .map((sa) => sa.packets),
+    ).toEqual([3, 3]);
 
     // A reload with nothing changed keeps everything.
     expect(await gwa.reload()).toEqual({ ok: true, applied: [], restartNeededFor: [] });

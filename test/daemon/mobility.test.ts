@@ -37,8 +37,14 @@ describe.each(['native', 'ts'] as const)('SMN and HA daemons on the %s engine', 
     };
     const start = async (node: string, extra: object = {}) => {
       const d = await runDaemon({
-        configPath: fx.file(`${node}.yaml`), host: hostFor, clock: fx.network.clock, engine: impl, statusSocket: fx.file(`${node}.sock`),
-        logDestination: { write: (line: string) => void logs.push(line) }, leaveTimeoutMs: 1000, ...extra,
+        configPath: fx.file(`${node}.yaml`),
+        host: hostFor,
+        clock: fx.network.clock,
+        engine: impl,
+        statusSocket: fx.file(`${node}.sock`),
+        logDestination: { write: (line: string) => void logs.push(line) },
+        leaveTimeoutMs: 1000,
+        ...extra,
       });
       daemons.push(d);
       return d;
@@ -56,13 +62,33 @@ describe.each(['native', 'ts'] as const)('SMN and HA daemons on the %s engine', 
     expect(binding.remainingSeconds).toBeLessThanOrEqual(binding.lifetimeSeconds);
     expect(haStatus.counters.role.reply_code0).toBe(1);
     const smnStatus = (await requestStatus(smn.socketPath!)) as Status;
-    expect(smnStatus).toMatchObject({ role: 'smn', bindings: { homeAddress: '10.0.0.100', registration: 'registered', place: 'visiting', site: 'site1', careOf: CARE_OF } });
-    expect(smnStatus.sas.map((s) => `${s.direction} ${s.role} ${s.peer}`).sort()).toEqual(expect.arrayContaining(['out end sgw:198.18.0.1', 'out nexthop sgw:198.18.1.1']));
-    expect(formatStatus(smnStatus)).toContain(`mobility: home 10.0.0.100, visiting (site1), care-of ${CARE_OF}, registration registered`);
-    expect(formatStatus(haStatus)).toMatch(new RegExp(`10\\.0\\.0\\.100\\s+${CARE_OF.replace(/\./g, '\\.')}\\s+\\d+s\\s+\\d+s`));
+    expect(smnStatus).toMatchObject({
+      role: 'smn',
+      bindings: {
+        homeAddress: '10.0.0.100',
+        registration: 'registered',
+        place: 'visiting',
+        site: 'site1',
+        careOf: CARE_OF,
+      },
+    });
+    expect(smnStatus.sas.map((s) => `${s.direction} ${s.role} ${s.peer}`).sort()).toEqual(
+      expect.arrayContaining(['out end sgw:198.18.0.1', 'out nexthop sgw:198.18.1.1']),
+    );
+    expect(formatStatus(smnStatus)).toContain(
+      `mobility: home 10.0.0.100, visiting (site1), care-of ${CARE_OF}, registration registered`,
+    );
+    expect(formatStatus(haStatus)).toMatch(
+      new RegExp(`10\\.0\\.0\\.100\\s+${CARE_OF.replace(/\./g, '\\.')}\\s+\\d+s\\s+\\d+s`),
+    );
     const events = logs.map((l) => JSON.parse(l));
-    expect(events.find((e) => e.node === 'smn' && e.event === 'registration_registered')).toMatchObject({ careOf: CARE_OF });
-    expect(events.find((e) => e.node === 'ha' && e.event === 'binding')).toMatchObject({ homeAddress: '10.0.0.100', careOf: CARE_OF });
+    expect(events.find((e) => e.node === 'smn' && e.event === 'registration_registered')).toMatchObject({
+      careOf: CARE_OF,
+    });
+    expect(events.find((e) => e.node === 'ha' && e.event === 'binding')).toMatchObject({
+      homeAddress: '10.0.0.100',
+      careOf: CARE_OF,
+    });
 
     // A reload that adds a known Border-SGW is applied at once; the SAs and the registration stay.
     const smnSas = smn.sas().map((s) => s.id);
@@ -71,7 +97,10 @@ describe.each(['native', 'ts'] as const)('SMN and HA daemons on the %s engine', 
     expect(await smn.reload()).toEqual({ ok: true, applied: ['smn.borderSgws'], restartNeededFor: [] });
     expect(smn.sas().map((s) => s.id)).toEqual(smnSas);
     expect(smn.status().bindings).toMatchObject({ registration: 'registered', careOf: CARE_OF });
-    expect(logs.map((l) => JSON.parse(l)).find((e) => e.node === 'smn' && e.event === 'reload')).toMatchObject({ changed: ['smn.borderSgws.1'], applied: ['smn.borderSgws'] });
+    expect(logs.map((l) => JSON.parse(l)).find((e) => e.node === 'smn' && e.event === 'reload')).toMatchObject({
+      changed: ['smn.borderSgws.1'],
+      applied: ['smn.borderSgws'],
+    });
 
     const stopping = smn.stop('SIGTERM');
     fx.network.runFor(2 * SETTLE_MS);
@@ -92,14 +121,29 @@ describe('MN-HA key file', () => {
       writeFileSync(fx.file(name), text, { mode });
       return fx.file(name);
     };
-    expect(loadMnHaKeys(file('good', `10.0.0.100 4096 ${MN_HA_KEY}\n\n# note\n10.0.0.101 4097 ${MN_HA_KEY}00 # trailing\n`)).map((e) => [e.homeAddress, e.auth.spi, e.auth.key.length])).toEqual([
-      ['10.0.0.100', 4096, 16], ['10.0.0.101', 4097, 17],
+    expect(
+      loadMnHaKeys(
+        file('good', `10.0.0.100 4096 ${MN_HA_KEY}\n\n# note\n10.0.0.101 4097 ${MN_HA_KEY}00 # trailing\n`),
+      ).map((e) => [e.homeAddress, e.auth.spi, e.auth.key.length]),
+    ).toEqual([
+      ['10.0.0.100', 4096, 16],
+      ['10.0.0.101', 4097, 17],
     ]);
     expect(() => loadMnHaKeys(file('open', `10.0.0.100 4096 ${MN_HA_KEY}\n`, 0o644))).toThrow(/chmod 600/);
-    expect(() => loadMnHaKeys(file('short', '10.0.0.100 4096 abcd\n'))).toThrow(/line 1: the key must be 16 to 64 bytes of hex/);
-    expect(() => loadMnHaKeys(file('spi', `10.0.0.100 7 ${MN_HA_KEY}\n`))).toThrow(/line 1: SPI must be a whole number from 256/);
-    expect(() => loadMnHaKeys(file('addr', `\n10.0.0 4096 ${MN_HA_KEY}\n`))).toThrow(/line 2: "10.0.0" is not an IPv4 address/);
-    expect(() => loadMnHaKeys(file('twice', `10.0.0.100 4096 ${MN_HA_KEY}\n10.0.0.100 4097 ${MN_HA_KEY}\n`))).toThrow(/line 2: 10.0.0.100 is listed twice/);
-    expect(() => loadMnHaKeys(file('fields', '10.0.0.100 4096\n'))).toThrow(/line 1: expected three fields; each line is '<home address> <SPI> <key hex>'/);
+    expect(() => loadMnHaKeys(file('short', '10.0.0.100 4096 abcd\n'))).toThrow(
+      /line 1: the key must be 16 to 64 bytes of hex/,
+    );
+    expect(() => loadMnHaKeys(file('spi', `10.0.0.100 7 ${MN_HA_KEY}\n`))).toThrow(
+      /line 1: SPI must be a whole number from 256/,
+    );
+    expect(() => loadMnHaKeys(file('addr', `\n10.0.0 4096 ${MN_HA_KEY}\n`))).toThrow(
+      /line 2: "10.0.0" is not an IPv4 address/,
+    );
+    expect(() => loadMnHaKeys(file('twice', `10.0.0.100 4096 ${MN_HA_KEY}\n10.0.0.100 4097 ${MN_HA_KEY}\n`))).toThrow(
+      /line 2: 10.0.0.100 is listed twice/,
+    );
+    expect(() => loadMnHaKeys(file('fields', '10.0.0.100 4096\n'))).toThrow(
+      /line 1: expected three fields; each line is '<home address> <SPI> <key hex>'/,
+    );
   });
 });

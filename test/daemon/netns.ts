@@ -15,7 +15,15 @@ export const ipIn = (ns: string, ...args: string[]) => execFileSync('ip', ['-n',
  * A veth between namespaces `a` and `b`, each end renamed, addressed and up. `tmp` makes the names it is created
  * under unique among tests running at the same time.
  */
-export function addVeth(tmp: string, a: string, ifA: string, cidrA: string, b: string, ifB: string, cidrB: string): void {
+export function addVeth(
+  tmp: string,
+  a: string,
+  ifA: string,
+  cidrA: string,
+  b: string,
+  ifB: string,
+  cidrB: string,
+): void {
   const [tmpA, tmpB] = [`v${tmp}`, `w${tmp}`];
   execFileSync('ip', ['link', 'add', tmpA, 'netns', a, 'type', 'veth', 'peer', 'name', tmpB, 'netns', b]);
   ipIn(a, 'link', 'set', tmpA, 'name', ifA);
@@ -55,7 +63,12 @@ export class TestNamespaces {
 /** Whether dist/ is older than the sources the CLI daemons run (then the test rebuilds it). */
 function distIsStale(dirs: readonly string[]): boolean {
   const built = statSync(join(ROOT, 'dist', 'cli', 'main.js'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  const newest = (dir: string) => Math.max(...readdirSync(join(ROOT, 'src', dir), { recursive: true, encoding: 'utf8' }).map((f) => statSync(join(ROOT, 'src', dir, f)).mtimeMs));
+  const newest = (dir: string) =>
+    Math.max(
+      ...readdirSync(join(ROOT, 'src', dir), { recursive: true, encoding: 'utf8' }).map(
+        (f) => statSync(join(ROOT, 'src', dir, f)).mtimeMs,
+      ),
+    );
   return built < Math.max(...dirs.map(newest));
 }
 
@@ -89,6 +102,9 @@ export async function waitFor(what: string, check: () => boolean, ms = 15_000): 
 
 /** `mipsec status --json` of the daemon answering on `socket`. */
 export async function daemonStatus<T = Record<string, unknown>>(socket: string): Promise<T> {
-  const { stdout } = await run(process.execPath, ['bin/mipsec.js', 'status', '--json', '--socket', socket], { cwd: ROOT, encoding: 'utf8' });
+  const { stdout } = await run(process.execPath, ['bin/mipsec.js', 'status', '--json', '--socket', socket], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   return JSON.parse(stdout) as T;
 }

@@ -29,7 +29,9 @@ describe.skipIf(!canRunNetns)('mipsec sgw restarts under a live flow (root, test
 
   afterAll(() => lab.removeAll());
 
-  const startSgw = async (node: 'sgw0' | 'sgw1'): Promise<{ daemon: Started; spawnedAt: number; startedAt: number }> => {
+  const startSgw = async (
+    node: 'sgw0' | 'sgw1',
+  ): Promise<{ daemon: Started; spawnedAt: number; startedAt: number }> => {
     const spawnedAt = Date.now();
     const daemon = lab.startSgw(node, fx.file(`${node}.yaml`), fx.file(`${node}.sock`));
     await waitFor(`${node} to start (${daemon.out()})`, () => daemon.out().includes('"event":"started"'), 30_000);
@@ -39,21 +41,41 @@ describe.skipIf(!canRunNetns)('mipsec sgw restarts under a live flow (root, test
   it('traffic resumes by itself within 2 s of the restarted daemon starting after SIGKILL and 1 s after SIGTERM', async () => {
     await startSgw('sgw0');
     let sgw1 = (await startSgw('sgw1')).daemon;
-    const ping = spawn('ip', ['netns', 'exec', ns.h0, 'ping', '-D', '-n', '-i', String(PING_INTERVAL_S), '-W', '1', '10.1.0.10']);
+    const ping = spawn('ip', [
+      'netns',
+      'exec',
+      ns.h0,
+      'ping',
+      '-D',
+      '-n',
+      '-i',
+      String(PING_INTERVAL_S),
+      '-W',
+      '1',
+      '10.1.0.10',
+    ]);
     let out = '';
     ping.stdout.on('data', (c: Buffer) => (out += c.toString()));
     try {
       await waitFor('the flow to carry replies', () => replyTimes(out).length > 50, 20_000);
-      const resumedAfter = async (signal: 'SIGKILL' | 'SIGTERM'): Promise<{ fromSpawn: number; fromStarted: number }> => {
+      const resumedAfter = async (
+        signal: 'SIGKILL' | 'SIGTERM',
+      ): Promise<{ fromSpawn: number; fromStarted: number }> => {
         sgw1.child.kill(signal);
         await sgw1.exited;
         const restart = await startSgw('sgw1');
         sgw1 = restart.daemon;
-        await waitFor(`replies after the ${signal} restart`, () => replyTimes(out).some((t) => t > restart.spawnedAt), 10_000);
+        await waitFor(
+          `replies after the ${signal} restart`,
+          () => replyTimes(out).some((t) => t > restart.spawnedAt),
+          10_000,
+        );
         await new Promise((r) => setTimeout(r, 1000));
         const first = replyTimes(out).find((t) => t > restart.spawnedAt)!;
-        console.log(`sgw1 ${signal} + restart: traffic again ${(first - restart.spawnedAt).toFixed(0)} ms after the new process started ` +
-          `(${(restart.startedAt - restart.spawnedAt).toFixed(0)} ms of it until it logged "started")`);
+        console.log(
+          `sgw1 ${signal} + restart: traffic again ${(first - restart.spawnedAt).toFixed(0)} ms after the new process started ` +
+            `(${(restart.startedAt - restart.spawnedAt).toFixed(0)} ms of it until it logged "started")`,
+        );
         return { fromSpawn: first - restart.spawnedAt, fromStarted: first - restart.startedAt };
       };
       const afterKill = await resumedAfter('SIGKILL');

@@ -43,7 +43,9 @@ export function sgwNamespaces(prefix: string): SgwNamespaces {
   let links = 0;
   const ipIn = (name: string, ...args: string[]) => execFileSync('ip', ['-n', name, ...args], { encoding: 'utf8' });
   const self: SgwNamespaces = {
-    tag, ns, ipIn,
+    tag,
+    ns,
+    ipIn,
     inNs: (name, cmd, args) => run('ip', ['netns', 'exec', name, cmd, ...args], { encoding: 'utf8', timeout: 20_000 }),
     addNs(name) {
       execFileSync('ip', ['netns', 'add', name]);
@@ -66,7 +68,20 @@ export function sgwNamespaces(prefix: string): SgwNamespaces {
     },
     startSgw(node, config, socket) {
       // Durable state (replay marks) in the test's own directory, not the default /var/lib/mipsec.
-      const args = ['netns', 'exec', ns[node], process.execPath, 'bin/mipsec.js', 'sgw', '--config', config, '--status-socket', socket, '--state-dir', `${socket}.state`];
+      const args = [
+        'netns',
+        'exec',
+        ns[node],
+        process.execPath,
+        'bin/mipsec.js',
+        'sgw',
+        '--config',
+        config,
+        '--status-socket',
+        socket,
+        '--state-dir',
+        `${socket}.state`,
+      ];
       const child = spawn('ip', args, { cwd: ROOT });
       let out = '';
       child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
@@ -99,7 +114,8 @@ export async function statusJson(socket: string): Promise<Status> {
 /** Whether dist/ (what bin/mipsec.js runs) is older than the daemon's sources. */
 export function distIsStale(): boolean {
   const built = (f: string) => statSync(join(ROOT, 'dist', f), { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  const newest = (dir: string) => Math.max(...readdirSync(join(ROOT, 'src', dir)).map((f) => statSync(join(ROOT, 'src', dir, f)).mtimeMs));
+  const newest = (dir: string) =>
+    Math.max(...readdirSync(join(ROOT, 'src', dir)).map((f) => statSync(join(ROOT, 'src', dir, f)).mtimeMs));
   const sources = ['daemon', 'cli', 'net/linux', 'engine', 'config', 'roles'];
   return built('net/linux/attached.js') < Math.max(...sources.map(newest));
 }

@@ -14,7 +14,16 @@ import { APP_ROUTE_TABLE, APP_RULE_PREF } from '../../src/net/linux/attached.js'
 import { APPLICATION_PORT } from '../../src/roles/smn/mobile-node.js';
 import { canRunNetns } from '../io/topology.js';
 import { figure6Fixture } from './fixture.js';
-import { daemonStatus, ensureDist, ipIn, run, startInNs, TestNamespaces, waitFor, type StartedDaemon } from './netns.js';
+import {
+  daemonStatus,
+  ensureDist,
+  ipIn,
+  run,
+  startInNs,
+  TestNamespaces,
+  waitFor,
+  type StartedDaemon,
+} from './netns.js';
 
 const CH = '10.0.0.10';
 const HOME = '10.0.0.100';
@@ -23,7 +32,11 @@ const COA2 = '10.2.0.100';
 const MN_HA_KEY = '5a'.repeat(16);
 const BLOB_BYTES = 2 * 1024 * 1024;
 
-type Status = { counters: { fastPath: number; slowPath: { total: number; reasons: Record<string, number> } }; bindings?: { registration?: string; place?: string; site?: string; careOf?: string }; sas: { packets: number }[] };
+type Status = {
+  counters: { fastPath: number; slowPath: { total: number; reasons: Record<string, number> } };
+  bindings?: { registration?: string; place?: string; site?: string; careOf?: string };
+  sas: { packets: number }[];
+};
 
 /** The echo server the long TCP connection talks to (one line in, the same line back, per line, until EOF). */
 const ECHO_SERVER = `
@@ -48,7 +61,7 @@ for i in range(3):
     f.write(b'after%d\\n' % i); f.flush(); print('echo', f.readline().decode().strip(), flush=True)
 `;
 
-describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications (root, test namespaces only)', () => {
+describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (root, test namespaces only)", () => {
   const nss = new TestNamespaces('mipsec-apps');
   const fx = figure6Fixture();
   const ns: Record<string, string> = {};
@@ -75,7 +88,8 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
   }
   const startSmn = () => start('smn', ['smn', '--config', fx.file('smn.yaml'), '--mn-ha-key', fx.file('mn-ha.keys')]);
 
-  const inNs = (name: string, cmd: string, args: string[], timeout = 30_000) => run('ip', ['netns', 'exec', ns[name], cmd, ...args], { encoding: 'utf8', timeout });
+  const inNs = (name: string, cmd: string, args: string[], timeout = 30_000) =>
+    run('ip', ['netns', 'exec', ns[name], cmd, ...args], { encoding: 'utf8', timeout });
   const rules = (pref: number) => ipIn(ns.smn, 'rule', 'show', 'pref', String(pref)).trim();
 
   beforeAll(async () => {
@@ -95,10 +109,17 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     ipIn(ns.ch, 'route', 'add', 'default', 'via', '10.0.0.1');
     ipIn(ns.smn, 'route', 'add', 'default', 'via', '10.1.0.1');
     // As on real gateways: each knows where the other sites are; the daemons read it.
-    for (const i of [0, 1, 2]) for (const j of [0, 1, 2]) if (i !== j) ipIn(ns[`sgw${i}`], 'route', 'add', `10.${j}.0.0/16`, 'via', `198.18.${j}.1`);
+    for (const i of [0, 1, 2])
+      for (const j of [0, 1, 2])
+        if (i !== j) ipIn(ns[`sgw${i}`], 'route', 'add', `10.${j}.0.0/16`, 'via', `198.18.${j}.1`);
     // The SMN's machine starts away from home: its interface has the care-of address.
     const smnFile = fx.file('smn.yaml');
-    writeFileSync(smnFile, readFileSync(smnFile, 'utf8').replace('address: 10.0.0.100     # the home address while at home', `address: ${COA1}`).replace('gateway: 10.0.0.1', 'gateway: 10.1.0.1'));
+    writeFileSync(
+      smnFile,
+      readFileSync(smnFile, 'utf8')
+        .replace('address: 10.0.0.100     # the home address while at home', `address: ${COA1}`)
+        .replace('gateway: 10.0.0.1', 'gateway: 10.1.0.1'),
+    );
     expect(readFileSync(smnFile, 'utf8')).toContain(`address: ${COA1}`);
     writeFileSync(fx.file('mn-ha.keys'), `${HOME} 4096 ${MN_HA_KEY}\n`, { mode: 0o600 });
     writeFileSync(fx.file('blob'), Buffer.alloc(BLOB_BYTES, 7));
@@ -115,22 +136,45 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     start('sgw0', ['sgw', '--config', fx.file('sgw0.yaml'), '--state-dir', fx.file('state')]);
     start('sgw1', ['sgw', '--config', fx.file('sgw1.yaml'), '--state-dir', fx.file('state')]);
     start('sgw2', ['sgw', '--config', fx.file('sgw2.yaml'), '--state-dir', fx.file('state')]);
-    start('ha', ['ha', '--config', fx.file('ha.yaml'), '--mn-ha-key', fx.file('mn-ha.keys'), '--state-dir', fx.file('state')]);
-    for (const d of daemons) await waitFor(`a daemon to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
+    start('ha', [
+      'ha',
+      '--config',
+      fx.file('ha.yaml'),
+      '--mn-ha-key',
+      fx.file('mn-ha.keys'),
+      '--state-dir',
+      fx.file('state'),
+    ]);
+    for (const d of daemons)
+      await waitFor(`a daemon to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
     let smn = startSmn();
-    await waitFor(`the SMN to register (output: ${smn.out()})`, () => smn.out().includes('"event":"registration_registered"'), 20_000);
+    await waitFor(
+      `the SMN to register (output: ${smn.out()})`,
+      () => smn.out().includes('"event":"registration_registered"'),
+      20_000,
+    );
 
     // While it runs: the application TUN with the home address, its table and rules.
     expect(ipIn(ns.smn, '-br', 'addr', 'show', 'dev', APPLICATION_PORT)).toContain(`${HOME}/32`);
-    expect(ipIn(ns.smn, 'route', 'show', 'table', String(APP_ROUTE_TABLE))).toContain(`default dev ${APPLICATION_PORT} scope link src ${HOME}`);
+    expect(ipIn(ns.smn, 'route', 'show', 'table', String(APP_ROUTE_TABLE))).toContain(
+      `default dev ${APPLICATION_PORT} scope link src ${HOME}`,
+    );
     expect(rules(APP_RULE_PREF)).toMatch(/ipproto (ipproto-)?255 lookup main/);
     expect(rules(APP_RULE_PREF + 2)).toContain(`from ${COA1} lookup main`);
     expect(rules(APP_RULE_PREF + 3)).toContain(`from all iif lo lookup ${APP_ROUTE_TABLE}`);
     // The kernel picks the home address as the applications' source toward the CH, through the TUN.
-    expect(ipIn(ns.smn, 'route', 'get', CH)).toMatch(new RegExp(`dev ${APPLICATION_PORT} .*src ${HOME.replace(/\./g, '\\.')}`));
+    expect(ipIn(ns.smn, 'route', 'get', CH)).toMatch(
+      new RegExp(`dev ${APPLICATION_PORT} .*src ${HOME.replace(/\./g, '\\.')}`),
+    );
 
-    const server = spawn('ip', ['netns', 'exec', ns.ch, 'python3', '-u', '-m', 'http.server', '8080', '--bind', CH, '--directory', fx.dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const echo = spawn('ip', ['netns', 'exec', ns.ch, 'python3', '-u', '-c', ECHO_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn(
+      'ip',
+      ['netns', 'exec', ns.ch, 'python3', '-u', '-m', 'http.server', '8080', '--bind', CH, '--directory', fx.dir],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const echo = spawn('ip', ['netns', 'exec', ns.ch, 'python3', '-u', '-c', ECHO_SERVER], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(server, echo);
     let echoOut = '';
     echo.stdout!.on('data', (c: Buffer) => (echoOut += c.toString()));
@@ -139,7 +183,32 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     await waitFor('the servers', () => echoOut.includes('listening') && serverOut.includes('Serving HTTP'));
 
     // Everything the SMN's interface sends or receives, on both visited links (its port, moved from br1 to br2).
-    const capture = spawn('ip', ['netns', 'exec', ns.sw, 'tshark', '-i', ns.smnPort, '-l', '-n', '-f', 'ip', '-T', 'fields', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ip.proto', '-e', 'icmp.type'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const capture = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns.sw,
+        'tshark',
+        '-i',
+        ns.smnPort,
+        '-l',
+        '-n',
+        '-f',
+        'ip',
+        '-T',
+        'fields',
+        '-e',
+        'ip.src',
+        '-e',
+        'ip.dst',
+        '-e',
+        'ip.proto',
+        '-e',
+        'icmp.type',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     children.push(capture);
     let captured = '';
     let captureLog = '';
@@ -148,13 +217,26 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     await waitFor('tshark to capture', () => captureLog.includes('Capturing on'));
     await new Promise((r) => setTimeout(r, 300));
 
-    const ping = await inNs('smn', 'ping', ['-c', '5', '-i', '0.2', '-W', '2', CH]).catch((err: { stdout: string }) => ({ stdout: err.stdout }));
+    const ping = await inNs('smn', 'ping', ['-c', '5', '-i', '0.2', '-W', '2', CH]).catch(
+      (err: { stdout: string }) => ({ stdout: err.stdout }),
+    );
     // The first echo may be spent on keying and certificate discovery.
     expect(ping.stdout).toMatch(/5 packets transmitted, [4-5] received/);
-    const curl = await inNs('smn', 'curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download} %{http_code}', '--max-time', '30', `http://${CH}:8080/blob`]).catch((err: { stdout: string; stderr: string }) => err);
+    const curl = await inNs('smn', 'curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{size_download} %{http_code}',
+      '--max-time',
+      '30',
+      `http://${CH}:8080/blob`,
+    ]).catch((err: { stdout: string; stderr: string }) => err);
     expect(curl.stdout).toBe(`${BLOB_BYTES} 200`);
 
-    const client = spawn('ip', ['netns', 'exec', ns.smn, 'python3', '-u', '-c', LONG_CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const client = spawn('ip', ['netns', 'exec', ns.smn, 'python3', '-u', '-c', LONG_CLIENT], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     children.push(client);
     let clientOut = '';
     client.stdout!.on('data', (c: Buffer) => (clientOut += c.toString()));
@@ -169,7 +251,13 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     ipIn(ns.smn, 'addr', 'flush', 'dev', 'eth0');
     ipIn(ns.smn, 'addr', 'add', `${COA2}/16`, 'dev', 'eth0');
     ipIn(ns.smn, 'route', 'replace', 'default', 'via', '10.2.0.1', 'dev', 'eth0');
-    await waitFor(`the SMN to register ${COA2} (output: ${smn.out()})`, () => smn.out().includes(`"event":"registration_registered","careOf":"${COA2}"`) || new RegExp(`registration_registered[^\\n]*${COA2.replace(/\./g, '\\.')}`).test(smn.out()), 20_000);
+    await waitFor(
+      `the SMN to register ${COA2} (output: ${smn.out()})`,
+      () =>
+        smn.out().includes(`"event":"registration_registered","careOf":"${COA2}"`) ||
+        new RegExp(`registration_registered[^\\n]*${COA2.replace(/\./g, '\\.')}`).test(smn.out()),
+      20_000,
+    );
     expect(rules(APP_RULE_PREF + 2)).toContain(`from ${COA2} lookup main`);
     expect(rules(APP_RULE_PREF + 2)).not.toContain(COA1);
     client.stdin!.write('go\n');
@@ -177,20 +265,27 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     expect(clientOut).toContain('echo after0');
     expect(clientOut).toContain('echo after2');
     expect(clientExit).toBe(0);
-    const ping2 = await inNs('smn', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', CH]).catch((err: { stdout: string }) => ({ stdout: err.stdout }));
+    const ping2 = await inNs('smn', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', CH]).catch(
+      (err: { stdout: string }) => ({ stdout: err.stdout }),
+    );
     expect(ping2.stdout).toMatch(/3 packets transmitted, [2-3] received/);
 
     await new Promise((r) => setTimeout(r, 500));
     capture.kill('SIGTERM');
     await new Promise((r) => capture.once('exit', r));
-    const packets = captured.trim().split('\n').map((line) => line.split('\t'));
+    const packets = captured
+      .trim()
+      .split('\n')
+      .map((line) => line.split('\t'));
     const skip = packets.filter(([, , proto]) => proto === '57');
     // The 2 MiB transfer alone is some 1,800 segments toward the SMN and hundreds of ACKs back, all inside SKIP.
     expect(skip.filter(([src]) => src === COA1).length).toBeGreaterThan(200);
     expect(skip.filter(([, dst]) => dst === COA1).length).toBeGreaterThan(1000);
     expect(skip.filter(([src]) => src === COA2).length).toBeGreaterThanOrEqual(4);
     // Never the applications' echoes or TCP in the clear, never the home address as an outer address on the visited link.
-    expect(packets.filter(([, , proto, type]) => (proto === '1' && (type === '0' || type === '8')) || proto === '6')).toEqual([]);
+    expect(
+      packets.filter(([, , proto, type]) => (proto === '1' && (type === '0' || type === '8')) || proto === '6'),
+    ).toEqual([]);
     expect(packets.filter(([src, dst]) => src === HOME || dst === HOME)).toEqual([]);
 
     // The engine carried the applications' traffic both ways: their datagrams sealed from the TUN, the CH's replies
@@ -207,7 +302,9 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     await smn.exited;
     expect(rules(APP_RULE_PREF + 3)).toContain(`lookup ${APP_ROUTE_TABLE}`);
     // …and fail closed: with the TUN gone, the applications' traffic is unreachable, never sent by the main table.
-    expect(ipIn(ns.smn, 'route', 'show', 'table', String(APP_ROUTE_TABLE)).trim()).toBe('unreachable default metric 4000000000');
+    expect(ipIn(ns.smn, 'route', 'show', 'table', String(APP_ROUTE_TABLE)).trim()).toBe(
+      'unreachable default metric 4000000000',
+    );
     expect(() => execFileSync('ip', ['-n', ns.smn, 'route', 'get', CH], { stdio: 'pipe' })).toThrow(/No route to host/);
     // The restarted daemon attaches with its config's address again (back in site 1).
     ipIn(ns.sw, 'link', 'set', ns.smnPort, 'nomaster');
@@ -216,12 +313,18 @@ describe.skipIf(!canRunNetns)('mipsec smn protects its host\'s own applications 
     ipIn(ns.smn, 'addr', 'add', `${COA1}/16`, 'dev', 'eth0');
     ipIn(ns.smn, 'route', 'replace', 'default', 'via', '10.1.0.1', 'dev', 'eth0');
     smn = startSmn();
-    await waitFor(`the SMN to register again (output: ${smn.out()})`, () => smn.out().includes('"event":"registration_registered"'), 20_000);
+    await waitFor(
+      `the SMN to register again (output: ${smn.out()})`,
+      () => smn.out().includes('"event":"registration_registered"'),
+      20_000,
+    );
     for (let pref = APP_RULE_PREF; pref <= APP_RULE_PREF + 3; pref += 1) {
       if (pref === APP_RULE_PREF + 1) continue; // transport raw: no UDP transport rule
       expect(rules(pref).split('\n')).toHaveLength(1);
     }
-    const ping3 = await inNs('smn', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', CH]).catch((err: { stdout: string }) => ({ stdout: err.stdout }));
+    const ping3 = await inNs('smn', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', CH]).catch(
+      (err: { stdout: string }) => ({ stdout: err.stdout }),
+    );
     expect(ping3.stdout).toMatch(/3 packets transmitted, [2-3] received/);
 
     smn.child.kill('SIGTERM');

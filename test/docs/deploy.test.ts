@@ -57,15 +57,29 @@ describe.skipIf(!canRunNetns)('docs/deploy.md run as written (root, test namespa
   it('every block succeeds and prints what the page says', () => {
     const env = { ...process.env, MIPSEC_DIR: dir, PATH: `${bin}:${process.env.PATH}` };
     const outputs = runnableBlocks(readFileSync(PAGE, 'utf8')).map(({ where, script }) => {
-      const argv = where === 'admin' ? ['bash', '-euo', 'pipefail', '-c', script] : ['ip', 'netns', 'exec', ns[where], 'bash', '-euo', 'pipefail', '-c', script];
+      const argv =
+        where === 'admin'
+          ? ['bash', '-euo', 'pipefail', '-c', script]
+          : ['ip', 'netns', 'exec', ns[where], 'bash', '-euo', 'pipefail', '-c', script];
       try {
         return execFileSync(argv[0], argv.slice(1), { env, encoding: 'utf8', timeout: 60_000 });
       } catch (err) {
         const e = err as { stdout?: string; stderr?: string };
-        throw new Error(`block on ${where} failed:\n${script}\nstdout: ${e.stdout}\nstderr: ${e.stderr}\nlogs: ${['sgwa.log', 'sgwb.log'].map((f) => join(dir, f)).filter(existsSync).map((f) => readFileSync(f, 'utf8').slice(-1500)).join('\n')}`);
+        throw new Error(
+          `block on ${where} failed:\n${script}\nstdout: ${e.stdout}\nstderr: ${e.stderr}\nlogs: ${[
+            'sgwa.log',
+            'sgwb.log',
+          ]
+            .map((f) => join(dir, f))
+            .filter(existsSync)
+            .map((f) => readFileSync(f, 'utf8').slice(-1500))
+            .join('\n')}`,
+        );
       }
     });
-    expect(outputs[1]).toMatch(/^network\.yaml: ok .*\nsgwa\.yaml: ok \(node sgwa, role sgw\)\nsgwb\.yaml: ok \(node sgwb, role sgw\)\n3 files checked: 3 ok/m);
+    expect(outputs[1]).toMatch(
+      /^network\.yaml: ok .*\nsgwa\.yaml: ok \(node sgwa, role sgw\)\nsgwb\.yaml: ok \(node sgwb, role sgw\)\n3 files checked: 3 ok/m,
+    );
     expect(outputs[4]).toMatch(/4 packets transmitted, [34] received/);
     expect(outputs[4]).toMatch(/1 packets transmitted, 1 received/);
     expect(outputs[5]).toMatch(/^node sgwa \(sgw\)/);

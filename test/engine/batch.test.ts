@@ -11,7 +11,14 @@ afterEach(() => {
 });
 
 const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 131, src: ADDR.sgw0, dst: ADDR.sgw1 });
-const hop = nexthopSaPair({ alg: 'hmac-sha256-128', coverage: 'headers', mode: 'spi', id: 132, src: ADDR.sgw0, dst: ADDR.sgw1 });
+const hop = nexthopSaPair({
+  alg: 'hmac-sha256-128',
+  coverage: 'headers',
+  mode: 'spi',
+  id: 132,
+  src: ADDR.sgw0,
+  dst: ADDR.sgw1,
+});
 
 /** 256 packets: ENCAP, WRAP, IPIP_ENCAP, and INBOUND of garbage, round-robin. */
 function fill(batch: Batch): { op: OpCode; want: number }[] {
@@ -19,10 +26,21 @@ function fill(batch: Batch): { op: OpCode; want: number }[] {
   for (let i = 0; i < batch.capacity; i++) {
     const d = datagram(20 + ((i * 37) % 1300), { id: i });
     switch (i % 4) {
-      case 0: batch.push(Op.ENCAP, d, end.out.id); plan.push({ op: Op.ENCAP, want: Verdict.FORWARD }); break;
-      case 1: batch.push(Op.WRAP, d, hop.out.id); plan.push({ op: Op.WRAP, want: Verdict.FORWARD }); break;
-      case 2: batch.push(Op.IPIP_ENCAP, d, ipToU32(ADDR.ha), ipToU32(ADDR.smnCoa)); plan.push({ op: Op.IPIP_ENCAP, want: Verdict.FORWARD }); break;
-      default: batch.push(Op.INBOUND, d.subarray(0, 19)); plan.push({ op: Op.INBOUND, want: Verdict.DROP });
+      case 0:
+        batch.push(Op.ENCAP, d, end.out.id);
+        plan.push({ op: Op.ENCAP, want: Verdict.FORWARD });
+        break;
+      case 1:
+        batch.push(Op.WRAP, d, hop.out.id);
+        plan.push({ op: Op.WRAP, want: Verdict.FORWARD });
+        break;
+      case 2:
+        batch.push(Op.IPIP_ENCAP, d, ipToU32(ADDR.ha), ipToU32(ADDR.smnCoa));
+        plan.push({ op: Op.IPIP_ENCAP, want: Verdict.FORWARD });
+        break;
+      default:
+        batch.push(Op.INBOUND, d.subarray(0, 19));
+        plan.push({ op: Op.INBOUND, want: Verdict.DROP });
     }
   }
   return plan;
@@ -46,7 +64,13 @@ describe.each(IMPLS)('[%s] batches', (impl) => {
       const ra = a.result(i);
       const rb = b.result(i);
       expect([i, ra.verdict]).toEqual([i, plan[i].want]);
-      expect([rb.verdict, rb.reason, rb.sa, rb.nexthop, hex(rb.packet)]).toEqual([ra.verdict, ra.reason, ra.sa, ra.nexthop, hex(ra.packet)]);
+      expect([rb.verdict, rb.reason, rb.sa, rb.nexthop, hex(rb.packet)]).toEqual([
+        ra.verdict,
+        ra.reason,
+        ra.sa,
+        ra.nexthop,
+        hex(ra.packet),
+      ]);
       if (plan[i].op === Op.ENCAP || plan[i].op === Op.WRAP) {
         const opened = runOne(rx, Op.INBOUND, ra.packet);
         const want = plan[i].op === Op.ENCAP ? [Verdict.DELIVER, Reason.none] : [Verdict.PUNT, Reason.nexthop_plain];
@@ -55,7 +79,11 @@ describe.each(IMPLS)('[%s] batches', (impl) => {
       }
     }
     const c = syncEngine.counters();
-    expect([c[VERDICT_COUNTER_BASE + Verdict.FORWARD], c[VERDICT_COUNTER_BASE + Verdict.DROP], c[3]]).toEqual([192n, 64n, 64n]);
+    expect([c[VERDICT_COUNTER_BASE + Verdict.FORWARD], c[VERDICT_COUNTER_BASE + Verdict.DROP], c[3]]).toEqual([
+      192n,
+      64n,
+      64n,
+    ]);
     expect(syncEngine.saStats(end.out.id)?.espSeq).toBe(64);
   });
 

@@ -42,7 +42,9 @@ describe('addon fallback', () => {
 
   it('throws with the rebuild hint when MIPSEC_NATIVE=1 and the addon cannot load', async () => {
     const { createEngine } = await freshEngineModule({ ...noAddon, MIPSEC_NATIVE: '1' });
-    expect(() => createEngine()).toThrow(/native engine required but the addon did not load: [\s\S]*npm rebuild mipsec/);
+    expect(() => createEngine()).toThrow(
+      /native engine required but the addon did not load: [\s\S]*npm rebuild mipsec/,
+    );
   });
 
   it("createEngine('native') throws too, and createEngine('ts') never needs the addon", async () => {

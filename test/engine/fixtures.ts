@@ -1,7 +1,15 @@
 // Shared fixtures for the engine suites: deterministic keys, SKIP headers, SA pairs, datagrams, one-packet runs,
 // and crypto oracles computed straight from the RFCs with node:crypto.
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
-import { Batch, createEngine, type Engine, type EngineImpl, type OpCode, type PacketResult, type SaDesc } from '../../src/engine/index.js';
+import {
+  Batch,
+  createEngine,
+  type Engine,
+  type EngineImpl,
+  type OpCode,
+  type PacketResult,
+  type SaDesc,
+} from '../../src/engine/index.js';
 import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../../src/engine/types.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4, IPV4_FLAG_DF } from '../../src/wire/ipv4.js';
@@ -29,9 +37,11 @@ export function bytes(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
   let x = (seed * 2654435761) >>> 0 || 1;
   for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     out[i] = x & 0xff;
   }
   return out;
@@ -43,7 +53,14 @@ export interface SkipIdentity {
 }
 
 /** A SKIP header: NSID 1 with the given MKIDs, NSID 0 when omitted. */
-export function skipHeader(id: SkipIdentity, next: number, crypt: number, mac: number, kpSeed: number, n = 0x00004320): Uint8Array {
+export function skipHeader(
+  id: SkipIdentity,
+  next: number,
+  crypt: number,
+  mac: number,
+  kpSeed: number,
+  n = 0x00004320,
+): Uint8Array {
   return encodeSkipHeader({
     srcNsid: id.src ? NSID_IPV4 : NSID_NONE,
     dstNsid: id.dst ? NSID_IPV4 : NSID_NONE,
@@ -85,9 +102,16 @@ export interface EndSaOptions extends SaPairOptions {
 export function endSaPair(o: EndSaOptions): SaPair {
   const seed = o.seed ?? o.id;
   const spiBase = 0x1000 + o.id * 2;
-  const skip = o.mode === 'skip'
-    ? skipHeader(o.mkid ?? {}, o.ah ? IpProto.AH : IpProto.ESP, SkipAlg.crypt[o.suite], o.ah ? SkipAlg.mac[o.ah] : 0, seed)
-    : undefined;
+  const skip =
+    o.mode === 'skip'
+      ? skipHeader(
+          o.mkid ?? {},
+          o.ah ? IpProto.AH : IpProto.ESP,
+          SkipAlg.crypt[o.suite],
+          o.ah ? SkipAlg.mac[o.ah] : 0,
+          seed,
+        )
+      : undefined;
   const base = (direction: 'out' | 'in', id: number): SaDesc => ({
     id,
     direction,
@@ -96,8 +120,20 @@ export function endSaPair(o: EndSaOptions): SaPair {
     src: o.src,
     dst: o.dst,
     skipHeader: skip,
-    esp: { suite: o.suite, key: bytes(KEY_BYTES[o.suite], seed + 1), spi: o.mode === 'skip' ? 1 : spiBase, ...(direction === 'out' && o.seq ? { seq: o.seq } : {}) },
-    ah: o.ah ? { alg: o.ah, key: bytes(KEY_BYTES[o.ah], seed + 2), spi: o.mode === 'skip' ? 1 : spiBase + 1, ...(direction === 'out' && o.seq ? { seq: o.seq } : {}) } : undefined,
+    esp: {
+      suite: o.suite,
+      key: bytes(KEY_BYTES[o.suite], seed + 1),
+      spi: o.mode === 'skip' ? 1 : spiBase,
+      ...(direction === 'out' && o.seq ? { seq: o.seq } : {}),
+    },
+    ah: o.ah
+      ? {
+          alg: o.ah,
+          key: bytes(KEY_BYTES[o.ah], seed + 2),
+          spi: o.mode === 'skip' ? 1 : spiBase + 1,
+          ...(direction === 'out' && o.seq ? { seq: o.seq } : {}),
+        }
+      : undefined,
     ...(direction === 'in' && o.replayWindow ? { replayWindow: o.replayWindow } : {}),
   });
   return { out: base('out', o.id), in: base('in', o.id + 1000) };
@@ -132,7 +168,10 @@ export function nexthopSaPair(o: NexthopSaOptions): SaPair {
 }
 
 /** An IPv4/UDP datagram of exactly `size` bytes (20 = an empty IP packet). */
-export function datagram(size: number, o: { src?: string; dst?: string; tos?: number; df?: boolean; id?: number; ttl?: number; seed?: number } = {}): Uint8Array {
+export function datagram(
+  size: number,
+  o: { src?: string; dst?: string; tos?: number; df?: boolean; id?: number; ttl?: number; seed?: number } = {},
+): Uint8Array {
   const payload = bytes(size - 20, o.seed ?? size);
   if (payload.length >= 8) {
     payload.set([0x04, 0x00, 0x01, 0xb2, (payload.length >> 8) & 0xff, payload.length & 0xff, 0, 0], 0);
@@ -184,7 +223,11 @@ export function runMany(engine: Engine, op: OpCode, packets: readonly Uint8Array
   });
 }
 
-export function engineWith(impl: EngineImpl, sas: readonly SaDesc[], setup?: { local?: string[]; routes?: { prefix: string; sa: number }[] }): Engine {
+export function engineWith(
+  impl: EngineImpl,
+  sas: readonly SaDesc[],
+  setup?: { local?: string[]; routes?: { prefix: string; sa: number }[] },
+): Engine {
   const engine = createEngine(impl);
   for (const sa of sas) engine.installSa(sa);
   if (setup?.local) engine.setLocalAddresses(setup.local);
@@ -201,7 +244,8 @@ export function diffBytes(a: Uint8Array, b: Uint8Array): string {
   const out: string[] = [];
   if (a.length !== b.length) out.push(`length ${a.length} vs ${b.length}`);
   for (let i = 0; i < Math.min(a.length, b.length) && out.length < 20; i++) {
-    if (a[i] !== b[i]) out.push(`@${i}: ${a[i].toString(16).padStart(2, '0')} vs ${b[i].toString(16).padStart(2, '0')}`);
+    if (a[i] !== b[i])
+      out.push(`@${i}: ${a[i].toString(16).padStart(2, '0')} vs ${b[i].toString(16).padStart(2, '0')}`);
   }
   return out.join(', ') || 'identical';
 }
@@ -212,7 +256,10 @@ export function diffBytes(a: Uint8Array, b: Uint8Array): string {
  * flags+fragment, TTL and checksum zeroed, `zero` ranges (mutable options) zeroed, the SKIP reserved nibble
  * zeroed (when `skipLength` > 0) and the 16 tag bytes (the AH's last 16) zeroed.
  */
-export function oracleAhTag(packet: Uint8Array, o: { ahAt: number; skipLength: number; alg: MacAlg; key: Uint8Array; coveredEnd: number; zero?: [number, number][] }): Buffer {
+export function oracleAhTag(
+  packet: Uint8Array,
+  o: { ahAt: number; skipLength: number; alg: MacAlg; key: Uint8Array; coveredEnd: number; zero?: [number, number][] },
+): Buffer {
   const tagAt = o.ahAt + (o.alg === 'gmac-aes128' ? 36 : 28) - 16;
   const input = Uint8Array.from(packet.subarray(0, o.coveredEnd));
   for (const at of [1, 6, 7, 8, 10, 11]) input[at] = 0;
@@ -220,7 +267,11 @@ export function oracleAhTag(packet: Uint8Array, o: { ahAt: number; skipLength: n
   if (o.skipLength) input[o.ahAt - o.skipLength] &= 0xf0;
   input.fill(0, tagAt, tagAt + 16);
   if (o.alg === 'hmac-sha256-128') return createHmac('sha256', o.key).update(input).digest().subarray(0, 16);
-  const gmac = createCipheriv('aes-128-gcm', o.key.subarray(0, 16), Buffer.concat([o.key.subarray(16), packet.subarray(o.ahAt + 12, o.ahAt + 20)]));
+  const gmac = createCipheriv(
+    'aes-128-gcm',
+    o.key.subarray(0, 16),
+    Buffer.concat([o.key.subarray(16), packet.subarray(o.ahAt + 12, o.ahAt + 20)]),
+  );
   gmac.setAAD(input);
   gmac.final();
   return gmac.getAuthTag();
@@ -229,7 +280,12 @@ export function oracleAhTag(packet: Uint8Array, o: { ahAt: number; skipLength: n
 /** Opens an ESP packet (SPI … ICV) with node:crypto directly: nonce = salt ‖ IV, AAD = SPI ‖ seq. */
 export function oracleEspOpen(esp: Uint8Array, suite: EspSuite, key: Uint8Array): Buffer {
   const cipher = { aes128gcm: 'aes-128-gcm', aes256gcm: 'aes-256-gcm', chacha20poly1305: 'chacha20-poly1305' }[suite];
-  const d = createDecipheriv(cipher as 'aes-128-gcm', key.subarray(0, key.length - 4), Buffer.concat([key.subarray(key.length - 4), esp.subarray(8, 16)]), { authTagLength: 16 });
+  const d = createDecipheriv(
+    cipher as 'aes-128-gcm',
+    key.subarray(0, key.length - 4),
+    Buffer.concat([key.subarray(key.length - 4), esp.subarray(8, 16)]),
+    { authTagLength: 16 },
+  );
   d.setAAD(esp.subarray(0, 8));
   d.setAuthTag(esp.subarray(esp.length - 16));
   return Buffer.concat([d.update(esp.subarray(16, esp.length - 16)), d.final()]);

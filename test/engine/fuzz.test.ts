@@ -17,9 +17,11 @@ afterEach(() => {
 function rng(seed: number): (n: number) => number {
   let x = seed >>> 0 || 1;
   return (n) => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x % n;
   };
 }
@@ -35,7 +37,10 @@ function mutate(p: Uint8Array, r: (n: number) => number): Uint8Array {
   } else if (kind === 3) {
     out = out.subarray(0, r(out.length));
   } else if (kind === 4) {
-    out = Uint8Array.from([...out.subarray(0, 20 + r(Math.max(1, out.length - 20))), ...Array.from({ length: r(9) }, () => r(256))]);
+    out = Uint8Array.from([
+      ...out.subarray(0, 20 + r(Math.max(1, out.length - 20))),
+      ...Array.from({ length: r(9) }, () => r(256)),
+    ]);
   } else {
     out = out.subarray(0, 20 + r(Math.max(1, out.length - 20)));
   }
@@ -62,17 +67,49 @@ function outcomes(engine: Engine, op: OpCode, packets: Uint8Array[], arg0 = 0, a
 }
 
 describe('[ts→native] differential fuzzing', () => {
-  const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 141, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+  const end = endSaPair({
+    suite: 'aes128gcm',
+    ah: 'gmac-aes128',
+    mode: 'skip',
+    id: 141,
+    src: ADDR.smnCoa,
+    dst: ADDR.sgw0,
+    mkid: { src: ADDR.smnHome },
+  });
   const esp = endSaPair({ suite: 'chacha20poly1305', mode: 'spi', id: 142, src: ADDR.sgw1, dst: ADDR.sgw0 });
-  const hop = nexthopSaPair({ alg: 'hmac-sha256-128', coverage: 'headers', mode: 'skip', id: 143, src: ADDR.sgw1, dst: ADDR.sgw0 });
+  const hop = nexthopSaPair({
+    alg: 'hmac-sha256-128',
+    coverage: 'headers',
+    mode: 'skip',
+    id: 143,
+    src: ADDR.sgw1,
+    dst: ADDR.sgw0,
+  });
   const hopFull = nexthopSaPair({ alg: 'gmac-aes128', mode: 'spi', id: 144, src: ADDR.sgw2, dst: ADDR.sgw0 });
-  const relay = nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 145, src: ADDR.sgw0, dst: ADDR.sgw2 });
+  const relay = nexthopSaPair({
+    alg: 'gmac-aes128',
+    coverage: 'headers',
+    mode: 'skip',
+    id: 145,
+    src: ADDR.sgw0,
+    dst: ADDR.sgw2,
+  });
   const receiverSas: SaDesc[] = [end.in, esp.in, hop.in, hopFull.in, relay.out];
-  const setup = { local: [ADDR.sgw0], routes: [{ prefix: '10.9.0.0/16', sa: relay.out.id }, { prefix: '10.8.0.0/16', sa: 0 }] };
+  const setup = {
+    local: [ADDR.sgw0],
+    routes: [
+      { prefix: '10.9.0.0/16', sa: relay.out.id },
+      { prefix: '10.8.0.0/16', sa: 0 },
+    ],
+  };
 
   /** Valid packets of every kind; each round gets fresh sequence numbers so the window does not mask the rest. */
   function seeds(round: number): Uint8Array[] {
-    const fresh = (sa: SaDesc): SaDesc => ({ ...sa, ah: sa.ah && { ...sa.ah, seq: round * 8 }, esp: sa.esp && { ...sa.esp, seq: round * 8 } });
+    const fresh = (sa: SaDesc): SaDesc => ({
+      ...sa,
+      ah: sa.ah && { ...sa.ah, seq: round * 8 },
+      esp: sa.esp && { ...sa.esp, seq: round * 8 },
+    });
     const tx = engineWith('ts', [end.out, esp.out, hop.out, hopFull.out].map(fresh));
     const e1 = runOne(tx, Op.ENCAP, datagram(90), end.out.id).packet;
     const e2 = runOne(tx, Op.ENCAP, datagram(33), esp.out.id).packet;
@@ -101,7 +138,9 @@ describe('[ts→native] differential fuzzing', () => {
       batch[r(200)] = base[r(base.length)];
       const a = outcomes(ts, Op.INBOUND, batch);
       const b = outcomes(native, Op.INBOUND, batch);
-      const diffs = a.flatMap((x, i) => (x === b[i] ? [] : [`round ${round} #${i} input ${hex(batch[i])}\n  ts     ${x}\n  native ${b[i]}`]));
+      const diffs = a.flatMap((x, i) =>
+        x === b[i] ? [] : [`round ${round} #${i} input ${hex(batch[i])}\n  ts     ${x}\n  native ${b[i]}`],
+      );
       expect(diffs.slice(0, 5)).toEqual([]);
     }
     expect(Array.from(native.counters())).toEqual(Array.from(ts.counters()));
@@ -126,7 +165,9 @@ describe('[ts→native] differential fuzzing', () => {
         const batch = Array.from({ length: 200 }, () => mutate(seed, r));
         const a = outcomes(ts, op, batch, arg0, arg1);
         const b = outcomes(native, op, batch, arg0, arg1);
-        const diffs = a.flatMap((x, i) => (x === b[i] ? [] : [`op ${op} #${i} input ${hex(batch[i])}\n  ts     ${x}\n  native ${b[i]}`]));
+        const diffs = a.flatMap((x, i) =>
+          x === b[i] ? [] : [`op ${op} #${i} input ${hex(batch[i])}\n  ts     ${x}\n  native ${b[i]}`],
+        );
         expect(diffs.slice(0, 5)).toEqual([]);
       }
     }
@@ -154,7 +195,13 @@ describe('[ts→native] differential fuzzing', () => {
     ts.setPolicies(policies);
     native.setPolicies(policies);
     const r = rng(33);
-    const inner = [datagram(80, { ttl: 2 }), datagram(61, { src: ADDR.smnCoa, ttl: 1 }), datagram(100, { src: '10.0.0.7', dst: '10.0.0.20' }), datagram(40, { dst: '10.0.9.9' }), datagram(70, { dst: '10.0.0.5' })];
+    const inner = [
+      datagram(80, { ttl: 2 }),
+      datagram(61, { src: ADDR.smnCoa, ttl: 1 }),
+      datagram(100, { src: '10.0.0.7', dst: '10.0.0.20' }),
+      datagram(40, { dst: '10.0.9.9' }),
+      datagram(70, { dst: '10.0.0.5' }),
+    ];
     for (let round = 0; round < 5; round++) {
       const base = [...inner, ...seeds(round)];
       for (const table of [0, 1, 2]) {
@@ -162,7 +209,11 @@ describe('[ts→native] differential fuzzing', () => {
         batch[r(200)] = base[r(base.length)];
         const a = outcomes(ts, Op.OUTBOUND, batch, table);
         const b = outcomes(native, Op.OUTBOUND, batch, table);
-        const diffs = a.flatMap((x, i) => (x === b[i] ? [] : [`table ${table} round ${round} #${i} input ${hex(batch[i])}\n  ts     ${x}\n  native ${b[i]}`]));
+        const diffs = a.flatMap((x, i) =>
+          x === b[i]
+            ? []
+            : [`table ${table} round ${round} #${i} input ${hex(batch[i])}\n  ts     ${x}\n  native ${b[i]}`],
+        );
         expect(diffs.slice(0, 5)).toEqual([]);
       }
     }

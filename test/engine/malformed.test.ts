@@ -4,7 +4,18 @@
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  Batch, DESC_WORDS, Desc, Op, Reason, VERDICT_COUNTER_BASE, Verdict, reasonName, type Engine, type OpCode, type ReasonName, type SaDesc,
+  Batch,
+  DESC_WORDS,
+  Desc,
+  Op,
+  Reason,
+  VERDICT_COUNTER_BASE,
+  Verdict,
+  reasonName,
+  type Engine,
+  type OpCode,
+  type ReasonName,
+  type SaDesc,
 } from '../../src/engine/index.js';
 import { KEY_BYTES } from '../../src/engine/types.js';
 import { aeadSeal, ivFromSeq, keyMaterial } from '../../src/engine/ref/crypto.js';
@@ -14,7 +25,17 @@ import { IPV4_HEADER_BYTES, IpProto, buildIpv4, setIpv4Checksum } from '../../sr
 import { ADDR, IMPLS, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
 
 type Want = ReasonName | 'deliver' | 'forward';
-const PUNTS: readonly Want[] = ['unknown_key', 'no_route', 'not_ipsec', 'nexthop_plain', 'relay_denied', 'policy_punt', 'ttl_exceeded', 'deliver_local', 'rekey'];
+const PUNTS: readonly Want[] = [
+  'unknown_key',
+  'no_route',
+  'not_ipsec',
+  'nexthop_plain',
+  'relay_denied',
+  'policy_punt',
+  'ttl_exceeded',
+  'deliver_local',
+  'rekey',
+];
 
 /** An engine plus the counters it must show: every expectation adds to the tally. */
 class Checked {
@@ -26,7 +47,14 @@ class Checked {
   }
 
   /** Runs packets through `op` in one batch and checks each outcome. */
-  expectAll(op: OpCode, packets: Uint8Array[], want: Want[], arg0 = 0, arg1 = 0, options?: { slotSize?: number; headroom?: number }): Uint8Array[] {
+  expectAll(
+    op: OpCode,
+    packets: Uint8Array[],
+    want: Want[],
+    arg0 = 0,
+    arg1 = 0,
+    options?: { slotSize?: number; headroom?: number },
+  ): Uint8Array[] {
     const batch = new Batch({ capacity: Math.max(1, packets.length), ...options });
     batch.buffer.fill(0xa5);
     for (const p of packets) batch.push(op, p, arg0, arg1);
@@ -35,7 +63,9 @@ class Checked {
     const out: Uint8Array[] = [];
     for (let i = 0; i < packets.length; i++) {
       const r = batch.result(i);
-      got.push(r.verdict === Verdict.DELIVER ? 'deliver' : r.verdict === Verdict.FORWARD ? 'forward' : reasonName[r.reason]);
+      got.push(
+        r.verdict === Verdict.DELIVER ? 'deliver' : r.verdict === Verdict.FORWARD ? 'forward' : reasonName[r.reason],
+      );
       out.push(Uint8Array.from(r.packet));
       const w = want[i];
       const failed = PUNTS.includes(w) ? Verdict.PUNT : Verdict.DROP;
@@ -46,12 +76,21 @@ class Checked {
         expect(r.verdict, `packet ${i} (${w})`).toBe(verdict);
       }
     }
-    const mismatches = got.flatMap((g, i) => (g === want[i] ? [] : [`#${i} (${packets[i].length} B): got ${g}, want ${want[i]}`]));
+    const mismatches = got.flatMap((g, i) =>
+      g === want[i] ? [] : [`#${i} (${packets[i].length} B): got ${g}, want ${want[i]}`],
+    );
     expect(mismatches).toEqual([]);
     return out;
   }
 
-  expectOne(op: OpCode, packet: Uint8Array, want: Want, arg0 = 0, arg1 = 0, options?: { slotSize?: number; headroom?: number }): Uint8Array {
+  expectOne(
+    op: OpCode,
+    packet: Uint8Array,
+    want: Want,
+    arg0 = 0,
+    arg1 = 0,
+    options?: { slotSize?: number; headroom?: number },
+  ): Uint8Array {
     return this.expectAll(op, [packet], [want], arg0, arg1, options)[0];
   }
 
@@ -77,7 +116,11 @@ afterEach(() => {
   }
 });
 
-function checkedEngine(impl: 'ts' | 'native', sas: readonly SaDesc[], setup?: Parameters<typeof engineWith>[2]): Checked {
+function checkedEngine(
+  impl: 'ts' | 'native',
+  sas: readonly SaDesc[],
+  setup?: Parameters<typeof engineWith>[2],
+): Checked {
   const c = new Checked(engineWith(impl, sas, setup));
   checked.push(c);
   return c;
@@ -86,7 +129,11 @@ function checkedEngine(impl: 'ts' | 'native', sas: readonly SaDesc[], setup?: Pa
 /** The first `length` bytes with total length and header checksum rewritten to match (when a header is left). */
 function cut(packet: Uint8Array, length: number): Uint8Array {
   const out = Uint8Array.from(packet.subarray(0, length));
-  if (length >= IPV4_HEADER_BYTES) patchHeader(out, (h) => { h[2] = length >> 8; h[3] = length & 0xff; });
+  if (length >= IPV4_HEADER_BYTES)
+    patchHeader(out, (h) => {
+      h[2] = length >> 8;
+      h[3] = length & 0xff;
+    });
   return out;
 }
 
@@ -127,42 +174,95 @@ function seal(sa: SaDesc, inner: Uint8Array, seq = 1): Uint8Array {
 
 describe.each(IMPLS)('[%s] malformed input', (impl) => {
   it('end layer, ESP only (SKIP NSID 1): every truncation length', () => {
-    const pair = endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 81, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+    const pair = endSaPair({
+      suite: 'aes128gcm',
+      mode: 'skip',
+      id: 81,
+      src: ADDR.smnCoa,
+      dst: ADDR.sgw0,
+      mkid: { src: ADDR.smnHome },
+    });
     const rx = checkedEngine(impl, [pair.in]);
     const p = seal(pair.out, datagram(64));
     const skipEnd = IPV4_HEADER_BYTES + pair.out.skipHeader!.length;
     const all = lengths(p.length);
-    rx.expectAll(Op.INBOUND, all.map((l) => p.subarray(0, l)), all.map(rawTruncationWant));
-    rx.expectAll(Op.INBOUND, all.map((l) => cut(p, l)), all.map((l): Want =>
-      l < skipEnd + 8 ? 'truncated' : l < skipEnd + 34 ? 'bad_esp' : 'auth'));
+    rx.expectAll(
+      Op.INBOUND,
+      all.map((l) => p.subarray(0, l)),
+      all.map(rawTruncationWant),
+    );
+    rx.expectAll(
+      Op.INBOUND,
+      all.map((l) => cut(p, l)),
+      all.map((l): Want => (l < skipEnd + 8 ? 'truncated' : l < skipEnd + 34 ? 'bad_esp' : 'auth')),
+    );
     rx.expectOne(Op.INBOUND, p, 'deliver');
   });
 
   it('end layer with AH (SKIP NSID 0/0) and SPI mode: every truncation length', () => {
-    const skip = endSaPair({ suite: 'chacha20poly1305', ah: 'gmac-aes128', mode: 'skip', id: 82, src: ADDR.sgw1, dst: ADDR.sgw0 });
+    const skip = endSaPair({
+      suite: 'chacha20poly1305',
+      ah: 'gmac-aes128',
+      mode: 'skip',
+      id: 82,
+      src: ADDR.sgw1,
+      dst: ADDR.sgw0,
+    });
     const spi = endSaPair({ suite: 'aes256gcm', mode: 'spi', id: 83, src: ADDR.sgw1, dst: ADDR.sgw0 });
     const rx = checkedEngine(impl, [skip.in, spi.in]);
     const p = seal(skip.out, datagram(40));
     const ahEnd = IPV4_HEADER_BYTES + skip.out.skipHeader!.length + AH_BYTES['gmac-aes128'];
-    rx.expectAll(Op.INBOUND, lengths(p.length).map((l) => cut(p, l)), lengths(p.length).map((l): Want => (l < ahEnd ? 'truncated' : 'auth')));
+    rx.expectAll(
+      Op.INBOUND,
+      lengths(p.length).map((l) => cut(p, l)),
+      lengths(p.length).map((l): Want => (l < ahEnd ? 'truncated' : 'auth')),
+    );
     const q = seal(spi.out, datagram(40));
-    rx.expectAll(Op.INBOUND, lengths(q.length).map((l) => cut(q, l)), lengths(q.length).map((l): Want =>
-      l < IPV4_HEADER_BYTES + 8 ? 'truncated' : l < IPV4_HEADER_BYTES + 34 ? 'bad_esp' : 'auth'));
+    rx.expectAll(
+      Op.INBOUND,
+      lengths(q.length).map((l) => cut(q, l)),
+      lengths(q.length).map(
+        (l): Want => (l < IPV4_HEADER_BYTES + 8 ? 'truncated' : l < IPV4_HEADER_BYTES + 34 ? 'bad_esp' : 'auth'),
+      ),
+    );
     rx.expectOne(Op.INBOUND, p, 'deliver');
     rx.expectOne(Op.INBOUND, q, 'deliver');
   });
 
   it.each(['full', 'headers'] as const)('next-hop layer (%s coverage): every truncation length', (coverage) => {
-    const end = endSaPair({ suite: 'aes128gcm', ah: 'hmac-sha256-128', mode: 'skip', id: 84, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
-    const hop = nexthopSaPair({ alg: 'hmac-sha256-128', coverage, mode: 'skip', id: 85, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+    const end = endSaPair({
+      suite: 'aes128gcm',
+      ah: 'hmac-sha256-128',
+      mode: 'skip',
+      id: 84,
+      src: ADDR.smnCoa,
+      dst: ADDR.sgw0,
+      mkid: { src: ADDR.smnHome },
+    });
+    const hop = nexthopSaPair({
+      alg: 'hmac-sha256-128',
+      coverage,
+      mode: 'skip',
+      id: 85,
+      src: ADDR.smnCoa,
+      dst: ADDR.sgw0,
+      mkid: { src: ADDR.smnHome },
+    });
     const rx = checkedEngine(impl, [end.in, hop.in], { local: [ADDR.sgw0] });
     const sealed = seal(end.out, datagram(90));
     const p = seal(hop.out, sealed);
     const d = IPV4_HEADER_BYTES + hop.out.skipHeader!.length + AH_BYTES['hmac-sha256-128'];
     const dCovered = d + IPV4_HEADER_BYTES + end.out.skipHeader!.length + AH_BYTES['hmac-sha256-128'] + 16;
-    rx.expectAll(Op.INBOUND, lengths(p.length).map((l) => p.subarray(0, l)), lengths(p.length).map(rawTruncationWant));
-    rx.expectAll(Op.INBOUND, lengths(p.length).map((l) => cut(p, l)), lengths(p.length).map((l): Want =>
-      l < d || (coverage === 'headers' && l < dCovered) ? 'truncated' : 'auth'));
+    rx.expectAll(
+      Op.INBOUND,
+      lengths(p.length).map((l) => p.subarray(0, l)),
+      lengths(p.length).map(rawTruncationWant),
+    );
+    rx.expectAll(
+      Op.INBOUND,
+      lengths(p.length).map((l) => cut(p, l)),
+      lengths(p.length).map((l): Want => (l < d || (coverage === 'headers' && l < dCovered) ? 'truncated' : 'auth')),
+    );
     rx.expectOne(Op.INBOUND, p, 'deliver');
   });
 
@@ -172,13 +272,37 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
     const inner = datagram(50, { src: ADDR.ch0, dst: ADDR.smnHome });
     const p = buildIpv4({ src: ipToU32(ADDR.ha), dst: ipToU32(ADDR.smnCoa), protocol: IpProto.IPIP }, inner);
     const all = lengths(p.length);
-    const innerWant = (l: number): Want => (l < IPV4_HEADER_BYTES + IPV4_HEADER_BYTES ? 'truncated' : 'bad_total_length');
-    rx.expectAll(Op.INBOUND, all.map((l) => cut(p, l)), all.map(innerWant));
-    rx.expectAll(Op.IPIP_DECAP, all.map((l) => cut(p, l)), all.map(innerWant));
-    rx.expectAll(Op.IPIP_DECAP, all.map((l) => p.subarray(0, l)), all.map(rawTruncationWant));
-    rx.expectAll(Op.ENCAP, lengths(inner.length).map((l) => inner.subarray(0, l)), lengths(inner.length).map(rawTruncationWant), pair.out.id);
+    const innerWant = (l: number): Want =>
+      l < IPV4_HEADER_BYTES + IPV4_HEADER_BYTES ? 'truncated' : 'bad_total_length';
+    rx.expectAll(
+      Op.INBOUND,
+      all.map((l) => cut(p, l)),
+      all.map(innerWant),
+    );
+    rx.expectAll(
+      Op.IPIP_DECAP,
+      all.map((l) => cut(p, l)),
+      all.map(innerWant),
+    );
+    rx.expectAll(
+      Op.IPIP_DECAP,
+      all.map((l) => p.subarray(0, l)),
+      all.map(rawTruncationWant),
+    );
+    rx.expectAll(
+      Op.ENCAP,
+      lengths(inner.length).map((l) => inner.subarray(0, l)),
+      lengths(inner.length).map(rawTruncationWant),
+      pair.out.id,
+    );
     rx.expectAll(Op.WRAP, [inner], ['no_sa'], pair.out.id);
-    rx.expectAll(Op.IPIP_ENCAP, lengths(inner.length).map((l) => inner.subarray(0, l)), lengths(inner.length).map(rawTruncationWant), 1, 2);
+    rx.expectAll(
+      Op.IPIP_ENCAP,
+      lengths(inner.length).map((l) => inner.subarray(0, l)),
+      lengths(inner.length).map(rawTruncationWant),
+      1,
+      2,
+    );
     expect(hex(rx.expectOne(Op.IPIP_DECAP, p, 'deliver'))).toBe(hex(inner));
   });
 
@@ -187,21 +311,92 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
     const rx = checkedEngine(impl, [pair.in, pair.out]);
     const p = seal(pair.out, datagram(60));
     const cases: [Uint8Array, Want][] = [
-      ...[0, 1, 5, 6, 15].map((v) => [patched(p, (h) => { h[0] = (v << 4) | 5; }), 'bad_ip_version'] as [Uint8Array, Want]),
-      ...[0, 1, 4].map((ihl) => [patched(p, (h) => { h[0] = 0x40 | ihl; }), 'bad_ihl'] as [Uint8Array, Want]),
-      [patched(p.subarray(0, 40), (h) => { h[0] = 0x4f; h[2] = 0; h[3] = 40; }), 'bad_ihl'], // 60-byte header in a 40-byte datagram
-      ...[0, 19].map((t) => [patched(p, (h) => { h[2] = 0; h[3] = t; }), 'bad_ihl'] as [Uint8Array, Want]),
-      ...[p.length + 1, 0xffff].map((t) => [patched(p, (h) => { h[2] = t >> 8; h[3] = t & 0xff; }), 'bad_total_length'] as [Uint8Array, Want]),
+      ...[0, 1, 5, 6, 15].map(
+        (v) =>
+          [
+            patched(p, (h) => {
+              h[0] = (v << 4) | 5;
+            }),
+            'bad_ip_version',
+          ] as [Uint8Array, Want],
+      ),
+      ...[0, 1, 4].map(
+        (ihl) =>
+          [
+            patched(p, (h) => {
+              h[0] = 0x40 | ihl;
+            }),
+            'bad_ihl',
+          ] as [Uint8Array, Want],
+      ),
+      [
+        patched(p.subarray(0, 40), (h) => {
+          h[0] = 0x4f;
+          h[2] = 0;
+          h[3] = 40;
+        }),
+        'bad_ihl',
+      ], // 60-byte header in a 40-byte datagram
+      ...[0, 19].map(
+        (t) =>
+          [
+            patched(p, (h) => {
+              h[2] = 0;
+              h[3] = t;
+            }),
+            'bad_ihl',
+          ] as [Uint8Array, Want],
+      ),
+      ...[p.length + 1, 0xffff].map(
+        (t) =>
+          [
+            patched(p, (h) => {
+              h[2] = t >> 8;
+              h[3] = t & 0xff;
+            }),
+            'bad_total_length',
+          ] as [Uint8Array, Want],
+      ),
       [withByte(p, 10, p[10] ^ 0x40), 'bad_ip_checksum'],
       [withByte(p, 11, p[11] ^ 0x01), 'bad_ip_checksum'],
-      [patched(p, (h) => { h[6] |= 0x20; }), 'fragment'],
-      [patched(p, (h) => { h[7] |= 0x01; }), 'fragment'],
-      [patched(p, (h) => { h[6] = 0x1f; h[7] = 0xff; }), 'fragment'],
-      [patched(p, (h) => { h[9] = IpProto.UDP; }), 'not_ipsec'],
-      [patched(p, (h) => { h[9] = IpProto.AH; }), 'bad_spi'], // the ESP SPI read as an AH SPI names no SA
+      [
+        patched(p, (h) => {
+          h[6] |= 0x20;
+        }),
+        'fragment',
+      ],
+      [
+        patched(p, (h) => {
+          h[7] |= 0x01;
+        }),
+        'fragment',
+      ],
+      [
+        patched(p, (h) => {
+          h[6] = 0x1f;
+          h[7] = 0xff;
+        }),
+        'fragment',
+      ],
+      [
+        patched(p, (h) => {
+          h[9] = IpProto.UDP;
+        }),
+        'not_ipsec',
+      ],
+      [
+        patched(p, (h) => {
+          h[9] = IpProto.AH;
+        }),
+        'bad_spi',
+      ], // the ESP SPI read as an AH SPI names no SA
       [p, 'deliver'],
     ];
-    rx.expectAll(Op.INBOUND, cases.map((c) => c[0]), cases.map((c) => c[1]));
+    rx.expectAll(
+      Op.INBOUND,
+      cases.map((c) => c[0]),
+      cases.map((c) => c[1]),
+    );
     // Trailing bytes beyond the total length are cut off, not fatal.
     const padded = new Uint8Array(p.length + 13).fill(0x5a);
     padded.set(seal(pair.out, datagram(60), 2));
@@ -209,9 +404,31 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
   });
 
   it('wrong SKIP, AH and ESP fields', () => {
-    const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 88, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
-    const hop = nexthopSaPair({ alg: 'hmac-sha256-128', mode: 'skip', id: 89, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
-    const spi = endSaPair({ suite: 'aes128gcm', ah: 'hmac-sha256-128', mode: 'spi', id: 90, src: ADDR.sgw1, dst: ADDR.sgw0 });
+    const end = endSaPair({
+      suite: 'aes128gcm',
+      ah: 'gmac-aes128',
+      mode: 'skip',
+      id: 88,
+      src: ADDR.smnCoa,
+      dst: ADDR.sgw0,
+      mkid: { src: ADDR.smnHome },
+    });
+    const hop = nexthopSaPair({
+      alg: 'hmac-sha256-128',
+      mode: 'skip',
+      id: 89,
+      src: ADDR.smnCoa,
+      dst: ADDR.sgw0,
+      mkid: { src: ADDR.smnHome },
+    });
+    const spi = endSaPair({
+      suite: 'aes128gcm',
+      ah: 'hmac-sha256-128',
+      mode: 'spi',
+      id: 90,
+      src: ADDR.sgw1,
+      dst: ADDR.sgw0,
+    });
     const rx = checkedEngine(impl, [end.in, hop.in, spi.in], { local: [ADDR.sgw0] });
     const p = seal(end.out, datagram(70));
     const w = seal(hop.out, datagram(70, { dst: ADDR.sgw0 }));
@@ -245,12 +462,24 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
       [w, 'nexthop_plain'], // a plain datagram under a next-hop layer only: for the policy (docs/engine.md §5)
       [q, 'deliver'],
     ];
-    rx.expectAll(Op.INBOUND, cases.map((c) => c[0]), cases.map((c) => c[1]));
+    rx.expectAll(
+      Op.INBOUND,
+      cases.map((c) => c[0]),
+      cases.map((c) => c[1]),
+    );
   });
 
   it('ESP trailer: next header 59 is a dummy, other next headers and bad padding are dropped after the tag verified', () => {
     const key = bytes(KEY_BYTES.aes128gcm, 91);
-    const sa: SaDesc = { id: 91, direction: 'in', role: 'end', mode: 'spi', src: ADDR.sgw1, dst: ADDR.sgw0, esp: { suite: 'aes128gcm', key, spi: 0x9100 } };
+    const sa: SaDesc = {
+      id: 91,
+      direction: 'in',
+      role: 'end',
+      mode: 'spi',
+      src: ADDR.sgw1,
+      dst: ADDR.sgw0,
+      esp: { suite: 'aes128gcm', key, spi: 0x9100 },
+    };
     const rx = checkedEngine(impl, [sa]);
     const inner = datagram(41);
     const esp = (seq: number, plaintext: Uint8Array): Uint8Array => {
@@ -259,7 +488,10 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
       new DataView(head.buffer).setUint32(4, seq);
       head.set(ivFromSeq(seq), 8);
       const sealed = aeadSeal('aes128gcm', keyMaterial(key, true), head.subarray(8), head.subarray(0, 8), plaintext);
-      return buildIpv4({ src: ipToU32(ADDR.sgw1), dst: ipToU32(ADDR.sgw0), protocol: IpProto.ESP }, Buffer.concat([head, sealed.ciphertext, sealed.tag]));
+      return buildIpv4(
+        { src: ipToU32(ADDR.sgw1), dst: ipToU32(ADDR.sgw0), protocol: IpProto.ESP },
+        Buffer.concat([head, sealed.ciphertext, sealed.tag]),
+      );
     };
     const trailer = (padding: number[], next: number) => Uint8Array.from([...inner, ...padding, padding.length, next]);
     const cases: [Uint8Array, Want][] = [
@@ -271,7 +503,11 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
       [esp(6, trailer([1, 2, 3, 4, 5], 4)), 'deliver'], // more padding than needed is still well-formed
       [esp(7, trailer([1], 4)), 'deliver'],
     ];
-    const out = rx.expectAll(Op.INBOUND, cases.map((c) => c[0]), cases.map((c) => c[1]));
+    const out = rx.expectAll(
+      Op.INBOUND,
+      cases.map((c) => c[0]),
+      cases.map((c) => c[1]),
+    );
     expect(hex(out[5])).toBe(hex(inner));
     // The windows were committed before the trailer was judged: the dummy's sequence number is used up.
     rx.expectOne(Op.INBOUND, esp(1, trailer([1], 4)), 'replay');
@@ -289,10 +525,21 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
   });
 
   it('SA, route and room failures: no_sa, no_room, seq_exhausted, no_route, unknown_key', () => {
-    const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 92, src: ADDR.sgw0, dst: ADDR.sgw1, seq: 0xffffffff });
+    const end = endSaPair({
+      suite: 'aes128gcm',
+      ah: 'gmac-aes128',
+      mode: 'skip',
+      id: 92,
+      src: ADDR.sgw0,
+      dst: ADDR.sgw1,
+      seq: 0xffffffff,
+    });
     const fresh = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 93, src: ADDR.sgw0, dst: ADDR.sgw1 });
     const hop = nexthopSaPair({ alg: 'gmac-aes128', mode: 'spi', id: 94, src: ADDR.sgw2, dst: ADDR.sgw0 });
-    const rx = checkedEngine(impl, [end.out, fresh.out, hop.in, fresh.in], { local: [ADDR.sgw0], routes: [{ prefix: '10.9.0.0/16', sa: fresh.out.id }] });
+    const rx = checkedEngine(impl, [end.out, fresh.out, hop.in, fresh.in], {
+      local: [ADDR.sgw0],
+      routes: [{ prefix: '10.9.0.0/16', sa: fresh.out.id }],
+    });
     const d = datagram(100);
     rx.expectOne(Op.ENCAP, d, 'no_sa', 4242);
     rx.expectOne(Op.ENCAP, d, 'no_sa', fresh.in.id); // an inbound SA
@@ -304,12 +551,20 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
     rx.expectOne(Op.ENCAP, datagram(2048 - 256 - 10), 'no_room', fresh.out.id); // no tailroom for the trailer
     rx.expectOne(Op.ENCAP, d, 'forward', fresh.out.id);
     // Unwrapped layers for elsewhere: no route → punt D; a route whose SA is not an out nexthop SA → no_sa.
-    const espTo = (dst: string) => buildIpv4({ src: ipToU32(ADDR.sgw2), dst: ipToU32(dst), protocol: IpProto.ESP }, bytes(60, 94));
+    const espTo = (dst: string) =>
+      buildIpv4({ src: ipToU32(ADDR.sgw2), dst: ipToU32(dst), protocol: IpProto.ESP }, bytes(60, 94));
     const punted = rx.expectOne(Op.INBOUND, seal(hop.out, espTo('10.8.0.1'), 1), 'no_route');
     expect(hex(punted)).toBe(hex(espTo('10.8.0.1')));
     rx.expectOne(Op.INBOUND, seal(hop.out, espTo('10.9.0.1'), 2), 'no_sa');
     // SKIP with a key tuple (here: another wrapped Kp) that no SA has: the control plane must derive it.
-    const stranger = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 95, src: ADDR.sgw1, dst: ADDR.sgw0 });
+    const stranger = endSaPair({
+      suite: 'aes128gcm',
+      ah: 'gmac-aes128',
+      mode: 'skip',
+      id: 95,
+      src: ADDR.sgw1,
+      dst: ADDR.sgw0,
+    });
     rx.expectOne(Op.INBOUND, seal(stranger.out, d), 'unknown_key');
   });
 
@@ -318,10 +573,18 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
     const rx = checkedEngine(impl, [hop.in], { local: [ADDR.sgw0] });
     const nest = (n: number) => {
       let p = datagram(40, { dst: ADDR.sgw0 });
-      for (let i = 0; i < n; i++) p = buildIpv4({ src: ipToU32(ADDR.sgw1), dst: ipToU32(ADDR.sgw0), protocol: IpProto.IPIP }, p);
+      for (let i = 0; i < n; i++)
+        p = buildIpv4({ src: ipToU32(ADDR.sgw1), dst: ipToU32(ADDR.sgw0), protocol: IpProto.IPIP }, p);
       return p;
     };
-    const peeled = rx.expectAll(Op.INBOUND, [nest(100), nest(9), nest(8)], ['too_many_layers', 'too_many_layers', 'not_ipsec'], 0, 0, { slotSize: 4096 });
+    const peeled = rx.expectAll(
+      Op.INBOUND,
+      [nest(100), nest(9), nest(8)],
+      ['too_many_layers', 'too_many_layers', 'not_ipsec'],
+      0,
+      0,
+      { slotSize: 4096 },
+    );
     expect(hex(peeled[2])).toBe(hex(datagram(40, { dst: ADDR.sgw0 })));
     // Next-hop layers all addressed to this gateway; fresh sequence numbers per stack (peeling commits them).
     const stack = (n: number, firstSeq: number) => {
@@ -338,7 +601,9 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
     batch.buffer.fill(0xa5);
     const d = datagram(40);
     for (let i = 0; i < 8; i++) batch.push(Op.IPIP_DECAP, d);
-    const set = (i: number, word: number, value: number) => { batch.desc[i * DESC_WORDS + word] = value >>> 0; };
+    const set = (i: number, word: number, value: number) => {
+      batch.desc[i * DESC_WORDS + word] = value >>> 0;
+    };
     set(0, Desc.offset, 0 * 256 + 250); // runs past the slot end
     set(1, Desc.offset, 0); // in slot 0, not slot 1
     set(2, Desc.length, 256); // 64 + 256 > slot
@@ -347,11 +612,20 @@ describe.each(IMPLS)('[%s] malformed input', (impl) => {
     set(5, Desc.op, 0);
     set(6, Desc.op, Math.max(...Object.values(Op)) + 1); // the first op number not in use
     set(7, Desc.op, 255);
-    const before = Array.from({ length: 8 }, (_, i) => [batch.desc[i * DESC_WORDS + Desc.offset], batch.desc[i * DESC_WORDS + Desc.length]]);
+    const before = Array.from({ length: 8 }, (_, i) => [
+      batch.desc[i * DESC_WORDS + Desc.offset],
+      batch.desc[i * DESC_WORDS + Desc.length],
+    ]);
     c.engine.process(batch);
     for (let i = 0; i < 8; i++) {
       const r = batch.result(i);
-      expect({ i, verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop }).toEqual({ i, verdict: Verdict.DROP, reason: Reason.bad_descriptor, sa: 0, nexthop: 0 });
+      expect({ i, verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop }).toEqual({
+        i,
+        verdict: Verdict.DROP,
+        reason: Reason.bad_descriptor,
+        sa: 0,
+        nexthop: 0,
+      });
       expect([batch.desc[i * DESC_WORDS + Desc.offset], batch.desc[i * DESC_WORDS + Desc.length]]).toEqual(before[i]);
       c.tally.set(Reason.bad_descriptor, (c.tally.get(Reason.bad_descriptor) ?? 0n) + 1n);
       c.tally.set(VERDICT_COUNTER_BASE + Verdict.DROP, (c.tally.get(VERDICT_COUNTER_BASE + Verdict.DROP) ?? 0n) + 1n);

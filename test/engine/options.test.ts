@@ -6,7 +6,18 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Op, Verdict, reasonName, type Engine, type MacAlg } from '../../src/engine/index.js';
 import { AH_BYTES } from '../../src/wire/ah.js';
 import { setIpv4Checksum } from '../../src/wire/ipv4.js';
-import { ADDR, IMPLS, datagram, endSaPair, engineWith, hex, nexthopSaPair, oracleAhTag, runOne, type SaPair } from './fixtures.js';
+import {
+  ADDR,
+  IMPLS,
+  datagram,
+  endSaPair,
+  engineWith,
+  hex,
+  nexthopSaPair,
+  oracleAhTag,
+  runOne,
+  type SaPair,
+} from './fixtures.js';
 
 const opened: Engine[] = [];
 afterEach(() => {
@@ -53,14 +64,42 @@ interface Case {
   accepted: 'deliver' | 'nexthop_plain';
 }
 
-const endPair = endSaPair({ suite: 'aes128gcm', ah: 'hmac-sha256-128', mode: 'spi', id: 111, src: ADDR.sgw0, dst: ADDR.sgw1 });
-const hopPair = nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 112, src: ADDR.sgw1, dst: ADDR.sgw0 });
+const endPair = endSaPair({
+  suite: 'aes128gcm',
+  ah: 'hmac-sha256-128',
+  mode: 'spi',
+  id: 111,
+  src: ADDR.sgw0,
+  dst: ADDR.sgw1,
+});
+const hopPair = nexthopSaPair({
+  alg: 'gmac-aes128',
+  coverage: 'headers',
+  mode: 'skip',
+  id: 112,
+  src: ADDR.sgw1,
+  dst: ADDR.sgw0,
+});
 
 const CASES: Case[] = [
-  { name: 'end AH HMAC, SPI mode', pair: endPair, rxSas: [endPair.in], local: [], alg: 'hmac-sha256-128', make: () => datagram(77),
-    accepted: 'deliver' },
-  { name: 'next-hop AH GMAC behind SKIP', pair: hopPair, rxSas: [hopPair.in], local: [ADDR.sgw0], alg: 'gmac-aes128',
-    make: () => datagram(77, { dst: ADDR.sgw0 }), accepted: 'nexthop_plain' },
+  {
+    name: 'end AH HMAC, SPI mode',
+    pair: endPair,
+    rxSas: [endPair.in],
+    local: [],
+    alg: 'hmac-sha256-128',
+    make: () => datagram(77),
+    accepted: 'deliver',
+  },
+  {
+    name: 'next-hop AH GMAC behind SKIP',
+    pair: hopPair,
+    rxSas: [hopPair.in],
+    local: [ADDR.sgw0],
+    alg: 'gmac-aes128',
+    make: () => datagram(77, { dst: ADDR.sgw0 }),
+    accepted: 'nexthop_plain',
+  },
 ];
 
 describe.each(IMPLS)('[%s] outer IPv4 options under AH', (impl) => {

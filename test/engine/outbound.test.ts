@@ -2,16 +2,43 @@
 // byte as the separate ops produce them, bypass, no_policy punts, failures, and table validation.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Batch, COUNTER_SLOTS, Op, Reason, Verdict, type Engine, type EngineImpl, type Policy, type SaDesc } from '../../src/engine/index.js';
+import {
+  Batch,
+  COUNTER_SLOTS,
+  Op,
+  Reason,
+  Verdict,
+  type Engine,
+  type EngineImpl,
+  type Policy,
+  type SaDesc,
+} from '../../src/engine/index.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { ADDR, IMPLS, datagram, diffBytes, endSaPair, engineWith, hex, nexthopSaPair, runMany, runOne, type RunResult } from './fixtures.js';
+import {
+  ADDR,
+  IMPLS,
+  datagram,
+  diffBytes,
+  endSaPair,
+  engineWith,
+  hex,
+  nexthopSaPair,
+  runMany,
+  runOne,
+  type RunResult,
+} from './fixtures.js';
 
 const opened: Engine[] = [];
 afterEach(() => {
   for (const e of opened.splice(0)) e.close();
 });
 
-function make(impl: EngineImpl, sas: readonly SaDesc[], policies: readonly Policy[], setup?: Parameters<typeof engineWith>[2]): Engine {
+function make(
+  impl: EngineImpl,
+  sas: readonly SaDesc[],
+  policies: readonly Policy[],
+  setup?: Parameters<typeof engineWith>[2],
+): Engine {
   const e = engineWith(impl, sas, setup);
   e.setPolicies(policies);
   opened.push(e);
@@ -39,9 +66,25 @@ function outboundWithHeadroom(engine: Engine, packet: Uint8Array, headroom: numb
   return { ...r, packet: Uint8Array.from(r.packet) };
 }
 
-const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 1, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+const end = endSaPair({
+  suite: 'aes128gcm',
+  ah: 'gmac-aes128',
+  mode: 'skip',
+  id: 1,
+  src: ADDR.smnCoa,
+  dst: ADDR.sgw0,
+  mkid: { src: ADDR.smnHome },
+});
 const endSpi = endSaPair({ suite: 'chacha20poly1305', mode: 'spi', id: 2, src: ADDR.smnCoa, dst: ADDR.sgw2 });
-const toSgw2 = nexthopSaPair({ alg: 'hmac-sha256-128', coverage: 'headers', mode: 'skip', id: 3, src: ADDR.smnCoa, dst: ADDR.sgw2, mkid: { src: ADDR.smnHome } });
+const toSgw2 = nexthopSaPair({
+  alg: 'hmac-sha256-128',
+  coverage: 'headers',
+  mode: 'skip',
+  id: 3,
+  src: ADDR.smnCoa,
+  dst: ADDR.sgw2,
+  mkid: { src: ADDR.smnHome },
+});
 const toSgw1 = nexthopSaPair({ alg: 'gmac-aes128', mode: 'spi', id: 4, src: ADDR.smnCoa, dst: ADDR.sgw1 });
 const OUT_SAS = [end.out, endSpi.out, toSgw2.out, toSgw1.out];
 
@@ -54,7 +97,12 @@ describe('OUTBOUND, native and TS', () => {
     for (const size of [20, 21, 64, 1400]) {
       const inner = datagram(size, { dst: ADDR.ch0 });
       const viaPolicy = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, inner));
-      expect(outcome(viaPolicy)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: end.out.id, nexthop: ipToU32(ADDR.sgw0) });
+      expect(outcome(viaPolicy)).toEqual({
+        verdict: Verdict.FORWARD,
+        reason: Reason.none,
+        sa: end.out.id,
+        nexthop: ipToU32(ADDR.sgw0),
+      });
       const viaOp = runOne(make('ts', OUT_SAS, []), Op.ENCAP, inner, end.out.id);
       expect(hex(viaPolicy.packet)).toBe(hex(viaOp.packet));
       for (const impl of IMPLS) {
@@ -62,8 +110,15 @@ describe('OUTBOUND, native and TS', () => {
         expect(outcome(opened)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
         expect(hex(opened.packet)).toBe(hex(inner));
       }
-      const shorter = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, datagram(size, { dst: '10.7.0.1' })));
-      expect(outcome(shorter)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: endSpi.out.id, nexthop: ipToU32(ADDR.sgw2) });
+      const shorter = both((impl) =>
+        runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, datagram(size, { dst: '10.7.0.1' })),
+      );
+      expect(outcome(shorter)).toEqual({
+        verdict: Verdict.FORWARD,
+        reason: Reason.none,
+        sa: endSpi.out.id,
+        nexthop: ipToU32(ADDR.sgw2),
+      });
     }
   });
 
@@ -73,7 +128,12 @@ describe('OUTBOUND, native and TS', () => {
     const cramped = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, inner));
     expect(outcome(cramped)).toEqual({ verdict: Verdict.DROP, reason: Reason.no_room, sa: toSgw1.out.id, nexthop: 0 });
     const stacked = both((impl) => outboundWithHeadroom(make(impl, OUT_SAS, policies), inner, 512));
-    expect(outcome(stacked)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: end.out.id, nexthop: ipToU32(ADDR.sgw1) });
+    expect(outcome(stacked)).toEqual({
+      verdict: Verdict.FORWARD,
+      reason: Reason.none,
+      sa: end.out.id,
+      nexthop: ipToU32(ADDR.sgw1),
+    });
     const manual = make('native', OUT_SAS, []);
     const sealed = runOne(manual, Op.ENCAP, inner, end.out.id);
     const once = runOne(manual, Op.WRAP, sealed.packet, toSgw2.out.id);
@@ -82,23 +142,43 @@ describe('OUTBOUND, native and TS', () => {
     for (const impl of IMPLS) {
       const sgw1 = make(impl, [toSgw1.in], [], { local: [ADDR.sgw1], routes: [{ prefix: '0.0.0.0/0', sa: 0 }] });
       const atSgw1 = runOne(sgw1, Op.INBOUND, stacked.packet);
-      expect(outcome(atSgw1)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: toSgw1.in.id, nexthop: ipToU32(ADDR.sgw2) });
+      expect(outcome(atSgw1)).toEqual({
+        verdict: Verdict.FORWARD,
+        reason: Reason.none,
+        sa: toSgw1.in.id,
+        nexthop: ipToU32(ADDR.sgw2),
+      });
       const sgw2 = make(impl, [toSgw2.in, end.in], [], { local: [ADDR.sgw2, ADDR.sgw0] });
       const atSgw2 = runOne(sgw2, Op.INBOUND, atSgw1.packet);
       expect(outcome(atSgw2)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
       expect(hex(atSgw2.packet)).toBe(hex(inner));
     }
     // A single wrap may be given as a number.
-    const single = both((impl) => runOne(make(impl, OUT_SAS, [{ prefix: '10.0.0.0/16', sa: end.out.id, wrap: toSgw1.out.id }]), Op.OUTBOUND, inner));
-    expect(outcome(single)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: end.out.id, nexthop: ipToU32(ADDR.sgw1) });
+    const single = both((impl) =>
+      runOne(make(impl, OUT_SAS, [{ prefix: '10.0.0.0/16', sa: end.out.id, wrap: toSgw1.out.id }]), Op.OUTBOUND, inner),
+    );
+    expect(outcome(single)).toEqual({
+      verdict: Verdict.FORWARD,
+      reason: Reason.none,
+      sa: end.out.id,
+      nexthop: ipToU32(ADDR.sgw1),
+    });
   });
 
   it('bypass (sa 0) forwards the datagram as it is, trailing bytes cut; no match punts no_policy unchanged', () => {
-    const policies: Policy[] = [{ prefix: '10.0.0.20/32', sa: 0 }, { prefix: '192.0.2.0/24', sa: end.out.id }];
+    const policies: Policy[] = [
+      { prefix: '10.0.0.20/32', sa: 0 },
+      { prefix: '192.0.2.0/24', sa: end.out.id },
+    ];
     const inner = datagram(80, { dst: ADDR.ch0 });
     const padded = Uint8Array.from([...inner, 1, 2, 3]);
     const bypass = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, padded));
-    expect(outcome(bypass)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ipToU32(ADDR.ch0) });
+    expect(outcome(bypass)).toEqual({
+      verdict: Verdict.FORWARD,
+      reason: Reason.none,
+      sa: 0,
+      nexthop: ipToU32(ADDR.ch0),
+    });
     expect(hex(bypass.packet)).toBe(hex(inner));
     const miss = datagram(80, { dst: ADDR.ha });
     const punted = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, miss));
@@ -117,7 +197,14 @@ describe('OUTBOUND, native and TS', () => {
     ];
     const bad = datagram(60);
     bad[0] = 0x65;
-    const packets = [datagram(60, { dst: '10.0.0.9' }), datagram(60, { dst: '10.0.1.9' }), datagram(60, { dst: '10.0.2.9' }), datagram(60, { dst: '10.0.3.9' }), bad, datagram(60, { dst: '10.9.9.9' })];
+    const packets = [
+      datagram(60, { dst: '10.0.0.9' }),
+      datagram(60, { dst: '10.0.1.9' }),
+      datagram(60, { dst: '10.0.2.9' }),
+      datagram(60, { dst: '10.0.3.9' }),
+      bad,
+      datagram(60, { dst: '10.9.9.9' }),
+    ];
     const counters: BigUint64Array[] = [];
     const results = IMPLS.map((impl) => {
       const e = make(impl, OUT_SAS, policies);
@@ -144,14 +231,24 @@ describe('OUTBOUND, native and TS', () => {
     const cases: [unknown, RegExp][] = [
       [[{ prefix: '10.0.0.1/8', sa: 1 }], /host bits set/],
       [[{ prefix: '10.0.0.0/8', sa: -1 }], /policy 0 \(10\.0\.0\.0\/8\): sa must be an SA id/],
-      [[{ prefix: '10.0.0.0/8', sa: 0, wrap: 3 }], /policy 0 \(10\.0\.0\.0\/8\): wrap applies to action 'protect' only \(this policy is 'bypass', sa 0\)/],
+      [
+        [{ prefix: '10.0.0.0/8', sa: 0, wrap: 3 }],
+        /policy 0 \(10\.0\.0\.0\/8\): wrap applies to action 'protect' only \(this policy is 'bypass', sa 0\)/,
+      ],
       [[{ prefix: '10.0.0.0/8', sa: 1, wrap: [3, 0] }], /wrap\[1\] must be an SA id/],
       [[{ prefix: '10.0.0.0/8', sa: 1, wrap: [3, 3, 3, 3, 3, 3, 3, 3] }], /at most 7 wrap SAs/],
-      [[{ prefix: '10.0.0.0/8', sa: 1 }, { prefix: '10.0.0.0/8', sa: 2 }], /policy 1 .* repeats the table, prefix and src of policy 0/],
+      [
+        [
+          { prefix: '10.0.0.0/8', sa: 1 },
+          { prefix: '10.0.0.0/8', sa: 2 },
+        ],
+        /policy 1 .* repeats the table, prefix and src of policy 0/,
+      ],
     ];
     for (const impl of IMPLS) {
       const e = make(impl, OUT_SAS, []);
-      for (const [table, message] of cases) expect(() => e.setPolicies(table as Policy[]), `${impl} ${JSON.stringify(table)}`).toThrow(message);
+      for (const [table, message] of cases)
+        expect(() => e.setPolicies(table as Policy[]), `${impl} ${JSON.stringify(table)}`).toThrow(message);
       e.setPolicies([{ prefix: '0.0.0.0/0', sa: end.out.id }]);
       expect(runOne(e, Op.OUTBOUND, datagram(40)).verdict).toBe(Verdict.FORWARD);
       e.setPolicies([]);

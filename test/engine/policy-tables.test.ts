@@ -3,18 +3,43 @@
 // table validation with the same messages, the addon's own record checks, and thousands of /32 policies.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import { COUNTER_SLOTS, Op, Reason, Verdict, type Engine, type EngineImpl, type Policy, type SaDesc } from '../../src/engine/index.js';
+import {
+  COUNTER_SLOTS,
+  Op,
+  Reason,
+  Verdict,
+  type Engine,
+  type EngineImpl,
+  type Policy,
+  type SaDesc,
+} from '../../src/engine/index.js';
 import type { NativeEngine } from '../../src/engine/native.js';
 import { ipToU32, u32ToIp } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4, internetChecksum, updateChecksum } from '../../src/wire/ipv4.js';
-import { ADDR, IMPLS, datagram, diffBytes, endSaPair, engineWith, hex, runMany, runOne, type RunResult } from './fixtures.js';
+import {
+  ADDR,
+  IMPLS,
+  datagram,
+  diffBytes,
+  endSaPair,
+  engineWith,
+  hex,
+  runMany,
+  runOne,
+  type RunResult,
+} from './fixtures.js';
 
 const opened: Engine[] = [];
 afterEach(() => {
   for (const e of opened.splice(0)) e.close();
 });
 
-function make(impl: EngineImpl, sas: readonly SaDesc[], policies: readonly Policy[], setup?: Parameters<typeof engineWith>[2]): Engine {
+function make(
+  impl: EngineImpl,
+  sas: readonly SaDesc[],
+  policies: readonly Policy[],
+  setup?: Parameters<typeof engineWith>[2],
+): Engine {
   const e = engineWith(impl, sas, setup);
   e.setPolicies(policies);
   opened.push(e);
@@ -26,7 +51,13 @@ function outcome(r: RunResult) {
 }
 
 /** The same packets through OUTBOUND with table `table` on both paths (fresh engines): identical outcomes, bytes and counters. */
-function both(sas: readonly SaDesc[], policies: readonly Policy[], packets: readonly Uint8Array[], table = 0, setup?: Parameters<typeof engineWith>[2]): RunResult[] {
+function both(
+  sas: readonly SaDesc[],
+  policies: readonly Policy[],
+  packets: readonly Uint8Array[],
+  table = 0,
+  setup?: Parameters<typeof engineWith>[2],
+): RunResult[] {
   const counters: BigUint64Array[] = [];
   const [ts, native] = IMPLS.map((impl) => {
     const e = make(impl, sas, policies, setup);
@@ -35,12 +66,22 @@ function both(sas: readonly SaDesc[], policies: readonly Policy[], packets: read
     return r;
   });
   expect(ts.map(outcome), 'ts vs native outcomes').toEqual(native.map(outcome));
-  ts.forEach((r, i) => expect(hex(r.packet), `packet ${i}: ${diffBytes(r.packet, native[i].packet)}`).toBe(hex(native[i].packet)));
+  ts.forEach((r, i) =>
+    expect(hex(r.packet), `packet ${i}: ${diffBytes(r.packet, native[i].packet)}`).toBe(hex(native[i].packet)),
+  );
   expect(counters[0]).toEqual(counters[1]);
   return native;
 }
 
-const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 1, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+const end = endSaPair({
+  suite: 'aes128gcm',
+  ah: 'gmac-aes128',
+  mode: 'skip',
+  id: 1,
+  src: ADDR.smnCoa,
+  dst: ADDR.sgw0,
+  mkid: { src: ADDR.smnHome },
+});
 const other = endSaPair({ suite: 'chacha20poly1305', mode: 'spi', id: 2, src: ADDR.smnCoa, dst: ADDR.sgw2 });
 const SAS = [end.out, other.out];
 const ip = ipToU32;
@@ -57,7 +98,15 @@ describe('OUTBOUND policy tables, native and TS', () => {
     ];
     const to = (dst: string) => datagram(90, { dst, ttl: 40 });
     const sealed = runOne(make('ts', [end.out], []), Op.ENCAP, datagram(90, { dst: ADDR.ch0 }), end.out.id).packet;
-    const packets = [to('10.0.1.9'), to('10.0.2.9'), to('10.0.3.9'), to('10.0.4.9'), to('10.0.5.9'), sealed, to('10.0.6.9')];
+    const packets = [
+      to('10.0.1.9'),
+      to('10.0.2.9'),
+      to('10.0.3.9'),
+      to('10.0.4.9'),
+      to('10.0.5.9'),
+      sealed,
+      to('10.0.6.9'),
+    ];
     const r = both([...SAS, end.in], policies, packets, 0, { local: [ADDR.sgw0] });
     expect(r.map(outcome)).toEqual([
       { verdict: Verdict.FORWARD, reason: Reason.none, sa: end.out.id, nexthop: ip(ADDR.sgw0) },
@@ -77,13 +126,26 @@ describe('OUTBOUND policy tables, native and TS', () => {
     for (const impl of IMPLS) {
       const e = make(impl, [...SAS, end.in], policies, { local: [ADDR.sgw0] });
       runMany(e, Op.OUTBOUND, packets);
-      expect([Reason.policy_punt, Reason.policy_drop, Reason.no_policy].map((k) => e.counters()[k]), impl).toEqual([1n, 1n, 1n]);
+      expect(
+        [Reason.policy_punt, Reason.policy_drop, Reason.no_policy].map((k) => e.counters()[k]),
+        impl,
+      ).toEqual([1n, 1n, 1n]);
     }
   });
 
   it('pass: TTL - 1 with the RFC 1624 checksum (valid header), trailing bytes cut, fragments too; TTL <= 1 punts ttl_exceeded unchanged', () => {
     const policies: Policy[] = [{ prefix: '0.0.0.0/0', action: 'pass', sa: 0 }];
-    const fragment = buildIpv4({ src: ip(ADDR.smnHome), dst: ip(ADDR.ch0), protocol: IpProto.UDP, ttl: 9, flagsFragment: 0x2000 | 7, identification: 77 }, new Uint8Array(64).fill(3));
+    const fragment = buildIpv4(
+      {
+        src: ip(ADDR.smnHome),
+        dst: ip(ADDR.ch0),
+        protocol: IpProto.UDP,
+        ttl: 9,
+        flagsFragment: 0x2000 | 7,
+        identification: 77,
+      },
+      new Uint8Array(64).fill(3),
+    );
     const inputs = [2, 64, 255].map((ttl) => datagram(120, { ttl, seed: ttl }));
     const padded = Uint8Array.from([...datagram(60, { ttl: 30 }), 9, 9, 9]);
     const expired = [datagram(80, { ttl: 1 }), datagram(80, { ttl: 0 })];
@@ -97,7 +159,9 @@ describe('OUTBOUND policy tables, native and TS', () => {
       const word = (input[8] << 8) | input[9];
       expect((out[10] << 8) | out[11]).toBe(updateChecksum((input[10] << 8) | input[11], word, word - 0x100));
       expect(hex(out.subarray(20))).toBe(hex(input.subarray(20)));
-      expect(hex(out.subarray(0, 8)) + hex(out.subarray(9, 10)) + hex(out.subarray(12, 20))).toBe(hex(input.subarray(0, 8)) + hex(input.subarray(9, 10)) + hex(input.subarray(12, 20)));
+      expect(hex(out.subarray(0, 8)) + hex(out.subarray(9, 10)) + hex(out.subarray(12, 20))).toBe(
+        hex(input.subarray(0, 8)) + hex(input.subarray(9, 10)) + hex(input.subarray(12, 20)),
+      );
     }
     for (const [k, input] of expired.entries()) {
       const got = r[inputs.length + 2 + k];
@@ -113,10 +177,24 @@ describe('OUTBOUND policy tables, native and TS', () => {
     const from = (src: string) => datagram(60, { src, dst: '10.0.0.7' });
     const packets = [from('10.1.3.3'), from('10.2.5.5'), from('10.3.0.1')];
     const reasons = (rs: RunResult[]) => rs.map((x) => [x.verdict, x.reason]);
-    expect(reasons(both(SAS, [a, b, c], packets))).toEqual([[Verdict.FORWARD, Reason.none], [Verdict.FORWARD, Reason.none], [Verdict.PUNT, Reason.policy_punt]]);
-    expect(reasons(both(SAS, [b, a, c], packets))).toEqual([[Verdict.FORWARD, Reason.none], [Verdict.DROP, Reason.policy_drop], [Verdict.PUNT, Reason.policy_punt]]);
-    expect(reasons(both(SAS, [c, b, a], packets)), 'a policy without src takes every source').toEqual([[Verdict.PUNT, Reason.policy_punt], [Verdict.PUNT, Reason.policy_punt], [Verdict.PUNT, Reason.policy_punt]]);
-    expect(reasons(both(SAS, [a, b], [from('10.3.0.1')])), 'no src matches, no shorter prefix').toEqual([[Verdict.PUNT, Reason.no_policy]]);
+    expect(reasons(both(SAS, [a, b, c], packets))).toEqual([
+      [Verdict.FORWARD, Reason.none],
+      [Verdict.FORWARD, Reason.none],
+      [Verdict.PUNT, Reason.policy_punt],
+    ]);
+    expect(reasons(both(SAS, [b, a, c], packets))).toEqual([
+      [Verdict.FORWARD, Reason.none],
+      [Verdict.DROP, Reason.policy_drop],
+      [Verdict.PUNT, Reason.policy_punt],
+    ]);
+    expect(reasons(both(SAS, [c, b, a], packets)), 'a policy without src takes every source').toEqual([
+      [Verdict.PUNT, Reason.policy_punt],
+      [Verdict.PUNT, Reason.policy_punt],
+      [Verdict.PUNT, Reason.policy_punt],
+    ]);
+    expect(reasons(both(SAS, [a, b], [from('10.3.0.1')])), 'no src matches, no shorter prefix').toEqual([
+      [Verdict.PUNT, Reason.no_policy],
+    ]);
   });
 
   it('a destination prefix whose policies all miss the source falls through to the shorter prefixes', () => {
@@ -145,22 +223,46 @@ describe('OUTBOUND policy tables, native and TS', () => {
       { prefix: '0.0.0.0/0', table: 7, src: ['192.0.2.0/24'], action: 'punt', sa: 0 },
     ];
     const d = datagram(60, { dst: '10.0.0.9' });
-    const viaTable = (table: number) => both(SAS, policies, [d, datagram(60, { src: '192.0.2.1', dst: '8.8.8.8' })], table).map((x) => [x.verdict, x.reason, x.sa]);
-    expect(viaTable(0)).toEqual([[Verdict.FORWARD, Reason.none, end.out.id], [Verdict.PUNT, Reason.no_policy, 0]]);
-    expect(viaTable(7)).toEqual([[Verdict.FORWARD, Reason.none, 0], [Verdict.PUNT, Reason.policy_punt, 0]]);
-    expect(viaTable(0xffffffff)).toEqual([[Verdict.DROP, Reason.policy_drop, 0], [Verdict.PUNT, Reason.no_policy, 0]]);
-    expect(viaTable(3)).toEqual([[Verdict.PUNT, Reason.no_policy, 0], [Verdict.PUNT, Reason.no_policy, 0]]);
+    const viaTable = (table: number) =>
+      both(SAS, policies, [d, datagram(60, { src: '192.0.2.1', dst: '8.8.8.8' })], table).map((x) => [
+        x.verdict,
+        x.reason,
+        x.sa,
+      ]);
+    expect(viaTable(0)).toEqual([
+      [Verdict.FORWARD, Reason.none, end.out.id],
+      [Verdict.PUNT, Reason.no_policy, 0],
+    ]);
+    expect(viaTable(7)).toEqual([
+      [Verdict.FORWARD, Reason.none, 0],
+      [Verdict.PUNT, Reason.policy_punt, 0],
+    ]);
+    expect(viaTable(0xffffffff)).toEqual([
+      [Verdict.DROP, Reason.policy_drop, 0],
+      [Verdict.PUNT, Reason.no_policy, 0],
+    ]);
+    expect(viaTable(3)).toEqual([
+      [Verdict.PUNT, Reason.no_policy, 0],
+      [Verdict.PUNT, Reason.no_policy, 0],
+    ]);
   });
 
   it('inbound: exactly op INBOUND (bare IP-in-IP punts not_ipsec with the peeled datagram, a fragment is dropped)', () => {
     const policies: Policy[] = [{ prefix: `${ADDR.sgw0}/32`, action: 'inbound', sa: 0 }];
     const inner = datagram(70, { dst: ADDR.ch0 });
     const ipip = buildIpv4({ src: ip(ADDR.ha), dst: ip(ADDR.sgw0), protocol: IpProto.IPIP }, inner);
-    const fragment = buildIpv4({ src: ip(ADDR.ha), dst: ip(ADDR.sgw0), protocol: IpProto.IPIP, flagsFragment: 0x2000 }, inner);
+    const fragment = buildIpv4(
+      { src: ip(ADDR.ha), dst: ip(ADDR.sgw0), protocol: IpProto.IPIP, flagsFragment: 0x2000 },
+      inner,
+    );
     const plain = datagram(50, { dst: ADDR.sgw0 });
     const packets = [ipip, fragment, plain];
     const r = both([end.in], policies, packets, 0, { local: [ADDR.sgw0] });
-    expect(r.map((x) => [x.verdict, x.reason, x.sa])).toEqual([[Verdict.PUNT, Reason.not_ipsec, 0], [Verdict.DROP, Reason.fragment, 0], [Verdict.PUNT, Reason.not_ipsec, 0]]);
+    expect(r.map((x) => [x.verdict, x.reason, x.sa])).toEqual([
+      [Verdict.PUNT, Reason.not_ipsec, 0],
+      [Verdict.DROP, Reason.fragment, 0],
+      [Verdict.PUNT, Reason.not_ipsec, 0],
+    ]);
     expect(hex(r[0].packet)).toBe(hex(inner));
     for (const impl of IMPLS) {
       const direct = runMany(make(impl, [end.in], [], { local: [ADDR.sgw0] }), Op.INBOUND, packets);
@@ -171,22 +273,63 @@ describe('OUTBOUND policy tables, native and TS', () => {
 
   it('setPolicies refuses bad tables naming the policy and field, with the same message on both paths', () => {
     const cases: [unknown, RegExp][] = [
-      [[{ prefix: '10.0.0.0/8', src: ['10.1.0.1/16'], action: 'pass', sa: 0 }], /policy 0 \(10\.0\.0\.0\/8\): src\[0\]: prefix '10\.1\.0\.1\/16' has host bits set/],
-      [[{ prefix: '10.0.0.0/8', src: ['nonsense'], sa: 0 }], /policy 0 \(10\.0\.0\.0\/8\): src\[0\]: not an IPv4 prefix/],
-      [[{ prefix: '10.0.0.0/8', src: [], sa: 0 }], /policy 0 \(10\.0\.0\.0\/8\): src must list 1\.\.32 source prefixes/],
-      [[{ prefix: '10.0.0.0/8', src: Array.from({ length: 33 }, (_, i) => `10.${i}.0.0/16`), sa: 0 }], /policy 0 .*: src must list 1\.\.32 source prefixes .*got 33/],
+      [
+        [{ prefix: '10.0.0.0/8', src: ['10.1.0.1/16'], action: 'pass', sa: 0 }],
+        /policy 0 \(10\.0\.0\.0\/8\): src\[0\]: prefix '10\.1\.0\.1\/16' has host bits set/,
+      ],
+      [
+        [{ prefix: '10.0.0.0/8', src: ['nonsense'], sa: 0 }],
+        /policy 0 \(10\.0\.0\.0\/8\): src\[0\]: not an IPv4 prefix/,
+      ],
+      [
+        [{ prefix: '10.0.0.0/8', src: [], sa: 0 }],
+        /policy 0 \(10\.0\.0\.0\/8\): src must list 1\.\.32 source prefixes/,
+      ],
+      [
+        [{ prefix: '10.0.0.0/8', src: Array.from({ length: 33 }, (_, i) => `10.${i}.0.0/16`), sa: 0 }],
+        /policy 0 .*: src must list 1\.\.32 source prefixes .*got 33/,
+      ],
       [[{ prefix: '10.0.0.0/8', src: '10.0.0.0/8', sa: 0 }], /policy 0 .*: src must list/],
-      [[{ prefix: '10.0.0.0/8', action: 'punt', sa: 3 }], /policy 0 \(10\.0\.0\.0\/8\): sa applies to action 'protect' only \(this policy is 'punt'\)/],
-      [[{ prefix: '10.0.0.0/8', action: 'pass', sa: 0, wrap: [4] }], /policy 0 .*: wrap applies to action 'protect' only \(this policy is 'pass'\)/],
-      [[{ prefix: '10.0.0.0/8', action: 'protect', sa: 0 }], /policy 0 .*: sa must be an out SA id of role 'end' for action 'protect'/],
-      [[{ prefix: '10.0.0.0/8', action: 'forward', sa: 0 }], /policy 0 .*: action must be one of protect, bypass, pass, punt, drop, inbound/],
+      [
+        [{ prefix: '10.0.0.0/8', action: 'punt', sa: 3 }],
+        /policy 0 \(10\.0\.0\.0\/8\): sa applies to action 'protect' only \(this policy is 'punt'\)/,
+      ],
+      [
+        [{ prefix: '10.0.0.0/8', action: 'pass', sa: 0, wrap: [4] }],
+        /policy 0 .*: wrap applies to action 'protect' only \(this policy is 'pass'\)/,
+      ],
+      [
+        [{ prefix: '10.0.0.0/8', action: 'protect', sa: 0 }],
+        /policy 0 .*: sa must be an out SA id of role 'end' for action 'protect'/,
+      ],
+      [
+        [{ prefix: '10.0.0.0/8', action: 'forward', sa: 0 }],
+        /policy 0 .*: action must be one of protect, bypass, pass, punt, drop, inbound/,
+      ],
       [[{ prefix: '10.0.0.0/8', table: -1, sa: 0 }], /policy 0 .*: table must be a table id/],
       [[{ prefix: '10.0.0.0/8', table: 1.5, sa: 0 }], /policy 0 .*: table must be a table id/],
       [[{ prefix: '10.0.0.1/8', sa: 0 }], /policy 0 \(10\.0\.0\.1\/8\): prefix: .*host bits set/],
-      [[{ prefix: '10.0.0.0/8', src: ['10.1.0.0/16', '10.2.0.0/16'], sa: 0 }, { prefix: '10.0.0.0/8', src: ['10.2.0.0/16', '10.1.0.0/16'], action: 'drop', sa: 0 }],
-        /policy 1 \(10\.0\.0\.0\/8\) repeats the table, prefix and src of policy 0/],
-      [[{ prefix: '10.0.0.0/8', sa: 0 }, { prefix: '10.0.0.0/8', src: ['0.0.0.0/0'], action: 'punt', sa: 0 }], /policy 1 .* repeats the table, prefix and src of policy 0/],
-      [[{ prefix: '10.0.0.0/8', table: 4, sa: 0 }, { prefix: '10.0.0.0/8', table: 4, action: 'drop', sa: 0 }], /policy 1 \(10\.0\.0\.0\/8 table 4\) repeats/],
+      [
+        [
+          { prefix: '10.0.0.0/8', src: ['10.1.0.0/16', '10.2.0.0/16'], sa: 0 },
+          { prefix: '10.0.0.0/8', src: ['10.2.0.0/16', '10.1.0.0/16'], action: 'drop', sa: 0 },
+        ],
+        /policy 1 \(10\.0\.0\.0\/8\) repeats the table, prefix and src of policy 0/,
+      ],
+      [
+        [
+          { prefix: '10.0.0.0/8', sa: 0 },
+          { prefix: '10.0.0.0/8', src: ['0.0.0.0/0'], action: 'punt', sa: 0 },
+        ],
+        /policy 1 .* repeats the table, prefix and src of policy 0/,
+      ],
+      [
+        [
+          { prefix: '10.0.0.0/8', table: 4, sa: 0 },
+          { prefix: '10.0.0.0/8', table: 4, action: 'drop', sa: 0 },
+        ],
+        /policy 1 \(10\.0\.0\.0\/8 table 4\) repeats/,
+      ],
     ];
     const fine: Policy[] = [
       { prefix: '10.0.0.0/8', src: ['10.1.0.0/16'], action: 'drop', sa: 0 },
@@ -197,15 +340,18 @@ describe('OUTBOUND policy tables, native and TS', () => {
     ];
     for (const impl of IMPLS) {
       const e = make(impl, SAS, fine);
-      for (const [table, message] of cases) expect(() => e.setPolicies(table as Policy[]), `${impl} ${JSON.stringify(table)}`).toThrow(message);
+      for (const [table, message] of cases)
+        expect(() => e.setPolicies(table as Policy[]), `${impl} ${JSON.stringify(table)}`).toThrow(message);
       // A refused table leaves the installed one in place.
-      expect(runOne(e, Op.OUTBOUND, datagram(40, { src: '10.1.0.1', dst: '10.0.0.1' })).reason).toBe(Reason.policy_drop);
+      expect(runOne(e, Op.OUTBOUND, datagram(40, { src: '10.1.0.1', dst: '10.0.0.1' })).reason).toBe(
+        Reason.policy_drop,
+      );
       const passed = runOne(e, Op.OUTBOUND, datagram(40, { src: '10.41.0.1', dst: '10.0.0.1', ttl: 9 }));
       expect([passed.verdict, passed.packet[8]]).toEqual([Verdict.FORWARD, 8]);
     }
   });
 
-  it("the addon checks its own records too: every error names the policy index and field", () => {
+  it('the addon checks its own records too: every error names the policy index and field', () => {
     const e = make('native', SAS, []) as NativeEngine;
     const addon = e.addonEngine as { setPolicies(flat: Uint32Array): void };
     // (table, network, length, action, sa, wrap count, src count, wraps…, src pairs…)
@@ -218,16 +364,22 @@ describe('OUTBOUND policy tables, native and TS', () => {
       [[...ok, 0, 0, 0, 3, 0, 1, 0, 5], /policy 1: wrap applies to action protect only/],
       [[...ok, 0, 0, 0, 1, 1, 8, 0], /policy 1: wrap: at most 7 wrap SAs/],
       [[...ok, 0, 0, 0, 2, 0, 0, 33], /policy 1: src: at most 32 source prefixes/],
-      [[...ok, 0, 0, 0, 2, 0, 0, 1, ip('10.0.0.1'), 8], /policy 1: src\[0\] must be a\.b\.c\.d\/0\.\.32 without host bits/],
+      [
+        [...ok, 0, 0, 0, 2, 0, 0, 1, ip('10.0.0.1'), 8],
+        /policy 1: src\[0\] must be a\.b\.c\.d\/0\.\.32 without host bits/,
+      ],
       [[...ok, 0, 0, 0, 2, 0, 0, 1, 0, 40], /policy 1: src\[0\] prefix length must be 0\.\.32/],
       [[...ok, 0, ip('10.0.0.1'), 8, 2, 0, 0, 0], /policy 1: prefix must be a\.b\.c\.d\/0\.\.32 without host bits/],
       [[...ok, 0, 0, 0, 2, 0, 0, 2, 0], /policy 1: record truncated/],
       [[...ok, 0, 0], /policy 1: record truncated/],
       [[...ok, ...ok], /policy 1: repeats the table, prefix and src of policy 0/],
     ];
-    for (const [flat, message] of cases) expect(() => addon.setPolicies(Uint32Array.from(flat)), JSON.stringify(flat)).toThrow(message);
+    for (const [flat, message] of cases)
+      expect(() => addon.setPolicies(Uint32Array.from(flat)), JSON.stringify(flat)).toThrow(message);
     addon.setPolicies(Uint32Array.from([...ok, 5, ip('10.0.0.0'), 8, 5, 0, 0, 1, ip('10.1.0.0'), 16]));
-    expect(runOne(e, Op.OUTBOUND, datagram(40, { src: '10.1.0.1', dst: '10.0.0.1' }), 5).reason).toBe(Reason.policy_drop);
+    expect(runOne(e, Op.OUTBOUND, datagram(40, { src: '10.1.0.1', dst: '10.0.0.1' }), 5).reason).toBe(
+      Reason.policy_drop,
+    );
   });
 
   it('thousands of /32 policies in two tables install and each is found (with a /24 behind them)', () => {
@@ -236,7 +388,13 @@ describe('OUTBOUND policy tables, native and TS', () => {
     const policies: Policy[] = [];
     for (let i = 0; i < n; i++) {
       policies.push({ prefix: `${host(i)}/32`, action: (['pass', 'punt', 'drop'] as const)[i % 3], sa: 0 });
-      policies.push({ prefix: `${host(i)}/32`, table: 9, src: [`${u32ToIp(ip('10.1.0.0') + (i % 256) * 256)}/24`], action: i % 2 ? 'punt' : 'drop', sa: 0 });
+      policies.push({
+        prefix: `${host(i)}/32`,
+        table: 9,
+        src: [`${u32ToIp(ip('10.1.0.0') + (i % 256) * 256)}/24`],
+        action: i % 2 ? 'punt' : 'drop',
+        sa: 0,
+      });
     }
     policies.push({ prefix: '10.128.0.0/9', table: 9, action: 'pass', sa: 0 });
     const packets = Array.from({ length: n }, (_, i) => datagram(40, { dst: host(i), src: `10.1.${(i * 7) % 256}.1` }));
@@ -245,12 +403,25 @@ describe('OUTBOUND policy tables, native and TS', () => {
     const table0 = both(SAS, policies, packets, 0);
     const table9 = both(SAS, policies, packets, 9);
     const elapsed = performance.now() - started;
-    table0.slice(0, n).forEach((r, i) => expect([i, r.verdict, r.reason], host(i)).toEqual([i, ...[[Verdict.FORWARD, Reason.none], [Verdict.PUNT, Reason.policy_punt], [Verdict.DROP, Reason.policy_drop]][i % 3]]));
+    table0.slice(0, n).forEach((r, i) =>
+      expect([i, r.verdict, r.reason], host(i)).toEqual([
+        i,
+        ...[
+          [Verdict.FORWARD, Reason.none],
+          [Verdict.PUNT, Reason.policy_punt],
+          [Verdict.DROP, Reason.policy_drop],
+        ][i % 3],
+      ]),
+    );
     expect(table0[n].reason).toBe(Reason.no_policy);
     table9.slice(0, n).forEach((r, i) => {
       // The /32's src matches when the sender's /24 is the one the policy names; else the /9 passes it.
       const matches = (i * 7) % 256 === i % 256;
-      const want = matches ? (i % 2 ? [Verdict.PUNT, Reason.policy_punt] : [Verdict.DROP, Reason.policy_drop]) : [Verdict.FORWARD, Reason.none];
+      const want = matches
+        ? i % 2
+          ? [Verdict.PUNT, Reason.policy_punt]
+          : [Verdict.DROP, Reason.policy_drop]
+        : [Verdict.FORWARD, Reason.none];
       expect([i, r.verdict, r.reason]).toEqual([i, ...want]);
     });
     expect(table9[n].verdict).toBe(Verdict.FORWARD);

@@ -5,16 +5,46 @@
 // The soft limit (SaDesc.softPackets): the FORWARD that brings the count to it says rekey_due, once, naming the SA.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Batch, COUNTER_SLOTS, Op, Reason, Verdict, createEngine, type Engine, type EngineImpl, type OpCode, type Policy, type SaDesc } from '../../src/engine/index.js';
+import {
+  Batch,
+  COUNTER_SLOTS,
+  Op,
+  Reason,
+  Verdict,
+  createEngine,
+  type Engine,
+  type EngineImpl,
+  type OpCode,
+  type Policy,
+  type SaDesc,
+} from '../../src/engine/index.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { ADDR, IMPLS, datagram, diffBytes, endSaPair, engineWith, espDatagram, hex, nexthopSaPair, runMany, runOne, type RunResult } from './fixtures.js';
+import {
+  ADDR,
+  IMPLS,
+  datagram,
+  diffBytes,
+  endSaPair,
+  engineWith,
+  espDatagram,
+  hex,
+  nexthopSaPair,
+  runMany,
+  runOne,
+  type RunResult,
+} from './fixtures.js';
 
 const opened: Engine[] = [];
 afterEach(() => {
   for (const e of opened.splice(0)) e.close();
 });
 
-function make(impl: EngineImpl, sas: readonly SaDesc[], policies?: readonly Policy[], setup?: Parameters<typeof engineWith>[2]): Engine {
+function make(
+  impl: EngineImpl,
+  sas: readonly SaDesc[],
+  policies?: readonly Policy[],
+  setup?: Parameters<typeof engineWith>[2],
+): Engine {
   const e = engineWith(impl, sas, setup);
   if (policies) e.setPolicies(policies);
   opened.push(e);
@@ -26,7 +56,11 @@ function outcome(r: RunResult) {
 }
 
 /** Runs `steps` on a fresh engine per path; every step's outcomes, bytes, and the counters must agree. */
-function both(sas: readonly SaDesc[], steps: (e: Engine) => RunResult[][], policies?: readonly Policy[]): RunResult[][] {
+function both(
+  sas: readonly SaDesc[],
+  steps: (e: Engine) => RunResult[][],
+  policies?: readonly Policy[],
+): RunResult[][] {
   const runs = IMPLS.map((impl) => {
     const e = make(impl, sas, policies);
     return { results: steps(e), counters: e.counters().slice(0, COUNTER_SLOTS) };
@@ -34,7 +68,11 @@ function both(sas: readonly SaDesc[], steps: (e: Engine) => RunResult[][], polic
   const [ts, native] = runs;
   ts.results.forEach((step, s) => {
     expect(step.map(outcome), `step ${s}: ts vs native`).toEqual(native.results[s].map(outcome));
-    step.forEach((r, i) => expect(hex(r.packet), `step ${s} packet ${i}: ${diffBytes(r.packet, native.results[s][i].packet)}`).toBe(hex(native.results[s][i].packet)));
+    step.forEach((r, i) =>
+      expect(hex(r.packet), `step ${s} packet ${i}: ${diffBytes(r.packet, native.results[s][i].packet)}`).toBe(
+        hex(native.results[s][i].packet),
+      ),
+    );
   });
   expect(ts.counters, 'counters').toEqual(native.counters);
   return native.results;
@@ -43,12 +81,36 @@ function both(sas: readonly SaDesc[], steps: (e: Engine) => RunResult[][], polic
 const rekey = (sa: number) => ({ verdict: Verdict.PUNT, reason: Reason.rekey, sa, nexthop: 0 });
 const sent = (sa: number, to: string) => ({ verdict: Verdict.FORWARD, reason: Reason.none, sa, nexthop: ipToU32(to) });
 
-const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 1, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+const end = endSaPair({
+  suite: 'aes128gcm',
+  ah: 'gmac-aes128',
+  mode: 'skip',
+  id: 1,
+  src: ADDR.smnCoa,
+  dst: ADDR.sgw0,
+  mkid: { src: ADDR.smnHome },
+});
 const spiEnd = endSaPair({ suite: 'chacha20poly1305', mode: 'spi', id: 2, src: ADDR.smnCoa, dst: ADDR.sgw0 });
-const hop = nexthopSaPair({ alg: 'hmac-sha256-128', coverage: 'headers', mode: 'skip', id: 3, src: ADDR.smnCoa, dst: ADDR.sgw0 });
+const hop = nexthopSaPair({
+  alg: 'hmac-sha256-128',
+  coverage: 'headers',
+  mode: 'skip',
+  id: 3,
+  src: ADDR.smnCoa,
+  dst: ADDR.sgw0,
+});
 const limited = (sa: SaDesc, maxPackets: number): SaDesc => ({ ...sa, maxPackets });
-const soft = (sa: SaDesc, softPackets: number, maxPackets?: number): SaDesc => ({ ...sa, softPackets, ...(maxPackets ? { maxPackets } : {}) });
-const due = (sa: number, to: string) => ({ verdict: Verdict.FORWARD, reason: Reason.rekey_due, sa, nexthop: ipToU32(to) });
+const soft = (sa: SaDesc, softPackets: number, maxPackets?: number): SaDesc => ({
+  ...sa,
+  softPackets,
+  ...(maxPackets ? { maxPackets } : {}),
+});
+const due = (sa: number, to: string) => ({
+  verdict: Verdict.FORWARD,
+  reason: Reason.rekey_due,
+  sa,
+  nexthop: ipToU32(to),
+});
 const packets = (n: number, size = 90) => Array.from({ length: n }, (_, i) => datagram(size + i, { seed: i + 7 }));
 
 const CONCURRENT_BATCHES = 8;
@@ -71,11 +133,19 @@ describe('SaDesc.maxPackets, native and TS', () => {
       const [r] = both([limited(pair.out, 3)], (e) => {
         const r = runMany(e, Op.ENCAP, input, pair.out.id);
         const s = e.saStats(pair.out.id)!;
-        expect({ packets: s.packets, espSeq: s.espSeq, ahSeq: s.ahSeq }, e.impl).toEqual({ packets: 3n, espSeq: 3, ahSeq: pair.out.ah ? 3 : 0 });
+        expect({ packets: s.packets, espSeq: s.espSeq, ahSeq: s.ahSeq }, e.impl).toEqual({
+          packets: 3n,
+          espSeq: 3,
+          ahSeq: pair.out.ah ? 3 : 0,
+        });
         expect(e.counters()[Reason.rekey], e.impl).toBe(2n);
         return [r];
       });
-      expect(r.map(outcome)).toEqual([...Array(3).fill(sent(pair.out.id, ADDR.sgw0)), rekey(pair.out.id), rekey(pair.out.id)]);
+      expect(r.map(outcome)).toEqual([
+        ...Array(3).fill(sent(pair.out.id, ADDR.sgw0)),
+        rekey(pair.out.id),
+        rekey(pair.out.id),
+      ]);
       expect(hex(r[3].packet)).toBe(hex(input[3]));
       expect(hex(r[4].packet)).toBe(hex(input[4]));
     }
@@ -83,12 +153,19 @@ describe('SaDesc.maxPackets, native and TS', () => {
 
   it('limit 1 on ENCAP and WRAP; the limit is checked before no_room and seq_exhausted', () => {
     const input = packets(3);
-    const [e1, w1, big, exhausted] = both([limited(end.out, 1), limited(hop.out, 1), limited({ ...spiEnd.out, esp: { ...spiEnd.out.esp!, seq: 0xffffffff } }, 1)], (e) => [
-      runMany(e, Op.ENCAP, input, end.out.id),
-      runMany(e, Op.WRAP, input, hop.out.id),
-      [runOne(e, Op.ENCAP, datagram(1780), end.out.id)],
-      [runOne(e, Op.ENCAP, input[0], spiEnd.out.id)],
-    ]);
+    const [e1, w1, big, exhausted] = both(
+      [
+        limited(end.out, 1),
+        limited(hop.out, 1),
+        limited({ ...spiEnd.out, esp: { ...spiEnd.out.esp!, seq: 0xffffffff } }, 1),
+      ],
+      (e) => [
+        runMany(e, Op.ENCAP, input, end.out.id),
+        runMany(e, Op.WRAP, input, hop.out.id),
+        [runOne(e, Op.ENCAP, datagram(1780), end.out.id)],
+        [runOne(e, Op.ENCAP, input[0], spiEnd.out.id)],
+      ],
+    );
     expect(e1.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), rekey(end.out.id), rekey(end.out.id)]);
     expect(w1.map(outcome)).toEqual([sent(hop.out.id, ADDR.sgw0), rekey(hop.out.id), rekey(hop.out.id)]);
     expect(hex(w1[2].packet)).toBe(hex(input[2]));
@@ -109,12 +186,16 @@ describe('SaDesc.maxPackets, native and TS', () => {
     const policies: Policy[] = [{ prefix: '10.0.0.0/24', sa: end.out.id, wrap: hop.out.id }];
     const input = packets(3);
     // The wrap SA runs out first: the End-End SA must not have sealed (or numbered) the punted datagram.
-    const [r] = both([limited(end.out, 5), limited(hop.out, 2)], (e) => {
-      const r = runMany(e, Op.OUTBOUND, input);
-      expect(e.saStats(end.out.id)!.espSeq, e.impl).toBe(2);
-      expect(e.saStats(end.out.id)!.packets, e.impl).toBe(2n);
-      return [r];
-    }, policies);
+    const [r] = both(
+      [limited(end.out, 5), limited(hop.out, 2)],
+      (e) => {
+        const r = runMany(e, Op.OUTBOUND, input);
+        expect(e.saStats(end.out.id)!.espSeq, e.impl).toBe(2);
+        expect(e.saStats(end.out.id)!.packets, e.impl).toBe(2n);
+        return [r];
+      },
+      policies,
+    );
     expect(r.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0), rekey(hop.out.id)]);
     expect(hex(r[2].packet)).toBe(hex(input[2]));
     const [s] = both([limited(end.out, 1), hop.out], (e) => [runMany(e, Op.OUTBOUND, input)], policies);
@@ -123,24 +204,40 @@ describe('SaDesc.maxPackets, native and TS', () => {
   });
 
   it('a punted datagram goes through once the next SA is installed and the policy table republished; the receiver opens it', () => {
-    const next = endSaPair({ suite: 'aes256gcm', ah: 'hmac-sha256-128', mode: 'skip', id: 11, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+    const next = endSaPair({
+      suite: 'aes256gcm',
+      ah: 'hmac-sha256-128',
+      mode: 'skip',
+      id: 11,
+      src: ADDR.smnCoa,
+      dst: ADDR.sgw0,
+      mkid: { src: ADDR.smnHome },
+    });
     const input = packets(3);
     const table = (sa: number): Policy[] => [{ prefix: '10.0.0.0/24', sa, wrap: [hop.out.id] }];
-    const [first, again, opened_] = both([limited(end.out, 2), hop.out], (e) => {
-      const first = runMany(e, Op.OUTBOUND, input);
-      // The control plane's rotation: next SA in, policies republished, the spent one out, the punt re-injected.
-      e.installSa(limited(next.out, 2));
-      e.setPolicies(table(next.out.id));
-      e.removeSa(end.out.id);
-      const again = [runOne(e, Op.OUTBOUND, first[2].packet)];
-      const rx = make(e.impl, [end.in, next.in, hop.in], undefined, { local: [ADDR.sgw0] });
-      const opened_ = runMany(rx, Op.INBOUND, [first[0].packet, first[1].packet, again[0].packet]);
-      return [first, again, opened_];
-    }, table(end.out.id));
+    const [first, again, opened_] = both(
+      [limited(end.out, 2), hop.out],
+      (e) => {
+        const first = runMany(e, Op.OUTBOUND, input);
+        // The control plane's rotation: next SA in, policies republished, the spent one out, the punt re-injected.
+        e.installSa(limited(next.out, 2));
+        e.setPolicies(table(next.out.id));
+        e.removeSa(end.out.id);
+        const again = [runOne(e, Op.OUTBOUND, first[2].packet)];
+        const rx = make(e.impl, [end.in, next.in, hop.in], undefined, { local: [ADDR.sgw0] });
+        const opened_ = runMany(rx, Op.INBOUND, [first[0].packet, first[1].packet, again[0].packet]);
+        return [first, again, opened_];
+      },
+      table(end.out.id),
+    );
     expect(first.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0), rekey(end.out.id)]);
     expect(hex(first[2].packet)).toBe(hex(input[2]));
     expect(outcome(again[0])).toEqual(sent(next.out.id, ADDR.sgw0));
-    expect(opened_.map((r) => [r.verdict, r.sa])).toEqual([[Verdict.DELIVER, end.in.id], [Verdict.DELIVER, end.in.id], [Verdict.DELIVER, next.in.id]]);
+    expect(opened_.map((r) => [r.verdict, r.sa])).toEqual([
+      [Verdict.DELIVER, end.in.id],
+      [Verdict.DELIVER, end.in.id],
+      [Verdict.DELIVER, next.in.id],
+    ]);
     opened_.forEach((r, i) => expect(hex(r.packet)).toBe(hex(input[i])));
   });
 
@@ -155,9 +252,18 @@ describe('SaDesc.maxPackets, native and TS', () => {
 
   it("a relay's new layer is exempt: INBOUND relays through a spent next-hop SA that WRAP refuses", () => {
     const inHop = nexthopSaPair({ alg: 'gmac-aes128', mode: 'spi', id: 21, src: ADDR.sgw1, dst: ADDR.sgw0 });
-    const relay = nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 22, src: ADDR.sgw0, dst: ADDR.sgw2 });
+    const relay = nexthopSaPair({
+      alg: 'gmac-aes128',
+      coverage: 'headers',
+      mode: 'skip',
+      id: 22,
+      src: ADDR.sgw0,
+      dst: ADDR.sgw2,
+    });
     const tx = make('ts', [inHop.out]);
-    const arriving = [1, 2, 3].map((i) => runOne(tx, Op.WRAP, espDatagram(80 + i, { dst: '10.9.1.1' }), inHop.out.id).packet);
+    const arriving = [1, 2, 3].map(
+      (i) => runOne(tx, Op.WRAP, espDatagram(80 + i, { dst: '10.9.1.1' }), inHop.out.id).packet,
+    );
     const setup = { local: [ADDR.sgw0], routes: [{ prefix: '10.9.0.0/16', sa: relay.out.id }] };
     const runs = IMPLS.map((impl) => {
       const e = make(impl, [inHop.in, limited(relay.out, 1)], undefined, setup);
@@ -204,40 +310,75 @@ describe('SaDesc.softPackets, native and TS', () => {
         return [r];
       });
       const to = ADDR.sgw0;
-      expect(r.map(outcome)).toEqual([sent(pair.out.id, to), due(pair.out.id, to), sent(pair.out.id, to), sent(pair.out.id, to), rekey(pair.out.id)]);
+      expect(r.map(outcome)).toEqual([
+        sent(pair.out.id, to),
+        due(pair.out.id, to),
+        sent(pair.out.id, to),
+        sent(pair.out.id, to),
+        rekey(pair.out.id),
+      ]);
     }
   });
 
   it('WRAP: a soft limit of 1 without a hard limit says rekey_due on the first packet and never again', () => {
     const [r] = both([soft(hop.out, 1)], (e) => [runMany(e, Op.WRAP, packets(3), hop.out.id)]);
-    expect(r.map(outcome)).toEqual([due(hop.out.id, ADDR.sgw0), sent(hop.out.id, ADDR.sgw0), sent(hop.out.id, ADDR.sgw0)]);
+    expect(r.map(outcome)).toEqual([
+      due(hop.out.id, ADDR.sgw0),
+      sent(hop.out.id, ADDR.sgw0),
+      sent(hop.out.id, ADDR.sgw0),
+    ]);
   });
 
   it('OUTBOUND protect names the SA of the chain that reached its soft limit (the End-End one first)', () => {
     const policies: Policy[] = [{ prefix: '10.0.0.0/24', sa: end.out.id, wrap: hop.out.id }];
     const [r] = both([soft(end.out, 3), soft(hop.out, 2)], (e) => [runMany(e, Op.OUTBOUND, packets(4))], policies);
-    expect(r.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), due(hop.out.id, ADDR.sgw0), due(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0)]);
+    expect(r.map(outcome)).toEqual([
+      sent(end.out.id, ADDR.sgw0),
+      due(hop.out.id, ADDR.sgw0),
+      due(end.out.id, ADDR.sgw0),
+      sent(end.out.id, ADDR.sgw0),
+    ]);
     const [s] = both([soft(end.out, 2), soft(hop.out, 2)], (e) => [runMany(e, Op.OUTBOUND, packets(3))], policies);
-    expect(s.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), due(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0)]);
+    expect(s.map(outcome)).toEqual([
+      sent(end.out.id, ADDR.sgw0),
+      due(end.out.id, ADDR.sgw0),
+      sent(end.out.id, ADDR.sgw0),
+    ]);
   });
 
   it("a relay's new layer counts too: its FORWARD names the relaying SA when it reaches the soft limit", () => {
     const inHop = nexthopSaPair({ alg: 'gmac-aes128', mode: 'spi', id: 21, src: ADDR.sgw1, dst: ADDR.sgw0 });
-    const relay = nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 22, src: ADDR.sgw0, dst: ADDR.sgw2 });
+    const relay = nexthopSaPair({
+      alg: 'gmac-aes128',
+      coverage: 'headers',
+      mode: 'skip',
+      id: 22,
+      src: ADDR.sgw0,
+      dst: ADDR.sgw2,
+    });
     const tx = make('ts', [inHop.out]);
-    const arriving = [1, 2, 3].map((i) => runOne(tx, Op.WRAP, espDatagram(80 + i, { dst: '10.9.1.1' }), inHop.out.id).packet);
+    const arriving = [1, 2, 3].map(
+      (i) => runOne(tx, Op.WRAP, espDatagram(80 + i, { dst: '10.9.1.1' }), inHop.out.id).packet,
+    );
     const setup = { local: [ADDR.sgw0], routes: [{ prefix: '10.9.0.0/16', sa: relay.out.id }] };
-    const runs = IMPLS.map((impl) => runMany(make(impl, [inHop.in, soft(relay.out, 2)], undefined, setup), Op.INBOUND, arriving));
+    const runs = IMPLS.map((impl) =>
+      runMany(make(impl, [inHop.in, soft(relay.out, 2)], undefined, setup), Op.INBOUND, arriving),
+    );
     expect(runs[0].map(outcome)).toEqual(runs[1].map(outcome));
     runs[0].forEach((r, i) => expect(hex(r.packet)).toBe(hex(runs[1][i].packet)));
-    expect(runs[1].map(outcome)).toEqual([sent(inHop.in.id, ADDR.sgw2), due(relay.out.id, ADDR.sgw2), sent(inHop.in.id, ADDR.sgw2)]);
+    expect(runs[1].map(outcome)).toEqual([
+      sent(inHop.in.id, ADDR.sgw2),
+      due(relay.out.id, ADDR.sgw2),
+      sent(inHop.in.id, ADDR.sgw2),
+    ]);
   });
 
   it('refuses a softPackets outside 1..2^32-1 or above maxPackets on an out SA, naming the field; in SAs ignore it', () => {
     for (const impl of IMPLS) {
       const e = createEngine(impl);
       opened.push(e);
-      for (const bad of [0, -1, 1.5, 2 ** 32, '5' as never]) expect(() => e.installSa(soft(end.out, bad)), `${impl} ${String(bad)}`).toThrow(/softPackets/);
+      for (const bad of [0, -1, 1.5, 2 ** 32, '5' as never])
+        expect(() => e.installSa(soft(end.out, bad)), `${impl} ${String(bad)}`).toThrow(/softPackets/);
       expect(() => e.installSa(soft(end.out, 5, 4)), impl).toThrow(/softPackets/);
       e.installSa(soft(end.out, 4, 4));
       e.installSa(soft(end.in, 0));

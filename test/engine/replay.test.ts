@@ -33,7 +33,16 @@ function outcome(rx: Engine, packet: Uint8Array): string {
 
 describe.each(IMPLS)('[%s] anti-replay', (impl) => {
   describe.each([1024, 64, 128, 4096])('ESP window %i', (window) => {
-    const make = (seq: number) => endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 71, src: ADDR.sgw0, dst: ADDR.sgw1, seq, replayWindow: window === 1024 ? undefined : window });
+    const make = (seq: number) =>
+      endSaPair({
+        suite: 'aes128gcm',
+        mode: 'skip',
+        id: 71,
+        src: ADDR.sgw0,
+        dst: ADDR.sgw1,
+        seq,
+        replayWindow: window === 1024 ? undefined : window,
+      });
     const receiver = (): Engine => track(engineWith(impl, [make(0).in]));
     const packet = (seq: number) => sealedWithSeq(make, seq);
 
@@ -87,7 +96,8 @@ describe.each(IMPLS)('[%s] anti-replay', (impl) => {
   });
 
   it('sequence number 0 is always a replay, checked before the ICV', () => {
-    const make = (seq: number) => endSaPair({ suite: 'chacha20poly1305', mode: 'skip', id: 72, src: ADDR.sgw0, dst: ADDR.sgw1, seq });
+    const make = (seq: number) =>
+      endSaPair({ suite: 'chacha20poly1305', mode: 'skip', id: 72, src: ADDR.sgw0, dst: ADDR.sgw1, seq });
     const rx = track(engineWith(impl, [make(0).in]));
     const p = sealedWithSeq(make, 0x01000000);
     const espAt = IPV4_HEADER_BYTES + make(0).out.skipHeader!.length;
@@ -97,18 +107,41 @@ describe.each(IMPLS)('[%s] anti-replay', (impl) => {
   });
 
   it('end AH + ESP: both windows; a duplicate is caught at the AH', () => {
-    const make = (seq: number) => endSaPair({ suite: 'aes256gcm', ah: 'hmac-sha256-128', mode: 'spi', id: 73, src: ADDR.sgw0, dst: ADDR.sgw1, seq });
+    const make = (seq: number) =>
+      endSaPair({
+        suite: 'aes256gcm',
+        ah: 'hmac-sha256-128',
+        mode: 'spi',
+        id: 73,
+        src: ADDR.sgw0,
+        dst: ADDR.sgw1,
+        seq,
+      });
     const rx = track(engineWith(impl, [make(0).in]));
     const p7 = sealedWithSeq(make, 7);
     expect(outcome(rx, p7)).toBe('deliver');
     expect(outcome(rx, p7)).toBe('replay');
     expect(outcome(rx, sealedWithSeq(make, 6))).toBe('deliver');
     const stats = rx.saStats(make(0).in.id);
-    expect({ ahSeq: stats?.ahSeq, espSeq: stats?.espSeq, packets: stats?.packets }).toEqual({ ahSeq: 7, espSeq: 7, packets: 2n });
+    expect({ ahSeq: stats?.ahSeq, espSeq: stats?.espSeq, packets: stats?.packets }).toEqual({
+      ahSeq: 7,
+      espSeq: 7,
+      packets: 2n,
+    });
   });
 
   it('next-hop AH: duplicate, edge and out of order', () => {
-    const make = (seq: number) => nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 74, src: ADDR.sgw1, dst: ADDR.sgw0, seq, replayWindow: 256 });
+    const make = (seq: number) =>
+      nexthopSaPair({
+        alg: 'gmac-aes128',
+        coverage: 'headers',
+        mode: 'skip',
+        id: 74,
+        src: ADDR.sgw1,
+        dst: ADDR.sgw0,
+        seq,
+        replayWindow: 256,
+      });
     const rx = track(engineWith(impl, [make(0).in], { local: [ADDR.sgw0] }));
     // The wrapped datagram is a plain UDP packet for a local address: INBOUND verifies the layer and punts the
     // datagram to the policy (nexthop_plain).

@@ -13,7 +13,14 @@ afterEach(() => {
 
 const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 101, src: ADDR.sgw0, dst: ADDR.sgw1 });
 const spi = endSaPair({ suite: 'aes256gcm', mode: 'spi', id: 102, src: ADDR.sgw0, dst: ADDR.sgw1 });
-const hop = nexthopSaPair({ alg: 'hmac-sha256-128', coverage: 'headers', mode: 'skip', id: 103, src: ADDR.sgw0, dst: ADDR.sgw1 });
+const hop = nexthopSaPair({
+  alg: 'hmac-sha256-128',
+  coverage: 'headers',
+  mode: 'skip',
+  id: 103,
+  src: ADDR.sgw0,
+  dst: ADDR.sgw1,
+});
 
 /** [what is wrong, descriptor, the field the error must name]. */
 const BAD: [string, SaDesc, RegExp][] = [
@@ -40,8 +47,16 @@ const BAD: [string, SaDesc, RegExp][] = [
   ['SKIP mode without header', { ...end.out, skipHeader: undefined }, /skipHeader/],
   ['SPI mode with a SKIP header', { ...spi.out, skipHeader: end.out.skipHeader }, /skipHeader/],
   ['SKIP header that does not parse', { ...end.out, skipHeader: new Uint8Array(12) }, /skipHeader/],
-  ['SKIP header with trailing bytes', { ...end.out, skipHeader: Uint8Array.from([...end.out.skipHeader!, 0]) }, /skipHeader/],
-  ['SKIP next header not the first header', { ...end.out, skipHeader: skipHeader({}, 50, 250, 250, 101) }, /skipHeader/],
+  [
+    'SKIP header with trailing bytes',
+    { ...end.out, skipHeader: Uint8Array.from([...end.out.skipHeader!, 0]) },
+    /skipHeader/,
+  ],
+  [
+    'SKIP next header not the first header',
+    { ...end.out, skipHeader: skipHeader({}, 50, 250, 250, 101) },
+    /skipHeader/,
+  ],
   ['SKIP Crypt Alg not the suite', { ...end.out, skipHeader: skipHeader({}, 51, 251, 250, 101) }, /skipHeader/],
   ['SKIP MAC Alg not the AH', { ...end.out, skipHeader: skipHeader({}, 51, 250, 251, 101) }, /skipHeader/],
   ['seq beyond 32 bits', { ...spi.out, esp: { ...spi.out.esp!, seq: 2 ** 32 } }, /esp\.seq/],
@@ -72,7 +87,10 @@ describe.each(IMPLS)('[%s] SA descriptors', (impl) => {
   });
 
   it('ignores direction-specific fields on the other direction (one description serves both ends)', () => {
-    const engine = engineWith(impl, [{ ...spi.in, ttl: 5, esp: { ...spi.in.esp!, seq: 77 } }, { ...spi.out, replayWindow: 64 }]);
+    const engine = engineWith(impl, [
+      { ...spi.in, ttl: 5, esp: { ...spi.in.esp!, seq: 77 } },
+      { ...spi.out, replayWindow: 64 },
+    ]);
     opened.push(engine);
     const sealed = runOne(engine, Op.ENCAP, datagram(40), spi.out.id);
     expect(sealed.packet[8]).toBe(64);
@@ -96,7 +114,11 @@ describe('[ts] key hygiene', () => {
     const engine = new RefEngine();
     engine.installSa(end.out);
     engine.installSa(hop.out);
-    const table = (engine as unknown as { table: { get(id: number): { ah?: { key: { material: Buffer } }; esp?: { key: { material: Buffer } } } } }).table;
+    const table = (
+      engine as unknown as {
+        table: { get(id: number): { ah?: { key: { material: Buffer } }; esp?: { key: { material: Buffer } } } };
+      }
+    ).table;
     const endKeys = [table.get(end.out.id)!.ah!.key.material, table.get(end.out.id)!.esp!.key.material];
     const hopKey = table.get(hop.out.id)!.ah!.key.material;
     expect(endKeys.every((k) => k.some((b) => b !== 0))).toBe(true);

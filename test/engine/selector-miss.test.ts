@@ -21,7 +21,14 @@ const selectors = { src: ['10.1.0.0/16'], dst: ['10.0.0.0/24'] };
 describe('selectorMiss, native and TS', () => {
   for (const mode of MODES) {
     it(`'punt' (${mode}): a datagram outside the selectors is punted with the SA and the opened datagram; windows committed`, () => {
-      const pair = endSaPair({ suite: 'aes256gcm', ah: mode === 'skip' ? 'hmac-sha256-128' : undefined, mode, id: 51, src: ADDR.sgw1, dst: ADDR.sgw0 });
+      const pair = endSaPair({
+        suite: 'aes256gcm',
+        ah: mode === 'skip' ? 'hmac-sha256-128' : undefined,
+        mode,
+        id: 51,
+        src: ADDR.sgw1,
+        dst: ADDR.sgw0,
+      });
       const inside = datagram(90, { src: ADDR.smnCoa, dst: ADDR.ch0 });
       const outside = datagram(77, { src: ADDR.smnCoa, dst: '8.8.8.8' });
       const tx = track(engineWith('ts', [pair.out]));
@@ -50,7 +57,11 @@ describe('selectorMiss, native and TS', () => {
     const pair = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 52, src: ADDR.sgw1, dst: ADDR.sgw0 });
     const outside = datagram(60, { src: ADDR.smnCoa, dst: '8.8.8.8' });
     for (const impl of IMPLS) {
-      for (const desc of [{ ...pair.in, selectors }, { ...pair.in, selectors, selectorMiss: 'drop' as const }, { ...pair.in, selectorMiss: 'punt' as const }]) {
+      for (const desc of [
+        { ...pair.in, selectors },
+        { ...pair.in, selectors, selectorMiss: 'drop' as const },
+        { ...pair.in, selectorMiss: 'punt' as const },
+      ]) {
         const tx = track(engineWith('ts', [pair.out]));
         const rx = track(engineWith(impl, [desc]));
         const r = runOne(rx, Op.INBOUND, runOne(tx, Op.ENCAP, outside, pair.out.id).packet);
@@ -65,8 +76,12 @@ describe('selectorMiss, native and TS', () => {
     const hop = nexthopSaPair({ alg: 'gmac-aes128', mode: 'spi', id: 54, src: ADDR.sgw1, dst: ADDR.sgw0 });
     for (const impl of IMPLS) {
       const e = track(engineWith(impl, []));
-      expect(() => e.installSa({ ...hop.in, selectorMiss: 'punt' } as SaDesc), impl).toThrow(/selectorMiss applies to role 'end' only/);
-      expect(() => e.installSa({ ...end.in, selectorMiss: 'keep' } as unknown as SaDesc), impl).toThrow(/selectorMiss must be 'drop' or 'punt', got keep/);
+      expect(() => e.installSa({ ...hop.in, selectorMiss: 'punt' } as SaDesc), impl).toThrow(
+        /selectorMiss applies to role 'end' only/,
+      );
+      expect(() => e.installSa({ ...end.in, selectorMiss: 'keep' } as unknown as SaDesc), impl).toThrow(
+        /selectorMiss must be 'drop' or 'punt', got keep/,
+      );
       e.installSa({ ...end.out, selectors, selectorMiss: 'punt' });
       expect(runOne(e, Op.ENCAP, datagram(60), end.out.id).verdict).toBe(Verdict.FORWARD);
     }

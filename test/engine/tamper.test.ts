@@ -4,12 +4,34 @@
 // authenticated: those flips must still be delivered.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Op, Reason, Verdict, reasonName, type Engine, type MacAlg, type ReasonName, type EspSuite } from '../../src/engine/index.js';
+import {
+  Op,
+  Reason,
+  Verdict,
+  reasonName,
+  type Engine,
+  type MacAlg,
+  type ReasonName,
+  type EspSuite,
+} from '../../src/engine/index.js';
 import { SkipAlg } from '../../src/engine/types.js';
 import { AH_BYTES } from '../../src/wire/ah.js';
 import { IPV4_HEADER_BYTES, setIpv4Checksum } from '../../src/wire/ipv4.js';
 import { decodeSkipHeader } from '../../src/wire/skip.js';
-import { ADDR, ESP_SUITES, IMPLS, MAC_ALGS, datagram, endSaPair, engineWith, hex, nexthopSaPair, runMany, runOne, type SaPair } from './fixtures.js';
+import {
+  ADDR,
+  ESP_SUITES,
+  IMPLS,
+  MAC_ALGS,
+  datagram,
+  endSaPair,
+  engineWith,
+  hex,
+  nexthopSaPair,
+  runMany,
+  runOne,
+  type SaPair,
+} from './fixtures.js';
 
 type Expect = ReasonName | 'deliver';
 const KNOWN_CRYPT = new Set([0, ...Object.values(SkipAlg.crypt)]);
@@ -32,7 +54,13 @@ interface Sample {
 }
 
 /** Expected reason for a flip in the outer IPv4 header (checksum fixed up afterwards, except for its own bytes). */
-function outerIpExpect(byte: number, bit: number, flipped: Uint8Array, srcNamesKey: boolean, firstCut: (totalLength: number) => Expect): Expect {
+function outerIpExpect(
+  byte: number,
+  bit: number,
+  flipped: Uint8Array,
+  srcNamesKey: boolean,
+  firstCut: (totalLength: number) => Expect,
+): Expect {
   const mask = 1 << bit;
   if (byte === 0) {
     if (mask & 0xf0) return 'bad_ip_version';
@@ -86,7 +114,15 @@ function ahExpect(off: number): Expect {
  * `headers` coverage walks the protected datagram's headers; a flip there can change the walk.
  * d = start of the datagram, skipLength/ahLength = its SKIP and end-AH sizes.
  */
-function walkExpect(flipped: Uint8Array, d: number, dEnd: number, byte: number, bit: number, skipLength: number, ahLength: number): Expect {
+function walkExpect(
+  flipped: Uint8Array,
+  d: number,
+  dEnd: number,
+  byte: number,
+  bit: number,
+  skipLength: number,
+  ahLength: number,
+): Expect {
   const off = byte - d;
   if (off < IPV4_HEADER_BYTES) {
     if (off === 0 && !((1 << bit) & 0xf0)) {
@@ -121,7 +157,15 @@ function endSample(suite: EspSuite, ah: MacAlg | undefined): Sample {
   // With AH: SGW0 → SGW1 (NSID 0/0: the outer source names the key). Without: SMN → SGW0 (NSID 1 source).
   const pair = ah
     ? endSaPair({ suite, ah, mode: 'skip', id: 51, src: ADDR.sgw0, dst: ADDR.sgw1, seq: SEQ })
-    : endSaPair({ suite, mode: 'skip', id: 52, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome }, seq: SEQ });
+    : endSaPair({
+        suite,
+        mode: 'skip',
+        id: 52,
+        src: ADDR.smnCoa,
+        dst: ADDR.sgw0,
+        mkid: { src: ADDR.smnHome },
+        seq: SEQ,
+      });
   const tx = engineWith('ts', [pair.out]);
   const inner = datagram(61);
   const sealed = runOne(tx, Op.ENCAP, inner, pair.out.id).packet;
@@ -140,7 +184,9 @@ function endSample(suite: EspSuite, ah: MacAlg | undefined): Sample {
     to: sealed.length,
     expect(byte, bit, flipped) {
       if (byte < IPV4_HEADER_BYTES) {
-        return outerIpExpect(byte, bit, flipped, true, (total) => (total < ahAt + AH_BYTES[ah!] ? 'truncated' : 'auth'));
+        return outerIpExpect(byte, bit, flipped, true, (total) =>
+          total < ahAt + AH_BYTES[ah!] ? 'truncated' : 'auth',
+        );
       }
       if (byte < ahAt) return skipExpect(byte - skipAt, bit, flipped, skipAt, ah !== undefined);
       if (byte < espAt) return ahExpect(byte - ahAt);
@@ -151,8 +197,26 @@ function endSample(suite: EspSuite, ah: MacAlg | undefined): Sample {
 }
 
 function nexthopSample(alg: MacAlg, coverage: 'full' | 'headers'): Sample {
-  const end = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 61, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome }, seq: SEQ });
-  const hop = nexthopSaPair({ alg, coverage, mode: 'skip', id: 62, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome }, seq: SEQ });
+  const end = endSaPair({
+    suite: 'aes128gcm',
+    ah: 'gmac-aes128',
+    mode: 'skip',
+    id: 61,
+    src: ADDR.smnCoa,
+    dst: ADDR.sgw0,
+    mkid: { src: ADDR.smnHome },
+    seq: SEQ,
+  });
+  const hop = nexthopSaPair({
+    alg,
+    coverage,
+    mode: 'skip',
+    id: 62,
+    src: ADDR.smnCoa,
+    dst: ADDR.sgw0,
+    mkid: { src: ADDR.smnHome },
+    seq: SEQ,
+  });
   const tx = engineWith('ts', [end.out, hop.out]);
   const inner = datagram(100);
   const sealed = runOne(tx, Op.ENCAP, inner, end.out.id).packet;
@@ -189,7 +253,11 @@ function nexthopSample(alg: MacAlg, coverage: 'full' | 'headers'): Sample {
 const SAMPLES: [string, () => Sample][] = [
   ...ESP_SUITES.map((s) => [`ESP ${s}`, () => endSample(s, undefined)] as [string, () => Sample]),
   ...MAC_ALGS.map((m) => [`end AH ${m} + ESP aes128gcm`, () => endSample('aes128gcm', m)] as [string, () => Sample]),
-  ...MAC_ALGS.flatMap((m) => (['full', 'headers'] as const).map((c) => [`next-hop ${m} ${c}`, () => nexthopSample(m, c)] as [string, () => Sample])),
+  ...MAC_ALGS.flatMap((m) =>
+    (['full', 'headers'] as const).map(
+      (c) => [`next-hop ${m} ${c}`, () => nexthopSample(m, c)] as [string, () => Sample],
+    ),
+  ),
 ];
 
 const opened: Engine[] = [];
@@ -224,15 +292,23 @@ describe.each(IMPLS)('[%s] tamper', (impl) => {
       const fresh = engineWith(impl, sample.receiver, { local: sample.local });
       opened.push(fresh);
       const r = runOne(fresh, Op.INBOUND, flipped);
-      expect({ byte: sample.from + (i >> 3), bit: i & 7, verdict: r.verdict, sa: r.sa, packet: hex(r.packet) }).toEqual({
-        byte: sample.from + (i >> 3), bit: i & 7, verdict: Verdict.DELIVER, sa: sample.deliveredSa, packet: hex(sample.inner),
-      });
+      expect({ byte: sample.from + (i >> 3), bit: i & 7, verdict: r.verdict, sa: r.sa, packet: hex(r.packet) }).toEqual(
+        {
+          byte: sample.from + (i >> 3),
+          bit: i & 7,
+          verdict: Verdict.DELIVER,
+          sa: sample.deliveredSa,
+          packet: hex(sample.inner),
+        },
+      );
     }
     const at = flips.flatMap((_, i) => (want[i] === 'deliver' ? [] : [`byte ${sample.from + (i >> 3)} bit ${i & 7}`]));
     const before = Array.from(rx.counters(), Number);
     const results = runMany(rx, Op.INBOUND, forged);
     const got = results.map((r) => (r.verdict === Verdict.DELIVER ? 'deliver' : reasonName[r.reason]));
-    const mismatches = got.flatMap((g, i) => (g === forgedWant[i] ? [] : [`${at[i]}: got ${g}, want ${forgedWant[i]}`]));
+    const mismatches = got.flatMap((g, i) =>
+      g === forgedWant[i] ? [] : [`${at[i]}: got ${g}, want ${forgedWant[i]}`],
+    );
     expect(mismatches).toEqual([]);
     // The counters grew by exactly these drops and punts, per reason.
     const after = rx.counters();
@@ -242,6 +318,10 @@ describe.each(IMPLS)('[%s] tamper', (impl) => {
     expect(tally.get(Reason.auth) ?? 0).toBeGreaterThan(0);
     // No forgery moved the window: the original still opens.
     const original = runOne(rx, Op.INBOUND, sample.packet);
-    expect({ verdict: original.verdict, sa: original.sa, packet: hex(original.packet) }).toEqual({ verdict: Verdict.DELIVER, sa: sample.deliveredSa, packet: hex(sample.inner) });
+    expect({ verdict: original.verdict, sa: original.sa, packet: hex(original.packet) }).toEqual({
+      verdict: Verdict.DELIVER,
+      sa: sample.deliveredSa,
+      packet: hex(sample.inner),
+    });
   });
 });

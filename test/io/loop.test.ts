@@ -4,7 +4,16 @@ process.env.MIPSEC_NATIVE = '1';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Batch, Op, createEngine, NativeEngine, RefEngine, Reason, Verdict, VERDICT_COUNTER_BASE } from '../../src/engine/index.js';
+import {
+  Batch,
+  Op,
+  createEngine,
+  NativeEngine,
+  RefEngine,
+  Reason,
+  Verdict,
+  VERDICT_COUNTER_BASE,
+} from '../../src/engine/index.js';
 import { IoLoop, MAX_PACKET, type PuntedPacket } from '../../src/engine/io.js';
 import { SkipAlg } from '../../src/engine/types.js';
 import { skipCounter } from '../../src/keys/derive.js';
@@ -13,19 +22,49 @@ import { IpProto, buildIpv4 } from '../../src/wire/ipv4.js';
 import { IPPROTO_SKIP, NSID_NONE, encodeSkipHeader } from '../../src/wire/skip.js';
 import { datagram, endSaPair } from '../engine/fixtures.js';
 import { loopRegistry } from './harness.js';
-import { TCP_SINK, TCP_SOURCE, canRunNetns, captureProtocols, inNetns, ip, makePair, pythonInNetns, type Pair, type Side } from './topology.js';
+import {
+  TCP_SINK,
+  TCP_SOURCE,
+  canRunNetns,
+  captureProtocols,
+  inNetns,
+  ip,
+  makePair,
+  pythonInNetns,
+  type Pair,
+  type Side,
+} from './topology.js';
 
 const { engineFor, track, closeAll } = loopRegistry();
 
-function startLoop(engine: NativeEngine, side: Side, onPunt: (p: PuntedPacket[]) => void = () => {}, workers = 1): IoLoop {
-  const loop = IoLoop.start({ engine, netns: side.ns, tun: { name: side.tun, addresses: [`${side.inner}/16`] }, raw: true, workers, onPunt });
+function startLoop(
+  engine: NativeEngine,
+  side: Side,
+  onPunt: (p: PuntedPacket[]) => void = () => {},
+  workers = 1,
+): IoLoop {
+  const loop = IoLoop.start({
+    engine,
+    netns: side.ns,
+    tun: { name: side.tun, addresses: [`${side.inner}/16`] },
+    raw: true,
+    workers,
+    onPunt,
+  });
   track(loop);
   return loop;
 }
 
 /** Manually keyed SAs both ways between the veth addresses: a → b is SA 1 (in: 1001), b → a is SA 2 (in: 1002). */
 function keyedPair(pair: Pair, mode: 'spi' | 'skip') {
-  const ab = endSaPair({ suite: 'aes128gcm', ah: mode === 'skip' ? 'hmac-sha256-128' : undefined, mode, id: 1, src: pair.a.outer, dst: pair.b.outer });
+  const ab = endSaPair({
+    suite: 'aes128gcm',
+    ah: mode === 'skip' ? 'hmac-sha256-128' : undefined,
+    mode,
+    id: 1,
+    src: pair.a.outer,
+    dst: pair.b.outer,
+  });
   const ba = endSaPair({ suite: 'chacha20poly1305', mode, id: 2, src: pair.b.outer, dst: pair.a.outer });
   return { ab, ba };
 }
@@ -35,12 +74,22 @@ const countThreads = () => readdirSync('/proc/self/task').length;
 
 describe('IoLoop without root-only resources', () => {
   it('refuses the TS engine, and bad options name the field', () => {
-    expect(() => IoLoop.start({ engine: new RefEngine() as never, tun: { name: 'x' }, raw: true, onPunt: () => {} })).toThrow(/needs the native engine/);
+    expect(() =>
+      IoLoop.start({ engine: new RefEngine() as never, tun: { name: 'x' }, raw: true, onPunt: () => {} }),
+    ).toThrow(/needs the native engine/);
     const engine = engineFor();
-    expect(() => IoLoop.start({ engine, tun: { name: 'mipsec-far-too-long-name' }, raw: true, onPunt: () => {} })).toThrow(/tun.name must be 1..15/);
-    expect(() => IoLoop.start({ engine, tun: { name: 't', mtu: 9000 }, raw: true, onPunt: () => {} })).toThrow(`tun.mtu must be an integer 576..${MAX_PACKET}`);
-    expect(() => IoLoop.start({ engine, tun: { name: 't', addresses: ['10.0.0.1'] }, raw: true, onPunt: () => {} })).toThrow(/tun.addresses\[0\]/);
-    expect(() => IoLoop.start({ engine, netns: '../x', tun: { name: 't' }, raw: true, onPunt: () => {} })).toThrow(/netns must be a namespace NAME/);
+    expect(() =>
+      IoLoop.start({ engine, tun: { name: 'mipsec-far-too-long-name' }, raw: true, onPunt: () => {} }),
+    ).toThrow(/tun.name must be 1..15/);
+    expect(() => IoLoop.start({ engine, tun: { name: 't', mtu: 9000 }, raw: true, onPunt: () => {} })).toThrow(
+      `tun.mtu must be an integer 576..${MAX_PACKET}`,
+    );
+    expect(() =>
+      IoLoop.start({ engine, tun: { name: 't', addresses: ['10.0.0.1'] }, raw: true, onPunt: () => {} }),
+    ).toThrow(/tun.addresses\[0\]/);
+    expect(() => IoLoop.start({ engine, netns: '../x', tun: { name: 't' }, raw: true, onPunt: () => {} })).toThrow(
+      /netns must be a namespace NAME/,
+    );
   });
 });
 
@@ -55,7 +104,11 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     pair?.remove();
   });
 
-  for (const [mode, workers] of [['spi', 1], ['skip', 1], ['skip', 3]] as const) {
+  for (const [mode, workers] of [
+    ['spi', 1],
+    ['skip', 1],
+    ['skip', 3],
+  ] as const) {
     it(`${mode} mode, ${workers} worker(s): ping between the TUN addresses crosses the veth as ${mode === 'spi' ? 'ESP' : 'SKIP'} only`, async () => {
       const { a, b } = pair;
       const { ab, ba } = keyedPair(pair, mode);
@@ -67,22 +120,42 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
       const capture = captureProtocols(b.ns, b.veth, 2.5);
       await capture.ready;
       // Full-size packets too: the default TUN MTU leaves room for the outer layers.
-      const ping = await inNetns(a.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', '-s', String(1300 - 28), '-M', 'do', b.inner]);
+      const ping = await inNetns(a.ns, 'ping', [
+        '-c',
+        '3',
+        '-i',
+        '0.2',
+        '-W',
+        '1',
+        '-s',
+        String(1300 - 28),
+        '-M',
+        'do',
+        b.inner,
+      ]);
       expect(ping.code, ping.stdout + ping.stderr).toBe(0);
       expect(ping.stdout).toMatch(/3 packets transmitted, 3 received/);
       const seen = await capture.done;
 
       const wire = mode === 'spi' ? '50' : '57';
       expect(seen[wire], JSON.stringify(seen)).toBeGreaterThanOrEqual(6); // 3 echo requests + 3 replies
-      expect(Object.keys(seen).filter((p) => p !== wire), `only protocol ${wire} on the veth: ${JSON.stringify(seen)}`).toEqual([]);
-      for (const [loop, engine, rx] of [[la, ea, ab], [lb, eb, ba]] as const) {
+      expect(
+        Object.keys(seen).filter((p) => p !== wire),
+        `only protocol ${wire} on the veth: ${JSON.stringify(seen)}`,
+      ).toEqual([]);
+      for (const [loop, engine, rx] of [
+        [la, ea, ab],
+        [lb, eb, ba],
+      ] as const) {
         const s = loop.stats();
         expect(s.rxTun).toBeGreaterThanOrEqual(3);
         // Exactly the 3 requests (or replies): with several workers each packet is still read once, by one worker.
         expect(mode === 'spi' ? s.rxEsp : s.rxSkip).toBe(3);
         expect(s.rxRaw).toBe(3);
         expect(engine.counters()[Reason.replay]).toBe(0n);
-        expect(engine.counters()[VERDICT_COUNTER_BASE + Verdict.DROP], 'no drops at all (IPv6 stays off the TUN)').toBe(0n);
+        expect(engine.counters()[VERDICT_COUNTER_BASE + Verdict.DROP], 'no drops at all (IPv6 stays off the TUN)').toBe(
+          0n,
+        );
         expect(s.txRaw).toBeGreaterThanOrEqual(3);
         expect(s.txTun).toBeGreaterThanOrEqual(3);
         expect(s.txErrors + s.txTooBig).toBe(0);
@@ -100,8 +173,20 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
       const { ab, ba } = keyedPair(pair, 'skip');
       const ea = engineFor([ab.out, ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: ab.out.id }]);
       const eb = engineFor([ba.out, ab.in], [b.outer, b.inner], [{ prefix: '10.77.1.0/24', sa: ba.out.id }]);
-      const la = IoLoop.start({ engine: ea, netns: a.ns, tun: { name: a.tun, addresses: [`${a.inner}/16`], offload }, raw: true, onPunt: () => {} });
-      const lb = IoLoop.start({ engine: eb, netns: b.ns, tun: { name: b.tun, addresses: [`${b.inner}/16`], offload }, raw: true, onPunt: () => {} });
+      const la = IoLoop.start({
+        engine: ea,
+        netns: a.ns,
+        tun: { name: a.tun, addresses: [`${a.inner}/16`], offload },
+        raw: true,
+        onPunt: () => {},
+      });
+      const lb = IoLoop.start({
+        engine: eb,
+        netns: b.ns,
+        tun: { name: b.tun, addresses: [`${b.inner}/16`], offload },
+        raw: true,
+        onPunt: () => {},
+      });
       track(la, lb);
       const sink = pythonInNetns(b.ns, TCP_SINK, [b.inner, '5001']);
       await sink.ready;
@@ -159,11 +244,20 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     expect(ping.stdout).toMatch(/2 packets transmitted, 2 received/);
     expect(punts.length).toBeGreaterThanOrEqual(1);
     const first = punts[0];
-    expect({ reason: first.reason, from: first.from, sa: first.sa }).toEqual({ reason: 'no_policy', from: 'tun', sa: 0 });
+    expect({ reason: first.reason, from: first.from, sa: first.sa }).toEqual({
+      reason: 'no_policy',
+      from: 'tun',
+      sa: 0,
+    });
     expect(first.packet[9]).toBe(1); // ICMP
     expect(Array.from(first.packet.subarray(16, 20)).join('.')).toBe(b.inner);
     expect(ea.counters()[Reason.no_policy]).toBe(BigInt(punts.length));
-    expect(la.stats()).toMatchObject({ punted: punts.length, puntDropped: 0, injected: punts.length, injectDropped: 0 });
+    expect(la.stats()).toMatchObject({
+      punted: punts.length,
+      puntDropped: 0,
+      injected: punts.length,
+      injectDropped: 0,
+    });
     // The punts by reason; the re-injected packets (and b's replies) went the fast path.
     const { puntReasons, fastPath } = la.stats();
     expect(Object.entries(puntReasons).filter(([, n]) => n > 0)).toEqual([['no_policy', punts.length]]);
@@ -178,12 +272,16 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     const eb = engineFor([ba.out, ab.in], [b.outer, b.inner], []);
     const la = startLoop(ea, a);
     const lb = startLoop(eb, b);
-    const listener = pythonInNetns(b.ns, [
-      'import json, socket, sys',
-      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 434)); s.settimeout(5)',
-      "print('ready', flush=True)",
-      "print(json.dumps({'got': [s.recv(2048).hex() for _ in range(3)]}), flush=True)",
-    ].join('\n'), [b.inner]);
+    const listener = pythonInNetns(
+      b.ns,
+      [
+        'import json, socket, sys',
+        's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 434)); s.settimeout(5)',
+        "print('ready', flush=True)",
+        "print(json.dumps({'got': [s.recv(2048).hex() for _ in range(3)]}), flush=True)",
+      ].join('\n'),
+      [b.inner],
+    );
     await listener.ready;
     // UDP datagrams a.inner:1024 → b.inner:434 (checksum 0: none).
     const datagrams = [1, 2, 3].map((seed) => datagram(120, { src: a.inner, dst: b.inner, seed, df: true }));
@@ -241,8 +339,14 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     // link (192.168.77.3; the two hash to different source buckets).
     const fresh = (src: string) => {
       const skip = encodeSkipHeader({
-        srcNsid: NSID_NONE, dstNsid: NSID_NONE, nextHeader: IpProto.ESP, n: skipCounter(Math.floor(Date.now() / 1000)),
-        kijAlg: SkipAlg.kij['aes256-kw'], cryptAlg: SkipAlg.crypt.aes128gcm, macAlg: 0, compAlg: 0,
+        srcNsid: NSID_NONE,
+        dstNsid: NSID_NONE,
+        nextHeader: IpProto.ESP,
+        n: skipCounter(Math.floor(Date.now() / 1000)),
+        kijAlg: SkipAlg.kij['aes256-kw'],
+        cryptAlg: SkipAlg.crypt.aes128gcm,
+        macAlg: 0,
+        compAlg: 0,
         wrappedKp: randomBytes(40),
       });
       const esp = Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 0, 0, 1]), randomBytes(64)]);
@@ -251,13 +355,17 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     };
     const burst = Array.from({ length: 200 }, () => fresh(a.outer));
     const packets = [...burst, ...[1, 2, 3, 4].map(() => fresh('192.168.77.3'))];
-    const sender = pythonInNetns(a.ns, [
-      'import socket, sys',
-      's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
-      "print('ready', flush=True)",
-      "for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 0))",
-      "print('{}', flush=True)",
-    ].join('\n'), [b.outer, ...packets.map((p) => p.toString('hex'))]);
+    const sender = pythonInNetns(
+      a.ns,
+      [
+        'import socket, sys',
+        's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
+        "print('ready', flush=True)",
+        'for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 0))',
+        "print('{}', flush=True)",
+      ].join('\n'),
+      [b.outer, ...packets.map((p) => p.toString('hex'))],
+    );
     await sender.ready;
     await sender.done;
     await new Promise((r) => setTimeout(r, 300));
@@ -280,7 +388,14 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     const threads = countThreads();
     for (let i = 0; i < 20; i++) {
       const engine = createEngine('native') as NativeEngine;
-      const loop = IoLoop.start({ engine, netns: a.ns, tun: { name: a.tun, addresses: [`${a.inner}/16`] }, raw: true, workers: 1 + (i % 3), onPunt: () => {} });
+      const loop = IoLoop.start({
+        engine,
+        netns: a.ns,
+        tun: { name: a.tun, addresses: [`${a.inner}/16`] },
+        raw: true,
+        workers: 1 + (i % 3),
+        onPunt: () => {},
+      });
       expect(loop.running).toBe(true);
       if (i % 2) {
         loop.stop();

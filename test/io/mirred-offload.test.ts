@@ -13,7 +13,8 @@ import { loopRegistry } from './harness.js';
 import { TCP_SINK, TCP_SOURCE, canRunNetns, makePair, pythonInNetns, type Pair } from './topology.js';
 
 const { engineFor, track, closeAll } = loopRegistry();
-const tc = (ns: string, ...args: string[]) => execFileSync('ip', ['netns', 'exec', ns, 'tc', ...args], { encoding: 'utf8' });
+const tc = (ns: string, ...args: string[]) =>
+  execFileSync('ip', ['netns', 'exec', ns, 'tc', ...args], { encoding: 'utf8' });
 
 describe.skipIf(!canRunNetns)('TUN offload behind tc mirred redirect (root, test namespaces only)', () => {
   let pair: Pair;
@@ -28,12 +29,40 @@ describe.skipIf(!canRunNetns)('TUN offload behind tc mirred redirect (root, test
       const { a, b } = pair;
       // OUTBOUND on table 0: bypass (sa 0) for b's veth address — FORWARD unchanged, next hop = destination.
       const eb = engineFor([], [], [{ prefix: `${b.outer}/32`, sa: 0 }]);
-      const lb = IoLoop.start({ engine: eb, netns: b.ns, tun: { name: b.tun, mtu: 1500, offload }, raw: true, bindInterface: b.veth, onPunt: () => {} });
+      const lb = IoLoop.start({
+        engine: eb,
+        netns: b.ns,
+        tun: { name: b.tun, mtu: 1500, offload },
+        raw: true,
+        bindInterface: b.veth,
+        onPunt: () => {},
+      });
       track(lb);
       tc(b.ns, 'qdisc', 'add', 'dev', b.veth, 'ingress');
       try {
-        tc(b.ns, 'filter', 'add', 'dev', b.veth, 'ingress', 'pref', '49001', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0',
-          'action', 'mirred', 'egress', 'redirect', 'dev', b.tun);
+        tc(
+          b.ns,
+          'filter',
+          'add',
+          'dev',
+          b.veth,
+          'ingress',
+          'pref',
+          '49001',
+          'protocol',
+          'ip',
+          'u32',
+          'match',
+          'u32',
+          '0',
+          '0',
+          'action',
+          'mirred',
+          'egress',
+          'redirect',
+          'dev',
+          b.tun,
+        );
         const sink = pythonInNetns(b.ns, TCP_SINK, [b.outer, '5002']);
         await sink.ready;
         const source = pythonInNetns(a.ns, TCP_SOURCE, [b.outer, '5002', '8']);
@@ -46,7 +75,10 @@ describe.skipIf(!canRunNetns)('TUN offload behind tc mirred redirect (root, test
       const s = lb.stats();
       const forwarded = eb.counters()[VERDICT_COUNTER_BASE + Verdict.FORWARD];
       const c = eb.counters();
-      expect(c[VERDICT_COUNTER_BASE + Verdict.DROP] + c[VERDICT_COUNTER_BASE + Verdict.PUNT], 'nothing but FORWARD').toBe(0n);
+      expect(
+        c[VERDICT_COUNTER_BASE + Verdict.DROP] + c[VERDICT_COUNTER_BASE + Verdict.PUNT],
+        'nothing but FORWARD',
+      ).toBe(0n);
       expect(c[Reason.no_policy]).toBe(0n);
       expect(s.rxErrors + s.txErrors + s.txTooBig + s.rxTooBig).toBe(0);
       expect(BigInt(s.fastPath)).toBe(forwarded);
@@ -60,7 +92,9 @@ describe.skipIf(!canRunNetns)('TUN offload behind tc mirred redirect (root, test
         expect(s.rxGso).toBe(0);
         expect(BigInt(s.rxTun)).toBe(forwarded);
       }
-      console.log(`offload ${offload}: ${s.rxTun} TUN reads, ${s.rxGso} super-packets, ${forwarded} datagrams forwarded`);
+      console.log(
+        `offload ${offload}: ${s.rxTun} TUN reads, ${s.rxGso} super-packets, ${forwarded} datagrams forwarded`,
+      );
     }, 40_000);
   }
 });

@@ -14,7 +14,10 @@ const offload = loadAddon().binding!.offload as {
 
 const SRC = ipToU32('10.77.1.1');
 const DST = ipToU32('10.77.2.1');
-const ACK = 0x10, PSH = 0x08, FIN = 0x01, CWR = 0x80;
+const ACK = 0x10,
+  PSH = 0x08,
+  FIN = 0x01,
+  CWR = 0x80;
 const TCP_HEADER = 32; // 20 + NOP NOP timestamps
 
 interface Tcp {
@@ -38,7 +41,18 @@ function tcpPacket(t: Tcp, id = 0x4321): Uint8Array {
   v.setUint16(14, t.window ?? 502);
   seg.set([1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9], 20);
   seg.set(t.payload, TCP_HEADER);
-  const packet = buildIpv4({ src: SRC, dst: DST, tos: 0, identification: id, flagsFragment: IPV4_FLAG_DF, ttl: 64, protocol: t.proto ?? IpProto.TCP }, seg);
+  const packet = buildIpv4(
+    {
+      src: SRC,
+      dst: DST,
+      tos: 0,
+      identification: id,
+      flagsFragment: IPV4_FLAG_DF,
+      ttl: 64,
+      protocol: t.proto ?? IpProto.TCP,
+    },
+    seg,
+  );
   new DataView(packet.buffer).setUint16(20 + 16, tcpChecksum(packet)); // a valid sender checksum
   return packet;
 }
@@ -78,10 +92,14 @@ describe('TUN offload: split and coalesce TCP/IPv4', () => {
   });
 
   it('an exact multiple of the MSS, a bare ACK, and what it cannot split', () => {
-    expect(offload.splitTcp4(tcpPacket({ seq: 1, flags: ACK, payload: payload(2896) }), 1448)!.map((s) => s.length)).toEqual([1500, 1500]);
+    expect(
+      offload.splitTcp4(tcpPacket({ seq: 1, flags: ACK, payload: payload(2896) }), 1448)!.map((s) => s.length),
+    ).toEqual([1500, 1500]);
     const bare = tcpPacket({ seq: 1, flags: ACK, payload: new Uint8Array(0) });
     expect(offload.splitTcp4(bare, 1448)).toEqual([Buffer.from(bare)]);
-    expect(offload.splitTcp4(tcpPacket({ seq: 1, flags: ACK, payload: payload(100), proto: IpProto.UDP }), 1448)).toBeNull();
+    expect(
+      offload.splitTcp4(tcpPacket({ seq: 1, flags: ACK, payload: payload(100), proto: IpProto.UDP }), 1448),
+    ).toBeNull();
     expect(offload.splitTcp4(new Uint8Array(30), 1448)).toBeNull();
     expect(offload.splitTcp4(tcpPacket({ seq: 1, flags: ACK, payload: payload(100) }), 0)).toBeNull();
   });
@@ -92,8 +110,14 @@ describe('TUN offload: split and coalesce TCP/IPv4', () => {
     expect(runs).toEqual([4]);
     const w = writes[0];
     const hdr = new DataView(w.buffer, w.byteOffset, 10);
-    expect({ flags: w[0], gsoType: w[1], hdrLen: hdr.getUint16(2, true), gsoSize: hdr.getUint16(4, true), csumStart: hdr.getUint16(6, true), csumOffset: hdr.getUint16(8, true) })
-      .toEqual({ flags: 1, gsoType: 1, hdrLen: 20 + TCP_HEADER, gsoSize: 1448, csumStart: 20, csumOffset: 16 });
+    expect({
+      flags: w[0],
+      gsoType: w[1],
+      hdrLen: hdr.getUint16(2, true),
+      gsoSize: hdr.getUint16(4, true),
+      csumStart: hdr.getUint16(6, true),
+      csumOffset: hdr.getUint16(8, true),
+    }).toEqual({ flags: 1, gsoType: 1, hdrLen: 20 + TCP_HEADER, gsoSize: 1448, csumStart: 20, csumOffset: 16 });
     const packet = w.subarray(10);
     const ip = parseIpv4(packet, 0, packet.length);
     expect(ip.ok && ip.header.totalLength).toBe(20 + TCP_HEADER + 5000);
@@ -104,35 +128,74 @@ describe('TUN offload: split and coalesce TCP/IPv4', () => {
     const completed = Uint8Array.from(packet);
     new DataView(completed.buffer).setUint16(36, ~onesComplementSum(completed, 20, completed.length) & 0xffff);
     expect(u16(completed, 36)).toBe(tcpChecksum(completed));
-    expect(offload.splitTcp4(completed, 1448)!.map((s) => Buffer.from(s).toString('hex'))).toEqual(segments.map((s) => Buffer.from(s).toString('hex')));
+    expect(offload.splitTcp4(completed, 1448)!.map((s) => Buffer.from(s).toString('hex'))).toEqual(
+      segments.map((s) => Buffer.from(s).toString('hex')),
+    );
   });
 
   it('keeps apart what must not merge: a gap, another ack, a bigger segment, PSH mid-run, another protocol', () => {
-    const seg = (seq: number, o: Partial<Tcp> = {}) => tcpPacket({ seq, flags: ACK, payload: payload(o.payload?.length ?? 1000), ...o });
+    const seg = (seq: number, o: Partial<Tcp> = {}) =>
+      tcpPacket({ seq, flags: ACK, payload: payload(o.payload?.length ?? 1000), ...o });
     const cases: [Uint8Array[], number[]][] = [
       [[seg(0), seg(1000), seg(2000)], [3]],
-      [[seg(0), seg(1001)], [1, 1]],
-      [[seg(0), seg(1000, { ack: 5 })], [1, 1]],
-      [[seg(0), seg(1000, { payload: payload(1001) })], [1, 1]],
-      [[seg(0), seg(1000, { flags: ACK | PSH }), seg(2000)], [2, 1]],
-      [[seg(0, { flags: ACK | PSH }), seg(1000)], [1, 1]],
-      [[seg(0), seg(1000, { window: 9 })], [1, 1]],
-      [[seg(0), seg(1000, { payload: payload(500) }), seg(1500)], [2, 1]],
-      [[seg(0), seg(1000, { proto: IpProto.UDP }), seg(1000)], [1, 1, 1]],
+      [
+        [seg(0), seg(1001)],
+        [1, 1],
+      ],
+      [
+        [seg(0), seg(1000, { ack: 5 })],
+        [1, 1],
+      ],
+      [
+        [seg(0), seg(1000, { payload: payload(1001) })],
+        [1, 1],
+      ],
+      [
+        [seg(0), seg(1000, { flags: ACK | PSH }), seg(2000)],
+        [2, 1],
+      ],
+      [
+        [seg(0, { flags: ACK | PSH }), seg(1000)],
+        [1, 1],
+      ],
+      [
+        [seg(0), seg(1000, { window: 9 })],
+        [1, 1],
+      ],
+      [
+        [seg(0), seg(1000, { payload: payload(500) }), seg(1500)],
+        [2, 1],
+      ],
+      [
+        [seg(0), seg(1000, { proto: IpProto.UDP }), seg(1000)],
+        [1, 1, 1],
+      ],
     ];
     for (const [datagrams, runs] of cases) {
       const out = offload.coalesceTcp4(datagrams);
       expect(out.runs).toEqual(runs);
       // A datagram written alone is written exactly as it is.
-      out.runs.forEach((n, i) => n === 1 && expect(out.writes[i].length).toBe(datagrams[out.runs.slice(0, i).reduce((a, b) => a + b, 0)].length));
+      out.runs.forEach(
+        (n, i) =>
+          n === 1 &&
+          expect(out.writes[i].length).toBe(datagrams[out.runs.slice(0, i).reduce((a, b) => a + b, 0)].length),
+      );
     }
   });
 });
 
 describe('ICMP 3/4 "fragmentation needed" (native/wire/icmp.h), as the loop answers a too-big packet', () => {
-  const udp = (flags: number, payload = payload8(40)) => buildIpv4({ src: SRC, dst: DST, tos: 0, identification: 7, flagsFragment: flags, ttl: 61, protocol: IpProto.UDP }, payload);
+  const udp = (flags: number, payload = payload8(40)) =>
+    buildIpv4(
+      { src: SRC, dst: DST, tos: 0, identification: 7, flagsFragment: flags, ttl: 61, protocol: IpProto.UDP },
+      payload,
+    );
   const payload8 = (n: number) => Uint8Array.from({ length: n }, (_, i) => i + 1);
-  const icmp = (type: number) => buildIpv4({ src: SRC, dst: DST, tos: 0, identification: 7, flagsFragment: IPV4_FLAG_DF, ttl: 61, protocol: IpProto.ICMP }, Uint8Array.of(type, 0, 0, 0, 0, 0, 0, 0, 9, 9));
+  const icmp = (type: number) =>
+    buildIpv4(
+      { src: SRC, dst: DST, tos: 0, identification: 7, flagsFragment: IPV4_FLAG_DF, ttl: 61, protocol: IpProto.ICMP },
+      Uint8Array.of(type, 0, 0, 0, 0, 0, 0, 0, 9, 9),
+    );
 
   it('answers the sender from the destination: type 3 code 4, the MTU, the header and 8 bytes quoted, checksums valid', () => {
     const datagram = udp(IPV4_FLAG_DF);
@@ -141,7 +204,12 @@ describe('ICMP 3/4 "fragmentation needed" (native/wire/icmp.h), as the loop answ
     const ip = parseIpv4(m, 0, m.length);
     expect(ip.ok).toBe(true);
     if (!ip.ok) return;
-    expect({ src: ip.header.src, dst: ip.header.dst, protocol: ip.header.protocol, ttl: ip.header.ttl }).toEqual({ src: DST, dst: SRC, protocol: IpProto.ICMP, ttl: 64 });
+    expect({ src: ip.header.src, dst: ip.header.dst, protocol: ip.header.protocol, ttl: ip.header.ttl }).toEqual({
+      src: DST,
+      dst: SRC,
+      protocol: IpProto.ICMP,
+      ttl: 64,
+    });
     expect([m[20], m[21], u16(m, 26)]).toEqual([3, 4, 1234]);
     expect(~onesComplementSum(m, 20, m.length) & 0xffff).toBe(0);
     expect(Buffer.from(m.subarray(28))).toEqual(Buffer.from(datagram.subarray(0, 28)));

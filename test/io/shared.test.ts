@@ -20,7 +20,12 @@ const countThreads = () => readdirSync('/proc/self/task').length;
 
 describe('flatIoStats', () => {
   it('keeps every counter and adds punted_<reason> for each reason punted at least once', () => {
-    const stats = { rxTun: 3, punted: 5, fastPath: 7, puntReasons: { no_policy: 4, not_ipsec: 1, auth: 0 } } as unknown as IoStats;
+    const stats = {
+      rxTun: 3,
+      punted: 5,
+      fastPath: 7,
+      puntReasons: { no_policy: 4, not_ipsec: 1, auth: 0 },
+    } as unknown as IoStats;
     expect(flatIoStats(stats)).toEqual({ rxTun: 3, punted: 5, fastPath: 7, punted_no_policy: 4, punted_not_ipsec: 1 });
   });
 });
@@ -28,7 +33,10 @@ describe('flatIoStats', () => {
 describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (root, test namespaces only)', () => {
   let pair: Pair;
   // A second path between the namespaces: veth 192.168.78.1/24 ↔ .2/24.
-  const second = { a: { veth: '', outer: '192.168.78.1', tun: '', inner: '10.78.1.1' }, b: { veth: '', outer: '192.168.78.2', tun: '', inner: '10.78.2.1' } };
+  const second = {
+    a: { veth: '', outer: '192.168.78.1', tun: '', inner: '10.78.1.1' },
+    b: { veth: '', outer: '192.168.78.2', tun: '', inner: '10.78.2.1' },
+  };
 
   beforeAll(() => {
     pair = makePair();
@@ -37,8 +45,24 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     second.b.veth = `mwb${tag}`;
     second.a.tun = `mua${tag}`;
     second.b.tun = `mub${tag}`;
-    ip('link', 'add', second.a.veth, 'netns', pair.a.ns, 'type', 'veth', 'peer', 'name', second.b.veth, 'netns', pair.b.ns);
-    for (const [ns, s] of [[pair.a.ns, second.a], [pair.b.ns, second.b]] as const) {
+    ip(
+      'link',
+      'add',
+      second.a.veth,
+      'netns',
+      pair.a.ns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      second.b.veth,
+      'netns',
+      pair.b.ns,
+    );
+    for (const [ns, s] of [
+      [pair.a.ns, second.a],
+      [pair.b.ns, second.b],
+    ] as const) {
       ip('-n', ns, 'addr', 'add', `${s.outer}/24`, 'dev', s.veth);
       ip('-n', ns, 'link', 'set', s.veth, 'up');
     }
@@ -49,27 +73,61 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
   /** SKIP SAs both ways on each path: path 1 a→b 1 / b→a 2, path 2 a→b 3 / b→a 4 (in: +1000). */
   function keyed() {
     const { a, b } = pair;
-    const p1 = { ab: endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 1, src: a.outer, dst: b.outer }), ba: endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 2, src: b.outer, dst: a.outer }) };
-    const p2 = { ab: endSaPair({ suite: 'chacha20poly1305', mode: 'skip', id: 3, src: second.a.outer, dst: second.b.outer }), ba: endSaPair({ suite: 'chacha20poly1305', mode: 'skip', id: 4, src: second.b.outer, dst: second.a.outer }) };
+    const p1 = {
+      ab: endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 1, src: a.outer, dst: b.outer }),
+      ba: endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 2, src: b.outer, dst: a.outer }),
+    };
+    const p2 = {
+      ab: endSaPair({ suite: 'chacha20poly1305', mode: 'skip', id: 3, src: second.a.outer, dst: second.b.outer }),
+      ba: endSaPair({ suite: 'chacha20poly1305', mode: 'skip', id: 4, src: second.b.outer, dst: second.a.outer }),
+    };
     return { p1, p2 };
   }
 
-  function loop(engine: NativeEngine, ns: string, tun: string, inner: string, bindInterface: string | undefined, extra: Partial<IoLoopOptions> = {}): IoLoop {
-    const l = IoLoop.start({ engine, netns: ns, tun: { name: tun, addresses: [`${inner}/16`] }, raw: true, bindInterface, onPunt: () => {}, ...extra });
+  function loop(
+    engine: NativeEngine,
+    ns: string,
+    tun: string,
+    inner: string,
+    bindInterface: string | undefined,
+    extra: Partial<IoLoopOptions> = {},
+  ): IoLoop {
+    const l = IoLoop.start({
+      engine,
+      netns: ns,
+      tun: { name: tun, addresses: [`${inner}/16`] },
+      raw: true,
+      bindInterface,
+      onPunt: () => {},
+      ...extra,
+    });
     track(l);
     return l;
   }
 
-  const ping = (ns: string, to: string, count = 3) => inNetns(ns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '1', to]);
+  const ping = (ns: string, to: string, count = 3) =>
+    inNetns(ns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '1', to]);
 
   it('two loops on one engine, one per interface: both paths carry SKIP at once; stopping one leaves the other running', async () => {
     const { a, b } = pair;
     const { p1, p2 } = keyed();
     // A: one policy table per interface, the same prefix in each: only the loop's tunTable tells them apart.
-    const ea = engineFor([p1.ab.out, p1.ba.in, p2.ab.out, p2.ba.in], [a.outer, a.inner, second.a.outer, second.a.inner],
-      [{ prefix: '10.0.0.0/8', table: 1, sa: p1.ab.out.id }, { prefix: '10.0.0.0/8', table: 2, sa: p2.ab.out.id }]);
-    const eb = engineFor([p1.ba.out, p1.ab.in, p2.ba.out, p2.ab.in], [b.outer, b.inner, second.b.outer, second.b.inner],
-      [{ prefix: '10.77.1.0/24', sa: p1.ba.out.id }, { prefix: '10.78.1.0/24', sa: p2.ba.out.id }]);
+    const ea = engineFor(
+      [p1.ab.out, p1.ba.in, p2.ab.out, p2.ba.in],
+      [a.outer, a.inner, second.a.outer, second.a.inner],
+      [
+        { prefix: '10.0.0.0/8', table: 1, sa: p1.ab.out.id },
+        { prefix: '10.0.0.0/8', table: 2, sa: p2.ab.out.id },
+      ],
+    );
+    const eb = engineFor(
+      [p1.ba.out, p1.ab.in, p2.ba.out, p2.ab.in],
+      [b.outer, b.inner, second.b.outer, second.b.inner],
+      [
+        { prefix: '10.77.1.0/24', sa: p1.ba.out.id },
+        { prefix: '10.78.1.0/24', sa: p2.ba.out.id },
+      ],
+    );
     const threads = countThreads();
     const fds = countFds();
     const la1 = loop(ea, a.ns, a.tun, a.inner, a.veth, { tunTable: 1 });
@@ -78,14 +136,23 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     const lb2 = loop(eb, b.ns, second.b.tun, second.b.inner, second.b.veth, { workers: 2 });
 
     // Loops of one engine in one namespace must each take their own interface; no two may name one TUN.
-    expect(() => loop(eb, b.ns, 'mipsec-x9', '10.79.2.1', undefined)).toThrow(/another I\/O loop of this engine already reads interface .*\(bindInterface\)/);
-    expect(() => loop(eb, b.ns, 'mipsec-x9', '10.79.2.1', b.veth)).toThrow(/another I\/O loop of this engine already reads interface/);
+    expect(() => loop(eb, b.ns, 'mipsec-x9', '10.79.2.1', undefined)).toThrow(
+      /another I\/O loop of this engine already reads interface .*\(bindInterface\)/,
+    );
+    expect(() => loop(eb, b.ns, 'mipsec-x9', '10.79.2.1', b.veth)).toThrow(
+      /another I\/O loop of this engine already reads interface/,
+    );
     expect(() => loop(engineFor(), b.ns, b.tun, '10.79.2.1', undefined)).toThrow(/another running I\/O loop uses TUN/);
 
     const [r1, r2] = await Promise.all([ping(a.ns, b.inner, 5), ping(a.ns, second.b.inner, 5)]);
     expect(r1.stdout, r1.stderr).toMatch(/5 packets transmitted, 5 received/);
     expect(r2.stdout, r2.stderr).toMatch(/5 packets transmitted, 5 received/);
-    for (const [l, foreign] of [[lb1, 5], [lb2, 5], [la1, 5], [la2, 5]] as const) {
+    for (const [l, foreign] of [
+      [lb1, 5],
+      [lb2, 5],
+      [la1, 5],
+      [la2, 5],
+    ] as const) {
       // The other path's last reply reaches this loop's raw socket on its own thread, maybe after ping returned.
       await vi.waitFor(() => expect(l.stats().rxSkip, JSON.stringify(l.stats())).toBe(5 + foreign), { timeout: 2000 });
       const s = l.stats();
@@ -101,7 +168,9 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     expect(ea.saStats(p1.ab.out.id)!.packets).toBe(5n);
     expect(ea.saStats(p2.ab.out.id)!.packets).toBe(5n);
     // An injected datagram 'outbound' runs OUTBOUND on the loop's table too: table 2 seals it for path 2.
-    expect(la2.inject([{ packet: datagram(100, { src: second.a.inner, dst: second.b.inner, seed: 7 }), via: 'outbound' }])).toBe(1);
+    expect(
+      la2.inject([{ packet: datagram(100, { src: second.a.inner, dst: second.b.inner, seed: 7 }), via: 'outbound' }]),
+    ).toBe(1);
     await new Promise((r) => setTimeout(r, 200));
     expect(ea.saStats(p2.ab.out.id)!.packets).toBe(6n);
     expect(lb2.stats().txTun).toBe(6);
@@ -155,7 +224,9 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     const lb = loop(eb, b.ns, b.tun, b.inner, undefined, { deliver: 'route', onPunt: (p) => punts.push(...p) });
     const r = await inNetns(a.ns, 'ping', ['-c', '1', '-W', '1', '-t', '1', b.inner]);
     expect(r.stdout).toMatch(/1 packets transmitted, 0 received/);
-    expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, ttl: p.packet[8] }))).toEqual([{ reason: 'ttl_exceeded', sa: p1.ab.in.id, ttl: 1 }]);
+    expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, ttl: p.packet[8] }))).toEqual([
+      { reason: 'ttl_exceeded', sa: p1.ab.in.id, ttl: 1 },
+    ]);
     expect(lb.stats()).toMatchObject({ txTun: 0, fastPath: 0, punted: 1 });
     expect(lb.stats().puntReasons.ttl_exceeded).toBe(1);
   });
@@ -210,7 +281,11 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     const eb = engineFor([p1.ba.out, p1.ab.in], [b.outer, tunnelEnd], [{ prefix: '10.77.1.0/24', sa: p1.ba.out.id }]);
     const punts: PuntedPacket[] = [];
     const la = loop(ea, a.ns, a.tun, a.inner, undefined);
-    const lb = loop(eb, b.ns, b.tun, b.inner, undefined, { deliver: 'route', kernelTunnel: { from: homeAgent, to: b.inner }, onPunt: (p) => punts.push(...p) });
+    const lb = loop(eb, b.ns, b.tun, b.inner, undefined, {
+      deliver: 'route',
+      kernelTunnel: { from: homeAgent, to: b.inner },
+      onPunt: (p) => punts.push(...p),
+    });
     /** A UDP probe from a.inner to `to` (no listener: the kernel answers ICMP port unreachable) in IP-in-IP from `from`. */
     const tunnelled = (from: string, to: string, seq: number) => {
       const inner = probe(a.inner, to, seq);
@@ -222,19 +297,33 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
       return out;
     };
     // Sealed by a's End-End SA (policy 10.77.2.0/24), opened by b's: only the first is the HA's tunnel for b.inner.
-    la.inject([{ packet: tunnelled(homeAgent, b.inner, 1), via: 'outbound' }, { packet: tunnelled('10.77.1.51', b.inner, 2), via: 'outbound' }, { packet: tunnelled(homeAgent, '10.77.2.9', 3), via: 'outbound' }]);
+    la.inject([
+      { packet: tunnelled(homeAgent, b.inner, 1), via: 'outbound' },
+      { packet: tunnelled('10.77.1.51', b.inner, 2), via: 'outbound' },
+      { packet: tunnelled(homeAgent, '10.77.2.9', 3), via: 'outbound' },
+    ]);
     const until = Date.now() + 3000;
-    while ((punts.length < 2 || la.stats().txTun < 1) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    while ((punts.length < 2 || la.stats().txTun < 1) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 20));
     // The peeled probe reached b's kernel (written into the TUN), whose ICMP answer came back sealed to a's TUN.
     expect(lb.stats()).toMatchObject({ rxSkip: 3, txTun: 1, punted: 2 });
     expect(la.stats().txTun).toBe(1);
     const answer = la.stats();
     expect(answer.rxSkip).toBe(1);
     // The others stay the control plane's, whole, with the SA that opened them.
-    expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, proto: p.packet[9], src: Array.from(p.packet.subarray(12, 16)).join('.') }))).toEqual([
+    expect(
+      punts.map((p) => ({
+        reason: p.reason,
+        sa: p.sa,
+        proto: p.packet[9],
+        src: Array.from(p.packet.subarray(12, 16)).join('.'),
+      })),
+    ).toEqual([
       { reason: 'deliver_local', sa: p1.ab.in.id, proto: 4, src: '10.77.1.51' },
       { reason: 'deliver_local', sa: p1.ab.in.id, proto: 4, src: homeAgent },
     ]);
-    expect(() => loop(engineFor(), b.ns, 'mipsec-x8', '10.79.2.1', undefined, { kernelTunnel: { from: homeAgent, to: b.inner } })).toThrow(/kernelTunnel needs deliver 'route'/);
+    expect(() =>
+      loop(engineFor(), b.ns, 'mipsec-x8', '10.79.2.1', undefined, { kernelTunnel: { from: homeAgent, to: b.inner } }),
+    ).toThrow(/kernelTunnel needs deliver 'route'/);
   });
 });

@@ -13,9 +13,17 @@ export function ip(...args: string[]): string {
 }
 
 /** Runs a command inside a namespace without blocking the JS thread (punts must be served meanwhile). */
-export async function inNetns(ns: string, cmd: string, args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function inNetns(
+  ns: string,
+  cmd: string,
+  args: string[],
+  timeoutMs = 20_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await execFileAsync('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: timeoutMs, encoding: 'utf8' });
+    const { stdout, stderr } = await execFileAsync('ip', ['netns', 'exec', ns, cmd, ...args], {
+      timeout: timeoutMs,
+      encoding: 'utf8',
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -42,8 +50,20 @@ export interface Pair {
 /** mipsec-t-<random>-a and -b, veth 192.168.77.1/24 ↔ .2/24, both up. */
 export function makePair(): Pair {
   const tag = randomBytes(3).toString('hex');
-  const a: Side = { ns: `mipsec-t-${tag}-a`, veth: `mva${tag}`, outer: '192.168.77.1', tun: `mta${tag}`, inner: '10.77.1.1' };
-  const b: Side = { ns: `mipsec-t-${tag}-b`, veth: `mvb${tag}`, outer: '192.168.77.2', tun: `mtb${tag}`, inner: '10.77.2.1' };
+  const a: Side = {
+    ns: `mipsec-t-${tag}-a`,
+    veth: `mva${tag}`,
+    outer: '192.168.77.1',
+    tun: `mta${tag}`,
+    inner: '10.77.1.1',
+  };
+  const b: Side = {
+    ns: `mipsec-t-${tag}-b`,
+    veth: `mvb${tag}`,
+    outer: '192.168.77.2',
+    tun: `mtb${tag}`,
+    inner: '10.77.2.1',
+  };
   const pair: Pair = {
     a,
     b,
@@ -77,8 +97,15 @@ export function makePair(): Pair {
  * Runs a python3 script (python3 is there: node-gyp needs it) inside a namespace. The script prints 'ready'
  * once it listens, and its last line as JSON when done.
  */
-export function pythonInNetns(ns: string, script: string, args: string[]): { ready: Promise<void>; done: Promise<any> } {
-  const child = execFile('ip', ['netns', 'exec', ns, 'python3', '-c', script, ...args], { encoding: 'utf8', timeout: 30_000 });
+export function pythonInNetns(
+  ns: string,
+  script: string,
+  args: string[],
+): { ready: Promise<void>; done: Promise<any> } {
+  const child = execFile('ip', ['netns', 'exec', ns, 'python3', '-c', script, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   let out = '';
   let markReady: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
@@ -97,7 +124,11 @@ export function pythonInNetns(ns: string, script: string, args: string[]): { rea
 }
 
 /** Counts IPv4 frames per IP protocol number on a device inside a namespace (AF_PACKET, both directions). */
-export function captureProtocols(ns: string, dev: string, seconds: number): { ready: Promise<void>; done: Promise<Record<string, number>> } {
+export function captureProtocols(
+  ns: string,
+  dev: string,
+  seconds: number,
+): { ready: Promise<void>; done: Promise<Record<string, number>> } {
   const script = [
     'import json, socket, sys, time',
     // ETH_P_ALL: a socket bound to IPv4 alone misses the frames the namespace sends.

@@ -8,13 +8,33 @@ import { IoLoop, type PuntedPacket } from '../../src/engine/io.js';
 import { endSaPair } from '../engine/fixtures.js';
 import { processTicks } from '../../src/bench/e2e/measure.js';
 import { loopRegistry } from './harness.js';
-import { TCP_SINK, TCP_SOURCE, canRunNetns, captureProtocols, inNetns, ip, makePair, pythonInNetns, type Pair, type Side } from './topology.js';
+import {
+  TCP_SINK,
+  TCP_SOURCE,
+  canRunNetns,
+  captureProtocols,
+  inNetns,
+  ip,
+  makePair,
+  pythonInNetns,
+  type Pair,
+  type Side,
+} from './topology.js';
 
 const PORT = 4741;
 const { engineFor, track, closeAll } = loopRegistry();
 
 function startLoop(engine: NativeEngine, side: Side, workers = 1, pollMicros = 0): IoLoop {
-  const loop = IoLoop.start({ engine, netns: side.ns, tun: { name: side.tun, addresses: [`${side.inner}/16`] }, raw: true, udpPort: PORT, pollMicros, workers, onPunt: () => {} });
+  const loop = IoLoop.start({
+    engine,
+    netns: side.ns,
+    tun: { name: side.tun, addresses: [`${side.inner}/16`] },
+    raw: true,
+    udpPort: PORT,
+    pollMicros,
+    workers,
+    onPunt: () => {},
+  });
   track(loop);
   return loop;
 }
@@ -33,10 +53,14 @@ describe('IoLoop UDP transport: options', () => {
   it('a bad udpPort names the field and the range', () => {
     const engine = engineFor();
     for (const udpPort of [0, 70000, 1.5, Number.NaN]) {
-      expect(() => IoLoop.start({ engine, tun: { name: 't' }, raw: true, udpPort, onPunt: () => {} })).toThrow(/udpPort must be a UDP port 1..65535/);
+      expect(() => IoLoop.start({ engine, tun: { name: 't' }, raw: true, udpPort, onPunt: () => {} })).toThrow(
+        /udpPort must be a UDP port 1..65535/,
+      );
     }
     for (const pollMicros of [-1, 100_001, 0.5]) {
-      expect(() => IoLoop.start({ engine, tun: { name: 't' }, raw: true, pollMicros, onPunt: () => {} })).toThrow(/pollMicros must be an integer 0..100000/);
+      expect(() => IoLoop.start({ engine, tun: { name: 't' }, raw: true, pollMicros, onPunt: () => {} })).toThrow(
+        /pollMicros must be an integer 0..100000/,
+      );
     }
   });
 });
@@ -83,7 +107,10 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
       expect(sa.txUdpGso).toBeLessThan(sa.txUdp / 2);
       expect(sb.rxUdp).toBe(Number(eb.saStats(ab.in.id)!.packets));
       expect(sb.rxUdpGro, 'B read several packets per datagram').toBeGreaterThan(0);
-      for (const [s, e] of [[sa, ea], [sb, eb]] as const) {
+      for (const [s, e] of [
+        [sa, ea],
+        [sb, eb],
+      ] as const) {
         expect(s.rxErrors + s.txErrors + s.txTooBig).toBe(0);
         expect(e.counters()[Reason.auth] + e.counters()[Reason.replay] + e.counters()[Reason.truncated]).toBe(0n);
         expect(e.counters()[VERDICT_COUNTER_BASE + Verdict.DROP], 'no drops at all').toBe(0n);
@@ -145,34 +172,49 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
     const { ea, eb } = keyedEngines(pair);
     startLoop(ea, a);
     const punts: PuntedPacket[] = [];
-    const lb = IoLoop.start({ engine: eb, netns: b.ns, tun: { name: b.tun, addresses: [`${b.inner}/16`] }, raw: true, udpPort: PORT, onPunt: (p) => punts.push(...p) });
+    const lb = IoLoop.start({
+      engine: eb,
+      netns: b.ns,
+      tun: { name: b.tun, addresses: [`${b.inner}/16`] },
+      raw: true,
+      udpPort: PORT,
+      onPunt: (p) => punts.push(...p),
+    });
     track(lb);
-    const listener = pythonInNetns(b.ns, [
-      'import json, socket, sys',
-      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 4343)); s.settimeout(1.5)',
-      "print('ready', flush=True)",
-      'got = []',
-      'try:',
-      '    while True: got.append(s.recv(2048).hex())',
-      'except socket.timeout: pass',
-      "print(json.dumps({'got': got}), flush=True)",
-    ].join('\n'), [b.inner]);
+    const listener = pythonInNetns(
+      b.ns,
+      [
+        'import json, socket, sys',
+        's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 4343)); s.settimeout(1.5)',
+        "print('ready', flush=True)",
+        'got = []',
+        'try:',
+        '    while True: got.append(s.recv(2048).hex())',
+        'except socket.timeout: pass',
+        "print(json.dumps({'got': got}), flush=True)",
+      ].join('\n'),
+      [b.inner],
+    );
     await listener.ready;
     // An inner IPv4/UDP datagram a.inner → b.inner:4343, once inside IP-in-IP from the kernel (raw socket,
     // protocol 4) and once as a whole IPv4 protocol-4 packet in a datagram to the transport's port.
-    const sender = pythonInNetns(a.ns, [
-      'import socket, struct, sys',
-      'def csum(b):',
-      '    s = sum(struct.unpack("!10H", b)); s = (s & 0xffff) + (s >> 16); return (~((s & 0xffff) + (s >> 16))) & 0xffff',
-      'def ip(proto, src, dst, payload):',
-      '    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, socket.inet_aton(src), socket.inet_aton(dst))',
-      '    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload',
-      "inner = ip(17, sys.argv[1], sys.argv[2], struct.pack('!HHHH', 4000, 4343, 12, 0) + b'hiya')",
-      'r = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4); r.sendto(inner, (sys.argv[3], 0))',
-      'u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(ip(4, sys.argv[4], sys.argv[3], inner), (sys.argv[3], int(sys.argv[5])))',
-      "print('ready', flush=True)",
-      "print('{}', flush=True)",
-    ].join('\n'), [a.inner, b.inner, b.outer, a.outer, String(PORT)]);
+    const sender = pythonInNetns(
+      a.ns,
+      [
+        'import socket, struct, sys',
+        'def csum(b):',
+        '    s = sum(struct.unpack("!10H", b)); s = (s & 0xffff) + (s >> 16); return (~((s & 0xffff) + (s >> 16))) & 0xffff',
+        'def ip(proto, src, dst, payload):',
+        '    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, socket.inet_aton(src), socket.inet_aton(dst))',
+        '    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload',
+        "inner = ip(17, sys.argv[1], sys.argv[2], struct.pack('!HHHH', 4000, 4343, 12, 0) + b'hiya')",
+        'r = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4); r.sendto(inner, (sys.argv[3], 0))',
+        'u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(ip(4, sys.argv[4], sys.argv[3], inner), (sys.argv[3], int(sys.argv[5])))',
+        "print('ready', flush=True)",
+        "print('{}', flush=True)",
+      ].join('\n'),
+      [a.inner, b.inner, b.outer, a.outer, String(PORT)],
+    );
     await sender.done;
     const { got } = (await listener.done) as { got: string[] };
     expect(got, 'nothing unauthenticated reached the socket behind the TUN').toEqual([]);
@@ -201,11 +243,11 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
       // Random bytes (their "destination" is not B's address), and well-formed packets addressed past B:
       // dropped before the engine as misaddressed.
       'for n in (20, 64, 1400, 3000): s.sendto(b"\\x45" + os.urandom(15) + b"\\0\\0\\0\\0" + os.urandom(n - 20), to)',
-      "s.sendto(hdr(4, sys.argv[4]) + os.urandom(100), to)",
+      's.sendto(hdr(4, sys.argv[4]) + os.urandom(100), to)',
       "s.sendto(hdr(57, '198.51.100.9') + os.urandom(100), to)",
       // Addressed to B: a 60 KB blob (over a slot: truncated) and a SKIP header of noise (the engine's to judge).
-      "s.sendto(hdr(57, sys.argv[1]) + os.urandom(60000), to)",
-      "s.sendto(hdr(57, sys.argv[1]) + os.urandom(100), to)",
+      's.sendto(hdr(57, sys.argv[1]) + os.urandom(60000), to)',
+      's.sendto(hdr(57, sys.argv[1]) + os.urandom(100), to)',
       "print('{}', flush=True)",
     ].join('\n');
     const sender = pythonInNetns(a.ns, flood, [b.outer, String(PORT), a.outer, b.inner]);
@@ -216,7 +258,9 @@ describe.skipIf(!canRunNetns)('IoLoop UDP transport in two namespaces (root)', (
     expect(s.rxUdpMisaddressed).toBe(6);
     // The other five reached the engine and were dropped by reason; none was delivered, forwarded or punted.
     expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.DROP]).toBe(5n);
-    expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.DELIVER] + eb.counters()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(0n);
+    expect(
+      eb.counters()[VERDICT_COUNTER_BASE + Verdict.DELIVER] + eb.counters()[VERDICT_COUNTER_BASE + Verdict.FORWARD],
+    ).toBe(0n);
     expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.PUNT]).toBe(0n);
     expect(s.rxTooBig, 'the 60 KB blob is over a slot').toBe(1);
     const ping = await inNetns(a.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', b.inner]);

@@ -70,10 +70,19 @@ describe('CertCache', () => {
   it('refuses certificates of another CA, expired ones, altered ones and CA certificates', () => {
     const cache = new CertCache(ca.cert);
     const other = makeCa('Other');
-    expect(cache.add(makeIdentity(other, 'sgw:198.18.0.1').cert, T0)).toMatchObject({ ok: false, reason: 'foreign_ca' });
-    expect(cache.add(makeIdentity(ca, 'sgw:198.18.0.2', T0 - 100, T0 - 1).cert, T0)).toMatchObject({ ok: false, reason: 'expired' });
+    expect(cache.add(makeIdentity(other, 'sgw:198.18.0.1').cert, T0)).toMatchObject({
+      ok: false,
+      reason: 'foreign_ca',
+    });
+    expect(cache.add(makeIdentity(ca, 'sgw:198.18.0.2', T0 - 100, T0 - 1).cert, T0)).toMatchObject({
+      ok: false,
+      reason: 'expired',
+    });
     const good = makeIdentity(ca, 'sgw:198.18.0.3');
-    expect(cache.add({ ...good.cert, publicKey: new Uint8Array(32).fill(9) }, T0)).toMatchObject({ ok: false, reason: 'bad_signature' });
+    expect(cache.add({ ...good.cert, publicKey: new Uint8Array(32).fill(9) }, T0)).toMatchObject({
+      ok: false,
+      reason: 'bad_signature',
+    });
     expect(cache.add(ca.cert, T0)).toMatchObject({ ok: false, reason: 'not_a_node_certificate' });
     expect(cache.size).toBe(0);
     expect(() => new CertCache(good.cert)).toThrow(/trust anchor must be a CA/);

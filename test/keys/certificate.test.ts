@@ -2,7 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import { armor, ArmorLabel, dearmor } from '../../src/keys/armor.js';
 import {
-  certificateFromArmor, certificateSummary, certificateToArmor, decodeCertificate, issueCertificate, NSID_CA_LABEL, verifyCertificate,
+  certificateFromArmor,
+  certificateSummary,
+  certificateToArmor,
+  decodeCertificate,
+  issueCertificate,
+  NSID_CA_LABEL,
+  verifyCertificate,
 } from '../../src/keys/certificate.js';
 import { formatName, parseName } from '../../src/keys/names.js';
 import { makeCa, makeIdentity, T0, YEAR } from './helpers.js';
@@ -12,7 +18,12 @@ describe('SKIP names', () => {
     expect(parseName('sgw:198.18.0.1')).toEqual({ ok: true, name: { nsid: 0, address: 0xc6120001 } });
     expect(parseName('smn:10.0.0.100')).toEqual({ ok: true, name: { nsid: 1, address: 0x0a000064 } });
     expect(formatName({ nsid: 1, address: 0x0a000064 })).toBe('smn:10.0.0.100');
-    for (const [bad, message] of [['198.18.0.1', /must start with 'sgw:' or 'smn:'/], ['ha:10.0.0.1', /must start with/], ['sgw:10.0.0', /needs a dotted IPv4 address after 'sgw:'/], ['smn:', /needs a dotted IPv4/]] as const) {
+    for (const [bad, message] of [
+      ['198.18.0.1', /must start with 'sgw:' or 'smn:'/],
+      ['ha:10.0.0.1', /must start with/],
+      ['sgw:10.0.0', /needs a dotted IPv4 address after 'sgw:'/],
+      ['smn:', /needs a dotted IPv4/],
+    ] as const) {
       const r = parseName(bad);
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.error).toMatch(message);
@@ -29,7 +40,9 @@ describe('armor', () => {
       expect(lines[0]).toBe('-----BEGIN MIPSEC CERTIFICATE-----');
       expect(lines.at(-1)).toBe('-----END MIPSEC CERTIFICATE-----');
       for (const line of lines.slice(1, -1)) expect(line.length).toBeLessThanOrEqual(64);
-      expect(new TextDecoder().decode(text).replace(/-----[^-]+-----|\n/g, '')).toBe(Buffer.from(body).toString('base64'));
+      expect(new TextDecoder().decode(text).replace(/-----[^-]+-----|\n/g, '')).toBe(
+        Buffer.from(body).toString('base64'),
+      );
       const back = dearmor(ArmorLabel.certificate, text);
       expect(back.ok && Buffer.from(back.body).equals(Buffer.from(body))).toBe(true);
     }
@@ -42,7 +55,10 @@ describe('armor', () => {
     const cases: [string, RegExp][] = [
       ['', /does not start with a '-----BEGIN MIPSEC CERTIFICATE-----' line/],
       ['hello', /does not start with/],
-      [good.replace(/CERTIFICATE/g, 'X25519 PRIVATE KEY'), /holds a 'MIPSEC X25519 PRIVATE KEY', expected a 'MIPSEC CERTIFICATE'/],
+      [
+        good.replace(/CERTIFICATE/g, 'X25519 PRIVATE KEY'),
+        /holds a 'MIPSEC X25519 PRIVATE KEY', expected a 'MIPSEC CERTIFICATE'/,
+      ],
       ['-----BEGIN MIPSEC CERTIFICATE-----\nAAEC\n', /has no '-----END MIPSEC CERTIFICATE-----' line/],
       [good.replace('AAEC', 'AA*C'), /not base64/],
       [good.replace('AAEC', 'AAE'), /not a multiple of 4/],
@@ -71,7 +87,12 @@ describe('certificates', () => {
     expect(text).toMatch(/^-----BEGIN MIPSEC CERTIFICATE-----\n/);
     const fromText = certificateFromArmor(new TextEncoder().encode(text));
     expect(fromText.ok && fromText.cert).toEqual(sgw.cert);
-    expect(certificateSummary(sgw.cert)).toMatchObject({ subject: 'sgw:198.18.0.1', nsid: 0, keyType: 'x25519', bytes: 164 });
+    expect(certificateSummary(sgw.cert)).toMatchObject({
+      subject: 'sgw:198.18.0.1',
+      nsid: 0,
+      keyType: 'x25519',
+      bytes: 164,
+    });
   });
 
   it('documented byte layout (docs/certificates.md)', () => {
@@ -139,15 +160,32 @@ describe('certificates', () => {
       const b = sgw.cert.encoded.slice();
       b[at] ^= 1;
       const r = decodeCertificate(b);
-      if (r.ok) expect(verifyCertificate(r.cert, ca.cert, T0), `byte ${at}`).toMatchObject({ ok: false, reason: 'bad_signature' });
+      if (r.ok)
+        expect(verifyCertificate(r.cert, ca.cert, T0), `byte ${at}`).toMatchObject({
+          ok: false,
+          reason: 'bad_signature',
+        });
     }
-    expect(verifyCertificate(sgw.cert, ca.cert, sgw.cert.notAfter + 1)).toMatchObject({ ok: false, reason: 'expired', message: expect.stringMatching(/^expired at 20\d\d-/) });
-    expect(verifyCertificate(sgw.cert, ca.cert, sgw.cert.notBefore - 1)).toMatchObject({ ok: false, reason: 'not_yet_valid' });
+    expect(verifyCertificate(sgw.cert, ca.cert, sgw.cert.notAfter + 1)).toMatchObject({
+      ok: false,
+      reason: 'expired',
+      message: expect.stringMatching(/^expired at 20\d\d-/),
+    });
+    expect(verifyCertificate(sgw.cert, ca.cert, sgw.cert.notBefore - 1)).toMatchObject({
+      ok: false,
+      reason: 'not_yet_valid',
+    });
     const oldCa = makeCa('Old CA', T0 - 2 * YEAR, T0 - YEAR);
-    const late = issueCertificate({ subject: sgw.name, publicKey: sgw.publicKey, serial: 9n, notBefore: T0 - 86400, notAfter: T0 + 86400 }, oldCa.key);
+    const late = issueCertificate(
+      { subject: sgw.name, publicKey: sgw.publicKey, serial: 9n, notBefore: T0 - 86400, notAfter: T0 + 86400 },
+      oldCa.key,
+    );
     expect(verifyCertificate(late, oldCa.cert, T0)).toMatchObject({ ok: false, reason: 'ca_not_valid' });
     expect(verifyCertificate(sgw.cert, sgw.cert, T0)).toMatchObject({ ok: false, reason: 'not_a_ca' });
-    expect(verifyCertificate({ ...sgw.cert, notAfter: sgw.cert.notAfter + YEAR }, ca.cert, T0)).toMatchObject({ ok: false, reason: 'bad_signature' });
+    expect(verifyCertificate({ ...sgw.cert, notAfter: sgw.cert.notAfter + YEAR }, ca.cert, T0)).toMatchObject({
+      ok: false,
+      reason: 'bad_signature',
+    });
   });
 
   it('issue refuses fields no decoder would accept', () => {
@@ -156,7 +194,11 @@ describe('certificates', () => {
     expect(() => issueCertificate({ ...base, serial: 1n << 64n }, ca.key)).toThrow(/64 bits/);
     expect(() => issueCertificate({ ...base, publicKey: new Uint8Array(31) }, ca.key)).toThrow(/32 bytes/);
     expect(() => issueCertificate({ ...base, publicKey: new Uint8Array(32) }, ca.key)).toThrow(/low-order point/);
-    expect(() => issueCertificate({ ...base, publicKey: Uint8Array.of(1, ...new Uint8Array(31)) }, ca.key)).toThrow(/low-order point/);
-    expect(() => issueCertificate({ ...base, subject: { nsid: NSID_CA_LABEL, label: 'x'.repeat(65) } }, ca.key)).toThrow(/1\.\.64 bytes/);
+    expect(() => issueCertificate({ ...base, publicKey: Uint8Array.of(1, ...new Uint8Array(31)) }, ca.key)).toThrow(
+      /low-order point/,
+    );
+    expect(() =>
+      issueCertificate({ ...base, subject: { nsid: NSID_CA_LABEL, label: 'x'.repeat(65) } }, ca.key),
+    ).toThrow(/1\.\.64 bytes/);
   });
 });

@@ -10,8 +10,12 @@ let err: string[];
 beforeEach(() => {
   out = [];
   err = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { out.push(a.join(' ')); });
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { err.push(a.join(' ')); });
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => {
+    out.push(a.join(' '));
+  });
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => {
+    err.push(a.join(' '));
+  });
 });
 afterEach(() => vi.restoreAllMocks());
 
@@ -28,7 +32,12 @@ describe('mipsec key commands', () => {
     const p = (f: string) => join(dir, f);
 
     const keygen = await mipsec('keygen', '--out', p('sgw1.key'));
-    expect(keygen).toMatchObject({ code: 0, stdout: expect.stringMatching(/^wrote .*sgw1\.key \(X25519 private key, mode 0600\) and .*sgw1\.key\.pub\npublic key: [0-9a-f]{64}$/) });
+    expect(keygen).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(
+        /^wrote .*sgw1\.key \(X25519 private key, mode 0600\) and .*sgw1\.key\.pub\npublic key: [0-9a-f]{64}$/,
+      ),
+    });
     expect(statSync(p('sgw1.key')).mode & 0o777).toBe(0o600);
     const secretText = readFileSync(p('sgw1.key'), 'utf8');
 
@@ -37,30 +46,71 @@ describe('mipsec key commands', () => {
     expect(statSync(p('ca/ca.key')).mode & 0o777).toBe(0o600);
     expect(statSync(p('ca')).mode & 0o777).toBe(0o700);
 
-    const issue = await mipsec('cert', 'issue', '--ca', p('ca'), '--name', 'sgw:198.18.0.1', '--pub', p('sgw1.key.pub'), '--days', '365', '--out', p('sgw1.crt'));
-    expect(issue).toMatchObject({ code: 0, stdout: expect.stringMatching(/^wrote .*sgw1\.crt: sgw:198\.18\.0\.1 valid .* serial [0-9a-f]{16}$/) });
+    const issue = await mipsec(
+      'cert',
+      'issue',
+      '--ca',
+      p('ca'),
+      '--name',
+      'sgw:198.18.0.1',
+      '--pub',
+      p('sgw1.key.pub'),
+      '--days',
+      '365',
+      '--out',
+      p('sgw1.crt'),
+    );
+    expect(issue).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^wrote .*sgw1\.crt: sgw:198\.18\.0\.1 valid .* serial [0-9a-f]{16}$/),
+    });
 
     const verify = await mipsec('cert', 'verify', p('sgw1.crt'), '--ca', p('ca/ca.crt'));
-    expect(verify).toMatchObject({ code: 0, stdout: expect.stringContaining('valid: sgw:198.18.0.1 issued by ca:Example Corp CA') });
+    expect(verify).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining('valid: sgw:198.18.0.1 issued by ca:Example Corp CA'),
+    });
 
     const show = await mipsec('cert', 'show', p('sgw1.crt'), '--json');
     expect(show.code).toBe(0);
-    expect(JSON.parse(show.stdout)).toMatchObject({ subject: 'sgw:198.18.0.1', nsid: 0, keyType: 'x25519', bytes: 164 });
+    expect(JSON.parse(show.stdout)).toMatchObject({
+      subject: 'sgw:198.18.0.1',
+      nsid: 0,
+      keyType: 'x25519',
+      bytes: 164,
+    });
     expect((await mipsec('cert', 'show', p('sgw1.crt'))).stdout).toMatch(/^subject {4}sgw:198\.18\.0\.1$/m);
 
-    const expired = await mipsec('cert', 'verify', p('sgw1.crt'), '--ca', p('ca/ca.crt'), '--at', '2030-01-01T00:00:00Z');
+    const expired = await mipsec(
+      'cert',
+      'verify',
+      p('sgw1.crt'),
+      '--ca',
+      p('ca/ca.crt'),
+      '--at',
+      '2030-01-01T00:00:00Z',
+    );
     expect(expired).toMatchObject({ code: 1, stderr: expect.stringContaining('invalid (expired): expired at') });
 
     // Tamper with the subject address inside the armored certificate: the signature no longer verifies.
     const text = readFileSync(p('sgw1.crt'), 'utf8');
     const body = Buffer.from(text.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     body[11] ^= 1;
-    writeFileSync(p('tampered.crt'), `-----BEGIN MIPSEC CERTIFICATE-----\n${body.toString('base64')}\n-----END MIPSEC CERTIFICATE-----\n`);
+    writeFileSync(
+      p('tampered.crt'),
+      `-----BEGIN MIPSEC CERTIFICATE-----\n${body.toString('base64')}\n-----END MIPSEC CERTIFICATE-----\n`,
+    );
     const tampered = await mipsec('cert', 'verify', p('tampered.crt'), '--ca', p('ca/ca.crt'));
     expect(tampered).toMatchObject({ code: 1, stderr: expect.stringContaining('invalid (bad_signature)') });
     writeFileSync(p('broken.crt'), text.slice(0, 60));
-    expect(await mipsec('cert', 'verify', p('broken.crt'), '--ca', p('ca/ca.crt'))).toMatchObject({ code: 1, stderr: `${p('broken.crt')}: invalid: has no '-----END MIPSEC CERTIFICATE-----' line` });
-    expect(await mipsec('cert', 'verify', p('missing.crt'), '--ca', p('ca/ca.crt'))).toMatchObject({ code: 1, stderr: `mipsec cert verify: ${p('missing.crt')} does not exist` });
+    expect(await mipsec('cert', 'verify', p('broken.crt'), '--ca', p('ca/ca.crt'))).toMatchObject({
+      code: 1,
+      stderr: `${p('broken.crt')}: invalid: has no '-----END MIPSEC CERTIFICATE-----' line`,
+    });
+    expect(await mipsec('cert', 'verify', p('missing.crt'), '--ca', p('ca/ca.crt'))).toMatchObject({
+      code: 1,
+      stderr: `mipsec cert verify: ${p('missing.crt')} does not exist`,
+    });
 
     // A certificate from another CA.
     await mipsec('ca', 'init', '--out', p('other'));
@@ -69,20 +119,59 @@ describe('mipsec key commands', () => {
 
     // A CA key readable by others is refused with the fix; nothing secret is printed.
     chmodSync(p('ca/ca.key'), 0o644);
-    const refused = await mipsec('cert', 'issue', '--ca', p('ca'), '--name', 'smn:10.0.0.100', '--pub', p('sgw1.key.pub'), '--out', p('smn.crt'));
+    const refused = await mipsec(
+      'cert',
+      'issue',
+      '--ca',
+      p('ca'),
+      '--name',
+      'smn:10.0.0.100',
+      '--pub',
+      p('sgw1.key.pub'),
+      '--out',
+      p('smn.crt'),
+    );
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`private key file ${p('ca/ca.key')} is accessible by group or others (mode 0644); fix it with: chmod 600 ${p('ca/ca.key')}`);
+    expect(refused.stderr).toContain(
+      `private key file ${p('ca/ca.key')} is accessible by group or others (mode 0644); fix it with: chmod 600 ${p('ca/ca.key')}`,
+    );
     expect(refused.stderr + refused.stdout).not.toContain(secretText.split('\n')[1]);
     chmodSync(p('ca/ca.key'), 0o600);
-    expect((await mipsec('cert', 'issue', '--ca', p('ca'), '--name', 'smn:10.0.0.100', '--pub', p('sgw1.key.pub'), '--out', p('smn.crt'))).code).toBe(0);
+    expect(
+      (
+        await mipsec(
+          'cert',
+          'issue',
+          '--ca',
+          p('ca'),
+          '--name',
+          'smn:10.0.0.100',
+          '--pub',
+          p('sgw1.key.pub'),
+          '--out',
+          p('smn.crt'),
+        )
+      ).code,
+    ).toBe(0);
 
     // keygen never overwrites.
-    expect(await mipsec('keygen', '--out', p('sgw1.key'))).toMatchObject({ code: 1, stderr: expect.stringContaining('already exists; remove it or choose another --out') });
+    expect(await mipsec('keygen', '--out', p('sgw1.key'))).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('already exists; remove it or choose another --out'),
+    });
     expect(readFileSync(p('sgw1.key'), 'utf8')).toBe(secretText);
   });
 
   it('--help everywhere; bad arguments name the flag and show an example', async () => {
-    for (const args of [['keygen', '--help'], ['ca', 'init', '--help'], ['ca', '--help'], ['cert', '--help'], ['cert', 'issue', '-h'], ['cert', 'show', '--help'], ['cert', 'verify', '--help']]) {
+    for (const args of [
+      ['keygen', '--help'],
+      ['ca', 'init', '--help'],
+      ['ca', '--help'],
+      ['cert', '--help'],
+      ['cert', 'issue', '-h'],
+      ['cert', 'show', '--help'],
+      ['cert', 'verify', '--help'],
+    ]) {
       const r = await mipsec(...args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/usage: mipsec /);
@@ -94,10 +183,35 @@ describe('mipsec key commands', () => {
       [['keygen', '--out', 'x', '--bogus'], /unknown option '--bogus'/],
       [['ca'], /usage: mipsec ca init/],
       [['ca', 'make'], /unknown subcommand 'make' \(expected init; example: mipsec ca init --help\)/],
-      [['ca', 'init', '--out', join(dir, 'c'), '--days', 'ten'], /--days must be a whole number of days in 1\.\.36500, got 'ten'/],
-      [['cert', 'issue', '--ca', dir, '--pub', 'x.pub', '--out', 'x.crt'], /--name is required \(example: mipsec cert issue --ca ca --name sgw:198\.18\.0\.1/],
-      [['cert', 'issue', '--ca', dir, '--name', 'gw:1.2.3.4', '--pub', 'x.pub', '--out', 'x.crt'], /--name: name 'gw:1\.2\.3\.4' must start with 'sgw:' or 'smn:' \(e\.g\. sgw:198\.18\.0\.1 or smn:10\.0\.0\.100\)/],
-      [['cert', 'issue', '--ca', dir, '--name', 'sgw:1.2.3.4', '--pub', 'x.pub', '--out', 'x.crt', '--not-before', 'yesterday'], /--not-before must be an ISO time such as 2027-01-01T00:00:00Z, got 'yesterday'/],
+      [
+        ['ca', 'init', '--out', join(dir, 'c'), '--days', 'ten'],
+        /--days must be a whole number of days in 1\.\.36500, got 'ten'/,
+      ],
+      [
+        ['cert', 'issue', '--ca', dir, '--pub', 'x.pub', '--out', 'x.crt'],
+        /--name is required \(example: mipsec cert issue --ca ca --name sgw:198\.18\.0\.1/,
+      ],
+      [
+        ['cert', 'issue', '--ca', dir, '--name', 'gw:1.2.3.4', '--pub', 'x.pub', '--out', 'x.crt'],
+        /--name: name 'gw:1\.2\.3\.4' must start with 'sgw:' or 'smn:' \(e\.g\. sgw:198\.18\.0\.1 or smn:10\.0\.0\.100\)/,
+      ],
+      [
+        [
+          'cert',
+          'issue',
+          '--ca',
+          dir,
+          '--name',
+          'sgw:1.2.3.4',
+          '--pub',
+          'x.pub',
+          '--out',
+          'x.crt',
+          '--not-before',
+          'yesterday',
+        ],
+        /--not-before must be an ISO time such as 2027-01-01T00:00:00Z, got 'yesterday'/,
+      ],
       [['cert', 'verify', 'x.crt'], /--ca is required \(example: mipsec cert verify sgw1\.crt --ca ca\/ca\.crt\)/],
       [['cert', 'show'], /expected 1 FILE argument, got 0/],
     ];
@@ -113,9 +227,41 @@ describe('mipsec key commands', () => {
     const p = (f: string) => join(dir, f);
     await mipsec('keygen', '--out', p('n.key'));
     await mipsec('ca', 'init', '--out', p('ca'), '--days', '10');
-    const long = await mipsec('cert', 'issue', '--ca', p('ca'), '--name', 'smn:10.0.0.100', '--pub', p('n.key.pub'), '--days', '30', '--out', p('n.crt'));
-    expect(long).toMatchObject({ code: 2, stderr: expect.stringMatching(/--days 30 ends .* after the CA expires .*; use at most --days 10/) });
-    const wrong = await mipsec('cert', 'issue', '--ca', p('ca'), '--name', 'smn:10.0.0.100', '--pub', p('n.key'), '--days', '5', '--out', p('n.crt'));
-    expect(wrong).toMatchObject({ code: 1, stderr: expect.stringContaining("holds a 'MIPSEC X25519 PRIVATE KEY', expected a 'MIPSEC X25519 PUBLIC KEY'") });
+    const long = await mipsec(
+      'cert',
+      'issue',
+      '--ca',
+      p('ca'),
+      '--name',
+      'smn:10.0.0.100',
+      '--pub',
+      p('n.key.pub'),
+      '--days',
+      '30',
+      '--out',
+      p('n.crt'),
+    );
+    expect(long).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--days 30 ends .* after the CA expires .*; use at most --days 10/),
+    });
+    const wrong = await mipsec(
+      'cert',
+      'issue',
+      '--ca',
+      p('ca'),
+      '--name',
+      'smn:10.0.0.100',
+      '--pub',
+      p('n.key'),
+      '--days',
+      '5',
+      '--out',
+      p('n.crt'),
+    );
+    expect(wrong).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining("holds a 'MIPSEC X25519 PRIVATE KEY', expected a 'MIPSEC X25519 PUBLIC KEY'"),
+    });
   });
 });

@@ -1,7 +1,12 @@
 // Certificate discovery codec (UDP 1640).
 import { describe, expect, it } from 'vitest';
 import {
-  answerDiscovery, decodeDiscovery, DISCOVERY_PORT, DISCOVERY_REQUEST_BYTES, encodeDiscovery, MAX_DISCOVERY_CERT_BYTES,
+  answerDiscovery,
+  decodeDiscovery,
+  DISCOVERY_PORT,
+  DISCOVERY_REQUEST_BYTES,
+  encodeDiscovery,
+  MAX_DISCOVERY_CERT_BYTES,
   type DiscoveryMessage,
 } from '../../src/keys/discovery.js';
 import { makeCa, makeIdentity } from './helpers.js';
@@ -22,7 +27,9 @@ describe('certificate discovery', () => {
   it('hole 10: a request is padded to the largest answer, so no answer is larger than it; an unpadded request does not decode', () => {
     expect(DISCOVERY_REQUEST_BYTES).toBe(11 + 2 + MAX_DISCOVERY_CERT_BYTES);
     const req = encodeDiscovery(request);
-    const answer = encodeDiscovery(answerDiscovery(request as Extract<DiscoveryMessage, { type: 'request' }>, smn.cert));
+    const answer = encodeDiscovery(
+      answerDiscovery(request as Extract<DiscoveryMessage, { type: 'request' }>, smn.cert),
+    );
     expect(answer.length).toBeLessThanOrEqual(req.length);
     expect(decodeDiscovery(req.subarray(0, 11))).toMatchObject({ ok: false, reason: 'bad_length' });
     expect(decodeDiscovery(req.subarray(0, req.length - 1))).toMatchObject({ ok: false, reason: 'bad_length' });
@@ -45,12 +52,20 @@ describe('certificate discovery', () => {
 
   it('refuses every truncation, trailing bytes and bad fields with a reason', () => {
     const reply = encodeDiscovery(answerDiscovery(request as Extract<DiscoveryMessage, { type: 'request' }>, smn.cert));
-    for (let len = 0; len < reply.length; len++) expect(decodeDiscovery(reply.subarray(0, len))).toMatchObject({ ok: false, reason: len === 11 ? 'truncated' : expect.any(String) });
+    for (let len = 0; len < reply.length; len++)
+      expect(decodeDiscovery(reply.subarray(0, len))).toMatchObject({
+        ok: false,
+        reason: len === 11 ? 'truncated' : expect.any(String),
+      });
     const longer = new Uint8Array(reply.length + 1);
     longer.set(reply);
     expect(decodeDiscovery(longer)).toMatchObject({ ok: false, reason: 'bad_length' });
     const req = encodeDiscovery(request);
-    const withByte = (b: Uint8Array, at: number, v: number) => { const c = b.slice(); c[at] = v; return decodeDiscovery(c); };
+    const withByte = (b: Uint8Array, at: number, v: number) => {
+      const c = b.slice();
+      c[at] = v;
+      return decodeDiscovery(c);
+    };
     expect(withByte(req, 0, 2)).toMatchObject({ ok: false, reason: 'bad_version' });
     expect(withByte(req, 1, 9)).toMatchObject({ ok: false, reason: 'bad_type' });
     expect(withByte(req, 6, 3)).toMatchObject({ ok: false, reason: 'unknown_nsid' });

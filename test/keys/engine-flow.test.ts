@@ -35,14 +35,21 @@ function created(r: KeyingResult): SaDesc {
 }
 
 describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (impl) => {
-  for (const [esp, ah] of [['aes128gcm', 'gmac-aes128'], ['chacha20poly1305', undefined], ['aes256gcm', 'hmac-sha256-128']] as const) {
+  for (const [esp, ah] of [
+    ['aes128gcm', 'gmac-aes128'],
+    ['chacha20poly1305', undefined],
+    ['aes256gcm', 'hmac-sha256-128'],
+  ] as const) {
     it(`end layer ${esp}${ah ? ` + ${ah}` : ''}: punt, derive, install, deliver`, () => {
       const { sgwId, smnKeys, sgwKeys } = skipPeers();
 
       const smnEngine = createEngine(impl);
       const out = created(smnKeys.outboundSa({ peer: sgwId.name, src: SMN_COA, dst: SGW, role: 'end', esp, ah }));
       smnEngine.installSa(out);
-      const inner = buildIpv4({ protocol: IpProto.UDP, src: ipToU32('10.0.0.100'), dst: ipToU32('10.0.0.20'), ttl: 64 }, new TextEncoder().encode('hello through SKIP'));
+      const inner = buildIpv4(
+        { protocol: IpProto.UDP, src: ipToU32('10.0.0.100'), dst: ipToU32('10.0.0.20'), ttl: 64 },
+        new TextEncoder().encode('hello through SKIP'),
+      );
       const batch = new Batch({ capacity: 4 });
       batch.push(Op.ENCAP, inner, out.id);
       smnEngine.process(batch);
@@ -69,7 +76,10 @@ describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (i
       // A forged wrapped Kp in the same packet never yields an SA.
       const forged = wire.slice();
       forged[IPV4_HEADER_BYTES + 12] ^= 1;
-      expect(sgwKeys.inboundSa({ packet: forged, offset: IPV4_HEADER_BYTES, src: SMN_COA, dst: SGW })).toMatchObject({ ok: false, reason: 'forged_key' });
+      expect(sgwKeys.inboundSa({ packet: forged, offset: IPV4_HEADER_BYTES, src: SMN_COA, dst: SGW })).toMatchObject({
+        ok: false,
+        reason: 'forged_key',
+      });
       smnEngine.close();
       sgwEngine.close();
     });
@@ -78,9 +88,21 @@ describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (i
   it('next-hop layer (AH headers coverage): punt, derive, install, verify (the plain datagram is punted nexthop_plain)', () => {
     const { sgwId, smnKeys, sgwKeys } = skipPeers();
     const smnEngine = createEngine(impl);
-    const out = created(smnKeys.outboundSa({ peer: sgwId.name, src: SMN_COA, dst: SGW, role: 'nexthop', ah: 'gmac-aes128', coverage: 'headers' }));
+    const out = created(
+      smnKeys.outboundSa({
+        peer: sgwId.name,
+        src: SMN_COA,
+        dst: SGW,
+        role: 'nexthop',
+        ah: 'gmac-aes128',
+        coverage: 'headers',
+      }),
+    );
     smnEngine.installSa(out);
-    const datagram = buildIpv4({ protocol: IpProto.UDP, src: ipToU32(SMN_COA), dst: ipToU32(SGW), ttl: 64 }, new Uint8Array(40).fill(7));
+    const datagram = buildIpv4(
+      { protocol: IpProto.UDP, src: ipToU32(SMN_COA), dst: ipToU32(SGW), ttl: 64 },
+      new Uint8Array(40).fill(7),
+    );
     const batch = new Batch({ capacity: 4 });
     batch.push(Op.WRAP, datagram, out.id);
     smnEngine.process(batch);
@@ -89,7 +111,9 @@ describe.each(['ts', 'native'] as const)('SKIP keying through the %s engine', (i
 
     const sgwEngine = createEngine(impl);
     sgwEngine.setLocalAddresses([SGW]);
-    const inbound = created(sgwKeys.inboundSa({ packet: wire, offset: IPV4_HEADER_BYTES, src: SMN_COA, dst: SGW, coverage: 'headers' }));
+    const inbound = created(
+      sgwKeys.inboundSa({ packet: wire, offset: IPV4_HEADER_BYTES, src: SMN_COA, dst: SGW, coverage: 'headers' }),
+    );
     expect(inbound.role).toBe('nexthop');
     sgwEngine.installSa(inbound);
     const rx = new Batch({ capacity: 4 });

@@ -1,5 +1,11 @@
 // Shared test fixtures for test/keys: a CA, SGW and SMN identities, all in memory.
-import { isCaSubject, issueCertificate, NSID_CA_LABEL, type CaKey, type Certificate } from '../../src/keys/certificate.js';
+import {
+  isCaSubject,
+  issueCertificate,
+  NSID_CA_LABEL,
+  type CaKey,
+  type Certificate,
+} from '../../src/keys/certificate.js';
 import { generateCaKey, generateX25519, type Identity } from '../../src/keys/keyfile.js';
 import { parseName, type SkipName } from '../../src/keys/names.js';
 
@@ -13,7 +19,10 @@ export interface TestCa {
 
 export function makeCa(label = 'Test CA', notBefore = T0 - YEAR, notAfter = T0 + 10 * YEAR): TestCa {
   const { key } = generateCaKey();
-  const cert = issueCertificate({ subject: { nsid: NSID_CA_LABEL, label }, publicKey: key.publicKey, serial: 1n, notBefore, notAfter }, key);
+  const cert = issueCertificate(
+    { subject: { nsid: NSID_CA_LABEL, label }, publicKey: key.publicKey, serial: 1n, notBefore, notAfter },
+    key,
+  );
   return { key, cert };
 }
 
@@ -23,7 +32,10 @@ export function makeIdentity(ca: TestCa, nameText: string, notBefore = T0 - 8640
   const parsed = parseName(nameText);
   if (!parsed.ok) throw new Error(parsed.error);
   const pair = generateX25519();
-  const cert = issueCertificate({ subject: parsed.name, publicKey: pair.publicKey, serial: serial++, notBefore, notAfter }, ca.key);
+  const cert = issueCertificate(
+    { subject: parsed.name, publicKey: pair.publicKey, serial: serial++, notBefore, notAfter },
+    ca.key,
+  );
   return { name: parsed.name, secretKey: pair.secretKey, publicKey: pair.publicKey, cert };
 }
 

@@ -4,7 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  generateCaKey, generateX25519, loadCaKey, loadCertificate, loadIdentity, loadX25519Public, loadX25519Secret, saveCaSeed, saveCertificate, saveX25519,
+  generateCaKey,
+  generateX25519,
+  loadCaKey,
+  loadCertificate,
+  loadIdentity,
+  loadX25519Public,
+  loadX25519Secret,
+  saveCaSeed,
+  saveCertificate,
+  saveX25519,
 } from '../../src/keys/keyfile.js';
 import { hex, makeCa, makeIdentity } from './helpers.js';
 
@@ -18,7 +27,9 @@ describe('key files', () => {
     saveX25519(path, pair);
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(statSync(`${path}.pub`).mode & 0o777).toBe(0o644);
-    expect(readFileSync(path, 'utf8')).toMatch(/^-----BEGIN MIPSEC X25519 PRIVATE KEY-----\n[A-Za-z0-9+/=]{44}\n-----END MIPSEC X25519 PRIVATE KEY-----\n$/);
+    expect(readFileSync(path, 'utf8')).toMatch(
+      /^-----BEGIN MIPSEC X25519 PRIVATE KEY-----\n[A-Za-z0-9+/=]{44}\n-----END MIPSEC X25519 PRIVATE KEY-----\n$/,
+    );
     expect(readdirSync(dir).sort()).toEqual(['node.key', 'node.key.pub']); // no temporary files left
     const loaded = loadX25519Secret(path);
     expect(hex(loaded.secretKey)).toBe(hex(pair.secretKey));
@@ -31,7 +42,9 @@ describe('key files', () => {
     const path = join(dir, 'node.key');
     saveX25519(path, generateX25519());
     const before = readFileSync(path, 'utf8');
-    expect(() => saveX25519(path, generateX25519())).toThrow(`${path} already exists; remove it or choose another --out`);
+    expect(() => saveX25519(path, generateX25519())).toThrow(
+      `${path} already exists; remove it or choose another --out`,
+    );
     expect(readFileSync(path, 'utf8')).toBe(before);
     expect(readdirSync(dir).sort()).toEqual(['node.key', 'node.key.pub']);
   });
@@ -43,8 +56,17 @@ describe('key files', () => {
     saveX25519(path, pair);
     for (const mode of [0o644, 0o640, 0o604, 0o660]) {
       chmodSync(path, mode);
-      const error = (() => { try { loadX25519Secret(path); return ''; } catch (e) { return (e as Error).message; } })();
-      expect(error).toBe(`private key file ${path} is accessible by group or others (mode 0${mode.toString(8)}); fix it with: chmod 600 ${path}`);
+      const error = (() => {
+        try {
+          loadX25519Secret(path);
+          return '';
+        } catch (e) {
+          return (e as Error).message;
+        }
+      })();
+      expect(error).toBe(
+        `private key file ${path} is accessible by group or others (mode 0${mode.toString(8)}); fix it with: chmod 600 ${path}`,
+      );
       expect(error).not.toContain(hex(pair.secretKey).slice(0, 16));
     }
     chmodSync(path, 0o400);
@@ -59,9 +81,15 @@ describe('key files', () => {
     saveX25519(pub, generateX25519());
     expect(() => loadX25519Secret(`${pub}.pub`)).toThrow(/accessible by group or others/);
     chmodSync(`${pub}.pub`, 0o600);
-    expect(() => loadX25519Secret(`${pub}.pub`)).toThrow(/holds a 'MIPSEC X25519 PUBLIC KEY', expected a 'MIPSEC X25519 PRIVATE KEY'/);
+    expect(() => loadX25519Secret(`${pub}.pub`)).toThrow(
+      /holds a 'MIPSEC X25519 PUBLIC KEY', expected a 'MIPSEC X25519 PRIVATE KEY'/,
+    );
     const short = join(dir, 'short.key');
-    writeFileSync(short, '-----BEGIN MIPSEC X25519 PRIVATE KEY-----\nAAECAw==\n-----END MIPSEC X25519 PRIVATE KEY-----\n', { mode: 0o600 });
+    writeFileSync(
+      short,
+      '-----BEGIN MIPSEC X25519 PRIVATE KEY-----\nAAECAw==\n-----END MIPSEC X25519 PRIVATE KEY-----\n',
+      { mode: 0o600 },
+    );
     expect(() => loadX25519Secret(short)).toThrow(`${short} holds 4 key bytes, a MIPSEC X25519 PRIVATE KEY has 32`);
     expect(() => loadX25519Secret(dir)).toThrow(/is not a regular file/);
   });
@@ -76,7 +104,9 @@ describe('key files', () => {
     saveCertificate(join(dir, 'ca.crt'), ca.cert);
     expect(loadCertificate(join(dir, 'ca.crt'))).toEqual(ca.cert);
     writeFileSync(join(dir, 'bad.crt'), 'garbage');
-    expect(() => loadCertificate(join(dir, 'bad.crt'))).toThrow(`${join(dir, 'bad.crt')}: does not start with a '-----BEGIN MIPSEC CERTIFICATE-----' line`);
+    expect(() => loadCertificate(join(dir, 'bad.crt'))).toThrow(
+      `${join(dir, 'bad.crt')}: does not start with a '-----BEGIN MIPSEC CERTIFICATE-----' line`,
+    );
   });
 
   it('loadIdentity pairs a key with its certificate and refuses a mismatch', () => {
@@ -90,7 +120,9 @@ describe('key files', () => {
     expect(hex(loaded.secretKey)).toBe(hex(id.secretKey));
     const other = makeIdentity(ca, 'sgw:198.18.0.1');
     saveCertificate(join(dir, 'other.crt'), other.cert);
-    expect(() => loadIdentity(join(dir, 'sgw.key'), join(dir, 'other.crt'))).toThrow(/other\.crt certifies another key than .*sgw\.key/);
+    expect(() => loadIdentity(join(dir, 'sgw.key'), join(dir, 'other.crt'))).toThrow(
+      /other\.crt certifies another key than .*sgw\.key/,
+    );
     saveCertificate(join(dir, 'ca.crt'), ca.cert);
     expect(() => loadIdentity(join(dir, 'sgw.key'), join(dir, 'ca.crt'))).toThrow(/is a CA certificate/);
   });

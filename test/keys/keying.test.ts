@@ -3,7 +3,13 @@
 import { describe, expect, it } from 'vitest';
 import { CertCache } from '../../src/keys/cache.js';
 import { deriveKij, deriveKijn } from '../../src/keys/derive.js';
-import { kpSoftLimit, MAX_KP_ROTATION_HEADROOM, SkipKeying, wipeSaKeys, type KeyingResult } from '../../src/keys/keying.js';
+import {
+  kpSoftLimit,
+  MAX_KP_ROTATION_HEADROOM,
+  SkipKeying,
+  wipeSaKeys,
+  type KeyingResult,
+} from '../../src/keys/keying.js';
 import type { Identity } from '../../src/keys/keyfile.js';
 import type { SaDesc } from '../../src/engine/types.js';
 import { decodeSkipHeader, encodeSkipHeader } from '../../src/wire/skip.js';
@@ -30,7 +36,12 @@ function setup(opts: { kpMaxPackets?: number; maxInboundSas?: number } = {}): Pa
   const keying = (id: Identity, peer: Identity) => {
     const certs = new CertCache(ca.cert);
     expect(certs.add(peer.cert, clock.now)).toEqual({ ok: true });
-    return new SkipKeying({ identity: { ...id, secretKey: id.secretKey.slice() }, certs, now: () => clock.now, ...opts });
+    return new SkipKeying({
+      identity: { ...id, secretKey: id.secretKey.slice() },
+      certs,
+      now: () => clock.now,
+      ...opts,
+    });
   };
   return { ca, smnId, sgwId, clock, smn: keying(smnId, sgwId), sgw: keying(sgwId, smnId) };
 }
@@ -40,7 +51,14 @@ function created(r: KeyingResult): SaDesc {
   return r.sa;
 }
 
-const endRequest = (p: Pair) => ({ peer: p.sgwId.name, src: SMN_COA, dst: SGW_ADDR, role: 'end' as const, esp: 'aes128gcm' as const, ah: 'gmac-aes128' as const });
+const endRequest = (p: Pair) => ({
+  peer: p.sgwId.name,
+  src: SMN_COA,
+  dst: SGW_ADDR,
+  role: 'end' as const,
+  esp: 'aes128gcm' as const,
+  ah: 'gmac-aes128' as const,
+});
 
 describe('SkipKeying', () => {
   it('both nodes derive the same Kij and Kijn', () => {
@@ -61,7 +79,15 @@ describe('SkipKeying', () => {
     expect(out.esp!.key).toHaveLength(20);
     expect(out.ah).toMatchObject({ alg: 'gmac-aes128', spi: 1 });
     const header = decodeSkipHeader(out.skipHeader!, 0);
-    expect(header.ok && header.header).toMatchObject({ srcNsid: 1, srcMkid: 0x0a000064, dstNsid: 0, nextHeader: 51, kijAlg: 250, cryptAlg: 250, macAlg: 250 });
+    expect(header.ok && header.header).toMatchObject({
+      srcNsid: 1,
+      srcMkid: 0x0a000064,
+      dstNsid: 0,
+      nextHeader: 51,
+      kijAlg: 250,
+      cryptAlg: 250,
+      macAlg: 250,
+    });
 
     const inn = created(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR }));
     expect(inn).toMatchObject({ direction: 'in', role: 'end', mode: 'skip', src: SMN_COA, dst: SGW_ADDR });
@@ -70,12 +96,30 @@ describe('SkipKeying', () => {
     expect(hex(inn.skipHeader!)).toBe(hex(out.skipHeader!));
     expect(hex(inn.esp!.key)).not.toBe(hex(inn.ah!.key).slice(0, 40));
 
-    const back = created(p.sgw.outboundSa({ peer: p.smnId.name, src: SGW_ADDR, dst: SMN_COA, role: 'nexthop', ah: 'hmac-sha256-128', coverage: 'headers' }));
+    const back = created(
+      p.sgw.outboundSa({
+        peer: p.smnId.name,
+        src: SGW_ADDR,
+        dst: SMN_COA,
+        role: 'nexthop',
+        ah: 'hmac-sha256-128',
+        coverage: 'headers',
+      }),
+    );
     expect(back.ah).toMatchObject({ alg: 'hmac-sha256-128', coverage: 'headers', spi: 1 });
     expect(back.esp).toBeUndefined();
     const backHeader = decodeSkipHeader(back.skipHeader!, 0);
-    expect(backHeader.ok && backHeader.header).toMatchObject({ srcNsid: 0, dstNsid: 1, dstMkid: 0x0a000064, cryptAlg: 0, macAlg: 251, nextHeader: 51 });
-    const backIn = created(p.smn.inboundSa({ packet: back.skipHeader!, src: SGW_ADDR, dst: SMN_COA, coverage: 'headers' }));
+    expect(backHeader.ok && backHeader.header).toMatchObject({
+      srcNsid: 0,
+      dstNsid: 1,
+      dstMkid: 0x0a000064,
+      cryptAlg: 0,
+      macAlg: 251,
+      nextHeader: 51,
+    });
+    const backIn = created(
+      p.smn.inboundSa({ packet: back.skipHeader!, src: SGW_ADDR, dst: SMN_COA, coverage: 'headers' }),
+    );
     expect(backIn.role).toBe('nexthop');
     expect(backIn.ah!.coverage).toBe('headers');
     expect(hex(backIn.ah!.key)).toBe(hex(back.ah!.key));
@@ -91,7 +135,13 @@ describe('SkipKeying', () => {
   });
 
   it('n within ±1 of the receiver is accepted, ±2 rejected', () => {
-    for (const [skew, accepted] of [[-2, false], [-1, true], [0, true], [1, true], [2, false]] as const) {
+    for (const [skew, accepted] of [
+      [-2, false],
+      [-1, true],
+      [0, true],
+      [1, true],
+      [2, false],
+    ] as const) {
       const p = setup();
       p.clock.now = T0 + skew * HOUR;
       const out = created(p.smn.outboundSa(endRequest(p)));
@@ -108,7 +158,10 @@ describe('SkipKeying', () => {
     for (let bit = 0; bit < 40 * 8; bit++) {
       const forged = out.skipHeader!.slice();
       forged[12 + (bit >> 3)] ^= 0x80 >> (bit & 7);
-      expect(p.sgw.inboundSa({ packet: forged, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'forged_key' });
+      expect(p.sgw.inboundSa({ packet: forged, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+        ok: false,
+        reason: 'forged_key',
+      });
     }
   });
 
@@ -120,7 +173,10 @@ describe('SkipKeying', () => {
     const fake = new SkipKeying({ identity: impostor, certs, now: () => T0 });
     const out = created(fake.outboundSa(endRequest(p)));
     // The SGW knows the real SMN certificate for smn:10.0.0.100, so the impostor's wrap fails.
-    expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'forged_key' });
+    expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'forged_key',
+    });
   });
 
   it('a certificate from another CA never enters the cache, so its keys are unknown', () => {
@@ -133,10 +189,21 @@ describe('SkipKeying', () => {
     const strangerCerts = new CertCache(otherCa.cert);
     // The stranger holds the SGW certificate re-issued by its own CA (same key, foreign signature).
     const forgedSgw = makeIdentity(otherCa, `sgw:${SGW_ADDR}`);
-    expect(strangerCerts.add({ ...forgedSgw.cert, publicKey: p.sgwId.publicKey }, T0)).toMatchObject({ ok: false, reason: 'bad_signature' });
+    expect(strangerCerts.add({ ...forgedSgw.cert, publicKey: p.sgwId.publicKey }, T0)).toMatchObject({
+      ok: false,
+      reason: 'bad_signature',
+    });
     strangerCerts.add(forgedSgw.cert, T0);
-    const out = created(new SkipKeying({ identity: stranger, certs: strangerCerts, now: () => T0 }).outboundSa({ ...endRequest(p), peer: forgedSgw.name }));
-    expect(sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'unknown_certificate' });
+    const out = created(
+      new SkipKeying({ identity: stranger, certs: strangerCerts, now: () => T0 }).outboundSa({
+        ...endRequest(p),
+        peer: forgedSgw.name,
+      }),
+    );
+    expect(sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'unknown_certificate',
+    });
   });
 
   it('an expired certificate is rejected, for inbound and outbound keying', () => {
@@ -151,16 +218,26 @@ describe('SkipKeying', () => {
     const sgw = new SkipKeying({ identity: p.sgwId, certs: sgwCerts, now: () => now });
     const out = created(smn.outboundSa(endRequest(p)));
     now = T0 + 1200;
-    expect(sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'expired_certificate' });
-    expect(sgw.outboundSa({ peer: shortLived.name, src: SGW_ADDR, dst: SMN_COA, role: 'nexthop', ah: 'gmac-aes128' })).toMatchObject({ ok: false });
+    expect(sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'expired_certificate',
+    });
+    expect(
+      sgw.outboundSa({ peer: shortLived.name, src: SGW_ADDR, dst: SMN_COA, role: 'nexthop', ah: 'gmac-aes128' }),
+    ).toMatchObject({ ok: false });
   });
 
   it('a header for another MKID is not for us', () => {
     const p = setup();
-    const out = created(p.sgw.outboundSa({ peer: p.smnId.name, src: SGW_ADDR, dst: SMN_COA, role: 'end', esp: 'chacha20poly1305' }));
+    const out = created(
+      p.sgw.outboundSa({ peer: p.smnId.name, src: SGW_ADDR, dst: SMN_COA, role: 'end', esp: 'chacha20poly1305' }),
+    );
     const other = out.skipHeader!.slice();
     other[other.length - 1] ^= 1;
-    expect(p.smn.inboundSa({ packet: other, src: SGW_ADDR, dst: SMN_COA })).toMatchObject({ ok: false, reason: 'bad_dst_mkid' });
+    expect(p.smn.inboundSa({ packet: other, src: SGW_ADDR, dst: SMN_COA })).toMatchObject({
+      ok: false,
+      reason: 'bad_dst_mkid',
+    });
     expect(p.smn.inboundSa({ packet: out.skipHeader!, src: SGW_ADDR, dst: SMN_COA }).ok).toBe(true);
   });
 
@@ -168,15 +245,29 @@ describe('SkipKeying', () => {
     const p = setup();
     const out = created(p.smn.outboundSa(endRequest(p)));
     const first = created(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR }));
-    expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toEqual({ ok: true, created: false, id: first.id });
+    expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toEqual({
+      ok: true,
+      created: false,
+      id: first.id,
+    });
     const otherAlgs = out.skipHeader!.slice();
     otherAlgs[9] = 251;
-    expect(p.sgw.inboundSa({ packet: otherAlgs, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'sa_mismatch' });
+    expect(p.sgw.inboundSa({ packet: otherAlgs, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'sa_mismatch',
+    });
   });
 
   it('the soft limit: a quarter of the hard one early, at most MAX_KP_ROTATION_HEADROOM packets, none for a limit of 1', () => {
     expect([1, 2, 3, 4, 1000, 50_000, 1 << 20, 2 ** 32 - 1].map(kpSoftLimit)).toEqual([
-      undefined, 1, 2, 3, 750, 37_500, (1 << 20) - MAX_KP_ROTATION_HEADROOM, 2 ** 32 - 1 - MAX_KP_ROTATION_HEADROOM,
+      undefined,
+      1,
+      2,
+      3,
+      750,
+      37_500,
+      (1 << 20) - MAX_KP_ROTATION_HEADROOM,
+      2 ** 32 - 1 - MAX_KP_ROTATION_HEADROOM,
     ]);
   });
 
@@ -214,7 +305,10 @@ describe('SkipKeying', () => {
     p.clock.now += HOUR;
     expect(p.sgw.expire()).toEqual([inn.id]);
     expect(p.smn.expire()).toEqual([out.id]);
-    expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'counter_window' });
+    expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'counter_window',
+    });
   });
 
   it('the inbound table is bounded', () => {
@@ -224,7 +318,10 @@ describe('SkipKeying', () => {
       expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: SMN_COA, dst: SGW_ADDR }).ok).toBe(true);
     }
     const third = created(p.smn.outboundSa(endRequest(p), 1));
-    expect(p.sgw.inboundSa({ packet: third.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'too_many_sas' });
+    expect(p.sgw.inboundSa({ packet: third.skipHeader!, src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'too_many_sas',
+    });
   });
 
   it('header/layer combinations that do not make an SA are refused', () => {
@@ -233,10 +330,21 @@ describe('SkipKeying', () => {
     const parsed = decodeSkipHeader(out.skipHeader!, 0);
     if (!parsed.ok) throw new Error('bad header');
     const variant = (change: object) => encodeSkipHeader({ ...parsed.header, ...change });
-    expect(p.sgw.inboundSa({ packet: variant({ nextHeader: 50 }), src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'bad_skip' });
-    expect(p.sgw.inboundSa({ packet: variant({ cryptAlg: 0, macAlg: 0 }), src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'bad_skip' });
-    expect(p.sgw.inboundSa({ packet: variant({ macAlg: 0 }), src: SMN_COA, dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'bad_skip' });
-    expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: 'not-an-ip', dst: SGW_ADDR })).toMatchObject({ ok: false, reason: 'bad_address' });
+    expect(p.sgw.inboundSa({ packet: variant({ nextHeader: 50 }), src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'bad_skip',
+    });
+    expect(p.sgw.inboundSa({ packet: variant({ cryptAlg: 0, macAlg: 0 }), src: SMN_COA, dst: SGW_ADDR })).toMatchObject(
+      { ok: false, reason: 'bad_skip' },
+    );
+    expect(p.sgw.inboundSa({ packet: variant({ macAlg: 0 }), src: SMN_COA, dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'bad_skip',
+    });
+    expect(p.sgw.inboundSa({ packet: out.skipHeader!, src: 'not-an-ip', dst: SGW_ADDR })).toMatchObject({
+      ok: false,
+      reason: 'bad_address',
+    });
   });
 
   it('hostile headers: every truncation and random bytes give a reason, never an exception', () => {

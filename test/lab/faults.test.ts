@@ -20,12 +20,17 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
   const byId = (id: string) => results.find((r) => r.id === id)!;
 
   afterAll(() => {
-    for (const r of results) console.log(JSON.stringify({ id: r.id, probe: r.probe, resumeMs: r.resumeMs, tcp: r.tcp, counters: r.counters }));
+    for (const r of results)
+      console.log(JSON.stringify({ id: r.id, probe: r.probe, resumeMs: r.resumeMs, tcp: r.tcp, counters: r.counters }));
   });
 
   it('SGW kill -9 and SIGTERM restarts and netem-like loss with reordering across the 3-SGW chain', async () => {
     await ensureDist();
-    ({ faults: results } = await runFaults({ only: ['sgw-kill9', 'sgw-term', 'netem'], tcpRate: '1M', tcpRateFor: { 'sgw-kill9': '20M' } }));
+    ({ faults: results } = await runFaults({
+      only: ['sgw-kill9', 'sgw-term', 'netem'],
+      tcpRate: '1M',
+      tcpRateFor: { 'sgw-kill9': '20M' },
+    }));
     expect(results.map((r) => r.id)).toEqual(['sgw-kill9', 'sgw-term', 'netem']);
 
     const kill = byId('sgw-kill9');
@@ -50,7 +55,9 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
     expect(netem.failures).toEqual([]);
     expect(netem.tcp.completed).toBe(true);
     expect(netem.tcp.overallMbps!).toBeGreaterThan(0.1);
-    const reordered = netem.notes.map((n) => Number(/(\d+) sent after a later one/.exec(n)?.[1] ?? 0)).reduce((a, b) => a + b, 0);
+    const reordered = netem.notes
+      .map((n) => Number(/(\d+) sent after a later one/.exec(n)?.[1] ?? 0))
+      .reduce((a, b) => a + b, 0);
     expect(reordered).toBeGreaterThan(100);
     expect(Object.keys(netem.counters).filter((k) => /replay/.test(k))).toEqual([]);
     // 1 % per hop and direction over 4 impaired crossings a round trip: about 4 %; well under 15 % unless the SGWs drop too.

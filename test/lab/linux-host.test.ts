@@ -38,10 +38,22 @@ describe.skipIf(!canRunNetns)('LinuxNetwork hosts (root)', () => {
       expect(a.send(probe('10.50.0.10', '10.60.0.10', 7))).toEqual({ ok: true });
       await until(() => echoes.seqs.includes(7));
       expect(echoes.seqs).toEqual([7]);
-      expect(seen.map((c) => [c.iface, c.link]), JSON.stringify(seenPackets)).toEqual([['l', 'left'], ['r', 'right']]);
+      expect(
+        seen.map((c) => [c.iface, c.link]),
+        JSON.stringify(seenPackets),
+      ).toEqual([
+        ['l', 'left'],
+        ['r', 'right'],
+      ]);
       await sleep(300);
-      const left = net.link('left').captures().map((f) => `${f.from} > ${f.to}: ${describePacket(f.packet)}`);
-      expect(left).toEqual(['a/eth0 > r/l: IPv4(10.50.0.10>10.60.0.10) / UDP(40000>7)', 'r/l > a/eth0: IPv4(10.60.0.10>10.50.0.10) / UDP(7>40000)']);
+      const left = net
+        .link('left')
+        .captures()
+        .map((f) => `${f.from} > ${f.to}: ${describePacket(f.packet)}`);
+      expect(left).toEqual([
+        'a/eth0 > r/l: IPv4(10.50.0.10>10.60.0.10) / UDP(40000>7)',
+        'r/l > a/eth0: IPv4(10.60.0.10>10.50.0.10) / UDP(7>40000)',
+      ]);
       // The router took one off the TTL (64 → 63), the kernel none.
       expect(net.link('right').captures()[0].packet[8]).toBe(63);
 

@@ -9,12 +9,23 @@ function stats(fastPath: number, puntReasons: DataPathStats['puntReasons']): Dat
 }
 
 describe('dataPathDelta', () => {
-  it('sums the nodes and keeps each punting node\'s reasons', () => {
-    const before = new Map([['sgw0', stats(10, { no_policy: 2 })], ['smn', stats(5, { not_ipsec: 1 })]]);
-    const after = new Map([['sgw0', stats(110, { no_policy: 2 })], ['smn', stats(65, { not_ipsec: 4, deliver_local: 3 })]]);
+  it("sums the nodes and keeps each punting node's reasons", () => {
+    const before = new Map([
+      ['sgw0', stats(10, { no_policy: 2 })],
+      ['smn', stats(5, { not_ipsec: 1 })],
+    ]);
+    const after = new Map([
+      ['sgw0', stats(110, { no_policy: 2 })],
+      ['smn', stats(65, { not_ipsec: 4, deliver_local: 3 })],
+    ]);
     expect(dataPathDelta(before, after)).toEqual({
-      fastPath: 160, slowPath: 6, slowPathReasons: { not_ipsec: 3, deliver_local: 3 },
-      nodes: { sgw0: { fastPath: 100, slowPath: 0 }, smn: { fastPath: 60, slowPath: 6, slowPathReasons: { not_ipsec: 3, deliver_local: 3 } } },
+      fastPath: 160,
+      slowPath: 6,
+      slowPathReasons: { not_ipsec: 3, deliver_local: 3 },
+      nodes: {
+        sgw0: { fastPath: 100, slowPath: 0 },
+        smn: { fastPath: 60, slowPath: 6, slowPathReasons: { not_ipsec: 3, deliver_local: 3 } },
+      },
     });
   });
 });

@@ -10,7 +10,27 @@ import { PcapngReader } from '../../src/net/linux/pcapng.js';
 
 process.env.MIPSEC_NATIVE = '1';
 const BIN = resolve(import.meta.dirname, '../../bin/mipsec.js');
-const IDS = ['4.4', '4.5.1', '4.5.2', '4.5.3', '4.5.4', '4.5.5', '4.5.6', '4.5.7a', '4.5.7b', '3.2', '3.4', 'fig1', '3.5', '3.5-direct', '3.5-nat', 'fig2-n3', '3.5.1', 'handover', 'spi'];
+const IDS = [
+  '4.4',
+  '4.5.1',
+  '4.5.2',
+  '4.5.3',
+  '4.5.4',
+  '4.5.5',
+  '4.5.6',
+  '4.5.7a',
+  '4.5.7b',
+  '3.2',
+  '3.4',
+  'fig1',
+  '3.5',
+  '3.5-direct',
+  '3.5-nat',
+  'fig2-n3',
+  '3.5.1',
+  'handover',
+  'spi',
+];
 
 describe('mipsec lab on the in-memory network', () => {
   it.each(['native', 'ts'] as const)('every case passes on the %s engine', async (engine) => {
@@ -23,7 +43,10 @@ describe('mipsec lab on the in-memory network', () => {
   it('--memory --json prints {mode, cases: [{id, title, pass, …}]} and exits 0', () => {
     const run = spawnSync('node', [BIN, 'lab', '--memory', '--json'], { encoding: 'utf8', timeout: 60_000 });
     expect(run.status, run.stderr).toBe(0);
-    const out = JSON.parse(run.stdout) as { mode: string; cases: { id: string; title: string; pass: boolean; stacks: object }[] };
+    const out = JSON.parse(run.stdout) as {
+      mode: string;
+      cases: { id: string; title: string; pass: boolean; stacks: object }[];
+    };
     expect(out.mode).toBe('memory');
     expect(out.cases.map((c) => c.id)).toEqual(IDS);
     for (const c of out.cases) {
@@ -36,19 +59,30 @@ describe('mipsec lab on the in-memory network', () => {
   it('without root it says so in one line and runs the cases on the in-memory network', () => {
     // As root, drop to an unprivileged uid for this run; otherwise the test already runs without root.
     const argv = [BIN, 'lab', '--json', '--only', '4.5.1'];
-    const run = process.getuid?.() === 0
-      ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', ...argv], { encoding: 'utf8', timeout: 60_000 })
-      : spawnSync('node', argv, { encoding: 'utf8', timeout: 60_000 });
+    const run =
+      process.getuid?.() === 0
+        ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', ...argv], {
+            encoding: 'utf8',
+            timeout: 60_000,
+          })
+        : spawnSync('node', argv, { encoding: 'utf8', timeout: 60_000 });
     expect(run.status, run.stderr).toBe(0);
     const notices = run.stderr.split('\n').filter((l) => l.includes('running on the in-memory network instead'));
-    expect(notices).toEqual(['mipsec lab: WARNING: network namespaces unavailable (not running as root); running on the in-memory network instead (--netns makes this an error)']);
+    expect(notices).toEqual([
+      'mipsec lab: WARNING: network namespaces unavailable (not running as root); running on the in-memory network instead (--netns makes this an error)',
+    ]);
     const out = JSON.parse(run.stdout) as { mode: string; cases: { id: string; pass: boolean }[] };
     expect(out.mode).toBe('memory');
     expect(out.cases.map((c) => [c.id, c.pass])).toEqual([['4.5.1', true]]);
     // Asked for namespaces it cannot have, it refuses instead of simulating.
-    const strict = process.getuid?.() === 0
-      ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', BIN, 'lab', '--netns', '--only', '4.5.1'], { encoding: 'utf8', timeout: 60_000 })
-      : spawnSync('node', [BIN, 'lab', '--netns', '--only', '4.5.1'], { encoding: 'utf8', timeout: 60_000 });
+    const strict =
+      process.getuid?.() === 0
+        ? spawnSync(
+            'setpriv',
+            ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', BIN, 'lab', '--netns', '--only', '4.5.1'],
+            { encoding: 'utf8', timeout: 60_000 },
+          )
+        : spawnSync('node', [BIN, 'lab', '--netns', '--only', '4.5.1'], { encoding: 'utf8', timeout: 60_000 });
     expect(strict.status).toBe(2);
     expect(strict.stderr.trim()).toBe('mipsec lab: --netns: network namespaces cannot be used: not running as root');
   });
@@ -74,7 +108,10 @@ describe('stackDiff', () => {
     expect(stackDiff({ a: ['x', 'y'] }, { a: ['y', 'x'] })).toEqual(['a: same packets in another order']);
     // `*` stands for a value random by design (the NAT's port): digits only.
     expect(stackDiff({ a: ['UDP(*>7)'] }, { a: ['UDP(28362>7)'] })).toEqual([]);
-    expect(stackDiff({ a: ['UDP(*>7)'] }, { a: ['UDP(x>7)'] })).toEqual(['a: missing UDP(*>7)', 'a: unexpected UDP(x>7)']);
+    expect(stackDiff({ a: ['UDP(*>7)'] }, { a: ['UDP(x>7)'] })).toEqual([
+      'a: missing UDP(*>7)',
+      'a: unexpected UDP(x>7)',
+    ]);
   });
 });
 
@@ -118,7 +155,10 @@ describe('PcapngReader', () => {
     const reader = new PcapngReader();
     const got = [];
     for (let at = 0; at < bytes.length; at += 7) got.push(...reader.push(bytes.subarray(at, at + 7)));
-    expect(got.map((f) => [f.iface, Buffer.from(f.data).toString()])).toEqual([['p0', 'frame-one'], ['p0', 'two']]);
+    expect(got.map((f) => [f.iface, Buffer.from(f.data).toString()])).toEqual([
+      ['p0', 'frame-one'],
+      ['p0', 'two'],
+    ]);
     expect(got[0].timeMs).toBe(1000);
     expect(got[1].timeMs).toBeCloseTo(1000.001, 6);
     expect(reader.error).toBeUndefined();

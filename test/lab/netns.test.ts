@@ -27,8 +27,12 @@ describe.skipIf(!canRunNetns)('mipsec lab in network namespaces (root)', () => {
     before = await labNamespaces();
   });
 
-  it('4.4, 4.5.3, 4.5.7a, 3.2, spi and the handover pass with real traffic; every link shows the draft\'s stacks; no namespace is left', async () => {
-    const report = await runLab({ mode: 'netns', engine: 'native', only: ['4.4', '4.5.3', '4.5.7a', '3.2', 'spi', 'handover'] });
+  it("4.4, 4.5.3, 4.5.7a, 3.2, spi and the handover pass with real traffic; every link shows the draft's stacks; no namespace is left", async () => {
+    const report = await runLab({
+      mode: 'netns',
+      engine: 'native',
+      only: ['4.4', '4.5.3', '4.5.7a', '3.2', 'spi', 'handover'],
+    });
     expect(report.cases.map((c) => c.id)).toEqual(['4.4', '4.5.3', '4.5.7a', '3.2', 'handover', 'spi']);
     for (const c of report.cases) expect(c.pass, explain(c)).toBe(true);
     const byId = new Map(report.cases.map((c) => [c.id, c]));
@@ -36,7 +40,9 @@ describe.skipIf(!canRunNetns)('mipsec lab in network namespaces (root)', () => {
     const away = byId.get('4.5.3')!;
     expect(away.rttMs).toBeGreaterThan(0);
     expect(away.tcpMbps).toBeGreaterThan(0);
-    expect(away.stacks['sgw1-net'][0]).toMatch(/^smn > sgw1: IPv4\(10\.1\.0\.100>198\.18\.1\.1\) \/ SKIP\(NSID1 MKID 10\.0\.0\.100 > NSID0\) \/ AH\[next\]/);
+    expect(away.stacks['sgw1-net'][0]).toMatch(
+      /^smn > sgw1: IPv4\(10\.1\.0\.100>198\.18\.1\.1\) \/ SKIP\(NSID1 MKID 10\.0\.0\.100 > NSID0\) \/ AH\[next\]/,
+    );
     expect(byId.get('spi')!.stacks).toEqual(SPI_EXPECT);
     expect(byId.get('spi')!.tcpMbps).toBeGreaterThan(0);
     expect(byId.get('handover')!.moves).toHaveLength(4);
@@ -48,29 +54,58 @@ describe.skipIf(!canRunNetns)('mipsec lab in network namespaces (root)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mipsec-lab-pcap-'));
     const report = await runLab({ mode: 'netns', engine: 'native', only: ['4.5.2', 'spi'], pcapDir: dir });
     for (const c of report.cases) expect(c.pass, explain(c)).toBe(true);
-    expect(readdirSync(join(dir, 'spi')).sort()).toEqual(['esp_sa', 'gwa-net.pcap', 'gwb-net.pcap', 'internet.pcap', 'skip-sa.jsonl']);
-    for (const [caseId, inner] of [['spi', '10.20.0.10'], ['4.5.2', '10.1.0.10']] as const) {
+    expect(readdirSync(join(dir, 'spi')).sort()).toEqual([
+      'esp_sa',
+      'gwa-net.pcap',
+      'gwb-net.pcap',
+      'internet.pcap',
+      'skip-sa.jsonl',
+    ]);
+    for (const [caseId, inner] of [
+      ['spi', '10.20.0.10'],
+      ['4.5.2', '10.1.0.10'],
+    ] as const) {
       const caseDir = join(dir, caseId);
-      const uat = readFileSync(join(caseDir, 'esp_sa'), 'utf8').split('\n').filter((l) => l.startsWith('"')).flatMap((l) => ['-o', `uat:esp_sa:${l}`]);
+      const uat = readFileSync(join(caseDir, 'esp_sa'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('"'))
+        .flatMap((l) => ['-o', `uat:esp_sa:${l}`]);
       expect(uat.length).toBeGreaterThan(0);
-      const rows = tsharkFields(join(caseDir, 'internet.pcap'), ['frame.protocols', 'ip.dst'], ['-o', 'esp.enable_encryption_decode:TRUE', ...uat]);
+      const rows = tsharkFields(
+        join(caseDir, 'internet.pcap'),
+        ['frame.protocols', 'ip.dst'],
+        ['-o', 'esp.enable_encryption_decode:TRUE', ...uat],
+      );
       expect(rows.length).toBeGreaterThan(0);
       const protocols = rows.map((r) => r[0][0]);
       // The request: outer IPv4 / [SKIP / AH /] ESP / inner IPv4 / UDP (to the echo port), the inner destination the correspondent.
       const wanted = caseId === 'spi' ? 'raw:ip:esp:ip:udp' : 'raw:ip:skip:ah:esp:ip:udp';
-      expect(protocols.some((p) => p.startsWith(wanted)), protocols.join(', ')).toBe(true);
+      expect(
+        protocols.some((p) => p.startsWith(wanted)),
+        protocols.join(', '),
+      ).toBe(true);
       const request = rows.find((r) => r[0][0].startsWith(wanted) && r[1].includes(inner));
       expect(request, `no decrypted request to ${inner} in ${caseId}`).toBeDefined();
     }
-    expect(readFileSync(join(dir, '4.5.2', 'skip-sa.jsonl'), 'utf8').trim().split('\n').length).toBeGreaterThan(0);
+    expect(
+      readFileSync(join(dir, '4.5.2', 'skip-sa.jsonl'), 'utf8')
+        .trim()
+        .split('\n').length,
+    ).toBeGreaterThan(0);
   }, 180_000);
 
   it('node bin/mipsec.js lab --json: the shape, exit 0 and no namespace left', () => {
-    const run = spawnSync('node', [BIN, 'lab', '--json', '--only', '4.5.1,spi'], { encoding: 'utf8', timeout: 120_000 });
+    const run = spawnSync('node', [BIN, 'lab', '--json', '--only', '4.5.1,spi'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(run.status, run.stderr).toBe(0);
     const out = JSON.parse(run.stdout) as { mode: string; cases: CaseResult[] };
     expect(out.mode).toBe('netns');
-    expect(out.cases.map((c) => [c.id, c.pass])).toEqual([['4.5.1', true], ['spi', true]]);
+    expect(out.cases.map((c) => [c.id, c.pass])).toEqual([
+      ['4.5.1', true],
+      ['spi', true],
+    ]);
     for (const c of out.cases) expect(typeof c.title).toBe('string');
     expect(out.cases[0].rttMs).toBeGreaterThan(0);
     // The role nodes' loops over the TCP phase: every SGW, the HA and the SMN, packets carried natively or punted.
@@ -78,7 +113,9 @@ describe.skipIf(!canRunNetns)('mipsec lab in network namespaces (root)', () => {
     expect(Object.keys(dp.nodes).sort()).toEqual(['ha', 'sgw0', 'sgw1', 'sgw2', 'smn']);
     expect(dp.fastPath + dp.slowPath).toBeGreaterThan(0);
     expect(dp.slowPath).toBe(Object.values(dp.slowPathReasons).reduce((a, b) => a + b, 0));
-    const left = (spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.match(/^mlab-\S+/gm) ?? []).filter((n) => !before.includes(n));
+    const left = (spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.match(/^mlab-\S+/gm) ?? []).filter(
+      (n) => !before.includes(n),
+    );
     expect(left).toEqual([]);
   }, 150_000);
 

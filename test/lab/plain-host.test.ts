@@ -22,7 +22,9 @@ async function until(check: () => boolean, ms = 5000): Promise<void> {
 }
 
 function devices(net: LinuxNetwork, host: string): string[] {
-  return (JSON.parse(net.session.ipSync(net.host(host).ns, ['-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname);
+  return (JSON.parse(net.session.ipSync(net.host(host).ns, ['-j', 'link', 'show'])) as { ifname: string }[]).map(
+    (l) => l.ifname,
+  );
 }
 
 /** a (plain) — r — b (plain) with r made by `router`. */
@@ -47,11 +49,17 @@ describe.skipIf(!canRunNetns)('LinuxNetwork plain and role hosts (root)', () => 
     try {
       const { a, r, b } = pair(net, (n) => n.addHost('r', { plain: true, forwarding: true }) as PlainHost);
       expect([a, r, b].every((h) => h instanceof PlainHost && (h as Host).dataPath === undefined)).toBe(true);
-      for (const h of ['a', 'r', 'b']) expect(devices(net, h).filter((d) => d.startsWith('t-')), h).toEqual([]);
+      for (const h of ['a', 'r', 'b'])
+        expect(
+          devices(net, h).filter((d) => d.startsWith('t-')),
+          h,
+        ).toEqual([]);
       expect(() => r.addHook('input', () => 'pass')).toThrow(/plain host on its kernel's own stack/);
       expect(() => b.inject(probe('10.52.0.10', '10.62.0.10', 1))).toThrow(/nothing can be injected/);
       // The kernel's main table mirrors the routes, with the applications' MTU.
-      expect(net.session.ipSync(a.ns, ['route', 'show', 'default'])).toMatch(new RegExp(`via 10\\.52\\.0\\.1 dev eth0 .*mtu ${APP_MTU}`));
+      expect(net.session.ipSync(a.ns, ['route', 'show', 'default'])).toMatch(
+        new RegExp(`via 10\\.52\\.0\\.1 dev eth0 .*mtu ${APP_MTU}`),
+      );
       echoServer(b);
       await net.ready();
 
@@ -63,11 +71,17 @@ describe.skipIf(!canRunNetns)('LinuxNetwork plain and role hosts (root)', () => 
       await until(() => echoes.seqs.includes(7));
       expect(echoes.seqs).toEqual([7]);
       await sleep(300);
-      const right = net.link('right').captures().map((f) => `${f.from} > ${f.to}: ${describePacket(f.packet)} ttl ${f.packet[8]}`);
+      const right = net
+        .link('right')
+        .captures()
+        .map((f) => `${f.from} > ${f.to}: ${describePacket(f.packet)} ttl ${f.packet[8]}`);
       // The kernel router took one off the TTL (64 → 63) each way.
       expect(right).toContain('r/r > b/eth0: IPv4(10.52.0.10>10.62.0.10) / UDP(40000>7) ttl 63');
       expect(right).toContain('b/eth0 > r/r: IPv4(10.62.0.10>10.52.0.10) / UDP(7>40000) ttl 64');
-      const tcp = buildIpv4({ src: ipToU32('10.52.0.10'), dst: ipToU32('10.62.0.10'), protocol: IpProto.TCP }, new Uint8Array(20));
+      const tcp = buildIpv4(
+        { src: ipToU32('10.52.0.10'), dst: ipToU32('10.62.0.10'), protocol: IpProto.TCP },
+        new Uint8Array(20),
+      );
       expect(() => a.send(tcp)).toThrow(/UDP through its sockets, not IP protocol 6/);
     } finally {
       await net.close();
@@ -75,7 +89,7 @@ describe.skipIf(!canRunNetns)('LinuxNetwork plain and role hosts (root)', () => 
     expect((await listNamespaces()).filter((n) => n.startsWith(net.session.prefix))).toEqual([]);
   }, 60_000);
 
-  it('a role host runs its loops on the role\'s engine: a table per interface, a pass policy in it forwards without JS', async () => {
+  it("a role host runs its loops on the role's engine: a table per interface, a pass policy in it forwards without JS", async () => {
     const net = new LinuxNetwork();
     const engine = createEngine('native') as NativeEngine;
     try {
@@ -100,7 +114,10 @@ describe.skipIf(!canRunNetns)('LinuxNetwork plain and role hosts (root)', () => 
       a.send(probe('10.52.0.10', '10.62.0.10', 1));
       await until(() => echoes.seqs.includes(1));
       expect(echoes.seqs).toEqual([1]);
-      expect(seen).toEqual(['l: IPv4(10.52.0.10>10.62.0.10) / UDP(40000>7)', 'r: IPv4(10.62.0.10>10.52.0.10) / UDP(7>40000)']);
+      expect(seen).toEqual([
+        'l: IPv4(10.52.0.10>10.62.0.10) / UDP(40000>7)',
+        'r: IPv4(10.62.0.10>10.52.0.10) / UDP(7>40000)',
+      ]);
       const slow = router.ioStats();
       // The kernel's own multicast (an IGMP report) may be punted too; the dispatcher leaves it out of the input path.
       expect(slow.puntReasons.no_policy).toBeGreaterThanOrEqual(2);

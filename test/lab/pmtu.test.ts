@@ -12,22 +12,54 @@ import { canRunNetns } from '../io/topology.js';
 
 process.env.MIPSEC_NATIVE = '1';
 
-describe.skipIf(!canRunNetns)('path MTU through the lab\'s SGWs (root)', () => {
+describe.skipIf(!canRunNetns)("path MTU through the lab's SGWs (root)", () => {
   let world: World<LinuxNetwork> | undefined;
   afterAll(async () => {
     world?.close();
     await world?.network.close();
   });
 
-  it('a DF ping from CH0 too big for the VPN gets ICMP 3/4; CH0\'s kernel then knows the path MTU, below the link\'s', async () => {
+  it("a DF ping from CH0 too big for the VPN gets ICMP 3/4; CH0's kernel then knows the path MTU, below the link's", async () => {
     const network = new LinuxNetwork();
     const w = await figure6World({ engine: 'native', network });
     world = w;
     await network.ready();
     const ns = network.host('ch0').ns;
-    await runCommand('ip', ['netns', 'exec', ns, 'ip', 'route', 'replace', `${F6.ch1}/32`, 'via', w.map.sgw('sgw0')!.inside, 'mtu', String(LINK_MTU)]);
-    const ping = (size: number) => runCommand('ip', ['netns', 'exec', ns, 'ping', '-n', '-M', 'do', '-s', String(size), '-c', '3', '-i', '0.3', '-W', '1', F6.ch1])
-      .then((r) => r.stdout, (err: Error) => err.message);
+    await runCommand('ip', [
+      'netns',
+      'exec',
+      ns,
+      'ip',
+      'route',
+      'replace',
+      `${F6.ch1}/32`,
+      'via',
+      w.map.sgw('sgw0')!.inside,
+      'mtu',
+      String(LINK_MTU),
+    ]);
+    const ping = (size: number) =>
+      runCommand('ip', [
+        'netns',
+        'exec',
+        ns,
+        'ping',
+        '-n',
+        '-M',
+        'do',
+        '-s',
+        String(size),
+        '-c',
+        '3',
+        '-i',
+        '0.3',
+        '-W',
+        '1',
+        F6.ch1,
+      ]).then(
+        (r) => r.stdout,
+        (err: Error) => err.message,
+      );
     // 1472 bytes of ICMP data: a 1500-byte datagram, which cannot carry the VPN's layers on a 1500-byte link.
     const first = await ping(LINK_MTU - 28);
     const route = (await runCommand('ip', ['netns', 'exec', ns, 'ip', 'route', 'get', F6.ch1])).stdout;

@@ -22,11 +22,14 @@ afterEach(() => {
 
 /** ESP SPIs seen on a link, in order. */
 function espSpis(network: MemoryNetwork, link: string): number[] {
-  return network.link(link).captures().flatMap((c) => {
-    const ip = parseIpv4(c.packet, 0);
-    if (!ip.ok || ip.header.protocol !== IpProto.ESP) return [];
-    return [new DataView(c.packet.buffer, c.packet.byteOffset + ip.header.headerLength).getUint32(0)];
-  });
+  return network
+    .link(link)
+    .captures()
+    .flatMap((c) => {
+      const ip = parseIpv4(c.packet, 0);
+      if (!ip.ok || ip.header.protocol !== IpProto.ESP) return [];
+      return [new DataView(c.packet.buffer, c.packet.byteOffset + ip.header.headerLength).getUint32(0)];
+    });
 }
 
 describe('SGW daemon role with manualSas (examples/spi)', () => {
@@ -50,14 +53,28 @@ describe('SGW daemon role with manualSas (examples/spi)', () => {
       saveCertificate(join(example.dir, `keys/${node.name}.crt`), id.cert);
       id.secretKey.fill(0);
       const host = addSpiGatewayHost(network, loaded);
-      const paths = { ...loaded.paths, key: join(example.dir, `keys/${node.name}.key`), cert: join(example.dir, `keys/${node.name}.crt`), ca: join(example.dir, 'ca/ca.crt') };
-      roles.push(buildRole({
-        loaded: { ...loaded, paths }, host, clock: network.clock, engine: createEngine('ts'),
-        identity: loadIdentity(paths.key, paths.cert), certs: new CertCache(loadCertificate(paths.ca)), onEvent: (e) => events.push(e),
-      }));
+      const paths = {
+        ...loaded.paths,
+        key: join(example.dir, `keys/${node.name}.key`),
+        cert: join(example.dir, `keys/${node.name}.crt`),
+        ca: join(example.dir, 'ca/ca.crt'),
+      };
+      roles.push(
+        buildRole({
+          loaded: { ...loaded, paths },
+          host,
+          clock: network.clock,
+          engine: createEngine('ts'),
+          identity: loadIdentity(paths.key, paths.cert),
+          certs: new CertCache(loadCertificate(paths.ca)),
+          onEvent: (e) => events.push(e),
+        }),
+      );
     }
     let closed = false;
-    cleanup.push(() => { if (!closed) for (const r of roles) r.close(); });
+    cleanup.push(() => {
+      if (!closed) for (const r of roles) r.close();
+    });
     const [hostA] = addSpiEndHosts(network);
     expect(events.filter((e) => e.event === 'manual_sas_installed')).toEqual([
       { event: 'manual_sas_installed', count: 1, names: ['to-gwb'] },

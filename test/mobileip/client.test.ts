@@ -1,10 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { RegistrationClient, type RegistrationEvent, type RegistrationTransport } from '../../src/roles/smn/registration-client.js';
+import {
+  RegistrationClient,
+  type RegistrationEvent,
+  type RegistrationTransport,
+} from '../../src/roles/smn/registration-client.js';
 import { UdpRegistrationTransport } from '../../src/roles/smn/registration-transport.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { decodeRequest, encodeReply, MIP_PORT, RequestFlag } from '../../src/wire/mobileip.js';
 import { parseUdpDatagram } from '../../src/wire/udp.js';
-import { buildNetwork, CARE_OF, HA_ADDRESS, HOME_ADDRESS, MN_AUTH, mnRegistrationClient, moveHome, moveToSite1 } from './topology.js';
+import {
+  buildNetwork,
+  CARE_OF,
+  HA_ADDRESS,
+  HOME_ADDRESS,
+  MN_AUTH,
+  mnRegistrationClient,
+  moveHome,
+  moveToSite1,
+} from './topology.js';
 
 function world(options: { clockErrorMs?: number; lifetime?: number; ha?: Parameters<typeof buildNetwork>[0] } = {}) {
   const w = buildNetwork(options.ha);
@@ -13,12 +26,15 @@ function world(options: { clockErrorMs?: number; lifetime?: number; ha?: Paramet
   client.on((e) => events.push(e));
   /** Registration Requests as they entered `link`, with their time relative to `start`. */
   const requestsOn = (link: string, start: number) =>
-    w.net.link(link).captures().flatMap((f) => {
-      const udp = parseUdpDatagram(f.packet);
-      if (!udp.ok || udp.udp.dstPort !== MIP_PORT || f.from !== 'mn/eth0') return [];
-      const request = decodeRequest(udp.udp.payload);
-      return request.ok ? [{ at: f.time - start, fate: f.fate, src: udp.udp.src, request: request.message }] : [];
-    });
+    w.net
+      .link(link)
+      .captures()
+      .flatMap((f) => {
+        const udp = parseUdpDatagram(f.packet);
+        if (!udp.ok || udp.udp.dstPort !== MIP_PORT || f.from !== 'mn/eth0') return [];
+        const request = decodeRequest(udp.udp.payload);
+        return request.ok ? [{ at: f.time - start, fate: f.fate, src: udp.udp.src, request: request.message }] : [];
+      });
   return { ...w, client, events, requestsOn };
 }
 
@@ -51,7 +67,13 @@ describe('registration client', () => {
     expect(w.client.registration).toEqual({ careOf: CARE_OF, lifetime: 600, expiresAt: start + 600_000 });
     const [sent] = w.requestsOn('site1', start);
     expect(sent.src).toBe(ipToU32(CARE_OF));
-    expect(sent.request).toMatchObject({ flags: RequestFlag.D, lifetime: 600, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), careOf: ipToU32(CARE_OF) });
+    expect(sent.request).toMatchObject({
+      flags: RequestFlag.D,
+      lifetime: 600,
+      homeAddress: ipToU32(HOME_ADDRESS),
+      homeAgent: ipToU32(HA_ADDRESS),
+      careOf: ipToU32(CARE_OF),
+    });
     expect(w.ha.bindings()).toMatchObject([{ homeAddress: HOME_ADDRESS, careOf: CARE_OF, lifetime: 600 }]);
     expect(w.events).toEqual([{ type: 'registered', careOf: CARE_OF, lifetime: 600 }]);
   });
@@ -82,7 +104,12 @@ describe('registration client', () => {
     const start = w.net.clock.now();
     w.client.attach(CARE_OF);
     w.net.runFor(10_000);
-    expect(w.requestsOn('site1', start).map((r) => [r.at, r.fate])).toEqual([[0, 'lost'], [1000, 'lost'], [3000, 'lost'], [7000, 'delivered']]);
+    expect(w.requestsOn('site1', start).map((r) => [r.at, r.fate])).toEqual([
+      [0, 'lost'],
+      [1000, 'lost'],
+      [3000, 'lost'],
+      [7000, 'delivered'],
+    ]);
     expect(w.events.filter((e) => e.type === 'retransmit')).toEqual([
       { type: 'retransmit', attempt: 1, timeoutMs: 2000 },
       { type: 'retransmit', attempt: 2, timeoutMs: 4000 },
@@ -181,7 +208,13 @@ describe('registration client', () => {
     const request = decodeRequest(sent[0]);
     if (!request.ok) throw new Error(request.detail);
     const id = request.message.identification;
-    const base = { code: 0, lifetime: 600, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: id };
+    const base = {
+      code: 0,
+      lifetime: 600,
+      homeAddress: ipToU32(HOME_ADDRESS),
+      homeAgent: ipToU32(HA_ADDRESS),
+      identification: id,
+    };
     deliver(encodeReply(base, { spi: MN_AUTH.spi, key: new Uint8Array(16) }));
     deliver(encodeReply({ ...base, identification: id + 1n }, MN_AUTH));
     deliver(encodeReply({ ...base, homeAddress: ipToU32('10.0.0.101') }, MN_AUTH));
@@ -200,7 +233,18 @@ describe('registration client', () => {
     client.attach(CARE_OF);
     const request = decodeRequest(sent[0]);
     if (!request.ok) throw new Error(request.detail);
-    deliver(encodeReply({ code: 0, lifetime: 0, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: request.message.identification }, MN_AUTH));
+    deliver(
+      encodeReply(
+        {
+          code: 0,
+          lifetime: 0,
+          homeAddress: ipToU32(HOME_ADDRESS),
+          homeAgent: ipToU32(HA_ADDRESS),
+          identification: request.message.identification,
+        },
+        MN_AUTH,
+      ),
+    );
     net.runFor(60_000);
     expect(client.state).toBe('denied');
     expect(sent).toHaveLength(1);
@@ -214,7 +258,18 @@ describe('registration client', () => {
     expect(sent).toHaveLength(2);
     const first = decodeRequest(sent[0]);
     if (!first.ok) throw new Error(first.detail);
-    deliver(encodeReply({ code: 0, lifetime: 600, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), identification: first.message.identification }, MN_AUTH));
+    deliver(
+      encodeReply(
+        {
+          code: 0,
+          lifetime: 600,
+          homeAddress: ipToU32(HOME_ADDRESS),
+          homeAgent: ipToU32(HA_ADDRESS),
+          identification: first.message.identification,
+        },
+        MN_AUTH,
+      ),
+    );
     expect(client.state).toBe('registered');
     expect(client.registration?.expiresAt).toBe(start + 600_000);
     net.runFor(10_000);
@@ -239,9 +294,17 @@ describe('registration client', () => {
 
   it('refuses nonsense options, naming them', () => {
     const w = buildNetwork();
-    const base = { clock: w.net.clock, transport: new UdpRegistrationTransport(w.mn, HA_ADDRESS), homeAddress: HOME_ADDRESS, homeAgent: HA_ADDRESS, auth: MN_AUTH };
+    const base = {
+      clock: w.net.clock,
+      transport: new UdpRegistrationTransport(w.mn, HA_ADDRESS),
+      homeAddress: HOME_ADDRESS,
+      homeAgent: HA_ADDRESS,
+      auth: MN_AUTH,
+    };
     expect(() => new RegistrationClient({ ...base, lifetime: 0 })).toThrow(/lifetime/);
-    expect(() => new RegistrationClient({ ...base, initialRetransmitMs: 5000, maxRetransmitMs: 1000 })).toThrow(/initialRetransmitMs/);
+    expect(() => new RegistrationClient({ ...base, initialRetransmitMs: 5000, maxRetransmitMs: 1000 })).toThrow(
+      /initialRetransmitMs/,
+    );
     expect(() => new RegistrationClient({ ...base, reregisterAt: 1 })).toThrow(/reregisterAt/);
     expect(() => new RegistrationClient(base).attach(HOME_ADDRESS)).toThrow(/returnHome/);
   });

@@ -46,7 +46,9 @@ describe('Registration Request', () => {
   it('has the RFC 5944 §3.3 layout and round-trips', () => {
     const bytes = encodeRequest(request, key);
     expect(bytes.length).toBe(24 + 22);
-    expect(hex(bytes.subarray(0, 24))).toBe('01220258' + '0a000064' + '0a000002' + '0a010064' + 'e8f00000' + '12345678');
+    expect(hex(bytes.subarray(0, 24))).toBe(
+      '01220258' + '0a000064' + '0a000002' + '0a010064' + 'e8f00000' + '12345678',
+    );
     // Extension: type 32, length 20, SPI, 16-byte HMAC-MD5 over bytes [0, 30).
     expect(hex(bytes.subarray(24, 30))).toBe('201400001000');
     expect(hex(bytes.subarray(30))).toBe(hex(hmacMd5(key.key, bytes.subarray(0, 30))));
@@ -58,7 +60,13 @@ describe('Registration Request', () => {
   });
 
   it('covers preceding extensions with the authenticator and skips unknown skippable ones', () => {
-    const withExt = { ...request, extensions: [{ type: ExtType.PAD, data: new Uint8Array(0) }, { type: 200, data: fromHex('abcdef') }] };
+    const withExt = {
+      ...request,
+      extensions: [
+        { type: ExtType.PAD, data: new Uint8Array(0) },
+        { type: 200, data: fromHex('abcdef') },
+      ],
+    };
     const bytes = encodeRequest(withExt, key);
     const parsed = decodeRequest(bytes);
     if (!parsed.ok) throw new Error(parsed.detail);
@@ -94,8 +102,14 @@ describe('Registration Request', () => {
     }
     const parsed = decodeRequest(bytes);
     if (!parsed.ok) throw new Error(parsed.detail);
-    expect(verifyMnHaAuth(bytes, parsed.mnHaAuth, { spi: key.spi, key: new Uint8Array(16) })).toEqual({ ok: false, reason: 'bad_authenticator' });
-    expect(verifyMnHaAuth(bytes, parsed.mnHaAuth, { spi: 7, key: key.key })).toEqual({ ok: false, reason: 'spi_mismatch' });
+    expect(verifyMnHaAuth(bytes, parsed.mnHaAuth, { spi: key.spi, key: new Uint8Array(16) })).toEqual({
+      ok: false,
+      reason: 'bad_authenticator',
+    });
+    expect(verifyMnHaAuth(bytes, parsed.mnHaAuth, { spi: 7, key: key.key })).toEqual({
+      ok: false,
+      reason: 'spi_mismatch',
+    });
     expect(verifyMnHaAuth(bytes.subarray(0, 24), undefined, key)).toEqual({ ok: false, reason: 'missing_mn_ha_auth' });
   });
 
@@ -121,20 +135,30 @@ describe('Registration Request', () => {
     expect(decodeRequest(short)).toMatchObject({ ok: false, reason: 'bad_extension_length' });
     const twice = new Uint8Array([...bytes, ...bytes.subarray(24)]);
     expect(decodeRequest(twice)).toMatchObject({ ok: false, reason: 'duplicate_mn_ha_auth' });
-    expect(decodeRequest(encodeReply({ code: 0, lifetime: 1, homeAddress: 1, homeAgent: 2, identification: 1n }, key))).toMatchObject({ ok: false, reason: 'unknown_type' });
+    expect(
+      decodeRequest(encodeReply({ code: 0, lifetime: 1, homeAddress: 1, homeAgent: 2, identification: 1n }, key)),
+    ).toMatchObject({ ok: false, reason: 'unknown_type' });
     expect(decodeRequest(new Uint8Array(0))).toMatchObject({ ok: false, reason: 'truncated' });
   });
 
   it('refuses out-of-range fields when encoding, naming them', () => {
     expect(() => encodeRequest({ ...request, lifetime: 0x10000 }, key)).toThrow(/lifetime/);
     expect(() => encodeRequest({ ...request, flags: 256 }, key)).toThrow(/flags/);
-    expect(() => encodeRequest({ ...request, extensions: [{ type: 32, data: new Uint8Array(20) }] }, key)).toThrow(/MN-HA key/);
+    expect(() => encodeRequest({ ...request, extensions: [{ type: 32, data: new Uint8Array(20) }] }, key)).toThrow(
+      /MN-HA key/,
+    );
   });
 });
 
 describe('Registration Reply', () => {
   it('has the RFC 5944 §3.4 layout and round-trips', () => {
-    const reply = { code: ReplyCode.ACCEPTED, lifetime: LIFETIME_INFINITE, homeAddress: request.homeAddress, homeAgent: request.homeAgent, identification: request.identification };
+    const reply = {
+      code: ReplyCode.ACCEPTED,
+      lifetime: LIFETIME_INFINITE,
+      homeAddress: request.homeAddress,
+      homeAgent: request.homeAgent,
+      identification: request.identification,
+    };
     const bytes = encodeReply(reply, key);
     expect(hex(bytes.subarray(0, 20))).toBe('0300ffff' + '0a000064' + '0a000002' + 'e8f0000012345678');
     const parsed = decodeReply(bytes);
@@ -170,7 +194,10 @@ describe('UDP', () => {
 
   it('computes a pseudo-header checksum that verifies and catches corruption', () => {
     const segment = encodeUdp(src, dst, 40000, 434, fromHex('0102030405'));
-    expect(decodeUdp(segment, 0, segment.length, src, dst)).toMatchObject({ ok: true, udp: { srcPort: 40000, dstPort: 434 } });
+    expect(decodeUdp(segment, 0, segment.length, src, dst)).toMatchObject({
+      ok: true,
+      udp: { srcPort: 40000, dstPort: 434 },
+    });
     const bad = segment.slice();
     bad[9] ^= 0x10;
     expect(decodeUdp(bad, 0, bad.length, src, dst)).toEqual({ ok: false, reason: 'bad_udp_checksum' });
@@ -191,14 +218,22 @@ describe('UDP', () => {
 
   it('rejects truncations, a bad length and non-UDP datagrams', () => {
     const datagram = buildUdpDatagram({ src, dst, srcPort: 5, dstPort: 434 }, fromHex('aabbcc'));
-    expect(parseUdpDatagram(datagram)).toMatchObject({ ok: true, udp: { srcPort: 5, dstPort: 434, payload: fromHex('aabbcc') } });
-    for (let n = 0; n < datagram.length; n++) expect(parseUdpDatagram(datagram.subarray(0, n)).ok, `length ${n}`).toBe(false);
+    expect(parseUdpDatagram(datagram)).toMatchObject({
+      ok: true,
+      udp: { srcPort: 5, dstPort: 434, payload: fromHex('aabbcc') },
+    });
+    for (let n = 0; n < datagram.length; n++)
+      expect(parseUdpDatagram(datagram.subarray(0, n)).ok, `length ${n}`).toBe(false);
     const segment = datagram.subarray(20);
-    for (let n = 0; n < UDP_HEADER_BYTES; n++) expect(decodeUdp(segment, 0, n, src, dst)).toEqual({ ok: false, reason: 'truncated' });
+    for (let n = 0; n < UDP_HEADER_BYTES; n++)
+      expect(decodeUdp(segment, 0, n, src, dst)).toEqual({ ok: false, reason: 'truncated' });
     const longLength = segment.slice();
     longLength[5] += 1;
     expect(decodeUdp(longLength, 0, longLength.length, src, dst)).toEqual({ ok: false, reason: 'bad_udp_length' });
-    expect(parseUdpDatagram(buildIpv4({ src, dst, protocol: IpProto.ICMP }, new Uint8Array(8)))).toEqual({ ok: false, reason: 'not_udp' });
+    expect(parseUdpDatagram(buildIpv4({ src, dst, protocol: IpProto.ICMP }, new Uint8Array(8)))).toEqual({
+      ok: false,
+      reason: 'not_udp',
+    });
     expect(() => encodeUdp(src, dst, 70000, 1, new Uint8Array(0))).toThrow(/srcPort/);
   });
 });

@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BindingJournal, type BindingRecord, type BindingStore } from '../../src/roles/ha/journal.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { decodeReply, encodeRequest, MIP_PORT, ntpFromUnixMs, ReplyCode, RequestFlag, type RegistrationReply } from '../../src/wire/mobileip.js';
+import {
+  decodeReply,
+  encodeRequest,
+  MIP_PORT,
+  ntpFromUnixMs,
+  ReplyCode,
+  RequestFlag,
+  type RegistrationReply,
+} from '../../src/wire/mobileip.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
 import { buildNetwork, CARE_OF, HA_ADDRESS, HOME_ADDRESS, MN_AUTH, moveToSite1 } from './topology.js';
 
@@ -27,8 +35,20 @@ function awayWith(store: BindingStore, startMs = 0) {
     if (reply.ok) replies.push(reply.message);
   });
   const register = (lifetime: number, identification = ntpFromUnixMs(world.net.clock.now())) => {
-    const request = { flags: RequestFlag.D, lifetime, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), careOf: ipToU32(CARE_OF), identification };
-    world.mn.send(buildUdpDatagram({ src: ipToU32(CARE_OF), dst: ipToU32(HA_ADDRESS), srcPort: 5000, dstPort: MIP_PORT }, encodeRequest(request, MN_AUTH)));
+    const request = {
+      flags: RequestFlag.D,
+      lifetime,
+      homeAddress: ipToU32(HOME_ADDRESS),
+      homeAgent: ipToU32(HA_ADDRESS),
+      careOf: ipToU32(CARE_OF),
+      identification,
+    };
+    world.mn.send(
+      buildUdpDatagram(
+        { src: ipToU32(CARE_OF), dst: ipToU32(HA_ADDRESS), srcPort: 5000, dstPort: MIP_PORT },
+        encodeRequest(request, MN_AUTH),
+      ),
+    );
     world.net.runFor(100);
     return identification;
   };
@@ -76,7 +96,11 @@ describe('home agent binding journal', () => {
     const file = journalFile();
     const journal = new BindingJournal(file);
     journal.load();
-    const record = (careOf: string, id: number): BindingRecord => ({ homeAddress: HOME_ADDRESS, binding: { careOf, lifetime: 300, registeredAt: 1000 }, lastAcceptedId: String(id) });
+    const record = (careOf: string, id: number): BindingRecord => ({
+      homeAddress: HOME_ADDRESS,
+      binding: { careOf, lifetime: 300, registeredAt: 1000 },
+      lastAcceptedId: String(id),
+    });
     journal.write(record('10.1.0.100', 1));
     journal.write(record('10.2.0.100', 2));
     journal.close();
@@ -100,7 +124,11 @@ describe('home agent binding journal', () => {
     journal.load();
     let last: BindingRecord | undefined;
     for (let i = 1; i <= 2500; i++) {
-      last = { homeAddress: HOME_ADDRESS, binding: { careOf: `10.1.${i >> 8}.${i & 255}`, lifetime: 300, registeredAt: i }, lastAcceptedId: String(i) };
+      last = {
+        homeAddress: HOME_ADDRESS,
+        binding: { careOf: `10.1.${i >> 8}.${i & 255}`, lifetime: 300, registeredAt: i },
+        lastAcceptedId: String(i),
+      };
       journal.write(last);
     }
     journal.close();
@@ -111,7 +139,13 @@ describe('home agent binding journal', () => {
   });
 
   it('a store that cannot write: the HA answers 130 and binds nothing (it would forget the binding on a restart)', () => {
-    const failing: BindingStore = { load: () => [], write: () => { throw new Error('ENOSPC'); }, close: () => {} };
+    const failing: BindingStore = {
+      load: () => [],
+      write: () => {
+        throw new Error('ENOSPC');
+      },
+      close: () => {},
+    };
     const w = awayWith(failing);
     w.register(300);
     expect(w.replies.map((r) => r.code)).toEqual([ReplyCode.INSUFFICIENT_RESOURCES]);

@@ -20,7 +20,17 @@ import {
   type RegistrationRequest,
 } from '../../src/wire/mobileip.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../src/wire/udp.js';
-import { appPacket, appText, buildNetwork, CARE_OF, CH0_ADDRESS, HA_ADDRESS, HOME_ADDRESS, MN_AUTH, moveToSite1 } from './topology.js';
+import {
+  appPacket,
+  appText,
+  buildNetwork,
+  CARE_OF,
+  CH0_ADDRESS,
+  HA_ADDRESS,
+  HOME_ADDRESS,
+  MN_AUTH,
+  moveToSite1,
+} from './topology.js';
 
 /** Sends hand-made Registration Requests from the MN host and collects the verified replies. */
 function rawClient(mn: MemoryHost, clockNow: () => number) {
@@ -43,7 +53,9 @@ function rawClient(mn: MemoryHost, clockNow: () => number) {
     ...fields,
   });
   const sendBytes = (payload: Uint8Array, from = CARE_OF) =>
-    mn.send(buildUdpDatagram({ src: ipToU32(from), dst: ipToU32(HA_ADDRESS), srcPort: 5000, dstPort: MIP_PORT }, payload));
+    mn.send(
+      buildUdpDatagram({ src: ipToU32(from), dst: ipToU32(HA_ADDRESS), srcPort: 5000, dstPort: MIP_PORT }, payload),
+    );
   const send = (fields: Partial<RegistrationRequest> = {}, auth: MnHaKey = MN_AUTH, from = CARE_OF) => {
     const bytes = encodeRequest(request(fields), auth);
     sendBytes(bytes, from);
@@ -67,14 +79,29 @@ describe('home agent: registration', () => {
     net.runFor(100);
     expect(client.replies).toHaveLength(1);
     const reply = client.replies[0];
-    expect(reply).toMatchObject({ code: ReplyCode.ACCEPTED, lifetime: 300, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS) });
+    expect(reply).toMatchObject({
+      code: ReplyCode.ACCEPTED,
+      lifetime: 300,
+      homeAddress: ipToU32(HOME_ADDRESS),
+      homeAgent: ipToU32(HA_ADDRESS),
+    });
     // Success replies echo the whole identification.
     expect(reply.identification).toBe(new DataView(sent.buffer).getBigUint64(16));
-    expect(ha.bindings()).toEqual([{ homeAddress: HOME_ADDRESS, careOf: CARE_OF, lifetime: 300, expiresAt: expect.any(Number) }]);
+    expect(ha.bindings()).toEqual([
+      { homeAddress: HOME_ADDRESS, careOf: CARE_OF, lifetime: 300, expiresAt: expect.any(Number) },
+    ]);
     // The reply left the HA for the care-of address from port 434 to the request's source port.
-    const onHome = net.link('home').captures().filter((f) => f.from === 'ha/eth0');
+    const onHome = net
+      .link('home')
+      .captures()
+      .filter((f) => f.from === 'ha/eth0');
     const udp = parseUdpDatagram(onHome[0].packet);
-    expect(udp.ok && [udp.udp.src, udp.udp.dst, udp.udp.srcPort, udp.udp.dstPort]).toEqual([ipToU32(HA_ADDRESS), ipToU32(CARE_OF), 434, 5000]);
+    expect(udp.ok && [udp.udp.src, udp.udp.dst, udp.udp.srcPort, udp.udp.dstPort]).toEqual([
+      ipToU32(HA_ADDRESS),
+      ipToU32(CARE_OF),
+      434,
+      5000,
+    ]);
   });
 
   it('caps the lifetime at maxLifetime, also for an infinite request, and answers S with code 1', () => {
@@ -162,7 +189,12 @@ describe('home agent: registration', () => {
     client.send({ careOf: ipToU32(HOME_ADDRESS), identification: ntpFromUnixMs(net.clock.now()) + 3n });
     net.runFor(100);
     expect(ha.bindings()).toEqual([]);
-    expect(client.replies.map((r) => [r.code, r.lifetime])).toEqual([[0, 300], [0, 0], [0, 300], [0, 0]]);
+    expect(client.replies.map((r) => [r.code, r.lifetime])).toEqual([
+      [0, 300],
+      [0, 0],
+      [0, 300],
+      [0, 0],
+    ]);
   });
 
   it('denies what it cannot or may not do, each with its code', () => {
@@ -231,39 +263,45 @@ describe('home agent: tunnelling', () => {
     expect(ha.counters()).toMatchObject({ decapsulated: 1, drops: { untrusted_tunnel: 2 } });
   });
 
-  it.each(['native', 'ts'] as const)('builds the tunnel and opens the reverse tunnel with the %s engine\'s IPIP_ENCAP / IPIP_DECAP', (impl) => {
-    process.env.MIPSEC_NATIVE = '1';
-    const engine = createEngine(impl);
-    const { net, ha, mn, ch0, client } = away(engine);
-    client.send();
-    net.runFor(100);
-    const verdicts = () => engine.counters();
-    const forwards = verdicts()[VERDICT_COUNTER_BASE + Verdict.FORWARD];
-    const delivers = verdicts()[VERDICT_COUNTER_BASE + Verdict.DELIVER];
-    const atMn: Uint8Array[] = [];
-    mn.addHook('input', (packet) => (atMn.push(packet.slice()), 'pass'));
-    ch0.send(appPacket(CH0_ADDRESS, HOME_ADDRESS, 'to-mn'));
-    net.runFor(100);
-    expect(verdicts()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(forwards + 1n);
-    const tunnel = atMn.find((p) => p[9] === 4)!;
-    expect(parseIpv4(tunnel, 0)).toMatchObject({ ok: true, header: { src: ipToU32(HA_ADDRESS), dst: ipToU32(CARE_OF) } });
-    expect(appText(tunnel.subarray(IPV4_HEADER_BYTES))).toBe('to-mn');
-    const inner = appPacket(HOME_ADDRESS, CH0_ADDRESS, 'reverse');
-    const ip = parseIpv4(inner, 0);
-    if (!ip.ok) throw new Error(ip.reason);
-    const out = new Uint8Array(IPV4_HEADER_BYTES + inner.length);
-    out.set(inner, IPV4_HEADER_BYTES);
-    writeIpipHeader(out, 0, ip.header, ipToU32(CARE_OF), ipToU32(HA_ADDRESS));
-    const got: string[] = [];
-    ch0.onDeliver((packet) => got.push(appText(packet) ?? '?'));
-    mn.send(out);
-    net.runFor(100);
-    expect(got).toEqual(['reverse']);
-    expect(verdicts()[VERDICT_COUNTER_BASE + Verdict.DELIVER]).toBe(delivers + 1n);
-    expect(ha.counters()).toMatchObject({ tunnelled: 1, decapsulated: 1 });
-    ha.close();
-    engine.close();
-  });
+  it.each(['native', 'ts'] as const)(
+    "builds the tunnel and opens the reverse tunnel with the %s engine's IPIP_ENCAP / IPIP_DECAP",
+    (impl) => {
+      process.env.MIPSEC_NATIVE = '1';
+      const engine = createEngine(impl);
+      const { net, ha, mn, ch0, client } = away(engine);
+      client.send();
+      net.runFor(100);
+      const verdicts = () => engine.counters();
+      const forwards = verdicts()[VERDICT_COUNTER_BASE + Verdict.FORWARD];
+      const delivers = verdicts()[VERDICT_COUNTER_BASE + Verdict.DELIVER];
+      const atMn: Uint8Array[] = [];
+      mn.addHook('input', (packet) => (atMn.push(packet.slice()), 'pass'));
+      ch0.send(appPacket(CH0_ADDRESS, HOME_ADDRESS, 'to-mn'));
+      net.runFor(100);
+      expect(verdicts()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(forwards + 1n);
+      const tunnel = atMn.find((p) => p[9] === 4)!;
+      expect(parseIpv4(tunnel, 0)).toMatchObject({
+        ok: true,
+        header: { src: ipToU32(HA_ADDRESS), dst: ipToU32(CARE_OF) },
+      });
+      expect(appText(tunnel.subarray(IPV4_HEADER_BYTES))).toBe('to-mn');
+      const inner = appPacket(HOME_ADDRESS, CH0_ADDRESS, 'reverse');
+      const ip = parseIpv4(inner, 0);
+      if (!ip.ok) throw new Error(ip.reason);
+      const out = new Uint8Array(IPV4_HEADER_BYTES + inner.length);
+      out.set(inner, IPV4_HEADER_BYTES);
+      writeIpipHeader(out, 0, ip.header, ipToU32(CARE_OF), ipToU32(HA_ADDRESS));
+      const got: string[] = [];
+      ch0.onDeliver((packet) => got.push(appText(packet) ?? '?'));
+      mn.send(out);
+      net.runFor(100);
+      expect(got).toEqual(['reverse']);
+      expect(verdicts()[VERDICT_COUNTER_BASE + Verdict.DELIVER]).toBe(delivers + 1n);
+      expect(ha.counters()).toMatchObject({ tunnelled: 1, decapsulated: 1 });
+      ha.close();
+      engine.close();
+    },
+  );
 
   it('stops answering on close and leaves the caller key alone', () => {
     const world = buildNetwork();

@@ -8,12 +8,28 @@ import { ipToU32 } from '../../src/wire/addr.js';
 import { writeIpipHeader } from '../../src/wire/ipip.js';
 import { describe as describeStack } from '../../src/wire/describe.js';
 import { IpProto, parseIpv4 } from '../../src/wire/ipv4.js';
-import { appPacket, appText, buildNetwork, CARE_OF, CH0_ADDRESS, HA_ADDRESS, HOME_ADDRESS, mnRegistrationClient, moveHome, moveToSite1 } from './topology.js';
+import {
+  appPacket,
+  appText,
+  buildNetwork,
+  CARE_OF,
+  CH0_ADDRESS,
+  HA_ADDRESS,
+  HOME_ADDRESS,
+  mnRegistrationClient,
+  moveHome,
+  moveToSite1,
+} from './topology.js';
 
 function mobileWorld() {
   const w = buildNetwork();
   const client = mnRegistrationClient(w, { reverseTunnel: true });
-  const tunnel = new TunnelEndpoint({ host: w.mn, homeAddress: HOME_ADDRESS, homeAgent: HA_ADDRESS, reverseTunnel: true });
+  const tunnel = new TunnelEndpoint({
+    host: w.mn,
+    homeAddress: HOME_ADDRESS,
+    homeAgent: HA_ADDRESS,
+    reverseTunnel: true,
+  });
   const atMn: string[] = [];
   const atCh0: string[] = [];
   w.mn.onDeliver((packet) => {
@@ -37,7 +53,11 @@ function mobileWorld() {
     tunnel.returnHome();
     client.returnHome();
   };
-  const framesSince = (link: string, since: number) => w.net.link(link).captures().filter((f) => f.time >= since && appFrame(f));
+  const framesSince = (link: string, since: number) =>
+    w.net
+      .link(link)
+      .captures()
+      .filter((f) => f.time >= since && appFrame(f));
   return { ...w, client, tunnel, atMn, atCh0, leave, comeHome, framesSince };
 }
 
@@ -108,7 +128,12 @@ describe('Mobile IPv4 on a MemoryNetwork', () => {
       ['mn/eth0', 'ch0/eth0', `IPv4(${HOME_ADDRESS}>${CH0_ADDRESS}) / UDP(7000>7000)`],
     ]);
     expect(w.framesSince('internet', backAt)).toEqual([]);
-    expect(w.tunnel.counters()).toEqual({ bad_tunnel: 0, ttl_expired: 0, untrusted_tunnel: 0, unauthenticated_tunnel: 0 });
+    expect(w.tunnel.counters()).toEqual({
+      bad_tunnel: 0,
+      ttl_expired: 0,
+      untrusted_tunnel: 0,
+      unauthenticated_tunnel: 0,
+    });
   });
 
   it('keeps a steady flow going through loss on the Internet link: registration retransmits, traffic resumes', () => {

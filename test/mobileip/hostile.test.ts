@@ -2,7 +2,15 @@
 // every rejection carries a reason, and nothing but the genuine request creates a binding.
 import { describe, expect, it } from 'vitest';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { decodeReply, decodeRequest, encodeReply, encodeRequest, MIP_PORT, ntpFromUnixMs, RequestFlag } from '../../src/wire/mobileip.js';
+import {
+  decodeReply,
+  decodeRequest,
+  encodeReply,
+  encodeRequest,
+  MIP_PORT,
+  ntpFromUnixMs,
+  RequestFlag,
+} from '../../src/wire/mobileip.js';
 import { buildUdpDatagram } from '../../src/wire/udp.js';
 import { buildNetwork, CARE_OF, HA_ADDRESS, HOME_ADDRESS, MN_AUTH, moveToSite1 } from './topology.js';
 
@@ -38,11 +46,25 @@ function mutate(bytes: Uint8Array, next: (n: number) => number): Uint8Array {
   }
 }
 
-const REASONS = new Set(['truncated', 'unknown_type', 'bad_extension_length', 'unknown_extension', 'duplicate_mn_ha_auth']);
+const REASONS = new Set([
+  'truncated',
+  'unknown_type',
+  'bad_extension_length',
+  'unknown_extension',
+  'duplicate_mn_ha_auth',
+]);
 
 describe('hostile registration input', () => {
   const request = encodeRequest(
-    { flags: RequestFlag.D, lifetime: 300, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), careOf: ipToU32(CARE_OF), identification: 5n, extensions: [{ type: 150, data: new Uint8Array(3) }] },
+    {
+      flags: RequestFlag.D,
+      lifetime: 300,
+      homeAddress: ipToU32(HOME_ADDRESS),
+      homeAgent: ipToU32(HA_ADDRESS),
+      careOf: ipToU32(CARE_OF),
+      identification: 5n,
+      extensions: [{ type: 150, data: new Uint8Array(3) }],
+    },
     MN_AUTH,
   );
   const reply = encodeReply({ code: 0, lifetime: 300, homeAddress: 1, homeAgent: 2, identification: 5n }, MN_AUTH);
@@ -50,7 +72,10 @@ describe('hostile registration input', () => {
   it('codecs: 20 000 mutations, no throw, a known reason and a detail for every rejection', () => {
     const next = generator(0x5eed);
     for (let i = 0; i < 10_000; i++) {
-      for (const [bytes, decode] of [[request, decodeRequest], [reply, decodeReply]] as const) {
+      for (const [bytes, decode] of [
+        [request, decodeRequest],
+        [reply, decodeReply],
+      ] as const) {
         const result = decode(mutate(bytes, next));
         if (!result.ok) {
           expect(REASONS.has(result.reason)).toBe(true);
@@ -65,18 +90,29 @@ describe('hostile registration input', () => {
     moveToSite1(w.mn);
     const next = generator(42);
     const genuine = encodeRequest(
-      { flags: RequestFlag.D, lifetime: 300, homeAddress: ipToU32(HOME_ADDRESS), homeAgent: ipToU32(HA_ADDRESS), careOf: ipToU32(CARE_OF), identification: ntpFromUnixMs(w.net.clock.now() + 60_000) },
+      {
+        flags: RequestFlag.D,
+        lifetime: 300,
+        homeAddress: ipToU32(HOME_ADDRESS),
+        homeAgent: ipToU32(HA_ADDRESS),
+        careOf: ipToU32(CARE_OF),
+        identification: ntpFromUnixMs(w.net.clock.now() + 60_000),
+      },
       MN_AUTH,
     );
     // Identification 60 s ahead: the genuine request itself is still refused (133) until the clock gets there.
     for (let i = 0; i < 3000; i++) {
       const payload = mutate(genuine, next);
-      w.mn.send(buildUdpDatagram({ src: ipToU32(CARE_OF), dst: ipToU32(HA_ADDRESS), srcPort: 434, dstPort: MIP_PORT }, payload));
+      w.mn.send(
+        buildUdpDatagram({ src: ipToU32(CARE_OF), dst: ipToU32(HA_ADDRESS), srcPort: 434, dstPort: MIP_PORT }, payload),
+      );
     }
     w.net.runFor(1000);
     expect(w.ha.bindings()).toEqual([]);
     w.net.runFor(59_000);
-    w.mn.send(buildUdpDatagram({ src: ipToU32(CARE_OF), dst: ipToU32(HA_ADDRESS), srcPort: 434, dstPort: MIP_PORT }, genuine));
+    w.mn.send(
+      buildUdpDatagram({ src: ipToU32(CARE_OF), dst: ipToU32(HA_ADDRESS), srcPort: 434, dstPort: MIP_PORT }, genuine),
+    );
     w.net.runFor(1000);
     expect(w.ha.bindings()).toMatchObject([{ careOf: CARE_OF }]);
     const replies = w.ha.counters().replies;

@@ -50,7 +50,10 @@ export function buildNetwork(haOptions: Partial<HomeAgentOptions> = {}, startMs 
 }
 
 /** The MN's registration client: UDP from the MN host to the HA, the network's clock, MN_AUTH; `options` on top. */
-export function mnRegistrationClient(w: Pick<ReturnType<typeof buildNetwork>, 'net' | 'mn'>, options: Partial<RegistrationClientOptions> = {}): RegistrationClient {
+export function mnRegistrationClient(
+  w: Pick<ReturnType<typeof buildNetwork>, 'net' | 'mn'>,
+  options: Partial<RegistrationClientOptions> = {},
+): RegistrationClient {
   return new RegistrationClient({
     clock: w.net.clock,
     transport: new UdpRegistrationTransport(w.mn, HA_ADDRESS),
@@ -76,7 +79,10 @@ const APP_PORT = 7000;
 
 /** An application datagram (UDP port 7000) carrying `text`. */
 export function appPacket(src: string, dst: string, text: string, ttl = 64): Uint8Array {
-  return buildUdpDatagram({ src: ipToU32(src), dst: ipToU32(dst), srcPort: APP_PORT, dstPort: APP_PORT, ttl }, new TextEncoder().encode(text));
+  return buildUdpDatagram(
+    { src: ipToU32(src), dst: ipToU32(dst), srcPort: APP_PORT, dstPort: APP_PORT, ttl },
+    new TextEncoder().encode(text),
+  );
 }
 
 /** The text of an application datagram, or undefined for anything else. */

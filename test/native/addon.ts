@@ -11,7 +11,10 @@ export function binding(): any {
   return binding;
 }
 
-export function nativeEngine(sas: readonly SaDesc[] = [], setup: { local?: string[]; routes?: { prefix: string; sa: number }[] } = {}): NativeEngine {
+export function nativeEngine(
+  sas: readonly SaDesc[] = [],
+  setup: { local?: string[]; routes?: { prefix: string; sa: number }[] } = {},
+): NativeEngine {
   const engine = new NativeEngine(binding());
   for (const sa of sas) engine.installSa(sa);
   if (setup.local) engine.setLocalAddresses(setup.local);

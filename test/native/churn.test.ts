@@ -16,17 +16,32 @@ function totalVerdicts(c: BigUint64Array): bigint {
 
 describe('SA churn under processAsync', () => {
   it('installs, removes and rekeys while batches run; every packet is delivered, punted unknown_key or dropped as replay', async () => {
-    const live = endSaPair({ suite: 'aes128gcm', ah: 'gmac-aes128', mode: 'skip', id: 1, src: ADDR.sgw0, dst: ADDR.sgw1 });
+    const live = endSaPair({
+      suite: 'aes128gcm',
+      ah: 'gmac-aes128',
+      mode: 'skip',
+      id: 1,
+      src: ADDR.sgw0,
+      dst: ADDR.sgw1,
+    });
     const tx = nativeEngine([live.out]);
     const rx = nativeEngine([live.in], { local: [ADDR.sgw1] });
     const counters = rx.counters();
     const inner = datagram(1000);
-    let delivered = 0, punted = 0, replayed = 0, processed = 0;
+    let delivered = 0,
+      punted = 0,
+      replayed = 0,
+      processed = 0;
 
     for (let round = 0; round < ROUNDS; round++) {
       const batches: Batch[] = [];
       for (let b = 0; b < IN_FLIGHT; b++) {
-        const sealed = runMany(tx, Op.ENCAP, Array.from({ length: BATCH }, () => inner), live.out.id);
+        const sealed = runMany(
+          tx,
+          Op.ENCAP,
+          Array.from({ length: BATCH }, () => inner),
+          live.out.id,
+        );
         const batch = new Batch({ capacity: BATCH });
         for (const s of sealed) batch.push(Op.INBOUND, s.packet);
         batches.push(batch);
@@ -35,7 +50,14 @@ describe('SA churn under processAsync', () => {
       // Churn on the JS thread while the workers run: unrelated SAs come and go, and the live SA is
       // removed and reinstalled (a rekey to the same key tuple starts a fresh window).
       for (let k = 0; k < 300; k++) {
-        const extra = endSaPair({ suite: 'chacha20poly1305', mode: k % 2 ? 'skip' : 'spi', id: 100 + round * 1000 + k, src: ADDR.sgw2, dst: ADDR.sgw1, seed: 7000 + round * 1000 + k });
+        const extra = endSaPair({
+          suite: 'chacha20poly1305',
+          mode: k % 2 ? 'skip' : 'spi',
+          id: 100 + round * 1000 + k,
+          src: ADDR.sgw2,
+          dst: ADDR.sgw1,
+          seed: 7000 + round * 1000 + k,
+        });
         rx.installSa(extra.in);
         if (k > 0) rx.removeSa(extra.in.id - 1);
         if (k % 50 === 25) rx.removeSa(live.in.id);
@@ -50,7 +72,7 @@ describe('SA churn under processAsync', () => {
             expect(toHex(r.packet)).toBe(toHex(inner));
             delivered++;
           } else if (r.verdict === Verdict.PUNT) {
-            expect(r.reason).toBe(Reason.unknown_key);  // the live SA was removed at that moment
+            expect(r.reason).toBe(Reason.unknown_key); // the live SA was removed at that moment
             punted++;
           } else {
             // Batches finish in any order: a later batch may move the window past an earlier one's numbers.
@@ -77,7 +99,12 @@ describe('SA churn under processAsync', () => {
     const pair = endSaPair({ suite: 'aes256gcm', mode: 'spi', id: 5, src: ADDR.sgw0, dst: ADDR.sgw1 });
     const tx = nativeEngine([pair.out]);
     const rx = nativeEngine([pair.in]);
-    const sealed = runMany(tx, Op.ENCAP, Array.from({ length: BATCH }, () => datagram(1400)), pair.out.id);
+    const sealed = runMany(
+      tx,
+      Op.ENCAP,
+      Array.from({ length: BATCH }, () => datagram(1400)),
+      pair.out.id,
+    );
     const batch = new Batch({ capacity: BATCH });
     for (const s of sealed) batch.push(Op.INBOUND, s.packet);
     const running = rx.processAsync(batch);

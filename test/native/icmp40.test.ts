@@ -5,7 +5,12 @@ import { ADDR, datagram, endSaPair, runOne } from '../engine/fixtures.js';
 import { Op } from '../../src/engine/index.js';
 import { binding, nativeEngine } from './addon.js';
 
-const parseNative = binding().wire.parseIcmp40 as (m: Uint8Array) => { status: string; code?: number; pointer?: number; spi?: number };
+const parseNative = binding().wire.parseIcmp40 as (m: Uint8Array) => {
+  status: string;
+  code?: number;
+  pointer?: number;
+  spi?: number;
+};
 
 function parseTs(m: Uint8Array): { status: string; code?: number; pointer?: number; spi?: number } {
   const r = parseSecurityFailure(m, 0);
@@ -15,14 +20,25 @@ function parseTs(m: Uint8Array): { status: string; code?: number; pointer?: numb
 }
 
 describe('ICMP type 40 parse (native vs TS)', () => {
-  const pair = endSaPair({ suite: 'aes128gcm', ah: 'hmac-sha256-128', mode: 'skip', id: 4, src: ADDR.sgw0, dst: ADDR.sgw1 });
+  const pair = endSaPair({
+    suite: 'aes128gcm',
+    ah: 'hmac-sha256-128',
+    mode: 'skip',
+    id: 4,
+    src: ADDR.sgw0,
+    dst: ADDR.sgw1,
+  });
   const spiPair = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 5, src: ADDR.sgw0, dst: ADDR.sgw1 });
   const originals = [
     runOne(nativeEngine([pair.out]), Op.ENCAP, datagram(64), pair.out.id).packet,
     runOne(nativeEngine([spiPair.out]), Op.ENCAP, datagram(64), spiPair.out.id).packet,
     datagram(40),
   ];
-  const messages = originals.flatMap((o) => [Icmp40Code.badSpi, Icmp40Code.authenticationFailed, Icmp40Code.needAuthorization].map((c) => buildSecurityFailure(c, o)));
+  const messages = originals.flatMap((o) =>
+    [Icmp40Code.badSpi, Icmp40Code.authenticationFailed, Icmp40Code.needAuthorization].map((c) =>
+      buildSecurityFailure(c, o),
+    ),
+  );
 
   it('parses real messages: code, pointer and the SPI it names', () => {
     for (const m of messages) {
@@ -36,7 +52,8 @@ describe('ICMP type 40 parse (native vs TS)', () => {
 
   it('agrees on every truncation and every single-bit flip', () => {
     for (const m of messages) {
-      for (let len = 0; len < m.length; len++) expect(parseNative(m.subarray(0, len))).toEqual(parseTs(m.subarray(0, len)));
+      for (let len = 0; len < m.length; len++)
+        expect(parseNative(m.subarray(0, len))).toEqual(parseTs(m.subarray(0, len)));
       for (let bit = 0; bit < m.length * 8; bit++) {
         const bad = Uint8Array.from(m);
         bad[bit >> 3] ^= 1 << (bit & 7);
@@ -57,7 +74,12 @@ describe('ICMP type 40 parse (native vs TS)', () => {
     };
     const statuses = new Set<string>();
     for (const m of messages) {
-      for (const [at, values] of [[0, [0, 39, 41]], [1, [0, 5, 6, 255]], [6, [0, 1, 255]], [7, [0, 19, 20, 23, 24, 255]]] as const) {
+      for (const [at, values] of [
+        [0, [0, 39, 41]],
+        [1, [0, 5, 6, 255]],
+        [6, [0, 1, 255]],
+        [7, [0, 19, 20, 23, 24, 255]],
+      ] as const) {
         for (const v of values) {
           const edited = Uint8Array.from(m);
           edited[at] = v;

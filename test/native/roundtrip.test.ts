@@ -3,7 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { Batch, Op, Reason, VERDICT_COUNTER_BASE, Verdict } from '../../src/engine/index.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import {
-  ADDR, ESP_SUITES, MAC_ALGS, MODES, COVERAGES, datagram, endSaPair, espDatagram, engineWith, nexthopSaPair, runOne,
+  ADDR,
+  ESP_SUITES,
+  MAC_ALGS,
+  MODES,
+  COVERAGES,
+  datagram,
+  endSaPair,
+  espDatagram,
+  engineWith,
+  nexthopSaPair,
+  runOne,
 } from '../engine/fixtures.js';
 import { nativeEngine, toHex } from './addon.js';
 
@@ -20,7 +30,11 @@ describe('native round trips', () => {
           for (const size of SIZES) {
             const inner = datagram(size);
             const sealed = runOne(tx, Op.ENCAP, inner, pair.out.id);
-            expect([sealed.verdict, sealed.reason, sealed.nexthop]).toEqual([Verdict.FORWARD, Reason.none, ipToU32(ADDR.sgw1)]);
+            expect([sealed.verdict, sealed.reason, sealed.nexthop]).toEqual([
+              Verdict.FORWARD,
+              Reason.none,
+              ipToU32(ADDR.sgw1),
+            ]);
             expect(sealed.packet.length).toBeGreaterThan(inner.length + 16 + 16);
             const opened = runOne(rx, Op.INBOUND, sealed.packet);
             expect([opened.verdict, opened.reason, opened.sa]).toEqual([Verdict.DELIVER, Reason.none, pair.in.id]);
@@ -37,9 +51,19 @@ describe('native round trips', () => {
       for (const coverage of COVERAGES) {
         it(`WRAP → relay → INBOUND, ${mode} ${alg} ${coverage}`, () => {
           const hop1 = nexthopSaPair({ alg, coverage, mode, id: 20, src: ADDR.sgw2, dst: ADDR.sgw1 });
-          const hop2 = nexthopSaPair({ alg: alg === 'gmac-aes128' ? 'hmac-sha256-128' : 'gmac-aes128', coverage, mode, id: 21, src: ADDR.sgw1, dst: ADDR.sgw0 });
+          const hop2 = nexthopSaPair({
+            alg: alg === 'gmac-aes128' ? 'hmac-sha256-128' : 'gmac-aes128',
+            coverage,
+            mode,
+            id: 21,
+            src: ADDR.sgw1,
+            dst: ADDR.sgw0,
+          });
           const first = nativeEngine([hop1.out]);
-          const relay = nativeEngine([hop1.in, hop2.out], { local: [ADDR.sgw1], routes: [{ prefix: '10.0.0.0/8', sa: hop2.out.id }] });
+          const relay = nativeEngine([hop1.in, hop2.out], {
+            local: [ADDR.sgw1],
+            routes: [{ prefix: '10.0.0.0/8', sa: hop2.out.id }],
+          });
           // The layers protect an End-End ESP packet for CH0's gateway (only SKIP/AH/ESP goes on in the engine).
           const last = nativeEngine([hop2.in], { local: [ADDR.sgw0], routes: [{ prefix: '0.0.0.0/0', sa: 0 }] });
           for (const size of SIZES) {
@@ -47,7 +71,12 @@ describe('native round trips', () => {
             const wrapped = runOne(first, Op.WRAP, inner, hop1.out.id);
             expect([wrapped.verdict, wrapped.reason]).toEqual([Verdict.FORWARD, Reason.none]);
             const relayed = runOne(relay, Op.INBOUND, wrapped.packet);
-            expect([relayed.verdict, relayed.reason, relayed.sa, relayed.nexthop]).toEqual([Verdict.FORWARD, Reason.none, hop1.in.id, ipToU32(ADDR.sgw0)]);
+            expect([relayed.verdict, relayed.reason, relayed.sa, relayed.nexthop]).toEqual([
+              Verdict.FORWARD,
+              Reason.none,
+              hop1.in.id,
+              ipToU32(ADDR.sgw0),
+            ]);
             expect(toHex(relayed.packet.subarray(relayed.packet.length - inner.length))).toBe(toHex(inner));
             const peeled = runOne(last, Op.INBOUND, relayed.packet);
             const onward = [Verdict.FORWARD, Reason.none, hop2.in.id, ipToU32(ADDR.ch0)];
@@ -67,7 +96,12 @@ describe('native round trips', () => {
     expect([outer.verdict, outer.nexthop, outer.packet.length]).toEqual([Verdict.FORWARD, dst, inner.length + 20]);
     expect(toHex(runOne(engine, Op.IPIP_DECAP, outer.packet).packet)).toBe(toHex(inner));
     const viaInbound = runOne(engine, Op.INBOUND, outer.packet);
-    expect([viaInbound.verdict, viaInbound.reason, viaInbound.sa, toHex(viaInbound.packet)]).toEqual([Verdict.PUNT, Reason.not_ipsec, 0, toHex(inner)]);
+    expect([viaInbound.verdict, viaInbound.reason, viaInbound.sa, toHex(viaInbound.packet)]).toEqual([
+      Verdict.PUNT,
+      Reason.not_ipsec,
+      0,
+      toHex(inner),
+    ]);
     expect(runOne(engine, Op.IPIP_ENCAP, inner, src, ipToU32(ADDR.smnHome)).reason).toBe(Reason.loop);
     const dead = runOne(engine, Op.IPIP_ENCAP, datagram(100, { ttl: 0 }), src, dst);
     expect(runOne(engine, Op.IPIP_DECAP, dead.packet).reason).toBe(Reason.ttl_expired);
@@ -77,10 +111,10 @@ describe('native round trips', () => {
     const engine = nativeEngine();
     const counters = engine.counters();
     const batch = new Batch({ capacity: 4 });
-    batch.push(Op.INBOUND, datagram(64));            // not IPsec → punt
-    batch.push(Op.ENCAP, datagram(64), 99);          // no SA
-    batch.push(Op.IPIP_DECAP, new Uint8Array(10));   // truncated
-    batch.push(77 as never, datagram(64));           // unknown op
+    batch.push(Op.INBOUND, datagram(64)); // not IPsec → punt
+    batch.push(Op.ENCAP, datagram(64), 99); // no SA
+    batch.push(Op.IPIP_DECAP, new Uint8Array(10)); // truncated
+    batch.push(77 as never, datagram(64)); // unknown op
     engine.process(batch);
     expect(counters).toBe(engine.counters());
     expect(counters[Reason.not_ipsec]).toBe(1n);
@@ -89,7 +123,7 @@ describe('native round trips', () => {
     expect(counters[Reason.bad_descriptor]).toBe(1n);
     expect(counters[VERDICT_COUNTER_BASE + Verdict.PUNT]).toBe(1n);
     expect(counters[VERDICT_COUNTER_BASE + Verdict.DROP]).toBe(3n);
-    batch.desc[3] = 2048 + 300;                      // packet 0 pointing into slot 1
+    batch.desc[3] = 2048 + 300; // packet 0 pointing into slot 1
     batch.count = 1;
     engine.process(batch);
     expect(counters[Reason.bad_descriptor]).toBe(2n);
@@ -98,19 +132,44 @@ describe('native round trips', () => {
 
 describe('saStats', () => {
   it('agree with the TS path after the same flows (packets, bytes, sequence numbers)', () => {
-    const pair = endSaPair({ suite: 'chacha20poly1305', ah: 'hmac-sha256-128', mode: 'spi', id: 30, src: ADDR.sgw0, dst: ADDR.sgw1, seq: 100 });
-    const hop = nexthopSaPair({ alg: 'gmac-aes128', coverage: 'headers', mode: 'skip', id: 31, src: ADDR.sgw0, dst: ADDR.sgw1 });
+    const pair = endSaPair({
+      suite: 'chacha20poly1305',
+      ah: 'hmac-sha256-128',
+      mode: 'spi',
+      id: 30,
+      src: ADDR.sgw0,
+      dst: ADDR.sgw1,
+      seq: 100,
+    });
+    const hop = nexthopSaPair({
+      alg: 'gmac-aes128',
+      coverage: 'headers',
+      mode: 'skip',
+      id: 31,
+      src: ADDR.sgw0,
+      dst: ADDR.sgw1,
+    });
     const stats = (impl: 'ts' | 'native') => {
       const tx = impl === 'native' ? nativeEngine([pair.out, hop.out]) : engineWith('ts', [pair.out, hop.out]);
-      const rx = impl === 'native' ? nativeEngine([pair.in, hop.in], { local: [ADDR.sgw1, ADDR.ch0] }) : engineWith('ts', [pair.in, hop.in], { local: [ADDR.sgw1, ADDR.ch0] });
+      const rx =
+        impl === 'native'
+          ? nativeEngine([pair.in, hop.in], { local: [ADDR.sgw1, ADDR.ch0] })
+          : engineWith('ts', [pair.in, hop.in], { local: [ADDR.sgw1, ADDR.ch0] });
       for (const size of SIZES) {
         runOne(rx, Op.INBOUND, runOne(tx, Op.ENCAP, datagram(size), pair.out.id).packet);
         runOne(rx, Op.INBOUND, runOne(tx, Op.WRAP, datagram(size), hop.out.id).packet);
       }
-      return [pair.out.id, pair.in.id, hop.out.id, hop.in.id].map((id) => impl === 'native' ? tx.saStats(id) ?? rx.saStats(id) : tx.saStats(id) ?? rx.saStats(id));
+      return [pair.out.id, pair.in.id, hop.out.id, hop.in.id].map((id) =>
+        impl === 'native' ? (tx.saStats(id) ?? rx.saStats(id)) : (tx.saStats(id) ?? rx.saStats(id)),
+      );
     };
     const native = stats('native');
-    expect(native[0]).toEqual({ packets: BigInt(SIZES.length), bytes: BigInt(SIZES.reduce((a, b) => a + b, 0)), ahSeq: 100 + SIZES.length, espSeq: 100 + SIZES.length });
+    expect(native[0]).toEqual({
+      packets: BigInt(SIZES.length),
+      bytes: BigInt(SIZES.reduce((a, b) => a + b, 0)),
+      ahSeq: 100 + SIZES.length,
+      espSeq: 100 + SIZES.length,
+    });
     expect(native).toEqual(stats('ts'));
   });
 });

@@ -21,9 +21,18 @@ describe('installSa validation', () => {
     engine.close();
   });
   it('key lengths per algorithm', () => {
-    refuses({ ...end.out, esp: { ...end.out.esp!, key: new Uint8Array(16) } }, /esp\.key must be 20 bytes for aes128gcm/);
-    refuses({ ...end.out, ah: { ...end.out.ah!, key: new Uint8Array(16) } }, /ah\.key must be 20 bytes for gmac-aes128/);
-    refuses({ ...spiEnd.out, esp: { ...spiEnd.out.esp!, key: new Uint8Array(20) } }, /esp\.key must be 36 bytes for aes256gcm/);
+    refuses(
+      { ...end.out, esp: { ...end.out.esp!, key: new Uint8Array(16) } },
+      /esp\.key must be 20 bytes for aes128gcm/,
+    );
+    refuses(
+      { ...end.out, ah: { ...end.out.ah!, key: new Uint8Array(16) } },
+      /ah\.key must be 20 bytes for gmac-aes128/,
+    );
+    refuses(
+      { ...spiEnd.out, esp: { ...spiEnd.out.esp!, key: new Uint8Array(20) } },
+      /esp\.key must be 36 bytes for aes256gcm/,
+    );
   });
   it('role against ah/esp', () => {
     refuses({ ...hop.out, esp: end.out.esp }, /role 'nexthop' needs ah and no esp/);

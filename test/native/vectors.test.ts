@@ -76,16 +76,29 @@ describe('ChaCha20-Poly1305 (RFC 8439, RFC 7634)', () => {
 
   const pkt = vectors.esp_chacha20_poly1305_packets.vectors[0];
   it(`${pkt.id}: primitive seal gives the published ciphertext and ICV`, () => {
-    const sealed: Uint8Array = crypto.aeadSeal('chacha20poly1305', fromHex(pkt.key_hex), fromHex(pkt.nonce_hex), fromHex(pkt.aad_hex), fromHex(pkt.plaintext_hex));
+    const sealed: Uint8Array = crypto.aeadSeal(
+      'chacha20poly1305',
+      fromHex(pkt.key_hex),
+      fromHex(pkt.nonce_hex),
+      fromHex(pkt.aad_hex),
+      fromHex(pkt.plaintext_hex),
+    );
     expect(toHex(sealed)).toBe(pkt.ciphertext_hex + pkt.icv_hex);
   });
 
   it(`${pkt.id}: the full packet through INBOUND with an SPI-mode SA delivers the inner ICMP echo`, () => {
     const spi = parseInt(pkt.spi_hex, 16);
-    const engine = nativeEngine([{
-      id: 1, direction: 'in', role: 'end', mode: 'spi', src: '203.0.113.153', dst: '203.0.113.5',
-      esp: { suite: 'chacha20poly1305', key: fromHex(pkt.keymat_hex), spi },
-    }]);
+    const engine = nativeEngine([
+      {
+        id: 1,
+        direction: 'in',
+        role: 'end',
+        mode: 'spi',
+        src: '203.0.113.153',
+        dst: '203.0.113.5',
+        esp: { suite: 'chacha20poly1305', key: fromHex(pkt.keymat_hex), spi },
+      },
+    ]);
     const batch = new Batch({ capacity: 2 });
     batch.push(Op.INBOUND, fromHex(pkt.full_packet_hex));
     batch.push(Op.INBOUND, fromHex(pkt.full_packet_hex));
@@ -109,7 +122,7 @@ describe('Internet checksum (RFC 1071, RFC 1624)', () => {
         expect(0xffff - crypto.ipChecksum(data)).toBe(parseInt(v.ones_complement_sum_hex, 16));
         return;
       }
-      expect(crypto.ipChecksum(data)).toBe(0);  // a valid header sums to 0xffff
+      expect(crypto.ipChecksum(data)).toBe(0); // a valid header sums to 0xffff
       const at = v.checksum_field_offset;
       data[at] = data[at + 1] = 0;
       expect(crypto.ipChecksum(data)).toBe(parseInt(v.checksum_hex, 16));

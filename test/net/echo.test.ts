@@ -16,7 +16,12 @@ describe('echoReply', () => {
   it('answers an echo request: addresses swapped, type 0, same identifier, sequence and data, valid checksums', () => {
     const reply = echoReply(echoRequest())!;
     const ip = parseIpv4(reply, 0);
-    expect(ip.ok && [ip.header.src, ip.header.dst, ip.header.protocol, ip.header.tos]).toEqual([ipToU32('10.10.0.1'), ipToU32('10.10.0.10'), IpProto.ICMP, 0x10]);
+    expect(ip.ok && [ip.header.src, ip.header.dst, ip.header.protocol, ip.header.tos]).toEqual([
+      ipToU32('10.10.0.1'),
+      ipToU32('10.10.0.10'),
+      IpProto.ICMP,
+      0x10,
+    ]);
     expect([...reply.subarray(20, 21)]).toEqual([0]);
     expect([...reply.subarray(24)]).toEqual([...echoRequest().subarray(24)]);
     expect(internetChecksum(reply, 20, reply.length)).toBe(0);
@@ -32,7 +37,9 @@ describe('echoReply', () => {
     fragment[10] = c >>> 8;
     fragment[11] = c & 0xff;
     expect(echoReply(fragment)).toBeUndefined();
-    expect(echoReply(buildIpv4({ protocol: IpProto.ICMP, src: 1, dst: 2 }, Uint8Array.from([8, 0, 0]))) ).toBeUndefined();
+    expect(
+      echoReply(buildIpv4({ protocol: IpProto.ICMP, src: 1, dst: 2 }, Uint8Array.from([8, 0, 0]))),
+    ).toBeUndefined();
     expect(echoReply(buildIpv4({ protocol: IpProto.UDP, src: 1, dst: 2 }, echoRequest().subarray(20)))).toBeUndefined();
   });
 });

@@ -14,18 +14,21 @@ const punt = (reason: ReasonName, sa = 0, packet = toUs) => ({ packet, reason, s
 
 describe('hasEngineContext', () => {
   it('an SA authenticated it: context, whatever the reason', () => {
-    for (const reason of ['no_policy', 'unknown_key', 'not_ipsec', 'ttl_exceeded'] as const) expect(hasEngineContext(punt(reason, 7), isOwn)).toBe(true);
+    for (const reason of ['no_policy', 'unknown_key', 'not_ipsec', 'ttl_exceeded'] as const)
+      expect(hasEngineContext(punt(reason, 7), isOwn)).toBe(true);
   });
 
   it('reasons the engine gives only after opening or refusing a layer: context', () => {
-    for (const reason of ['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local'] as const) expect(hasEngineContext(punt(reason), isOwn)).toBe(true);
+    for (const reason of ['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local'] as const)
+      expect(hasEngineContext(punt(reason), isOwn)).toBe(true);
   });
 
   it('first-layer punts carry the packet as it arrived: no context', () => {
-    for (const reason of ['no_policy', 'policy_punt', 'ttl_exceeded', 'unknown_key'] as const) expect(hasEngineContext(punt(reason), isOwn)).toBe(false);
+    for (const reason of ['no_policy', 'policy_punt', 'ttl_exceeded', 'unknown_key'] as const)
+      expect(hasEngineContext(punt(reason), isOwn)).toBe(false);
   });
 
-  it('not_ipsec: a packet to the host\'s own address was read as it is; one addressed elsewhere was peeled out of IP-in-IP', () => {
+  it("not_ipsec: a packet to the host's own address was read as it is; one addressed elsewhere was peeled out of IP-in-IP", () => {
     expect(hasEngineContext(punt('not_ipsec'), isOwn)).toBe(false);
     expect(hasEngineContext(punt('not_ipsec', 0, elsewhere), isOwn)).toBe(true);
   });

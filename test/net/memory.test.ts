@@ -4,7 +4,10 @@ import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, IpProto, parseIpv4 } from '../../src/wire/ipv4.js';
 
 function datagram(src: string, dst: string, payload = 'x', ttl = 64): Uint8Array {
-  return buildIpv4({ src: ipToU32(src), dst: ipToU32(dst), protocol: IpProto.UDP, ttl }, new TextEncoder().encode(payload));
+  return buildIpv4(
+    { src: ipToU32(src), dst: ipToU32(dst), protocol: IpProto.UDP, ttl },
+    new TextEncoder().encode(payload),
+  );
 }
 
 function text(packet: Uint8Array): string {
@@ -70,8 +73,12 @@ describe('MemoryNetwork', () => {
     expect(ip.ok && ip.header.ttl).toBe(63);
     const lan = net.link('lan').captures();
     const wan = net.link('wan').captures();
-    expect(lan.map((f) => [f.time, f.link, f.from, f.to, f.fate])).toEqual([[0, 'lan', 'a/eth0', 'r/eth0', 'delivered']]);
-    expect(wan.map((f) => [f.time, f.link, f.from, f.to, f.fate])).toEqual([[1, 'wan', 'r/eth1', 'b/eth0', 'delivered']]);
+    expect(lan.map((f) => [f.time, f.link, f.from, f.to, f.fate])).toEqual([
+      [0, 'lan', 'a/eth0', 'r/eth0', 'delivered'],
+    ]);
+    expect(wan.map((f) => [f.time, f.link, f.from, f.to, f.fate])).toEqual([
+      [1, 'wan', 'r/eth1', 'b/eth0', 'delivered'],
+    ]);
     expect(wan[0].packet[8]).toBe(63);
   });
 
@@ -103,7 +110,14 @@ describe('MemoryNetwork', () => {
     b.send(datagram('198.18.0.2', '10.7.0.1'));
     net.run();
     expect(a.counters().not_for_us).toBe(1);
-    expect(r.counters()).toEqual({ bad_ipv4: 0, no_route: 1, ttl_expired: 1, not_for_us: 0, unresolved: 1, too_big: 0 });
+    expect(r.counters()).toEqual({
+      bad_ipv4: 0,
+      no_route: 1,
+      ttl_expired: 1,
+      not_for_us: 0,
+      unresolved: 1,
+      too_big: 0,
+    });
   });
 
   it('answers for proxied addresses on a multi-access link', () => {
@@ -157,7 +171,10 @@ describe('MemoryNetwork', () => {
     a.send(datagram('10.0.0.1', '10.0.0.100', 'loop'));
     a.inject(datagram('198.18.0.2', '10.0.0.100', 'injected'), { iface: 'eth0' });
     net.run();
-    expect(got).toEqual([['loop', undefined], ['injected', 'eth0']]);
+    expect(got).toEqual([
+      ['loop', undefined],
+      ['injected', 'eth0'],
+    ]);
     a.removeLocalAddress('10.0.0.100');
     a.inject(datagram('198.18.0.2', '10.0.0.100', 'again'));
     net.run();
@@ -195,7 +212,10 @@ describe('MemoryNetwork', () => {
       net.link('lan').setLoss(0.5, seed);
       for (let i = 0; i < 40; i++) a.send(datagram('10.0.0.1', '198.18.0.2', `${i}`));
       net.run();
-      return net.link('lan').captures().map((f) => f.fate);
+      return net
+        .link('lan')
+        .captures()
+        .map((f) => f.fate);
     };
     const first = pattern(7);
     expect(pattern(7)).toEqual(first);
@@ -219,7 +239,9 @@ describe('MemoryNetwork', () => {
     expect(() => a.addInterface('eth1', 'nowhere', '1.2.3.4/8')).toThrow(/no link named 'nowhere'/);
     expect(() => a.addRoute('10.5.0.0/16', { via: '172.16.0.1' })).toThrow(/no interface is on that next hop's subnet/);
     expect(() => a.addInterface('eth1', 'lan', '10.0.0.9')).toThrow(/prefix length/);
-    expect(() => net.addHost('x').addInterface('p', 'wan', '198.18.0.9/30')).toThrow(/point-to-point and already has two ends/);
+    expect(() => net.addHost('x').addInterface('p', 'wan', '198.18.0.9/30')).toThrow(
+      /point-to-point and already has two ends/,
+    );
   });
 
   it('sends live frames to a tap until it is removed', () => {

@@ -5,7 +5,12 @@ import { MemoryNetwork } from '../../src/net/memory.js';
 import { Tally } from '../../src/roles/common/counters.js';
 import { CertificateDiscovery, type DiscoveryOutcome } from '../../src/roles/common/discovery.js';
 
-export function lanDiscovery(): { net: MemoryNetwork; d: CertificateDiscovery; outcomes: string[]; record: (o: DiscoveryOutcome) => void } {
+export function lanDiscovery(): {
+  net: MemoryNetwork;
+  d: CertificateDiscovery;
+  outcomes: string[];
+  record: (o: DiscoveryOutcome) => void;
+} {
   const net = new MemoryNetwork();
   net.addLink('lan');
   const host = net.addHost('a');
@@ -14,7 +19,14 @@ export function lanDiscovery(): { net: MemoryNetwork; d: CertificateDiscovery; o
   const ca = makeCa(nowS);
   const own = makeIdentity(ca.key, 'sgw:10.0.0.1', nowS).cert;
   const cache = new CertCache(ca.cert);
-  const d = new CertificateDiscovery({ host, clock: net.clock, own, cache, localAddress: () => '10.0.0.1', tally: new Tally() });
+  const d = new CertificateDiscovery({
+    host,
+    clock: net.clock,
+    own,
+    cache,
+    localAddress: () => '10.0.0.1',
+    tally: new Tally(),
+  });
   const outcomes: string[] = [];
   return { net, d, outcomes, record: (o) => outcomes.push(o.ok ? 'ok' : o.reason) };
 }

@@ -26,8 +26,14 @@ describe.each(['native', 'ts'] as const)('manual SAs in the data path tables (%s
     const engines = example.nodes.map(() => createEngine(impl));
     for (const [i, g] of example.nodes.entries()) {
       const gateway = new ManualSpiGateway({
-        host: addSpiGatewayHost(network, g), clock: network.clock, engine: engines[i], entries: g.node.manualSas ?? [],
-        keys: g.paths.manualKeys ?? [], inside: interfaceOf(g, 'inside'), outside: interfaceOf(g, 'outside'), dataPath: TABLES,
+        host: addSpiGatewayHost(network, g),
+        clock: network.clock,
+        engine: engines[i],
+        entries: g.node.manualSas ?? [],
+        keys: g.paths.manualKeys ?? [],
+        inside: interfaceOf(g, 'inside'),
+        outside: interfaceOf(g, 'outside'),
+        dataPath: TABLES,
       });
       cleanup.push(() => gateway.close());
     }
@@ -51,8 +57,14 @@ describe.each(['native', 'ts'] as const)('manual SAs in the data path tables (%s
     expect(opened.packet).toEqual(datagram);
 
     // Not for the remote prefix, or sealed traffic read on the wrong side: left to the hook.
-    expect(run(gwa, TABLES.inside, probe('10.10.0.10', '10.30.0.10', 2))).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
-    expect(run(gwa, TABLES.outside, probe('198.18.30.1', '10.20.0.10', 3))).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
+    expect(run(gwa, TABLES.inside, probe('10.10.0.10', '10.30.0.10', 2))).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.no_policy,
+    });
+    expect(run(gwa, TABLES.outside, probe('198.18.30.1', '10.20.0.10', 3))).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.no_policy,
+    });
     expect(run(gwb, TABLES.inside, sealed.packet)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
   });
 });

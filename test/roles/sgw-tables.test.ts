@@ -26,7 +26,10 @@ class FakeKeys {
   current: number;
   rotateTo?: number;
   retired: number[] = [];
-  constructor(private readonly engine: Engine, first: SaDesc) {
+  constructor(
+    private readonly engine: Engine,
+    first: SaDesc,
+  ) {
     this.current = first.id;
   }
   outbound(_req: unknown, retired?: number[]): SaLookup {
@@ -55,21 +58,39 @@ async function setUp(impl: (typeof IMPLS)[number]) {
   const keys = new FakeKeys(engine, first);
   const place: SgwPlace = { map, self };
   const requests = { end: () => ({}) as never, nextHop: () => ({}) as never };
-  const tables = new SgwTables(place, engine, keys as unknown as NodeKeys, requests, { inside: INSIDE, outside: [OUTSIDE] }, clock, new Tally());
+  const tables = new SgwTables(
+    place,
+    engine,
+    keys as unknown as NodeKeys,
+    requests,
+    { inside: INSIDE, outside: [OUTSIDE] },
+    clock,
+    new Tally(),
+  );
   return { map, self, engine, keys, tables, clock };
 }
 
-const outbound = (engine: Engine, table: number, src: string, dst: string, ttl = 64) => runOne(engine, Op.OUTBOUND, datagram(200, { src, dst, ttl }), table);
+const outbound = (engine: Engine, table: number, src: string, dst: string, ttl = 64) =>
+  runOne(engine, Op.OUTBOUND, datagram(200, { src, dst, ttl }), table);
 
 describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
   it('own addresses go to INBOUND on every interface; nothing else is answered before the policy decides', async () => {
     const { engine, tables } = await setUp(impl);
     tables.refresh();
     for (const table of [INSIDE, OUTSIDE]) {
-      expect(outbound(engine, table, F6.ch1, F6.sgw0)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.not_ipsec });
+      expect(outbound(engine, table, F6.ch1, F6.sgw0)).toMatchObject({
+        verdict: Verdict.PUNT,
+        reason: Reason.not_ipsec,
+      });
     }
-    expect(outbound(engine, INSIDE, F6.ch0, F6.ch1)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
-    expect(outbound(engine, OUTSIDE, F6.chx, F6.ch0)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
+    expect(outbound(engine, INSIDE, F6.ch0, F6.ch1)).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.policy_punt,
+    });
+    expect(outbound(engine, OUTSIDE, F6.chx, F6.ch0)).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.no_policy,
+    });
   });
 
   it('a protect decision answers for the whole target region, only for sources this SGW protects; the HA and other sources punt', async () => {
@@ -79,11 +100,20 @@ describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
     const r = outbound(engine, INSIDE, F6.ch0, '10.1.7.7');
     expect(r).toMatchObject({ verdict: Verdict.FORWARD, sa: 11, nexthop: ipToU32(F6.sgw1) });
     // The HA's tunnel to an address no binding names is the policy's (never sent on, issue 10 hole 8).
-    expect(outbound(engine, INSIDE, F6.ha, F6.ch1)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
+    expect(outbound(engine, INSIDE, F6.ha, F6.ch1)).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.policy_punt,
+    });
     // A visiting SMN's home address is not ours: the policy answers with ICMP 40 (§3.2 step 1).
-    expect(outbound(engine, INSIDE, F6.coa2, F6.ch1)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
+    expect(outbound(engine, INSIDE, F6.coa2, F6.ch1)).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.no_policy,
+    });
     // Site 2 was not compiled: its prefix punts.
-    expect(outbound(engine, INSIDE, F6.ch0, F6.ch2)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
+    expect(outbound(engine, INSIDE, F6.ch0, F6.ch2)).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.policy_punt,
+    });
   });
 
   it('keys rotate: the tables move to the new SA before the old one is removed', async () => {
@@ -103,7 +133,10 @@ describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
     const r = outbound(engine, INSIDE, F6.ch0, F6.chx, 9);
     expect(r).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(F6.chx) });
     expect(r.packet[8]).toBe(8);
-    expect(outbound(engine, INSIDE, F6.ha, F6.chx)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
+    expect(outbound(engine, INSIDE, F6.ha, F6.chx)).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.policy_punt,
+    });
     clock.run(60_001);
     tables.refresh();
     expect(outbound(engine, INSIDE, F6.ch0, F6.chx)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
@@ -113,8 +146,15 @@ describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
     const { engine, tables, map, self, clock } = await setUp(impl);
     const bindings = new Map([[ipToU32(ADDR.smnCoa), ipToU32(F6.home)]]);
     const careOfs = { get: (c: number) => bindings.get(c), has: (c: number) => bindings.has(c) };
-    const t = new SgwTables({ map, self, careOfs }, engine, (tables as unknown as { keys: NodeKeys }).keys,
-      { end: () => ({}) as never, nextHop: () => ({}) as never }, { inside: INSIDE, outside: [OUTSIDE] }, clock, new Tally());
+    const t = new SgwTables(
+      { map, self, careOfs },
+      engine,
+      (tables as unknown as { keys: NodeKeys }).keys,
+      { end: () => ({}) as never, nextHop: () => ({}) as never },
+      { inside: INSIDE, outside: [OUTSIDE] },
+      clock,
+      new Tally(),
+    );
     t.learnProtect(ipToU32(ADDR.smnCoa), { kind: 'smn', home: F6.home, careOf: ADDR.smnCoa }, undefined);
     t.refresh();
     // The HA's tunnel to the bound care-of address is what the entry is for.
@@ -134,15 +174,25 @@ describe('SgwTables selectors and prefix arithmetic', () => {
   it('subtractPrefixes leaves exactly the addresses outside the holes', () => {
     const left = subtractPrefixes([parsePrefix('10.0.0.0/16')], [parsePrefix('10.0.5.0/24')]);
     expect(left).toHaveLength(8);
-    const covered = (a: string) => left.filter((p) => ((ipToU32(a) ^ p.network) >>> (32 - p.length)) === 0 || p.length === 0).length;
+    const covered = (a: string) =>
+      left.filter((p) => (ipToU32(a) ^ p.network) >>> (32 - p.length) === 0 || p.length === 0).length;
     expect(covered('10.0.5.7')).toBe(0);
     for (const a of ['10.0.0.1', '10.0.4.255', '10.0.6.0', '10.0.255.255']) expect(covered(a)).toBe(1);
   });
 
   it('an SGW peer speaks for its region, an SMN for its home address; unknown peers get selectors nothing matches', async () => {
     const { tables } = await setUp('ts');
-    expect(tables.selectorsFor({ nsid: NSID_NONE, address: ipToU32(F6.sgw1) })).toEqual({ src: ['10.1.0.0/16'], dst: ['10.0.0.0/16'] });
-    expect(tables.selectorsFor({ nsid: NSID_IPV4, address: ipToU32(F6.home) })).toEqual({ src: ['10.0.0.100/32'], dst: ['10.0.0.0/16'] });
-    expect(tables.selectorsFor({ nsid: NSID_NONE, address: ipToU32(F6.chx) })).toEqual({ src: ['0.0.0.0/32'], dst: ['0.0.0.0/32'] });
+    expect(tables.selectorsFor({ nsid: NSID_NONE, address: ipToU32(F6.sgw1) })).toEqual({
+      src: ['10.1.0.0/16'],
+      dst: ['10.0.0.0/16'],
+    });
+    expect(tables.selectorsFor({ nsid: NSID_IPV4, address: ipToU32(F6.home) })).toEqual({
+      src: ['10.0.0.100/32'],
+      dst: ['10.0.0.0/16'],
+    });
+    expect(tables.selectorsFor({ nsid: NSID_NONE, address: ipToU32(F6.chx) })).toEqual({
+      src: ['0.0.0.0/32'],
+      dst: ['0.0.0.0/32'],
+    });
   });
 });

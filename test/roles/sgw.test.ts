@@ -59,7 +59,12 @@ describe('RateLimiter', () => {
   it('refills at its rate and keeps destinations apart', () => {
     const clock = new VirtualClock(0);
     const limiter = new RateLimiter(clock, { burst: 2, perSecond: 10 });
-    expect([limiter.allow('a'), limiter.allow('a'), limiter.allow('a'), limiter.allow('b')]).toEqual([true, true, false, true]);
+    expect([limiter.allow('a'), limiter.allow('a'), limiter.allow('a'), limiter.allow('b')]).toEqual([
+      true,
+      true,
+      false,
+      true,
+    ]);
     clock.run(99);
     expect(limiter.allow('a')).toBe(false);
     clock.run(100);
@@ -93,16 +98,34 @@ describe('UdpSourceNat (§3.5)', () => {
   it('maps an inside address and port (per remote end) to one global port, answers come back, anything else is left alone', () => {
     const clock = new VirtualClock(0);
     const nat = new UdpSourceNat(clock, ipToU32('198.18.1.1'));
-    const out1 = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
-    const out2 = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
-    const other = nat.outbound(buildUdpDatagram({ src: ipToU32('10.1.0.101'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 }, new Uint8Array(4)));
+    const out1 = nat.outbound(
+      buildUdpDatagram(
+        { src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 },
+        new Uint8Array(4),
+      ),
+    );
+    const out2 = nat.outbound(
+      buildUdpDatagram(
+        { src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 },
+        new Uint8Array(4),
+      ),
+    );
+    const other = nat.outbound(
+      buildUdpDatagram(
+        { src: ipToU32('10.1.0.101'), dst: ipToU32('198.18.9.10'), srcPort: 4000, dstPort: 7 },
+        new Uint8Array(4),
+      ),
+    );
     const sent = [out1, out2, other].map((p) => parseUdpDatagram(p!)).map((u) => (u.ok ? u.udp : undefined));
     expect(sent.map((u) => u?.src)).toEqual(Array(3).fill(ipToU32('198.18.1.1')));
     const [port, samePort, otherPort] = sent.map((u) => u!.srcPort);
     expect(samePort).toBe(port);
     expect(otherPort).not.toBe(port);
     const answer = (dstPort: number) =>
-      buildUdpDatagram({ src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort }, new Uint8Array(4));
+      buildUdpDatagram(
+        { src: ipToU32('198.18.9.10'), dst: ipToU32('198.18.1.1'), srcPort: 7, dstPort },
+        new Uint8Array(4),
+      );
     const back = nat.inbound(answer(port));
     const u = parseUdpDatagram(back!);
     expect(u.ok && [u.udp.dst, u.udp.dstPort]).toEqual([ipToU32('10.1.0.100'), 4000]);

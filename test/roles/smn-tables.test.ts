@@ -24,19 +24,38 @@ const IFACE_TABLE = 1;
 describe('compileSmnPolicies', () => {
   it('protects each destination for the home and care-of sources in the application table; own addresses are inbound in each interface table', () => {
     const policies = compileSmnPolicies({
-      appTable: APP_TABLE, interfaceTables: [IFACE_TABLE], homeAddress: F6.home, careOf: F6.coa1,
-      protections: new Map([[ipToU32(F6.ch2), { sa: 9, wraps: [] }], [ipToU32(F6.ch0), { sa: 5, wraps: [6] }]]),
+      appTable: APP_TABLE,
+      interfaceTables: [IFACE_TABLE],
+      homeAddress: F6.home,
+      careOf: F6.coa1,
+      protections: new Map([
+        [ipToU32(F6.ch2), { sa: 9, wraps: [] }],
+        [ipToU32(F6.ch0), { sa: 5, wraps: [6] }],
+      ]),
     });
     expect(policies).toEqual([
       { prefix: `${F6.coa1}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
       { prefix: `${F6.home}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
-      { prefix: `${F6.ch0}/32`, table: APP_TABLE, src: [`${F6.coa1}/32`, `${F6.home}/32`], action: 'protect', sa: 5, wrap: [6] },
+      {
+        prefix: `${F6.ch0}/32`,
+        table: APP_TABLE,
+        src: [`${F6.coa1}/32`, `${F6.home}/32`],
+        action: 'protect',
+        sa: 5,
+        wrap: [6],
+      },
       { prefix: `${F6.ch2}/32`, table: APP_TABLE, src: [`${F6.coa1}/32`, `${F6.home}/32`], action: 'protect', sa: 9 },
     ]);
   });
 
   it('at home the home address is listed once, and what the applications send from it leaves as it is', () => {
-    const policies = compileSmnPolicies({ appTable: APP_TABLE, interfaceTables: [IFACE_TABLE], homeAddress: F6.home, careOf: F6.home, protections: new Map() });
+    const policies = compileSmnPolicies({
+      appTable: APP_TABLE,
+      interfaceTables: [IFACE_TABLE],
+      homeAddress: F6.home,
+      careOf: F6.home,
+      protections: new Map(),
+    });
     expect(policies).toEqual([
       { prefix: `${F6.home}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
       { prefix: '0.0.0.0/0', table: APP_TABLE, src: [`${F6.home}/32`], action: 'bypass', sa: 0 },
@@ -45,7 +64,11 @@ describe('compileSmnPolicies', () => {
 
   it('a destination without layers (SA 0) is bypassed from the own addresses, only away from home', () => {
     const policies = compileSmnPolicies({
-      appTable: APP_TABLE, interfaceTables: [IFACE_TABLE], homeAddress: F6.home, careOf: F6.coa1, protections: new Map([[ipToU32(F6.ch2), { sa: 0, wraps: [] }]]),
+      appTable: APP_TABLE,
+      interfaceTables: [IFACE_TABLE],
+      homeAddress: F6.home,
+      careOf: F6.coa1,
+      protections: new Map([[ipToU32(F6.ch2), { sa: 0, wraps: [] }]]),
     });
     expect(policies.filter((p) => p.table === APP_TABLE)).toEqual([
       { prefix: `${F6.ch2}/32`, table: APP_TABLE, src: [`${F6.coa1}/32`, `${F6.home}/32`], action: 'bypass', sa: 0 },
@@ -60,7 +83,10 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
   async function visiting(place = 'sgw1', smn?: WorldOptions['smn']): Promise<{ w: World; engine: Engine }> {
     const w = await figure6World({ engine: impl, smn });
     world = w;
-    const dataPath: HostDataPath = { tableOf: (port) => (port === APPLICATION_PORT ? APP_TABLE : IFACE_TABLE), onEnginePunt: () => () => {} };
+    const dataPath: HostDataPath = {
+      tableOf: (port) => (port === APPLICATION_PORT ? APP_TABLE : IFACE_TABLE),
+      onEnginePunt: () => () => {},
+    };
     Object.defineProperty(w.smnHost, 'dataPath', { value: dataPath });
     w.place(place);
     w.network.runFor(SETTLE_MS);
@@ -89,16 +115,25 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     return w.smn.policies().find((p) => p.prefix === `${dst}/32` && p.action === 'protect');
   }
 
-  it('after the first packet, the policy for the CH seals the next ones as the JS path does: End-End to SGW0 inside SGW1\'s Next-hop layer', async () => {
+  it("after the first packet, the policy for the CH seals the next ones as the JS path does: End-End to SGW0 inside SGW1's Next-hop layer", async () => {
     const { w, engine } = await visiting();
-    expect(w.smn.policies().filter((p) => p.action === 'inbound').map((p) => p.prefix)).toEqual([`${F6.coa1}/32`, `${F6.home}/32`]);
+    expect(
+      w.smn
+        .policies()
+        .filter((p) => p.action === 'inbound')
+        .map((p) => p.prefix),
+    ).toEqual([`${F6.coa1}/32`, `${F6.home}/32`]);
     expect(echoed(w, 1)).toBe(true);
     const policy = protectOf(w, F6.ch0);
     expect(policy).toMatchObject({ table: APP_TABLE, sa: expect.any(Number), wrap: [expect.any(Number)] });
     const sealed = sealByTable(engine, probe(F6.home, F6.ch0, 2));
     expect(sealed.verdict).toBe(Verdict.FORWARD);
     // Outer: care-of → SGW1 (the Next-hop layer), SKIP.
-    expect([sealed.packet[9], sealed.packet.subarray(12, 16).join('.'), sealed.packet.subarray(16, 20).join('.')]).toEqual([IPPROTO_SKIP, F6.coa1, F6.sgw1]);
+    expect([
+      sealed.packet[9],
+      sealed.packet.subarray(12, 16).join('.'),
+      sealed.packet.subarray(16, 20).join('.'),
+    ]).toEqual([IPPROTO_SKIP, F6.coa1, F6.sgw1]);
     // On the wire, without the SMN's JS: CH0 gets it and its echo comes back.
     const echoes = collectEchoes(w.smnHost);
     w.smnHost.send(sealed.packet, { bypassHooks: true });
@@ -122,12 +157,17 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     w.place('sgw2');
     w.network.runFor(SETTLE_MS);
     expect(protectOf(w, F6.ch0)).toBeUndefined();
-    expect(w.smn.policies().filter((p) => p.action === 'inbound').map((p) => p.prefix)).toEqual([`${F6.coa2}/32`, `${F6.home}/32`]);
+    expect(
+      w.smn
+        .policies()
+        .filter((p) => p.action === 'inbound')
+        .map((p) => p.prefix),
+    ).toEqual([`${F6.coa2}/32`, `${F6.home}/32`]);
     expect(echoed(w, 4)).toBe(true);
     expect(protectOf(w, F6.ch0)).toMatchObject({ src: [`${F6.coa2}/32`, `${F6.home}/32`] });
   });
 
-  it('at home the applications\' datagrams leave as they are by the table (usual IP), as the JS path passes them', async () => {
+  it("at home the applications' datagrams leave as they are by the table (usual IP), as the JS path passes them", async () => {
     const { w, engine } = await visiting();
     w.place('home');
     w.network.runFor(SETTLE_MS);
@@ -143,7 +183,11 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     const { w, engine } = await visiting('outside', { outsideCh: 'direct' });
     w.smn.send(probe(F6.out, F6.chx, 1));
     w.network.runFor(SETTLE_MS);
-    expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toMatchObject({ table: APP_TABLE, action: 'bypass', sa: 0 });
+    expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toMatchObject({
+      table: APP_TABLE,
+      action: 'bypass',
+      sa: 0,
+    });
     const datagram = probe(F6.out, F6.chx, 2);
     const out = sealByTable(engine, datagram);
     expect(out.verdict).toBe(Verdict.FORWARD);
@@ -163,14 +207,20 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     const nexthopBefore = w.smn.counters().failure_need_nexthop ?? 0;
     const mallory = w.addHost('mallory', '10.1.0.66');
     const failure = (quoted: Uint8Array) => {
-      mallory.send(buildSecurityFailurePacket(ipToU32(F6.sgw1), ipToU32(F6.coa1), Icmp40Code.needAuthentication, quoted), { bypassHooks: true });
+      mallory.send(
+        buildSecurityFailurePacket(ipToU32(F6.sgw1), ipToU32(F6.coa1), Icmp40Code.needAuthentication, quoted),
+        { bypassHooks: true },
+      );
       w.network.runFor(50);
     };
     // Next-hop AH: SKIP header, then AH (SPI at +4, sequence at +8).
     const ihl = (sealed[0] & 0x0f) * 4;
     const ahAt = ihl + skipHeaderLength(sealed, ihl);
     const future = sealed.slice();
-    new DataView(future.buffer).setUint32(ahAt + 8, new DataView(sealed.buffer, sealed.byteOffset).getUint32(ahAt + 8) + 1);
+    new DataView(future.buffer).setUint32(
+      ahAt + 8,
+      new DataView(sealed.buffer, sealed.byteOffset).getUint32(ahAt + 8) + 1,
+    );
     failure(future);
     expect(w.smn.counters()).toMatchObject({ failure_quote_not_sent: 1 });
     const forged = sealed.slice();

@@ -14,24 +14,46 @@ process.env.MIPSEC_NATIVE = '1';
 const u = ipToU32;
 
 function table(map: TopologyMap, procedure: 'direct' | 'three-step', borders = ['sgw0']) {
-  const t = new PathTable(map, procedure, borders.map((b) => map.sgw(b)!), { sgw: map.sgw('sgw0')!, homeAgent: u(F6.ha) }, () => 0);
+  const t = new PathTable(
+    map,
+    procedure,
+    borders.map((b) => map.sgw(b)!),
+    { sgw: map.sgw('sgw0')!, homeAgent: u(F6.ha) },
+    () => 0,
+  );
   t.reset(u(F6.coa1));
   return t;
 }
-const names = (l: { stage: string; end?: { name: string }; hops: { name: string }[] }) => ({ stage: l.stage, end: l.end?.name, hops: l.hops.map((h) => h.name) });
+const names = (l: { stage: string; end?: { name: string }; hops: { name: string }[] }) => ({
+  stage: l.stage,
+  end: l.end?.name,
+  hops: l.hops.map((h) => h.name),
+});
 
 describe('PathTable', () => {
-  it('direct: End-End with the CH\'s SGW, the visited SGW\'s Next-hop layer once it asks (§4.5.5)', async () => {
+  it("direct: End-End with the CH's SGW, the visited SGW's Next-hop layer once it asks (§4.5.5)", async () => {
     const map = await figure6Map();
     const t = table(map, 'direct');
     expect(names(t.layersFor(u(F6.ch2)))).toEqual({ stage: 'end', end: 'sgw2', hops: [] });
-    const r = t.onFailure({ from: u(F6.sgw1), code: Icmp40Code.needAuthentication, quotedSrc: u(F6.coa1), quotedDst: u(F6.sgw2) });
+    const r = t.onFailure({
+      from: u(F6.sgw1),
+      code: Icmp40Code.needAuthentication,
+      quotedSrc: u(F6.coa1),
+      quotedDst: u(F6.sgw2),
+    });
     expect(r).toEqual({ changed: [u(F6.ch2)], note: 'failure_need_nexthop' });
     expect(names(t.layersFor(u(F6.ch2)))).toEqual({ stage: 'end', end: 'sgw2', hops: ['sgw1'] });
     // Learned for the location: a new destination needs it too, without asking again.
     expect(names(t.layersFor(u(F6.ch0)))).toEqual({ stage: 'end', end: 'sgw0', hops: ['sgw1'] });
     // The same failure again changes nothing.
-    expect(t.onFailure({ from: u(F6.sgw1), code: Icmp40Code.needAuthentication, quotedSrc: u(F6.coa1), quotedDst: u(F6.sgw2) }).changed).toEqual([]);
+    expect(
+      t.onFailure({
+        from: u(F6.sgw1),
+        code: Icmp40Code.needAuthentication,
+        quotedSrc: u(F6.coa1),
+        quotedDst: u(F6.sgw2),
+      }).changed,
+    ).toEqual([]);
   });
 
   it('three-step: plain, then Next-hop AH around the plain datagram, then End-End with the SGW that sent code 5 (§3.2)', async () => {
@@ -50,13 +72,21 @@ describe('PathTable', () => {
     const map = await figure6Map();
     const t = table(map, 'direct');
     t.layersFor(u(F6.ch0));
-    expect(t.onFailure({ from: u('198.18.9.10'), code: 4, quotedSrc: 0, quotedDst: u(F6.sgw0) })).toEqual({ changed: [], note: 'failure_from_unknown_node' });
-    expect(t.onFailure({ from: u(F6.sgw1), code: 4, quotedSrc: 0, quotedDst: u('10.9.9.9') })).toEqual({ changed: [], note: 'failure_for_unknown_flow' });
-    expect(t.onFailure({ from: u(F6.sgw1), code: 5, quotedSrc: 0, quotedDst: u(F6.sgw0) }).note).toBe('failure_visit_refused');
+    expect(t.onFailure({ from: u('198.18.9.10'), code: 4, quotedSrc: 0, quotedDst: u(F6.sgw0) })).toEqual({
+      changed: [],
+      note: 'failure_from_unknown_node',
+    });
+    expect(t.onFailure({ from: u(F6.sgw1), code: 4, quotedSrc: 0, quotedDst: u('10.9.9.9') })).toEqual({
+      changed: [],
+      note: 'failure_for_unknown_flow',
+    });
+    expect(t.onFailure({ from: u(F6.sgw1), code: 5, quotedSrc: 0, quotedDst: u(F6.sgw0) }).note).toBe(
+      'failure_visit_refused',
+    );
     expect(t.layersFor(u(F6.ch0)).stage).toBe('refused');
   });
 
-  it('outside correspondents stay usual IP: code 4 adds the visited SGW\'s layer, code 5 is ignored (§3.5)', async () => {
+  it("outside correspondents stay usual IP: code 4 adds the visited SGW's layer, code 5 is ignored (§3.5)", async () => {
     const map = await figure6Map();
     const t = table(map, 'direct');
     expect(t.layersFor(u(F6.chx)).stage).toBe('plain');
@@ -65,7 +95,7 @@ describe('PathTable', () => {
     expect(t.onFailure({ from: u(F6.sgw0), code: 5, quotedSrc: u(F6.home), quotedDst: u(F6.chx) }).changed).toEqual([]);
   });
 
-  it('outside the organization: a known Border-SGW is the VPN end, or the CH\'s own when it is known (§3.3, §4.5.7)', async () => {
+  it("outside the organization: a known Border-SGW is the VPN end, or the CH's own when it is known (§3.3, §4.5.7)", async () => {
     const map = await figure6Map();
     const only0 = table(map, 'direct');
     only0.reset(u(F6.out));

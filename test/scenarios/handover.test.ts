@@ -24,7 +24,14 @@ describe.each(['native', 'ts'] as const)('handover on the %s engine', (engine) =
   it('home → Site 1 → Site 2 → outside → home with a flow every 20 ms: registration kept, traffic resumes after every move', async () => {
     world = await figure6World({ engine });
     const w = world;
-    const flow = new Flow(w.network.clock, w.smnHost, (p) => w.smn.send(p), () => w.smn.addressFor(F6.ch0), F6.ch0, 20);
+    const flow = new Flow(
+      w.network.clock,
+      w.smnHost,
+      (p) => w.smn.send(p),
+      () => w.smn.addressFor(F6.ch0),
+      F6.ch0,
+      20,
+    );
     flow.start();
     w.network.runFor(1000);
     const moves: { name: string; at: number }[] = [];
@@ -42,7 +49,9 @@ describe.each(['native', 'ts'] as const)('handover on the %s engine', (engine) =
     }
     flow.stop();
     const figures = moveFigures(flow, moves, w.network.clock.now());
-    console.log(`handover figures (${engine} engine, probe every 20 ms, 1 ms links):\n${figures.map((f) => `  ${f.move.padEnd(18)} lost ${String(f.lost).padStart(2)} of ${f.sent}, traffic again after ${f.resumeMs} ms`).join('\n')}`);
+    console.log(
+      `handover figures (${engine} engine, probe every 20 ms, 1 ms links):\n${figures.map((f) => `  ${f.move.padEnd(18)} lost ${String(f.lost).padStart(2)} of ${f.sent}, traffic again after ${f.resumeMs} ms`).join('\n')}`,
+    );
     for (const f of figures) {
       expect(f.resumeMs, f.move).toBeDefined();
       expect(f.resumeMs!, f.move).toBeLessThan(1000);

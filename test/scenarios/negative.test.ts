@@ -23,12 +23,15 @@ const AH_TAG_AT = SKIP_AT + 56 + 20;
 
 /** ICMP 40 codes that crossed a link toward `to`. */
 function failureCodes(world: World, link: string, to: string): number[] {
-  return world.network.link(link).captures().flatMap((f) => {
-    const ip = parseIpv4(f.packet, 0);
-    if (!ip.ok || ip.header.protocol !== IpProto.ICMP || ip.header.dst !== ipToU32(to)) return [];
-    const m = parseSecurityFailure(f.packet, ip.header.headerLength, ip.header.totalLength);
-    return m.ok ? [m.message.code] : [];
-  });
+  return world.network
+    .link(link)
+    .captures()
+    .flatMap((f) => {
+      const ip = parseIpv4(f.packet, 0);
+      if (!ip.ok || ip.header.protocol !== IpProto.ICMP || ip.header.dst !== ipToU32(to)) return [];
+      const m = parseSecurityFailure(f.packet, ip.header.headerLength, ip.header.totalLength);
+      return m.ok ? [m.message.code] : [];
+    });
 }
 
 /** Lets the SMN's next SKIP packet to SGW1 be lost on the link and returns its bytes (unused sequence numbers). */
@@ -93,7 +96,16 @@ describe.each(['native', 'ts'] as const)('refusals on the %s engine', (engine) =
     const w = world;
     w.place('sgw1');
     w.network.runFor(SETTLE_MS);
-    const request = w.network.link('sgw1-net').captures().find((f) => f.from === 'smn/eth0' && f.fate === 'delivered' && f.packet[9] === IPPROTO_SKIP && new DataView(f.packet.buffer, f.packet.byteOffset).getUint32(16) === ipToU32(F6.sgw1));
+    const request = w.network
+      .link('sgw1-net')
+      .captures()
+      .find(
+        (f) =>
+          f.from === 'smn/eth0' &&
+          f.fate === 'delivered' &&
+          f.packet[9] === IPPROTO_SKIP &&
+          new DataView(f.packet.buffer, f.packet.byteOffset).getUint32(16) === ipToU32(F6.sgw1),
+      );
     expect(request).toBeDefined();
     const accepted = w.ha.counters().replies[0];
     const replaysBefore = w.engines[1].counters()[Reason.replay];
@@ -109,23 +121,40 @@ describe.each(['native', 'ts'] as const)('refusals on the %s engine', (engine) =
 
   it('SMN not admitted by Site 1: its Next-hop layer is refused with code 5, it stops trying and stays unregistered', async () => {
     const w = await visiting({ admitsVisitor: { sgw1: () => false } });
-    expect(w.sgws.get('sgw1')!.counters()).toMatchObject({ 'visitor-refused': 1, icmp40_sent_code4: 1, icmp40_sent_code5: 1 });
+    expect(w.sgws.get('sgw1')!.counters()).toMatchObject({
+      'visitor-refused': 1,
+      icmp40_sent_code4: 1,
+      icmp40_sent_code5: 1,
+    });
     expect(failureCodes(w, 'sgw1-net', F6.coa1)).toEqual([4, 5]);
     expect(w.smn.counters().failure_visit_refused).toBe(1);
     expect(w.smn.registration.state).toBe('registering');
     expect(w.ha.bindings()).toEqual([]);
-    expect(w.network.link('internet').captures().filter((f) => f.from.startsWith('sgw1'))).toEqual([]);
+    expect(
+      w.network
+        .link('internet')
+        .captures()
+        .filter((f) => f.from.startsWith('sgw1')),
+    ).toEqual([]);
   });
 
   it('certificate from another CA: discovery brings it, the cache refuses it (foreign_ca), the layer is answered with code 0', async () => {
     const nowS = Date.UTC(2026, 0, 1) / 1000;
     const foreign = makeCa(nowS);
-    const w = await visiting({ certificates: 'minimal', identities: { [`smn:${F6.home}`]: makeIdentity(foreign.key, `smn:${F6.home}`, nowS) } });
+    const w = await visiting({
+      certificates: 'minimal',
+      identities: { [`smn:${F6.home}`]: makeIdentity(foreign.key, `smn:${F6.home}`, nowS) },
+    });
     const c = w.sgws.get('sgw1')!.counters();
     expect(c.certificate_foreign_ca).toBeGreaterThanOrEqual(1);
     expect(c.drop_certificate_foreign_ca).toBeGreaterThanOrEqual(1);
     expect(failureCodes(w, 'sgw1-net', F6.coa1)).toContain(0);
-    expect(w.network.link('internet').captures().filter((f) => f.from.startsWith('sgw1') && f.packet[9] === IPPROTO_SKIP)).toEqual([]);
+    expect(
+      w.network
+        .link('internet')
+        .captures()
+        .filter((f) => f.from.startsWith('sgw1') && f.packet[9] === IPPROTO_SKIP),
+    ).toEqual([]);
     expect(w.ha.bindings()).toEqual([]);
   });
 
@@ -142,7 +171,7 @@ describe.each(['native', 'ts'] as const)('refusals on the %s engine', (engine) =
     expect(w.ha.bindings()).toEqual([]);
   });
 
-  it('certificate discovery: with only their own certificates the nodes fetch each other\'s on UDP 1640, then register and talk', async () => {
+  it("certificate discovery: with only their own certificates the nodes fetch each other's on UDP 1640, then register and talk", async () => {
     const w = await visiting({ certificates: 'minimal' });
     expect(w.smn.registration.state).toBe('registered');
     expect(w.sgws.get('sgw1')!.counters().discovery_certificate_added).toBeGreaterThanOrEqual(2);
@@ -164,7 +193,20 @@ describe.each(['native', 'ts'] as const)('refusals on the %s engine', (engine) =
       const body = Uint8Array.from({ length: 20 + (rand() % 180) }, rand);
       const dst = targets[i % targets.length];
       const packet = new Uint8Array(20 + body.length);
-      packet.set([0x45, 0, (packet.length >> 8) & 0xff, packet.length & 0xff, 0, 0, 0, 0, 64, i % 3 === 0 ? IpProto.AH : IPPROTO_SKIP, 0, 0]);
+      packet.set([
+        0x45,
+        0,
+        (packet.length >> 8) & 0xff,
+        packet.length & 0xff,
+        0,
+        0,
+        0,
+        0,
+        64,
+        i % 3 === 0 ? IpProto.AH : IPPROTO_SKIP,
+        0,
+        0,
+      ]);
       new DataView(packet.buffer).setUint32(12, ipToU32(F6.coa1));
       new DataView(packet.buffer).setUint32(16, ipToU32(dst));
       let sum = 0;
@@ -176,7 +218,9 @@ describe.each(['native', 'ts'] as const)('refusals on the %s engine', (engine) =
       w.smnHost.send(packet, { bypassHooks: true });
     }
     w.network.runFor(500);
-    const dropped = Object.entries(w.sgws.get('sgw1')!.counters()).filter(([k]) => k.startsWith('drop')).reduce((n, [, v]) => n + v, 0);
+    const dropped = Object.entries(w.sgws.get('sgw1')!.counters())
+      .filter(([k]) => k.startsWith('drop'))
+      .reduce((n, [, v]) => n + v, 0);
     expect(dropped).toBeGreaterThan(0);
     // Still working afterwards.
     const echoes = collectEchoes(w.smnHost);

@@ -35,7 +35,11 @@ describe.each(['native', 'ts'] as const)('draft §3 on the %s engine', (engine) 
       const sgwAddr = (i: number) => run!.world.map.sgw(`sgw${i}`)!.outside;
       const expected = [
         { from: 'smn', to: 'sgw1', stack: nextAh(s.careOf, sgwAddr(1), smn, SGW, data) },
-        ...Array.from({ length: n - 1 }, (_, i) => ({ from: `sgw${i + 1}`, to: `sgw${i + 2}`, stack: nextAh(sgwAddr(i + 1), sgwAddr(i + 2), SGW, SGW, data) })),
+        ...Array.from({ length: n - 1 }, (_, i) => ({
+          from: `sgw${i + 1}`,
+          to: `sgw${i + 2}`,
+          stack: nextAh(sgwAddr(i + 1), sgwAddr(i + 2), SGW, SGW, data),
+        })),
       ];
       expect(request.map(({ from, to, stack }) => ({ from, to, stack }))).toEqual(expected);
       // Between SGWs the size never changes; the SMN's hop carries its 4-byte MKID in the outer SKIP header.

@@ -32,7 +32,14 @@ describe.skipIf(!canRunNetns)('I/O loop: arrival interface and path MTU (root, t
   afterAll(() => pair?.remove());
 
   const keyed = () => {
-    const ab = endSaPair({ suite: 'aes128gcm', ah: 'hmac-sha256-128', mode: 'skip', id: 1, src: pair.a.outer, dst: pair.b.outer });
+    const ab = endSaPair({
+      suite: 'aes128gcm',
+      ah: 'hmac-sha256-128',
+      mode: 'skip',
+      id: 1,
+      src: pair.a.outer,
+      dst: pair.b.outer,
+    });
     const ba = endSaPair({ suite: 'chacha20poly1305', mode: 'skip', id: 2, src: pair.b.outer, dst: pair.a.outer });
     const ea = engineFor([ab.out, ba.in], [pair.a.outer, pair.a.inner], [{ prefix: '10.77.2.0/24', sa: ab.out.id }]);
     const eb = engineFor([ba.out, ab.in], [pair.b.outer, pair.b.inner], [{ prefix: '10.77.1.0/24', sa: ba.out.id }]);

@@ -26,8 +26,15 @@ const random = () => (seed = (seed * 1103515245 + 12345) >>> 0);
 /** A SKIP + AH packet from `src` naming SMN `mkid` as its sender, with a made-up key and ICV. */
 function forgedSkip(src: number, dst: string, mkid: number, nowMs: number): Uint8Array {
   const skip = encodeSkipHeader({
-    srcNsid: NSID_IPV4, dstNsid: NSID_NONE, srcMkid: mkid, nextHeader: IpProto.AH, n: skipCounter(nowMs / 1000),
-    kijAlg: SkipAlg.kij['aes256-kw'], cryptAlg: 0, macAlg: SkipAlg.mac['gmac-aes128'], compAlg: 0,
+    srcNsid: NSID_IPV4,
+    dstNsid: NSID_NONE,
+    srcMkid: mkid,
+    nextHeader: IpProto.AH,
+    n: skipCounter(nowMs / 1000),
+    kijAlg: SkipAlg.kij['aes256-kw'],
+    cryptAlg: 0,
+    macAlg: SkipAlg.mac['gmac-aes128'],
+    compAlg: 0,
     wrappedKp: new Uint8Array(40).fill(random() & 0xff),
   });
   const ah = new Uint8Array(36 + 28);
@@ -45,11 +52,14 @@ const randomMkid = (i: number) => (i % 2 === 0 ? ipToU32('10.0.0.0') + (random()
 
 /** Discovery datagrams (UDP 1640) `from` sent, as [destination, UDP payload length]. */
 function discoverySent(world: World, link: string, from: string): [string, number][] {
-  return world.network.link(link).captures().flatMap((f) => {
-    const u = parseUdpDatagram(f.packet);
-    const ours = u.ok && u.udp.src === ipToU32(from) && u.udp.srcPort === DISCOVERY_PORT;
-    return ours ? [[u32ToIp(u.udp.dst), u.udp.payload.length] as [string, number]] : [];
-  });
+  return world.network
+    .link(link)
+    .captures()
+    .flatMap((f) => {
+      const u = parseUdpDatagram(f.packet);
+      const ours = u.ok && u.udp.src === ipToU32(from) && u.udp.srcPort === DISCOVERY_PORT;
+      return ours ? [[u32ToIp(u.udp.dst), u.udp.payload.length] as [string, number]] : [];
+    });
 }
 
 describe.each(['native', 'ts'] as const)('hole 10: certificate discovery on the %s engine', (engine) => {
@@ -64,9 +74,15 @@ describe.each(['native', 'ts'] as const)('hole 10: certificate discovery on the 
   it('hole 10: one forged SKIP header does not make the SGW send discovery requests to the spoofed source', async () => {
     const { w, attacker } = await minimalWorld();
     const spoofed = '198.18.100.7';
-    attacker.send(forgedSkip(ipToU32(spoofed), F6.sgw1, ipToU32('10.1.0.200'), w.network.clock.now()), { bypassHooks: true });
-    attacker.send(forgedSkip(ipToU32(spoofed), F6.sgw1, ipToU32('10.0.0.200'), w.network.clock.now()), { bypassHooks: true });
-    attacker.send(forgedSkip(ipToU32(spoofed), F6.sgw1, ipToU32('192.0.2.9'), w.network.clock.now()), { bypassHooks: true });
+    attacker.send(forgedSkip(ipToU32(spoofed), F6.sgw1, ipToU32('10.1.0.200'), w.network.clock.now()), {
+      bypassHooks: true,
+    });
+    attacker.send(forgedSkip(ipToU32(spoofed), F6.sgw1, ipToU32('10.0.0.200'), w.network.clock.now()), {
+      bypassHooks: true,
+    });
+    attacker.send(forgedSkip(ipToU32(spoofed), F6.sgw1, ipToU32('192.0.2.9'), w.network.clock.now()), {
+      bypassHooks: true,
+    });
     w.network.runFor(3000);
     const sent = discoverySent(w, 'internet', F6.sgw1);
     expect(sent.filter(([to]) => to === spoofed)).toEqual([]);
@@ -81,7 +97,9 @@ describe.each(['native', 'ts'] as const)('hole 10: certificate discovery on the 
     const flood = (ms: number) => {
       for (let t = 0; t < ms; t++) {
         for (let i = 0; i < 3; i++) {
-          attacker.send(forgedSkip(spoofedSource(), F6.sgw1, randomMkid(i), w.network.clock.now()), { bypassHooks: true });
+          attacker.send(forgedSkip(spoofedSource(), F6.sgw1, randomMkid(i), w.network.clock.now()), {
+            bypassHooks: true,
+          });
         }
         w.network.runFor(1);
       }
@@ -106,9 +124,13 @@ describe.each(['native', 'ts'] as const)('hole 10: certificate discovery on the 
 
   it('hole 10: answers are rate-limited per requester and overall, and never larger than the request', async () => {
     const { w, attacker } = await minimalWorld();
-    const ask = (id: number) => encodeDiscovery({ type: 'request', id, name: { nsid: NSID_NONE, address: ipToU32(F6.sgw1) } });
+    const ask = (id: number) =>
+      encodeDiscovery({ type: 'request', id, name: { nsid: NSID_NONE, address: ipToU32(F6.sgw1) } });
     const request = (src: string, id: number, payload = ask(id)) => {
-      const datagram = buildUdpDatagram({ src: ipToU32(src), dst: ipToU32(F6.sgw1), srcPort: 5000, dstPort: DISCOVERY_PORT }, payload);
+      const datagram = buildUdpDatagram(
+        { src: ipToU32(src), dst: ipToU32(F6.sgw1), srcPort: 5000, dstPort: DISCOVERY_PORT },
+        payload,
+      );
       attacker.send(datagram, { bypassHooks: true });
     };
     // The old 11-byte request drew a 177-byte certificate (5.3×): an unpadded request gets nothing.

@@ -9,7 +9,17 @@ import { AH_BYTES } from '../../src/wire/ah.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4 } from '../../src/wire/ipv4.js';
 import {
-  ADDR, MAC_ALGS, MODES, bytes, datagram, endSaPair, engineWith, hex, nexthopSaPair, oracleAhTag, runOne,
+  ADDR,
+  MAC_ALGS,
+  MODES,
+  bytes,
+  datagram,
+  endSaPair,
+  engineWith,
+  hex,
+  nexthopSaPair,
+  oracleAhTag,
+  runOne,
 } from '../engine/fixtures.js';
 
 const opened: Engine[] = [];
@@ -23,7 +33,10 @@ function ahOnly(): Uint8Array {
   ah.set([IpProto.UDP, 24 / 4 - 2, 0, 0, 0, 0, 0x10, 0x01, 0, 0, 0, 7]);
   ah.set(bytes(12, 5), 12);
   const udp = datagram(60).subarray(20);
-  return buildIpv4({ src: ipToU32(ADDR.smnCoa), dst: ipToU32(ADDR.ch0), protocol: IpProto.AH }, Uint8Array.from([...ah, ...udp]));
+  return buildIpv4(
+    { src: ipToU32(ADDR.smnCoa), dst: ipToU32(ADDR.ch0), protocol: IpProto.AH },
+    Uint8Array.from([...ah, ...udp]),
+  );
 }
 
 function outcome(r: { verdict: number; reason: number }): string {
@@ -50,7 +63,10 @@ describe.each(['native', 'ts'] as const)('[%s] engine: next-hop headers coverage
       it(`hole 9 (${mode} ${alg}): an on-path rewrite of the UDP header or payload of a plain datagram is auth-dropped`, () => {
         const { sgw1, wrap } = cast();
         const plain = datagram(200, { dst: ADDR.ch0 });
-        const ipipPlain = buildIpv4({ src: ipToU32(ADDR.smnCoa), dst: ipToU32(ADDR.ch0), protocol: IpProto.IPIP }, plain);
+        const ipipPlain = buildIpv4(
+          { src: ipToU32(ADDR.smnCoa), dst: ipToU32(ADDR.ch0), protocol: IpProto.IPIP },
+          plain,
+        );
         for (const [what, d, rewrite] of [
           ['plain: UDP source port', plain, 20],
           ['plain: UDP payload', plain, 20 + 8 + 100],

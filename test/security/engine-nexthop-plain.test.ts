@@ -19,9 +19,23 @@ const BEHIND_SGW2 = '198.18.2.77';
 /** An inside host of SGW0's region that the sender claims to be. */
 const SPOOFED_INSIDE = '10.0.0.55';
 
-const hopIn = nexthopSaPair({ alg: 'gmac-aes128', mode: 'skip', id: 301, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+const hopIn = nexthopSaPair({
+  alg: 'gmac-aes128',
+  mode: 'skip',
+  id: 301,
+  src: ADDR.smnCoa,
+  dst: ADDR.sgw0,
+  mkid: { src: ADDR.smnHome },
+});
 const hopOut = nexthopSaPair({ alg: 'hmac-sha256-128', mode: 'spi', id: 302, src: ADDR.sgw0, dst: ADDR.sgw2 });
-const end = endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 303, src: ADDR.smnCoa, dst: ADDR.sgw0, mkid: { src: ADDR.smnHome } });
+const end = endSaPair({
+  suite: 'aes128gcm',
+  mode: 'skip',
+  id: 303,
+  src: ADDR.smnCoa,
+  dst: ADDR.sgw0,
+  mkid: { src: ADDR.smnHome },
+});
 
 function ipip(inner: Uint8Array, dst: string): Uint8Array {
   return buildIpv4({ src: ipToU32(ADDR.smnCoa), dst: ipToU32(dst), protocol: IpProto.IPIP }, inner);
@@ -32,7 +46,10 @@ function cast(impl: 'native' | 'ts', inbound: SaDesc = hopIn.in) {
   const smn = engineWith(impl, [hopIn.out, end.out]);
   const sgw0 = engineWith(impl, [inbound, hopOut.out, end.in], {
     local: [ADDR.sgw0],
-    routes: [{ prefix: '10.0.0.0/24', sa: 0 }, { prefix: '198.18.2.0/24', sa: hopOut.out.id }],
+    routes: [
+      { prefix: '10.0.0.0/24', sa: 0 },
+      { prefix: '198.18.2.0/24', sa: hopOut.out.id },
+    ],
   });
   opened.push(smn, sgw0);
   const wrap = (d: Uint8Array) => runOne(smn, Op.WRAP, d, hopIn.out.id).packet;
@@ -46,14 +63,18 @@ describe.each(['native', 'ts'] as const)('[%s] engine: what a Next-hop layer alo
     const cases: [string, Uint8Array][] = [
       ['plain, for SGW0 itself (was: delivered)', datagram(100, { src: SPOOFED_INSIDE, dst: ADDR.sgw0 })],
       ['plain, for an inside host (was: forwarded as is)', datagram(100, { src: SPOOFED_INSIDE, dst: ADDR.ch0 })],
-      ['plain, for a host behind SGW2 (was: relayed under SGW0\'s own layer)', datagram(100, { dst: BEHIND_SGW2 })],
+      ["plain, for a host behind SGW2 (was: relayed under SGW0's own layer)", datagram(100, { dst: BEHIND_SGW2 })],
       ['IP-in-IP to SGW0 around a plain datagram (was: peeled and delivered)', ipip(spoofedToCh0, ADDR.sgw0)],
       ['IP-in-IP to an inside host (was: forwarded as is)', ipip(spoofedToCh0, ADDR.ch0)],
     ];
     for (const [what, d] of cases) {
       const r = runOne(sgw0, Op.INBOUND, wrap(d));
       expect({ what, verdict: r.verdict, reason: r.reason, sa: r.sa, packet: hex(r.packet) }).toEqual({
-        what, verdict: Verdict.PUNT, reason: Reason.nexthop_plain, sa: hopIn.in.id, packet: hex(d),
+        what,
+        verdict: Verdict.PUNT,
+        reason: Reason.nexthop_plain,
+        sa: hopIn.in.id,
+        packet: hex(d),
       });
     }
     expect(sgw0.counters()[Reason.nexthop_plain]).toBe(BigInt(cases.length));
@@ -63,7 +84,11 @@ describe.each(['native', 'ts'] as const)('[%s] engine: what a Next-hop layer alo
     const { smn, sgw0, wrap } = cast(impl);
     const endLayer = runOne(smn, Op.ENCAP, datagram(90, { dst: ADDR.ch0 }), end.out.id).packet;
     const peeled = runOne(sgw0, Op.INBOUND, wrap(endLayer));
-    expect([peeled.verdict, peeled.sa, hex(peeled.packet)]).toEqual([Verdict.DELIVER, end.in.id, hex(datagram(90, { dst: ADDR.ch0 }))]);
+    expect([peeled.verdict, peeled.sa, hex(peeled.packet)]).toEqual([
+      Verdict.DELIVER,
+      end.in.id,
+      hex(datagram(90, { dst: ADDR.ch0 })),
+    ]);
 
     const toSgw2 = espDatagram(120, { dst: BEHIND_SGW2 });
     const relayed = runOne(sgw0, Op.INBOUND, wrap(toSgw2));
@@ -72,14 +97,23 @@ describe.each(['native', 'ts'] as const)('[%s] engine: what a Next-hop layer alo
 
     const inside = espDatagram(120, { dst: ADDR.ch0 });
     const forwarded = runOne(sgw0, Op.INBOUND, wrap(inside));
-    expect([forwarded.verdict, forwarded.nexthop, hex(forwarded.packet)]).toEqual([Verdict.FORWARD, ipToU32(ADDR.ch0), hex(inside)]);
+    expect([forwarded.verdict, forwarded.nexthop, hex(forwarded.packet)]).toEqual([
+      Verdict.FORWARD,
+      ipToU32(ADDR.ch0),
+      hex(inside),
+    ]);
   });
 
   it('issue 11: an in next-hop SA with relay: false punts relay_denied for what is not for this node; local layers still open', () => {
     const { smn, sgw0, wrap } = cast(impl, { ...hopIn.in, relay: false });
     for (const d of [espDatagram(120, { dst: BEHIND_SGW2 }), espDatagram(120, { dst: ADDR.ch0 })]) {
       const r = runOne(sgw0, Op.INBOUND, wrap(d));
-      expect([r.verdict, r.reason, r.sa, hex(r.packet)]).toEqual([Verdict.PUNT, Reason.relay_denied, hopIn.in.id, hex(d)]);
+      expect([r.verdict, r.reason, r.sa, hex(r.packet)]).toEqual([
+        Verdict.PUNT,
+        Reason.relay_denied,
+        hopIn.in.id,
+        hex(d),
+      ]);
     }
     expect(sgw0.counters()[Reason.relay_denied]).toBe(2n);
     const endLayer = runOne(smn, Op.ENCAP, datagram(90, { dst: ADDR.ch0 }), end.out.id).packet;

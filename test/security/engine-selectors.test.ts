@@ -42,7 +42,8 @@ describe.each(['native', 'ts'] as const)('[%s] engine: End-End traffic selectors
       ];
       for (const [what, inner, want] of cases) {
         const r = runOne(rx, Op.INBOUND, runOne(tx, Op.ENCAP, inner, pair.out.id).packet);
-        if (want === 'deliver') expect([what, r.verdict, r.sa, hex(r.packet)]).toEqual([what, Verdict.DELIVER, pair.in.id, hex(inner)]);
+        if (want === 'deliver')
+          expect([what, r.verdict, r.sa, hex(r.packet)]).toEqual([what, Verdict.DELIVER, pair.in.id, hex(inner)]);
         else expect([what, r.verdict, r.reason, r.sa]).toEqual([what, Verdict.DROP, Reason.selector, pair.in.id]);
       }
       expect(rx.counters()[Reason.selector]).toBe(4n);
@@ -59,7 +60,13 @@ describe.each(['native', 'ts'] as const)('[%s] engine: End-End traffic selectors
     new DataView(head.buffer).setUint32(4, 1);
     head.set(ivFromSeq(1), 8);
     const plaintext = Uint8Array.from([0x45, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 2, 4]); // 12 bytes, padding 1 2, pad length 2, next 4
-    const sealed = aeadSeal('aes128gcm', keyMaterial(key.esp!.key, true), head.subarray(8), head.subarray(0, 8), plaintext);
+    const sealed = aeadSeal(
+      'aes128gcm',
+      keyMaterial(key.esp!.key, true),
+      head.subarray(8),
+      head.subarray(0, 8),
+      plaintext,
+    );
     const outer = { src: ipToU32(ADDR.sgw1), dst: ipToU32(ADDR.sgw0), protocol: IpProto.ESP };
     const packet = buildIpv4(outer, Buffer.concat([head, sealed.ciphertext, sealed.tag]));
     const r = runOne(rx, Op.INBOUND, packet);
@@ -79,7 +86,10 @@ describe.each(['native', 'ts'] as const)('[%s] engine: End-End traffic selectors
     const engine = track(engineWith(impl, []));
     const bad: [SaDesc['selectors'], RegExp][] = [
       [{ src: [], dst: ['10.0.0.0/24'] }, /selectors\.src must list 1\.\.32 prefixes/],
-      [{ src: ['10.0.0.0/24'], dst: Array.from({ length: 33 }, (_, i) => `10.${i}.0.0/16`) }, /selectors\.dst must list 1\.\.32/],
+      [
+        { src: ['10.0.0.0/24'], dst: Array.from({ length: 33 }, (_, i) => `10.${i}.0.0/16`) },
+        /selectors\.dst must list 1\.\.32/,
+      ],
       [{ src: ['10.0.0.1'], dst: ['10.0.0.0/24'] }, /selectors\.src: not an IPv4 prefix/],
       [{ src: ['10.0.0.1/24'], dst: ['10.0.0.0/24'] }, /selectors\.src: prefix '10\.0\.0\.1\/24' has host bits set/],
       [{ src: ['10.0.0.0/24'] } as never, /selectors\.dst must list/],
@@ -101,7 +111,17 @@ describe.each(['native', 'ts'] as const)('[%s] manual SPI-mode SAs', (impl) => {
     const aToB = key('a-to-b.key', '11'.repeat(20));
     const bToA = key('b-to-a.key', '22'.repeat(20));
     const entry = (peer: string, local: string, remote: string, spiOut: number, spiIn: number): ManualSaEntry =>
-      ({ name: 'site', peer, local, remote, suite: 'aes128gcm', spiOut, spiIn, keyOut: '', keyIn: '' }) as ManualSaEntry;
+      ({
+        name: 'site',
+        peer,
+        local,
+        remote,
+        suite: 'aes128gcm',
+        spiOut,
+        spiIn,
+        keyOut: '',
+        keyIn: '',
+      }) as ManualSaEntry;
     // gwa (198.18.10.1, site 10.10.0.0/24) ↔ gwb (198.18.20.1, site 10.20.0.0/24).
     const gwaEntry = entry('198.18.20.1', '10.10.0.0/24', '10.20.0.0/24', 4097, 8194);
     const gwbEntry = entry('198.18.10.1', '10.20.0.0/24', '10.10.0.0/24', 8194, 4097);
@@ -114,7 +134,10 @@ describe.each(['native', 'ts'] as const)('[%s] manual SPI-mode SAs', (impl) => {
     const ok = datagram(80, { src: '10.10.0.5', dst: '10.20.0.7' });
     const delivered = runOne(b, Op.INBOUND, seal(ok));
     expect([delivered.verdict, hex(delivered.packet)]).toEqual([Verdict.DELIVER, hex(ok)]);
-    for (const inner of [datagram(80, { src: '10.10.0.5', dst: '8.8.8.8' }), datagram(80, { src: '10.30.0.1', dst: '10.20.0.7' })]) {
+    for (const inner of [
+      datagram(80, { src: '10.10.0.5', dst: '8.8.8.8' }),
+      datagram(80, { src: '10.30.0.1', dst: '10.20.0.7' }),
+    ]) {
       const r = runOne(b, Op.INBOUND, seal(inner));
       expect([r.verdict, r.reason]).toEqual([Verdict.DROP, Reason.selector]);
     }

@@ -56,12 +56,36 @@ describe.skipIf(!canRunNetns)('hole 1: fragments through the mipsec sgw daemons 
   });
 
   it('hole 1: 2,972 UDP bytes h0 → h1 in kernel fragments arrive; between the SGWs only SKIP, in ≤ 1,500-byte fragments', async () => {
-    const daemon = (node: 'sgw0' | 'sgw1'): ManagedProcess => session.spawn(ns[node], node, process.execPath,
-      [join(ROOT, 'bin/mipsec.js'), 'sgw', '--config', fx.file(`${node}.yaml`), '--status-socket', fx.file(`${node}.sock`)], { cwd: ROOT });
+    const daemon = (node: 'sgw0' | 'sgw1'): ManagedProcess =>
+      session.spawn(
+        ns[node],
+        node,
+        process.execPath,
+        [
+          join(ROOT, 'bin/mipsec.js'),
+          'sgw',
+          '--config',
+          fx.file(`${node}.yaml`),
+          '--status-socket',
+          fx.file(`${node}.sock`),
+        ],
+        { cwd: ROOT },
+      );
     const daemons = [daemon('sgw0'), daemon('sgw1')];
-    for (const d of daemons) await until(`${d.label} to start: ${d.recentOutput()}`, () => d.recentOutput().includes('"event":"started"'));
+    for (const d of daemons)
+      await until(`${d.label} to start: ${d.recentOutput()}`, () => d.recentOutput().includes('"event":"started"'));
     const fields = ['ip.src', 'ip.dst', 'ip.proto', 'ip.flags.mf', 'ip.len', 'udp.dstport'].flatMap((f) => ['-e', f]);
-    const capture = session.spawn(ns.sgw1, 'tshark', 'tshark', ['-i', 'outside', '-l', '-n', '-f', 'ip', '-T', 'fields', ...fields]);
+    const capture = session.spawn(ns.sgw1, 'tshark', 'tshark', [
+      '-i',
+      'outside',
+      '-l',
+      '-n',
+      '-f',
+      'ip',
+      '-T',
+      'fields',
+      ...fields,
+    ]);
     await until('tshark to capture', () => capture.recentOutput().includes('Capturing on'));
     const receiver = session.spawn(ns.h1, 'receiver', PYTHON, ['-c', listen]);
     await sleep(300);
@@ -74,14 +98,21 @@ describe.skipIf(!canRunNetns)('hole 1: fragments through the mipsec sgw daemons 
     const got = receiver.recentOutput().trim().split('\n').filter(Boolean);
     expect(got.length, receiver.recentOutput()).toBeGreaterThanOrEqual(2);
     for (const line of got) expect(line).toBe('2972 10.0.0.10');
-    const frames = capture.recentOutput().split('\n').map((l) => l.split('\t')).filter((f) => f.length === 6);
+    const frames = capture
+      .recentOutput()
+      .split('\n')
+      .map((l) => l.split('\t'))
+      .filter((f) => f.length === 6);
     const across = frames.filter(([src, dst]) => src === '198.18.0.1' && dst === '198.18.1.1');
     // SKIP, or the gateways' own certificate discovery (UDP 1640); the host's datagram never in clear.
     const clear = across.filter(([, , proto, , , port]) => proto !== '57' && !(proto === '17' && port === '1640'));
     expect(clear, JSON.stringify(frames)).toEqual([]);
     expect(across.filter(([, , , mf]) => mf === '1' || mf === 'True').length).toBeGreaterThanOrEqual(2);
     expect(across.every(([, , , , len]) => Number(len) <= 1500)).toBe(true);
-    expect(frames.filter(([src]) => src === '10.0.0.10'), 'h0 in clear on the Internet link').toEqual([]);
+    expect(
+      frames.filter(([src]) => src === '10.0.0.10'),
+      'h0 in clear on the Internet link',
+    ).toEqual([]);
 
     for (const node of ['sgw0', 'sgw1'] as const) {
       const args = [join(ROOT, 'bin/mipsec.js'), 'status', '--json', '--socket', fx.file(`${node}.sock`)];

@@ -24,12 +24,16 @@ describe('hole 13: ICMP 40 global budget', () => {
     const tally = new Tally();
     const sent: Uint8Array[] = [];
     const host = { send: (p: Uint8Array) => (sent.push(p), { ok: true }) } as unknown as Host;
-    const original = buildIpv4({ src: ipToU32('198.18.100.1'), dst: ipToU32('198.18.1.1'), protocol: IpProto.UDP }, new Uint8Array(8));
+    const original = buildIpv4(
+      { src: ipToU32('198.18.100.1'), dst: ipToU32('198.18.1.1'), protocol: IpProto.UDP },
+      new Uint8Array(8),
+    );
     for (let i = 0; i < 100; i++) sendFailure(host, limiter, tally, '198.18.1.1', `198.18.100.${i}`, 0, original);
     expect(sent).toHaveLength(16);
     expect(tally.snapshot()).toEqual({ icmp40_sent_code0: 16, icmp40_global_rate_limited: 84 });
     clock.run(1000);
-    for (let i = 100; i < 200; i++) sendFailure(host, limiter, tally, '198.18.1.1', `198.18.101.${i - 100}`, 0, original);
+    for (let i = 100; i < 200; i++)
+      sendFailure(host, limiter, tally, '198.18.1.1', `198.18.101.${i - 100}`, 0, original);
     // One second refills 20 tokens, capped at the burst of 16.
     expect(sent).toHaveLength(32);
   });
@@ -54,7 +58,8 @@ describe('hole 13: the status socket', () => {
     vi.spyOn(Server.prototype, 'listen').mockImplementation(function (this: Server, ...args: unknown[]) {
       const result = (listen as (...a: unknown[]) => Server).apply(this, args);
       // A unix socket is bound synchronously inside listen(): its mode now is what another user could race for.
-      if (typeof args[0] === 'string') atBind.push({ file: statSync(args[0]).mode & 0o777, dir: statSync(dirname(args[0])).mode & 0o777 });
+      if (typeof args[0] === 'string')
+        atBind.push({ file: statSync(args[0]).mode & 0o777, dir: statSync(dirname(args[0])).mode & 0o777 });
       return result;
     });
     const oldMask = process.umask(0);

@@ -36,7 +36,8 @@ function outcome(rx: Engine, packet: Uint8Array): string {
 
 describe.each(['native', 'ts'] as const)('[%s] hole 13: replayFloor', (impl) => {
   describe.each([undefined, 'hmac-sha256-128'] as const)('ESP with AH %s', (ah) => {
-    const make = (seq: number) => endSaPair({ suite: 'aes128gcm', ah, mode: 'skip', id: 73, src: ADDR.sgw0, dst: ADDR.sgw1, seq });
+    const make = (seq: number) =>
+      endSaPair({ suite: 'aes128gcm', ah, mode: 'skip', id: 73, src: ADDR.sgw0, dst: ADDR.sgw1, seq });
     const receiver = (replayFloor?: number): Engine => {
       const rx = engineWith(impl, [{ ...make(0).in, replayFloor }]);
       opened.push(rx);
@@ -79,15 +80,30 @@ describe.each(['native', 'ts'] as const)('[%s] hole 13: replay marks across an S
   it('hole 13: SKIP packets captured before a graceful restart are replays after it; new traffic flows at once', async () => {
     const fx = figure6Fixture();
     const engines: Engine[] = [];
-    const sgw0 = (host: DaemonOptions['host']) => runDaemon({
-      configPath: fx.file('sgw0.yaml'), role: 'sgw', host, clock: fx.network.clock, engine: impl, statusSocket: false, logLevel: 'silent',
-      stateDir: fx.file('state'), wrapEngine: (e) => (engines.push(e), e),
-    });
+    const sgw0 = (host: DaemonOptions['host']) =>
+      runDaemon({
+        configPath: fx.file('sgw0.yaml'),
+        role: 'sgw',
+        host,
+        clock: fx.network.clock,
+        engine: impl,
+        statusSocket: false,
+        logLevel: 'silent',
+        stateDir: fx.file('state'),
+        wrapEngine: (e) => (engines.push(e), e),
+      });
     daemons.push(await sgw0(fx.hostFor));
-    daemons.push(await runDaemon({
-      configPath: fx.file('sgw1.yaml'), role: 'sgw', host: fx.hostFor, clock: fx.network.clock, engine: impl,
-      statusSocket: false, logLevel: 'silent',
-    }));
+    daemons.push(
+      await runDaemon({
+        configPath: fx.file('sgw1.yaml'),
+        role: 'sgw',
+        host: fx.hostFor,
+        clock: fx.network.clock,
+        engine: impl,
+        statusSocket: false,
+        logLevel: 'silent',
+      }),
+    );
     echoServer(addCorrespondent(fx.network, 'ch0', CH0));
     const ch1 = addCorrespondent(fx.network, 'ch1', CH1);
     const ping = (seqs: number[]) => {
@@ -99,7 +115,11 @@ describe.each(['native', 'ts'] as const)('[%s] hole 13: replay marks across an S
     };
     expect(ping([1, 2, 3, 4])).toEqual([1, 2, 3, 4]);
     const toSgw0 = (p: Uint8Array) => p[9] === IPPROTO_SKIP && p.subarray(16, 20).join('.') === '198.18.0.1';
-    const captured = fx.network.link('internet').captures().filter((f) => toSgw0(f.packet)).map((f) => f.packet.slice());
+    const captured = fx.network
+      .link('internet')
+      .captures()
+      .filter((f) => toSgw0(f.packet))
+      .map((f) => f.packet.slice());
     expect(captured.length).toBeGreaterThanOrEqual(4);
 
     await daemons.shift()!.stop();
@@ -120,29 +140,61 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
   const inbound = (id: number): SaDesc => ({ ...pair.in, id });
   const stats = (espSeq: number) => () => ({ packets: 0n, bytes: 0n, ahSeq: 0, espSeq });
 
-  it('hole 13: the floor covers what arrived after the last periodic write (twice the last interval\'s advance)', () => {
+  it("hole 13: the floor covers what arrived after the last periodic write (twice the last interval's advance)", () => {
     const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
     const problems: string[] = [];
-    const before = new ReplayMarks(dir, 'sgw0', () => 1_000, (m) => problems.push(m));
+    const before = new ReplayMarks(
+      dir,
+      'sgw0',
+      () => 1_000,
+      (m) => problems.push(m),
+    );
     expect(before.floored(inbound(1)).replayFloor).toBeUndefined();
     before.sample(stats(100));
     before.sample(stats(400));
     // Killed here: up to ~300 more packets may have been accepted before it died.
-    const after = new ReplayMarks(dir, 'sgw0', () => 2_000, (m) => problems.push(m));
+    const after = new ReplayMarks(
+      dir,
+      'sgw0',
+      () => 2_000,
+      (m) => problems.push(m),
+    );
     expect(after.floored(inbound(9)).replayFloor).toBe(400 + 2 * 300);
     after.close(stats(1_000));
-    expect(new ReplayMarks(dir, 'sgw0', () => 3_000, () => {}).floored(inbound(10)).replayFloor).toBe(1_000);
+    expect(
+      new ReplayMarks(
+        dir,
+        'sgw0',
+        () => 3_000,
+        () => {},
+      ).floored(inbound(10)).replayFloor,
+    ).toBe(1_000);
     expect(problems).toEqual([]);
   });
 
   it('an unreadable marks file is reported and ignored; malformed entries are skipped', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
     mkdirSync(join(dir, 'sgw0'));
-    writeFileSync(join(dir, 'sgw0', 'replay-marks.json'), '{"version":1,"marks":{"zz":[1,2,3],"0123456789abcdef0123456789abcdef":[-1,0,0]}}');
+    writeFileSync(
+      join(dir, 'sgw0', 'replay-marks.json'),
+      '{"version":1,"marks":{"zz":[1,2,3],"0123456789abcdef0123456789abcdef":[-1,0,0]}}',
+    );
     const problems: string[] = [];
-    expect(new ReplayMarks(dir, 'sgw0', () => 0, (m) => problems.push(m)).floored(inbound(1)).replayFloor).toBeUndefined();
+    expect(
+      new ReplayMarks(
+        dir,
+        'sgw0',
+        () => 0,
+        (m) => problems.push(m),
+      ).floored(inbound(1)).replayFloor,
+    ).toBeUndefined();
     writeFileSync(join(dir, 'sgw0', 'replay-marks.json'), 'not json');
-    new ReplayMarks(dir, 'sgw0', () => 0, (m) => problems.push(m));
+    new ReplayMarks(
+      dir,
+      'sgw0',
+      () => 0,
+      (m) => problems.push(m),
+    );
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain('starting without replay marks');
   });

@@ -91,7 +91,14 @@ function restartSgw0(w: World, impl: EngineImpl): SecurityGateway {
   const engine = createEngine(impl);
   w.engines.push(engine);
   const sgw = new SecurityGateway({
-    host: w.network.host('sgw0'), clock: w.network.clock, map: w.map, name: 'sgw0', identity: kept, certs, engine, keyLog: w.keyLog,
+    host: w.network.host('sgw0'),
+    clock: w.network.clock,
+    map: w.map,
+    name: 'sgw0',
+    identity: kept,
+    certs,
+    engine,
+    keyLog: w.keyLog,
   });
   w.sgws.set('sgw0', sgw);
   return sgw;
@@ -125,7 +132,8 @@ describe.each(['native', 'ts'] as const)('SGW policy holes (issue 10) on the %s 
     const chx = w.network.host('chx');
     const ch0 = w.network.host('ch0');
     const atCh0 = arrivals(ch0);
-    const answer = (id: number) => encodeDiscovery({ type: 'notFound', id, name: { nsid: NSID_IPV4, address: ipToU32(F6.home) } });
+    const answer = (id: number) =>
+      encodeDiscovery({ type: 'notFound', id, name: { nsid: NSID_IPV4, address: ipToU32(F6.home) } });
 
     // From port 1640 to CH0's echo port, and a well-formed discovery answer nobody asked for: both dropped.
     chx.send(udp(F6.chx, F6.ch0, DISCOVERY_PORT, 7, new Uint8Array(32)));
@@ -144,7 +152,7 @@ describe.each(['native', 'ts'] as const)('SGW policy holes (issue 10) on the %s 
     expect(w.sgws.get('sgw0')!.counters().discovery_answer_unawaited).toBe(2);
   });
 
-  it('hole 3: a datagram under only a visiting SMN\'s Next-hop AH is delivered only from its own addresses, never IP-in-IP', async () => {
+  it("hole 3: a datagram under only a visiting SMN's Next-hop AH is delivered only from its own addresses, never IP-in-IP", async () => {
     const w = await settled('sgw1');
     bad = attacker(w, impl);
     const atCh1 = arrivals(w.network.host('ch1'));
@@ -161,7 +169,7 @@ describe.each(['native', 'ts'] as const)('SGW policy holes (issue 10) on the %s 
     expect(atCh1).toEqual([41003]);
   });
 
-  it('hole 3: the home SGW refuses its own SMN\'s datagram under only a Next-hop AH (code 5, §3.2 conflict check)', async () => {
+  it("hole 3: the home SGW refuses its own SMN's datagram under only a Next-hop AH (code 5, §3.2 conflict check)", async () => {
     const w = await settled('outside');
     bad = attacker(w, impl);
     const atCh0 = arrivals(w.network.host('ch0'));
@@ -171,7 +179,7 @@ describe.each(['native', 'ts'] as const)('SGW policy holes (issue 10) on the %s 
     expect(w.sgws.get('sgw0')!.counters()['end-end-conflict']).toBe(1);
   });
 
-  it('hole 4: one End-End packet with a spoofed outer source does not make the SGW encrypt a host\'s traffic to the SMN', async () => {
+  it("hole 4: one End-End packet with a spoofed outer source does not make the SGW encrypt a host's traffic to the SMN", async () => {
     const w = await settled('outside');
     bad = attacker(w, impl);
     // The SMN claims CH1's address as its outer source; the HA's binding says it is at its real care-of address.
@@ -208,11 +216,16 @@ describe.each(['native', 'ts'] as const)('SGW policy holes (issue 10) on the %s 
     clearCaptures(w.network);
     w.network.host('ch0').send(probe(F6.ch0, F6.home, 3));
     w.network.runFor(SETTLE_MS);
-    expect(w.network.link('sgw1-net').captures().filter((f) => f.from.startsWith('sgw1'))).toEqual([]);
+    expect(
+      w.network
+        .link('sgw1-net')
+        .captures()
+        .filter((f) => f.from.startsWith('sgw1')),
+    ).toEqual([]);
     expect(sgw0.counters().drop_home_unprotected).toBe(1);
   });
 
-  it('hole 8: after SGW0 restarts, the HA\'s tunnel to an away SMN is dropped, never sent in clear, until it registers again', async () => {
+  it("hole 8: after SGW0 restarts, the HA's tunnel to an away SMN is dropped, never sent in clear, until it registers again", async () => {
     const w = await settled('outside');
     const sgw0 = restartSgw0(w, impl);
     clearCaptures(w.network);

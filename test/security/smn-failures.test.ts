@@ -48,7 +48,10 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
 
   /** The last SKIP packet the SMN put on the visited link: what an on-path attacker can quote. */
   function lastSent(w: World): Uint8Array {
-    const frames = w.network.link('sgw1-net').captures().filter((f) => f.from === 'smn/eth0' && f.packet[9] === IPPROTO_SKIP);
+    const frames = w.network
+      .link('sgw1-net')
+      .captures()
+      .filter((f) => f.from === 'smn/eth0' && f.packet[9] === IPPROTO_SKIP);
     if (frames.length === 0) throw new Error('the SMN sent no SKIP packet on sgw1-net');
     return frames.at(-1)!.packet;
   }
@@ -63,8 +66,10 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
   it('hole 5: a forged code 5 "from the visited SGW" quoting a packet the SMN never sent does not blackhole it', async () => {
     const w = await visiting();
     expect(echoed(w, 1)).toBe(true);
-    const invented = buildIpv4({ src: ipToU32(F6.coa1), dst: ipToU32(F6.sgw1), protocol: IPPROTO_SKIP, ttl: 64 },
-      new Uint8Array(64).fill(7));
+    const invented = buildIpv4(
+      { src: ipToU32(F6.coa1), dst: ipToU32(F6.sgw1), protocol: IPPROTO_SKIP, ttl: 64 },
+      new Uint8Array(64).fill(7),
+    );
     forge(w, F6.sgw1, Icmp40Code.needAuthorization, invented);
     expect(echoed(w, 2)).toBe(true);
     expect(w.smn.counters().drop_visit_refused).toBeUndefined();
@@ -79,10 +84,13 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
     clearCaptures(w.network);
     expect(echoed(w, 2)).toBe(true);
     // Nothing of the SMN's went to SGW2: every layer it sent names SGW1 or SGW0.
-    const outer = w.network.link('internet').captures().flatMap((f) => {
-      const ip = parseIpv4(f.packet, 0);
-      return ip.ok ? [ip.header.dst] : [];
-    });
+    const outer = w.network
+      .link('internet')
+      .captures()
+      .flatMap((f) => {
+        const ip = parseIpv4(f.packet, 0);
+        return ip.ok ? [ip.header.dst] : [];
+      });
     expect(outer).not.toContain(ipToU32(F6.sgw2));
     expect(w.smn.counters()).toMatchObject({ failure_off_path: 1 });
   });
@@ -102,8 +110,16 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
   it('hole 5: a failure the End-End peer (SGW0) sends inside its own SA is trusted without quoting a recent send', async () => {
     const w = await visiting();
     expect(echoed(w, 1)).toBe(true);
-    const older = buildIpv4({ src: ipToU32(F6.coa1), dst: ipToU32(F6.sgw0), protocol: IPPROTO_SKIP, ttl: 64 }, new Uint8Array(64).fill(9));
-    const failure = buildSecurityFailurePacket(ipToU32(F6.sgw0), ipToU32(F6.coa1), Icmp40Code.needAuthentication, older);
+    const older = buildIpv4(
+      { src: ipToU32(F6.coa1), dst: ipToU32(F6.sgw0), protocol: IPPROTO_SKIP, ttl: 64 },
+      new Uint8Array(64).fill(9),
+    );
+    const failure = buildSecurityFailurePacket(
+      ipToU32(F6.sgw0),
+      ipToU32(F6.coa1),
+      Icmp40Code.needAuthentication,
+      older,
+    );
     // Plain, the same message proves nothing.
     forge(w, F6.sgw0, Icmp40Code.needAuthentication, older);
     expect(w.smn.counters()).toMatchObject({ failure_quote_not_sent: 1 });
@@ -112,10 +128,17 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
     const certs = new CertCache(w.ca.cert);
     certs.add(w.identities.get(`smn:${F6.home}`)!.cert, nowS());
     const sgw0Engine = createEngine(engine);
-    const sgw0 = new NodeKeys(new SkipKeying({ identity: w.identities.get(`sgw:${F6.sgw0}`)!, certs, now: nowS }), sgw0Engine);
+    const sgw0 = new NodeKeys(
+      new SkipKeying({ identity: w.identities.get(`sgw:${F6.sgw0}`)!, certs, now: nowS }),
+      sgw0Engine,
+    );
     const sa = sgw0.outbound({
-      peer: { nsid: NSID_IPV4, address: ipToU32(F6.home) }, src: F6.sgw0, dst: F6.coa1, role: 'end',
-      esp: DEFAULT_SUITES.esp, ah: DEFAULT_SUITES.endAh,
+      peer: { nsid: NSID_IPV4, address: ipToU32(F6.home) },
+      src: F6.sgw0,
+      dst: F6.coa1,
+      role: 'end',
+      esp: DEFAULT_SUITES.esp,
+      ah: DEFAULT_SUITES.endAh,
     });
     if (!sa.ok) throw new Error(sa.message);
     const sealed = runOne(sgw0Engine, Op.ENCAP, failure, sa.id);

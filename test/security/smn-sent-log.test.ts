@@ -17,7 +17,7 @@ const quoteOf = (packet: Uint8Array) => {
   return m.message.original;
 };
 
-describe('hole 5: the SMN\'s record of recent sends', () => {
+describe("hole 5: the SMN's record of recent sends", () => {
   it('hole 5: a quote matches a recorded send after the kernel filled in its identification and a router changed TTL and checksum, not after any other change', () => {
     const log = new SentLog(() => 0);
     const sent = datagram(0x0a00000a, 1);

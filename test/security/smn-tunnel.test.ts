@@ -26,7 +26,10 @@ describe.each(['native', 'ts'] as const)('hole 6: spoofed home-agent tunnel on t
     // An "echo reply" from CH0 to the home address, tunnelled as the HA would, sent by an attacker next to the SMN.
     const payload = new Uint8Array(32);
     new DataView(payload.buffer).setUint32(0, 666);
-    const inner = buildUdpDatagram({ src: ipToU32(F6.ch0), dst: ipToU32(F6.home), srcPort: ECHO_PORT, dstPort: PROBE_PORT }, payload);
+    const inner = buildUdpDatagram(
+      { src: ipToU32(F6.ch0), dst: ipToU32(F6.home), srcPort: ECHO_PORT, dstPort: PROBE_PORT },
+      payload,
+    );
     const spoofed = buildIpv4({ src: ipToU32(F6.ha), dst: ipToU32(F6.coa1), protocol: IpProto.IPIP, ttl: 64 }, inner);
     w.addHost('mallory', '10.1.0.66').send(spoofed, { bypassHooks: true });
     w.network.runFor(50);

@@ -47,12 +47,26 @@ async function pingWatched(count: number): Promise<{ received: number; protocols
     if (Date.now() > end) throw new Error(`tshark: ${log}`);
   }
   await sleep(300);
-  const ping = await run('ip', ['netns', 'exec', ns.h0, 'ping', '-c', String(count), '-i', '0.2', '-W', '1', '10.1.0.10'])
-    .catch((err: { stdout: string }) => ({ stdout: err.stdout }));
+  const ping = await run('ip', [
+    'netns',
+    'exec',
+    ns.h0,
+    'ping',
+    '-c',
+    String(count),
+    '-i',
+    '0.2',
+    '-W',
+    '1',
+    '10.1.0.10',
+  ]).catch((err: { stdout: string }) => ({ stdout: err.stdout }));
   await sleep(500);
   capture.kill('SIGTERM');
   await new Promise((r) => capture.once('exit', r));
-  return { received: Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0), protocols: captured.trim().split('\n').filter(Boolean) };
+  return {
+    received: Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0),
+    protocols: captured.trim().split('\n').filter(Boolean),
+  };
 }
 
 const blackholes = () => {
@@ -122,7 +136,17 @@ describe.skipIf(!canRunNetns)('hole 12: a stopped SGW fails closed (root, in tes
     sgw0.child.kill('SIGKILL');
     await sgw0.exited;
     expect(filters('outside')).toContain(`pref ${FILTER_PREF} `);
-    const uninstall = ['netns', 'exec', ns.sgw0, process.execPath, 'bin/mipsec.js', 'sgw', '--uninstall', '--config', fx.file('sgw0.yaml')];
+    const uninstall = [
+      'netns',
+      'exec',
+      ns.sgw0,
+      process.execPath,
+      'bin/mipsec.js',
+      'sgw',
+      '--uninstall',
+      '--config',
+      fx.file('sgw0.yaml'),
+    ];
     const { stdout } = await run('ip', uninstall, { cwd: ROOT, encoding: 'utf8' });
     expect(stdout).toContain(`ip rule ${RULE_PREF} iif inside blackhole`);
     expect(blackholes()).toEqual([]);

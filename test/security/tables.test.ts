@@ -40,7 +40,11 @@ function keyedGateway(engine: Engine, peers: string[], limits?: SaLimits, now: (
     });
   }
   const keys = new NodeKeys(new SkipKeying({ identity: sgwId, certs: sgwCerts, now }), engine, undefined, limits);
-  return { keys, send: (peer: string) => keys.inbound(senders.get(peer)!(), 'full'), packet: (peer: string) => senders.get(peer)!() };
+  return {
+    keys,
+    send: (peer: string) => keys.inbound(senders.get(peer)!(), 'full'),
+    packet: (peer: string) => senders.get(peer)!(),
+  };
 }
 
 const reasons = (results: SaLookup[]): string[] => results.map((r) => (r.ok ? 'ok' : r.reason));
@@ -68,7 +72,11 @@ describe.each(['native', 'ts'] as const)('hole 11: inbound SAs per peer and over
     let now = T0;
     const { keys, packet } = keyedGateway(engine, ['198.18.0.2', '198.18.0.3'], undefined, () => now);
     const first = packet('198.18.0.2');
-    const [a, b, other] = [keys.inbound(first, 'full'), keys.inbound(packet('198.18.0.2'), 'full'), keys.inbound(packet('198.18.0.3'), 'full')];
+    const [a, b, other] = [
+      keys.inbound(first, 'full'),
+      keys.inbound(packet('198.18.0.2'), 'full'),
+      keys.inbound(packet('198.18.0.3'), 'full'),
+    ];
     if (!a.ok || !b.ok || !other.ok) throw new Error('expected three SAs');
     keys.expire();
     expect(engine.saStats(a.id)).toBeDefined(); // idle for less than SUPERSEDED_IDLE_SECONDS
@@ -132,7 +140,7 @@ describe('hole 11: learned routes', () => {
     routes.learn('10.9.0.2/32', b);
     expect(routes.takeChanges()).toBe(true);
     expect(routes.takeChanges()).toBe(false);
-    routes.learn('10.9.0.1/32', b);  // known: no change, no new lifetime
+    routes.learn('10.9.0.1/32', b); // known: no change, no new lifetime
     expect(routes.takeChanges()).toBe(false);
     clock.t += 59_999;
     expect(routes.takeChanges()).toBe(false);

@@ -116,19 +116,23 @@ describe('spec validation', () => {
   });
 
   it('refuses a nested SGW whose outside address is not in its parent network', () => {
-    expect(issues((s) => ({ ...s, sgws: s.sgws.map((g) => (g.name === 'sgw0' ? { ...g, outside: '10.1.0.9' } : g)) }))).toEqual([
+    expect(
+      issues((s) => ({ ...s, sgws: s.sgws.map((g) => (g.name === 'sgw0' ? { ...g, outside: '10.1.0.9' } : g)) })),
+    ).toEqual([
       'sgws.1.outside: 10.1.0.9 is not in the network protected by sgw1 (behind: sgw1); use an address of 10.0.0.0/16',
     ]);
   });
 
   it('refuses the same prefix on a nested SGW and its parent', () => {
-    expect(issues((s) => ({ ...s, sgws: s.sgws.map((g) => (g.name === 'sgw0' ? { ...g, prefixes: ['10.0.0.0/16'] } : g)) }))).toEqual([
-      'sgws.1.prefixes.0: sgw0 sits behind sgw1, so 10.0.0.0/16 must lie strictly inside 10.0.0.0/16',
-    ]);
+    expect(
+      issues((s) => ({ ...s, sgws: s.sgws.map((g) => (g.name === 'sgw0' ? { ...g, prefixes: ['10.0.0.0/16'] } : g)) })),
+    ).toEqual(['sgws.1.prefixes.0: sgw0 sits behind sgw1, so 10.0.0.0/16 must lie strictly inside 10.0.0.0/16']);
   });
 
   it('refuses an inside address outside the SGW network', () => {
-    expect(issues((s) => ({ ...s, sgws: s.sgws.map((g) => (g.name === 'sgw3' ? { ...g, inside: '10.1.0.77' } : g)) }))).toEqual([
+    expect(
+      issues((s) => ({ ...s, sgws: s.sgws.map((g) => (g.name === 'sgw3' ? { ...g, inside: '10.1.0.77' } : g)) })),
+    ).toEqual([
       "sgws.3.inside: 10.1.0.77 is not in sgw3's protected network (10.1.1.0/24); use an address of that network",
     ]);
   });

@@ -43,9 +43,17 @@ describe('§4.2 first table: (SMN position, CH position) → mode', () => {
     });
     expect(built.ok).toBe(true);
     if (!built.ok) return;
-    expect(communicationMode(built.map, '10.0.0.100', '10.5.0.10')).toEqual({ mode: 3, smn: 'sgw-protected', ch: 'outside' });
+    expect(communicationMode(built.map, '10.0.0.100', '10.5.0.10')).toEqual({
+      mode: 3,
+      smn: 'sgw-protected',
+      ch: 'outside',
+    });
     // An SMN inside the closed site is still SGW-protected: it reaches the VPN through stacked Next-hop layers.
-    expect(communicationMode(built.map, '10.5.0.100', '10.0.0.10')).toEqual({ mode: 1, smn: 'sgw-protected', ch: 'sgw-protected' });
+    expect(communicationMode(built.map, '10.5.0.100', '10.0.0.10')).toEqual({
+      mode: 1,
+      smn: 'sgw-protected',
+      ch: 'sgw-protected',
+    });
   });
 });
 
@@ -70,7 +78,13 @@ describe('§4.2 second table (Figure 6): (SMN position, CH position) → case, S
   });
 
   it('has no case for an outside CH: usual (mobile) IP, no SMN IPsec', () => {
-    expect(classifyFigure6(map, { careOf: IN_SITE1, home: HOME }, CH_OUTSIDE)).toEqual({ mode: 3, smn: 'sgw-protected', ch: 'outside', case: null, smnIpsec: false });
+    expect(classifyFigure6(map, { careOf: IN_SITE1, home: HOME }, CH_OUTSIDE)).toEqual({
+      mode: 3,
+      smn: 'sgw-protected',
+      ch: 'outside',
+      case: null,
+      smnIpsec: false,
+    });
     expect(classifyFigure6(map, { careOf: OUTSIDE, home: HOME }, CH_OUTSIDE)).toMatchObject({ mode: 4, case: null });
   });
 

@@ -2,21 +2,40 @@
 import { describe, expect, it } from 'vitest';
 import { ipToU32 } from '../../src/wire/addr.js';
 import {
-  IPV4_FLAG_DF, IPV4_FLAG_MF, IpProto, buildIpv4, internetChecksum, onesComplementSum, parseIpv4, setIpv4Checksum, updateChecksum, writeIpv4Header,
+  IPV4_FLAG_DF,
+  IPV4_FLAG_MF,
+  IpProto,
+  buildIpv4,
+  internetChecksum,
+  onesComplementSum,
+  parseIpv4,
+  setIpv4Checksum,
+  updateChecksum,
+  writeIpv4Header,
 } from '../../src/wire/ipv4.js';
 
 function random(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x;
   };
 }
 
 const SAMPLE = buildIpv4(
-  { src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.1.10'), tos: 0xb8, identification: 0xbeef, flagsFragment: IPV4_FLAG_DF, ttl: 17, protocol: IpProto.UDP },
+  {
+    src: ipToU32('10.1.0.100'),
+    dst: ipToU32('198.18.1.10'),
+    tos: 0xb8,
+    identification: 0xbeef,
+    flagsFragment: IPV4_FLAG_DF,
+    ttl: 17,
+    protocol: IpProto.UDP,
+  },
   Uint8Array.from({ length: 33 }, (_, i) => i),
 );
 
@@ -34,8 +53,16 @@ describe('IPv4 header', () => {
     expect(r).toEqual({
       ok: true,
       header: {
-        headerLength: 20, tos: 0xb8, totalLength: 53, identification: 0xbeef, flagsFragment: IPV4_FLAG_DF, ttl: 17,
-        protocol: IpProto.UDP, checksum: (SAMPLE[10] << 8) | SAMPLE[11], src: ipToU32('10.1.0.100'), dst: ipToU32('198.18.1.10'),
+        headerLength: 20,
+        tos: 0xb8,
+        totalLength: 53,
+        identification: 0xbeef,
+        flagsFragment: IPV4_FLAG_DF,
+        ttl: 17,
+        protocol: IpProto.UDP,
+        checksum: (SAMPLE[10] << 8) | SAMPLE[11],
+        src: ipToU32('10.1.0.100'),
+        dst: ipToU32('198.18.1.10'),
       },
     });
     expect(onesComplementSum(SAMPLE, 0, 20)).toBe(0xffff);
@@ -50,18 +77,68 @@ describe('IPv4 header', () => {
 
   it('every truncation: < 20 bytes is truncated, a shorter datagram than its total length is bad_total_length', () => {
     for (let l = 0; l < SAMPLE.length; l++) {
-      expect(parseIpv4(SAMPLE.subarray(0, l), 0), `length ${l}`).toEqual({ ok: false, reason: l < 20 ? 'truncated' : 'bad_total_length' });
+      expect(parseIpv4(SAMPLE.subarray(0, l), 0), `length ${l}`).toEqual({
+        ok: false,
+        reason: l < 20 ? 'truncated' : 'bad_total_length',
+      });
     }
   });
 
   it('checks version, IHL, total length, checksum and fragments in that order', () => {
-    expect(parseIpv4(withHeader(SAMPLE, (p) => { p[0] = 0x65; }), 0)).toEqual({ ok: false, reason: 'bad_ip_version' });
-    for (const ihl of [0, 1, 4]) expect(parseIpv4(withHeader(SAMPLE, (p) => { p[0] = 0x40 | ihl; }), 0)).toEqual({ ok: false, reason: 'bad_ihl' });
+    expect(
+      parseIpv4(
+        withHeader(SAMPLE, (p) => {
+          p[0] = 0x65;
+        }),
+        0,
+      ),
+    ).toEqual({ ok: false, reason: 'bad_ip_version' });
+    for (const ihl of [0, 1, 4])
+      expect(
+        parseIpv4(
+          withHeader(SAMPLE, (p) => {
+            p[0] = 0x40 | ihl;
+          }),
+          0,
+        ),
+      ).toEqual({ ok: false, reason: 'bad_ihl' });
     // 4·IHL > total length is bad_ihl even when the total length also exceeds what was received.
-    expect(parseIpv4(withHeader(SAMPLE, (p) => { p[0] = 0x4f; p[2] = 0; p[3] = 40; }), 0)).toEqual({ ok: false, reason: 'bad_ihl' });
-    expect(parseIpv4(withHeader(SAMPLE, (p) => { p[0] = 0x4f; p[2] = 1; p[3] = 0; }), 0)).toEqual({ ok: false, reason: 'bad_total_length' });
-    expect(parseIpv4(withHeader(SAMPLE, (p) => { p[3] = 19; }), 0)).toEqual({ ok: false, reason: 'bad_ihl' });
-    expect(parseIpv4(withHeader(SAMPLE, (p) => { p[3] = 54; }), 0)).toEqual({ ok: false, reason: 'bad_total_length' });
+    expect(
+      parseIpv4(
+        withHeader(SAMPLE, (p) => {
+          p[0] = 0x4f;
+          p[2] = 0;
+          p[3] = 40;
+        }),
+        0,
+      ),
+    ).toEqual({ ok: false, reason: 'bad_ihl' });
+    expect(
+      parseIpv4(
+        withHeader(SAMPLE, (p) => {
+          p[0] = 0x4f;
+          p[2] = 1;
+          p[3] = 0;
+        }),
+        0,
+      ),
+    ).toEqual({ ok: false, reason: 'bad_total_length' });
+    expect(
+      parseIpv4(
+        withHeader(SAMPLE, (p) => {
+          p[3] = 19;
+        }),
+        0,
+      ),
+    ).toEqual({ ok: false, reason: 'bad_ihl' });
+    expect(
+      parseIpv4(
+        withHeader(SAMPLE, (p) => {
+          p[3] = 54;
+        }),
+        0,
+      ),
+    ).toEqual({ ok: false, reason: 'bad_total_length' });
     for (let byte = 0; byte < 20; byte++) {
       for (let bit = 0; bit < 8; bit++) {
         const p = Uint8Array.from(SAMPLE);
@@ -71,9 +148,32 @@ describe('IPv4 header', () => {
         if (byte >= 4) expect(r.ok || r.reason).toBe('bad_ip_checksum');
       }
     }
-    expect(parseIpv4(withHeader(SAMPLE, (p) => { p[6] |= IPV4_FLAG_MF >> 8; }), 0)).toEqual({ ok: false, reason: 'fragment' });
-    expect(parseIpv4(withHeader(SAMPLE, (p) => { p[7] = 1; }), 0)).toEqual({ ok: false, reason: 'fragment' });
-    expect(parseIpv4(withHeader(SAMPLE, (p) => { p[7] = 1; }), 0, SAMPLE.length, { allowFragments: true }).ok).toBe(true);
+    expect(
+      parseIpv4(
+        withHeader(SAMPLE, (p) => {
+          p[6] |= IPV4_FLAG_MF >> 8;
+        }),
+        0,
+      ),
+    ).toEqual({ ok: false, reason: 'fragment' });
+    expect(
+      parseIpv4(
+        withHeader(SAMPLE, (p) => {
+          p[7] = 1;
+        }),
+        0,
+      ),
+    ).toEqual({ ok: false, reason: 'fragment' });
+    expect(
+      parseIpv4(
+        withHeader(SAMPLE, (p) => {
+          p[7] = 1;
+        }),
+        0,
+        SAMPLE.length,
+        { allowFragments: true },
+      ).ok,
+    ).toBe(true);
   });
 
   it('accepts options (IHL > 5) and a trailer beyond the total length', () => {
@@ -89,7 +189,9 @@ describe('IPv4 header', () => {
     const buf = new Uint8Array(50);
     writeIpv4Header(buf, 5, { totalLength: 45, protocol: 57, src: 1, dst: 2 });
     const r = parseIpv4(buf, 5);
-    expect(r.ok && [r.header.ttl, r.header.protocol, r.header.src, r.header.dst, r.header.totalLength]).toEqual([64, 57, 1, 2, 45]);
+    expect(r.ok && [r.header.ttl, r.header.protocol, r.header.src, r.header.dst, r.header.totalLength]).toEqual([
+      64, 57, 1, 2, 45,
+    ]);
   });
 });
 

@@ -2,7 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { AH_BYTES, parseAh, writeAhHeader } from '../../src/wire/ah.js';
-import { ESP_MIN_BYTES, checkEspTrailer, espPadLength, parseEsp, writeEspHeader, writeEspTrailer } from '../../src/wire/esp.js';
+import {
+  ESP_MIN_BYTES,
+  checkEspTrailer,
+  espPadLength,
+  parseEsp,
+  writeEspHeader,
+  writeEspTrailer,
+} from '../../src/wire/esp.js';
 import { isIpipLoop, parseIpip, writeIpipHeader } from '../../src/wire/ipip.js';
 import { IPV4_FLAG_DF, IPV4_FLAG_MF, IpProto, buildIpv4, parseIpv4 } from '../../src/wire/ipv4.js';
 
@@ -13,7 +20,10 @@ describe('AH (RFC 4302)', () => {
   it('round-trips and sizes per algorithm (payload length = words − 2)', () => {
     expect(AH_BYTES).toEqual({ 'hmac-sha256-128': 28, 'gmac-aes128': 36 });
     expect(ah[1]).toBe(7);
-    expect(parseAh(ah, 0, 36, 36)).toEqual({ ok: true, header: { nextHeader: 50, length: 36, spi: 1, seq: 0xdeadbeef } });
+    expect(parseAh(ah, 0, 36, 36)).toEqual({
+      ok: true,
+      header: { nextHeader: 50, length: 36, spi: 1, seq: 0xdeadbeef },
+    });
     const hmac = new Uint8Array(28);
     writeAhHeader(hmac, 0, { nextHeader: 4, length: 28, spi: 300, seq: 1 });
     expect(hmac[1]).toBe(5);
@@ -21,7 +31,8 @@ describe('AH (RFC 4302)', () => {
   });
 
   it('every truncation length, wrong length for the algorithm, reserved bits', () => {
-    for (let l = 0; l < 36; l++) expect(parseAh(ah, 0, l, 36), `length ${l}`).toEqual({ ok: false, reason: 'truncated' });
+    for (let l = 0; l < 36; l++)
+      expect(parseAh(ah, 0, l, 36), `length ${l}`).toEqual({ ok: false, reason: 'truncated' });
     expect(parseAh(ah, 0, 36, 28)).toEqual({ ok: false, reason: 'bad_ah' });
     const huge = Uint8Array.from(ah);
     huge[1] = 255;
@@ -57,7 +68,10 @@ describe('ESP framing (RFC 4303)', () => {
   it('frames SPI, seq, IV, ciphertext and ICV; every truncation length', () => {
     const esp = new Uint8Array(ESP_MIN_BYTES + 6);
     writeEspHeader(esp, 0, 0x01020304, 5);
-    expect(parseEsp(esp, 0)).toEqual({ ok: true, frame: { spi: 0x01020304, seq: 5, ivOffset: 8, ciphertextOffset: 16, ciphertextEnd: esp.length - 16 } });
+    expect(parseEsp(esp, 0)).toEqual({
+      ok: true,
+      frame: { spi: 0x01020304, seq: 5, ivOffset: 8, ciphertextOffset: 16, ciphertextEnd: esp.length - 16 },
+    });
     for (let l = 0; l < ESP_MIN_BYTES; l++) {
       expect(parseEsp(esp, 0, l), `length ${l}`).toEqual({ ok: false, reason: l < 8 ? 'truncated' : 'bad_esp' });
     }
@@ -65,7 +79,18 @@ describe('ESP framing (RFC 4303)', () => {
 });
 
 describe('IP-in-IP (RFC 2003)', () => {
-  const inner = buildIpv4({ src: ipToU32('10.0.0.20'), dst: ipToU32('10.0.0.100'), tos: 0x10, identification: 77, flagsFragment: IPV4_FLAG_DF, ttl: 9, protocol: IpProto.UDP }, new Uint8Array(12));
+  const inner = buildIpv4(
+    {
+      src: ipToU32('10.0.0.20'),
+      dst: ipToU32('10.0.0.100'),
+      tos: 0x10,
+      identification: 77,
+      flagsFragment: IPV4_FLAG_DF,
+      ttl: 9,
+      protocol: IpProto.UDP,
+    },
+    new Uint8Array(12),
+  );
   const ha = ipToU32('10.0.0.2');
   const coa = ipToU32('10.1.0.100');
 
@@ -81,7 +106,16 @@ describe('IP-in-IP (RFC 2003)', () => {
   it('outer header copies TOS, DF and identification; TTL 64; protocol 4', () => {
     const p = tunnel(inner);
     const outer = parseIpv4(p, 0);
-    expect(outer.ok && outer.header).toMatchObject({ tos: 0x10, identification: 77, flagsFragment: IPV4_FLAG_DF, ttl: 64, protocol: 4, src: ha, dst: coa, totalLength: 52 });
+    expect(outer.ok && outer.header).toMatchObject({
+      tos: 0x10,
+      identification: 77,
+      flagsFragment: IPV4_FLAG_DF,
+      ttl: 64,
+      protocol: 4,
+      src: ha,
+      dst: coa,
+      totalLength: 52,
+    });
     const r = parseIpip(p, 0);
     expect(r.ok && r.innerOffset).toBe(20);
     expect(r.ok && r.inner.src).toBe(ipToU32('10.0.0.20'));
@@ -91,7 +125,10 @@ describe('IP-in-IP (RFC 2003)', () => {
     const h = parseIpv4(inner, 0);
     expect(h.ok && isIpipLoop(h.header, ipToU32('10.0.0.20'))).toBe(true);
     expect(h.ok && isIpipLoop(h.header, coa)).toBe(false);
-    const dead = buildIpv4({ src: ipToU32('10.0.0.20'), dst: ipToU32('10.0.0.100'), ttl: 0, protocol: IpProto.UDP }, new Uint8Array(12));
+    const dead = buildIpv4(
+      { src: ipToU32('10.0.0.20'), dst: ipToU32('10.0.0.100'), ttl: 0, protocol: IpProto.UDP },
+      new Uint8Array(12),
+    );
     expect(parseIpip(tunnel(dead), 0)).toEqual({ ok: false, reason: 'ttl_expired' });
     expect(parseIpip(inner, 0)).toEqual({ ok: false, reason: 'bad_next_header' });
     const p = tunnel(inner);

@@ -39,7 +39,10 @@ function check(dir: string): { status: number | null; out: string } {
 }
 
 const readLog = (dir: string): SkipSaRecord[] =>
-  readFileSync(join(dir, 'skip-sa.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  readFileSync(join(dir, 'skip-sa.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 /** A copy of the case's directory whose key log `alter` rewrote. */
 function altered(dir: string, alter: (records: SkipSaRecord[]) => void): string {
@@ -61,7 +64,8 @@ describe('check-key-chain.py on engine-sealed packets of every Crypt Alg and MAC
   const MACS: MacAlg[] = ['gmac-aes128', 'hmac-sha256-128'];
   const requests: Omit<OutboundRequest, 'peer'>[] = [
     ...SUITES.flatMap((esp) =>
-      [undefined, ...MACS].map((ah) => ({ role: 'end' as const, src: SMN_COA, dst: SGW, esp, ah }))),
+      [undefined, ...MACS].map((ah) => ({ role: 'end' as const, src: SMN_COA, dst: SGW, esp, ah })),
+    ),
     ...MACS.map((ah) => ({ role: 'nexthop' as const, src: SMN_COA, dst: SGW, ah, coverage: 'headers' as const })),
   ];
 
@@ -112,10 +116,12 @@ describe('check-key-chain.py on engine-sealed packets of every Crypt Alg and MAC
     const hop = readLog(dir).find(isHop);
     if (!hop) throw new Error('no inbound HMAC-SHA-256 next-hop SA in the log');
     expect(hop.ah!.coverage).toBe('headers');
-    const bad = check(altered(dir, (rs) => {
-      const r = rs.find((x) => x.wrappedKp === hop.wrappedKp && x.direction === 'in')!;
-      r.ah!.key = flip(r.ah!.key);
-    }));
+    const bad = check(
+      altered(dir, (rs) => {
+        const r = rs.find((x) => x.wrappedKp === hop.wrappedKp && x.direction === 'in')!;
+        r.ah!.key = flip(r.ah!.key);
+      }),
+    );
     expect(bad.status, bad.out).toBe(1);
     expect(bad.out).toMatch(/MAC Alg 251\) unwraps to Kp .*, but logged SA \d+ \(in\) differs in A_kp/);
     expect(bad.out).toContain(`FAIL: 1 of ${requests.length} SKIP headers do not unwrap to a logged key`);
@@ -140,7 +146,12 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
     const bare = spawnSync('node', [BIN, 'lab', '--netns', '--only', CASE, '--key-chain'], { encoding: 'utf8' });
     expect(bare.status).toBe(2);
     expect(bare.stderr).toMatch(/--key-chain goes with the cases' --pcap DIR/);
-    const plain = altered(dir, (rs) => rs.forEach((r) => { delete r.kij; delete r.kp; }));
+    const plain = altered(dir, (rs) =>
+      rs.forEach((r) => {
+        delete r.kij;
+        delete r.kp;
+      }),
+    );
     const result = check(plain);
     expect(result.status, result.out).not.toBe(0);
     expect(result.out).toMatch(/have no kij\/kp: run `mipsec lab --pcap DIR --key-chain`/);
@@ -161,9 +172,13 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
   });
 
   it('the pcaps hold the pings and the TCP stream: in clear at home, inside the ESP on the Internet', () => {
-    const pcaps = readdirSync(dir).filter((f) => f.endsWith('.pcap')).sort();
+    const pcaps = readdirSync(dir)
+      .filter((f) => f.endsWith('.pcap'))
+      .sort();
     expect(pcaps).toEqual(['internet.pcap', 'sgw0-net.pcap', 'sgw1-net.pcap', 'sgw2-net.pcap']);
-    const espSa = readFileSync(join(dir, 'esp_sa'), 'utf8').split('\n').filter((l) => l.startsWith('"'));
+    const espSa = readFileSync(join(dir, 'esp_sa'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('"'));
     const uat = espSa.flatMap((l) => ['-o', `uat:esp_sa:${l}`]);
     const flows = (pcap: string, args: string[] = []) => {
       const rows = tsharkFields(join(dir, pcap), ['frame.protocols', 'icmp.type', 'tcp.port'], args);
@@ -197,16 +212,20 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
 
   it('check-key-chain.py fails when one traffic key or one Kij in the log is altered', () => {
     const endSa = records.find((r) => r.direction === 'out' && r.role === 'end')!;
-    const badKey = check(altered(dir, (rs) => {
-      const r = rs.find((x) => x.sa === endSa.sa && x.src === endSa.src && x.direction === 'out')!;
-      r.esp!.key = flip(r.esp!.key);
-    }));
+    const badKey = check(
+      altered(dir, (rs) => {
+        const r = rs.find((x) => x.sa === endSa.sa && x.src === endSa.src && x.direction === 'out')!;
+        r.esp!.key = flip(r.esp!.key);
+      }),
+    );
     expect(badKey.status, badKey.out).toBe(1);
     const wire = `wrapped Kp ${endSa.wrappedKp.slice(0, 16)}…`;
     expect(badKey.out).toMatch(new RegExp(`${wire} .* but logged SA ${endSa.sa} \\(out\\) differs in E_kp`));
-    const badKij = check(altered(dir, (rs) => {
-      for (const r of rs) if (r.kij === endSa.kij) r.kij = flip(r.kij!);
-    }));
+    const badKij = check(
+      altered(dir, (rs) => {
+        for (const r of rs) if (r.kij === endSa.kij) r.kij = flip(r.kij!);
+      }),
+    );
     expect(badKij.status, badKij.out).toBe(1);
     expect(badKij.out).toMatch(new RegExp(`${wire} .* unwraps with no logged Kij`));
   }, 300_000);

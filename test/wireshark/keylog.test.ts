@@ -15,10 +15,13 @@ import { ADDR, endSaPair, hex, nexthopSaPair } from '../engine/fixtures.js';
 import { endPair, nexthopPair, skipPair, spiPair } from './packets.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'mipsec-keylog-'));
-const lines = (path: string) => readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);
+const lines = (path: string) =>
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
 
 describe('esp_sa lines', () => {
-  it('SPI mode: protocol, src, dst, SPI in hex, Wireshark\'s AES-GCM name, key ‖ salt, NULL auth', () => {
+  it("SPI mode: protocol, src, dst, SPI in hex, Wireshark's AES-GCM name, key ‖ salt, NULL auth", () => {
     expect(espSaLine(spiPair.out)).toBe(
       `"IPv4","198.18.1.10","198.18.0.1","0x00001016","AES-GCM with 16 octet ICV [RFC4106]","0x${hex(spiPair.out.esp!.key)}","NULL",""`,
     );
@@ -36,7 +39,9 @@ describe('esp_sa lines', () => {
   it('ChaCha20-Poly1305 is commented out unless asked for (Wireshark 4.0 rejects the name)', () => {
     const chacha = endSaPair({ suite: 'chacha20poly1305', mode: 'spi', id: 31, src: ADDR.sgw0, dst: ADDR.sgw2 });
     const line = espSaLine(chacha.out)!;
-    expect(line.startsWith('#"IPv4","198.18.0.1","198.18.2.1","0x0000103e","ChaCha20 with Poly1305 [RFC7634]"')).toBe(true);
+    expect(line.startsWith('#"IPv4","198.18.0.1","198.18.2.1","0x0000103e","ChaCha20 with Poly1305 [RFC7634]"')).toBe(
+      true,
+    );
     expect(espSaLine(chacha.out, { chacha20: true })).toBe(line.slice(1));
   });
 });
@@ -65,9 +70,19 @@ describe('SKIP SA records', () => {
       // An end layer's AH covers the whole datagram: its coverage is written too.
       ah: { alg: 'hmac-sha256-128', spi: 1, key: hex(endPair.in.ah!.key), coverage: 'full' },
     });
-    expect(skipSaRecord(nexthopPair.out)).toMatchObject({ role: 'nexthop', cryptAlg: 0, macAlg: 250, ah: { alg: 'gmac-aes128', coverage: 'full' } });
+    expect(skipSaRecord(nexthopPair.out)).toMatchObject({
+      role: 'nexthop',
+      cryptAlg: 0,
+      macAlg: 250,
+      ah: { alg: 'gmac-aes128', coverage: 'full' },
+    });
     const headers = nexthopSaPair({
-      alg: 'hmac-sha256-128', mode: 'skip', id: 42, src: ADDR.sgw1, dst: ADDR.sgw0, coverage: 'headers',
+      alg: 'hmac-sha256-128',
+      mode: 'skip',
+      id: 42,
+      src: ADDR.sgw1,
+      dst: ADDR.sgw0,
+      coverage: 'headers',
     });
     expect(skipSaRecord(headers.out)!.ah!.coverage).toBe('headers');
     expect(skipSaRecord(endPair.in)).not.toHaveProperty('kij');
@@ -84,7 +99,9 @@ describe('SKIP SA records', () => {
     } catch (error) {
       expect(String(error)).not.toContain(hex(skipPair.out.esp!.key));
     }
-    expect(() => skipSaRecord({ ...skipPair.out, skipHeader: undefined })).toThrow(/SA 12 is in skip mode but has no skipHeader/);
+    expect(() => skipSaRecord({ ...skipPair.out, skipHeader: undefined })).toThrow(
+      /SA 12 is in skip mode but has no skipHeader/,
+    );
   });
 });
 
@@ -103,23 +120,40 @@ describe('key log files', () => {
     for (const file of ['esp_sa', 'skip-sa.jsonl']) expect(statSync(join(d, file)).mode & 0o777).toBe(0o600);
     const esp = lines(join(d, 'esp_sa'));
     expect(esp.filter((l) => l.startsWith('#')).length).toBe(3);
-    expect(esp.filter((l) => !l.startsWith('#'))).toEqual([espSaLine(spiPair.out), espSaLine(skipPair.out), espSaLine(endPair.out)]);
+    expect(esp.filter((l) => !l.startsWith('#'))).toEqual([
+      espSaLine(spiPair.out),
+      espSaLine(skipPair.out),
+      espSaLine(endPair.out),
+    ]);
     const records = lines(join(d, 'skip-sa.jsonl')).map((l) => JSON.parse(l));
     expect(records.map((r) => [r.node, r.sa, r.direction, r.role])).toEqual([
-      ['sender', 12, 'out', 'end'], ['receiver', 1012, 'in', 'end'],
-      ['sender', 13, 'out', 'end'], ['receiver', 1013, 'in', 'end'],
-      ['sender', 14, 'out', 'nexthop'], ['receiver', 1014, 'in', 'nexthop'],
+      ['sender', 12, 'out', 'end'],
+      ['receiver', 1012, 'in', 'end'],
+      ['sender', 13, 'out', 'end'],
+      ['receiver', 1013, 'in', 'end'],
+      ['sender', 14, 'out', 'nexthop'],
+      ['receiver', 1014, 'in', 'nexthop'],
     ]);
     expect(() => writer.record(spiPair.out)).toThrow(/closed; open a new KeyLogWriter/);
   });
 
   it('writeKeyLog takes SAs with or without the node that installed them', () => {
     const d = dir();
-    const other = nexthopSaPair({ alg: 'hmac-sha256-128', mode: 'skip', id: 41, src: ADDR.sgw1, dst: ADDR.sgw0, mkid: { src: ADDR.sgw1 } });
+    const other = nexthopSaPair({
+      alg: 'hmac-sha256-128',
+      mode: 'skip',
+      id: 41,
+      src: ADDR.sgw1,
+      dst: ADDR.sgw0,
+      mkid: { src: ADDR.sgw1 },
+    });
     const paths = writeKeyLog(d, [skipPair.out, { sa: other.out, node: 'sgw1' }]);
     expect(paths).toEqual({ espSaPath: join(d, 'esp_sa'), skipSaPath: join(d, 'skip-sa.jsonl') });
     const records = lines(paths.skipSaPath).map((l) => JSON.parse(l));
-    expect(records.map((r) => [r.node, r.sa, r.srcMkid])).toEqual([[undefined, 12, undefined], ['sgw1', 41, ADDR.sgw1]]);
+    expect(records.map((r) => [r.node, r.sa, r.srcMkid])).toEqual([
+      [undefined, 12, undefined],
+      ['sgw1', 41, ADDR.sgw1],
+    ]);
   });
 });
 
@@ -143,7 +177,7 @@ describe('key chain (test runs only)', () => {
     expect(readFileSync(join(asked, 'esp_sa'), 'utf8')).not.toContain(chain.kp);
   });
 
-  it('the roles\' KeyLog offers a sink only when asked, and keeps what SkipKeying hands it per SA', () => {
+  it("the roles' KeyLog offers a sink only when asked, and keeps what SkipKeying hands it per SA", () => {
     expect(new KeyLog().keyChainSink).toBeUndefined();
     const log = new KeyLog({ keyChain: true });
     log.keyChainSink!(endPair.out, { kij: Buffer.from(chain.kij, 'hex'), n: 1, kp: Buffer.from(chain.kp, 'hex') });
@@ -156,13 +190,21 @@ describe('key chain (test runs only)', () => {
     const smnId = makeIdentity(ca, 'smn:10.0.0.100');
     const sgwId = makeIdentity(ca, 'sgw:198.18.0.1');
     const logs = [new KeyLog({ keyChain: true }), new KeyLog({ keyChain: true })];
-    const [smn, sgw] = [[smnId, sgwId, logs[0]], [sgwId, smnId, logs[1]]].map(([id, peer, log]) => {
+    const [smn, sgw] = [
+      [smnId, sgwId, logs[0]],
+      [sgwId, smnId, logs[1]],
+    ].map(([id, peer, log]) => {
       const certs = new CertCache(ca.cert);
       certs.add((peer as Identity).cert, T0);
       return new SkipKeying({ identity: id as Identity, certs, now: () => T0, keyChain: (log as KeyLog).keyChainSink });
     }) as [SkipKeying, SkipKeying];
     const out = smn.outboundSa({
-      peer: sgwId.name, src: '10.1.0.100', dst: '198.18.0.1', role: 'end', esp: 'aes256gcm', ah: 'hmac-sha256-128',
+      peer: sgwId.name,
+      src: '10.1.0.100',
+      dst: '198.18.0.1',
+      role: 'end',
+      esp: 'aes256gcm',
+      ah: 'hmac-sha256-128',
     });
     if (!out.ok || !out.created) throw new Error('no outbound SA');
     const inn = sgw.inboundSa({ packet: out.sa.skipHeader!, src: '10.1.0.100', dst: '198.18.0.1' });
@@ -181,4 +223,3 @@ describe('key chain (test runs only)', () => {
     expect(new KeyLog().keyChainOf(out.sa)).toBeUndefined();
   });
 });
-

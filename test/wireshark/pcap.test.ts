@@ -5,14 +5,23 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryNetwork } from '../../src/net/index.js';
 import {
-  firstFramesOfFlows, LINKTYPE_RAW, PCAP_SNAPLEN, PcapWriter, pcapRecord, writePcap,
+  firstFramesOfFlows,
+  LINKTYPE_RAW,
+  PCAP_SNAPLEN,
+  PcapWriter,
+  pcapRecord,
+  writePcap,
 } from '../../src/net/pcap.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { readPcap } from './pcap-reader.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'mipsec-pcap-'));
-const packet = (size: number, fill: number) => buildIpv4({ src: ipToU32('10.0.0.1'), dst: ipToU32('10.0.0.2'), protocol: IpProto.UDP, ttl: 64 }, new Uint8Array(size - 20).fill(fill));
+const packet = (size: number, fill: number) =>
+  buildIpv4(
+    { src: ipToU32('10.0.0.1'), dst: ipToU32('10.0.0.2'), protocol: IpProto.UDP, ttl: 64 },
+    new Uint8Array(size - 20).fill(fill),
+  );
 
 describe('pcap writer', () => {
   it('writes the global header (magic, 2.4, snaplen, LINKTYPE_RAW) and one record per frame with microsecond times', () => {
@@ -24,7 +33,9 @@ describe('pcap writer', () => {
     ];
     expect(writePcap(path, frames)).toBe(3);
     const bytes = readFileSync(path);
-    expect(bytes.subarray(0, 24).toString('hex')).toBe('d4c3b2a1' + '0200' + '0400' + '00000000' + '00000000' + 'ffff0000' + '65000000');
+    expect(bytes.subarray(0, 24).toString('hex')).toBe(
+      'd4c3b2a1' + '0200' + '0400' + '00000000' + '00000000' + 'ffff0000' + '65000000',
+    );
     const file = readPcap(bytes);
     expect([file.version, file.snaplen, file.linkType]).toEqual([[2, 4], PCAP_SNAPLEN, LINKTYPE_RAW]);
     expect(file.records.map((r) => [r.seconds, r.micros, r.origLen, r.data.length])).toEqual([
@@ -32,7 +43,9 @@ describe('pcap writer', () => {
       [1_795_000_001, 0, 64, 64],
       [0, 0, 21, 21],
     ]);
-    expect(file.records.map((r) => Buffer.from(r.data).toString('hex'))).toEqual(frames.map((f) => Buffer.from(f.packet).toString('hex')));
+    expect(file.records.map((r) => Buffer.from(r.data).toString('hex'))).toEqual(
+      frames.map((f) => Buffer.from(f.packet).toString('hex')),
+    );
     expect(bytes.length).toBe(24 + 3 * 16 + 20 + 64 + 21);
   });
 
@@ -74,13 +87,22 @@ describe('pcap writer', () => {
     const writer = new PcapWriter(path);
     const untap = net.link('lan').tap((frame) => writer.write(frame));
     expect(a.send(packet(30, 1))).toEqual({ ok: true });
-    expect(b.send(buildIpv4({ src: ipToU32('10.0.0.2'), dst: ipToU32('10.0.0.1'), protocol: IpProto.UDP, ttl: 64 }, new Uint8Array(12)))).toEqual({ ok: true });
+    expect(
+      b.send(
+        buildIpv4(
+          { src: ipToU32('10.0.0.2'), dst: ipToU32('10.0.0.1'), protocol: IpProto.UDP, ttl: 64 },
+          new Uint8Array(12),
+        ),
+      ),
+    ).toEqual({ ok: true });
     untap();
     writer.close();
     const captured = net.link('lan').captures();
     expect(captured.length).toBe(2);
     const file = readPcap(readFileSync(path));
-    expect(file.records.map((r) => Buffer.from(r.data).toString('hex'))).toEqual(captured.map((c) => Buffer.from(c.packet).toString('hex')));
+    expect(file.records.map((r) => Buffer.from(r.data).toString('hex'))).toEqual(
+      captured.map((c) => Buffer.from(c.packet).toString('hex')),
+    );
     expect(file.records.map((r) => r.seconds * 1000 + r.micros / 1000)).toEqual(captured.map((c) => c.time));
   });
 });
@@ -94,10 +116,9 @@ describe('firstFramesOfFlows', () => {
     expect(times(firstFramesOfFlows(frames, [10, 20], 2))).toEqual([1, 2, 3, 10, 11, 20, 21]);
   });
 
-  it('without flows keeps everything; a flow with no frames of its own takes none of the next one\'s allowance', () => {
+  it("without flows keeps everything; a flow with no frames of its own takes none of the next one's allowance", () => {
     const frames = [1, 5, 30, 31, 32].map(frame);
     expect(times(firstFramesOfFlows(frames, [], 1))).toEqual([1, 5, 30, 31, 32]);
     expect(times(firstFramesOfFlows(frames, [10, 30], 2))).toEqual([1, 5, 30, 31]);
   });
 });
-

@@ -14,10 +14,15 @@ function tsharkPresent(): boolean {
 /** Makes sure tshark runs; installs the Debian package when it is missing. Throws with the fix when it cannot. */
 export function ensureTshark(): void {
   if (tsharkPresent()) return;
-  if (process.getuid?.() !== 0) throw new Error('tshark is missing and the tests are not root: install it with `sudo apt-get install -y tshark`');
+  if (process.getuid?.() !== 0)
+    throw new Error('tshark is missing and the tests are not root: install it with `sudo apt-get install -y tshark`');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   // Answer the package's only question (may non-root users capture?) so the install never waits for input.
-  execFileSync('sh', ['-c', 'echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections'], { env, stdio: 'ignore' });
+  execFileSync(
+    'sh',
+    ['-c', 'echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections'],
+    { env, stdio: 'ignore' },
+  );
   execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore', timeout: 300_000 });
   execFileSync('apt-get', ['install', '-y', '-qq', 'tshark'], { env, stdio: 'ignore', timeout: 600_000 });
   if (!tsharkPresent()) throw new Error('tshark is still missing after `apt-get install tshark`');
@@ -47,12 +52,39 @@ export function tshark(args: readonly string[], run: TsharkRun = {}): string {
   // A script that fails to load is reported on stderr, an error while dissecting as a "Lua Error" item in the
   // tree; tshark exits 0 either way, so both are failures here.
   if (/lua/i.test(result.stderr)) throw new Error(`tshark reported a Lua problem: ${result.stderr}`);
-  if (result.stdout.includes('Lua Error')) throw new Error(`the dissector raised a Lua error: ${result.stdout.split('\n').filter((l) => l.includes('Lua Error'))[0]}`);
+  if (result.stdout.includes('Lua Error'))
+    throw new Error(
+      `the dissector raised a Lua error: ${result.stdout.split('\n').filter((l) => l.includes('Lua Error'))[0]}`,
+    );
   return result.stdout;
 }
 
 /** `-T fields` output: one row per packet, one entry per field, each entry the list of its occurrences. */
-export function tsharkFields(pcap: string, fields: readonly string[], args: readonly string[] = [], run: TsharkRun = {}): string[][][] {
-  const out = tshark(['-r', pcap, ...args, '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=|', '-E', 'separator=/t', ...fields.flatMap((f) => ['-e', f])], run);
-  return out.split('\n').filter((line) => line.length > 0).map((line) => line.split('\t').map((v) => (v === '' ? [] : v.split('|'))));
+export function tsharkFields(
+  pcap: string,
+  fields: readonly string[],
+  args: readonly string[] = [],
+  run: TsharkRun = {},
+): string[][][] {
+  const out = tshark(
+    [
+      '-r',
+      pcap,
+      ...args,
+      '-T',
+      'fields',
+      '-E',
+      'occurrence=a',
+      '-E',
+      'aggregator=|',
+      '-E',
+      'separator=/t',
+      ...fields.flatMap((f) => ['-e', f]),
+    ],
+    run,
+  );
+  return out
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => line.split('\t').map((v) => (v === '' ? [] : v.split('|'))));
 }

@@ -85,7 +85,10 @@ async function buildChain(session: NetnsSession): Promise<Chain> {
     // Every link subnet that is not attached: to the right via the right neighbour, else via the left one.
     for (let j = 0; j < last; j++) {
       if (j === i || j === i - 1) continue;
-      await session.replaceRoute(nodes[i], { prefix: `${linkNet(j)}.0/24`, via: j > i ? `${linkNet(i)}.2` : `${linkNet(i - 1)}.1` });
+      await session.replaceRoute(nodes[i], {
+        prefix: `${linkNet(j)}.0/24`,
+        via: j > i ? `${linkNet(i)}.2` : `${linkNet(i - 1)}.1`,
+      });
     }
   }
   const ids = nodes.map((_, i) => (i === 0 ? `${linkNet(0)}.1` : `${linkNet(i - 1)}.2`));
@@ -96,7 +99,8 @@ async function buildChain(session: NetnsSession): Promise<Chain> {
 async function plainRoutes(chain: Chain): Promise<void> {
   const last = chain.nodes.length - 1;
   for (let i = 0; i <= last; i++) {
-    if (i > 0) await chain.session.replaceRoute(chain.nodes[i], { prefix: PLAN.client.net, via: `${linkNet(i - 1)}.1` });
+    if (i > 0)
+      await chain.session.replaceRoute(chain.nodes[i], { prefix: PLAN.client.net, via: `${linkNet(i - 1)}.1` });
     if (i < last) await chain.session.replaceRoute(chain.nodes[i], { prefix: PLAN.server.net, via: `${linkNet(i)}.2` });
   }
 }
@@ -114,7 +118,15 @@ function relaySpecs(chain: Chain, relays: number, transport: Transport, coverage
   const tun = (i: number): string => devName(chain.session, `t${i}`);
   const specs: NodeSpec[] = [];
   hops.forEach((h, j) => {
-    const node: NodeSpec = { netns: chain.nodes[h], tun: tun(h), tunMtu: tunnelMtu(CHAIN_TUNNEL_MTU, transport), local: [addr[j]], sas: [], policies: [], routes: [] };
+    const node: NodeSpec = {
+      netns: chain.nodes[h],
+      tun: tun(h),
+      tunMtu: tunnelMtu(CHAIN_TUNNEL_MTU, transport),
+      local: [addr[j]],
+      sas: [],
+      policies: [],
+      routes: [],
+    };
     if (j === 0) {
       node.sas.push(ab.out, ba.in, fwd[0].out, rev[0].in);
       node.policies.push({ prefix: PLAN.server.net, sa: ab.out.id, wrap: [fwd[0].out.id] });
@@ -132,7 +144,12 @@ function relaySpecs(chain: Chain, relays: number, transport: Transport, coverage
 
 /** Median ping RTT from client to server, µs, over PINGS echoes. */
 async function pingRtt(chain: Chain): Promise<number> {
-  const { stdout } = await chain.session.exec(chain.client, 'ping', ['-c', String(PINGS), '-i', PING_INTERVAL_S, '-W', '1', PLAN.server.addr], { timeoutMs: 30_000 });
+  const { stdout } = await chain.session.exec(
+    chain.client,
+    'ping',
+    ['-c', String(PINGS), '-i', PING_INTERVAL_S, '-W', '1', PLAN.server.addr],
+    { timeoutMs: 30_000 },
+  );
   const times = [...stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
   if (times.length < PINGS / 2) throw new Error(`ping: only ${times.length} of ${PINGS} echoes answered`);
   return median(times);
@@ -155,9 +172,19 @@ async function measureConfig(chain: Chain, relays: ChainRow['relays'], options: 
   try {
     if (relays !== 'kernel') {
       const specs = relaySpecs(chain, relays, options.transport, options.coverage);
-      daemons.push(await startGateway(chain.session, chain.nodes[0], `mipsec chain (${relays} relays)`, { dataPath: 'native', workers: WORKERS, ...loopSpec(options), nodes: specs }));
+      daemons.push(
+        await startGateway(chain.session, chain.nodes[0], `mipsec chain (${relays} relays)`, {
+          dataPath: 'native',
+          workers: WORKERS,
+          ...loopSpec(options),
+          nodes: specs,
+        }),
+      );
       await chain.session.replaceRoute(chain.nodes[0], { prefix: PLAN.server.net, dev: specs[0].tun });
-      await chain.session.replaceRoute(chain.nodes[last], { prefix: PLAN.client.net, dev: specs[specs.length - 1].tun });
+      await chain.session.replaceRoute(chain.nodes[last], {
+        prefix: PLAN.client.net,
+        dev: specs[specs.length - 1].tun,
+      });
     }
     await waitFor(`the server to answer pings through ${relays} relays`, () => reachable(chain), 15_000, daemons);
     const rtt = await pingRtt(chain);
@@ -172,7 +199,10 @@ async function measureConfig(chain: Chain, relays: ChainRow['relays'], options: 
   }
   // The gateway process prints its loops' counters as it stops.
   const relayNodes = relays === 'kernel' ? [] : chain.nodes.slice(1, 1 + relays);
-  return { ...measured, relay_cpu_us: daemons.length ? relayCpuPerPacket(daemons[0].recentOutput(), relayNodes) : null };
+  return {
+    ...measured,
+    relay_cpu_us: daemons.length ? relayCpuPerPacket(daemons[0].recentOutput(), relayNodes) : null,
+  };
 }
 
 /** One `loop-stats` line's JSON, as the gateway process prints it (gateway.ts): the fields read here. */
@@ -210,11 +240,19 @@ export function relayCpuPerPacket(output: string, relayNamespaces: readonly stri
 
 /** Per-relay costs between consecutive measured relay counts (the kernel row excluded). */
 export function relayCosts(rows: readonly ChainRow[]): RelayCost[] {
-  const measured = rows.filter((r): r is ChainRow & { relays: number; tcp_gbps: number; rtt_us: number } => r.relays !== 'kernel' && r.tcp_gbps != null && r.rtt_us != null);
+  const measured = rows.filter(
+    (r): r is ChainRow & { relays: number; tcp_gbps: number; rtt_us: number } =>
+      r.relays !== 'kernel' && r.tcp_gbps != null && r.rtt_us != null,
+  );
   measured.sort((x, y) => x.relays - y.relays);
   const cost = (p: (typeof measured)[number], q: (typeof measured)[number]): RelayCost => {
     const steps = q.relays - p.relays;
-    return { from: p.relays, to: q.relays, throughput_loss: 1 - Math.pow(q.tcp_gbps / p.tcp_gbps, 1 / steps), rtt_us: (q.rtt_us - p.rtt_us) / steps };
+    return {
+      from: p.relays,
+      to: q.relays,
+      throughput_loss: 1 - Math.pow(q.tcp_gbps / p.tcp_gbps, 1 / steps),
+      rtt_us: (q.rtt_us - p.rtt_us) / steps,
+    };
   };
   const out: RelayCost[] = [];
   for (let i = 1; i < measured.length; i++) out.push(cost(measured[i - 1], measured[i]));
@@ -236,13 +274,24 @@ export interface ChainOptions extends LoopTuning {
 
 /** What the chain's gateways run, for the report. */
 export function chainSetup(options: Pick<ChainOptions, 'coverage' | 'transport' | 'pollMicros'>): string {
-  const coverage = options.coverage === 'headers' ? 'headers only (the draft\'s §3.6)' : 'the whole datagram (RFC 4302)';
+  const coverage = options.coverage === 'headers' ? "headers only (the draft's §3.6)" : 'the whole datagram (RFC 4302)';
   return `End-End SKIP + ESP AES-128-GCM gwA⇄gwB inside one next-hop SKIP + AH AES-128-GMAC layer per leg, covering ${coverage}; ${tuningLabel(options)}`;
 }
 
-export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[]; costs: RelayCost[]; setup: string }> {
-  const configs: ChainRow['relays'][] = ['kernel', ...[0, ...options.relays].filter((k, i, all) => all.indexOf(k) === i)];
-  const rows: ChainRow[] = configs.map((relays) => ({ relays, tcp_gbps: null, rtt_us: null, relay_cpu_us: null, runs: [] }));
+export async function runChain(
+  options: ChainOptions,
+): Promise<{ rows: ChainRow[]; costs: RelayCost[]; setup: string }> {
+  const configs: ChainRow['relays'][] = [
+    'kernel',
+    ...[0, ...options.relays].filter((k, i, all) => all.indexOf(k) === i),
+  ];
+  const rows: ChainRow[] = configs.map((relays) => ({
+    relays,
+    tcp_gbps: null,
+    rtt_us: null,
+    relay_cpu_us: null,
+    runs: [],
+  }));
   const session = new NetnsSession(`mb-${randomSuffix()}`);
   options.onSession?.(session.prefix);
   try {
@@ -256,7 +305,9 @@ export async function runChain(options: ChainOptions): Promise<{ rows: ChainRow[
           const run = await measureConfig(chain, row.relays, options);
           row.runs.push(run);
           const cpu = run.relay_cpu_us === null ? '' : `, relay CPU ${run.relay_cpu_us.toFixed(2)} µs/packet`;
-          options.progress(`[${round + 1}/${options.runs}] chain, ${label}: TCP ${run.tcp_gbps.toFixed(3)} Gbit/s, RTT ${run.rtt_us.toFixed(0)} µs${cpu}`);
+          options.progress(
+            `[${round + 1}/${options.runs}] chain, ${label}: TCP ${run.tcp_gbps.toFixed(3)} Gbit/s, RTT ${run.rtt_us.toFixed(0)} µs${cpu}`,
+          );
         } catch (err) {
           row.error = `round ${round + 1}: ${(err as Error).message}`;
           row.runs = [];

@@ -42,7 +42,9 @@ export interface GatewaySpec {
 
 /** JSON with byte arrays as {"hex": …}. */
 export function encodeSpec(spec: GatewaySpec): string {
-  return JSON.stringify(spec, (_key, value: unknown) => (value instanceof Uint8Array ? { hex: Buffer.from(value).toString('hex') } : value));
+  return JSON.stringify(spec, (_key, value: unknown) =>
+    value instanceof Uint8Array ? { hex: Buffer.from(value).toString('hex') } : value,
+  );
 }
 
 /** The bytes of a {"hex": …} object (its only key), else undefined. */
@@ -55,8 +57,10 @@ function hexBytes(value: unknown): Uint8Array | undefined {
 
 export function decodeSpec(text: string): GatewaySpec {
   const spec = JSON.parse(text, (_key, value: unknown) => hexBytes(value) ?? value) as GatewaySpec;
-  if (spec?.dataPath !== 'native' && spec?.dataPath !== 'ts') throw new Error('gateway spec: dataPath must be native or ts');
-  if (!Array.isArray(spec.nodes) || spec.nodes.length === 0) throw new Error('gateway spec: nodes must be a non-empty array');
+  if (spec?.dataPath !== 'native' && spec?.dataPath !== 'ts')
+    throw new Error('gateway spec: dataPath must be native or ts');
+  if (!Array.isArray(spec.nodes) || spec.nodes.length === 0)
+    throw new Error('gateway spec: nodes must be a non-empty array');
   return spec;
 }
 
@@ -91,8 +95,18 @@ function skipHeader(nextHeader: number, cryptAlg: number, macAlg: number): Uint8
  * An End-End ESP AES-128-GCM tunnel from src to dst with a fresh key: `out` for src's engine, `in`
  * for dst's. SPI mode: plain RFC 4303 with `spi`; SKIP mode: a SKIP header and SPI 1.
  */
-export function endSa(mode: SaMode, src: string, dst: string, ids: { out: number; in: number }, spi: number): { out: SaDesc; in: SaDesc } {
-  const esp = { suite: 'aes128gcm' as const, key: new Uint8Array(randomBytes(KEY_BYTES.aes128gcm)), spi: mode === 'skip' ? SKIP_SPI : spi };
+export function endSa(
+  mode: SaMode,
+  src: string,
+  dst: string,
+  ids: { out: number; in: number },
+  spi: number,
+): { out: SaDesc; in: SaDesc } {
+  const esp = {
+    suite: 'aes128gcm' as const,
+    key: new Uint8Array(randomBytes(KEY_BYTES.aes128gcm)),
+    spi: mode === 'skip' ? SKIP_SPI : spi,
+  };
   const base = {
     role: 'end' as const,
     mode,
@@ -100,15 +114,37 @@ export function endSa(mode: SaMode, src: string, dst: string, ids: { out: number
     dst,
     ...(mode === 'skip' ? { skipHeader: skipHeader(IpProto.ESP, SkipAlg.crypt.aes128gcm, 0) } : {}),
   };
-  return { out: { ...base, id: ids.out, direction: 'out', esp }, in: { ...base, id: ids.in, direction: 'in', esp: { ...esp, key: esp.key.slice() } } };
+  return {
+    out: { ...base, id: ids.out, direction: 'out', esp },
+    in: { ...base, id: ids.in, direction: 'in', esp: { ...esp, key: esp.key.slice() } },
+  };
 }
 
 /** What a next-hop AH authenticates (docs/engine.md §7): the whole datagram, or its headers only (the draft's §3.6). */
 export type Coverage = 'full' | 'headers';
 
 /** A next-hop layer (SKIP + AH AES-128-GMAC) from src to dst, as the draft's relays use. */
-export function nexthopSa(src: string, dst: string, ids: { out: number; in: number }, coverage: Coverage): { out: SaDesc; in: SaDesc } {
-  const ah = { alg: 'gmac-aes128' as const, key: new Uint8Array(randomBytes(KEY_BYTES['gmac-aes128'])), spi: SKIP_SPI, coverage };
-  const base = { role: 'nexthop' as const, mode: 'skip' as const, src, dst, skipHeader: skipHeader(IpProto.AH, 0, SkipAlg.mac['gmac-aes128']) };
-  return { out: { ...base, id: ids.out, direction: 'out', ah }, in: { ...base, id: ids.in, direction: 'in', ah: { ...ah, key: ah.key.slice() } } };
+export function nexthopSa(
+  src: string,
+  dst: string,
+  ids: { out: number; in: number },
+  coverage: Coverage,
+): { out: SaDesc; in: SaDesc } {
+  const ah = {
+    alg: 'gmac-aes128' as const,
+    key: new Uint8Array(randomBytes(KEY_BYTES['gmac-aes128'])),
+    spi: SKIP_SPI,
+    coverage,
+  };
+  const base = {
+    role: 'nexthop' as const,
+    mode: 'skip' as const,
+    src,
+    dst,
+    skipHeader: skipHeader(IpProto.AH, 0, SkipAlg.mac['gmac-aes128']),
+  };
+  return {
+    out: { ...base, id: ids.out, direction: 'out', ah },
+    in: { ...base, id: ids.in, direction: 'in', ah: { ...ah, key: ah.key.slice() } },
+  };
 }

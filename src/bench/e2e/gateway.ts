@@ -26,7 +26,13 @@ function configure(engine: Engine, node: NodeSpec): void {
 }
 
 /** Runs punted packets through the TS engine (OUTBOUND for TUN reads, INBOUND for raw reads) and re-injects the results. */
-function tsTransform(engine: RefEngine, batch: Batch, loop: IoLoop, packets: PuntedPacket[], dropped: Map<string, number>): void {
+function tsTransform(
+  engine: RefEngine,
+  batch: Batch,
+  loop: IoLoop,
+  packets: PuntedPacket[],
+  dropped: Map<string, number>,
+): void {
   for (let start = 0; start < packets.length; start += batch.capacity) {
     batch.clear();
     const chunk = packets.slice(start, start + batch.capacity);
@@ -98,7 +104,9 @@ async function main(): Promise<void> {
         .filter(([i, n]) => i > 0 && i < VERDICT_COUNTER_BASE && n > 0n)
         .map(([i, n]) => `${reasonName[i]}=${n}`);
       const punts = [...node.punts.entries()].map(([r, n]) => `${r}=${n}`);
-      process.stderr.write(`${node.spec.netns}: ${JSON.stringify(stats)} engine drops/punts: ${drops.join(' ') || 'none'}; punts seen: ${punts.join(' ') || 'none'}\n`);
+      process.stderr.write(
+        `${node.spec.netns}: ${JSON.stringify(stats)} engine drops/punts: ${drops.join(' ') || 'none'}; punts seen: ${punts.join(' ') || 'none'}\n`,
+      );
       node.ts?.close();
       node.native.close();
     }

@@ -90,7 +90,14 @@ export interface E2eReport {
 }
 
 function drivers(tuning: LoopTuning): Record<PathName, PathDriver> {
-  return { veth, 'wireguard-go': wireguardGo, openvpn, strongswan, 'mipsec-sgwd': mipsecSgwd(tuning.transport), ...mipsecDrivers(tuning) };
+  return {
+    veth,
+    'wireguard-go': wireguardGo,
+    openvpn,
+    strongswan,
+    'mipsec-sgwd': mipsecSgwd(tuning.transport),
+    ...mipsecDrivers(tuning),
+  };
 }
 
 /** The order of round `round`: as given on even rounds, reversed on odd ones. */
@@ -116,7 +123,11 @@ async function machineFacts(): Promise<Record<string, unknown>> {
 
 async function checkPrerequisites(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root: it creates network namespaces (run it with sudo)');
-  for (const [tool, args, pkg] of [['ip', ['-V'], 'iproute2'], ['iperf3', ['--version'], 'iperf3'], ['ping', ['-V'], 'iputils-ping']] as const) {
+  for (const [tool, args, pkg] of [
+    ['ip', ['-V'], 'iproute2'],
+    ['iperf3', ['--version'], 'iperf3'],
+    ['ping', ['-V'], 'iputils-ping'],
+  ] as const) {
     try {
       await runCommand(tool, [...args], { timeoutMs: 5000 });
     } catch {
@@ -126,7 +137,12 @@ async function checkPrerequisites(): Promise<void> {
 }
 
 /** Brings one path up, measures it once, takes it down. */
-async function measurePath(driver: PathDriver, topo: Topology, workdir: string, seconds: number): Promise<PathResult['runs'][number]> {
+async function measurePath(
+  driver: PathDriver,
+  topo: Topology,
+  workdir: string,
+  seconds: number,
+): Promise<PathResult['runs'][number]> {
   const pathDir = fs.mkdtempSync(path.join(workdir, `${driver.name}-`));
   const active = await driver.setup({ topo, workdir: pathDir });
   let server;
@@ -137,7 +153,12 @@ async function measurePath(driver: PathDriver, topo: Topology, workdir: string, 
     throw err;
   }
   try {
-    await waitFor(`the server to answer pings from the client through ${driver.name}`, () => reachable(topo), REACH_TIMEOUT_MS, [...active.processes, server]);
+    await waitFor(
+      `the server to answer pings from the client through ${driver.name}`,
+      () => reachable(topo),
+      REACH_TIMEOUT_MS,
+      [...active.processes, server],
+    );
     return await measureOnce(topo, active.processes, seconds, active.dataPathCounts);
   } finally {
     await server.stop();
@@ -147,7 +168,10 @@ async function measurePath(driver: PathDriver, topo: Topology, workdir: string, 
 
 export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
   const progress = options.progress ?? (() => undefined);
-  const tuning: LoopTuning = { transport: options.transport ?? 'udp', pollMicros: options.pollMicros ?? DEFAULT_POLL_US };
+  const tuning: LoopTuning = {
+    transport: options.transport ?? 'udp',
+    pollMicros: options.pollMicros ?? DEFAULT_POLL_US,
+  };
   const { transport } = tuning;
   const DRIVERS = drivers(tuning);
   await checkPrerequisites();
@@ -180,20 +204,28 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     mipsec_transport: transport,
     mipsec_poll_us: tuning.pollMicros,
     mipsec_loop: tuningLabel(tuning),
-    order: 'paths in the listed order on even rounds, reversed on odd rounds; each path set up, measured once and torn down per round',
-    cpu_accounting: 'utime+stime (/proc/PID/stat) of the path processes + softirq of all CPUs (/proc/stat), over the TCP run, divided by the Gbit the server received',
+    order:
+      'paths in the listed order on even rounds, reversed on odd rounds; each path set up, measured once and torn down per round',
+    cpu_accounting:
+      'utime+stime (/proc/PID/stat) of the path processes + softirq of all CPUs (/proc/stat), over the TCP run, divided by the Gbit the server received',
   };
 
   const session = new NetnsSession(`mb-${randomSuffix()}`);
   const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'mipsec-e2e-'));
-  session.onCleanup('remove work directory', async () => fs.rmSync(workdir, { recursive: true, force: true }), () => fs.rmSync(workdir, { recursive: true, force: true }));
+  session.onCleanup(
+    'remove work directory',
+    async () => fs.rmSync(workdir, { recursive: true, force: true }),
+    () => fs.rmSync(workdir, { recursive: true, force: true }),
+  );
   try {
     progress(`building namespaces ${session.prefix}-{client,gwa,gwb,server}`);
     const topo = await buildTopology(session);
     for (let round = 0; round < options.runs; round++) {
       for (const result of roundOrder(results, round)) {
         if (result.error) continue;
-        progress(`[${round + 1}/${options.runs}] ${result.path}: measuring ${options.seconds} s TCP + ${options.seconds} s UDP…`);
+        progress(
+          `[${round + 1}/${options.runs}] ${result.path}: measuring ${options.seconds} s TCP + ${options.seconds} s UDP…`,
+        );
         try {
           const figures = await measurePath(DRIVERS[result.path], topo, workdir, options.seconds);
           result.runs.push(figures);
@@ -215,8 +247,10 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
         const fp = await firstPacket({ topo, workdir: fs.mkdtempSync(path.join(workdir, `${result.path}-first-`)) });
         result.first_packet_ms = fp.median_ms;
         result.first_packet_send_ms = fp.send_median_ms;
-        progress(`${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms at the receiver (median of ${fp.samples}), `
-          + `sealed after ${fp.send_median_ms?.toFixed(3) ?? '—'} ms at the sender (median of ${fp.send_samples})`);
+        progress(
+          `${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms at the receiver (median of ${fp.samples}), ` +
+            `sealed after ${fp.send_median_ms?.toFixed(3) ?? '—'} ms at the sender (median of ${fp.send_samples})`,
+        );
       } catch (err) {
         result.error = `first packet: ${describe(err)}`;
         progress(`${result.path}: first packet: failed: ${describe(err)}`);
@@ -232,7 +266,15 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
   if (options.chainRelays?.length) {
     try {
       mipsecVersion('native', transport);
-      report.chain = await runChain({ relays: options.chainRelays, ...tuning, coverage: options.relayCoverage ?? 'headers', runs: options.runs, seconds: options.seconds, progress, onSession: (p) => report.prefixes.push(p) });
+      report.chain = await runChain({
+        relays: options.chainRelays,
+        ...tuning,
+        coverage: options.relayCoverage ?? 'headers',
+        runs: options.runs,
+        seconds: options.seconds,
+        progress,
+        onSession: (p) => report.prefixes.push(p),
+      });
     } catch (err) {
       report.chain = { rows: [], costs: [], error: describe(err) };
       progress(`chain: cannot run: ${report.chain.error}`);
@@ -247,8 +289,17 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     const svg = path.join(options.outDir, `${stamp}.svg`);
     const rows = jsonRows(results);
     const full = results.map((r) => ({ ...r, ratios: r.tcp_gbps == null ? null : ratios(r, rows) }));
-    fs.writeFileSync(json, JSON.stringify({ meta, rows, paths: full, ...(report.chain ? { chain: report.chain } : {}) }, null, 2) + '\n');
-    fs.writeFileSync(svg, formatSvg(results, `mipsec bench e2e, ${started.toISOString().slice(0, 16)}Z, ${String(meta.cpus)} CPUs, Linux ${String(meta.kernel)}`));
+    fs.writeFileSync(
+      json,
+      JSON.stringify({ meta, rows, paths: full, ...(report.chain ? { chain: report.chain } : {}) }, null, 2) + '\n',
+    );
+    fs.writeFileSync(
+      svg,
+      formatSvg(
+        results,
+        `mipsec bench e2e, ${started.toISOString().slice(0, 16)}Z, ${String(meta.cpus)} CPUs, Linux ${String(meta.kernel)}`,
+      ),
+    );
     report.files = { json, svg };
   }
   return report;
@@ -285,28 +336,39 @@ export async function runE2e(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const paths = values.paths.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const paths = values.paths
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
   const unknown = paths.find((p) => !(PATH_NAMES as readonly string[]).includes(p));
   if (unknown !== undefined) return usageError(`--paths: unknown path '${unknown}' (one of ${PATH_NAMES.join(', ')})`);
   if (paths.length === 0) return usageError('--paths: name at least one path');
   if (new Set(paths).size !== paths.length) return usageError('--paths lists a path twice');
   const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1 || runs > 99) return usageError(`--runs must be an integer in 1..99, got '${values.runs}'`);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 99)
+    return usageError(`--runs must be an integer in 1..99, got '${values.runs}'`);
   const seconds = Number(values.seconds);
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return usageError(`--seconds must be an integer in 1..600 (iperf3 -t), got '${values.seconds}'`);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600)
+    return usageError(`--seconds must be an integer in 1..600 (iperf3 -t), got '${values.seconds}'`);
 
-  if (values.transport !== 'udp' && values.transport !== 'raw') return usageError(`--transport must be udp or raw, got '${values.transport}'`);
+  if (values.transport !== 'udp' && values.transport !== 'raw')
+    return usageError(`--transport must be udp or raw, got '${values.transport}'`);
   const transport: Transport = values.transport;
   const coverage = values['relay-coverage'];
-  if (coverage !== 'headers' && coverage !== 'full') return usageError(`--relay-coverage must be headers or full, got '${coverage}'`);
+  if (coverage !== 'headers' && coverage !== 'full')
+    return usageError(`--relay-coverage must be headers or full, got '${coverage}'`);
   const pollMicros = Number(values['poll-us']);
-  if (!Number.isInteger(pollMicros) || pollMicros < 0 || pollMicros > 100_000) return usageError(`--poll-us must be an integer in 0..100000, got '${values['poll-us']}'`);
+  if (!Number.isInteger(pollMicros) || pollMicros < 0 || pollMicros > 100_000)
+    return usageError(`--poll-us must be an integer in 0..100000, got '${values['poll-us']}'`);
 
   let chainRelays: number[] = [];
   if (values.chain !== 'off') {
     chainRelays = values.chain.split(',').map((k) => Number(k.trim()));
-    const bad = values.chain.split(',').find((k, i) => !Number.isInteger(chainRelays[i]) || chainRelays[i] < 1 || chainRelays[i] > CHAIN_MIDDLE);
-    if (bad !== undefined) return usageError(`--chain: '${bad.trim()}' is not a relay count in 1..${CHAIN_MIDDLE} (or say 'off')`);
+    const bad = values.chain
+      .split(',')
+      .find((k, i) => !Number.isInteger(chainRelays[i]) || chainRelays[i] < 1 || chainRelays[i] > CHAIN_MIDDLE);
+    if (bad !== undefined)
+      return usageError(`--chain: '${bad.trim()}' is not a relay count in 1..${CHAIN_MIDDLE} (or say 'off')`);
   }
 
   let report: E2eReport;

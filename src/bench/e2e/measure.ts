@@ -43,7 +43,8 @@ let clockTicks: number | undefined;
 async function ticksPerSecond(): Promise<number> {
   if (clockTicks === undefined) {
     const value = Number((await runCommand('getconf', ['CLK_TCK'])).stdout.trim());
-    if (!Number.isInteger(value) || value <= 0) throw new Error(`getconf CLK_TCK printed '${value}', expected a positive integer`);
+    if (!Number.isInteger(value) || value <= 0)
+      throw new Error(`getconf CLK_TCK printed '${value}', expected a positive integer`);
     clockTicks = value;
   }
   return clockTicks;
@@ -77,7 +78,8 @@ interface CpuSample {
 function sampleCpu(processes: readonly ManagedProcess[]): CpuSample {
   let total = 0;
   for (const p of processes) {
-    if (!p.running || p.pid === undefined) throw new Error(`${p.label} is not running: ${p.recentOutput().trim().split('\n').slice(-2).join(' | ')}`);
+    if (!p.running || p.pid === undefined)
+      throw new Error(`${p.label} is not running: ${p.recentOutput().trim().split('\n').slice(-2).join(' | ')}`);
     total += processTicks(fs.readFileSync(`/proc/${p.pid}/stat`, 'utf8'));
   }
   return { processes: total, softirq: softirqTicks(fs.readFileSync('/proc/stat', 'utf8')) };
@@ -102,16 +104,37 @@ export interface IperfReport {
 }
 
 /** Runs the iperf3 client in the client namespace and returns its parsed JSON report. */
-export async function iperf(topo: ClientSide, args: string[], seconds: number, port = IPERF_PORT): Promise<IperfReport> {
-  const argv = ['-c', PLAN.server.addr, '-p', String(port), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...args];
+export async function iperf(
+  topo: ClientSide,
+  args: string[],
+  seconds: number,
+  port = IPERF_PORT,
+): Promise<IperfReport> {
+  const argv = [
+    '-c',
+    PLAN.server.addr,
+    '-p',
+    String(port),
+    '-t',
+    String(seconds),
+    '-J',
+    '--connect-timeout',
+    '3000',
+    ...args,
+  ];
   let stdout: string;
   try {
     ({ stdout } = await topo.session.exec(topo.client, 'iperf3', argv, { timeoutMs: (seconds + 20) * 1000 }));
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
     const reported = safeJson(err.stdout)?.error;
-    const stderr = err.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('warning:')).join(' | ');
-    throw new Error(`iperf3 ${args.join(' ') || '(TCP)'} failed (exit ${err.exitCode}): ${reported ?? (stderr || err.stdout.slice(0, 300) || 'no output')}`);
+    const stderr = err.stderr
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('warning:'))
+      .join(' | ');
+    throw new Error(
+      `iperf3 ${args.join(' ') || '(TCP)'} failed (exit ${err.exitCode}): ${reported ?? (stderr || err.stdout.slice(0, 300) || 'no output')}`,
+    );
   }
   const report = safeJson(stdout);
   if (report?.error) throw new Error(`iperf3 ${args.join(' ') || '(TCP)'}: ${report.error}`);
@@ -128,9 +151,19 @@ function safeJson(text: string): any {
 }
 
 /** Starts the iperf3 server in the server namespace and waits until it listens. */
-export async function startIperfServer(topo: Pick<Topology, 'session' | 'server'>, port = IPERF_PORT): Promise<ManagedProcess> {
-  const server = topo.session.spawn(topo.server, `iperf3 server :${port}`, 'iperf3', ['-s', '-B', PLAN.server.addr, '-p', String(port)]);
-  const listening = async (): Promise<boolean> => (await topo.session.exec(topo.server, 'ss', ['-Hltn', `sport = :${port}`])).stdout.trim() !== '';
+export async function startIperfServer(
+  topo: Pick<Topology, 'session' | 'server'>,
+  port = IPERF_PORT,
+): Promise<ManagedProcess> {
+  const server = topo.session.spawn(topo.server, `iperf3 server :${port}`, 'iperf3', [
+    '-s',
+    '-B',
+    PLAN.server.addr,
+    '-p',
+    String(port),
+  ]);
+  const listening = async (): Promise<boolean> =>
+    (await topo.session.exec(topo.server, 'ss', ['-Hltn', `sport = :${port}`])).stdout.trim() !== '';
   try {
     await waitFor('the iperf3 server to listen', listening, 10_000, [server]);
   } catch (err) {
@@ -151,16 +184,31 @@ export async function reachable(topo: Topology): Promise<boolean> {
 }
 
 /** One single-stream TCP run: Gbit/s and Gbit as the server received them. */
-export async function measureTcp(topo: ClientSide, seconds: number, port = IPERF_PORT): Promise<{ gbps: number; gbit: number; retransmits: number | null }> {
+export async function measureTcp(
+  topo: ClientSide,
+  seconds: number,
+  port = IPERF_PORT,
+): Promise<{ gbps: number; gbit: number; retransmits: number | null }> {
   const tcp = await iperf(topo, [], seconds, port);
   const received = tcp.end.sum_received;
   if (!received || !(received.bytes > 0) || !(received.seconds > 0)) {
-    throw new Error(`TCP: the server received nothing (sender: ${tcp.end.sum_sent?.bytes ?? '?'} bytes, ${tcp.end.sum_sent?.retransmits ?? '?'} retransmits)`);
+    throw new Error(
+      `TCP: the server received nothing (sender: ${tcp.end.sum_sent?.bytes ?? '?'} bytes, ${tcp.end.sum_sent?.retransmits ?? '?'} retransmits)`,
+    );
   }
-  return { gbps: (received.bytes * 8) / received.seconds / 1e9, gbit: (received.bytes * 8) / 1e9, retransmits: tcp.end.sum_sent?.retransmits ?? null };
+  return {
+    gbps: (received.bytes * 8) / received.seconds / 1e9,
+    gbit: (received.bytes * 8) / 1e9,
+    retransmits: tcp.end.sum_sent?.retransmits ?? null,
+  };
 }
 
-export async function measureOnce(topo: Topology, processes: readonly ManagedProcess[], seconds: number, counts?: () => Promise<DataPathCounts>): Promise<RunFigures> {
+export async function measureOnce(
+  topo: Topology,
+  processes: readonly ManagedProcess[],
+  seconds: number,
+  counts?: () => Promise<DataPathCounts>,
+): Promise<RunFigures> {
   const hz = await ticksPerSecond();
   const countsBefore = await counts?.();
   const before = sampleCpu(processes);
@@ -195,10 +243,17 @@ export async function measureOnce(topo: Topology, processes: readonly ManagedPro
   };
 }
 
-function dataPathShare(before: DataPathCounts, after: DataPathCounts): Pick<RunFigures, 'tcp_fast_path_packets' | 'tcp_slow_path_packets' | 'tcp_js_share'> {
+function dataPathShare(
+  before: DataPathCounts,
+  after: DataPathCounts,
+): Pick<RunFigures, 'tcp_fast_path_packets' | 'tcp_slow_path_packets' | 'tcp_js_share'> {
   const fast = after.fastPath - before.fastPath;
   const slow = after.slowPath - before.slowPath;
-  return { tcp_fast_path_packets: fast, tcp_slow_path_packets: slow, tcp_js_share: fast + slow > 0 ? slow / (fast + slow) : 0 };
+  return {
+    tcp_fast_path_packets: fast,
+    tcp_slow_path_packets: slow,
+    tcp_js_share: fast + slow > 0 ? slow / (fast + slow) : 0,
+  };
 }
 
 /** Datagrams the server received and the client sent; iperf3 ≥ 3.11 reports both sides in end.sum_received / sum_sent. */

@@ -5,7 +5,17 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadAddon } from '../../engine/addon.js';
 import type { ManagedProcess, NetnsSession } from '../../net/netns.js';
-import { BENCH_UDP_PORT, UDP_TRANSPORT_OVERHEAD, encodeSpec, endSa, type DataPath, type GatewaySpec, type NodeSpec, type SaMode, type Transport } from './gateway-spec.js';
+import {
+  BENCH_UDP_PORT,
+  UDP_TRANSPORT_OVERHEAD,
+  encodeSpec,
+  endSa,
+  type DataPath,
+  type GatewaySpec,
+  type NodeSpec,
+  type SaMode,
+  type Transport,
+} from './gateway-spec.js';
 import { tail, waitFor, type PathContext, type PathDriver, type PathName } from './paths.js';
 import { PLAN, SKIP_TUNNEL_MTU, TUNNEL_MTU, clearGatewayRoutes, devName } from './topology.js';
 
@@ -16,12 +26,15 @@ export const WORKERS = 1;
 /** The compiled gateway script next to this module; under vitest (src/*.ts) there is none. */
 function gatewayScript(): string {
   const script = fileURLToPath(new URL('./gateway.js', import.meta.url));
-  if (!fs.existsSync(script)) throw new Error(`${script} not found: the mipsec paths run from the build (npm run build, then mipsec bench e2e)`);
+  if (!fs.existsSync(script))
+    throw new Error(`${script} not found: the mipsec paths run from the build (npm run build, then mipsec bench e2e)`);
   return script;
 }
 
 function packageVersion(): string {
-  const pkg = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version?: string };
+  const pkg = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as {
+    version?: string;
+  };
   return pkg.version ?? 'unknown';
 }
 
@@ -56,19 +69,32 @@ export function mipsecVersion(dataPath: DataPath, transport: Transport): string 
   gatewayScript();
   const { binding, error } = loadAddon();
   if (!binding) throw new Error(`the native addon did not load (${error?.message.split('\n')[0]}): npm run build`);
-  if (typeof binding.IoLoop !== 'function') throw new Error('the native addon has no IoLoop (native/io not built): npm run build');
+  if (typeof binding.IoLoop !== 'function')
+    throw new Error('the native addon has no IoLoop (native/io not built): npm run build');
   return `${packageVersion()} (${dataPath === 'native' ? 'native' : 'TS engine'}, OpenSSL ${process.versions.openssl}, ${transportLabel(transport)})`;
 }
 
 /** Starts the gateway process in `ns` with `spec` on stdin and waits for its "ready". */
-export async function startGateway(session: NetnsSession, ns: string, label: string, spec: GatewaySpec): Promise<ManagedProcess> {
+export async function startGateway(
+  session: NetnsSession,
+  ns: string,
+  label: string,
+  spec: GatewaySpec,
+): Promise<ManagedProcess> {
   const proc = session.spawn(ns, label, process.execPath, [gatewayScript()], { input: encodeSpec(spec) });
-  await waitFor(`${label} to start its I/O loops`, () => /^ready$/m.test(proc.recentOutput()), READY_TIMEOUT_MS, [proc]);
+  await waitFor(`${label} to start its I/O loops`, () => /^ready$/m.test(proc.recentOutput()), READY_TIMEOUT_MS, [
+    proc,
+  ]);
   return proc;
 }
 
 /** gwA and gwB: an End-End tunnel each way, policy "far subnet → tunnel", routes into each TUN. */
-function twoGateways(ctx: PathContext, mode: SaMode, transport: Transport, tunTag: string): { nodes: NodeSpec[]; tuns: { ns: string; dev: string }[] } {
+function twoGateways(
+  ctx: PathContext,
+  mode: SaMode,
+  transport: Transport,
+  tunTag: string,
+): { nodes: NodeSpec[]; tuns: { ns: string; dev: string }[] } {
   const { topo } = ctx;
   const ab = endSa(mode, PLAN.gwA.outside, PLAN.gwB.outside, { out: 1, in: 2 }, 0x1001);
   const ba = endSa(mode, PLAN.gwB.outside, PLAN.gwA.outside, { out: 1, in: 2 }, 0x1002);
@@ -76,13 +102,41 @@ function twoGateways(ctx: PathContext, mode: SaMode, transport: Transport, tunTa
   const tunB = devName(topo.session, `${tunTag}b`);
   const tunMtu = tunnelMtu(mode === 'skip' ? SKIP_TUNNEL_MTU : TUNNEL_MTU, transport);
   const nodes: NodeSpec[] = [
-    { netns: topo.gwA, tun: tunA, tunMtu, local: [PLAN.gwA.outside], sas: [ab.out, ba.in], policies: [{ prefix: PLAN.server.net, sa: 1 }], routes: [] },
-    { netns: topo.gwB, tun: tunB, tunMtu, local: [PLAN.gwB.outside], sas: [ba.out, ab.in], policies: [{ prefix: PLAN.client.net, sa: 1 }], routes: [] },
+    {
+      netns: topo.gwA,
+      tun: tunA,
+      tunMtu,
+      local: [PLAN.gwA.outside],
+      sas: [ab.out, ba.in],
+      policies: [{ prefix: PLAN.server.net, sa: 1 }],
+      routes: [],
+    },
+    {
+      netns: topo.gwB,
+      tun: tunB,
+      tunMtu,
+      local: [PLAN.gwB.outside],
+      sas: [ba.out, ab.in],
+      policies: [{ prefix: PLAN.client.net, sa: 1 }],
+      routes: [],
+    },
   ];
-  return { nodes, tuns: [{ ns: topo.gwA, dev: tunA }, { ns: topo.gwB, dev: tunB }] };
+  return {
+    nodes,
+    tuns: [
+      { ns: topo.gwA, dev: tunA },
+      { ns: topo.gwB, dev: tunB },
+    ],
+  };
 }
 
-function mipsecDriver(name: PathName, mode: SaMode, dataPath: DataPath, tuning: LoopTuning, description: string): PathDriver {
+function mipsecDriver(
+  name: PathName,
+  mode: SaMode,
+  dataPath: DataPath,
+  tuning: LoopTuning,
+  description: string,
+): PathDriver {
   const { transport } = tuning;
   return {
     name,
@@ -92,7 +146,12 @@ function mipsecDriver(name: PathName, mode: SaMode, dataPath: DataPath, tuning: 
     },
     async setup(ctx: PathContext) {
       const { topo } = ctx;
-      const { nodes, tuns } = twoGateways(ctx, mode, transport, name === 'mipsec-ts' ? 'mt' : mode === 'skip' ? 'mk' : 'mp');
+      const { nodes, tuns } = twoGateways(
+        ctx,
+        mode,
+        transport,
+        name === 'mipsec-ts' ? 'mt' : mode === 'skip' ? 'mk' : 'mp',
+      );
       const daemons: ManagedProcess[] = [];
       const teardown = async (): Promise<void> => {
         await Promise.all(daemons.map((d) => d.stop()));
@@ -100,7 +159,14 @@ function mipsecDriver(name: PathName, mode: SaMode, dataPath: DataPath, tuning: 
         await clearGatewayRoutes(topo);
       };
       try {
-        daemons.push(await startGateway(topo.session, topo.gwA, `mipsec gateways (${name})`, { dataPath, workers: WORKERS, ...loopSpec(tuning), nodes }));
+        daemons.push(
+          await startGateway(topo.session, topo.gwA, `mipsec gateways (${name})`, {
+            dataPath,
+            workers: WORKERS,
+            ...loopSpec(tuning),
+            nodes,
+          }),
+        );
         await topo.session.replaceRoute(topo.gwA, { prefix: PLAN.server.net, dev: tuns[0].dev });
         await topo.session.replaceRoute(topo.gwB, { prefix: PLAN.client.net, dev: tuns[1].dev });
       } catch (err) {
@@ -118,8 +184,20 @@ export function mipsecDrivers(tuning: LoopTuning): Record<'mipsec-skip' | 'mipse
   const { transport } = tuning;
   const skipMtu = tunnelMtu(SKIP_TUNNEL_MTU, transport);
   return {
-    'mipsec-skip': mipsecDriver('mipsec-skip', 'skip', 'native', tuning, `SKIP header (NSID 0) + ESP AES-128-GCM (SPI 1), manual keys, native I/O loop, ${WORKERS} worker/gateway; TUN MTU ${skipMtu} (52-byte SKIP header), so a 1428-byte UDP datagram goes as 2 fragments`),
-    'mipsec-spi': mipsecDriver('mipsec-spi', 'spi', 'native', tuning, `RFC 4303 ESP AES-128-GCM tunnel mode, manual keys, native I/O loop, ${WORKERS} worker/gateway; TUN MTU ${tunnelMtu(TUNNEL_MTU, transport)}`),
+    'mipsec-skip': mipsecDriver(
+      'mipsec-skip',
+      'skip',
+      'native',
+      tuning,
+      `SKIP header (NSID 0) + ESP AES-128-GCM (SPI 1), manual keys, native I/O loop, ${WORKERS} worker/gateway; TUN MTU ${skipMtu} (52-byte SKIP header), so a 1428-byte UDP datagram goes as 2 fragments`,
+    ),
+    'mipsec-spi': mipsecDriver(
+      'mipsec-spi',
+      'spi',
+      'native',
+      tuning,
+      `RFC 4303 ESP AES-128-GCM tunnel mode, manual keys, native I/O loop, ${WORKERS} worker/gateway; TUN MTU ${tunnelMtu(TUNNEL_MTU, transport)}`,
+    ),
     'mipsec-ts': mipsecDriver(
       'mipsec-ts',
       'skip',

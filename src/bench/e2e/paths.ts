@@ -3,7 +3,16 @@
 import type { ManagedProcess } from '../../net/netns.js';
 import type { Topology } from './topology.js';
 
-export const PATH_NAMES = ['veth', 'mipsec-skip', 'mipsec-spi', 'mipsec-sgwd', 'mipsec-ts', 'wireguard-go', 'openvpn', 'strongswan'] as const;
+export const PATH_NAMES = [
+  'veth',
+  'mipsec-skip',
+  'mipsec-spi',
+  'mipsec-sgwd',
+  'mipsec-ts',
+  'wireguard-go',
+  'openvpn',
+  'strongswan',
+] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 
 /** The userspace VPNs mipsec is compared against. */
@@ -59,7 +68,10 @@ export async function waitFor(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const dead = daemons.find((d) => !d.running);
-    if (dead) throw new Error(`${dead.label} exited (${describeExit(dead)}) while waiting for ${what}: ${tail(dead.recentOutput())}`);
+    if (dead)
+      throw new Error(
+        `${dead.label} exited (${describeExit(dead)}) while waiting for ${what}: ${tail(dead.recentOutput())}`,
+      );
     if (await check()) return;
     if (Date.now() > deadline) {
       const logs = daemons.map((d) => `${d.label}: ${tail(d.recentOutput())}`).join(' / ');

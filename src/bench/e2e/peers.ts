@@ -40,13 +40,35 @@ async function linkExists(topo: Topology, ns: string, dev: string): Promise<bool
 /** Each gateway's view: its namespace, its outside address, the peer's, and the subnet behind the peer. */
 function sides(topo: Topology) {
   return [
-    { tag: 'a', ns: topo.gwA, local: PLAN.gwA.outside, remote: PLAN.gwB.outside, localNet: PLAN.client.net, remoteNet: PLAN.server.net, tunLocal: PLAN.tunnelA, tunRemote: PLAN.tunnelB },
-    { tag: 'b', ns: topo.gwB, local: PLAN.gwB.outside, remote: PLAN.gwA.outside, localNet: PLAN.server.net, remoteNet: PLAN.client.net, tunLocal: PLAN.tunnelB, tunRemote: PLAN.tunnelA },
+    {
+      tag: 'a',
+      ns: topo.gwA,
+      local: PLAN.gwA.outside,
+      remote: PLAN.gwB.outside,
+      localNet: PLAN.client.net,
+      remoteNet: PLAN.server.net,
+      tunLocal: PLAN.tunnelA,
+      tunRemote: PLAN.tunnelB,
+    },
+    {
+      tag: 'b',
+      ns: topo.gwB,
+      local: PLAN.gwB.outside,
+      remote: PLAN.gwA.outside,
+      localNet: PLAN.server.net,
+      remoteNet: PLAN.client.net,
+      tunLocal: PLAN.tunnelB,
+      tunRemote: PLAN.tunnelA,
+    },
   ] as const;
 }
 
 /** Stops the daemons, removes their devices if they outlived them, and the gateways' routes. */
-function teardownOf(topo: Topology, daemons: ManagedProcess[], devices: { ns: string; dev: string }[]): () => Promise<void> {
+function teardownOf(
+  topo: Topology,
+  daemons: ManagedProcess[],
+  devices: { ns: string; dev: string }[],
+): () => Promise<void> {
   return async () => {
     await Promise.all(daemons.map((d) => d.stop()));
     for (const { ns, dev } of devices) await topo.session.deleteLinkIfPresent(ns, dev);
@@ -55,7 +77,11 @@ function teardownOf(topo: Topology, daemons: ManagedProcess[], devices: { ns: st
 }
 
 /** Runs `setup`; if it throws, stops whatever it had started before passing the error on. */
-async function guarded(daemons: ManagedProcess[], teardown: () => Promise<void>, setup: () => Promise<void>): Promise<ActivePath> {
+async function guarded(
+  daemons: ManagedProcess[],
+  teardown: () => Promise<void>,
+  setup: () => Promise<void>,
+): Promise<ActivePath> {
   try {
     await setup();
   } catch (err) {
@@ -84,7 +110,10 @@ function wireguardKeyPair(): { privateKey: string; publicKey: string } {
   const priv = privateKey.export({ format: 'jwk' }).d;
   const pub = publicKey.export({ format: 'jwk' }).x;
   if (!priv || !pub) throw new Error('x25519 key export failed');
-  return { privateKey: Buffer.from(priv, 'base64url').toString('base64'), publicKey: Buffer.from(pub, 'base64url').toString('base64') };
+  return {
+    privateKey: Buffer.from(priv, 'base64url').toString('base64'),
+    publicKey: Buffer.from(pub, 'base64url').toString('base64'),
+  };
 }
 
 const WG_PORT = 51820;
@@ -107,14 +136,34 @@ export const wireguardGo: PathDriver = {
         const peer = keys[side.tag === 'a' ? 'b' : 'a'];
         const keyFile = path.join(workdir, `wg-${side.tag}.key`);
         writePrivate(keyFile, `${own.privateKey}\n`);
-        const daemon = topo.session.spawn(side.ns, `wireguard-go (gw${side.tag.toUpperCase()})`, 'wireguard-go', ['-f', dev]);
+        const daemon = topo.session.spawn(side.ns, `wireguard-go (gw${side.tag.toUpperCase()})`, 'wireguard-go', [
+          '-f',
+          dev,
+        ]);
         daemons.push(daemon);
-        await waitFor(`wireguard-go to create ${dev}`, () => linkExists(topo, side.ns, dev), START_TIMEOUT_MS, [daemon]);
+        await waitFor(`wireguard-go to create ${dev}`, () => linkExists(topo, side.ns, dev), START_TIMEOUT_MS, [
+          daemon,
+        ]);
         // The UAPI socket appears just after the device.
-        await waitFor(`wireguard-go's control socket for ${dev}`, () => fs.existsSync(`/var/run/wireguard/${dev}.sock`), START_TIMEOUT_MS, [daemon]);
+        await waitFor(
+          `wireguard-go's control socket for ${dev}`,
+          () => fs.existsSync(`/var/run/wireguard/${dev}.sock`),
+          START_TIMEOUT_MS,
+          [daemon],
+        );
         await topo.session.exec(side.ns, 'wg', [
-          'set', dev, 'private-key', keyFile, 'listen-port', String(WG_PORT),
-          'peer', peer.publicKey, 'endpoint', `${side.remote}:${WG_PORT}`, 'allowed-ips', side.remoteNet,
+          'set',
+          dev,
+          'private-key',
+          keyFile,
+          'listen-port',
+          String(WG_PORT),
+          'peer',
+          peer.publicKey,
+          'endpoint',
+          `${side.remote}:${WG_PORT}`,
+          'allowed-ips',
+          side.remoteNet,
         ]);
         await topo.session.ip(side.ns, ['link', 'set', dev, 'mtu', String(TUNNEL_MTU), 'up']);
         await topo.session.replaceRoute(side.ns, { prefix: side.remoteNet, dev });
@@ -141,8 +190,21 @@ export const openvpn: PathDriver = {
         const key = path.join(workdir, `ovpn-${side.tag}.key`);
         const cert = path.join(workdir, `ovpn-${side.tag}.crt`);
         await runCommand('openssl', [
-          'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-          '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=mipsec-bench-gw${side.tag}`,
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+          '-days',
+          '1',
+          '-subj',
+          `/CN=mipsec-bench-gw${side.tag}`,
         ]);
         fs.chmodSync(key, 0o600);
         fingerprint[side.tag] = new X509Certificate(fs.readFileSync(cert)).fingerprint256;
@@ -150,18 +212,47 @@ export const openvpn: PathDriver = {
       for (const [i, side] of sides(topo).entries()) {
         const other = side.tag === 'a' ? 'b' : 'a';
         const daemon = topo.session.spawn(side.ns, `openvpn (gw${side.tag.toUpperCase()})`, 'openvpn', [
-          '--dev', devices[i].dev, '--dev-type', 'tun', '--tun-mtu', String(TUNNEL_MTU),
-          '--proto', 'udp', '--local', side.local, '--remote', side.remote, '--port', String(OPENVPN_PORT),
-          '--ifconfig', side.tunLocal, side.tunRemote,
+          '--dev',
+          devices[i].dev,
+          '--dev-type',
+          'tun',
+          '--tun-mtu',
+          String(TUNNEL_MTU),
+          '--proto',
+          'udp',
+          '--local',
+          side.local,
+          '--remote',
+          side.remote,
+          '--port',
+          String(OPENVPN_PORT),
+          '--ifconfig',
+          side.tunLocal,
+          side.tunRemote,
           side.tag === 'a' ? '--tls-server' : '--tls-client',
-          '--cert', path.join(workdir, `ovpn-${side.tag}.crt`), '--key', path.join(workdir, `ovpn-${side.tag}.key`),
-          '--peer-fingerprint', fingerprint[other], '--dh', 'none',
-          '--data-ciphers', 'AES-128-GCM', '--disable-dco', '--verb', '3',
+          '--cert',
+          path.join(workdir, `ovpn-${side.tag}.crt`),
+          '--key',
+          path.join(workdir, `ovpn-${side.tag}.key`),
+          '--peer-fingerprint',
+          fingerprint[other],
+          '--dh',
+          'none',
+          '--data-ciphers',
+          'AES-128-GCM',
+          '--disable-dco',
+          '--verb',
+          '3',
         ]);
         daemons.push(daemon);
       }
       for (const daemon of daemons) {
-        await waitFor(`${daemon.label} to complete its TLS handshake`, () => daemon.recentOutput().includes('Initialization Sequence Completed'), START_TIMEOUT_MS, daemons);
+        await waitFor(
+          `${daemon.label} to complete its TLS handshake`,
+          () => daemon.recentOutput().includes('Initialization Sequence Completed'),
+          START_TIMEOUT_MS,
+          daemons,
+        );
       }
       for (const [i, side] of sides(topo).entries()) {
         await topo.session.replaceRoute(side.ns, { prefix: side.remoteNet, dev: devices[i].dev });
@@ -170,14 +261,22 @@ export const openvpn: PathDriver = {
   },
 };
 
-const CHARON_CANDIDATES = ['/usr/lib/ipsec/charon', '/usr/libexec/ipsec/charon', '/usr/lib/strongswan/charon', '/usr/libexec/strongswan/charon'];
+const CHARON_CANDIDATES = [
+  '/usr/lib/ipsec/charon',
+  '/usr/libexec/ipsec/charon',
+  '/usr/lib/strongswan/charon',
+  '/usr/libexec/strongswan/charon',
+];
 /** kernel-libipsec's TUN device and the routing table charon installs its routes in. */
 const LIBIPSEC_DEV = 'ipsec0';
 const CHARON_ROUTE_TABLE = 220;
 
 function charonPath(): string {
   const found = CHARON_CANDIDATES.find((p) => fs.existsSync(p));
-  if (!found) throw new Error(`charon not found in ${CHARON_CANDIDATES.join(', ')}: apt-get install strongswan-charon libcharon-extra-plugins strongswan-swanctl`);
+  if (!found)
+    throw new Error(
+      `charon not found in ${CHARON_CANDIDATES.join(', ')}: apt-get install strongswan-charon libcharon-extra-plugins strongswan-swanctl`,
+    );
   return found;
 }
 
@@ -272,18 +371,42 @@ export const strongswan: PathDriver = {
         writePrivate(swanctl, swanctlConf(side, psk));
         // charon insists on one /run/charon.pid per host: give each its own /run in the
         // private mount namespace `ip netns exec` already runs it in.
-        const daemon = topo.session.spawn(side.ns, `charon (gw${side.tag.toUpperCase()})`, 'sh', ['-c', `mount -t tmpfs tmpfs /run && exec ${charon}`], {
-          env: { ...process.env, STRONGSWAN_CONF: conf },
-        });
+        const daemon = topo.session.spawn(
+          side.ns,
+          `charon (gw${side.tag.toUpperCase()})`,
+          'sh',
+          ['-c', `mount -t tmpfs tmpfs /run && exec ${charon}`],
+          {
+            env: { ...process.env, STRONGSWAN_CONF: conf },
+          },
+        );
         daemons.push(daemon);
-        await waitFor(`charon's vici socket ${vici[side.tag]}`, () => fs.existsSync(vici[side.tag]), START_TIMEOUT_MS, [daemon]);
-        await topo.session.exec(side.ns, 'swanctl', ['--load-all', '--file', swanctl, '--uri', `unix://${vici[side.tag]}`]);
+        await waitFor(`charon's vici socket ${vici[side.tag]}`, () => fs.existsSync(vici[side.tag]), START_TIMEOUT_MS, [
+          daemon,
+        ]);
+        await topo.session.exec(side.ns, 'swanctl', [
+          '--load-all',
+          '--file',
+          swanctl,
+          '--uri',
+          `unix://${vici[side.tag]}`,
+        ]);
       }
-      await topo.session.exec(topo.gwA, 'swanctl', ['--initiate', '--child', 'net', '--timeout', '15', '--uri', `unix://${vici.a}`], { timeoutMs: 20_000 });
+      await topo.session.exec(
+        topo.gwA,
+        'swanctl',
+        ['--initiate', '--child', 'net', '--timeout', '15', '--uri', `unix://${vici.a}`],
+        { timeoutMs: 20_000 },
+      );
       for (const side of sides(topo)) {
         // ipsec0 keeps libipsec's MTU of 1400: it reads the TUN with a buffer of that size, so a larger
         // MTU loses every longer packet.
-        await waitFor(`kernel-libipsec's ${LIBIPSEC_DEV} in ${side.ns}`, () => linkExists(topo, side.ns, LIBIPSEC_DEV), START_TIMEOUT_MS, daemons);
+        await waitFor(
+          `kernel-libipsec's ${LIBIPSEC_DEV} in ${side.ns}`,
+          () => linkExists(topo, side.ns, LIBIPSEC_DEV),
+          START_TIMEOUT_MS,
+          daemons,
+        );
       }
     });
   },

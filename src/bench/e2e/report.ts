@@ -60,7 +60,13 @@ export function ratios(row: E2eRow, rows: readonly E2eRow[]): Ratios {
 
 export function jsonRows(results: readonly PathResult[]): E2eRow[] {
   return results.map((r) => {
-    const row: E2eRow = { path: r.path, version: r.version, tcp_gbps: r.tcp_gbps, udp_pps: r.udp_pps, cpu_s_per_gbit: r.cpu_s_per_gbit };
+    const row: E2eRow = {
+      path: r.path,
+      version: r.version,
+      tcp_gbps: r.tcp_gbps,
+      udp_pps: r.udp_pps,
+      cpu_s_per_gbit: r.cpu_s_per_gbit,
+    };
     if (r.first_packet_ms !== undefined) row.first_packet_ms = r.first_packet_ms;
     if (r.first_packet_send_ms !== undefined) row.first_packet_send_ms = r.first_packet_send_ms;
     if (r.error) row.error = r.error;
@@ -78,7 +84,8 @@ function ratioText(value: number | null | undefined): string {
 
 function renderTable(header: string[], body: string[][], rightAlignFrom: number): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i >= rightAlignFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i >= rightAlignFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
@@ -110,7 +117,12 @@ export function formatTables(results: readonly PathResult[]): string {
     2,
   );
   const against = (['veth', ...PEER_NAMES] as PathName[]).filter((p) => rows.some((r) => r.path === p));
-  const ratioHeader = ['path', ...METRICS.flatMap((m) => against.map((a) => `${m === 'tcp_gbps' ? 'TCP' : m === 'udp_pps' ? 'UDP' : 'CPU'}/${SHORT[a]}`))];
+  const ratioHeader = [
+    'path',
+    ...METRICS.flatMap((m) =>
+      against.map((a) => `${m === 'tcp_gbps' ? 'TCP' : m === 'udp_pps' ? 'UDP' : 'CPU'}/${SHORT[a]}`),
+    ),
+  ];
   const ratioTable = renderTable(
     ratioHeader,
     results.map((r) => {
@@ -124,8 +136,12 @@ export function formatTables(results: readonly PathResult[]): string {
   const errors = results.filter((r) => r.error).map((r) => `  ${r.path}: ${r.error}`);
   return [
     main,
-    ...(against.length ? ['', 'Ratios of medians (TCP and UDP: higher is better; CPU s/Gbit: lower is better):', ratioTable] : []),
-    ...(product.length ? ['', 'The deployed daemons (mipsec-sgwd) against the benchmark\'s static gateway (mipsec-skip):', ...product] : []),
+    ...(against.length
+      ? ['', 'Ratios of medians (TCP and UDP: higher is better; CPU s/Gbit: lower is better):', ratioTable]
+      : []),
+    ...(product.length
+      ? ['', "The deployed daemons (mipsec-sgwd) against the benchmark's static gateway (mipsec-skip):", ...product]
+      : []),
     '',
     'What runs on each path:',
     modes,
@@ -139,9 +155,18 @@ function productLines(results: readonly PathResult[]): string[] {
   if (!sgwd) return [];
   const skip = results.find((r) => r.path === 'mipsec-skip')?.tcp_gbps;
   const lines = [];
-  if (sgwd.tcp_gbps != null && skip != null && skip > 0) lines.push(`  TCP: ${ratioText(sgwd.tcp_gbps / skip)} mipsec-skip (${fmt(sgwd.tcp_gbps, 3)} vs ${fmt(skip, 3)} Gbit/s)`);
-  if (sgwd.first_packet_ms != null) lines.push(`  first packet of a new SKIP key, arrival at the receiving daemon to delivery inside: ${sgwd.first_packet_ms.toFixed(3)} ms (median)`);
-  if (sgwd.first_packet_send_ms != null) lines.push(`  the same at the sending daemon, the datagram's arrival to its first sealed packet leaving: ${sgwd.first_packet_send_ms.toFixed(3)} ms (median)`);
+  if (sgwd.tcp_gbps != null && skip != null && skip > 0)
+    lines.push(
+      `  TCP: ${ratioText(sgwd.tcp_gbps / skip)} mipsec-skip (${fmt(sgwd.tcp_gbps, 3)} vs ${fmt(skip, 3)} Gbit/s)`,
+    );
+  if (sgwd.first_packet_ms != null)
+    lines.push(
+      `  first packet of a new SKIP key, arrival at the receiving daemon to delivery inside: ${sgwd.first_packet_ms.toFixed(3)} ms (median)`,
+    );
+  if (sgwd.first_packet_send_ms != null)
+    lines.push(
+      `  the same at the sending daemon, the datagram's arrival to its first sealed packet leaving: ${sgwd.first_packet_send_ms.toFixed(3)} ms (median)`,
+    );
   return lines;
 }
 
@@ -203,7 +228,12 @@ export function formatSvg(results: readonly PathResult[], title: string): string
 }
 
 /** The chain figure: one row per configuration, then the cost of one relay between measured counts. */
-export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly RelayCost[]; setup?: string; error?: string }): string {
+export function formatChain(chain: {
+  rows: readonly ChainRow[];
+  costs: readonly RelayCost[];
+  setup?: string;
+  error?: string;
+}): string {
   if (chain.error) return `Chain figure: could not run: ${chain.error}`;
   const table = renderTable(
     ['chain (gwA … gwB)', 'TCP Gbit/s', 'ping RTT µs', 'relay CPU µs/pkt', 'runs'],
@@ -216,14 +246,19 @@ export function formatChain(chain: { rows: readonly ChainRow[]; costs: readonly 
     ]),
     1,
   );
-  const failures = chain.rows.filter((r) => r.error).map((r) => `  ${r.relays === 'kernel' ? 'kernel' : `${r.relays} relays`}: ${r.error}`);
+  const failures = chain.rows
+    .filter((r) => r.error)
+    .map((r) => `  ${r.relays === 'kernel' ? 'kernel' : `${r.relays} relays`}: ${r.error}`);
   const costs = chain.costs.map(
-    (c) => `  ${c.from} → ${c.to} relays: ${(c.throughput_loss * 100).toFixed(1)} % throughput and ${c.rtt_us.toFixed(0)} µs RTT per added relay`,
+    (c) =>
+      `  ${c.from} → ${c.to} relays: ${(c.throughput_loss * 100).toFixed(1)} % throughput and ${c.rtt_us.toFixed(0)} µs RTT per added relay`,
   );
   const cpu = chain.rows.map((r) => r.relay_cpu_us).filter((v): v is number => typeof v === 'number');
   if (cpu.length) {
     const perPacket = median(cpu);
-    costs.push(`  a relay's worker: ${perPacket.toFixed(2)} µs CPU per relayed packet, i.e. one core relays ≈ ${(1 / perPacket).toFixed(2)} Mpps (it shares this machine's cores with every other gateway and iperf3)`);
+    costs.push(
+      `  a relay's worker: ${perPacket.toFixed(2)} µs CPU per relayed packet, i.e. one core relays ≈ ${(1 / perPacket).toFixed(2)} Mpps (it shares this machine's cores with every other gateway and iperf3)`,
+    );
   }
   return [
     'Chain figure (medians; 4 middle namespaces, the first k relay, the rest forward in the kernel):',

@@ -12,7 +12,15 @@ import type { Transport } from './gateway-spec.js';
 import { median } from '../median.js';
 import { DEFAULT_UDP_PORT } from '../../config/node.js';
 import { requestStatus } from '../../daemon/socket.js';
-import { tail, waitFor, type ActivePath, type DataPathCounts, type FirstPacket, type PathContext, type PathDriver } from './paths.js';
+import {
+  tail,
+  waitFor,
+  type ActivePath,
+  type DataPathCounts,
+  type FirstPacket,
+  type PathContext,
+  type PathDriver,
+} from './paths.js';
 import { tunnelMtu } from './mipsec.js';
 import { clearGatewayRoutes, PLAN, SKIP_TUNNEL_MTU, type Topology } from './topology.js';
 
@@ -45,8 +53,16 @@ interface GatewayPlan {
 
 function plans(topo: Topology): GatewayPlan[] {
   return [
-    { name: 'gwa', inside: { dev: topo.dev.aToClient, address: PLAN.gwA.inside }, outside: { dev: topo.dev.aToB, address: PLAN.gwA.outside } },
-    { name: 'gwb', inside: { dev: topo.dev.bToServer, address: PLAN.gwB.inside }, outside: { dev: topo.dev.bToA, address: PLAN.gwB.outside } },
+    {
+      name: 'gwa',
+      inside: { dev: topo.dev.aToClient, address: PLAN.gwA.inside },
+      outside: { dev: topo.dev.aToB, address: PLAN.gwA.outside },
+    },
+    {
+      name: 'gwb',
+      inside: { dev: topo.dev.bToServer, address: PLAN.gwB.inside },
+      outside: { dev: topo.dev.bToA, address: PLAN.gwB.outside },
+    },
   ];
 }
 
@@ -78,9 +94,13 @@ sites:
 sgws:
   - { name: gwa, site: a, inside: ${PLAN.gwA.inside}, outside: ${PLAN.gwA.outside}, border: true }
   - { name: gwb, site: b, inside: ${PLAN.gwB.inside}, outside: ${PLAN.gwB.outside}, border: true }
-${ha ? `homeAgents:
+${
+  ha
+    ? `homeAgents:
   - { name: ha, address: ${ha.address}, serves: [${ha.serves}] }
-` : ''}`;
+`
+    : ''
+}`;
 }
 
 function nodeConfig(g: GatewayPlan, { kpRotationPackets, transport }: SgwdOptions): string {
@@ -103,7 +123,18 @@ async function writeConfigs(dir: string, topo: Topology, options: SgwdOptions): 
   for (const g of plans(topo)) {
     const key = path.join(dir, 'keys', `${g.name}.key`);
     await cli(['keygen', '--out', key]);
-    await cli(['cert', 'issue', '--ca', path.join(dir, 'ca'), '--name', `sgw:${g.outside.address}`, '--pub', `${key}.pub`, '--out', path.join(dir, 'keys', `${g.name}.crt`)]);
+    await cli([
+      'cert',
+      'issue',
+      '--ca',
+      path.join(dir, 'ca'),
+      '--name',
+      `sgw:${g.outside.address}`,
+      '--pub',
+      `${key}.pub`,
+      '--out',
+      path.join(dir, 'keys', `${g.name}.crt`),
+    ]);
     fs.writeFileSync(path.join(dir, `${g.name}.yaml`), nodeConfig(g, options));
   }
   fs.writeFileSync(path.join(dir, 'network.yaml'), networkMap(options.homeAgent));
@@ -132,7 +163,13 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
     await Promise.all(daemons.map((d) => d.stop()));
     // A stopped gateway fails closed (its interfaces' forwarding blackholed): the next path needs them open again.
     for (const g of plans(topo)) {
-      await topo.session.exec(g.name === 'gwa' ? topo.gwA : topo.gwB, process.execPath, [bin(), 'sgw', '--uninstall', '--config', path.join(workdir, `${g.name}.yaml`)]);
+      await topo.session.exec(g.name === 'gwa' ? topo.gwA : topo.gwB, process.execPath, [
+        bin(),
+        'sgw',
+        '--uninstall',
+        '--config',
+        path.join(workdir, `${g.name}.yaml`),
+      ]);
     }
     await clearGatewayRoutes(topo);
     await setHostMtu(topo, undefined);
@@ -140,10 +177,24 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
   try {
     for (const g of plans(topo)) {
       const ns = g.name === 'gwa' ? topo.gwA : topo.gwB;
-      const args = [bin(), 'sgw', '--config', path.join(workdir, `${g.name}.yaml`), '--status-socket', path.join(workdir, `${g.name}.sock`), '--log-level', 'warn'];
+      const args = [
+        bin(),
+        'sgw',
+        '--config',
+        path.join(workdir, `${g.name}.yaml`),
+        '--status-socket',
+        path.join(workdir, `${g.name}.sock`),
+        '--log-level',
+        'warn',
+      ];
       const d = topo.session.spawn(ns, `mipsec sgw ${g.name}`, process.execPath, args);
       daemons.push(d);
-      await waitFor(`mipsec sgw ${g.name} to start`, () => fs.existsSync(path.join(workdir, `${g.name}.sock`)), READY_TIMEOUT_MS, [d]);
+      await waitFor(
+        `mipsec sgw ${g.name} to start`,
+        () => fs.existsSync(path.join(workdir, `${g.name}.sock`)),
+        READY_TIMEOUT_MS,
+        [d],
+      );
     }
   } catch (err) {
     const output = daemons.map((d) => tail(d.recentOutput())).join(' / ');
@@ -172,7 +223,10 @@ async function daemonCounts(sockets: readonly string[]): Promise<DataPathCounts>
  * interface's packets in batches of its own): epoch seconds, interface, IP protocol, source.
  */
 function captureLines(text: string): { t: number; dev: string; proto: number; src: string }[] {
-  return text.split('\n').map((line) => line.split('\t')).filter((f) => f.length === 4 && f[2] !== '')
+  return text
+    .split('\n')
+    .map((line) => line.split('\t'))
+    .filter((f) => f.length === 4 && f[2] !== '')
     .map(([t, dev, proto, src]) => ({ t: Number(t), dev, proto: Number(proto.split(',')[0]), src: src.split(',')[0] }))
     .sort((a, b) => a.t - b.t);
 }
@@ -184,7 +238,11 @@ type CaptureLine = ReturnType<typeof captureLines>[number];
  * carry nothing to match them by, so when a stalled gateway lets several arrive before one leaves only the first
  * pairs (a sample lost, never one shifted by a whole ping interval, as first-in-first-out pairing would after a loss).
  */
-function pairedDelays(capture: string, arrives: (p: CaptureLine) => boolean, leaves: (p: CaptureLine) => boolean): number[] {
+function pairedDelays(
+  capture: string,
+  arrives: (p: CaptureLine) => boolean,
+  leaves: (p: CaptureLine) => boolean,
+): number[] {
   const delays: number[] = [];
   let arrived: number | undefined;
   for (const p of captureLines(capture)) {
@@ -202,7 +260,11 @@ const sealedByGwA = (p: CaptureLine) => (p.proto === 57 || p.proto === 17) && p.
 
 /** Pairs each SKIP packet gwB receives from gwA with an echo request gwB sends to the server, in order. Delays in ms. */
 export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
-  return pairedDelays(capture, (p) => p.dev === topo.dev.bToA && sealedByGwA(p), (p) => p.dev === topo.dev.bToServer && p.proto === 1);
+  return pairedDelays(
+    capture,
+    (p) => p.dev === topo.dev.bToA && sealedByGwA(p),
+    (p) => p.dev === topo.dev.bToServer && p.proto === 1,
+  );
 }
 
 /** At the sender: each echo request from the client arriving at gwA, paired with the next packet gwA seals to gwB. */
@@ -220,19 +282,54 @@ export async function measureFirstPacket(ctx: PathContext, transport?: Transport
   const { topo } = ctx;
   const active = await startDaemons(ctx, { kpRotationPackets: 1, transport });
   const filter = `ip proto 57 or udp dst port ${DEFAULT_UDP_PORT} or icmp[icmptype] == icmp-echo`;
-  const fields = ['-T', 'fields', '-e', 'frame.time_epoch', '-e', 'frame.interface_name', '-e', 'ip.proto', '-e', 'ip.src'];
+  const fields = [
+    '-T',
+    'fields',
+    '-e',
+    'frame.time_epoch',
+    '-e',
+    'frame.interface_name',
+    '-e',
+    'ip.proto',
+    '-e',
+    'ip.src',
+  ];
   const tshark = (ns: string, gw: string, devs: string[]) =>
-    topo.session.spawn(ns, `tshark (first packet, ${gw})`, 'tshark', ['-l', '-n', ...devs.flatMap((d) => ['-i', d]), '-f', filter, ...fields], { keepOutput: 1 << 20 });
+    topo.session.spawn(
+      ns,
+      `tshark (first packet, ${gw})`,
+      'tshark',
+      ['-l', '-n', ...devs.flatMap((d) => ['-i', d]), '-f', filter, ...fields],
+      { keepOutput: 1 << 20 },
+    );
   const ping = (count: number, waitS: number) =>
-    topo.session.exec(topo.client, 'ping', ['-c', String(count), '-i', String(FIRST_PACKET_INTERVAL_S), '-W', String(waitS), PLAN.server.addr]).catch(() => undefined);
+    topo.session
+      .exec(topo.client, 'ping', [
+        '-c',
+        String(count),
+        '-i',
+        String(FIRST_PACKET_INTERVAL_S),
+        '-W',
+        String(waitS),
+        PLAN.server.addr,
+      ])
+      .catch(() => undefined);
   try {
     await ping(1, 10);
     await ping(FIRST_PACKET_WARMUP, 2);
     const atB = tshark(topo.gwB, 'gwB', [topo.dev.bToA, topo.dev.bToServer]);
     const atA = tshark(topo.gwA, 'gwA', [topo.dev.aToClient, topo.dev.aToB]);
     try {
-      for (const [gw, capture] of [['gwB', atB], ['gwA', atA]] as const) {
-        await waitFor(`tshark to capture on ${gw}`, () => /Capturing on/.test(capture.recentOutput()), CAPTURE_START_TIMEOUT_MS, [capture]);
+      for (const [gw, capture] of [
+        ['gwB', atB],
+        ['gwA', atA],
+      ] as const) {
+        await waitFor(
+          `tshark to capture on ${gw}`,
+          () => /Capturing on/.test(capture.recentOutput()),
+          CAPTURE_START_TIMEOUT_MS,
+          [capture],
+        );
       }
       await new Promise((r) => setTimeout(r, 300));
       await ping(FIRST_PACKET_SAMPLES + FIRST_PACKET_SPARE, 2);
@@ -242,9 +339,17 @@ export async function measureFirstPacket(ctx: PathContext, transport?: Transport
       await atA.stop();
     }
     const delays = firstPacketDelays(atB.recentOutput(), topo);
-    if (delays.length < FIRST_PACKET_SAMPLES) throw new Error(`only ${delays.length} of ${FIRST_PACKET_SAMPLES} new keys reached the server (${tail(atB.recentOutput())})`);
+    if (delays.length < FIRST_PACKET_SAMPLES)
+      throw new Error(
+        `only ${delays.length} of ${FIRST_PACKET_SAMPLES} new keys reached the server (${tail(atB.recentOutput())})`,
+      );
     const sent = firstPacketSendDelays(atA.recentOutput(), topo);
-    return { median_ms: median(delays), samples: delays.length, send_median_ms: sent.length > 0 ? median(sent) : null, send_samples: sent.length };
+    return {
+      median_ms: median(delays),
+      samples: delays.length,
+      send_median_ms: sent.length > 0 ? median(sent) : null,
+      send_samples: sent.length,
+    };
   } finally {
     await active.teardown();
   }
@@ -255,7 +360,9 @@ export const mipsecSgwd = (transport: Transport): PathDriver => ({
   name: 'mipsec-sgwd',
   mode: `two \`mipsec sgw\` daemons from CLI-made configs and certificates: SKIP keyed on the first packet (certificates fetched over UDP 1640), ESP AES-128-GCM, default settings but dataPath.transport ${transport}`,
   async version() {
-    const pkg = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(
+      fs.readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8'),
+    ) as { version?: string };
     if (!fs.existsSync(bin())) throw new Error(`${bin()} not found`);
     return `${pkg.version ?? 'unknown'} (mipsec sgw daemons, OpenSSL ${process.versions.openssl})`;
   },

@@ -18,7 +18,12 @@ import { startDaemons, type MapHomeAgent } from '../e2e/sgwd.js';
 import { buildTopology, devName, type Topology } from '../e2e/topology.js';
 import type { RegistrarSpec } from './registrar.js';
 
-const HA: MapHomeAgent & { client: string } = { address: '198.18.5.2', network: '198.18.5.0/24', serves: '10.9.0.0/26', client: '198.18.5.1' };
+const HA: MapHomeAgent & { client: string } = {
+  address: '198.18.5.2',
+  network: '198.18.5.0/24',
+  serves: '10.9.0.0/26',
+  client: '198.18.5.1',
+};
 const MOBILE_NODES = 20;
 const UDP_PORT = IPERF_PORT + 1;
 /** UDP beside the TCP stream: enough to keep both directions' keys busy, not enough to starve TCP. */
@@ -72,7 +77,15 @@ const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 function nodeSample(s: Status): NodeSample {
   const drops = Object.fromEntries(Object.entries(s.counters.engine).filter(([, n]) => n > 0));
   for (const [k, n] of Object.entries(s.counters.role)) if (k.startsWith('drop') && n > 0) drops[k] = n;
-  return { rssMiB: mib(s.process.rssBytes), heapMiB: mib(s.process.heapUsedBytes), externalMiB: mib(s.process.externalBytes), fds: s.process.openFds, sas: s.tables?.sas ?? s.sas.length, routes: s.tables?.routes ?? 0, drops };
+  return {
+    rssMiB: mib(s.process.rssBytes),
+    heapMiB: mib(s.process.heapUsedBytes),
+    externalMiB: mib(s.process.externalBytes),
+    fds: s.process.openFds,
+    sas: s.tables?.sas ?? s.sas.length,
+    routes: s.tables?.routes ?? 0,
+    drops,
+  };
 }
 
 /** Drift from minute 2 (the first after warm-up) to the last, per daemon. */
@@ -84,48 +97,88 @@ export function drift(minutes: readonly MinuteSample[]): SoakReport['drift'] {
   for (const [name, a] of Object.entries(first.nodes)) {
     const b = last.nodes[name];
     if ('error' in a || !b || 'error' in b) continue;
-    out[name] = { rssPercent: Math.round(((b.rssMiB - a.rssMiB) / a.rssMiB) * 1000) / 10, fds: (b.fds ?? 0) - (a.fds ?? 0), sas: b.sas - a.sas, routes: b.routes - a.routes };
+    out[name] = {
+      rssPercent: Math.round(((b.rssMiB - a.rssMiB) / a.rssMiB) * 1000) / 10,
+      fds: (b.fds ?? 0) - (a.fds ?? 0),
+      sas: b.sas - a.sas,
+      routes: b.routes - a.routes,
+    };
   }
   return out;
 }
 
 export function formatMinute(m: MinuteSample): string {
-  const lines = [`minute ${m.minute}: TCP ${m.tcpMbps?.toFixed(1) ?? '—'} Mbit/s, UDP ${m.udpMbps?.toFixed(1) ?? '—'} Mbit/s, ${m.registrations} registrations accepted so far`];
+  const lines = [
+    `minute ${m.minute}: TCP ${m.tcpMbps?.toFixed(1) ?? '—'} Mbit/s, UDP ${m.udpMbps?.toFixed(1) ?? '—'} Mbit/s, ${m.registrations} registrations accepted so far`,
+  ];
   for (const [name, n] of Object.entries(m.nodes)) {
     if ('error' in n) {
       lines.push(`  ${name}: ${n.error}`);
       continue;
     }
-    const drops = Object.entries(n.drops).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
-    lines.push(`  ${name.padEnd(4)} rss ${n.rssMiB} MiB, heap ${n.heapMiB} MiB, external ${n.externalMiB} MiB, ${n.fds ?? '—'} fds, ${n.sas} SAs, ${n.routes} routes; drops and punts: ${drops}`);
+    const drops =
+      Object.entries(n.drops)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none';
+    lines.push(
+      `  ${name.padEnd(4)} rss ${n.rssMiB} MiB, heap ${n.heapMiB} MiB, external ${n.externalMiB} MiB, ${n.fds ?? '—'} fds, ${n.sas} SAs, ${n.routes} routes; drops and punts: ${drops}`,
+    );
   }
   return lines.join('\n');
 }
 
 /** The HA's namespace on its own link to the client, its config and MN-HA keys in `dir`. */
-async function startHa(topo: Topology, dir: string): Promise<{ daemon: ManagedProcess; socket: string; spec: RegistrarSpec }> {
+async function startHa(
+  topo: Topology,
+  dir: string,
+): Promise<{ daemon: ManagedProcess; socket: string; spec: RegistrarSpec }> {
   const { session } = topo;
   const ns = await session.addNamespace('ha');
   const [clientDev, haDev] = [devName(session, 'ch'), devName(session, 'hc')];
   await session.addVeth(topo.client, clientDev, ns, haDev);
   await session.addAddress(topo.client, clientDev, `${HA.client}/24`);
   await session.addAddress(ns, haDev, `${HA.address}/24`);
-  const nodes = Array.from({ length: MOBILE_NODES }, (_, i) => ({ home: `10.9.0.${i + 1}`, spi: 256 + i, keyHex: (i + 16).toString(16).repeat(16) }));
-  fs.writeFileSync(path.join(dir, 'mn-ha.keys'), nodes.map((n) => `${n.home} ${n.spi} ${n.keyHex}\n`).join(''), { mode: 0o600 });
-  fs.writeFileSync(path.join(dir, 'ha.yaml'), `kind: node
+  const nodes = Array.from({ length: MOBILE_NODES }, (_, i) => ({
+    home: `10.9.0.${i + 1}`,
+    spi: 256 + i,
+    keyHex: (i + 16).toString(16).repeat(16),
+  }));
+  fs.writeFileSync(path.join(dir, 'mn-ha.keys'), nodes.map((n) => `${n.home} ${n.spi} ${n.keyHex}\n`).join(''), {
+    mode: 0o600,
+  });
+  fs.writeFileSync(
+    path.join(dir, 'ha.yaml'),
+    `kind: node
 name: ha
 role: ha
 network: network.yaml
 interfaces:
   - { name: ${haDev}, address: ${HA.address}, prefixLength: 24 }
 ha: { serves: [${HA.serves}] }
-`);
+`,
+  );
   const socket = path.join(dir, 'ha.sock');
   const bin = fileURLToPath(new URL('../../../bin/mipsec.js', import.meta.url));
-  const daemon = session.spawn(ns, 'mipsec ha', process.execPath, [bin, 'ha', '--config', path.join(dir, 'ha.yaml'), '--mn-ha-key', path.join(dir, 'mn-ha.keys'),
-    '--status-socket', socket, '--state-dir', path.join(dir, 'state'), '--log-level', 'warn']);
+  const daemon = session.spawn(ns, 'mipsec ha', process.execPath, [
+    bin,
+    'ha',
+    '--config',
+    path.join(dir, 'ha.yaml'),
+    '--mn-ha-key',
+    path.join(dir, 'mn-ha.keys'),
+    '--status-socket',
+    socket,
+    '--state-dir',
+    path.join(dir, 'state'),
+    '--log-level',
+    'warn',
+  ]);
   await waitFor('mipsec ha to start', () => fs.existsSync(socket), 20_000, [daemon]);
-  return { daemon, socket, spec: { ha: HA.address, nodes, careOfBase: '10.1.0.1', mode: 'steady', intervalMs: 5000, handoverMs: 60_000 } };
+  return {
+    daemon,
+    socket,
+    spec: { ha: HA.address, nodes, careOfBase: '10.1.0.1', mode: 'steady', intervalMs: 5000, handoverMs: 60_000 },
+  };
 }
 
 export interface SoakOptions {
@@ -139,7 +192,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   if (process.getuid?.() !== 0) throw new Error('needs root: it creates network namespaces (run it with sudo)');
   const session = new NetnsSession(`ms-${randomSuffix()}`);
   const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'mipsec-soak-'));
-  session.onCleanup('remove work directory', async () => fs.rmSync(workdir, { recursive: true, force: true }), () => fs.rmSync(workdir, { recursive: true, force: true }));
+  session.onCleanup(
+    'remove work directory',
+    async () => fs.rmSync(workdir, { recursive: true, force: true }),
+    () => fs.rmSync(workdir, { recursive: true, force: true }),
+  );
   const report: SoakReport = { minutes: [], drift: null, crashes: [] };
   try {
     progress(`building namespaces ${session.prefix}-{client,gwa,gwb,server,ha}`);
@@ -154,14 +211,32 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     await startIperfServer(topo);
     await startIperfServer(topo, UDP_PORT);
     const registrarScript = fileURLToPath(new URL('./registrar.js', import.meta.url));
-    const registrar = session.spawn(topo.client, 'registrar', process.execPath, [registrarScript, JSON.stringify({ ...ha.spec, seconds: o.minutes * 60 })]);
-    const registrations = () => Number(/acks=(\d+)/.exec(registrar.recentOutput().split('\n').filter((l) => l.startsWith('stats')).at(-1) ?? '')?.[1] ?? 0);
+    const registrar = session.spawn(topo.client, 'registrar', process.execPath, [
+      registrarScript,
+      JSON.stringify({ ...ha.spec, seconds: o.minutes * 60 }),
+    ]);
+    const registrations = () =>
+      Number(
+        /acks=(\d+)/.exec(
+          registrar
+            .recentOutput()
+            .split('\n')
+            .filter((l) => l.startsWith('stats'))
+            .at(-1) ?? '',
+        )?.[1] ?? 0,
+      );
 
     for (let minute = 1; minute <= o.minutes; minute++) {
       const started = Date.now();
       const [tcp, udp] = await Promise.all([
-        measureTcp(topo, TRAFFIC_SECONDS).then((r) => r.gbps * 1000, () => null),
-        iperf(topo, ['-u', '-l', '1300', '-b', UDP_RATE], TRAFFIC_SECONDS, UDP_PORT).then((r) => ((r.end.sum_received ?? r.end.sum)?.bits_per_second ?? 0) / 1e6, () => null),
+        measureTcp(topo, TRAFFIC_SECONDS).then(
+          (r) => r.gbps * 1000,
+          () => null,
+        ),
+        iperf(topo, ['-u', '-l', '1300', '-b', UDP_RATE], TRAFFIC_SECONDS, UDP_PORT).then(
+          (r) => ((r.end.sum_received ?? r.end.sum)?.bits_per_second ?? 0) / 1e6,
+          () => null,
+        ),
       ]);
       await new Promise((r) => setTimeout(r, Math.max(0, 60_000 - (Date.now() - started))));
       const nodes: MinuteSample['nodes'] = {};
@@ -171,7 +246,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
           if (!report.crashes.includes(name)) report.crashes.push(name);
           continue;
         }
-        nodes[name] = await requestStatus(d.socket).then((s) => nodeSample(s as Status), (err: Error) => ({ error: `no status: ${err.message}` }));
+        nodes[name] = await requestStatus(d.socket).then(
+          (s) => nodeSample(s as Status),
+          (err: Error) => ({ error: `no status: ${err.message}` }),
+        );
       }
       const sample: MinuteSample = { minute, nodes, tcpMbps: tcp, udpMbps: udp, registrations: registrations() };
       report.minutes.push(sample);
@@ -188,7 +266,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
 export function formatSummary(r: SoakReport): string {
   const lines = [`${r.minutes.length} minutes; daemons that died: ${r.crashes.length ? r.crashes.join(', ') : 'none'}`];
   if (!r.drift) lines.push('drift: needs at least 3 minutes (minute 2 to the last)');
-  else for (const [name, d] of Object.entries(r.drift)) lines.push(`drift ${name.padEnd(4)} minute 2 → ${r.minutes.length}: RSS ${d.rssPercent >= 0 ? '+' : ''}${d.rssPercent} %, fds ${d.fds >= 0 ? '+' : ''}${d.fds}, SAs ${d.sas >= 0 ? '+' : ''}${d.sas}, routes ${d.routes >= 0 ? '+' : ''}${d.routes}`);
+  else
+    for (const [name, d] of Object.entries(r.drift))
+      lines.push(
+        `drift ${name.padEnd(4)} minute 2 → ${r.minutes.length}: RSS ${d.rssPercent >= 0 ? '+' : ''}${d.rssPercent} %, fds ${d.fds >= 0 ? '+' : ''}${d.fds}, SAs ${d.sas >= 0 ? '+' : ''}${d.sas}, routes ${d.routes >= 0 ? '+' : ''}${d.routes}`,
+      );
   return lines.join('\n');
 }
 
@@ -196,7 +278,15 @@ export function formatSummary(r: SoakReport): string {
 export async function runSoakCommand(args: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { minutes: { type: 'string', default: '10' }, 'rotate-packets': { type: 'string', default: '50000' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } }));
+    ({ values } = parseArgs({
+      args,
+      options: {
+        minutes: { type: 'string', default: '10' },
+        'rotate-packets': { type: 'string', default: '50000' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
   } catch (err) {
     console.error(`mipsec bench soak: ${(err as Error).message}\n\n${HELP}`);
     return 2;
@@ -217,7 +307,11 @@ export async function runSoakCommand(args: string[]): Promise<number> {
   }
   let report: SoakReport;
   try {
-    report = await runSoak({ minutes, rotatePackets, progress: (line) => (values.json ? process.stderr : process.stdout).write(`${line}\n`) });
+    report = await runSoak({
+      minutes,
+      rotatePackets,
+      progress: (line) => (values.json ? process.stderr : process.stdout).write(`${line}\n`),
+    });
   } catch (err) {
     console.error(`mipsec bench soak: ${(err as Error).message}`);
     return 1;

@@ -4,7 +4,16 @@
 // namespace: `node registrar.js '<RegistrarSpec JSON>'`; it reports on stdout, one line per event.
 import dgram from 'node:dgram';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
-import { decodeReply, encodeRequest, MIP_PORT, ntpFromUnixMs, ReplyCode, RequestFlag, verifyMnHaAuth, type MnHaKey } from '../../wire/mobileip.js';
+import {
+  decodeReply,
+  encodeRequest,
+  MIP_PORT,
+  ntpFromUnixMs,
+  ReplyCode,
+  RequestFlag,
+  verifyMnHaAuth,
+  type MnHaKey,
+} from '../../wire/mobileip.js';
 
 export interface RegistrarSpec {
   ha: string;
@@ -49,7 +58,12 @@ export class Registrar {
 
   async open(): Promise<Node[]> {
     await new Promise<void>((resolve) => this.socket.bind(0, resolve));
-    return this.spec.nodes.map((n) => ({ home: ipToU32(n.home), auth: { spi: n.spi, key: Buffer.from(n.keyHex, 'hex') }, lastId: 0n, careOf: 0 }));
+    return this.spec.nodes.map((n) => ({
+      home: ipToU32(n.home),
+      auth: { spi: n.spi, key: Buffer.from(n.keyHex, 'hex') },
+      lastId: 0n,
+      careOf: 0,
+    }));
   }
 
   close(): void {
@@ -57,7 +71,7 @@ export class Registrar {
   }
 
   newCareOf(node: Node): void {
-    node.careOf = (this.nextCareOf++) >>> 0;
+    node.careOf = this.nextCareOf++ >>> 0;
   }
 
   /** Registers `node` at its care-of address; resolves once the HA accepted it (a 133 makes it try a new identification). */
@@ -73,7 +87,14 @@ export class Registrar {
         }
         if (fresh) node.lastId = [ntpFromUnixMs(Date.now()), node.lastId + 1n].reduce((a, b) => (a > b ? a : b));
         else this.retransmits++;
-        const request = { flags: RequestFlag.D, lifetime: this.spec.lifetime ?? 1800, homeAddress: node.home, homeAgent: ipToU32(this.spec.ha), careOf: node.careOf, identification: node.lastId };
+        const request = {
+          flags: RequestFlag.D,
+          lifetime: this.spec.lifetime ?? 1800,
+          homeAddress: node.home,
+          homeAgent: ipToU32(this.spec.ha),
+          careOf: node.careOf,
+          identification: node.lastId,
+        };
         this.socket.send(encodeRequest(request, node.auth), MIP_PORT, this.spec.ha);
         clearTimeout(timer);
         // A request the HA wrote but could not answer before it died is refused as a replay (133) when
@@ -105,26 +126,33 @@ async function storm(r: Registrar, nodes: Node[], count: number): Promise<void> 
     await r.register(node);
     process.stdout.write(`ack ${i}\n`);
   }
-  process.stdout.write(`acked ${JSON.stringify(Object.fromEntries(nodes.map((n) => [u32ToIp(n.home), u32ToIp(n.careOf)])))}\n`);
+  process.stdout.write(
+    `acked ${JSON.stringify(Object.fromEntries(nodes.map((n) => [u32ToIp(n.home), u32ToIp(n.careOf)])))}\n`,
+  );
 }
 
 /** Every node re-registers every intervalMs (staggered) and moves every handoverMs; `stats` lines every 10 s. */
 async function steady(r: Registrar, nodes: Node[], spec: RegistrarSpec): Promise<void> {
   const end = Date.now() + (spec.seconds ?? 60) * 1000;
   const interval = spec.intervalMs ?? 5000;
-  const report = setInterval(() => process.stdout.write(`stats acks=${r.acks} retransmits=${r.retransmits}\n`), REPORT_MS);
-  await Promise.all(nodes.map(async (node, i) => {
-    await new Promise((res) => setTimeout(res, (interval * i) / nodes.length));
-    let movedAt = 0;
-    while (Date.now() < end) {
-      if (Date.now() - movedAt >= (spec.handoverMs ?? 60_000)) {
-        r.newCareOf(node);
-        movedAt = Date.now();
+  const report = setInterval(
+    () => process.stdout.write(`stats acks=${r.acks} retransmits=${r.retransmits}\n`),
+    REPORT_MS,
+  );
+  await Promise.all(
+    nodes.map(async (node, i) => {
+      await new Promise((res) => setTimeout(res, (interval * i) / nodes.length));
+      let movedAt = 0;
+      while (Date.now() < end) {
+        if (Date.now() - movedAt >= (spec.handoverMs ?? 60_000)) {
+          r.newCareOf(node);
+          movedAt = Date.now();
+        }
+        await r.register(node);
+        await new Promise((res) => setTimeout(res, interval));
       }
-      await r.register(node);
-      await new Promise((res) => setTimeout(res, interval));
-    }
-  }));
+    }),
+  );
   clearInterval(report);
   process.stdout.write(`stats acks=${r.acks} retransmits=${r.retransmits}\ndone\n`);
 }

@@ -1,5 +1,11 @@
 // The data path's crypto on node:crypto: ESP AEADs (RFC 4106, RFC 7634) and the AH MACs (RFC 4543 GMAC, RFC 4868).
-import { createCipheriv, createDecipheriv, createHmac, type CipherGCMTypes, type CipherChaCha20Poly1305Types } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  type CipherGCMTypes,
+  type CipherChaCha20Poly1305Types,
+} from 'node:crypto';
 import type { EspSuite, MacAlg } from '../types.js';
 
 export const TAG_BYTES = 16;
@@ -38,16 +44,33 @@ function nonce(k: KeyMaterial, iv: Uint8Array): Buffer {
 }
 
 /** Encrypts `plaintext`; returns ciphertext (same length) and the 16-byte tag. */
-export function aeadSeal(suite: EspSuite, k: KeyMaterial, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): { ciphertext: Buffer; tag: Buffer } {
-  const cipher = createCipheriv(AEAD_CIPHER[suite] as CipherGCMTypes, k.key, nonce(k, iv), { authTagLength: TAG_BYTES });
+export function aeadSeal(
+  suite: EspSuite,
+  k: KeyMaterial,
+  iv: Uint8Array,
+  aad: Uint8Array,
+  plaintext: Uint8Array,
+): { ciphertext: Buffer; tag: Buffer } {
+  const cipher = createCipheriv(AEAD_CIPHER[suite] as CipherGCMTypes, k.key, nonce(k, iv), {
+    authTagLength: TAG_BYTES,
+  });
   cipher.setAAD(aad);
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   return { ciphertext, tag: cipher.getAuthTag() };
 }
 
 /** Decrypts and verifies; undefined when the tag does not match. */
-export function aeadOpen(suite: EspSuite, k: KeyMaterial, iv: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): Buffer | undefined {
-  const decipher = createDecipheriv(AEAD_CIPHER[suite] as CipherGCMTypes, k.key, nonce(k, iv), { authTagLength: TAG_BYTES });
+export function aeadOpen(
+  suite: EspSuite,
+  k: KeyMaterial,
+  iv: Uint8Array,
+  aad: Uint8Array,
+  ciphertext: Uint8Array,
+  tag: Uint8Array,
+): Buffer | undefined {
+  const decipher = createDecipheriv(AEAD_CIPHER[suite] as CipherGCMTypes, k.key, nonce(k, iv), {
+    authTagLength: TAG_BYTES,
+  });
   decipher.setAuthTag(tag);
   decipher.setAAD(aad);
   const plaintext = decipher.update(ciphertext);

@@ -1,5 +1,12 @@
 // ENCAP: inner IPv4 → IPv4 / [SKIP] / [AH(end, next header 50)] / ESP / inner, per docs/engine.md §6.
-import { ESP_HEADER_BYTES, ESP_ICV_BYTES, ESP_IV_BYTES, espPadLength, writeEspHeader, writeEspTrailer } from '../../wire/esp.js';
+import {
+  ESP_HEADER_BYTES,
+  ESP_ICV_BYTES,
+  ESP_IV_BYTES,
+  espPadLength,
+  writeEspHeader,
+  writeEspTrailer,
+} from '../../wire/esp.js';
 import { IpProto, MAX_IP_TOTAL, type Ipv4Header } from '../../wire/ipv4.js';
 import { aeadSeal, ivFromSeq } from './crypto.js';
 import { signAh, writeOutboundAh } from './icv.js';
@@ -21,7 +28,8 @@ export function encapsulate(slot: Slot, offset: number, length: number, inner: I
   const padLength = espPadLength(length);
   const plaintextEnd = offset + length + padLength + 2;
   const end = plaintextEnd + ESP_ICV_BYTES;
-  if (start < slot.start || end > slot.end || end - start > MAX_IP_TOTAL) return reject('no_room', offset, length, sa.id);
+  if (start < slot.start || end > slot.end || end - start > MAX_IP_TOTAL)
+    return reject('no_room', offset, length, sa.id);
   if (!hasSeqLeft(sa)) return reject('seq_exhausted', offset, length, sa.id);
   const espSeq = ++esp.seq;
   const ahSeq = ah ? ++ah.seq : 0;
@@ -30,7 +38,13 @@ export function encapsulate(slot: Slot, offset: number, length: number, inner: I
   writeEspHeader(buf, espAt, esp.spi, espSeq);
   const iv = ivFromSeq(espSeq);
   buf.set(iv, espAt + ESP_HEADER_BYTES);
-  const sealed = aeadSeal(esp.suite, esp.key, iv, buf.subarray(espAt, espAt + ESP_HEADER_BYTES), buf.subarray(offset, plaintextEnd));
+  const sealed = aeadSeal(
+    esp.suite,
+    esp.key,
+    iv,
+    buf.subarray(espAt, espAt + ESP_HEADER_BYTES),
+    buf.subarray(offset, plaintextEnd),
+  );
   buf.set(sealed.ciphertext, offset);
   buf.set(sealed.tag, plaintextEnd);
 

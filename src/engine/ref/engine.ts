@@ -37,7 +37,7 @@ export class RefEngine implements Engine {
   private readonly inboundContext: InboundContext = {
     table: this.table,
     isLocal: (address) => this.locals.has(address),
-    route: (address) => this.routes.find((r) => ((address & r.mask) >>> 0) === r.network),
+    route: (address) => this.routes.find((r) => (address & r.mask) >>> 0 === r.network),
   };
 
   installSa(sa: SaDesc): void {
@@ -53,7 +53,8 @@ export class RefEngine implements Engine {
   setRoutes(routes: readonly Route[]): void {
     this.assertOpen();
     const entries = routes.map((r, i) => {
-      if (!Number.isInteger(r.sa) || r.sa < 0 || r.sa > 0xffffffff) throw new RangeError(`route ${i} (${r.prefix}): sa must be an SA id or 0, got ${r.sa}`);
+      if (!Number.isInteger(r.sa) || r.sa < 0 || r.sa > 0xffffffff)
+        throw new RangeError(`route ${i} (${r.prefix}): sa must be an SA id or 0, got ${r.sa}`);
       const p = parsePrefix(r.prefix);
       return { network: p.network, mask: prefixMask(p.length), length: p.length, sa: r.sa };
     });
@@ -74,9 +75,12 @@ export class RefEngine implements Engine {
   process(batch: BatchLike): void {
     this.assertOpen();
     const { buffer, desc, slotSize, capacity, count } = batch;
-    if (!Number.isInteger(count) || count < 0 || count > capacity) throw new RangeError(`batch count must be 0..${capacity}, got ${count}`);
+    if (!Number.isInteger(count) || count < 0 || count > capacity)
+      throw new RangeError(`batch count must be 0..${capacity}, got ${count}`);
     if (buffer.length < capacity * slotSize || desc.length < capacity * DESC_WORDS) {
-      throw new RangeError(`batch buffers are smaller than capacity ${capacity} × slotSize ${slotSize} needs (use the Batch class)`);
+      throw new RangeError(
+        `batch buffers are smaller than capacity ${capacity} × slotSize ${slotSize} needs (use the Batch class)`,
+      );
     }
     for (let i = 0; i < count; i++) {
       const d = i * DESC_WORDS;
@@ -109,7 +113,8 @@ export class RefEngine implements Engine {
   saStats(id: number): SaStats | undefined {
     const sa = this.table.get(id);
     if (!sa) return undefined;
-    const seqOf = (h: { seq: number; window?: { top: number } } | undefined) => (h ? (h.window ? h.window.top : h.seq) : 0);
+    const seqOf = (h: { seq: number; window?: { top: number } } | undefined) =>
+      h ? (h.window ? h.window.top : h.seq) : 0;
     return { packets: sa.packets, bytes: sa.bytes, ahSeq: seqOf(sa.ah), espSeq: seqOf(sa.esp) };
   }
 
@@ -157,7 +162,8 @@ export class RefEngine implements Engine {
     // (re-injectable once the control plane installed the next SA). Missing or wrong SAs fail in their op below.
     for (const [i, id] of [policy.sa, ...policy.wrap].entries()) {
       const sa = this.table.get(id);
-      if (sa && sa.direction === 'out' && sa.role === (i === 0 ? 'end' : 'nexthop') && packetLimitReached(sa)) return reject('rekey', offset, length, id);
+      if (sa && sa.direction === 'out' && sa.role === (i === 0 ? 'end' : 'nexthop') && packetLimitReached(sa))
+        return reject('rekey', offset, length, id);
     }
     let o = this.runOp(Op.ENCAP, policy.sa, 0, slot, offset, length);
     // The first SA of the chain that reached its soft limit names the FORWARD (else the End-End SA).

@@ -20,9 +20,15 @@ function zeroMutableOptions(header: Uint8Array, headerLength: number): void {
   let i = IPV4_HEADER_BYTES;
   while (i < headerLength) {
     const type = header[i];
-    if (type === 0 || type === 1) { i++; continue; }
+    if (type === 0 || type === 1) {
+      i++;
+      continue;
+    }
     const length = i + 1 < headerLength ? header[i + 1] : 0;
-    if (length < 2 || i + length > headerLength) { header.fill(0, i, headerLength); return; }
+    if (length < 2 || i + length > headerLength) {
+      header.fill(0, i, headerLength);
+      return;
+    }
     if (!IMMUTABLE_OPTIONS.has(type)) header.fill(0, i, i + length);
     i += length;
   }

@@ -68,7 +68,12 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
     const found = findLayerSa(ctx, buf, offset, offset + h.headerLength, end, h.protocol, h.src, lastSa);
     if ('verdict' in found) return found;
     const { sa } = found;
-    const layout: AhLayout = { ipOffset: offset, ipHeaderLength: h.headerLength, skipLength: found.skipLength, coveredEnd: end };
+    const layout: AhLayout = {
+      ipOffset: offset,
+      ipHeaderLength: h.headerLength,
+      skipLength: found.skipLength,
+      coveredEnd: end,
+    };
 
     if (sa.role === 'end') return openEndLayer(buf, found, layout, offset, length);
 
@@ -114,7 +119,14 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
  * the SA found, or else `lastSa` (the last one that authenticated the packet, 0 on the first layer).
  */
 function findLayerSa(
-  ctx: InboundContext, buf: Uint8Array, ipOffset: number, at: number, end: number, protocol: number, outerSrc: number, lastSa: number,
+  ctx: InboundContext,
+  buf: Uint8Array,
+  ipOffset: number,
+  at: number,
+  end: number,
+  protocol: number,
+  outerSrc: number,
+  lastSa: number,
 ): LayerStart | Outcome {
   const fail = (reason: Parameters<typeof reject>[0], sa = lastSa) => reject(reason, ipOffset, end - ipOffset, sa);
   if (protocol === IPPROTO_SKIP) {
@@ -140,9 +152,18 @@ function findLayerSa(
  * RFC 4301 §5.2: the opened datagram's source and destination lie in the SA's selectors (one too short to name
  * its addresses does not).
  */
-function selectorsAdmitDatagram(selectors: SelectorTable | undefined, buf: Uint8Array, at: number, length: number): boolean {
+function selectorsAdmitDatagram(
+  selectors: SelectorTable | undefined,
+  buf: Uint8Array,
+  at: number,
+  length: number,
+): boolean {
   if (!selectors) return true;
-  return length >= IPV4_HEADER_BYTES && buf[at] >> 4 === 4 && selectorsAdmit(selectors, readU32(buf, at + 12), readU32(buf, at + 16));
+  return (
+    length >= IPV4_HEADER_BYTES &&
+    buf[at] >> 4 === 4 &&
+    selectorsAdmit(selectors, readU32(buf, at + 12), readU32(buf, at + 16))
+  );
 }
 
 /** End-End layer: [AH next 50: check, verify] → ESP: check, open, commit windows → padding → next header 4 → DELIVER. */

@@ -19,7 +19,16 @@ export interface Outcome {
 
 /** Reasons the control plane acts on (docs/engine.md §3); every other reason is a drop. */
 export const PUNT_REASONS = new Set<ReasonName>([
-  'unknown_key', 'no_route', 'not_ipsec', 'no_policy', 'nexthop_plain', 'relay_denied', 'policy_punt', 'ttl_exceeded', 'deliver_local', 'rekey',
+  'unknown_key',
+  'no_route',
+  'not_ipsec',
+  'no_policy',
+  'nexthop_plain',
+  'relay_denied',
+  'policy_punt',
+  'ttl_exceeded',
+  'deliver_local',
+  'rekey',
 ]);
 
 /**
@@ -27,7 +36,14 @@ export const PUNT_REASONS = new Set<ReasonName>([
  * peeled), so a punted packet can be re-injected as it is.
  */
 export function reject(reason: ReasonName, offset: number, length: number, sa = 0): Outcome {
-  return { verdict: PUNT_REASONS.has(reason) ? Verdict.PUNT : Verdict.DROP, reason: Reason[reason], sa, nexthop: 0, offset, length };
+  return {
+    verdict: PUNT_REASONS.has(reason) ? Verdict.PUNT : Verdict.DROP,
+    reason: Reason[reason],
+    sa,
+    nexthop: 0,
+    offset,
+    length,
+  };
 }
 
 /** A PUNT with a reason that is a drop unless an SA says otherwise (`selector` under selectorMiss 'punt'). */

@@ -9,7 +9,14 @@ import { MAX_SEQ, type SaState } from './sa.js';
  * identification = low 16 bits of `firstSeq`, TTL from the SA, protocol 57 or the first header's (51/50).
  * Returns the offset right after them.
  */
-export function writeOuterHeaders(buf: Uint8Array, at: number, sa: SaState, inner: Ipv4Header, totalLength: number, firstSeq: number): number {
+export function writeOuterHeaders(
+  buf: Uint8Array,
+  at: number,
+  sa: SaState,
+  inner: Ipv4Header,
+  totalLength: number,
+  firstSeq: number,
+): number {
   writeIpv4Header(buf, at, {
     tos: inner.tos,
     totalLength,

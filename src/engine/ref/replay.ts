@@ -7,7 +7,10 @@ export class ReplayWindow {
   private readonly bits: Uint32Array;
 
   /** Every seq <= floor counts as seen: a restarted node does not reopen what it accepted before. */
-  constructor(readonly size: number, floor = 0) {
+  constructor(
+    readonly size: number,
+    floor = 0,
+  ) {
     this.bits = new Uint32Array(size / 32);
     this.top = floor;
     if (floor > 0) this.bits.fill(0xffffffff);

@@ -75,7 +75,8 @@ function checkKey(field: string, key: unknown, alg: EspSuite | MacAlg): Uint8Arr
   if (!(key instanceof Uint8Array)) fail(field, 'is not a Uint8Array', 'pass the key bytes');
   const want = KEY_BYTES[alg];
   // The message names lengths only: key bytes never reach an error.
-  if (key.length !== want) fail(field, `is ${key.length} bytes`, `${alg} needs ${want} bytes (key and 4-byte salt where it has one)`);
+  if (key.length !== want)
+    fail(field, `is ${key.length} bytes`, `${alg} needs ${want} bytes (key and 4-byte salt where it has one)`);
   return key;
 }
 
@@ -86,11 +87,15 @@ function checkKey(field: string, key: unknown, alg: EspSuite | MacAlg): Uint8Arr
 export function createSa(desc: SaDesc): SaState {
   const id = checkInteger('id', desc.id, 1, 0xffffffff);
   const where = `id ${id}`;
-  if (desc.direction !== 'out' && desc.direction !== 'in') fail(`${where} direction`, `got ${String(desc.direction)}`, "use 'out' or 'in'");
-  if (desc.role !== 'end' && desc.role !== 'nexthop') fail(`${where} role`, `got ${String(desc.role)}`, "use 'end' or 'nexthop'");
-  if (desc.mode !== 'skip' && desc.mode !== 'spi') fail(`${where} mode`, `got ${String(desc.mode)}`, "use 'skip' or 'spi'");
+  if (desc.direction !== 'out' && desc.direction !== 'in')
+    fail(`${where} direction`, `got ${String(desc.direction)}`, "use 'out' or 'in'");
+  if (desc.role !== 'end' && desc.role !== 'nexthop')
+    fail(`${where} role`, `got ${String(desc.role)}`, "use 'end' or 'nexthop'");
+  if (desc.mode !== 'skip' && desc.mode !== 'spi')
+    fail(`${where} mode`, `got ${String(desc.mode)}`, "use 'skip' or 'spi'");
   for (const field of ['src', 'dst'] as const) {
-    if (typeof desc[field] !== 'string' || !isIpv4(desc[field])) fail(`${where} ${field}`, `got ${String(desc[field])}`, 'use a dotted IPv4 address such as 10.0.0.1');
+    if (typeof desc[field] !== 'string' || !isIpv4(desc[field]))
+      fail(`${where} ${field}`, `got ${String(desc[field])}`, 'use a dotted IPv4 address such as 10.0.0.1');
   }
   const inbound = desc.direction === 'in';
   if (desc.role === 'nexthop') {
@@ -98,31 +103,43 @@ export function createSa(desc: SaDesc): SaState {
     if (desc.esp) fail(`${where} esp`, 'is set', "a 'nexthop' SA carries AH only: remove esp");
   } else {
     if (!desc.esp) fail(`${where} esp`, 'is missing', "an 'end' SA needs an esp block");
-    if (desc.ah?.coverage !== undefined) fail(`${where} ah.coverage`, 'is set on an end SA', 'coverage applies to nexthop SAs only: remove it');
+    if (desc.ah?.coverage !== undefined)
+      fail(`${where} ah.coverage`, 'is set on an end SA', 'coverage applies to nexthop SAs only: remove it');
   }
   const spiRange = desc.mode === 'skip' ? [SKIP_SPI, SKIP_SPI] : [MIN_SPI_MODE_SPI, 0xffffffff];
   // Direction-specific fields (seq and ttl: out; replayWindow: in) are ignored on the other direction, so one
   // description serves both ends of a pair (the native path does the same).
-  const seqOf = (field: string, seq: number | undefined) => (inbound || seq === undefined ? 0 : checkInteger(field, seq, 0, MAX_SEQ));
-  const window = inbound ? desc.replayWindow ?? DEFAULT_REPLAY_WINDOW : DEFAULT_REPLAY_WINDOW;
+  const seqOf = (field: string, seq: number | undefined) =>
+    inbound || seq === undefined ? 0 : checkInteger(field, seq, 0, MAX_SEQ);
+  const window = inbound ? (desc.replayWindow ?? DEFAULT_REPLAY_WINDOW) : DEFAULT_REPLAY_WINDOW;
   if (!Number.isInteger(window) || window < 64 || window > 4096 || window % 64 !== 0) {
     fail(`${where} replayWindow`, `got ${String(window)}`, 'use a multiple of 64 in 64..4096');
   }
-  const floor = inbound && desc.replayFloor !== undefined ? checkInteger(`${where} replayFloor`, desc.replayFloor, 0, MAX_SEQ) : 0;
+  const floor =
+    inbound && desc.replayFloor !== undefined ? checkInteger(`${where} replayFloor`, desc.replayFloor, 0, MAX_SEQ) : 0;
   const ttl = inbound || desc.ttl === undefined ? DEFAULT_OUTER_TTL : checkInteger(`${where} ttl`, desc.ttl, 1, 255);
-  const maxPackets = inbound || desc.maxPackets === undefined ? undefined : checkInteger(`${where} maxPackets`, desc.maxPackets, 1, MAX_SEQ);
-  const softPackets = inbound || desc.softPackets === undefined ? undefined : checkInteger(`${where} softPackets`, desc.softPackets, 1, MAX_SEQ);
+  const maxPackets =
+    inbound || desc.maxPackets === undefined
+      ? undefined
+      : checkInteger(`${where} maxPackets`, desc.maxPackets, 1, MAX_SEQ);
+  const softPackets =
+    inbound || desc.softPackets === undefined
+      ? undefined
+      : checkInteger(`${where} softPackets`, desc.softPackets, 1, MAX_SEQ);
   if (softPackets !== undefined && maxPackets !== undefined && softPackets > maxPackets) {
     fail(`${where} softPackets`, `${softPackets} exceeds maxPackets ${maxPackets}`, 'use a value up to maxPackets');
   }
 
   const a = desc.ah;
   if (a) {
-    if (a.alg !== 'gmac-aes128' && a.alg !== 'hmac-sha256-128') fail(`${where} ah.alg`, `got ${String(a.alg)}`, "use 'gmac-aes128' or 'hmac-sha256-128'");
-    if (a.coverage !== undefined && a.coverage !== 'full' && a.coverage !== 'headers') fail(`${where} ah.coverage`, `got ${String(a.coverage)}`, "use 'full' or 'headers'");
+    if (a.alg !== 'gmac-aes128' && a.alg !== 'hmac-sha256-128')
+      fail(`${where} ah.alg`, `got ${String(a.alg)}`, "use 'gmac-aes128' or 'hmac-sha256-128'");
+    if (a.coverage !== undefined && a.coverage !== 'full' && a.coverage !== 'headers')
+      fail(`${where} ah.coverage`, `got ${String(a.coverage)}`, "use 'full' or 'headers'");
   }
   const e = desc.esp;
-  if (e && !(e.suite in SkipAlg.crypt)) fail(`${where} esp.suite`, `got ${String(e.suite)}`, "use 'aes128gcm', 'aes256gcm' or 'chacha20poly1305'");
+  if (e && !(e.suite in SkipAlg.crypt))
+    fail(`${where} esp.suite`, `got ${String(e.suite)}`, "use 'aes128gcm', 'aes256gcm' or 'chacha20poly1305'");
   const ahSpi = a && checkInteger(`${where} ah.spi`, a.spi, spiRange[0], spiRange[1]);
   const espSpi = e && checkInteger(`${where} esp.spi`, e.spi, spiRange[0], spiRange[1]);
   const ahSeq = a && seqOf(`${where} ah.seq`, a.seq);
@@ -132,7 +149,8 @@ export function createSa(desc: SaDesc): SaState {
   const rules = checkInboundRules(desc, `SA ${where}`);
   let skip: { bytes: Uint8Array; header: SkipHeader } | undefined;
   if (desc.mode === 'skip') skip = checkSkipHeader(desc, where);
-  else if (desc.skipHeader !== undefined) fail(`${where} skipHeader`, "is set on a 'spi' mode SA", "remove it or use mode 'skip'");
+  else if (desc.skipHeader !== undefined)
+    fail(`${where} skipHeader`, "is set on a 'spi' mode SA", "remove it or use mode 'skip'");
 
   return {
     id,
@@ -173,16 +191,28 @@ export function createSa(desc: SaDesc): SaState {
 /** The SKIP header must parse alone and announce this SA's first header and algorithms (docs/engine.md §6). */
 function checkSkipHeader(desc: SaDesc, where: string): { bytes: Uint8Array; header: SkipHeader } {
   const bytes = desc.skipHeader;
-  if (!(bytes instanceof Uint8Array)) fail(`${where} skipHeader`, 'is missing', "a 'skip' mode SA needs the SKIP header bytes (src/keys builds them)");
+  if (!(bytes instanceof Uint8Array))
+    fail(`${where} skipHeader`, 'is missing', "a 'skip' mode SA needs the SKIP header bytes (src/keys builds them)");
   const parsed = decodeSkipHeader(bytes, 0);
   if (!parsed.ok) fail(`${where} skipHeader`, `does not parse (${parsed.reason})`, 'pass a header built by src/keys');
-  if (parsed.length !== bytes.length) fail(`${where} skipHeader`, `has ${bytes.length - parsed.length} bytes after the header`, 'pass exactly the header');
+  if (parsed.length !== bytes.length)
+    fail(
+      `${where} skipHeader`,
+      `has ${bytes.length - parsed.length} bytes after the header`,
+      'pass exactly the header',
+    );
   const h = parsed.header;
   const wantNext = desc.ah ? IpProto.AH : IpProto.ESP;
-  if (h.nextHeader !== wantNext) fail(`${where} skipHeader`, `next header is ${h.nextHeader}`, `this SA's first header is ${desc.ah ? 'AH (51)' : 'ESP (50)'}`);
+  if (h.nextHeader !== wantNext)
+    fail(
+      `${where} skipHeader`,
+      `next header is ${h.nextHeader}`,
+      `this SA's first header is ${desc.ah ? 'AH (51)' : 'ESP (50)'}`,
+    );
   const wantCrypt = desc.esp ? SkipAlg.crypt[desc.esp.suite] : 0;
   const wantMac = desc.ah ? SkipAlg.mac[desc.ah.alg] : 0;
-  if (h.cryptAlg !== wantCrypt) fail(`${where} skipHeader`, `Crypt Alg is ${h.cryptAlg}`, `set it to ${wantCrypt} for this SA`);
+  if (h.cryptAlg !== wantCrypt)
+    fail(`${where} skipHeader`, `Crypt Alg is ${h.cryptAlg}`, `set it to ${wantCrypt} for this SA`);
   if (h.macAlg !== wantMac) fail(`${where} skipHeader`, `MAC Alg is ${h.macAlg}`, `set it to ${wantMac} for this SA`);
   return { bytes: Uint8Array.from(bytes), header: h };
 }
@@ -230,7 +260,11 @@ export class SaTable {
     if (lookup) {
       const table = sa.mode === 'skip' ? this.byTuple : this.bySpi;
       const other = table.get(lookup);
-      if (other) clash(`has the same inbound ${sa.mode === 'skip' ? 'SKIP key tuple' : 'protocol and SPI'} as SA ${other.id}`, 'use a fresh Kp/SPI or remove the other SA first');
+      if (other)
+        clash(
+          `has the same inbound ${sa.mode === 'skip' ? 'SKIP key tuple' : 'protocol and SPI'} as SA ${other.id}`,
+          'use a fresh Kp/SPI or remove the other SA first',
+        );
       table.set(lookup, sa);
     }
     this.byId.set(sa.id, sa);

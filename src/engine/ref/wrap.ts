@@ -10,7 +10,14 @@ import { countSealed, type SaState } from './sa.js';
  * the datagram starts. Order of checks: headroom or a result over 65535 bytes (no_room), coverage walk, sequence
  * numbers (seq_exhausted); a failure names `sa`. A FORWARD names `forwardSa` (a relay: the SA that authenticated).
  */
-export function prependNexthopLayer(slot: Slot, offset: number, length: number, d: Ipv4Header, sa: SaState, forwardSa = sa.id): Outcome {
+export function prependNexthopLayer(
+  slot: Slot,
+  offset: number,
+  length: number,
+  d: Ipv4Header,
+  sa: SaState,
+  forwardSa = sa.id,
+): Outcome {
   const ah = sa.ah!;
   const buf = slot.buf;
   const start = offset - outerHeadersLength(sa) - ah.length;

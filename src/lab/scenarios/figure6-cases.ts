@@ -84,7 +84,11 @@ export const figure6Scenarios: Scenario[] = [
         `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REQ(F6.home, F6.ch0)))}`, // <2>
         `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))))}`, // <3>
       ],
-      'sgw0-net': [`sgw0 > ch0: ${REQ(F6.home, F6.ch0)}`, `ch0 > ha: ${REP(F6.ch0, F6.home)}`, `ha > sgw0: ${ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))}`],
+      'sgw0-net': [
+        `sgw0 > ch0: ${REQ(F6.home, F6.ch0)}`,
+        `ch0 > ha: ${REP(F6.ch0, F6.home)}`,
+        `ha > sgw0: ${ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))}`,
+      ],
     },
   },
   {
@@ -137,7 +141,11 @@ export const figure6Scenarios: Scenario[] = [
         `smn > sgw0: ${endAhEsp(F6.out, F6.sgw0, SMN, SGW, REQ(F6.home, F6.ch0))}`, // <1>
         `sgw0 > smn: ${endAhEsp(F6.sgw0, F6.out, SGW, SMN, ipip(F6.ha, F6.out, REP(F6.ch0, F6.home)))}`, // <2>
       ],
-      'sgw0-net': [`sgw0 > ch0: ${REQ(F6.home, F6.ch0)}`, `ch0 > ha: ${REP(F6.ch0, F6.home)}`, `ha > sgw0: ${ipip(F6.ha, F6.out, REP(F6.ch0, F6.home))}`],
+      'sgw0-net': [
+        `sgw0 > ch0: ${REQ(F6.home, F6.ch0)}`,
+        `ch0 > ha: ${REP(F6.ch0, F6.home)}`,
+        `ha > sgw0: ${ipip(F6.ha, F6.out, REP(F6.ch0, F6.home))}`,
+      ],
     },
   },
   {

@@ -44,12 +44,21 @@ export const threeStepScenario: Scenario = {
 };
 
 /** Figure 4 addresses. */
-const F4 = { home: '10.0.1.100', coa: '10.5.0.100', sgw1: '198.18.5.1', sgw2: '198.18.2.1', sgw3: '10.0.0.3', ha: '10.0.1.2', ch: '10.0.1.10' } as const;
+const F4 = {
+  home: '10.0.1.100',
+  coa: '10.5.0.100',
+  sgw1: '198.18.5.1',
+  sgw2: '198.18.2.1',
+  sgw3: '10.0.0.3',
+  ha: '10.0.1.2',
+  ch: '10.0.1.10',
+} as const;
 const S4 = smnId(F4.home);
 
 export const site34Scenario: Scenario = {
   section: '§3.4',
-  title: 'SMN in a site that is not VPN-routable: End-End to the Border-SGW fails at SGW3 (code 5), then stacked Next-hop layers for SGW1 and SGW2',
+  title:
+    'SMN in a site that is not VPN-routable: End-End to the Border-SGW fails at SGW3 (code 5), then stacked Next-hop layers for SGW1 and SGW2',
   map: figure4Map,
   place: 'sgw1',
   traffic: { from: 'smn', to: F4.ch },
@@ -83,12 +92,22 @@ export const site34Scenario: Scenario = {
 };
 
 /** Figure 1 addresses: SGW0 (10.0.0.2 outside) behind SGW1; the SMN visits SGW3's network, nested behind SGW2. */
-const F1 = { home: '10.0.1.100', coa: '10.1.1.100', sgw0: '10.0.0.2', sgw1: '198.18.1.1', sgw2: '198.18.2.1', sgw3: '10.1.0.2', ha: '10.0.1.2', ch: '10.0.1.10' } as const;
+const F1 = {
+  home: '10.0.1.100',
+  coa: '10.1.1.100',
+  sgw0: '10.0.0.2',
+  sgw1: '198.18.1.1',
+  sgw2: '198.18.2.1',
+  sgw3: '10.1.0.2',
+  ha: '10.0.1.2',
+  ch: '10.0.1.10',
+} as const;
 const S1 = smnId(F1.home);
 
 export const figure1Scenario: Scenario = {
   section: 'Figure 1',
-  title: 'nesting: SMN behind SGW3 (behind SGW2) talks to CH behind SGW0 (behind SGW1); the Next-hop AH is replaced at SGW3, SGW2, SGW1',
+  title:
+    'nesting: SMN behind SGW3 (behind SGW2) talks to CH behind SGW0 (behind SGW1); the Next-hop AH is replaced at SGW3, SGW2, SGW1',
   map: figure1Map,
   place: 'sgw3',
   traffic: { from: 'smn', to: F1.ch },
@@ -109,7 +128,11 @@ export const figure1Scenario: Scenario = {
       `sgw1 > sgw0: ${nextAh(F1.sgw1, F1.sgw0, SGW, SGW, endAhEsp(F1.coa, F1.sgw0, S1, SGW, REQ(F1.home, F1.ch)))}`,
       `sgw0 > sgw1: ${nextAh(F1.sgw0, F1.sgw1, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
     ],
-    'sgw0-net': [`sgw0 > ch: ${REQ(F1.home, F1.ch)}`, `ch > ha: ${REP(F1.ch, F1.home)}`, `ha > sgw0: ${ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))}`],
+    'sgw0-net': [
+      `sgw0 > ch: ${REQ(F1.home, F1.ch)}`,
+      `ch > ha: ${REP(F1.ch, F1.home)}`,
+      `ha > sgw0: ${ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))}`,
+    ],
   },
 };
 
@@ -149,7 +172,8 @@ export const outsideDirectScenario: Scenario = {
 
 export const outsideTranslatedScenario: Scenario = {
   section: '§3.5 (direct, translated)',
-  title: 'CH outside, SMN in Site 1: its care-of address talks to the CH by usual IP, translated to SGW1\'s global address',
+  title:
+    "CH outside, SMN in Site 1: its care-of address talks to the CH by usual IP, translated to SGW1's global address",
   map: 'figure6',
   smn: { outsideCh: 'direct' },
   world: { natOutside: ['sgw1'] },
@@ -162,7 +186,14 @@ export const outsideTranslatedScenario: Scenario = {
   },
 };
 
-export const section3Scenarios: Scenario[] = [threeStepScenario, site34Scenario, figure1Scenario, outsideMobileIpScenario, outsideDirectScenario, outsideTranslatedScenario];
+export const section3Scenarios: Scenario[] = [
+  threeStepScenario,
+  site34Scenario,
+  figure1Scenario,
+  outsideMobileIpScenario,
+  outsideDirectScenario,
+  outsideTranslatedScenario,
+];
 
 /** Figure 2 with `n` SGWs: the SMN in the innermost visited network, the CH in the innermost home network. */
 export function chainScenario(n: number): Scenario & { careOf: string; ch: string; home: string } {

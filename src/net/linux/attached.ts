@@ -148,7 +148,10 @@ function ip(args: readonly string[]): string {
 }
 
 function hasBlackhole(dev: string): boolean {
-  const rules = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(RULE_PREF)]) || '[]') as { iif?: string; action?: string }[];
+  const rules = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(RULE_PREF)]) || '[]') as {
+    iif?: string;
+    action?: string;
+  }[];
   return rules.some((r) => r.iif === dev && r.action === 'blackhole');
 }
 
@@ -234,12 +237,18 @@ export class AttachedHost extends HostCore<CoreInterface> {
 
   private constructor(options: AttachOptions) {
     super(options.name, options.forwarding, systemClock);
-    this.onError = options.onError ?? ((error) => { throw error; });
+    this.onError =
+      options.onError ??
+      ((error) => {
+        throw error;
+      });
     this.loopSettings = options.dataPath ?? DEFAULT_DATA_PATH;
     this.failClosed = options.failClosed ?? false;
     const { udpPort, workers, pollMicros } = this.loopSettings;
     this.loops = new InterfaceLoops({
-      engine: options.engine, transport: { udpPort, workers, pollMicros }, isLocalAddress: (address) => this.isLocal(u32ToIp(address)),
+      engine: options.engine,
+      transport: { udpPort, workers, pollMicros },
+      isLocalAddress: (address) => this.isLocal(u32ToIp(address)),
       onError: (error) => this.onError(error),
     });
     const apps = options.applications;
@@ -273,10 +282,15 @@ export class AttachedHost extends HostCore<CoreInterface> {
     const present = JSON.parse(ip(['-j', 'addr', 'show']) || '[]') as AddrInfo[];
     for (const itf of wanted) {
       const found = present.find((p) => p.ifname === itf.name);
-      if (!found) throw new InterfaceMismatchError(`interfaces: no interface named '${itf.name}' in this network namespace (it has: ${present.map((p) => p.ifname).join(', ')}); fix the name in the config or create the interface`);
+      if (!found)
+        throw new InterfaceMismatchError(
+          `interfaces: no interface named '${itf.name}' in this network namespace (it has: ${present.map((p) => p.ifname).join(', ')}); fix the name in the config or create the interface`,
+        );
       const has = (found.addr_info ?? []).filter((a) => a.family === 'inet');
       if (!has.some((a) => a.local === itf.address && a.prefixlen === itf.prefixLength)) {
-        throw new InterfaceMismatchError(`interfaces: '${itf.name}' does not carry ${itf.address}/${itf.prefixLength} (it has: ${has.map((a) => `${a.local}/${a.prefixlen}`).join(', ') || 'no IPv4 address'}); add it with: ip addr add ${itf.address}/${itf.prefixLength} dev ${itf.name}`);
+        throw new InterfaceMismatchError(
+          `interfaces: '${itf.name}' does not carry ${itf.address}/${itf.prefixLength} (it has: ${has.map((a) => `${a.local}/${a.prefixlen}`).join(', ') || 'no IPv4 address'}); add it with: ip addr add ${itf.address}/${itf.prefixLength} dev ${itf.name}`,
+        );
       }
     }
     const ifaces = wanted.map((itf): CoreInterface => {
@@ -289,9 +303,23 @@ export class AttachedHost extends HostCore<CoreInterface> {
       return { name: itf.name, address, prefix, mtu };
     });
     // Proxy ARP rules a killed daemon left for these interfaces.
-    const stale = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(PROXY_RULE_PREF)]) || '[]') as { iif?: string; dst?: string; dstlen?: number }[];
+    const stale = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(PROXY_RULE_PREF)]) || '[]') as {
+      iif?: string;
+      dst?: string;
+      dstlen?: number;
+    }[];
     for (const r of stale) {
-      if (r.iif && r.dst && ifaces.some((i) => i.name === r.iif)) quietly('ip', ['rule', 'del', 'pref', String(PROXY_RULE_PREF), 'iif', r.iif, 'to', `${r.dst}/${r.dstlen ?? 32}`]);
+      if (r.iif && r.dst && ifaces.some((i) => i.name === r.iif))
+        quietly('ip', [
+          'rule',
+          'del',
+          'pref',
+          String(PROXY_RULE_PREF),
+          'iif',
+          r.iif,
+          'to',
+          `${r.dst}/${r.dstlen ?? 32}`,
+        ]);
     }
     // Closed before anything is redirected: no moment in which the kernel forwards what arrives.
     for (const iface of ifaces) this.closeForwarding(iface.name);
@@ -306,7 +334,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
       this.adoptRoute(prefix, r.gateway === undefined ? undefined : ipToU32(r.gateway), r.dev);
     }
     for (const itf of wanted) {
-      if (itf.gateway && !this.lookupRoute('0.0.0.0')?.via) this.addRoute('0.0.0.0/0', { via: itf.gateway, iface: itf.name });
+      if (itf.gateway && !this.lookupRoute('0.0.0.0')?.via)
+        this.addRoute('0.0.0.0/0', { via: itf.gateway, iface: itf.name });
     }
   }
 
@@ -316,7 +345,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
    * next attach after a crash; the TUN goes with the process).
    */
   private setUpApplications(apps: ApplicationPort): void {
-    if (!this.dataPath) throw new Error(`host '${this.name}': an application port needs the role's native engine (AttachOptions.engine)`);
+    if (!this.dataPath)
+      throw new Error(`host '${this.name}': an application port needs the role's native engine (AttachOptions.engine)`);
     const address = ipToU32(apps.address);
     const removeAll = () => {
       for (let pref = APP_RULE_PREF; pref <= APP_RULE_PREF + 3; pref++) removeRules(pref);
@@ -327,8 +357,17 @@ export class AttachedHost extends HostCore<CoreInterface> {
     const { udpPort } = this.loopSettings;
     // Its raw receivers and UDP socket take nothing from the links (the interfaces' loops do): bound to lo (a loop of
     // a shared engine must be bound, and the TUN does not exist before the loop opens it).
-    this.loops.start({ iface: apps.port, tun: apps.port, mtu: apps.mtu ?? APP_MTU, addresses: [`${apps.address}/32`], bindInterface: 'lo', deliver: 'tun' },
-      (packet) => this.guard(() => this.send(packet)));
+    this.loops.start(
+      {
+        iface: apps.port,
+        tun: apps.port,
+        mtu: apps.mtu ?? APP_MTU,
+        addresses: [`${apps.address}/32`],
+        bindInterface: 'lo',
+        deliver: 'tun',
+      },
+      (packet) => this.guard(() => this.send(packet)),
+    );
     this.apps = { port: apps.port, address };
     this.undo.push({ what: `application rules and table ${APP_ROUTE_TABLE}`, run: removeAll });
     ip(['link', 'set', 'dev', apps.port, 'up']);
@@ -336,9 +375,30 @@ export class AttachedHost extends HostCore<CoreInterface> {
     ip(['route', 'replace', 'default', 'dev', apps.port, 'src', apps.address, 'table', String(APP_ROUTE_TABLE)]);
     // Fail closed: when the TUN goes without a stop (SIGKILL), its route goes with it and this one answers instead
     // (the applications get "unreachable" rather than leaving in clear by the main table) until the next start.
-    ip(['route', 'replace', 'unreachable', 'default', 'metric', String(APP_FALLBACK_METRIC), 'table', String(APP_ROUTE_TABLE)]);
+    ip([
+      'route',
+      'replace',
+      'unreachable',
+      'default',
+      'metric',
+      String(APP_FALLBACK_METRIC),
+      'table',
+      String(APP_ROUTE_TABLE),
+    ]);
     ip(['rule', 'add', 'pref', String(APP_RULE_PREF), 'ipproto', '255', 'lookup', 'main']);
-    if (udpPort !== undefined) ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 1), 'ipproto', 'udp', 'dport', String(udpPort), 'lookup', 'main']);
+    if (udpPort !== undefined)
+      ip([
+        'rule',
+        'add',
+        'pref',
+        String(APP_RULE_PREF + 1),
+        'ipproto',
+        'udp',
+        'dport',
+        String(udpPort),
+        'lookup',
+        'main',
+      ]);
     this.sourceRules();
     ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 3), 'iif', 'lo', 'lookup', String(APP_ROUTE_TABLE)]);
   }
@@ -347,7 +407,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private sourceRules(): void {
     if (!this.apps) return;
     removeRules(APP_RULE_PREF + 2);
-    for (const info of this.interfaces()) ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 2), 'from', `${info.address}/32`, 'lookup', 'main']);
+    for (const info of this.interfaces())
+      ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 2), 'from', `${info.address}/32`, 'lookup', 'main']);
   }
 
   /**
@@ -369,12 +430,21 @@ export class AttachedHost extends HostCore<CoreInterface> {
    */
   private redirect(iface: CoreInterface): void {
     const tun = `t-${iface.name}`.slice(0, 15);
-    this.loops.start({ iface: iface.name, tun, mtu: MAX_PACKET, kernelTunnel: this.kernelTunnel }, (packet) => this.guard(() => this.receive(packet, iface)));
+    this.loops.start({ iface: iface.name, tun, mtu: MAX_PACKET, kernelTunnel: this.kernelTunnel }, (packet) =>
+      this.guard(() => this.receive(packet, iface)),
+    );
     ip(['link', 'set', 'dev', tun, 'up']);
     // What the role's SAs opened goes into the TUN for the kernel to forward inside: forwarding on that device only
     // (the interfaces' own forwarding stays blackholed, RULE_PREF), no reverse-path check (the sources are remote).
-    if (this.loops.shared) for (const [key, value] of [['forwarding', '1'], ['rp_filter', '0']]) fs.writeFileSync(`/proc/sys/net/ipv4/conf/${tun}/${key}`, value);
-    const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show', 'dev', iface.name]) || '[]') as { kind: string }[];
+    if (this.loops.shared)
+      for (const [key, value] of [
+        ['forwarding', '1'],
+        ['rp_filter', '0'],
+      ])
+        fs.writeFileSync(`/proc/sys/net/ipv4/conf/${tun}/${key}`, value);
+    const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show', 'dev', iface.name]) || '[]') as {
+      kind: string;
+    }[];
     const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', iface.name, 'ingress']);
     let ownQdisc = !qdiscs.some((q) => q.kind === 'ingress');
     if (ownQdisc) {
@@ -384,10 +454,37 @@ export class AttachedHost extends HostCore<CoreInterface> {
       runCommandSync('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]);
       ownQdisc = filters().trim() === '';
     }
-    if (ownQdisc) this.undo.push({ what: `ingress qdisc on ${iface.name}`, run: () => quietly('tc', ['qdisc', 'del', 'dev', iface.name, 'ingress']) });
-    runCommandSync('tc', ['filter', 'add', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF), 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0',
-      'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
-    this.undo.push({ what: `tc filter on ${iface.name}`, run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]) });
+    if (ownQdisc)
+      this.undo.push({
+        what: `ingress qdisc on ${iface.name}`,
+        run: () => quietly('tc', ['qdisc', 'del', 'dev', iface.name, 'ingress']),
+      });
+    runCommandSync('tc', [
+      'filter',
+      'add',
+      'dev',
+      iface.name,
+      'ingress',
+      'pref',
+      String(FILTER_PREF),
+      'protocol',
+      'ip',
+      'u32',
+      'match',
+      'u32',
+      '0',
+      '0',
+      'action',
+      'mirred',
+      'egress',
+      'redirect',
+      'dev',
+      tun,
+    ]);
+    this.undo.push({
+      what: `tc filter on ${iface.name}`,
+      run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]),
+    });
     if (this.loopSettings.udpPort !== undefined) this.passUdpTransport(iface, this.loopSettings.udpPort);
   }
 
@@ -396,9 +493,34 @@ export class AttachedHost extends HostCore<CoreInterface> {
     const ifname = iface.name;
     const pref = String(FILTER_PREF - 1);
     quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
-    runCommandSync('tc', ['filter', 'add', 'dev', ifname, 'ingress', 'pref', pref, 'protocol', 'ip', 'u32',
-      'match', 'ip', 'dst', `${u32ToIp(iface.address)}/32`, 'match', 'ip', 'protocol', '17', '0xff',
-      'match', 'ip', 'dport', String(port), '0xffff', 'flowid', ':1']);
+    runCommandSync('tc', [
+      'filter',
+      'add',
+      'dev',
+      ifname,
+      'ingress',
+      'pref',
+      pref,
+      'protocol',
+      'ip',
+      'u32',
+      'match',
+      'ip',
+      'dst',
+      `${u32ToIp(iface.address)}/32`,
+      'match',
+      'ip',
+      'protocol',
+      '17',
+      '0xff',
+      'match',
+      'ip',
+      'dport',
+      String(port),
+      '0xffff',
+      'flowid',
+      ':1',
+    ]);
     const remove = () => quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
     this.undo.push({ what: `tc UDP transport filter on ${ifname}`, run: remove });
   }
@@ -411,17 +533,20 @@ export class AttachedHost extends HostCore<CoreInterface> {
    */
   followAddress(iface: string, moved: (cidr: string, gateway: string) => void, everyMs = 500): () => void {
     this.iface(iface);
-    const check = () => this.guard(() => {
-      const found = (JSON.parse(ip(['-j', 'addr', 'show', 'dev', iface]) || '[]') as AddrInfo[])[0];
-      const inet = (found?.addr_info ?? []).filter((a) => a.family === 'inet');
-      const current = this.interfaces().find((i) => i.name === iface)!;
-      if (inet.length !== 1 || inet[0].local === current.address) return;
-      const { local, prefixlen } = inet[0];
-      const network = (ipToU32(local) & prefixMask(prefixlen)) >>> 0;
-      const routes = JSON.parse(ip(['-j', 'route', 'show', 'default', 'dev', iface]) || '[]') as KernelRoute[];
-      const gateway = routes.find((r) => r.gateway && ((ipToU32(r.gateway) & prefixMask(prefixlen)) >>> 0) === network)?.gateway;
-      if (gateway) moved(`${local}/${prefixlen}`, gateway);
-    });
+    const check = () =>
+      this.guard(() => {
+        const found = (JSON.parse(ip(['-j', 'addr', 'show', 'dev', iface]) || '[]') as AddrInfo[])[0];
+        const inet = (found?.addr_info ?? []).filter((a) => a.family === 'inet');
+        const current = this.interfaces().find((i) => i.name === iface)!;
+        if (inet.length !== 1 || inet[0].local === current.address) return;
+        const { local, prefixlen } = inet[0];
+        const network = (ipToU32(local) & prefixMask(prefixlen)) >>> 0;
+        const routes = JSON.parse(ip(['-j', 'route', 'show', 'default', 'dev', iface]) || '[]') as KernelRoute[];
+        const gateway = routes.find(
+          (r) => r.gateway && (ipToU32(r.gateway) & prefixMask(prefixlen)) >>> 0 === network,
+        )?.gateway;
+        if (gateway) moved(`${local}/${prefixlen}`, gateway);
+      });
     const timer = setInterval(check, everyMs);
     timer.unref();
     const stop = () => clearInterval(timer);
@@ -453,13 +578,16 @@ export class AttachedHost extends HostCore<CoreInterface> {
   }
 
   addInterface(name: string): void {
-    throw new Error(`host '${this.name}': cannot add interface '${name}': a daemon uses the interfaces its node config names`);
+    throw new Error(
+      `host '${this.name}': cannot add interface '${name}': a daemon uses the interfaces its node config names`,
+    );
   }
 
   moveInterface(name: string, _link: string, cidr: string): void {
     const iface = this.iface(name);
     const { address, prefix } = parseCidr(cidr);
-    for (const proxied of [...this.proxied].filter((p) => p.endsWith(` ${name}`))) this.setProxy(proxied.split(' ')[0], name, false);
+    for (const proxied of [...this.proxied].filter((p) => p.endsWith(` ${name}`)))
+      this.setProxy(proxied.split(' ')[0], name, false);
     ip(['addr', 'flush', 'dev', name]);
     ip(['neigh', 'flush', 'dev', name]);
     this.removeRoutesThrough(name);
@@ -540,7 +668,12 @@ export class AttachedHost extends HostCore<CoreInterface> {
   }
 
   /** The route's interface's loop: the kernel routes the packet by its table and resolves the next hop with ARP. */
-  protected override transmit(packet: Uint8Array, iface: CoreInterface, _nextHop: number, carries?: Uint8Array): boolean {
+  protected override transmit(
+    packet: Uint8Array,
+    iface: CoreInterface,
+    _nextHop: number,
+    carries?: Uint8Array,
+  ): boolean {
     return !this.closed && this.loops.inject(iface.name, [{ packet, via: 'raw', carries }]);
   }
 

@@ -17,13 +17,26 @@
  *   stats()         the loops' counters summed (fastPath, punted, puntReasons, tx errors, …).
  */
 import { createEngine } from '../../engine/index.js';
-import { flatIoStats, IoLoop, type InjectPacket, type IoLoopOptions, type IoStats, type PuntedPacket } from '../../engine/io.js';
+import {
+  flatIoStats,
+  IoLoop,
+  type InjectPacket,
+  type IoLoopOptions,
+  type IoStats,
+  type PuntedPacket,
+} from '../../engine/io.js';
 import { NativeEngine } from '../../engine/native.js';
 import type { ReasonName } from '../../engine/types.js';
 import type { EnginePunt, HostDataPath } from '../types.js';
 
 /** Reasons whose punt carries engine context whatever its SA (CONTRACT.md, Host side). */
-const CONTEXT_REASONS: ReadonlySet<ReasonName> = new Set<ReasonName>(['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local']);
+const CONTEXT_REASONS: ReadonlySet<ReasonName> = new Set<ReasonName>([
+  'nexthop_plain',
+  'no_route',
+  'relay_denied',
+  'selector',
+  'deliver_local',
+]);
 /**
  * The MTU the host's applications see (an SMN's home address, a lab host's own probes). Measured on 1500-byte links
  * (Figure 6, SMN away): a CH's reply crosses the HA's IP-in-IP (20), SGW0's End-End SKIP/ESP and the Next-hop layer
@@ -91,7 +104,10 @@ export interface DataPathStats {
  * from a first-layer not_ipsec (both SA 0): a first-layer one was read under an `inbound` policy, so it is addressed
  * to one of the host's interface addresses; a peeled one is addressed elsewhere (its tunnel's inner destination).
  */
-export function hasEngineContext(punt: Pick<PuntedPacket, 'packet' | 'reason' | 'sa'>, isLocalAddress: (address: number) => boolean): boolean {
+export function hasEngineContext(
+  punt: Pick<PuntedPacket, 'packet' | 'reason' | 'sa'>,
+  isLocalAddress: (address: number) => boolean,
+): boolean {
   if (punt.sa !== 0 || CONTEXT_REASONS.has(punt.reason)) return true;
   if (punt.reason !== 'not_ipsec' || punt.packet.length < 20) return false;
   return !isLocalAddress(readU32(punt.packet, IPV4_DST));
@@ -112,7 +128,10 @@ export class InterfaceLoops implements HostDataPath {
 
   constructor(private readonly options: InterfaceLoopsOptions) {
     if (options.engine) {
-      if (!(options.engine instanceof NativeEngine)) throw new TypeError('InterfaceLoops: the engine must be the native one (the loops run it on their own threads)');
+      if (!(options.engine instanceof NativeEngine))
+        throw new TypeError(
+          'InterfaceLoops: the engine must be the native one (the loops run it on their own threads)',
+        );
       this.engine = options.engine;
       this.shared = true;
     } else {
@@ -149,9 +168,17 @@ export class InterfaceLoops implements HostDataPath {
     if (this.loops.has(port.iface)) throw new Error(`interface ${port.iface} already has an I/O loop`);
     const { udpPort, workers, pollMicros } = this.options.transport ?? {};
     const options: IoLoopOptions = {
-      engine: this.engine, netns: this.options.netns, tun: { name: port.tun, mtu: port.mtu, offload: true, addresses: port.addresses }, raw: true,
-      udpPort, workers, pollMicros, bindInterface: port.bindInterface ?? port.iface,
-      tunTable: this.tableOf(port.iface), deliver: port.deliver ?? 'route', kernelTunnel: port.kernelTunnel,
+      engine: this.engine,
+      netns: this.options.netns,
+      tun: { name: port.tun, mtu: port.mtu, offload: true, addresses: port.addresses },
+      raw: true,
+      udpPort,
+      workers,
+      pollMicros,
+      bindInterface: port.bindInterface ?? port.iface,
+      tunTable: this.tableOf(port.iface),
+      deliver: port.deliver ?? 'route',
+      kernelTunnel: port.kernelTunnel,
       onPunt: (packets) => this.dispatch(port.iface, packets, onInput),
     };
     const loop = IoLoop.start(options);
@@ -188,7 +215,8 @@ export class InterfaceLoops implements HostDataPath {
       const s: IoStats = loop.stats();
       for (const [name, n] of Object.entries(s)) if (typeof n === 'number') counters[name] = (counters[name] ?? 0) + n;
       fastPath += s.fastPath;
-      for (const [reason, n] of Object.entries(s.puntReasons) as [ReasonName, number][]) if (n) puntReasons[reason] = (puntReasons[reason] ?? 0) + n;
+      for (const [reason, n] of Object.entries(s.puntReasons) as [ReasonName, number][])
+        if (n) puntReasons[reason] = (puntReasons[reason] ?? 0) + n;
     }
     return { counters, fastPath, punted: counters.punted ?? 0, puntReasons };
   }

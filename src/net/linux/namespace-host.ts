@@ -63,7 +63,12 @@ export abstract class NamespaceHost<I extends NamespaceInterface = NamespaceInte
   }
 
   /** The veth and its address; the world's own setup of the interface follows (see addInterface). */
-  protected attachInterface(name: string, link: string, cidr: string, linkMtu: number): { port: Port; address: number; prefix: Prefix } {
+  protected attachInterface(
+    name: string,
+    link: string,
+    cidr: string,
+    linkMtu: number,
+  ): { port: Port; address: number; prefix: Prefix } {
     this.assertNewInterface(name);
     const { address, prefix } = parseCidr(cidr);
     const s = this.world.session;
@@ -120,7 +125,15 @@ export abstract class NamespaceHost<I extends NamespaceInterface = NamespaceInte
 
   /** The kernel's main table mirrors the JS routes. */
   protected override routeAdded(prefix: Prefix, via: string | undefined, iface: string): void {
-    this.world.session.ipSync(this.ns, ['route', 'replace', prefixString(prefix), ...(via ? ['via', via] : []), 'dev', iface, ...this.routeWords()]);
+    this.world.session.ipSync(this.ns, [
+      'route',
+      'replace',
+      prefixString(prefix),
+      ...(via ? ['via', via] : []),
+      'dev',
+      iface,
+      ...this.routeWords(),
+    ]);
   }
 
   protected override routeRemoved(prefix: Prefix): void {
@@ -132,7 +145,20 @@ export abstract class NamespaceHost<I extends NamespaceInterface = NamespaceInte
     const words = this.routeWords();
     if (words.length === 0) return;
     const { address, prefix } = parseCidr(cidr);
-    this.world.session.ipSync(this.ns, ['route', 'replace', prefixString(prefix), 'dev', iface, 'proto', 'kernel', 'scope', 'link', 'src', u32ToIp(address), ...words]);
+    this.world.session.ipSync(this.ns, [
+      'route',
+      'replace',
+      prefixString(prefix),
+      'dev',
+      iface,
+      'proto',
+      'kernel',
+      'scope',
+      'link',
+      'src',
+      u32ToIp(address),
+      ...words,
+    ]);
   }
 
   /** An `ip` removal whose object may already be gone with an address or a flushed table. */

@@ -102,10 +102,12 @@ export class RealClock implements Clock {
       }
     }, delayMs);
     this.pending.add(t);
-    return { cancel: () => {
-      clearTimeout(t);
-      this.pending.delete(t);
-    } };
+    return {
+      cancel: () => {
+        clearTimeout(t);
+        this.pending.delete(t);
+      },
+    };
   }
 
   close(): void {
@@ -138,8 +140,16 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
   constructor(options: LinuxNetworkOptions = {}) {
     super();
     this.session = new NetnsSession(options.prefix ?? `mlab-${randomSuffix()}`);
-    this.onError = options.onError ?? ((error) => { throw error; });
-    this.session.onCleanup('I/O loops and capture', async () => this.stopLoops(), () => this.stopLoops());
+    this.onError =
+      options.onError ??
+      ((error) => {
+        throw error;
+      });
+    this.session.onCleanup(
+      'I/O loops and capture',
+      async () => this.stopLoops(),
+      () => this.stopLoops(),
+    );
     this.switchNs = this.session.addNamespaceSync('sw');
   }
 
@@ -151,7 +161,9 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     const forwarding = options.forwarding ?? false;
     if (options.plain) {
       if (options.engine) throw new Error(`host '${name}': a plain host runs no role, so no engine`);
-      return this.registerHost(new PlainHost(this, name, ns, forwarding, { linkMtu: LINK_MTU, appMtu: APP_MTU, asAppUser }));
+      return this.registerHost(
+        new PlainHost(this, name, ns, forwarding, { linkMtu: LINK_MTU, appMtu: APP_MTU, asAppUser }),
+      );
     }
     return this.registerHost(new LinuxHost(this, name, ns, forwarding, options.engine));
   }
@@ -174,13 +186,27 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
   /** Before any traffic: the captures run and every plain host's applications hold their ports. */
   async ready(): Promise<void> {
     await this.startCapture();
-    await Promise.all(this.hosts().filter((h): h is PlainHost => h instanceof PlainHost).map((h) => h.appsReady()));
+    await Promise.all(
+      this.hosts()
+        .filter((h): h is PlainHost => h instanceof PlainHost)
+        .map((h) => h.appsReady()),
+    );
   }
 
   addLink(name: string, options: LinkOptions = {}): LinuxLink {
     this.assertNewLink(name);
     const bridge = `br${this.links().length}`;
-    this.session.ipSync(this.switchNs, ['link', 'add', bridge, 'mtu', String(LINK_MTU), 'type', 'bridge', 'forward_delay', '0']);
+    this.session.ipSync(this.switchNs, [
+      'link',
+      'add',
+      bridge,
+      'mtu',
+      String(LINK_MTU),
+      'type',
+      'bridge',
+      'forward_delay',
+      '0',
+    ]);
     this.session.ipSync(this.switchNs, ['link', 'set', 'dev', bridge, 'up']);
     return this.registerLink(new LinuxLink(name, options.kind ?? 'multi', options.latencyMs ?? 0, bridge));
   }
@@ -190,18 +216,31 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     const names = [...this.ports.keys()].sort().join(',');
     if (this.capture && this.capture.ports === names) return;
     this.capture?.child.kill('SIGTERM');
-    const args = ['netns', 'exec', this.switchNs, 'dumpcap', '-q', '-w', '-', ...[...this.ports.keys()].flatMap((p) => ['-i', p])];
+    const args = [
+      'netns',
+      'exec',
+      this.switchNs,
+      'dumpcap',
+      '-q',
+      '-w',
+      '-',
+      ...[...this.ports.keys()].flatMap((p) => ['-i', p]),
+    ];
     const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.capture = { child, ports: names };
     const reader = new PcapngReader();
     child.stdout.on('data', (chunk: Buffer) => {
       const errorBefore = reader.error;
       for (const frame of reader.push(chunk)) this.onFrame(frame.iface, frame.timeMs, frame.data);
-      if (errorBefore === undefined && reader.error) this.onError(new Error(`capture: ${reader.error}; frames after it are not recorded`));
+      if (errorBefore === undefined && reader.error)
+        this.onError(new Error(`capture: ${reader.error}; frames after it are not recorded`));
     });
     let stderr = '';
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`dumpcap did not start capturing within 10 s: ${stderr.trim()}`)), 10_000);
+      const timer = setTimeout(
+        () => reject(new Error(`dumpcap did not start capturing within 10 s: ${stderr.trim()}`)),
+        10_000,
+      );
       child.stderr.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();
         if (/Capturing on/.test(stderr)) {
@@ -241,9 +280,24 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     const link = this.link(linkName);
     link.checkRoom();
     const name = `p${this.portCount++}`;
-    this.session.ipSync(this.switchNs, ['link', 'add', name, 'mtu', String(LINK_MTU), 'type', 'veth', 'peer', 'name', iface, 'netns', host.ns]);
+    this.session.ipSync(this.switchNs, [
+      'link',
+      'add',
+      name,
+      'mtu',
+      String(LINK_MTU),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      iface,
+      'netns',
+      host.ns,
+    ]);
     this.session.ipSync(this.switchNs, ['link', 'set', 'dev', name, 'master', link.bridge, 'up']);
-    const info = JSON.parse(this.session.ipSync(host.ns, ['-j', 'link', 'show', 'dev', iface])) as { address: string }[];
+    const info = JSON.parse(this.session.ipSync(host.ns, ['-j', 'link', 'show', 'dev', iface])) as {
+      address: string;
+    }[];
     const port: Port = { name, host, iface, mac: info[0].address, link };
     this.ports.set(name, port);
     link.ports.add(port);
@@ -276,8 +330,12 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     const dst = macText(data, 0);
     const to = [...port.link.ports].find((p) => p.mac === dst);
     port.link.record({
-      time: timeMs, link: port.link.name, from: `${port.host.name}/${port.iface}`,
-      to: to && `${to.host.name}/${to.iface}`, fate: to ? 'delivered' : 'unresolved', packet: data.slice(14),
+      time: timeMs,
+      link: port.link.name,
+      from: `${port.host.name}/${port.iface}`,
+      to: to && `${to.host.name}/${to.iface}`,
+      fate: to ? 'delivered' : 'unresolved',
+      packet: data.slice(14),
     });
   }
 
@@ -308,7 +366,8 @@ export class LinuxLink extends LinkCore {
   }
 
   setLoss(loss: LossModel | undefined): void {
-    if (loss !== undefined) throw new Error(`link '${this.name}': loss injection is not available on real links (use the in-memory network)`);
+    if (loss !== undefined)
+      throw new Error(`link '${this.name}': loss injection is not available on real links (use the in-memory network)`);
   }
 
   /** In time order: dumpcap may hand over the frames of different ports out of time order. */
@@ -320,7 +379,6 @@ export class LinuxLink extends LinkCore {
     this.assertRoomFor(this.ports.size);
   }
 }
-
 
 interface LinuxInterface extends NamespaceInterface {
   port: Port;
@@ -348,15 +406,25 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
   ) {
     super(network, name, ns, forwarding);
     const s = network.session;
-    s.execSync(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0',
-      'net.ipv4.ping_group_range=0 2147483647']);
+    s.execSync(ns, 'sysctl', [
+      '-q',
+      '-w',
+      'net.ipv4.ip_forward=1',
+      'net.ipv4.conf.all.rp_filter=0',
+      'net.ipv4.conf.default.rp_filter=0',
+      'net.ipv4.ping_group_range=0 2147483647',
+    ]);
     this.dataPath = new InterfaceLoops({
-      engine, netns: ns, onError: (error) => network.onError(error),
+      engine,
+      netns: ns,
+      onError: (error) => network.onError(error),
       isLocalAddress: (address) => this.isLocal(u32ToIp(address)),
     });
     network.track(this.dataPath);
     // The applications' packets take the host's send() path (output hooks first); raw receivers on lo see nothing.
-    this.dataPath.start({ iface: APPS_PORT, tun: LOCAL_TUN, mtu: APP_MTU, bindInterface: 'lo' }, (packet) => this.send(packet));
+    this.dataPath.start({ iface: APPS_PORT, tun: LOCAL_TUN, mtu: APP_MTU, bindInterface: 'lo' }, (packet) =>
+      this.send(packet),
+    );
     s.ipSync(ns, ['link', 'set', 'dev', LOCAL_TUN, 'up']);
     s.ipSync(ns, ['route', 'replace', 'default', 'dev', LOCAL_TUN, 'table', String(APP_TABLE)]);
     s.ipSync(ns, ['rule', 'add', 'pref', '100', 'uidrange', `${APP_UID}-${APP_UID}`, 'lookup', String(APP_TABLE)]);
@@ -371,7 +439,26 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
     this.dataPath.start({ iface: name, tun, mtu: MAX_PACKET }, (packet) => this.receive(packet, iface));
     s.ipSync(this.ns, ['link', 'set', 'dev', tun, 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
-    s.execSync(this.ns, 'tc', ['filter', 'add', 'dev', name, 'ingress', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', tun]);
+    s.execSync(this.ns, 'tc', [
+      'filter',
+      'add',
+      'dev',
+      name,
+      'ingress',
+      'protocol',
+      'ip',
+      'u32',
+      'match',
+      'u32',
+      '0',
+      '0',
+      'action',
+      'mirred',
+      'egress',
+      'redirect',
+      'dev',
+      tun,
+    ]);
     this.registerInterface(iface);
   }
 
@@ -381,7 +468,12 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
   }
 
   /** The raw socket: the kernel routes the packet by its (mirrored) table and resolves the next hop with ARP. */
-  protected override transmit(packet: Uint8Array, _iface: LinuxInterface, _nextHop: number, carries?: Uint8Array): boolean {
+  protected override transmit(
+    packet: Uint8Array,
+    _iface: LinuxInterface,
+    _nextHop: number,
+    carries?: Uint8Array,
+  ): boolean {
     return this.dataPath.inject(APPS_PORT, [{ packet, via: 'raw', carries }]);
   }
 

@@ -55,7 +55,8 @@ export class PcapngReader {
         this.interfaces.length = 0;
       }
       const length = this.u32(at + 4);
-      if (length < MIN_BLOCK || length % 4 !== 0 || length > MAX_BLOCK) return this.fail(`block length ${length} at byte ${at}`, frames);
+      if (length < MIN_BLOCK || length % 4 !== 0 || length > MAX_BLOCK)
+        return this.fail(`block length ${length} at byte ${at}`, frames);
       if (this.pending.length - at < length) break;
       const body = this.pending.subarray(at + 8, at + length - 4);
       const blockType = this.u32(at);
@@ -94,7 +95,8 @@ export class PcapngReader {
       if (code === OPT_END || body.length - at - 4 < len) break;
       const value = body.subarray(at + 4, at + 4 + len);
       if (code === OPT_IF_NAME) desc.name = value.toString('utf8').replace(/\0+$/, '');
-      if (code === OPT_IF_TSRESOL && len >= 1) desc.unitsPerSecond = value[0] & 0x80 ? 2 ** (value[0] & 0x7f) : 10 ** value[0];
+      if (code === OPT_IF_TSRESOL && len >= 1)
+        desc.unitsPerSecond = value[0] & 0x80 ? 2 ** (value[0] & 0x7f) : 10 ** value[0];
       at += 4 + ((len + 3) & ~3);
     }
     this.interfaces.push(desc);

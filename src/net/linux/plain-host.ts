@@ -93,8 +93,15 @@ export class PlainHost extends NamespaceHost {
     private readonly settings: PlainHostSettings,
   ) {
     super(world, name, ns, forwarding);
-    world.session.execSync(ns, 'sysctl', ['-q', '-w', `net.ipv4.ip_forward=${forwarding ? 1 : 0}`, 'net.ipv4.conf.all.rp_filter=0',
-      'net.ipv4.conf.default.rp_filter=0', 'net.ipv4.ping_group_range=0 2147483647', 'net.ipv4.ip_unprivileged_port_start=0']);
+    world.session.execSync(ns, 'sysctl', [
+      '-q',
+      '-w',
+      `net.ipv4.ip_forward=${forwarding ? 1 : 0}`,
+      'net.ipv4.conf.all.rp_filter=0',
+      'net.ipv4.conf.default.rp_filter=0',
+      'net.ipv4.ping_group_range=0 2147483647',
+      'net.ipv4.ip_unprivileged_port_start=0',
+    ]);
   }
 
   addInterface(name: string, link: string, cidr: string): void {
@@ -108,11 +115,15 @@ export class PlainHost extends NamespaceHost {
   }
 
   override addHook(stage: HookStage, _hook: PacketHook): () => void {
-    throw new Error(`host '${this.name}' is a plain host on its kernel's own stack: no ${stage} hooks (give a role host instead)`);
+    throw new Error(
+      `host '${this.name}' is a plain host on its kernel's own stack: no ${stage} hooks (give a role host instead)`,
+    );
   }
 
   override inject(_datagram: Uint8Array, _options?: InjectOptions): void {
-    throw new Error(`host '${this.name}' is a plain host on its kernel's own stack: nothing can be injected into its input path`);
+    throw new Error(
+      `host '${this.name}' is a plain host on its kernel's own stack: nothing can be injected into its input path`,
+    );
   }
 
   /** A UDP datagram leaves from a real socket bound to its source address and port. */
@@ -120,17 +131,27 @@ export class PlainHost extends NamespaceHost {
     const ip = parseIpv4(datagram, 0, datagram.length);
     if (!ip.ok) return { ok: false, reason: 'bad_ipv4' };
     if (ip.header.protocol !== IpProto.UDP) {
-      throw new Error(`host '${this.name}' is a plain host: send() carries UDP through its sockets, not IP protocol ${ip.header.protocol}`);
+      throw new Error(
+        `host '${this.name}' is a plain host: send() carries UDP through its sockets, not IP protocol ${ip.header.protocol}`,
+      );
     }
     const udp = parseUdpDatagram(datagram);
     if (!udp.ok) return { ok: false, reason: 'bad_ipv4' };
     const u = udp.udp;
-    this.command({ op: 'send', src: u32ToIp(u.src), sport: u.srcPort, dst: u32ToIp(u.dst), dport: u.dstPort, data: Buffer.from(u.payload).toString('base64') });
+    this.command({
+      op: 'send',
+      src: u32ToIp(u.src),
+      sport: u.srcPort,
+      dst: u32ToIp(u.dst),
+      dport: u.dstPort,
+      data: Buffer.from(u.payload).toString('base64'),
+    });
     return { ok: true };
   }
 
   listenUdp(port: number): void {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`listenUdp: port must be 1..65535, got ${port}`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new RangeError(`listenUdp: port must be 1..65535, got ${port}`);
     if (this.listening.has(port)) return;
     this.listening.add(port);
     this.pendingBinds++;
@@ -173,18 +194,25 @@ export class PlainHost extends NamespaceHost {
     });
     child.once('exit', (code, signal) => {
       this.releaseBinds();
-      if (!this.stopping && !this.world.isClosed) this.world.onError(new Error(`host '${this.name}': its application agent exited (${code ?? signal}): ${stderr.trim()}`));
+      if (!this.stopping && !this.world.isClosed)
+        this.world.onError(
+          new Error(`host '${this.name}': its application agent exited (${code ?? signal}): ${stderr.trim()}`),
+        );
     });
     const stop = () => {
       this.stopping = true;
       child.kill('SIGTERM');
     };
-    this.world.session.onCleanup(`application agent of ${this.name}`, async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      stop();
-      await exited;
-    }, stop);
+    this.world.session.onCleanup(
+      `application agent of ${this.name}`,
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        stop();
+        await exited;
+      },
+      stop,
+    );
     return child;
   }
 
@@ -198,7 +226,10 @@ export class PlainHost extends NamespaceHost {
       const dst = e.dst === '0.0.0.0' ? this.interfaces()[0]?.address : e.dst;
       if (!dst) return;
       const iface = this.interfaces().find((i) => i.address === dst);
-      const packet = buildUdpDatagram({ src: ipToU32(e.src!), dst: ipToU32(dst), srcPort: e.sport!, dstPort: e.dport! }, Buffer.from(e.data!, 'base64'));
+      const packet = buildUdpDatagram(
+        { src: ipToU32(e.src!), dst: ipToU32(dst), srcPort: e.sport!, dstPort: e.dport! },
+        Buffer.from(e.data!, 'base64'),
+      );
       this.deliver(packet, { host: this.name, iface: iface?.name, link: iface?.link, time: this.world.clock.now() });
     }
   }
@@ -208,4 +239,3 @@ export class PlainHost extends NamespaceHost {
     for (const resolve of this.bindWaiters.splice(0)) resolve();
   }
 }
-

@@ -165,11 +165,18 @@ export class CertificateDiscovery {
       return;
     }
     this.o.tally.add('discovery_request_answered');
-    this.udp(to, port, encodeDiscovery(answerDiscovery(request, ours ? this.o.own : this.o.vouchesFor?.(request.name))));
+    this.udp(
+      to,
+      port,
+      encodeDiscovery(answerDiscovery(request, ours ? this.o.own : this.o.vouchesFor?.(request.name))),
+    );
   }
 
   private udp(to: string, port: number, payload: Uint8Array): void {
-    const datagram = buildUdpDatagram({ src: ipToU32(this.o.localAddress()), dst: ipToU32(to), srcPort: DISCOVERY_PORT, dstPort: port }, payload);
+    const datagram = buildUdpDatagram(
+      { src: ipToU32(this.o.localAddress()), dst: ipToU32(to), srcPort: DISCOVERY_PORT, dstPort: port },
+      payload,
+    );
     this.o.host.send(datagram, { bypassHooks: true });
   }
 }

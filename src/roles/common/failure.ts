@@ -7,7 +7,15 @@ import type { Tally } from './counters.js';
 import type { RateLimiter } from './ratelimit.js';
 
 /** Sends a failure message about `original` from `from` to `to` within the rate limits (per destination, global); counts what it did. */
-export function sendFailure(host: Host, limiter: RateLimiter, tally: Tally, from: string, to: string, code: number, original: Uint8Array): void {
+export function sendFailure(
+  host: Host,
+  limiter: RateLimiter,
+  tally: Tally,
+  from: string,
+  to: string,
+  code: number,
+  original: Uint8Array,
+): void {
   const verdict = limiter.take(to);
   if (verdict !== 'allowed') {
     tally.add(`icmp40_${verdict}`);
@@ -44,5 +52,11 @@ export function readFailure(datagram: Uint8Array): ReceivedFailure | undefined {
   // The quote is clipped after the offending headers, so only the quoted addresses are read (the parser checked 20 bytes).
   const quote = icmp.message.original;
   if (quote[0] >> 4 !== 4) return undefined;
-  return { from: ip.header.src, code: icmp.message.code, quotedSrc: readIp(quote, 12), quotedDst: readIp(quote, 16), quote };
+  return {
+    from: ip.header.src,
+    code: icmp.message.code,
+    quotedSrc: readIp(quote, 12),
+    quotedDst: readIp(quote, 16),
+    quote,
+  };
 }

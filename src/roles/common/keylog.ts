@@ -41,7 +41,8 @@ export class KeyLog {
     if (!sa.esp) return;
     let id: string;
     if (sa.mode === 'spi') id = spiId(sa.dst, sa.esp.spi);
-    else if (sa.skipHeader) id = wrappedKpId(sa.skipHeader.subarray(WRAPPED_KP_OFFSET, WRAPPED_KP_OFFSET + WRAPPED_KP_BYTES));
+    else if (sa.skipHeader)
+      id = wrappedKpId(sa.skipHeader.subarray(WRAPPED_KP_OFFSET, WRAPPED_KP_OFFSET + WRAPPED_KP_BYTES));
     else return;
     // A copy (a Buffer's slice() would be a view of a key the caller zeroes).
     if (!this.keys.has(id)) this.keys.set(id, { suite: sa.esp.suite, key: new Uint8Array(sa.esp.key) });
@@ -66,8 +67,14 @@ export class KeyLog {
     const esp = ctx.esp;
     if (!entry || esp.length < ESP_HEADER_BYTES + ESP_IV_BYTES + ESP_ICV_BYTES + 2) return undefined;
     const iv = esp.subarray(ESP_HEADER_BYTES, ESP_HEADER_BYTES + ESP_IV_BYTES);
-    const plain = aeadOpen(entry.suite, keyMaterial(entry.key, true), iv, esp.subarray(0, ESP_HEADER_BYTES),
-      esp.subarray(ESP_HEADER_BYTES + ESP_IV_BYTES, esp.length - ESP_ICV_BYTES), esp.subarray(esp.length - ESP_ICV_BYTES));
+    const plain = aeadOpen(
+      entry.suite,
+      keyMaterial(entry.key, true),
+      iv,
+      esp.subarray(0, ESP_HEADER_BYTES),
+      esp.subarray(ESP_HEADER_BYTES + ESP_IV_BYTES, esp.length - ESP_ICV_BYTES),
+      esp.subarray(esp.length - ESP_ICV_BYTES),
+    );
     if (!plain) return undefined;
     const trailer = checkEspTrailer(plain, 0, plain.length);
     return trailer.ok ? plain.subarray(0, trailer.payloadEnd) : undefined;

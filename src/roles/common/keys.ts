@@ -86,8 +86,12 @@ export class NodeKeys {
   ) {
     this.maxInboundPerPeer = limits.maxInboundPerPeer ?? DEFAULT_MAX_INBOUND_PER_PEER;
     this.maxInbound = limits.maxInbound ?? DEFAULT_MAX_INBOUND;
-    for (const [name, value] of Object.entries({ maxInboundPerPeer: this.maxInboundPerPeer, maxInbound: this.maxInbound })) {
-      if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+    for (const [name, value] of Object.entries({
+      maxInboundPerPeer: this.maxInboundPerPeer,
+      maxInbound: this.maxInbound,
+    })) {
+      if (!Number.isInteger(value) || value < 1)
+        throw new RangeError(`${name} must be a positive integer, got ${value}`);
     }
   }
 
@@ -114,16 +118,25 @@ export class NodeKeys {
   /** The inbound SA for the SKIP layer that starts `datagram` (the engine punted it with unknown_key). */
   inbound(datagram: Uint8Array, coverage: 'full' | 'headers'): SaLookup {
     const ip = parseIpv4(datagram, 0);
-    if (!ip.ok || ip.header.protocol !== IPPROTO_SKIP) return { ok: false, reason: 'truncated', message: 'punted packet is not an IPv4/SKIP datagram' };
+    if (!ip.ok || ip.header.protocol !== IPPROTO_SKIP)
+      return { ok: false, reason: 'truncated', message: 'punted packet is not an IPv4/SKIP datagram' };
     const { src, dst, headerLength } = ip.header;
     const srcText = u32ToIp(src);
     const h = decodeSkipHeader(datagram, headerLength);
     const peer: SkipName =
-      h.ok && h.header.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.header.srcMkid! } : { nsid: NSID_NONE, address: src };
+      h.ok && h.header.srcNsid === NSID_IPV4
+        ? { nsid: NSID_IPV4, address: h.header.srcMkid! }
+        : { nsid: NSID_NONE, address: src };
     // Checked before any keying work: a refused packet costs a header parse, not a Diffie-Hellman or unwrap.
     const limit = this.inboundLimit(peer);
     if (limit) return limit;
-    const r = this.keying.inboundSa({ packet: datagram, offset: headerLength, src: srcText, dst: u32ToIp(dst), coverage });
+    const r = this.keying.inboundSa({
+      packet: datagram,
+      offset: headerLength,
+      src: srcText,
+      dst: u32ToIp(dst),
+      coverage,
+    });
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
     // A peer at its cap rotated Kp again (kpRotationPackets at line rate reaches 64 keys within the hour's n): only
@@ -222,14 +235,22 @@ export class NodeKeys {
   private inboundLimit(peer: SkipName): SaLookup | undefined {
     const held = this.inboundPerPeer.get(peerKey(peer)) ?? 0;
     if (held < this.maxInboundPerPeer && this.inboundCount >= this.maxInbound) {
-      return { ok: false, reason: 'sa_limit_total', message: `already ${this.inboundCount} inbound SAs (limit ${this.maxInbound})` };
+      return {
+        ok: false,
+        reason: 'sa_limit_total',
+        message: `already ${this.inboundCount} inbound SAs (limit ${this.maxInbound})`,
+      };
     }
     return undefined;
   }
 
   private install(sa: SaDesc, meta: SaMeta): void {
     if (meta.direction === 'out' && sa.skipHeader) {
-      meta.head = { skipHeader: sa.skipHeader.slice(), firstProtocol: sa.ah ? IpProto.AH : IpProto.ESP, spi: sa.ah ? sa.ah.spi : sa.esp!.spi };
+      meta.head = {
+        skipHeader: sa.skipHeader.slice(),
+        firstProtocol: sa.ah ? IpProto.AH : IpProto.ESP,
+        spi: sa.ah ? sa.ah.spi : sa.esp!.spi,
+      };
     }
     this.keyLog?.record(sa);
     this.engine.installSa(sa);
@@ -277,4 +298,3 @@ export class NodeKeys {
     this.inboundCount += delta;
   }
 }
-

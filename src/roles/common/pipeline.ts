@@ -1,7 +1,15 @@
 // One engine call per clock tick (DESIGN §5): roles collect packets in their host hooks and flush
 // them together with a 0 ms timer; follow-up ops (WRAP after ENCAP, re-injection after an SA
 // install) run as later stages of the same flush.
-import { Batch, Verdict, Reason, type Engine, type OpCode, type ReasonCode, type VerdictCode } from '../../engine/index.js';
+import {
+  Batch,
+  Verdict,
+  Reason,
+  type Engine,
+  type OpCode,
+  type ReasonCode,
+  type VerdictCode,
+} from '../../engine/index.js';
 import type { Clock, Timer } from '../../net/types.js';
 
 export interface EngineJob<T> {
@@ -82,7 +90,8 @@ export class TickPipeline<T> {
       const chunk = jobs.slice(start, start + this.batch.capacity);
       this.batch.clear();
       const index: number[] = [];
-      for (const job of chunk) index.push(job.packet.length > room ? -1 : this.batch.push(job.op, job.packet, job.arg0, job.arg1));
+      for (const job of chunk)
+        index.push(job.packet.length > room ? -1 : this.batch.push(job.op, job.packet, job.arg0, job.arg1));
       this.engine.process(this.batch);
       chunk.forEach((job, k) => {
         if (index[k] < 0) {
@@ -96,4 +105,3 @@ export class TickPipeline<T> {
     return outcomes;
   }
 }
-

@@ -34,7 +34,10 @@ export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly global: Bucket;
 
-  constructor(private readonly clock: Clock, options: RateLimitOptions = {}) {
+  constructor(
+    private readonly clock: Clock,
+    options: RateLimitOptions = {},
+  ) {
     this.burst = options.burst ?? 4;
     this.perMs = (options.perSecond ?? 10) / 1000;
     this.globalBurst = options.globalBurst ?? 16;

@@ -22,7 +22,11 @@ export interface ReassemblyLimits {
 }
 
 export const DEFAULT_REASSEMBLY_LIMITS: ReassemblyLimits = {
-  maxBytes: 1 << 20, maxDatagrams: 256, perSourceShare: 0.25, maxFragments: 128, timeoutMs: 15_000,
+  maxBytes: 1 << 20,
+  maxDatagrams: 256,
+  perSourceShare: 0.25,
+  maxFragments: 128,
+  timeoutMs: 15_000,
 };
 
 /** A datagram made whole again, and the fragments it was made of (as received). */

@@ -10,4 +10,9 @@ export interface Suites {
   coverage: Coverage;
 }
 
-export const DEFAULT_SUITES: Suites = { esp: 'aes128gcm', endAh: 'gmac-aes128', nextHopAh: 'gmac-aes128', coverage: 'headers' };
+export const DEFAULT_SUITES: Suites = {
+  esp: 'aes128gcm',
+  endAh: 'gmac-aes128',
+  nextHopAh: 'gmac-aes128',
+  coverage: 'headers',
+};

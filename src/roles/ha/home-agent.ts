@@ -129,7 +129,16 @@ export class HomeAgent {
   private readonly batch = new Batch({ capacity: 1, slotSize: 4096, headroom: 64 });
   private readonly stats: HomeAgentCounters = {
     replies: {},
-    drops: { bad_udp: 0, malformed_request: 0, unknown_mobile_node: 0, loop: 0, ttl_expired: 0, bad_tunnel: 0, untrusted_tunnel: 0, store_failed: 0 },
+    drops: {
+      bad_udp: 0,
+      malformed_request: 0,
+      unknown_mobile_node: 0,
+      loop: 0,
+      ttl_expired: 0,
+      bad_tunnel: 0,
+      untrusted_tunnel: 0,
+      store_failed: 0,
+    },
     tunnelled: 0,
     decapsulated: 0,
   };
@@ -149,14 +158,23 @@ export class HomeAgent {
     this.store = options.store;
     this.ownEngine = options.engine === undefined;
     this.engine = options.engine ?? createEngine('ts');
-    if (!this.host.isLocal(options.address)) throw new Error(`home agent address ${options.address} is not an address of host '${this.host.name}' (add it to an interface first)`);
+    if (!this.host.isLocal(options.address))
+      throw new Error(
+        `home agent address ${options.address} is not an address of host '${this.host.name}' (add it to an interface first)`,
+      );
     if (!this.host.interfaces().some((i) => i.name === options.homeInterface)) {
-      throw new Error(`home agent homeInterface '${options.homeInterface}' is not an interface of host '${this.host.name}'`);
+      throw new Error(
+        `home agent homeInterface '${options.homeInterface}' is not an interface of host '${this.host.name}'`,
+      );
     }
     for (const mn of options.mobileNodes) {
       const homeAddress = ipToU32(mn.homeAddress);
       if (this.nodes.has(homeAddress)) throw new Error(`home agent: mobile node ${mn.homeAddress} is listed twice`);
-      this.nodes.set(homeAddress, { homeAddress, auth: { spi: mn.auth.spi, key: mn.auth.key.slice() }, lastAcceptedId: 0n });
+      this.nodes.set(homeAddress, {
+        homeAddress,
+        auth: { spi: mn.auth.spi, key: mn.auth.key.slice() },
+        lastAcceptedId: 0n,
+      });
     }
     this.restored = this.restore();
     this.removeHook = this.host.addHook('input', (packet) => (this.handle(packet) ? 'consumed' : 'pass'));
@@ -172,7 +190,12 @@ export class HomeAgent {
   }
 
   counters(): HomeAgentCounters {
-    return { replies: { ...this.stats.replies }, drops: { ...this.stats.drops }, tunnelled: this.stats.tunnelled, decapsulated: this.stats.decapsulated };
+    return {
+      replies: { ...this.stats.replies },
+      drops: { ...this.stats.drops },
+      tunnelled: this.stats.tunnelled,
+      decapsulated: this.stats.decapsulated,
+    };
   }
 
   on(listener: (event: HomeAgentEvent) => void): () => void {
@@ -227,8 +250,19 @@ export class HomeAgent {
     const parsed = decodeRequest(payload);
     if (!parsed.ok) {
       // A fixed part we can read names the MN, whose key can still authenticate a 134.
-      const node = payload.length >= REQUEST_FIXED_BYTES && payload[0] === MipType.REQUEST ? this.nodes.get(readIp(payload, 4)) : undefined;
-      if (node) this.reply(node, replyTo, replyPort, ReplyCode.POORLY_FORMED_REQUEST, 0, new DataView(payload.buffer, payload.byteOffset).getBigUint64(16));
+      const node =
+        payload.length >= REQUEST_FIXED_BYTES && payload[0] === MipType.REQUEST
+          ? this.nodes.get(readIp(payload, 4))
+          : undefined;
+      if (node)
+        this.reply(
+          node,
+          replyTo,
+          replyPort,
+          ReplyCode.POORLY_FORMED_REQUEST,
+          0,
+          new DataView(payload.buffer, payload.byteOffset).getBigUint64(16),
+        );
       else this.stats.drops.malformed_request++;
       return;
     }
@@ -246,7 +280,14 @@ export class HomeAgent {
     const skewS = Math.abs(idHigh(request.identification) - idHigh(nowNtp));
     if (skewS > this.toleranceS || request.identification <= node.lastAcceptedId) {
       // High half = our clock, low half copied, so the MN can resynchronise (RFC 5944 §5.7).
-      this.reply(node, replyTo, replyPort, ReplyCode.ID_MISMATCH, 0, makeId(idHigh(nowNtp), idLow(request.identification)));
+      this.reply(
+        node,
+        replyTo,
+        replyPort,
+        ReplyCode.ID_MISMATCH,
+        0,
+        makeId(idHigh(nowNtp), idLow(request.identification)),
+      );
       return;
     }
     const code = this.admissionCode(request, node);
@@ -255,9 +296,16 @@ export class HomeAgent {
       return;
     }
     const deregistering = request.lifetime === 0 || request.careOf === request.homeAddress;
-    const lifetime = request.lifetime === LIFETIME_INFINITE ? this.maxLifetime : Math.min(request.lifetime, this.maxLifetime);
+    const lifetime =
+      request.lifetime === LIFETIME_INFINITE ? this.maxLifetime : Math.min(request.lifetime, this.maxLifetime);
     const registeredAt = this.clock.now();
-    if (!this.persisted(node, request.identification, deregistering ? undefined : { careOf: request.careOf, lifetime, registeredAt })) {
+    if (
+      !this.persisted(
+        node,
+        request.identification,
+        deregistering ? undefined : { careOf: request.careOf, lifetime, registeredAt },
+      )
+    ) {
       this.reply(node, replyTo, replyPort, ReplyCode.INSUFFICIENT_RESOURCES, 0, request.identification);
       return;
     }
@@ -283,23 +331,43 @@ export class HomeAgent {
     // A care-of address of 0.0.0.0 or of the HA itself would make the tunnel loop.
     if (request.careOf === 0 || request.careOf === this.address) return ReplyCode.POORLY_FORMED_REQUEST;
     if (request.flags & (RequestFlag.M | RequestFlag.G)) return CODE_ENCAPSULATION_UNAVAILABLE;
-    if (this.authorize && !this.authorize(u32ToIp(request.homeAddress), u32ToIp(request.careOf))) return ReplyCode.ADMIN_PROHIBITED;
+    if (this.authorize && !this.authorize(u32ToIp(request.homeAddress), u32ToIp(request.careOf)))
+      return ReplyCode.ADMIN_PROHIBITED;
     if (!node.binding && this.bindings().length >= this.maxBindings) return ReplyCode.INSUFFICIENT_RESOURCES;
     return ReplyCode.ACCEPTED;
   }
 
-  private reply(node: MobileNodeState, to: number, port: number, code: number, lifetime: number, identification: bigint): void {
-    const payload = encodeReply({ code, lifetime, homeAddress: node.homeAddress, homeAgent: this.address, identification }, node.auth);
+  private reply(
+    node: MobileNodeState,
+    to: number,
+    port: number,
+    code: number,
+    lifetime: number,
+    identification: bigint,
+  ): void {
+    const payload = encodeReply(
+      { code, lifetime, homeAddress: node.homeAddress, homeAgent: this.address, identification },
+      node.auth,
+    );
     this.host.send(buildUdpDatagram({ src: this.address, dst: to, srcPort: MIP_PORT, dstPort: port }, payload));
     this.stats.replies[code] = (this.stats.replies[code] ?? 0) + 1;
     this.emit({ type: 'reply', homeAddress: u32ToIp(node.homeAddress), code, lifetime });
   }
 
   /** Writes what an accepted request changes before anything acts on it; false when the store refused. */
-  private persisted(node: MobileNodeState, identification: bigint, binding?: { careOf: number; lifetime: number; registeredAt: number }): boolean {
+  private persisted(
+    node: MobileNodeState,
+    identification: bigint,
+    binding?: { careOf: number; lifetime: number; registeredAt: number },
+  ): boolean {
     if (!this.store) return true;
     const record: BindingRecord = { homeAddress: u32ToIp(node.homeAddress), lastAcceptedId: identification.toString() };
-    if (binding) record.binding = { careOf: u32ToIp(binding.careOf), lifetime: binding.lifetime, registeredAt: binding.registeredAt };
+    if (binding)
+      record.binding = {
+        careOf: u32ToIp(binding.careOf),
+        lifetime: binding.lifetime,
+        registeredAt: binding.registeredAt,
+      };
     try {
       this.store.write(record);
       return true;
@@ -398,7 +466,12 @@ export class HomeAgent {
   }
 
   /** One engine op on one datagram; undefined when it does not fit a batch slot. The result's packet is a copy. */
-  private run(op: typeof Op.IPIP_ENCAP | typeof Op.IPIP_DECAP, packet: Uint8Array, arg0 = 0, arg1 = 0): { verdict: number; reason: string; packet: Uint8Array } | undefined {
+  private run(
+    op: typeof Op.IPIP_ENCAP | typeof Op.IPIP_DECAP,
+    packet: Uint8Array,
+    arg0 = 0,
+    arg1 = 0,
+  ): { verdict: number; reason: string; packet: Uint8Array } | undefined {
     this.batch.clear();
     if (packet.length > this.batch.slotSize - this.batch.headroom) return undefined;
     const i = this.batch.push(op, packet, arg0, arg1);
@@ -409,7 +482,12 @@ export class HomeAgent {
 
   private describeBinding(node: MobileNodeState): Binding {
     const b = node.binding!;
-    return { homeAddress: u32ToIp(node.homeAddress), careOf: u32ToIp(b.careOf), lifetime: b.lifetime, expiresAt: b.expiresAt };
+    return {
+      homeAddress: u32ToIp(node.homeAddress),
+      careOf: u32ToIp(b.careOf),
+      lifetime: b.lifetime,
+      expiresAt: b.expiresAt,
+    };
   }
 
   private emit(event: HomeAgentEvent): void {

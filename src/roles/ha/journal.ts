@@ -132,8 +132,11 @@ function decodeLine(line: string): BindingRecord | undefined {
   if (checksum(body) !== line.slice(0, space)) return undefined;
   try {
     const r = JSON.parse(body) as BindingRecord;
-    const okBinding = r.binding === undefined ||
-      (typeof r.binding.careOf === 'string' && Number.isInteger(r.binding.lifetime) && Number.isFinite(r.binding.registeredAt));
+    const okBinding =
+      r.binding === undefined ||
+      (typeof r.binding.careOf === 'string' &&
+        Number.isInteger(r.binding.lifetime) &&
+        Number.isFinite(r.binding.registeredAt));
     return typeof r.homeAddress === 'string' && /^\d+$/.test(r.lastAcceptedId) && okBinding ? r : undefined;
   } catch {
     return undefined;

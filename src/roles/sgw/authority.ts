@@ -12,7 +12,11 @@ import { NSID_NONE } from '../../wire/skip.js';
 
 /** The address to ask for `name`'s certificate, for a layer from `source` that arrived on `arrivedOn`; undefined when nobody can vouch. */
 export function certificateAuthority(
-  map: TopologyMap, self: Sgw, name: SkipName, source: number, arrivedOn: 'inside' | 'outside',
+  map: TopologyMap,
+  self: Sgw,
+  name: SkipName,
+  source: number,
+  arrivedOn: 'inside' | 'outside',
 ): string | undefined {
   if (name.nsid === NSID_NONE) {
     const sgw = map.sgwByAddress(name.address);

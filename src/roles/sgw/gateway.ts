@@ -10,7 +10,15 @@ import type { Identity } from '../../keys/keyfile.js';
 import { SkipKeying, type OutboundRequest } from '../../keys/keying.js';
 import { formatName, type SkipName } from '../../keys/names.js';
 import type { Clock, EnginePunt, Host, HookResult, PacketContext, Timer } from '../../net/types.js';
-import { decide, refusedVisitor, type Decision, type EndPeer, type PacketView, type SgwPlace, type SkipLayer } from '../../policy/sgw.js';
+import {
+  decide,
+  refusedVisitor,
+  type Decision,
+  type EndPeer,
+  type PacketView,
+  type SgwPlace,
+  type SkipLayer,
+} from '../../policy/sgw.js';
 import { toU32, type Sgw, type TopologyMap } from '../../topology/map.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
 import { Icmp40Code } from '../../wire/icmp40.js';
@@ -71,7 +79,9 @@ export interface SecurityGatewayOptions {
 }
 
 /** What SecurityGateway.reconfigure can change; absent fields stay as they are. */
-export type SgwReconfiguration = Partial<Pick<SecurityGatewayOptions, 'suites' | 'plainInbound' | 'admitsVisitor' | 'failureRate'>>;
+export type SgwReconfiguration = Partial<
+  Pick<SecurityGatewayOptions, 'suites' | 'plainInbound' | 'admitsVisitor' | 'failureRate'>
+>;
 
 type Arrival = 'inside' | 'outside';
 type Tag =
@@ -130,9 +140,14 @@ export class SecurityGateway {
 
   constructor(options: SecurityGatewayOptions) {
     const self = options.map.sgw(options.name);
-    if (!self) throw new Error(`SGW '${options.name}' is not in network map ${options.map.name} (SGWs: ${options.map.sgws.map((s) => s.name).join(', ')})`);
+    if (!self)
+      throw new Error(
+        `SGW '${options.name}' is not in network map ${options.map.name} (SGWs: ${options.map.sgws.map((s) => s.name).join(', ')})`,
+      );
     if (options.identity.name.nsid !== NSID_NONE || u32ToIp(options.identity.name.address) !== self.outside) {
-      throw new Error(`SGW ${self.name}: its identity is ${formatName(options.identity.name)}, but an SGW is named by its outside address: expected sgw:${self.outside}`);
+      throw new Error(
+        `SGW ${self.name}: its identity is ${formatName(options.identity.name)}, but an SGW is named by its outside address: expected sgw:${self.outside}`,
+      );
     }
     this.self = self;
     this.host = options.host;
@@ -141,11 +156,20 @@ export class SecurityGateway {
     this.suites = { ...DEFAULT_SUITES, ...options.suites };
     this.insideInterface = options.insideInterface ?? 'inside';
     const keying = new SkipKeying({
-      identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000), kpMaxPackets: options.kpRotationPackets,
+      identity: options.identity,
+      certs: options.certs,
+      now: () => Math.floor(this.clock.now() / 1000),
+      kpMaxPackets: options.kpRotationPackets,
       keyChain: options.keyLog?.keyChainSink,
     });
     const dataPath = options.host.dataPath;
-    this.keys = new NodeKeys(keying, this.engine, options.keyLog, options.saLimits, dataPath && ((peer) => this.tables!.selectorsFor(peer)));
+    this.keys = new NodeKeys(
+      keying,
+      this.engine,
+      options.keyLog,
+      options.saLimits,
+      dataPath && ((peer) => this.tables!.selectorsFor(peer)),
+    );
     this.learned = new LearnedRoutes(this.clock, this.tally, options.learnedRoutes);
     this.place = { map: options.map, self, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
     this.careOfs = new CareOfTable(this.place, this.clock, this.tally);
@@ -153,18 +177,37 @@ export class SecurityGateway {
     this.crossings = new DiscoveryCrossings(this.clock);
     this.limiter = failureLimiters(this.clock, options.failureRate);
     this.discovery = new CertificateDiscovery({
-      host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => self.outside,
-      tally: this.tally, timeoutMs: options.discoveryTimeoutMs,
+      host: this.host,
+      clock: this.clock,
+      own: options.identity.cert,
+      cache: options.certs,
+      localAddress: () => self.outside,
+      tally: this.tally,
+      timeoutMs: options.discoveryTimeoutMs,
       vouchesFor: (name) => vouchedCertificate(options.certs, name, Math.floor(this.clock.now() / 1000)),
     });
     if (options.natOutside) this.nat = new UdpSourceNat(this.clock, ipToU32(self.outside));
     this.engine.setLocalAddresses([self.inside, self.outside]);
-    this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (outcomes) => this.handle(outcomes), () => this.refreshTables());
+    this.pipeline = new TickPipeline<Tag>(
+      this.clock,
+      this.engine,
+      (outcomes) => this.handle(outcomes),
+      () => this.refreshTables(),
+    );
     this.fragments = new Reassembler(this.clock, this.tally, options.reassembly);
     if (dataPath) {
-      const outside = this.host.interfaces().map((i) => i.name).filter((name) => name !== this.insideInterface);
-      const ids = { inside: dataPath.tableOf(this.insideInterface), outside: outside.map((name) => dataPath.tableOf(name)) };
-      const requests = { end: (end: EndPeer) => this.endRequest(end), nextHop: (peer: Sgw) => this.nextHopRequest(peer) };
+      const outside = this.host
+        .interfaces()
+        .map((i) => i.name)
+        .filter((name) => name !== this.insideInterface);
+      const ids = {
+        inside: dataPath.tableOf(this.insideInterface),
+        outside: outside.map((name) => dataPath.tableOf(name)),
+      };
+      const requests = {
+        end: (end: EndPeer) => this.endRequest(end),
+        nextHop: (peer: Sgw) => this.nextHopRequest(peer),
+      };
       this.tables = new SgwTables(this.place, this.engine, this.keys, requests, ids, this.clock, this.tally);
       this.tables.refresh();
       this.scheduleTableRefresh();
@@ -248,7 +291,8 @@ export class SecurityGateway {
     if (this.tables && arrivedOn === 'inside' && view.layers.length === 0) this.compile(decision, view);
     if (decision.action === 'pass' || decision.action === 'local') {
       this.tally.add(decision.action);
-      if (decision.action === 'pass' && arrivedOn === 'inside' && view.signalling && parsed.udp) this.noteRequestOut(parsed.udp);
+      if (decision.action === 'pass' && arrivedOn === 'inside' && view.signalling && parsed.udp)
+        this.noteRequestOut(parsed.udp);
       return 'pass';
     }
     this.act(decision, packet.slice(), (job) => this.pipeline.push(job), arrivedOn);
@@ -265,7 +309,12 @@ export class SecurityGateway {
     if (!dgram || view.signalling || view.ipInIp || map.protectingSgw(dgram.src) !== this.self) return;
     if (decision.action === 'encap') {
       this.tables!.learnProtect(toU32(dgram.dst), decision.end, decision.nextHop);
-    } else if (decision.action === 'pass' && !this.nat && !map.isProtected(dgram.dst) && !this.careOfs.has(toU32(dgram.dst))) {
+    } else if (
+      decision.action === 'pass' &&
+      !this.nat &&
+      !map.isProtected(dgram.dst) &&
+      !this.careOfs.has(toU32(dgram.dst))
+    ) {
       this.tables!.learnPass(toU32(dgram.dst));
     }
   }
@@ -290,7 +339,13 @@ export class SecurityGateway {
       return;
     }
     const arrivedOn: Arrival = punt.iface === this.insideInterface ? 'inside' : 'outside';
-    const outcome = { verdict: Verdict.PUNT, reason: Reason[punt.reason], sa: punt.sa, packet: punt.packet, tag: { kind: 'inbound' as const, arrivedOn } };
+    const outcome = {
+      verdict: Verdict.PUNT,
+      reason: Reason[punt.reason],
+      sa: punt.sa,
+      packet: punt.packet,
+      tag: { kind: 'inbound' as const, arrivedOn },
+    };
     for (const job of this.handle([outcome])) this.pipeline.push(job);
   }
 
@@ -302,7 +357,8 @@ export class SecurityGateway {
     this.tally.add('rekey');
     this.tables?.refresh();
     const ctx: PacketContext = { host: this.host.name, iface: punt.iface, time: this.clock.now() };
-    if (this.onInput(punt.packet, ctx) === 'pass') this.host.inject(punt.packet, { iface: punt.iface, bypassHooks: true });
+    if (this.onInput(punt.packet, ctx) === 'pass')
+      this.host.inject(punt.packet, { iface: punt.iface, bypassHooks: true });
   }
 
   /** A discovery answer from outside for an inside host: only one to a request that host sent out through us passes. */
@@ -323,7 +379,11 @@ export class SecurityGateway {
   private translated(packet: Uint8Array, view: PacketView, arrivedOn: Arrival): boolean {
     if (!this.nat || view.layers.length > 0 || !view.inner) return false;
     const { map } = this.place;
-    const out = arrivedOn === 'inside' && map.protectingSgw(view.inner.src) === this.self && !map.isProtected(view.inner.dst) && !this.place.careOfs?.has(toU32(view.inner.dst));
+    const out =
+      arrivedOn === 'inside' &&
+      map.protectingSgw(view.inner.src) === this.self &&
+      !map.isProtected(view.inner.dst) &&
+      !this.place.careOfs?.has(toU32(view.inner.dst));
     const translated = out ? this.nat.outbound(packet) : arrivedOn === 'outside' ? this.nat.inbound(packet) : undefined;
     if (!translated) return false;
     this.tally.add(out ? 'nat_out' : 'nat_in');
@@ -369,8 +429,7 @@ export class SecurityGateway {
         if (o.verdict !== Verdict.FORWARD) this.tally.add(`drop_engine_${reasonName[o.reason]}`);
         else if (tag.kind === 'encap' && tag.wrapWith !== undefined) {
           next.push({ op: Op.WRAP, packet: o.packet, arg0: tag.wrapWith, tag: { kind: 'send', carries: tag.carries } });
-        }
-        else this.transmit(o.packet, tag.carries);
+        } else this.transmit(o.packet, tag.carries);
         continue;
       }
       if (o.verdict === Verdict.FORWARD) {
@@ -399,9 +458,15 @@ export class SecurityGateway {
       this.tally.add('drop_delivered_without_sa');
       return;
     }
-    const layer: SkipLayer = { kind: meta.role, ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
+    const layer: SkipLayer = {
+      kind: meta.role,
+      ip: { src: meta.src, dst: meta.dst },
+      skipSrc: meta.peer,
+      auth: 'verified',
+    };
     // An SMN's datagram from its care-of address (a registration): its HA's reply must reach the care-of table.
-    if (meta.peer.nsid !== NSID_NONE && toU32(inner.src) !== meta.peer.address) this.tables?.suspendCareOf(toU32(inner.src));
+    if (meta.peer.nsid !== NSID_NONE && toU32(inner.src) !== meta.peer.address)
+      this.tables?.suspendCareOf(toU32(inner.src));
     // Under a Next-hop SA alone the engine delivers what was addressed to us, or what it took out of IP-in-IP addressed to us.
     const ipInIp = meta.role === 'nexthop' && !this.isOwnAddress(inner.dst) ? inner : undefined;
     this.act(decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp }), o.packet, sink, arrivedOn);
@@ -417,7 +482,12 @@ export class SecurityGateway {
       this.tally.add('drop_unrouted_without_sa');
       return;
     }
-    const hop: SkipLayer = { kind: 'nexthop', ip: { src: meta.src, dst: meta.dst }, skipSrc: meta.peer, auth: 'verified' };
+    const hop: SkipLayer = {
+      kind: 'nexthop',
+      ip: { src: meta.src, dst: meta.dst },
+      skipSrc: meta.peer,
+      auth: 'verified',
+    };
     const ip = headerOf(o.packet);
     const next = outerLayer(o.packet, undefined, ip);
     const view: PacketView = next
@@ -446,7 +516,10 @@ export class SecurityGateway {
   private wrapFor(datagram: Uint8Array, peer: Sgw, sink: (job: Job) => void): void {
     const sa = this.keys.outbound(this.nextHopRequest(peer));
     if (sa.ok) sink({ op: Op.WRAP, packet: datagram, arg0: sa.id, tag: { kind: 'send' } });
-    else this.onKeyFailure(sa, sgwName(peer), peer.outside, () => this.wrapFor(datagram, peer, (job) => this.pipeline.push(job)));
+    else
+      this.onKeyFailure(sa, sgwName(peer), peer.outside, () =>
+        this.wrapFor(datagram, peer, (job) => this.pipeline.push(job)),
+      );
   }
 
   /** First packet of a new packet key: derive and install the inbound SA, then run the packet again. */
@@ -541,7 +614,12 @@ export class SecurityGateway {
       }
       wrapWith = hop.id;
     }
-    sink({ op: Op.ENCAP, packet: datagram, arg0: endSa.id, tag: { kind: 'encap', wrapWith, carries: datagram.slice(0, ICMP_QUOTE_MAX) } });
+    sink({
+      op: Op.ENCAP,
+      packet: datagram,
+      arg0: endSa.id,
+      tag: { kind: 'encap', wrapWith, carries: datagram.slice(0, ICMP_QUOTE_MAX) },
+    });
   }
 
   private endRequest(end: EndPeer): OutboundRequest {
@@ -552,7 +630,14 @@ export class SecurityGateway {
   }
 
   private nextHopRequest(peer: Sgw): OutboundRequest {
-    return { peer: sgwName(peer), src: this.self.outside, dst: peer.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage };
+    return {
+      peer: sgwName(peer),
+      src: this.self.outside,
+      dst: peer.outside,
+      role: 'nexthop',
+      ah: this.suites.nextHopAh,
+      coverage: this.suites.coverage,
+    };
   }
 
   /**
@@ -560,7 +645,12 @@ export class SecurityGateway {
    * with nobody to ask, or any other keying failure, the packet drops, counted by reason.
    */
   private onKeyFailure(
-    r: Extract<SaLookup, { ok: false }>, peer: SkipName, ask: string | undefined, retry: () => void, refuse?: () => void, source?: string,
+    r: Extract<SaLookup, { ok: false }>,
+    peer: SkipName,
+    ask: string | undefined,
+    retry: () => void,
+    refuse?: () => void,
+    source?: string,
   ): void {
     if (r.reason !== 'unknown_certificate' || ask === undefined) {
       this.tally.add(r.reason !== 'unknown_certificate' ? `drop_keying_${r.reason}` : 'drop_discovery_no_authority');
@@ -568,14 +658,19 @@ export class SecurityGateway {
       return;
     }
     this.tally.add('held_for_certificate');
-    this.discovery.fetch(peer, ask, (outcome) => {
-      if (outcome.ok) {
-        retry();
-        return;
-      }
-      this.tally.add(`drop_${outcome.reason}`);
-      refuse?.();
-    }, source);
+    this.discovery.fetch(
+      peer,
+      ask,
+      (outcome) => {
+        if (outcome.ok) {
+          retry();
+          return;
+        }
+        this.tally.add(`drop_${outcome.reason}`);
+        refuse?.();
+      },
+      source,
+    );
   }
 
   // ── tables, output ───────────────────────────────────────────────────────────────────────
@@ -621,7 +716,8 @@ export class SecurityGateway {
   /** A failure message from our outside address (our SKIP name, which the SMN keys its Next-hop AH with). */
   private fail(code: number, to: string, original: Uint8Array, arrivedOn: Arrival): void {
     // A visiting SMN's home address is not routed here: answer on the link the packet came from.
-    if (arrivedOn === 'inside' && !this.place.map.isWithin(this.place.map.protectingSgw(to) ?? this.self, this.self)) this.addNeighbourRoute(to);
+    if (arrivedOn === 'inside' && !this.place.map.isWithin(this.place.map.protectingSgw(to) ?? this.self, this.self))
+      this.addNeighbourRoute(to);
     sendFailure(this.host, this.limiter[arrivedOn], this.tally, this.self.outside, to, code, original);
   }
 
@@ -629,10 +725,13 @@ export class SecurityGateway {
     const prefix = `${address}/32`;
     this.neighbourRoutes.get(prefix)?.cancel();
     this.host.addRoute(prefix, { iface: this.insideInterface });
-    this.neighbourRoutes.set(prefix, this.clock.setTimer(NEIGHBOUR_ROUTE_MS, () => {
-      this.neighbourRoutes.delete(prefix);
-      this.host.removeRoute(prefix);
-    }));
+    this.neighbourRoutes.set(
+      prefix,
+      this.clock.setTimer(NEIGHBOUR_ROUTE_MS, () => {
+        this.neighbourRoutes.delete(prefix);
+        this.host.removeRoute(prefix);
+      }),
+    );
   }
 
   private isOwnAddress(address: number): boolean {

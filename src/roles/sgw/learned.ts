@@ -39,9 +39,15 @@ export class LearnedRoutes {
     private readonly tally: Tally,
     limits: LearnedRouteLimits = {},
   ) {
-    this.limits = { perPeer: DEFAULT_LEARNED_ROUTES_PER_PEER, total: DEFAULT_LEARNED_ROUTES, ttlMs: DEFAULT_LEARNED_ROUTE_MS, ...limits };
+    this.limits = {
+      perPeer: DEFAULT_LEARNED_ROUTES_PER_PEER,
+      total: DEFAULT_LEARNED_ROUTES,
+      ttlMs: DEFAULT_LEARNED_ROUTE_MS,
+      ...limits,
+    };
     for (const [name, value] of Object.entries(this.limits)) {
-      if (!Number.isInteger(value) || value < 1) throw new RangeError(`learned routes: ${name} must be a positive integer, got ${value}`);
+      if (!Number.isInteger(value) || value < 1)
+        throw new RangeError(`learned routes: ${name} must be a positive integer, got ${value}`);
     }
   }
 

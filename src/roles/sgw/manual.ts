@@ -78,7 +78,8 @@ export class ManualSpiGateway {
     const outsideU32 = ipToU32(s.outside.address);
     this.pipeline = new TickPipeline(s.clock, s.engine, (outcomes) => {
       for (const o of outcomes) {
-        if (o.verdict === Verdict.FORWARD || o.verdict === Verdict.DELIVER) s.host.send(o.packet, { bypassHooks: true });
+        if (o.verdict === Verdict.FORWARD || o.verdict === Verdict.DELIVER)
+          s.host.send(o.packet, { bypassHooks: true });
         else this.drops.set(reasonName[o.reason], (this.drops.get(reasonName[o.reason]) ?? 0) + 1);
       }
       return [];
@@ -93,8 +94,10 @@ export class ManualSpiGateway {
         return 'consumed';
       }
       const { dst, protocol } = header;
-      if (ctx.iface === s.inside.name && this.remotes.some((p) => prefixContains(p, dst))) this.pipeline.push({ op: Op.OUTBOUND, packet: packet.slice(), tag: 'out' });
-      else if (ctx.iface === s.outside.name && protocol === IpProto.ESP && dst === outsideU32) this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: 'in' });
+      if (ctx.iface === s.inside.name && this.remotes.some((p) => prefixContains(p, dst)))
+        this.pipeline.push({ op: Op.OUTBOUND, packet: packet.slice(), tag: 'out' });
+      else if (ctx.iface === s.outside.name && protocol === IpProto.ESP && dst === outsideU32)
+        this.pipeline.push({ op: Op.INBOUND, packet: packet.slice(), tag: 'in' });
       else return 'pass';
       return 'consumed';
     });
@@ -106,7 +109,10 @@ export class ManualSpiGateway {
    * SAs, installed before the policies switch to them; SAs no entry uses any more are removed last.
    * Returns the names of the entries whose SAs were installed and of those removed.
    */
-  replace(entries: readonly ManualSaEntry[], keys: readonly ManualKeyPaths[]): { installed: string[]; removed: string[] } {
+  replace(
+    entries: readonly ManualSaEntry[],
+    keys: readonly ManualKeyPaths[],
+  ): { installed: string[]; removed: string[] } {
     const tables = manualSaTables(entries, keys, this.outside);
     const next: InstalledEntry[] = [];
     const fresh: SaDesc[] = [];
@@ -117,9 +123,24 @@ export class ManualSpiGateway {
       entries.forEach((entry, i) => {
         const [out, inbound] = [tables.sas[2 * i], tables.sas[2 * i + 1]];
         const keyDigest = createHash('sha256').update(out.esp!.key).update(inbound.esp!.key).digest('hex');
-        const fingerprint = JSON.stringify([entry.name, entry.peer, entry.local, entry.remote, entry.suite, entry.spiOut, entry.spiIn, keyDigest]);
+        const fingerprint = JSON.stringify([
+          entry.name,
+          entry.peer,
+          entry.local,
+          entry.remote,
+          entry.suite,
+          entry.spiOut,
+          entry.spiIn,
+          keyDigest,
+        ]);
         const kept = this.installed.find((e) => e.fingerprint === fingerprint);
-        const installed = kept ?? { name: entry.name, out: this.nextId++, in: this.nextId++, spiIn: entry.spiIn, fingerprint };
+        const installed = kept ?? {
+          name: entry.name,
+          out: this.nextId++,
+          in: this.nextId++,
+          spiIn: entry.spiIn,
+          fingerprint,
+        };
         if (!kept) {
           fresh.push({ ...out, id: installed.out }, { ...inbound, id: installed.in });
           added.push(entry.name);
@@ -183,7 +204,10 @@ export class ManualSpiGateway {
   /** Drops by engine reason, unreadable packets and fragment reassembly, as role counters. */
   counters(): Record<string, number> {
     const own = Object.entries(this.tally.snapshot()).map(([name, n]): [string, number] => [`manual_${name}`, n]);
-    return Object.fromEntries([...[...this.drops].map(([reason, n]): [string, number] => [`manual_drop_${reason}`, n]), ...own]);
+    return Object.fromEntries([
+      ...[...this.drops].map(([reason, n]): [string, number] => [`manual_drop_${reason}`, n]),
+      ...own,
+    ]);
   }
 
   /** Removes the hook, then frees the SAs (the engine zeroes their keys). */

@@ -26,7 +26,10 @@ export class UdpSourceNat {
   private readonly byInside = new Map<string, Mapping>();
   private readonly byPort = new Map<number, Mapping>();
 
-  constructor(private readonly clock: Clock, private readonly global: number) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly global: number,
+  ) {}
 
   /** The datagram as it leaves with the global address, or undefined when it is not UDP or no port is free. */
   outbound(datagram: Uint8Array): Uint8Array | undefined {
@@ -43,7 +46,10 @@ export class UdpSourceNat {
       this.byPort.set(port, m);
     }
     m.usedAt = this.clock.now();
-    return buildUdpDatagram({ src: this.global, dst: u.dst, srcPort: m.port, dstPort: u.dstPort, ttl: ttlOf(datagram) }, u.payload);
+    return buildUdpDatagram(
+      { src: this.global, dst: u.dst, srcPort: m.port, dstPort: u.dstPort, ttl: ttlOf(datagram) },
+      u.payload,
+    );
   }
 
   /** A datagram to a mapped port of the global address from that mapping's remote end, readdressed inside; undefined otherwise. */
@@ -53,7 +59,10 @@ export class UdpSourceNat {
     const m = this.byPort.get(udp.udp.dstPort);
     if (!m || m.remote !== udp.udp.src || m.remotePort !== udp.udp.srcPort) return undefined;
     m.usedAt = this.clock.now();
-    return buildUdpDatagram({ src: udp.udp.src, dst: m.inside, srcPort: udp.udp.srcPort, dstPort: m.insidePort, ttl: ttlOf(datagram) }, udp.udp.payload);
+    return buildUdpDatagram(
+      { src: udp.udp.src, dst: m.inside, srcPort: udp.udp.srcPort, dstPort: m.insidePort, ttl: ttlOf(datagram) },
+      udp.udp.payload,
+    );
   }
 
   /** A port no live mapping holds: a random one, scanning on from it when taken (so a full table is found full). */

@@ -118,7 +118,9 @@ export class SgwTables {
     const nested = map.sgws.filter((s) => s !== this.self && map.isWithin(s, this.self));
     this.mine = this.self.prefixes.map(text);
     this.nestedSources = nested.flatMap((s) => [...s.prefixes.map(text), `${s.outside}/32`]);
-    this.haSources = map.homeAgents.filter((ha) => ha.sgw === this.self).map((ha) => `${u32ToIp(toU32(ha.address))}/32`);
+    this.haSources = map.homeAgents
+      .filter((ha) => ha.sgw === this.self)
+      .map((ha) => `${u32ToIp(toU32(ha.address))}/32`);
   }
 
   /** What an inbound End-End SA from `peer` delivers without asking: its sources, to what this SGW delivers inside. */
@@ -136,8 +138,15 @@ export class SgwTables {
     }
     // Delivered inside: what this SGW itself protects (not its nested SGWs' networks: those are re-protected, §4.5)
     // and the networks it sits in (Figure 1); everything else is the policy's.
-    const nested = within(this.self).filter((s) => s !== this.self).flatMap((s) => [...s.prefixes]);
-    const enclosing = map.chain(this.self.behind).flatMap((s) => subtractPrefixes(s.prefixes, within(this.self).flatMap((n) => [...n.prefixes])));
+    const nested = within(this.self)
+      .filter((s) => s !== this.self)
+      .flatMap((s) => [...s.prefixes]);
+    const enclosing = map.chain(this.self.behind).flatMap((s) =>
+      subtractPrefixes(
+        s.prefixes,
+        within(this.self).flatMap((n) => [...n.prefixes]),
+      ),
+    );
     const dst = [...subtractPrefixes(this.self.prefixes, nested), ...enclosing];
     if (src.length === 0 || src.length > MAX_PREFIXES || dst.length === 0 || dst.length > MAX_PREFIXES) return NOTHING;
     return { src: src.map(text), dst: dst.map(text) };
@@ -149,7 +158,10 @@ export class SgwTables {
     if (this.protects.has(key)) return;
     if (end.kind === 'smn') {
       if (this.suspended.has(toU32(end.careOf))) return;
-    } else if (end.sgw.prefixes.length === 0 || !end.sgw.prefixes.some((p) => prefixWithin({ network: dst, length: 32 }, p))) {
+    } else if (
+      end.sgw.prefixes.length === 0 ||
+      !end.sgw.prefixes.some((p) => prefixWithin({ network: dst, length: 32 }, p))
+    ) {
       return;
     }
     const prefixes = end.kind === 'sgw' ? end.sgw.prefixes.map(text) : [`${end.careOf}/32`];
@@ -221,14 +233,16 @@ export class SgwTables {
     const { map } = this.place;
     const out: Policy[] = [];
     for (const table of [this.ids.inside, ...this.ids.outside]) {
-      for (const address of new Set([this.self.inside, this.self.outside])) out.push({ table, prefix: `${address}/32`, sa: 0, action: 'inbound' });
+      for (const address of new Set([this.self.inside, this.self.outside]))
+        out.push({ table, prefix: `${address}/32`, sa: 0, action: 'inbound' });
     }
     const table = this.ids.inside;
     const compiled = new Set<string>();
     const sources = [this.mine, this.nestedSources, this.haSources].every((list) => list.length <= MAX_PREFIXES);
     // Sources listed first are refused (punted) before the SGW's own sources decide.
     const refused = (prefix: string, withHas: boolean) => {
-      for (const src of [this.nestedSources, withHas ? this.haSources : []]) if (src.length) out.push({ table, prefix, src, sa: 0, action: 'punt' });
+      for (const src of [this.nestedSources, withHas ? this.haSources : []])
+        if (src.length) out.push({ table, prefix, src, sa: 0, action: 'punt' });
     };
     for (const entry of this.protects.values()) {
       if (entry.endSa === undefined || !sources) continue;

@@ -37,23 +37,38 @@ export type AwaitedAnswer = (answer: Discovery) => boolean;
  * The layer a datagram starts with, unchecked; undefined for a plain datagram or unreadable SKIP. `ip`: its IPv4 header
  * when the caller read it already.
  */
-export function outerLayer(datagram: Uint8Array, auth?: SkipLayer['auth'], ip = headerOf(datagram)): SkipLayer | undefined {
+export function outerLayer(
+  datagram: Uint8Array,
+  auth?: SkipLayer['auth'],
+  ip = headerOf(datagram),
+): SkipLayer | undefined {
   if (!ip || ip.protocol !== IPPROTO_SKIP) return undefined;
   const skip = decodeSkipHeader(datagram, ip.headerLength, ip.totalLength);
   if (!skip.ok) return undefined;
   const h = skip.header;
-  const skipSrc: SkipName = h.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.srcMkid! } : { nsid: NSID_NONE, address: ip.src };
+  const skipSrc: SkipName =
+    h.srcNsid === NSID_IPV4 ? { nsid: NSID_IPV4, address: h.srcMkid! } : { nsid: NSID_NONE, address: ip.src };
   const layer: SkipLayer = { kind: h.cryptAlg === 0 ? 'nexthop' : 'end', ip: { src: ip.src, dst: ip.dst }, skipSrc };
   if (auth) layer.auth = auth;
   return layer;
 }
 
 /** A packet as the policy sees it before any layer is opened; undefined for unreadable SKIP. */
-export function viewOf(packet: ParsedDatagram, arrivedOn: 'inside' | 'outside', awaited: AwaitedAnswer): PacketView | undefined {
+export function viewOf(
+  packet: ParsedDatagram,
+  arrivedOn: 'inside' | 'outside',
+  awaited: AwaitedAnswer,
+): PacketView | undefined {
   const { ip } = packet;
   if (ip.protocol !== IPPROTO_SKIP) {
     const inner = { src: ip.src, dst: ip.dst };
-    return { arrivedOn, layers: [], inner, ipInIp: tunnelledOf(packet.bytes, ip), signalling: isSignalling(packet, awaited) };
+    return {
+      arrivedOn,
+      layers: [],
+      inner,
+      ipInIp: tunnelledOf(packet.bytes, ip),
+      signalling: isSignalling(packet, awaited),
+    };
   }
   const layer = outerLayer(packet.bytes, undefined, ip);
   return layer ? { arrivedOn, layers: [layer] } : undefined;

@@ -57,7 +57,9 @@ export interface MobileNodeOptions {
   keyLog?: KeyLog;
   /** Bounds of fragment reassembly, each way (tests shrink them). */
   reassembly?: Partial<ReassemblyLimits>;
-  registration?: Partial<Pick<RegistrationClientOptions, 'lifetime' | 'initialRetransmitMs' | 'maxRetransmitMs' | 'reregisterAt'>>;
+  registration?: Partial<
+    Pick<RegistrationClientOptions, 'lifetime' | 'initialRetransmitMs' | 'maxRetransmitMs' | 'reregisterAt'>
+  >;
   /**
    * The port the host's applications send through (a TUN whose loop runs OUTBOUND with this port's table, see
    * host.dataPath); default APPLICATION_PORT. Only used when the host has a native data path.
@@ -125,14 +127,19 @@ export class MobileNode {
     this.homeAddress = u32ToIp(options.identity.name.address);
     const ha = this.map.homeAgentFor(this.homeAddress);
     if (options.identity.name.nsid === NSID_NONE || !ha) {
-      throw new Error(`SMN identity must be smn:<home address> with an HA in map ${this.map.name} serving it; got ${this.homeAddress}`);
+      throw new Error(
+        `SMN identity must be smn:<home address> with an HA in map ${this.map.name} serving it; got ${this.homeAddress}`,
+      );
     }
     this.homeAgent = ha.address;
     this.procedure = options.procedure ?? 'direct';
     this.sent = new SentLog(() => this.clock.now());
     this.paths = this.pathTable(options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]);
     const keying = new SkipKeying({
-      identity: options.identity, certs: options.certs, now: () => Math.floor(this.clock.now() / 1000), kpMaxPackets: options.kpRotationPackets,
+      identity: options.identity,
+      certs: options.certs,
+      now: () => Math.floor(this.clock.now() / 1000),
+      kpMaxPackets: options.kpRotationPackets,
       keyChain: options.keyLog?.keyChainSink,
     });
     this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
@@ -142,25 +149,48 @@ export class MobileNode {
     // delivered too: the interface loops peel the HA's tunnel for the kernel (IoLoopOptions.kernelTunnel) and punt
     // everything else for the care-of address (deliver_local), which comes here as before.
     const home = `${this.homeAddress}/32`;
-    const selectors = (_peer: unknown, local: string) =>
-      ({ src: ['0.0.0.0/0'], dst: local !== this.homeAddress && this.host.dataPath?.applicationAddress?.() === this.homeAddress ? [home, `${local}/32`] : [home] });
+    const selectors = (_peer: unknown, local: string) => ({
+      src: ['0.0.0.0/0'],
+      dst:
+        local !== this.homeAddress && this.host.dataPath?.applicationAddress?.() === this.homeAddress
+          ? [home, `${local}/32`]
+          : [home],
+    });
     this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, this.host.dataPath ? selectors : undefined);
     this.tables = new SmnTables(this.engine, () => this.tableContext());
     this.careOf = ipToU32(this.currentAddress());
     this.paths.reset(this.careOf);
     this.setLocalAddresses();
-    this.pipeline = new TickPipeline<Tag>(this.clock, this.engine, (o) => this.handle(o), () => this.keys.expire());
+    this.pipeline = new TickPipeline<Tag>(
+      this.clock,
+      this.engine,
+      (o) => this.handle(o),
+      () => this.keys.expire(),
+    );
     this.discovery = new CertificateDiscovery({
-      host: this.host, clock: this.clock, own: options.identity.cert, cache: options.certs, localAddress: () => u32ToIp(this.careOf), tally: this.tally,
+      host: this.host,
+      clock: this.clock,
+      own: options.identity.cert,
+      cache: options.certs,
+      localAddress: () => u32ToIp(this.careOf),
+      tally: this.tally,
     });
     this.inFragments = new Reassembler(this.clock, this.tally, options.reassembly);
     this.outFragments = new Reassembler(this.clock, this.tally, options.reassembly);
     this.tunnel = new TunnelEndpoint({
-      host: this.host, homeAddress: this.homeAddress, homeAgent: this.homeAgent, accept: 'authenticated',
+      host: this.host,
+      homeAddress: this.homeAddress,
+      homeAgent: this.homeAgent,
+      accept: 'authenticated',
     });
     this.registration = new RegistrationClient({
-      clock: this.clock, transport: new UdpRegistrationTransport(this.host, this.homeAgent), homeAddress: this.homeAddress, homeAgent: this.homeAgent,
-      auth: options.mnHaKey, initialRetransmitMs: 500, ...options.registration,
+      clock: this.clock,
+      transport: new UdpRegistrationTransport(this.host, this.homeAgent),
+      homeAddress: this.homeAddress,
+      homeAgent: this.homeAgent,
+      auth: options.mnHaKey,
+      initialRetransmitMs: 500,
+      ...options.registration,
     });
     if (this.host.dataPath) this.removers.push(this.host.dataPath.onEnginePunt((p) => this.onEnginePunt(p)));
     this.tables.publish();
@@ -190,15 +220,20 @@ export class MobileNode {
       return sgw;
     });
     const ha = this.map.homeAgentFor(this.homeAddress)!;
-    return new PathTable(this.map, this.procedure, borders, { sgw: ha.sgw, homeAgent: ipToU32(ha.address) }, () => this.clock.now());
+    return new PathTable(this.map, this.procedure, borders, { sgw: ha.sgw, homeAgent: ipToU32(ha.address) }, () =>
+      this.clock.now(),
+    );
   }
 
   /** Where the SMN is (§4.2): at home, visiting an SGW-protected site, or outside. */
   position(): Position {
     const careOf = u32ToIp(this.careOf);
-    if (this.careOf === ipToU32(this.homeAddress)) return { place: 'home', careOf, site: this.map.protectingSgw(careOf)?.site.name, vpnRoutable: true };
+    if (this.careOf === ipToU32(this.homeAddress))
+      return { place: 'home', careOf, site: this.map.protectingSgw(careOf)?.site.name, vpnRoutable: true };
     const sgw = this.map.protectingSgw(careOf);
-    return sgw ? { place: 'visiting', careOf, site: sgw.site.name, vpnRoutable: sgw.vpnRoutable } : { place: 'outside', careOf, vpnRoutable: false };
+    return sgw
+      ? { place: 'visiting', careOf, site: sgw.site.name, vpnRoutable: sgw.vpnRoutable }
+      : { place: 'outside', careOf, vpnRoutable: false };
   }
 
   /** The source address to use toward `dst`: the home address, or the care-of address for direct communication (§3.5). */
@@ -241,7 +276,9 @@ export class MobileNode {
   }
 
   counters(): Record<string, number> {
-    const tunnel = Object.entries(this.tunnel.counters()).filter(([, n]) => n > 0).map(([reason, n]): [string, number] => [`drop_tunnel_${reason}`, n]);
+    const tunnel = Object.entries(this.tunnel.counters())
+      .filter(([, n]) => n > 0)
+      .map(([reason, n]): [string, number] => [`drop_tunnel_${reason}`, n]);
     return { ...this.tally.snapshot(), ...Object.fromEntries(tunnel) };
   }
 
@@ -316,7 +353,8 @@ export class MobileNode {
     if (here && this.map.protectingSgw(dst) === here) return this.passed('pass_local');
     const mode = communicationMode(this.map, this.careOf, dst).mode;
     // §3.5: usual IP to an outside correspondent, though still with the visited site's Next-hop layers.
-    if (mode === 3 || mode === 4) this.tally.add(this.outsideCh === 'direct' || src === this.careOf ? 'usual_ip_care_of' : 'usual_ip_mobile');
+    if (mode === 3 || mode === 4)
+      this.tally.add(this.outsideCh === 'direct' || src === this.careOf ? 'usual_ip_care_of' : 'usual_ip_mobile');
     this.remember(dst, packet);
     // An SGW that strips our Next-hop layer may quote the plain datagram.
     this.sent.record(packet);
@@ -343,13 +381,35 @@ export class MobileNode {
     }
     const wraps: number[] = [];
     for (const hop of [...layers.hops].reverse()) {
-      const sa = this.outbound({ peer: sgwName(hop), src: u32ToIp(this.careOf), dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, hop, retry);
+      const sa = this.outbound(
+        {
+          peer: sgwName(hop),
+          src: u32ToIp(this.careOf),
+          dst: hop.outside,
+          role: 'nexthop',
+          ah: this.suites.nextHopAh,
+          coverage: this.suites.coverage,
+        },
+        hop,
+        retry,
+      );
       if (sa === undefined) return;
       wraps.push(sa);
     }
     if (layers.stage === 'end' && layers.end) {
       const end = layers.end;
-      const sa = this.outbound({ peer: sgwName(end), src: u32ToIp(this.careOf), dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, end, retry);
+      const sa = this.outbound(
+        {
+          peer: sgwName(end),
+          src: u32ToIp(this.careOf),
+          dst: end.outside,
+          role: 'end',
+          esp: this.suites.esp,
+          ah: this.suites.endAh,
+        },
+        end,
+        retry,
+      );
       if (sa === undefined) return;
       // The next packets to dst are the engine's (a native data path): the same SAs, in the same order.
       this.compile(dst, { sa, wraps });
@@ -372,7 +432,9 @@ export class MobileNode {
     if (r.ok) return r.id;
     if (r.reason === 'unknown_certificate') {
       this.tally.add('held_for_certificate');
-      this.discovery.fetch(req.peer, peer.outside, (outcome) => (outcome.ok ? retry() : this.tally.add(`drop_${outcome.reason}`)));
+      this.discovery.fetch(req.peer, peer.outside, (outcome) =>
+        outcome.ok ? retry() : this.tally.add(`drop_${outcome.reason}`),
+      );
     } else {
       this.tally.add(`drop_keying_${r.reason}`);
     }
@@ -381,10 +443,17 @@ export class MobileNode {
 
   // ── the engine's tables (a host with a native data path) ───────────────────────────────────
 
-  private tableContext(): { appTable: number; interfaceTables: number[]; homeAddress: string; careOf: string } | undefined {
+  private tableContext():
+    | { appTable: number; interfaceTables: number[]; homeAddress: string; careOf: string }
+    | undefined {
     const dp = this.host.dataPath;
     if (!dp) return undefined;
-    return { appTable: dp.tableOf(this.applicationPort), interfaceTables: [dp.tableOf(this.iface)], homeAddress: this.homeAddress, careOf: u32ToIp(this.careOf) };
+    return {
+      appTable: dp.tableOf(this.applicationPort),
+      interfaceTables: [dp.tableOf(this.iface)],
+      homeAddress: this.homeAddress,
+      careOf: u32ToIp(this.careOf),
+    };
   }
 
   private compile(dst: number, protection: Protection): void {
@@ -408,7 +477,8 @@ export class MobileNode {
       else this.tables.forget(dst);
     }
     for (const id of retired) this.keys.retire(id);
-    if (this.tables.destinations().length > 0) this.refreshTimer = this.clock.setTimer(TABLE_REFRESH_MS, () => this.refresh());
+    if (this.tables.destinations().length > 0)
+      this.refreshTimer = this.clock.setTimer(TABLE_REFRESH_MS, () => this.refresh());
   }
 
   /** The SAs that protect dst now, without side effects beyond keying (no discovery, no counters); undefined: JS decides. */
@@ -420,12 +490,25 @@ export class MobileNode {
     const src = u32ToIp(this.careOf);
     const wraps: number[] = [];
     for (const hop of [...layers.hops].reverse()) {
-      const r = this.keys.outbound({ peer: sgwName(hop), src, dst: hop.outside, role: 'nexthop', ah: this.suites.nextHopAh, coverage: this.suites.coverage }, retired);
+      const r = this.keys.outbound(
+        {
+          peer: sgwName(hop),
+          src,
+          dst: hop.outside,
+          role: 'nexthop',
+          ah: this.suites.nextHopAh,
+          coverage: this.suites.coverage,
+        },
+        retired,
+      );
       if (!r.ok) return undefined;
       wraps.push(r.id);
     }
     const end = layers.end;
-    const r = this.keys.outbound({ peer: sgwName(end), src, dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh }, retired);
+    const r = this.keys.outbound(
+      { peer: sgwName(end), src, dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh },
+      retired,
+    );
     return r.ok ? { sa: r.id, wraps } : undefined;
   }
 
@@ -459,7 +542,11 @@ export class MobileNode {
     // An opened datagram outside the SA's selectors, or one addressed to us: what INBOUND would have DELIVERed.
     const opened = p.sa !== 0 && (p.reason === 'selector' || (p.reason as string) === 'deliver_local');
     const outcome = {
-      verdict: opened ? Verdict.DELIVER : Verdict.PUNT, reason: opened ? Reason.none : (Reason[p.reason] ?? Reason.none), sa: p.sa, packet: p.packet, tag: { kind: 'in' } as Tag,
+      verdict: opened ? Verdict.DELIVER : Verdict.PUNT,
+      reason: opened ? Reason.none : (Reason[p.reason] ?? Reason.none),
+      sa: p.sa,
+      packet: p.packet,
+      tag: { kind: 'in' } as Tag,
     };
     for (const job of this.handle([outcome])) this.pipeline.push(job);
   }
@@ -503,7 +590,12 @@ export class MobileNode {
         else if (o.tag.wraps.length > 0) {
           // The inner layers reach SGWs further on once the outer ones are stripped: quotable too.
           this.sent.record(o.packet);
-          next.push({ op: Op.WRAP, packet: o.packet, arg0: o.tag.wraps[0], tag: { kind: 'out', wraps: o.tag.wraps.slice(1) } });
+          next.push({
+            op: Op.WRAP,
+            packet: o.packet,
+            arg0: o.tag.wraps[0],
+            tag: { kind: 'out', wraps: o.tag.wraps.slice(1) },
+          });
         } else this.emit(o.packet);
         continue;
       }
@@ -523,7 +615,11 @@ export class MobileNode {
           // SGWs are named by their address: ask the sender for its certificate, then open the packet.
           this.tally.add('held_for_certificate');
           const job: Job = { op: Op.INBOUND, packet: o.packet, tag: o.tag };
-          this.discovery.fetch(sgwName(this.map.sgwByAddress(sender.header.src)!), u32ToIp(sender.header.src), (outcome) => (outcome.ok ? this.pipeline.push(job) : this.tally.add(`drop_${outcome.reason}`)));
+          this.discovery.fetch(
+            sgwName(this.map.sgwByAddress(sender.header.src)!),
+            u32ToIp(sender.header.src),
+            (outcome) => (outcome.ok ? this.pipeline.push(job) : this.tally.add(`drop_${outcome.reason}`)),
+          );
         } else this.tally.add(`drop_keying_${r.reason}`);
       } else {
         this.tally.add(`drop_engine_${reasonName[o.reason]}`);

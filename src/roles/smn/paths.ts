@@ -69,7 +69,9 @@ export class PathTable {
       const i = order.indexOf(s);
       return i < 0 ? order.length : i;
     };
-    const hops = [...new Set([...this.firstHops, ...this.hopsFor(state)])].filter((s) => s !== state.end).sort((a, b) => rank(a) - rank(b));
+    const hops = [...new Set([...this.firstHops, ...this.hopsFor(state)])]
+      .filter((s) => s !== state.end)
+      .sort((a, b) => rank(a) - rank(b));
     return { stage: state.stage, end: state.end, hops };
   }
 
@@ -105,7 +107,14 @@ export class PathTable {
       }
       changed.push(p.dst);
     }
-    const kind = f.code === Icmp40Code.needAuthentication ? 'need_nexthop' : f.code === Icmp40Code.needAuthorization ? (enclosesUs ? 'visit_refused' : 'need_end_end') : `code${f.code}`;
+    const kind =
+      f.code === Icmp40Code.needAuthentication
+        ? 'need_nexthop'
+        : f.code === Icmp40Code.needAuthorization
+          ? enclosesUs
+            ? 'visit_refused'
+            : 'need_end_end'
+          : `code${f.code}`;
     return { changed, note: `failure_${kind}` };
   }
 

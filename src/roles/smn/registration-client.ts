@@ -105,7 +105,13 @@ export class RegistrationClient {
   private binding?: { careOf: number; lifetime: number; expiresAt: number };
   private readonly listeners = new Set<(event: RegistrationEvent) => void>();
   private readonly stopReceiving: () => void;
-  private readonly stats: RegistrationCounters = { requests: 0, retransmissions: 0, replies: 0, ignoredReplies: 0, resyncs: 0 };
+  private readonly stats: RegistrationCounters = {
+    requests: 0,
+    retransmissions: 0,
+    replies: 0,
+    ignoredReplies: 0,
+    resyncs: 0,
+  };
 
   constructor(options: RegistrationClientOptions) {
     this.clock = options.clock;
@@ -120,11 +126,14 @@ export class RegistrationClient {
     this.initialRetransmitMs = options.initialRetransmitMs ?? 1000;
     this.maxRetransmitMs = options.maxRetransmitMs ?? 32_000;
     if (!(this.initialRetransmitMs > 0) || !(this.maxRetransmitMs >= this.initialRetransmitMs)) {
-      throw new RangeError(`retransmission timeouts need 0 < initialRetransmitMs <= maxRetransmitMs, got ${this.initialRetransmitMs} and ${this.maxRetransmitMs}`);
+      throw new RangeError(
+        `retransmission timeouts need 0 < initialRetransmitMs <= maxRetransmitMs, got ${this.initialRetransmitMs} and ${this.maxRetransmitMs}`,
+      );
     }
     this.deregistrationAttempts = options.deregistrationAttempts ?? 4;
     this.reregisterAt = options.reregisterAt ?? 0.8;
-    if (!(this.reregisterAt > 0 && this.reregisterAt < 1)) throw new RangeError(`reregisterAt must be a fraction in (0, 1), got ${this.reregisterAt}`);
+    if (!(this.reregisterAt > 0 && this.reregisterAt < 1))
+      throw new RangeError(`reregisterAt must be a fraction in (0, 1), got ${this.reregisterAt}`);
     this.flags = RequestFlag.D | (options.reverseTunnel ? RequestFlag.T : 0);
     this.clockCorrectionMs = options.clockErrorMs ?? 0;
     this.stopReceiving = this.transport.onReply((reply) => this.handleReply(reply));
@@ -136,7 +145,13 @@ export class RegistrationClient {
 
   /** The binding the HA granted: care-of address, lifetime (s), local expiry time (ms). */
   get registration(): { careOf: string; lifetime: number; expiresAt: number } | undefined {
-    return this.binding && { careOf: u32ToIp(this.binding.careOf), lifetime: this.binding.lifetime, expiresAt: this.binding.expiresAt };
+    return (
+      this.binding && {
+        careOf: u32ToIp(this.binding.careOf),
+        lifetime: this.binding.lifetime,
+        expiresAt: this.binding.expiresAt,
+      }
+    );
   }
 
   counters(): RegistrationCounters {
@@ -152,7 +167,8 @@ export class RegistrationClient {
   attach(careOf: string): void {
     this.ensureRunning();
     const careOfU32 = ipToU32(careOf);
-    if (careOfU32 === this.homeAddress) throw new Error(`care-of address ${careOf} is the home address: call returnHome() instead`);
+    if (careOfU32 === this.homeAddress)
+      throw new Error(`care-of address ${careOf} is the home address: call returnHome() instead`);
     this.cancelTimers();
     this.currentState = 'registering';
     this.startRequest(careOfU32, this.lifetime);
@@ -190,7 +206,17 @@ export class RegistrationClient {
     const p = this.pending!;
     const identification = this.nextIdentification();
     p.sent.set(idLow(identification), { identification, sentAt: this.clock.now() });
-    const request = encodeRequest({ flags: this.flags, lifetime: p.lifetime, homeAddress: this.homeAddress, homeAgent: this.homeAgent, careOf: p.careOf, identification }, this.auth);
+    const request = encodeRequest(
+      {
+        flags: this.flags,
+        lifetime: p.lifetime,
+        homeAddress: this.homeAddress,
+        homeAgent: this.homeAgent,
+        careOf: p.careOf,
+        identification,
+      },
+      this.auth,
+    );
     this.stats.requests++;
     if (p.attempt > 0) this.stats.retransmissions++;
     this.transport.send(request, u32ToIp(p.careOf));
@@ -229,7 +255,13 @@ export class RegistrationClient {
     const p = this.pending;
     // RFC 5944 §5.7: the low half must echo one of the pending request's, before anything else is believed.
     const answered = parsed.ok ? p?.sent.get(idLow(parsed.message.identification)) : undefined;
-    if (!parsed.ok || !p || !answered || parsed.message.homeAddress !== this.homeAddress || !verifyMnHaAuth(bytes, parsed.mnHaAuth, this.auth).ok) {
+    if (
+      !parsed.ok ||
+      !p ||
+      !answered ||
+      parsed.message.homeAddress !== this.homeAddress ||
+      !verifyMnHaAuth(bytes, parsed.mnHaAuth, this.auth).ok
+    ) {
       this.stats.ignoredReplies++;
       return;
     }

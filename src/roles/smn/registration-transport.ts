@@ -21,7 +21,12 @@ export class UdpRegistrationTransport implements RegistrationTransport {
   }
 
   send(request: Uint8Array, source: string): void {
-    this.host.send(buildUdpDatagram({ src: ipToU32(source), dst: this.homeAgent, srcPort: this.localPort, dstPort: MIP_PORT }, request));
+    this.host.send(
+      buildUdpDatagram(
+        { src: ipToU32(source), dst: this.homeAgent, srcPort: this.localPort, dstPort: MIP_PORT },
+        request,
+      ),
+    );
   }
 
   onReply(handler: (reply: Uint8Array) => void): () => void {
@@ -29,7 +34,13 @@ export class UdpRegistrationTransport implements RegistrationTransport {
       const ip = parseIpv4(packet, 0);
       if (!ip.ok || ip.header.protocol !== IpProto.UDP) return;
       const udp = parseUdpDatagram(packet);
-      if (udp.ok && udp.udp.src === this.homeAgent && udp.udp.srcPort === MIP_PORT && udp.udp.dstPort === this.localPort) handler(udp.udp.payload);
+      if (
+        udp.ok &&
+        udp.udp.src === this.homeAgent &&
+        udp.udp.srcPort === MIP_PORT &&
+        udp.udp.dstPort === this.localPort
+      )
+        handler(udp.udp.payload);
     });
   }
 }

@@ -28,7 +28,9 @@ export class SentLog {
     if (quote === undefined) return;
     const dst = readIp(datagram, 16);
     const now = this.now();
-    const list = (this.sent.get(dst) ?? []).filter((s) => now - s.at <= SENT_QUOTABLE_MS).slice(-(SENT_PER_DESTINATION - 1));
+    const list = (this.sent.get(dst) ?? [])
+      .filter((s) => now - s.at <= SENT_QUOTABLE_MS)
+      .slice(-(SENT_PER_DESTINATION - 1));
     list.push({ quote, at: now });
     // Re-inserting keeps the map ordered by last use, so the first key is the one to forget.
     this.sent.delete(dst);
@@ -40,7 +42,9 @@ export class SentLog {
   quotes(quote: Uint8Array): boolean {
     if (quote.length < 20) return false;
     const now = this.now();
-    const recent = (this.sent.get(readIp(quote, 16)) ?? []).filter((s) => now - s.at <= SENT_QUOTABLE_MS && s.quote.length <= quote.length);
+    const recent = (this.sent.get(readIp(quote, 16)) ?? []).filter(
+      (s) => now - s.at <= SENT_QUOTABLE_MS && s.quote.length <= quote.length,
+    );
     // A sender may quote more than our builder would; the bytes that identify the packet must all be there.
     return recent.some((s) => normalize(quote, s.quote.length) === s.quote);
   }

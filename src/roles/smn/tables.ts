@@ -46,11 +46,20 @@ export function compileSmnPolicies(input: SmnTableInput): TablePolicy[] {
     for (const address of own) out.push({ prefix: `${address}/32`, table, action: 'inbound', sa: 0 });
   }
   const src = own.map((a) => `${a}/32`);
-  if (input.careOf === input.homeAddress) out.push({ prefix: '0.0.0.0/0', table: input.appTable, src, action: 'bypass', sa: 0 });
+  if (input.careOf === input.homeAddress)
+    out.push({ prefix: '0.0.0.0/0', table: input.appTable, src, action: 'bypass', sa: 0 });
   for (const [dst, p] of [...input.protections].sort((a, b) => a[0] - b[0])) {
     const prefix = `${u32ToIp(dst)}/32`;
     if (p.sa === 0) out.push({ prefix, table: input.appTable, src, action: 'bypass', sa: 0 });
-    else out.push({ prefix, table: input.appTable, src, action: 'protect', sa: p.sa, ...(p.wraps.length ? { wrap: [...p.wraps] } : {}) });
+    else
+      out.push({
+        prefix,
+        table: input.appTable,
+        src,
+        action: 'protect',
+        sa: p.sa,
+        ...(p.wraps.length ? { wrap: [...p.wraps] } : {}),
+      });
   }
   return out;
 }

@@ -36,7 +36,10 @@ export class TunnelEndpoint {
   private careOf?: number;
   private readonly removeHooks: (() => void)[];
   private readonly drops: Record<TunnelEndpointDrop, number> = {
-    bad_tunnel: 0, ttl_expired: 0, untrusted_tunnel: 0, unauthenticated_tunnel: 0,
+    bad_tunnel: 0,
+    ttl_expired: 0,
+    untrusted_tunnel: 0,
+    unauthenticated_tunnel: 0,
   };
 
   constructor(options: TunnelEndpointOptions) {
@@ -103,7 +106,9 @@ export class TunnelEndpoint {
       this.drops.untrusted_tunnel++;
       return true;
     }
-    this.host.inject(packet.subarray(parsed.innerOffset, parsed.innerOffset + parsed.inner.totalLength), { bypassHooks: true });
+    this.host.inject(packet.subarray(parsed.innerOffset, parsed.innerOffset + parsed.inner.totalLength), {
+      bypassHooks: true,
+    });
     return true;
   }
 
