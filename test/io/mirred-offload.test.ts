@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Reason, Verdict, VERDICT_COUNTER_BASE } from '../../src/engine/index.js';
 import { IoLoop } from '../../src/engine/io.js';
+import { ingressRedirectArgs } from '../../src/net/linux/interface-loops.js';
 import { loopRegistry } from './harness.js';
 import { TCP_SINK, TCP_SOURCE, canRunNetns, makePair, pythonInNetns, type Pair } from './topology.js';
 
@@ -40,29 +41,7 @@ describe.skipIf(!canRunNetns)('TUN offload behind tc mirred redirect (root, test
       track(lb);
       tc(b.ns, 'qdisc', 'add', 'dev', b.veth, 'ingress');
       try {
-        tc(
-          b.ns,
-          'filter',
-          'add',
-          'dev',
-          b.veth,
-          'ingress',
-          'pref',
-          '49001',
-          'protocol',
-          'ip',
-          'u32',
-          'match',
-          'u32',
-          '0',
-          '0',
-          'action',
-          'mirred',
-          'egress',
-          'redirect',
-          'dev',
-          b.tun,
-        );
+        tc(b.ns, ...ingressRedirectArgs(b.veth, b.tun, 49001));
         const sink = pythonInNetns(b.ns, TCP_SINK, [b.outer, '5002']);
         await sink.ready;
         const source = pythonInNetns(a.ns, TCP_SOURCE, [b.outer, '5002', '8']);

@@ -49,7 +49,7 @@ import { ipToU32, parsePrefix, prefixMask, u32ToIp, type Prefix } from '../../wi
 import { echoReply } from '../echo.js';
 import { HostCore, parseCidr, prefixString, type CoreInterface } from '../host-core.js';
 import type { HostDataPath } from '../types.js';
-import { APP_MTU, InterfaceLoops } from './interface-loops.js';
+import { APP_MTU, ingressRedirectArgs, InterfaceLoops } from './interface-loops.js';
 import { CommandError, runCommandSync } from '../netns.js';
 
 /** The tc filter preference mipsec's redirect uses (and removes) on each interface's ingress. */
@@ -459,28 +459,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
         what: `ingress qdisc on ${iface.name}`,
         run: () => quietly('tc', ['qdisc', 'del', 'dev', iface.name, 'ingress']),
       });
-    runCommandSync('tc', [
-      'filter',
-      'add',
-      'dev',
-      iface.name,
-      'ingress',
-      'pref',
-      String(FILTER_PREF),
-      'protocol',
-      'ip',
-      'u32',
-      'match',
-      'u32',
-      '0',
-      '0',
-      'action',
-      'mirred',
-      'egress',
-      'redirect',
-      'dev',
-      tun,
-    ]);
+    runCommandSync('tc', ingressRedirectArgs(iface.name, tun, FILTER_PREF));
     this.undo.push({
       what: `tc filter on ${iface.name}`,
       run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]),

@@ -38,6 +38,35 @@ const CONTEXT_REASONS: ReadonlySet<ReasonName> = new Set<ReasonName>([
   'deliver_local',
 ]);
 /**
+ * `tc filter add` arguments that redirect every IPv4 frame arriving on `dev` into `tun` at ingress (the ingress qdisc
+ * must exist): how a role host's interface reaches its I/O loop. `pref` pins the filter so it can be removed by it.
+ */
+export function ingressRedirectArgs(dev: string, tun: string, pref?: number): string[] {
+  const at = pref === undefined ? [] : ['pref', String(pref)];
+  return [
+    'filter',
+    'add',
+    'dev',
+    dev,
+    'ingress',
+    ...at,
+    'protocol',
+    'ip',
+    'u32',
+    'match',
+    'u32',
+    '0',
+    '0',
+    'action',
+    'mirred',
+    'egress',
+    'redirect',
+    'dev',
+    tun,
+  ];
+}
+
+/**
  * The MTU the host's applications see (an SMN's home address, a lab host's own probes). Measured on 1500-byte links
  * (Figure 6, SMN away): a CH's reply crosses the HA's IP-in-IP (20), SGW0's End-End SKIP/ESP and the Next-hop layer
  * (≈ 220 in all with the default suites), so a 1260-byte datagram is the largest that arrives; 1200 leaves room for

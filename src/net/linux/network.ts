@@ -58,7 +58,7 @@ import { IpProto } from '../../wire/ipv4.js';
 import { LinkCore, NetworkCore } from '../host-core.js';
 import { NetnsSession, randomSuffix } from '../netns.js';
 import type { CapturedPacket, Clock, HostOptions, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
-import { APP_MTU, InterfaceLoops, type DataPathStats } from './interface-loops.js';
+import { APP_MTU, ingressRedirectArgs, InterfaceLoops, type DataPathStats } from './interface-loops.js';
 import { NamespaceHost, type NamespaceInterface, type NamespaceWorld, type Port } from './namespace-host.js';
 import { PcapngReader } from './pcapng.js';
 import { PlainHost } from './plain-host.js';
@@ -439,26 +439,7 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
     this.dataPath.start({ iface: name, tun, mtu: MAX_PACKET }, (packet) => this.receive(packet, iface));
     s.ipSync(this.ns, ['link', 'set', 'dev', tun, 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
-    s.execSync(this.ns, 'tc', [
-      'filter',
-      'add',
-      'dev',
-      name,
-      'ingress',
-      'protocol',
-      'ip',
-      'u32',
-      'match',
-      'u32',
-      '0',
-      '0',
-      'action',
-      'mirred',
-      'egress',
-      'redirect',
-      'dev',
-      tun,
-    ]);
+    s.execSync(this.ns, 'tc', ingressRedirectArgs(name, tun));
     this.registerInterface(iface);
   }
 
