@@ -278,8 +278,9 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
       .split('\n')
       .map((line) => line.split('\t'));
     const skip = packets.filter(([, , proto]) => proto === '57');
-    // The 2 MiB transfer alone is some 1,800 segments toward the SMN and hundreds of ACKs back, all inside SKIP.
-    expect(skip.filter(([src]) => src === COA1).length).toBeGreaterThan(200);
+    // The 2 MiB transfer alone is some 1,800 segments toward the SMN, and ACKs back, all inside SKIP: as many ACKs
+    // as the SMN's receive coalescing makes (GRO acknowledges super-packets: 185 to 900 seen), so dozens at least.
+    expect(skip.filter(([src]) => src === COA1).length).toBeGreaterThan(50);
     expect(skip.filter(([, dst]) => dst === COA1).length).toBeGreaterThan(1000);
     expect(skip.filter(([src]) => src === COA2).length).toBeGreaterThanOrEqual(4);
     // Never the applications' echoes or TCP in the clear, never the home address as an outer address on the visited link.
