@@ -86,7 +86,18 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
     daemons.push(d);
     return d;
   }
-  const startSmn = () => start('smn', ['smn', '--config', fx.file('smn.yaml'), '--mn-ha-key', fx.file('mn-ha.keys')]);
+  /** What every daemon last said, for a failure message. */
+  const tails = () => daemons.map((d) => d.out().slice(-1500)).join('\n---\n');
+  const startSmn = () =>
+    start('smn', [
+      'smn',
+      '--config',
+      fx.file('smn.yaml'),
+      '--mn-ha-key',
+      fx.file('mn-ha.keys'),
+      '--state-dir',
+      fx.file('state'),
+    ]);
 
   const inNs = (name: string, cmd: string, args: string[], timeout = 30_000) =>
     run('ip', ['netns', 'exec', ns[name], cmd, ...args], { encoding: 'utf8', timeout });
@@ -146,10 +157,13 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
       fx.file('state'),
     ]);
     for (const d of daemons)
-      await waitFor(`a daemon to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
+      await waitFor(
+        () => `a daemon to start (output: ${d.out()})`,
+        () => d.out().includes('"event":"started"'),
+      );
     let smn = startSmn();
     await waitFor(
-      `the SMN to register (output: ${smn.out()})`,
+      () => `the SMN to register (output: ${smn.out()})`,
       () => smn.out().includes('"event":"registration_registered"'),
       20_000,
     );
@@ -252,7 +266,7 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
     ipIn(ns.smn, 'addr', 'add', `${COA2}/16`, 'dev', 'eth0');
     ipIn(ns.smn, 'route', 'replace', 'default', 'via', '10.2.0.1', 'dev', 'eth0');
     await waitFor(
-      `the SMN to register ${COA2} (output: ${smn.out()})`,
+      () => `the SMN to register ${COA2} (output: ${smn.out()})`,
       () =>
         smn.out().includes(`"event":"registration_registered","careOf":"${COA2}"`) ||
         new RegExp(`registration_registered[^\\n]*${COA2.replace(/\./g, '\\.')}`).test(smn.out()),
@@ -294,7 +308,8 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
     // packet of each key, registrations and discovery: under 1 % of the packets.
     const s = await daemonStatus<Status>(fx.file('smn.sock'));
     expect(s.bindings).toMatchObject({ registration: 'registered', place: 'visiting', site: 'site2', careOf: COA2 });
-    expect(s.counters.fastPath, JSON.stringify(s.counters)).toBeGreaterThan(2000);
+    // The blob alone is BLOB_BYTES / MSS (~1,160 inside the tunnel) segments toward the SMN; its ACKs come on top.
+    expect(s.counters.fastPath, JSON.stringify(s.counters)).toBeGreaterThan(BLOB_BYTES / 1200);
     expect(s.counters.slowPath.total * 100, JSON.stringify(s.counters)).toBeLessThan(s.counters.fastPath);
     expect(s.counters.slowPath.reasons.selector ?? 0, JSON.stringify(s.counters)).toBe(0);
 
@@ -313,9 +328,11 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
     ipIn(ns.smn, 'addr', 'flush', 'dev', 'eth0');
     ipIn(ns.smn, 'addr', 'add', `${COA1}/16`, 'dev', 'eth0');
     ipIn(ns.smn, 'route', 'replace', 'default', 'via', '10.1.0.1', 'dev', 'eth0');
+    // It restores its replay floors: sgw0 may still seal with the Kp it used for COA1 before the crash, under the
+    // floor; the SMN refuses that key (ICMP 40 code 0) and sgw0 takes a fresh one, or the replies never arrive.
     smn = startSmn();
     await waitFor(
-      `the SMN to register again (output: ${smn.out()})`,
+      () => `the SMN to register again (output: ${smn.out()}; the other daemons: ${tails()})`,
       () => smn.out().includes('"event":"registration_registered"'),
       20_000,
     );

@@ -12,6 +12,7 @@ import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { clearCaptures } from '../../src/lab/stacks.js';
 import { collectEchoes, probe } from '../../src/lab/traffic.js';
 import type { World } from '../../src/lab/world.js';
+import type { Host } from '../../src/net/types.js';
 import { NodeKeys } from '../../src/roles/common/keys.js';
 import { DEFAULT_SUITES } from '../../src/roles/common/suites.js';
 import { REFUSAL_MS, type Procedure } from '../../src/roles/smn/paths.js';
@@ -27,7 +28,10 @@ const MALLORY = '10.1.0.66';
 
 describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engine', (engine) => {
   let world: World | undefined;
-  afterEach(() => world?.close());
+  afterEach(() => {
+    world?.close();
+    mallory = undefined;
+  });
 
   async function visiting(procedure: Procedure = 'direct'): Promise<World> {
     world = await figure6World({ engine, smn: { procedure } });
@@ -56,9 +60,10 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
     return frames.at(-1)!.packet;
   }
 
+  let mallory: Host | undefined;
   /** A failure message "from" `sender` to the SMN's care-of address about `quoted`, sent by mallory. */
   function forge(w: World, sender: string, code: Icmp40CodeValue, quoted: Uint8Array): void {
-    const mallory = w.addHost('mallory', MALLORY);
+    mallory ??= w.addHost('mallory', MALLORY);
     mallory.send(buildSecurityFailurePacket(ipToU32(sender), ipToU32(F6.coa1), code, quoted), { bypassHooks: true });
     w.network.runFor(50);
   }
@@ -149,6 +154,30 @@ describe.each(['native', 'ts'] as const)('hole 5: forged ICMP 40 on the %s engin
     w.network.runFor(50);
     expect(w.smn.counters()).toMatchObject({ failure_authenticated: 1, failure_need_nexthop: nexthopNotes + 1 });
     expect(w.smn.counters().failure_quote_not_sent).toBe(1);
+  });
+
+  it("code 0 (a restarted receiver lost our key) retires a packet key only when that key's receiver quotes a packet it sealed lately", async () => {
+    const w = await visiting();
+    expect(echoed(w, 1)).toBe(true);
+    // The outer layer the SMN last sent is its Next-hop layer for SGW1: only SGW1 may say it lost that key.
+    const quoted = lastSent(w);
+    expect(parseIpv4(quoted, 0)).toMatchObject({ ok: true, header: { dst: ipToU32(F6.sgw1) } });
+    const wrappedKp = (p: Uint8Array) => Buffer.from(p.subarray(20, 60)).toString('hex');
+    forge(w, F6.sgw0, Icmp40Code.badSpi, quoted);
+    const invented = buildIpv4(
+      { src: ipToU32(F6.coa1), dst: ipToU32(F6.sgw1), protocol: IPPROTO_SKIP, ttl: 64 },
+      new Uint8Array(64).fill(7),
+    );
+    forge(w, F6.sgw1, Icmp40Code.badSpi, invented);
+    expect(w.smn.counters()).toMatchObject({ failure_quote_not_sent: 2 });
+    expect(w.smn.counters().rekey_peer_lost_key).toBeUndefined();
+    expect(echoed(w, 2)).toBe(true);
+    expect(wrappedKp(lastSent(w))).toBe(wrappedKp(quoted));
+    // From SGW1 about a packet the SMN sent under that key (what a restarted SGW1 says): a fresh Kp from now on.
+    forge(w, F6.sgw1, Icmp40Code.badSpi, lastSent(w));
+    expect(w.smn.counters()).toMatchObject({ rekey_peer_lost_key: 1, failure_quote_not_sent: 2 });
+    expect(echoed(w, 3)).toBe(true);
+    expect(wrappedKp(lastSent(w))).not.toBe(wrappedKp(quoted));
   });
 
   it('hole 5: genuine failures still drive the three-step procedure (§3.2): plain, Next-hop AH, End-End', async () => {

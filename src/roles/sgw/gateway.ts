@@ -29,6 +29,7 @@ import { IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import { Tally } from '../common/counters.js';
 import { CertificateDiscovery } from '../common/discovery.js';
 import { readFailure, sendFailure } from '../common/failure.js';
+import { spendRefusedKey } from '../common/restored-key.js';
 import { discoveryIn, sgwName, type Discovery } from '../common/signalling.js';
 import { NodeKeys, type SaFailure, type SaLimits, type SaLookup } from '../common/keys.js';
 import type { KeyLog } from '../common/keylog.js';
@@ -573,15 +574,7 @@ export class SecurityGateway {
   /** A peer that restarted refuses one of our packet keys with code 0 (refuseRestoredKey): take a fresh Kp. */
   private onFailureToUs(packet: Uint8Array): void {
     const failure = readFailure(packet);
-    if (!failure || failure.code !== Icmp40Code.badSpi) return;
-    // Only the SA's own receiver, quoting a packet the SA really sealed lately, may retire its key.
-    const id = failure.from === failure.quotedDst ? this.keys.quotedOutbound(failure.quote) : undefined;
-    if (id === undefined) {
-      this.tally.add('failure_quote_not_sent');
-      return;
-    }
-    this.tally.add('rekey_peer_lost_key');
-    this.keys.spend(id);
+    if (!failure || !spendRefusedKey(this.keys, failure, this.tally)) return;
     this.tables?.refresh();
     this.installRoutes();
   }

@@ -15,9 +15,12 @@ import { isFragment } from '../../wire/fragment.js';
 import { parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import type { MnHaKey } from '../../wire/mobileip.js';
 import { IPPROTO_SKIP, NSID_NONE } from '../../wire/skip.js';
+import { Icmp40Code } from '../../wire/icmp40.js';
 import { Tally } from '../common/counters.js';
 import { CertificateDiscovery } from '../common/discovery.js';
-import { readFailure, type ReceivedFailure } from '../common/failure.js';
+import { readFailure, sendFailure, type ReceivedFailure } from '../common/failure.js';
+import { RateLimiter } from '../common/ratelimit.js';
+import { spendRefusedKey } from '../common/restored-key.js';
 import { isDiscovery, isSecurityFailure, sgwName } from '../common/signalling.js';
 import { NodeKeys } from '../common/keys.js';
 import type { KeyLog } from '../common/keylog.js';
@@ -74,7 +77,10 @@ export const TABLE_REFRESH_MS = 250;
 
 export type Position = { place: 'home' | 'visiting' | 'outside'; careOf: string; site?: string; vpnRoutable: boolean };
 
-type Tag = { kind: 'out'; wraps: number[] } | { kind: 'in' };
+type Tag =
+  | { kind: 'out'; wraps: number[] }
+  // `firstOfKey`: the packet that keyed a new inbound SA, run again once it is installed.
+  | { kind: 'in'; firstOfKey?: boolean };
 type Job = EngineJob<Tag>;
 
 /** A destination whose datagrams leave with no layer (SmnTables: `bypass`). */
@@ -103,6 +109,8 @@ export class MobileNode {
   private readonly tunnel: TunnelEndpoint;
   readonly registration: RegistrationClient;
   private readonly tally = new Tally();
+  /** Bounds the failure messages this SMN sends (code 0 for a key under a restored floor). */
+  private readonly limiter: RateLimiter;
   private readonly recent = new Map<number, { packet: Uint8Array; at: number }[]>();
   /** What left recently, in every form an SGW on the way may quote back in a failure message. */
   private readonly sent: SentLog;
@@ -119,6 +127,7 @@ export class MobileNode {
   constructor(options: MobileNodeOptions) {
     this.host = options.host;
     this.clock = options.clock;
+    this.limiter = new RateLimiter(options.clock);
     this.map = options.map;
     this.engine = options.engine;
     this.iface = options.interface;
@@ -462,6 +471,12 @@ export class MobileNode {
     this.refreshTimer ??= this.clock.setTimer(TABLE_REFRESH_MS, () => this.refresh());
   }
 
+  /** Moves the tables to fresh keys at once (a soft limit, a rotation, a receiver that lost our key). */
+  private refreshNow(): void {
+    this.refreshTimer?.cancel();
+    this.refresh();
+  }
+
   /**
    * Checks every compiled destination against the path table and the keys: an SA that rotated (n moved on, Kp
    * used up) is replaced in the policy, a destination whose path changed or whose keys fail goes back to JS.
@@ -526,16 +541,14 @@ export class MobileNode {
     if (p.reason === 'rekey_due') {
       // An event, no packet: a compiled SA reached its soft limit; the tables move to a fresh key while it seals on.
       this.tally.add('rekey_due');
-      this.refreshTimer?.cancel();
-      this.refresh();
+      this.refreshNow();
       return;
     }
     if (p.reason === 'rekey') {
       // A compiled SA carried its packet key's share (kpRotationPackets): move the tables to fresh keys now, and
       // send the datagram the engine held back the way an application's datagram goes.
       this.tally.add('rekey');
-      this.refreshTimer?.cancel();
-      this.refresh();
+      this.refreshNow();
       this.host.send(p.packet);
       return;
     }
@@ -610,7 +623,7 @@ export class MobileNode {
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
         const r = this.keys.inbound(o.packet, this.suites.coverage);
         const sender = parseIpv4(o.packet, 0);
-        if (r.ok) next.push({ op: Op.INBOUND, packet: o.packet, tag: o.tag });
+        if (r.ok) next.push({ op: Op.INBOUND, packet: o.packet, tag: { kind: 'in', firstOfKey: true } });
         else if (r.reason === 'unknown_certificate' && sender.ok && this.map.sgwByAddress(sender.header.src)) {
           // SGWs are named by their address: ask the sender for its certificate, then open the packet.
           this.tally.add('held_for_certificate');
@@ -623,9 +636,19 @@ export class MobileNode {
         } else this.tally.add(`drop_keying_${r.reason}`);
       } else {
         this.tally.add(`drop_engine_${reasonName[o.reason]}`);
+        if (o.reason === Reason.replay && o.tag.firstOfKey) this.refuseRestoredKey(o.packet);
       }
     }
     return next;
+  }
+
+  /** The sender's key fell under a floor this SMN restored at start (src/roles/common/restored-key.ts): code 0. */
+  private refuseRestoredKey(datagram: Uint8Array): void {
+    const outer = parseIpv4(datagram, 0);
+    if (!outer.ok) return;
+    this.tally.add('refused_restored_key');
+    const [from, to] = [u32ToIp(this.careOf), u32ToIp(outer.header.src)];
+    sendFailure(this.host, this.limiter, this.tally, from, to, Icmp40Code.badSpi, datagram);
   }
 
   private emit(packet: Uint8Array): void {
@@ -648,6 +671,10 @@ export class MobileNode {
   private onDeliver(packet: Uint8Array): void {
     const failure = readFailure(packet);
     if (!failure) return;
+    if (failure.code === Icmp40Code.badSpi) {
+      if (spendRefusedKey(this.keys, failure, this.tally)) this.refreshNow();
+      return;
+    }
     // A plain failure message steers only if it quotes a packet this SMN sent lately (its SKIP key, SPI and sequence).
     if (!this.sent.quotes(failure.quote) && !this.quotesCompiled(failure.quote)) {
       this.tally.add('failure_quote_not_sent');
