@@ -56,7 +56,10 @@ describe.skipIf(!canRunNetns)('mipsec ha under SIGKILL during a registration sto
       '--state-dir',
       fx.file('state'),
     ]);
-    await waitFor(`the HA to start (output: ${d.out()})`, () => d.out().includes('"event":"started"'));
+    await waitFor(
+      () => `the HA to start (output: ${d.out()})`,
+      () => d.out().includes('"event":"started"'),
+    );
     return d;
   };
 

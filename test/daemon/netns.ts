@@ -95,9 +95,10 @@ export function startInNs(ns: string, args: readonly string[]): StartedDaemon {
   return { child, out: () => out, exited };
 }
 
-export async function waitFor(what: string, check: () => boolean, ms = 15_000): Promise<void> {
+/** Polls `check` every 20 ms; `what` may be a function so the message shows output gathered while waiting. */
+export async function waitFor(what: string | (() => string), check: () => boolean, ms = 15_000): Promise<void> {
   for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (check()) return;
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
 }
 
 /** `mipsec status --json` of the daemon answering on `socket`. */

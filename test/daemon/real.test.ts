@@ -65,8 +65,9 @@ describe.skipIf(!canRunNetns)('mipsec sgw on real interfaces (root, in test name
       startSgw('sgw1', fx.file('sgw1.yaml'), fx.file('sgw1.sock')),
     );
     for (const d of daemons)
-      await waitFor(`the daemon on ${d.socket} to start (output: ${d.out()})`, () =>
-        d.out().includes('"event":"started"'),
+      await waitFor(
+        () => `the daemon on ${d.socket} to start (output: ${d.out()})`,
+        () => d.out().includes('"event":"started"'),
       );
     // Both interfaces of each SGW are redirected into their TUNs while it runs.
     const running = leftovers(ns.sgw0);

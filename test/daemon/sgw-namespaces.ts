@@ -1,15 +1,13 @@
 // Two `mipsec sgw` daemons on real interfaces, only ever inside namespaces the calling test creates: two SGW
 // namespaces joined by a veth (the Internet), a host namespace behind each (Figure 6's sgw0 and sgw1 sites).
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Status } from '../../src/daemon/status.js';
-import { addVeth } from './netns.js';
+import { addVeth, ROOT, run } from './netns.js';
 
-export const ROOT = new URL('../../', import.meta.url).pathname;
-export const run = promisify(execFile);
+export { ROOT, run, waitFor } from './netns.js';
 
 export interface Started {
   child: ChildProcess;
@@ -97,11 +95,6 @@ export function sgwNamespaces(prefix: string): SgwNamespaces {
     },
   };
   return self;
-}
-
-export async function waitFor(what: string, check: () => boolean, ms = 15_000): Promise<void> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (check()) return;
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** `mipsec status --json` of the daemon behind `socket`. */

@@ -62,7 +62,7 @@ async function startDaemons(
   const started = [on.startSgw('sgw0', configs[0], sockets[0]), on.startSgw('sgw1', configs[1], sockets[1])];
   for (const d of started) {
     await waitFor(
-      `the daemon on ${d.socket} to start (output: ${d.out()})`,
+      () => `the daemon on ${d.socket} to start (output: ${d.out()})`,
       () => d.out().includes('"event":"started"'),
       40_000,
     );

@@ -184,6 +184,9 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
         path.join(workdir, `${g.name}.yaml`),
         '--status-socket',
         path.join(workdir, `${g.name}.sock`),
+        // The benchmark's replay marks are its own, never the host's /var/lib/mipsec.
+        '--state-dir',
+        path.join(workdir, 'state'),
         '--log-level',
         'warn',
       ];
