@@ -459,23 +459,24 @@ void IoLoop::Worker::refused(int err, const uint8_t* q, size_t qlen, size_t on_w
 
 // A sealed packet too big for the link toward its next hop: if the datagram it carries (quote q: its header and 8
 // bytes) said DF, tell its sender the MTU that would have fit (ICMP 3/4, RFC 1191; wire/icmp.h) — the path MTU
-// toward the next hop less the layers' overhead — back the way the datagram came: into the TUN for one read there,
-// out of the raw socket (routed by the kernel to the sender) for one the control plane injected from a link.
+// toward the next hop less what the engine added — back the way the datagram came: into the TUN for one read there,
+// out of the raw socket (routed by the kernel to the sender) for one the control plane injected from a link. A relay
+// quotes the layer as it arrived: the Next-hop layer it swapped in may weigh the same as the one it took out, or less.
 void IoLoop::Worker::frag_needed(const uint8_t* q, size_t qlen, size_t sealed_len, uint32_t nexthop, From back) {
   if (!icmp_frag_needed_allowed(q, qlen)) return;
-  const size_t inner_len = load16(q + 2);
+  const long added = long(sealed_len) - long(load16(q + 2));
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = htonl(nexthop);
   int link_mtu = 0;
   socklen_t optlen = sizeof link_mtu;
-  if (sealed_len <= inner_len || ::connect(mtu_probe.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 ||
+  if (::connect(mtu_probe.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 ||
       ::getsockopt(mtu_probe.get(), IPPROTO_IP, IP_MTU, &link_mtu, &optlen) != 0)
     return;
-  const size_t overhead = sealed_len - inner_len;
-  if (size_t(link_mtu) < overhead + 68) return;  // RFC 791: every link carries 68 bytes
+  const long fits = long(link_mtu) - added;
+  if (fits < 68 || fits >= long(load16(q + 2))) return;  // RFC 791: every link carries 68; it must be smaller
   uint8_t icmp[kIcmpFragNeededMax];
-  const size_t total = icmp_frag_needed(icmp, q, qlen, uint16_t(size_t(link_mtu) - overhead));
+  const size_t total = icmp_frag_needed(icmp, q, qlen, uint16_t(fits));
   // A loop delivering by route reads a link's traffic on its TUN: the answer goes back by the kernel's routes too.
   if (back == From::tun && !loop_.deliver_route_)
     tun->write(icmp, total);

@@ -920,6 +920,9 @@ async function mtuFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult>
       `ping -M do -s 1300 from h0: ${frag ? frag[0] : probeOut.split('\n').filter(Boolean).slice(-2).join(' | ')}`,
     );
     notes.push(`h0's path MTU to h1 before the drop: ${before ?? 'none'}, after: ${mtu ?? 'none'}`);
+    // The nested SGW learnt the middle one's MTU from its ICMP 3/4 (its kernel keeps it; its loop then tells h0).
+    const nested = /mtu (\d+)/.exec(await lab.execAsync('sgw3', 'ip', ['route', 'get', '198.18.0.1']))?.[1];
+    notes.push(`sgw3's path MTU toward sgw0 (its Next-hop layers' destination): ${nested ?? 'none'}`);
     // What really crosses now: the largest DF echo (bisected), against what h0 was told.
     const fits = async (size: number) =>
       /[1-9]\d* received/.test(

@@ -24,14 +24,14 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
       console.log(JSON.stringify({ id: r.id, probe: r.probe, resumeMs: r.resumeMs, tcp: r.tcp, counters: r.counters }));
   });
 
-  it('SGW kill -9 and SIGTERM restarts and netem-like loss with reordering across the 3-SGW chain', async () => {
+  it('SGW kill -9 and SIGTERM restarts, netem-like loss with reordering and an MTU drop across the 3-SGW chain', async () => {
     await ensureDist();
     ({ faults: results } = await runFaults({
-      only: ['sgw-kill9', 'sgw-term', 'netem'],
+      only: ['sgw-kill9', 'sgw-term', 'netem', 'mtu'],
       tcpRate: '1M',
       tcpRateFor: { 'sgw-kill9': '20M' },
     }));
-    expect(results.map((r) => r.id)).toEqual(['sgw-kill9', 'sgw-term', 'netem']);
+    expect(results.map((r) => r.id)).toEqual(['sgw-kill9', 'sgw-term', 'netem', 'mtu']);
 
     const kill = byId('sgw-kill9');
     expect(kill.failures).toEqual([]);
@@ -62,5 +62,13 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
     expect(Object.keys(netem.counters).filter((k) => /replay/.test(k))).toEqual([]);
     // 1 % per hop and direction over 4 impaired crossings a round trip: about 4 %; well under 15 % unless the SGWs drop too.
     expect(netem.probe.lost / netem.probe.sent).toBeLessThan(0.15);
+
+    // PMTUD through the middle SGW: sgw0 answers sgw3's relayed layer with ICMP 3/4 (the layer as it arrived), sgw3's
+    // kernel keeps that path MTU, and sgw3's loop tells h0 what fits inside; h0's cached MTU is what crosses.
+    const mtu = byId('mtu');
+    expect(mtu.failures).toEqual([]);
+    expect(mtu.counters['sgw0 io txFragNeeded']).toBeGreaterThan(0);
+    expect(mtu.notes).toContainEqual(expect.stringMatching(/sgw3's path MTU toward sgw0 .*: 1280$/));
+    expect(mtu.tcp.completed).toBe(true);
   }, 240_000);
 });

@@ -1,6 +1,6 @@
 // echoReply: what a daemon's host answers for the kernel that never sees its traffic.
 import { describe, expect, it } from 'vitest';
-import { echoReply } from '../../src/net/echo.js';
+import { echoReply, isFragmentationNeeded } from '../../src/net/echo.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildIpv4, internetChecksum, IpProto, IPV4_FLAG_MF, parseIpv4 } from '../../src/wire/ipv4.js';
 
@@ -41,5 +41,35 @@ describe('echoReply', () => {
       echoReply(buildIpv4({ protocol: IpProto.ICMP, src: 1, dst: 2 }, Uint8Array.from([8, 0, 0]))),
     ).toBeUndefined();
     expect(echoReply(buildIpv4({ protocol: IpProto.UDP, src: 1, dst: 2 }, echoRequest().subarray(20)))).toBeUndefined();
+  });
+});
+
+describe('isFragmentationNeeded', () => {
+  const ME = ipToU32('10.0.0.3');
+  const ROUTER = ipToU32('10.0.0.1');
+  /** A SKIP packet from ME to 198.18.0.1, as a router quotes it: its header and 8 bytes. */
+  const quoted = (src = ME) =>
+    buildIpv4({ protocol: IpProto.SKIP, src, dst: ipToU32('198.18.0.1') }, new Uint8Array(8).fill(1));
+  function message(type: number, code: number, quote: Uint8Array, corrupt = false): Uint8Array {
+    const icmp = new Uint8Array(8 + quote.length);
+    icmp.set([type, code, 0, 0, 0, 0, 0x05, 0x00]); // next-hop MTU 1280
+    icmp.set(quote, 8);
+    const c = internetChecksum(icmp, 0, icmp.length);
+    icmp[2] = c >>> 8;
+    icmp[3] = (c & 0xff) ^ (corrupt ? 1 : 0);
+    return buildIpv4({ protocol: IpProto.ICMP, src: ROUTER, dst: ME }, icmp);
+  }
+
+  it('takes a well-formed ICMP 3/4 quoting a packet this host sent', () => {
+    expect(isFragmentationNeeded(message(3, 4, quoted()))).toBe(true);
+  });
+
+  it('refuses another type or code, a bad checksum, a short quote, a quote of a packet another host sent', () => {
+    expect(isFragmentationNeeded(message(3, 1, quoted()))).toBe(false);
+    expect(isFragmentationNeeded(message(11, 0, quoted()))).toBe(false);
+    expect(isFragmentationNeeded(message(3, 4, quoted(), true))).toBe(false);
+    expect(isFragmentationNeeded(message(3, 4, quoted().subarray(0, 24)))).toBe(false);
+    expect(isFragmentationNeeded(message(3, 4, quoted(ipToU32('10.0.0.9'))))).toBe(false);
+    expect(isFragmentationNeeded(echoRequest())).toBe(false);
   });
 });

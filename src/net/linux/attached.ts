@@ -45,8 +45,8 @@ import { DEFAULT_DATA_PATH, type DataPath } from '../../config/node.js';
 import { systemClock } from '../system-clock.js';
 import { MAX_PACKET } from '../../engine/io.js';
 import type { NativeEngine } from '../../engine/native.js';
-import { ipToU32, parsePrefix, prefixMask, u32ToIp, type Prefix } from '../../wire/addr.js';
-import { echoReply } from '../echo.js';
+import { ipToU32, parsePrefix, prefixMask, readU32, u32ToIp, type Prefix } from '../../wire/addr.js';
+import { echoReply, isFragmentationNeeded } from '../echo.js';
 import { HostCore, parseCidr, prefixString, type CoreInterface } from '../host-core.js';
 import type { HostDataPath } from '../types.js';
 import { APP_MTU, ingressRedirectArgs, InterfaceLoops } from './interface-loops.js';
@@ -184,10 +184,6 @@ function removeRules(pref: number): void {
   for (let i = 0; i < rules.length; i++) quietly('ip', ['rule', 'del', 'pref', String(pref)]);
 }
 
-function readU32(b: Uint8Array, at: number): number {
-  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
-}
-
 /** A removal whose object may already be gone (with its device, or never made). */
 function quietly(cmd: string, args: readonly string[]): void {
   try {
@@ -272,6 +268,13 @@ export class AttachedHost extends HostCore<CoreInterface> {
     // For the applications: into their TUN, where the kernel hands it to the sockets (and answers ping itself).
     if (this.apps && packet.length >= 20 && readU32(packet, 16) === this.apps.address) {
       this.loops.inject(this.apps.port, [{ packet, via: 'tun' }]);
+      return;
+    }
+    // A router on the way refused one of our sealed packets as too big: the kernel keeps the path MTU (the loops read
+    // it when they answer the next such datagram's sender), so it gets the message, from the TUN toward its sender.
+    if (isFragmentationNeeded(packet)) {
+      const toward = this.lookupRoute(u32ToIp(readU32(packet, 12)));
+      if (toward) this.loops.inject(toward.iface, [{ packet, via: 'tun' }]);
       return;
     }
     const reply = echoReply(packet);
