@@ -131,6 +131,8 @@ export class SecurityGateway {
   private readonly learned: LearnedRoutes;
   private readonly neighbourRoutes = new Map<string, Timer>();
   private routesCounter = -1;
+  /** Which Next-hop SA each peer the routes name had when they were last published (installRoutes). */
+  private routesKey = '';
   private readonly nat?: UdpSourceNat;
   private readonly removeHook: () => void;
   private readonly fragments: Reassembler;
@@ -322,7 +324,8 @@ export class SecurityGateway {
 
   private scheduleTableRefresh(): void {
     this.tableTimer = this.clock.setTimer(TABLE_REFRESH_MS, () => {
-      this.tables!.refresh();
+      // Traffic the loops carry alone queues no flush: the tables and routes follow the keys on this tick too.
+      this.refreshTables();
       this.scheduleTableRefresh();
     });
   }
@@ -683,20 +686,29 @@ export class SecurityGateway {
     } else {
       this.keys.retireSuperseded();
     }
-    if (this.learned.takeChanges() || newCounter) this.installRoutes();
+    this.installRoutes(this.learned.takeChanges() || newCounter);
   }
 
-  private installRoutes(): void {
+  /**
+   * Publishes the next-hop routes when the intents changed (`changed`) or the Next-hop SA of a peer they name did:
+   * a peer whose certificate arrived since, a Kp used up or refused. Without the peer's certificate yet, its
+   * prefixes stay unrouted: the engine punts and discovery runs.
+   */
+  private installRoutes(changed = true): void {
     const intents: RouteIntent[] = [...staticRoutes(this.place.map, this.self), ...this.learned.intents()];
+    const saOf = new Map<Sgw, number | undefined>();
+    for (const { via } of intents) {
+      if (!via || saOf.has(via)) continue;
+      const sa = this.keys.outbound(this.nextHopRequest(via));
+      saOf.set(via, sa.ok ? sa.id : undefined);
+    }
+    const key = [...saOf].map(([peer, sa]) => `${peer.name}=${sa ?? '-'}`).join(',');
+    if (!changed && key === this.routesKey) return;
+    this.routesKey = key;
     const routes = [];
-    for (const intent of intents) {
-      if (!intent.via) {
-        routes.push({ prefix: intent.prefix, sa: 0 });
-        continue;
-      }
-      // Without the peer's certificate yet, the prefix stays unrouted: the engine punts and discovery runs.
-      const sa = this.keys.outbound(this.nextHopRequest(intent.via));
-      if (sa.ok) routes.push({ prefix: intent.prefix, sa: sa.id });
+    for (const { prefix, via } of intents) {
+      const sa = via ? saOf.get(via) : 0;
+      if (sa !== undefined) routes.push({ prefix, sa });
     }
     this.engine.setRoutes(routes);
   }
