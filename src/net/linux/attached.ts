@@ -326,7 +326,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     }
     // Closed before anything is redirected: no moment in which the kernel forwards what arrives.
     for (const iface of ifaces) this.closeForwarding(iface.name);
-    for (const iface of ifaces) this.redirect(iface);
+    for (const iface of ifaces) this.redirect(iface, ifaces);
     for (const iface of ifaces) this.registerInterface(iface);
     // The kernel's routes through our interfaces are the host's routes too.
     const kernel = JSON.parse(ip(['-j', 'route', 'show', 'table', 'main']) || '[]') as KernelRoute[];
@@ -431,7 +431,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
    * interface's policy table (the role's tables decide; punts with engine context come to the role), else on an
    * empty engine that punts every packet to receive().
    */
-  private redirect(iface: CoreInterface): void {
+  private redirect(iface: CoreInterface, all: readonly CoreInterface[]): void {
     const tun = `t-${iface.name}`.slice(0, 15);
     this.loops.start({ iface: iface.name, tun, mtu: MAX_PACKET, kernelTunnel: this.kernelTunnel }, (packet) =>
       this.guard(() => this.receive(packet, iface)),
@@ -467,14 +467,29 @@ export class AttachedHost extends HostCore<CoreInterface> {
       what: `tc filter on ${iface.name}`,
       run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]),
     });
-    if (this.loopSettings.udpPort !== undefined) this.passUdpTransport(iface, this.loopSettings.udpPort);
+    if (this.loopSettings.udpPort !== undefined)
+      this.passUdpTransport(
+        iface,
+        all.map((i) => i.address),
+        this.loopSettings.udpPort,
+      );
   }
 
-  /** UDP transport datagrams to this interface's address go to the kernel (so to the loop's UDP socket), not the TUN. */
-  private passUdpTransport(iface: CoreInterface, port: number): void {
+  /**
+   * UDP transport datagrams to any of the node's addresses go to the kernel (so to the UDP socket of the loop of the
+   * interface they arrive on), not the TUN: a nested SGW sends its Next-hop layers to our outside address, and they
+   * arrive on the inside.
+   */
+  private passUdpTransport(iface: CoreInterface, addresses: readonly number[], port: number): void {
     const ifname = iface.name;
     const pref = String(FILTER_PREF - 1);
     quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
+    for (const address of addresses) this.passUdpTo(ifname, pref, address, port);
+    const remove = () => quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
+    this.undo.push({ what: `tc UDP transport filters on ${ifname}`, run: remove });
+  }
+
+  private passUdpTo(ifname: string, pref: string, address: number, port: number): void {
     runCommandSync('tc', [
       'filter',
       'add',
@@ -489,7 +504,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
       'match',
       'ip',
       'dst',
-      `${u32ToIp(iface.address)}/32`,
+      `${u32ToIp(address)}/32`,
       'match',
       'ip',
       'protocol',
@@ -503,8 +518,6 @@ export class AttachedHost extends HostCore<CoreInterface> {
       'flowid',
       ':1',
     ]);
-    const remove = () => quietly('tc', ['filter', 'del', 'dev', ifname, 'ingress', 'pref', pref]);
-    this.undo.push({ what: `tc UDP transport filter on ${ifname}`, run: remove });
   }
 
   /**
