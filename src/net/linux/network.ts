@@ -259,6 +259,16 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     });
   }
 
+  /** Stops the capture until the next startCapture(), once what dumpcap wrote so far has been read. */
+  async pauseCapture(): Promise<void> {
+    const capture = this.capture;
+    if (!capture) return;
+    this.capture = undefined;
+    const exited = new Promise((resolve) => capture.child.once('close', resolve));
+    capture.child.kill('SIGTERM');
+    await exited;
+  }
+
   /** Removes every namespace, device and process of the lab. */
   async close(): Promise<void> {
     this.closed = true;
