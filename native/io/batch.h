@@ -54,6 +54,8 @@ enum Stat : int {
   S_RX_UDP_MISADDRESSED,
   S_RX_FOREIGN_INTERFACE,
   S_FAST_PATH,
+  S_HELD_FOR_KEY,
+  S_HELD_EXPIRED,
   S_COUNT
 };
 const char* const* stat_names();

@@ -19,6 +19,7 @@
 #include "io/udp.h"
 #include "wire/bytes.h"
 #include "wire/icmp.h"
+#include "wire/skip.h"
 
 namespace mipsec::io {
 
@@ -51,6 +52,8 @@ const char* const* stat_names() {
       "rxUdpMisaddressed",
       "rxForeignInterface",
       "fastPath",
+      "heldForKey",
+      "heldExpired",
   };
   return names;
 }
@@ -67,6 +70,13 @@ constexpr uint32_t kFreshKeyPuntsPerEpoch = 64;
 constexpr uint16_t kFreshKeyPuntsPerSource = 8;
 constexpr unsigned kPuntSourceBucketBits = 8;
 constexpr size_t kPuntSourceBuckets = size_t(1) << kPuntSourceBucketBits;
+// Packets of a key whose first packet went to the control plane less than kHoldNs ago wait in the worker (at most
+// kHeldPackets) instead of following it there; kPendingKeys such keys are remembered per worker.
+constexpr uint64_t kHoldNs = 20'000'000;
+constexpr size_t kHeldPackets = 1024;
+constexpr size_t kPendingKeys = 16;
+
+uint64_t steady_ns() { return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()); }
 
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -132,6 +142,8 @@ class IoLoop::Worker {
   void flush();
   void offer_punts();
   size_t shed_fresh_key_punts();
+  bool held_for_pending_key(size_t i, uint64_t now);
+  void release_held();
   bool punted_fragment(const uint8_t* p, size_t len, From from);
   void drain_injects();
   void send_injected(const uint8_t* p, size_t len, const uint8_t* quote, size_t quote_len);
@@ -150,6 +162,17 @@ class IoLoop::Worker {
   uint64_t punt_epoch_ = 0;
   uint32_t fresh_key_punts_ = 0;
   uint16_t fresh_key_punts_from_[kPuntSourceBuckets] = {};
+  // Keys whose first packet was punted (hash of the SKIP key, when), and the packets that came after it under them,
+  // with when each came; held_under_ is the tables they met: when those change (an SA went in), they run again.
+  struct PendingKey {
+    size_t hash;
+    uint64_t since;
+  };
+  PendingKey pending_keys_[kPendingKeys] = {};
+  size_t pending_next_ = 0;
+  PuntBatch held_;
+  std::vector<uint64_t> held_since_;
+  std::shared_ptr<const Tables> held_under_, last_tables_;
   InjectBatch injecting_;  // swapped with `injects`, sent, cleared (both keep their capacity)
   size_t delivered_[kBatchPackets] = {};  // batch indices of the DELIVER packets for the TUN, in order
   Refusal refusals_[kBatchPackets] = {};
@@ -316,11 +339,13 @@ size_t IoLoop::home_tunnel_inner(const uint8_t* p, size_t len) const {
 
 // Runs the queued batch through the engine and hands each result to the port its verdict names.
 void IoLoop::Worker::flush() {
+  release_held();
   if (batch_.count() == 0) return offer_punts();
   const size_t n = batch_.take();
   handled_ += n;
   // One snapshot for the batch and for the local-address check of DELIVERs sent by route.
   const std::shared_ptr<const Tables> tables = loop_.core_->table.snapshot();
+  last_tables_ = tables;
   loop_.core_->process(BatchView{batch_.buffer(), batch_.buffer_size(), batch_.desc(), n, kSlotBytes}, *tables);
   size_t nd = 0, fast = 0;
   for (size_t i = 0; i < n; i++) {
@@ -411,7 +436,8 @@ void IoLoop::Worker::offer_punts() {
 // fills the bounded queue nor keeps the control plane from the rest. Every other punt goes first, in its order (a new
 // key opened under a peer's verified Next-hop layer among them); what is shed counts as puntDropped.
 size_t IoLoop::Worker::shed_fresh_key_punts() {
-  const uint64_t epoch = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) / kPuntEpochNs;
+  const uint64_t now = steady_ns();
+  const uint64_t epoch = now / kPuntEpochNs;
   if (epoch != punt_epoch_) {
     punt_epoch_ = epoch;
     fresh_key_punts_ = 0;
@@ -423,7 +449,7 @@ size_t IoLoop::Worker::shed_fresh_key_punts() {
   for (size_t i = 0; i < punts_.size(); i++)
     if (!fresh(i)) kept_punts_.add(punts_, i);
   for (size_t i = 0; i < punts_.size(); i++) {
-    if (!fresh(i)) continue;
+    if (!fresh(i) || held_for_pending_key(i, now)) continue;
     const PuntMeta& m = punts_.meta[i];
     const uint32_t src = m.length >= 20 ? load32(punts_.data(i) + 12) : 0;
     uint16_t& from = fresh_key_punts_from_[(src * 2654435761u) >> (32 - kPuntSourceBucketBits)];
@@ -438,6 +464,55 @@ size_t IoLoop::Worker::shed_fresh_key_punts() {
   std::swap(punts_, kept_punts_);
   kept_punts_.clear();
   return shed;
+}
+
+// A packet under a SKIP key whose first packet this worker punted less than kHoldNs ago: the control plane is
+// installing its SA, so the packet waits here (release_held) instead of costing it a keying attempt of its own and
+// arriving after the packets behind it. A first packet is remembered as pending and punted.
+bool IoLoop::Worker::held_for_pending_key(size_t i, uint64_t now) {
+  const PuntMeta& m = punts_.meta[i];
+  const uint8_t* p = punts_.data(i);
+  const size_t ihl = m.length >= 20 ? size_t(p[0] & 0x0f) * 4 : 0;
+  SkipView v;
+  if (ihl < 20 || p[9] != PROTO_SKIP || m.length <= ihl || skip_parse(p + ihl, m.length - ihl, &v) != R_NONE)
+    return false;
+  const size_t hash = SkipKeyHash{}(skip_key(v, load32(p + 12)));
+  for (const PendingKey& k : pending_keys_) {
+    if (k.hash != hash || k.since == 0 || now - k.since >= kHoldNs) continue;
+    if (held_.size() >= kHeldPackets) return false;
+    if (held_.empty()) held_under_ = last_tables_;
+    held_.add(punts_, i);
+    held_since_.push_back(now);
+    count(S_HELD_FOR_KEY);
+    return true;
+  }
+  pending_keys_[pending_next_++ % kPendingKeys] = PendingKey{hash, now};
+  return false;
+}
+
+// Once the tables changed since the held packets met them, they go through the engine again in arrival order (a
+// key still unknown is punted then); one held longer than kHoldNs is dropped.
+void IoLoop::Worker::release_held() {
+  if (held_.empty()) return;
+  const uint64_t now = steady_ns();
+  const bool changed = loop_.core_->table.snapshot() != held_under_;
+  if (!changed && now - held_since_.front() < kHoldNs) return;
+  // Taken out first: queueing may run the batch (make_room → flush), which must find nothing held.
+  PuntBatch released;
+  std::vector<uint64_t> since;
+  std::swap(released, held_);
+  std::swap(since, held_since_);
+  held_under_.reset();
+  for (size_t j = 0; j < released.size(); j++) {
+    const PuntMeta& m = released.meta[j];
+    if (!changed || now - since[j] >= kHoldNs) {
+      count(S_HELD_EXPIRED);
+      continue;
+    }
+    batch_.make_room(1);
+    std::memcpy(batch_.next_slot(), released.data(j), m.length);
+    batch_.queue(OP_INBOUND, m.length, m.from);
+  }
 }
 
 // A role's port (deliver 'route') hands IPv4 fragments read from its TUN or the UDP transport to the role whole: it
@@ -539,9 +614,14 @@ void IoLoop::Worker::run() {
   while (!stopping.load(std::memory_order_relaxed)) {
     const bool polling =
         poll_us && Clock::now() - last_packet < poll_window && handled_ - handled_before_window <= kPollMaxPackets;
-    const int n = ::epoll_wait(epoll.get(), events, int(sizeof events / sizeof events[0]), polling ? 0 : -1);
+    // Held packets are looked at again within a millisecond even when nothing arrives.
+    const int wait_ms = polling ? 0 : held_.empty() ? -1 : 1;
+    const int n = ::epoll_wait(epoll.get(), events, int(sizeof events / sizeof events[0]), wait_ms);
     if (n == 0) {
-      sched_yield();
+      if (held_.empty())
+        sched_yield();
+      else
+        flush();
       continue;
     }
     if (n < 0) {

@@ -162,6 +162,13 @@ export interface IoStats {
    * deliver 'route', out by the kernel's routes) and DROP. Sends the kernel refused are in txTooBig / txErrors too.
    */
   fastPath: number;
+  /**
+   * Packets under a SKIP key whose first packet was punted moments before (20 ms): held in the loop until the tables
+   * change (its SA went in), then run through the engine in arrival order, instead of each being punted too.
+   */
+  heldForKey: number;
+  /** Held packets dropped because no SA came within those 20 ms. */
+  heldExpired: number;
   /** The punts handed to onPunt (`punted`), by reason: the slow path's share of each reason. */
   puntReasons: Record<ReasonName, number>;
   /** CPU time the worker threads have used, µs (kept after stop()): over the packets handled, what one costs. */

@@ -62,6 +62,8 @@ const ioCounters = {
   rxUdpMisaddressed: true,
   rxForeignInterface: true,
   fastPath: true,
+  heldForKey: true,
+  heldExpired: true,
 } satisfies Record<IoCounter, true>;
 
 /** binding.abi as the TS side has it. */

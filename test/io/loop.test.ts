@@ -382,6 +382,68 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     expect(s.punted + s.puntDropped).toBe(unknownKey);
   });
 
+  it('pending key: packets under a key whose first packet was just punted wait in the loop, run again when the tables change', async () => {
+    const { a, b } = pair;
+    const eb = engineFor([], [b.outer, b.inner], []);
+    const punts: PuntedPacket[] = [];
+    let onFirst: (() => void) | undefined;
+    const lb = startLoop(eb, b, (packets) => {
+      punts.push(...packets);
+      onFirst?.();
+      onFirst = undefined;
+    });
+    /** `count` SKIP packets under one wrapped key (ESP sequence 1, 2, …), from a.outer. */
+    const sameKey = (count: number) => {
+      const skip = encodeSkipHeader({
+        srcNsid: NSID_NONE,
+        dstNsid: NSID_NONE,
+        nextHeader: IpProto.ESP,
+        n: skipCounter(Math.floor(Date.now() / 1000)),
+        kijAlg: SkipAlg.kij['aes256-kw'],
+        cryptAlg: SkipAlg.crypt.aes128gcm,
+        macAlg: 0,
+        compAlg: 0,
+        wrappedKp: randomBytes(40),
+      });
+      return Array.from({ length: count }, (_, i) => {
+        const esp = Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 0, 0, i + 1]), randomBytes(64)]);
+        const header = { src: ipToU32(a.outer), dst: ipToU32(b.outer), protocol: IPPROTO_SKIP };
+        return Buffer.from(buildIpv4(header, Buffer.concat([skip, esp])));
+      });
+    };
+    const send = async (packets: Buffer[]) => {
+      const sender = pythonInNetns(
+        a.ns,
+        [
+          'import socket, sys',
+          's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
+          "print('ready', flush=True)",
+          'for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 0))',
+          "print('{}', flush=True)",
+        ].join('\n'),
+        [b.outer, ...packets.map((p) => p.toString('hex'))],
+      );
+      await sender.ready;
+      await sender.done;
+      await new Promise((r) => setTimeout(r, 300));
+    };
+    const unknownKey = () => Number(eb.counters()[Reason.unknown_key]);
+
+    // No SA comes: one punt, the rest held and dropped after 20 ms.
+    await send(sameKey(50));
+    expect(punts.filter((p) => p.reason === 'unknown_key')).toHaveLength(1);
+    expect(lb.stats()).toMatchObject({ punted: 1, heldForKey: 49, heldExpired: 49 });
+    expect(unknownKey()).toBe(50);
+
+    // The tables change while they wait (as when the control plane installs the key's SA): they run again.
+    onFirst = () => eb.setRoutes([{ prefix: '203.0.113.0/24', sa: 0 }]);
+    await send(sameKey(50));
+    expect(unknownKey()).toBeGreaterThanOrEqual(50 + 50 + 49);
+    const s = lb.stats();
+    expect(s.heldForKey).toBeGreaterThanOrEqual(49 + 49);
+    expect(s.punted + s.heldExpired + s.puntDropped).toBeGreaterThanOrEqual(100);
+  });
+
   it('start/stop 20 times leaves no fd and no thread behind; stop is idempotent and engine close stops the loop', async () => {
     const { a } = pair;
     const fds = countFds();
