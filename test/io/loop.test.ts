@@ -72,6 +72,39 @@ function keyedPair(pair: Pair, mode: 'spi' | 'skip') {
 const countFds = () => readdirSync('/proc/self/fd').length;
 const countThreads = () => readdirSync('/proc/self/task').length;
 
+/** A SKIP header (NSID 0 both ways, ESP next) under a fresh random wrapped Kp, with this hour's counter n. */
+function freshSkipHeader(): Uint8Array {
+  return encodeSkipHeader({
+    srcNsid: NSID_NONE,
+    dstNsid: NSID_NONE,
+    nextHeader: IpProto.ESP,
+    n: skipCounter(Math.floor(Date.now() / 1000)),
+    kijAlg: SkipAlg.kij['aes256-kw'],
+    cryptAlg: SkipAlg.crypt.aes128gcm,
+    macAlg: 0,
+    compAlg: 0,
+    wrappedKp: randomBytes(40),
+  });
+}
+
+/** Sends `packets` as they are (IP_HDRINCL) from namespace `ns` toward `dst`; resolves 300 ms after the last. */
+async function sendRaw(ns: string, dst: string, packets: readonly Buffer[]): Promise<void> {
+  const sender = pythonInNetns(
+    ns,
+    [
+      'import socket, sys',
+      's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
+      "print('ready', flush=True)",
+      'for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 0))',
+      "print('{}', flush=True)",
+    ].join('\n'),
+    [dst, ...packets.map((p) => p.toString('hex'))],
+  );
+  await sender.ready;
+  await sender.done;
+  await new Promise((r) => setTimeout(r, 300));
+}
+
 describe('IoLoop without root-only resources', () => {
   it('refuses the TS engine, and bad options name the field', () => {
     expect(() =>
@@ -338,37 +371,14 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     // SKIP packets with fresh (random) wrapped keys: 200 from a.outer in one burst, then 4 from another address of its
     // link (192.168.77.3; the two hash to different source buckets).
     const fresh = (src: string) => {
-      const skip = encodeSkipHeader({
-        srcNsid: NSID_NONE,
-        dstNsid: NSID_NONE,
-        nextHeader: IpProto.ESP,
-        n: skipCounter(Math.floor(Date.now() / 1000)),
-        kijAlg: SkipAlg.kij['aes256-kw'],
-        cryptAlg: SkipAlg.crypt.aes128gcm,
-        macAlg: 0,
-        compAlg: 0,
-        wrappedKp: randomBytes(40),
-      });
+      const skip = freshSkipHeader();
       const esp = Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 0, 0, 1]), randomBytes(64)]);
       const header = { src: ipToU32(src), dst: ipToU32(b.outer), protocol: IPPROTO_SKIP };
       return Buffer.from(buildIpv4(header, Buffer.concat([skip, esp])));
     };
     const burst = Array.from({ length: 200 }, () => fresh(a.outer));
     const packets = [...burst, ...[1, 2, 3, 4].map(() => fresh('192.168.77.3'))];
-    const sender = pythonInNetns(
-      a.ns,
-      [
-        'import socket, sys',
-        's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
-        "print('ready', flush=True)",
-        'for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 0))',
-        "print('{}', flush=True)",
-      ].join('\n'),
-      [b.outer, ...packets.map((p) => p.toString('hex'))],
-    );
-    await sender.ready;
-    await sender.done;
-    await new Promise((r) => setTimeout(r, 300));
+    await sendRaw(a.ns, b.outer, packets);
     const from = (src: string) =>
       punts.filter((p) => p.reason === 'unknown_key' && Array.from(p.packet.subarray(12, 16)).join('.') === src);
     const unknownKey = Number(eb.counters()[Reason.unknown_key]);
@@ -394,39 +404,14 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     });
     /** `count` SKIP packets under one wrapped key (ESP sequence 1, 2, …), from a.outer. */
     const sameKey = (count: number) => {
-      const skip = encodeSkipHeader({
-        srcNsid: NSID_NONE,
-        dstNsid: NSID_NONE,
-        nextHeader: IpProto.ESP,
-        n: skipCounter(Math.floor(Date.now() / 1000)),
-        kijAlg: SkipAlg.kij['aes256-kw'],
-        cryptAlg: SkipAlg.crypt.aes128gcm,
-        macAlg: 0,
-        compAlg: 0,
-        wrappedKp: randomBytes(40),
-      });
+      const skip = freshSkipHeader();
       return Array.from({ length: count }, (_, i) => {
         const esp = Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 0, 0, i + 1]), randomBytes(64)]);
         const header = { src: ipToU32(a.outer), dst: ipToU32(b.outer), protocol: IPPROTO_SKIP };
         return Buffer.from(buildIpv4(header, Buffer.concat([skip, esp])));
       });
     };
-    const send = async (packets: Buffer[]) => {
-      const sender = pythonInNetns(
-        a.ns,
-        [
-          'import socket, sys',
-          's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
-          "print('ready', flush=True)",
-          'for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 0))',
-          "print('{}', flush=True)",
-        ].join('\n'),
-        [b.outer, ...packets.map((p) => p.toString('hex'))],
-      );
-      await sender.ready;
-      await sender.done;
-      await new Promise((r) => setTimeout(r, 300));
-    };
+    const send = (packets: Buffer[]) => sendRaw(a.ns, b.outer, packets);
     const unknownKey = () => Number(eb.counters()[Reason.unknown_key]);
 
     // No SA comes: one punt, the rest held and dropped after 20 ms.
