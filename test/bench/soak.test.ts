@@ -9,6 +9,7 @@ import { canRunNetns } from '../io/topology.js';
 const node = (rssMiB: number, fds: number, sas: number, routes = 1) => ({
   rssMiB,
   heapMiB: 20,
+  heapTotalMiB: 32,
   externalMiB: 2,
   fds,
   sas,
@@ -42,7 +43,7 @@ describe('soak figures', () => {
     });
     expect(text.split('\n')).toEqual([
       'minute 2: TCP 100.0 Mbit/s, UDP 20.0 Mbit/s, 480 registrations accepted so far',
-      '  gwa  rss 100 MiB, heap 20 MiB, external 2 MiB, 40 fds, 4 SAs, 1 routes; drops and punts: replay 3',
+      '  gwa  rss 100 MiB, heap 20 MiB (of 32), external 2 MiB, 40 fds, 4 SAs, 1 routes; drops and punts: replay 3',
       '  ha: exited: boom',
     ]);
   });

@@ -50,6 +50,8 @@ the last (RSS %, fds, SAs, routes) and the daemons that died.
 export interface NodeSample {
   rssMiB: number;
   heapMiB: number;
+  /** The V8 heap the process holds (heapTotal): what RSS follows when the used part stays flat but the heap grows. */
+  heapTotalMiB: number;
   /** Memory outside the V8 heap that JS objects hold (Buffers, ArrayBuffers): with RSS − heap, where a leak lives. */
   externalMiB: number;
   fds: number | null;
@@ -80,6 +82,7 @@ function nodeSample(s: Status): NodeSample {
   return {
     rssMiB: mib(s.process.rssBytes),
     heapMiB: mib(s.process.heapUsedBytes),
+    heapTotalMiB: mib(s.process.heapTotalBytes),
     externalMiB: mib(s.process.externalBytes),
     fds: s.process.openFds,
     sas: s.tables?.sas ?? s.sas.length,
@@ -121,7 +124,7 @@ export function formatMinute(m: MinuteSample): string {
         .map(([k, v]) => `${k} ${v}`)
         .join(', ') || 'none';
     lines.push(
-      `  ${name.padEnd(4)} rss ${n.rssMiB} MiB, heap ${n.heapMiB} MiB, external ${n.externalMiB} MiB, ${n.fds ?? '—'} fds, ${n.sas} SAs, ${n.routes} routes; drops and punts: ${drops}`,
+      `  ${name.padEnd(4)} rss ${n.rssMiB} MiB, heap ${n.heapMiB} MiB (of ${n.heapTotalMiB}), external ${n.externalMiB} MiB, ${n.fds ?? '—'} fds, ${n.sas} SAs, ${n.routes} routes; drops and punts: ${drops}`,
     );
   }
   return lines.join('\n');
