@@ -53,7 +53,10 @@ options:
 
 Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad usage or config.`;
 
-/** The host for the current network namespace: the node config's interfaces, attached in place (src/net/linux/attached.ts). */
+/**
+ * The host for the current network namespace: the node config's interfaces, attached in place
+ * (src/net/linux/attached.ts).
+ */
 function linuxHost(configPath: string) {
   return (loaded: LoadedNode, engine: Engine): AttachedHost => {
     const { node } = loaded;

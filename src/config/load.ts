@@ -92,7 +92,9 @@ export async function loadNetworkMap(file: string): Promise<Loaded<{ map: Topolo
   return { ok: true, map: built.map, warnings: [] };
 }
 
-/** A node config with its network map loaded and cross-checked; identity paths resolved against the file's directory. */
+/**
+ * A node config with its network map loaded and cross-checked; identity paths resolved against the file's directory.
+ */
 export interface LoadedNode {
   node: NodeConfig;
   map: TopologyMap;
@@ -188,7 +190,10 @@ export async function loadNode(
   return { ok: true, node, map, paths, warnings };
 }
 
-/** The mipsec command (src/cli/keys.ts) that creates a missing identity file, with paths as seen from the working directory. */
+/**
+ * The mipsec command (src/cli/keys.ts) that creates a missing identity file, with paths as seen from the working
+ * directory.
+ */
 function identityCommand(field: 'key' | 'cert' | 'ca', node: NodeConfig, map: TopologyMap, here: string): string {
   const identity = node.identity!;
   const at = (p: string) => relative('.', resolve(here, p)) || p;

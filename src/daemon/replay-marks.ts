@@ -1,10 +1,10 @@
-// Replay high-water marks that outlive the daemon (issue 10 hole 13). A restart makes new inbound SAs
-// with empty anti-replay windows for key tuples that are still valid (n ± 1 h), so packets captured
-// before it would be accepted again. Per inbound SKIP key tuple (a hash of the outer source and the
-// SKIP header: peer MKID, n, wrapped Kp) the highest authenticated sequence number is written to the
-// state directory (<node>/replay-marks.json) every second and when the SA goes; a re-installed SA starts its window above it
-// (SaDesc.replayFloor). A periodic write also records a margin, twice what the SA advanced in the last
-// interval, for what a SIGKILL could lose since that write; a graceful stop writes exact marks.
+// Replay high-water marks that outlive the daemon (issue 10 hole 13). A restart makes new inbound SAs with empty
+// anti-replay windows for key tuples that are still valid (n ± 1 h), so packets captured before it would be accepted
+// again. Per inbound SKIP key tuple (a hash of the outer source and the SKIP header: peer MKID, n, wrapped Kp) the
+// highest authenticated sequence number is written to the state directory (<node>/replay-marks.json) every second and
+// when the SA goes; a re-installed SA starts its window above it (SaDesc.replayFloor). A periodic write also records a
+// margin, twice what the SA advanced in the last interval, for what a SIGKILL could lose since that write; a graceful
+// stop writes exact marks.
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';

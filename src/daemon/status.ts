@@ -45,7 +45,10 @@ export interface Status {
     slowPath: { total: number; reasons: Record<string, number> };
   };
   rates: { intervalSeconds: number | null; packetsPerSecond: number | null; dropsPerSecond: number | null };
-  /** The process's memory (bytes, process.memoryUsage()) and open file descriptors (null off Linux): what a soak watches drift. */
+  /**
+   * The process's memory (bytes, process.memoryUsage()) and open file descriptors (null off Linux): what a soak watches
+   * drift.
+   */
   process: {
     rssBytes: number;
     heapUsedBytes: number;

@@ -132,7 +132,10 @@ export function decodeDiscovery(bytes: Uint8Array): DiscoveryDecode {
   return { ok: true, message: { type, id, name, cert: decoded.cert } };
 }
 
-/** The answer to a request from a node that knows `known` (its own, or one it vouches for): the certificate if it is for the name asked. */
+/**
+ * The answer to a request from a node that knows `known` (its own, or one it vouches for): the certificate if it is for
+ * the name asked.
+ */
 export function answerDiscovery(
   request: Extract<DiscoveryMessage, { type: 'request' }>,
   known: Certificate | undefined,

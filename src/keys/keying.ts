@@ -407,7 +407,10 @@ export class SkipKeying {
     return { crypt, mac };
   }
 
-  /** Kijn of `peer` for counter `n` (and the Kij it comes from, for a test run's key chain): Kij from the cache (else one X25519), Kijn from the cache (else one hash). */
+  /**
+   * Kijn of `peer` for counter `n` (and the Kij it comes from, for a test run's key chain): Kij from the cache (else
+   * one X25519), Kijn from the cache (else one hash).
+   */
   private kijnFor(
     peer: SkipName,
     n: number,

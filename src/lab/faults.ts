@@ -75,7 +75,9 @@ export interface FaultResult {
   tcp: TcpFigures;
   /** Lines the daemons logged during the fault (a few, warnings and the events that matter). */
   logs: string[];
-  /** What the SGWs counted during the fault and recovery (FaultLab.counters: engine reasons, role counters, I/O loop). */
+  /**
+   * What the SGWs counted during the fault and recovery (FaultLab.counters: engine reasons, role counters, I/O loop).
+   */
   counters: Record<string, number>;
   notes: string[];
   durationMs: number;
@@ -481,7 +483,9 @@ function logsSince(lab: FaultLab, since: number, names: readonly Daemon[], max =
 
 export interface FaultOptions {
   only?: readonly FaultId[];
-  /** TCP stream rate cap (iperf3 -b), default 20M: the daemons share a small machine with the probes. '0': no stream. */
+  /**
+   * TCP stream rate cap (iperf3 -b), default 20M: the daemons share a small machine with the probes. '0': no stream.
+   */
   tcpRate?: string;
   /** Per fault, instead of tcpRate. */
   tcpRateFor?: Partial<Record<FaultId, string>>;
@@ -497,7 +501,10 @@ interface Flow {
 
 let nextPort = 5300;
 
-/** The ping and (unless rate is '0') a TCP stream to a one-test iperf3 server of its own (a stalled test cannot block the next fault's). */
+/**
+ * The ping and (unless rate is '0') a TCP stream to a one-test iperf3 server of its own (a stalled test cannot block
+ * the next fault's).
+ */
 async function startFlow(lab: FaultLab, seconds: number, rate: string): Promise<Flow> {
   const port = String(nextPort++);
   const server = rate === '0' ? undefined : lab.spawnIn('h1', 'iperf3', ['-s', '-1', '-p', port]);
@@ -779,7 +786,10 @@ const CHAIN_HOPS: { sw: 'home' | 'inet'; a: string; b: string; detach: string[] 
 ];
 const IMPAIR = { loss: 0.01, delayMs: 5, jitterMs: 5 };
 
-/** `tc netem delay 5ms 5ms loss 1%` on both hops for `ms` (impair.ts: this kernel has no sch_netem); the impairers' counts. */
+/**
+ * `tc netem delay 5ms 5ms loss 1%` on both hops for `ms` (impair.ts: this kernel has no sch_netem); the impairers'
+ * counts.
+ */
 async function impaired(
   lab: FaultLab,
   ms: number,

@@ -57,7 +57,10 @@ export function runProxy(host: Host, address: number): () => void {
 export const HOME_PROXY = '10.0.0.20';
 const SMN_PORT = 40000;
 
-/** The SMN, at its home address, asks the home proxy to send `text` to CH2's echo port; returns the replies' payloads as they reach the SMN. */
+/**
+ * The SMN, at its home address, asks the home proxy to send `text` to CH2's echo port; returns the replies' payloads as
+ * they reach the SMN.
+ */
 export function sendViaHomeProxy<N extends Network>(world: World<N>, text: string): Uint8Array[] {
   const replies: Uint8Array[] = [];
   world.smnHost.onDeliver((p) => {

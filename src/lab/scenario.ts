@@ -21,7 +21,10 @@ export interface Scenario {
   world?: Omit<WorldOptions, 'map' | 'engine' | 'smn'>;
   /** Where the SMN is when the traffic starts (see World.place). */
   place: string;
-  /** 'registration': the captures of the move itself; else one probe from `from` (the SMN or a host name) to `to`, echoed back. */
+  /**
+   * 'registration': the captures of the move itself; else one probe from `from` (the SMN or a host name) to `to`,
+   * echoed back.
+   */
   traffic: 'registration' | { from: string; to: string };
   /** Link → the distinct "sender > receiver: stack" lines, in the order first seen. */
   expect: Record<string, string[]>;

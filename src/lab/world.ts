@@ -41,7 +41,10 @@ export interface WorldOptions {
   admitsVisitor?: Record<string, (home: string) => boolean>;
   /** SGW names that translate their inside addresses for usual IP to outside hosts (§3.5). */
   natOutside?: string[];
-  /** 'all' (default): every node starts with every certificate; 'minimal': SGWs know only their own SMNs, the SMN its known Border-SGWs. */
+  /**
+   * 'all' (default): every node starts with every certificate; 'minimal': SGWs know only their own SMNs, the SMN its
+   * known Border-SGWs.
+   */
   certificates?: 'all' | 'minimal';
   /** Virtual start time, Unix ms. */
   startMs?: number;
@@ -51,7 +54,9 @@ export interface WorldOptions {
   ca?: { key: CaKey; cert: Certificate };
   /** Identities to use instead of fresh ones from the lab CA, by SKIP name (negative tests: another CA, expired). */
   identities?: Record<string, Identity>;
-  /** Where the roles log the SAs they install (default a fresh in-memory KeyLog; `mipsec lab --pcap` also writes them). */
+  /**
+   * Where the roles log the SAs they install (default a fresh in-memory KeyLog; `mipsec lab --pcap` also writes them).
+   */
   keyLog?: KeyLog;
 }
 

@@ -205,7 +205,9 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
     return { ...this.drops };
   }
 
-  /** A frame arrives from a link (or is injected): input hooks, then local delivery or forwarding. Called by the world. */
+  /**
+   * A frame arrives from a link (or is injected): input hooks, then local delivery or forwarding. Called by the world.
+   */
   receive(datagram: Uint8Array, iface: I | undefined, bypassHooks = false): void {
     const check = parseIpv4(datagram, 0, datagram.length, { allowFragments: true });
     if (!check.ok) {
@@ -292,7 +294,8 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
     const next = route.via ?? dst;
     if (packet.length > (iface.mtu ?? Infinity)) {
       // RFC 791: what the link cannot carry leaves in fragments, unless DF forbids it. A sealed packet with DF goes to
-      // the world whole when it says what it carries: the link refuses it and its sender learns the path MTU (ICMP 3/4).
+      // the world whole when it says what it carries: the link refuses it and its sender learns the path MTU (ICMP
+      // 3/4).
       const pieces = fragmentIpv4(packet, iface.mtu!);
       if (!pieces && !carries) return this.drop('too_big');
       for (const piece of pieces ?? [packet])

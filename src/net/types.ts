@@ -55,7 +55,10 @@ export interface LinkOptions {
   latencyMs?: number;
 }
 
-/** Loss injection: a rate in [0, 1) drawn from a seeded generator, or a predicate per frame (index counts frames sent on the link). */
+/**
+ * Loss injection: a rate in [0, 1) drawn from a seeded generator, or a predicate per frame (index counts frames sent on
+ * the link).
+ */
 export type LossModel = number | ((packet: Uint8Array, index: number) => boolean);
 
 export type FrameFate = 'delivered' | 'lost' | 'unresolved';
@@ -146,7 +149,10 @@ export interface Host {
 
   /** Attaches a new interface with 'a.b.c.d/len' to a link, adding its connected route. */
   addInterface(name: string, link: string, cidr: string): void;
-  /** Moves an interface to another link with a new address: its connected route follows, other routes through it are removed. */
+  /**
+   * Moves an interface to another link with a new address: its connected route follows, other routes through it are
+   * removed.
+   */
   moveInterface(name: string, link: string, cidr: string): void;
   interfaces(): readonly InterfaceInfo[];
 

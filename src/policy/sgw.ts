@@ -39,7 +39,10 @@ export interface PacketView {
    * request to UDP 1640, or a discovery answer to a request the role saw leaving (UDP 1640 alone is not enough).
    */
   signalling?: boolean;
-  /** The datagram is IP-in-IP: the IPv4 header it carries (the HA's tunnel: care-of address outside, home address inside). */
+  /**
+   * The datagram is IP-in-IP: the IPv4 header it carries (the HA's tunnel: care-of address outside, home address
+   * inside).
+   */
   ipInIp?: IpPair;
 }
 
@@ -56,7 +59,10 @@ export interface SgwPlace {
   careOfs?: CareOfLookup;
   /** Plain datagrams from outside to a protected host: drop (default) or pass as usual IP (§3.5). */
   plainInbound?: 'drop' | 'pass';
-  /** Site policy on visiting SMNs (by home address): false refuses their Next-hop layer with code 5. Default: all allowed. */
+  /**
+   * Site policy on visiting SMNs (by home address): false refuses their Next-hop layer with code 5. Default: all
+   * allowed.
+   */
   admitsVisitor?: (home: string) => boolean;
 }
 
@@ -70,11 +76,17 @@ export type Decision =
   | { action: 'pass'; reason: string }
   /** A plain datagram for this SGW's own stack (certificate discovery, ICMP). */
   | { action: 'local'; reason: string }
-  /** Protect a plain datagram (once a verified Next-hop layer around it is stripped): End-End layer to `end`, inside a Next-hop layer to `nextHop` when one lies between. */
+  /**
+   * Protect a plain datagram (once a verified Next-hop layer around it is stripped): End-End layer to `end`, inside a
+   * Next-hop layer to `nextHop` when one lies between.
+   */
   | { action: 'encap'; end: EndPeer; nextHop?: Sgw; reason: string }
   /** Next-hop layer verified: replace it with one for `nextHop`, or strip it and forward what it protected. */
   | { action: 'relay'; nextHop?: Sgw; reason: string }
-  /** Layers for this SGW removed; deliver the datagram inside, or protect it again toward its SGW (§3.3). `peer` authenticated the last layer. */
+  /**
+   * Layers for this SGW removed; deliver the datagram inside, or protect it again toward its SGW (§3.3). `peer`
+   * authenticated the last layer.
+   */
   | {
       action: 'decap';
       peer: SkipName;
@@ -125,7 +137,8 @@ function protectToward(place: SgwPlace, dst: Address): { end: EndPeer; nextHop?:
   const home = place.careOfs?.get(toU32(dst));
   if (home !== undefined) {
     const end: EndPeer = { kind: 'smn', home: u32ToIp(home), careOf: ip(dst) };
-    // The first SGW crossed relays our Next-hop layer only if it builds VPNs (§3.4); a parent of a nested SGW always does.
+    // The first SGW crossed relays our Next-hop layer only if it builds VPNs (§3.4); a parent of a nested SGW always
+    // does.
     const next = map.nextHopSgw(self, dst);
     return { end, nextHop: next?.vpnRoutable ? next : undefined };
   }
@@ -160,7 +173,8 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
     }
     if (!isInMyRegion(place, dgram.dst))
       return { action: 'drop', reason: `${ip(dgram.dst)} is not behind ${self.name}` };
-    // Failure messages tell a visiting SMN what a farther SGW lacks (§3.4 step 2), discovery fetches its certificate: both must reach it.
+    // Failure messages tell a visiting SMN what a farther SGW lacks (§3.4 step 2), discovery fetches its certificate:
+    // both must reach it.
     if (packet.signalling)
       return {
         action: 'pass',
@@ -204,9 +218,9 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
 }
 
 /**
- * Traffic for an SMN of this SGW leaving its network (the HA's tunnel to a care-of address, or a datagram for the home address
- * itself) goes only End-End to that SMN at a care-of address its HA accepted; without one (after a restart, a lost binding) it is
- * dropped, never sent plain: the SMN's next registration teaches the care-of address again.
+ * Traffic for an SMN of this SGW leaving its network (the HA's tunnel to a care-of address, or a datagram for the home
+ * address itself) goes only End-End to that SMN at a care-of address its HA accepted; without one (after a restart, a
+ * lost binding) it is dropped, never sent plain: the SMN's next registration teaches the care-of address again.
  */
 function unprotectableHomeTraffic(place: SgwPlace, packet: PacketView, dgram: IpPair): Decision | undefined {
   const home = [dgram.dst, packet.ipInIp?.dst].find((a) => a !== undefined && isOwnSmnHome(place, a));
@@ -221,8 +235,9 @@ function unprotectableHomeTraffic(place: SgwPlace, packet: PacketView, dgram: Ip
 }
 
 /**
- * Why `careOf` may not become a care-of address of an SMN of this SGW: an entry redirects every datagram for that address into
- * the SMN's End-End layer, so it must never shadow this SGW's own network, an SGW, an HA, a home address or a host the map names.
+ * Why `careOf` may not become a care-of address of an SMN of this SGW: an entry redirects every datagram for that
+ * address into the SMN's End-End layer, so it must never shadow this SGW's own network, an SGW, an HA, a home address
+ * or a host the map names.
  */
 export function careOfShadow(place: SgwPlace, careOf: Address): string | undefined {
   const { map, self } = place;
@@ -352,15 +367,17 @@ function decideAuthenticatedPlain(place: SgwPlace, packet: PacketView, from: str
 }
 
 /**
- * Whether the peer that keyed `layer` may speak for the datagram's source, for an End-End layer and for a plain datagram under
- * a Next-hop layer alike: an SGW for hosts behind it but never for an SMN of this SGW (§3.2 step 2), an SMN for its own addresses.
+ * Whether the peer that keyed `layer` may speak for the datagram's source, for an End-End layer and for a plain
+ * datagram under a Next-hop layer alike: an SGW for hosts behind it but never for an SMN of this SGW (§3.2 step 2), an
+ * SMN for its own addresses.
  */
 function sourceRefusal(place: SgwPlace, layer: SkipLayer, dgram: IpPair): Decision | undefined {
   const { map, self } = place;
   const peer = layer.skipSrc;
   const src = toU32(dgram.src);
   const sgwPeer = peer.nsid === NSID_NONE;
-  // §3.2 step 2: the home SGW sees its own SMN's datagram, but another SGW negotiated the End-End layer (or none was made).
+  // §3.2 step 2: the home SGW sees its own SMN's datagram, but another SGW negotiated the End-End layer (or none was
+  // made).
   if (isOwnSmnHome(place, src) && (sgwPeer || (layer.kind === 'nexthop' && src === peer.address))) {
     const how =
       sgwPeer && layer.kind === 'end'
@@ -381,7 +398,8 @@ function sourceRefusal(place: SgwPlace, layer: SkipLayer, dgram: IpPair): Decisi
     if (!isInMyRegion(place, src) || (srcSgw && map.isWithin(srcSgw, peerSgw))) return undefined;
     return spoofed(`inner source ${ip(src)} is behind ${self.name}; ${nameText(peer)} cannot speak for it`);
   }
-  // An SMN speaks for its home address and its care-of address: under End-End only toward its own HA (registration, §4.4).
+  // An SMN speaks for its home address and its care-of address: under End-End only toward its own HA (registration,
+  // §4.4).
   const careOf = src === toU32(layer.ip.src);
   const ha = map.homeAgentFor(peer.address);
   const registering = careOf && ha !== undefined && toU32(ha.address) === toU32(dgram.dst);
@@ -446,7 +464,8 @@ function decideTransit(place: SgwPlace, packet: PacketView, layer: SkipLayer): D
     );
   }
   if (!isInMyRegion(place, dst)) return { action: 'drop', reason: `${ip(dst)} is not behind ${self.name}` };
-  // An SGW that exchanges keys with no other SGW cannot ask them for a Next-hop AH: the End-End layer to its visitor is usual IP to it (§3.4).
+  // An SGW that exchanges keys with no other SGW cannot ask them for a Next-hop AH: the End-End layer to its visitor is
+  // usual IP to it (§3.4).
   if (!self.vpnRoutable)
     return {
       action: 'pass',

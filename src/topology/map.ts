@@ -399,7 +399,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     sgw.border = s.border ?? sgw.behind === undefined;
   });
 
-  // Two SGWs of a site may protect overlapping prefixes only when one sits behind the other and its part is strictly inside.
+  // Two SGWs of a site may protect overlapping prefixes only when one sits behind the other and its part is strictly
+  // inside.
   const isBehind = (inner: MutableSgw, outer: MutableSgw) => {
     for (let at = inner.behind; at; at = at.behind) if (at === outer) return true;
     return false;

@@ -21,5 +21,7 @@ export const SkipAlg = {
   mac: { 'gmac-aes128': 250, 'hmac-sha256-128': 251 } as Record<MacAlg, number>,
 } as const;
 
-/** Most nested SKIP layers one packet may carry: what INBOUND peels and the policy accepts (the engine's kMaxLayers). */
+/**
+ * Most nested SKIP layers one packet may carry: what INBOUND peels and the policy accepts (the engine's kMaxLayers).
+ */
 export const MAX_LAYERS = 8;

@@ -20,7 +20,10 @@ export interface EspFrame {
 
 export type EspParse = { ok: true; frame: EspFrame } | { ok: false; reason: 'truncated' | 'bad_esp' };
 
-/** Frames the ESP packet in buf[offset, end): fewer than 8 bytes → truncated; too short for IV, trailer and ICV → bad_esp. */
+/**
+ * Frames the ESP packet in buf[offset, end): fewer than 8 bytes → truncated; too short for IV, trailer and ICV →
+ * bad_esp.
+ */
 export function parseEsp(buf: Uint8Array, offset: number, end = buf.length): EspParse {
   if (end - offset < ESP_HEADER_BYTES) return { ok: false, reason: 'truncated' };
   if (end - offset < ESP_MIN_BYTES) return { ok: false, reason: 'bad_esp' };

@@ -130,7 +130,10 @@ export function buildIpv4(f: Omit<Ipv4Fields, 'totalLength'>, payload: Uint8Arra
   return out;
 }
 
-/** RFC 1071 one's-complement sum of buf[start, end) as big-endian 16-bit words (odd tail padded with 0), folded to 16 bits. */
+/**
+ * RFC 1071 one's-complement sum of buf[start, end) as big-endian 16-bit words (odd tail padded with 0), folded to 16
+ * bits.
+ */
 export function onesComplementSum(buf: Uint8Array, start: number, end: number, initial = 0): number {
   let sum = initial;
   let i = start;

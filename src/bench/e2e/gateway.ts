@@ -25,7 +25,9 @@ function configure(engine: Engine, node: NodeSpec): void {
   engine.setLocalAddresses(node.local);
 }
 
-/** Runs punted packets through the TS engine (OUTBOUND for TUN reads, INBOUND for raw reads) and re-injects the results. */
+/**
+ * Runs punted packets through the TS engine (OUTBOUND for TUN reads, INBOUND for raw reads) and re-injects the results.
+ */
 function tsTransform(
   engine: RefEngine,
   batch: Batch,

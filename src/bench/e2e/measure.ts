@@ -256,7 +256,9 @@ function dataPathShare(
   };
 }
 
-/** Datagrams the server received and the client sent; iperf3 ≥ 3.11 reports both sides in end.sum_received / sum_sent. */
+/**
+ * Datagrams the server received and the client sent; iperf3 ≥ 3.11 reports both sides in end.sum_received / sum_sent.
+ */
 export function udpCounts(report: any): { received: number; sent: number; seconds: number } {
   const rx = report.end.sum_received ?? report.end.sum;
   const tx = report.end.sum_sent ?? report.end.sum;

@@ -64,7 +64,9 @@ export function tuningLabel(tuning: LoopTuning): string {
   return `${transportLabel(tuning.transport)}, ${tuning.pollMicros ? `workers poll ${tuning.pollMicros} µs before sleeping` : 'workers sleep when idle'}`;
 }
 
-/** The version of what runs, or why it cannot: the gateway script must be built, the addon load and carry the I/O loop. */
+/**
+ * The version of what runs, or why it cannot: the gateway script must be built, the addon load and carry the I/O loop.
+ */
 export function mipsecVersion(dataPath: DataPath, transport: Transport): string {
   gatewayScript();
   const { binding, error } = loadAddon();

@@ -29,7 +29,9 @@ export interface ActivePath {
   processes: readonly ManagedProcess[];
   /** Stops the processes and removes the routes and devices the path added. */
   teardown(): Promise<void>;
-  /** mipsec daemons: packets their I/O loops carried without JS and packets punted to JS so far, summed over the nodes. */
+  /**
+   * mipsec daemons: packets their I/O loops carried without JS and packets punted to JS so far, summed over the nodes.
+   */
   dataPathCounts?: () => Promise<DataPathCounts>;
 }
 
@@ -58,7 +60,10 @@ export interface FirstPacket {
   send_samples: number;
 }
 
-/** Polls `check` every 100 ms until it returns true; fails with `what` (and the daemons' output) on timeout or a daemon's exit. */
+/**
+ * Polls `check` every 100 ms until it returns true; fails with `what` (and the daemons' output) on timeout or a
+ * daemon's exit.
+ */
 export async function waitFor(
   what: string,
   check: () => Promise<boolean> | boolean,

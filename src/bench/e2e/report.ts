@@ -4,7 +4,10 @@ import { PEER_NAMES, type PathName } from './paths.js';
 import type { RunFigures } from './measure.js';
 import type { ChainRow, RelayCost } from './chain.js';
 
-/** The `--json` row. Figures are medians; null when the path (or that figure) could not be measured, and `error` says why. */
+/**
+ * The `--json` row. Figures are medians; null when the path (or that figure) could not be measured, and `error` says
+ * why.
+ */
 export interface E2eRow {
   path: PathName;
   version: string | null;

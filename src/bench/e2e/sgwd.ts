@@ -78,7 +78,10 @@ export interface MapHomeAgent {
 export interface SgwdOptions {
   /** gwA and gwB take a new packet key after this many packets (policy.kpRotationPackets). */
   kpRotationPackets?: number;
-  /** How sealed packets travel between the daemons (node config dataPath.transport; default raw, the daemons' own default). */
+  /**
+   * How sealed packets travel between the daemons (node config dataPath.transport; default raw, the daemons' own
+   * default).
+   */
   transport?: Transport;
   homeAgent?: MapHomeAgent;
 }
@@ -261,7 +264,9 @@ function pairedDelays(
 /** A packet gwA sealed: SKIP, or SKIP carried by the UDP transport (the capture filter keeps only its port). */
 const sealedByGwA = (p: CaptureLine) => (p.proto === 57 || p.proto === 17) && p.src === PLAN.gwA.outside;
 
-/** Pairs each SKIP packet gwB receives from gwA with an echo request gwB sends to the server, in order. Delays in ms. */
+/**
+ * Pairs each SKIP packet gwB receives from gwA with an echo request gwB sends to the server, in order. Delays in ms.
+ */
 export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
   return pairedDelays(
     capture,

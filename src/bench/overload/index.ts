@@ -121,7 +121,10 @@ export interface OverloadReport {
     flood: { sources: number; sent: number; pps: number; refused: number };
     /** h0 → h1 after sgw3's restart under load: new keys at sgw3, sgw0 and sgw1; ms to the first reply, or null. */
     newKeyFirstReplyMs: number | null;
-    /** The gateways' counters over the load (engine reasons, role, I/O loop), and the kernel's drops in their namespaces. */
+    /**
+     * The gateways' counters over the load (engine reasons, role, I/O loop), and the kernel's drops in their
+     * namespaces.
+     */
     counters: Record<string, number>;
     kernelDrops: Record<string, number>;
   };

@@ -74,7 +74,10 @@ export class Registrar {
     node.careOf = this.nextCareOf++ >>> 0;
   }
 
-  /** Registers `node` at its care-of address; resolves once the HA accepted it (a 133 makes it try a new identification). */
+  /**
+   * Registers `node` at its care-of address; resolves once the HA accepted it (a 133 makes it try a new
+   * identification).
+   */
   register(node: Node): Promise<void> {
     const started = Date.now();
     return new Promise((resolve, reject) => {

@@ -82,7 +82,10 @@ export function aeadOpen(
   return plaintext;
 }
 
-/** The 16-byte AH tag over `input`: HMAC-SHA-256 truncated, or GMAC (AES-GCM, empty plaintext, `input` as AAD, nonce salt ‖ iv). */
+/**
+ * The 16-byte AH tag over `input`: HMAC-SHA-256 truncated, or GMAC (AES-GCM, empty plaintext, `input` as AAD, nonce
+ * salt ‖ iv).
+ */
 export function macTag(alg: MacAlg, k: KeyMaterial, input: Uint8Array, iv: Uint8Array): Buffer {
   if (alg === 'hmac-sha256-128') return createHmac('sha256', k.key).update(input).digest().subarray(0, TAG_BYTES);
   const gmac = createCipheriv('aes-128-gcm', k.key, nonce(k, iv), { authTagLength: TAG_BYTES });

@@ -166,7 +166,9 @@ function selectorsAdmitDatagram(
   );
 }
 
-/** End-End layer: [AH next 50: check, verify] → ESP: check, open, commit windows → padding → next header 4 → DELIVER. */
+/**
+ * End-End layer: [AH next 50: check, verify] → ESP: check, open, commit windows → padding → next header 4 → DELIVER.
+ */
 function openEndLayer(buf: Uint8Array, layer: LayerStart, layout: AhLayout, offset: number, length: number): Outcome {
   const { sa } = layer;
   const esp = sa.esp!;

@@ -1,4 +1,5 @@
-// Anti-replay window (RFC 4303 §3.4.3 / App. A, 32-bit sequence numbers): check first, commit only after the ICV verified.
+// Anti-replay window (RFC 4303 §3.4.3 / App. A, 32-bit sequence numbers): check first, commit only after the ICV
+// verified.
 
 export class ReplayWindow {
   /** Highest authenticated sequence number (0: none yet). */

@@ -1,4 +1,5 @@
-// Security associations: validation of SaDesc (docs/engine.md §4), per-SA state, and the table with its two inbound lookups.
+// Security associations: validation of SaDesc (docs/engine.md §4), per-SA state, and the table with its two inbound
+// lookups.
 import { ipToU32, isIpv4 } from '../../wire/addr.js';
 import { AH_BYTES } from '../../wire/ah.js';
 import { IpProto } from '../../wire/ipv4.js';

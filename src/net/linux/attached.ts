@@ -453,7 +453,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
     if (ownQdisc) {
       runCommandSync('tc', ['qdisc', 'add', 'dev', iface.name, 'ingress']);
     } else if (filters().includes(`pref ${FILTER_PREF} `)) {
-      // A filter left by a daemon that was killed (ours by its preference); with nothing else there, its qdisc was ours too.
+      // A filter left by a daemon that was killed (ours by its preference); with nothing else there, its qdisc was ours
+      // too.
       runCommandSync('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]);
       ownQdisc = filters().trim() === '';
     }

@@ -109,7 +109,10 @@ export interface InterfaceLoopsOptions {
   /** A namespace (`ip netns add`) to open the TUNs and sockets in; default the current one. */
   netns?: string;
   transport?: LoopTransport;
-  /** Whether an IPv4 address (u32) is local to the host (an interface's or a home address): tells a peeled not_ipsec apart. */
+  /**
+   * Whether an IPv4 address (u32) is local to the host (an interface's or a home address): tells a peeled not_ipsec
+   * apart.
+   */
   isLocalAddress: (address: number) => boolean; // a property: it is passed on detached from the options object
   /** What a punt handler throws. */
   onError(error: unknown): void;

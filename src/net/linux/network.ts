@@ -153,7 +153,9 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
     this.switchNs = this.session.addNamespaceSync('sw');
   }
 
-  /** A role host (I/O loops on `options.engine`, or an empty engine) or, with `plain`, a host on the kernel's own stack. */
+  /**
+   * A role host (I/O loops on `options.engine`, or an empty engine) or, with `plain`, a host on the kernel's own stack.
+   */
   addHost(name: string, options: HostOptions = {}): LabHost {
     this.assertNewHost(name);
     const role = name.replace(/[^A-Za-z0-9_.-]/g, '_');

@@ -16,7 +16,9 @@ import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 
 export type DiscoveryOutcome = { ok: true } | { ok: false; reason: string };
 
-/** Exchanges in flight at once, and packets held per exchange: forged SKIP names cannot make either grow without bound. */
+/**
+ * Exchanges in flight at once, and packets held per exchange: forged SKIP names cannot make either grow without bound.
+ */
 const MAX_PENDING = 256;
 const MAX_WAITERS = 64;
 /**
@@ -59,7 +61,10 @@ export class CertificateDiscovery {
   private readonly pending = new Map<string, Pending>();
   private readonly bySource = new Counts();
   private readonly byAsked = new Counts();
-  /** Answers for our own name and for any other spend separate budgets: requests for forged names cannot starve the first. */
+  /**
+   * Answers for our own name and for any other spend separate budgets: requests for forged names cannot starve the
+   * first.
+   */
   private readonly ownAnswers: RateLimiter;
   private readonly otherAnswers: RateLimiter;
   private readonly stopListening: () => void;

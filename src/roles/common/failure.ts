@@ -6,7 +6,10 @@ import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import type { Tally } from './counters.js';
 import type { RateLimiter } from './ratelimit.js';
 
-/** Sends a failure message about `original` from `from` to `to` within the rate limits (per destination, global); counts what it did. */
+/**
+ * Sends a failure message about `original` from `from` to `to` within the rate limits (per destination, global); counts
+ * what it did.
+ */
 export function sendFailure(
   host: Host,
   limiter: RateLimiter,
@@ -49,7 +52,8 @@ export function readFailure(datagram: Uint8Array): ReceivedFailure | undefined {
   if (!ip.ok || ip.header.protocol !== IpProto.ICMP) return undefined;
   const icmp = parseSecurityFailure(datagram, ip.header.headerLength, ip.header.totalLength);
   if (!icmp.ok) return undefined;
-  // The quote is clipped after the offending headers, so only the quoted addresses are read (the parser checked 20 bytes).
+  // The quote is clipped after the offending headers, so only the quoted addresses are read (the parser checked 20
+  // bytes).
   const quote = icmp.message.original;
   if (quote[0] >> 4 !== 4) return undefined;
   return {

@@ -52,7 +52,10 @@ export class KeyLog {
     return this.keys.size;
   }
 
-  /** Opens ESP whose SA was logged (SKIP mode by wrapped Kp, SPI mode by destination and SPI); anything else stays opaque. */
+  /**
+   * Opens ESP whose SA was logged (SKIP mode by wrapped Kp, SPI mode by destination and SPI); anything else stays
+   * opaque.
+   */
   resolver(): DescribeResolver {
     return { openEsp: (ctx) => this.open(ctx) };
   }

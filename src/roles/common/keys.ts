@@ -139,8 +139,8 @@ export class NodeKeys {
     });
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
-    // A peer at its cap rotated Kp again (kpRotationPackets at line rate reaches 64 keys within the hour's n): only
-    // a holder of the pairwise key mints a key that unwraps, so the new key replaces that peer's oldest, never another's.
+    // A peer at its cap rotated Kp again (kpRotationPackets at line rate reaches 64 keys within the hour's n): only a
+    // holder of the pairwise key mints a key that unwraps, so the new key replaces that peer's oldest, never another's.
     const held = this.inboundOrder.get(peerKey(peer)) ?? [];
     if (held.length >= this.maxInboundPerPeer) {
       const oldest = held[0];

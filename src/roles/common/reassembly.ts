@@ -87,7 +87,10 @@ export class Reassembler {
     return { bytes: this.heldBytes, datagrams: this.pending.size };
   }
 
-  /** Takes a fragment; once whole, the datagram enters `host`'s input path again (on `iface`), where every hook sees it unfragmented. */
+  /**
+   * Takes a fragment; once whole, the datagram enters `host`'s input path again (on `iface`), where every hook sees it
+   * unfragmented.
+   */
   reinject(host: Host, packet: Uint8Array, header: Ipv4Header, iface: string | undefined): void {
     const whole = this.push(packet, header);
     if (whole) host.inject(whole.datagram, { iface });
@@ -180,7 +183,10 @@ export class Reassembler {
     return use.bytes + bytes <= maxBytes * perSourceShare && use.datagrams + datagrams <= datagramShare;
   }
 
-  /** The oldest incomplete datagrams give way to a new fragment when the total is reached; false if even that is not enough. */
+  /**
+   * The oldest incomplete datagrams give way to a new fragment when the total is reached; false if even that is not
+   * enough.
+   */
   private makeRoom(bytes: number, keep: Pending): boolean {
     for (const entry of this.pending.values()) {
       if (this.heldBytes + bytes <= this.limits.maxBytes) return true;

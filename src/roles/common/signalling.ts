@@ -18,7 +18,10 @@ export interface Discovery {
   message: DiscoveryMessage;
 }
 
-/** A well-formed discovery message: a request to port 1640, or an answer from it. Any other use of the port is not signalling. */
+/**
+ * A well-formed discovery message: a request to port 1640, or an answer from it. Any other use of the port is not
+ * signalling.
+ */
 export function discoveryOf(datagram: Uint8Array): Discovery | undefined {
   const parsed = parseUdpDatagram(datagram);
   return parsed.ok ? discoveryIn(parsed.udp) : undefined;

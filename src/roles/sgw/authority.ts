@@ -10,7 +10,10 @@ import type { Sgw, TopologyMap } from '../../topology/map.js';
 import { u32ToIp } from '../../wire/addr.js';
 import { NSID_NONE } from '../../wire/skip.js';
 
-/** The address to ask for `name`'s certificate, for a layer from `source` that arrived on `arrivedOn`; undefined when nobody can vouch. */
+/**
+ * The address to ask for `name`'s certificate, for a layer from `source` that arrived on `arrivedOn`; undefined when
+ * nobody can vouch.
+ */
 export function certificateAuthority(
   map: TopologyMap,
   self: Sgw,

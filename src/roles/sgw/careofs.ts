@@ -46,8 +46,8 @@ export class CareOfTable implements CareOfLookup {
   }
 
   /**
-   * Reads a UDP datagram leaving from inside: a Registration Reply of an HA behind this SGW updates the table. Returns the
-   * care-of address an accepted reply went to (learned, or refused as a shadow), else undefined.
+   * Reads a UDP datagram leaving from inside: a Registration Reply of an HA behind this SGW updates the table. Returns
+   * the care-of address an accepted reply went to (learned, or refused as a shadow), else undefined.
    */
   observe(udp: UdpDatagram): number | undefined {
     if (udp.srcPort !== MIP_PORT) return;

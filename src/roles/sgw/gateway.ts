@@ -75,7 +75,9 @@ export interface SecurityGatewayOptions {
   saLimits?: SaLimits;
   /** Learned host routes: caps and lifetime (default 1024 per next-hop peer, 4096 in all, 60 s). */
   learnedRoutes?: LearnedRouteLimits;
-  /** Packets one packet key Kp protects before a new one is taken (node config policy.kpRotationPackets; default 2^20). */
+  /**
+   * Packets one packet key Kp protects before a new one is taken (node config policy.kpRotationPackets; default 2^20).
+   */
   kpRotationPackets?: number;
 }
 
@@ -93,7 +95,9 @@ type Tag =
   | { kind: 'send'; carries?: Uint8Array };
 type Job = EngineJob<Tag>;
 
-/** Keying failures that mean "no key for you" (code 0) or "your key is wrong" (code 1); others are malformed packets. */
+/**
+ * Keying failures that mean "no key for you" (code 0) or "your key is wrong" (code 1); others are malformed packets.
+ */
 const NO_KEY: ReadonlySet<SaFailure> = new Set([
   'unknown_certificate',
   'expired_certificate',
@@ -125,7 +129,10 @@ export class SecurityGateway {
   private readonly crossings: DiscoveryCrossings;
   private readonly pipeline: TickPipeline<Tag>;
   private readonly discovery: CertificateDiscovery;
-  /** Failure budgets by the side the refused packet came from: an Internet flood cannot spend what a visitor inside needs (§3.4). */
+  /**
+   * Failure budgets by the side the refused packet came from: an Internet flood cannot spend what a visitor inside
+   * needs (§3.4).
+   */
   private limiter: Record<Arrival, RateLimiter>;
   private readonly tally = new Tally();
   private readonly learned: LearnedRoutes;
@@ -136,7 +143,9 @@ export class SecurityGateway {
   private readonly nat?: UdpSourceNat;
   private readonly removeHook: () => void;
   private readonly fragments: Reassembler;
-  /** On real interfaces: the decisions compiled into the engine the I/O loops run (undefined: every packet comes here). */
+  /**
+   * On real interfaces: the decisions compiled into the engine the I/O loops run (undefined: every packet comes here).
+   */
   private readonly tables?: SgwTables;
   private tableTimer?: Timer;
   private readonly removePuntHandler?: () => void;
@@ -471,7 +480,8 @@ export class SecurityGateway {
     // An SMN's datagram from its care-of address (a registration): its HA's reply must reach the care-of table.
     if (meta.peer.nsid !== NSID_NONE && toU32(inner.src) !== meta.peer.address)
       this.tables?.suspendCareOf(toU32(inner.src));
-    // Under a Next-hop SA alone the engine delivers what was addressed to us, or what it took out of IP-in-IP addressed to us.
+    // Under a Next-hop SA alone the engine delivers what was addressed to us, or what it took out of IP-in-IP addressed
+    // to us.
     const ipInIp = meta.role === 'nexthop' && !this.isOwnAddress(inner.dst) ? inner : undefined;
     this.act(decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp }), o.packet, sink, arrivedOn);
   }

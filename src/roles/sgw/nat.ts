@@ -52,7 +52,10 @@ export class UdpSourceNat {
     );
   }
 
-  /** A datagram to a mapped port of the global address from that mapping's remote end, readdressed inside; undefined otherwise. */
+  /**
+   * A datagram to a mapped port of the global address from that mapping's remote end, readdressed inside; undefined
+   * otherwise.
+   */
   inbound(datagram: Uint8Array): Uint8Array | undefined {
     const udp = parseUdpDatagram(datagram);
     if (!udp.ok || udp.udp.dst !== this.global) return undefined;

@@ -97,8 +97,8 @@ export class SgwTables {
   /**
    * Sources inside that an entry never answers for: SGWs nested behind this one (they are not its hosts, §3.2 step 1;
    * their own outside address sends signalling — a discovery request passed here unseen gets its answer refused as
-   * unawaited) and, except toward a care-of address, its HAs (a tunnel to a care-of address no binding names is never sent
-   * plain nor to another SGW: the policy drops it, issue 10 hole 8).
+   * unawaited) and, except toward a care-of address, its HAs (a tunnel to a care-of address no binding names is never
+   * sent plain nor to another SGW: the policy drops it, issue 10 hole 8).
    */
   private readonly nestedSources: string[];
   private readonly haSources: string[];

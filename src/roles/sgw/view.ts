@@ -30,7 +30,9 @@ export function headerOf(datagram: Uint8Array): Ipv4Header | undefined {
   return ip.ok ? ip.header : undefined;
 }
 
-/** Whether a discovery answer (not a request) is awaited: only then does a datagram from port 1640 count as signalling. */
+/**
+ * Whether a discovery answer (not a request) is awaited: only then does a datagram from port 1640 count as signalling.
+ */
 export type AwaitedAnswer = (answer: Discovery) => boolean;
 
 /**
@@ -87,8 +89,9 @@ export function addressesOf(datagram: Uint8Array): { src: number; dst: number } 
 }
 
 /**
- * The addresses inside an IP-in-IP datagram, read from the inner header as it stands (a fragment or a bad checksum still names
- * them); an inner header too short to name them counts as 0.0.0.0, so a tunnel is never taken for a plain datagram.
+ * The addresses inside an IP-in-IP datagram, read from the inner header as it stands (a fragment or a bad checksum
+ * still names them); an inner header too short to name them counts as 0.0.0.0, so a tunnel is never taken for a plain
+ * datagram.
  */
 export function tunnelledOf(datagram: Uint8Array, ip = headerOf(datagram)): { src: number; dst: number } | undefined {
   if (!ip || ip.protocol !== IpProto.IPIP) return undefined;

@@ -40,7 +40,9 @@ export type OutsidePolicy = 'mobile-ip' | 'direct';
 export interface MobileNodeOptions {
   host: Host;
   clock: Clock;
-  /** Packets one packet key Kp protects before a new one is taken (node config policy.kpRotationPackets; default 2^20). */
+  /**
+   * Packets one packet key Kp protects before a new one is taken (node config policy.kpRotationPackets; default 2^20).
+   */
   kpRotationPackets?: number;
   map: TopologyMap;
   /** smn:<home address>. */
@@ -116,7 +118,9 @@ export class MobileNode {
   private readonly sent: SentLog;
   private careOf: number;
   private readonly removers: (() => void)[] = [];
-  /** Fragments arriving, and fragments of the SMN's own applications (apart, so a flood in cannot starve what goes out). */
+  /**
+   * Fragments arriving, and fragments of the SMN's own applications (apart, so a flood in cannot starve what goes out).
+   */
   private readonly inFragments: Reassembler;
   private readonly outFragments: Reassembler;
   /** What the engine protects on its own (a host with a native data path); empty otherwise. */
@@ -245,7 +249,9 @@ export class MobileNode {
       : { place: 'outside', careOf, vpnRoutable: false };
   }
 
-  /** The source address to use toward `dst`: the home address, or the care-of address for direct communication (§3.5). */
+  /**
+   * The source address to use toward `dst`: the home address, or the care-of address for direct communication (§3.5).
+   */
   addressFor(dst: string): string {
     const away = this.careOf !== ipToU32(this.homeAddress);
     const mode = communicationMode(this.map, this.careOf, dst).mode;
@@ -355,7 +361,8 @@ export class MobileNode {
   private classifyOutput(packet: Uint8Array, header: Ipv4Header): HookResult {
     const { src, dst, protocol } = header;
     if (src !== this.careOf && src !== ipToU32(this.homeAddress)) return 'pass';
-    // Signalling stays plain (ICMP 40, SKIP, certificate discovery); an application's ICMP (ping) is protected like its UDP and TCP.
+    // Signalling stays plain (ICMP 40, SKIP, certificate discovery); an application's ICMP (ping) is protected like its
+    // UDP and TCP.
     if (isSecurityFailure(packet, header) || protocol === IPPROTO_SKIP || isDiscovery(packet)) return 'pass';
     // §4.5.4: a correspondent on the visited network is reached directly.
     const here = this.map.protectingSgw(this.careOf);
@@ -496,7 +503,10 @@ export class MobileNode {
       this.refreshTimer = this.clock.setTimer(TABLE_REFRESH_MS, () => this.refresh());
   }
 
-  /** The SAs that protect dst now, without side effects beyond keying (no discovery, no counters); undefined: JS decides. */
+  /**
+   * The SAs that protect dst now, without side effects beyond keying (no discovery, no counters); undefined: JS
+   * decides.
+   */
   private protectionFor(dst: number, retired: number[]): Protection | undefined {
     if (this.careOf === ipToU32(this.homeAddress)) return undefined;
     const layers = this.paths.layersFor(dst);

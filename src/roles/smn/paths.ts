@@ -35,7 +35,10 @@ export class PathTable {
   private readonly paths = new Map<number, PathState>();
   /** SGWs enclosing the care-of address that asked for a Next-hop AH: every destination needs them. */
   private readonly firstHops = new Set<Sgw>();
-  /** SGWs further on that asked for a Next-hop AH, by what we sent through them: an End-End peer's name or a destination. */
+  /**
+   * SGWs further on that asked for a Next-hop AH, by what we sent through them: an End-End peer's name or a
+   * destination.
+   */
   private readonly laterHops = new Map<string, Set<Sgw>>();
   private careOf = 0;
 
@@ -75,7 +78,10 @@ export class PathTable {
     return { stage: state.stage, end: state.end, hops };
   }
 
-  /** Applies a failure message; returns the destinations whose layers changed (their recent packets are worth re-sending). */
+  /**
+   * Applies a failure message; returns the destinations whose layers changed (their recent packets are worth
+   * re-sending).
+   */
   onFailure(f: Omit<ReceivedFailure, 'quote'>): { changed: number[]; note: string } {
     const sender = this.map.sgwByAddress(f.from);
     if (!sender) return { changed: [], note: 'failure_from_unknown_node' };
@@ -141,7 +147,10 @@ export class PathTable {
     return set;
   }
 
-  /** The first End-End peer the map suggests (§4.5): the CH's own SGW when the visited site relays, else a known Border-SGW (§3.3, §3.4). */
+  /**
+   * The first End-End peer the map suggests (§4.5): the CH's own SGW when the visited site relays, else a known
+   * Border-SGW (§3.3, §3.4).
+   */
   private initialEnd(dst: number): Sgw | undefined {
     const chSgw = this.map.protectingSgw(dst);
     if (!chSgw) return undefined;

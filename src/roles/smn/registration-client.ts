@@ -77,7 +77,10 @@ const MAX_CONSECUTIVE_RESYNCS = 3;
 interface Pending {
   careOf: number;
   lifetime: number;
-  /** Every transmission of this request, by the low half of its identification: a late reply to an earlier one counts too. */
+  /**
+   * Every transmission of this request, by the low half of its identification: a late reply to an earlier one counts
+   * too.
+   */
   sent: Map<number, { identification: bigint; sentAt: number }>;
   attempt: number;
   timeoutMs: number;

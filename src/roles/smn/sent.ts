@@ -38,7 +38,9 @@ export class SentLog {
     if (this.sent.size > SENT_DESTINATIONS) this.sent.delete(this.sent.keys().next().value!);
   }
 
-  /** Whether `quote` (the datagram a failure message quotes) covers all a failure quotes of something recently recorded. */
+  /**
+   * Whether `quote` (the datagram a failure message quotes) covers all a failure quotes of something recently recorded.
+   */
   quotes(quote: Uint8Array): boolean {
     if (quote.length < 20) return false;
     const now = this.now();
