@@ -115,6 +115,11 @@ export class NodeKeys {
     return { ok: true, id: r.sa.id };
   }
 
+  /** Whether an outbound SA for `req`'s peer and path was made already (outbound() would not key a new one). */
+  hasOutbound(req: OutboundRequest): boolean {
+    return this.outIds.has(outKey(req));
+  }
+
   /** The inbound SA for the SKIP layer that starts `datagram` (the engine punted it with unknown_key). */
   inbound(datagram: Uint8Array, coverage: 'full' | 'headers'): SaLookup {
     const ip = parseIpv4(datagram, 0);

@@ -709,8 +709,11 @@ export class SecurityGateway {
     const saOf = new Map<Sgw, number | undefined>();
     for (const { via } of intents) {
       if (!via || saOf.has(via)) continue;
-      const sa = this.keys.outbound(this.nextHopRequest(via));
-      saOf.set(via, sa.ok ? sa.id : undefined);
+      const request = this.nextHopRequest(via);
+      // The periodic check follows the SAs there are; a peer nothing was relayed to yet is keyed when the intents
+      // change or by its first relay (onUnrouted), not by the check.
+      const sa = changed || this.keys.hasOutbound(request) ? this.keys.outbound(request) : undefined;
+      saOf.set(via, sa?.ok ? sa.id : undefined);
     }
     const key = [...saOf].map(([peer, sa]) => `${peer.name}=${sa ?? '-'}`).join(',');
     if (!changed && key === this.routesKey) return;
