@@ -296,7 +296,8 @@ function measure(w: Workload, seconds: number, what: string): number {
   if (got !== BigInt(packets)) {
     const r = w.batch.result(0);
     throw new Error(
-      `${what}: only ${got} of ${packets} packets got the expected verdict (packet 0: verdict ${r.verdict}, ${reasonName[r.reason]})`,
+      `${what}: only ${got} of ${packets} packets got the expected verdict (packet 0: verdict ${r.verdict}, ` +
+        `${reasonName[r.reason]})`,
     );
   }
   return rate;
@@ -510,7 +511,8 @@ function formatInstalls(installs: readonly InstallRow[]): string[] {
   };
   const sizes = [...new Set(installs.map((r) => r.sas))];
   return [
-    'SA install (+ remove) cost, CPU µs each, fastest of several rounds, by SAs already installed (flat: no table copy):',
+    'SA install (+ remove) cost, CPU µs each, fastest of several rounds, by SAs already installed (flat: no table ' +
+      'copy):',
     `  ${'SAs'.padStart(6)}  ${'native µs'.padStart(9)}  ${'ts µs'.padStart(9)}`,
     ...sizes.map((n) => `  ${String(n).padStart(6)}  ${cell('native', n).padStart(9)}  ${cell('ts', n).padStart(9)}`),
     '',
@@ -564,7 +566,8 @@ export function formatTable(result: MicroResult, o: MicroOptions): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const out = [
     `mipsec micro-benchmark: one core (${cpu}), node ${process.version}, ${result.opensslVersion ?? 'openssl: not found'}`,
-    `batches of ${BATCH_PACKETS} packets; median of ${o.runs} runs of ${o.seconds} s (native) / ${o.tsSeconds} s (ts) after a warm-up;`,
+    `batches of ${BATCH_PACKETS} packets; median of ${o.runs} runs of ${o.seconds} s (native) / ${o.tsSeconds} s ` +
+      `(ts) after a warm-up;`,
     'rates per CPU second of this process (user + system, as openssl speed counts user time); Gbit/s of inner bytes',
     '',
     line(head),
@@ -578,9 +581,11 @@ export function formatTable(result: MicroResult, o: MicroOptions): string {
     'feed ns/pkt: what refilling the batch alone costs per packet (native cells); it is inside the figures:',
     "  encap: descriptor + the 20-byte inner header (the payload is the last round's ciphertext, same AES-GCM work);",
     '  decap: descriptor + the whole encapsulated packet, from a pool of rounds with rising sequence numbers;',
-    '  relay: descriptor + a fresh 108-byte (GMAC) or 100-byte (HMAC) next-hop layer header (IPv4, SKIP, AH) over the same End-End packet;',
+    '  relay: descriptor + a fresh 108-byte (GMAC) or 100-byte (HMAC) next-hop layer header (IPv4, SKIP, AH) over ' +
+      'the same End-End packet;',
     '  decap and relay reinstall the inbound SA once per pool (its replay window accepts the pool again).',
-    'openssl: `openssl speed -mr -evp aes-128-gcm -bytes N` (EVP_EncryptUpdate over one buffer, user CPU time; no per-packet IV, AAD or tag).',
+    'openssl: `openssl speed -mr -evp aes-128-gcm -bytes N` (EVP_EncryptUpdate over one buffer, user CPU time; no ' +
+      'per-packet IV, AAD or tag).',
     '',
     'targets:',
     ...checkTargets(result, o.sizes).map((c) => `  ${c.met ? 'MET   ' : 'MISSED'} ${c.target}: ${c.detail}`),

@@ -40,7 +40,12 @@ options:
   --status-socket PATH     where \`mipsec status\` reaches it (default /run/mipsec/<node>.sock)
   --metrics HOST:PORT      serve Prometheus text on http://HOST:PORT/metrics
   --state-dir DIR          durable state in DIR/<node>/ (default /var/lib/mipsec): replay high-water marks, so a restart
-                           does not reopen the replay windows${role === 'ha' ? ', and the binding journal (bindings.journal, unless\n                           ha.bindings names a file): bindings survive restarts and crashes' : ''}
+                           does not reopen the replay windows${
+                             role === 'ha'
+                               ? ', and the binding journal ' +
+                                 '(bindings.journal, unless\n                           ha.bindings names a file): bindings survive restarts and crashes'
+                               : ''
+                           }
   --log-level LEVEL        ${LOG_LEVELS.join(' | ')} (default info)
   --engine native|ts       data path (default native; ts forces the TypeScript path)${
     role === 'sgw'

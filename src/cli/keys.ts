@@ -140,7 +140,8 @@ const commands: Record<string, Command> = {
         throw new KeyFileError(`${join(caDir, CA_CERT_FILE)} is not a CA certificate`);
       if (notAfter > caCert.notAfter) {
         throw new UsageError(
-          `--days ${days} ends ${isoTime(notAfter)}, after the CA expires (${isoTime(caCert.notAfter)}); use at most --days ${Math.floor((caCert.notAfter - notBefore) / DAY_SECONDS)}`,
+          `--days ${days} ends ${isoTime(notAfter)}, after the CA expires (${isoTime(caCert.notAfter)}); use at ` +
+            `most --days ${Math.floor((caCert.notAfter - notBefore) / DAY_SECONDS)}`,
         );
       }
       const publicKey = loadX25519Public(pubPath);
@@ -154,7 +155,8 @@ const commands: Record<string, Command> = {
         );
         saveCertificate(out, cert);
         console.log(
-          `wrote ${out}: ${subjectText(cert.subject)} valid ${isoTime(cert.notBefore)} to ${isoTime(cert.notAfter)}, serial ${certificateSummary(cert).serial}`,
+          `wrote ${out}: ${subjectText(cert.subject)} valid ${isoTime(cert.notBefore)} to ` +
+            `${isoTime(cert.notAfter)}, serial ${certificateSummary(cert).serial}`,
         );
       } finally {
         sodium.memzero(caKey.secretKey);
@@ -198,7 +200,8 @@ const commands: Record<string, Command> = {
         return 1;
       }
       console.log(
-        `${file}: valid: ${subjectText(cert.subject)} issued by ${subjectText(caCert.subject)}, valid until ${isoTime(cert.notAfter)}`,
+        `${file}: valid: ${subjectText(cert.subject)} issued by ${subjectText(caCert.subject)}, valid until ` +
+          `${isoTime(cert.notAfter)}`,
       );
       return 0;
     },
@@ -218,7 +221,8 @@ function parseDays(text: string | undefined, fallback: number, command: string):
   if (text === undefined) return fallback;
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > MAX_DAYS) {
     throw new UsageError(
-      `--days must be a whole number of days in 1..${MAX_DAYS}, got '${text}' (example: mipsec ${command} ... --days 365)`,
+      `--days must be a whole number of days in 1..${MAX_DAYS}, got '${text}' (example: mipsec ${command} ... ` +
+        `--days 365)`,
     );
   }
   return Number(text);

@@ -166,7 +166,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
     // Loud, on stderr even without --json: a root user asked for the real lab and gets the simulation.
     if (why)
       console.error(
-        `mipsec lab: WARNING: network namespaces unavailable (${why}); running on the in-memory network instead (--netns makes this an error)`,
+        `mipsec lab: WARNING: network namespaces unavailable (${why}); running on the in-memory network instead ` +
+          `(--netns makes this an error)`,
       );
     else mode = 'netns';
   }

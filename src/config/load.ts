@@ -157,7 +157,8 @@ export async function loadNode(
       paths[field] = resolve(here, node.identity[field]);
       if (!existsSync(paths[field])) {
         warnings.push(
-          `${file}: warning: identity.${field}: ${node.identity[field]} does not exist yet; create it with: ${identityCommand(field, node, map, here)}`,
+          `${file}: warning: identity.${field}: ${node.identity[field]} does not exist yet; create it with: ` +
+            `${identityCommand(field, node, map, here)}`,
         );
       }
     }

@@ -29,12 +29,14 @@ export function readManualKey(path: string, suite: EspSuite): Uint8Array {
     const text = Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1').trim();
     if (!/^[0-9a-fA-F]*$/.test(text) || text.length % 2 !== 0) {
       throw new KeyFileError(
-        `${path}: expected one line of hex digits (key + salt, ${want} bytes), got other characters; make it with: ${manualKeyCommand(path, suite)}`,
+        `${path}: expected one line of hex digits (key + salt, ${want} bytes), got other characters; make it with: ` +
+          `${manualKeyCommand(path, suite)}`,
       );
     }
     if (text.length !== want * 2) {
       throw new KeyFileError(
-        `${path}: expected ${want} bytes (${want * 2} hex digits) for ${suite}, got ${text.length / 2}; make it with: ${manualKeyCommand(path, suite)}`,
+        `${path}: expected ${want} bytes (${want * 2} hex digits) for ${suite}, got ${text.length / 2}; make it ` +
+          `with: ${manualKeyCommand(path, suite)}`,
       );
     }
     return new Uint8Array(Buffer.from(text, 'hex'));

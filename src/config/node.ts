@@ -204,7 +204,9 @@ export function nodeFromDocument(doc: unknown): NodeResult {
       const network = u32ToIp((ipToU32(itf.address) & mask) >>> 0);
       issues.push({
         path: ['interfaces', i, 'gateway'],
-        message: `${itf.gateway} is not on this interface's network ${network}/${itf.prefixLength}; use a router address of that network`,
+        message:
+          `${itf.gateway} is not on this interface's network ${network}/${itf.prefixLength}; use a router ` +
+          `address of that network`,
       });
     }
   });
@@ -255,25 +257,33 @@ function manualSaIssues(entries: NonNullable<NodeDocument['manualSas']>): SpecIs
     if (earlier !== undefined)
       issues.push({
         path: ['manualSas', i, 'name'],
-        message: `duplicate name ${JSON.stringify(sa.name)} (already used by manualSas[${earlier}]); give each manual SA its own name`,
+        message:
+          `duplicate name ${JSON.stringify(sa.name)} (already used by manualSas[${earlier}]); give each ` +
+          `manual SA its own name`,
       });
     else names.set(sa.name, i);
     if (sa.spiOut === sa.spiIn)
       issues.push({
         path: ['manualSas', i, 'spiIn'],
-        message: `expected an SPI other than spiOut, got ${sa.spiIn} for both; use distinct SPIs per direction, e.g. spiOut: ${sa.spiOut}, spiIn: ${sa.spiOut + 1}`,
+        message:
+          `expected an SPI other than spiOut, got ${sa.spiIn} for both; use distinct SPIs per direction, ` +
+          `e.g. spiOut: ${sa.spiOut}, spiIn: ${sa.spiOut + 1}`,
       });
     const sameIn = inbound.get(sa.spiIn);
     if (sameIn !== undefined)
       issues.push({
         path: ['manualSas', i, 'spiIn'],
-        message: `expected an inbound SPI no other manual SA uses, got ${sa.spiIn} (also manualSas[${sameIn}].spiIn); inbound ESP is matched by its SPI alone`,
+        message:
+          `expected an inbound SPI no other manual SA uses, got ${sa.spiIn} (also ` +
+          `manualSas[${sameIn}].spiIn); inbound ESP is matched by its SPI alone`,
       });
     else inbound.set(sa.spiIn, i);
     if (sa.keyOut === sa.keyIn)
       issues.push({
         path: ['manualSas', i, 'keyIn'],
-        message: `expected another key file than keyOut, got ${JSON.stringify(sa.keyIn)} for both; each direction has its own key, e.g. keyIn: keys/${sa.name}-in.key`,
+        message:
+          `expected another key file than keyOut, got ${JSON.stringify(sa.keyIn)} for both; each direction ` +
+          `has its own key, e.g. keyIn: keys/${sa.name}-in.key`,
       });
   });
   return issues;

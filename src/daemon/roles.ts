@@ -210,7 +210,8 @@ function buildSmn(s: RoleSetup): RunningRole {
   const key = s.mnHaKeys?.find((e) => e.homeAddress === home);
   if (!key)
     throw new Error(
-      `the MN-HA key file has no line for this SMN's home address ${home}; add '${home} <SPI> <key hex>' (the same line as on its HA)`,
+      `the MN-HA key file has no line for this SMN's home address ${home}; add '${home} <SPI> <key hex>' (the same ` +
+        `line as on its HA)`,
     );
   const smn = new MobileNode({
     host: s.host,

@@ -21,7 +21,8 @@ export function createEngine(impl?: EngineImpl): Engine {
   if (binding) return new NativeEngine(binding);
   if (impl === 'native' || process.env.MIPSEC_NATIVE === '1') {
     throw new Error(
-      `mipsec: native engine required but the addon did not load: ${error?.message}. Rebuild it with \`npm rebuild mipsec\` (needs python3, make, g++).`,
+      `mipsec: native engine required but the addon did not load: ${error?.message}. Rebuild it with \`npm rebuild ` +
+        `mipsec\` (needs python3, make, g++).`,
     );
   }
   if (!warned) {

@@ -269,7 +269,8 @@ export class IoLoop {
     }
     if (!Number.isInteger(pollMicros) || pollMicros < 0 || pollMicros > 100_000) {
       throw new RangeError(
-        `pollMicros must be an integer 0..100000 (µs of polling before a worker sleeps), got ${String(options.pollMicros)}`,
+        `pollMicros must be an integer 0..100000 (µs of polling before a worker sleeps), got ` +
+          `${String(options.pollMicros)}`,
       );
     }
     if (

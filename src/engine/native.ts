@@ -53,7 +53,8 @@ function key(sa: SaDesc, field: string, value: unknown, alg: EspSuite | MacAlg):
   if (value.length !== KEY_BYTES[alg]) {
     fail(
       sa,
-      `${field} must be ${KEY_BYTES[alg]} bytes for ${alg} (key and 4-byte salt where the algorithm has one), got ${value.length}`,
+      `${field} must be ${KEY_BYTES[alg]} bytes for ${alg} (key and 4-byte salt where the algorithm has one), got ` +
+        `${value.length}`,
     );
   }
   return value;

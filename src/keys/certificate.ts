@@ -77,7 +77,8 @@ export function issueCertificate(fields: CertificateFields, ca: CaKey): Certific
     throw new RangeError(`public key must be ${PUBLIC_KEY_BYTES} bytes`);
   if (!isCaSubject(fields.subject) && isLowOrderX25519(fields.publicKey)) {
     throw new RangeError(
-      'the X25519 public key is a low-order point (every shared secret with it would be zero); generate a new key with mipsec keygen',
+      'the X25519 public key is a low-order point (every shared secret with it would be zero); generate a new key ' +
+        'with mipsec keygen',
     );
   }
   if (fields.serial < 0n || fields.serial >= 1n << 64n) throw new RangeError('serial must fit in 64 bits');
@@ -248,7 +249,9 @@ export function verifyCertificate(cert: Certificate, caCert: Certificate, at: nu
     return {
       ok: false,
       reason: 'foreign_ca',
-      message: `issued by another CA (issuer key ${shortKey(cert.issuer)}, trusted CA ${caCert.subject.label} has ${shortKey(caCert.publicKey)})`,
+      message:
+        `issued by another CA (issuer key ${shortKey(cert.issuer)}, trusted CA ${caCert.subject.label} has ` +
+        `${shortKey(caCert.publicKey)})`,
     };
   }
   const signed = cert.encoded.subarray(0, cert.encoded.length - SIGNATURE_BYTES);
@@ -263,7 +266,9 @@ export function verifyCertificate(cert: Certificate, caCert: Certificate, at: nu
     return {
       ok: false,
       reason: 'ca_not_valid',
-      message: `the CA certificate is valid ${isoTime(caCert.notBefore)} to ${isoTime(caCert.notAfter)}, not at ${isoTime(at)}`,
+      message:
+        `the CA certificate is valid ${isoTime(caCert.notBefore)} to ${isoTime(caCert.notAfter)}, not at ` +
+        `${isoTime(at)}`,
     };
   }
   if (at < cert.notBefore)

@@ -89,7 +89,9 @@ export function decodeDiscovery(bytes: Uint8Array): DiscoveryDecode {
   const name: SkipName = { nsid, address: readIp(bytes, 7) };
   if (type === 'request') {
     if (bytes.length !== DISCOVERY_REQUEST_BYTES || bytes.subarray(HEADER_BYTES).some((b) => b !== 0)) {
-      const message = `discovery request must be ${DISCOVERY_REQUEST_BYTES} bytes, zero-padded after the header, got ${bytes.length}`;
+      const message =
+        `discovery request must be ${DISCOVERY_REQUEST_BYTES} bytes, zero-padded after the header, ` +
+        `got ${bytes.length}`;
       return { ok: false, reason: 'bad_length', message };
     }
     return { ok: true, message: { type, id, name } };

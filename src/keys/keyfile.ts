@@ -207,7 +207,8 @@ export function loadIdentity(keyPath: string, certPath: string): Identity {
   if (!sodium.memcmp(pair.publicKey, cert.publicKey)) {
     sodium.memzero(pair.secretKey);
     throw new KeyFileError(
-      `${certPath} certifies another key than ${keyPath} (public key ${shortKey(cert.publicKey)} vs ${shortKey(pair.publicKey)})`,
+      `${certPath} certifies another key than ${keyPath} (public key ${shortKey(cert.publicKey)} vs ` +
+        `${shortKey(pair.publicKey)})`,
     );
   }
   return { name: cert.subject, secretKey: pair.secretKey, publicKey: pair.publicKey, cert };

@@ -311,7 +311,8 @@ export class SkipKeying {
     if (known && (known.cryptAlg !== h.cryptAlg || known.macAlg !== h.macAlg)) {
       return fail(
         'sa_mismatch',
-        `SKIP key tuple from ${formatName(peer)} already keyed with crypt alg ${known.cryptAlg} / MAC alg ${known.macAlg}`,
+        `SKIP key tuple from ${formatName(peer)} already keyed with crypt alg ${known.cryptAlg} / MAC alg ` +
+          `${known.macAlg}`,
       );
     }
     if (known) return { ok: true, created: false, id: known.id };

@@ -143,7 +143,8 @@ export function skipSaRecord(sa: SaDesc, node?: string, chain?: KeyChainHex): Sk
   const parsed = decodeSkipHeader(sa.skipHeader, 0);
   if (!parsed.ok)
     throw new RangeError(
-      `key log: SA ${sa.id} skipHeader does not parse (${parsed.reason}); it must be the header the engine emits (docs/engine.md §6)`,
+      `key log: SA ${sa.id} skipHeader does not parse (${parsed.reason}); it must be the header the engine emits ` +
+        `(docs/engine.md §6)`,
     );
   const h = parsed.header;
   return {

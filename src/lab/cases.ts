@@ -157,7 +157,8 @@ const handoverCase: LabCase = {
   id: 'handover',
   section: '§4.4',
   title:
-    'handover home → Site 1 → Site 2 → outside → home with a flow every 20 ms: registration kept, traffic resumes after every move',
+    'handover home → Site 1 → Site 2 → outside → home with a flow every 20 ms: registration kept, traffic resumes ' +
+    'after every move',
   async run(ctx) {
     const result = start(this.id, this.section, this.title);
     const world = await figure6World({

@@ -740,7 +740,8 @@ async function haFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult> 
         failures,
         notes: [
           `registrations: the new HA accepted one ${afterStart ?? '—'} ms after it logged "started" (its log's times; ${firstNew === undefined ? '—' : firstNew - restarted.spawnedAt} ms after spawn); the client saw no acknowledgement for ${gap()} ms around the kill; ${seen} acknowledged in all`,
-          `bindings: ${MN_HOMES.length} acknowledged before the kill, ${restored} restored by the new HA from its journal`,
+          `bindings: ${MN_HOMES.length} acknowledged before the kill, ${restored} restored by the new HA from its ` +
+            `journal`,
           'the h0 → h1 flow does not cross the HA: its figures show the SGWs carried on',
         ],
       };
@@ -851,7 +852,8 @@ async function impaired(
       for (const [dir, c] of Object.entries(counts)) {
         reordered += c.reordered;
         notes.push(
-          `impaired ${hop.sw} ${dir}: ${c.in} frames, ${c.lost} lost, ${c.reordered} sent after a later one (reordered), ${c.errors} send errors, ${c.overrun} overrun (the stand-in too slow)`,
+          `impaired ${hop.sw} ${dir}: ${c.in} frames, ${c.lost} lost, ${c.reordered} sent after a later one ` +
+            `(reordered), ${c.errors} send errors, ${c.overrun} overrun (the stand-in too slow)`,
         );
       }
     }
@@ -869,7 +871,8 @@ async function netemFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResul
       watch: ['sgw0', 'sgw1', 'sgw3'],
       failures: imp.failures,
       notes: [
-        `netem-like delay ${IMPAIR.delayMs} ms ± ${IMPAIR.jitterMs} ms (uniform) and ${IMPAIR.loss * 100} % loss each way on both hops between the SGWs for 9 s`,
+        `netem-like delay ${IMPAIR.delayMs} ms ± ${IMPAIR.jitterMs} ms (uniform) and ${IMPAIR.loss * 100} % loss ` +
+          `each way on both hops between the SGWs for 9 s`,
         ...imp.notes,
       ],
     };
@@ -883,7 +886,8 @@ async function netemFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResul
     // 1 % per hop and direction, 2 hops each way: about 4 % of round trips; more means the SGWs drop too.
     const expected = 1 - 0.99 ** 4;
     r.notes.push(
-      `probe loss ${((100 * r.probe.lost) / r.probe.sent).toFixed(1)} % of ${r.probe.sent} (netem alone: ≈ ${(100 * expected).toFixed(1)} % of those sent during its 9 s)`,
+      `probe loss ${((100 * r.probe.lost) / r.probe.sent).toFixed(1)} % of ${r.probe.sent} (netem alone: ≈ ` +
+        `${(100 * expected).toFixed(1)} % of those sent during its 9 s)`,
     );
   }
   r.pass = r.failures.length === 0;
@@ -961,7 +965,8 @@ async function mtuFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult>
     if (mtu === undefined) failures.push('no path MTU reached h0 (its route to h1 carries no mtu)');
     else if (mtu > crosses)
       failures.push(
-        `PMTUD broken: h0 holds path MTU ${mtu}, but only datagrams ≤ ${crosses} bytes cross after the drop — ${crosses + 1}..${mtu} are black-holed with no ICMP 3/4`,
+        `PMTUD broken: h0 holds path MTU ${mtu}, but only datagrams ≤ ${crosses} bytes cross after the drop — ` +
+          `${crosses + 1}..${mtu} are black-holed with no ICMP 3/4`,
       );
     else if (mtu < crosses) failures.push(`h0 holds path MTU ${mtu}, smaller than the ${crosses} bytes that cross`);
     await sleep(2500);

@@ -136,7 +136,8 @@ export abstract class HostCore<I extends CoreInterface> implements Host {
       ifaceName = [...this.ifaces.values()].find((i) => prefixContains(i.prefix, via))?.name;
       if (ifaceName === undefined)
         throw new Error(
-          `host '${this.name}': route ${prefixText} via ${route.via}: no interface is on that next hop's subnet (add the interface first or name 'iface')`,
+          `host '${this.name}': route ${prefixText} via ${route.via}: no interface is on that next hop's subnet ` +
+            `(add the interface first or name 'iface')`,
         );
     } else {
       this.iface(ifaceName);

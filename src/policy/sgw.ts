@@ -187,7 +187,9 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
         }
       : {
           action: 'drop',
-          reason: `plain datagram from outside (${ip(dgram.src)}) to protected host ${ip(dgram.dst)}: site policy drops it`,
+          reason:
+            `plain datagram from outside (${ip(dgram.src)}) to protected host ${ip(dgram.dst)}: site policy ` +
+            `drops it`,
         };
   }
 
@@ -362,7 +364,9 @@ function decideAuthenticatedPlain(place: SgwPlace, packet: PacketView, from: str
   return {
     action: 'encap',
     ...how,
-    reason: `Next-hop AH from ${from} verified: ${self.name} becomes the VPN end and protects ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)} (§3.2 step 2)`,
+    reason:
+      `Next-hop AH from ${from} verified: ${self.name} becomes the VPN end and protects ${ip(dgram.src)} > ` +
+      `${ip(dgram.dst)} End-End to ${endText(how.end)} (§3.2 step 2)`,
   };
 }
 
@@ -445,7 +449,9 @@ function decideEnd(place: SgwPlace, packet: PacketView, layer: SkipLayer): Decis
     action: 'decap',
     peer,
     then: { kind: 'reencap', ...how },
-    reason: `End-End layer from ${nameText(peer)} opened: re-encrypt ${ip(dgram.src)} > ${ip(dgram.dst)} to ${endText(how.end)} (§3.3)`,
+    reason:
+      `End-End layer from ${nameText(peer)} opened: re-encrypt ${ip(dgram.src)} > ${ip(dgram.dst)} to ` +
+      `${endText(how.end)} (§3.3)`,
   };
 }
 
@@ -460,7 +466,8 @@ function decideTransit(place: SgwPlace, packet: PacketView, layer: SkipLayer): D
       'need-nexthop-auth',
       Icmp40Code.needAuthentication,
       layer.ip.src,
-      `${layer.kind} layer from ${nameText(layer.skipSrc)} leaves ${self.name}'s network without a Next-hop AH for ${self.name} (§3.2 step 1, §4.4)`,
+      `${layer.kind} layer from ${nameText(layer.skipSrc)} leaves ${self.name}'s network without a Next-hop AH for ` +
+        `${self.name} (§3.2 step 1, §4.4)`,
     );
   }
   if (!isInMyRegion(place, dst)) return { action: 'drop', reason: `${ip(dst)} is not behind ${self.name}` };

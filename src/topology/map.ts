@@ -277,7 +277,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     if (where)
       issue(
         [...path, 'name'],
-        `duplicate name ${JSON.stringify(name)} (already used by ${where}); names must be unique across sites, SGWs, HAs and hosts`,
+        `duplicate name ${JSON.stringify(name)} (already used by ${where}); names must be unique across sites, ` +
+          `SGWs, HAs and hosts`,
       );
     else seenNames.set(name, `${path[0]}[${path[1]}]`);
   };
@@ -301,7 +302,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
         if (clash) {
           issue(
             ['sites', i, 'prefixes', j],
-            `${formatPrefix(p)} overlaps ${formatPrefix(clash)} of site ${JSON.stringify(sites[k].name)}; SGW-protected networks must not overlap (draft §2.2)`,
+            `${formatPrefix(p)} overlaps ${formatPrefix(clash)} of site ${JSON.stringify(sites[k].name)}; ` +
+              `SGW-protected networks must not overlap (draft §2.2)`,
           );
         }
       }
@@ -418,7 +420,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
           if (k < i)
             issue(
               ['sgws', i, 'prefixes', j],
-              `${formatPrefix(p)} overlaps ${formatPrefix(clash)} protected by ${b.name}; give each SGW its own addresses, or nest one behind the other (behind:) with a longer prefix (draft §2.2)`,
+              `${formatPrefix(p)} overlaps ${formatPrefix(clash)} protected by ${b.name}; give each SGW its own ` +
+                `addresses, or nest one behind the other (behind:) with a longer prefix (draft §2.2)`,
             );
         } else if (isBehind(a, b) && !(p.length > clash.length && prefixWithin(p, clash))) {
           issue(
@@ -455,7 +458,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     if (!sgw.behind && around) {
       issue(
         ['sgws', i, 'outside'],
-        `${sgw.outside} is inside the network protected by ${around.name}; a top-level SGW's outside address is global (or add behind: ${around.name})`,
+        `${sgw.outside} is inside the network protected by ${around.name}; a top-level SGW's outside address is ` +
+          `global (or add behind: ${around.name})`,
       );
     }
   });
@@ -480,7 +484,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     if (!sgw) {
       issue(
         [...at, 'address'],
-        `${h.address} is not protected by any SGW; an HA sits on its home network behind the home SGW, which does its IPsec (draft §2.1)`,
+        `${h.address} is not protected by any SGW; an HA sits on its home network behind the home SGW, which does ` +
+          `its IPsec (draft §2.1)`,
       );
       return;
     }

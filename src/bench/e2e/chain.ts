@@ -306,7 +306,8 @@ export async function runChain(
           row.runs.push(run);
           const cpu = run.relay_cpu_us === null ? '' : `, relay CPU ${run.relay_cpu_us.toFixed(2)} µs/packet`;
           options.progress(
-            `[${round + 1}/${options.runs}] chain, ${label}: TCP ${run.tcp_gbps.toFixed(3)} Gbit/s, RTT ${run.rtt_us.toFixed(0)} µs${cpu}`,
+            `[${round + 1}/${options.runs}] chain, ${label}: TCP ${run.tcp_gbps.toFixed(3)} Gbit/s, RTT ` +
+              `${run.rtt_us.toFixed(0)} µs${cpu}`,
           );
         } catch (err) {
           row.error = `round ${round + 1}: ${(err as Error).message}`;

@@ -205,9 +205,11 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     mipsec_poll_us: tuning.pollMicros,
     mipsec_loop: tuningLabel(tuning),
     order:
-      'paths in the listed order on even rounds, reversed on odd rounds; each path set up, measured once and torn down per round',
+      'paths in the listed order on even rounds, reversed on odd rounds; each path set up, measured once and torn ' +
+      'down per round',
     cpu_accounting:
-      'utime+stime (/proc/PID/stat) of the path processes + softirq of all CPUs (/proc/stat), over the TCP run, divided by the Gbit the server received',
+      'utime+stime (/proc/PID/stat) of the path processes + softirq of all CPUs (/proc/stat), over the TCP run, ' +
+      'divided by the Gbit the server received',
   };
 
   const session = new NetnsSession(`mb-${randomSuffix()}`);
@@ -224,7 +226,8 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
       for (const result of roundOrder(results, round)) {
         if (result.error) continue;
         progress(
-          `[${round + 1}/${options.runs}] ${result.path}: measuring ${options.seconds} s TCP + ${options.seconds} s UDP…`,
+          `[${round + 1}/${options.runs}] ${result.path}: measuring ${options.seconds} s TCP + ${options.seconds} s ` +
+            `UDP…`,
         );
         try {
           const figures = await measurePath(DRIVERS[result.path], topo, workdir, options.seconds);
@@ -248,7 +251,8 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
         result.first_packet_ms = fp.median_ms;
         result.first_packet_send_ms = fp.send_median_ms;
         progress(
-          `${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms at the receiver (median of ${fp.samples}), ` +
+          `${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms at the receiver ` +
+            `(median of ${fp.samples}), ` +
             `sealed after ${fp.send_median_ms?.toFixed(3) ?? '—'} ms at the sender (median of ${fp.send_samples})`,
         );
       } catch (err) {
@@ -297,7 +301,8 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
       svg,
       formatSvg(
         results,
-        `mipsec bench e2e, ${started.toISOString().slice(0, 16)}Z, ${String(meta.cpus)} CPUs, Linux ${String(meta.kernel)}`,
+        `mipsec bench e2e, ${started.toISOString().slice(0, 16)}Z, ${String(meta.cpus)} CPUs, Linux ` +
+          `${String(meta.kernel)}`,
       ),
     );
     report.files = { json, svg };

@@ -191,21 +191,24 @@ export function mipsecDrivers(tuning: LoopTuning): Record<'mipsec-skip' | 'mipse
       'skip',
       'native',
       tuning,
-      `SKIP header (NSID 0) + ESP AES-128-GCM (SPI 1), manual keys, native I/O loop, ${WORKERS} worker/gateway; TUN MTU ${skipMtu} (52-byte SKIP header), so a 1428-byte UDP datagram goes as 2 fragments`,
+      `SKIP header (NSID 0) + ESP AES-128-GCM (SPI 1), manual keys, native I/O loop, ${WORKERS} worker/gateway; TUN ` +
+        `MTU ${skipMtu} (52-byte SKIP header), so a 1428-byte UDP datagram goes as 2 fragments`,
     ),
     'mipsec-spi': mipsecDriver(
       'mipsec-spi',
       'spi',
       'native',
       tuning,
-      `RFC 4303 ESP AES-128-GCM tunnel mode, manual keys, native I/O loop, ${WORKERS} worker/gateway; TUN MTU ${tunnelMtu(TUNNEL_MTU, transport)}`,
+      `RFC 4303 ESP AES-128-GCM tunnel mode, manual keys, native I/O loop, ${WORKERS} worker/gateway; TUN MTU ` +
+        `${tunnelMtu(TUNNEL_MTU, transport)}`,
     ),
     'mipsec-ts': mipsecDriver(
       'mipsec-ts',
       'skip',
       'ts',
       tuning,
-      `SKIP + ESP AES-128-GCM on the TS reference engine over the same native I/O loop: the native engine holds no SAs, so every packet is punted to JS in batches, transformed by src/engine/ref and re-injected; TUN MTU ${skipMtu}`,
+      `SKIP + ESP AES-128-GCM on the TS reference engine over the same native I/O loop: the native engine holds no ` +
+        `SAs, so every packet is punted to JS in batches, transformed by src/engine/ref and re-injected; TUN MTU ${skipMtu}`,
     ),
   };
 }

@@ -176,7 +176,9 @@ const OPENVPN_PORT = 1194;
 
 export const openvpn: PathDriver = {
   name: 'openvpn',
-  mode: 'OpenVPN p2p over UDP, TLS with self-signed certs pinned by --peer-fingerprint, AES-128-GCM data channel, DCO off',
+  mode:
+    'OpenVPN p2p over UDP, TLS with self-signed certs pinned by --peer-fingerprint, AES-128-GCM data channel, ' +
+    'DCO off',
   async version() {
     return versionFrom(await versionOutput('openvpn', ['--version']), /OpenVPN (\S+)/, 'openvpn');
   },
@@ -344,7 +346,9 @@ secrets {
 
 export const strongswan: PathDriver = {
   name: 'strongswan',
-  mode: `strongSwan charon + kernel-libipsec (userspace ESP), IKEv2 PSK, ESP AES-128-GCM in UDP 4500, tunnel mode; ${LIBIPSEC_DEV} MTU stays 1400 (libipsec's fixed read buffer), so a ${1400 + 28}-byte UDP datagram goes as 2 fragments`,
+  mode:
+    `strongSwan charon + kernel-libipsec (userspace ESP), IKEv2 PSK, ESP AES-128-GCM in UDP 4500, tunnel mode; ` +
+    `${LIBIPSEC_DEV} MTU stays 1400 (libipsec's fixed read buffer), so a ${1400 + 28}-byte UDP datagram goes as 2 fragments`,
   async version() {
     return versionFrom(await versionOutput(charonPath(), ['--version']), /strongSwan (\S+)/, 'charon');
   },

@@ -164,11 +164,13 @@ function productLines(results: readonly PathResult[]): string[] {
     );
   if (sgwd.first_packet_ms != null)
     lines.push(
-      `  first packet of a new SKIP key, arrival at the receiving daemon to delivery inside: ${sgwd.first_packet_ms.toFixed(3)} ms (median)`,
+      `  first packet of a new SKIP key, arrival at the receiving daemon to delivery inside: ` +
+        `${sgwd.first_packet_ms.toFixed(3)} ms (median)`,
     );
   if (sgwd.first_packet_send_ms != null)
     lines.push(
-      `  the same at the sending daemon, the datagram's arrival to its first sealed packet leaving: ${sgwd.first_packet_send_ms.toFixed(3)} ms (median)`,
+      `  the same at the sending daemon, the datagram's arrival to its first sealed packet leaving: ` +
+        `${sgwd.first_packet_send_ms.toFixed(3)} ms (median)`,
     );
   return lines;
 }
@@ -204,7 +206,8 @@ export function formatSvg(results: readonly PathResult[], title: string): string
   const width = labelW + chartW + valueW;
   const height = 40 + panels.length * panelH;
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      `font-family="sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="10" y="22" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
   ];
@@ -254,13 +257,15 @@ export function formatChain(chain: {
     .map((r) => `  ${r.relays === 'kernel' ? 'kernel' : `${r.relays} relays`}: ${r.error}`);
   const costs = chain.costs.map(
     (c) =>
-      `  ${c.from} → ${c.to} relays: ${(c.throughput_loss * 100).toFixed(1)} % throughput and ${c.rtt_us.toFixed(0)} µs RTT per added relay`,
+      `  ${c.from} → ${c.to} relays: ${(c.throughput_loss * 100).toFixed(1)} % throughput and ` +
+      `${c.rtt_us.toFixed(0)} µs RTT per added relay`,
   );
   const cpu = chain.rows.map((r) => r.relay_cpu_us).filter((v): v is number => typeof v === 'number');
   if (cpu.length) {
     const perPacket = median(cpu);
     costs.push(
-      `  a relay's worker: ${perPacket.toFixed(2)} µs CPU per relayed packet, i.e. one core relays ≈ ${(1 / perPacket).toFixed(2)} Mpps (it shares this machine's cores with every other gateway and iperf3)`,
+      `  a relay's worker: ${perPacket.toFixed(2)} µs CPU per relayed packet, i.e. one core relays ≈ ` +
+        `${(1 / perPacket).toFixed(2)} Mpps (it shares this machine's cores with every other gateway and iperf3)`,
     );
   }
   return [

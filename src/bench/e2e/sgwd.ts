@@ -116,7 +116,9 @@ interfaces:
   - { name: ${g.inside.dev}, address: ${g.inside.address}, prefixLength: 24 }
   - { name: ${g.outside.dev}, address: ${g.outside.address}, prefixLength: 24 }
 sgw: { inside: ${g.inside.dev}, outside: ${g.outside.dev} }
-${kpRotationPackets ? `policy: { kpRotationPackets: ${kpRotationPackets} }\n` : ''}${transport ? `dataPath: { transport: ${transport} }\n` : ''}`;
+${kpRotationPackets ? `policy: { kpRotationPackets: ${kpRotationPackets} }\n` : ''}${
+    transport ? `dataPath: { ` + `transport: ${transport} }\n` : ''
+  }`;
 }
 
 /** The CA, both identities and configs in `dir`, made with the CLI as the README's deployment says. */
@@ -366,7 +368,9 @@ export async function measureFirstPacket(ctx: PathContext, transport?: Transport
 /** The daemons with every default but the transport, the same one the static gateways of mipsec-skip use. */
 export const mipsecSgwd = (transport: Transport): PathDriver => ({
   name: 'mipsec-sgwd',
-  mode: `two \`mipsec sgw\` daemons from CLI-made configs and certificates: SKIP keyed on the first packet (certificates fetched over UDP 1640), ESP AES-128-GCM, default settings but dataPath.transport ${transport}`,
+  mode:
+    `two \`mipsec sgw\` daemons from CLI-made configs and certificates: SKIP keyed on the first packet ` +
+    `(certificates fetched over UDP 1640), ESP AES-128-GCM, default settings but dataPath.transport ${transport}`,
   async version() {
     const pkg = JSON.parse(
       fs.readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8'),

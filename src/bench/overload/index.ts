@@ -343,7 +343,8 @@ export async function runOverload(o: OverloadOptions = {}): Promise<OverloadRepo
       const r = await udp(lab, `${rate}M`, 2);
       sweep.push(r);
       say(
-        `  offered ${r.offeredMbps.toFixed(1)} Mbit/s: received ${r.receivedMbps.toFixed(1)}, lost ${r.lostPct.toFixed(1)} %`,
+        `  offered ${r.offeredMbps.toFixed(1)} Mbit/s: received ${r.receivedMbps.toFixed(1)}, lost ` +
+          `${r.lostPct.toFixed(1)} %`,
       );
       if (r.lostPct > 5) break;
     }
@@ -358,12 +359,14 @@ export async function runOverload(o: OverloadOptions = {}): Promise<OverloadRepo
     const far = await udp(lab, '1G', 2);
     const farPastKnee = { offeredMbps: far.offeredMbps, receivedMbps: far.receivedMbps, lostPct: far.lostPct };
     say(
-      `  offered ${far.offeredMbps.toFixed(1)} Mbit/s: received ${far.receivedMbps.toFixed(1)}, lost ${far.lostPct.toFixed(1)} %`,
+      `  offered ${far.offeredMbps.toFixed(1)} Mbit/s: received ${far.receivedMbps.toFixed(1)}, lost ` +
+        `${far.lostPct.toFixed(1)} %`,
     );
     await sleep(2000);
     const twice = `${Math.max(1, Math.round(2 * carry.receivedMbps))}M`;
     say(
-      `overload: carries ${carry.receivedMbps.toFixed(1)} Mbit/s; offering ${twice} + ${floodPps} flood packets/s from ${FLOOD_SOURCES} spoofed sources for ${seconds} s …`,
+      `overload: carries ${carry.receivedMbps.toFixed(1)} Mbit/s; offering ${twice} + ${floodPps} flood packets/s ` +
+        `from ${FLOOD_SOURCES} spoofed sources for ${seconds} s …`,
     );
 
     // The load.
@@ -455,7 +458,8 @@ const lat = (l: Latency) =>
 export function formatOverload(r: OverloadReport): string[] {
   const lines = [
     `carry rate (UDP mn → sgw0 → sgw1 → h1, 1200-byte datagrams; sweep ${r.carry.sweep.map((x) => `${x.offeredMbps.toFixed(0)}→${x.receivedMbps.toFixed(1)}`).join(', ')} Mbit/s): ${r.carry.receivedMbps.toFixed(1)} Mbit/s received at ${r.carry.offeredMbps.toFixed(0)} offered (${r.carry.lostPct.toFixed(1)} % lost)`,
-    `far past the knee: offered ${r.farPastKnee.offeredMbps.toFixed(0)} Mbit/s, received ${r.farPastKnee.receivedMbps.toFixed(1)} (${r.farPastKnee.lostPct.toFixed(1)} % lost)`,
+    `far past the knee: offered ${r.farPastKnee.offeredMbps.toFixed(0)} Mbit/s, received ` +
+      `${r.farPastKnee.receivedMbps.toFixed(1)} (${r.farPastKnee.lostPct.toFixed(1)} % lost)`,
   ];
   for (const [label, p] of [
     ['idle', r.idle],
@@ -473,7 +477,8 @@ export function formatOverload(r: OverloadReport): string[] {
   }
   const l = r.load;
   lines.push(
-    `load: UDP offered ${l.udp.offeredMbps.toFixed(1)} Mbit/s, received ${l.udp.receivedMbps.toFixed(1)}, lost ${l.udp.lostPct.toFixed(1)} % (${l.udp.lostPackets} datagrams); flood ${l.flood.sent} packets (${l.flood.pps}/s) from ${l.flood.sources} sources`,
+    `load: UDP offered ${l.udp.offeredMbps.toFixed(1)} Mbit/s, received ${l.udp.receivedMbps.toFixed(1)}, lost ` +
+      `${l.udp.lostPct.toFixed(1)} % (${l.udp.lostPackets} datagrams); flood ${l.flood.sent} packets (${l.flood.pps}/s) from ${l.flood.sources} sources`,
   );
   lines.push(
     `  counted by the gateways: ${
@@ -490,7 +495,8 @@ export function formatOverload(r: OverloadReport): string[] {
     }`,
   );
   lines.push(
-    `after: UDP at half the carry rate: ${r.after.udp.receivedMbps.toFixed(1)} of ${r.after.udp.offeredMbps.toFixed(1)} Mbit/s, lost ${r.after.udp.lostPct.toFixed(1)} %; ping: ${r.after.pingLost}`,
+    `after: UDP at half the carry rate: ${r.after.udp.receivedMbps.toFixed(1)} of ` +
+      `${r.after.udp.offeredMbps.toFixed(1)} Mbit/s, lost ${r.after.udp.lostPct.toFixed(1)} %; ping: ${r.after.pingLost}`,
   );
   lines.push(
     `RSS MB before → after: ${Object.keys(r.rssMbBefore)

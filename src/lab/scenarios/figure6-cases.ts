@@ -82,7 +82,8 @@ export const figure6Scenarios: Scenario[] = [
       ],
       internet: [
         `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REQ(F6.home, F6.ch0)))}`, // <2>
-        `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))))}`, // <3>
+        `sgw0 > sgw1: ` +
+          `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))))}`, // <3>
       ],
       'sgw0-net': [
         `sgw0 > ch0: ${REQ(F6.home, F6.ch0)}`,
@@ -105,7 +106,8 @@ export const figure6Scenarios: Scenario[] = [
       ],
       internet: [
         `sgw1 > sgw0: ${endAhEsp(F6.sgw1, F6.sgw0, SGW, SGW, REQ(F6.ch1, F6.home))}`, // <1>
-        `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REQ(F6.ch1, F6.home))))}`, // <2>
+        `sgw0 > sgw1: ` +
+          `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REQ(F6.ch1, F6.home))))}`, // <2>
       ],
       'sgw0-net': [`sgw0 > ha: ${REQ(F6.ch1, F6.home)}`, `ha > sgw0: ${ipip(F6.ha, F6.coa1, REQ(F6.ch1, F6.home))}`],
     },
@@ -124,7 +126,8 @@ export const figure6Scenarios: Scenario[] = [
       internet: [
         `sgw1 > sgw2: ${nextAh(F6.sgw1, F6.sgw2, SGW, SGW, endAhEsp(F6.coa1, F6.sgw2, SMN, SGW, REQ(F6.home, F6.ch2)))}`, // <2>
         `sgw2 > sgw0: ${endAhEsp(F6.sgw2, F6.sgw0, SGW, SGW, REP(F6.ch2, F6.home))}`, // <3>
-        `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch2, F6.home))))}`, // <4>
+        `sgw0 > sgw1: ` +
+          `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch2, F6.home))))}`, // <4>
       ],
       'sgw2-net': [`sgw2 > ch2: ${REQ(F6.home, F6.ch2)}`, `ch2 > sgw2: ${REP(F6.ch2, F6.home)}`],
       'sgw0-net': [`sgw0 > ha: ${REP(F6.ch2, F6.home)}`, `ha > sgw0: ${ipip(F6.ha, F6.coa1, REP(F6.ch2, F6.home))}`],

@@ -29,9 +29,11 @@ export const threeStepScenario: Scenario = {
     ],
     internet: [
       `sgw1 > sgw0: ${endAhEsp(F6.sgw1, F6.sgw0, SGW, SGW, REQ(F6.home, F6.ch0))}`, // step 2: SGW1 is the VPN end
-      `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, icmp40(F6.sgw0, F6.home, 5))))}`,
+      `sgw0 > sgw1: ` +
+        `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, icmp40(F6.sgw0, F6.home, 5))))}`,
       `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, endAhEsp(F6.coa1, F6.sgw0, S6, SGW, REQ(F6.home, F6.ch0)))}`,
-      `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))))}`,
+      `sgw0 > sgw1: ` +
+        `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))))}`,
     ],
     'sgw0-net': [
       `sgw0 > ha: ${icmp40(F6.sgw0, F6.home, 5)}`,
@@ -58,7 +60,8 @@ const S4 = smnId(F4.home);
 export const site34Scenario: Scenario = {
   section: '§3.4',
   title:
-    'SMN in a site that is not VPN-routable: End-End to the Border-SGW fails at SGW3 (code 5), then stacked Next-hop layers for SGW1 and SGW2',
+    'SMN in a site that is not VPN-routable: End-End to the Border-SGW fails at SGW3 (code 5), then stacked ' +
+    'Next-hop layers for SGW1 and SGW2',
   map: figure4Map,
   place: 'sgw1',
   traffic: { from: 'smn', to: F4.ch },
@@ -66,7 +69,8 @@ export const site34Scenario: Scenario = {
     'sgw1-net': [
       `smn > sgw1: ${nextAh(F4.coa, F4.sgw1, S4, SGW, endAhEsp(F4.coa, F4.sgw2, S4, SGW, REQ(F4.home, F4.ch)))}`, // step 2
       `sgw1 > smn: ${endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, icmp40(F4.sgw3, F4.home, 5)))}`,
-      `smn > sgw1: ${nextAh(F4.coa, F4.sgw1, S4, SGW, nextAh(F4.coa, F4.sgw2, S4, SGW, endAhEsp(F4.coa, F4.sgw3, S4, SGW, REQ(F4.home, F4.ch))))}`, // step 3
+      `smn > sgw1: ` +
+        `${nextAh(F4.coa, F4.sgw1, S4, SGW, nextAh(F4.coa, F4.sgw2, S4, SGW, endAhEsp(F4.coa, F4.sgw3, S4, SGW, REQ(F4.home, F4.ch))))}`, // step 3
       `sgw1 > smn: ${endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, REP(F4.ch, F4.home)))}`,
     ],
     internet: [
@@ -77,9 +81,11 @@ export const site34Scenario: Scenario = {
     ],
     'sgw2-net': [
       `sgw2 > sgw3: ${endAhEsp(F4.sgw2, F4.sgw3, SGW, SGW, REQ(F4.home, F4.ch))}`,
-      `sgw3 > sgw2: ${nextAh(F4.sgw3, F4.sgw2, SGW, SGW, endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, icmp40(F4.sgw3, F4.home, 5))))}`,
+      `sgw3 > sgw2: ` +
+        `${nextAh(F4.sgw3, F4.sgw2, SGW, SGW, endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, icmp40(F4.sgw3, F4.home, 5))))}`,
       `sgw2 > sgw3: ${nextAh(F4.sgw2, F4.sgw3, SGW, SGW, endAhEsp(F4.coa, F4.sgw3, S4, SGW, REQ(F4.home, F4.ch)))}`,
-      `sgw3 > sgw2: ${nextAh(F4.sgw3, F4.sgw2, SGW, SGW, endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, REP(F4.ch, F4.home))))}`,
+      `sgw3 > sgw2: ` +
+        `${nextAh(F4.sgw3, F4.sgw2, SGW, SGW, endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, REP(F4.ch, F4.home))))}`,
     ],
     'sgw3-net': [
       `sgw3 > ha: ${icmp40(F4.sgw3, F4.home, 5)}`,
@@ -107,7 +113,8 @@ const S1 = smnId(F1.home);
 export const figure1Scenario: Scenario = {
   section: 'Figure 1',
   title:
-    'nesting: SMN behind SGW3 (behind SGW2) talks to CH behind SGW0 (behind SGW1); the Next-hop AH is replaced at SGW3, SGW2, SGW1',
+    'nesting: SMN behind SGW3 (behind SGW2) talks to CH behind SGW0 (behind SGW1); the Next-hop AH is replaced at ' +
+    'SGW3, SGW2, SGW1',
   map: figure1Map,
   place: 'sgw3',
   traffic: { from: 'smn', to: F1.ch },
@@ -118,15 +125,18 @@ export const figure1Scenario: Scenario = {
     ],
     'sgw2-net': [
       `sgw3 > sgw2: ${nextAh(F1.sgw3, F1.sgw2, SGW, SGW, endAhEsp(F1.coa, F1.sgw0, S1, SGW, REQ(F1.home, F1.ch)))}`,
-      `sgw2 > sgw3: ${nextAh(F1.sgw2, F1.sgw3, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
+      `sgw2 > sgw3: ` +
+        `${nextAh(F1.sgw2, F1.sgw3, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
     ],
     internet: [
       `sgw2 > sgw1: ${nextAh(F1.sgw2, F1.sgw1, SGW, SGW, endAhEsp(F1.coa, F1.sgw0, S1, SGW, REQ(F1.home, F1.ch)))}`,
-      `sgw1 > sgw2: ${nextAh(F1.sgw1, F1.sgw2, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
+      `sgw1 > sgw2: ` +
+        `${nextAh(F1.sgw1, F1.sgw2, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
     ],
     'sgw1-net': [
       `sgw1 > sgw0: ${nextAh(F1.sgw1, F1.sgw0, SGW, SGW, endAhEsp(F1.coa, F1.sgw0, S1, SGW, REQ(F1.home, F1.ch)))}`,
-      `sgw0 > sgw1: ${nextAh(F1.sgw0, F1.sgw1, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
+      `sgw0 > sgw1: ` +
+        `${nextAh(F1.sgw0, F1.sgw1, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
     ],
     'sgw0-net': [
       `sgw0 > ch: ${REQ(F1.home, F1.ch)}`,
@@ -154,7 +164,8 @@ export const outsideMobileIpScenario: Scenario = {
     internet: [
       `sgw1 > chx: ${REQ(F6.home, F6.chx)}`,
       `chx > sgw0: ${REP(F6.chx, F6.home)}`,
-      `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.chx, F6.home))))}`,
+      `sgw0 > sgw1: ` +
+        `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.chx, F6.home))))}`,
     ],
     'sgw0-net': [`sgw0 > ha: ${REP(F6.chx, F6.home)}`, `ha > sgw0: ${ipip(F6.ha, F6.coa1, REP(F6.chx, F6.home))}`],
   },

@@ -132,7 +132,8 @@ export class PlainHost extends NamespaceHost {
     if (!ip.ok) return { ok: false, reason: 'bad_ipv4' };
     if (ip.header.protocol !== IpProto.UDP) {
       throw new Error(
-        `host '${this.name}' is a plain host: send() carries UDP through its sockets, not IP protocol ${ip.header.protocol}`,
+        `host '${this.name}' is a plain host: send() carries UDP through its sockets, not IP protocol ` +
+          `${ip.header.protocol}`,
       );
     }
     const udp = parseUdpDatagram(datagram);

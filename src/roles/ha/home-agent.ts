@@ -160,7 +160,8 @@ export class HomeAgent {
     this.engine = options.engine ?? createEngine('ts');
     if (!this.host.isLocal(options.address))
       throw new Error(
-        `home agent address ${options.address} is not an address of host '${this.host.name}' (add it to an interface first)`,
+        `home agent address ${options.address} is not an address of host '${this.host.name}' (add it to an ` +
+          `interface first)`,
       );
     if (!this.host.interfaces().some((i) => i.name === options.homeInterface)) {
       throw new Error(

@@ -158,7 +158,8 @@ export class SecurityGateway {
       );
     if (options.identity.name.nsid !== NSID_NONE || u32ToIp(options.identity.name.address) !== self.outside) {
       throw new Error(
-        `SGW ${self.name}: its identity is ${formatName(options.identity.name)}, but an SGW is named by its outside address: expected sgw:${self.outside}`,
+        `SGW ${self.name}: its identity is ${formatName(options.identity.name)}, but an SGW is named by its outside ` +
+          `address: expected sgw:${self.outside}`,
       );
     }
     this.self = self;

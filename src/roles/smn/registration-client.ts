@@ -130,7 +130,8 @@ export class RegistrationClient {
     this.maxRetransmitMs = options.maxRetransmitMs ?? 32_000;
     if (!(this.initialRetransmitMs > 0) || !(this.maxRetransmitMs >= this.initialRetransmitMs)) {
       throw new RangeError(
-        `retransmission timeouts need 0 < initialRetransmitMs <= maxRetransmitMs, got ${this.initialRetransmitMs} and ${this.maxRetransmitMs}`,
+        `retransmission timeouts need 0 < initialRetransmitMs <= maxRetransmitMs, got ${this.initialRetransmitMs} ` +
+          `and ${this.maxRetransmitMs}`,
       );
     }
     this.deregistrationAttempts = options.deregistrationAttempts ?? 4;
