@@ -2,7 +2,7 @@
 // sequence number up to it as already seen (docs/engine.md), on both engines, for ESP and for AH + ESP.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
@@ -172,30 +172,61 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
     expect(problems).toEqual([]);
   });
 
-  it('an unreadable marks file is reported and ignored; malformed entries are skipped', () => {
+  it('a torn or damaged tail of the journal is cut off and reported; the lines before it stand', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
-    mkdirSync(join(dir, 'sgw0'));
-    writeFileSync(
-      join(dir, 'sgw0', 'replay-marks.json'),
-      '{"version":1,"marks":{"zz":[1,2,3],"0123456789abcdef0123456789abcdef":[-1,0,0]}}',
+    const first = new ReplayMarks(
+      dir,
+      'sgw0',
+      () => 0,
+      () => {},
     );
+    first.floored(inbound(1));
+    first.sample(stats(50));
+    const file = join(dir, 'sgw0', 'replay-marks.journal');
+    // A crash in the middle of the next write, then bytes no write made.
+    appendFileSync(file, '0123456789abcdef ["0123456789abcdef0123456789abcdef",9');
+    appendFileSync(file, '\nnot a journal line\n');
     const problems: string[] = [];
-    expect(
-      new ReplayMarks(
-        dir,
-        'sgw0',
-        () => 0,
-        (m) => problems.push(m),
-      ).floored(inbound(1)).replayFloor,
-    ).toBeUndefined();
-    writeFileSync(join(dir, 'sgw0', 'replay-marks.json'), 'not json');
-    new ReplayMarks(
+    const after = new ReplayMarks(
       dir,
       'sgw0',
       () => 0,
       (m) => problems.push(m),
     );
+    expect(after.floored(inbound(2)).replayFloor).toBe(50);
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toContain('starting without replay marks');
+    expect(problems[0]).toContain('2 line(s) at its end did not check and were cut off');
+    expect(readFileSync(file, 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it('each second appends only the marks that moved; marks of keys gone for 3 h are dropped', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
+    const file = join(dir, 'sgw0', 'replay-marks.journal');
+    const lines = () => readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
+    let now = 0;
+    const marks = new ReplayMarks(
+      dir,
+      'sgw0',
+      () => now,
+      () => {},
+    );
+    marks.floored(inbound(1));
+    marks.sample(stats(10));
+    marks.sample(stats(20));
+    expect(lines()).toBe(2);
+    // Idle: the margin drops to 0 once (exact mark), then nothing more is written.
+    marks.sample(stats(20));
+    marks.sample(stats(20));
+    marks.sample(stats(20));
+    expect(lines()).toBe(3);
+    marks.retire(1, stats(20)());
+    // A live key of another tuple keeps its mark however long it lasts; the retired one goes after 3 h.
+    const other = { ...inbound(2), skipHeader: pair.in.skipHeader!.map((b, i) => (i === 20 ? b ^ 1 : b)) };
+    marks.floored(other);
+    marks.sample(stats(5));
+    now = 3 * 3600_000 + 60_000;
+    marks.sample(stats(5));
+    expect(marks.floored(inbound(3)).replayFloor).toBeUndefined();
+    expect(marks.floored({ ...other, id: 4 }).replayFloor).toBe(5);
   });
 });
