@@ -18,13 +18,20 @@ describe('hasEngineContext', () => {
       expect(hasEngineContext(punt(reason, 7), isOwn)).toBe(true);
   });
 
-  it('reasons the engine gives only after opening or refusing a layer: context', () => {
-    for (const reason of ['nexthop_plain', 'no_route', 'relay_denied', 'selector', 'deliver_local'] as const)
+  it('reasons the engine gives only after opening, refusing or parsing a layer addressed to us: context', () => {
+    for (const reason of [
+      'nexthop_plain',
+      'no_route',
+      'relay_denied',
+      'selector',
+      'deliver_local',
+      'unknown_key',
+    ] as const)
       expect(hasEngineContext(punt(reason), isOwn)).toBe(true);
   });
 
   it('first-layer punts carry the packet as it arrived: no context', () => {
-    for (const reason of ['no_policy', 'policy_punt', 'ttl_exceeded', 'unknown_key'] as const)
+    for (const reason of ['no_policy', 'policy_punt', 'ttl_exceeded', 'fragment'] as const)
       expect(hasEngineContext(punt(reason), isOwn)).toBe(false);
   });
 

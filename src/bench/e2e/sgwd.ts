@@ -76,8 +76,10 @@ export interface MapHomeAgent {
 
 /** What the daemons run with besides the defaults. */
 export interface SgwdOptions {
-  /** gwA and gwB take a new packet key after this many packets (policy.kpRotationPackets). */
+  /** The gateways take a new packet key after this many packets (policy.kpRotationPackets). */
   kpRotationPackets?: number;
+  /** The gateways kpRotationPackets applies to (default both); the others keep the default. */
+  rotating?: readonly string[];
   /**
    * How sealed packets travel between the daemons (node config dataPath.transport; default raw, the daemons' own
    * default).
@@ -106,7 +108,8 @@ ${
 }`;
 }
 
-function nodeConfig(g: GatewayPlan, { kpRotationPackets, transport }: SgwdOptions): string {
+function nodeConfig(g: GatewayPlan, { kpRotationPackets, rotating, transport }: SgwdOptions): string {
+  const rotates = kpRotationPackets !== undefined && (rotating ?? [g.name]).includes(g.name);
   return `kind: node
 name: ${g.name}
 role: sgw
@@ -116,7 +119,7 @@ interfaces:
   - { name: ${g.inside.dev}, address: ${g.inside.address}, prefixLength: 24 }
   - { name: ${g.outside.dev}, address: ${g.outside.address}, prefixLength: 24 }
 sgw: { inside: ${g.inside.dev}, outside: ${g.outside.dev} }
-${kpRotationPackets ? `policy: { kpRotationPackets: ${kpRotationPackets} }\n` : ''}${
+${rotates ? `policy: { kpRotationPackets: ${kpRotationPackets} }\n` : ''}${
     transport ? `dataPath: { ` + `transport: ${transport} }\n` : ''
   }`;
 }
@@ -290,7 +293,8 @@ export function firstPacketSendDelays(capture: string, topo: Pick<Topology, 'dev
  */
 export async function measureFirstPacket(ctx: PathContext, transport?: Transport): Promise<FirstPacket> {
   const { topo } = ctx;
-  const active = await startDaemons(ctx, { kpRotationPackets: 1, transport });
+  // gwB keeps its default: the figure is the receiver's work for a new key, not its own rotation for the echo reply.
+  const active = await startDaemons(ctx, { kpRotationPackets: 1, rotating: ['gwa'], transport });
   const filter = `ip proto 57 or udp dst port ${DEFAULT_UDP_PORT} or icmp[icmptype] == icmp-echo`;
   const fields = [
     '-T',

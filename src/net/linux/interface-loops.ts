@@ -36,6 +36,9 @@ const CONTEXT_REASONS: ReadonlySet<ReasonName> = new Set<ReasonName>([
   'relay_denied',
   'selector',
   'deliver_local',
+  // A SKIP layer addressed to us under a key with no SA: the role keys it at once (a first packet's latency) instead
+  // of running INBOUND again in JavaScript to learn what the engine already said.
+  'unknown_key',
 ]);
 /**
  * `tc filter add` arguments that redirect every IPv4 frame arriving on `dev` into `tun` at ingress (the ingress qdisc
@@ -131,7 +134,8 @@ export interface DataPathStats {
 
 /**
  * Whether a punt carries engine context (CONTRACT.md): an SA had authenticated it, or its reason is one the engine
- * gives only after opening or refusing a layer (nexthop_plain, no_route, relay_denied, selector, deliver_local), or
+ * gives only after opening or refusing a layer (nexthop_plain, no_route, relay_denied, selector, deliver_local) or
+ * parsing one addressed to us (unknown_key), or
  * it is a not_ipsec punt of a datagram peeled out of bare IP-in-IP. The punt alone does not tell a peeled datagram
  * from a first-layer not_ipsec (both SA 0): a first-layer one was read under an `inbound` policy, so it is addressed
  * to one of the host's interface addresses; a peeled one is addressed elsewhere (its tunnel's inner destination).
