@@ -1,18 +1,18 @@
-// One role built from a loaded node config, the way src/lab/world.ts wires roles, with one face for
-// the daemon: counters, bindings, a graceful stop and events for the log.
+// One role built from a loaded node config: the config's settings, the HA's journal and the manual SAs here, the role
+// started by src/roles/start.ts (as the lab's are), with one face for the daemon: counters, bindings, a graceful stop,
+// reloads and events for the log.
 import { join } from 'node:path';
 import { createEngine } from '../engine/index.js';
-import type { Engine } from '../engine/types.js';
 import type { LoadedNode, PolicyKnobs } from '../config/index.js';
 import type { CertCache } from '../keys/cache.js';
 import type { Identity } from '../keys/keyfile.js';
-import type { Clock, Host } from '../net/types.js';
-import { HomeAgent } from '../roles/ha/home-agent.js';
+import type { Clock } from '../net/types.js';
 import { BindingJournal } from '../roles/ha/journal.js';
-import { SecurityGateway } from '../roles/sgw/gateway.js';
+import type { SecurityGateway } from '../roles/sgw/gateway.js';
 import { ManualSpiGateway } from '../roles/sgw/manual.js';
-import { MobileNode } from '../roles/smn/mobile-node.js';
+import type { MobileNode } from '../roles/smn/mobile-node.js';
 import type { Suites } from '../roles/common/suites.js';
+import { startRole, type RoleDeps, type SkipDeps } from '../roles/start.js';
 import { parseAddressOrPrefix, prefixWithin } from '../topology/map.js';
 import { TrackedEngine, type SaRecord } from './engine.js';
 import type { LiveChanges, LiveField } from './live-fields.js';
@@ -54,11 +54,9 @@ export type RoleEvent = { event: string; [field: string]: unknown };
 
 export const DEFAULT_STATE_DIR = '/var/lib/mipsec';
 
-export interface RoleSetup {
+/** A node's role: what it runs on (host, clock, engine), its loaded config and what the daemon read for it. */
+export interface RoleSetup extends RoleDeps {
   loaded: LoadedNode;
-  host: Host;
-  clock: Clock;
-  engine: Engine;
   identity?: Identity;
   certs?: CertCache;
   mnHaKeys?: MnHaEntry[];
@@ -113,20 +111,16 @@ export function suitesOf(p: PolicyKnobs): Suites {
 }
 
 export function buildRole(s: RoleSetup): RunningRole {
-  const { node, map } = s.loaded;
+  const { node } = s.loaded;
   if (node.role === 'sgw') {
     // Manual SAs first: their hook sees the datagrams they own before the SKIP SGW's does.
     const manual = node.manualSas?.length ? buildManualSas(s) : undefined;
     let sgw: SecurityGateway;
     try {
-      sgw = new SecurityGateway({
-        host: s.host,
-        clock: s.clock,
-        map,
+      sgw = startRole({
+        role: 'sgw',
+        ...skipDeps(s),
         name: node.name,
-        identity: s.identity!,
-        certs: s.certs!,
-        engine: s.engine,
         insideInterface: node.sgw!.inside,
         suites: suitesOf(node.policy),
         plainInbound: node.policy.plainInbound,
@@ -186,6 +180,11 @@ export function buildRole(s: RoleSetup): RunningRole {
   return buildHa(s);
 }
 
+/** What an SGW or SMN of this node keys with: the setup's host, clock, engine, identity and certificates. */
+function skipDeps(s: RoleSetup): SkipDeps {
+  return { host: s.host, clock: s.clock, engine: s.engine, map: s.loaded.map, identity: s.identity!, certs: s.certs! };
+}
+
 /** The node's manual SPI-mode SAs on an engine of their own (same implementation as the role's), tracked for status. */
 function buildManualSas(s: RoleSetup): { gateway: ManualSpiGateway; engine: TrackedEngine } {
   const { node, paths } = s.loaded;
@@ -205,7 +204,7 @@ function buildManualSas(s: RoleSetup): { gateway: ManualSpiGateway; engine: Trac
 }
 
 function buildSmn(s: RoleSetup): RunningRole {
-  const { node, map } = s.loaded;
+  const { node } = s.loaded;
   const home = node.smn!.homeAddress;
   const key = s.mnHaKeys?.find((e) => e.homeAddress === home);
   if (!key)
@@ -213,13 +212,9 @@ function buildSmn(s: RoleSetup): RunningRole {
       `the MN-HA key file has no line for this SMN's home address ${home}; add '${home} <SPI> <key hex>' (the same ` +
         `line as on its HA)`,
     );
-  const smn = new MobileNode({
-    host: s.host,
-    clock: s.clock,
-    map,
-    identity: s.identity!,
-    certs: s.certs!,
-    engine: s.engine,
+  const smn = startRole({
+    role: 'smn',
+    ...skipDeps(s),
     interface: node.interfaces[0].name,
     // A copy: the registration client zeroes its key when it stops, the daemon zeroes the file's.
     mnHaKey: { spi: key.auth.spi, key: key.auth.key.slice() },
@@ -307,14 +302,15 @@ function buildHa(s: RoleSetup): RunningRole {
     s.loaded.paths.bindings ?? join(s.stateDir ?? DEFAULT_STATE_DIR, node.name, 'bindings.journal'),
   );
   // The daemon's engine builds and opens the RFC 2003 tunnels (IPIP_ENCAP / IPIP_DECAP).
-  const agent = new HomeAgent({
+  const agent = startRole({
+    role: 'ha',
     host: s.host,
     clock: s.clock,
+    engine: s.engine,
     address: ha.address,
     homeInterface,
     mobileNodes,
     store,
-    engine: s.engine,
   });
   s.onEvent({
     event: 'bindings_restored',

@@ -9,11 +9,12 @@ import { generateCaKey, generateX25519, type Identity } from '../keys/keyfile.js
 import { parseName } from '../keys/names.js';
 import { MemoryNetwork } from '../net/memory.js';
 import type { Host, HostOptions, Network } from '../net/types.js';
-import { HomeAgent } from '../roles/ha/home-agent.js';
+import type { HomeAgent } from '../roles/ha/home-agent.js';
 import { KeyLog } from '../roles/common/keylog.js';
-import { SecurityGateway } from '../roles/sgw/gateway.js';
-import { MobileNode, type OutsidePolicy } from '../roles/smn/mobile-node.js';
+import type { SecurityGateway } from '../roles/sgw/gateway.js';
+import type { MobileNode, OutsidePolicy } from '../roles/smn/mobile-node.js';
 import type { Procedure } from '../roles/smn/paths.js';
+import { startRole, type SkipDeps } from '../roles/start.js';
 import type { Sgw, TopologyMap } from '../topology/map.js';
 import { prefixMask, u32ToIp } from '../wire/addr.js';
 import { echoServer } from './traffic.js';
@@ -100,6 +101,16 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
     }
     return id;
   };
+  /** A SKIP end of this world: on its host and engine, with the world's clock, map and key log. */
+  const skipDeps = (host: Host, engine: Engine, name: string, certs: CertCache): SkipDeps => ({
+    host,
+    clock: network.clock,
+    engine,
+    map,
+    identity: identity(name),
+    certs,
+    keyLog,
+  });
 
   network.addLink(INTERNET_LINK);
   for (const sgw of map.sgws) network.addLink(netLink(sgw));
@@ -163,13 +174,14 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   // The HA's RFC 2003 tunnels run on the world's engine implementation (IPIP_ENCAP / IPIP_DECAP).
   // Not in `engines` (indexed by SGW, then the SMN): closed with the world below.
   const haEngine = createEngine(options.engine);
-  const ha = new HomeAgent({
+  const ha = startRole({
+    role: 'ha',
     host: attach(haSpec.name, haSpec.address, {}),
     clock: network.clock,
+    engine: haEngine,
     address: haSpec.address,
     homeInterface: 'eth0',
     mobileNodes: [{ homeAddress: home, auth: mnHaKey }],
-    engine: haEngine,
   });
 
   const smnName = `smn:${home}`;
@@ -183,18 +195,12 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
     if (!minimal)
       for (const other of map.sgws) if (other !== sgw) certs.add(identity(`sgw:${other.outside}`).cert, nowS);
     if (!minimal || map.homeAgentFor(home)?.sgw === sgw) certs.add(identity(smnName).cert, nowS);
-    const engine = sgwEngines.get(sgw.name)!;
     sgws.set(
       sgw.name,
-      new SecurityGateway({
-        host: network.host(sgw.name),
-        clock: network.clock,
-        map,
+      startRole({
+        role: 'sgw',
+        ...skipDeps(network.host(sgw.name), sgwEngines.get(sgw.name)!, `sgw:${sgw.outside}`, certs),
         name: sgw.name,
-        identity: identity(`sgw:${sgw.outside}`),
-        certs,
-        engine,
-        keyLog,
         plainInbound: options.plainInbound?.[sgw.name],
         admitsVisitor: options.admitsVisitor?.[sgw.name],
         natOutside: options.natOutside?.includes(sgw.name),
@@ -209,19 +215,14 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
     if (!minimal || knownBorders.includes(sgw.name) || sgw === homeSgw)
       smnCerts.add(identity(`sgw:${sgw.outside}`).cert, nowS);
   }
-  const smn = new MobileNode({
-    host: smnHost,
-    clock: network.clock,
-    map,
-    identity: identity(smnName),
-    certs: smnCerts,
-    engine: smnEngine,
+  const smn = startRole({
+    role: 'smn',
+    ...skipDeps(smnHost, smnEngine, smnName, smnCerts),
     interface: 'eth0',
     mnHaKey,
     knownBorders,
     procedure: options.smn?.procedure,
     outsideCh: options.smn?.outsideCh,
-    keyLog,
   });
 
   const place = (where: string, careOf?: string): string => {
