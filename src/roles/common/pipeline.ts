@@ -68,11 +68,25 @@ export class TickPipeline<T> {
     this.queued = [];
   }
 
+  /**
+   * Runs `jobs` and their follow-ups now, not on the next tick and without beforeFlush: for what a punt of the I/O
+   * loops leads to (a first packet whose SA just went in), which met the tables the loop runs now and waits for
+   * nothing else queued. What is queued stays for its flush.
+   */
+  runNow(jobs: EngineJob<T>[]): void {
+    if (!this.closed) this.stages(jobs);
+  }
+
   private flush(): void {
     this.scheduled = undefined;
     this.beforeFlush();
-    let jobs = this.queued;
+    const jobs = this.queued;
     this.queued = [];
+    this.stages(jobs);
+  }
+
+  private stages(first: EngineJob<T>[]): void {
+    let jobs = first;
     for (let stage = 0; jobs.length > 0; stage++) {
       if (stage === MAX_STAGES) {
         for (const job of jobs) this.push(job);

@@ -360,7 +360,7 @@ export class SecurityGateway {
       packet: punt.packet,
       tag: { kind: 'inbound' as const, arrivedOn },
     };
-    for (const job of this.handle([outcome])) this.pipeline.push(job);
+    this.pipeline.runNow(this.handle([outcome]));
   }
 
   /**

@@ -571,7 +571,7 @@ export class MobileNode {
       packet: p.packet,
       tag: { kind: 'in' } as Tag,
     };
-    for (const job of this.handle([outcome])) this.pipeline.push(job);
+    this.pipeline.runNow(this.handle([outcome]));
   }
 
   /**
