@@ -79,7 +79,8 @@ export class ReplayMarks {
   /** `sa` with the floor its key tuple reached before (inbound SKIP SAs); remembers it for sampling. */
   floored(sa: SaDesc): SaDesc {
     if (sa.direction !== 'in' || sa.mode !== 'skip' || !sa.skipHeader) return sa;
-    const key = createHash('sha256').update(sa.src).update(sa.skipHeader).digest('hex').slice(0, 32);
+    // Hex of the first 16 bytes only: a slice of the whole digest's hex would keep all of it alive with the mark.
+    const key = createHash('sha256').update(sa.src).update(sa.skipHeader).digest().toString('hex', 0, 16);
     this.live.set(sa.id, { key, header: sa.esp ? 'espSeq' : 'ahSeq' });
     const mark = this.marks.get(key);
     return mark ? { ...sa, replayFloor: Math.min(MAX_SEQ, mark.seq + mark.margin) } : sa;

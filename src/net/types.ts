@@ -30,6 +30,7 @@
  * Every packet the host drops is counted by reason (counters()).
  * Addresses are dotted strings at this interface; prefixes are 'a.b.c.d/len'.
  */
+import type { InjectPacket } from '../engine/io.js';
 import type { NativeEngine } from '../engine/native.js';
 import type { ReasonName } from '../engine/types.js';
 
@@ -209,6 +210,11 @@ export interface HostDataPath {
    * While no handler is registered they take the input path like every other punt.
    */
   onEnginePunt(handler: (punt: EnginePunt) => void): () => void;
+  /**
+   * Hands packets back to the loop of `iface`, to go through its tables as `via` says (e.g. a datagram the engine
+   * held back for a new key, once the tables name it). False when that loop is not running.
+   */
+  inject(iface: string, packets: readonly InjectPacket[]): boolean;
   /**
    * The address of the host's applications' port (an SMN daemon's home address on its application TUN), if it has
    * one: the kernel owns it and routes what it sends from it into that port (the role's tables seal it), so a

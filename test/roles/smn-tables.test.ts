@@ -86,6 +86,7 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     const dataPath: HostDataPath = {
       tableOf: (port) => (port === APPLICATION_PORT ? APP_TABLE : IFACE_TABLE),
       onEnginePunt: () => () => {},
+      inject: () => false,
     };
     Object.defineProperty(w.smnHost, 'dataPath', { value: dataPath });
     w.place(place);

@@ -257,6 +257,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
           return loops.tableOf(iface);
         },
         onEnginePunt: (handler) => loops.onEnginePunt(handler),
+        inject: (iface, packets) => loops.inject(iface, packets),
         applicationAddress: () => this.applicationAddress,
       };
     }

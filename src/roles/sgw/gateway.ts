@@ -365,11 +365,13 @@ export class SecurityGateway {
 
   /**
    * A compiled SA carried its packet key's share (kpRotationPackets): the tables move to a fresh key, and the datagram
-   * the engine held back goes through the policy as it arrived (sealed with the new key).
+   * the engine held back goes through them again in its loop (sealed with the new key; punted again if they no longer
+   * cover it), or, with no loop to take it, through the policy as it arrived.
    */
   private rekeyed(punt: EnginePunt): void {
     this.tally.add('rekey');
     this.tables?.refresh();
+    if (this.host.dataPath?.inject(punt.iface, [{ packet: punt.packet, via: 'outbound' }])) return;
     const ctx: PacketContext = { host: this.host.name, iface: punt.iface, time: this.clock.now() };
     if (this.onInput(punt.packet, ctx) === 'pass')
       this.host.inject(punt.packet, { iface: punt.iface, bypassHooks: true });
