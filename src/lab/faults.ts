@@ -739,7 +739,9 @@ async function haFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult> 
         watch: ['ha'],
         failures,
         notes: [
-          `registrations: the new HA accepted one ${afterStart ?? '—'} ms after it logged "started" (its log's times; ${firstNew === undefined ? '—' : firstNew - restarted.spawnedAt} ms after spawn); the client saw no acknowledgement for ${gap()} ms around the kill; ${seen} acknowledged in all`,
+          `registrations: the new HA accepted one ${afterStart ?? '—'} ms after it logged "started" (its log's times; ${firstNew === undefined ? '—' : firstNew - restarted.spawnedAt} ms after spawn); ` +
+            `the client saw no acknowledgement for ${gap()} ms around the kill; ` +
+            `${seen} acknowledged in all`,
           `bindings: ${MN_HOMES.length} acknowledged before the kill, ${restored} restored by the new HA from its ` +
             `journal`,
           'the h0 → h1 flow does not cross the HA: its figures show the SGWs carried on',
@@ -1021,7 +1023,9 @@ export function formatFault(r: FaultResult): string[] {
       (r.resumeFromSpawnMs !== null ? ` (${r.resumeFromSpawnMs} ms after spawn)` : ''),
   );
   lines.push(
-    `      TCP: before ${fmt(r.tcp.beforeMbps, ' Mbit/s')}, during the fault ${fmt(r.tcp.duringMbps, ' Mbit/s')}, overall ${fmt(r.tcp.overallMbps, ' Mbit/s')}, retransmits ${r.tcp.retransmits ?? '—'}, ${r.tcp.completed ? 'completed' : 'DID NOT complete'}`,
+    `      TCP: before ${fmt(r.tcp.beforeMbps, ' Mbit/s')}, during the fault ${fmt(r.tcp.duringMbps, ' Mbit/s')}, ` +
+      `overall ${fmt(r.tcp.overallMbps, ' Mbit/s')}, retransmits ${r.tcp.retransmits ?? '—'}, ` +
+      `${r.tcp.completed ? 'completed' : 'DID NOT complete'}`,
   );
   const counted = Object.entries(r.counters)
     .map(([k, v]) => `${k} ${v}`)
