@@ -11,7 +11,9 @@ import { parseListen } from '../daemon/metrics.js';
 import { FAULT_IDS, runFaults, type FaultId } from '../lab/faults.js';
 import { allCombos, comboId, coveringCombos, runSuites } from '../lab/suites.js';
 
-const HELP = `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR [--key-chain]] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
+const HELP =
+  `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR [--key-chain]] [--keep [--metrics HOST:PORT]] ` +
+  `[--engine native|ts] [--only ID,...]
        mipsec lab --faults [--only FAULT,...] [--tcp-rate RATE] [--json]
        mipsec lab --suites [--only covering | COMBINATION,...] [--pcap DIR] [--json]
 
