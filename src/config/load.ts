@@ -78,7 +78,8 @@ function kindError(file: string, doc: unknown, expected: string[]): string {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
     return `${file}: (top level): expected a mapping starting with kind: ${expectation}, got ${show(doc)}`;
   const kind = (doc as Record<string, unknown>).kind;
-  return `${file}: kind: ${kind === undefined ? 'missing; expected' : `expected`} ${expectation}${kind === undefined ? '' : `, got ${show(kind)}`}`;
+  const got = kind === undefined ? '' : `, got ${show(kind)}`;
+  return `${file}: kind: ${kind === undefined ? 'missing; expected' : `expected`} ${expectation}${got}`;
 }
 
 /** Loads a network map file. */

@@ -239,8 +239,8 @@ export function formatStatus(s: Status): string {
       (s.config.restartNeededFor.length ? `; restart needed for: ${s.config.restartNeededFor.join(', ')}` : ''),
     `rates: ${s.rates.packetsPerSecond ?? '-'} packets/s, ${s.rates.dropsPerSecond ?? '-'} drops/s` +
       (s.rates.intervalSeconds ? ` (last ${s.rates.intervalSeconds} s)` : ''),
-    `process: rss ${mib(s.process.rssBytes)}, heap ${mib(s.process.heapUsedBytes)} of ${mib(s.process.heapTotalBytes)}, ` +
-      `${s.process.openFds ?? '-'} open fds` +
+    `process: rss ${mib(s.process.rssBytes)}, ` +
+      `heap ${mib(s.process.heapUsedBytes)} of ${mib(s.process.heapTotalBytes)}, ${s.process.openFds ?? '-'} open fds` +
       (s.tables ? `; tables: ${s.tables.sas} SAs, ${s.tables.routes} routes, ${s.tables.policies} policies` : ''),
     '',
     `SAs (${s.sas.length})`,

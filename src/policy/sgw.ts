@@ -200,7 +200,8 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
       'need-nexthop-auth',
       Icmp40Code.needAuthentication,
       dgram.src,
-      `source ${ip(dgram.src)} is not a host of ${self.name} (${owner ? `protected by ${owner.name}` : 'an outside address'}): ` +
+      `source ${ip(dgram.src)} is not a host of ${self.name} ` +
+        `(${owner ? `protected by ${owner.name}` : 'an outside address'}): ` +
         `a visiting SMN must add a Next-hop AH for ${self.name} (§3.2 step 1)`,
     );
   }
