@@ -565,7 +565,8 @@ export function formatTable(result: MicroResult, o: MicroOptions): string {
       .trimEnd();
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const out = [
-    `mipsec micro-benchmark: one core (${cpu}), node ${process.version}, ${result.opensslVersion ?? 'openssl: not found'}`,
+    `mipsec micro-benchmark: one core (${cpu}), node ${process.version}, ` +
+      `${result.opensslVersion ?? 'openssl: not found'}`,
     `batches of ${BATCH_PACKETS} packets; median of ${o.runs} runs of ${o.seconds} s (native) / ${o.tsSeconds} s ` +
       `(ts) after a warm-up;`,
     'rates per CPU second of this process (user + system, as openssl speed counts user time); Gbit/s of inner bytes',

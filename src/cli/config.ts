@@ -54,7 +54,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
     const bad = reports.filter((r) => r.errors.length > 0).length;
     const warned = reports.reduce((n, r) => n + r.warnings.length, 0);
     console.log(
-      `${reports.length} file${reports.length === 1 ? '' : 's'} checked: ${reports.length - bad} ok, ${bad} with errors, ${warned} warning${warned === 1 ? '' : 's'}`,
+      `${reports.length} file${reports.length === 1 ? '' : 's'} checked: ` +
+        `${reports.length - bad} ok, ${bad} with errors, ${warned} warning${warned === 1 ? '' : 's'}`,
     );
   }
   return reports.some((r) => r.errors.length > 0) ? 1 : 0;

@@ -28,7 +28,8 @@ SIGHUP reloads the config. See docs/operations.md.${
   role === 'smn'
     ? `
 
-With the native engine (the default) the SMN also carries this machine's own applications: a TUN 'mipsec-apps' with the home address
+With the native engine (the default) the SMN also carries this machine's own applications: a TUN 'mipsec-apps' ` +
+      `with the home address
 (MTU 1200) and policy rules 31001-31004 send what local sockets send through the SMN's layers; it
 follows the interface's address (a new address and default route there is a handover). Removed on
 stop; after SIGKILL the rules stay and the applications fail closed until the next start.`
@@ -43,7 +44,8 @@ options:
                            does not reopen the replay windows${
                              role === 'ha'
                                ? ', and the binding journal ' +
-                                 '(bindings.journal, unless\n                           ha.bindings names a file): bindings survive restarts and crashes'
+                                 '(bindings.journal, unless\n                           ha.bindings names a file): ' +
+                                 'bindings survive restarts and crashes'
                                : ''
                            }
   --log-level LEVEL        ${LOG_LEVELS.join(' | ')} (default info)

@@ -255,7 +255,8 @@ export async function run(name: string, args: string[]): Promise<number> {
     }
     if (!subcommands.includes(sub)) {
       console.error(
-        `mipsec ${name}: unknown subcommand '${sub}' (expected ${subcommands.join(', ')}; example: mipsec ${name} ${subcommands[0]} --help)`,
+        `mipsec ${name}: unknown subcommand '${sub}' (expected ${subcommands.join(', ')}; ` +
+          `example: mipsec ${name} ${subcommands[0]} --help)`,
       );
       return 2;
     }

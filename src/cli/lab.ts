@@ -11,7 +11,9 @@ import { parseListen } from '../daemon/metrics.js';
 import { FAULT_IDS, runFaults, type FaultId } from '../lab/faults.js';
 import { allCombos, comboId, coveringCombos, runSuites } from '../lab/suites.js';
 
-const HELP = `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR [--key-chain]] [--keep [--metrics HOST:PORT]] [--engine native|ts] [--only ID,...]
+const HELP =
+  `usage: mipsec lab [--netns | --memory] [--json] [--pcap DIR [--key-chain]] [--keep [--metrics HOST:PORT]] ` +
+  `[--engine native|ts] [--only ID,...]
        mipsec lab --faults [--only FAULT,...] [--tcp-rate RATE] [--json]
        mipsec lab --suites [--only covering | COMBINATION,...] [--pcap DIR] [--json]
 
@@ -67,7 +69,8 @@ function figures(result: CaseResult): string {
       .map(([r, n]) => `${r} ${n}`)
       .join(', ');
     parts.push(
-      `TCP packets in the role nodes: fast path ${d.fastPath}, slow path ${d.slowPath}${reasons ? ` (${reasons})` : ''}`,
+      `TCP packets in the role nodes: fast path ${d.fastPath}, ` +
+        `slow path ${d.slowPath}${reasons ? ` (${reasons})` : ''}`,
     );
   }
   for (const m of result.moves ?? [])
@@ -180,7 +183,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
   if (values.keep && mode !== 'netns') say('mipsec lab: --keep has nothing to keep on the in-memory network');
 
   say(
-    `mipsec lab: ${only?.length ?? labCases.length} cases ${mode === 'netns' ? 'in network namespaces' : 'on the in-memory network'} (${engine} engine)`,
+    `mipsec lab: ${only?.length ?? labCases.length} cases ` +
+      `${mode === 'netns' ? 'in network namespaces' : 'on the in-memory network'} (${engine} engine)`,
   );
   const report = await runLab({
     mode,
@@ -198,7 +202,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
       }
       const r = e.result;
       say(
-        `${n} ${r.pass ? 'PASS' : 'FAIL'} ${r.id.padEnd(10)} ${r.section} ${r.title} (${(r.durationMs / 1000).toFixed(1)} s)`,
+        `${n} ${r.pass ? 'PASS' : 'FAIL'} ${r.id.padEnd(10)} ` +
+          `${r.section} ${r.title} (${(r.durationMs / 1000).toFixed(1)} s)`,
       );
       if (json) return;
       for (const line of fmtStacks(r)) say(line);
@@ -210,12 +215,14 @@ export async function run(_name: string, args: string[]): Promise<number> {
   const passed = report.cases.filter((c) => c.pass).length;
   if (json) console.log(JSON.stringify({ mode: report.mode, engine: report.engine, cases: report.cases }, null, 2));
   say(
-    `${passed} of ${report.cases.length} cases passed (${mode})${values.pcap ? `; captures and key logs in ${values.pcap}` : ''}`,
+    `${passed} of ${report.cases.length} cases passed ` +
+      `(${mode})${values.pcap ? `; captures and key logs in ${values.pcap}` : ''}`,
   );
   if (report.kept) {
     for (const r of report.keptRoles ?? []) {
       say(
-        `--keep: ${r.role} ${r.node}: mipsec status --socket ${r.socketPath}${r.metricsUrl ? `; metrics ${r.metricsUrl}` : ''}`,
+        `--keep: ${r.role} ${r.node}: mipsec status ` +
+          `--socket ${r.socketPath}${r.metricsUrl ? `; metrics ${r.metricsUrl}` : ''}`,
       );
     }
     say(
@@ -271,7 +278,8 @@ async function runSuitesCommand(
     const unknown = only.filter((id) => !all.some((c) => comboId(c) === id));
     if (unknown.length) {
       console.error(
-        `mipsec lab --suites: --only: unknown combination ${unknown.join(', ')} (covering, or ESP-MAC-COVERAGE-TRANSPORT such as ${comboId(all[0])})`,
+        `mipsec lab --suites: --only: unknown combination ${unknown.join(', ')} ` +
+          `(covering, or ESP-MAC-COVERAGE-TRANSPORT such as ${comboId(all[0])})`,
       );
       return 2;
     }

@@ -70,6 +70,8 @@ function onlySocket(): string | { error: string } {
   if (sockets.length === 1) return join(SOCKET_DIR, sockets[0]);
   if (sockets.length === 0) return { error: `no mipsec daemon is listening in ${SOCKET_DIR}; ${START_HINT}` };
   return {
-    error: `several daemons listen in ${SOCKET_DIR} (${sockets.join(', ')}); pick one with --node NAME or --socket PATH`,
+    error:
+      `several daemons listen in ${SOCKET_DIR} (${sockets.join(', ')}); ` +
+      `pick one with --node NAME or --socket PATH`,
   };
 }

@@ -87,7 +87,10 @@ export function mapping<S extends z.ZodRawShape>(shape: S, what: string) {
         return iss.keys
           .map((key) => {
             const suggestion = closest(key, fields);
-            return `unknown field${suggestion ? ` (did you mean ${suggestion}?)` : ''}; the fields of ${what} are ${fields.join(', ')}`;
+            return (
+              `unknown field${suggestion ? ` (did you mean ${suggestion}?)` : ''}; ` +
+              `the fields of ${what} are ${fields.join(', ')}`
+            );
           })
           .join('\n');
       }

@@ -78,7 +78,8 @@ function kindError(file: string, doc: unknown, expected: string[]): string {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
     return `${file}: (top level): expected a mapping starting with kind: ${expectation}, got ${show(doc)}`;
   const kind = (doc as Record<string, unknown>).kind;
-  return `${file}: kind: ${kind === undefined ? 'missing; expected' : `expected`} ${expectation}${kind === undefined ? '' : `, got ${show(kind)}`}`;
+  const got = kind === undefined ? '' : `, got ${show(kind)}`;
+  return `${file}: kind: ${kind === undefined ? 'missing; expected' : `expected`} ${expectation}${got}`;
 }
 
 /** Loads a network map file. */
@@ -131,7 +132,9 @@ export async function loadNode(
     return fail([
       {
         path: ['network'],
-        message: `${node.network} not found (looked in ${relative('.', here) || '.'}); give the network map's path relative to this file`,
+        message:
+          `${node.network} not found (looked in ${relative('.', here) || '.'}); ` +
+          `give the network map's path relative to this file`,
       },
     ]);
   if (!maps.has(networkPath)) maps.set(networkPath, loadNetworkMap(networkPath));
@@ -141,7 +144,10 @@ export async function loadNode(
     return fail([
       {
         path: ['network'],
-        message: `${node.network} is not a valid network map (${loadedMap.errors.length} error${loadedMap.errors.length > 1 ? 's' : ''}, first: ${first}); run mipsec check-config on it`,
+        message:
+          `${node.network} is not a valid network map (${loadedMap.errors.length} ` +
+          `error${loadedMap.errors.length > 1 ? 's' : ''}, first: ${first}); ` +
+          `run mipsec check-config on it`,
       },
     ]);
   }
@@ -174,7 +180,9 @@ export async function loadNode(
         const given = sa[field];
         if (!existsSync(path)) {
           warnings.push(
-            `${file}: warning: manualSas[${i}].${field}: ${given} does not exist yet; create it (the peer's ${field === 'keyOut' ? 'keyIn' : 'keyOut'} is the same file) with: ${manualKeyCommand(relative('.', path) || given, sa.suite)}`,
+            `${file}: warning: manualSas[${i}].${field}: ${given} does not exist yet; ` +
+              `create it (the peer's ${field === 'keyOut' ? 'keyIn' : 'keyOut'} is the same file) ` +
+              `with: ${manualKeyCommand(relative('.', path) || given, sa.suite)}`,
           );
           continue;
         }
@@ -211,7 +219,10 @@ function identityCommand(field: 'key' | 'cert' | 'ca', node: NodeConfig, map: To
       : `mipsec ca init --out DIR, then set identity.ca to DIR/${CA_CERT_FILE}`;
   }
   const name = node.role === 'sgw' ? `sgw:${map.sgw(node.name)!.outside}` : `smn:${node.smn!.homeAddress}`;
-  return `${makeDir(identity.cert)}mipsec cert issue --ca ${caNamed ? caDir : 'DIR'} --name ${name} --pub ${at(identity.key)}.pub --out ${at(identity.cert)}`;
+  return (
+    `${makeDir(identity.cert)}mipsec cert issue --ca ${caNamed ? caDir : 'DIR'} ` +
+    `--name ${name} --pub ${at(identity.key)}.pub --out ${at(identity.cert)}`
+  );
 }
 
 /** Checks each file by its kind; node files are checked against the network maps they name. */

@@ -301,7 +301,9 @@ export function crossCheck(node: NodeConfig, map: TopologyMap, mapLabel: string)
       return [
         {
           path: ['name'],
-          message: `no SGW named ${JSON.stringify(node.name)} in ${mapLabel} (SGWs: ${map.sgws.map((s) => s.name).join(', ')})`,
+          message:
+            `no SGW named ${JSON.stringify(node.name)} in ${mapLabel} ` +
+            `(SGWs: ${map.sgws.map((s) => s.name).join(', ')})`,
         },
       ];
     for (const side of ['inside', 'outside'] as const) {
@@ -321,7 +323,9 @@ export function crossCheck(node: NodeConfig, map: TopologyMap, mapLabel: string)
       return [
         {
           path: ['name'],
-          message: `no HA named ${JSON.stringify(node.name)} in ${mapLabel} (HAs: ${map.homeAgents.map((h) => h.name).join(', ') || 'none'})`,
+          message:
+            `no HA named ${JSON.stringify(node.name)} in ${mapLabel} ` +
+            `(HAs: ${map.homeAgents.map((h) => h.name).join(', ') || 'none'})`,
         },
       ];
     if (!node.interfaces.some((i) => i.address === ha.address))
@@ -331,7 +335,8 @@ export function crossCheck(node: NodeConfig, map: TopologyMap, mapLabel: string)
       if (!ha.serves.some((p) => prefixWithin(served, p))) {
         add(
           ['ha', 'serves', j],
-          `${text} is not among the home addresses ${mapLabel} gives ${ha.name} (${ha.serves.map(formatPrefix).join(', ')})`,
+          `${text} is not among the home addresses ${mapLabel} gives ${ha.name} ` +
+            `(${ha.serves.map(formatPrefix).join(', ')})`,
         );
       }
     });
@@ -346,7 +351,8 @@ export function crossCheck(node: NodeConfig, map: TopologyMap, mapLabel: string)
     if (!ha)
       add(
         ['smn', 'homeAgent'],
-        `no HA named ${JSON.stringify(node.smn.homeAgent)} in ${mapLabel} (HAs: ${map.homeAgents.map((h) => h.name).join(', ') || 'none'})`,
+        `no HA named ${JSON.stringify(node.smn.homeAgent)} in ${mapLabel} ` +
+          `(HAs: ${map.homeAgents.map((h) => h.name).join(', ') || 'none'})`,
       );
     else if (servedBy && ha !== servedBy)
       add(['smn', 'homeAgent'], `${ha.name} does not serve ${home}; ${servedBy.name} does`);
@@ -356,12 +362,14 @@ export function crossCheck(node: NodeConfig, map: TopologyMap, mapLabel: string)
       if (!sgw)
         add(
           ['smn', 'borderSgws', j],
-          `no SGW named ${JSON.stringify(sgwName)} in ${mapLabel} (Border-SGWs: ${borders.map((s) => s.name).join(', ')})`,
+          `no SGW named ${JSON.stringify(sgwName)} in ${mapLabel} ` +
+            `(Border-SGWs: ${borders.map((s) => s.name).join(', ')})`,
         );
       else if (!borders.includes(sgw))
         add(
           ['smn', 'borderSgws', j],
-          `${sgwName} is not a Border-SGW of the VPN-routable system (Border-SGWs: ${borders.map((s) => s.name).join(', ')})`,
+          `${sgwName} is not a Border-SGW of the VPN-routable system ` +
+            `(Border-SGWs: ${borders.map((s) => s.name).join(', ')})`,
         );
     });
   }

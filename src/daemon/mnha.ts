@@ -26,7 +26,8 @@ export function loadMnHaKeys(path: string): MnHaEntry[] {
   const fail = (n: number, why: string): never => {
     for (const e of entries) e.auth.key.fill(0);
     throw new Error(
-      `${path}: line ${n}: ${why}; each line is '<home address> <SPI> <key hex>', e.g. 10.0.0.100 4096 ${'5a'.repeat(16)}`,
+      `${path}: line ${n}: ${why}; each line is '<home address> <SPI> <key hex>', ` +
+        `e.g. 10.0.0.100 4096 ${'5a'.repeat(16)}`,
     );
   };
   text.split('\n').forEach((raw, i) => {

@@ -295,7 +295,8 @@ function buildHa(s: RoleSetup): RunningRole {
   );
   if (mobileNodes.length === 0)
     throw new Error(
-      `the MN-HA key file has no line for a home address this HA serves (${node.ha!.serves.join(', ')}); add '<home address> <SPI> <key hex>' per mobile node`,
+      `the MN-HA key file has no line for a home address this HA serves (${node.ha!.serves.join(', ')}); ` +
+        `add '<home address> <SPI> <key hex>' per mobile node`,
     );
   const homeInterface = node.interfaces.find((i) => i.address === ha.address)!.name;
   const store = new BindingJournal(

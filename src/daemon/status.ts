@@ -234,11 +234,13 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 export function formatStatus(s: Status): string {
   const lines = [
     `node ${s.node} (${s.role}), pid ${s.pid}, up ${formatDuration(s.uptimeSeconds)}, engine ${s.engine}`,
-    `config ${s.config.file}, loaded ${s.config.loadedAt}, ${s.config.reloads} reload${s.config.reloads === 1 ? '' : 's'}` +
+    `config ${s.config.file}, loaded ${s.config.loadedAt}, ` +
+      `${s.config.reloads} reload${s.config.reloads === 1 ? '' : 's'}` +
       (s.config.restartNeededFor.length ? `; restart needed for: ${s.config.restartNeededFor.join(', ')}` : ''),
     `rates: ${s.rates.packetsPerSecond ?? '-'} packets/s, ${s.rates.dropsPerSecond ?? '-'} drops/s` +
       (s.rates.intervalSeconds ? ` (last ${s.rates.intervalSeconds} s)` : ''),
-    `process: rss ${mib(s.process.rssBytes)}, heap ${mib(s.process.heapUsedBytes)} of ${mib(s.process.heapTotalBytes)}, ${s.process.openFds ?? '-'} open fds` +
+    `process: rss ${mib(s.process.rssBytes)}, ` +
+      `heap ${mib(s.process.heapUsedBytes)} of ${mib(s.process.heapTotalBytes)}, ${s.process.openFds ?? '-'} open fds` +
       (s.tables ? `; tables: ${s.tables.sas} SAs, ${s.tables.routes} routes, ${s.tables.policies} policies` : ''),
     '',
     `SAs (${s.sas.length})`,
@@ -287,7 +289,9 @@ export function formatStatus(s: Status): string {
     const m = s.bindings;
     lines.push(
       '',
-      `mobility: home ${m.homeAddress}, ${m.place}${m.site ? ` (${m.site})` : ''}, care-of ${m.careOf}, registration ${m.registration}${m.remainingSeconds !== undefined ? `, ${m.remainingSeconds}s left` : ''}`,
+      `mobility: home ${m.homeAddress}, ${m.place}${m.site ? ` (${m.site})` : ''}, ` +
+        `care-of ${m.careOf}, registration ${m.registration}` +
+        `${m.remainingSeconds !== undefined ? `, ${m.remainingSeconds}s left` : ''}`,
     );
   }
   const section = (title: string, counts: Record<string, number>) => {

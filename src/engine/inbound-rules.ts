@@ -37,8 +37,8 @@ export interface InboundRules {
 }
 
 /**
- * `relay` (nexthop only, default true), `selectors` and `selectorMiss` (end only) of a description. Errors are RangeErrors that
- * start with `where` and name the field and the fix.
+ * `relay` (nexthop only, default true), `selectors` and `selectorMiss` (end only) of a description. Errors are
+ * RangeErrors that start with `where` and name the field and the fix.
  */
 export function checkInboundRules(desc: SaDesc, where: string): InboundRules {
   const refuse = (message: string): never => {

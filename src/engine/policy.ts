@@ -96,7 +96,8 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
     const wrapList = p.wrap === undefined ? [] : Array.isArray(p.wrap) ? (p.wrap as readonly unknown[]) : [p.wrap];
     if (action !== 'protect' && wrapList.length > 0) {
       throw new RangeError(
-        `${where}: wrap applies to action 'protect' only (this policy is '${action}'${p.action === undefined ? ', sa 0' : ''}); remove wrap`,
+        `${where}: wrap applies to action 'protect' only ` +
+          `(this policy is '${action}'${p.action === undefined ? ', sa 0' : ''}); remove wrap`,
       );
     }
     const wrap = wrapList.map((w: unknown, j: number) => u32(w, `${where}: wrap[${j}]`, 'an SA id', 1));

@@ -279,7 +279,8 @@ export class SkipKeying {
     if (!forUs)
       return fail(
         'bad_dst_mkid',
-        `SKIP destination (NSID ${h.dstNsid}${h.dstMkid === undefined ? '' : ` MKID ${u32ToIp(h.dstMkid)}`}) is not ${formatName(own)}`,
+        `SKIP destination (NSID ${h.dstNsid}${h.dstMkid === undefined ? '' : ` MKID ${u32ToIp(h.dstMkid)}`}) is not ` +
+          `${formatName(own)}`,
       );
 
     const localN = this.counter();

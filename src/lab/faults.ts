@@ -5,7 +5,8 @@
 // Topology (the Figure 2 chain of three SGWs between two hosts, one nested, as Figure 1 nests them):
 //
 //   h0 10.0.1.10 ── sgw3 (nested, 10.0.1.1 | 10.0.0.3) ── home link (bridge: sgw0 10.0.0.1, ha 10.0.0.2, mn 10.0.0.200)
-//      ── sgw0 (home border, outside 198.18.0.1) ══ Internet (bridge; x 198.18.9.10) ══ sgw1 (site 1 border, 198.18.1.1 | 10.1.0.1)
+//      ── sgw0 (home border, outside 198.18.0.1) ══ Internet (bridge; x 198.18.9.10)
+//      ══ sgw1 (site 1 border, 198.18.1.1 | 10.1.0.1)
 //      ── h1 10.1.0.10
 //
 // The live flow during every fault: a ping from h0 to h1 every 10 ms and a TCP stream (iperf3) h0 → h1; for the
@@ -163,7 +164,8 @@ function sgwConfig(name: keyof typeof SGWS, knobs: SgwKnobs = {}): string {
   const policy = Object.entries({ esp: knobs.esp, nextHopMac: knobs.nextHopMac, coverage: knobs.coverage }).filter(
     ([, v]) => v !== undefined,
   );
-  return `kind: node
+  return (
+    `kind: node
 name: ${name}
 role: sgw
 network: network.yaml
@@ -172,7 +174,9 @@ interfaces:
   - { name: inside, address: ${s.inside}, prefixLength: ${s.insideLen} }
   - { name: outside, address: ${s.outside}, prefixLength: ${s.outsideLen} }
 sgw: { inside: inside, outside: outside }
-${policy.length ? `policy: { ${policy.map(([k, v]) => `${k}: ${v}`).join(', ')} }\n` : ''}${knobs.transport ? `dataPath: { transport: ${knobs.transport} }\n` : ''}`;
+${policy.length ? `policy: { ${policy.map(([k, v]) => `${k}: ${v}`).join(', ')} }\n` : ''}` +
+    `${knobs.transport ? `dataPath: { transport: ${knobs.transport} }\n` : ''}`
+  );
 }
 
 const HA_CONFIG = `kind: node
@@ -739,7 +743,10 @@ async function haFault(lab: FaultLab, opts: FaultOptions): Promise<FaultResult> 
         watch: ['ha'],
         failures,
         notes: [
-          `registrations: the new HA accepted one ${afterStart ?? '—'} ms after it logged "started" (its log's times; ${firstNew === undefined ? '—' : firstNew - restarted.spawnedAt} ms after spawn); the client saw no acknowledgement for ${gap()} ms around the kill; ${seen} acknowledged in all`,
+          `registrations: the new HA accepted one ${afterStart ?? '—'} ms after it logged "started" ` +
+            `(its log's times; ${firstNew === undefined ? '—' : firstNew - restarted.spawnedAt} ms after spawn); ` +
+            `the client saw no acknowledgement for ${gap()} ms around the kill; ` +
+            `${seen} acknowledged in all`,
           `bindings: ${MN_HOMES.length} acknowledged before the kill, ${restored} restored by the new HA from its ` +
             `journal`,
           'the h0 → h1 flow does not cross the HA: its figures show the SGWs carried on',
@@ -1016,12 +1023,15 @@ export function formatFault(r: FaultResult): string[] {
   lines.push(
     `      probes (10 ms): lost ${r.probe.lost}/${r.probe.sent}, longest gap ${r.probe.maxGapMs} ms` +
       (r.resumeMs !== null
-        ? `; ${r.id === 'ha-kill9' ? 'registrations accepted again' : 'flowing again'} ${r.resumeMs} ms after ${r.id === 'link-flap' ? 'link up' : 'the new process started'}`
+        ? `; ${r.id === 'ha-kill9' ? 'registrations accepted again' : 'flowing again'} ` +
+          `${r.resumeMs} ms after ${r.id === 'link-flap' ? 'link up' : 'the new process started'}`
         : '') +
       (r.resumeFromSpawnMs !== null ? ` (${r.resumeFromSpawnMs} ms after spawn)` : ''),
   );
   lines.push(
-    `      TCP: before ${fmt(r.tcp.beforeMbps, ' Mbit/s')}, during the fault ${fmt(r.tcp.duringMbps, ' Mbit/s')}, overall ${fmt(r.tcp.overallMbps, ' Mbit/s')}, retransmits ${r.tcp.retransmits ?? '—'}, ${r.tcp.completed ? 'completed' : 'DID NOT complete'}`,
+    `      TCP: before ${fmt(r.tcp.beforeMbps, ' Mbit/s')}, during the fault ${fmt(r.tcp.duringMbps, ' Mbit/s')}, ` +
+      `overall ${fmt(r.tcp.overallMbps, ' Mbit/s')}, retransmits ${r.tcp.retransmits ?? '—'}, ` +
+      `${r.tcp.completed ? 'completed' : 'DID NOT complete'}`,
   );
   const counted = Object.entries(r.counters)
     .map(([k, v]) => `${k} ${v}`)

@@ -5,7 +5,8 @@
 // frames only between SIGUSR1 and SIGUSR2 (the caller takes the ports off their bridge in between). On
 // SIGTERM it prints its counts per direction as one JSON line, with `overrun`: frames the kernel dropped
 // because the script did not read them in time (an artefact of the stand-in, not loss it meant).
-export const IMPAIR_PY = String.raw`
+export const IMPAIR_PY =
+  String.raw`
 import heapq, json, random, select, signal, socket, struct, sys, time
 a, b = sys.argv[1], sys.argv[2]
 loss, delay, jitter = float(sys.argv[3]), float(sys.argv[4]) / 1000, float(sys.argv[5]) / 1000
@@ -60,7 +61,8 @@ while True:
                 stats[d]['lost'] += 1
                 continue
             n += 1
-            heapq.heappush(queue, (time.monotonic() + max(0.0, delay + random.uniform(-jitter, jitter)), n, d, out[s], frame))
+            heapq.heappush(queue, (time.monotonic() + max(0.0, delay + random.uniform(-jitter, jitter)), ` +
+  String.raw`n, d, out[s], frame))
     now = time.monotonic()
     while active[0] and queue and queue[0][0] <= now:
         _, k, d, s, frame = heapq.heappop(queue)

@@ -172,11 +172,13 @@ async function runCombo(lab: FaultLab, combo: SuiteCombo, pcapDir: string | unde
     failures.push(`${wrongTransport.length} SKIP packets not on the ${combo.transport} transport`);
   if (cryptAlgs.join() !== String(SkipAlg.crypt[combo.esp]))
     failures.push(
-      `SKIP Crypt Alg on the wire ${cryptAlgs.join(', ') || 'none'}, configured ${combo.esp} (${SkipAlg.crypt[combo.esp]})`,
+      `SKIP Crypt Alg on the wire ${cryptAlgs.join(', ') || 'none'}, configured ` +
+        `${combo.esp} (${SkipAlg.crypt[combo.esp]})`,
     );
   if (macAlgs.join() !== String(SkipAlg.mac[combo.nextHopMac]))
     failures.push(
-      `SKIP MAC Alg on the wire ${macAlgs.join(', ') || 'none'}, configured ${combo.nextHopMac} (${SkipAlg.mac[combo.nextHopMac]})`,
+      `SKIP MAC Alg on the wire ${macAlgs.join(', ') || 'none'}, configured ` +
+        `${combo.nextHopMac} (${SkipAlg.mac[combo.nextHopMac]})`,
     );
   if (clear) failures.push(`${clear} packets of h0's or h1's own traffic crossed the Internet in clear`);
   let kept: string | undefined;
@@ -221,7 +223,10 @@ export async function runSuites(o: SuitesOptions = {}): Promise<{ suites: SuiteR
 export function formatSuite(r: SuiteResult): string[] {
   const lines = [`${r.pass ? 'PASS' : 'FAIL'} ${r.id} (${(r.durationMs / 1000).toFixed(1)} s)`];
   lines.push(
-    `      ping ${r.ping.received}/${r.ping.sent}; TCP 2 MB ${r.tcp.completed ? `${r.tcp.mbps?.toFixed(1)} Mbit/s` : 'FAILED'}; ${r.wire.packets} packets on the Internet link, Crypt Alg ${r.wire.cryptAlgs.join(',') || '—'}, MAC Alg ${r.wire.macAlgs.join(',') || '—'}, ${r.wire.clear} in clear`,
+    `      ping ${r.ping.received}/${r.ping.sent}; ` +
+      `TCP 2 MB ${r.tcp.completed ? `${r.tcp.mbps?.toFixed(1)} Mbit/s` : 'FAILED'}; ` +
+      `${r.wire.packets} packets on the Internet link, Crypt Alg ${r.wire.cryptAlgs.join(',') || '—'}, ` +
+      `MAC Alg ${r.wire.macAlgs.join(',') || '—'}, ${r.wire.clear} in clear`,
   );
   for (const [stack, n] of Object.entries(r.wire.stacks)) lines.push(`      ${n} × ${stack}`);
   if (r.pcap) lines.push(`      kept ${r.pcap}`);

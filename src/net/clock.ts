@@ -57,7 +57,8 @@ export class VirtualClock implements Clock {
       if (event.cancelled) continue;
       if (++count > maxEvents) {
         throw new Error(
-          `virtual clock: more than ${maxEvents} events before ${untilMs === Infinity ? 'idle' : `t=${untilMs} ms`}; a periodic timer keeps the queue busy — use runFor(ms) instead of run()`,
+          `virtual clock: more than ${maxEvents} events before ${untilMs === Infinity ? 'idle' : `t=${untilMs} ms`}; ` +
+            `a periodic timer keeps the queue busy — use runFor(ms) instead of run()`,
         );
       }
       this.time = event.at;

@@ -206,8 +206,8 @@ export interface HostDataPath {
   tableOf(iface: string): number;
   /**
    * Punts that carry engine context (SA ≠ 0, or reasons nexthop_plain, no_route, relay_denied, selector,
-   * deliver_local, unknown_key, not_ipsec after a peel) go to this handler instead of the input hooks. Returns its removal.
-   * While no handler is registered they take the input path like every other punt.
+   * deliver_local, unknown_key, not_ipsec after a peel) go to this handler instead of the input hooks. Returns its
+   * removal. While no handler is registered they take the input path like every other punt.
    */
   onEnginePunt(handler: (punt: EnginePunt) => void): () => void;
   /**

@@ -200,7 +200,9 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
       'need-nexthop-auth',
       Icmp40Code.needAuthentication,
       dgram.src,
-      `source ${ip(dgram.src)} is not a host of ${self.name} (${owner ? `protected by ${owner.name}` : 'an outside address'}): a visiting SMN must add a Next-hop AH for ${self.name} (§3.2 step 1)`,
+      `source ${ip(dgram.src)} is not a host of ${self.name} ` +
+        `(${owner ? `protected by ${owner.name}` : 'an outside address'}): ` +
+        `a visiting SMN must add a Next-hop AH for ${self.name} (§3.2 step 1)`,
     );
   }
   if (isInMyRegion(place, dgram.dst) && !place.careOfs?.has(toU32(dgram.dst))) {
@@ -215,7 +217,9 @@ function decidePlain(place: SgwPlace, packet: PacketView): Decision {
   return {
     action: 'encap',
     ...how,
-    reason: `protect ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ${endText(how.end)}${how.nextHop ? ` through ${how.nextHop.name}` : ''}`,
+    reason:
+      `protect ${ip(dgram.src)} > ${ip(dgram.dst)} End-End to ` +
+      `${endText(how.end)}${how.nextHop ? ` through ${how.nextHop.name}` : ''}`,
   };
 }
 
@@ -231,7 +235,8 @@ function unprotectableHomeTraffic(place: SgwPlace, packet: PacketView, dgram: Ip
     action: 'drop',
     counter: 'home_unprotected',
     reason:
-      `${ip(dgram.dst)}${packet.ipInIp ? ` (tunnelling to ${ip(home)})` : ''} is no care-of address ${place.self.name} knows ` +
+      `${ip(dgram.dst)}${packet.ipInIp ? ` (tunnelling to ${ip(home)})` : ''} ` +
+      `is no care-of address ${place.self.name} knows ` +
       `for its SMN ${ip(home)}: never sent plain`,
   };
 }
@@ -273,7 +278,8 @@ function decideLayers(place: SgwPlace, packet: PacketView, layers: SkipLayer[]):
       'auth-failed',
       Icmp40Code.authenticationFailed,
       layer.ip.src,
-      `the ${layer.kind === 'nexthop' ? 'Next-hop AH' : 'End-End layer'} from ${nameText(layer.skipSrc)} did not verify`,
+      `the ${layer.kind === 'nexthop' ? 'Next-hop AH' : 'End-End layer'} ` +
+        `from ${nameText(layer.skipSrc)} did not verify`,
     );
   }
   const unknown = unknownIdentity(place, layer.skipSrc);

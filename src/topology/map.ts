@@ -336,7 +336,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
         if (!site.prefixes.some((q) => prefixWithin(p, q))) {
           issue(
             [...at, 'prefixes', j],
-            `${formatPrefix(p)} lies outside site ${JSON.stringify(site.name)} (${site.prefixes.map(formatPrefix).join(', ')})`,
+            `${formatPrefix(p)} lies outside site ${JSON.stringify(site.name)} ` +
+              `(${site.prefixes.map(formatPrefix).join(', ')})`,
           );
         }
       });
@@ -445,14 +446,16 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
     if (map.protectingSgw(sgw.inside) !== sgw) {
       issue(
         ['sgws', i, 'inside'],
-        `${sgw.inside} is not in ${sgw.name}'s protected network (${sgw.prefixes.map(formatPrefix).join(', ')}); use an address of that network`,
+        `${sgw.inside} is not in ${sgw.name}'s protected network (${sgw.prefixes.map(formatPrefix).join(', ')}); ` +
+          `use an address of that network`,
       );
     }
     const around = map.protectingSgw(sgw.outside);
     if (sgw.behind && around !== sgw.behind) {
       issue(
         ['sgws', i, 'outside'],
-        `${sgw.outside} is not in the network protected by ${sgw.behind.name} (behind: ${sgw.behind.name}); use an address of ${sgw.behind.prefixes.map(formatPrefix).join(', ')}`,
+        `${sgw.outside} is not in the network protected by ${sgw.behind.name} (behind: ${sgw.behind.name}); ` +
+          `use an address of ${sgw.behind.prefixes.map(formatPrefix).join(', ')}`,
       );
     }
     if (!sgw.behind && around) {
@@ -494,7 +497,8 @@ export function buildTopology(spec: NetworkSpec): BuildResult {
       if (map.protectingSgw(p.network) !== sgw || !sgw.prefixes.some((q) => prefixWithin(p, q))) {
         issue(
           [...at, 'serves', j],
-          `${formatPrefix(p)} is not on ${h.name}'s home network (protected by ${sgw.name}: ${sgw.prefixes.map(formatPrefix).join(', ')})`,
+          `${formatPrefix(p)} is not on ${h.name}'s home network (protected by ` +
+            `${sgw.name}: ${sgw.prefixes.map(formatPrefix).join(', ')})`,
         );
       }
       for (const other of homeAgents) {

@@ -275,7 +275,10 @@ export interface ChainOptions extends LoopTuning {
 /** What the chain's gateways run, for the report. */
 export function chainSetup(options: Pick<ChainOptions, 'coverage' | 'transport' | 'pollMicros'>): string {
   const coverage = options.coverage === 'headers' ? "headers only (the draft's §3.6)" : 'the whole datagram (RFC 4302)';
-  return `End-End SKIP + ESP AES-128-GCM gwA⇄gwB inside one next-hop SKIP + AH AES-128-GMAC layer per leg, covering ${coverage}; ${tuningLabel(options)}`;
+  return (
+    `End-End SKIP + ESP AES-128-GCM gwA⇄gwB inside one next-hop SKIP + AH AES-128-GMAC layer per leg, ` +
+    `covering ${coverage}; ${tuningLabel(options)}`
+  );
 }
 
 export async function runChain(

@@ -107,7 +107,8 @@ async function main(): Promise<void> {
         .map(([i, n]) => `${reasonName[i]}=${n}`);
       const punts = [...node.punts.entries()].map(([r, n]) => `${r}=${n}`);
       process.stderr.write(
-        `${node.spec.netns}: ${JSON.stringify(stats)} engine drops/punts: ${drops.join(' ') || 'none'}; punts seen: ${punts.join(' ') || 'none'}\n`,
+        `${node.spec.netns}: ${JSON.stringify(stats)} ` +
+          `engine drops/punts: ${drops.join(' ') || 'none'}; punts seen: ${punts.join(' ') || 'none'}\n`,
       );
       node.ts?.close();
       node.native.close();

@@ -232,8 +232,11 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
         try {
           const figures = await measurePath(DRIVERS[result.path], topo, workdir, options.seconds);
           result.runs.push(figures);
+          const udpText =
+            figures.udp_pps === null ? `failed (${figures.udp_error})` : `${Math.round(figures.udp_pps)} pps`;
           progress(
-            `[${round + 1}/${options.runs}] ${result.path}: TCP ${figures.tcp_gbps.toFixed(3)} Gbit/s, UDP ${figures.udp_pps === null ? `failed (${figures.udp_error})` : `${Math.round(figures.udp_pps)} pps`}, CPU ${figures.cpu_s_per_gbit.toFixed(2)} s/Gbit`,
+            `[${round + 1}/${options.runs}] ${result.path}: TCP ${figures.tcp_gbps.toFixed(3)} Gbit/s, ` +
+              `UDP ${udpText}, CPU ${figures.cpu_s_per_gbit.toFixed(2)} s/Gbit`,
           );
         } catch (err) {
           result.error = `round ${round + 1}: ${describe(err)}`;

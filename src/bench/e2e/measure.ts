@@ -133,7 +133,8 @@ export async function iperf(
       .filter((l) => l.trim() && !l.startsWith('warning:'))
       .join(' | ');
     throw new Error(
-      `iperf3 ${args.join(' ') || '(TCP)'} failed (exit ${err.exitCode}): ${reported ?? (stderr || err.stdout.slice(0, 300) || 'no output')}`,
+      `iperf3 ${args.join(' ') || '(TCP)'} failed (exit ${err.exitCode}): ` +
+        `${reported ?? (stderr || err.stdout.slice(0, 300) || 'no output')}`,
     );
   }
   const report = safeJson(stdout);
@@ -193,7 +194,8 @@ export async function measureTcp(
   const received = tcp.end.sum_received;
   if (!received || !(received.bytes > 0) || !(received.seconds > 0)) {
     throw new Error(
-      `TCP: the server received nothing (sender: ${tcp.end.sum_sent?.bytes ?? '?'} bytes, ${tcp.end.sum_sent?.retransmits ?? '?'} retransmits)`,
+      `TCP: the server received nothing (sender: ${tcp.end.sum_sent?.bytes ?? '?'} bytes, ` +
+        `${tcp.end.sum_sent?.retransmits ?? '?'} retransmits)`,
     );
   }
   return {

@@ -61,7 +61,10 @@ export function loopSpec(tuning: LoopTuning): Pick<GatewaySpec, 'udpPort' | 'pol
 
 /** How the table describes the loop options. */
 export function tuningLabel(tuning: LoopTuning): string {
-  return `${transportLabel(tuning.transport)}, ${tuning.pollMicros ? `workers poll ${tuning.pollMicros} µs before sleeping` : 'workers sleep when idle'}`;
+  return (
+    `${transportLabel(tuning.transport)}, ` +
+    `${tuning.pollMicros ? `workers poll ${tuning.pollMicros} µs before sleeping` : 'workers sleep when idle'}`
+  );
 }
 
 /**
@@ -73,7 +76,10 @@ export function mipsecVersion(dataPath: DataPath, transport: Transport): string 
   if (!binding) throw new Error(`the native addon did not load (${error?.message.split('\n')[0]}): npm run build`);
   if (typeof binding.IoLoop !== 'function')
     throw new Error('the native addon has no IoLoop (native/io not built): npm run build');
-  return `${packageVersion()} (${dataPath === 'native' ? 'native' : 'TS engine'}, OpenSSL ${process.versions.openssl}, ${transportLabel(transport)})`;
+  return (
+    `${packageVersion()} (${dataPath === 'native' ? 'native' : 'TS engine'}, ` +
+    `OpenSSL ${process.versions.openssl}, ${transportLabel(transport)})`
+  );
 }
 
 /** Starts the gateway process in `ns` with `spec` on stdin and waits for its "ready". */
@@ -208,7 +214,8 @@ export function mipsecDrivers(tuning: LoopTuning): Record<'mipsec-skip' | 'mipse
       'ts',
       tuning,
       `SKIP + ESP AES-128-GCM on the TS reference engine over the same native I/O loop: the native engine holds no ` +
-        `SAs, so every packet is punted to JS in batches, transformed by src/engine/ref and re-injected; TUN MTU ${skipMtu}`,
+        `SAs, so every packet is punted to JS in batches, transformed by src/engine/ref and re-injected; ` +
+        `TUN MTU ${skipMtu}`,
     ),
   };
 }

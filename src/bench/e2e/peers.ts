@@ -277,16 +277,19 @@ function charonPath(): string {
   const found = CHARON_CANDIDATES.find((p) => fs.existsSync(p));
   if (!found)
     throw new Error(
-      `charon not found in ${CHARON_CANDIDATES.join(', ')}: apt-get install strongswan-charon libcharon-extra-plugins strongswan-swanctl`,
+      `charon not found in ${CHARON_CANDIDATES.join(', ')}: apt-get install ` +
+        `strongswan-charon libcharon-extra-plugins strongswan-swanctl`,
     );
   return found;
 }
 
 /** strongswan.conf for one gateway: only the plugins needed, kernel-libipsec for ESP, log to stderr. */
 function strongswanConf(viciSocket: string): string {
-  return `charon {
+  return (
+    `charon {
   load_modular = no
-  load = random nonce aes sha1 sha2 hmac gcm openssl pem pkcs1 x509 pubkey kdf kernel-libipsec kernel-netlink socket-default vici
+  load = random nonce aes sha1 sha2 hmac gcm openssl pem pkcs1 x509 pubkey kdf kernel-libipsec ` +
+    `kernel-netlink socket-default vici
   install_virtual_ip = no
   routing_table = ${CHARON_ROUTE_TABLE}
   plugins {
@@ -305,7 +308,8 @@ function strongswanConf(viciSocket: string): string {
     }
   }
 }
-`;
+`
+  );
 }
 
 function swanctlConf(side: ReturnType<typeof sides>[number], psk: string): string {
@@ -348,7 +352,8 @@ export const strongswan: PathDriver = {
   name: 'strongswan',
   mode:
     `strongSwan charon + kernel-libipsec (userspace ESP), IKEv2 PSK, ESP AES-128-GCM in UDP 4500, tunnel mode; ` +
-    `${LIBIPSEC_DEV} MTU stays 1400 (libipsec's fixed read buffer), so a ${1400 + 28}-byte UDP datagram goes as 2 fragments`,
+    `${LIBIPSEC_DEV} MTU stays 1400 (libipsec's fixed read buffer), ` +
+    `so a ${1400 + 28}-byte UDP datagram goes as 2 fragments`,
   async version() {
     return versionFrom(await versionOutput(charonPath(), ['--version']), /strongSwan (\S+)/, 'charon');
   },

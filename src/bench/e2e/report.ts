@@ -38,7 +38,9 @@ export function summarize(result: PathResult): void {
   result.udp_pps = udp.length ? median(udp) : null;
   const udpErrors = result.runs.map((r, i) => (r.udp_error ? `round ${i + 1}: ${r.udp_error}` : '')).filter(Boolean);
   if (udpErrors.length) {
-    const note = `UDP failed in ${udpErrors.length} of ${result.runs.length} runs${udp.length ? ' (median of the others)' : ''}: ${udpErrors[0]}`;
+    const note =
+      `UDP failed in ${udpErrors.length} of ` +
+      `${result.runs.length} runs${udp.length ? ' (median of the others)' : ''}: ${udpErrors[0]}`;
     result.error = result.error ? `${result.error}; ${note}` : note;
   }
   result.cpu_s_per_gbit = median(result.runs.map((r) => r.cpu_s_per_gbit));

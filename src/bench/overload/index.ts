@@ -453,11 +453,15 @@ export async function runOverload(o: OverloadOptions = {}): Promise<OverloadRepo
 }
 
 const lat = (l: Latency) =>
-  `median ${l.medianMs ?? '—'} ms, p95 ${l.p95Ms ?? '—'} ms, max ${l.maxMs ?? '—'} ms (${l.samples} answers${l.failed ? `, ${l.failed} UNANSWERED` : ''})`;
+  `median ${l.medianMs ?? '—'} ms, p95 ${l.p95Ms ?? '—'} ms, ` +
+  `max ${l.maxMs ?? '—'} ms (${l.samples} answers${l.failed ? `, ${l.failed} UNANSWERED` : ''})`;
 
 export function formatOverload(r: OverloadReport): string[] {
+  const sweepText = r.carry.sweep.map((x) => `${x.offeredMbps.toFixed(0)}→${x.receivedMbps.toFixed(1)}`).join(', ');
   const lines = [
-    `carry rate (UDP mn → sgw0 → sgw1 → h1, 1200-byte datagrams; sweep ${r.carry.sweep.map((x) => `${x.offeredMbps.toFixed(0)}→${x.receivedMbps.toFixed(1)}`).join(', ')} Mbit/s): ${r.carry.receivedMbps.toFixed(1)} Mbit/s received at ${r.carry.offeredMbps.toFixed(0)} offered (${r.carry.lostPct.toFixed(1)} % lost)`,
+    `carry rate (UDP mn → sgw0 → sgw1 → h1, 1200-byte datagrams; sweep ${sweepText} Mbit/s): ` +
+      `${r.carry.receivedMbps.toFixed(1)} Mbit/s received at ${r.carry.offeredMbps.toFixed(0)} offered ` +
+      `(${r.carry.lostPct.toFixed(1)} % lost)`,
     `far past the knee: offered ${r.farPastKnee.offeredMbps.toFixed(0)} Mbit/s, received ` +
       `${r.farPastKnee.receivedMbps.toFixed(1)} (${r.farPastKnee.lostPct.toFixed(1)} % lost)`,
   ];
@@ -472,13 +476,15 @@ export function formatOverload(r: OverloadReport): string[] {
     lines.push(`  registrations accepted: ${p.registrationsPerS}/s`);
     if ('newKeyFirstReplyMs' in p)
       lines.push(
-        `  new keys (sgw3 restarted, h0 → h1): first reply ${p.newKeyFirstReplyMs ?? 'NEVER'} ms after the first request`,
+        `  new keys (sgw3 restarted, h0 → h1): first reply ` +
+          `${p.newKeyFirstReplyMs ?? 'NEVER'} ms after the first request`,
       );
   }
   const l = r.load;
   lines.push(
     `load: UDP offered ${l.udp.offeredMbps.toFixed(1)} Mbit/s, received ${l.udp.receivedMbps.toFixed(1)}, lost ` +
-      `${l.udp.lostPct.toFixed(1)} % (${l.udp.lostPackets} datagrams); flood ${l.flood.sent} packets (${l.flood.pps}/s) from ${l.flood.sources} sources`,
+      `${l.udp.lostPct.toFixed(1)} % (${l.udp.lostPackets} datagrams); flood ${l.flood.sent} packets ` +
+      `(${l.flood.pps}/s) from ${l.flood.sources} sources`,
   );
   lines.push(
     `  counted by the gateways: ${
@@ -496,7 +502,8 @@ export function formatOverload(r: OverloadReport): string[] {
   );
   lines.push(
     `after: UDP at half the carry rate: ${r.after.udp.receivedMbps.toFixed(1)} of ` +
-      `${r.after.udp.offeredMbps.toFixed(1)} Mbit/s, lost ${r.after.udp.lostPct.toFixed(1)} %; ping: ${r.after.pingLost}`,
+      `${r.after.udp.offeredMbps.toFixed(1)} Mbit/s, ` +
+      `lost ${r.after.udp.lostPct.toFixed(1)} %; ping: ${r.after.pingLost}`,
   );
   lines.push(
     `RSS MB before → after: ${Object.keys(r.rssMbBefore)

@@ -112,7 +112,8 @@ export function drift(minutes: readonly MinuteSample[]): SoakReport['drift'] {
 
 export function formatMinute(m: MinuteSample): string {
   const lines = [
-    `minute ${m.minute}: TCP ${m.tcpMbps?.toFixed(1) ?? '—'} Mbit/s, UDP ${m.udpMbps?.toFixed(1) ?? '—'} Mbit/s, ${m.registrations} registrations accepted so far`,
+    `minute ${m.minute}: TCP ${m.tcpMbps?.toFixed(1) ?? '—'} Mbit/s, ` +
+      `UDP ${m.udpMbps?.toFixed(1) ?? '—'} Mbit/s, ${m.registrations} registrations accepted so far`,
   ];
   for (const [name, n] of Object.entries(m.nodes)) {
     if ('error' in n) {
@@ -124,7 +125,9 @@ export function formatMinute(m: MinuteSample): string {
         .map(([k, v]) => `${k} ${v}`)
         .join(', ') || 'none';
     lines.push(
-      `  ${name.padEnd(4)} rss ${n.rssMiB} MiB, heap ${n.heapMiB} MiB (of ${n.heapTotalMiB}), external ${n.externalMiB} MiB, ${n.fds ?? '—'} fds, ${n.sas} SAs, ${n.routes} routes; drops and punts: ${drops}`,
+      `  ${name.padEnd(4)} rss ${n.rssMiB} MiB, heap ${n.heapMiB} MiB (of ${n.heapTotalMiB}), ` +
+        `external ${n.externalMiB} MiB, ${n.fds ?? '—'} fds, ${n.sas} SAs, ${n.routes} routes; ` +
+        `drops and punts: ${drops}`,
     );
   }
   return lines.join('\n');
@@ -272,7 +275,9 @@ export function formatSummary(r: SoakReport): string {
   else
     for (const [name, d] of Object.entries(r.drift))
       lines.push(
-        `drift ${name.padEnd(4)} minute 2 → ${r.minutes.length}: RSS ${d.rssPercent >= 0 ? '+' : ''}${d.rssPercent} %, fds ${d.fds >= 0 ? '+' : ''}${d.fds}, SAs ${d.sas >= 0 ? '+' : ''}${d.sas}, routes ${d.routes >= 0 ? '+' : ''}${d.routes}`,
+        `drift ${name.padEnd(4)} minute 2 → ${r.minutes.length}: ` +
+          `RSS ${d.rssPercent >= 0 ? '+' : ''}${d.rssPercent} %, fds ${d.fds >= 0 ? '+' : ''}${d.fds}, ` +
+          `SAs ${d.sas >= 0 ? '+' : ''}${d.sas}, routes ${d.routes >= 0 ? '+' : ''}${d.routes}`,
       );
   return lines.join('\n');
 }

@@ -25,6 +25,15 @@ const REQ = (src: string, dst: string) => udp(src, dst, 40000, 7);
 const REP = (src: string, dst: string) => udp(src, dst, 7, 40000);
 const REG = (src: string, dst: string) => udp(src, dst, 434, 434);
 
+// The End-End stacks between the SMN in Site 1 and an SGW, which the Next-hop AH on each link wraps.
+const e2eRegUp = endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REG(F6.coa1, F6.ha));
+const e2eRegDown = endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, REG(F6.ha, F6.coa1));
+const e2eReqCh0 = endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REQ(F6.home, F6.ch0));
+const e2eRepCh0 = endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home)));
+const e2eReqFromCh1 = endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REQ(F6.ch1, F6.home)));
+const e2eReqCh2 = endAhEsp(F6.coa1, F6.sgw2, SMN, SGW, REQ(F6.home, F6.ch2));
+const e2eRepCh2 = endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch2, F6.home)));
+
 export const figure6Scenarios: Scenario[] = [
   {
     section: '§4.4',
@@ -34,14 +43,14 @@ export const figure6Scenarios: Scenario[] = [
     traffic: 'registration',
     expect: {
       'sgw1-net': [
-        `smn > sgw1: ${endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REG(F6.coa1, F6.ha))}`, // <1>
+        `smn > sgw1: ${e2eRegUp}`, // <1>
         `sgw1 > smn: ${icmp40(F6.sgw1, F6.coa1, 4)}`, // <2>
-        `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, SMN, SGW, endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REG(F6.coa1, F6.ha)))}`, // <3>
-        `sgw1 > smn: ${endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, REG(F6.ha, F6.coa1))}`,
+        `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, SMN, SGW, e2eRegUp)}`, // <3>
+        `sgw1 > smn: ${e2eRegDown}`,
       ],
       internet: [
-        `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REG(F6.coa1, F6.ha)))}`, // <4>
-        `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, REG(F6.ha, F6.coa1)))}`, // <5>
+        `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, e2eRegUp)}`, // <4>
+        `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, e2eRegDown)}`, // <5>
       ],
       'sgw0-net': [`sgw0 > ha: ${REG(F6.coa1, F6.ha)}`, `ha > sgw0: ${REG(F6.ha, F6.coa1)}`],
     },
@@ -77,13 +86,12 @@ export const figure6Scenarios: Scenario[] = [
     traffic: { from: 'smn', to: F6.ch0 },
     expect: {
       'sgw1-net': [
-        `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, SMN, SGW, endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REQ(F6.home, F6.ch0)))}`, // <1>
-        `sgw1 > smn: ${endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home)))}`,
+        `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, SMN, SGW, e2eReqCh0)}`, // <1>
+        `sgw1 > smn: ${e2eRepCh0}`,
       ],
       internet: [
-        `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, endAhEsp(F6.coa1, F6.sgw0, SMN, SGW, REQ(F6.home, F6.ch0)))}`, // <2>
-        `sgw0 > sgw1: ` +
-          `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))))}`, // <3>
+        `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, e2eReqCh0)}`, // <2>
+        `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, e2eRepCh0)}`, // <3>
       ],
       'sgw0-net': [
         `sgw0 > ch0: ${REQ(F6.home, F6.ch0)}`,
@@ -101,13 +109,12 @@ export const figure6Scenarios: Scenario[] = [
     expect: {
       'sgw1-net': [
         `ch1 > sgw1: ${REQ(F6.ch1, F6.home)}`,
-        `sgw1 > smn: ${endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REQ(F6.ch1, F6.home)))}`,
+        `sgw1 > smn: ${e2eReqFromCh1}`,
         `smn > ch1: ${REP(F6.home, F6.ch1)}`,
       ],
       internet: [
         `sgw1 > sgw0: ${endAhEsp(F6.sgw1, F6.sgw0, SGW, SGW, REQ(F6.ch1, F6.home))}`, // <1>
-        `sgw0 > sgw1: ` +
-          `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REQ(F6.ch1, F6.home))))}`, // <2>
+        `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, e2eReqFromCh1)}`, // <2>
       ],
       'sgw0-net': [`sgw0 > ha: ${REQ(F6.ch1, F6.home)}`, `ha > sgw0: ${ipip(F6.ha, F6.coa1, REQ(F6.ch1, F6.home))}`],
     },
@@ -120,14 +127,13 @@ export const figure6Scenarios: Scenario[] = [
     traffic: { from: 'smn', to: F6.ch2 },
     expect: {
       'sgw1-net': [
-        `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, SMN, SGW, endAhEsp(F6.coa1, F6.sgw2, SMN, SGW, REQ(F6.home, F6.ch2)))}`, // <1>
-        `sgw1 > smn: ${endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch2, F6.home)))}`,
+        `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, SMN, SGW, e2eReqCh2)}`, // <1>
+        `sgw1 > smn: ${e2eRepCh2}`,
       ],
       internet: [
-        `sgw1 > sgw2: ${nextAh(F6.sgw1, F6.sgw2, SGW, SGW, endAhEsp(F6.coa1, F6.sgw2, SMN, SGW, REQ(F6.home, F6.ch2)))}`, // <2>
+        `sgw1 > sgw2: ${nextAh(F6.sgw1, F6.sgw2, SGW, SGW, e2eReqCh2)}`, // <2>
         `sgw2 > sgw0: ${endAhEsp(F6.sgw2, F6.sgw0, SGW, SGW, REP(F6.ch2, F6.home))}`, // <3>
-        `sgw0 > sgw1: ` +
-          `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, SMN, ipip(F6.ha, F6.coa1, REP(F6.ch2, F6.home))))}`, // <4>
+        `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, e2eRepCh2)}`, // <4>
       ],
       'sgw2-net': [`sgw2 > ch2: ${REQ(F6.home, F6.ch2)}`, `ch2 > sgw2: ${REP(F6.ch2, F6.home)}`],
       'sgw0-net': [`sgw0 > ha: ${REP(F6.ch2, F6.home)}`, `ha > sgw0: ${ipip(F6.ha, F6.coa1, REP(F6.ch2, F6.home))}`],

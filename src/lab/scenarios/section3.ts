@@ -11,6 +11,11 @@ const REQ = (src: string, dst: string) => udp(src, dst, 40000, 7);
 const REP = (src: string, dst: string) => udp(src, dst, 7, 40000);
 const S6 = smnId(F6.home);
 
+// The End-End stacks between the SMN in Site 1 and SGW0, which the Next-hop AH on each link wraps.
+const threeStepReq = endAhEsp(F6.coa1, F6.sgw0, S6, SGW, REQ(F6.home, F6.ch0));
+const threeStepCode5 = endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, icmp40(F6.sgw0, F6.home, 5)));
+const threeStepRep = endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home)));
+
 export const threeStepScenario: Scenario = {
   section: '§3.2',
   title: 'three steps: plain → code 4 → Next-hop AH (SGW1 becomes VPN end) → code 5 from SGW0 → End-End with SGW0',
@@ -23,17 +28,15 @@ export const threeStepScenario: Scenario = {
       `smn > sgw1: ${REQ(F6.home, F6.ch0)}`, // step 1
       `sgw1 > smn: ${icmp40(F6.sgw1, F6.home, 4)}`,
       `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, S6, SGW, REQ(F6.home, F6.ch0))}`, // step 2
-      `sgw1 > smn: ${endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, icmp40(F6.sgw0, F6.home, 5)))}`,
-      `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, S6, SGW, endAhEsp(F6.coa1, F6.sgw0, S6, SGW, REQ(F6.home, F6.ch0)))}`, // step 3
-      `sgw1 > smn: ${endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home)))}`,
+      `sgw1 > smn: ${threeStepCode5}`,
+      `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, S6, SGW, threeStepReq)}`, // step 3
+      `sgw1 > smn: ${threeStepRep}`,
     ],
     internet: [
       `sgw1 > sgw0: ${endAhEsp(F6.sgw1, F6.sgw0, SGW, SGW, REQ(F6.home, F6.ch0))}`, // step 2: SGW1 is the VPN end
-      `sgw0 > sgw1: ` +
-        `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, icmp40(F6.sgw0, F6.home, 5))))}`,
-      `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, endAhEsp(F6.coa1, F6.sgw0, S6, SGW, REQ(F6.home, F6.ch0)))}`,
-      `sgw0 > sgw1: ` +
-        `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.ch0, F6.home))))}`,
+      `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, threeStepCode5)}`,
+      `sgw1 > sgw0: ${nextAh(F6.sgw1, F6.sgw0, SGW, SGW, threeStepReq)}`,
+      `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, threeStepRep)}`,
     ],
     'sgw0-net': [
       `sgw0 > ha: ${icmp40(F6.sgw0, F6.home, 5)}`,
@@ -57,6 +60,12 @@ const F4 = {
 } as const;
 const S4 = smnId(F4.home);
 
+// The End-End stacks between the SMN and SGW2 (step 2) or SGW3 (step 3), which the Next-hop AHs wrap.
+const site34ReqToSgw2 = endAhEsp(F4.coa, F4.sgw2, S4, SGW, REQ(F4.home, F4.ch));
+const site34ReqToSgw3 = endAhEsp(F4.coa, F4.sgw3, S4, SGW, REQ(F4.home, F4.ch));
+const site34Code5 = endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, icmp40(F4.sgw3, F4.home, 5)));
+const site34Rep = endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, REP(F4.ch, F4.home)));
+
 export const site34Scenario: Scenario = {
   section: '§3.4',
   title:
@@ -67,25 +76,22 @@ export const site34Scenario: Scenario = {
   traffic: { from: 'smn', to: F4.ch },
   expect: {
     'sgw1-net': [
-      `smn > sgw1: ${nextAh(F4.coa, F4.sgw1, S4, SGW, endAhEsp(F4.coa, F4.sgw2, S4, SGW, REQ(F4.home, F4.ch)))}`, // step 2
-      `sgw1 > smn: ${endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, icmp40(F4.sgw3, F4.home, 5)))}`,
-      `smn > sgw1: ` +
-        `${nextAh(F4.coa, F4.sgw1, S4, SGW, nextAh(F4.coa, F4.sgw2, S4, SGW, endAhEsp(F4.coa, F4.sgw3, S4, SGW, REQ(F4.home, F4.ch))))}`, // step 3
-      `sgw1 > smn: ${endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, REP(F4.ch, F4.home)))}`,
+      `smn > sgw1: ${nextAh(F4.coa, F4.sgw1, S4, SGW, site34ReqToSgw2)}`, // step 2
+      `sgw1 > smn: ${site34Code5}`,
+      `smn > sgw1: ${nextAh(F4.coa, F4.sgw1, S4, SGW, nextAh(F4.coa, F4.sgw2, S4, SGW, site34ReqToSgw3))}`, // step 3
+      `sgw1 > smn: ${site34Rep}`,
     ],
     internet: [
-      `sgw1 > sgw2: ${endAhEsp(F4.coa, F4.sgw2, S4, SGW, REQ(F4.home, F4.ch))}`,
-      `sgw2 > sgw1: ${endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, icmp40(F4.sgw3, F4.home, 5)))}`,
-      `sgw1 > sgw2: ${nextAh(F4.coa, F4.sgw2, S4, SGW, endAhEsp(F4.coa, F4.sgw3, S4, SGW, REQ(F4.home, F4.ch)))}`,
-      `sgw2 > sgw1: ${endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, REP(F4.ch, F4.home)))}`,
+      `sgw1 > sgw2: ${site34ReqToSgw2}`,
+      `sgw2 > sgw1: ${site34Code5}`,
+      `sgw1 > sgw2: ${nextAh(F4.coa, F4.sgw2, S4, SGW, site34ReqToSgw3)}`,
+      `sgw2 > sgw1: ${site34Rep}`,
     ],
     'sgw2-net': [
       `sgw2 > sgw3: ${endAhEsp(F4.sgw2, F4.sgw3, SGW, SGW, REQ(F4.home, F4.ch))}`,
-      `sgw3 > sgw2: ` +
-        `${nextAh(F4.sgw3, F4.sgw2, SGW, SGW, endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, icmp40(F4.sgw3, F4.home, 5))))}`,
-      `sgw2 > sgw3: ${nextAh(F4.sgw2, F4.sgw3, SGW, SGW, endAhEsp(F4.coa, F4.sgw3, S4, SGW, REQ(F4.home, F4.ch)))}`,
-      `sgw3 > sgw2: ` +
-        `${nextAh(F4.sgw3, F4.sgw2, SGW, SGW, endAhEsp(F4.sgw3, F4.coa, SGW, S4, ipip(F4.ha, F4.coa, REP(F4.ch, F4.home))))}`,
+      `sgw3 > sgw2: ${nextAh(F4.sgw3, F4.sgw2, SGW, SGW, site34Code5)}`,
+      `sgw2 > sgw3: ${nextAh(F4.sgw2, F4.sgw3, SGW, SGW, site34ReqToSgw3)}`,
+      `sgw3 > sgw2: ${nextAh(F4.sgw3, F4.sgw2, SGW, SGW, site34Rep)}`,
     ],
     'sgw3-net': [
       `sgw3 > ha: ${icmp40(F4.sgw3, F4.home, 5)}`,
@@ -110,6 +116,9 @@ const F1 = {
 } as const;
 const S1 = smnId(F1.home);
 
+// The reply End-End from SGW0 to the SMN, which each link's Next-hop AH wraps.
+const figure1Rep = endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home)));
+
 export const figure1Scenario: Scenario = {
   section: 'Figure 1',
   title:
@@ -121,22 +130,19 @@ export const figure1Scenario: Scenario = {
   expect: {
     'sgw3-net': [
       `smn > sgw3: ${nextAh(F1.coa, F1.sgw3, S1, SGW, endAhEsp(F1.coa, F1.sgw0, S1, SGW, REQ(F1.home, F1.ch)))}`,
-      `sgw3 > smn: ${endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home)))}`,
+      `sgw3 > smn: ${figure1Rep}`,
     ],
     'sgw2-net': [
       `sgw3 > sgw2: ${nextAh(F1.sgw3, F1.sgw2, SGW, SGW, endAhEsp(F1.coa, F1.sgw0, S1, SGW, REQ(F1.home, F1.ch)))}`,
-      `sgw2 > sgw3: ` +
-        `${nextAh(F1.sgw2, F1.sgw3, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
+      `sgw2 > sgw3: ${nextAh(F1.sgw2, F1.sgw3, SGW, SGW, figure1Rep)}`,
     ],
     internet: [
       `sgw2 > sgw1: ${nextAh(F1.sgw2, F1.sgw1, SGW, SGW, endAhEsp(F1.coa, F1.sgw0, S1, SGW, REQ(F1.home, F1.ch)))}`,
-      `sgw1 > sgw2: ` +
-        `${nextAh(F1.sgw1, F1.sgw2, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
+      `sgw1 > sgw2: ${nextAh(F1.sgw1, F1.sgw2, SGW, SGW, figure1Rep)}`,
     ],
     'sgw1-net': [
       `sgw1 > sgw0: ${nextAh(F1.sgw1, F1.sgw0, SGW, SGW, endAhEsp(F1.coa, F1.sgw0, S1, SGW, REQ(F1.home, F1.ch)))}`,
-      `sgw0 > sgw1: ` +
-        `${nextAh(F1.sgw0, F1.sgw1, SGW, SGW, endAhEsp(F1.sgw0, F1.coa, SGW, S1, ipip(F1.ha, F1.coa, REP(F1.ch, F1.home))))}`,
+      `sgw0 > sgw1: ${nextAh(F1.sgw0, F1.sgw1, SGW, SGW, figure1Rep)}`,
     ],
     'sgw0-net': [
       `sgw0 > ch: ${REQ(F1.home, F1.ch)}`,
@@ -145,6 +151,9 @@ export const figure1Scenario: Scenario = {
     ],
   },
 };
+
+// The reply as SGW0 sends it to the SMN in Site 1 (End-End; the Next-hop AH for SGW1 wraps it on the Internet).
+const outsideRep = endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.chx, F6.home)));
 
 export const outsideMobileIpScenario: Scenario = {
   section: '§3.5',
@@ -159,13 +168,12 @@ export const outsideMobileIpScenario: Scenario = {
       `smn > sgw1: ${REQ(F6.home, F6.chx)}`,
       `sgw1 > smn: ${icmp40(F6.sgw1, F6.home, 4)}`,
       `smn > sgw1: ${nextAh(F6.coa1, F6.sgw1, S6, SGW, REQ(F6.home, F6.chx))}`,
-      `sgw1 > smn: ${endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.chx, F6.home)))}`,
+      `sgw1 > smn: ${outsideRep}`,
     ],
     internet: [
       `sgw1 > chx: ${REQ(F6.home, F6.chx)}`,
       `chx > sgw0: ${REP(F6.chx, F6.home)}`,
-      `sgw0 > sgw1: ` +
-        `${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, endAhEsp(F6.sgw0, F6.coa1, SGW, S6, ipip(F6.ha, F6.coa1, REP(F6.chx, F6.home))))}`,
+      `sgw0 > sgw1: ${nextAh(F6.sgw0, F6.sgw1, SGW, SGW, outsideRep)}`,
     ],
     'sgw0-net': [`sgw0 > ha: ${REP(F6.chx, F6.home)}`, `ha > sgw0: ${ipip(F6.ha, F6.coa1, REP(F6.chx, F6.home))}`],
   },

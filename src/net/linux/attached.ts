@@ -288,12 +288,15 @@ export class AttachedHost extends HostCore<CoreInterface> {
       const found = present.find((p) => p.ifname === itf.name);
       if (!found)
         throw new InterfaceMismatchError(
-          `interfaces: no interface named '${itf.name}' in this network namespace (it has: ${present.map((p) => p.ifname).join(', ')}); fix the name in the config or create the interface`,
+          `interfaces: no interface named '${itf.name}' in this network namespace ` +
+            `(it has: ${present.map((p) => p.ifname).join(', ')}); fix the name in the config or create the interface`,
         );
       const has = (found.addr_info ?? []).filter((a) => a.family === 'inet');
       if (!has.some((a) => a.local === itf.address && a.prefixlen === itf.prefixLength)) {
         throw new InterfaceMismatchError(
-          `interfaces: '${itf.name}' does not carry ${itf.address}/${itf.prefixLength} (it has: ${has.map((a) => `${a.local}/${a.prefixlen}`).join(', ') || 'no IPv4 address'}); add it with: ip addr add ${itf.address}/${itf.prefixLength} dev ${itf.name}`,
+          `interfaces: '${itf.name}' does not carry ${itf.address}/${itf.prefixLength} (it has: ` +
+            `${has.map((a) => `${a.local}/${a.prefixlen}`).join(', ') || 'no IPv4 address'}); ` +
+            `add it with: ip addr add ${itf.address}/${itf.prefixLength} dev ${itf.name}`,
         );
       }
     }

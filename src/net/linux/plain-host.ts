@@ -36,7 +36,8 @@ export interface PlainHostSettings {
 }
 
 /** The application agent: UDP sockets for the host, driven over stdin/stdout (CommonJS for `node -e`). */
-const APP_AGENT = String.raw`
+const APP_AGENT =
+  String.raw`
 const dgram = require('node:dgram');
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const socks = new Map();
@@ -48,19 +49,23 @@ function open(port, addr) {
     sock.once('error', reject);
     sock.bind(port, addr, () => { sock.off('error', reject); resolve(); });
   }) };
-  s.ready.then(() => sock.on('error', (e) => out({ op: 'error', message: 'socket ' + addr + ':' + port + ': ' + e.message })),
+  s.ready.then(() => sock.on('error', (e) => ` +
+  String.raw`out({ op: 'error', message: 'socket ' + addr + ':' + port + ': ' + e.message })),
     (e) => out({ op: 'error', message: 'bind ' + addr + ':' + port + ': ' + e.message }));
-  sock.on('message', (m, r) => out({ op: 'recv', src: r.address, sport: r.port, dst: addr, dport: port, data: m.toString('base64') }));
+  sock.on('message', (m, r) => ` +
+  String.raw`out({ op: 'recv', src: r.address, sport: r.port, dst: addr, dport: port, data: m.toString('base64') }));
   socks.set(port, s);
   return s;
 }
 require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
   const c = JSON.parse(line);
   if (c.op === 'listen') {
-    open(c.port, '0.0.0.0').ready.then(() => out({ op: 'bound', port: c.port }), () => out({ op: 'bound', port: c.port, failed: true }));
+    open(c.port, '0.0.0.0').ready.then(() => out({ op: 'bound', port: c.port }), ` +
+  String.raw`() => out({ op: 'bound', port: c.port, failed: true }));
   } else if (c.op === 'send') {
     const s = open(c.sport, c.src);
-    s.ready.then(() => s.sock.send(Buffer.from(c.data, 'base64'), c.dport, c.dst, (e) => e && out({ op: 'error', message: 'send to ' + c.dst + ': ' + e.message })), () => undefined);
+    s.ready.then(() => s.sock.send(Buffer.from(c.data, 'base64'), c.dport, c.dst, ` +
+  String.raw`(e) => e && out({ op: 'error', message: 'send to ' + c.dst + ': ' + e.message })), () => undefined);
   }
 }).on('close', () => process.exit(0));
 out({ op: 'ready' });

@@ -154,7 +154,8 @@ export class SecurityGateway {
     const self = options.map.sgw(options.name);
     if (!self)
       throw new Error(
-        `SGW '${options.name}' is not in network map ${options.map.name} (SGWs: ${options.map.sgws.map((s) => s.name).join(', ')})`,
+        `SGW '${options.name}' is not in network map ${options.map.name} ` +
+          `(SGWs: ${options.map.sgws.map((s) => s.name).join(', ')})`,
       );
     if (options.identity.name.nsid !== NSID_NONE || u32ToIp(options.identity.name.address) !== self.outside) {
       throw new Error(

@@ -141,7 +141,8 @@ export class MobileNode {
     const ha = this.map.homeAgentFor(this.homeAddress);
     if (options.identity.name.nsid === NSID_NONE || !ha) {
       throw new Error(
-        `SMN identity must be smn:<home address> with an HA in map ${this.map.name} serving it; got ${this.homeAddress}`,
+        `SMN identity must be smn:<home address> with an HA in map ${this.map.name} serving it; ` +
+          `got ${this.homeAddress}`,
       );
     }
     this.homeAgent = ha.address;
