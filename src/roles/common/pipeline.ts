@@ -69,8 +69,8 @@ export class TickPipeline<T> {
   }
 
   /**
-   * Runs `jobs` and their follow-ups now, not on the next tick and without beforeFlush: for what a punt of the I/O
-   * loops leads to (a first packet whose SA just went in), which met the tables the loop runs now and waits for
+   * Runs `jobs` and their follow-ups now, not on the next tick and without beforeFlush: for what the first punt of a
+   * new key leads to (its packet, whose SA just went in), which met the tables the loop runs now and waits for
    * nothing else queued. What is queued stays for its flush.
    */
   runNow(jobs: EngineJob<T>[]): void {

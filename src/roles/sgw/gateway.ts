@@ -361,7 +361,10 @@ export class SecurityGateway {
       packet: punt.packet,
       tag: { kind: 'inbound' as const, arrivedOn },
     };
-    this.pipeline.runNow(this.handle([outcome]));
+    const jobs = this.handle([outcome]);
+    // A new key's first packet goes on at once (its SA just went in); the rest waits for the tick's batch.
+    if (punt.reason === 'unknown_key') this.pipeline.runNow(jobs);
+    else for (const job of jobs) this.pipeline.push(job);
   }
 
   /**

@@ -572,7 +572,10 @@ export class MobileNode {
       packet: p.packet,
       tag: { kind: 'in' } as Tag,
     };
-    this.pipeline.runNow(this.handle([outcome]));
+    const jobs = this.handle([outcome]);
+    // A new key's first packet goes on at once (its SA just went in); the rest waits for the tick's batch.
+    if (p.reason === 'unknown_key') this.pipeline.runNow(jobs);
+    else for (const job of jobs) this.pipeline.push(job);
   }
 
   /**
