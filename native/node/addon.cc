@@ -1,9 +1,27 @@
 // Node-API entry point: registers the engine's JS-visible surface.
 #include <napi.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <openssl/opensslv.h>
 #include "node/abi.h"
 #include "node/engine.h"
 #include "node/io_loop.h"
+
+// limitMallocArenas(n): at most n glibc malloc arenas for the threads started after it (false where it cannot).
+// Each worker thread would get an arena of its own, and SA churn on a gateway that takes new keys all the time
+// (installs on the JS thread, frees wherever the last reference goes) grew their RSS for the whole process' life.
+static Napi::Value LimitMallocArenas(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "limitMallocArenas(n: number)");
+  const int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1) throw Napi::RangeError::New(env, "limitMallocArenas: n must be at least 1");
+#ifdef __GLIBC__
+  return Napi::Boolean::New(env, mallopt(M_ARENA_MAX, n) == 1);
+#else
+  return Napi::Boolean::New(env, false);
+#endif
+}
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("opensslVersion", Napi::String::New(env, OPENSSL_VERSION_TEXT));
@@ -13,6 +31,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("offload", mipsec::io::OffloadExports(env));
   exports.Set("crypto", mipsec::CryptoExports(env));
   exports.Set("wire", mipsec::WireExports(env));
+  exports.Set("limitMallocArenas", Napi::Function::New(env, LimitMallocArenas, "limitMallocArenas"));
   return exports;
 }
 

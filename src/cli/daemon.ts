@@ -1,6 +1,7 @@
 // mipsec sgw | smn | ha --config FILE: run one role as a daemon on this machine's interfaces.
 import { parseArgs } from 'node:util';
 import { loadNode, type LoadedNode, type Role } from '../config/index.js';
+import { limitMallocArenas } from '../engine/addon.js';
 import { NativeEngine } from '../engine/native.js';
 import type { Engine } from '../engine/types.js';
 import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/linux/attached.js';
@@ -158,6 +159,9 @@ export async function run(role: string, args: string[]): Promise<number> {
   } catch (err) {
     return usage((err as Error).message);
   }
+  // One malloc arena for the whole daemon: with one per I/O worker, RSS grew all along a 30-min soak under key churn
+  // (gwB +12 % in 8 min; with one arena +6.6 %, starting 8 MiB lower, TCP unchanged).
+  limitMallocArenas(1);
   try {
     const daemon = await runDaemon({
       configPath: v.config,

@@ -29,6 +29,7 @@ export interface AddonBinding {
   readonly offload?: unknown;
   readonly crypto?: unknown;
   readonly wire?: unknown;
+  readonly limitMallocArenas?: unknown;
 }
 
 let cached: { binding?: AddonBinding; error?: Error } | undefined;
@@ -44,4 +45,13 @@ export function loadAddon(): { binding?: AddonBinding; error?: Error } {
     }
   }
   return cached;
+}
+
+/**
+ * At most `n` glibc malloc arenas for the threads this process starts from now on (a daemon's I/O workers); false
+ * without the addon or on another C library. For a daemon process only: it applies to the whole process.
+ */
+export function limitMallocArenas(n: number): boolean {
+  const limit = loadAddon().binding?.limitMallocArenas;
+  return typeof limit === 'function' ? Boolean((limit as (n: number) => boolean)(n)) : false;
 }
