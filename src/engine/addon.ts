@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
+import type { KeyUnwrap } from '../keys/derive.js';
 
 const require = createRequire(import.meta.url);
 
@@ -54,4 +55,11 @@ export function loadAddon(): { binding?: AddonBinding; error?: Error } {
 export function limitMallocArenas(n: number): boolean {
   const limit = loadAddon().binding?.limitMallocArenas;
   return typeof limit === 'function' ? Boolean((limit as (n: number) => boolean)(n)) : false;
+}
+
+/** The addon's AES key unwrap (native/crypto/keywrap.cc) for SkipKeying; undefined without the addon. */
+export function nativeKeyUnwrap(): KeyUnwrap | undefined {
+  const exports = loadAddon().binding?.crypto as { keyUnwrap?: unknown } | undefined;
+  const unwrap = exports?.keyUnwrap;
+  return typeof unwrap === 'function' ? (unwrap as KeyUnwrap) : undefined;
 }

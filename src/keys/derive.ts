@@ -97,18 +97,36 @@ export function wrapKp(kijn: Uint8Array, kp: Uint8Array): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
-/** Unwraps a 40-byte wrapped Kp; undefined when the RFC 3394 integrity check fails (forged or corrupted). */
-export function unwrapKp(kijn: Uint8Array, wrapped: Uint8Array): Uint8Array | undefined {
+/**
+ * RFC 3394 AES-256 key unwrap: the key `wrapped` holds under `kek`, or null/undefined (or a throw) when its integrity
+ * check fails.
+ */
+export type KeyUnwrap = (kek: Uint8Array, wrapped: Uint8Array) => Uint8Array | null | undefined;
+
+/** Node's OpenSSL through node:crypto: a cipher object per call. */
+const nodeKeyUnwrap: KeyUnwrap = (kek, wrapped) => {
+  const decipher = createDecipheriv(KEY_WRAP_CIPHER, kek, KEY_WRAP_IV);
+  return Buffer.concat([decipher.update(wrapped), decipher.final()]);
+};
+
+/**
+ * Unwraps a 40-byte wrapped Kp with `unwrap` (default node:crypto); undefined when the RFC 3394 integrity check fails
+ * (forged or corrupted).
+ */
+export function unwrapKp(
+  kijn: Uint8Array,
+  wrapped: Uint8Array,
+  unwrap: KeyUnwrap = nodeKeyUnwrap,
+): Uint8Array | undefined {
   if (kijn.length !== KIJN_BYTES || wrapped.length !== WRAPPED_BYTES) return undefined;
-  let plain: Buffer;
+  let plain: Uint8Array | null | undefined;
   try {
-    const decipher = createDecipheriv(KEY_WRAP_CIPHER, kijn, KEY_WRAP_IV);
-    plain = Buffer.concat([decipher.update(wrapped), decipher.final()]);
+    plain = unwrap(kijn, wrapped);
   } catch {
     return undefined;
   }
-  const kp = plain.length === KP_BYTES ? Uint8Array.from(plain) : undefined;
-  plain.fill(0);
+  const kp = plain?.length === KP_BYTES ? Uint8Array.from(plain) : undefined;
+  plain?.fill(0);
   return kp;
 }
 

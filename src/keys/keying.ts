@@ -16,6 +16,7 @@ import {
   unwrapKp,
   wrapKp,
   COUNTER_WINDOW,
+  type KeyUnwrap,
 } from './derive.js';
 import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
 import type { SaDesc } from './sa.js';
@@ -61,6 +62,11 @@ export interface SkipKeyingOptions {
   random?: (length: number) => Uint8Array;
   /** Peers whose Kij (and Kijn for the counters in use) are cached (X25519 per peer is the expensive step). */
   kijCacheSize?: number;
+  /**
+   * AES key unwrap of a received Kp; default node:crypto. The roles pass the engine addon's (src/engine/addon.ts): on
+   * the first packet of a new key, after the gateway sat idle, it cost a fifth of node:crypto's cipher object.
+   */
+  keyUnwrap?: KeyUnwrap;
   /**
    * TEST RUNS ONLY (`mipsec lab --pcap DIR --key-chain`, docs/security.md): called with each new SA and the Kij and
    * Kp it came from, before they are zeroed (copy what you keep), so an independent tool can check the wrapped Kp.
@@ -174,6 +180,7 @@ export class SkipKeying {
   readonly now: () => number;
   private readonly random: (length: number) => Uint8Array;
   private readonly keyChain: KeyChainSink | undefined;
+  private readonly keyUnwrap: KeyUnwrap | undefined;
   /** Kij and Kijns per (peer name, peer public key), zeroed when evicted. */
   private readonly peerKeys: LruMap<string, PeerKeys>;
   private readonly outbound = new Map<string, OutboundSlot>();
@@ -194,6 +201,7 @@ export class SkipKeying {
     this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.random = options.random ?? ((length) => randomFillSync(new Uint8Array(length)));
     this.keyChain = options.keyChain;
+    this.keyUnwrap = options.keyUnwrap;
     this.peerKeys = new LruMap(options.kijCacheSize ?? 1024, (_key, keys) => forgetPeerKeys(keys));
     if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1)
       throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
@@ -322,7 +330,7 @@ export class SkipKeying {
 
     const kijn = this.kijnFor(peer, h.n);
     if (!kijn.ok) return kijn;
-    const kp = unwrapKp(kijn.kijn, h.wrappedKp);
+    const kp = unwrapKp(kijn.kijn, h.wrappedKp, this.keyUnwrap);
     if (!kp)
       return fail(
         'forged_key',

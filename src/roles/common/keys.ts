@@ -4,7 +4,10 @@
 // bounded per peer (a new packet key replaces the peer's oldest: SKIP rotates Kp by packet count, so a
 // busy peer reaches the bound within the hour's n) and capped overall: each costs a punted packet and an
 // install, and a peer may mint packet keys at will (issue 10 hole 11).
+import { nativeKeyUnwrap } from '../../engine/addon.js';
 import type { Engine, SaDesc, Selectors } from '../../engine/types.js';
+import type { CertCache } from '../../keys/cache.js';
+import type { Identity } from '../../keys/keyfile.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
 import { ipToU32, readIp, u32ToIp } from '../../wire/addr.js';
@@ -51,6 +54,28 @@ export interface SaLimits {
  */
 /** `local`: the SA's own (outer destination) address. */
 export type SelectorsFor = (peer: SkipName, local: string) => Selectors;
+
+/** What a role keys with: its identity and certificates, its clock, its Kp rotation and key log. */
+export interface RoleKeyingOptions {
+  identity: Identity;
+  certs: CertCache;
+  /** Unix ms (the role's clock). */
+  now: () => number;
+  kpRotationPackets?: number;
+  keyLog?: KeyLog;
+}
+
+/** A role's SKIP keying: Kp unwrapped by the engine addon when there is one (a new key's first packet waits on it). */
+export function roleKeying(o: RoleKeyingOptions): SkipKeying {
+  return new SkipKeying({
+    identity: o.identity,
+    certs: o.certs,
+    now: () => Math.floor(o.now() / 1000),
+    kpMaxPackets: o.kpRotationPackets,
+    keyChain: o.keyLog?.keyChainSink,
+    keyUnwrap: nativeKeyUnwrap(),
+  });
+}
 
 const peerKey = (peer: SkipName): string => `${peer.nsid}/${peer.address}`;
 type OutKeyFields = Pick<OutboundRequest, 'role' | 'src' | 'dst' | 'peer'>;

@@ -7,7 +7,7 @@ import type { ReasonCode } from '../../engine/types.js';
 import { ICMP_QUOTE_MAX } from '../../engine/io.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
-import { SkipKeying, type OutboundRequest } from '../../keys/keying.js';
+import type { OutboundRequest } from '../../keys/keying.js';
 import { formatName, type SkipName } from '../../keys/names.js';
 import type { Clock, EnginePunt, Host, HookResult, PacketContext, Timer } from '../../net/types.js';
 import {
@@ -31,7 +31,7 @@ import { CertificateDiscovery } from '../common/discovery.js';
 import { readFailure, sendFailure } from '../common/failure.js';
 import { spendRefusedKey } from '../common/restored-key.js';
 import { discoveryIn, sgwName, type Discovery } from '../common/signalling.js';
-import { NodeKeys, type SaFailure, type SaLimits, type SaLookup } from '../common/keys.js';
+import { NodeKeys, roleKeying, type SaFailure, type SaLimits, type SaLookup } from '../common/keys.js';
 import type { KeyLog } from '../common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from '../common/pipeline.js';
 import { RateLimiter, type RateLimitOptions } from '../common/ratelimit.js';
@@ -170,12 +170,12 @@ export class SecurityGateway {
     this.engine = options.engine;
     this.suites = { ...DEFAULT_SUITES, ...options.suites };
     this.insideInterface = options.insideInterface ?? 'inside';
-    const keying = new SkipKeying({
+    const keying = roleKeying({
       identity: options.identity,
       certs: options.certs,
-      now: () => Math.floor(this.clock.now() / 1000),
-      kpMaxPackets: options.kpRotationPackets,
-      keyChain: options.keyLog?.keyChainSink,
+      now: () => this.clock.now(),
+      kpRotationPackets: options.kpRotationPackets,
+      keyLog: options.keyLog,
     });
     const dataPath = options.host.dataPath;
     this.keys = new NodeKeys(

@@ -6,7 +6,7 @@
 import { Op, Reason, reasonName, Verdict, type Engine } from '../../engine/index.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
-import { SkipKeying, type OutboundRequest } from '../../keys/keying.js';
+import type { OutboundRequest } from '../../keys/keying.js';
 import type { Clock, EnginePunt, Host, HookResult, PacketContext, Timer } from '../../net/types.js';
 import { communicationMode } from '../../topology/position.js';
 import type { Sgw, TopologyMap } from '../../topology/map.js';
@@ -22,7 +22,7 @@ import { readFailure, sendFailure, type ReceivedFailure } from '../common/failur
 import { RateLimiter } from '../common/ratelimit.js';
 import { spendRefusedKey } from '../common/restored-key.js';
 import { isDiscovery, isSecurityFailure, sgwName } from '../common/signalling.js';
-import { NodeKeys } from '../common/keys.js';
+import { NodeKeys, roleKeying } from '../common/keys.js';
 import type { KeyLog } from '../common/keylog.js';
 import { TickPipeline, type EngineJob, type EngineOutcome } from '../common/pipeline.js';
 import { readableHeader, Reassembler, type ReassemblyLimits } from '../common/reassembly.js';
@@ -150,12 +150,12 @@ export class MobileNode {
     this.procedure = options.procedure ?? 'direct';
     this.sent = new SentLog(() => this.clock.now());
     this.paths = this.pathTable(options.knownBorders ?? [this.map.chain(ha.sgw).at(-1)!.name]);
-    const keying = new SkipKeying({
+    const keying = roleKeying({
       identity: options.identity,
       certs: options.certs,
-      now: () => Math.floor(this.clock.now() / 1000),
-      kpMaxPackets: options.kpRotationPackets,
-      keyChain: options.keyLog?.keyChainSink,
+      now: () => this.clock.now(),
+      kpRotationPackets: options.kpRotationPackets,
+      keyLog: options.keyLog,
     });
     this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
     // On a native data path, what an End-End layer opens is delivered by the engine only when it is for the home
