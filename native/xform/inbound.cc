@@ -101,6 +101,9 @@ Outcome miss_outbound(const Tables& t, Sa& sa, Packet& pkt) {
   const size_t len = pkt.len;
   const Outcome o = policy_protect(t, pkt, *policy);
   if (o.verdict == V_FORWARD) sa.count(len);
+  // Another thread spent the End-End SA between the check and ENCAP (which left the datagram as it was): the
+  // control plane takes the datagram on, as for a spent SA found by the check.
+  if (o.verdict == V_PUNT && o.reason == R_REKEY && o.sa == policy->sa) return punt(R_SELECTOR, id);
   return o;
 }
 

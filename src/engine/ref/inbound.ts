@@ -6,7 +6,7 @@ import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
 import { selectorsAdmit, selectorsAdmitSource, type SelectorTable } from '../inbound-rules.js';
 import type { PolicyEntry } from '../policy.js';
-import { MAX_LAYERS, Verdict } from '../types.js';
+import { MAX_LAYERS, Reason, Verdict } from '../types.js';
 import { aeadOpen } from './crypto.js';
 import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
 import { deliver, forward, punt, reject, type Outcome, type Slot } from './outcome.js';
@@ -192,6 +192,9 @@ function missOutbound(ctx: InboundContext, slot: Slot, sa: SaState, at: number, 
     sa.packets++;
     sa.bytes += BigInt(length);
   }
+  // As in the native path, where another thread may spend the End-End SA after the check (ENCAP leaves the datagram
+  // as it was); one thread here, so only the check above ever finds it spent.
+  if (o.verdict === Verdict.PUNT && o.reason === Reason.rekey && o.sa === policy.sa) return missed();
   return o;
 }
 
