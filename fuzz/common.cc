@@ -235,7 +235,7 @@ std::unique_ptr<EngineCore> make_gateway() {
   for (size_t k = 0; k < std::size(kGatewayEnd); k++) {
     SaConfig c = end_sa(kGatewayEnd[k], Direction::in);
     if (gateway_has_selectors(k)) c.selectors = gateway_selectors();
-    c.selector_miss_punt = gateway_punts_selector_miss(k);
+    c.selector_miss = gateway_punts_selector_miss(k) ? SelectorMiss::punt : SelectorMiss::drop;
     install(*e, c);
   }
   for (size_t i : kGatewayNexthop) {

@@ -72,7 +72,7 @@ enum Reason : uint8_t { MIPSEC_REASONS(MIPSEC_ENUMERATOR) };
 constexpr Reason kLastReason = R_REKEY_DUE;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop (R_SELECTOR is punted
-// instead by an SA with selectorMiss 'punt', which says so explicitly).
+// instead by an SA with selectorMiss 'punt' or { outbound }, which says so explicitly).
 inline Verdict verdict_for(Reason r) {
   return (r == R_UNKNOWN_KEY || r == R_NO_ROUTE || r == R_NOT_IPSEC || r == R_NO_POLICY || r == R_NEXTHOP_PLAIN ||
           r == R_RELAY_DENIED || r == R_POLICY_PUNT || r == R_TTL_EXCEEDED || r == R_DELIVER_LOCAL || r == R_REKEY)

@@ -75,7 +75,10 @@ SaConfig config_from(const Napi::Object& o) {
   c.max_packets = u32_field(o, "maxPackets", 0);  // 0 = no limit; the binding passes 0 for in SAs
   c.soft_packets = u32_field(o, "softPackets", 0);  // 0 = no event; likewise 0 for in SAs
   c.relay = u32_field(o, "relay", 1) != 0;
-  c.selector_miss_punt = u32_field(o, "selectorMiss", 0) != 0;
+  const uint32_t miss = u32_field(o, "selectorMiss", 0);
+  if (miss > 2) throw Napi::RangeError::New(o.Env(), "sa field selectorMiss must be 0, 1 or 2");
+  c.selector_miss = SelectorMiss(miss);
+  c.selector_miss_table = u32_field(o, "selectorMissTable", 0);
   c.selectors.on = !o.Get("selectorSrc").IsUndefined() || !o.Get("selectorDst").IsUndefined();
   if (c.selectors.on) {
     c.selectors.src_count = prefixes_field(o, "selectorSrc", c.selectors.src);

@@ -34,6 +34,8 @@ bool Selectors::admit(uint32_t src_addr, uint32_t dst_addr) const {
   return !on || (any_contains(src, src_count, src_addr) && any_contains(dst, dst_count, dst_addr));
 }
 
+bool Selectors::admit_src(uint32_t src_addr) const { return !on || any_contains(src, src_count, src_addr); }
+
 static bool prefixes_valid(const SelectorPrefix* prefixes, size_t count) {
   for (size_t i = 0; i < count; i++) {
     const SelectorPrefix& p = prefixes[i];
@@ -54,7 +56,9 @@ const char* SaConfig::validate() const {
   if (role == Role::end && !esp) return "role 'end' needs sa.esp";
   if (role == Role::end && coverage != Coverage::full) return "sa.ah.coverage applies to role 'nexthop' only";
   if (role == Role::nexthop && selectors.on) return "sa.selectors apply to role 'end' only";
-  if (role == Role::nexthop && selector_miss_punt) return "sa.selectorMiss applies to role 'end' only";
+  if (role == Role::nexthop && selector_miss != SelectorMiss::drop) return "sa.selectorMiss applies to role 'end' only";
+  if (selector_miss == SelectorMiss::outbound && !selectors.on)
+    return "sa.selectorMiss { outbound } needs sa.selectors (their src side is what the peer may send)";
   if (role == Role::end && !relay) return "sa.relay applies to role 'nexthop' only";
   if (max_packets != 0 && soft_packets > max_packets) return "sa.softPackets must not exceed sa.maxPackets";
   if (selectors.on &&

@@ -16,6 +16,9 @@ enum class Direction : uint8_t { out = 0, in = 1 };
 enum class Role : uint8_t { end = 0, nexthop = 1 };
 enum class Mode : uint8_t { skip = 0, spi = 1 };
 enum class Coverage : uint8_t { full = 0, headers = 1 };
+// What an inbound End-End SA does with an opened datagram outside its selectors (docs/engine.md §4, §5): drop it,
+// punt it, or (from a source inside its src selectors) classify it by an outbound policy table.
+enum class SelectorMiss : uint8_t { drop = 0, punt = 1, outbound = 2 };
 
 constexpr size_t kMaxKeyBytes = 36;
 // The smallest SPI of mode 'spi' (RFC 4303: 1..255 are reserved).
@@ -38,6 +41,8 @@ struct Selectors {
   SelectorPrefix dst[kMaxSelectorPrefixes] = {};
   // Whether an inner datagram from `src` to `dst` lies inside both sides.
   bool admit(uint32_t src_addr, uint32_t dst_addr) const;
+  // Whether `src_addr` lies in one src prefix (always when off).
+  bool admit_src(uint32_t src_addr) const;
 };
 
 // What the control plane installs; validated by SaConfig::validate before an Sa is built.
@@ -67,7 +72,8 @@ struct SaConfig {
   uint32_t soft_packets = 0;  // out: the FORWARD that seals this many says R_REKEY_DUE (once); 0 = never
   bool relay = true;  // in, role nexthop: a verified datagram not for this node may be relayed (else punted)
   Selectors selectors;  // in, role end
-  bool selector_miss_punt = false;  // in, role end: a datagram outside the selectors is punted, not dropped
+  SelectorMiss selector_miss = SelectorMiss::drop;  // in, role end: what a datagram outside the selectors gets
+  uint32_t selector_miss_table = 0;  // SelectorMiss::outbound: the policy table that decides it
 
   // Null when consistent, else a message naming the field and the fix (never key bytes).
   const char* validate() const;

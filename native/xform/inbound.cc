@@ -87,8 +87,28 @@ bool selectors_admit(const Selectors& s, const uint8_t* d, size_t len) {
   return !s.on || (len >= kIpv4MinHeader && d[0] >> 4 == 4 && s.admit(load32(d + 12), load32(d + 16)));
 }
 
+// selectorMiss { outbound }: an opened datagram outside the selectors, from a source the SA speaks for (its src
+// selectors), is classified by the SA's policy table: protect seals it and FORWARDs it, drop drops it; anything
+// else (no policy, punt, bypass, pass, inbound, a spent SA in the chain) punts it as selectorMiss 'punt' would.
+Outcome miss_outbound(const Tables& t, Sa& sa, Packet& pkt) {
+  const uint32_t id = sa.cfg.id;
+  if (pkt.len < kIpv4MinHeader || pkt.data[0] >> 4 != 4) return punt(R_SELECTOR, id);
+  const uint32_t src = load32(pkt.data + 12), dst = load32(pkt.data + 16);
+  if (!sa.cfg.selectors.admit_src(src)) return punt(R_SELECTOR, id);
+  const PolicyEntry* policy = t.policy(sa.cfg.selector_miss_table, src, dst);
+  if (policy && policy->action == PA_DROP) return fail(R_POLICY_DROP, id);
+  if (!policy || policy->action != PA_PROTECT || policy_spent_sa(t, *policy)) return punt(R_SELECTOR, id);
+  const size_t len = pkt.len;
+  const Outcome o = policy_protect(t, pkt, *policy);
+  if (o.verdict == V_FORWARD) sa.count(len);
+  // Another thread spent the End-End SA between the check and ENCAP (which left the datagram as it was): the
+  // control plane takes the datagram on, as for a spent SA found by the check.
+  if (o.verdict == V_PUNT && o.reason == R_REKEY && o.sa == policy->sa) return punt(R_SELECTOR, id);
+  return o;
+}
+
 // Role end: [AH] → ESP open → padding → inner datagram.
-Outcome end_layer(Sa& sa, const Layer& l, Packet& pkt) {
+Outcome end_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt) {
   const uint32_t id = sa.cfg.id;
   const bool with_ah = sa.has_ah();
   if (with_ah != (l.first_proto == PROTO_AH)) return fail(R_SA_MISMATCH, id);
@@ -121,11 +141,12 @@ Outcome end_layer(Sa& sa, const Layer& l, Packet& pkt) {
   if (next == PROTO_NONE) return fail(R_DUMMY, id);
   if (next != PROTO_IPIP) return fail(R_BAD_NEXT_HEADER, id);
   if (!selectors_admit(sa.cfg.selectors, pt, payload_len)) {
-    if (!sa.cfg.selector_miss_punt) return fail(R_SELECTOR, id);
-    // The opened datagram goes to the control plane with this SA (windows committed, not counted as delivered).
+    if (sa.cfg.selector_miss == SelectorMiss::drop) return fail(R_SELECTOR, id);
+    // The opened datagram goes to the control plane with this SA (windows committed, not counted as delivered),
+    // or through the SA's policy table.
     pkt.data = pt;
     pkt.len = payload_len;
-    return punt(R_SELECTOR, id);
+    return sa.cfg.selector_miss == SelectorMiss::outbound ? miss_outbound(t, sa, pkt) : punt(R_SELECTOR, id);
   }
   sa.count(payload_len);
   pkt.data = pt;
@@ -187,7 +208,7 @@ Outcome xform_inbound(const Tables& t, Packet& pkt) {
       if (!sa) return fail(R_BAD_SPI, authed);
     }
 
-    if (sa->cfg.role == Role::end) return end_layer(*sa, l, pkt);
+    if (sa->cfg.role == Role::end) return end_layer(t, *sa, l, pkt);
     Outcome out;
     if (nexthop_layer(t, *sa, l, pkt, &authed, &out)) return out;
   }

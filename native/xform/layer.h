@@ -13,6 +13,7 @@ inline size_t skip_bytes(const Sa& sa) { return sa.cfg.mode == Mode::skip ? sa.c
 OuterHeader outer_for(const Sa& sa, const Ipv4View& inner, uint32_t first_seq, uint8_t proto_spi_mode);
 
 struct Tables;
+struct PolicyEntry;
 // SA `id` if it is an out SA with `role`, else nullptr (the caller answers R_NO_SA).
 Sa* find_out_sa(const Tables& t, uint32_t id, Role role);
 
@@ -26,5 +27,10 @@ Outcome xform_inbound(const Tables& t, Packet& pkt);
 Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst);
 Outcome xform_ipip_decap(Packet& pkt);
 Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table);
+
+// OUTBOUND `protect` in two steps (docs/engine.md §4.2): the first SA of the policy's chain that has sealed its
+// maxPackets (0: none), and the sealing itself (ENCAP, then each WRAP) with the verdict OUTBOUND reports.
+uint32_t policy_spent_sa(const Tables& t, const PolicyEntry& policy);
+Outcome policy_protect(const Tables& t, Packet& pkt, const PolicyEntry& policy);
 
 }  // namespace mipsec

@@ -36,20 +36,29 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
   }
   // Before anything is sealed: an SA of the chain that has sealed its maxPackets punts the datagram as given
   // (re-injectable once the control plane installed the next SA). Missing or wrong SAs fail in their op below.
-  for (int i = -1; i < policy->wraps; i++) {
-    const uint32_t id = i < 0 ? policy->sa : policy->wrap[i];
+  if (uint32_t spent = policy_spent_sa(t, *policy)) return fail(R_REKEY, spent);
+  return policy_protect(t, pkt, *policy);
+}
+
+uint32_t policy_spent_sa(const Tables& t, const PolicyEntry& policy) {
+  for (int i = -1; i < policy.wraps; i++) {
+    const uint32_t id = i < 0 ? policy.sa : policy.wrap[i];
     const Sa* sa = find_out_sa(t, id, i < 0 ? Role::end : Role::nexthop);
-    if (sa && sa->packet_limit_reached()) return fail(R_REKEY, id);
+    if (sa && sa->packet_limit_reached()) return id;
   }
-  Outcome o = xform_encap(t, pkt, policy->sa);
-  uint32_t due = o.reason == R_REKEY_DUE ? policy->sa : 0;  // the first SA of the chain that reached its soft limit
-  for (int i = 0; i < policy->wraps && o.verdict == V_FORWARD; i++) {
-    o = xform_wrap(t, pkt, policy->wrap[i]);
-    if (!due && o.reason == R_REKEY_DUE) due = policy->wrap[i];
+  return 0;
+}
+
+Outcome policy_protect(const Tables& t, Packet& pkt, const PolicyEntry& policy) {
+  Outcome o = xform_encap(t, pkt, policy.sa);
+  uint32_t due = o.reason == R_REKEY_DUE ? policy.sa : 0;  // the first SA of the chain that reached its soft limit
+  for (int i = 0; i < policy.wraps && o.verdict == V_FORWARD; i++) {
+    o = xform_wrap(t, pkt, policy.wrap[i]);
+    if (!due && o.reason == R_REKEY_DUE) due = policy.wrap[i];
   }
   if (o.verdict != V_FORWARD) return o;
   // The End-End SA names the packet, or the SA whose soft limit it reached; nexthop is the outermost layer's.
-  return due ? rekey_due(due, o.nexthop) : forward(policy->sa, o.nexthop);
+  return due ? rekey_due(due, o.nexthop) : forward(policy.sa, o.nexthop);
 }
 
 }  // namespace mipsec

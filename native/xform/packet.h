@@ -22,7 +22,7 @@ struct Outcome {
 };
 
 inline Outcome fail(Reason r, uint32_t sa = 0) { return {verdict_for(r), r, sa, 0}; }
-// A PUNT for a reason that is otherwise a drop (R_SELECTOR under selectorMiss 'punt').
+// A PUNT for a reason that is otherwise a drop (R_SELECTOR under selectorMiss 'punt' or { outbound }).
 inline Outcome punt(Reason r, uint32_t sa = 0) { return {V_PUNT, r, sa, 0}; }
 inline Outcome forward(uint32_t sa, uint32_t nexthop) { return {V_FORWARD, R_NONE, sa, nexthop}; }
 // A FORWARD whose sealing brought out SA `sa` to its soft_packets: the packet goes out, the reason tells of it.

@@ -34,7 +34,15 @@ export interface InboundRules {
   selectors?: SelectorTable;
   /** A datagram outside the selectors is punted (`selector`, with the opened datagram) instead of dropped. */
   selectorMissPunt: boolean;
+  /**
+   * selectorMiss `{ outbound }`: the policy table that decides a miss from a source inside the src selectors (what
+   * it does not seal or drop is punted as under 'punt', so selectorMissPunt is true too).
+   */
+  selectorMissTable?: number;
 }
+
+/** The addon's code of SaDesc.selectorMiss (native/sa/sa.h SelectorMiss). */
+export const SELECTOR_MISS_CODE = { drop: 0, punt: 1, outbound: 2 } as const;
 
 /**
  * `relay` (nexthop only, default true), `selectors` and `selectorMiss` (end only) of a description. Errors are
@@ -50,14 +58,32 @@ export function checkInboundRules(desc: SaDesc, where: string): InboundRules {
   if (desc.selectors !== undefined && desc.role !== 'end') refuse("selectors apply to role 'end' only; remove them");
   if (desc.selectorMiss !== undefined && desc.role !== 'end')
     refuse("selectorMiss applies to role 'end' only; remove it");
-  if (desc.selectorMiss !== undefined && desc.selectorMiss !== 'drop' && desc.selectorMiss !== 'punt') {
-    refuse(`selectorMiss must be 'drop' or 'punt', got ${String(desc.selectorMiss)}`);
+  const miss: unknown = desc.selectorMiss;
+  let selectorMissTable: number | undefined;
+  if (typeof miss === 'object' && miss !== null) {
+    const keys = Object.keys(miss);
+    const table = (miss as { outbound?: unknown }).outbound;
+    if (keys.length !== 1 || keys[0] !== 'outbound')
+      refuse(`selectorMiss must be 'drop', 'punt' or { outbound: table }, got { ${keys.join(', ')} }`);
+    if (typeof table !== 'number' || !Number.isInteger(table) || table < 0 || table > 0xffffffff)
+      refuse(`selectorMiss.outbound must be a policy table id 0..4294967295, got ${String(table)}`);
+    if (desc.selectors === undefined)
+      refuse('selectorMiss { outbound } needs selectors (their src side is what the peer may send); add them');
+    selectorMissTable = table as number;
+  } else if (miss !== undefined && miss !== 'drop' && miss !== 'punt') {
+    refuse(`selectorMiss must be 'drop', 'punt' or { outbound: table }, got ${JSON.stringify(miss)}`);
   }
   return {
     relay: desc.relay ?? true,
     selectors: desc.selectors === undefined ? undefined : checkSelectors(desc.selectors, where),
-    selectorMissPunt: desc.selectorMiss === 'punt',
+    selectorMissPunt: miss === 'punt' || selectorMissTable !== undefined,
+    selectorMissTable,
   };
+}
+
+/** Whether `src` lies in one src prefix (always, without selectors). */
+export function selectorsAdmitSource(table: SelectorTable | undefined, src: number): boolean {
+  return !table || table.src.some((p) => prefixContains(p, src));
 }
 
 /** Whether a datagram from `src` to `dst` lies inside both sides (always, without selectors). */

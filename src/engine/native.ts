@@ -1,7 +1,7 @@
 // The native data path (native/): validates SA descriptions with clear errors, then hands them to the addon.
 import { ipToU32, parsePrefix } from '../wire/addr.js';
 import { SKIP_SPI, decodeSkipHeader } from '../wire/skip.js';
-import { checkInboundRules, flattenPrefixes } from './inbound-rules.js';
+import { SELECTOR_MISS_CODE, checkInboundRules, flattenPrefixes } from './inbound-rules.js';
 import { checkPolicies, flattenPolicies } from './policy.js';
 import {
   COUNTER_SLOTS,
@@ -177,7 +177,14 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     relay: rules.relay ? 1 : 0,
     selectorSrc: rules.selectors && flattenPrefixes(rules.selectors.src),
     selectorDst: rules.selectors && flattenPrefixes(rules.selectors.dst),
-    selectorMiss: inbound && rules.selectorMissPunt ? 1 : 0,
+    selectorMiss: !inbound
+      ? SELECTOR_MISS_CODE.drop
+      : rules.selectorMissTable !== undefined
+        ? SELECTOR_MISS_CODE.outbound
+        : rules.selectorMissPunt
+          ? SELECTOR_MISS_CODE.punt
+          : SELECTOR_MISS_CODE.drop,
+    selectorMissTable: inbound ? (rules.selectorMissTable ?? 0) : 0,
   };
 }
 

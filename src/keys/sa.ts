@@ -54,11 +54,17 @@ export interface SaDesc {
   /** In SAs of role end: prefixes the opened datagram's source and destination must lie in (else `selectorMiss`). */
   selectors?: Selectors;
   /**
-   * In SAs of role end: what a datagram outside `selectors` gets: 'drop' (default, DROP `selector`) or 'punt'
-   * (PUNT `selector`, packet = the opened datagram, SA = this SA, for the control plane to decide).
+   * In SAs of role end: what a datagram outside `selectors` gets: 'drop' (default, DROP `selector`), 'punt'
+   * (PUNT `selector`, packet = the opened datagram, SA = this SA, for the control plane to decide), or
+   * `{ outbound: table }` (needs `selectors`): one from a source inside `selectors.src` is classified by that
+   * outbound policy table, whose `protect` seals and forwards it and `drop` drops it; anything else is punted as
+   * under 'punt' (docs/engine.md §4, §5).
    */
-  selectorMiss?: 'drop' | 'punt';
+  selectorMiss?: SelectorMiss;
 }
+
+/** What an inbound End-End SA does with an opened datagram outside its selectors (SaDesc.selectorMiss). */
+export type SelectorMiss = 'drop' | 'punt' | { outbound: number };
 
 /**
  * Traffic selectors (RFC 4301 §5.2): 'a.b.c.d/len' prefixes, 1..MAX_SELECTOR_PREFIXES (engine/types.ts) per side;

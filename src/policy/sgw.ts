@@ -50,6 +50,8 @@ export interface PacketView {
 export interface CareOfLookup {
   get(careOf: number): number | undefined;
   has(careOf: number): boolean;
+  /** Live entries, care-of → home (the SGW role's tables punt them in the re-encryption table). */
+  entries?(): Iterable<[number, number]>;
 }
 
 export interface SgwPlace {

@@ -80,7 +80,7 @@ describe('selectorMiss, native and TS', () => {
         /selectorMiss applies to role 'end' only/,
       );
       expect(() => e.installSa({ ...end.in, selectorMiss: 'keep' } as unknown as SaDesc), impl).toThrow(
-        /selectorMiss must be 'drop' or 'punt', got keep/,
+        /selectorMiss must be 'drop', 'punt' or \{ outbound: table \}, got "keep"/,
       );
       e.installSa({ ...end.out, selectors, selectorMiss: 'punt' });
       expect(runOne(e, Op.ENCAP, datagram(60), end.out.id).verdict).toBe(Verdict.FORWARD);

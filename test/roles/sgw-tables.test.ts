@@ -8,7 +8,7 @@ import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { VirtualClock } from '../../src/net/clock.js';
 import { Tally } from '../../src/roles/common/counters.js';
 import type { NodeKeys, SaLookup } from '../../src/roles/common/keys.js';
-import { SgwTables, subtractPrefixes } from '../../src/roles/sgw/tables.js';
+import { REENCRYPT_TABLE, SgwTables, subtractPrefixes } from '../../src/roles/sgw/tables.js';
 import type { SgwPlace } from '../../src/policy/sgw.js';
 import { ipToU32, parsePrefix } from '../../src/wire/addr.js';
 import { NSID_IPV4, NSID_NONE } from '../../src/wire/skip.js';
@@ -167,6 +167,52 @@ describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
     bindings.clear();
     t.refresh();
     expect(outbound(engine, INSIDE, F6.ha, ADDR.smnCoa)).toMatchObject({ verdict: Verdict.PUNT });
+  });
+});
+
+describe.each(IMPLS)('SgwTables re-encryption table (§3.3) on the %s engine', (impl) => {
+  it('seals toward a compiled SGW only; own addresses, care-of addresses and other SGW prefixes punt; the rest has no policy', async () => {
+    const { engine, map, self, clock } = await setUp(impl);
+    const bindings = new Map<number, number>();
+    const t = new SgwTables(
+      { map, self, careOfs: bindings },
+      engine,
+      new FakeKeys(engine, { id: 11 } as SaDesc) as unknown as NodeKeys,
+      { end: () => ({}) as never, nextHop: () => ({}) as never },
+      { inside: INSIDE, outside: [OUTSIDE] },
+      clock,
+      new Tally(),
+    );
+    const reencrypt = (dst: string) => outbound(engine, REENCRYPT_TABLE, F6.home, dst);
+    t.refresh();
+    expect(reencrypt(F6.ch1), 'nothing learned yet').toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.policy_punt,
+    });
+    t.learnReencrypt(ipToU32(F6.ch1), { kind: 'sgw', sgw: map.sgw('sgw1')! }, undefined);
+    t.refresh();
+    expect(reencrypt('10.1.7.7')).toMatchObject({ verdict: Verdict.FORWARD, sa: 11, nexthop: ipToU32(F6.sgw1) });
+    // Learned as a decision for our own hosts too (decidePlain makes the same one).
+    expect(outbound(engine, INSIDE, F6.ch0, '10.1.7.7')).toMatchObject({ verdict: Verdict.FORWARD, sa: 11 });
+    for (const dst of [F6.sgw0, '10.0.0.1', F6.ch2, F6.ch0])
+      expect([dst, reencrypt(dst).reason]).toEqual([dst, Reason.policy_punt]);
+    expect(reencrypt(F6.chx)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
+    // A binding learned for a care-of address in Site 1: punted at once (the policy protects to the SMN there).
+    bindings.set(ipToU32(F6.coa1), ipToU32(F6.home));
+    t.resumeCareOf(ipToU32(F6.coa1));
+    expect(reencrypt(F6.coa1)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.policy_punt });
+    // Only SMNs whose HA the map names re-encrypt in the engine; an SGW peer's misses stay with the policy.
+    expect(t.selectorMissFor({ nsid: NSID_IPV4, address: ipToU32(F6.home) })).toEqual({ outbound: REENCRYPT_TABLE });
+    expect(t.selectorMissFor({ nsid: NSID_NONE, address: ipToU32(F6.sgw1) })).toBe('punt');
+  });
+
+  it('a destination behind this SGW (or an SGW nested behind it) or a care-of address is never learned from a re-encryption', async () => {
+    const { engine, tables, map } = await setUp(impl);
+    tables.learnReencrypt(ipToU32(F6.ch0), { kind: 'sgw', sgw: map.sgw('sgw0')! }, undefined);
+    tables.learnReencrypt(ipToU32(F6.coa1), { kind: 'smn', home: F6.home, careOf: F6.coa1 }, undefined);
+    tables.refresh();
+    expect(tables.size().protected).toBe(0);
+    expect(outbound(engine, REENCRYPT_TABLE, F6.home, F6.ch0)).toMatchObject({ verdict: Verdict.PUNT });
   });
 });
 

@@ -1,6 +1,6 @@
 // The TypeScript reference data path: docs/engine.md implemented on node:crypto, byte-identical to the native one.
 import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
-import { PolicyIndex, checkPolicies } from '../policy.js';
+import { PolicyIndex, checkPolicies, type PolicyEntry } from '../policy.js';
 import { parseIpv4, updateChecksum } from '../../wire/ipv4.js';
 import {
   COUNTER_SLOTS,
@@ -38,6 +38,9 @@ export class RefEngine implements Engine {
     table: this.table,
     isLocal: (address) => this.locals.has(address),
     route: (address) => this.routes.find((r) => (address & r.mask) >>> 0 === r.network),
+    policy: (table, src, dst) => this.policies.find(table, src, dst),
+    spentSa: (policy) => this.spentSa(policy),
+    protect: (policy, slot, offset, length) => this.protect(policy, slot, offset, length),
   };
 
   installSa(sa: SaDesc): void {
@@ -160,11 +163,23 @@ export class RefEngine implements Engine {
     }
     // Before anything is sealed: an SA of the chain that has sealed its maxPackets punts the datagram as given
     // (re-injectable once the control plane installed the next SA). Missing or wrong SAs fail in their op below.
+    const spent = this.spentSa(policy);
+    if (spent !== 0) return reject('rekey', offset, length, spent);
+    return this.protect(policy, slot, offset, length);
+  }
+
+  /** The first SA of a protect policy's chain (End-End, then each wrap) that has sealed its maxPackets, else 0. */
+  private spentSa(policy: PolicyEntry): number {
     for (const [i, id] of [policy.sa, ...policy.wrap].entries()) {
       const sa = this.table.get(id);
       if (sa && sa.direction === 'out' && sa.role === (i === 0 ? 'end' : 'nexthop') && packetLimitReached(sa))
-        return reject('rekey', offset, length, id);
+        return id;
     }
+    return 0;
+  }
+
+  /** OUTBOUND `protect`: ENCAP with the policy's End-End SA, then WRAP with each next-hop SA, innermost first. */
+  private protect(policy: PolicyEntry, slot: Slot, offset: number, length: number): Outcome {
     let o = this.runOp(Op.ENCAP, policy.sa, 0, slot, offset, length);
     // The first SA of the chain that reached its soft limit names the FORWARD (else the End-End SA).
     let due = o.reason === Reason.rekey_due ? policy.sa : 0;

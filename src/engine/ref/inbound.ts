@@ -4,8 +4,9 @@ import { readU32 } from '../../wire/addr.js';
 import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
 import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
-import { selectorsAdmit, type SelectorTable } from '../inbound-rules.js';
-import { MAX_LAYERS } from '../types.js';
+import { selectorsAdmit, selectorsAdmitSource, type SelectorTable } from '../inbound-rules.js';
+import type { PolicyEntry } from '../policy.js';
+import { MAX_LAYERS, Reason, Verdict } from '../types.js';
 import { aeadOpen } from './crypto.js';
 import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
 import { deliver, forward, punt, reject, type Outcome, type Slot } from './outcome.js';
@@ -23,6 +24,12 @@ export interface InboundContext {
   isLocal(address: number): boolean;
   /** Longest-prefix match, or undefined when no route covers the address. */
   route(address: number): RouteEntry | undefined;
+  /** OUTBOUND's lookup in policy table `table` (docs/engine.md §4.2). */
+  policy(table: number, src: number, dst: number): PolicyEntry | undefined;
+  /** The first SA of a protect policy's chain that has sealed its maxPackets, else 0. */
+  spentSa(policy: PolicyEntry): number;
+  /** OUTBOUND `protect` after that check: ENCAP, then each WRAP, with the verdict OUTBOUND reports. */
+  protect(policy: PolicyEntry, slot: Slot, offset: number, length: number): Outcome;
 }
 
 /** A layer header found behind the outer IPv4 header: where it starts and which SA owns it. */
@@ -75,7 +82,7 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
       coveredEnd: end,
     };
 
-    if (sa.role === 'end') return openEndLayer(buf, found, layout, offset, length);
+    if (sa.role === 'end') return openEndLayer(ctx, slot, found, layout, offset, length);
 
     // Next-hop layer: AH with next header 4 around a datagram D.
     const ah = sa.ah!;
@@ -167,9 +174,42 @@ function selectorsAdmitDatagram(
 }
 
 /**
+ * selectorMiss `{ outbound }`: an opened datagram outside the selectors, from a source the SA speaks for (its src
+ * selectors), is classified by the SA's policy table: protect seals it and FORWARDs it, drop drops it; anything else
+ * (no policy, punt, bypass, pass, inbound, a spent SA in the chain) punts it as selectorMiss 'punt' would.
+ */
+function missOutbound(ctx: InboundContext, slot: Slot, sa: SaState, at: number, length: number): Outcome {
+  const buf = slot.buf;
+  const missed = () => punt('selector', at, length, sa.id);
+  if (length < IPV4_HEADER_BYTES || buf[at] >> 4 !== 4) return missed();
+  const src = readU32(buf, at + 12);
+  if (!selectorsAdmitSource(sa.selectors, src)) return missed();
+  const policy = ctx.policy(sa.selectorMissTable!, src, readU32(buf, at + 16));
+  if (policy?.action === 'drop') return reject('policy_drop', at, length, sa.id);
+  if (!policy || policy.action !== 'protect' || ctx.spentSa(policy) !== 0) return missed();
+  const o = ctx.protect(policy, slot, at, length);
+  if (o.verdict === Verdict.FORWARD) {
+    sa.packets++;
+    sa.bytes += BigInt(length);
+  }
+  // As in the native path, where another thread may spend the End-End SA after the check (ENCAP leaves the datagram
+  // as it was); one thread here, so only the check above ever finds it spent.
+  if (o.verdict === Verdict.PUNT && o.reason === Reason.rekey && o.sa === policy.sa) return missed();
+  return o;
+}
+
+/**
  * End-End layer: [AH next 50: check, verify] → ESP: check, open, commit windows → padding → next header 4 → DELIVER.
  */
-function openEndLayer(buf: Uint8Array, layer: LayerStart, layout: AhLayout, offset: number, length: number): Outcome {
+function openEndLayer(
+  ctx: InboundContext,
+  slot: Slot,
+  layer: LayerStart,
+  layout: AhLayout,
+  offset: number,
+  length: number,
+): Outcome {
+  const buf = slot.buf;
   const { sa } = layer;
   const esp = sa.esp!;
   const end = offset + length;
@@ -210,6 +250,7 @@ function openEndLayer(buf: Uint8Array, layer: LayerStart, layout: AhLayout, offs
   if (trailer.nextHeader !== IpProto.IPIP) return drop('bad_next_header');
   const innerLength = trailer.payloadEnd - f.ciphertextOffset;
   if (!selectorsAdmitDatagram(sa.selectors, buf, f.ciphertextOffset, innerLength)) {
+    if (sa.selectorMissTable !== undefined) return missOutbound(ctx, slot, sa, f.ciphertextOffset, innerLength);
     return sa.selectorMissPunt ? punt('selector', f.ciphertextOffset, innerLength, sa.id) : drop('selector');
   }
   // Stats count delivered datagrams (as the out SA counts the datagrams it protected).

@@ -57,6 +57,8 @@ export interface SaState {
   selectors?: SelectorTable;
   /** In end: a datagram outside the selectors is punted (`selector`) instead of dropped. */
   selectorMissPunt: boolean;
+  /** In end, selectorMiss `{ outbound }`: the policy table a miss from a source inside the selectors goes through. */
+  selectorMissTable?: number;
   packets: bigint;
   bytes: bigint;
 }
@@ -184,6 +186,7 @@ export function createSa(desc: SaDesc): SaState {
     relay: rules.relay,
     selectors: rules.selectors,
     selectorMissPunt: inbound && rules.selectorMissPunt,
+    selectorMissTable: inbound ? rules.selectorMissTable : undefined,
     packets: 0n,
     bytes: 0n,
   };

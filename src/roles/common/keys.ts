@@ -5,7 +5,7 @@
 // busy peer reaches the bound within the hour's n) and capped overall: each costs a punted packet and an
 // install, and a peer may mint packet keys at will (issue 10 hole 11).
 import { nativeKeyUnwrap } from '../../engine/addon.js';
-import type { Engine, SaDesc, Selectors } from '../../engine/types.js';
+import type { Engine, SaDesc, SelectorMiss, Selectors } from '../../engine/types.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
@@ -54,6 +54,11 @@ export interface SaLimits {
  */
 /** `local`: the SA's own (outer destination) address. */
 export type SelectorsFor = (peer: SkipName, local: string) => Selectors;
+/**
+ * What such an SA does with what lies outside its selectors (default 'punt'): an SGW's §3.3 re-encryption sends it
+ * through an outbound policy table instead (`{ outbound: table }`), whose protect policies seal it without JS.
+ */
+export type SelectorMissFor = (peer: SkipName) => SelectorMiss;
 
 /** What a role keys with: its identity and certificates, its clock, its Kp rotation and key log. */
 export interface RoleKeyingOptions {
@@ -108,6 +113,7 @@ export class NodeKeys {
     private readonly keyLog?: KeyLog,
     limits: SaLimits = {},
     private readonly selectorsFor?: SelectorsFor,
+    private readonly selectorMissFor?: SelectorMissFor,
   ) {
     this.maxInboundPerPeer = limits.maxInboundPerPeer ?? DEFAULT_MAX_INBOUND_PER_PEER;
     this.maxInbound = limits.maxInbound ?? DEFAULT_MAX_INBOUND;
@@ -180,7 +186,7 @@ export class NodeKeys {
     }
     if (r.sa.role === 'end' && this.selectorsFor) {
       r.sa.selectors = this.selectorsFor(peer, u32ToIp(dst));
-      r.sa.selectorMiss = 'punt';
+      r.sa.selectorMiss = this.selectorMissFor?.(peer) ?? 'punt';
     }
     const meta: SaMeta = { peer, role: r.sa.role, direction: 'in', src: srcText, dst: u32ToIp(dst) };
     this.install(r.sa, meta);

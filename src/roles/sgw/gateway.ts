@@ -184,6 +184,7 @@ export class SecurityGateway {
       options.keyLog,
       options.saLimits,
       dataPath && ((peer) => this.tables!.selectorsFor(peer)),
+      dataPath && ((peer) => this.tables!.selectorMissFor(peer)),
     );
     this.learned = new LearnedRoutes(this.clock, this.tally, options.learnedRoutes);
     this.place = { map: options.map, self, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
@@ -492,7 +493,14 @@ export class SecurityGateway {
     // Under a Next-hop SA alone the engine delivers what was addressed to us, or what it took out of IP-in-IP addressed
     // to us.
     const ipInIp = meta.role === 'nexthop' && !this.isOwnAddress(inner.dst) ? inner : undefined;
-    this.act(decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp }), o.packet, sink, arrivedOn);
+    const d = decide(this.place, { arrivedOn, layers: [layer], inner, ipInIp });
+    if (this.tables && meta.role === 'end' && meta.peer.nsid !== NSID_NONE) this.compileReencrypt(d, inner.dst);
+    this.act(d, o.packet, sink, arrivedOn);
+  }
+
+  /** §3.3: what the policy re-encrypts for an SMN goes into the tables (SgwTables.learnReencrypt says when). */
+  private compileReencrypt(d: Decision, dst: number): void {
+    if (d.action === 'decap' && d.then.kind === 'reencap') this.tables!.learnReencrypt(dst, d.then.end, d.then.nextHop);
   }
 
   /**

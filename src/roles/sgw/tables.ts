@@ -11,9 +11,21 @@
 //   an outside host (§3.5)        → pass (routed as usual IP), learned per address, capped and expiring
 //   every other SGW's prefixes    → punt, so a shorter compiled prefix never answers for them
 //
+// A second table, REENCRYPT_TABLE, read by no interface, decides what an SMN's End-End SA opens that lies outside its
+// selectors (draft §3.3, "SGW0 decrypts and re-encrypts"; the SA's selectorMiss { outbound }, docs/engine.md §4). The
+// engine takes only sources the SA's src selectors bind to the SMN (its home address, the one source the policy's
+// decideEnd lets it speak for beyond registrations, which stay punted), so the table holds decisions by destination:
+//
+//   an SGW's protected prefixes   → protect, as above (the End-End + Next-hop decision the policy makes for any
+//                                   source that may send there; learned from inside traffic or from a re-encryption)
+//   own addresses, care-of        → punt (the policy delivers to itself; SMN to SMN stays with the policy)
+//   addresses, every other SGW's
+//   prefixes
+//   anything else                 → no policy: punted (the policy drops what cannot go on, §3.4, §3.5)
+//
 // SA ids change as SKIP keys rotate (a new n, Kp used up): refresh() asks the keys again, publishes the new tables
 // and only then retires the SAs they replaced, so no packet meets a table naming a removed SA.
-import type { Engine, Policy, Selectors } from '../../engine/types.js';
+import type { Engine, Policy, SelectorMiss, Selectors } from '../../engine/types.js';
 import type { OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
 import type { Clock } from '../../net/types.js';
@@ -37,6 +49,11 @@ export const DEFAULT_LEARNED_PASS_MS = 60_000;
 const MAX_PREFIXES = 32;
 /** A selector nothing matches: everything the SA opens is punted to the policy. */
 const NOTHING: Selectors = { src: ['0.0.0.0/32'], dst: ['0.0.0.0/32'] };
+/**
+ * The policy table an SMN's End-End SA sends a selector miss through (selectorMiss { outbound }). No interface reads
+ * it: interface tables are 1, 2, … (HostDataPath.tableOf), 0 is the role's own.
+ */
+export const REENCRYPT_TABLE = 0xffff0303;
 
 interface Protected {
   end: EndPeer;
@@ -152,6 +169,16 @@ export class SgwTables {
     return { src: src.map(text), dst: dst.map(text) };
   }
 
+  /**
+   * What an inbound End-End SA from `peer` does with a datagram outside its selectors: an SMN's (whose selectors name
+   * its home address) goes through the re-encryption table; an SGW's is punted to the policy.
+   */
+  selectorMissFor(peer: SkipName): SelectorMiss {
+    return peer.nsid !== NSID_NONE && this.place.map.homeAgentFor(peer.address)
+      ? { outbound: REENCRYPT_TABLE }
+      : 'punt';
+  }
+
   /** The policy protected a plain datagram from inside, from a source this SGW protects, toward `dst`. */
   learnProtect(dst: number, end: EndPeer, nextHop: Sgw | undefined): void {
     const key = end.kind === 'sgw' ? `sgw ${end.sgw.name}` : `smn ${end.careOf}`;
@@ -168,6 +195,20 @@ export class SgwTables {
     this.protects.set(key, { end, nextHop, prefixes });
     this.passes.delete(`${u32ToIp(dst)}/32`);
     this.tally.add('table_protect_learned');
+  }
+
+  /**
+   * The policy re-encrypted a datagram an SMN's End-End layer opened toward `end` (§3.3). Toward an SGW the decision
+   * holds for its whole prefix as it would for a plain datagram from one of our hosts (the policy asks protectToward
+   * for both), so it is learned as one: the re-encryption table seals the SMN's next datagrams there. Not for a
+   * destination behind an SGW nested behind this one: from inside that is internal traffic, never protected.
+   */
+  learnReencrypt(dst: number, end: EndPeer, nextHop: Sgw | undefined): void {
+    if (end.kind !== 'sgw') return;
+    const { map } = this.place;
+    const owner = map.protectingSgw(dst);
+    if (owner && map.isWithin(owner, this.self)) return;
+    this.learnProtect(dst, end, nextHop);
   }
 
   /** The policy passed a plain datagram from inside to an outside host as usual IP. */
@@ -190,9 +231,13 @@ export class SgwTables {
     if (this.protects.delete(`smn ${u32ToIp(careOf)}`)) this.refresh();
   }
 
-  /** The HA's reply for `careOf` was seen: the care-of address may be compiled again. */
+  /**
+   * The HA's reply for `careOf` was seen: the care-of address may be compiled again. Published now: the re-encryption
+   * table must punt a new care-of address before an SMN's datagram to it could be sealed toward the SGW around it.
+   */
   resumeCareOf(careOf: number): void {
     this.suspended.delete(careOf);
+    this.refresh();
   }
 
   /** Re-resolves every SA, drops what no longer holds, publishes when anything changed. Cheap when nothing did. */
@@ -266,6 +311,36 @@ export class SgwTables {
         out.push({ table, prefix, src: this.mine, sa: 0, action: 'pass' });
       }
     }
+    return [...out, ...this.reencryptPolicies()];
+  }
+
+  /** REENCRYPT_TABLE (see the top of this file): only protect toward SGWs is carried out by the engine. */
+  private reencryptPolicies(): Policy[] {
+    const table = REENCRYPT_TABLE;
+    const out: Policy[] = [];
+    const listed = new Set<string>();
+    const add = (policy: Policy) => {
+      if (listed.has(policy.prefix)) return;
+      listed.add(policy.prefix);
+      out.push(policy);
+    };
+    for (const address of [this.self.inside, this.self.outside])
+      add({ table, prefix: `${address}/32`, sa: 0, action: 'punt' });
+    // Care-of addresses (live bindings, suspended ones, compiled ones): the policy protects to the SMN, not to the SGW
+    // whose prefix holds them, and a binding learned between two refreshes is punted (resumeCareOf publishes at once).
+    const careOfs = [
+      ...[...(this.place.careOfs?.entries?.() ?? [])].map(([careOf]) => careOf),
+      ...this.suspended,
+      ...[...this.protects.values()].flatMap((e) => (e.end.kind === 'smn' ? [toU32(e.end.careOf)] : [])),
+    ];
+    for (const careOf of careOfs) add({ table, prefix: `${u32ToIp(careOf)}/32`, sa: 0, action: 'punt' });
+    for (const entry of this.protects.values()) {
+      if (entry.end.kind === 'smn' || entry.endSa === undefined) continue;
+      const wrap = entry.wrapSa === undefined ? [] : [entry.wrapSa];
+      for (const prefix of entry.prefixes) add({ table, prefix, sa: entry.endSa, wrap, action: 'protect' });
+    }
+    for (const sgw of this.place.map.sgws)
+      for (const p of sgw.prefixes) add({ table, prefix: text(p), sa: 0, action: 'punt' });
     return out;
   }
 }
