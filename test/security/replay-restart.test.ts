@@ -10,6 +10,8 @@ import { ReplayMarks } from '../../src/daemon/replay-marks.js';
 import { Op, Reason, Verdict, reasonName, type Engine, type SaDesc } from '../../src/engine/index.js';
 import { SETTLE_MS } from '../../src/lab/scenario.js';
 import { collectEchoes, echoServer, probe } from '../../src/lab/traffic.js';
+import type { InjectPacket } from '../../src/engine/io.js';
+import type { EnginePunt, HostDataPath } from '../../src/net/types.js';
 import { IPPROTO_SKIP } from '../../src/wire/skip.js';
 import { addCorrespondent, figure6Fixture } from '../daemon/fixture.js';
 import { ADDR, datagram, endSaPair, engineWith, runOne, type SaPair } from '../engine/fixtures.js';
@@ -228,5 +230,76 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
     marks.sample(stats(5));
     expect(marks.floored(inbound(3)).replayFloor).toBeUndefined();
     expect(marks.floored({ ...other, id: 4 }).replayFloor).toBe(5);
+  });
+});
+
+// On a native data path the first packet of a new key goes back to the loop that punted it once its SA is in
+// (src/roles/sgw/gateway.ts onUnknownKey); one under a key restored above a replay mark must not: the loop would drop
+// it as a replay unanswered, and the sender would seal on under a key refused packet after packet. It stays in JS,
+// where the replay is answered with ICMP 40 code 0 (the sender moves to a fresh Kp).
+describe('hole 13: a restored key met on a loop punt is refused, not handed back to the loop', () => {
+  const daemons: Daemon[] = [];
+  afterEach(async () => {
+    for (const d of daemons.splice(0)) await d.stop();
+  });
+
+  it('a loop punt under a key below its restored floor is answered with code 0, not handed back to the loop', async () => {
+    const fx = figure6Fixture();
+    const sgw0 = (host: DaemonOptions['host']) =>
+      runDaemon({
+        configPath: fx.file('sgw0.yaml'),
+        role: 'sgw',
+        host,
+        clock: fx.network.clock,
+        engine: 'native',
+        statusSocket: false,
+        logLevel: 'silent',
+        stateDir: fx.file('state'),
+      });
+    daemons.push(await sgw0(fx.hostFor));
+    daemons.push(
+      await runDaemon({
+        configPath: fx.file('sgw1.yaml'),
+        role: 'sgw',
+        host: fx.hostFor,
+        clock: fx.network.clock,
+        engine: 'native',
+        statusSocket: false,
+        logLevel: 'silent',
+      }),
+    );
+    echoServer(addCorrespondent(fx.network, 'ch0', CH0));
+    const ch1 = addCorrespondent(fx.network, 'ch1', CH1);
+    for (const seq of [1, 2, 3]) ch1.send(probe(CH1, CH0, seq));
+    fx.network.runFor(SETTLE_MS);
+    const toSgw0 = (p: Uint8Array) => p[9] === IPPROTO_SKIP && p.subarray(16, 20).join('.') === '198.18.0.1';
+    const [first, second] = fx.network
+      .link('internet')
+      .captures()
+      .filter((f) => toSgw0(f.packet))
+      .map((f) => f.packet.slice());
+    expect(second).toBeDefined();
+
+    await daemons.shift()!.stop();
+    // sgw0 again, on a host whose I/O loops are a stub: punts come from the test, re-injections are recorded.
+    const injected: InjectPacket[] = [];
+    let punt: ((p: EnginePunt) => void) | undefined;
+    const dataPath: HostDataPath = {
+      tableOf: (iface) => (iface === 'inside' ? 1 : 2),
+      onEnginePunt: (handler) => ((punt = handler), () => (punt = undefined)),
+      inject: (_iface, packets) => (injected.push(...packets), true),
+    };
+    const host = fx.network.host('sgw0');
+    Object.defineProperty(host, 'dataPath', { value: dataPath, configurable: true });
+    daemons.unshift(await sgw0(() => host));
+    expect(punt).toBeDefined();
+    // The first waits for sgw1's certificate (fetched again by the new process); the second meets the key installed.
+    for (const packet of [first, second]) {
+      punt!({ packet: packet.slice(), reason: 'unknown_key', sa: 0, iface: 'outside' });
+      fx.network.runFor(SETTLE_MS);
+    }
+    expect(injected.filter((p) => p.via === 'inbound')).toEqual([]);
+    const role = daemons[0].status().counters.role as Record<string, number>;
+    expect(role.refused_restored_key).toBe(2);
   });
 });
