@@ -1,7 +1,7 @@
 // Outbound policy tables (docs/engine.md §4.2), checked once for both data paths so they refuse the same tables,
 // and the lookup structure both follow: per table, one map per destination prefix length (longest first), each
 // network naming its policies in the order given; the first whose source prefixes hold the source decides.
-import { parsePrefix, prefixContains, prefixMask, type Prefix } from '../wire/addr.js';
+import { ipToU32, parsePrefix, prefixContains, prefixMask, type Prefix } from '../wire/addr.js';
 import { MAX_LAYERS, MAX_POLICY_SRC_PREFIXES, type Policy, type PolicyAction } from './types.js';
 
 /** A checked policy: prefixes parsed, action resolved, `wrap` as a list; `src` empty = any source. */
@@ -13,6 +13,8 @@ export interface PolicyEntry {
   sa: number;
   wrap: number[];
   src: Prefix[];
+  /** Action 'tunnel': the outer source and destination (u32); undefined for every other action. */
+  tunnel?: { src: number; dst: number };
 }
 
 export const MAX_POLICY_WRAPS = MAX_LAYERS - 1;
@@ -25,6 +27,7 @@ export const PolicyActionCode: Record<PolicyAction, number> = {
   punt: 4,
   drop: 5,
   inbound: 6,
+  tunnel: 7,
 };
 const ACTIONS = Object.keys(PolicyActionCode) as PolicyAction[];
 
@@ -55,14 +58,35 @@ function srcPrefixes(value: unknown, where: string): Prefix[] {
   });
 }
 
+const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** Action 'tunnel': `tunnel` must be { src, dst }, each a dotted IPv4 address other than 0.0.0.0. */
+function tunnelEnds(value: unknown, where: string): { src: number; dst: number } {
+  const shape = "{ src: 'a.b.c.d', dst: 'a.b.c.d' } (the tunnel's outer source and its exit, the care-of address)";
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new RangeError(`${where}: tunnel must be ${shape} for action 'tunnel', got ${JSON.stringify(value)}`);
+  const ends = value as Record<string, unknown>;
+  const address = (field: 'src' | 'dst'): number => {
+    const text = ends[field];
+    const m = typeof text === 'string' ? DOTTED.exec(text) : null;
+    if (!m || m.slice(1).some((octet) => Number(octet) > 255))
+      throw new RangeError(`${where}: tunnel.${field} must be a dotted IPv4 address, got ${JSON.stringify(text)}`);
+    const u = ipToU32(text as string);
+    if (u === 0) throw new RangeError(`${where}: tunnel.${field} must not be 0.0.0.0`);
+    return u;
+  };
+  return { src: address('src'), dst: address('dst') };
+}
+
 /**
  * Validates a set of policy tables: each error names the policy (index, prefix) and the field. Refused: a bad
  * prefix or src prefix, more than 32 src prefixes, an unknown action, sa or wrap on an action other than protect,
- * more than 7 wraps, and a policy repeating the (table, prefix, src set) of an earlier one.
+ * a missing or malformed tunnel on action tunnel (or one on any other action), more than 7 wraps, and a policy
+ * repeating the (table, prefix, src set) of an earlier one.
  */
 export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
   if (!Array.isArray(policies))
-    throw new TypeError('setPolicies expects an array of { prefix, table?, src?, action?, sa, wrap? }');
+    throw new TypeError('setPolicies expects an array of { prefix, table?, src?, action?, sa, wrap?, tunnel? }');
   const seen = new Map<string, number>();
   return policies.map((p, i) => {
     if (typeof p !== 'object' || p === null || typeof p.prefix !== 'string') {
@@ -101,6 +125,9 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
       );
     }
     const wrap = wrapList.map((w: unknown, j: number) => u32(w, `${where}: wrap[${j}]`, 'an SA id', 1));
+    if (action !== 'tunnel' && p.tunnel !== undefined)
+      throw new RangeError(`${where}: tunnel applies to action 'tunnel' only (this policy is '${action}'); remove it`);
+    const tunnel = action === 'tunnel' ? tunnelEnds(p.tunnel, where) : undefined;
     if (wrap.length > MAX_POLICY_WRAPS)
       throw new RangeError(
         `${where}: wrap: at most ${MAX_POLICY_WRAPS} wrap SAs (INBOUND peels ${MAX_LAYERS} layers), got ${wrap.length}`,
@@ -115,19 +142,20 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
     if (earlier !== undefined)
       throw new RangeError(`${where} repeats the table, prefix and src of policy ${earlier}; keep one`);
     seen.set(key, i);
-    return { table, network: dst.network, length: dst.length, action, sa, wrap, src };
+    return { table, network: dst.network, length: dst.length, action, sa, wrap, src, ...(tunnel ? { tunnel } : {}) };
   });
 }
 
 /**
  * The addon's flat form: per policy (table, network, length, action code, sa, wrap count, src count, wrap ids…,
- * src (network, length) pairs…); src count 0 = any source.
+ * src (network, length) pairs…, and for action tunnel its outer source and destination); src count 0 = any source.
  */
 export function flattenPolicies(entries: readonly PolicyEntry[]): Uint32Array {
   const words: number[] = [];
   for (const e of entries) {
     words.push(e.table, e.network, e.length, PolicyActionCode[e.action], e.sa, e.wrap.length, e.src.length, ...e.wrap);
     for (const s of e.src) words.push(s.network, s.length);
+    if (e.tunnel) words.push(e.tunnel.src, e.tunnel.dst);
   }
   return Uint32Array.from(words);
 }
