@@ -171,12 +171,13 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   if (!haSpec) throw new Error(`network map ${map.name} has no home agent; a world needs one for its SMN`);
   const home = options.smn?.home ?? u32ToIp(haSpec.serves[0].network);
   const mnHaKey = { spi: 0x1000, key: options.mnHaKey ?? new Uint8Array(16).fill(0x5a) };
-  // The HA's RFC 2003 tunnels run on the world's engine implementation (IPIP_ENCAP / IPIP_DECAP).
+  // The HA's RFC 2003 tunnels run on the world's engine implementation (IPIP_ENCAP / IPIP_DECAP); a Linux host's
+  // loops run it too, with the HA's bindings compiled into its tables (src/roles/ha/tables.ts).
   // Not in `engines` (indexed by SGW, then the SMN): closed with the world below.
   const haEngine = createEngine(options.engine);
   const ha = startRole({
     role: 'ha',
-    host: attach(haSpec.name, haSpec.address, {}),
+    host: attach(haSpec.name, haSpec.address, { engine: nativeOf(haEngine) }),
     clock: network.clock,
     engine: haEngine,
     address: haSpec.address,
