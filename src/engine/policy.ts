@@ -1,7 +1,8 @@
 // Outbound policy tables (docs/engine.md §4.2), checked once for both data paths so they refuse the same tables,
 // and the lookup structure both follow: per table, one map per destination prefix length (longest first), each
 // network naming its policies in the order given; the first whose source prefixes hold the source decides.
-import { ipToU32, parsePrefix, prefixContains, prefixMask, type Prefix } from '../wire/addr.js';
+import { parsePrefix, prefixContains, prefixMask, type Prefix } from '../wire/addr.js';
+import { checkTunnelEnds } from './tunnel-ends.js';
 import { MAX_LAYERS, MAX_POLICY_SRC_PREFIXES, type Policy, type PolicyAction } from './types.js';
 
 /** A checked policy: prefixes parsed, action resolved, `wrap` as a list; `src` empty = any source. */
@@ -58,26 +59,6 @@ function srcPrefixes(value: unknown, where: string): Prefix[] {
   });
 }
 
-const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-/** Action 'tunnel': `tunnel` must be { src, dst }, each a dotted IPv4 address other than 0.0.0.0. */
-function tunnelEnds(value: unknown, where: string): { src: number; dst: number } {
-  const shape = "{ src: 'a.b.c.d', dst: 'a.b.c.d' } (the tunnel's outer source and its exit, the care-of address)";
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new RangeError(`${where}: tunnel must be ${shape} for action 'tunnel', got ${JSON.stringify(value)}`);
-  const ends = value as Record<string, unknown>;
-  const address = (field: 'src' | 'dst'): number => {
-    const text = ends[field];
-    const m = typeof text === 'string' ? DOTTED.exec(text) : null;
-    if (!m || m.slice(1).some((octet) => Number(octet) > 255))
-      throw new RangeError(`${where}: tunnel.${field} must be a dotted IPv4 address, got ${JSON.stringify(text)}`);
-    const u = ipToU32(text as string);
-    if (u === 0) throw new RangeError(`${where}: tunnel.${field} must not be 0.0.0.0`);
-    return u;
-  };
-  return { src: address('src'), dst: address('dst') };
-}
-
 /**
  * Validates a set of policy tables: each error names the policy (index, prefix) and the field. Refused: a bad
  * prefix or src prefix, more than 32 src prefixes, an unknown action, sa or wrap on an action other than protect,
@@ -127,7 +108,10 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
     const wrap = wrapList.map((w: unknown, j: number) => u32(w, `${where}: wrap[${j}]`, 'an SA id', 1));
     if (action !== 'tunnel' && p.tunnel !== undefined)
       throw new RangeError(`${where}: tunnel applies to action 'tunnel' only (this policy is '${action}'); remove it`);
-    const tunnel = action === 'tunnel' ? tunnelEnds(p.tunnel, where) : undefined;
+    const tunnel =
+      action === 'tunnel'
+        ? checkTunnelEnds(p.tunnel, `${where}: tunnel`, "for action 'tunnel': the tunnel's outer source and its exit")
+        : undefined;
     if (wrap.length > MAX_POLICY_WRAPS)
       throw new RangeError(
         `${where}: wrap: at most ${MAX_POLICY_WRAPS} wrap SAs (INBOUND peels ${MAX_LAYERS} layers), got ${wrap.length}`,

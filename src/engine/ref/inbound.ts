@@ -2,9 +2,9 @@
 import { parseAh } from '../../wire/ah.js';
 import { readU32 } from '../../wire/addr.js';
 import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
-import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
-import { selectorsAdmit, type SelectorTable } from '../inbound-rules.js';
+import { selectorsAdmitDatagram } from '../inbound-rules.js';
 import { MAX_LAYERS } from '../types.js';
 import { aeadOpen } from './crypto.js';
 import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
@@ -146,24 +146,6 @@ function findLayerSa(
   const sa = ctx.table.findBySpi(protocol, readU32(buf, protocol === IpProto.AH ? at + 4 : at));
   if (!sa) return fail('bad_spi');
   return { sa, first: protocol, at, skipLength: 0 };
-}
-
-/**
- * RFC 4301 §5.2: the opened datagram's source and destination lie in the SA's selectors (one too short to name
- * its addresses does not).
- */
-function selectorsAdmitDatagram(
-  selectors: SelectorTable | undefined,
-  buf: Uint8Array,
-  at: number,
-  length: number,
-): boolean {
-  if (!selectors) return true;
-  return (
-    length >= IPV4_HEADER_BYTES &&
-    buf[at] >> 4 === 4 &&
-    selectorsAdmit(selectors, readU32(buf, at + 12), readU32(buf, at + 16))
-  );
 }
 
 /**
