@@ -17,6 +17,7 @@ import type { Procedure } from '../roles/smn/paths.js';
 import { startRole, type SkipDeps } from '../roles/start.js';
 import type { Sgw, TopologyMap } from '../topology/map.js';
 import { prefixMask, u32ToIp } from '../wire/addr.js';
+import { IpProto } from '../wire/ipv4.js';
 import { echoServer } from './traffic.js';
 
 export const INTERNET_LINK = 'internet';
@@ -209,7 +210,13 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
     );
   }
 
-  const smnHost = attach('smn', home, { engine: nativeOf(smnEngine) });
+  // Its interface loops hand TCP in the HA's tunnel, once an End-End SA opened it, to the kernel (which owns the
+  // home address while away, and whose sockets take the lab's TCP anyway) without JS; the rest of the tunnel — the
+  // lab's UDP and ICMP probes, which JS answers — still comes to the SMN role.
+  const smnHost = attach('smn', home, {
+    engine: nativeOf(smnEngine),
+    kernelTunnel: nativeOf(smnEngine) && { from: haSpec.address, to: home, protocol: IpProto.TCP },
+  });
   echoServer(smnHost);
   const smnCerts = new CertCache(ca.cert);
   for (const sgw of map.sgws) {
