@@ -224,6 +224,9 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
       this.switchNs,
       'dumpcap',
       '-q',
+      // 32 MiB of kernel buffer per port: a stream the loops carry at full speed must not outrun the capture.
+      '-B',
+      '32',
       '-w',
       '-',
       ...[...this.ports.keys()].flatMap((p) => ['-i', p]),
