@@ -110,7 +110,8 @@ constexpr int kMaxPolicySrc = 32;
   X(PA_PASS, 3)                  \
   X(PA_PUNT, 4)                  \
   X(PA_DROP, 5)                  \
-  X(PA_INBOUND, 6)
+  X(PA_INBOUND, 6)               \
+  X(PA_TUNNEL, 7)
 enum PolicyAction : uint8_t { MIPSEC_POLICY_ACTIONS(MIPSEC_ENUMERATOR) };
 
 }  // namespace mipsec

@@ -19,6 +19,7 @@
 #include "io/udp.h"
 #include "wire/bytes.h"
 #include "wire/icmp.h"
+#include "wire/ipv4.h"
 #include "wire/skip.h"
 
 namespace mipsec::io {
@@ -257,6 +258,7 @@ std::string IoLoop::open(const IoConfig& cfg) {
   deliver_route_ = cfg.deliver_route;
   tunnel_from_ = cfg.tunnel_from;
   tunnel_to_ = cfg.tunnel_to;
+  tunnel_protocol_ = cfg.tunnel_protocol;
   running_ = true;
   for (auto& wp : workers_) {
     Worker* w = wp.get();
@@ -324,17 +326,13 @@ uint64_t IoLoop::cpu_micros() {
 
 // RFC 2003 §6.2, as the SMN's JS tunnel endpoint checks it (src/roles/registration.ts): a whole IP-in-IP datagram
 // (no fragment) from the configured home agent whose inner datagram is a whole IPv4 header and total length inside it,
-// addressed to the configured address, TTL not zero. Returns the inner datagram's offset, 0 when it is not one.
+// addressed to the configured address, TTL not zero (ipip_whole_inner), of the configured protocol if one is set.
+// Returns the inner datagram's offset, 0 when it is not one.
 size_t IoLoop::home_tunnel_inner(const uint8_t* p, size_t len) const {
-  if (tunnel_from_ == 0 || len < 40 || p[0] >> 4 != 4 || p[9] != 4 || load32(p + 12) != tunnel_from_) return 0;
-  const size_t ihl = size_t(p[0] & 0x0f) * 4;
-  const size_t total = load16(p + 2);
-  if (ihl < 20 || total > len || total < ihl + 20 || (load16(p + 6) & 0x3fff) != 0) return 0;
-  const uint8_t* q = p + ihl;
-  const size_t inner_ihl = size_t(q[0] & 0x0f) * 4;
-  const size_t inner_total = load16(q + 2);
-  if (q[0] >> 4 != 4 || inner_ihl < 20 || inner_total < inner_ihl || inner_total > total - ihl || q[8] == 0) return 0;
-  return load32(q + 16) == tunnel_to_ ? ihl : 0;
+  if (tunnel_from_ == 0 || len < 2 * kIpv4MinHeader || load32(p + 12) != tunnel_from_) return 0;
+  const size_t ihl = ipip_whole_inner(p, len);
+  if (ihl == 0 || load32(p + ihl + 16) != tunnel_to_) return 0;
+  return tunnel_protocol_ == 0 || p[ihl + 9] == tunnel_protocol_ ? ihl : 0;
 }
 
 // Runs the queued batch through the engine and hands each result to the port its verdict names.

@@ -127,6 +127,8 @@ struct IoConfig {
   // the kernel to deliver (RFC 2003 decapsulation of a home agent's tunnel on the fast path). 0: none.
   uint32_t tunnel_from = 0;
   uint32_t tunnel_to = 0;
+  // Only an inner datagram of this IP protocol is peeled (0: any); others are punted R_DELIVER_LOCAL as before.
+  uint8_t tunnel_protocol = 0;
 };
 
 class IoLoop {
@@ -169,6 +171,7 @@ class IoLoop {
   uint32_t poll_us_ = 0;
   bool deliver_route_ = false;
   uint32_t tunnel_from_ = 0, tunnel_to_ = 0;
+  uint8_t tunnel_protocol_ = 0;
   std::mutex lifecycle_;
   std::function<void()> unclaim_;  // releases this loop's (engine, namespace, TUN, interface) claim
   LoopStats stats_;

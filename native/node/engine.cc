@@ -84,6 +84,8 @@ SaConfig config_from(const Napi::Object& o) {
     c.selectors.src_count = prefixes_field(o, "selectorSrc", c.selectors.src);
     c.selectors.dst_count = prefixes_field(o, "selectorDst", c.selectors.dst);
   }
+  c.selectors.tunnel_src = u32_field(o, "selectorTunnelSrc", 0);
+  c.selectors.tunnel_dst = u32_field(o, "selectorTunnelDst", 0);
   return c;
 }
 
@@ -210,8 +212,8 @@ Napi::Value EngineWrap::SetRoutes(const Napi::CallbackInfo& info) {
 }
 
 // policies: Uint32Array of records (table, network, length, action, sa, wrap count, src count, wrap SA ids…,
-// src (network, length) pairs…), built and checked by src/engine/policy.ts; checked again here (check_policies),
-// every error naming the policy index and field.
+// src (network, length) pairs…, and for action tunnel the tunnel's outer source and destination), built and checked by
+// src/engine/policy.ts; checked again here (check_policies), every error naming the policy index and field.
 Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<uint32_t> flat = u32_array(info[0], "policies");
@@ -228,8 +230,9 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
     p.network = flat[i + 1];
     if (flat[i + 2] > 32) throw Napi::RangeError::New(env, where + "prefix length must be 0..32");
     p.length = uint8_t(flat[i + 2]);
-    if (flat[i + 3] < PA_PROTECT || flat[i + 3] > PA_INBOUND)
-      throw Napi::RangeError::New(env, where + "action must be 1..6 (protect, bypass, pass, punt, drop, inbound)");
+    if (flat[i + 3] < PA_PROTECT || flat[i + 3] > PA_TUNNEL)
+      throw Napi::RangeError::New(env,
+                                  where + "action must be 1..7 (protect, bypass, pass, punt, drop, inbound, tunnel)");
     p.action = PolicyAction(flat[i + 3]);
     p.sa = flat[i + 4];
     if (flat[i + 5] > uint32_t(kMaxPolicyWraps)) throw Napi::RangeError::New(env, where + "wrap: at most 7 wrap SAs");
@@ -238,14 +241,20 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
     p.wraps = uint8_t(flat[i + 5]);
     p.src_count = uint8_t(flat[i + 6]);
     i += kFixed;
-    if (flat.size() - i < size_t(p.wraps) + 2 * size_t(p.src_count))
-      throw Napi::RangeError::New(env, where + "record truncated (wrap SA ids or src prefixes missing)");
+    const size_t tunnel_words = p.action == PA_TUNNEL ? 2 : 0;
+    if (flat.size() - i < size_t(p.wraps) + 2 * size_t(p.src_count) + tunnel_words)
+      throw Napi::RangeError::New(env,
+                                  where + "record truncated (wrap SA ids, src prefixes or tunnel addresses missing)");
     for (int w = 0; w < p.wraps; w++) p.wrap[w] = flat[i++];
     p.src_first = uint32_t(src.size());
     for (int k = 0; k < p.src_count; k++, i += 2) {
       if (flat[i + 1] > 32)
         throw Napi::RangeError::New(env, where + "src[" + std::to_string(k) + "] prefix length must be 0..32");
       src.push_back(SelectorPrefix{flat[i], uint8_t(flat[i + 1])});
+    }
+    if (tunnel_words) {
+      p.tunnel_src = flat[i++];
+      p.tunnel_dst = flat[i++];
     }
     policies.push_back(p);
   }

@@ -145,6 +145,9 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   cfg.deliver_route = o.Get("deliverRoute").IsBoolean() && o.Get("deliverRoute").As<Napi::Boolean>().Value();
   cfg.tunnel_from = u32_of(o, "tunnelFrom", 0);
   cfg.tunnel_to = u32_of(o, "tunnelTo", 0);
+  const uint32_t tunnel_protocol = u32_of(o, "tunnelProtocol", 0);
+  if (tunnel_protocol > 255) throw Napi::RangeError::New(env, "io config tunnelProtocol must be 0..255");
+  cfg.tunnel_protocol = uint8_t(tunnel_protocol);
   Napi::Value addresses = o.Get("addresses");
   if (!addresses.IsUndefined()) {
     if (!addresses.IsTypedArray() || addresses.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)

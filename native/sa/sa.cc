@@ -64,6 +64,10 @@ const char* SaConfig::validate() const {
   if (selectors.on &&
       (!prefixes_valid(selectors.src, selectors.src_count) || !prefixes_valid(selectors.dst, selectors.dst_count)))
     return "sa.selectors need 1..32 prefixes on each side, without host bits";
+  if ((selectors.tunnel_src != 0 || selectors.tunnel_dst != 0) && !selectors.on)
+    return "sa.selectors.tunnel needs sa.selectors (src and dst)";
+  if ((selectors.tunnel_src == 0) != (selectors.tunnel_dst == 0))
+    return "sa.selectors.tunnel needs both src and dst (not 0.0.0.0)";
   if (ah && ah_key_len != mac_key_bytes(ah_alg))
     return "sa.ah.key has the wrong length for sa.ah.alg (gmac-aes128: 20 bytes, hmac-sha256-128: 32)";
   if (esp && esp_key_len != aead_key_bytes(esp_suite) + kSaltBytes)

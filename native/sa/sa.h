@@ -39,6 +39,9 @@ struct Selectors {
   uint8_t src_count = 0, dst_count = 0;
   SelectorPrefix src[kMaxSelectorPrefixes] = {};
   SelectorPrefix dst[kMaxSelectorPrefixes] = {};
+  // An RFC 2003 tunnel (outer source, outer destination; both 0 = none) whose inner datagram the selectors judge:
+  // whole IP-in-IP from tunnel_src to tunnel_dst passes when the datagram inside lies inside both sides.
+  uint32_t tunnel_src = 0, tunnel_dst = 0;
   // Whether an inner datagram from `src` to `dst` lies inside both sides.
   bool admit(uint32_t src_addr, uint32_t dst_addr) const;
   // Whether `src_addr` lies in one src prefix (always when off).

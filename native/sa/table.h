@@ -24,7 +24,7 @@ struct RouteEntry {
 
 // An outbound policy (docs/engine.md §4.2): in table `table`, destinations in network/length from a source in
 // one of its src prefixes (none = any) get `action`; protect = ENCAP with `sa`, then WRAP with each of
-// wrap[0..wraps) (innermost first).
+// wrap[0..wraps) (innermost first); tunnel = RFC 2003 IP-in-IP from tunnel_src to tunnel_dst (both 0 otherwise).
 struct PolicyEntry {
   uint32_t table = 0;
   uint32_t network = 0;
@@ -35,6 +35,8 @@ struct PolicyEntry {
   uint32_t wrap[kMaxPolicyWraps] = {};
   uint32_t src_first = 0;  // into the table's src prefixes
   uint8_t src_count = 0;  // 0 = any source
+  uint32_t tunnel_src = 0;  // tunnel: the outer source (the home agent)
+  uint32_t tunnel_dst = 0;  // tunnel: the outer destination, the tunnel exit (the care-of address), the next hop
 };
 
 // Longest-prefix match over (network, length) → value, one flat hash level per prefix length in use.

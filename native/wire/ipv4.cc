@@ -75,4 +75,16 @@ void ipv4_build(uint8_t* p, const OuterHeader& h, size_t total_len) {
   store16(p + 10, internet_checksum(p, kIpv4MinHeader));
 }
 
+size_t ipip_whole_inner(const uint8_t* p, size_t len) {
+  if (len < 2 * kIpv4MinHeader || p[0] >> 4 != 4 || p[9] != PROTO_IPIP) return 0;
+  const size_t ihl = size_t(p[0] & 0x0f) * 4;
+  const size_t total = load16(p + 2);
+  if (ihl < kIpv4MinHeader || total > len || total < ihl + kIpv4MinHeader || (load16(p + 6) & 0x3fff) != 0) return 0;
+  const uint8_t* q = p + ihl;
+  const size_t inner_ihl = size_t(q[0] & 0x0f) * 4;
+  const size_t inner_total = load16(q + 2);
+  if (q[0] >> 4 != 4 || inner_ihl < kIpv4MinHeader || inner_total < inner_ihl || inner_total > total - ihl) return 0;
+  return q[8] == 0 ? 0 : ihl;
+}
+
 }  // namespace mipsec

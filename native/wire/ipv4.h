@@ -44,4 +44,10 @@ struct OuterHeader {
 // Writes a 20-byte header (IHL 5) with total length and checksum.
 void ipv4_build(uint8_t* p, const OuterHeader& h, size_t total_len);
 
+// RFC 2003 §6.2 on p..p+len (the I/O loop's home tunnel peel, an End-End SA's selectors tunnel; src/wire/ipip.ts
+// wholeIpipInner): a whole IPv4 datagram (version 4, IHL >= 5, not a fragment, total length within len) of protocol
+// 4 whose inner datagram has a whole header of version 4, a total length within the outer one and TTL not 0. Returns
+// the inner datagram's offset, 0 when it is not one. The outer checksum is not checked (a layer authenticated it).
+size_t ipip_whole_inner(const uint8_t* p, size_t len);
+
 }  // namespace mipsec

@@ -82,9 +82,16 @@ bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_
 }
 
 // RFC 4301 §5.2: the opened datagram's source and destination lie in the SA's selectors (one too short to
-// name its addresses does not).
+// name its addresses does not), or it is whole IP-in-IP from the selectors' tunnel source to its destination whose
+// inner datagram's do (src/engine/inbound-rules.ts selectorsAdmitDatagram).
 bool selectors_admit(const Selectors& s, const uint8_t* d, size_t len) {
-  return !s.on || (len >= kIpv4MinHeader && d[0] >> 4 == 4 && s.admit(load32(d + 12), load32(d + 16)));
+  if (!s.on) return true;
+  if (len < kIpv4MinHeader || d[0] >> 4 != 4) return false;
+  const uint32_t src = load32(d + 12), dst = load32(d + 16);
+  if (s.admit(src, dst)) return true;
+  if (s.tunnel_dst == 0 || src != s.tunnel_src || dst != s.tunnel_dst) return false;
+  const size_t inner = ipip_whole_inner(d, len);
+  return inner != 0 && s.admit(load32(d + inner + 12), load32(d + inner + 16));
 }
 
 // selectorMiss { outbound }: an opened datagram outside the selectors, from a source the SA speaks for (its src

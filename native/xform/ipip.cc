@@ -9,7 +9,7 @@ constexpr uint8_t kIpipTtl = 64;
 Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst) {
   Ipv4View inner;
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &inner, FragmentCheck::allow)) return fail(r);
-  if (inner.src == outer_dst) return fail(R_LOOP);  // RFC 2003 §3.2
+  if (ipip_loop(inner, outer_dst)) return fail(R_LOOP);
   pkt.len = inner.total_len;
   if (pkt.headroom() < kIpv4MinHeader || pkt.len + kIpv4MinHeader > kMaxIpTotal) return fail(R_NO_ROOM);
   OuterHeader h{inner.tos, inner.id, uint16_t(inner.flags_frag & kIpv4Df), kIpipTtl, PROTO_IPIP, outer_src, outer_dst};

@@ -25,6 +25,8 @@ Outcome xform_encap(const Tables& t, Packet& pkt, uint32_t sa_id);
 Outcome xform_wrap(const Tables& t, Packet& pkt, uint32_t sa_id);
 Outcome xform_inbound(const Tables& t, Packet& pkt);
 Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst);
+// RFC 2003 §3.2: a datagram whose source is the tunnel exit is never tunnelled (IPIP_ENCAP, OUTBOUND tunnel).
+inline bool ipip_loop(const Ipv4View& inner, uint32_t outer_dst) { return inner.src == outer_dst; }
 Outcome xform_ipip_decap(Packet& pkt);
 Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table);
 

@@ -1,11 +1,19 @@
 // OUTBOUND: classify a datagram by policy table arg0 (longest destination prefix first, then the first policy of
 // that prefix whose source prefixes hold its source) and do what the policy says: protect (ENCAP with the
 // policy's End-End SA, then WRAP with each next-hop SA, innermost first), bypass, pass (as a router: TTL − 1),
-// punt, drop, or INBOUND (docs/engine.md §2, §4.2).
+// punt, drop, INBOUND, or tunnel (RFC 2003 IP-in-IP as a home agent forwards into it: TTL − 1, then IPIP_ENCAP)
+// (docs/engine.md §2, §4.2).
 #include "sa/table.h"
 #include "xform/layer.h"
 
 namespace mipsec {
+
+// A router's TTL − 1 (the caller checked TTL > 1), RFC 1624: the word at bytes 8-9 is TTL ‖ protocol.
+static void decrement_ttl(Packet& pkt, const Ipv4View& ip) {
+  const uint16_t old_word = load16(pkt.data + 8);
+  pkt.data[8] = uint8_t(ip.ttl - 1);
+  store16(pkt.data + 10, checksum_update(load16(pkt.data + 10), old_word, uint16_t(old_word - 0x100)));
+}
 
 Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
   Ipv4View ip;
@@ -16,15 +24,18 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
     case PA_BYPASS:
       pkt.len = ip.total_len;
       return forward(0, ip.dst);
-    case PA_PASS: {
+    case PA_PASS:
       if (ip.ttl <= 1) return fail(R_TTL_EXCEEDED);
-      // RFC 1624: the word at bytes 8-9 is TTL ‖ protocol.
-      const uint16_t old_word = load16(pkt.data + 8);
-      pkt.data[8] = uint8_t(ip.ttl - 1);
-      store16(pkt.data + 10, checksum_update(load16(pkt.data + 10), old_word, uint16_t(old_word - 0x100)));
+      decrement_ttl(pkt, ip);
       pkt.len = ip.total_len;
       return forward(0, ip.dst);
-    }
+    case PA_TUNNEL:
+      // RFC 2003 §3.2 first (what comes from the tunnel exit never goes back into it), then §3.1: the home agent
+      // forwards the datagram into the tunnel, so its TTL drops by one (≤ 1: the control plane's, unchanged).
+      if (ipip_loop(ip, policy->tunnel_dst)) return fail(R_LOOP);
+      if (ip.ttl <= 1) return fail(R_TTL_EXCEEDED);
+      decrement_ttl(pkt, ip);
+      return xform_ipip_encap(pkt, policy->tunnel_src, policy->tunnel_dst);
     case PA_PUNT:
       return fail(R_POLICY_PUNT);
     case PA_DROP:

@@ -76,8 +76,9 @@ function linuxHost(configPath: string) {
         dataPath: node.dataPath,
         failClosed: node.role === 'sgw',
         // The SGW compiles its decisions into its engine's tables: the interfaces' I/O loops run that engine.
-        // So does the SMN, and its host's applications get a TUN (the home address) whose loop runs the SMN's table.
-        engine: node.role !== 'ha' && engine instanceof NativeEngine ? engine : undefined,
+        // So does the SMN, and its host's applications get a TUN (the home address) whose loop runs the SMN's table;
+        // and so does the HA (a tunnel policy per binding).
+        engine: engine instanceof NativeEngine ? engine : undefined,
         applications:
           node.role === 'smn' && engine instanceof NativeEngine
             ? {

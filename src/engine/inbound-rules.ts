@@ -1,11 +1,16 @@
 // What an inbound SA lets through besides its keys (docs/engine.md §4): a next-hop SA's may-relay flag and an
 // End-End SA's traffic selectors, checked once for both data paths so they refuse the same descriptions.
-import { parsePrefix, prefixContains, type Prefix } from '../wire/addr.js';
+import { parsePrefix, prefixContains, readU32, type Prefix } from '../wire/addr.js';
+import { wholeIpipInner } from '../wire/ipip.js';
+import { IPV4_HEADER_BYTES } from '../wire/ipv4.js';
+import { checkTunnelEnds, type TunnelEnds } from './tunnel-ends.js';
 import { MAX_SELECTOR_PREFIXES, type SaDesc, type Selectors } from './types.js';
 
 export interface SelectorTable {
   src: Prefix[];
   dst: Prefix[];
+  /** The RFC 2003 tunnel (outer source, outer destination) whose inner datagram the selectors judge. */
+  tunnel?: TunnelEnds;
 }
 
 function side(value: unknown, field: string): Prefix[] {
@@ -26,7 +31,17 @@ function checkSelectors(selectors: Selectors, where: string): SelectorTable {
   if (typeof selectors !== 'object' || selectors === null) {
     throw new RangeError(`${where}: selectors must be { src: ['a.b.c.d/len', …], dst: [...] }`);
   }
-  return { src: side(selectors.src, `${where}: selectors.src`), dst: side(selectors.dst, `${where}: selectors.dst`) };
+  const table: SelectorTable = {
+    src: side(selectors.src, `${where}: selectors.src`),
+    dst: side(selectors.dst, `${where}: selectors.dst`),
+  };
+  if (selectors.tunnel !== undefined)
+    table.tunnel = checkTunnelEnds(
+      selectors.tunnel,
+      `${where}: selectors.tunnel`,
+      'the RFC 2003 tunnel whose inner datagram the selectors judge: home agent, care-of address',
+    );
+  return table;
 }
 
 export interface InboundRules {
@@ -89,6 +104,26 @@ export function selectorsAdmitSource(table: SelectorTable | undefined, src: numb
 /** Whether a datagram from `src` to `dst` lies inside both sides (always, without selectors). */
 export function selectorsAdmit(table: SelectorTable | undefined, src: number, dst: number): boolean {
   return !table || (table.src.some((p) => prefixContains(p, src)) && table.dst.some((p) => prefixContains(p, dst)));
+}
+
+/**
+ * RFC 4301 §5.2 for an opened datagram of `length` bytes at `at`: its source and destination lie in the selectors, or
+ * it is whole IP-in-IP from the selectors' tunnel source to its destination (RFC 2003 §6.2, wholeIpipInner) whose
+ * inner datagram's do. Too short to name its addresses, or not version 4: a miss. No selectors: always.
+ */
+export function selectorsAdmitDatagram(
+  table: SelectorTable | undefined,
+  buf: Uint8Array,
+  at: number,
+  length: number,
+): boolean {
+  if (!table) return true;
+  if (length < IPV4_HEADER_BYTES || buf[at] >> 4 !== 4) return false;
+  const [src, dst] = [readU32(buf, at + 12), readU32(buf, at + 16)];
+  if (selectorsAdmit(table, src, dst)) return true;
+  if (!table.tunnel || src !== table.tunnel.src || dst !== table.tunnel.dst) return false;
+  const inner = wholeIpipInner(buf, at, length);
+  return inner !== 0 && selectorsAdmit(table, readU32(buf, at + inner + 12), readU32(buf, at + inner + 16));
 }
 
 /** The addon's flat form of one side: (network, length) pairs. */

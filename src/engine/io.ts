@@ -99,9 +99,10 @@ export interface IoLoopOptions {
    * addresses, whole, carrying a datagram to `to` (an address the kernel owns, whose replies the engine's tables
    * seal: an SMN's home address on its application TUN), is peeled and the inner datagram written into the TUN for
    * the kernel to deliver, instead of being punted deliver_local (RFC 2003 §6.2's checks, as the SMN's JS tunnel
-   * endpoint makes them). Anything else stays as `deliver` says.
+   * endpoint makes them). With `protocol` (1..255) only an inner datagram of that IP protocol is (a lab host whose
+   * JS probes need the rest). Anything else stays as `deliver` says.
    */
-  kernelTunnel?: { from: string; to: string };
+  kernelTunnel?: { from: string; to: string; protocol?: number };
   /** Called on the JS thread with every packet the engine punted since the last call. */
   onPunt: (packets: PuntedPacket[]) => void;
 }
@@ -287,6 +288,11 @@ export class IoLoop {
     if (kernelTunnel !== undefined && deliver !== 'route') throw new RangeError("kernelTunnel needs deliver 'route'");
     const tunnelFrom = kernelTunnel ? ipToU32(kernelTunnel.from) : 0;
     const tunnelTo = kernelTunnel ? ipToU32(kernelTunnel.to) : 0;
+    const tunnelProtocol = kernelTunnel?.protocol ?? 0;
+    if (!Number.isInteger(tunnelProtocol) || tunnelProtocol < 0 || tunnelProtocol > 255)
+      throw new RangeError(
+        `kernelTunnel.protocol must be an IP protocol 1..255, got ${String(kernelTunnel?.protocol)}`,
+      );
     if (typeof onPunt !== 'function') throw new TypeError('onPunt must be a function (packets) => void');
     const addresses = Uint32Array.from((tun.addresses ?? []).flatMap(interfaceAddress));
 
@@ -318,6 +324,7 @@ export class IoLoop {
       deliverRoute: deliver === 'route',
       tunnelFrom,
       tunnelTo,
+      tunnelProtocol,
     });
     const loop: IoLoop = new IoLoop(
       native,

@@ -177,6 +177,8 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     relay: rules.relay ? 1 : 0,
     selectorSrc: rules.selectors && flattenPrefixes(rules.selectors.src),
     selectorDst: rules.selectors && flattenPrefixes(rules.selectors.dst),
+    selectorTunnelSrc: rules.selectors?.tunnel?.src ?? 0,
+    selectorTunnelDst: rules.selectors?.tunnel?.dst ?? 0,
     selectorMiss: !inbound
       ? SELECTOR_MISS_CODE.drop
       : rules.selectorMissTable !== undefined

@@ -2,6 +2,7 @@
 // and the lookup structure both follow: per table, one map per destination prefix length (longest first), each
 // network naming its policies in the order given; the first whose source prefixes hold the source decides.
 import { parsePrefix, prefixContains, prefixMask, type Prefix } from '../wire/addr.js';
+import { checkTunnelEnds } from './tunnel-ends.js';
 import { MAX_LAYERS, MAX_POLICY_SRC_PREFIXES, type Policy, type PolicyAction } from './types.js';
 
 /** A checked policy: prefixes parsed, action resolved, `wrap` as a list; `src` empty = any source. */
@@ -13,6 +14,8 @@ export interface PolicyEntry {
   sa: number;
   wrap: number[];
   src: Prefix[];
+  /** Action 'tunnel': the outer source and destination (u32); undefined for every other action. */
+  tunnel?: { src: number; dst: number };
 }
 
 export const MAX_POLICY_WRAPS = MAX_LAYERS - 1;
@@ -25,6 +28,7 @@ export const PolicyActionCode: Record<PolicyAction, number> = {
   punt: 4,
   drop: 5,
   inbound: 6,
+  tunnel: 7,
 };
 const ACTIONS = Object.keys(PolicyActionCode) as PolicyAction[];
 
@@ -58,11 +62,12 @@ function srcPrefixes(value: unknown, where: string): Prefix[] {
 /**
  * Validates a set of policy tables: each error names the policy (index, prefix) and the field. Refused: a bad
  * prefix or src prefix, more than 32 src prefixes, an unknown action, sa or wrap on an action other than protect,
- * more than 7 wraps, and a policy repeating the (table, prefix, src set) of an earlier one.
+ * a missing or malformed tunnel on action tunnel (or one on any other action), more than 7 wraps, and a policy
+ * repeating the (table, prefix, src set) of an earlier one.
  */
 export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
   if (!Array.isArray(policies))
-    throw new TypeError('setPolicies expects an array of { prefix, table?, src?, action?, sa, wrap? }');
+    throw new TypeError('setPolicies expects an array of { prefix, table?, src?, action?, sa, wrap?, tunnel? }');
   const seen = new Map<string, number>();
   return policies.map((p, i) => {
     if (typeof p !== 'object' || p === null || typeof p.prefix !== 'string') {
@@ -101,6 +106,12 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
       );
     }
     const wrap = wrapList.map((w: unknown, j: number) => u32(w, `${where}: wrap[${j}]`, 'an SA id', 1));
+    if (action !== 'tunnel' && p.tunnel !== undefined)
+      throw new RangeError(`${where}: tunnel applies to action 'tunnel' only (this policy is '${action}'); remove it`);
+    const tunnel =
+      action === 'tunnel'
+        ? checkTunnelEnds(p.tunnel, `${where}: tunnel`, "for action 'tunnel': the tunnel's outer source and its exit")
+        : undefined;
     if (wrap.length > MAX_POLICY_WRAPS)
       throw new RangeError(
         `${where}: wrap: at most ${MAX_POLICY_WRAPS} wrap SAs (INBOUND peels ${MAX_LAYERS} layers), got ${wrap.length}`,
@@ -115,19 +126,20 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
     if (earlier !== undefined)
       throw new RangeError(`${where} repeats the table, prefix and src of policy ${earlier}; keep one`);
     seen.set(key, i);
-    return { table, network: dst.network, length: dst.length, action, sa, wrap, src };
+    return { table, network: dst.network, length: dst.length, action, sa, wrap, src, ...(tunnel ? { tunnel } : {}) };
   });
 }
 
 /**
  * The addon's flat form: per policy (table, network, length, action code, sa, wrap count, src count, wrap ids…,
- * src (network, length) pairs…); src count 0 = any source.
+ * src (network, length) pairs…, and for action tunnel its outer source and destination); src count 0 = any source.
  */
 export function flattenPolicies(entries: readonly PolicyEntry[]): Uint32Array {
   const words: number[] = [];
   for (const e of entries) {
     words.push(e.table, e.network, e.length, PolicyActionCode[e.action], e.sa, e.wrap.length, e.src.length, ...e.wrap);
     for (const s of e.src) words.push(s.network, s.length);
+    if (e.tunnel) words.push(e.tunnel.src, e.tunnel.dst);
   }
   return Uint32Array.from(words);
 }

@@ -105,7 +105,7 @@ export interface Route {
 }
 
 /** What OUTBOUND does with a datagram a policy matches (docs/engine.md §4.2). */
-export type PolicyAction = 'protect' | 'bypass' | 'pass' | 'punt' | 'drop' | 'inbound';
+export type PolicyAction = 'protect' | 'bypass' | 'pass' | 'punt' | 'drop' | 'inbound' | 'tunnel';
 
 /**
  * An outbound policy (docs/engine.md §4.2): what OUTBOUND, run on table `table`, does with a datagram whose
@@ -124,6 +124,11 @@ export interface Policy {
   sa: number;
   /** Out SAs of role nexthop to WRAP with after ENCAP, innermost first (protect only, at most MAX_LAYERS - 1). */
   wrap?: number | readonly number[];
+  /**
+   * Action 'tunnel' only (and required there): the RFC 2003 tunnel's outer source (the home agent) and destination
+   * (its exit, the care-of address, which is also the next hop), dotted IPv4.
+   */
+  tunnel?: { src: string; dst: string };
 }
 
 export const MAX_POLICY_SRC_PREFIXES = 32;

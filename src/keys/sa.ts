@@ -73,4 +73,10 @@ export type SelectorMiss = 'drop' | 'punt' | { outbound: number };
 export interface Selectors {
   src: readonly string[];
   dst: readonly string[];
+  /**
+   * An RFC 2003 tunnel whose contents the selectors judge (an SMN's home agent → its care-of address): an opened
+   * datagram that is whole IP-in-IP from `src` to `dst` passes when the datagram inside lies in the selectors
+   * (docs/engine.md §4). It is delivered whole, as IP-in-IP.
+   */
+  tunnel?: { src: string; dst: string };
 }

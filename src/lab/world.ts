@@ -17,6 +17,7 @@ import type { Procedure } from '../roles/smn/paths.js';
 import { startRole, type SkipDeps } from '../roles/start.js';
 import type { Sgw, TopologyMap } from '../topology/map.js';
 import { prefixMask, u32ToIp } from '../wire/addr.js';
+import { IpProto } from '../wire/ipv4.js';
 import { echoServer } from './traffic.js';
 
 export const INTERNET_LINK = 'internet';
@@ -171,12 +172,13 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
   if (!haSpec) throw new Error(`network map ${map.name} has no home agent; a world needs one for its SMN`);
   const home = options.smn?.home ?? u32ToIp(haSpec.serves[0].network);
   const mnHaKey = { spi: 0x1000, key: options.mnHaKey ?? new Uint8Array(16).fill(0x5a) };
-  // The HA's RFC 2003 tunnels run on the world's engine implementation (IPIP_ENCAP / IPIP_DECAP).
+  // The HA's RFC 2003 tunnels run on the world's engine implementation (IPIP_ENCAP / IPIP_DECAP); a Linux host's
+  // loops run it too, with the HA's bindings compiled into its tables (src/roles/ha/tables.ts).
   // Not in `engines` (indexed by SGW, then the SMN): closed with the world below.
   const haEngine = createEngine(options.engine);
   const ha = startRole({
     role: 'ha',
-    host: attach(haSpec.name, haSpec.address, {}),
+    host: attach(haSpec.name, haSpec.address, { engine: nativeOf(haEngine) }),
     clock: network.clock,
     engine: haEngine,
     address: haSpec.address,
@@ -208,7 +210,13 @@ export function buildWorld<N extends Network = MemoryNetwork>(options: WorldOpti
     );
   }
 
-  const smnHost = attach('smn', home, { engine: nativeOf(smnEngine) });
+  // Its interface loops hand TCP in the HA's tunnel, once an End-End SA opened it, to the kernel (which owns the
+  // home address while away, and whose sockets take the lab's TCP anyway) without JS; the rest of the tunnel — the
+  // lab's UDP and ICMP probes, which JS answers — still comes to the SMN role.
+  const smnHost = attach('smn', home, {
+    engine: nativeOf(smnEngine),
+    kernelTunnel: nativeOf(smnEngine) && { from: haSpec.address, to: home, protocol: IpProto.TCP },
+  });
   echoServer(smnHost);
   const smnCerts = new CertCache(ca.cert);
   for (const sgw of map.sgws) {

@@ -234,6 +234,13 @@ export interface HostOptions {
    */
   engine?: NativeEngine;
   /**
+   * With `engine`, LinuxNetwork role hosts: the home agent's RFC 2003 tunnel (`from` the HA, `to` the home address,
+   * which the host's kernel owns while away) that its interface loops peel for the kernel once an End-End SA has
+   * opened it (IoLoopOptions.kernelTunnel), instead of punting it to the role; with `protocol`, only datagrams of
+   * that IP protocol. MemoryNetwork ignores it.
+   */
+  kernelTunnel?: { from: string; to: string; protocol?: number };
+  /**
    * A host without a role (a correspondent, a router, an application server). LinuxNetwork runs it on its
    * kernel's own stack: kernel forwarding, routes, ARP, ICMP and sockets; no hooks and no inject; send() and
    * onDeliver() carry UDP through real sockets (listenUdp). MemoryNetwork ignores it. Default false.

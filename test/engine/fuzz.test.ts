@@ -176,11 +176,12 @@ describe('[ts→native] differential fuzzing', () => {
 
   it('OUTBOUND through policy tables with every action (tables 0, 1 and 2 by arg0): 3000 mutants', () => {
     // Table 0: protect/bypass as before; table 1: every action by destination and source, /32s to /0, with
-    // fallthrough; table 2: inbound for our own address (bare IP-in-IP, SKIP), pass elsewhere.
+    // fallthrough (and an RFC 2003 tunnel); table 2: inbound for our own address (bare IP-in-IP, SKIP), pass elsewhere.
     const policies: Policy[] = [
       { prefix: '10.0.0.0/8', sa: end.out.id, wrap: hop.out.id },
       { prefix: '0.0.0.0/0', sa: 0 },
       { prefix: '10.0.0.20/32', table: 1, src: ['10.0.0.0/24'], action: 'pass', sa: 0 },
+      { prefix: '10.0.0.6/32', table: 1, action: 'tunnel', sa: 0, tunnel: { src: ADDR.ha, dst: ADDR.smnCoa } },
       { prefix: '10.0.0.20/32', table: 1, src: ['10.1.0.0/16', '128.0.0.0/1'], action: 'drop', sa: 0 },
       { prefix: '10.0.0.0/24', table: 1, src: ['10.0.0.100/32'], action: 'punt', sa: 0 },
       { prefix: '10.0.0.0/16', table: 1, action: 'protect', sa: esp.out.id },
@@ -201,6 +202,8 @@ describe('[ts→native] differential fuzzing', () => {
       datagram(100, { src: '10.0.0.7', dst: '10.0.0.20' }),
       datagram(40, { dst: '10.0.9.9' }),
       datagram(70, { dst: '10.0.0.5' }),
+      datagram(70, { src: '10.0.0.20', dst: '10.0.0.6', ttl: 2 }),
+      datagram(60, { src: ADDR.smnCoa, dst: '10.0.0.6' }),
     ];
     for (let round = 0; round < 5; round++) {
       const base = [...inner, ...seeds(round)];
@@ -218,7 +221,7 @@ describe('[ts→native] differential fuzzing', () => {
       }
     }
     expect(Array.from(native.counters())).toEqual(Array.from(ts.counters()));
-    for (const reason of ['policy_punt', 'policy_drop', 'ttl_exceeded', 'not_ipsec', 'no_policy'] as const) {
+    for (const reason of ['policy_punt', 'policy_drop', 'ttl_exceeded', 'not_ipsec', 'no_policy', 'loop'] as const) {
       expect(native.counters()[Reason[reason]], `${reason} was reached`).toBeGreaterThan(0n);
     }
   });

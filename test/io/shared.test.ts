@@ -8,7 +8,7 @@ import { IoLoop, flatIoStats, type IoLoopOptions, type IoStats, type PuntedPacke
 import { probe } from '../../src/lab/traffic.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { writeIpipHeader } from '../../src/wire/ipip.js';
-import { parseIpv4 } from '../../src/wire/ipv4.js';
+import { IpProto, parseIpv4 } from '../../src/wire/ipv4.js';
 import { datagram, endSaPair } from '../engine/fixtures.js';
 import { loopRegistry } from './harness.js';
 import { canRunNetns, inNetns, ip, makePair, type Pair } from './topology.js';
@@ -325,5 +325,50 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     expect(() =>
       loop(engineFor(), b.ns, 'mipsec-x8', '10.79.2.1', undefined, { kernelTunnel: { from: homeAgent, to: b.inner } }),
     ).toThrow(/kernelTunnel needs deliver 'route'/);
+  });
+
+  it('kernelTunnel.protocol: only an inner datagram of that protocol is peeled for the kernel, the rest punted', async () => {
+    const { a, b } = pair;
+    const { p1 } = keyed();
+    const tunnelEnd = '10.77.2.200';
+    const homeAgent = '10.77.1.50';
+    for (const [protocol, peeled] of [
+      [IpProto.TCP, false],
+      [IpProto.UDP, true],
+    ] as const) {
+      const ea = engineFor([p1.ab.out, p1.ba.in], [a.outer, a.inner], [{ prefix: '10.77.2.0/24', sa: p1.ab.out.id }]);
+      const eb = engineFor([p1.ba.out, p1.ab.in], [b.outer, tunnelEnd], [{ prefix: '10.77.1.0/24', sa: p1.ba.out.id }]);
+      const punts: PuntedPacket[] = [];
+      const la = loop(ea, a.ns, a.tun, a.inner, undefined);
+      const lb = loop(eb, b.ns, b.tun, b.inner, undefined, {
+        deliver: 'route',
+        kernelTunnel: { from: homeAgent, to: b.inner, protocol },
+        onPunt: (p) => punts.push(...p),
+      });
+      const inner = probe(a.inner, b.inner, 1); // UDP
+      const out = new Uint8Array(20 + inner.length);
+      out.set(inner, 20);
+      const h = parseIpv4(inner, 0);
+      if (!h.ok) throw new Error('bad probe');
+      writeIpipHeader(out, 0, h.header, ipToU32(homeAgent), ipToU32(tunnelEnd));
+      la.inject([{ packet: out, via: 'outbound' }]);
+      const until = Date.now() + 3000;
+      while (punts.length + lb.stats().txTun < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect([protocol, lb.stats().txTun, punts.map((p) => p.reason)]).toEqual([
+        protocol,
+        peeled ? 1 : 0,
+        peeled ? [] : ['deliver_local'],
+      ]);
+      la.stop();
+      lb.stop();
+      ea.close();
+      eb.close();
+    }
+    expect(() =>
+      loop(engineFor(), b.ns, 'mipsec-x8', '10.79.2.1', undefined, {
+        deliver: 'route',
+        kernelTunnel: { from: homeAgent, to: b.inner, protocol: 256 },
+      }),
+    ).toThrow(/kernelTunnel\.protocol must be an IP protocol 1\.\.255/);
   });
 });

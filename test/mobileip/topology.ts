@@ -2,7 +2,7 @@
 //   home 10.0.0.0/16:    r0 .1, ha .2, ch0 .10, mn .100 (its home address)
 //   internet 198.18.0.0/16: r0 198.18.0.1, r1 198.18.1.1
 //   site1 10.1.0.0/16:   r1 .1, the mn's care-of address .100 once it moved there
-import { MemoryNetwork } from '../../src/net/index.js';
+import { MemoryNetwork, type MemoryHost } from '../../src/net/index.js';
 import { HomeAgent, type HomeAgentOptions } from '../../src/roles/ha/home-agent.js';
 import { RegistrationClient, type RegistrationClientOptions } from '../../src/roles/smn/registration-client.js';
 import { UdpRegistrationTransport } from '../../src/roles/smn/registration-transport.js';
@@ -15,8 +15,15 @@ export const CH0_ADDRESS = '10.0.0.10';
 export const CARE_OF = '10.1.0.100';
 export const MN_AUTH = { spi: 0x100, key: new Uint8Array(Buffer.from('6d697073656320686f6d65206b657921', 'hex')) };
 
-/** `startMs`: the virtual clock's start (a restarted HA comes up later than the first one). */
-export function buildNetwork(haOptions: Partial<HomeAgentOptions> = {}, startMs = 0) {
+/**
+ * `startMs`: the virtual clock's start (a restarted HA comes up later than the first one). `setUpHaHost` runs on the
+ * HA's host before the HA starts (e.g. to give it a data path).
+ */
+export function buildNetwork(
+  haOptions: Partial<HomeAgentOptions> = {},
+  startMs = 0,
+  setUpHaHost?: (host: MemoryHost) => void,
+) {
   const net = new MemoryNetwork({ startMs });
   net.addLink('home');
   net.addLink('internet', { latencyMs: 10 });
@@ -32,6 +39,7 @@ export function buildNetwork(haOptions: Partial<HomeAgentOptions> = {}, startMs 
   const haHost = net.addHost('ha');
   haHost.addInterface('eth0', 'home', `${HA_ADDRESS}/16`);
   haHost.addRoute('0.0.0.0/0', { via: '10.0.0.1' });
+  setUpHaHost?.(haHost);
   const ch0 = net.addHost('ch0');
   ch0.addInterface('eth0', 'home', `${CH0_ADDRESS}/16`);
   ch0.addRoute('0.0.0.0/0', { via: '10.0.0.1' });

@@ -1,6 +1,7 @@
 // The TypeScript reference data path: docs/engine.md implemented on node:crypto, byte-identical to the native one.
 import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
 import { PolicyIndex, checkPolicies, type PolicyEntry } from '../policy.js';
+import { isIpipLoop } from '../../wire/ipip.js';
 import { parseIpv4, updateChecksum } from '../../wire/ipv4.js';
 import {
   COUNTER_SLOTS,
@@ -23,6 +24,15 @@ import { ipipDecap, ipipEncap } from './ipip.js';
 import { forward, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
 import { SaTable, packetLimitReached } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
+
+/** A router's TTL − 1 (the caller checked TTL > 1), RFC 1624: the word at bytes 8-9 is TTL ‖ protocol. */
+function decrementTtl(buf: Uint8Array, offset: number, ttl: number): void {
+  const oldWord = (buf[offset + 8] << 8) | buf[offset + 9];
+  buf[offset + 8] = ttl - 1;
+  const sum = updateChecksum((buf[offset + 10] << 8) | buf[offset + 11], oldWord, oldWord - 0x100);
+  buf[offset + 10] = sum >> 8;
+  buf[offset + 11] = sum & 0xff;
+}
 
 export class RefEngine implements Engine {
   readonly impl = 'ts' as const;
@@ -142,15 +152,18 @@ export class RefEngine implements Engine {
     switch (policy.action) {
       case 'bypass':
         return forward(offset, totalLength, 0, dst);
-      case 'pass': {
+      case 'pass':
         if (ttl <= 1) return reject('ttl_exceeded', offset, length);
-        // RFC 1624: the word at bytes 8-9 is TTL ‖ protocol.
-        const oldWord = (buf[offset + 8] << 8) | buf[offset + 9];
-        buf[offset + 8] = ttl - 1;
-        const sum = updateChecksum((buf[offset + 10] << 8) | buf[offset + 11], oldWord, oldWord - 0x100);
-        buf[offset + 10] = sum >> 8;
-        buf[offset + 11] = sum & 0xff;
+        decrementTtl(buf, offset, ttl);
         return forward(offset, totalLength, 0, dst);
+      case 'tunnel': {
+        // RFC 2003 §3.2 first (what comes from the tunnel exit never goes back into it), then §3.1: the home agent
+        // forwards the datagram into the tunnel, so its TTL drops by one (≤ 1: the control plane's, unchanged).
+        const ends = policy.tunnel!;
+        if (isIpipLoop(ip.header, ends.dst)) return reject('loop', offset, length);
+        if (ttl <= 1) return reject('ttl_exceeded', offset, length);
+        decrementTtl(buf, offset, ttl);
+        return ipipEncap(slot, offset, length, ends.src, ends.dst);
       }
       case 'punt':
         return reject('policy_punt', offset, length);

@@ -4,7 +4,7 @@ import { readU32 } from '../../wire/addr.js';
 import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
 import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
-import { selectorsAdmit, selectorsAdmitSource, type SelectorTable } from '../inbound-rules.js';
+import { selectorsAdmitDatagram, selectorsAdmitSource } from '../inbound-rules.js';
 import type { PolicyEntry } from '../policy.js';
 import { MAX_LAYERS, Reason, Verdict } from '../types.js';
 import { aeadOpen } from './crypto.js';
@@ -156,23 +156,6 @@ function findLayerSa(
 }
 
 /**
- * RFC 4301 §5.2: the opened datagram's source and destination lie in the SA's selectors (one too short to name
- * its addresses does not).
- */
-function selectorsAdmitDatagram(
-  selectors: SelectorTable | undefined,
-  buf: Uint8Array,
-  at: number,
-  length: number,
-): boolean {
-  if (!selectors) return true;
-  return (
-    length >= IPV4_HEADER_BYTES &&
-    buf[at] >> 4 === 4 &&
-    selectorsAdmit(selectors, readU32(buf, at + 12), readU32(buf, at + 16))
-  );
-}
-
 /**
  * selectorMiss `{ outbound }`: an opened datagram outside the selectors, from a source the SA speaks for (its src
  * selectors), is classified by the SA's policy table: protect seals it and FORWARDs it, drop drops it; anything else

@@ -96,7 +96,7 @@ export interface LoopPort {
    */
   deliver?: 'tun' | 'route';
   /** With deliver 'route': the home agent's tunnel the loop peels for the kernel (IoLoopOptions.kernelTunnel). */
-  kernelTunnel?: { from: string; to: string };
+  kernelTunnel?: { from: string; to: string; protocol?: number };
 }
 
 /** How every loop of the host moves packets (a daemon's node config dataPath). */

@@ -167,7 +167,7 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
         new PlainHost(this, name, ns, forwarding, { linkMtu: LINK_MTU, appMtu: APP_MTU, asAppUser }),
       );
     }
-    return this.registerHost(new LinuxHost(this, name, ns, forwarding, options.engine));
+    return this.registerHost(new LinuxHost(this, name, ns, forwarding, options.engine, options.kernelTunnel));
   }
 
   /** The role hosts (I/O loops, JS input path). */
@@ -224,6 +224,9 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
       this.switchNs,
       'dumpcap',
       '-q',
+      // 32 MiB of kernel buffer per port: a stream the loops carry at full speed must not outrun the capture.
+      '-B',
+      '32',
       '-w',
       '-',
       ...[...this.ports.keys()].flatMap((p) => ['-i', p]),
@@ -415,6 +418,8 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
     ns: string,
     forwarding: boolean,
     engine: NativeEngine | undefined,
+    /** The home agent's tunnel the interface loops peel for the kernel (HostOptions.kernelTunnel). */
+    private readonly kernelTunnel?: { from: string; to: string; protocol?: number },
   ) {
     super(network, name, ns, forwarding);
     const s = network.session;
@@ -448,7 +453,9 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
     // What the host sends fits the veth (LINK_MTU) and the peer's interface TUN (MAX_PACKET).
     const iface: LinuxInterface = { name, port, address, prefix, mtu: Math.min(LINK_MTU, MAX_PACKET) };
     const tun = `t-${name}`.slice(0, 15);
-    this.dataPath.start({ iface: name, tun, mtu: MAX_PACKET }, (packet) => this.receive(packet, iface));
+    this.dataPath.start({ iface: name, tun, mtu: MAX_PACKET, kernelTunnel: this.kernelTunnel }, (packet) =>
+      this.receive(packet, iface),
+    );
     s.ipSync(this.ns, ['link', 'set', 'dev', tun, 'up']);
     s.execSync(this.ns, 'tc', ['qdisc', 'add', 'dev', name, 'ingress']);
     s.execSync(this.ns, 'tc', ingressRedirectArgs(name, tun));

@@ -2,7 +2,9 @@
 // a binding table with lifetimes on the network's clock, proxy interception of packets for
 // registered-away home addresses, IP-in-IP (RFC 2003) to the care-of address, and decapsulation
 // of what mobile nodes reverse-tunnel to it. No IPsec: the home SGW does that (draft §2.1).
-import { Batch, createEngine, Op, reasonName, Verdict, type Engine } from '../../engine/index.js';
+// On a host with a native data path the bindings are also compiled into the engine's tables (./tables.ts): the I/O
+// loops tunnel to the care-of address without JS; what they do not cover still comes to handle() here.
+import { Batch, createEngine, Op, reasonName, Verdict, type Engine, type Policy } from '../../engine/index.js';
 import { decrementTtl } from '../../net/ip.js';
 import type { Clock, Host, Timer } from '../../net/types.js';
 import { ipToU32, readIp, u32ToIp } from '../../wire/addr.js';
@@ -27,6 +29,7 @@ import {
 } from '../../wire/mobileip.js';
 import { buildUdpDatagram, parseUdpDatagram } from '../../wire/udp.js';
 import type { BindingRecord, BindingStore } from './journal.js';
+import { HaTables } from './tables.js';
 
 /** RFC 2003 §5.1 / RFC 3024: codes for encapsulations we do not offer. */
 const CODE_ENCAPSULATION_UNAVAILABLE = 139;
@@ -63,7 +66,8 @@ export interface HomeAgentOptions {
   store?: BindingStore;
   /**
    * The engine whose IPIP_ENCAP / IPIP_DECAP ops build and open the RFC 2003 tunnels (docs/engine.md §2); default
-   * an engine of the HA's own (the TypeScript one), closed with it.
+   * an engine of the HA's own (the TypeScript one), closed with it. When the host has a data path its I/O loops run
+   * this engine (the node's), and the HA compiles one `tunnel` policy per binding into its interfaces' tables.
    */
   engine?: Engine;
 }
@@ -125,6 +129,8 @@ export class HomeAgent {
   private readonly removeHook: () => void;
   private readonly engine: Engine;
   private readonly ownEngine: boolean;
+  private readonly tables: HaTables;
+  private closed = false;
   /** One datagram at a time: the HA answers from its input hook, synchronously. */
   private readonly batch = new Batch({ capacity: 1, slotSize: 4096, headroom: 64 });
   private readonly stats: HomeAgentCounters = {
@@ -177,7 +183,9 @@ export class HomeAgent {
         lastAcceptedId: 0n,
       });
     }
+    this.tables = new HaTables(this.engine, () => this.tableContext());
     this.restored = this.restore();
+    this.tables.publish();
     this.removeHook = this.host.addHook('input', (packet) => (this.handle(packet) ? 'consumed' : 'pass'));
   }
 
@@ -204,9 +212,20 @@ export class HomeAgent {
     return () => this.listeners.delete(listener);
   }
 
-  /** Stops intercepting, drops every binding (the store keeps them) and zeroes the MN-HA keys. */
+  /** The policies the HA has compiled into its engine's tables (empty without a data path). */
+  compiledPolicies(): Policy[] {
+    return this.tables.policies();
+  }
+
+  /**
+   * Stops intercepting, drops every binding (the store keeps them) and the policies compiled from them, and zeroes the
+   * MN-HA keys.
+   */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.removeHook();
+    this.tables.clear();
     this.store?.close();
     for (const node of this.nodes.values()) {
       this.removeBinding(node);
@@ -409,6 +428,7 @@ export class HomeAgent {
       this.emit({ type: 'expired', homeAddress: u32ToIp(node.homeAddress) });
     });
     this.host.setProxy(u32ToIp(node.homeAddress), this.homeInterface, true);
+    this.tables.publish();
   }
 
   private removeBinding(node: MobileNodeState): void {
@@ -416,6 +436,20 @@ export class HomeAgent {
     node.binding.timer?.cancel();
     node.binding = undefined;
     this.host.setProxy(u32ToIp(node.homeAddress), this.homeInterface, false);
+    if (!this.closed) this.tables.publish();
+  }
+
+  /** What the tables compile: every binding, for the tables of the host's interfaces; none without a data path. */
+  private tableContext() {
+    const dataPath = this.host.dataPath;
+    if (!dataPath || this.closed) return undefined;
+    const bindings = new Map<number, number>();
+    for (const node of this.nodes.values()) if (node.binding) bindings.set(node.homeAddress, node.binding.careOf);
+    return {
+      interfaceTables: this.host.interfaces().map((i) => dataPath.tableOf(i.name)),
+      address: this.address,
+      bindings,
+    };
   }
 
   /** RFC 2003 encapsulation of an intercepted datagram: outer src = HA, dst = care-of address. */

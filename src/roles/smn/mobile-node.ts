@@ -159,17 +159,17 @@ export class MobileNode {
     });
     this.applicationPort = options.applicationPort ?? APPLICATION_PORT;
     // On a native data path, what an End-End layer opens is delivered by the engine only when it is for the home
-    // address (the applications' traffic); the rest — registration replies, failures — is punted here. When the
-    // host's applications own the home address (an application port), what comes to the care-of address is
-    // delivered too: the interface loops peel the HA's tunnel for the kernel (IoLoopOptions.kernelTunnel) and punt
-    // everything else for the care-of address (deliver_local), which comes here as before.
+    // address (the applications' traffic), or, away from home, when it is the HA's RFC 2003 tunnel to the care-of
+    // address (`local`) around such a datagram (selectors.tunnel: exactly that tunnel, judged by what it carries);
+    // the rest — registration replies, failures — is punted here. The interface loops peel the HA's tunnel for the
+    // kernel when the host asked them to (IoLoopOptions.kernelTunnel: an application port's home address, a lab
+    // host's) and punt it here (deliver_local) otherwise, as before. Bare IP-in-IP from the wire is never delivered:
+    // only an End-End layer speaks for what it carries (docs/engine.md §5).
     const home = `${this.homeAddress}/32`;
     const selectors = (_peer: unknown, local: string) => ({
       src: ['0.0.0.0/0'],
-      dst:
-        local !== this.homeAddress && this.host.dataPath?.applicationAddress?.() === this.homeAddress
-          ? [home, `${local}/32`]
-          : [home],
+      dst: [home],
+      ...(local !== this.homeAddress ? { tunnel: { src: this.homeAgent, dst: local } } : {}),
     });
     this.keys = new NodeKeys(keying, this.engine, options.keyLog, {}, this.host.dataPath ? selectors : undefined);
     this.tables = new SmnTables(this.engine, () => this.tableContext());
