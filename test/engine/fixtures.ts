@@ -1,6 +1,7 @@
 // Shared fixtures for the engine suites: deterministic keys, SKIP headers, SA pairs, datagrams, one-packet runs,
 // and crypto oracles computed straight from the RFCs with node:crypto.
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { afterEach } from 'vitest';
 import {
   Batch,
   createEngine,
@@ -289,4 +290,16 @@ export function oracleEspOpen(esp: Uint8Array, suite: EspSuite, key: Uint8Array)
   d.setAAD(esp.subarray(0, 8));
   d.setAuthTag(esp.subarray(esp.length - 16));
   return Buffer.concat([d.update(esp.subarray(16, esp.length - 16)), d.final()]);
+}
+
+/** Registers an afterEach that closes every engine the returned function was given (returned as it is). */
+export function closedAfterEach(): (engine: Engine) => Engine {
+  const opened: Engine[] = [];
+  afterEach(() => {
+    for (const e of opened.splice(0)) e.close();
+  });
+  return (engine) => {
+    opened.push(engine);
+    return engine;
+  };
 }

@@ -1,20 +1,23 @@
 // Anti-replay (RFC 4303 App. A, docs/engine.md §5): duplicates, the window's left edge, order inside the window,
 // sequence number 0, several window sizes, and a window that moves only after the ICV verified.
 process.env.MIPSEC_NATIVE = '1';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Op, Verdict, reasonName, type Engine, type SaDesc } from '../../src/engine/index.js';
 import { IPV4_HEADER_BYTES } from '../../src/wire/ipv4.js';
-import { ADDR, IMPLS, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne, type SaPair } from './fixtures.js';
+import {
+  ADDR,
+  IMPLS,
+  datagram,
+  endSaPair,
+  engineWith,
+  hex,
+  nexthopSaPair,
+  runOne,
+  type SaPair,
+  closedAfterEach,
+} from './fixtures.js';
 
-const opened: Engine[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) e.close();
-});
-
-function track(e: Engine): Engine {
-  opened.push(e);
-  return e;
-}
+const track = closedAfterEach();
 
 /** A packet whose first header carries sequence number `seq` (the sender's SA starts at seq - 1). */
 function sealedWithSeq(make: (seq: number) => SaPair, seq: number): Uint8Array {

@@ -3,23 +3,25 @@
 // `protect` seals it (ENCAP + WRAP) and FORWARDs it, `drop` drops it, everything else is punted `selector` as under
 // 'punt'. This is §3.3's "SGW0 decrypts and re-encrypts" without JavaScript. Both paths, byte-identical.
 process.env.MIPSEC_NATIVE = '1';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Op, Reason, Verdict, type Engine, type Policy, type SaDesc } from '../../src/engine/index.js';
 import { Batch } from '../../src/engine/batch.js';
 import { aeadSeal, ivFromSeq, keyMaterial } from '../../src/engine/ref/crypto.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4 } from '../../src/wire/ipv4.js';
-import { IMPLS, MODES, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
+import {
+  IMPLS,
+  MODES,
+  datagram,
+  endSaPair,
+  engineWith,
+  hex,
+  nexthopSaPair,
+  runOne,
+  closedAfterEach,
+} from './fixtures.js';
 
-const opened: Engine[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) e.close();
-});
-
-function track(e: Engine): Engine {
-  opened.push(e);
-  return e;
-}
+const track = closedAfterEach();
 
 const SMN_COA = '198.18.7.100';
 const HOME = '10.0.0.100';

@@ -2,19 +2,22 @@
 // its selectors to the control plane (PUNT selector, packet = the opened datagram, SA = this SA) instead of
 // dropping it; windows are committed alike, saStats counts only what was delivered. Both paths, same bytes.
 process.env.MIPSEC_NATIVE = '1';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Op, Reason, Verdict, type Engine, type SaDesc } from '../../src/engine/index.js';
-import { ADDR, IMPLS, MODES, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
+import {
+  ADDR,
+  IMPLS,
+  MODES,
+  datagram,
+  endSaPair,
+  engineWith,
+  hex,
+  nexthopSaPair,
+  runOne,
+  closedAfterEach,
+} from './fixtures.js';
 
-const opened: Engine[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) e.close();
-});
-
-function track(e: Engine): Engine {
-  opened.push(e);
-  return e;
-}
+const track = closedAfterEach();
 
 const selectors = { src: ['10.1.0.0/16'], dst: ['10.0.0.0/24'] };
 

@@ -4,19 +4,11 @@
 // punted to the policy, even where the table's protect policy would admit that source), only `protect` seals, and
 // nothing leaves in clear or re-enters INBOUND.
 process.env.MIPSEC_NATIVE = '1';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Op, Reason, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
-import { datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from '../engine/fixtures.js';
+import { datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne, closedAfterEach } from '../engine/fixtures.js';
 
-const opened: Engine[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) e.close();
-});
-
-function track(e: Engine): Engine {
-  opened.push(e);
-  return e;
-}
+const track = closedAfterEach();
 
 const SMN_COA = '198.18.7.100';
 const HOME = '10.0.0.100';
