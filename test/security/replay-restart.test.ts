@@ -233,10 +233,9 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
   });
 });
 
-// On a native data path the first packet of a new key goes back to the loop that punted it once its SA is in
-// (src/roles/sgw/gateway.ts onUnknownKey); one under a key restored above a replay mark must not: the loop would drop
-// it as a replay unanswered, and the sender would seal on under a key refused packet after packet. It stays in JS,
-// where the replay is answered with ICMP 40 code 0 (the sender moves to a fresh Kp).
+// On a native data path a new key's first packet reaches the role as a loop punt (unknown_key). One under a key
+// restored above a replay mark must be answered from there with ICMP 40 code 0 (the sender moves to a fresh Kp), never
+// handed back to the loop, which would drop it as a replay unanswered while the sender seals on under that key.
 describe('hole 13: a restored key met on a loop punt is refused, not handed back to the loop', () => {
   const daemons: Daemon[] = [];
   afterEach(async () => {

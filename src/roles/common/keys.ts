@@ -194,15 +194,6 @@ export class NodeKeys {
     return { ok: true, id: r.sa.id };
   }
 
-  /**
-   * Whether inbound SA `id`, installed and not used yet, starts above a replay high-water mark restored at start
-   * (SaDesc.replayFloor: its stats report the floor until a higher sequence number verifies).
-   */
-  startsAboveMark(id: number): boolean {
-    const stats = this.engine.saStats(id);
-    return stats !== undefined && (stats.espSeq > 0 || stats.ahSeq > 0);
-  }
-
   meta(id: number): SaMeta | undefined {
     return this.metas.get(id);
   }

@@ -88,9 +88,8 @@ export type SgwReconfiguration = Partial<
 
 type Arrival = 'inside' | 'outside';
 type Tag =
-  // `firstOfKey`: the packet that keyed a new inbound SA, run again once it is installed. `loop`: the interface whose
-  // I/O loop punted it.
-  | { kind: 'inbound'; arrivedOn: Arrival; firstOfKey?: boolean; loop?: string }
+  // `firstOfKey`: the packet that keyed a new inbound SA, run again once it is installed.
+  | { kind: 'inbound'; arrivedOn: Arrival; firstOfKey?: boolean }
   // `carries`: the datagram being protected, for an ICMP "fragmentation needed" if the link refuses the result.
   | { kind: 'encap'; wrapWith?: number; carries: Uint8Array }
   | { kind: 'send'; carries?: Uint8Array };
@@ -361,11 +360,10 @@ export class SecurityGateway {
       reason: Reason[punt.reason],
       sa: punt.sa,
       packet: punt.packet,
-      tag: { kind: 'inbound' as const, arrivedOn, loop: punt.iface },
+      tag: { kind: 'inbound' as const, arrivedOn },
     };
     const jobs = this.handle([outcome]);
-    // A new key's first packet, if it stayed here, goes on at once (its SA just went in); the rest waits for the
-    // tick's batch.
+    // A new key's first packet goes on at once (its SA just went in); the rest waits for the tick's batch.
     if (punt.reason === 'unknown_key') this.pipeline.runNow(jobs);
     else for (const job of jobs) this.pipeline.push(job);
   }
@@ -461,7 +459,7 @@ export class SecurityGateway {
       } else if (o.verdict === Verdict.DELIVER) {
         this.onDelivered(o, tag.arrivedOn, sink);
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
-        this.onUnknownKey(o, tag.arrivedOn, sink, tag.loop);
+        this.onUnknownKey(o, tag.arrivedOn, sink);
       } else if (o.verdict === Verdict.PUNT && OPENED.has(o.reason)) {
         this.onDelivered(o, tag.arrivedOn, sink);
       } else if (o.verdict === Verdict.PUNT && UNROUTED.has(o.reason)) {
@@ -554,7 +552,7 @@ export class SecurityGateway {
   }
 
   /** First packet of a new packet key: derive and install the inbound SA, then run the packet again. */
-  private onUnknownKey(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void, loop?: string): void {
+  private onUnknownKey(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void): void {
     const job: Job = { op: Op.INBOUND, packet: o.packet, tag: { kind: 'inbound', arrivedOn, firstOfKey: true } };
     const layer = outerLayer(o.packet, 'verified');
     // Admission is decided when the layer is keyed: once its SA is installed, the engine relays on its own.
@@ -567,11 +565,6 @@ export class SecurityGateway {
     const r = this.keys.inbound(o.packet, this.suites.coverage);
     if (r.ok) {
       this.tally.add('sa_installed');
-      // Back to the loop it came from, whose engine opens it with the new SA as it will the key's next packets (held
-      // there meanwhile); one under a key that starts above a replay mark restored at start is run here instead,
-      // where a replay verdict is answered (refuseRestoredKey).
-      const back = loop !== undefined && !this.keys.startsAboveMark(r.id);
-      if (back && this.host.dataPath?.inject(loop, [{ packet: o.packet, via: 'inbound' }])) return;
       sink(job);
       return;
     }

@@ -3,11 +3,11 @@
 // host's output hook, which wraps them in the layers the path table says (End-End to an SGW,
 // Next-hop layers for the SGWs that asked); failure messages teach the path table; what arrives
 // in SKIP layers is opened by the engine and handed back to the host (the HA's tunnel, replies).
-import { Op, Reason, reasonName, Verdict, type Engine } from '../../engine/index.js';
+import { Op, Reason, reasonName, Verdict, type Engine, type ReasonName } from '../../engine/index.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
 import type { OutboundRequest } from '../../keys/keying.js';
-import type { Clock, EnginePunt, Host, HookResult, PacketContext, Timer } from '../../net/types.js';
+import type { Clock, Host, HookResult, PacketContext, Timer } from '../../net/types.js';
 import { communicationMode } from '../../topology/position.js';
 import type { Sgw, TopologyMap } from '../../topology/map.js';
 import { ipToU32, u32ToIp } from '../../wire/addr.js';
@@ -81,9 +81,8 @@ export type Position = { place: 'home' | 'visiting' | 'outside'; careOf: string;
 
 type Tag =
   | { kind: 'out'; wraps: number[] }
-  // `firstOfKey`: the packet that keyed a new inbound SA, run again once it is installed. `loop`: the interface whose
-  // I/O loop punted it.
-  | { kind: 'in'; firstOfKey?: boolean; loop?: string };
+  // `firstOfKey`: the packet that keyed a new inbound SA, run again once it is installed.
+  | { kind: 'in'; firstOfKey?: boolean };
 type Job = EngineJob<Tag>;
 
 /** A destination whose datagrams leave with no layer (SmnTables: `bypass`). */
@@ -549,7 +548,7 @@ export class MobileNode {
   }
 
   /** What the engine's loops punted with context: judged as the JS path judges the same outcome of engine.process. */
-  private onEnginePunt(p: EnginePunt): void {
+  private onEnginePunt(p: { packet: Uint8Array; reason: ReasonName; sa: number }): void {
     if (p.reason === 'rekey_due') {
       // An event, no packet: a compiled SA reached its soft limit; the tables move to a fresh key while it seals on.
       this.tally.add('rekey_due');
@@ -571,11 +570,10 @@ export class MobileNode {
       reason: opened ? Reason.none : (Reason[p.reason] ?? Reason.none),
       sa: p.sa,
       packet: p.packet,
-      tag: { kind: 'in', loop: p.iface } as Tag,
+      tag: { kind: 'in' } as Tag,
     };
     const jobs = this.handle([outcome]);
-    // A new key's first packet, if it stayed here, goes on at once (its SA just went in); the rest waits for the
-    // tick's batch.
+    // A new key's first packet goes on at once (its SA just went in); the rest waits for the tick's batch.
     if (p.reason === 'unknown_key') this.pipeline.runNow(jobs);
     else for (const job of jobs) this.pipeline.push(job);
   }
@@ -639,14 +637,8 @@ export class MobileNode {
       } else if (o.verdict === Verdict.PUNT && o.reason === Reason.unknown_key) {
         const r = this.keys.inbound(o.packet, this.suites.coverage);
         const sender = parseIpv4(o.packet, 0);
-        if (r.ok) {
-          // Back to the loop it came from, which opens it with the new SA as it will the key's next packets; one
-          // under a key that starts above a replay mark restored at start is run here, where a replay is answered.
-          const { loop } = o.tag;
-          const back = loop !== undefined && !this.keys.startsAboveMark(r.id);
-          if (!back || !this.host.dataPath?.inject(loop, [{ packet: o.packet, via: 'inbound' }]))
-            next.push({ op: Op.INBOUND, packet: o.packet, tag: { kind: 'in', firstOfKey: true } });
-        } else if (r.reason === 'unknown_certificate' && sender.ok && this.map.sgwByAddress(sender.header.src)) {
+        if (r.ok) next.push({ op: Op.INBOUND, packet: o.packet, tag: { kind: 'in', firstOfKey: true } });
+        else if (r.reason === 'unknown_certificate' && sender.ok && this.map.sgwByAddress(sender.header.src)) {
           // SGWs are named by their address: ask the sender for its certificate, then open the packet.
           this.tally.add('held_for_certificate');
           const job: Job = { op: Op.INBOUND, packet: o.packet, tag: o.tag };
