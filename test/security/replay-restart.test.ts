@@ -72,6 +72,27 @@ describe.each(['native', 'ts'] as const)('[%s] hole 13: replayFloor', (impl) => 
   });
 });
 
+/** An SGW daemon of `fx` on the in-memory network; sgw0 keeps its replay marks in the fixture's state directory. */
+function sgwDaemon(
+  fx: ReturnType<typeof figure6Fixture>,
+  name: 'sgw0' | 'sgw1',
+  impl: 'native' | 'ts',
+  host: DaemonOptions['host'],
+  wrapEngine?: DaemonOptions['wrapEngine'],
+): Promise<Daemon> {
+  return runDaemon({
+    configPath: fx.file(`${name}.yaml`),
+    role: 'sgw',
+    host,
+    clock: fx.network.clock,
+    engine: impl,
+    statusSocket: false,
+    logLevel: 'silent',
+    ...(name === 'sgw0' ? { stateDir: fx.file('state') } : {}),
+    ...(wrapEngine ? { wrapEngine } : {}),
+  });
+}
+
 // The daemon level: sgw0 restarts with its state directory; what sgw1 sent it before is a replay after.
 describe.each(['native', 'ts'] as const)('[%s] hole 13: replay marks across an SGW daemon restart', (impl) => {
   const daemons: Daemon[] = [];
@@ -82,30 +103,9 @@ describe.each(['native', 'ts'] as const)('[%s] hole 13: replay marks across an S
   it('hole 13: SKIP packets captured before a graceful restart are replays after it; new traffic flows at once', async () => {
     const fx = figure6Fixture();
     const engines: Engine[] = [];
-    const sgw0 = (host: DaemonOptions['host']) =>
-      runDaemon({
-        configPath: fx.file('sgw0.yaml'),
-        role: 'sgw',
-        host,
-        clock: fx.network.clock,
-        engine: impl,
-        statusSocket: false,
-        logLevel: 'silent',
-        stateDir: fx.file('state'),
-        wrapEngine: (e) => (engines.push(e), e),
-      });
+    const sgw0 = (host: DaemonOptions['host']) => sgwDaemon(fx, 'sgw0', impl, host, (e) => (engines.push(e), e));
     daemons.push(await sgw0(fx.hostFor));
-    daemons.push(
-      await runDaemon({
-        configPath: fx.file('sgw1.yaml'),
-        role: 'sgw',
-        host: fx.hostFor,
-        clock: fx.network.clock,
-        engine: impl,
-        statusSocket: false,
-        logLevel: 'silent',
-      }),
-    );
+    daemons.push(await sgwDaemon(fx, 'sgw1', impl, fx.hostFor));
     echoServer(addCorrespondent(fx.network, 'ch0', CH0));
     const ch1 = addCorrespondent(fx.network, 'ch1', CH1);
     const ping = (seqs: number[]) => {
@@ -244,29 +244,9 @@ describe('hole 13: a restored key met on a loop punt is refused, not handed back
 
   it('a loop punt under a key below its restored floor is answered with code 0, not handed back to the loop', async () => {
     const fx = figure6Fixture();
-    const sgw0 = (host: DaemonOptions['host']) =>
-      runDaemon({
-        configPath: fx.file('sgw0.yaml'),
-        role: 'sgw',
-        host,
-        clock: fx.network.clock,
-        engine: 'native',
-        statusSocket: false,
-        logLevel: 'silent',
-        stateDir: fx.file('state'),
-      });
+    const sgw0 = (host: DaemonOptions['host']) => sgwDaemon(fx, 'sgw0', 'native', host);
     daemons.push(await sgw0(fx.hostFor));
-    daemons.push(
-      await runDaemon({
-        configPath: fx.file('sgw1.yaml'),
-        role: 'sgw',
-        host: fx.hostFor,
-        clock: fx.network.clock,
-        engine: 'native',
-        statusSocket: false,
-        logLevel: 'silent',
-      }),
-    );
+    daemons.push(await sgwDaemon(fx, 'sgw1', 'native', fx.hostFor));
     echoServer(addCorrespondent(fx.network, 'ch0', CH0));
     const ch1 = addCorrespondent(fx.network, 'ch1', CH1);
     for (const seq of [1, 2, 3]) ch1.send(probe(CH1, CH0, seq));
