@@ -38,10 +38,11 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
     expect(kill.resumeMs).not.toBeNull();
     expect(kill.resumeMs!).toBeLessThanOrEqual(2000);
     expect(kill.tcp.completed).toBe(true);
-    // At 20 Mbit/s the restored replay floor (the last mark + a margin for what the crash lost) lies above where the
-    // peers' packet keys stand: sgw1 refuses each such key once (ICMP 40 code 0) and its sender takes a fresh Kp.
-    expect(kill.counters['sgw1 role refused_restored_key']).toBeGreaterThan(0);
-    expect(kill.counters['sgw0 role rekey_peer_lost_key']).toBeGreaterThan(0);
+    // A key sgw1 meets under its restored replay floor (the last mark + a margin for what the crash lost) is refused
+    // once (ICMP 40 code 0) and its sender takes a fresh Kp. Whether a peer's key still stands under the floor when
+    // traffic resumes depends on where the kill fell between two mark writes (in CI runs: most runs, not all).
+    const refused = kill.counters['sgw1 role refused_restored_key'] ?? 0;
+    if (refused > 0) expect(kill.counters['sgw0 role rekey_peer_lost_key']).toBeGreaterThan(0);
 
     const term = byId('sgw-term');
     expect(term.failures).toEqual([]);
