@@ -303,3 +303,16 @@ export function closedAfterEach(): (engine: Engine) => Engine {
     return engine;
   };
 }
+
+/** A seeded xorshift32: r(n) is the next number in 0..n-1 (fuzz tests that replay from their seed). */
+export function rng(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
+}

@@ -2,29 +2,14 @@
 // ops) on both paths with identical state; every outcome — verdict, reason, SA, next hop, where the packet ends
 // up, and its bytes unless it was dropped — must be the same.
 process.env.MIPSEC_NATIVE = '1';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Batch, Op, Reason, type Engine, type OpCode, type Policy, type SaDesc } from '../../src/engine/index.js';
 import { Verdict } from '../../src/engine/types.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { setIpv4Checksum } from '../../src/wire/ipv4.js';
-import { ADDR, datagram, endSaPair, engineWith, hex, nexthopSaPair, runOne } from './fixtures.js';
+import { ADDR, closedAfterEach, datagram, endSaPair, engineWith, hex, nexthopSaPair, rng, runOne } from './fixtures.js';
 
-const opened: Engine[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) e.close();
-});
-
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
+const track = closedAfterEach();
 
 /** One random mutation: bit flips, byte writes, a cut (with or without a fixed-up header), or an insertion. */
 function mutate(p: Uint8Array, r: (n: number) => number): Uint8Array {
@@ -129,7 +114,8 @@ describe('[ts→native] differential fuzzing', () => {
   it('INBOUND: 6000 mutants of 7 packet kinds', () => {
     const ts = engineWith('ts', receiverSas, setup);
     const native = engineWith('native', receiverSas, setup);
-    opened.push(ts, native);
+    track(ts);
+    track(native);
     const r = rng(2026);
     for (let round = 0; round < 30; round++) {
       const base = seeds(round);
@@ -150,7 +136,8 @@ describe('[ts→native] differential fuzzing', () => {
     const sas = [end.out, hop.out];
     const ts = engineWith('ts', sas);
     const native = engineWith('native', sas);
-    opened.push(ts, native);
+    track(ts);
+    track(native);
     const r = rng(1996);
     const tunnel = runOne(ts, Op.IPIP_ENCAP, datagram(60), 1, 2).packet;
     const cases: [OpCode, Uint8Array, number, number][] = [
@@ -192,7 +179,8 @@ describe('[ts→native] differential fuzzing', () => {
     const sas = [end.out, esp.out, hop.out, ...receiverSas];
     const ts = engineWith('ts', sas, setup);
     const native = engineWith('native', sas, setup);
-    opened.push(ts, native);
+    track(ts);
+    track(native);
     ts.setPolicies(policies);
     native.setPolicies(policies);
     const r = rng(33);

@@ -19,6 +19,7 @@ import {
   nexthopSaPair,
   runOne,
   closedAfterEach,
+  rng,
 } from './fixtures.js';
 
 const track = closedAfterEach();
@@ -203,15 +204,7 @@ describe('selectorMiss { outbound }, native and TS', () => {
     const s = setup('spi', {}, false);
     const spi = s.smn.in.esp!.spi;
     const key = keyMaterial(s.smn.in.esp!.key, true);
-    let x = 1996;
-    const r = (n: number) => {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      return x % n;
-    };
+    const r = rng(1996);
     const sources = [HOME, HOME, HOME, '10.0.0.55', SMN_COA, '10.1.0.10', '0.0.0.0'];
     const dests = [
       CH1,
