@@ -101,15 +101,19 @@ async function runCombo(lab: FaultLab, combo: SuiteCombo, pcapDir: string | unde
   const file = join(lab.dir, `${id}.pcap`);
   // The first 600 packets between the gateways (certificate discovery on 1640 and ARP aside): all of the pings,
   // the TCP stream's handshake and first few hundred segments.
-  const capture = lab.spawnIn('inet', 'tcpdump', [
-    '-n',
-    '-U',
+  // dumpcap (tshark's capture engine, which the lab installs anyway), classic pcap (-P), a 32 MiB buffer like the lab's.
+  const capture = lab.spawnIn('inet', 'dumpcap', [
+    '-q',
+    '-P',
+    '-B',
+    '32',
     '-i',
     'br0',
     '-c',
     '600',
     '-w',
     file,
+    '-f',
     'ip and not udp port 1640',
   ]);
   await sleep(800);
