@@ -76,8 +76,12 @@ const APP_TABLE = 50;
 const LOCAL_TUN = 't-local';
 /** The lab's links have Ethernet's default MTU, as a deployment's do (the applications see APP_MTU). */
 export const LINK_MTU = 1500;
-/** dumpcap reports "Capturing on" before every interface is open. */
-const CAPTURE_START_MS = 300;
+/**
+ * dumpcap reports "Capturing on" before it opens the interfaces, one after another (tens of ms each with a 32 MiB
+ * buffer): the capture is live once every port has a packet socket in the switch namespace (/proc/net/packet).
+ */
+const CAPTURE_OPEN_TIMEOUT_MS = 15_000;
+const CAPTURE_POLL_MS = 20;
 const ICMP_ECHO_REPLY = 0;
 const ICMP_ECHO_REQUEST = 8;
 
@@ -217,7 +221,8 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
   async startCapture(): Promise<void> {
     const names = [...this.ports.keys()].sort().join(',');
     if (this.capture && this.capture.ports === names) return;
-    this.capture?.child.kill('SIGTERM');
+    // The old dumpcap's sockets must be gone before the new one's are counted.
+    await this.pauseCapture();
     const args = [
       'netns',
       'exec',
@@ -250,7 +255,7 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
         stderr += chunk.toString();
         if (/Capturing on/.test(stderr)) {
           clearTimeout(timer);
-          setTimeout(resolve, CAPTURE_START_MS);
+          resolve();
         }
       });
       child.once('error', (err) => {
@@ -262,6 +267,32 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
         reject(new Error(`dumpcap exited (${code}) before capturing: ${stderr.trim()}`));
       });
     });
+    await this.portsCaptured([...this.ports.keys()], () => stderr);
+  }
+
+  /** Resolves once every port of `names` has a packet socket open (dumpcap's: the switch namespace runs no other). */
+  private async portsCaptured(names: string[], stderr: () => string): Promise<void> {
+    const links = await this.session.ipJson<{ ifname: string; ifindex: number }>(this.switchNs, ['link', 'show']);
+    const wanted = new Set(links.filter((l) => names.includes(l.ifname)).map((l) => l.ifindex));
+    const until = Date.now() + CAPTURE_OPEN_TIMEOUT_MS;
+    for (;;) {
+      const open = new Set(
+        this.session
+          .execSync(this.switchNs, 'cat', ['/proc/net/packet'])
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((line) => Number(line.trim().split(/\s+/)[4])),
+      );
+      const missing = [...wanted].filter((i) => !open.has(i));
+      if (missing.length === 0) return;
+      if (Date.now() > until)
+        throw new Error(
+          `dumpcap opened ${wanted.size - missing.length} of ${wanted.size} ports within ` +
+            `${CAPTURE_OPEN_TIMEOUT_MS / 1000} s: ${stderr().trim()}`,
+        );
+      await new Promise((r) => setTimeout(r, CAPTURE_POLL_MS));
+    }
   }
 
   /** Stops the capture until the next startCapture(), once what dumpcap wrote so far has been read. */
