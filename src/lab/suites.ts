@@ -101,7 +101,7 @@ async function runCombo(lab: FaultLab, combo: SuiteCombo, pcapDir: string | unde
   const file = join(lab.dir, `${id}.pcap`);
   // The first 600 packets between the gateways (certificate discovery on 1640 and ARP aside): all of the pings,
   // the TCP stream's handshake and first few hundred segments.
-  // dumpcap (tshark's capture engine, which the lab installs anyway), classic pcap (-P), a 32 MiB buffer like the lab's.
+  // dumpcap (tshark's capture engine, which the lab installs anyway): classic pcap (-P), 32 MiB buffer like the lab's.
   const capture = lab.spawnIn('inet', 'dumpcap', [
     '-q',
     '-P',
