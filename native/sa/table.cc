@@ -126,7 +126,8 @@ std::string check_policies(const std::vector<PolicyEntry>& policies, const std::
       return where + "tunnel.dst must be the tunnel's exit address (not 0.0.0.0) for action tunnel";
     if (p.action != PA_TUNNEL && (p.tunnel_src != 0 || p.tunnel_dst != 0))
       return where + "tunnel applies to action tunnel only";
-    if (p.action == PA_PROTECT && p.sa == 0) return where + "sa must be an out SA id (1..2^32-1) for action protect";
+    if (p.action == PA_PROTECT && p.sa == 0 && p.wraps == 0)
+      return where + "sa must be an out SA id (1..2^32-1) for action protect (0 only with wrap: Next-hop layers alone)";
     if (p.action != PA_PROTECT && p.sa != 0) return where + "sa applies to action protect only (use 0)";
     if (p.action != PA_PROTECT && p.wraps != 0) return where + "wrap applies to action protect only";
     if (p.wraps > kMaxPolicyWraps) return where + "wrap: at most 7 wrap SAs";

@@ -104,7 +104,9 @@ Outcome miss_outbound(const Tables& t, Sa& sa, Packet& pkt) {
   if (!sa.cfg.selectors.admit_src(src)) return punt(R_SELECTOR, id);
   const PolicyEntry* policy = t.policy(sa.cfg.selector_miss_table, src, dst);
   if (policy && policy->action == PA_DROP) return fail(R_POLICY_DROP, id);
-  if (!policy || policy->action != PA_PROTECT || policy_spent_sa(t, *policy)) return punt(R_SELECTOR, id);
+  // Only an End-End layer re-encrypts: a protect without one (sa 0, Next-hop layers alone) is the control plane's.
+  if (!policy || policy->action != PA_PROTECT || policy->sa == 0 || policy_spent_sa(t, *policy))
+    return punt(R_SELECTOR, id);
   const size_t len = pkt.len;
   const Outcome o = policy_protect(t, pkt, *policy);
   if (o.verdict == V_FORWARD) sa.count(len);

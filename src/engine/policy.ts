@@ -90,7 +90,8 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
       sa = u32(p.sa, `${where}: sa`, 'an SA id (0 = bypass)', 0);
       action = sa === 0 ? 'bypass' : 'protect';
     } else if (p.action === 'protect') {
-      sa = u32(p.sa, `${where}: sa`, "an out SA id of role 'end' for action 'protect'", 1);
+      // 0: no End-End layer, the Next-hop layers of `wrap` alone (checked below: at least one).
+      sa = u32(p.sa, `${where}: sa`, "an out SA id of role 'end' for action 'protect' (0: wrap alone)", 0);
       action = 'protect';
     } else {
       if (p.sa !== undefined && p.sa !== 0)
@@ -106,6 +107,11 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
       );
     }
     const wrap = wrapList.map((w: unknown, j: number) => u32(w, `${where}: wrap[${j}]`, 'an SA id', 1));
+    if (action === 'protect' && sa === 0 && wrap.length === 0)
+      throw new RangeError(
+        `${where}: sa must be an out SA id of role 'end' for action 'protect', or 0 with wrap (Next-hop layers ` +
+          'alone); got sa 0 and no wrap',
+      );
     if (action !== 'tunnel' && p.tunnel !== undefined)
       throw new RangeError(`${where}: tunnel applies to action 'tunnel' only (this policy is '${action}'); remove it`);
     const tunnel =

@@ -120,7 +120,10 @@ export interface Policy {
   src?: readonly string[];
   /** Default: sa > 0 → 'protect', sa 0 → 'bypass'. */
   action?: PolicyAction;
-  /** Out SA of role end to ENCAP with (protect only; 0 for every other action). */
+  /**
+   * Out SA of role end to ENCAP with (protect only; 0 for every other action). A protect with sa 0 and at least one
+   * `wrap` puts the datagram under the Next-hop layers alone (no End-End layer).
+   */
   sa: number;
   /** Out SAs of role nexthop to WRAP with after ENCAP, innermost first (protect only, at most MAX_LAYERS - 1). */
   wrap?: number | readonly number[];

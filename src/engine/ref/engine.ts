@@ -184,6 +184,7 @@ export class RefEngine implements Engine {
   /** The first SA of a protect policy's chain (End-End, then each wrap) that has sealed its maxPackets, else 0. */
   private spentSa(policy: PolicyEntry): number {
     for (const [i, id] of [policy.sa, ...policy.wrap].entries()) {
+      if (id === 0) continue; // no End-End layer (sa 0: Next-hop layers alone)
       const sa = this.table.get(id);
       if (sa && sa.direction === 'out' && sa.role === (i === 0 ? 'end' : 'nexthop') && packetLimitReached(sa))
         return id;
@@ -191,18 +192,25 @@ export class RefEngine implements Engine {
     return 0;
   }
 
-  /** OUTBOUND `protect`: ENCAP with the policy's End-End SA, then WRAP with each next-hop SA, innermost first. */
+  /**
+   * OUTBOUND `protect`: ENCAP with the policy's End-End SA, then WRAP with each next-hop SA, innermost first (sa 0:
+   * the WRAPs alone).
+   */
   private protect(policy: PolicyEntry, slot: Slot, offset: number, length: number): Outcome {
-    let o = this.runOp(Op.ENCAP, policy.sa, 0, slot, offset, length);
-    // The first SA of the chain that reached its soft limit names the FORWARD (else the End-End SA).
-    let due = o.reason === Reason.rekey_due ? policy.sa : 0;
-    for (const w of policy.wrap) {
+    // sa 0: no End-End layer, the datagram goes under the Next-hop layers alone (the first names the packet).
+    const named = policy.sa !== 0 ? policy.sa : policy.wrap[0];
+    const [op, first, wraps] =
+      policy.sa !== 0 ? [Op.ENCAP, policy.sa, policy.wrap] : [Op.WRAP, policy.wrap[0], policy.wrap.slice(1)];
+    let o = this.runOp(op, first, 0, slot, offset, length);
+    // The first SA of the chain that reached its soft limit names the FORWARD (else the named SA).
+    let due = o.reason === Reason.rekey_due ? first : 0;
+    for (const w of wraps) {
       if (o.verdict !== Verdict.FORWARD) break;
       o = this.runOp(Op.WRAP, w, 0, slot, o.offset, o.length);
       if (!due && o.reason === Reason.rekey_due) due = w;
     }
     if (o.verdict !== Verdict.FORWARD) return o;
-    return due ? rekeyDue(o.offset, o.length, due, o.nexthop) : forward(o.offset, o.length, policy.sa, o.nexthop);
+    return due ? rekeyDue(o.offset, o.length, due, o.nexthop) : forward(o.offset, o.length, named, o.nexthop);
   }
 
   private runOp(op: number, arg0: number, arg1: number, slot: Slot, offset: number, length: number): Outcome {

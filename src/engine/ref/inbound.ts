@@ -169,7 +169,8 @@ function missOutbound(ctx: InboundContext, slot: Slot, sa: SaState, at: number, 
   if (!selectorsAdmitSource(sa.selectors, src)) return missed();
   const policy = ctx.policy(sa.selectorMissTable!, src, readU32(buf, at + 16));
   if (policy?.action === 'drop') return reject('policy_drop', at, length, sa.id);
-  if (!policy || policy.action !== 'protect' || ctx.spentSa(policy) !== 0) return missed();
+  // Only an End-End layer re-encrypts: a protect without one (sa 0, Next-hop layers alone) is the control plane's.
+  if (!policy || policy.action !== 'protect' || policy.sa === 0 || ctx.spentSa(policy) !== 0) return missed();
   const o = ctx.protect(policy, slot, at, length);
   if (o.verdict === Verdict.FORWARD) {
     sa.packets++;
