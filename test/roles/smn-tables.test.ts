@@ -3,7 +3,7 @@
 // failures. The Figure 6 world (memory network) with a host data path on the SMN's host: the engine's output for
 // the compiled table must reach the correspondent as the JS path's does. Both engines.
 import { afterEach, describe, expect, it } from 'vitest';
-import { Batch, Op, Verdict, type Engine } from '../../src/engine/index.js';
+import { Batch, Op, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
 import { SKIP_COUNTER_SECONDS } from '../../src/keys/derive.js';
 import { figure6World } from '../../src/lab/figure6-world.js';
 import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
@@ -80,8 +80,12 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
   let world: World | undefined;
   afterEach(() => world?.close());
 
-  async function visiting(place = 'sgw1', smn?: WorldOptions['smn']): Promise<{ w: World; engine: Engine }> {
-    const w = await figure6World({ engine: impl, smn });
+  async function visiting(
+    place = 'sgw1',
+    smn?: WorldOptions['smn'],
+    more: Omit<WorldOptions, 'map' | 'engine' | 'smn'> = {},
+  ): Promise<{ w: World; engine: Engine }> {
+    const w = await figure6World({ engine: impl, smn, ...more });
     world = w;
     const dataPath: HostDataPath = {
       tableOf: (port) => (port === APPLICATION_PORT ? APP_TABLE : IFACE_TABLE),
@@ -98,6 +102,14 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
   function echoed(w: World, seq: number): boolean {
     const echoes = collectEchoes(w.smnHost);
     w.smn.send(probe(F6.home, F6.ch0, seq));
+    w.network.runFor(SETTLE_MS);
+    echoes.stop();
+    return echoes.seqs.includes(seq);
+  }
+
+  function echoedFrom(w: World, dst: string, seq: number): boolean {
+    const echoes = collectEchoes(w.smnHost);
+    w.smn.send(probe(F6.home, dst, seq));
     w.network.runFor(SETTLE_MS);
     echoes.stop();
     return echoes.seqs.includes(seq);
@@ -199,6 +211,46 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     w.smn.send(probe(F6.coa1, F6.chx, 3));
     w.network.runFor(SETTLE_MS);
     expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toBeUndefined();
+  });
+
+  it('§3.5 Mobile IP without IPsec: once SGW1 asked for its Next-hop layer, the table seals the next datagrams to the outside CH under it alone (sa 0), as the JS path does', async () => {
+    // The CH's reply comes back through the home network (SGW0 lets usual IP in), the HA and SGW0's End-End layer.
+    const { w, engine } = await visiting('sgw1', undefined, { plainInbound: { sgw0: 'pass' } });
+    expect(echoedFrom(w, F6.chx, 1)).toBe(true);
+    const policy = w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`);
+    expect(policy).toMatchObject({ table: APP_TABLE, action: 'protect', sa: 0, wrap: [expect.any(Number)] });
+    const sealed = sealByTable(engine, probe(F6.home, F6.chx, 2));
+    expect(sealed.verdict).toBe(Verdict.FORWARD);
+    // Outer: care-of → SGW1 (the Next-hop layer), SKIP; inside it the datagram as the application sent it.
+    expect([
+      sealed.packet[9],
+      sealed.packet.subarray(12, 16).join('.'),
+      sealed.packet.subarray(16, 20).join('.'),
+    ]).toEqual([IPPROTO_SKIP, F6.coa1, F6.sgw1]);
+    const echoes = collectEchoes(w.smnHost);
+    w.smnHost.send(sealed.packet, { bypassHooks: true });
+    w.network.runFor(SETTLE_MS);
+    echoes.stop();
+    expect(echoes.seqs).toEqual([2]);
+    // The refresh keeps it (the same layers are still what the path table says).
+    w.network.runFor(4 * TABLE_REFRESH_MS);
+    expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toMatchObject({ action: 'protect', sa: 0 });
+  });
+
+  it('§3.2 step 2 toward a VPN-routable CH (an End-End peer may still come of it, code 5) stays with the JS path', async () => {
+    const { w, engine } = await visiting('sgw1', { procedure: 'three-step' });
+    // Every table the SMN publishes while the three steps run: none may seal for CH0 under Next-hop layers alone.
+    const published: Policy[][] = [];
+    const setPolicies = engine.setPolicies.bind(engine);
+    engine.setPolicies = (policies) => {
+      published.push([...policies]);
+      setPolicies(policies);
+    };
+    expect(echoed(w, 1)).toBe(true);
+    expect(w.smn.counters()).toMatchObject({ failure_need_nexthop: expect.any(Number), failure_need_end_end: 1 });
+    expect(published.flat().filter((p) => p.prefix === `${F6.ch0}/32` && p.sa === 0)).toEqual([]);
+    // Code 5 from SGW0 moved it to End-End with SGW0, which the table then seals.
+    expect(protectOf(w, F6.ch0)!.sa).not.toBe(0);
   });
 
   it('hole 5 on the fast path: a failure quoting a packet the engine sealed alone is believed; the same quote with a sequence number not yet used is not', async () => {
