@@ -84,6 +84,11 @@ SaConfig config_from(const Napi::Object& o) {
     c.selectors.src_count = prefixes_field(o, "selectorSrc", c.selectors.src);
     c.selectors.dst_count = prefixes_field(o, "selectorDst", c.selectors.dst);
   }
+  c.plain_on = !o.Get("plainSrc").IsUndefined();
+  if (c.plain_on) {
+    c.plain_src_count = prefixes_field(o, "plainSrc", c.plain_src);
+    c.plain_table = u32_field(o, "plainTable", 0);
+  }
   c.selectors.tunnel_src = u32_field(o, "selectorTunnelSrc", 0);
   c.selectors.tunnel_dst = u32_field(o, "selectorTunnelDst", 0);
   return c;

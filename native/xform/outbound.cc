@@ -8,8 +8,8 @@
 
 namespace mipsec {
 
-// A router's TTL − 1 (the caller checked TTL > 1), RFC 1624: the word at bytes 8-9 is TTL ‖ protocol.
-static void decrement_ttl(Packet& pkt, const Ipv4View& ip) {
+// The word at bytes 8-9 is TTL ‖ protocol.
+void decrement_ttl(Packet& pkt, const Ipv4View& ip) {
   const uint16_t old_word = load16(pkt.data + 8);
   pkt.data[8] = uint8_t(ip.ttl - 1);
   store16(pkt.data + 10, checksum_update(load16(pkt.data + 10), old_word, uint16_t(old_word - 0x100)));

@@ -2,7 +2,7 @@
 import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
 import { PolicyIndex, checkPolicies, type PolicyEntry } from '../policy.js';
 import { isIpipLoop } from '../../wire/ipip.js';
-import { parseIpv4, updateChecksum } from '../../wire/ipv4.js';
+import { parseIpv4 } from '../../wire/ipv4.js';
 import {
   COUNTER_SLOTS,
   DESC_WORDS,
@@ -24,15 +24,7 @@ import { ipipDecap, ipipEncap } from './ipip.js';
 import { forward, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
 import { SaTable, packetLimitReached } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
-
-/** A router's TTL − 1 (the caller checked TTL > 1), RFC 1624: the word at bytes 8-9 is TTL ‖ protocol. */
-function decrementTtl(buf: Uint8Array, offset: number, ttl: number): void {
-  const oldWord = (buf[offset + 8] << 8) | buf[offset + 9];
-  buf[offset + 8] = ttl - 1;
-  const sum = updateChecksum((buf[offset + 10] << 8) | buf[offset + 11], oldWord, oldWord - 0x100);
-  buf[offset + 10] = sum >> 8;
-  buf[offset + 11] = sum & 0xff;
-}
+import { decrementTtl } from './ttl.js';
 
 export class RefEngine implements Engine {
   readonly impl = 'ts' as const;

@@ -1,8 +1,8 @@
 // INBOUND (docs/engine.md §5): peel layers addressed to this node; verify, relay, forward or deliver.
 import { parseAh } from '../../wire/ah.js';
-import { readU32 } from '../../wire/addr.js';
+import { prefixContains, readU32 } from '../../wire/addr.js';
 import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
-import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { IPV4_HEADER_BYTES, IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
 import { selectorsAdmitDatagram, selectorsAdmitSource } from '../inbound-rules.js';
 import type { PolicyEntry } from '../policy.js';
@@ -11,6 +11,7 @@ import { aeadOpen } from './crypto.js';
 import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
 import { deliver, forward, punt, reject, type Outcome, type Slot } from './outcome.js';
 import type { SaState, SaTable } from './sa.js';
+import { decrementTtl } from './ttl.js';
 import { prependNexthopLayer } from './wrap.js';
 
 export interface RouteEntry {
@@ -107,7 +108,7 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
     length = d.header.totalLength;
     // Only a further layer goes on in the engine: a datagram a Next-hop layer alone protects is judged by the
     // role's policy (draft §3.2 step 2), never delivered, peeled or relayed here.
-    if (!LAYER_PROTOCOLS.has(d.header.protocol)) return reject('nexthop_plain', offset, length, lastSa);
+    if (!LAYER_PROTOCOLS.has(d.header.protocol)) return plainOutbound(ctx, buf, sa, d.header, offset, length);
     if (ctx.isLocal(d.header.dst)) continue;
     if (!sa.relay) return reject('relay_denied', offset, length, lastSa);
     const route = ctx.route(d.header.dst);
@@ -156,6 +157,28 @@ function findLayerSa(
 }
 
 /**
+ * A plain datagram (not SKIP/AH/ESP) a verified Next-hop layer of `sa` protected: with `plain`, one from a source the
+ * SA speaks for that is not IP-in-IP is classified by the SA's policy table — pass forwards it as a router does (TTL −
+ * 1), drop drops it —; everything else (no policy, any other action, TTL ≤ 1, another source, a tunnel, no `plain`) is
+ * punted nexthop_plain for the role's policy, as it always was.
+ */
+function plainOutbound(
+  ctx: InboundContext,
+  buf: Uint8Array,
+  sa: SaState,
+  d: Ipv4Header,
+  offset: number,
+  length: number,
+): Outcome {
+  const punted = () => reject('nexthop_plain', offset, length, sa.id);
+  if (!sa.plain || d.protocol === IpProto.IPIP || !sa.plain.src.some((p) => prefixContains(p, d.src))) return punted();
+  const policy = ctx.policy(sa.plain.table, d.src, d.dst);
+  if (policy?.action === 'drop') return reject('policy_drop', offset, length, sa.id);
+  if (policy?.action !== 'pass' || d.ttl <= 1) return punted();
+  decrementTtl(buf, offset, d.ttl);
+  return forward(offset, length, sa.id, d.dst);
+}
+
 /**
  * selectorMiss `{ outbound }`: an opened datagram outside the selectors, from a source the SA speaks for (its src
  * selectors), is classified by the SA's policy table: protect seals it and FORWARDs it, drop drops it; anything else
