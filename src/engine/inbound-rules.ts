@@ -109,7 +109,7 @@ function checkPlain(desc: SaDesc, where: string, refuse: (message: string) => ne
   const { src, outbound } = plain as { src: unknown; outbound: unknown };
   if (typeof outbound !== 'number' || !Number.isInteger(outbound) || outbound < 0 || outbound > 0xffffffff)
     refuse(`plain.outbound must be a policy table id 0..4294967295, got ${String(outbound)}`);
-  return { src: side(src, `${where}: plain.src`), table: outbound as number };
+  return { src: side(src, `${where}: plain.src`), table: outbound };
 }
 
 /** Whether `src` lies in one src prefix (always, without selectors). */

@@ -92,7 +92,7 @@ export const Desc = {
 // The algorithm vocabulary lives with the wire formats that carry it, the SA descriptor with the keying that
 // fills it (both below the engine in the layers, docs/architecture.md); the engine's contract includes them.
 export { KEY_BYTES, MAX_LAYERS, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
-export type { AhDesc, EspDesc, SaDesc, SelectorMiss, Selectors } from '../keys/sa.js';
+export type { AhDesc, EspDesc, PlainDatagrams, SaDesc, SelectorMiss, Selectors } from '../keys/sa.js';
 import type { SaDesc } from '../keys/sa.js';
 
 export const MAX_SELECTOR_PREFIXES = 32;

@@ -8,7 +8,7 @@ import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { VirtualClock } from '../../src/net/clock.js';
 import { Tally } from '../../src/roles/common/counters.js';
 import type { NodeKeys, SaLookup } from '../../src/roles/common/keys.js';
-import { REENCRYPT_TABLE, SgwTables, subtractPrefixes } from '../../src/roles/sgw/tables.js';
+import { NEXTHOP_PLAIN_TABLE, REENCRYPT_TABLE, SgwTables, subtractPrefixes } from '../../src/roles/sgw/tables.js';
 import type { SgwPlace } from '../../src/policy/sgw.js';
 import { ipToU32, parsePrefix } from '../../src/wire/addr.js';
 import { NSID_IPV4, NSID_NONE } from '../../src/wire/skip.js';
@@ -47,9 +47,9 @@ class FakeKeys {
   }
 }
 
-async function setUp(impl: (typeof IMPLS)[number]) {
+async function setUp(impl: (typeof IMPLS)[number], name = 'sgw0') {
   const map = await figure6Map();
-  const self = map.sgw('sgw0')!;
+  const self = map.sgw(name)!;
   const clock = new VirtualClock(0);
   const first = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 11, src: F6.sgw0, dst: F6.sgw1 }).out;
   const second = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 12, src: F6.sgw0, dst: F6.sgw1 }).out;
@@ -213,6 +213,55 @@ describe.each(IMPLS)('SgwTables re-encryption table (§3.3) on the %s engine', (
     tables.refresh();
     expect(tables.size().protected).toBe(0);
     expect(outbound(engine, REENCRYPT_TABLE, F6.home, F6.ch0)).toMatchObject({ verdict: Verdict.PUNT });
+  });
+});
+
+describe.each(IMPLS)('SgwTables Next-hop plain table (§3.5) on the %s engine', (impl) => {
+  it("a visiting SMN's Next-hop SA sends its home and care-of addresses' plain datagrams through the table; an SGW's, an own SMN's and a stranger's do not", async () => {
+    const visited = await setUp(impl, 'sgw1');
+    expect(visited.tables.plainFor({ nsid: NSID_IPV4, address: ipToU32(F6.home) }, F6.coa1)).toEqual({
+      src: [`${F6.home}/32`, `${F6.coa1}/32`],
+      outbound: NEXTHOP_PLAIN_TABLE,
+    });
+    expect(visited.tables.plainFor({ nsid: NSID_NONE, address: ipToU32(F6.sgw0) }, F6.sgw0)).toBeUndefined();
+    // No HA serves it: the policy drops what its layer carries (unknown identity).
+    expect(visited.tables.plainFor({ nsid: NSID_IPV4, address: ipToU32('192.0.2.9') }, F6.coa1)).toBeUndefined();
+    // At its home SGW the policy answers an SMN's plain datagram under its Next-hop layer with code 5 (§3.2 step 2).
+    const home = await setUp(impl, 'sgw0');
+    expect(home.tables.plainFor({ nsid: NSID_IPV4, address: ipToU32(F6.home) }, F6.coa1)).toBeUndefined();
+  });
+
+  it('passes (TTL - 1) only the outside hosts learned, for a minute; own addresses, care-of addresses and SGW prefixes punt, even if learned', async () => {
+    const { engine, map, self, clock, tables: base } = await setUp(impl, 'sgw1');
+    // A care-of address outside every SGW (the SMN outside): only its binding keeps it from the pass.
+    const bindings = new Map([[ipToU32(F6.out), ipToU32(F6.home)]]);
+    const careOfs = {
+      get: (c: number) => bindings.get(c),
+      has: (c: number) => bindings.has(c),
+      entries: () => bindings.entries(),
+    };
+    const tables = new SgwTables(
+      { map, self, careOfs },
+      engine,
+      (base as unknown as { keys: NodeKeys }).keys,
+      { end: () => ({}) as never, nextHop: () => ({}) as never },
+      { inside: INSIDE, outside: [OUTSIDE] },
+      clock,
+      new Tally(),
+    );
+    tables.refresh();
+    expect(outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, F6.chx)).toMatchObject({ reason: Reason.no_policy });
+    for (const dst of [F6.chx, F6.out, F6.sgw1, F6.ch0, F6.ch1]) tables.learnPlainPass(ipToU32(dst));
+    const r = outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, F6.chx, 9);
+    expect(r).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(F6.chx) });
+    expect(r.packet[8]).toBe(8);
+    for (const dst of [F6.out, F6.sgw1, F6.ch0, F6.ch1])
+      expect([dst, outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, dst).reason]).toEqual([dst, Reason.policy_punt]);
+    // Not in the tables the interfaces read.
+    expect(outbound(engine, INSIDE, F6.home, F6.chx).verdict).toBe(Verdict.PUNT);
+    clock.run(60_001);
+    tables.refresh();
+    expect(outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, F6.chx)).toMatchObject({ reason: Reason.no_policy });
   });
 });
 
