@@ -224,12 +224,13 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
   std::vector<uint32_t> flat = u32_array(info[0], "policies");
   std::vector<PolicyEntry> policies;
   std::vector<SelectorPrefix> src;
-  constexpr size_t kFixed = 7;
+  constexpr size_t kFixed = 8;
   for (size_t i = 0; i < flat.size();) {
     const std::string where = "policy " + std::to_string(policies.size()) + ": ";
     if (flat.size() - i < kFixed)
       throw Napi::RangeError::New(
-          env, where + "record truncated (table, network, length, action, sa, wrap count, src count, wraps…, src…)");
+          env,
+          where + "record truncated (table, network, length, action, sa, wrap count, src count, proto, wraps…, src…)");
     PolicyEntry p;
     p.table = flat[i];
     p.network = flat[i + 1];
@@ -245,6 +246,9 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
       throw Napi::RangeError::New(env, where + "src: at most 32 source prefixes");
     p.wraps = uint8_t(flat[i + 5]);
     p.src_count = uint8_t(flat[i + 6]);
+    // proto + 1, 0 = any protocol.
+    if (flat[i + 7] > 256) throw Napi::RangeError::New(env, where + "proto must be an IPv4 protocol number 0..255");
+    p.proto = int16_t(int32_t(flat[i + 7]) - 1);
     i += kFixed;
     const size_t tunnel_words = p.action == PA_TUNNEL ? 2 : 0;
     if (flat.size() - i < size_t(p.wraps) + 2 * size_t(p.src_count) + tunnel_words)

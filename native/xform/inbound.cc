@@ -45,7 +45,7 @@ bool verify_ah(Sa& sa, SaCrypto& c, const Layer& l, const uint8_t* payload, size
 Outcome plain_outbound(const Tables& t, const Sa& sa, Packet& pkt, const Ipv4View& dip) {
   const uint32_t id = sa.cfg.id;
   if (!sa.cfg.plain_on || dip.proto == PROTO_IPIP || !sa.cfg.plain_admits(dip.src)) return punt(R_NEXTHOP_PLAIN, id);
-  const PolicyEntry* policy = t.policy(sa.cfg.plain_table, dip.src, dip.dst);
+  const PolicyEntry* policy = t.policy(sa.cfg.plain_table, dip.src, dip.dst, dip.proto);
   if (policy && policy->action == PA_DROP) return fail(R_POLICY_DROP, id);
   if (!policy || policy->action != PA_PASS || dip.ttl <= 1) return punt(R_NEXTHOP_PLAIN, id);
   decrement_ttl(pkt, dip);
@@ -116,7 +116,7 @@ Outcome miss_outbound(const Tables& t, Sa& sa, Packet& pkt) {
   if (pkt.len < kIpv4MinHeader || pkt.data[0] >> 4 != 4) return punt(R_SELECTOR, id);
   const uint32_t src = load32(pkt.data + 12), dst = load32(pkt.data + 16);
   if (!sa.cfg.selectors.admit_src(src)) return punt(R_SELECTOR, id);
-  const PolicyEntry* policy = t.policy(sa.cfg.selector_miss_table, src, dst);
+  const PolicyEntry* policy = t.policy(sa.cfg.selector_miss_table, src, dst, pkt.data[9]);
   if (policy && policy->action == PA_DROP) return fail(R_POLICY_DROP, id);
   // Only an End-End layer re-encrypts: a protect without one (sa 0, Next-hop layers alone) is the control plane's.
   if (!policy || policy->action != PA_PROTECT || policy->sa == 0 || policy_spent_sa(t, *policy))

@@ -18,7 +18,7 @@ void decrement_ttl(Packet& pkt, const Ipv4View& ip) {
 Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
   Ipv4View ip;
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &ip, FragmentCheck::allow)) return fail(r);
-  const PolicyEntry* policy = t.policy(table, ip.src, ip.dst);
+  const PolicyEntry* policy = t.policy(table, ip.src, ip.dst, ip.proto);
   if (!policy) return fail(R_NO_POLICY);
   switch (policy->action) {
     case PA_BYPASS:

@@ -132,6 +132,11 @@ export interface Policy {
    * (its exit, the care-of address, which is also the next hop), dotted IPv4.
    */
   tunnel?: { src: string; dst: string };
+  /**
+   * The IPv4 protocol number (0..255) the datagram must carry for this policy to match; absent = any protocol. A
+   * datagram of another protocol falls through to the next policy of the prefix, then to shorter prefixes.
+   */
+  proto?: number;
 }
 
 export const MAX_POLICY_SRC_PREFIXES = 32;

@@ -40,7 +40,7 @@ export class RefEngine implements Engine {
     table: this.table,
     isLocal: (address) => this.locals.has(address),
     route: (address) => this.routes.find((r) => (address & r.mask) >>> 0 === r.network),
-    policy: (table, src, dst) => this.policies.find(table, src, dst),
+    policy: (table, src, dst, proto) => this.policies.find(table, src, dst, proto),
     spentSa: (policy) => this.spentSa(policy),
     protect: (policy, slot, offset, length) => this.protect(policy, slot, offset, length),
   };
@@ -138,8 +138,8 @@ export class RefEngine implements Engine {
     const buf = slot.buf;
     const ip = parseIpv4(buf, offset, offset + length, { allowFragments: true });
     if (!ip.ok) return reject(ip.reason, offset, length);
-    const { src, dst, totalLength, ttl } = ip.header;
-    const policy = this.policies.find(table, src, dst);
+    const { src, dst, totalLength, ttl, protocol } = ip.header;
+    const policy = this.policies.find(table, src, dst, protocol);
     if (!policy) return reject('no_policy', offset, length);
     switch (policy.action) {
       case 'bypass':

@@ -26,7 +26,7 @@ export interface InboundContext {
   /** Longest-prefix match, or undefined when no route covers the address. */
   route(address: number): RouteEntry | undefined;
   /** OUTBOUND's lookup in policy table `table` (docs/engine.md §4.2). */
-  policy(table: number, src: number, dst: number): PolicyEntry | undefined;
+  policy(table: number, src: number, dst: number, proto: number): PolicyEntry | undefined;
   /** The first SA of a protect policy's chain that has sealed its maxPackets, else 0. */
   spentSa(policy: PolicyEntry): number;
   /** OUTBOUND `protect` after that check: ENCAP, then each WRAP, with the verdict OUTBOUND reports. */
@@ -172,7 +172,7 @@ function plainOutbound(
 ): Outcome {
   const punted = () => reject('nexthop_plain', offset, length, sa.id);
   if (!sa.plain || d.protocol === IpProto.IPIP || !sa.plain.src.some((p) => prefixContains(p, d.src))) return punted();
-  const policy = ctx.policy(sa.plain.table, d.src, d.dst);
+  const policy = ctx.policy(sa.plain.table, d.src, d.dst, d.protocol);
   if (policy?.action === 'drop') return reject('policy_drop', offset, length, sa.id);
   if (policy?.action !== 'pass' || d.ttl <= 1) return punted();
   decrementTtl(buf, offset, d.ttl);
@@ -190,7 +190,7 @@ function missOutbound(ctx: InboundContext, slot: Slot, sa: SaState, at: number, 
   if (length < IPV4_HEADER_BYTES || buf[at] >> 4 !== 4) return missed();
   const src = readU32(buf, at + 12);
   if (!selectorsAdmitSource(sa.selectors, src)) return missed();
-  const policy = ctx.policy(sa.selectorMissTable!, src, readU32(buf, at + 16));
+  const policy = ctx.policy(sa.selectorMissTable!, src, readU32(buf, at + 16), buf[at + 9]);
   if (policy?.action === 'drop') return reject('policy_drop', at, length, sa.id);
   // Only an End-End layer re-encrypts: a protect without one (sa 0, Next-hop layers alone) is the control plane's.
   if (!policy || policy.action !== 'protect' || policy.sa === 0 || ctx.spentSa(policy) !== 0) return missed();
