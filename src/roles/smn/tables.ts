@@ -10,6 +10,7 @@
 // path decides those exactly as before (src/roles/smn.ts).
 import type { Engine, Policy } from '../../engine/types.js';
 import { u32ToIp } from '../../wire/addr.js';
+import { IpProto } from '../../wire/ipv4.js';
 
 /** A policy in the shape of the shared contract (CONTRACT.md): a table, sources, an action. */
 export type TablePolicy = Policy & {
@@ -48,12 +49,16 @@ export interface SmnTableInput {
 export function compileSmnPolicies(input: SmnTableInput): TablePolicy[] {
   const own = [...new Set([input.careOf, input.homeAddress])];
   const out: TablePolicy[] = [];
+  const home = input.careOf === input.homeAddress;
   for (const table of new Set(input.interfaceTables)) {
+    // At home TCP to the home address is usual IP for the applications (§4.5.1, §4.5.2; the JS path passes every plain
+    // datagram there): handed to the host's stack as it is. No Mobile IP or SKIP signalling is TCP; the rest still
+    // goes through INBOUND to the role.
+    if (home) out.push({ prefix: `${input.homeAddress}/32`, table, proto: IpProto.TCP, action: 'bypass', sa: 0 });
     for (const address of own) out.push({ prefix: `${address}/32`, table, action: 'inbound', sa: 0 });
   }
   const src = own.map((a) => `${a}/32`);
-  if (input.careOf === input.homeAddress)
-    out.push({ prefix: '0.0.0.0/0', table: input.appTable, src, action: 'bypass', sa: 0 });
+  if (home) out.push({ prefix: '0.0.0.0/0', table: input.appTable, src, action: 'bypass', sa: 0 });
   for (const [dst, p] of [...input.protections].sort((a, b) => a[0] - b[0])) {
     const prefix = `${u32ToIp(dst)}/32`;
     if (p.sa === 0 && p.wraps.length === 0) out.push({ prefix, table: input.appTable, src, action: 'bypass', sa: 0 });
