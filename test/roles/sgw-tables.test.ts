@@ -11,6 +11,7 @@ import type { NodeKeys, SaLookup } from '../../src/roles/common/keys.js';
 import { NEXTHOP_PLAIN_TABLE, REENCRYPT_TABLE, SgwTables, subtractPrefixes } from '../../src/roles/sgw/tables.js';
 import type { SgwPlace } from '../../src/policy/sgw.js';
 import { ipToU32, parsePrefix } from '../../src/wire/addr.js';
+import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { NSID_IPV4, NSID_NONE } from '../../src/wire/skip.js';
 import { ADDR, IMPLS, datagram, endSaPair, engineWith, runOne } from '../engine/fixtures.js';
 
@@ -167,6 +168,58 @@ describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
     bindings.clear();
     t.refresh();
     expect(outbound(engine, INSIDE, F6.ha, ADDR.smnCoa)).toMatchObject({ verdict: Verdict.PUNT });
+  });
+});
+
+describe.each(IMPLS)('SgwTables outside tables under plainInbound pass (§3.5) on the %s engine', (impl) => {
+  const arriving = (engine: Engine, protocol: number, dst: string) =>
+    runOne(
+      engine,
+      Op.OUTBOUND,
+      buildIpv4({ src: ipToU32(F6.chx), dst: ipToU32(dst), protocol, ttl: 9 }, new Uint8Array(40)),
+      OUTSIDE,
+    );
+
+  it("TCP from outside to the region passes (TTL - 1) only when the site lets usual IP in and translates nothing; the rest stays the policy's", async () => {
+    const { engine, map, self, clock, tables: base } = await setUp(impl);
+    const make = (plainInbound: 'pass' | 'drop' | undefined, nat: boolean) => {
+      const t = new SgwTables(
+        { map, self, plainInbound },
+        engine,
+        (base as unknown as { keys: NodeKeys }).keys,
+        { end: () => ({}) as never, nextHop: () => ({}) as never },
+        { inside: INSIDE, outside: [OUTSIDE] },
+        clock,
+        new Tally(),
+      );
+      t.natOutside = nat;
+      t.refresh();
+    };
+    make('pass', false);
+    const r = arriving(engine, IpProto.TCP, F6.home);
+    expect(r).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(F6.home) });
+    expect(r.packet[8]).toBe(8);
+    expect(arriving(engine, IpProto.TCP, F6.ch0).verdict).toBe(Verdict.FORWARD);
+    // UDP (discovery answers, registrations), ICMP (failure messages) and SKIP layers (code 4) stay with the policy.
+    for (const protocol of [IpProto.UDP, IpProto.ICMP, IpProto.SKIP, IpProto.ESP, IpProto.IPIP])
+      expect([protocol, arriving(engine, protocol, F6.ch0).reason]).toEqual([protocol, Reason.no_policy]);
+    // Not to another SGW's network, and never in the inside table.
+    expect(arriving(engine, IpProto.TCP, F6.ch1).reason).toBe(Reason.no_policy);
+    expect(runOne(engine, Op.OUTBOUND, datagram(60, { src: F6.chx, dst: F6.ch0 }), INSIDE).verdict).toBe(Verdict.PUNT);
+    // The SGW's own address: INBOUND, as before.
+    expect(arriving(engine, IpProto.TCP, F6.sgw0).reason).toBe(Reason.not_ipsec);
+    for (const [plainInbound, nat] of [
+      ['drop', false],
+      [undefined, false],
+      ['pass', true],
+    ] as const) {
+      make(plainInbound, nat);
+      expect([plainInbound, nat, arriving(engine, IpProto.TCP, F6.home).reason]).toEqual([
+        plainInbound,
+        nat,
+        Reason.no_policy,
+      ]);
+    }
   });
 });
 

@@ -225,6 +225,7 @@ export class SecurityGateway {
         nextHop: (peer: Sgw) => this.nextHopRequest(peer),
       };
       this.tables = new SgwTables(this.place, this.engine, this.keys, requests, ids, this.clock, this.tally);
+      this.tables.natOutside = this.nat !== undefined;
       this.tables.refresh();
       this.scheduleTableRefresh();
       this.removePuntHandler = dataPath.onEnginePunt((punt) => this.onEnginePunt(punt));
@@ -247,6 +248,8 @@ export class SecurityGateway {
     if (changes.plainInbound) this.place.plainInbound = changes.plainInbound;
     if (changes.admitsVisitor) this.place.admitsVisitor = changes.admitsVisitor;
     if (changes.failureRate) this.limiter = failureLimiters(this.clock, changes.failureRate);
+    // plainInbound is in the outside tables.
+    this.tables?.refresh();
   }
 
   /** Care-of address → home address of this SGW's SMNs, as their HA accepted them (live bindings only). */

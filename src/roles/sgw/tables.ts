@@ -11,6 +11,13 @@
 //   an outside host (§3.5)        → pass (routed as usual IP), learned per address, capped and expiring
 //   every other SGW's prefixes    → punt, so a shorter compiled prefix never answers for them
 //
+// Each outside interface's table, when the site lets usual IP in (plainInbound 'pass', §3.5) and translates nothing:
+//
+//   own addresses                 → inbound (as above)
+//   this SGW's region, TCP only   → pass (what the policy's decidePlain passes from outside; no signalling or SKIP
+//                                   layer is TCP, so code 4 for a layer without a Next-hop AH, discovery answers and
+//                                   failure messages stay the policy's)
+//
 // A second table, REENCRYPT_TABLE, read by no interface, decides what an SMN's End-End SA opens that lies outside its
 // selectors (draft §3.3, "SGW0 decrypts and re-encrypts"; the SA's selectorMiss { outbound }, docs/engine.md §4). The
 // engine takes only sources the SA's src selectors bind to the SMN (its home address, the one source the policy's
@@ -45,6 +52,7 @@ import type { Clock } from '../../net/types.js';
 import type { EndPeer, SgwPlace } from '../../policy/sgw.js';
 import { formatPrefix, prefixWithin, toU32, type Sgw } from '../../topology/map.js';
 import { parsePrefix, u32ToIp, type Prefix } from '../../wire/addr.js';
+import { IpProto } from '../../wire/ipv4.js';
 import { NSID_NONE } from '../../wire/skip.js';
 import type { Tally } from '../common/counters.js';
 import type { NodeKeys } from '../common/keys.js';
@@ -127,6 +135,8 @@ export class SgwTables {
   /** Care-of addresses left to the policy until their HA's next reply is seen (a registration in flight). */
   private readonly suspended = new Set<number>();
   private published = '';
+  /** The SGW translates inside addresses (§3.5 NAT): what arrives from outside is the translator's, never compiled. */
+  natOutside = false;
   private readonly mine: string[];
   /**
    * Sources inside that an entry never answers for: SGWs nested behind this one (they are not its hosts, §3.2 step 1;
@@ -327,6 +337,11 @@ export class SgwTables {
     for (const table of [this.ids.inside, ...this.ids.outside]) {
       for (const address of new Set([this.self.inside, this.self.outside]))
         out.push({ table, prefix: `${address}/32`, sa: 0, action: 'inbound' });
+    }
+    if (this.place.plainInbound === 'pass' && !this.natOutside) {
+      const region = map.sgws.filter((s) => map.isWithin(s, this.self)).flatMap((s) => s.prefixes.map(text));
+      for (const table of this.ids.outside)
+        for (const prefix of region) out.push({ table, prefix, proto: IpProto.TCP, sa: 0, action: 'pass' });
     }
     const table = this.ids.inside;
     const compiled = new Set<string>();
