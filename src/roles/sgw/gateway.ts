@@ -547,9 +547,9 @@ export class SecurityGateway {
   }
 
   /**
-   * §3.5: the policy stripped a visiting SMN's Next-hop layer and sends the plain datagram on as usual IP. For an outside
-   * host (no SGW protects it, no care-of address of ours) that holds for every datagram of the SMN's to it, which the
-   * SA's `plain` (SgwTables.plainFor) lets the engine forward alone once the Next-hop table passes `dst`.
+   * §3.5: the policy stripped a visiting SMN's Next-hop layer and sends the plain datagram on as usual IP. For an
+   * outside host (no SGW protects it, no care-of address of ours) that holds for every datagram of the SMN's to it,
+   * which the SA's `plain` (SgwTables.plainFor) lets the engine forward alone once the Next-hop table passes `dst`.
    */
   private compilePlainPass(peer: SkipName, dst: number | undefined): void {
     if (dst === undefined || peer.nsid === NSID_NONE || this.isOwnAddress(dst)) return;

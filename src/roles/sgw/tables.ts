@@ -30,10 +30,10 @@
 //   prefixes
 //   anything else                 → no policy: punted (the policy drops what cannot go on, §3.4, §3.5)
 //
-// A third, NEXTHOP_PLAIN_TABLE, read by no interface either, decides the plain datagrams a visiting SMN's Next-hop layer
-// alone protects (the Next-hop SA's `plain`, docs/engine.md §4; the policy's decideAuthenticatedPlain, draft §3.2 step
-// 2 and §3.5). The engine takes only sources the SA's `plain.src` binds to the SMN (its home address and the care-of
-// address it keyed the layer from, the sources the policy lets it speak for under a Next-hop layer) and never
+// A third, NEXTHOP_PLAIN_TABLE, read by no interface either, decides the plain datagrams a visiting SMN's Next-hop
+// layer alone protects (the Next-hop SA's `plain`, docs/engine.md §4; the policy's decideAuthenticatedPlain, draft
+// §3.2 step 2 and §3.5). The engine takes only sources the SA's `plain.src` binds to the SMN (its home address and the
+// care-of address it keyed the layer from, the sources the policy lets it speak for under a Next-hop layer) and never
 // IP-in-IP, so the table holds decisions by destination:
 //
 //   an outside host (§3.5)        → pass (strip the layer, forward as usual IP), learned per address from the
