@@ -84,6 +84,11 @@ SaConfig config_from(const Napi::Object& o) {
     c.selectors.src_count = prefixes_field(o, "selectorSrc", c.selectors.src);
     c.selectors.dst_count = prefixes_field(o, "selectorDst", c.selectors.dst);
   }
+  c.plain_on = !o.Get("plainSrc").IsUndefined();
+  if (c.plain_on) {
+    c.plain_src_count = prefixes_field(o, "plainSrc", c.plain_src);
+    c.plain_table = u32_field(o, "plainTable", 0);
+  }
   c.selectors.tunnel_src = u32_field(o, "selectorTunnelSrc", 0);
   c.selectors.tunnel_dst = u32_field(o, "selectorTunnelDst", 0);
   return c;
@@ -219,12 +224,13 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
   std::vector<uint32_t> flat = u32_array(info[0], "policies");
   std::vector<PolicyEntry> policies;
   std::vector<SelectorPrefix> src;
-  constexpr size_t kFixed = 7;
+  constexpr size_t kFixed = 8;
   for (size_t i = 0; i < flat.size();) {
     const std::string where = "policy " + std::to_string(policies.size()) + ": ";
     if (flat.size() - i < kFixed)
       throw Napi::RangeError::New(
-          env, where + "record truncated (table, network, length, action, sa, wrap count, src count, wraps…, src…)");
+          env,
+          where + "record truncated (table, network, length, action, sa, wrap count, src count, proto, wraps…, src…)");
     PolicyEntry p;
     p.table = flat[i];
     p.network = flat[i + 1];
@@ -240,6 +246,9 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
       throw Napi::RangeError::New(env, where + "src: at most 32 source prefixes");
     p.wraps = uint8_t(flat[i + 5]);
     p.src_count = uint8_t(flat[i + 6]);
+    // proto + 1, 0 = any protocol.
+    if (flat[i + 7] > 256) throw Napi::RangeError::New(env, where + "proto must be an IPv4 protocol number 0..255");
+    p.proto = int16_t(int32_t(flat[i + 7]) - 1);
     i += kFixed;
     const size_t tunnel_words = p.action == PA_TUNNEL ? 2 : 0;
     if (flat.size() - i < size_t(p.wraps) + 2 * size_t(p.src_count) + tunnel_words)

@@ -60,6 +60,9 @@ const char* SaConfig::validate() const {
   if (selector_miss == SelectorMiss::outbound && !selectors.on)
     return "sa.selectorMiss { outbound } needs sa.selectors (their src side is what the peer may send)";
   if (role == Role::end && !relay) return "sa.relay applies to role 'nexthop' only";
+  if (role == Role::end && plain_on) return "sa.plain applies to role 'nexthop' only";
+  if (plain_on && !prefixes_valid(plain_src, plain_src_count))
+    return "sa.plain.src needs 1..32 prefixes, without host bits";
   if (max_packets != 0 && soft_packets > max_packets) return "sa.softPackets must not exceed sa.maxPackets";
   if (selectors.on &&
       (!prefixes_valid(selectors.src, selectors.src_count) || !prefixes_valid(selectors.dst, selectors.dst_count)))

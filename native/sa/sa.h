@@ -77,6 +77,18 @@ struct SaConfig {
   Selectors selectors;  // in, role end
   SelectorMiss selector_miss = SelectorMiss::drop;  // in, role end: what a datagram outside the selectors gets
   uint32_t selector_miss_table = 0;  // SelectorMiss::outbound: the policy table that decides it
+  // In, role nexthop (docs/engine.md §4 `plain`): a plain datagram the verified layer protected, from a source in
+  // plain_src, is classified by policy table plain_table (pass forwards it as a router, drop drops it); off = punted.
+  bool plain_on = false;
+  uint8_t plain_src_count = 0;
+  SelectorPrefix plain_src[kMaxSelectorPrefixes] = {};
+  uint32_t plain_table = 0;
+  // Whether `addr` lies in one plain_src prefix.
+  bool plain_admits(uint32_t addr) const {
+    for (uint8_t i = 0; i < plain_src_count; i++)
+      if (plain_src[i].contains(addr)) return true;
+    return false;
+  }
 
   // Null when consistent, else a message naming the field and the fix (never key bytes).
   const char* validate() const;

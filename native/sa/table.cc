@@ -46,8 +46,8 @@ bool Tables::route(uint32_t dst, uint32_t* sa) const {
   return via != nullptr;
 }
 
-const PolicyEntry* Tables::policy(uint32_t table, uint32_t src, uint32_t dst) const {
-  return policies->find(table, src, dst);
+const PolicyEntry* Tables::policy(uint32_t table, uint32_t src, uint32_t dst, uint8_t proto) const {
+  return policies->find(table, src, dst, proto);
 }
 
 void PolicyTable::build() {
@@ -92,7 +92,7 @@ void PolicyTable::build() {
   table_index.build(table_ids);
 }
 
-const PolicyEntry* PolicyTable::find(uint32_t table, uint32_t src_addr, uint32_t dst) const {
+const PolicyEntry* PolicyTable::find(uint32_t table, uint32_t src_addr, uint32_t dst, uint8_t proto) const {
   const uint32_t* t = table_index.find(table);
   if (!t) return nullptr;
   for (const Level& level : tables[*t]) {
@@ -100,6 +100,7 @@ const PolicyEntry* PolicyTable::find(uint32_t table, uint32_t src_addr, uint32_t
     if (!span) continue;
     for (uint32_t k = span->first; k < span->first + span->count; k++) {
       const PolicyEntry& p = policies[order[k]];
+      if (p.proto >= 0 && p.proto != proto) continue;
       if (p.src_count == 0) return &p;
       for (uint32_t s = p.src_first; s < p.src_first + p.src_count; s++)
         if (src[s].contains(src_addr)) return &p;
@@ -126,12 +127,14 @@ std::string check_policies(const std::vector<PolicyEntry>& policies, const std::
       return where + "tunnel.dst must be the tunnel's exit address (not 0.0.0.0) for action tunnel";
     if (p.action != PA_TUNNEL && (p.tunnel_src != 0 || p.tunnel_dst != 0))
       return where + "tunnel applies to action tunnel only";
-    if (p.action == PA_PROTECT && p.sa == 0) return where + "sa must be an out SA id (1..2^32-1) for action protect";
+    if (p.action == PA_PROTECT && p.sa == 0 && p.wraps == 0)
+      return where + "sa must be an out SA id (1..2^32-1) for action protect (0 only with wrap: Next-hop layers alone)";
     if (p.action != PA_PROTECT && p.sa != 0) return where + "sa applies to action protect only (use 0)";
     if (p.action != PA_PROTECT && p.wraps != 0) return where + "wrap applies to action protect only";
     if (p.wraps > kMaxPolicyWraps) return where + "wrap: at most 7 wrap SAs";
     for (int w = 0; w < p.wraps; w++)
       if (p.wrap[w] == 0) return where + "wrap[" + std::to_string(w) + "] must be an SA id (1..2^32-1)";
+    if (p.proto < -1 || p.proto > 255) return where + "proto must be an IPv4 protocol number 0..255";
     if (p.src_count > kMaxPolicySrc) return where + "src: at most 32 source prefixes";
     if (size_t(p.src_first) + p.src_count > src.size()) return where + "src: prefixes missing";
     // The (table, prefix, src set) key; no src and a set holding 0.0.0.0/0 are the same set.
@@ -147,7 +150,8 @@ std::string check_policies(const std::vector<PolicyEntry>& policies, const std::
     if (any) set.assign(1, 0);
     std::sort(set.begin(), set.end());
     set.erase(std::unique(set.begin(), set.end()), set.end());
-    std::string key = std::to_string(p.table) + "|" + std::to_string(p.network) + "/" + std::to_string(p.length) + "|";
+    std::string key = std::to_string(p.table) + "|" + std::to_string(p.network) + "/" + std::to_string(p.length) + "|" +
+                      std::to_string(p.proto) + "|";
     for (uint64_t k : set) key += std::to_string(k) + ",";
     auto [at, fresh] = seen.emplace(std::move(key), i);
     if (!fresh)

@@ -37,6 +37,7 @@ struct PolicyEntry {
   uint8_t src_count = 0;  // 0 = any source
   uint32_t tunnel_src = 0;  // tunnel: the outer source (the home agent)
   uint32_t tunnel_dst = 0;  // tunnel: the outer destination, the tunnel exit (the care-of address), the next hop
+  int16_t proto = -1;  // the IPv4 protocol the datagram must carry (0..255); -1 = any
 };
 
 // Longest-prefix match over (network, length) → value, one flat hash level per prefix length in use.
@@ -83,7 +84,7 @@ struct PolicyTable {
 
   // Builds the index over policies/src (already checked by check_policies).
   void build();
-  const PolicyEntry* find(uint32_t table, uint32_t src_addr, uint32_t dst) const;
+  const PolicyEntry* find(uint32_t table, uint32_t src_addr, uint32_t dst, uint8_t proto) const;
 };
 
 // Empty when the policies (with their src prefixes) form valid tables, else which policy and field is wrong:
@@ -106,7 +107,7 @@ struct Tables {
   // Longest-prefix match; false when no route covers dst.
   bool route(uint32_t dst, uint32_t* sa) const;
   // The policy of `table` that decides a datagram src → dst (docs/engine.md §4.2); null when none does.
-  const PolicyEntry* policy(uint32_t table, uint32_t src, uint32_t dst) const;
+  const PolicyEntry* policy(uint32_t table, uint32_t src, uint32_t dst, uint8_t proto) const;
   bool is_local(uint32_t addr) const;
 };
 

@@ -38,6 +38,20 @@ bool verify_ah(Sa& sa, SaCrypto& c, const Layer& l, const uint8_t* payload, size
   return ah_tag(sa, c, in, tag) && CRYPTO_memcmp(tag, l.first + ah_tag_offset(sa.cfg.ah_alg), kIcvBytes) == 0;
 }
 
+// A plain datagram (not SKIP/AH/ESP) a verified Next-hop layer of `sa` protected (pkt, header dip): with `plain`, one
+// from a source the SA speaks for that is not IP-in-IP is classified by the SA's policy table — pass forwards it as a
+// router does (TTL − 1), drop drops it —; everything else (no policy, any other action, TTL ≤ 1, another source, a
+// tunnel, no `plain`) is punted nexthop_plain for the role's policy, as it always was.
+Outcome plain_outbound(const Tables& t, const Sa& sa, Packet& pkt, const Ipv4View& dip) {
+  const uint32_t id = sa.cfg.id;
+  if (!sa.cfg.plain_on || dip.proto == PROTO_IPIP || !sa.cfg.plain_admits(dip.src)) return punt(R_NEXTHOP_PLAIN, id);
+  const PolicyEntry* policy = t.policy(sa.cfg.plain_table, dip.src, dip.dst, dip.proto);
+  if (policy && policy->action == PA_DROP) return fail(R_POLICY_DROP, id);
+  if (!policy || policy->action != PA_PASS || dip.ttl <= 1) return punt(R_NEXTHOP_PLAIN, id);
+  decrement_ttl(pkt, dip);
+  return forward(id, dip.dst);
+}
+
 // Role nexthop: verify and strip the layer, then continue (local), relay, forward or punt.
 // Returns true with `out` set when the packet is decided; false to continue the loop with the datagram.
 bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_t* authed, Outcome* out) {
@@ -66,7 +80,7 @@ bool nexthop_layer(const Tables& t, Sa& sa, const Layer& l, Packet& pkt, uint32_
   // Only a further layer goes on in the engine: a datagram a Next-hop layer alone protects is judged by the
   // role's policy (draft §3.2 step 2), never delivered, peeled or relayed here.
   if (dip.proto != PROTO_SKIP && dip.proto != PROTO_AH && dip.proto != PROTO_ESP)
-    return *out = fail(R_NEXTHOP_PLAIN, id), true;
+    return *out = plain_outbound(t, sa, pkt, dip), true;
   if (t.is_local(dip.dst)) return false;
   if (!sa.cfg.relay) return *out = fail(R_RELAY_DENIED, id), true;
   uint32_t via;
@@ -102,9 +116,11 @@ Outcome miss_outbound(const Tables& t, Sa& sa, Packet& pkt) {
   if (pkt.len < kIpv4MinHeader || pkt.data[0] >> 4 != 4) return punt(R_SELECTOR, id);
   const uint32_t src = load32(pkt.data + 12), dst = load32(pkt.data + 16);
   if (!sa.cfg.selectors.admit_src(src)) return punt(R_SELECTOR, id);
-  const PolicyEntry* policy = t.policy(sa.cfg.selector_miss_table, src, dst);
+  const PolicyEntry* policy = t.policy(sa.cfg.selector_miss_table, src, dst, pkt.data[9]);
   if (policy && policy->action == PA_DROP) return fail(R_POLICY_DROP, id);
-  if (!policy || policy->action != PA_PROTECT || policy_spent_sa(t, *policy)) return punt(R_SELECTOR, id);
+  // Only an End-End layer re-encrypts: a protect without one (sa 0, Next-hop layers alone) is the control plane's.
+  if (!policy || policy->action != PA_PROTECT || policy->sa == 0 || policy_spent_sa(t, *policy))
+    return punt(R_SELECTOR, id);
   const size_t len = pkt.len;
   const Outcome o = policy_protect(t, pkt, *policy);
   if (o.verdict == V_FORWARD) sa.count(len);

@@ -29,6 +29,9 @@ Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst);
 inline bool ipip_loop(const Ipv4View& inner, uint32_t outer_dst) { return inner.src == outer_dst; }
 Outcome xform_ipip_decap(Packet& pkt);
 Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table);
+// A router's TTL − 1 on the datagram at pkt (the caller checked TTL > 1), RFC 1624 (OUTBOUND pass and tunnel, a
+// Next-hop SA's `plain` pass).
+void decrement_ttl(Packet& pkt, const Ipv4View& ip);
 
 // OUTBOUND `protect` in two steps (docs/engine.md §4.2): the first SA of the policy's chain that has sealed its
 // maxPackets (0: none), and the sealing itself (ENCAP, then each WRAP) with the verdict OUTBOUND reports.

@@ -1,15 +1,15 @@
 // OUTBOUND: classify a datagram by policy table arg0 (longest destination prefix first, then the first policy of
 // that prefix whose source prefixes hold its source) and do what the policy says: protect (ENCAP with the
-// policy's End-End SA, then WRAP with each next-hop SA, innermost first), bypass, pass (as a router: TTL − 1),
-// punt, drop, INBOUND, or tunnel (RFC 2003 IP-in-IP as a home agent forwards into it: TTL − 1, then IPIP_ENCAP)
-// (docs/engine.md §2, §4.2).
+// policy's End-End SA, then WRAP with each next-hop SA, innermost first; sa 0: the WRAPs alone), bypass, pass (as a
+// router: TTL − 1), punt, drop, INBOUND, or tunnel (RFC 2003 IP-in-IP as a home agent forwards into it: TTL − 1, then
+// IPIP_ENCAP) (docs/engine.md §2, §4.2).
 #include "sa/table.h"
 #include "xform/layer.h"
 
 namespace mipsec {
 
-// A router's TTL − 1 (the caller checked TTL > 1), RFC 1624: the word at bytes 8-9 is TTL ‖ protocol.
-static void decrement_ttl(Packet& pkt, const Ipv4View& ip) {
+// The word at bytes 8-9 is TTL ‖ protocol.
+void decrement_ttl(Packet& pkt, const Ipv4View& ip) {
   const uint16_t old_word = load16(pkt.data + 8);
   pkt.data[8] = uint8_t(ip.ttl - 1);
   store16(pkt.data + 10, checksum_update(load16(pkt.data + 10), old_word, uint16_t(old_word - 0x100)));
@@ -18,7 +18,7 @@ static void decrement_ttl(Packet& pkt, const Ipv4View& ip) {
 Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
   Ipv4View ip;
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &ip, FragmentCheck::allow)) return fail(r);
-  const PolicyEntry* policy = t.policy(table, ip.src, ip.dst);
+  const PolicyEntry* policy = t.policy(table, ip.src, ip.dst, ip.proto);
   if (!policy) return fail(R_NO_POLICY);
   switch (policy->action) {
     case PA_BYPASS:
@@ -54,6 +54,7 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
 uint32_t policy_spent_sa(const Tables& t, const PolicyEntry& policy) {
   for (int i = -1; i < policy.wraps; i++) {
     const uint32_t id = i < 0 ? policy.sa : policy.wrap[i];
+    if (id == 0) continue;  // no End-End layer (sa 0: Next-hop layers alone)
     const Sa* sa = find_out_sa(t, id, i < 0 ? Role::end : Role::nexthop);
     if (sa && sa->packet_limit_reached()) return id;
   }
@@ -61,15 +62,19 @@ uint32_t policy_spent_sa(const Tables& t, const PolicyEntry& policy) {
 }
 
 Outcome policy_protect(const Tables& t, Packet& pkt, const PolicyEntry& policy) {
-  Outcome o = xform_encap(t, pkt, policy.sa);
-  uint32_t due = o.reason == R_REKEY_DUE ? policy.sa : 0;  // the first SA of the chain that reached its soft limit
-  for (int i = 0; i < policy.wraps && o.verdict == V_FORWARD; i++) {
+  // sa 0: no End-End layer, the datagram goes under the Next-hop layers alone (the first names the packet).
+  const uint32_t named = policy.sa != 0 ? policy.sa : policy.wrap[0];
+  int i = 0;
+  Outcome o = policy.sa != 0 ? xform_encap(t, pkt, policy.sa) : xform_wrap(t, pkt, policy.wrap[i++]);
+  uint32_t due = o.reason == R_REKEY_DUE ? named : 0;  // the first SA of the chain that reached its soft limit
+  for (; i < policy.wraps && o.verdict == V_FORWARD; i++) {
     o = xform_wrap(t, pkt, policy.wrap[i]);
     if (!due && o.reason == R_REKEY_DUE) due = policy.wrap[i];
   }
   if (o.verdict != V_FORWARD) return o;
-  // The End-End SA names the packet, or the SA whose soft limit it reached; nexthop is the outermost layer's.
-  return due ? rekey_due(due, o.nexthop) : forward(policy.sa, o.nexthop);
+  // The End-End SA (else the first Next-hop SA) names the packet, or the SA whose soft limit it reached; nexthop is
+  // the outermost layer's.
+  return due ? rekey_due(due, o.nexthop) : forward(named, o.nexthop);
 }
 
 }  // namespace mipsec

@@ -54,6 +54,8 @@ export interface InboundRules {
    * it does not seal or drop is punted as under 'punt', so selectorMissPunt is true too).
    */
   selectorMissTable?: number;
+  /** Role nexthop, `plain`: the sources whose plain datagrams policy table `plain.table` classifies. */
+  plain?: { src: Prefix[]; table: number };
 }
 
 /** The addon's code of SaDesc.selectorMiss (native/sa/sa.h SelectorMiss). */
@@ -89,11 +91,25 @@ export function checkInboundRules(desc: SaDesc, where: string): InboundRules {
     refuse(`selectorMiss must be 'drop', 'punt' or { outbound: table }, got ${JSON.stringify(miss)}`);
   }
   return {
+    plain: checkPlain(desc, where, refuse),
     relay: desc.relay ?? true,
     selectors: desc.selectors === undefined ? undefined : checkSelectors(desc.selectors, where),
     selectorMissPunt: miss === 'punt' || selectorMissTable !== undefined,
     selectorMissTable,
   };
+}
+
+function checkPlain(desc: SaDesc, where: string, refuse: (message: string) => never): InboundRules['plain'] {
+  const plain: unknown = desc.plain;
+  if (plain === undefined) return undefined;
+  if (desc.role !== 'nexthop') refuse("plain applies to role 'nexthop' only; remove it");
+  const keys = typeof plain === 'object' && plain !== null ? Object.keys(plain).sort() : [];
+  if (keys.join(',') !== 'outbound,src')
+    refuse(`plain must be { src: ['a.b.c.d/len', …], outbound: table }, got ${JSON.stringify(plain)}`);
+  const { src, outbound } = plain as { src: unknown; outbound: unknown };
+  if (typeof outbound !== 'number' || !Number.isInteger(outbound) || outbound < 0 || outbound > 0xffffffff)
+    refuse(`plain.outbound must be a policy table id 0..4294967295, got ${String(outbound)}`);
+  return { src: side(src, `${where}: plain.src`), table: outbound };
 }
 
 /** Whether `src` lies in one src prefix (always, without selectors). */

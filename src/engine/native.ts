@@ -187,6 +187,8 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
           ? SELECTOR_MISS_CODE.punt
           : SELECTOR_MISS_CODE.drop,
     selectorMissTable: inbound ? (rules.selectorMissTable ?? 0) : 0,
+    plainSrc: inbound && rules.plain ? flattenPrefixes(rules.plain.src) : undefined,
+    plainTable: inbound && rules.plain ? rules.plain.table : 0,
   };
 }
 

@@ -16,6 +16,8 @@ export interface PolicyEntry {
   src: Prefix[];
   /** Action 'tunnel': the outer source and destination (u32); undefined for every other action. */
   tunnel?: { src: number; dst: number };
+  /** The IPv4 protocol the datagram must carry; undefined: any. */
+  proto?: number;
 }
 
 export const MAX_POLICY_WRAPS = MAX_LAYERS - 1;
@@ -90,7 +92,8 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
       sa = u32(p.sa, `${where}: sa`, 'an SA id (0 = bypass)', 0);
       action = sa === 0 ? 'bypass' : 'protect';
     } else if (p.action === 'protect') {
-      sa = u32(p.sa, `${where}: sa`, "an out SA id of role 'end' for action 'protect'", 1);
+      // 0: no End-End layer, the Next-hop layers of `wrap` alone (checked below: at least one).
+      sa = u32(p.sa, `${where}: sa`, "an out SA id of role 'end' for action 'protect' (0: wrap alone)", 0);
       action = 'protect';
     } else {
       if (p.sa !== undefined && p.sa !== 0)
@@ -106,6 +109,11 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
       );
     }
     const wrap = wrapList.map((w: unknown, j: number) => u32(w, `${where}: wrap[${j}]`, 'an SA id', 1));
+    if (action === 'protect' && sa === 0 && wrap.length === 0)
+      throw new RangeError(
+        `${where}: sa must be an out SA id of role 'end' for action 'protect', or 0 with wrap (Next-hop layers ` +
+          'alone); got sa 0 and no wrap',
+      );
     if (action !== 'tunnel' && p.tunnel !== undefined)
       throw new RangeError(`${where}: tunnel applies to action 'tunnel' only (this policy is '${action}'); remove it`);
     const tunnel =
@@ -117,16 +125,29 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
         `${where}: wrap: at most ${MAX_POLICY_WRAPS} wrap SAs (INBOUND peels ${MAX_LAYERS} layers), got ${wrap.length}`,
       );
     const src = srcPrefixes(p.src, where);
+    const proto = p.proto === undefined ? undefined : u32(p.proto, `${where}: proto`, 'an IPv4 protocol number', 0);
+    if (proto !== undefined && proto > 255)
+      throw new RangeError(`${where}: proto must be an IPv4 protocol number (integer 0..255), got ${proto}`);
     const srcSet =
       src.length === 0 || src.some((s) => s.length === 0)
         ? ['0/0']
         : [...new Set(src.map((s) => `${s.network}/${s.length}`))].sort();
-    const key = `${table}|${dst.network}/${dst.length}|${srcSet.join(',')}`;
+    const key = `${table}|${dst.network}/${dst.length}|${srcSet.join(',')}|${proto ?? 'any'}`;
     const earlier = seen.get(key);
     if (earlier !== undefined)
       throw new RangeError(`${where} repeats the table, prefix and src of policy ${earlier}; keep one`);
     seen.set(key, i);
-    return { table, network: dst.network, length: dst.length, action, sa, wrap, src, ...(tunnel ? { tunnel } : {}) };
+    return {
+      table,
+      network: dst.network,
+      length: dst.length,
+      action,
+      sa,
+      wrap,
+      src,
+      ...(tunnel ? { tunnel } : {}),
+      ...(proto !== undefined ? { proto } : {}),
+    };
   });
 }
 
@@ -137,7 +158,9 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
 export function flattenPolicies(entries: readonly PolicyEntry[]): Uint32Array {
   const words: number[] = [];
   for (const e of entries) {
-    words.push(e.table, e.network, e.length, PolicyActionCode[e.action], e.sa, e.wrap.length, e.src.length, ...e.wrap);
+    const proto = e.proto === undefined ? 0 : e.proto + 1;
+    words.push(e.table, e.network, e.length, PolicyActionCode[e.action], e.sa, e.wrap.length, e.src.length, proto);
+    words.push(...e.wrap);
     for (const s of e.src) words.push(s.network, s.length);
     if (e.tunnel) words.push(e.tunnel.src, e.tunnel.dst);
   }
@@ -174,14 +197,20 @@ export class PolicyIndex {
       );
   }
 
-  /** Longest destination prefix first; among equal prefixes the first whose src holds `src`; undefined: none. */
-  find(table: number, src: number, dst: number): PolicyEntry | undefined {
+  /**
+   * Longest destination prefix first; among equal prefixes the first whose src holds `src` and whose proto (if any) is
+   * `proto`; undefined: none.
+   */
+  find(table: number, src: number, dst: number, proto: number): PolicyEntry | undefined {
     const levels = this.tables.get(table);
     if (!levels) return undefined;
     for (const level of levels) {
       const list = level.byNetwork.get((dst & level.mask) >>> 0);
       if (!list) continue;
-      for (const p of list) if (p.src.length === 0 || p.src.some((s) => prefixContains(s, src))) return p;
+      for (const p of list) {
+        if (p.proto !== undefined && p.proto !== proto) continue;
+        if (p.src.length === 0 || p.src.some((s) => prefixContains(s, src))) return p;
+      }
     }
     return undefined;
   }

@@ -92,7 +92,7 @@ export const Desc = {
 // The algorithm vocabulary lives with the wire formats that carry it, the SA descriptor with the keying that
 // fills it (both below the engine in the layers, docs/architecture.md); the engine's contract includes them.
 export { KEY_BYTES, MAX_LAYERS, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
-export type { AhDesc, EspDesc, SaDesc, SelectorMiss, Selectors } from '../keys/sa.js';
+export type { AhDesc, EspDesc, PlainDatagrams, SaDesc, SelectorMiss, Selectors } from '../keys/sa.js';
 import type { SaDesc } from '../keys/sa.js';
 
 export const MAX_SELECTOR_PREFIXES = 32;
@@ -120,7 +120,10 @@ export interface Policy {
   src?: readonly string[];
   /** Default: sa > 0 → 'protect', sa 0 → 'bypass'. */
   action?: PolicyAction;
-  /** Out SA of role end to ENCAP with (protect only; 0 for every other action). */
+  /**
+   * Out SA of role end to ENCAP with (protect only; 0 for every other action). A protect with sa 0 and at least one
+   * `wrap` puts the datagram under the Next-hop layers alone (no End-End layer).
+   */
   sa: number;
   /** Out SAs of role nexthop to WRAP with after ENCAP, innermost first (protect only, at most MAX_LAYERS - 1). */
   wrap?: number | readonly number[];
@@ -129,6 +132,11 @@ export interface Policy {
    * (its exit, the care-of address, which is also the next hop), dotted IPv4.
    */
   tunnel?: { src: string; dst: string };
+  /**
+   * The IPv4 protocol number (0..255) the datagram must carry for this policy to match; absent = any protocol. A
+   * datagram of another protocol falls through to the next policy of the prefix, then to shorter prefixes.
+   */
+  proto?: number;
 }
 
 export const MAX_POLICY_SRC_PREFIXES = 32;

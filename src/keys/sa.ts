@@ -61,6 +61,19 @@ export interface SaDesc {
    * under 'punt' (docs/engine.md §4, §5).
    */
   selectorMiss?: SelectorMiss;
+  /**
+   * In SAs of role nexthop: what a plain datagram the verified layer protected (one that is not SKIP/AH/ESP, else
+   * punted `nexthop_plain`) gets when its source lies in `src` and it is not IP-in-IP: outbound policy table
+   * `outbound` classifies it, `pass` forwards it as a router does (TTL − 1; TTL ≤ 1 is punted), `drop` drops it,
+   * anything else is punted `nexthop_plain` as without it (docs/engine.md §4, §5).
+   */
+  plain?: PlainDatagrams;
+}
+
+/** SaDesc.plain: the sources a Next-hop peer speaks for, and the policy table their plain datagrams go through. */
+export interface PlainDatagrams {
+  src: readonly string[];
+  outbound: number;
 }
 
 /** What an inbound End-End SA does with an opened datagram outside its selectors (SaDesc.selectorMiss). */

@@ -165,6 +165,64 @@ describe('OUTBOUND, native and TS', () => {
     });
   });
 
+  it('protect with sa 0: the wraps alone, equal to WRAP, WRAP, named by the first; the gateways peel them', () => {
+    const policies: Policy[] = [
+      { prefix: '0.0.0.0/0', action: 'protect', sa: 0, wrap: [toSgw2.out.id, toSgw1.out.id] },
+      { prefix: '10.9.0.0/16', action: 'protect', sa: 0, wrap: toSgw1.out.id },
+    ];
+    const inner = datagram(300);
+    const stacked = both((impl) => outboundWithHeadroom(make(impl, OUT_SAS, policies), inner, 512));
+    expect(outcome(stacked)).toEqual({
+      verdict: Verdict.FORWARD,
+      reason: Reason.none,
+      sa: toSgw2.out.id,
+      nexthop: ipToU32(ADDR.sgw1),
+    });
+    const manual = make('native', OUT_SAS, []);
+    const once = runOne(manual, Op.WRAP, inner, toSgw2.out.id);
+    const twice = runOne(manual, Op.WRAP, once.packet, toSgw1.out.id);
+    expect(hex(stacked.packet)).toBe(hex(twice.packet));
+    for (const impl of IMPLS) {
+      const sgw1 = make(impl, [toSgw1.in], [], { local: [ADDR.sgw1], routes: [{ prefix: '0.0.0.0/0', sa: 0 }] });
+      const atSgw1 = runOne(sgw1, Op.INBOUND, stacked.packet);
+      expect(outcome(atSgw1)).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(ADDR.sgw2) });
+      // Under the last Next-hop layer a plain datagram: the engine never delivers it on its own.
+      const sgw2 = make(impl, [toSgw2.in], [], { local: [ADDR.sgw2] });
+      const atSgw2 = runOne(sgw2, Op.INBOUND, atSgw1.packet);
+      expect(outcome(atSgw2)).toEqual({
+        verdict: Verdict.PUNT,
+        reason: Reason.nexthop_plain,
+        sa: toSgw2.in.id,
+        nexthop: 0,
+      });
+      expect(hex(atSgw2.packet)).toBe(hex(inner));
+    }
+    const single = both((impl) =>
+      runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, datagram(300, { dst: '10.9.1.1' })),
+    );
+    expect(outcome(single)).toEqual({
+      verdict: Verdict.FORWARD,
+      reason: Reason.none,
+      sa: toSgw1.out.id,
+      nexthop: ipToU32(ADDR.sgw1),
+    });
+    // The chain's maxPackets is the wraps': a spent one punts `rekey` before anything is sealed, naming it.
+    const spent = both((impl) => {
+      const e = make(impl, [end.out, { ...toSgw1.out, maxPackets: 1 }], policies);
+      runOne(e, Op.OUTBOUND, datagram(300, { dst: '10.9.1.1' }));
+      return runOne(e, Op.OUTBOUND, datagram(300, { dst: '10.9.1.1' }));
+    });
+    expect(outcome(spent)).toEqual({ verdict: Verdict.PUNT, reason: Reason.rekey, sa: toSgw1.out.id, nexthop: 0 });
+    expect(hex(spent.packet)).toBe(hex(datagram(300, { dst: '10.9.1.1' })));
+    // A wrap SA that is missing or of role end fails in its WRAP, as with an End-End SA in front.
+    for (const wrap of [77, end.out.id]) {
+      const failed = both((impl) =>
+        runOne(make(impl, OUT_SAS, [{ prefix: '0.0.0.0/0', action: 'protect', sa: 0, wrap }]), Op.OUTBOUND, inner),
+      );
+      expect([failed.verdict, failed.reason]).toEqual([Verdict.DROP, Reason.no_sa]);
+    }
+  });
+
   it('bypass (sa 0) forwards the datagram as it is, trailing bytes cut; no match punts no_policy unchanged', () => {
     const policies: Policy[] = [
       { prefix: '10.0.0.20/32', sa: 0 },
@@ -236,6 +294,10 @@ describe('OUTBOUND, native and TS', () => {
         /policy 0 \(10\.0\.0\.0\/8\): wrap applies to action 'protect' only \(this policy is 'bypass', sa 0\)/,
       ],
       [[{ prefix: '10.0.0.0/8', sa: 1, wrap: [3, 0] }], /wrap\[1\] must be an SA id/],
+      [
+        [{ prefix: '10.0.0.0/8', action: 'protect', sa: 0, wrap: [] }],
+        /policy 0 .*: sa must be an out SA id of role 'end' for action 'protect', or 0 with wrap/,
+      ],
       [[{ prefix: '10.0.0.0/8', sa: 1, wrap: [3, 3, 3, 3, 3, 3, 3, 3] }], /at most 7 wrap SAs/],
       [
         [

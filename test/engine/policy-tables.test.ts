@@ -354,32 +354,68 @@ describe('OUTBOUND policy tables, native and TS', () => {
   it('the addon checks its own records too: every error names the policy index and field', () => {
     const e = make('native', SAS, []) as NativeEngine;
     const addon = e.addonEngine as { setPolicies(flat: Uint32Array): void };
-    // (table, network, length, action, sa, wrap count, src count, wraps…, src pairs…)
-    const ok = [0, ip('10.0.0.0'), 8, 2, 0, 0, 0];
+    // (table, network, length, action, sa, wrap count, src count, proto + 1 (0 = any), wraps…, src pairs…)
+    const ok = [0, ip('10.0.0.0'), 8, 2, 0, 0, 0, 0];
     const cases: [number[], RegExp][] = [
-      [[...ok, 0, 0, 33, 2, 0, 0, 0], /policy 1: prefix length must be 0\.\.32/],
-      [[...ok, 0, 0, 0, 9, 0, 0, 0], /policy 1: action must be 1\.\.7/],
-      [[...ok, 0, 0, 0, 4, 5, 0, 0], /policy 1: sa applies to action protect only/],
-      [[...ok, 0, 0, 0, 1, 0, 0, 0], /policy 1: sa must be an out SA id/],
-      [[...ok, 0, 0, 0, 3, 0, 1, 0, 5], /policy 1: wrap applies to action protect only/],
-      [[...ok, 0, 0, 0, 1, 1, 8, 0], /policy 1: wrap: at most 7 wrap SAs/],
-      [[...ok, 0, 0, 0, 2, 0, 0, 33], /policy 1: src: at most 32 source prefixes/],
+      [[...ok, 0, 0, 33, 2, 0, 0, 0, 0], /policy 1: prefix length must be 0\.\.32/],
+      [[...ok, 0, 0, 0, 9, 0, 0, 0, 0], /policy 1: action must be 1\.\.7/],
+      [[...ok, 0, 0, 0, 4, 5, 0, 0, 0], /policy 1: sa applies to action protect only/],
+      [[...ok, 0, 0, 0, 1, 0, 0, 0, 0], /policy 1: sa must be an out SA id/],
+      [[...ok, 0, 0, 0, 3, 0, 1, 0, 0, 5], /policy 1: wrap applies to action protect only/],
+      [[...ok, 0, 0, 0, 1, 1, 8, 0, 0], /policy 1: wrap: at most 7 wrap SAs/],
+      [[...ok, 0, 0, 0, 2, 0, 0, 33, 0], /policy 1: src: at most 32 source prefixes/],
+      [[...ok, 0, 0, 0, 2, 0, 0, 0, 257], /policy 1: proto must be an IPv4 protocol number 0\.\.255/],
       [
-        [...ok, 0, 0, 0, 2, 0, 0, 1, ip('10.0.0.1'), 8],
+        [...ok, 0, 0, 0, 2, 0, 0, 1, 0, ip('10.0.0.1'), 8],
         /policy 1: src\[0\] must be a\.b\.c\.d\/0\.\.32 without host bits/,
       ],
-      [[...ok, 0, 0, 0, 2, 0, 0, 1, 0, 40], /policy 1: src\[0\] prefix length must be 0\.\.32/],
-      [[...ok, 0, ip('10.0.0.1'), 8, 2, 0, 0, 0], /policy 1: prefix must be a\.b\.c\.d\/0\.\.32 without host bits/],
-      [[...ok, 0, 0, 0, 2, 0, 0, 2, 0], /policy 1: record truncated/],
+      [[...ok, 0, 0, 0, 2, 0, 0, 1, 0, 0, 40], /policy 1: src\[0\] prefix length must be 0\.\.32/],
+      [[...ok, 0, ip('10.0.0.1'), 8, 2, 0, 0, 0, 0], /policy 1: prefix must be a\.b\.c\.d\/0\.\.32 without host bits/],
+      [[...ok, 0, 0, 0, 2, 0, 0, 2, 0, 0], /policy 1: record truncated/],
       [[...ok, 0, 0], /policy 1: record truncated/],
       [[...ok, ...ok], /policy 1: repeats the table, prefix and src of policy 0/],
     ];
     for (const [flat, message] of cases)
       expect(() => addon.setPolicies(Uint32Array.from(flat)), JSON.stringify(flat)).toThrow(message);
-    addon.setPolicies(Uint32Array.from([...ok, 5, ip('10.0.0.0'), 8, 5, 0, 0, 1, ip('10.1.0.0'), 16]));
+    // The same table, prefix and src for another protocol is another policy.
+    addon.setPolicies(Uint32Array.from([...ok, 0, ip('10.0.0.0'), 8, 2, 0, 0, 0, 7]));
+    addon.setPolicies(Uint32Array.from([...ok, 5, ip('10.0.0.0'), 8, 5, 0, 0, 1, 0, ip('10.1.0.0'), 16]));
     expect(runOne(e, Op.OUTBOUND, datagram(40, { src: '10.1.0.1', dst: '10.0.0.1' }), 5).reason).toBe(
       Reason.policy_drop,
     );
+  });
+
+  it('proto: a policy for one IPv4 protocol takes only its datagrams; the others fall through to the next policy of the prefix, then to shorter prefixes', () => {
+    const tcpPass: Policy = { prefix: '10.0.0.100/32', proto: IpProto.TCP, action: 'pass', sa: 0 };
+    const icmpDrop: Policy = { prefix: '10.0.0.100/32', proto: IpProto.ICMP, action: 'drop', sa: 0 };
+    const rest: Policy = { prefix: '10.0.0.100/32', action: 'punt', sa: 0 };
+    const shorter: Policy = { prefix: '10.0.0.0/24', proto: IpProto.UDP, action: 'bypass', sa: 0 };
+    const of = (protocol: number) =>
+      buildIpv4({ src: ip('198.18.9.10'), dst: ip('10.0.0.100'), protocol, ttl: 30 }, new Uint8Array(40).fill(7));
+    const packets = [of(IpProto.TCP), of(IpProto.ICMP), of(IpProto.UDP), of(IpProto.ESP), of(IpProto.IPIP)];
+    const reasons = (rs: RunResult[]) => rs.map((x) => [x.verdict, x.reason]);
+    expect(reasons(both(SAS, [tcpPass, icmpDrop, rest, shorter], packets))).toEqual([
+      [Verdict.FORWARD, Reason.none],
+      [Verdict.DROP, Reason.policy_drop],
+      [Verdict.PUNT, Reason.policy_punt],
+      [Verdict.PUNT, Reason.policy_punt],
+      [Verdict.PUNT, Reason.policy_punt],
+    ]);
+    // Without the catch-all the /32 holds nothing for UDP, ESP and IP-in-IP: the /24 (UDP only) decides, else no policy.
+    expect(reasons(both(SAS, [tcpPass, icmpDrop, shorter], packets))).toEqual([
+      [Verdict.FORWARD, Reason.none],
+      [Verdict.DROP, Reason.policy_drop],
+      [Verdict.FORWARD, Reason.none],
+      [Verdict.PUNT, Reason.no_policy],
+      [Verdict.PUNT, Reason.no_policy],
+    ]);
+    // The same prefix and src for two protocols (and for any) are three policies; a repeat of one is refused.
+    for (const impl of IMPLS) {
+      const e = make(impl, SAS, []);
+      expect(() => e.setPolicies([tcpPass, { ...tcpPass, action: 'drop' }])).toThrow(/repeats the table, prefix/);
+      for (const bad of [256, -1, 1.5])
+        expect(() => e.setPolicies([{ ...tcpPass, proto: bad }])).toThrow(/proto must be an IPv4 protocol number/);
+    }
   });
 
   it('thousands of /32 policies in two tables install and each is found (with a /24 behind them)', () => {

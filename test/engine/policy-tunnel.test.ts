@@ -166,20 +166,20 @@ describe("OUTBOUND action 'tunnel' (RFC 2003), native and TS", () => {
   it("the addon checks a tunnel record too: addresses present and not 0.0.0.0, and only on action 'tunnel'", () => {
     const e = make('native', []) as NativeEngine;
     const addon = e.addonEngine as { setPolicies(flat: Uint32Array): void };
-    // (table, network, length, action, sa, wrap count, src count, wraps…, src pairs…, [tunnel src, tunnel dst])
-    const head = [0, ip(HOME), 32, 7, 0, 0, 0];
+    // (table, network, length, action, sa, wrap count, src count, proto + 1, wraps…, src pairs…, [tunnel src, dst])
+    const head = [0, ip(HOME), 32, 7, 0, 0, 0, 0];
     const cases: [number[], RegExp][] = [
       [[...head], /policy 0: record truncated \(wrap SA ids, src prefixes or tunnel addresses missing\)/],
       [[...head, ip(HA)], /policy 0: record truncated/],
       [[...head, 0, ip(COA)], /policy 0: tunnel\.src must be the tunnel's outer source address/],
       [[...head, ip(HA), 0], /policy 0: tunnel\.dst must be the tunnel's exit address/],
-      [[0, ip(HOME), 32, 8, 0, 0, 0, ip(HA), ip(COA)], /policy 0: action must be 1\.\.7/],
-      [[0, ip(HOME), 32, 7, 3, 0, 0, ip(HA), ip(COA)], /policy 0: sa applies to action protect only/],
+      [[0, ip(HOME), 32, 8, 0, 0, 0, 0, ip(HA), ip(COA)], /policy 0: action must be 1\.\.7/],
+      [[0, ip(HOME), 32, 7, 3, 0, 0, 0, ip(HA), ip(COA)], /policy 0: sa applies to action protect only/],
     ];
     for (const [flat, message] of cases)
       expect(() => addon.setPolicies(Uint32Array.from(flat)), JSON.stringify(flat)).toThrow(message);
     // A pass record after a tunnel one: the two address words belong to the tunnel record only.
-    addon.setPolicies(Uint32Array.from([...head, ip(HA), ip(COA), 0, ip('10.0.0.0'), 8, 3, 0, 0, 0]));
+    addon.setPolicies(Uint32Array.from([...head, ip(HA), ip(COA), 0, ip('10.0.0.0'), 8, 3, 0, 0, 0, 0]));
     expect(runOne(e, Op.OUTBOUND, datagram(60, { src: ADDR.ch0, dst: HOME })).nexthop).toBe(ip(COA));
     expect(runOne(e, Op.OUTBOUND, datagram(60, { src: ADDR.ch0, dst: '10.0.0.7', ttl: 9 })).packet[8]).toBe(8);
   });

@@ -46,6 +46,8 @@ function setup(mode: 'skip' | 'spi', extra: { maxPackets?: number; softPackets?:
     { table: TABLE, prefix: '10.3.0.0/16', sa: 0, action: 'drop' },
     { table: TABLE, prefix: '8.8.8.0/24', sa: 0, action: 'pass' },
     { table: TABLE, prefix: '9.9.9.0/24', sa: 0, action: 'bypass' },
+    // Next-hop layers alone (an SMN's §3.5 table entry): never what a re-encryption seals the SMN's datagram in.
+    { table: TABLE, prefix: '10.5.0.0/16', sa: 0, action: 'protect', wrap: [hop.out.id] },
     { table: TABLE, prefix: `${SGW0}/32`, sa: 0, action: 'inbound' },
     // Another table names 10.4/16: only the SA's own table decides.
     { table: TABLE + 1, prefix: '10.4.0.0/16', sa: end.out.id, wrap: [hop.out.id] },
@@ -104,6 +106,7 @@ describe('selectorMiss { outbound }, native and TS', () => {
       ['policy pass: never in clear', '8.8.8.8', Verdict.PUNT, Reason.selector],
       ['policy bypass: never in clear', '9.9.9.9', Verdict.PUNT, Reason.selector],
       ['policy inbound: no second INBOUND', SGW0, Verdict.PUNT, Reason.selector],
+      ['protect without an End-End SA: never under a Next-hop layer alone', '10.5.0.9', Verdict.PUNT, Reason.selector],
       ['no policy', '172.16.0.1', Verdict.PUNT, Reason.selector],
       ['only another table covers it', '10.4.0.1', Verdict.PUNT, Reason.selector],
     ];

@@ -8,9 +8,10 @@ import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
 import { VirtualClock } from '../../src/net/clock.js';
 import { Tally } from '../../src/roles/common/counters.js';
 import type { NodeKeys, SaLookup } from '../../src/roles/common/keys.js';
-import { REENCRYPT_TABLE, SgwTables, subtractPrefixes } from '../../src/roles/sgw/tables.js';
+import { NEXTHOP_PLAIN_TABLE, REENCRYPT_TABLE, SgwTables, subtractPrefixes } from '../../src/roles/sgw/tables.js';
 import type { SgwPlace } from '../../src/policy/sgw.js';
 import { ipToU32, parsePrefix } from '../../src/wire/addr.js';
+import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { NSID_IPV4, NSID_NONE } from '../../src/wire/skip.js';
 import { ADDR, IMPLS, datagram, endSaPair, engineWith, runOne } from '../engine/fixtures.js';
 
@@ -47,9 +48,9 @@ class FakeKeys {
   }
 }
 
-async function setUp(impl: (typeof IMPLS)[number]) {
+async function setUp(impl: (typeof IMPLS)[number], name = 'sgw0') {
   const map = await figure6Map();
-  const self = map.sgw('sgw0')!;
+  const self = map.sgw(name)!;
   const clock = new VirtualClock(0);
   const first = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 11, src: F6.sgw0, dst: F6.sgw1 }).out;
   const second = endSaPair({ suite: 'aes128gcm', mode: 'spi', id: 12, src: F6.sgw0, dst: F6.sgw1 }).out;
@@ -170,6 +171,58 @@ describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
   });
 });
 
+describe.each(IMPLS)('SgwTables outside tables under plainInbound pass (§3.5) on the %s engine', (impl) => {
+  const arriving = (engine: Engine, protocol: number, dst: string) =>
+    runOne(
+      engine,
+      Op.OUTBOUND,
+      buildIpv4({ src: ipToU32(F6.chx), dst: ipToU32(dst), protocol, ttl: 9 }, new Uint8Array(40)),
+      OUTSIDE,
+    );
+
+  it("TCP from outside to the region passes (TTL - 1) only when the site lets usual IP in and translates nothing; the rest stays the policy's", async () => {
+    const { engine, map, self, clock, tables: base } = await setUp(impl);
+    const make = (plainInbound: 'pass' | 'drop' | undefined, nat: boolean) => {
+      const t = new SgwTables(
+        { map, self, plainInbound },
+        engine,
+        (base as unknown as { keys: NodeKeys }).keys,
+        { end: () => ({}) as never, nextHop: () => ({}) as never },
+        { inside: INSIDE, outside: [OUTSIDE] },
+        clock,
+        new Tally(),
+      );
+      t.natOutside = nat;
+      t.refresh();
+    };
+    make('pass', false);
+    const r = arriving(engine, IpProto.TCP, F6.home);
+    expect(r).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(F6.home) });
+    expect(r.packet[8]).toBe(8);
+    expect(arriving(engine, IpProto.TCP, F6.ch0).verdict).toBe(Verdict.FORWARD);
+    // UDP (discovery answers, registrations), ICMP (failure messages) and SKIP layers (code 4) stay with the policy.
+    for (const protocol of [IpProto.UDP, IpProto.ICMP, IpProto.SKIP, IpProto.ESP, IpProto.IPIP])
+      expect([protocol, arriving(engine, protocol, F6.ch0).reason]).toEqual([protocol, Reason.no_policy]);
+    // Not to another SGW's network, and never in the inside table.
+    expect(arriving(engine, IpProto.TCP, F6.ch1).reason).toBe(Reason.no_policy);
+    expect(runOne(engine, Op.OUTBOUND, datagram(60, { src: F6.chx, dst: F6.ch0 }), INSIDE).verdict).toBe(Verdict.PUNT);
+    // The SGW's own address: INBOUND, as before.
+    expect(arriving(engine, IpProto.TCP, F6.sgw0).reason).toBe(Reason.not_ipsec);
+    for (const [plainInbound, nat] of [
+      ['drop', false],
+      [undefined, false],
+      ['pass', true],
+    ] as const) {
+      make(plainInbound, nat);
+      expect([plainInbound, nat, arriving(engine, IpProto.TCP, F6.home).reason]).toEqual([
+        plainInbound,
+        nat,
+        Reason.no_policy,
+      ]);
+    }
+  });
+});
+
 describe.each(IMPLS)('SgwTables re-encryption table (§3.3) on the %s engine', (impl) => {
   it('seals toward a compiled SGW only; own addresses, care-of addresses and other SGW prefixes punt; the rest has no policy', async () => {
     const { engine, map, self, clock } = await setUp(impl);
@@ -213,6 +266,55 @@ describe.each(IMPLS)('SgwTables re-encryption table (§3.3) on the %s engine', (
     tables.refresh();
     expect(tables.size().protected).toBe(0);
     expect(outbound(engine, REENCRYPT_TABLE, F6.home, F6.ch0)).toMatchObject({ verdict: Verdict.PUNT });
+  });
+});
+
+describe.each(IMPLS)('SgwTables Next-hop plain table (§3.5) on the %s engine', (impl) => {
+  it("a visiting SMN's Next-hop SA sends its home and care-of addresses' plain datagrams through the table; an SGW's, an own SMN's and a stranger's do not", async () => {
+    const visited = await setUp(impl, 'sgw1');
+    expect(visited.tables.plainFor({ nsid: NSID_IPV4, address: ipToU32(F6.home) }, F6.coa1)).toEqual({
+      src: [`${F6.home}/32`, `${F6.coa1}/32`],
+      outbound: NEXTHOP_PLAIN_TABLE,
+    });
+    expect(visited.tables.plainFor({ nsid: NSID_NONE, address: ipToU32(F6.sgw0) }, F6.sgw0)).toBeUndefined();
+    // No HA serves it: the policy drops what its layer carries (unknown identity).
+    expect(visited.tables.plainFor({ nsid: NSID_IPV4, address: ipToU32('192.0.2.9') }, F6.coa1)).toBeUndefined();
+    // At its home SGW the policy answers an SMN's plain datagram under its Next-hop layer with code 5 (§3.2 step 2).
+    const home = await setUp(impl, 'sgw0');
+    expect(home.tables.plainFor({ nsid: NSID_IPV4, address: ipToU32(F6.home) }, F6.coa1)).toBeUndefined();
+  });
+
+  it('passes (TTL - 1) only the outside hosts learned, for a minute; own addresses, care-of addresses and SGW prefixes punt, even if learned', async () => {
+    const { engine, map, self, clock, tables: base } = await setUp(impl, 'sgw1');
+    // A care-of address outside every SGW (the SMN outside): only its binding keeps it from the pass.
+    const bindings = new Map([[ipToU32(F6.out), ipToU32(F6.home)]]);
+    const careOfs = {
+      get: (c: number) => bindings.get(c),
+      has: (c: number) => bindings.has(c),
+      entries: () => bindings.entries(),
+    };
+    const tables = new SgwTables(
+      { map, self, careOfs },
+      engine,
+      (base as unknown as { keys: NodeKeys }).keys,
+      { end: () => ({}) as never, nextHop: () => ({}) as never },
+      { inside: INSIDE, outside: [OUTSIDE] },
+      clock,
+      new Tally(),
+    );
+    tables.refresh();
+    expect(outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, F6.chx)).toMatchObject({ reason: Reason.no_policy });
+    for (const dst of [F6.chx, F6.out, F6.sgw1, F6.ch0, F6.ch1]) tables.learnPlainPass(ipToU32(dst));
+    const r = outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, F6.chx, 9);
+    expect(r).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(F6.chx) });
+    expect(r.packet[8]).toBe(8);
+    for (const dst of [F6.out, F6.sgw1, F6.ch0, F6.ch1])
+      expect([dst, outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, dst).reason]).toEqual([dst, Reason.policy_punt]);
+    // Not in the tables the interfaces read.
+    expect(outbound(engine, INSIDE, F6.home, F6.chx).verdict).toBe(Verdict.PUNT);
+    clock.run(60_001);
+    tables.refresh();
+    expect(outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, F6.chx)).toMatchObject({ reason: Reason.no_policy });
   });
 });
 

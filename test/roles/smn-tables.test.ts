@@ -3,7 +3,7 @@
 // failures. The Figure 6 world (memory network) with a host data path on the SMN's host: the engine's output for
 // the compiled table must reach the correspondent as the JS path's does. Both engines.
 import { afterEach, describe, expect, it } from 'vitest';
-import { Batch, Op, Verdict, type Engine } from '../../src/engine/index.js';
+import { Batch, Op, Reason, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
 import { SKIP_COUNTER_SECONDS } from '../../src/keys/derive.js';
 import { figure6World } from '../../src/lab/figure6-world.js';
 import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
@@ -15,6 +15,7 @@ import { APPLICATION_PORT, TABLE_REFRESH_MS } from '../../src/roles/smn/mobile-n
 import { compileSmnPolicies } from '../../src/roles/smn/tables.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { buildSecurityFailurePacket, Icmp40Code } from '../../src/wire/icmp40.js';
+import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { decodeSkipHeader as decodeSkip, IPPROTO_SKIP } from '../../src/wire/skip.js';
 
 process.env.MIPSEC_NATIVE = '1';
@@ -57,6 +58,7 @@ describe('compileSmnPolicies', () => {
       protections: new Map(),
     });
     expect(policies).toEqual([
+      { prefix: `${F6.home}/32`, table: IFACE_TABLE, proto: 6, action: 'bypass', sa: 0 },
       { prefix: `${F6.home}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
       { prefix: '0.0.0.0/0', table: APP_TABLE, src: [`${F6.home}/32`], action: 'bypass', sa: 0 },
     ]);
@@ -80,8 +82,12 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
   let world: World | undefined;
   afterEach(() => world?.close());
 
-  async function visiting(place = 'sgw1', smn?: WorldOptions['smn']): Promise<{ w: World; engine: Engine }> {
-    const w = await figure6World({ engine: impl, smn });
+  async function visiting(
+    place = 'sgw1',
+    smn?: WorldOptions['smn'],
+    more: Omit<WorldOptions, 'map' | 'engine' | 'smn'> = {},
+  ): Promise<{ w: World; engine: Engine }> {
+    const w = await figure6World({ engine: impl, smn, ...more });
     world = w;
     const dataPath: HostDataPath = {
       tableOf: (port) => (port === APPLICATION_PORT ? APP_TABLE : IFACE_TABLE),
@@ -103,6 +109,14 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     return echoes.seqs.includes(seq);
   }
 
+  function echoedFrom(w: World, dst: string, seq: number): boolean {
+    const echoes = collectEchoes(w.smnHost);
+    w.smn.send(probe(F6.home, dst, seq));
+    w.network.runFor(SETTLE_MS);
+    echoes.stop();
+    return echoes.seqs.includes(seq);
+  }
+
   /** What the engine makes of an application's datagram by the compiled tables alone (no JS decision). */
   function sealByTable(engine: Engine, datagram: Uint8Array): { verdict: number; packet: Uint8Array } {
     const batch = new Batch({ capacity: 1, slotSize: 4096, headroom: 512 });
@@ -110,6 +124,15 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     engine.process(batch);
     const r = batch.result(0);
     return { verdict: r.verdict, packet: r.packet.slice() };
+  }
+
+  /** What the engine makes of a datagram arriving at the SMN's interface by the compiled tables alone. */
+  function arrive(engine: Engine, datagram: Uint8Array): { verdict: number; reason: number; packet: Uint8Array } {
+    const batch = new Batch({ capacity: 1, slotSize: 4096, headroom: 512 });
+    batch.push(Op.OUTBOUND, datagram, IFACE_TABLE);
+    engine.process(batch);
+    const r = batch.result(0);
+    return { verdict: r.verdict, reason: r.reason, packet: r.packet.slice() };
   }
 
   function protectOf(w: World, dst: string) {
@@ -178,6 +201,21 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     expect(out.packet).toEqual(datagram);
     // Not what a CH sends from elsewhere: only the home address's own datagrams are covered.
     expect(sealByTable(engine, probe(F6.ch0, F6.ch1, 8)).verdict).toBe(Verdict.PUNT);
+    // What arrives at the interface: TCP to the home address goes to the host's stack as it is; the registration
+    // reply (UDP 434), ICMP 40 and the rest go through INBOUND to the role (not_ipsec).
+    const tcp = buildIpv4(
+      { src: ipToU32(F6.ch1), dst: ipToU32(F6.home), protocol: IpProto.TCP, ttl: 60 },
+      new Uint8Array(40),
+    );
+    expect(arrive(engine, tcp)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, packet: tcp });
+    const reply = buildIpv4({ src: ipToU32(F6.ha), dst: ipToU32(F6.home), protocol: IpProto.UDP, ttl: 60 }, udp434());
+    const failure = buildSecurityFailurePacket(ipToU32(F6.sgw0), ipToU32(F6.home), Icmp40Code.needAuthentication, tcp);
+    for (const p of [reply, failure, probe(F6.ch1, F6.home, 9)])
+      expect(arrive(engine, p)).toEqual({ verdict: Verdict.PUNT, reason: Reason.not_ipsec, packet: p });
+    // Away, nothing plain is taken at the interface: TCP to the home address goes through INBOUND too.
+    w.place('sgw1');
+    w.network.runFor(SETTLE_MS);
+    expect(arrive(engine, tcp).verdict).toBe(Verdict.PUNT);
   });
 
   it('§3.5 direct from outside: once the first datagram went plain, the table bypasses the next ones; visiting a site (an SGW on the way) it does not', async () => {
@@ -199,6 +237,46 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     w.smn.send(probe(F6.coa1, F6.chx, 3));
     w.network.runFor(SETTLE_MS);
     expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toBeUndefined();
+  });
+
+  it('§3.5 Mobile IP without IPsec: once SGW1 asked for its Next-hop layer, the table seals the next datagrams to the outside CH under it alone (sa 0), as the JS path does', async () => {
+    // The CH's reply comes back through the home network (SGW0 lets usual IP in), the HA and SGW0's End-End layer.
+    const { w, engine } = await visiting('sgw1', undefined, { plainInbound: { sgw0: 'pass' } });
+    expect(echoedFrom(w, F6.chx, 1)).toBe(true);
+    const policy = w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`);
+    expect(policy).toMatchObject({ table: APP_TABLE, action: 'protect', sa: 0, wrap: [expect.any(Number)] });
+    const sealed = sealByTable(engine, probe(F6.home, F6.chx, 2));
+    expect(sealed.verdict).toBe(Verdict.FORWARD);
+    // Outer: care-of → SGW1 (the Next-hop layer), SKIP; inside it the datagram as the application sent it.
+    expect([
+      sealed.packet[9],
+      sealed.packet.subarray(12, 16).join('.'),
+      sealed.packet.subarray(16, 20).join('.'),
+    ]).toEqual([IPPROTO_SKIP, F6.coa1, F6.sgw1]);
+    const echoes = collectEchoes(w.smnHost);
+    w.smnHost.send(sealed.packet, { bypassHooks: true });
+    w.network.runFor(SETTLE_MS);
+    echoes.stop();
+    expect(echoes.seqs).toEqual([2]);
+    // The refresh keeps it (the same layers are still what the path table says).
+    w.network.runFor(4 * TABLE_REFRESH_MS);
+    expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toMatchObject({ action: 'protect', sa: 0 });
+  });
+
+  it('§3.2 step 2 toward a VPN-routable CH (an End-End peer may still come of it, code 5) stays with the JS path', async () => {
+    const { w, engine } = await visiting('sgw1', { procedure: 'three-step' });
+    // Every table the SMN publishes while the three steps run: none may seal for CH0 under Next-hop layers alone.
+    const published: Policy[][] = [];
+    const setPolicies = engine.setPolicies.bind(engine);
+    engine.setPolicies = (policies) => {
+      published.push([...policies]);
+      setPolicies(policies);
+    };
+    expect(echoed(w, 1)).toBe(true);
+    expect(w.smn.counters()).toMatchObject({ failure_need_nexthop: expect.any(Number), failure_need_end_end: 1 });
+    expect(published.flat().filter((p) => p.prefix === `${F6.ch0}/32` && p.sa === 0)).toEqual([]);
+    // Code 5 from SGW0 moved it to End-End with SGW0, which the table then seals.
+    expect(protectOf(w, F6.ch0)!.sa).not.toBe(0);
   });
 
   it('hole 5 on the fast path: a failure quoting a packet the engine sealed alone is believed; the same quote with a sequence number not yet used is not', async () => {
@@ -240,4 +318,11 @@ function skipHeaderLength(packet: Uint8Array, at: number): number {
   const h = decodeSkip(packet, at);
   if (!h.ok) throw new Error(`not a SKIP header: ${h.reason}`);
   return h.length;
+}
+
+/** A UDP header 434 → 434 and a few bytes: the shape of a Mobile IP registration reply. */
+function udp434(): Uint8Array {
+  const b = new Uint8Array(32);
+  b.set([0x01, 0xb2, 0x01, 0xb2, 0, 32, 0, 0, 3]);
+  return b;
 }

@@ -2,7 +2,7 @@
 import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
 import { PolicyIndex, checkPolicies, type PolicyEntry } from '../policy.js';
 import { isIpipLoop } from '../../wire/ipip.js';
-import { parseIpv4, updateChecksum } from '../../wire/ipv4.js';
+import { parseIpv4 } from '../../wire/ipv4.js';
 import {
   COUNTER_SLOTS,
   DESC_WORDS,
@@ -24,15 +24,7 @@ import { ipipDecap, ipipEncap } from './ipip.js';
 import { forward, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
 import { SaTable, packetLimitReached } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
-
-/** A router's TTL − 1 (the caller checked TTL > 1), RFC 1624: the word at bytes 8-9 is TTL ‖ protocol. */
-function decrementTtl(buf: Uint8Array, offset: number, ttl: number): void {
-  const oldWord = (buf[offset + 8] << 8) | buf[offset + 9];
-  buf[offset + 8] = ttl - 1;
-  const sum = updateChecksum((buf[offset + 10] << 8) | buf[offset + 11], oldWord, oldWord - 0x100);
-  buf[offset + 10] = sum >> 8;
-  buf[offset + 11] = sum & 0xff;
-}
+import { decrementTtl } from './ttl.js';
 
 export class RefEngine implements Engine {
   readonly impl = 'ts' as const;
@@ -48,7 +40,7 @@ export class RefEngine implements Engine {
     table: this.table,
     isLocal: (address) => this.locals.has(address),
     route: (address) => this.routes.find((r) => (address & r.mask) >>> 0 === r.network),
-    policy: (table, src, dst) => this.policies.find(table, src, dst),
+    policy: (table, src, dst, proto) => this.policies.find(table, src, dst, proto),
     spentSa: (policy) => this.spentSa(policy),
     protect: (policy, slot, offset, length) => this.protect(policy, slot, offset, length),
   };
@@ -146,8 +138,8 @@ export class RefEngine implements Engine {
     const buf = slot.buf;
     const ip = parseIpv4(buf, offset, offset + length, { allowFragments: true });
     if (!ip.ok) return reject(ip.reason, offset, length);
-    const { src, dst, totalLength, ttl } = ip.header;
-    const policy = this.policies.find(table, src, dst);
+    const { src, dst, totalLength, ttl, protocol } = ip.header;
+    const policy = this.policies.find(table, src, dst, protocol);
     if (!policy) return reject('no_policy', offset, length);
     switch (policy.action) {
       case 'bypass':
@@ -184,6 +176,7 @@ export class RefEngine implements Engine {
   /** The first SA of a protect policy's chain (End-End, then each wrap) that has sealed its maxPackets, else 0. */
   private spentSa(policy: PolicyEntry): number {
     for (const [i, id] of [policy.sa, ...policy.wrap].entries()) {
+      if (id === 0) continue; // no End-End layer (sa 0: Next-hop layers alone)
       const sa = this.table.get(id);
       if (sa && sa.direction === 'out' && sa.role === (i === 0 ? 'end' : 'nexthop') && packetLimitReached(sa))
         return id;
@@ -191,18 +184,25 @@ export class RefEngine implements Engine {
     return 0;
   }
 
-  /** OUTBOUND `protect`: ENCAP with the policy's End-End SA, then WRAP with each next-hop SA, innermost first. */
+  /**
+   * OUTBOUND `protect`: ENCAP with the policy's End-End SA, then WRAP with each next-hop SA, innermost first (sa 0:
+   * the WRAPs alone).
+   */
   private protect(policy: PolicyEntry, slot: Slot, offset: number, length: number): Outcome {
-    let o = this.runOp(Op.ENCAP, policy.sa, 0, slot, offset, length);
-    // The first SA of the chain that reached its soft limit names the FORWARD (else the End-End SA).
-    let due = o.reason === Reason.rekey_due ? policy.sa : 0;
-    for (const w of policy.wrap) {
+    // sa 0: no End-End layer, the datagram goes under the Next-hop layers alone (the first names the packet).
+    const named = policy.sa !== 0 ? policy.sa : policy.wrap[0];
+    const [op, first, wraps] =
+      policy.sa !== 0 ? [Op.ENCAP, policy.sa, policy.wrap] : [Op.WRAP, policy.wrap[0], policy.wrap.slice(1)];
+    let o = this.runOp(op, first, 0, slot, offset, length);
+    // The first SA of the chain that reached its soft limit names the FORWARD (else the named SA).
+    let due = o.reason === Reason.rekey_due ? first : 0;
+    for (const w of wraps) {
       if (o.verdict !== Verdict.FORWARD) break;
       o = this.runOp(Op.WRAP, w, 0, slot, o.offset, o.length);
       if (!due && o.reason === Reason.rekey_due) due = w;
     }
     if (o.verdict !== Verdict.FORWARD) return o;
-    return due ? rekeyDue(o.offset, o.length, due, o.nexthop) : forward(o.offset, o.length, policy.sa, o.nexthop);
+    return due ? rekeyDue(o.offset, o.length, due, o.nexthop) : forward(o.offset, o.length, named, o.nexthop);
   }
 
   private runOp(op: number, arg0: number, arg1: number, slot: Slot, offset: number, length: number): Outcome {

@@ -1,8 +1,8 @@
 // INBOUND (docs/engine.md §5): peel layers addressed to this node; verify, relay, forward or deliver.
 import { parseAh } from '../../wire/ah.js';
-import { readU32 } from '../../wire/addr.js';
+import { prefixContains, readU32 } from '../../wire/addr.js';
 import { ESP_HEADER_BYTES, checkEspTrailer, parseEsp } from '../../wire/esp.js';
-import { IPV4_HEADER_BYTES, IpProto, parseIpv4 } from '../../wire/ipv4.js';
+import { IPV4_HEADER_BYTES, IpProto, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import { IPPROTO_SKIP, SKIP_SPI, decodeSkipHeader } from '../../wire/skip.js';
 import { selectorsAdmitDatagram, selectorsAdmitSource } from '../inbound-rules.js';
 import type { PolicyEntry } from '../policy.js';
@@ -11,6 +11,7 @@ import { aeadOpen } from './crypto.js';
 import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
 import { deliver, forward, punt, reject, type Outcome, type Slot } from './outcome.js';
 import type { SaState, SaTable } from './sa.js';
+import { decrementTtl } from './ttl.js';
 import { prependNexthopLayer } from './wrap.js';
 
 export interface RouteEntry {
@@ -25,7 +26,7 @@ export interface InboundContext {
   /** Longest-prefix match, or undefined when no route covers the address. */
   route(address: number): RouteEntry | undefined;
   /** OUTBOUND's lookup in policy table `table` (docs/engine.md §4.2). */
-  policy(table: number, src: number, dst: number): PolicyEntry | undefined;
+  policy(table: number, src: number, dst: number, proto: number): PolicyEntry | undefined;
   /** The first SA of a protect policy's chain that has sealed its maxPackets, else 0. */
   spentSa(policy: PolicyEntry): number;
   /** OUTBOUND `protect` after that check: ENCAP, then each WRAP, with the verdict OUTBOUND reports. */
@@ -107,7 +108,7 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
     length = d.header.totalLength;
     // Only a further layer goes on in the engine: a datagram a Next-hop layer alone protects is judged by the
     // role's policy (draft §3.2 step 2), never delivered, peeled or relayed here.
-    if (!LAYER_PROTOCOLS.has(d.header.protocol)) return reject('nexthop_plain', offset, length, lastSa);
+    if (!LAYER_PROTOCOLS.has(d.header.protocol)) return plainOutbound(ctx, buf, sa, d.header, offset, length);
     if (ctx.isLocal(d.header.dst)) continue;
     if (!sa.relay) return reject('relay_denied', offset, length, lastSa);
     const route = ctx.route(d.header.dst);
@@ -156,6 +157,28 @@ function findLayerSa(
 }
 
 /**
+ * A plain datagram (not SKIP/AH/ESP) a verified Next-hop layer of `sa` protected: with `plain`, one from a source the
+ * SA speaks for that is not IP-in-IP is classified by the SA's policy table — pass forwards it as a router does (TTL −
+ * 1), drop drops it —; everything else (no policy, any other action, TTL ≤ 1, another source, a tunnel, no `plain`) is
+ * punted nexthop_plain for the role's policy, as it always was.
+ */
+function plainOutbound(
+  ctx: InboundContext,
+  buf: Uint8Array,
+  sa: SaState,
+  d: Ipv4Header,
+  offset: number,
+  length: number,
+): Outcome {
+  const punted = () => reject('nexthop_plain', offset, length, sa.id);
+  if (!sa.plain || d.protocol === IpProto.IPIP || !sa.plain.src.some((p) => prefixContains(p, d.src))) return punted();
+  const policy = ctx.policy(sa.plain.table, d.src, d.dst, d.protocol);
+  if (policy?.action === 'drop') return reject('policy_drop', offset, length, sa.id);
+  if (policy?.action !== 'pass' || d.ttl <= 1) return punted();
+  decrementTtl(buf, offset, d.ttl);
+  return forward(offset, length, sa.id, d.dst);
+}
+
 /**
  * selectorMiss `{ outbound }`: an opened datagram outside the selectors, from a source the SA speaks for (its src
  * selectors), is classified by the SA's policy table: protect seals it and FORWARDs it, drop drops it; anything else
@@ -167,9 +190,10 @@ function missOutbound(ctx: InboundContext, slot: Slot, sa: SaState, at: number, 
   if (length < IPV4_HEADER_BYTES || buf[at] >> 4 !== 4) return missed();
   const src = readU32(buf, at + 12);
   if (!selectorsAdmitSource(sa.selectors, src)) return missed();
-  const policy = ctx.policy(sa.selectorMissTable!, src, readU32(buf, at + 16));
+  const policy = ctx.policy(sa.selectorMissTable!, src, readU32(buf, at + 16), buf[at + 9]);
   if (policy?.action === 'drop') return reject('policy_drop', at, length, sa.id);
-  if (!policy || policy.action !== 'protect' || ctx.spentSa(policy) !== 0) return missed();
+  // Only an End-End layer re-encrypts: a protect without one (sa 0, Next-hop layers alone) is the control plane's.
+  if (!policy || policy.action !== 'protect' || policy.sa === 0 || ctx.spentSa(policy) !== 0) return missed();
   const o = ctx.protect(policy, slot, at, length);
   if (o.verdict === Verdict.FORWARD) {
     sa.packets++;

@@ -1,6 +1,6 @@
 // Security associations: validation of SaDesc (docs/engine.md §4), per-SA state, and the table with its two inbound
 // lookups.
-import { ipToU32, isIpv4 } from '../../wire/addr.js';
+import { ipToU32, isIpv4, type Prefix } from '../../wire/addr.js';
 import { AH_BYTES } from '../../wire/ah.js';
 import { IpProto } from '../../wire/ipv4.js';
 import { NSID_NONE, SKIP_SPI, decodeSkipHeader, type SkipHeader } from '../../wire/skip.js';
@@ -59,6 +59,8 @@ export interface SaState {
   selectorMissPunt: boolean;
   /** In end, selectorMiss `{ outbound }`: the policy table a miss from a source inside the selectors goes through. */
   selectorMissTable?: number;
+  /** In nexthop, `plain`: the sources whose plain datagrams the policy table `table` classifies. */
+  plain?: { src: Prefix[]; table: number };
   packets: bigint;
   bytes: bigint;
 }
@@ -187,6 +189,7 @@ export function createSa(desc: SaDesc): SaState {
     selectors: rules.selectors,
     selectorMissPunt: inbound && rules.selectorMissPunt,
     selectorMissTable: inbound ? rules.selectorMissTable : undefined,
+    plain: inbound ? rules.plain : undefined,
     packets: 0n,
     bytes: 0n,
   };

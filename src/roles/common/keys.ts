@@ -5,7 +5,7 @@
 // busy peer reaches the bound within the hour's n) and capped overall: each costs a punted packet and an
 // install, and a peer may mint packet keys at will (issue 10 hole 11).
 import { nativeKeyUnwrap } from '../../engine/addon.js';
-import type { Engine, SaDesc, SelectorMiss, Selectors } from '../../engine/types.js';
+import type { Engine, PlainDatagrams, SaDesc, SelectorMiss, Selectors } from '../../engine/types.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
@@ -59,6 +59,11 @@ export type SelectorsFor = (peer: SkipName, local: string) => Selectors;
  * through an outbound policy table instead (`{ outbound: table }`), whose protect policies seal it without JS.
  */
 export type SelectorMissFor = (peer: SkipName) => SelectorMiss;
+/**
+ * What an inbound Next-hop SA from `peer`, keyed by a packet from outer source `src`, does with the plain datagrams
+ * its layer protects (docs/engine.md §4 `plain`): undefined (the default) punts every one to the role's policy.
+ */
+export type PlainFor = (peer: SkipName, src: string) => PlainDatagrams | undefined;
 
 /** What a role keys with: its identity and certificates, its clock, its Kp rotation and key log. */
 export interface RoleKeyingOptions {
@@ -114,6 +119,7 @@ export class NodeKeys {
     limits: SaLimits = {},
     private readonly selectorsFor?: SelectorsFor,
     private readonly selectorMissFor?: SelectorMissFor,
+    private readonly plainFor?: PlainFor,
   ) {
     this.maxInboundPerPeer = limits.maxInboundPerPeer ?? DEFAULT_MAX_INBOUND_PER_PEER;
     this.maxInbound = limits.maxInbound ?? DEFAULT_MAX_INBOUND;
@@ -188,6 +194,8 @@ export class NodeKeys {
       r.sa.selectors = this.selectorsFor(peer, u32ToIp(dst));
       r.sa.selectorMiss = this.selectorMissFor?.(peer) ?? 'punt';
     }
+    const plain = r.sa.role === 'nexthop' ? this.plainFor?.(peer, srcText) : undefined;
+    if (plain) r.sa.plain = plain;
     const meta: SaMeta = { peer, role: r.sa.role, direction: 'in', src: srcText, dst: u32ToIp(dst) };
     this.install(r.sa, meta);
     this.supersede(meta, r.sa.id);

@@ -184,6 +184,7 @@ export class SecurityGateway {
       options.saLimits,
       dataPath && ((peer) => this.tables!.selectorsFor(peer)),
       dataPath && ((peer) => this.tables!.selectorMissFor(peer)),
+      dataPath && ((peer, src) => this.tables!.plainFor(peer, src)),
     );
     this.learned = new LearnedRoutes(this.clock, this.tally, options.learnedRoutes);
     this.place = { map: options.map, self, plainInbound: options.plainInbound, admitsVisitor: options.admitsVisitor };
@@ -224,6 +225,7 @@ export class SecurityGateway {
         nextHop: (peer: Sgw) => this.nextHopRequest(peer),
       };
       this.tables = new SgwTables(this.place, this.engine, this.keys, requests, ids, this.clock, this.tally);
+      this.tables.natOutside = this.nat !== undefined;
       this.tables.refresh();
       this.scheduleTableRefresh();
       this.removePuntHandler = dataPath.onEnginePunt((punt) => this.onEnginePunt(punt));
@@ -246,6 +248,8 @@ export class SecurityGateway {
     if (changes.plainInbound) this.place.plainInbound = changes.plainInbound;
     if (changes.admitsVisitor) this.place.admitsVisitor = changes.admitsVisitor;
     if (changes.failureRate) this.limiter = failureLimiters(this.clock, changes.failureRate);
+    // plainInbound is in the outside tables.
+    this.tables?.refresh();
   }
 
   /** Care-of address → home address of this SGW's SMNs, as their HA accepted them (live bindings only). */
@@ -528,6 +532,7 @@ export class SecurityGateway {
       return;
     }
     this.tally.add('relay');
+    if (!next && !view.ipInIp && this.tables) this.compilePlainPass(meta.peer, ip?.dst);
     // A layer for a host or care-of address: remember the route so the next packets stay in the engine. Now, not at
     // the next flush: a relay as it is queues no engine job, so no flush might come while the flow lasts.
     if (next) {
@@ -539,6 +544,17 @@ export class SecurityGateway {
       return;
     }
     this.wrapFor(o.packet, d.nextHop, sink);
+  }
+
+  /**
+   * §3.5: the policy stripped a visiting SMN's Next-hop layer and sends the plain datagram on as usual IP. For an
+   * outside host (no SGW protects it, no care-of address of ours) that holds for every datagram of the SMN's to it,
+   * which the SA's `plain` (SgwTables.plainFor) lets the engine forward alone once the Next-hop table passes `dst`.
+   */
+  private compilePlainPass(peer: SkipName, dst: number | undefined): void {
+    if (dst === undefined || peer.nsid === NSID_NONE || this.isOwnAddress(dst)) return;
+    if (this.place.map.isProtected(dst) || this.careOfs.has(dst)) return;
+    this.tables!.learnPlainPass(dst);
   }
 
   /** Replaces a verified Next-hop layer: a fresh one for `peer` around the datagram it protected (§3.1). */

@@ -11,6 +11,13 @@
 //   an outside host (§3.5)        → pass (routed as usual IP), learned per address, capped and expiring
 //   every other SGW's prefixes    → punt, so a shorter compiled prefix never answers for them
 //
+// Each outside interface's table, when the site lets usual IP in (plainInbound 'pass', §3.5) and translates nothing:
+//
+//   own addresses                 → inbound (as above)
+//   this SGW's region, TCP only   → pass (what the policy's decidePlain passes from outside; no signalling or SKIP
+//                                   layer is TCP, so code 4 for a layer without a Next-hop AH, discovery answers and
+//                                   failure messages stay the policy's)
+//
 // A second table, REENCRYPT_TABLE, read by no interface, decides what an SMN's End-End SA opens that lies outside its
 // selectors (draft §3.3, "SGW0 decrypts and re-encrypts"; the SA's selectorMiss { outbound }, docs/engine.md §4). The
 // engine takes only sources the SA's src selectors bind to the SMN (its home address, the one source the policy's
@@ -23,15 +30,29 @@
 //   prefixes
 //   anything else                 → no policy: punted (the policy drops what cannot go on, §3.4, §3.5)
 //
+// A third, NEXTHOP_PLAIN_TABLE, read by no interface either, decides the plain datagrams a visiting SMN's Next-hop
+// layer alone protects (the Next-hop SA's `plain`, docs/engine.md §4; the policy's decideAuthenticatedPlain, draft
+// §3.2 step 2 and §3.5). The engine takes only sources the SA's `plain.src` binds to the SMN (its home address and the
+// care-of address it keyed the layer from, the sources the policy lets it speak for under a Next-hop layer) and never
+// IP-in-IP, so the table holds decisions by destination:
+//
+//   an outside host (§3.5)        → pass (strip the layer, forward as usual IP), learned per address from the
+//                                   policy's own relay of such a datagram, capped and expiring as the passes above
+//   own addresses, care-of        → punt (delivered inside, or protected toward the SMN: the policy's)
+//   addresses, every SGW's
+//   prefixes
+//   anything else                 → no policy: punted
+//
 // SA ids change as SKIP keys rotate (a new n, Kp used up): refresh() asks the keys again, publishes the new tables
 // and only then retires the SAs they replaced, so no packet meets a table naming a removed SA.
-import type { Engine, Policy, SelectorMiss, Selectors } from '../../engine/types.js';
+import type { Engine, PlainDatagrams, Policy, SelectorMiss, Selectors } from '../../engine/types.js';
 import type { OutboundRequest } from '../../keys/keying.js';
 import type { SkipName } from '../../keys/names.js';
 import type { Clock } from '../../net/types.js';
 import type { EndPeer, SgwPlace } from '../../policy/sgw.js';
 import { formatPrefix, prefixWithin, toU32, type Sgw } from '../../topology/map.js';
-import { u32ToIp, type Prefix } from '../../wire/addr.js';
+import { parsePrefix, u32ToIp, type Prefix } from '../../wire/addr.js';
+import { IpProto } from '../../wire/ipv4.js';
 import { NSID_NONE } from '../../wire/skip.js';
 import type { Tally } from '../common/counters.js';
 import type { NodeKeys } from '../common/keys.js';
@@ -54,6 +75,8 @@ const NOTHING: Selectors = { src: ['0.0.0.0/32'], dst: ['0.0.0.0/32'] };
  * it: interface tables are 1, 2, … (HostDataPath.tableOf), 0 is the role's own.
  */
 export const REENCRYPT_TABLE = 0xffff0303;
+/** The policy table a visiting SMN's Next-hop SA sends the plain datagrams it protects through (`plain`). */
+export const NEXTHOP_PLAIN_TABLE = 0xffff0304;
 
 interface Protected {
   end: EndPeer;
@@ -107,9 +130,13 @@ export class SgwTables {
   private readonly protects = new Map<string, Protected>();
   /** Outside hosts (a.b.c.d/32) passed as usual IP → until; insertion order is expiry order. */
   private readonly passes = new Map<string, number>();
+  /** Outside hosts (a.b.c.d/32) a visiting SMN's plain datagrams under its Next-hop layer go to as usual IP → until. */
+  private readonly plainPasses = new Map<string, number>();
   /** Care-of addresses left to the policy until their HA's next reply is seen (a registration in flight). */
   private readonly suspended = new Set<number>();
   private published = '';
+  /** The SGW translates inside addresses (§3.5 NAT): what arrives from outside is the translator's, never compiled. */
+  natOutside = false;
   private readonly mine: string[];
   /**
    * Sources inside that an entry never answers for: SGWs nested behind this one (they are not its hosts, §3.2 step 1;
@@ -179,6 +206,34 @@ export class SgwTables {
       : 'punt';
   }
 
+  /**
+   * What an inbound Next-hop SA from `peer` (keyed from outer source `careOf`) does with the plain datagrams its layer
+   * protects: a visiting SMN's (one whose HA the map names, not behind this SGW: for this SGW's own SMNs the policy
+   * answers an end-end conflict, §3.2 step 2) go through NEXTHOP_PLAIN_TABLE from its home and care-of addresses, the
+   * sources the policy lets it speak for; an SGW's are all the policy's.
+   */
+  plainFor(peer: SkipName, careOf: string): PlainDatagrams | undefined {
+    if (peer.nsid === NSID_NONE) return undefined;
+    const ha = this.place.map.homeAgentFor(peer.address);
+    if (!ha || ha.sgw === this.self) return undefined;
+    const src = [...new Set([`${u32ToIp(peer.address)}/32`, `${careOf}/32`])];
+    return { src, outbound: NEXTHOP_PLAIN_TABLE };
+  }
+
+  /**
+   * The policy stripped a visiting SMN's Next-hop layer and forwarded the plain datagram it protected to `dst` as usual
+   * IP (§3.5): a decision by destination alone for every source the SA's `plain.src` admits, as long as `dst` is no
+   * protected address and no care-of address of ours (the caller checks both; the table punts care-of addresses).
+   */
+  learnPlainPass(dst: number): void {
+    const prefix = `${u32ToIp(dst)}/32`;
+    if (this.plainPasses.has(prefix)) return;
+    if (this.plainPasses.size >= this.passLimit) return this.tally.add('table_plain_pass_limit');
+    this.plainPasses.set(prefix, this.clock.now() + DEFAULT_LEARNED_PASS_MS);
+    this.tally.add('table_plain_pass_learned');
+    this.refresh();
+  }
+
   /** The policy protected a plain datagram from inside, from a source this SGW protects, toward `dst`. */
   learnProtect(dst: number, end: EndPeer, nextHop: Sgw | undefined): void {
     const key = end.kind === 'sgw' ? `sgw ${end.sgw.name}` : `smn ${end.careOf}`;
@@ -244,9 +299,11 @@ export class SgwTables {
   refresh(): void {
     const retired: number[] = [];
     const now = this.clock.now();
-    for (const [prefix, until] of this.passes) {
-      if (until > now) break;
-      this.passes.delete(prefix);
+    for (const passes of [this.passes, this.plainPasses]) {
+      for (const [prefix, until] of passes) {
+        if (until > now) break;
+        passes.delete(prefix);
+      }
     }
     for (const [key, entry] of this.protects) {
       const { end } = entry;
@@ -270,8 +327,8 @@ export class SgwTables {
   }
 
   /** Entries now compiled (status). */
-  size(): { protected: number; passes: number } {
-    return { protected: this.protects.size, passes: this.passes.size };
+  size(): { protected: number; passes: number; plainPasses: number } {
+    return { protected: this.protects.size, passes: this.passes.size, plainPasses: this.plainPasses.size };
   }
 
   private policies(): Policy[] {
@@ -280,6 +337,11 @@ export class SgwTables {
     for (const table of [this.ids.inside, ...this.ids.outside]) {
       for (const address of new Set([this.self.inside, this.self.outside]))
         out.push({ table, prefix: `${address}/32`, sa: 0, action: 'inbound' });
+    }
+    if (this.place.plainInbound === 'pass' && !this.natOutside) {
+      const region = map.sgws.filter((s) => map.isWithin(s, this.self)).flatMap((s) => s.prefixes.map(text));
+      for (const table of this.ids.outside)
+        for (const prefix of region) out.push({ table, prefix, proto: IpProto.TCP, sa: 0, action: 'pass' });
     }
     const table = this.ids.inside;
     const compiled = new Set<string>();
@@ -311,7 +373,38 @@ export class SgwTables {
         out.push({ table, prefix, src: this.mine, sa: 0, action: 'pass' });
       }
     }
-    return [...out, ...this.reencryptPolicies()];
+    return [...out, ...this.reencryptPolicies(), ...this.plainPolicies()];
+  }
+
+  /** Care-of addresses of our SMNs: live bindings, suspended ones, compiled ones. */
+  private careOfAddresses(): number[] {
+    return [
+      ...[...(this.place.careOfs?.entries?.() ?? [])].map(([careOf]) => careOf),
+      ...this.suspended,
+      ...[...this.protects.values()].flatMap((e) => (e.end.kind === 'smn' ? [toU32(e.end.careOf)] : [])),
+    ];
+  }
+
+  /** NEXTHOP_PLAIN_TABLE (see the top of this file): only the learned outside hosts pass. */
+  private plainPolicies(): Policy[] {
+    const table = NEXTHOP_PLAIN_TABLE;
+    const out: Policy[] = [];
+    const listed = new Set<string>();
+    const add = (prefix: string, action: 'punt' | 'pass') => {
+      if (listed.has(prefix)) return;
+      listed.add(prefix);
+      out.push({ table, prefix, sa: 0, action });
+    };
+    for (const address of [this.self.inside, this.self.outside]) add(`${address}/32`, 'punt');
+    for (const careOf of this.careOfAddresses()) add(`${u32ToIp(careOf)}/32`, 'punt');
+    const sgwPrefixes = this.place.map.sgws.flatMap((sgw) => sgw.prefixes);
+    for (const p of sgwPrefixes) add(text(p), 'punt');
+    // A learned host inside an SGW's prefix would be the longer match: never passed (the policy protects or delivers).
+    for (const [prefix] of this.plainPasses) {
+      const host = parsePrefix(prefix);
+      if (!sgwPrefixes.some((p) => prefixWithin(host, p))) add(prefix, 'pass');
+    }
+    return out;
   }
 
   /** REENCRYPT_TABLE (see the top of this file): only protect toward SGWs is carried out by the engine. */
@@ -328,12 +421,7 @@ export class SgwTables {
       add({ table, prefix: `${address}/32`, sa: 0, action: 'punt' });
     // Care-of addresses (live bindings, suspended ones, compiled ones): the policy protects to the SMN, not to the SGW
     // whose prefix holds them, and a binding learned between two refreshes is punted (resumeCareOf publishes at once).
-    const careOfs = [
-      ...[...(this.place.careOfs?.entries?.() ?? [])].map(([careOf]) => careOf),
-      ...this.suspended,
-      ...[...this.protects.values()].flatMap((e) => (e.end.kind === 'smn' ? [toU32(e.end.careOf)] : [])),
-    ];
-    for (const careOf of careOfs) add({ table, prefix: `${u32ToIp(careOf)}/32`, sa: 0, action: 'punt' });
+    for (const careOf of this.careOfAddresses()) add({ table, prefix: `${u32ToIp(careOf)}/32`, sa: 0, action: 'punt' });
     for (const entry of this.protects.values()) {
       if (entry.end.kind === 'smn' || entry.endSa === undefined) continue;
       const wrap = entry.wrapSa === undefined ? [] : [entry.wrapSa];

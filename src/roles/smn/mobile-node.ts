@@ -434,6 +434,7 @@ export class MobileNode {
       return;
     }
     if (this.leavesPlain(dst, layers)) this.compile(dst, PLAIN);
+    else if (this.nextHopOnly(dst, layers)) this.compile(dst, { sa: 0, wraps });
     else this.tables.forget(dst);
     const first = wraps.shift();
     if (first === undefined) {
@@ -512,7 +513,8 @@ export class MobileNode {
     if (this.careOf === ipToU32(this.homeAddress)) return undefined;
     const layers = this.paths.layersFor(dst);
     if (this.leavesPlain(dst, layers)) return PLAIN;
-    if (layers.stage !== 'end' || !layers.end) return undefined;
+    const hopsOnly = this.nextHopOnly(dst, layers);
+    if (!hopsOnly && (layers.stage !== 'end' || !layers.end)) return undefined;
     const src = u32ToIp(this.careOf);
     const wraps: number[] = [];
     for (const hop of [...layers.hops].reverse()) {
@@ -530,7 +532,8 @@ export class MobileNode {
       if (!r.ok) return undefined;
       wraps.push(r.id);
     }
-    const end = layers.end;
+    if (hopsOnly) return { sa: 0, wraps };
+    const end = layers.end!;
     const r = this.keys.outbound(
       { peer: sgwName(end), src, dst: end.outside, role: 'end', esp: this.suites.esp, ah: this.suites.endAh },
       retired,
@@ -545,6 +548,18 @@ export class MobileNode {
    */
   private leavesPlain(dst: number, layers: Layers): boolean {
     return layers.stage === 'plain' && layers.hops.length === 0 && this.map.path(this.careOf, dst).length === 0;
+  }
+
+  /**
+   * Whether the datagrams to `dst` leave under the visited site's Next-hop layers alone for good: usual IP to a host
+   * outside every SGW-protected network (§3.5 "Mobile IP without IPsec"), with a Next-hop layer for every SGW on the
+   * way already, so no End-End peer can come of it and no SGW on the way can ask for another layer (code 4) about the
+   * plain datagram it sees (which the engine sending alone would leave unrecognised); a refusal (code 5) quotes one of
+   * the compiled layers, which quotesCompiled recognises.
+   */
+  private nextHopOnly(dst: number, layers: Layers): boolean {
+    if (layers.stage !== 'nexthop-plain' || layers.hops.length === 0 || this.map.protectingSgw(dst)) return false;
+    return this.map.path(this.careOf, dst).every((c) => layers.hops.includes(c.sgw));
   }
 
   /** What the engine's loops punted with context: judged as the JS path judges the same outcome of engine.process. */

@@ -4,10 +4,13 @@
 // Own addresses become `inbound` policies in each interface's table (INBOUND opens what comes to the SMN).
 // At home the applications' datagrams leave as they are (the JS path passes them: usual IP, §4.5.1/§4.5.2), and so
 // do those to an outside destination no SGW lies on the way to (§3.5 direct): `bypass` in the application table.
+// To an outside host whose way crosses the visited site's SGWs (§3.5 Mobile IP without IPsec), once each asked for its
+// Next-hop layer: `protect` with sa 0, the Next-hop layers alone.
 // What no policy covers is punted: the first packet of a key, the §3.2 plain steps, §4.5.4 local traffic — the JS
 // path decides those exactly as before (src/roles/smn.ts).
 import type { Engine, Policy } from '../../engine/types.js';
 import { u32ToIp } from '../../wire/addr.js';
+import { IpProto } from '../../wire/ipv4.js';
 
 /** A policy in the shape of the shared contract (CONTRACT.md): a table, sources, an action. */
 export type TablePolicy = Policy & {
@@ -18,7 +21,10 @@ export type TablePolicy = Policy & {
 
 /** The SAs that protect one destination: End-End, and Next-hop layers innermost first (the order WRAP runs). */
 export interface Protection {
-  /** The End-End SA; 0: the datagram leaves plain (no layer, `wraps` empty). */
+  /**
+   * The End-End SA; 0: none — the datagram leaves plain (`wraps` empty) or under the Next-hop layers alone (§3.5, an
+   * outside host).
+   */
   sa: number;
   wraps: readonly number[];
 }
@@ -36,21 +42,26 @@ export interface SmnTableInput {
 
 /**
  * The engine tables for an SMN: per destination, `protect` for datagrams from the home or care-of address (what
- * the JS path protects, src/roles/smn.ts classifyOutput), or `bypass` for one that leaves plain; at home, `bypass`
+ * the JS path protects, src/roles/smn.ts classifyOutput: End-End inside its Next-hop layers, or the Next-hop layers
+ * alone with sa 0), or `bypass` for one that leaves plain; at home, `bypass`
  * for everything from the home address; per interface table, `inbound` for the own addresses.
  */
 export function compileSmnPolicies(input: SmnTableInput): TablePolicy[] {
   const own = [...new Set([input.careOf, input.homeAddress])];
   const out: TablePolicy[] = [];
+  const home = input.careOf === input.homeAddress;
   for (const table of new Set(input.interfaceTables)) {
+    // At home TCP to the home address is usual IP for the applications (§4.5.1, §4.5.2; the JS path passes every plain
+    // datagram there): handed to the host's stack as it is. No Mobile IP or SKIP signalling is TCP; the rest still
+    // goes through INBOUND to the role.
+    if (home) out.push({ prefix: `${input.homeAddress}/32`, table, proto: IpProto.TCP, action: 'bypass', sa: 0 });
     for (const address of own) out.push({ prefix: `${address}/32`, table, action: 'inbound', sa: 0 });
   }
   const src = own.map((a) => `${a}/32`);
-  if (input.careOf === input.homeAddress)
-    out.push({ prefix: '0.0.0.0/0', table: input.appTable, src, action: 'bypass', sa: 0 });
+  if (home) out.push({ prefix: '0.0.0.0/0', table: input.appTable, src, action: 'bypass', sa: 0 });
   for (const [dst, p] of [...input.protections].sort((a, b) => a[0] - b[0])) {
     const prefix = `${u32ToIp(dst)}/32`;
-    if (p.sa === 0) out.push({ prefix, table: input.appTable, src, action: 'bypass', sa: 0 });
+    if (p.sa === 0 && p.wraps.length === 0) out.push({ prefix, table: input.appTable, src, action: 'bypass', sa: 0 });
     else
       out.push({
         prefix,
