@@ -78,10 +78,16 @@ const LOCAL_TUN = 't-local';
 export const LINK_MTU = 1500;
 /**
  * dumpcap reports "Capturing on" before it opens the interfaces, one after another (tens of ms each with a 32 MiB
- * buffer): the capture is live once every port has a packet socket in the switch namespace (/proc/net/packet).
+ * buffer): the capture is live once every port has a packet socket in the switch namespace (/proc/net/packet) and
+ * the last one has settled.
  */
 const CAPTURE_OPEN_TIMEOUT_MS = 15_000;
 const CAPTURE_POLL_MS = 20;
+/**
+ * After a port's socket is bound libpcap still maps its ring and sets its filter, which flushes what the socket
+ * queued (tens of ms with a 32 MiB buffer): the last port opened is live this long after its socket appears.
+ */
+const CAPTURE_SETTLE_MS = 250;
 const ICMP_ECHO_REPLY = 0;
 const ICMP_ECHO_REQUEST = 8;
 
@@ -285,7 +291,10 @@ export class LinuxNetwork extends NetworkCore<LabHost, LinuxLink> implements Nam
           .map((line) => Number(line.trim().split(/\s+/)[4])),
       );
       const missing = [...wanted].filter((i) => !open.has(i));
-      if (missing.length === 0) return;
+      if (missing.length === 0) {
+        await new Promise((r) => setTimeout(r, CAPTURE_SETTLE_MS));
+        return;
+      }
       if (Date.now() > until)
         throw new Error(
           `dumpcap opened ${wanted.size - missing.length} of ${wanted.size} ports within ` +
