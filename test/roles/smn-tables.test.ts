@@ -152,18 +152,8 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     expect(policy).toMatchObject({ table: APP_TABLE, sa: expect.any(Number), wrap: [expect.any(Number)] });
     const sealed = sealByTable(engine, probe(F6.home, F6.ch0, 2));
     expect(sealed.verdict).toBe(Verdict.FORWARD);
-    // Outer: care-of → SGW1 (the Next-hop layer), SKIP.
-    expect([
-      sealed.packet[9],
-      sealed.packet.subarray(12, 16).join('.'),
-      sealed.packet.subarray(16, 20).join('.'),
-    ]).toEqual([IPPROTO_SKIP, F6.coa1, F6.sgw1]);
     // On the wire, without the SMN's JS: CH0 gets it and its echo comes back.
-    const echoes = collectEchoes(w.smnHost);
-    w.smnHost.send(sealed.packet, { bypassHooks: true });
-    w.network.runFor(SETTLE_MS);
-    echoes.stop();
-    expect(echoes.seqs).toEqual([2]);
+    expectSealedToSgw1AndAnswered(w, sealed.packet);
   });
 
   it('an SA that rotates (the SKIP counter n moves on) is replaced in the policy by the refresh; a handover empties the protections and moves the inbound addresses', async () => {
@@ -247,17 +237,7 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     expect(policy).toMatchObject({ table: APP_TABLE, action: 'protect', sa: 0, wrap: [expect.any(Number)] });
     const sealed = sealByTable(engine, probe(F6.home, F6.chx, 2));
     expect(sealed.verdict).toBe(Verdict.FORWARD);
-    // Outer: care-of → SGW1 (the Next-hop layer), SKIP; inside it the datagram as the application sent it.
-    expect([
-      sealed.packet[9],
-      sealed.packet.subarray(12, 16).join('.'),
-      sealed.packet.subarray(16, 20).join('.'),
-    ]).toEqual([IPPROTO_SKIP, F6.coa1, F6.sgw1]);
-    const echoes = collectEchoes(w.smnHost);
-    w.smnHost.send(sealed.packet, { bypassHooks: true });
-    w.network.runFor(SETTLE_MS);
-    echoes.stop();
-    expect(echoes.seqs).toEqual([2]);
+    expectSealedToSgw1AndAnswered(w, sealed.packet);
     // The refresh keeps it (the same layers are still what the path table says).
     w.network.runFor(4 * TABLE_REFRESH_MS);
     expect(w.smn.policies().find((p) => p.prefix === `${F6.chx}/32`)).toMatchObject({ action: 'protect', sa: 0 });
@@ -325,4 +305,18 @@ function udp434(): Uint8Array {
   const b = new Uint8Array(32);
   b.set([0x01, 0xb2, 0x01, 0xb2, 0, 32, 0, 0, 3]);
   return b;
+}
+
+/** `sealed` leaves the care-of address for SGW1 as SKIP; sent on the wire without the SMN's JS, its echo (seq 2) comes back. */
+function expectSealedToSgw1AndAnswered(w: World, sealed: Uint8Array): void {
+  expect([sealed[9], sealed.subarray(12, 16).join('.'), sealed.subarray(16, 20).join('.')]).toEqual([
+    IPPROTO_SKIP,
+    F6.coa1,
+    F6.sgw1,
+  ]);
+  const echoes = collectEchoes(w.smnHost);
+  w.smnHost.send(sealed, { bypassHooks: true });
+  w.network.runFor(SETTLE_MS);
+  echoes.stop();
+  expect(echoes.seqs).toEqual([2]);
 }
