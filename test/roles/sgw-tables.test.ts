@@ -57,18 +57,20 @@ async function setUp(impl: (typeof IMPLS)[number], name = 'sgw0') {
   const engine = engineWith(impl, [first, second]);
   opened.push(engine);
   const keys = new FakeKeys(engine, first);
-  const place: SgwPlace = { map, self };
   const requests = { end: () => ({}) as never, nextHop: () => ({}) as never };
-  const tables = new SgwTables(
-    place,
-    engine,
-    keys as unknown as NodeKeys,
-    requests,
-    { inside: INSIDE, outside: [OUTSIDE] },
-    clock,
-    new Tally(),
-  );
-  return { map, self, engine, keys, tables, clock };
+  // Tables over this engine and clock for a place a test varies (with setUp's keys unless it brings its own).
+  const tablesFor = (place: Omit<SgwPlace, 'map' | 'self'>, withKeys: unknown = keys) =>
+    new SgwTables(
+      { map, self, ...place },
+      engine,
+      withKeys as NodeKeys,
+      requests,
+      { inside: INSIDE, outside: [OUTSIDE] },
+      clock,
+      new Tally(),
+    );
+  const tables = tablesFor({});
+  return { map, self, engine, keys, tables, clock, tablesFor };
 }
 
 const outbound = (engine: Engine, table: number, src: string, dst: string, ttl = 64) =>
@@ -144,18 +146,10 @@ describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
   });
 
   it('a care-of address is compiled while its binding lives, and left to the policy while a registration is in flight', async () => {
-    const { engine, tables, map, self, clock } = await setUp(impl);
+    const { engine, tables, clock, tablesFor } = await setUp(impl);
     const bindings = new Map([[ipToU32(ADDR.smnCoa), ipToU32(F6.home)]]);
     const careOfs = { get: (c: number) => bindings.get(c), has: (c: number) => bindings.has(c) };
-    const t = new SgwTables(
-      { map, self, careOfs },
-      engine,
-      (tables as unknown as { keys: NodeKeys }).keys,
-      { end: () => ({}) as never, nextHop: () => ({}) as never },
-      { inside: INSIDE, outside: [OUTSIDE] },
-      clock,
-      new Tally(),
-    );
+    const t = tablesFor({ careOfs });
     t.learnProtect(ipToU32(ADDR.smnCoa), { kind: 'smn', home: F6.home, careOf: ADDR.smnCoa }, undefined);
     t.refresh();
     // The HA's tunnel to the bound care-of address is what the entry is for.
@@ -181,17 +175,9 @@ describe.each(IMPLS)('SgwTables outside tables under plainInbound pass (§3.5) o
     );
 
   it("TCP from outside to the region passes (TTL - 1) only when the site lets usual IP in and translates nothing; the rest stays the policy's", async () => {
-    const { engine, map, self, clock, tables: base } = await setUp(impl);
+    const { engine, tablesFor } = await setUp(impl);
     const make = (plainInbound: 'pass' | 'drop' | undefined, nat: boolean) => {
-      const t = new SgwTables(
-        { map, self, plainInbound },
-        engine,
-        (base as unknown as { keys: NodeKeys }).keys,
-        { end: () => ({}) as never, nextHop: () => ({}) as never },
-        { inside: INSIDE, outside: [OUTSIDE] },
-        clock,
-        new Tally(),
-      );
+      const t = tablesFor({ plainInbound });
       t.natOutside = nat;
       t.refresh();
     };
@@ -225,17 +211,9 @@ describe.each(IMPLS)('SgwTables outside tables under plainInbound pass (§3.5) o
 
 describe.each(IMPLS)('SgwTables re-encryption table (§3.3) on the %s engine', (impl) => {
   it('seals toward a compiled SGW only; own addresses, care-of addresses and other SGW prefixes punt; the rest has no policy', async () => {
-    const { engine, map, self, clock } = await setUp(impl);
+    const { engine, map, tablesFor } = await setUp(impl);
     const bindings = new Map<number, number>();
-    const t = new SgwTables(
-      { map, self, careOfs: bindings },
-      engine,
-      new FakeKeys(engine, { id: 11 } as SaDesc) as unknown as NodeKeys,
-      { end: () => ({}) as never, nextHop: () => ({}) as never },
-      { inside: INSIDE, outside: [OUTSIDE] },
-      clock,
-      new Tally(),
-    );
+    const t = tablesFor({ careOfs: bindings }, new FakeKeys(engine, { id: 11 } as SaDesc));
     const reencrypt = (dst: string) => outbound(engine, REENCRYPT_TABLE, F6.home, dst);
     t.refresh();
     expect(reencrypt(F6.ch1), 'nothing learned yet').toMatchObject({
@@ -285,7 +263,7 @@ describe.each(IMPLS)('SgwTables Next-hop plain table (§3.5) on the %s engine', 
   });
 
   it('passes (TTL - 1) only the outside hosts learned, for a minute; own addresses, care-of addresses and SGW prefixes punt, even if learned', async () => {
-    const { engine, map, self, clock, tables: base } = await setUp(impl, 'sgw1');
+    const { engine, clock, tablesFor } = await setUp(impl, 'sgw1');
     // A care-of address outside every SGW (the SMN outside): only its binding keeps it from the pass.
     const bindings = new Map([[ipToU32(F6.out), ipToU32(F6.home)]]);
     const careOfs = {
@@ -293,15 +271,7 @@ describe.each(IMPLS)('SgwTables Next-hop plain table (§3.5) on the %s engine', 
       has: (c: number) => bindings.has(c),
       entries: () => bindings.entries(),
     };
-    const tables = new SgwTables(
-      { map, self, careOfs },
-      engine,
-      (base as unknown as { keys: NodeKeys }).keys,
-      { end: () => ({}) as never, nextHop: () => ({}) as never },
-      { inside: INSIDE, outside: [OUTSIDE] },
-      clock,
-      new Tally(),
-    );
+    const tables = tablesFor({ careOfs });
     tables.refresh();
     expect(outbound(engine, NEXTHOP_PLAIN_TABLE, F6.home, F6.chx)).toMatchObject({ reason: Reason.no_policy });
     for (const dst of [F6.chx, F6.out, F6.sgw1, F6.ch0, F6.ch1]) tables.learnPlainPass(ipToU32(dst));
