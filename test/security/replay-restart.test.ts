@@ -2,7 +2,8 @@
 // sequence number up to it as already seen (docs/engine.md), on both engines, for ESP and for AH + ESP.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
@@ -172,6 +173,23 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
       ).floored(inbound(10)).replayFloor,
     ).toBe(1_000);
     expect(problems).toEqual([]);
+  });
+
+  it("a journal an earlier version wrote still floors its keys: the key tuple is SHA-256(src ‖ SKIP header)'s first 16 bytes", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
+    const sa = inbound(1);
+    const key = createHash('sha256').update(sa.src).update(sa.skipHeader!).digest('hex').slice(0, 32);
+    const body = JSON.stringify([key, 700, 0, 0]);
+    mkdirSync(join(dir, 'sgw0'));
+    const sum = createHash('sha256').update(body).digest('hex').slice(0, 16);
+    appendFileSync(join(dir, 'sgw0', 'replay-marks.journal'), `${sum} ${body}\n`);
+    const marks = new ReplayMarks(
+      dir,
+      'sgw0',
+      () => 0,
+      () => {},
+    );
+    expect(marks.floored(sa).replayFloor).toBe(700);
   });
 
   it('a torn or damaged tail of the journal is cut off and reported; the lines before it stand', () => {
