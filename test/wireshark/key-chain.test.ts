@@ -181,18 +181,23 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
       .filter((l) => l.startsWith('"'));
     const uat = espSa.flatMap((l) => ['-o', `uat:esp_sa:${l}`]);
     const flows = (pcap: string, args: string[] = []) => {
-      const rows = tsharkFields(join(dir, pcap), ['frame.protocols', 'icmp.type', 'tcp.port'], args);
+      const rows = tsharkFields(join(dir, pcap), ['frame.protocols', 'icmp.type', 'tcp.port', 'tcp.len'], args);
+      const tcp = rows.filter((r) => r[2].includes(APP_PORT));
       return {
         echo: rows.filter((r) => r[1].includes('8')).length,
         reply: rows.filter((r) => r[1].includes('0')).length,
-        tcp: rows.filter((r) => r[2].includes(APP_PORT)).length,
+        tcp: tcp.length,
+        // The innermost TCP header's payload: at home the loops hand the kernel coalesced segments (GRO), and the
+        // capture sees each as one frame of up to 64 KiB, so frames undercount the stream there.
+        tcpBytes: tcp.reduce((sum, r) => sum + Number(r[3].at(-1) ?? 0), 0),
         skip: rows.filter((r) => r[0][0].includes(':skip:')).length,
       };
     };
     const atHome = flows('sgw0-net.pcap');
     expect(atHome.echo).toBeGreaterThanOrEqual(3);
     expect(atHome.reply).toBeGreaterThanOrEqual(3);
-    expect(atHome.tcp).toBeGreaterThan(100);
+    expect(atHome.tcp).toBeGreaterThan(20);
+    expect(atHome.tcpBytes).toBeGreaterThan(1_000_000);
     const internet = flows('internet.pcap', ['-o', 'esp.enable_encryption_decode:TRUE', ...uat]);
     expect(internet.skip).toBeGreaterThan(100);
     expect(internet.echo).toBeGreaterThanOrEqual(3);
