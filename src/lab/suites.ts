@@ -117,6 +117,9 @@ async function runCombo(lab: FaultLab, combo: SuiteCombo, pcapDir: string | unde
     'ip and not udp port 1640',
   ]);
   await sleep(800);
+  // Certificates and first keys before the judged pings: up to 10 s for one reply (-w), which a loaded machine needs
+  // when three daemons start at once; a combination that never answers fails below all the same.
+  await lab.execAsync('h0', 'ping', ['-c', '1', '-w', '10', '10.1.0.10']);
   const pingOut = await lab.execAsync('h0', 'ping', ['-c', '5', '-i', '0.2', '-W', '3', '10.1.0.10']);
   const m = /(\d+) packets transmitted, (\d+) received/.exec(pingOut);
   const ping = { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
