@@ -11,6 +11,7 @@
 #include <vector>
 #include "engine/abi.h"
 #include "wire/icmp.h"
+#include "wire/ipv4.h"
 
 namespace mipsec::io {
 
@@ -56,6 +57,7 @@ enum Stat : int {
   S_FAST_PATH,
   S_HELD_FOR_KEY,
   S_HELD_EXPIRED,
+  S_TX_SPLIT,
   S_COUNT
 };
 const char* const* stat_names();
@@ -78,10 +80,10 @@ class Batch {
 
   // Runs the batch (set by the worker); a port calls it through make_room() when what it reads would not fit.
   std::function<void()> flush;
-  // Set by the worker when it takes some datagrams before the engine: a port offers each datagram it read from the
-  // TUN or the UDP transport here first; true: taken (punted), not to be queued.
-  std::function<bool(const uint8_t* p, size_t len, From from)> divert;
-  bool diverted(const uint8_t* p, size_t len, From from) const { return divert && divert(p, len, from); }
+  // Set by the worker when it takes some datagrams before the engine: the UDP transport offers each datagram it read
+  // here first; true: taken (punted), not to be queued.
+  std::function<bool(const uint8_t* p, size_t len)> divert;
+  bool diverted(const uint8_t* p, size_t len) const { return divert && divert(p, len); }
 
   size_t count() const { return count_; }
   bool full() const { return count_ == kBatchPackets; }
@@ -103,14 +105,22 @@ class Batch {
     from_[count_++] = f;
   }
   // Empties the batch for the next one; returns how many packets it held. Keeps each OUTBOUND packet's start to
-  // quote (quote()) — the engine rewrites the slot.
+  // quote (quote()) and, for one without DF, all of it (original()): the engine rewrites the slot, and a datagram
+  // the link refuses once sealed is answered with ICMP 3/4 from the quote, or split and sealed again from the copy.
   size_t take() {
     const size_t n = count_;
     count_ = 0;
     for (size_t i = 0; i < n; i++) {
       const uint32_t* d = desc(i);
-      quote_len_[i] = d[D_OP] == OP_OUTBOUND ? std::min<size_t>(d[D_LENGTH], kIcmpQuoteMax) : 0;
-      std::memcpy(quote_[i], buffer_.data() + d[D_OFFSET], quote_len_[i]);
+      const uint8_t* p = buffer_.data() + d[D_OFFSET];
+      const bool outbound = d[D_OP] == OP_OUTBOUND;
+      quote_len_[i] = outbound ? std::min<size_t>(d[D_LENGTH], kIcmpQuoteMax) : 0;
+      std::memcpy(quote_[i], p, quote_len_[i]);
+      original_len_[i] = outbound && quote_len_[i] >= 20 && !(load16(p + 6) & kIpv4Df) ? d[D_LENGTH] : 0;
+      if (original_len_[i] > quote_len_[i]) {
+        if (original_.empty()) original_.resize(kBatchPackets * kMaxPacket);
+        std::memcpy(original_.data() + i * kMaxPacket, p, original_len_[i]);
+      }
     }
     return n;
   }
@@ -126,6 +136,11 @@ class Batch {
   From from(size_t i) const { return from_[i]; }
   const uint8_t* quote(size_t i) const { return quote_[i]; }
   size_t quote_length(size_t i) const { return quote_len_[i]; }
+  // An OUTBOUND datagram without DF as it was queued (original_length 0: none kept).
+  const uint8_t* original(size_t i) const {
+    return original_len_[i] > quote_len_[i] ? original_.data() + i * kMaxPacket : quote_[i];
+  }
+  size_t original_length(size_t i) const { return original_len_[i]; }
 
  private:
   uint32_t table_;
@@ -135,6 +150,8 @@ class Batch {
   From from_[kBatchPackets] = {};
   uint8_t quote_[kBatchPackets][kIcmpQuoteMax] = {};
   size_t quote_len_[kBatchPackets] = {};
+  std::vector<uint8_t> original_;  // kMaxPacket per packet, allocated when a datagram without DF first needs it
+  size_t original_len_[kBatchPackets] = {};
 };
 
 }  // namespace mipsec::io

@@ -18,6 +18,7 @@
 #include "io/raw.h"
 #include "io/udp.h"
 #include "wire/bytes.h"
+#include "wire/fragment.h"
 #include "wire/icmp.h"
 #include "wire/ipv4.h"
 #include "wire/skip.h"
@@ -55,6 +56,7 @@ const char* const* stat_names() {
       "fastPath",
       "heldForKey",
       "heldExpired",
+      "txSplit",
   };
   return names;
 }
@@ -122,8 +124,7 @@ class IoLoop::Worker {
  public:
   Worker(IoLoop& loop, unsigned index, uint32_t table, bool deliver_route) : index(index), loop_(loop), batch_(table) {
     batch_.flush = [this] { flush(); };
-    if (deliver_route)
-      batch_.divert = [this](const uint8_t* p, size_t len, From from) { return punted_fragment(p, len, from); };
+    if (deliver_route) batch_.divert = [this](const uint8_t* p, size_t len) { return punted_fragment(p, len); };
   }
 
   const unsigned index;
@@ -145,10 +146,14 @@ class IoLoop::Worker {
   size_t shed_fresh_key_punts();
   bool held_for_pending_key(size_t i, uint64_t now);
   void release_held();
-  bool punted_fragment(const uint8_t* p, size_t len, From from);
+  bool punted_fragment(const uint8_t* p, size_t len);
   void drain_injects();
   void send_injected(const uint8_t* p, size_t len, const uint8_t* quote, size_t quote_len);
   void refused(int err, const uint8_t* quote, size_t quote_len, size_t on_wire, uint32_t nexthop, From back);
+  void refused_in_batch(int err, size_t i, size_t on_wire);
+  long fits_toward(uint32_t nexthop, long added);
+  bool split(size_t i, size_t on_wire);
+  void requeue_split();
   void frag_needed(const uint8_t* quote, size_t quote_len, size_t sealed_len, uint32_t nexthop, From back);
   // Whether a packet leaving by the network side goes over the UDP transport (when configured, for its protocols).
   bool carried_by_udp(const uint8_t* p, size_t len) const { return udp && len >= 20 && udp_carries(p[9]); }
@@ -175,6 +180,7 @@ class IoLoop::Worker {
   std::vector<uint64_t> held_since_;
   std::shared_ptr<const Tables> held_under_, last_tables_;
   InjectBatch injecting_;  // swapped with `injects`, sent, cleared (both keep their capacity)
+  PuntBatch split_;  // pieces of datagrams the link refused sealed (split()), sealed again after the batch
   size_t delivered_[kBatchPackets] = {};  // batch indices of the DELIVER packets for the TUN, in order
   Refusal refusals_[kBatchPackets] = {};
   uint64_t handled_ = 0;  // packets run through the engine so far
@@ -397,21 +403,28 @@ void IoLoop::Worker::flush() {
         break;
     }
   }
-  // A refusal answers the datagram's sender back the way it came: for a packet read from the TUN, into it.
-  for (size_t k = 0, nr = raw->send(refusals_); k < nr; k++) {
-    const size_t i = refusals_[k].index;
-    refused(refusals_[k].err, batch_.quote(i), batch_.quote_length(i), batch_.length(i), batch_.desc(i)[D_NEXTHOP],
-            From::tun);
-  }
+  for (size_t k = 0, nr = raw->send(refusals_); k < nr; k++)
+    refused_in_batch(refusals_[k].err, refusals_[k].index, batch_.length(refusals_[k].index));
   if (udp)
-    for (size_t k = 0, nr = udp->send(batch_, refusals_); k < nr; k++) {
-      const size_t i = refusals_[k].index;
-      refused(refusals_[k].err, batch_.quote(i), batch_.quote_length(i), batch_.length(i) + kUdpOverhead,
-              batch_.desc(i)[D_NEXTHOP], From::tun);
-    }
+    for (size_t k = 0, nr = udp->send(batch_, refusals_); k < nr; k++)
+      refused_in_batch(refusals_[k].err, refusals_[k].index, batch_.length(refusals_[k].index) + kUdpOverhead);
   tun->write_batch(batch_, delivered_, nd);
   count(S_FAST_PATH, fast);
   offer_punts();
+  requeue_split();
+}
+
+// The pieces split() made go through OUTBOUND again, each sealed on its own (they fit: a piece the link refuses
+// anyway, the path having shrunk meanwhile, is split again, smaller).
+void IoLoop::Worker::requeue_split() {
+  if (split_.empty()) return;
+  for (size_t j = 0; j < split_.size(); j++) {
+    batch_.make_room(1);
+    std::memcpy(batch_.next_slot(), split_.data(j), split_.meta[j].length);
+    batch_.queue(OP_OUTBOUND, split_.meta[j].length, From::tun);
+  }
+  split_.clear();
+  flush();
 }
 
 // Hands the punts gathered so far to the sink: a batch's, and the fragments read before it.
@@ -513,13 +526,14 @@ void IoLoop::Worker::release_held() {
   }
 }
 
-// A role's port (deliver 'route') hands IPv4 fragments read from its TUN or the UDP transport to the role whole: it
-// reassembles before its policy decides (RFC 4301 §7), a fragment sealed alone would not fit the link its datagram
-// was fragmented for, and INBOUND parses no fragment of a sealed packet its sender fragmented.
-bool IoLoop::Worker::punted_fragment(const uint8_t* p, size_t len, From from) {
+// A role's port (deliver 'route') hands the IPv4 fragments the UDP transport carries to the role whole: INBOUND parses
+// no fragment of a sealed packet its sender fragmented, the role reassembles it. Fragments read from the TUN go to
+// OUTBOUND like any datagram (policies name no ports, so a fragment meets its datagram's policy; the engine punts
+// the ones it cannot take on, docs/engine.md §4.2), and split() makes them fit once sealed.
+bool IoLoop::Worker::punted_fragment(const uint8_t* p, size_t len) {
   if (len < 20 || (p[0] >> 4) != 4 || (load16(p + 6) & 0x3fff) == 0) return false;
   if (punts_.size() >= kBatchPackets) offer_punts();
-  punts_.add(from, uint8_t(R_FRAGMENT), 0, p, len);
+  punts_.add(From::raw, uint8_t(R_FRAGMENT), 0, p, len);
   return true;
 }
 
@@ -530,14 +544,15 @@ void IoLoop::Worker::refused(int err, const uint8_t* q, size_t qlen, size_t on_w
   frag_needed(q, qlen, on_wire, nexthop, back);
 }
 
-// A sealed packet too big for the link toward its next hop: if the datagram it carries (quote q: its header and 8
-// bytes) said DF, tell its sender the MTU that would have fit (ICMP 3/4, RFC 1191; wire/icmp.h) — the path MTU
-// toward the next hop less what the engine added — back the way the datagram came: into the TUN for one read there,
-// out of the raw socket (routed by the kernel to the sender) for one the control plane injected from a link. A relay
-// quotes the layer as it arrived: the Next-hop layer it swapped in may weigh the same as the one it took out, or less.
-void IoLoop::Worker::frag_needed(const uint8_t* q, size_t qlen, size_t sealed_len, uint32_t nexthop, From back) {
-  if (!icmp_frag_needed_allowed(q, qlen)) return;
-  const long added = long(sealed_len) - long(load16(q + 2));
+// A send of batch packet i (on_wire bytes) the kernel refused: too big, its datagram is split and sealed again when
+// it had no DF; else as refused() says, the sender answered back the way it came (for one read from the TUN, into it).
+void IoLoop::Worker::refused_in_batch(int err, size_t i, size_t on_wire) {
+  if (err == EMSGSIZE && split(i, on_wire)) return count(S_TX_TOO_BIG);
+  refused(err, batch_.quote(i), batch_.quote_length(i), on_wire, batch_.desc(i)[D_NEXTHOP], From::tun);
+}
+
+// The largest datagram that fits the link toward nexthop once `added` bytes of layers are on it; 0 if unknown.
+long IoLoop::Worker::fits_toward(uint32_t nexthop, long added) {
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = htonl(nexthop);
@@ -545,8 +560,34 @@ void IoLoop::Worker::frag_needed(const uint8_t* q, size_t qlen, size_t sealed_le
   socklen_t optlen = sizeof link_mtu;
   if (::connect(mtu_probe.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 ||
       ::getsockopt(mtu_probe.get(), IPPROTO_IP, IP_MTU, &link_mtu, &optlen) != 0)
-    return;
-  const long fits = long(link_mtu) - added;
+    return 0;
+  return long(link_mtu) - added;
+}
+
+// Pre-fragmentation (RFC 4459 §5.1): a datagram without DF (whole, or a fragment its sender made for its own link)
+// whose sealed packet is too big for the link is split into fragments that fit once sealed, and each is sealed on
+// its own (requeue_split), so the receiving gateway opens whole packets on its fast path and the destination host
+// reassembles. False when packet i kept no original (DF, not OUTBOUND) or it cannot be split.
+bool IoLoop::Worker::split(size_t i, size_t on_wire) {
+  const size_t len = batch_.original_length(i);
+  if (len == 0) return false;
+  const long fits = fits_toward(batch_.desc(i)[D_NEXTHOP], long(on_wire) - long(len));
+  if (fits < 68 || fits >= long(len)) return false;  // RFC 791: every link carries 68
+  const int n = ipv4_fragment(batch_.original(i), len, size_t(fits),
+                              [this](size_t piece) { return split_.append(From::tun, piece); });
+  if (n <= 0) return false;
+  count(S_TX_SPLIT);
+  return true;
+}
+
+// A sealed packet too big for the link toward its next hop: if the datagram it carries (quote q: its header and 8
+// bytes) said DF, tell its sender the MTU that would have fit (ICMP 3/4, RFC 1191; wire/icmp.h) — the path MTU
+// toward the next hop less what the engine added — back the way the datagram came: into the TUN for one read there,
+// out of the raw socket (routed by the kernel to the sender) for one the control plane injected from a link. A relay
+// quotes the layer as it arrived: the Next-hop layer it swapped in may weigh the same as the one it took out, or less.
+void IoLoop::Worker::frag_needed(const uint8_t* q, size_t qlen, size_t sealed_len, uint32_t nexthop, From back) {
+  if (!icmp_frag_needed_allowed(q, qlen)) return;
+  const long fits = fits_toward(nexthop, long(sealed_len) - long(load16(q + 2)));
   if (fits < 68 || fits >= long(load16(q + 2))) return;  // RFC 791: every link carries 68; it must be smaller
   uint8_t icmp[kIcmpFragNeededMax];
   const size_t total = icmp_frag_needed(icmp, q, qlen, uint16_t(fits));

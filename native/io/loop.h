@@ -59,6 +59,12 @@ struct PuntBatch {
     meta.push_back(PuntMeta{uint32_t(bytes.size()), uint32_t(len), sa, reason, from});
     bytes.insert(bytes.end(), p, p + len);
   }
+  // Room for a packet of len bytes, appended: where to write it (valid until the next add).
+  uint8_t* append(From from, size_t len) {
+    meta.push_back(PuntMeta{uint32_t(bytes.size()), uint32_t(len), 0, 0, from});
+    bytes.resize(bytes.size() + len);
+    return bytes.data() + meta.back().offset;
+  }
   // Packet i of other, appended.
   void add(const PuntBatch& other, size_t i) {
     const PuntMeta& m = other.meta[i];

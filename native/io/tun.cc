@@ -98,7 +98,7 @@ void TunPort::read(Batch& b) {
       return;
     }
     stats_.add(S_RX_TUN);
-    if (!b.diverted(b.next_slot(), size_t(r), From::tun)) b.queue(OP_OUTBOUND, size_t(r), From::tun);
+    b.queue(OP_OUTBOUND, size_t(r), From::tun);
   }
 }
 
@@ -128,7 +128,6 @@ void TunPort::read_vnet(Batch& b) {
         stats_.add(S_RX_TOO_BIG);
         continue;
       }
-      if (b.diverted(p, len, From::tun)) continue;
       b.make_room(1);
       std::memcpy(b.next_slot(), p, len);
       b.queue(OP_OUTBOUND, len, From::tun);

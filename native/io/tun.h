@@ -38,8 +38,8 @@ class TunPort {
   TunPort(Fd fd, bool vnet, LoopStats& stats);
   int fd() const { return fd_.get(); }
 
-  // Reads until the queue is empty (at most kBatchPackets reads) and queues each datagram for OUTBOUND (unless the
-  // batch diverts it); a super-packet's segments go into one batch where they fit. Counts rxTun, rxGso, rxTooBig,
+  // Reads until the queue is empty (at most kBatchPackets reads) and queues each datagram for OUTBOUND; a
+  // super-packet's segments go into one batch where they fit. Counts rxTun, rxGso, rxTooBig,
   // rxErrors.
   void read(Batch& b);
   // One packet into the kernel as it is (behind an all-zero virtio_net_hdr on a vnet TUN). Counts txTun / txErrors.

@@ -102,7 +102,7 @@ void UdpPort::read(Batch& b) {
         stats_.add(S_RX_UDP_MISADDRESSED);
         continue;
       }
-      if (b.diverted(data + at, len, From::raw)) continue;
+      if (b.diverted(data + at, len)) continue;
       b.make_room(1);
       // A datagram larger than a slot goes in as length 0: the engine drops it as truncated.
       if (len > kMaxPacket)

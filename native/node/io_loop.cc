@@ -7,6 +7,7 @@
 #include "node/engine.h"
 #include "io/gso.h"
 #include "io/loop.h"
+#include "wire/fragment.h"
 #include "wire/icmp.h"
 
 namespace mipsec::io {
@@ -250,6 +251,25 @@ Napi::Value SplitTcp4(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// fragmentIpv4(datagram, mtu) → the fragments the I/O loop seals one by one when a sealed datagram without DF is too
+// big for its link (the same ipv4_fragment), or null when it cannot be split.
+Napi::Value FragmentIpv4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "fragmentIpv4(datagram: Uint8Array, mtu: number)";
+  Napi::Uint8Array p = bytes_arg(info, 0, usage);
+  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, usage);
+  std::vector<std::vector<uint8_t>> pieces;
+  const int n = ipv4_fragment(p.Data(), p.ElementLength(), info[1].As<Napi::Number>().Uint32Value(), [&](size_t len) {
+    pieces.emplace_back(len);
+    return pieces.back().data();
+  });
+  if (n < 0) return env.Null();
+  Napi::Array out = Napi::Array::New(env, pieces.size());
+  for (size_t i = 0; i < pieces.size(); i++)
+    out.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(env, pieces[i].data(), pieces[i].size()));
+  return out;
+}
+
 // coalesceTcp4(datagrams) → { runs: number[] (datagrams per write), writes: Buffer[] (vnet header + packet, or the
 // datagram alone) }: what the DELIVER path writes to an offloading TUN (the same coalesce_tcp4 the TUN port calls).
 Napi::Value CoalesceTcp4(const Napi::CallbackInfo& info) {
@@ -297,6 +317,7 @@ Napi::Value FragNeeded(const Napi::CallbackInfo& info) {
 Napi::Object OffloadExports(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("splitTcp4", Napi::Function::New<SplitTcp4>(env, "splitTcp4"));
+  o.Set("fragmentIpv4", Napi::Function::New<FragmentIpv4>(env, "fragmentIpv4"));
   o.Set("coalesceTcp4", Napi::Function::New<CoalesceTcp4>(env, "coalesceTcp4"));
   o.Set("fragNeeded", Napi::Function::New<FragNeeded>(env, "fragNeeded"));
   return o;

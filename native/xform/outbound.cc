@@ -20,6 +20,11 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &ip, FragmentCheck::allow)) return fail(r);
   const PolicyEntry* policy = t.policy(table, ip.src, ip.dst, ip.proto);
   if (!policy) return fail(R_NO_POLICY);
+  // A fragment meets its datagram's policy (none names ports), but two actions need it whole, so the control plane
+  // reassembles it: INBOUND opens no fragment of a sealed packet, and a peer's Next-hop layer alone admits none.
+  if ((ip.flags_frag & (kIpv4Mf | kIpv4OffsetMask)) &&
+      (policy->action == PA_INBOUND || (policy->action == PA_PROTECT && policy->sa == 0)))
+    return punt(R_FRAGMENT);
   switch (policy->action) {
     case PA_BYPASS:
       pkt.len = ip.total_len;

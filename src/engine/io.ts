@@ -170,6 +170,11 @@ export interface IoStats {
   heldForKey: number;
   /** Held packets dropped because no SA came within those 20 ms. */
   heldExpired: number;
+  /**
+   * Datagrams without DF whose sealed packet the link refused as too big (counted in txTooBig too): split into
+   * fragments that fit once sealed, each sealed on its own (pre-fragmentation; the destination reassembles).
+   */
+  txSplit: number;
   /** The punts handed to onPunt (`punted`), by reason: the slow path's share of each reason. */
   puntReasons: Record<ReasonName, number>;
   /** CPU time the worker threads have used, µs (kept after stop()): over the packets handled, what one costs. */

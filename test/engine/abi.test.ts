@@ -64,6 +64,7 @@ const ioCounters = {
   fastPath: true,
   heldForKey: true,
   heldExpired: true,
+  txSplit: true,
 } satisfies Record<IoCounter, true>;
 
 /** binding.abi as the TS side has it. */

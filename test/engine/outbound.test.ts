@@ -14,6 +14,7 @@ import {
   type SaDesc,
 } from '../../src/engine/index.js';
 import { ipToU32 } from '../../src/wire/addr.js';
+import { IPV4_FLAG_MF, setIpv4Checksum } from '../../src/wire/ipv4.js';
 import {
   ADDR,
   IMPLS,
@@ -221,6 +222,46 @@ describe('OUTBOUND, native and TS', () => {
       );
       expect([failed.verdict, failed.reason]).toEqual([Verdict.DROP, Reason.no_sa]);
     }
+  });
+
+  it("a fragment meets its datagram's policy; one for INBOUND or the wraps alone is punted as fragment, unchanged", () => {
+    const fragment = (dst: string, flagsFragment: number) => {
+      const d = datagram(600, { dst, df: false });
+      d[6] = flagsFragment >> 8;
+      d[7] = flagsFragment & 0xff;
+      setIpv4Checksum(d, 0, 20);
+      return d;
+    };
+    const policies: Policy[] = [
+      { prefix: '10.0.0.0/24', sa: end.out.id },
+      { prefix: '10.9.0.0/16', action: 'protect', sa: 0, wrap: toSgw1.out.id },
+      { prefix: '10.8.0.0/16', action: 'inbound', sa: 0 },
+      { prefix: '10.7.0.0/16', action: 'pass', sa: 0 },
+    ];
+    for (const flagsFragment of [IPV4_FLAG_MF, IPV4_FLAG_MF | 74, 148]) {
+      // Under an End-End layer it is sealed as a datagram is, and the peer opens and delivers it as it was.
+      const first = fragment(ADDR.ch0, flagsFragment);
+      const sealed = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, first));
+      expect(outcome(sealed)).toMatchObject({ verdict: Verdict.FORWARD, sa: end.out.id });
+      for (const impl of IMPLS) {
+        const opened = runOne(make(impl, [end.in], [], { local: [ADDR.sgw0] }), Op.INBOUND, sealed.packet);
+        expect(outcome(opened)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
+        expect(hex(opened.packet)).toBe(hex(first));
+      }
+      const passed = both((impl) =>
+        runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, fragment('10.7.0.1', flagsFragment)),
+      );
+      expect(outcome(passed)).toMatchObject({ verdict: Verdict.FORWARD, sa: 0 });
+      for (const dst of ['10.9.0.1', '10.8.0.1']) {
+        const given = fragment(dst, flagsFragment);
+        const punted = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, given));
+        expect(outcome(punted)).toEqual({ verdict: Verdict.PUNT, reason: Reason.fragment, sa: 0, nexthop: 0 });
+        expect(hex(punted.packet)).toBe(hex(given));
+      }
+    }
+    // Whole, the same datagrams take their policy's way.
+    const whole = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, fragment('10.9.0.1', 0)));
+    expect(outcome(whole)).toMatchObject({ verdict: Verdict.FORWARD, sa: toSgw1.out.id });
   });
 
   it('bypass (sa 0) forwards the datagram as it is, trailing bytes cut; no match punts no_policy unchanged', () => {

@@ -231,21 +231,33 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     expect(lb.stats().puntReasons.ttl_exceeded).toBe(1);
   });
 
-  it("deliver 'route': IPv4 fragments read from the TUN are punted (reason fragment, SA 0) for the role to reassemble", async () => {
+  it("deliver 'route': IPv4 fragments read from the TUN meet their datagram's policy; for INBOUND they are punted (fragment, SA 0) to be reassembled", async () => {
     const { b } = pair;
-    const eb = engineFor([], [b.outer], [{ prefix: '10.77.1.0/24', sa: 0 }]);
+    const eb = engineFor(
+      [],
+      [b.outer],
+      [
+        { prefix: '10.77.1.0/25', action: 'drop', sa: 0 },
+        { prefix: '10.77.1.128/25', action: 'inbound', sa: 0 },
+      ],
+    );
     const punts: PuntedPacket[] = [];
     const lb = loop(eb, b.ns, b.tun, b.inner, undefined, { deliver: 'route', onPunt: (p) => punts.push(...p) });
-    // 2000 bytes of ICMP through a TUN of MTU 1300: the kernel sends it in two fragments.
+    // 2000 bytes of ICMP through a TUN of MTU 1300: the kernel sends it in two fragments. The policy's drop, on the
+    // fast path (a bypass would go round: the kernel routes 10.77.1.0/24 into this TUN):
     await inNetns(b.ns, 'ping', ['-c', '1', '-W', '1', '-s', '2000', '10.77.1.9']);
+    expect(punts).toEqual([]);
+    expect(lb.stats()).toMatchObject({ rxTun: 2, punted: 0, fastPath: 2 });
+    expect(eb.counters()[Reason.policy_drop]).toBe(2n);
+    // Under an `inbound` policy (INBOUND opens no fragment): to the role, MF first, then the last.
+    await inNetns(b.ns, 'ping', ['-c', '1', '-W', '1', '-s', '2000', '10.77.1.200']);
     expect(punts.map((p) => ({ reason: p.reason, sa: p.sa, from: p.from }))).toEqual([
       { reason: 'fragment', sa: 0, from: 'tun' },
       { reason: 'fragment', sa: 0, from: 'tun' },
     ]);
     expect(punts.map((p) => ((p.packet[6] << 8) | p.packet[7]) & 0x3fff).map((f) => f > 0x1fff)).toEqual([true, false]); // MF, then the last
-    expect(lb.stats()).toMatchObject({ rxTun: 2, punted: 2, fastPath: 0 });
+    expect(lb.stats()).toMatchObject({ rxTun: 4, punted: 2, fastPath: 2 });
     expect(lb.stats().puntReasons.fragment).toBe(2);
-    expect(eb.counters()[VERDICT_COUNTER_BASE + Verdict.FORWARD]).toBe(0n); // the engine saw neither
   });
 
   it("deliver 'route': a DELIVER to one of the engine's own addresses is punted deliver_local with its SA", async () => {

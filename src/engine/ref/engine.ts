@@ -2,6 +2,7 @@
 import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
 import { PolicyIndex, checkPolicies, type PolicyEntry } from '../policy.js';
 import { isIpipLoop } from '../../wire/ipip.js';
+import { isFragment } from '../../wire/fragment.js';
 import { parseIpv4 } from '../../wire/ipv4.js';
 import {
   COUNTER_SLOTS,
@@ -21,7 +22,7 @@ import {
 import { encapsulate } from './encap.js';
 import { inbound, type InboundContext, type RouteEntry } from './inbound.js';
 import { ipipDecap, ipipEncap } from './ipip.js';
-import { forward, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
+import { forward, punt, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
 import { SaTable, packetLimitReached } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
 import { decrementTtl } from './ttl.js';
@@ -141,6 +142,10 @@ export class RefEngine implements Engine {
     const { src, dst, totalLength, ttl, protocol } = ip.header;
     const policy = this.policies.find(table, src, dst, protocol);
     if (!policy) return reject('no_policy', offset, length);
+    // A fragment meets its datagram's policy (none names ports), but two actions need it whole, so the control plane
+    // reassembles it: INBOUND opens no fragment of a sealed packet, and a peer's Next-hop layer alone admits none.
+    if (isFragment(ip.header) && (policy.action === 'inbound' || (policy.action === 'protect' && policy.sa === 0)))
+      return punt('fragment', offset, length);
     switch (policy.action) {
       case 'bypass':
         return forward(offset, totalLength, 0, dst);
