@@ -3,7 +3,7 @@
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
@@ -175,23 +175,6 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
     expect(problems).toEqual([]);
   });
 
-  it("a journal an earlier version wrote still floors its keys: the key tuple is SHA-256(src ‖ SKIP header)'s first 16 bytes", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
-    const sa = inbound(1);
-    const key = createHash('sha256').update(sa.src).update(sa.skipHeader!).digest('hex').slice(0, 32);
-    const body = JSON.stringify([key, 700, 0, 0]);
-    mkdirSync(join(dir, 'sgw0'));
-    const sum = createHash('sha256').update(body).digest('hex').slice(0, 16);
-    appendFileSync(join(dir, 'sgw0', 'replay-marks.journal'), `${sum} ${body}\n`);
-    const marks = new ReplayMarks(
-      dir,
-      'sgw0',
-      () => 0,
-      () => {},
-    );
-    expect(marks.floored(sa).replayFloor).toBe(700);
-  });
-
   it('a torn or damaged tail of the journal is cut off and reported; the lines before it stand', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
     const first = new ReplayMarks(
@@ -248,6 +231,39 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
     marks.sample(stats(5));
     expect(marks.floored(inbound(3)).replayFloor).toBeUndefined();
     expect(marks.floored({ ...other, id: 4 }).replayFloor).toBe(5);
+  });
+
+  it('a mark is held once, by a number (not a 32-digit string, nor again in the journal)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
+    const marks = new ReplayMarks(
+      dir,
+      'sgw0',
+      () => 0,
+      () => {},
+    );
+    marks.floored(inbound(1));
+    marks.sample(stats(10));
+    const inside = marks as unknown as { marks: Map<unknown, unknown>; journal: { live: Map<unknown, unknown> } };
+    expect([...inside.marks.keys()].map((k) => typeof k)).toEqual(['number']);
+    expect(inside.journal.live).toBe(inside.marks);
+  });
+
+  it('hole 13: a journal written with 32-digit keys (before marks were numbers) still floors its keys', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
+    const key = createHash('sha256').update(pair.in.src).update(pair.in.skipHeader!).digest().toString('hex', 0, 16);
+    const body = JSON.stringify([key, 700, 100, 0]);
+    mkdirSync(join(dir, 'sgw0'));
+    const checksum = createHash('sha256').update(body).digest('hex').slice(0, 16);
+    writeFileSync(join(dir, 'sgw0', 'replay-marks.journal'), `${checksum} ${body}\n`);
+    const problems: string[] = [];
+    const after = new ReplayMarks(
+      dir,
+      'sgw0',
+      () => 0,
+      (m) => problems.push(m),
+    );
+    expect(after.floored(inbound(5)).replayFloor).toBe(800);
+    expect(problems).toEqual([]);
   });
 });
 

@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** How a record kind lives in a journal: its key (a later line with the same key replaces it) and its JSON body. */
-export interface JournalCodec<R> {
-  key(record: R): string;
+export interface JournalCodec<R, K = string> {
+  key(record: R): K;
   /** The record as a JSON-able value. */
   encode(record: R): unknown;
   /** A parsed body back to a record; undefined when it is not a well-formed one. */
@@ -29,14 +29,18 @@ export interface JournalLoad<R> {
 const COMPACT_MIN_LINES = 1024;
 const COMPACT_FACTOR = 4;
 
-export class KeyedJournal<R> {
+export class KeyedJournal<R, K = string> {
   private fd: number | undefined;
-  private readonly live = new Map<string, R>();
   private lines = 0;
 
+  /**
+   * `live`: the map the live records are kept in, by key. A caller that holds them by the same key passes its own map,
+   * so each record is held once (load() fills it; write() sets what it wrote; a compaction writes what it holds).
+   */
   constructor(
     readonly file: string,
-    private readonly codec: JournalCodec<R>,
+    private readonly codec: JournalCodec<R, K>,
+    private readonly live = new Map<K, R>(),
   ) {}
 
   /** Reads the journal (creating it and its directory, 0700, if missing) and cuts off a torn tail. */
@@ -78,7 +82,7 @@ export class KeyedJournal<R> {
   }
 
   /** Drops the record under `key` from the live set: gone from the file at the next compaction. */
-  forget(key: string): void {
+  forget(key: K): void {
     this.live.delete(key);
   }
 
