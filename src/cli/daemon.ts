@@ -161,7 +161,8 @@ export async function run(role: string, args: string[]): Promise<number> {
     return usage((err as Error).message);
   }
   // One malloc arena for the whole daemon: with one per I/O worker, RSS grew all along a 30-min soak under key churn
-  // (gwB +12 % in 8 min; with one arena +6.6 %, starting 8 MiB lower, TCP unchanged).
+  // (gwB +12 % in 8 min; with one arena +6.6 %, starting 8 MiB lower, TCP unchanged). Threads Node started before
+  // this keep theirs: MALLOC_ARENA_MAX=1 in the daemon's environment covers them (../daemon/process-env.ts).
   limitMallocArenas(1);
   try {
     const daemon = await runDaemon({

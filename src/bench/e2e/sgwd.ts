@@ -11,6 +11,7 @@ import { runCommand, type ManagedProcess } from '../../net/netns.js';
 import type { Transport } from './gateway-spec.js';
 import { median } from '../median.js';
 import { DEFAULT_UDP_PORT } from '../../config/node.js';
+import { daemonEnv } from '../../daemon/process-env.js';
 import { requestStatus } from '../../daemon/socket.js';
 import {
   tail,
@@ -198,7 +199,7 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
         '--log-level',
         'warn',
       ];
-      const d = topo.session.spawn(ns, `mipsec sgw ${g.name}`, process.execPath, args);
+      const d = topo.session.spawn(ns, `mipsec sgw ${g.name}`, process.execPath, args, { env: daemonEnv() });
       daemons.push(d);
       await waitFor(
         `mipsec sgw ${g.name} to start`,
