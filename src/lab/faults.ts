@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { daemonEnv } from '../daemon/process-env.js';
+import { daemonProcess } from '../daemon/process-env.js';
 import { saveCertificate, saveX25519 } from '../keys/keyfile.js';
 import { IMPAIR_PY } from './impair.js';
 import { makeCa, makeIdentity } from './world.js';
@@ -372,7 +372,8 @@ export class FaultLab {
         : ['sgw', '--config', join(this.dir, `${name}.yaml`)];
     args.push('--status-socket', join(this.dir, `${name}.sock`), '--state-dir', join(this.dir, `${name}.state`));
     const spawnedAt = Date.now();
-    const child = spawn('ip', ['netns', 'exec', this.ns(name), process.execPath, BIN, ...args], { env: daemonEnv() });
+    const p = daemonProcess(BIN, args);
+    const child = spawn('ip', ['netns', 'exec', this.ns(name), p.command, ...p.args], { env: p.env });
     this.children.add(child);
     const out: string[] = [];
     let partial = '';

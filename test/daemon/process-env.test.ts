@@ -1,7 +1,7 @@
-// A daemon's environment: one glibc malloc arena from its first malloc (src/daemon/process-env.ts), which the benches
-// and the lab give every daemon they start.
+// How the benches and the lab start a daemon (src/daemon/process-env.ts): one glibc malloc arena from its first malloc,
+// and Node with --optimize-for-size, which keep its RSS flat under key churn.
 import { describe, expect, it } from 'vitest';
-import { daemonEnv } from '../../src/daemon/process-env.js';
+import { daemonEnv, daemonProcess } from '../../src/daemon/process-env.js';
 
 describe('daemonEnv', () => {
   it('sets MALLOC_ARENA_MAX=1 and keeps the rest', () => {
@@ -17,5 +17,16 @@ describe('daemonEnv', () => {
     const before = process.env.MALLOC_ARENA_MAX;
     expect(daemonEnv().MALLOC_ARENA_MAX).toBe(before ?? '1');
     expect(process.env.MALLOC_ARENA_MAX).toBe(before);
+  });
+});
+
+describe('daemonProcess', () => {
+  it('runs this Node with --optimize-for-size before the script, and the daemon environment', () => {
+    const p = daemonProcess('/x/bin/mipsec.js', ['sgw', '--config', 'a.yaml'], { PATH: '/usr/bin' });
+    expect(p).toEqual({
+      command: process.execPath,
+      args: ['--optimize-for-size', '/x/bin/mipsec.js', 'sgw', '--config', 'a.yaml'],
+      env: { PATH: '/usr/bin', MALLOC_ARENA_MAX: '1' },
+    });
   });
 });

@@ -11,7 +11,7 @@ import { runCommand, type ManagedProcess } from '../../net/netns.js';
 import type { Transport } from './gateway-spec.js';
 import { median } from '../median.js';
 import { DEFAULT_UDP_PORT } from '../../config/node.js';
-import { daemonEnv } from '../../daemon/process-env.js';
+import { daemonProcess } from '../../daemon/process-env.js';
 import { requestStatus } from '../../daemon/socket.js';
 import {
   tail,
@@ -187,7 +187,6 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
     for (const g of plans(topo)) {
       const ns = g.name === 'gwa' ? topo.gwA : topo.gwB;
       const args = [
-        bin(),
         'sgw',
         '--config',
         path.join(workdir, `${g.name}.yaml`),
@@ -199,7 +198,8 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
         '--log-level',
         'warn',
       ];
-      const d = topo.session.spawn(ns, `mipsec sgw ${g.name}`, process.execPath, args, { env: daemonEnv() });
+      const p = daemonProcess(bin(), args);
+      const d = topo.session.spawn(ns, `mipsec sgw ${g.name}`, p.command, p.args, { env: p.env });
       daemons.push(d);
       await waitFor(
         `mipsec sgw ${g.name} to start`,

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { daemonEnv } from '../../daemon/process-env.js';
+import { daemonProcess } from '../../daemon/process-env.js';
 import { requestStatus } from '../../daemon/socket.js';
 import type { Status } from '../../daemon/status.js';
 import { NetnsSession, randomSuffix, type ManagedProcess } from '../../net/netns.js';
@@ -166,26 +166,20 @@ ha: { serves: [${HA.serves}] }
   );
   const socket = path.join(dir, 'ha.sock');
   const bin = fileURLToPath(new URL('../../../bin/mipsec.js', import.meta.url));
-  const daemon = session.spawn(
-    ns,
-    'mipsec ha',
-    process.execPath,
-    [
-      bin,
-      'ha',
-      '--config',
-      path.join(dir, 'ha.yaml'),
-      '--mn-ha-key',
-      path.join(dir, 'mn-ha.keys'),
-      '--status-socket',
-      socket,
-      '--state-dir',
-      path.join(dir, 'state'),
-      '--log-level',
-      'warn',
-    ],
-    { env: daemonEnv() },
-  );
+  const p = daemonProcess(bin, [
+    'ha',
+    '--config',
+    path.join(dir, 'ha.yaml'),
+    '--mn-ha-key',
+    path.join(dir, 'mn-ha.keys'),
+    '--status-socket',
+    socket,
+    '--state-dir',
+    path.join(dir, 'state'),
+    '--log-level',
+    'warn',
+  ]);
+  const daemon = session.spawn(ns, 'mipsec ha', p.command, p.args, { env: p.env });
   await waitFor('mipsec ha to start', () => fs.existsSync(socket), 20_000, [daemon]);
   return {
     daemon,
