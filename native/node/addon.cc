@@ -23,6 +23,17 @@ static Napi::Value LimitMallocArenas(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// trimMalloc(): hands the free memory of every glibc malloc arena back to the kernel (malloc_trim(0)); true if some
+// went back. Freed chunks amid live ones keep their pages otherwise, and the arenas of threads that churn SAs and
+// batches keep growing the RSS of a daemon that runs for months.
+static Napi::Value TrimMalloc(const Napi::CallbackInfo& info) {
+#ifdef __GLIBC__
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("opensslVersion", Napi::String::New(env, OPENSSL_VERSION_TEXT));
   exports.Set("abi", mipsec::AbiExports(env));
@@ -32,6 +43,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crypto", mipsec::CryptoExports(env));
   exports.Set("wire", mipsec::WireExports(env));
   exports.Set("limitMallocArenas", Napi::Function::New(env, LimitMallocArenas, "limitMallocArenas"));
+  exports.Set("trimMalloc", Napi::Function::New(env, TrimMalloc, "trimMalloc"));
   return exports;
 }
 

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { loadNode, type LoadedNode, type Role } from '../config/index.js';
 import { limitMallocArenas } from '../engine/addon.js';
+import { startMemoryUpkeep } from '../daemon/memory-upkeep.js';
 import { NativeEngine } from '../engine/native.js';
 import type { Engine } from '../engine/types.js';
 import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/linux/attached.js';
@@ -162,8 +163,10 @@ export async function run(role: string, args: string[]): Promise<number> {
   }
   // One malloc arena for the whole daemon: with one per I/O worker, RSS grew all along a 30-min soak under key churn
   // (gwB +12 % in 8 min; with one arena +6.6 %, starting 8 MiB lower, TCP unchanged). Threads Node started before
-  // this keep theirs: MALLOC_ARENA_MAX=1 in the daemon's environment covers them (../daemon/process-env.ts).
+  // this keep theirs: MALLOC_ARENA_MAX=1 in the daemon's environment covers them (../daemon/process-env.ts). Then
+  // once a minute the upkeep collects what key churn left in V8's old space and trims the arenas (memory-upkeep.ts).
   limitMallocArenas(1);
+  const upkeep = startMemoryUpkeep();
   try {
     const daemon = await runDaemon({
       configPath: v.config,
@@ -186,5 +189,7 @@ export async function run(role: string, args: string[]): Promise<number> {
     }
     console.error(`mipsec ${role}: ${(err as Error).message}`);
     return 1;
+  } finally {
+    upkeep.stop();
   }
 }

@@ -31,6 +31,7 @@ export interface AddonBinding {
   readonly crypto?: unknown;
   readonly wire?: unknown;
   readonly limitMallocArenas?: unknown;
+  readonly trimMalloc?: unknown;
 }
 
 let cached: { binding?: AddonBinding; error?: Error } | undefined;
@@ -55,6 +56,15 @@ export function loadAddon(): { binding?: AddonBinding; error?: Error } {
 export function limitMallocArenas(n: number): boolean {
   const limit = loadAddon().binding?.limitMallocArenas;
   return typeof limit === 'function' ? Boolean((limit as (n: number) => boolean)(n)) : false;
+}
+
+/**
+ * Hands the free memory of every glibc malloc arena back to the kernel; true if some went back, false if none did,
+ * without the addon or on another C library. Process-wide: for a daemon's upkeep (../daemon/memory-upkeep.ts).
+ */
+export function trimMalloc(): boolean {
+  const trim = loadAddon().binding?.trimMalloc;
+  return typeof trim === 'function' ? Boolean((trim as () => boolean)()) : false;
 }
 
 /** The addon's AES key unwrap (native/crypto/keywrap.cc) for SkipKeying; undefined without the addon. */
