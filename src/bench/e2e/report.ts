@@ -18,6 +18,12 @@ export interface E2eRow {
   first_packet_ms?: number | null;
   /** The same key at the sending gateway: the datagram's arrival to its first packet under the new key leaving, ms. */
   first_packet_send_ms?: number | null;
+  /**
+   * Paths with mipsec daemons (medians over the rounds): of the TCP run's packets, those the daemons' I/O loops punted
+   * to JavaScript, and their share of all the loops handled (slow / (fast + slow)).
+   */
+  tcp_slow_path_packets?: number;
+  tcp_js_share?: number;
   error?: string;
 }
 
@@ -74,6 +80,11 @@ export function jsonRows(results: readonly PathResult[]): E2eRow[] {
     };
     if (r.first_packet_ms !== undefined) row.first_packet_ms = r.first_packet_ms;
     if (r.first_packet_send_ms !== undefined) row.first_packet_send_ms = r.first_packet_send_ms;
+    const counted = r.runs.filter((run) => run.tcp_js_share !== undefined);
+    if (counted.length > 0) {
+      row.tcp_slow_path_packets = median(counted.map((run) => run.tcp_slow_path_packets ?? 0));
+      row.tcp_js_share = median(counted.map((run) => run.tcp_js_share!));
+    }
     if (r.error) row.error = r.error;
     return row;
   });
