@@ -230,6 +230,26 @@ Napi::Uint8Array bytes_arg(const Napi::CallbackInfo& info, size_t i, const char*
   return info[i].As<Napi::Uint8Array>();
 }
 
+// The packets a pure splitter (segment_tcp4, ipv4_fragment) writes through its out(length) callback, for the tests.
+class PacketList {
+ public:
+  auto out() {
+    return [this](size_t len) {
+      packets_.emplace_back(len);
+      return packets_.back().data();
+    };
+  }
+  Napi::Array to_js(Napi::Env env) const {
+    Napi::Array out = Napi::Array::New(env, packets_.size());
+    for (size_t i = 0; i < packets_.size(); i++)
+      out.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(env, packets_[i].data(), packets_[i].size()));
+    return out;
+  }
+
+ private:
+  std::vector<std::vector<uint8_t>> packets_;
+};
+
 // splitTcp4(superPacket, gsoSize) → the segments the TUN read path feeds to OUTBOUND, or null when unparsable.
 Napi::Value SplitTcp4(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -239,16 +259,9 @@ Napi::Value SplitTcp4(const Napi::CallbackInfo& info) {
   virtio_net_hdr h{};
   h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
   h.gso_size = uint16_t(info[1].As<Napi::Number>().Uint32Value());
-  std::vector<std::vector<uint8_t>> segments;
-  const int n = segment_tcp4(h, p.Data(), p.ElementLength(), [&](size_t len) {
-    segments.emplace_back(len);
-    return segments.back().data();
-  });
-  if (n < 0) return env.Null();
-  Napi::Array out = Napi::Array::New(env, segments.size());
-  for (size_t i = 0; i < segments.size(); i++)
-    out.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(env, segments[i].data(), segments[i].size()));
-  return out;
+  PacketList segments;
+  if (segment_tcp4(h, p.Data(), p.ElementLength(), segments.out()) < 0) return env.Null();
+  return segments.to_js(env);
 }
 
 // fragmentIpv4(datagram, mtu) → the fragments the I/O loop seals one by one when a sealed datagram without DF is too
@@ -258,16 +271,10 @@ Napi::Value FragmentIpv4(const Napi::CallbackInfo& info) {
   const char* usage = "fragmentIpv4(datagram: Uint8Array, mtu: number)";
   Napi::Uint8Array p = bytes_arg(info, 0, usage);
   if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, usage);
-  std::vector<std::vector<uint8_t>> pieces;
-  const int n = ipv4_fragment(p.Data(), p.ElementLength(), info[1].As<Napi::Number>().Uint32Value(), [&](size_t len) {
-    pieces.emplace_back(len);
-    return pieces.back().data();
-  });
-  if (n < 0) return env.Null();
-  Napi::Array out = Napi::Array::New(env, pieces.size());
-  for (size_t i = 0; i < pieces.size(); i++)
-    out.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(env, pieces[i].data(), pieces[i].size()));
-  return out;
+  PacketList pieces;
+  if (ipv4_fragment(p.Data(), p.ElementLength(), info[1].As<Napi::Number>().Uint32Value(), pieces.out()) < 0)
+    return env.Null();
+  return pieces.to_js(env);
 }
 
 // coalesceTcp4(datagrams) → { runs: number[] (datagrams per write), writes: Buffer[] (vnet header + packet, or the

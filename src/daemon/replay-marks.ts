@@ -6,7 +6,7 @@
 // it goes; a re-installed SA starts its window above it (SaDesc.replayFloor). A periodic write also records a margin,
 // twice what the SA advanced in the last interval, for what a SIGKILL could lose since that write; a graceful stop
 // writes exact marks. Appending only what moved keeps the cost of a second flat however many keys the hours hold.
-import { hash } from 'node:crypto';
+import { digest52 } from '../keys/digest52.js';
 import { join } from 'node:path';
 import type { SaDesc, SaStats } from '../engine/types.js';
 import { KeyedJournal, type JournalCodec } from '../roles/common/journal.js';
@@ -55,9 +55,7 @@ const markCodec: JournalCodec<Mark, number> = {
 
 /** The mark key of an inbound SKIP SA's key tuple (its outer source and SKIP header). */
 function markKey(sa: SaDesc): number {
-  // One call, not a Hash object: this runs on a new key's first packet, cold (≈ 50 µs, ≈ 130 after an idle spell).
-  const d = hash('sha256', Buffer.concat([Buffer.from(sa.src), sa.skipHeader!]), 'buffer');
-  return d.readUIntBE(0, 6) * 16 + (d[6] >> 4);
+  return digest52(Buffer.concat([Buffer.from(sa.src), sa.skipHeader!]));
 }
 
 function isCount(v: unknown, max: number): v is number {

@@ -1,7 +1,8 @@
 // SKIP zero-message keying (DESIGN §3): turns a peer's certificate and a counter n into the
 // engine's SAs (src/engine/types.ts). The sender picks a random Kp per SA, wraps it under Kijn
 // into the SKIP header; the receiver unwraps it from the first packet and derives the same keys.
-import { createHash, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
+import { digest52 } from './digest52.js';
 import { sodium } from './sodium.js';
 import { LruMap, type CertCache } from './cache.js';
 import type { Identity } from './keyfile.js';
@@ -144,15 +145,11 @@ const KIJNS_PER_PEER = 2 * COUNTER_WINDOW + 1;
 const RETIRED_KEYS = 4096;
 
 /**
- * A retired key tuple as a number: 52 bits of the SHA-256 of its key (peer, n, Kij alg, wrapped Kp). A long string per
- * tuple (≈ 400 bytes of heap with its parts) made 4,096 of them 1.7 MB, reached within 25 min of a Kp rotation every
- * 50,000 packets; a number is 16. A chance collision (2^-52 per pair) refuses that one new key as retired_key, as a
- * replay would be; only a holder of Kijn mints a tuple that unwraps, so a forger gains nothing from one.
+ * A retired key tuple is held as digest52 of its key (peer, n, Kij alg, wrapped Kp): a long string per tuple (≈ 400
+ * bytes of heap with its parts) made 4,096 of them 1.7 MB, reached within 25 min of a Kp rotation every 50,000 packets.
+ * A chance collision (2^-52 per pair) refuses that one new key as retired_key, as a replay would be; only a holder of
+ * Kijn mints a tuple that unwraps, so a forger gains nothing from one.
  */
-function retiredTupleDigest(tupleKey: string): number {
-  const d = createHash('sha256').update(tupleKey).digest();
-  return d.readUIntBE(0, 6) * 16 + (d[6] >> 4);
-}
 
 function forgetPeerKeys(keys: PeerKeys): void {
   sodium.memzero(keys.kij);
@@ -322,7 +319,7 @@ export class SkipKeying {
         : { nsid: NSID_NONE, address: ipToU32(req.src) };
     // The engine's key tuple (docs/engine.md §4.1): one SA per tuple, whatever algorithms a copy claims.
     const tupleKey = `${formatName(peer)}|${h.n}|${h.kijAlg}|${Buffer.from(h.wrappedKp).toString('hex')}`;
-    if (this.retired.size > 0 && this.retired.has(retiredTupleDigest(tupleKey)))
+    if (this.retired.size > 0 && this.retired.has(digest52(tupleKey)))
       return fail(
         'retired_key',
         `SKIP key from ${formatName(peer)} was retired (superseded by a newer key); it does not come back`,
@@ -385,7 +382,7 @@ export class SkipKeying {
       if (entry.id !== id) continue;
       this.inbound.delete(key);
       this.usedIds.delete(id);
-      this.retired.set(retiredTupleDigest(key), entry.n);
+      this.retired.set(digest52(key), entry.n);
       if (this.retired.size > RETIRED_KEYS) this.retired.delete(this.retired.keys().next().value!);
       return;
     }

@@ -142,13 +142,15 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
   const pair = endSaPair({ suite: 'aes128gcm', mode: 'skip', id: 74, src: ADDR.sgw0, dst: ADDR.sgw1 });
   const inbound = (id: number): SaDesc => ({ ...pair.in, id });
   const stats = (espSeq: number) => () => ({ packets: 0n, bytes: 0n, ahSeq: 0, espSeq });
+  /** sgw0's marks in `dir` at the time `now` says; `problem` hears what of the journal could not be read. */
+  const marksIn = (dir: string, now = () => 0, problem: (m: string) => void = () => {}) =>
+    new ReplayMarks(dir, 'sgw0', now, problem);
 
   it("hole 13: the floor covers what arrived after the last periodic write (twice the last interval's advance)", () => {
     const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
     const problems: string[] = [];
-    const before = new ReplayMarks(
+    const before = marksIn(
       dir,
-      'sgw0',
       () => 1_000,
       (m) => problems.push(m),
     );
@@ -156,33 +158,20 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
     before.sample(stats(100));
     before.sample(stats(400));
     // Killed here: up to ~300 more packets may have been accepted before it died.
-    const after = new ReplayMarks(
+    const after = marksIn(
       dir,
-      'sgw0',
       () => 2_000,
       (m) => problems.push(m),
     );
     expect(after.floored(inbound(9)).replayFloor).toBe(400 + 2 * 300);
     after.close(stats(1_000));
-    expect(
-      new ReplayMarks(
-        dir,
-        'sgw0',
-        () => 3_000,
-        () => {},
-      ).floored(inbound(10)).replayFloor,
-    ).toBe(1_000);
+    expect(marksIn(dir, () => 3_000).floored(inbound(10)).replayFloor).toBe(1_000);
     expect(problems).toEqual([]);
   });
 
   it('a torn or damaged tail of the journal is cut off and reported; the lines before it stand', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
-    const first = new ReplayMarks(
-      dir,
-      'sgw0',
-      () => 0,
-      () => {},
-    );
+    const first = marksIn(dir);
     first.floored(inbound(1));
     first.sample(stats(50));
     const file = join(dir, 'sgw0', 'replay-marks.journal');
@@ -190,9 +179,8 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
     appendFileSync(file, '0123456789abcdef ["0123456789abcdef0123456789abcdef",9');
     appendFileSync(file, '\nnot a journal line\n');
     const problems: string[] = [];
-    const after = new ReplayMarks(
+    const after = marksIn(
       dir,
-      'sgw0',
       () => 0,
       (m) => problems.push(m),
     );
@@ -207,12 +195,7 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
     const file = join(dir, 'sgw0', 'replay-marks.journal');
     const lines = () => readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
     let now = 0;
-    const marks = new ReplayMarks(
-      dir,
-      'sgw0',
-      () => now,
-      () => {},
-    );
+    const marks = marksIn(dir, () => now);
     marks.floored(inbound(1));
     marks.sample(stats(10));
     marks.sample(stats(20));
@@ -235,12 +218,7 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
 
   it('a mark is held once, by a number (not a 32-digit string, nor again in the journal)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mipsec-marks-'));
-    const marks = new ReplayMarks(
-      dir,
-      'sgw0',
-      () => 0,
-      () => {},
-    );
+    const marks = marksIn(dir);
     marks.floored(inbound(1));
     marks.sample(stats(10));
     const inside = marks as unknown as { marks: Map<unknown, unknown>; journal: { live: Map<unknown, unknown> } };
@@ -256,9 +234,8 @@ describe('hole 13: replay marks after a SIGKILL (no final write)', () => {
     const checksum = createHash('sha256').update(body).digest('hex').slice(0, 16);
     writeFileSync(join(dir, 'sgw0', 'replay-marks.journal'), `${checksum} ${body}\n`);
     const problems: string[] = [];
-    const after = new ReplayMarks(
+    const after = marksIn(
       dir,
-      'sgw0',
       () => 0,
       (m) => problems.push(m),
     );
