@@ -343,7 +343,6 @@ size_t IoLoop::home_tunnel_inner(const uint8_t* p, size_t len) const {
 
 // Runs the queued batch through the engine and hands each result to the port its verdict names.
 void IoLoop::Worker::flush() {
-  release_held();
   if (batch_.count() == 0) return offer_punts();
   const size_t n = batch_.take();
   handled_ += n;
@@ -657,10 +656,12 @@ void IoLoop::Worker::run() {
     const int wait_ms = polling ? 0 : held_.empty() ? -1 : 1;
     const int n = ::epoll_wait(epoll.get(), events, int(sizeof events / sizeof events[0]), wait_ms);
     if (n == 0) {
-      if (held_.empty())
+      if (held_.empty()) {
         sched_yield();
-      else
+      } else {
+        release_held();
         flush();
+      }
       continue;
     }
     if (n < 0) {
@@ -676,14 +677,20 @@ void IoLoop::Worker::run() {
     }
     for (int i = 0; i < n && !stopping.load(std::memory_order_relaxed); i++) {
       const uint32_t tag = events[i].data.u32;
-      if (tag == kTagWake)
+      // Held packets run before what is read after them (the first packet of their key, re-injected, before both):
+      // behind a batch of newer packets of their key they could fall left of its SA's replay window.
+      if (tag == kTagWake) {
         drain_injects();
-      else if (tag == kTagTun)
-        tun->read(batch_);
-      else if (tag == kTagUdp)
-        udp->read(batch_);
-      else
-        raw->read(tag - kTagRaw, batch_);
+        release_held();
+      } else {
+        release_held();
+        if (tag == kTagTun)
+          tun->read(batch_);
+        else if (tag == kTagUdp)
+          udp->read(batch_);
+        else
+          raw->read(tag - kTagRaw, batch_);
+      }
       flush();
     }
   }
