@@ -63,6 +63,7 @@ describe.skipIf(!canRunNetns || !built)('mipsec bench soak (built CLI, real name
     expect(report.crashes).toEqual([]);
     expect(report.minutes).toHaveLength(1);
     const [m] = report.minutes;
+    expect(m.trafficErrors).toBeUndefined();
     expect(m.tcpMbps).toBeGreaterThan(1);
     expect(m.udpMbps).toBeGreaterThan(1);
     expect(m.registrations).toBeGreaterThan(20);
