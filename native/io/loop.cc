@@ -74,8 +74,9 @@ constexpr uint16_t kFreshKeyPuntsPerSource = 8;
 constexpr unsigned kPuntSourceBucketBits = 8;
 constexpr size_t kPuntSourceBuckets = size_t(1) << kPuntSourceBucketBits;
 // Packets of a key whose first packet went to the control plane less than kHoldNs ago wait in the worker (at most
-// kHeldPackets) instead of following it there; kPendingKeys such keys are remembered per worker.
-constexpr uint64_t kHoldNs = 20'000'000;
+// kHeldPackets) instead of following it there; kPendingKeys such keys are remembered per worker. kHoldNs covers a
+// daemon's first keys before its JavaScript is optimised (10–50 ms) and a certificate fetched across a WAN.
+constexpr uint64_t kHoldNs = 100'000'000;
 constexpr size_t kHeldPackets = 1024;
 constexpr size_t kPendingKeys = 16;
 

@@ -164,11 +164,11 @@ export interface IoStats {
    */
   fastPath: number;
   /**
-   * Packets under a SKIP key whose first packet was punted moments before (20 ms): held in the loop until the tables
+   * Packets under a SKIP key whose first packet was punted moments before (100 ms): held in the loop until the tables
    * change (its SA went in), then run through the engine in arrival order, instead of each being punted too.
    */
   heldForKey: number;
-  /** Held packets dropped because no SA came within those 20 ms. */
+  /** Held packets dropped because no SA came within those 100 ms. */
   heldExpired: number;
   /**
    * Datagrams without DF whose sealed packet the link refused as too big (counted in txTooBig too): split into

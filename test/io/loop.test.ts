@@ -414,7 +414,7 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     const send = (packets: Buffer[]) => sendRaw(a.ns, b.outer, packets);
     const unknownKey = () => Number(eb.counters()[Reason.unknown_key]);
 
-    // No SA comes: one punt, the rest held and dropped after 20 ms.
+    // No SA comes: one punt, the rest held and dropped after 100 ms.
     await send(sameKey(50));
     expect(punts.filter((p) => p.reason === 'unknown_key')).toHaveLength(1);
     expect(lb.stats()).toMatchObject({ punted: 1, heldForKey: 49, heldExpired: 49 });
