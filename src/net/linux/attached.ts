@@ -50,7 +50,7 @@ import { echoReply, isFragmentationNeeded } from '../echo.js';
 import { HostCore, parseCidr, prefixString, type CoreInterface } from '../host-core.js';
 import type { HostDataPath } from '../types.js';
 import { APP_MTU, ingressRedirectArgs, InterfaceLoops } from './interface-loops.js';
-import { CommandError, runCommandSync } from '../netns.js';
+import { CommandError, runBatchSync, runCommandSync } from '../netns.js';
 
 /** The tc filter preference mipsec's redirect uses (and removes) on each interface's ingress. */
 export const FILTER_PREF = 49_001;
@@ -147,12 +147,22 @@ function ip(args: readonly string[]): string {
   return runCommandSync('ip', args);
 }
 
-function hasBlackhole(dev: string): boolean {
-  const rules = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(RULE_PREF)]) || '[]') as {
-    iif?: string;
-    action?: string;
-  }[];
-  return rules.some((r) => r.iif === dev && r.action === 'blackhole');
+interface KernelRule {
+  priority: number;
+  iif?: string;
+  dst?: string;
+  dstlen?: number;
+  action?: string;
+}
+
+/** Every policy rule of the namespace (one `ip` for all that attach looks at). */
+function kernelRules(): KernelRule[] {
+  return JSON.parse(ip(['-j', 'rule', 'show']) || '[]') as KernelRule[];
+}
+
+/** Whether `rules` hold the fail-closed blackhole rule (RULE_PREF) for `dev`. */
+function blackholed(rules: readonly KernelRule[], dev: string): boolean {
+  return rules.some((r) => r.priority === RULE_PREF && r.iif === dev && r.action === 'blackhole');
 }
 
 /**
@@ -161,8 +171,9 @@ function hasBlackhole(dev: string): boolean {
  */
 export function removeFailClosed(devs: readonly string[]): string[] {
   const removed: string[] = [];
+  const rules = kernelRules();
   for (const dev of devs) {
-    if (hasBlackhole(dev)) {
+    if (blackholed(rules, dev)) {
       ip(['rule', 'del', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
       removed.push(`ip rule ${RULE_PREF} iif ${dev} blackhole`);
     }
@@ -178,10 +189,19 @@ export function removeFailClosed(devs: readonly string[]): string[] {
   return removed;
 }
 
-/** Deletes every policy rule at `pref` (none left is fine). */
-function removeRules(pref: number): void {
-  const rules = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(pref)]) || '[]') as unknown[];
-  for (let i = 0; i < rules.length; i++) quietly('ip', ['rule', 'del', 'pref', String(pref)]);
+/** Deletes every policy rule at the preferences `prefs` (none left is fine). */
+function removeRules(...prefs: number[]): void {
+  const found = kernelRules().filter((r) => prefs.includes(r.priority));
+  if (found.length === 0) return;
+  try {
+    runBatchSync(
+      'ip',
+      found.map((r) => ['rule', 'del', 'pref', String(r.priority)]),
+      { continueOnError: true },
+    );
+  } catch (err) {
+    if (!(err instanceof CommandError)) throw err;
+  }
 }
 
 /** A removal whose object may already be gone (with its device, or never made). */
@@ -309,14 +329,10 @@ export class AttachedHost extends HostCore<CoreInterface> {
       const prefix = { network: (address & prefixMask(itf.prefixLength)) >>> 0, length: itf.prefixLength };
       return { name: itf.name, address, prefix, mtu };
     });
+    const rules = kernelRules();
     // Proxy ARP rules a killed daemon left for these interfaces.
-    const stale = JSON.parse(ip(['-j', 'rule', 'show', 'pref', String(PROXY_RULE_PREF)]) || '[]') as {
-      iif?: string;
-      dst?: string;
-      dstlen?: number;
-    }[];
-    for (const r of stale) {
-      if (r.iif && r.dst && ifaces.some((i) => i.name === r.iif))
+    for (const r of rules) {
+      if (r.priority === PROXY_RULE_PREF && r.iif && r.dst && ifaces.some((i) => i.name === r.iif))
         quietly('ip', [
           'rule',
           'del',
@@ -329,8 +345,11 @@ export class AttachedHost extends HostCore<CoreInterface> {
         ]);
     }
     // Closed before anything is redirected: no moment in which the kernel forwards what arrives.
-    for (const iface of ifaces) this.closeForwarding(iface.name);
-    for (const iface of ifaces) this.redirect(iface, ifaces);
+    this.closeForwarding(
+      ifaces.map((i) => i.name),
+      rules,
+    );
+    this.redirect(ifaces);
     for (const iface of ifaces) this.registerInterface(iface);
     // The kernel's routes through our interfaces are the host's routes too.
     const kernel = JSON.parse(ip(['-j', 'route', 'show', 'table', 'main']) || '[]') as KernelRoute[];
@@ -356,7 +375,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
       throw new Error(`host '${this.name}': an application port needs the role's native engine (AttachOptions.engine)`);
     const address = ipToU32(apps.address);
     const removeAll = () => {
-      for (let pref = APP_RULE_PREF; pref <= APP_RULE_PREF + 3; pref++) removeRules(pref);
+      removeRules(APP_RULE_PREF, APP_RULE_PREF + 1, APP_RULE_PREF + 2, APP_RULE_PREF + 3);
       quietly('ip', ['route', 'flush', 'table', String(APP_ROUTE_TABLE)]);
     };
     // What a killed daemon left.
@@ -379,33 +398,30 @@ export class AttachedHost extends HostCore<CoreInterface> {
     this.undo.push({ what: `application rules and table ${APP_ROUTE_TABLE}`, run: removeAll });
     ip(['link', 'set', 'dev', apps.port, 'up']);
     fs.writeFileSync(`/proc/sys/net/ipv4/conf/${apps.port}/rp_filter`, '0');
-    ip(['route', 'replace', 'default', 'dev', apps.port, 'src', apps.address, 'table', String(APP_ROUTE_TABLE)]);
-    // Fail closed: when the TUN goes without a stop (SIGKILL), its route goes with it and this one answers instead
-    // (the applications get "unreachable" rather than leaving in clear by the main table) until the next start.
-    ip([
-      'route',
-      'replace',
-      'unreachable',
-      'default',
-      'metric',
-      String(APP_FALLBACK_METRIC),
-      'table',
-      String(APP_ROUTE_TABLE),
+    const table = ['table', String(APP_ROUTE_TABLE)];
+    runBatchSync('ip', [
+      ['route', 'replace', 'default', 'dev', apps.port, 'src', apps.address, ...table],
+      // Fail closed: when the TUN goes without a stop (SIGKILL), its route goes with it and this one answers instead
+      // (the applications get "unreachable" rather than leaving in clear by the main table) until the next start.
+      ['route', 'replace', 'unreachable', 'default', 'metric', String(APP_FALLBACK_METRIC), ...table],
+      ['rule', 'add', 'pref', String(APP_RULE_PREF), 'ipproto', '255', 'lookup', 'main'],
+      ...(udpPort === undefined
+        ? []
+        : [
+            [
+              'rule',
+              'add',
+              'pref',
+              String(APP_RULE_PREF + 1),
+              'ipproto',
+              'udp',
+              'dport',
+              String(udpPort),
+              'lookup',
+              'main',
+            ],
+          ]),
     ]);
-    ip(['rule', 'add', 'pref', String(APP_RULE_PREF), 'ipproto', '255', 'lookup', 'main']);
-    if (udpPort !== undefined)
-      ip([
-        'rule',
-        'add',
-        'pref',
-        String(APP_RULE_PREF + 1),
-        'ipproto',
-        'udp',
-        'dport',
-        String(udpPort),
-        'lookup',
-        'main',
-      ]);
     this.sourceRules();
     ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 3), 'iif', 'lo', 'lookup', String(APP_ROUTE_TABLE)]);
   }
@@ -414,70 +430,102 @@ export class AttachedHost extends HostCore<CoreInterface> {
   private sourceRules(): void {
     if (!this.apps) return;
     removeRules(APP_RULE_PREF + 2);
-    for (const info of this.interfaces())
-      ip(['rule', 'add', 'pref', String(APP_RULE_PREF + 2), 'from', `${info.address}/32`, 'lookup', 'main']);
+    runBatchSync(
+      'ip',
+      this.interfaces().map((info) => [
+        'rule',
+        'add',
+        'pref',
+        String(APP_RULE_PREF + 2),
+        'from',
+        `${info.address}/32`,
+        'lookup',
+        'main',
+      ]),
+    );
   }
 
   /**
-   * What the kernel would forward from `dev` is blackholed (local delivery is looked up first, so it still works);
-   * the rule is removed on close unless the host fails closed (then it outlives the daemon).
+   * What the kernel would forward from each of `devs` is blackholed (local delivery is looked up first, so it still
+   * works); the rules are removed on close unless the host fails closed (then they outlive the daemon).
    */
-  private closeForwarding(dev: string): void {
+  private closeForwarding(devs: readonly string[], rules: readonly KernelRule[]): void {
     // One already there (a fail-closed stop, or a daemon killed before its stop) is kept; a host that does not fail
     // closed still removes it on close, so a crash does not leave it for good.
-    if (!hasBlackhole(dev)) ip(['rule', 'add', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
-    const remove = () => quietly('ip', ['rule', 'del', 'pref', String(RULE_PREF), 'iif', dev, 'blackhole']);
-    if (!this.failClosed) this.undo.push({ what: `ip rule for ${dev}`, run: remove });
+    const rule = (dev: string) => ['pref', String(RULE_PREF), 'iif', dev, 'blackhole'];
+    if (!this.failClosed)
+      for (const dev of devs)
+        this.undo.push({ what: `ip rule for ${dev}`, run: () => quietly('ip', ['rule', 'del', ...rule(dev)]) });
+    const open = devs.filter((dev) => !blackholed(rules, dev));
+    runBatchSync(
+      'ip',
+      open.map((dev) => ['rule', 'add', ...rule(dev)]),
+    );
   }
 
   /**
-   * tc ingress of `iface` → its own TUN, read by an I/O loop (InterfaceLoops): on the role's engine with the
+   * tc ingress of each interface → its own TUN, read by an I/O loop (InterfaceLoops): on the role's engine with the
    * interface's policy table (the role's tables decide; punts with engine context come to the role), else on an
-   * empty engine that punts every packet to receive().
+   * empty engine that punts every packet to receive(). The links and filters go in with one `ip` and one `tc`.
    */
-  private redirect(iface: CoreInterface, all: readonly CoreInterface[]): void {
-    const tun = `t-${iface.name}`.slice(0, 15);
-    this.loops.start({ iface: iface.name, tun, mtu: MAX_PACKET, kernelTunnel: this.kernelTunnel }, (packet) =>
-      this.guard(() => this.receive(packet, iface)),
+  private redirect(ifaces: readonly CoreInterface[]): void {
+    const tunOf = (iface: CoreInterface) => `t-${iface.name}`.slice(0, 15);
+    for (const iface of ifaces)
+      this.loops.start(
+        { iface: iface.name, tun: tunOf(iface), mtu: MAX_PACKET, kernelTunnel: this.kernelTunnel },
+        (p) => this.guard(() => this.receive(p, iface)),
+      );
+    runBatchSync(
+      'ip',
+      ifaces.map((iface) => ['link', 'set', 'dev', tunOf(iface), 'up']),
     );
-    ip(['link', 'set', 'dev', tun, 'up']);
     // What the role's SAs opened goes into the TUN for the kernel to forward inside: forwarding on that device only
     // (the interfaces' own forwarding stays blackholed, RULE_PREF), no reverse-path check (the sources are remote).
     if (this.loops.shared)
-      for (const [key, value] of [
-        ['forwarding', '1'],
-        ['rp_filter', '0'],
-      ])
-        fs.writeFileSync(`/proc/sys/net/ipv4/conf/${tun}/${key}`, value);
-    const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show', 'dev', iface.name]) || '[]') as {
+      for (const iface of ifaces)
+        for (const [key, value] of [
+          ['forwarding', '1'],
+          ['rp_filter', '0'],
+        ])
+          fs.writeFileSync(`/proc/sys/net/ipv4/conf/${tunOf(iface)}/${key}`, value);
+    const qdiscs = JSON.parse(runCommandSync('tc', ['-j', 'qdisc', 'show']) || '[]') as {
       kind: string;
+      dev?: string;
     }[];
-    const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', iface.name, 'ingress']);
-    let ownQdisc = !qdiscs.some((q) => q.kind === 'ingress');
-    if (ownQdisc) {
-      runCommandSync('tc', ['qdisc', 'add', 'dev', iface.name, 'ingress']);
-    } else if (filters().includes(`pref ${FILTER_PREF} `)) {
-      // A filter left by a daemon that was killed (ours by its preference); with nothing else there, its qdisc was ours
-      // too.
-      runCommandSync('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]);
-      ownQdisc = filters().trim() === '';
+    const add: string[][] = [];
+    for (const iface of ifaces) {
+      const dev = iface.name;
+      const filters = () => runCommandSync('tc', ['filter', 'show', 'dev', dev, 'ingress']);
+      let ownQdisc = !qdiscs.some((q) => q.kind === 'ingress' && q.dev === dev);
+      if (ownQdisc) {
+        add.push(['qdisc', 'add', 'dev', dev, 'ingress']);
+      } else if (filters().includes(`pref ${FILTER_PREF} `)) {
+        // A filter left by a daemon that was killed (ours by its preference); with nothing else there, its qdisc was
+        // ours too.
+        runCommandSync('tc', ['filter', 'del', 'dev', dev, 'ingress', 'pref', String(FILTER_PREF)]);
+        ownQdisc = filters().trim() === '';
+      }
+      if (ownQdisc)
+        this.undo.push({
+          what: `ingress qdisc on ${dev}`,
+          run: () => quietly('tc', ['qdisc', 'del', 'dev', dev, 'ingress']),
+        });
     }
-    if (ownQdisc)
+    for (const iface of ifaces) {
+      add.push(ingressRedirectArgs(iface.name, tunOf(iface), FILTER_PREF));
       this.undo.push({
-        what: `ingress qdisc on ${iface.name}`,
-        run: () => quietly('tc', ['qdisc', 'del', 'dev', iface.name, 'ingress']),
+        what: `tc filter on ${iface.name}`,
+        run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]),
       });
-    runCommandSync('tc', ingressRedirectArgs(iface.name, tun, FILTER_PREF));
-    this.undo.push({
-      what: `tc filter on ${iface.name}`,
-      run: () => quietly('tc', ['filter', 'del', 'dev', iface.name, 'ingress', 'pref', String(FILTER_PREF)]),
-    });
+    }
+    runBatchSync('tc', add);
     if (this.loopSettings.udpPort !== undefined)
-      this.passUdpTransport(
-        iface,
-        all.map((i) => i.address),
-        this.loopSettings.udpPort,
-      );
+      for (const iface of ifaces)
+        this.passUdpTransport(
+          iface,
+          ifaces.map((i) => i.address),
+          this.loopSettings.udpPort,
+        );
   }
 
   /**
