@@ -9,7 +9,7 @@ import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/l
 import { APPLICATION_PORT } from '../roles/smn/mobile-node.js';
 import { DaemonConfigError, runDaemon } from '../daemon/daemon.js';
 import { LOG_LEVELS } from '../daemon/log.js';
-import { parseListen } from '../daemon/metrics.js';
+import { parseListen } from '../daemon/listen.js';
 import type { LevelWithSilent } from 'pino';
 
 const help = (role: string) => `usage: mipsec ${role} --config FILE [options]

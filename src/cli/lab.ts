@@ -7,7 +7,7 @@ import type { CaseResult } from '../lab/case.js';
 import { labCases } from '../lab/cases.js';
 import { TCP_SECONDS } from '../lab/measure.js';
 import { FLOW_FRAMES_PER_LINK, netnsUnavailable, runLab, type LabMode } from '../lab/run.js';
-import { parseListen } from '../daemon/metrics.js';
+import { parseListen } from '../daemon/listen.js';
 import { FAULT_IDS, runFaults, type FaultId } from '../lab/faults.js';
 import { allCombos, comboId, coveringCombos, runSuites } from '../lab/suites.js';
 

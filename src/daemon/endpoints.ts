@@ -2,7 +2,7 @@
 // the Prometheus endpoint, both answering from the same status snapshot. Used by the daemons and by
 // `mipsec lab --keep` (one set per kept role).
 import { existsSync, unlinkSync } from 'node:fs';
-import { metricsRegistry, serveMetrics, type MetricsServer } from './metrics.js';
+import type { MetricsServer } from './metrics.js';
 import { serveStatus, type StatusServer } from './socket.js';
 import type { Status } from './status.js';
 
@@ -43,7 +43,11 @@ export async function serveEndpoints(o: EndpointOptions): Promise<OperatorEndpoi
           );
         return o.status();
       });
-    if (o.metrics) metrics = await serveMetrics(o.metrics, metricsRegistry({ status: o.status }, o.labels));
+    if (o.metrics) {
+      // Loaded only when asked: prom-client is a tenth of a daemon's start-up imports.
+      const { metricsRegistry, serveMetrics } = await import('./metrics.js');
+      metrics = await serveMetrics(o.metrics, metricsRegistry({ status: o.status }, o.labels));
+    }
   } catch (err) {
     await close();
     throw err;

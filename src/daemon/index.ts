@@ -2,4 +2,4 @@
 export { runDaemon, DaemonConfigError, type Daemon, type DaemonOptions, type ReloadResult } from './daemon.js';
 export { requestStatus, defaultSocketPath, NoDaemonError } from './socket.js';
 export { formatStatus, type Status } from './status.js';
-export { parseListen } from './metrics.js';
+export { parseListen } from './listen.js';
