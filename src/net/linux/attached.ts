@@ -191,14 +191,20 @@ export function removeFailClosed(devs: readonly string[]): string[] {
 
 /** Deletes every policy rule at the preferences `prefs` (none left is fine). */
 function removeRules(...prefs: number[]): void {
-  const found = kernelRules().filter((r) => prefs.includes(r.priority));
-  if (found.length === 0) return;
+  quietBatch(
+    kernelRules()
+      .filter((r) => prefs.includes(r.priority))
+      .map((r) => ['rule', 'del', 'pref', String(r.priority)]),
+  );
+}
+
+/**
+ * `ip` removals in one process, each of whose objects may already be gone (quietly, batched). `ip` exits at a failed
+ * `neigh` command even under -force: one goes last.
+ */
+function quietBatch(commands: readonly (readonly string[])[]): void {
   try {
-    runBatchSync(
-      'ip',
-      found.map((r) => ['rule', 'del', 'pref', String(r.priority)]),
-      { continueOnError: true },
-    );
+    runBatchSync('ip', commands, { continueOnError: true });
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
   }
@@ -331,19 +337,20 @@ export class AttachedHost extends HostCore<CoreInterface> {
     });
     const rules = kernelRules();
     // Proxy ARP rules a killed daemon left for these interfaces.
-    for (const r of rules) {
-      if (r.priority === PROXY_RULE_PREF && r.iif && r.dst && ifaces.some((i) => i.name === r.iif))
-        quietly('ip', [
+    quietBatch(
+      rules
+        .filter((r) => r.priority === PROXY_RULE_PREF && r.iif && r.dst && ifaces.some((i) => i.name === r.iif))
+        .map((r) => [
           'rule',
           'del',
           'pref',
           String(PROXY_RULE_PREF),
           'iif',
-          r.iif,
+          r.iif!,
           'to',
           `${r.dst}/${r.dstlen ?? 32}`,
-        ]);
-    }
+        ]),
+    );
     // Closed before anything is redirected: no moment in which the kernel forwards what arrives.
     this.closeForwarding(
       ifaces.map((i) => i.name),
@@ -659,14 +666,21 @@ export class AttachedHost extends HostCore<CoreInterface> {
     const rule = ['pref', String(PROXY_RULE_PREF), 'iif', ifaceName, 'to', `${address}/32`, 'lookup', 'main'];
     if (enabled) {
       this.proxyArpSysctls(ifaceName);
-      ip(['rule', 'add', ...rule]);
-      ip(['neigh', 'replace', 'proxy', address, 'dev', ifaceName]);
+      // One process for both (a home agent restores every binding at start, each one of these).
+      runBatchSync('ip', [
+        ['rule', 'add', ...rule],
+        ['neigh', 'replace', 'proxy', address, 'dev', ifaceName],
+      ]);
       this.proxied.add(key);
       this.undo.push({ what: `proxy ARP for ${address}`, run: () => this.setProxy(address, ifaceName, false) });
     } else {
       this.proxied.delete(key);
-      quietly('ip', ['neigh', 'del', 'proxy', address, 'dev', ifaceName]);
-      quietly('ip', ['rule', 'del', ...rule]);
+      // The neighbour last: a failed `ip neigh` ends the batch even under -force (its entry goes when the device is
+      // flushed on a move), and the rule must go in any case.
+      quietBatch([
+        ['rule', 'del', ...rule],
+        ['neigh', 'del', 'proxy', address, 'dev', ifaceName],
+      ]);
     }
   }
 
