@@ -680,18 +680,14 @@ void IoLoop::Worker::run() {
       const uint32_t tag = events[i].data.u32;
       // Held packets run before what is read after them (the first packet of their key, re-injected, before both):
       // behind a batch of newer packets of their key they could fall left of its SA's replay window.
-      if (tag == kTagWake) {
-        drain_injects();
-        release_held();
-      } else {
-        release_held();
-        if (tag == kTagTun)
-          tun->read(batch_);
-        else if (tag == kTagUdp)
-          udp->read(batch_);
-        else
-          raw->read(tag - kTagRaw, batch_);
-      }
+      if (tag == kTagWake) drain_injects();
+      release_held();
+      if (tag == kTagTun)
+        tun->read(batch_);
+      else if (tag == kTagUdp)
+        udp->read(batch_);
+      else if (tag != kTagWake)
+        raw->read(tag - kTagRaw, batch_);
       flush();
     }
   }

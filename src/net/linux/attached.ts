@@ -203,17 +203,18 @@ function removeRules(...prefs: number[]): void {
  * `neigh` command even under -force: one goes last.
  */
 function quietBatch(commands: readonly (readonly string[])[]): void {
-  try {
-    runBatchSync('ip', commands, { continueOnError: true });
-  } catch (err) {
-    if (!(err instanceof CommandError)) throw err;
-  }
+  tolerateFailure(() => runBatchSync('ip', commands, { continueOnError: true }));
 }
 
 /** A removal whose object may already be gone (with its device, or never made). */
 function quietly(cmd: string, args: readonly string[]): void {
+  tolerateFailure(() => runCommandSync(cmd, args));
+}
+
+/** Runs a command whose failure is expected and harmless; anything but the command failing still throws. */
+function tolerateFailure(run: () => unknown): void {
   try {
-    runCommandSync(cmd, args);
+    run();
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
   }
