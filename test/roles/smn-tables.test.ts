@@ -35,6 +35,7 @@ describe('compileSmnPolicies', () => {
       ]),
     });
     expect(policies).toEqual([
+      { prefix: `${F6.coa1}/32`, table: IFACE_TABLE, proto: 6, action: 'bypass', sa: 0 },
       { prefix: `${F6.coa1}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
       { prefix: `${F6.home}/32`, table: IFACE_TABLE, action: 'inbound', sa: 0 },
       {
@@ -202,10 +203,25 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     const failure = buildSecurityFailurePacket(ipToU32(F6.sgw0), ipToU32(F6.home), Icmp40Code.needAuthentication, tcp);
     for (const p of [reply, failure, probe(F6.ch1, F6.home, 9)])
       expect(arrive(engine, p)).toEqual({ verdict: Verdict.PUNT, reason: Reason.not_ipsec, packet: p });
-    // Away, nothing plain is taken at the interface: TCP to the home address goes through INBOUND too.
+    // Away, TCP to the home address goes through INBOUND too (it comes in the HA's tunnel); TCP to the care-of address
+    // goes to the host's stack, as the JS path passes it.
     w.place('sgw1');
     w.network.runFor(SETTLE_MS);
     expect(arrive(engine, tcp).verdict).toBe(Verdict.PUNT);
+    const toCareOf = buildIpv4(
+      { src: ipToU32(F6.ch1), dst: ipToU32(F6.coa1), protocol: IpProto.TCP, ttl: 60 },
+      new Uint8Array(40),
+    );
+    expect(arrive(engine, toCareOf)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, packet: toCareOf });
+    const udpToCareOf = buildIpv4(
+      { src: ipToU32(F6.ha), dst: ipToU32(F6.coa1), protocol: IpProto.UDP, ttl: 60 },
+      udp434(),
+    );
+    expect(arrive(engine, udpToCareOf)).toEqual({
+      verdict: Verdict.PUNT,
+      reason: Reason.not_ipsec,
+      packet: udpToCareOf,
+    });
   });
 
   it('§3.5 direct from outside: once the first datagram went plain, the table bypasses the next ones; visiting a site (an SGW on the way) it does not', async () => {
@@ -221,6 +237,12 @@ describe.each(['native', 'ts'] as const)('the SMN compiles its paths into its en
     const out = sealByTable(engine, datagram);
     expect(out.verdict).toBe(Verdict.FORWARD);
     expect(out.packet).toEqual(datagram);
+    // The CH's TCP back to the care-of address reaches the host's stack by the interface table, not through the role.
+    const reply = buildIpv4(
+      { src: ipToU32(F6.chx), dst: ipToU32(F6.out), protocol: IpProto.TCP, ttl: 60 },
+      new Uint8Array(40),
+    );
+    expect(arrive(engine, reply)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, packet: reply });
 
     w.place('sgw1');
     w.network.runFor(SETTLE_MS);

@@ -44,17 +44,19 @@ export interface SmnTableInput {
  * The engine tables for an SMN: per destination, `protect` for datagrams from the home or care-of address (what
  * the JS path protects, src/roles/smn.ts classifyOutput: End-End inside its Next-hop layers, or the Next-hop layers
  * alone with sa 0), or `bypass` for one that leaves plain; at home, `bypass`
- * for everything from the home address; per interface table, `inbound` for the own addresses.
+ * for everything from the home address; per interface table, `bypass` for TCP to the care-of address (to the host's
+ * stack) and `inbound` for the own addresses.
  */
 export function compileSmnPolicies(input: SmnTableInput): TablePolicy[] {
   const own = [...new Set([input.careOf, input.homeAddress])];
   const out: TablePolicy[] = [];
   const home = input.careOf === input.homeAddress;
   for (const table of new Set(input.interfaceTables)) {
-    // At home TCP to the home address is usual IP for the applications (§4.5.1, §4.5.2; the JS path passes every plain
-    // datagram there): handed to the host's stack as it is. No Mobile IP or SKIP signalling is TCP; the rest still
-    // goes through INBOUND to the role.
-    if (home) out.push({ prefix: `${input.homeAddress}/32`, table, proto: IpProto.TCP, action: 'bypass', sa: 0 });
+    // TCP to the care-of address (at home: the home address) is usual IP for the host's applications (§4.5.1, §4.5.2,
+    // §3.5 direct; the JS path passes every plain datagram to it): handed to the host's stack as it is. No Mobile IP or
+    // SKIP signalling is TCP; the rest still goes through INBOUND to the role. Away, TCP to the home address is not
+    // taken here: it comes in the HA's tunnel.
+    out.push({ prefix: `${input.careOf}/32`, table, proto: IpProto.TCP, action: 'bypass', sa: 0 });
     for (const address of own) out.push({ prefix: `${address}/32`, table, action: 'inbound', sa: 0 });
   }
   const src = own.map((a) => `${a}/32`);
