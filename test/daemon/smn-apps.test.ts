@@ -5,8 +5,9 @@
 // connection opened before a handover (the machine moves to site 2: its port to another bridge, eth0's address to
 // 10.2.0.100 and a default route there, as a DHCP client would set them) still carries data afterwards; a capture
 // of everything the SMN's interface sent and received shows SKIP only, never the applications' ICMP or TCP;
-// SIGKILL leaves the policy rules (the applications fail closed), which the next start replaces; SIGTERM removes
-// the application TUN, its rules and table.
+// SIGKILL leaves the policy rules (the applications fail closed), which the next start replaces; a socket bound to
+// the care-of address fetches from a host on the visited network in clear; SIGTERM removes the application TUN, its
+// rules and table.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +30,8 @@ const CH = '10.0.0.10';
 const HOME = '10.0.0.100';
 const COA1 = '10.1.0.100';
 const COA2 = '10.2.0.100';
+/** A host on the visited network of site 1, beside the SMN. */
+const LAN1 = '10.1.0.50';
 const MN_HA_KEY = '5a'.repeat(16);
 const BLOB_BYTES = 2 * 1024 * 1024;
 
@@ -105,7 +108,7 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
 
   beforeAll(async () => {
     await ensureDist();
-    for (const name of ['sw', 'sgw0', 'sgw1', 'sgw2', 'ha', 'ch', 'smn']) ns[name] = nss.add(name);
+    for (const name of ['sw', 'sgw0', 'sgw1', 'sgw2', 'ha', 'ch', 'smn', 'lan1']) ns[name] = nss.add(name);
     for (const br of ['inet', 'br0', 'br1', 'br2']) {
       ipIn(ns.sw, 'link', 'add', br, 'type', 'bridge');
       ipIn(ns.sw, 'link', 'set', br, 'up');
@@ -117,6 +120,7 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
     toBridge('sgw1', 'inside', '10.1.0.1/16', 'br1');
     toBridge('sgw2', 'inside', '10.2.0.1/16', 'br2');
     toBridge('smn', 'eth0', `${COA1}/16`, 'br1');
+    toBridge('lan1', 'eth0', `${LAN1}/16`, 'br1');
     ipIn(ns.ch, 'route', 'add', 'default', 'via', '10.0.0.1');
     ipIn(ns.smn, 'route', 'add', 'default', 'via', '10.1.0.1');
     // As on real gateways: each knows where the other sites are; the daemons read it.
@@ -344,6 +348,31 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
       (err: { stdout: string }) => ({ stdout: err.stdout }),
     );
     expect(ping3.stdout).toMatch(/3 packets transmitted, [2-3] received/);
+
+    // A socket bound to the care-of address talks to the visited network directly, in clear: its TCP replies reach it
+    // by the interface's table (the role's input path handed the kernel nothing but ping).
+    const local = spawn(
+      'ip',
+      ['netns', 'exec', ns.lan1, 'python3', '-u', '-m', 'http.server', '8080', '--bind', LAN1, '--directory', fx.dir],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    children.push(local);
+    let localOut = '';
+    local.stdout!.on('data', (c: Buffer) => (localOut += c.toString()));
+    await waitFor("the visited network's server", () => localOut.includes('Serving HTTP'));
+    const direct = await inNs('smn', 'curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{size_download} %{http_code}',
+      '--max-time',
+      '15',
+      '--interface',
+      COA1,
+      `http://${LAN1}:8080/blob`,
+    ]).catch((err: { stdout: string; stderr: string }) => err);
+    expect(direct.stdout, direct.stderr).toBe(`${BLOB_BYTES} 200`);
 
     smn.child.kill('SIGTERM');
     expect(await smn.exited).toBe(0);
