@@ -4,6 +4,7 @@
 // router: TTL − 1), punt, drop, INBOUND, or tunnel (RFC 2003 IP-in-IP as a home agent forwards into it: TTL − 1, then
 // IPIP_ENCAP) (docs/engine.md §2, §4.2).
 #include "sa/table.h"
+#include "wire/skip.h"
 #include "xform/layer.h"
 
 namespace mipsec {
@@ -20,16 +21,26 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &ip, FragmentCheck::allow)) return fail(r);
   const PolicyEntry* policy = t.policy(table, ip.src, ip.dst, ip.proto);
   if (!policy) return fail(R_NO_POLICY);
-  // A fragment meets its datagram's policy (none names ports), but two actions need it whole, so the control plane
-  // reassembles it: INBOUND opens no fragment of a sealed packet, and a peer's Next-hop layer alone admits none.
+  // A fragment meets its datagram's policy (none names ports), but three actions need it whole, so the control plane
+  // reassembles it: INBOUND opens no fragment of a sealed packet, a peer's Next-hop layer alone admits none, and a
+  // SKIP layer passes only with its header checked.
   if ((ip.flags_frag & (kIpv4Mf | kIpv4OffsetMask)) &&
-      (policy->action == PA_INBOUND || (policy->action == PA_PROTECT && policy->sa == 0)))
+      (policy->action == PA_INBOUND || (policy->action == PA_PROTECT && policy->sa == 0) ||
+       (policy->action == PA_PASS && ip.proto == PROTO_SKIP)))
     return punt(R_FRAGMENT);
   switch (policy->action) {
     case PA_BYPASS:
       pkt.len = ip.total_len;
       return forward(0, ip.dst);
     case PA_PASS:
+      // A SKIP layer is no usual IP: only a policy that names SKIP passes one (a site that builds no VPNs lets the
+      // layers for its hosts in, draft §3.4), and only with a header that parses; a general pass leaves it to the
+      // control plane, which admits layers (a Next-hop AH to leave a site, §3.2 step 1).
+      if (ip.proto == PROTO_SKIP) {
+        if (policy->proto != PROTO_SKIP) return fail(R_POLICY_PUNT);
+        SkipView skip;
+        if (Reason r = skip_parse(pkt.data + ip.header_len, ip.total_len - ip.header_len, &skip)) return fail(r);
+      }
       if (ip.ttl <= 1) return fail(R_TTL_EXCEEDED);
       decrement_ttl(pkt, ip);
       pkt.len = ip.total_len;

@@ -15,6 +15,7 @@ import {
 } from '../../src/engine/index.js';
 import type { NativeEngine } from '../../src/engine/native.js';
 import { ipToU32, u32ToIp } from '../../src/wire/addr.js';
+import { IPPROTO_SKIP } from '../../src/wire/skip.js';
 import { IpProto, buildIpv4, internetChecksum, updateChecksum } from '../../src/wire/ipv4.js';
 import {
   ADDR,
@@ -387,6 +388,43 @@ describe('OUTBOUND policy tables, native and TS', () => {
     expect(runOne(e, Op.OUTBOUND, datagram(40, { src: '10.1.0.1', dst: '10.0.0.1' }), 5).reason).toBe(
       Reason.policy_drop,
     );
+  });
+
+  it('pass and SKIP: only a policy naming SKIP passes a layer, whole and with a header that parses; a general pass punts it', () => {
+    const sealed = runOne(make('native', SAS, []), Op.ENCAP, datagram(100), end.out.id).packet;
+    expect(sealed[9]).toBe(IPPROTO_SKIP);
+    const withHeader = (edit: (p: Uint8Array) => void) => {
+      const p = sealed.slice();
+      edit(p);
+      p[10] = p[11] = 0;
+      const sum = internetChecksum(p, 0, 20);
+      p[10] = sum >> 8;
+      p[11] = sum & 0xff;
+      return p;
+    };
+    const badVersion = withHeader((p) => (p[20] = 0x20));
+    const fragment = withHeader((p) => (p[6] |= 0x20));
+    const truncated = buildIpv4(
+      { src: ip(ADDR.smnCoa), dst: ip(ADDR.sgw0), protocol: IPPROTO_SKIP, ttl: 30 },
+      new Uint8Array(6),
+    );
+    const packets = [sealed, badVersion, fragment, truncated];
+    const general: Policy[] = [{ prefix: '0.0.0.0/0', action: 'pass', sa: 0 }];
+    for (const [i, r] of both(SAS, general, packets).entries()) {
+      expect(outcome(r), `packet ${i}`).toMatchObject({
+        verdict: Verdict.PUNT,
+        reason: i === 2 ? Reason.fragment : Reason.policy_punt,
+      });
+      expect(hex(r.packet)).toBe(hex(packets[i]));
+    }
+    const skipPass: Policy[] = [{ prefix: '198.18.0.0/16', proto: IPPROTO_SKIP, action: 'pass', sa: 0 }];
+    const [passed, unreadable, fragmented, short] = both(SAS, skipPass, packets);
+    expect(outcome(passed)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip(ADDR.sgw0) });
+    expect(passed.packet[8]).toBe(sealed[8] - 1);
+    expect(hex(passed.packet.subarray(20))).toBe(hex(sealed.subarray(20)));
+    expect(outcome(unreadable)).toMatchObject({ verdict: Verdict.DROP, reason: Reason.bad_skip });
+    expect(outcome(fragmented)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.fragment });
+    expect(outcome(short)).toMatchObject({ verdict: Verdict.DROP, reason: Reason.truncated });
   });
 
   it('proto: a policy for one IPv4 protocol takes only its datagrams; the others fall through to the next policy of the prefix, then to shorter prefixes', () => {

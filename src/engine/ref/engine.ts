@@ -4,6 +4,7 @@ import { PolicyIndex, checkPolicies, type PolicyEntry } from '../policy.js';
 import { isIpipLoop } from '../../wire/ipip.js';
 import { isFragment } from '../../wire/fragment.js';
 import { parseIpv4 } from '../../wire/ipv4.js';
+import { decodeSkipHeader, IPPROTO_SKIP } from '../../wire/skip.js';
 import {
   COUNTER_SLOTS,
   DESC_WORDS,
@@ -142,14 +143,28 @@ export class RefEngine implements Engine {
     const { src, dst, totalLength, ttl, protocol } = ip.header;
     const policy = this.policies.find(table, src, dst, protocol);
     if (!policy) return reject('no_policy', offset, length);
-    // A fragment meets its datagram's policy (none names ports), but two actions need it whole, so the control plane
-    // reassembles it: INBOUND opens no fragment of a sealed packet, and a peer's Next-hop layer alone admits none.
-    if (isFragment(ip.header) && (policy.action === 'inbound' || (policy.action === 'protect' && policy.sa === 0)))
+    // A fragment meets its datagram's policy (none names ports), but three actions need it whole, so the control plane
+    // reassembles it: INBOUND opens no fragment of a sealed packet, a peer's Next-hop layer alone admits none, and a
+    // SKIP layer passes only with its header checked.
+    if (
+      isFragment(ip.header) &&
+      (policy.action === 'inbound' ||
+        (policy.action === 'protect' && policy.sa === 0) ||
+        (policy.action === 'pass' && protocol === IPPROTO_SKIP))
+    )
       return punt('fragment', offset, length);
     switch (policy.action) {
       case 'bypass':
         return forward(offset, totalLength, 0, dst);
       case 'pass':
+        // A SKIP layer is no usual IP: only a policy that names SKIP passes one (a site that builds no VPNs lets the
+        // layers for its hosts in, draft §3.4), and only with a header that parses; a general pass leaves it to the
+        // control plane, which admits layers (a Next-hop AH to leave a site, §3.2 step 1).
+        if (protocol === IPPROTO_SKIP) {
+          if (policy.proto !== IPPROTO_SKIP) return reject('policy_punt', offset, length);
+          const skip = decodeSkipHeader(buf, offset + ip.header.headerLength, offset + totalLength);
+          if (!skip.ok) return reject(skip.reason, offset, length);
+        }
         if (ttl <= 1) return reject('ttl_exceeded', offset, length);
         decrementTtl(buf, offset, ttl);
         return forward(offset, totalLength, 0, dst);
