@@ -15,6 +15,15 @@ import { buildIpv4, IpProto } from '../../src/wire/ipv4.js';
 import { NSID_IPV4, NSID_NONE } from '../../src/wire/skip.js';
 import { ADDR, IMPLS, datagram, endSaPair, engineWith, runOne } from '../engine/fixtures.js';
 
+const end = endSaPair({
+  suite: 'aes128gcm',
+  mode: 'skip',
+  id: 21,
+  src: ADDR.smnCoa,
+  dst: ADDR.sgw0,
+  mkid: { src: ADDR.smnHome },
+});
+
 const INSIDE = 1;
 const OUTSIDE = 2;
 const opened: Engine[] = [];
@@ -140,6 +149,15 @@ describe.each(IMPLS)('SgwTables on the %s engine', (impl) => {
       verdict: Verdict.PUNT,
       reason: Reason.policy_punt,
     });
+    // A SKIP layer to it is no usual IP: the policy wants a Next-hop AH for it to leave (§3.2 step 1, code 4).
+    const layer = buildIpv4(
+      { src: ipToU32(F6.ch0), dst: ipToU32(F6.chx), protocol: IpProto.SKIP, ttl: 9 },
+      new Uint8Array(80),
+    );
+    expect(runOne(engine, Op.OUTBOUND, layer, INSIDE)).toMatchObject({
+      verdict: Verdict.PUNT,
+      reason: Reason.policy_punt,
+    });
     clock.run(60_001);
     tables.refresh();
     expect(outbound(engine, INSIDE, F6.ch0, F6.chx)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.no_policy });
@@ -206,6 +224,41 @@ describe.each(IMPLS)('SgwTables outside tables under plainInbound pass (§3.5) o
         Reason.no_policy,
       ]);
     }
+  });
+});
+
+describe.each(IMPLS)('SgwTables outside tables of an SGW that builds no VPNs (§3.4) on the %s engine', (impl) => {
+  it('SKIP layers from outside to its region pass (TTL - 1), whole and readable; a VPN-routable SGW leaves them to the policy', async () => {
+    const { engine, self, tablesFor } = await setUp(impl);
+    const sealed = runOne(engineWith(impl, [end.out]), Op.ENCAP, datagram(100), end.out.id).packet;
+    // The same layer, readdressed from an outside host to one in sgw0's region (its SKIP header is unchanged).
+    const layer = buildIpv4(
+      { src: ipToU32(F6.chx), dst: ipToU32(F6.home), protocol: IpProto.SKIP, ttl: 9 },
+      sealed.subarray(20),
+    );
+    const arrive = (p: Uint8Array) => runOne(engine, Op.OUTBOUND, p, OUTSIDE);
+    // This test's own map (setUp builds one per test): sgw0 as an SGW that exchanges keys with no other.
+    (self as { vpnRoutable: boolean }).vpnRoutable = false;
+    tablesFor({}).refresh();
+    const r = arrive(layer);
+    expect(r).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(F6.home) });
+    expect(r.packet[8]).toBe(8);
+    const unreadable = buildIpv4(
+      { src: ipToU32(F6.chx), dst: ipToU32(F6.home), protocol: IpProto.SKIP, ttl: 9 },
+      new Uint8Array(40),
+    );
+    expect(arrive(unreadable).verdict).toBe(Verdict.DROP);
+    // Not to another SGW's network, nor plain datagrams, nor the SGW's own address (INBOUND).
+    const elsewhere = buildIpv4(
+      { src: ipToU32(F6.chx), dst: ipToU32(F6.ch1), protocol: IpProto.SKIP, ttl: 9 },
+      sealed.subarray(20),
+    );
+    expect(arrive(elsewhere).reason).toBe(Reason.no_policy);
+    expect(arrive(datagram(60, { src: F6.chx, dst: F6.home })).reason).toBe(Reason.no_policy);
+    // A VPN-routable SGW asks for a Next-hop AH (the policy's code 4): nothing compiled.
+    (self as { vpnRoutable: boolean }).vpnRoutable = true;
+    tablesFor({}).refresh();
+    expect(arrive(layer).reason).toBe(Reason.no_policy);
   });
 });
 

@@ -18,6 +18,11 @@
 //                                   layer is TCP, so code 4 for a layer without a Next-hop AH, discovery answers and
 //                                   failure messages stay the policy's)
 //
+// and, when the SGW builds no VPNs (not VPN-routable, §3.4), whatever plainInbound says:
+//
+//   this SGW's region, SKIP only  → pass (the layers decideTransit lets in as usual IP; the engine passes a SKIP
+//                                   datagram only whole and with a header that parses, the policy's own view of it)
+//
 // A second table, REENCRYPT_TABLE, read by no interface, decides what an SMN's End-End SA opens that lies outside its
 // selectors (draft §3.3, "SGW0 decrypts and re-encrypts"; the SA's selectorMiss { outbound }, docs/engine.md §4). The
 // engine takes only sources the SA's src selectors bind to the SMN (its home address, the one source the policy's
@@ -53,7 +58,7 @@ import type { EndPeer, SgwPlace } from '../../policy/sgw.js';
 import { formatPrefix, prefixWithin, toU32, type Sgw } from '../../topology/map.js';
 import { parsePrefix, u32ToIp, type Prefix } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
-import { NSID_NONE } from '../../wire/skip.js';
+import { IPPROTO_SKIP, NSID_NONE } from '../../wire/skip.js';
 import type { Tally } from '../common/counters.js';
 import type { NodeKeys } from '../common/keys.js';
 
@@ -338,10 +343,14 @@ export class SgwTables {
       for (const address of new Set([this.self.inside, this.self.outside]))
         out.push({ table, prefix: `${address}/32`, sa: 0, action: 'inbound' });
     }
+    const region = map.sgws.filter((s) => map.isWithin(s, this.self)).flatMap((s) => s.prefixes.map(text));
     if (this.place.plainInbound === 'pass' && !this.natOutside) {
-      const region = map.sgws.filter((s) => map.isWithin(s, this.self)).flatMap((s) => s.prefixes.map(text));
       for (const table of this.ids.outside)
         for (const prefix of region) out.push({ table, prefix, proto: IpProto.TCP, sa: 0, action: 'pass' });
+    }
+    if (!this.self.vpnRoutable) {
+      for (const table of this.ids.outside)
+        for (const prefix of region) out.push({ table, prefix, proto: IPPROTO_SKIP, sa: 0, action: 'pass' });
     }
     const table = this.ids.inside;
     const compiled = new Set<string>();
