@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Op, Reason, Verdict, type Engine, type SaDesc } from '../../src/engine/index.js';
 import { figure6Map } from '../../src/lab/figure6-world.js';
 import { F6 } from '../../src/lab/scenarios/figure6-cases.js';
+import { figure4Map } from '../../src/lab/topologies.js';
 import { VirtualClock } from '../../src/net/clock.js';
 import { Tally } from '../../src/roles/common/counters.js';
 import type { NodeKeys, SaLookup } from '../../src/roles/common/keys.js';
@@ -365,5 +366,28 @@ describe('SgwTables selectors and prefix arithmetic', () => {
       src: ['0.0.0.0/32'],
       dst: ['0.0.0.0/32'],
     });
+  });
+
+  it("an SGW peer does not speak for this SGW's own SMNs' home addresses behind it (Figure 4: SGW3 behind SGW2)", () => {
+    const map = figure4Map();
+    const engine = engineWith('ts', []);
+    opened.push(engine);
+    const requests = { end: () => ({}) as never, nextHop: () => ({}) as never };
+    const tables = new SgwTables(
+      { map, self: map.sgw('sgw3')! },
+      engine,
+      {} as NodeKeys,
+      requests,
+      { inside: INSIDE, outside: [OUTSIDE] },
+      new VirtualClock(0),
+      new Tally(),
+    );
+    const { src } = tables.selectorsFor({ nsid: NSID_NONE, address: ipToU32('198.18.2.1') });
+    const covers = (a: string) =>
+      src.map(parsePrefix).some((p) => p.length === 0 || (ipToU32(a) ^ p.network) >>> (32 - p.length) === 0);
+    // The HA's mobile node 10.0.1.100: End-End from SGW2 for it is the policy's (code 5); the rest of SGW3's site and
+    // SGW2's own network stay SGW2's to speak for.
+    expect(covers('10.0.1.100')).toBe(false);
+    for (const a of ['10.0.1.10', '10.0.1.2', '10.0.0.20']) expect([a, covers(a)]).toEqual([a, true]);
   });
 });

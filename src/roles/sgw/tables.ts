@@ -180,7 +180,13 @@ export class SgwTables {
     if (peer.nsid === NSID_NONE) {
       const sgw = map.sgwByAddress(peer.address);
       if (!sgw) return NOTHING;
-      src = within(sgw).flatMap((s) => [...s.prefixes]);
+      // Not the home addresses of this SGW's own SMNs, though behind the peer: their datagrams come End-End from the
+      // SMN itself, and one another SGW negotiated for them is the policy's (end-end conflict, §3.2 step 2).
+      const ownHomes = map.homeAgents.filter((ha) => ha.sgw === this.self).flatMap((ha) => ha.serves);
+      src = subtractPrefixes(
+        within(sgw).flatMap((s) => [...s.prefixes]),
+        ownHomes,
+      );
     } else {
       if (!map.homeAgentFor(peer.address)) return NOTHING;
       src = [{ network: peer.address, length: 32 }];
