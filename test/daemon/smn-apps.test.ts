@@ -105,6 +105,19 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
   const inNs = (name: string, cmd: string, args: string[], timeout = 30_000) =>
     run('ip', ['netns', 'exec', ns[name], cmd, ...args], { encoding: 'utf8', timeout });
   const rules = (pref: number) => ipIn(ns.smn, 'rule', 'show', 'pref', String(pref)).trim();
+  /** curl on the SMN's machine: the bytes it fetched and the HTTP status ("0 000" and its stderr when it failed). */
+  const fetchFromSmn = (url: string, maxSeconds: number, ...more: string[]) =>
+    inNs('smn', 'curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{size_download} %{http_code}',
+      '--max-time',
+      String(maxSeconds),
+      ...more,
+      url,
+    ]).catch((err: { stdout: string; stderr: string }) => err);
 
   beforeAll(async () => {
     await ensureDist();
@@ -240,16 +253,7 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
     );
     // The first echo may be spent on keying and certificate discovery.
     expect(ping.stdout).toMatch(/5 packets transmitted, [4-5] received/);
-    const curl = await inNs('smn', 'curl', [
-      '-sS',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{size_download} %{http_code}',
-      '--max-time',
-      '30',
-      `http://${CH}:8080/blob`,
-    ]).catch((err: { stdout: string; stderr: string }) => err);
+    const curl = await fetchFromSmn(`http://${CH}:8080/blob`, 30);
     expect(curl.stdout).toBe(`${BLOB_BYTES} 200`);
 
     const client = spawn('ip', ['netns', 'exec', ns.smn, 'python3', '-u', '-c', LONG_CLIENT], {
@@ -360,18 +364,7 @@ describe.skipIf(!canRunNetns)("mipsec smn protects its host's own applications (
     let localOut = '';
     local.stdout!.on('data', (c: Buffer) => (localOut += c.toString()));
     await waitFor("the visited network's server", () => localOut.includes('Serving HTTP'));
-    const direct = await inNs('smn', 'curl', [
-      '-sS',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{size_download} %{http_code}',
-      '--max-time',
-      '15',
-      '--interface',
-      COA1,
-      `http://${LAN1}:8080/blob`,
-    ]).catch((err: { stdout: string; stderr: string }) => err);
+    const direct = await fetchFromSmn(`http://${LAN1}:8080/blob`, 15, '--interface', COA1);
     expect(direct.stdout, direct.stderr).toBe(`${BLOB_BYTES} 200`);
 
     smn.child.kill('SIGTERM');
