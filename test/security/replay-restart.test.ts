@@ -3,7 +3,7 @@
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
@@ -253,43 +253,68 @@ describe('hole 13: a restored key met on a loop punt is refused, not handed back
     for (const d of daemons.splice(0)) await d.stop();
   });
 
-  it('a loop punt under a key below its restored floor is answered with code 0, not handed back to the loop', async () => {
-    const fx = figure6Fixture();
-    const sgw0 = (host: DaemonOptions['host']) => sgwDaemon(fx, 'sgw0', 'native', host);
-    daemons.push(await sgw0(fx.hostFor));
+  /**
+   * sgw0 and sgw1 on the in-memory network, ch1 pinging ch0 through them; sgw0 stopped. The first two SKIP packets sgw1
+   * sent sgw0 (one key).
+   */
+  async function twoPacketsThenStop(fx: ReturnType<typeof figure6Fixture>): Promise<Uint8Array[]> {
+    daemons.push(await sgwDaemon(fx, 'sgw0', 'native', fx.hostFor));
     daemons.push(await sgwDaemon(fx, 'sgw1', 'native', fx.hostFor));
     echoServer(addCorrespondent(fx.network, 'ch0', CH0));
     const ch1 = addCorrespondent(fx.network, 'ch1', CH1);
     for (const seq of [1, 2, 3]) ch1.send(probe(CH1, CH0, seq));
     fx.network.runFor(SETTLE_MS);
     const toSgw0 = (p: Uint8Array) => p[9] === IPPROTO_SKIP && p.subarray(16, 20).join('.') === '198.18.0.1';
-    const [first, second] = fx.network
+    const packets = fx.network
       .link('internet')
       .captures()
       .filter((f) => toSgw0(f.packet))
       .map((f) => f.packet.slice());
-    expect(second).toBeDefined();
-
+    expect(packets.length).toBeGreaterThanOrEqual(2);
     await daemons.shift()!.stop();
-    // sgw0 again, on a host whose I/O loops are a stub: punts come from the test, re-injections are recorded.
-    const injected: InjectPacket[] = [];
+    return packets.slice(0, 2);
+  }
+
+  /**
+   * sgw0 started again on a host whose I/O loops are a stub: `packets` are punted to it from the outside loop as
+   * unknown_key, one per settle (the first waits for sgw1's certificate, fetched again by the new process; the second
+   * meets the key installed). What it re-injects, with the loop it went to, and its role counters.
+   */
+  async function puntToRestarted(fx: ReturnType<typeof figure6Fixture>, packets: readonly Uint8Array[]) {
+    const injected: { iface: string; packet: InjectPacket }[] = [];
     let punt: ((p: EnginePunt) => void) | undefined;
     const dataPath: HostDataPath = {
       tableOf: (iface) => (iface === 'inside' ? 1 : 2),
       onEnginePunt: (handler) => ((punt = handler), () => (punt = undefined)),
-      inject: (_iface, packets) => (injected.push(...packets), true),
+      inject: (iface, sent) => (injected.push(...sent.map((packet) => ({ iface, packet }))), true),
     };
     const host = fx.network.host('sgw0');
     Object.defineProperty(host, 'dataPath', { value: dataPath, configurable: true });
-    daemons.unshift(await sgw0(() => host));
+    daemons.unshift(await sgwDaemon(fx, 'sgw0', 'native', () => host));
     expect(punt).toBeDefined();
-    // The first waits for sgw1's certificate (fetched again by the new process); the second meets the key installed.
-    for (const packet of [first, second]) {
+    for (const packet of packets) {
       punt!({ packet: packet.slice(), reason: 'unknown_key', sa: 0, iface: 'outside' });
       fx.network.runFor(SETTLE_MS);
     }
-    expect(injected.filter((p) => p.via === 'inbound')).toEqual([]);
     const role = daemons[0].status().counters.role as Record<string, number>;
+    return { inbound: injected.filter((p) => p.packet.via === 'inbound'), role };
+  }
+
+  it('a loop punt under a key below its restored floor is answered with code 0, not handed back to the loop', async () => {
+    const fx = figure6Fixture();
+    const { inbound, role } = await puntToRestarted(fx, await twoPacketsThenStop(fx));
+    expect(inbound).toEqual([]);
     expect(role.refused_restored_key).toBe(2);
+  });
+
+  it("without a floor, a loop punt of another SGW's new key is keyed and handed back to the loop that punted it", async () => {
+    const fx = figure6Fixture();
+    const [first, second] = await twoPacketsThenStop(fx);
+    // Without its replay marks nothing floors the key: the first is opened here, the second goes back to its loop.
+    rmSync(fx.file('state'), { recursive: true, force: true });
+    const { inbound, role } = await puntToRestarted(fx, [first, second]);
+    expect(inbound).toEqual([{ iface: 'outside', packet: { packet: second, via: 'inbound' } }]);
+    expect(role.first_packet_reinjected).toBe(1);
+    expect(role.refused_restored_key ?? 0).toBe(0);
   });
 });

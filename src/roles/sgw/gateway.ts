@@ -44,7 +44,7 @@ import { UdpSourceNat } from './nat.js';
 import { LearnedRoutes, type LearnedRouteLimits } from './learned.js';
 import { staticRoutes, type RouteIntent } from './routes.js';
 import { SgwTables } from './tables.js';
-import { addressesOf, headerOf, outerLayer, parsedOf, tunnelledOf, viewOf } from './view.js';
+import { addressesOf, firstLayerSequence, headerOf, outerLayer, parsedOf, tunnelledOf, viewOf } from './view.js';
 
 export interface SecurityGatewayOptions {
   host: Host;
@@ -88,8 +88,9 @@ export type SgwReconfiguration = Partial<
 
 type Arrival = 'inside' | 'outside';
 type Tag =
-  // `firstOfKey`: the packet that keyed a new inbound SA, run again once it is installed.
-  | { kind: 'inbound'; arrivedOn: Arrival; firstOfKey?: boolean }
+  // `firstOfKey`: the packet that keyed a new inbound SA, run again once it is installed. `loop`: the interface whose
+  // I/O loop punted it.
+  | { kind: 'inbound'; arrivedOn: Arrival; firstOfKey?: boolean; loop?: string }
   // `carries`: the datagram being protected, for an ICMP "fragmentation needed" if the link refuses the result.
   | { kind: 'encap'; wrapWith?: number; carries: Uint8Array }
   | { kind: 'send'; carries?: Uint8Array };
@@ -364,7 +365,7 @@ export class SecurityGateway {
       reason: Reason[punt.reason],
       sa: punt.sa,
       packet: punt.packet,
-      tag: { kind: 'inbound' as const, arrivedOn },
+      tag: { kind: 'inbound' as const, arrivedOn, loop: punt.iface },
     };
     const jobs = this.handle([outcome]);
     // A new key's first packet goes on at once (its SA just went in); the rest waits for the tick's batch.
@@ -581,7 +582,7 @@ export class SecurityGateway {
     const r = this.keys.inbound(o.packet, this.suites.coverage);
     if (r.ok) {
       this.tally.add('sa_installed');
-      sink(job);
+      if (!this.reinjected(o, r.id, layer)) sink(job);
       return;
     }
     if (r.reason === 'unknown_certificate' && layer) {
@@ -594,6 +595,25 @@ export class SecurityGateway {
     this.tally.add(`drop_keying_${r.reason}`);
     if (NO_KEY.has(r.reason)) this.refuseLayer(o.packet, 'unknown-key', arrivedOn);
     else if (BAD_KEY.has(r.reason)) this.refuseLayer(o.packet, 'failed', arrivedOn);
+  }
+
+  /**
+   * The first packet of another SGW's new key goes back to the I/O loop that punted it, which opens it as the key's
+   * next packets (what its tables do not cover comes back as a punt with context): derive, install, re-inject, no
+   * second pass of the engine and the policy here. An authentication failure is then dropped and counted like one of
+   * the later packets. One at or under the floor its key tuple reached before a restart stays here: the engine would
+   * drop it as a replay without telling the sender (refuseRestoredKey). An SMN's keys stay here too: the policy learns
+   * from its first packets (registrations, re-encryption, §3.3).
+   */
+  private reinjected(o: EngineOutcome<Tag>, sa: number, layer: SkipLayer | undefined): boolean {
+    const loop = o.tag.kind === 'inbound' ? o.tag.loop : undefined;
+    if (loop === undefined || layer?.skipSrc.nsid !== NSID_NONE) return false;
+    const first = firstLayerSequence(o.packet);
+    const floor = this.engine.saStats(sa)?.[first?.header ?? 'espSeq'];
+    if (!first || floor === undefined || first.seq <= floor) return false;
+    if (!this.host.dataPath?.inject(loop, [{ packet: o.packet, via: 'inbound' }])) return false;
+    this.tally.add('first_packet_reinjected');
+    return true;
   }
 
   private onEngineDrop(o: EngineOutcome<Tag>, tag: Extract<Tag, { kind: 'inbound' }>): void {

@@ -4,7 +4,7 @@
 // through the role is parsed once (ParsedDatagram); the functions here read that view.
 import type { SkipName } from '../../keys/names.js';
 import type { PacketView, SkipLayer } from '../../policy/sgw.js';
-import { readIp } from '../../wire/addr.js';
+import { readIp, readU32 } from '../../wire/addr.js';
 import { IpProto, IPV4_HEADER_BYTES, parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP, NSID_IPV4, NSID_NONE } from '../../wire/skip.js';
 import { decodeUdp, type UdpDatagram } from '../../wire/udp.js';
@@ -80,6 +80,22 @@ function isSignalling({ bytes, ip, udp }: ParsedDatagram, awaited: AwaitedAnswer
   if (isSecurityFailure(bytes, ip)) return true;
   const discovery = udp && discoveryIn(udp);
   return discovery !== undefined && (discovery.message.type === 'request' || awaited(discovery));
+}
+
+/**
+ * The sequence number of a SKIP datagram's first layer (AH, else ESP) and which one it is; undefined when the
+ * datagram is not SKIP or too short to hold it.
+ */
+export function firstLayerSequence(datagram: Uint8Array): { header: 'ahSeq' | 'espSeq'; seq: number } | undefined {
+  const ip = headerOf(datagram);
+  if (!ip || ip.protocol !== IPPROTO_SKIP) return undefined;
+  const skip = decodeSkipHeader(datagram, ip.headerLength, ip.totalLength);
+  if (!skip.ok) return undefined;
+  const at = ip.headerLength + skip.length;
+  const ah = skip.header.nextHeader === IpProto.AH;
+  const seqAt = at + (ah ? 8 : 4);
+  if (seqAt + 4 > ip.totalLength) return undefined;
+  return { header: ah ? 'ahSeq' : 'espSeq', seq: readU32(datagram, seqAt) };
 }
 
 /** The addresses of a plain datagram. */
