@@ -125,8 +125,9 @@ struct IoConfig {
   std::string bind_device;
   // OUTBOUND's arg0 (the policy table) for TUN reads and Via::outbound injects.
   uint32_t tun_table = 0;
-  // A DELIVER with an SA leaves by the raw socket to its destination (the kernel routes it) instead of into the
-  // TUN; one addressed to a local address of the engine is punted (R_DELIVER_LOCAL) with its SA.
+  // The TUN is a router's port: a DELIVER with an SA goes into it (coalesced) for the kernel to carry on by its
+  // routes; one addressed to a local address of the engine is punted (R_DELIVER_LOCAL) with its SA, and ICMP 3/4 for
+  // a packet read from the TUN leaves by the raw socket (the TUN carries a link's traffic).
   bool deliver_route = false;
   // With deliver_route: a DELIVER that is IP-in-IP from tunnel_from to a local address of the engine, carrying a
   // datagram to tunnel_to (an address the kernel owns), is peeled and the inner datagram written into the TUN for
