@@ -87,18 +87,24 @@ function freshSkipHeader(): Uint8Array {
   });
 }
 
-/** Sends `packets` as they are (IP_HDRINCL) from namespace `ns` toward `dst`; resolves 300 ms after the last. */
-async function sendRaw(ns: string, dst: string, packets: readonly Buffer[]): Promise<void> {
+/**
+ * Sends `packets` as they are (IP_HDRINCL) from namespace `ns` toward `dst`, `gapMicros` apart (busy-waited; 0: back to
+ * back); resolves 300 ms after the last.
+ */
+async function sendRaw(ns: string, dst: string, packets: readonly Buffer[], gapMicros = 0): Promise<void> {
   const sender = pythonInNetns(
     ns,
     [
-      'import socket, sys',
+      'import socket, sys, time',
       's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
+      'gap = float(sys.argv[2]) / 1e6',
       "print('ready', flush=True)",
-      'for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 0))',
+      'for h in sys.argv[3:]:',
+      '  s.sendto(bytes.fromhex(h), (sys.argv[1], 0)); t = time.perf_counter()',
+      '  while time.perf_counter() - t < gap: pass',
       "print('{}', flush=True)",
     ].join('\n'),
-    [dst, ...packets.map((p) => p.toString('hex'))],
+    [dst, String(gapMicros), ...packets.map((p) => p.toString('hex'))],
   );
   await sender.ready;
   await sender.done;
@@ -482,20 +488,7 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
     );
     await receiver.ready;
     // Paced (20 µs apart), so that packets keep arriving while the key is installed.
-    const sender = pythonInNetns(
-      a.ns,
-      [
-        'import socket, sys, time',
-        's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)',
-        "print('ready', flush=True)",
-        'for h in sys.argv[2:]:',
-        '  s.sendto(bytes.fromhex(h), (sys.argv[1], 0)); t = time.perf_counter()',
-        '  while time.perf_counter() - t < 20e-6: pass',
-        "print('{}', flush=True)",
-      ].join('\n'),
-      [b.outer, ...sealed.map((p) => p.toString('hex'))],
-    );
-    await sender.done;
+    await sendRaw(a.ns, b.outer, sealed, 20);
     const { got } = (await receiver.done) as { got: number[] };
     const stats = lb.stats();
     expect(stats.heldForKey, JSON.stringify(stats)).toBeGreaterThan(64);

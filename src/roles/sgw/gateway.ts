@@ -571,7 +571,8 @@ export class SecurityGateway {
   /** First packet of a new packet key: derive and install the inbound SA, then run the packet again. */
   private onUnknownKey(o: EngineOutcome<Tag>, arrivedOn: Arrival, sink: (job: Job) => void): void {
     const job: Job = { op: Op.INBOUND, packet: o.packet, tag: { kind: 'inbound', arrivedOn, firstOfKey: true } };
-    const layer = outerLayer(o.packet, 'verified');
+    const ip = headerOf(o.packet);
+    const layer = outerLayer(o.packet, 'verified', ip);
     // Admission is decided when the layer is keyed: once its SA is installed, the engine relays on its own.
     const refused = layer && refusedVisitor(this.place, layer);
     if (refused && 'icmp' in refused) {
@@ -582,7 +583,7 @@ export class SecurityGateway {
     const r = this.keys.inbound(o.packet, this.suites.coverage);
     if (r.ok) {
       this.tally.add('sa_installed');
-      if (!this.reinjected(o, r.id, layer)) sink(job);
+      if (!this.reinjected(o, r.id, layer, ip)) sink(job);
       return;
     }
     if (r.reason === 'unknown_certificate' && layer) {
@@ -605,10 +606,15 @@ export class SecurityGateway {
    * drop it as a replay without telling the sender (refuseRestoredKey). An SMN's keys stay here too: the policy learns
    * from its first packets (registrations, re-encryption, §3.3).
    */
-  private reinjected(o: EngineOutcome<Tag>, sa: number, layer: SkipLayer | undefined): boolean {
+  private reinjected(
+    o: EngineOutcome<Tag>,
+    sa: number,
+    layer: SkipLayer | undefined,
+    ip: Ipv4Header | undefined,
+  ): boolean {
     const loop = o.tag.kind === 'inbound' ? o.tag.loop : undefined;
     if (loop === undefined || layer?.skipSrc.nsid !== NSID_NONE) return false;
-    const first = firstLayerSequence(o.packet);
+    const first = firstLayerSequence(o.packet, ip);
     const floor = this.engine.saStats(sa)?.[first?.header ?? 'espSeq'];
     if (!first || floor === undefined || first.seq <= floor) return false;
     if (!this.host.dataPath?.inject(loop, [{ packet: o.packet, via: 'inbound' }])) return false;

@@ -151,6 +151,8 @@ export class SgwTables {
    */
   private readonly nestedSources: string[];
   private readonly haSources: string[];
+  /** The home networks this SGW's HAs serve: its own SMNs' home addresses. */
+  private readonly ownHomes: readonly Prefix[];
 
   constructor(
     private readonly place: SgwPlace,
@@ -170,6 +172,7 @@ export class SgwTables {
     this.haSources = map.homeAgents
       .filter((ha) => ha.sgw === this.self)
       .map((ha) => `${u32ToIp(toU32(ha.address))}/32`);
+    this.ownHomes = map.homeAgents.filter((ha) => ha.sgw === this.self).flatMap((ha) => ha.serves);
   }
 
   /** What an inbound End-End SA from `peer` delivers without asking: its sources, to what this SGW delivers inside. */
@@ -182,10 +185,9 @@ export class SgwTables {
       if (!sgw) return NOTHING;
       // Not the home addresses of this SGW's own SMNs, though behind the peer: their datagrams come End-End from the
       // SMN itself, and one another SGW negotiated for them is the policy's (end-end conflict, §3.2 step 2).
-      const ownHomes = map.homeAgents.filter((ha) => ha.sgw === this.self).flatMap((ha) => ha.serves);
       src = subtractPrefixes(
         within(sgw).flatMap((s) => [...s.prefixes]),
-        ownHomes,
+        this.ownHomes,
       );
     } else {
       if (!map.homeAgentFor(peer.address)) return NOTHING;
@@ -349,15 +351,15 @@ export class SgwTables {
       for (const address of new Set([this.self.inside, this.self.outside]))
         out.push({ table, prefix: `${address}/32`, sa: 0, action: 'inbound' });
     }
+    // What passes from outside into the region, by protocol (see the top of this file).
+    const passedIn = [
+      ...(this.place.plainInbound === 'pass' && !this.natOutside ? [IpProto.TCP] : []),
+      ...(this.self.vpnRoutable ? [] : [IPPROTO_SKIP]),
+    ];
     const region = map.sgws.filter((s) => map.isWithin(s, this.self)).flatMap((s) => s.prefixes.map(text));
-    if (this.place.plainInbound === 'pass' && !this.natOutside) {
+    for (const proto of passedIn)
       for (const table of this.ids.outside)
-        for (const prefix of region) out.push({ table, prefix, proto: IpProto.TCP, sa: 0, action: 'pass' });
-    }
-    if (!this.self.vpnRoutable) {
-      for (const table of this.ids.outside)
-        for (const prefix of region) out.push({ table, prefix, proto: IPPROTO_SKIP, sa: 0, action: 'pass' });
-    }
+        for (const prefix of region) out.push({ table, prefix, proto, sa: 0, action: 'pass' });
     const table = this.ids.inside;
     const compiled = new Set<string>();
     const sources = [this.mine, this.nestedSources, this.haSources].every((list) => list.length <= MAX_PREFIXES);

@@ -84,10 +84,12 @@ function isSignalling({ bytes, ip, udp }: ParsedDatagram, awaited: AwaitedAnswer
 
 /**
  * The sequence number of a SKIP datagram's first layer (AH, else ESP) and which one it is; undefined when the
- * datagram is not SKIP or too short to hold it.
+ * datagram is not SKIP or too short to hold it. `ip`: its IPv4 header when the caller read it already.
  */
-export function firstLayerSequence(datagram: Uint8Array): { header: 'ahSeq' | 'espSeq'; seq: number } | undefined {
-  const ip = headerOf(datagram);
+export function firstLayerSequence(
+  datagram: Uint8Array,
+  ip = headerOf(datagram),
+): { header: 'ahSeq' | 'espSeq'; seq: number } | undefined {
   if (!ip || ip.protocol !== IPPROTO_SKIP) return undefined;
   const skip = decodeSkipHeader(datagram, ip.headerLength, ip.totalLength);
   if (!skip.ok) return undefined;
