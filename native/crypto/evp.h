@@ -11,6 +11,7 @@ struct Algorithms {
   EVP_CIPHER* chacha20poly1305;
   EVP_CIPHER* aes256wrap;
   EVP_MAC* hmac;
+  EVP_MD* blake2b512;  // SKIP's packet keys (crypto/packet_keys.h)
 };
 
 // Fetched on first use (thread-safe); null members mean the provider lacks an algorithm.

@@ -5,6 +5,7 @@
 #include "crypto/aead.h"
 #include "crypto/hmac.h"
 #include "crypto/keywrap.h"
+#include "crypto/packet_keys.h"
 #include "node/engine.h"
 #include "wire/icmp40.h"
 #include "wire/ipv4.h"
@@ -128,6 +129,35 @@ Napi::Value KeyUnwrap(const Napi::CallbackInfo& info) {
   return result;
 }
 
+uint32_t uint_arg(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t max) {
+  if (info.Length() <= i || !info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= max) || v != double(uint32_t(v)))
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer 0.." + std::to_string(max));
+  return uint32_t(v);
+}
+
+// skipPacketKeys(kijn(32), wrapped(40), cryptAlg, cryptLength, macAlg, macLength) → Kp ‖ E_kp ‖ A_kp, or null when the
+// wrapped Kp fails its integrity check (a length of 0 leaves that key out)
+Napi::Value SkipPacketKeys(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto kijn = bytes_arg(info, 0, "kijn"), wrapped = bytes_arg(info, 1, "wrapped");
+  need_len(env, kijn, kKekBytes, "kijn");
+  need_len(env, wrapped, kWrappedPacketKeyBytes, "wrapped");
+  const uint32_t crypt_alg = uint_arg(info, 2, "cryptAlg", 255),
+                 crypt_len = uint_arg(info, 3, "cryptLength", kTrafficKeyMaxBytes);
+  const uint32_t mac_alg = uint_arg(info, 4, "macAlg", 255),
+                 mac_len = uint_arg(info, 5, "macLength", kTrafficKeyMaxBytes);
+  uint8_t out[kPacketKeyBytes + 2 * kTrafficKeyMaxBytes];
+  const size_t total = kPacketKeyBytes + crypt_len + mac_len;
+  const bool ok =
+      skip_packet_keys(kijn.Data(), wrapped.Data(), uint8_t(crypt_alg), crypt_len, uint8_t(mac_alg), mac_len, out);
+  Napi::Value result = ok ? Napi::Value(copy_out(env, out, total)) : env.Null();
+  OPENSSL_cleanse(out, total);
+  return result;
+}
+
 // ipChecksum(data) → the Internet checksum (RFC 1071)
 Napi::Value IpChecksum(const Napi::CallbackInfo& info) {
   auto data = bytes_arg(info, 0, "data");
@@ -173,6 +203,7 @@ Napi::Object CryptoExports(Napi::Env env) {
   o.Set("hmacSha256", Napi::Function::New<HmacSha256Fn>(env, "hmacSha256"));
   o.Set("keyWrap", Napi::Function::New<KeyWrap>(env, "keyWrap"));
   o.Set("keyUnwrap", Napi::Function::New<KeyUnwrap>(env, "keyUnwrap"));
+  o.Set("skipPacketKeys", Napi::Function::New<SkipPacketKeys>(env, "skipPacketKeys"));
   o.Set("ipChecksum", Napi::Function::New<IpChecksum>(env, "ipChecksum"));
   o.Set("ipChecksumUpdate", Napi::Function::New<IpChecksumUpdate>(env, "ipChecksumUpdate"));
   return o;

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
-import type { KeyUnwrap } from '../keys/derive.js';
+import type { PacketKeyDerivation } from '../keys/derive.js';
 
 const require = createRequire(import.meta.url);
 
@@ -67,9 +67,34 @@ export function trimMalloc(): boolean {
   return typeof trim === 'function' ? Boolean((trim as () => boolean)()) : false;
 }
 
-/** The addon's AES key unwrap (native/crypto/keywrap.cc) for SkipKeying; undefined without the addon. */
-export function nativeKeyUnwrap(): KeyUnwrap | undefined {
-  const exports = loadAddon().binding?.crypto as { keyUnwrap?: unknown } | undefined;
-  const unwrap = exports?.keyUnwrap;
-  return typeof unwrap === 'function' ? (unwrap as KeyUnwrap) : undefined;
+type NativePacketKeys = (
+  kijn: Uint8Array,
+  wrapped: Uint8Array,
+  cryptAlg: number,
+  cryptLength: number,
+  macAlg: number,
+  macLength: number,
+) => Uint8Array | null;
+
+/**
+ * The addon's packet keys (native/crypto/packet_keys.cc: unwrap and both hashes in one call) for SkipKeying;
+ * undefined without the addon. On a new key's first packet after an idle spell, the JS version's unwrap and two
+ * WebAssembly BLAKE2b calls cost ~0.1 ms more (bench e2e first_packet_ms, daemon path).
+ */
+export function nativePacketKeys(): PacketKeyDerivation | undefined {
+  const derive = (loadAddon().binding?.crypto as { skipPacketKeys?: unknown } | undefined)?.skipPacketKeys;
+  if (typeof derive !== 'function') return undefined;
+  const native = derive as NativePacketKeys;
+  return (kijn, wrapped, crypt, mac) => {
+    const out = native(kijn, wrapped, crypt?.alg ?? 0, crypt?.length ?? 0, mac?.alg ?? 0, mac?.length ?? 0);
+    if (!out) return undefined;
+    // Kp ‖ E_kp ‖ A_kp
+    const macAt = out.length - (mac?.length ?? 0);
+    const cryptAt = macAt - (crypt?.length ?? 0);
+    return {
+      kp: out.subarray(0, cryptAt),
+      ...(crypt && { crypt: out.subarray(cryptAt, macAt) }),
+      ...(mac && { mac: out.subarray(macAt) }),
+    };
+  };
 }

@@ -97,36 +97,23 @@ export function wrapKp(kijn: Uint8Array, kp: Uint8Array): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
-/**
- * RFC 3394 AES-256 key unwrap: the key `wrapped` holds under `kek`, or null/undefined (or a throw) when its integrity
- * check fails.
- */
-export type KeyUnwrap = (kek: Uint8Array, wrapped: Uint8Array) => Uint8Array | null | undefined;
-
 /** Node's OpenSSL through node:crypto: a cipher object per call. */
-const nodeKeyUnwrap: KeyUnwrap = (kek, wrapped) => {
+function nodeKeyUnwrap(kek: Uint8Array, wrapped: Uint8Array): Uint8Array {
   const decipher = createDecipheriv(KEY_WRAP_CIPHER, kek, KEY_WRAP_IV);
   return Buffer.concat([decipher.update(wrapped), decipher.final()]);
-};
+}
 
-/**
- * Unwraps a 40-byte wrapped Kp with `unwrap` (default node:crypto); undefined when the RFC 3394 integrity check fails
- * (forged or corrupted).
- */
-export function unwrapKp(
-  kijn: Uint8Array,
-  wrapped: Uint8Array,
-  unwrap: KeyUnwrap = nodeKeyUnwrap,
-): Uint8Array | undefined {
+/** The 40-byte wrapped Kp unwrapped under `kijn` (RFC 3394); undefined when its integrity check fails (forged). */
+export function unwrapKp(kijn: Uint8Array, wrapped: Uint8Array): Uint8Array | undefined {
   if (kijn.length !== KIJN_BYTES || wrapped.length !== WRAPPED_BYTES) return undefined;
-  let plain: Uint8Array | null | undefined;
+  let plain: Uint8Array;
   try {
-    plain = unwrap(kijn, wrapped);
+    plain = nodeKeyUnwrap(kijn, wrapped);
   } catch {
     return undefined;
   }
-  const kp = plain?.length === KP_BYTES ? Uint8Array.from(plain) : undefined;
-  plain?.fill(0);
+  const kp = plain.length === KP_BYTES ? Uint8Array.from(plain) : undefined;
+  plain.fill(0);
   return kp;
 }
 
@@ -137,3 +124,37 @@ export function unwrapKp(
 export function trafficKey(kp: Uint8Array, alg: number, purpose: keyof typeof Purpose, length: number): Uint8Array {
   return lowOrderHash(length, kp, Uint8Array.of(alg), Uint8Array.of(Purpose[purpose]));
 }
+
+/** A traffic key to derive from Kp: its algorithm number (SKIP's Crypt or MAC Alg) and length in bytes. */
+export interface TrafficKeySpec {
+  alg: number;
+  length: number;
+}
+
+/** Kp and the traffic keys of a received packet key; the caller zeroes all three once they are installed. */
+export interface PacketKeys {
+  kp: Uint8Array;
+  crypt?: Uint8Array;
+  mac?: Uint8Array;
+}
+
+/**
+ * Kp unwrapped from a received SKIP header under Kijn and the E_kp / A_kp it gives (a spec left out, that key too);
+ * undefined when the wrapped Kp fails its integrity check. The roles pass the addon's one-call version
+ * (src/engine/addon.ts nativePacketKeys); this one is the reference and the default.
+ */
+export type PacketKeyDerivation = (
+  kijn: Uint8Array,
+  wrapped: Uint8Array,
+  crypt: TrafficKeySpec | undefined,
+  mac: TrafficKeySpec | undefined,
+) => PacketKeys | undefined;
+
+export const packetKeys: PacketKeyDerivation = (kijn, wrapped, crypt, mac) => {
+  const kp = unwrapKp(kijn, wrapped);
+  if (!kp) return undefined;
+  const keys: PacketKeys = { kp };
+  if (crypt) keys.crypt = trafficKey(kp, crypt.alg, 'crypt', crypt.length);
+  if (mac) keys.mac = trafficKey(kp, mac.alg, 'mac', mac.length);
+  return keys;
+};

@@ -13,11 +13,12 @@ import {
   deriveKijn,
   KP_BYTES,
   skipCounter,
+  packetKeys,
   trafficKey,
-  unwrapKp,
   wrapKp,
   COUNTER_WINDOW,
-  type KeyUnwrap,
+  type PacketKeyDerivation,
+  type PacketKeys,
 } from './derive.js';
 import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../wire/algorithms.js';
 import type { SaDesc } from './sa.js';
@@ -64,10 +65,10 @@ export interface SkipKeyingOptions {
   /** Peers whose Kij (and Kijn for the counters in use) are cached (X25519 per peer is the expensive step). */
   kijCacheSize?: number;
   /**
-   * AES key unwrap of a received Kp; default node:crypto. The roles pass the engine addon's (src/engine/addon.ts): on
-   * the first packet of a new key, after the gateway sat idle, it cost a fifth of node:crypto's cipher object.
+   * Kp and its traffic keys from a received SKIP header; default derive.ts packetKeys (node:crypto, libsodium). The
+   * roles pass the engine addon's (src/engine/addon.ts nativePacketKeys): one call on a new key's first packet.
    */
-  keyUnwrap?: KeyUnwrap;
+  packetKeys?: PacketKeyDerivation;
   /**
    * TEST RUNS ONLY (`mipsec lab --pcap DIR --key-chain`, docs/security.md): called with each new SA and the Kij and
    * Kp it came from, before they are zeroed (copy what you keep), so an independent tool can check the wrapped Kp.
@@ -188,7 +189,7 @@ export class SkipKeying {
   readonly now: () => number;
   private readonly random: (length: number) => Uint8Array;
   private readonly keyChain: KeyChainSink | undefined;
-  private readonly keyUnwrap: KeyUnwrap | undefined;
+  private readonly packetKeys: PacketKeyDerivation;
   /** Kij and Kijns per (peer name, peer public key), zeroed when evicted. */
   private readonly peerKeys: LruMap<string, PeerKeys>;
   private readonly outbound = new Map<string, OutboundSlot>();
@@ -209,7 +210,7 @@ export class SkipKeying {
     this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.random = options.random ?? ((length) => randomFillSync(new Uint8Array(length)));
     this.keyChain = options.keyChain;
-    this.keyUnwrap = options.keyUnwrap;
+    this.packetKeys = options.packetKeys ?? packetKeys;
     this.peerKeys = new LruMap(options.kijCacheSize ?? 1024, (_key, keys) => forgetPeerKeys(keys));
     if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1)
       throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
@@ -263,7 +264,7 @@ export class SkipKeying {
       src: req.src,
       dst: req.dst,
       skipHeader: encodeSkipHeader(header),
-      ...this.trafficKeys(kp, req.esp, req.ah, req.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
+      ...saKeys(trafficKeys(kp, req), req, req.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
       // The engine tells the control plane when the next Kp is due (FORWARD rekey_due), and stops sealing with this
       // one at the hard limit (PUNT rekey) should the successor not be in place by then.
       maxPackets: this.kpMaxPackets,
@@ -338,8 +339,13 @@ export class SkipKeying {
 
     const kijn = this.kijnFor(peer, h.n);
     if (!kijn.ok) return kijn;
-    const kp = unwrapKp(kijn.kijn, h.wrappedKp, this.keyUnwrap);
-    if (!kp)
+    const keys = this.packetKeys(
+      kijn.kijn,
+      h.wrappedKp,
+      layer.esp && { alg: h.cryptAlg, length: KEY_BYTES[layer.esp] },
+      layer.ah && { alg: h.macAlg, length: KEY_BYTES[layer.ah] },
+    );
+    if (!keys)
       return fail(
         'forged_key',
         `wrapped Kp from ${formatName(peer)} fails the key-wrap integrity check (forged key, or another Kij)`,
@@ -353,10 +359,10 @@ export class SkipKeying {
       src: req.src,
       dst: req.dst,
       skipHeader: req.packet.slice(offset, offset + parsed.length),
-      ...this.trafficKeys(kp, layer.esp, layer.ah, layer.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
+      ...saKeys(keys, layer, layer.role === 'nexthop' ? (req.coverage ?? 'full') : undefined),
     };
-    this.keyChain?.(sa, { kij: kijn.kij, n: h.n, kp });
-    sodium.memzero(kp);
+    this.keyChain?.(sa, { kij: kijn.kij, n: h.n, kp: keys.kp });
+    sodium.memzero(keys.kp);
     if (req.replayWindow !== undefined) sa.replayWindow = req.replayWindow;
     this.inbound.set(tupleKey, { id: sa.id, n: h.n, cryptAlg: h.cryptAlg, macAlg: h.macAlg });
     return { ok: true, created: true, sa };
@@ -468,21 +474,6 @@ export class SkipKeying {
     return { ok: true, kij: keys.kij, kijn };
   }
 
-  private trafficKeys(
-    kp: Uint8Array,
-    esp: EspSuite | undefined,
-    ah: MacAlg | undefined,
-    coverage: Coverage | undefined,
-  ): Pick<SaDesc, 'ah' | 'esp'> {
-    const keys: Pick<SaDesc, 'ah' | 'esp'> = {};
-    if (ah) {
-      keys.ah = { alg: ah, key: trafficKey(kp, SkipAlg.mac[ah], 'mac', KEY_BYTES[ah]), spi: SKIP_SPI };
-      if (coverage) keys.ah.coverage = coverage;
-    }
-    if (esp) keys.esp = { suite: esp, key: trafficKey(kp, SkipAlg.crypt[esp], 'crypt', KEY_BYTES[esp]), spi: SKIP_SPI };
-    return keys;
-  }
-
   /** A u32 id > 0 not held by any live SA of this object. */
   private allocateId(): number {
     do {
@@ -491,6 +482,30 @@ export class SkipKeying {
     this.usedIds.add(this.lastId);
     return this.lastId;
   }
+}
+
+/** E_kp and A_kp of a Kp this end made, for the layer it seals. */
+function trafficKeys(kp: Uint8Array, layer: { esp?: EspSuite; ah?: MacAlg }): Pick<PacketKeys, 'crypt' | 'mac'> {
+  const { esp, ah } = layer;
+  return {
+    ...(esp && { crypt: trafficKey(kp, SkipAlg.crypt[esp], 'crypt', KEY_BYTES[esp]) }),
+    ...(ah && { mac: trafficKey(kp, SkipAlg.mac[ah], 'mac', KEY_BYTES[ah]) }),
+  };
+}
+
+/** An SA's ah and esp from its traffic keys: SKIP_SPI, and the coverage of a next-hop AH. */
+function saKeys(
+  keys: Pick<PacketKeys, 'crypt' | 'mac'>,
+  layer: { esp?: EspSuite; ah?: MacAlg },
+  coverage: Coverage | undefined,
+): Pick<SaDesc, 'ah' | 'esp'> {
+  const sa: Pick<SaDesc, 'ah' | 'esp'> = {};
+  if (layer.ah && keys.mac) {
+    sa.ah = { alg: layer.ah, key: keys.mac, spi: SKIP_SPI };
+    if (coverage) sa.ah.coverage = coverage;
+  }
+  if (layer.esp && keys.crypt) sa.esp = { suite: layer.esp, key: keys.crypt, spi: SKIP_SPI };
+  return sa;
 }
 
 /** Which layer a SKIP header announces: an end layer has a Crypt Alg, a next-hop layer only a MAC Alg. */

@@ -4,7 +4,7 @@
 // bounded per peer (a new packet key replaces the peer's oldest: SKIP rotates Kp by packet count, so a
 // busy peer reaches the bound within the hour's n) and capped overall: each costs a punted packet and an
 // install, and a peer may mint packet keys at will (issue 10 hole 11).
-import { nativeKeyUnwrap } from '../../engine/addon.js';
+import { nativePacketKeys } from '../../engine/addon.js';
 import type { Engine, PlainDatagrams, SaDesc, SelectorMiss, Selectors } from '../../engine/types.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
@@ -75,7 +75,10 @@ export interface RoleKeyingOptions {
   keyLog?: KeyLog;
 }
 
-/** A role's SKIP keying: Kp unwrapped by the engine addon when there is one (a new key's first packet waits on it). */
+/**
+ * A role's SKIP keying: a received Kp and its traffic keys derived by the engine addon when there is one (a new key's
+ * first packet waits on it).
+ */
 export function roleKeying(o: RoleKeyingOptions): SkipKeying {
   return new SkipKeying({
     identity: o.identity,
@@ -83,7 +86,7 @@ export function roleKeying(o: RoleKeyingOptions): SkipKeying {
     now: () => Math.floor(o.now() / 1000),
     kpMaxPackets: o.kpRotationPackets,
     keyChain: o.keyLog?.keyChainSink,
-    keyUnwrap: nativeKeyUnwrap(),
+    packetKeys: nativePacketKeys(),
   });
 }
 
