@@ -12,6 +12,7 @@ struct Algorithms {
   EVP_CIPHER* aes256wrap;
   EVP_MAC* hmac;
   EVP_MD* blake2b512;  // SKIP's packet keys (crypto/packet_keys.h)
+  EVP_MD* sha256;  // key tuple digests of the control plane (binding.crypto.sha256)
 };
 
 // Fetched on first use (thread-safe); null members mean the provider lacks an algorithm.

@@ -3,6 +3,7 @@
 #include <vector>
 #include <openssl/crypto.h>
 #include "crypto/aead.h"
+#include "crypto/evp.h"
 #include "crypto/hmac.h"
 #include "crypto/keywrap.h"
 #include "crypto/packet_keys.h"
@@ -158,6 +159,18 @@ Napi::Value SkipPacketKeys(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// sha256(data) → 32 bytes, with the digest fetched once (node:crypto's hash() looks it up on every call)
+Napi::Value Sha256(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto data = bytes_arg(info, 0, "data");
+  uint8_t out[kSha256Bytes];
+  unsigned int len = 0;
+  if (!algorithms().sha256 ||
+      EVP_Digest(data.Data(), data.ElementLength(), out, &len, algorithms().sha256, nullptr) != 1 || len != sizeof out)
+    throw Napi::Error::New(env, "SHA-256 failed");
+  return copy_out(env, out, sizeof out);
+}
+
 // ipChecksum(data) → the Internet checksum (RFC 1071)
 Napi::Value IpChecksum(const Napi::CallbackInfo& info) {
   auto data = bytes_arg(info, 0, "data");
@@ -201,6 +214,7 @@ Napi::Object CryptoExports(Napi::Env env) {
   o.Set("aeadOpen", Napi::Function::New<AeadOpen>(env, "aeadOpen"));
   o.Set("gmac", Napi::Function::New<Gmac>(env, "gmac"));
   o.Set("hmacSha256", Napi::Function::New<HmacSha256Fn>(env, "hmacSha256"));
+  o.Set("sha256", Napi::Function::New<Sha256>(env, "sha256"));
   o.Set("keyWrap", Napi::Function::New<KeyWrap>(env, "keyWrap"));
   o.Set("keyUnwrap", Napi::Function::New<KeyUnwrap>(env, "keyUnwrap"));
   o.Set("skipPacketKeys", Napi::Function::New<SkipPacketKeys>(env, "skipPacketKeys"));

@@ -10,6 +10,7 @@ import { loadCertificate, loadIdentity, type Identity } from '../keys/keyfile.js
 import type { Clock, Host } from '../net/types.js';
 import { systemClock } from '../net/system-clock.js';
 import { TrackedEngine, type SaRecord } from './engine.js';
+import { nativeSha256 } from '../engine/addon.js';
 import { createLogger, type Logger } from './log.js';
 import { serveEndpoints, type OperatorEndpoints } from './endpoints.js';
 import { loadMnHaKeys, type MnHaEntry } from './mnha.js';
@@ -270,7 +271,7 @@ function openReplayMarks(o: DaemonOptions, c: StartContext): ReplayMarks | undef
   if (o.stateDir === undefined) return undefined;
   const unreadable = (message: string) => c.log.error({ event: 'replay_marks_unreadable' }, message);
   try {
-    return new ReplayMarks(o.stateDir, c.loaded.node.name, () => c.clock.now(), unreadable);
+    return new ReplayMarks(o.stateDir, c.loaded.node.name, () => c.clock.now(), unreadable, nativeSha256());
   } catch (err) {
     throw new DaemonConfigError([`state directory ${o.stateDir}: ${(err as Error).message}`]);
   }

@@ -6,7 +6,7 @@
 // it goes; a re-installed SA starts its window above it (SaDesc.replayFloor). A periodic write also records a margin,
 // twice what the SA advanced in the last interval, for what a SIGKILL could lose since that write; a graceful stop
 // writes exact marks. Appending only what moved keeps the cost of a second flat however many keys the hours hold.
-import { digest52 } from '../keys/digest52.js';
+import { digest52, nodeSha256, type Sha256 } from '../keys/digest52.js';
 import { join } from 'node:path';
 import type { SaDesc, SaStats } from '../engine/types.js';
 import { KeyedJournal, type JournalCodec } from '../roles/common/journal.js';
@@ -54,8 +54,8 @@ const markCodec: JournalCodec<Mark, number> = {
 };
 
 /** The mark key of an inbound SKIP SA's key tuple (its outer source and SKIP header). */
-function markKey(sa: SaDesc): number {
-  return digest52(Buffer.concat([Buffer.from(sa.src), sa.skipHeader!]));
+function markKey(sa: SaDesc, sha256: Sha256): number {
+  return digest52(Buffer.concat([Buffer.from(sa.src), sa.skipHeader!]), sha256);
 }
 
 function isCount(v: unknown, max: number): v is number {
@@ -80,6 +80,8 @@ export class ReplayMarks {
     node: string,
     private readonly now: () => number,
     problem: (message: string) => void,
+    /** For the mark keys (digest52); the daemon passes the addon's. */
+    private readonly sha256: Sha256 = nodeSha256,
   ) {
     this.journal = new KeyedJournal(join(dir, node, 'replay-marks.journal'), markCodec, this.marks);
     const loaded = this.journal.load();
@@ -93,7 +95,7 @@ export class ReplayMarks {
   /** `sa` with the floor its key tuple reached before (inbound SKIP SAs); remembers it for sampling. */
   floored(sa: SaDesc): SaDesc {
     if (sa.direction !== 'in' || sa.mode !== 'skip' || !sa.skipHeader) return sa;
-    const key = markKey(sa);
+    const key = markKey(sa, this.sha256);
     this.live.set(sa.id, { key, header: sa.esp ? 'espSeq' : 'ahSeq' });
     const mark = this.marks.get(key);
     return mark ? { ...sa, replayFloor: Math.min(MAX_SEQ, mark.seq + mark.margin) } : sa;

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
 import type { PacketKeyDerivation } from '../keys/derive.js';
+import type { Sha256 } from '../keys/digest52.js';
 
 const require = createRequire(import.meta.url);
 
@@ -97,4 +98,10 @@ export function nativePacketKeys(): PacketKeyDerivation | undefined {
       ...(mac && { mac: out.subarray(macAt) }),
     };
   };
+}
+
+/** The addon's SHA-256 (its digest fetched once) for digest52's owners; undefined without the addon. */
+export function nativeSha256(): Sha256 | undefined {
+  const sha256 = (loadAddon().binding?.crypto as { sha256?: unknown } | undefined)?.sha256;
+  return typeof sha256 === 'function' ? (sha256 as Sha256) : undefined;
 }

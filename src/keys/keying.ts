@@ -2,7 +2,7 @@
 // engine's SAs (src/engine/types.ts). The sender picks a random Kp per SA, wraps it under Kijn
 // into the SKIP header; the receiver unwraps it from the first packet and derives the same keys.
 import { randomFillSync } from 'node:crypto';
-import { digest52 } from './digest52.js';
+import { digest52, nodeSha256, type Sha256 } from './digest52.js';
 import { sodium } from './sodium.js';
 import { LruMap, type CertCache } from './cache.js';
 import type { Identity } from './keyfile.js';
@@ -69,6 +69,8 @@ export interface SkipKeyingOptions {
    * roles pass the engine addon's (src/engine/addon.ts nativePacketKeys): one call on a new key's first packet.
    */
   packetKeys?: PacketKeyDerivation;
+  /** SHA-256 for the digests of retired key tuples; default node:crypto. The roles pass the addon's. */
+  sha256?: Sha256;
   /**
    * TEST RUNS ONLY (`mipsec lab --pcap DIR --key-chain`, docs/security.md): called with each new SA and the Kij and
    * Kp it came from, before they are zeroed (copy what you keep), so an independent tool can check the wrapped Kp.
@@ -190,6 +192,7 @@ export class SkipKeying {
   private readonly random: (length: number) => Uint8Array;
   private readonly keyChain: KeyChainSink | undefined;
   private readonly packetKeys: PacketKeyDerivation;
+  private readonly sha256: Sha256;
   /** Kij and Kijns per (peer name, peer public key), zeroed when evicted. */
   private readonly peerKeys: LruMap<string, PeerKeys>;
   private readonly outbound = new Map<string, OutboundSlot>();
@@ -211,6 +214,7 @@ export class SkipKeying {
     this.random = options.random ?? ((length) => randomFillSync(new Uint8Array(length)));
     this.keyChain = options.keyChain;
     this.packetKeys = options.packetKeys ?? packetKeys;
+    this.sha256 = options.sha256 ?? nodeSha256;
     this.peerKeys = new LruMap(options.kijCacheSize ?? 1024, (_key, keys) => forgetPeerKeys(keys));
     if (!Number.isInteger(this.kpMaxPackets) || this.kpMaxPackets < 1)
       throw new RangeError(`kpMaxPackets must be a positive integer, got ${this.kpMaxPackets}`);
@@ -320,7 +324,7 @@ export class SkipKeying {
         : { nsid: NSID_NONE, address: ipToU32(req.src) };
     // The engine's key tuple (docs/engine.md §4.1): one SA per tuple, whatever algorithms a copy claims.
     const tupleKey = `${formatName(peer)}|${h.n}|${h.kijAlg}|${Buffer.from(h.wrappedKp).toString('hex')}`;
-    if (this.retired.size > 0 && this.retired.has(digest52(tupleKey)))
+    if (this.retired.size > 0 && this.retired.has(digest52(tupleKey, this.sha256)))
       return fail(
         'retired_key',
         `SKIP key from ${formatName(peer)} was retired (superseded by a newer key); it does not come back`,
@@ -388,7 +392,7 @@ export class SkipKeying {
       if (entry.id !== id) continue;
       this.inbound.delete(key);
       this.usedIds.delete(id);
-      this.retired.set(digest52(key), entry.n);
+      this.retired.set(digest52(key, this.sha256), entry.n);
       if (this.retired.size > RETIRED_KEYS) this.retired.delete(this.retired.keys().next().value!);
       return;
     }

@@ -4,7 +4,7 @@
 // bounded per peer (a new packet key replaces the peer's oldest: SKIP rotates Kp by packet count, so a
 // busy peer reaches the bound within the hour's n) and capped overall: each costs a punted packet and an
 // install, and a peer may mint packet keys at will (issue 10 hole 11).
-import { nativePacketKeys } from '../../engine/addon.js';
+import { nativePacketKeys, nativeSha256 } from '../../engine/addon.js';
 import type { Engine, PlainDatagrams, SaDesc, SelectorMiss, Selectors } from '../../engine/types.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
@@ -87,6 +87,7 @@ export function roleKeying(o: RoleKeyingOptions): SkipKeying {
     kpMaxPackets: o.kpRotationPackets,
     keyChain: o.keyLog?.keyChainSink,
     packetKeys: nativePacketKeys(),
+    sha256: nativeSha256(),
   });
 }
 
