@@ -153,6 +153,9 @@ export class SgwTables {
   private readonly haSources: string[];
   /** The home networks this SGW's HAs serve: its own SMNs' home addresses. */
   private readonly ownHomes: readonly Prefix[];
+  /** selectorsFor's answers per peer SGW, and the destinations every End-End SA delivers (insideDestinations). */
+  private readonly sgwSelectors = new Map<Sgw, Selectors>();
+  private deliveredInside?: string[];
 
   constructor(
     private readonly place: SgwPlace,
@@ -178,35 +181,53 @@ export class SgwTables {
   /** What an inbound End-End SA from `peer` delivers without asking: its sources, to what this SGW delivers inside. */
   selectorsFor(peer: SkipName): Selectors {
     const { map } = this.place;
-    const within = (outer: Sgw) => map.sgws.filter((s) => map.isWithin(s, outer));
-    let src: Prefix[];
-    if (peer.nsid === NSID_NONE) {
-      const sgw = map.sgwByAddress(peer.address);
-      if (!sgw) return NOTHING;
+    if (peer.nsid !== NSID_NONE)
+      return map.homeAgentFor(peer.address) ? this.selectors([{ network: peer.address, length: 32 }]) : NOTHING;
+    const sgw = map.sgwByAddress(peer.address);
+    if (!sgw) return NOTHING;
+    // The map is fixed for the SGW's life: an SGW's selectors are worked out on its first key (a new key's first
+    // packet waits on them), bounded by the map's SGWs.
+    let found = this.sgwSelectors.get(sgw);
+    if (!found) {
       // Not the home addresses of this SGW's own SMNs, though behind the peer: their datagrams come End-End from the
       // SMN itself, and one another SGW negotiated for them is the policy's (end-end conflict, §3.2 step 2).
-      src = subtractPrefixes(
-        within(sgw).flatMap((s) => [...s.prefixes]),
-        this.ownHomes,
+      found = this.selectors(
+        subtractPrefixes(
+          this.within(sgw).flatMap((s) => [...s.prefixes]),
+          this.ownHomes,
+        ),
       );
-    } else {
-      if (!map.homeAgentFor(peer.address)) return NOTHING;
-      src = [{ network: peer.address, length: 32 }];
+      this.sgwSelectors.set(sgw, found);
     }
-    // Delivered inside: what this SGW itself protects (not its nested SGWs' networks: those are re-protected, §4.5)
-    // and the networks it sits in (Figure 1); everything else is the policy's.
-    const nested = within(this.self)
+    return found;
+  }
+
+  private selectors(src: readonly Prefix[]): Selectors {
+    const dst = (this.deliveredInside ??= this.insideDestinations());
+    if (src.length === 0 || src.length > MAX_PREFIXES || dst.length === 0 || dst.length > MAX_PREFIXES) return NOTHING;
+    return { src: src.map(text), dst };
+  }
+
+  /**
+   * Delivered inside: what this SGW itself protects (not its nested SGWs' networks: those are re-protected, §4.5) and
+   * the networks it sits in (Figure 1); everything else is the policy's.
+   */
+  private insideDestinations(): string[] {
+    const nested = this.within(this.self)
       .filter((s) => s !== this.self)
       .flatMap((s) => [...s.prefixes]);
-    const enclosing = map.chain(this.self.behind).flatMap((s) =>
+    const enclosing = this.place.map.chain(this.self.behind).flatMap((s) =>
       subtractPrefixes(
         s.prefixes,
-        within(this.self).flatMap((n) => [...n.prefixes]),
+        this.within(this.self).flatMap((n) => [...n.prefixes]),
       ),
     );
-    const dst = [...subtractPrefixes(this.self.prefixes, nested), ...enclosing];
-    if (src.length === 0 || src.length > MAX_PREFIXES || dst.length === 0 || dst.length > MAX_PREFIXES) return NOTHING;
-    return { src: src.map(text), dst: dst.map(text) };
+    return [...subtractPrefixes(this.self.prefixes, nested), ...enclosing].map(text);
+  }
+
+  private within(outer: Sgw): Sgw[] {
+    const { map } = this.place;
+    return map.sgws.filter((s) => map.isWithin(s, outer));
   }
 
   /**
