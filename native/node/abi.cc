@@ -7,6 +7,7 @@
 #include "crypto/aead.h"
 #include "io/loop.h"
 #include "node/abi.h"
+#include "node/engine.h"
 #include "node/io_loop.h"
 #include "sa/replay.h"
 #include "sa/sa.h"
@@ -99,6 +100,11 @@ Napi::Object AbiExports(Napi::Env env) {
   field("role", {{"end", uint8_t(Role::end)}, {"nexthop", uint8_t(Role::nexthop)}});
   field("mode", {{"skip", uint8_t(Mode::skip)}, {"spi", uint8_t(Mode::spi)}});
   field("coverage", {{"full", uint8_t(Coverage::full)}, {"headers", uint8_t(Coverage::headers)}});
+  Napi::Object words = table("saWords");
+#define MIPSEC_PUT_SA_WORD(name, index) words.Set(#name, number(index));
+  MIPSEC_SA_WORDS(MIPSEC_PUT_SA_WORD)
+#undef MIPSEC_PUT_SA_WORD
+  abi.Set("saWordCount", number(SW_COUNT));
   abi.Set("skipSpi", number(kSkipSpi));
   abi.Set("minSpi", number(kMinSpi));
   abi.Set("maxReplayWindow", number(kMaxReplayWindow));

@@ -6,91 +6,89 @@ namespace mipsec {
 
 namespace {
 
-uint32_t u32_field(const Napi::Object& o, const char* name, uint32_t fallback) {
-  Napi::Value v = o.Get(name);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("sa field ") + name + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 4294967295.0) || d != double(uint32_t(d)))
-    throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + " must be an integer in 0..2^32-1");
-  return uint32_t(d);
-}
-
-// Copies a Uint8Array field into dst (capacity cap); returns its length, 0 if absent.
-size_t bytes_field(const Napi::Object& o, const char* name, uint8_t* dst, size_t cap) {
-  Napi::Value v = o.Get(name);
+// Copies a Uint8Array argument into dst (capacity cap); returns its length, 0 if absent.
+size_t bytes_arg(const Napi::CallbackInfo& info, size_t i, const char* name, uint8_t* dst, size_t cap) {
+  Napi::Value v = info[i];
   if (v.IsUndefined() || v.IsNull()) return 0;
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw Napi::TypeError::New(o.Env(), std::string("sa field ") + name + " must be a Uint8Array");
+    throw Napi::TypeError::New(info.Env(), std::string("sa field ") + name + " must be a Uint8Array");
   Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  if (a.ElementLength() > cap) throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + " is too long");
+  if (a.ElementLength() > cap)
+    throw Napi::RangeError::New(info.Env(), std::string("sa field ") + name + " is too long");
   std::memcpy(dst, a.Data(), a.ElementLength());
   return a.ElementLength();
 }
 
-// Copies a Uint32Array of (network, length) pairs into `dst`; returns how many, or throws on a malformed field.
-uint8_t prefixes_field(const Napi::Object& o, const char* name, SelectorPrefix* dst) {
-  Napi::Value v = o.Get(name);
+// Copies a Uint32Array argument of (network, length) pairs into `dst`; returns how many, or throws on a malformed one.
+uint8_t prefixes_arg(const Napi::CallbackInfo& info, size_t i, const char* name, SelectorPrefix* dst) {
+  Napi::Value v = info[i];
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-    throw Napi::TypeError::New(o.Env(),
+    throw Napi::TypeError::New(info.Env(),
                                std::string("sa field ") + name + " must be a Uint32Array of (network, length) pairs");
   Napi::Uint32Array a = v.As<Napi::Uint32Array>();
   if (a.ElementLength() % 2 != 0 || a.ElementLength() > 2 * kMaxSelectorPrefixes)
-    throw Napi::RangeError::New(o.Env(),
+    throw Napi::RangeError::New(info.Env(),
                                 std::string("sa field ") + name + " must hold at most 32 (network, length) pairs");
-  for (size_t i = 0; i < a.ElementLength(); i += 2) {
-    if (a[i + 1] > 32)
-      throw Napi::RangeError::New(o.Env(), std::string("sa field ") + name + ": prefix length must be 0..32");
-    dst[i / 2] = SelectorPrefix{a[i], uint8_t(a[i + 1])};
+  for (size_t k = 0; k < a.ElementLength(); k += 2) {
+    if (a[k + 1] > 32)
+      throw Napi::RangeError::New(info.Env(), std::string("sa field ") + name + ": prefix length must be 0..32");
+    dst[k / 2] = SelectorPrefix{a[k], uint8_t(a[k + 1])};
   }
   return uint8_t(a.ElementLength() / 2);
 }
 
-SaConfig config_from(const Napi::Object& o) {
+// installSa(words, skipHeader?, ahKey?, espKey?, selectorSrc?, selectorDst?, plainSrc?): words holds SW_COUNT u32s
+// (SaWord); selectors are on when selectorSrc is given, plain when plainSrc is.
+SaConfig config_from(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      info[0].As<Napi::Uint32Array>().ElementLength() != SW_COUNT)
+    throw Napi::TypeError::New(env,
+                               "installSa(words: Uint32Array of binding.abi.saWordCount, skipHeader?, ahKey?, "
+                               "espKey?, selectorSrc?, selectorDst?, plainSrc?)");
+  const uint32_t* w = info[0].As<Napi::Uint32Array>().Data();
   SaConfig c;
-  c.id = u32_field(o, "id", 0);
-  c.direction = Direction(u32_field(o, "direction", 0) & 1);
-  c.role = Role(u32_field(o, "role", 0) & 1);
-  c.mode = Mode(u32_field(o, "mode", 0) & 1);
-  c.src = u32_field(o, "src", 0);
-  c.dst = u32_field(o, "dst", 0);
-  c.skip_len = bytes_field(o, "skipHeader", c.skip_header, sizeof c.skip_header);
-  const uint32_t ah_alg = u32_field(o, "ahAlg", 0), esp_suite = u32_field(o, "espSuite", 0);
-  if (ah_alg > 2) throw Napi::RangeError::New(o.Env(), "sa field ahAlg must be 0, 1 or 2");
-  if (esp_suite > 3) throw Napi::RangeError::New(o.Env(), "sa field espSuite must be 0..3");
-  c.ah_alg = MacAlg(ah_alg);
-  c.ah_key_len = bytes_field(o, "ahKey", c.ah_key, sizeof c.ah_key);
-  c.ah_spi = u32_field(o, "ahSpi", 0);
-  c.ah_seq = u32_field(o, "ahSeq", 0);
-  c.coverage = Coverage(u32_field(o, "coverage", 0) & 1);
-  c.esp_suite = AeadSuite(esp_suite);
-  c.esp_key_len = bytes_field(o, "espKey", c.esp_key, sizeof c.esp_key);
-  c.esp_spi = u32_field(o, "espSpi", 0);
-  c.esp_seq = u32_field(o, "espSeq", 0);
-  c.replay_window = u32_field(o, "replayWindow", 1024);
-  c.replay_floor = u32_field(o, "replayFloor", 0);
-  const uint32_t ttl = u32_field(o, "ttl", 64);
-  if (ttl > 255) throw Napi::RangeError::New(o.Env(), "sa field ttl must be 0..255");
-  c.ttl = uint8_t(ttl);
-  c.max_packets = u32_field(o, "maxPackets", 0);  // 0 = no limit; the binding passes 0 for in SAs
-  c.soft_packets = u32_field(o, "softPackets", 0);  // 0 = no event; likewise 0 for in SAs
-  c.relay = u32_field(o, "relay", 1) != 0;
-  const uint32_t miss = u32_field(o, "selectorMiss", 0);
-  if (miss > 2) throw Napi::RangeError::New(o.Env(), "sa field selectorMiss must be 0, 1 or 2");
-  c.selector_miss = SelectorMiss(miss);
-  c.selector_miss_table = u32_field(o, "selectorMissTable", 0);
-  c.selectors.on = !o.Get("selectorSrc").IsUndefined() || !o.Get("selectorDst").IsUndefined();
+  c.id = w[SW_id];
+  c.direction = Direction(w[SW_direction] & 1);
+  c.role = Role(w[SW_role] & 1);
+  c.mode = Mode(w[SW_mode] & 1);
+  c.src = w[SW_src];
+  c.dst = w[SW_dst];
+  c.skip_len = bytes_arg(info, 1, "skipHeader", c.skip_header, sizeof c.skip_header);
+  if (w[SW_ahAlg] > 2) throw Napi::RangeError::New(env, "sa field ahAlg must be 0, 1 or 2");
+  if (w[SW_espSuite] > 3) throw Napi::RangeError::New(env, "sa field espSuite must be 0..3");
+  c.ah_alg = MacAlg(w[SW_ahAlg]);
+  c.ah_key_len = bytes_arg(info, 2, "ahKey", c.ah_key, sizeof c.ah_key);
+  c.ah_spi = w[SW_ahSpi];
+  c.ah_seq = w[SW_ahSeq];
+  c.coverage = Coverage(w[SW_coverage] & 1);
+  c.esp_suite = AeadSuite(w[SW_espSuite]);
+  c.esp_key_len = bytes_arg(info, 3, "espKey", c.esp_key, sizeof c.esp_key);
+  c.esp_spi = w[SW_espSpi];
+  c.esp_seq = w[SW_espSeq];
+  c.replay_window = w[SW_replayWindow];
+  c.replay_floor = w[SW_replayFloor];
+  if (w[SW_ttl] > 255) throw Napi::RangeError::New(env, "sa field ttl must be 0..255");
+  c.ttl = uint8_t(w[SW_ttl]);
+  c.max_packets = w[SW_maxPackets];  // 0 = no limit; the binding passes 0 for in SAs
+  c.soft_packets = w[SW_softPackets];  // 0 = no event; likewise 0 for in SAs
+  c.relay = w[SW_relay] != 0;
+  if (w[SW_selectorMiss] > 2) throw Napi::RangeError::New(env, "sa field selectorMiss must be 0, 1 or 2");
+  c.selector_miss = SelectorMiss(w[SW_selectorMiss]);
+  c.selector_miss_table = w[SW_selectorMissTable];
+  c.selectors.on = info.Length() > 4 && !info[4].IsUndefined();
   if (c.selectors.on) {
-    c.selectors.src_count = prefixes_field(o, "selectorSrc", c.selectors.src);
-    c.selectors.dst_count = prefixes_field(o, "selectorDst", c.selectors.dst);
+    c.selectors.src_count = prefixes_arg(info, 4, "selectorSrc", c.selectors.src);
+    c.selectors.dst_count = prefixes_arg(info, 5, "selectorDst", c.selectors.dst);
   }
-  c.plain_on = !o.Get("plainSrc").IsUndefined();
+  c.plain_on = info.Length() > 6 && !info[6].IsUndefined();
   if (c.plain_on) {
-    c.plain_src_count = prefixes_field(o, "plainSrc", c.plain_src);
-    c.plain_table = u32_field(o, "plainTable", 0);
+    c.plain_src_count = prefixes_arg(info, 6, "plainSrc", c.plain_src);
+    c.plain_table = w[SW_plainTable];
   }
-  c.selectors.tunnel_src = u32_field(o, "selectorTunnelSrc", 0);
-  c.selectors.tunnel_dst = u32_field(o, "selectorTunnelDst", 0);
+  c.selectors.tunnel_src = w[SW_selectorTunnelSrc];
+  c.selectors.tunnel_dst = w[SW_selectorTunnelDst];
   return c;
 }
 
@@ -191,8 +189,7 @@ EngineCore& EngineWrap::core(Napi::Env env) {
 }
 
 Napi::Value EngineWrap::InstallSa(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "installSa(sa: object)");
-  SaConfig cfg = config_from(info[0].As<Napi::Object>());
+  SaConfig cfg = config_from(info);
   std::string err = core(info.Env()).table.install(cfg);
   if (!err.empty()) throw Napi::Error::New(info.Env(), err);
   return info.Env().Undefined();

@@ -36,6 +36,56 @@ export const SA_FIELD_CODE = {
 export const MIN_SPI = 256;
 export const MAX_REPLAY_WINDOW = 4096;
 
+/** installSa's numeric fields (native/node/engine.h MIPSEC_SA_WORDS): the binding says where each goes. */
+export const SA_WORD_NAMES = [
+  'id',
+  'direction',
+  'role',
+  'mode',
+  'src',
+  'dst',
+  'ahAlg',
+  'ahSpi',
+  'ahSeq',
+  'coverage',
+  'espSuite',
+  'espSpi',
+  'espSeq',
+  'replayWindow',
+  'replayFloor',
+  'ttl',
+  'maxPackets',
+  'softPackets',
+  'relay',
+  'selectorMiss',
+  'selectorMissTable',
+  'selectorTunnelSrc',
+  'selectorTunnelDst',
+  'plainTable',
+] as const;
+export type SaWordName = (typeof SA_WORD_NAMES)[number];
+
+/** Where each installSa word goes (binding.abi.saWords) and how many there are (binding.abi.saWordCount). */
+export interface SaWordLayout {
+  index: Readonly<Record<SaWordName, number>>;
+  count: number;
+}
+
+/** The binding's SA word layout, checked to place every field; an addon built from other sources fails here. */
+export function saWordLayout(abi: { saWords?: unknown; saWordCount?: unknown }): SaWordLayout {
+  const index = abi.saWords as Record<string, unknown> | undefined;
+  const count = abi.saWordCount;
+  const bad = SA_WORD_NAMES.filter((name) => {
+    const at = index?.[name];
+    return typeof at !== 'number' || typeof count !== 'number' || !Number.isInteger(at) || at < 0 || at >= count;
+  });
+  if (typeof count !== 'number' || bad.length > 0 || Object.keys(index ?? {}).length !== count) {
+    const fields = bad.length > 0 ? ` (${bad.join(', ')})` : '';
+    throw new Error(`the addon's SA layout (binding.abi.saWords) does not match this package${fields}: rebuild it`);
+  }
+  return { index: index as Record<SaWordName, number>, count };
+}
+
 function fail(sa: Partial<SaDesc>, message: string): never {
   throw new RangeError(`installSa(id ${sa.id}): ${message}`);
 }
@@ -69,8 +119,11 @@ function address(sa: SaDesc, field: string, value: unknown): number {
   }
 }
 
-/** Checks an SaDesc against docs/engine.md §4 and flattens it into the addon's install record. */
-export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
+/**
+ * Checks an SaDesc against docs/engine.md §4 and flattens it into the addon's installSa arguments: the numeric fields
+ * in one Uint32Array (`layout`), then skipHeader, ahKey, espKey, selectorSrc, selectorDst, plainSrc.
+ */
+export function nativeSaArgs(sa: SaDesc, layout: SaWordLayout): unknown[] {
   if (typeof sa !== 'object' || sa === null) throw new TypeError('installSa expects an SaDesc object');
   const id = u32(sa, 'id', sa.id);
   if (id === 0) fail(sa, 'id must be > 0');
@@ -152,44 +205,53 @@ export function nativeSaRecord(sa: SaDesc): Record<string, unknown> {
     fail(sa, `softPackets ${softPackets} exceeds maxPackets ${maxPackets}`);
   const rules = checkInboundRules(sa, `installSa(id ${sa.id})`);
 
-  return {
-    id,
-    direction: SA_FIELD_CODE.direction[sa.direction],
-    role: SA_FIELD_CODE.role[sa.role],
-    mode: SA_FIELD_CODE.mode[sa.mode],
-    src: address(sa, 'src', sa.src),
-    dst: address(sa, 'dst', sa.dst),
-    skipHeader: sa.skipHeader,
-    ahAlg: ah ? AH_ALG_CODE[ah.alg] : 0,
-    ahKey: ah ? key(sa, 'ah.key', ah.key, ah.alg) : undefined,
-    ahSpi,
-    ahSeq: ah && !inbound ? u32(sa, 'ah.seq', ah.seq, 0) : 0,
-    coverage: SA_FIELD_CODE.coverage[ah?.coverage ?? 'full'],
-    espSuite: esp ? ESP_SUITE_CODE[esp.suite] : 0,
-    espKey: esp ? key(sa, 'esp.key', esp.key, esp.suite) : undefined,
-    espSpi,
-    espSeq: esp && !inbound ? u32(sa, 'esp.seq', esp.seq, 0) : 0,
-    replayWindow,
-    replayFloor,
-    ttl,
-    maxPackets,
-    softPackets,
-    relay: rules.relay ? 1 : 0,
-    selectorSrc: rules.selectors && flattenPrefixes(rules.selectors.src),
-    selectorDst: rules.selectors && flattenPrefixes(rules.selectors.dst),
-    selectorTunnelSrc: rules.selectors?.tunnel?.src ?? 0,
-    selectorTunnelDst: rules.selectors?.tunnel?.dst ?? 0,
-    selectorMiss: !inbound
+  const words = new Uint32Array(layout.count);
+  const put = (name: SaWordName, value: number) => {
+    words[layout.index[name]] = value;
+  };
+  put('id', id);
+  put('direction', SA_FIELD_CODE.direction[sa.direction]);
+  put('role', SA_FIELD_CODE.role[sa.role]);
+  put('mode', SA_FIELD_CODE.mode[sa.mode]);
+  put('src', address(sa, 'src', sa.src));
+  put('dst', address(sa, 'dst', sa.dst));
+  put('ahAlg', ah ? AH_ALG_CODE[ah.alg] : 0);
+  put('ahSpi', ahSpi);
+  put('ahSeq', ah && !inbound ? u32(sa, 'ah.seq', ah.seq, 0) : 0);
+  put('coverage', SA_FIELD_CODE.coverage[ah?.coverage ?? 'full']);
+  put('espSuite', esp ? ESP_SUITE_CODE[esp.suite] : 0);
+  put('espSpi', espSpi);
+  put('espSeq', esp && !inbound ? u32(sa, 'esp.seq', esp.seq, 0) : 0);
+  put('replayWindow', replayWindow);
+  put('replayFloor', replayFloor);
+  put('ttl', ttl);
+  put('maxPackets', maxPackets);
+  put('softPackets', softPackets);
+  put('relay', rules.relay ? 1 : 0);
+  put(
+    'selectorMiss',
+    !inbound
       ? SELECTOR_MISS_CODE.drop
       : rules.selectorMissTable !== undefined
         ? SELECTOR_MISS_CODE.outbound
         : rules.selectorMissPunt
           ? SELECTOR_MISS_CODE.punt
           : SELECTOR_MISS_CODE.drop,
-    selectorMissTable: inbound ? (rules.selectorMissTable ?? 0) : 0,
-    plainSrc: inbound && rules.plain ? flattenPrefixes(rules.plain.src) : undefined,
-    plainTable: inbound && rules.plain ? rules.plain.table : 0,
-  };
+  );
+  put('selectorMissTable', inbound ? (rules.selectorMissTable ?? 0) : 0);
+  put('selectorTunnelSrc', rules.selectors?.tunnel?.src ?? 0);
+  put('selectorTunnelDst', rules.selectors?.tunnel?.dst ?? 0);
+  const plain = inbound ? rules.plain : undefined;
+  put('plainTable', plain ? plain.table : 0);
+  return [
+    words,
+    sa.skipHeader,
+    ah ? key(sa, 'ah.key', ah.key, ah.alg) : undefined,
+    esp ? key(sa, 'esp.key', esp.key, esp.suite) : undefined,
+    rules.selectors && flattenPrefixes(rules.selectors.src),
+    rules.selectors && flattenPrefixes(rules.selectors.dst),
+    plain && flattenPrefixes(plain.src),
+  ];
 }
 
 export class NativeEngine implements Engine {
@@ -200,14 +262,17 @@ export class NativeEngine implements Engine {
   /** The addon's exports this engine came from (the I/O loop is built from the same ones). */
   readonly binding: any;
 
+  private readonly saWords: SaWordLayout;
+
   constructor(binding: any) {
     this.binding = binding;
+    this.saWords = saWordLayout(binding.abi);
     this.engine = new binding.Engine();
     this.counterView = new BigUint64Array(this.engine.counters() as ArrayBuffer, 0, COUNTER_SLOTS);
   }
 
   installSa(sa: SaDesc): void {
-    this.engine.installSa(nativeSaRecord(sa));
+    this.engine.installSa(...nativeSaArgs(sa, this.saWords));
   }
 
   removeSa(id: number): void {

@@ -11,7 +11,15 @@ import {
   VIA_CODE,
   type IoCounter,
 } from '../../src/engine/io.js';
-import { AH_ALG_CODE, ESP_SUITE_CODE, MAX_REPLAY_WINDOW, MIN_SPI, SA_FIELD_CODE } from '../../src/engine/native.js';
+import {
+  AH_ALG_CODE,
+  ESP_SUITE_CODE,
+  MAX_REPLAY_WINDOW,
+  MIN_SPI,
+  SA_FIELD_CODE,
+  SA_WORD_NAMES,
+  saWordLayout,
+} from '../../src/engine/native.js';
 import { MAX_POLICY_WRAPS, PolicyActionCode } from '../../src/engine/policy.js';
 import { PUNT_REASONS } from '../../src/engine/ref/outcome.js';
 import { MIN_SPI_MODE_SPI } from '../../src/engine/ref/sa.js';
@@ -100,7 +108,7 @@ const tsAbi = {
 
 describe('JS ↔ native ABI', () => {
   it('binding.abi equals the TS tables, number for number and name for name', () => {
-    const { puntReasonSlots, ioStats, puntReasons, ...native } = binding().abi;
+    const { puntReasonSlots, ioStats, puntReasons, saWords, saWordCount, ...native } = binding().abi;
     const { ioStats: tsIoStats, ...ts } = tsAbi;
     expect(native).toStrictEqual(ts);
     // The binding sets stats() fields by name: the order is free, the set is not.
@@ -111,6 +119,18 @@ describe('JS ↔ native ABI', () => {
     expect(reasonName.length).toBeLessThanOrEqual(puntReasonSlots);
     // The reference engine checks SPIs by its own constant.
     expect(MIN_SPI_MODE_SPI).toBe(MIN_SPI);
+    // installSa's words: placed where the binding says (native.ts reads it), so only the names must agree, each once.
+    expect(Object.keys(saWords).sort()).toStrictEqual([...SA_WORD_NAMES].sort());
+    expect([...new Set(Object.values(saWords))].sort((a, b) => Number(a) - Number(b))).toStrictEqual([
+      ...Array(saWordCount).keys(),
+    ]);
+    expect(saWordLayout(binding().abi).count).toBe(SA_WORD_NAMES.length);
+  });
+
+  it('an addon whose SA layout misses a field is refused at engine creation, naming it', () => {
+    const { abi } = binding();
+    const { ttl: _ttl, ...saWords } = abi.saWords;
+    expect(() => saWordLayout({ saWords, saWordCount: abi.saWordCount })).toThrow(/ttl.*rebuild/);
   });
 
   it('the counter layout holds every reason below the verdict counters', () => {
