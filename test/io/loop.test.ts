@@ -475,12 +475,14 @@ describe.skipIf(!canRunNetns)('IoLoop in two namespaces (root)', () => {
       b.ns,
       [
         'import json, socket, struct, sys',
-        's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 434)); s.settimeout(1)',
+        's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 434)); s.settimeout(20)',
         's.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)',
         "print('ready', flush=True)",
         'got = []',
+        // The stream ends after a second without a packet; the first may take long on a loaded machine (the sender
+        // starts after 'ready').
         'try:',
-        '  while True: got.append(struct.unpack(">I", s.recv(2048)[:4])[0])',
+        '  while True: got.append(struct.unpack(">I", s.recv(2048)[:4])[0]); s.settimeout(1)',
         'except socket.timeout: pass',
         "print(json.dumps({'got': got}), flush=True)",
       ].join('\n'),

@@ -197,7 +197,9 @@ describe.skipIf(!canRunNetns)('key chain: a lab capture checked by an independen
     expect(atHome.echo).toBeGreaterThanOrEqual(3);
     expect(atHome.reply).toBeGreaterThanOrEqual(3);
     expect(atHome.tcp).toBeGreaterThan(20);
-    expect(atHome.tcpBytes).toBeGreaterThan(1_000_000);
+    // The stream itself, not probes: its first 400 frames each way hold this much even uncoalesced with half of them
+    // ACKs (how much GRO gathers per frame depends on the machine's load: 0.87 MB in a loaded CI run, > 1 MB quiet).
+    expect(atHome.tcpBytes).toBeGreaterThan(250_000);
     const internet = flows('internet.pcap', ['-o', 'esp.enable_encryption_decode:TRUE', ...uat]);
     expect(internet.skip).toBeGreaterThan(100);
     expect(internet.echo).toBeGreaterThanOrEqual(3);
