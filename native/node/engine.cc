@@ -77,12 +77,12 @@ SaConfig config_from(const Napi::CallbackInfo& info) {
   if (w[SW_selectorMiss] > 2) throw Napi::RangeError::New(env, "sa field selectorMiss must be 0, 1 or 2");
   c.selector_miss = SelectorMiss(w[SW_selectorMiss]);
   c.selector_miss_table = w[SW_selectorMissTable];
-  c.selectors.on = info.Length() > 4 && !info[4].IsUndefined();
+  c.selectors.on = !info[4].IsUndefined();  // past the last argument, info[i] is undefined
   if (c.selectors.on) {
     c.selectors.src_count = prefixes_arg(info, 4, "selectorSrc", c.selectors.src);
     c.selectors.dst_count = prefixes_arg(info, 5, "selectorDst", c.selectors.dst);
   }
-  c.plain_on = info.Length() > 6 && !info[6].IsUndefined();
+  c.plain_on = !info[6].IsUndefined();
   if (c.plain_on) {
     c.plain_src_count = prefixes_arg(info, 6, "plainSrc", c.plain_src);
     c.plain_table = w[SW_plainTable];

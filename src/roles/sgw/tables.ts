@@ -153,9 +153,10 @@ export class SgwTables {
   private readonly haSources: string[];
   /** The home networks this SGW's HAs serve: its own SMNs' home addresses. */
   private readonly ownHomes: readonly Prefix[];
-  /** selectorsFor's answers per peer SGW, and the destinations every End-End SA delivers (insideDestinations). */
+  /** selectorsFor's answers per peer SGW. */
   private readonly sgwSelectors = new Map<Sgw, Selectors>();
-  private deliveredInside?: string[];
+  /** What every End-End SA delivers inside (insideDestinations). */
+  private readonly deliveredInside: string[];
 
   constructor(
     private readonly place: SgwPlace,
@@ -176,6 +177,7 @@ export class SgwTables {
       .filter((ha) => ha.sgw === this.self)
       .map((ha) => `${u32ToIp(toU32(ha.address))}/32`);
     this.ownHomes = map.homeAgents.filter((ha) => ha.sgw === this.self).flatMap((ha) => ha.serves);
+    this.deliveredInside = this.insideDestinations();
   }
 
   /** What an inbound End-End SA from `peer` delivers without asking: its sources, to what this SGW delivers inside. */
@@ -203,7 +205,7 @@ export class SgwTables {
   }
 
   private selectors(src: readonly Prefix[]): Selectors {
-    const dst = (this.deliveredInside ??= this.insideDestinations());
+    const dst = this.deliveredInside;
     if (src.length === 0 || src.length > MAX_PREFIXES || dst.length === 0 || dst.length > MAX_PREFIXES) return NOTHING;
     return { src: src.map(text), dst };
   }
