@@ -3,28 +3,29 @@
 // sgw1) offered 1 Gbit/s, the rate h1 receives is what the pair carries. Then, for --seconds: UDP at 2× that rate,
 // plus a flood from an Internet host of plain datagrams and SKIP packets with fresh (bogus) keys from 2,000 spoofed
 // sources, plus Mobile IP registrations to the HA (from the home link, beside sgw0), while
-//   * `mipsec status` is asked of sgw0 and sgw1 every 100 ms over their sockets (what the CLI does, without
-//     Node's start-up): every answer's latency;
+//   * `mipsec status` is asked of sgw0 and sgw1 every 100 ms over their sockets by a prober process (what the CLI
+//     does, without Node's start-up; not this process, whose own work would be in the figure): every answer's latency;
 //   * halfway, sgw3 (a nested SGW, idle until then) is restarted and h0 behind it pings h1: the first packets of
 //     new SKIP keys at sgw0 and sgw1 must still be punted, keyed and delivered;
 //   * the gateways' counters say what they dropped and why; the kernel's drop counters say what nobody counted.
 // Then the load stops and the same probes run again: recovery.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { requestStatus } from '../../daemon/socket.js';
 import { SkipAlg } from '../../engine/types.js';
 import { skipCounter } from '../../keys/derive.js';
 import { FaultLab, MN_HOMES, type Daemon, type Node } from '../../lab/faults.js';
 import { ipToU32 } from '../../wire/addr.js';
 import { buildIpv4 } from '../../wire/ipv4.js';
 import { encodeSkipHeader, IPPROTO_SKIP } from '../../wire/skip.js';
+import { parseProberLines, type StatusProberSpec } from './status-prober.js';
 import { buildUdpDatagram } from '../../wire/udp.js';
 
 const REGISTRAR = fileURLToPath(new URL('../../../dist/bench/soak/registrar.js', import.meta.url));
+const STATUS_PROBER = fileURLToPath(new URL('../../../dist/bench/overload/status-prober.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Spoofed Internet sources of the flood. */
@@ -164,35 +165,30 @@ function latency(values: number[], failed: number): Latency {
   };
 }
 
-/** Asks sgw0 and sgw1 for their status every `everyMs` until stop(); the latencies of the answers. */
+/**
+ * Asks sgw0 and sgw1 for their status every `everyMs` until stop(), from a prober process of its own
+ * (status-prober.ts): the latencies of the answers, without this process's own work in them.
+ */
 function statusSampler(lab: FaultLab, everyMs = 100): { stop: () => Promise<Record<'sgw0' | 'sgw1', Latency>> } {
-  const got: Record<'sgw0' | 'sgw1', { ms: number[]; failed: number }> = {
-    sgw0: { ms: [], failed: 0 },
-    sgw1: { ms: [], failed: 0 },
+  const spec: StatusProberSpec = {
+    sockets: { sgw0: join(lab.dir, 'sgw0.sock'), sgw1: join(lab.dir, 'sgw1.sock') },
+    everyMs,
+    timeoutMs: 3000,
   };
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const tick = performance.now();
-      await Promise.all(
-        (['sgw0', 'sgw1'] as const).map(async (name) => {
-          const t = performance.now();
-          try {
-            await requestStatus(join(lab.dir, `${name}.sock`), { request: 'status' }, 3000);
-            got[name].ms.push(performance.now() - t);
-          } catch {
-            got[name].failed++;
-          }
-        }),
-      );
-      await sleep(Math.max(0, everyMs - (performance.now() - tick)));
-    }
-  })();
+  const prober = spawn(process.execPath, [STATUS_PROBER, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let errors = '';
+  prober.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  prober.stderr.on('data', (c: Buffer) => (errors += c.toString()));
+  const closed = new Promise<number | null>((resolve) => prober.once('close', resolve));
   return {
     stop: async () => {
-      running = false;
-      await loop;
-      return { sgw0: latency(got.sgw0.ms, got.sgw0.failed), sgw1: latency(got.sgw1.ms, got.sgw1.failed) };
+      prober.kill('SIGTERM');
+      const code = await closed;
+      if (code !== 0) throw new Error(`the status prober exited ${code}: ${errors.trim()}`);
+      const got = parseProberLines(out);
+      const of = (name: 'sgw0' | 'sgw1') => latency(got[name]?.ms ?? [], got[name]?.failed ?? 0);
+      return { sgw0: of('sgw0'), sgw1: of('sgw1') };
     },
   };
 }
