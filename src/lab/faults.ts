@@ -684,9 +684,14 @@ async function restartFault(lab: FaultLab, id: 'sgw-kill9' | 'sgw-term', opts: F
       notes: [`sgw1 exited with ${code ?? 'a signal'}`],
     };
   });
-  if (r.resumeMs === null) r.failures.push('traffic did not flow again after the restart');
-  else if (r.resumeMs > limit)
-    r.failures.push(`traffic flowed again ${r.resumeMs} ms after the new sgw1 started (target ≤ ${limit} ms)`);
+  // The target counts from the new process's start (spawn), so Node's own start-up is in it, not only ours.
+  if (r.resumeMs === null || r.resumeFromSpawnMs === null)
+    r.failures.push('traffic did not flow again after the restart');
+  else if (r.resumeFromSpawnMs > limit)
+    r.failures.push(
+      `traffic flowed again ${r.resumeFromSpawnMs} ms after the new sgw1 was spawned (${r.resumeMs} ms after it ` +
+        `logged "started"; target ≤ ${limit} ms)`,
+    );
   if (!r.tcp.completed) r.failures.push(`the TCP stream did not complete: ${r.tcp.error ?? 'iperf3 failed'}`);
   r.pass = r.failures.length === 0;
   return r;

@@ -21,7 +21,16 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
 
   afterAll(() => {
     for (const r of results)
-      console.log(JSON.stringify({ id: r.id, probe: r.probe, resumeMs: r.resumeMs, tcp: r.tcp, counters: r.counters }));
+      console.log(
+        JSON.stringify({
+          id: r.id,
+          probe: r.probe,
+          resumeMs: r.resumeMs,
+          resumeFromSpawnMs: r.resumeFromSpawnMs,
+          tcp: r.tcp,
+          counters: r.counters,
+        }),
+      );
   });
 
   it('SGW kill -9 and SIGTERM restarts, netem-like loss with reordering and an MTU drop across the 3-SGW chain', async () => {
@@ -35,8 +44,9 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
 
     const kill = byId('sgw-kill9');
     expect(kill.failures).toEqual([]);
-    expect(kill.resumeMs).not.toBeNull();
-    expect(kill.resumeMs!).toBeLessThanOrEqual(2000);
+    // Counted from the new process's spawn (Node's start-up included), the stricter of the two figures.
+    expect(kill.resumeFromSpawnMs).not.toBeNull();
+    expect(kill.resumeFromSpawnMs!).toBeLessThanOrEqual(2000);
     expect(kill.tcp.completed).toBe(true);
     // A key sgw1 meets under its restored replay floor (the last mark + a margin for what the crash lost) is refused
     // once (ICMP 40 code 0) and its sender takes a fresh Kp. Whether a peer's key still stands under the floor when
@@ -46,8 +56,8 @@ describe.skipIf(!canRunNetns)('mipsec lab --faults (root, its own namespaces)', 
 
     const term = byId('sgw-term');
     expect(term.failures).toEqual([]);
-    expect(term.resumeMs).not.toBeNull();
-    expect(term.resumeMs!).toBeLessThanOrEqual(1000);
+    expect(term.resumeFromSpawnMs).not.toBeNull();
+    expect(term.resumeFromSpawnMs!).toBeLessThanOrEqual(1000);
     expect(term.tcp.completed).toBe(true);
     // A graceful stop writes exact replay marks: nothing the peer sends after the restart falls below them.
     expect(Object.keys(term.counters).filter((k) => k.startsWith('sgw1 engine replay'))).toEqual([]);
