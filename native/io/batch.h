@@ -58,6 +58,7 @@ enum Stat : int {
   S_HELD_FOR_KEY,
   S_HELD_EXPIRED,
   S_TX_SPLIT,
+  S_NICE_REFUSED,
   S_COUNT
 };
 const char* const* stat_names();

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 #include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <chrono>
 #include <list>
 #include <optional>
@@ -57,6 +59,7 @@ const char* const* stat_names() {
       "heldForKey",
       "heldExpired",
       "txSplit",
+      "niceRefused",
   };
   return names;
 }
@@ -196,6 +199,8 @@ std::string IoLoop::start(const IoConfig& cfg) {
   std::lock_guard<std::mutex> hold(lifecycle_);
   if (!workers_.empty() || stopping_) return "this I/O loop was already started (create a new one)";
   if (cfg.workers < 1 || cfg.workers > kMaxWorkers) return "workers must be 1.." + std::to_string(kMaxWorkers);
+  if (cfg.worker_nice != kNiceInherited && (cfg.worker_nice < -20 || cfg.worker_nice > 19))
+    return "worker nice must be -20..19";
   if (cfg.tun.mtu < 576 || cfg.tun.mtu > kMaxPacket)
     return "tun.mtu must be 576.." + std::to_string(kMaxPacket) + " (the batch slot size)";
 
@@ -262,6 +267,7 @@ std::string IoLoop::open(const IoConfig& cfg) {
   }
   workers_ = std::move(workers);
   poll_us_ = cfg.poll_us;
+  worker_nice_ = cfg.worker_nice;
   deliver_route_ = cfg.deliver_route;
   tunnel_from_ = cfg.tunnel_from;
   tunnel_to_ = cfg.tunnel_to;
@@ -643,6 +649,10 @@ void IoLoop::Worker::drain_injects() {
 // That pays off for sparse traffic (a request, then its reply); under load the next batch comes anyway and
 // spinning would only take CPU from other threads, so a worker busier than kPollMaxPackets per window sleeps.
 void IoLoop::Worker::run() {
+  // Linux keeps a nice value per thread. Raising it back to the daemon's base is always allowed; lowering it below
+  // the inherited value needs CAP_SYS_NICE, and without it the worker keeps what it inherited.
+  if (loop_.worker_nice_ != kNiceInherited && ::setpriority(PRIO_PROCESS, ::gettid(), loop_.worker_nice_) != 0)
+    count(S_NICE_REFUSED);
   using Clock = std::chrono::steady_clock;
   const uint32_t poll_us = loop_.poll_us_;
   const auto poll_window = std::chrono::microseconds(poll_us);

@@ -21,6 +21,7 @@ namespace mipsec::io {
 
 constexpr size_t kInjectQueuePackets = 4096;
 constexpr unsigned kMaxWorkers = 64;
+constexpr int kNiceInherited = 1000;
 
 // What an injected packet goes through: the engine op of that side (then dispatched like a packet read
 // there), or straight out of the TUN / raw socket as it is.
@@ -136,6 +137,10 @@ struct IoConfig {
   uint32_t tunnel_to = 0;
   // Only an inner datagram of this IP protocol is peeled (0: any); others are punted R_DELIVER_LOCAL as before.
   uint8_t tunnel_protocol = 0;
+  // The workers' nice value (-20..19), set by each worker on itself; kNiceInherited: the starting thread's. A daemon
+  // runs its control thread above its workers (status, registrations and new keys answered under a data-path
+  // overload) and gives the workers its own base value, whatever the control thread has when a loop starts.
+  int worker_nice = kNiceInherited;
 };
 
 class IoLoop {
@@ -176,6 +181,7 @@ class IoLoop {
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
   uint32_t poll_us_ = 0;
+  int worker_nice_ = kNiceInherited;
   bool deliver_route_ = false;
   uint32_t tunnel_from_ = 0, tunnel_to_ = 0;
   uint8_t tunnel_protocol_ = 0;

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadNode, type LoadedNode, type Role } from '../config/index.js';
 import { limitMallocArenas } from '../engine/addon.js';
 import { startMemoryUpkeep } from '../daemon/memory-upkeep.js';
+import { raiseControlThread, WORKER_NICE } from '../daemon/priority.js';
 import { NativeEngine } from '../engine/native.js';
 import type { Engine } from '../engine/types.js';
 import { AttachedHost, InterfaceMismatchError, removeFailClosed } from '../net/linux/attached.js';
@@ -75,6 +76,7 @@ function linuxHost(configPath: string) {
         forwarding: node.role === 'sgw',
         interfaces: node.interfaces,
         dataPath: node.dataPath,
+        workerNice: WORKER_NICE,
         failClosed: node.role === 'sgw',
         // The SGW compiles its decisions into its engine's tables: the interfaces' I/O loops run that engine.
         // So does the SMN, and its host's applications get a TUN (the home address) whose loop runs the SMN's table;
@@ -167,6 +169,16 @@ export async function run(role: string, args: string[]): Promise<number> {
   // once a minute the upkeep collects what key churn left in V8's old space and trims the arenas (memory-upkeep.ts).
   limitMallocArenas(1);
   const upkeep = startMemoryUpkeep();
+  const raised = raiseControlThread();
+  if ('error' in raised)
+    console.error(
+      JSON.stringify({
+        level: 40,
+        time: Date.now(),
+        event: 'control_priority',
+        msg: `control thread: ${raised.error}`,
+      }),
+    );
   try {
     const daemon = await runDaemon({
       configPath: v.config,

@@ -73,6 +73,11 @@ export interface IoLoopOptions {
    * costs tens of µs per hop. Costs idle CPU after traffic; 0 (default) sleeps at once. At most 100000.
    */
   pollMicros?: number;
+  /**
+   * The workers' nice value, -20..19, each set on its own thread (Linux keeps one per thread); default: that of the
+   * thread starting the loop. A daemon gives them its base value and runs its control thread above them.
+   */
+  workerNice?: number;
   /** Worker threads (default 1). With more, flows are spread by a hash so none is reordered. */
   workers?: number;
   /**
@@ -175,6 +180,8 @@ export interface IoStats {
    * fragments that fit once sealed, each sealed on its own (pre-fragmentation; the destination reassembles).
    */
   txSplit: number;
+  /** Workers that could not set the workerNice asked of them (lower than inherited, without CAP_SYS_NICE). */
+  niceRefused: number;
   /** The punts handed to onPunt (`punted`), by reason: the slow path's share of each reason. */
   puntReasons: Record<ReasonName, number>;
   /** CPU time the worker threads have used, µs (kept after stop()): over the packets handled, what one costs. */
@@ -246,6 +253,7 @@ export class IoLoop {
       workers = 1,
       udpPort = 0,
       pollMicros = 0,
+      workerNice,
       bindInterface,
       tunTable = 0,
       deliver = 'tun',
@@ -279,6 +287,8 @@ export class IoLoop {
           `${String(options.pollMicros)}`,
       );
     }
+    if (workerNice !== undefined && (!Number.isInteger(workerNice) || workerNice < -20 || workerNice > 19))
+      throw new RangeError(`workerNice must be an integer -20..19 (a nice value), got ${String(workerNice)}`);
     if (
       bindInterface !== undefined &&
       (typeof bindInterface !== 'string' || bindInterface.length < 1 || bindInterface.length > 15)
@@ -324,6 +334,7 @@ export class IoLoop {
       offload: tun.offload ?? true,
       udpPort,
       pollMicros,
+      workerNice,
       bindInterface,
       tunTable,
       deliverRoute: deliver === 'route',

@@ -73,6 +73,7 @@ const ioCounters = {
   heldForKey: true,
   heldExpired: true,
   txSplit: true,
+  niceRefused: true,
 } satisfies Record<IoCounter, true>;
 
 /** binding.abi as the TS side has it. */

@@ -1,7 +1,8 @@
 // A node's I/O loops: one per interface, all on the node's one native engine (issue 11), and what the loop
 // does with a DELIVER when told to route it (deliver: 'route'). Two namespaces joined by two veth pairs (root).
 process.env.MIPSEC_NATIVE = '1';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Reason, Verdict, VERDICT_COUNTER_BASE, type NativeEngine } from '../../src/engine/index.js';
 import { IoLoop, flatIoStats, type IoLoopOptions, type IoStats, type PuntedPacket } from '../../src/engine/io.js';
@@ -104,6 +105,48 @@ describe.skipIf(!canRunNetns)('one engine, several I/O loops; DELIVER by route (
     track(l);
     return l;
   }
+
+  /** The nice value of each of this process's I/O worker threads (named mipsec-io<n>). */
+  const workerNices = () =>
+    readdirSync('/proc/self/task').flatMap((tid) => {
+      try {
+        if (!readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith('mipsec-io')) return [];
+        // Fields after the command's closing parenthesis: state is field 3, nice field 19.
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
+      } catch {
+        return []; // a thread that ended meanwhile
+      }
+    });
+
+  /** Waits (≤ 2 s) until the workers' nice values are `want` (each worker sets its own as it starts). */
+  async function niceOfWorkers(want: number[]): Promise<number[]> {
+    for (let i = 0; i < 200 && JSON.stringify(workerNices()) !== JSON.stringify(want); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    return workerNices();
+  }
+
+  it('workerNice: every worker sets it on its own thread; without it, a worker has the starting thread’s', async () => {
+    const { a } = pair;
+    expect(workerNices()).toEqual([]);
+    const own = getPriority();
+    try {
+      // As a daemon does: its control thread raised above the workers, which are given the daemon's base value.
+      setPriority(own + 3);
+      const l1 = loop(engineFor(), a.ns, a.tun, a.inner, a.veth, { workers: 2, workerNice: own });
+      expect(await niceOfWorkers([own, own])).toEqual([own, own]);
+      l1.stop();
+      expect(l1.stats().niceRefused).toBe(0);
+      const l2 = loop(engineFor(), a.ns, a.tun, a.inner, a.veth, { workers: 2 });
+      expect(await niceOfWorkers([own + 3, own + 3])).toEqual([own + 3, own + 3]);
+      l2.stop();
+    } finally {
+      setPriority(own);
+    }
+    expect(() => loop(engineFor(), a.ns, a.tun, a.inner, a.veth, { workerNice: 20 })).toThrow(
+      /workerNice must be an integer -20\.\.19/,
+    );
+  });
 
   const ping = (ns: string, to: string, count = 3) =>
     inNetns(ns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '1', to]);

@@ -80,6 +80,8 @@ export interface AttachOptions {
   interfaces: readonly AttachInterface[];
   /** How the I/O loops move packets (node config dataPath; default raw, one worker, no polling). */
   dataPath?: DataPath;
+  /** The I/O workers' nice value (IoLoopOptions.workerNice; default: inherited from the thread starting a loop). */
+  workerNice?: number;
   /** close() leaves the blackhole rules for forwarding from the interfaces in place (default false). */
   failClosed?: boolean;
   /** Errors a role throws while handling a packet (default: rethrown). */
@@ -270,7 +272,7 @@ export class AttachedHost extends HostCore<CoreInterface> {
     const { udpPort, workers, pollMicros } = this.loopSettings;
     this.loops = new InterfaceLoops({
       engine: options.engine,
-      transport: { udpPort, workers, pollMicros },
+      transport: { udpPort, workers, pollMicros, workerNice: options.workerNice },
       isLocalAddress: (address) => this.isLocal(u32ToIp(address)),
       onError: (error) => this.onError(error),
     });

@@ -104,6 +104,8 @@ export interface LoopTransport {
   udpPort?: number;
   workers?: number;
   pollMicros?: number;
+  /** The workers' nice value (IoLoopOptions.workerNice). */
+  workerNice?: number;
 }
 
 export interface InterfaceLoopsOptions {
@@ -202,7 +204,7 @@ export class InterfaceLoops implements HostDataPath {
   start(port: LoopPort, onInput: (packet: Uint8Array, iface: string) => void): IoLoop {
     if (this.stopped) throw new Error(`interface loops stopped: cannot start ${port.iface}`);
     if (this.loops.has(port.iface)) throw new Error(`interface ${port.iface} already has an I/O loop`);
-    const { udpPort, workers, pollMicros } = this.options.transport ?? {};
+    const { udpPort, workers, pollMicros, workerNice } = this.options.transport ?? {};
     const options: IoLoopOptions = {
       engine: this.engine,
       netns: this.options.netns,
@@ -211,6 +213,7 @@ export class InterfaceLoops implements HostDataPath {
       udpPort,
       workers,
       pollMicros,
+      workerNice,
       bindInterface: port.bindInterface ?? port.iface,
       tunTable: this.tableOf(port.iface),
       deliver: port.deliver ?? 'route',
