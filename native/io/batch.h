@@ -59,6 +59,7 @@ enum Stat : int {
   S_HELD_EXPIRED,
   S_TX_SPLIT,
   S_NICE_REFUSED,
+  S_TX_KERNEL,
   S_COUNT
 };
 const char* const* stat_names();

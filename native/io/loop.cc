@@ -16,6 +16,7 @@
 #include <chrono>
 #include <list>
 #include <optional>
+#include "io/handoff.h"
 #include "io/netns.h"
 #include "io/raw.h"
 #include "io/udp.h"
@@ -60,6 +61,7 @@ const char* const* stat_names() {
       "heldExpired",
       "txSplit",
       "niceRefused",
+      "txKernel",
   };
   return names;
 }
@@ -268,6 +270,7 @@ std::string IoLoop::open(const IoConfig& cfg) {
   workers_ = std::move(workers);
   poll_us_ = cfg.poll_us;
   worker_nice_ = cfg.worker_nice;
+  plain_by_kernel_ = cfg.plain_by_kernel;
   deliver_route_ = cfg.deliver_route;
   tunnel_from_ = cfg.tunnel_from;
   tunnel_to_ = cfg.tunnel_to;
@@ -367,7 +370,11 @@ void IoLoop::Worker::flush() {
         fast++;
         // An SA reached its soft limit sealing this packet: the control plane hears of it as a punt without bytes.
         if ((d[D_VERDICT] >> 8) == R_REKEY_DUE) punts_.add(batch_.from(i), uint8_t(R_REKEY_DUE), d[D_SA], data, 0);
-        if (carried_by_udp(data, len))
+        if (loop_.plain_by_kernel_ && batch_.from(i) == From::tun &&
+            plain_for_kernel(batch_.data(i), len, d[D_SA], d[D_NEXTHOP])) {
+          count(S_TX_KERNEL);
+          delivered_[nd++] = i;
+        } else if (carried_by_udp(data, len))
           udp->add(i);
         else
           raw->add(i, data, len, d[D_NEXTHOP]);

@@ -141,6 +141,10 @@ struct IoConfig {
   // runs its control thread above its workers (status, registrations and new keys answered under a data-path
   // overload) and gives the workers its own base value, whatever the control thread has when a loop starts.
   int worker_nice = kNiceInherited;
+  // A FORWARD the engine left plain (a bypass or pass, io/handoff.h) that was read from the TUN goes back into it,
+  // coalesced, for the kernel to carry on by its routes, instead of one raw send per segment. The host must let the
+  // kernel forward what arrives on the TUN (forwarding, and accept_local for the host's own sources).
+  bool plain_by_kernel = false;
 };
 
 class IoLoop {
@@ -182,6 +186,7 @@ class IoLoop {
   std::atomic<bool> stopping_{false};
   uint32_t poll_us_ = 0;
   int worker_nice_ = kNiceInherited;
+  bool plain_by_kernel_ = false;
   bool deliver_route_ = false;
   uint32_t tunnel_from_ = 0, tunnel_to_ = 0;
   uint8_t tunnel_protocol_ = 0;

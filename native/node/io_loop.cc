@@ -123,7 +123,7 @@ void IoLoopWrap::CleanupHook(void* self) {
 }
 
 // start({ netns, tunName, mtu, addresses: Uint32Array (address, prefixLen) pairs, workers, offload, udpPort,
-// pollMicros, workerNice,
+// pollMicros, workerNice, plainByKernel,
 //         bindInterface, tunTable, deliverRoute, tunnelFrom, tunnelTo })
 Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -141,6 +141,7 @@ Napi::Value IoLoopWrap::Start(const Napi::CallbackInfo& info) {
   if (udp_port > 65535) throw Napi::RangeError::New(env, "io config udpPort must be 0..65535");
   cfg.udp_port = uint16_t(udp_port);
   cfg.poll_us = u32_of(o, "pollMicros", 0);
+  cfg.plain_by_kernel = o.Get("plainByKernel").IsBoolean() && o.Get("plainByKernel").As<Napi::Boolean>().Value();
   if (o.Get("workerNice").IsNumber()) cfg.worker_nice = o.Get("workerNice").As<Napi::Number>().Int32Value();
   if (o.Get("bindInterface").IsString()) cfg.bind_device = o.Get("bindInterface").As<Napi::String>().Utf8Value();
   cfg.tun_table = u32_of(o, "tunTable", 0);

@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "io/handoff.h"
 #include "io/loop.h"
 #include "xform/process.h"
 
@@ -165,9 +166,41 @@ void punted_without_policy(io::IoLoop& loop, CollectingSink& sink) {
   check(wait_for([&] { return loop.stat(io::S_PUNTED) == 1; }), "punted counted once");
 }
 
+// io/handoff.h, pure: which FORWARDs go back to the kernel, and the TTL they are given for its decrement.
+void plain_handoff() {
+  auto datagram = [](uint8_t proto, uint8_t ttl) {
+    std::vector<uint8_t> p(28, 0);
+    p[0] = 0x45;
+    store16(p.data() + 2, 28);
+    p[8] = ttl;
+    p[9] = proto;
+    store32(p.data() + 12, kTunAddress);
+    store32(p.data() + 16, kUncoveredPeer);
+    store16(p.data() + 10, uint16_t(~ones_complement_sum(p.data(), 20)));
+    return p;
+  };
+  std::vector<uint8_t> udp = datagram(17, 64);
+  check(io::plain_for_kernel(udp.data(), udp.size(), 0, kUncoveredPeer), "a plain UDP FORWARD goes to the kernel");
+  check(udp[8] == 65 && uint16_t(~ones_complement_sum(udp.data(), 20)) == 0,
+        "given one TTL more for the kernel to take, its header checksum still right");
+  for (uint8_t layer : {uint8_t(PROTO_SKIP), uint8_t(PROTO_AH), uint8_t(PROTO_ESP), uint8_t(PROTO_IPIP)}) {
+    std::vector<uint8_t> p = datagram(layer, 64), before = p;
+    check(!io::plain_for_kernel(p.data(), p.size(), 0, kUncoveredPeer) && p == before,
+          "protocol " + std::to_string(layer) + " (a layer) is sent as it is");
+  }
+  std::vector<uint8_t> p = datagram(17, 64), before = p;
+  check(!io::plain_for_kernel(p.data(), p.size(), kOutSa, kUncoveredPeer) && p == before, "a sealed one (SA) is not");
+  check(!io::plain_for_kernel(p.data(), p.size(), 0, kSealedPeer) && p == before, "nor one for another next hop");
+  p = datagram(17, 255);
+  before = p;
+  check(!io::plain_for_kernel(p.data(), p.size(), 0, kUncoveredPeer) && p == before, "nor TTL 255");
+  check(!io::plain_for_kernel(p.data(), 19, 0, kUncoveredPeer), "nor a packet shorter than a header");
+}
+
 }  // namespace
 
 int main() {
+  plain_handoff();
   if (::unshare(CLONE_NEWNET) != 0) {
     std::printf("FAIL unshare(CLONE_NEWNET): %s (run as root)\n", std::strerror(errno));
     return 1;

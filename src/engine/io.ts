@@ -78,6 +78,13 @@ export interface IoLoopOptions {
    * thread starting the loop. A daemon gives them its base value and runs its control thread above them.
    */
   workerNice?: number;
+  /**
+   * A FORWARD the engine left plain (a `bypass` or `pass`: SA 0, no layer) that was read from the TUN goes back into
+   * it, coalesced, for the kernel to carry on by its routes (one GSO super-packet where the raw socket sends each
+   * segment), with the TTL the policy gave it. The host must let the kernel forward what arrives on the TUN
+   * (`forwarding`, and `accept_local` when it carries the host's own sources). Default false: the raw socket sends it.
+   */
+  plainByKernel?: boolean;
   /** Worker threads (default 1). With more, flows are spread by a hash so none is reordered. */
   workers?: number;
   /**
@@ -182,6 +189,8 @@ export interface IoStats {
   txSplit: number;
   /** Workers that could not set the workerNice asked of them (lower than inherited, without CAP_SYS_NICE). */
   niceRefused: number;
+  /** Plain FORWARDs (bypass, pass) read from the TUN, written back into it for the kernel to carry (plainByKernel). */
+  txKernel: number;
   /** The punts handed to onPunt (`punted`), by reason: the slow path's share of each reason. */
   puntReasons: Record<ReasonName, number>;
   /** CPU time the worker threads have used, µs (kept after stop()): over the packets handled, what one costs. */
@@ -254,6 +263,7 @@ export class IoLoop {
       udpPort = 0,
       pollMicros = 0,
       workerNice,
+      plainByKernel = false,
       bindInterface,
       tunTable = 0,
       deliver = 'tun',
@@ -289,6 +299,7 @@ export class IoLoop {
     }
     if (workerNice !== undefined && (!Number.isInteger(workerNice) || workerNice < -20 || workerNice > 19))
       throw new RangeError(`workerNice must be an integer -20..19 (a nice value), got ${String(workerNice)}`);
+    if (typeof plainByKernel !== 'boolean') throw new TypeError('plainByKernel must be a boolean');
     if (
       bindInterface !== undefined &&
       (typeof bindInterface !== 'string' || bindInterface.length < 1 || bindInterface.length > 15)
@@ -335,6 +346,7 @@ export class IoLoop {
       udpPort,
       pollMicros,
       workerNice,
+      plainByKernel,
       bindInterface,
       tunTable,
       deliverRoute: deliver === 'route',

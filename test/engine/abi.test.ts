@@ -74,6 +74,7 @@ const ioCounters = {
   heldExpired: true,
   txSplit: true,
   niceRefused: true,
+  txKernel: true,
 } satisfies Record<IoCounter, true>;
 
 /** binding.abi as the TS side has it. */

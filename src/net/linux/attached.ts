@@ -273,6 +273,8 @@ export class AttachedHost extends HostCore<CoreInterface> {
     this.loops = new InterfaceLoops({
       engine: options.engine,
       transport: { udpPort, workers, pollMicros, workerNice: options.workerNice },
+      // The role's plain FORWARDs go back to the kernel by the TUN they came from (forwarding is on there, below).
+      plainByKernel: options.engine !== undefined,
       isLocalAddress: (address) => this.isLocal(u32ToIp(address)),
       onError: (error) => this.onError(error),
     });
@@ -407,7 +409,14 @@ export class AttachedHost extends HostCore<CoreInterface> {
     this.apps = { port: apps.port, address };
     this.undo.push({ what: `application rules and table ${APP_ROUTE_TABLE}`, run: removeAll });
     ip(['link', 'set', 'dev', apps.port, 'up']);
-    fs.writeFileSync(`/proc/sys/net/ipv4/conf/${apps.port}/rp_filter`, '0');
+    // What the role lets leave plain (at home, everything) goes back into the TUN for the kernel to forward: from the
+    // host's own addresses (accept_local), forwarded from this device only.
+    for (const [key, value] of [
+      ['rp_filter', '0'],
+      ['forwarding', '1'],
+      ['accept_local', '1'],
+    ])
+      fs.writeFileSync(`/proc/sys/net/ipv4/conf/${apps.port}/${key}`, value);
     const table = ['table', String(APP_ROUTE_TABLE)];
     runBatchSync('ip', [
       ['route', 'replace', 'default', 'dev', apps.port, 'src', apps.address, ...table],

@@ -114,6 +114,8 @@ export interface InterfaceLoopsOptions {
   /** A namespace (`ip netns add`) to open the TUNs and sockets in; default the current one. */
   netns?: string;
   transport?: LoopTransport;
+  /** Every loop hands the plain FORWARDs it read from its TUN back to the kernel (IoLoopOptions.plainByKernel). */
+  plainByKernel?: boolean;
   /**
    * Whether an IPv4 address (u32) is local to the host (an interface's or a home address): tells a peeled not_ipsec
    * apart.
@@ -214,6 +216,7 @@ export class InterfaceLoops implements HostDataPath {
       workers,
       pollMicros,
       workerNice,
+      plainByKernel: this.options.plainByKernel,
       bindInterface: port.bindInterface ?? port.iface,
       tunTable: this.tableOf(port.iface),
       deliver: port.deliver ?? 'route',

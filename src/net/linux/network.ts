@@ -476,6 +476,7 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
       netns: ns,
       onError: (error) => network.onError(error),
       isLocalAddress: (address) => this.isLocal(u32ToIp(address)),
+      plainByKernel: true,
     });
     network.track(this.dataPath);
     // The applications' packets take the host's send() path (output hooks first); raw receivers on lo see nothing.
@@ -483,6 +484,8 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
       this.send(packet),
     );
     s.ipSync(ns, ['link', 'set', 'dev', LOCAL_TUN, 'up']);
+    // What the loop hands back to the kernel from the applications' TUN has the host's own addresses as sources.
+    s.execSync(ns, 'sysctl', ['-q', '-w', `net.ipv4.conf.${LOCAL_TUN}.accept_local=1`]);
     s.ipSync(ns, ['route', 'replace', 'default', 'dev', LOCAL_TUN, 'table', String(APP_TABLE)]);
     s.ipSync(ns, ['rule', 'add', 'pref', '100', 'uidrange', `${APP_UID}-${APP_UID}`, 'lookup', String(APP_TABLE)]);
   }
