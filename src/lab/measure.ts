@@ -36,6 +36,17 @@ export function parseIperfMbps(json: string): number | undefined {
   }
 }
 
+/** Below this the stream stalled (a path that carries the probes but not full-sized segments: a path MTU hole). */
+export const TCP_STALLED_MBPS = 1;
+
+/** Why a case's TCP figure fails it: no figure at all, or a stream that stalled. */
+export function tcpFigureFailure(mbps: number | undefined): string | undefined {
+  if (mbps === undefined) return 'iperf3: no receiver rate in its report';
+  if (mbps < TCP_STALLED_MBPS)
+    return `TCP stalled: ${mbps.toFixed(3)} Mbit/s over ${TCP_SECONDS} s (probes pass but full-sized segments do not?)`;
+  return undefined;
+}
+
 /** The I/O loop counters of every role node (a host with I/O loops: SGWs, SMN, HA), by node. */
 function snapshot(network: LinuxNetwork): Map<string, DataPathStats> {
   return new Map(network.roleHosts().map((h) => [h.name, h.ioStats()]));
@@ -132,7 +143,8 @@ export async function measureApps(
     const { stdout } = await transfer;
     result.tcpDataPath = dataPathDelta(before, snapshot(network));
     result.tcpMbps = parseIperfMbps(stdout);
-    if (result.tcpMbps === undefined) result.failures.push('iperf3: no receiver rate in its report');
+    const failure = tcpFigureFailure(result.tcpMbps);
+    if (failure) result.failures.push(failure);
   } catch (err) {
     result.failures.push(`TCP from ${src} to ${path.peerAddress} (${path.peer}): ${why(err)}`);
   } finally {
