@@ -60,6 +60,12 @@ describe.skipIf(!canRunNetns)('LinuxNetwork plain and role hosts (root)', () => 
       expect(net.session.ipSync(a.ns, ['route', 'show', 'default'])).toMatch(
         new RegExp(`via 10\\.52\\.0\\.1 dev eth0 .*mtu ${APP_MTU}`),
       );
+      // The switch bridges without running frames through iptables (where the kernel has br_netfilter at all).
+      const bridgeNf = net.session.execSync(net.switchNs, 'sh', [
+        '-c',
+        'cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo absent',
+      ]);
+      expect(['0', 'absent']).toContain(bridgeNf.trim());
       echoServer(b);
       await net.ready();
 
