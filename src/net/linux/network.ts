@@ -90,6 +90,8 @@ const CAPTURE_POLL_MS = 20;
 const CAPTURE_SETTLE_MS = 250;
 const ICMP_ECHO_REPLY = 0;
 const ICMP_ECHO_REQUEST = 8;
+const ICMP_UNREACHABLE = 3;
+const ICMP_TIME_EXCEEDED = 11;
 
 /** The wall clock with real timers; close() cancels every pending one (roles' timers die with their network). */
 export class RealClock implements Clock {
@@ -536,13 +538,27 @@ export class LinuxHost extends NamespaceHost<LinuxInterface> {
   }
 }
 
-/** What the kernel's sockets in a lab host take: ICMP echo, TCP, and UDP to or from the iperf3 port. */
-function isApplicationTraffic(packet: Uint8Array): boolean {
+/**
+ * What the kernel's sockets in a lab host take: ICMP echo, TCP, UDP to or from the iperf3 port, and an ICMP error
+ * (unreachable, time exceeded) about one of those — "fragmentation needed" from an SGW is how the host's TCP learns
+ * the path MTU (as a daemon's host hands its applications everything for their address).
+ */
+export function isApplicationTraffic(packet: Uint8Array, quoted = false): boolean {
+  if (packet.length < 20) return false;
   const ihl = (packet[0] & 0x0f) * 4;
   const proto = packet[9];
   if (proto === IpProto.TCP) return true;
   if (packet.length < ihl + 4) return false;
-  if (proto === IpProto.ICMP) return packet[ihl] === ICMP_ECHO_REQUEST || packet[ihl] === ICMP_ECHO_REPLY;
+  if (proto === IpProto.ICMP) {
+    const type = packet[ihl];
+    if (type === ICMP_ECHO_REQUEST || type === ICMP_ECHO_REPLY) return true;
+    // The quote starts 8 bytes in: the datagram's header and its first 8 bytes (RFC 792). One level deep only.
+    return (
+      !quoted &&
+      (type === ICMP_UNREACHABLE || type === ICMP_TIME_EXCEEDED) &&
+      isApplicationTraffic(packet.subarray(ihl + 8), true)
+    );
+  }
   if (proto === IpProto.UDP) {
     const srcPort = (packet[ihl] << 8) | packet[ihl + 1];
     const dstPort = (packet[ihl + 2] << 8) | packet[ihl + 3];
