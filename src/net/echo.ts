@@ -4,10 +4,9 @@
 import { readU32 } from '../wire/addr.js';
 import { buildIpv4, internetChecksum, IpProto, parseIpv4 } from '../wire/ipv4.js';
 
-const ECHO_REQUEST = 8;
-const DEST_UNREACHABLE = 3;
+/** The ICMP types (RFC 792) the hosts act on. */
+export const IcmpType = { ECHO_REPLY: 0, DEST_UNREACHABLE: 3, ECHO_REQUEST: 8, TIME_EXCEEDED: 11 } as const;
 const FRAGMENTATION_NEEDED = 4;
-const ECHO_REPLY = 0;
 /** Type, code, checksum, identifier, sequence. */
 const ECHO_HEADER_BYTES = 8;
 
@@ -18,13 +17,13 @@ export function echoReply(packet: Uint8Array): Uint8Array | undefined {
   const { headerLength, totalLength, src, dst } = ip.header;
   if (
     totalLength - headerLength < ECHO_HEADER_BYTES ||
-    packet[headerLength] !== ECHO_REQUEST ||
+    packet[headerLength] !== IcmpType.ECHO_REQUEST ||
     packet[headerLength + 1] !== 0
   )
     return undefined;
   if (internetChecksum(packet, headerLength, totalLength) !== 0) return undefined;
   const icmp = Uint8Array.from(packet.subarray(headerLength, totalLength));
-  icmp[0] = ECHO_REPLY;
+  icmp[0] = IcmpType.ECHO_REPLY;
   icmp[2] = 0;
   icmp[3] = 0;
   const checksum = internetChecksum(icmp, 0, icmp.length);
@@ -42,7 +41,7 @@ export function isFragmentationNeeded(packet: Uint8Array): boolean {
   if (!ip.ok || ip.header.protocol !== IpProto.ICMP) return false;
   const { headerLength, totalLength, dst } = ip.header;
   const at = headerLength + ECHO_HEADER_BYTES;
-  if (totalLength < at + 20 + 8 || packet[headerLength] !== DEST_UNREACHABLE) return false;
+  if (totalLength < at + 20 + 8 || packet[headerLength] !== IcmpType.DEST_UNREACHABLE) return false;
   if (packet[headerLength + 1] !== FRAGMENTATION_NEEDED) return false;
   if (internetChecksum(packet, headerLength, totalLength) !== 0) return false;
   const quotedHeader = (packet[at] & 0x0f) * 4;

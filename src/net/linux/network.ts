@@ -55,6 +55,7 @@ import { MAX_PACKET } from '../../engine/io.js';
 import type { NativeEngine } from '../../engine/native.js';
 import { u32ToIp } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
+import { IcmpType } from '../echo.js';
 import { LinkCore, NetworkCore } from '../host-core.js';
 import { NetnsSession, randomSuffix } from '../netns.js';
 import type { CapturedPacket, Clock, HostOptions, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
@@ -88,10 +89,6 @@ const CAPTURE_POLL_MS = 20;
  * queued (tens of ms with a 32 MiB buffer): the last port opened is live this long after its socket appears.
  */
 const CAPTURE_SETTLE_MS = 250;
-const ICMP_ECHO_REPLY = 0;
-const ICMP_ECHO_REQUEST = 8;
-const ICMP_UNREACHABLE = 3;
-const ICMP_TIME_EXCEEDED = 11;
 
 /** The wall clock with real timers; close() cancels every pending one (roles' timers die with their network). */
 export class RealClock implements Clock {
@@ -551,11 +548,11 @@ export function isApplicationTraffic(packet: Uint8Array, quoted = false): boolea
   if (packet.length < ihl + 4) return false;
   if (proto === IpProto.ICMP) {
     const type = packet[ihl];
-    if (type === ICMP_ECHO_REQUEST || type === ICMP_ECHO_REPLY) return true;
+    if (type === IcmpType.ECHO_REQUEST || type === IcmpType.ECHO_REPLY) return true;
     // The quote starts 8 bytes in: the datagram's header and its first 8 bytes (RFC 792). One level deep only.
     return (
       !quoted &&
-      (type === ICMP_UNREACHABLE || type === ICMP_TIME_EXCEEDED) &&
+      (type === IcmpType.DEST_UNREACHABLE || type === IcmpType.TIME_EXCEEDED) &&
       isApplicationTraffic(packet.subarray(ihl + 8), true)
     );
   }
