@@ -19,8 +19,9 @@ std::unique_ptr<EngineCore> make_engine() {
   e->table.set_local({fuzz::kRelayGw, fuzz::kEndGw});
   e->table.set_routes({{0, 0, 0}});
   // OUTBOUND arg0 picks the table: 0 = ENCAP + one WRAP for everything; 1 = every other action, by source and
-  // destination prefix (fallthrough to shorter prefixes when no source matches); any other table is empty.
-  std::vector<PolicyEntry> policies(8);
+  // destination prefix (fallthrough to shorter prefixes when no source matches), and a home agent's RFC 2003 tunnel
+  // to one home address with the reverse tunnels (IP-in-IP to kEndGw) it explains; any other table is empty.
+  std::vector<PolicyEntry> policies(10);
   policies[0].action = PA_PROTECT, policies[0].sa = fuzz::end_out_id(0), policies[0].wraps = 1,
   policies[0].wrap[0] = fuzz::nexthop_out_id(1);
   const PolicyAction actions[] = {PA_PASS, PA_PUNT, PA_DROP, PA_INBOUND, PA_BYPASS, PA_PASS, PA_PROTECT};
@@ -38,6 +39,12 @@ std::unique_ptr<EngineCore> make_engine() {
     p.src_first = uint32_t(k % 3);
     p.src_count = k % 2 == 0 ? 0 : 1;
   }
+  PolicyEntry& tunnel = policies[8];
+  tunnel.table = 1, tunnel.network = 0x0a000006u, tunnel.length = 32, tunnel.action = PA_TUNNEL;
+  tunnel.tunnel_src = fuzz::kEndGw, tunnel.tunnel_dst = fuzz::kSender;
+  PolicyEntry& detunnel = policies[9];
+  detunnel.table = 1, detunnel.network = fuzz::kEndGw, detunnel.length = 32, detunnel.action = PA_DETUNNEL;
+  detunnel.proto = PROTO_IPIP;
   if (!e->table.set_policies(policies, src).empty()) fuzz::finding("the batch harness's policy tables were refused");
   return e;
 }

@@ -63,13 +63,14 @@ namespace mipsec {
   X(R_TTL_EXCEEDED, 35)    \
   X(R_DELIVER_LOCAL, 36)   \
   X(R_REKEY, 37)           \
-  X(R_REKEY_DUE, 38)
+  X(R_REKEY_DUE, 38)       \
+  X(R_UNTRUSTED_TUNNEL, 39)
 
 #define MIPSEC_ENUMERATOR(name, value) name = value,
 enum Op : uint32_t { MIPSEC_OPS(MIPSEC_ENUMERATOR) };
 enum Verdict : uint8_t { MIPSEC_VERDICTS(MIPSEC_ENUMERATOR) };
 enum Reason : uint8_t { MIPSEC_REASONS(MIPSEC_ENUMERATOR) };
-constexpr Reason kLastReason = R_REKEY_DUE;
+constexpr Reason kLastReason = R_UNTRUSTED_TUNNEL;
 
 // Punts are the reasons the control plane resolves; every other failure is a drop (R_SELECTOR is punted
 // instead by an SA with selectorMiss 'punt' or { outbound }, which says so explicitly).
@@ -111,7 +112,11 @@ constexpr int kMaxPolicySrc = 32;
   X(PA_PUNT, 4)                  \
   X(PA_DROP, 5)                  \
   X(PA_INBOUND, 6)               \
-  X(PA_TUNNEL, 7)
+  X(PA_TUNNEL, 7)                \
+  X(PA_DETUNNEL, 8)
 enum PolicyAction : uint8_t { MIPSEC_POLICY_ACTIONS(MIPSEC_ENUMERATOR) };
+constexpr PolicyAction kLastPolicyAction = PA_DETUNNEL;
+constexpr const char* kPolicyActionRange =
+    "action must be 1..8 (protect, bypass, pass, punt, drop, inbound, tunnel, detunnel)";
 
 }  // namespace mipsec

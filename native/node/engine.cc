@@ -233,9 +233,8 @@ Napi::Value EngineWrap::SetPolicies(const Napi::CallbackInfo& info) {
     p.network = flat[i + 1];
     if (flat[i + 2] > 32) throw Napi::RangeError::New(env, where + "prefix length must be 0..32");
     p.length = uint8_t(flat[i + 2]);
-    if (flat[i + 3] < PA_PROTECT || flat[i + 3] > PA_TUNNEL)
-      throw Napi::RangeError::New(env,
-                                  where + "action must be 1..7 (protect, bypass, pass, punt, drop, inbound, tunnel)");
+    if (flat[i + 3] < PA_PROTECT || flat[i + 3] > kLastPolicyAction)
+      throw Napi::RangeError::New(env, where + kPolicyActionRange);
     p.action = PolicyAction(flat[i + 3]);
     p.sa = flat[i + 4];
     if (flat[i + 5] > uint32_t(kMaxPolicyWraps)) throw Napi::RangeError::New(env, where + "wrap: at most 7 wrap SAs");

@@ -119,14 +119,15 @@ std::string check_policies(const std::vector<PolicyEntry>& policies, const std::
     const PolicyEntry& p = policies[i];
     const std::string where = "policy " + std::to_string(i) + ": ";
     if (!prefix_ok(p.network, p.length)) return where + "prefix must be a.b.c.d/0..32 without host bits";
-    if (p.action < PA_PROTECT || p.action > PA_TUNNEL)
-      return where + "action must be 1..7 (protect, bypass, pass, punt, drop, inbound, tunnel)";
+    if (p.action < PA_PROTECT || p.action > kLastPolicyAction) return where + kPolicyActionRange;
     if (p.action == PA_TUNNEL && p.tunnel_src == 0)
       return where + "tunnel.src must be the tunnel's outer source address (not 0.0.0.0) for action tunnel";
     if (p.action == PA_TUNNEL && p.tunnel_dst == 0)
       return where + "tunnel.dst must be the tunnel's exit address (not 0.0.0.0) for action tunnel";
     if (p.action != PA_TUNNEL && (p.tunnel_src != 0 || p.tunnel_dst != 0))
       return where + "tunnel applies to action tunnel only";
+    // A reverse tunnel's end is IP-in-IP only: what else reaches the home agent's address is the control plane's.
+    if (p.action == PA_DETUNNEL && p.proto != PROTO_IPIP) return where + "action detunnel needs proto 4 (IP-in-IP)";
     if (p.action == PA_PROTECT && p.sa == 0 && p.wraps == 0)
       return where + "sa must be an out SA id (1..2^32-1) for action protect (0 only with wrap: Next-hop layers alone)";
     if (p.action != PA_PROTECT && p.sa != 0) return where + "sa applies to action protect only (use 0)";

@@ -1,4 +1,5 @@
-// IPIP_ENCAP / IPIP_DECAP (RFC 2003, docs/engine.md §6).
+// IPIP_ENCAP / IPIP_DECAP (RFC 2003, docs/engine.md §6), and OUTBOUND `tunnel`, which ends in IPIP_ENCAP (§4.2).
+#include "sa/table.h"
 #include "wire/ipv4.h"
 #include "xform/layer.h"
 
@@ -17,6 +18,15 @@ Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst) {
   pkt.len += kIpv4MinHeader;
   ipv4_build(pkt.data, h, pkt.len);
   return forward(0, outer_dst);
+}
+
+Outcome policy_tunnel(Packet& pkt, const Ipv4View& ip, const PolicyEntry& policy) {
+  // RFC 2003 §3.2 first (what comes from the tunnel exit never goes back into it), then §3.1: the home agent forwards
+  // the datagram into the tunnel, so its TTL drops by one (≤ 1: the control plane's, unchanged).
+  if (ipip_loop(ip, policy.tunnel_dst)) return fail(R_LOOP);
+  if (ip.ttl <= 1) return fail(R_TTL_EXCEEDED);
+  decrement_ttl(pkt, ip);
+  return xform_ipip_encap(pkt, policy.tunnel_src, policy.tunnel_dst);
 }
 
 Outcome xform_ipip_decap(Packet& pkt) {

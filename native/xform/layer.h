@@ -33,6 +33,11 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table);
 // Next-hop SA's `plain` pass).
 void decrement_ttl(Packet& pkt, const Ipv4View& ip);
 
+// OUTBOUND `tunnel` on the datagram at pkt (header parsed as ip): loop, TTL, TTL − 1, then IPIP_ENCAP.
+Outcome policy_tunnel(Packet& pkt, const Ipv4View& ip, const PolicyEntry& policy);
+// OUTBOUND `detunnel` on IP-in-IP at pkt (outer header parsed as outer) classified by policy table `table`.
+Outcome policy_detunnel(const Tables& t, Packet& pkt, const Ipv4View& outer, uint32_t table);
+
 // OUTBOUND `protect` in two steps (docs/engine.md §4.2): the first SA of the policy's chain that has sealed its
 // maxPackets (0: none), and the sealing itself (ENCAP, then each WRAP) with the verdict OUTBOUND reports.
 uint32_t policy_spent_sa(const Tables& t, const PolicyEntry& policy);

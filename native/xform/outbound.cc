@@ -1,8 +1,8 @@
 // OUTBOUND: classify a datagram by policy table arg0 (longest destination prefix first, then the first policy of
 // that prefix whose source prefixes hold its source) and do what the policy says: protect (ENCAP with the
 // policy's End-End SA, then WRAP with each next-hop SA, innermost first; sa 0: the WRAPs alone), bypass, pass (as a
-// router: TTL − 1), punt, drop, INBOUND, or tunnel (RFC 2003 IP-in-IP as a home agent forwards into it: TTL − 1, then
-// IPIP_ENCAP) (docs/engine.md §2, §4.2).
+// router: TTL − 1), punt, drop, INBOUND, tunnel (RFC 2003 IP-in-IP as a home agent forwards into it: TTL − 1, then
+// IPIP_ENCAP) or detunnel (its end of a reverse tunnel, xform/detunnel.cc) (docs/engine.md §2, §4.2).
 #include "sa/table.h"
 #include "wire/skip.h"
 #include "xform/layer.h"
@@ -21,12 +21,12 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &ip, FragmentCheck::allow)) return fail(r);
   const PolicyEntry* policy = t.policy(table, ip.src, ip.dst, ip.proto);
   if (!policy) return fail(R_NO_POLICY);
-  // A fragment meets its datagram's policy (none names ports), but three actions need it whole, so the control plane
-  // reassembles it: INBOUND opens no fragment of a sealed packet, a peer's Next-hop layer alone admits none, and a
-  // SKIP layer passes only with its header checked.
+  // A fragment meets its datagram's policy (none names ports), but four actions need it whole, so the control plane
+  // reassembles it: INBOUND opens no fragment of a sealed packet, nor detunnel one of a tunnel, a peer's Next-hop layer
+  // alone admits none, and a SKIP layer passes only with its header checked.
   if ((ip.flags_frag & (kIpv4Mf | kIpv4OffsetMask)) &&
-      (policy->action == PA_INBOUND || (policy->action == PA_PROTECT && policy->sa == 0) ||
-       (policy->action == PA_PASS && ip.proto == PROTO_SKIP)))
+      (policy->action == PA_INBOUND || policy->action == PA_DETUNNEL ||
+       (policy->action == PA_PROTECT && policy->sa == 0) || (policy->action == PA_PASS && ip.proto == PROTO_SKIP)))
     return punt(R_FRAGMENT);
   switch (policy->action) {
     case PA_BYPASS:
@@ -46,12 +46,9 @@ Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table) {
       pkt.len = ip.total_len;
       return forward(0, ip.dst);
     case PA_TUNNEL:
-      // RFC 2003 §3.2 first (what comes from the tunnel exit never goes back into it), then §3.1: the home agent
-      // forwards the datagram into the tunnel, so its TTL drops by one (≤ 1: the control plane's, unchanged).
-      if (ipip_loop(ip, policy->tunnel_dst)) return fail(R_LOOP);
-      if (ip.ttl <= 1) return fail(R_TTL_EXCEEDED);
-      decrement_ttl(pkt, ip);
-      return xform_ipip_encap(pkt, policy->tunnel_src, policy->tunnel_dst);
+      return policy_tunnel(pkt, ip, *policy);
+    case PA_DETUNNEL:
+      return policy_detunnel(t, pkt, ip, table);
     case PA_PUNT:
       return fail(R_POLICY_PUNT);
     case PA_DROP:

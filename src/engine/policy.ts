@@ -2,6 +2,7 @@
 // and the lookup structure both follow: per table, one map per destination prefix length (longest first), each
 // network naming its policies in the order given; the first whose source prefixes hold the source decides.
 import { parsePrefix, prefixContains, prefixMask, type Prefix } from '../wire/addr.js';
+import { IpProto } from '../wire/ipv4.js';
 import { checkTunnelEnds } from './tunnel-ends.js';
 import { MAX_LAYERS, MAX_POLICY_SRC_PREFIXES, type Policy, type PolicyAction } from './types.js';
 
@@ -31,6 +32,7 @@ export const PolicyActionCode: Record<PolicyAction, number> = {
   drop: 5,
   inbound: 6,
   tunnel: 7,
+  detunnel: 8,
 };
 const ACTIONS = Object.keys(PolicyActionCode) as PolicyAction[];
 
@@ -64,8 +66,8 @@ function srcPrefixes(value: unknown, where: string): Prefix[] {
 /**
  * Validates a set of policy tables: each error names the policy (index, prefix) and the field. Refused: a bad
  * prefix or src prefix, more than 32 src prefixes, an unknown action, sa or wrap on an action other than protect,
- * a missing or malformed tunnel on action tunnel (or one on any other action), more than 7 wraps, and a policy
- * repeating the (table, prefix, src set) of an earlier one.
+ * a missing or malformed tunnel on action tunnel (or one on any other action), detunnel without proto 4, more than
+ * 7 wraps, and a policy repeating the (table, prefix, src set) of an earlier one.
  */
 export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
   if (!Array.isArray(policies))
@@ -128,6 +130,9 @@ export function checkPolicies(policies: readonly Policy[]): PolicyEntry[] {
     const proto = p.proto === undefined ? undefined : u32(p.proto, `${where}: proto`, 'an IPv4 protocol number', 0);
     if (proto !== undefined && proto > 255)
       throw new RangeError(`${where}: proto must be an IPv4 protocol number (integer 0..255), got ${proto}`);
+    // A reverse tunnel's end is IP-in-IP only: what else reaches the home agent's address is the control plane's.
+    if (action === 'detunnel' && proto !== IpProto.IPIP)
+      throw new RangeError(`${where}: action 'detunnel' needs proto 4 (IP-in-IP), got ${proto ?? 'any protocol'}`);
     const srcSet =
       src.length === 0 || src.some((s) => s.length === 0)
         ? ['0/0']

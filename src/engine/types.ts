@@ -62,6 +62,7 @@ export const Reason = {
   rekey: 37,
   /** Not a failure: on a FORWARD, the SA named reached its softPackets sealing this packet (docs/engine.md §4). */
   rekey_due: 38,
+  untrusted_tunnel: 39,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export type ReasonCode = (typeof Reason)[ReasonName];
@@ -105,7 +106,7 @@ export interface Route {
 }
 
 /** What OUTBOUND does with a datagram a policy matches (docs/engine.md §4.2). */
-export type PolicyAction = 'protect' | 'bypass' | 'pass' | 'punt' | 'drop' | 'inbound' | 'tunnel';
+export type PolicyAction = 'protect' | 'bypass' | 'pass' | 'punt' | 'drop' | 'inbound' | 'tunnel' | 'detunnel';
 
 /**
  * An outbound policy (docs/engine.md §4.2): what OUTBOUND, run on table `table`, does with a datagram whose
@@ -134,7 +135,8 @@ export interface Policy {
   tunnel?: { src: string; dst: string };
   /**
    * The IPv4 protocol number (0..255) the datagram must carry for this policy to match; absent = any protocol. A
-   * datagram of another protocol falls through to the next policy of the prefix, then to shorter prefixes.
+   * datagram of another protocol falls through to the next policy of the prefix, then to shorter prefixes. Action
+   * 'detunnel' requires 4 (IP-in-IP).
    */
   proto?: number;
 }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Batch, Op, Reason, type Engine, type OpCode, type Policy, type SaDesc } from '../../src/engine/index.js';
 import { Verdict } from '../../src/engine/types.js';
 import { ipToU32 } from '../../src/wire/addr.js';
-import { setIpv4Checksum } from '../../src/wire/ipv4.js';
+import { IpProto, buildIpv4, setIpv4Checksum } from '../../src/wire/ipv4.js';
 import { ADDR, closedAfterEach, datagram, endSaPair, engineWith, hex, nexthopSaPair, rng, runOne } from './fixtures.js';
 
 const track = closedAfterEach();
@@ -169,6 +169,7 @@ describe('[ts→native] differential fuzzing', () => {
       { prefix: '0.0.0.0/0', sa: 0 },
       { prefix: '10.0.0.20/32', table: 1, src: ['10.0.0.0/24'], action: 'pass', sa: 0 },
       { prefix: '10.0.0.6/32', table: 1, action: 'tunnel', sa: 0, tunnel: { src: ADDR.ha, dst: ADDR.smnCoa } },
+      { prefix: `${ADDR.ha}/32`, table: 1, proto: IpProto.IPIP, action: 'detunnel', sa: 0 },
       { prefix: '10.0.0.20/32', table: 1, src: ['10.1.0.0/16', '128.0.0.0/1'], action: 'drop', sa: 0 },
       { prefix: '10.0.0.0/24', table: 1, src: ['10.0.0.100/32'], action: 'punt', sa: 0 },
       { prefix: '10.0.0.0/16', table: 1, action: 'protect', sa: esp.out.id },
@@ -192,6 +193,10 @@ describe('[ts→native] differential fuzzing', () => {
       datagram(70, { dst: '10.0.0.5' }),
       datagram(70, { src: '10.0.0.20', dst: '10.0.0.6', ttl: 2 }),
       datagram(60, { src: ADDR.smnCoa, dst: '10.0.0.6' }),
+      // Reverse tunnels to the HA: 10.0.0.6 from its care-of address (to a CH, to itself), and from elsewhere.
+      reverseTunnel(ADDR.smnCoa, datagram(64, { src: '10.0.0.6', dst: '10.0.0.20' })),
+      reverseTunnel(ADDR.smnCoa, datagram(64, { src: '10.0.0.6', dst: '10.0.0.6', ttl: 2 })),
+      reverseTunnel(ADDR.sgw0, datagram(64, { src: '10.0.0.6', dst: '10.0.0.20' })),
     ];
     for (let round = 0; round < 5; round++) {
       const base = [...inner, ...seeds(round)];
@@ -209,8 +214,23 @@ describe('[ts→native] differential fuzzing', () => {
       }
     }
     expect(Array.from(native.counters())).toEqual(Array.from(ts.counters()));
-    for (const reason of ['policy_punt', 'policy_drop', 'ttl_exceeded', 'not_ipsec', 'no_policy', 'loop'] as const) {
+    const reached = [
+      'policy_punt',
+      'policy_drop',
+      'ttl_exceeded',
+      'not_ipsec',
+      'no_policy',
+      'loop',
+      'untrusted_tunnel',
+    ];
+    for (const reason of reached as (keyof typeof Reason)[]) {
       expect(native.counters()[Reason[reason]], `${reason} was reached`).toBeGreaterThan(0n);
     }
   });
 });
+
+/** IP-in-IP from `from` to the HA around `inner` (RFC 2003, as a mobile node reverse-tunnels). */
+function reverseTunnel(from: string, inner: Uint8Array): Uint8Array {
+  const header = { src: ipToU32(from), dst: ipToU32(ADDR.ha), protocol: IpProto.IPIP, ttl: 64 };
+  return buildIpv4(header, inner);
+}

@@ -363,7 +363,7 @@ describe('OUTBOUND policy tables, native and TS', () => {
     const ok = [0, ip('10.0.0.0'), 8, 2, 0, 0, 0, 0];
     const cases: [number[], RegExp][] = [
       [[...ok, 0, 0, 33, 2, 0, 0, 0, 0], /policy 1: prefix length must be 0\.\.32/],
-      [[...ok, 0, 0, 0, 9, 0, 0, 0, 0], /policy 1: action must be 1\.\.7/],
+      [[...ok, 0, 0, 0, 9, 0, 0, 0, 0], /policy 1: action must be 1\.\.8/],
       [[...ok, 0, 0, 0, 4, 5, 0, 0, 0], /policy 1: sa applies to action protect only/],
       [[...ok, 0, 0, 0, 1, 0, 0, 0, 0], /policy 1: sa must be an out SA id/],
       [[...ok, 0, 0, 0, 3, 0, 1, 0, 0, 5], /policy 1: wrap applies to action protect only/],

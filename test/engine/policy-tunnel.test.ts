@@ -173,7 +173,7 @@ describe("OUTBOUND action 'tunnel' (RFC 2003), native and TS", () => {
       [[...head, ip(HA)], /policy 0: record truncated/],
       [[...head, 0, ip(COA)], /policy 0: tunnel\.src must be the tunnel's outer source address/],
       [[...head, ip(HA), 0], /policy 0: tunnel\.dst must be the tunnel's exit address/],
-      [[0, ip(HOME), 32, 8, 0, 0, 0, 0, ip(HA), ip(COA)], /policy 0: action must be 1\.\.7/],
+      [[0, ip(HOME), 32, 9, 0, 0, 0, 0, ip(HA), ip(COA)], /policy 0: action must be 1\.\.8/],
       [[0, ip(HOME), 32, 7, 3, 0, 0, 0, ip(HA), ip(COA)], /policy 0: sa applies to action protect only/],
     ];
     for (const [flat, message] of cases)

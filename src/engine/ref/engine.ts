@@ -1,7 +1,6 @@
 // The TypeScript reference data path: docs/engine.md implemented on node:crypto, byte-identical to the native one.
 import { ipToU32, parsePrefix, prefixMask } from '../../wire/addr.js';
 import { PolicyIndex, checkPolicies, type PolicyEntry } from '../policy.js';
-import { isIpipLoop } from '../../wire/ipip.js';
 import { isFragment } from '../../wire/fragment.js';
 import { parseIpv4 } from '../../wire/ipv4.js';
 import { decodeSkipHeader, IPPROTO_SKIP } from '../../wire/skip.js';
@@ -22,7 +21,8 @@ import {
 } from '../types.js';
 import { encapsulate } from './encap.js';
 import { inbound, type InboundContext, type RouteEntry } from './inbound.js';
-import { ipipDecap, ipipEncap } from './ipip.js';
+import { policyDetunnel } from './detunnel.js';
+import { ipipDecap, ipipEncap, policyTunnel } from './ipip.js';
 import { forward, punt, rekeyDue, reject, type Outcome, type Slot } from './outcome.js';
 import { SaTable, packetLimitReached } from './sa.js';
 import { prependNexthopLayer } from './wrap.js';
@@ -143,12 +143,13 @@ export class RefEngine implements Engine {
     const { src, dst, totalLength, ttl, protocol } = ip.header;
     const policy = this.policies.find(table, src, dst, protocol);
     if (!policy) return reject('no_policy', offset, length);
-    // A fragment meets its datagram's policy (none names ports), but three actions need it whole, so the control plane
-    // reassembles it: INBOUND opens no fragment of a sealed packet, a peer's Next-hop layer alone admits none, and a
-    // SKIP layer passes only with its header checked.
+    // A fragment meets its datagram's policy (none names ports), but four actions need it whole, so the control plane
+    // reassembles it: INBOUND opens no fragment of a sealed packet, nor detunnel one of a tunnel, a peer's Next-hop
+    // layer alone admits none, and a SKIP layer passes only with its header checked.
     if (
       isFragment(ip.header) &&
       (policy.action === 'inbound' ||
+        policy.action === 'detunnel' ||
         (policy.action === 'protect' && policy.sa === 0) ||
         (policy.action === 'pass' && protocol === IPPROTO_SKIP))
     )
@@ -168,15 +169,10 @@ export class RefEngine implements Engine {
         if (ttl <= 1) return reject('ttl_exceeded', offset, length);
         decrementTtl(buf, offset, ttl);
         return forward(offset, totalLength, 0, dst);
-      case 'tunnel': {
-        // RFC 2003 §3.2 first (what comes from the tunnel exit never goes back into it), then §3.1: the home agent
-        // forwards the datagram into the tunnel, so its TTL drops by one (≤ 1: the control plane's, unchanged).
-        const ends = policy.tunnel!;
-        if (isIpipLoop(ip.header, ends.dst)) return reject('loop', offset, length);
-        if (ttl <= 1) return reject('ttl_exceeded', offset, length);
-        decrementTtl(buf, offset, ttl);
-        return ipipEncap(slot, offset, length, ends.src, ends.dst);
-      }
+      case 'tunnel':
+        return policyTunnel(slot, offset, length, ip.header, policy);
+      case 'detunnel':
+        return policyDetunnel(this.policies, table, slot, offset, length, ip.header);
       case 'punt':
         return reject('policy_punt', offset, length);
       case 'drop':
