@@ -3,7 +3,8 @@
 // registered-away home addresses, IP-in-IP (RFC 2003) to the care-of address, and decapsulation
 // of what mobile nodes reverse-tunnel to it. No IPsec: the home SGW does that (draft §2.1).
 // On a host with a native data path the bindings are also compiled into the engine's tables (./tables.ts): the I/O
-// loops tunnel to the care-of address without JS; what they do not cover still comes to handle() here.
+// loops tunnel to the care-of address and open the reverse tunnels without JS; what they do not cover (a fragment of
+// a reverse tunnel, a TTL to answer) still comes to handle() here.
 import { Batch, createEngine, Op, reasonName, Verdict, type Engine, type Policy } from '../../engine/index.js';
 import { decrementTtl } from '../../net/ip.js';
 import type { Clock, Host, Timer } from '../../net/types.js';
@@ -67,7 +68,8 @@ export interface HomeAgentOptions {
   /**
    * The engine whose IPIP_ENCAP / IPIP_DECAP ops build and open the RFC 2003 tunnels (docs/engine.md §2); default
    * an engine of the HA's own (the TypeScript one), closed with it. When the host has a data path its I/O loops run
-   * this engine (the node's), and the HA compiles one `tunnel` policy per binding into its interfaces' tables.
+   * this engine (the node's), and the HA compiles one `tunnel` policy per binding (and one `detunnel` for reverse
+   * tunnels) into its interfaces' tables.
    */
   engine?: Engine;
 }

@@ -2,10 +2,13 @@
 // care-of address — becomes one OUTBOUND `tunnel` policy for that home address (/32) in the table of each of the HA
 // host's interfaces, so its I/O loops tunnel what they intercept for an away mobile node to the care-of address
 // natively (RFC 2003: TTL − 1, IP-in-IP from the HA; nothing from the care-of address goes back into the tunnel,
-// docs/engine.md §4.2). Nothing else is compiled: registrations, reverse-tunnelled IP-in-IP to the HA, and every
-// other datagram find no policy and are punted to the JS path (src/roles/ha/home-agent.ts), as before.
+// docs/engine.md §4.2). While there is a binding, one `detunnel` policy for IP-in-IP to the HA's own address opens
+// the reverse tunnels (RFC 3024) the same way, checked against those same tunnel policies: only from a binding's
+// care-of address with its home address inside. Nothing else is compiled: registrations and every other datagram
+// find no policy and are punted to the JS path (src/roles/ha/home-agent.ts), as before.
 import type { Engine, Policy } from '../../engine/types.js';
 import { u32ToIp } from '../../wire/addr.js';
+import { IpProto } from '../../wire/ipv4.js';
 
 export interface HaTableInput {
   /** The tables of the HA host's interfaces (OUTBOUND of what arrives there). */
@@ -16,15 +19,18 @@ export interface HaTableInput {
   bindings: ReadonlyMap<number, number>;
 }
 
-/** One `tunnel` policy per binding and interface table, in home address order (a stable table to compare). */
+/**
+ * Per interface table: one `tunnel` policy per binding, in home address order (a stable table to compare), then,
+ * when there is one, the `detunnel` policy of the HA's address.
+ */
 export function compileHaPolicies(input: HaTableInput): Policy[] {
   const out: Policy[] = [];
   const src = u32ToIp(input.address);
-  const sorted = [...input.bindings].sort((a, b) => a[0] - b[0]);
+  // The HA's own address is never a tunnel's entry (its registrations are JS's; IP-in-IP to it is detunnel's).
+  const sorted = [...input.bindings].filter(([home]) => home !== input.address).sort((a, b) => a[0] - b[0]);
+  if (sorted.length === 0) return out;
   for (const table of [...new Set(input.interfaceTables)].sort((a, b) => a - b)) {
     for (const [home, careOf] of sorted) {
-      // The HA's own address is never a tunnel's entry (its registrations and reverse tunnels are JS's).
-      if (home === input.address) continue;
       out.push({
         prefix: `${u32ToIp(home)}/32`,
         table,
@@ -33,6 +39,7 @@ export function compileHaPolicies(input: HaTableInput): Policy[] {
         tunnel: { src, dst: u32ToIp(careOf) },
       });
     }
+    out.push({ prefix: `${src}/32`, table, proto: IpProto.IPIP, action: 'detunnel', sa: 0 });
   }
   return out;
 }
