@@ -1,10 +1,12 @@
 // Shared fixtures for the engine suites: deterministic keys, SKIP headers, SA pairs, datagrams, one-packet runs,
 // and crypto oracles computed straight from the RFCs with node:crypto.
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import {
   Batch,
+  COUNTER_SLOTS,
   createEngine,
+  Op,
   type Engine,
   type EngineImpl,
   type OpCode,
@@ -222,6 +224,35 @@ export function runMany(engine: Engine, op: OpCode, packets: readonly Uint8Array
     const r = batch.result(i);
     return { ...r, packet: Uint8Array.from(r.packet) };
   });
+}
+
+/** What an op decided about a packet, without its bytes: what the two engines must agree on besides the bytes. */
+export function outcomeOf(r: RunResult) {
+  return { verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop };
+}
+
+/**
+ * The same packets through OUTBOUND with table `table` on a fresh engine of each path (`make` sets one up): identical
+ * outcomes, bytes and counters. Returns the native results.
+ */
+export function outboundOnBoth(
+  make: (impl: EngineImpl) => Engine,
+  packets: readonly Uint8Array[],
+  table = 0,
+): RunResult[] {
+  const counters: BigUint64Array[] = [];
+  const [ts, native] = IMPLS.map((impl) => {
+    const e = make(impl);
+    const r = runMany(e, Op.OUTBOUND, packets, table);
+    counters.push(e.counters().slice(0, COUNTER_SLOTS));
+    return r;
+  });
+  expect(ts.map(outcomeOf), 'ts vs native outcomes').toEqual(native.map(outcomeOf));
+  ts.forEach((r, i) =>
+    expect(hex(r.packet), `packet ${i}: ${diffBytes(r.packet, native[i].packet)}`).toBe(hex(native[i].packet)),
+  );
+  expect(counters[0]).toEqual(counters[1]);
+  return native;
 }
 
 export function engineWith(

@@ -27,6 +27,7 @@ import {
   runMany,
   runOne,
   type RunResult,
+  outcomeOf,
 } from './fixtures.js';
 
 const opened: Engine[] = [];
@@ -46,14 +47,10 @@ function make(
   return e;
 }
 
-function outcome(r: RunResult) {
-  return { verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop };
-}
-
 /** The same run on both impls: identical outcome and bytes. Returns the native result. */
 function both(run: (impl: EngineImpl) => RunResult): RunResult {
   const [ts, native] = IMPLS.map(run);
-  expect(outcome(ts), 'ts vs native outcome').toEqual(outcome(native));
+  expect(outcomeOf(ts), 'ts vs native outcome').toEqual(outcomeOf(native));
   expect(hex(ts.packet), `ts vs native bytes: ${diffBytes(ts.packet, native.packet)}`).toBe(hex(native.packet));
   return native;
 }
@@ -98,7 +95,7 @@ describe('OUTBOUND, native and TS', () => {
     for (const size of [20, 21, 64, 1400]) {
       const inner = datagram(size, { dst: ADDR.ch0 });
       const viaPolicy = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, inner));
-      expect(outcome(viaPolicy)).toEqual({
+      expect(outcomeOf(viaPolicy)).toEqual({
         verdict: Verdict.FORWARD,
         reason: Reason.none,
         sa: end.out.id,
@@ -108,13 +105,13 @@ describe('OUTBOUND, native and TS', () => {
       expect(hex(viaPolicy.packet)).toBe(hex(viaOp.packet));
       for (const impl of IMPLS) {
         const opened = runOne(make(impl, [end.in], [], { local: [ADDR.sgw0] }), Op.INBOUND, viaPolicy.packet);
-        expect(outcome(opened)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
+        expect(outcomeOf(opened)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
         expect(hex(opened.packet)).toBe(hex(inner));
       }
       const shorter = both((impl) =>
         runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, datagram(size, { dst: '10.7.0.1' })),
       );
-      expect(outcome(shorter)).toEqual({
+      expect(outcomeOf(shorter)).toEqual({
         verdict: Verdict.FORWARD,
         reason: Reason.none,
         sa: endSpi.out.id,
@@ -127,9 +124,14 @@ describe('OUTBOUND, native and TS', () => {
     const policies: Policy[] = [{ prefix: '0.0.0.0/0', sa: end.out.id, wrap: [toSgw2.out.id, toSgw1.out.id] }];
     const inner = datagram(300);
     const cramped = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, inner));
-    expect(outcome(cramped)).toEqual({ verdict: Verdict.DROP, reason: Reason.no_room, sa: toSgw1.out.id, nexthop: 0 });
+    expect(outcomeOf(cramped)).toEqual({
+      verdict: Verdict.DROP,
+      reason: Reason.no_room,
+      sa: toSgw1.out.id,
+      nexthop: 0,
+    });
     const stacked = both((impl) => outboundWithHeadroom(make(impl, OUT_SAS, policies), inner, 512));
-    expect(outcome(stacked)).toEqual({
+    expect(outcomeOf(stacked)).toEqual({
       verdict: Verdict.FORWARD,
       reason: Reason.none,
       sa: end.out.id,
@@ -143,7 +145,7 @@ describe('OUTBOUND, native and TS', () => {
     for (const impl of IMPLS) {
       const sgw1 = make(impl, [toSgw1.in], [], { local: [ADDR.sgw1], routes: [{ prefix: '0.0.0.0/0', sa: 0 }] });
       const atSgw1 = runOne(sgw1, Op.INBOUND, stacked.packet);
-      expect(outcome(atSgw1)).toEqual({
+      expect(outcomeOf(atSgw1)).toEqual({
         verdict: Verdict.FORWARD,
         reason: Reason.none,
         sa: toSgw1.in.id,
@@ -151,14 +153,14 @@ describe('OUTBOUND, native and TS', () => {
       });
       const sgw2 = make(impl, [toSgw2.in, end.in], [], { local: [ADDR.sgw2, ADDR.sgw0] });
       const atSgw2 = runOne(sgw2, Op.INBOUND, atSgw1.packet);
-      expect(outcome(atSgw2)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
+      expect(outcomeOf(atSgw2)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
       expect(hex(atSgw2.packet)).toBe(hex(inner));
     }
     // A single wrap may be given as a number.
     const single = both((impl) =>
       runOne(make(impl, OUT_SAS, [{ prefix: '10.0.0.0/16', sa: end.out.id, wrap: toSgw1.out.id }]), Op.OUTBOUND, inner),
     );
-    expect(outcome(single)).toEqual({
+    expect(outcomeOf(single)).toEqual({
       verdict: Verdict.FORWARD,
       reason: Reason.none,
       sa: end.out.id,
@@ -173,7 +175,7 @@ describe('OUTBOUND, native and TS', () => {
     ];
     const inner = datagram(300);
     const stacked = both((impl) => outboundWithHeadroom(make(impl, OUT_SAS, policies), inner, 512));
-    expect(outcome(stacked)).toEqual({
+    expect(outcomeOf(stacked)).toEqual({
       verdict: Verdict.FORWARD,
       reason: Reason.none,
       sa: toSgw2.out.id,
@@ -186,11 +188,11 @@ describe('OUTBOUND, native and TS', () => {
     for (const impl of IMPLS) {
       const sgw1 = make(impl, [toSgw1.in], [], { local: [ADDR.sgw1], routes: [{ prefix: '0.0.0.0/0', sa: 0 }] });
       const atSgw1 = runOne(sgw1, Op.INBOUND, stacked.packet);
-      expect(outcome(atSgw1)).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(ADDR.sgw2) });
+      expect(outcomeOf(atSgw1)).toMatchObject({ verdict: Verdict.FORWARD, nexthop: ipToU32(ADDR.sgw2) });
       // Under the last Next-hop layer a plain datagram: the engine never delivers it on its own.
       const sgw2 = make(impl, [toSgw2.in], [], { local: [ADDR.sgw2] });
       const atSgw2 = runOne(sgw2, Op.INBOUND, atSgw1.packet);
-      expect(outcome(atSgw2)).toEqual({
+      expect(outcomeOf(atSgw2)).toEqual({
         verdict: Verdict.PUNT,
         reason: Reason.nexthop_plain,
         sa: toSgw2.in.id,
@@ -201,7 +203,7 @@ describe('OUTBOUND, native and TS', () => {
     const single = both((impl) =>
       runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, datagram(300, { dst: '10.9.1.1' })),
     );
-    expect(outcome(single)).toEqual({
+    expect(outcomeOf(single)).toEqual({
       verdict: Verdict.FORWARD,
       reason: Reason.none,
       sa: toSgw1.out.id,
@@ -213,7 +215,7 @@ describe('OUTBOUND, native and TS', () => {
       runOne(e, Op.OUTBOUND, datagram(300, { dst: '10.9.1.1' }));
       return runOne(e, Op.OUTBOUND, datagram(300, { dst: '10.9.1.1' }));
     });
-    expect(outcome(spent)).toEqual({ verdict: Verdict.PUNT, reason: Reason.rekey, sa: toSgw1.out.id, nexthop: 0 });
+    expect(outcomeOf(spent)).toEqual({ verdict: Verdict.PUNT, reason: Reason.rekey, sa: toSgw1.out.id, nexthop: 0 });
     expect(hex(spent.packet)).toBe(hex(datagram(300, { dst: '10.9.1.1' })));
     // A wrap SA that is missing or of role end fails in its WRAP, as with an End-End SA in front.
     for (const wrap of [77, end.out.id]) {
@@ -242,26 +244,26 @@ describe('OUTBOUND, native and TS', () => {
       // Under an End-End layer it is sealed as a datagram is, and the peer opens and delivers it as it was.
       const first = fragment(ADDR.ch0, flagsFragment);
       const sealed = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, first));
-      expect(outcome(sealed)).toMatchObject({ verdict: Verdict.FORWARD, sa: end.out.id });
+      expect(outcomeOf(sealed)).toMatchObject({ verdict: Verdict.FORWARD, sa: end.out.id });
       for (const impl of IMPLS) {
         const opened = runOne(make(impl, [end.in], [], { local: [ADDR.sgw0] }), Op.INBOUND, sealed.packet);
-        expect(outcome(opened)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
+        expect(outcomeOf(opened)).toEqual({ verdict: Verdict.DELIVER, reason: Reason.none, sa: end.in.id, nexthop: 0 });
         expect(hex(opened.packet)).toBe(hex(first));
       }
       const passed = both((impl) =>
         runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, fragment('10.7.0.1', flagsFragment)),
       );
-      expect(outcome(passed)).toMatchObject({ verdict: Verdict.FORWARD, sa: 0 });
+      expect(outcomeOf(passed)).toMatchObject({ verdict: Verdict.FORWARD, sa: 0 });
       for (const dst of ['10.9.0.1', '10.8.0.1']) {
         const given = fragment(dst, flagsFragment);
         const punted = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, given));
-        expect(outcome(punted)).toEqual({ verdict: Verdict.PUNT, reason: Reason.fragment, sa: 0, nexthop: 0 });
+        expect(outcomeOf(punted)).toEqual({ verdict: Verdict.PUNT, reason: Reason.fragment, sa: 0, nexthop: 0 });
         expect(hex(punted.packet)).toBe(hex(given));
       }
     }
     // Whole, the same datagrams take their policy's way.
     const whole = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, fragment('10.9.0.1', 0)));
-    expect(outcome(whole)).toMatchObject({ verdict: Verdict.FORWARD, sa: toSgw1.out.id });
+    expect(outcomeOf(whole)).toMatchObject({ verdict: Verdict.FORWARD, sa: toSgw1.out.id });
   });
 
   it('bypass (sa 0) forwards the datagram as it is, trailing bytes cut; no match punts no_policy unchanged', () => {
@@ -272,7 +274,7 @@ describe('OUTBOUND, native and TS', () => {
     const inner = datagram(80, { dst: ADDR.ch0 });
     const padded = Uint8Array.from([...inner, 1, 2, 3]);
     const bypass = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, padded));
-    expect(outcome(bypass)).toEqual({
+    expect(outcomeOf(bypass)).toEqual({
       verdict: Verdict.FORWARD,
       reason: Reason.none,
       sa: 0,
@@ -281,7 +283,7 @@ describe('OUTBOUND, native and TS', () => {
     expect(hex(bypass.packet)).toBe(hex(inner));
     const miss = datagram(80, { dst: ADDR.ha });
     const punted = both((impl) => runOne(make(impl, OUT_SAS, policies), Op.OUTBOUND, miss));
-    expect(outcome(punted)).toEqual({ verdict: Verdict.PUNT, reason: Reason.no_policy, sa: 0, nexthop: 0 });
+    expect(outcomeOf(punted)).toEqual({ verdict: Verdict.PUNT, reason: Reason.no_policy, sa: 0, nexthop: 0 });
     expect(hex(punted.packet)).toBe(hex(miss));
     const empty = both((impl) => runOne(make(impl, OUT_SAS, []), Op.OUTBOUND, miss));
     expect(empty.reason).toBe(Reason.no_policy);
@@ -311,7 +313,7 @@ describe('OUTBOUND, native and TS', () => {
       counters.push(e.counters().slice(0, COUNTER_SLOTS));
       return r;
     });
-    expect(results[0].map(outcome)).toEqual(results[1].map(outcome));
+    expect(results[0].map(outcomeOf)).toEqual(results[1].map(outcomeOf));
     results[0].forEach((r, i) => expect(hex(r.packet), `packet ${i}`).toBe(hex(results[1][i].packet)));
     expect(results[1].map((r) => [r.verdict, r.reason])).toEqual([
       [Verdict.DROP, Reason.no_sa],

@@ -4,11 +4,22 @@
 // (what the JS home agent did with op IPIP_DECAP), or into another away node's tunnel.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import { COUNTER_SLOTS, Op, Reason, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
+import { Op, Reason, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
 import type { NativeEngine } from '../../src/engine/native.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4, internetChecksum, setIpv4Checksum } from '../../src/wire/ipv4.js';
-import { ADDR, IMPLS, datagram, diffBytes, engineWith, hex, runMany, runOne, type RunResult } from './fixtures.js';
+import {
+  ADDR,
+  IMPLS,
+  datagram,
+  engineWith,
+  hex,
+  runMany,
+  runOne,
+  type RunResult,
+  outcomeOf,
+  outboundOnBoth,
+} from './fixtures.js';
 
 const opened: Engine[] = [];
 afterEach(() => {
@@ -41,25 +52,9 @@ function make(impl: (typeof IMPLS)[number], policies: readonly Policy[]): Engine
   return e;
 }
 
-function outcome(r: RunResult) {
-  return { verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop };
-}
-
 /** The packets through OUTBOUND on both paths: identical outcomes, bytes and counters. */
 function both(policies: readonly Policy[], packets: readonly Uint8Array[]): RunResult[] {
-  const counters: BigUint64Array[] = [];
-  const [ts, native] = IMPLS.map((impl) => {
-    const e = make(impl, policies);
-    const r = runMany(e, Op.OUTBOUND, packets, 0);
-    counters.push(e.counters().slice(0, COUNTER_SLOTS));
-    return r;
-  });
-  expect(ts.map(outcome), 'ts vs native outcomes').toEqual(native.map(outcome));
-  ts.forEach((r, i) =>
-    expect(hex(r.packet), `packet ${i}: ${diffBytes(r.packet, native[i].packet)}`).toBe(hex(native[i].packet)),
-  );
-  expect(counters[0]).toEqual(counters[1]);
-  return native;
+  return outboundOnBoth((impl) => make(impl, policies), packets);
 }
 
 /** IP-in-IP from `from` to `to` around `inner`, as a mobile node reverse-tunnels (RFC 2003 header, TTL 64). */
@@ -69,7 +64,7 @@ function tunnelled(from: string, inner: Uint8Array, o: { to?: string; fragment?:
 }
 
 const expectOutcome = (r: RunResult, verdict: number, reason: number, nexthop = 0) =>
-  expect(outcome(r)).toEqual({ verdict, reason, sa: 0, nexthop });
+  expect(outcomeOf(r)).toEqual({ verdict, reason, sa: 0, nexthop });
 
 describe("OUTBOUND action 'detunnel' (RFC 3024 reverse tunnels at the home agent), native and TS", () => {
   it('opens a reverse tunnel from the care-of address of the home address inside: FORWARD it as IPIP_DECAP left it', () => {

@@ -3,16 +3,7 @@
 // table validation with the same messages, the addon's own record checks, and thousands of /32 policies.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  COUNTER_SLOTS,
-  Op,
-  Reason,
-  Verdict,
-  type Engine,
-  type EngineImpl,
-  type Policy,
-  type SaDesc,
-} from '../../src/engine/index.js';
+import { Op, Reason, Verdict, type Engine, type EngineImpl, type Policy, type SaDesc } from '../../src/engine/index.js';
 import type { NativeEngine } from '../../src/engine/native.js';
 import { ipToU32, u32ToIp } from '../../src/wire/addr.js';
 import { IPPROTO_SKIP } from '../../src/wire/skip.js';
@@ -21,13 +12,14 @@ import {
   ADDR,
   IMPLS,
   datagram,
-  diffBytes,
   endSaPair,
   engineWith,
   hex,
   runMany,
   runOne,
   type RunResult,
+  outcomeOf,
+  outboundOnBoth,
 } from './fixtures.js';
 
 const opened: Engine[] = [];
@@ -47,10 +39,6 @@ function make(
   return e;
 }
 
-function outcome(r: RunResult) {
-  return { verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop };
-}
-
 /** The same packets through OUTBOUND with table `table` on both paths (fresh engines): identical outcomes, bytes and counters. */
 function both(
   sas: readonly SaDesc[],
@@ -59,19 +47,7 @@ function both(
   table = 0,
   setup?: Parameters<typeof engineWith>[2],
 ): RunResult[] {
-  const counters: BigUint64Array[] = [];
-  const [ts, native] = IMPLS.map((impl) => {
-    const e = make(impl, sas, policies, setup);
-    const r = runMany(e, Op.OUTBOUND, packets, table);
-    counters.push(e.counters().slice(0, COUNTER_SLOTS));
-    return r;
-  });
-  expect(ts.map(outcome), 'ts vs native outcomes').toEqual(native.map(outcome));
-  ts.forEach((r, i) =>
-    expect(hex(r.packet), `packet ${i}: ${diffBytes(r.packet, native[i].packet)}`).toBe(hex(native[i].packet)),
-  );
-  expect(counters[0]).toEqual(counters[1]);
-  return native;
+  return outboundOnBoth((impl) => make(impl, sas, policies, setup), packets, table);
 }
 
 const end = endSaPair({
@@ -109,7 +85,7 @@ describe('OUTBOUND policy tables, native and TS', () => {
       to('10.0.6.9'),
     ];
     const r = both([...SAS, end.in], policies, packets, 0, { local: [ADDR.sgw0] });
-    expect(r.map(outcome)).toEqual([
+    expect(r.map(outcomeOf)).toEqual([
       { verdict: Verdict.FORWARD, reason: Reason.none, sa: end.out.id, nexthop: ip(ADDR.sgw0) },
       { verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip('10.0.2.9') },
       { verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip('10.0.3.9') },
@@ -152,7 +128,7 @@ describe('OUTBOUND policy tables, native and TS', () => {
     const expired = [datagram(80, { ttl: 1 }), datagram(80, { ttl: 0 })];
     const r = both(SAS, policies, [...inputs, padded, fragment, ...expired]);
     for (const [i, input] of [...inputs, padded.subarray(0, 60), fragment].entries()) {
-      expect(outcome(r[i])).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip(ADDR.ch0) });
+      expect(outcomeOf(r[i])).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip(ADDR.ch0) });
       const out = r[i].packet;
       expect(out.length).toBe(input.length);
       expect(out[8]).toBe(input[8] - 1);
@@ -166,7 +142,7 @@ describe('OUTBOUND policy tables, native and TS', () => {
     }
     for (const [k, input] of expired.entries()) {
       const got = r[inputs.length + 2 + k];
-      expect(outcome(got)).toEqual({ verdict: Verdict.PUNT, reason: Reason.ttl_exceeded, sa: 0, nexthop: 0 });
+      expect(outcomeOf(got)).toEqual({ verdict: Verdict.PUNT, reason: Reason.ttl_exceeded, sa: 0, nexthop: 0 });
       expect(hex(got.packet)).toBe(hex(input));
     }
   });
@@ -269,8 +245,8 @@ describe('OUTBOUND policy tables, native and TS', () => {
     expect(hex(r[1].packet)).toBe(hex(fragment));
     for (const impl of IMPLS) {
       const direct = runMany(make(impl, [end.in], [], { local: [ADDR.sgw0] }), Op.INBOUND, packets);
-      expect(direct.map(outcome)).toEqual(
-        r.map((x, i) => (i === 1 ? { ...outcome(x), verdict: Verdict.DROP } : outcome(x))),
+      expect(direct.map(outcomeOf)).toEqual(
+        r.map((x, i) => (i === 1 ? { ...outcomeOf(x), verdict: Verdict.DROP } : outcomeOf(x))),
       );
       [0, 2].forEach((i) => expect(hex(direct[i].packet)).toBe(hex(r[i].packet)));
     }
@@ -411,7 +387,7 @@ describe('OUTBOUND policy tables, native and TS', () => {
     const packets = [sealed, badVersion, fragment, truncated];
     const general: Policy[] = [{ prefix: '0.0.0.0/0', action: 'pass', sa: 0 }];
     for (const [i, r] of both(SAS, general, packets).entries()) {
-      expect(outcome(r), `packet ${i}`).toMatchObject({
+      expect(outcomeOf(r), `packet ${i}`).toMatchObject({
         verdict: Verdict.PUNT,
         reason: i === 2 ? Reason.fragment : Reason.policy_punt,
       });
@@ -419,12 +395,12 @@ describe('OUTBOUND policy tables, native and TS', () => {
     }
     const skipPass: Policy[] = [{ prefix: '198.18.0.0/16', proto: IPPROTO_SKIP, action: 'pass', sa: 0 }];
     const [passed, unreadable, fragmented, short] = both(SAS, skipPass, packets);
-    expect(outcome(passed)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip(ADDR.sgw0) });
+    expect(outcomeOf(passed)).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip(ADDR.sgw0) });
     expect(passed.packet[8]).toBe(sealed[8] - 1);
     expect(hex(passed.packet.subarray(20))).toBe(hex(sealed.subarray(20)));
-    expect(outcome(unreadable)).toMatchObject({ verdict: Verdict.DROP, reason: Reason.bad_skip });
-    expect(outcome(fragmented)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.fragment });
-    expect(outcome(short)).toMatchObject({ verdict: Verdict.DROP, reason: Reason.truncated });
+    expect(outcomeOf(unreadable)).toMatchObject({ verdict: Verdict.DROP, reason: Reason.bad_skip });
+    expect(outcomeOf(fragmented)).toMatchObject({ verdict: Verdict.PUNT, reason: Reason.fragment });
+    expect(outcomeOf(short)).toMatchObject({ verdict: Verdict.DROP, reason: Reason.truncated });
   });
 
   it('proto: a policy for one IPv4 protocol takes only its datagrams; the others fall through to the next policy of the prefix, then to shorter prefixes', () => {

@@ -3,12 +3,22 @@
 // (also nested IP-in-IP from it); TTL <= 1 is punted unchanged — and tables with a malformed tunnel refused alike.
 process.env.MIPSEC_NATIVE = '1';
 import { afterEach, describe, expect, it } from 'vitest';
-import { COUNTER_SLOTS, Op, Reason, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
+import { Op, Reason, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
 import type { NativeEngine } from '../../src/engine/native.js';
 import { decrementTtl } from '../../src/net/ip.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4, internetChecksum } from '../../src/wire/ipv4.js';
-import { ADDR, IMPLS, datagram, diffBytes, engineWith, hex, runMany, runOne, type RunResult } from './fixtures.js';
+import {
+  ADDR,
+  IMPLS,
+  datagram,
+  engineWith,
+  hex,
+  runOne,
+  type RunResult,
+  outcomeOf,
+  outboundOnBoth,
+} from './fixtures.js';
 
 const opened: Engine[] = [];
 afterEach(() => {
@@ -28,25 +38,9 @@ function make(impl: (typeof IMPLS)[number], policies: readonly Policy[]): Engine
   return e;
 }
 
-function outcome(r: RunResult) {
-  return { verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop };
-}
-
 /** The packets through OUTBOUND on both paths: identical outcomes, bytes and counters. */
 function both(policies: readonly Policy[], packets: readonly Uint8Array[], table = 0): RunResult[] {
-  const counters: BigUint64Array[] = [];
-  const [ts, native] = IMPLS.map((impl) => {
-    const e = make(impl, policies);
-    const r = runMany(e, Op.OUTBOUND, packets, table);
-    counters.push(e.counters().slice(0, COUNTER_SLOTS));
-    return r;
-  });
-  expect(ts.map(outcome), 'ts vs native outcomes').toEqual(native.map(outcome));
-  ts.forEach((r, i) =>
-    expect(hex(r.packet), `packet ${i}: ${diffBytes(r.packet, native[i].packet)}`).toBe(hex(native[i].packet)),
-  );
-  expect(counters[0]).toEqual(counters[1]);
-  return native;
+  return outboundOnBoth((impl) => make(impl, policies), packets, table);
 }
 
 /** What the JS home agent built per packet before the policy (home-agent.ts tunnel()): TTL − 1, then op IPIP_ENCAP. */
@@ -78,7 +72,7 @@ describe("OUTBOUND action 'tunnel' (RFC 2003), native and TS", () => {
     const r = both([TUNNEL], inputs);
     for (const [i, input] of inputs.entries()) {
       const inner = input.subarray(0, (input[2] << 8) | input[3]);
-      expect(outcome(r[i])).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip(COA) });
+      expect(outcomeOf(r[i])).toEqual({ verdict: Verdict.FORWARD, reason: Reason.none, sa: 0, nexthop: ip(COA) });
       const out = r[i].packet;
       expect(out.length, 'outer header + the datagram without trailing bytes').toBe(20 + inner.length);
       expect(internetChecksum(out, 0, 20), 'outer checksum').toBe(0);
@@ -103,7 +97,7 @@ describe("OUTBOUND action 'tunnel' (RFC 2003), native and TS", () => {
     );
     const r = both([TUNNEL], [fromExit, fromExitTtl1, nested]);
     for (const [i, input] of [fromExit, fromExitTtl1, nested].entries()) {
-      expect(outcome(r[i])).toEqual({ verdict: Verdict.DROP, reason: Reason.loop, sa: 0, nexthop: 0 });
+      expect(outcomeOf(r[i])).toEqual({ verdict: Verdict.DROP, reason: Reason.loop, sa: 0, nexthop: 0 });
       expect(hex(r[i].packet), 'unchanged').toBe(hex(input));
     }
   });
@@ -116,14 +110,14 @@ describe("OUTBOUND action 'tunnel' (RFC 2003), native and TS", () => {
     const elsewhere = datagram(80, { src: ADDR.ch0, dst: '10.0.0.101' });
     const r = both([TUNNEL], [...expired, elsewhere]);
     for (const [i, input] of expired.entries()) {
-      expect(outcome(r[i])).toEqual({ verdict: Verdict.PUNT, reason: Reason.ttl_exceeded, sa: 0, nexthop: 0 });
+      expect(outcomeOf(r[i])).toEqual({ verdict: Verdict.PUNT, reason: Reason.ttl_exceeded, sa: 0, nexthop: 0 });
       expect(hex(r[i].packet)).toBe(hex(input));
     }
-    expect(outcome(r[2]).reason, 'another address: no policy').toBe(Reason.no_policy);
+    expect(outcomeOf(r[2]).reason, 'another address: no policy').toBe(Reason.no_policy);
     const inTable3 = both([{ ...TUNNEL, table: 3 }], [datagram(80, { src: ADDR.ch0, dst: HOME })], 0);
-    expect(outcome(inTable3[0]).reason, 'table 0 has no tunnel').toBe(Reason.no_policy);
+    expect(outcomeOf(inTable3[0]).reason, 'table 0 has no tunnel').toBe(Reason.no_policy);
     const [shared] = both([{ ...TUNNEL, table: 3 }], [datagram(80, { src: ADDR.ch0, dst: HOME })], 3);
-    expect(outcome(shared).verdict).toBe(Verdict.FORWARD);
+    expect(outcomeOf(shared).verdict).toBe(Verdict.FORWARD);
   });
 
   it('refuses a malformed tunnel with the same message on both paths, naming the policy and the field', () => {

@@ -32,6 +32,7 @@ import {
   runMany,
   runOne,
   type RunResult,
+  outcomeOf,
 } from './fixtures.js';
 
 const opened: Engine[] = [];
@@ -51,10 +52,6 @@ function make(
   return e;
 }
 
-function outcome(r: RunResult) {
-  return { verdict: r.verdict, reason: r.reason, sa: r.sa, nexthop: r.nexthop };
-}
-
 /** Runs `steps` on a fresh engine per path; every step's outcomes, bytes, and the counters must agree. */
 function both(
   sas: readonly SaDesc[],
@@ -67,7 +64,7 @@ function both(
   });
   const [ts, native] = runs;
   ts.results.forEach((step, s) => {
-    expect(step.map(outcome), `step ${s}: ts vs native`).toEqual(native.results[s].map(outcome));
+    expect(step.map(outcomeOf), `step ${s}: ts vs native`).toEqual(native.results[s].map(outcomeOf));
     step.forEach((r, i) =>
       expect(hex(r.packet), `step ${s} packet ${i}: ${diffBytes(r.packet, native.results[s][i].packet)}`).toBe(
         hex(native.results[s][i].packet),
@@ -141,7 +138,7 @@ describe('SaDesc.maxPackets, native and TS', () => {
         expect(e.counters()[Reason.rekey], e.impl).toBe(2n);
         return [r];
       });
-      expect(r.map(outcome)).toEqual([
+      expect(r.map(outcomeOf)).toEqual([
         ...Array(3).fill(sent(pair.out.id, ADDR.sgw0)),
         rekey(pair.out.id),
         rekey(pair.out.id),
@@ -166,10 +163,10 @@ describe('SaDesc.maxPackets, native and TS', () => {
         [runOne(e, Op.ENCAP, input[0], spiEnd.out.id)],
       ],
     );
-    expect(e1.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), rekey(end.out.id), rekey(end.out.id)]);
-    expect(w1.map(outcome)).toEqual([sent(hop.out.id, ADDR.sgw0), rekey(hop.out.id), rekey(hop.out.id)]);
+    expect(e1.map(outcomeOf)).toEqual([sent(end.out.id, ADDR.sgw0), rekey(end.out.id), rekey(end.out.id)]);
+    expect(w1.map(outcomeOf)).toEqual([sent(hop.out.id, ADDR.sgw0), rekey(hop.out.id), rekey(hop.out.id)]);
     expect(hex(w1[2].packet)).toBe(hex(input[2]));
-    expect(outcome(big[0]), 'too big for the slot, but the SA is spent: rekey first').toEqual(rekey(end.out.id));
+    expect(outcomeOf(big[0]), 'too big for the slot, but the SA is spent: rekey first').toEqual(rekey(end.out.id));
     // An SA under its limit whose sequence numbers ran out is still seq_exhausted (and seals nothing).
     expect(exhausted[0].reason).toBe(Reason.seq_exhausted);
   });
@@ -178,7 +175,7 @@ describe('SaDesc.maxPackets, native and TS', () => {
     const inner = runOne(make('ts', [end.out]), Op.ENCAP, datagram(120), end.out.id).packet;
     const padded = Uint8Array.from([...inner, 0xaa, 0xbb, 0xcc]);
     const [r] = both([limited(hop.out, 1)], (e) => [runMany(e, Op.WRAP, [inner, padded], hop.out.id)]);
-    expect(r.map(outcome)).toEqual([sent(hop.out.id, ADDR.sgw0), rekey(hop.out.id)]);
+    expect(r.map(outcomeOf)).toEqual([sent(hop.out.id, ADDR.sgw0), rekey(hop.out.id)]);
     expect(hex(r[1].packet)).toBe(hex(padded));
   });
 
@@ -196,10 +193,10 @@ describe('SaDesc.maxPackets, native and TS', () => {
       },
       policies,
     );
-    expect(r.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0), rekey(hop.out.id)]);
+    expect(r.map(outcomeOf)).toEqual([sent(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0), rekey(hop.out.id)]);
     expect(hex(r[2].packet)).toBe(hex(input[2]));
     const [s] = both([limited(end.out, 1), hop.out], (e) => [runMany(e, Op.OUTBOUND, input)], policies);
-    expect(s.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), rekey(end.out.id), rekey(end.out.id)]);
+    expect(s.map(outcomeOf)).toEqual([sent(end.out.id, ADDR.sgw0), rekey(end.out.id), rekey(end.out.id)]);
     expect(hex(s[1].packet)).toBe(hex(input[1]));
   });
 
@@ -230,9 +227,9 @@ describe('SaDesc.maxPackets, native and TS', () => {
       },
       table(end.out.id),
     );
-    expect(first.map(outcome)).toEqual([sent(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0), rekey(end.out.id)]);
+    expect(first.map(outcomeOf)).toEqual([sent(end.out.id, ADDR.sgw0), sent(end.out.id, ADDR.sgw0), rekey(end.out.id)]);
     expect(hex(first[2].packet)).toBe(hex(input[2]));
-    expect(outcome(again[0])).toEqual(sent(next.out.id, ADDR.sgw0));
+    expect(outcomeOf(again[0])).toEqual(sent(next.out.id, ADDR.sgw0));
     expect(opened_.map((r) => [r.verdict, r.sa])).toEqual([
       [Verdict.DELIVER, end.in.id],
       [Verdict.DELIVER, end.in.id],
@@ -269,9 +266,9 @@ describe('SaDesc.maxPackets, native and TS', () => {
       const e = make(impl, [inHop.in, limited(relay.out, 1)], undefined, setup);
       return [...runMany(e, Op.INBOUND, arriving), runOne(e, Op.WRAP, espDatagram(70), relay.out.id)];
     });
-    expect(runs[0].map(outcome)).toEqual(runs[1].map(outcome));
+    expect(runs[0].map(outcomeOf)).toEqual(runs[1].map(outcomeOf));
     runs[0].forEach((r, i) => expect(hex(r.packet)).toBe(hex(runs[1][i].packet)));
-    expect(runs[1].map(outcome)).toEqual([...Array(3).fill(sent(inHop.in.id, ADDR.sgw2)), rekey(relay.out.id)]);
+    expect(runs[1].map(outcomeOf)).toEqual([...Array(3).fill(sent(inHop.in.id, ADDR.sgw2)), rekey(relay.out.id)]);
   });
 
   it('refuses a maxPackets outside 1..2^32-1 on an out SA, naming the field', () => {
@@ -310,7 +307,7 @@ describe('SaDesc.softPackets, native and TS', () => {
         return [r];
       });
       const to = ADDR.sgw0;
-      expect(r.map(outcome)).toEqual([
+      expect(r.map(outcomeOf)).toEqual([
         sent(pair.out.id, to),
         due(pair.out.id, to),
         sent(pair.out.id, to),
@@ -322,7 +319,7 @@ describe('SaDesc.softPackets, native and TS', () => {
 
   it('WRAP: a soft limit of 1 without a hard limit says rekey_due on the first packet and never again', () => {
     const [r] = both([soft(hop.out, 1)], (e) => [runMany(e, Op.WRAP, packets(3), hop.out.id)]);
-    expect(r.map(outcome)).toEqual([
+    expect(r.map(outcomeOf)).toEqual([
       due(hop.out.id, ADDR.sgw0),
       sent(hop.out.id, ADDR.sgw0),
       sent(hop.out.id, ADDR.sgw0),
@@ -332,14 +329,14 @@ describe('SaDesc.softPackets, native and TS', () => {
   it('OUTBOUND protect names the SA of the chain that reached its soft limit (the End-End one first)', () => {
     const policies: Policy[] = [{ prefix: '10.0.0.0/24', sa: end.out.id, wrap: hop.out.id }];
     const [r] = both([soft(end.out, 3), soft(hop.out, 2)], (e) => [runMany(e, Op.OUTBOUND, packets(4))], policies);
-    expect(r.map(outcome)).toEqual([
+    expect(r.map(outcomeOf)).toEqual([
       sent(end.out.id, ADDR.sgw0),
       due(hop.out.id, ADDR.sgw0),
       due(end.out.id, ADDR.sgw0),
       sent(end.out.id, ADDR.sgw0),
     ]);
     const [s] = both([soft(end.out, 2), soft(hop.out, 2)], (e) => [runMany(e, Op.OUTBOUND, packets(3))], policies);
-    expect(s.map(outcome)).toEqual([
+    expect(s.map(outcomeOf)).toEqual([
       sent(end.out.id, ADDR.sgw0),
       due(end.out.id, ADDR.sgw0),
       sent(end.out.id, ADDR.sgw0),
@@ -364,9 +361,9 @@ describe('SaDesc.softPackets, native and TS', () => {
     const runs = IMPLS.map((impl) =>
       runMany(make(impl, [inHop.in, soft(relay.out, 2)], undefined, setup), Op.INBOUND, arriving),
     );
-    expect(runs[0].map(outcome)).toEqual(runs[1].map(outcome));
+    expect(runs[0].map(outcomeOf)).toEqual(runs[1].map(outcomeOf));
     runs[0].forEach((r, i) => expect(hex(r.packet)).toBe(hex(runs[1][i].packet)));
-    expect(runs[1].map(outcome)).toEqual([
+    expect(runs[1].map(outcomeOf)).toEqual([
       sent(inHop.in.id, ADDR.sgw2),
       due(relay.out.id, ADDR.sgw2),
       sent(inHop.in.id, ADDR.sgw2),
