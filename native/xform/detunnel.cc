@@ -7,10 +7,9 @@
 namespace mipsec {
 
 Outcome policy_detunnel(const Tables& t, Packet& pkt, const Ipv4View& outer, uint32_t table) {
-  const Outcome opened = xform_ipip_decap(pkt);  // IPIP_DECAP's checks; pkt is the datagram inside from here
-  if (opened.verdict != V_DELIVER) return opened;
+  // IPIP_DECAP's checks on the header OUTBOUND parsed (a fragment was punted before); pkt is the datagram inside.
   Ipv4View inner;
-  if (Reason r = ipv4_parse(pkt.data, pkt.len, &inner, FragmentCheck::allow)) return fail(r);
+  if (Reason r = ipip_open(pkt, outer, &inner)) return fail(r);
   // Only a registered mobile node, from its own care-of address, with its home address as the source inside: anyone
   // else could have the home agent emit datagrams with a home address as their source.
   const PolicyEntry* reply = t.policy(table, inner.dst, inner.src, inner.proto);

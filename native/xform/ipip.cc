@@ -29,16 +29,20 @@ Outcome policy_tunnel(Packet& pkt, const Ipv4View& ip, const PolicyEntry& policy
   return xform_ipip_encap(pkt, policy.tunnel_src, policy.tunnel_dst);
 }
 
+Reason ipip_open(Packet& pkt, const Ipv4View& outer, Ipv4View* inner) {
+  if (outer.proto != PROTO_IPIP) return R_BAD_NEXT_HEADER;
+  uint8_t* at = pkt.data + outer.header_len;
+  if (Reason r = ipv4_parse(at, outer.total_len - outer.header_len, inner, FragmentCheck::allow)) return r;
+  if (inner->ttl == 0) return R_TTL_EXPIRED;
+  pkt.data = at;
+  pkt.len = inner->total_len;
+  return R_NONE;
+}
+
 Outcome xform_ipip_decap(Packet& pkt) {
   Ipv4View outer, inner;
   if (Reason r = ipv4_parse(pkt.data, pkt.len, &outer)) return fail(r);
-  if (outer.proto != PROTO_IPIP) return fail(R_BAD_NEXT_HEADER);
-  uint8_t* at = pkt.data + outer.header_len;
-  const size_t len = outer.total_len - outer.header_len;
-  if (Reason r = ipv4_parse(at, len, &inner, FragmentCheck::allow)) return fail(r);
-  if (inner.ttl == 0) return fail(R_TTL_EXPIRED);
-  pkt.data = at;
-  pkt.len = inner.total_len;
+  if (Reason r = ipip_open(pkt, outer, &inner)) return fail(r);
   return deliver(0);
 }
 

@@ -28,6 +28,9 @@ Outcome xform_ipip_encap(Packet& pkt, uint32_t outer_src, uint32_t outer_dst);
 // RFC 2003 §3.2: a datagram whose source is the tunnel exit is never tunnelled (IPIP_ENCAP, OUTBOUND tunnel).
 inline bool ipip_loop(const Ipv4View& inner, uint32_t outer_dst) { return inner.src == outer_dst; }
 Outcome xform_ipip_decap(Packet& pkt);
+// IPIP_DECAP's steps after the outer header (parsed as outer, whole): protocol 4, the inner header (fragments allowed),
+// TTL > 0; then pkt is the inner datagram (parsed as inner). Unchanged on a failure.
+Reason ipip_open(Packet& pkt, const Ipv4View& outer, Ipv4View* inner);
 Outcome xform_outbound(const Tables& t, Packet& pkt, uint32_t table);
 // A router's TTL − 1 on the datagram at pkt (the caller checked TTL > 1), RFC 1624 (OUTBOUND pass and tunnel, a
 // Next-hop SA's `plain` pass).

@@ -7,8 +7,8 @@ import { buildIpv4, internetChecksum, IpProto, parseIpv4 } from '../wire/ipv4.js
 /** The ICMP types (RFC 792) the hosts act on. */
 export const IcmpType = { ECHO_REPLY: 0, DEST_UNREACHABLE: 3, ECHO_REQUEST: 8, TIME_EXCEEDED: 11 } as const;
 const FRAGMENTATION_NEEDED = 4;
-/** Type, code, checksum, identifier, sequence. */
-const ECHO_HEADER_BYTES = 8;
+/** Type, code, checksum and 4 bytes more (an echo's identifier and sequence; an error's quote follows them). */
+export const ICMP_HEADER_BYTES = 8;
 
 /** The echo reply to `packet`, or undefined when it is not a well-formed, unfragmented ICMP echo request. */
 export function echoReply(packet: Uint8Array): Uint8Array | undefined {
@@ -16,7 +16,7 @@ export function echoReply(packet: Uint8Array): Uint8Array | undefined {
   if (!ip.ok || ip.header.protocol !== IpProto.ICMP) return undefined;
   const { headerLength, totalLength, src, dst } = ip.header;
   if (
-    totalLength - headerLength < ECHO_HEADER_BYTES ||
+    totalLength - headerLength < ICMP_HEADER_BYTES ||
     packet[headerLength] !== IcmpType.ECHO_REQUEST ||
     packet[headerLength + 1] !== 0
   )
@@ -40,7 +40,7 @@ export function isFragmentationNeeded(packet: Uint8Array): boolean {
   const ip = parseIpv4(packet, 0);
   if (!ip.ok || ip.header.protocol !== IpProto.ICMP) return false;
   const { headerLength, totalLength, dst } = ip.header;
-  const at = headerLength + ECHO_HEADER_BYTES;
+  const at = headerLength + ICMP_HEADER_BYTES;
   if (totalLength < at + 20 + 8 || packet[headerLength] !== IcmpType.DEST_UNREACHABLE) return false;
   if (packet[headerLength + 1] !== FRAGMENTATION_NEEDED) return false;
   if (internetChecksum(packet, headerLength, totalLength) !== 0) return false;

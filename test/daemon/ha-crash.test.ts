@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrarSpec } from '../../src/bench/soak/registrar.js';
 import { canRunNetns } from '../io/topology.js';
 import { figure6Fixture } from './fixture.js';
-import { daemonStatus, ensureDist, ROOT, startInNs, TestNamespaces, waitFor, type StartedDaemon } from './netns.js';
+import { daemonStatus, ensureDist, ROOT, startHaInNs, TestNamespaces, waitFor, type StartedDaemon } from './netns.js';
 
 const REGISTRATIONS = 1000;
 const KILLS = 20;
@@ -44,24 +44,7 @@ describe.skipIf(!canRunNetns)('mipsec ha under SIGKILL during a registration sto
     spaces.close();
   });
 
-  const startHa = async (): Promise<StartedDaemon> => {
-    const d = startInNs(haNs, [
-      'ha',
-      '--config',
-      fx.file('ha.yaml'),
-      '--mn-ha-key',
-      fx.file('mn-ha.keys'),
-      '--status-socket',
-      fx.file('ha.sock'),
-      '--state-dir',
-      fx.file('state'),
-    ]);
-    await waitFor(
-      () => `the HA to start (output: ${d.out()})`,
-      () => d.out().includes('"event":"started"'),
-    );
-    return d;
-  };
+  const startHa = () => startHaInNs(haNs, (name) => fx.file(name));
 
   it(`${KILLS} kill -9s during ${REGISTRATIONS} registrations lose no acknowledged binding`, async () => {
     current = await startHa();

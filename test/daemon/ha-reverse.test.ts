@@ -9,16 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistrarSpec } from '../../src/bench/soak/registrar.js';
 import { canRunNetns, pythonInNetns } from '../io/topology.js';
 import { figure6Fixture } from './fixture.js';
-import {
-  daemonStatus,
-  ensureDist,
-  ipIn,
-  ROOT,
-  startInNs,
-  TestNamespaces,
-  waitFor,
-  type StartedDaemon,
-} from './netns.js';
+import { daemonStatus, ensureDist, ipIn, ROOT, startHaInNs, TestNamespaces, type StartedDaemon } from './netns.js';
 
 const HA_ADDRESS = '10.0.0.2';
 const HOME = '10.0.0.100';
@@ -88,22 +79,7 @@ describe.skipIf(!canRunNetns)('mipsec ha: reverse tunnels in the I/O loop (root,
     ipIn(lanNs, 'addr', 'add', `${CARE_OF}/32`, 'dev', 'eth0');
     ipIn(haNs, 'route', 'add', '10.1.0.0/16', 'via', CH);
     writeFileSync(fx.file('mn-ha.keys'), `${HOME} 4096 ${MN_HA_KEY}\n`, { mode: 0o600 });
-    ha = startInNs(haNs, [
-      'ha',
-      '--config',
-      fx.file('ha.yaml'),
-      '--mn-ha-key',
-      fx.file('mn-ha.keys'),
-      '--status-socket',
-      fx.file('ha.sock'),
-      '--state-dir',
-      fx.file('state'),
-    ]);
-    await waitFor(
-      () => `the HA to start (output: ${ha!.out()})`,
-      () => ha!.out().includes('"event":"started"'),
-      40_000,
-    );
+    ha = await startHaInNs(haNs, (name) => fx.file(name));
     // Register HOME at CARE_OF from the LAN namespace, as the mobile node would.
     const spec: RegistrarSpec = {
       ha: HA_ADDRESS,

@@ -95,6 +95,30 @@ export function startInNs(ns: string, args: readonly string[]): StartedDaemon {
   return { child, out: () => out, exited };
 }
 
+/**
+ * `mipsec ha` in namespace `ns` with the files `file` names (ha.yaml, mn-ha.keys, the socket ha.sock, the state
+ * directory state), once it logged "started".
+ */
+export async function startHaInNs(ns: string, file: (name: string) => string): Promise<StartedDaemon> {
+  const d = startInNs(ns, [
+    'ha',
+    '--config',
+    file('ha.yaml'),
+    '--mn-ha-key',
+    file('mn-ha.keys'),
+    '--status-socket',
+    file('ha.sock'),
+    '--state-dir',
+    file('state'),
+  ]);
+  await waitFor(
+    () => `the HA to start (output: ${d.out()})`,
+    () => d.out().includes('"event":"started"'),
+    40_000,
+  );
+  return d;
+}
+
 /** Polls `check` every 20 ms; `what` may be a function so the message shows output gathered while waiting. */
 export async function waitFor(what: string | (() => string), check: () => boolean, ms = 15_000): Promise<void> {
   for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (check()) return;

@@ -11,6 +11,7 @@ import {
   type EngineImpl,
   type OpCode,
   type PacketResult,
+  type Policy,
   type SaDesc,
 } from '../../src/engine/index.js';
 import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../../src/engine/types.js';
@@ -258,12 +259,13 @@ export function outboundOnBoth(
 export function engineWith(
   impl: EngineImpl,
   sas: readonly SaDesc[],
-  setup?: { local?: string[]; routes?: { prefix: string; sa: number }[] },
+  setup?: { local?: string[]; routes?: { prefix: string; sa: number }[]; policies?: readonly Policy[] },
 ): Engine {
   const engine = createEngine(impl);
   for (const sa of sas) engine.installSa(sa);
   if (setup?.local) engine.setLocalAddresses(setup.local);
   if (setup?.routes) engine.setRoutes(setup.routes);
+  if (setup?.policies) engine.setPolicies(setup.policies);
   return engine;
 }
 

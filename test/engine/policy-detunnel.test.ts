@@ -3,8 +3,8 @@
 // only from the care-of address of the home address inside (else DROP untrusted_tunnel), then sent on as it came out
 // (what the JS home agent did with op IPIP_DECAP), or into another away node's tunnel.
 process.env.MIPSEC_NATIVE = '1';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Op, Reason, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
+import { describe, expect, it } from 'vitest';
+import { Op, Reason, Verdict, type Policy } from '../../src/engine/index.js';
 import type { NativeEngine } from '../../src/engine/native.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4, internetChecksum, setIpv4Checksum } from '../../src/wire/ipv4.js';
@@ -19,12 +19,10 @@ import {
   type RunResult,
   outcomeOf,
   outboundOnBoth,
+  closedAfterEach,
 } from './fixtures.js';
 
-const opened: Engine[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) e.close();
-});
+const closed = closedAfterEach();
 
 const ip = ipToU32;
 const HA = ADDR.ha;
@@ -45,12 +43,7 @@ const tunnelTo = (home: string, careOf: string): Policy => ({
 const DETUNNEL: Policy = { prefix: `${HA}/32`, proto: IpProto.IPIP, action: 'detunnel', sa: 0 };
 const TABLES: Policy[] = [tunnelTo(HOME, COA), tunnelTo(HOME2, COA2), tunnelTo(HOME3, COA), DETUNNEL];
 
-function make(impl: (typeof IMPLS)[number], policies: readonly Policy[]): Engine {
-  const e = engineWith(impl, []);
-  e.setPolicies(policies);
-  opened.push(e);
-  return e;
-}
+const make = (impl: (typeof IMPLS)[number], policies: readonly Policy[]) => closed(engineWith(impl, [], { policies }));
 
 /** The packets through OUTBOUND on both paths: identical outcomes, bytes and counters. */
 function both(policies: readonly Policy[], packets: readonly Uint8Array[]): RunResult[] {

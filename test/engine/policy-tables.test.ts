@@ -2,7 +2,7 @@
 // order, fallthrough to shorter destination prefixes, every action (protect, bypass, pass, punt, drop, inbound),
 // table validation with the same messages, the addon's own record checks, and thousands of /32 policies.
 process.env.MIPSEC_NATIVE = '1';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Op, Reason, Verdict, type Engine, type EngineImpl, type Policy, type SaDesc } from '../../src/engine/index.js';
 import type { NativeEngine } from '../../src/engine/native.js';
 import { ipToU32, u32ToIp } from '../../src/wire/addr.js';
@@ -20,12 +20,10 @@ import {
   type RunResult,
   outcomeOf,
   outboundOnBoth,
+  closedAfterEach,
 } from './fixtures.js';
 
-const opened: Engine[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) e.close();
-});
+const closed = closedAfterEach();
 
 function make(
   impl: EngineImpl,
@@ -33,10 +31,7 @@ function make(
   policies: readonly Policy[],
   setup?: Parameters<typeof engineWith>[2],
 ): Engine {
-  const e = engineWith(impl, sas, setup);
-  e.setPolicies(policies);
-  opened.push(e);
-  return e;
+  return closed(engineWith(impl, sas, { ...setup, policies }));
 }
 
 /** The same packets through OUTBOUND with table `table` on both paths (fresh engines): identical outcomes, bytes and counters. */

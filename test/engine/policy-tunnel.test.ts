@@ -2,8 +2,8 @@
 // byte-identical results — TTL − 1, then the IPIP_ENCAP header; what comes from the tunnel exit is dropped `loop`
 // (also nested IP-in-IP from it); TTL <= 1 is punted unchanged — and tables with a malformed tunnel refused alike.
 process.env.MIPSEC_NATIVE = '1';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Op, Reason, Verdict, type Engine, type Policy } from '../../src/engine/index.js';
+import { describe, expect, it } from 'vitest';
+import { Op, Reason, Verdict, type Policy } from '../../src/engine/index.js';
 import type { NativeEngine } from '../../src/engine/native.js';
 import { decrementTtl } from '../../src/net/ip.js';
 import { ipToU32 } from '../../src/wire/addr.js';
@@ -18,12 +18,10 @@ import {
   type RunResult,
   outcomeOf,
   outboundOnBoth,
+  closedAfterEach,
 } from './fixtures.js';
 
-const opened: Engine[] = [];
-afterEach(() => {
-  for (const e of opened.splice(0)) e.close();
-});
+const closed = closedAfterEach();
 
 const ip = ipToU32;
 const HA = ADDR.ha;
@@ -31,12 +29,7 @@ const COA = ADDR.smnCoa;
 const HOME = ADDR.smnHome;
 const TUNNEL: Policy = { prefix: `${HOME}/32`, action: 'tunnel', sa: 0, tunnel: { src: HA, dst: COA } };
 
-function make(impl: (typeof IMPLS)[number], policies: readonly Policy[]): Engine {
-  const e = engineWith(impl, []);
-  e.setPolicies(policies);
-  opened.push(e);
-  return e;
-}
+const make = (impl: (typeof IMPLS)[number], policies: readonly Policy[]) => closed(engineWith(impl, [], { policies }));
 
 /** The packets through OUTBOUND on both paths: identical outcomes, bytes and counters. */
 function both(policies: readonly Policy[], packets: readonly Uint8Array[], table = 0): RunResult[] {

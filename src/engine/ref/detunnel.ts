@@ -1,10 +1,10 @@
 // OUTBOUND `detunnel`: a home agent's end of its mobile nodes' reverse tunnels (RFC 3024; docs/engine.md §4.2). The
 // bindings are already in the table as `tunnel` policies (home address → care-of address), so they decide both
 // directions: a reverse tunnel is opened only when the tunnel a reply would take ends exactly where it came from.
-import { parseIpv4, type Ipv4Header } from '../../wire/ipv4.js';
+import { parseIpip } from '../../wire/ipip.js';
+import type { Ipv4Header } from '../../wire/ipv4.js';
 import type { PolicyIndex } from '../policy.js';
-import { Verdict } from '../types.js';
-import { ipipDecap, policyTunnel } from './ipip.js';
+import { policyTunnel } from './ipip.js';
 import { forward, reject, type Outcome, type Slot } from './outcome.js';
 
 export function policyDetunnel(
@@ -15,12 +15,10 @@ export function policyDetunnel(
   length: number,
   outer: Ipv4Header,
 ): Outcome {
-  const opened = ipipDecap(slot, offset, length); // IPIP_DECAP's checks; the datagram inside from here
-  if (opened.verdict !== Verdict.DELIVER) return opened;
-  const at = opened.offset;
-  const ip = parseIpv4(slot.buf, at, at + opened.length, { allowFragments: true });
-  if (!ip.ok) return reject(ip.reason, at, opened.length);
-  const inner = ip.header;
+  // IPIP_DECAP's checks (a fragment was punted before); the datagram inside from here.
+  const opened = parseIpip(slot.buf, offset, offset + length);
+  if (!opened.ok) return reject(opened.reason, offset, length);
+  const { inner, innerOffset: at } = opened;
   // Only a registered mobile node, from its own care-of address, with its home address as the source inside: anyone
   // else could have the home agent emit datagrams with a home address as their source.
   const reply = policies.find(table, inner.dst, inner.src, inner.protocol);

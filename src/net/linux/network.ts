@@ -55,7 +55,7 @@ import { MAX_PACKET } from '../../engine/io.js';
 import type { NativeEngine } from '../../engine/native.js';
 import { u32ToIp } from '../../wire/addr.js';
 import { IpProto } from '../../wire/ipv4.js';
-import { IcmpType } from '../echo.js';
+import { ICMP_HEADER_BYTES, IcmpType } from '../echo.js';
 import { LinkCore, NetworkCore } from '../host-core.js';
 import { NetnsSession, randomSuffix } from '../netns.js';
 import type { CapturedPacket, Clock, HostOptions, LinkKind, LinkOptions, LossModel, Timer } from '../types.js';
@@ -549,11 +549,11 @@ export function isApplicationTraffic(packet: Uint8Array, quoted = false): boolea
   if (proto === IpProto.ICMP) {
     const type = packet[ihl];
     if (type === IcmpType.ECHO_REQUEST || type === IcmpType.ECHO_REPLY) return true;
-    // The quote starts 8 bytes in: the datagram's header and its first 8 bytes (RFC 792). One level deep only.
+    // The quote follows the ICMP header: the datagram's header and its first 8 bytes (RFC 792). One level deep only.
     return (
       !quoted &&
       (type === IcmpType.DEST_UNREACHABLE || type === IcmpType.TIME_EXCEEDED) &&
-      isApplicationTraffic(packet.subarray(ihl + 8), true)
+      isApplicationTraffic(packet.subarray(ihl + ICMP_HEADER_BYTES), true)
     );
   }
   if (proto === IpProto.UDP) {
