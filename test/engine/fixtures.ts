@@ -14,6 +14,7 @@ import {
   type Policy,
   type SaDesc,
 } from '../../src/engine/index.js';
+import { seededBytes } from '../../src/bench/fixtures.js';
 import { KEY_BYTES, SkipAlg, type Coverage, type EspSuite, type MacAlg } from '../../src/engine/types.js';
 import { ipToU32 } from '../../src/wire/addr.js';
 import { IpProto, buildIpv4, IPV4_FLAG_DF } from '../../src/wire/ipv4.js';
@@ -37,19 +38,7 @@ export const ADDR = {
 } as const;
 
 /** Deterministic bytes (never all-equal) so both impls get identical keys. */
-export function bytes(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+export const bytes = seededBytes;
 
 export interface SkipIdentity {
   src?: string;
