@@ -7,7 +7,7 @@ import { figure6World } from './figure6-world.js';
 import { endAhEsp, nextAh, SGW, smnId, udp } from './formats.js';
 import { moveFigures } from './handover.js';
 import { HOME_PROXY, homeProxyStacks, runProxy, sendViaHomeProxy } from './proxy.js';
-import { runScenario, SETTLE_MS, type Scenario } from './scenario.js';
+import { runScenario, SETTLE_MS, type LabRuntime, type Scenario } from './scenario.js';
 import { F6, figure6Scenarios } from './scenarios/figure6-cases.js';
 import { chainScenario, section3Scenarios } from './scenarios/section3.js';
 import { clearCaptures, stackDiff, stacksByLink } from './stacks.js';
@@ -108,38 +108,64 @@ function chainCase(n: number): LabCase {
   });
 }
 
+/**
+ * A case on a Figure 6 world of its own: `body` readies it (hosts it adds come first), runs the case and returns the
+ * path the applications then measure (the real-network extras), if any; the world closes afterwards unless the extras
+ * keep it (`--keep`).
+ */
+function figure6Case(
+  id: string,
+  section: string,
+  title: string,
+  body: <N extends Network>(
+    world: World<N>,
+    result: CaseResult,
+    runtime: LabRuntime<N>,
+  ) => Promise<AppPath | undefined>,
+): LabCase {
+  return {
+    id,
+    section,
+    title,
+    async run(ctx) {
+      const result = start(id, section, title);
+      const world = await figure6World({
+        engine: ctx.engine,
+        network: ctx.runtime.network(),
+        keyLog: ctx.runtime.keyLog?.(),
+      });
+      let keep = false;
+      try {
+        const apps = await body(world, result, ctx.runtime);
+        keep = (await ctx.extras?.(world.network, result, apps, world as World<Network>)) ?? false;
+      } finally {
+        if (!keep) world.close();
+      }
+      return finish(result);
+    },
+  };
+}
+
 /** §3.5.1 (Figure 5): the SMN outside reaches CH2 through a UDP proxy in its home network. */
-const proxyCase: LabCase = {
-  id: '3.5.1',
-  section: '§3.5.1',
-  title: 'SMN outside reaches a CH through a proxy at home: VPN SMN/SGW0, VPN SGW0/SGW2, Mobile IP back',
-  async run(ctx) {
-    const result = start(this.id, this.section, this.title);
-    const world = await figure6World({
-      engine: ctx.engine,
-      network: ctx.runtime.network(),
-      keyLog: ctx.runtime.keyLog?.(),
-    });
-    let keep = false;
-    try {
-      runProxy(world.addHost('proxy', HOME_PROXY), ipToU32(HOME_PROXY));
-      await ctx.runtime.ready(world.network);
-      world.place('outside');
-      await ctx.runtime.wait(world.network, SETTLE_MS, () => world.smn.registration.state === 'registered');
-      clearCaptures(world.network);
-      const replies = sendViaHomeProxy(world, 'via the home proxy');
-      await ctx.runtime.wait(world.network, SETTLE_MS, () => replies.length > 0);
-      result.stacks = stacksByLink(world.network, world.keyLog.resolver());
-      if (replies.length !== 1 || Buffer.from(replies[0].subarray(6)).toString() !== 'via the home proxy')
-        result.failures.push(`expected one reply through the proxy, got ${replies.length}`);
-      result.failures.push(...stackDiff(homeProxyStacks(), result.stacks));
-      keep = (await ctx.extras?.(world.network, result, undefined, world as World<Network>)) ?? false;
-    } finally {
-      if (!keep) world.close();
-    }
-    return finish(result);
+const proxyCase = figure6Case(
+  '3.5.1',
+  '§3.5.1',
+  'SMN outside reaches a CH through a proxy at home: VPN SMN/SGW0, VPN SGW0/SGW2, Mobile IP back',
+  async (world, result, runtime) => {
+    runProxy(world.addHost('proxy', HOME_PROXY), ipToU32(HOME_PROXY));
+    await runtime.ready(world.network);
+    world.place('outside');
+    await runtime.wait(world.network, SETTLE_MS, () => world.smn.registration.state === 'registered');
+    clearCaptures(world.network);
+    const replies = sendViaHomeProxy(world, 'via the home proxy');
+    await runtime.wait(world.network, SETTLE_MS, () => replies.length > 0);
+    result.stacks = stacksByLink(world.network, world.keyLog.resolver());
+    if (replies.length !== 1 || Buffer.from(replies[0].subarray(6)).toString() !== 'via the home proxy')
+      result.failures.push(`expected one reply through the proxy, got ${replies.length}`);
+    result.failures.push(...stackDiff(homeProxyStacks(), result.stacks));
+    return undefined;
   },
-};
+);
 
 /** How long the SMN stays at each place of the handover. */
 const DWELL_MS = 2500;
@@ -153,68 +179,49 @@ const HANDOVER_ROUTE = [
 ];
 
 /** One SMN with a probe to CH0 every 20 ms moves home → Site 1 → Site 2 → outside → home. */
-const handoverCase: LabCase = {
-  id: 'handover',
-  section: '§4.4',
-  title:
-    'handover home → Site 1 → Site 2 → outside → home with a flow every 20 ms: registration kept, traffic resumes ' +
+const handoverCase = figure6Case(
+  'handover',
+  '§4.4',
+  'handover home → Site 1 → Site 2 → outside → home with a flow every 20 ms: registration kept, traffic resumes ' +
     'after every move',
-  async run(ctx) {
-    const result = start(this.id, this.section, this.title);
-    const world = await figure6World({
-      engine: ctx.engine,
-      network: ctx.runtime.network(),
-      keyLog: ctx.runtime.keyLog?.(),
-    });
-    let keep = false;
-    try {
-      await ctx.runtime.ready(world.network);
-      const clock = world.network.clock;
-      const flow = new Flow(
-        clock,
-        world.smnHost,
-        (p) => world.smn.send(p),
-        () => world.smn.addressFor(F6.ch0),
-        F6.ch0,
-        20,
-      );
-      flow.start();
-      await ctx.runtime.wait(world.network, 1000);
-      const moves: { name: string; at: number }[] = [];
-      for (const step of HANDOVER_ROUTE) {
-        moves.push({ name: step.name, at: clock.now() });
-        world.place(step.where);
-        await ctx.runtime.wait(world.network, DWELL_MS);
-        const bindings = world.ha.bindings().map((b) => b.careOf);
-        const home = step.where === 'home';
-        const state = world.smn.registration.state;
-        if (
-          home ? state !== 'home' || bindings.length !== 0 : state !== 'registered' || bindings.join() !== step.careOf
-        ) {
-          result.failures.push(`${step.name}: registration ${state}, HA bindings [${bindings.join(', ')}]`);
-        }
+  async (world, result, runtime) => {
+    await runtime.ready(world.network);
+    const clock = world.network.clock;
+    const flow = new Flow(
+      clock,
+      world.smnHost,
+      (p) => world.smn.send(p),
+      () => world.smn.addressFor(F6.ch0),
+      F6.ch0,
+      20,
+    );
+    flow.start();
+    await runtime.wait(world.network, 1000);
+    const moves: { name: string; at: number }[] = [];
+    for (const step of HANDOVER_ROUTE) {
+      moves.push({ name: step.name, at: clock.now() });
+      world.place(step.where);
+      await runtime.wait(world.network, DWELL_MS);
+      const bindings = world.ha.bindings().map((b) => b.careOf);
+      const home = step.where === 'home';
+      const state = world.smn.registration.state;
+      if (
+        home ? state !== 'home' || bindings.length !== 0 : state !== 'registered' || bindings.join() !== step.careOf
+      ) {
+        result.failures.push(`${step.name}: registration ${state}, HA bindings [${bindings.join(', ')}]`);
       }
-      flow.stop();
-      result.moves = moveFigures(flow, moves, clock.now());
-      const limit = ctx.runtime.real ? RESUME_LIMIT_MS.real : RESUME_LIMIT_MS.virtual;
-      for (const f of result.moves) {
-        if (f.resumeMs === undefined || f.resumeMs >= limit)
-          result.failures.push(`${f.move}: traffic did not resume within ${limit} ms`);
-        if (f.lost >= f.sent / 2) result.failures.push(`${f.move}: lost ${f.lost} of ${f.sent}`);
-      }
-      keep =
-        (await ctx.extras?.(
-          world.network,
-          result,
-          { from: 'smn', fromAddress: world.smn.addressFor(F6.ch0), peer: 'ch0', peerAddress: F6.ch0 },
-          world as World<Network>,
-        )) ?? false;
-    } finally {
-      if (!keep) world.close();
     }
-    return finish(result);
+    flow.stop();
+    result.moves = moveFigures(flow, moves, clock.now());
+    const limit = runtime.real ? RESUME_LIMIT_MS.real : RESUME_LIMIT_MS.virtual;
+    for (const f of result.moves) {
+      if (f.resumeMs === undefined || f.resumeMs >= limit)
+        result.failures.push(`${f.move}: traffic did not resume within ${limit} ms`);
+      if (f.lost >= f.sent / 2) result.failures.push(`${f.move}: lost ${f.lost} of ${f.sent}`);
+    }
+    return { from: 'smn', fromAddress: world.smn.addressFor(F6.ch0), peer: 'ch0', peerAddress: F6.ch0 };
   },
-};
+);
 
 export const labCases: LabCase[] = [
   ...[...figure6Scenarios, ...section3Scenarios].map((s) => scenarioCase(s, SCENARIO_IDS[s.section] ?? s.section)),
