@@ -12,7 +12,7 @@ import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
 import { relayCosts, relayCpuPerPacket } from '../../src/bench/e2e/chain.js';
 import { median } from '../../src/bench/median.js';
 import { formatSvg, formatTables, ratios, type PathResult } from '../../src/bench/e2e/report.js';
-import { firstPacketDelays, firstPacketSendDelays } from '../../src/bench/e2e/sgwd.js';
+import { establishedPacketDelays, firstPacketDelays, firstPacketSendDelays } from '../../src/bench/e2e/sgwd.js';
 import type { Topology } from '../../src/bench/e2e/topology.js';
 
 const ROW_KEYS = ['cpu_s_per_gbit', 'path', 'tcp_gbps', 'udp_pps', 'version'];
@@ -175,6 +175,8 @@ describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)',
     expect(rows[0].first_packet_ms).toBeLessThan(100);
     expect(rows[0].first_packet_send_ms).toBeGreaterThan(0);
     expect(rows[0].first_packet_send_ms).toBeLessThan(100);
+    expect(rows[0].established_packet_ms).toBeGreaterThan(0);
+    expect(rows[0].established_packet_ms).toBeLessThan(100);
     // The daemons' loops counted the TCP run: established traffic stays native (issue 11: ≤ 0.1 % in JavaScript).
     expect(rows[0].tcp_slow_path_packets).toBeGreaterThanOrEqual(0);
     expect(rows[0].tcp_js_share).toBeLessThan(0.001);
@@ -222,6 +224,21 @@ describe('first packet of a new key, from a capture at the receiving gateway', (
       line(21.002, 'x-ab', 17, '198.18.2.1'),
     ];
     expect(firstPacketSendDelays(stalled.join('\n'), { dev }).map((d) => Math.round(d))).toEqual([150, 2]);
+  });
+
+  it('for a key in place: pairs each SKIP packet gwA receives from gwB with the next echo reply leaving inside', () => {
+    const dev = { aToClient: 'x-ac', aToB: 'x-ab' } as Topology['dev'];
+    const line = (t: number, d: string, proto: number, src: string) => `${t}\t${d}\t${proto}\t${src}`;
+    const capture = [
+      line(10.0, 'x-ac', 1, '198.18.1.1'), // the client's echo request: not a reply
+      line(10.001, 'x-ab', 57, '198.18.2.1'), // gwA's own sealed request
+      line(10.003, 'x-ab', 57, '198.18.2.2'),
+      line(10.0031, 'x-ac', 1, '198.18.1.1'), // another request, not the reply
+      line(10.0034, 'x-ac', 1, '198.18.3.2'),
+      line(10.1, 'x-ab', 17, '198.18.2.2'),
+      line(10.1002, 'x-ac', 1, '198.18.3.2'),
+    ].join('\n');
+    expect(establishedPacketDelays(capture, { dev }).map((d) => Math.round(d * 10) / 10)).toEqual([0.4, 0.2]);
   });
 });
 

@@ -182,7 +182,9 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     tcp_gbps: null,
     udp_pps: null,
     cpu_s_per_gbit: null,
-    ...(DRIVERS[name].firstPacket ? { first_packet_ms: null, first_packet_send_ms: null } : {}),
+    ...(DRIVERS[name].firstPacket
+      ? { first_packet_ms: null, first_packet_send_ms: null, established_packet_ms: null }
+      : {}),
     runs: [],
   }));
   for (const result of results) {
@@ -253,10 +255,13 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
         const fp = await firstPacket({ topo, workdir: fs.mkdtempSync(path.join(workdir, `${result.path}-first-`)) });
         result.first_packet_ms = fp.median_ms;
         result.first_packet_send_ms = fp.send_median_ms;
+        result.established_packet_ms = fp.established_median_ms;
         progress(
           `${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms at the receiver ` +
             `(median of ${fp.samples}), ` +
-            `sealed after ${fp.send_median_ms?.toFixed(3) ?? '—'} ms at the sender (median of ${fp.send_samples})`,
+            `sealed after ${fp.send_median_ms?.toFixed(3) ?? '—'} ms at the sender (median of ${fp.send_samples}); ` +
+            `a packet under a key in place ${fp.established_median_ms?.toFixed(3) ?? '—'} ms ` +
+            `(median of ${fp.established_samples})`,
         );
       } catch (err) {
         result.error = `first packet: ${describe(err)}`;

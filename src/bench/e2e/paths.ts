@@ -51,13 +51,19 @@ export interface PathDriver {
   firstPacket?: (ctx: PathContext) => Promise<FirstPacket>;
 }
 
-/** The first packet of a new key: at the receiving gateway (arrival to delivery) and at the sending one (to sealed). */
+/**
+ * The first packet of a new key: at the receiving gateway (arrival to delivery) and at the sending one (to sealed); and
+ * a packet whose key is in place, as the receiving gateway's figure is measured.
+ */
 export interface FirstPacket {
   median_ms: number;
   samples: number;
   /** null when the sender's capture paired no packet. */
   send_median_ms: number | null;
   send_samples: number;
+  /** A packet under a key in place, arrival to delivery, at the other gateway in the same run; null as above. */
+  established_median_ms: number | null;
+  established_samples: number;
 }
 
 /**

@@ -19,6 +19,11 @@ export interface E2eRow {
   /** The same key at the sending gateway: the datagram's arrival to its first packet under the new key leaving, ms. */
   first_packet_send_ms?: number | null;
   /**
+   * The same run's baseline for first_packet_ms: a packet under a key in place, arrival to delivery at the other
+   * gateway, ms (median). The difference is what keying a new packet key costs.
+   */
+  established_packet_ms?: number | null;
+  /**
    * Paths with mipsec daemons (medians over the rounds): of the TCP run's packets, those the daemons' I/O loops punted
    * to JavaScript, and their share of all the loops handled (slow / (fast + slow)).
    */
@@ -80,6 +85,7 @@ export function jsonRows(results: readonly PathResult[]): E2eRow[] {
     };
     if (r.first_packet_ms !== undefined) row.first_packet_ms = r.first_packet_ms;
     if (r.first_packet_send_ms !== undefined) row.first_packet_send_ms = r.first_packet_send_ms;
+    if (r.established_packet_ms !== undefined) row.established_packet_ms = r.established_packet_ms;
     const counted = r.runs.filter((run) => run.tcp_js_share !== undefined);
     if (counted.length > 0) {
       row.tcp_slow_path_packets = median(counted.map((run) => run.tcp_slow_path_packets ?? 0));
@@ -184,6 +190,11 @@ function productLines(results: readonly PathResult[]): string[] {
     lines.push(
       `  the same at the sending daemon, the datagram's arrival to its first sealed packet leaving: ` +
         `${sgwd.first_packet_send_ms.toFixed(3)} ms (median)`,
+    );
+  if (sgwd.established_packet_ms != null)
+    lines.push(
+      `  a packet under a key in place, arrival at a daemon to delivery inside (same run): ` +
+        `${sgwd.established_packet_ms.toFixed(3)} ms (median)`,
     );
   return lines;
 }

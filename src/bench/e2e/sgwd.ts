@@ -267,8 +267,11 @@ function pairedDelays(
   return delays;
 }
 
-/** A packet gwA sealed: SKIP, or SKIP carried by the UDP transport (the capture filter keeps only its port). */
-const sealedByGwA = (p: CaptureLine) => (p.proto === 57 || p.proto === 17) && p.src === PLAN.gwA.outside;
+/** A packet `gw` sealed: SKIP, or SKIP carried by the UDP transport (the capture filter keeps only its port). */
+const sealedBy = (gw: string) => (p: CaptureLine) => (p.proto === 57 || p.proto === 17) && p.src === gw;
+const sealedByGwA = sealedBy(PLAN.gwA.outside);
+/** An ICMP echo (request or reply: the filter keeps those) from `host`. */
+const echoFrom = (host: string) => (p: CaptureLine) => p.proto === 1 && p.src === host;
 
 /**
  * Pairs each SKIP packet gwB receives from gwA with an echo request gwB sends to the server, in order. Delays in ms.
@@ -277,26 +280,41 @@ export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>):
   return pairedDelays(
     capture,
     (p) => p.dev === topo.dev.bToA && sealedByGwA(p),
-    (p) => p.dev === topo.dev.bToServer && p.proto === 1,
+    (p) => p.dev === topo.dev.bToServer && echoFrom(PLAN.client.addr)(p),
+  );
+}
+
+/**
+ * The same measure for a packet under a key in place, in the same run: each SKIP packet gwA receives from gwB (gwB
+ * keeps its key: the echo replies) paired with the reply gwA then sends to the client. What a first packet costs
+ * beyond it is the keying.
+ */
+export function establishedPacketDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
+  return pairedDelays(
+    capture,
+    (p) => p.dev === topo.dev.aToB && sealedBy(PLAN.gwB.outside)(p),
+    (p) => p.dev === topo.dev.aToClient && echoFrom(PLAN.server.addr)(p),
   );
 }
 
 /** At the sender: each echo request from the client arriving at gwA, paired with the next packet gwA seals to gwB. */
 export function firstPacketSendDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
-  const fromClient = (p: CaptureLine) => p.dev === topo.dev.aToClient && p.proto === 1 && p.src === PLAN.client.addr;
+  const fromClient = (p: CaptureLine) => p.dev === topo.dev.aToClient && echoFrom(PLAN.client.addr)(p);
   return pairedDelays(capture, fromClient, (p) => p.dev === topo.dev.aToB && sealedByGwA(p));
 }
 
 /**
  * Daemons whose gwA takes a new packet key for every packet (kpRotationPackets 1), so each ping from
  * the client is the first packet of a new SKIP key at gwB; the median delay at gwB (and at gwA) over
- * FIRST_PACKET_SAMPLES keys, after one exchange that fetches the certificates and FIRST_PACKET_WARMUP keys.
+ * FIRST_PACKET_SAMPLES keys, after one exchange that fetches the certificates and FIRST_PACKET_WARMUP keys; and at gwA,
+ * for the replies, the delay of a packet whose key is in place.
  */
 export async function measureFirstPacket(ctx: PathContext, transport?: Transport): Promise<FirstPacket> {
   const { topo } = ctx;
   // gwB keeps its default: the figure is the receiver's work for a new key, not its own rotation for the echo reply.
   const active = await startDaemons(ctx, { kpRotationPackets: 1, rotating: ['gwa'], transport });
-  const filter = `ip proto 57 or udp dst port ${DEFAULT_UDP_PORT} or icmp[icmptype] == icmp-echo`;
+  const echoes = 'icmp[icmptype] == icmp-echo or icmp[icmptype] == icmp-echoreply';
+  const filter = `ip proto 57 or udp dst port ${DEFAULT_UDP_PORT} or ${echoes}`;
   const fields = [
     '-T',
     'fields',
@@ -359,11 +377,14 @@ export async function measureFirstPacket(ctx: PathContext, transport?: Transport
         `only ${delays.length} of ${FIRST_PACKET_SAMPLES} new keys reached the server (${tail(atB.recentOutput())})`,
       );
     const sent = firstPacketSendDelays(atA.recentOutput(), topo);
+    const established = establishedPacketDelays(atA.recentOutput(), topo);
     return {
       median_ms: median(delays),
       samples: delays.length,
       send_median_ms: sent.length > 0 ? median(sent) : null,
       send_samples: sent.length,
+      established_median_ms: established.length > 0 ? median(established) : null,
+      established_samples: established.length,
     };
   } finally {
     await active.teardown();
