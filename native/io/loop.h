@@ -30,11 +30,31 @@ enum class Via : uint8_t { outbound = 0, inbound = 1, tun = 2, raw = 3 };
 // Packets in one contiguous byte buffer with their metadata, for the punt and inject queues: nothing is allocated
 // per packet. A batch is cleared and refilled, so its vectors keep their capacity (a high-water mark bounded by the
 // queue's packet limit) instead of each packet's bytes being allocated on one thread and freed on another.
-// After a burst, trim() gives back a buffer far larger than what the last batch used; a steady load keeps its own.
+// After a burst, clear_and_trim() gives back a buffer far larger than what the last batch used; a steady load keeps
+// its own.
 constexpr size_t kQueueKeepBytes = 4 << 20;
 inline void trim_bytes(std::vector<uint8_t>& bytes, size_t used) {
   if (bytes.capacity() > kQueueKeepBytes && used * 8 < bytes.capacity()) std::vector<uint8_t>().swap(bytes);
 }
+
+// What both queues are: the bytes, and per packet a Meta that starts with its offset and length there.
+template <typename Meta>
+struct PacketQueue {
+  std::vector<uint8_t> bytes;
+  std::vector<Meta> meta;
+  size_t size() const { return meta.size(); }
+  bool empty() const { return meta.empty(); }
+  void clear() {
+    bytes.clear();
+    meta.clear();
+  }
+  // Clears the queue; gives its byte buffer back if it is far larger than the `used` bytes it held.
+  void clear_and_trim(size_t used) {
+    clear();
+    trim_bytes(bytes, used);
+  }
+  const uint8_t* data(size_t i) const { return bytes.data() + meta[i].offset; }
+};
 
 struct PuntMeta {
   uint32_t offset, length, sa;
@@ -42,20 +62,7 @@ struct PuntMeta {
   From from;
 };
 
-struct PuntBatch {
-  std::vector<uint8_t> bytes;
-  std::vector<PuntMeta> meta;
-  size_t size() const { return meta.size(); }
-  bool empty() const { return meta.empty(); }
-  void clear() {
-    bytes.clear();
-    meta.clear();
-  }
-  // Clears the batch; gives its byte buffer back if it is far larger than the `used` bytes the batch held.
-  void clear_and_trim(size_t used) {
-    clear();
-    trim_bytes(bytes, used);
-  }
+struct PuntBatch : PacketQueue<PuntMeta> {
   void add(From from, uint8_t reason, uint32_t sa, const uint8_t* p, size_t len) {
     meta.push_back(PuntMeta{uint32_t(bytes.size()), uint32_t(len), sa, reason, from});
     bytes.insert(bytes.end(), p, p + len);
@@ -71,7 +78,6 @@ struct PuntBatch {
     const PuntMeta& m = other.meta[i];
     add(m.from, m.reason, m.sa, other.bytes.data() + m.offset, m.length);
   }
-  const uint8_t* data(size_t i) const { return bytes.data() + meta[i].offset; }
 };
 
 // An injected packet: `length` bytes at `offset`, then `quote_length` bytes of quote. Via::raw: the quote is the
@@ -83,18 +89,7 @@ struct InjectMeta {
 };
 static_assert(sizeof(InjectMeta) == 16, "InjectMeta is four u32 words, as JS writes them");
 
-struct InjectBatch {
-  std::vector<uint8_t> bytes;
-  std::vector<InjectMeta> meta;
-  size_t size() const { return meta.size(); }
-  void clear() {
-    bytes.clear();
-    meta.clear();
-  }
-  void clear_and_trim(size_t used) {
-    clear();
-    trim_bytes(bytes, used);
-  }
+struct InjectBatch : PacketQueue<InjectMeta> {
   void add(Via via, const uint8_t* p, size_t len, const uint8_t* quote, size_t quote_len) {
     meta.push_back(InjectMeta{uint32_t(bytes.size()), uint32_t(len), uint32_t(via), uint32_t(quote_len)});
     bytes.insert(bytes.end(), p, p + len);
