@@ -14,7 +14,7 @@ import { clearCaptures, stackDiff, stacksByLink } from './stacks.js';
 import { Flow } from './traffic.js';
 import { spiCase } from './spi.js';
 import type { World } from './world.js';
-import type { AppPath, CaseResult, LabCase } from './case.js';
+import type { AppPath, CaseContext, CaseResult, LabCase } from './case.js';
 
 const SCENARIO_IDS: Record<string, string> = {
   '§4.4': '4.4',
@@ -56,6 +56,26 @@ const NO_APPS: Record<string, string> = {
   '3.5-nat': 'no ping or TCP: the SGW translates usual IP for UDP only (§3.5 source NAT)',
 };
 
+/**
+ * The case's own checks (`check`, which returns the path the applications then measure, if any), then the real-network
+ * extras on that path; the world closes afterwards unless the extras keep it (`--keep`).
+ */
+async function checkThenExtras<N extends Network>(
+  ctx: CaseContext<N>,
+  world: World<N>,
+  result: CaseResult,
+  check: () => Promise<AppPath | undefined>,
+): Promise<CaseResult> {
+  let keep = false;
+  try {
+    const apps = await check();
+    keep = (await ctx.extras?.(world.network, result, apps, world as World<Network>)) ?? false;
+  } finally {
+    if (!keep) world.close();
+  }
+  return finish(result);
+}
+
 function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, result: CaseResult) => void): LabCase {
   return {
     id,
@@ -64,25 +84,15 @@ function scenarioCase(s: Scenario, id: string, check?: (world: World<Network>, r
     async run(ctx) {
       const result = start(id, s.section, s.title);
       const run = await runScenario(s, ctx.engine, ctx.runtime);
-      let keep = false;
-      try {
+      return checkThenExtras(ctx, run.world, result, async () => {
         result.stacks = run.stacks;
         if (!run.registered) result.failures.push('the SMN is not registered with its home agent');
         if (s.traffic !== 'registration' && !run.echoed) result.failures.push('the probe was not echoed back');
         if (check) check(run.world as World<Network>, result);
         else result.failures.push(...stackDiff(s.expect, run.stacks));
         if (NO_APPS[id]) result.notes = [NO_APPS[id]];
-        keep =
-          (await ctx.extras?.(
-            run.world.network,
-            result,
-            NO_APPS[id] ? undefined : appPath(s, run.world as World<Network>),
-            run.world as World<Network>,
-          )) ?? false;
-      } finally {
-        if (!keep) run.world.close();
-      }
-      return finish(result);
+        return NO_APPS[id] ? undefined : appPath(s, run.world as World<Network>);
+      });
     },
   };
 }
@@ -134,14 +144,7 @@ function figure6Case(
         network: ctx.runtime.network(),
         keyLog: ctx.runtime.keyLog?.(),
       });
-      let keep = false;
-      try {
-        const apps = await body(world, result, ctx.runtime);
-        keep = (await ctx.extras?.(world.network, result, apps, world as World<Network>)) ?? false;
-      } finally {
-        if (!keep) world.close();
-      }
-      return finish(result);
+      return checkThenExtras(ctx, world, result, () => body(world, result, ctx.runtime));
     },
   };
 }

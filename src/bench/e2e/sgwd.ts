@@ -270,8 +270,11 @@ function pairedDelays(
 /** A packet `gw` sealed: SKIP, or SKIP carried by the UDP transport (the capture filter keeps only its port). */
 const sealedBy = (gw: string) => (p: CaptureLine) => (p.proto === 57 || p.proto === 17) && p.src === gw;
 const sealedByGwA = sealedBy(PLAN.gwA.outside);
+const sealedByGwB = sealedBy(PLAN.gwB.outside);
 /** An ICMP echo (request or reply: the filter keeps those) from `host`. */
 const echoFrom = (host: string) => (p: CaptureLine) => p.proto === 1 && p.src === host;
+const echoFromClient = echoFrom(PLAN.client.addr);
+const echoFromServer = echoFrom(PLAN.server.addr);
 
 /**
  * Pairs each SKIP packet gwB receives from gwA with an echo request gwB sends to the server, in order. Delays in ms.
@@ -280,7 +283,7 @@ export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>):
   return pairedDelays(
     capture,
     (p) => p.dev === topo.dev.bToA && sealedByGwA(p),
-    (p) => p.dev === topo.dev.bToServer && echoFrom(PLAN.client.addr)(p),
+    (p) => p.dev === topo.dev.bToServer && echoFromClient(p),
   );
 }
 
@@ -292,14 +295,14 @@ export function firstPacketDelays(capture: string, topo: Pick<Topology, 'dev'>):
 export function establishedPacketDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
   return pairedDelays(
     capture,
-    (p) => p.dev === topo.dev.aToB && sealedBy(PLAN.gwB.outside)(p),
-    (p) => p.dev === topo.dev.aToClient && echoFrom(PLAN.server.addr)(p),
+    (p) => p.dev === topo.dev.aToB && sealedByGwB(p),
+    (p) => p.dev === topo.dev.aToClient && echoFromServer(p),
   );
 }
 
 /** At the sender: each echo request from the client arriving at gwA, paired with the next packet gwA seals to gwB. */
 export function firstPacketSendDelays(capture: string, topo: Pick<Topology, 'dev'>): number[] {
-  const fromClient = (p: CaptureLine) => p.dev === topo.dev.aToClient && echoFrom(PLAN.client.addr)(p);
+  const fromClient = (p: CaptureLine) => p.dev === topo.dev.aToClient && echoFromClient(p);
   return pairedDelays(capture, fromClient, (p) => p.dev === topo.dev.aToB && sealedByGwA(p));
 }
 
