@@ -164,6 +164,8 @@ Napi::Function EngineWrap::Define(Napi::Env env) {
                          InstanceMethod<&EngineWrap::ProcessAsync>("processAsync"),
                          InstanceMethod<&EngineWrap::Counters>("counters"),
                          InstanceMethod<&EngineWrap::SaStats>("saStats"),
+                         InstanceMethod<&EngineWrap::SetSuccessors>("setSuccessors"),
+                         InstanceMethod<&EngineWrap::TakeSuccessors>("takeSuccessors"),
                          InstanceMethod<&EngineWrap::Close>("close"),
                      });
 }
@@ -306,7 +308,67 @@ Napi::Value EngineWrap::SaStats(const Napi::CallbackInfo& info) {
 }
 
 // Frees every SA once no batch holds it (a running processAsync keeps its snapshot until it ends).
+// setSuccessors(words, kijns): words = validUntil, windowStart, idCount, ids…, peerCount, then per peer address,
+// templateCount, templates…, kijnCount, n…; kijns holds each n's Kijn (32 bytes) in that order; blocked (Float64Array)
+// the 52-bit digests of tuples not to key. src/engine/native.ts encodes it from a SuccessorConfig.
+Napi::Value EngineWrap::SetSuccessors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<uint32_t> w = u32_array(info[0], "setSuccessors words");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(env, "setSuccessors(words: Uint32Array, kijns: Uint8Array, blocked: Float64Array)");
+  Napi::Uint8Array kijns = info[1].As<Napi::Uint8Array>();
+  Napi::Float64Array blocked = info[2].As<Napi::Float64Array>();
+  size_t at = 0, kijn_at = 0;
+  const auto next = [&]() {
+    if (at >= w.size()) throw Napi::RangeError::New(env, "setSuccessors words end early");
+    return w[at++];
+  };
+  SuccessorConfig c;
+  c.valid_until = next();
+  c.window_start = next();
+  for (uint32_t i = 0, n = next(); i < n; i++) c.ids.push_back(next());
+  for (uint32_t i = 0, peers = next(); i < peers; i++) {
+    SuccessorPeer& p = c.peers.emplace_back();
+    p.address = next();
+    for (uint32_t k = 0, n = next(); k < n; k++) p.templates.push_back(next());
+    for (uint32_t k = 0, n = next(); k < n; k++) {
+      auto& [counter, kijn] = p.kijns.emplace_back();
+      counter = next();
+      if (kijn_at + kKijnBytes > kijns.ElementLength())
+        throw Napi::RangeError::New(env, "setSuccessors kijns holds fewer Kijn than the words name");
+      std::memcpy(kijn.data(), kijns.Data() + kijn_at, kKijnBytes);
+      kijn_at += kKijnBytes;
+    }
+  }
+  if (at != w.size() || kijn_at != kijns.ElementLength())
+    throw Napi::RangeError::New(env, "setSuccessors words or kijns have more than the counts name");
+  for (size_t i = 0; i < blocked.ElementLength(); i++) c.blocked.push_back(uint64_t(blocked[i]));
+  core(env).successors.configure(std::move(c));
+  return env.Undefined();
+}
+
+// takeSuccessors() → [{ id, template, role, src, dst, skipHeader }]: the SAs keyed since the last call, oldest first
+// (role 'end' | 'nexthop', src and dst the outer addresses as u32).
+Napi::Value EngineWrap::TakeSuccessors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<KeyedSuccessor> keyed = core(env).successors.take();
+  Napi::Array out = Napi::Array::New(env, keyed.size());
+  for (size_t i = 0; i < keyed.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", keyed[i].id);
+    o.Set("template", keyed[i].template_id);
+    o.Set("role", keyed[i].role == Role::end ? "end" : "nexthop");
+    o.Set("src", keyed[i].src);
+    o.Set("dst", keyed[i].dst);
+    o.Set("skipHeader", Napi::Buffer<uint8_t>::Copy(env, keyed[i].skip_header, keyed[i].skip_len));
+    out.Set(uint32_t(i), o);
+  }
+  return out;
+}
+
 Napi::Value EngineWrap::Close(const Napi::CallbackInfo& info) {
+  if (core_) core_->successors.configure({});
   if (core_) core_->table.clear();
   core_.reset();
   return info.Env().Undefined();

@@ -59,6 +59,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value ProcessAsync(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value SaStats(const Napi::CallbackInfo& info);
+  Napi::Value SetSuccessors(const Napi::CallbackInfo& info);
+  Napi::Value TakeSuccessors(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   EngineCore& core(Napi::Env env);

@@ -177,10 +177,12 @@ static uint64_t inbound_spi_key(const SaConfig& c) {
   return c.ah_alg != MacAlg::none ? spi_key(51, c.ah_spi) : spi_key(50, c.esp_spi);
 }
 
-std::string SaTable::install(const SaConfig& cfg) {
+std::string SaTable::install(const SaConfig& cfg, bool fresh_tuple) {
   if (const char* why = cfg.validate()) return why;
   std::lock_guard<std::mutex> hold(writer_);
   auto cur = std::atomic_load(&current_);
+  const bool skip_in = cfg.direction == Direction::in && cfg.mode == Mode::skip;
+  if (fresh_tuple && (!skip_in || unrecorded_)) return "a fresh key tuple is an inbound SKIP one, recorded";
   if (cur->by_id.find(cfg.id))
     return "sa.id " + std::to_string(cfg.id) +
            " is already installed (remove it first, or install the rekeyed SA under a new id)";
@@ -193,6 +195,15 @@ std::string SaTable::install(const SaConfig& cfg) {
       if (Sa* const* other = cur->by_skip.find(sa->skip_key))
         return "inbound SKIP key tuple already used by sa " + std::to_string((*other)->cfg.id) +
                " (the skipHeader must carry a fresh wrapped Kp)";
+    }
+  }
+  if (skip_in) {
+    if (fresh_tuple && tuples_.count(sa->skip_key)) return "the key tuple was held before";
+    if (tuples_.size() < kMaxTuples || tuples_.count(sa->skip_key)) {
+      tuples_[sa->skip_key] = sa->skip.n;
+    } else {
+      unrecorded_n_ = unrecorded_ ? std::max(unrecorded_n_, sa->skip.n) : sa->skip.n;
+      unrecorded_ = true;
     }
   }
   publish([&](Tables& t) {
@@ -253,9 +264,23 @@ void SaTable::set_local(std::vector<uint32_t> addresses) {
   publish([&](Tables& t) { t.local = std::move(next); });
 }
 
+void SaTable::forget_tuples_before(uint32_t n) {
+  std::lock_guard<std::mutex> hold(writer_);
+  for (auto it = tuples_.begin(); it != tuples_.end();) it = it->second < n ? tuples_.erase(it) : std::next(it);
+  if (unrecorded_ && unrecorded_n_ < n) unrecorded_ = false;
+}
+
+void SaTable::set_successors(Successors* successors) {
+  std::lock_guard<std::mutex> hold(writer_);
+  successors_ = successors;
+  publish([&](Tables& t) { t.successors = successors; });
+}
+
 void SaTable::clear() {
   std::lock_guard<std::mutex> hold(writer_);
-  std::atomic_store(&current_, std::make_shared<const Tables>());
+  auto empty = std::make_shared<Tables>();
+  empty->successors = successors_;
+  std::atomic_store(&current_, std::shared_ptr<const Tables>(std::move(empty)));
 }
 
 }  // namespace mipsec

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 #include "engine/abi.h"
 #include "sa/flat_index.h"
@@ -15,6 +16,8 @@
 #include "sa/sa.h"
 
 namespace mipsec {
+
+class Successors;
 
 struct RouteEntry {
   uint32_t network;
@@ -100,6 +103,7 @@ struct Tables {
   std::shared_ptr<const RouteTable> routes = std::make_shared<RouteTable>();
   std::shared_ptr<const PolicyTable> policies = std::make_shared<PolicyTable>();
   std::shared_ptr<const std::vector<uint32_t>> local = std::make_shared<std::vector<uint32_t>>();  // sorted
+  Successors* successors = nullptr;  // the engine's successor keying (sa/successors.h); null: none
 
   Sa* find(uint32_t id) const;
   Sa* find_spi(uint8_t proto, uint32_t spi) const;
@@ -116,8 +120,12 @@ class SaTable {
   SaTable();
   std::shared_ptr<const Tables> snapshot() const { return std::atomic_load(&current_); }
 
-  // Empty on success, else why (naming the field and the fix).
-  std::string install(const SaConfig& cfg);
+  // Empty on success, else why (naming the field and the fix). A fresh tuple (a successor key) must be an inbound SKIP
+  // key tuple this table never held: one the control plane retired goes back to it.
+  std::string install(const SaConfig& cfg, bool fresh_tuple = false);
+  // Forgets the inbound SKIP key tuples held before with a counter below n (outside the window: never keyed again).
+  void forget_tuples_before(uint32_t n);
+  void set_successors(Successors* successors);
   bool remove(uint32_t id);
   void set_routes(const std::vector<RouteEntry>& routes);
   // Empty on success, else check_policies' message (the tables stay as they were).
@@ -131,6 +139,13 @@ class SaTable {
   void publish(Edit edit);
   std::mutex writer_;
   std::shared_ptr<const Tables> current_;
+  Successors* successors_ = nullptr;  // under writer_
+  // Every inbound SKIP key tuple installed, with its n (under writer_). Bounded: past kMaxTuples a tuple is not
+  // recorded, and no fresh tuple installs until the counters of those not recorded left the window.
+  static constexpr size_t kMaxTuples = size_t(1) << 17;
+  std::unordered_map<SkipKey, uint32_t, SkipKeyHash> tuples_;
+  bool unrecorded_ = false;
+  uint32_t unrecorded_n_ = 0;  // the highest n of a tuple not recorded
 };
 
 }  // namespace mipsec

@@ -2,6 +2,7 @@
 // kMaxLayers layers, relay next-hop layers in place, decapsulate the End-End layer.
 #include <cstring>
 #include <openssl/crypto.h>
+#include "sa/successors.h"
 #include "sa/table.h"
 #include "wire/ah.h"
 #include "wire/esp.h"
@@ -183,6 +184,7 @@ Outcome xform_inbound(const Tables& t, Packet& pkt) {
   uint32_t authed = 0;  // the last SA that authenticated the packet
   int peeled = 0;
   bool after_ipip = false;
+  std::shared_ptr<const Tables> keyed;  // the tables with the successor key this packet opened (held to its end)
   for (;;) {
     Ipv4View ip;
     if (Reason r = ipv4_parse(pkt.data, pkt.len, &ip)) return fail(r, authed);
@@ -212,7 +214,10 @@ Outcome xform_inbound(const Tables& t, Packet& pkt) {
       SkipView skip;
       if (Reason r = skip_parse(l4, l4_len, &skip)) return fail(r, authed);
       if (skip.next != PROTO_AH && skip.next != PROTO_ESP) return fail(R_BAD_SKIP, authed);
-      sa = t.find_skip(skip_key(skip, ip.src));
+      const SkipKey key = skip_key(skip, ip.src);
+      sa = t.find_skip(key);
+      if (!sa && !keyed && t.successors && (keyed = t.successors->key(t, ip.src, ip.dst, skip, l4)))
+        sa = keyed->find_skip(key);
       if (!sa) return fail(R_UNKNOWN_KEY, authed);
       if (skip.dst_nsid != sa->skip.dst_nsid || skip.dst_mkid != sa->skip.dst_mkid)
         return fail(R_BAD_DST_MKID, sa->cfg.id);

@@ -46,7 +46,7 @@ void process_batch(const Tables& t, const BatchView& b, uint64_t* counters) {
   }
 }
 
-EngineCore::EngineCore() : counters(std::make_shared<Counters>()) {}
+EngineCore::EngineCore() : counters(std::make_shared<Counters>()) { table.set_successors(&successors); }
 
 void EngineCore::process(const BatchView& b, const Tables& snapshot) {
   uint64_t local[kCounterSlots] = {};

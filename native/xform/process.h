@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include "engine/abi.h"
+#include "sa/successors.h"
 #include "sa/table.h"
 
 namespace mipsec {
@@ -30,6 +31,7 @@ class EngineCore {
  public:
   EngineCore();
   SaTable table;
+  Successors successors{table};
   // Shared with whoever exposes them (the JS ArrayBuffer keeps them alive after the engine is gone).
   std::shared_ptr<Counters> counters;
   // Runs the batch on one table snapshot (the current one by default) and adds its counters to the shared ones.

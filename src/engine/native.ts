@@ -1,5 +1,6 @@
 // The native data path (native/): validates SA descriptions with clear errors, then hands them to the addon.
-import { ipToU32, parsePrefix } from '../wire/addr.js';
+import { KIJN_BYTES } from '../keys/derive.js';
+import { ipToU32, isIpv4, parsePrefix, u32ToIp } from '../wire/addr.js';
 import { SKIP_SPI, decodeSkipHeader } from '../wire/skip.js';
 import { SELECTOR_MISS_CODE, checkInboundRules, flattenPrefixes } from './inbound-rules.js';
 import { checkPolicies, flattenPolicies } from './policy.js';
@@ -11,11 +12,13 @@ import {
   type Coverage,
   type Engine,
   type EspSuite,
+  type KeyedSuccessor,
   type MacAlg,
   type Policy,
   type Route,
   type SaDesc,
   type SaStats,
+  type SuccessorConfig,
 } from './types.js';
 
 // What installSa hands the addon (binding.abi's ahAlgs, espSuites, saFields, minSpi, maxReplayWindow;
@@ -254,6 +257,44 @@ export function nativeSaArgs(sa: SaDesc, layout: SaWordLayout): unknown[] {
   ];
 }
 
+/** setSuccessors' arguments (native/node/engine.cc SetSuccessors): counts and numbers, Kijn bytes, digests. */
+export function flattenSuccessors(c: SuccessorConfig): {
+  words: Uint32Array;
+  kijns: Uint8Array;
+  blocked: Float64Array;
+} {
+  const where = 'setSuccessors';
+  const u32 = (field: string, v: unknown): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
+      throw new RangeError(`${where}: ${field} must be an integer in 0..4294967295, got ${String(v)}`);
+    return v;
+  };
+  const words = [u32('validUntil', c.validUntil), u32('windowStart', c.windowStart), c.ids.length];
+  c.ids.forEach((id, i) => words.push(u32(`ids[${i}]`, id)));
+  words.push(c.peers.length);
+  const kijns: Uint8Array[] = [];
+  c.peers.forEach((p, i) => {
+    if (!isIpv4(p.address)) throw new RangeError(`${where}: peers[${i}].address must be dotted IPv4, got ${p.address}`);
+    words.push(ipToU32(p.address), p.templates.length);
+    p.templates.forEach((id, k) => words.push(u32(`peers[${i}].templates[${k}]`, id)));
+    words.push(p.kijns.length);
+    p.kijns.forEach(({ n, kijn }, k) => {
+      if (!(kijn instanceof Uint8Array) || kijn.length !== KIJN_BYTES)
+        throw new RangeError(`${where}: peers[${i}].kijns[${k}].kijn must be ${KIJN_BYTES} bytes`);
+      words.push(u32(`peers[${i}].kijns[${k}].n`, n));
+      kijns.push(kijn);
+    });
+  });
+  const blocked = Float64Array.from(c.blocked ?? [], (d, i) => {
+    if (!Number.isInteger(d) || d < 0 || d >= 2 ** 52)
+      throw new RangeError(`${where}: blocked[${i}] must be a 52-bit digest (src/keys/digest52.ts)`);
+    return d;
+  });
+  const flat = new Uint8Array(kijns.length * KIJN_BYTES);
+  kijns.forEach((k, i) => flat.set(k, i * KIJN_BYTES));
+  return { words: Uint32Array.from(words), kijns: flat, blocked };
+}
+
 export class NativeEngine implements Engine {
   readonly impl = 'native' as const;
   private readonly engine: any;
@@ -277,6 +318,20 @@ export class NativeEngine implements Engine {
 
   removeSa(id: number): void {
     this.engine.removeSa(id);
+  }
+
+  setSuccessors(config: SuccessorConfig): void {
+    const { words, kijns, blocked } = flattenSuccessors(config);
+    this.engine.setSuccessors(words, kijns, blocked);
+    kijns.fill(0);
+  }
+
+  takeSuccessors(): KeyedSuccessor[] {
+    const keyed = this.engine.takeSuccessors() as (Omit<KeyedSuccessor, 'src' | 'dst'> & {
+      src: number;
+      dst: number;
+    })[];
+    return keyed.map((k) => ({ ...k, src: u32ToIp(k.src), dst: u32ToIp(k.dst) }));
   }
 
   setRoutes(routes: readonly Route[]): void {

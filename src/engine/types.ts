@@ -162,6 +162,46 @@ export interface BatchLike {
 export type EngineImpl = 'native' | 'ts';
 
 /** What both data paths offer: docs/engine.md. */
+/**
+ * Successor keys (docs/engine.md §4.3): a known peer's next SKIP packet keys, which the engine keys itself. A new key
+ * whose tuple is unknown, from a peer listed here (SKIP source NSID 0, found by outer source), with a counter n whose
+ * Kijn is given, matching one of the peer's template SAs (inbound SKIP, same layer, outer addresses, algorithms and
+ * destination name), whose tuple the engine never held and whose digest is not blocked, gets the template's SA with
+ * the new header, the keys unwrapped from it and the next id of `ids`; the packet then goes on under it. Anything else
+ * is punted unknown_key as before.
+ */
+export interface SuccessorConfig {
+  /** Unix seconds: from then nothing is keyed until the next setSuccessors (the counter window moves). */
+  validUntil: number;
+  /** The lowest counter n in the window: key tuples held with a lower one are forgotten. */
+  windowStart: number;
+  /** SA ids the engine may give, each once, in order (none left: punt). */
+  ids: readonly number[];
+  /** Tuples not to key: digest52 (src/keys/digest52.ts) of the outer source, dotted, ‖ the SKIP header. */
+  blocked?: readonly number[];
+  peers: readonly SuccessorPeer[];
+}
+
+export interface SuccessorPeer {
+  /** The outer source address of its packets. */
+  address: string;
+  /** Inbound SKIP SAs of this peer a new key may inherit from. */
+  templates: readonly number[];
+  /** Kijn (32 bytes) for each counter n in the window. */
+  kijns: readonly { n: number; kijn: Uint8Array }[];
+}
+
+/** An SA the engine keyed (takeSuccessors): its id, the SA it inherited from, its layer and outer addresses, its SKIP
+ * header (the key tuple). */
+export interface KeyedSuccessor {
+  id: number;
+  template: number;
+  role: 'end' | 'nexthop';
+  src: string;
+  dst: string;
+  skipHeader: Uint8Array;
+}
+
 export interface Engine {
   readonly impl: EngineImpl;
   installSa(sa: SaDesc): void;
@@ -177,6 +217,10 @@ export interface Engine {
   /** Live per-reason and per-verdict counters (COUNTER_SLOTS entries). */
   counters(): BigUint64Array;
   saStats(id: number): SaStats | undefined;
+  /** Replaces the successor configuration (the previous Kijn are zeroed). */
+  setSuccessors(config: SuccessorConfig): void;
+  /** The SAs keyed as successors since the last call, oldest first. */
+  takeSuccessors(): KeyedSuccessor[];
   /** Frees every SA (keys zeroed); the engine is unusable afterwards. */
   close(): void;
 }

@@ -14,11 +14,15 @@ import {
   Verdict,
   type BatchLike,
   type Engine,
+  type KeyedSuccessor,
   type Policy,
   type Route,
   type SaDesc,
   type SaStats,
+  type SuccessorConfig,
 } from '../types.js';
+import { flattenSuccessors } from '../native.js';
+import { Successors } from './successors.js';
 import { encapsulate } from './encap.js';
 import { inbound, type InboundContext, type RouteEntry } from './inbound.js';
 import { policyDetunnel } from './detunnel.js';
@@ -31,6 +35,7 @@ import { decrementTtl } from './ttl.js';
 export class RefEngine implements Engine {
   readonly impl = 'ts' as const;
   private readonly table = new SaTable();
+  private readonly successors = new Successors(this.table);
   private readonly counterArray = new BigUint64Array(COUNTER_SLOTS);
   /** Longest prefix first. */
   private routes: RouteEntry[] = [];
@@ -40,6 +45,7 @@ export class RefEngine implements Engine {
 
   private readonly inboundContext: InboundContext = {
     table: this.table,
+    successors: this.successors,
     isLocal: (address) => this.locals.has(address),
     route: (address) => this.routes.find((r) => (address & r.mask) >>> 0 === r.network),
     policy: (table, src, dst, proto) => this.policies.find(table, src, dst, proto),
@@ -125,8 +131,19 @@ export class RefEngine implements Engine {
     return { packets: sa.packets, bytes: sa.bytes, ahSeq: seqOf(sa.ah), espSeq: seqOf(sa.esp) };
   }
 
+  setSuccessors(config: SuccessorConfig): void {
+    this.assertOpen();
+    flattenSuccessors(config); // the same checks as the native engine's
+    this.successors.configure(config);
+  }
+
+  takeSuccessors(): KeyedSuccessor[] {
+    return this.successors.take();
+  }
+
   close(): void {
     if (this.closed) return;
+    this.successors.configure({ validUntil: 0, windowStart: 0, ids: [], peers: [] });
     this.table.clear();
     this.closed = true;
   }

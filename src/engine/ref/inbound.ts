@@ -11,6 +11,7 @@ import { aeadOpen } from './crypto.js';
 import { coverageEnd, verifyAh, type AhLayout } from './icv.js';
 import { deliver, forward, punt, reject, type Outcome, type Slot } from './outcome.js';
 import type { SaState, SaTable } from './sa.js';
+import type { Successors } from './successors.js';
 import { decrementTtl } from './ttl.js';
 import { prependNexthopLayer } from './wrap.js';
 
@@ -22,6 +23,7 @@ export interface RouteEntry {
 
 export interface InboundContext {
   table: SaTable;
+  successors: Successors;
   isLocal(address: number): boolean;
   /** Longest-prefix match, or undefined when no route covers the address. */
   route(address: number): RouteEntry | undefined;
@@ -53,6 +55,7 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
   let lastSa = 0;
   let peeled = 0;
   let afterIpip = false;
+  const keying = { keyed: false }; // one successor key per packet, as in native/xform/inbound.cc
   for (;;) {
     const ip = parseIpv4(buf, offset, offset + length);
     if (!ip.ok) return reject(ip.reason, offset, length, lastSa);
@@ -73,7 +76,7 @@ export function inbound(ctx: InboundContext, slot: Slot, offset: number, length:
     }
     afterIpip = false;
 
-    const found = findLayerSa(ctx, buf, offset, offset + h.headerLength, end, h.protocol, h.src, lastSa);
+    const found = findLayerSa(ctx, buf, offset, offset + h.headerLength, end, h, lastSa, keying);
     if ('verdict' in found) return found;
     const { sa } = found;
     const layout: AhLayout = {
@@ -132,17 +135,22 @@ function findLayerSa(
   ipOffset: number,
   at: number,
   end: number,
-  protocol: number,
-  outerSrc: number,
+  ip: Ipv4Header,
   lastSa: number,
+  keying: { keyed: boolean },
 ): LayerStart | Outcome {
+  const { protocol, src: outerSrc } = ip;
   const fail = (reason: Parameters<typeof reject>[0], sa = lastSa) => reject(reason, ipOffset, end - ipOffset, sa);
   if (protocol === IPPROTO_SKIP) {
     const skip = decodeSkipHeader(buf, at, end);
     if (!skip.ok) return fail(skip.reason);
     const h = skip.header;
     if (h.nextHeader !== IpProto.AH && h.nextHeader !== IpProto.ESP) return fail('bad_skip');
-    const sa = ctx.table.findBySkip(h, outerSrc);
+    let sa = ctx.table.findBySkip(h, outerSrc);
+    if (!sa && !keying.keyed) {
+      sa = ctx.successors.key(h, buf.subarray(at, at + skip.length), outerSrc, ip.dst);
+      keying.keyed = sa !== undefined;
+    }
     if (!sa) return fail('unknown_key');
     const own = sa.skip!;
     if (h.dstNsid !== own.dstNsid || h.dstMkid !== own.dstMkid) return fail('bad_dst_mkid', sa.id);

@@ -251,12 +251,22 @@ function spiKey(protocol: number, spi: number): string {
   return `${protocol}/${spi}`;
 }
 
+/** Inbound SKIP key tuples the table records (native/sa/table.h kMaxTuples): past it, none is recorded. */
+const MAX_TUPLES = 1 << 17;
+
 export class SaTable {
   private readonly byId = new Map<number, SaState>();
   private readonly bySpi = new Map<string, SaState>();
   private readonly byTuple = new Map<string, SaState>();
+  /** Inbound SKIP SAs' descriptions without their keys: what a successor key inherits (./successors.ts). */
+  private readonly templates = new Map<number, SaDesc>();
+  /** Every inbound SKIP key tuple installed, with its n: a successor key is never one of them. */
+  private readonly tuples = new Map<string, number>();
+  /** The highest n of a tuple not recorded (the record was full); no fresh tuple installs until it left the window. */
+  private unrecordedN: number | undefined;
 
-  install(desc: SaDesc): void {
+  /** Throws why not; with `freshTuple`, also when `desc` is not an inbound SKIP tuple this table never held. */
+  install(desc: SaDesc, freshTuple = false): void {
     const sa = createSa(desc);
     const clash = (problem: string, fix: string): never => {
       zeroKeys(sa);
@@ -264,6 +274,9 @@ export class SaTable {
     };
     if (this.byId.has(sa.id)) clash('is already installed', 'remove it first or pick another id');
     const lookup = inboundKey(sa);
+    const skipIn = lookup !== undefined && sa.mode === 'skip';
+    if (freshTuple && (!skipIn || this.unrecordedN !== undefined))
+      clash('is no fresh key tuple', 'key it in the control plane');
     if (lookup) {
       const table = sa.mode === 'skip' ? this.byTuple : this.bySpi;
       const other = table.get(lookup);
@@ -272,15 +285,34 @@ export class SaTable {
           `has the same inbound ${sa.mode === 'skip' ? 'SKIP key tuple' : 'protocol and SPI'} as SA ${other.id}`,
           'use a fresh Kp/SPI or remove the other SA first',
         );
+      if (skipIn && freshTuple && this.tuples.has(lookup))
+        clash('has a key tuple held before', 'key it in the control plane');
       table.set(lookup, sa);
     }
+    if (skipIn) {
+      if (this.tuples.size < MAX_TUPLES || this.tuples.has(lookup)) this.tuples.set(lookup, sa.skip!.n);
+      else this.unrecordedN = Math.max(this.unrecordedN ?? 0, sa.skip!.n);
+      this.templates.set(sa.id, keyless(desc));
+    }
     this.byId.set(sa.id, sa);
+  }
+
+  /** Forgets the key tuples held before with a counter below `n` (outside the window). */
+  forgetTuplesBefore(n: number): void {
+    for (const [key, held] of this.tuples) if (held < n) this.tuples.delete(key);
+    if (this.unrecordedN !== undefined && this.unrecordedN < n) this.unrecordedN = undefined;
+  }
+
+  /** What an inbound SKIP SA was installed with, keys left out. */
+  template(id: number): SaDesc | undefined {
+    return this.templates.get(id);
   }
 
   remove(id: number): boolean {
     const sa = this.byId.get(id);
     if (!sa) return false;
     this.byId.delete(id);
+    this.templates.delete(id);
     const lookup = inboundKey(sa);
     if (lookup) (sa.mode === 'skip' ? this.byTuple : this.bySpi).delete(lookup);
     zeroKeys(sa);
@@ -302,9 +334,20 @@ export class SaTable {
   clear(): void {
     for (const sa of this.byId.values()) zeroKeys(sa);
     this.byId.clear();
+    this.templates.clear();
     this.bySpi.clear();
     this.byTuple.clear();
   }
+}
+
+/** `desc` without key bytes (an inheriting SA gets its own). */
+function keyless(desc: SaDesc): SaDesc {
+  const none = new Uint8Array(0);
+  return {
+    ...desc,
+    ...(desc.ah && { ah: { ...desc.ah, key: none } }),
+    ...(desc.esp && { esp: { ...desc.esp, key: none } }),
+  };
 }
 
 /** The key an inbound SA is found by, or undefined for out SAs. */
