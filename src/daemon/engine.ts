@@ -1,7 +1,16 @@
 // The daemon's view of its engine: the engine as the role uses it, plus a record of every SA the role
 // installs (id, direction, layer, peer, outer addresses: never key bytes) for status, metrics and
 // logs. The engine itself keeps no such list; the record is the only copy outside the role.
-import type { BatchLike, Engine, Policy, Route, SaDesc, SaStats } from '../engine/types.js';
+import type {
+  BatchLike,
+  Engine,
+  KeyedSuccessor,
+  Policy,
+  Route,
+  SaDesc,
+  SaStats,
+  SuccessorConfig,
+} from '../engine/types.js';
 import { formatName } from '../keys/names.js';
 import { ipToU32 } from '../wire/addr.js';
 import { decodeSkipHeader, NSID_IPV4, NSID_NONE } from '../wire/skip.js';
@@ -73,6 +82,32 @@ export class TrackedEngine implements Engine {
   /** How many SAs, routes and outbound policies the engine holds now. */
   tableSizes(): TableSizes {
     return { sas: this.sas.size, routes: this.routes, policies: this.policies };
+  }
+
+  /** With replay marks, the tuples marked before this process started are not keyed by the engine (their floors). */
+  setSuccessors(config: SuccessorConfig): void {
+    this.inner.setSuccessors(this.marks ? { ...config, blocked: this.marks.restoredKeys() } : config);
+  }
+
+  /** The SAs the engine keyed, recorded (and their marks sampled) like those installed. */
+  takeSuccessors(): KeyedSuccessor[] {
+    const keyed = this.inner.takeSuccessors();
+    for (const k of keyed) {
+      const record: SaRecord = {
+        id: k.id,
+        direction: 'in',
+        role: k.role,
+        mode: 'skip',
+        peer: formatName({ nsid: NSID_NONE, address: ipToU32(k.src) }),
+        src: k.src,
+        dst: k.dst,
+        installedAt: this.now(),
+      };
+      this.marks?.track(k.id, k.src, k.skipHeader, k.role === 'end' ? 'espSeq' : 'ahSeq');
+      this.sas.set(k.id, record);
+      this.events.installed(record);
+    }
+    return keyed;
   }
 
   setRoutes(routes: readonly Route[]): void {

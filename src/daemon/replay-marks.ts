@@ -54,8 +54,8 @@ const markCodec: JournalCodec<Mark, number> = {
 };
 
 /** The mark key of an inbound SKIP SA's key tuple (its outer source and SKIP header). */
-function markKey(sa: SaDesc, sha256: Sha256): number {
-  return digest52(Buffer.concat([Buffer.from(sa.src), sa.skipHeader!]), sha256);
+function markKey(src: string, skipHeader: Uint8Array, sha256: Sha256): number {
+  return digest52(Buffer.concat([Buffer.from(src), skipHeader]), sha256);
 }
 
 function isCount(v: unknown, max: number): v is number {
@@ -69,6 +69,8 @@ export class ReplayMarks {
   private readonly live = new Map<number, Live>();
   /** Recorded since the last write. */
   private readonly moved = new Map<number, Mark>();
+  /** The keys loaded at start (restoredKeys). */
+  private readonly restored: number[];
   private lastPrune: number;
 
   /**
@@ -89,16 +91,31 @@ export class ReplayMarks {
       problem(`${this.journal.file}: ${loaded.discardedLines} line(s) at its end did not check and were cut off`);
     this.marks.clear();
     for (const m of loaded.records.sort((a, b) => a.seenMs - b.seenMs)) this.marks.set(m.key, m);
+    this.restored = [...this.marks.keys()];
     this.lastPrune = now();
   }
 
   /** `sa` with the floor its key tuple reached before (inbound SKIP SAs); remembers it for sampling. */
   floored(sa: SaDesc): SaDesc {
     if (sa.direction !== 'in' || sa.mode !== 'skip' || !sa.skipHeader) return sa;
-    const key = markKey(sa, this.sha256);
-    this.live.set(sa.id, { key, header: sa.esp ? 'espSeq' : 'ahSeq' });
+    const key = this.track(sa.id, sa.src, sa.skipHeader, sa.esp ? 'espSeq' : 'ahSeq');
     const mark = this.marks.get(key);
     return mark ? { ...sa, replayFloor: Math.min(MAX_SEQ, mark.seq + mark.margin) } : sa;
+  }
+
+  /** Samples inbound SKIP SA `id` (outer source `src`, its SKIP header) from now on; returns its mark key. */
+  track(id: number, src: string, skipHeader: Uint8Array, header: Live['header']): number {
+    const key = markKey(src, skipHeader, this.sha256);
+    this.live.set(id, { key, header });
+    return key;
+  }
+
+  /**
+   * The mark keys read from the journal at start that are still kept: tuples a previous process held, whose floors
+   * only the control plane applies (the engine keys no successor with one of them).
+   */
+  restoredKeys(): number[] {
+    return this.restored.filter((key) => this.marks.has(key));
   }
 
   /** Before the SA is removed: its exact mark (nothing more can arrive on it), written with the next sample. */

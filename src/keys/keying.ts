@@ -14,6 +14,8 @@ import {
   KP_BYTES,
   skipCounter,
   packetKeys,
+  SKIP_COUNTER_SECONDS,
+  SKIP_EPOCH_UNIX,
   trafficKey,
   wrapKp,
   COUNTER_WINDOW,
@@ -323,7 +325,7 @@ export class SkipKeying {
         ? { nsid: NSID_IPV4, address: h.srcMkid! }
         : { nsid: NSID_NONE, address: ipToU32(req.src) };
     // The engine's key tuple (docs/engine.md §4.1): one SA per tuple, whatever algorithms a copy claims.
-    const tupleKey = `${formatName(peer)}|${h.n}|${h.kijAlg}|${Buffer.from(h.wrappedKp).toString('hex')}`;
+    const tupleKey = tupleKeyOf(peer, h);
     if (this.retired.size > 0 && this.retired.has(digest52(tupleKey, this.sha256)))
       return fail(
         'retired_key',
@@ -373,9 +375,49 @@ export class SkipKeying {
   }
 
   /**
-   * Forgets the SAs whose counter has left the window (inbound: n < local n − 1; outbound: n <
-   * local n − 1, i.e. not renewed by outboundSa). Returns their ids for engine.removeSa.
+   * Kijn of `peer` for every counter in the window (an engine keys that peer's successor keys with them), and the
+   * unix second the window moves; undefined when its certificate is not usable now.
    */
+  windowKijns(
+    peer: SkipName,
+  ): { kijns: { n: number; kijn: Uint8Array }[]; windowStart: number; validUntil: number } | undefined {
+    const localN = this.counter();
+    const kijns: { n: number; kijn: Uint8Array }[] = [];
+    for (let n = localN - COUNTER_WINDOW; n <= localN + COUNTER_WINDOW; n++) {
+      const k = this.kijnFor(peer, n);
+      if (!k.ok) return undefined;
+      kijns.push({ n, kijn: k.kijn });
+    }
+    const validUntil = SKIP_EPOCH_UNIX + (localN + 1) * SKIP_COUNTER_SECONDS;
+    return { kijns, windowStart: localN - COUNTER_WINDOW, validUntil };
+  }
+
+  /** `count` fresh SA ids, held as used until forgotten (an engine gives them to the SAs it keys). */
+  reserveIds(count: number): number[] {
+    return Array.from({ length: count }, () => this.allocateId());
+  }
+
+  /** Frees ids reserveIds() gave that no SA took. */
+  releaseIds(ids: readonly number[]): void {
+    for (const id of ids) this.usedIds.delete(id);
+  }
+
+  /**
+   * Records inbound SA `id`, which the engine keyed from `skipHeader` sent by `peer` (a reserved id), as if
+   * inboundSa() had made it: its key tuple is then known, retired and expired like the others. False when the header
+   * does not parse or the tuple is already known.
+   */
+  adoptInbound(peer: SkipName, skipHeader: Uint8Array, id: number): boolean {
+    const parsed = decodeSkipHeader(skipHeader, 0);
+    if (!parsed.ok) return false;
+    const h = parsed.header;
+    const tupleKey = tupleKeyOf(peer, h);
+    if (this.inbound.has(tupleKey)) return false;
+    this.usedIds.add(id);
+    this.inbound.set(tupleKey, { id, n: h.n, cryptAlg: h.cryptAlg, macAlg: h.macAlg });
+    return true;
+  }
+
   /** Forgets the inbound SA `id` (its key tuple keys afresh if it comes again); no-op for an unknown id. */
   forgetInbound(id: number): void {
     for (const [key, entry] of this.inbound) {
@@ -398,6 +440,10 @@ export class SkipKeying {
     }
   }
 
+  /**
+   * Forgets the SAs whose counter has left the window (inbound: n < local n − 1; outbound: n <
+   * local n − 1, i.e. not renewed by outboundSa). Returns their ids for engine.removeSa.
+   */
   expire(): number[] {
     const localN = this.counter();
     const gone: number[] = [];
@@ -486,6 +532,11 @@ export class SkipKeying {
     this.usedIds.add(this.lastId);
     return this.lastId;
   }
+}
+
+/** The engine's key tuple (docs/engine.md §4.1) as this object's maps key it. */
+function tupleKeyOf(peer: SkipName, h: SkipHeader): string {
+  return `${formatName(peer)}|${h.n}|${h.kijAlg}|${Buffer.from(h.wrappedKp).toString('hex')}`;
 }
 
 /** E_kp and A_kp of a Kp this end made, for the layer it seals. */

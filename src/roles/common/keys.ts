@@ -5,7 +5,7 @@
 // busy peer reaches the bound within the hour's n) and capped overall: each costs a punted packet and an
 // install, and a peer may mint packet keys at will (issue 10 hole 11).
 import { nativePacketKeys, nativeSha256 } from '../../engine/addon.js';
-import type { Engine, PlainDatagrams, SaDesc, SelectorMiss, Selectors } from '../../engine/types.js';
+import type { Engine, PlainDatagrams, SaDesc, SelectorMiss, Selectors, SuccessorPeer } from '../../engine/types.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
 import { SkipKeying, wipeSaKeys, type KeyingFailure, type OutboundRequest } from '../../keys/keying.js';
@@ -34,6 +34,9 @@ export type SaLookup = { ok: true; id: number } | { ok: false; reason: SaFailure
 export const DEFAULT_MAX_INBOUND_PER_PEER = 64;
 /** Inbound SAs in all (the engine's SA ids and memory stay bounded). */
 export const DEFAULT_MAX_INBOUND = 65536;
+
+/** Ids the engine holds for successor keys at a time: far above the new keys a peer opens between two syncs. */
+export const SUCCESSOR_IDS = 16;
 
 /** Sequence numbers back from an SA's last one that a failure message may quote (packets the engine sealed alone). */
 export const QUOTABLE_SEQS = 4096;
@@ -113,6 +116,10 @@ export class NodeKeys {
   /** Superseded inbound SAs: the packets they had carried when last looked at, and when (keying seconds). */
   private readonly superseded = new Map<number, { packets: bigint; since: number }>();
   private lastSweep = 0;
+  /** Ids the engine may give successor keys (reserved in the keying, not taken yet). */
+  private successorIds: number[] = [];
+  /** What setSuccessors was last told (window, ids, peers and templates), to tell it only changes. */
+  private successorsSent = '';
   private readonly maxInboundPerPeer: number;
   private readonly maxInbound: number;
 
@@ -185,15 +192,7 @@ export class NodeKeys {
     });
     if (!r.ok) return r;
     if (!r.created) return { ok: true, id: r.id };
-    // A peer at its cap rotated Kp again (kpRotationPackets at line rate reaches 64 keys within the hour's n): only a
-    // holder of the pairwise key mints a key that unwraps, so the new key replaces that peer's oldest, never another's.
-    const held = this.inboundOrder.get(peerKey(peer)) ?? [];
-    if (held.length >= this.maxInboundPerPeer) {
-      const oldest = held[0];
-      this.keying.retireInbound(oldest);
-      this.remove(oldest);
-      this.evictedInbound++;
-    }
+    this.makeRoomFor(peer);
     if (r.sa.role === 'end' && this.selectorsFor) {
       r.sa.selectors = this.selectorsFor(peer, u32ToIp(dst));
       r.sa.selectorMiss = this.selectorMissFor?.(peer) ?? 'punt';
@@ -204,6 +203,69 @@ export class NodeKeys {
     this.install(r.sa, meta);
     this.supersede(meta, r.sa.id);
     return { ok: true, id: r.sa.id };
+  }
+
+  /**
+   * Successor keys (docs/engine.md §4.3): adopts the SAs the engine keyed since the last call (returns how many), then
+   * lets it key the next packet keys of each peer with SKIP name NSID 0 (a gateway, found by outer source) that holds
+   * an inbound SA — inheriting from the newest of each layer and path — with the Kijn of the window and SUCCESSOR_IDS
+   * ids. Tells the engine only what changed. Off with a key log (it records each Kp, which only this side sees).
+   */
+  syncSuccessors(): number {
+    if (this.keyLog) return 0;
+    const adopted = this.adoptSuccessors();
+    const peers: SuccessorPeer[] = [];
+    let window: { windowStart: number; validUntil: number } | undefined;
+    for (const ids of this.inboundOrder.values()) {
+      const peer = this.metas.get(ids[0])?.peer;
+      if (!peer || peer.nsid !== NSID_NONE) continue;
+      const newest = new Map<string, number>();
+      for (const id of ids) {
+        const m = this.metas.get(id)!;
+        newest.set(`${m.role}|${m.src}|${m.dst}`, id);
+      }
+      const w = this.keying.windowKijns(peer);
+      if (!w) continue;
+      window = w;
+      peers.push({ address: u32ToIp(peer.address), templates: [...newest.values()], kijns: w.kijns });
+    }
+    const room = Math.max(0, Math.min(SUCCESSOR_IDS, this.maxInbound - this.inboundCount));
+    if (peers.length === 0 || !window) {
+      if (this.successorIds.length === 0) return adopted;
+      this.keying.releaseIds(this.successorIds);
+      this.successorIds = [];
+      this.successorsSent = '';
+      this.engine.setSuccessors({ validUntil: 0, windowStart: 0, ids: [], peers: [] });
+      return adopted;
+    }
+    if (this.successorIds.length < room)
+      this.successorIds.push(...this.keying.reserveIds(room - this.successorIds.length));
+    const sent = JSON.stringify([window.windowStart, this.successorIds, peers.map((p) => [p.address, p.templates])]);
+    if (sent !== this.successorsSent) this.engine.setSuccessors({ ...window, ids: this.successorIds, peers });
+    this.successorsSent = sent;
+    return adopted;
+  }
+
+  /** Records the SAs the engine keyed as successors as if inbound() had installed them. */
+  private adoptSuccessors(): number {
+    let adopted = 0;
+    for (const k of this.engine.takeSuccessors()) {
+      this.successorIds = this.successorIds.filter((id) => id !== k.id);
+      const peer: SkipName = { nsid: NSID_NONE, address: ipToU32(k.src) };
+      if (!this.keying.adoptInbound(peer, k.skipHeader, k.id)) {
+        // A header that does not parse or a tuple known already: nothing here could account for the SA, so it goes.
+        this.engine.removeSa(k.id);
+        this.keying.releaseIds([k.id]);
+        continue;
+      }
+      this.makeRoomFor(peer);
+      const meta: SaMeta = { peer, role: k.role, direction: 'in', src: k.src, dst: k.dst };
+      this.metas.set(k.id, meta);
+      this.countInbound(meta.peer, +1, k.id);
+      this.supersede(meta, k.id);
+      adopted++;
+    }
+    return adopted;
   }
 
   meta(id: number): SaMeta | undefined {
@@ -276,8 +338,23 @@ export class NodeKeys {
   }
 
   close(): void {
+    this.keying.releaseIds(this.successorIds);
+    this.successorIds = [];
     for (const id of [...this.metas.keys()]) this.remove(id);
     this.keying.close();
+  }
+
+  /**
+   * A peer at its cap rotated Kp again (kpRotationPackets at line rate reaches 64 keys within the hour's n): only a
+   * holder of the pairwise key mints a key that unwraps, so the new key replaces that peer's oldest, never another's.
+   */
+  private makeRoomFor(peer: SkipName): void {
+    const held = this.inboundOrder.get(peerKey(peer)) ?? [];
+    if (held.length < this.maxInboundPerPeer) return;
+    const oldest = held[0];
+    this.keying.retireInbound(oldest);
+    this.remove(oldest);
+    this.evictedInbound++;
   }
 
   private inboundLimit(peer: SkipName): SaLookup | undefined {

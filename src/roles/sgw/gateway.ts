@@ -584,6 +584,7 @@ export class SecurityGateway {
     if (r.ok) {
       this.tally.add('sa_installed');
       if (!this.reinjected(o, r.id, layer, ip)) sink(job);
+      this.syncSuccessors();
       return;
     }
     if (r.reason === 'unknown_certificate' && layer) {
@@ -739,10 +740,23 @@ export class SecurityGateway {
   // ── tables, output ───────────────────────────────────────────────────────────────────────
 
   /**
+   * With I/O loops, another SGW's next packet keys are keyed in the worker that reads their first packet (successor
+   * keys, docs/engine.md §4.3): the new SA inherits from the one this side keyed, so nothing is decided there that
+   * was not decided here. The loops re-inject such a key's first packet today anyway (reinjected); this skips the
+   * round trip through this thread.
+   */
+  private syncSuccessors(): void {
+    if (!this.host.dataPath) return;
+    const keyed = this.keys.syncSuccessors();
+    if (keyed > 0) this.tally.add('successor_keyed', keyed);
+  }
+
+  /**
    * Before each flush: next-hop routes follow the SKIP counter (a new n means new outbound SAs, and old ones
    * expire), and routes learned or expired since the last flush reach the engine in one setRoutes.
    */
   private refreshTables(): void {
+    this.syncSuccessors();
     const n = this.keys.keying.counter();
     const newCounter = n !== this.routesCounter;
     // The compiled tables move to new SAs before expire() removes the old ones.
