@@ -10,6 +10,7 @@ import { roundOrder, runE2e } from '../../src/bench/e2e/index.js';
 import { processTicks, softirqTicks, udpCounts } from '../../src/bench/e2e/measure.js';
 import { PATH_NAMES } from '../../src/bench/e2e/paths.js';
 import { relayCosts, relayCpuPerPacket } from '../../src/bench/e2e/chain.js';
+import { FIRST_PACKET_SAMPLES } from '../../src/bench/e2e/sgwd.js';
 import { median } from '../../src/bench/median.js';
 import { formatSvg, formatTables, ratios, type PathResult } from '../../src/bench/e2e/report.js';
 import { establishedPacketDelays, firstPacketDelays, firstPacketSendDelays } from '../../src/bench/e2e/sgwd.js';
@@ -177,6 +178,8 @@ describe.skipIf(!built)('bench e2e through mipsec (built CLI, real namespaces)',
     expect(rows[0].first_packet_send_ms).toBeLessThan(100);
     expect(rows[0].established_packet_ms).toBeGreaterThan(0);
     expect(rows[0].established_packet_ms).toBeLessThan(100);
+    // After the first key, gwA's every new key is a successor of it: gwB's engine keys it (docs/engine.md §4.3).
+    expect(rows[0].first_packet_engine_keyed).toBeGreaterThanOrEqual(FIRST_PACKET_SAMPLES);
     // The daemons' loops counted the TCP run: established traffic stays native (issue 11: ≤ 0.1 % in JavaScript).
     expect(rows[0].tcp_slow_path_packets).toBeGreaterThanOrEqual(0);
     expect(rows[0].tcp_js_share).toBeLessThan(0.001);

@@ -183,7 +183,12 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
     udp_pps: null,
     cpu_s_per_gbit: null,
     ...(DRIVERS[name].firstPacket
-      ? { first_packet_ms: null, first_packet_send_ms: null, established_packet_ms: null }
+      ? {
+          first_packet_ms: null,
+          first_packet_send_ms: null,
+          established_packet_ms: null,
+          first_packet_engine_keyed: null,
+        }
       : {}),
     runs: [],
   }));
@@ -256,12 +261,13 @@ export async function runBenchmark(options: E2eOptions): Promise<E2eReport> {
         result.first_packet_ms = fp.median_ms;
         result.first_packet_send_ms = fp.send_median_ms;
         result.established_packet_ms = fp.established_median_ms;
+        result.first_packet_engine_keyed = fp.engine_keyed;
         progress(
           `${result.path}: first packet of a new key delivered after ${fp.median_ms.toFixed(3)} ms at the receiver ` +
             `(median of ${fp.samples}), ` +
             `sealed after ${fp.send_median_ms?.toFixed(3) ?? '—'} ms at the sender (median of ${fp.send_samples}); ` +
             `a packet under a key in place ${fp.established_median_ms?.toFixed(3) ?? '—'} ms ` +
-            `(median of ${fp.established_samples})`,
+            `(median of ${fp.established_samples}); ${fp.engine_keyed} new keys keyed by the receiver's engine`,
         );
       } catch (err) {
         result.error = `first packet: ${describe(err)}`;

@@ -64,6 +64,8 @@ export interface FirstPacket {
   /** A packet under a key in place, arrival to delivery, at the other gateway in the same run; null as above. */
   established_median_ms: number | null;
   established_samples: number;
+  /** How many new keys the receiving gateway's engine keyed itself (successor keys, docs/engine.md §4.3). */
+  engine_keyed: number;
 }
 
 /**

@@ -24,6 +24,11 @@ export interface E2eRow {
    */
   established_packet_ms?: number | null;
   /**
+   * Of the new keys the first-packet measurement opened at the receiving daemon, how many its engine keyed itself
+   * (successor keys, docs/engine.md §4.3) rather than its control plane.
+   */
+  first_packet_engine_keyed?: number | null;
+  /**
    * Paths with mipsec daemons (medians over the rounds): of the TCP run's packets, those the daemons' I/O loops punted
    * to JavaScript, and their share of all the loops handled (slow / (fast + slow)).
    */
@@ -86,6 +91,7 @@ export function jsonRows(results: readonly PathResult[]): E2eRow[] {
     if (r.first_packet_ms !== undefined) row.first_packet_ms = r.first_packet_ms;
     if (r.first_packet_send_ms !== undefined) row.first_packet_send_ms = r.first_packet_send_ms;
     if (r.established_packet_ms !== undefined) row.established_packet_ms = r.established_packet_ms;
+    if (r.first_packet_engine_keyed !== undefined) row.first_packet_engine_keyed = r.first_packet_engine_keyed;
     const counted = r.runs.filter((run) => run.tcp_js_share !== undefined);
     if (counted.length > 0) {
       row.tcp_slow_path_packets = median(counted.map((run) => run.tcp_slow_path_packets ?? 0));
@@ -190,6 +196,10 @@ function productLines(results: readonly PathResult[]): string[] {
     lines.push(
       `  the same at the sending daemon, the datagram's arrival to its first sealed packet leaving: ` +
         `${sgwd.first_packet_send_ms.toFixed(3)} ms (median)`,
+    );
+  if (sgwd.first_packet_engine_keyed != null)
+    lines.push(
+      `  new keys the receiving daemon's engine keyed itself (successor keys): ${sgwd.first_packet_engine_keyed}`,
     );
   if (sgwd.established_packet_ms != null)
     lines.push(

@@ -161,7 +161,12 @@ async function setHostMtu(topo: Topology, mtu: number | undefined): Promise<void
 }
 
 /** Both daemons up (routes to the far site first: the daemon reads them at start), or a clear error. */
-export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}): Promise<ActivePath> {
+/** The daemons, and one of a daemon's role counters (`mipsec status`). */
+export interface SgwdPath extends ActivePath {
+  roleCounter(gw: GatewayPlan['name'], name: string): Promise<number>;
+}
+
+export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}): Promise<SgwdPath> {
   const { topo, workdir } = ctx;
   await writeConfigs(workdir, topo, options);
   await topo.session.replaceRoute(topo.gwA, { prefix: PLAN.server.net, via: PLAN.gwB.outside });
@@ -214,7 +219,18 @@ export async function startDaemons(ctx: PathContext, options: SgwdOptions = {}):
     throw new Error(`${(err as Error).message}${output ? ` (${output})` : ''}`);
   }
   const sockets = plans(topo).map((g) => path.join(workdir, `${g.name}.sock`));
-  return { processes: daemons, teardown, dataPathCounts: () => daemonCounts(sockets) };
+  return {
+    processes: daemons,
+    teardown,
+    dataPathCounts: () => daemonCounts(sockets),
+    roleCounter: (gw, name) => roleCounter(path.join(workdir, `${gw}.sock`), name),
+  };
+}
+
+/** One of a daemon's role counters (`mipsec status`: counters.role), 0 when it has none of that name. */
+async function roleCounter(socket: string, name: string): Promise<number> {
+  const status = (await requestStatus(socket)) as { counters?: { role?: Record<string, number> } };
+  return status.counters?.role?.[name] ?? 0;
 }
 
 /** The daemons' fast path (`mipsec status`: counters.io.fastPath) and slow path (counters.io.punted), summed. */
@@ -382,6 +398,7 @@ export async function measureFirstPacket(ctx: PathContext, transport?: Transport
     const sent = firstPacketSendDelays(atA.recentOutput(), topo);
     const established = establishedPacketDelays(atA.recentOutput(), topo);
     return {
+      engine_keyed: await active.roleCounter('gwb', 'successor_keyed'),
       median_ms: median(delays),
       samples: delays.length,
       send_median_ms: sent.length > 0 ? median(sent) : null,
