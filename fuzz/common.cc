@@ -4,6 +4,8 @@
 #include <cstring>
 #include <iterator>
 #include <string>
+#include "crypto/keywrap.h"
+#include "crypto/packet_keys.h"
 #include "wire/ipv4.h"
 #include "wire/skip.h"
 #include "xform/packet.h"
@@ -230,10 +232,49 @@ bool gateway_selector_miss_punts(uint32_t id) {
   return false;
 }
 
+static void successor_kijn(uint8_t* kijn) { fill(kijn, kKijnBytes, 0x5eed); }
+
+SaConfig successor_of(const SaConfig& out, uint8_t seed) {
+  SaConfig c = out;
+  uint8_t kijn[kKijnBytes], kp[kPacketKeyBytes], keys[kPacketKeyBytes + 2 * kMaxKeyBytes];
+  successor_kijn(kijn);
+  fill(kp, sizeof kp, 0x4b50 + seed);
+  if (!key_wrap(kijn, kp, sizeof kp, c.skip_header + kSkipFixed) ||
+      !skip_packet_keys(kijn, c.skip_header + kSkipFixed, c.skip_header[9], c.esp_key_len, c.skip_header[10],
+                        c.ah_key_len, keys)) {
+    std::fprintf(stderr, "fuzz cast: no successor key (key wrap or BLAKE2b-512 missing)\n");
+    std::abort();
+  }
+  std::memcpy(c.esp_key, keys + kPacketKeyBytes, c.esp_key_len);
+  std::memcpy(c.ah_key, keys + kPacketKeyBytes + c.esp_key_len, c.ah_key_len);
+  return c;
+}
+
+// G1's successor configuration: each of `in` that is an NSID-0 SKIP SA is a template, one Kijn for each counter.
+static void gateway_successors(EngineCore& e, const std::vector<uint32_t>& in) {
+  SuccessorConfig s;
+  s.valid_until = UINT64_MAX;
+  for (uint32_t id = kSuccessorIds; id < kSuccessorIds + 16; id++) s.ids.push_back(id);
+  SuccessorPeer& peer = s.peers.emplace_back();
+  peer.address = kSender;
+  const auto tables = e.table.snapshot();
+  for (uint32_t id : in) {
+    const Sa* sa = tables->find(id);
+    if (!sa || sa->cfg.direction != Direction::in || sa->cfg.mode != Mode::skip || sa->skip.src_nsid != 0) continue;
+    peer.templates.push_back(id);
+    auto& [n, kijn] = peer.kijns.emplace_back();
+    n = sa->skip.n;
+    successor_kijn(kijn.data());
+  }
+  e.successors.configure(std::move(s));
+}
+
 std::unique_ptr<EngineCore> make_gateway() {
   auto e = std::make_unique<EngineCore>();
+  std::vector<uint32_t> in;
   for (size_t k = 0; k < std::size(kGatewayEnd); k++) {
     SaConfig c = end_sa(kGatewayEnd[k], Direction::in);
+    in.push_back(c.id);
     if (gateway_has_selectors(k)) c.selectors = gateway_selectors();
     c.selector_miss = gateway_punts_selector_miss(k) ? SelectorMiss::punt : SelectorMiss::drop;
     install(*e, c);
@@ -241,11 +282,13 @@ std::unique_ptr<EngineCore> make_gateway() {
   for (size_t i : kGatewayNexthop) {
     SaConfig c = nexthop_sa(i, Direction::in);
     c.relay = i != kGatewayNexthop[1];  // one SA that never relays: relay_denied
+    in.push_back(c.id);
     install(*e, c);
   }
   for (size_t i = 0; i < relay_specs().size(); i++) install(*e, relay_sa(i, Direction::out));
   e->table.set_local({kRelayGw});
   relay_routes(*e);
+  gateway_successors(*e, in);
   return e;
 }
 

@@ -55,6 +55,12 @@ std::unique_ptr<mipsec::EngineCore> make_relay();
 std::unique_ptr<mipsec::EngineCore> make_end(bool every_end_sa = true);
 std::unique_ptr<mipsec::EngineCore> make_gateway();
 
+// G1 keys kSender's next packet keys itself (successor keys, docs/engine.md §4.3): its NSID-0 SKIP SAs are the
+// templates, under one Kijn for every counter they use, with ids from kSuccessorIds on. successor_of(out, seed) is
+// the sender's SA `out` under a new Kp made from `seed` and wrapped under that Kijn.
+constexpr uint32_t kSuccessorIds = 5000;
+mipsec::SaConfig successor_of(const mipsec::SaConfig& out, uint8_t seed);
+
 // Whether `id` names an in SA of role nexthop (the cast's next-hop and relay SAs).
 bool is_nexthop_in(uint32_t id);
 // Whether gateway SA `id`'s selectors (if any) admit the delivered datagram d.

@@ -4,7 +4,8 @@
 // A fresh engine per input, so every finding reproduces from its input alone (windows start empty).
 // When G1 relays a packet, G2 must authenticate the layer G1 just added. G1 never forwards anything but
 // SKIP/AH/ESP, never delivers under a next-hop SA, never delivers outside an End-End SA's selectors (a miss is
-// punted only by an SA with selectorMiss 'punt'), and neither gateway delivers what no SA authenticated.
+// punted only by an SA with selectorMiss 'punt'), and neither gateway delivers what no SA authenticated. G1 also
+// keys kSender's next packet keys itself (successor keys): one of those is held to the rules of its template.
 #include <cstddef>
 #include <cstdint>
 #include "common.h"
@@ -42,7 +43,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   auto g1 = fuzz::make_gateway();
-  const fuzz::Result r = fuzz::run_op(*g1, pkt, OP_INBOUND, 0, 0, 256, 0);
+  fuzz::Result r = fuzz::run_op(*g1, pkt, OP_INBOUND, 0, 0, 256, 0);
+  // A successor key (docs/engine.md §4.3) is judged as the SA it inherits from.
+  for (const KeyedSuccessor& k : g1->successors.take()) {
+    if (k.id < fuzz::kSuccessorIds) fuzz::finding("G1 keyed a successor under an id it was not given");
+    if (r.sa == k.id) r.sa = k.template_id;
+  }
   // Only SKIP/AH/ESP leaves under a next-hop layer; only an End-End layer delivers (bare IP-in-IP is punted).
   if (r.verdict == V_FORWARD && !carries_layer(pkt, forwarded_datagram_at(pkt, r)))
     fuzz::finding("G1 relayed or forwarded a datagram that is not SKIP/AH/ESP");

@@ -94,6 +94,12 @@ int main(int argc, char** argv) {
       Bytes p = inner;
       fuzz::run_op(*sender, p, OP_ENCAP, fuzz::end_out_id(e));
       write_seed("inbound", with_prefix(0, p));
+      // The same SA's next packet key: G1 keys it itself when the SA is one of its templates.
+      auto successor_sender = std::make_unique<EngineCore>();
+      fuzz::install(*successor_sender, fuzz::successor_of(fuzz::end_sa(e, Direction::out), uint8_t(e)));
+      Bytes next = inner;
+      fuzz::run_op(*successor_sender, next, OP_ENCAP, fuzz::end_out_id(e));
+      write_seed("inbound", with_prefix(0, next));
       const size_t at = 20 + skip_len_of(p);
       if (p[9] == PROTO_AH || (p[9] == PROTO_SKIP && p[20 + 3] == PROTO_AH))
         write_seed("ah", slice(p, at, 36));
