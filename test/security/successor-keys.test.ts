@@ -107,6 +107,23 @@ describe.each(['native', 'ts'] as const)('successor keys through NodeKeys (%s en
     engine.close();
   });
 
+  it('after a reset (a reload changed the settings) the next key comes to the control plane, then the engine again', () => {
+    const engine = createEngine(impl);
+    const { keys, seal, close } = gatewayPair(engine);
+    expect(keys.inbound(seal(), 'full').ok).toBe(true);
+    keys.syncSuccessors();
+    const before = inbound(engine, seal());
+    expect(before.verdict).toBe(Verdict.DELIVER);
+    keys.resetSuccessors(); // the successor it just keyed inherited the old settings: no template either
+    const next = seal();
+    expect(inbound(engine, next).reason).toBe(Reason.unknown_key);
+    expect(keys.inbound(next, 'full').ok).toBe(true);
+    keys.syncSuccessors();
+    expect(inbound(engine, seal()).verdict).toBe(Verdict.DELIVER);
+    close();
+    engine.close();
+  });
+
   it('with a key log the engine keys nothing: every new key comes to the control plane', () => {
     const engine = createEngine(impl);
     const keyLog = { record: () => undefined, keyChainSink: undefined } as unknown as KeyLog;

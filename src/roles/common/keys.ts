@@ -120,6 +120,11 @@ export class NodeKeys {
   private successorIds: number[] = [];
   /** What setSuccessors was last told (window, ids, peers and templates), to tell it only changes. */
   private successorsSent = '';
+  /**
+   * The inbound SAs a successor key may inherit from: those inbound() keyed since the last resetSuccessors(), and
+   * the successors of those. A reset makes each peer's next key go through inbound() again (new settings apply).
+   */
+  private readonly templates = new Set<number>();
   private readonly maxInboundPerPeer: number;
   private readonly maxInbound: number;
 
@@ -202,6 +207,7 @@ export class NodeKeys {
     const meta: SaMeta = { peer, role: r.sa.role, direction: 'in', src: srcText, dst: u32ToIp(dst) };
     this.install(r.sa, meta);
     this.supersede(meta, r.sa.id);
+    this.templates.add(r.sa.id);
     return { ok: true, id: r.sa.id };
   }
 
@@ -222,9 +228,9 @@ export class NodeKeys {
       const newest = new Map<string, number>();
       for (const id of ids) {
         const m = this.metas.get(id)!;
-        newest.set(`${m.role}|${m.src}|${m.dst}`, id);
+        if (this.templates.has(id)) newest.set(`${m.role}|${m.src}|${m.dst}`, id);
       }
-      const w = this.keying.windowKijns(peer);
+      const w = newest.size > 0 ? this.keying.windowKijns(peer) : undefined;
       if (!w) continue;
       window = w;
       peers.push({ address: u32ToIp(peer.address), templates: [...newest.values()], kijns: w.kijns });
@@ -246,6 +252,12 @@ export class NodeKeys {
     return adopted;
   }
 
+  /** The settings new inbound SAs get changed: each peer's next key goes through inbound() again. */
+  resetSuccessors(): void {
+    this.templates.clear();
+    this.syncSuccessors();
+  }
+
   /** Records the SAs the engine keyed as successors as if inbound() had installed them. */
   private adoptSuccessors(): number {
     let adopted = 0;
@@ -263,6 +275,7 @@ export class NodeKeys {
       this.metas.set(k.id, meta);
       this.countInbound(meta.peer, +1, k.id);
       this.supersede(meta, k.id);
+      if (this.templates.has(k.template)) this.templates.add(k.id);
       adopted++;
     }
     return adopted;
@@ -401,6 +414,7 @@ export class NodeKeys {
 
   private remove(id: number): void {
     this.superseded.delete(id);
+    this.templates.delete(id);
     this.engine.removeSa(id);
     this.spent.delete(id);
     const meta = this.metas.get(id);

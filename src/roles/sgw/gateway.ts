@@ -251,6 +251,8 @@ export class SecurityGateway {
     if (changes.failureRate) this.limiter = failureLimiters(this.clock, changes.failureRate);
     // plainInbound is in the outside tables.
     this.tables?.refresh();
+    // A successor key inherits from its peer's last key: the next one goes through keying here, with the new suites.
+    if (this.host.dataPath) this.keys.resetSuccessors();
   }
 
   /** Care-of address → home address of this SGW's SMNs, as their HA accepted them (live bindings only). */
