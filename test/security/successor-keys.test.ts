@@ -92,6 +92,22 @@ describe.each(['native', 'ts'] as const)('successor keys through NodeKeys (%s en
     engine.close();
   });
 
+  it('the overall cap holds: the engine keeps only the ids the cap leaves room for', () => {
+    const engine = createEngine(impl);
+    const { keys, seal, close } = gatewayPair(engine, { limits: { maxInbound: 4 } });
+    expect(keys.inbound(seal(), 'full').ok).toBe(true);
+    keys.syncSuccessors(); // 3 ids: room for 3 more
+    expect(keys.inbound(seal(), 'full').ok).toBe(true);
+    expect(keys.inbound(seal(), 'full').ok).toBe(true);
+    keys.syncSuccessors(); // 3 held: 1 id left
+    const results = Array.from({ length: 3 }, () => inbound(engine, seal()).verdict);
+    expect(results).toEqual([Verdict.DELIVER, Verdict.PUNT, Verdict.PUNT]);
+    keys.syncSuccessors();
+    expect(inbound(engine, seal()).reason).toBe(Reason.unknown_key); // 4 held: no room, no id
+    close();
+    engine.close();
+  });
+
   it('a retired key that comes again goes to the control plane, which refuses it', () => {
     const engine = createEngine(impl);
     const { keys, seal, close } = gatewayPair(engine, { limits: { maxInboundPerPeer: 2 } });

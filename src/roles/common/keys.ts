@@ -244,8 +244,10 @@ export class NodeKeys {
       this.engine.setSuccessors({ validUntil: 0, windowStart: 0, ids: [], peers: [] });
       return adopted;
     }
+    // Never more ids than the overall cap leaves room for: an SA the engine keyed counts like one keyed here.
     if (this.successorIds.length < room)
       this.successorIds.push(...this.keying.reserveIds(room - this.successorIds.length));
+    else this.keying.releaseIds(this.successorIds.splice(room));
     const sent = JSON.stringify([window.windowStart, this.successorIds, peers.map((p) => [p.address, p.templates])]);
     if (sent !== this.successorsSent) this.engine.setSuccessors({ ...window, ids: this.successorIds, peers });
     this.successorsSent = sent;
