@@ -102,7 +102,8 @@ std::shared_ptr<const Tables> Successors::key(const Tables& t, uint32_t src, uin
   std::memcpy(cfg.skip_header, header, skip.len);
   cfg.skip_len = skip.len;
   cfg.replay_floor = 0;
-  if (!table_.install(cfg, /*fresh_tuple=*/true).empty()) return table_.snapshot();  // another worker keyed it first
+  // Refused: another worker keyed the tuple first (the packet goes on under its SA), or it was held before (punted).
+  if (!table_.install(cfg, /*fresh_tuple=*/true).empty()) return table_.snapshot();
   next_id_++;
   KeyedSuccessor& k = keyed_.emplace_back();
   k.id = cfg.id;

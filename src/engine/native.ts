@@ -1,9 +1,9 @@
 // The native data path (native/): validates SA descriptions with clear errors, then hands them to the addon.
-import { KIJN_BYTES } from '../keys/derive.js';
-import { ipToU32, isIpv4, parsePrefix, u32ToIp } from '../wire/addr.js';
+import { ipToU32, parsePrefix, u32ToIp } from '../wire/addr.js';
 import { SKIP_SPI, decodeSkipHeader } from '../wire/skip.js';
 import { SELECTOR_MISS_CODE, checkInboundRules, flattenPrefixes } from './inbound-rules.js';
 import { checkPolicies, flattenPolicies } from './policy.js';
+import { flattenSuccessors } from './successors.js';
 import {
   COUNTER_SLOTS,
   KEY_BYTES,
@@ -255,44 +255,6 @@ export function nativeSaArgs(sa: SaDesc, layout: SaWordLayout): unknown[] {
     rules.selectors && flattenPrefixes(rules.selectors.dst),
     plain && flattenPrefixes(plain.src),
   ];
-}
-
-/** setSuccessors' arguments (native/node/engine.cc SetSuccessors): counts and numbers, Kijn bytes, digests. */
-export function flattenSuccessors(c: SuccessorConfig): {
-  words: Uint32Array;
-  kijns: Uint8Array;
-  blocked: Float64Array;
-} {
-  const where = 'setSuccessors';
-  const u32 = (field: string, v: unknown): number => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
-      throw new RangeError(`${where}: ${field} must be an integer in 0..4294967295, got ${String(v)}`);
-    return v;
-  };
-  const words = [u32('validUntil', c.validUntil), u32('windowStart', c.windowStart), c.ids.length];
-  c.ids.forEach((id, i) => words.push(u32(`ids[${i}]`, id)));
-  words.push(c.peers.length);
-  const kijns: Uint8Array[] = [];
-  c.peers.forEach((p, i) => {
-    if (!isIpv4(p.address)) throw new RangeError(`${where}: peers[${i}].address must be dotted IPv4, got ${p.address}`);
-    words.push(ipToU32(p.address), p.templates.length);
-    p.templates.forEach((id, k) => words.push(u32(`peers[${i}].templates[${k}]`, id)));
-    words.push(p.kijns.length);
-    p.kijns.forEach(({ n, kijn }, k) => {
-      if (!(kijn instanceof Uint8Array) || kijn.length !== KIJN_BYTES)
-        throw new RangeError(`${where}: peers[${i}].kijns[${k}].kijn must be ${KIJN_BYTES} bytes`);
-      words.push(u32(`peers[${i}].kijns[${k}].n`, n));
-      kijns.push(kijn);
-    });
-  });
-  const blocked = Float64Array.from(c.blocked ?? [], (d, i) => {
-    if (!Number.isInteger(d) || d < 0 || d >= 2 ** 52)
-      throw new RangeError(`${where}: blocked[${i}] must be a 52-bit digest (src/keys/digest52.ts)`);
-    return d;
-  });
-  const flat = new Uint8Array(kijns.length * KIJN_BYTES);
-  kijns.forEach((k, i) => flat.set(k, i * KIJN_BYTES));
-  return { words: Uint32Array.from(words), kijns: flat, blocked };
 }
 
 export class NativeEngine implements Engine {

@@ -21,7 +21,7 @@ import {
   type SaStats,
   type SuccessorConfig,
 } from '../types.js';
-import { flattenSuccessors } from '../native.js';
+import { checkSuccessors, NO_SUCCESSORS } from '../successors.js';
 import { Successors } from './successors.js';
 import { encapsulate } from './encap.js';
 import { inbound, type InboundContext, type RouteEntry } from './inbound.js';
@@ -133,7 +133,7 @@ export class RefEngine implements Engine {
 
   setSuccessors(config: SuccessorConfig): void {
     this.assertOpen();
-    flattenSuccessors(config); // the same checks as the native engine's
+    checkSuccessors(config);
     this.successors.configure(config);
   }
 
@@ -143,7 +143,7 @@ export class RefEngine implements Engine {
 
   close(): void {
     if (this.closed) return;
-    this.successors.configure({ validUntil: 0, windowStart: 0, ids: [], peers: [] });
+    this.successors.configure(NO_SUCCESSORS);
     this.table.clear();
     this.closed = true;
   }

@@ -5,6 +5,7 @@
 // busy peer reaches the bound within the hour's n) and capped overall: each costs a punted packet and an
 // install, and a peer may mint packet keys at will (issue 10 hole 11).
 import { nativePacketKeys, nativeSha256 } from '../../engine/addon.js';
+import { NO_SUCCESSORS } from '../../engine/successors.js';
 import type { Engine, PlainDatagrams, SaDesc, SelectorMiss, Selectors, SuccessorPeer } from '../../engine/types.js';
 import type { CertCache } from '../../keys/cache.js';
 import type { Identity } from '../../keys/keyfile.js';
@@ -241,7 +242,7 @@ export class NodeKeys {
       this.keying.releaseIds(this.successorIds);
       this.successorIds = [];
       this.successorsSent = '';
-      this.engine.setSuccessors({ validUntil: 0, windowStart: 0, ids: [], peers: [] });
+      this.engine.setSuccessors(NO_SUCCESSORS);
       return adopted;
     }
     // Never more ids than the overall cap leaves room for: an SA the engine keyed counts like one keyed here.
